@@ -1,0 +1,25 @@
+// Durations in options: a number is milliseconds, a string uses the `ms`
+// format ('30s', '5m', '1h'). Parsed once, when options are resolved.
+import ms from 'ms';
+import { TierCacheConfigError } from '../errors.js';
+
+/** A duration: milliseconds as a number, or an `ms` string such as `'30s'`. */
+export type Duration = number | string;
+
+/**
+ * Parses a duration option into whole milliseconds.
+ * @throws TierCacheConfigError naming `option` when the value is not a
+ * finite, non-negative number or an `ms` string.
+ */
+export function parseDuration(option: string, value: unknown): number {
+  let parsed: number | undefined;
+  if (typeof value === 'number') parsed = value;
+  else if (typeof value === 'string' && value.trim() !== '') {
+    // ms() returns undefined for strings it cannot read; plain digit strings are ms.
+    parsed = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : (ms(value as ms.StringValue) as number | undefined);
+  }
+  if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
+    throw new TierCacheConfigError(option, value, "must be a non-negative duration: milliseconds as a number, or a string such as '30s', '5m', '1h'");
+  }
+  return Math.round(parsed);
+}

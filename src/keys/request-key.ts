@@ -1,0 +1,86 @@
+// Request -> cache key. Format:
+//   namespace : METHOD-CLASS : raw-path [? canonical-query] [:v=vary-values] [:u=user]
+// The path is the raw request path (two different request targets never share
+// an entry); the query is parsed and canonicalized so parameter order does not
+// matter, duplicates kept in order. Keys longer than a bound are hashed.
+import { createHash } from 'node:crypto';
+import stableStringify from 'fast-json-stable-stringify';
+import { escapeKeyComponent } from './key-escape.js';
+
+/** Keys longer than this are replaced by a hash of their variable part. */
+export const MAX_KEY_LENGTH = 1024;
+
+export interface RequestKeyInput {
+  /** Cache namespace (validated: no separators). */
+  readonly namespace: string;
+  /** The request method; HEAD shares GET's entries. */
+  readonly method: string;
+  /** The raw request target: path and optional query, as in `req.url`. */
+  readonly url: string;
+  /** Replaces the path-and-query part (the `key` middleware option). */
+  readonly customKey?: string;
+  /** Query parameters allowed into the key; when set, others are dropped. */
+  readonly queryAllow?: ReadonlySet<string>;
+  /** `[headerName, value]` pairs, in the route's order; undefined value = header absent. */
+  readonly vary?: ReadonlyArray<readonly [string, string | undefined]>;
+  /** User scope: entries are private to this user id. */
+  readonly user?: string;
+}
+
+/** The method class: HEAD is answered from GET entries, so both map to GET. */
+export function methodClass(method: string): string {
+  return method === 'GET' || method === 'HEAD' ? 'GET' : method.toUpperCase();
+}
+
+/**
+ * Canonical query: parameters sorted by name, repeated parameters kept as an
+ * array in request order, values decoded (`+` is a space). '' when empty.
+ */
+export function canonicalQuery(query: string, allow?: ReadonlySet<string>): string {
+  if (query === '') return '';
+  const params: Record<string, string | string[]> = Object.create(null);
+  let count = 0;
+  for (const [name, value] of new URLSearchParams(query)) {
+    if (allow !== undefined && !allow.has(name)) continue;
+    const seen = params[name];
+    if (seen === undefined) params[name] = value;
+    else if (typeof seen === 'string') params[name] = [seen, value];
+    else seen.push(value);
+    count++;
+  }
+  return count === 0 ? '' : stableStringify(params);
+}
+
+/** Builds the cache key of a request (see the format above). */
+export function buildRequestKey(input: RequestKeyInput): string {
+  const head = input.namespace + ':' + methodClass(input.method) + ':';
+  let rest: string;
+  if (input.customKey !== undefined) {
+    rest = escapeKeyComponent(input.customKey);
+  } else {
+    const url = input.url;
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    rest = escapeKeyComponent(path);
+    if (q !== -1) {
+      const query = canonicalQuery(url.slice(q + 1), input.queryAllow);
+      if (query !== '') rest += '?' + escapeKeyComponent(query);
+    }
+  }
+  const vary = input.vary;
+  if (vary !== undefined && vary.length > 0) {
+    rest += ':v=';
+    for (let i = 0; i < vary.length; i++) {
+      const pair = vary[i]!;
+      if (i > 0) rest += ',';
+      rest += escapeKeyComponent(pair[0]);
+      if (pair[1] !== undefined) rest += '=' + escapeKeyComponent(pair[1]);
+    }
+  }
+  if (input.user !== undefined) rest += ':u=' + escapeKeyComponent(input.user);
+  if (head.length + rest.length > MAX_KEY_LENGTH) {
+    // '#' is escaped inside components, so a hashed key never equals a plain one.
+    rest = '#' + createHash('sha256').update(rest).digest('base64url');
+  }
+  return head + rest;
+}
