@@ -1,0 +1,87 @@
+// cache.source(): read-through / write-through over a caller's data source.
+// get() loads on a miss (single-flight); set() saves to the source first and
+// then replaces the cached value; delete() removes from the source and the
+// cache. Each entry carries a tag of its own key, and set()/delete() bump it
+// before writing, so a load that was still running with the old value can
+// never land in the cache after the new one.
+import type { Duration } from '../keys/duration.js';
+
+export interface DataSource<Id, T> {
+  /** Reads the value; undefined means "not found" and is not cached. */
+  load(id: Id): Promise<T | undefined> | T | undefined;
+  /** Writes the value to the source (required for set()). */
+  save?(id: Id, value: T): Promise<unknown> | unknown;
+  /** Removes the value from the source (optional; delete() still evicts the cache entry). */
+  remove?(id: Id): Promise<unknown> | unknown;
+}
+
+export interface DataSourceOptions<Id, T> {
+  /** Prefix of the cache keys: the key of `id` is `${prefix}${id}`. @default '' */
+  prefix?: string;
+  /** Lifetime of cached values. @default the cache's ttl, else 60 s */
+  ttl?: Duration;
+  /** Tags for a value, e.g. `(id) => ['user:' + id]`, or a fixed list. */
+  tags?: readonly string[] | ((id: Id) => readonly string[]);
+}
+
+export interface CachedSource<Id, T> {
+  get(id: Id): Promise<T | undefined>;
+  set(id: Id, value: T): Promise<void>;
+  delete(id: Id): Promise<void>;
+}
+
+/** What source() needs from the cache; kept narrow so the helper stays testable. */
+export interface SourceHost {
+  getOrSet<T>(key: string, load: () => Promise<T | undefined> | T | undefined, options: { ttl?: Duration; tags?: readonly string[] }): Promise<T | undefined>;
+  set(key: string, value: unknown, options: { ttl?: Duration; tags?: readonly string[] }): Promise<void>;
+  delete(key: string): Promise<void>;
+  invalidateTags(tags: readonly string[]): Promise<void>;
+}
+
+/** The tag every source entry carries for its own key. */
+export function sourceKeyTag(key: string): string {
+  return 'key:' + key;
+}
+
+export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> = {}): CachedSource<Id, T> {
+  if (source === null || typeof source !== 'object' || typeof source.load !== 'function') {
+    throw new TypeError('tiercache: source() needs an object with a load(id) function');
+  }
+  const prefix = options.prefix ?? '';
+  const ttl = options.ttl;
+  const tagsOption = options.tags;
+  const keyOf = (id: Id) => prefix + String(id);
+  const tagsOf = (id: Id, key: string): readonly string[] => {
+    const own = sourceKeyTag(key);
+    if (tagsOption === undefined) return [own];
+    const extra = typeof tagsOption === 'function' ? tagsOption(id) : tagsOption;
+    return [own, ...extra];
+  };
+  const invalidate = async (key: string) => {
+    try {
+      await host.invalidateTags([sourceKeyTag(key)]);
+    } catch {
+      // Applied locally already; other instances' copies expire by TTL.
+    }
+  };
+
+  return {
+    async get(id) {
+      const key = keyOf(id);
+      return host.getOrSet<T>(key, () => source.load(id), { ttl, tags: tagsOf(id, key) });
+    },
+    async set(id, value) {
+      if (typeof source.save !== 'function') throw new TypeError('tiercache: this source has no save(id, value); set() needs one');
+      await source.save(id, value);
+      const key = keyOf(id);
+      await invalidate(key);
+      await host.set(key, value, { ttl, tags: tagsOf(id, key) });
+    },
+    async delete(id) {
+      if (typeof source.remove === 'function') await source.remove(id);
+      const key = keyOf(id);
+      await invalidate(key);
+      await host.delete(key);
+    },
+  };
+}

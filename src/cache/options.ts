@@ -1,0 +1,212 @@
+// createCache options: the public interface, environment fallbacks and the
+// single validation step. Everything is checked here, once, and resolved
+// into a frozen object; the caller's object is never mutated.
+import { TierCacheConfigError } from '../errors.js';
+import { parseDuration, type Duration } from '../keys/duration.js';
+import { RouteTable, type RouteRuleInput } from '../keys/route-table.js';
+import { isRedisClient, type RedisClient } from '../store/redis-client.js';
+
+/** Anything with pino's method shapes: `logger.warn({ err }, 'message')`. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface L1CacheOptions {
+  /** Most entries L1 holds. @default 10_000 */
+  maxEntries?: number;
+  /** Most bytes (bodies, headers, keys, tags) L1 holds. @default 64 MiB */
+  maxBytes?: number;
+  /** Cap on how long an entry stays in L1; bounds staleness while the bus is down. @default the entry's own TTL */
+  ttl?: Duration;
+}
+
+export interface L2CacheOptions {
+  /** Longest a Redis command may take before it counts as failed (a miss). @default '200ms' */
+  commandTimeout?: Duration;
+  /** After a timeout, how long Redis is skipped before one command probes it again. @default '1s' */
+  breakerCooldown?: Duration;
+}
+
+export interface CacheOptions {
+  /** Prefixes every Redis key and the pub/sub channel. @default 'tiercache' (env TIERCACHE_NAMESPACE) */
+  namespace?: string;
+  /** Redis URL, an ioredis Redis or Cluster, or false for L1 only. @default env TIERCACHE_REDIS_URL, else L1 only */
+  redis?: string | RedisClient | false;
+  /** The in-process tier, or false for L2 only. */
+  l1?: L1CacheOptions | false;
+  /** How tiercache talks to Redis. */
+  l2?: L2CacheOptions;
+  /** TTL where no route rule or per-call ttl applies. @default none (data API: 60 s) */
+  ttl?: Duration;
+  /** The route TTL table: path prefix -> TTL, false, or a rule object. */
+  routes?: Record<string, RouteRuleInput>;
+  /** Master switch: false makes every middleware pass through and the data API miss. @default true (env TIERCACHE_ENABLED) */
+  enabled?: boolean;
+  /** Where HTTP lifetimes come from by default. @default 'table' */
+  freshness?: 'table' | 'origin';
+  /** A pino-compatible logger. @default util.debuglog('tiercache') */
+  logger?: Logger;
+}
+
+export interface ResolvedL1Options {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  readonly ttl: number | undefined;
+}
+
+export interface ResolvedOptions {
+  readonly namespace: string;
+  readonly redis: string | RedisClient | undefined;
+  readonly l1: ResolvedL1Options | undefined;
+  readonly commandTimeout: number;
+  readonly breakerCooldown: number;
+  readonly ttl: number | undefined;
+  readonly routes: RouteTable;
+  readonly enabled: boolean;
+  readonly freshness: 'table' | 'origin';
+  readonly logger: Logger | undefined;
+}
+
+export const DEFAULT_L1_MAX_ENTRIES = 10_000;
+export const DEFAULT_L1_MAX_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_COMMAND_TIMEOUT = 200;
+export const DEFAULT_BREAKER_COOLDOWN = 1000;
+
+const TOP_KEYS = new Set(['namespace', 'redis', 'l1', 'l2', 'ttl', 'routes', 'enabled', 'freshness', 'logger']);
+const L1_KEYS = new Set(['maxEntries', 'maxBytes', 'ttl']);
+const L2_KEYS = new Set(['commandTimeout', 'breakerCooldown']);
+const NAMESPACE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function checkKeys(option: string, value: object, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) {
+      const name = option === '' ? key : `${option}.${key}`;
+      throw new TierCacheConfigError(name, (value as Record<string, unknown>)[key], `is not a known option (known: ${[...known].join(', ')})`);
+    }
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function envBoolean(env: Env, name: string): boolean | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1' || v === 'yes' || v === 'on') return true;
+  if (v === 'false' || v === '0' || v === 'no' || v === 'off') return false;
+  throw new TierCacheConfigError(name, raw, 'must be true or false (also 1/0, yes/no, on/off)');
+}
+
+function envString(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function positiveInteger(option: string, value: unknown): number {
+  if (typeof value === 'string' && /^\s*\d+\s*$/.test(value)) value = Number(value);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new TierCacheConfigError(option, value, 'must be a whole number >= 1');
+  }
+  return value;
+}
+
+/** Validates createCache options (and TIERCACHE_* variables for options not given). */
+export function resolveOptions(input: CacheOptions | undefined, env: Env = process.env): ResolvedOptions {
+  if (input !== undefined && !isPlainObject(input)) throw new TierCacheConfigError('options', input, 'must be an object');
+  const options: CacheOptions = input ?? {};
+  checkKeys('', options, TOP_KEYS);
+
+  const fromEnv = (option: string, variable: string) => (options as Record<string, unknown>)[option] === undefined && env[variable] !== undefined && env[variable] !== '';
+
+  // namespace
+  const namespace: unknown = options.namespace ?? envString(env, 'TIERCACHE_NAMESPACE') ?? 'tiercache';
+  const nsName = options.namespace === undefined && envString(env, 'TIERCACHE_NAMESPACE') !== undefined ? 'TIERCACHE_NAMESPACE' : 'namespace';
+  if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
+    throw new TierCacheConfigError(nsName, namespace, 'must be 1-64 characters from A-Z a-z 0-9 _ . -');
+  }
+
+  // enabled
+  let enabled: boolean;
+  if (options.enabled !== undefined) {
+    if (typeof options.enabled !== 'boolean') throw new TierCacheConfigError('enabled', options.enabled, 'must be a boolean');
+    enabled = options.enabled;
+  } else enabled = envBoolean(env, 'TIERCACHE_ENABLED') ?? true;
+
+  // redis / L2
+  let redis: string | RedisClient | undefined;
+  if (options.redis !== undefined) {
+    if (options.redis === false) redis = undefined;
+    else if (typeof options.redis === 'string') {
+      if (!/^rediss?:\/\//i.test(options.redis)) throw new TierCacheConfigError('redis', options.redis, "must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false");
+      redis = options.redis;
+    } else if (isRedisClient(options.redis)) redis = options.redis;
+    else throw new TierCacheConfigError('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');
+  } else if (envBoolean(env, 'TIERCACHE_L2_ENABLED') !== false) {
+    const url = envString(env, 'TIERCACHE_REDIS_URL');
+    if (url !== undefined && !/^rediss?:\/\//i.test(url)) throw new TierCacheConfigError('TIERCACHE_REDIS_URL', url, 'must be a redis:// or rediss:// URL');
+    redis = url;
+  }
+
+  let commandTimeout = DEFAULT_COMMAND_TIMEOUT;
+  let breakerCooldown = DEFAULT_BREAKER_COOLDOWN;
+  if (options.l2 !== undefined) {
+    if (!isPlainObject(options.l2)) throw new TierCacheConfigError('l2', options.l2, 'must be an object');
+    checkKeys('l2', options.l2, L2_KEYS);
+    if (options.l2.commandTimeout !== undefined) commandTimeout = parseDuration('l2.commandTimeout', options.l2.commandTimeout);
+    if (options.l2.breakerCooldown !== undefined) breakerCooldown = parseDuration('l2.breakerCooldown', options.l2.breakerCooldown);
+    if (commandTimeout < 1) throw new TierCacheConfigError('l2.commandTimeout', options.l2.commandTimeout, 'must be at least 1 ms');
+  }
+
+  // L1
+  let l1: ResolvedL1Options | undefined;
+  const l1Enabled = options.l1 !== undefined ? options.l1 !== false : envBoolean(env, 'TIERCACHE_L1_ENABLED') ?? true;
+  if (l1Enabled) {
+    const o = options.l1 === undefined || options.l1 === false ? {} : options.l1;
+    if (!isPlainObject(o)) throw new TierCacheConfigError('l1', options.l1, 'must be an object or false');
+    checkKeys('l1', o, L1_KEYS);
+    const pick = (key: keyof L1CacheOptions, variable: string): [string, unknown] =>
+      o[key] !== undefined ? [`l1.${key}`, o[key]] : [variable, envString(env, variable)];
+    const [entriesName, entries] = pick('maxEntries', 'TIERCACHE_L1_MAX_ENTRIES');
+    const [bytesName, bytes] = pick('maxBytes', 'TIERCACHE_L1_MAX_BYTES');
+    const [ttlName, ttl] = pick('ttl', 'TIERCACHE_L1_TTL');
+    l1 = Object.freeze({
+      maxEntries: entries === undefined ? DEFAULT_L1_MAX_ENTRIES : positiveInteger(entriesName, entries),
+      maxBytes: bytes === undefined ? DEFAULT_L1_MAX_BYTES : positiveInteger(bytesName, bytes),
+      ttl: ttl === undefined ? undefined : parseDuration(ttlName, ttl),
+    });
+  } else if (options.l1 !== undefined && options.l1 !== false) {
+    throw new TierCacheConfigError('l1', options.l1, 'must be an object or false');
+  }
+
+  if (l1 === undefined && redis === undefined) {
+    const why = options.l1 === false && options.redis === false ? 'l1' : options.l1 === false ? 'l1' : 'TIERCACHE_L1_ENABLED';
+    throw new TierCacheConfigError(why, false, 'cannot be off while there is no Redis (redis: false or no TIERCACHE_REDIS_URL): the cache could store nothing');
+  }
+
+  // TTL and table
+  let ttl: number | undefined;
+  if (options.ttl !== undefined) ttl = parseDuration('ttl', options.ttl);
+  else if (fromEnv('ttl', 'TIERCACHE_TTL')) ttl = parseDuration('TIERCACHE_TTL', env.TIERCACHE_TTL);
+  const routes = new RouteTable(options.routes, 'routes');
+
+  const freshness = options.freshness ?? 'table';
+  if (freshness !== 'table' && freshness !== 'origin') throw new TierCacheConfigError('freshness', options.freshness, "must be 'table' or 'origin'");
+
+  const logger = options.logger;
+  if (logger !== undefined) {
+    for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+      if (typeof (logger as unknown as Record<string, unknown>)?.[level] !== 'function') {
+        throw new TierCacheConfigError('logger', logger, `must have debug, info, warn and error methods (pino-compatible); ${level} is missing`);
+      }
+    }
+  }
+
+  return Object.freeze({ namespace, redis, l1, commandTimeout, breakerCooldown, ttl, routes, enabled, freshness, logger });
+}

@@ -1,0 +1,353 @@
+// TierCache: owns the tiers (L1, L2), the tag versions and, later, the
+// invalidation bus; exposes the data API and the invalidation helpers that
+// the HTTP middleware builds on.
+import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
+import { TierCacheError, TierCacheInvalidationError } from '../errors.js';
+import { parseDuration, type Duration } from '../keys/duration.js';
+import { prefixTag, userTag } from '../keys/tags.js';
+import type { FillStamp } from '../store/entry.js';
+import { L1Store } from '../store/l1-store.js';
+import { L2Store } from '../store/l2-store.js';
+import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
+import { RedisVersionSource } from '../store/redis-versions.js';
+import { TagVersions } from '../store/tag-versions.js';
+import { TieredStore } from '../store/tiered-store.js';
+import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
+import { decodeValue, encodeValue } from './data-value.js';
+import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
+import { SingleFlight } from './single-flight.js';
+
+const debug = debuglog('tiercache');
+
+/** Lifetime of data-API values when neither the call nor the cache sets one. */
+export const DEFAULT_DATA_TTL = 60_000;
+/** How long ready() waits for a first connection before resolving anyway. */
+const READY_WAIT_MS = 5_000;
+
+export interface SetOptions {
+  /** How long the value lives. @default the cache's ttl, else 60 s */
+  ttl?: Duration;
+  /** Tags: invalidateTags() of any of them drops the value everywhere. */
+  tags?: readonly string[];
+}
+
+export interface CacheStats {
+  l1: { hits: number; misses: number; entries: number; bytes: number; evictions: number };
+  l2: { hits: number; misses: number; errors: number };
+  /** Values produced by a loader (getOrSet) or a handler and stored. */
+  fills: number;
+  /** Callers that waited on another caller's fill instead of running their own. */
+  coalesced: number;
+  /** invalidate*() / clear() calls made on this instance. */
+  invalidations: number;
+}
+
+export interface CacheHealth {
+  l1: 'ok' | 'disabled';
+  l2: 'ok' | 'down' | 'connecting' | 'disabled';
+  bus: 'ok' | 'reconnecting' | 'disabled';
+}
+
+export interface InvalidateEvent {
+  readonly tags?: readonly string[];
+  readonly key?: string;
+  readonly clear?: boolean;
+}
+
+export class TierCache extends EventEmitter {
+  readonly namespace: string;
+  readonly enabled: boolean;
+  /** Resolved options (frozen), for the middleware. */
+  readonly options: ResolvedOptions;
+  /** @internal the tiers; used by the middleware. */
+  readonly store: TieredStore;
+  fills = 0;
+  coalesced = 0;
+  invalidations = 0;
+  private readonly redis: OpenedRedis | undefined;
+  private readonly flights = new SingleFlight<unknown>();
+  private readonly now = Date.now;
+  private closed = false;
+
+  constructor(options?: CacheOptions) {
+    super();
+    const resolved = resolveOptions(options);
+    this.options = resolved;
+    this.namespace = resolved.namespace;
+    this.enabled = resolved.enabled;
+    const l1 = resolved.l1 ? new L1Store({ ...resolved.l1, now: this.now }) : undefined;
+    let l2: L2Store | undefined;
+    if (resolved.redis !== undefined) {
+      this.redis = openRedis(resolved.redis, resolved.commandTimeout);
+      l2 = new L2Store(this.redis.client, {
+        commandTimeout: resolved.commandTimeout,
+        breakerCooldown: resolved.breakerCooldown,
+        clientBoundsCommands: this.redis.boundsCommands,
+        now: this.now,
+        onFailure: (err) => this.reportError(err, 'Redis command failed'),
+      });
+    }
+    const versions = new TagVersions({
+      source: l2 ? new RedisVersionSource(l2, this.namespace) : undefined,
+      maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
+    });
+    // Until the invalidation bus exists, nothing tells this instance about
+    // other instances' invalidations, so with an L2 every hit asks Redis.
+    this.store = new TieredStore({ l1, l2, versions, now: this.now });
+  }
+
+  /** The Redis client in use (given or opened), if any. */
+  get redisClient(): RedisClient | undefined {
+    return this.redis?.client;
+  }
+
+  /** The store key of a data-API key: `namespace:d:key`. */
+  dataKey(key: string): string {
+    if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
+    return this.namespace + ':d:' + key;
+  }
+
+  /** The value under `key`, or undefined on a miss (or when Redis fails). */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    const storeKey = this.dataKey(key);
+    if (!this.enabled) return undefined;
+    const hit = await this.store.get(storeKey);
+    if (hit === undefined || hit.entry.freshUntil <= this.now()) {
+      this.emit('miss', { key });
+      return undefined;
+    }
+    const value = decodeValue<T>(hit.entry);
+    this.emit('hit', { key, tier: hit.tier });
+    return value;
+  }
+
+  /** Whether a fresh value is stored under `key`. */
+  async has(key: string): Promise<boolean> {
+    return (await this.get(key)) !== undefined;
+  }
+
+  /** Stores `value` (JSON-serializable or Buffer) in both tiers. Redis failures are reported, not thrown. */
+  async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
+    const storeKey = this.dataKey(key);
+    const { ttl, tags } = this.resolveSetOptions(options);
+    if (!this.enabled) return;
+    const stamp = await this.store.versions.stamp(tags);
+    await this.storeValue(key, storeKey, value, stamp, this.now(), ttl);
+  }
+
+  /** Removes `key` from every tier. */
+  async delete(key: string): Promise<void> {
+    const storeKey = this.dataKey(key);
+    this.invalidations++;
+    await this.store.delete(storeKey);
+    this.emit('invalidate', { key } satisfies InvalidateEvent);
+  }
+
+  /** The value under `key`, removed from the cache (get then delete). */
+  async pull<T = unknown>(key: string): Promise<T | undefined> {
+    const value = await this.get<T>(key);
+    if (value !== undefined) await this.delete(key);
+    return value;
+  }
+
+  /**
+   * The cached value, or the loader's result stored for next time. Concurrent
+   * callers for one key share one loader run (single-flight). A loader that
+   * resolves undefined stores nothing.
+   */
+  async getOrSet<T>(key: string, load: () => Promise<T> | T, options?: SetOptions): Promise<T> {
+    const storeKey = this.dataKey(key);
+    if (typeof load !== 'function') throw new TypeError('tiercache: getOrSet needs a loader function');
+    const { ttl, tags } = this.resolveSetOptions(options);
+    if (!this.enabled) return load();
+    const running = this.flights.current(storeKey);
+    if (running !== undefined) {
+      this.coalesced++;
+      return running as Promise<T>;
+    }
+    const cached = await this.get<T>(key);
+    if (cached !== undefined) return cached;
+    if (this.flights.current(storeKey) !== undefined) this.coalesced++;
+    return this.flights.run(storeKey, async () => {
+      const stamp = await this.store.versions.stamp(tags);
+      const startedAt = this.now();
+      const value = await load();
+      if (value !== undefined) {
+        this.fills++;
+        await this.storeValue(key, storeKey, value, stamp, startedAt, ttl);
+      }
+      return value;
+    }) as Promise<T>;
+  }
+
+  /** Read-through / write-through helper over a data source (see DataSource). */
+  source<Id, T>(source: DataSource<Id, T>, options?: DataSourceOptions<Id, T>): CachedSource<Id, T> {
+    if (options?.ttl !== undefined) parseDuration('source ttl', options.ttl);
+    return createCachedSource<Id, T>(this, source, options);
+  }
+
+  /** Every entry scoped to user `id`, on every instance. */
+  invalidateUser(id: string): Promise<void> {
+    if (typeof id !== 'string' && typeof id !== 'number') throw new TypeError('tiercache: invalidateUser needs a user id (string)');
+    return this.invalidateTags([userTag(String(id))]);
+  }
+
+  /** Every entry under a path prefix (whole segments), on every instance. */
+  invalidatePrefix(prefix: string): Promise<void> {
+    if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
+    const tag = prefixTag(prefix);
+    return tag === undefined ? this.clear() : this.invalidateTags([tag]);
+  }
+
+  /** Every entry carrying any of `tags`, on every instance. Cost does not grow with the number of entries. */
+  async invalidateTags(tags: readonly string[]): Promise<void> {
+    if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t === '')) {
+      throw new TypeError('tiercache: invalidateTags needs an array of non-empty strings');
+    }
+    if (tags.length === 0) return;
+    this.invalidations++;
+    try {
+      await this.store.versions.bump(tags);
+    } catch (err) {
+      this.forgetLocally();
+      throw this.notBroadcast(`invalidateTags(${JSON.stringify(tags)})`, err);
+    } finally {
+      this.emit('invalidate', { tags } satisfies InvalidateEvent);
+    }
+  }
+
+  /** One entry, by the key the middleware reported (cache.keyFor) or a store key. */
+  async invalidateKey(key: string): Promise<void> {
+    if (typeof key !== 'string' || key === '') throw new TypeError('tiercache: invalidateKey needs a key');
+    this.invalidations++;
+    const told = await this.store.delete(key);
+    this.emit('invalidate', { key } satisfies InvalidateEvent);
+    if (!told) throw this.notBroadcast(`invalidateKey(${JSON.stringify(key)})`, undefined);
+  }
+
+  /** Empties the namespace everywhere: one epoch bump, no key scan. */
+  async clear(): Promise<void> {
+    this.invalidations++;
+    this.store.l1?.clear();
+    try {
+      if (this.store.versions.hasSource) await this.store.versions.bumpEpoch();
+    } catch (err) {
+      this.forgetLocally();
+      throw this.notBroadcast('clear()', err);
+    } finally {
+      this.emit('invalidate', { clear: true } satisfies InvalidateEvent);
+    }
+  }
+
+  stats(): CacheStats {
+    const { l1, l2 } = this.store;
+    return {
+      l1: {
+        hits: this.store.l1Hits,
+        misses: this.store.l1Misses,
+        entries: l1?.entries ?? 0,
+        bytes: l1?.bytes ?? 0,
+        evictions: l1?.evictions ?? 0,
+      },
+      l2: { hits: this.store.l2Hits, misses: this.store.l2Misses, errors: l2?.errors ?? 0 },
+      fills: this.fills,
+      coalesced: this.coalesced,
+      invalidations: this.invalidations,
+    };
+  }
+
+  health(): CacheHealth {
+    const l2 = this.store.l2;
+    return {
+      l1: this.store.l1 ? 'ok' : 'disabled',
+      l2: l2 ? l2.state : 'disabled',
+      bus: 'disabled',
+    };
+  }
+
+  /**
+   * Resolves once L2 is connected and the namespace epoch is known; at once
+   * without L2. Never rejects: if Redis cannot be reached it resolves anyway
+   * and health(), stats() and 'error' events tell.
+   */
+  async ready(): Promise<void> {
+    const l2 = this.store.l2;
+    if (l2 === undefined) return;
+    if (!(await l2.waitReady(READY_WAIT_MS))) return;
+    await this.store.versions.stamp([]).catch(() => undefined);
+  }
+
+  /** Stops timers and closes the Redis client if tiercache opened it; never a client it was given. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.store.l2?.detach();
+    if (this.redis?.owned) {
+      const client = this.redis.client;
+      try {
+        await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 500).unref())]);
+      } catch {
+        // already closed or unreachable
+      }
+      client.disconnect();
+    }
+  }
+
+  /** @internal reports a failure to 'error' listeners (if any) and the logger. */
+  reportError(err: Error, message: string): void {
+    if (this.options.logger) this.options.logger.warn({ err }, `tiercache: ${message}`);
+    else debug('%s: %s', message, err.message);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private resolveSetOptions(options: SetOptions | undefined): { ttl: number; tags: readonly string[] } {
+    let ttl = this.options.ttl ?? DEFAULT_DATA_TTL;
+    let tags: readonly string[] = [];
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw new TypeError('tiercache: options must be an object');
+      for (const k of Object.keys(options)) {
+        if (k !== 'ttl' && k !== 'tags') throw new TypeError(`tiercache: unknown option '${k}' (known: ttl, tags)`);
+      }
+      if (options.ttl !== undefined) ttl = parseDuration('ttl', options.ttl);
+      if (options.tags !== undefined) {
+        if (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t === '')) {
+          throw new TypeError('tiercache: tags must be an array of non-empty strings');
+        }
+        tags = [...new Set(options.tags)];
+      }
+    }
+    return { ttl, tags };
+  }
+
+  private async storeValue(key: string, storeKey: string, value: unknown, stamp: FillStamp, createdAt: number, ttl: number): Promise<void> {
+    const { entry, l1Entry } = encodeValue(key, value, stamp, createdAt, ttl);
+    await this.store.set(storeKey, entry, l1Entry);
+    this.emit('store', { key });
+  }
+
+  /** When Redis cannot take an invalidation: drop everything local that it might cover. */
+  private forgetLocally(): void {
+    this.store.l1?.clear();
+    this.store.versions.reset();
+  }
+
+  private notBroadcast(what: string, cause: unknown): TierCacheError {
+    const err = new TierCacheInvalidationError(
+      `tiercache: ${what} was applied on this instance only: Redis could not be reached, so other instances were not told (their L1 TTL bounds how long they may serve the old entries)`,
+      { cause },
+    );
+    this.reportError(err, 'invalidation not broadcast');
+    return err;
+  }
+}
+
+/**
+ * Creates a cache. See CacheOptions for every option and its default.
+ * @throws TierCacheConfigError naming the option (or TIERCACHE_* variable) when a value is invalid.
+ * @example
+ * const cache = createCache({ namespace: 'shop', redis: process.env.REDIS_URL, ttl: '1m' });
+ */
+export function createCache(options?: CacheOptions): TierCache {
+  return new TierCache(options);
+}

@@ -1,0 +1,94 @@
+// Binary, versioned encoding of entries for L2. Layout (big-endian):
+//   'T' 'C' format(1) kind(1) createdAt(f64) freshUntil(f64) staleUntil(f64) epoch(f64)
+//   tagCount(u16) { tagLen(u16) tag(utf8) version(f64) }* headLen(u32) head body
+// Anything that does not parse exactly is corrupt or foreign: decode throws and
+// the caller treats it as a miss and deletes it.
+import { EntryKind, type StoredEntry } from './entry.js';
+
+const MAGIC_T = 0x54;
+const MAGIC_C = 0x43;
+/** Bumped whenever the layout changes; entries of another format read as misses. */
+export const ENTRY_FORMAT = 1;
+const FIXED_HEADER = 4 + 8 * 4 + 2;
+const MAX_U16 = 0xffff;
+
+export class EntryCodecError extends Error {
+  override name = 'EntryCodecError';
+}
+
+export function encodeEntry(entry: StoredEntry): Buffer {
+  const tagBytes = entry.tags.map((tag) => Buffer.from(tag, 'utf8'));
+  if (tagBytes.length > MAX_U16) throw new EntryCodecError(`too many tags (${tagBytes.length})`);
+  let size = FIXED_HEADER + 4 + entry.head.length + entry.body.length;
+  for (const t of tagBytes) {
+    if (t.length > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
+    size += 2 + t.length + 8;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  out[o++] = MAGIC_T;
+  out[o++] = MAGIC_C;
+  out[o++] = ENTRY_FORMAT;
+  out[o++] = entry.kind;
+  o = out.writeDoubleBE(entry.createdAt, o);
+  o = out.writeDoubleBE(entry.freshUntil, o);
+  o = out.writeDoubleBE(entry.staleUntil, o);
+  o = out.writeDoubleBE(entry.epoch, o);
+  o = out.writeUInt16BE(tagBytes.length, o);
+  for (let i = 0; i < tagBytes.length; i++) {
+    const t = tagBytes[i]!;
+    o = out.writeUInt16BE(t.length, o);
+    o += t.copy(out, o);
+    o = out.writeDoubleBE(entry.versions[i] ?? 0, o);
+  }
+  o = out.writeUInt32BE(entry.head.length, o);
+  o += entry.head.copy(out, o);
+  entry.body.copy(out, o);
+  return out;
+}
+
+function need(buf: Buffer, offset: number, bytes: number): void {
+  if (offset + bytes > buf.length) throw new EntryCodecError('truncated entry');
+}
+
+function finite(n: number, what: string): number {
+  if (!Number.isFinite(n)) throw new EntryCodecError(`${what} is not a finite number`);
+  return n;
+}
+
+/** Decodes an L2 value. `head` and `body` are views into `buf` (no copy). */
+export function decodeEntry(buf: Buffer): StoredEntry {
+  need(buf, 0, FIXED_HEADER);
+  if (buf[0] !== MAGIC_T || buf[1] !== MAGIC_C) throw new EntryCodecError('not a tiercache entry');
+  if (buf[2] !== ENTRY_FORMAT) throw new EntryCodecError(`entry format ${buf[2]} is not ${ENTRY_FORMAT}`);
+  const kind = buf[3]!;
+  if (kind !== EntryKind.Json && kind !== EntryKind.Bytes && kind !== EntryKind.Http) throw new EntryCodecError(`unknown entry kind ${kind}`);
+  let o = 4;
+  const createdAt = finite(buf.readDoubleBE(o), 'createdAt');
+  const freshUntil = finite(buf.readDoubleBE(o + 8), 'freshUntil');
+  const staleUntil = finite(buf.readDoubleBE(o + 16), 'staleUntil');
+  const epoch = finite(buf.readDoubleBE(o + 24), 'epoch');
+  o += 32;
+  if (staleUntil < freshUntil) throw new EntryCodecError('staleUntil before freshUntil');
+  const tagCount = buf.readUInt16BE(o);
+  o += 2;
+  const tags: string[] = new Array(tagCount);
+  const versions: number[] = new Array(tagCount);
+  for (let i = 0; i < tagCount; i++) {
+    need(buf, o, 2);
+    const len = buf.readUInt16BE(o);
+    o += 2;
+    need(buf, o, len + 8);
+    tags[i] = buf.toString('utf8', o, o + len);
+    o += len;
+    versions[i] = finite(buf.readDoubleBE(o), 'tag version');
+    o += 8;
+  }
+  need(buf, o, 4);
+  const headLen = buf.readUInt32BE(o);
+  o += 4;
+  need(buf, o, headLen);
+  const head = buf.subarray(o, o + headLen);
+  const body = buf.subarray(o + headLen);
+  return { kind: kind as EntryKind, createdAt, freshUntil, staleUntil, epoch, tags, versions, head, body };
+}

@@ -1,0 +1,48 @@
+// The Redis clients tiercache talks to: a URL (tiercache opens and owns the
+// client) or a caller's ioredis Redis / Cluster (used as is, never closed).
+// Clients we open fail fast instead of queueing: no offline queue, a short
+// commandTimeout, one retry per command, quick reconnects.
+import { Redis, type Cluster } from 'ioredis';
+
+/** What the `redis` option accepts besides a URL: an ioredis Redis or Cluster. */
+export type RedisClient = Redis | Cluster;
+
+export interface OpenedRedis {
+  readonly client: RedisClient;
+  /** Whether tiercache opened it (and so closes it in close()). */
+  readonly owned: boolean;
+  /** Whether the client bounds commands itself (commandTimeout set). */
+  readonly boundsCommands: boolean;
+}
+
+/** Duck-typed so a client from another copy of ioredis is accepted too. */
+export function isRedisClient(value: unknown): value is RedisClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { getBuffer?: unknown }).getBuffer === 'function' &&
+    typeof (value as { status?: unknown }).status === 'string'
+  );
+}
+
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as { isCluster?: boolean }).isCluster === true;
+}
+
+export function openRedis(target: string | RedisClient, commandTimeout: number): OpenedRedis {
+  if (typeof target !== 'string') {
+    const options = isCluster(target) ? target.options.redisOptions : (target as Redis).options;
+    return { client: target, owned: false, boundsCommands: typeof options?.commandTimeout === 'number' };
+  }
+  const client = new Redis(target, {
+    commandTimeout,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: Math.max(1000, commandTimeout * 5),
+    // Reconnect quickly: every reconnect flushes L1 anyway, and a short gap
+    // loses fewer invalidation messages (REDIS-NOTES: window b).
+    retryStrategy: (times) => Math.min(times * 50, 1000),
+    lazyConnect: false,
+  });
+  return { client, owned: true, boundsCommands: true };
+}

@@ -1,0 +1,35 @@
+// Version counters in Redis. All of a namespace's counters share one hash tag,
+// `{namespace}`, so the scripts touch a single Cluster slot.
+import type { L2Store } from './l2-store.js';
+import { bumpCounters, readCounters } from './redis-scripts.js';
+import type { VersionSource } from './tag-versions.js';
+
+export class RedisVersionSource implements VersionSource {
+  private readonly epochKey: string;
+  private readonly tagPrefix: string;
+
+  constructor(
+    private readonly l2: L2Store,
+    namespace: string,
+  ) {
+    this.epochKey = `{${namespace}}:epoch`;
+    this.tagPrefix = `{${namespace}}:v:`;
+  }
+
+  async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
+    const keys = [this.epochKey];
+    for (const tag of tags) keys.push(this.tagPrefix + tag);
+    const values = await this.l2.run((c) => readCounters.run(c, keys));
+    return { epoch: values[0]!, versions: values.slice(1) };
+  }
+
+  bump(tags: readonly string[]): Promise<number[]> {
+    const keys = tags.map((tag) => this.tagPrefix + tag);
+    return this.l2.run((c) => bumpCounters.run(c, keys));
+  }
+
+  async bumpEpoch(): Promise<number> {
+    const [epoch] = await this.l2.run((c) => bumpCounters.run(c, [this.epochKey]));
+    return epoch!;
+  }
+}

@@ -1,0 +1,193 @@
+// Tag versions and the namespace epoch, as this instance knows them. An entry
+// may be served only if the epoch and every tag version it recorded at fill
+// time are still current. The local map makes that check free on an L1 hit;
+// Redis is the source of truth, asked when a tag is unknown here or when the
+// invalidation bus is not connected (then nothing local is trusted).
+import { LRUCache } from 'lru-cache';
+import type { FillStamp, StoredEntry } from './entry.js';
+
+/** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
+export interface VersionSource {
+  /** Current epoch and versions of `tags` (missing counters are created). */
+  read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }>;
+  /** Increments the counters of `tags`; returns the new versions. */
+  bump(tags: readonly string[]): Promise<number[]>;
+  /** Increments the namespace epoch; returns the new epoch. */
+  bumpEpoch(): Promise<number>;
+}
+
+export const Validity = {
+  Valid: 0,
+  Invalid: 1,
+  /** Not decidable from local state: ask the source. */
+  Unknown: 2,
+} as const;
+export type Validity = (typeof Validity)[keyof typeof Validity];
+
+export interface TagVersionsOptions {
+  readonly source: VersionSource | undefined;
+  /** How many tag versions to keep locally. */
+  readonly maxTags: number;
+}
+
+const EMPTY: readonly number[] = [];
+
+export class TagVersions {
+  /**
+   * Whether local state may be trusted without asking Redis: always without
+   * an L2; with one, only while the invalidation bus is connected.
+   */
+  trusted: boolean;
+  /** The namespace epoch as known here; undefined until read from Redis. */
+  private epoch: number | undefined;
+  private readonly map: LRUCache<string, number>;
+  private readonly source: VersionSource | undefined;
+  /**
+   * Versions this instance makes up itself (no L2, or Redis unreachable while
+   * stamping): always larger than any value it handed out before, so a tag
+   * forgotten by the bounded map comes back with a version no entry recorded.
+   */
+  private localClock = 0;
+
+  constructor(options: TagVersionsOptions) {
+    this.source = options.source;
+    this.trusted = options.source === undefined;
+    this.epoch = options.source === undefined ? 0 : undefined;
+    this.map = new LRUCache<string, number>({ max: options.maxTags });
+  }
+
+  get hasSource(): boolean {
+    return this.source !== undefined;
+  }
+
+  /** Decides from local state alone (the L1-hit path: no I/O, no allocation). */
+  check(entry: StoredEntry): Validity {
+    if (!this.trusted || this.epoch === undefined) return Validity.Unknown;
+    if (entry.epoch !== this.epoch) {
+      if (entry.epoch < this.epoch) return Validity.Invalid;
+      return Validity.Unknown;
+    }
+    const tags = entry.tags;
+    for (let i = 0; i < tags.length; i++) {
+      const current = this.map.get(tags[i]!);
+      if (current === undefined) return this.source === undefined ? Validity.Invalid : Validity.Unknown;
+      const recorded = entry.versions[i]!;
+      if (recorded < current) return Validity.Invalid;
+      // An entry never records a version that was not current somewhere, so a
+      // larger one means this instance missed a bump: learn it.
+      if (recorded > current) this.map.set(tags[i]!, recorded);
+    }
+    return Validity.Valid;
+  }
+
+  /**
+   * Decides, asking Redis when local state cannot. When Redis cannot answer
+   * either, the entry is served: an outage costs freshness bounded by the
+   * L1 TTL, never availability.
+   */
+  async verify(entry: StoredEntry): Promise<boolean> {
+    const local = this.check(entry);
+    if (local !== Validity.Unknown) return local === Validity.Valid;
+    if (this.source === undefined) return false;
+    let current: { epoch: number; versions: number[] };
+    try {
+      current = await this.source.read(entry.tags);
+    } catch {
+      return true;
+    }
+    this.learn(entry.tags, current.epoch, current.versions);
+    if (entry.epoch !== current.epoch) return false;
+    for (let i = 0; i < entry.tags.length; i++) {
+      if (entry.versions[i] !== current.versions[i]) return false;
+    }
+    return true;
+  }
+
+  /** The epoch and versions a fill that begins now records. */
+  async stamp(tags: readonly string[]): Promise<FillStamp> {
+    const local = this.stampLocally(tags);
+    if (local !== undefined) return local;
+    try {
+      const current = await this.source!.read(tags);
+      this.learn(tags, current.epoch, current.versions);
+      return { epoch: current.epoch, tags, versions: current.versions };
+    } catch {
+      return { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)) };
+    }
+  }
+
+  /** A stamp from local state when it is trusted and complete; undefined otherwise. */
+  stampLocally(tags: readonly string[]): FillStamp | undefined {
+    if (this.source === undefined) {
+      const versions = tags.length === 0 ? EMPTY : tags.map((t) => this.map.get(t) ?? this.makeUp(t));
+      return { epoch: 0, tags, versions };
+    }
+    if (!this.trusted || this.epoch === undefined) return undefined;
+    if (tags.length === 0) return { epoch: this.epoch, tags, versions: EMPTY };
+    const versions: number[] = new Array(tags.length);
+    for (let i = 0; i < tags.length; i++) {
+      const v = this.map.get(tags[i]!);
+      if (v === undefined) return undefined;
+      versions[i] = v;
+    }
+    return { epoch: this.epoch, tags, versions };
+  }
+
+  /**
+   * Moves `tags` to new versions. With Redis: INCR there, then learn the
+   * results (throws if Redis fails; the caller then flushes L1 instead).
+   */
+  async bump(tags: readonly string[]): Promise<number[]> {
+    if (this.source === undefined) {
+      return tags.map((t) => {
+        const v = ++this.localClock;
+        this.map.set(t, v);
+        return v;
+      });
+    }
+    const versions = await this.source.bump(tags);
+    for (let i = 0; i < tags.length; i++) this.raise(tags[i]!, versions[i]!);
+    return versions;
+  }
+
+  /** Moves the namespace epoch (clear()). Throws if Redis fails. */
+  async bumpEpoch(): Promise<number> {
+    if (this.source === undefined) {
+      this.epoch = 0;
+      return 0;
+    }
+    const epoch = await this.source.bumpEpoch();
+    this.raiseEpoch(epoch);
+    return epoch;
+  }
+
+  /** Learns a version from Redis or the bus; never lowers one. */
+  raise(tag: string, version: number): void {
+    const current = this.map.get(tag);
+    if (current === undefined || version > current) this.map.set(tag, version);
+  }
+
+  raiseEpoch(epoch: number): void {
+    if (this.epoch === undefined || epoch > this.epoch) this.epoch = epoch;
+  }
+
+  /** Forgets everything learned (after a missed message or a reconnect of the bus). */
+  reset(): void {
+    this.map.clear();
+    if (this.source !== undefined) this.epoch = undefined;
+  }
+
+  private learn(tags: readonly string[], epoch: number, versions: readonly number[]): void {
+    this.raiseEpoch(epoch);
+    for (let i = 0; i < tags.length; i++) this.raise(tags[i]!, versions[i]!);
+  }
+
+  private makeUp(tag: string): number {
+    const v = ++this.localClock;
+    // Without an L2 this becomes the tag's version; with one it only labels
+    // fills made while Redis is unreachable and is never stored in the map,
+    // so Redis's (much larger) values win as soon as they are read.
+    if (this.source === undefined) this.map.set(tag, v);
+    return v;
+  }
+}
