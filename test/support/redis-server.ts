@@ -1,0 +1,290 @@
+// Starts throwaway redis-server processes on random loopback ports for tests,
+// and gives each test a handle to stop, kill, restart, freeze and thaw them.
+// Every server started here is tracked so the root hook (root-hooks.ts) and a
+// process 'exit' handler can kill whatever a test forgot to stop.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const REDIS_HOST = '127.0.0.1';
+
+const READY_LINE = 'Ready to accept connections';
+const ADDRESS_IN_USE = 'Address already in use';
+const PORT_MIN = 20000;
+const PORT_MAX = 29999;
+const MAX_PORT_ATTEMPTS = 20;
+/** How much of a server's own log each handle keeps, for error messages. */
+const MAX_LOG_CHARS = 64 * 1024;
+
+export interface RedisServerOptions {
+  /**
+   * Fixed port. Without it a random free port in 20000-29999 is chosen, and
+   * another one is tried when the server reports "Address already in use".
+   * @default random
+   */
+  port?: number;
+  /**
+   * Extra redis-server arguments, appended after the harness's own. A function
+   * receives the chosen port and the server's private temp directory.
+   * @default []
+   */
+  args?: readonly string[] | ((ctx: { port: number; dir: string }) => readonly string[]);
+  /**
+   * How long to wait for the server's own "Ready to accept connections" line.
+   * @default 10000
+   */
+  readyTimeoutMs?: number;
+  /**
+   * The redis-server binary.
+   * @default process.env.REDIS_SERVER_BIN ?? 'redis-server'
+   */
+  bin?: string;
+}
+
+export interface RedisServerHandle {
+  readonly host: typeof REDIS_HOST;
+  readonly port: number;
+  /** `redis://127.0.0.1:PORT` */
+  readonly url: string;
+  /** PID of the current process; changes after restart(). */
+  readonly pid: number;
+  /** Private working directory (--dir), removed by stop(). */
+  readonly dir: string;
+  /** The tail of the server's own log output, for debugging. */
+  readonly log: string;
+  /** True while the current process has not exited. */
+  readonly running: boolean;
+  /** SIGKILL (nothing is persisted) and wait until the process has exited; idempotent. */
+  stop(): Promise<void>;
+  /** Send a signal to the current process without waiting. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Resolves once the current process has exited (at once if it has). */
+  exited(): Promise<void>;
+  /** SIGKILL the current process (if alive), then start a new one on the same port. */
+  restart(): Promise<void>;
+  /** SIGSTOP: the kernel still accepts TCP connections, but nothing is answered. */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
+}
+
+/**
+ * Every handle not yet stopped, so leftovers can be killed at the end. Their
+ * ports are never handed to a new server, since restart() needs them back.
+ */
+const live = new Set<ServerHandle>();
+
+class ServerHandle implements RedisServerHandle {
+  readonly host = REDIS_HOST;
+  readonly url: string;
+  child: ChildProcess | undefined;
+  private output = '';
+  private stopped = false;
+
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+    private readonly argv: readonly string[],
+    private readonly bin: string,
+    private readonly readyTimeoutMs: number,
+  ) {
+    this.url = `redis://${REDIS_HOST}:${port}`;
+  }
+
+  get pid(): number {
+    return this.child?.pid ?? -1;
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && isAlive(this.child);
+  }
+
+  /** Spawns the process and resolves when it says it is ready; rejects with its log otherwise. */
+  spawn(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error(`redis-server on port ${this.port} was stopped; start a new one`));
+    const child = spawn(this.bin, this.argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.output = '';
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      // Keep reading after ready: a full pipe would block the server's logging.
+      const onData = (chunk: Buffer) => {
+        this.output += chunk.toString('utf8');
+        if (this.output.length > MAX_LOG_CHARS) this.output = this.output.slice(-MAX_LOG_CHARS);
+        if (!settled && this.output.includes(READY_LINE)) settle();
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('error', (err) => {
+        settle(new Error(`could not run ${this.bin} (${err.message}); is redis-server installed and on PATH?`, { cause: err }));
+      });
+      child.once('exit', (code, signal) => {
+        settle(new ServerExitedError(this.port, code, signal, this.output));
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        settle(
+          new Error(
+            `redis-server on port ${this.port} printed no "${READY_LINE}" within ${this.readyTimeoutMs} ms; its output:\n${this.output}`,
+          ),
+        );
+      }, this.readyTimeoutMs);
+    });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    const child = this.child;
+    if (child && isAlive(child)) child.kill(signal);
+  }
+
+  exited(): Promise<void> {
+    const child = this.child;
+    if (!child || !isAlive(child)) return Promise.resolve();
+    return new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  async restart(): Promise<void> {
+    this.kill('SIGKILL');
+    await this.exited();
+    // Redis sets SO_REUSEADDR, so the same port is free again at once.
+    await this.spawn();
+  }
+
+  freeze(): void {
+    this.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.kill('SIGCONT');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.kill('SIGKILL');
+    await this.exited();
+    this.release();
+  }
+
+  /** Synchronous last-resort cleanup for process 'exit'. */
+  killNow(): void {
+    this.stopped = true;
+    try {
+      this.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    this.release();
+  }
+
+  private release(): void {
+    live.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+class ServerExitedError extends Error {
+  constructor(
+    readonly port: number,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    readonly output: string,
+  ) {
+    super(`redis-server on port ${port} exited before it was ready (code ${code}, signal ${signal}); its output:\n${output}`);
+  }
+
+  get addressInUse(): boolean {
+    return this.output.includes(ADDRESS_IN_USE);
+  }
+}
+
+function isAlive(child: ChildProcess): boolean {
+  // No pid means spawn itself failed (e.g. ENOENT): there is nothing to wait for.
+  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+function randomPort(): number {
+  for (;;) {
+    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
+    if (![...live].some((h) => h.port === port)) return port;
+  }
+}
+
+/**
+ * Starts a redis-server on 127.0.0.1 that persists nothing, and resolves when
+ * it reports itself ready. Call `stop()` when done; anything left running is
+ * killed by the root `afterAll` hook and at process exit.
+ */
+export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerHandle> {
+  const bin = opts.bin ?? process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
+  const attempts = opts.port === undefined ? MAX_PORT_ATTEMPTS : 1;
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    const port = opts.port ?? randomPort();
+    const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
+    const extra = typeof opts.args === 'function' ? opts.args({ port, dir }) : (opts.args ?? []);
+    const argv = [
+      '--bind', REDIS_HOST,
+      '--port', String(port),
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', dir,
+      '--logfile', '',
+      '--daemonize', 'no',
+      ...extra,
+    ];
+    const handle = new ServerHandle(port, dir, argv, bin, readyTimeoutMs);
+    live.add(handle);
+    try {
+      await handle.spawn();
+      return handle;
+    } catch (err) {
+      await handle.stop();
+      lastError = err;
+      const retryable = err instanceof ServerExitedError && err.addressInUse && opts.port === undefined;
+      if (!retryable) throw err;
+    }
+  }
+  throw new Error(`could not find a free port for redis-server after ${attempts} attempts`, { cause: lastError });
+}
+
+/** Kills every server started by this process that is still running, and waits for each to exit. */
+export async function stopAllRedisServers(): Promise<void> {
+  await Promise.all([...live].map((h) => h.stop()));
+}
+
+/**
+ * A loopback port where nothing listens (at the moment of the call): for
+ * "Redis is down" tests. The kernel picks it from its ephemeral range, which
+ * on Linux (32768-60999 by default) lies outside the servers' 20000-29999.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, REDIS_HOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error('could not read the port of a loopback listener'))));
+    });
+  });
+}
+
+// Last resort if the run ends without the root hook (e.g. process.exit()):
+// only synchronous work is possible here.
+process.on('exit', () => {
+  for (const handle of [...live]) handle.killNow();
+});
