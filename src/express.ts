@@ -1,7 +1,3 @@
-// 'tiercache/express': Express middleware. Lands with the middleware issue.
-import type { TierCache } from './cache/tier-cache.js';
-
-/** Express middleware caching whole responses (not implemented yet). */
-export function expressCache(_cache: TierCache, _options?: Record<string, unknown>): never {
-  throw new Error('tiercache/express: expressCache is not implemented yet');
-}
+// 'tiercache/express': Express 4/5 middleware.
+export { expressCache, type ExpressCacheOptions, type ExpressRequest, type ExpressNext } from './middleware/express.js';
+export type { MiddlewareOptions } from './middleware/options.js';

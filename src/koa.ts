@@ -1,7 +1,3 @@
-// 'tiercache/koa': Koa middleware. Lands with the middleware issue.
-import type { TierCache } from './cache/tier-cache.js';
-
-/** Koa middleware caching whole responses (not implemented yet). */
-export function koaCache(_cache: TierCache, _options?: Record<string, unknown>): never {
-  throw new Error('tiercache/koa: koaCache is not implemented yet');
-}
+// 'tiercache/koa': Koa 2/3 middleware.
+export { koaCache, type KoaCacheOptions, type KoaContext } from './middleware/koa.js';
+export type { MiddlewareOptions } from './middleware/options.js';

@@ -6,6 +6,8 @@ import { debuglog } from 'node:util';
 import { TierCacheError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
 import { prefixTag, userTag } from '../keys/tags.js';
+import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
+import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
 import { L2Store } from '../store/l2-store.js';
@@ -185,6 +187,23 @@ export class TierCache extends EventEmitter {
   source<Id, T>(source: DataSource<Id, T>, options?: DataSourceOptions<Id, T>): CachedSource<Id, T> {
     if (options?.ttl !== undefined) parseDuration('source ttl', options.ttl);
     return createCachedSource<Id, T>(this, source, options);
+  }
+
+  /**
+   * The key the middleware used for this request (Express `req` or Koa
+   * `ctx`), for invalidateKey(). For a request no middleware handled, the key
+   * default options would give (table vary headers, no user scope).
+   */
+  keyFor(reqOrCtx: object): string {
+    const holder = reqOrCtx as { req?: object; headers?: Record<string, string | string[] | undefined>; method?: string; url?: string; originalUrl?: string };
+    const req = (holder.headers === undefined && holder.req !== undefined ? holder.req : holder) as typeof holder;
+    const used = (req as Record<symbol, unknown>)[REQUEST_KEY];
+    if (typeof used === 'string') return used;
+    const url = holder.originalUrl ?? req.originalUrl ?? req.url ?? '/';
+    const rule = this.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
+    const headers = req.headers ?? {};
+    const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);
+    return buildRequestKey({ namespace: this.namespace, method: req.method ?? 'GET', url, vary, queryAllow: rule?.query });
   }
 
   /** Every entry scoped to user `id`, on every instance. */

@@ -2,6 +2,6 @@
 export { parseDuration, type Duration } from './duration.js';
 export { normalizeRoutePath, pathOf, parentPath } from './path-normalize.js';
 export { RouteTable, resolveRule, resolveHeaderList, type RouteRule, type RouteRuleInput, type RouteRuleOptions } from './route-table.js';
-export { buildRequestKey, canonicalQuery, methodClass, MAX_KEY_LENGTH, type RequestKeyInput } from './request-key.js';
+export { buildRequestKey, canonicalQuery, methodClass, normalizedHeaderValue, REQUEST_KEY, variantKey, MAX_KEY_LENGTH, type RequestKeyInput } from './request-key.js';
 export { escapeKeyComponent } from './key-escape.js';
 export { implicitTags, pathTags, prefixTag, userTag, MAX_PATH_TAG_DEPTH } from './tags.js';

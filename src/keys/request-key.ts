@@ -7,6 +7,9 @@ import { createHash } from 'node:crypto';
 import stableStringify from 'fast-json-stable-stringify';
 import { escapeKeyComponent } from './key-escape.js';
 
+/** Where the middleware leaves the key it used on a request, for cache.keyFor(). */
+export const REQUEST_KEY = Symbol.for('tiercache.key');
+
 /** Keys longer than this are replaced by a hash of their variable part. */
 export const MAX_KEY_LENGTH = 1024;
 
@@ -25,6 +28,13 @@ export interface RequestKeyInput {
   readonly vary?: ReadonlyArray<readonly [string, string | undefined]>;
   /** User scope: entries are private to this user id. */
   readonly user?: string;
+}
+
+/** A request header's value as it enters a key: repeated values joined, whitespace around commas trimmed. */
+export function normalizedHeaderValue(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(', ') : value;
+  return text.indexOf(',') === -1 ? text.trim() : text.split(',').map((s) => s.trim()).join(',');
 }
 
 /** The method class: HEAD is answered from GET entries, so both map to GET. */
@@ -68,19 +78,35 @@ export function buildRequestKey(input: RequestKeyInput): string {
     }
   }
   const vary = input.vary;
-  if (vary !== undefined && vary.length > 0) {
-    rest += ':v=';
-    for (let i = 0; i < vary.length; i++) {
-      const pair = vary[i]!;
-      if (i > 0) rest += ',';
-      rest += escapeKeyComponent(pair[0]);
-      if (pair[1] !== undefined) rest += '=' + escapeKeyComponent(pair[1]);
-    }
-  }
+  if (vary !== undefined && vary.length > 0) rest = appendPairs(rest + ':v=', vary);
   if (input.user !== undefined) rest += ':u=' + escapeKeyComponent(input.user);
-  if (head.length + rest.length > MAX_KEY_LENGTH) {
-    // '#' is escaped inside components, so a hashed key never equals a plain one.
-    rest = '#' + createHash('sha256').update(rest).digest('base64url');
+  return bounded(head, rest);
+}
+
+/** `head + rest`, with `rest` replaced by its hash when the key would be too long. */
+function bounded(head: string, rest: string): string {
+  if (head.length + rest.length <= MAX_KEY_LENGTH) return head + rest;
+  // '#' is escaped inside components, so a hashed key never equals a plain one.
+  return head + '#' + createHash('sha256').update(rest).digest('base64url');
+}
+
+/**
+ * The key of one variant of a response that varied on request headers
+ * (response `Vary`): the base key plus the normalized values of those headers.
+ */
+export function variantKey(baseKey: string, pairs: ReadonlyArray<readonly [string, string | undefined]>): string {
+  // The head (namespace and method class) ends at the second ':'; both parts are escape-free.
+  const cut = baseKey.indexOf(':', baseKey.indexOf(':') + 1) + 1;
+  return bounded(baseKey.slice(0, cut), appendPairs(baseKey.slice(cut) + ':r=', pairs));
+}
+
+/** Appends `name=value` pairs joined by ','; a missing value (header absent) is just `name`. */
+function appendPairs(rest: string, pairs: ReadonlyArray<readonly [string, string | undefined]>): string {
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    if (i > 0) rest += ',';
+    rest += escapeKeyComponent(pair[0]);
+    if (pair[1] !== undefined) rest += '=' + escapeKeyComponent(pair[1]);
   }
-  return head + rest;
+  return rest;
 }

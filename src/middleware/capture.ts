@@ -1,0 +1,158 @@
+// Captures what a handler sends through a node ServerResponse while passing
+// every byte on at once: write() and end() are wrapped on the instance, and a
+// copy is kept up to a byte limit. writeHead() is wrapped so the cache sees
+// the final status and headers (including those added by wrappers inside it,
+// such as compression's Content-Encoding) at the moment they go out.
+// Works the same under Express and Koa: both answer through node's res.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+
+export interface CaptureHooks {
+  /**
+   * Headers are about to go out (synchronous; may change headers on `res`).
+   * `body` is the whole body when it is known before the headers leave
+   * (end() with no earlier write), else undefined.
+   */
+  headers(res: ServerResponse, body: Buffer | undefined): void;
+  /**
+   * end() was called: `body` is everything written, or undefined when it
+   * passed the limit. The response ends once the returned promise settles;
+   * resolving true asks for a 304 instead of the body (only honoured when the
+   * headers have not gone out yet).
+   */
+  finish(body: Buffer | undefined): Promise<boolean> | boolean;
+  /** The response closed without end(). */
+  abort(): void;
+}
+
+type Callback = (err?: Error | null) => void;
+type WriteHead = ServerResponse['writeHead'];
+
+const KEEP_ON_304 = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status', 'age']);
+
+function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {
+  if (chunk === undefined || chunk === null) return undefined;
+  if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (Buffer.isBuffer(chunk)) return Buffer.from(chunk);
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength));
+  return undefined;
+}
+
+/** Copies headers given to writeHead() onto the response, so getHeaders() shows the full set. */
+function applyHeaderArgument(res: ServerResponse, headers: unknown): void {
+  if (headers === undefined || headers === null) return;
+  if (Array.isArray(headers)) {
+    const grouped = new Map<string, string[]>();
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const [k, v] of headers as Array<[string, string]>) {
+        const name = String(k);
+        grouped.set(name, [...(grouped.get(name) ?? []), String(v)]);
+      }
+    } else {
+      for (let i = 0; i + 1 < headers.length; i += 2) {
+        const name = String(headers[i]);
+        grouped.set(name, [...(grouped.get(name) ?? []), String(headers[i + 1])]);
+      }
+    }
+    for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? values[0]! : values);
+    return;
+  }
+  if (typeof headers === 'object') {
+    for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
+      if (value !== undefined) res.setHeader(name, value as string | number | readonly string[]);
+    }
+  }
+}
+
+/** Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. */
+export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
+  const originalWriteHead = res.writeHead;
+  const originalWrite = res.write;
+  const originalEnd = res.end;
+  let chunks: Buffer[] = [];
+  let size = 0;
+  let overflow = false;
+  let wrote = false;
+  let headersSeen = false;
+  let ended = false;
+
+  const keep = (buf: Buffer | undefined) => {
+    if (buf === undefined || overflow || buf.length === 0) return;
+    if (size + buf.length > maxBytes) {
+      overflow = true;
+      chunks = [];
+      return;
+    }
+    chunks.push(buf);
+    size += buf.length;
+  };
+  const body = (): Buffer | undefined => (overflow ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+  const seeHeaders = (complete: Buffer | undefined) => {
+    if (headersSeen) return;
+    headersSeen = true;
+    try {
+      hooks.headers(res, complete);
+    } catch {
+      // a cache bookkeeping failure must never break the response
+    }
+  };
+
+  res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
+    if (headersSeen || res.headersSent) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+    if (typeof reason !== 'string') {
+      headers = reason;
+      reason = undefined;
+    }
+    res.statusCode = statusCode;
+    applyHeaderArgument(res, headers);
+    seeHeaders(undefined);
+    const call = originalWriteHead as (...a: unknown[]) => ServerResponse;
+    return reason === undefined ? call.call(this, res.statusCode) : call.call(this, res.statusCode, reason);
+  } as WriteHead;
+
+  res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) {
+    wrote = true;
+    keep(toBuffer(chunk, encoding));
+    return (originalWrite as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
+  } as ServerResponse['write'];
+
+  res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+    if (ended) return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+    ended = true;
+    if (typeof chunk === 'function') {
+      cb = chunk;
+      chunk = undefined;
+      encoding = undefined;
+    } else if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    keep(toBuffer(chunk, encoding));
+    const complete = !wrote && !res.headersSent ? body() ?? undefined : undefined;
+    if (!res.headersSent) seeHeaders(complete);
+    const finishEnd = (notModified: boolean) => {
+      if (notModified && !res.headersSent) {
+        for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
+        res.statusCode = 304;
+        return (originalEnd as (cb?: Callback) => ServerResponse).call(res, cb as Callback | undefined);
+      }
+      const args: unknown[] = [];
+      if (chunk !== undefined) args.push(chunk);
+      if (encoding !== undefined) args.push(encoding);
+      if (cb !== undefined) args.push(cb);
+      return (originalEnd as (...a: unknown[]) => ServerResponse).apply(res, args);
+    };
+    let result: Promise<boolean> | boolean;
+    try {
+      result = hooks.finish(body());
+    } catch {
+      result = false;
+    }
+    if (typeof result === 'boolean') finishEnd(result);
+    else result.then(finishEnd, () => finishEnd(false));
+    return res;
+  } as ServerResponse['end'];
+
+  res.once('close', () => {
+    if (!ended) hooks.abort();
+  });
+}

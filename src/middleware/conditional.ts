@@ -1,0 +1,40 @@
+// Conditional requests answered by the cache: If-None-Match with weak
+// comparison and lists (RFC 9110 §13.1.2), else If-Modified-Since.
+import type { IncomingHttpHeaders } from 'node:http';
+
+function opaqueTag(tag: string): string {
+  const t = tag.trim();
+  return t.startsWith('W/') ? t.slice(2) : t;
+}
+
+/** Whether `If-None-Match` names `etag` (weak comparison) or is '*'. */
+export function noneMatchHits(ifNoneMatch: string, etag: string): boolean {
+  const ours = opaqueTag(etag);
+  for (const candidate of ifNoneMatch.split(',')) {
+    const c = candidate.trim();
+    if (c === '*' || opaqueTag(c) === ours) return true;
+  }
+  return false;
+}
+
+/** The conditional headers of a request, kept aside while a fill runs without them. */
+export interface Conditions {
+  readonly ifNoneMatch: string | undefined;
+  readonly ifModifiedSince: string | undefined;
+}
+
+export function conditionsOf(headers: IncomingHttpHeaders): Conditions | undefined {
+  const ifNoneMatch = headers['if-none-match'];
+  const ifModifiedSince = headers['if-modified-since'];
+  return ifNoneMatch === undefined && ifModifiedSince === undefined ? undefined : { ifNoneMatch, ifModifiedSince };
+}
+
+/** Whether a 200 with this ETag / Last-Modified answers the conditions with 304. */
+export function isNotModified(conditions: Conditions, etag: string | undefined, lastModified: number | undefined): boolean {
+  if (conditions.ifNoneMatch !== undefined) return etag !== undefined && noneMatchHits(conditions.ifNoneMatch, etag);
+  if (conditions.ifModifiedSince !== undefined && lastModified !== undefined) {
+    const since = Date.parse(conditions.ifModifiedSince);
+    return !Number.isNaN(since) && lastModified <= since;
+  }
+  return false;
+}

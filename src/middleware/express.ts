@@ -1,0 +1,47 @@
+// Express adapter (Express 4 and 5): translates req/res/next into the core.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TierCache } from '../cache/tier-cache.js';
+import { TierCacheConfigError } from '../errors.js';
+import { HttpCache } from './http-cache.js';
+import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
+
+/** The parts of an Express request the middleware reads (typed loosely so Express 4 and 5 both fit). */
+export interface ExpressRequest extends IncomingMessage {
+  originalUrl?: string;
+  originalMethod?: string;
+  route?: unknown;
+  params?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+export type ExpressNext = (err?: unknown) => void;
+export type ExpressCacheOptions<Req = ExpressRequest> = MiddlewareOptions<Req>;
+
+export function assertCache(factory: string, cache: unknown): asserts cache is TierCache {
+  if (cache === null || typeof cache !== 'object' || typeof (cache as TierCache).store !== 'object' || typeof (cache as TierCache).invalidateTags !== 'function') {
+    throw new TierCacheConfigError(`${factory}(cache)`, cache, 'must be a cache made by createCache()');
+  }
+}
+
+/**
+ * Express middleware that serves repeat GETs from the cache and stores the
+ * handler's answers. Mount it app-wide (`app.use(expressCache(cache))`: TTLs
+ * from the route table, unmatched routes pass through) or per route
+ * (`app.get(path, expressCache(cache, { ttl: '5m' }), handler)`).
+ *
+ * Options (all optional): `ttl`, `tags(req)`, `user(req)`, `vary`, `key(req)`,
+ * `staleWhileRevalidate`, `staleIfError`, `maxBodyBytes` (1 MiB), `methods`
+ * (['GET']), `negativeTtl`, `shared` (false), `query`, `cacheStatus` (true).
+ * @throws TierCacheConfigError for unknown or ill-typed options.
+ * @example app.get('/api/me', expressCache(cache, { user: (req) => req.user?.id }), me);
+ */
+export function expressCache<Req extends IncomingMessage = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>) {
+  assertCache('expressCache', cache);
+  const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options));
+  return function tiercache(req: Req, res: ServerResponse, next: ExpressNext): void {
+    const r = req as unknown as ExpressRequest;
+    core
+      .handle({ arg: req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod }, next)
+      .catch((err: unknown) => next(err));
+  };
+}

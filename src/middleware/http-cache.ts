@@ -1,0 +1,349 @@
+// The framework-neutral HTTP cache: plan the request (rule, TTL, key, bypass),
+// serve from L1 / L2, or run the handler once per key (coalescing) while
+// capturing its answer, store it in both tiers before the answer ends, and
+// hand it to the requests that waited. The adapters (express.ts, koa.ts) only
+// translate their request objects and "run the rest of the app" into this.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import computeEtag from 'etag';
+import type { TierCache } from '../cache/tier-cache.js';
+import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
+import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
+import { implicitTags } from '../keys/tags.js';
+import type { FillStamp, StoredEntry } from '../store/entry.js';
+import { UNDECIDED, type Tier } from '../store/tiered-store.js';
+import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED } from './cache-status.js';
+import { captureResponse } from './capture.js';
+import { replay } from './replay.js';
+import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
+import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
+import type { ResolvedMiddlewareOptions } from './options.js';
+import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+
+/** Per-route mounting without any TTL source caches for this long. */
+export const DEFAULT_ROUTE_TTL = 60_000;
+/** How long a request waits for another's fill of the same key before running the handler itself. */
+export const COALESCE_WAIT_MS = 3_000;
+
+/** What the adapter knows about the request. */
+export interface HttpRequestContext<R> {
+  /** Passed to the option functions: Express `req` or Koa `ctx`. */
+  readonly arg: R;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The full request target (not mount-relative). */
+  readonly url: string;
+  /** Mounted on a route (true) or app-wide (false). */
+  readonly perRoute: boolean;
+  /** The method before any override middleware changed it, when the framework keeps it. */
+  readonly originalMethod?: string | undefined;
+}
+
+interface Plan {
+  readonly key: string;
+  readonly ttl: number;
+  readonly negativeTtl: number | undefined;
+  readonly staleWindow: number;
+  readonly userScoped: boolean;
+  readonly tags: readonly string[];
+}
+
+/** What a fill produced, for the requests that waited on it. */
+interface FillOutcome {
+  readonly response: PreparedResponse;
+  readonly createdAt: number;
+  /** Response Vary names and the values the filling request had for them. */
+  readonly varyOn: readonly string[];
+  readonly varyValues: ReadonlyArray<string | undefined>;
+}
+
+class Flight {
+  private settled = false;
+  private resolve!: (outcome: FillOutcome | undefined) => void;
+  readonly outcome = new Promise<FillOutcome | undefined>((r) => (this.resolve = r));
+
+  settle(outcome: FillOutcome | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(outcome);
+  }
+
+  wait(ms: number): Promise<FillOutcome | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, ms, undefined)));
+    return Promise.race([this.outcome, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+interface Found {
+  readonly entry: StoredEntry;
+  readonly response: PreparedResponse;
+  readonly tier: Tier;
+}
+
+function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {
+  return names.map((n) => [n, normalizedHeaderValue(headers[n])]);
+}
+
+function cacheGroupsOf(value: string | number | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  // RFC 9875: a list of strings ("a", "b"); bare tokens are accepted too.
+  for (const part of (Array.isArray(value) ? value.join(',') : String(value)).split(',')) {
+    let g = part.trim();
+    if (g.startsWith('"') && g.endsWith('"') && g.length >= 2) g = g.slice(1, -1).replace(/\\(.)/g, '$1');
+    if (g !== '') out.push(g);
+  }
+  return out;
+}
+
+export class HttpCache<R> {
+  private readonly flights = new Map<string, Flight>();
+
+  constructor(
+    private readonly cache: TierCache,
+    private readonly options: ResolvedMiddlewareOptions<R>,
+  ) {}
+
+  /**
+   * Serves the request from the cache (resolves true: the adapter must not
+   * run the app) or runs `next` once, capturing and storing its answer
+   * (resolves false). Errors from `next` propagate; the cache's own never do.
+   */
+  async handle(c: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+    let plan: Plan | undefined;
+    try {
+      plan = this.plan(c);
+    } catch (err) {
+      this.cache.reportError(err as Error, 'could not plan a request; passing it through');
+    }
+    if (plan === undefined) {
+      await next();
+      return false;
+    }
+    const { req, res } = c;
+    (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
+    let found: Found | undefined;
+    try {
+      found = await this.find(plan.key, req);
+    } catch (err) {
+      this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
+    }
+    const now = Date.now();
+    if (found !== undefined && found.entry.freshUntil > now) {
+      this.cache.emit('hit', { key: plan.key, tier: found.tier });
+      replay(req, res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
+      return true;
+    }
+    this.cache.emit('miss', { key: plan.key });
+    return this.fill(c, plan, next);
+  }
+
+  /** Decides whether and how the request is cached; undefined = pass through untouched. */
+  private plan(c: HttpRequestContext<R>): Plan | undefined {
+    const cache = this.cache;
+    const o = this.options;
+    if (!cache.enabled) return undefined;
+    const req = c.req;
+    const method = req.method ?? 'GET';
+    if (!o.methods.has(method) && !(method === 'HEAD' && o.methods.has('GET'))) return undefined;
+    const path = pathOf(c.url);
+    const routePath = normalizeRoutePath(path);
+    const rule = cache.options.routes.matchNormalized(routePath);
+    if (rule !== undefined && !rule.cache) return undefined;
+    const ttl = o.ttl ?? rule?.ttl ?? cache.options.ttl ?? (c.perRoute ? DEFAULT_ROUTE_TTL : undefined);
+    if (ttl === undefined) return undefined;
+    const rawUser = o.user?.(c.arg);
+    const user = rawUser === undefined || rawUser === null ? undefined : String(rawUser);
+    const shared = o.shared ?? rule?.shared ?? false;
+    const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared);
+    if (bypass !== undefined) {
+      if (o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
+      return undefined;
+    }
+    const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
+    const key = buildRequestKey({
+      namespace: cache.namespace,
+      method,
+      url: c.url,
+      customKey: o.key?.(c.arg),
+      queryAllow: o.query ?? rule?.query,
+      vary: vary.length === 0 ? undefined : varyPairs(req.headers, vary),
+      user,
+    });
+    const tags = implicitTags(routePath, user);
+    const explicit = o.tags?.(c.arg);
+    if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !tags.includes(t)) tags.push(t);
+    const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
+    const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
+    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWindow: Math.max(swr, sie), userScoped: user !== undefined, tags };
+  }
+
+  private status(value: string): string | undefined {
+    return this.options.cacheStatus ? value : undefined;
+  }
+
+  /** L1 (synchronously when it can decide), then L2; follows a Vary manifest to the request's variant. */
+  private async find(key: string, req: IncomingMessage): Promise<Found | undefined> {
+    const first = await this.lookup(key);
+    if (first === undefined) return undefined;
+    const value = httpValueOf(first.entry);
+    if (value instanceof PreparedResponse) return { entry: first.entry, response: value, tier: first.tier };
+    if (!(value instanceof VaryManifest)) return undefined;
+    const variant = await this.lookup(variantKey(key, varyPairs(req.headers, value.headers)));
+    if (variant === undefined) return undefined;
+    const response = httpValueOf(variant.entry);
+    return response instanceof PreparedResponse ? { entry: variant.entry, response, tier: variant.tier } : undefined;
+  }
+
+  private lookup(key: string): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
+    const store = this.cache.store;
+    const local = store.lookupL1(key);
+    if (local === UNDECIDED) return store.get(key);
+    if (local !== undefined) return { entry: local, tier: 'L1' };
+    return store.getL2(key);
+  }
+
+  /** A miss: wait for a fill of the same key under way, or run the handler and store its answer. */
+  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown): Promise<boolean> {
+    const { req, res } = c;
+    const running = this.flights.get(plan.key);
+    if (running !== undefined) {
+      this.cache.coalesced++;
+      const outcome = await running.wait(COALESCE_WAIT_MS);
+      if (outcome !== undefined && this.reusable(outcome, req)) {
+        replay(req, res, outcome.response, outcome.createdAt, Date.now(), this.status(MISS_COLLAPSED));
+        return true;
+      }
+      if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
+      await next();
+      return false;
+    }
+    if (req.method === 'HEAD' || requestForbidsStore(req.headers)) {
+      if (this.options.cacheStatus) res.setHeader('cache-status', MISS);
+      await next();
+      return false;
+    }
+
+    const flight = new Flight();
+    this.flights.set(plan.key, flight);
+    flight.outcome.then(() => {
+      if (this.flights.get(plan.key) === flight) this.flights.delete(plan.key);
+    });
+    try {
+      const versions = this.cache.store.versions;
+      const stamp = versions.stampLocally(plan.tags) ?? (await versions.stamp(plan.tags));
+      this.capture(c, plan, stamp, flight);
+    } catch (err) {
+      flight.settle(undefined);
+      this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
+    }
+    try {
+      await next();
+    } catch (err) {
+      flight.settle(undefined);
+      throw err;
+    }
+    return false;
+  }
+
+  /** Whether a waiter may be answered with what another request's fill stored. */
+  private reusable(outcome: FillOutcome, req: IncomingMessage): boolean {
+    if (outcome.varyOn.length === 0) return true;
+    for (let i = 0; i < outcome.varyOn.length; i++) {
+      if (normalizedHeaderValue(req.headers[outcome.varyOn[i]!]) !== outcome.varyValues[i]) return false;
+    }
+    return true;
+  }
+
+  /** Installs the capture that stores the handler's answer and settles `flight`. */
+  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight): void {
+    const { req, res } = c;
+    const cache = this.cache;
+    const createdAt = Date.now();
+    // Fill unconditionally (the handler must send the full answer), then answer the condition here.
+    const conditions: Conditions | undefined = conditionsOf(req.headers);
+    if (conditions !== undefined) {
+      delete req.headers['if-none-match'];
+      delete req.headers['if-modified-since'];
+    }
+    let ttl: number | undefined;
+    let groups: string[] = [];
+    let lateStamp: Promise<FillStamp> | undefined;
+    let notModified = false;
+
+    captureResponse(res, this.options.maxBodyBytes, {
+      headers: (r, body) => {
+        const headers = r.getHeaders();
+        groups = cacheGroupsOf(headers['cache-groups']).filter((g) => !stamp.tags.includes(g));
+        if (headers['cache-groups'] !== undefined) r.removeHeader('cache-groups');
+        ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
+        if (ttl !== undefined && responseForbidsStore(headers, plan.userScoped) !== undefined) ttl = undefined;
+        if (ttl !== undefined && groups.length > 0) {
+          // Groups are known only now; their versions are read now (README: they may lag the fill's start).
+          const versions = cache.store.versions;
+          lateStamp = Promise.resolve(versions.stampLocally(groups) ?? versions.stamp(groups));
+        }
+        if (ttl !== undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', computeEtag(body));
+        if (ttl !== undefined && body !== undefined && conditions !== undefined && r.statusCode === 200) {
+          const lm = r.getHeader('last-modified');
+          const etag = r.getHeader('etag');
+          notModified = isNotModified(conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
+        }
+        if (this.options.cacheStatus) r.setHeader('cache-status', ttl !== undefined && body !== undefined ? MISS_STORED : MISS);
+      },
+      finish: async (body) => {
+        if (ttl === undefined || body === undefined) {
+          flight.settle(undefined);
+          return notModified;
+        }
+        try {
+          const outcome = await this.store(req, res, plan, stamp, lateStamp, createdAt, ttl, body);
+          flight.settle(outcome);
+        } catch (err) {
+          flight.settle(undefined);
+          cache.reportError(err as Error, 'could not store a response');
+        }
+        return notModified;
+      },
+      abort: () => flight.settle(undefined),
+    });
+  }
+
+  /** Builds the entry (and Vary manifest) from the finished response and stores it in both tiers. */
+  private async store(
+    req: IncomingMessage,
+    res: ServerResponse,
+    plan: Plan,
+    stamp: FillStamp,
+    lateStamp: Promise<FillStamp> | undefined,
+    createdAt: number,
+    ttl: number,
+    body: Buffer,
+  ): Promise<FillOutcome | undefined> {
+    const outgoing = res.getHeaders();
+    const varyOn = varyOf(outgoing);
+    if (varyOn === '*') return undefined;
+    const headers = storedHeaders(outgoing);
+    if (res.statusCode === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
+    let fullStamp = stamp;
+    if (lateStamp !== undefined) {
+      const late = await lateStamp;
+      fullStamp = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions] };
+    }
+    const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + plan.staleWindow };
+    const entry = responseEntry(fullStamp, life, res.statusCode, headers, body);
+    const store = this.cache.store;
+    const varyValues: Array<string | undefined> = [];
+    if (varyOn.length === 0) {
+      await store.set(plan.key, entry);
+    } else {
+      const pairs = varyPairs(req.headers, varyOn);
+      for (const [, v] of pairs) varyValues.push(v);
+      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn)), store.set(variantKey(plan.key, pairs), entry)]);
+      (req as unknown as Record<symbol, string>)[REQUEST_KEY] = variantKey(plan.key, pairs);
+    }
+    this.cache.fills++;
+    this.cache.emit('store', { key: plan.key });
+    return { response: entry.decoded as PreparedResponse, createdAt, varyOn, varyValues };
+  }
+}

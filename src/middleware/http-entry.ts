@@ -1,0 +1,101 @@
+// HTTP responses as store entries. `head` holds JSON with the status and the
+// stored headers, or, for a response that varied on request headers, a
+// manifest naming those headers (the variants live under their own keys).
+// An L1 entry keeps a PreparedResponse: headers already flattened for one
+// writeHead() call, so a hit parses nothing.
+import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
+
+interface StoredHead {
+  /** Status of a stored response. */
+  s?: number;
+  /** Stored headers, lower-case names, in order. */
+  h?: Array<[string, string]>;
+  /** Manifest: request headers the response varies on. */
+  m?: string[];
+}
+
+/** Headers sent with a 304 when the 200 would carry them (RFC 9110 §15.4.5). */
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary']);
+
+export class PreparedResponse {
+  /** Flat [name, value, ...] for writeHead, content-length included. */
+  readonly headers: string[];
+  /** Flat headers of a 304 answer. */
+  readonly notModifiedHeaders: string[];
+  readonly etag: string | undefined;
+  /** Last-Modified in ms since the epoch, for If-Modified-Since. */
+  readonly lastModified: number | undefined;
+
+  constructor(
+    readonly status: number,
+    stored: ReadonlyArray<readonly [string, string]>,
+    readonly body: Buffer,
+  ) {
+    const headers: string[] = [];
+    const notModified: string[] = [];
+    let etag: string | undefined;
+    let lastModified: number | undefined;
+    for (const [name, value] of stored) {
+      headers.push(name, value);
+      if (NOT_MODIFIED_HEADERS.has(name)) notModified.push(name, value);
+      if (name === 'etag') etag = value;
+      else if (name === 'last-modified') {
+        const t = Date.parse(value);
+        if (!Number.isNaN(t)) lastModified = t;
+      }
+    }
+    if (status !== 204 && status !== 304) headers.push('content-length', String(body.length));
+    this.headers = headers;
+    this.notModifiedHeaders = notModified;
+    this.etag = etag;
+    this.lastModified = lastModified;
+  }
+}
+
+/** What an HTTP entry decodes to: a response, or a manifest of the request headers it varies on. */
+export type HttpEntryValue = PreparedResponse | VaryManifest;
+
+export class VaryManifest {
+  constructor(readonly headers: readonly string[]) {}
+}
+
+/** Decodes (once, cached on the entry) the HTTP value of an entry; undefined if it is not one. */
+export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
+  if (entry.decoded instanceof PreparedResponse || entry.decoded instanceof VaryManifest) return entry.decoded;
+  if (entry.kind !== EntryKind.Http) return undefined;
+  let head: StoredHead;
+  try {
+    head = JSON.parse(entry.head.toString('utf8')) as StoredHead;
+  } catch {
+    return undefined;
+  }
+  let value: HttpEntryValue | undefined;
+  if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m);
+  else if (typeof head.s === 'number' && Array.isArray(head.h) && head.h.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')) {
+    value = new PreparedResponse(head.s, head.h, entry.body);
+  }
+  if (value !== undefined) entry.decoded = value;
+  return value;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+interface Lifetimes {
+  readonly createdAt: number;
+  readonly freshUntil: number;
+  readonly staleUntil: number;
+}
+
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer): StoredEntry {
+  const head = Buffer.from(JSON.stringify({ s: status, h: headers } satisfies StoredHead), 'utf8');
+  const entry: StoredEntry = { kind: EntryKind.Http, ...life, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head, body };
+  entry.decoded = new PreparedResponse(status, headers, body);
+  return entry;
+}
+
+export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[]): StoredEntry {
+  const head = Buffer.from(JSON.stringify({ m: [...varyOn] } satisfies StoredHead), 'utf8');
+  const entry: StoredEntry = { kind: EntryKind.Http, ...life, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head, body: EMPTY };
+  entry.decoded = new VaryManifest(varyOn);
+  return entry;
+}

@@ -1,0 +1,39 @@
+// Koa adapter (Koa 2 and 3): translates ctx/next into the core. Hits are
+// written straight to ctx.res (ctx.respond = false), so middleware in front
+// cannot alter bytes that were stored as sent.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TierCache } from '../cache/tier-cache.js';
+import { assertCache } from './express.js';
+import { HttpCache } from './http-cache.js';
+import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
+
+/** The parts of a Koa context the middleware reads (typed loosely so Koa 2 and 3 both fit). */
+export interface KoaContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  originalUrl: string;
+  respond?: boolean;
+  status: number;
+  [key: string]: unknown;
+}
+
+export type KoaCacheOptions<Ctx = KoaContext> = MiddlewareOptions<Ctx>;
+
+/**
+ * Koa middleware that serves repeat GETs from the cache and stores the
+ * downstream answer. `app.use(koaCache(cache))` takes TTLs from the route
+ * table; `router.get(path, koaCache(cache, { ttl: '5m' }), handler)` caches one route.
+ * Options are those of expressCache, with `ctx` in place of `req`.
+ * @throws TierCacheConfigError for unknown or ill-typed options.
+ */
+export function koaCache<Ctx extends KoaContext = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>) {
+  assertCache('koaCache', cache);
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options));
+  return async function tiercache(ctx: Ctx, next: () => Promise<unknown>): Promise<void> {
+    const perRoute = ctx._matchedRoute !== undefined || ctx.routerPath !== undefined;
+    const answered = await core.handle({ arg: ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute }, next);
+    if (answered) {
+      ctx.respond = false;
+    }
+  };
+}

@@ -1,0 +1,115 @@
+// Middleware options, shared by both adapters. Validated once, when the
+// middleware is created; per-request functions receive the framework's own
+// request object (Express `req`, Koa `ctx`).
+import { TierCacheConfigError } from '../errors.js';
+import { parseDuration, type Duration } from '../keys/duration.js';
+import { resolveHeaderList } from '../keys/route-table.js';
+
+export interface MiddlewareOptions<R> {
+  /** Lifetime of stored responses; beats the route table. @default table rule, else cache ttl, else 60 s per route */
+  ttl?: Duration;
+  /** Tags for the entry, e.g. `req => ['movie:' + req.params.id]`. */
+  tags?: (req: R) => readonly string[] | undefined;
+  /** User scope: entries are private to the returned id; undefined = not scoped for this request. */
+  user?: (req: R) => string | number | undefined;
+  /** Request headers whose values enter the key. @default [] (plus the table rule's vary) */
+  vary?: readonly string[];
+  /** Replaces the path-and-query part of the key (namespace, method and user scope still apply). */
+  key?: (req: R) => string;
+  /** After the TTL, serve stale for this long while one request refreshes the entry in the background. */
+  staleWhileRevalidate?: Duration;
+  /** After the TTL, serve stale for this long when the handler fails (throws or answers 5xx). */
+  staleIfError?: Duration;
+  /** Largest body kept for the cache; bigger responses stream through and are not stored. @default 1 MiB */
+  maxBodyBytes?: number;
+  /** Methods whose answers are stored. HEAD is always answered from GET entries. @default ['GET'] */
+  methods?: readonly string[];
+  /** TTL for 404, 405, 410, 414 and 501 answers; without it they are not stored. */
+  negativeTtl?: Duration;
+  /** Store answers to requests that carry Authorization or Cookie (the route does not depend on them). @default false */
+  shared?: boolean;
+  /** Allow-list of query parameters that enter the key; others are dropped from it. @default all */
+  query?: readonly string[];
+  /** Send the RFC 9211 Cache-Status header. @default true */
+  cacheStatus?: boolean;
+}
+
+export interface ResolvedMiddlewareOptions<R> {
+  readonly ttl: number | undefined;
+  readonly tags: ((req: R) => readonly string[] | undefined) | undefined;
+  readonly user: ((req: R) => string | number | undefined) | undefined;
+  readonly vary: readonly string[];
+  readonly key: ((req: R) => string) | undefined;
+  readonly staleWhileRevalidate: number | undefined;
+  readonly staleIfError: number | undefined;
+  readonly maxBodyBytes: number;
+  readonly methods: ReadonlySet<string>;
+  readonly negativeTtl: number | undefined;
+  readonly shared: boolean | undefined;
+  readonly query: ReadonlySet<string> | undefined;
+  readonly cacheStatus: boolean;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+const KNOWN = new Set(['ttl', 'tags', 'user', 'vary', 'key', 'staleWhileRevalidate', 'staleIfError', 'maxBodyBytes', 'methods', 'negativeTtl', 'shared', 'query', 'cacheStatus']);
+const METHOD = /^[A-Z]+$/;
+
+function fn<T>(name: string, value: unknown): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new TierCacheConfigError(name, value, 'must be a function');
+  return value as T;
+}
+
+function duration(name: string, value: unknown): number | undefined {
+  return value === undefined ? undefined : parseDuration(name, value);
+}
+
+/** @throws TierCacheConfigError naming `${factory}.option` for unknown or ill-typed options. */
+export function resolveMiddlewareOptions<R>(factory: string, options: MiddlewareOptions<R> | undefined): ResolvedMiddlewareOptions<R> {
+  const o = (options ?? {}) as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new TierCacheConfigError(factory, options, 'options must be an object');
+  for (const k of Object.keys(o)) {
+    if (!KNOWN.has(k)) throw new TierCacheConfigError(`${factory}.${k}`, o[k], `is not a known option (known: ${[...KNOWN].join(', ')})`);
+  }
+  const name = (k: string) => `${factory}.${k}`;
+  let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  if (o.maxBodyBytes !== undefined) {
+    if (typeof o.maxBodyBytes !== 'number' || !Number.isSafeInteger(o.maxBodyBytes) || o.maxBodyBytes < 0) {
+      throw new TierCacheConfigError(name('maxBodyBytes'), o.maxBodyBytes, 'must be a whole number of bytes >= 0');
+    }
+    maxBodyBytes = o.maxBodyBytes;
+  }
+  let methods: ReadonlySet<string> = new Set(['GET']);
+  if (o.methods !== undefined) {
+    if (!Array.isArray(o.methods) || o.methods.length === 0 || o.methods.some((m) => typeof m !== 'string' || !METHOD.test(m.toUpperCase()))) {
+      throw new TierCacheConfigError(name('methods'), o.methods, "must be a non-empty array of HTTP method names such as ['GET']");
+    }
+    methods = new Set((o.methods as string[]).map((m) => m.toUpperCase()));
+  }
+  for (const b of ['shared', 'cacheStatus'] as const) {
+    if (o[b] !== undefined && typeof o[b] !== 'boolean') throw new TierCacheConfigError(name(b), o[b], 'must be a boolean');
+  }
+  let query: ReadonlySet<string> | undefined;
+  if (o.query !== undefined) {
+    if (!Array.isArray(o.query) || o.query.some((q) => typeof q !== 'string' || q === '')) {
+      throw new TierCacheConfigError(name('query'), o.query, 'must be an array of query parameter names');
+    }
+    query = new Set(o.query as string[]);
+  }
+  return Object.freeze({
+    ttl: duration(name('ttl'), o.ttl),
+    tags: fn<(req: R) => readonly string[] | undefined>(name('tags'), o.tags),
+    user: fn<(req: R) => string | number | undefined>(name('user'), o.user),
+    vary: o.vary === undefined ? [] : resolveHeaderList(name('vary'), o.vary),
+    key: fn<(req: R) => string>(name('key'), o.key),
+    staleWhileRevalidate: duration(name('staleWhileRevalidate'), o.staleWhileRevalidate),
+    staleIfError: duration(name('staleIfError'), o.staleIfError),
+    maxBodyBytes,
+    methods,
+    negativeTtl: duration(name('negativeTtl'), o.negativeTtl),
+    shared: o.shared as boolean | undefined,
+    query,
+    cacheStatus: o.cacheStatus !== false,
+  });
+}

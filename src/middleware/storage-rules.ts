@@ -1,0 +1,98 @@
+// What may be served from and stored in the cache (DESIGN.md section 3), as
+// small pure predicates over request and response headers.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never stored. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** Headers recomputed on every answer or never stored. */
+const NOT_STORED = new Set(['content-length', 'date', 'age', 'cache-status', 'set-cookie', 'cache-groups']);
+const STORABLE_STATUS = new Set([200, 203, 204, 300, 301, 308]);
+const NEGATIVE_STATUS = new Set([404, 405, 410, 414, 501]);
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
+
+/** Cache-Control directives, lower-cased names; a directive without a value maps to ''. */
+export function parseCacheControl(value: string | string[] | number | undefined): Map<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : String(value);
+  const directives = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
+    if (name === '') continue;
+    let arg = eq === -1 ? '' : part.slice(eq + 1).trim();
+    if (arg.startsWith('"') && arg.endsWith('"') && arg.length >= 2) arg = arg.slice(1, -1);
+    directives.set(name, arg);
+  }
+  return directives;
+}
+
+/**
+ * Why a request must bypass the cache (neither served nor stored), or
+ * undefined. `scoped` = user-scoped route or `shared: true`.
+ */
+export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean): string | undefined {
+  if (originalMethod !== undefined && originalMethod !== method) return 'method-override';
+  for (const h of METHOD_OVERRIDE_HEADERS) if (headers[h] !== undefined) return 'method-override';
+  const length = headers['content-length'];
+  if ((length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'request-body';
+  if (!scoped && (headers.authorization !== undefined || headers.cookie !== undefined)) return 'credentials';
+  return undefined;
+}
+
+/** Whether the request forbids storing its answer (Cache-Control: no-store). */
+export function requestForbidsStore(headers: IncomingHttpHeaders): boolean {
+  const cc = headers['cache-control'];
+  return cc !== undefined && parseCacheControl(cc)?.has('no-store') === true;
+}
+
+/** The TTL a response status may be stored for, or undefined if it may not be. */
+export function ttlForStatus(status: number, ttl: number, negativeTtl: number | undefined): number | undefined {
+  if (STORABLE_STATUS.has(status)) return ttl;
+  if (negativeTtl !== undefined && NEGATIVE_STATUS.has(status)) return negativeTtl;
+  return undefined;
+}
+
+/** Why response headers forbid storing, or undefined. `userScoped` allows `private`. */
+export function responseForbidsStore(headers: OutgoingHttpHeaders, userScoped: boolean): string | undefined {
+  if (headers['set-cookie'] !== undefined) return 'set-cookie';
+  const cc = parseCacheControl(headers['cache-control']);
+  if (cc !== undefined) {
+    if (cc.has('no-store')) return 'no-store';
+    if (cc.has('no-cache')) return 'no-cache';
+    if (cc.has('private') && !userScoped) return 'private';
+  }
+  if (varyOf(headers) === '*') return 'vary-star';
+  return undefined;
+}
+
+/** The request headers a response varies on (lower-case, sorted), '*' for Vary: *, [] for none. */
+export function varyOf(headers: OutgoingHttpHeaders): string[] | '*' {
+  const value = headers.vary;
+  if (value === undefined) return [];
+  const names = new Set<string>();
+  for (const part of (Array.isArray(value) ? value.join(',') : String(value)).split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name === '*') return '*';
+    if (name !== '') names.add(name);
+  }
+  return [...names].sort();
+}
+
+/** Response headers as stored: lower-case pairs, hop-by-hop and per-answer headers removed. */
+export function storedHeaders(headers: OutgoingHttpHeaders): Array<[string, string]> {
+  const connection = headers.connection;
+  const listed = new Set<string>();
+  if (connection !== undefined) {
+    for (const n of String(connection).split(',')) listed.add(n.trim().toLowerCase());
+  }
+  const out: Array<[string, string]> = [];
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || NOT_STORED.has(lower) || listed.has(lower)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push([lower, String(v)]);
+    else out.push([lower, String(value)]);
+  }
+  return out;
+}
