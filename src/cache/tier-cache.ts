@@ -175,7 +175,7 @@ export class TierCache extends EventEmitter {
       const stamp = await this.store.versions.stamp(tags);
       const startedAt = this.now();
       const value = await load();
-      if (value !== undefined) {
+      if (value !== undefined && this.store.versions.stillCurrent(stamp)) {
         this.fills++;
         await this.storeValue(key, storeKey, value, stamp, startedAt, ttl);
       }

@@ -330,6 +330,8 @@ export class HttpCache<R> {
       const late = await lateStamp;
       fullStamp = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions] };
     }
+    // Invalidated while the handler ran: never served, so do not push out a newer entry.
+    if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + plan.staleWindow };
     const entry = responseEntry(fullStamp, life, res.statusCode, headers, body);
     const store = this.cache.store;

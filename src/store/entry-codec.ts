@@ -1,6 +1,8 @@
 // Binary, versioned encoding of entries for L2. Layout (big-endian):
 //   'T' 'C' format(1) kind(1) createdAt(f64) freshUntil(f64) staleUntil(f64) epoch(f64)
-//   tagCount(u16) { tagLen(u16) tag(utf8) version(f64) }* headLen(u32) head body
+//   tagCount(u16) { tagLen(u16) tag(utf8) version(f64) }* headLen(u32) head bodyLen(u32) body
+// The lengths must add up to the buffer's length exactly, so a truncated value
+// is caught rather than served short.
 // Anything that does not parse exactly is corrupt or foreign: decode throws and
 // the caller treats it as a miss and deletes it.
 import { EntryKind, type StoredEntry } from './entry.js';
@@ -19,7 +21,7 @@ export class EntryCodecError extends Error {
 export function encodeEntry(entry: StoredEntry): Buffer {
   const tagBytes = entry.tags.map((tag) => Buffer.from(tag, 'utf8'));
   if (tagBytes.length > MAX_U16) throw new EntryCodecError(`too many tags (${tagBytes.length})`);
-  let size = FIXED_HEADER + 4 + entry.head.length + entry.body.length;
+  let size = FIXED_HEADER + 8 + entry.head.length + entry.body.length;
   for (const t of tagBytes) {
     if (t.length > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
     size += 2 + t.length + 8;
@@ -43,6 +45,7 @@ export function encodeEntry(entry: StoredEntry): Buffer {
   }
   o = out.writeUInt32BE(entry.head.length, o);
   o += entry.head.copy(out, o);
+  o = out.writeUInt32BE(entry.body.length, o);
   entry.body.copy(out, o);
   return out;
 }
@@ -87,8 +90,12 @@ export function decodeEntry(buf: Buffer): StoredEntry {
   need(buf, o, 4);
   const headLen = buf.readUInt32BE(o);
   o += 4;
-  need(buf, o, headLen);
+  need(buf, o, headLen + 4);
   const head = buf.subarray(o, o + headLen);
-  const body = buf.subarray(o + headLen);
+  o += headLen;
+  const bodyLen = buf.readUInt32BE(o);
+  o += 4;
+  if (o + bodyLen !== buf.length) throw new EntryCodecError(o + bodyLen > buf.length ? 'truncated entry' : 'trailing bytes after entry');
+  const body = buf.subarray(o);
   return { kind: kind as EntryKind, createdAt, freshUntil, staleUntil, epoch, tags, versions, head, body };
 }

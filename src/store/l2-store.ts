@@ -37,7 +37,7 @@ export class L2Store {
   ) {
     if (client.status === 'ready') this.health = 'ok';
     client.on('ready', this.onReady);
-    client.on('error', this.onDown);
+    client.on('error', this.onError);
     client.on('close', this.onDown);
     client.on('end', this.onDown);
   }
@@ -66,7 +66,7 @@ export class L2Store {
 
   detach(): void {
     this.client.off('ready', this.onReady);
-    this.client.off('error', this.onDown);
+    this.client.off('error', this.onError);
     this.client.off('close', this.onDown);
     this.client.off('end', this.onDown);
     this.settleWaiters(false);
@@ -135,6 +135,13 @@ export class L2Store {
     if (this.client.status === 'ready') return;
     this.health = 'down';
     this.settleWaiters(false);
+  };
+
+  /** Connection errors repeat on every reconnect attempt: report only the one that takes Redis down. */
+  private readonly onError = (err: Error): void => {
+    const wasDown = this.health === 'down';
+    this.onDown();
+    if (!wasDown && this.health === 'down') this.options.onFailure(err);
   };
 }
 

@@ -4,7 +4,7 @@
 // Redis is the source of truth, asked when a tag is unknown here or when the
 // invalidation bus is not connected (then nothing local is trusted).
 import { LRUCache } from 'lru-cache';
-import type { FillStamp, StoredEntry } from './entry.js';
+import type { FillStamp } from './entry.js';
 
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
 export interface VersionSource {
@@ -60,24 +60,30 @@ export class TagVersions {
     return this.source !== undefined;
   }
 
-  /** Decides from local state alone (the L1-hit path: no I/O, no allocation). */
-  check(entry: StoredEntry): Validity {
-    if (!this.trusted || this.epoch === undefined) return Validity.Unknown;
-    if (entry.epoch !== this.epoch) {
-      if (entry.epoch < this.epoch) return Validity.Invalid;
-      return Validity.Unknown;
-    }
+  /**
+   * Decides from local state alone (the L1-hit path: no I/O, no allocation).
+   * Known versions only ever rise, so "older than known" is final even when
+   * local state is not trusted; "current" needs trust (the bus connected).
+   */
+  check(entry: FillStamp): Validity {
+    const epoch = this.epoch;
+    if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
+    let decided = this.trusted && epoch !== undefined && entry.epoch === epoch;
     const tags = entry.tags;
     for (let i = 0; i < tags.length; i++) {
       const current = this.map.get(tags[i]!);
-      if (current === undefined) return this.source === undefined ? Validity.Invalid : Validity.Unknown;
+      if (current === undefined) {
+        if (this.source === undefined) return Validity.Invalid;
+        decided = false;
+        continue;
+      }
       const recorded = entry.versions[i]!;
       if (recorded < current) return Validity.Invalid;
       // An entry never records a version that was not current somewhere, so a
       // larger one means this instance missed a bump: learn it.
       if (recorded > current) this.map.set(tags[i]!, recorded);
     }
-    return Validity.Valid;
+    return decided ? Validity.Valid : Validity.Unknown;
   }
 
   /**
@@ -85,7 +91,7 @@ export class TagVersions {
    * either, the entry is served: an outage costs freshness bounded by the
    * L1 TTL, never availability.
    */
-  async verify(entry: StoredEntry): Promise<boolean> {
+  async verify(entry: FillStamp): Promise<boolean> {
     const local = this.check(entry);
     if (local !== Validity.Unknown) return local === Validity.Valid;
     if (this.source === undefined) return false;
@@ -101,6 +107,15 @@ export class TagVersions {
       if (entry.versions[i] !== current.versions[i]) return false;
     }
     return true;
+  }
+
+  /**
+   * Whether a fill stamped with `stamp` may still be stored: false once an
+   * invalidation known here has overtaken it (storing it would only push out
+   * a newer entry, and it could never be served).
+   */
+  stillCurrent(stamp: FillStamp): boolean {
+    return this.check(stamp) !== Validity.Invalid;
   }
 
   /** The epoch and versions a fill that begins now records. */

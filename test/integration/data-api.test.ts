@@ -1,0 +1,1035 @@
+// The data API (get / set / delete / getOrSet / has / pull / source, stats,
+// health, ready, close, events) against real redis-server processes: values
+// round-trip exactly through L2, instances sharing one Redis see each other's
+// values and invalidations, and a dead, frozen or corrupt Redis degrades to
+// misses instead of hanging or throwing. No Redis mock anywhere.
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { createCache, TierCache, TierCacheError, type CacheOptions } from '../../src/index.js';
+import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
+import { EntryKind } from '../../src/store/entry.js';
+import { freePort, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+let namespaceCounter = 0;
+/** A namespace no other test uses (valid: letters, digits, '-', '_', '.'). */
+function nextNamespace(): string {
+  return `t${process.pid}-${++namespaceCounter}`;
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes; returns the last result. */
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 1000, everyMs = 10): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+}
+
+async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  const value = await run();
+  return { value, ms: performance.now() - start };
+}
+
+interface RedisContext {
+  server: RedisServerHandle;
+  /** A raw client for looking at and writing into Redis behind the cache's back. */
+  admin: Redis;
+  /** This test's namespace. */
+  ns: string;
+  /** A cache on this test's Redis and namespace (overridable), closed after the test, ready when returned. */
+  open(options?: CacheOptions): Promise<TierCache>;
+  /** Caches the test opened; closed in afterEach. */
+  caches: TierCache[];
+}
+
+/**
+ * One redis-server for the enclosing describe, FLUSHALL before each test, a
+ * fresh namespace per test, and every cache closed after each test.
+ */
+function useRedis(): RedisContext {
+  const ctx = { caches: [] as TierCache[] } as RedisContext;
+  ctx.open = async (options: CacheOptions = {}) => {
+    const cache = createCache({ namespace: ctx.ns, redis: ctx.server.url, ...options });
+    ctx.caches.push(cache);
+    await cache.ready();
+    return cache;
+  };
+  before(async () => {
+    ctx.server = await startRedisServer();
+    ctx.admin = new Redis(ctx.server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+  });
+  after(async () => {
+    ctx.admin?.disconnect();
+    await ctx.server?.stop();
+  });
+  beforeEach(async () => {
+    ctx.ns = nextNamespace();
+    await ctx.admin.flushall();
+  });
+  afterEach(async () => {
+    await Promise.all(ctx.caches.splice(0).map((c) => c.close()));
+  });
+  return ctx;
+}
+
+/** The current namespace epoch in Redis (created by the cache's ready()). */
+async function epochOf(admin: Redis, ns: string): Promise<number> {
+  const raw = await admin.get(`{${ns}}:epoch`);
+  assert.notEqual(raw, null, `no epoch counter {${ns}}:epoch in Redis`);
+  return Number(raw);
+}
+
+const JSON_VALUES: Record<string, unknown> = {
+  nested: {
+    user: { id: 42, name: 'Zoë 日本語 😀', roles: ['admin', 'editor'], address: { city: 'Zürich', zip: null } },
+    deep: { a: { b: { c: { d: { e: [1, [2, [3, [4]]]] } } } } },
+    empty: { obj: {}, arr: [] },
+  },
+  unicode: 'héllo — 日本語 — 😀👍🏽 — e\u0301 — \u0000 \u2028 "quoted" \\ \n\t',
+  numbers: [0, 1, -1, 1.5, -0.25, 1e300, -1e-300, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 53 + 2],
+  nullValue: null,
+  arrayOfMixed: [null, true, false, 'x', 1, { k: [null] }, []],
+  topString: 'just a string',
+  topNumber: 3.14159,
+  topFalse: false,
+  topZero: 0,
+  emptyString: '',
+  emptyArray: [],
+  emptyObject: {},
+};
+
+describe('data API: values through L2', () => {
+  const ctx = useRedis();
+
+  it('stores data keys as `${namespace}:d:${key}`', async () => {
+    const a = await ctx.open();
+    assert.equal(a.dataKey('user:42'), `${ctx.ns}:d:user:42`);
+    await a.set('user:42', { id: 42 });
+    assert.equal(await ctx.admin.exists(`${ctx.ns}:d:user:42`), 1);
+  });
+
+  it('round-trips JSON values exactly through L2 (read by a second instance)', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    for (const [key, value] of Object.entries(JSON_VALUES)) await a.set(key, value);
+    const before = b.stats();
+    for (const [key, value] of Object.entries(JSON_VALUES)) {
+      assert.deepStrictEqual(await b.get(key), value, `value of ${key}`);
+    }
+    const after = b.stats();
+    const n = Object.keys(JSON_VALUES).length;
+    assert.equal(after.l2.hits - before.l2.hits, n, 'every read came from L2');
+    assert.equal(after.l1.hits - before.l1.hits, 0, 'no read came from B’s L1');
+  });
+
+  it('round-trips a Buffer with all 256 byte values exactly through L2', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const value = Buffer.concat([ALL_BYTES, Buffer.from(ALL_BYTES).reverse(), Buffer.alloc(1000, 0), ALL_BYTES]);
+    await a.set('bytes', value);
+    await a.set('empty-bytes', Buffer.alloc(0));
+    const before = b.stats().l2.hits;
+    const got = await b.get<Buffer>('bytes');
+    assert.ok(Buffer.isBuffer(got), `expected a Buffer, got ${typeof got}`);
+    assert.deepStrictEqual(got, value);
+    const empty = await b.get<Buffer>('empty-bytes');
+    assert.ok(Buffer.isBuffer(empty));
+    assert.equal(empty.length, 0);
+    assert.equal(b.stats().l2.hits - before, 2);
+  });
+
+  it('a value set on one instance is read by the other, both ways', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('from-a', { by: 'a' });
+    await b.set('from-b', { by: 'b' });
+    assert.deepStrictEqual(await b.get('from-a'), { by: 'a' });
+    assert.deepStrictEqual(await a.get('from-b'), { by: 'b' });
+    // An overwrite on B reaches A once A's copy is gone from A's L1 (A never read it).
+    await b.set('from-a', { by: 'b now' });
+    const c = await ctx.open();
+    assert.deepStrictEqual(await c.get('from-a'), { by: 'b now' });
+  });
+
+  it('warms L1 after an L2 hit: the second get on B is an L1 hit', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('warm', { v: 1 });
+
+    const s0 = b.stats();
+    assert.deepStrictEqual(await b.get('warm'), { v: 1 });
+    const s1 = b.stats();
+    assert.equal(s1.l2.hits - s0.l2.hits, 1, 'first get: one L2 hit');
+    assert.equal(s1.l1.hits - s0.l1.hits, 0, 'first get: no L1 hit');
+    assert.equal(s1.l1.misses - s0.l1.misses, 1, 'first get: one L1 miss');
+    assert.equal(s1.l1.entries, s0.l1.entries + 1, 'the entry is now in B’s L1');
+
+    assert.deepStrictEqual(await b.get('warm'), { v: 1 });
+    const s2 = b.stats();
+    assert.equal(s2.l1.hits - s1.l1.hits, 1, 'second get: one L1 hit');
+    assert.equal(s2.l2.hits - s1.l2.hits, 0, 'second get: no L2 hit');
+    assert.equal(s2.l2.misses - s1.l2.misses, 0, 'second get: no L2 miss');
+
+    // Proof it is served from B's memory: the Redis copy is gone, B still has it.
+    await ctx.admin.del(b.dataKey('warm'));
+    assert.deepStrictEqual(await b.get('warm'), { v: 1 });
+  });
+
+  it('returns frozen values from L1, and a caller mutating its object after set() does not change the cache', async () => {
+    const a = await ctx.open();
+    const original = { name: 'before', list: [1, 2, { x: 'y' }], inner: { n: 1 } };
+    await a.set('obj', original);
+    original.name = 'mutated';
+    original.list.push(99);
+    original.inner.n = 2;
+
+    const got = await a.get<{ name: string; list: unknown[]; inner: { n: number } }>('obj');
+    assert.deepStrictEqual(got, { name: 'before', list: [1, 2, { x: 'y' }], inner: { n: 1 } });
+    assert.ok(Object.isFrozen(got), 'top level frozen');
+    assert.ok(Object.isFrozen(got!.list), 'nested array frozen');
+    assert.ok(Object.isFrozen(got!.list[2]), 'object inside array frozen');
+    assert.ok(Object.isFrozen(got!.inner), 'nested object frozen');
+    // Reflect.set, not assignment: whether assignment throws depends on strict mode.
+    assert.equal(Reflect.set(got!, 'name', 'x'), false, 'a property of the returned value could be changed');
+    assert.equal(Reflect.set(got!.inner, 'n', 5), false, 'a nested property of the returned value could be changed');
+    assert.throws(() => {
+      got!.list.push(3);
+    }, TypeError);
+    assert.deepStrictEqual(await a.get('obj'), { name: 'before', list: [1, 2, { x: 'y' }], inner: { n: 1 } });
+
+    // A value decoded from L2 (and then warmed into L1) is frozen too.
+    const b = await ctx.open();
+    const fromL2 = await b.get<{ inner: object }>('obj');
+    assert.ok(Object.isFrozen(fromL2) && Object.isFrozen(fromL2!.inner));
+    const fromL1 = await b.get<{ inner: object }>('obj');
+    assert.ok(Object.isFrozen(fromL1) && Object.isFrozen(fromL1!.inner));
+  });
+
+  it('returns a copy of a Buffer: changing it (or the one given to set) does not change the cache', async () => {
+    const a = await ctx.open();
+    const given = Buffer.from(ALL_BYTES);
+    await a.set('buf', given);
+    given.fill(0);
+
+    const first = await a.get<Buffer>('buf');
+    assert.deepStrictEqual(first, ALL_BYTES);
+    first!.fill(7);
+    assert.deepStrictEqual(await a.get<Buffer>('buf'), ALL_BYTES, 'L1 copy unchanged');
+
+    const b = await ctx.open();
+    const fromL2 = await b.get<Buffer>('buf');
+    assert.deepStrictEqual(fromL2, ALL_BYTES);
+    fromL2!.fill(9);
+    assert.deepStrictEqual(await b.get<Buffer>('buf'), ALL_BYTES, 'L1 copy warmed from L2 unchanged');
+  });
+
+  it('rejects values that are neither JSON-serializable nor a Buffer with a TypeError', async () => {
+    const a = await ctx.open();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await assert.rejects(a.set('cyclic', cyclic), TypeError);
+    await assert.rejects(a.set('fn', () => 1), TypeError);
+    await assert.rejects(a.set('undef', undefined), TypeError);
+    assert.equal(await ctx.admin.exists(a.dataKey('cyclic'), a.dataKey('fn'), a.dataKey('undef')), 0);
+  });
+});
+
+describe('data API: L1 byte bound', () => {
+  const ctx = useRedis();
+
+  it('keeps stats().l1.bytes within maxBytes over 10,000 inserts of ~1 KB, evicting', async function () {
+    this.timeout(60_000);
+    const maxBytes = 200_000;
+    const a = await ctx.open({ l1: { maxBytes } });
+    const filler = 'x'.repeat(1000);
+    let maxSeen = 0;
+    for (let i = 1; i <= 10_000; i++) {
+      await a.set(`item:${i}`, { i, filler });
+      if (i % 100 === 0) {
+        const { bytes } = a.stats().l1;
+        maxSeen = Math.max(maxSeen, bytes);
+        assert.ok(bytes <= maxBytes, `after ${i} inserts stats().l1.bytes = ${bytes} > ${maxBytes}`);
+        assert.ok(bytes > 0, `after ${i} inserts stats().l1.bytes = 0: nothing charged`);
+      }
+    }
+    const { l1 } = a.stats();
+    assert.ok(l1.evictions > 0, `evictions = ${l1.evictions}`);
+    assert.ok(l1.entries < 10_000, `entries = ${l1.entries}`);
+    assert.ok(l1.entries > 0);
+    // Each entry is charged at least its ~1 KB body.
+    assert.ok(l1.entries <= maxBytes / 1000, `${l1.entries} entries of ~1 KB cannot fit in ${maxBytes} bytes`);
+    assert.ok(maxSeen > maxBytes / 2, `L1 never filled up (max ${maxSeen} bytes)`);
+    // The newest value is an L1 hit; the oldest was evicted from L1 but still comes from L2.
+    const s0 = a.stats();
+    assert.deepStrictEqual(await a.get('item:10000'), { i: 10_000, filler });
+    assert.equal(a.stats().l1.hits - s0.l1.hits, 1);
+    assert.deepStrictEqual(await a.get('item:1'), { i: 1, filler });
+    assert.equal(a.stats().l2.hits - s0.l2.hits, 1);
+  });
+});
+
+describe('data API: getOrSet', () => {
+  const ctx = useRedis();
+
+  it('runs the loader once for 20 concurrent callers, and all get the value (coalesced = 19)', async () => {
+    const a = await ctx.open();
+    let runs = 0;
+    const loader = async () => {
+      runs++;
+      await sleep(50);
+      return { loaded: true, at: runs };
+    };
+    const results = await Promise.all(Array.from({ length: 20 }, () => a.getOrSet('hot', loader)));
+    assert.equal(runs, 1, 'loader runs');
+    for (const r of results) assert.deepStrictEqual(r, { loaded: true, at: 1 });
+    assert.equal(a.stats().coalesced, 19);
+    assert.equal(a.stats().fills, 1);
+    // Stored for next time, in both tiers.
+    assert.deepStrictEqual(await a.getOrSet('hot', loader), { loaded: true, at: 1 });
+    assert.equal(runs, 1);
+    const b = await ctx.open();
+    assert.deepStrictEqual(await b.get('hot'), { loaded: true, at: 1 });
+  });
+
+  it('rejects every concurrent caller when the loader throws, and runs the loader again on the next call', async () => {
+    const a = await ctx.open();
+    let runs = 0;
+    const boom = new Error('loader failed');
+    const failing = async () => {
+      runs++;
+      await sleep(50);
+      throw boom;
+    };
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, () => a.getOrSet('flaky', failing)));
+    assert.equal(runs, 1, 'loader runs');
+    for (const s of settled) {
+      assert.equal(s.status, 'rejected');
+      assert.equal((s as PromiseRejectedResult).reason, boom);
+    }
+    assert.equal(await a.get('flaky'), undefined, 'nothing stored');
+    assert.equal(await ctx.admin.exists(a.dataKey('flaky')), 0);
+
+    const value = await a.getOrSet('flaky', async () => {
+      runs++;
+      return 'recovered';
+    });
+    assert.equal(runs, 2, 'the next call runs the loader again');
+    assert.equal(value, 'recovered');
+    assert.equal(await a.get('flaky'), 'recovered');
+  });
+
+  it('stores nothing when the loader returns undefined', async () => {
+    const a = await ctx.open();
+    let runs = 0;
+    const nothing = async () => {
+      runs++;
+      return undefined;
+    };
+    assert.equal(await a.getOrSet('absent', nothing), undefined);
+    assert.equal(await a.get('absent'), undefined);
+    assert.equal(await ctx.admin.exists(a.dataKey('absent')), 0, 'nothing in Redis');
+    assert.equal(a.stats().l1.entries, 0, 'nothing in L1');
+    assert.equal(a.stats().fills, 0);
+    assert.equal(await a.getOrSet('absent', nothing), undefined);
+    assert.equal(runs, 2, 'the loader runs again next time');
+  });
+
+  it('stores falsy values (0, false, "", null) and returns them as hits', async () => {
+    const a = await ctx.open();
+    let runs = 0;
+    for (const [key, value] of [['zero', 0], ['no', false], ['empty', ''], ['nil', null]] as const) {
+      const load = () => {
+        runs++;
+        return value;
+      };
+      assert.equal(await a.getOrSet(key, load), value);
+      assert.equal(await a.getOrSet(key, load), value);
+    }
+    assert.equal(runs, 4);
+  });
+});
+
+describe('data API: corrupt and foreign L2 data', () => {
+  const ctx = useRedis();
+
+  const garbage: Record<string, Buffer> = {
+    'random bytes': Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x10]),
+    'plain text': Buffer.from('not a tiercache entry'),
+    'JSON text': Buffer.from('{"value":"looks like data"}'),
+    'empty value': Buffer.alloc(0),
+    'magic, then junk': Buffer.from([0x54, 0x43, 0x01, 0x01, 0xff, 0xff]),
+  };
+
+  for (const [name, bytes] of Object.entries(garbage)) {
+    it(`reads corrupt bytes (${name}) in an L2 entry as a miss and deletes the key`, async () => {
+      const a = await ctx.open();
+      const key = a.dataKey('corrupt');
+      await ctx.admin.set(key, bytes);
+      const s0 = a.stats();
+      assert.equal(await a.get('corrupt'), undefined);
+      assert.equal(a.stats().l2.misses - s0.l2.misses, 1, 'counted as an L2 miss');
+      assert.equal(a.stats().l2.hits - s0.l2.hits, 0);
+      const deleted = await eventually(async () => (await ctx.admin.exists(key)) === 0, 1000);
+      assert.ok(deleted, 'the corrupt key is still in Redis after 1 s');
+      // And a fresh value can be stored and read there afterwards.
+      await a.set('corrupt', 'fine');
+      const b = await ctx.open();
+      assert.equal(await b.get('corrupt'), 'fine');
+    });
+  }
+
+  it('reads a corrupt entry as a miss for getOrSet, which loads and replaces it', async () => {
+    const a = await ctx.open();
+    await ctx.admin.set(a.dataKey('k'), Buffer.from('garbage'));
+    assert.equal(await a.getOrSet('k', () => 'loaded'), 'loaded');
+    const b = await ctx.open();
+    assert.equal(await b.get('k'), 'loaded');
+  });
+
+  it('reads foreign data (a valid-looking entry with another format byte) as a miss and deletes the key', async () => {
+    const a = await ctx.open();
+    const now = Date.now();
+    const valid = encodeEntry({
+      kind: EntryKind.Json,
+      createdAt: now,
+      freshUntil: now + 60_000,
+      staleUntil: now + 60_000,
+      epoch: await epochOf(ctx.admin, ctx.ns),
+      tags: [],
+      versions: [],
+      head: Buffer.alloc(0),
+      body: Buffer.from(JSON.stringify({ written: 'by hand' })),
+    });
+    // Control: the same bytes with the right format byte are a hit, so the
+    // miss below is due to the format byte alone.
+    await ctx.admin.set(a.dataKey('control'), valid);
+    assert.deepStrictEqual(await a.get('control'), { written: 'by hand' });
+
+    const foreign = Buffer.from(valid);
+    foreign[2] = ENTRY_FORMAT + 1;
+    const key = a.dataKey('foreign');
+    await ctx.admin.set(key, foreign);
+    assert.equal(await a.get('foreign'), undefined);
+    assert.ok(await eventually(async () => (await ctx.admin.exists(key)) === 0, 1000), 'the foreign key is still in Redis after 1 s');
+
+    const unknownKind = Buffer.from(valid);
+    unknownKind[3] = 0x77;
+    await ctx.admin.set(a.dataKey('kind'), unknownKind);
+    assert.equal(await a.get('kind'), undefined);
+    assert.ok(await eventually(async () => (await ctx.admin.exists(a.dataKey('kind'))) === 0, 1000));
+  });
+});
+
+describe('data API: TTL', () => {
+  const ctx = useRedis();
+
+  it('a value with ttl 100 ms has PTTL in (0, 100] in Redis and is gone from both tiers after 250 ms', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('short', { v: 1 }, { ttl: 100 });
+    const pttl = await ctx.admin.pttl(a.dataKey('short'));
+    assert.ok(pttl > 0 && pttl <= 100, `PTTL = ${pttl}`);
+    assert.deepStrictEqual(await b.get('short'), { v: 1 }, 'B has it in L1 now');
+    assert.deepStrictEqual(await a.get('short'), { v: 1 });
+
+    await sleep(250);
+    assert.equal(await a.get('short'), undefined, 'A (L1 copy) still returns it');
+    assert.equal(await b.get('short'), undefined, 'B (warmed L1 copy) still returns it');
+    assert.equal(await ctx.admin.exists(a.dataKey('short')), 0, 'still in Redis');
+    assert.equal(a.store.l1?.peek(a.dataKey('short')), undefined, 'still in A’s L1');
+    assert.equal(b.store.l1?.peek(b.dataKey('short')), undefined, 'still in B’s L1');
+    const c = await ctx.open();
+    assert.equal(await c.get('short'), undefined);
+  });
+
+  it('uses the cache-wide ttl when set() has none', async () => {
+    const a = await ctx.open({ ttl: '2s' });
+    await a.set('k', 1);
+    const pttl = await ctx.admin.pttl(a.dataKey('k'));
+    assert.ok(pttl > 1500 && pttl <= 2000, `PTTL = ${pttl}`);
+  });
+
+  it('caps how long an L2 hit stays in L1 by l1.ttl', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open({ l1: { ttl: 100 } });
+    await a.set('k', 'v', { ttl: '1m' });
+    assert.equal(await b.get('k'), 'v');
+    assert.notEqual(b.store.l1?.peek(b.dataKey('k')), undefined);
+    await sleep(200);
+    assert.equal(b.store.l1?.peek(b.dataKey('k')), undefined, 'still in B’s L1 after l1.ttl');
+    const s0 = b.stats();
+    assert.equal(await b.get('k'), 'v');
+    assert.equal(b.stats().l2.hits - s0.l2.hits, 1, 'read from L2 again');
+  });
+});
+
+describe('data API: has, pull, delete', () => {
+  const ctx = useRedis();
+
+  it('has(key) is true for stored values (falsy ones included) and false for missing ones', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    for (const [key, value] of [['zero', 0], ['no', false], ['empty', ''], ['nil', null], ['obj', { a: 1 }]] as const) {
+      await a.set(key, value);
+      assert.equal(await a.has(key), true, `A has ${key}`);
+      assert.equal(await b.has(key), true, `B has ${key} (from L2)`);
+    }
+    assert.equal(await a.has('missing'), false);
+    assert.equal(await b.has('missing'), false);
+  });
+
+  it('pull(key) returns the value and then it is gone from both instances', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('once', { token: 'abc' });
+    assert.deepStrictEqual(await a.pull('once'), { token: 'abc' });
+    assert.equal(await a.get('once'), undefined);
+    assert.equal(await b.get('once'), undefined);
+    assert.equal(await ctx.admin.exists(a.dataKey('once')), 0);
+    assert.equal(await a.pull('once'), undefined, 'a second pull gets nothing');
+    assert.equal(await b.pull('missing'), undefined);
+  });
+
+  it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('job', [1, 2, 3]);
+    assert.deepStrictEqual(await b.pull('job'), [1, 2, 3]);
+    assert.equal(await b.get('job'), undefined);
+    assert.equal(await ctx.admin.exists(a.dataKey('job')), 0);
+  });
+
+  it('delete(key) removes the value from the deleting instance and from L2', async () => {
+    const a = await ctx.open();
+    await a.set('gone', 'soon');
+    assert.equal(await a.get('gone'), 'soon');
+    await a.delete('gone');
+    assert.equal(await a.get('gone'), undefined, 'A still returns it');
+    assert.equal(a.store.l1?.peek(a.dataKey('gone')), undefined, 'still in A’s L1');
+    assert.equal(await ctx.admin.exists(a.dataKey('gone')), 0, 'still in Redis');
+    const c = await ctx.open();
+    assert.equal(await c.get('gone'), undefined, 'a fresh instance still finds it');
+    await a.delete('never-there'); // no error
+  });
+});
+
+describe('data API: invalidation and clear', () => {
+  const ctx = useRedis();
+
+  it('invalidateTags on A makes A miss at once for entries with the tag; others still hit', async () => {
+    const a = await ctx.open();
+    await a.set('tagged', 'x', { tags: ['movie:7'] });
+    await a.set('two-tags', 'xx', { tags: ['other', 'movie:7'] });
+    await a.set('other-tag', 'y', { tags: ['movie:8'] });
+    await a.set('untagged', 'z');
+    assert.equal(await a.get('tagged'), 'x');
+
+    await a.invalidateTags(['movie:7']);
+    assert.equal(await a.get('tagged'), undefined);
+    assert.equal(await a.get('two-tags'), undefined);
+    assert.equal(await a.get('other-tag'), 'y');
+    assert.equal(await a.get('untagged'), 'z');
+    // And not from L2 either.
+    const c = await ctx.open();
+    assert.equal(await c.get('tagged'), undefined);
+    assert.equal(await c.get('other-tag'), 'y');
+  });
+
+  it('after A.invalidateTags, B misses too (without a bus B checks versions in Redis on every hit)', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('x', 'old', { tags: ['t'] });
+    await a.set('y', 'kept', { tags: ['u'] });
+    assert.equal(await b.get('x'), 'old');
+    assert.equal(await b.get('y'), 'kept');
+    const s0 = b.stats();
+    assert.equal(await b.get('x'), 'old');
+    assert.equal(b.stats().l1.hits - s0.l1.hits, 1, 'B serves x from its L1 before the invalidation');
+
+    await a.invalidateTags(['t']);
+    assert.equal(b.health().bus, 'disabled');
+    assert.equal(await b.get('x'), undefined, 'B still serves x from its L1');
+    assert.equal(await b.get('y'), 'kept');
+    // A new value under the tag works on both.
+    await b.set('x', 'new', { tags: ['t'] });
+    assert.equal(await a.get('x'), 'new');
+  });
+
+  it('an entry whose fill began before an invalidation of its tag is never served', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const filled = a.getOrSet(
+      'slow',
+      async () => {
+        await sleep(100);
+        return 'stale';
+      },
+      { tags: ['t'] },
+    );
+    await sleep(20);
+    await b.invalidateTags(['t']);
+    assert.equal(await filled, 'stale', 'the caller that waited gets its value');
+    assert.equal(await a.get('slow'), undefined);
+    assert.equal(await b.get('slow'), undefined);
+  });
+
+  it('clear() empties the namespace on both instances but not another namespace on the same Redis', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const other = await ctx.open({ namespace: `${ctx.ns}-other` });
+    await a.set('k1', 1);
+    await a.set('k2', 2, { tags: ['t'] });
+    await other.set('k1', 'other-1');
+    assert.equal(await b.get('k1'), 1);
+    assert.equal(await b.get('k2'), 2);
+
+    await a.clear();
+    assert.equal(await a.get('k1'), undefined);
+    assert.equal(await a.get('k2'), undefined);
+    assert.equal(await b.get('k1'), undefined, 'B still serves k1');
+    assert.equal(await b.get('k2'), undefined, 'B still serves k2');
+    assert.equal(await other.get('k1'), 'other-1', 'the other namespace was cleared too');
+    const fresh = await ctx.open({ namespace: `${ctx.ns}-other` });
+    assert.equal(await fresh.get('k1'), 'other-1', 'the other namespace lost its L2 entry');
+
+    await a.set('k1', 'after');
+    assert.equal(await b.get('k1'), 'after', 'a set after clear() works');
+  });
+
+  it('FLUSHALL between fills and invalidations never makes an old entry valid again', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('x', 'old', { tags: ['t'] });
+    assert.equal(await b.get('x'), 'old'); // now in both L1s
+    const oldBytes = await ctx.admin.getBuffer(a.dataKey('x'));
+    assert.ok(oldBytes);
+
+    await a.invalidateTags(['t']);
+    await ctx.admin.flushall();
+
+    for (let round = 0; round < 3; round++) {
+      assert.equal(await a.get('x'), undefined, `A returned the old value (round ${round})`);
+      assert.equal(await b.get('x'), undefined, `B returned the old value (round ${round})`);
+      await sleep(10);
+    }
+    // The old bytes back in L2 (as if only the counters had been lost) are still not served.
+    await ctx.admin.set(a.dataKey('x'), oldBytes);
+    const c = await ctx.open();
+    assert.equal(await c.get('x'), undefined, 'a fresh instance returned the old entry from L2');
+    assert.equal(await b.get('x'), undefined);
+
+    // FLUSHALL again, then a fresh set works everywhere.
+    await ctx.admin.flushall();
+    await a.set('x', 'new', { tags: ['t'] });
+    assert.equal(await a.get('x'), 'new');
+    assert.equal(await b.get('x'), 'new');
+    assert.equal(await c.get('x'), 'new');
+    // ...and can itself be invalidated.
+    await b.invalidateTags(['t']);
+    assert.equal(await a.get('x'), undefined);
+  });
+});
+
+describe('data API: source()', () => {
+  const ctx = useRedis();
+
+  /** A tiny "database" with call counters. */
+  function database(initial: Record<string, string> = {}) {
+    const rows = new Map<string, string>(Object.entries(initial));
+    const calls = { load: 0, save: 0, remove: 0 };
+    return {
+      rows,
+      calls,
+      source: {
+        async load(id: string) {
+          calls.load++;
+          return rows.get(id);
+        },
+        async save(id: string, value: string) {
+          calls.save++;
+          rows.set(id, value);
+        },
+        async remove(id: string) {
+          calls.remove++;
+          rows.delete(id);
+        },
+      },
+    };
+  }
+
+  it('get() loads once, then hits', async () => {
+    const a = await ctx.open();
+    const db = database({ '1': 'alice' });
+    const users = a.source(db.source, { prefix: 'user:', ttl: '1m' });
+    assert.equal(await users.get('1'), 'alice');
+    assert.equal(await users.get('1'), 'alice');
+    assert.equal(db.calls.load, 1);
+    assert.equal(await a.get('user:1'), 'alice', 'cached under prefix + id');
+    // Another instance's source reads it from L2 without loading.
+    const b = await ctx.open();
+    const db2 = database({ '1': 'not this' });
+    assert.equal(await b.source(db2.source, { prefix: 'user:' }).get('1'), 'alice');
+    assert.equal(db2.calls.load, 0);
+  });
+
+  it('set() saves, then the next get() returns the new value without calling load', async () => {
+    const a = await ctx.open();
+    const db = database({ '1': 'alice' });
+    const users = a.source(db.source, { prefix: 'user:' });
+    assert.equal(await users.get('1'), 'alice');
+    await users.set('1', 'alicia');
+    assert.equal(db.calls.save, 1);
+    assert.equal(db.rows.get('1'), 'alicia');
+    assert.equal(await users.get('1'), 'alicia');
+    assert.equal(db.calls.load, 1, 'load was called again');
+  });
+
+  it('delete() calls remove and evicts the cached value', async () => {
+    const a = await ctx.open();
+    const db = database({ '1': 'alice' });
+    const users = a.source(db.source, { prefix: 'user:' });
+    assert.equal(await users.get('1'), 'alice');
+    await users.delete('1');
+    assert.equal(db.calls.remove, 1);
+    assert.equal(await a.get('user:1'), undefined, 'still cached');
+    assert.equal(await ctx.admin.exists(a.dataKey('user:1')), 0, 'still in Redis');
+    assert.equal(await users.get('1'), undefined);
+    assert.equal(db.calls.load, 2);
+  });
+
+  it('a source without save rejects set() with a clear TypeError and leaves the cache alone', async () => {
+    const a = await ctx.open();
+    const readOnly = a.source({ load: async (id: string) => `value-${id}` });
+    assert.equal(await readOnly.get('1'), 'value-1');
+    await assert.rejects(readOnly.set('1', 'other'), (err: unknown) => {
+      assert.ok(err instanceof TypeError, `expected a TypeError, got ${String(err)}`);
+      assert.match(err.message, /save/);
+      return true;
+    });
+    assert.equal(await readOnly.get('1'), 'value-1');
+  });
+
+  it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {
+    const a = await ctx.open();
+    const rows = new Map([['1', 'old']]);
+    let loads = 0;
+    const users = a.source(
+      {
+        async load(id: string) {
+          loads++;
+          const seen = rows.get(id); // read at the start, as a slow query would
+          if (loads === 1) await sleep(200);
+          return seen;
+        },
+        async save(id: string, value: string) {
+          rows.set(id, value);
+        },
+      },
+      { prefix: 'user:' },
+    );
+    const slow = users.get('1');
+    await sleep(30);
+    await users.set('1', 'new');
+    assert.equal(await slow, 'old', 'the slow caller gets what it loaded');
+    assert.equal(await users.get('1'), 'new');
+    assert.equal(await a.get('user:1'), 'new');
+    const b = await ctx.open();
+    assert.equal(await b.get('user:1'), 'new');
+  });
+
+  it('a slow load finishing after set() leaves the new value in the cache (the next get needs no load)', async () => {
+    const a = await ctx.open();
+    const rows = new Map([['1', 'old']]);
+    let loads = 0;
+    const users = a.source(
+      {
+        async load(id: string) {
+          loads++;
+          const seen = rows.get(id);
+          if (loads === 1) await sleep(200);
+          return seen;
+        },
+        async save(id: string, value: string) {
+          rows.set(id, value);
+        },
+      },
+      { prefix: 'user:' },
+    );
+    const slow = users.get('1');
+    await sleep(30);
+    await users.set('1', 'new');
+    await slow;
+    assert.equal(await users.get('1'), 'new');
+    assert.equal(loads, 1, 'the stale fill replaced the value set() stored, so get() had to load again');
+  });
+});
+
+describe('data API: enabled: false', () => {
+  const ctx = useRedis();
+
+  it('get always misses and getOrSet calls the loader every time', async () => {
+    const on = await ctx.open();
+    const off = await ctx.open({ enabled: false });
+    await on.set('shared', 'value');
+    assert.equal(await off.get('shared'), undefined, 'a disabled cache read L2');
+    await off.set('mine', 'value');
+    assert.equal(await off.get('mine'), undefined);
+    assert.equal(await off.has('mine'), false);
+    assert.equal(await ctx.admin.exists(off.dataKey('mine')), 0, 'a disabled cache wrote to Redis');
+    let runs = 0;
+    for (let i = 1; i <= 3; i++) {
+      assert.equal(await off.getOrSet('k', () => ++runs), i);
+    }
+    assert.equal(runs, 3);
+  });
+});
+
+describe('data API: events', () => {
+  const ctx = useRedis();
+
+  it("emits 'miss', 'store', 'hit' (with the tier) and 'invalidate'", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const seen: Array<[string, unknown]> = [];
+    for (const name of ['hit', 'miss', 'store', 'invalidate']) {
+      a.on(name, (e: unknown) => seen.push([name, e]));
+      b.on(name, (e: unknown) => seen.push([`b:${name}`, e]));
+    }
+    assert.equal(await a.get('k'), undefined);
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await a.get('k'), 1);
+    assert.equal(await b.get('k'), 1);
+    await a.getOrSet('filled', () => 'v');
+    await a.invalidateTags(['t']);
+    await a.delete('filled');
+    await a.clear();
+    assert.deepStrictEqual(seen, [
+      ['miss', { key: 'k' }],
+      ['store', { key: 'k' }],
+      ['hit', { key: 'k', tier: 'L1' }],
+      ['b:hit', { key: 'k', tier: 'L2' }],
+      ['miss', { key: 'filled' }],
+      ['store', { key: 'filled' }],
+      ['invalidate', { tags: ['t'] }],
+      ['invalidate', { key: 'filled' }],
+      ['invalidate', { clear: true }],
+    ]);
+  });
+});
+
+describe('data API: Redis where nothing listens', () => {
+  const caches: TierCache[] = [];
+  afterEach(async () => {
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+  });
+
+  async function deadCache(options: CacheOptions = {}): Promise<TierCache> {
+    const port = await freePort();
+    const cache = createCache({ namespace: nextNamespace(), redis: `redis://127.0.0.1:${port}`, ...options });
+    caches.push(cache);
+    return cache;
+  }
+
+  for (const [label, options] of [['L1 + L2', {}], ['L2 only', { l1: false }]] as const) {
+    it(`get and set each resolve within 250 ms (miss / no-op), 5 times, and stats().l2.errors counts them (${label})`, async () => {
+      const cache = await deadCache(options);
+      const rejections: unknown[] = [];
+      const onRejection = (reason: unknown) => rejections.push(reason);
+      process.on('unhandledRejection', onRejection);
+      try {
+        let calls = 0;
+        for (let i = 0; i < 5; i++) {
+          const got = await timed(() => cache.get(`k${i}`));
+          calls++;
+          assert.equal(got.value, undefined);
+          assert.ok(got.ms < 250, `get #${i + 1} took ${got.ms.toFixed(1)} ms`);
+          const stored = await timed(() => cache.set(`k${i}`, { i }));
+          calls++;
+          assert.equal(stored.value, undefined);
+          assert.ok(stored.ms < 250, `set #${i + 1} took ${stored.ms.toFixed(1)} ms`);
+        }
+        const { l2 } = cache.stats();
+        assert.ok(l2.errors >= calls, `stats().l2.errors = ${l2.errors} after ${calls} calls`);
+        assert.equal(l2.hits, 0);
+        assert.equal(cache.health().l2, 'down');
+        await sleep(20);
+        assert.deepStrictEqual(rejections, [], 'unhandled rejections');
+      } finally {
+        process.off('unhandledRejection', onRejection);
+      }
+    });
+  }
+
+  it('still serves from L1 what was set while Redis is unreachable', async () => {
+    const cache = await deadCache();
+    await cache.set('k', { v: 1 });
+    assert.deepStrictEqual(await cache.get('k'), { v: 1 });
+  });
+
+  it('getOrSet runs the loader and returns its value within 250 ms', async () => {
+    const cache = await deadCache();
+    const got = await timed(() => cache.getOrSet('k', () => 'loaded'));
+    assert.equal(got.value, 'loaded');
+    assert.ok(got.ms < 250, `took ${got.ms.toFixed(1)} ms`);
+  });
+
+  it('ready() resolves (does not reject) within 6 s', async function () {
+    this.timeout(10_000);
+    const cache = await deadCache();
+    const outcome = await Promise.race([
+      cache.ready().then(
+        () => 'resolved',
+        (err: unknown) => `rejected: ${String(err)}`,
+      ),
+      sleep(6000).then(() => 'still pending after 6 s'),
+    ]);
+    assert.equal(outcome, 'resolved');
+    assert.equal(cache.health().l2, 'down');
+  });
+
+  it("reports the failures to an 'error' listener", async () => {
+    const cache = await deadCache();
+    const errors: unknown[] = [];
+    cache.on('error', (err: unknown) => errors.push(err));
+    await cache.get('a');
+    await cache.set('a', 1);
+    await cache.get('b');
+    await sleep(50);
+    assert.ok(cache.stats().l2.errors > 0);
+    assert.ok(errors.length > 0, `no 'error' event, while stats().l2.errors = ${cache.stats().l2.errors}`);
+    for (const err of errors) assert.ok(err instanceof Error);
+  });
+
+  it('invalidateTags applies locally and rejects with a TierCacheError saying other instances were not told', async () => {
+    const cache = await deadCache();
+    await cache.set('k', 1, { tags: ['t'] });
+    await assert.rejects(cache.invalidateTags(['t']), (err: unknown) => {
+      assert.ok(err instanceof TierCacheError, String(err));
+      assert.match(err.message, /other instances/);
+      return true;
+    });
+    assert.equal(await cache.get('k'), undefined);
+  });
+});
+
+describe('data API: a frozen Redis', () => {
+  const ctx = useRedis();
+
+  it('with l2.commandTimeout 100, get resolves undefined within ~300 ms and the next calls fail fast while the breaker is open', async () => {
+    const a = await ctx.open({ l2: { commandTimeout: 100 } });
+    await a.set('before', 'ok');
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    ctx.server.freeze();
+    try {
+      const first = await timed(() => a.get('missing'));
+      assert.equal(first.value, undefined);
+      assert.ok(first.ms < 300, `first get took ${first.ms.toFixed(1)} ms`);
+      assert.ok(first.ms >= 90, `first get took ${first.ms.toFixed(1)} ms: did it reach Redis at all?`);
+      assert.equal(a.health().l2, 'down');
+      for (let i = 0; i < 5; i++) {
+        const got = await timed(() => a.get(`missing-${i}`));
+        assert.equal(got.value, undefined);
+        assert.ok(got.ms < 50, `get #${i + 2} took ${got.ms.toFixed(1)} ms while the breaker is open`);
+        const stored = await timed(() => a.set(`new-${i}`, i));
+        assert.ok(stored.ms < 50, `set #${i + 1} took ${stored.ms.toFixed(1)} ms while the breaker is open`);
+      }
+      assert.ok(a.stats().l2.errors >= 11, `stats().l2.errors = ${a.stats().l2.errors}`);
+      await sleep(20);
+      assert.deepStrictEqual(rejections, [], 'unhandled rejections');
+    } finally {
+      ctx.server.thaw();
+      process.off('unhandledRejection', onRejection);
+    }
+  });
+
+  it("reports the timeout to an 'error' listener", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: 100 } });
+    const errors: Error[] = [];
+    a.on('error', (err: Error) => errors.push(err));
+    ctx.server.freeze();
+    try {
+      assert.equal(await a.get('k'), undefined);
+    } finally {
+      ctx.server.thaw();
+    }
+    assert.ok(errors.length >= 1, "no 'error' event");
+    assert.match(errors[0]!.message, /timed out/i);
+  });
+
+  it('comes back after thaw once the breaker cooldown has passed', async function () {
+    this.timeout(10_000);
+    const a = await ctx.open({ l2: { commandTimeout: 100, breakerCooldown: 200 } });
+    const b = await ctx.open();
+    ctx.server.freeze();
+    try {
+      assert.equal(await a.get('k'), undefined);
+    } finally {
+      ctx.server.thaw();
+    }
+    await b.set('k', 'back');
+    const back = await eventually(async () => (await a.get('k')) === 'back', 3000, 50);
+    assert.ok(back, 'A never read from Redis again after thaw');
+    assert.equal(a.health().l2, 'ok');
+  });
+});
+
+describe('data API: ready() and close()', () => {
+  const ctx = useRedis();
+
+  it('ready() resolves at once without Redis (L1 only)', async () => {
+    const cache = createCache({ redis: false, namespace: ctx.ns });
+    ctx.caches.push(cache);
+    const { ms } = await timed(() => cache.ready());
+    assert.ok(ms < 20, `took ${ms.toFixed(1)} ms`);
+    assert.equal(cache.health().l2, 'disabled');
+  });
+
+  it('ready() resolves after the connection with Redis is up', async () => {
+    const cache = createCache({ redis: ctx.server.url, namespace: ctx.ns });
+    ctx.caches.push(cache);
+    await cache.ready();
+    assert.equal(cache.redisClient?.status, 'ready');
+    assert.equal(cache.health().l2, 'ok');
+    // The namespace epoch exists once ready() resolved.
+    assert.ok((await epochOf(ctx.admin, ctx.ns)) > 0);
+  });
+
+  it('close() quits a client the cache opened', async () => {
+    const cache = createCache({ redis: ctx.server.url, namespace: ctx.ns });
+    await cache.ready();
+    const client = cache.redisClient!;
+    const name = `tiercache-close-${ctx.ns}`;
+    await (client as Redis).client('SETNAME', name);
+    const listed = async () => String(await ctx.admin.client('LIST')).includes(`name=${name}`);
+    assert.equal(await listed(), true);
+    await cache.close();
+    assert.ok(await eventually(async () => !(await listed()), 1000), 'the connection is still open on the server');
+    assert.ok(await eventually(() => client.status === 'end', 1000), `client status ${client.status} 1 s after close()`);
+    await cache.close(); // idempotent
+  });
+
+  it('close() leaves a caller-provided ioredis client usable', async () => {
+    const given = new Redis(ctx.server.url);
+    try {
+      const cache = createCache({ redis: given, namespace: ctx.ns });
+      await cache.ready();
+      await cache.set('k', 'v');
+      assert.equal(await cache.get('k'), 'v');
+      await cache.close();
+      assert.equal(given.status, 'ready');
+      assert.equal(await given.ping(), 'PONG');
+      assert.ok(Buffer.isBuffer(await given.getBuffer(cache.dataKey('k'))));
+    } finally {
+      given.disconnect();
+    }
+  });
+});

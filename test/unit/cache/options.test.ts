@@ -1,0 +1,318 @@
+// createCache options and TIERCACHE_* variables: every invalid value throws a
+// TierCacheConfigError that names the option (or variable) and shows the
+// value; valid variables fill in options not given in code; the caller's
+// object is never mutated.
+import assert from 'node:assert/strict';
+import { TierCacheConfigError, TierCacheError, createCache } from '../../../src/index.js';
+import { resolveOptions, type CacheOptions } from '../../../src/cache/options.js';
+
+const NO_ENV = Object.freeze({}) as Readonly<Record<string, string | undefined>>;
+
+/**
+ * Asserts that `fn` throws a TierCacheConfigError for `option`, with the
+ * stable code, and a message that names the option and shows the value.
+ */
+function assertConfigError(fn: () => unknown, option: string, shown: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof TierCacheConfigError, `expected a TierCacheConfigError, got ${String(err)}`);
+    assert.ok(err instanceof TierCacheError);
+    assert.equal(err.code, 'TIERCACHE_CONFIG');
+    assert.equal((err.constructor as typeof TierCacheConfigError).code, 'TIERCACHE_CONFIG');
+    assert.equal(err.option, option);
+    assert.ok(err.message.includes(option), `message should name ${option}: ${err.message}`);
+    assert.ok(err.message.includes(shown), `message should show the value ${shown}: ${err.message}`);
+    return true;
+  });
+}
+
+/** Both entry points: resolveOptions with an empty env, and createCache (which reads process.env). */
+function assertRejected(options: unknown, option: string, shown: string): void {
+  assertConfigError(() => resolveOptions(options as CacheOptions, NO_ENV), option, shown);
+  assertConfigError(() => createCache(options as CacheOptions), option, shown);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+describe('cache: options', () => {
+  // createCache reads process.env; keep the TIERCACHE_* variables of the
+  // environment running the tests out of these assertions.
+  const saved: Record<string, string | undefined> = {};
+  before(() => {
+    for (const name of Object.keys(process.env)) {
+      if (name.startsWith('TIERCACHE_')) {
+        saved[name] = process.env[name];
+        delete process.env[name];
+      }
+    }
+  });
+  after(() => {
+    Object.assign(process.env, saved);
+  });
+
+  describe('invalid options throw TierCacheConfigError', () => {
+    it('rejects an unknown top-level key', () => {
+      assertRejected({ nameSpace: 'x' }, 'nameSpace', '"x"');
+      assertRejected({ l1: {}, maxBytes: 12345 }, 'maxBytes', '12345');
+    });
+
+    it('rejects options that are not an object', () => {
+      assertRejected('redis://x', 'options', '"redis://x"');
+      assertRejected(42, 'options', '42');
+    });
+
+    it('rejects an unknown l1 key', () => {
+      assertRejected({ l1: { maxSize: 777 } }, 'l1.maxSize', '777');
+    });
+
+    it('rejects an unknown l2 key', () => {
+      assertRejected({ l2: { timeout: 555 } }, 'l2.timeout', '555');
+    });
+
+    it('rejects l1 / l2 values that are not objects', () => {
+      assertRejected({ l1: 'big' }, 'l1', '"big"');
+      assertRejected({ l1: true }, 'l1', 'true');
+      assertRejected({ l2: 'fast' }, 'l2', '"fast"');
+    });
+
+    it('rejects unparsable and negative durations: ttl', () => {
+      assertRejected({ ttl: 'abc' }, 'ttl', '"abc"');
+      assertRejected({ ttl: -1 }, 'ttl', '-1');
+      assertRejected({ ttl: '-5s' }, 'ttl', '"-5s"');
+      assertRejected({ ttl: NaN }, 'ttl', 'NaN');
+      assertRejected({ ttl: Infinity }, 'ttl', 'Infinity');
+      assertRejected({ ttl: '' }, 'ttl', '""');
+      assertRejected({ ttl: true }, 'ttl', 'true');
+    });
+
+    it('rejects unparsable and negative durations: l1.ttl', () => {
+      assertRejected({ l1: { ttl: 'ten seconds' } }, 'l1.ttl', '"ten seconds"');
+      assertRejected({ l1: { ttl: -30 } }, 'l1.ttl', '-30');
+    });
+
+    it('rejects unparsable, negative and zero durations: l2.commandTimeout', () => {
+      assertRejected({ l2: { commandTimeout: 'soon' } }, 'l2.commandTimeout', '"soon"');
+      assertRejected({ l2: { commandTimeout: -100 } }, 'l2.commandTimeout', '-100');
+      assertRejected({ l2: { commandTimeout: 0 } }, 'l2.commandTimeout', '0');
+      assertRejected({ l2: { breakerCooldown: 'later' } }, 'l2.breakerCooldown', '"later"');
+    });
+
+    it('rejects maxBytes < 1', () => {
+      assertRejected({ l1: { maxBytes: 0 } }, 'l1.maxBytes', '0');
+      assertRejected({ l1: { maxBytes: -1024 } }, 'l1.maxBytes', '-1024');
+      assertRejected({ l1: { maxBytes: 0.5 } }, 'l1.maxBytes', '0.5');
+    });
+
+    it('rejects maxEntries 0 and 1.5', () => {
+      assertRejected({ l1: { maxEntries: 0 } }, 'l1.maxEntries', '0');
+      assertRejected({ l1: { maxEntries: 1.5 } }, 'l1.maxEntries', '1.5');
+      assertRejected({ l1: { maxEntries: 'many' } }, 'l1.maxEntries', '"many"');
+    });
+
+    it("rejects a route prefix that does not start with '/'", () => {
+      assertRejected({ routes: { 'api/movies': '5m' } }, "routes['api/movies']", 'api/movies');
+      assertRejected({ routes: { '/ok': '1m', '*': '1m' } }, "routes['*']", '*');
+    });
+
+    it('rejects a bad route rule', () => {
+      assertRejected({ routes: { '/api': 'forever' } }, "routes['/api']", '"forever"');
+      assertRejected({ routes: { '/api': true } }, "routes['/api']", 'true');
+      assertRejected({ routes: { '/api': -5 } }, "routes['/api']", '-5');
+      assertRejected({ routes: { '/api': { ttl: 'never' } } }, "routes['/api'].ttl", '"never"');
+      assertRejected({ routes: { '/api': { ttl: '1m', maxAge: 99 } } }, "routes['/api'].maxAge", '99');
+      assertRejected({ routes: { '/api': { vary: 'accept' } } }, "routes['/api'].vary", '"accept"');
+      assertRejected({ routes: [['/api', '1m']] }, 'routes', 'an array');
+    });
+
+    it('rejects { l1: false, redis: false }: the cache could store nothing', () => {
+      assertConfigError(() => resolveOptions({ l1: false, redis: false }, NO_ENV), 'l1', 'false');
+      assertConfigError(() => createCache({ l1: false, redis: false }), 'l1', 'false');
+      // L1 off and no Redis from the environment either.
+      assertConfigError(() => resolveOptions({ l1: false }, NO_ENV), 'l1', 'false');
+    });
+
+    it("rejects a namespace containing ':' or '{' (or empty, or not a string)", () => {
+      assertRejected({ namespace: 'shop:eu' }, 'namespace', '"shop:eu"');
+      assertRejected({ namespace: 'shop{1}' }, 'namespace', '"shop{1}"');
+      assertRejected({ namespace: '' }, 'namespace', '""');
+      assertRejected({ namespace: 7 }, 'namespace', '7');
+    });
+
+    it("rejects a redis value that is a number or not a redis:// URL", () => {
+      assertRejected({ redis: 6379 }, 'redis', '6379');
+      assertRejected({ redis: 'http://x' }, 'redis', '"http://x"');
+      assertRejected({ redis: true }, 'redis', 'true');
+      assertRejected({ redis: { host: 'localhost' } }, 'redis', 'localhost');
+    });
+
+    it('rejects a logger without the pino methods', () => {
+      assertRejected({ logger: 42 }, 'logger', '42');
+      assertRejected({ logger: 'console' }, 'logger', '"console"');
+      assertConfigError(
+        () => resolveOptions({ logger: { debug() {}, info() {}, warn() {} } as never }, NO_ENV),
+        'logger',
+        'error is missing',
+      );
+    });
+
+    it('rejects a bad enabled or freshness value', () => {
+      assertRejected({ enabled: 'yes' }, 'enabled', '"yes"');
+      assertRejected({ freshness: 'always' }, 'freshness', '"always"');
+    });
+  });
+
+  describe('environment variables', () => {
+    it('TIERCACHE_ENABLED=maybe throws naming TIERCACHE_ENABLED', () => {
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_ENABLED: 'maybe' }), 'TIERCACHE_ENABLED', '"maybe"');
+    });
+
+    it('TIERCACHE_TTL=abc throws naming TIERCACHE_TTL', () => {
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_TTL: 'abc' }), 'TIERCACHE_TTL', '"abc"');
+    });
+
+    it('TIERCACHE_L1_MAX_BYTES=0 throws naming TIERCACHE_L1_MAX_BYTES', () => {
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L1_MAX_BYTES: '0' }), 'TIERCACHE_L1_MAX_BYTES', '0');
+    });
+
+    it('TIERCACHE_REDIS_URL=notaurl throws naming TIERCACHE_REDIS_URL', () => {
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_REDIS_URL: 'notaurl' }), 'TIERCACHE_REDIS_URL', '"notaurl"');
+    });
+
+    it('other invalid variables throw naming the variable', () => {
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_NAMESPACE: 'a:b' }), 'TIERCACHE_NAMESPACE', '"a:b"');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L1_MAX_ENTRIES: '1.5' }), 'TIERCACHE_L1_MAX_ENTRIES', '1.5');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L1_TTL: 'soon' }), 'TIERCACHE_L1_TTL', '"soon"');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L1_ENABLED: 'perhaps' }), 'TIERCACHE_L1_ENABLED', '"perhaps"');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L2_ENABLED: 'perhaps' }), 'TIERCACHE_L2_ENABLED', '"perhaps"');
+    });
+
+    it('uses valid variables when the options are absent', () => {
+      const env = {
+        TIERCACHE_ENABLED: 'false',
+        TIERCACHE_REDIS_URL: 'redis://127.0.0.1:6390',
+        TIERCACHE_NAMESPACE: 'from-env',
+        TIERCACHE_TTL: '5m',
+        TIERCACHE_L1_MAX_ENTRIES: '123',
+        TIERCACHE_L1_MAX_BYTES: '4567',
+        TIERCACHE_L1_TTL: '10s',
+      };
+      const r = resolveOptions({}, env);
+      assert.equal(r.enabled, false);
+      assert.equal(r.redis, 'redis://127.0.0.1:6390');
+      assert.equal(r.namespace, 'from-env');
+      assert.equal(r.ttl, 300_000);
+      assert.deepStrictEqual({ ...r.l1 }, { maxEntries: 123, maxBytes: 4567, ttl: 10_000 });
+      // Undefined options count as absent too.
+      assert.equal(resolveOptions({ ttl: undefined, namespace: undefined }, env).ttl, 300_000);
+    });
+
+    it('TIERCACHE_L1_ENABLED=false gives an L2-only cache; TIERCACHE_L2_ENABLED=false ignores the URL', () => {
+      const l2Only = resolveOptions({}, { TIERCACHE_L1_ENABLED: 'false', TIERCACHE_REDIS_URL: 'redis://127.0.0.1:6390' });
+      assert.equal(l2Only.l1, undefined);
+      assert.equal(l2Only.redis, 'redis://127.0.0.1:6390');
+      const l1Only = resolveOptions({}, { TIERCACHE_L2_ENABLED: 'false', TIERCACHE_REDIS_URL: 'redis://127.0.0.1:6390' });
+      assert.equal(l1Only.redis, undefined);
+      assert.notEqual(l1Only.l1, undefined);
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L1_ENABLED: '0' }), 'TIERCACHE_L1_ENABLED', 'false');
+    });
+
+    it('ignores valid variables when the options are given', () => {
+      const env = {
+        TIERCACHE_ENABLED: 'false',
+        TIERCACHE_REDIS_URL: 'redis://127.0.0.1:6390',
+        TIERCACHE_NAMESPACE: 'from-env',
+        TIERCACHE_TTL: '5m',
+        TIERCACHE_L1_ENABLED: 'false',
+        TIERCACHE_L1_MAX_ENTRIES: '123',
+        TIERCACHE_L1_MAX_BYTES: '4567',
+        TIERCACHE_L1_TTL: '10s',
+      };
+      const r = resolveOptions(
+        { enabled: true, redis: false, namespace: 'from-code', ttl: 2000, l1: { maxEntries: 9, maxBytes: 99_999, ttl: '1s' } },
+        env,
+      );
+      assert.equal(r.enabled, true);
+      assert.equal(r.redis, undefined);
+      assert.equal(r.namespace, 'from-code');
+      assert.equal(r.ttl, 2000);
+      assert.deepStrictEqual({ ...r.l1 }, { maxEntries: 9, maxBytes: 99_999, ttl: 1000 });
+      assert.equal(resolveOptions({ redis: 'redis://10.0.0.1:7000' }, env).redis, 'redis://10.0.0.1:7000');
+    });
+
+    it('does not even read an invalid variable when the option is given', () => {
+      const env = {
+        TIERCACHE_ENABLED: 'maybe',
+        TIERCACHE_REDIS_URL: 'notaurl',
+        TIERCACHE_NAMESPACE: 'bad:ns',
+        TIERCACHE_TTL: 'abc',
+        TIERCACHE_L1_MAX_ENTRIES: '0',
+        TIERCACHE_L1_MAX_BYTES: '0',
+        TIERCACHE_L1_TTL: 'soon',
+      };
+      const r = resolveOptions({ enabled: true, redis: false, namespace: 'ok', ttl: 1, l1: { maxEntries: 1, maxBytes: 1, ttl: 1 } }, env);
+      assert.equal(r.namespace, 'ok');
+    });
+
+    it('treats an empty variable as unset', () => {
+      const r = resolveOptions({}, { TIERCACHE_ENABLED: '', TIERCACHE_TTL: '', TIERCACHE_REDIS_URL: '', TIERCACHE_L1_MAX_BYTES: '' });
+      assert.equal(r.enabled, true);
+      assert.equal(r.ttl, undefined);
+      assert.equal(r.redis, undefined);
+    });
+  });
+
+  describe('the resolved options', () => {
+    it("never mutates the caller's (deep-frozen) options object", () => {
+      const logger = { debug() {}, info() {}, warn() {}, error() {} };
+      const input = {
+        namespace: 'shop',
+        redis: false as const,
+        l1: { maxEntries: 100, maxBytes: 1_000_000, ttl: '30s' },
+        l2: { commandTimeout: '150ms', breakerCooldown: 500 },
+        ttl: '1m',
+        routes: {
+          '/api/session': '30s',
+          '/api/movies/meta': { ttl: '10m', staleWhileRevalidate: '1m', staleIfError: '1h' },
+          '/api/search': { ttl: '30s', vary: ['Accept-Language'], query: ['q'] },
+          '/api/admin': false as const,
+        },
+        enabled: true,
+        freshness: 'table' as const,
+        logger,
+      };
+      const snapshot = JSON.stringify(input);
+      deepFreeze(input);
+      const r = resolveOptions(input, { TIERCACHE_TTL: '5m', TIERCACHE_NAMESPACE: 'env' });
+      assert.equal(JSON.stringify(input), snapshot);
+      assert.equal(input.logger, logger);
+      assert.equal(r.namespace, 'shop');
+      assert.equal(r.ttl, 60_000);
+      assert.equal(r.commandTimeout, 150);
+      assert.equal(r.breakerCooldown, 500);
+      assert.equal(r.routes.size, 4);
+      // Also through createCache.
+      createCache(input).close();
+      assert.equal(JSON.stringify(input), snapshot);
+    });
+
+    it('is frozen', () => {
+      const r = resolveOptions({ l1: { maxEntries: 5 } }, NO_ENV);
+      assert.ok(Object.isFrozen(r));
+      assert.ok(Object.isFrozen(r.l1));
+    });
+
+    it('has the documented defaults', () => {
+      const r = resolveOptions(undefined, NO_ENV);
+      assert.equal(r.namespace, 'tiercache');
+      assert.equal(r.redis, undefined);
+      assert.equal(r.enabled, true);
+      assert.equal(r.commandTimeout, 200);
+      assert.deepStrictEqual({ ...r.l1 }, { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, ttl: undefined });
+    });
+  });
+});
