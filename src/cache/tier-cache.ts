@@ -10,6 +10,7 @@ import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/req
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
+import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
 import { RedisVersionSource } from '../store/redis-versions.js';
@@ -55,6 +56,14 @@ export interface InvalidateEvent {
   readonly tags?: readonly string[];
   readonly key?: string;
   readonly clear?: boolean;
+  /** True when another instance sent it (through the bus). */
+  readonly remote?: boolean;
+}
+
+function toEvent(message: BusMessage): InvalidateEvent {
+  if (message.epoch !== undefined) return { clear: true };
+  if (message.keys !== undefined) return { key: message.keys[0] };
+  return { tags: (message.tags ?? []).map(([t]) => t) };
 }
 
 export class TierCache extends EventEmitter {
@@ -68,6 +77,8 @@ export class TierCache extends EventEmitter {
   coalesced = 0;
   invalidations = 0;
   private readonly redis: OpenedRedis | undefined;
+  /** @internal the invalidation bus (with an L2 only). */
+  readonly bus: InvalidationBus | undefined;
   private readonly flights = new SingleFlight<unknown>();
   private readonly now = Date.now;
   private closed = false;
@@ -94,9 +105,17 @@ export class TierCache extends EventEmitter {
       source: l2 ? new RedisVersionSource(l2, this.namespace) : undefined,
       maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
     });
-    // Until the invalidation bus exists, nothing tells this instance about
-    // other instances' invalidations, so with an L2 every hit asks Redis.
     this.store = new TieredStore({ l1, l2, versions, now: this.now });
+    if (l2 !== undefined) {
+      this.bus = new InvalidationBus({
+        namespace: this.namespace,
+        l2,
+        l1,
+        versions,
+        onError: (err, message) => this.reportError(err, message),
+        onMessage: (message) => this.emit('invalidate', { ...toEvent(message), remote: true }),
+      });
+    }
   }
 
   /** The Redis client in use (given or opened), if any. */
@@ -138,12 +157,9 @@ export class TierCache extends EventEmitter {
     await this.storeValue(key, storeKey, value, stamp, this.now(), ttl);
   }
 
-  /** Removes `key` from every tier. */
+  /** Removes `key` from every tier, on every instance. Rejects (after deleting locally) if Redis cannot be told. */
   async delete(key: string): Promise<void> {
-    const storeKey = this.dataKey(key);
-    this.invalidations++;
-    await this.store.delete(storeKey);
-    this.emit('invalidate', { key } satisfies InvalidateEvent);
+    await this.dropKey(this.dataKey(key), `delete(${JSON.stringify(key)})`, key);
   }
 
   /** The value under `key`, removed from the cache (get then delete). */
@@ -226,23 +242,25 @@ export class TierCache extends EventEmitter {
     }
     if (tags.length === 0) return;
     this.invalidations++;
+    const what = `invalidateTags(${JSON.stringify(tags)})`;
     try {
-      await this.store.versions.bump(tags);
-    } catch (err) {
-      this.forgetLocally();
-      throw this.notBroadcast(`invalidateTags(${JSON.stringify(tags)})`, err);
+      let versions: number[];
+      try {
+        versions = await this.store.versions.bump(tags);
+      } catch (err) {
+        this.forgetLocally();
+        throw this.notBroadcast(what, err);
+      }
+      await this.broadcast({ tags: tags.map((t, i) => [t, versions[i]!] as const) }, what);
     } finally {
       this.emit('invalidate', { tags } satisfies InvalidateEvent);
     }
   }
 
-  /** One entry, by the key the middleware reported (cache.keyFor) or a store key. */
+  /** One entry, by the key the middleware reported (cache.keyFor), on every instance. */
   async invalidateKey(key: string): Promise<void> {
     if (typeof key !== 'string' || key === '') throw new TypeError('tiercache: invalidateKey needs a key');
-    this.invalidations++;
-    const told = await this.store.delete(key);
-    this.emit('invalidate', { key } satisfies InvalidateEvent);
-    if (!told) throw this.notBroadcast(`invalidateKey(${JSON.stringify(key)})`, undefined);
+    await this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, key);
   }
 
   /** Empties the namespace everywhere: one epoch bump, no key scan. */
@@ -250,10 +268,15 @@ export class TierCache extends EventEmitter {
     this.invalidations++;
     this.store.l1?.clear();
     try {
-      if (this.store.versions.hasSource) await this.store.versions.bumpEpoch();
-    } catch (err) {
-      this.forgetLocally();
-      throw this.notBroadcast('clear()', err);
+      if (!this.store.versions.hasSource) return;
+      let epoch: number;
+      try {
+        epoch = await this.store.versions.bumpEpoch();
+      } catch (err) {
+        this.forgetLocally();
+        throw this.notBroadcast('clear()', err);
+      }
+      await this.broadcast({ epoch }, 'clear()');
     } finally {
       this.emit('invalidate', { clear: true } satisfies InvalidateEvent);
     }
@@ -281,7 +304,7 @@ export class TierCache extends EventEmitter {
     return {
       l1: this.store.l1 ? 'ok' : 'disabled',
       l2: l2 ? l2.state : 'disabled',
-      bus: 'disabled',
+      bus: this.bus ? this.bus.health : 'disabled',
     };
   }
 
@@ -294,6 +317,7 @@ export class TierCache extends EventEmitter {
     const l2 = this.store.l2;
     if (l2 === undefined) return;
     if (!(await l2.waitReady(READY_WAIT_MS))) return;
+    await this.bus?.waitSubscribed(READY_WAIT_MS);
     await this.store.versions.stamp([]).catch(() => undefined);
   }
 
@@ -301,6 +325,7 @@ export class TierCache extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.bus?.close();
     this.store.l2?.detach();
     if (this.redis?.owned) {
       const client = this.redis.client;
@@ -343,6 +368,26 @@ export class TierCache extends EventEmitter {
     const { entry, l1Entry } = encodeValue(key, value, stamp, createdAt, ttl);
     await this.store.set(storeKey, entry, l1Entry);
     this.emit('store', { key });
+  }
+
+  /** Deletes a store key from both tiers here and tells the other instances to drop it from L1. */
+  private async dropKey(storeKey: string, what: string, eventKey: string): Promise<void> {
+    this.invalidations++;
+    try {
+      if (!(await this.store.delete(storeKey))) throw this.notBroadcast(what, undefined);
+      await this.broadcast({ keys: [storeKey] }, what);
+    } finally {
+      this.emit('invalidate', { key: eventKey } satisfies InvalidateEvent);
+    }
+  }
+
+  private async broadcast(message: BusMessage, what: string): Promise<void> {
+    if (this.bus === undefined) return;
+    try {
+      await this.bus.publish(message);
+    } catch (err) {
+      throw this.notBroadcast(what, err);
+    }
   }
 
   /** When Redis cannot take an invalidation: drop everything local that it might cover. */

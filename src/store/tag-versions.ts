@@ -56,6 +56,17 @@ export class TagVersions {
     this.map = new LRUCache<string, number>({ max: options.maxTags });
   }
 
+  /** The epoch as known here (undefined until read). */
+  get knownEpoch(): number | undefined {
+    return this.epoch;
+  }
+
+  /** Reads the epoch from Redis (creating it if missing) without learning it. */
+  async readEpoch(): Promise<number> {
+    if (this.source === undefined) return 0;
+    return (await this.source.read([])).epoch;
+  }
+
   get hasSource(): boolean {
     return this.source !== undefined;
   }
