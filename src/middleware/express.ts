@@ -7,11 +7,15 @@ import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
 /** The parts of an Express request the middleware reads (typed loosely so Express 4 and 5 both fit). */
 export interface ExpressRequest extends IncomingMessage {
-  originalUrl?: string;
+  originalUrl: string;
   originalMethod?: string;
   route?: unknown;
-  params?: Record<string, string>;
-  [key: string]: unknown;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  header(name: string): string | undefined;
+  // Apps add their own fields (req.user, ...); option callbacks may read them.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  [key: string]: any;
 }
 
 export type ExpressNext = (err?: unknown) => void;
@@ -35,13 +39,13 @@ export function assertCache(factory: string, cache: unknown): asserts cache is T
  * @throws TierCacheConfigError for unknown or ill-typed options.
  * @example app.get('/api/me', expressCache(cache, { user: (req) => req.user?.id }), me);
  */
-export function expressCache<Req extends IncomingMessage = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>) {
+export function expressCache<Req = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>): (req: IncomingMessage, res: ServerResponse, next: ExpressNext) => void {
   assertCache('expressCache', cache);
   const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options));
-  return function tiercache(req: Req, res: ServerResponse, next: ExpressNext): void {
-    const r = req as unknown as ExpressRequest;
+  return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
+    const r = req as Partial<ExpressRequest> & IncomingMessage;
     core
-      .handle({ arg: req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod }, next)
+      .handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod }, next)
       .catch((err: unknown) => next(err));
   };
 }

@@ -14,7 +14,19 @@ export interface KoaContext {
   originalUrl: string;
   respond?: boolean;
   status: number;
-  [key: string]: unknown;
+  params?: Record<string, string>;
+  get(name: string): string;
+  // Apps and routers add their own fields (ctx.state, ctx.params, ...); option callbacks may read them.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  [key: string]: any;
+}
+
+/** What the returned middleware needs from ctx (any Koa 2/3 context has it). */
+export interface KoaRuntimeContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  originalUrl: string;
+  respond?: boolean;
 }
 
 export type KoaCacheOptions<Ctx = KoaContext> = MiddlewareOptions<Ctx>;
@@ -26,12 +38,13 @@ export type KoaCacheOptions<Ctx = KoaContext> = MiddlewareOptions<Ctx>;
  * Options are those of expressCache, with `ctx` in place of `req`.
  * @throws TierCacheConfigError for unknown or ill-typed options.
  */
-export function koaCache<Ctx extends KoaContext = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>) {
+export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): (ctx: KoaRuntimeContext, next: () => Promise<unknown>) => Promise<void> {
   assertCache('koaCache', cache);
   const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options));
-  return async function tiercache(ctx: Ctx, next: () => Promise<unknown>): Promise<void> {
-    const perRoute = ctx._matchedRoute !== undefined || ctx.routerPath !== undefined;
-    const answered = await core.handle({ arg: ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute }, next);
+  return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
+    const c = ctx as KoaRuntimeContext & { _matchedRoute?: unknown; routerPath?: unknown };
+    const perRoute = c._matchedRoute !== undefined || c.routerPath !== undefined;
+    const answered = await core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute }, next);
     if (answered) {
       ctx.respond = false;
     }

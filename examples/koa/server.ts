@@ -1,0 +1,113 @@
+// Example: the same movie API on Koa with tiercache.
+//   npm run example:koa            (L1 only)
+//   REDIS_URL=redis://127.0.0.1:6379 npm run example:koa   (L1 + Redis)
+import Router from '@koa/router';
+import Koa, { type Context } from 'koa';
+import { createCache } from '../../src/index.js';
+import { koaCache } from '../../src/koa.js';
+import { catalog, describeTiers, exampleCacheOptions } from '../shared/catalog.js';
+
+const cache = createCache(exampleCacheOptions());
+cache.on('error', (err) => console.warn('[tiercache]', err.message));
+
+const app = new Koa();
+const router = new Router();
+// Stand-in for real authentication: the caller says who they are.
+const userOf = (ctx: Context) => ctx.get('x-user') || undefined;
+
+async function readJson(ctx: Context): Promise<Record<string, unknown>> {
+  let text = '';
+  for await (const chunk of ctx.req) text += chunk;
+  try {
+    return text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+  } catch {
+    return {};
+  }
+}
+
+// App-wide: every GET whose path is in the TTL table is cached; others pass through.
+app.use(koaCache(cache));
+
+router.get('/api/movies', async (ctx) => {
+  ctx.body = await catalog.listMovies();
+});
+
+router.get('/api/movies/:id', koaCache(cache, { tags: (ctx) => [`movie:${(ctx.params as Record<string, string>).id}`] }), async (ctx) => {
+  const movie = await catalog.movie(ctx.params.id!);
+  if (movie === undefined) {
+    ctx.status = 404;
+    ctx.body = { error: 'no such movie' };
+  } else ctx.body = movie;
+});
+
+router.get('/api/search', async (ctx) => {
+  const q = String(ctx.query.q ?? '');
+  ctx.body = { q, language: ctx.get('accept-language') || 'en', results: await catalog.search(q) };
+});
+
+router.get('/api/users/:id', async (ctx) => {
+  const user = await catalog.user(ctx.params.id!);
+  if (user === undefined) {
+    ctx.status = 404;
+    ctx.body = { error: 'no such user' };
+  } else ctx.body = { id: user.id, name: user.name };
+});
+
+router.get('/api/me', koaCache(cache, { ttl: '1m', user: userOf }), async (ctx) => {
+  const id = userOf(ctx);
+  const user = id === undefined ? undefined : await catalog.user(id);
+  if (user === undefined) {
+    ctx.status = 401;
+    ctx.body = { error: 'send x-user: u1' };
+  } else {
+    ctx.set('Cache-Control', 'private');
+    ctx.body = user;
+  }
+});
+
+router.put('/api/me', async (ctx) => {
+  const id = userOf(ctx);
+  const body = await readJson(ctx);
+  const user = id === undefined ? undefined : await catalog.updateUser(id, { name: String(body.name ?? '') });
+  if (user === undefined) {
+    ctx.status = 401;
+    ctx.body = { error: 'send x-user: u1' };
+    return;
+  }
+  await cache.invalidateUser(user.id);
+  await cache.invalidatePrefix(`/api/users/${user.id}`);
+  ctx.body = user;
+});
+
+router.put('/api/movies/:id', async (ctx) => {
+  const movie = await catalog.updateMovie(ctx.params.id!, (await readJson(ctx)) as Record<string, never>);
+  if (movie === undefined) {
+    ctx.status = 404;
+    ctx.body = { error: 'no such movie' };
+    return;
+  }
+  await cache.invalidateTags([`movie:${movie.id}`]);
+  await cache.invalidatePrefix('/api/movies');
+  ctx.body = movie;
+});
+
+router.get('/api/admin/stats', (ctx) => {
+  ctx.body = { stats: cache.stats(), health: cache.health() };
+});
+
+app.use(router.routes());
+
+const port = Number(process.env.PORT ?? 3000);
+const server = app.listen(port, '127.0.0.1', () => {
+  const address = server.address();
+  const actual = typeof address === 'object' && address !== null ? address.port : port;
+  console.log(`tiercache koa example listening on http://127.0.0.1:${actual} (${describeTiers(process.env.REDIS_URL)})`);
+});
+
+async function shutdown() {
+  server.close();
+  await cache.close();
+  process.exit(0);
+}
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);
