@@ -211,9 +211,12 @@ export class TierCache extends EventEmitter {
    * default options would give (table vary headers, no user scope).
    */
   keyFor(reqOrCtx: object): string {
-    const holder = reqOrCtx as { req?: object; headers?: Record<string, string | string[] | undefined>; method?: string; url?: string; originalUrl?: string };
-    const req = (holder.headers === undefined && holder.req !== undefined ? holder.req : holder) as typeof holder;
-    const used = (req as Record<symbol, unknown>)[REQUEST_KEY];
+    type Holder = { req?: object; headers?: Record<string, string | string[] | undefined>; method?: string; url?: string; originalUrl?: string };
+    const holder = reqOrCtx as Holder;
+    // A Koa ctx carries node's request as ctx.req; the middleware marks that one.
+    const inner = holder.req !== undefined && typeof holder.req === 'object' ? (holder.req as Holder) : undefined;
+    const req = inner ?? holder;
+    const used = (req as Record<symbol, unknown>)[REQUEST_KEY] ?? (holder as Record<symbol, unknown>)[REQUEST_KEY];
     if (typeof used === 'string') return used;
     const url = holder.originalUrl ?? req.originalUrl ?? req.url ?? '/';
     const rule = this.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));

@@ -8,7 +8,7 @@ export const MISS_STORED = 'tiercache; fwd=miss; stored';
 export const MISS_COLLAPSED = 'tiercache; fwd=miss; collapsed';
 export const BYPASS = 'tiercache; fwd=bypass';
 
-/** A stale answer: `ttl` is the negative remaining freshness in whole seconds. */
+/** A stale answer: `ttl` is the negative remaining freshness in whole seconds (at least -1). */
 export function staleHit(tier: 'L1' | 'L2', secondsPastFresh: number): string {
-  return `tiercache; hit; ttl=${-Math.max(0, Math.floor(secondsPastFresh))}; detail=${tier}`;
+  return `tiercache; hit; ttl=${-Math.max(1, Math.ceil(secondsPastFresh))}; detail=${tier}`;
 }

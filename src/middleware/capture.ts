@@ -6,13 +6,23 @@
 // Works the same under Express and Koa: both answer through node's res.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
+/** A different answer to send instead of the handler's (stale-if-error). */
+export interface Replacement {
+  readonly status: number;
+  /** Flat [name, value, ...]. */
+  readonly headers: readonly string[];
+  /** undefined for HEAD. */
+  readonly body: Buffer | undefined;
+}
+
 export interface CaptureHooks {
   /**
    * Headers are about to go out (synchronous; may change headers on `res`).
    * `body` is the whole body when it is known before the headers leave
-   * (end() with no earlier write), else undefined.
+   * (end() with no earlier write), else undefined. Returning a Replacement
+   * sends it instead and discards everything the handler writes.
    */
-  headers(res: ServerResponse, body: Buffer | undefined): void;
+  headers(res: ServerResponse, body: Buffer | undefined): Replacement | undefined | void;
   /**
    * end() was called: `body` is everything written, or undefined when it
    * passed the limit. The response ends once the returned promise settles;
@@ -74,6 +84,7 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
   let wrote = false;
   let headersSeen = false;
   let ended = false;
+  let replaced = false;
 
   const keep = (buf: Buffer | undefined) => {
     if (buf === undefined || overflow || buf.length === 0) return;
@@ -86,17 +97,30 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     size += buf.length;
   };
   const body = (): Buffer | undefined => (overflow ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-  const seeHeaders = (complete: Buffer | undefined) => {
-    if (headersSeen) return;
+  /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
+  const seeHeaders = (complete: Buffer | undefined): boolean => {
+    if (headersSeen) return false;
     headersSeen = true;
+    let replacement: Replacement | undefined | void;
     try {
-      hooks.headers(res, complete);
+      replacement = hooks.headers(res, complete);
     } catch {
       // a cache bookkeeping failure must never break the response
     }
+    if (replacement === undefined || res.headersSent) return false;
+    replaced = true;
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    (originalWriteHead as (...a: unknown[]) => ServerResponse).call(res, replacement.status, replacement.headers);
+    (originalEnd as (...a: unknown[]) => ServerResponse).call(res, ...(replacement.body === undefined ? [] : [replacement.body]));
+    return true;
+  };
+  /** What the handler writes after a replacement went out is dropped; its callbacks still run. */
+  const swallow = (cb: unknown) => {
+    if (typeof cb === 'function') process.nextTick(cb as Callback);
   };
 
   res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
+    if (replaced) return this;
     if (headersSeen || res.headersSent) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
     if (typeof reason !== 'string') {
       headers = reason;
@@ -104,18 +128,31 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     }
     res.statusCode = statusCode;
     applyHeaderArgument(res, headers);
-    seeHeaders(undefined);
+    if (seeHeaders(undefined)) return this;
     const call = originalWriteHead as (...a: unknown[]) => ServerResponse;
     return reason === undefined ? call.call(this, res.statusCode) : call.call(this, res.statusCode, reason);
   } as WriteHead;
 
   res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) {
+    if (typeof encoding === 'function') cb = encoding;
+    if (replaced || (!res.headersSent && seeHeaders(undefined))) {
+      swallow(cb);
+      return true;
+    }
     wrote = true;
     keep(toBuffer(chunk, encoding));
     return (originalWrite as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
   } as ServerResponse['write'];
 
   res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+    if (replaced) {
+      swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+      if (!ended) {
+        ended = true;
+        void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
+      }
+      return this;
+    }
     if (ended) return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
     ended = true;
     if (typeof chunk === 'function') {
@@ -128,7 +165,11 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     }
     keep(toBuffer(chunk, encoding));
     const complete = !wrote && !res.headersSent ? body() ?? undefined : undefined;
-    if (!res.headersSent) seeHeaders(complete);
+    if (!res.headersSent && seeHeaders(complete)) {
+      swallow(cb);
+      void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
+      return res;
+    }
     const finishEnd = (notModified: boolean) => {
       if (notModified && !res.headersSent) {
         for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);

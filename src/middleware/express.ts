@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { TierCacheConfigError } from '../errors.js';
 import { HttpCache } from './http-cache.js';
+import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
 /** The parts of an Express request the middleware reads (typed loosely so Express 4 and 5 both fit). */
@@ -27,6 +28,11 @@ export function assertCache(factory: string, cache: unknown): asserts cache is T
   }
 }
 
+/** Background refreshes re-enter the Express app the request came through. */
+function expressDispatch(app: unknown): Dispatch | undefined {
+  return typeof app === 'function' ? dispatchFor(app, (a) => a as NodeHandler) : undefined;
+}
+
 /**
  * Express middleware that serves repeat GETs from the cache and stores the
  * handler's answers. Mount it app-wide (`app.use(expressCache(cache))`: TTLs
@@ -45,7 +51,7 @@ export function expressCache<Req = ExpressRequest>(cache: TierCache, options?: E
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
     const r = req as Partial<ExpressRequest> & IncomingMessage;
     core
-      .handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod }, next)
+      .handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod, dispatch: expressDispatch(r.app) }, next)
       .catch((err: unknown) => next(err));
   };
 }

@@ -11,8 +11,9 @@ import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { implicitTags } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
-import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED } from './cache-status.js';
-import { captureResponse } from './capture.js';
+import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
+import { captureResponse, type Replacement } from './capture.js';
+import { REFRESH_HEADER as REFRESH_HEADER_NAME, refreshHeaders, takeRefreshMarker, type Dispatch } from './refresh.js';
 import { replay } from './replay.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
@@ -36,13 +37,16 @@ export interface HttpRequestContext<R> {
   readonly perRoute: boolean;
   /** The method before any override middleware changed it, when the framework keeps it. */
   readonly originalMethod?: string | undefined;
+  /** Re-sends a request into the app (stale-while-revalidate); absent when the adapter cannot. */
+  readonly dispatch?: Dispatch | undefined;
 }
 
 interface Plan {
   readonly key: string;
   readonly ttl: number;
   readonly negativeTtl: number | undefined;
-  readonly staleWindow: number;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
   readonly userScoped: boolean;
   readonly tags: readonly string[];
 }
@@ -80,6 +84,20 @@ interface Found {
   readonly tier: Tier;
 }
 
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The path of a Location-style header value when it points at this origin; undefined otherwise. */
+function sameOriginPath(value: string | number | string[] | undefined, host: string | undefined): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  if (value.startsWith('/') && !value.startsWith('//')) return pathOf(value);
+  try {
+    const url = new URL(value);
+    return host !== undefined && url.host === host ? url.pathname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {
   return names.map((n) => [n, normalizedHeaderValue(headers[n])]);
 }
@@ -98,6 +116,7 @@ function cacheGroupsOf(value: string | number | string[] | undefined): string[] 
 
 export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
+  private readonly refreshing = new Set<string>();
 
   constructor(
     private readonly cache: TierCache,
@@ -110,6 +129,12 @@ export class HttpCache<R> {
    * (resolves false). Errors from `next` propagate; the cache's own never do.
    */
   async handle(c: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+    const method = c.req.method;
+    if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
+      this.invalidateAfterWrite(c);
+      await next();
+      return false;
+    }
     let plan: Plan | undefined;
     try {
       plan = this.plan(c);
@@ -122,6 +147,10 @@ export class HttpCache<R> {
     }
     const { req, res } = c;
     (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
+    if (req.headers[REFRESH_HEADER_NAME] !== undefined && takeRefreshMarker(req)) {
+      // Our own background refresh: run the handler and store, whatever is cached.
+      return this.fill(c, plan, next, undefined);
+    }
     let found: Found | undefined;
     try {
       found = await this.find(plan.key, req);
@@ -129,13 +158,58 @@ export class HttpCache<R> {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
     const now = Date.now();
-    if (found !== undefined && found.entry.freshUntil > now) {
-      this.cache.emit('hit', { key: plan.key, tier: found.tier });
-      replay(req, res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
-      return true;
+    if (found !== undefined) {
+      const entry = found.entry;
+      if (entry.freshUntil > now) {
+        this.cache.emit('hit', { key: plan.key, tier: found.tier });
+        replay(req, res, found.response, entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
+        return true;
+      }
+      if (now < entry.freshUntil + plan.staleWhileRevalidate && c.dispatch !== undefined) {
+        this.cache.emit('hit', { key: plan.key, tier: found.tier, stale: true });
+        replay(req, res, found.response, entry.createdAt, now, this.status(staleHit(found.tier, (now - entry.freshUntil) / 1000)));
+        this.revalidate(c, plan.key, c.dispatch);
+        return true;
+      }
+      if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
     this.cache.emit('miss', { key: plan.key });
-    return this.fill(c, plan, next);
+    return this.fill(c, plan, next, found);
+  }
+
+  /**
+   * RFC 9111 §4.4: a successful POST/PUT/PATCH/DELETE invalidates what is
+   * cached under its path (every query variant and everything below it) and
+   * under same-origin Location / Content-Location, on every instance.
+   */
+  private invalidateAfterWrite(c: HttpRequestContext<R>): void {
+    const cache = this.cache;
+    if (!cache.enabled) return;
+    const path = pathOf(c.url);
+    const rule = cache.options.routes.matchNormalized(normalizeRoutePath(path));
+    // Only where something could be cached: a table rule, a cache-wide TTL or per-route mounting.
+    if (!(rule?.cache === true || cache.options.ttl !== undefined || c.perRoute)) return;
+    const res = c.res;
+    res.once('finish', () => {
+      if (res.statusCode < 200 || res.statusCode >= 400) return;
+      const paths = new Set([path]);
+      for (const name of ['location', 'content-location'] as const) {
+        const target = sameOriginPath(res.getHeader(name), c.req.headers.host);
+        if (target !== undefined) paths.add(target);
+      }
+      for (const p of paths) {
+        cache.invalidatePrefix(p).catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${p} failed`));
+      }
+    });
+  }
+
+  /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
+  private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
+    if (this.refreshing.has(key) || this.flights.has(key)) return;
+    this.refreshing.add(key);
+    dispatch({ url: c.url, headers: refreshHeaders(c.req.headers) })
+      .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed'))
+      .finally(() => this.refreshing.delete(key));
   }
 
   /** Decides whether and how the request is cached; undefined = pass through untouched. */
@@ -175,7 +249,7 @@ export class HttpCache<R> {
     if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !tags.includes(t)) tags.push(t);
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
-    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWindow: Math.max(swr, sie), userScoped: user !== undefined, tags };
+    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, tags };
   }
 
   private status(value: string): string | undefined {
@@ -204,7 +278,7 @@ export class HttpCache<R> {
   }
 
   /** A miss: wait for a fill of the same key under way, or run the handler and store its answer. */
-  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown): Promise<boolean> {
+  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined): Promise<boolean> {
     const { req, res } = c;
     const running = this.flights.get(plan.key);
     if (running !== undefined) {
@@ -232,7 +306,7 @@ export class HttpCache<R> {
     try {
       const versions = this.cache.store.versions;
       const stamp = versions.stampLocally(plan.tags) ?? (await versions.stamp(plan.tags));
-      this.capture(c, plan, stamp, flight);
+      this.capture(c, plan, stamp, flight, stale);
     } catch (err) {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
@@ -256,7 +330,7 @@ export class HttpCache<R> {
   }
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
-  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight): void {
+  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined): void {
     const { req, res } = c;
     const cache = this.cache;
     const createdAt = Date.now();
@@ -273,6 +347,7 @@ export class HttpCache<R> {
 
     captureResponse(res, this.options.maxBodyBytes, {
       headers: (r, body) => {
+        if (stale !== undefined && r.statusCode >= 500) return this.staleInstead(req, stale);
         const headers = r.getHeaders();
         groups = cacheGroupsOf(headers['cache-groups']).filter((g) => !stamp.tags.includes(g));
         if (headers['cache-groups'] !== undefined) r.removeHeader('cache-groups');
@@ -309,6 +384,16 @@ export class HttpCache<R> {
     });
   }
 
+  /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */
+  private staleInstead(req: IncomingMessage, stale: Found): Replacement {
+    const now = Date.now();
+    const response = stale.response;
+    const headers = [...response.headers, 'age', String(Math.max(0, Math.floor((now - stale.entry.createdAt) / 1000)))];
+    if (this.options.cacheStatus) headers.push('cache-status', staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
+    this.cache.emit('hit', { key: (req as unknown as Record<symbol, string>)[REQUEST_KEY], tier: stale.tier, stale: true });
+    return { status: response.status, headers, body: req.method === 'HEAD' ? undefined : response.body };
+  }
+
   /** Builds the entry (and Vary manifest) from the finished response and stores it in both tiers. */
   private async store(
     req: IncomingMessage,
@@ -332,7 +417,7 @@ export class HttpCache<R> {
     }
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
-    const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + plan.staleWindow };
+    const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
     const entry = responseEntry(fullStamp, life, res.statusCode, headers, body);
     const store = this.cache.store;
     const varyValues: Array<string | undefined> = [];

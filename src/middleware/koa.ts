@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
 import { HttpCache } from './http-cache.js';
+import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
 /** The parts of a Koa context the middleware reads (typed loosely so Koa 2 and 3 both fit). */
@@ -23,6 +24,7 @@ export interface KoaContext {
 
 /** What the returned middleware needs from ctx (any Koa 2/3 context has it). */
 export interface KoaRuntimeContext {
+  app?: unknown;
   req: IncomingMessage;
   res: ServerResponse;
   originalUrl: string;
@@ -30,6 +32,12 @@ export interface KoaRuntimeContext {
 }
 
 export type KoaCacheOptions<Ctx = KoaContext> = MiddlewareOptions<Ctx>;
+
+/** Background refreshes re-enter the Koa app the request came through. */
+function koaDispatch(app: unknown): Dispatch | undefined {
+  if (typeof app !== 'object' || app === null || typeof (app as { callback?: unknown }).callback !== 'function') return undefined;
+  return dispatchFor(app as { callback(): NodeHandler }, (a) => a.callback());
+}
 
 /**
  * Koa middleware that serves repeat GETs from the cache and stores the
@@ -44,7 +52,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const c = ctx as KoaRuntimeContext & { _matchedRoute?: unknown; routerPath?: unknown };
     const perRoute = c._matchedRoute !== undefined || c.routerPath !== undefined;
-    const answered = await core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute }, next);
+    const answered = await core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute, dispatch: koaDispatch(ctx.app) }, next);
     if (answered) {
       ctx.respond = false;
     }
