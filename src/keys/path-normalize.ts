@@ -5,7 +5,8 @@
 // cannot slip past a rule written for `/admin`. Keys do NOT use this: they keep
 // the raw path, so two different request targets never share an entry.
 
-const NEEDS_WORK = /[%A-Z]|\/\/|\/\.|.\/$/;
+// Anything that may change: escapes, upper case (non-ASCII too), dot segments, extra slashes.
+const NEEDS_WORK = /[%A-Z\u0080-\uFFFF]|\/\/|\/\.|.\/$/;
 const PERCENT_ESCAPE = /%([0-9A-Fa-f]{2})/g;
 
 function decodeUnreserved(match: string, hex: string): string {

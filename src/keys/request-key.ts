@@ -48,17 +48,45 @@ export function methodClass(method: string): string {
  */
 export function canonicalQuery(query: string, allow?: ReadonlySet<string>): string {
   if (query === '') return '';
-  const params: Record<string, string | string[]> = Object.create(null);
+  const params: Record<string, QueryValue | QueryValue[]> = Object.create(null);
   let count = 0;
-  for (const [name, value] of new URLSearchParams(query)) {
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = decodeName(eq === -1 ? pair : pair.slice(0, eq));
     if (allow !== undefined && !allow.has(name)) continue;
+    const value = decodeValue(eq === -1 ? '' : pair.slice(eq + 1));
     const seen = params[name];
     if (seen === undefined) params[name] = value;
-    else if (typeof seen === 'string') params[name] = [seen, value];
-    else seen.push(value);
+    else if (Array.isArray(seen)) seen.push(value);
+    else params[name] = [seen, value];
     count++;
   }
   return count === 0 ? '' : stableStringify(params);
+}
+
+/** A decoded value, or `{ raw }` when its escapes are not valid UTF-8 (never equal to any decoded string). */
+type QueryValue = string | { raw: string };
+
+function decodeComponent(text: string): string | undefined {
+  const plain = text.indexOf('+') === -1 ? text : text.replace(/\+/g, ' ');
+  if (plain.indexOf('%') === -1) return plain;
+  try {
+    return decodeURIComponent(plain);
+  } catch {
+    return undefined; // not valid UTF-8: decoding would turn different bytes into the same U+FFFD
+  }
+}
+
+function decodeValue(text: string): QueryValue {
+  return decodeComponent(text) ?? { raw: text };
+}
+
+/** Names are object keys: undecodable ones get a NUL prefix (a raw URL never holds NUL), decoded ones starting with NUL get another. */
+function decodeName(text: string): string {
+  const decoded = decodeComponent(text);
+  if (decoded === undefined) return '\u0000' + text;
+  return decoded.charCodeAt(0) === 0 ? '\u0000' + decoded : decoded;
 }
 
 /** Builds the cache key of a request (see the format above). */
