@@ -69,7 +69,7 @@ export function exampleCacheOptions() {
   return {
     namespace: 'example',
     // REDIS_URL set: L1 + Redis. Unset: L1 only (no Redis needed at all).
-    redis: process.env.REDIS_URL ?? false,
+    redis: process.env.REDIS_URL || false,
     l1: { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, ttl: '30s' },
     routes: {
       '/api/movies': '5m',

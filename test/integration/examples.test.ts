@@ -1,0 +1,123 @@
+// The examples start the way the README says (`npm run example:express`,
+// `npm run example:koa`), print their port, and answer a repeat GET from L1.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly base: string;
+}
+
+function startExample(script: string, redisUrl = ''): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    // Own process group, so npm, tsx and node all stop together (by PID) afterwards.
+    const child = spawn('npm', ['run', '-s', script], {
+      cwd: root,
+      env: { ...process.env, PORT: '0', REDIS_URL: redisUrl, TIERCACHE_REDIS_URL: '' },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`${script} printed no port within 30 s:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, base: match[1]! });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code} before listening:\n${output}`));
+    });
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await exited;
+}
+
+for (const script of ['example:express', 'example:koa']) {
+  describe(`npm run ${script}`, function () {
+    this.timeout(60_000);
+    let started: Started | undefined;
+    after(async () => {
+      if (started) await stop(started.child);
+    });
+
+    it('starts without Redis and answers the second GET /api/movies from L1', async () => {
+      started = await startExample(script);
+      const first = await fetch(`${started.base}/api/movies`);
+      assert.equal(first.status, 200);
+      assert.equal(first.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+      const body = await first.text();
+      const second = await fetch(`${started.base}/api/movies`);
+      assert.equal(second.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+      assert.equal(await second.text(), body);
+    });
+
+    it('invalidates a user after a write: /api/me shows the new name at once', async () => {
+      assert.ok(started, 'the example is running');
+      const me = () => fetch(`${started!.base}/api/me`, { headers: { 'x-user': 'u2' } });
+      await me();
+      const cached = await me();
+      assert.equal(cached.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+      const put = await fetch(`${started.base}/api/me`, {
+        method: 'PUT',
+        headers: { 'x-user': 'u2', 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Grace H.' }),
+      });
+      assert.equal(put.status, 200);
+      const after = await me();
+      assert.equal(after.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+      assert.equal(((await after.json()) as { name: string }).name, 'Grace H.');
+    });
+  });
+}
+
+describe('the examples with REDIS_URL', function () {
+  this.timeout(60_000);
+  let server: RedisServerHandle;
+  const running: Started[] = [];
+  before(async () => {
+    server = await startRedisServer();
+  });
+  after(async () => {
+    await Promise.all(running.map((s) => stop(s.child)));
+    await server.stop();
+  });
+
+  it('use both tiers: a second process (Koa) answers from L2 what the first (Express) stored', async () => {
+    const express = await startExample('example:express', server.url);
+    running.push(express);
+    const koa = await startExample('example:koa', server.url);
+    running.push(koa);
+    const first = await fetch(`${express.base}/api/movies`);
+    assert.equal(first.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+    const redis = new Redis(server.url);
+    try {
+      assert.ok((await redis.keys('example:GET:*')).length >= 1, 'the entry is in Redis');
+    } finally {
+      redis.disconnect();
+    }
+    const fromL2 = await fetch(`${koa.base}/api/movies`);
+    assert.equal(fromL2.headers.get('cache-status'), 'tiercache; hit; detail=L2');
+    assert.equal(await fromL2.text(), await first.text());
+  });
+});
