@@ -15,13 +15,14 @@ import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
 import { RedisVersionSource } from '../store/redis-versions.js';
 import { TagVersions } from '../store/tag-versions.js';
-import { TieredStore } from '../store/tiered-store.js';
+import { TieredStore, UNDECIDED } from '../store/tiered-store.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
 import { decodeValue, encodeValue } from './data-value.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import { SingleFlight } from './single-flight.js';
 
 const debug = debuglog('tiercache');
+const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
 export const DEFAULT_DATA_TTL = 60_000;
@@ -130,10 +131,20 @@ export class TierCache extends EventEmitter {
   }
 
   /** The value under `key`, or undefined on a miss (or when Redis fails). */
-  async get<T = unknown>(key: string): Promise<T | undefined> {
+  get<T = unknown>(key: string): Promise<T | undefined> {
     const storeKey = this.dataKey(key);
-    if (!this.enabled) return undefined;
-    const hit = await this.store.get(storeKey);
+    if (!this.enabled) return RESOLVED_UNDEFINED;
+    // The L1 hit is answered without awaiting anything.
+    const local = this.store.lookupL1(storeKey);
+    if (local !== undefined && local !== UNDECIDED) {
+      if (this.listenerCount('hit') > 0) this.emit('hit', { key, tier: 'L1' });
+      return Promise.resolve(decodeValue<T>(local));
+    }
+    return this.getBeyondL1<T>(key, storeKey, local === UNDECIDED);
+  }
+
+  private async getBeyondL1<T>(key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
+    const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey);
     if (hit === undefined || hit.entry.freshUntil <= this.now()) {
       this.emit('miss', { key });
       return undefined;
