@@ -1,0 +1,667 @@
+// Invalidation across instances, in one process: two createCache instances on
+// one real redis-server (same namespace), each behind its own Express app,
+// requests through supertest. After an invalidation on A, B stops serving the
+// old answer as soon as the bus message arrives, while unrelated entries keep
+// hitting B's L1. Also: the fill/invalidation race, own messages, sequence
+// gaps, Redis down, FLUSHALL / restart / lost counters (no ABA) and a bus
+// reconnect after the server was killed. No Redis mock anywhere.
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import express from 'express';
+import request from 'supertest';
+import { Redis } from 'ioredis';
+import { createCache, TierCache, TierCacheError, TierCacheInvalidationError, type CacheOptions } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { HIT_L1, HIT_L2 } from '../../../src/middleware/cache-status.js';
+import { EPOCH_CHECK_MS } from '../../../src/store/invalidation-bus.js';
+import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How long another instance may take to act on an invalidation (target is ~5 ms; this is a "does not hang" bound). */
+const PROPAGATION_MS = 1000;
+/** How long a bus may take to come back after the server restarted. */
+const RECONNECT_MS = 5000;
+
+/** Every handler run in this file gets the next number, so old and new bodies always differ. */
+let served = 0;
+
+let namespaceCounter = 0;
+function nextNamespace(): string {
+  return `inv${process.pid}-${++namespaceCounter}`;
+}
+
+/** Polls `check` until true or `timeoutMs` passes; returns whether it became true. */
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 5): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+}
+
+/** Rejects with a "hung" error when `promise` does not settle within `ms` (a generous bound, not a timing assert). */
+function withinBound<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
+
+interface Reply {
+  readonly status: number;
+  readonly body: string;
+  readonly cacheStatus: string | undefined;
+}
+
+type Headers = Readonly<Record<string, string>>;
+
+interface Instance {
+  readonly name: string;
+  readonly cache: TierCache;
+  readonly app: express.Express;
+  /** Handler runs on this instance (any route). */
+  runs: number;
+  /** What cache.keyFor(req) returned inside the handler, by request URL (the last run). */
+  readonly keys: Map<string, string>;
+  /** Called when the slow handler starts. */
+  onSlowStart: (() => void) | undefined;
+  get(url: string, headers?: Headers): Promise<Reply>;
+}
+
+/** Tags of the table-driven movie routes, from the URL (app-level middleware runs before routing, so no req.params). */
+function movieTags(req: express.Request): string[] | undefined {
+  const m = /^\/api\/movies\/([^/?]+)/i.exec(req.originalUrl);
+  return m ? ['movie:' + m[1]] : undefined;
+}
+
+/**
+ * One instance: a cache and an Express app using it both ways, app-wide with
+ * the route table (`/api/movies`, `/api/moviesX`, `/api/keyed`) and per route
+ * with `user` / `tags` options.
+ */
+function buildInstance(name: string, cache: TierCache): Instance {
+  const app = express();
+  const inst: Instance = {
+    name,
+    cache,
+    app,
+    runs: 0,
+    keys: new Map(),
+    onSlowStart: undefined,
+    async get(url, headers = {}) {
+      const res = await request(app).get(url).set(headers);
+      const cs = res.headers['cache-status'];
+      return { status: res.status, body: res.text, cacheStatus: typeof cs === 'string' ? cs : undefined };
+    },
+  };
+  const handler = (req: express.Request, res: express.Response) => {
+    inst.runs++;
+    inst.keys.set(req.originalUrl, cache.keyFor(req));
+    res.type('text/plain').send(`${name} ${req.originalUrl} user=${req.get('x-user') ?? '-'} #${++served}`);
+  };
+  app.use(expressCache<express.Request>(cache, { tags: movieTags }));
+  app.get('/api/users/:id/profile', expressCache<express.Request>(cache, { user: (req) => req.get('x-user') }), handler);
+  app.get('/api/reviews/:movieId', expressCache<express.Request>(cache, { tags: (req) => ['movie:' + String(req.params['movieId'])] }), handler);
+  app.get('/api/slow', expressCache<express.Request>(cache, { tags: () => ['slow'] }), async (req, res) => {
+    inst.onSlowStart?.();
+    await sleep(400);
+    handler(req, res);
+  });
+  app.get(['/api/movies', '/api/movies/:id', '/api/moviesX', '/api/keyed/:id'], handler);
+  return inst;
+}
+
+const ROUTES: CacheOptions['routes'] = { '/api/movies': '1m', '/api/moviesX': '1m', '/api/keyed': '1m' };
+
+interface RedisContext {
+  server: RedisServerHandle;
+  /** A raw client, for FLUSHALL, raw L2 bytes and crafted bus messages. */
+  admin: Redis;
+  ns: string;
+  /** A ready cache + app on this test's Redis and namespace (overridable); closed after the test. */
+  instance(name: string, options?: CacheOptions): Promise<Instance>;
+  /** Two instances, A and B, on the same namespace. */
+  pair(): Promise<[Instance, Instance]>;
+}
+
+/**
+ * Redis for a describe block: `perTest` starts a fresh redis-server for every
+ * test (for tests that stop, kill or restart it); otherwise one server for the
+ * block with FLUSHALL before each test. A fresh namespace per test either way,
+ * and every cache closed after each test.
+ */
+function useRedis(perTest = false): RedisContext {
+  const caches: TierCache[] = [];
+  const ctx = {} as RedisContext;
+  ctx.instance = async (name, options = {}) => {
+    const cache = createCache({ namespace: ctx.ns, redis: ctx.server.url, routes: ROUTES, ...options });
+    caches.push(cache);
+    await cache.ready();
+    assert.equal(cache.health().bus, 'ok', `${name}: the bus is not subscribed after ready()`);
+    return buildInstance(name, cache);
+  };
+  ctx.pair = async () => [await ctx.instance('A'), await ctx.instance('B')];
+  const start = async () => {
+    ctx.server = await startRedisServer();
+    ctx.admin = new Redis(ctx.server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+  };
+  const stop = async () => {
+    ctx.admin?.disconnect();
+    await ctx.server?.stop();
+  };
+  if (!perTest) {
+    before(start);
+    after(stop);
+  }
+  beforeEach(async () => {
+    if (perTest) await start();
+    ctx.ns = nextNamespace();
+    await ctx.admin.flushall();
+  });
+  afterEach(async () => {
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    if (perTest) await stop();
+  });
+  return ctx;
+}
+
+/**
+ * Fills `url` on `first` and warms `second` from L2; afterwards both serve the
+ * same body from their L1. Returns that body (the "old answer").
+ */
+async function warmBoth(first: Instance, second: Instance, url: string, headers?: Headers): Promise<string> {
+  const filled = await first.get(url, headers);
+  assert.equal(filled.status, 200, `${first.name} ${url}: status ${filled.status}`);
+  const again = await first.get(url, headers);
+  assert.equal(again.cacheStatus, HIT_L1, `${first.name} ${url}: second request not served from L1`);
+  assert.equal(again.body, filled.body);
+  const fromL2 = await second.get(url, headers);
+  assert.equal(fromL2.body, filled.body, `${second.name} ${url}: did not get ${first.name}'s entry from L2 (${fromL2.cacheStatus})`);
+  const fromL1 = await second.get(url, headers);
+  assert.equal(fromL1.cacheStatus, HIT_L1, `${second.name} ${url}: second request not served from L1`);
+  assert.equal(fromL1.body, filled.body);
+  return filled.body;
+}
+
+/**
+ * Runs `invalidation` (on `from`) and waits until `to`'s bus has received its
+ * message (polling, at most PROPAGATION_MS). Waiting for the message rather
+ * than for a miss means the periodic epoch check cannot stand in for it.
+ */
+async function invalidateAndDeliver(from: Instance, to: Instance, invalidation: () => Promise<void>): Promise<void> {
+  const received = to.cache.bus!.received;
+  await invalidation();
+  const arrived = await eventually(() => to.cache.bus!.received > received, PROPAGATION_MS, 1);
+  assert.ok(arrived, `${to.name} did not receive ${from.name}'s invalidation within ${PROPAGATION_MS} ms (bus ${to.cache.health().bus})`);
+}
+
+/**
+ * `inst` does not serve `old` for `url`, at once and over a few more requests
+ * (each miss refills, so the later ones are hits on the new answer). Returns the first reply.
+ */
+async function assertNeverServes(inst: Instance, url: string, old: string, headers?: Headers): Promise<Reply> {
+  const first = await inst.get(url, headers);
+  assert.equal(first.status, 200);
+  assert.notEqual(first.body, old, `${inst.name} still served the old answer to ${url} (cache-status: ${first.cacheStatus}; bus ${inst.cache.health().bus})`);
+  for (let i = 0; i < 5; i++) {
+    const later = await inst.get(url, headers);
+    assert.notEqual(later.body, old, `${inst.name} served the old answer to ${url} again (request ${i + 2}; cache-status: ${later.cacheStatus})`);
+  }
+  return first;
+}
+
+/** `inst` still answers `url` with `body` from its L1. */
+async function assertStillHitsL1(inst: Instance, url: string, body: string, headers?: Headers): Promise<void> {
+  const reply = await inst.get(url, headers);
+  assert.equal(reply.body, body, `${inst.name} ${url}: an unrelated entry changed`);
+  assert.equal(reply.cacheStatus, HIT_L1, `${inst.name} ${url}: an unrelated entry is no longer served from L1`);
+}
+
+const u1 = { 'x-user': 'u1' };
+const u2 = { 'x-user': 'u2' };
+
+describe('invalidation across two instances in one process (Express, real Redis)', () => {
+  const ctx = useRedis();
+
+  it("invalidateUser('u1') on A: B never again serves u1's old answers, u2's entries still hit on B", async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const u1Profile = await warmBoth(a, b, '/api/users/1/profile', u1);
+    const u1Tab = await warmBoth(a, b, '/api/users/1/profile?tab=history', u1);
+    const u2Profile = await warmBoth(a, b, '/api/users/2/profile', u2);
+    const u2OnU1Path = await warmBoth(a, b, '/api/users/1/profile', u2);
+    const movie = await warmBoth(a, b, '/api/movies/7');
+    assert.notEqual(u1Profile, u2OnU1Path, 'user scope: u1 and u2 must not share an entry');
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateUser('u1'));
+
+    await assertNeverServes(b, '/api/users/1/profile', u1Profile, u1);
+    await assertNeverServes(b, '/api/users/1/profile?tab=history', u1Tab, u1);
+    await assertStillHitsL1(b, '/api/users/2/profile', u2Profile, u2);
+    await assertStillHitsL1(b, '/api/users/1/profile', u2OnU1Path, u2);
+    await assertStillHitsL1(b, '/api/movies/7', movie);
+    // And A, the invalidating instance.
+    await assertNeverServes(a, '/api/users/1/profile', u1Profile, u1);
+    await assertStillHitsL1(a, '/api/users/2/profile', u2Profile, u2);
+  });
+
+  it("invalidatePrefix('/api/movies') on A: B drops /api/movies, /api/movies/7 and its query variants, keeps /api/moviesX", async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const dropped = ['/api/movies', '/api/movies/7', '/api/movies/7?lang=fr', '/api/movies/7?lang=de&page=2', '/API/Movies/7'];
+    const old = new Map<string, string>();
+    for (const url of dropped) old.set(url, await warmBoth(a, b, url));
+    const moviesX = await warmBoth(a, b, '/api/moviesX');
+    const moviesXQuery = await warmBoth(a, b, '/api/moviesX?lang=fr');
+    const profile = await warmBoth(a, b, '/api/users/2/profile', u2);
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidatePrefix('/api/movies'));
+
+    for (const url of dropped) await assertNeverServes(b, url, old.get(url)!);
+    await assertStillHitsL1(b, '/api/moviesX', moviesX);
+    await assertStillHitsL1(b, '/api/moviesX?lang=fr', moviesXQuery);
+    await assertStillHitsL1(b, '/api/users/2/profile', profile, u2);
+    for (const url of dropped) await assertNeverServes(a, url, old.get(url)!);
+    await assertStillHitsL1(a, '/api/moviesX', moviesX);
+  });
+
+  it("invalidateTags(['movie:7']) on A: B drops every entry tagged movie:7 (two routes), keeps movie:8's", async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    const reviews7 = await warmBoth(a, b, '/api/reviews/7');
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    const reviews8 = await warmBoth(a, b, '/api/reviews/8');
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+
+    await assertNeverServes(b, '/api/movies/7', movie7);
+    await assertNeverServes(b, '/api/reviews/7', reviews7);
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+    await assertStillHitsL1(b, '/api/reviews/8', reviews8);
+    await assertNeverServes(a, '/api/movies/7', movie7);
+    await assertNeverServes(a, '/api/reviews/7', reviews7);
+    await assertStillHitsL1(a, '/api/movies/8', movie8);
+  });
+
+  it('invalidateKey(cache.keyFor(req)) on A: B drops that one entry, keeps its neighbours', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const one = await warmBoth(a, b, '/api/keyed/1');
+    const oneQuery = await warmBoth(a, b, '/api/keyed/1?x=1');
+    const two = await warmBoth(a, b, '/api/keyed/2');
+    const key = a.keys.get('/api/keyed/1');
+    assert.ok(key, "A's handler did not record cache.keyFor(req)");
+    assert.notEqual(key, a.keys.get('/api/keyed/1?x=1'));
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateKey(key));
+
+    await assertNeverServes(b, '/api/keyed/1', one);
+    await assertStillHitsL1(b, '/api/keyed/1?x=1', oneQuery);
+    await assertStillHitsL1(b, '/api/keyed/2', two);
+    await assertNeverServes(a, '/api/keyed/1', one);
+    await assertStillHitsL1(a, '/api/keyed/2', two);
+    // Whichever instance refilled it, B computes the same key for the same request.
+    if (b.keys.has('/api/keyed/1')) assert.equal(b.keys.get('/api/keyed/1'), key);
+  });
+
+  it('clear() on A: B never again serves any old answer; another namespace on the same Redis still hits', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const c = await ctx.instance('C', { namespace: `${ctx.ns}-other` });
+    const urls: Array<[string, Headers | undefined]> = [
+      ['/api/movies/7', undefined],
+      ['/api/moviesX', undefined],
+      ['/api/keyed/1', undefined],
+      ['/api/reviews/8', undefined],
+      ['/api/users/1/profile', u1],
+    ];
+    const old = new Map<string, string>();
+    for (const [url, headers] of urls) old.set(url, await warmBoth(a, b, url, headers));
+    const other = (await c.get('/api/movies/7')).body;
+    assert.equal((await c.get('/api/movies/7')).cacheStatus, HIT_L1);
+
+    await invalidateAndDeliver(a, b, () => a.cache.clear());
+
+    for (const [url, headers] of urls) await assertNeverServes(b, url, old.get(url)!, headers);
+    for (const [url, headers] of urls) await assertNeverServes(a, url, old.get(url)!, headers);
+    await assertStillHitsL1(c, '/api/movies/7', other);
+  });
+
+  it("delete(key) on A (data API) removes B's L1 copy; other keys still hit B's L1", async function () {
+    const [a, b] = await ctx.pair();
+    await a.cache.set('k', 'old');
+    await a.cache.set('other', 'kept');
+    assert.equal(await b.cache.get('k'), 'old');
+    assert.equal(await b.cache.get('other'), 'kept');
+    const hits0 = b.cache.stats().l1.hits;
+    assert.equal(await b.cache.get('k'), 'old');
+    assert.equal(b.cache.stats().l1.hits, hits0 + 1, 'B does not serve k from its L1 before the delete');
+
+    await invalidateAndDeliver(a, b, () => a.cache.delete('k'));
+
+    assert.equal(await a.cache.get('k'), undefined, 'A still has k');
+    for (let i = 0; i < 5; i++) assert.equal(await b.cache.get('k'), undefined, `B returned k again (${i + 1})`);
+    const hits1 = b.cache.stats().l1.hits;
+    assert.equal(await b.cache.get('other'), 'kept');
+    assert.equal(b.cache.stats().l1.hits, hits1 + 1, "the delete of k cost B its L1 copy of 'other'");
+  });
+
+  it('a response whose handler was running when another instance invalidated its tag is served by neither instance afterwards', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    a.onSlowStart = started;
+
+    const pending = a.get('/api/slow');
+    await withinBound(handlerStarted, 5000, 'the slow handler start');
+    a.onSlowStart = undefined;
+    await sleep(100);
+    await b.cache.invalidateTags(['slow']);
+    const slow = await withinBound(pending, 5000, 'the slow request');
+    assert.equal(slow.status, 200);
+    assert.equal(a.runs, 1);
+
+    // Next request on each instance, sent together so that both look up
+    // before either new (400 ms) handler finishes: each must run its handler.
+    const [ra, rb] = await Promise.all([a.get('/api/slow'), b.get('/api/slow')]);
+    assert.notEqual(ra.body, slow.body, `A served the response that was filled across the invalidation (${ra.cacheStatus})`);
+    assert.notEqual(rb.body, slow.body, `B served the response that was filled across the invalidation (${rb.cacheStatus})`);
+    assert.equal(a.runs, 2, `A did not run the handler for the next request (${ra.cacheStatus})`);
+    assert.equal(b.runs, 1, `B did not run the handler for the next request (${rb.cacheStatus})`);
+    for (const inst of [a, b]) {
+      for (let i = 0; i < 3; i++) assert.notEqual((await inst.get('/api/slow')).body, slow.body, `${inst.name} served the old response later`);
+    }
+  });
+
+  it('a fill overtaken by an invalidation from the other instance is stored in neither L1 nor L2', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    a.onSlowStart = started;
+
+    const pending = a.get('/api/slow');
+    await withinBound(handlerStarted, 5000, 'the slow handler start');
+    a.onSlowStart = undefined;
+    await sleep(100);
+    await invalidateAndDeliver(b, a, () => b.cache.invalidateTags(['slow']));
+    const slow = await withinBound(pending, 5000, 'the slow request');
+    assert.equal(slow.status, 200);
+    const key = a.keys.get('/api/slow');
+    assert.ok(key);
+    assert.equal(a.cache.store.l1?.peek(key), undefined, "the overtaken fill is in A's L1");
+    assert.equal(await ctx.admin.exists(key), 0, 'the overtaken fill is in L2');
+    assert.equal(a.cache.stats().fills, 0, 'the overtaken fill was counted as stored');
+  });
+
+  it('an instance ignores its own messages: A.bus.received and A.bus.flushes stay 0 and its other L1 entries still hit', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    const busA = a.cache.bus!;
+    const busB = b.cache.bus!;
+    const l1Entries = a.cache.stats().l1.entries;
+
+    await a.cache.invalidateTags(['movie:7']);
+    await a.cache.invalidateUser('nobody');
+    await a.cache.invalidatePrefix('/api/nothing');
+    assert.ok(await eventually(() => busB.received === 3, PROPAGATION_MS), `B received ${busB.received} of A's 3 messages`);
+    await sleep(50); // A's own messages went through Redis too; give them the same time to arrive
+
+    assert.equal(busA.received, 0, 'A counted its own messages as received');
+    assert.equal(busA.flushes, 0, 'A flushed on its own messages');
+    assert.equal(busB.flushes, 0, 'B flushed although no message was missed');
+    assert.equal(a.cache.stats().l1.entries, l1Entries, "A's L1 lost entries other than the invalidated one");
+    await assertStillHitsL1(a, '/api/movies/8', movie8);
+    await assertNeverServes(a, '/api/movies/7', movie7);
+  });
+
+  it("a gap in a sender's sequence (s:1 then s:3, crafted on the channel) makes every receiver flush its L1", async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const body = await warmBoth(a, b, '/api/movies/8');
+    const busB = b.cache.bus!;
+    const channel = busB.channel;
+    assert.equal(channel, a.cache.bus!.channel);
+    const [flushesA, flushesB, receivedB] = [a.cache.bus!.flushes, busB.flushes, busB.received];
+
+    // The first message seen from a sender is not a gap.
+    assert.ok((await ctx.admin.publish(channel, JSON.stringify({ i: 'x', s: 1 }))) >= 2, 'the crafted message reached fewer than 2 subscribers');
+    assert.ok(await eventually(() => busB.received === receivedB + 1, PROPAGATION_MS), 'B never received the crafted message');
+    assert.equal(busB.flushes, flushesB, 'B flushed on the first message from a new sender');
+    await assertStillHitsL1(b, '/api/movies/8', body);
+
+    await ctx.admin.publish(channel, JSON.stringify({ i: 'x', s: 3 }));
+    assert.ok(await eventually(() => busB.flushes === flushesB + 1, PROPAGATION_MS), `B did not flush after the gap (flushes ${busB.flushes})`);
+    assert.ok(await eventually(() => a.cache.bus!.flushes === flushesA + 1, PROPAGATION_MS), `A did not flush after the gap (flushes ${a.cache.bus!.flushes})`);
+    assert.equal(b.cache.stats().l1.entries, 0, "B's L1 still holds entries after the flush");
+
+    const misses = b.cache.stats().l1.misses;
+    const next = await b.get('/api/movies/8');
+    assert.notEqual(next.cacheStatus, HIT_L1, 'B served from L1 right after flushing it');
+    assert.equal(b.cache.stats().l1.misses, misses + 1, 'the next request on B was not an L1 miss');
+    // The entry is still valid in Redis, so it comes back from L2, and then L1 again.
+    assert.equal(next.cacheStatus, HIT_L2);
+    assert.equal(next.body, body);
+    await assertStillHitsL1(b, '/api/movies/8', body);
+
+    // The next number in sequence is not a gap.
+    await ctx.admin.publish(channel, JSON.stringify({ i: 'x', s: 4 }));
+    assert.ok(await eventually(() => busB.received === receivedB + 3, PROPAGATION_MS));
+    assert.equal(busB.flushes, flushesB + 1, 'B flushed on an in-sequence message');
+    await assertStillHitsL1(b, '/api/movies/8', body);
+  });
+
+  it('FLUSHALL between fills and invalidations never brings an old body back, on either instance (old L2 bytes re-inserted)', async function () {
+    this.timeout(30_000);
+    const [a, b] = await ctx.pair();
+    const url = '/api/movies/7';
+    const old = new Set<string>();
+    const oldBytes: Buffer[] = [];
+    const assertNeverOld = async (inst: Instance, when: string) => {
+      for (let i = 0; i < 6; i++) {
+        const later = await inst.get(url);
+        assert.ok(!old.has(later.body), `${inst.name} served an old body again ${when}: ${later.body} (${later.cacheStatus})`);
+      }
+    };
+
+    let key: string | undefined;
+    for (let round = 0; round < 4; round++) {
+      const [filler, other] = round % 2 === 0 ? [a, b] : [b, a];
+      // Rounds 0-1: the instance that did not fill invalidates; rounds 2-3: the filler does.
+      const [invalidator, receiver] = round < 2 ? [other, filler] : [filler, other];
+      // Fill (or reuse what the last round's checks stored) and spread to both instances.
+      const bodies = new Set<string>();
+      for (const inst of [filler, filler, other, other]) {
+        const reply = await inst.get(url);
+        assert.ok(!old.has(reply.body), `round ${round}: ${inst.name} served an old body before the invalidation: ${reply.body}`);
+        bodies.add(reply.body);
+      }
+      key ??= a.keys.get(url) ?? b.keys.get(url);
+      assert.ok(key, 'no handler recorded the key');
+      const bytes = await ctx.admin.getBuffer(key);
+      assert.ok(bytes, `round ${round}: no L2 entry under ${key}`);
+
+      await invalidateAndDeliver(invalidator, receiver, () => invalidator.cache.invalidateTags(['movie:7']));
+      for (const body of bodies) old.add(body);
+      oldBytes.push(bytes);
+      await ctx.admin.flushall();
+      // As if only the counters had been lost: this round's entry is back in L2.
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+
+      for (const inst of [other, filler]) await assertNeverOld(inst, `after round ${round}'s invalidation and FLUSHALL`);
+    }
+
+    // Past the epoch checks (which notice a FLUSHALL without any message),
+    // still nothing old, with each old entry back in L2, on a fresh instance too.
+    await sleep(EPOCH_CHECK_MS * 2 + 100);
+    const c = await ctx.instance('C');
+    for (const [i, bytes] of oldBytes.entries()) {
+      await ctx.admin.set(key!, bytes, 'PX', 60_000);
+      for (const inst of [c, a, b]) await assertNeverOld(inst, `after the epoch checks (L2 holds round ${i}'s entry)`);
+    }
+  });
+
+  it("losing a tag's version counter (as under eviction) never makes an old L2 entry valid again", async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const url = '/api/movies/7';
+    const old = await warmBoth(a, b, url);
+    const key = a.keys.get(url)!;
+    const bytes = await ctx.admin.getBuffer(key);
+    assert.ok(bytes);
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    const counters = await ctx.admin.keys(`{${ctx.ns}}:v:*`);
+    assert.ok(counters.includes(`{${ctx.ns}}:v:movie:7`), `no counter for movie:7 among ${counters.join(', ')}`);
+    await ctx.admin.del(...counters);
+    await ctx.admin.set(key, bytes, 'PX', 60_000);
+
+    await assertNeverServes(b, url, old);
+    await ctx.admin.set(key, bytes, 'PX', 60_000);
+    const c = await ctx.instance('C');
+    const fresh = await c.get(url);
+    assert.notEqual(fresh.body, old, `a fresh instance served the old entry from L2 (${fresh.cacheStatus})`);
+    await assertNeverServes(a, url, old);
+  });
+});
+
+describe('invalidation across two instances: Redis faults (a redis-server per test)', () => {
+  const ctx = useRedis(true);
+
+  it('with Redis stopped, invalidateTags makes A miss, rejects with TierCacheInvalidationError (other instances not told) and emits error', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const old = await warmBoth(a, b, '/api/movies/7');
+    const errors: unknown[] = [];
+    a.cache.on('error', (err: unknown) => errors.push(err));
+    b.cache.on('error', () => undefined);
+
+    await ctx.server.stop();
+    const outcome = await withinBound(
+      a.cache.invalidateTags(['movie:7']).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+      5000,
+      'invalidateTags with Redis stopped',
+    );
+    assert.ok(outcome !== undefined, 'invalidateTags resolved although Redis was stopped');
+    assert.ok(outcome instanceof TierCacheInvalidationError, `rejected with ${String(outcome)}`);
+    assert.ok(outcome instanceof TierCacheError);
+    assert.equal(outcome.code, 'TIERCACHE_INVALIDATION_NOT_BROADCAST');
+    assert.match(outcome.message, /other instances were not told/);
+    assert.ok(errors.includes(outcome), `the 'error' listener did not get the invalidation error (got: ${errors.map(String).join('; ')})`);
+
+    const runs = a.runs;
+    const next = await withinBound(a.get('/api/movies/7'), 5000, 'a request with Redis stopped');
+    assert.equal(next.status, 200);
+    assert.notEqual(next.body, old, `A served the invalidated answer (${next.cacheStatus})`);
+    assert.equal(a.runs, runs + 1, 'A did not run the handler');
+  });
+
+  it('after a restart (all Redis state lost), entries cached before never come back valid, even with their old L2 bytes re-inserted', async function () {
+    this.timeout(20_000);
+    const [a, b] = await ctx.pair();
+    const urls = ['/api/movies/7', '/api/keyed/1', '/api/moviesX'];
+    const old = new Map<string, string>();
+    const bytes = new Map<string, Buffer>();
+    for (const url of urls) {
+      old.set(url, await warmBoth(a, b, url));
+      const raw = await ctx.admin.getBuffer(a.keys.get(url)!);
+      assert.ok(raw, `no L2 entry for ${url}`);
+      bytes.set(url, raw);
+    }
+    const flushes = [a.cache.bus!.flushes, b.cache.bus!.flushes];
+
+    await ctx.server.restart();
+    const back = await eventually(
+      () => [a, b].every((inst, i) => inst.cache.health().bus === 'ok' && inst.cache.health().l2 === 'ok' && inst.cache.bus!.flushes > flushes[i]!),
+      RECONNECT_MS,
+      20,
+    );
+    assert.ok(back, `the buses did not come back (A ${JSON.stringify(a.cache.health())}, B ${JSON.stringify(b.cache.health())})`);
+    for (const url of urls) await ctx.admin.set(a.keys.get(url)!, bytes.get(url)!, 'PX', 60_000);
+
+    const c = await ctx.instance('C');
+    for (const inst of [c, a, b]) {
+      for (const url of urls) {
+        for (let i = 0; i < 3; i++) {
+          const reply = await inst.get(url);
+          assert.notEqual(reply.body, old.get(url), `${inst.name} served the pre-restart answer to ${url} (${reply.cacheStatus})`);
+        }
+      }
+    }
+  });
+
+  it('kill + restart on the same port: both buses come back, flush L1, and an invalidation sent afterwards reaches the other instance', async function () {
+    this.timeout(20_000);
+    const [a, b] = await ctx.pair();
+    const before7 = await warmBoth(a, b, '/api/movies/7');
+    const before8 = await warmBoth(a, b, '/api/movies/8');
+    const flushes = [a.cache.bus!.flushes, b.cache.bus!.flushes];
+
+    await ctx.server.restart();
+    const back = await eventually(
+      () => [a, b].every((inst, i) => inst.cache.health().bus === 'ok' && inst.cache.health().l2 === 'ok' && inst.cache.bus!.flushes > flushes[i]!),
+      RECONNECT_MS,
+      20,
+    );
+    assert.ok(
+      back,
+      `not back within ${RECONNECT_MS} ms: A ${JSON.stringify(a.cache.health())} flushes ${a.cache.bus!.flushes}, B ${JSON.stringify(b.cache.health())} flushes ${b.cache.bus!.flushes}`,
+    );
+
+    // Entries cached in L1 before the outage are not served once the bus is back.
+    for (const inst of [b, a]) {
+      for (const [url, body] of [['/api/movies/7', before7], ['/api/movies/8', before8]] as const) {
+        const reply = await inst.get(url);
+        assert.notEqual(reply.cacheStatus, HIT_L1, `${inst.name} served ${url} from its pre-outage L1`);
+        assert.notEqual(reply.body, body, `${inst.name} served the pre-outage answer to ${url}`);
+      }
+    }
+
+    // An invalidation sent after the restart reaches the other instance.
+    const after7 = await warmBoth(a, b, '/api/movies/7');
+    const after8 = await warmBoth(a, b, '/api/movies/8');
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    await assertNeverServes(b, '/api/movies/7', after7);
+    await assertStillHitsL1(b, '/api/movies/8', after8);
+  });
+
+  it("when only the subscriber connections drop (CLIENT KILL TYPE pubsub, data kept), each bus flushes L1 on resubscribing, and a message missed meanwhile does no harm", async function () {
+    this.timeout(20_000);
+    const [a, b] = await ctx.pair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    const flushes = [a.cache.bus!.flushes, b.cache.bus!.flushes];
+    const epoch = await ctx.admin.get(`{${ctx.ns}}:epoch`);
+
+    const killed = Number(await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
+    assert.ok(killed >= 2, `CLIENT KILL TYPE pubsub killed ${killed} connections`);
+    // Sent while B's subscriber is (most likely) still reconnecting: B may never see this message.
+    await a.cache.invalidateTags(['movie:7']);
+
+    const back = await eventually(
+      () => [a, b].every((inst, i) => inst.cache.health().bus === 'ok' && inst.cache.bus!.flushes > flushes[i]!),
+      RECONNECT_MS,
+      20,
+    );
+    assert.ok(back, `the buses did not resubscribe and flush within ${RECONNECT_MS} ms: flushes A ${a.cache.bus!.flushes}, B ${b.cache.bus!.flushes}`);
+    // Redis kept its data, so no epoch change explains the flush: the reconnect did.
+    assert.equal(await ctx.admin.get(`{${ctx.ns}}:epoch`), epoch, 'the epoch moved');
+
+    await assertNeverServes(b, '/api/movies/7', movie7);
+    // movie 8 is still valid: after the flush it comes from L2, then L1 again.
+    const next = await b.get('/api/movies/8');
+    assert.equal(next.cacheStatus, HIT_L2, "B's next request for an entry cached before the drop was not an L1 miss");
+    assert.equal(next.body, movie8);
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+  });
+});
