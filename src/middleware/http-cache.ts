@@ -48,6 +48,8 @@ interface Plan {
   readonly staleWhileRevalidate: number;
   readonly staleIfError: number;
   readonly userScoped: boolean;
+  /** Keyed by the table alone and asked without credentials: the front door may serve the entry. */
+  readonly isPublic: boolean;
   readonly tags: readonly string[];
 }
 
@@ -249,7 +251,8 @@ export class HttpCache<R> {
     if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !tags.includes(t)) tags.push(t);
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
-    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, tags };
+    const isPublic = o.user === undefined && o.key === undefined && o.vary.length === 0 && o.query === undefined && req.headers.authorization === undefined && req.headers.cookie === undefined;
+    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, tags };
   }
 
   private status(value: string): string | undefined {
@@ -418,7 +421,7 @@ export class HttpCache<R> {
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
-    const entry = responseEntry(fullStamp, life, res.statusCode, headers, body);
+    const entry = responseEntry(fullStamp, life, res.statusCode, headers, body, plan.isPublic);
     const store = this.cache.store;
     const varyValues: Array<string | undefined> = [];
     if (varyOn.length === 0) {
@@ -426,7 +429,7 @@ export class HttpCache<R> {
     } else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn)), store.set(variantKey(plan.key, pairs), entry)]);
+      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn, plan.isPublic)), store.set(variantKey(plan.key, pairs), entry)]);
       (req as unknown as Record<symbol, string>)[REQUEST_KEY] = variantKey(plan.key, pairs);
     }
     this.cache.fills++;

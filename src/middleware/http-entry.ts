@@ -12,6 +12,8 @@ interface StoredHead {
   h?: Array<[string, string]>;
   /** Manifest: request headers the response varies on. */
   m?: string[];
+  /** Public: filled without credentials on a route keyed by the table alone; the front door may serve it. */
+  p?: 1;
 }
 
 /** Headers sent with a 304 when the 200 would carry them (RFC 9110 §15.4.5). */
@@ -30,6 +32,8 @@ export class PreparedResponse {
     readonly status: number,
     stored: ReadonlyArray<readonly [string, string]>,
     readonly body: Buffer,
+    /** May be served by the front door (see StoredHead.p). */
+    readonly isPublic: boolean,
   ) {
     const headers: string[] = [];
     const notModified: string[] = [];
@@ -56,7 +60,10 @@ export class PreparedResponse {
 export type HttpEntryValue = PreparedResponse | VaryManifest;
 
 export class VaryManifest {
-  constructor(readonly headers: readonly string[]) {}
+  constructor(
+    readonly headers: readonly string[],
+    readonly isPublic: boolean,
+  ) {}
 }
 
 /** Decodes (once, cached on the entry) the HTTP value of an entry; undefined if it is not one. */
@@ -70,9 +77,10 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
     return undefined;
   }
   let value: HttpEntryValue | undefined;
-  if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m);
+  const isPublic = head.p === 1;
+  if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m, isPublic);
   else if (typeof head.s === 'number' && Array.isArray(head.h) && head.h.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')) {
-    value = new PreparedResponse(head.s, head.h, entry.body);
+    value = new PreparedResponse(head.s, head.h, entry.body, isPublic);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -86,16 +94,20 @@ interface Lifetimes {
   readonly staleUntil: number;
 }
 
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer): StoredEntry {
-  const head = Buffer.from(JSON.stringify({ s: status, h: headers } satisfies StoredHead), 'utf8');
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean): StoredEntry {
+  const stored: StoredHead = { s: status, h: headers };
+  if (isPublic) stored.p = 1;
+  const head = Buffer.from(JSON.stringify(stored), 'utf8');
   const entry: StoredEntry = { kind: EntryKind.Http, ...life, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head, body };
-  entry.decoded = new PreparedResponse(status, headers, body);
+  entry.decoded = new PreparedResponse(status, headers, body, isPublic);
   return entry;
 }
 
-export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[]): StoredEntry {
-  const head = Buffer.from(JSON.stringify({ m: [...varyOn] } satisfies StoredHead), 'utf8');
+export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean): StoredEntry {
+  const stored: StoredHead = { m: [...varyOn] };
+  if (isPublic) stored.p = 1;
+  const head = Buffer.from(JSON.stringify(stored), 'utf8');
   const entry: StoredEntry = { kind: EntryKind.Http, ...life, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head, body: EMPTY };
-  entry.decoded = new VaryManifest(varyOn);
+  entry.decoded = new VaryManifest(varyOn, isPublic);
   return entry;
 }

@@ -46,7 +46,7 @@ export class TieredStore {
    * The synchronous L1 path: a valid entry, undefined on a miss (counted), or
    * UNDECIDED when the entry's versions must be checked in Redis (then call get()).
    */
-  lookupL1(key: string): StoredEntry | undefined | typeof UNDECIDED {
+  lookupL1(key: string, countMiss = true): StoredEntry | undefined | typeof UNDECIDED {
     const entry = this.l1?.get(key);
     if (entry !== undefined) {
       const validity = this.versions.check(entry);
@@ -57,7 +57,7 @@ export class TieredStore {
       if (validity === Validity.Unknown) return UNDECIDED;
       this.l1!.delete(key);
     }
-    this.l1Misses++;
+    if (countMiss) this.l1Misses++;
     return undefined;
   }
 

@@ -1,0 +1,81 @@
+// The front door: wraps any node (req, res) handler — an Express app, Koa's
+// app.callback() — and answers L1 hits before the framework runs at all. It
+// serves only public entries (filled without Authorization or Cookie, on a
+// route keyed by the table alone, not user-scoped) to requests that carry
+// neither, computes the key the middleware computes, and passes everything
+// else through untouched; the middleware still fills and serves the rest.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TierCache } from '../cache/tier-cache.js';
+import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
+import { buildRequestKey, normalizedHeaderValue, variantKey } from '../keys/request-key.js';
+import type { StoredEntry } from '../store/entry.js';
+import { UNDECIDED } from '../store/tiered-store.js';
+import { HIT_L1 } from './cache-status.js';
+import { assertCache } from './express.js';
+import { httpValueOf, PreparedResponse, VaryManifest } from './http-entry.js';
+import { resolveMiddlewareOptions } from './options.js';
+import { replay } from './replay.js';
+import { requestBypassReason } from './storage-rules.js';
+
+export type NodeRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface FrontOptions {
+  /** Send the RFC 9211 Cache-Status header on hits. @default true */
+  cacheStatus?: boolean;
+}
+
+/** The fresh public entry L1 holds for this request, if any (no I/O). */
+function publicHit(cache: TierCache, req: IncomingMessage, now: number): { response: PreparedResponse; entry: StoredEntry; key: string } | undefined {
+  const method = req.method;
+  if (method !== 'GET' && method !== 'HEAD') return undefined;
+  const headers = req.headers;
+  if (headers.authorization !== undefined || headers.cookie !== undefined) return undefined;
+  if (requestBypassReason(headers, method, undefined, false) !== undefined) return undefined;
+  const url = req.url ?? '/';
+  const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
+  if (rule !== undefined && !rule.cache) return undefined;
+  const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);
+  const key = buildRequestKey({ namespace: cache.namespace, method, url, vary, queryAllow: rule?.query });
+  const store = cache.store;
+  let entry = store.lookupL1(key, false);
+  if (entry === undefined || entry === UNDECIDED) return undefined;
+  let value = httpValueOf(entry);
+  let usedKey = key;
+  if (value instanceof VaryManifest) {
+    if (!value.isPublic) return undefined;
+    usedKey = variantKey(key, value.headers.map((n): [string, string | undefined] => [n, normalizedHeaderValue(headers[n])]));
+    entry = store.lookupL1(usedKey, false);
+    if (entry === undefined || entry === UNDECIDED) return undefined;
+    value = httpValueOf(entry);
+  }
+  if (!(value instanceof PreparedResponse) || !value.isPublic || entry.freshUntil <= now) return undefined;
+  return { response: value, entry, key: usedKey };
+}
+
+/**
+ * Wraps a node request handler so public L1 hits are answered before it runs.
+ * @example http.createServer(front(cache, app)).listen(3000)
+ * @throws TierCacheConfigError when `cache` is not a tiercache cache or an option is unknown.
+ */
+export function front(cache: TierCache, handler: NodeRequestHandler, options?: FrontOptions): NodeRequestHandler {
+  assertCache('front', cache);
+  if (typeof handler !== 'function') throw new TypeError('tiercache: front(cache, handler) needs a (req, res) handler, such as an Express app or koaApp.callback()');
+  const cacheStatus = resolveMiddlewareOptions('front', options).cacheStatus ? HIT_L1 : undefined;
+  return function tiercacheFront(req: IncomingMessage, res: ServerResponse): void {
+    if (cache.enabled) {
+      const now = Date.now();
+      let hit: ReturnType<typeof publicHit>;
+      try {
+        hit = publicHit(cache, req, now);
+      } catch {
+        hit = undefined; // never let the front door fail a request: the app answers it
+      }
+      if (hit !== undefined) {
+        if (cache.listenerCount('hit') > 0) cache.emit('hit', { key: hit.key, tier: 'L1', front: true });
+        replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);
+        return;
+      }
+    }
+    handler(req, res);
+  };
+}

@@ -1,0 +1,2 @@
+// 'tiercache/node': the front door, for any node (req, res) handler.
+export { front, type FrontOptions, type NodeRequestHandler } from './middleware/node.js';

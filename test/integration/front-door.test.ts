@@ -1,0 +1,159 @@
+// The front door (tiercache/node): public L1 hits are answered before the
+// framework runs; everything else reaches the app untouched.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Koa from 'koa';
+import { createCache, type TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { koaCache } from '../../src/koa.js';
+import { front } from '../../src/node.js';
+
+const servers: Server[] = [];
+const caches: TierCache[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(caches.splice(0).map((c) => c.close()));
+});
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function newCache(options: Parameters<typeof createCache>[0] = {}): TierCache {
+  const cache = createCache({ redis: false, routes: { '/api/movies': '5m', '/api/admin': false }, ...options });
+  caches.push(cache);
+  return cache;
+}
+
+describe('front door (tiercache/node) with Express', () => {
+  function expressApp(cache: TierCache) {
+    const counts = { framework: 0, movies: 0, me: 0 };
+    const app = express();
+    app.use((_req, _res, next) => {
+      counts.framework++;
+      next();
+    });
+    app.use(expressCache(cache));
+    app.get('/api/movies', (_req, res) => {
+      counts.movies++;
+      res.json({ run: counts.movies });
+    });
+    app.get('/api/me', expressCache(cache, { ttl: '1m', user: (req) => req.header('x-user') }), (req, res) => {
+      counts.me++;
+      res.json({ user: req.header('x-user') ?? null, run: counts.me });
+    });
+    return { app, counts };
+  }
+
+  it('answers a repeat GET from L1 without running Express at all', async () => {
+    const cache = newCache();
+    const { app, counts } = expressApp(cache);
+    const base = await listen(front(cache, app));
+    const first = await fetch(`${base}/api/movies`);
+    assert.equal(first.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+    const body = await first.text();
+    assert.equal(counts.framework, 1);
+    const second = await fetch(`${base}/api/movies`);
+    assert.equal(second.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(await second.text(), body);
+    assert.ok(second.headers.get('age') !== null);
+    assert.equal(second.headers.get('etag'), first.headers.get('etag'));
+    assert.equal(counts.framework, 1, 'Express ran for the hit');
+    const conditional = await fetch(`${base}/api/movies`, { headers: { 'if-none-match': first.headers.get('etag')! } });
+    assert.equal(conditional.status, 304);
+    const head = await fetch(`${base}/api/movies`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(body)));
+    assert.equal(counts.framework, 1);
+  });
+
+  it('passes requests with Cookie or Authorization to the app', async () => {
+    const cache = newCache();
+    const { app, counts } = expressApp(cache);
+    const base = await listen(front(cache, app));
+    await fetch(`${base}/api/movies`);
+    const withCookie = await fetch(`${base}/api/movies`, { headers: { cookie: 'sid=1' } });
+    assert.equal(withCookie.headers.get('cache-status'), 'tiercache; fwd=bypass');
+    const withAuth = await fetch(`${base}/api/movies`, { headers: { authorization: 'Bearer x' } });
+    assert.equal(withAuth.headers.get('cache-status'), 'tiercache; fwd=bypass');
+    assert.equal(counts.framework, 3);
+  });
+
+  it('never serves a user-scoped entry, even to a request that would compute the same key', async () => {
+    const cache = newCache();
+    const { app, counts } = expressApp(cache);
+    const base = await listen(front(cache, app));
+    // Anonymous fill of a user-scoped route: its key has no user part.
+    await fetch(`${base}/api/me`);
+    const again = await fetch(`${base}/api/me`);
+    assert.equal(again.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(counts.framework, 2, 'the middleware, not the front door, served it');
+    // A user identified by a header (no cookie) must not get the anonymous answer from the front door.
+    const user = await fetch(`${base}/api/me`, { headers: { 'x-user': 'u1' } });
+    assert.deepEqual(await user.json(), { user: 'u1', run: 2 });
+  });
+
+  it('stops serving an entry as soon as it is invalidated, and passes through when disabled', async () => {
+    const cache = newCache();
+    const { app, counts } = expressApp(cache);
+    const base = await listen(front(cache, app));
+    await fetch(`${base}/api/movies`);
+    await fetch(`${base}/api/movies`);
+    assert.equal(counts.movies, 1);
+    await cache.invalidatePrefix('/api/movies');
+    const after = await fetch(`${base}/api/movies`);
+    assert.equal(after.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+    assert.equal(counts.movies, 2);
+
+    const off = newCache({ enabled: false });
+    const disabled = expressApp(off);
+    const offBase = await listen(front(off, disabled.app));
+    await fetch(`${offBase}/api/movies`);
+    const r = await fetch(`${offBase}/api/movies`);
+    assert.equal(r.headers.get('cache-status'), null);
+    assert.equal(disabled.counts.movies, 2);
+  });
+
+  it('keeps away from never-cache rules and unknown paths', async () => {
+    const cache = newCache();
+    let runs = 0;
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/admin', (_req, res) => {
+      runs++;
+      res.send('admin');
+    });
+    const base = await listen(front(cache, app));
+    await fetch(`${base}/api/admin`);
+    await fetch(`${base}/API/ADMIN/`);
+    assert.equal(runs, 2);
+  });
+});
+
+describe('front door (tiercache/node) with Koa', () => {
+  it('answers a repeat GET from L1 before Koa runs', async () => {
+    const cache = newCache();
+    let koaRuns = 0;
+    const app = new Koa();
+    app.use(async (_ctx, next) => {
+      koaRuns++;
+      await next();
+    });
+    app.use(koaCache(cache));
+    app.use((ctx) => {
+      ctx.body = { movies: [1, 2] };
+    });
+    const base = await listen(front(cache, app.callback()));
+    const first = await fetch(`${base}/api/movies?b=2&a=1`);
+    assert.equal(first.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+    const second = await fetch(`${base}/api/movies?a=1&b=2`);
+    assert.equal(second.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.deepEqual(await second.json(), { movies: [1, 2] });
+    assert.equal(koaRuns, 1);
+  });
+});
