@@ -5,7 +5,8 @@
 import express, { type Request } from 'express';
 import { createCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
-import { catalog, describeTiers, exampleCacheOptions } from '../shared/catalog.js';
+import { catalog, exampleCacheOptions } from '../shared/catalog.js';
+import { serve } from '../shared/serve.js';
 
 const cache = createCache(exampleCacheOptions());
 cache.on('error', (err) => console.warn('[tiercache]', err.message));
@@ -76,17 +77,4 @@ app.get('/api/admin/stats', (_req, res) => {
   res.json({ stats: cache.stats(), health: cache.health() });
 });
 
-const port = Number(process.env.PORT ?? 3000);
-const server = app.listen(port, '127.0.0.1', () => {
-  const address = server.address();
-  const actual = typeof address === 'object' && address !== null ? address.port : port;
-  console.log(`tiercache express example listening on http://127.0.0.1:${actual} (${describeTiers(process.env.REDIS_URL)})`);
-});
-
-async function shutdown() {
-  server.close();
-  await cache.close();
-  process.exit(0);
-}
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);
+serve('express', app, cache);

@@ -5,7 +5,8 @@ import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
 import { createCache } from '../../src/index.js';
 import { koaCache } from '../../src/koa.js';
-import { catalog, describeTiers, exampleCacheOptions } from '../shared/catalog.js';
+import { catalog, exampleCacheOptions } from '../shared/catalog.js';
+import { serve } from '../shared/serve.js';
 
 const cache = createCache(exampleCacheOptions());
 cache.on('error', (err) => console.warn('[tiercache]', err.message));
@@ -97,17 +98,4 @@ router.get('/api/admin/stats', (ctx) => {
 
 app.use(router.routes());
 
-const port = Number(process.env.PORT ?? 3000);
-const server = app.listen(port, '127.0.0.1', () => {
-  const address = server.address();
-  const actual = typeof address === 'object' && address !== null ? address.port : port;
-  console.log(`tiercache koa example listening on http://127.0.0.1:${actual} (${describeTiers(process.env.REDIS_URL)})`);
-});
-
-async function shutdown() {
-  server.close();
-  await cache.close();
-  process.exit(0);
-}
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);
+serve('koa', app.callback(), cache);

@@ -79,7 +79,3 @@ export function exampleCacheOptions() {
     },
   } as const;
 }
-
-export function describeTiers(redisUrl: string | undefined): string {
-  return redisUrl ? `L1 + Redis at ${redisUrl}` : 'L1 only (set REDIS_URL for L1 + Redis)';
-}
