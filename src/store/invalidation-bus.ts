@@ -108,7 +108,7 @@ export class InvalidationBus {
     if (message.epoch !== undefined) wire.e = message.epoch;
     if (message.keys !== undefined) wire.k = [...message.keys];
     const payload = JSON.stringify(wire);
-    await this.options.l2.run((c) => c.publish(this.channel, payload));
+    await this.options.l2.run((c) => c.publish(this.channel, payload), true);
   }
 
   async close(): Promise<void> {

@@ -80,18 +80,25 @@ export class L2Store {
     await this.run((c) => c.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs))));
   }
 
-  async del(key: string): Promise<void> {
-    await this.run((c) => c.del(key));
+  async del(key: string, urgent = false): Promise<void> {
+    await this.run((c) => c.del(key), urgent);
   }
 
-  /** Runs one command through the breaker and the timeout. */
-  async run<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs one command through the breaker and the timeout. `urgent` commands
+   * (invalidations: rare, and costly to lose) are tried even while the
+   * breaker is open after a timeout — a timeout is often this process's own
+   * GC pause — but not while the connection is down.
+   */
+  async run<T>(command: (client: RedisClient) => Promise<T>, urgent = false): Promise<T> {
     const now = this.options.now();
     let probe = false;
     if (this.health !== 'ok' || this.client.status !== 'ready') {
       if (this.health === 'down' || !(await this.waitReady(this.options.commandTimeout))) {
         throw this.unavailable('Redis is not connected');
       }
+    } else if (urgent) {
+      // straight through, bounded by the timeout
     } else if (this.openUntil > now) {
       throw this.unavailable('Redis timed out recently; skipping it until the cooldown ends');
     } else if (this.openUntil !== 0) {
@@ -101,7 +108,7 @@ export class L2Store {
     }
     try {
       const result = await (this.options.clientBoundsCommands ? command(this.client) : withTimeout(command(this.client), this.options.commandTimeout));
-      if (probe) this.openUntil = 0;
+      if (probe || urgent) this.openUntil = 0;
       return result;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));

@@ -25,11 +25,11 @@ export class RedisVersionSource implements VersionSource {
 
   bump(tags: readonly string[]): Promise<number[]> {
     const keys = tags.map((tag) => this.tagPrefix + tag);
-    return this.l2.run((c) => bumpCounters.run(c, keys));
+    return this.l2.run((c) => bumpCounters.run(c, keys), true);
   }
 
   async bumpEpoch(): Promise<number> {
-    const [epoch] = await this.l2.run((c) => bumpCounters.run(c, [this.epochKey]));
+    const [epoch] = await this.l2.run((c) => bumpCounters.run(c, [this.epochKey]), true);
     return epoch!;
   }
 }

@@ -133,7 +133,7 @@ export class TieredStore {
     this.l1?.delete(key);
     if (this.l2 === undefined) return true;
     try {
-      await this.l2.del(key);
+      await this.l2.del(key, true);
       return true;
     } catch {
       return false;
