@@ -1,9 +1,10 @@
 // cache.source(): read-through / write-through over a caller's data source.
 // get() loads on a miss (single-flight); set() saves to the source first and
 // then replaces the cached value; delete() removes from the source and the
-// cache. Each entry carries a tag of its own key, and set()/delete() bump it
-// before writing, so a load that was still running with the old value can
-// never land in the cache after the new one.
+// cache. set() invalidates the key before storing the new value (cache.delete
+// bumps the key's own tag), so a load that was still running with the old
+// value can never land in the cache after the new one, nor be handed to a
+// caller that arrives after set() resolved.
 import type { Duration } from '../keys/duration.js';
 
 export interface DataSource<Id, T> {
@@ -35,12 +36,6 @@ export interface SourceHost {
   getOrSet<T>(key: string, load: () => Promise<T | undefined> | T | undefined, options: { ttl?: Duration; tags?: readonly string[] }): Promise<T | undefined>;
   set(key: string, value: unknown, options: { ttl?: Duration; tags?: readonly string[] }): Promise<void>;
   delete(key: string): Promise<void>;
-  invalidateTags(tags: readonly string[]): Promise<void>;
-}
-
-/** The tag every source entry carries for its own key. */
-export function sourceKeyTag(key: string): string {
-  return 'key:' + key;
 }
 
 export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> = {}): CachedSource<Id, T> {
@@ -51,15 +46,10 @@ export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<I
   const ttl = options.ttl;
   const tagsOption = options.tags;
   const keyOf = (id: Id) => prefix + String(id);
-  const tagsOf = (id: Id, key: string): readonly string[] => {
-    const own = sourceKeyTag(key);
-    if (tagsOption === undefined) return [own];
-    const extra = typeof tagsOption === 'function' ? tagsOption(id) : tagsOption;
-    return [own, ...extra];
-  };
+  const tagsOf = (id: Id): readonly string[] | undefined => (typeof tagsOption === 'function' ? tagsOption(id) : tagsOption);
   const invalidate = async (key: string) => {
     try {
-      await host.invalidateTags([sourceKeyTag(key)]);
+      await host.delete(key);
     } catch {
       // Applied locally already; other instances' copies expire by TTL.
     }
@@ -68,20 +58,18 @@ export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<I
   return {
     async get(id) {
       const key = keyOf(id);
-      return host.getOrSet<T>(key, () => source.load(id), { ttl, tags: tagsOf(id, key) });
+      return host.getOrSet<T>(key, () => source.load(id), { ttl, tags: tagsOf(id) });
     },
     async set(id, value) {
       if (typeof source.save !== 'function') throw new TypeError('tiercache: this source has no save(id, value); set() needs one');
       await source.save(id, value);
       const key = keyOf(id);
       await invalidate(key);
-      await host.set(key, value, { ttl, tags: tagsOf(id, key) });
+      await host.set(key, value, { ttl, tags: tagsOf(id) });
     },
     async delete(id) {
       if (typeof source.remove === 'function') await source.remove(id);
-      const key = keyOf(id);
-      await invalidate(key);
-      await host.delete(key);
+      await host.delete(keyOf(id));
     },
   };
 }

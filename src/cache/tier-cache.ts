@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { TierCacheError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
-import { prefixTag, userTag } from '../keys/tags.js';
+import { keyTag, prefixTag, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
@@ -80,7 +80,7 @@ export class TierCache extends EventEmitter {
   private readonly redis: OpenedRedis | undefined;
   /** @internal the invalidation bus (with an L2 only). */
   readonly bus: InvalidationBus | undefined;
-  private readonly flights = new SingleFlight<unknown>();
+  private readonly flights = new SingleFlight<unknown, FillStamp>();
   private readonly now = Date.now;
   private closed = false;
 
@@ -162,7 +162,7 @@ export class TierCache extends EventEmitter {
   /** Stores `value` (JSON-serializable or Buffer) in both tiers. Redis failures are reported, not thrown. */
   async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     const storeKey = this.dataKey(key);
-    const { ttl, tags } = this.resolveSetOptions(options);
+    const { ttl, tags } = this.resolveSetOptions(storeKey, options);
     if (!this.enabled) return;
     const stamp = await this.store.versions.stamp(tags);
     await this.storeValue(key, storeKey, value, stamp, this.now(), ttl);
@@ -188,18 +188,17 @@ export class TierCache extends EventEmitter {
   async getOrSet<T>(key: string, load: () => Promise<T> | T, options?: SetOptions): Promise<T> {
     const storeKey = this.dataKey(key);
     if (typeof load !== 'function') throw new TypeError('tiercache: getOrSet needs a loader function');
-    const { ttl, tags } = this.resolveSetOptions(options);
+    const { ttl, tags } = this.resolveSetOptions(storeKey, options);
     if (!this.enabled) return load();
-    const running = this.flights.current(storeKey);
-    if (running !== undefined) {
-      this.coalesced++;
-      return running as Promise<T>;
-    }
+    const joined = this.joinFlight(storeKey);
+    if (joined !== undefined) return joined as Promise<T>;
     const cached = await this.get<T>(key);
     if (cached !== undefined) return cached;
-    if (this.flights.current(storeKey) !== undefined) this.coalesced++;
-    return this.flights.run(storeKey, async () => {
+    const raced = this.joinFlight(storeKey);
+    if (raced !== undefined) return raced as Promise<T>;
+    return this.flights.start(storeKey, async (flight) => {
       const stamp = await this.store.versions.stamp(tags);
+      flight.meta = stamp;
       const startedAt = this.now();
       const value = await load();
       if (value !== undefined && this.store.versions.stillCurrent(stamp)) {
@@ -208,6 +207,15 @@ export class TierCache extends EventEmitter {
       }
       return value;
     }) as Promise<T>;
+  }
+
+  /** The loader run under way for a key, unless an invalidation has overtaken it since it began. */
+  private joinFlight(storeKey: string): Promise<unknown> | undefined {
+    const flight = this.flights.current(storeKey);
+    if (flight === undefined) return undefined;
+    if (flight.meta !== undefined && !this.store.versions.stillCurrent(flight.meta)) return undefined;
+    this.coalesced++;
+    return flight.promise;
   }
 
   /** Read-through / write-through helper over a data source (see DataSource). */
@@ -282,7 +290,6 @@ export class TierCache extends EventEmitter {
     this.invalidations++;
     this.store.l1?.clear();
     try {
-      if (!this.store.versions.hasSource) return;
       let epoch: number;
       try {
         epoch = await this.store.versions.bumpEpoch();
@@ -359,9 +366,10 @@ export class TierCache extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  private resolveSetOptions(options: SetOptions | undefined): { ttl: number; tags: readonly string[] } {
+  /** Validated ttl and tags; the tags always start with the entry's own key tag. */
+  private resolveSetOptions(storeKey: string, options: SetOptions | undefined): { ttl: number; tags: readonly string[] } {
     let ttl = this.options.ttl ?? DEFAULT_DATA_TTL;
-    let tags: readonly string[] = [];
+    let tags: readonly string[] = [keyTag(storeKey)];
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') throw new TypeError('tiercache: options must be an object');
       for (const k of Object.keys(options)) {
@@ -372,7 +380,7 @@ export class TierCache extends EventEmitter {
         if (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t === '')) {
           throw new TypeError('tiercache: tags must be an array of non-empty strings');
         }
-        tags = [...new Set(options.tags)];
+        tags = [...new Set([keyTag(storeKey), ...options.tags])];
       }
     }
     return { ttl, tags };
@@ -384,12 +392,25 @@ export class TierCache extends EventEmitter {
     this.emit('store', { key });
   }
 
-  /** Deletes a store key from both tiers here and tells the other instances to drop it from L1. */
+  /**
+   * One key, everywhere: bumps its key tag (so fills of it under way anywhere
+   * never land, and every L1 copy stops matching), deletes it from both
+   * tiers here, and tells the other instances.
+   */
   private async dropKey(storeKey: string, what: string, eventKey: string): Promise<void> {
     this.invalidations++;
+    const tag = keyTag(storeKey);
     try {
+      let versions: number[];
+      try {
+        versions = await this.store.versions.bump([tag]);
+      } catch (err) {
+        this.store.l1?.delete(storeKey);
+        this.forgetLocally();
+        throw this.notBroadcast(what, err);
+      }
       if (!(await this.store.delete(storeKey))) throw this.notBroadcast(what, undefined);
-      await this.broadcast({ keys: [storeKey] }, what);
+      await this.broadcast({ tags: [[tag, versions[0]!]], keys: [storeKey] }, what);
     } finally {
       this.emit('invalidate', { key: eventKey } satisfies InvalidateEvent);
     }

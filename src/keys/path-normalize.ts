@@ -38,6 +38,21 @@ export function normalizeRoutePath(path: string): string {
   return '/' + out.join('/');
 }
 
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/**
+ * A request target in origin form: `http://host/a?b` (absolute form, which
+ * clients may send and node passes on as is) becomes `/a?b`, so keys, table
+ * rules and tags see the same path as for `/a?b`.
+ */
+export function originForm(url: string): string {
+  if (url.charCodeAt(0) === 47 /* / */) return url;
+  const match = ABSOLUTE_FORM.exec(url);
+  if (match === null) return url;
+  const rest = url.slice(match[0].length);
+  return rest.charCodeAt(0) === 47 ? rest : '/' + rest;
+}
+
 /** The path of a request target: everything before '?' (and '#', which clients never send). */
 export function pathOf(url: string): string {
   const q = url.indexOf('?');

@@ -7,6 +7,14 @@ import { normalizeRoutePath } from './path-normalize.js';
 /** Entries carry path tags for at most this many leading segments; deeper prefixes share the deepest tag. */
 export const MAX_PATH_TAG_DEPTH = 8;
 
+/**
+ * The tag every entry carries for its own key: invalidateKey() / delete() bump
+ * it, so a fill that was running when its key was invalidated never lands.
+ */
+export function keyTag(key: string): string {
+  return 'key:' + key;
+}
+
 /** The tag invalidateUser(id) bumps. */
 export function userTag(user: string): string {
   return 'user:' + user;

@@ -39,12 +39,17 @@ type WriteHead = ServerResponse['writeHead'];
 
 const KEEP_ON_304 = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status', 'age']);
 
-function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {
+/** The bytes of a chunk; undefined for none; null when it cannot be captured (node will reject it itself). */
+function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null {
   if (chunk === undefined || chunk === null) return undefined;
-  if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-  if (Buffer.isBuffer(chunk)) return Buffer.from(chunk);
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength));
-  return undefined;
+  try {
+    if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    if (Buffer.isBuffer(chunk)) return Buffer.from(chunk);
+    if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength));
+  } catch {
+    return null; // an unknown encoding, say
+  }
+  return null;
 }
 
 /** Copies headers given to writeHead() onto the response, so getHeaders() shows the full set. */
@@ -84,9 +89,16 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
   let wrote = false;
   let headersSeen = false;
   let ended = false;
+  /** end() was called and the real end waits for the store: later calls must not reach node yet. */
+  let pending = false;
   let replaced = false;
 
-  const keep = (buf: Buffer | undefined) => {
+  const keep = (buf: Buffer | undefined | null) => {
+    if (buf === null) {
+      overflow = true; // not storable: something other than bytes or a string
+      chunks = [];
+      return;
+    }
     if (buf === undefined || overflow || buf.length === 0) return;
     if (size + buf.length > maxBytes) {
       overflow = true;
@@ -120,7 +132,7 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
   };
 
   res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
-    if (replaced) return this;
+    if (replaced || pending) return this;
     if (headersSeen || res.headersSent) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
     if (typeof reason !== 'string') {
       headers = reason;
@@ -135,7 +147,7 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
 
   res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) {
     if (typeof encoding === 'function') cb = encoding;
-    if (replaced || (!res.headersSent && seeHeaders(undefined))) {
+    if (replaced || pending || (!res.headersSent && seeHeaders(undefined))) {
       swallow(cb);
       return true;
     }
@@ -153,8 +165,13 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       }
       return this;
     }
+    if (pending) {
+      // A second end() while the first waits for the store (res.send() then res.end(), an
+      // error handler after a send): node would see it first and end the response short.
+      swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+      return this;
+    }
     if (ended) return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
-    ended = true;
     if (typeof chunk === 'function') {
       cb = chunk;
       chunk = undefined;
@@ -163,7 +180,14 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       cb = encoding;
       encoding = undefined;
     }
-    keep(toBuffer(chunk, encoding));
+    ended = true;
+    const last = toBuffer(chunk, encoding);
+    if (last === null) {
+      // Not bytes: node throws to the handler, as it would without the cache; nothing is stored.
+      hooks.abort();
+      return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+    }
+    keep(last);
     const complete = !wrote && !res.headersSent ? body() ?? undefined : undefined;
     if (!res.headersSent && seeHeaders(complete)) {
       swallow(cb);
@@ -171,16 +195,25 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       return res;
     }
     const finishEnd = (notModified: boolean) => {
-      if (notModified && !res.headersSent) {
-        for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
-        res.statusCode = 304;
-        return (originalEnd as (cb?: Callback) => ServerResponse).call(res, cb as Callback | undefined);
+      pending = false;
+      if (res.writableEnded) return;
+      try {
+        if (notModified && !res.headersSent) {
+          for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
+          res.statusCode = 304;
+          (originalEnd as (cb?: Callback) => ServerResponse).call(res, cb as Callback | undefined);
+          return;
+        }
+        const args: unknown[] = [];
+        if (chunk !== undefined) args.push(chunk);
+        if (encoding !== undefined) args.push(encoding);
+        if (cb !== undefined) args.push(cb);
+        (originalEnd as (...a: unknown[]) => ServerResponse).apply(res, args);
+      } catch (err) {
+        // What node rejects (a number as body, a bad encoding) it would have thrown to the
+        // handler; it is too late for that, so the response is ended with the error.
+        res.destroy(err as Error);
       }
-      const args: unknown[] = [];
-      if (chunk !== undefined) args.push(chunk);
-      if (encoding !== undefined) args.push(encoding);
-      if (cb !== undefined) args.push(cb);
-      return (originalEnd as (...a: unknown[]) => ServerResponse).apply(res, args);
     };
     let result: Promise<boolean> | boolean;
     try {
@@ -189,11 +222,34 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       result = false;
     }
     if (typeof result === 'boolean') finishEnd(result);
-    else result.then(finishEnd, () => finishEnd(false));
+    else {
+      pending = true;
+      result.then(finishEnd, () => finishEnd(false));
+    }
     return res;
   } as ServerResponse['end'];
 
   res.once('close', () => {
     if (!ended) hooks.abort();
   });
+}
+
+/**
+ * For answers the cache does not capture (HEAD, no-store, bypassed requests):
+ * the Cache-Groups header is for the cache only and never reaches the client.
+ */
+export function stripCacheGroups(res: ServerResponse): void {
+  const originalWriteHead = res.writeHead;
+  res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
+    if (!res.headersSent) {
+      if (typeof reason !== 'string') {
+        applyHeaderArgument(res, reason);
+        reason = undefined;
+      } else applyHeaderArgument(res, headers);
+      res.removeHeader('cache-groups');
+      const call = originalWriteHead as (...a: unknown[]) => ServerResponse;
+      return reason === undefined ? call.call(this, statusCode) : call.call(this, statusCode, reason);
+    }
+    return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+  } as WriteHead;
 }

@@ -30,7 +30,11 @@ export function assertCache(factory: string, cache: unknown): asserts cache is T
 
 /** Background refreshes re-enter the Express app the request came through. */
 function expressDispatch(app: unknown): Dispatch | undefined {
-  return typeof app === 'function' ? dispatchFor(app, (a) => a as NodeHandler) : undefined;
+  if (typeof app !== 'function') return undefined;
+  // req.app is the sub-app a request is in; the full URL only routes from the top.
+  let root = app as { parent?: unknown };
+  while (typeof root.parent === 'function') root = root.parent as { parent?: unknown };
+  return dispatchFor(root, (a) => a as unknown as NodeHandler);
 }
 
 /**

@@ -3,22 +3,40 @@
 // capturing its answer, store it in both tiers before the answer ends, and
 // hand it to the requests that waited. The adapters (express.ts, koa.ts) only
 // translate their request objects and "run the rest of the app" into this.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import computeEtag from 'etag';
 import type { TierCache } from '../cache/tier-cache.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
-import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
-import { implicitTags } from '../keys/tags.js';
+import { normalizeRoutePath, originForm, pathOf } from '../keys/path-normalize.js';
+import { implicitTags, keyTag, prefixTag } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
-import { captureResponse, type Replacement } from './capture.js';
+import { captureResponse, stripCacheGroups, type Replacement } from './capture.js';
 import { REFRESH_HEADER as REFRESH_HEADER_NAME, refreshHeaders, takeRefreshMarker, type Dispatch } from './refresh.js';
 import { replay } from './replay.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+
+/**
+ * Marks a request whose answer a middleware is capturing. When a second
+ * tiercache middleware (per route, inside an app-wide one) handles the same
+ * request, the outer one stands down: only the innermost, most specific
+ * options (user scope, tags, TTL) decide what is stored.
+ */
+const ACTIVE_FILL = Symbol('tiercache.activeFill');
+
+interface Snapshot {
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+}
+
+interface ActiveFill {
+  readonly owner: object;
+  standDown(): void;
+}
 
 /** Per-route mounting without any TTL source caches for this long. */
 export const DEFAULT_ROUTE_TTL = 60_000;
@@ -130,7 +148,11 @@ export class HttpCache<R> {
    * run the app) or runs `next` once, capturing and storing its answer
    * (resolves false). Errors from `next` propagate; the cache's own never do.
    */
-  async handle(c: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+  async handle(context: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+    const c = context.url.charCodeAt(0) === 47 ? context : { ...context, url: originForm(context.url) };
+    // A middleware further in (per route) decides for this request: one mounted further out stands down.
+    const outer = (c.req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
+    if (outer !== undefined && outer.owner !== this) outer.standDown();
     const method = c.req.method;
     if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
       this.invalidateAfterWrite(c);
@@ -194,14 +216,17 @@ export class HttpCache<R> {
     const res = c.res;
     res.once('finish', () => {
       if (res.statusCode < 200 || res.statusCode >= 400) return;
-      const paths = new Set([path]);
-      for (const name of ['location', 'content-location'] as const) {
-        const target = sameOriginPath(res.getHeader(name), c.req.headers.host);
-        if (target !== undefined) paths.add(target);
-      }
-      for (const p of paths) {
-        cache.invalidatePrefix(p).catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${p} failed`));
-      }
+      const tags = new Set<string>();
+      // The root is never invalidated this way: a POST to '/' (or a redirect to it after a
+      // login) would empty the whole cache on every instance.
+      const add = (p: string | undefined) => {
+        const tag = p !== undefined && p.startsWith('/') ? prefixTag(p) : undefined;
+        if (tag !== undefined) tags.add(tag);
+      };
+      add(path);
+      for (const name of ['location', 'content-location'] as const) add(sameOriginPath(res.getHeader(name), c.req.headers.host));
+      if (tags.size === 0) return;
+      cache.invalidateTags([...tags]).catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`));
     });
   }
 
@@ -234,6 +259,7 @@ export class HttpCache<R> {
     const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared);
     if (bypass !== undefined) {
       if (o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
+      stripCacheGroups(c.res);
       return undefined;
     }
     const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
@@ -247,6 +273,7 @@ export class HttpCache<R> {
       user,
     });
     const tags = implicitTags(routePath, user);
+    tags.unshift(keyTag(key));
     const explicit = o.tags?.(c.arg);
     if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !tags.includes(t)) tags.push(t);
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
@@ -265,11 +292,17 @@ export class HttpCache<R> {
     if (first === undefined) return undefined;
     const value = httpValueOf(first.entry);
     if (value instanceof PreparedResponse) return { entry: first.entry, response: value, tier: first.tier };
-    if (!(value instanceof VaryManifest)) return undefined;
-    const variant = await this.lookup(variantKey(key, varyPairs(req.headers, value.headers)));
+    if (!(value instanceof VaryManifest)) {
+      this.cache.store.discard(key);
+      return undefined;
+    }
+    const vkey = variantKey(key, varyPairs(req.headers, value.headers));
+    const variant = await this.lookup(vkey);
     if (variant === undefined) return undefined;
     const response = httpValueOf(variant.entry);
-    return response instanceof PreparedResponse ? { entry: variant.entry, response, tier: variant.tier } : undefined;
+    if (response instanceof PreparedResponse) return { entry: variant.entry, response, tier: variant.tier };
+    this.cache.store.discard(vkey);
+    return undefined;
   }
 
   private lookup(key: string): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
@@ -292,11 +325,13 @@ export class HttpCache<R> {
         return true;
       }
       if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
+      stripCacheGroups(res);
       await next();
       return false;
     }
     if (req.method === 'HEAD' || requestForbidsStore(req.headers)) {
       if (this.options.cacheStatus) res.setHeader('cache-status', MISS);
+      stripCacheGroups(res);
       await next();
       return false;
     }
@@ -347,9 +382,22 @@ export class HttpCache<R> {
     let groups: string[] = [];
     let lateStamp: Promise<FillStamp> | undefined;
     let notModified = false;
+    let stoodDown = false;
+    // Status and headers as they went out with this body: wrappers further out
+    // (compression in front of the cache) may change them afterwards.
+    let snapshot: Snapshot | undefined;
+    const active: ActiveFill = {
+      owner: this,
+      standDown: () => {
+        stoodDown = true;
+        flight.settle(undefined);
+      },
+    };
+    (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = active;
 
     captureResponse(res, this.options.maxBodyBytes, {
       headers: (r, body) => {
+        if (stoodDown) return undefined;
         if (stale !== undefined && r.statusCode >= 500) return this.staleInstead(req, stale);
         const headers = r.getHeaders();
         groups = cacheGroupsOf(headers['cache-groups']).filter((g) => !stamp.tags.includes(g));
@@ -368,14 +416,16 @@ export class HttpCache<R> {
           notModified = isNotModified(conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
         }
         if (this.options.cacheStatus) r.setHeader('cache-status', ttl !== undefined && body !== undefined ? MISS_STORED : MISS);
+        snapshot = { status: r.statusCode, headers: r.getHeaders() };
+        return undefined;
       },
       finish: async (body) => {
-        if (ttl === undefined || body === undefined) {
+        if (stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
           flight.settle(undefined);
-          return notModified;
+          return notModified && !stoodDown;
         }
         try {
-          const outcome = await this.store(req, res, plan, stamp, lateStamp, createdAt, ttl, body);
+          const outcome = await this.store(req, snapshot, plan, stamp, lateStamp, createdAt, ttl, body);
           flight.settle(outcome);
         } catch (err) {
           flight.settle(undefined);
@@ -400,7 +450,7 @@ export class HttpCache<R> {
   /** Builds the entry (and Vary manifest) from the finished response and stores it in both tiers. */
   private async store(
     req: IncomingMessage,
-    res: ServerResponse,
+    sent: Snapshot,
     plan: Plan,
     stamp: FillStamp,
     lateStamp: Promise<FillStamp> | undefined,
@@ -408,11 +458,11 @@ export class HttpCache<R> {
     ttl: number,
     body: Buffer,
   ): Promise<FillOutcome | undefined> {
-    const outgoing = res.getHeaders();
+    const outgoing = sent.headers;
     const varyOn = varyOf(outgoing);
     if (varyOn === '*') return undefined;
     const headers = storedHeaders(outgoing);
-    if (res.statusCode === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
+    if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
     let fullStamp = stamp;
     if (lateStamp !== undefined) {
       const late = await lateStamp;
@@ -421,7 +471,7 @@ export class HttpCache<R> {
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
-    const entry = responseEntry(fullStamp, life, res.statusCode, headers, body, plan.isPublic);
+    const entry = responseEntry(fullStamp, life, sent.status, headers, body, plan.isPublic);
     const store = this.cache.store;
     const varyValues: Array<string | undefined> = [];
     if (varyOn.length === 0) {
@@ -430,7 +480,6 @@ export class HttpCache<R> {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
       await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn, plan.isPublic)), store.set(variantKey(plan.key, pairs), entry)]);
-      (req as unknown as Record<symbol, string>)[REQUEST_KEY] = variantKey(plan.key, pairs);
     }
     this.cache.fills++;
     this.cache.emit('store', { key: plan.key });

@@ -3,6 +3,7 @@
 // manifest naming those headers (the variants live under their own keys).
 // An L1 entry keeps a PreparedResponse: headers already flattened for one
 // writeHead() call, so a hit parses nothing.
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 
 interface StoredHead {
@@ -79,11 +80,23 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
   let value: HttpEntryValue | undefined;
   const isPublic = head.p === 1;
   if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m, isPublic);
-  else if (typeof head.s === 'number' && Array.isArray(head.h) && head.h.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')) {
-    value = new PreparedResponse(head.s, head.h, entry.body, isPublic);
+  else if (Number.isInteger(head.s) && head.s! >= 200 && head.s! <= 599 && Array.isArray(head.h) && head.h.every(isWritableHeader)) {
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
+}
+
+/** Whether node would write this header: foreign or damaged entries must be a miss, never a 500. */
+function isWritableHeader(pair: unknown): pair is [string, string] {
+  if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return false;
+  try {
+    validateHeaderName(pair[0]);
+    validateHeaderValue(pair[0], pair[1]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -40,4 +40,10 @@ export interface FillStamp {
   readonly epoch: number;
   readonly tags: readonly string[];
   readonly versions: readonly number[];
+  /**
+   * Local only (never stored): how many times this instance had forgotten its
+   * versions when the stamp was taken. A stamp from before a reset is never
+   * stored: the invalidation that caused the reset may not be in Redis.
+   */
+  readonly generation?: number;
 }

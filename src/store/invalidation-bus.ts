@@ -51,6 +51,9 @@ type BusState = 'connecting' | 'ok' | 'reconnecting' | 'closed';
  */
 export const EPOCH_CHECK_MS = 1_000;
 
+/** Senders whose sequence numbers are tracked; the least recently heard is dropped beyond this. */
+const MAX_SENDERS = 1_000;
+
 export class InvalidationBus {
   /** Identifies this instance's messages. */
   readonly instanceId = randomUUID();
@@ -158,6 +161,11 @@ export class InvalidationBus {
     if (wire.i === this.instanceId) return;
     this.received++;
     const last = this.lastSeq.get(wire.i);
+    if (last === undefined && this.lastSeq.size >= MAX_SENDERS) {
+      // Instances come and go; forget the one heard from longest ago.
+      this.lastSeq.delete(this.lastSeq.keys().next().value!);
+    }
+    this.lastSeq.delete(wire.i);
     this.lastSeq.set(wire.i, wire.s);
     if (last !== undefined && wire.s !== last + 1) this.forget();
     const { versions, l1 } = this.options;

@@ -36,6 +36,8 @@ export class L2Store {
     private readonly options: L2Options,
   ) {
     if (client.status === 'ready') this.health = 'ok';
+    // A caller's client made with lazyConnect waits for a first command, which run() never sends before 'ready'.
+    if (client.status === 'wait') client.connect().catch(() => undefined);
     client.on('ready', this.onReady);
     client.on('error', this.onError);
     client.on('close', this.onDown);

@@ -4,6 +4,9 @@ import type { L2Store } from './l2-store.js';
 import { bumpCounters, readCounters } from './redis-scripts.js';
 import type { VersionSource } from './tag-versions.js';
 
+/** How long a tag counter lives in Redis after it was last read or bumped. */
+export const TAG_COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
 export class RedisVersionSource implements VersionSource {
   private readonly epochKey: string;
   private readonly tagPrefix: string;
@@ -19,17 +22,17 @@ export class RedisVersionSource implements VersionSource {
   async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
     const keys = [this.epochKey];
     for (const tag of tags) keys.push(this.tagPrefix + tag);
-    const values = await this.l2.run((c) => readCounters.run(c, keys));
+    const values = await this.l2.run((c) => readCounters.run(c, keys, TAG_COUNTER_TTL_MS, true));
     return { epoch: values[0]!, versions: values.slice(1) };
   }
 
   bump(tags: readonly string[]): Promise<number[]> {
     const keys = tags.map((tag) => this.tagPrefix + tag);
-    return this.l2.run((c) => bumpCounters.run(c, keys), true);
+    return this.l2.run((c) => bumpCounters.run(c, keys, TAG_COUNTER_TTL_MS, false), true);
   }
 
   async bumpEpoch(): Promise<number> {
-    const [epoch] = await this.l2.run((c) => bumpCounters.run(c, [this.epochKey]), true);
+    const [epoch] = await this.l2.run((c) => bumpCounters.run(c, [this.epochKey], TAG_COUNTER_TTL_MS, true), true);
     return epoch!;
   }
 }

@@ -48,6 +48,8 @@ export class TagVersions {
    * forgotten by the bounded map comes back with a version no entry recorded.
    */
   private localClock = 0;
+  /** Bumped by reset(); see FillStamp.generation. */
+  private generation = 0;
 
   constructor(options: TagVersionsOptions) {
     this.source = options.source;
@@ -106,12 +108,15 @@ export class TagVersions {
     const local = this.check(entry);
     if (local !== Validity.Unknown) return local === Validity.Valid;
     if (this.source === undefined) return false;
+    const generation = this.generation;
     let current: { epoch: number; versions: number[] };
     try {
       current = await this.source.read(entry.tags);
     } catch {
       return true;
     }
+    // Local state was forgotten while the read was out: its answer may predate what was missed.
+    if (generation !== this.generation) return false;
     this.learn(entry.tags, current.epoch, current.versions);
     if (entry.epoch !== current.epoch) return false;
     for (let i = 0; i < entry.tags.length; i++) {
@@ -126,6 +131,7 @@ export class TagVersions {
    * a newer entry, and it could never be served).
    */
   stillCurrent(stamp: FillStamp): boolean {
+    if (stamp.generation !== undefined && stamp.generation !== this.generation) return false;
     return this.check(stamp) !== Validity.Invalid;
   }
 
@@ -133,30 +139,32 @@ export class TagVersions {
   async stamp(tags: readonly string[]): Promise<FillStamp> {
     const local = this.stampLocally(tags);
     if (local !== undefined) return local;
+    const generation = this.generation;
     try {
       const current = await this.source!.read(tags);
-      this.learn(tags, current.epoch, current.versions);
-      return { epoch: current.epoch, tags, versions: current.versions };
+      if (generation === this.generation) this.learn(tags, current.epoch, current.versions);
+      return { epoch: current.epoch, tags, versions: current.versions, generation };
     } catch {
-      return { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)) };
+      return { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)), generation };
     }
   }
 
   /** A stamp from local state when it is trusted and complete; undefined otherwise. */
   stampLocally(tags: readonly string[]): FillStamp | undefined {
+    const generation = this.generation;
     if (this.source === undefined) {
       const versions = tags.length === 0 ? EMPTY : tags.map((t) => this.map.get(t) ?? this.makeUp(t));
-      return { epoch: 0, tags, versions };
+      return { epoch: this.epoch!, tags, versions, generation };
     }
     if (!this.trusted || this.epoch === undefined) return undefined;
-    if (tags.length === 0) return { epoch: this.epoch, tags, versions: EMPTY };
+    if (tags.length === 0) return { epoch: this.epoch, tags, versions: EMPTY, generation };
     const versions: number[] = new Array(tags.length);
     for (let i = 0; i < tags.length; i++) {
       const v = this.map.get(tags[i]!);
       if (v === undefined) return undefined;
       versions[i] = v;
     }
-    return { epoch: this.epoch, tags, versions };
+    return { epoch: this.epoch, tags, versions, generation };
   }
 
   /**
@@ -179,8 +187,9 @@ export class TagVersions {
   /** Moves the namespace epoch (clear()). Throws if Redis fails. */
   async bumpEpoch(): Promise<number> {
     if (this.source === undefined) {
-      this.epoch = 0;
-      return 0;
+      // Local epoch: entries (and fills under way) from before clear() no longer match.
+      this.epoch = this.epoch! + 1;
+      return this.epoch;
     }
     const epoch = await this.source.bumpEpoch();
     this.raiseEpoch(epoch);
@@ -199,6 +208,7 @@ export class TagVersions {
 
   /** Forgets everything learned (after a missed message or a reconnect of the bus). */
   reset(): void {
+    this.generation++;
     this.map.clear();
     if (this.source !== undefined) this.epoch = undefined;
   }

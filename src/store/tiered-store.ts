@@ -140,6 +140,12 @@ export class TieredStore {
     }
   }
 
+  /** Drops an entry found unusable (foreign, damaged) from both tiers, without waiting for Redis. */
+  discard(key: string): void {
+    this.l1?.delete(key);
+    this.dropFromL2(key);
+  }
+
   private dropFromL2(key: string): void {
     this.l2?.del(key).catch(() => undefined);
   }
