@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { MAX_PATH_TAG_DEPTH, implicitTags, pathTags, prefixTag, userTag } from '../../../src/keys/index.js';
+import { RUNS, nastyText, refCovers, refNormalize } from './support.js';
+
+describe('keys: tags', () => {
+  it("gives /api/movies/7 for user u1 the tags ['user:u1', 'path:/api', 'path:/api/movies', 'path:/api/movies/7']", () => {
+    assert.deepEqual(implicitTags('/api/movies/7', 'u1'), ['user:u1', 'path:/api', 'path:/api/movies', 'path:/api/movies/7']);
+  });
+
+  it('gives no user tag without a user, and a user tag for the empty user', () => {
+    assert.deepEqual(implicitTags('/api/movies'), ['path:/api', 'path:/api/movies']);
+    assert.deepEqual(implicitTags('/api', ''), ['user:', 'path:/api']);
+    assert.equal(userTag('42'), 'user:42');
+  });
+
+  it('gives the root path no path tag', () => {
+    assert.deepEqual(implicitTags('/'), []);
+    assert.deepEqual(implicitTags('/', 'u1'), ['user:u1']);
+    assert.deepEqual(pathTags('/'), []);
+  });
+
+  it('normalizes like the route table: case, trailing slash, repeated slashes, unreserved escapes, dot segments', () => {
+    const expected = ['path:/api', 'path:/api/movies', 'path:/api/movies/7'];
+    for (const path of ['/API/Movies/7', '/api/movies/7/', '//api/movies//7', '/%61pi/m%6Fvies/7', '/api/x/../movies/./7']) {
+      assert.deepEqual(implicitTags(path), expected, path);
+    }
+  });
+
+  it("makes prefixTag('/api/movies/') 'path:/api/movies', the tag entries under it carry", () => {
+    assert.equal(prefixTag('/api/movies/'), 'path:/api/movies');
+    assert.equal(prefixTag('/API/Movies'), 'path:/api/movies');
+    assert.equal(prefixTag('/api/m%6Fvies'), 'path:/api/movies');
+    assert.ok(implicitTags('/api/movies/7').includes(prefixTag('/api/movies/')!));
+  });
+
+  it("gives prefixTag('/') no tag, since '/' covers everything", () => {
+    assert.equal(prefixTag('/'), undefined);
+    assert.equal(prefixTag('//'), undefined);
+    assert.equal(prefixTag(''), undefined);
+  });
+
+  it("does not give /api/moviesX (or /api/movies-1) the tag 'path:/api/movies'", () => {
+    assert.ok(!implicitTags('/api/moviesX').includes('path:/api/movies'));
+    assert.ok(!implicitTags('/api/movies-1/2').includes('path:/api/movies'));
+    assert.ok(!implicitTags('/api/movies%2F7').includes('path:/api/movies'));
+    assert.ok(implicitTags('/api/movies/7').includes('path:/api/movies'));
+  });
+
+  it(`caps path tags at MAX_PATH_TAG_DEPTH (${MAX_PATH_TAG_DEPTH}) segments, and prefixTag of a deeper prefix returns the deepest tag`, () => {
+    const segments = Array.from({ length: MAX_PATH_TAG_DEPTH + 4 }, (_, i) => `s${i}`);
+    const deep = '/' + segments.join('/');
+    const tags = implicitTags(deep);
+    assert.equal(tags.length, MAX_PATH_TAG_DEPTH);
+    const deepest = 'path:/' + segments.slice(0, MAX_PATH_TAG_DEPTH).join('/');
+    assert.equal(tags.at(-1), deepest);
+    for (let depth = MAX_PATH_TAG_DEPTH; depth <= segments.length; depth++) {
+      assert.equal(prefixTag('/' + segments.slice(0, depth).join('/')), deepest, `depth ${depth}`);
+    }
+    assert.equal(prefixTag('/' + segments.slice(0, MAX_PATH_TAG_DEPTH - 1).join('/')), 'path:/' + segments.slice(0, MAX_PATH_TAG_DEPTH - 1).join('/'));
+  });
+
+  // Regression for the normalizeRoutePath fast-path bug (see route-table.test.ts):
+  // invalidatePrefix('/É') bumped 'path:/É' while the entry for '/É/X' carried 'path:/é'.
+  it("gives /É/X the tag prefixTag('/É') returns, as it does for /É/x", () => {
+    assert.ok(implicitTags('/É/x').includes(prefixTag('/É')!));
+    assert.ok(implicitTags('/É/X').includes(prefixTag('/É')!), `${JSON.stringify(implicitTags('/É/X'))} lacks ${prefixTag('/É')}`);
+  });
+
+  describe('properties', function () {
+    this.timeout(120_000);
+
+    /** Segments that never normalize away (no '', '.', '..', nor their escapes). */
+    const segment = fc.oneof(
+      { arbitrary: fc.constantFrom('api', 'API', 'Api', '%61pi', 'movies', 'Movies', 'x', 'X', '~', '%7E', '%2F', 'a.b', '..a', 'é', 'É', '日', '😀', 'v1'), weight: 4 },
+      { arbitrary: nastyText(8, 1).map((t) => t.replace(/[/?#]/g, '')), weight: 1 },
+    ).filter((s) => !['', '.', '..'].includes(s.replace(/%2e/gi, '.')));
+    // Upper-cases ASCII letters only: toUpperCase is not undone by toLowerCase for every letter ('ß' -> 'SS').
+    const variant = (path: string, upper: boolean, trailingSlash: boolean) => (upper ? path.replace(/[a-z]/g, (c) => c.toUpperCase()) : path) + (trailingSlash ? '/' : '');
+
+    it('makes prefixTag(Q) one of implicitTags(P) for every path P and every whole-segment prefix Q of P', () => {
+      fc.assert(
+        fc.property(
+          fc.array(segment, { minLength: 1, maxLength: MAX_PATH_TAG_DEPTH + 4 }),
+          fc.nat(),
+          fc.boolean(),
+          fc.boolean(),
+          fc.option(nastyText(), { nil: undefined }),
+          (segments, cut, upper, trailingSlash, user) => {
+            const p = '/' + segments.join('/');
+            const depth = (cut % segments.length) + 1;
+            // Q as written by whoever invalidates: maybe in another case, maybe with a trailing slash.
+            const q = variant('/' + segments.slice(0, depth).join('/'), upper, trailingSlash);
+            const tags = implicitTags(p, user);
+            const tag = prefixTag(q);
+            assert.ok(tag !== undefined && tags.includes(tag), `prefixTag(${JSON.stringify(q)}) = ${tag} is not among implicitTags(${JSON.stringify(p)}) = ${JSON.stringify(tags)}`);
+          },
+        ),
+        RUNS,
+      );
+    });
+
+    it('gives a path exactly its whole-segment prefixes (up to the depth cap) as path tags', () => {
+      // Q is either unrelated to P or a prefix of P whose last segment may differ: the near misses.
+      const pAndQ = fc.array(segment, { maxLength: MAX_PATH_TAG_DEPTH + 4 }).chain((pSegments) =>
+        fc.tuple(
+          fc.constant(pSegments),
+          fc.oneof(
+            fc.array(segment, { minLength: 1, maxLength: MAX_PATH_TAG_DEPTH }),
+            fc.tuple(fc.integer({ min: 0, max: Math.min(pSegments.length, MAX_PATH_TAG_DEPTH - 1) }), segment, fc.boolean()).map(([k, last, keep]) =>
+              keep && k < pSegments.length ? pSegments.slice(0, k + 1) : [...pSegments.slice(0, k), last],
+            ),
+          ),
+        ),
+      );
+      fc.assert(
+        fc.property(pAndQ, ([pSegments, qSegments]) => {
+          const p = '/' + pSegments.join('/');
+          const q = '/' + qSegments.join('/');
+          const normalizedP = refNormalize(p);
+          const normalizedQ = refNormalize(q);
+          const expectedP = normalizedP === '/' ? [] : normalizedP.slice(1).split('/').slice(0, MAX_PATH_TAG_DEPTH).map((_, i, all) => 'path:/' + all.slice(0, i + 1).join('/'));
+          assert.deepEqual(implicitTags(p), expectedP, p);
+          // A prefix within the depth cap is tagged on P exactly when it covers P.
+          const tag = prefixTag(q);
+          assert.equal(tag !== undefined && implicitTags(p).includes(tag), refCovers(normalizedQ, normalizedP), `prefixTag(${JSON.stringify(q)}) vs ${JSON.stringify(p)}`);
+        }),
+        RUNS,
+      );
+    });
+  });
+});
