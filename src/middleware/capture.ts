@@ -15,21 +15,23 @@ export interface Replacement {
   readonly body: Buffer | undefined;
 }
 
+/** Answer the request with a 304 instead of the body (the body is still captured and stored). */
+export const NOT_MODIFIED = 'not-modified';
+
 export interface CaptureHooks {
   /**
    * Headers are about to go out (synchronous; may change headers on `res`).
    * `body` is the whole body when it is known before the headers leave
    * (end() with no earlier write), else undefined. Returning a Replacement
-   * sends it instead and discards everything the handler writes.
+   * sends it instead and discards everything the handler writes; returning
+   * NOT_MODIFIED (only honoured with a complete body) answers 304.
    */
-  headers(res: ServerResponse, body: Buffer | undefined): Replacement | undefined | void;
+  headers(res: ServerResponse, body: Buffer | undefined): Replacement | typeof NOT_MODIFIED | undefined | void;
   /**
    * end() was called: `body` is everything written, or undefined when it
-   * passed the limit. The response ends once the returned promise settles;
-   * resolving true asks for a 304 instead of the body (only honoured when the
-   * headers have not gone out yet).
+   * passed the limit. The real end waits until the returned promise settles.
    */
-  finish(body: Buffer | undefined): Promise<boolean> | boolean;
+  finish(body: Buffer | undefined): Promise<void> | void;
   /** The response closed without end(). */
   abort(): void;
 }
@@ -50,6 +52,10 @@ function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null 
     return null; // an unknown encoding, say
   }
   return null;
+}
+
+function hasBody(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 304;
 }
 
 /** Copies headers given to writeHead() onto the response, so getHeaders() shows the full set. */
@@ -109,15 +115,20 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     size += buf.length;
   };
   const body = (): Buffer | undefined => (overflow ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+  let notModified = false;
   /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
   const seeHeaders = (complete: Buffer | undefined): boolean => {
     if (headersSeen) return false;
     headersSeen = true;
-    let replacement: Replacement | undefined | void;
+    let replacement: Replacement | typeof NOT_MODIFIED | undefined | void;
     try {
       replacement = hooks.headers(res, complete);
     } catch {
       // a cache bookkeeping failure must never break the response
+    }
+    if (replacement === NOT_MODIFIED) {
+      notModified = complete !== undefined;
+      return false;
     }
     if (replacement === undefined || res.headersSent) return false;
     replaced = true;
@@ -189,18 +200,32 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     }
     keep(last);
     const complete = !wrote && !res.headersSent ? body() ?? undefined : undefined;
-    if (!res.headersSent && seeHeaders(complete)) {
-      swallow(cb);
-      void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
-      return res;
+    if (!res.headersSent) {
+      if (seeHeaders(complete)) {
+        swallow(cb);
+        void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
+        return res;
+      }
+      // Put the head together now (node sends it with the body later): from here on
+      // headersSent is true, so an error handler that runs while the store is under way
+      // leaves this answer alone instead of writing a second one over it.
+      if (notModified) {
+        for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
+        res.statusCode = 304;
+      } else if (complete !== undefined && res.getHeader('content-length') === undefined && res.getHeader('transfer-encoding') === undefined && hasBody(res.statusCode)) {
+        res.setHeader('content-length', complete.length);
+      }
+      try {
+        (originalWriteHead as (...a: unknown[]) => ServerResponse).call(res, res.statusCode);
+      } catch {
+        // node rejected the head (an invalid header value): end() below reports it
+      }
     }
-    const finishEnd = (notModified: boolean) => {
+    const finishEnd = () => {
       pending = false;
       if (res.writableEnded) return;
       try {
-        if (notModified && !res.headersSent) {
-          for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
-          res.statusCode = 304;
+        if (notModified) {
           (originalEnd as (cb?: Callback) => ServerResponse).call(res, cb as Callback | undefined);
           return;
         }
@@ -210,21 +235,21 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
         if (cb !== undefined) args.push(cb);
         (originalEnd as (...a: unknown[]) => ServerResponse).apply(res, args);
       } catch (err) {
-        // What node rejects (a number as body, a bad encoding) it would have thrown to the
-        // handler; it is too late for that, so the response is ended with the error.
+        // What node rejects it would have thrown to the handler; too late for that now,
+        // so the response is ended with the error.
         res.destroy(err as Error);
       }
     };
-    let result: Promise<boolean> | boolean;
+    let result: Promise<void> | void;
     try {
       result = hooks.finish(body());
     } catch {
-      result = false;
+      result = undefined;
     }
-    if (typeof result === 'boolean') finishEnd(result);
+    if (result === undefined) finishEnd();
     else {
       pending = true;
-      result.then(finishEnd, () => finishEnd(false));
+      result.then(finishEnd, finishEnd);
     }
     return res;
   } as ServerResponse['end'];

@@ -12,7 +12,7 @@ import { implicitTags, keyTag, prefixTag } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
-import { captureResponse, stripCacheGroups, type Replacement } from './capture.js';
+import { captureResponse, NOT_MODIFIED, stripCacheGroups, type Replacement } from './capture.js';
 import { REFRESH_HEADER as REFRESH_HEADER_NAME, refreshHeaders, takeRefreshMarker, type Dispatch } from './refresh.js';
 import { replay } from './replay.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
@@ -417,12 +417,12 @@ export class HttpCache<R> {
         }
         if (this.options.cacheStatus) r.setHeader('cache-status', ttl !== undefined && body !== undefined ? MISS_STORED : MISS);
         snapshot = { status: r.statusCode, headers: r.getHeaders() };
-        return undefined;
+        return notModified ? NOT_MODIFIED : undefined;
       },
       finish: async (body) => {
         if (stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
           flight.settle(undefined);
-          return notModified && !stoodDown;
+          return;
         }
         try {
           const outcome = await this.store(req, snapshot, plan, stamp, lateStamp, createdAt, ttl, body);
@@ -431,7 +431,6 @@ export class HttpCache<R> {
           flight.settle(undefined);
           cache.reportError(err as Error, 'could not store a response');
         }
-        return notModified;
       },
       abort: () => flight.settle(undefined),
     });
