@@ -28,6 +28,11 @@ export interface L2CacheOptions {
   commandTimeout?: Duration;
   /** After a timeout, how long Redis is skipped before one command probes it again. @default '1s' */
   breakerCooldown?: Duration;
+  /**
+   * Lifetime of the cross-instance fill lock: on a miss one instance runs the
+   * handler while the others wait up to this long for its entry. 0 turns the lock off. @default '3s'
+   */
+  lockTimeout?: Duration;
 }
 
 export interface CacheOptions {
@@ -63,6 +68,7 @@ export interface ResolvedOptions {
   readonly l1: ResolvedL1Options | undefined;
   readonly commandTimeout: number;
   readonly breakerCooldown: number;
+  readonly lockTimeout: number;
   readonly ttl: number | undefined;
   readonly routes: RouteTable;
   readonly enabled: boolean;
@@ -74,10 +80,11 @@ export const DEFAULT_L1_MAX_ENTRIES = 10_000;
 export const DEFAULT_L1_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_COMMAND_TIMEOUT = 200;
 export const DEFAULT_BREAKER_COOLDOWN = 1000;
+export const DEFAULT_LOCK_TIMEOUT = 3000;
 
 const TOP_KEYS = new Set(['namespace', 'redis', 'l1', 'l2', 'ttl', 'routes', 'enabled', 'freshness', 'logger']);
 const L1_KEYS = new Set(['maxEntries', 'maxBytes', 'ttl']);
-const L2_KEYS = new Set(['commandTimeout', 'breakerCooldown']);
+const L2_KEYS = new Set(['commandTimeout', 'breakerCooldown', 'lockTimeout']);
 const NAMESPACE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -156,11 +163,13 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
 
   let commandTimeout = DEFAULT_COMMAND_TIMEOUT;
   let breakerCooldown = DEFAULT_BREAKER_COOLDOWN;
+  let lockTimeout = DEFAULT_LOCK_TIMEOUT;
   if (options.l2 !== undefined) {
     if (!isPlainObject(options.l2)) throw new TierCacheConfigError('l2', options.l2, 'must be an object');
     checkKeys('l2', options.l2, L2_KEYS);
     if (options.l2.commandTimeout !== undefined) commandTimeout = parseDuration('l2.commandTimeout', options.l2.commandTimeout);
     if (options.l2.breakerCooldown !== undefined) breakerCooldown = parseDuration('l2.breakerCooldown', options.l2.breakerCooldown);
+    if (options.l2.lockTimeout !== undefined) lockTimeout = parseDuration('l2.lockTimeout', options.l2.lockTimeout);
     if (commandTimeout < 1) throw new TierCacheConfigError('l2.commandTimeout', options.l2.commandTimeout, 'must be at least 1 ms');
   }
 
@@ -208,5 +217,5 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
     }
   }
 
-  return Object.freeze({ namespace, redis, l1, commandTimeout, breakerCooldown, ttl, routes, enabled, freshness, logger });
+  return Object.freeze({ namespace, redis, l1, commandTimeout, breakerCooldown, lockTimeout, ttl, routes, enabled, freshness, logger });
 }

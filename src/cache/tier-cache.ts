@@ -10,6 +10,7 @@ import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/req
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
+import { FillLock } from '../store/fill-lock.js';
 import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
@@ -80,6 +81,8 @@ export class TierCache extends EventEmitter {
   private readonly redis: OpenedRedis | undefined;
   /** @internal the invalidation bus (with an L2 only). */
   readonly bus: InvalidationBus | undefined;
+  /** @internal the cross-instance fill lock (with an L2 and l2.lockTimeout > 0). */
+  readonly fillLock: FillLock | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
   private readonly now = Date.now;
   private closed = false;
@@ -107,6 +110,7 @@ export class TierCache extends EventEmitter {
       maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
     });
     this.store = new TieredStore({ l1, l2, versions, now: this.now });
+    if (l2 !== undefined && resolved.lockTimeout > 0) this.fillLock = new FillLock(l2, resolved.lockTimeout);
     if (l2 !== undefined) {
       this.bus = new InvalidationBus({
         namespace: this.namespace,

@@ -10,6 +10,7 @@ import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from 
 import { normalizeRoutePath, originForm, pathOf } from '../keys/path-normalize.js';
 import { implicitTags, keyTag, prefixTag } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
+import type { FillLock } from '../store/fill-lock.js';
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type Replacement } from './capture.js';
@@ -80,23 +81,31 @@ interface FillOutcome {
   readonly varyValues: ReadonlyArray<string | undefined>;
 }
 
+/** The fill was done by another instance: waiters look the entry up themselves. */
+const LOOK_AGAIN = Symbol('look again');
+type Outcome = FillOutcome | typeof LOOK_AGAIN | undefined;
+
 class Flight {
   private settled = false;
-  private resolve!: (outcome: FillOutcome | undefined) => void;
-  readonly outcome = new Promise<FillOutcome | undefined>((r) => (this.resolve = r));
+  private resolve!: (outcome: Outcome) => void;
+  readonly outcome = new Promise<Outcome>((r) => (this.resolve = r));
 
-  settle(outcome: FillOutcome | undefined): void {
+  settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
     this.resolve(outcome);
   }
 
-  wait(ms: number): Promise<FillOutcome | undefined> {
+  wait(ms: number): Promise<Outcome> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, ms, undefined)));
     return Promise.race([this.outcome, timeout]).finally(() => clearTimeout(timer));
   }
 }
+
+/** How often a request waiting on another instance's fill looks for the entry. */
+const REMOTE_FILL_POLL_MS = 20;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Found {
   readonly entry: StoredEntry;
@@ -319,8 +328,14 @@ export class HttpCache<R> {
     const running = this.flights.get(plan.key);
     if (running !== undefined) {
       this.cache.coalesced++;
-      const outcome = await running.wait(COALESCE_WAIT_MS);
-      if (outcome !== undefined && this.reusable(outcome, req)) {
+      const outcome = await running.wait(COALESCE_WAIT_MS + (this.cache.fillLock?.ttl ?? 0));
+      if (outcome === LOOK_AGAIN) {
+        const found = await this.find(plan.key, req).catch(() => undefined);
+        if (found !== undefined && found.entry.freshUntil > Date.now()) {
+          replay(req, res, found.response, found.entry.createdAt, Date.now(), this.status(MISS_COLLAPSED));
+          return true;
+        }
+      } else if (outcome !== undefined && this.reusable(outcome, req)) {
         replay(req, res, outcome.response, outcome.createdAt, Date.now(), this.status(MISS_COLLAPSED));
         return true;
       }
@@ -341,6 +356,21 @@ export class HttpCache<R> {
     flight.outcome.then(() => {
       if (this.flights.get(plan.key) === flight) this.flights.delete(plan.key);
     });
+    const lock = this.cache.fillLock;
+    if (lock !== undefined) {
+      const acquired = await lock.acquire(plan.key);
+      if (acquired === true) {
+        void flight.outcome.then(() => lock.release(plan.key));
+      } else if (acquired === false) {
+        // Another instance is running the handler for this key: wait for its entry.
+        const found = await this.awaitRemoteFill(plan.key, req, lock);
+        if (found !== undefined) {
+          flight.settle(LOOK_AGAIN);
+          replay(req, res, found.response, found.entry.createdAt, Date.now(), this.status(MISS_COLLAPSED));
+          return true;
+        }
+      }
+    }
     try {
       const versions = this.cache.store.versions;
       const stamp = versions.stampLocally(plan.tags) ?? (await versions.stamp(plan.tags));
@@ -356,6 +386,21 @@ export class HttpCache<R> {
       throw err;
     }
     return false;
+  }
+
+  /**
+   * Polls for the entry another instance is filling, until it appears, its
+   * lock is gone (that fill stored nothing) or the lock's lifetime has passed.
+   */
+  private async awaitRemoteFill(key: string, req: IncomingMessage, lock: FillLock): Promise<Found | undefined> {
+    const deadline = Date.now() + lock.ttl;
+    for (let round = 1; Date.now() < deadline; round++) {
+      await sleep(REMOTE_FILL_POLL_MS);
+      const found = await this.find(key, req).catch(() => undefined);
+      if (found !== undefined && found.entry.freshUntil > Date.now()) return found;
+      if (round % 5 === 0 && !(await lock.held(key))) return undefined;
+    }
+    return undefined;
   }
 
   /** Whether a waiter may be answered with what another request's fill stored. */

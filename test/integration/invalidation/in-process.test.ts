@@ -367,12 +367,13 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.equal(a.runs, 1);
 
     // Next request on each instance, sent together so that both look up
-    // before either new (400 ms) handler finishes: each must run its handler.
+    // before a new (400 ms) handler finishes: the handler runs again — once,
+    // on one of them, since the cross-instance fill lock makes the other wait
+    // for that fresh answer — and neither gets the old response.
     const [ra, rb] = await Promise.all([a.get('/api/slow'), b.get('/api/slow')]);
     assert.notEqual(ra.body, slow.body, `A served the response that was filled across the invalidation (${ra.cacheStatus})`);
     assert.notEqual(rb.body, slow.body, `B served the response that was filled across the invalidation (${rb.cacheStatus})`);
-    assert.equal(a.runs, 2, `A did not run the handler for the next request (${ra.cacheStatus})`);
-    assert.equal(b.runs, 1, `B did not run the handler for the next request (${rb.cacheStatus})`);
+    assert.equal(a.runs + b.runs, 2, `the handler did not run again exactly once (${ra.cacheStatus} / ${rb.cacheStatus})`);
     for (const inst of [a, b]) {
       for (let i = 0; i < 3; i++) assert.notEqual((await inst.get('/api/slow')).body, slow.body, `${inst.name} served the old response later`);
     }
