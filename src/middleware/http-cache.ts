@@ -69,7 +69,8 @@ interface Plan {
   readonly userScoped: boolean;
   /** Keyed by the table alone and asked without credentials: the front door may serve the entry. */
   readonly isPublic: boolean;
-  readonly tags: readonly string[];
+  /** The entry's tags; built only when a fill needs them (never on a hit). */
+  tags(): string[];
 }
 
 /** What a fill produced, for the requests that waited on it. */
@@ -194,7 +195,7 @@ export class HttpCache<R> {
     if (found !== undefined) {
       const entry = found.entry;
       if (entry.freshUntil > now) {
-        this.cache.emit('hit', { key: plan.key, tier: found.tier });
+        if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: found.tier });
         replay(req, res, found.response, entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
         return true;
       }
@@ -206,7 +207,7 @@ export class HttpCache<R> {
       }
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
-    this.cache.emit('miss', { key: plan.key });
+    if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
     return this.fill(c, plan, next, found);
   }
 
@@ -281,10 +282,14 @@ export class HttpCache<R> {
       vary: vary.length === 0 ? undefined : varyPairs(req.headers, vary),
       user,
     });
-    const tags = implicitTags(routePath, user);
-    tags.unshift(keyTag(key));
-    const explicit = o.tags?.(c.arg);
-    if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !tags.includes(t)) tags.push(t);
+    const arg = c.arg;
+    const tags = (): string[] => {
+      const all = implicitTags(routePath, user);
+      all.unshift(keyTag(key));
+      const explicit = o.tags?.(arg);
+      if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !all.includes(t)) all.push(t);
+      return all;
+    };
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
     const isPublic = o.user === undefined && o.key === undefined && o.vary.length === 0 && o.query === undefined && req.headers.authorization === undefined && req.headers.cookie === undefined;
@@ -373,7 +378,8 @@ export class HttpCache<R> {
     }
     try {
       const versions = this.cache.store.versions;
-      const stamp = versions.stampLocally(plan.tags) ?? (await versions.stamp(plan.tags));
+      const tags = plan.tags();
+      const stamp = versions.stampLocally(tags) ?? (await versions.stamp(tags));
       this.capture(c, plan, stamp, flight, stale);
     } catch (err) {
       flight.settle(undefined);
