@@ -88,6 +88,26 @@ for (const script of ['example:express', 'example:koa']) {
       assert.equal(after.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
       assert.equal(((await after.json()) as { name: string }).name, 'Grace H.');
     });
+
+    it('invalidates a movie by tag after a write: /api/movies/2 and the list show the new title at once', async () => {
+      assert.ok(started, 'the example is running');
+      const movie = () => fetch(`${started!.base}/api/movies/2`);
+      await movie();
+      assert.equal((await movie()).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+      assert.equal((await fetch(`${started.base}/api/movies`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+      const put = await fetch(`${started.base}/api/movies/2`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ title: 'Shichinin no Samurai' }),
+      });
+      assert.equal(put.status, 200);
+      const after = await movie();
+      assert.equal(after.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+      assert.equal(((await after.json()) as { title: string }).title, 'Shichinin no Samurai');
+      const list = await fetch(`${started.base}/api/movies`);
+      assert.equal(list.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+      assert.ok(((await list.json()) as Array<{ title: string }>).some((m) => m.title === 'Shichinin no Samurai'));
+    });
   });
 }
 
