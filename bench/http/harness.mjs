@@ -1,0 +1,322 @@
+// What run.mjs and profile.mjs share: start one scenario server pinned to its
+// core, start a throwaway redis-server, drive wrk pinned to the other core,
+// read per-core and per-process CPU time, and check answers with curl.
+// Every process started here is tracked and stopped by its PID.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BENCH_PATH, BODY_BYTES, BODY_SHA256 } from './body.mjs';
+import { createHash } from 'node:crypto';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const HTTP_DIR = join(REPO_ROOT, 'bench', 'http');
+/** wrk (and redis-server) run here; the scenario server runs alone on SERVER_CPU. */
+export const LOAD_CPU = '0';
+export const SERVER_CPU = '1';
+const HANDLER_RUNS_PATH = '/__bench/handler-runs';
+
+/**
+ * The scenarios, in run order. `hit` is how a cached answer shows itself
+ * (a header and a substring of its value); cached scenarios must also not
+ * run their handler while measured.
+ */
+export const SCENARIOS = [
+  { name: 'node-raw', cached: false },
+  { name: 'express-bare', cached: false },
+  { name: 'express-tiercache-app', cached: true, hit: ['cache-status', 'tiercache; hit; detail=L1'] },
+  { name: 'express-tiercache-route', cached: true, hit: ['cache-status', 'tiercache; hit; detail=L1'] },
+  { name: 'express-apicache', cached: true },
+  { name: 'express-tiercache-front', cached: true, hit: ['cache-status', 'tiercache; hit; detail=L1'] },
+  { name: 'koa-bare', cached: false },
+  { name: 'koa-tiercache-app', cached: true, hit: ['cache-status', 'tiercache; hit; detail=L1'] },
+  { name: 'koa-cash', cached: true, hit: ['x-cached-response', 'HIT'] },
+  { name: 'express-redis-bare', cached: false, redis: true },
+  { name: 'express-tiercache-l2', cached: true, redis: true, hit: ['cache-status', 'tiercache; hit; detail=L2'] },
+];
+
+const live = new Map(); // pid -> name, every child still running
+
+export function livePids() {
+  return [...live.keys()];
+}
+
+/** Stops every tracked child by PID (for signal handlers). */
+export function killAll(signal = 'SIGTERM') {
+  for (const pid of live.keys()) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function track(child, name) {
+  live.set(child.pid, name);
+  child.once('exit', () => live.delete(child.pid));
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends `signal` to the child by PID and waits for it to exit; SIGKILL after `graceMs`. */
+async function stopChild(child, graceMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  process.kill(child.pid, 'SIGTERM');
+  const t = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/**
+ * Starts bench/http/scenarios/<name>.ts under tsx, pinned to SERVER_CPU, and
+ * resolves once it prints "ready".
+ */
+export async function startServer(name, { env = {}, nodeArgs = [] } = {}) {
+  const port = await freePort();
+  const args = ['-c', SERVER_CPU, process.execPath, ...nodeArgs, '--import', 'tsx', join(HTTP_DIR, 'scenarios', `${name}.ts`)];
+  const child = spawn('taskset', args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, NODE_ENV: 'production', ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(child, name);
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => (err += d));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not print "ready" within 20 s\n${err}`)), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/^ready\b/m.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before "ready" (code ${code}, signal ${signal})\n${err}`));
+    });
+  });
+  return {
+    name,
+    pid: child.pid,
+    port,
+    url: `http://127.0.0.1:${port}${BENCH_PATH}`,
+    stderr: () => err,
+    stop: () => stopChild(child),
+  };
+}
+
+/** A throwaway redis-server on a free loopback port, no persistence, pinned to LOAD_CPU. */
+export async function startRedis() {
+  const port = await freePort();
+  const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+  const child = spawn('taskset', ['-c', LOAD_CPU, bin, '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--logfile', ''], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(child, 'redis-server');
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s\n${out}`)), 10_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/Ready to accept connections/i.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited (code ${code})\n${out}`));
+    });
+  });
+  child.stdout.resume();
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
+}
+
+/** Runs wrk (one thread, pinned to LOAD_CPU) against `url`; resolves its summary. */
+export function wrk(url, { seconds, connections }) {
+  const args = ['-c', LOAD_CPU, 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(HTTP_DIR, 'wrk-report.lua'), url];
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child, 'wrk');
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = /^WRK_JSON (.*)$/m.exec(out)?.[1];
+      if (code !== 0 || line === undefined) return reject(new Error(`wrk failed (code ${code}): ${err || out}`));
+      const r = JSON.parse(line);
+      r.rps = r.requests / (r.durationUs / 1e6);
+      r.errorCount = Object.values(r.errors).reduce((a, b) => a + b, 0);
+      resolve(r);
+    });
+  });
+}
+
+/** Busy and total jiffies per CPU from /proc/stat. */
+export function cpuTimes() {
+  const out = {};
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[2].trim().split(/\s+/).map(Number);
+    const idle = v[3] + (v[4] ?? 0); // idle + iowait
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0); // without guest (already in user)
+    out[m[1]] = { busy: total - idle, total };
+  }
+  return out;
+}
+
+/** Percent busy per CPU between two cpuTimes() readings. */
+export function busyPercent(before, after) {
+  const out = {};
+  for (const cpu of Object.keys(after)) {
+    const dt = after[cpu].total - before[cpu].total;
+    out[cpu] = dt > 0 ? Math.round((1000 * (after[cpu].busy - before[cpu].busy)) / dt) / 10 : 0;
+  }
+  return out;
+}
+
+let clkTck;
+/** CPU time (user + system) a process has used, in ms. */
+export function processCpuMs(pid) {
+  clkTck ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clkTck; // utime, stime
+}
+
+/** One GET with curl; resolves status, lower-cased headers and body. */
+export function curl(url) {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-s', '-i', '--max-time', '5', url], { encoding: 'buffer', maxBuffer: 1 << 20 }, (err, stdout) => {
+      if (err) return reject(new Error(`curl ${url} failed: ${err.message}`));
+      const sep = stdout.indexOf('\r\n\r\n');
+      const head = stdout.subarray(0, sep).toString('latin1').split('\r\n');
+      const status = Number(/^HTTP\/\S+ (\d+)/.exec(head[0] ?? '')?.[1]);
+      const headers = {};
+      for (const line of head.slice(1)) {
+        const i = line.indexOf(':');
+        headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+      }
+      resolve({ status, headers, body: stdout.subarray(sep + 4) });
+    });
+  });
+}
+
+export async function handlerRuns(server) {
+  const r = await curl(`http://127.0.0.1:${server.port}${HANDLER_RUNS_PATH}`);
+  return JSON.parse(r.body.toString('utf8')).handlerRuns;
+}
+
+/** Checks one answer: 200, the bench body byte for byte, and the scenario's hit marker. */
+export async function checkAnswer(server, scenario) {
+  const r = await curl(server.url);
+  const problems = [];
+  if (r.status !== 200) problems.push(`status ${r.status}`);
+  if (r.body.length !== BODY_BYTES || createHash('sha256').update(r.body).digest('hex') !== BODY_SHA256) problems.push(`body differs (${r.body.length} bytes)`);
+  if (scenario.hit !== undefined) {
+    const [name, marker] = scenario.hit;
+    if (!(r.headers[name] ?? '').includes(marker)) problems.push(`${name}: ${JSON.stringify(r.headers[name])}, expected "${marker}"`);
+  }
+  if (problems.length > 0) throw new Error(`${scenario.name}: ${problems.join('; ')}`);
+  return r;
+}
+
+/** Fills the cache (one request), then proves the next answer is a hit. Resolves the hit's headers. */
+export async function warmAndVerify(server, scenario) {
+  await curl(server.url); // fill (or just one request for uncached scenarios)
+  // A few tries: on a loaded machine an L2 fill or lookup can exceed its command timeout once.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await checkAnswer(server, scenario)).headers;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await sleep(200);
+    }
+  }
+}
+
+function tryRun(cmd, args, pick) {
+  try {
+    return pick(execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  } catch (err) {
+    return pick(String(err.stdout ?? '') + String(err.stderr ?? '')) ?? 'unknown';
+  }
+}
+
+/** sha256 over every file in src/ (path and bytes), to notice src/ changing under a run. */
+export function srcFingerprint() {
+  const hash = createHash('sha256');
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else hash.update(p).update(readFileSync(p));
+    }
+  };
+  walk(join(REPO_ROOT, 'src'));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** The code measured: commit, files in src/ that differ from it, and a fingerprint of src/. */
+export function sourceInfo() {
+  const git = (...args) => tryRun('git', ['-C', REPO_ROOT, ...args], (s) => s.trim());
+  const dirty = git('status', '--porcelain', '--', 'src');
+  return { commit: git('rev-parse', '--short', 'HEAD'), srcChangesNotCommitted: dirty === '' ? [] : dirty.split('\n').map((l) => l.trim()), srcFingerprint: srcFingerprint() };
+}
+
+/** Date, Node version and machine (CONVENTIONS item 9), plus the tools used. */
+export function machineInfo() {
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+      os: `${process.platform} ${release()} ${process.arch}`,
+      loadavgAtStart: loadavg().map((v) => Math.round(v * 100) / 100),
+    },
+    tools: {
+      wrk: tryRun('wrk', ['-v'], (s) => /^wrk (\S+)/m.exec(s)?.[1]),
+      redis: tryRun(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--version'], (s) => /v=(\S+)/.exec(s)?.[1]),
+    },
+    pinning: { server: `cpu ${SERVER_CPU}`, wrk: `cpu ${LOAD_CPU}`, redis: `cpu ${LOAD_CPU} (with wrk)` },
+    source: sourceInfo(),
+  };
+}
+
+/** Other processes' CPU use over `ms` (to warn when the machine is not quiet). */
+export async function idleCheck(ms = 1000) {
+  const a = cpuTimes();
+  await sleep(ms);
+  return busyPercent(a, cpuTimes());
+}
+
+export { sleep };
