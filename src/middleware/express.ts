@@ -51,11 +51,10 @@ function expressDispatch(app: unknown): Dispatch | undefined {
  */
 export function expressCache<Req = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>): (req: IncomingMessage, res: ServerResponse, next: ExpressNext) => void {
   assertCache('expressCache', cache);
-  const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options));
+  const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options), expressDispatch);
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
     const r = req as Partial<ExpressRequest> & IncomingMessage;
-    core
-      .handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod, dispatch: expressDispatch(r.app) }, next)
-      .catch((err: unknown) => next(err));
+    const answered = core.handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod, app: r.app }, next);
+    if (typeof answered !== 'boolean') answered.catch(next);
   };
 }

@@ -56,8 +56,8 @@ export interface HttpRequestContext<R> {
   readonly perRoute: boolean;
   /** The method before any override middleware changed it, when the framework keeps it. */
   readonly originalMethod?: string | undefined;
-  /** Re-sends a request into the app (stale-while-revalidate); absent when the adapter cannot. */
-  readonly dispatch?: Dispatch | undefined;
+  /** The framework's app object, for background refreshes (see HttpCache's dispatchOf). */
+  readonly app?: unknown;
 }
 
 interface Plan {
@@ -69,8 +69,10 @@ interface Plan {
   readonly userScoped: boolean;
   /** Keyed by the table alone and asked without credentials: the front door may serve the entry. */
   readonly isPublic: boolean;
-  /** The entry's tags; built only when a fill needs them (never on a hit). */
-  tags(): string[];
+  /** For the entry's tags, built only when a fill needs them (never on a hit). */
+  readonly routePath: string;
+  readonly user: string | undefined;
+  readonly arg: unknown;
 }
 
 /** What a fill produced, for the requests that waited on it. */
@@ -107,6 +109,12 @@ class Flight {
 /** How often a request waiting on another instance's fill looks for the entry. */
 const REMOTE_FILL_POLL_MS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the rest of the app; resolves false ("the cache did not answer"). */
+async function passOn(next: () => unknown): Promise<boolean> {
+  await next();
+  return false;
+}
 
 interface Found {
   readonly entry: StoredEntry;
@@ -151,6 +159,8 @@ export class HttpCache<R> {
   constructor(
     private readonly cache: TierCache,
     private readonly options: ResolvedMiddlewareOptions<R>,
+    /** How to re-send a request into the app (stale-while-revalidate); undefined when the adapter cannot. */
+    private readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
   ) {}
 
   /**
@@ -158,7 +168,7 @@ export class HttpCache<R> {
    * run the app) or runs `next` once, capturing and storing its answer
    * (resolves false). Errors from `next` propagate; the cache's own never do.
    */
-  async handle(context: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+  handle(context: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
     const c = context.url.charCodeAt(0) === 47 ? context : { ...context, url: originForm(context.url) };
     // A middleware further in (per route) decides for this request: one mounted further out stands down.
     const outer = (c.req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
@@ -166,8 +176,7 @@ export class HttpCache<R> {
     const method = c.req.method;
     if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
       this.invalidateAfterWrite(c);
-      await next();
-      return false;
+      return passOn(next);
     }
     let plan: Plan | undefined;
     try {
@@ -175,21 +184,55 @@ export class HttpCache<R> {
     } catch (err) {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
     }
-    if (plan === undefined) {
-      await next();
-      return false;
-    }
-    const { req, res } = c;
+    if (plan === undefined) return passOn(next);
+    const req = c.req;
     (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
     if (req.headers[REFRESH_HEADER_NAME] !== undefined && takeRefreshMarker(req)) {
       // Our own background refresh: run the handler and store, whatever is cached.
       return this.fill(c, plan, next, undefined);
     }
-    let found: Found | undefined;
+    // The L1 hit is answered synchronously: no promise, no microtask.
+    let local: Found | undefined;
     try {
-      found = await this.find(plan.key, req);
-    } catch (err) {
-      this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
+      local = this.findInL1(plan.key, req);
+    } catch {
+      local = undefined;
+    }
+    if (local !== undefined) {
+      const now = Date.now();
+      if (local.entry.freshUntil > now) {
+        if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: 'L1' });
+        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
+        return true;
+      }
+    }
+    return this.serveOrFill(c, plan, next, local);
+  }
+
+  /** L1 alone, without I/O: a valid entry (possibly stale), or undefined when L2 or Redis must be asked. */
+  private findInL1(key: string, req: IncomingMessage): Found | undefined {
+    const store = this.cache.store;
+    const entry = store.lookupL1(key, false);
+    if (entry === undefined || entry === UNDECIDED) return undefined;
+    const value = httpValueOf(entry);
+    if (value instanceof PreparedResponse) return { entry, response: value, tier: 'L1' };
+    if (!(value instanceof VaryManifest)) return undefined;
+    const variant = store.lookupL1(variantKey(key, varyPairs(req.headers, value.headers)), false);
+    if (variant === undefined || variant === UNDECIDED) return undefined;
+    const response = httpValueOf(variant);
+    return response instanceof PreparedResponse ? { entry: variant, response, tier: 'L1' } : undefined;
+  }
+
+  /** Past a fresh L1 hit: L2, stale answers, or the handler. */
+  private async serveOrFill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, local: Found | undefined): Promise<boolean> {
+    const { req, res } = c;
+    let found = local;
+    if (found === undefined) {
+      try {
+        found = await this.find(plan.key, req);
+      } catch (err) {
+        this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
+      }
     }
     const now = Date.now();
     if (found !== undefined) {
@@ -199,10 +242,11 @@ export class HttpCache<R> {
         replay(req, res, found.response, entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
         return true;
       }
-      if (now < entry.freshUntil + plan.staleWhileRevalidate && c.dispatch !== undefined) {
+      const dispatch = now < entry.freshUntil + plan.staleWhileRevalidate ? this.dispatchOf(c.app) : undefined;
+      if (dispatch !== undefined) {
         this.cache.emit('hit', { key: plan.key, tier: found.tier, stale: true });
         replay(req, res, found.response, entry.createdAt, now, this.status(staleHit(found.tier, (now - entry.freshUntil) / 1000)));
-        this.revalidate(c, plan.key, c.dispatch);
+        this.revalidate(c, plan.key, dispatch);
         return true;
       }
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
@@ -282,18 +326,20 @@ export class HttpCache<R> {
       vary: vary.length === 0 ? undefined : varyPairs(req.headers, vary),
       user,
     });
-    const arg = c.arg;
-    const tags = (): string[] => {
-      const all = implicitTags(routePath, user);
-      all.unshift(keyTag(key));
-      const explicit = o.tags?.(arg);
-      if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !all.includes(t)) all.push(t);
-      return all;
-    };
+
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
     const isPublic = o.user === undefined && o.key === undefined && o.vary.length === 0 && o.query === undefined && req.headers.authorization === undefined && req.headers.cookie === undefined;
-    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, tags };
+    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg };
+  }
+
+  /** The entry's own key tag, its implicit user and path tags, and the route's explicit tags. */
+  private tagsOf(plan: Plan): string[] {
+    const all = implicitTags(plan.routePath, plan.user);
+    all.unshift(keyTag(plan.key));
+    const explicit = this.options.tags?.(plan.arg as R);
+    if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !all.includes(t)) all.push(t);
+    return all;
   }
 
   private status(value: string): string | undefined {
@@ -378,7 +424,7 @@ export class HttpCache<R> {
     }
     try {
       const versions = this.cache.store.versions;
-      const tags = plan.tags();
+      const tags = this.tagsOf(plan);
       const stamp = versions.stampLocally(tags) ?? (await versions.stamp(tags));
       this.capture(c, plan, stamp, flight, stale);
     } catch (err) {

@@ -48,11 +48,12 @@ function koaDispatch(app: unknown): Dispatch | undefined {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): (ctx: KoaRuntimeContext, next: () => Promise<unknown>) => Promise<void> {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options));
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const c = ctx as KoaRuntimeContext & { _matchedRoute?: unknown; routerPath?: unknown };
     const perRoute = c._matchedRoute !== undefined || c.routerPath !== undefined;
-    const answered = await core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute, dispatch: koaDispatch(ctx.app) }, next);
+    const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute, app: ctx.app }, next);
+    const answered = typeof result === 'boolean' ? result : await result;
     if (answered) {
       ctx.respond = false;
     }
