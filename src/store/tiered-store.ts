@@ -47,7 +47,8 @@ export class TieredStore {
    * UNDECIDED when the entry's versions must be checked in Redis (then call get()).
    */
   lookupL1(key: string, countMiss = true): StoredEntry | undefined | typeof UNDECIDED {
-    const entry = this.l1?.get(key);
+    if (this.l1 === undefined) return undefined;
+    const entry = this.l1.get(key);
     if (entry !== undefined) {
       const validity = this.versions.check(entry);
       if (validity === Validity.Valid) {
@@ -100,7 +101,9 @@ export class TieredStore {
       this.dropFromL2(key);
       return undefined;
     }
-    if (entry.staleUntil <= this.now() || !(await this.versions.verify(entry))) {
+    const validity = this.versions.check(entry);
+    const valid = validity === Validity.Valid || (validity === Validity.Unknown && (await this.versions.verify(entry)));
+    if (entry.staleUntil <= this.now() || !valid) {
       this.l2Misses++;
       this.dropFromL2(key);
       return undefined;
