@@ -3,7 +3,7 @@
 // time are still current. The local map makes that check free on an L1 hit;
 // Redis is the source of truth, asked when a tag is unknown here or when the
 // invalidation bus is not connected (then nothing local is trusted).
-import { LRUCache } from 'lru-cache';
+import { RecentMap } from './recent-map.js';
 import type { FillStamp } from './entry.js';
 
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
@@ -40,7 +40,7 @@ export class TagVersions {
   trusted: boolean;
   /** The namespace epoch as known here; undefined until read from Redis. */
   private epoch: number | undefined;
-  private readonly map: LRUCache<string, number>;
+  private readonly map: RecentMap<string, number>;
   private readonly source: VersionSource | undefined;
   /**
    * Versions this instance makes up itself (no L2, or Redis unreachable while
@@ -55,7 +55,7 @@ export class TagVersions {
     this.source = options.source;
     this.trusted = options.source === undefined;
     this.epoch = options.source === undefined ? 0 : undefined;
-    this.map = new LRUCache<string, number>({ max: options.maxTags });
+    this.map = new RecentMap<string, number>(options.maxTags);
   }
 
   /** The epoch as known here (undefined until read). */
