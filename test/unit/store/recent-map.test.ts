@@ -1,0 +1,35 @@
+// RecentMap: bounded, keeps what was touched recently.
+import assert from 'node:assert/strict';
+import { RecentMap } from '../../../src/store/recent-map.js';
+
+describe('store: RecentMap', () => {
+  it('never holds more than max keys', () => {
+    const map = new RecentMap<number, number>(100);
+    for (let i = 0; i < 10_000; i++) {
+      map.set(i, i);
+      assert.ok(map.size <= 100, `size ${map.size} after ${i + 1} inserts`);
+    }
+    assert.ok(map.size >= 50);
+  });
+
+  it('keeps a key that is read every generation, drops one that is not', () => {
+    const map = new RecentMap<string, number>(10);
+    map.set('hot', 1);
+    map.set('cold', 2);
+    for (let i = 0; i < 100; i++) {
+      map.set(`filler${i}`, i);
+      assert.equal(map.get('hot'), 1, `hot lost after ${i + 1} fillers`);
+    }
+    assert.equal(map.get('cold'), undefined);
+  });
+
+  it('overwrites, and forgets everything on clear()', () => {
+    const map = new RecentMap<string, number>(4);
+    map.set('a', 1);
+    map.set('a', 2);
+    assert.equal(map.get('a'), 2);
+    map.clear();
+    assert.equal(map.get('a'), undefined);
+    assert.equal(map.size, 0);
+  });
+});
