@@ -50,7 +50,8 @@ export interface CacheStats {
 
 export interface CacheHealth {
   l1: 'ok' | 'disabled';
-  l2: 'ok' | 'down' | 'connecting' | 'disabled';
+  /** 'down' also before the first connection is made. */
+  l2: 'ok' | 'down' | 'disabled';
   bus: 'ok' | 'reconnecting' | 'disabled';
 }
 
@@ -328,7 +329,7 @@ export class TierCache extends EventEmitter {
     const l2 = this.store.l2;
     return {
       l1: this.store.l1 ? 'ok' : 'disabled',
-      l2: l2 ? l2.state : 'disabled',
+      l2: l2 ? (l2.state === 'ok' ? 'ok' : 'down') : 'disabled',
       bus: this.bus ? this.bus.health : 'disabled',
     };
   }
