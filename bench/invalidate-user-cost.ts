@@ -29,7 +29,7 @@ import { userTag } from '../src/keys/tags.js';
 import { encodeEntry } from '../src/store/entry-codec.js';
 import { L1Store } from '../src/store/l1-store.js';
 import { startRedisServer, type RedisServerHandle } from '../test/support/redis-server.js';
-import { runInfo } from './support/machine.js';
+import { runInfo } from './support/machine.mjs';
 import { rounded, summarize, type Summary } from './support/stats.js';
 import { forkWorker, serveParent, type Worker } from './support/workers.js';
 

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { createCache, type InvalidateEvent, type TierCache } from '../src/index.js';
 import { startRedisServer, type RedisServerHandle } from '../test/support/redis-server.js';
-import { runInfo } from './support/machine.js';
+import { runInfo } from './support/machine.mjs';
 import { machineNow, rounded, summarize } from './support/stats.js';
 import { forkWorker, serveParent, type Worker } from './support/workers.js';
 

@@ -8,11 +8,10 @@
 // DESIGN.md section 4 targets) and --observe poll (cross-check: B spins on
 // cache.get(), which also costs a core), then invalidate-user-cost.ts.
 import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runInfo } from './support/machine.mjs';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
@@ -56,30 +55,12 @@ function onSignal(signal) {
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
-function redisVersion() {
-  try {
-    return /v=(\S+)/.exec(execFileSync(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 const ms = (v) => v.toFixed(3);
 const yes = (b) => (b ? 'yes' : '**no**');
 
 async function main() {
-  const started = new Date();
-  const info = {
-    date: started.toISOString(),
-    node: process.version,
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-      os: `${process.platform} ${release()} ${process.arch}`,
-      redis: redisVersion(),
-    },
-  };
+  const started = Date.now();
+  const info = runInfo();
 
   const results = {};
   for (const run of RUNS) results[run.name] = await runOne(run);
@@ -130,7 +111,7 @@ async function main() {
   const day = info.date.slice(0, 10);
   let file = join(RESULTS_DIR, `invalidation-${day}.json`);
   for (let i = 2; existsSync(file); i++) file = join(RESULTS_DIR, `invalidation-${day}-${i}.json`);
-  const elapsedS = Math.round((Date.now() - started.getTime()) / 100) / 10;
+  const elapsedS = Math.round((Date.now() - started) / 100) / 10;
   writeFileSync(file, JSON.stringify({ ...info, elapsedS, table, runs: results }, null, 2) + '\n');
   process.stdout.write(`\nwrote ${file} (${elapsedS} s)\n`);
 }

@@ -5,9 +5,10 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { machineSpecs, redisVersion } from '../support/machine.mjs';
 import { BENCH_PATH, BODY_BYTES, BODY_SHA256 } from './body.mjs';
 import { createHash } from 'node:crypto';
 
@@ -296,16 +297,10 @@ export function machineInfo() {
   return {
     date: new Date().toISOString(),
     node: process.version,
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-      os: `${process.platform} ${release()} ${process.arch}`,
-      loadavgAtStart: loadavg().map((v) => Math.round(v * 100) / 100),
-    },
+    machine: { ...machineSpecs(), loadavgAtStart: loadavg().map((v) => Math.round(v * 100) / 100) },
     tools: {
       wrk: tryRun('wrk', ['-v'], (s) => /^wrk (\S+)/m.exec(s)?.[1]),
-      redis: tryRun(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--version'], (s) => /v=(\S+)/.exec(s)?.[1]),
+      redis: redisVersion(),
     },
     pinning: { server: `cpu ${SERVER_CPU}`, wrk: `cpu ${LOAD_CPU}`, redis: `cpu ${LOAD_CPU} (with wrk)` },
     source: sourceInfo(),

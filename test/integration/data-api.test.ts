@@ -10,7 +10,8 @@ import { createCache, TierCache, TierCacheError, type CacheOptions } from '../..
 import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
 import { EntryKind } from '../../src/store/entry.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
-import { freePort, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { useCleanup, useRedisCaches } from '../support/cache-context.js';
+import { freePort } from '../support/redis-server.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -38,47 +39,8 @@ async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: number }
   return { value, ms: performance.now() - start };
 }
 
-interface RedisContext {
-  server: RedisServerHandle;
-  /** A raw client for looking at and writing into Redis behind the cache's back. */
-  admin: Redis;
-  /** This test's namespace. */
-  ns: string;
-  /** A cache on this test's Redis and namespace (overridable), closed after the test, ready when returned. */
-  open(options?: CacheOptions): Promise<TierCache>;
-  /** Caches the test opened; closed in afterEach. */
-  caches: TierCache[];
-}
-
-/**
- * One redis-server for the enclosing describe, FLUSHALL before each test, a
- * fresh namespace per test, and every cache closed after each test.
- */
-function useRedis(): RedisContext {
-  const ctx = { caches: [] as TierCache[] } as RedisContext;
-  ctx.open = async (options: CacheOptions = {}) => {
-    const cache = createCache({ namespace: ctx.ns, redis: ctx.server.url, ...options });
-    ctx.caches.push(cache);
-    await cache.ready();
-    return cache;
-  };
-  before(async () => {
-    ctx.server = await startRedisServer();
-    ctx.admin = new Redis(ctx.server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-  });
-  after(async () => {
-    ctx.admin?.disconnect();
-    await ctx.server?.stop();
-  });
-  beforeEach(async () => {
-    ctx.ns = nextNamespace();
-    await ctx.admin.flushall();
-  });
-  afterEach(async () => {
-    await Promise.all(ctx.caches.splice(0).map((c) => c.close()));
-  });
-  return ctx;
-}
+/** One redis-server per describe, FLUSHALL before each test, a fresh namespace per test, caches closed after it. */
+const useRedis = () => useRedisCaches({ prefix: 't', flush: true });
 
 /** The current namespace epoch in Redis (created by the cache's ready()). */
 async function epochOf(admin: Redis, ns: string): Promise<number> {
@@ -834,16 +796,11 @@ describe('data API: events', () => {
 });
 
 describe('data API: Redis where nothing listens', () => {
-  const caches: TierCache[] = [];
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-  });
+  const { track } = useCleanup();
 
   async function deadCache(options: CacheOptions = {}): Promise<TierCache> {
     const port = await freePort();
-    const cache = createCache({ namespace: nextNamespace(), redis: `redis://127.0.0.1:${port}`, ...options });
-    caches.push(cache);
-    return cache;
+    return track(createCache({ namespace: nextNamespace(), redis: `redis://127.0.0.1:${port}`, ...options }));
   }
 
   for (const [label, options] of [['L1 + L2', {}], ['L2 only', { l1: false }]] as const) {
@@ -937,7 +894,7 @@ describe('data API: a frozen Redis', () => {
     const rejections: unknown[] = [];
     const onRejection = (reason: unknown) => rejections.push(reason);
     process.on('unhandledRejection', onRejection);
-    ctx.server.freeze();
+    ctx.redis.freeze();
     try {
       const first = await timed(() => a.get('missing'));
       assert.equal(first.value, undefined);
@@ -955,7 +912,7 @@ describe('data API: a frozen Redis', () => {
       await sleep(20);
       assert.deepStrictEqual(rejections, [], 'unhandled rejections');
     } finally {
-      ctx.server.thaw();
+      ctx.redis.thaw();
       process.off('unhandledRejection', onRejection);
     }
   });
@@ -964,11 +921,11 @@ describe('data API: a frozen Redis', () => {
     const a = await ctx.open({ l2: { commandTimeout: 100 } });
     const errors: Error[] = [];
     a.on('error', (err: Error) => errors.push(err));
-    ctx.server.freeze();
+    ctx.redis.freeze();
     try {
       assert.equal(await a.get('k'), undefined);
     } finally {
-      ctx.server.thaw();
+      ctx.redis.thaw();
     }
     assert.ok(errors.length >= 1, "no 'error' event");
     assert.match(errors[0]!.message, /timed out/i);
@@ -978,11 +935,11 @@ describe('data API: a frozen Redis', () => {
     this.timeout(10_000);
     const a = await ctx.open({ l2: { commandTimeout: 100, breakerCooldown: 200 } });
     const b = await ctx.open();
-    ctx.server.freeze();
+    ctx.redis.freeze();
     try {
       assert.equal(await a.get('k'), undefined);
     } finally {
-      ctx.server.thaw();
+      ctx.redis.thaw();
     }
     await b.set('k', 'back');
     const back = await eventually(async () => (await a.get('k')) === 'back', 3000, 50);
@@ -996,15 +953,15 @@ describe('data API: ready() and close()', () => {
 
   it('ready() resolves at once without Redis (L1 only)', async () => {
     const cache = createCache({ redis: false, namespace: ctx.ns });
-    ctx.caches.push(cache);
+    ctx.track(cache);
     const { ms } = await timed(() => cache.ready());
     assert.ok(ms < 20, `took ${ms.toFixed(1)} ms`);
     assert.equal(cache.health().l2, 'disabled');
   });
 
   it('ready() resolves after the connection with Redis is up', async () => {
-    const cache = createCache({ redis: ctx.server.url, namespace: ctx.ns });
-    ctx.caches.push(cache);
+    const cache = createCache({ redis: ctx.redis.url, namespace: ctx.ns });
+    ctx.track(cache);
     await cache.ready();
     assert.equal(cache.redisClient?.status, 'ready');
     assert.equal(cache.health().l2, 'ok');
@@ -1013,7 +970,7 @@ describe('data API: ready() and close()', () => {
   });
 
   it('close() quits a client the cache opened', async () => {
-    const cache = createCache({ redis: ctx.server.url, namespace: ctx.ns });
+    const cache = createCache({ redis: ctx.redis.url, namespace: ctx.ns });
     await cache.ready();
     const client = cache.redisClient!;
     const name = `tiercache-close-${ctx.ns}`;
@@ -1027,7 +984,7 @@ describe('data API: ready() and close()', () => {
   });
 
   it('close() leaves a caller-provided ioredis client usable', async () => {
-    const given = new Redis(ctx.server.url);
+    const given = new Redis(ctx.redis.url);
     try {
       const cache = createCache({ redis: given, namespace: ctx.ns });
       await cache.ready();

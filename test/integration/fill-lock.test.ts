@@ -4,37 +4,23 @@
 import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../src/index.js';
+import type { CacheOptions } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
-import { startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { useRedisCaches } from '../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('cross-instance fill lock', function () {
   this.timeout(20_000);
-  let server: RedisServerHandle;
-  const caches: TierCache[] = [];
-  let ns = 0;
+  const ctx = useRedisCaches({ prefix: 'lock' });
 
-  before(async () => {
-    server = await startRedisServer();
-  });
-  after(async () => {
-    await server?.stop();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-  });
-
-  async function instances(count: number, options: Parameters<typeof createCache>[0] = {}) {
-    const namespace = `lock${ns++}`;
+  /** `count` instances on this test's namespace, each an app with one slow route. */
+  async function instances(count: number, options: CacheOptions = {}) {
     const runs = { ok: 0, fail: 0 };
     const state = { failNext: false };
     const apps = [];
     for (let i = 0; i < count; i++) {
-      const cache = createCache({ namespace, redis: server.url, ...options });
-      caches.push(cache);
-      await cache.ready();
+      const cache = await ctx.open(options);
       const app = express();
       app.get('/slow', expressCache(cache, { ttl: '1m' }), async (_req, res) => {
         await sleep(300);

@@ -1,33 +1,25 @@
 // The front door (tiercache/node): public L1 hits are answered before the
 // framework runs; everything else reaches the app untouched.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import type { RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
-import { createCache, type TierCache } from '../../src/index.js';
+import { createCache, type CacheOptions, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { koaCache } from '../../src/koa.js';
 import { front } from '../../src/node.js';
+import { useCleanup } from '../support/cache-context.js';
 
-const servers: Server[] = [];
-const caches: TierCache[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
-  await Promise.all(caches.splice(0).map((c) => c.close()));
-});
+const { track, serve } = useCleanup();
 
-async function listen(handler: Parameters<typeof createServer>[1]): Promise<string> {
-  const server = createServer(handler);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+async function listen(handler: RequestListener): Promise<string> {
+  const server = await serve(handler);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-function newCache(options: Parameters<typeof createCache>[0] = {}): TierCache {
-  const cache = createCache({ redis: false, routes: { '/api/movies': '5m', '/api/admin': false }, ...options });
-  caches.push(cache);
-  return cache;
+function newCache(options: CacheOptions = {}): TierCache {
+  return track(createCache({ redis: false, routes: { '/api/movies': '5m', '/api/admin': false }, ...options }));
 }
 
 describe('front door (tiercache/node) with Express', () => {

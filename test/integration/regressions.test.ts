@@ -4,7 +4,7 @@
 // a related defect found while writing 1, not fixed by that commit. Real
 // redis-servers (test/support/redis-server.ts) where Redis matters.
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type RequestListener } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import compression from 'compression';
@@ -18,49 +18,33 @@ import { koaCache } from '../../src/koa.js';
 import { front } from '../../src/node.js';
 import { EntryKind } from '../../src/store/entry.js';
 import { decodeEntry, encodeEntry } from '../../src/store/entry-codec.js';
-import { startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { useRedisCaches } from '../support/cache-context.js';
+import { fetchRaw, GZIP_MAGIC } from '../support/http-bytes.js';
+import { startRedisServer } from '../support/redis-server.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 
 const HIT_L1 = 'tiercache; hit; detail=L1';
 const HIT_L2 = 'tiercache; hit; detail=L2';
-const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-let redis: RedisServerHandle;
-before(async function () {
-  this.timeout(20_000);
-  redis = await startRedisServer();
-});
-after(async () => {
-  await redis?.stop();
-});
-
-const servers: Server[] = [];
-const caches: TierCache[] = [];
+// Root-level hooks, as this file always had: one redis-server for its tests.
+const redisCaches = useRedisCaches({ prefix: 'reg' });
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
-  await Promise.all(caches.splice(0).map((c) => c.close()));
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 let nsCounter = 0;
+/** An L1-only cache unless `options` say otherwise, in a namespace of its own, closed after the test (not ready()-ed). */
 function newCache(options: CacheOptions = {}): TierCache {
-  const cache = createCache({ namespace: `reg${process.pid}-${Date.now()}-${++nsCounter}`, redis: false, ...options });
-  caches.push(cache);
-  return cache;
+  return redisCaches.track(createCache({ namespace: `reg${process.pid}-${Date.now()}-${++nsCounter}`, redis: false, ...options }));
 }
 
 async function listen(handler: RequestListener): Promise<{ base: string; port: number }> {
-  const server = createServer(handler);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const server = await redisCaches.serve(handler);
   const port = (server.address() as AddressInfo).port;
   return { base: `http://127.0.0.1:${port}`, port };
 }
@@ -156,23 +140,6 @@ function rawRequest(port: number, head: string): Promise<Reply> {
       resolve({ status: Number(statusLine!.split(' ')[1]), headers, text: body.toString() });
     });
   });
-}
-
-/** GET with this Accept-Encoding; the bytes as they came over the wire (no inflating). */
-async function getRaw(base: string, path: string, acceptEncoding: string): Promise<{ status: number; headers: Record<string, string | undefined>; bytes: Buffer }> {
-  const test = request(base)
-    .get(path)
-    .set('Accept-Encoding', acceptEncoding)
-    .buffer(true)
-    .parse((res: Any, done: (err: Error | null, body: Buffer) => void) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done(null, Buffer.concat(chunks)));
-      res.on('error', (err: Error) => done(err, Buffer.alloc(0)));
-    });
-  (test as Any)._shouldDecompress = () => false;
-  const res = await test;
-  return { status: res.status, headers: res.headers as Record<string, string | undefined>, bytes: res.body as Buffer };
 }
 
 describe('review regressions (9287460)', () => {
@@ -365,7 +332,7 @@ describe('review regressions (9287460)', () => {
   });
 
   it('4. compression() in front of the cache with a streamed body: the hit is decodable and equals the miss, for gzip and identity clients', async () => {
-    const cache = newCache({ redis: redis.url, ttl: '1m' });
+    const cache = newCache({ redis: redisCaches.redis.url, ttl: '1m' });
     await cache.ready();
     let runs = 0;
     const app = express();
@@ -389,7 +356,7 @@ describe('review regressions (9287460)', () => {
     for (const acceptEncoding of ['gzip', 'identity']) {
       const miss = await request(base).get('/doc').set('Accept-Encoding', acceptEncoding);
       assert.equal(miss.text, 'hello world', `${acceptEncoding} miss`);
-      const rawHit = await getRaw(base, '/doc', acceptEncoding);
+      const rawHit = await fetchRaw(base, '/doc', acceptEncoding);
       assert.equal(rawHit.status, 200);
       assert.ok(String(rawHit.headers['cache-status']).startsWith('tiercache; hit'), `${acceptEncoding}: ${rawHit.headers['cache-status']}`);
       checkEncoding(`${acceptEncoding} hit`, rawHit);
@@ -412,7 +379,7 @@ describe('review regressions (9287460)', () => {
       ['Redis, invalidateKey', 'redis', 'key'],
       ['L1 only, clear()', undefined, 'clear'],
     ] as const) {
-      const cache = newCache(redisUrl === undefined ? { ttl: '1m' } : { redis: redis.url, ttl: '1m' });
+      const cache = newCache(redisUrl === undefined ? { ttl: '1m' } : { redis: redisCaches.redis.url, ttl: '1m' });
       await cache.ready();
       let version = 1;
       const app = express();
@@ -438,7 +405,7 @@ describe('review regressions (9287460)', () => {
     }
 
     // Data API, L1 only and with Redis.
-    for (const redisUrl of [undefined, redis.url]) {
+    for (const redisUrl of [undefined, redisCaches.redis.url]) {
       const label = redisUrl === undefined ? 'L1 only' : 'Redis';
       const cache = newCache(redisUrl === undefined ? {} : { redis: redisUrl });
       await cache.ready();
@@ -483,7 +450,7 @@ describe('review regressions (9287460)', () => {
   });
 
   it('6. invalidateKey(keyFor(req)) for a response that varies drops every variant', async () => {
-    for (const redisUrl of [undefined, redis.url]) {
+    for (const redisUrl of [undefined, redisCaches.redis.url]) {
       const label = redisUrl === undefined ? 'L1 only' : 'Redis';
       const cache = newCache(redisUrl === undefined ? { ttl: '1m' } : { redis: redisUrl, ttl: '1m' });
       await cache.ready();
@@ -654,9 +621,9 @@ describe('review regressions (9287460)', () => {
   });
 
   it('11. a foreign L2 entry whose head node cannot write (header with a newline, status 1000) is a miss and is replaced, never a 500', async () => {
-    const admin = new Redis(redis.url);
+    const admin = new Redis(redisCaches.redis.url);
     cleanups.push(() => admin.disconnect());
-    const cache = newCache({ redis: redis.url, ttl: '1m' });
+    const cache = newCache({ redis: redisCaches.redis.url, ttl: '1m' });
     await cache.ready();
     let runs = 0;
     const app = express();
@@ -701,7 +668,7 @@ describe('review regressions (9287460)', () => {
       assert.equal(hit.text, 'fresh');
     }
     // A second instance (empty L1) reads the replacement from L2.
-    const other = newCache({ redis: redis.url, ttl: '1m', namespace: cache.namespace });
+    const other = newCache({ redis: redisCaches.redis.url, ttl: '1m', namespace: cache.namespace });
     await other.ready();
     const otherApp = express();
     otherApp.get(['/a', '/b'], expressCache(other), (_req, res) => res.send('other'));
@@ -714,12 +681,12 @@ describe('review regressions (9287460)', () => {
   });
 
   it('12. a caller-provided ioredis client with lazyConnect: true is used (set on one instance, L2 hit on another)', async () => {
-    const client = new Redis(redis.url, { lazyConnect: true });
+    const client = new Redis(redisCaches.redis.url, { lazyConnect: true });
     cleanups.push(() => client.disconnect());
     const writer = newCache({ redis: client });
     await writer.ready();
     await writer.set('a', { value: 1 });
-    const reader = newCache({ redis: redis.url, namespace: writer.namespace });
+    const reader = newCache({ redis: redisCaches.redis.url, namespace: writer.namespace });
     await reader.ready();
     assert.deepEqual(await reader.get('a'), { value: 1 });
     assert.equal(reader.stats().l2.hits, 1);

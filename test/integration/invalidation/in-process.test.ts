@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import express from 'express';
 import request from 'supertest';
-import { Redis } from 'ioredis';
-import { createCache, TierCache, TierCacheError, TierCacheInvalidationError, type CacheOptions } from '../../../src/index.js';
+import { TierCache, TierCacheError, TierCacheInvalidationError, type CacheOptions } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { HIT_L1, HIT_L2 } from '../../../src/middleware/cache-status.js';
 import { EPOCH_CHECK_MS } from '../../../src/store/invalidation-bus.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+import { useRedisCaches } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -25,11 +24,6 @@ const RECONNECT_MS = 5000;
 
 /** Every handler run in this file gets the next number, so old and new bodies always differ. */
 let served = 0;
-
-let namespaceCounter = 0;
-function nextNamespace(): string {
-  return `inv${process.pid}-${++namespaceCounter}`;
-}
 
 /** Polls `check` until true or `timeoutMs` passes; returns whether it became true. */
 async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 5): Promise<boolean> {
@@ -116,56 +110,20 @@ function buildInstance(name: string, cache: TierCache): Instance {
 
 const ROUTES: CacheOptions['routes'] = { '/api/movies': '1m', '/api/moviesX': '1m', '/api/keyed': '1m' };
 
-interface RedisContext {
-  server: RedisServerHandle;
-  /** A raw client, for FLUSHALL, raw L2 bytes and crafted bus messages. */
-  admin: Redis;
-  ns: string;
-  /** A ready cache + app on this test's Redis and namespace (overridable); closed after the test. */
-  instance(name: string, options?: CacheOptions): Promise<Instance>;
-  /** Two instances, A and B, on the same namespace. */
-  pair(): Promise<[Instance, Instance]>;
-}
-
 /**
- * Redis for a describe block: `perTest` starts a fresh redis-server for every
- * test (for tests that stop, kill or restart it); otherwise one server for the
- * block with FLUSHALL before each test. A fresh namespace per test either way,
- * and every cache closed after each test.
+ * Redis for a describe block (see useRedisCaches; `serverPerTest` for tests
+ * that stop, kill or restart the server), FLUSHALL before each test, plus
+ * `instance()`: a ready cache + app on this test's namespace, and `pair()`: A and B.
  */
-function useRedis(perTest = false): RedisContext {
-  const caches: TierCache[] = [];
-  const ctx = {} as RedisContext;
-  ctx.instance = async (name, options = {}) => {
-    const cache = createCache({ namespace: ctx.ns, redis: ctx.server.url, routes: ROUTES, ...options });
-    caches.push(cache);
-    await cache.ready();
+function useRedis(serverPerTest = false) {
+  const ctx = useRedisCaches({ prefix: 'inv', serverPerTest, flush: true, defaults: { routes: ROUTES } });
+  const instance = async (name: string, options: CacheOptions = {}): Promise<Instance> => {
+    const cache = await ctx.open(options);
     assert.equal(cache.health().bus, 'ok', `${name}: the bus is not subscribed after ready()`);
     return buildInstance(name, cache);
   };
-  ctx.pair = async () => [await ctx.instance('A'), await ctx.instance('B')];
-  const start = async () => {
-    ctx.server = await startRedisServer();
-    ctx.admin = new Redis(ctx.server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-  };
-  const stop = async () => {
-    ctx.admin?.disconnect();
-    await ctx.server?.stop();
-  };
-  if (!perTest) {
-    before(start);
-    after(stop);
-  }
-  beforeEach(async () => {
-    if (perTest) await start();
-    ctx.ns = nextNamespace();
-    await ctx.admin.flushall();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-    if (perTest) await stop();
-  });
-  return ctx;
+  const pair = async (): Promise<[Instance, Instance]> => [await instance('A'), await instance('B')];
+  return Object.assign(ctx, { instance, pair });
 }
 
 /**
@@ -544,7 +502,7 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     a.cache.on('error', (err: unknown) => errors.push(err));
     b.cache.on('error', () => undefined);
 
-    await ctx.server.stop();
+    await ctx.redis.stop();
     const outcome = await withinBound(
       a.cache.invalidateTags(['movie:7']).then(
         () => undefined,
@@ -581,7 +539,7 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     }
     const flushes = [a.cache.bus!.flushes, b.cache.bus!.flushes];
 
-    await ctx.server.restart();
+    await ctx.redis.restart();
     const back = await eventually(
       () => [a, b].every((inst, i) => inst.cache.health().bus === 'ok' && inst.cache.health().l2 === 'ok' && inst.cache.bus!.flushes > flushes[i]!),
       RECONNECT_MS,
@@ -608,7 +566,7 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     const before8 = await warmBoth(a, b, '/api/movies/8');
     const flushes = [a.cache.bus!.flushes, b.cache.bus!.flushes];
 
-    await ctx.server.restart();
+    await ctx.redis.restart();
     const back = await eventually(
       () => [a, b].every((inst, i) => inst.cache.health().bus === 'ok' && inst.cache.health().l2 === 'ok' && inst.cache.bus!.flushes > flushes[i]!),
       RECONNECT_MS,

@@ -16,8 +16,9 @@ import type { MiddlewareOptions } from '../../../src/middleware/options.js';
 
 const require = createRequire(import.meta.url);
 // npm aliases of the older majors ("express4": "npm:express@4", "koa2": "npm:koa@2"); same API, no own types.
-const express4 = require('express4') as typeof express;
-const Koa2 = require('koa2') as typeof Koa;
+// Exported for the middleware tests that build their own apps in every major.
+export const express4 = require('express4') as typeof express;
+export const Koa2 = require('koa2') as typeof Koa;
 
 /** Options as both adapters take them; the functions receive Express `req` or Koa `ctx`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

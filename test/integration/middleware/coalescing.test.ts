@@ -6,24 +6,19 @@
 // and nobody hangs. Every case runs against Express 5 and 4, Koa 3 and 2, with
 // a real redis-server behind the cache.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
-import { createRequire } from 'node:module';
+import type { IncomingHttpHeaders, RequestListener } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import Router from '@koa/router';
 import express5 from 'express';
 import Koa3 from 'koa';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../../src/index.js';
+import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { COALESCE_WAIT_MS } from '../../../src/middleware/http-cache.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
-
-// The older majors are npm aliases without type declarations of their own.
-const requireCjs = createRequire(import.meta.url);
-const express4 = requireCjs('express4') as typeof express5;
-const Koa2 = requireCjs('koa2') as typeof Koa3;
+import { useRedisCaches } from '../../support/cache-context.js';
+import { express4, Koa2 } from './apps.js';
 
 const STORED = 'tiercache; fwd=miss; stored';
 const COLLAPSED = 'tiercache; fwd=miss; collapsed';
@@ -141,38 +136,7 @@ function countBy<T>(values: readonly T[]): Map<T, number> {
 // ---------------------------------------------------------------------------
 
 describe('middleware: request coalescing', function () {
-  let redis: RedisServerHandle;
-  let caches: TierCache[] = [];
-  let servers: Server[] = [];
-  let nsCounter = 0;
-
-  before(async () => {
-    redis = await startRedisServer();
-  });
-  after(async () => {
-    await redis?.stop();
-  });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) {
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    }
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-  });
-
-  async function openCache(): Promise<TierCache> {
-    const cache = createCache({ namespace: `coalesce${process.pid}-${++nsCounter}`, redis: redis.url });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-
-  async function serve(listener: RequestListener): Promise<Server> {
-    const server = createServer(listener);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    return server;
-  }
+  const { open: openCache, serve } = useRedisCaches({ prefix: 'coalesce' });
 
   for (const adapter of ADAPTERS) {
     describe(adapter.name, () => {

@@ -5,22 +5,18 @@
 // on either side of the cache, Koa with `koa-compress` in front of it; Express
 // 5 and 4, Koa 3 and 2; a real redis-server behind the cache.
 import assert from 'node:assert/strict';
-import { createServer, type RequestListener, type Server } from 'node:http';
-import { createRequire } from 'node:module';
+import type { RequestListener } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import compression from 'compression';
 import express5 from 'express';
 import Koa3 from 'koa';
 import compress from 'koa-compress';
-import request from 'supertest';
-import { createCache, type TierCache } from '../../../src/index.js';
+import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
-
-const requireCjs = createRequire(import.meta.url);
-const express4 = requireCjs('express4') as typeof express5;
-const Koa2 = requireCjs('koa2') as typeof Koa3;
+import { useRedisCaches } from '../../support/cache-context.js';
+import { fetchRaw, GZIP_MAGIC, type RawResponse } from '../../support/http-bytes.js';
+import { express4, Koa2 } from './apps.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -28,37 +24,10 @@ type Any = any;
 const HIT_L1 = 'tiercache; hit; detail=L1';
 /** A fill: `tiercache; fwd=miss` plus `; stored` when the cache could tell before the headers left. */
 const FILL = /^tiercache; fwd=miss(; stored)?$/;
-const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 
 /** A compressible body well above any threshold, distinct per run. */
 function documentBody(run: number): string {
   return `run ${run}\n` + 'All the movies, every showtime, all week long. '.repeat(200);
-}
-
-/** Collects the raw response bytes (superagent's own parsers would decode text). */
-function binaryParser(res: Any, done: (err: Error | null, body: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(null, Buffer.concat(chunks)));
-  res.on('error', (err: Error) => done(err, Buffer.alloc(0)));
-}
-
-interface RawResponse {
-  readonly status: number;
-  readonly headers: Record<string, string | undefined>;
-  readonly bytes: Buffer;
-}
-
-/**
- * GET `path` with exactly this Accept-Encoding and the body bytes as they
- * came over the wire. superagent inflates gzip bodies on its own before any
- * parser sees them, so that is switched off for this request.
- */
-async function fetchRaw(server: Server, path: string, acceptEncoding: string): Promise<RawResponse> {
-  const test = request(server).get(path).set('Accept-Encoding', acceptEncoding).buffer(true).parse(binaryParser);
-  (test as Any)._shouldDecompress = () => false;
-  const res = await test;
-  return { status: res.status, headers: res.headers as Record<string, string | undefined>, bytes: res.body as Buffer };
 }
 
 function assertGzip(res: RawResponse, expected: string, what: string): void {
@@ -79,38 +48,7 @@ function assertIdentity(res: RawResponse, expected: string, what: string): void 
 // ---------------------------------------------------------------------------
 
 describe('middleware: compression in front of and behind the cache', function () {
-  let redis: RedisServerHandle;
-  let caches: TierCache[] = [];
-  let servers: Server[] = [];
-  let nsCounter = 0;
-
-  before(async () => {
-    redis = await startRedisServer();
-  });
-  after(async () => {
-    await redis?.stop();
-  });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) {
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    }
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-  });
-
-  async function openCache(): Promise<TierCache> {
-    const cache = createCache({ namespace: `compress${process.pid}-${++nsCounter}`, redis: redis.url, ttl: '1m' });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-
-  async function serve(listener: RequestListener): Promise<Server> {
-    const server = createServer(listener);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    return server;
-  }
+  const { open: openCache, serve } = useRedisCaches({ prefix: 'compress', defaults: { ttl: '1m' } });
 
   for (const [name, express] of [
     ['Express 5', express5],

@@ -4,21 +4,17 @@
 // that must not collide, and user-scoped entries that never leak between
 // users. Real redis-server behind the cache, so L2 keys are exercised too.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
-import { createRequire } from 'node:module';
+import type { IncomingHttpHeaders, RequestListener } from 'node:http';
 import Router from '@koa/router';
 import express5 from 'express';
 import Koa3 from 'koa';
 import request from 'supertest';
-import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
+import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
-
-const requireCjs = createRequire(import.meta.url);
-const express4 = requireCjs('express4') as typeof express5;
-const Koa2 = requireCjs('koa2') as typeof Koa3;
+import { useRedisCaches } from '../../support/cache-context.js';
+import { express4, Koa2 } from './apps.js';
 
 const STORED = 'tiercache; fwd=miss; stored';
 const HIT_L1 = 'tiercache; hit; detail=L1';
@@ -111,38 +107,7 @@ const header = (headers: IncomingHttpHeaders, name: string): string | undefined 
 // ---------------------------------------------------------------------------
 
 describe('middleware: security cases', function () {
-  let redis: RedisServerHandle;
-  let caches: TierCache[] = [];
-  let servers: Server[] = [];
-  let nsCounter = 0;
-
-  before(async () => {
-    redis = await startRedisServer();
-  });
-  after(async () => {
-    await redis?.stop();
-  });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) {
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    }
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-  });
-
-  async function openCache(options: CacheOptions = {}): Promise<TierCache> {
-    const cache = createCache({ namespace: `security${process.pid}-${++nsCounter}`, redis: redis.url, ...options });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-
-  async function serve(listener: RequestListener): Promise<Server> {
-    const server = createServer(listener);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    return server;
-  }
+  const { open: openCache, serve } = useRedisCaches({ prefix: 'security' });
 
   /** A page that reflects X-Forwarded-Host into its links, as many apps do behind a proxy. */
   const reflectingHandler: Handler = (req) => ({ body: `<a href="https://${header(req.headers, 'x-forwarded-host') ?? 'shop.example'}/cart">cart</a>` });

@@ -7,14 +7,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import computeEtag from 'etag';
-import { Redis } from 'ioredis';
 import request from 'supertest';
 import { createCache, TierCacheConfigError, type CacheOptions, type TierCache } from '../../../src/index.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { binaryParser } from '../../support/http-bytes.js';
 import { adapters, buildApp, headerOf, paramsOf, type Adapter, type AppSpec, type HandlerIO, type TestApp } from './apps.js';
 
 const HIT_L1 = 'tiercache; hit; detail=L1';
@@ -37,15 +36,6 @@ interface CallInit {
   headers?: Record<string, string>;
   /** A request body (sent with Content-Length). */
   body?: string;
-}
-
-/** supertest parser that keeps the raw bytes, whatever the content type (superagent types `res` loosely; it is node's stream). */
-function binaryParser(response: object, callback: (err: Error | null, body: Buffer) => void): void {
-  const res = response as IncomingMessage;
-  const chunks: Buffer[] = [];
-  res.on('data', (chunk: Buffer) => chunks.push(chunk));
-  res.on('end', () => callback(null, Buffer.concat(chunks)));
-  res.on('error', (err) => callback(err, Buffer.concat(chunks)));
 }
 
 async function call(app: TestApp, path: string, init: CallInit = {}): Promise<Answer> {
@@ -76,39 +66,15 @@ function lifetimeOf(cache: TierCache, key: string): number | undefined {
 }
 
 describe('middleware storage rules (Express 5 / 4, Koa 3 / 2)', function () {
-  let server: RedisServerHandle;
-  let admin: Redis;
-  const caches: TierCache[] = [];
+  const redisCaches = useRedisCaches({ prefix: 'mwr', flush: true });
 
   /** An L1-only cache (redis: false), closed after the test. */
   function open(options: CacheOptions = {}): TierCache {
-    const cache = createCache({ namespace: nextNamespace(), redis: false, ...options });
-    caches.push(cache);
-    return cache;
+    return redisCaches.track(createCache({ namespace: nextNamespace(), redis: false, ...options }));
   }
 
   /** A cache on the file's redis-server, ready, closed after the test. */
-  async function openWithRedis(options: CacheOptions): Promise<TierCache> {
-    const cache = createCache({ redis: server.url, ...options });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-
-  before(async () => {
-    server = await startRedisServer();
-    admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
-  });
-  after(async () => {
-    admin?.disconnect();
-    await server?.stop();
-  });
-  beforeEach(async () => {
-    await admin.flushall();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-  });
+  const openWithRedis = (options: CacheOptions) => redisCaches.open(options);
 
   for (const adapter of adapters) {
     describe(adapter.name, () => {
