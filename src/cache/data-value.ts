@@ -24,7 +24,9 @@ export interface EncodedValue {
 export function encodeValue(key: string, value: unknown, stamp: FillStamp, createdAt: number, ttl: number): EncodedValue {
   const base = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head: EMPTY };
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
-    const body = Buffer.from(value); // a copy: later changes by the caller do not reach the cache
+    // A copy of its own: later changes by the caller do not reach the cache, and no shared slab is kept alive.
+    const body = Buffer.allocUnsafeSlow(value.byteLength);
+    body.set(value);
     const entry: StoredEntry = { ...base, kind: EntryKind.Bytes, body };
     return { entry, l1Entry: entry };
   }

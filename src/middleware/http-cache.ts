@@ -11,6 +11,9 @@ import { normalizeRoutePath, originForm, pathOf } from '../keys/path-normalize.j
 import { implicitTags, keyTag, prefixTag } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
+import { ownBytes } from '../store/entry-codec.js';
+
+const EMPTY_HEAD = Buffer.alloc(0);
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type Replacement } from './capture.js';
@@ -567,15 +570,17 @@ export class HttpCache<R> {
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
-    const entry = responseEntry(fullStamp, life, sent.status, headers, body, plan.isPublic);
+    const entry = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
     const store = this.cache.store;
     const varyValues: Array<string | undefined> = [];
+    // L1 keeps the decoded response, not the head bytes it came from.
+    const l1Entry: StoredEntry = { ...entry, head: EMPTY_HEAD };
     if (varyOn.length === 0) {
-      await store.set(plan.key, entry);
+      await store.set(plan.key, entry, l1Entry);
     } else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn, plan.isPublic)), store.set(variantKey(plan.key, pairs), entry)]);
+      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn, plan.isPublic)), store.set(variantKey(plan.key, pairs), entry, l1Entry)]);
     }
     this.cache.fills++;
     this.cache.emit('store', { key: plan.key });

@@ -14,6 +14,18 @@ export const ENTRY_FORMAT = 1;
 const FIXED_HEADER = 4 + 8 * 4 + 2;
 const MAX_U16 = 0xffff;
 
+/**
+ * The bytes as a buffer of their own. Small buffers from Buffer.from / concat /
+ * a socket read are views into a shared 8 KiB (or larger) slab; an L1 entry
+ * holding such a view keeps the whole slab alive, several times its size.
+ */
+export function ownBytes(buf: Buffer): Buffer {
+  if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.length) return buf;
+  const own = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(own);
+  return own;
+}
+
 export class EntryCodecError extends Error {
   override name = 'EntryCodecError';
 }

@@ -19,8 +19,14 @@ interface L1Slot {
   readonly until: number;
 }
 
-/** Fixed per-entry bookkeeping charged against maxBytes on top of the payload. */
-const ENTRY_OVERHEAD_BYTES = 64;
+/**
+ * Per-entry bookkeeping charged against maxBytes on top of the payload: the
+ * LRU slot, the entry object, its arrays and the decoded form (measured: a
+ * stored HTTP response costs about this much heap beyond its bytes).
+ */
+const ENTRY_OVERHEAD_BYTES = 640;
+/** Heap per tag beyond its characters: the string header and the version number. */
+const TAG_OVERHEAD_BYTES = 48;
 
 export class L1Store {
   evictions = 0;
@@ -42,8 +48,9 @@ export class L1Store {
 
   /** Bytes charged for an entry: key, payload, headers and tags. */
   static sizeOf(key: string, entry: StoredEntry): number {
-    let size = ENTRY_OVERHEAD_BYTES + key.length + entry.head.length + entry.body.length;
-    for (const tag of entry.tags) size += tag.length + 8;
+    // The head is counted twice: its bytes, and the header strings decoded from them.
+    let size = ENTRY_OVERHEAD_BYTES + 2 * key.length + 2 * entry.head.length + entry.body.length;
+    for (const tag of entry.tags) size += tag.length + TAG_OVERHEAD_BYTES;
     return size;
   }
 

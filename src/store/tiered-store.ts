@@ -2,7 +2,7 @@
 // the entry's life (capped by l1.ttl). Every entry is checked against the tag
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
-import { decodeEntry, encodeEntry } from './entry-codec.js';
+import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
 import type { StoredEntry } from './entry.js';
 import { L1Store } from './l1-store.js';
 import type { L2Store } from './l2-store.js';
@@ -95,7 +95,8 @@ export class TieredStore {
     }
     let entry: StoredEntry;
     try {
-      entry = decodeEntry(raw);
+      // Decoded views point into the bytes; give them their own, since L1 may keep them long.
+      entry = decodeEntry(this.l1 === undefined ? raw : ownBytes(raw));
     } catch {
       this.l2Misses++;
       this.dropFromL2(key);
