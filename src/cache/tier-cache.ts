@@ -10,6 +10,8 @@ import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/req
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
+import { coarseNow } from '../store/coarse-clock.js';
+import { RecentMap } from '../store/recent-map.js';
 import { FillLock } from '../store/fill-lock.js';
 import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { L2Store } from '../store/l2-store.js';
@@ -85,15 +87,26 @@ export class TierCache extends EventEmitter {
   /** @internal the cross-instance fill lock (with an L2 and l2.lockTimeout > 0). */
   readonly fillLock: FillLock | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
-  private readonly now = Date.now;
+  private readonly dataKeys: RecentMap<string, string>;
+  /** Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
+  hitListened = false;
+  private readonly now = coarseNow;
   private closed = false;
 
   constructor(options?: CacheOptions) {
     super();
+    // 'newListener' comes just before the listener is added, 'removeListener' just after it is gone.
+    this.on('newListener', (name) => {
+      if (name === 'hit') this.hitListened = true;
+    });
+    this.on('removeListener', () => {
+      this.hitListened = this.listenerCount('hit') > 0;
+    });
     const resolved = resolveOptions(options);
     this.options = resolved;
     this.namespace = resolved.namespace;
     this.enabled = resolved.enabled;
+    this.dataKeys = new RecentMap(Math.max(1_000, resolved.l1?.maxEntries ?? 10_000));
     const l1 = resolved.l1 ? new L1Store({ ...resolved.l1, now: this.now }) : undefined;
     let l2: L2Store | undefined;
     if (resolved.redis !== undefined) {
@@ -131,8 +144,14 @@ export class TierCache extends EventEmitter {
 
   /** The store key of a data-API key: `namespace:d:key`. */
   dataKey(key: string): string {
+    // Built once per key and kept: a freshly concatenated string must be
+    // flattened and hashed again on every Map lookup, the main cost of an L1 hit.
+    const known = this.dataKeys.get(key);
+    if (known !== undefined) return known;
     if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
-    return this.namespace + ':d:' + key;
+    const storeKey = this.namespace + ':d:' + key;
+    this.dataKeys.set(key, storeKey);
+    return storeKey;
   }
 
   /** The value under `key`, or undefined on a miss (or when Redis fails). */
@@ -142,7 +161,7 @@ export class TierCache extends EventEmitter {
     // The L1 hit is answered without awaiting anything.
     const local = this.store.lookupL1(storeKey);
     if (local !== undefined && local !== UNDECIDED) {
-      if (this.listenerCount('hit') > 0) this.emit('hit', { key, tier: 'L1' });
+      if (this.hitListened) this.emit('hit', { key, tier: 'L1' });
       return Promise.resolve(decodeValue<T>(local));
     }
     return this.getBeyondL1<T>(key, storeKey, local === UNDECIDED);

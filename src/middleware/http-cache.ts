@@ -12,6 +12,7 @@ import { implicitTags, keyTag, prefixTag } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
 import { ownBytes } from '../store/entry-codec.js';
+import { coarseNow } from '../store/coarse-clock.js';
 
 const EMPTY_HEAD = Buffer.alloc(0);
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
@@ -202,7 +203,7 @@ export class HttpCache<R> {
       local = undefined;
     }
     if (local !== undefined) {
-      const now = Date.now();
+      const now = coarseNow();
       if (local.entry.freshUntil > now) {
         if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: 'L1' });
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
@@ -237,7 +238,7 @@ export class HttpCache<R> {
         this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
       }
     }
-    const now = Date.now();
+    const now = coarseNow();
     if (found !== undefined) {
       const entry = found.entry;
       if (entry.freshUntil > now) {
@@ -385,12 +386,12 @@ export class HttpCache<R> {
       const outcome = await running.wait(COALESCE_WAIT_MS + (this.cache.fillLock?.ttl ?? 0));
       if (outcome === LOOK_AGAIN) {
         const found = await this.find(plan.key, req).catch(() => undefined);
-        if (found !== undefined && found.entry.freshUntil > Date.now()) {
-          replay(req, res, found.response, found.entry.createdAt, Date.now(), this.status(MISS_COLLAPSED));
+        if (found !== undefined && found.entry.freshUntil > coarseNow()) {
+          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
           return true;
         }
       } else if (outcome !== undefined && this.reusable(outcome, req)) {
-        replay(req, res, outcome.response, outcome.createdAt, Date.now(), this.status(MISS_COLLAPSED));
+        replay(req, res, outcome.response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
         return true;
       }
       if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
@@ -420,7 +421,7 @@ export class HttpCache<R> {
         const found = await this.awaitRemoteFill(plan.key, req, lock);
         if (found !== undefined) {
           flight.settle(LOOK_AGAIN);
-          replay(req, res, found.response, found.entry.createdAt, Date.now(), this.status(MISS_COLLAPSED));
+          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
           return true;
         }
       }
@@ -448,11 +449,11 @@ export class HttpCache<R> {
    * lock is gone (that fill stored nothing) or the lock's lifetime has passed.
    */
   private async awaitRemoteFill(key: string, req: IncomingMessage, lock: FillLock): Promise<Found | undefined> {
-    const deadline = Date.now() + lock.ttl;
-    for (let round = 1; Date.now() < deadline; round++) {
+    const deadline = coarseNow() + lock.ttl;
+    for (let round = 1; coarseNow() < deadline; round++) {
       await sleep(REMOTE_FILL_POLL_MS);
       const found = await this.find(key, req).catch(() => undefined);
-      if (found !== undefined && found.entry.freshUntil > Date.now()) return found;
+      if (found !== undefined && found.entry.freshUntil > coarseNow()) return found;
       if (round % 5 === 0 && !(await lock.held(key))) return undefined;
     }
     return undefined;
@@ -471,7 +472,7 @@ export class HttpCache<R> {
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined): void {
     const { req, res } = c;
     const cache = this.cache;
-    const createdAt = Date.now();
+    const createdAt = coarseNow();
     // Fill unconditionally (the handler must send the full answer), then answer the condition here.
     const conditions: Conditions | undefined = conditionsOf(req.headers);
     if (conditions !== undefined) {
@@ -538,7 +539,7 @@ export class HttpCache<R> {
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */
   private staleInstead(req: IncomingMessage, stale: Found): Replacement {
-    const now = Date.now();
+    const now = coarseNow();
     const response = stale.response;
     const headers = [...response.headers, 'age', String(Math.max(0, Math.floor((now - stale.entry.createdAt) / 1000)))];
     if (this.options.cacheStatus) headers.push('cache-status', staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));

@@ -9,6 +9,7 @@ import type { TierCache } from '../cache/tier-cache.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { buildRequestKey, normalizedHeaderValue, variantKey } from '../keys/request-key.js';
 import type { StoredEntry } from '../store/entry.js';
+import { coarseNow } from '../store/coarse-clock.js';
 import { UNDECIDED } from '../store/tiered-store.js';
 import { HIT_L1 } from './cache-status.js';
 import { assertCache } from './express.js';
@@ -63,7 +64,7 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
   const cacheStatus = resolveMiddlewareOptions('front', options).cacheStatus ? HIT_L1 : undefined;
   return function tiercacheFront(req: IncomingMessage, res: ServerResponse): void {
     if (cache.enabled) {
-      const now = Date.now();
+      const now = coarseNow();
       let hit: ReturnType<typeof publicHit>;
       try {
         hit = publicHit(cache, req, now);
