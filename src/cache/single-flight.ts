@@ -29,8 +29,4 @@ export class SingleFlight<T, M = unknown> {
     this.inflight.set(key, flight);
     return promise;
   }
-
-  get size(): number {
-    return this.inflight.size;
-  }
 }

@@ -69,9 +69,6 @@ export class TagVersions {
     return (await this.source.read([])).epoch;
   }
 
-  get hasSource(): boolean {
-    return this.source !== undefined;
-  }
 
   /**
    * Decides from local state alone (the L1-hit path: no I/O, no allocation).
