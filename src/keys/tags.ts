@@ -58,3 +58,13 @@ export function implicitTags(path: string, user?: string): string[] {
   if (user !== undefined) tags.unshift(userTag(user));
   return tags;
 }
+
+/**
+ * The tag of one path exactly (every query variant of it, nothing below it):
+ * what a successful write to that path invalidates (RFC 9111 §4.4). undefined
+ * for '/', which a write never invalidates.
+ */
+export function exactPathTag(path: string): string | undefined {
+  const normalized = normalizeRoutePath(path);
+  return normalized === '/' ? undefined : 'at:' + normalized;
+}

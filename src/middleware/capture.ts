@@ -1,16 +1,23 @@
 // Captures what a handler sends through a node ServerResponse while passing
 // every byte on at once: write() and end() are wrapped on the instance, and a
 // copy is kept up to a byte limit. writeHead() is wrapped so the cache sees
-// the final status and headers (including those added by wrappers inside it,
-// such as compression's Content-Encoding) at the moment they go out.
+// the status and headers that go with the bytes it captures (including those
+// added by wrappers further in, such as compression's Content-Encoding), and
+// node's _storeHeader() so it also sees the head exactly as it goes out, after
+// every writeHead hook mounted anywhere (express-session adds its Set-Cookie
+// there). A body counts as complete only after a clean end() with as many
+// bytes as a declared Content-Length, on a connection still open.
 // Works the same under Express and Koa: both answer through node's res.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { HeaderSet } from './http-entry.js';
+import { writeStoredHead } from './replay.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
 export interface Replacement {
   readonly status: number;
-  /** Flat [name, value, ...]. */
-  readonly headers: readonly string[];
+  readonly headers: HeaderSet;
+  readonly age: number;
+  readonly cacheStatus: string | undefined;
   /** undefined for HEAD. */
   readonly body: Buffer | undefined;
 }
@@ -20,16 +27,20 @@ export const NOT_MODIFIED = 'not-modified';
 
 export interface CaptureHooks {
   /**
-   * Headers are about to go out (synchronous; may change headers on `res`).
-   * `body` is the whole body when it is known before the headers leave
-   * (end() with no earlier write), else undefined. Returning a Replacement
-   * sends it instead and discards everything the handler writes; returning
-   * NOT_MODIFIED (only honoured with a complete body) answers 304.
+   * The handler's headers are about to go out (synchronous; may change headers
+   * on `res`). `body` is the whole body when it is known before the headers
+   * leave (end() with no earlier write), else undefined. Returning a
+   * Replacement sends it instead and discards everything the handler writes;
+   * returning NOT_MODIFIED (only honoured with a complete body) answers 304.
    */
   headers(res: ServerResponse, body: Buffer | undefined): Replacement | typeof NOT_MODIFIED | undefined | void;
+  /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
+  sent(res: ServerResponse): void;
+  /** What the handler writes can no longer be stored (past the byte limit, or not bytes). */
+  unstorable(): void;
   /**
-   * end() was called: `body` is everything written, or undefined when it
-   * passed the limit. The real end waits until the returned promise settles.
+   * end() was called: `body` is everything written when it is complete and
+   * storable, else undefined. The real end waits until the returned promise settles.
    */
   finish(body: Buffer | undefined): Promise<void> | void;
   /** The response closed without end(). */
@@ -38,6 +49,7 @@ export interface CaptureHooks {
 
 type Callback = (err?: Error | null) => void;
 type WriteHead = ServerResponse['writeHead'];
+type StoreHeader = (firstLine: string, headers: unknown) => void;
 
 const KEEP_ON_304 = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status', 'age']);
 
@@ -54,26 +66,23 @@ function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null 
   return null;
 }
 
-function hasBody(status: number): boolean {
+export function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
 
-/** Copies headers given to writeHead() onto the response, so getHeaders() shows the full set. */
-function applyHeaderArgument(res: ServerResponse, headers: unknown): void {
+/** Copies headers given to writeHead() onto the response, so getHeaders() shows the full set, repetitions kept. */
+export function applyHeaderArgument(res: ServerResponse, headers: unknown): void {
   if (headers === undefined || headers === null) return;
   if (Array.isArray(headers)) {
     const grouped = new Map<string, string[]>();
-    if (headers.length > 0 && Array.isArray(headers[0])) {
-      for (const [k, v] of headers as Array<[string, string]>) {
-        const name = String(k);
-        grouped.set(name, [...(grouped.get(name) ?? []), String(v)]);
-      }
-    } else {
-      for (let i = 0; i + 1 < headers.length; i += 2) {
-        const name = String(headers[i]);
-        grouped.set(name, [...(grouped.get(name) ?? []), String(headers[i + 1])]);
-      }
-    }
+    const add = (name: unknown, value: unknown) => {
+      const key = String(name);
+      const values = grouped.get(key);
+      if (values === undefined) grouped.set(key, [String(value)]);
+      else values.push(String(value));
+    };
+    if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers as Array<[unknown, unknown]>) add(k, v);
+    else for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i], headers[i + 1]);
     for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? values[0]! : values);
     return;
   }
@@ -84,11 +93,20 @@ function applyHeaderArgument(res: ServerResponse, headers: unknown): void {
   }
 }
 
+/** The declared Content-Length, or undefined when none (or not a plain number). */
+function declaredLength(res: ServerResponse): number | undefined {
+  const value = res.getHeader('content-length');
+  if (value === undefined) return undefined;
+  const n = typeof value === 'number' ? value : Number(String(value).trim());
+  return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+}
+
 /** Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. */
 export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
+  const originalStoreHeader = (res as unknown as { _storeHeader: StoreHeader })._storeHeader;
   let chunks: Buffer[] = [];
   let size = 0;
   let overflow = false;
@@ -98,42 +116,59 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
   /** end() was called and the real end waits for the store: later calls must not reach node yet. */
   let pending = false;
   let replaced = false;
+  let notModified = false;
+  /** The replacement's own head is being written through the wrapped writeHead. */
+  let writingReplacement = false;
+  /** Content-Length that goes with the captured bytes (undefined: none declared). */
+  let declared: number | undefined;
+  let status = 200;
 
+  const giveUp = () => {
+    if (overflow) return;
+    overflow = true;
+    chunks = [];
+    hooks.unstorable();
+  };
   const keep = (buf: Buffer | undefined | null) => {
-    if (buf === null) {
-      overflow = true; // not storable: something other than bytes or a string
-      chunks = [];
-      return;
-    }
+    if (buf === null) return giveUp(); // not storable: something other than bytes or a string
     if (buf === undefined || overflow || buf.length === 0) return;
-    if (size + buf.length > maxBytes) {
-      overflow = true;
-      chunks = [];
-      return;
-    }
+    if (size + buf.length > maxBytes) return giveUp();
     chunks.push(buf);
     size += buf.length;
   };
   const body = (): Buffer | undefined => (overflow ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-  let notModified = false;
+  /** Everything the client was meant to get arrived here, and the connection is still there to get it. */
+  const complete = (): boolean => {
+    if (overflow || res.destroyed) return false;
+    if (notModified || !hasBody(status)) return true;
+    return declared === undefined || declared === size;
+  };
+
   /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
-  const seeHeaders = (complete: Buffer | undefined): boolean => {
+  const seeHeaders = (whole: Buffer | undefined): boolean => {
     if (headersSeen) return false;
     headersSeen = true;
     let replacement: Replacement | typeof NOT_MODIFIED | undefined | void;
     try {
-      replacement = hooks.headers(res, complete);
+      replacement = hooks.headers(res, whole);
     } catch {
       // a cache bookkeeping failure must never break the response
     }
+    status = res.statusCode;
+    declared = declaredLength(res);
     if (replacement === NOT_MODIFIED) {
-      notModified = complete !== undefined;
+      notModified = whole !== undefined;
       return false;
     }
     if (replacement === undefined || res.headersSent) return false;
     replaced = true;
     for (const name of res.getHeaderNames()) res.removeHeader(name);
-    (originalWriteHead as (...a: unknown[]) => ServerResponse).call(res, replacement.status, replacement.headers);
+    writingReplacement = true;
+    try {
+      writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus);
+    } finally {
+      writingReplacement = false;
+    }
     (originalEnd as (...a: unknown[]) => ServerResponse).call(res, ...(replacement.body === undefined ? [] : [replacement.body]));
     return true;
   };
@@ -142,7 +177,19 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     if (typeof cb === 'function') process.nextTick(cb as Callback);
   };
 
+  (res as unknown as { _storeHeader: StoreHeader })._storeHeader = function _storeHeader(this: ServerResponse, firstLine: string, headers: unknown) {
+    if (!replaced) {
+      try {
+        hooks.sent(this);
+      } catch {
+        // never break the response
+      }
+    }
+    return originalStoreHeader.call(this, firstLine, headers);
+  };
+
   res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
+    if (writingReplacement) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
     if (replaced || pending) return this;
     if (headersSeen || res.headersSent) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
     if (typeof reason !== 'string') {
@@ -199,9 +246,9 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
     }
     keep(last);
-    const complete = !wrote && !res.headersSent ? body() ?? undefined : undefined;
+    const whole = !wrote && !res.headersSent ? body() ?? undefined : undefined;
     if (!res.headersSent) {
-      if (seeHeaders(complete)) {
+      if (seeHeaders(whole)) {
         swallow(cb);
         void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
         return res;
@@ -212,8 +259,9 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       if (notModified) {
         for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
         res.statusCode = 304;
-      } else if (complete !== undefined && res.getHeader('content-length') === undefined && res.getHeader('transfer-encoding') === undefined && hasBody(res.statusCode)) {
-        res.setHeader('content-length', complete.length);
+      } else if (whole !== undefined && declared === undefined && res.getHeader('transfer-encoding') === undefined && hasBody(res.statusCode)) {
+        res.setHeader('content-length', whole.length);
+        declared = whole.length;
       }
       try {
         (originalWriteHead as (...a: unknown[]) => ServerResponse).call(res, res.statusCode);
@@ -242,7 +290,7 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     };
     let result: Promise<void> | void;
     try {
-      result = hooks.finish(body());
+      result = hooks.finish(complete() ? body() : undefined);
     } catch {
       result = undefined;
     }
@@ -260,21 +308,37 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
 }
 
 /**
- * For answers the cache does not capture (HEAD, no-store, bypassed requests):
- * the Cache-Groups header is for the cache only and never reaches the client.
+ * For answers the cache does not capture (pass-through, HEAD, no-store,
+ * bypassed requests): the Cache-Groups header is for the cache only and never
+ * reaches the client. Removed at the last moment, after every writeHead hook.
  */
 export function stripCacheGroups(res: ServerResponse): void {
-  const originalWriteHead = res.writeHead;
-  res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
-    if (!res.headersSent) {
-      if (typeof reason !== 'string') {
-        applyHeaderArgument(res, reason);
-        reason = undefined;
-      } else applyHeaderArgument(res, headers);
-      res.removeHeader('cache-groups');
-      const call = originalWriteHead as (...a: unknown[]) => ServerResponse;
-      return reason === undefined ? call.call(this, statusCode) : call.call(this, statusCode, reason);
-    }
-    return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
-  } as WriteHead;
+  const target = res as unknown as { _storeHeader: StoreHeader };
+  const original = target._storeHeader;
+  target._storeHeader = function _storeHeader(this: ServerResponse, firstLine: string, headers: unknown) {
+    if (this.hasHeader('cache-groups')) this.removeHeader('cache-groups');
+    return original.call(this, firstLine, withoutCacheGroups(headers));
+  };
+}
+
+const isCacheGroups = (name: unknown) => String(name).toLowerCase() === 'cache-groups';
+
+/**
+ * Headers handed to writeHead() with nothing set before reach _storeHeader as
+ * given (a raw array or the caller's object): a copy without Cache-Groups.
+ */
+function withoutCacheGroups(headers: unknown): unknown {
+  if (headers === null || typeof headers !== 'object') return headers;
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) return (headers as Array<[unknown, unknown]>).filter(([n]) => !isCacheGroups(n));
+    if (!headers.some((v, i) => i % 2 === 0 && isCacheGroups(v))) return headers;
+    const out: unknown[] = [];
+    for (let i = 0; i + 1 < headers.length; i += 2) if (!isCacheGroups(headers[i])) out.push(headers[i], headers[i + 1]);
+    return out;
+  }
+  const names = Object.keys(headers);
+  if (!names.some(isCacheGroups)) return headers;
+  const copy: Record<string, unknown> = {};
+  for (const name of names) if (!isCacheGroups(name)) copy[name] = (headers as Record<string, unknown>)[name];
+  return copy;
 }

@@ -38,6 +38,18 @@ function expressDispatch(app: unknown): Dispatch | undefined {
 }
 
 /**
+ * Whether `fn` runs as part of the matched route (app.get(path, fn, handler))
+ * rather than app-wide. Decided from the route's own stack: `req.route` alone
+ * also stays set for middleware that runs after any route layer called next().
+ */
+function mountedOnRoute(route: unknown, fn: unknown): boolean {
+  const stack = (route as { stack?: unknown } | undefined)?.stack;
+  if (!Array.isArray(stack)) return false;
+  for (const layer of stack) if ((layer as { handle?: unknown } | null)?.handle === fn) return true;
+  return false;
+}
+
+/**
  * Express middleware that serves repeat GETs from the cache and stores the
  * handler's answers. Mount it app-wide (`app.use(expressCache(cache))`: TTLs
  * from the route table, unmatched routes pass through) or per route
@@ -54,7 +66,8 @@ export function expressCache<Req = ExpressRequest>(cache: TierCache, options?: E
   const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options), expressDispatch);
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
     const r = req as Partial<ExpressRequest> & IncomingMessage;
-    const answered = core.handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute: r.route !== undefined, originalMethod: r.originalMethod, app: r.app }, next);
+    const perRoute = mountedOnRoute(r.route, tiercache);
+    const answered = core.handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute, originalMethod: r.originalMethod, app: r.app }, next);
     if (typeof answered !== 'boolean') answered.catch(next);
   };
 }

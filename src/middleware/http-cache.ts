@@ -7,8 +7,8 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import computeEtag from 'etag';
 import type { TierCache } from '../cache/tier-cache.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
-import { normalizeRoutePath, originForm, pathOf } from '../keys/path-normalize.js';
-import { implicitTags, keyTag, prefixTag } from '../keys/tags.js';
+import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
+import { exactPathTag, implicitTags, keyTag } from '../keys/tags.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
 import { ownBytes } from '../store/entry-codec.js';
@@ -18,8 +18,10 @@ const EMPTY_HEAD = Buffer.alloc(0);
 import { UNDECIDED, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type Replacement } from './capture.js';
-import { REFRESH_HEADER as REFRESH_HEADER_NAME, refreshHeaders, takeRefreshMarker, type Dispatch } from './refresh.js';
-import { replay } from './replay.js';
+import { httpDateNow } from './http-date.js';
+import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
+import { ageOf, replay } from './replay.js';
+import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
@@ -32,6 +34,8 @@ import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedH
  * options (user scope, tags, TTL) decide what is stored.
  */
 const ACTIVE_FILL = Symbol('tiercache.activeFill');
+/** Set once a tiercache layer has looked at a request's refresh marker (the first one removes the header). */
+const REFRESHING_SEEN = Symbol('tiercache.refreshSeen');
 
 interface Snapshot {
   readonly status: number;
@@ -88,14 +92,32 @@ interface FillOutcome {
   readonly varyValues: ReadonlyArray<string | undefined>;
 }
 
+/** The fill failed and was answered with this stale entry (stale-if-error): so are its waiters. */
+interface StaleOutcome {
+  readonly stale: Found;
+}
+
 /** The fill was done by another instance: waiters look the entry up themselves. */
 const LOOK_AGAIN = Symbol('look again');
-type Outcome = FillOutcome | typeof LOOK_AGAIN | undefined;
+type Outcome = FillOutcome | StaleOutcome | typeof LOOK_AGAIN | undefined;
 
+/**
+ * One fill under way for a key. It settles exactly once, however the fill
+ * ends: stored (the response), not storable (undefined, as soon as that is
+ * known, so waiters run their own handler at once), stale-if-error, or the
+ * client gone. Waiters never wait past its deadline, fixed when it began, so a
+ * handler that never answers holds later arrivals less, not longer.
+ */
 class Flight {
   private settled = false;
   private resolve!: (outcome: Outcome) => void;
   readonly outcome = new Promise<Outcome>((r) => (this.resolve = r));
+
+  constructor(readonly deadline: number) {}
+
+  get done(): boolean {
+    return this.settled;
+  }
 
   settle(outcome: Outcome): void {
     if (this.settled) return;
@@ -103,7 +125,10 @@ class Flight {
     this.resolve(outcome);
   }
 
-  wait(ms: number): Promise<Outcome> {
+  /** The outcome, or undefined once the deadline has passed. */
+  wait(): Promise<Outcome> {
+    const ms = this.deadline - coarseNow();
+    if (ms <= 0) return Promise.resolve(undefined);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, ms, undefined)));
     return Promise.race([this.outcome, timeout]).finally(() => clearTimeout(timer));
@@ -173,13 +198,20 @@ export class HttpCache<R> {
    * (resolves false). Errors from `next` propagate; the cache's own never do.
    */
   handle(context: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
-    const c = context.url.charCodeAt(0) === 47 ? context : { ...context, url: originForm(context.url) };
+    let c = context;
+    if (c.url.charCodeAt(0) !== 47 /* / */) {
+      const url = ownOriginForm(c.url, c.req.headers.host);
+      if (url === undefined) return this.bypass(c, next); // absolute form naming another authority
+      c = { ...c, url };
+    }
+    const req = c.req;
     // A middleware further in (per route) decides for this request: one mounted further out stands down.
-    const outer = (c.req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
+    const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
     if (outer !== undefined && outer.owner !== this) outer.standDown();
-    const method = c.req.method;
+    const method = req.method;
     if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
       this.invalidateAfterWrite(c);
+      stripCacheGroups(c.res);
       return passOn(next);
     }
     let plan: Plan | undefined;
@@ -188,10 +220,12 @@ export class HttpCache<R> {
     } catch (err) {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
     }
-    if (plan === undefined) return passOn(next);
-    const req = c.req;
+    if (plan === undefined) {
+      stripCacheGroups(c.res);
+      return passOn(next);
+    }
     (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
-    if (req.headers[REFRESH_HEADER_NAME] !== undefined && takeRefreshMarker(req)) {
+    if ((req.headers[REFRESH_HEADER] !== undefined || (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] !== undefined) && this.isOwnRefresh(req)) {
       // Our own background refresh: run the handler and store, whatever is cached.
       return this.fill(c, plan, next, undefined);
     }
@@ -211,6 +245,19 @@ export class HttpCache<R> {
       }
     }
     return this.serveOrFill(c, plan, next, local);
+  }
+
+  /** Passes a request the cache must neither serve nor store, saying so. */
+  private bypass(c: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+    if (this.options.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
+    stripCacheGroups(c.res);
+    return passOn(next);
+  }
+
+  /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */
+  private isOwnRefresh(req: IncomingMessage): boolean {
+    (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] = true;
+    return isRefresh(req);
   }
 
   /** L1 alone, without I/O: a valid entry (possibly stale), or undefined when L2 or Redis must be asked. */
@@ -261,8 +308,10 @@ export class HttpCache<R> {
 
   /**
    * RFC 9111 §4.4: a successful POST/PUT/PATCH/DELETE invalidates what is
-   * cached under its path (every query variant and everything below it) and
-   * under same-origin Location / Content-Location, on every instance.
+   * cached at its target path (every query variant) and at same-origin
+   * Location / Content-Location, on every instance — those paths only, not
+   * what lies below them: a login redirect answering a write must not flush a
+   * subtree (invalidatePrefix is there for the app's own write handlers).
    */
   private invalidateAfterWrite(c: HttpRequestContext<R>): void {
     const cache = this.cache;
@@ -275,16 +324,18 @@ export class HttpCache<R> {
     res.once('finish', () => {
       if (res.statusCode < 200 || res.statusCode >= 400) return;
       const tags = new Set<string>();
-      // The root is never invalidated this way: a POST to '/' (or a redirect to it after a
-      // login) would empty the whole cache on every instance.
+      // The root is never invalidated this way (exactPathTag('/') is undefined): a POST to '/'
+      // (or a redirect to it after a login) would otherwise empty the root on every instance.
       const add = (p: string | undefined) => {
-        const tag = p !== undefined && p.startsWith('/') ? prefixTag(p) : undefined;
+        const tag = p !== undefined && p.startsWith('/') ? exactPathTag(p) : undefined;
         if (tag !== undefined) tags.add(tag);
       };
       add(path);
       for (const name of ['location', 'content-location'] as const) add(sameOriginPath(res.getHeader(name), c.req.headers.host));
       if (tags.size === 0) return;
-      cache.invalidateTags([...tags]).catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`));
+      Promise.resolve()
+        .then(() => cache.invalidateTags([...tags]))
+        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`));
     });
   }
 
@@ -292,7 +343,7 @@ export class HttpCache<R> {
   private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
-    dispatch({ url: c.url, headers: refreshHeaders(c.req.headers) })
+    dispatch(refreshRequest(c.req, c.url))
       .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed'))
       .finally(() => this.refreshing.delete(key));
   }
@@ -317,7 +368,6 @@ export class HttpCache<R> {
     const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared);
     if (bypass !== undefined) {
       if (o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
-      stripCacheGroups(c.res);
       return undefined;
     }
     const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
@@ -337,10 +387,12 @@ export class HttpCache<R> {
     return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg };
   }
 
-  /** The entry's own key tag, its implicit user and path tags, and the route's explicit tags. */
+  /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */
   private tagsOf(plan: Plan): string[] {
     const all = implicitTags(plan.routePath, plan.user);
     all.unshift(keyTag(plan.key));
+    const exact = exactPathTag(plan.routePath);
+    if (exact !== undefined) all.push(exact);
     const explicit = this.options.tags?.(plan.arg as R);
     if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !all.includes(t)) all.push(t);
     return all;
@@ -377,48 +429,69 @@ export class HttpCache<R> {
     return store.getL2(key);
   }
 
+  /** Answers a request that waited on another's fill, if the outcome fits it; false = run the handler. */
+  private answerWaiter(req: IncomingMessage, res: ServerResponse, plan: Plan, outcome: Outcome): boolean | Promise<boolean> {
+    if (outcome === undefined) return false;
+    if (outcome === LOOK_AGAIN) {
+      return this.find(plan.key, req).then(
+        (found) => {
+          if (found === undefined || found.entry.freshUntil <= coarseNow()) return false;
+          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+          return true;
+        },
+        () => false,
+      );
+    }
+    if ('stale' in outcome) {
+      const { entry, response, tier } = outcome.stale;
+      const now = coarseNow();
+      if (now >= entry.freshUntil + plan.staleIfError) return false;
+      this.cache.emit('hit', { key: plan.key, tier, stale: true });
+      replay(req, res, response, entry.createdAt, now, this.status(staleHit(tier, (now - entry.freshUntil) / 1000)));
+      return true;
+    }
+    if (!this.reusable(outcome, req)) return false;
+    replay(req, res, outcome.response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+    return true;
+  }
+
   /** A miss: wait for a fill of the same key under way, or run the handler and store its answer. */
   private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined): Promise<boolean> {
     const { req, res } = c;
+    const started = coarseNow();
     const running = this.flights.get(plan.key);
-    if (running !== undefined) {
+    if (running !== undefined && !running.done && running.deadline > started) {
       this.cache.coalesced++;
-      const outcome = await running.wait(COALESCE_WAIT_MS + (this.cache.fillLock?.ttl ?? 0));
-      if (outcome === LOOK_AGAIN) {
-        const found = await this.find(plan.key, req).catch(() => undefined);
-        if (found !== undefined && found.entry.freshUntil > coarseNow()) {
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
-          return true;
-        }
-      } else if (outcome !== undefined && this.reusable(outcome, req)) {
-        replay(req, res, outcome.response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
-        return true;
-      }
+      if (await this.answerWaiter(req, res, plan, await running.wait())) return true;
       if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
       stripCacheGroups(res);
       await next();
       return false;
     }
-    if (req.method === 'HEAD' || requestForbidsStore(req.headers)) {
-      if (this.options.cacheStatus) res.setHeader('cache-status', MISS);
+    if (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed) {
+      if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
       stripCacheGroups(res);
       await next();
       return false;
     }
 
-    const flight = new Flight();
+    const lock = this.cache.fillLock;
+    const flight = new Flight(started + COALESCE_WAIT_MS + (lock?.ttl ?? 0));
     this.flights.set(plan.key, flight);
-    flight.outcome.then(() => {
+    void flight.outcome.then(() => {
       if (this.flights.get(plan.key) === flight) this.flights.delete(plan.key);
     });
-    const lock = this.cache.fillLock;
-    if (lock !== undefined) {
+    // However this request ends from here on (client gone while Redis is asked, a handler
+    // that never calls end()), the fill ends with it and its waiters go on.
+    res.once('close', () => flight.settle(undefined));
+    // A local fill past its deadline still holds this instance's lock: do not wait on ourselves.
+    if (lock !== undefined && running === undefined) {
       const acquired = await lock.acquire(plan.key);
       if (acquired === true) {
         void flight.outcome.then(() => lock.release(plan.key));
       } else if (acquired === false) {
         // Another instance is running the handler for this key: wait for its entry.
-        const found = await this.awaitRemoteFill(plan.key, req, lock);
+        const found = await this.awaitRemoteFill(plan.key, req, lock, flight);
         if (found !== undefined) {
           flight.settle(LOOK_AGAIN);
           replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
@@ -426,19 +499,30 @@ export class HttpCache<R> {
         }
       }
     }
-    try {
-      const versions = this.cache.store.versions;
-      const tags = this.tagsOf(plan);
-      const stamp = versions.stampLocally(tags) ?? (await versions.stamp(tags));
-      this.capture(c, plan, stamp, flight, stale);
-    } catch (err) {
-      flight.settle(undefined);
-      this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
+    let capturing = false;
+    if (res.destroyed || flight.done) {
+      flight.settle(undefined); // the client left while Redis was asked: nothing to capture
+    } else {
+      try {
+        const versions = this.cache.store.versions;
+        const tags = this.tagsOf(plan);
+        const stamp = versions.stampLocally(tags) ?? (await versions.stamp(tags));
+        if (res.destroyed) flight.settle(undefined);
+        else {
+          this.capture(c, plan, stamp, flight, stale, started);
+          capturing = true;
+        }
+      } catch (err) {
+        flight.settle(undefined);
+        this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
+      }
     }
+    if (!capturing) stripCacheGroups(res);
     try {
       await next();
     } catch (err) {
-      flight.settle(undefined);
+      // With a stale entry to fall back on, the error answer (written by the framework) decides.
+      if (!capturing || stale === undefined) flight.settle(undefined);
       throw err;
     }
     return false;
@@ -446,11 +530,12 @@ export class HttpCache<R> {
 
   /**
    * Polls for the entry another instance is filling, until it appears, its
-   * lock is gone (that fill stored nothing) or the lock's lifetime has passed.
+   * lock is gone (that fill stored nothing), the lock's lifetime has passed
+   * or this request's own fill ended (client gone).
    */
-  private async awaitRemoteFill(key: string, req: IncomingMessage, lock: FillLock): Promise<Found | undefined> {
+  private async awaitRemoteFill(key: string, req: IncomingMessage, lock: FillLock, flight: Flight): Promise<Found | undefined> {
     const deadline = coarseNow() + lock.ttl;
-    for (let round = 1; coarseNow() < deadline; round++) {
+    for (let round = 1; coarseNow() < deadline && !flight.done; round++) {
       await sleep(REMOTE_FILL_POLL_MS);
       const found = await this.find(key, req).catch(() => undefined);
       if (found !== undefined && found.entry.freshUntil > coarseNow()) return found;
@@ -469,10 +554,9 @@ export class HttpCache<R> {
   }
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
-  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined): void {
+  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number): void {
     const { req, res } = c;
     const cache = this.cache;
-    const createdAt = coarseNow();
     // Fill unconditionally (the handler must send the full answer), then answer the condition here.
     const conditions: Conditions | undefined = conditionsOf(req.headers);
     if (conditions !== undefined) {
@@ -487,6 +571,12 @@ export class HttpCache<R> {
     // Status and headers as they went out with this body: wrappers further out
     // (compression in front of the cache) may change them afterwards.
     let snapshot: Snapshot | undefined;
+    /** Not storable after all: release the waiters at once, and say so if the head has not gone out. */
+    const drop = (r: ServerResponse | undefined) => {
+      ttl = undefined;
+      flight.settle(undefined);
+      if (r !== undefined && this.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', MISS);
+    };
     const active: ActiveFill = {
       owner: this,
       standDown: () => {
@@ -499,27 +589,44 @@ export class HttpCache<R> {
     captureResponse(res, this.options.maxBodyBytes, {
       headers: (r, body) => {
         if (stoodDown) return undefined;
-        if (stale !== undefined && r.statusCode >= 500) return this.staleInstead(req, stale);
+        if (stale !== undefined && r.statusCode >= 500) {
+          flight.settle({ stale });
+          return this.staleInstead(req, plan, stale);
+        }
         const headers = r.getHeaders();
         groups = cacheGroupsOf(headers['cache-groups']).filter((g) => !stamp.tags.includes(g));
         if (headers['cache-groups'] !== undefined) r.removeHeader('cache-groups');
         ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
         if (ttl !== undefined && responseForbidsStore(headers, plan.userScoped) !== undefined) ttl = undefined;
-        if (ttl !== undefined && groups.length > 0) {
+        // Invalidated while the handler ran: it will not be stored, so it must not say so.
+        if (ttl !== undefined && !cache.store.versions.stillCurrent(stamp)) ttl = undefined;
+        if (ttl === undefined) {
+          flight.settle(undefined);
+          if (this.options.cacheStatus) r.setHeader('cache-status', MISS);
+          return undefined;
+        }
+        if (groups.length > 0) {
           // Groups are known only now; their versions are read now (README: they may lag the fill's start).
           const versions = cache.store.versions;
           lateStamp = Promise.resolve(versions.stampLocally(groups) ?? versions.stamp(groups));
         }
-        if (ttl !== undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', computeEtag(body));
-        if (ttl !== undefined && body !== undefined && conditions !== undefined && r.statusCode === 200) {
+        // The Date the stored copy replays is the one this answer carries.
+        if (r.sendDate && headers.date === undefined) r.setHeader('date', httpDateNow());
+        if (body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', computeEtag(body));
+        if (body !== undefined && conditions !== undefined && r.statusCode === 200) {
           const lm = r.getHeader('last-modified');
           const etag = r.getHeader('etag');
           notModified = isNotModified(conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
         }
-        if (this.options.cacheStatus) r.setHeader('cache-status', ttl !== undefined && body !== undefined ? MISS_STORED : MISS);
+        if (this.options.cacheStatus) r.setHeader('cache-status', body !== undefined ? MISS_STORED : MISS);
         snapshot = { status: r.statusCode, headers: r.getHeaders() };
         return notModified ? NOT_MODIFIED : undefined;
       },
+      sent: (r) => {
+        // Hooks that ran after ours (express-session's Set-Cookie, mounted before the cache) count too.
+        if (ttl !== undefined && !stoodDown && responseForbidsStore(r.getHeaders(), plan.userScoped) !== undefined) drop(r);
+      },
+      unstorable: () => drop(undefined),
       finish: async (body) => {
         if (stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
           flight.settle(undefined);
@@ -538,13 +645,12 @@ export class HttpCache<R> {
   }
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */
-  private staleInstead(req: IncomingMessage, stale: Found): Replacement {
+  private staleInstead(req: IncomingMessage, plan: Plan, stale: Found): Replacement {
     const now = coarseNow();
     const response = stale.response;
-    const headers = [...response.headers, 'age', String(Math.max(0, Math.floor((now - stale.entry.createdAt) / 1000)))];
-    if (this.options.cacheStatus) headers.push('cache-status', staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
-    this.cache.emit('hit', { key: (req as unknown as Record<symbol, string>)[REQUEST_KEY], tier: stale.tier, stale: true });
-    return { status: response.status, headers, body: req.method === 'HEAD' ? undefined : response.body };
+    const cacheStatus = this.status(staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
+    this.cache.emit('hit', { key: plan.key, tier: stale.tier, stale: true });
+    return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
   }
 
   /** Builds the entry (and Vary manifest) from the finished response and stores it in both tiers. */

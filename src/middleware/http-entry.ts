@@ -18,16 +18,17 @@ interface StoredHead {
 }
 
 /** Headers sent with a 304 when the 200 would carry them (RFC 9110 §15.4.5). */
-const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary']);
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary']);
 
 export class PreparedResponse {
-  /** Flat [name, value, ...] for writeHead, content-length included. */
-  readonly headers: string[];
-  /** Flat headers of a 304 answer. */
-  readonly notModifiedHeaders: string[];
+  /** Stored headers (name, value), repetitions in order, then content-length. */
+  private readonly pairs: ReadonlyArray<readonly [string, string]>;
   readonly etag: string | undefined;
   /** Last-Modified in ms since the epoch, for If-Modified-Since. */
   readonly lastModified: number | undefined;
+  // Built on first use: most entries are only ever answered one way.
+  private full: HeaderSet | undefined;
+  private notModified: HeaderSet | undefined;
 
   constructor(
     readonly status: number,
@@ -36,24 +37,73 @@ export class PreparedResponse {
     /** May be served by the front door (see StoredHead.p). */
     readonly isPublic: boolean,
   ) {
-    const headers: string[] = [];
-    const notModified: string[] = [];
     let etag: string | undefined;
     let lastModified: number | undefined;
     for (const [name, value] of stored) {
-      headers.push(name, value);
-      if (NOT_MODIFIED_HEADERS.has(name)) notModified.push(name, value);
       if (name === 'etag') etag = value;
       else if (name === 'last-modified') {
         const t = Date.parse(value);
         if (!Number.isNaN(t)) lastModified = t;
       }
     }
-    if (status !== 204 && status !== 304) headers.push('content-length', String(body.length));
-    this.headers = headers;
-    this.notModifiedHeaders = notModified;
+    this.pairs = status !== 204 && status !== 304 ? [...stored, ['content-length', String(body.length)]] : stored;
     this.etag = etag;
     this.lastModified = lastModified;
+  }
+
+  /** The headers of the full answer. */
+  get headers(): HeaderSet {
+    return (this.full ??= new HeaderSet(this.pairs));
+  }
+
+  /** The headers of a 304 answer (RFC 9110 §15.4.5). */
+  get notModifiedHeaders(): HeaderSet {
+    return (this.notModified ??= new HeaderSet(this.pairs.filter(([name]) => NOT_MODIFIED_HEADERS.has(name))));
+  }
+}
+
+/**
+ * Stored header fields in the two forms node's writeHead takes. A flat raw
+ * array is written exactly as given, repetitions and order kept, but only when
+ * nothing was set on the response before; once a middleware has called
+ * setHeader, node's writeHead merges an array with setHeader (the last value of
+ * a repeated field wins), so the fields are then set one name at a time, each
+ * with all its values in order.
+ */
+export class HeaderSet {
+  /** [name, value, ..., 'age', _, 'cache-status', _]: the last two slots are written just before each use. */
+  private raw: string[] | undefined;
+  /** The same without the cache-status slot. */
+  private rawNoStatus: string[] | undefined;
+  private grouped: Array<[string, string | string[]]> | undefined;
+
+  constructor(private readonly pairs: ReadonlyArray<readonly [string, string]>) {}
+
+  /** Flat raw headers with Age (and Cache-Status unless undefined) filled in; valid until the next call. */
+  rawWith(age: string, cacheStatus: string | undefined): string[] {
+    if (cacheStatus === undefined) {
+      const raw = (this.rawNoStatus ??= [...this.pairs.flat(), 'age', '']);
+      raw[raw.length - 1] = age;
+      return raw;
+    }
+    const raw = (this.raw ??= [...this.pairs.flat(), 'age', '', 'cache-status', '']);
+    raw[raw.length - 3] = age;
+    raw[raw.length - 1] = cacheStatus;
+    return raw;
+  }
+
+  /** Field names with all their values in order, for setHeader(). */
+  byName(): ReadonlyArray<readonly [string, string | string[]]> {
+    if (this.grouped === undefined) {
+      const grouped = new Map<string, string[]>();
+      for (const [name, value] of this.pairs) {
+        const values = grouped.get(name);
+        if (values === undefined) grouped.set(name, [value]);
+        else values.push(value);
+      }
+      this.grouped = [...grouped].map(([name, values]) => [name, values.length === 1 ? values[0]! : values]);
+    }
+    return this.grouped;
   }
 }
 

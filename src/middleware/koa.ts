@@ -40,6 +40,21 @@ function koaDispatch(app: unknown): Dispatch | undefined {
 }
 
 /**
+ * Whether `fn` is in the stack of a matched @koa/router route
+ * (router.get(path, fn, handler)) rather than app-wide or in router.use(),
+ * whose layers match every method. Route facts left on ctx by earlier
+ * routers (`_matchedRoute`) do not say how this middleware was mounted.
+ */
+function mountedOnRoute(matched: unknown, fn: unknown): boolean {
+  if (!Array.isArray(matched)) return false;
+  for (const layer of matched) {
+    const l = layer as { methods?: unknown; stack?: unknown } | null;
+    if (Array.isArray(l?.methods) && l.methods.length > 0 && Array.isArray(l.stack) && l.stack.includes(fn)) return true;
+  }
+  return false;
+}
+
+/**
  * Koa middleware that serves repeat GETs from the cache and stores the
  * downstream answer. `app.use(koaCache(cache))` takes TTLs from the route
  * table; `router.get(path, koaCache(cache, { ttl: '5m' }), handler)` caches one route.
@@ -50,8 +65,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
   assertCache('koaCache', cache);
   const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
-    const c = ctx as KoaRuntimeContext & { _matchedRoute?: unknown; routerPath?: unknown };
-    const perRoute = c._matchedRoute !== undefined || c.routerPath !== undefined;
+    const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute, app: ctx.app }, next);
     const answered = typeof result === 'boolean' ? result : await result;
     if (answered) {

@@ -33,6 +33,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (headers.authorization !== undefined || headers.cookie !== undefined) return undefined;
   if (requestBypassReason(headers, method, undefined, false) !== undefined) return undefined;
   const url = req.url ?? '/';
+  // Absolute form and other odd targets go to the app, whose middleware decides (request-target.ts).
+  if (url.charCodeAt(0) !== 47 /* / */) return undefined;
   const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
   if (rule !== undefined && !rule.cache) return undefined;
   const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);

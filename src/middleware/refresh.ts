@@ -4,9 +4,12 @@
 // the fresh answer instead of serving the stale one again.
 //
 // The request is a real node IncomingMessage / ServerResponse pair on a
-// socket that discards what is written. Injection libraries that use look-alike
-// objects (light-my-request) break under Express, which swaps the prototypes
-// of req and res for its own.
+// socket that discards what is written but reports the connection facts of
+// the request that triggered it (addresses, ports, TLS): what the app stores
+// is served to everyone, so `req.ip`, `req.protocol` and the trust-proxy
+// decision must be the ones the real request got. Injection libraries that use
+// look-alike objects (light-my-request) break under Express, which swaps the
+// prototypes of req and res for its own.
 import { randomBytes } from 'node:crypto';
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
@@ -15,17 +18,77 @@ import { Duplex } from 'node:stream';
 export const REFRESH_HEADER = 'x-tiercache-refresh';
 /** Unguessable, so no client can force fills by sending the header. */
 export const REFRESH_TOKEN = randomBytes(16).toString('hex');
+/** Set on a request once its refresh marker was checked: every tiercache layer the request meets sees it. */
+const REFRESHING = Symbol('tiercache.refreshing');
+
+/** What a refresh copies from the connection of the request that triggered it. */
+export interface ConnectionFacts {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: string | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  /** TLS: what `req.protocol` / `ctx.protocol` read. */
+  readonly encrypted: boolean | undefined;
+  readonly authorized: boolean | undefined;
+  readonly servername: string | false | undefined;
+  readonly alpnProtocol: string | false | undefined;
+}
+
+/** A request to re-send into the app. */
+export interface RefreshRequest {
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly httpVersion: string;
+  readonly connection: ConnectionFacts;
+}
 
 /** Re-sends a request into an app; resolves when the app has answered. */
-export type Dispatch = (request: { url: string; headers: IncomingHttpHeaders }) => Promise<void>;
+export type Dispatch = (request: RefreshRequest) => Promise<void>;
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** A socket that accepts and drops whatever the response writes. */
+/** The facts of `req`'s connection, read now (the socket may be gone when the refresh runs). */
+export function connectionFacts(req: IncomingMessage): ConnectionFacts {
+  const s = req.socket as (Socket & { encrypted?: boolean; authorized?: boolean; servername?: string | false; alpnProtocol?: string | false }) | null;
+  return {
+    remoteAddress: s?.remoteAddress,
+    remotePort: s?.remotePort,
+    remoteFamily: s?.remoteFamily,
+    localAddress: s?.localAddress,
+    localPort: s?.localPort,
+    encrypted: s?.encrypted,
+    authorized: s?.authorized,
+    servername: s?.servername,
+    alpnProtocol: s?.alpnProtocol,
+  };
+}
+
+/** A socket that accepts and drops whatever the response writes, and reports the original connection's facts. */
 class DiscardingSocket extends Duplex {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 0;
-  readonly localAddress = '127.0.0.1';
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: string | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+
+  constructor(facts: ConnectionFacts) {
+    super();
+    this.remoteAddress = facts.remoteAddress;
+    this.remotePort = facts.remotePort;
+    this.remoteFamily = facts.remoteFamily;
+    this.localAddress = facts.localAddress;
+    this.localPort = facts.localPort;
+    // Only a TLS socket has these; a plain one must not look encrypted.
+    const self = this as unknown as Record<string, unknown>;
+    if (facts.encrypted !== undefined) self.encrypted = facts.encrypted;
+    if (facts.authorized !== undefined) self.authorized = facts.authorized;
+    if (facts.servername !== undefined) self.servername = facts.servername;
+    if (facts.alpnProtocol !== undefined) self.alpnProtocol = facts.alpnProtocol;
+  }
+  address(): { address: string | undefined; port: number | undefined; family: string | undefined } {
+    return { address: this.localAddress, port: this.localPort, family: this.remoteFamily };
+  }
   override _write(_chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     callback();
   }
@@ -46,16 +109,17 @@ const REFRESH_TIMEOUT_MS = 60_000;
 
 /** A Dispatch into a node-style handler (an Express app, Koa's app.callback()). */
 export function dispatchInto(handler: NodeHandler): Dispatch {
-  return ({ url, headers }) =>
+  return ({ url, headers, httpVersion, connection }) =>
     new Promise<void>((resolve, reject) => {
-      const socket = new DiscardingSocket() as unknown as Socket;
+      const socket = new DiscardingSocket(connection) as unknown as Socket;
       const req = new IncomingMessage(socket);
       req.method = 'GET';
       req.url = url;
       req.headers = headers;
-      req.httpVersion = '1.1';
-      req.httpVersionMajor = 1;
-      req.httpVersionMinor = 1;
+      const [major, minor] = httpVersion === '1.0' ? [1, 0] : [1, 1];
+      req.httpVersion = `${major}.${minor}`;
+      req.httpVersionMajor = major!;
+      req.httpVersionMinor = minor!;
       req.complete = true;
       req.push(null);
       const res = new ServerResponse(req);
@@ -90,20 +154,28 @@ export function dispatchFor<A extends object>(app: A, handlerOf: (app: A) => Nod
   return dispatch;
 }
 
-/** Whether this request is our own background refresh (the marker is removed). */
-export function takeRefreshMarker(req: IncomingMessage): boolean {
+/**
+ * Whether this request is our own background refresh. The marker header is
+ * removed (the app never sees it) and remembered on the request, so that every
+ * tiercache layer on its way (app-wide and per route) knows, not only the first.
+ */
+export function isRefresh(req: IncomingMessage): boolean {
+  const holder = req as unknown as Record<symbol, boolean | undefined>;
+  const known = holder[REFRESHING];
+  if (known !== undefined) return known;
   const marker = req.headers[REFRESH_HEADER];
   if (marker === undefined) return false;
   delete req.headers[REFRESH_HEADER];
-  return marker === REFRESH_TOKEN;
+  holder[REFRESHING] = marker === REFRESH_TOKEN;
+  return holder[REFRESHING];
 }
 
-/** The headers of a refresh: the original request's, without conditionals, plus the marker. */
-export function refreshHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const copy: IncomingHttpHeaders = { ...headers, [REFRESH_HEADER]: REFRESH_TOKEN };
-  delete copy['if-none-match'];
-  delete copy['if-modified-since'];
-  delete copy['content-length'];
-  delete copy['transfer-encoding'];
-  return copy;
+/** The refresh of `req`: its target, its headers without conditionals plus the marker, its connection's facts. */
+export function refreshRequest(req: IncomingMessage, url: string): RefreshRequest {
+  const headers: IncomingHttpHeaders = { ...req.headers, [REFRESH_HEADER]: REFRESH_TOKEN };
+  delete headers['if-none-match'];
+  delete headers['if-modified-since'];
+  delete headers['content-length'];
+  delete headers['transfer-encoding'];
+  return { url, headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
 }

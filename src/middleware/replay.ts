@@ -1,22 +1,50 @@
-// Answers a request from a stored response: prebuilt headers, one writeHead,
-// one end(buffer). Conditional requests get a 304 with the headers RFC 9110
-// asks for and no body; HEAD gets the headers only.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// Answers a request from a stored response: its header fields exactly as the
+// handler sent them (every repetition, in order, the origin's Date), plus Age
+// and Cache-Status, then one end(buffer). Conditional requests get a 304 with
+// the headers RFC 9110 asks for and no body; HEAD gets the headers only.
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { conditionsOf, isNotModified } from './conditional.js';
-import type { PreparedResponse } from './http-entry.js';
+import type { HeaderSet, PreparedResponse } from './http-entry.js';
+
+/** node's private slot for headers set with setHeader (null until the first one); undefined if node renames it. */
+const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
+const plainWriteHead = ServerResponse.prototype.writeHead;
+
+/**
+ * Writes the status line and `headers` with Age and Cache-Status. A flat raw
+ * array reaches the wire as given, but only while nothing was set on `res` and
+ * nobody wrapped writeHead (both would merge it with setHeader, keeping only
+ * the last value of a repeated field); otherwise each field is set by name
+ * with all its values.
+ */
+export function writeStoredHead(res: ServerResponse, status: number, headers: HeaderSet, age: number, cacheStatus: string | undefined): void {
+  const ageText = String(age);
+  if (OUT_HEADERS !== undefined && res.writeHead === plainWriteHead && (res as unknown as Record<symbol, unknown>)[OUT_HEADERS] === null) {
+    res.writeHead(status, headers.rawWith(ageText, cacheStatus));
+    return;
+  }
+  for (const [name, value] of headers.byName()) res.setHeader(name, value);
+  res.setHeader('age', ageText);
+  if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
+  res.writeHead(status);
+}
+
+/** Age in whole seconds of an entry whose fill began at `createdAt`. */
+export function ageOf(createdAt: number, now: number): number {
+  return now > createdAt ? Math.floor((now - createdAt) / 1000) : 0;
+}
 
 export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
-  if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
-  res.setHeader('age', now > createdAt ? Math.floor((now - createdAt) / 1000) : 0);
+  const age = ageOf(createdAt, now);
   if (response.status === 200 && (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined)) {
     const conditions = conditionsOf(req.headers);
     if (conditions !== undefined && isNotModified(conditions, response.etag, response.lastModified)) {
-      res.writeHead(304, response.notModifiedHeaders);
+      writeStoredHead(res, 304, response.notModifiedHeaders, age, cacheStatus);
       res.end();
       return;
     }
   }
-  res.writeHead(response.status, response.headers);
+  writeStoredHead(res, response.status, response.headers, age, cacheStatus);
   if (req.method === 'HEAD') res.end();
   else res.end(response.body);
 }
