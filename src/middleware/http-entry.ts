@@ -46,7 +46,11 @@ export class PreparedResponse {
         if (!Number.isNaN(t)) lastModified = t;
       }
     }
-    this.pairs = status !== 204 && status !== 304 ? [...stored, ['content-length', String(body.length)]] : stored;
+    // Content-Length says what this body is, in the place the handler's answer had it (else last).
+    const length = String(body.length);
+    const at = stored.findIndex(([name]) => name === 'content-length');
+    if (at !== -1) this.pairs = stored.map((pair, i) => (i === at ? ['content-length', length] : pair));
+    else this.pairs = status !== 204 && status !== 304 ? [...stored, ['content-length', length]] : stored;
     this.etag = etag;
     this.lastModified = lastModified;
   }

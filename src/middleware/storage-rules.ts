@@ -4,8 +4,12 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never stored. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-/** Headers recomputed on every answer or never stored (Date is kept: Age is computed against the origin's). */
-const NOT_STORED = new Set(['content-length', 'age', 'cache-status', 'set-cookie', 'cache-groups']);
+/**
+ * Headers recomputed on every answer or never stored. Date is kept (Age is
+ * computed against the origin's); Content-Length too, in its place, since only
+ * a body of exactly that length is ever stored.
+ */
+const NOT_STORED = new Set(['age', 'cache-status', 'set-cookie', 'cache-groups']);
 const STORABLE_STATUS = new Set([200, 203, 204, 300, 301, 308]);
 const NEGATIVE_STATUS = new Set([404, 405, 410, 414, 501]);
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;

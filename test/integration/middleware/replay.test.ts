@@ -1,0 +1,132 @@
+// What a hit sends (DESIGN.md section 3, "A hit replays every header field the
+// handler sent, repetitions and order included, and the origin's Date"):
+// checked on the wire, from raw sockets, because HTTP clients fold repeated
+// fields into one. Express 5 and 4, Koa 3 and 2, the front door, L1 and L2
+// hits and the 304 answer.
+import assert from 'node:assert/strict';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { connect } from 'node:net';
+import type { TierCache } from '../../../src/index.js';
+import { front } from '../../../src/node.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { adapters, buildApp, type HandlerIO } from './apps.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface WireAnswer {
+  readonly status: number;
+  /** Header fields in wire order, names lower-cased. */
+  readonly fields: ReadonlyArray<readonly [string, string]>;
+  readonly body: string;
+}
+
+/** GET `path` on a raw socket with `headers`; the answer as it came over the wire. */
+function wireGet(server: Server, path: string, headers: Record<string, string> = {}): Promise<WireAnswer> {
+  const port = (server.address() as { port: number }).port;
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = connect(port, '127.0.0.1', () => {
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
+    });
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const split = text.indexOf('\r\n\r\n');
+      const [statusLine, ...lines] = text.slice(0, split).split('\r\n');
+      const fields = lines.map((line): [string, string] => {
+        const colon = line.indexOf(':');
+        return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+      });
+      resolve({ status: Number(statusLine!.split(' ')[1]), fields, body: text.slice(split + 4) });
+    });
+  });
+}
+
+const valuesOf = (answer: WireAnswer, name: string) => answer.fields.filter(([n]) => n === name).map(([, v]) => v);
+const statusOf = (answer: WireAnswer) => valuesOf(answer, 'cache-status')[0];
+/** Every field but the ones the cache owns (and the connection's own), in order. */
+const handlerFields = (answer: WireAnswer) => answer.fields.filter(([n]) => !['age', 'cache-status', 'connection', 'keep-alive', 'transfer-encoding'].includes(n));
+
+const CSP = ["default-src 'self'", "script-src 'none'"];
+const LINKS = ['</a.css>; rel=preload', '</b.js>; rel=preload'];
+const ORIGIN_DATE = 'Tue, 01 Dec 2026 10:00:00 GMT';
+
+/** A handler that sends repeated fields of three kinds and a Date of its own. */
+function repeatedFields(io: HandlerIO): void {
+  io.set('Content-Security-Policy', CSP);
+  io.set('Link', LINKS);
+  io.set('Vary', ['Accept-Language', 'Accept-Encoding']);
+  io.set('Date', ORIGIN_DATE);
+  io.send('body');
+}
+
+function assertRepeats(answer: WireAnswer, what: string): void {
+  assert.deepEqual(valuesOf(answer, 'content-security-policy'), CSP, `${what}: Content-Security-Policy`);
+  assert.deepEqual(valuesOf(answer, 'link'), LINKS, `${what}: Link`);
+  assert.deepEqual(valuesOf(answer, 'vary').join(', ').split(/\s*,\s*/), ['Accept-Language', 'Accept-Encoding'], `${what}: Vary`);
+  assert.deepEqual(valuesOf(answer, 'date'), [ORIGIN_DATE], `${what}: Date`);
+}
+
+describe('middleware: what a hit sends on the wire', function () {
+  const redisCaches = useRedisCaches({ prefix: 'replay' });
+  const serve = async (listener: RequestListener) => redisCaches.serve(listener);
+
+  for (const adapter of adapters) {
+    describe(adapter.name, () => {
+      it('a hit replays every value of repeated header fields, in order, and the origin Date, from L1 and from L2', async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        const app = buildApp(adapter, cache, { routes: [{ path: '/r', mw: {}, handler: repeatedFields }] });
+        const server = await serve(app.target);
+        const miss = await wireGet(server, '/r');
+        assertRepeats(miss, 'the miss');
+        const hit = await wireGet(server, '/r');
+        assert.equal(statusOf(hit), 'tiercache; hit; detail=L1');
+        assertRepeats(hit, 'an L1 hit');
+        assert.deepEqual(handlerFields(hit), handlerFields(miss), 'an L1 hit sends the fields of the miss, in the same order');
+
+        const other = await redisCaches.open({ ttl: '1m', namespace: redisCaches.ns });
+        const fromL2 = await wireGet(await serve(buildApp(adapter, other, { routes: [{ path: '/r', mw: {}, handler: repeatedFields }] }).target), '/r');
+        assert.equal(statusOf(fromL2), 'tiercache; hit; detail=L2');
+        assertRepeats(fromL2, 'an L2 hit');
+      });
+
+      it('a 304 from the cache keeps every Vary value and the origin Date', async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        const app = buildApp(adapter, cache, { routes: [{ path: '/r', mw: {}, handler: repeatedFields }] });
+        const server = await serve(app.target);
+        const etag = valuesOf(await wireGet(server, '/r'), 'etag')[0]!;
+        const notModified = await wireGet(server, '/r', { 'If-None-Match': etag });
+        assert.equal(notModified.status, 304);
+        assert.equal(statusOf(notModified), 'tiercache; hit; detail=L1');
+        assert.deepEqual(valuesOf(notModified, 'vary').join(', ').split(/\s*,\s*/), ['Accept-Language', 'Accept-Encoding']);
+        assert.deepEqual(valuesOf(notModified, 'date'), [ORIGIN_DATE]);
+        assert.deepEqual(valuesOf(notModified, 'link'), [], 'a 304 carries only the fields RFC 9110 §15.4.5 names');
+      });
+    });
+  }
+
+  it('the front door replays every value of repeated header fields, in order, and the origin Date', async () => {
+    const cache: TierCache = await redisCaches.open({ ttl: '1m' });
+    const app = buildApp(adapters[0]!, cache, { appLevel: true, routes: [{ path: '/r', handler: repeatedFields }] });
+    const server = redisCaches.track(createServer(front(cache, app.target)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const miss = await wireGet(server, '/r');
+    const hit = await wireGet(server, '/r');
+    assert.equal(app.runs('/r'), 1);
+    assertRepeats(hit, 'a front-door hit');
+    assert.deepEqual(handlerFields(hit), handlerFields(miss));
+  });
+
+  it('a hit carries the Date its filling answer carried, not the time of the hit', async function () {
+    const cache = await redisCaches.open({ ttl: '1m' });
+    const app = buildApp(adapters[0]!, cache, { routes: [{ path: '/d', mw: {}, handler: (io) => io.send('d') }] });
+    const server = await serve(app.target);
+    const miss = await wireGet(server, '/d');
+    await sleep(1_100);
+    const hit = await wireGet(server, '/d');
+    assert.equal(statusOf(hit), 'tiercache; hit; detail=L1');
+    assert.deepEqual(valuesOf(hit, 'date'), valuesOf(miss, 'date'));
+    assert.equal(valuesOf(hit, 'age')[0], '1');
+  });
+});
