@@ -5,45 +5,16 @@
 // hits and the 304 answer.
 import assert from 'node:assert/strict';
 import { createServer, type RequestListener, type Server } from 'node:http';
-import { connect } from 'node:net';
 import type { TierCache } from '../../../src/index.js';
 import { front } from '../../../src/node.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { valuesOf, wireRequest, type WireAnswer } from '../../support/http-wire.js';
 import { adapters, buildApp, type HandlerIO } from './apps.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-interface WireAnswer {
-  readonly status: number;
-  /** Header fields in wire order, names lower-cased. */
-  readonly fields: ReadonlyArray<readonly [string, string]>;
-  readonly body: string;
-}
-
-/** GET `path` on a raw socket with `headers`; the answer as it came over the wire. */
-function wireGet(server: Server, path: string, headers: Record<string, string> = {}): Promise<WireAnswer> {
-  const port = (server.address() as { port: number }).port;
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = connect(port, '127.0.0.1', () => {
-      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
-    });
-    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const split = text.indexOf('\r\n\r\n');
-      const [statusLine, ...lines] = text.slice(0, split).split('\r\n');
-      const fields = lines.map((line): [string, string] => {
-        const colon = line.indexOf(':');
-        return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
-      });
-      resolve({ status: Number(statusLine!.split(' ')[1]), fields, body: text.slice(split + 4) });
-    });
-  });
-}
-
-const valuesOf = (answer: WireAnswer, name: string) => answer.fields.filter(([n]) => n === name).map(([, v]) => v);
+/** GET `path` on a raw socket: the answer as it came over the wire. */
+const wireGet = (server: Server, path: string, headers: Record<string, string> = {}) => wireRequest(server, path, headers);
 const statusOf = (answer: WireAnswer) => valuesOf(answer, 'cache-status')[0];
 /** Every field but the ones the cache owns (and the connection's own), in order. */
 const handlerFields = (answer: WireAnswer) => answer.fields.filter(([n]) => !['age', 'cache-status', 'connection', 'keep-alive', 'transfer-encoding'].includes(n));

@@ -1,0 +1,111 @@
+// Background refreshes (stale-while-revalidate, DESIGN.md section 3
+// "Staleness"): the stale entry is served at once and the request is
+// re-dispatched into the app in-process. What the refresh stores is served to
+// everyone, so it must see what the triggering request saw — TLS, the client's
+// address and so the trust-proxy decision — and it must reach the layer that
+// decides when an app-wide and a per-route middleware both see the request.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express5 from 'express';
+import request from 'supertest';
+import { expressCache } from '../../../src/express.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { portOf } from '../../support/http-wire.js';
+import { adapters, buildApp, express4, type HandlerIO } from './apps.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const TLS_DIR = join(fileURLToPath(import.meta.url), '../../../fixtures/tls');
+const tls = { key: readFileSync(join(TLS_DIR, 'key.pem')), cert: readFileSync(join(TLS_DIR, 'cert.pem')) };
+
+/** Retries `check` until it passes or `ms` pass (a background refresh lands a moment after the stale answer). */
+async function eventually(what: string, check: () => Promise<void>, ms = 3_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      await sleep(50);
+    }
+  }
+}
+
+/** GET on plain HTTP from a chosen loopback address, with headers. */
+function getFrom(server: Server, path: string, localAddress: string, headers: Record<string, string>): Promise<{ body: string; cacheStatus: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: portOf(server), path, localAddress, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ body, cacheStatus: res.headers['cache-status'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const SWR = { ttl: 100, staleWhileRevalidate: '10s' } as const;
+
+describe('middleware: background refreshes', function () {
+  const redisCaches = useRedisCaches({ prefix: 'refresh' });
+
+  for (const adapter of adapters) {
+    describe(adapter.name, () => {
+      it('a background refresh sees the TLS connection of the request that triggered it', async () => {
+        const cache = await redisCaches.open({});
+        let runs = 0;
+        const handler = (io: HandlerIO) => io.send(`${(io.arg as { protocol: string }).protocol} run ${++runs}`);
+        const app = buildApp(adapter, cache, { routes: [{ path: '/p', mw: SWR, handler }] });
+        const server = redisCaches.track(createHttpsServer(tls, app.target));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+        const get = () => request(server).get('/p').disableTLSCerts();
+        assert.equal((await get()).text, 'https run 1');
+        await sleep(150);
+        assert.match(String((await get()).headers['cache-status']), /ttl=-/);
+        await eventually('the refreshed entry', async () => {
+          const res = await get();
+          assert.equal(res.text, 'https run 2');
+          assert.equal(res.headers['cache-status'], 'tiercache; hit; detail=L1');
+        });
+      });
+
+      it('an app-wide and a per-route middleware on one route: the per-route stale-while-revalidate refreshes the entry', async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        let runs = 0;
+        const app = buildApp(adapter, cache, { appLevel: true, routes: [{ path: '/n', mw: SWR, handler: (io) => io.send(`run ${++runs}`) }] });
+        assert.equal((await request(app.target).get('/n')).text, 'run 1');
+        await sleep(150);
+        const stale = await request(app.target).get('/n');
+        assert.equal(stale.text, 'run 1');
+        assert.match(String(stale.headers['cache-status']), /ttl=-/);
+        await eventually('the refreshed entry', async () => {
+          const res = await request(app.target).get('/n');
+          assert.equal(res.text, 'run 2', `still ${res.headers['cache-status']}`);
+        });
+      });
+    });
+  }
+
+  for (const [name, express] of [['Express 5', express5], ['Express 4', express4]] as const) {
+    it(`${name}: a background refresh applies the trust-proxy decision of the request that triggered it`, async () => {
+      const cache = await redisCaches.open({});
+      const app = express();
+      app.set('trust proxy', '127.0.0.1'); // a proxy on 127.0.0.1 is trusted; clients elsewhere are not
+      let runs = 0;
+      app.get('/t', expressCache(cache, SWR), (req, res) => void res.send(`${req.hostname} ${req.protocol} run ${++runs}`));
+      const server = await redisCaches.serve(app);
+      const untrusted = { 'X-Forwarded-Host': 'evil.example', 'X-Forwarded-Proto': 'https', Host: 'shop.example' };
+      assert.equal((await getFrom(server, '/t', '127.0.0.2', untrusted)).body, 'shop.example http run 1');
+      await sleep(150);
+      assert.match(String((await getFrom(server, '/t', '127.0.0.2', untrusted)).cacheStatus), /ttl=-/);
+      await eventually('the refreshed entry', async () => {
+        const res = await getFrom(server, '/t', '127.0.0.2', { Host: 'shop.example' });
+        assert.equal(res.body, 'shop.example http run 2');
+      });
+    });
+  }
+});

@@ -1,0 +1,57 @@
+// HTTP exchanges on raw sockets, for what clients hide: repeated header fields
+// (folded by every client library), odd request targets (absolute form,
+// fragments) and answers cut short.
+import type { Server } from 'node:http';
+import { connect } from 'node:net';
+
+export interface WireAnswer {
+  /** 0 when no status line arrived. */
+  readonly status: number;
+  /** Header fields in wire order, names lower-cased. */
+  readonly fields: ReadonlyArray<readonly [string, string]>;
+  /** Everything after the head, as latin1 text. */
+  readonly body: string;
+}
+
+export function portOf(server: Server): number {
+  return (server.address() as { port: number }).port;
+}
+
+/**
+ * Sends `GET target` (or another method) with `headers` (Host defaults to
+ * 127.0.0.1, Connection: close) and resolves with what came back once the
+ * server closed the connection or `ms` passed.
+ */
+export function wireRequest(server: Server, target: string, headers: Record<string, string> = {}, options: { method?: string; ms?: number } = {}): Promise<WireAnswer> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const all: Record<string, string> = { Host: '127.0.0.1', Connection: 'close', ...headers };
+    const socket = connect(portOf(server), '127.0.0.1', () => {
+      const head = Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      socket.write(`${options.method ?? 'GET'} ${target} HTTP/1.1\r\n${head}\r\n`);
+    });
+    const timer = setTimeout(() => socket.destroy(), options.ms ?? 5_000);
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(parseAnswer(text));
+    });
+  });
+}
+
+function parseAnswer(text: string): WireAnswer {
+  const split = text.indexOf('\r\n\r\n');
+  if (split === -1) return { status: 0, fields: [], body: '' };
+  const [statusLine, ...lines] = text.slice(0, split).split('\r\n');
+  const fields = lines.map((line): [string, string] => {
+    const colon = line.indexOf(':');
+    return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+  });
+  return { status: Number(statusLine!.split(' ')[1]), fields, body: text.slice(split + 4) };
+}
+
+/** Every value of field `name`, in wire order. */
+export function valuesOf(answer: WireAnswer, name: string): string[] {
+  return answer.fields.filter(([n]) => n === name).map(([, v]) => v);
+}
