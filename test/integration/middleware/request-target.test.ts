@@ -1,0 +1,71 @@
+// Absolute-form request targets (RFC 9112 §3.2.2): `GET http://host/docs` is
+// sent by proxies and by attackers. The frameworks build links and redirects
+// from its authority, not from Host, so an answer to a target naming another
+// authority must never be stored or served from cache; one naming the Host
+// itself is the same request as `/docs`. Raw sockets: clients only send
+// origin form. Express 5 and 4, Koa 3 and 2, and the front door.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { createCache } from '../../../src/index.js';
+import { front } from '../../../src/node.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { valuesOf, wireRequest } from '../../support/http-wire.js';
+import { adapters, buildApp, type HandlerIO } from './apps.js';
+
+let counter = 0;
+const HOST = { Host: 'shop.example' };
+
+/** Redirects to the target as the framework sees it, as express.static's directory redirect and Koa's ctx.href do. */
+function redirectToSlash(io: HandlerIO): void {
+  io.status(301);
+  io.set('Location', io.url + '/');
+  io.send('moved');
+}
+
+describe('middleware: absolute-form request targets', function () {
+  const cleanup = useCleanup();
+
+  for (const adapter of adapters) {
+    describe(adapter.name, () => {
+      const setup = async () => {
+        const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
+        const app = buildApp(adapter, cache, { appLevel: true, routes: [{ path: '/docs', handler: redirectToSlash }] });
+        return { app, server: await cleanup.serve(app.target) };
+      };
+
+      it('never stores or serves the answer to a target naming another authority than Host', async () => {
+        const { app, server } = await setup();
+        const poisoned = await wireRequest(server, 'http://evil.example/docs', HOST);
+        assert.equal(poisoned.status, 301);
+        assert.deepEqual(valuesOf(poisoned, 'cache-status'), ['tiercache; fwd=bypass']);
+        const victim = await wireRequest(server, '/docs', HOST);
+        assert.deepEqual(valuesOf(victim, 'location'), ['/docs/'], 'the attacker-chosen redirect was served to /docs');
+        assert.deepEqual(valuesOf(victim, 'cache-status'), ['tiercache; fwd=miss; stored']);
+        const again = await wireRequest(server, 'http://evil.example/docs', HOST);
+        assert.deepEqual(valuesOf(again, 'cache-status'), ['tiercache; fwd=bypass'], 'the entry for /docs was served to a foreign authority');
+        assert.equal(app.runs('/docs'), 3);
+      });
+
+      it('treats a target naming the Host itself (any case, default port) as the origin-form request', async () => {
+        const { app, server } = await setup();
+        const first = await wireRequest(server, 'http://SHOP.example:80/docs', HOST);
+        assert.deepEqual(valuesOf(first, 'cache-status'), ['tiercache; fwd=miss; stored']);
+        const second = await wireRequest(server, '/docs', HOST);
+        assert.deepEqual(valuesOf(second, 'cache-status'), ['tiercache; hit; detail=L1']);
+        assert.equal(app.runs('/docs'), 1);
+      });
+    });
+  }
+
+  it('the front door passes absolute-form targets to the app', async () => {
+    const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
+    const app = buildApp(adapters[0]!, cache, { appLevel: true, routes: [{ path: '/docs', handler: redirectToSlash }] });
+    const server = cleanup.track(createServer(front(cache, app.target)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    await wireRequest(server, '/docs', HOST);
+    const foreign = await wireRequest(server, 'http://evil.example/docs', HOST);
+    assert.deepEqual(valuesOf(foreign, 'cache-status'), ['tiercache; fwd=bypass']);
+    assert.deepEqual(valuesOf(foreign, 'location'), ['http://evil.example/docs/']);
+    assert.equal(app.runs('/docs'), 2);
+  });
+});
