@@ -873,10 +873,22 @@ describe('data API: Redis where nothing listens', () => {
     for (const err of errors) assert.ok(err instanceof Error);
   });
 
-  it('invalidateTags applies locally and rejects with a TierCacheError saying other instances were not told', async () => {
+  it("invalidateTags applies locally, resolves { delivered: false } and emits a TierCacheError saying it is queued", async () => {
     const cache = await deadCache();
+    const errors: unknown[] = [];
+    cache.on('error', (err: unknown) => errors.push(err));
     await cache.set('k', 1, { tags: ['t'] });
-    await assert.rejects(cache.invalidateTags(['t']), (err: unknown) => {
+    assert.deepEqual(await cache.invalidateTags(['t']), { delivered: false });
+    assert.equal(await cache.get('k'), undefined);
+    const queued = errors.find((err) => err instanceof TierCacheError && /queued/.test(err.message));
+    assert.ok(queued, `no 'error' event saying the invalidation is queued (got: ${errors.map(String).join('; ')})`);
+  });
+
+  it('invalidateTags(tags, { strict: true }) applies locally and rejects with a TierCacheError', async () => {
+    const cache = await deadCache();
+    cache.on('error', () => undefined);
+    await cache.set('k', 1, { tags: ['t'] });
+    await assert.rejects(cache.invalidateTags(['t'], { strict: true }), (err: unknown) => {
       assert.ok(err instanceof TierCacheError, String(err));
       assert.match(err.message, /other instances/);
       return true;

@@ -149,7 +149,7 @@ async function warmBoth(first: Instance, second: Instance, url: string, headers?
  * message (polling, at most PROPAGATION_MS). Waiting for the message rather
  * than for a miss means the periodic epoch check cannot stand in for it.
  */
-async function invalidateAndDeliver(from: Instance, to: Instance, invalidation: () => Promise<void>): Promise<void> {
+async function invalidateAndDeliver(from: Instance, to: Instance, invalidation: () => Promise<unknown>): Promise<void> {
   const received = to.cache.bus!.received;
   await invalidation();
   const arrived = await eventually(() => to.cache.bus!.received > received, PROPAGATION_MS, 1);
@@ -494,7 +494,7 @@ describe('invalidation across two instances in one process (Express, real Redis)
 describe('invalidation across two instances: Redis faults (a redis-server per test)', () => {
   const ctx = useRedis(true);
 
-  it('with Redis stopped, invalidateTags makes A miss, rejects with TierCacheInvalidationError (other instances not told) and emits error', async function () {
+  it('with Redis stopped, invalidateTags resolves { delivered: false }, emits a TierCacheInvalidationError, and A stops serving the old answer', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
     const old = await warmBoth(a, b, '/api/movies/7');
@@ -503,26 +503,40 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     b.cache.on('error', () => undefined);
 
     await ctx.redis.stop();
-    const outcome = await withinBound(
-      a.cache.invalidateTags(['movie:7']).then(
-        () => undefined,
-        (err: unknown) => err,
-      ),
-      5000,
-      'invalidateTags with Redis stopped',
-    );
-    assert.ok(outcome !== undefined, 'invalidateTags resolved although Redis was stopped');
-    assert.ok(outcome instanceof TierCacheInvalidationError, `rejected with ${String(outcome)}`);
-    assert.ok(outcome instanceof TierCacheError);
-    assert.equal(outcome.code, 'TIERCACHE_INVALIDATION_NOT_BROADCAST');
-    assert.match(outcome.message, /other instances were not told/);
-    assert.ok(errors.includes(outcome), `the 'error' listener did not get the invalidation error (got: ${errors.map(String).join('; ')})`);
+    const result = await withinBound(a.cache.invalidateTags(['movie:7']), 5000, 'invalidateTags with Redis stopped');
+    assert.deepEqual(result, { delivered: false });
+    const queued = errors.find((err) => err instanceof TierCacheInvalidationError);
+    assert.ok(queued instanceof TierCacheInvalidationError, `no TierCacheInvalidationError emitted (got: ${errors.map(String).join('; ')})`);
+    assert.ok(queued instanceof TierCacheError);
+    assert.equal(queued.code, 'TIERCACHE_INVALIDATION_NOT_BROADCAST');
+    assert.match(queued.message, /queued/);
 
     const runs = a.runs;
     const next = await withinBound(a.get('/api/movies/7'), 5000, 'a request with Redis stopped');
     assert.equal(next.status, 200);
     assert.notEqual(next.body, old, `A served the invalidated answer (${next.cacheStatus})`);
     assert.equal(a.runs, runs + 1, 'A did not run the handler');
+  });
+
+  it('with Redis stopped, invalidateTags(tags, { strict: true }) rejects with a TierCacheInvalidationError, still applied on this instance', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const old = await warmBoth(a, b, '/api/movies/7');
+    a.cache.on('error', () => undefined);
+    b.cache.on('error', () => undefined);
+
+    await ctx.redis.stop();
+    const outcome = await withinBound(
+      a.cache.invalidateTags(['movie:7'], { strict: true }).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+      5000,
+      'a strict invalidateTags with Redis stopped',
+    );
+    assert.ok(outcome instanceof TierCacheInvalidationError, `did not reject with a TierCacheInvalidationError: ${String(outcome)}`);
+    const next = await withinBound(a.get('/api/movies/7'), 5000, 'a request with Redis stopped');
+    assert.notEqual(next.body, old, `A served the invalidated answer (${next.cacheStatus})`);
   });
 
   it('after a restart (all Redis state lost), entries cached before never come back valid, even with their old L2 bytes re-inserted', async function () {
