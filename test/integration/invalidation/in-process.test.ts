@@ -14,6 +14,8 @@ import { expressCache } from '../../../src/express.js';
 import { HIT_L1, HIT_L2 } from '../../../src/middleware/cache-status.js';
 import { EPOCH_CHECK_MS } from '../../../src/store/invalidation-bus.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+import { MAX_QUEUED } from '../../../src/store/invalidation-queue.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -178,6 +180,17 @@ async function assertStillHitsL1(inst: Instance, url: string, body: string, head
   assert.equal(reply.cacheStatus, HIT_L1, `${inst.name} ${url}: an unrelated entry is no longer served from L1`);
 }
 
+/** Sends GET /api/slow to `inst` and resolves, with the pending reply, once its (400 ms) handler has started. */
+async function startSlow(inst: Instance): Promise<{ reply: Promise<Reply> }> {
+  let started!: () => void;
+  const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+  inst.onSlowStart = started;
+  const pending = inst.get('/api/slow');
+  await withinBound(handlerStarted, 5000, 'the slow handler start');
+  inst.onSlowStart = undefined;
+  return { reply: pending };
+}
+
 const u1 = { 'x-user': 'u1' };
 const u2 = { 'x-user': 'u2' };
 
@@ -311,13 +324,7 @@ describe('invalidation across two instances in one process (Express, real Redis)
   it('a response whose handler was running when another instance invalidated its tag is served by neither instance afterwards', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
-    let started!: () => void;
-    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
-    a.onSlowStart = started;
-
-    const pending = a.get('/api/slow');
-    await withinBound(handlerStarted, 5000, 'the slow handler start');
-    a.onSlowStart = undefined;
+    const { reply: pending } = await startSlow(a);
     await sleep(100);
     await b.cache.invalidateTags(['slow']);
     const slow = await withinBound(pending, 5000, 'the slow request');
@@ -340,13 +347,7 @@ describe('invalidation across two instances in one process (Express, real Redis)
   it('a fill overtaken by an invalidation from the other instance is stored in neither L1 nor L2', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
-    let started!: () => void;
-    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
-    a.onSlowStart = started;
-
-    const pending = a.get('/api/slow');
-    await withinBound(handlerStarted, 5000, 'the slow handler start');
-    a.onSlowStart = undefined;
+    const { reply: pending } = await startSlow(a);
     await sleep(100);
     await invalidateAndDeliver(b, a, () => b.cache.invalidateTags(['slow']));
     const slow = await withinBound(pending, 5000, 'the slow request');
@@ -636,5 +637,149 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     assert.equal(next.cacheStatus, HIT_L2, "B's next request for an entry cached before the drop was not an L1 miss");
     assert.equal(next.body, movie8);
     await assertStillHitsL1(b, '/api/movies/8', movie8);
+  });
+});
+
+describe('invalidation during an outage: one instance cut from Redis through a TCP proxy, then healed', () => {
+  const ctx = useRedis(true);
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  /** A talks to Redis through the proxy, B directly. No fill lock: one A took before the cut would hold up B for its lifetime. */
+  async function cutPair(): Promise<[Instance, Instance, TcpProxy]> {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.instance('A', { redis: proxy.url, l2: { lockTimeout: 0 } });
+    const b = await ctx.instance('B', { l2: { lockTimeout: 0 } });
+    a.cache.on('error', () => undefined);
+    return [a, b, proxy];
+  }
+
+  async function cut(a: Instance, p: TcpProxy): Promise<void> {
+    p.cut();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'down' && a.cache.health().bus === 'reconnecting', RECONNECT_MS, 5), `A still looks connected after the cut: ${JSON.stringify(a.cache.health())}`);
+  }
+
+  it('an invalidation made on A during the cut reaches B (L1 and L2) within a bounded time after the heal', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    const reviews7 = await warmBoth(b, a, '/api/reviews/7');
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+
+    await cut(a, p);
+    const result = await withinBound(a.cache.invalidateTags(['movie:7']), 5000, 'invalidateTags during the cut');
+    assert.deepEqual(result, { delivered: false });
+    await assertNeverServes(a, '/api/movies/7', movie7);
+    // B was not told yet: the test would prove nothing otherwise.
+    assert.equal((await b.get('/api/movies/7')).body, movie7, 'B dropped the entry before the heal');
+
+    p.heal();
+    const delivered = await eventually(async () => (await b.get('/api/movies/7')).body !== movie7, RECONNECT_MS, 20);
+    assert.ok(delivered, `B still serves the invalidated answer ${RECONNECT_MS} ms after the heal (A ${JSON.stringify(a.cache.health())})`);
+    await assertNeverServes(b, '/api/reviews/7', reviews7);
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+    // L2 too: a fresh instance does not get the old entries from Redis.
+    const c = await ctx.instance('C');
+    await assertNeverServes(c, '/api/movies/7', movie7);
+    await assertNeverServes(c, '/api/reviews/7', reviews7);
+    await assertNeverServes(a, '/api/movies/7', movie7);
+  });
+
+  it('invalidateUser, invalidateKey and delete() queued during the cut are all replayed after the heal, with their publish', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const u1Profile = await warmBoth(a, b, '/api/users/1/profile', u1);
+    const keyed = await warmBoth(a, b, '/api/keyed/1');
+    const key = a.keys.get('/api/keyed/1')!;
+    await b.cache.set('data', 'old');
+    assert.equal(await a.cache.get('data'), 'old');
+
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateUser('u1'), { delivered: false });
+    assert.deepEqual(await a.cache.invalidateKey(key), { delivered: false });
+    assert.deepEqual(await a.cache.delete('data'), { delivered: false });
+    assert.equal(await a.cache.get('data'), undefined, 'A still has the deleted value');
+    const received = b.cache.bus!.received;
+
+    p.heal();
+    assert.ok(await eventually(() => b.cache.bus!.received >= received + 1, RECONNECT_MS, 10), 'B received nothing after the heal');
+    assert.ok(await eventually(async () => (await b.cache.get('data')) === undefined, PROPAGATION_MS, 10), 'B still has the deleted value');
+    await assertNeverServes(b, '/api/users/1/profile', u1Profile, u1);
+    await assertNeverServes(b, '/api/keyed/1', keyed);
+    const c = await ctx.instance('C');
+    assert.equal(await c.cache.get('data'), undefined, 'the deleted value is still in L2');
+    await assertNeverServes(c, '/api/users/1/profile', u1Profile, u1);
+  });
+
+  it(`past ${MAX_QUEUED} queued tags, the backlog becomes one clear(): after the heal B drops everything, once`, async function () {
+    this.timeout(30_000);
+    const [a, b, p] = await cutPair();
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    const epochKey = `{${ctx.ns}}:epoch`;
+    const epoch = Number(await ctx.admin.get(epochKey));
+
+    await cut(a, p);
+    for (let i = 0; i <= MAX_QUEUED; i++) assert.deepEqual(await a.cache.invalidateTags([`t${i}`]), { delivered: false });
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+
+    p.heal();
+    // movie 8 carries none of the tags: only the clear() drops it.
+    assert.ok(await eventually(async () => (await b.get('/api/movies/8')).body !== movie8, RECONNECT_MS, 20), 'B still serves movie 8 after the heal');
+    assert.ok(Number(await ctx.admin.get(epochKey)) > epoch, 'the epoch did not move');
+    const counters = await ctx.admin.keys(`{${ctx.ns}}:v:t*`);
+    assert.deepEqual(counters, [], `the collapsed tags were bumped one by one: ${counters.slice(0, 3).join(', ')} ...`);
+  });
+
+  it('a fill on A that began before a queued invalidation of its tag is not stored, and neither A nor B serves it after the heal', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const { reply: pending } = await startSlow(a);
+
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['slow']), { delivered: false });
+    const slow = await withinBound(pending, 5000, 'the slow request');
+    assert.equal(slow.status, 200);
+    const key = a.keys.get('/api/slow')!;
+    assert.equal(a.cache.store.l1?.peek(key), undefined, "the overtaken fill is in A's L1");
+
+    p.heal();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'ok' && a.cache.health().bus === 'ok', RECONNECT_MS, 20), 'A did not reconnect');
+    for (const inst of [a, b]) assert.notEqual((await inst.get('/api/slow')).body, slow.body, `${inst.name} served the overtaken fill`);
+  });
+});
+
+describe('invalidation during an outage: a frozen Redis (SIGSTOP / SIGCONT)', () => {
+  const ctx = useRedis(true);
+
+  it('an invalidation that timed out while Redis was frozen reaches B once Redis answers again', async function () {
+    this.timeout(20_000);
+    const a = await ctx.instance('A', { l2: { commandTimeout: 100, breakerCooldown: 200 } });
+    const b = await ctx.instance('B');
+    a.cache.on('error', () => undefined);
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+
+    ctx.redis.freeze();
+    let result;
+    try {
+      result = await withinBound(a.cache.invalidateTags(['movie:7']), 5000, 'invalidateTags while Redis is frozen');
+    } finally {
+      ctx.redis.thaw();
+    }
+    assert.deepEqual(result, { delivered: false });
+    const delivered = await eventually(async () => (await b.get('/api/movies/7')).body !== movie7, RECONNECT_MS, 20);
+    assert.ok(delivered, `B still serves the invalidated answer ${RECONNECT_MS} ms after the thaw`);
+    await assertNeverServes(a, '/api/movies/7', movie7);
+  });
+
+  it('a version script flushed from the script cache is loaded again: the next invalidation is delivered', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    await ctx.admin.script('FLUSH');
+    await invalidateAndDeliver(a, b, async () => assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: true }));
+    await assertNeverServes(b, '/api/movies/7', movie7);
   });
 });
