@@ -336,12 +336,14 @@ export class TierCache extends EventEmitter {
   /** Every entry scoped to user `id`, on every instance. See invalidateTags for the result. */
   invalidateUser(id: string, options?: InvalidateOptions): Promise<InvalidateResult> {
     if (typeof id !== 'string' && typeof id !== 'number') throw new TypeError('tiercache: invalidateUser needs a user id (string)');
+    if (this.isClosed) return this.rejectClosed('invalidateUser');
     return this.invalidateTags([userTag(String(id))], options);
   }
 
   /** Every entry under a path prefix (whole segments), on every instance. See invalidateTags for the result. */
   invalidatePrefix(prefix: string, options?: InvalidateOptions): Promise<InvalidateResult> {
     if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
+    if (this.isClosed) return this.rejectClosed('invalidatePrefix');
     const tag = prefixTag(prefix);
     return tag === undefined ? this.clear(options) : this.invalidateTags([tag], options);
   }

@@ -574,6 +574,59 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     }
   });
 
+  it("killing Redis mid-run emits 'error' once for L2 and once for the bus (each logged at warn), and their return is logged at info", async function () {
+    this.timeout(20_000);
+    const lines: Array<[string, string]> = [];
+    const log = (level: string) => (_obj: object, msg?: string) => void lines.push([level, msg ?? '']);
+    const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+    const a = await ctx.instance('A', { logger });
+    const errors: Error[] = [];
+    a.cache.on('error', (err: Error) => errors.push(err));
+    await warmBoth(a, a, '/api/movies/7');
+
+    ctx.redis.kill('SIGKILL');
+    await ctx.redis.exited();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'down' && a.cache.health().bus === 'reconnecting', RECONNECT_MS, 10), JSON.stringify(a.cache.health()));
+    // Requests and reconnect attempts during the outage add no more reports.
+    for (let i = 0; i < 5; i++) assert.equal((await a.get('/api/movies/8')).status, 200);
+    assert.equal(await a.cache.get('k'), undefined);
+    await sleep(500);
+    const warnings = lines.filter(([level]) => level === 'warn').map(([, msg]) => msg);
+    assert.equal(errors.length, 2, `'error' events during the outage: ${errors.map((e) => e.message).join('; ')}`);
+    assert.equal(warnings.length, 2, `warnings: ${warnings.join('; ')}`);
+    assert.ok(warnings.some((m) => /L2\) is unreachable/.test(m)), `no warning about L2: ${warnings.join('; ')}`);
+    assert.ok(warnings.some((m) => /bus is disconnected/.test(m)), `no warning about the bus: ${warnings.join('; ')}`);
+
+    await ctx.redis.restart();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'ok' && a.cache.health().bus === 'ok', RECONNECT_MS, 20), JSON.stringify(a.cache.health()));
+    const infos = lines.filter(([level]) => level === 'info').map(([, msg]) => msg);
+    assert.ok(infos.some((m) => /L2\) is reachable again/.test(m)), `no info line about L2 coming back: ${infos.join('; ')}`);
+    assert.ok(infos.some((m) => /bus is connected again/.test(m)), `no info line about the bus coming back: ${infos.join('; ')}`);
+    assert.equal(errors.length, 2, `'error' events after the restart: ${errors.map((e) => e.message).join('; ')}`);
+  });
+
+  it('a Redis restarted from an RDB snapshot taken before an invalidation never serves the invalidated entry again, on any instance', async function () {
+    this.timeout(20_000);
+    const [a, b] = await ctx.pair();
+    const url = '/api/movies/7';
+    const old = await warmBoth(a, b, url);
+    const key = a.keys.get(url)!;
+    const oldBytes = await ctx.admin.getBuffer(key);
+    assert.ok(oldBytes !== null);
+    assert.equal(await ctx.admin.save(), 'OK');
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    const fresh = await warmBoth(b, a, url);
+    assert.notEqual(fresh, old);
+
+    await ctx.redis.restart();
+    assert.ok(await eventually(() => [a, b].every((inst) => inst.cache.health().l2 === 'ok' && inst.cache.health().bus === 'ok'), RECONNECT_MS, 20), 'the instances did not reconnect');
+    // The snapshot brought the old entry back, with the counters it matched.
+    assert.deepEqual(await ctx.admin.getBuffer(key), oldBytes, 'the snapshot did not restore the old entry: the test proves nothing');
+
+    const c = await ctx.instance('C');
+    for (const inst of [a, b, c]) await assertNeverServes(inst, url, old);
+  });
+
   it('kill + restart on the same port: both buses come back, flush L1, and an invalidation sent afterwards reaches the other instance', async function () {
     this.timeout(20_000);
     const [a, b] = await ctx.pair();
