@@ -510,12 +510,12 @@ export class TierCache extends EventEmitter {
    */
   private async checkServer(client: RedisClient): Promise<void> {
     const versions = this.store.versions;
-    const { epoch, moved } = await versions.serverEpoch(client);
-    if (moved) {
+    const { epoch, previous } = await versions.serverEpoch(client);
+    if (previous !== 'same') {
       this.store.l1?.clear();
       versions.reset();
-      this.reportUp('another Redis process serves this namespace than before (restart, restore or failover): the epoch moved, so nothing cached before is served');
     }
+    if (previous === 'other') this.reportUp('another Redis process serves this namespace than before (a restart, maybe from a snapshot, or a failover): the epoch moved, so nothing cached before is served');
     versions.raiseEpoch(epoch);
   }
 

@@ -202,7 +202,8 @@ export class InvalidationBus {
     const { versions } = this.options;
     const known = versions.knownEpoch;
     versions.serverEpoch().then(
-      ({ epoch, moved }) => {
+      ({ epoch, previous }) => {
+        const moved = previous !== 'same';
         if (moved || (known !== undefined && epoch !== known && versions.knownEpoch === known)) {
           this.forget();
           versions.raiseEpoch(epoch);

@@ -9,6 +9,7 @@
 // KEYS[1] is the namespace epoch, which never expires.
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis-client.js';
+import type { ServerEpoch } from './tag-versions.js';
 
 const INIT = `
 local t = redis.call('TIME')
@@ -55,7 +56,9 @@ return out`;
 
 /**
  * KEYS[1]: the namespace epoch; KEYS[2]: the run id of the Redis process that
- * last served the namespace. Returns { epoch, moved }. When another process
+ * last served the namespace. Returns { epoch, 0 | 1 | 2 }: 0 the same process,
+ * 1 another one, 2 none recorded (a new namespace, FLUSHALL, a snapshot from
+ * before this check existed; the epoch moves too). When another process
  * serves it now (a restart, possibly from an RDB/AOF snapshot that predates
  * invalidations; a failover to a replica that missed increments), nothing
  * recorded under the old one can be trusted: the epoch moves past the clock,
@@ -68,7 +71,8 @@ const SERVER_SCRIPT = `${INIT}
 local info = redis.pcall('INFO', 'server')
 local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
 local epoch = redis.call('GET', KEYS[1])
-if run == nil or redis.call('GET', KEYS[2]) == run then
+local last = redis.call('GET', KEYS[2])
+if run == nil or last == run then
   if not epoch then
     redis.call('SET', KEYS[1], init)
     epoch = init
@@ -82,7 +86,8 @@ if floor >= new then new = floor + 1 end
 local s = string.format('%.0f', new)
 redis.call('SET', KEYS[1], s)
 redis.call('SET', KEYS[2], run)
-return {s, 1}`;
+if last then return {s, 1} end
+return {s, 2}`;
 
 class LuaScript {
   private readonly sha: string;
@@ -128,9 +133,15 @@ export const bumpCounters = new LuaScript(BUMP_SCRIPT);
 
 const serverScript = new LuaScript(SERVER_SCRIPT);
 
-/** The namespace epoch, moved first if another Redis process serves the namespace than last time (see SERVER_SCRIPT). */
-export async function epochForServer(client: RedisClient, epochKey: string, serverKey: string, floor: number): Promise<{ epoch: number; moved: boolean }> {
-  const [epoch, moved] = await serverScript.call(client, [epochKey, serverKey], [String(floor)]);
-  if (epoch === undefined || moved === undefined) throw new Error('unexpected reply from a tiercache version script');
-  return { epoch, moved: moved === 1 };
+const PREVIOUS: ReadonlyArray<ServerEpoch['previous']> = ['same', 'other', 'none'];
+
+/**
+ * The namespace epoch, moved first unless the same Redis process serves the
+ * namespace as last time (see SERVER_SCRIPT).
+ */
+export async function epochForServer(client: RedisClient, epochKey: string, serverKey: string, floor: number): Promise<ServerEpoch> {
+  const [epoch, code] = await serverScript.call(client, [epochKey, serverKey], [String(floor)]);
+  const previous = PREVIOUS[code ?? -1];
+  if (epoch === undefined || previous === undefined) throw new Error('unexpected reply from a tiercache version script');
+  return { epoch, previous };
 }

@@ -5,7 +5,7 @@
 import type { L2Store } from './l2-store.js';
 import type { RedisClient } from './redis-client.js';
 import { bumpCounters, epochForServer, readCounters } from './redis-scripts.js';
-import type { VersionSource } from './tag-versions.js';
+import type { ServerEpoch, VersionSource } from './tag-versions.js';
 
 /** How long a tag counter lives in Redis after it was last read or bumped. */
 export const TAG_COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
@@ -42,11 +42,11 @@ export class RedisVersionSource implements VersionSource {
   }
 
   /**
-   * The epoch, moved first when another Redis process serves the namespace
-   * than last time. With `client`, sent on it directly: L2 runs this check on
+   * The epoch, moved first unless the same Redis process serves the
+   * namespace as last time. With `client`, sent on it directly: L2 runs this check on
    * each new connection before it lets other commands through.
    */
-  serverEpoch(floor: number, client?: RedisClient): Promise<{ epoch: number; moved: boolean }> {
+  serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch> {
     if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKey, floor);
     return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKey, floor));
   }

@@ -10,6 +10,17 @@ import { RecentMap } from './recent-map.js';
 import type { RedisClient } from './redis-client.js';
 import type { FillStamp } from './entry.js';
 
+/**
+ * The epoch as L2's server check found it, and who served the namespace
+ * before: the 'same' Redis process (nothing moved), an 'other' one (a
+ * restart, maybe from a snapshot, or a failover), or 'none' recorded (a new
+ * namespace, FLUSHALL). Unless 'same', the epoch moved past everything before.
+ */
+export interface ServerEpoch {
+  readonly epoch: number;
+  readonly previous: 'same' | 'other' | 'none';
+}
+
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
 export interface VersionSource {
   /** Current epoch and versions of `tags` (missing counters are created). */
@@ -18,8 +29,8 @@ export interface VersionSource {
   bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]>;
   /** Increments the namespace epoch (past `floor`); returns the new epoch. */
   bumpEpoch(floor?: number): Promise<number>;
-  /** The epoch, moved past `floor` and everything before if another Redis process serves the namespace than last time. */
-  serverEpoch(floor: number, client?: RedisClient): Promise<{ epoch: number; moved: boolean }>;
+  /** The epoch, moved past `floor` and everything before unless the same Redis process serves the namespace as last time. */
+  serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch>;
 }
 
 export const Validity = {
@@ -83,12 +94,12 @@ export class TagVersions {
   }
 
   /**
-   * The epoch in Redis, moved first (past every epoch known here) if another
-   * Redis process serves the namespace than last time. Learns nothing: a
+   * The epoch in Redis, moved first (past every epoch known here) unless the
+   * same Redis process serves the namespace as last time. Learns nothing: a
    * moved epoch means local state must be dropped first (the caller's job).
    */
-  async serverEpoch(client?: RedisClient): Promise<{ epoch: number; moved: boolean }> {
-    if (this.source === undefined) return { epoch: 0, moved: false };
+  async serverEpoch(client?: RedisClient): Promise<ServerEpoch> {
+    if (this.source === undefined) return { epoch: 0, previous: 'same' };
     return this.source.serverEpoch(this.highestEpoch, client);
   }
 

@@ -490,6 +490,22 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.notEqual(fresh.body, old, `a fresh instance served the old entry from L2 (${fresh.cacheStatus})`);
     await assertNeverServes(a, url, old);
   });
+
+  it('a tag counter that went back (as on a replica that missed increments) is bumped past every version the invalidating instance saw', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const counter = `{${ctx.ns}}:v:movie:7`;
+    for (let i = 0; i < 3; i++) await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    await a.cache.set('price', 10, { tags: ['movie:7'] });
+    const recorded = Number(await ctx.admin.get(counter));
+    // One increment lost: the next plain INCR would hand out the version 'price' recorded.
+    await ctx.admin.set(counter, String(recorded - 1), 'PX', 60_000);
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    assert.ok(Number(await ctx.admin.get(counter)) > recorded, `the bump gave ${await ctx.admin.get(counter)}, not more than ${recorded}`);
+    const c = await ctx.instance('C');
+    for (const inst of [c, b, a]) assert.equal(await inst.cache.get('price'), undefined, `${inst.name} still returns the invalidated value`);
+  });
 });
 
 describe('invalidation across two instances: Redis faults (a redis-server per test)', () => {
