@@ -151,7 +151,7 @@ export class TierCache extends EventEmitter {
         check: (client) => this.checkServer(client),
         onDown: (err) => this.reportError(err, 'Redis (L2) is unreachable: answering from L1 and the handlers until it is back'),
         onUp: (recovered) => {
-          if (recovered) this.reportUp('Redis (L2) is reachable again');
+          if (recovered) this.reportInfo('Redis (L2) is reachable again');
           this.queue?.onL2Up();
         },
         onFailure: (err) => this.reportError(err, 'Redis command failed'),
@@ -171,19 +171,19 @@ export class TierCache extends EventEmitter {
         versions,
         onError: (err, message) => this.reportError(err, message),
         onDown: (err) => this.reportError(err, 'the invalidation bus is disconnected: L1 is not trusted (every hit checks Redis) until it is back'),
-        onUp: () => this.reportUp('the invalidation bus is connected again (L1 flushed)'),
+        onUp: () => this.reportInfo('the invalidation bus is connected again (L1 flushed)'),
         onMessage: (message) => this.emit('invalidate', { ...toEvent(message), remote: true }),
       });
       this.queue = new InvalidationQueue({
         versions,
         l2,
         bus: this.bus,
-        onReplayed: (count) => this.reportUp(`${count} invalidation(s) queued while Redis was unreachable were delivered`),
+        onReplayed: (count) => this.reportInfo(`${count} invalidation(s) queued while Redis was unreachable were delivered`),
       });
     }
   }
 
-  /** Whether close() was called: every call then rejects with TierCacheClosedError (the middleware passes requests through). */
+  /** Whether close() was called: every call then rejects with TierCacheClosedError; the middleware reads it to pass requests through. */
   get closed(): boolean {
     return this.isClosed;
   }
@@ -488,8 +488,8 @@ export class TierCache extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  /** A recovery, worth an info line (nothing is emitted). */
-  private reportUp(message: string): void {
+  /** Worth an info line (a recovery, say); nothing is emitted. */
+  private reportInfo(message: string): void {
     if (this.options.logger) this.options.logger.info({}, `tiercache: ${message}`);
     else debug('%s', message);
   }
@@ -515,7 +515,7 @@ export class TierCache extends EventEmitter {
       this.store.l1?.clear();
       versions.reset();
     }
-    if (previous === 'other') this.reportUp('another Redis process serves this namespace than before (a restart, maybe from a snapshot, or a failover): the epoch moved, so nothing cached before is served');
+    if (previous === 'other') this.reportInfo('another Redis process serves this namespace than before (a restart, maybe from a snapshot, or a failover): the epoch moved, so nothing cached before is served');
     versions.raiseEpoch(epoch);
   }
 

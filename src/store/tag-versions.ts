@@ -103,11 +103,6 @@ export class TagVersions {
     return this.source.serverEpoch(this.highestEpoch, client);
   }
 
-  /** Whether some invalidation made here has not reached Redis yet. */
-  get hasPending(): boolean {
-    return this.pendingCount !== 0;
-  }
-
   /**
    * Applies an invalidation of `tags` locally before Redis has it: entries
    * recording older versions stop being valid here at once, and fills that
@@ -131,7 +126,6 @@ export class TagVersions {
     this.pendingEpoch = undefined;
     this.pendingCount = 0;
   }
-
 
   /**
    * Decides from local state alone (the L1-hit path: no I/O, no allocation).
