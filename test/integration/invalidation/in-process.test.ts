@@ -760,6 +760,20 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     await assertNeverServes(a, '/api/movies/7', movie7);
   });
 
+  it('a write route that awaits invalidateUser and invalidatePrefix answers 200, not 500, while its instance is cut from Redis', async function () {
+    this.timeout(20_000);
+    const [a, , p] = await cutPair();
+    a.app.put('/api/users/:id', express.json(), async (req, res) => {
+      await a.cache.invalidateUser(String(req.params['id']));
+      await a.cache.invalidatePrefix(`/api/users/${String(req.params['id'])}`);
+      res.json({ saved: true });
+    });
+    await cut(a, p);
+    const res = await withinBound(request(a.app).put('/api/users/1').send({ name: 'x' }).then((r) => r), 5000, 'the write request');
+    assert.equal(res.status, 200, `the write route answered ${res.status}: ${res.text}`);
+    assert.deepEqual(res.body, { saved: true });
+  });
+
   it('invalidateUser, invalidateKey and delete() queued during the cut are all replayed after the heal, with their publish', async function () {
     this.timeout(20_000);
     const [a, b, p] = await cutPair();
