@@ -79,6 +79,8 @@ export class InvalidationQueue {
   async submit(op: Invalidation): Promise<Delivery> {
     const ticket: Ticket = { delivered: false };
     this.enqueue(op, ticket);
+    // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
+    if (this.failing && this.options.l2.state !== 'ok') return { delivered: false, error: this.lastError };
     for (;;) {
       const emptied = await this.drain();
       if (ticket.delivered) return { delivered: true };
