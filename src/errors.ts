@@ -25,9 +25,18 @@ export class TierCacheConfigError extends TierCacheError {
   }
 }
 
-/** An invalidation was applied locally but could not be sent to other instances. */
+/**
+ * An invalidation was applied on this instance but Redis could not take it
+ * yet: it is queued and replayed when Redis answers again. Emitted as
+ * 'error'; thrown only by calls made with `{ strict: true }`.
+ */
 export class TierCacheInvalidationError extends TierCacheError {
   static override readonly code: string = 'TIERCACHE_INVALIDATION_NOT_BROADCAST';
+}
+
+/** The cache was closed: close() was called before this call. */
+export class TierCacheClosedError extends TierCacheError {
+  static override readonly code: string = 'TIERCACHE_CLOSED';
 }
 
 function describeValue(value: unknown): string {

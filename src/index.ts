@@ -1,8 +1,18 @@
 // Public surface of 'tiercache': createCache, its types and errors.
-export { createCache, TierCache, DEFAULT_DATA_TTL, type CacheStats, type CacheHealth, type SetOptions, type InvalidateEvent } from './cache/tier-cache.js';
+export {
+  createCache,
+  TierCache,
+  DEFAULT_DATA_TTL,
+  type CacheStats,
+  type CacheHealth,
+  type SetOptions,
+  type InvalidateEvent,
+  type InvalidateOptions,
+  type InvalidateResult,
+} from './cache/tier-cache.js';
 export type { CacheOptions, L1CacheOptions, L2CacheOptions, Logger } from './cache/options.js';
 export type { DataSource, DataSourceOptions, CachedSource } from './cache/data-source.js';
 export type { Duration } from './keys/duration.js';
 export type { RouteRuleInput, RouteRuleOptions } from './keys/route-table.js';
 export type { RedisClient } from './store/redis-client.js';
-export { TierCacheError, TierCacheConfigError, TierCacheInvalidationError } from './errors.js';
+export { TierCacheError, TierCacheConfigError, TierCacheInvalidationError, TierCacheClosedError } from './errors.js';

@@ -35,7 +35,7 @@ export interface CachedSource<Id, T> {
 export interface SourceHost {
   getOrSet<T>(key: string, load: () => Promise<T | undefined> | T | undefined, options: { ttl?: Duration; tags?: readonly string[] }): Promise<T | undefined>;
   set(key: string, value: unknown, options: { ttl?: Duration; tags?: readonly string[] }): Promise<void>;
-  delete(key: string): Promise<void>;
+  delete(key: string): Promise<unknown>;
 }
 
 export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> = {}): CachedSource<Id, T> {

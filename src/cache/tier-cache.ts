@@ -1,9 +1,12 @@
-// TierCache: owns the tiers (L1, L2), the tag versions and, later, the
-// invalidation bus; exposes the data API and the invalidation helpers that
-// the HTTP middleware builds on.
+// TierCache: owns the tiers (L1, L2), the tag versions, the invalidation bus
+// and the queue of invalidations on their way to Redis; exposes the data API
+// and the invalidation helpers that the HTTP middleware builds on. A Redis
+// outage never turns into an error thrown at a caller (unless it asks with
+// `strict`); going down and coming back are reported once each.
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { TierCacheError, TierCacheInvalidationError } from '../errors.js';
+import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
 import { keyTag, prefixTag, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
@@ -14,6 +17,7 @@ import { coarseNow } from '../store/coarse-clock.js';
 import { RecentMap } from '../store/recent-map.js';
 import { FillLock } from '../store/fill-lock.js';
 import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
+import { InvalidationQueue, type Invalidation } from '../store/invalidation-queue.js';
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
 import { RedisVersionSource } from '../store/redis-versions.js';
@@ -31,6 +35,29 @@ const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 export const DEFAULT_DATA_TTL = 60_000;
 /** How long ready() waits for a first connection before resolving anyway. */
 const READY_WAIT_MS = 5_000;
+/** How long close() waits for fills under way to be stored and queued invalidations to be delivered. */
+export const CLOSE_WAIT_MS = 2_000;
+
+export interface InvalidateOptions {
+  /**
+   * Reject with a TierCacheInvalidationError when Redis cannot take the
+   * invalidation now, instead of resolving `{ delivered: false }` (it is
+   * applied locally and queued either way). @default false
+   */
+  strict?: boolean;
+}
+
+export interface InvalidateResult {
+  /**
+   * true: Redis took it (its version bump is in L2 and the other instances
+   * are being told). false: applied on this instance and queued; replayed
+   * when Redis answers again. Always true without Redis.
+   */
+  readonly delivered: boolean;
+}
+
+const DELIVERED: InvalidateResult = Object.freeze({ delivered: true });
+const QUEUED: InvalidateResult = Object.freeze({ delivered: false });
 
 export interface SetOptions {
   /** How long the value lives. @default the cache's ttl, else 60 s */
@@ -50,11 +77,12 @@ export interface CacheStats {
   invalidations: number;
 }
 
+/** 'closed' for every configured tier once close() was called. */
 export interface CacheHealth {
-  l1: 'ok' | 'disabled';
+  l1: 'ok' | 'disabled' | 'closed';
   /** 'down' also before the first connection is made. */
-  l2: 'ok' | 'down' | 'disabled';
-  bus: 'ok' | 'reconnecting' | 'disabled';
+  l2: 'ok' | 'down' | 'disabled' | 'closed';
+  bus: 'ok' | 'reconnecting' | 'disabled' | 'closed';
 }
 
 export interface InvalidateEvent {
@@ -86,12 +114,17 @@ export class TierCache extends EventEmitter {
   readonly bus: InvalidationBus | undefined;
   /** @internal the cross-instance fill lock (with an L2 and l2.lockTimeout > 0). */
   readonly fillLock: FillLock | undefined;
+  /** Invalidations on their way to Redis (with an L2 only). */
+  private readonly queue: InvalidationQueue | undefined;
+  /** Stores under way (middleware fills, data-API sets and loads), for close() to wait on. */
+  private readonly fillsInFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
   private readonly dataKeys: RecentMap<string, string>;
   /** Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
   hitListened = false;
   private readonly now = coarseNow;
-  private closed = false;
+  private isClosed = false;
 
   constructor(options?: CacheOptions) {
     super();
@@ -115,7 +148,12 @@ export class TierCache extends EventEmitter {
         commandTimeout: resolved.commandTimeout,
         breakerCooldown: resolved.breakerCooldown,
         clientBoundsCommands: this.redis.boundsCommands,
-        now: this.now,
+        check: (client) => this.checkServer(client),
+        onDown: (err) => this.reportError(err, 'Redis (L2) is unreachable: answering from L1 and the handlers until it is back'),
+        onUp: (recovered) => {
+          if (recovered) this.reportInfo('Redis (L2) is reachable again');
+          this.queue?.onL2Up();
+        },
         onFailure: (err) => this.reportError(err, 'Redis command failed'),
       });
     }
@@ -132,9 +170,22 @@ export class TierCache extends EventEmitter {
         l1,
         versions,
         onError: (err, message) => this.reportError(err, message),
+        onDown: (err) => this.reportError(err, 'the invalidation bus is disconnected: L1 is not trusted (every hit checks Redis) until it is back'),
+        onUp: () => this.reportInfo('the invalidation bus is connected again (L1 flushed)'),
         onMessage: (message) => this.emit('invalidate', { ...toEvent(message), remote: true }),
       });
+      this.queue = new InvalidationQueue({
+        versions,
+        l2,
+        bus: this.bus,
+        onReplayed: (count) => this.reportInfo(`${count} invalidation(s) queued while Redis was unreachable were delivered`),
+      });
     }
+  }
+
+  /** Whether close() was called: every call then rejects with TierCacheClosedError; the middleware reads it to pass requests through. */
+  get closed(): boolean {
+    return this.isClosed;
   }
 
   /** The Redis client in use (given or opened), if any. */
@@ -157,6 +208,7 @@ export class TierCache extends EventEmitter {
   /** The value under `key`, or undefined on a miss (or when Redis fails). */
   get<T = unknown>(key: string): Promise<T | undefined> {
     const storeKey = this.dataKey(key);
+    if (this.isClosed) return this.rejectClosed('get');
     if (!this.enabled) return RESOLVED_UNDEFINED;
     // The L1 hit is answered without awaiting anything.
     const local = this.store.lookupL1(storeKey);
@@ -187,14 +239,25 @@ export class TierCache extends EventEmitter {
   async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     const storeKey = this.dataKey(key);
     const { ttl, tags } = this.resolveSetOptions(storeKey, options);
+    this.assertOpen('set');
     if (!this.enabled) return;
+    await this.trackFill(this.setValue(key, storeKey, value, tags, ttl));
+  }
+
+  private async setValue(key: string, storeKey: string, value: unknown, tags: readonly string[], ttl: number): Promise<void> {
     const stamp = await this.store.versions.stamp(tags);
     await this.storeValue(key, storeKey, value, stamp, this.now(), ttl);
   }
 
-  /** Removes `key` from every tier, on every instance. Rejects (after deleting locally) if Redis cannot be told. */
-  async delete(key: string): Promise<void> {
-    await this.dropKey(this.dataKey(key), `delete(${JSON.stringify(key)})`, key);
+  /**
+   * Removes `key` from every tier, on every instance. Applied here at once;
+   * if Redis cannot take it now it is queued (see invalidateTags).
+   */
+  async delete(key: string, options?: InvalidateOptions): Promise<InvalidateResult> {
+    const storeKey = this.dataKey(key);
+    const strict = strictOption(options);
+    this.assertOpen('delete');
+    return this.dropKey(storeKey, `delete(${JSON.stringify(key)})`, key, strict);
   }
 
   /** The value under `key`, removed from the cache (get then delete). */
@@ -213,6 +276,7 @@ export class TierCache extends EventEmitter {
     const storeKey = this.dataKey(key);
     if (typeof load !== 'function') throw new TypeError('tiercache: getOrSet needs a loader function');
     const { ttl, tags } = this.resolveSetOptions(storeKey, options);
+    this.assertOpen('getOrSet');
     if (!this.enabled) return load();
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) return joined as Promise<T>;
@@ -220,7 +284,7 @@ export class TierCache extends EventEmitter {
     if (cached !== undefined) return cached;
     const raced = this.joinFlight(storeKey);
     if (raced !== undefined) return raced as Promise<T>;
-    return this.flights.start(storeKey, async (flight) => {
+    const loading = this.flights.start(storeKey, async (flight) => {
       const stamp = await this.store.versions.stamp(tags);
       flight.meta = stamp;
       const startedAt = this.now();
@@ -231,6 +295,7 @@ export class TierCache extends EventEmitter {
       }
       return value;
     }) as Promise<T>;
+    return this.trackFill(loading);
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began. */
@@ -268,60 +333,60 @@ export class TierCache extends EventEmitter {
     return buildRequestKey({ namespace: this.namespace, method: req.method ?? 'GET', url, vary, queryAllow: rule?.query });
   }
 
-  /** Every entry scoped to user `id`, on every instance. */
-  invalidateUser(id: string): Promise<void> {
+  /** Every entry scoped to user `id`, on every instance. See invalidateTags for the result. */
+  invalidateUser(id: string, options?: InvalidateOptions): Promise<InvalidateResult> {
     if (typeof id !== 'string' && typeof id !== 'number') throw new TypeError('tiercache: invalidateUser needs a user id (string)');
-    return this.invalidateTags([userTag(String(id))]);
+    if (this.isClosed) return this.rejectClosed('invalidateUser');
+    return this.invalidateTags([userTag(String(id))], options);
   }
 
-  /** Every entry under a path prefix (whole segments), on every instance. */
-  invalidatePrefix(prefix: string): Promise<void> {
+  /** Every entry under a path prefix (whole segments), on every instance. See invalidateTags for the result. */
+  invalidatePrefix(prefix: string, options?: InvalidateOptions): Promise<InvalidateResult> {
     if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
+    if (this.isClosed) return this.rejectClosed('invalidatePrefix');
     const tag = prefixTag(prefix);
-    return tag === undefined ? this.clear() : this.invalidateTags([tag]);
+    return tag === undefined ? this.clear(options) : this.invalidateTags([tag], options);
   }
 
-  /** Every entry carrying any of `tags`, on every instance. Cost does not grow with the number of entries. */
-  async invalidateTags(tags: readonly string[]): Promise<void> {
+  /**
+   * Every entry carrying any of `tags`, on every instance. Cost does not grow
+   * with the number of entries. Applied on this instance at once; resolves
+   * `{ delivered: true }` once Redis has it, or, when Redis cannot take it
+   * now, `{ delivered: false }` after queueing it (replayed in order when
+   * Redis answers again; an 'error' event says so). With `{ strict: true }`
+   * it rejects with a TierCacheInvalidationError instead.
+   */
+  async invalidateTags(tags: readonly string[], options?: InvalidateOptions): Promise<InvalidateResult> {
     if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t === '')) {
       throw new TypeError('tiercache: invalidateTags needs an array of non-empty strings');
     }
-    if (tags.length === 0) return;
+    const strict = strictOption(options);
+    this.assertOpen('invalidateTags');
+    if (tags.length === 0) return DELIVERED;
     this.invalidations++;
-    const what = `invalidateTags(${JSON.stringify(tags)})`;
     try {
-      let versions: number[];
-      try {
-        versions = await this.store.versions.bump(tags);
-      } catch (err) {
-        this.forgetLocally();
-        throw this.notBroadcast(what, err);
-      }
-      await this.broadcast({ tags: tags.map((t, i) => [t, versions[i]!] as const) }, what);
+      return await this.invalidate({ kind: 'tags', tags: [...tags] }, `invalidateTags(${JSON.stringify(tags)})`, strict);
     } finally {
       this.emit('invalidate', { tags } satisfies InvalidateEvent);
     }
   }
 
-  /** One entry, by the key the middleware reported (cache.keyFor), on every instance. */
-  async invalidateKey(key: string): Promise<void> {
+  /** One entry, by the key the middleware reported (cache.keyFor), on every instance. See invalidateTags for the result. */
+  async invalidateKey(key: string, options?: InvalidateOptions): Promise<InvalidateResult> {
     if (typeof key !== 'string' || key === '') throw new TypeError('tiercache: invalidateKey needs a key');
-    await this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, key);
+    const strict = strictOption(options);
+    this.assertOpen('invalidateKey');
+    return this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, key, strict);
   }
 
-  /** Empties the namespace everywhere: one epoch bump, no key scan. */
-  async clear(): Promise<void> {
+  /** Empties the namespace everywhere: one epoch bump, no key scan. See invalidateTags for the result. */
+  async clear(options?: InvalidateOptions): Promise<InvalidateResult> {
+    const strict = strictOption(options);
+    this.assertOpen('clear');
     this.invalidations++;
     this.store.l1?.clear();
     try {
-      let epoch: number;
-      try {
-        epoch = await this.store.versions.bumpEpoch();
-      } catch (err) {
-        this.forgetLocally();
-        throw this.notBroadcast('clear()', err);
-      }
-      await this.broadcast({ epoch }, 'clear()');
+      return await this.invalidate({ kind: 'clear' }, 'clear()', strict);
     } finally {
       this.emit('invalidate', { clear: true } satisfies InvalidateEvent);
     }
@@ -346,6 +411,9 @@ export class TierCache extends EventEmitter {
 
   health(): CacheHealth {
     const l2 = this.store.l2;
+    if (this.isClosed) {
+      return { l1: this.store.l1 ? 'closed' : 'disabled', l2: l2 ? 'closed' : 'disabled', bus: this.bus ? 'closed' : 'disabled' };
+    }
     return {
       l1: this.store.l1 ? 'ok' : 'disabled',
       l2: l2 ? (l2.state === 'ok' ? 'ok' : 'down') : 'disabled',
@@ -360,16 +428,45 @@ export class TierCache extends EventEmitter {
    */
   async ready(): Promise<void> {
     const l2 = this.store.l2;
-    if (l2 === undefined) return;
+    if (l2 === undefined || this.isClosed) return;
     if (!(await l2.waitReady(READY_WAIT_MS))) return;
     await this.bus?.waitSubscribed(READY_WAIT_MS);
     await this.store.versions.stamp([]).catch(() => undefined);
   }
 
-  /** Stops timers and closes the Redis client if tiercache opened it; never a client it was given. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Closes the cache: from now on every call rejects with TierCacheClosedError
+   * and health() says 'closed'. Waits (at most CLOSE_WAIT_MS in all) for
+   * fills under way to be stored and for queued invalidations to reach Redis,
+   * then stops timers and closes the Redis client if tiercache opened it;
+   * never a client it was given.
+   */
+  close(): Promise<void> {
+    this.isClosed = true;
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  /**
+   * @internal Registers a store under way (the middleware's fill), so close()
+   * waits for it. Returns `fill`.
+   */
+  trackFill<T>(fill: Promise<T>): Promise<T> {
+    const fills = this.fillsInFlight;
+    fills.add(fill);
+    const done = () => fills.delete(fill);
+    fill.then(done, done);
+    return fill;
+  }
+
+  private async shutDown(): Promise<void> {
+    const deadline = performance.now() + CLOSE_WAIT_MS;
+    if (this.fillsInFlight.size > 0) await settledWithin([...this.fillsInFlight], CLOSE_WAIT_MS);
+    const left = (await this.queue?.close(Math.max(0, deadline - performance.now()))) ?? 0;
+    if (left > 0) {
+      const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take; other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
+      this.reportError(err, 'invalidations lost at close()');
+    }
     await this.bus?.close();
     this.store.l2?.detach();
     if (this.redis?.owned) {
@@ -381,6 +478,7 @@ export class TierCache extends EventEmitter {
       }
       client.disconnect();
     }
+    this.store.l1?.clear();
   }
 
   /** @internal reports a failure to 'error' listeners (if any) and the logger. */
@@ -388,6 +486,37 @@ export class TierCache extends EventEmitter {
     if (this.options.logger) this.options.logger.warn({ err }, `tiercache: ${message}`);
     else debug('%s: %s', message, err.message);
     if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /** Worth an info line (a recovery, say); nothing is emitted. */
+  private reportInfo(message: string): void {
+    if (this.options.logger) this.options.logger.info({}, `tiercache: ${message}`);
+    else debug('%s', message);
+  }
+
+  private assertOpen(method: string): void {
+    if (this.isClosed) throw closedError(method);
+  }
+
+  private rejectClosed(method: string): Promise<never> {
+    return Promise.reject(closedError(method));
+  }
+
+  /**
+   * L2's check on every new connection, before other commands go through:
+   * when another Redis process serves the namespace than last time (a
+   * restart, maybe from an old snapshot; a failover), the check moved the
+   * epoch and nothing learned here may be trusted.
+   */
+  private async checkServer(client: RedisClient): Promise<void> {
+    const versions = this.store.versions;
+    const { epoch, previous } = await versions.serverEpoch(client);
+    if (previous !== 'same') {
+      this.store.l1?.clear();
+      versions.reset();
+    }
+    if (previous === 'other') this.reportInfo('another Redis process serves this namespace than before (a restart, maybe from a snapshot, or a failover): the epoch moved, so nothing cached before is served');
+    versions.raiseEpoch(epoch);
   }
 
   /** Validated ttl and tags; the tags always start with the entry's own key tag. */
@@ -417,52 +546,64 @@ export class TierCache extends EventEmitter {
   }
 
   /**
-   * One key, everywhere: bumps its key tag (so fills of it under way anywhere
-   * never land, and every L1 copy stops matching), deletes it from both
-   * tiers here, and tells the other instances.
+   * One key, everywhere: drops it from L1 here, bumps its key tag (so fills of
+   * it under way anywhere never land, and every L1 copy stops matching),
+   * deletes it from L2 and tells the other instances.
    */
-  private async dropKey(storeKey: string, what: string, eventKey: string): Promise<void> {
+  private async dropKey(storeKey: string, what: string, eventKey: string, strict: boolean): Promise<InvalidateResult> {
     this.invalidations++;
-    const tag = keyTag(storeKey);
+    this.store.l1?.delete(storeKey);
     try {
-      let versions: number[];
-      try {
-        versions = await this.store.versions.bump([tag]);
-      } catch (err) {
-        this.store.l1?.delete(storeKey);
-        this.forgetLocally();
-        throw this.notBroadcast(what, err);
-      }
-      if (!(await this.store.delete(storeKey))) throw this.notBroadcast(what, undefined);
-      await this.broadcast({ tags: [[tag, versions[0]!]], keys: [storeKey] }, what);
+      return await this.invalidate({ kind: 'key', key: storeKey, tag: keyTag(storeKey) }, what, strict);
     } finally {
       this.emit('invalidate', { key: eventKey } satisfies InvalidateEvent);
     }
   }
 
-  private async broadcast(message: BusMessage, what: string): Promise<void> {
-    if (this.bus === undefined) return;
-    try {
-      await this.bus.publish(message);
-    } catch (err) {
-      throw this.notBroadcast(what, err);
+  /** Applies `op` here and hands it to the queue (with an L2); reports it when Redis could not take it. */
+  private async invalidate(op: Invalidation, what: string, strict: boolean): Promise<InvalidateResult> {
+    const queue = this.queue;
+    if (queue === undefined) {
+      // L1 only: local versions are the whole truth.
+      const versions = this.store.versions;
+      if (op.kind === 'clear') await versions.bumpEpoch();
+      else await versions.bump(op.kind === 'tags' ? op.tags : [op.tag]);
+      return DELIVERED;
     }
-  }
-
-  /** When Redis cannot take an invalidation: drop everything local that it might cover. */
-  private forgetLocally(): void {
-    this.store.l1?.clear();
-    this.store.versions.reset();
-  }
-
-  private notBroadcast(what: string, cause: unknown): TierCacheError {
+    const { delivered, error } = await queue.submit(op);
+    if (delivered) return DELIVERED;
     const err = new TierCacheInvalidationError(
-      `tiercache: ${what} was applied on this instance only: Redis could not be reached, so other instances were not told (their L1 TTL bounds how long they may serve the old entries)`,
-      { cause },
+      `tiercache: ${what} was applied on this instance and queued: Redis could not take it, so other instances will be told when it answers again (${queue.length} invalidation(s) waiting)`,
+      { cause: error },
     );
-    this.reportError(err, 'invalidation not broadcast');
-    return err;
+    this.reportError(err, 'invalidation queued until Redis answers again');
+    if (strict) throw err;
+    return QUEUED;
   }
+}
+
+function closedError(method: string): TierCacheClosedError {
+  return new TierCacheClosedError(`tiercache: ${method}() was called after close()`);
+}
+
+function strictOption(options: InvalidateOptions | undefined): boolean {
+  if (options === undefined) return false;
+  if (options === null || typeof options !== 'object') throw new TypeError('tiercache: invalidation options must be an object');
+  for (const k of Object.keys(options)) {
+    if (k !== 'strict') throw new TypeError(`tiercache: unknown invalidation option '${k}' (known: strict)`);
+  }
+  if (options.strict !== undefined && typeof options.strict !== 'boolean') throw new TypeError('tiercache: strict must be a boolean');
+  return options.strict === true;
+}
+
+/** Resolves once every promise has settled or `ms` has passed, whichever is first. */
+async function settledWithin(promises: ReadonlyArray<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([Promise.allSettled(promises), timeout]);
+  clearTimeout(timer);
 }
 
 /**

@@ -37,6 +37,10 @@ export interface InvalidationBusOptions {
   readonly versions: TagVersions;
   /** Called once per failure worth reporting. */
   readonly onError: (err: Error, message: string) => void;
+  /** Called once when the subscription is lost (it was live, or never came up). */
+  readonly onDown: (err: Error) => void;
+  /** Called when the subscription is live again after onDown. */
+  readonly onUp: () => void;
   /** How often to compare the epoch with Redis, in ms. @default EPOCH_CHECK_MS */
   readonly epochCheckInterval?: number;
   /** Called after a message from another instance was applied (for events). */
@@ -63,6 +67,8 @@ export class InvalidationBus {
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
   private readyWaiters: Array<() => void> = [];
+  /** onDown was called and onUp not yet. */
+  private reportedDown = false;
   private readonly epochTimer: NodeJS.Timeout;
   /** Messages received; for tests and stats. */
   received = 0;
@@ -73,12 +79,9 @@ export class InvalidationBus {
     this.channel = `{${options.namespace}}:bus`;
     this.subscriber = duplicateForSubscribing(options.l2.client);
     this.subscriber.on('ready', this.onReady);
-    this.subscriber.on('close', this.onLost);
-    this.subscriber.on('end', this.onLost);
-    this.subscriber.on('error', (err: Error) => {
-      if (this.state === 'ok') options.onError(err, 'invalidation bus connection failed');
-      this.onLost();
-    });
+    this.subscriber.on('close', () => this.onLost(undefined));
+    this.subscriber.on('end', () => this.onLost(undefined));
+    this.subscriber.on('error', (err: Error) => this.onLost(err));
     this.subscriber.on('message', this.onMessage);
     this.epochTimer = setInterval(this.checkEpoch, options.epochCheckInterval ?? EPOCH_CHECK_MS);
     this.epochTimer.unref();
@@ -133,20 +136,30 @@ export class InvalidationBus {
     this.subscriber.subscribe(this.channel).then(
       () => {
         if (this.state === 'closed') return;
+        const recovered = this.state === 'reconnecting';
         // Whatever was learned before the subscription was live may be stale.
-        this.forget(this.state === 'reconnecting');
+        this.forget(recovered);
         this.state = 'ok';
         this.options.versions.trusted = true;
         for (const done of this.readyWaiters.splice(0)) done();
+        if (this.reportedDown) {
+          this.reportedDown = false;
+          this.options.onUp();
+        }
       },
       (err: Error) => this.options.onError(err, 'could not subscribe to the invalidation channel'),
     );
   };
 
-  private readonly onLost = (): void => {
+  /** The subscriber connection dropped (or failed to connect): reported once, until it is live again. */
+  private readonly onLost = (err: Error | undefined): void => {
     if (this.state === 'closed') return;
     if (this.state === 'ok') this.state = 'reconnecting';
     this.options.versions.trusted = false;
+    if (this.reportedDown || (this.state === 'connecting' && err === undefined)) return;
+    if (this.state === 'connecting') this.state = 'reconnecting';
+    this.reportedDown = true;
+    this.options.onDown(err ?? new Error('the invalidation bus lost its Redis connection'));
   };
 
   private readonly onMessage = (channel: string, payload: string): void => {
@@ -178,16 +191,24 @@ export class InvalidationBus {
     this.options.onMessage?.({ tags: wire.t, epoch: wire.e, keys: wire.k });
   };
 
-  /** Redis lost or moved the epoch without a message (FLUSHALL, restart, eviction): start over. */
+  /**
+   * Redis lost or moved the epoch without a message (FLUSHALL, eviction), or
+   * another Redis process serves the namespace now (restart from a snapshot,
+   * failover; the check moves the epoch then): start over. Also catches what
+   * L2's own check on reconnecting cannot see, a Cluster failover.
+   */
   private readonly checkEpoch = (): void => {
     if (this.state !== 'ok') return;
     const { versions } = this.options;
     const known = versions.knownEpoch;
-    versions.readEpoch().then(
-      (epoch) => {
-        if (known !== undefined && epoch !== known && versions.knownEpoch === known) {
+    versions.serverEpoch().then(
+      ({ epoch, previous }) => {
+        const moved = previous !== 'same';
+        if (moved || (known !== undefined && epoch !== known && versions.knownEpoch === known)) {
           this.forget();
           versions.raiseEpoch(epoch);
+          // The others would notice within a check interval; tell them now.
+          if (moved) this.publish({ epoch }).catch(() => undefined);
         }
       },
       () => undefined, // counted by L2Store; the bus's own events tell about the connection

@@ -1,6 +1,9 @@
 // L2: entries in Redis under the namespace, plus a circuit breaker so that a
 // dead or frozen Redis costs at most one command timeout, not one per request.
-// Every method throws on failure; the tiered store turns failures into misses.
+// While the breaker is open a background probe, never a request, finds out
+// when Redis answers again. Every method throws on failure; the tiered store
+// turns failures into misses. Going down and coming back are each reported
+// once per transition (onDown / onUp), not once per failed command.
 import { TierCacheError } from '../errors.js';
 import type { RedisClient } from './redis-client.js';
 
@@ -11,49 +14,65 @@ export class L2UnavailableError extends TierCacheError {
 
 export interface L2Options {
   readonly commandTimeout: number;
-  /** After a timeout, fail fast this long before letting one probe command through. */
+  /** After a timeout, fail fast and probe in the background this often until Redis answers. */
   readonly breakerCooldown: number;
   /** Whether the client enforces commandTimeout itself; otherwise we race a timer. */
   readonly clientBoundsCommands: boolean;
-  readonly now: () => number;
-  /** Called once per real failure (not for fast failures while open). */
+  /**
+   * Run on every new connection before any other command goes through, and
+   * as the background probe: commands flow once it resolves. @default PING
+   */
+  readonly check?: (client: RedisClient) => Promise<unknown>;
+  /** Called once per transition to down (connection lost, or a command timed out). */
+  readonly onDown: (err: Error) => void;
+  /** Called once per transition to up; `recovered` is false for the first connection. */
+  readonly onUp: (recovered: boolean) => void;
+  /** Called for a failed command while Redis stays up (a reply error, say). */
   readonly onFailure: (err: Error) => void;
 }
 
-type Health = 'connecting' | 'ok' | 'down';
+type Phase = 'connecting' | 'ok' | 'down' | 'detached';
+
+const ping = (client: RedisClient) => client.ping();
 
 export class L2Store {
   hits = 0;
   misses = 0;
   errors = 0;
-  private health: Health = 'connecting';
-  private openUntil = 0;
-  private probing = false;
+  private phase: Phase = 'connecting';
+  /** The client is ready and this connection passed the check. */
+  private connected = false;
+  /** A command timed out: requests fail fast until the probe gets an answer. */
+  private breakerOpen = false;
+  private checking = false;
+  /** A new connection arrived while a check was under way: check again. */
+  private recheck = false;
+  private probeTimer: NodeJS.Timeout | undefined;
   private readyWaiters: Array<(ok: boolean) => void> = [];
 
   constructor(
     readonly client: RedisClient,
     private readonly options: L2Options,
   ) {
-    if (client.status === 'ready') this.health = 'ok';
-    // A caller's client made with lazyConnect waits for a first command, which run() never sends before 'ready'.
-    if (client.status === 'wait') client.connect().catch(() => undefined);
     client.on('ready', this.onReady);
     client.on('error', this.onError);
-    client.on('close', this.onDown);
-    client.on('end', this.onDown);
+    client.on('close', this.onClose);
+    client.on('end', this.onClose);
+    // A caller's client made with lazyConnect waits for a first command, which run() never sends before 'ready'.
+    if (client.status === 'wait') client.connect().catch(() => undefined);
+    // Checked once the owner is built (the check may use it), like any later connection.
+    if (client.status === 'ready') queueMicrotask(this.onReady);
   }
 
-  /** 'ok' when commands are being sent, 'down' when they fail fast. */
+  /** 'ok' when commands are being sent, 'down' when they fail fast, 'connecting' before the first connection. */
   get state(): 'ok' | 'down' | 'connecting' {
-    if (this.health === 'ok' && this.openUntil > this.options.now()) return 'down';
-    return this.health;
+    return this.phase === 'detached' ? 'down' : this.phase;
   }
 
-  /** Resolves true once the client is ready, false if it fails first or `timeout` passes. */
+  /** Resolves true once L2 is up, false if it goes down first or `timeout` passes. */
   waitReady(timeout: number): Promise<boolean> {
-    if (this.client.status === 'ready') return Promise.resolve(true);
-    if (this.health === 'down') return Promise.resolve(false);
+    if (this.phase === 'ok') return Promise.resolve(true);
+    if (this.phase !== 'connecting') return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), timeout);
       const done = (ok: boolean) => {
@@ -67,10 +86,12 @@ export class L2Store {
   }
 
   detach(): void {
+    this.phase = 'detached';
+    clearTimeout(this.probeTimer);
     this.client.off('ready', this.onReady);
     this.client.off('error', this.onError);
-    this.client.off('close', this.onDown);
-    this.client.off('end', this.onDown);
+    this.client.off('close', this.onClose);
+    this.client.off('end', this.onClose);
     this.settleWaiters(false);
   }
 
@@ -93,33 +114,40 @@ export class L2Store {
    * GC pause — but not while the connection is down.
    */
   async run<T>(command: (client: RedisClient) => Promise<T>, urgent = false): Promise<T> {
-    const now = this.options.now();
-    let probe = false;
-    if (this.health !== 'ok' || this.client.status !== 'ready') {
-      if (this.health === 'down' || !(await this.waitReady(this.options.commandTimeout))) {
-        throw this.unavailable('Redis is not connected');
+    if (this.phase !== 'ok') {
+      const through = urgent && this.breakerOpen && this.connected;
+      if (!through && (this.phase !== 'connecting' || !(await this.waitReady(this.options.commandTimeout)))) {
+        throw this.unavailable(this.breakerOpen ? 'Redis timed out recently; skipping it until a probe gets an answer' : 'Redis is not connected');
       }
-    } else if (urgent) {
-      // straight through, bounded by the timeout
-    } else if (this.openUntil > now) {
-      throw this.unavailable('Redis timed out recently; skipping it until the cooldown ends');
-    } else if (this.openUntil !== 0) {
-      // Cooldown over: one command probes; the rest keep failing fast until it answers.
-      if (this.probing) throw this.unavailable('Redis timed out recently; a probe is under way');
-      this.probing = probe = true;
     }
     try {
-      const result = await (this.options.clientBoundsCommands ? command(this.client) : withTimeout(command(this.client), this.options.commandTimeout));
-      if (probe || urgent) this.openUntil = 0;
+      const result = await this.bounded(command);
+      if (this.breakerOpen) this.closeBreaker();
       return result;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       this.errors++;
-      if (/timed out/i.test(error.message)) this.openUntil = this.options.now() + this.options.breakerCooldown;
-      this.options.onFailure(error);
+      this.failed(error);
       throw error;
-    } finally {
-      if (probe) this.probing = false;
+    }
+  }
+
+  /** The command, bounded by commandTimeout. */
+  private bounded<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
+    return this.options.clientBoundsCommands ? command(this.client) : withTimeout(command(this.client), this.options.commandTimeout);
+  }
+
+  /** Sorts a failure: a timeout opens the breaker, a lost connection takes L2 down, anything else is reported as is. */
+  private failed(error: Error): void {
+    if (/timed out/i.test(error.message)) {
+      this.breakerOpen = true;
+      this.update(error);
+      this.scheduleProbe();
+    } else if (this.client.status !== 'ready') {
+      this.connected = false;
+      this.update(error);
+    } else {
+      this.options.onFailure(error);
     }
   }
 
@@ -128,29 +156,103 @@ export class L2Store {
     return new L2UnavailableError(message);
   }
 
+  /** Moves to 'ok' or 'down' from the connection and breaker state, reporting a change once. */
+  private update(cause?: Error): void {
+    if (this.phase === 'detached') return;
+    const up = this.connected && !this.breakerOpen;
+    if (up && this.phase !== 'ok') {
+      const recovered = this.phase === 'down';
+      this.phase = 'ok';
+      this.settleWaiters(true);
+      this.options.onUp(recovered);
+    } else if (!up && this.phase !== 'down' && (this.phase === 'ok' || cause !== undefined)) {
+      this.phase = 'down';
+      this.settleWaiters(false);
+      this.options.onDown(cause ?? new Error('the connection to Redis was lost'));
+    }
+  }
+
+  private closeBreaker(): void {
+    this.breakerOpen = false;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.update();
+  }
+
+  private scheduleProbe(): void {
+    if (this.probeTimer !== undefined || this.phase === 'detached') return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      void this.probe();
+    }, this.options.breakerCooldown);
+    this.probeTimer.unref();
+  }
+
+  /**
+   * The connection check, also used as the probe: in the background, so no
+   * request ever waits on it. Success lets commands through; a timeout or a
+   * lost connection keeps them failing fast and probes again later.
+   */
+  private async probe(): Promise<void> {
+    if (this.checking) {
+      this.recheck = true;
+      return;
+    }
+    if (this.phase === 'detached' || this.client.status !== 'ready') return;
+    this.checking = true;
+    try {
+      await this.bounded(this.options.check ?? ping);
+      this.passed();
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (error.name === 'ReplyError' && this.client.status === 'ready') {
+        // Redis answered: it is up, only the check failed (an ACL, say). Say so and go on.
+        this.options.onFailure(error);
+        this.passed();
+      } else {
+        if (/timed out/i.test(error.message)) this.breakerOpen = true;
+        else if (this.client.status !== 'ready') this.connected = false;
+        this.update(error);
+        this.scheduleProbe();
+      }
+    } finally {
+      this.checking = false;
+    }
+    if (this.recheck) {
+      this.recheck = false;
+      void this.probe();
+    }
+  }
+
+  private passed(): void {
+    if (this.phase === 'detached' || this.client.status !== 'ready' || this.recheck) return;
+    this.connected = true;
+    this.closeBreaker();
+  }
+
   private settleWaiters(ok: boolean): void {
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const done of waiters) done(ok);
   }
 
+  /** A new connection: nothing goes through until it passed the check. */
   private readonly onReady = (): void => {
-    this.health = 'ok';
-    this.openUntil = 0;
-    this.settleWaiters(true);
+    this.connected = false;
+    void this.probe();
   };
 
-  private readonly onDown = (): void => {
+  private readonly onClose = (): void => {
     if (this.client.status === 'ready') return;
-    this.health = 'down';
-    this.settleWaiters(false);
+    this.connected = false;
+    this.update();
   };
 
-  /** Connection errors repeat on every reconnect attempt: report only the one that takes Redis down. */
+  /** Connection errors repeat on every reconnect attempt: only the one that takes L2 down is reported (by update). */
   private readonly onError = (err: Error): void => {
-    const wasDown = this.health === 'down';
-    this.onDown();
-    if (!wasDown && this.health === 'down') this.options.onFailure(err);
+    if (this.client.status === 'ready') return;
+    this.connected = false;
+    this.update(err);
   };
 }
 

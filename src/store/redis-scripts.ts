@@ -9,6 +9,7 @@
 // KEYS[1] is the namespace epoch, which never expires.
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis-client.js';
+import type { ServerEpoch } from './tag-versions.js';
 
 const INIT = `
 local t = redis.call('TIME')
@@ -30,16 +31,63 @@ for i, key in ipairs(KEYS) do
 end
 return out`;
 
-/** KEYS: counters to increment. Returns the new values, creating missing ones first. */
+/**
+ * KEYS: counters to increment. Returns the new values, creating missing ones
+ * first. ARGV[2 + i], when given, is a floor for KEYS[i]: the highest value
+ * the caller has seen. A counter found below it (restored from an older
+ * snapshot, or on a replica that missed increments) is raised to it first,
+ * so the new version is larger than anything the caller recorded.
+ */
 const BUMP_SCRIPT = `${INIT}
 local ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then redis.call('SET', key, init) end
+  local v = redis.call('GET', key)
+  if not v then
+    redis.call('SET', key, init)
+    v = init
+  end
+  local floor = ARGV[i + 2]
+  if floor and tonumber(v) < tonumber(floor) then redis.call('SET', key, floor) end
   out[i] = redis.call('INCR', key)
   if not (i == 1 and ARGV[2] == '1') then redis.call('PEXPIRE', key, ttl) end
 end
 return out`;
+
+/**
+ * KEYS[1]: the namespace epoch; KEYS[2]: the run id of the Redis process that
+ * last served the namespace. Returns { epoch, 0 | 1 | 2 }: 0 the same process,
+ * 1 another one, 2 none recorded (a new namespace, FLUSHALL, a snapshot from
+ * before this check existed; the epoch moves too). When another process
+ * serves it now (a restart, possibly from an RDB/AOF snapshot that predates
+ * invalidations; a failover to a replica that missed increments), nothing
+ * recorded under the old one can be trusted: the epoch moves past the clock,
+ * its old value and ARGV[1] (the caller's highest known epoch), so every
+ * entry written before stops matching. One caller moves it; the others then
+ * find their run id recorded. Run on the node that holds the slot, so INFO
+ * names that node; without INFO (ACL) it only reads the epoch.
+ */
+const SERVER_SCRIPT = `${INIT}
+local info = redis.pcall('INFO', 'server')
+local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
+local epoch = redis.call('GET', KEYS[1])
+local last = redis.call('GET', KEYS[2])
+if run == nil or last == run then
+  if not epoch then
+    redis.call('SET', KEYS[1], init)
+    epoch = init
+  end
+  return {epoch, 0}
+end
+local new = tonumber(init)
+if epoch and tonumber(epoch) >= new then new = tonumber(epoch) + 1 end
+local floor = tonumber(ARGV[1])
+if floor >= new then new = floor + 1 end
+local s = string.format('%.0f', new)
+redis.call('SET', KEYS[1], s)
+redis.call('SET', KEYS[2], run)
+if last then return {s, 1} end
+return {s, 2}`;
 
 class LuaScript {
   private readonly sha: string;
@@ -47,22 +95,34 @@ class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /** `firstIsEpoch`: KEYS[1] is the namespace epoch (no TTL); `ttl`: TTL of tag counters, ms. */
-  async run(client: RedisClient, keys: readonly string[], ttl: number, firstIsEpoch: boolean): Promise<number[]> {
-    const args = [...keys, String(ttl), firstIsEpoch ? '1' : '0'];
+  /**
+   * Runs the script and returns its reply as integers. A server that does not
+   * know the script (restarted, SCRIPT FLUSH, another Cluster node) gets it
+   * once with EVAL, which also caches it there for the next EVALSHA.
+   */
+  async call(client: RedisClient, keys: readonly string[], args: readonly string[]): Promise<number[]> {
     let reply: unknown;
     try {
-      reply = await client.evalsha(this.sha, keys.length, ...args);
+      reply = await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      reply = await client.eval(this.source, keys.length, ...args);
+      reply = await client.eval(this.source, keys.length, ...keys, ...args);
     }
-    if (!Array.isArray(reply) || reply.length !== keys.length) throw new Error('unexpected reply from a tiercache version script');
+    if (!Array.isArray(reply)) throw new Error('unexpected reply from a tiercache version script');
     return reply.map((v) => {
       const n = Number(v);
       if (!Number.isSafeInteger(n)) throw new Error(`tiercache version counter holds ${String(v)}, not an integer`);
       return n;
     });
+  }
+
+  /** `firstIsEpoch`: KEYS[1] is the namespace epoch (no TTL); `ttl`: TTL of tag counters, ms; `floors`: see BUMP_SCRIPT. */
+  async run(client: RedisClient, keys: readonly string[], ttl: number, firstIsEpoch: boolean, floors?: readonly number[]): Promise<number[]> {
+    const args = [String(ttl), firstIsEpoch ? '1' : '0'];
+    if (floors !== undefined) for (const floor of floors) args.push(String(floor));
+    const values = await this.call(client, keys, args);
+    if (values.length !== keys.length) throw new Error('unexpected reply from a tiercache version script');
+    return values;
   }
 }
 
@@ -70,3 +130,18 @@ class LuaScript {
 export const readCounters = new LuaScript(READ_SCRIPT);
 /** Increments version counters (creating them from the clock when missing). */
 export const bumpCounters = new LuaScript(BUMP_SCRIPT);
+
+const serverScript = new LuaScript(SERVER_SCRIPT);
+
+const PREVIOUS: ReadonlyArray<ServerEpoch['previous']> = ['same', 'other', 'none'];
+
+/**
+ * The namespace epoch, moved first unless the same Redis process serves the
+ * namespace as last time (see SERVER_SCRIPT).
+ */
+export async function epochForServer(client: RedisClient, epochKey: string, serverKey: string, floor: number): Promise<ServerEpoch> {
+  const [epoch, code] = await serverScript.call(client, [epochKey, serverKey], [String(floor)]);
+  const previous = PREVIOUS[code ?? -1];
+  if (epoch === undefined || previous === undefined) throw new Error('unexpected reply from a tiercache version script');
+  return { epoch, previous };
+}

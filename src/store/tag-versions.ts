@@ -3,17 +3,34 @@
 // time are still current. The local map makes that check free on an L1 hit;
 // Redis is the source of truth, asked when a tag is unknown here or when the
 // invalidation bus is not connected (then nothing local is trusted).
+// Invalidations Redis has not taken yet (see invalidation-queue.ts) are
+// pending here: until they are delivered, an entry that recorded a version of
+// a pending tag from before the invalidation is invalid, whatever Redis says.
 import { RecentMap } from './recent-map.js';
+import type { RedisClient } from './redis-client.js';
 import type { FillStamp } from './entry.js';
+
+/**
+ * The epoch as L2's server check found it, and who served the namespace
+ * before: the 'same' Redis process (nothing moved), an 'other' one (a
+ * restart, maybe from a snapshot, or a failover), or 'none' recorded (a new
+ * namespace, FLUSHALL). Unless 'same', the epoch moved past everything before.
+ */
+export interface ServerEpoch {
+  readonly epoch: number;
+  readonly previous: 'same' | 'other' | 'none';
+}
 
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
 export interface VersionSource {
   /** Current epoch and versions of `tags` (missing counters are created). */
   read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }>;
-  /** Increments the counters of `tags`; returns the new versions. */
-  bump(tags: readonly string[]): Promise<number[]>;
-  /** Increments the namespace epoch; returns the new epoch. */
-  bumpEpoch(): Promise<number>;
+  /** Increments the counters of `tags` (each past its floor, when given); returns the new versions. */
+  bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]>;
+  /** Increments the namespace epoch (past `floor`); returns the new epoch. */
+  bumpEpoch(floor?: number): Promise<number>;
+  /** The epoch, moved past `floor` and everything before unless the same Redis process serves the namespace as last time. */
+  serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch>;
 }
 
 export const Validity = {
@@ -50,6 +67,19 @@ export class TagVersions {
   private localClock = 0;
   /** Bumped by reset(); see FillStamp.generation. */
   private generation = 0;
+  /** The highest epoch ever known here (survives reset): the floor of epoch bumps. */
+  private highestEpoch = 0;
+  /**
+   * Tags of invalidations not yet delivered to Redis, each with a marker
+   * version (from localClock: below every Redis version) that fills begun
+   * after the invalidation record instead of a real one. An entry with any
+   * other version of a pending tag predates the invalidation.
+   */
+  private readonly pendingTags = new Map<string, number>();
+  /** Marker epoch of a clear() not yet delivered (same rule, for every entry). */
+  private pendingEpoch: number | undefined;
+  /** pendingTags.size, or 1 with a pending clear: the hot path tests this one field. */
+  private pendingCount = 0;
 
   constructor(options: TagVersionsOptions) {
     this.source = options.source;
@@ -63,12 +93,39 @@ export class TagVersions {
     return this.epoch;
   }
 
-  /** Reads the epoch from Redis (creating it if missing) without learning it. */
-  async readEpoch(): Promise<number> {
-    if (this.source === undefined) return 0;
-    return (await this.source.read([])).epoch;
+  /**
+   * The epoch in Redis, moved first (past every epoch known here) unless the
+   * same Redis process serves the namespace as last time. Learns nothing: a
+   * moved epoch means local state must be dropped first (the caller's job).
+   */
+  async serverEpoch(client?: RedisClient): Promise<ServerEpoch> {
+    if (this.source === undefined) return { epoch: 0, previous: 'same' };
+    return this.source.serverEpoch(this.highestEpoch, client);
   }
 
+  /**
+   * Applies an invalidation of `tags` locally before Redis has it: entries
+   * recording older versions stop being valid here at once, and fills that
+   * begin from now on record a fresh marker version.
+   */
+  markPending(tags: readonly string[]): void {
+    for (const tag of tags) this.pendingTags.set(tag, ++this.localClock);
+    this.pendingCount = this.pendingEpoch !== undefined ? 1 : this.pendingTags.size;
+  }
+
+  /** The same for clear(): every entry from before is invalid here until the queue is delivered. */
+  markPendingClear(): void {
+    this.pendingTags.clear();
+    this.pendingEpoch = ++this.localClock;
+    this.pendingCount = 1;
+  }
+
+  /** Every pending invalidation reached Redis (and its new versions were learned). */
+  clearPending(): void {
+    this.pendingTags.clear();
+    this.pendingEpoch = undefined;
+    this.pendingCount = 0;
+  }
 
   /**
    * Decides from local state alone (the L1-hit path: no I/O, no allocation).
@@ -76,11 +133,36 @@ export class TagVersions {
    * local state is not trusted; "current" needs trust (the bus connected).
    */
   check(entry: FillStamp): Validity {
+    if (this.pendingCount !== 0) return this.checkWhilePending(entry);
     const epoch = this.epoch;
     if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
-    let decided = this.trusted && epoch !== undefined && entry.epoch === epoch;
+    const decided = this.trusted && epoch !== undefined && entry.epoch === epoch;
+    return this.checkTags(entry, decided);
+  }
+
+  /** check() while invalidations wait for Redis: their tags (or, after clear(), the epoch) must carry the current marker. */
+  private checkWhilePending(entry: FillStamp): Validity {
     const tags = entry.tags;
     for (let i = 0; i < tags.length; i++) {
+      const marker = this.pendingTags.get(tags[i]!);
+      if (marker !== undefined && entry.versions[i] !== marker) return Validity.Invalid;
+    }
+    const pendingEpoch = this.pendingEpoch;
+    if (pendingEpoch !== undefined) {
+      if (entry.epoch !== pendingEpoch) return Validity.Invalid;
+      return this.checkTags(entry, this.trusted);
+    }
+    const epoch = this.epoch;
+    if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
+    return this.checkTags(entry, this.trusted && epoch !== undefined && entry.epoch === epoch);
+  }
+
+  /** The tag part of check(); pending tags were checked by the caller. */
+  private checkTags(entry: FillStamp, decided: boolean): Validity {
+    const tags = entry.tags;
+    const pending = this.pendingCount !== 0;
+    for (let i = 0; i < tags.length; i++) {
+      if (pending && this.pendingTags.has(tags[i]!)) continue;
       const current = this.map.get(tags[i]!);
       if (current === undefined) {
         if (this.source === undefined) return Validity.Invalid;
@@ -90,8 +172,10 @@ export class TagVersions {
       const recorded = entry.versions[i]!;
       if (recorded < current) return Validity.Invalid;
       // An entry never records a version that was not current somewhere, so a
-      // larger one means this instance missed a bump: learn it.
-      if (recorded > current) this.map.set(tags[i]!, recorded);
+      // larger one means this instance missed a bump: learn it (only from an
+      // entry of the current epoch: older ones may come from a Redis that lost
+      // increments since, and would teach a version Redis will not reach soon).
+      if (recorded > current && entry.epoch === this.epoch) this.map.set(tags[i]!, recorded);
     }
     return decided ? Validity.Valid : Validity.Unknown;
   }
@@ -137,13 +221,15 @@ export class TagVersions {
     const local = this.stampLocally(tags);
     if (local !== undefined) return local;
     const generation = this.generation;
+    let stamp: FillStamp;
     try {
       const current = await this.source!.read(tags);
       if (generation === this.generation) this.learn(tags, current.epoch, current.versions);
-      return { epoch: current.epoch, tags, versions: current.versions, generation };
+      stamp = { epoch: current.epoch, tags, versions: current.versions, generation };
     } catch {
-      return { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)), generation };
+      stamp = { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)), generation };
     }
+    return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
   }
 
   /** A stamp from local state when it is trusted and complete; undefined otherwise. */
@@ -154,14 +240,30 @@ export class TagVersions {
       return { epoch: this.epoch!, tags, versions, generation };
     }
     if (!this.trusted || this.epoch === undefined) return undefined;
-    if (tags.length === 0) return { epoch: this.epoch, tags, versions: EMPTY, generation };
-    const versions: number[] = new Array(tags.length);
-    for (let i = 0; i < tags.length; i++) {
-      const v = this.map.get(tags[i]!);
-      if (v === undefined) return undefined;
-      versions[i] = v;
+    let versions: readonly number[] = EMPTY;
+    if (tags.length !== 0) {
+      const known: number[] = new Array(tags.length);
+      for (let i = 0; i < tags.length; i++) {
+        const v = this.map.get(tags[i]!);
+        if (v === undefined) return undefined;
+        known[i] = v;
+      }
+      versions = known;
     }
-    return { epoch: this.epoch, tags, versions, generation };
+    const stamp = { epoch: this.epoch, tags, versions, generation };
+    return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
+  }
+
+  /** A fill that begins while invalidations are pending records their markers (see pendingTags). */
+  private withMarkers(stamp: FillStamp): FillStamp {
+    let versions = stamp.versions;
+    for (let i = 0; i < stamp.tags.length; i++) {
+      const marker = this.pendingTags.get(stamp.tags[i]!);
+      if (marker === undefined) continue;
+      if (versions === stamp.versions) versions = [...versions];
+      (versions as number[])[i] = marker;
+    }
+    return { epoch: this.pendingEpoch ?? stamp.epoch, tags: stamp.tags, versions, generation: stamp.generation };
   }
 
   /**
@@ -176,7 +278,8 @@ export class TagVersions {
         return v;
       });
     }
-    const versions = await this.source.bump(tags);
+    // Floors: the new versions must pass every version known here, even if Redis went back.
+    const versions = await this.source.bump(tags, tags.map((t) => this.map.get(t) ?? 0));
     for (let i = 0; i < tags.length; i++) this.raise(tags[i]!, versions[i]!);
     return versions;
   }
@@ -188,7 +291,7 @@ export class TagVersions {
       this.epoch = this.epoch! + 1;
       return this.epoch;
     }
-    const epoch = await this.source.bumpEpoch();
+    const epoch = await this.source.bumpEpoch(this.highestEpoch);
     this.raiseEpoch(epoch);
     return epoch;
   }
@@ -201,9 +304,10 @@ export class TagVersions {
 
   raiseEpoch(epoch: number): void {
     if (this.epoch === undefined || epoch > this.epoch) this.epoch = epoch;
+    if (epoch > this.highestEpoch) this.highestEpoch = epoch;
   }
 
-  /** Forgets everything learned (after a missed message or a reconnect of the bus). */
+  /** Forgets everything learned (after a missed message or a reconnect of the bus); pending invalidations stay. */
   reset(): void {
     this.generation++;
     this.map.clear();

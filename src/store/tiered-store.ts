@@ -132,18 +132,6 @@ export class TieredStore {
     }
   }
 
-  /** Removes the entry from both tiers. Resolves false if Redis could not be told. */
-  async delete(key: string): Promise<boolean> {
-    this.l1?.delete(key);
-    if (this.l2 === undefined) return true;
-    try {
-      await this.l2.del(key, true);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** Drops an entry found unusable (foreign, damaged) from both tiers, without waiting for Redis. */
   discard(key: string): void {
     this.l1?.delete(key);

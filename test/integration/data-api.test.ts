@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { createCache, TierCache, TierCacheError, type CacheOptions } from '../../src/index.js';
+import { createCache, TierCache, TierCacheClosedError, TierCacheError, type CacheOptions } from '../../src/index.js';
 import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
 import { EntryKind } from '../../src/store/entry.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
@@ -873,10 +873,22 @@ describe('data API: Redis where nothing listens', () => {
     for (const err of errors) assert.ok(err instanceof Error);
   });
 
-  it('invalidateTags applies locally and rejects with a TierCacheError saying other instances were not told', async () => {
+  it("invalidateTags applies locally, resolves { delivered: false } and emits a TierCacheError saying it is queued", async () => {
     const cache = await deadCache();
+    const errors: unknown[] = [];
+    cache.on('error', (err: unknown) => errors.push(err));
     await cache.set('k', 1, { tags: ['t'] });
-    await assert.rejects(cache.invalidateTags(['t']), (err: unknown) => {
+    assert.deepEqual(await cache.invalidateTags(['t']), { delivered: false });
+    assert.equal(await cache.get('k'), undefined);
+    const queued = errors.find((err) => err instanceof TierCacheError && /queued/.test(err.message));
+    assert.ok(queued, `no 'error' event saying the invalidation is queued (got: ${errors.map(String).join('; ')})`);
+  });
+
+  it('invalidateTags(tags, { strict: true }) applies locally and rejects with a TierCacheError', async () => {
+    const cache = await deadCache();
+    cache.on('error', () => undefined);
+    await cache.set('k', 1, { tags: ['t'] });
+    await assert.rejects(cache.invalidateTags(['t'], { strict: true }), (err: unknown) => {
       assert.ok(err instanceof TierCacheError, String(err));
       assert.match(err.message, /other instances/);
       return true;
@@ -931,6 +943,30 @@ describe('data API: a frozen Redis', () => {
     assert.match(errors[0]!.message, /timed out/i);
   });
 
+  it('while Redis stays frozen no request waits on the breaker probe: after the first timeout every get fails fast, over many cooldowns, and L2 is back after thaw without a request', async function () {
+    this.timeout(10_000);
+    const a = await ctx.open({ l2: { commandTimeout: 500, breakerCooldown: 100 } });
+    a.on('error', () => undefined);
+    ctx.redis.freeze();
+    let slowest = 0;
+    let calls = 0;
+    try {
+      const first = await timed(() => a.get('k0'));
+      assert.ok(first.ms >= 450, `the first get took ${first.ms.toFixed(1)} ms: did it reach Redis at all?`);
+      // Ten cooldowns: a probe sent by a request would make one get in each wait the whole 500 ms.
+      const until = performance.now() + 1000;
+      while (performance.now() < until) {
+        const got = await timed(() => a.get(`k${++calls}`));
+        slowest = Math.max(slowest, got.ms);
+        await sleep(10);
+      }
+    } finally {
+      ctx.redis.thaw();
+    }
+    assert.ok(slowest < 250, `a get took ${slowest.toFixed(1)} ms while Redis was frozen (of ${calls}): it waited on a probe`);
+    assert.ok(await eventually(() => a.health().l2 === 'ok', 3000, 20), 'L2 is not back after thaw without a request');
+  });
+
   it('comes back after thaw once the breaker cooldown has passed', async function () {
     this.timeout(10_000);
     const a = await ctx.open({ l2: { commandTimeout: 100, breakerCooldown: 200 } });
@@ -982,6 +1018,69 @@ describe('data API: ready() and close()', () => {
     assert.ok(await eventually(() => client.status === 'end', 1000), `client status ${client.status} 1 s after close()`);
     await cache.close(); // idempotent
   });
+
+  it('close() waits for a getOrSet loader under way and stores its value in Redis before quitting', async () => {
+    const cache = createCache({ redis: ctx.redis.url, namespace: ctx.ns });
+    ctx.track(cache);
+    await cache.ready();
+    const loaded = cache.getOrSet('slow', async () => {
+      await sleep(300);
+      return 'loaded';
+    });
+    await sleep(20);
+    await cache.close();
+    assert.equal(await loaded, 'loaded');
+    const raw = await ctx.admin.getBuffer(`${ctx.ns}:d:slow`);
+    assert.ok(raw !== null, 'the value of the loader that was running at close() is not in Redis');
+  });
+
+  it('close() waits at most about 2 s for a loader that never settles', async function () {
+    this.timeout(10_000);
+    const cache = createCache({ redis: ctx.redis.url, namespace: ctx.ns });
+    ctx.track(cache);
+    await cache.ready();
+    void cache.getOrSet('never', () => new Promise<string>(() => undefined)).catch(() => undefined);
+    await sleep(20);
+    const { ms } = await timed(() => cache.close());
+    assert.ok(ms < 4000, `close() took ${ms.toFixed(0)} ms`);
+    assert.equal(cache.health().l2, 'closed');
+  });
+
+  for (const [label, options] of [['L1 + L2', {}], ['L1 only', { redis: false }], ['L2 only', { l1: false }]] as const) {
+    it(`after close(), health() says closed and every data-API and invalidation call rejects with TierCacheClosedError (${label})`, async () => {
+      const cache = createCache({ redis: ctx.redis.url, namespace: ctx.ns, ...options });
+      ctx.track(cache);
+      await cache.ready();
+      await cache.set('k', 'v');
+      await cache.close();
+      const health = cache.health();
+      assert.ok(Object.values(health).every((v) => v === 'closed' || v === 'disabled'), JSON.stringify(health));
+      assert.ok(Object.values(health).includes('closed'), JSON.stringify(health));
+      assert.equal(cache.closed, true);
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['get', () => cache.get('k')],
+        ['has', () => cache.has('k')],
+        ['set', () => cache.set('k', 'w')],
+        ['delete', () => cache.delete('k')],
+        ['pull', () => cache.pull('k')],
+        ['getOrSet', () => cache.getOrSet('k', () => 'loaded')],
+        ['invalidateTags', () => cache.invalidateTags(['t'])],
+        ['invalidateUser', () => cache.invalidateUser('42')],
+        ['invalidatePrefix', () => cache.invalidatePrefix('/api')],
+        ['invalidateKey', () => cache.invalidateKey('x')],
+        ['clear', () => cache.clear()],
+      ];
+      for (const [name, call] of calls) {
+        await assert.rejects(call(), (err: unknown) => {
+          assert.ok(err instanceof TierCacheClosedError, `${name}() after close(): ${String(err)}`);
+          assert.equal(err.code, 'TIERCACHE_CLOSED');
+          assert.match(err.message, /was called after close\(\)/);
+          return true;
+        });
+      }
+      await cache.ready(); // resolves, does not hang
+    });
+  }
 
   it('close() leaves a caller-provided ioredis client usable', async () => {
     const given = new Redis(ctx.redis.url);

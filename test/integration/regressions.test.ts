@@ -12,7 +12,7 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import request from 'supertest';
-import { createCache, TierCacheInvalidationError, type CacheOptions, type TierCache } from '../../src/index.js';
+import { createCache, type CacheOptions, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { koaCache } from '../../src/koa.js';
 import { front } from '../../src/node.js';
@@ -485,7 +485,7 @@ describe('review regressions (9287460)', () => {
     }
   });
 
-  it('7. when Redis dies during a fill, a rejected invalidateTags still keeps the invalidating instance from serving the old response', async function () {
+  it('7. when Redis dies during a fill, an invalidateTags queued for lack of Redis still keeps the invalidating instance from serving the old response', async function () {
     this.timeout(20_000);
     const own = await startRedisServer();
     cleanups.push(() => own.stop());
@@ -505,7 +505,7 @@ describe('review regressions (9287460)', () => {
     await sleep(100);
     await own.stop();
     version = 2;
-    await assert.rejects(cache.invalidateTags(['movie:7']), TierCacheInvalidationError);
+    assert.deepEqual(await cache.invalidateTags(['movie:7']), { delivered: false });
     assert.equal((await first).text, 'v1');
     for (let i = 0; i < 2; i++) {
       const after = await get(base, '/movies/7');

@@ -14,6 +14,8 @@ import { expressCache } from '../../../src/express.js';
 import { HIT_L1, HIT_L2 } from '../../../src/middleware/cache-status.js';
 import { EPOCH_CHECK_MS } from '../../../src/store/invalidation-bus.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+import { MAX_QUEUED } from '../../../src/store/invalidation-queue.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -149,7 +151,7 @@ async function warmBoth(first: Instance, second: Instance, url: string, headers?
  * message (polling, at most PROPAGATION_MS). Waiting for the message rather
  * than for a miss means the periodic epoch check cannot stand in for it.
  */
-async function invalidateAndDeliver(from: Instance, to: Instance, invalidation: () => Promise<void>): Promise<void> {
+async function invalidateAndDeliver(from: Instance, to: Instance, invalidation: () => Promise<unknown>): Promise<void> {
   const received = to.cache.bus!.received;
   await invalidation();
   const arrived = await eventually(() => to.cache.bus!.received > received, PROPAGATION_MS, 1);
@@ -176,6 +178,17 @@ async function assertStillHitsL1(inst: Instance, url: string, body: string, head
   const reply = await inst.get(url, headers);
   assert.equal(reply.body, body, `${inst.name} ${url}: an unrelated entry changed`);
   assert.equal(reply.cacheStatus, HIT_L1, `${inst.name} ${url}: an unrelated entry is no longer served from L1`);
+}
+
+/** Sends GET /api/slow to `inst` and resolves, with the pending reply, once its (400 ms) handler has started. */
+async function startSlow(inst: Instance): Promise<{ reply: Promise<Reply> }> {
+  let started!: () => void;
+  const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+  inst.onSlowStart = started;
+  const pending = inst.get('/api/slow');
+  await withinBound(handlerStarted, 5000, 'the slow handler start');
+  inst.onSlowStart = undefined;
+  return { reply: pending };
 }
 
 const u1 = { 'x-user': 'u1' };
@@ -311,13 +324,7 @@ describe('invalidation across two instances in one process (Express, real Redis)
   it('a response whose handler was running when another instance invalidated its tag is served by neither instance afterwards', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
-    let started!: () => void;
-    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
-    a.onSlowStart = started;
-
-    const pending = a.get('/api/slow');
-    await withinBound(handlerStarted, 5000, 'the slow handler start');
-    a.onSlowStart = undefined;
+    const { reply: pending } = await startSlow(a);
     await sleep(100);
     await b.cache.invalidateTags(['slow']);
     const slow = await withinBound(pending, 5000, 'the slow request');
@@ -340,13 +347,7 @@ describe('invalidation across two instances in one process (Express, real Redis)
   it('a fill overtaken by an invalidation from the other instance is stored in neither L1 nor L2', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
-    let started!: () => void;
-    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
-    a.onSlowStart = started;
-
-    const pending = a.get('/api/slow');
-    await withinBound(handlerStarted, 5000, 'the slow handler start');
-    a.onSlowStart = undefined;
+    const { reply: pending } = await startSlow(a);
     await sleep(100);
     await invalidateAndDeliver(b, a, () => b.cache.invalidateTags(['slow']));
     const slow = await withinBound(pending, 5000, 'the slow request');
@@ -489,12 +490,28 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.notEqual(fresh.body, old, `a fresh instance served the old entry from L2 (${fresh.cacheStatus})`);
     await assertNeverServes(a, url, old);
   });
+
+  it('a tag counter that went back (as on a replica that missed increments) is bumped past every version the invalidating instance saw', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const counter = `{${ctx.ns}}:v:movie:7`;
+    for (let i = 0; i < 3; i++) await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    await a.cache.set('price', 10, { tags: ['movie:7'] });
+    const recorded = Number(await ctx.admin.get(counter));
+    // One increment lost: the next plain INCR would hand out the version 'price' recorded.
+    await ctx.admin.set(counter, String(recorded - 1), 'PX', 60_000);
+
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    assert.ok(Number(await ctx.admin.get(counter)) > recorded, `the bump gave ${await ctx.admin.get(counter)}, not more than ${recorded}`);
+    const c = await ctx.instance('C');
+    for (const inst of [c, b, a]) assert.equal(await inst.cache.get('price'), undefined, `${inst.name} still returns the invalidated value`);
+  });
 });
 
 describe('invalidation across two instances: Redis faults (a redis-server per test)', () => {
   const ctx = useRedis(true);
 
-  it('with Redis stopped, invalidateTags makes A miss, rejects with TierCacheInvalidationError (other instances not told) and emits error', async function () {
+  it('with Redis stopped, invalidateTags resolves { delivered: false }, emits a TierCacheInvalidationError, and A stops serving the old answer', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
     const old = await warmBoth(a, b, '/api/movies/7');
@@ -503,26 +520,40 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     b.cache.on('error', () => undefined);
 
     await ctx.redis.stop();
-    const outcome = await withinBound(
-      a.cache.invalidateTags(['movie:7']).then(
-        () => undefined,
-        (err: unknown) => err,
-      ),
-      5000,
-      'invalidateTags with Redis stopped',
-    );
-    assert.ok(outcome !== undefined, 'invalidateTags resolved although Redis was stopped');
-    assert.ok(outcome instanceof TierCacheInvalidationError, `rejected with ${String(outcome)}`);
-    assert.ok(outcome instanceof TierCacheError);
-    assert.equal(outcome.code, 'TIERCACHE_INVALIDATION_NOT_BROADCAST');
-    assert.match(outcome.message, /other instances were not told/);
-    assert.ok(errors.includes(outcome), `the 'error' listener did not get the invalidation error (got: ${errors.map(String).join('; ')})`);
+    const result = await withinBound(a.cache.invalidateTags(['movie:7']), 5000, 'invalidateTags with Redis stopped');
+    assert.deepEqual(result, { delivered: false });
+    const queued = errors.find((err) => err instanceof TierCacheInvalidationError);
+    assert.ok(queued instanceof TierCacheInvalidationError, `no TierCacheInvalidationError emitted (got: ${errors.map(String).join('; ')})`);
+    assert.ok(queued instanceof TierCacheError);
+    assert.equal(queued.code, 'TIERCACHE_INVALIDATION_NOT_BROADCAST');
+    assert.match(queued.message, /queued/);
 
     const runs = a.runs;
     const next = await withinBound(a.get('/api/movies/7'), 5000, 'a request with Redis stopped');
     assert.equal(next.status, 200);
     assert.notEqual(next.body, old, `A served the invalidated answer (${next.cacheStatus})`);
     assert.equal(a.runs, runs + 1, 'A did not run the handler');
+  });
+
+  it('with Redis stopped, invalidateTags(tags, { strict: true }) rejects with a TierCacheInvalidationError, still applied on this instance', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const old = await warmBoth(a, b, '/api/movies/7');
+    a.cache.on('error', () => undefined);
+    b.cache.on('error', () => undefined);
+
+    await ctx.redis.stop();
+    const outcome = await withinBound(
+      a.cache.invalidateTags(['movie:7'], { strict: true }).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+      5000,
+      'a strict invalidateTags with Redis stopped',
+    );
+    assert.ok(outcome instanceof TierCacheInvalidationError, `did not reject with a TierCacheInvalidationError: ${String(outcome)}`);
+    const next = await withinBound(a.get('/api/movies/7'), 5000, 'a request with Redis stopped');
+    assert.notEqual(next.body, old, `A served the invalidated answer (${next.cacheStatus})`);
   });
 
   it('after a restart (all Redis state lost), entries cached before never come back valid, even with their old L2 bytes re-inserted', async function () {
@@ -557,6 +588,62 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
         }
       }
     }
+  });
+
+  it("killing Redis mid-run emits 'error' once for L2 and once for the bus (each logged at warn), and their return is logged at info", async function () {
+    this.timeout(20_000);
+    const lines: Array<[string, string]> = [];
+    const log = (level: string) => (_obj: object, msg?: string) => void lines.push([level, msg ?? '']);
+    const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+    const a = await ctx.instance('A', { logger });
+    const errors: Error[] = [];
+    a.cache.on('error', (err: Error) => errors.push(err));
+    await warmBoth(a, a, '/api/movies/7');
+
+    ctx.redis.kill('SIGKILL');
+    await ctx.redis.exited();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'down' && a.cache.health().bus === 'reconnecting', RECONNECT_MS, 10), JSON.stringify(a.cache.health()));
+    // Requests and reconnect attempts during the outage add no more reports.
+    for (let i = 0; i < 5; i++) assert.equal((await a.get('/api/movies/8')).status, 200);
+    assert.equal(await a.cache.get('k'), undefined);
+    await sleep(500);
+    const warnings = lines.filter(([level]) => level === 'warn').map(([, msg]) => msg);
+    assert.equal(errors.length, 2, `'error' events during the outage: ${errors.map((e) => e.message).join('; ')}`);
+    assert.equal(warnings.length, 2, `warnings: ${warnings.join('; ')}`);
+    assert.ok(warnings.some((m) => /L2\) is unreachable/.test(m)), `no warning about L2: ${warnings.join('; ')}`);
+    assert.ok(warnings.some((m) => /bus is disconnected/.test(m)), `no warning about the bus: ${warnings.join('; ')}`);
+
+    await ctx.redis.restart();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'ok' && a.cache.health().bus === 'ok', RECONNECT_MS, 20), JSON.stringify(a.cache.health()));
+    const infos = lines.filter(([level]) => level === 'info').map(([, msg]) => msg);
+    assert.ok(infos.some((m) => /L2\) is reachable again/.test(m)), `no info line about L2 coming back: ${infos.join('; ')}`);
+    assert.ok(infos.some((m) => /bus is connected again/.test(m)), `no info line about the bus coming back: ${infos.join('; ')}`);
+    assert.equal(errors.length, 2, `'error' events after the restart: ${errors.map((e) => e.message).join('; ')}`);
+  });
+
+  it('a Redis restarted from an RDB snapshot taken before an invalidation never serves the invalidated entry again, on any instance', async function () {
+    this.timeout(20_000);
+    const [a, b] = await ctx.pair();
+    const url = '/api/movies/7';
+    const old = await warmBoth(a, b, url);
+    const key = a.keys.get(url)!;
+    const oldBytes = await ctx.admin.getBuffer(key);
+    assert.ok(oldBytes !== null);
+    assert.equal(await ctx.admin.save(), 'OK');
+    await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
+    const fresh = await warmBoth(b, a, url);
+    assert.notEqual(fresh, old);
+
+    await ctx.redis.restart();
+    assert.ok(await eventually(() => [a, b].every((inst) => inst.cache.health().l2 === 'ok' && inst.cache.health().bus === 'ok'), RECONNECT_MS, 20), 'the instances did not reconnect');
+    // The snapshot brought the old entry back, with the counters it matched.
+    assert.deepEqual(await ctx.admin.getBuffer(key), oldBytes, 'the snapshot did not restore the old entry: the test proves nothing');
+    // The instances recorded which Redis process serves the namespace now.
+    const runId = /run_id:(\w+)/.exec(await ctx.admin.info('server'))?.[1];
+    assert.equal(await ctx.admin.get(`{${ctx.ns}}:server`), runId);
+
+    const c = await ctx.instance('C');
+    for (const inst of [a, b, c]) await assertNeverServes(inst, url, old);
   });
 
   it('kill + restart on the same port: both buses come back, flush L1, and an invalidation sent afterwards reaches the other instance', async function () {
@@ -622,5 +709,163 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     assert.equal(next.cacheStatus, HIT_L2, "B's next request for an entry cached before the drop was not an L1 miss");
     assert.equal(next.body, movie8);
     await assertStillHitsL1(b, '/api/movies/8', movie8);
+  });
+});
+
+describe('invalidation during an outage: one instance cut from Redis through a TCP proxy, then healed', () => {
+  const ctx = useRedis(true);
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  /** A talks to Redis through the proxy, B directly. No fill lock: one A took before the cut would hold up B for its lifetime. */
+  async function cutPair(): Promise<[Instance, Instance, TcpProxy]> {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.instance('A', { redis: proxy.url, l2: { lockTimeout: 0 } });
+    const b = await ctx.instance('B', { l2: { lockTimeout: 0 } });
+    a.cache.on('error', () => undefined);
+    return [a, b, proxy];
+  }
+
+  async function cut(a: Instance, p: TcpProxy): Promise<void> {
+    p.cut();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'down' && a.cache.health().bus === 'reconnecting', RECONNECT_MS, 5), `A still looks connected after the cut: ${JSON.stringify(a.cache.health())}`);
+  }
+
+  it('an invalidation made on A during the cut reaches B (L1 and L2) within a bounded time after the heal', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    const reviews7 = await warmBoth(b, a, '/api/reviews/7');
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+
+    await cut(a, p);
+    const result = await withinBound(a.cache.invalidateTags(['movie:7']), 5000, 'invalidateTags during the cut');
+    assert.deepEqual(result, { delivered: false });
+    await assertNeverServes(a, '/api/movies/7', movie7);
+    // B was not told yet: the test would prove nothing otherwise.
+    assert.equal((await b.get('/api/movies/7')).body, movie7, 'B dropped the entry before the heal');
+
+    p.heal();
+    const delivered = await eventually(async () => (await b.get('/api/movies/7')).body !== movie7, RECONNECT_MS, 20);
+    assert.ok(delivered, `B still serves the invalidated answer ${RECONNECT_MS} ms after the heal (A ${JSON.stringify(a.cache.health())})`);
+    await assertNeverServes(b, '/api/reviews/7', reviews7);
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+    // L2 too: a fresh instance does not get the old entries from Redis.
+    const c = await ctx.instance('C');
+    await assertNeverServes(c, '/api/movies/7', movie7);
+    await assertNeverServes(c, '/api/reviews/7', reviews7);
+    await assertNeverServes(a, '/api/movies/7', movie7);
+  });
+
+  it('a write route that awaits invalidateUser and invalidatePrefix answers 200, not 500, while its instance is cut from Redis', async function () {
+    this.timeout(20_000);
+    const [a, , p] = await cutPair();
+    a.app.put('/api/users/:id', express.json(), async (req, res) => {
+      await a.cache.invalidateUser(String(req.params['id']));
+      await a.cache.invalidatePrefix(`/api/users/${String(req.params['id'])}`);
+      res.json({ saved: true });
+    });
+    await cut(a, p);
+    const res = await withinBound(request(a.app).put('/api/users/1').send({ name: 'x' }).then((r) => r), 5000, 'the write request');
+    assert.equal(res.status, 200, `the write route answered ${res.status}: ${res.text}`);
+    assert.deepEqual(res.body, { saved: true });
+  });
+
+  it('invalidateUser, invalidateKey and delete() queued during the cut are all replayed after the heal, with their publish', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const u1Profile = await warmBoth(a, b, '/api/users/1/profile', u1);
+    const keyed = await warmBoth(a, b, '/api/keyed/1');
+    const key = a.keys.get('/api/keyed/1')!;
+    await b.cache.set('data', 'old');
+    assert.equal(await a.cache.get('data'), 'old');
+
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateUser('u1'), { delivered: false });
+    assert.deepEqual(await a.cache.invalidateKey(key), { delivered: false });
+    assert.deepEqual(await a.cache.delete('data'), { delivered: false });
+    assert.equal(await a.cache.get('data'), undefined, 'A still has the deleted value');
+    const received = b.cache.bus!.received;
+
+    p.heal();
+    assert.ok(await eventually(() => b.cache.bus!.received >= received + 1, RECONNECT_MS, 10), 'B received nothing after the heal');
+    assert.ok(await eventually(async () => (await b.cache.get('data')) === undefined, PROPAGATION_MS, 10), 'B still has the deleted value');
+    await assertNeverServes(b, '/api/users/1/profile', u1Profile, u1);
+    await assertNeverServes(b, '/api/keyed/1', keyed);
+    const c = await ctx.instance('C');
+    assert.equal(await c.cache.get('data'), undefined, 'the deleted value is still in L2');
+    await assertNeverServes(c, '/api/users/1/profile', u1Profile, u1);
+  });
+
+  it(`past ${MAX_QUEUED} queued tags, the backlog becomes one clear(): after the heal B drops everything, once`, async function () {
+    this.timeout(30_000);
+    const [a, b, p] = await cutPair();
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    const epochKey = `{${ctx.ns}}:epoch`;
+    const epoch = Number(await ctx.admin.get(epochKey));
+
+    await cut(a, p);
+    for (let i = 0; i <= MAX_QUEUED; i++) assert.deepEqual(await a.cache.invalidateTags([`t${i}`]), { delivered: false });
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+
+    p.heal();
+    // movie 8 carries none of the tags: only the clear() drops it.
+    assert.ok(await eventually(async () => (await b.get('/api/movies/8')).body !== movie8, RECONNECT_MS, 20), 'B still serves movie 8 after the heal');
+    assert.ok(Number(await ctx.admin.get(epochKey)) > epoch, 'the epoch did not move');
+    const counters = await ctx.admin.keys(`{${ctx.ns}}:v:t*`);
+    assert.deepEqual(counters, [], `the collapsed tags were bumped one by one: ${counters.slice(0, 3).join(', ')} ...`);
+  });
+
+  it('a fill on A that began before a queued invalidation of its tag is not stored, and neither A nor B serves it after the heal', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const { reply: pending } = await startSlow(a);
+
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['slow']), { delivered: false });
+    const slow = await withinBound(pending, 5000, 'the slow request');
+    assert.equal(slow.status, 200);
+    const key = a.keys.get('/api/slow')!;
+    assert.equal(a.cache.store.l1?.peek(key), undefined, "the overtaken fill is in A's L1");
+
+    p.heal();
+    assert.ok(await eventually(() => a.cache.health().l2 === 'ok' && a.cache.health().bus === 'ok', RECONNECT_MS, 20), 'A did not reconnect');
+    for (const inst of [a, b]) assert.notEqual((await inst.get('/api/slow')).body, slow.body, `${inst.name} served the overtaken fill`);
+  });
+});
+
+describe('invalidation during an outage: a frozen Redis (SIGSTOP / SIGCONT)', () => {
+  const ctx = useRedis(true);
+
+  it('an invalidation that timed out while Redis was frozen reaches B once Redis answers again', async function () {
+    this.timeout(20_000);
+    const a = await ctx.instance('A', { l2: { commandTimeout: 100, breakerCooldown: 200 } });
+    const b = await ctx.instance('B');
+    a.cache.on('error', () => undefined);
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+
+    ctx.redis.freeze();
+    let result;
+    try {
+      result = await withinBound(a.cache.invalidateTags(['movie:7']), 5000, 'invalidateTags while Redis is frozen');
+    } finally {
+      ctx.redis.thaw();
+    }
+    assert.deepEqual(result, { delivered: false });
+    const delivered = await eventually(async () => (await b.get('/api/movies/7')).body !== movie7, RECONNECT_MS, 20);
+    assert.ok(delivered, `B still serves the invalidated answer ${RECONNECT_MS} ms after the thaw`);
+    await assertNeverServes(a, '/api/movies/7', movie7);
+  });
+
+  it('a version script flushed from the script cache is loaded again: the next invalidation is delivered', async function () {
+    this.timeout(15_000);
+    const [a, b] = await ctx.pair();
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    await ctx.admin.script('FLUSH');
+    await invalidateAndDeliver(a, b, async () => assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: true }));
+    await assertNeverServes(b, '/api/movies/7', movie7);
   });
 });

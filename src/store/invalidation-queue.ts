@@ -1,0 +1,214 @@
+// Invalidations on their way to Redis, in the order they were made. Each is
+// applied locally first (TagVersions marks its tags pending), then delivered:
+// version bump in Redis, then publish to the other instances. One that Redis
+// cannot take stays queued and is replayed, in order, as soon as Redis answers
+// again, so an invalidation made during a network blip still reaches L2 and
+// every other instance. The backlog is bounded: past MAX_QUEUED tags and keys
+// it becomes one clear(), which covers everything it held (over-invalidating).
+import type { BusMessage, InvalidationBus } from './invalidation-bus.js';
+import type { L2Store } from './l2-store.js';
+import type { TagVersions } from './tag-versions.js';
+
+export type Invalidation =
+  | { readonly kind: 'tags'; readonly tags: readonly string[] }
+  /** One store key: `tag` is its key tag; the key is also deleted from L2. */
+  | { readonly kind: 'key'; readonly key: string; readonly tag: string }
+  | { readonly kind: 'clear' };
+
+/** How many tags and keys may wait for Redis before the backlog becomes one clear(). */
+export const MAX_QUEUED = 1_000;
+/** How often delivery is retried while Redis answers but refuses it (L2 coming back retries at once). */
+const RETRY_MS = 1_000;
+/** Most tags merged into one bump: consecutive tag invalidations share a round trip. */
+const MAX_BATCH_TAGS = 1_000;
+
+/** Tells a caller whether its invalidation reached Redis; shared when items merge. */
+interface Ticket {
+  delivered: boolean;
+}
+
+interface Item {
+  readonly op: Invalidation;
+  readonly tickets: Ticket[];
+  /** Set once the bump is done: only the publish is left. */
+  message?: BusMessage;
+}
+
+export interface InvalidationQueueOptions {
+  readonly versions: TagVersions;
+  readonly l2: L2Store;
+  readonly bus: InvalidationBus | undefined;
+  /** A backlog left by a failure has been delivered in full. */
+  readonly onReplayed: (count: number) => void;
+}
+
+export interface Delivery {
+  readonly delivered: boolean;
+  /** Why not, when not delivered. */
+  readonly error?: Error;
+}
+
+function weight(op: Invalidation): number {
+  return op.kind === 'tags' ? op.tags.length : 1;
+}
+
+export class InvalidationQueue {
+  private items: Item[] = [];
+  /** Tags and keys in `items`. */
+  private size = 0;
+  private draining: Promise<boolean> | undefined;
+  /** The last delivery failed (until the queue empties): the bound applies. */
+  private failing = false;
+  /** Invalidations delivered since the last failure, for onReplayed. */
+  private replayed = 0;
+  private lastError: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: InvalidationQueueOptions) {}
+
+  /** Invalidations not delivered yet. */
+  get length(): number {
+    return this.items.length;
+  }
+
+  /**
+   * Applies `op` locally at once, then delivers it after everything queued
+   * before it. Resolves whether it was delivered; if not, it stays queued.
+   */
+  async submit(op: Invalidation): Promise<Delivery> {
+    const ticket: Ticket = { delivered: false };
+    this.enqueue(op, ticket);
+    // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
+    if (this.failing && this.options.l2.state !== 'ok') return { delivered: false, error: this.lastError };
+    for (;;) {
+      const emptied = await this.drain();
+      if (ticket.delivered) return { delivered: true };
+      // Emptied without it: a drain that was just ending; go again.
+      if (!emptied) return { delivered: false, error: this.lastError };
+    }
+  }
+
+  /** Delivers what is queued, in order; resolves true once the queue is empty, false at the first failure. */
+  drain(): Promise<boolean> {
+    if (this.items.length === 0 && this.draining === undefined) return Promise.resolve(true);
+    this.draining ??= this.run().finally(() => {
+      this.draining = undefined;
+    });
+    return this.draining;
+  }
+
+  /** Stops retrying; a last delivery attempt of what is left, bounded by `ms`. Resolves how many are left undelivered. */
+  async close(ms: number): Promise<number> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    if (this.items.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.drain(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
+    }
+    return this.items.length;
+  }
+
+  private enqueue(op: Invalidation, ticket: Ticket): void {
+    const versions = this.options.versions;
+    if (op.kind === 'clear') versions.markPendingClear();
+    else versions.markPending(op.kind === 'tags' ? op.tags : [op.tag]);
+    this.items.push({ op, tickets: [ticket] });
+    this.size += weight(op);
+    // While Redis fails, a clear() covers the whole backlog, and so does one past the bound.
+    if (this.failing && (op.kind === 'clear' || this.size > MAX_QUEUED)) this.collapse();
+  }
+
+  /** Replaces the backlog with one clear() that carries every caller's ticket. */
+  private collapse(): void {
+    const tickets = this.items.flatMap((item) => item.tickets);
+    this.items = [{ op: { kind: 'clear' }, tickets }];
+    this.size = 1;
+    this.options.versions.markPendingClear();
+  }
+
+  private async run(): Promise<boolean> {
+    while (this.items.length > 0) {
+      const item = this.head();
+      try {
+        await this.deliver(item);
+      } catch (err) {
+        this.lastError = err instanceof Error ? err : new Error(String(err));
+        this.failing = true;
+        this.scheduleRetry();
+        return false;
+      }
+      // A collapse while this one was out replaced it (and kept its tickets in the clear()).
+      const i = this.items.indexOf(item);
+      if (i !== -1) {
+        this.items.splice(i, 1);
+        this.size -= weight(item.op);
+      }
+      for (const ticket of item.tickets) ticket.delivered = true;
+      if (this.failing) this.replayed += item.tickets.length;
+    }
+    // Every invalidation is in Redis, and its new versions are known here: no marker is needed any more.
+    this.options.versions.clearPending();
+    if (this.failing) {
+      this.failing = false;
+      this.options.onReplayed(this.replayed);
+      this.replayed = 0;
+    }
+    return true;
+  }
+
+  /** The first item, merged with the tag invalidations right behind it (one bump, one message for them all). */
+  private head(): Item {
+    const first = this.items[0]!;
+    if (first.op.kind !== 'tags' || first.message !== undefined) return first;
+    let end = 1;
+    const tags = new Set(first.op.tags);
+    for (; end < this.items.length; end++) {
+      const next = this.items[end]!;
+      if (next.op.kind !== 'tags' || next.message !== undefined || tags.size + next.op.tags.length > MAX_BATCH_TAGS) break;
+      for (const tag of next.op.tags) tags.add(tag);
+    }
+    if (end === 1) return first;
+    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: this.items.slice(0, end).flatMap((item) => item.tickets) };
+    const removed = this.items.splice(0, end, merged);
+    this.size += weight(merged.op) - removed.reduce((sum, item) => sum + weight(item.op), 0);
+    return merged;
+  }
+
+  /** Bump (once), then publish; throws if Redis cannot take either. */
+  private async deliver(item: Item): Promise<void> {
+    const { versions, l2, bus } = this.options;
+    if (item.message === undefined) {
+      const op = item.op;
+      if (op.kind === 'tags') {
+        const bumped = await versions.bump(op.tags);
+        item.message = { tags: op.tags.map((tag, i) => [tag, bumped[i]!] as const) };
+      } else if (op.kind === 'key') {
+        const [version] = await versions.bump([op.tag]);
+        // The bump already makes the entry invalid everywhere; the delete only frees the memory.
+        await l2.del(op.key, true).catch(() => undefined);
+        item.message = { tags: [[op.tag, version!]], keys: [op.key] };
+      } else {
+        item.message = { epoch: await versions.bumpEpoch() };
+      }
+    }
+    await bus?.publish(item.message);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      // While L2 is down, its coming back (onL2Up) is the signal; retrying meanwhile could only fail.
+      if (this.options.l2.state === 'ok') void this.drain();
+      else if (this.items.length > 0) this.scheduleRetry();
+    }, RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** L2 answers again: replay the backlog now. */
+  onL2Up(): void {
+    if (this.items.length > 0 && !this.closed) void this.drain();
+  }
+}

@@ -1,0 +1,80 @@
+// A TCP proxy on loopback for partition tests: clients connect to the proxy,
+// which pipes each connection to the target (a redis-server). cut() drops
+// every connection and, until heal(), refuses new ones (accepted and reset at
+// once, as a host that is gone answers) or blackholes them (accepted, never
+// answered, as a lost route looks). The test cuts one instance off Redis
+// while the others keep talking to it directly.
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export type CutMode = 'refuse' | 'blackhole';
+
+export interface TcpProxy {
+  readonly port: number;
+  /** `redis://127.0.0.1:PORT`, for a client that should go through the proxy. */
+  readonly url: string;
+  /** Connections currently piped to the target. */
+  readonly connections: number;
+  /** Drops every connection; new ones are refused or blackholed until heal(). */
+  cut(mode?: CutMode): void;
+  /** Lets connections through again (blackholed ones are dropped, so their clients reconnect). */
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  const piped = new Set<Socket>();
+  const held = new Set<Socket>();
+  let mode: CutMode | undefined;
+
+  const server: Server = createServer((client) => {
+    client.on('error', () => undefined);
+    if (mode === 'refuse') {
+      client.resetAndDestroy();
+      return;
+    }
+    if (mode === 'blackhole') {
+      held.add(client);
+      client.on('close', () => held.delete(client));
+      client.resume(); // read and drop
+      return;
+    }
+    const upstream = createConnection({ port: targetPort, host: targetHost });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    client.on('close', () => {
+      upstream.destroy();
+      piped.delete(client);
+    });
+    upstream.on('close', () => client.destroy());
+    piped.add(client);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get connections() {
+      return piped.size;
+    },
+    cut(how: CutMode = 'refuse') {
+      mode = how;
+      for (const socket of [...piped]) socket.resetAndDestroy();
+    },
+    heal() {
+      mode = undefined;
+      for (const socket of [...held]) socket.destroy();
+    },
+    async close() {
+      mode = 'refuse';
+      for (const socket of [...piped, ...held]) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,140 @@
+// TagVersions' local decisions while invalidations wait for Redis (pending):
+// an entry that recorded a version of a pending tag from before the
+// invalidation is invalid here whatever Redis says, a fill begun meanwhile
+// records a marker that is valid here only until the invalidation is
+// delivered, and a bus reconnect (reset) keeps what is pending. The version
+// source is an in-memory stand-in: these are local rules, not Redis ones
+// (the integration tests run them against a real redis-server).
+import assert from 'node:assert/strict';
+import type { FillStamp } from '../../../src/store/entry.js';
+import { TagVersions, Validity, type ServerEpoch, type VersionSource } from '../../../src/store/tag-versions.js';
+
+/** Counters in a Map, starting where Redis's clock-seeded ones would; `down` makes every call fail. */
+class MemorySource implements VersionSource {
+  readonly counters = new Map<string, number>();
+  epoch = 1_700_000_000_000_000;
+  down = false;
+
+  private check(): void {
+    if (this.down) throw new Error('Redis is not connected');
+  }
+
+  private current(tag: string): number {
+    const v = this.counters.get(tag) ?? this.epoch;
+    this.counters.set(tag, v);
+    return v;
+  }
+
+  async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
+    this.check();
+    return { epoch: this.epoch, versions: tags.map((t) => this.current(t)) };
+  }
+
+  async bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]> {
+    this.check();
+    return tags.map((t, i) => {
+      const v = Math.max(this.current(t), floors?.[i] ?? 0) + 1;
+      this.counters.set(t, v);
+      return v;
+    });
+  }
+
+  async bumpEpoch(floor = 0): Promise<number> {
+    this.check();
+    this.epoch = Math.max(this.epoch, floor) + 1;
+    return this.epoch;
+  }
+
+  async serverEpoch(): Promise<ServerEpoch> {
+    this.check();
+    return { epoch: this.epoch, previous: 'same' };
+  }
+}
+
+function setUp(): { source: MemorySource; versions: TagVersions } {
+  const source = new MemorySource();
+  const versions = new TagVersions({ source, maxTags: 100 });
+  versions.trusted = true; // as with the bus connected
+  return { source, versions };
+}
+
+describe('store: TagVersions with invalidations pending (Redis has not taken them yet)', () => {
+  it('an entry that recorded a version of a pending tag is invalid, from local state and when asking Redis, which still holds that version', async () => {
+    const { versions } = setUp();
+    const entry: FillStamp = await versions.stamp(['movie:7', 'path:/a']);
+    assert.equal(versions.check(entry), Validity.Valid);
+
+    versions.markPending(['movie:7']);
+    assert.equal(versions.check(entry), Validity.Invalid);
+    versions.trusted = false; // the bus is down too: local state must still decide this one
+    assert.equal(versions.check(entry), Validity.Invalid);
+    assert.equal(await versions.verify(entry), false);
+    assert.equal(versions.stillCurrent(entry), false, 'a fill stamped before the invalidation may still be stored');
+  });
+
+  it('entries without the pending tag are not affected', async () => {
+    const { versions } = setUp();
+    const other = await versions.stamp(['movie:8']);
+    versions.markPending(['movie:7']);
+    assert.equal(versions.check(other), Validity.Valid);
+    assert.equal(versions.stillCurrent(other), true);
+  });
+
+  it('a fill begun while its tag is pending is valid here until the invalidation is delivered, and invalid after (Redis moved past it)', async () => {
+    const { source, versions } = setUp();
+    await versions.stamp(['movie:7']);
+    versions.markPending(['movie:7']);
+    const during = await versions.stamp(['movie:7']);
+    assert.equal(versions.check(during), Validity.Valid);
+    assert.ok(during.versions[0]! < source.counters.get('movie:7')!, 'the marker is not below every Redis version');
+
+    await versions.bump(['movie:7']);
+    versions.clearPending();
+    assert.equal(versions.check(during), Validity.Invalid);
+    assert.equal(await versions.verify(during), false);
+  });
+
+  it('a second invalidation of a pending tag outdates fills begun after the first', async () => {
+    const { versions } = setUp();
+    versions.markPending(['movie:7']);
+    const between = await versions.stamp(['movie:7']);
+    versions.markPending(['movie:7']);
+    assert.equal(versions.check(between), Validity.Invalid);
+  });
+
+  it('a pending clear() makes every entry from before invalid, untagged ones included, and fills begun after it valid here', async () => {
+    const { versions } = setUp();
+    const tagged = await versions.stamp(['movie:8']);
+    const untagged = await versions.stamp([]);
+    versions.markPendingClear();
+    assert.equal(versions.check(tagged), Validity.Invalid);
+    assert.equal(versions.check(untagged), Validity.Invalid);
+    const after = await versions.stamp(['movie:8']);
+    assert.equal(versions.check(after), Validity.Valid);
+
+    await versions.bumpEpoch();
+    versions.clearPending();
+    assert.equal(versions.check(after), Validity.Invalid);
+  });
+
+  it('forgetting local state (a bus reconnect) keeps what is pending', async () => {
+    const { versions } = setUp();
+    const entry = await versions.stamp(['movie:7']);
+    versions.markPending(['movie:7']);
+    versions.reset();
+    await versions.stamp(['movie:7']); // learns the (unchanged) Redis version again
+    assert.equal(versions.check(entry), Validity.Invalid);
+    assert.equal(await versions.verify(entry), false);
+  });
+
+  it('while Redis is unreachable, a pending tag stays invalid although verify() serves what it cannot check', async () => {
+    const { source, versions } = setUp();
+    const tagged = await versions.stamp(['movie:7']);
+    const other = await versions.stamp(['movie:8']);
+    versions.trusted = false;
+    source.down = true;
+    versions.markPending(['movie:7']);
+    assert.equal(await versions.verify(tagged), false);
+    assert.equal(await versions.verify(other), true, 'an outage costs freshness, not availability');
+  });
+});
