@@ -315,7 +315,7 @@ export class HttpCache<R> {
    */
   private invalidateAfterWrite(c: HttpRequestContext<R>): void {
     const cache = this.cache;
-    if (!cache.enabled) return;
+    if (!cache.enabled || cache.closed) return;
     const path = pathOf(c.url);
     const rule = cache.options.routes.matchNormalized(normalizeRoutePath(path));
     // Only where something could be cached: a table rule, a cache-wide TTL or per-route mounting.
@@ -352,7 +352,8 @@ export class HttpCache<R> {
   private plan(c: HttpRequestContext<R>): Plan | undefined {
     const cache = this.cache;
     const o = this.options;
-    if (!cache.enabled) return undefined;
+    // Disabled, or closed: pass through untouched (a closed cache has no tiers to answer from).
+    if (!cache.enabled || cache.closed) return undefined;
     const req = c.req;
     const method = req.method ?? 'GET';
     if (!o.methods.has(method) && !(method === 'HEAD' && o.methods.has('GET'))) return undefined;
@@ -478,6 +479,8 @@ export class HttpCache<R> {
     const lock = this.cache.fillLock;
     const flight = new Flight(started + COALESCE_WAIT_MS + (lock?.ttl ?? 0));
     this.flights.set(plan.key, flight);
+    // close() waits (bounded) for fills under way, their handlers included, to be stored.
+    this.cache.trackFill(flight.outcome);
     void flight.outcome.then(() => {
       if (this.flights.get(plan.key) === flight) this.flights.delete(plan.key);
     });
