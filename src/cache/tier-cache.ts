@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { TierCacheError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
-import { keyTag, prefixTag, userTag } from '../keys/tags.js';
+import { keyTag, prefixTags, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
@@ -274,11 +274,15 @@ export class TierCache extends EventEmitter {
     return this.invalidateTags([userTag(String(id))]);
   }
 
-  /** Every entry under a path prefix (whole segments), on every instance. */
+  /**
+   * Every entry under a path prefix (whole segments), on every instance. The
+   * prefix may be written as the client sent it (`/users/jos%C3%A9`) or as the
+   * app sees it, with decoded `req.params` values (`/users/josé`).
+   */
   invalidatePrefix(prefix: string): Promise<void> {
     if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
-    const tag = prefixTag(prefix);
-    return tag === undefined ? this.clear() : this.invalidateTags([tag]);
+    const tags = prefixTags(prefix);
+    return tags === undefined ? this.clear() : this.invalidateTags(tags);
   }
 
   /** Every entry carrying any of `tags`, on every instance. Cost does not grow with the number of entries. */

@@ -6,6 +6,7 @@
 // merges `a`, `a[]`, `a[0]` and `a[b]` into one `a` in request order: so
 // parameters are sorted by root name only (the part before the first '['),
 // and a query the parsers would split or decode differently keeps its order.
+// Properties in test/unit/keys/canonical-query.test.ts run the frameworks' own parsers.
 
 /** qs and node:querystring read at most this many '&'-separated parts; past it, which ones are read depends on their order. */
 export const MAX_QUERY_PARTS = 1000;
@@ -67,9 +68,10 @@ const byRoot = (x: Param, y: Param): number => (x.root < y.root ? -1 : x.root > 
  * same root kept in request order. A query with a part the parsers read
  * differently (undecodable name, a split qs makes elsewhere, a name starting
  * with '[' that qs files under another root) keeps every parameter in order
- * (marked '!'); one with more parts than the parsers read stays as sent
- * (marked '~'). With `allow`, parameters of other roots are dropped, except
- * `access_token`, which is never dropped. '' when nothing is left.
+ * (marked '!'), and so does one starting with '?' (marked '?!': URLSearchParams,
+ * Koa 3's parser, drops that '?'); one with more parts than the parsers read
+ * stays as sent (marked '~'). With `allow`, parameters of other roots are
+ * dropped, except `access_token`, which is never dropped. '' when nothing is left.
  */
 export function canonicalQuery(query: string, allow?: ReadonlySet<string>): string {
   if (query === '') return '';
@@ -77,12 +79,15 @@ export function canonicalQuery(query: string, allow?: ReadonlySet<string>): stri
   if (parts.length > MAX_QUERY_PARTS) return '~' + query;
   const roots = allow === undefined ? undefined : allowedRoots(allow);
   const params: Param[] = [];
-  let ordered = false;
-  for (const part of parts) {
+  const leadingQuestionMark = query.charCodeAt(0) === 63; /* ? */
+  let ordered = leadingQuestionMark;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
     if (part === '') continue;
     const eq = part.indexOf('=');
     const name = decodeComponent(eq === -1 ? part : part.slice(0, eq));
-    if (name === undefined || !splitsAlike(part, eq)) {
+    // The first part of a query starting with '?' is another name to URLSearchParams: kept as sent.
+    if (name === undefined || !splitsAlike(part, eq) || (i === 0 && leadingQuestionMark)) {
       ordered = true;
       params.push({ root: '', json: JSON.stringify(part) });
       continue;
@@ -98,7 +103,7 @@ export function canonicalQuery(query: string, allow?: ReadonlySet<string>): stri
   }
   if (params.length === 0) return '';
   if (!ordered && params.length > 1) params.sort(byRoot); // stable: same-root order is kept
-  let out = ordered ? '![' : '[';
+  let out = leadingQuestionMark ? '?![' : ordered ? '![' : '[';
   for (let i = 0; i < params.length; i++) out += (i === 0 ? '' : ',') + params[i]!.json;
   return out + ']';
 }
@@ -108,7 +113,8 @@ function lenientDecode(text: string): string {
   return decodeComponent(text) ?? text.replace(/\+/g, ' ').replace(/%([0-7][0-9A-Fa-f])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
-const ACCESS_TOKEN_NAME = /^\[*access_token(?:$|[[\]])/;
+// A leading '?' is dropped by URLSearchParams (Koa 3) from the first name.
+const ACCESS_TOKEN_NAME = /^\??\[*access_token(?:$|[[\]])/;
 
 /**
  * Whether a query carries `access_token` (RFC 6750 §2.3) under any spelling a
