@@ -163,9 +163,27 @@ describe('keys: canonicalQuery', () => {
     }
 
     /** A query, and the same units re-spelled and with their parts moved around: often the same request, often not. */
-    const nearPair = fc
+    const unitPair = fc
       .tuple(fc.array(unit, { maxLength: 14 }), fc.boolean(), fc.array(fc.nat(20), { maxLength: 8 }))
       .map(([units, respell, priorities]): [string, string] => [spell(units, false), shuffleParts(spell(units, respell), priorities)]);
+
+    /**
+     * The same, built from parameters: a root, a bracket suffix and a value, each
+     * from a pool of the spellings that parsers read apart ('a=b' as a root, ']='
+     * in a value, undecodable names, a name starting with '[').
+     */
+    const ROOTS = ['a', 'b', '', '[a]', '[', '?a', 'a%3Db', 'a=b', '%FF', '%FE', '%ZZ', 'access_token'];
+    const SUFFIXES = ['', '', '[]', '[0]', '[1]', '[b]', '%5B%5D', '%5Bb%5D', ']', '[b'];
+    const VALUES = [undefined, '', '1', '2', 'b[]=1', 'b]=2', 'b%5D=3', '%FF', '%ZZ', 'x+y', 'x%20y', '='];
+    const param = fc.tuple(fc.constantFrom(...ROOTS), fc.constantFrom(...SUFFIXES), fc.constantFrom(...VALUES)).map(([root, suffix, value]) => root + suffix + (value === undefined ? '' : '=' + value));
+    const paramPair = fc
+      .tuple(fc.array(param, { maxLength: 6 }), fc.array(fc.nat(20), { maxLength: 6 }), fc.boolean())
+      .map(([params, priorities, leadingAmp]): [string, string] => {
+        const query = params.join('&');
+        return [query, (leadingAmp ? '&' : '') + shuffleParts(query, priorities)];
+      });
+    const nearPair = fc.oneof(unitPair, paramPair);
+
     /** Two short queries drawn independently from a tiny alphabet: chance collisions. */
     const tinyQuery = fc.array(fc.constantFrom('a', 'b', '[', ']', '=', '&', '%5B', '+', ' ', '%2B', '?'), { maxLength: 7 }).map((u) => u.join(''));
     const independentPair = fc.tuple(tinyQuery, tinyQuery);
