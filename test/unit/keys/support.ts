@@ -223,3 +223,38 @@ export function assertConfigError(fn: () => unknown, option: string, shown: stri
     return true;
   });
 }
+
+/**
+ * Reference tag form of a path, written from the contract: the route form
+ * (refNormalize), then every escaped UTF-8 sequence decoded except %2F, with
+ * invalid bytes left escaped, then lower-cased again.
+ */
+export function refTagPath(path: string): string {
+  const fatal = new TextDecoder('utf-8', { fatal: true });
+  const decoded = refNormalize(path).replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    const bytes = Buffer.from(run.replace(/%/g, ''), 'hex');
+    let out = '';
+    for (let i = 0; i < bytes.length; ) {
+      let taken = 0;
+      // The shortest slice that decodes to exactly one character (never '/').
+      for (let n = 1; n <= 4 && i + n <= bytes.length && taken === 0; n++) {
+        try {
+          const text = fatal.decode(bytes.subarray(i, i + n));
+          if ([...text].length === 1 && text !== '/') {
+            out += text;
+            taken = n;
+          }
+        } catch {
+          // not (yet) a whole character
+        }
+      }
+      if (taken === 0) {
+        out += '%' + bytes[i]!.toString(16).padStart(2, '0');
+        taken = 1;
+      }
+      i += taken;
+    }
+    return out;
+  });
+  return decoded.toLowerCase();
+}
