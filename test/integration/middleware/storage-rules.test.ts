@@ -757,6 +757,31 @@ function registerTests(
       assert.equal(app.runs('/api/moviesX'), 1);
     });
 
+    it('invalidatePrefix(`/api/users/${req.params.id}`) with the decoded id drops the entries of john%20doe, jos%C3%A9, 100%25 and %2541', async () => {
+      const cache = open({ routes: { '/api': '1m' } });
+      const app = build(cache, {
+        appLevel: true,
+        routes: [
+          { path: '/api/users/:id', handler: (io) => io.send(`user ${io.params.id}`) },
+          { path: '/api/users/:id/posts', handler: (io) => io.send(`posts of ${io.params.id}`) },
+          // The README's pattern: the write handler names the prefix with the id as the router decoded it.
+          { path: '/admin/users/:id', method: 'post', handler: async (io) => (await cache.invalidatePrefix(`/api/users/${io.params.id}`), io.send('ok')) },
+        ],
+      });
+      const sent = ['john%20doe', 'jos%C3%A9', '100%25', '%2541'];
+      for (const id of [...sent, 'bob']) {
+        assert.equal((await call(app, `/api/users/${id}`)).headers['cache-status'], STORED, id);
+        assert.equal((await call(app, `/api/users/${id}/posts`)).headers['cache-status'], STORED, id);
+      }
+      for (const id of sent) {
+        assert.equal((await call(app, `/admin/users/${id}`, { method: 'POST' })).text, 'ok');
+        const user = await call(app, `/api/users/${id}`);
+        assert.deepEqual([user.headers['cache-status'], user.text], [STORED, `user ${decodeURIComponent(id)}`], `${id} was not invalidated`);
+        assert.equal((await call(app, `/api/users/${id}/posts`)).headers['cache-status'], STORED, `${id}/posts was not invalidated`);
+      }
+      assert.equal((await call(app, '/api/users/bob')).headers['cache-status'], HIT_L1, 'another user was invalidated');
+    });
+
     it("invalidateUser('u1') drops u1's entries but not u2's", async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/me', mw: { user: (r) => headerOf(r, 'x-user') }, handler: (io) => io.send(`me=${io.header('x-user')}`) }] });
