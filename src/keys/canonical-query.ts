@@ -7,6 +7,7 @@
 // parameters are sorted by root name only (the part before the first '['),
 // and a query the parsers would split or decode differently keeps its order.
 // Properties in test/unit/keys/canonical-query.test.ts run the frameworks' own parsers.
+import { escapeKeyComponent } from './key-escape.js';
 
 /** qs and node:querystring read at most this many '&'-separated parts; past it, which ones are read depends on their order. */
 export const MAX_QUERY_PARTS = 1000;
@@ -57,26 +58,43 @@ function allowedRoots(allow: ReadonlySet<string>): ReadonlySet<string> {
 
 interface Param {
   readonly root: string;
-  /** The parameter as JSON: `[name, value]`, `[name, 0, rawValue]` when the value is undecodable, or the raw part as a string. */
-  readonly json: string;
+  /** The parameter as it enters the key (see canonicalQuery). */
+  readonly text: string;
+}
+
+/**
+ * A name or value in the key: escaped as key components are, and '&' too, so
+ * the '&', '=', ',' and '#' that canonicalQuery puts between them are never
+ * part of one (escapeKeyComponent turns '%' into '%25' first, so the '%26'
+ * added here cannot be mistaken for one that was sent).
+ */
+function component(text: string): string {
+  const escaped = escapeKeyComponent(text);
+  return escaped.indexOf('&') === -1 ? escaped : escaped.replace(/&/g, '%26');
 }
 
 const byRoot = (x: Param, y: Param): number => (x.root < y.root ? -1 : x.root > y.root ? 1 : 0);
 
+// The canonical form is safe in a key as it is (no ':', '{', '}', '%' escapes of its own making):
+//   sorted:   name=value&name=value ...           (a name, once escaped, never starts with ',' or '#')
+//   ordered:  ',' + the same, in request order;   ',,' when the query starts with '?'
+//   entries:  name=value, name=#rawValue (value not valid UTF-8), #rawPart (a part the parsers read apart)
+//   as sent:  '#' + the whole query, escaped      (more parts than the parsers read)
+
 /**
- * Canonical query: decoded parameters, sorted by root name, parameters of the
- * same root kept in request order. A query with a part the parsers read
- * differently (undecodable name, a split qs makes elsewhere, a name starting
- * with '[' that qs files under another root) keeps every parameter in order
- * (marked '!'), and so does one starting with '?' (marked '?!': URLSearchParams,
+ * Canonical query, ready to enter a key unescaped: decoded parameters, sorted
+ * by root name, parameters of the same root kept in request order. A query
+ * with a part the parsers read differently (undecodable name, a split qs makes
+ * elsewhere, a name starting with '[' that qs files under another root) keeps
+ * every parameter in order, and so does one starting with '?' (URLSearchParams,
  * Koa 3's parser, drops that '?'); one with more parts than the parsers read
- * stays as sent (marked '~'). With `allow`, parameters of other roots are
- * dropped, except `access_token`, which is never dropped. '' when nothing is left.
+ * stays as sent. With `allow`, parameters of other roots are dropped, except
+ * `access_token`, which is never dropped. '' when nothing is left.
  */
 export function canonicalQuery(query: string, allow?: ReadonlySet<string>): string {
   if (query === '') return '';
   const parts = query.split('&');
-  if (parts.length > MAX_QUERY_PARTS) return '~' + query;
+  if (parts.length > MAX_QUERY_PARTS) return '#' + component(query);
   const roots = allow === undefined ? undefined : allowedRoots(allow);
   const params: Param[] = [];
   const leadingQuestionMark = query.charCodeAt(0) === 63; /* ? */
@@ -89,7 +107,7 @@ export function canonicalQuery(query: string, allow?: ReadonlySet<string>): stri
     // The first part of a query starting with '?' is another name to URLSearchParams: kept as sent.
     if (name === undefined || !splitsAlike(part, eq) || (i === 0 && leadingQuestionMark)) {
       ordered = true;
-      params.push({ root: '', json: JSON.stringify(part) });
+      params.push({ root: '', text: '#' + component(part) });
       continue;
     }
     const root = rootOf(name);
@@ -99,13 +117,13 @@ export function canonicalQuery(query: string, allow?: ReadonlySet<string>): stri
     else if (roots !== undefined && !roots.has(root) && root !== ACCESS_TOKEN) continue;
     const rawValue = eq === -1 ? '' : part.slice(eq + 1);
     const value = decodeComponent(rawValue);
-    params.push({ root, json: value === undefined ? JSON.stringify([name, 0, rawValue]) : JSON.stringify([name, value]) });
+    params.push({ root, text: component(name) + (value === undefined ? '=#' + component(rawValue) : '=' + component(value)) });
   }
   if (params.length === 0) return '';
   if (!ordered && params.length > 1) params.sort(byRoot); // stable: same-root order is kept
-  let out = leadingQuestionMark ? '?![' : ordered ? '![' : '[';
-  for (let i = 0; i < params.length; i++) out += (i === 0 ? '' : ',') + params[i]!.json;
-  return out + ']';
+  let out = leadingQuestionMark ? ',,' : ordered ? ',' : '';
+  for (let i = 0; i < params.length; i++) out += (i === 0 ? '' : '&') + params[i]!.text;
+  return out;
 }
 
 /** Decoding for recognizing a name: valid escapes of ASCII characters are decoded even where the rest is not valid UTF-8. */

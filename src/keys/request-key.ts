@@ -61,7 +61,7 @@ export function buildRequestKey(input: RequestKeyInput): string {
     rest = escapeKeyComponent(path);
     if (q !== -1) {
       const query = canonicalQuery(url.slice(q + 1), input.queryAllow);
-      if (query !== '') rest += '?' + escapeKeyComponent(query);
+      if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
     }
   }
   const vary = input.vary;

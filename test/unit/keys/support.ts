@@ -129,11 +129,13 @@ export function rootName(name: string): string {
 /**
  * Whether every parser reads the query's names alike, so only the order of
  * parameters of one root name matters: each name decodes, none starts with
- * '[' (qs files `[a]` under `a`), and qs, which turns %5B / %5D into brackets
- * and splits at a ']=', splits every part at its first '=' as the others do.
+ * '[' (qs files `[a]` under `a`), qs, which turns %5B / %5D into brackets and
+ * splits at a ']=', splits every part at its first '=' as the others do, and
+ * the query does not start with '?' (Koa 3's URLSearchParams drops it).
  */
 export function namesReadAlike(query: string | undefined): boolean {
   if (query === undefined) return true;
+  if (query.startsWith('?')) return false;
   return query.split('&').every((part) => {
     const eq = part.indexOf('=');
     let name: string;
