@@ -2,8 +2,8 @@
 // single validation step. Everything is checked here, once, and resolved
 // into a frozen object; the caller's object is never mutated.
 import { TierCacheConfigError } from '../errors.js';
-import { parseDuration, type Duration } from '../keys/duration.js';
-import { RouteTable, type RouteRuleInput } from '../keys/route-table.js';
+import { parseDuration, parseTtl, type Duration } from '../keys/duration.js';
+import { CACHE_TTL_INSTEAD, RouteTable, type RouteRuleInput } from '../keys/route-table.js';
 import { isRedisClient, type RedisClient } from '../store/redis-client.js';
 
 /** Anything with pino's method shapes: `logger.warn({ err }, 'message')`. */
@@ -201,8 +201,8 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
 
   // TTL and table
   let ttl: number | undefined;
-  if (options.ttl !== undefined) ttl = parseDuration('ttl', options.ttl);
-  else if (fromEnv('ttl', 'TIERCACHE_TTL')) ttl = parseDuration('TIERCACHE_TTL', env.TIERCACHE_TTL);
+  if (options.ttl !== undefined) ttl = parseTtl('ttl', options.ttl, CACHE_TTL_INSTEAD);
+  else if (fromEnv('ttl', 'TIERCACHE_TTL')) ttl = parseTtl('TIERCACHE_TTL', env.TIERCACHE_TTL, CACHE_TTL_INSTEAD);
   const routes = new RouteTable(options.routes, 'routes');
 
   const freshness = options.freshness ?? 'table';

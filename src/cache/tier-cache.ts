@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
-import { keyTag, prefixTag, userTag } from '../keys/tags.js';
+import { keyTag, prefixTags, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
@@ -340,12 +340,17 @@ export class TierCache extends EventEmitter {
     return this.invalidateTags([userTag(String(id))], options);
   }
 
-  /** Every entry under a path prefix (whole segments), on every instance. See invalidateTags for the result. */
+  /**
+   * Every entry under a path prefix (whole segments), on every instance. The
+   * prefix may be written as the client sent it (`/users/jos%C3%A9`) or as the
+   * app sees it, with decoded `req.params` values (`/users/josé`). See
+   * invalidateTags for the result.
+   */
   invalidatePrefix(prefix: string, options?: InvalidateOptions): Promise<InvalidateResult> {
     if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
     if (this.isClosed) return this.rejectClosed('invalidatePrefix');
-    const tag = prefixTag(prefix);
-    return tag === undefined ? this.clear(options) : this.invalidateTags([tag], options);
+    const tags = prefixTags(prefix);
+    return tags === undefined ? this.clear(options) : this.invalidateTags(tags, options);
   }
 
   /**

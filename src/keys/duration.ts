@@ -23,3 +23,15 @@ export function parseDuration(option: string, value: unknown): number {
   }
   return Math.round(parsed);
 }
+
+/**
+ * Parses a cache lifetime (`ttl`, `negativeTtl`): a duration above 0. A TTL
+ * of 0 would report every answer as stored while never serving one, so it is
+ * refused with `instead`, the way to say what was meant.
+ * @throws TierCacheConfigError naming `option`.
+ */
+export function parseTtl(option: string, value: unknown, instead: string): number {
+  const ttl = parseDuration(option, value);
+  if (ttl === 0) throw new TierCacheConfigError(option, value, `must be more than 0 (a TTL of 0 stores answers that are never served): ${instead}`);
+  return ttl;
+}

@@ -1,11 +1,14 @@
 // Request -> cache key. Format:
 //   namespace : METHOD-CLASS : raw-path [? canonical-query] [:v=vary-values] [:u=user]
 // The path is the raw request path (two different request targets never share
-// an entry); the query is parsed and canonicalized so parameter order does not
-// matter, duplicates kept in order. Keys longer than a bound are hashed.
+// an entry); the query is canonicalized (canonical-query.ts) so parameter order
+// does not matter where no parser cares. The fragment is dropped first, as the
+// frameworks drop it. Keys longer than a bound are hashed.
 import { createHash } from 'node:crypto';
-import stableStringify from 'fast-json-stable-stringify';
+import { canonicalQuery } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
+
+export { canonicalQuery };
 
 /** Where the middleware leaves the key it used on a request, for cache.keyFor(). */
 export const REQUEST_KEY = Symbol.for('tiercache.key');
@@ -18,7 +21,7 @@ export interface RequestKeyInput {
   readonly namespace: string;
   /** The request method; HEAD shares GET's entries. */
   readonly method: string;
-  /** The raw request target: path and optional query, as in `req.url`. */
+  /** The raw request target: path and optional query, as in `req.url` (a '#fragment' is ignored). */
   readonly url: string;
   /** Replaces the path-and-query part (the `key` middleware option). */
   readonly customKey?: string;
@@ -42,53 +45,6 @@ export function methodClass(method: string): string {
   return method === 'GET' || method === 'HEAD' ? 'GET' : method.toUpperCase();
 }
 
-/**
- * Canonical query: parameters sorted by name, repeated parameters kept as an
- * array in request order, values decoded (`+` is a space). '' when empty.
- */
-export function canonicalQuery(query: string, allow?: ReadonlySet<string>): string {
-  if (query === '') return '';
-  const params: Record<string, QueryValue | QueryValue[]> = Object.create(null);
-  let count = 0;
-  for (const pair of query.split('&')) {
-    if (pair === '') continue;
-    const eq = pair.indexOf('=');
-    const name = decodeName(eq === -1 ? pair : pair.slice(0, eq));
-    if (allow !== undefined && !allow.has(name)) continue;
-    const value = decodeValue(eq === -1 ? '' : pair.slice(eq + 1));
-    const seen = params[name];
-    if (seen === undefined) params[name] = value;
-    else if (Array.isArray(seen)) seen.push(value);
-    else params[name] = [seen, value];
-    count++;
-  }
-  return count === 0 ? '' : stableStringify(params);
-}
-
-/** A decoded value, or `{ raw }` when its escapes are not valid UTF-8 (never equal to any decoded string). */
-type QueryValue = string | { raw: string };
-
-function decodeComponent(text: string): string | undefined {
-  const plain = text.indexOf('+') === -1 ? text : text.replace(/\+/g, ' ');
-  if (plain.indexOf('%') === -1) return plain;
-  try {
-    return decodeURIComponent(plain);
-  } catch {
-    return undefined; // not valid UTF-8: decoding would turn different bytes into the same U+FFFD
-  }
-}
-
-function decodeValue(text: string): QueryValue {
-  return decodeComponent(text) ?? { raw: text };
-}
-
-/** Names are object keys: undecodable ones get a NUL prefix (a raw URL never holds NUL), decoded ones starting with NUL get another. */
-function decodeName(text: string): string {
-  const decoded = decodeComponent(text);
-  if (decoded === undefined) return '\u0000' + text;
-  return decoded.charCodeAt(0) === 0 ? '\u0000' + decoded : decoded;
-}
-
 /** Builds the cache key of a request (see the format above). */
 export function buildRequestKey(input: RequestKeyInput): string {
   const head = input.namespace + ':' + methodClass(input.method) + ':';
@@ -96,13 +52,16 @@ export function buildRequestKey(input: RequestKeyInput): string {
   if (input.customKey !== undefined) {
     rest = escapeKeyComponent(input.customKey);
   } else {
-    const url = input.url;
+    let url = input.url;
+    // Clients never send a fragment, but a raw '#' may arrive: the frameworks' parsers drop it with what follows.
+    const hash = url.indexOf('#');
+    if (hash !== -1) url = url.slice(0, hash);
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     rest = escapeKeyComponent(path);
     if (q !== -1) {
       const query = canonicalQuery(url.slice(q + 1), input.queryAllow);
-      if (query !== '') rest += '?' + escapeKeyComponent(query);
+      if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
     }
   }
   const vary = input.vary;

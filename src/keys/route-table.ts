@@ -2,8 +2,10 @@
 // matches on whole path segments wins, so '/api/movies' never covers
 // '/api/moviesX'. Lookup walks up the normalized path, one Map probe per
 // segment, so its cost grows with path depth, not with the table's size.
+// Prefixes are literal: router patterns ('/api/movies/:id', '/api/*') and a
+// TTL of 0 would never match or never serve, so they are refused up front.
 import { TierCacheConfigError } from '../errors.js';
-import { parseDuration, type Duration } from './duration.js';
+import { parseDuration, parseTtl, type Duration } from './duration.js';
 import { normalizeRoutePath, parentPath } from './path-normalize.js';
 
 /** A rule in the `routes` table, written as an object. */
@@ -61,6 +63,7 @@ export class RouteTable {
     for (const [prefix, input] of Object.entries(routes)) {
       const name = `${option}['${prefix}']`;
       if (!prefix.startsWith('/')) throw new TierCacheConfigError(name, prefix, "must be a path prefix starting with '/'");
+      assertLiteralPrefix(name, prefix);
       const normalized = normalizeRoutePath(prefix);
       const existing = this.rules.get(normalized);
       if (existing) {
@@ -89,11 +92,34 @@ export class RouteTable {
   }
 }
 
+/** A segment starting with ':' (a route parameter), or a character routers read as pattern syntax. */
+const PATTERN_SYNTAX = /(?:^|\/)(:)|[*?()[\]{}#]/;
+
+/** Refuses router pattern syntax in a table prefix, saying which literal prefix to write instead. */
+function assertLiteralPrefix(name: string, prefix: string): void {
+  const match = PATTERN_SYNTAX.exec(prefix);
+  if (match === null) return;
+  const at = match[1] !== undefined ? match.index + match[0].length - 1 : match.index;
+  // The segments before the pattern, as written (the table matches whatever is below them).
+  const literal = prefix.slice(0, prefix.lastIndexOf('/', at - 1)).replace(/\/+$/, '');
+  const instead =
+    literal === ''
+      ? "write '/' to cover every path, or leave it out of the table and pass { ttl } to the middleware on that route"
+      : `write the literal prefix instead: '${literal}' (it covers '${literal}' and every path below it)`;
+  throw new TierCacheConfigError(name, prefix, `is a router pattern ('${match[1] ?? match[0]}'), but table prefixes are literal path prefixes matched on whole segments, so it would never match; ${instead}`);
+}
+
+const NEVER_CACHE = 'use false to never cache this prefix';
+/** What to write instead of a cache-wide ttl of 0. */
+export const CACHE_TTL_INSTEAD = 'leave ttl out so only the routes table decides, and use false in the table for what must never be cached';
+/** How to say "do not store 404s": negativeTtl is off unless set. */
+export const NEVER_CACHE_NEGATIVE = 'leave negativeTtl out to never cache 404, 405, 410, 414 and 501 answers';
+
 /** Validates one table entry (also used for per-route middleware options). */
 export function resolveRule(name: string, prefix: string, input: RouteRuleInput): RouteRule {
   if (input === false) return Object.freeze({ prefix, cache: false });
   if (typeof input === 'number' || typeof input === 'string') {
-    return Object.freeze({ prefix, cache: true, ttl: parseDuration(name, input) });
+    return Object.freeze({ prefix, cache: true, ttl: parseTtl(name, input, NEVER_CACHE) });
   }
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new TierCacheConfigError(name, input, 'must be a TTL (number of ms or a string like "5m"), false, or a rule object');
@@ -104,10 +130,10 @@ export function resolveRule(name: string, prefix: string, input: RouteRuleInput)
     }
   }
   const rule: { -readonly [K in keyof RouteRule]: RouteRule[K] } = { prefix, cache: true };
-  if (input.ttl !== undefined) rule.ttl = parseDuration(`${name}.ttl`, input.ttl);
+  if (input.ttl !== undefined) rule.ttl = parseTtl(`${name}.ttl`, input.ttl, `${NEVER_CACHE} (the whole rule: '${prefix}': false)`);
   if (input.staleWhileRevalidate !== undefined) rule.staleWhileRevalidate = parseDuration(`${name}.staleWhileRevalidate`, input.staleWhileRevalidate);
   if (input.staleIfError !== undefined) rule.staleIfError = parseDuration(`${name}.staleIfError`, input.staleIfError);
-  if (input.negativeTtl !== undefined) rule.negativeTtl = parseDuration(`${name}.negativeTtl`, input.negativeTtl);
+  if (input.negativeTtl !== undefined) rule.negativeTtl = parseTtl(`${name}.negativeTtl`, input.negativeTtl, NEVER_CACHE_NEGATIVE);
   if (input.vary !== undefined) rule.vary = resolveHeaderList(`${name}.vary`, input.vary);
   if (input.query !== undefined) rule.query = new Set(resolveStringList(`${name}.query`, input.query));
   if (input.shared !== undefined) {

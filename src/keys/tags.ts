@@ -1,7 +1,9 @@
 // Implicit tags of a request: `user:<id>` for user-scoped entries and
-// `path:<prefix>` for each whole-segment prefix of the normalized path, so
+// `path:<prefix>` for each whole-segment prefix of the path, so
 // invalidateUser / invalidatePrefix are one version bump each, whatever the
-// number of entries they cover.
+// number of entries they cover. Path tags use the path as the app sees it
+// (normalized like the route table, then percent-decoded), so a prefix written
+// with `req.params` values (`/users/josé`) meets the entries of `/users/jos%C3%A9`.
 import { normalizeRoutePath } from './path-normalize.js';
 
 /** Entries carry path tags for at most this many leading segments; deeper prefixes share the deepest tag. */
@@ -20,23 +22,82 @@ export function userTag(user: string): string {
   return 'user:' + user;
 }
 
+const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
+
+/** UTF-8 sequence length announced by a lead byte; 0 for a byte that cannot start one. */
+function sequenceLength(byte: number): number {
+  return byte < 0x80 ? 1 : byte >= 0xc2 && byte <= 0xdf ? 2 : byte >= 0xe0 && byte <= 0xef ? 3 : byte >= 0xf0 && byte <= 0xf4 ? 4 : 0;
+}
+
+/** Decodes a run of escapes: each valid UTF-8 sequence becomes its character; %2F and invalid bytes stay escaped. */
+function decodeRun(run: string): string {
+  const count = run.length / 3;
+  let out = '';
+  for (let i = 0; i < count; ) {
+    const byte = parseInt(run.slice(i * 3 + 1, i * 3 + 3), 16);
+    const n = sequenceLength(byte);
+    // An encoded '/' is data inside one segment: decoding it would move segment boundaries.
+    if (n > 0 && byte !== 0x2f && i + n <= count) {
+      try {
+        out += decodeURIComponent(run.slice(i * 3, (i + n) * 3));
+        i += n;
+        continue;
+      } catch {
+        // not valid UTF-8 (overlong, surrogate, bad continuation): keep the lead byte escaped
+      }
+    }
+    out += run.slice(i * 3, i * 3 + 3);
+    i++;
+  }
+  return out;
+}
+
 /**
- * The tag invalidatePrefix(prefix) bumps: the prefix normalized like the route
- * table, cut to MAX_PATH_TAG_DEPTH segments (cutting only widens what is
+ * The form of a path in path tags: route-normalized, then every valid escape
+ * but %2F decoded, lower-cased again. Encoded and decoded spellings of one
+ * path ('/users/john%20doe', '/users/john doe') meet; segments never change.
+ */
+export function tagPath(path: string): string {
+  const normalized = normalizeRoutePath(path);
+  return normalized.indexOf('%') === -1 ? normalized : normalized.replace(ESCAPE_RUN, decodeRun).toLowerCase();
+}
+
+/** The path tag of a tag-form path, cut to MAX_PATH_TAG_DEPTH segments; undefined for '/'. */
+function tagOfTagPath(path: string): string | undefined {
+  if (path === '/') return undefined;
+  let end = 0;
+  for (let depth = 0; depth < MAX_PATH_TAG_DEPTH; depth++) {
+    end = path.indexOf('/', end + 1);
+    if (end === -1) return 'path:' + path;
+  }
+  return 'path:' + path.slice(0, end);
+}
+
+/**
+ * The tag of every entry under a path prefix (whole segments): the prefix in
+ * tag form, cut to MAX_PATH_TAG_DEPTH segments (cutting only widens what is
  * invalidated). undefined for '/', which covers everything.
  */
 export function prefixTag(prefix: string): string | undefined {
-  const normalized = normalizeRoutePath(prefix);
-  if (normalized === '/') return undefined;
-  let end = 0;
-  for (let depth = 0; depth < MAX_PATH_TAG_DEPTH; depth++) {
-    end = normalized.indexOf('/', end + 1);
-    if (end === -1) return 'path:' + normalized;
-  }
-  return 'path:' + normalized.slice(0, end);
+  return tagOfTagPath(tagPath(prefix));
 }
 
-/** Path tags for a normalized path: '/a/b/c' -> ['path:/a', 'path:/a/b', 'path:/a/b/c']. */
+/**
+ * The tags invalidatePrefix(prefix) bumps. The prefix is read as the client
+ * sent it (escapes decoded) and, when it holds a '%', also as the app sees it
+ * (`req.params` values are decoded: an id '100%' or '%41' is literal text).
+ * undefined when a reading is '/', which covers everything.
+ */
+export function prefixTags(prefix: string): string[] | undefined {
+  const encoded = prefixTag(prefix);
+  if (encoded === undefined) return undefined;
+  if (prefix.indexOf('%') === -1) return [encoded];
+  const decoded = prefixTag(prefix.replace(/%/g, '%25'));
+  if (decoded === undefined) return undefined;
+  return decoded === encoded ? [encoded] : [encoded, decoded];
+}
+
+/** Path tags for a path in tag form (see tagPath): '/a/b/c' -> ['path:/a', 'path:/a/b', 'path:/a/b/c']. */
 export function pathTags(normalizedPath: string): string[] {
   const tags: string[] = [];
   if (normalizedPath === '/') return tags;
@@ -54,7 +115,7 @@ export function pathTags(normalizedPath: string): string[] {
 
 /** All implicit tags of a request: its user tag (when user-scoped) and its path tags. */
 export function implicitTags(path: string, user?: string): string[] {
-  const tags = pathTags(normalizeRoutePath(path));
+  const tags = pathTags(tagPath(path));
   if (user !== undefined) tags.unshift(userTag(user));
   return tags;
 }
@@ -65,6 +126,6 @@ export function implicitTags(path: string, user?: string): string[] {
  * for '/', which a write never invalidates.
  */
 export function exactPathTag(path: string): string | undefined {
-  const normalized = normalizeRoutePath(path);
-  return normalized === '/' ? undefined : 'at:' + normalized;
+  const form = tagPath(path);
+  return form === '/' ? undefined : 'at:' + form;
 }

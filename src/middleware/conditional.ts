@@ -1,6 +1,8 @@
 // Conditional requests answered by the cache: If-None-Match with weak
-// comparison and lists (RFC 9110 §13.1.2), else If-Modified-Since.
+// comparison and lists (RFC 9110 §13.1.2), else If-Modified-Since. Entity
+// tags may hold commas (`"v1,gz"`), so the list is split as RFC 9110 §5.6 says.
 import type { IncomingHttpHeaders } from 'node:http';
+import { splitList } from '../keys/header-list.js';
 
 function opaqueTag(tag: string): string {
   const t = tag.trim();
@@ -10,9 +12,9 @@ function opaqueTag(tag: string): string {
 /** Whether `If-None-Match` names `etag` (weak comparison) or is '*'. */
 export function noneMatchHits(ifNoneMatch: string, etag: string): boolean {
   const ours = opaqueTag(etag);
-  for (const candidate of ifNoneMatch.split(',')) {
-    const c = candidate.trim();
-    if (c === '*' || opaqueTag(c) === ours) return true;
+  // Entity tags have no escapes: a backslash in one is a plain character (RFC 9110 §8.8.3).
+  for (const candidate of splitList(ifNoneMatch, false)) {
+    if (candidate === '*' || opaqueTag(candidate) === ours) return true;
   }
   return false;
 }

@@ -9,6 +9,7 @@ import type { TierCache } from '../cache/tier-cache.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag } from '../keys/tags.js';
+import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
 import { ownBytes } from '../store/entry-codec.js';
@@ -170,13 +171,11 @@ function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]
 }
 
 function cacheGroupsOf(value: string | number | string[] | undefined): string[] {
-  if (value === undefined) return [];
+  // RFC 9875: a list of strings ("a", "b"), which may hold commas and escapes; bare tokens are accepted too.
   const out: string[] = [];
-  // RFC 9875: a list of strings ("a", "b"); bare tokens are accepted too.
-  for (const part of (Array.isArray(value) ? value.join(',') : String(value)).split(',')) {
-    let g = part.trim();
-    if (g.startsWith('"') && g.endsWith('"') && g.length >= 2) g = g.slice(1, -1).replace(/\\(.)/g, '$1');
-    if (g !== '') out.push(g);
+  for (const element of splitList(value)) {
+    const group = element.charCodeAt(0) === 34 /* " */ ? unquote(element) : element.split(';', 1)[0]!.trim();
+    if (group !== '') out.push(group);
   }
   return out;
 }
@@ -366,7 +365,7 @@ export class HttpCache<R> {
     const rawUser = o.user?.(c.arg);
     const user = rawUser === undefined || rawUser === null ? undefined : String(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
-    const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared);
+    const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared, c.url);
     if (bypass !== undefined) {
       if (o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
       return undefined;

@@ -2,8 +2,9 @@
 // app.callback() — and answers L1 hits before the framework runs at all. It
 // serves only public entries (filled without Authorization or Cookie, on a
 // route keyed by the table alone, not user-scoped) to requests that carry
-// neither, computes the key the middleware computes, and passes everything
-// else through untouched; the middleware still fills and serves the rest.
+// neither (nor an access_token query parameter), computes the key the
+// middleware computes, and passes everything else through untouched; the
+// middleware still fills and serves the rest.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
@@ -31,10 +32,11 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (method !== 'GET' && method !== 'HEAD') return undefined;
   const headers = req.headers;
   if (headers.authorization !== undefined || headers.cookie !== undefined) return undefined;
-  if (requestBypassReason(headers, method, undefined, false) !== undefined) return undefined;
   const url = req.url ?? '/';
   // Absolute form and other odd targets go to the app, whose middleware decides (request-target.ts).
   if (url.charCodeAt(0) !== 47 /* / */) return undefined;
+  // Also turns away an access_token in the query: a credential, like Authorization.
+  if (requestBypassReason(headers, method, undefined, false, url) !== undefined) return undefined;
   const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
   if (rule !== undefined && !rule.cache) return undefined;
   const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);

@@ -2,8 +2,8 @@
 // middleware is created; per-request functions receive the framework's own
 // request object (Express `req`, Koa `ctx`).
 import { TierCacheConfigError } from '../errors.js';
-import { parseDuration, type Duration } from '../keys/duration.js';
-import { resolveHeaderList } from '../keys/route-table.js';
+import { parseDuration, parseTtl, type Duration } from '../keys/duration.js';
+import { NEVER_CACHE_NEGATIVE, resolveHeaderList } from '../keys/route-table.js';
 
 export interface MiddlewareOptions<R> {
   /** Lifetime of stored responses; beats the route table. @default table rule, else cache ttl, else 60 s per route */
@@ -98,7 +98,7 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     query = new Set(o.query as string[]);
   }
   return Object.freeze({
-    ttl: duration(name('ttl'), o.ttl),
+    ttl: o.ttl === undefined ? undefined : parseTtl(name('ttl'), o.ttl, 'to never cache a route, mount no cache middleware on it (or give it a routes rule set to false)'),
     tags: fn<(req: R) => readonly string[] | undefined>(name('tags'), o.tags),
     user: fn<(req: R) => string | number | undefined>(name('user'), o.user),
     vary: o.vary === undefined ? [] : resolveHeaderList(name('vary'), o.vary),
@@ -107,7 +107,7 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     staleIfError: duration(name('staleIfError'), o.staleIfError),
     maxBodyBytes,
     methods,
-    negativeTtl: duration(name('negativeTtl'), o.negativeTtl),
+    negativeTtl: o.negativeTtl === undefined ? undefined : parseTtl(name('negativeTtl'), o.negativeTtl, NEVER_CACHE_NEGATIVE),
     shared: o.shared as boolean | undefined,
     query,
     cacheStatus: o.cacheStatus !== false,

@@ -1,6 +1,8 @@
 // What may be served from and stored in the cache (DESIGN.md section 3), as
 // small pure predicates over request and response headers.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { hasAccessToken } from '../keys/canonical-query.js';
+import { parseDirectives, splitList, type FieldValue } from '../keys/header-list.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never stored. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -14,33 +16,34 @@ const STORABLE_STATUS = new Set([200, 203, 204, 300, 301, 308]);
 const NEGATIVE_STATUS = new Set([404, 405, 410, 414, 501]);
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
 
-/** Cache-Control directives, lower-cased names; a directive without a value maps to ''. */
-export function parseCacheControl(value: string | string[] | number | undefined): Map<string, string> | undefined {
-  if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value.join(',') : String(value);
-  const directives = new Map<string, string>();
-  for (const part of text.split(',')) {
-    const eq = part.indexOf('=');
-    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
-    if (name === '') continue;
-    let arg = eq === -1 ? '' : part.slice(eq + 1).trim();
-    if (arg.startsWith('"') && arg.endsWith('"') && arg.length >= 2) arg = arg.slice(1, -1);
-    directives.set(name, arg);
-  }
-  return directives;
+/** Cache-Control directives, lower-cased names; a directive without a value maps to ''. Quoted values may hold commas. */
+export function parseCacheControl(value: FieldValue): Map<string, string> | undefined {
+  return value === undefined ? undefined : parseDirectives(value);
 }
 
 /**
  * Why a request must bypass the cache (neither served nor stored), or
- * undefined. `scoped` = user-scoped route or `shared: true`.
+ * undefined. `scoped` = user-scoped route or `shared: true`. `target` is the
+ * request target: an `access_token` query parameter (RFC 6750 §2.3) is a
+ * credential like Authorization.
  */
-export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean): string | undefined {
+export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string): string | undefined {
   if (originalMethod !== undefined && originalMethod !== method) return 'method-override';
   for (const h of METHOD_OVERRIDE_HEADERS) if (headers[h] !== undefined) return 'method-override';
   const length = headers['content-length'];
   if ((length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'request-body';
-  if (!scoped && (headers.authorization !== undefined || headers.cookie !== undefined)) return 'credentials';
+  if (!scoped && (headers.authorization !== undefined || headers.cookie !== undefined || queryHasAccessToken(target))) return 'credentials';
   return undefined;
+}
+
+/** Whether the query of a request target carries `access_token`. */
+export function queryHasAccessToken(target: string): boolean {
+  const q = target.indexOf('?');
+  if (q === -1 || (target.indexOf('access_token', q) === -1 && target.indexOf('%', q) === -1)) return false;
+  // What follows a raw '#' is no part of the query the app parses (the key drops it too).
+  const hash = target.indexOf('#');
+  if (hash !== -1 && hash < q) return false;
+  return hasAccessToken(hash === -1 ? target.slice(q + 1) : target.slice(q + 1, hash));
 }
 
 /** Whether the request forbids storing its answer (Cache-Control: no-store). */
@@ -74,8 +77,8 @@ export function varyOf(headers: OutgoingHttpHeaders): string[] | '*' {
   const value = headers.vary;
   if (value === undefined) return [];
   const names = new Set<string>();
-  for (const part of (Array.isArray(value) ? value.join(',') : String(value)).split(',')) {
-    const name = part.trim().toLowerCase();
+  for (const element of splitList(value)) {
+    const name = element.toLowerCase();
     if (name === '*') return '*';
     if (name !== '') names.add(name);
   }
@@ -86,9 +89,7 @@ export function varyOf(headers: OutgoingHttpHeaders): string[] | '*' {
 export function storedHeaders(headers: OutgoingHttpHeaders): Array<[string, string]> {
   const connection = headers.connection;
   const listed = new Set<string>();
-  if (connection !== undefined) {
-    for (const n of String(connection).split(',')) listed.add(n.trim().toLowerCase());
-  }
+  for (const n of splitList(connection)) listed.add(n.toLowerCase());
   const out: Array<[string, string]> = [];
   for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();

@@ -10,6 +10,7 @@ import { expressCache } from '../../src/express.js';
 import { koaCache } from '../../src/koa.js';
 import { front } from '../../src/node.js';
 import { useCleanup } from '../support/cache-context.js';
+import { rawGet } from '../support/http-bytes.js';
 
 const { track, serve } = useCleanup();
 
@@ -74,6 +75,39 @@ describe('front door (tiercache/node) with Express', () => {
     const withAuth = await fetch(`${base}/api/movies`, { headers: { authorization: 'Bearer x' } });
     assert.equal(withAuth.headers.get('cache-status'), 'tiercache; fwd=bypass');
     assert.equal(counts.framework, 3);
+  });
+
+  it('passes a request with access_token in its query to the app, even where a shared route stored its answer', async () => {
+    const cache = newCache({ routes: { '/api/feed': { ttl: '5m', shared: true } } });
+    let framework = 0;
+    const app = express();
+    app.use((_req, _res, next) => {
+      framework++;
+      next();
+    });
+    app.use(expressCache(cache));
+    app.get('/api/feed', (req, res) => res.send(`feed for ${String(req.query.access_token)}`));
+    const base = await listen(front(cache, app));
+    const fill = await fetch(`${base}/api/feed?access_token=A`);
+    assert.equal(fill.headers.get('cache-status'), 'tiercache; fwd=miss; stored');
+    const again = await fetch(`${base}/api/feed?access_token=A`);
+    assert.equal(again.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(await again.text(), 'feed for A');
+    assert.equal(framework, 2, 'the front door answered a request carrying a credential');
+  });
+
+  it("keys a raw '#' as the app parses the target: /api/search?q=C# never answers ?q=C%23", async () => {
+    const cache = newCache({ routes: { '/api/search': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/search', (req, res) => res.send(`results for ${JSON.stringify(req.query)}`));
+    const server = await serve(front(cache, app));
+    const attack = await rawGet(server, '/api/search?q=C#');
+    assert.equal(attack.bytes.toString(), 'results for {"q":"C"}');
+    const filled = await rawGet(server, '/api/search?q=C%23');
+    assert.equal(filled.bytes.toString(), 'results for {"q":"C#"}', 'the front door served the entry of ?q=C');
+    const victim = await rawGet(server, '/api/search?q=C%23');
+    assert.deepEqual([victim.headers['cache-status'], victim.bytes.toString()], ['tiercache; hit; detail=L1', 'results for {"q":"C#"}']);
   });
 
   it('never serves a user-scoped entry, even to a request that would compute the same key', async () => {

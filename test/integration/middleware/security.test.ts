@@ -14,6 +14,7 @@ import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { rawGet } from '../../support/http-bytes.js';
 import { express4, Koa2 } from './apps.js';
 
 const STORED = 'tiercache; fwd=miss; stored';
@@ -26,6 +27,8 @@ const BYPASS = 'tiercache; fwd=bypass';
 interface HandlerRequest {
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
+  /** The framework's own parse of the query: Express req.query, Koa ctx.query. */
+  readonly query: unknown;
 }
 interface Reply {
   readonly headers?: Readonly<Record<string, string>>;
@@ -46,7 +49,7 @@ interface Adapter {
 
 function expressAdapter(name: string, express: typeof express5): Adapter {
   const h = (handler: Handler) => (req: Any, res: Any) => {
-    const reply = handler({ url: req.originalUrl, headers: req.headers });
+    const reply = handler({ url: req.originalUrl, headers: req.headers, query: req.query });
     res.setHeader('content-type', 'text/plain; charset=utf-8');
     for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
     res.send(reply.body);
@@ -69,7 +72,7 @@ function expressAdapter(name: string, express: typeof express5): Adapter {
 
 function koaAdapter(name: string, Koa: typeof Koa3): Adapter {
   const h = (handler: Handler) => (ctx: Any) => {
-    const reply = handler({ url: ctx.originalUrl, headers: ctx.headers });
+    const reply = handler({ url: ctx.originalUrl, headers: ctx.headers, query: ctx.query });
     ctx.type = 'text/plain';
     for (const [k, v] of Object.entries(reply.headers ?? {})) ctx.set(k, v);
     ctx.body = reply.body;
@@ -212,6 +215,32 @@ describe('middleware: security cases', function () {
         assert.equal(cache.stats().fills, 3);
       });
 
+      // The frameworks cut the target at '#' (a raw one reaches the server when an attacker
+      // writes it): the key must too, or '?q=C#' poisons the entry of '?q=C%23'.
+      it("keys a raw '#' as the framework parses the target: GET /search?q=C# never answers ?q=C%23", async () => {
+        const cache = await openCache();
+        let runs = 0;
+        const server = await serve(
+          adapter.route(cache, '/search', { ttl: '1m' }, (req) => {
+            runs++;
+            return { body: `results for ${JSON.stringify(req.query)}` };
+          }),
+        );
+
+        const attack = await rawGet(server, '/search?q=C#');
+        assert.equal(attack.bytes.toString(), 'results for {"q":"C"}');
+        assert.equal(attack.headers['cache-status'], STORED);
+
+        const victim = await request(server).get('/search?q=C%23');
+        assert.equal(victim.text, 'results for {"q":"C#"}', 'the victim got the answer for q=C');
+        assert.equal(victim.headers['cache-status'], STORED);
+
+        const same = await request(server).get('/search?q=C');
+        assert.equal(same.text, 'results for {"q":"C"}');
+        assert.equal(same.headers['cache-status'], HIT_L1, '?q=C# and ?q=C are one request to the app');
+        assert.equal(runs, 2);
+      });
+
       it('keeps vary headers (x-a: "a:b", x-b: "c") and (x-a: "a", x-b: "b:c") as two entries', async () => {
         const cache = await openCache();
         let runs = 0;
@@ -277,6 +306,90 @@ describe('middleware: security cases', function () {
         }
         assert.equal(runs, 4, 'a cookie-carrying request without a user was served from the cache');
       });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Query keys against the app's own query parser: two requests that the parser
+// reads differently must never share an entry.
+
+interface QueryApp {
+  readonly name: string;
+  /** The app answering GET /search with its parse of the query, behind the cache when one is given. */
+  build(cache: TierCache | undefined): RequestListener;
+}
+
+function expressQueryApp(name: string, express: typeof express5, parser?: 'simple' | 'extended'): QueryApp {
+  return {
+    name,
+    build(cache) {
+      const app = express();
+      if (parser !== undefined) app.set('query parser', parser);
+      const answer = (req: Any, res: Any) => res.type('text/plain').send(JSON.stringify(req.query));
+      if (cache === undefined) app.get('/search', answer);
+      else app.get('/search', expressCache(cache, { ttl: '1m' }), answer);
+      return app as unknown as RequestListener;
+    },
+  };
+}
+
+function koaQueryApp(name: string, Koa: typeof Koa3): QueryApp {
+  return {
+    name,
+    build(cache) {
+      const app = new Koa();
+      const router = new Router();
+      const answer = (ctx: Any) => {
+        ctx.type = 'text/plain';
+        ctx.body = JSON.stringify(ctx.query);
+      };
+      if (cache === undefined) router.get('/search', answer);
+      else router.get('/search', koaCache(cache, { ttl: '1m' }) as Any, answer);
+      app.use(router.routes() as Any);
+      return app.callback() as RequestListener;
+    },
+  };
+}
+
+const QUERY_APPS: readonly QueryApp[] = [
+  expressQueryApp("Express 5, query parser 'simple' (its default)", express5),
+  expressQueryApp("Express 5, query parser 'extended'", express5, 'extended'),
+  expressQueryApp("Express 4 (default parser, 'extended')", express4),
+  koaQueryApp('Koa 3 (ctx.query)', Koa3),
+  koaQueryApp('Koa 2 (ctx.query)', Koa2),
+];
+
+/** Pairs of targets that used to share a key; some parser reads each pair differently. */
+const QUERY_PAIRS: ReadonlyArray<readonly [string, string]> = [
+  ['/search?sort[]=price&sort=name', '/search?sort=name&sort[]=price'],
+  ['/search?sort%5B%5D=price&sort=name', '/search?sort=name&sort%5B%5D=price'],
+  ['/search?[q]=1&q=2', '/search?q=2&[q]=1'],
+  ['/search?a=b[]=1&a%3Db[]=2', '/search?a%3Db[]=2&a=b[]=1'],
+  ['/search??q=1&', '/search?&?q=1'],
+  ['/search?%FF=1&%FE=2', '/search?%FE=2&%FF=1'],
+];
+
+describe("middleware: query keys follow the app's query parser", function () {
+  const { open: openCache, serve } = useRedisCaches({ prefix: 'qparse' });
+
+  for (const app of QUERY_APPS) {
+    it(`${app.name}: never answers a query with the entry of one its parser reads differently`, async () => {
+      const cache = await openCache();
+      const cached = await serve(app.build(cache));
+      const plain = await serve(app.build(undefined));
+      for (const pair of QUERY_PAIRS) {
+        await cache.clear(); // some pairs are spellings of others: each starts from an empty cache
+        // Both orders of each pair, twice: the second round is answered from the cache.
+        for (const round of [1, 2]) {
+          for (const target of pair) {
+            const expected = (await rawGet(plain, target)).bytes.toString();
+            const res = await rawGet(cached, target);
+            assert.equal(res.bytes.toString(), expected, `${target} (round ${round}) got the answer of another query`);
+            assert.equal(res.headers['cache-status'], round === 1 ? STORED : HIT_L1, target);
+          }
+        }
+      }
     });
   }
 });

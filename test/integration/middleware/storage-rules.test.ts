@@ -349,6 +349,14 @@ function registerTests(
       assert.equal(app.runs('/c'), 2);
     });
 
+    it('reads a quoted directive value holding commas as one value: ext="a, no-store" does not forbid storing', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/q', mw: {}, handler: (io) => (io.set('Cache-Control', 'public, max-age=60, ext="a,no-store,b"'), io.send('q')) }] });
+      assert.equal((await call(app, '/q')).headers['cache-status'], STORED);
+      assert.equal((await call(app, '/q')).headers['cache-status'], HIT_L1);
+      assert.equal(app.runs('/q'), 1);
+    });
+
     it('does not store a private response on a route that is not user-scoped', async () => {
       const cache = open({ routes: { '/c': '1m' } });
       const app = build(cache, { appLevel: true, routes: [{ path: '/c', handler: (io) => (io.set('Cache-Control', 'private, max-age=60'), io.send('c')) }] });
@@ -411,6 +419,37 @@ function registerTests(
       const app = build(cache, { routes: [{ path: '/p', mw: {}, handler: (io) => io.send('p') }] });
       for (let i = 0; i < 2; i++) assert.equal((await call(app, '/p', { headers: { Cookie: 'sid=1' } })).headers['cache-status'], BYPASS);
       assert.equal(app.runs('/p'), 2);
+    });
+
+    it('bypasses a request with access_token in its query (RFC 6750 §2.3), in every spelling the parsers read as that name', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/p', mw: {}, handler: (io) => io.send(`p ${io.query('access_token') ?? ''}`) }] });
+      for (const url of ['/p?access_token=secret', '/p?page=1&access%5Ftoken=secret', '/p?access_token[]=secret']) {
+        for (let i = 0; i < 2; i++) assert.equal((await call(app, url)).headers['cache-status'], BYPASS, url);
+      }
+      assert.equal(app.runs('/p'), 6);
+      assert.equal((await call(app, '/p')).headers['cache-status'], STORED, 'nothing was stored by the credentialed requests');
+    });
+
+    it('stores answers to requests with access_token on a user-scoped or shared route, keyed by the token even past a query allow-list', async () => {
+      const cache = open();
+      const app = build(cache, {
+        routes: [
+          { path: '/me', mw: { user: (r) => headerOf(r, 'x-user') }, handler: (io) => io.send(`me=${io.header('x-user')}`) },
+          { path: '/feed', mw: { shared: true, query: ['page'] }, handler: (io) => io.send(`feed for ${io.query('access_token') ?? 'nobody'}`) },
+        ],
+      });
+      const me = { 'X-User': 'u1' };
+      assert.equal((await call(app, '/me?access_token=t1', { headers: me })).headers['cache-status'], STORED);
+      assert.equal((await call(app, '/me?access_token=t1', { headers: me })).headers['cache-status'], HIT_L1);
+      for (const token of ['A', 'B']) {
+        const res = await call(app, `/feed?page=1&access_token=${token}`);
+        assert.deepEqual([res.headers['cache-status'], res.text], [STORED, `feed for ${token}`], `token ${token} got another token's entry`);
+      }
+      const hit = await call(app, '/feed?access_token=A&page=1&utm=x');
+      assert.deepEqual([hit.headers['cache-status'], hit.text], [HIT_L1, 'feed for A']);
+      const none = await call(app, '/feed?page=1');
+      assert.deepEqual([none.headers['cache-status'], none.text], [STORED, 'feed for nobody'], 'a request without a token got a token-bearing entry');
     });
 
     it('stores answers to requests with Authorization on a user-scoped route', async () => {
@@ -500,6 +539,19 @@ function registerTests(
       await cache.invalidateTags(['a']);
       assert.equal((await call(app, '/g')).headers['cache-status'], STORED, "invalidateTags(['a']) dropped the entry");
       assert.equal(app.runs('/g'), 2);
+    });
+
+    it('reads a Cache-Groups string holding a comma or an escape as one group ("movies, tv" is one tag)', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/g', mw: {}, handler: (io) => (io.set('Cache-Groups', '"movies, tv", "say \\"hi\\""'), io.send('g')) }] });
+      assert.equal((await call(app, '/g')).headers['cache-status'], STORED);
+      await cache.invalidateTags(['"movies', 'tv"', 'movies', 'tv']);
+      assert.equal((await call(app, '/g')).headers['cache-status'], HIT_L1, 'the pieces of a split string are no groups of the entry');
+      await cache.invalidateTags(['movies, tv']);
+      assert.equal((await call(app, '/g')).headers['cache-status'], STORED, "invalidateTags(['movies, tv']) dropped the entry");
+      await cache.invalidateTags(['say "hi"']);
+      assert.equal((await call(app, '/g')).headers['cache-status'], STORED, 'the escaped quotes are undone in the group');
+      assert.equal(app.runs('/g'), 3);
     });
   });
 
@@ -609,6 +661,19 @@ function registerTests(
       assert.equal(app.runs('/l'), 1);
     });
 
+    it('matches an ETag holding a comma ("v1,gz"), alone or in a list, and not its halves', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/c', mw: {}, handler: (io) => (io.set('ETag', '"v1,gz"'), io.send('comma')) }] });
+      await call(app, '/c');
+      for (const ifNoneMatch of ['"v1,gz"', '"nope", "v1,gz"', 'W/"v1,gz" , "x"']) {
+        const res = await call(app, '/c', { headers: { 'If-None-Match': ifNoneMatch } });
+        assert.deepEqual([res.status, res.headers['cache-status'], res.headers['etag'], res.body.length], [304, HIT_L1, '"v1,gz"', 0], ifNoneMatch);
+      }
+      const halves = await call(app, '/c', { headers: { 'If-None-Match': '"v1", "gz"' } });
+      assert.deepEqual([halves.status, halves.text], [200, 'comma']);
+      assert.equal(app.runs('/c'), 1);
+    });
+
     it('answers If-None-Match: * with 304', async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/star', mw: {}, handler: (io) => io.send('star') }] });
@@ -692,6 +757,31 @@ function registerTests(
       assert.equal(app.runs('/api/moviesX'), 1);
     });
 
+    it('invalidatePrefix(`/api/users/${req.params.id}`) with the decoded id drops the entries of john%20doe, jos%C3%A9, 100%25 and %2541', async () => {
+      const cache = open({ routes: { '/api': '1m' } });
+      const app = build(cache, {
+        appLevel: true,
+        routes: [
+          { path: '/api/users/:id', handler: (io) => io.send(`user ${io.params.id}`) },
+          { path: '/api/users/:id/posts', handler: (io) => io.send(`posts of ${io.params.id}`) },
+          // The README's pattern: the write handler names the prefix with the id as the router decoded it.
+          { path: '/admin/users/:id', method: 'post', handler: async (io) => (await cache.invalidatePrefix(`/api/users/${io.params.id}`), io.send('ok')) },
+        ],
+      });
+      const sent = ['john%20doe', 'jos%C3%A9', '100%25', '%2541'];
+      for (const id of [...sent, 'bob']) {
+        assert.equal((await call(app, `/api/users/${id}`)).headers['cache-status'], STORED, id);
+        assert.equal((await call(app, `/api/users/${id}/posts`)).headers['cache-status'], STORED, id);
+      }
+      for (const id of sent) {
+        assert.equal((await call(app, `/admin/users/${id}`, { method: 'POST' })).text, 'ok');
+        const user = await call(app, `/api/users/${id}`);
+        assert.deepEqual([user.headers['cache-status'], user.text], [STORED, `user ${decodeURIComponent(id)}`], `${id} was not invalidated`);
+        assert.equal((await call(app, `/api/users/${id}/posts`)).headers['cache-status'], STORED, `${id}/posts was not invalidated`);
+      }
+      assert.equal((await call(app, '/api/users/bob')).headers['cache-status'], HIT_L1, 'another user was invalidated');
+    });
+
     it("invalidateUser('u1') drops u1's entries but not u2's", async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/me', mw: { user: (r) => headerOf(r, 'x-user') }, handler: (io) => io.send(`me=${io.header('x-user')}`) }] });
@@ -729,6 +819,10 @@ function registerTests(
         ['cacheStatus', 0],
         ['methods', 'GET'],
         ['negativeTtl', 'never'],
+        // A TTL of 0 would report answers as stored and never serve one.
+        ['ttl', 0],
+        ['ttl', '0s'],
+        ['negativeTtl', 0],
       ];
       for (const [name, value] of bad) {
         assert.throws(

@@ -90,6 +90,19 @@ describe('cache: options', () => {
       assertRejected({ ttl: true }, 'ttl', 'true');
     });
 
+    it('rejects a ttl of 0 (entries stored and never served), from code and from TIERCACHE_TTL, saying what to write instead', () => {
+      assertRejected({ ttl: 0 }, 'ttl', '0');
+      assertRejected({ ttl: '0s' }, 'ttl', '"0s"');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_TTL: '0' }), 'TIERCACHE_TTL', '"0"');
+      assert.throws(() => resolveOptions({ ttl: 0 }, NO_ENV), /leave ttl out .* false in the table/);
+    });
+
+    it('rejects a route prefix written as a router pattern, naming the literal prefix to write', () => {
+      assertRejected({ routes: { '/api/movies/:id': '5m' } }, "routes['/api/movies/:id']", '"/api/movies/:id"');
+      assertRejected({ routes: { '/api/*': '5m' } }, "routes['/api/*']", '"/api/*"');
+      assert.throws(() => createCache({ redis: false, routes: { '/api/movies/:id': '5m' } }), /write the literal prefix instead: '\/api\/movies'/);
+    });
+
     it('rejects unparsable and negative durations: l1.ttl', () => {
       assertRejected({ l1: { ttl: 'ten seconds' } }, 'l1.ttl', '"ten seconds"');
       assertRejected({ l1: { ttl: -30 } }, 'l1.ttl', '-30');

@@ -15,11 +15,13 @@ import {
   asRawQuery,
   encodeQuery,
   identityOf,
+  namesReadAlike,
   nastyText,
   nastyUnit,
   paramName,
   request,
   requestPath,
+  rootName,
   urlOf,
   userScope,
   varyPairs,
@@ -39,8 +41,9 @@ function keyOf(req: Req): string {
 describe('keys: buildRequestKey', () => {
   describe('format', () => {
     it('is namespace:GET:/path?canonical-query, the query sorted by name', () => {
-      assert.equal(canonicalQuery('b=2&a=1'), '{"a":"1","b":"2"}');
-      assert.equal(key('/api/movies?b=2&a=1'), `shop:GET:/api/movies?${escapeKeyComponent('{"a":"1","b":"2"}')}`);
+      assert.equal(canonicalQuery('b=2&a=1'), 'a=1&b=2');
+      assert.equal(key('/api/movies?b=2&a=1'), 'shop:GET:/api/movies?a=1&b=2');
+      assert.equal(key('/api/movies?q=a:b%26c'), 'shop:GET:/api/movies?q=a%3Ab%26c', 'names and values are escaped');
       assert.ok(key('/api/movies?b=2&a=1').startsWith('shop:GET:/api/movies?'));
     });
 
@@ -87,7 +90,7 @@ describe('keys: buildRequestKey', () => {
     });
 
     it('gives ?id=1&id=2, ?id=2&id=1 and ?id=1 three different keys', () => {
-      assert.equal(canonicalQuery('id=1&id=2'), '{"id":["1","2"]}');
+      assert.equal(canonicalQuery('id=1&id=2'), 'id=1&id=2');
       assert.equal(new Set([key('/x?id=1&id=2'), key('/x?id=2&id=1'), key('/x?id=1')]).size, 3);
     });
 
@@ -100,6 +103,16 @@ describe('keys: buildRequestKey', () => {
       assert.equal(key('/x?q=a%20b'), key('/x?q=a+b'));
       assert.equal(key('/x?q=%61'), key('/x?q=a'));
       assert.notEqual(key('/x?q=a%2Bb'), key('/x?q=a+b'));
+    });
+
+    // The frameworks parse req.url with the fragment cut off (url.parse / parseurl), so
+    // '?q=C#x' is q=C to the handler; keyed as q='C#x' it shared the entry of '?q=C%23x'.
+    it("drops a raw '#' and what follows, as the frameworks do: /search?q=C#x is keyed as /search?q=C, not as ?q=C%23x", () => {
+      assert.equal(key('/search?q=C#x'), key('/search?q=C'));
+      assert.notEqual(key('/search?q=C#x'), key('/search?q=C%23x'));
+      assert.equal(key('/search?q=C#'), key('/search?q=C'));
+      assert.equal(key('/search#x?q=1'), key('/search'));
+      assert.equal(key('/a#b'), key('/a'));
     });
 
     it('tells a single value from a list holding it: ?id=1 vs ?id=1&id=1', () => {
@@ -287,8 +300,10 @@ describe('keys: buildRequestKey', () => {
       );
     });
 
-    it('never changes when query parameters with distinct names are reordered', () => {
-      const pairs = fc.uniqueArray(fc.tuple(nastyText(), nastyText()), { selector: (p) => p[0], maxLength: 8 });
+    it('never changes when query parameters with distinct root names are reordered', () => {
+      // Root name: the part before the first '[' (qs merges a, a[] and a[x] into one a). A name
+      // starting with '[' may join any root, so such a query is keyed in request order.
+      const pairs = fc.uniqueArray(fc.tuple(nastyText().filter((n) => !n.startsWith('[')), nastyText()), { selector: (p) => rootName(p[0]), maxLength: 8 });
       const reordered = pairs.chain((list) => fc.tuple(fc.constant(list), fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length })));
       fc.assert(
         fc.property(reordered, requestPath, varyPairs, userScope, ([original, shuffled], path, vary, user) => {
@@ -300,16 +315,16 @@ describe('keys: buildRequestKey', () => {
       );
     });
 
-    it('never changes when parameters move around, as long as parameters of the same name keep their order', () => {
-      const pairs = fc.array(fc.tuple(paramName, nastyText()), { maxLength: 8 });
+    it('never changes when parameters move around, as long as parameters of the same root name keep their order', () => {
+      const pairs = fc.array(fc.tuple(paramName.filter((n) => !n.startsWith('[')), nastyText()), { maxLength: 8 });
       const withOrder = pairs.chain((list) => fc.tuple(fc.constant(list), fc.array(fc.double({ noNaN: true }), { minLength: list.length, maxLength: list.length })));
       fc.assert(
         fc.property(withOrder, requestPath, ([original, priorities], path) => {
           // Shuffle by priority, then give each name's slots back its values in their original order.
           const shuffled = original.map((pair, i) => ({ pair, p: priorities[i]! })).sort((x, y) => x.p - y.p).map((x) => x.pair);
-          const queues = new Map<string, string[]>();
-          for (const [name, value] of original) queues.set(name, [...(queues.get(name) ?? []), value]);
-          const moved = shuffled.map(([name]) => [name, queues.get(name)!.shift()!] as [string, string]);
+          const queues = new Map<string, Array<[string, string]>>();
+          for (const pair of original) queues.set(rootName(pair[0]), [...(queues.get(rootName(pair[0])) ?? []), pair]);
+          const moved = shuffled.map(([name]) => queues.get(rootName(name))!.shift()!);
           assert.equal(keyOf({ path, query: encodeQuery(original), vary: [], user: undefined }), keyOf({ path, query: encodeQuery(moved), vary: [], user: undefined }));
         }),
         RUNS,
@@ -351,14 +366,18 @@ describe('keys: buildRequestKey', () => {
  * request, one key, however its query is percent-encoded) is checked only when
  * every query name and value is valid percent-encoded UTF-8: an undecodable
  * escape is deliberately kept raw in the key (so '%FF' and '%FE' stay apart),
- * which may also keep '?%' apart from '?%25' -- a missed hit, never a wrong one.
+ * which may also keep '?%' apart from '?%25' -- a missed hit, never a wrong one;
+ * and only when every parser reads the names alike (otherwise the query is
+ * keyed as sent, in order: again a missed hit at worst).
  */
 function assertKeysFollowIdentity(a: Req, b: Req): void {
   const ka = keyOf(a);
   const kb = keyOf(b);
   const same = identityOf(a) === identityOf(b);
   if (!same) assert.notEqual(ka, kb, `different requests share the key ${JSON.stringify(ka)}:\n  ${JSON.stringify(a)}\n  ${JSON.stringify(b)}`);
-  else if (decodesCleanly(a.query) && decodesCleanly(b.query)) assert.equal(ka, kb, `the same request must have one key:\n  ${JSON.stringify(a)}\n  ${JSON.stringify(b)}`);
+  else if (decodesCleanly(a.query) && decodesCleanly(b.query) && namesReadAlike(a.query) && namesReadAlike(b.query)) {
+    assert.equal(ka, kb, `the same request must have one key:\n  ${JSON.stringify(a)}\n  ${JSON.stringify(b)}`);
+  }
 }
 
 function decodesCleanly(query: string | undefined): boolean {

@@ -12,6 +12,9 @@ import {
   stripQueryAndFragment,
 } from './support.js';
 
+/** What the table refuses as router pattern syntax: a ':param' segment, '*', '?', '(', ')', '[', ']', '{', '}', '#'. */
+const ROUTER_PATTERN = /(^|\/):|[*?()[\]{}#]/;
+
 describe('keys: RouteTable', () => {
   describe('matching', () => {
     const table = new RouteTable({
@@ -188,6 +191,42 @@ describe('keys: RouteTable', () => {
       }
     });
 
+    it("refuses router patterns ('/api/movies/:id', '/api/*') that would never match, naming the literal prefix to write instead", () => {
+      const cases: Array<[string, string]> = [
+        ['/api/movies/:id', "'/api/movies'"],
+        ['/api/*', "'/api'"],
+        ['/api/movies/(\\d+)', "'/api/movies'"],
+        ['/api/movies/:id?', "'/api/movies'"],
+        ['/API/Movies/{:id}', "'/API/Movies'"],
+        ['/api/[id]', "'/api'"],
+        ['/*', "'/'"],
+        ['/:lang/docs', "'/'"],
+      ];
+      for (const [prefix, literal] of cases) {
+        assertConfigError(() => new RouteTable({ '/ok': '1m', [prefix]: '5m' }), `routes['${prefix}']`, JSON.stringify(prefix));
+        assert.throws(() => new RouteTable({ [prefix]: '5m' }), (e: Error) => e.message.includes('router pattern') && e.message.includes(literal), `${prefix}: the message should say to write ${literal}`);
+      }
+      // Literal prefixes with ':' inside a segment or '+' are fine.
+      assert.equal(new RouteTable({ '/files/v1:batch': '1m', '/tags/c++': '1m', '/a-b_c.d~e': '1m' }).size, 3);
+    });
+
+    it('refuses a TTL of 0 (stored, never served) in every spelling, saying to use false to never cache', () => {
+      for (const [input, option, shown] of [
+        [0, "routes['/x']", '0'],
+        ['0s', "routes['/x']", '"0s"'],
+        [0.4, "routes['/x']", '0.4'],
+        [{ ttl: 0 }, "routes['/x'].ttl", '0'],
+        [{ ttl: '0ms', staleWhileRevalidate: '1m' }, "routes['/x'].ttl", '"0ms"'],
+      ] as Array<[RouteRuleInput, string, string]>) {
+        assertConfigError(() => new RouteTable({ '/x': input }), option, shown);
+        assert.throws(() => new RouteTable({ '/x': input }), /use false to never cache/);
+      }
+      assertConfigError(() => new RouteTable({ '/x': { ttl: '1m', negativeTtl: 0 } }), "routes['/x'].negativeTtl", '0');
+      assert.throws(() => new RouteTable({ '/x': { negativeTtl: 0 } }), /leave negativeTtl out/);
+      // Stale windows of 0 mean "none" and stay allowed.
+      assert.equal(new RouteTable({ '/x': { ttl: 1, staleWhileRevalidate: 0, staleIfError: 0 } }).size, 1);
+    });
+
     it('accepts a duration string, a number of milliseconds, false and an empty rule object', () => {
       const t = new RouteTable({ '/a': '5m', '/b': 1500, '/c': false, '/d': {} });
       assert.deepEqual({ ...t.match('/a') }, { prefix: '/a', cache: true, ttl: 300_000 });
@@ -217,11 +256,12 @@ describe('keys: RouteTable', () => {
       .tuple(fc.array(pathSegment, { maxLength: 6 }), fc.boolean())
       .map(([segments, trailingSlash]) => '/' + segments.join('/') + (trailingSlash ? '/' : ''));
 
-    /** A table of distinct (after normalization) prefixes, each rule told apart by its ttl (its index). */
+    /** A table of distinct (after normalization) literal prefixes, each rule told apart by its ttl (its index). */
     function tableOf(prefixes: string[], normalize: (p: string) => string): { routes: Record<string, number>; normalized: Map<string, number> } {
       const routes: Record<string, number> = {};
       const normalized = new Map<string, number>();
       for (const prefix of prefixes) {
+        if (ROUTER_PATTERN.test(prefix)) continue; // refused by the table (see 'validation')
         const n = normalize(prefix);
         if (normalized.has(n) || Object.hasOwn(routes, prefix)) continue;
         const ttl = normalized.size + 1;

@@ -120,17 +120,52 @@ export function urlOf(req: Req): string {
   return req.query === undefined ? req.path : `${req.path}?${req.query}`;
 }
 
+/** The root name qs files a parameter under: the part before the first '['. */
+export function rootName(name: string): string {
+  const bracket = name.indexOf('[');
+  return bracket === -1 ? name : name.slice(0, bracket);
+}
+
+/**
+ * Whether every parser reads the query's names alike, so only the order of
+ * parameters of one root name matters: each name decodes, none starts with
+ * '[' (qs files `[a]` under `a`), qs, which turns %5B / %5D into brackets and
+ * splits at a ']=', splits every part at its first '=' as the others do, and
+ * the query does not start with '?' (Koa 3's URLSearchParams drops it).
+ */
+export function namesReadAlike(query: string | undefined): boolean {
+  if (query === undefined) return true;
+  if (query.startsWith('?')) return false;
+  return query.split('&').every((part) => {
+    const eq = part.indexOf('=');
+    let name: string;
+    try {
+      name = decodeURIComponent((eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
+    } catch {
+      return false;
+    }
+    const qsPart = part.replace(/%5B/gi, '[').replace(/%5D/gi, ']');
+    const close = qsPart.indexOf(']=');
+    return !name.startsWith('[') && (close === -1 || close + 1 === qsPart.indexOf('='));
+  });
+}
+
 /**
  * The decoded query of a request: the URL standard's parsing of the query
- * component (what `new URL(...).searchParams` yields), sorted stably by name so
- * only the order among parameters of the same name remains.
+ * component (what `new URL(...).searchParams` yields). When every parser reads
+ * its names alike it is sorted stably by root name, so only the order among
+ * parameters qs merges remains; otherwise it stays in request order.
  */
 export function decodedQuery(query: string | undefined): Array<[string, string]> {
   if (query === undefined) return [];
   // The URLSearchParams constructor drops one leading '?', so give it one: the
   // query component itself may start with '?' ('/p??a=1' has the parameter '?a').
   const pairs = [...new URLSearchParams('?' + query)];
-  return pairs.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)); // Array#sort is stable
+  if (!namesReadAlike(query)) return pairs;
+  return pairs.sort((x, y) => {
+    const [rx, ry] = [rootName(x[0]), rootName(y[0])];
+    return rx < ry ? -1 : rx > ry ? 1 : 0; // Array#sort is stable
+  });
 }
 
 /** What makes two requests "the same request" for the key: compare these strings. */
@@ -189,4 +224,39 @@ export function assertConfigError(fn: () => unknown, option: string, shown: stri
     assert.ok(error.message.includes(shown), `message should show the value ${shown}: ${error.message}`);
     return true;
   });
+}
+
+/**
+ * Reference tag form of a path, written from the contract: the route form
+ * (refNormalize), then every escaped UTF-8 sequence decoded except %2F, with
+ * invalid bytes left escaped, then lower-cased again.
+ */
+export function refTagPath(path: string): string {
+  const fatal = new TextDecoder('utf-8', { fatal: true });
+  const decoded = refNormalize(path).replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    const bytes = Buffer.from(run.replace(/%/g, ''), 'hex');
+    let out = '';
+    for (let i = 0; i < bytes.length; ) {
+      let taken = 0;
+      // The shortest slice that decodes to exactly one character (never '/').
+      for (let n = 1; n <= 4 && i + n <= bytes.length && taken === 0; n++) {
+        try {
+          const text = fatal.decode(bytes.subarray(i, i + n));
+          if ([...text].length === 1 && text !== '/') {
+            out += text;
+            taken = n;
+          }
+        } catch {
+          // not (yet) a whole character
+        }
+      }
+      if (taken === 0) {
+        out += '%' + bytes[i]!.toString(16).padStart(2, '0');
+        taken = 1;
+      }
+      i += taken;
+    }
+    return out;
+  });
+  return decoded.toLowerCase();
 }

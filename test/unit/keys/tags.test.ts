@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_PATH_TAG_DEPTH, implicitTags, pathTags, prefixTag, userTag } from '../../../src/keys/index.js';
-import { RUNS, nastyText, refCovers, refNormalize } from './support.js';
+import { MAX_PATH_TAG_DEPTH, implicitTags, pathTags, prefixTag, prefixTags, tagPath, userTag } from '../../../src/keys/index.js';
+import { RUNS, nastyText, refCovers, refTagPath } from './support.js';
+
+/** Whether invalidatePrefix(prefix) reaches an entry filled for `path`. */
+function reaches(prefix: string, path: string): boolean {
+  const tags = prefixTags(prefix);
+  return tags === undefined || tags.some((t) => implicitTags(path).includes(t));
+}
 
 describe('keys: tags', () => {
   it("gives /api/movies/7 for user u1 the tags ['user:u1', 'path:/api', 'path:/api/movies', 'path:/api/movies/7']", () => {
@@ -60,6 +66,42 @@ describe('keys: tags', () => {
     assert.equal(prefixTag('/' + segments.slice(0, MAX_PATH_TAG_DEPTH - 1).join('/')), 'path:/' + segments.slice(0, MAX_PATH_TAG_DEPTH - 1).join('/'));
   });
 
+  describe('encoded and decoded spellings of a path (invalidatePrefix with req.params values)', () => {
+    it("gives '/api/users/john%20doe' the tags of '/api/users/john doe', so invalidatePrefix with the decoded id reaches it", () => {
+      assert.deepEqual(implicitTags('/api/users/john%20doe'), implicitTags('/api/users/john doe'));
+      assert.ok(reaches('/api/users/john doe', '/api/users/john%20doe'));
+      assert.ok(reaches('/api/users/john%20doe', '/api/users/john%20doe/posts'));
+    });
+
+    it("gives '/api/users/jos%C3%A9', '/api/users/JOS%C3%89' and '/api/users/josé' one tag", () => {
+      assert.equal(prefixTag('/api/users/jos%C3%A9'), 'path:/api/users/josé');
+      assert.equal(prefixTag('/api/users/JOS%C3%89'), 'path:/api/users/josé');
+      assert.equal(prefixTag('/api/users/José'), 'path:/api/users/josé');
+      assert.ok(reaches('/api/users/josé', '/api/users/jos%C3%A9'));
+    });
+
+    it("keeps %2F encoded: '/a%2Fb' is one segment, and '/a' does not cover it", () => {
+      assert.deepEqual(implicitTags('/a%2Fb'), ['path:/a%2fb']);
+      assert.ok(!reaches('/a', '/a%2Fb'));
+      assert.ok(reaches('/a%2fb', '/a%2Fb/c'));
+    });
+
+    it('leaves escapes that are not UTF-8 escaped: /a/%FF%C3%A9 -> /a/%ffé', () => {
+      assert.equal(tagPath('/a/%FF%C3%A9'), '/a/%ffé');
+      assert.equal(tagPath('/a/%C0%80'), '/a/%c0%80');
+      assert.equal(tagPath('/a/%E2%82'), '/a/%e2%82');
+    });
+
+    it("reads a prefix holding '%' also as decoded text: ids '100%' and '%41' reach /users/100%25 and /users/%2541", () => {
+      assert.ok(reaches('/users/100%', '/users/100%25'));
+      assert.ok(reaches('/users/%41', '/users/%2541'), 'the decoded id %41');
+      assert.ok(reaches('/users/%41', '/users/A'), 'the encoded reading of %41');
+      assert.deepEqual(prefixTags('/users/%41'), ['path:/users/a', 'path:/users/%41']);
+      assert.deepEqual(prefixTags('/users/plain'), ['path:/users/plain']);
+      assert.equal(prefixTags('/%2e'), undefined, "a reading that is '/' covers everything");
+    });
+  });
+
   // Regression for the normalizeRoutePath fast-path bug (see route-table.test.ts):
   // invalidatePrefix('/É') bumped 'path:/É' while the entry for '/É/X' carried 'path:/é'.
   it("gives /É/X the tag prefixTag('/É') returns, as it does for /É/x", () => {
@@ -69,6 +111,27 @@ describe('keys: tags', () => {
 
   describe('properties', function () {
     this.timeout(120_000);
+
+    it('lets invalidatePrefix(`/api/users/${id}`) with the decoded id reach the entries of every encoding of that id', () => {
+      // An id as the app sees it in req.params (decoded), and how a client may have spelled it.
+      const id = nastyText(10, 1).filter((t) => !t.includes('/') && !['.', '..'].includes(t));
+      const spelling = fc.constantFrom<(t: string) => string>(
+        encodeURIComponent,
+        encodeURI,
+        (t) => Array.from(t, (ch) => (/[A-Za-z0-9]/.test(ch) ? ch : encodeURIComponent(ch))).join(''),
+        (t) => Array.from(new TextEncoder().encode(t), (b) => '%' + b.toString(16).padStart(2, '0')).join(''),
+      );
+      fc.assert(
+        fc.property(id, spelling, fc.constantFrom('', '/posts', '/posts/7'), (value, spell, below) => {
+          const sent = spell(value);
+          fc.pre(decodeURIComponent(sent) === value && !sent.includes('/') && !sent.includes('?') && !sent.includes('#'));
+          const path = `/api/users/${sent}${below}`;
+          assert.ok(reaches(`/api/users/${value}`, path), `invalidatePrefix('/api/users/${value}') misses ${path}: ${JSON.stringify(prefixTags(`/api/users/${value}`))} vs ${JSON.stringify(implicitTags(path))}`);
+          assert.ok(reaches(`/api/users/${sent}`, path), `invalidatePrefix('/api/users/${sent}') misses ${path}`);
+        }),
+        RUNS,
+      );
+    });
 
     /** Segments that never normalize away (no '', '.', '..', nor their escapes). */
     const segment = fc.oneof(
@@ -117,8 +180,8 @@ describe('keys: tags', () => {
         fc.property(pAndQ, ([pSegments, qSegments]) => {
           const p = '/' + pSegments.join('/');
           const q = '/' + qSegments.join('/');
-          const normalizedP = refNormalize(p);
-          const normalizedQ = refNormalize(q);
+          const normalizedP = refTagPath(p);
+          const normalizedQ = refTagPath(q);
           const expectedP = normalizedP === '/' ? [] : normalizedP.slice(1).split('/').slice(0, MAX_PATH_TAG_DEPTH).map((_, i, all) => 'path:/' + all.slice(0, i + 1).join('/'));
           assert.deepEqual(implicitTags(p), expectedP, p);
           // A prefix within the depth cap is tagged on P exactly when it covers P.
