@@ -240,6 +240,26 @@ describe('middleware: how a fill ends', function () {
         }
       });
 
+      it('close() waits for a fill under way to be stored; afterwards requests pass through untouched', async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        const c = counted(async (n, run) => {
+          if (run === 1) await sleep(200);
+          n.send(`run ${run}`);
+        });
+        const server = await redisCaches.serve(adapter.build(cache, '/closing', {}, c.route));
+        const filling = request(server).get('/closing');
+        const started = filling.then(() => undefined);
+        await sleep(50);
+        await cache.close();
+        const first = await filling;
+        await started;
+        assert.equal(first.text, 'run 1');
+        assert.equal(await redisCaches.admin.exists(cache.keyFor({ method: 'GET', url: '/closing', headers: {} })), 1, 'the fill under way was stored before close() resolved');
+        const after = await request(server).get('/closing');
+        assert.equal(after.text, 'run 2');
+        assert.equal(after.headers['cache-status'], undefined, 'a closed cache still answered');
+      });
+
       it('answers every request that waited on a failing fill with the stale entry, running the handler once (stale-if-error)', async () => {
         const cache = await redisCaches.open({});
         const c = counted(async (n, run) => {
