@@ -5,3 +5,4 @@ export declare const BODY: Buffer;
 export declare const BODY_OBJECT: Record<string, unknown>;
 export declare const BODY_SHA256: string;
 export declare const CONTENT_TYPE: string;
+export declare function catalogFor(miss: string): Record<string, unknown>;

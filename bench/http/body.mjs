@@ -27,3 +27,12 @@ export const BODY = build();
 export const BODY_OBJECT = JSON.parse(BODY.toString('utf8'));
 export const BODY_SHA256 = createHash('sha256').update(BODY).digest('hex');
 export const CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * What the miss scenarios' handlers build on every request: BODY_OBJECT's
+ * document with the request's `miss` query value folded in, so every URL gets
+ * bytes of its own (about 1.5 KB once serialized). A fresh object each call.
+ */
+export function catalogFor(miss) {
+  return { ...BODY_OBJECT, query: { miss } };
+}

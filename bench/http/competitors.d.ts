@@ -14,3 +14,29 @@ declare module 'koa-cash' {
   }
   export default function koaCash(options: KoaCashOptions): Middleware;
 }
+
+declare module 'route-cache' {
+  import type { RequestHandler } from 'express';
+  interface RouteCacheStore {
+    get(key: string): Promise<unknown>;
+    set(key: string, value: object, ttlMillis: number): Promise<unknown>;
+    del(key: string): Promise<unknown>;
+    clear(): Promise<unknown>;
+  }
+  const routeCache: {
+    cacheSeconds(seconds: number, key?: string | ((req: unknown, res: unknown) => string | false)): RequestHandler;
+    config(options: { max?: number; cacheStore?: RouteCacheStore }): unknown;
+  };
+  export default routeCache;
+}
+
+declare module 'route-cache/ioRedisStore.js' {
+  import type { Redis } from 'ioredis';
+  export default class IoRedisStore {
+    constructor(client: Redis);
+    get(key: string): Promise<unknown>;
+    set(key: string, value: object, ttlMillis: number): Promise<unknown>;
+    del(key: string): Promise<unknown>;
+    clear(): Promise<unknown>;
+  }
+}

@@ -1,19 +1,24 @@
-// What run.mjs and profile.mjs share: start one scenario server pinned to its
-// core, start a throwaway redis-server, drive wrk pinned to the other core,
-// read per-core and per-process CPU time, and check answers with curl.
-// Every process started here is tracked and stopped by its PID.
+// What run.mjs, miss.mjs and profile.mjs share: start one scenario server
+// pinned to its core, start a throwaway redis-server, drive wrk pinned to the
+// other core (on one URL, or on URLs never asked before), wait for a quiet
+// machine, read per-core and per-process CPU time around a measured window,
+// and check answers with curl. Every process started here is tracked and
+// stopped by its PID.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { machineSpecs, redisVersion } from '../support/machine.mjs';
 import { BENCH_PATH, BODY_BYTES, BODY_SHA256 } from './body.mjs';
+import { round1, round3 } from './summary.mjs';
 import { createHash } from 'node:crypto';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const HTTP_DIR = join(REPO_ROOT, 'bench', 'http');
+
 /** wrk (and redis-server) run here; the scenario server runs alone on SERVER_CPU. */
 export const LOAD_CPU = '0';
 export const SERVER_CPU = '1';
@@ -36,6 +41,8 @@ export const SCENARIOS = [
   { name: 'koa-cash', cached: true, hit: ['x-cached-response', 'HIT'] },
   { name: 'express-redis-bare', cached: false, redis: true },
   { name: 'express-tiercache-l2', cached: true, redis: true, hit: ['cache-status', 'tiercache; hit; detail=L2'] },
+  // route-cache sets no header: the hit is proven by the handler not running while measured.
+  { name: 'express-route-cache-redis', cached: true, redis: true },
 ];
 
 const live = new Map(); // pid -> name, every child still running
@@ -86,12 +93,12 @@ async function stopChild(child, graceMs = 5000) {
 }
 
 /**
- * Starts bench/http/scenarios/<name>.ts under tsx, pinned to SERVER_CPU, and
- * resolves once it prints "ready".
+ * Starts bench/http/scenarios/<file>.ts (file defaults to the name) under tsx,
+ * pinned to SERVER_CPU, and resolves once it prints "ready".
  */
-export async function startServer(name, { env = {}, nodeArgs = [] } = {}) {
+export async function startServer(name, { env = {}, nodeArgs = [], file = name } = {}) {
   const port = await freePort();
-  const args = ['-c', SERVER_CPU, process.execPath, ...nodeArgs, '--import', 'tsx', join(HTTP_DIR, 'scenarios', `${name}.ts`)];
+  const args = ['-c', SERVER_CPU, process.execPath, ...nodeArgs, '--import', 'tsx', join(HTTP_DIR, 'scenarios', `${file}.ts`)];
   const child = spawn('taskset', args, {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...env, PORT: String(port) },
@@ -121,13 +128,18 @@ export async function startServer(name, { env = {}, nodeArgs = [] } = {}) {
     name,
     pid: child.pid,
     port,
+    origin: `http://127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}${BENCH_PATH}`,
     stderr: () => err,
     stop: () => stopChild(child),
   };
 }
 
-/** A throwaway redis-server on a free loopback port, no persistence, pinned to LOAD_CPU. */
+/**
+ * A throwaway redis-server on a free loopback port, no persistence, pinned to
+ * LOAD_CPU. `command(name, ...args)` sends one command (FLUSHALL, DBSIZE) from
+ * the runner on its own connection.
+ */
 export async function startRedis() {
   const port = await freePort();
   const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
@@ -152,12 +164,50 @@ export async function startRedis() {
     });
   });
   child.stdout.resume();
-  return { url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
+  let client;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    command: (name, ...args) => (client ??= new Redis(port, '127.0.0.1', { lazyConnect: false })).call(name, ...args),
+    stop: async () => {
+      await client?.quit().catch(() => client?.disconnect());
+      await stopChild(child);
+    },
+  };
 }
 
-/** Runs wrk (one thread, pinned to LOAD_CPU) against `url`; resolves its summary. */
-export function wrk(url, { seconds, connections }) {
-  const args = ['-c', LOAD_CPU, 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(HTTP_DIR, 'wrk-report.lua'), url];
+let distinctScriptPath;
+/** wrk-report.lua and wrk-distinct.lua as one script (wrk takes one -s), written once per run. */
+function distinctScript() {
+  if (distinctScriptPath !== undefined) return distinctScriptPath;
+  const dir = mkdtempSync(join(tmpdir(), 'tiercache-bench-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  distinctScriptPath = join(dir, 'distinct-report.lua');
+  writeFileSync(distinctScriptPath, [readFileSync(join(HTTP_DIR, 'wrk-report.lua'), 'utf8'), readFileSync(join(HTTP_DIR, 'wrk-distinct.lua'), 'utf8')].join('\n'));
+  return distinctScriptPath;
+}
+
+/**
+ * The URL wrk-distinct.lua sends as request `n` (1, 2, ...) of thread 0 in
+ * window `windowId`: `<path>?miss=<windowId><thread, 3 digits><n, 9 digits>`.
+ * The runner uses it too, for its own checks, with window ids wrk never gets.
+ */
+export function distinctPath(windowId, n, thread = 0) {
+  return `${BENCH_PATH}?miss=${windowId}${String(thread).padStart(3, '0')}${String(n).padStart(9, '0')}`;
+}
+
+/**
+ * Runs wrk (one thread, pinned to LOAD_CPU) against `url`; resolves its summary.
+ * With `distinct` (a positive integer, the window id), every request asks for
+ * a URL never asked before: distinctPath(distinct, 1), (distinct, 2), ...
+ */
+export function wrk(url, { seconds, connections, distinct }) {
+  const script = distinct === undefined ? join(HTTP_DIR, 'wrk-report.lua') : distinctScript();
+  const args = ['-c', LOAD_CPU, 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, url];
+  if (distinct !== undefined) {
+    if (!Number.isInteger(distinct) || distinct <= 0) throw new Error(`wrk: distinct must be a positive integer window id (got ${distinct})`);
+    args.push('--', String(distinct));
+  }
   return new Promise((resolve, reject) => {
     const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     track(child, 'wrk');
@@ -312,6 +362,73 @@ export async function idleCheck(ms = 1000) {
   const a = cpuTimes();
   await sleep(ms);
   return busyPercent(a, cpuTimes());
+}
+
+/**
+ * Waits (up to `maxMs`) until both cpus are nearly idle, so a round does not
+ * start while other work is running; resolves the last busy % reading.
+ */
+export async function waitQuiet(maxMs) {
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    const busy = await idleCheck(500);
+    const quiet = Object.values(busy).every((pct) => pct < 15);
+    if (quiet || Date.now() >= deadline) return { quiet, busy };
+    await sleep(1000);
+  }
+}
+
+/**
+ * One measured window: wrk for `seconds` against `url` (`distinct` as for
+ * wrk()), with the server's CPU time, both cpus' busy % and the handler runs
+ * read around it. `quietBefore` is waitQuiet()'s reading before the round;
+ * `others` names further processes whose CPU time per answer is wanted
+ * ({ redis: pid } -> otherCpuUsPerRequest.redis).
+ */
+export async function measureWindow(server, url, { seconds, connections, distinct }, quietBefore, others = {}) {
+  const runsBefore = await handlerRuns(server);
+  const coresA = cpuTimes();
+  const procA = processCpuMs(server.pid);
+  const othersA = Object.entries(others).map(([name, pid]) => [name, pid, processCpuMs(pid)]);
+  const t0 = performance.now();
+  const r = await wrk(url, { seconds, connections, distinct });
+  const wallMs = performance.now() - t0;
+  const procB = processCpuMs(server.pid);
+  const otherCpuUsPerRequest = Object.fromEntries(othersA.map(([name, pid, ms]) => [name, round1(((processCpuMs(pid) - ms) * 1000) / r.requests)]));
+  const cores = busyPercent(coresA, cpuTimes());
+  const runsDuring = (await handlerRuns(server)) - runsBefore;
+  const serverCpuPercent = round1((100 * (procB - procA)) / wallMs);
+  const problems = [];
+  if (r.errorCount > 0) problems.push(`wrk errors ${JSON.stringify(r.errors)}`);
+  return {
+    rps: Math.round(r.rps),
+    requests: r.requests,
+    latencyMs: { mean: round3(r.latencyUs.mean / 1000), p50: round3(r.latencyUs.p50 / 1000), p90: round3(r.latencyUs.p90 / 1000), p99: round3(r.latencyUs.p99 / 1000), max: round3(r.latencyUs.max / 1000) },
+    errors: r.errors,
+    bytesPerResponse: Math.round(r.bytes / r.requests),
+    serverCpuPercent,
+    // CPU the server spent per answer: robust to other load stealing its core.
+    serverCpuUsPerRequest: round1(((procB - procA) * 1000) / r.requests),
+    otherCpuUsPerRequest,
+    coreBusyPercent: cores,
+    handlerRunsWhileMeasured: runsDuring,
+    busyBeforeRound: quietBefore.busy,
+    // The server did not get its core although the core was busy: something else ran there.
+    contended: !quietBefore.quiet || (serverCpuPercent < 90 && (cores[SERVER_CPU] ?? 0) > 95),
+    wallMs,
+    problems,
+  };
+}
+
+/** Throws unless wrk, taskset and curl are installed. */
+export function requireTools() {
+  for (const [cmd, args] of [['wrk', ['-v']], ['taskset', ['-V']], ['curl', ['--version']]]) {
+    try {
+      execFileSync(cmd, args, { stdio: 'ignore' });
+    } catch (err) {
+      if (err.code === 'ENOENT') throw new Error(`${cmd} is not installed (wrk: apt-get install -y wrk; taskset: util-linux; curl)`);
+    }
+  }
 }
 
 export { sleep };
