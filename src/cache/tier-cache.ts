@@ -20,7 +20,7 @@ import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { InvalidationQueue, type Invalidation } from '../store/invalidation-queue.js';
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
-import { RedisVersionSource } from '../store/redis-versions.js';
+import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
 import { TagVersions } from '../store/tag-versions.js';
 import { TieredStore, UNDECIDED } from '../store/tiered-store.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
@@ -161,7 +161,7 @@ export class TierCache extends EventEmitter {
       source: l2 ? new RedisVersionSource(l2, this.namespace) : undefined,
       maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
     });
-    this.store = new TieredStore({ l1, l2, versions, now: this.now });
+    this.store = new TieredStore({ l1, l2, versions, now: this.now, counterTtl: TAG_COUNTER_TTL_MS });
     if (l2 !== undefined && resolved.lockTimeout > 0) this.fillLock = new FillLock(l2, resolved.lockTimeout);
     if (l2 !== undefined) {
       this.bus = new InvalidationBus({

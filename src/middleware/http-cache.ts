@@ -16,7 +16,7 @@ import { ownBytes } from '../store/entry-codec.js';
 import { coarseNow } from '../store/coarse-clock.js';
 
 const EMPTY_HEAD = Buffer.alloc(0);
-import { UNDECIDED, type Tier } from '../store/tiered-store.js';
+import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type Replacement } from './capture.js';
 import { httpDateNow } from './http-date.js';
@@ -93,9 +93,41 @@ interface FillOutcome {
   readonly varyValues: ReadonlyArray<string | undefined>;
 }
 
-/** The fill failed and was answered with this stale entry (stale-if-error): so are its waiters. */
+/**
+ * The fill's request was answered with this stale entry (stale-if-error, or
+ * stale-while-revalidate while a refresh runs): so are its waiters, until `until`.
+ */
 interface StaleOutcome {
   readonly stale: Found;
+  readonly until: number;
+}
+
+/** What the first round trip of a fill found and took (see HttpCache.startFill). */
+interface FillStart {
+  /** A valid response entry (fresh or stale), if L2 had one. */
+  readonly found: Found | undefined;
+  readonly tags: string[];
+  readonly lookup: FillLookup;
+  /** The key whose lock the lookup asked for: the variant's when a Vary manifest was followed. */
+  readonly lockedKey: string;
+}
+
+/** A fill registered by beginFill, and what its first round trip found (once made). */
+interface BegunFill {
+  readonly flight: Flight;
+  readonly state: FillState;
+  readonly start: FillStart | undefined;
+}
+
+/** A fill's Redis state: what its second round trip releases. */
+interface FillState {
+  /** Set through HttpCache.hold: a ticket that arrives after the fill ended is released at once. */
+  ticket: FillTicket;
+  /** The fill ended (its flight settled). */
+  ended: boolean;
+  /** The store step runs (it releases the lock itself). */
+  storing: boolean;
+  lockedKey: string;
 }
 
 /** The fill was done by another instance: waiters look the entry up themselves. */
@@ -114,15 +146,28 @@ class Flight {
   private resolve!: (outcome: Outcome) => void;
   readonly outcome = new Promise<Outcome>((r) => (this.resolve = r));
 
-  constructor(readonly deadline: number) {}
+  /** Waiters never wait past this. */
+  readonly deadline: number;
+
+  constructor(
+    /** When the fill began: Age and the TTL count from here. */
+    readonly startedAt: number,
+    wait: number,
+  ) {
+    this.deadline = startedAt + wait;
+  }
 
   get done(): boolean {
     return this.settled;
   }
 
+  /** Called once, synchronously, when the fill settles. */
+  onSettle: (() => void) | undefined;
+
   settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
+    this.onSettle?.();
     this.resolve(outcome);
   }
 
@@ -277,23 +322,34 @@ export class HttpCache<R> {
   private async serveOrFill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, local: Found | undefined): Promise<boolean> {
     const { req, res } = c;
     let found = local;
-    if (found === undefined) {
-      try {
-        found = await this.find(plan.key, req);
-      } catch (err) {
-        this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
-      }
+    let begun: BegunFill | undefined;
+    try {
+      if (this.cache.store.l2 !== undefined && this.mayStartFill(req, plan.key)) {
+        if (local === undefined) this.cache.store.noteL1Miss();
+        // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
+        // stamp. The fill is registered first, so requests for the key on this instance wait on it.
+        begun = this.beginFill(plan.key, res);
+        const start = await this.startFill(plan, req, begun.state);
+        begun = { ...begun, start };
+        if (start.found !== undefined) found = start.found;
+      } else if (found === undefined) found = await this.find(plan.key, req);
+    } catch (err) {
+      this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
     const now = coarseNow();
     if (found !== undefined) {
       const entry = found.entry;
       if (entry.freshUntil > now) {
+        // Requests that waited on this lookup find the entry themselves (L1 is warm now).
+        begun?.flight.settle(LOOK_AGAIN);
         if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: found.tier });
         replay(req, res, found.response, entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
         return true;
       }
       const dispatch = now < entry.freshUntil + plan.staleWhileRevalidate ? this.dispatchOf(c.app) : undefined;
       if (dispatch !== undefined) {
+        // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
+        begun?.flight.settle({ stale: found, until: entry.freshUntil + plan.staleWhileRevalidate });
         this.cache.emit('hit', { key: plan.key, tier: found.tier, stale: true });
         replay(req, res, found.response, entry.createdAt, now, this.status(staleHit(found.tier, (now - entry.freshUntil) / 1000)));
         this.revalidate(c, plan.key, dispatch);
@@ -302,7 +358,80 @@ export class HttpCache<R> {
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
     if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
-    return this.fill(c, plan, next, found);
+    return this.fill(c, plan, next, found, begun);
+  }
+
+  /**
+   * Registers a fill under way for `key` (before its first round trip):
+   * requests for the key on this instance wait on it from now on. However it
+   * ends, its waiters go on and what its lookup took in Redis is released.
+   */
+  private beginFill(key: string, res: ServerResponse): BegunFill {
+    const lock = this.cache.fillLock;
+    const flight = new Flight(coarseNow(), COALESCE_WAIT_MS + (lock?.ttl ?? 0));
+    const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, lockedKey: key };
+    this.flights.set(key, flight);
+    // close() waits (bounded) for fills under way, their handlers included, to be stored.
+    this.cache.trackFill(flight.outcome);
+    // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
+    res.once('close', () => flight.settle(undefined));
+    flight.onSettle = () => {
+      state.ended = true;
+      if (this.flights.get(key) === flight) this.flights.delete(key);
+      // Ended without a store (which releases the lock itself): release it, drop counters made for nothing.
+      if (!state.storing) this.cache.store.abandonFill(state.ticket);
+    };
+    return { flight, state, start: undefined };
+  }
+
+  /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
+  private mayStartFill(req: IncomingMessage, key: string): boolean {
+    if (req.method === 'HEAD' || requestForbidsStore(req.headers)) return false;
+    const running = this.flights.get(key);
+    return running === undefined || running.done || running.deadline <= coarseNow();
+  }
+
+  /**
+   * The first round trip of a fill (see TieredStore.lookupForFill), following
+   * a Vary manifest to the request's variant (then the variant's key is
+   * locked). `found` is a valid entry, fresh or stale.
+   */
+  /** Keeps what a fill's lookup took in Redis for its second round trip; released at once if the fill already ended. */
+  private hold(state: FillState, ticket: FillTicket): void {
+    if (state.ended && !state.storing) this.cache.store.abandonFill(ticket);
+    else state.ticket = ticket;
+  }
+
+  private async startFill(plan: Plan, req: IncomingMessage, state: FillState): Promise<FillStart> {
+    const store = this.cache.store;
+    const lock = this.cache.fillLock;
+    const tags = this.tagsOf(plan);
+    let key = plan.key;
+    let lookup = await store.lookupForFill(key, tags, lock?.request(key));
+    if (lookup.hit !== undefined) {
+      const value = httpValueOf(lookup.hit.entry);
+      if (value instanceof VaryManifest) {
+        store.abandonFill(lookup.ticket);
+        key = variantKey(plan.key, varyPairs(req.headers, value.headers));
+        lookup = await store.lookupForFill(key, tags, lock?.request(key));
+      }
+    }
+    this.hold(state, lookup.ticket);
+    state.lockedKey = key;
+    let found: Found | undefined;
+    if (lookup.hit !== undefined) {
+      const response = httpValueOf(lookup.hit.entry);
+      if (response instanceof PreparedResponse) found = { entry: lookup.hit.entry, response, tier: lookup.hit.tier };
+      else {
+        store.discard(key);
+        if (lookup.stamp === undefined) {
+          store.abandonFill(lookup.ticket);
+          lookup = await store.lookupForFill(key, tags, lock?.request(key), true);
+          this.hold(state, lookup.ticket);
+        }
+      }
+    }
+    return { found, tags, lookup, lockedKey: key };
   }
 
   /**
@@ -445,7 +574,7 @@ export class HttpCache<R> {
     if ('stale' in outcome) {
       const { entry, response, tier } = outcome.stale;
       const now = coarseNow();
-      if (now >= entry.freshUntil + plan.staleIfError) return false;
+      if (now >= outcome.until) return false;
       this.cache.emit('hit', { key: plan.key, tier, stale: true });
       replay(req, res, response, entry.createdAt, now, this.status(staleHit(tier, (now - entry.freshUntil) / 1000)));
       return true;
@@ -455,12 +584,14 @@ export class HttpCache<R> {
     return true;
   }
 
-  /** A miss: wait for a fill of the same key under way, or run the handler and store its answer. */
-  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined): Promise<boolean> {
+  /**
+   * A miss: wait for a fill of the same key under way, or run the handler and
+   * store its answer. `begun`: the fill serveOrFill registered and started.
+   */
+  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill): Promise<boolean> {
     const { req, res } = c;
-    const started = coarseNow();
-    const running = this.flights.get(plan.key);
-    if (running !== undefined && !running.done && running.deadline > started) {
+    const running = begun === undefined ? this.flights.get(plan.key) : undefined;
+    if (running !== undefined && !running.done && running.deadline > coarseNow()) {
       this.cache.coalesced++;
       if (await this.answerWaiter(req, res, plan, await running.wait())) return true;
       if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
@@ -468,57 +599,44 @@ export class HttpCache<R> {
       await next();
       return false;
     }
-    if (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed) {
+    if (begun === undefined && (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed)) {
       if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
       stripCacheGroups(res);
       await next();
       return false;
     }
 
+    const store = this.cache.store;
     const lock = this.cache.fillLock;
-    const flight = new Flight(started + COALESCE_WAIT_MS + (lock?.ttl ?? 0));
-    this.flights.set(plan.key, flight);
-    // close() waits (bounded) for fills under way, their handlers included, to be stored.
-    this.cache.trackFill(flight.outcome);
-    void flight.outcome.then(() => {
-      if (this.flights.get(plan.key) === flight) this.flights.delete(plan.key);
-    });
-    // However this request ends from here on (client gone while Redis is asked, a handler
-    // that never calls end()), the fill ends with it and its waiters go on.
-    res.once('close', () => flight.settle(undefined));
-    // A local fill past its deadline still holds this instance's lock: do not wait on ourselves.
-    if (lock !== undefined && running === undefined) {
-      const acquired = await lock.acquire(plan.key);
-      if (acquired === true) {
-        void flight.outcome.then(() => lock.release(plan.key));
-      } else if (acquired === false) {
-        // Another instance is running the handler for this key: wait for its entry.
-        const found = await this.awaitRemoteFill(plan.key, req, lock, flight);
-        if (found !== undefined) {
-          flight.settle(LOOK_AGAIN);
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
-          return true;
-        }
-      }
-    }
+    const { flight, state, start } = begun ?? this.beginFill(plan.key, res);
+    const createdAt = flight.startedAt;
+    let stamp: FillStamp | undefined = start?.lookup.stamp;
     let capturing = false;
-    if (res.destroyed || flight.done) {
-      flight.settle(undefined); // the client left while Redis was asked: nothing to capture
-    } else {
-      try {
-        const versions = this.cache.store.versions;
-        const tags = this.tagsOf(plan);
-        const stamp = versions.stampLocally(tags) ?? (await versions.stamp(tags));
-        if (res.destroyed) flight.settle(undefined);
-        else {
-          this.capture(c, plan, stamp, flight, stale, started);
-          capturing = true;
-        }
-      } catch (err) {
-        flight.settle(undefined);
-        this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
+    try {
+      const tags = start?.tags ?? this.tagsOf(plan);
+      if (store.l2 !== undefined && start === undefined && !flight.done) {
+        // A refresh, or a fill that looked nothing up: take the lock and the stamp in one round trip.
+        // A local fill past its deadline still holds this instance's lock: do not wait on ourselves.
+        const lookup = await store.lookupForFill(plan.key, tags, running === undefined ? lock?.request(plan.key) : undefined, true);
+        this.hold(state, lookup.ticket);
+        stamp = lookup.stamp;
+        if (lookup.lock === 'theirs' && lock !== undefined) return this.collapseRemote(c, plan, flight, state, lock, next, stale, createdAt, stamp);
+      } else if (start?.lookup.lock === 'theirs' && lock !== undefined) return this.collapseRemote(c, plan, flight, state, lock, next, stale, createdAt, stamp);
+      stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
+      if (res.destroyed || flight.done) flight.settle(undefined); // the client left while Redis was asked
+      else {
+        this.capture(c, plan, stamp, flight, stale, createdAt, state);
+        capturing = true;
       }
+    } catch (err) {
+      flight.settle(undefined);
+      this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
+    return this.runHandler(res, next, flight, capturing, stale);
+  }
+
+  /** Runs the rest of the app for a fill; resolves false ("the cache did not answer"). */
+  private async runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capturing: boolean, stale: Found | undefined): Promise<boolean> {
     if (!capturing) stripCacheGroups(res);
     try {
       await next();
@@ -531,17 +649,44 @@ export class HttpCache<R> {
   }
 
   /**
+   * Another instance holds the fill lock: wait for its entry and answer with
+   * it, or, when it stores nothing in time, fill here after all (unlocked).
+   */
+  private async collapseRemote(c: HttpRequestContext<R>, plan: Plan, flight: Flight, state: FillState, lock: FillLock, next: () => unknown, stale: Found | undefined, createdAt: number, stamp: FillStamp | undefined): Promise<boolean> {
+    const { req, res } = c;
+    const found = await this.awaitRemoteFill(plan.key, state.lockedKey, req, lock, flight);
+    if (found !== undefined) {
+      flight.settle(LOOK_AGAIN);
+      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+      return true;
+    }
+    let capturing = false;
+    if (!res.destroyed && !flight.done) {
+      try {
+        const tags = this.tagsOf(plan);
+        const versions = this.cache.store.versions;
+        this.capture(c, plan, stamp ?? versions.stampLocally(tags) ?? (await versions.stamp(tags)), flight, stale, createdAt, state);
+        capturing = true;
+      } catch (err) {
+        this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
+      }
+    }
+    if (!capturing) flight.settle(undefined);
+    return this.runHandler(res, next, flight, capturing, stale);
+  }
+
+  /**
    * Polls for the entry another instance is filling, until it appears, its
    * lock is gone (that fill stored nothing), the lock's lifetime has passed
    * or this request's own fill ended (client gone).
    */
-  private async awaitRemoteFill(key: string, req: IncomingMessage, lock: FillLock, flight: Flight): Promise<Found | undefined> {
+  private async awaitRemoteFill(key: string, lockedKey: string, req: IncomingMessage, lock: FillLock, flight: Flight): Promise<Found | undefined> {
     const deadline = coarseNow() + lock.ttl;
     for (let round = 1; coarseNow() < deadline && !flight.done; round++) {
       await sleep(REMOTE_FILL_POLL_MS);
       const found = await this.find(key, req).catch(() => undefined);
       if (found !== undefined && found.entry.freshUntil > coarseNow()) return found;
-      if (round % 5 === 0 && !(await lock.held(key))) return undefined;
+      if (round % 5 === 0 && !(await lock.held(lockedKey))) return undefined;
     }
     return undefined;
   }
@@ -556,7 +701,7 @@ export class HttpCache<R> {
   }
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
-  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number): void {
+  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
     const { req, res } = c;
     const cache = this.cache;
     // Fill unconditionally (the handler must send the full answer), then answer the condition here.
@@ -592,7 +737,7 @@ export class HttpCache<R> {
       headers: (r, body) => {
         if (stoodDown) return undefined;
         if (stale !== undefined && r.statusCode >= 500) {
-          flight.settle({ stale });
+          flight.settle({ stale, until: stale.entry.freshUntil + plan.staleIfError });
           return this.staleInstead(req, plan, stale);
         }
         const headers = r.getHeaders();
@@ -635,7 +780,7 @@ export class HttpCache<R> {
           return;
         }
         try {
-          const outcome = await this.store(req, snapshot, plan, stamp, lateStamp, createdAt, ttl, body);
+          const outcome = await this.store(req, snapshot, plan, stamp, lateStamp, createdAt, ttl, body, fill);
           flight.settle(outcome);
         } catch (err) {
           flight.settle(undefined);
@@ -655,7 +800,10 @@ export class HttpCache<R> {
     return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
   }
 
-  /** Builds the entry (and Vary manifest) from the finished response and stores it in both tiers. */
+  /**
+   * Builds the entry (and Vary manifest) from the finished response and stores
+   * it in both tiers: the fill's second round trip, which also releases its lock.
+   */
   private async store(
     req: IncomingMessage,
     sent: Snapshot,
@@ -665,6 +813,7 @@ export class HttpCache<R> {
     createdAt: number,
     ttl: number,
     body: Buffer,
+    fill: FillState,
   ): Promise<FillOutcome | undefined> {
     const outgoing = sent.headers;
     const varyOn = varyOf(outgoing);
@@ -674,23 +823,25 @@ export class HttpCache<R> {
     let fullStamp = stamp;
     if (lateStamp !== undefined) {
       const late = await lateStamp;
-      fullStamp = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions] };
+      fullStamp = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions], generation: stamp.generation };
     }
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
     const entry = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
-    const store = this.cache.store;
-    const varyValues: Array<string | undefined> = [];
     // L1 keeps the decoded response, not the head bytes it came from.
     const l1Entry: StoredEntry = { ...entry, head: EMPTY_HEAD };
-    if (varyOn.length === 0) {
-      await store.set(plan.key, entry, l1Entry);
-    } else {
+    const varyValues: Array<string | undefined> = [];
+    const writes: FillWrite[] = [];
+    if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
+    else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn, plan.isPublic)), store.set(variantKey(plan.key, pairs), entry, l1Entry)]);
+      const manifest = manifestEntry(fullStamp, life, varyOn, plan.isPublic);
+      writes.push({ key: plan.key, entry: manifest, l1Entry: manifest }, { key: variantKey(plan.key, pairs), entry, l1Entry });
     }
+    fill.storing = true;
+    if (!(await this.cache.store.storeFill(writes, fill.ticket))) return undefined;
     this.cache.fills++;
     this.cache.emit('store', { key: plan.key });
     return { response: entry.decoded as PreparedResponse, createdAt, varyOn, varyValues };

@@ -4,6 +4,7 @@
 // lock's lifetime. A handler that finishes within it runs once across all
 // instances. Redis trouble never blocks a fill: it proceeds unlocked.
 import { randomUUID } from 'node:crypto';
+import type { LockRequest } from './fill-protocol.js';
 import type { L2Store } from './l2-store.js';
 
 const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
@@ -18,8 +19,17 @@ export class FillLock {
     readonly ttl: number,
   ) {}
 
+  /**
+   * The lock of an entry key: it hash-tags the key itself, so on a Cluster it
+   * lives in the entry's slot and one script can look up the one and take the other.
+   */
   private lockKey(key: string): string {
-    return key + ':lock';
+    return '{' + key + '}:lock';
+  }
+
+  /** What a lookup needs to take this instance's lock on `key` (fill-protocol.ts). */
+  request(key: string): LockRequest {
+    return { key: this.lockKey(key), token: this.token, ttl: this.ttl };
   }
 
   /** true: ours; false: another instance holds it; undefined: Redis could not tell (fill unlocked). */

@@ -3,10 +3,11 @@
 // clock in microseconds instead of 0: a counter lost to a restart, FLUSHALL or
 // eviction comes back larger than any value it had, so an entry that recorded
 // an old version can never match again (no ABA). Tag counters carry a TTL
-// (ARGV[1], ms), renewed whenever they are read or bumped, so counters of
-// tags nobody uses any more (a deleted user, a one-off path) do not pile up;
-// one that expires comes back from the clock like a lost one. ARGV[2] = 1 when
-// KEYS[1] is the namespace epoch, which never expires.
+// (ARGV[1], ms): short when a read creates one, renewed when an entry that
+// recorded it is stored or when it is bumped, so counters of tags nobody uses
+// any more (a deleted user, a one-off path) do not pile up; one that expires
+// comes back from the clock like a lost one. ARGV[2] = 1 when KEYS[1] is the
+// namespace epoch, which never expires.
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis-client.js';
 import type { ServerEpoch } from './tag-versions.js';
@@ -16,17 +17,21 @@ local t = redis.call('TIME')
 local init = t[1] .. string.format('%06d', tonumber(t[2]))
 `;
 
-/** KEYS: counters to read. Returns their values as strings, creating missing ones. */
+/**
+ * KEYS: counters to read. Returns their values as strings, creating missing
+ * ones with a short TTL (ARGV[1], ms): a counter outlives a read only when an
+ * entry that recorded it is stored (the store renews it, see fill-protocol.ts),
+ * so reads that end in nothing stored leave nothing behind for long.
+ */
 const READ_SCRIPT = `${INIT}
 local ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
   if not v then
-    redis.call('SET', key, init)
+    if i == 1 and ARGV[2] == '1' then redis.call('SET', key, init) else redis.call('SET', key, init, 'PX', ttl) end
     v = init
   end
-  if not (i == 1 and ARGV[2] == '1') then redis.call('PEXPIRE', key, ttl) end
   out[i] = v
 end
 return out`;
@@ -89,31 +94,32 @@ redis.call('SET', KEYS[2], run)
 if last then return {s, 1} end
 return {s, 2}`;
 
-class LuaScript {
+export class LuaScript {
   private readonly sha: string;
   constructor(private readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
   /**
-   * Runs the script and returns its reply as integers. A server that does not
-   * know the script (restarted, SCRIPT FLUSH, another Cluster node) gets it
-   * once with EVAL, which also caches it there for the next EVALSHA.
+   * Runs the script and returns its raw reply (bulk strings as Buffers). A
+   * server that does not know the script (restarted, SCRIPT FLUSH, another
+   * Cluster node) gets it once with EVAL, which also caches it there for the
+   * next EVALSHA.
    */
-  async call(client: RedisClient, keys: readonly string[], args: readonly string[]): Promise<number[]> {
-    let reply: unknown;
+  async raw(client: RedisClient, keys: readonly string[], args: ReadonlyArray<string | Buffer>): Promise<unknown> {
     try {
-      reply = await client.evalsha(this.sha, keys.length, ...keys, ...args);
+      return await client.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      reply = await client.eval(this.source, keys.length, ...keys, ...args);
+      return client.callBuffer('EVAL', this.source, keys.length, ...keys, ...args);
     }
+  }
+
+  /** Runs the script and returns its reply as integers. */
+  async call(client: RedisClient, keys: readonly string[], args: readonly string[]): Promise<number[]> {
+    const reply = await this.raw(client, keys, args);
     if (!Array.isArray(reply)) throw new Error('unexpected reply from a tiercache version script');
-    return reply.map((v) => {
-      const n = Number(v);
-      if (!Number.isSafeInteger(n)) throw new Error(`tiercache version counter holds ${String(v)}, not an integer`);
-      return n;
-    });
+    return reply.map(counterValue);
   }
 
   /** `firstIsEpoch`: KEYS[1] is the namespace epoch (no TTL); `ttl`: TTL of tag counters, ms; `floors`: see BUMP_SCRIPT. */
@@ -132,6 +138,13 @@ export const readCounters = new LuaScript(READ_SCRIPT);
 export const bumpCounters = new LuaScript(BUMP_SCRIPT);
 
 const serverScript = new LuaScript(SERVER_SCRIPT);
+
+/** A counter's value from a script reply (a Buffer, string or number). */
+export function counterValue(v: unknown): number {
+  const n = Number(Buffer.isBuffer(v) ? v.toString('latin1') : v);
+  if (!Number.isSafeInteger(n)) throw new Error(`tiercache version counter holds ${String(v)}, not an integer`);
+  return n;
+}
 
 const PREVIOUS: ReadonlyArray<ServerEpoch['previous']> = ['same', 'other', 'none'];
 

@@ -4,14 +4,15 @@
 // restart (from a snapshot) or a failover is noticed and moves the epoch.
 import type { L2Store } from './l2-store.js';
 import type { RedisClient } from './redis-client.js';
+import { PROVISIONAL_COUNTER_TTL_MS } from './fill-protocol.js';
 import { bumpCounters, epochForServer, readCounters } from './redis-scripts.js';
 import type { ServerEpoch, VersionSource } from './tag-versions.js';
 
-/** How long a tag counter lives in Redis after it was last read or bumped. */
+/** How long a tag counter lives in Redis after an entry that recorded it was last stored, or it was bumped. */
 export const TAG_COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 export class RedisVersionSource implements VersionSource {
-  private readonly epochKey: string;
+  readonly epochKey: string;
   private readonly serverKey: string;
   private readonly tagPrefix: string;
 
@@ -27,8 +28,13 @@ export class RedisVersionSource implements VersionSource {
   async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
     const keys = [this.epochKey];
     for (const tag of tags) keys.push(this.tagPrefix + tag);
-    const values = await this.l2.run((c) => readCounters.run(c, keys, TAG_COUNTER_TTL_MS, true));
+    const values = await this.l2.run((c) => readCounters.run(c, keys, PROVISIONAL_COUNTER_TTL_MS, true));
     return { epoch: values[0]!, versions: values.slice(1) };
+  }
+
+  /** The Redis key of a tag's counter. */
+  counterKey(tag: string): string {
+    return this.tagPrefix + tag;
   }
 
   bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]> {

@@ -31,6 +31,25 @@ export interface VersionSource {
   bumpEpoch(floor?: number): Promise<number>;
   /** The epoch, moved past `floor` and everything before unless the same Redis process serves the namespace as last time. */
   serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch>;
+  /** The Redis key of a tag's counter, and of the epoch: a fill reads them in its own first round trip. */
+  counterKey(tag: string): string;
+  readonly epochKey: string;
+}
+
+/** What a fill's stamp needs from Redis (see TagVersions.needs). */
+export interface StampNeeds {
+  /** Tags whose versions are not known here. */
+  readonly tags: readonly string[];
+  /** Whether the epoch must be read too. */
+  readonly epoch: boolean;
+  /** TagVersions' generation when asked (see FillStamp.generation). */
+  readonly generation: number;
+}
+
+/** Counter values read from Redis for `needs`; `epoch` when it was read. */
+export interface StampRead {
+  readonly epoch: number | undefined;
+  readonly versions: ReadonlyArray<number | undefined>;
 }
 
 export const Validity = {
@@ -48,6 +67,7 @@ export interface TagVersionsOptions {
 }
 
 const EMPTY: readonly number[] = [];
+const EMPTY_TAGS: readonly string[] = [];
 
 export class TagVersions {
   /**
@@ -230,6 +250,102 @@ export class TagVersions {
       stamp = { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)), generation };
     }
     return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
+  }
+
+  /**
+   * What Redis must tell before a fill of an entry with `tags` can be
+   * stamped: nothing when local state is trusted and knows them all, else the
+   * unknown tags (all of them, and the epoch, while local state is not trusted).
+   */
+  needs(tags: readonly string[]): StampNeeds {
+    const generation = this.generation;
+    if (this.source === undefined) return { tags: EMPTY_TAGS, epoch: false, generation };
+    if (!this.trusted || this.epoch === undefined) return { tags, epoch: true, generation };
+    let unknown: string[] | undefined;
+    for (const tag of tags) {
+      if (this.map.get(tag) === undefined) (unknown ??= []).push(tag);
+    }
+    return { tags: unknown ?? EMPTY_TAGS, epoch: false, generation };
+  }
+
+  /**
+   * Forgets what is known of `tags`: Redis refused a store that recorded those
+   * versions (a counter moved, or expired while this instance still knew it;
+   * with `epoch`, the epoch moved: a FLUSHALL), so the next fill reads them
+   * again. Never makes an entry valid.
+   */
+  forget(tags: readonly string[], epoch = false): void {
+    for (const tag of tags) this.map.delete(tag);
+    // Unknown until read again (the next fill's lookup reads it): never lower, and never trusted meanwhile.
+    if (epoch && this.source !== undefined) this.epoch = undefined;
+  }
+
+  /** The Redis keys of what `needs` names: the epoch first when it is needed, then the tags' counters. */
+  counterKeys(needs: StampNeeds): string[] {
+    const source = this.source!;
+    const keys = needs.epoch ? [source.epochKey] : [];
+    for (const tag of needs.tags) keys.push(source.counterKey(tag));
+    return keys;
+  }
+
+  /** The Redis key of a tag's counter (with an L2). */
+  counterKeyOf(tag: string): string {
+    return this.source!.counterKey(tag);
+  }
+
+  epochCounterKey(): string {
+    return this.source!.epochKey;
+  }
+
+  /**
+   * The stamp of a fill whose `needs` Redis answered with `read` (in the same
+   * round trip as the lookup); learns what was read. Tags forgotten here
+   * since get versions no entry can match (the fill is then not stored in L2).
+   */
+  stampFrom(tags: readonly string[], needs: StampNeeds, read: StampRead): FillStamp {
+    const current = needs.generation === this.generation;
+    if (current) {
+      if (read.epoch !== undefined) this.raiseEpoch(read.epoch);
+      needs.tags.forEach((tag, i) => {
+        const v = read.versions[i];
+        if (v !== undefined) this.raise(tag, v);
+      });
+    }
+    const versions: number[] = new Array(tags.length);
+    for (let i = 0; i < tags.length; i++) {
+      const at = needs.tags.indexOf(tags[i]!);
+      versions[i] = (at === -1 ? undefined : read.versions[at]) ?? this.map.get(tags[i]!) ?? this.makeUp(tags[i]!);
+    }
+    const stamp: FillStamp = { epoch: read.epoch ?? this.epoch ?? 0, tags, versions, generation: needs.generation };
+    return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
+  }
+
+  /**
+   * Decides an entry found in Redis together with the counters `needs`
+   * named: learns them, then checks locally and, where local state still
+   * cannot decide, against what was read. undefined when that is not enough
+   * (the entry has tags that were not read): ask verify().
+   */
+  decide(entry: FillStamp, needs: StampNeeds, read: StampRead): boolean | undefined {
+    if (needs.generation === this.generation) {
+      if (read.epoch !== undefined) this.raiseEpoch(read.epoch);
+      needs.tags.forEach((tag, i) => {
+        const v = read.versions[i];
+        if (v !== undefined) this.raise(tag, v);
+      });
+    }
+    const local = this.check(entry);
+    if (local !== Validity.Unknown) return local === Validity.Valid;
+    if (needs.generation !== this.generation) return undefined;
+    const epoch = read.epoch ?? (this.trusted ? this.epoch : undefined);
+    if (epoch === undefined || entry.epoch !== epoch) return epoch === undefined ? undefined : false;
+    for (let i = 0; i < entry.tags.length; i++) {
+      const at = needs.tags.indexOf(entry.tags[i]!);
+      const v = at === -1 ? (this.trusted ? this.map.get(entry.tags[i]!) : undefined) : read.versions[at];
+      if (v === undefined) return undefined;
+      if (v !== entry.versions[i]) return false;
+    }
+    return true;
   }
 
   /** A stamp from local state when it is trusted and complete; undefined otherwise. */

@@ -3,7 +3,8 @@
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
-import type { StoredEntry } from './entry.js';
+import type { FillStamp, StoredEntry } from './entry.js';
+import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoreResult } from './fill-protocol.js';
 import { L1Store } from './l1-store.js';
 import type { L2Store } from './l2-store.js';
 import { Validity, type TagVersions } from './tag-versions.js';
@@ -18,11 +19,46 @@ export interface TieredHit {
 /** Returned by lookupL1 when only Redis can tell whether the entry is still valid. */
 export const UNDECIDED = Symbol('undecided');
 
+/** What the second step of a fill needs from the first: the lock to release, counters made for nothing. */
+export interface FillTicket {
+  readonly lock: { readonly key: string; readonly token: string } | undefined;
+  readonly created: readonly CreatedCounter[];
+  /** The tags of `created`: forgotten here when they are deleted. */
+  readonly createdTags: readonly string[];
+}
+
+export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
+
+/** One round trip's worth of a fill's start (see lookupForFill). */
+export interface FillLookup {
+  /** A valid entry in L2, fresh or stale; undefined when none. */
+  readonly hit: TieredHit | undefined;
+  /** With no fresh hit: the stamp of the fill that follows. */
+  readonly stamp: FillStamp | undefined;
+  /** The fill lock: ours, held by another instance's fill, or none (not asked, or Redis could not tell). */
+  readonly lock: 'ours' | 'theirs' | 'none';
+  readonly ticket: FillTicket;
+}
+
+/** One entry of a fill to store (a response, or a Vary manifest and its variant). */
+export interface FillWrite {
+  readonly key: string;
+  /** What L2 stores (encoded). */
+  readonly entry: StoredEntry;
+  /** What L1 keeps (a decoded form). */
+  readonly l1Entry: StoredEntry;
+}
+
+/** Counters of per-entry `key:` tags live as long as their entry; shared ones at least this long. */
+const KEY_TAG_PREFIX = 'key:';
+
 export interface TieredStoreOptions {
   readonly l1: L1Store | undefined;
   readonly l2: L2Store | undefined;
   readonly versions: TagVersions;
   readonly now: () => number;
+  /** How long shared tag counters live after an entry that recorded them is stored (ms). */
+  readonly counterTtl?: number;
 }
 
 export class TieredStore {
@@ -34,12 +70,17 @@ export class TieredStore {
   readonly l2: L2Store | undefined;
   readonly versions: TagVersions;
   private readonly now: () => number;
+  private readonly fills: FillProtocol | undefined;
+  /** How long shared tag counters live after a store (TAG_COUNTER_TTL_MS). */
+  private readonly counterTtl: number;
 
   constructor(options: TieredStoreOptions) {
     this.l1 = options.l1;
     this.l2 = options.l2;
     this.versions = options.versions;
     this.now = options.now;
+    this.counterTtl = options.counterTtl ?? 0;
+    this.fills = options.l2 === undefined ? undefined : new FillProtocol(options.l2);
   }
 
   /**
@@ -60,6 +101,11 @@ export class TieredStore {
     }
     if (countMiss) this.l1Misses++;
     return undefined;
+  }
+
+  /** Counts an L1 miss that the caller found with lookupL1(key, false) before asking L2 itself. */
+  noteL1Miss(): void {
+    if (this.l1 !== undefined) this.l1Misses++;
   }
 
   /** L1, then L2. The entry may be past freshUntil (but not staleUntil); callers decide. */
@@ -115,20 +161,123 @@ export class TieredStore {
   }
 
   /**
+   * With an L2: the first round trip of a fill. Looks `key` up in L2 and, when
+   * it is missing or no longer fresh, takes `lock` and reads what the stamp of
+   * entries tagged `tags` needs, all at once. `skipEntry` takes the lock and
+   * the stamp without looking (a background refresh). Redis failures are a
+   * miss with a stamp from what is known here, unlocked.
+   */
+  async lookupForFill(key: string, tags: readonly string[], lock: LockRequest | undefined, skipEntry = false): Promise<FillLookup> {
+    const fills = this.fills!;
+    const versions = this.versions;
+    const needs = versions.needs(tags);
+    const keys = versions.counterKeys(needs);
+    let reply;
+    try {
+      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry });
+    } catch {
+      return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET };
+    }
+    const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
+    const ticket: FillTicket =
+      reply.locked === true || reply.created.length > 0
+        ? { lock: reply.locked === true ? { key: lock!.key, token: lock!.token } : undefined, created: reply.created, createdTags: reply.created.map((c) => needs.tags[keys.indexOf(c.key) - (needs.epoch ? 1 : 0)]!) }
+        : NO_TICKET;
+    const lockState = reply.locked === true ? 'ours' : reply.locked === false ? 'theirs' : 'none';
+    let hit: TieredHit | undefined;
+    if (reply.entry !== null) {
+      const entry = this.decodeFromL2(key, reply.entry);
+      if (entry !== undefined && entry.staleUntil > this.now() && ((versions.decide(entry, needs, read) ?? (await versions.verify(entry))) === true)) {
+        this.l2Hits++;
+        this.l1?.set(key, entry);
+        hit = { entry, tier: 'L2' };
+      } else {
+        if (entry !== undefined) this.dropFromL2(key);
+        this.l2Misses++;
+      }
+    } else if (!skipEntry) this.l2Misses++;
+    // A fresh hit took no lock and read counters only to check the entry.
+    if (reply.locked === undefined && reply.entry !== null && hit !== undefined) return { hit, stamp: undefined, lock: 'none', ticket: NO_TICKET };
+    if (hit === undefined && reply.locked === undefined && reply.entry !== null) {
+      // A fresh entry that turned out invalid (invalidated): the fill steps were not taken; take them now.
+      return this.lookupForFill(key, tags, lock, true);
+    }
+    return { hit, stamp: versions.stampFrom(tags, needs, read), lock: lockState, ticket };
+  }
+
+  /**
+   * The second round trip of a fill that stored nothing: releases its lock and
+   * deletes the counters its lookup created. Never waits, never throws.
+   */
+  abandonFill(ticket: FillTicket): void {
+    if (ticket === NO_TICKET) return;
+    this.fills?.abandon(ticket);
+    // Learned from the lookup, about to be deleted: the next fill must read them again.
+    if (ticket.createdTags.length > 0) this.versions.forget(ticket.createdTags);
+  }
+
+  /**
    * Stores in L1 (at once) and L2 (awaited). `l1Entry` lets the caller keep a
    * decoded form in L1 while L2 gets the bytes. Never throws for Redis.
    */
   async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<void> {
-    const ttl = entry.staleUntil - this.now();
-    if (ttl <= 0) return;
+    await this.storeFill([{ key, entry, l1Entry }], NO_TICKET);
+  }
+
+  /**
+   * Stores a fill's entries (all recording the same stamp): in L1 at once; in
+   * L2, with the counters they recorded renewed and the fill's lock released,
+   * in one round trip — unless a counter moved since the fill began (an
+   * invalidation overtook it), and then nowhere. Resolves false only then:
+   * when Redis cannot be reached the entries stay in L1 (true). Never throws.
+   */
+  async storeFill(writes: readonly FillWrite[], ticket: FillTicket): Promise<boolean> {
+    const now = this.now();
+    const first = writes[0];
+    if (first === undefined || first.entry.staleUntil - now <= 0) {
+      this.abandonFill(ticket);
+      return false;
+    }
     // Charged by the stored bytes even when L1 keeps a decoded form instead.
-    this.l1?.set(key, l1Entry, L1Store.sizeOf(key, entry));
-    if (this.l2 !== undefined) {
-      try {
-        await this.l2.set(key, encodeEntry(entry), ttl);
-      } catch {
-        // counted by L2Store; the entry still serves from L1
-      }
+    for (const w of writes) this.l1?.set(w.key, w.l1Entry, L1Store.sizeOf(w.key, w.entry));
+    const fills = this.fills;
+    if (fills === undefined) return true;
+    let stored: StoreResult;
+    try {
+      stored = await fills.store({
+        entries: writes.map((w) => ({ key: w.key, bytes: encodeEntry(w.entry), ttl: w.entry.staleUntil - now })),
+        counters: this.renewals(first.entry, first.entry.staleUntil - now),
+        lock: ticket.lock,
+      });
+    } catch {
+      return true; // counted by L2Store; the entries still serve from L1 (and the lock expires)
+    }
+    if (stored === 'stored') return true;
+    // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
+    // from Redis: what this instance knows of them is read again by the next fill.
+    for (const w of writes) this.l1?.delete(w.key);
+    this.versions.forget(first.entry.tags, stored === 'epoch');
+    return false;
+  }
+
+  /** The counters an entry recorded, with what they must still hold and how long they must live. */
+  private renewals(entry: StoredEntry, ttl: number): CounterRenewal[] {
+    const versions = this.versions;
+    const out: CounterRenewal[] = [{ key: versions.epochCounterKey(), recorded: entry.epoch, ttl: 0 }];
+    for (let i = 0; i < entry.tags.length; i++) {
+      const tag = entry.tags[i]!;
+      out.push({ key: versions.counterKeyOf(tag), recorded: entry.versions[i]!, ttl: tag.startsWith(KEY_TAG_PREFIX) ? ttl : Math.max(ttl, this.counterTtl) });
+    }
+    return out;
+  }
+
+  private decodeFromL2(key: string, raw: Buffer): StoredEntry | undefined {
+    try {
+      // Decoded views point into the bytes; give them their own, since L1 may keep them long.
+      return decodeEntry(this.l1 === undefined ? raw : ownBytes(raw));
+    } catch {
+      this.dropFromL2(key);
+      return undefined;
     }
   }
 

@@ -211,7 +211,7 @@ describe('middleware: request coalescing', function () {
         // The next request is a fresh fill, not a replay of the 500.
         const next = await request(server).get('/fragile');
         assert.equal(next.status, 200);
-        assert.equal(next.text, 'ok from run 22');
+        assert.equal(next.text, 'ok from run 22', JSON.stringify(next.headers));
         assert.equal(next.headers['cache-status'], STORED);
         const hit = await request(server).get('/fragile');
         assert.equal(hit.text, 'ok from run 22');

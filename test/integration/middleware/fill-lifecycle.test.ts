@@ -174,7 +174,8 @@ describe('middleware: how a fill ends', function () {
           const res = await request(server).get('/k');
           const elapsed = performance.now() - started;
           assert.equal(res.text, 'file body');
-          assert.match(String(res.headers['cache-status']), /^tiercache; fwd=miss/);
+          // A hung-up request that the server answered in full before it saw the close may have stored it.
+          assert.match(String(res.headers['cache-status']), /^tiercache; (fwd=miss|hit; detail=L1)/);
           assert.ok(elapsed < 1_500, `the request after the hang-ups took ${Math.round(elapsed)} ms (it waited on an abandoned fill)`);
           assert.equal((await request(server).get('/k')).headers['cache-status'], HIT_L1);
         } finally {

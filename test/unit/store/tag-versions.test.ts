@@ -14,6 +14,11 @@ class MemorySource implements VersionSource {
   readonly counters = new Map<string, number>();
   epoch = 1_700_000_000_000_000;
   down = false;
+  readonly epochKey = 'epoch';
+
+  counterKey(tag: string): string {
+    return tag;
+  }
 
   private check(): void {
     if (this.down) throw new Error('Redis is not connected');
