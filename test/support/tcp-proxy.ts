@@ -3,7 +3,9 @@
 // every connection and, until heal(), refuses new ones (accepted and reset at
 // once, as a host that is gone answers) or blackholes them (accepted, never
 // answered, as a lost route looks). The test cuts one instance off Redis
-// while the others keep talking to it directly.
+// while the others keep talking to it directly. It also counts round trips:
+// a "turn" is client bytes that follow a reply (or open a connection), so
+// pipelined or scripted commands count once, and nothing depends on timing.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
 export type CutMode = 'refuse' | 'blackhole';
@@ -14,6 +16,8 @@ export interface TcpProxy {
   readonly url: string;
   /** Connections currently piped to the target. */
   readonly connections: number;
+  /** Round trips so far, over every connection (see the file's opening). */
+  readonly turns: number;
   /** Drops every connection; new ones are refused or blackholed until heal(). */
   cut(mode?: CutMode): void;
   /** Lets connections through again (blackholed ones are dropped, so their clients reconnect). */
@@ -25,6 +29,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const piped = new Set<Socket>();
   const held = new Set<Socket>();
   let mode: CutMode | undefined;
+  let turns = 0;
 
   const server: Server = createServer((client) => {
     client.on('error', () => undefined);
@@ -46,6 +51,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       piped.delete(client);
     });
     upstream.on('close', () => client.destroy());
+    // Client bytes after a reply (or the first ones) start a new turn.
+    let replied = true;
+    client.on('data', () => {
+      if (replied) turns++;
+      replied = false;
+    });
+    upstream.on('data', () => (replied = true));
     piped.add(client);
     client.pipe(upstream);
     upstream.pipe(client);
@@ -62,6 +74,9 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     url: `redis://127.0.0.1:${port}`,
     get connections() {
       return piped.size;
+    },
+    get turns() {
+      return turns;
     },
     cut(how: CutMode = 'refuse') {
       mode = how;

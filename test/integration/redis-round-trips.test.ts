@@ -1,0 +1,121 @@
+// What the cache costs Redis (DESIGN.md sections 3, 4 and 6): round trips per
+// request, counted by a TCP proxy in front of redis-server (a turn is client
+// bytes that follow a reply; counted, never timed), and the keys a request
+// leaves behind. In steady state a miss that fills costs two round trips
+// (lookup + lock + counters, then store + unlock + renewal), an L2 hit one, an
+// invalidation one plus its publish; a request that stores nothing leaves
+// nothing in Redis, and a stored entry adds a bounded number of keys.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import type { TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { useRedisCaches } from '../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** An app with one cached route (distinct URLs by query) and one that answers 404 (never stored). */
+function catalogApp(cache: TierCache): express.Express {
+  const app = express();
+  app.use(expressCache(cache));
+  app.get('/api/catalog', (req, res) => void res.json({ item: req.query.n, at: 'catalog' }));
+  app.get('/api/missing/:id', (_req, res) => void res.status(404).json({ error: 'not found' }));
+  return app;
+}
+
+describe('Redis round trips and keys per request', function () {
+  const ctx = useRedisCaches({ prefix: 'trips', flush: true });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  /** A cache whose Redis traffic goes through a counting proxy. */
+  async function counted(options: Parameters<typeof ctx.open>[0] = {}): Promise<{ cache: TierCache; proxy: TcpProxy }> {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const cache = await ctx.open({ redis: proxy.url, routes: { '/api': '1m' }, ...options });
+    return { cache, proxy };
+  }
+
+  /** Turns each of `count` sequential calls of `step(i)` cost. */
+  async function turnsPer(p: TcpProxy, count: number, step: (i: number) => Promise<unknown>): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const before = p.turns;
+      await step(i);
+      await sleep(5); // a fill's fire-and-forget step (none expected) would land here
+      out.push(p.turns - before);
+    }
+    return out;
+  }
+
+  for (const l1 of [true, false] as const) {
+    it(`a miss that fills costs two round trips in steady state (L1 ${l1 ? 'on' : 'off'})`, async () => {
+      const { cache, proxy: p } = await counted(l1 ? {} : { l1: false });
+      const app = catalogApp(cache);
+      for (let i = 0; i < 3; i++) await request(app).get(`/api/catalog?n=warm${i}`); // path counters learned
+      const turns = await turnsPer(p, 20, async (i) => {
+        const res = await request(app).get(`/api/catalog?n=${i}`);
+        assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; stored');
+      });
+      assert.equal(median(turns), 2, `turns per miss: ${turns.join(' ')}`);
+    });
+  }
+
+  it('an L2 hit costs one round trip (L1 off)', async () => {
+    const filler = await ctx.open({ routes: { '/api': '1m' } });
+    const fillerApp = catalogApp(filler);
+    for (let i = 0; i < 20; i++) await request(fillerApp).get(`/api/catalog?n=${i}`);
+    const { cache, proxy: p } = await counted({ l1: false, namespace: ctx.ns });
+    const app = catalogApp(cache);
+    const turns = await turnsPer(p, 20, async (i) => {
+      const res = await request(app).get(`/api/catalog?n=${i}`);
+      assert.equal(res.headers['cache-status'], 'tiercache; hit; detail=L2');
+    });
+    assert.equal(median(turns), 1, `turns per L2 hit: ${turns.join(' ')}`);
+  });
+
+  it('an invalidation costs one round trip plus its publish', async () => {
+    const { cache, proxy: p } = await counted();
+    await cache.invalidateTags(['warm']);
+    const turns = await turnsPer(p, 10, async (i) => assert.deepEqual(await cache.invalidateTags([`movie:${i}`, 'movies']), { delivered: true }));
+    assert.ok(median(turns) <= 2, `turns per invalidation: ${turns.join(' ')}`);
+  });
+
+  it('a request that stores nothing leaves nothing in Redis', async () => {
+    const cache = await ctx.open({ routes: { '/api': '1m' } });
+    const app = catalogApp(cache);
+    await request(app).get('/api/catalog?n=warm'); // the epoch and the shared path counters
+    const before = await ctx.admin.dbsize();
+    for (let i = 0; i < 100; i++) assert.equal((await request(app).get(`/api/missing/${i}?bust=${i}`)).status, 404);
+    let after = await ctx.admin.dbsize();
+    for (let wait = 0; wait < 20 && after !== before; wait++) {
+      await sleep(25); // the fills' last step does not hold the answer back
+      after = await ctx.admin.dbsize();
+    }
+    assert.equal(after, before, `100 answers that were not stored left ${after - before} keys: ${(await ctx.admin.keys('*')).slice(0, 8).join(' ')}`);
+  });
+
+  it('a stored entry adds a bounded number of keys, and its own counter expires with it', async () => {
+    const cache = await ctx.open({ routes: { '/api': '10s' } });
+    const app = catalogApp(cache);
+    await request(app).get('/api/catalog?n=warm');
+    const before = await ctx.admin.dbsize();
+    for (let i = 0; i < 100; i++) await request(app).get(`/api/catalog?n=${i}`);
+    const added = (await ctx.admin.dbsize()) - before;
+    assert.ok(added <= 200, `100 stored entries added ${added} keys (entry + its own counter each)`);
+    const counters = (await ctx.admin.keys(`{${ctx.ns}}:v:key:*`)).slice(0, 10);
+    assert.ok(counters.length > 0);
+    for (const key of counters) {
+      const ttl = await ctx.admin.pttl(key);
+      assert.ok(ttl > 0 && ttl <= 60_000, `${key} lives ${ttl} ms; its entry lives 10 s`);
+    }
+  });
+});
