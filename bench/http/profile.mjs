@@ -5,6 +5,7 @@
 // packages, node core, V8/GC) and the top functions by self and total time.
 //
 //   node bench/http/profile.mjs [--scenario express-tiercache-app] [--warmup 3] [--seconds 10] [--connections 64] [--interval 250] [--top 30]
+//   node bench/http/profile.mjs --scenario miss-express-tiercache-l1     (a miss scenario: every request a new URL)
 //
 // The .cpuprofile files and a JSON summary go to .bench-results/profiles/<scenario>-<time>/ (not committed).
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -148,7 +149,9 @@ function markdown(s, meta) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const scenario = SCENARIOS.find((s) => s.name === o.scenario);
+  // Miss scenarios (bench/http/scenarios/miss-*.ts) are driven with never-seen URLs, hit ones with one URL.
+  const miss = o.scenario.startsWith('miss-');
+  const scenario = miss ? { name: o.scenario, cached: false, redis: /-l2$|-redis$/.test(o.scenario) } : SCENARIOS.find((s) => s.name === o.scenario);
   if (scenario === undefined) throw new Error(`no scenario ${o.scenario}`);
   const info = machineInfo();
   const stamp = info.date.replace(/[:.]/g, '-');
@@ -167,12 +170,12 @@ async function main() {
     });
     serverPid = server.pid;
     try {
-      await warmAndVerify(server, scenario);
-      await wrk(server.url, { seconds: o.warmup, connections: o.connections });
+      if (!miss) await warmAndVerify(server, scenario);
+      await wrk(server.url, { seconds: o.warmup, connections: o.connections, distinct: miss ? 1 : undefined });
       const runsBefore = await handlerRuns(server);
       // V8's profile clock and process.hrtime are both CLOCK_MONOTONIC (checked below).
       fromUs = Number(process.hrtime.bigint() / 1000n);
-      r = await wrk(server.url, { seconds: o.seconds, connections: o.connections });
+      r = await wrk(server.url, { seconds: o.seconds, connections: o.connections, distinct: miss ? 2 : undefined });
       toUs = Number(process.hrtime.bigint() / 1000n);
       const ran = (await handlerRuns(server)) - runsBefore;
       if (scenario.cached && ran !== 0) throw new Error(`handler ran ${ran} times while profiled: not a pure hit path`);
