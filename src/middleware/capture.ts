@@ -53,13 +53,25 @@ type StoreHeader = (firstLine: string, headers: unknown) => void;
 
 const KEEP_ON_304 = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status', 'age']);
 
-/** The bytes of a chunk; undefined for none; null when it cannot be captured (node will reject it itself). */
+/**
+ * A copy of a chunk's bytes in a buffer of its own (never a view into a
+ * shared slab, which L1 would keep alive whole); undefined for none; null
+ * when it cannot be captured (node will reject it itself).
+ */
 function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null {
   if (chunk === undefined || chunk === null) return undefined;
   try {
-    if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-    if (Buffer.isBuffer(chunk)) return Buffer.from(chunk);
-    if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength));
+    if (typeof chunk === 'string') {
+      const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8';
+      const out = Buffer.allocUnsafeSlow(Buffer.byteLength(chunk, enc));
+      out.write(chunk, 0, enc);
+      return out;
+    }
+    if (chunk instanceof Uint8Array) {
+      const out = Buffer.allocUnsafeSlow(chunk.byteLength);
+      out.set(chunk);
+      return out;
+    }
   } catch {
     return null; // an unknown encoding, say
   }
@@ -101,135 +113,212 @@ function declaredLength(res: ServerResponse): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 
-/** Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. */
-export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
-  const originalWriteHead = res.writeHead;
-  const originalWrite = res.write;
-  const originalEnd = res.end;
-  const originalStoreHeader = (res as unknown as { _storeHeader: StoreHeader })._storeHeader;
-  let chunks: Buffer[] = [];
-  let size = 0;
-  let overflow = false;
-  let wrote = false;
-  let headersSeen = false;
-  let ended = false;
-  /** end() was called and the real end waits for the store: later calls must not reach node yet. */
-  let pending = false;
-  let replaced = false;
-  let notModified = false;
-  /** The replacement's own head is being written through the wrapped writeHead. */
-  let writingReplacement = false;
-  /** Content-Length that goes with the captured bytes (undefined: none declared). */
-  let declared: number | undefined;
-  let status = 200;
+/**
+ * Where a captured response keeps its captures: one object each, no closures
+ * per response. Middleware nested in middleware (app-wide and per route)
+ * captures twice, each capture wrapping what the other left on `res`, so
+ * each depth has its own set of wrappers, reading its own capture.
+ */
+const CAPTURES = Symbol('tiercache.captures');
 
-  const giveUp = () => {
-    if (overflow) return;
-    overflow = true;
-    chunks = [];
-    hooks.unstorable();
-  };
-  const keep = (buf: Buffer | undefined | null) => {
-    if (buf === null) return giveUp(); // not storable: something other than bytes or a string
-    if (buf === undefined || overflow || buf.length === 0) return;
-    if (size + buf.length > maxBytes) return giveUp();
-    chunks.push(buf);
-    size += buf.length;
-  };
-  const body = (): Buffer | undefined => (overflow ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+interface Captured {
+  [CAPTURES]: Capture[] | undefined;
+  _storeHeader: StoreHeader;
+}
+
+/** The state of one response's capture; the wrappers below are shared by every response. */
+class Capture {
+  chunks: Buffer[] | undefined = undefined;
+  first: Buffer | undefined = undefined;
+  size = 0;
+  overflow = false;
+  wrote = false;
+  headersSeen = false;
+  ended = false;
+  /** end() was called and the real end waits for the store: later calls must not reach node yet. */
+  pending = false;
+  replaced = false;
+  notModified = false;
+  /** The replacement's own head is being written through the wrapped writeHead. */
+  writingReplacement = false;
+  /** Content-Length that goes with the captured bytes (undefined: none declared). */
+  declared: number | undefined = undefined;
+  status = 200;
+  // What end() was called with, for the real end once the store is done.
+  endChunk: unknown = undefined;
+  endEncoding: unknown = undefined;
+  endCallback: unknown = undefined;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly maxBytes: number,
+    readonly hooks: CaptureHooks,
+    readonly writeHead: (...a: unknown[]) => ServerResponse,
+    readonly write: (...a: unknown[]) => boolean,
+    readonly end: (...a: unknown[]) => ServerResponse,
+    readonly storeHeader: StoreHeader,
+  ) {}
+
+  giveUp(): void {
+    if (this.overflow) return;
+    this.overflow = true;
+    this.chunks = undefined;
+    this.first = undefined;
+    this.hooks.unstorable();
+  }
+
+  keep(buf: Buffer | undefined | null): void {
+    if (buf === null) return this.giveUp(); // not storable: something other than bytes or a string
+    if (buf === undefined || this.overflow || buf.length === 0) return;
+    if (this.size + buf.length > this.maxBytes) return this.giveUp();
+    if (this.first === undefined) this.first = buf;
+    else (this.chunks ??= [this.first]).push(buf);
+    this.size += buf.length;
+  }
+
+  /** The bytes written so far, in a buffer of their own (L1 may keep it long: no shared slab). */
+  body(): Buffer | undefined {
+    if (this.overflow) return undefined;
+    if (this.chunks === undefined) return this.first ?? EMPTY;
+    const out = Buffer.allocUnsafeSlow(this.size);
+    let at = 0;
+    for (const chunk of this.chunks) at += chunk.copy(out, at);
+    return out;
+  }
+
   /** Everything the client was meant to get arrived here, and the connection is still there to get it. */
-  const complete = (): boolean => {
-    if (overflow || res.destroyed) return false;
-    if (notModified || !hasBody(status)) return true;
-    return declared === undefined || declared === size;
-  };
+  complete(): boolean {
+    if (this.overflow || this.res.destroyed) return false;
+    if (this.notModified || !hasBody(this.status)) return true;
+    return this.declared === undefined || this.declared === this.size;
+  }
 
   /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
-  const seeHeaders = (whole: Buffer | undefined): boolean => {
-    if (headersSeen) return false;
-    headersSeen = true;
+  seeHeaders(whole: Buffer | undefined): boolean {
+    if (this.headersSeen) return false;
+    this.headersSeen = true;
+    const res = this.res;
     let replacement: Replacement | typeof NOT_MODIFIED | undefined | void;
     try {
-      replacement = hooks.headers(res, whole);
+      replacement = this.hooks.headers(res, whole);
     } catch {
       // a cache bookkeeping failure must never break the response
     }
-    status = res.statusCode;
-    declared = declaredLength(res);
+    this.status = res.statusCode;
+    this.declared = declaredLength(res);
     if (replacement === NOT_MODIFIED) {
-      notModified = whole !== undefined;
+      this.notModified = whole !== undefined;
       return false;
     }
     if (replacement === undefined || res.headersSent) return false;
-    replaced = true;
+    this.replaced = true;
     for (const name of res.getHeaderNames()) res.removeHeader(name);
-    writingReplacement = true;
+    this.writingReplacement = true;
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus);
     } finally {
-      writingReplacement = false;
+      this.writingReplacement = false;
     }
-    (originalEnd as (...a: unknown[]) => ServerResponse).call(res, ...(replacement.body === undefined ? [] : [replacement.body]));
+    this.end.call(res, ...(replacement.body === undefined ? [] : [replacement.body]));
     return true;
-  };
-  /** What the handler writes after a replacement went out is dropped; its callbacks still run. */
-  const swallow = (cb: unknown) => {
-    if (typeof cb === 'function') process.nextTick(cb as Callback);
-  };
+  }
 
-  (res as unknown as { _storeHeader: StoreHeader })._storeHeader = function _storeHeader(this: ServerResponse, firstLine: string, headers: unknown) {
-    if (!replaced) {
+  /** The real end, once the store is done (or at once). */
+  finishEnd(): void {
+    this.pending = false;
+    const res = this.res;
+    if (res.writableEnded) return;
+    try {
+      if (this.notModified) {
+        this.end.call(res, this.endCallback);
+        return;
+      }
+      const args: unknown[] = [];
+      if (this.endChunk !== undefined) args.push(this.endChunk);
+      if (this.endEncoding !== undefined) args.push(this.endEncoding);
+      if (this.endCallback !== undefined) args.push(this.endCallback);
+      this.end.apply(res, args);
+    } catch (err) {
+      // What node rejects it would have thrown to the handler; too late for that now,
+      // so the response is ended with the error.
+      res.destroy(err as Error);
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** What the handler writes after a replacement went out is dropped; its callbacks still run. */
+function swallow(cb: unknown): void {
+  if (typeof cb === 'function') process.nextTick(cb as Callback);
+}
+
+interface Wrappers {
+  readonly storeHeader: StoreHeader;
+  readonly writeHead: WriteHead;
+  readonly write: ServerResponse['write'];
+  readonly end: ServerResponse['end'];
+  readonly close: () => void;
+}
+
+/** The wrappers of the capture at `depth` (0: the first one on a response). */
+function wrappersAt(depth: number): Wrappers {
+  function captureStoreHeader(this: ServerResponse & Captured, firstLine: string, headers: unknown): void {
+    const c = this[CAPTURES]![depth]!;
+    if (!c.replaced) {
       try {
-        hooks.sent(this);
+        c.hooks.sent(this);
       } catch {
         // never break the response
       }
     }
-    return originalStoreHeader.call(this, firstLine, headers);
-  };
+    return c.storeHeader.call(this, firstLine, headers);
+  }
 
-  res.writeHead = function writeHead(this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
-    if (writingReplacement) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
-    if (replaced || pending) return this;
-    if (headersSeen || res.headersSent) return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+  function captureWriteHead(this: ServerResponse & Captured, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
+    const c = this[CAPTURES]![depth]!;
+    if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
+    if (c.replaced || c.pending) return this;
+    if (c.headersSeen || this.headersSent) return c.writeHead.apply(this, arguments as unknown as unknown[]);
     if (typeof reason !== 'string') {
       headers = reason;
       reason = undefined;
     }
-    res.statusCode = statusCode;
-    applyHeaderArgument(res, headers);
-    if (seeHeaders(undefined)) return this;
-    const call = originalWriteHead as (...a: unknown[]) => ServerResponse;
-    return reason === undefined ? call.call(this, res.statusCode) : call.call(this, res.statusCode, reason);
-  } as WriteHead;
+    this.statusCode = statusCode;
+    applyHeaderArgument(this, headers);
+    if (c.seeHeaders(undefined)) return this;
+    return reason === undefined ? c.writeHead.call(this, this.statusCode) : c.writeHead.call(this, this.statusCode, reason);
+  }
 
-  res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) {
+  function captureWrite(this: ServerResponse & Captured, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    const c = this[CAPTURES]![depth]!;
     if (typeof encoding === 'function') cb = encoding;
-    if (replaced || pending || (!res.headersSent && seeHeaders(undefined))) {
+    if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
       return true;
     }
-    wrote = true;
-    keep(toBuffer(chunk, encoding));
-    return (originalWrite as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
-  } as ServerResponse['write'];
+    c.wrote = true;
+    c.keep(toBuffer(chunk, encoding));
+    return c.write.apply(this, arguments as unknown as unknown[]);
+  }
 
-  res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
-    if (replaced) {
+  function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
+    const c = this[CAPTURES]![depth]!;
+    if (c.replaced) {
       swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
-      if (!ended) {
-        ended = true;
-        void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
+      if (!c.ended) {
+        c.ended = true;
+        void Promise.resolve(c.hooks.finish(undefined)).catch(() => undefined);
       }
       return this;
     }
-    if (pending) {
+    if (c.pending) {
       // A second end() while the first waits for the store (res.send() then res.end(), an
       // error handler after a send): node would see it first and end the response short.
       swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
       return this;
     }
-    if (ended) return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+    if (c.ended) return c.end.apply(this, arguments as unknown as unknown[]);
     if (typeof chunk === 'function') {
       cb = chunk;
       chunk = undefined;
@@ -238,73 +327,94 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
       cb = encoding;
       encoding = undefined;
     }
-    ended = true;
+    c.ended = true;
     const last = toBuffer(chunk, encoding);
     if (last === null) {
       // Not bytes: node throws to the handler, as it would without the cache; nothing is stored.
-      hooks.abort();
-      return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+      c.hooks.abort();
+      return c.end.apply(this, arguments as unknown as unknown[]);
     }
-    keep(last);
-    const whole = !wrote && !res.headersSent ? body() ?? undefined : undefined;
-    if (!res.headersSent) {
-      if (seeHeaders(whole)) {
+    c.keep(last);
+    c.endChunk = chunk;
+    c.endEncoding = encoding;
+    c.endCallback = cb;
+    if (!this.headersSent) {
+      const whole = !c.wrote ? c.body() : undefined;
+      if (c.seeHeaders(whole)) {
         swallow(cb);
-        void Promise.resolve(hooks.finish(undefined)).catch(() => undefined);
-        return res;
+        void Promise.resolve(c.hooks.finish(undefined)).catch(() => undefined);
+        return this;
       }
       // Put the head together now (node sends it with the body later): from here on
       // headersSent is true, so an error handler that runs while the store is under way
       // leaves this answer alone instead of writing a second one over it.
-      if (notModified) {
-        for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
-        res.statusCode = 304;
-      } else if (whole !== undefined && declared === undefined && res.getHeader('transfer-encoding') === undefined && hasBody(res.statusCode)) {
-        res.setHeader('content-length', whole.length);
-        declared = whole.length;
+      if (c.notModified) {
+        for (const name of this.getHeaderNames()) if (!KEEP_ON_304.has(name)) this.removeHeader(name);
+        this.statusCode = 304;
+      } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode)) {
+        this.setHeader('content-length', whole.length);
+        c.declared = whole.length;
       }
       try {
-        (originalWriteHead as (...a: unknown[]) => ServerResponse).call(res, res.statusCode);
+        c.writeHead.call(this, this.statusCode);
       } catch {
         // node rejected the head (an invalid header value): end() below reports it
       }
     }
-    const finishEnd = () => {
-      pending = false;
-      if (res.writableEnded) return;
-      try {
-        if (notModified) {
-          (originalEnd as (cb?: Callback) => ServerResponse).call(res, cb as Callback | undefined);
-          return;
-        }
-        const args: unknown[] = [];
-        if (chunk !== undefined) args.push(chunk);
-        if (encoding !== undefined) args.push(encoding);
-        if (cb !== undefined) args.push(cb);
-        (originalEnd as (...a: unknown[]) => ServerResponse).apply(res, args);
-      } catch (err) {
-        // What node rejects it would have thrown to the handler; too late for that now,
-        // so the response is ended with the error.
-        res.destroy(err as Error);
-      }
-    };
     let result: Promise<void> | void;
     try {
-      result = hooks.finish(complete() ? body() : undefined);
+      result = c.hooks.finish(c.complete() ? c.body() : undefined);
     } catch {
       result = undefined;
     }
-    if (result === undefined) finishEnd();
+    if (result === undefined) c.finishEnd();
     else {
-      pending = true;
-      result.then(finishEnd, finishEnd);
+      c.pending = true;
+      result.then(
+        () => c.finishEnd(),
+        () => c.finishEnd(),
+      );
     }
-    return res;
-  } as ServerResponse['end'];
+    return this;
+  }
 
-  res.once('close', () => {
-    if (!ended) hooks.abort();
-  });
+  function captureClose(this: ServerResponse & Captured): void {
+    const c = this[CAPTURES]![depth]!;
+    if (!c.ended) c.hooks.abort();
+  }
+
+  return {
+    storeHeader: captureStoreHeader,
+    writeHead: captureWriteHead as WriteHead,
+    write: captureWrite as ServerResponse['write'],
+    end: captureEnd as ServerResponse['end'],
+    close: captureClose,
+  };
+}
+
+/** Built once: responses are captured at most twice or three times (app-wide, router, route). */
+const WRAPPERS: Wrappers[] = [0, 1, 2, 3].map(wrappersAt);
+
+/** Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. */
+export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
+  const target = res as ServerResponse & Captured;
+  const captures = (target[CAPTURES] ??= []);
+  const depth = captures.length;
+  const wrappers = WRAPPERS[depth] ?? wrappersAt(depth);
+  captures.push(new Capture(
+    res,
+    maxBytes,
+    hooks,
+    res.writeHead as unknown as (...a: unknown[]) => ServerResponse,
+    res.write as unknown as (...a: unknown[]) => boolean,
+    res.end as unknown as (...a: unknown[]) => ServerResponse,
+    target._storeHeader,
+  ));
+  target._storeHeader = wrappers.storeHeader;
+  res.writeHead = wrappers.writeHead;
+  res.write = wrappers.write;
+  res.end = wrappers.end;
+  res.once('close', wrappers.close);
 }
 
 /**

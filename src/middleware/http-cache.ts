@@ -18,7 +18,7 @@ import { coarseNow } from '../store/coarse-clock.js';
 const EMPTY_HEAD = Buffer.alloc(0);
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
-import { captureResponse, NOT_MODIFIED, stripCacheGroups, type Replacement } from './capture.js';
+import { captureResponse, NOT_MODIFIED, stripCacheGroups, type CaptureHooks, type Replacement } from './capture.js';
 import { httpDateNow } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, replay } from './replay.js';
@@ -46,6 +46,128 @@ interface Snapshot {
 interface ActiveFill {
   readonly owner: object;
   standDown(): void;
+}
+
+/**
+ * One fill's view of its response (the capture hooks): decides storability
+ * on the head that goes with the captured bytes and again on the head as
+ * sent, releases the fill's waiters as soon as the answer cannot be stored,
+ * and stores a complete answer. One object per fill, no closures.
+ */
+class FillCapture implements CaptureHooks, ActiveFill {
+  private ttl: number | undefined = undefined;
+  private lateStamp: Promise<FillStamp> | undefined = undefined;
+  private stoodDown = false;
+  /** Status and headers as they went out with this body: wrappers further out (compression in front) may change them later. */
+  private snapshot: Snapshot | undefined = undefined;
+  /** The request's conditionals, set aside: the fill runs unconditionally, the cache answers them. */
+  private readonly conditions: Conditions | undefined;
+  readonly owner: object;
+
+  constructor(
+    private readonly http: HttpCache<never>,
+    private readonly req: IncomingMessage,
+    private readonly plan: Plan,
+    private readonly stamp: FillStamp,
+    private readonly flight: Flight,
+    private readonly stale: Found | undefined,
+    private readonly createdAt: number,
+    private readonly fill: FillState,
+  ) {
+    this.owner = http;
+    this.conditions = conditionsOf(req.headers);
+    if (this.conditions !== undefined) {
+      delete req.headers['if-none-match'];
+      delete req.headers['if-modified-since'];
+    }
+  }
+
+  standDown(): void {
+    this.stoodDown = true;
+    this.flight.settle(undefined);
+  }
+
+  headers(r: ServerResponse, body: Buffer | undefined): Replacement | typeof NOT_MODIFIED | undefined {
+    if (this.stoodDown) return undefined;
+    const { plan, stale, flight } = this;
+    const cacheStatus = this.http.options.cacheStatus;
+    if (stale !== undefined && r.statusCode >= 500) {
+      flight.settle({ stale, until: stale.entry.freshUntil + plan.staleIfError });
+      return this.http.staleInstead(this.req, plan, stale);
+    }
+    const headers = r.getHeaders();
+    const rawGroups = headers['cache-groups'];
+    if (rawGroups !== undefined) {
+      r.removeHeader('cache-groups');
+      delete headers['cache-groups'];
+    }
+    let ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
+    if (ttl !== undefined && responseForbidsStore(headers, plan.userScoped) !== undefined) ttl = undefined;
+    const versions = this.http.cache.store.versions;
+    // Invalidated while the handler ran: it will not be stored, so it must not say so.
+    if (ttl !== undefined && !versions.stillCurrent(this.stamp)) ttl = undefined;
+    this.ttl = ttl;
+    if (ttl === undefined) {
+      flight.settle(undefined);
+      if (cacheStatus) r.setHeader('cache-status', MISS);
+      return undefined;
+    }
+    if (rawGroups !== undefined) {
+      const groups = cacheGroupsOf(rawGroups).filter((g) => !this.stamp.tags.includes(g));
+      // Groups are known only now; their versions are read now (README: they may lag the fill's start).
+      if (groups.length > 0) this.lateStamp = Promise.resolve(versions.stampLocally(groups) ?? versions.stamp(groups));
+    }
+    // The Date the stored copy replays is the one this answer carries.
+    if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
+    if (body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = computeEtag(body)));
+    let notModified = false;
+    if (body !== undefined && this.conditions !== undefined && r.statusCode === 200) {
+      const lm = headers['last-modified'];
+      const etag = headers.etag;
+      notModified = isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
+    }
+    if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = body !== undefined ? MISS_STORED : MISS));
+    this.snapshot = { status: r.statusCode, headers };
+    return notModified ? NOT_MODIFIED : undefined;
+  }
+
+  /** Hooks that ran after ours (express-session's Set-Cookie, mounted before the cache) count too. */
+  sent(r: ServerResponse): void {
+    const snapshot = this.snapshot;
+    if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
+    const before = snapshot.headers;
+    if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary) return;
+    if (responseForbidsStore(r.getHeaders(), this.plan.userScoped) !== undefined) this.drop(r);
+  }
+
+  unstorable(): void {
+    this.drop(undefined);
+  }
+
+  /** Not storable after all: release the waiters at once, and say so if the head has not gone out. */
+  private drop(r: ServerResponse | undefined): void {
+    this.ttl = undefined;
+    this.flight.settle(undefined);
+    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', MISS);
+  }
+
+  async finish(body: Buffer | undefined): Promise<void> {
+    const { flight, snapshot, ttl } = this;
+    if (this.stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
+      flight.settle(undefined);
+      return;
+    }
+    try {
+      flight.settle(await this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill));
+    } catch (err) {
+      flight.settle(undefined);
+      this.http.cache.reportError(err as Error, 'could not store a response');
+    }
+  }
+
+  abort(): void {
+    this.flight.settle(undefined);
+  }
 }
 
 /** Per-route mounting without any TTL source caches for this long. */
@@ -230,8 +352,8 @@ export class HttpCache<R> {
   private readonly refreshing = new Set<string>();
 
   constructor(
-    private readonly cache: TierCache,
-    private readonly options: ResolvedMiddlewareOptions<R>,
+    readonly cache: TierCache,
+    readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate); undefined when the adapter cannot. */
     private readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
   ) {}
@@ -527,7 +649,7 @@ export class HttpCache<R> {
     return all;
   }
 
-  private status(value: string): string | undefined {
+  status(value: string): string | undefined {
     return this.options.cacheStatus ? value : undefined;
   }
 
@@ -702,97 +824,13 @@ export class HttpCache<R> {
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
-    const { req, res } = c;
-    const cache = this.cache;
-    // Fill unconditionally (the handler must send the full answer), then answer the condition here.
-    const conditions: Conditions | undefined = conditionsOf(req.headers);
-    if (conditions !== undefined) {
-      delete req.headers['if-none-match'];
-      delete req.headers['if-modified-since'];
-    }
-    let ttl: number | undefined;
-    let groups: string[] = [];
-    let lateStamp: Promise<FillStamp> | undefined;
-    let notModified = false;
-    let stoodDown = false;
-    // Status and headers as they went out with this body: wrappers further out
-    // (compression in front of the cache) may change them afterwards.
-    let snapshot: Snapshot | undefined;
-    /** Not storable after all: release the waiters at once, and say so if the head has not gone out. */
-    const drop = (r: ServerResponse | undefined) => {
-      ttl = undefined;
-      flight.settle(undefined);
-      if (r !== undefined && this.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', MISS);
-    };
-    const active: ActiveFill = {
-      owner: this,
-      standDown: () => {
-        stoodDown = true;
-        flight.settle(undefined);
-      },
-    };
-    (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = active;
-
-    captureResponse(res, this.options.maxBodyBytes, {
-      headers: (r, body) => {
-        if (stoodDown) return undefined;
-        if (stale !== undefined && r.statusCode >= 500) {
-          flight.settle({ stale, until: stale.entry.freshUntil + plan.staleIfError });
-          return this.staleInstead(req, plan, stale);
-        }
-        const headers = r.getHeaders();
-        groups = cacheGroupsOf(headers['cache-groups']).filter((g) => !stamp.tags.includes(g));
-        if (headers['cache-groups'] !== undefined) r.removeHeader('cache-groups');
-        ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
-        if (ttl !== undefined && responseForbidsStore(headers, plan.userScoped) !== undefined) ttl = undefined;
-        // Invalidated while the handler ran: it will not be stored, so it must not say so.
-        if (ttl !== undefined && !cache.store.versions.stillCurrent(stamp)) ttl = undefined;
-        if (ttl === undefined) {
-          flight.settle(undefined);
-          if (this.options.cacheStatus) r.setHeader('cache-status', MISS);
-          return undefined;
-        }
-        if (groups.length > 0) {
-          // Groups are known only now; their versions are read now (README: they may lag the fill's start).
-          const versions = cache.store.versions;
-          lateStamp = Promise.resolve(versions.stampLocally(groups) ?? versions.stamp(groups));
-        }
-        // The Date the stored copy replays is the one this answer carries.
-        if (r.sendDate && headers.date === undefined) r.setHeader('date', httpDateNow());
-        if (body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', computeEtag(body));
-        if (body !== undefined && conditions !== undefined && r.statusCode === 200) {
-          const lm = r.getHeader('last-modified');
-          const etag = r.getHeader('etag');
-          notModified = isNotModified(conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
-        }
-        if (this.options.cacheStatus) r.setHeader('cache-status', body !== undefined ? MISS_STORED : MISS);
-        snapshot = { status: r.statusCode, headers: r.getHeaders() };
-        return notModified ? NOT_MODIFIED : undefined;
-      },
-      sent: (r) => {
-        // Hooks that ran after ours (express-session's Set-Cookie, mounted before the cache) count too.
-        if (ttl !== undefined && !stoodDown && responseForbidsStore(r.getHeaders(), plan.userScoped) !== undefined) drop(r);
-      },
-      unstorable: () => drop(undefined),
-      finish: async (body) => {
-        if (stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
-          flight.settle(undefined);
-          return;
-        }
-        try {
-          const outcome = await this.store(req, snapshot, plan, stamp, lateStamp, createdAt, ttl, body, fill);
-          flight.settle(outcome);
-        } catch (err) {
-          flight.settle(undefined);
-          cache.reportError(err as Error, 'could not store a response');
-        }
-      },
-      abort: () => flight.settle(undefined),
-    });
+    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill);
+    (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
+    captureResponse(c.res, this.options.maxBodyBytes, capture);
   }
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */
-  private staleInstead(req: IncomingMessage, plan: Plan, stale: Found): Replacement {
+  staleInstead(req: IncomingMessage, plan: Plan, stale: Found): Replacement {
     const now = coarseNow();
     const response = stale.response;
     const cacheStatus = this.status(staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
@@ -804,7 +842,7 @@ export class HttpCache<R> {
    * Builds the entry (and Vary manifest) from the finished response and stores
    * it in both tiers: the fill's second round trip, which also releases its lock.
    */
-  private async store(
+  async store(
     req: IncomingMessage,
     sent: Snapshot,
     plan: Plan,
