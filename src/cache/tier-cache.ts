@@ -118,6 +118,8 @@ export class TierCache extends EventEmitter {
   private readonly queue: InvalidationQueue | undefined;
   /** Stores under way (middleware fills, data-API sets and loads), for close() to wait on. */
   private readonly fillsInFlight = new Set<Promise<unknown>>();
+  /** Middleware that keeps its own fills under way (asked only when closing: no cost per fill). */
+  private readonly fillSources = new Set<{ pendingFills(): Array<Promise<unknown>> }>();
   private closing: Promise<void> | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
   private readonly dataKeys: RecentMap<string, string>;
@@ -456,6 +458,11 @@ export class TierCache extends EventEmitter {
    * @internal Registers a store under way (the middleware's fill), so close()
    * waits for it. Returns `fill`.
    */
+  /** @internal a middleware whose fills close() waits for (it lists them only then). */
+  addFillSource(source: { pendingFills(): Array<Promise<unknown>> }): void {
+    this.fillSources.add(source);
+  }
+
   trackFill<T>(fill: Promise<T>): Promise<T> {
     const fills = this.fillsInFlight;
     fills.add(fill);
@@ -466,7 +473,9 @@ export class TierCache extends EventEmitter {
 
   private async shutDown(): Promise<void> {
     const deadline = performance.now() + CLOSE_WAIT_MS;
-    if (this.fillsInFlight.size > 0) await settledWithin([...this.fillsInFlight], CLOSE_WAIT_MS);
+    const pending: Array<Promise<unknown>> = [...this.fillsInFlight];
+    for (const source of this.fillSources) pending.push(...source.pendingFills());
+    if (pending.length > 0) await settledWithin(pending, CLOSE_WAIT_MS);
     const left = (await this.queue?.close(Math.max(0, deadline - performance.now()))) ?? 0;
     if (left > 0) {
       const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take; other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);

@@ -265,8 +265,10 @@ type Outcome = FillOutcome | StaleOutcome | typeof LOOK_AGAIN | undefined;
  */
 class Flight {
   private settled = false;
-  private resolve!: (outcome: Outcome) => void;
-  readonly outcome = new Promise<Outcome>((r) => (this.resolve = r));
+  private result: Outcome = undefined;
+  private resolve: ((outcome: Outcome) => void) | undefined;
+  /** Made when the first waiter (or close()) asks: most fills have none. */
+  private promise: Promise<Outcome> | undefined;
 
   /** Waiters never wait past this. */
   readonly deadline: number;
@@ -289,8 +291,17 @@ class Flight {
   settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
+    this.result = outcome;
     this.onSettle?.();
-    this.resolve(outcome);
+    this.resolve?.(outcome);
+  }
+
+  /** Resolves with the outcome once the fill settles. */
+  get outcome(): Promise<Outcome> {
+    if (this.promise === undefined) {
+      this.promise = this.settled ? Promise.resolve(this.result) : new Promise<Outcome>((r) => (this.resolve = r));
+    }
+    return this.promise;
   }
 
   /** The outcome, or undefined once the deadline has passed. */
@@ -356,7 +367,17 @@ export class HttpCache<R> {
     readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate); undefined when the adapter cannot. */
     private readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
-  ) {}
+  ) {
+    // close() waits (bounded) for fills under way, their handlers included, to be stored.
+    cache.addFillSource(this);
+  }
+
+  /** The fills under way (for close()). */
+  pendingFills(): Array<Promise<unknown>> {
+    const out: Array<Promise<unknown>> = [];
+    for (const flight of this.flights.values()) if (!flight.done) out.push(flight.outcome);
+    return out;
+  }
 
   /**
    * Serves the request from the cache (resolves true: the adapter must not
@@ -493,8 +514,6 @@ export class HttpCache<R> {
     const flight = new Flight(coarseNow(), COALESCE_WAIT_MS + (lock?.ttl ?? 0));
     const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, lockedKey: key };
     this.flights.set(key, flight);
-    // close() waits (bounded) for fills under way, their handlers included, to be stored.
-    this.cache.trackFill(flight.outcome);
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
     res.once('close', () => flight.settle(undefined));
     flight.onSettle = () => {
