@@ -11,7 +11,7 @@ import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
-import { RecentMap } from '../store/recent-map.js';
+import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { FillLock } from '../store/fill-lock.js';
 import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { L2Store } from '../store/l2-store.js';
@@ -20,12 +20,20 @@ import { RedisVersionSource } from '../store/redis-versions.js';
 import { TagVersions } from '../store/tag-versions.js';
 import { TieredStore, UNDECIDED } from '../store/tiered-store.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
-import { decodeValue, encodeValue } from './data-value.js';
+import { dataStoreKey, MAX_DATA_KEY_LENGTH } from './data-key.js';
+import { decodeValue, encodeValue, resolvedValue } from './data-value.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import { SingleFlight } from './single-flight.js';
 
 const debug = debuglog('tiercache');
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
+/** Without L1, per-key bookkeeping is bounded as for the default l1.maxBytes. */
+const DEFAULT_BOOKKEEPING_BASE = 64 * 1024 * 1024;
+
+/** Heap of one cached data key: its slot and both strings. */
+function dataKeyBytes(key: string, storeKey: string): number {
+  return MAP_SLOT_BYTES + stringBytes(key.length) + stringBytes(storeKey.length);
+}
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
 export const DEFAULT_DATA_TTL = 60_000;
@@ -106,7 +114,9 @@ export class TierCache extends EventEmitter {
     this.options = resolved;
     this.namespace = resolved.namespace;
     this.enabled = resolved.enabled;
-    this.dataKeys = new RecentMap(Math.max(1_000, resolved.l1?.maxEntries ?? 10_000));
+    // Per-key bookkeeping outside L1 is bounded by bytes as well as by count, in proportion to L1.
+    const bookkeepingBase = resolved.l1?.maxBytes ?? DEFAULT_BOOKKEEPING_BASE;
+    this.dataKeys = new RecentMap(Math.max(1_000, resolved.l1?.maxEntries ?? 10_000), Math.max(64 * 1024, bookkeepingBase / 16), dataKeyBytes);
     const l1 = resolved.l1 ? new L1Store({ ...resolved.l1, now: this.now }) : undefined;
     let l2: L2Store | undefined;
     if (resolved.redis !== undefined) {
@@ -122,6 +132,7 @@ export class TierCache extends EventEmitter {
     const versions = new TagVersions({
       source: l2 ? new RedisVersionSource(l2, this.namespace) : undefined,
       maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
+      maxBytes: Math.max(256 * 1024, bookkeepingBase / 8),
     });
     this.store = new TieredStore({ l1, l2, versions, now: this.now });
     if (l2 !== undefined && resolved.lockTimeout > 0) this.fillLock = new FillLock(l2, resolved.lockTimeout);
@@ -142,15 +153,16 @@ export class TierCache extends EventEmitter {
     return this.redis?.client;
   }
 
-  /** The store key of a data-API key: `namespace:d:key`. */
+  /** The store key of a data-API key: `namespace:d:key`, escaped, or a digest of a long key (see data-key.ts). */
   dataKey(key: string): string {
     // Built once per key and kept: a freshly concatenated string must be
     // flattened and hashed again on every Map lookup, the main cost of an L1 hit.
     const known = this.dataKeys.get(key);
     if (known !== undefined) return known;
     if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
-    const storeKey = this.namespace + ':d:' + key;
-    this.dataKeys.set(key, storeKey);
+    const storeKey = dataStoreKey(this.namespace, key);
+    // A long key is digested on every call instead: kept, it would hold its characters twice.
+    if (key.length <= MAX_DATA_KEY_LENGTH) this.dataKeys.set(key, storeKey);
     return storeKey;
   }
 
@@ -162,7 +174,7 @@ export class TierCache extends EventEmitter {
     const local = this.store.lookupL1(storeKey);
     if (local !== undefined && local !== UNDECIDED) {
       if (this.hitListened) this.emit('hit', { key, tier: 'L1' });
-      return Promise.resolve(decodeValue<T>(local));
+      return resolvedValue<T>(local);
     }
     return this.getBeyondL1<T>(key, storeKey, local === UNDECIDED);
   }
@@ -174,6 +186,8 @@ export class TierCache extends EventEmitter {
       return undefined;
     }
     const value = decodeValue<T>(hit.entry);
+    // Read from L2 into L1 by its bytes; now parsed, it holds what the parsed value costs.
+    if (hit.tier === 'L2') this.store.l1?.recharge(storeKey, hit.entry);
     this.emit('hit', { key, tier: hit.tier });
     return value;
   }

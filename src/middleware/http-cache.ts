@@ -571,17 +571,17 @@ export class HttpCache<R> {
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
-    const entry = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
+    // L1 keeps the decoded response, not the head bytes it came from.
+    const { entry, l1Entry } = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
     const store = this.cache.store;
     const varyValues: Array<string | undefined> = [];
-    // L1 keeps the decoded response, not the head bytes it came from.
-    const l1Entry: StoredEntry = { ...entry, head: EMPTY_HEAD };
     if (varyOn.length === 0) {
       await store.set(plan.key, entry, l1Entry);
     } else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      await Promise.all([store.set(plan.key, manifestEntry(fullStamp, life, varyOn, plan.isPublic)), store.set(variantKey(plan.key, pairs), entry, l1Entry)]);
+      const manifest = manifestEntry(fullStamp, life, varyOn, plan.isPublic);
+      await Promise.all([store.set(plan.key, manifest.entry, manifest.l1Entry), store.set(variantKey(plan.key, pairs), entry, l1Entry)]);
     }
     this.cache.fills++;
     this.cache.emit('store', { key: plan.key });

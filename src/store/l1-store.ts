@@ -4,6 +4,7 @@
 // so an expired entry is never returned even before LRU evicts it.
 import { LRUCache } from 'lru-cache';
 import type { StoredEntry } from './entry.js';
+import { stringBytes } from './recent-map.js';
 
 export interface L1Options {
   readonly maxEntries: number;
@@ -19,14 +20,37 @@ interface L1Slot {
   readonly until: number;
 }
 
+/** A decoded form (entry.decoded) that knows the heap it holds beyond the entry's buffers. */
+export interface SizedValue {
+  readonly heapBytes: number;
+}
+
 /**
- * Per-entry bookkeeping charged against maxBytes on top of the payload: the
- * LRU slot, the entry object, its arrays and the decoded form (measured: a
- * stored HTTP response costs about this much heap beyond its bytes).
+ * Per-entry bookkeeping charged against maxBytes on top of key, tags and
+ * payload: the LRU's index and slot, the entry object, its three boxed
+ * times and its tag and version arrays (measured, bench/l1-memory.ts).
  */
-const ENTRY_OVERHEAD_BYTES = 640;
-/** Heap per tag beyond its characters: the string header and the version number. */
-const TAG_OVERHEAD_BYTES = 48;
+const ENTRY_OVERHEAD_BYTES = 240;
+/** Per tag: its slots in the entry's two arrays and, at worst, a string of its own. */
+const TAG_OVERHEAD_BYTES = 32;
+/** A Buffer's own heap and native bookkeeping: the view, its ArrayBuffer, the backing store and malloc's header. */
+const BUFFER_OVERHEAD_BYTES = 320;
+/** Arrays and objects an undecoded entry will grow when it is decoded (its strings are charged by its head bytes). */
+const UNDECODED_OVERHEAD_BYTES = 256;
+
+function bufferBytes(buf: Buffer): number {
+  return buf.length === 0 ? 0 : BUFFER_OVERHEAD_BYTES + buf.length;
+}
+
+/**
+ * Reading one character makes V8 flatten a concatenated string in place:
+ * a key built from parts (a tree of them) is then held as one string.
+ */
+let lastChar = 0;
+function flatten(s: string): string {
+  lastChar = s.charCodeAt(0);
+  return s;
+}
 
 export class L1Store {
   evictions = 0;
@@ -46,11 +70,18 @@ export class L1Store {
     });
   }
 
-  /** Bytes charged for an entry: key, payload, headers and tags. */
+  /**
+   * Bytes charged for an entry: what it holds on the heap and in buffers.
+   * A decoded form reports its own cost; an entry not decoded yet is
+   * charged its head twice (the bytes and the strings decoded from them).
+   */
   static sizeOf(key: string, entry: StoredEntry): number {
-    // The head is counted twice: its bytes, and the header strings decoded from them.
-    let size = ENTRY_OVERHEAD_BYTES + 2 * key.length + 2 * entry.head.length + entry.body.length;
-    for (const tag of entry.tags) size += tag.length + TAG_OVERHEAD_BYTES;
+    let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length) + bufferBytes(entry.head) + bufferBytes(entry.body);
+    const tags = entry.tags;
+    for (let i = 0; i < tags.length; i++) size += TAG_OVERHEAD_BYTES + stringBytes(tags[i]!.length);
+    const decoded = entry.decoded as Partial<SizedValue> | undefined;
+    if (typeof decoded?.heapBytes === 'number') size += decoded.heapBytes;
+    else if (decoded === undefined) size += UNDECODED_OVERHEAD_BYTES + entry.head.length;
     return size;
   }
 
@@ -86,7 +117,20 @@ export class L1Store {
       this.lru.delete(key);
       return;
     }
-    this.lru.set(key, { entry, until }, { size });
+    this.lru.set(flatten(key), { entry, until }, { size });
+  }
+
+  /**
+   * Charges an entry again after it was decoded in place (read from L2, its
+   * parsed form built on first use): what it holds now may be many times its bytes.
+   */
+  recharge(key: string, entry: StoredEntry): void {
+    const slot = this.lru.peek(key);
+    if (slot === undefined || slot.entry !== entry) return;
+    const size = L1Store.sizeOf(key, entry);
+    if (size > this.lru.maxSize) this.lru.delete(key);
+    // A new slot object: lru-cache only re-sizes an entry whose value changed.
+    else this.lru.set(key, { entry, until: slot.until }, { size });
   }
 
   delete(key: string): boolean {

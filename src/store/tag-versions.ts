@@ -3,7 +3,7 @@
 // time are still current. The local map makes that check free on an L1 hit;
 // Redis is the source of truth, asked when a tag is unknown here or when the
 // invalidation bus is not connected (then nothing local is trusted).
-import { RecentMap } from './recent-map.js';
+import { MAP_SLOT_BYTES, RecentMap, stringBytes } from './recent-map.js';
 import type { FillStamp } from './entry.js';
 
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
@@ -28,6 +28,16 @@ export interface TagVersionsOptions {
   readonly source: VersionSource | undefined;
   /** How many tag versions to keep locally. */
   readonly maxTags: number;
+  /**
+   * How many bytes of tags to keep locally: one key tag per stored key,
+   * of any length, so a count alone does not bound the memory they hold.
+   */
+  readonly maxBytes?: number;
+}
+
+/** Heap of one tag in the local map: its slot and, at worst, a string of its own. */
+function tagBytes(tag: string): number {
+  return MAP_SLOT_BYTES + stringBytes(tag.length);
 }
 
 const EMPTY: readonly number[] = [];
@@ -55,7 +65,12 @@ export class TagVersions {
     this.source = options.source;
     this.trusted = options.source === undefined;
     this.epoch = options.source === undefined ? 0 : undefined;
-    this.map = new RecentMap<string, number>(options.maxTags);
+    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes);
+  }
+
+  /** Bytes the local map holds (bounded by maxBytes). */
+  get localBytes(): number {
+    return this.map.bytes;
   }
 
   /** The epoch as known here (undefined until read). */

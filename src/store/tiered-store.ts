@@ -121,8 +121,8 @@ export class TieredStore {
   async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<void> {
     const ttl = entry.staleUntil - this.now();
     if (ttl <= 0) return;
-    // Charged by the stored bytes even when L1 keeps a decoded form instead.
-    this.l1?.set(key, l1Entry, L1Store.sizeOf(key, entry));
+    // Charged by what L1 keeps (a decoded form may cost many times the stored bytes).
+    this.l1?.set(key, l1Entry);
     if (this.l2 !== undefined) {
       try {
         await this.l2.set(key, encodeEntry(entry), ttl);
