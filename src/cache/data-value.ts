@@ -165,6 +165,7 @@ export function decodeValue<T>(entry: StoredEntry): T | undefined {
 /** decodeValue as a promise: for JSON the same frozen promise on every call. */
 export function resolvedValue<T>(entry: StoredEntry): Promise<T | undefined> {
   const decoded = entry.decoded;
-  if (decoded instanceof DecodedValue) return decoded.promise as Promise<T>;
+  // A JSON entry's decoded form is always a DecodedValue (and the kind is cheaper to test than its class).
+  if (entry.kind === EntryKind.Json && decoded !== undefined) return (decoded as DecodedValue).promise as Promise<T>;
   return Promise.resolve(decodeValue<T>(entry));
 }

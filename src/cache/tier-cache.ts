@@ -9,7 +9,7 @@ import { keyTag, prefixTag, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
-import { L1Store } from '../store/l1-store.js';
+import { L1Store, type L1Slot, type SlotMemo } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { FillLock } from '../store/fill-lock.js';
@@ -30,9 +30,15 @@ const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 /** Without L1, per-key bookkeeping is bounded as for the default l1.maxBytes. */
 const DEFAULT_BOOKKEEPING_BASE = 64 * 1024 * 1024;
 
-/** Heap of one cached data key: its slot and both strings. */
-function dataKeyBytes(key: string, storeKey: string): number {
-  return MAP_SLOT_BYTES + stringBytes(key.length) + stringBytes(storeKey.length);
+/** What the cache remembers of a data-API key it was asked for: its store key and its L1 slot. */
+class DataKeyHandle implements SlotMemo {
+  slot: L1Slot | undefined = undefined;
+  constructor(readonly storeKey: string) {}
+}
+
+/** Heap of one remembered data key: its Map slot, the handle and both strings. */
+function dataKeyBytes(key: string, handle: DataKeyHandle): number {
+  return MAP_SLOT_BYTES + 40 + stringBytes(key.length) + stringBytes(handle.storeKey.length);
 }
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
@@ -95,7 +101,7 @@ export class TierCache extends EventEmitter {
   /** @internal the cross-instance fill lock (with an L2 and l2.lockTimeout > 0). */
   readonly fillLock: FillLock | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
-  private readonly dataKeys: RecentMap<string, string>;
+  private readonly dataKeys: RecentMap<string, DataKeyHandle>;
   /** Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
   hitListened = false;
   private readonly now = coarseNow;
@@ -155,23 +161,31 @@ export class TierCache extends EventEmitter {
 
   /** The store key of a data-API key: `namespace:d:key`, escaped, or a digest of a long key (see data-key.ts). */
   dataKey(key: string): string {
-    // Built once per key and kept: a freshly concatenated string must be
-    // flattened and hashed again on every Map lookup, the main cost of an L1 hit.
+    return this.dataKeyHandle(key).storeKey;
+  }
+
+  /**
+   * The handle of a data-API key, remembered: a freshly concatenated store
+   * key must be flattened and hashed again on every Map lookup, and the
+   * handle's L1 slot spares the lookup altogether (the main costs of an L1 hit).
+   */
+  private dataKeyHandle(key: string): DataKeyHandle {
     const known = this.dataKeys.get(key);
     if (known !== undefined) return known;
     if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
-    const storeKey = dataStoreKey(this.namespace, key);
+    const handle = new DataKeyHandle(dataStoreKey(this.namespace, key));
     // A long key is digested on every call instead: kept, it would hold its characters twice.
-    if (key.length <= MAX_DATA_KEY_LENGTH) this.dataKeys.set(key, storeKey);
-    return storeKey;
+    if (key.length <= MAX_DATA_KEY_LENGTH) this.dataKeys.set(key, handle);
+    return handle;
   }
 
   /** The value under `key`, or undefined on a miss (or when Redis fails). */
   get<T = unknown>(key: string): Promise<T | undefined> {
-    const storeKey = this.dataKey(key);
+    const handle = this.dataKeyHandle(key);
+    const storeKey = handle.storeKey;
     if (!this.enabled) return RESOLVED_UNDEFINED;
     // The L1 hit is answered without awaiting anything.
-    const local = this.store.lookupL1(storeKey);
+    const local = this.store.lookupL1(storeKey, true, handle);
     if (local !== undefined && local !== UNDECIDED) {
       if (this.hitListened) this.emit('hit', { key, tier: 'L1' });
       return resolvedValue<T>(local);

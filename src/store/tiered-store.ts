@@ -4,7 +4,7 @@
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
 import type { StoredEntry } from './entry.js';
-import { L1Store } from './l1-store.js';
+import type { L1Store, SlotMemo } from './l1-store.js';
 import type { L2Store } from './l2-store.js';
 import { Validity, type TagVersions } from './tag-versions.js';
 
@@ -45,10 +45,11 @@ export class TieredStore {
   /**
    * The synchronous L1 path: a valid entry, undefined on a miss (counted), or
    * UNDECIDED when the entry's versions must be checked in Redis (then call get()).
+   * `memo` lets a caller that reads the key often skip L1's Map lookup (see SlotMemo).
    */
-  lookupL1(key: string, countMiss = true): StoredEntry | undefined | typeof UNDECIDED {
+  lookupL1(key: string, countMiss = true, memo?: SlotMemo): StoredEntry | undefined | typeof UNDECIDED {
     if (this.l1 === undefined) return undefined;
-    const entry = this.l1.get(key);
+    const entry = this.l1.get(key, memo);
     if (entry !== undefined) {
       const validity = this.versions.check(entry);
       if (validity === Validity.Valid) {
