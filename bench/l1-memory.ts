@@ -30,8 +30,9 @@ function option(name: string): string | undefined {
   return i === -1 ? undefined : process.argv[i + 1];
 }
 
-/** heapUsed + arrayBuffers, after a full GC. */
+/** heapUsed + arrayBuffers, after a full GC (twice: the second waits for the first's sweeping of buffers). */
 function held(): number {
+  gc!();
   gc!();
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
@@ -132,9 +133,14 @@ async function valueShape(shape: string): Promise<object> {
 async function longKeys(): Promise<object> {
   const maxBytes = 1 * MiB;
   const cache = createCache({ redis: false, l1: { maxBytes } });
-  // Each key a flat string of its own, as keys read from requests or records are.
+  // Each key a flat string of its own, as keys read from requests or records are
+  // (V8 flattens a concatenated string when a character is read).
   const filler = 'k'.repeat(10_000);
-  const long = (label: string, i: number) => Buffer.from(label + String(i).padStart(6, '0') + filler, 'latin1').toString('latin1');
+  const long = (label: string, i: number) => {
+    const key = label + String(i).padStart(6, '0') + filler;
+    key.charCodeAt(0);
+    return key;
+  };
   await cache.get(long('warm', 0));
   const before = held();
   for (let i = 0; i < 20_000; i++) await cache.get(long('absent', i));

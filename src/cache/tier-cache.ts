@@ -36,9 +36,12 @@ class DataKeyHandle implements SlotMemo {
   constructor(readonly storeKey: string) {}
 }
 
+/** A DataKeyHandle object: header and two fields. */
+const HANDLE_BYTES = 40;
+
 /** Heap of one remembered data key: its Map slot, the handle and both strings. */
 function dataKeyBytes(key: string, handle: DataKeyHandle): number {
-  return MAP_SLOT_BYTES + 40 + stringBytes(key.length) + stringBytes(handle.storeKey.length);
+  return MAP_SLOT_BYTES + HANDLE_BYTES + stringBytes(key.length) + stringBytes(handle.storeKey.length);
 }
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
