@@ -1,73 +1,214 @@
-// DESIGN.md section 6: "L1 never holds more than maxBytes of entries; RSS
-// growth stays under 64 MiB over a 100,000-distinct-key scan with maxBytes
-// 32 MiB". Scans 100,000 distinct URLs through the Express middleware (L1
-// only); the requests come from a separate process, so the server's RSS is
-// the cache's and the app's alone. Reports L1 bytes and RSS growth after a full GC.
-//   node --expose-gc --import tsx bench/l1-memory.ts [--keys 100000]
-//   BENCH_NO_CACHE=1 ...   the same scan with the cache switched off (the baseline)
-import { spawn } from 'node:child_process';
+// What L1 and its bookkeeping really hold, against maxBytes. Three scenarios,
+// each round of each in a fresh process (node --expose-gc):
+//   http    DESIGN.md section 6: "RSS growth stays under 64 MiB over a
+//           100,000-distinct-key scan with maxBytes 32 MiB". Scans distinct URLs
+//           through the Express middleware (L1 only); the requests come from a
+//           separate process, so the server's RSS is the cache's and the app's
+//           alone. Reports RSS growth from before the scan to after it and one
+//           full GC (both after a full GC), the peak RSS growth sampled every
+//           10 ms during the scan (no GC forced), and the live heap and buffers.
+//   values  Data-API values of three shapes (records, arrays of small numbers,
+//           `[{}, {}, ...]`) set until L1 (maxBytes 8 MiB) has evicted several
+//           times over: heap held (heapUsed + arrayBuffers after a full GC,
+//           against an empty cache) / maxBytes. Target: at most 1.5.
+//   keys    10 KB data keys, maxBytes 1 MiB: heap held after get() of 20,000
+//           absent keys and after set() of 50,000 keys.
+//   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
+//   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
+import { fileURLToPath } from 'node:url';
 import { createCache } from '../src/index.js';
-import { expressCache } from '../src/express.js';
 
-const keys = Number(process.argv[process.argv.indexOf('--keys') + 1] || 100_000) || 100_000;
+const MiB = 1024 * 1024;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
-const MiB = 1024 * 1024;
-const body = JSON.stringify({ items: Array.from({ length: 30 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b'] })) }).slice(0, 1536);
 
-const cache = createCache({ redis: false, enabled: process.env.BENCH_NO_CACHE !== '1', l1: { maxBytes: 32 * MiB, maxEntries: 100_000 } });
-const app = express();
-app.use(expressCache(cache, { ttl: '1h' }));
-app.get('/scan', (_req, res) => {
-  res.type('application/json').send(body);
-});
-const server: Server = createServer(app);
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-/** Sends `count` requests for distinct URLs `/scan?<label>=<i>` from a child process, 32 at a time. */
-function scan(label: string, count: number): Promise<void> {
-  const client = `
-    let next = 0;
-    const one = async () => { while (next < ${count}) { const i = next++; await fetch('${base}/scan?${label}=' + i).then((r) => r.arrayBuffer()); } };
-    Promise.all(Array.from({ length: 32 }, one)).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', client], { stdio: 'inherit' });
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`client exited with ${code}`))));
-  });
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
 }
 
-// Warm up the process (JIT, Express, sockets) before the baseline.
-await scan('warm', 5_000);
-await cache.clear();
-gc();
-const mem0 = process.memoryUsage();
-const before = mem0.rss;
-let maxL1 = 0;
-const sampler = setInterval(() => (maxL1 = Math.max(maxL1, cache.stats().l1.bytes)), 10);
-await scan('k', keys);
-clearInterval(sampler);
-gc();
-const mem1 = process.memoryUsage();
-const after = mem1.rss;
-console.log('heapUsed MiB', ((mem1.heapUsed - mem0.heapUsed) / MiB).toFixed(1), 'external MiB', ((mem1.external - mem0.external) / MiB).toFixed(1), 'arrayBuffers MiB', ((mem1.arrayBuffers - mem0.arrayBuffers) / MiB).toFixed(1));
-const stats = cache.stats();
-server.close();
-await cache.close();
-const result = {
-  date: new Date().toISOString(),
-  node: process.version,
-  keys,
-  maxBytesMiB: 32,
-  l1BytesMiB: +(stats.l1.bytes / MiB).toFixed(1),
-  l1MaxSeenMiB: +(Math.max(maxL1, stats.l1.bytes) / MiB).toFixed(1),
-  l1Entries: stats.l1.entries,
-  evictions: stats.l1.evictions,
-  rssGrowthMiB: +((after - before) / MiB).toFixed(1),
+/** heapUsed + arrayBuffers, after a full GC (twice: the second waits for the first's sweeping of buffers). */
+function held(): number {
+  gc!();
+  gc!();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+const mib = (bytes: number) => +(bytes / MiB).toFixed(1);
+
+async function httpScan(): Promise<object> {
+  const keys = Number(option('keys') ?? 100_000);
+  const { default: express } = await import('express');
+  const { expressCache } = await import('../src/express.js');
+  const body = JSON.stringify({ items: Array.from({ length: 30 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b'] })) }).slice(0, 1536);
+  const cache = createCache({ redis: false, enabled: process.env.BENCH_NO_CACHE !== '1', l1: { maxBytes: 32 * MiB, maxEntries: 100_000 } });
+  const app = express();
+  app.use(expressCache(cache, { ttl: '1h' }));
+  app.get('/scan', (_req, res) => {
+    res.type('application/json').send(body);
+  });
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  /** Sends `count` requests for distinct URLs `/scan?<label>=<i>` from a child process, 32 at a time. */
+  const scan = (label: string, count: number) =>
+    new Promise<void>((resolve, reject) => {
+      const client = `
+        let next = 0;
+        const one = async () => { while (next < ${count}) { const i = next++; await fetch('${base}/scan?${label}=' + i).then((r) => r.arrayBuffer()); } };
+        Promise.all(Array.from({ length: 32 }, one)).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
+      const child = spawn(process.execPath, ['-e', client], { stdio: 'inherit' });
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`client exited with ${code}`))));
+    });
+
+  // Warm up the process (JIT, Express, sockets) before the baseline.
+  await scan('warm', 5_000);
+  await cache.clear();
+  gc!();
+  const mem0 = process.memoryUsage();
+  let peakRss = mem0.rss;
+  let maxL1 = 0;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    maxL1 = Math.max(maxL1, cache.stats().l1.bytes);
+  }, 10);
+  await scan('k', keys);
+  clearInterval(sampler);
+  gc!();
+  const mem1 = process.memoryUsage();
+  const stats = cache.stats();
+  server.close();
+  await cache.close();
+  return {
+    keys,
+    l1MiB: mib(stats.l1.bytes),
+    l1MaxSeenMiB: mib(Math.max(maxL1, stats.l1.bytes)),
+    l1Entries: stats.l1.entries,
+    evictions: stats.l1.evictions,
+    tagVersionsMiB: mib(cache.store.versions.localBytes),
+    heapUsedGrowthMiB: mib(mem1.heapUsed - mem0.heapUsed),
+    arrayBuffersGrowthMiB: mib(mem1.arrayBuffers - mem0.arrayBuffers),
+    rssGrowthMiB: mib(mem1.rss - mem0.rss),
+    peakRssGrowthMiB: mib(Math.max(peakRss, mem1.rss) - mem0.rss),
+  };
+}
+
+/** ~6-9 KB of JSON each; the issue's three shapes. */
+const SHAPES: Record<string, (i: number) => unknown> = {
+  records: (i) =>
+    Array.from({ length: 40 }, (_, j) => ({
+      id: i * 40 + j,
+      name: `User ${i}-${j}`,
+      email: `user${i}.${j}@example.com`,
+      active: j % 3 !== 0,
+      score: j * 1.5,
+      roles: ['reader', 'writer'],
+      address: { city: 'Paris', zip: `750${j % 20}` },
+    })),
+  smallNumbers: (i) => Array.from({ length: 4000 }, (_, j) => (i + j) % 10),
+  emptyObjects: () => Array.from({ length: 3000 }, () => ({})),
 };
-console.log(JSON.stringify(result));
-console.log(`L1 ${result.l1BytesMiB} MiB (max seen ${result.l1MaxSeenMiB}) in ${result.l1Entries} entries, ${result.evictions} evictions; RSS growth ${result.rssGrowthMiB} MiB (target < 64 MiB)`);
-process.exit(0);
+
+async function valueShape(shape: string): Promise<object> {
+  const make = SHAPES[shape]!;
+  const maxBytes = 8 * MiB;
+  const cache = createCache({ redis: false, l1: { maxBytes, maxEntries: 1_000_000 } });
+  const jsonBytes = JSON.stringify(make(0)).length;
+  // Enough values for four times maxBytes of JSON: L1 evicts all along.
+  const count = Math.ceil((4 * maxBytes) / jsonBytes);
+  for (let i = 0; i < 50; i++) await cache.set(`warm${i}`, make(i));
+  await cache.clear();
+  const before = held();
+  for (let i = 0; i < count; i++) await cache.set(`k${i}`, make(i));
+  const after = held();
+  const stats = cache.stats().l1;
+  return { shape, jsonBytesPerValue: jsonBytes, values: count, maxBytesMiB: 8, l1MiB: mib(stats.bytes), l1Entries: stats.entries, heldMiB: mib(after - before), heldPerMaxBytes: +((after - before) / maxBytes).toFixed(2) };
+}
+
+async function longKeys(): Promise<object> {
+  const maxBytes = 1 * MiB;
+  const cache = createCache({ redis: false, l1: { maxBytes } });
+  // Each key a flat string of its own, as keys read from requests or records are
+  // (V8 flattens a concatenated string when a character is read).
+  const filler = 'k'.repeat(10_000);
+  const long = (label: string, i: number) => {
+    const key = label + String(i).padStart(6, '0') + filler;
+    key.charCodeAt(0);
+    return key;
+  };
+  await cache.get(long('warm', 0));
+  const before = held();
+  for (let i = 0; i < 20_000; i++) await cache.get(long('absent', i));
+  const afterGets = held();
+  for (let i = 0; i < 50_000; i++) await cache.set(long('key', i), { i });
+  const afterSets = held();
+  return {
+    keyChars: long('key', 0).length,
+    maxBytesMiB: 1,
+    heldAfter20kAbsentGetsMiB: mib(afterGets - before),
+    heldAfter50kSetsMiB: mib(afterSets - before),
+    l1MiB: mib(cache.stats().l1.bytes),
+    tagVersionsMiB: mib(cache.store.versions.localBytes),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const range = (xs: number[]) => `${median(xs)} (${Math.min(...xs)}-${Math.max(...xs)})`;
+
+if (process.argv[2] === '--worker') {
+  const which = process.argv[3]!;
+  const result = which === 'http' ? await httpScan() : which === 'keys' ? await longKeys() : await valueShape(which);
+  process.stdout.write(JSON.stringify(result) + '\n');
+  process.exit(0);
+} else {
+  const rounds = Number(option('rounds') ?? 3);
+  const only = new Set((option('only') ?? 'http,values,keys').split(','));
+  const self = fileURLToPath(import.meta.url);
+  const extra = option('keys') === undefined ? [] : ['--keys', option('keys')!];
+  const run = <T>(which: string): T =>
+    JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', self, '--worker', which, ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as T;
+  console.log(`date ${new Date().toISOString()}, node ${process.version}, ${rounds} rounds, each in a fresh process; median (range)`);
+  if (only.has('http')) {
+    type Http = { keys: number; l1MiB: number; l1Entries: number; evictions: number; tagVersionsMiB: number; heapUsedGrowthMiB: number; arrayBuffersGrowthMiB: number; rssGrowthMiB: number; peakRssGrowthMiB: number };
+    const results: Http[] = [];
+    for (let r = 0; r < rounds; r++) {
+      results.push(run<Http>('http'));
+      console.log(`http round ${r + 1}: ${JSON.stringify(results[r])}`);
+    }
+    const col = (k: keyof Http) => results.map((x) => x[k]);
+    console.log(
+      `http scan of ${results[0]!.keys} URLs, maxBytes 32 MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
+        `live heap +${range(col('heapUsedGrowthMiB'))} MiB, buffers +${range(col('arrayBuffersGrowthMiB'))} MiB (tag versions ${range(col('tagVersionsMiB'))} MiB); ` +
+        `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB)`,
+    );
+  }
+  if (only.has('values')) {
+    for (const shape of Object.keys(SHAPES)) {
+      type Values = { jsonBytesPerValue: number; values: number; l1MiB: number; l1Entries: number; heldMiB: number; heldPerMaxBytes: number };
+      const results = Array.from({ length: rounds }, () => run<Values>(shape));
+      const col = (k: keyof Values) => results.map((x) => x[k]);
+      console.log(
+        `values ${shape} (${results[0]!.jsonBytesPerValue} bytes of JSON each, ${results[0]!.values} set), maxBytes 8 MiB: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries, ` +
+          `heap held ${range(col('heldMiB'))} MiB = ${range(col('heldPerMaxBytes'))}x maxBytes (target <= 1.5x)`,
+      );
+    }
+  }
+  if (only.has('keys')) {
+    type Keys = { keyChars: number; heldAfter20kAbsentGetsMiB: number; heldAfter50kSetsMiB: number; l1MiB: number; tagVersionsMiB: number };
+    const results = Array.from({ length: rounds }, () => run<Keys>('keys'));
+    const col = (k: keyof Keys) => results.map((x) => x[k]);
+    console.log(
+      `keys of ${results[0]!.keyChars} characters, maxBytes 1 MiB: heap held after get() of 20,000 absent keys ${range(col('heldAfter20kAbsentGetsMiB'))} MiB, ` +
+        `after set() of 50,000 keys ${range(col('heldAfter50kSetsMiB'))} MiB (L1 ${range(col('l1MiB'))} MiB, tag versions ${range(col('tagVersionsMiB'))} MiB)`,
+    );
+  }
+}

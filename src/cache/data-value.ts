@@ -1,16 +1,108 @@
 // Data-API values: JSON-serializable values or Buffers. L2 holds bytes; L1
 // holds the parsed value, deep-frozen, so a hit costs no parse and no caller
-// can change what the next caller reads.
+// can change what the next caller reads. What L1 holds is charged against
+// maxBytes by what the parsed graph costs on the heap, estimated while it is
+// frozen: `[{}, {}, ...]` costs twenty times its JSON, a long string about
+// its JSON, and a byte count alone would let L1 hold many times maxBytes.
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
+import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 
 const EMPTY = Buffer.alloc(0);
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+// Heap sizes on 64-bit V8 without pointer compression (Node's default),
+// measured with JSON.parse + Object.freeze on Node 20; the estimate errs high.
+const SLOT = 8;
+/** An object's map, properties and elements words. */
+const OBJECT_BYTES = 24;
+/** JSON.parse gives every fast object at least this many in-object slots (`{}` is 56 bytes). */
+const MIN_OBJECT_SLOTS = 4;
+/** More properties than this and JSON.parse builds a dictionary: about 64 bytes a property. */
+const MAX_FAST_PROPERTIES = 128;
+const DICTIONARY_PROPERTY_BYTES = 64;
+/** A key sequence V8 has no hidden classes for yet: maps, descriptors and key strings (measured ~150 a key). */
+const NEW_SHAPE_KEY_BYTES = 160;
+/** JSArray: map, properties, elements, length. */
+const ARRAY_BYTES = 32;
+const ELEMENTS_HEADER_BYTES = 16;
+/** A number outside the small-integer range is boxed. */
+const HEAP_NUMBER_BYTES = 16;
+/** The DecodedValue itself and its resolved promise. */
+const DECODED_BYTES = 96;
+const TWO_BYTE = /[^\u0000-\u00ff]/;
+
+/**
+ * Key sequences of objects frozen recently, process-wide like V8's hidden
+ * classes: a record shape is paid for by the first value that has it, not
+ * by every one of 10,000 cached records. Bounded; a forgotten shape is paid again.
+ */
+const shapes = new RecentMap<string, true>(2048, 128 * 1024, (signature) => MAP_SLOT_BYTES + stringBytes(signature.length));
+
+function stringHeapBytes(s: string): number {
+  const chars = TWO_BYTE.test(s) ? 2 * s.length : s.length;
+  return (16 + chars + 7) & ~7;
+}
+
+function isSmallInteger(n: number): boolean {
+  return (n | 0) === n && !Object.is(n, -0);
+}
+
+/** Freezes a value parsed from JSON, and everything in it; returns its heap size (estimated). */
+function freezeParsed(value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return stringHeapBytes(value);
+    case 'number':
+      return isSmallInteger(value) ? 0 : HEAP_NUMBER_BYTES;
+    case 'object':
+      break;
+    default:
+      return 0;
   }
-  return value;
+  if (value === null) return 0;
+  Object.freeze(value);
+  if (Array.isArray(value)) {
+    let size = ARRAY_BYTES + (value.length === 0 ? 0 : ELEMENTS_HEADER_BYTES + SLOT * value.length);
+    for (let i = 0; i < value.length; i++) size += freezeParsed(value[i]);
+    return size;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  let size: number;
+  if (keys.length > MAX_FAST_PROPERTIES) {
+    size = OBJECT_BYTES + keys.length * DICTIONARY_PROPERTY_BYTES;
+    for (const key of keys) size += stringHeapBytes(key);
+  } else {
+    size = OBJECT_BYTES + SLOT * Math.max(MIN_OBJECT_SLOTS, keys.length);
+    if (keys.length > 0) {
+      const signature = keys.join('\u0000');
+      if (shapes.get(signature) === undefined) {
+        shapes.set(signature, true);
+        size += NEW_SHAPE_KEY_BYTES * keys.length;
+      }
+    }
+  }
+  for (const key of keys) size += freezeParsed(record[key]);
+  return size;
+}
+
+/**
+ * What an L1 entry of a JSON value keeps: the frozen value, one frozen
+ * promise of it that every hit returns (a hit allocates nothing, and the
+ * promise cannot be changed either), and what they cost.
+ */
+export class DecodedValue {
+  readonly value: unknown;
+  readonly promise: Promise<unknown>;
+  /** Heap held by the value and this object, charged against L1's maxBytes. */
+  readonly heapBytes: number;
+
+  /** @throws SyntaxError when `json` does not parse. */
+  constructor(json: string) {
+    const value: unknown = JSON.parse(json);
+    this.heapBytes = DECODED_BYTES + freezeParsed(value);
+    this.value = value;
+    this.promise = Object.freeze(Promise.resolve(value));
+  }
 }
 
 export interface EncodedValue {
@@ -22,12 +114,13 @@ export interface EncodedValue {
 
 /** @throws TypeError when the value is neither a Buffer nor JSON-serializable. */
 export function encodeValue(key: string, value: unknown, stamp: FillStamp, createdAt: number, ttl: number): EncodedValue {
-  const base = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head: EMPTY };
+  const { epoch, tags, versions } = stamp;
+  const freshUntil = createdAt + ttl;
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
     // A copy of its own: later changes by the caller do not reach the cache, and no shared slab is kept alive.
     const body = Buffer.allocUnsafeSlow(value.byteLength);
     body.set(value);
-    const entry: StoredEntry = { ...base, kind: EntryKind.Bytes, body };
+    const entry: StoredEntry = { kind: EntryKind.Bytes, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body, decoded: undefined };
     return { entry, l1Entry: entry };
   }
   let json: string | undefined;
@@ -38,27 +131,41 @@ export function encodeValue(key: string, value: unknown, stamp: FillStamp, creat
   }
   if (json === undefined) throw new TypeError(`tiercache: the value for '${key}' must be JSON-serializable or a Buffer; got ${typeof value}`);
   const body = Buffer.from(json, 'utf8');
-  const entry: StoredEntry = { ...base, kind: EntryKind.Json, body };
+  const entry: StoredEntry = { kind: EntryKind.Json, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body, decoded: undefined };
   // L1 keeps the parsed copy (same JSON semantics as an L2 round trip) and no bytes.
-  const l1Entry: StoredEntry = { ...base, kind: EntryKind.Json, body: EMPTY, decoded: deepFreeze(JSON.parse(json)) };
+  const l1Entry: StoredEntry = { kind: EntryKind.Json, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body: EMPTY, decoded: new DecodedValue(json) };
   return { entry, l1Entry };
 }
 
-/** The value of an entry; parses (once, then kept on the entry) JSON read from L2. */
+/** The decoded form of a JSON entry; parses (once, then kept on the entry) JSON read from L2. undefined if it does not parse. */
+function decodedJson(entry: StoredEntry): DecodedValue | undefined {
+  if (entry.decoded instanceof DecodedValue) return entry.decoded;
+  let decoded: DecodedValue;
+  try {
+    decoded = new DecodedValue(entry.body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  entry.decoded = decoded;
+  return decoded;
+}
+
+/** The value of an entry: the frozen shared value of JSON, a copy of bytes. */
 export function decodeValue<T>(entry: StoredEntry): T | undefined {
   switch (entry.kind) {
     case EntryKind.Json:
-      if (entry.decoded === undefined) {
-        try {
-          entry.decoded = deepFreeze(JSON.parse(entry.body.toString('utf8')));
-        } catch {
-          return undefined;
-        }
-      }
-      return entry.decoded as T;
+      return decodedJson(entry)?.value as T | undefined;
     case EntryKind.Bytes:
       return Buffer.from(entry.body) as T;
     default:
       return undefined;
   }
+}
+
+/** decodeValue as a promise: for JSON the same frozen promise on every call. */
+export function resolvedValue<T>(entry: StoredEntry): Promise<T | undefined> {
+  const decoded = entry.decoded;
+  // A JSON entry's decoded form is always a DecodedValue (and the kind is cheaper to test than its class).
+  if (entry.kind === EntryKind.Json && decoded !== undefined) return (decoded as DecodedValue).promise as Promise<T>;
+  return Promise.resolve(decodeValue<T>(entry));
 }

@@ -12,9 +12,9 @@ import { keyTag, prefixTags, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
-import { L1Store } from '../store/l1-store.js';
+import { L1Store, type L1Slot, type SlotMemo } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
-import { RecentMap } from '../store/recent-map.js';
+import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { FillLock } from '../store/fill-lock.js';
 import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { InvalidationQueue, type Invalidation } from '../store/invalidation-queue.js';
@@ -24,12 +24,29 @@ import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.
 import { TagVersions } from '../store/tag-versions.js';
 import { TieredStore, UNDECIDED } from '../store/tiered-store.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
-import { decodeValue, encodeValue } from './data-value.js';
+import { dataStoreKey, MAX_DATA_KEY_LENGTH } from './data-key.js';
+import { decodeValue, encodeValue, resolvedValue } from './data-value.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import { SingleFlight } from './single-flight.js';
 
 const debug = debuglog('tiercache');
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
+/** Without L1, per-key bookkeeping is bounded as for the default l1.maxBytes. */
+const DEFAULT_BOOKKEEPING_BASE = 64 * 1024 * 1024;
+
+/** What the cache remembers of a data-API key it was asked for: its store key and its L1 slot. */
+class DataKeyHandle implements SlotMemo {
+  slot: L1Slot | undefined = undefined;
+  constructor(readonly storeKey: string) {}
+}
+
+/** A DataKeyHandle object: header and two fields. */
+const HANDLE_BYTES = 40;
+
+/** Heap of one remembered data key: its Map slot, the handle and both strings. */
+function dataKeyBytes(key: string, handle: DataKeyHandle): number {
+  return MAP_SLOT_BYTES + HANDLE_BYTES + stringBytes(key.length) + stringBytes(handle.storeKey.length);
+}
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
 export const DEFAULT_DATA_TTL = 60_000;
@@ -122,7 +139,7 @@ export class TierCache extends EventEmitter {
   private readonly fillSources = new Set<{ pendingFills(): Array<Promise<unknown>> }>();
   private closing: Promise<void> | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
-  private readonly dataKeys: RecentMap<string, string>;
+  private readonly dataKeys: RecentMap<string, DataKeyHandle>;
   /** Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
   hitListened = false;
   private readonly now = coarseNow;
@@ -141,7 +158,9 @@ export class TierCache extends EventEmitter {
     this.options = resolved;
     this.namespace = resolved.namespace;
     this.enabled = resolved.enabled;
-    this.dataKeys = new RecentMap(Math.max(1_000, resolved.l1?.maxEntries ?? 10_000));
+    // Per-key bookkeeping outside L1 is bounded by bytes as well as by count, in proportion to L1.
+    const bookkeepingBase = resolved.l1?.maxBytes ?? DEFAULT_BOOKKEEPING_BASE;
+    this.dataKeys = new RecentMap(Math.max(1_000, resolved.l1?.maxEntries ?? 10_000), Math.max(64 * 1024, bookkeepingBase / 16), dataKeyBytes);
     const l1 = resolved.l1 ? new L1Store({ ...resolved.l1, now: this.now }) : undefined;
     let l2: L2Store | undefined;
     if (resolved.redis !== undefined) {
@@ -162,6 +181,7 @@ export class TierCache extends EventEmitter {
     const versions = new TagVersions({
       source: l2 ? new RedisVersionSource(l2, this.namespace) : undefined,
       maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
+      maxBytes: Math.max(256 * 1024, bookkeepingBase / 8),
     });
     this.store = new TieredStore({ l1, l2, versions, now: this.now, counterTtl: TAG_COUNTER_TTL_MS });
     if (l2 !== undefined && resolved.lockTimeout > 0) this.fillLock = new FillLock(l2, resolved.lockTimeout);
@@ -195,28 +215,37 @@ export class TierCache extends EventEmitter {
     return this.redis?.client;
   }
 
-  /** The store key of a data-API key: `namespace:d:key`. */
+  /** The store key of a data-API key: `namespace:d:key`, escaped, or a digest of a long key (see data-key.ts). */
   dataKey(key: string): string {
-    // Built once per key and kept: a freshly concatenated string must be
-    // flattened and hashed again on every Map lookup, the main cost of an L1 hit.
+    return this.dataKeyHandle(key).storeKey;
+  }
+
+  /**
+   * The handle of a data-API key, remembered: a freshly concatenated store
+   * key must be flattened and hashed again on every Map lookup, and the
+   * handle's L1 slot spares the lookup altogether (the main costs of an L1 hit).
+   */
+  private dataKeyHandle(key: string): DataKeyHandle {
     const known = this.dataKeys.get(key);
     if (known !== undefined) return known;
     if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
-    const storeKey = this.namespace + ':d:' + key;
-    this.dataKeys.set(key, storeKey);
-    return storeKey;
+    const handle = new DataKeyHandle(dataStoreKey(this.namespace, key));
+    // A long key is digested on every call instead: kept, it would hold its characters twice.
+    if (key.length <= MAX_DATA_KEY_LENGTH) this.dataKeys.set(key, handle);
+    return handle;
   }
 
   /** The value under `key`, or undefined on a miss (or when Redis fails). */
   get<T = unknown>(key: string): Promise<T | undefined> {
-    const storeKey = this.dataKey(key);
+    const handle = this.dataKeyHandle(key);
+    const storeKey = handle.storeKey;
     if (this.isClosed) return this.rejectClosed('get');
     if (!this.enabled) return RESOLVED_UNDEFINED;
     // The L1 hit is answered without awaiting anything.
-    const local = this.store.lookupL1(storeKey);
+    const local = this.store.lookupL1(storeKey, true, handle);
     if (local !== undefined && local !== UNDECIDED) {
       if (this.hitListened) this.emit('hit', { key, tier: 'L1' });
-      return Promise.resolve(decodeValue<T>(local));
+      return resolvedValue<T>(local);
     }
     return this.getBeyondL1<T>(key, storeKey, local === UNDECIDED);
   }
@@ -228,6 +257,8 @@ export class TierCache extends EventEmitter {
       return undefined;
     }
     const value = decodeValue<T>(hit.entry);
+    // Read from L2 into L1 by its bytes; now parsed, it holds what the parsed value costs.
+    if (hit.tier === 'L2') this.store.l1?.recharge(storeKey, hit.entry);
     this.emit('hit', { key, tier: hit.tier });
     return value;
   }

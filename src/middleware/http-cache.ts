@@ -15,7 +15,6 @@ import type { FillLock } from '../store/fill-lock.js';
 import { ownBytes } from '../store/entry-codec.js';
 import { coarseNow } from '../store/coarse-clock.js';
 
-const EMPTY_HEAD = Buffer.alloc(0);
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
 import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type CaptureHooks, type Replacement } from './capture.js';
@@ -885,9 +884,8 @@ export class HttpCache<R> {
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
-    const entry = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
     // L1 keeps the decoded response, not the head bytes it came from.
-    const l1Entry: StoredEntry = { ...entry, head: EMPTY_HEAD };
+    const { entry, l1Entry } = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
@@ -895,7 +893,7 @@ export class HttpCache<R> {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
       const manifest = manifestEntry(fullStamp, life, varyOn, plan.isPublic);
-      writes.push({ key: plan.key, entry: manifest, l1Entry: manifest }, { key: variantKey(plan.key, pairs), entry, l1Entry });
+      writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
     }
     fill.storing = true;
     if (!(await this.cache.store.storeFill(writes, fill.ticket))) return undefined;

@@ -23,7 +23,7 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
     res.writeHead(status, headers.rawWith(ageText, cacheStatus));
     return;
   }
-  for (const [name, value] of headers.byName()) res.setHeader(name, value);
+  headers.setOn(res);
   res.setHeader('age', ageText);
   if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
   res.writeHead(status);

@@ -1,9 +1,13 @@
-// L1: the in-process tier, an lru-cache bounded by entry count and by bytes.
+// L1: the in-process tier, an LRU bounded by entry count and by bytes: a Map
+// of slots threaded on a doubly linked list, least recently used first. A
+// hit is one Map lookup and a few pointer writes (lru-cache's get, with its
+// options and metrics, cost a third of a data-API hit beyond a Map lookup),
+// and nothing is allocated up front for maxEntries slots.
 // Each entry's L1 lifetime is fixed when it is stored (the smaller of l1.ttl
 // and the entry's remaining life) and checked on read with the cache's clock,
 // so an expired entry is never returned even before LRU evicts it.
-import { LRUCache } from 'lru-cache';
 import type { StoredEntry } from './entry.js';
+import { stringBytes } from './recent-map.js';
 
 export interface L1Options {
   readonly maxEntries: number;
@@ -13,95 +17,222 @@ export interface L1Options {
   readonly now: () => number;
 }
 
-interface L1Slot {
-  readonly entry: StoredEntry;
-  /** Served from L1 until this time (ms since the epoch). */
-  readonly until: number;
+/** A decoded form (entry.decoded) that knows the heap it holds beyond the entry's buffers. */
+export interface SizedValue {
+  readonly heapBytes: number;
 }
 
 /**
- * Per-entry bookkeeping charged against maxBytes on top of the payload: the
- * LRU slot, the entry object, its arrays and the decoded form (measured: a
- * stored HTTP response costs about this much heap beyond its bytes).
+ * Per-entry bookkeeping charged against maxBytes on top of key, tags and
+ * payload: the LRU's Map slot and list node, the entry object, its boxed
+ * times and its tag and version arrays (measured, bench/l1-memory.ts).
  */
-const ENTRY_OVERHEAD_BYTES = 640;
-/** Heap per tag beyond its characters: the string header and the version number. */
-const TAG_OVERHEAD_BYTES = 48;
+const ENTRY_OVERHEAD_BYTES = 240;
+/** Per tag: its slots in the entry's two arrays and, at worst, a string of its own. */
+const TAG_OVERHEAD_BYTES = 32;
+/** A Buffer's own heap and native bookkeeping: the view, its ArrayBuffer, the backing store and malloc's header. */
+const BUFFER_OVERHEAD_BYTES = 320;
+/** Arrays and objects an undecoded entry will grow when it is decoded (its strings are charged by its head bytes). */
+const UNDECODED_OVERHEAD_BYTES = 256;
+
+function bufferBytes(buf: Buffer): number {
+  return buf.length === 0 ? 0 : BUFFER_OVERHEAD_BYTES + buf.length;
+}
+
+/**
+ * Reading one character makes V8 flatten a concatenated string in place:
+ * a key built from parts (a tree of them) is then held as one string.
+ */
+let lastChar = 0;
+function flatten(s: string): string {
+  lastChar = s.charCodeAt(0);
+  return s;
+}
+
+/** Marks a slot no longer in L1 (a live slot's `until` is always in the future). */
+const REMOVED = 0;
+
+export class L1Slot {
+  /** Neighbours in LRU order: `prev` was used less recently. */
+  prev: L1Slot | undefined = undefined;
+  next: L1Slot | undefined = undefined;
+
+  constructor(
+    readonly key: string,
+    public entry: StoredEntry | undefined,
+    /** Served from L1 until this time (ms since the epoch); REMOVED once out of L1. */
+    public until: number,
+    public size: number,
+  ) {}
+}
+
+/**
+ * Where a caller that reads one key often (a data-API key) keeps its slot:
+ * while the slot stays in L1, a read needs no Map lookup.
+ */
+export interface SlotMemo {
+  slot: L1Slot | undefined;
+}
 
 export class L1Store {
   evictions = 0;
-  private readonly lru: LRUCache<string, L1Slot>;
+  private readonly slots = new Map<string, L1Slot>();
+  /** Least recently used. */
+  private oldest: L1Slot | undefined = undefined;
+  /** Most recently used. */
+  private newest: L1Slot | undefined = undefined;
+  private size = 0;
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
   private readonly ttl: number | undefined;
   private readonly now: () => number;
 
   constructor(options: L1Options) {
+    this.maxEntries = options.maxEntries;
+    this.maxBytes = options.maxBytes;
     this.ttl = options.ttl;
     this.now = options.now;
-    this.lru = new LRUCache<string, L1Slot>({
-      max: options.maxEntries,
-      maxSize: options.maxBytes,
-      dispose: (_slot, _key, reason) => {
-        if (reason === 'evict') this.evictions++;
-      },
-    });
   }
 
-  /** Bytes charged for an entry: key, payload, headers and tags. */
+  /**
+   * Bytes charged for an entry: what it holds on the heap and in buffers.
+   * A decoded form reports its own cost; an entry not decoded yet is
+   * charged its head twice (the bytes and the strings decoded from them).
+   */
   static sizeOf(key: string, entry: StoredEntry): number {
-    // The head is counted twice: its bytes, and the header strings decoded from them.
-    let size = ENTRY_OVERHEAD_BYTES + 2 * key.length + 2 * entry.head.length + entry.body.length;
-    for (const tag of entry.tags) size += tag.length + TAG_OVERHEAD_BYTES;
+    let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length) + bufferBytes(entry.head) + bufferBytes(entry.body);
+    const tags = entry.tags;
+    for (let i = 0; i < tags.length; i++) size += TAG_OVERHEAD_BYTES + stringBytes(tags[i]!.length);
+    const decoded = entry.decoded as Partial<SizedValue> | undefined;
+    if (typeof decoded?.heapBytes === 'number') size += decoded.heapBytes;
+    else if (decoded === undefined) size += UNDECODED_OVERHEAD_BYTES + entry.head.length;
     return size;
   }
 
   /** The entry if present and within its L1 lifetime (marks it recently used). */
-  get(key: string): StoredEntry | undefined {
-    const slot = this.lru.get(key);
-    if (slot === undefined) return undefined;
-    if (slot.until > this.now()) return slot.entry;
-    this.lru.delete(key);
-    return undefined;
+  get(key: string, memo?: SlotMemo): StoredEntry | undefined {
+    let slot = memo?.slot;
+    if (slot === undefined || slot.until === REMOVED) {
+      slot = this.slots.get(key);
+      if (memo !== undefined) memo.slot = slot;
+      if (slot === undefined) return undefined;
+    }
+    if (slot.until <= this.now()) {
+      this.remove(slot);
+      return undefined;
+    }
+    if (slot !== this.newest) {
+      this.unlink(slot);
+      this.append(slot);
+    }
+    return slot.entry;
   }
 
   /** Like get, without counting or touching LRU order. */
   peek(key: string): StoredEntry | undefined {
-    const slot = this.lru.peek(key);
+    const slot = this.slots.get(key);
     return slot !== undefined && slot.until > this.now() ? slot.entry : undefined;
   }
 
   /**
    * Stores an entry for the smaller of the L1 cap and its remaining life.
-   * `size` defaults to sizeOf(); entries larger than maxBytes are not stored.
+   * `size` defaults to sizeOf(); entries larger than maxBytes are not stored
+   * (and any older copy is dropped, so it is not served instead).
    */
   set(key: string, entry: StoredEntry, size = L1Store.sizeOf(key, entry)): void {
     const now = this.now();
     let until = entry.staleUntil;
     if (this.ttl !== undefined && now + this.ttl < until) until = now + this.ttl;
-    if (until <= now) {
-      this.lru.delete(key);
+    const current = this.slots.get(key);
+    if (current !== undefined) this.remove(current);
+    if (until <= now || size > this.maxBytes) return;
+    const slot = new L1Slot(flatten(key), entry, until, size);
+    this.slots.set(slot.key, slot);
+    this.append(slot);
+    this.size += size;
+    this.evictBeyondBounds(slot);
+  }
+
+  /**
+   * Charges an entry again after it was decoded in place (read from L2, its
+   * parsed form built on first use): what it holds now may be many times its bytes.
+   */
+  recharge(key: string, entry: StoredEntry): void {
+    const slot = this.slots.get(key);
+    if (slot === undefined || slot.entry !== entry) return;
+    const size = L1Store.sizeOf(key, entry);
+    if (size > this.maxBytes) {
+      this.remove(slot);
       return;
     }
-    if (size > this.lru.maxSize) {
-      // lru-cache would refuse it silently; drop any older copy so it is not served instead.
-      this.lru.delete(key);
-      return;
-    }
-    this.lru.set(key, { entry, until }, { size });
+    this.size += size - slot.size;
+    slot.size = size;
+    this.evictBeyondBounds(slot);
   }
 
   delete(key: string): boolean {
-    return this.lru.delete(key);
+    const slot = this.slots.get(key);
+    if (slot === undefined) return false;
+    this.remove(slot);
+    return true;
   }
 
   clear(): void {
-    this.lru.clear();
+    for (const slot of this.slots.values()) this.retire(slot);
+    this.slots.clear();
+    this.oldest = undefined;
+    this.newest = undefined;
+    this.size = 0;
   }
 
   get entries(): number {
-    return this.lru.size;
+    return this.slots.size;
   }
 
   get bytes(): number {
-    return this.lru.calculatedSize;
+    return this.size;
+  }
+
+  /** Evicts least recently used entries (never `keep`) until both bounds hold. */
+  private evictBeyondBounds(keep: L1Slot): void {
+    while (this.size > this.maxBytes || this.slots.size > this.maxEntries) {
+      const victim = this.oldest;
+      if (victim === undefined || victim === keep) return;
+      this.remove(victim);
+      this.evictions++;
+    }
+  }
+
+  private remove(slot: L1Slot): void {
+    this.slots.delete(slot.key);
+    this.unlink(slot);
+    this.size -= slot.size;
+    this.retire(slot);
+  }
+
+  /** A slot out of L1 may still be remembered (SlotMemo): it must read as gone, and hold nothing. */
+  private retire(slot: L1Slot): void {
+    slot.until = REMOVED;
+    slot.entry = undefined;
+    slot.prev = undefined;
+    slot.next = undefined;
+  }
+
+  private unlink(slot: L1Slot): void {
+    const { prev, next } = slot;
+    if (prev === undefined) this.oldest = next;
+    else prev.next = next;
+    if (next === undefined) this.newest = prev;
+    else next.prev = prev;
+    slot.prev = undefined;
+    slot.next = undefined;
+  }
+
+  private append(slot: L1Slot): void {
+    const newest = this.newest;
+    slot.prev = newest;
+    if (newest === undefined) this.oldest = slot;
+    else newest.next = slot;
+    this.newest = slot;
   }
 }

@@ -3,16 +3,37 @@
 // full it becomes the old one and the previous old one is dropped. Roughly
 // LRU (what was not touched for a whole generation goes), with a Map lookup
 // or two per read — lru-cache's get costs several times that, and the tag
-// version check runs on every hit.
+// version check runs on every hit. Bounded by key count and, when keys are
+// caller-chosen strings of any length, by bytes too.
+
+/** Heap of one Map slot (key, value and chain words, its share of the buckets and spare capacity). */
+export const MAP_SLOT_BYTES = 40;
+
+/** Heap of a string of `length` characters (header; two bytes a character, the worst case). */
+export function stringBytes(length: number): number {
+  return 16 + 2 * length;
+}
 
 export class RecentMap<K, V> {
   private young = new Map<K, V>();
   private old = new Map<K, V>();
+  private youngBytes = 0;
+  private oldBytes = 0;
   private readonly generation: number;
+  private readonly generationBytes: number;
 
-  /** Holds at least `max / 2` and at most `max` keys. */
-  constructor(max: number) {
+  /**
+   * Holds at most `max` keys and `maxBytes` bytes as `sizeOf` counts them
+   * (and, until that many arrived, at least half of either). A key whose
+   * size alone exceeds half of `maxBytes` is not kept.
+   */
+  constructor(
+    max: number,
+    maxBytes = Infinity,
+    private readonly sizeOf: (key: K, value: V) => number = () => 0,
+  ) {
     this.generation = Math.max(1, Math.ceil(max / 2));
+    this.generationBytes = maxBytes / 2;
   }
 
   get(key: K): V | undefined {
@@ -21,17 +42,27 @@ export class RecentMap<K, V> {
     const aging = this.old.get(key);
     if (aging !== undefined) {
       this.old.delete(key);
-      this.put(key, aging);
+      const size = this.sizeOf(key, aging);
+      this.oldBytes -= size;
+      this.put(key, aging, size);
     }
     return aging;
   }
 
   set(key: K, value: V): void {
-    if (this.young.has(key)) this.young.set(key, value);
-    else {
-      this.old.delete(key);
-      this.put(key, value);
+    const size = this.sizeOf(key, value);
+    const current = this.young.get(key);
+    if (current !== undefined) {
+      this.youngBytes -= this.sizeOf(key, current);
+      this.young.delete(key);
+    } else {
+      const aging = this.old.get(key);
+      if (aging !== undefined) {
+        this.oldBytes -= this.sizeOf(key, aging);
+        this.old.delete(key);
+      }
     }
+    this.put(key, value, size);
   }
 
   delete(key: K): void {
@@ -42,17 +73,28 @@ export class RecentMap<K, V> {
   clear(): void {
     this.young = new Map();
     this.old = new Map();
+    this.youngBytes = 0;
+    this.oldBytes = 0;
   }
 
   get size(): number {
     return this.young.size + this.old.size;
   }
 
-  private put(key: K, value: V): void {
-    if (this.young.size >= this.generation) {
+  /** Bytes held, as sizeOf counts them. */
+  get bytes(): number {
+    return this.youngBytes + this.oldBytes;
+  }
+
+  private put(key: K, value: V, size: number): void {
+    if (size > this.generationBytes) return;
+    if (this.young.size >= this.generation || this.youngBytes + size > this.generationBytes) {
       this.old = this.young;
+      this.oldBytes = this.youngBytes;
       this.young = new Map();
+      this.youngBytes = 0;
     }
     this.young.set(key, value);
+    this.youngBytes += size;
   }
 }

@@ -6,7 +6,7 @@
 // Invalidations Redis has not taken yet (see invalidation-queue.ts) are
 // pending here: until they are delivered, an entry that recorded a version of
 // a pending tag from before the invalidation is invalid, whatever Redis says.
-import { RecentMap } from './recent-map.js';
+import { MAP_SLOT_BYTES, RecentMap, stringBytes } from './recent-map.js';
 import type { RedisClient } from './redis-client.js';
 import type { FillStamp } from './entry.js';
 
@@ -64,6 +64,16 @@ export interface TagVersionsOptions {
   readonly source: VersionSource | undefined;
   /** How many tag versions to keep locally. */
   readonly maxTags: number;
+  /**
+   * How many bytes of tags to keep locally: one key tag per stored key,
+   * of any length, so a count alone does not bound the memory they hold.
+   */
+  readonly maxBytes?: number;
+}
+
+/** Heap of one tag in the local map: its slot and, at worst, a string of its own. */
+function tagBytes(tag: string): number {
+  return MAP_SLOT_BYTES + stringBytes(tag.length);
 }
 
 const EMPTY: readonly number[] = [];
@@ -105,7 +115,12 @@ export class TagVersions {
     this.source = options.source;
     this.trusted = options.source === undefined;
     this.epoch = options.source === undefined ? 0 : undefined;
-    this.map = new RecentMap<string, number>(options.maxTags);
+    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes);
+  }
+
+  /** Bytes the local map holds (bounded by maxBytes). */
+  get localBytes(): number {
+    return this.map.bytes;
   }
 
   /** The epoch as known here (undefined until read). */

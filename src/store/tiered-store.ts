@@ -5,7 +5,7 @@
 import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
 import type { FillStamp, StoredEntry } from './entry.js';
 import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoreResult } from './fill-protocol.js';
-import { L1Store } from './l1-store.js';
+import type { L1Store, SlotMemo } from './l1-store.js';
 import type { L2Store } from './l2-store.js';
 import { Validity, type TagVersions } from './tag-versions.js';
 
@@ -86,10 +86,11 @@ export class TieredStore {
   /**
    * The synchronous L1 path: a valid entry, undefined on a miss (counted), or
    * UNDECIDED when the entry's versions must be checked in Redis (then call get()).
+   * `memo` lets a caller that reads the key often skip L1's Map lookup (see SlotMemo).
    */
-  lookupL1(key: string, countMiss = true): StoredEntry | undefined | typeof UNDECIDED {
+  lookupL1(key: string, countMiss = true, memo?: SlotMemo): StoredEntry | undefined | typeof UNDECIDED {
     if (this.l1 === undefined) return undefined;
-    const entry = this.l1.get(key);
+    const entry = this.l1.get(key, memo);
     if (entry !== undefined) {
       const validity = this.versions.check(entry);
       if (validity === Validity.Valid) {
@@ -239,7 +240,8 @@ export class TieredStore {
       return false;
     }
     // Charged by the stored bytes even when L1 keeps a decoded form instead.
-    for (const w of writes) this.l1?.set(w.key, w.l1Entry, L1Store.sizeOf(w.key, w.entry));
+    // Charged by what L1 keeps (a decoded form may cost more than the stored bytes).
+    for (const w of writes) this.l1?.set(w.key, w.l1Entry);
     const fills = this.fills;
     if (fills === undefined) return true;
     let stored: StoreResult;

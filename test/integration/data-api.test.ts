@@ -5,6 +5,8 @@
 // misses instead of hanging or throwing. No Redis mock anywhere.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { createCache, TierCache, TierCacheClosedError, TierCacheError, type CacheOptions } from '../../src/index.js';
 import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
@@ -37,6 +39,31 @@ async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: number }
   const start = performance.now();
   const value = await run();
   return { value, ms: performance.now() - start };
+}
+
+/** A full garbage collection (V8's gc() turned on for this process). */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+/** Heap and buffers in use after a full garbage collection (twice: the second waits for the first's sweeping of buffers). */
+function heldBytes(): number {
+  collectGarbage();
+  collectGarbage();
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
+}
+
+const MiB = 1024 * 1024;
+
+const FILLER = 'k'.repeat(10_000);
+
+/** A flat string of its own (as keys read from requests or records are), ~10 KB. */
+function longKey(label: string, i: number): string {
+  const key = `${label}${i}:${FILLER}`;
+  key.charCodeAt(0); // V8 flattens a concatenated string when a character is read: the key holds its 10 KB itself
+  return key;
 }
 
 /** One redis-server per describe, FLUSHALL before each test, a fresh namespace per test, caches closed after it. */
@@ -76,6 +103,33 @@ describe('data API: values through L2', () => {
     assert.equal(a.dataKey('user:42'), `${ctx.ns}:d:user:42`);
     await a.set('user:42', { id: 42 });
     assert.equal(await ctx.admin.exists(`${ctx.ns}:d:user:42`), 1);
+  });
+
+  it('keeps keys that differ only in lone surrogates apart, on every instance', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('user:\uD800', { who: 'D800' });
+    assert.equal(await b.get('user:\uDC00'), undefined);
+    assert.equal(await b.get('user:\uDBFF'), undefined);
+    let loads = 0;
+    const loaded = await b.getOrSet('user:\uDFFF', () => {
+      loads++;
+      return { who: 'DFFF' };
+    });
+    assert.deepStrictEqual(loaded, { who: 'DFFF' });
+    assert.equal(loads, 1, 'the loader was skipped: another key’s value was returned');
+    assert.deepStrictEqual(await b.get('user:\uD800'), { who: 'D800' });
+  });
+
+  it('keeps a key longer than 256 characters under a digest of it: its value reaches another instance, a key one character apart misses', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const key = longKey('user', 1);
+    assert.ok(a.dataKey(key).length < 80, a.dataKey(key));
+    await a.set(key, { long: true });
+    assert.deepStrictEqual(await b.get(key), { long: true });
+    assert.equal(await b.get(key + 'x'), undefined);
+    assert.equal(await b.get(longKey('user', 2)), undefined);
   });
 
   it('round-trips JSON values exactly through L2 (read by a second instance)', async () => {
@@ -235,6 +289,59 @@ describe('data API: L1 byte bound', () => {
     assert.equal(a.stats().l1.hits - s0.l1.hits, 1);
     assert.deepStrictEqual(await a.get('item:1'), { i: 1, filler });
     assert.equal(a.stats().l2.hits - s0.l2.hits, 1);
+  });
+});
+
+describe('data API: memory that L1 and its bookkeeping hold', () => {
+  const ctx = useRedis();
+
+  it('charges a value by the heap its parsed form holds: 3,000 empty objects (9 KB of JSON) cost at least 160 KB, also when read from L2', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('objects', Array.from({ length: 3000 }, () => ({})));
+    assert.ok(a.stats().l1.bytes >= 160_000, `charged ${a.stats().l1.bytes} bytes`);
+    assert.equal((await b.get<object[]>('objects'))?.length, 3000);
+    assert.ok(b.stats().l1.bytes >= 160_000, `charged ${b.stats().l1.bytes} bytes after an L2 hit`);
+  });
+
+  const shapes: Record<string, (i: number) => unknown> = {
+    'records': (i) => Array.from({ length: 40 }, (_, j) => ({ id: i * 40 + j, name: `User ${i}-${j}`, email: `u${i}.${j}@example.com`, active: j % 2 === 0, score: j * 1.5, roles: ['reader'], address: { city: 'Paris', zip: `750${j % 20}` } })),
+    'arrays of small numbers': (i) => Array.from({ length: 4000 }, (_, j) => (i + j) % 10),
+    '[{}, {}, ...]': () => Array.from({ length: 3000 }, () => ({})),
+  };
+  for (const [shape, make] of Object.entries(shapes)) {
+    it(`holds at most 1.5 times maxBytes of heap for values that are ${shape}`, async () => {
+      const maxBytes = 4 * MiB;
+      const cache = createCache({ redis: false, l1: { maxBytes } });
+      try {
+        const count = Math.ceil((3 * maxBytes) / JSON.stringify(make(0)).length);
+        const before = heldBytes();
+        for (let i = 0; i < count; i++) await cache.set(`v${i}`, make(i));
+        const held = heldBytes() - before;
+        assert.ok(cache.stats().l1.evictions > 0, 'L1 never filled up');
+        assert.ok(held <= 1.5 * maxBytes, `${(held / MiB).toFixed(1)} MiB held for maxBytes ${maxBytes / MiB} MiB`);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
+  it('holds per-key bookkeeping within its byte bounds for 10 KB keys: get() of 5,000 absent keys, set() of 5,000 keys', async function () {
+    this.timeout(30_000);
+    const cache = createCache({ redis: false, l1: { maxBytes: 1 * MiB } });
+    try {
+      // Warm up (code compiled, hashing set up) so the measure counts what the cache keeps.
+      for (let i = 0; i < 1000; i++) await cache.get(longKey('warm', i));
+      const before = heldBytes();
+      for (let i = 0; i < 5000; i++) await cache.get(longKey('absent', i));
+      const afterGets = heldBytes() - before;
+      for (let i = 0; i < 5000; i++) await cache.set(longKey('key', i), { i });
+      const afterSets = heldBytes() - before;
+      assert.ok(afterGets < 2 * MiB, `${(afterGets / MiB).toFixed(1)} MiB held after the gets`);
+      assert.ok(afterSets < 4 * MiB, `${(afterSets / MiB).toFixed(1)} MiB held after the sets (L1: ${(cache.stats().l1.bytes / MiB).toFixed(1)} MiB)`);
+    } finally {
+      await cache.close();
+    }
   });
 });
 

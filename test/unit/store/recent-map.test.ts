@@ -23,6 +23,24 @@ describe('store: RecentMap', () => {
     assert.equal(map.get('cold'), undefined);
   });
 
+  it('never holds more than maxBytes as sizeOf counts them, whatever the number of keys', () => {
+    const map = new RecentMap<string, number>(1_000_000, 10_000, (key) => 40 + 2 * key.length);
+    for (let i = 0; i < 10_000; i++) {
+      map.set(`key-${i}-${'x'.repeat(i % 200)}`, i);
+      assert.ok(map.bytes <= 10_000, `${map.bytes} bytes after ${i + 1} inserts`);
+    }
+    assert.ok(map.bytes >= 5_000 - 500, `only ${map.bytes} bytes held`);
+    assert.ok(map.size < 200, `${map.size} keys held`);
+  });
+
+  it('keeps no key whose size alone exceeds half of maxBytes', () => {
+    const map = new RecentMap<string, number>(100, 1000, (key) => key.length);
+    map.set('small', 1);
+    map.set('x'.repeat(501), 2);
+    assert.equal(map.get('x'.repeat(501)), undefined);
+    assert.equal(map.get('small'), 1);
+  });
+
   it('overwrites, and forgets everything on clear()', () => {
     const map = new RecentMap<string, number>(4);
     map.set('a', 1);

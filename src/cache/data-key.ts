@@ -1,0 +1,24 @@
+// Store keys of the data API: `namespace:d:` and the caller's key. Redis
+// reads keys as UTF-8, where every lone surrogate becomes U+FFFD, so those
+// are escaped (as in HTTP keys) and '%', the escape character, with them:
+// two different keys never share an entry. A key longer than a bound is
+// replaced by its digest, so no per-key structure holds a 10 KB key.
+import { createHash } from 'node:crypto';
+
+/** Escaped keys longer than this are replaced by a digest. */
+export const MAX_DATA_KEY_LENGTH = 256;
+
+const NEEDS_ESCAPE = /[%\uD800-\uDFFF]/;
+const ESCAPED = /%|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+function encode(ch: string): string {
+  return ch === '%' ? '%25' : '%u' + ch.charCodeAt(0).toString(16).toUpperCase();
+}
+
+/** `namespace:d:key`, escaped, or `namespace:d:%#digest` for a long key ('%#' is never an escape). */
+export function dataStoreKey(namespace: string, key: string): string {
+  const escaped = NEEDS_ESCAPE.test(key) ? key.replace(ESCAPED, encode) : key;
+  if (escaped.length <= MAX_DATA_KEY_LENGTH) return namespace + ':d:' + escaped;
+  // The escaped form: the raw key's lone surrogates would reach the digest as U+FFFD.
+  return namespace + ':d:%#' + createHash('sha256').update(escaped).digest('base64url');
+}

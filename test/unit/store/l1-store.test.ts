@@ -1,0 +1,96 @@
+// L1Store: an LRU bounded by entries and bytes, with per-entry L1 lifetimes
+// and slots that callers may remember.
+import assert from 'node:assert/strict';
+import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
+import { L1Store, type SlotMemo } from '../../../src/store/l1-store.js';
+
+const EMPTY = Buffer.alloc(0);
+
+function entry(staleUntil = 1_000_000, decoded?: unknown): StoredEntry {
+  return { kind: EntryKind.Json, createdAt: 0, freshUntil: staleUntil, staleUntil, epoch: 0, tags: [], versions: [], head: EMPTY, body: EMPTY, decoded };
+}
+
+function store(options: { maxEntries?: number; maxBytes?: number; ttl?: number } = {}) {
+  const clock = { now: 1000 };
+  const l1 = new L1Store({ maxEntries: options.maxEntries ?? 1000, maxBytes: options.maxBytes ?? 1_000_000, ttl: options.ttl, now: () => clock.now });
+  return { l1, clock };
+}
+
+describe('store: L1Store', () => {
+  it('evicts the least recently used entry first; reading an entry makes it recently used', () => {
+    const { l1 } = store({ maxEntries: 3 });
+    for (const k of ['a', 'b', 'c']) l1.set(k, entry(), 10);
+    assert.ok(l1.get('a'));
+    l1.set('d', entry(), 10);
+    assert.equal(l1.peek('b'), undefined, 'b was the least recently used');
+    assert.ok(l1.peek('a') && l1.peek('c') && l1.peek('d'));
+    l1.set('e', entry(), 10);
+    assert.equal(l1.peek('c'), undefined);
+    assert.equal(l1.evictions, 2);
+  });
+
+  it('never holds more than maxEntries entries or maxBytes bytes', () => {
+    const { l1 } = store({ maxEntries: 50, maxBytes: 1000 });
+    for (let i = 0; i < 500; i++) {
+      l1.set(`k${i}`, entry(), 1 + (i % 40));
+      assert.ok(l1.entries <= 50 && l1.bytes <= 1000, `${l1.entries} entries, ${l1.bytes} bytes after ${i + 1} sets`);
+    }
+    assert.ok(l1.bytes > 500, `only ${l1.bytes} bytes held`);
+  });
+
+  it('stores no entry larger than maxBytes, and drops the older copy of its key', () => {
+    const { l1 } = store({ maxBytes: 100 });
+    l1.set('k', entry(), 50);
+    l1.set('k', entry(), 101);
+    assert.equal(l1.peek('k'), undefined);
+    assert.equal(l1.bytes, 0);
+  });
+
+  it('serves an entry only within its L1 lifetime: the smaller of l1.ttl and its own', () => {
+    const { l1, clock } = store({ ttl: 100 });
+    l1.set('capped', entry(5000), 10);
+    l1.set('own', entry(1050), 10);
+    clock.now = 1060;
+    assert.equal(l1.get('own'), undefined);
+    assert.ok(l1.get('capped'));
+    clock.now = 1100;
+    assert.equal(l1.get('capped'), undefined);
+    assert.equal(l1.entries, 0);
+    assert.equal(l1.bytes, 0);
+  });
+
+  it('a remembered slot reads as gone once its entry is replaced, deleted, evicted or cleared', () => {
+    const { l1 } = store({ maxEntries: 2 });
+    const memo: SlotMemo = { slot: undefined };
+    const first = entry();
+    l1.set('k', first, 10);
+    assert.equal(l1.get('k', memo), first);
+    const second = entry();
+    l1.set('k', second, 10);
+    assert.equal(l1.get('k', memo), second, 'replaced');
+    l1.delete('k');
+    assert.equal(l1.get('k', memo), undefined, 'deleted');
+    l1.set('k', first, 10);
+    assert.equal(l1.get('k', memo), first);
+    l1.set('x', entry(), 10);
+    l1.set('y', entry(), 10);
+    assert.equal(l1.get('k', memo), undefined, 'evicted');
+    l1.set('k', second, 10);
+    assert.equal(l1.get('k', memo), second);
+    l1.clear();
+    assert.equal(l1.get('k', memo), undefined, 'cleared');
+  });
+
+  it('charges an entry again when its decoded form grows, evicting others to stay within maxBytes', () => {
+    const { l1 } = store({ maxBytes: 20_000 });
+    const grown = entry();
+    l1.set('old', entry(), 5_000);
+    l1.set('grown', grown);
+    grown.decoded = { heapBytes: 18_000 };
+    l1.recharge('grown', grown);
+    assert.equal(l1.peek('old'), undefined, 'the older entry was not evicted');
+    assert.equal(l1.peek('grown'), grown);
+    assert.equal(l1.bytes, L1Store.sizeOf('grown', grown));
+    assert.ok(l1.bytes > 18_000 && l1.bytes <= 20_000, `${l1.bytes} bytes`);
+  });
+});
