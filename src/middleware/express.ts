@@ -67,7 +67,13 @@ export function expressCache<Req = ExpressRequest>(cache: TierCache, options?: E
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
     const r = req as Partial<ExpressRequest> & IncomingMessage;
     const perRoute = mountedOnRoute(r.route, tiercache);
-    const answered = core.handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute, originalMethod: r.originalMethod, app: r.app }, next);
+    let answered: boolean | Promise<boolean>;
+    try {
+      answered = core.handle({ arg: req as Req, req, res, url: r.originalUrl ?? req.url ?? '/', perRoute, originalMethod: r.originalMethod, app: r.app }, next);
+    } catch (err) {
+      next(err);
+      return;
+    }
     if (typeof answered !== 'boolean') answered.catch(next);
   };
 }

@@ -150,17 +150,23 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', MISS);
   }
 
-  async finish(body: Buffer | undefined): Promise<void> {
+  /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
+  finish(body: Buffer | undefined): Promise<void> | void {
     const { flight, snapshot, ttl } = this;
     if (this.stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
       flight.settle(undefined);
       return;
     }
-    try {
-      flight.settle(await this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill));
-    } catch (err) {
+    const failed = (err: unknown) => {
       flight.settle(undefined);
       this.http.cache.reportError(err as Error, 'could not store a response');
+    };
+    try {
+      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill);
+      if (!(outcome instanceof Promise)) return flight.settle(outcome);
+      return outcome.then((o) => flight.settle(o), failed);
+    } catch (err) {
+      failed(err);
     }
   }
 
@@ -317,10 +323,15 @@ class Flight {
 const REMOTE_FILL_POLL_MS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs the rest of the app; resolves false ("the cache did not answer"). */
-async function passOn(next: () => unknown): Promise<boolean> {
-  await next();
-  return false;
+const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+
+/**
+ * Runs the rest of the app: false ("the cache did not answer"), at once when
+ * the framework's next() is synchronous (Express), else once it settles (Koa).
+ */
+function passOn(next: () => unknown): boolean | Promise<boolean> {
+  const result = next();
+  return isThenable(result) ? Promise.resolve(result).then(() => false) : false;
 }
 
 interface Found {
@@ -429,12 +440,40 @@ export class HttpCache<R> {
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
+    } else if (this.cache.store.l2 === undefined) {
+      // L1 only and nothing there: there is nobody to ask, so the fill starts now, without a promise.
+      this.cache.store.noteL1Miss();
+      if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
+      return this.fillLocally(c, plan, next);
     }
     return this.serveOrFill(c, plan, next, local);
   }
 
+  /** fill() for L1 only (no stale entry, no Redis): synchronous unless it must wait on a fill under way. */
+  private fillLocally(c: HttpRequestContext<R>, plan: Plan, next: () => unknown): boolean | Promise<boolean> {
+    const { req, res } = c;
+    const running = this.flights.get(plan.key);
+    if (running !== undefined && !running.done && running.deadline > coarseNow()) return this.fill(c, plan, next, undefined);
+    if (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed) {
+      if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
+      stripCacheGroups(res);
+      return passOn(next);
+    }
+    const { flight, state } = this.beginFill(plan.key, res);
+    let capturing = false;
+    try {
+      const stamp = this.cache.store.versions.stampLocally(this.tagsOf(plan))!;
+      this.capture(c, plan, stamp, flight, undefined, flight.startedAt, state);
+      capturing = true;
+    } catch (err) {
+      flight.settle(undefined);
+      this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
+    }
+    return this.runHandler(res, next, flight, capturing, undefined);
+  }
+
   /** Passes a request the cache must neither serve nor store, saying so. */
-  private bypass(c: HttpRequestContext<R>, next: () => unknown): Promise<boolean> {
+  private bypass(c: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
     if (this.options.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
     stripCacheGroups(c.res);
     return passOn(next);
@@ -775,17 +814,21 @@ export class HttpCache<R> {
     return this.runHandler(res, next, flight, capturing, stale);
   }
 
-  /** Runs the rest of the app for a fill; resolves false ("the cache did not answer"). */
-  private async runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capturing: boolean, stale: Found | undefined): Promise<boolean> {
+  /** Runs the rest of the app for a fill: false ("the cache did not answer"), as passOn does. */
+  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capturing: boolean, stale: Found | undefined): boolean | Promise<boolean> {
     if (!capturing) stripCacheGroups(res);
-    try {
-      await next();
-    } catch (err) {
-      // With a stale entry to fall back on, the error answer (written by the framework) decides.
+    // With a stale entry to fall back on, the error answer (written by the framework) decides.
+    const failed = (err: unknown): never => {
       if (!capturing || stale === undefined) flight.settle(undefined);
       throw err;
+    };
+    let result: unknown;
+    try {
+      result = next();
+    } catch (err) {
+      return failed(err);
     }
-    return false;
+    return isThenable(result) ? Promise.resolve(result).then(() => false, failed) : false;
   }
 
   /**
@@ -858,9 +901,10 @@ export class HttpCache<R> {
 
   /**
    * Builds the entry (and Vary manifest) from the finished response and stores
-   * it in both tiers: the fill's second round trip, which also releases its lock.
+   * it in both tiers: the fill's second round trip, which also releases its
+   * lock. Synchronous when there is nothing to wait for (L1 only, no Cache-Groups).
    */
-  async store(
+  store(
     req: IncomingMessage,
     sent: Snapshot,
     plan: Plan,
@@ -870,35 +914,44 @@ export class HttpCache<R> {
     ttl: number,
     body: Buffer,
     fill: FillState,
-  ): Promise<FillOutcome | undefined> {
+  ): FillOutcome | undefined | Promise<FillOutcome | undefined> {
+    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill);
+    return lateStamp.then((late) => {
+      const full = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions], generation: stamp.generation };
+      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill);
+    });
+  }
+
+  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState): FillOutcome | undefined | Promise<FillOutcome | undefined> {
     const outgoing = sent.headers;
     const varyOn = varyOf(outgoing);
     if (varyOn === '*') return undefined;
+    // Invalidated while the handler ran: never served, so do not push out a newer entry.
+    if (!this.cache.store.versions.stillCurrent(stamp)) return undefined;
     const headers = storedHeaders(outgoing);
     if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
-    let fullStamp = stamp;
-    if (lateStamp !== undefined) {
-      const late = await lateStamp;
-      fullStamp = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions], generation: stamp.generation };
-    }
-    // Invalidated while the handler ran: never served, so do not push out a newer entry.
-    if (!this.cache.store.versions.stillCurrent(fullStamp)) return undefined;
     const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
+    const store = this.cache.store;
+    const forL2 = store.l2 !== undefined;
     // L1 keeps the decoded response, not the head bytes it came from.
-    const { entry, l1Entry } = responseEntry(fullStamp, life, sent.status, headers, ownBytes(body), plan.isPublic);
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, ownBytes(body), plan.isPublic, forL2);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
     else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      const manifest = manifestEntry(fullStamp, life, varyOn, plan.isPublic);
+      const manifest = manifestEntry(stamp, life, varyOn, plan.isPublic, forL2);
       writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
     }
     fill.storing = true;
-    if (!(await this.cache.store.storeFill(writes, fill.ticket))) return undefined;
-    this.cache.fills++;
-    this.cache.emit('store', { key: plan.key });
-    return { response: entry.decoded as PreparedResponse, createdAt, varyOn, varyValues };
+    const stored = store.storeFill(writes, fill.ticket);
+    const outcome = (ok: boolean): FillOutcome | undefined => {
+      if (!ok) return undefined;
+      this.cache.fills++;
+      if (this.cache.listenerCount('store') > 0) this.cache.emit('store', { key: plan.key });
+      return { response: entry.decoded as PreparedResponse, createdAt, varyOn, varyValues };
+    };
+    return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);
   }
 }

@@ -249,27 +249,33 @@ export interface TieredEntry {
  * later moves an object's fields out of line) with tag and version arrays
  * of exact length: L1 keeps them for as long as the entry lives.
  */
-function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body: Buffer, decoded: HttpEntryValue): TieredEntry {
+function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead | undefined, body: Buffer, decoded: HttpEntryValue): TieredEntry {
   const { createdAt, freshUntil, staleUntil } = life;
   const { epoch } = stamp;
   const tags = stamp.tags.slice();
   const versions = stamp.versions.slice();
+  const l1Entry: StoredEntry = { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head: EMPTY, body, decoded };
+  // Without an L2 nothing is ever encoded: no head bytes to build.
+  if (stored === undefined) return { entry: l1Entry, l1Entry };
   const head = Buffer.from(JSON.stringify(stored), 'utf8');
-  return {
-    entry: { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head, body, decoded },
-    l1Entry: { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head: EMPTY, body, decoded },
-  };
+  return { entry: { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head, body, decoded }, l1Entry };
 }
 
-/** A response; `body` should own its bytes (ownBytes): L1 may keep it long. */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean): TieredEntry {
-  const stored: StoredHead = { s: status, h: headers };
-  if (isPublic) stored.p = 1;
+/** A response; `body` should own its bytes (ownBytes): L1 may keep it long. `forL2`: build the head bytes L2 stores. */
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, forL2 = true): TieredEntry {
+  let stored: StoredHead | undefined;
+  if (forL2) {
+    stored = { s: status, h: headers };
+    if (isPublic) stored.p = 1;
+  }
   return tieredEntry(stamp, life, stored, body, new PreparedResponse(status, headers, body, isPublic));
 }
 
-export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean): TieredEntry {
-  const stored: StoredHead = { m: [...varyOn] };
-  if (isPublic) stored.p = 1;
+export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean, forL2 = true): TieredEntry {
+  let stored: StoredHead | undefined;
+  if (forL2) {
+    stored = { m: [...varyOn] };
+    if (isPublic) stored.p = 1;
+  }
   return tieredEntry(stamp, life, stored, EMPTY, new VaryManifest(varyOn, isPublic));
 }

@@ -232,21 +232,23 @@ export class TieredStore {
    * invalidation overtook it), and then nowhere. Resolves false only then:
    * when Redis cannot be reached the entries stay in L1 (true). Never throws.
    */
-  async storeFill(writes: readonly FillWrite[], ticket: FillTicket): Promise<boolean> {
+  storeFill(writes: readonly FillWrite[], ticket: FillTicket): boolean | Promise<boolean> {
     const now = this.now();
     const first = writes[0];
     if (first === undefined || first.entry.staleUntil - now <= 0) {
       this.abandonFill(ticket);
       return false;
     }
-    // Charged by the stored bytes even when L1 keeps a decoded form instead.
     // Charged by what L1 keeps (a decoded form may cost more than the stored bytes).
     for (const w of writes) this.l1?.set(w.key, w.l1Entry);
-    const fills = this.fills;
-    if (fills === undefined) return true;
+    // Without an L2 the fill is stored now: no promise.
+    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now);
+  }
+
+  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number): Promise<boolean> {
     let stored: StoreResult;
     try {
-      stored = await fills.store({
+      stored = await this.fills!.store({
         entries: writes.map((w) => ({ key: w.key, bytes: encodeEntry(w.entry), ttl: w.entry.staleUntil - now })),
         counters: this.renewals(first.entry, first.entry.staleUntil - now),
         lock: ticket.lock,
