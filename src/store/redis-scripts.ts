@@ -94,6 +94,11 @@ redis.call('SET', KEYS[2], run)
 if last then return {s, 1} end
 return {s, 2}`;
 
+interface BufferEval {
+  evalshaBuffer(sha: string, numkeys: number, ...args: Array<string | Buffer>): Promise<unknown>;
+  evalBuffer(script: string, numkeys: number, ...args: Array<string | Buffer>): Promise<unknown>;
+}
+
 export class LuaScript {
   private readonly sha: string;
   constructor(private readonly source: string) {
@@ -107,11 +112,14 @@ export class LuaScript {
    * next EVALSHA.
    */
   async raw(client: RedisClient, keys: readonly string[], args: ReadonlyArray<string | Buffer>): Promise<unknown> {
+    // The Buffer-replying variants exist at run time but are missing from ioredis's typings;
+    // call('EVALSHA', ...) would do, but is mangled by ioredis's auto-pipelining.
+    const c = client as unknown as BufferEval;
     try {
-      return await client.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args);
+      return await c.evalshaBuffer(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      return client.callBuffer('EVAL', this.source, keys.length, ...keys, ...args);
+      return c.evalBuffer(this.source, keys.length, ...keys, ...args);
     }
   }
 

@@ -7,6 +7,7 @@
 // nothing in Redis, and a stored entry adds a bounded number of keys.
 import assert from 'node:assert/strict';
 import express from 'express';
+import { Redis } from 'ioredis';
 import request from 'supertest';
 import type { TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
@@ -116,6 +117,27 @@ describe('Redis round trips and keys per request', function () {
     for (const key of counters) {
       const ttl = await ctx.admin.pttl(key);
       assert.ok(ttl > 0 && ttl <= 60_000, `${key} lives ${ttl} ms; its entry lives 10 s`);
+    }
+  });
+
+  it("works on a caller's client with enableAutoPipelining: fills are stored, the other instance hits L2, invalidations reach it", async () => {
+    const client = new Redis(ctx.redis.url, { enableAutoPipelining: true });
+    try {
+      const errors: Error[] = [];
+      const a = await ctx.open({ redis: client, routes: { '/api': '1m' } });
+      a.on('error', (err: Error) => errors.push(err));
+      const b = await ctx.open({ routes: { '/api': '1m' }, namespace: a.namespace });
+      const [appA, appB] = [catalogApp(a), catalogApp(b)];
+      assert.equal((await request(appA).get('/api/catalog?n=1')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      assert.equal((await request(appA).get('/api/catalog?n=1')).headers['cache-status'], 'tiercache; hit; detail=L1');
+      assert.equal((await request(appB).get('/api/catalog?n=1')).headers['cache-status'], 'tiercache; hit; detail=L2');
+      const heard = new Promise((resolve) => b.once('invalidate', resolve));
+      assert.deepEqual(await a.invalidatePrefix('/api/catalog'), { delivered: true });
+      await heard;
+      assert.equal((await request(appB).get('/api/catalog?n=1')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      assert.deepEqual(errors, []);
+    } finally {
+      client.disconnect();
     }
   });
 });
