@@ -8,7 +8,7 @@ import computeEtag from 'etag';
 import type { TierCache } from '../cache/tier-cache.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
-import { exactPathTag, implicitTags, keyTag } from '../keys/tags.js';
+import { exactPathTag, implicitTags, keyTag, userTag } from '../keys/tags.js';
 import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
@@ -368,8 +368,12 @@ function cacheGroupsOf(value: string | number | string[] | undefined): string[] 
   return out;
 }
 
+/** Paths whose tags are kept built (a scan of distinct paths only rebuilds them; the map never grows past this). */
+const PATH_TAG_CACHE_SIZE = 1_024;
+
 export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
+  private readonly pathTagCache = new Map<string, readonly string[]>();
   private readonly refreshing = new Set<string>();
 
   constructor(
@@ -697,13 +701,26 @@ export class HttpCache<R> {
 
   /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */
   private tagsOf(plan: Plan): string[] {
-    const all = implicitTags(plan.routePath, plan.user);
-    all.unshift(keyTag(plan.key));
-    const exact = exactPathTag(plan.routePath);
-    if (exact !== undefined) all.push(exact);
+    const all = [keyTag(plan.key)];
+    if (plan.user !== undefined) all.push(userTag(plan.user));
+    for (const tag of this.pathTagsOf(plan.routePath)) all.push(tag);
     const explicit = this.options.tags?.(plan.arg as R);
     if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !all.includes(t)) all.push(t);
     return all;
+  }
+
+  /** A path's tags (its prefixes and itself exactly), built once per path while it stays in use. */
+  private pathTagsOf(routePath: string): readonly string[] {
+    let tags = this.pathTagCache.get(routePath);
+    if (tags === undefined) {
+      const built = implicitTags(routePath);
+      const exact = exactPathTag(routePath);
+      if (exact !== undefined) built.push(exact);
+      tags = built;
+      if (this.pathTagCache.size >= PATH_TAG_CACHE_SIZE) this.pathTagCache.clear();
+      this.pathTagCache.set(routePath, tags);
+    }
+    return tags;
   }
 
   status(value: string): string | undefined {

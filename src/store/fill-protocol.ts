@@ -20,6 +20,8 @@ import { counterValue, LuaScript } from './redis-scripts.js';
  * ARGV[5] now in ms: an entry no longer fresh then (its freshUntil, a double at
  * byte 13 of the entry codec's layout) is returned and the fill steps taken too;
  * ARGV[6] '1' to take the fill steps whatever is stored (the entry is not read).
+ * A counter another fill made (still provisional) that this one reads gets twice
+ * the provisional TTL: that fill's abandon then leaves it to this one.
  * Reply: { entry | false, lock (1 taken, 0 held by another, -1 not asked or a fresh hit),
  *          created counter positions ('1,3'), counter values (false when missing on a hit)... }
  */
@@ -40,9 +42,14 @@ if ARGV[1] ~= '' then
 end
 local created = {}
 local init
+local provisional = tonumber(ARGV[3])
 for i = 3, #KEYS do
   local c = redis.call('GET', KEYS[i])
-  if not c then
+  if c then
+    -- Another fill made it and may still abandon it: shared now, so it must outlive that abandon.
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl > 0 and ttl <= provisional then redis.call('PEXPIRE', KEYS[i], 2 * provisional) end
+  else
     if not init then
       local t = redis.call('TIME')
       init = t[1] .. string.format('%06d', tonumber(t[2]))

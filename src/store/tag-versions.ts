@@ -295,6 +295,12 @@ export class TagVersions {
     if (epoch && this.source !== undefined) this.epoch = undefined;
   }
 
+  /** A store found every counter `stamp` recorded still current in Redis: learn them (unless local state was reset since). */
+  learnStored(stamp: FillStamp): void {
+    if (stamp.generation !== undefined && stamp.generation !== this.generation) return;
+    this.learn(stamp.tags, stamp.epoch, stamp.versions);
+  }
+
   /** The Redis keys of what `needs` names: the epoch first when it is needed, then the tags' counters. */
   counterKeys(needs: StampNeeds): string[] {
     const source = this.source!;
@@ -314,16 +320,19 @@ export class TagVersions {
 
   /**
    * The stamp of a fill whose `needs` Redis answered with `read` (in the same
-   * round trip as the lookup); learns what was read. Tags forgotten here
+   * round trip as the lookup); learns what was read, but for the counters
+   * the lookup created (`created`). Tags forgotten here
    * since get versions no entry can match (the fill is then not stored in L2).
    */
-  stampFrom(tags: readonly string[], needs: StampNeeds, read: StampRead): FillStamp {
+  stampFrom(tags: readonly string[], needs: StampNeeds, read: StampRead, created: readonly string[] = EMPTY_TAGS): FillStamp {
     const current = needs.generation === this.generation;
     if (current) {
       if (read.epoch !== undefined) this.raiseEpoch(read.epoch);
       needs.tags.forEach((tag, i) => {
         const v = read.versions[i];
-        if (v !== undefined) this.raise(tag, v);
+        // A counter this lookup made is not learned: it may be deleted again when the fill
+        // stores nothing, and other fills here must read it (and so share it) meanwhile.
+        if (v !== undefined && !created.includes(tag)) this.raise(tag, v);
       });
     }
     const versions: number[] = new Array(tags.length);

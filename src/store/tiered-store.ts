@@ -203,7 +203,7 @@ export class TieredStore {
       // A fresh entry that turned out invalid (invalidated): the fill steps were not taken; take them now.
       return this.lookupForFill(key, tags, lock, true);
     }
-    return { hit, stamp: versions.stampFrom(tags, needs, read), lock: lockState, ticket };
+    return { hit, stamp: versions.stampFrom(tags, needs, read, ticket.createdTags), lock: lockState, ticket };
   }
 
   /**
@@ -256,7 +256,11 @@ export class TieredStore {
     } catch {
       return true; // counted by L2Store; the entries still serve from L1 (and the lock expires)
     }
-    if (stored === 'stored') return true;
+    if (stored === 'stored') {
+      // Redis holds exactly these versions now (renewed): known here, so L1 hits decide without asking.
+      this.versions.learnStored(first.entry);
+      return true;
+    }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
     // from Redis: what this instance knows of them is read again by the next fill.
     for (const w of writes) this.l1?.delete(w.key);
