@@ -21,6 +21,7 @@ import { InvalidationQueue, type Invalidation } from '../store/invalidation-queu
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
 import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
+import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
 import { TieredStore, UNDECIDED } from '../store/tiered-store.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
@@ -554,6 +555,7 @@ export class TierCache extends EventEmitter {
    * epoch and nothing learned here may be trusted.
    */
   private async checkServer(client: RedisClient): Promise<void> {
+    await loadScripts(client);
     const versions = this.store.versions;
     const { epoch, previous } = await versions.serverEpoch(client);
     if (previous !== 'same') {

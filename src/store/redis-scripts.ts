@@ -9,7 +9,8 @@
 // comes back from the clock like a lost one. ARGV[2] = 1 when KEYS[1] is the
 // namespace epoch, which never expires.
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './redis-client.js';
+import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './redis-client.js';
 import type { ServerEpoch } from './tag-versions.js';
 
 const INIT = `
@@ -99,10 +100,14 @@ interface BufferEval {
   evalBuffer(script: string, numkeys: number, ...args: Array<string | Buffer>): Promise<unknown>;
 }
 
+/** Every script tiercache runs, for loadScripts(). */
+const ALL_SCRIPTS: LuaScript[] = [];
+
 export class LuaScript {
   private readonly sha: string;
-  constructor(private readonly source: string) {
+  constructor(readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
+    ALL_SCRIPTS.push(this);
   }
 
   /**
@@ -146,6 +151,23 @@ export const readCounters = new LuaScript(READ_SCRIPT);
 export const bumpCounters = new LuaScript(BUMP_SCRIPT);
 
 const serverScript = new LuaScript(SERVER_SCRIPT);
+
+/**
+ * Loads every script into the server's script cache (on a Cluster, every
+ * master's), so EVALSHA finds them: a script missing there costs its caller a
+ * second round trip (NOSCRIPT, then EVAL), and a command sent meanwhile would
+ * overtake it — a released lock, say. Run on every new connection.
+ */
+export async function loadScripts(client: RedisClient): Promise<void> {
+  const nodes = isCluster(client) ? client.nodes('master') : [client as Redis];
+  await Promise.all(
+    nodes.map((node) => {
+      const pipeline = node.pipeline();
+      for (const script of ALL_SCRIPTS) pipeline.script('LOAD', script.source);
+      return pipeline.exec();
+    }),
+  );
+}
 
 /** A counter's value from a script reply (a Buffer, string or number). */
 export function counterValue(v: unknown): number {
