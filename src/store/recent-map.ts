@@ -66,8 +66,17 @@ export class RecentMap<K, V> {
   }
 
   delete(key: K): void {
-    this.young.delete(key);
-    this.old.delete(key);
+    const young = this.young.get(key);
+    if (young !== undefined) {
+      this.youngBytes -= this.sizeOf(key, young);
+      this.young.delete(key);
+      return;
+    }
+    const aging = this.old.get(key);
+    if (aging !== undefined) {
+      this.oldBytes -= this.sizeOf(key, aging);
+      this.old.delete(key);
+    }
   }
 
   clear(): void {

@@ -211,10 +211,8 @@ export class TieredStore {
    * deletes the counters its lookup created. Never waits, never throws.
    */
   abandonFill(ticket: FillTicket): void {
-    if (ticket === NO_TICKET) return;
-    this.fills?.abandon(ticket);
-    // Learned from the lookup, about to be deleted: the next fill must read them again.
-    if (ticket.createdTags.length > 0) this.versions.forget(ticket.createdTags);
+    // What the lookup created was never learned here (stampFrom): nothing to forget.
+    if (ticket !== NO_TICKET) this.fills?.abandon(ticket);
   }
 
   /**

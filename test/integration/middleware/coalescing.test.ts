@@ -164,8 +164,13 @@ describe('middleware: request coalescing', function () {
           assert.equal(res.text, 'payload from run 1');
         }
         const statuses = countBy(responses.map((r) => r.headers['cache-status']));
-        assert.deepEqual(Object.fromEntries(statuses), { [STORED]: 1, [COLLAPSED]: 49 });
-        assert.equal(cache.stats().coalesced, 49);
+        // On a loaded machine some requests only arrive once the fill is stored: they hit it.
+        const collapsed = statuses.get(COLLAPSED) ?? 0;
+        const hits = statuses.get('tiercache; hit; detail=L1') ?? 0;
+        assert.equal(statuses.get(STORED), 1);
+        assert.equal(collapsed + hits, 49, JSON.stringify(Object.fromEntries(statuses)));
+        assert.ok(collapsed > 0, 'no request waited on the fill');
+        assert.equal(cache.stats().coalesced, collapsed);
         assert.equal(cache.stats().fills, 1);
       });
 

@@ -283,6 +283,30 @@ describe('middleware: how a fill ends', function () {
     });
   }
 
+  for (const [name, express] of [['Express 5', express5], ['Express 4', express4]] as const) {
+    it(`${name}: a client that hangs up at once on an express.static file leaves the URL fast`, async () => {
+      const cache = await redisCaches.open({ ttl: '1m', routes: { '/static': '1m' } });
+      const dir = mkdtempSync(join(tmpdir(), 'tiercache-static-'));
+      writeFileSync(join(dir, 'a.txt'), 'static body');
+      try {
+        const app = express();
+        app.use(expressCache(cache));
+        app.use('/static', express.static(dir));
+        const server = await redisCaches.serve(app as unknown as RequestListener);
+        for (let i = 0; i < 3; i++) await hangUp(server, '/static/a.txt', 0);
+        await sleep(50);
+        const started = performance.now();
+        const res = await request(server).get('/static/a.txt');
+        const elapsed = performance.now() - started;
+        assert.equal(res.text, 'static body');
+        assert.ok(elapsed < 1_500, `the request after the hang-ups took ${Math.round(elapsed)} ms (it waited on an abandoned fill)`);
+        assert.match(String((await request(server).get('/static/a.txt')).headers['cache-status']), /^tiercache; hit; detail=L[12]$/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
   it('does not hold a request that arrives after the coalescing wait on a handler that never answers', async function () {
     this.timeout(15_000);
     const cache = redisCaches.track(createCache({ namespace: redisCaches.ns, redis: false, ttl: '1m' }));
