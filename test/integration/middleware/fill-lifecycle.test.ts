@@ -25,7 +25,6 @@ import { useRedisCaches } from '../../support/cache-context.js';
 import { express4, Koa2 } from './apps.js';
 
 const STORED = 'tiercache; fwd=miss; stored';
-const HIT_L1 = 'tiercache; hit; detail=L1';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -177,7 +176,7 @@ describe('middleware: how a fill ends', function () {
           // A hung-up request that the server answered in full before it saw the close may have stored it.
           assert.match(String(res.headers['cache-status']), /^tiercache; (fwd=miss|hit; detail=L1)/);
           assert.ok(elapsed < 1_500, `the request after the hang-ups took ${Math.round(elapsed)} ms (it waited on an abandoned fill)`);
-          assert.equal((await request(server).get('/k')).headers['cache-status'], HIT_L1);
+          assert.match(String((await request(server).get('/k')).headers['cache-status']), /^tiercache; hit; detail=L[12]$/);
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
