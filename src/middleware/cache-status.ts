@@ -1,4 +1,6 @@
-// Cache-Status header values (RFC 9211), built once.
+// Cache-Status header values (RFC 9211), built once. Every answer the cache
+// did not serve, or did not store, says why in `detail`, with a token from
+// the fixed lists below (README: "Why is this not cached?").
 
 export const CACHE_STATUS = 'cache-status';
 export const HIT_L1 = 'tiercache; hit; detail=L1';
@@ -7,6 +9,35 @@ export const MISS = 'tiercache; fwd=miss';
 export const MISS_STORED = 'tiercache; fwd=miss; stored';
 export const MISS_COLLAPSED = 'tiercache; fwd=miss; collapsed';
 export const BYPASS = 'tiercache; fwd=bypass';
+
+/**
+ * Why a request was neither served from nor stored in the cache
+ * (`fwd=bypass`). The first six are always said; the last four only with
+ * `cacheStatus: 'verbose'`, since they concern requests the cache was never
+ * meant to handle.
+ */
+export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'no-rule', 'method', 'disabled', 'closed'] as const;
+export type BypassReason = (typeof BYPASS_REASONS)[number];
+
+/** Bypass reasons said only with `cacheStatus: 'verbose'`. */
+export const QUIET_BYPASS_REASONS: ReadonlySet<BypassReason> = new Set(['no-rule', 'method', 'disabled', 'closed']);
+
+/** Why an answer the handler produced (`fwd=miss`) was not stored. */
+export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'head', 'request-no-store', 'waited'] as const;
+export type MissReason = (typeof MISS_REASONS)[number];
+
+const bypassValues = new Map<string, string>(BYPASS_REASONS.map((r) => [r, `${BYPASS}; detail=${r}`]));
+const missValues = new Map<string, string>(MISS_REASONS.map((r) => [r, `${MISS}; detail=${r}`]));
+
+/** `tiercache; fwd=bypass; detail=<reason>`. */
+export function bypassStatus(reason: BypassReason): string {
+  return bypassValues.get(reason)!;
+}
+
+/** `tiercache; fwd=miss; detail=<reason>` (not stored, and why). */
+export function missStatus(reason: MissReason): string {
+  return missValues.get(reason)!;
+}
 
 /** A stale answer: `ttl` is the negative remaining freshness in whole seconds (at least -1). */
 export function staleHit(tier: 'L1' | 'L2', secondsPastFresh: number): string {

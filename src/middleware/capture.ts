@@ -25,6 +25,9 @@ export interface Replacement {
 /** Answer the request with a 304 instead of the body (the body is still captured and stored). */
 export const NOT_MODIFIED = 'not-modified';
 
+/** Why a body known before the head left cannot be stored. */
+export type BodyProblem = 'too-large' | 'truncated';
+
 export interface CaptureHooks {
   /**
    * The handler's headers are about to go out (synchronous; may change headers
@@ -33,7 +36,7 @@ export interface CaptureHooks {
    * Replacement sends it instead and discards everything the handler writes;
    * returning NOT_MODIFIED (only honoured with a complete body) answers 304.
    */
-  headers(res: ServerResponse, body: Buffer | undefined): Replacement | typeof NOT_MODIFIED | undefined | void;
+  headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
   sent(res: ServerResponse): void;
   /** What the handler writes can no longer be stored (past the byte limit, or not bytes). */
@@ -194,13 +197,13 @@ class Capture {
   }
 
   /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
-  seeHeaders(whole: Buffer | undefined): boolean {
+  seeHeaders(whole: Buffer | undefined, problem?: BodyProblem): boolean {
     if (this.headersSeen) return false;
     this.headersSeen = true;
     const res = this.res;
     let replacement: Replacement | typeof NOT_MODIFIED | undefined | void;
     try {
-      replacement = this.hooks.headers(res, whole);
+      replacement = this.hooks.headers(res, whole, problem);
     } catch {
       // a cache bookkeeping failure must never break the response
     }
@@ -339,8 +342,16 @@ function wrappersAt(depth: number): Wrappers {
     c.endEncoding = encoding;
     c.endCallback = cb;
     if (!this.headersSent) {
-      const whole = !c.wrote ? c.body() : undefined;
-      if (c.seeHeaders(whole)) {
+      let whole = !c.wrote ? c.body() : undefined;
+      // The whole body is known before the head leaves: a body that cannot be stored is said so now.
+      let problem: BodyProblem | undefined;
+      if (c.overflow) problem = 'too-large';
+      else if (whole !== undefined) {
+        const declared = declaredLength(this);
+        if ((declared !== undefined && declared !== whole.length && hasBody(this.statusCode)) || this.destroyed) problem = 'truncated';
+      }
+      if (problem !== undefined) whole = undefined;
+      if (c.seeHeaders(whole, problem)) {
         swallow(cb);
         void Promise.resolve(c.hooks.finish(undefined)).catch(() => undefined);
         return this;

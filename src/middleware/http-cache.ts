@@ -16,8 +16,8 @@ import { ownBytes } from '../store/entry-codec.js';
 import { coarseNow } from '../store/coarse-clock.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
-import { BYPASS, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, staleHit } from './cache-status.js';
-import { captureResponse, NOT_MODIFIED, stripCacheGroups, type CaptureHooks, type Replacement } from './capture.js';
+import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
 import { httpDateNow } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, replay } from './replay.js';
@@ -86,7 +86,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     this.flight.settle(undefined);
   }
 
-  headers(r: ServerResponse, body: Buffer | undefined): Replacement | typeof NOT_MODIFIED | undefined {
+  headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | typeof NOT_MODIFIED | undefined {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
@@ -101,14 +101,15 @@ class FillCapture implements CaptureHooks, ActiveFill {
       delete headers['cache-groups'];
     }
     let ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
-    if (ttl !== undefined && responseForbidsStore(headers, plan.userScoped) !== undefined) ttl = undefined;
+    let reason: MissReason | undefined = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped));
     const versions = this.http.cache.store.versions;
     // Invalidated while the handler ran: it will not be stored, so it must not say so.
-    if (ttl !== undefined && !versions.stillCurrent(this.stamp)) ttl = undefined;
+    if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
+    if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
     if (ttl === undefined) {
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', MISS);
+      if (cacheStatus) r.setHeader('cache-status', missStatus(reason!));
       return undefined;
     }
     if (rawGroups !== undefined) {
@@ -125,6 +126,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       const etag = headers.etag;
       notModified = isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
     }
+    // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
     return notModified ? NOT_MODIFIED : undefined;
@@ -136,18 +138,19 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
     const before = snapshot.headers;
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary) return;
-    if (responseForbidsStore(r.getHeaders(), this.plan.userScoped) !== undefined) this.drop(r);
+    const reason = responseForbidsStore(r.getHeaders(), this.plan.userScoped);
+    if (reason !== undefined) this.drop(r, reason);
   }
 
   unstorable(): void {
-    this.drop(undefined);
+    this.drop(undefined, 'too-large');
   }
 
-  /** Not storable after all: release the waiters at once, and say so if the head has not gone out. */
-  private drop(r: ServerResponse | undefined): void {
+  /** Not storable after all: release the waiters at once, and say why if the head has not gone out. */
+  private drop(r: ServerResponse | undefined, reason: MissReason): void {
     this.ttl = undefined;
     this.flight.settle(undefined);
-    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', MISS);
+    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', missStatus(reason));
   }
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
@@ -402,7 +405,7 @@ export class HttpCache<R> {
     let c = context;
     if (c.url.charCodeAt(0) !== 47 /* / */) {
       const url = ownOriginForm(c.url, c.req.headers.host);
-      if (url === undefined) return this.bypass(c, next); // absolute form naming another authority
+      if (url === undefined) return this.bypass(c, next, 'authority'); // absolute form naming another authority
       c = { ...c, url };
     }
     const req = c.req;
@@ -412,19 +415,15 @@ export class HttpCache<R> {
     const method = req.method;
     if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
       this.invalidateAfterWrite(c);
-      stripCacheGroups(c.res);
-      return passOn(next);
+      return this.bypass(c, next, 'method');
     }
-    let plan: Plan | undefined;
+    let plan: Plan | BypassReason | undefined;
     try {
       plan = this.plan(c);
     } catch (err) {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
     }
-    if (plan === undefined) {
-      stripCacheGroups(c.res);
-      return passOn(next);
-    }
+    if (plan === undefined || typeof plan === 'string') return this.bypass(c, next, plan);
     (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
     if ((req.headers[REFRESH_HEADER] !== undefined || (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] !== undefined) && this.isOwnRefresh(req)) {
       // Our own background refresh: run the handler and store, whatever is cached.
@@ -459,8 +458,7 @@ export class HttpCache<R> {
     const running = this.flights.get(plan.key);
     if (running !== undefined && !running.done && running.deadline > coarseNow()) return this.fill(c, plan, next, undefined);
     if (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed) {
-      if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
-      stripCacheGroups(res);
+      this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       return passOn(next);
     }
     const { flight, state } = this.beginFill(plan.key, res);
@@ -476,11 +474,23 @@ export class HttpCache<R> {
     return this.runHandler(res, next, flight, capturing, undefined);
   }
 
-  /** Passes a request the cache must neither serve nor store, saying so. */
-  private bypass(c: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
-    if (this.options.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
+  /**
+   * Passes a request the cache neither serves nor stores, saying why (quiet
+   * reasons — a route the cache is not meant for — only when verbose).
+   */
+  private bypass(c: HttpRequestContext<R>, next: () => unknown, reason: BypassReason | undefined): boolean | Promise<boolean> {
+    const o = this.options;
+    if (o.cacheStatus && !c.res.headersSent && (reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason))) {
+      c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
+    }
     stripCacheGroups(c.res);
     return passOn(next);
+  }
+
+  /** The handler answers a request whose answer will not be stored: say why, keep Cache-Groups in. */
+  private unstored(res: ServerResponse, reason: MissReason): void {
+    if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', missStatus(reason));
+    stripCacheGroups(res);
   }
 
   /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */
@@ -659,29 +669,27 @@ export class HttpCache<R> {
       .finally(() => this.refreshing.delete(key));
   }
 
-  /** Decides whether and how the request is cached; undefined = pass through untouched. */
-  private plan(c: HttpRequestContext<R>): Plan | undefined {
+  /** Decides whether and how the request is cached; a reason when it passes through untouched. */
+  private plan(c: HttpRequestContext<R>): Plan | BypassReason {
     const cache = this.cache;
     const o = this.options;
     // Disabled, or closed: pass through untouched (a closed cache has no tiers to answer from).
-    if (!cache.enabled || cache.closed) return undefined;
+    if (!cache.enabled) return 'disabled';
+    if (cache.closed) return 'closed';
     const req = c.req;
     const method = req.method ?? 'GET';
-    if (!o.methods.has(method) && !(method === 'HEAD' && o.methods.has('GET'))) return undefined;
+    if (!o.methods.has(method) && !(method === 'HEAD' && o.methods.has('GET'))) return 'method';
     const path = pathOf(c.url);
     const routePath = normalizeRoutePath(path);
     const rule = cache.options.routes.matchNormalized(routePath);
-    if (rule !== undefined && !rule.cache) return undefined;
+    if (rule !== undefined && !rule.cache) return 'no-rule';
     const ttl = o.ttl ?? rule?.ttl ?? cache.options.ttl ?? (c.perRoute ? DEFAULT_ROUTE_TTL : undefined);
-    if (ttl === undefined) return undefined;
+    if (ttl === undefined) return 'no-rule';
     const rawUser = o.user?.(c.arg);
     const user = rawUser === undefined || rawUser === null ? undefined : String(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
     const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared, c.url);
-    if (bypass !== undefined) {
-      if (o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', BYPASS);
-      return undefined;
-    }
+    if (bypass !== undefined) return bypass;
     const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
     const key = buildRequestKey({
       namespace: cache.namespace,
@@ -790,14 +798,12 @@ export class HttpCache<R> {
     if (running !== undefined && !running.done && running.deadline > coarseNow()) {
       this.cache.coalesced++;
       if (await this.answerWaiter(req, res, plan, await running.wait())) return true;
-      if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
-      stripCacheGroups(res);
+      this.unstored(res, 'waited');
       await next();
       return false;
     }
     if (begun === undefined && (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed)) {
-      if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', MISS);
-      stripCacheGroups(res);
+      this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       await next();
       return false;
     }

@@ -30,8 +30,13 @@ export interface MiddlewareOptions<R> {
   shared?: boolean;
   /** Allow-list of query parameters that enter the key; others are dropped from it. @default all */
   query?: readonly string[];
-  /** Send the RFC 9211 Cache-Status header. @default true */
-  cacheStatus?: boolean;
+  /**
+   * Send the RFC 9211 Cache-Status header, with a `detail` saying why an answer
+   * was not served from or stored in the cache. `'verbose'` also marks requests
+   * the cache leaves alone (`fwd=bypass; detail=no-rule`, `method`, `disabled`,
+   * `closed`), for debugging. @default true
+   */
+  cacheStatus?: boolean | 'verbose';
 }
 
 export interface ResolvedMiddlewareOptions<R> {
@@ -48,6 +53,8 @@ export interface ResolvedMiddlewareOptions<R> {
   readonly shared: boolean | undefined;
   readonly query: ReadonlySet<string> | undefined;
   readonly cacheStatus: boolean;
+  /** cacheStatus: 'verbose'. */
+  readonly verboseStatus: boolean;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -87,8 +94,9 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     }
     methods = new Set((o.methods as string[]).map((m) => m.toUpperCase()));
   }
-  for (const b of ['shared', 'cacheStatus'] as const) {
-    if (o[b] !== undefined && typeof o[b] !== 'boolean') throw new TierCacheConfigError(name(b), o[b], 'must be a boolean');
+  if (o.shared !== undefined && typeof o.shared !== 'boolean') throw new TierCacheConfigError(name('shared'), o.shared, 'must be a boolean');
+  if (o.cacheStatus !== undefined && typeof o.cacheStatus !== 'boolean' && o.cacheStatus !== 'verbose') {
+    throw new TierCacheConfigError(name('cacheStatus'), o.cacheStatus, "must be true, false or 'verbose'");
   }
   let query: ReadonlySet<string> | undefined;
   if (o.query !== undefined) {
@@ -111,5 +119,6 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     shared: o.shared as boolean | undefined,
     query,
     cacheStatus: o.cacheStatus !== false,
+    verboseStatus: o.cacheStatus === 'verbose',
   });
 }

@@ -1,6 +1,7 @@
 // What may be served from and stored in the cache (DESIGN.md section 3), as
 // small pure predicates over request and response headers.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { BypassReason, MissReason } from './cache-status.js';
 import { hasAccessToken } from '../keys/canonical-query.js';
 import { parseDirectives, splitList, type FieldValue } from '../keys/header-list.js';
 
@@ -27,12 +28,15 @@ export function parseCacheControl(value: FieldValue): Map<string, string> | unde
  * request target: an `access_token` query parameter (RFC 6750 §2.3) is a
  * credential like Authorization.
  */
-export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string): string | undefined {
+export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string): BypassReason | undefined {
   if (originalMethod !== undefined && originalMethod !== method) return 'method-override';
   for (const h of METHOD_OVERRIDE_HEADERS) if (headers[h] !== undefined) return 'method-override';
   const length = headers['content-length'];
-  if ((length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'request-body';
-  if (!scoped && (headers.authorization !== undefined || headers.cookie !== undefined || queryHasAccessToken(target))) return 'credentials';
+  if ((length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'body';
+  if (scoped) return undefined;
+  if (headers.authorization !== undefined) return 'authorization';
+  if (headers.cookie !== undefined) return 'cookie';
+  if (queryHasAccessToken(target)) return 'access-token';
   return undefined;
 }
 
@@ -60,7 +64,7 @@ export function ttlForStatus(status: number, ttl: number, negativeTtl: number | 
 }
 
 /** Why response headers forbid storing, or undefined. `userScoped` allows `private`. */
-export function responseForbidsStore(headers: OutgoingHttpHeaders, userScoped: boolean): string | undefined {
+export function responseForbidsStore(headers: OutgoingHttpHeaders, userScoped: boolean): MissReason | undefined {
   if (headers['set-cookie'] !== undefined) return 'set-cookie';
   const cc = parseCacheControl(headers['cache-control']);
   if (cc !== undefined) {

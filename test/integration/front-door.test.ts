@@ -71,9 +71,9 @@ describe('front door (tiercache/node) with Express', () => {
     const base = await listen(front(cache, app));
     await fetch(`${base}/api/movies`);
     const withCookie = await fetch(`${base}/api/movies`, { headers: { cookie: 'sid=1' } });
-    assert.equal(withCookie.headers.get('cache-status'), 'tiercache; fwd=bypass');
+    assert.equal(withCookie.headers.get('cache-status'), 'tiercache; fwd=bypass; detail=cookie');
     const withAuth = await fetch(`${base}/api/movies`, { headers: { authorization: 'Bearer x' } });
-    assert.equal(withAuth.headers.get('cache-status'), 'tiercache; fwd=bypass');
+    assert.equal(withAuth.headers.get('cache-status'), 'tiercache; fwd=bypass; detail=authorization');
     assert.equal(counts.framework, 3);
   });
 

@@ -98,8 +98,8 @@ describe('middleware: mounting', function () {
           ],
         });
         const res = await request(app.target).get('/movie');
-        assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss');
-        assert.equal((await request(app.target).get('/movie')).headers['cache-status'], 'tiercache; fwd=miss');
+        assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; detail=invalidated');
+        assert.equal((await request(app.target).get('/movie')).headers['cache-status'], 'tiercache; fwd=miss; detail=invalidated');
         assert.equal(app.runs('/movie'), 2);
       });
     });

@@ -67,7 +67,7 @@ describe('middleware: session cookies set late', function () {
         const app = build(cache, order);
         const first = await request(app).get('/form');
         assert.ok(first.headers['set-cookie'], 'the first visitor gets a session cookie');
-        assert.equal(first.headers['cache-status'], 'tiercache; fwd=miss');
+        assert.equal(first.headers['cache-status'], 'tiercache; fwd=miss; detail=set-cookie');
         const second = await request(app).get('/form');
         assert.ok(second.headers['set-cookie'], 'the second visitor gets a session of their own');
         assert.notEqual(second.text, first.text, "the second visitor was handed the first visitor's CSRF token");

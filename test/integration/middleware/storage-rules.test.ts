@@ -21,6 +21,8 @@ const HIT_L2 = 'tiercache; hit; detail=L2';
 const STORED = 'tiercache; fwd=miss; stored';
 const MISS = 'tiercache; fwd=miss';
 const BYPASS = 'tiercache; fwd=bypass';
+const miss = (reason: string) => `${MISS}; detail=${reason}`;
+const bypass = (reason: string) => `${BYPASS}; detail=${reason}`;
 
 const MINUTE = 60_000;
 
@@ -247,7 +249,7 @@ function registerTests(
       const cache = open();
       const app = build(cache, { routes: [{ path: '/h', mw: {}, handler: (io) => io.send('hello head') }] });
       const head = await call(app, '/h', { method: 'HEAD' });
-      assert.equal(head.headers['cache-status'], MISS);
+      assert.equal(head.headers['cache-status'], miss('head'));
       assert.equal(head.body.length, 0);
       const get = await call(app, '/h');
       assert.equal(get.headers['cache-status'], STORED);
@@ -261,7 +263,7 @@ function registerTests(
       const app = build(cache, { routes: [{ path: '/m', mw: {}, handler: (io) => io.send('m') }] });
       for (let i = 0; i < 2; i++) {
         const res = await call(app, '/m', { headers: { 'X-HTTP-Method-Override': 'POST' } });
-        assert.equal(res.headers['cache-status'], BYPASS);
+        assert.equal(res.headers['cache-status'], bypass('method-override'));
       }
       assert.equal(app.runs('/m'), 2);
       assert.equal((await call(app, '/m')).headers['cache-status'], STORED, 'nothing was stored by the overridden requests');
@@ -273,7 +275,7 @@ function registerTests(
       for (let i = 0; i < 2; i++) {
         const res = await call(app, '/b', { body: 'payload' });
         assert.equal(res.text, 'len=7', 'the request really carried a body');
-        assert.equal(res.headers['cache-status'], BYPASS);
+        assert.equal(res.headers['cache-status'], bypass('body'));
       }
       assert.equal(app.runs('/b'), 2);
     });
@@ -309,7 +311,7 @@ function registerTests(
       for (let i = 0; i < 2; i++) {
         const res = await call(app, '/s?s=404');
         assert.equal(res.status, 404);
-        assert.equal(res.headers['cache-status'], MISS);
+        assert.equal(res.headers['cache-status'], miss('status'));
       }
       assert.equal(app.runs('/s'), 2);
     });
@@ -335,7 +337,7 @@ function registerTests(
       for (let i = 0; i < 2; i++) {
         const res = await call(app, '/s?s=500');
         assert.equal(res.status, 500);
-        assert.equal(res.headers['cache-status'], MISS);
+        assert.equal(res.headers['cache-status'], miss('status'));
       }
       assert.equal(app.runs('/s'), 2);
     });
@@ -345,7 +347,7 @@ function registerTests(
     it('does not store a response with Cache-Control: no-store', async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/c', mw: {}, handler: (io) => (io.set('Cache-Control', 'no-store'), io.send('c')) }] });
-      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/c')).headers['cache-status'], MISS);
+      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/c')).headers['cache-status'], miss('no-store'));
       assert.equal(app.runs('/c'), 2);
     });
 
@@ -360,7 +362,7 @@ function registerTests(
     it('does not store a private response on a route that is not user-scoped', async () => {
       const cache = open({ routes: { '/c': '1m' } });
       const app = build(cache, { appLevel: true, routes: [{ path: '/c', handler: (io) => (io.set('Cache-Control', 'private, max-age=60'), io.send('c')) }] });
-      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/c')).headers['cache-status'], MISS);
+      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/c')).headers['cache-status'], miss('private'));
       assert.equal(app.runs('/c'), 2);
     });
 
@@ -380,7 +382,7 @@ function registerTests(
       const cache = open();
       const app = build(cache, { routes: [{ path: '/c', mw: {}, handler: (io) => io.send('c') }] });
       const first = await call(app, '/c', { headers: { 'Cache-Control': 'no-store' } });
-      assert.equal(first.headers['cache-status'], MISS);
+      assert.equal(first.headers['cache-status'], miss('request-no-store'));
       const next = await call(app, '/c');
       assert.equal(next.headers['cache-status'], STORED, 'the no-store request left nothing stored');
       assert.equal(app.runs('/c'), 2);
@@ -393,7 +395,7 @@ function registerTests(
       const app = build(cache, { routes: [{ path: '/k', mw: {}, handler: (io) => (io.set('Set-Cookie', 'sid=1; Path=/'), io.send('k')) }] });
       for (let i = 0; i < 2; i++) {
         const res = await call(app, '/k');
-        assert.equal(res.headers['cache-status'], MISS);
+        assert.equal(res.headers['cache-status'], miss('set-cookie'));
         assert.ok(res.headers['set-cookie'], 'the cookie reached the client');
       }
       assert.equal(app.runs('/k'), 2);
@@ -402,14 +404,14 @@ function registerTests(
     it('does not store a response with Vary: *', async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/v', mw: {}, handler: (io) => (io.set('Vary', '*'), io.send('v')) }] });
-      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/v')).headers['cache-status'], MISS);
+      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/v')).headers['cache-status'], miss('vary-star'));
       assert.equal(app.runs('/v'), 2);
     });
 
     it('bypasses a request with Authorization', async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/p', mw: {}, handler: (io) => io.send('p') }] });
-      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/p', { headers: { Authorization: 'Bearer t' } })).headers['cache-status'], BYPASS);
+      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/p', { headers: { Authorization: 'Bearer t' } })).headers['cache-status'], bypass('authorization'));
       assert.equal(app.runs('/p'), 2);
       assert.equal((await call(app, '/p')).headers['cache-status'], STORED, 'nothing was stored by the credentialed requests');
     });
@@ -417,7 +419,7 @@ function registerTests(
     it('bypasses a request with Cookie', async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/p', mw: {}, handler: (io) => io.send('p') }] });
-      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/p', { headers: { Cookie: 'sid=1' } })).headers['cache-status'], BYPASS);
+      for (let i = 0; i < 2; i++) assert.equal((await call(app, '/p', { headers: { Cookie: 'sid=1' } })).headers['cache-status'], bypass('cookie'));
       assert.equal(app.runs('/p'), 2);
     });
 
@@ -425,7 +427,7 @@ function registerTests(
       const cache = open();
       const app = build(cache, { routes: [{ path: '/p', mw: {}, handler: (io) => io.send(`p ${io.query('access_token') ?? ''}`) }] });
       for (const url of ['/p?access_token=secret', '/p?page=1&access%5Ftoken=secret', '/p?access_token[]=secret']) {
-        for (let i = 0; i < 2; i++) assert.equal((await call(app, url)).headers['cache-status'], BYPASS, url);
+        for (let i = 0; i < 2; i++) assert.equal((await call(app, url)).headers['cache-status'], bypass('access-token'), url);
       }
       assert.equal(app.runs('/p'), 6);
       assert.equal((await call(app, '/p')).headers['cache-status'], STORED, 'nothing was stored by the credentialed requests');
