@@ -349,6 +349,30 @@ describe('keys: buildRequestKey', () => {
       );
     });
 
+    it('never lets one component forge the boundary to the next: text that ends a component with a separator and the next component never shares a key with that next component', () => {
+      // Each forgery moves a component's content into the one before it, behind the separator
+      // the key format puts between them; no escape may be missing for any separator.
+      const forgeries = (text: string, name: string, value: string, user: string): Array<[Req, Req]> => [
+        [{ path: `/a${text}:u=${user}`, query: undefined, vary: [], user: undefined }, { path: `/a${text}`, query: undefined, vary: [], user }],
+        [{ path: `/a${text}:v=${name}=${value}`, query: undefined, vary: [], user: undefined }, { path: `/a${text}`, query: undefined, vary: [[name, value]], user: undefined }],
+        [{ path: '/a', query: `q=${encodeURIComponent(text + ':u=' + user)}`, vary: [], user: undefined }, { path: '/a', query: `q=${encodeURIComponent(text)}`, vary: [], user }],
+        [{ path: '/a', query: undefined, vary: [['x-a', `${text},${name}=${value}`]], user: undefined }, { path: '/a', query: undefined, vary: [['x-a', text], [name, value]], user: undefined }],
+        [{ path: '/a', query: undefined, vary: [['x-a', `${text},${name}`]], user: undefined }, { path: '/a', query: undefined, vary: [['x-a', text], [name, undefined]], user: undefined }],
+        [{ path: '/a', query: undefined, vary: [['x-a', `${text}:u=${user}`]], user: undefined }, { path: '/a', query: undefined, vary: [['x-a', text]], user }],
+        [{ path: '/a', query: undefined, vary: [[`x-a=${text}`, undefined]], user: undefined }, { path: '/a', query: undefined, vary: [['x-a', text]], user: undefined }],
+        [{ path: '/a', query: undefined, vary: [], user: `${text}%3A${user}` }, { path: '/a', query: undefined, vary: [], user: `${text}:${user}` }],
+      ];
+      fc.assert(
+        fc.property(nastyText(6), fc.constantFrom('x-b', 'x-c'), nastyText(6), nastyText(6, 1), (text, name, value, user) => {
+          for (const [a, b] of forgeries(text, name, value, user)) {
+            if (identityOf(a) === identityOf(b)) continue;
+            assert.notEqual(keyOf(a), keyOf(b), `forged boundary:\n  ${JSON.stringify(a)}\n  ${JSON.stringify(b)}`);
+          }
+        }),
+        RUNS,
+      );
+    });
+
     it('gives a request and a near copy of it (one component perturbed) different keys unless the perturbation left it the same request', () => {
       fc.assert(
         fc.property(request, fc.array(mutation, { minLength: 1, maxLength: 2 }), (a, mutations) => {
