@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import express from 'express';
 import { Redis } from 'ioredis';
+import request from 'supertest';
 import { createCache, TierCache, TierCacheClosedError, TierCacheError, type CacheOptions } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
 import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
 import { EntryKind } from '../../src/store/entry.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
@@ -1033,6 +1036,40 @@ describe('data API: a frozen Redis', () => {
     } finally {
       ctx.redis.thaw();
       process.off('unhandledRejection', onRejection);
+    }
+  });
+
+  it("bounds every call by l2.commandTimeout on a caller's client that sets no timeout of its own: get, set, getOrSet, has, delete, invalidateTags, and an HTTP miss", async function () {
+    this.timeout(10_000);
+    const client = new Redis(ctx.redis.url); // no commandTimeout: tiercache must bound commands itself
+    try {
+      const a = await ctx.open({ redis: client, l2: { commandTimeout: 150, breakerCooldown: 60_000 } });
+      a.on('error', () => undefined);
+      const app = express();
+      app.use(expressCache(a, { ttl: '1m' }));
+      app.get('/x', (_req, res) => void res.send('x'));
+      ctx.redis.freeze();
+      try {
+        const calls: Array<[string, () => Promise<unknown>]> = [
+          ['get', () => a.get('k')],
+          ['set', () => a.set('k', 1)],
+          ['getOrSet', () => a.getOrSet('k2', () => 2)],
+          ['has', () => a.has('k')],
+          ['delete', () => a.delete('k')],
+          ['invalidateTags', () => a.invalidateTags(['t'])],
+          ['an HTTP miss', () => request(app).get('/x').then((r) => assert.equal(r.text, 'x'))],
+        ];
+        for (const [name, call] of calls) {
+          // Raced against a deadline: a lost bound fails here, on this assertion, not on mocha's timeout.
+          const { value, ms } = await timed(() => Promise.race([call().then(() => 'answered'), sleep(1_000).then(() => 'hung')]));
+          assert.equal(value, 'answered', `${name} hung against a frozen Redis`);
+          assert.ok(ms < 150 + 250, `${name} took ${ms.toFixed(1)} ms against a frozen Redis (commandTimeout 150)`);
+        }
+      } finally {
+        ctx.redis.thaw();
+      }
+    } finally {
+      client.disconnect();
     }
   });
 

@@ -209,6 +209,8 @@ function expressAdapter(name: 'express5' | 'express4', factory: typeof express):
         if (route.mw !== undefined) app[method](route.path, expressCache(cache, route.mw), handler);
         else app[method](route.path, handler);
       }
+      // Errors answer 500 as Express's own handler does, without printing every one.
+      app.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).send('Internal Server Error'));
       return { target: app, runs: (path, method = 'get') => counter.get(method, path) };
     },
   };
@@ -221,6 +223,7 @@ function koaAdapter(name: 'koa3' | 'koa2', Factory: typeof Koa): Adapter {
     middleware: (cache, options) => koaCache(cache, options),
     build(cache, spec) {
       const app = new Factory();
+      app.silent = true; // handler errors answer 500 without being printed
       const counter = new RunCounter();
       const root = new Router();
       const mounted = spec.mount === undefined ? undefined : new Router({ prefix: spec.mount });
