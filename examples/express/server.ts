@@ -1,6 +1,6 @@
 // Example: a small movie API on Express with tiercache.
 //   npm run example:express            (L1 only)
-//   REDIS_URL=redis://127.0.0.1:6379 npm run example:express   (L1 + Redis)
+//   REDIS_URL=redis://127.0.0.1:6379 npm run example:express   (L1 + Redis; TIERCACHE_REDIS_URL works too)
 // Then: curl -i localhost:3000/api/movies   (twice: see Cache-Status)
 import express, { type Request } from 'express';
 import { createCache } from '../../src/index.js';

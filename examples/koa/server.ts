@@ -1,6 +1,6 @@
 // Example: the same movie API on Koa with tiercache.
 //   npm run example:koa            (L1 only)
-//   REDIS_URL=redis://127.0.0.1:6379 npm run example:koa   (L1 + Redis)
+//   REDIS_URL=redis://127.0.0.1:6379 npm run example:koa   (L1 + Redis; TIERCACHE_REDIS_URL works too)
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
 import { createCache } from '../../src/index.js';
@@ -20,7 +20,8 @@ async function readJson(ctx: Context): Promise<Record<string, unknown>> {
   let text = '';
   for await (const chunk of ctx.req) text += chunk;
   try {
-    return text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+    const parsed: unknown = text === '' ? {} : JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null ? { ...parsed } : {};
   } catch {
     return {};
   }
@@ -33,8 +34,8 @@ router.get('/api/movies', async (ctx) => {
   ctx.body = await catalog.listMovies();
 });
 
-router.get('/api/movies/:id', koaCache(cache, { tags: (ctx) => [`movie:${(ctx.params as Record<string, string>).id}`] }), async (ctx) => {
-  const movie = await catalog.movie(ctx.params.id!);
+router.get('/api/movies/:id', koaCache(cache, { tags: (ctx) => [`movie:${ctx.params.id}`] }), async (ctx) => {
+  const movie = await catalog.movie(String(ctx.params.id));
   if (movie === undefined) {
     ctx.status = 404;
     ctx.body = { error: 'no such movie' };
@@ -47,7 +48,7 @@ router.get('/api/search', async (ctx) => {
 });
 
 router.get('/api/users/:id', async (ctx) => {
-  const user = await catalog.user(ctx.params.id!);
+  const user = await catalog.user(String(ctx.params.id));
   if (user === undefined) {
     ctx.status = 404;
     ctx.body = { error: 'no such user' };
@@ -81,7 +82,8 @@ router.put('/api/me', async (ctx) => {
 });
 
 router.put('/api/movies/:id', async (ctx) => {
-  const movie = await catalog.updateMovie(ctx.params.id!, (await readJson(ctx)) as Record<string, never>);
+  const body = await readJson(ctx);
+  const movie = await catalog.updateMovie(String(ctx.params.id), typeof body.title === 'string' ? { title: body.title } : {});
   if (movie === undefined) {
     ctx.status = 404;
     ctx.body = { error: 'no such movie' };

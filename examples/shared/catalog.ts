@@ -68,8 +68,9 @@ export const catalog = {
 export function exampleCacheOptions() {
   return {
     namespace: 'example',
-    // REDIS_URL set: L1 + Redis. Unset: L1 only (no Redis needed at all).
-    redis: process.env.REDIS_URL || false,
+    // REDIS_URL (or TIERCACHE_REDIS_URL, which createCache reads when this is
+    // undefined) set: L1 + Redis. Neither: L1 only (no Redis needed at all).
+    redis: process.env.REDIS_URL || undefined,
     l1: { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, ttl: '30s' },
     routes: {
       '/api/movies': '5m',

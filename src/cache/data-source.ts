@@ -18,11 +18,11 @@ export interface DataSource<Id, T> {
 
 export interface DataSourceOptions<Id, T> {
   /** Prefix of the cache keys: the key of `id` is `${prefix}${id}`. @default '' */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Lifetime of cached values. @default the cache's ttl, else 60 s */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** Tags for a value, e.g. `(id) => ['user:' + id]`, or a fixed list. */
-  tags?: readonly string[] | ((id: Id) => readonly string[]);
+  tags?: (readonly string[] | ((id: Id) => readonly string[])) | undefined;
 }
 
 export interface CachedSource<Id, T> {

@@ -1,11 +1,14 @@
-// Data-API values: JSON-serializable values or Buffers. L2 holds bytes; L1
+// Data-API values: JSON-serializable values or Buffers (or whatever the
+// cache's serializer takes, see serializer.ts). L2 holds bytes; for JSON, L1
 // holds the parsed value, deep-frozen, so a hit costs no parse and no caller
-// can change what the next caller reads. What L1 holds is charged against
+// can change what the next caller reads; every read, and getOrSet's miss,
+// returns a value of the same kind: frozen JSON, or a fresh copy otherwise. What L1 holds is charged against
 // maxBytes by what the parsed graph costs on the heap, estimated while it is
 // frozen: `[{}, {}, ...]` costs twenty times its JSON, a long string about
 // its JSON, and a byte count alone would let L1 hold many times maxBytes.
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
+import type { ResolvedSerializer } from './serializer.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -112,15 +115,35 @@ export interface EncodedValue {
   readonly l1Entry: StoredEntry;
 }
 
-/** @throws TypeError when the value is neither a Buffer nor JSON-serializable. */
-export function encodeValue(key: string, value: unknown, stamp: FillStamp, createdAt: number, ttl: number): EncodedValue {
+/** A copy of its own: later changes by the caller do not reach the cache, and no shared slab is kept alive. */
+function ownCopy(bytes: Uint8Array): Buffer {
+  const body = Buffer.allocUnsafeSlow(bytes.byteLength);
+  body.set(bytes);
+  return body;
+}
+
+/**
+ * The entries that store `value`: with `serializer`, its bytes (and the
+ * serializer's name in `head`); else a Buffer's bytes, or JSON.
+ * @throws TypeError when the value cannot be stored (not JSON-serializable, undefined, refused by the serializer).
+ */
+export function encodeValue(key: string, value: unknown, stamp: FillStamp, createdAt: number, ttl: number, serializer?: ResolvedSerializer): EncodedValue {
   const { epoch, tags, versions } = stamp;
   const freshUntil = createdAt + ttl;
+  if (serializer !== undefined) {
+    if (value === undefined) throw new TypeError(`tiercache: the value for '${key}' is undefined, which is never stored (getOrSet stores nothing for it)`);
+    let out: Uint8Array | string;
+    try {
+      out = serializer.serialize(value);
+    } catch (err) {
+      throw new TypeError(`tiercache: the value for '${key}' could not be serialized by the '${serializer.name}' serializer (${(err as Error).message})`);
+    }
+    const body = typeof out === 'string' ? Buffer.from(out, 'utf8') : ownCopy(out);
+    const entry: StoredEntry = { kind: EntryKind.Bytes, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: serializer.head, body, decoded: undefined };
+    return { entry, l1Entry: entry };
+  }
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
-    // A copy of its own: later changes by the caller do not reach the cache, and no shared slab is kept alive.
-    const body = Buffer.allocUnsafeSlow(value.byteLength);
-    body.set(value);
-    const entry: StoredEntry = { kind: EntryKind.Bytes, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body, decoded: undefined };
+    const entry: StoredEntry = { kind: EntryKind.Bytes, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body: ownCopy(value), decoded: undefined };
     return { entry, l1Entry: entry };
   }
   let json: string | undefined;
@@ -150,22 +173,36 @@ function decodedJson(entry: StoredEntry): DecodedValue | undefined {
   return decoded;
 }
 
-/** The value of an entry: the frozen shared value of JSON, a copy of bytes. */
-export function decodeValue<T>(entry: StoredEntry): T | undefined {
+/**
+ * The value of an entry as every read returns it: the frozen shared value of
+ * JSON, a copy of bytes, a fresh copy from the serializer. undefined when
+ * this instance cannot read it: corrupt, or written under another serializer.
+ */
+export function decodeValue<T>(entry: StoredEntry, serializer: ResolvedSerializer | undefined): T | undefined {
   switch (entry.kind) {
     case EntryKind.Json:
-      return decodedJson(entry)?.value as T | undefined;
+      return serializer === undefined ? (decodedJson(entry)?.value as T | undefined) : undefined;
     case EntryKind.Bytes:
-      return Buffer.from(entry.body) as T;
+      if (serializer === undefined) return entry.head.length === 0 ? (Buffer.from(entry.body) as T) : undefined;
+      if (!entry.head.equals(serializer.head)) return undefined;
+      try {
+        return serializer.deserialize(entry.body) as T | undefined;
+      } catch {
+        return undefined;
+      }
     default:
       return undefined;
   }
 }
 
-/** decodeValue as a promise: for JSON the same frozen promise on every call. */
-export function resolvedValue<T>(entry: StoredEntry): Promise<T | undefined> {
+/**
+ * decodeValue as a promise: for JSON the same frozen promise on every call.
+ * undefined (no promise) when the entry cannot be read here.
+ */
+export function resolvedValue<T>(entry: StoredEntry, serializer: ResolvedSerializer | undefined): Promise<T> | undefined {
   const decoded = entry.decoded;
   // A JSON entry's decoded form is always a DecodedValue (and the kind is cheaper to test than its class).
-  if (entry.kind === EntryKind.Json && decoded !== undefined) return (decoded as DecodedValue).promise as Promise<T>;
-  return Promise.resolve(decodeValue<T>(entry));
+  if (entry.kind === EntryKind.Json && decoded !== undefined && serializer === undefined) return (decoded as DecodedValue).promise as Promise<T>;
+  const value = decodeValue<T>(entry, serializer);
+  return value === undefined ? undefined : Promise.resolve(value);
 }

@@ -3,8 +3,10 @@
 // into a frozen object; the caller's object is never mutated.
 import { TierCacheConfigError } from '../errors.js';
 import { parseDuration, parseTtl, type Duration } from '../keys/duration.js';
+import { parseJitter, type Jitter } from '../keys/jitter.js';
 import { CACHE_TTL_INSTEAD, RouteTable, type RouteRuleInput } from '../keys/route-table.js';
 import { isRedisClient, type RedisClient } from '../store/redis-client.js';
+import { resolveSerializer, type ResolvedSerializer, type Serializer, type SerializerName } from './serializer.js';
 
 /** Anything with pino's method shapes: `logger.warn({ err }, 'message')`. */
 export interface Logger {
@@ -16,44 +18,56 @@ export interface Logger {
 
 export interface L1CacheOptions {
   /** Most entries L1 holds. @default 10_000 */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /** Most bytes (bodies, headers, keys, tags) L1 holds. @default 64 MiB */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
   /** Cap on how long an entry stays in L1; bounds staleness while the bus is down. @default the entry's own TTL */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
 }
 
 export interface L2CacheOptions {
   /** Longest a Redis command may take before it counts as failed (a miss). @default '200ms' */
-  commandTimeout?: Duration;
+  commandTimeout?: Duration | undefined;
   /** After a timeout, how long Redis is skipped before one command probes it again. @default '1s' */
-  breakerCooldown?: Duration;
+  breakerCooldown?: Duration | undefined;
   /**
    * Lifetime of the cross-instance fill lock: on a miss one instance runs the
    * handler while the others wait up to this long for its entry. 0 turns the lock off. @default '3s'
    */
-  lockTimeout?: Duration;
+  lockTimeout?: Duration | undefined;
 }
 
 export interface CacheOptions {
   /** Prefixes every Redis key and the pub/sub channel. @default 'tiercache' (env TIERCACHE_NAMESPACE) */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Redis URL, an ioredis Redis or Cluster, or false for L1 only. @default env TIERCACHE_REDIS_URL, else L1 only */
-  redis?: string | RedisClient | false;
+  redis?: string | RedisClient | false | undefined;
   /** The in-process tier, or false for L2 only. */
-  l1?: L1CacheOptions | false;
+  l1?: L1CacheOptions | false | undefined;
   /** How tiercache talks to Redis. */
-  l2?: L2CacheOptions;
+  l2?: L2CacheOptions | undefined;
   /** TTL where no route rule or per-call ttl applies. @default none (data API: 60 s) */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** The route TTL table: path prefix -> TTL, false, or a rule object. */
-  routes?: Record<string, RouteRuleInput>;
+  routes?: Record<string, RouteRuleInput> | undefined;
   /** Master switch: false makes every middleware pass through and the data API miss. @default true (env TIERCACHE_ENABLED) */
-  enabled?: boolean;
+  enabled?: boolean | undefined;
   /** Where HTTP lifetimes come from by default. @default 'table' */
-  freshness?: 'table' | 'origin';
+  freshness?: 'table' | 'origin' | undefined;
   /** A pino-compatible logger. @default util.debuglog('tiercache') */
-  logger?: Logger;
+  logger?: Logger | undefined;
+  /**
+   * How data-API values become bytes: 'json' (frozen shared values), 'v8'
+   * (keeps Date, Map, Set, BigInt, Buffer; a fresh copy per read), or your own.
+   * Every instance of a namespace must use the same. @default 'json'
+   */
+  serializer?: SerializerName | Serializer | undefined;
+  /**
+   * Shortens each stored entry's TTL by a random part of up to this share, so
+   * entries filled together do not expire together (route rules and the
+   * middleware may set their own). @default none
+   */
+  jitter?: Jitter | undefined;
 }
 
 export interface ResolvedL1Options {
@@ -74,6 +88,10 @@ export interface ResolvedOptions {
   readonly enabled: boolean;
   readonly freshness: 'table' | 'origin';
   readonly logger: Logger | undefined;
+  /** undefined: JSON. */
+  readonly serializer: ResolvedSerializer | undefined;
+  /** Share of a TTL taken off at random (0: none). */
+  readonly jitter: number;
 }
 
 export const DEFAULT_L1_MAX_ENTRIES = 10_000;
@@ -82,7 +100,7 @@ export const DEFAULT_COMMAND_TIMEOUT = 200;
 export const DEFAULT_BREAKER_COOLDOWN = 1000;
 export const DEFAULT_LOCK_TIMEOUT = 3000;
 
-const TOP_KEYS = new Set(['namespace', 'redis', 'l1', 'l2', 'ttl', 'routes', 'enabled', 'freshness', 'logger']);
+const TOP_KEYS = new Set(['namespace', 'redis', 'l1', 'l2', 'ttl', 'routes', 'enabled', 'freshness', 'logger', 'serializer', 'jitter']);
 const L1_KEYS = new Set(['maxEntries', 'maxBytes', 'ttl']);
 const L2_KEYS = new Set(['commandTimeout', 'breakerCooldown', 'lockTimeout']);
 const NAMESPACE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -217,5 +235,8 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
     }
   }
 
-  return Object.freeze({ namespace, redis, l1, commandTimeout, breakerCooldown, lockTimeout, ttl, routes, enabled, freshness, logger });
+  const serializer = resolveSerializer('serializer', options.serializer);
+  const jitter = parseJitter('jitter', options.jitter) ?? 0;
+
+  return Object.freeze({ namespace, redis, l1, commandTimeout, breakerCooldown, lockTimeout, ttl, routes, enabled, freshness, logger, serializer, jitter });
 }

@@ -8,13 +8,13 @@ import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
+import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
-import { L1Store, type L1Slot, type SlotMemo } from '../store/l1-store.js';
+import { L1Store } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
-import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { FillLock } from '../store/fill-lock.js';
 import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { InvalidationQueue, type Invalidation } from '../store/invalidation-queue.js';
@@ -23,31 +23,23 @@ import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-cl
 import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
 import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
-import { TieredStore, UNDECIDED } from '../store/tiered-store.js';
+import { NO_TICKET, TieredStore, UNDECIDED, type TieredHit } from '../store/tiered-store.js';
+import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
-import { dataStoreKey, MAX_DATA_KEY_LENGTH } from './data-key.js';
+import { DataScope } from './data-scope.js';
 import { decodeValue, encodeValue, resolvedValue } from './data-value.js';
+import { LoadContext, type Loader } from './loader-context.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
-import { SingleFlight } from './single-flight.js';
+import type { ResolvedSerializer } from './serializer.js';
+import { SingleFlight, type Flight } from './single-flight.js';
 
 const debug = debuglog('tiercache');
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 /** Without L1, per-key bookkeeping is bounded as for the default l1.maxBytes. */
 const DEFAULT_BOOKKEEPING_BASE = 64 * 1024 * 1024;
 
-/** What the cache remembers of a data-API key it was asked for: its store key and its L1 slot. */
-class DataKeyHandle implements SlotMemo {
-  slot: L1Slot | undefined = undefined;
-  constructor(readonly storeKey: string) {}
-}
-
-/** A DataKeyHandle object: header and two fields. */
-const HANDLE_BYTES = 40;
-
-/** Heap of one remembered data key: its Map slot, the handle and both strings. */
-function dataKeyBytes(key: string, handle: DataKeyHandle): number {
-  return MAP_SLOT_BYTES + HANDLE_BYTES + stringBytes(key.length) + stringBytes(handle.storeKey.length);
-}
+/** The stamp of a value that is never stored (the cache is disabled). */
+const UNSTAMPED: FillStamp = Object.freeze({ epoch: 0, tags: Object.freeze([]), versions: Object.freeze([]) });
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
 export const DEFAULT_DATA_TTL = 60_000;
@@ -62,7 +54,7 @@ export interface InvalidateOptions {
    * invalidation now, instead of resolving `{ delivered: false }` (it is
    * applied locally and queued either way). @default false
    */
-  strict?: boolean;
+  strict?: boolean | undefined;
 }
 
 export interface InvalidateResult {
@@ -79,9 +71,45 @@ const QUEUED: InvalidateResult = Object.freeze({ delivered: false });
 
 export interface SetOptions {
   /** How long the value lives. @default the cache's ttl, else 60 s */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** Tags: invalidateTags() of any of them drops the value everywhere. */
-  tags?: readonly string[];
+  tags?: readonly string[] | undefined;
+}
+
+/** Payload of 'miss' and 'store' (data API and HTTP): the key and, for a namespace() view's key, the view. */
+export interface KeyEvent {
+  /** The data-API key as given, or the HTTP entry's key (see cache.keyFor). */
+  readonly key: string;
+  /** The namespace() view the data-API key is in (names joined by ':'). */
+  readonly namespace?: string;
+}
+
+/** Payload of 'hit'. */
+export interface HitEvent extends KeyEvent {
+  readonly tier: 'L1' | 'L2';
+  /** Served past its TTL (staleWhileRevalidate, staleIfError). */
+  readonly stale?: boolean;
+  /** Answered by the front door (tiercache/node), before the app ran. */
+  readonly front?: boolean;
+}
+
+/** Payload of 'bypass': a request the middleware neither served from nor stored in the cache. */
+export interface BypassEvent {
+  /** The request target (path and query). */
+  readonly url: string;
+  /** Why: a `Cache-Status` detail token (`authorization`, `cookie`, ..., `app` for the bypass option). */
+  readonly reason: string;
+}
+
+/** Every event a cache emits, and its payload. */
+export interface TierCacheEvents {
+  hit: HitEvent;
+  miss: KeyEvent;
+  store: KeyEvent;
+  bypass: BypassEvent;
+  invalidate: InvalidateEvent;
+  /** A Redis failure (reported once per outage), a queued invalidation, a failed store: never thrown into a request. */
+  error: Error;
 }
 
 export interface CacheStats {
@@ -105,8 +133,12 @@ export interface CacheHealth {
 
 export interface InvalidateEvent {
   readonly tags?: readonly string[];
+  /** delete() / deleteMany() (one event a key), invalidateKey(). */
   readonly key?: string;
+  /** clear(): of the whole cache, or of the namespace() view named by `namespace`. */
   readonly clear?: boolean;
+  /** The namespace() view of `key` or `clear`. */
+  readonly namespace?: string;
   /** True when another instance sent it (through the bus). */
   readonly remote?: boolean;
 }
@@ -117,15 +149,32 @@ function toEvent(message: BusMessage): InvalidateEvent {
   return { tags: (message.tags ?? []).map(([t]) => t) };
 }
 
-export class TierCache extends EventEmitter {
-  readonly namespace: string;
+/** Typed listeners: `cache.on('hit', (e) => e.tier)`. */
+export interface TierCache {
+  on<E extends keyof TierCacheEvents>(event: E, listener: (payload: TierCacheEvents[E]) => void): this;
+  once<E extends keyof TierCacheEvents>(event: E, listener: (payload: TierCacheEvents[E]) => void): this;
+  off<E extends keyof TierCacheEvents>(event: E, listener: (payload: TierCacheEvents[E]) => void): this;
+}
+
+/**
+ * The cache: two tiers, the data API, invalidation and the events. Made by
+ * createCache(); members marked internal are for the middleware and are not
+ * in the published types.
+ */
+export class TierCache extends EventEmitter implements DataCache {
+  /** The `namespace` option: prefixes every Redis key and the pub/sub channel. */
+  readonly prefix: string;
+  /** false: every middleware passes through and the data API misses (the enabled option, TIERCACHE_ENABLED). */
   readonly enabled: boolean;
-  /** Resolved options (frozen), for the middleware. */
+  /** @internal Resolved options (frozen), for the middleware. */
   readonly options: ResolvedOptions;
   /** @internal the tiers; used by the middleware. */
   readonly store: TieredStore;
+  /** @internal counted here and by the middleware; read them with stats(). */
   fills = 0;
+  /** @internal */
   coalesced = 0;
+  /** @internal */
   invalidations = 0;
   private readonly redis: OpenedRedis | undefined;
   /** @internal the invalidation bus (with an L2 only). */
@@ -140,8 +189,10 @@ export class TierCache extends EventEmitter {
   private readonly fillSources = new Set<{ pendingFills(): Array<Promise<unknown>> }>();
   private closing: Promise<void> | undefined;
   private readonly flights = new SingleFlight<unknown, FillStamp>();
-  private readonly dataKeys: RecentMap<string, DataKeyHandle>;
-  /** Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
+  /** Where the data API's own keys live (views have scopes of their own). */
+  private readonly root: DataScope;
+  private readonly serializer: ResolvedSerializer | undefined;
+  /** @internal Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
   hitListened = false;
   private readonly now = coarseNow;
   private isClosed = false;
@@ -149,19 +200,20 @@ export class TierCache extends EventEmitter {
   constructor(options?: CacheOptions) {
     super();
     // 'newListener' comes just before the listener is added, 'removeListener' just after it is gone.
-    this.on('newListener', (name) => {
+    super.on('newListener', (name) => {
       if (name === 'hit') this.hitListened = true;
     });
-    this.on('removeListener', () => {
+    super.on('removeListener', () => {
       this.hitListened = this.listenerCount('hit') > 0;
     });
     const resolved = resolveOptions(options);
     this.options = resolved;
-    this.namespace = resolved.namespace;
+    this.prefix = resolved.namespace;
     this.enabled = resolved.enabled;
     // Per-key bookkeeping outside L1 is bounded by bytes as well as by count, in proportion to L1.
     const bookkeepingBase = resolved.l1?.maxBytes ?? DEFAULT_BOOKKEEPING_BASE;
-    this.dataKeys = new RecentMap(Math.max(1_000, resolved.l1?.maxEntries ?? 10_000), Math.max(64 * 1024, bookkeepingBase / 16), dataKeyBytes);
+    this.root = new DataScope(this.prefix, '', [], undefined, Math.max(1_000, resolved.l1?.maxEntries ?? 10_000), Math.max(64 * 1024, bookkeepingBase / 16));
+    this.serializer = resolved.serializer;
     const l1 = resolved.l1 ? new L1Store({ ...resolved.l1, now: this.now }) : undefined;
     let l2: L2Store | undefined;
     if (resolved.redis !== undefined) {
@@ -180,7 +232,7 @@ export class TierCache extends EventEmitter {
       });
     }
     const versions = new TagVersions({
-      source: l2 ? new RedisVersionSource(l2, this.namespace) : undefined,
+      source: l2 ? new RedisVersionSource(l2, this.prefix) : undefined,
       maxTags: Math.max(10_000, (resolved.l1?.maxEntries ?? 0) * 4),
       maxBytes: Math.max(256 * 1024, bookkeepingBase / 8),
     });
@@ -188,7 +240,7 @@ export class TierCache extends EventEmitter {
     if (l2 !== undefined && resolved.lockTimeout > 0) this.fillLock = new FillLock(l2, resolved.lockTimeout);
     if (l2 !== undefined) {
       this.bus = new InvalidationBus({
-        namespace: this.namespace,
+        namespace: this.prefix,
         l2,
         l1,
         versions,
@@ -216,52 +268,57 @@ export class TierCache extends EventEmitter {
     return this.redis?.client;
   }
 
-  /** The store key of a data-API key: `namespace:d:key`, escaped, or a digest of a long key (see data-key.ts). */
+  /** @internal The store key of a data-API key: `namespace:d:key`, escaped, or a digest of a long key (see data-key.ts). */
   dataKey(key: string): string {
-    return this.dataKeyHandle(key).storeKey;
-  }
-
-  /**
-   * The handle of a data-API key, remembered: a freshly concatenated store
-   * key must be flattened and hashed again on every Map lookup, and the
-   * handle's L1 slot spares the lookup altogether (the main costs of an L1 hit).
-   */
-  private dataKeyHandle(key: string): DataKeyHandle {
-    const known = this.dataKeys.get(key);
-    if (known !== undefined) return known;
-    if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
-    const handle = new DataKeyHandle(dataStoreKey(this.namespace, key));
-    // A long key is digested on every call instead: kept, it would hold its characters twice.
-    if (key.length <= MAX_DATA_KEY_LENGTH) this.dataKeys.set(key, handle);
-    return handle;
+    return this.root.handle(key).storeKey;
   }
 
   /** The value under `key`, or undefined on a miss (or when Redis fails). */
   get<T = unknown>(key: string): Promise<T | undefined> {
-    const handle = this.dataKeyHandle(key);
+    return this.getIn<T>(this.root, key);
+  }
+
+  /** @internal get() in a scope: the root, or a namespace() view. */
+  getIn<T>(scope: DataScope, key: string): Promise<T | undefined> {
+    const handle = scope.handle(key);
     const storeKey = handle.storeKey;
     if (this.isClosed) return this.rejectClosed('get');
     if (!this.enabled) return RESOLVED_UNDEFINED;
     // The L1 hit is answered without awaiting anything.
     const local = this.store.lookupL1(storeKey, true, handle);
-    if (local !== undefined && local !== UNDECIDED) {
-      if (this.hitListened) this.emit('hit', { key, tier: 'L1' });
-      return resolvedValue<T>(local);
-    }
-    return this.getBeyondL1<T>(key, storeKey, local === UNDECIDED);
+    if (local === undefined || local === UNDECIDED) return this.getBeyondL1<T>(scope, key, storeKey, local === UNDECIDED);
+    const value = resolvedValue<T>(local, this.serializer);
+    if (value === undefined) return this.unreadable(scope, key, storeKey);
+    if (this.hitListened) this.emit('hit', keyEvent(scope, key, 'L1'));
+    return value;
   }
 
-  private async getBeyondL1<T>(key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
+  private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
     const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey);
-    if (hit === undefined || hit.entry.freshUntil <= this.now()) {
-      this.emit('miss', { key });
+    const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
+    if (value === undefined) {
+      this.emit('miss', keyEvent(scope, key));
       return undefined;
     }
-    const value = decodeValue<T>(hit.entry);
-    // Read from L2 into L1 by its bytes; now parsed, it holds what the parsed value costs.
-    if (hit.tier === 'L2') this.store.l1?.recharge(storeKey, hit.entry);
-    this.emit('hit', { key, tier: hit.tier });
+    this.emit('hit', keyEvent(scope, key, hit!.tier));
     return value;
+  }
+
+  /** The value of a hit, if fresh and readable here; one that is not readable (another serializer's, corrupt) is dropped. */
+  private readHit<T>(storeKey: string, hit: TieredHit): T | undefined {
+    if (hit.entry.freshUntil <= this.now()) return undefined;
+    const value = decodeValue<T>(hit.entry, this.serializer);
+    if (value === undefined) this.store.discard(storeKey);
+    // Read from L2 into L1 by its bytes; now parsed, it holds what the parsed value costs.
+    else if (hit.tier === 'L2') this.store.l1?.recharge(storeKey, hit.entry);
+    return value;
+  }
+
+  /** An L1 entry this instance cannot read (written under another serializer, corrupt): dropped, and a miss. */
+  private unreadable(scope: DataScope, key: string, storeKey: string): Promise<undefined> {
+    this.store.discard(storeKey);
+    this.emit('miss', keyEvent(scope, key));
+    return RESOLVED_UNDEFINED;
   }
 
   /** Whether a fresh value is stored under `key`. */
@@ -269,29 +326,61 @@ export class TierCache extends EventEmitter {
     return (await this.get(key)) !== undefined;
   }
 
-  /** Stores `value` (JSON-serializable or Buffer) in both tiers. Redis failures are reported, not thrown. */
-  async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
-    const storeKey = this.dataKey(key);
-    const { ttl, tags } = this.resolveSetOptions(storeKey, options);
-    this.assertOpen('set');
-    if (!this.enabled) return;
-    await this.trackFill(this.setValue(key, storeKey, value, tags, ttl));
+  /** Stores `value` (JSON-serializable or Buffer, or what the serializer takes) in both tiers. Redis failures are reported, not thrown. */
+  set(key: string, value: unknown, options?: SetOptions): Promise<void> {
+    return this.setIn(this.root, key, value, options);
   }
 
-  private async setValue(key: string, storeKey: string, value: unknown, tags: readonly string[], ttl: number): Promise<void> {
+  /** @internal set() in a scope. */
+  async setIn(scope: DataScope, key: string, value: unknown, options: SetOptions | undefined): Promise<void> {
+    const storeKey = scope.handle(key).storeKey;
+    const { ttl, tags } = this.resolveSetOptions(scope, storeKey, options);
+    this.assertOpen('set');
+    if (!this.enabled) return;
+    await this.trackFill(this.setValue(scope, key, storeKey, value, tags, ttl));
+  }
+
+  private async setValue(scope: DataScope, key: string, storeKey: string, value: unknown, tags: readonly string[], ttl: number): Promise<void> {
     const stamp = await this.store.versions.stamp(tags);
-    await this.storeValue(key, storeKey, value, stamp, this.now(), ttl);
+    const { entry, l1Entry } = encodeValue(key, value, stamp, this.now(), jitteredTtl(ttl, this.options.jitter), this.serializer);
+    await this.store.set(storeKey, entry, l1Entry);
+    this.emit('store', keyEvent(scope, key));
   }
 
   /**
    * Removes `key` from every tier, on every instance. Applied here at once;
    * if Redis cannot take it now it is queued (see invalidateTags).
    */
-  async delete(key: string, options?: InvalidateOptions): Promise<InvalidateResult> {
-    const storeKey = this.dataKey(key);
+  delete(key: string, options?: InvalidateOptions): Promise<InvalidateResult> {
+    return this.deleteManyIn(this.root, [key], options, 'delete');
+  }
+
+  /** Removes every key of `keys` from every tier, on every instance: one invalidation (see invalidateTags for the result). */
+  deleteMany(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidateResult> {
+    return this.deleteManyIn(this.root, keys, options, 'deleteMany');
+  }
+
+  /** @internal delete() and deleteMany() in a scope. */
+  async deleteManyIn(scope: DataScope, keys: readonly string[], options: InvalidateOptions | undefined, method: 'delete' | 'deleteMany'): Promise<InvalidateResult> {
+    if (!Array.isArray(keys)) throw new TypeError('tiercache: deleteMany needs an array of keys');
+    const storeKeys = keys.map((key) => scope.handle(key).storeKey);
     const strict = strictOption(options);
-    this.assertOpen('delete');
-    return this.dropKey(storeKey, `delete(${JSON.stringify(key)})`, key, strict);
+    this.assertOpen(method);
+    const what = `${method}(${JSON.stringify(method === 'delete' ? keys[0] : keys)})`;
+    if (storeKeys.length === 1) return this.dropKey(storeKeys[0]!, what, keyEvent(scope, keys[0]!), strict);
+    if (storeKeys.length === 0) return DELIVERED;
+    this.invalidations++;
+    for (const storeKey of storeKeys) this.store.l1?.delete(storeKey);
+    try {
+      // One bump of every key tag (one round trip and one message for them all) makes the values invalid everywhere.
+      const result = await this.invalidate({ kind: 'tags', tags: storeKeys.map(keyTag) }, what, strict);
+      // Deleting them too only frees Redis memory sooner (each key alone: they may sit in different Cluster slots).
+      const l2 = this.store.l2;
+      if (result.delivered && l2 !== undefined) await Promise.all(storeKeys.map((k) => l2.del(k).catch(() => undefined)));
+      return result;
+    } finally {
+      for (const key of keys) this.emit('invalidate', keyEvent(scope, key) satisfies InvalidateEvent);
+    }
   }
 
   /** The value under `key`, removed from the cache (get then delete). */
@@ -303,33 +392,109 @@ export class TierCache extends EventEmitter {
 
   /**
    * The cached value, or the loader's result stored for next time. Concurrent
-   * callers for one key share one loader run (single-flight). A loader that
-   * resolves undefined stores nothing.
+   * callers for one key share one loader run (single-flight), and so do
+   * instances sharing a Redis: one takes the fill lock and loads, the others
+   * wait for its value up to l2.lockTimeout, then load themselves. A loader
+   * that resolves undefined stores nothing; `ctx.setTtl()` and `ctx.skip()`
+   * let it decide the lifetime, or that nothing is stored. Every call returns
+   * the value as a hit returns it (frozen JSON, or a fresh copy).
    */
-  async getOrSet<T>(key: string, load: () => Promise<T> | T, options?: SetOptions): Promise<T> {
-    const storeKey = this.dataKey(key);
+  getOrSet<T>(key: string, load: Loader<T>, options?: SetOptions): Promise<T> {
+    return this.getOrSetIn<T>(this.root, key, load, options);
+  }
+
+  /** @internal getOrSet() in a scope. */
+  async getOrSetIn<T>(scope: DataScope, key: string, load: Loader<T>, options: SetOptions | undefined): Promise<T> {
+    const handle = scope.handle(key);
+    const storeKey = handle.storeKey;
     if (typeof load !== 'function') throw new TypeError('tiercache: getOrSet needs a loader function');
-    const { ttl, tags } = this.resolveSetOptions(storeKey, options);
+    const { ttl, tags } = this.resolveSetOptions(scope, storeKey, options);
     this.assertOpen('getOrSet');
-    if (!this.enabled) return load();
+    if (!this.enabled) return this.loadUncached(key, load, ttl);
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) return joined as Promise<T>;
-    const cached = await this.get<T>(key);
-    if (cached !== undefined) return cached;
-    const raced = this.joinFlight(storeKey);
-    if (raced !== undefined) return raced as Promise<T>;
-    const loading = this.flights.start(storeKey, async (flight) => {
-      const stamp = await this.store.versions.stamp(tags);
-      flight.meta = stamp;
-      const startedAt = this.now();
-      const value = await load();
-      if (value !== undefined && this.store.versions.stillCurrent(stamp)) {
-        this.fills++;
-        await this.storeValue(key, storeKey, value, stamp, startedAt, ttl);
+    const local = this.store.lookupL1(storeKey, true, handle);
+    if (local === UNDECIDED) {
+      // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
+      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true);
+      if (checked !== undefined) return checked;
+      const raced = this.joinFlight(storeKey);
+      if (raced !== undefined) return raced as Promise<T>;
+    } else if (local !== undefined) {
+      const value = resolvedValue<T>(local, this.serializer);
+      if (value === undefined) this.store.discard(storeKey);
+      else {
+        if (this.hitListened) this.emit('hit', keyEvent(scope, key, 'L1'));
+        return value;
       }
-      return value;
-    }) as Promise<T>;
+    }
+    const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);
+  }
+
+  /**
+   * A getOrSet miss in L1: one round trip looks the value up in L2, takes the
+   * fill lock and reads the counters of the stamp (the HTTP fill's protocol);
+   * then the loader runs, or, when another instance holds the lock, its value
+   * is awaited. The store releases the lock in the same round trip.
+   */
+  private async fillValue<T>(scope: DataScope, key: string, storeKey: string, load: Loader<T>, ttl: number, tags: readonly string[], flight: Flight<unknown, FillStamp>): Promise<T> {
+    const store = this.store;
+    const lock = this.fillLock;
+    let stamp: FillStamp | undefined;
+    let ticket = NO_TICKET;
+    if (store.l2 !== undefined) {
+      const lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey));
+      ticket = lookup.ticket;
+      const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
+      if (found !== undefined) {
+        store.abandonFill(ticket);
+        this.emit('hit', keyEvent(scope, key, lookup.hit!.tier));
+        return found;
+      }
+      this.emit('miss', keyEvent(scope, key));
+      stamp = lookup.stamp;
+      if (lookup.lock === 'theirs' && lock !== undefined) {
+        const filled = await lock.waitFor(storeKey, () => this.remoteValue<T>(storeKey), () => this.isClosed);
+        if (filled !== undefined) {
+          store.abandonFill(ticket);
+          this.coalesced++;
+          return filled;
+        }
+      }
+    }
+    stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
+    flight.meta = stamp;
+    const startedAt = this.now();
+    const ctx = new LoadContext(key, ttl);
+    let value: T;
+    let encoded: ReturnType<typeof encodeValue> | undefined;
+    try {
+      value = await load(ctx);
+      if (value !== undefined) encoded = encodeValue(key, value, stamp, startedAt, jitteredTtl(ctx.ttl, this.options.jitter), this.serializer);
+    } catch (err) {
+      store.abandonFill(ticket);
+      throw err;
+    }
+    if (encoded === undefined || ctx.skipped || !store.versions.stillCurrent(stamp)) store.abandonFill(ticket);
+    else {
+      this.fills++;
+      if (await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket)) this.emit('store', keyEvent(scope, key));
+    }
+    return encoded === undefined ? value : (decodeValue<T>(encoded.l1Entry, this.serializer) as T);
+  }
+
+  /** What another instance's fill stored under `storeKey`, once it is there. */
+  private async remoteValue<T>(storeKey: string): Promise<T | undefined> {
+    const hit = await this.store.getL2(storeKey);
+    return hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
+  }
+
+  /** getOrSet with the cache disabled: the loader runs every time, and its value comes back as a cached one would. */
+  private async loadUncached<T>(key: string, load: Loader<T>, ttl: number): Promise<T> {
+    const value = await load(new LoadContext(key, ttl));
+    if (value === undefined) return value;
+    return decodeValue<T>(encodeValue(key, value, UNSTAMPED, this.now(), ttl, this.serializer).l1Entry, this.serializer) as T;
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began. */
@@ -341,10 +506,39 @@ export class TierCache extends EventEmitter {
     return flight.promise;
   }
 
+  /**
+   * A view of the data API whose keys live apart from the cache's own (and
+   * from other views'), on the same tiers, bus and invalidation queue. Its
+   * clear() drops every value stored through it, on every instance, in one
+   * round trip. Views nest: `cache.namespace('users').namespace('admins')`.
+   */
+  namespace(name: string): DataCache {
+    return new CacheNamespace(this, this.root.child(name));
+  }
+
+  /** @internal clear() of a namespace() view (the root's is clear()). */
+  async clearIn(scope: DataScope, options: InvalidateOptions | undefined): Promise<InvalidateResult> {
+    const tag = scope.ownTag;
+    if (tag === undefined) return this.clear(options);
+    const strict = strictOption(options);
+    this.assertOpen('clear');
+    this.invalidations++;
+    try {
+      return await this.invalidate({ kind: 'tags', tags: [tag] }, `namespace(${JSON.stringify(scope.name)}).clear()`, strict);
+    } finally {
+      this.emit('invalidate', { clear: true, namespace: scope.name } satisfies InvalidateEvent);
+    }
+  }
+
   /** Read-through / write-through helper over a data source (see DataSource). */
   source<Id, T>(source: DataSource<Id, T>, options?: DataSourceOptions<Id, T>): CachedSource<Id, T> {
+    return this.sourceIn(this, source, options);
+  }
+
+  /** @internal source() over the cache or a view. */
+  sourceIn<Id, T>(host: DataCache, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> | undefined): CachedSource<Id, T> {
     if (options?.ttl !== undefined) parseDuration('source ttl', options.ttl);
-    return createCachedSource<Id, T>(this, source, options);
+    return createCachedSource<Id, T>(host, source, options);
   }
 
   /**
@@ -364,12 +558,12 @@ export class TierCache extends EventEmitter {
     const rule = this.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
     const headers = req.headers ?? {};
     const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);
-    return buildRequestKey({ namespace: this.namespace, method: req.method ?? 'GET', url, vary, queryAllow: rule?.query });
+    return buildRequestKey({ namespace: this.prefix, method: req.method ?? 'GET', url, vary, queryAllow: rule?.query });
   }
 
   /** Every entry scoped to user `id`, on every instance. See invalidateTags for the result. */
-  invalidateUser(id: string, options?: InvalidateOptions): Promise<InvalidateResult> {
-    if (typeof id !== 'string' && typeof id !== 'number') throw new TypeError('tiercache: invalidateUser needs a user id (string)');
+  invalidateUser(id: string | number, options?: InvalidateOptions): Promise<InvalidateResult> {
+    if (typeof id !== 'string' && (typeof id !== 'number' || !Number.isFinite(id))) throw new TypeError('tiercache: invalidateUser needs a user id (a string or a number)');
     if (this.isClosed) return this.rejectClosed('invalidateUser');
     return this.invalidateTags([userTag(String(id))], options);
   }
@@ -415,7 +609,7 @@ export class TierCache extends EventEmitter {
     if (typeof key !== 'string' || key === '') throw new TypeError('tiercache: invalidateKey needs a key');
     const strict = strictOption(options);
     this.assertOpen('invalidateKey');
-    return this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, key, strict);
+    return this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, { key }, strict);
   }
 
   /** Empties the namespace everywhere: one epoch bump, no key scan. See invalidateTags for the result. */
@@ -486,15 +680,12 @@ export class TierCache extends EventEmitter {
     return this.closing;
   }
 
-  /**
-   * @internal Registers a store under way (the middleware's fill), so close()
-   * waits for it. Returns `fill`.
-   */
   /** @internal a middleware whose fills close() waits for (it lists them only then). */
   addFillSource(source: { pendingFills(): Array<Promise<unknown>> }): void {
     this.fillSources.add(source);
   }
 
+  /** @internal Registers a store under way, so close() waits for it. Returns `fill`. */
   trackFill<T>(fill: Promise<T>): Promise<T> {
     const fills = this.fillsInFlight;
     fills.add(fill);
@@ -566,10 +757,10 @@ export class TierCache extends EventEmitter {
     versions.raiseEpoch(epoch);
   }
 
-  /** Validated ttl and tags; the tags always start with the entry's own key tag. */
-  private resolveSetOptions(storeKey: string, options: SetOptions | undefined): { ttl: number; tags: readonly string[] } {
+  /** Validated ttl and tags; the tags always start with the entry's own key tag, then the scope's. */
+  private resolveSetOptions(scope: DataScope, storeKey: string, options: SetOptions | undefined): { ttl: number; tags: readonly string[] } {
     let ttl = this.options.ttl ?? DEFAULT_DATA_TTL;
-    let tags: readonly string[] = [keyTag(storeKey)];
+    let tags: readonly string[] = scope.tags.length === 0 ? [keyTag(storeKey)] : [keyTag(storeKey), ...scope.tags];
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') throw new TypeError('tiercache: options must be an object');
       for (const k of Object.keys(options)) {
@@ -580,16 +771,10 @@ export class TierCache extends EventEmitter {
         if (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t === '')) {
           throw new TypeError('tiercache: tags must be an array of non-empty strings');
         }
-        tags = [...new Set([keyTag(storeKey), ...options.tags])];
+        tags = [...new Set([...tags, ...options.tags])];
       }
     }
     return { ttl, tags };
-  }
-
-  private async storeValue(key: string, storeKey: string, value: unknown, stamp: FillStamp, createdAt: number, ttl: number): Promise<void> {
-    const { entry, l1Entry } = encodeValue(key, value, stamp, createdAt, ttl);
-    await this.store.set(storeKey, entry, l1Entry);
-    this.emit('store', { key });
   }
 
   /**
@@ -597,13 +782,13 @@ export class TierCache extends EventEmitter {
    * it under way anywhere never land, and every L1 copy stops matching),
    * deletes it from L2 and tells the other instances.
    */
-  private async dropKey(storeKey: string, what: string, eventKey: string, strict: boolean): Promise<InvalidateResult> {
+  private async dropKey(storeKey: string, what: string, event: InvalidateEvent, strict: boolean): Promise<InvalidateResult> {
     this.invalidations++;
     this.store.l1?.delete(storeKey);
     try {
       return await this.invalidate({ kind: 'key', key: storeKey, tag: keyTag(storeKey) }, what, strict);
     } finally {
-      this.emit('invalidate', { key: eventKey } satisfies InvalidateEvent);
+      this.emit('invalidate', event);
     }
   }
 
@@ -627,6 +812,15 @@ export class TierCache extends EventEmitter {
     if (strict) throw err;
     return QUEUED;
   }
+}
+
+/** An event's key and, for a namespace() view's key, the view's name. */
+function keyEvent(scope: DataScope, key: string): KeyEvent;
+function keyEvent(scope: DataScope, key: string, tier: 'L1' | 'L2'): HitEvent;
+function keyEvent(scope: DataScope, key: string, tier?: 'L1' | 'L2'): KeyEvent | HitEvent {
+  const namespace = scope.name;
+  if (tier === undefined) return namespace === undefined ? { key } : { key, namespace };
+  return namespace === undefined ? { key, tier } : { key, namespace, tier };
 }
 
 function closedError(method: string): TierCacheClosedError {

@@ -3,8 +3,28 @@
 import ms from 'ms';
 import { TierCacheConfigError } from '../errors.js';
 
+/** A unit the `ms` format reads after a number, in lower case. */
+type DurationUnitLower =
+  | 'ms' | 'msec' | 'msecs' | 'millisecond' | 'milliseconds'
+  | 's' | 'sec' | 'secs' | 'second' | 'seconds'
+  | 'm' | 'min' | 'mins' | 'minute' | 'minutes'
+  | 'h' | 'hr' | 'hrs' | 'hour' | 'hours'
+  | 'd' | 'day' | 'days'
+  | 'w' | 'week' | 'weeks'
+  | 'y' | 'yr' | 'yrs' | 'year' | 'years';
+
+/** A unit as `ms` reads it: case does not matter ('5m', '5 Minutes', '5 MIN'). */
+export type DurationUnit = DurationUnitLower | Capitalize<DurationUnitLower> | Uppercase<DurationUnitLower>;
+
+/**
+ * A duration string in the `ms` format: a number, optionally followed by a
+ * unit, with or without one space (`'30s'`, `'5 minutes'`, `'1.5h'`,
+ * `'250'` = 250 ms). A typo such as `'5 minutez'` does not compile.
+ */
+export type DurationString = `${number}` | `${number}${DurationUnit}` | `${number} ${DurationUnit}`;
+
 /** A duration: milliseconds as a number, or an `ms` string such as `'30s'`. */
-export type Duration = number | string;
+export type Duration = number | DurationString;
 
 /**
  * Parses a duration option into whole milliseconds.

@@ -6,26 +6,29 @@
 // TTL of 0 would never match or never serve, so they are refused up front.
 import { TierCacheConfigError } from '../errors.js';
 import { parseDuration, parseTtl, type Duration } from './duration.js';
+import { parseJitter, type Jitter } from './jitter.js';
 import { normalizeRoutePath, parentPath } from './path-normalize.js';
 
 /** A rule in the `routes` table, written as an object. */
 export interface RouteRuleOptions {
   /** How long a stored response is fresh. */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** After the TTL, serve stale for this long while one request refreshes the entry. */
-  staleWhileRevalidate?: Duration;
+  staleWhileRevalidate?: Duration | undefined;
   /** After the TTL, serve stale for this long when the handler fails. */
-  staleIfError?: Duration;
+  staleIfError?: Duration | undefined;
   /** Request headers whose values enter the key. */
-  vary?: readonly string[];
+  vary?: readonly string[] | undefined;
   /** TTL for 404, 405, 410, 414 and 501 answers; they are not stored without it. */
-  negativeTtl?: Duration;
+  negativeTtl?: Duration | undefined;
   /** Store answers to requests with Authorization or Cookie (the route does not depend on them). */
-  shared?: boolean;
+  shared?: boolean | undefined;
   /** Allow-list of query parameters that enter the key; others are dropped from it. */
-  query?: readonly string[];
+  query?: readonly string[] | undefined;
   /** Where lifetimes come from: the table (default) or the response's own headers (RFC 9111). */
-  freshness?: 'table' | 'origin';
+  freshness?: 'table' | 'origin' | undefined;
+  /** Shortens each stored entry's TTL by a random part of up to this share ('10%'). */
+  jitter?: Jitter | undefined;
 }
 
 /** A `routes` table entry: a TTL, `false` (never cache), or a rule object. */
@@ -43,9 +46,11 @@ export interface RouteRule {
   readonly shared?: boolean;
   readonly query?: ReadonlySet<string>;
   readonly freshness?: 'table' | 'origin';
+  /** Share of the TTL taken off at random. */
+  readonly jitter?: number;
 }
 
-const RULE_KEYS = new Set(['ttl', 'staleWhileRevalidate', 'staleIfError', 'vary', 'negativeTtl', 'shared', 'query', 'freshness']);
+const RULE_KEYS = new Set(['ttl', 'staleWhileRevalidate', 'staleIfError', 'vary', 'negativeTtl', 'shared', 'query', 'freshness', 'jitter']);
 
 export class RouteTable {
   readonly size: number;
@@ -146,6 +151,7 @@ export function resolveRule(name: string, prefix: string, input: RouteRuleInput)
     }
     rule.freshness = input.freshness;
   }
+  if (input.jitter !== undefined) rule.jitter = parseJitter(`${name}.jitter`, input.jitter);
   return Object.freeze(rule);
 }
 

@@ -12,11 +12,12 @@ export const BYPASS = 'tiercache; fwd=bypass';
 
 /**
  * Why a request was neither served from nor stored in the cache
- * (`fwd=bypass`). The first six are always said; the last four only with
+ * (`fwd=bypass`). The first seven are always said (`app`: the middleware's
+ * `bypass(req)` option asked for it); the last four only with
  * `cacheStatus: 'verbose'`, since they concern requests the cache was never
  * meant to handle.
  */
-export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'no-rule', 'method', 'disabled', 'closed'] as const;
+export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'app', 'no-rule', 'method', 'disabled', 'closed'] as const;
 export type BypassReason = (typeof BYPASS_REASONS)[number];
 
 /** Bypass reasons said only with `cacheStatus: 'verbose'`. */

@@ -1,26 +1,26 @@
 // Express adapter (Express 4 and 5): translates req/res/next into the core.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request } from 'express';
 import type { TierCache } from '../cache/tier-cache.js';
 import { TierCacheConfigError } from '../errors.js';
 import { HttpCache } from './http-cache.js';
 import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
-/** The parts of an Express request the middleware reads (typed loosely so Express 4 and 5 both fit). */
-export interface ExpressRequest extends IncomingMessage {
-  originalUrl: string;
-  originalMethod?: string;
-  route?: unknown;
-  params: Record<string, string>;
-  query: Record<string, unknown>;
-  header(name: string): string | undefined;
-  // Apps add their own fields (req.user, ...); option callbacks may read them.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  [key: string]: any;
-}
+/**
+ * The request the option callbacks receive by default: Express's own
+ * `Request`, with whatever the app declared on it (`req.user` from
+ * `declare global { namespace Express { interface Request { user?: User } } }`,
+ * as passport and friends do). A callback written with a narrower type,
+ * `(req: Request<{ id: string }>) => ...`, gets that type instead: no generic to pass.
+ */
+export type ExpressRequest = Request;
 
 export type ExpressNext = (err?: unknown) => void;
 export type ExpressCacheOptions<Req = ExpressRequest> = MiddlewareOptions<Req>;
+
+/** What expressCache returns: an Express middleware (typed on node's request so Express 4 and 5 both take it). */
+export type ExpressCacheMiddleware = (req: IncomingMessage, res: ServerResponse, next: ExpressNext) => void;
 
 export function assertCache(factory: string, cache: unknown): asserts cache is TierCache {
   if (cache === null || typeof cache !== 'object' || typeof (cache as TierCache).store !== 'object' || typeof (cache as TierCache).invalidateTags !== 'function') {
@@ -49,6 +49,9 @@ function mountedOnRoute(route: unknown, fn: unknown): boolean {
   return false;
 }
 
+// The return type names no route parameters on purpose: one that did would
+// decide the params of the handlers mounted after it (app.get's P is inferred
+// from every handler), and the route's own `RouteParameters` would be lost.
 /**
  * Express middleware that serves repeat GETs from the cache and stores the
  * handler's answers. Mount it app-wide (`app.use(expressCache(cache))`: TTLs
@@ -57,15 +60,18 @@ function mountedOnRoute(route: unknown, fn: unknown): boolean {
  *
  * Options (all optional): `ttl`, `tags(req)`, `user(req)`, `vary`, `key(req)`,
  * `staleWhileRevalidate`, `staleIfError`, `maxBodyBytes` (1 MiB), `methods`
- * (['GET']), `negativeTtl`, `shared` (false), `query`, `cacheStatus` (true).
+ * (['GET']), `negativeTtl`, `shared` (false), `query`, `cacheStatus` (true),
+ * `bypass(req)`, `jitter` (the rule's, else the cache's). The callbacks get
+ * Express's `Request`; annotate one (`(req: Request<{ id: string }>) => ...`)
+ * for a narrower type.
  * @throws TierCacheConfigError for unknown or ill-typed options.
  * @example app.get('/api/me', expressCache(cache, { user: (req) => req.user?.id }), me);
  */
-export function expressCache<Req = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>): (req: IncomingMessage, res: ServerResponse, next: ExpressNext) => void {
+export function expressCache<Req extends IncomingMessage = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>): ExpressCacheMiddleware {
   assertCache('expressCache', cache);
   const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options), expressDispatch);
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
-    const r = req as Partial<ExpressRequest> & IncomingMessage;
+    const r = req as IncomingMessage & { originalUrl?: string; originalMethod?: string; route?: unknown; app?: unknown };
     const perRoute = mountedOnRoute(r.route, tiercache);
     let answered: boolean | Promise<boolean>;
     try {

@@ -9,6 +9,7 @@ import type { TierCache } from '../cache/tier-cache.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag } from '../keys/tags.js';
+import { jitteredTtl } from '../keys/jitter.js';
 import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
@@ -480,9 +481,9 @@ export class HttpCache<R> {
    */
   private bypass(c: HttpRequestContext<R>, next: () => unknown, reason: BypassReason | undefined): boolean | Promise<boolean> {
     const o = this.options;
-    if (o.cacheStatus && !c.res.headersSent && (reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason))) {
-      c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
-    }
+    const said = reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason);
+    if (said && o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
+    if (said && reason !== undefined && this.cache.listenerCount('bypass') > 0) this.cache.emit('bypass', { url: c.url, reason });
     stripCacheGroups(c.res);
     return passOn(next);
   }
@@ -688,11 +689,11 @@ export class HttpCache<R> {
     const rawUser = o.user?.(c.arg);
     const user = rawUser === undefined || rawUser === null ? undefined : String(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
-    const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared, c.url);
+    const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared, c.url) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);
     if (bypass !== undefined) return bypass;
     const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
     const key = buildRequestKey({
-      namespace: cache.namespace,
+      namespace: cache.prefix,
       method,
       url: c.url,
       customKey: o.key?.(c.arg),
@@ -704,7 +705,10 @@ export class HttpCache<R> {
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
     const isPublic = o.user === undefined && o.key === undefined && o.vary.length === 0 && o.query === undefined && req.headers.authorization === undefined && req.headers.cookie === undefined;
-    return { key, ttl, negativeTtl: o.negativeTtl ?? rule?.negativeTtl, staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg };
+    // Jitter (a share of the TTL taken off at random) spreads out the expiry of entries filled together.
+    const jitter = o.jitter ?? rule?.jitter ?? cache.options.jitter;
+    const negativeTtl = o.negativeTtl ?? rule?.negativeTtl;
+    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg };
   }
 
   /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */

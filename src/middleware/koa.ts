@@ -2,25 +2,28 @@
 // written straight to ctx.res (ctx.respond = false), so middleware in front
 // cannot alter bytes that were stored as sent.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
 import { HttpCache } from './http-cache.js';
 import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
-/** The parts of a Koa context the middleware reads (typed loosely so Koa 2 and 3 both fit). */
-export interface KoaContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  originalUrl: string;
-  respond?: boolean;
-  status: number;
-  params?: Record<string, string>;
-  get(name: string): string;
-  // Apps and routers add their own fields (ctx.state, ctx.params, ...); option callbacks may read them.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  [key: string]: any;
+/** What a router (@koa/router, koa-router) puts on ctx for a matched route. */
+export interface KoaRouterParams {
+  /** The route's parameters (`/movies/:id` -> `ctx.params.id`); only set under a router. */
+  params: Record<string, string>;
 }
+
+/**
+ * The ctx the option callbacks receive by default: Koa's own context, with
+ * what the app declared on Koa's `DefaultState` and `DefaultContext`
+ * (`declare module 'koa' { interface DefaultState { user?: User } }` types
+ * `ctx.state.user`) and a router's `ctx.params`. A callback written with
+ * another type, `(ctx: RouterContext<AppState>) => ...`, gets that type
+ * instead: no generic to pass.
+ */
+export type KoaContext<StateT = DefaultState, ContextT = DefaultContext> = ParameterizedContext<StateT, ContextT & KoaRouterParams>;
 
 /** What the returned middleware needs from ctx (any Koa 2/3 context has it). */
 export interface KoaRuntimeContext {
@@ -32,6 +35,9 @@ export interface KoaRuntimeContext {
 }
 
 export type KoaCacheOptions<Ctx = KoaContext> = MiddlewareOptions<Ctx>;
+
+/** What koaCache returns: a Koa middleware (typed on what it reads so Koa 2 and 3 both take it). */
+export type KoaCacheMiddleware = (ctx: KoaRuntimeContext, next: () => Promise<unknown>) => Promise<void>;
 
 /** Background refreshes re-enter the Koa app the request came through. */
 function koaDispatch(app: unknown): Dispatch | undefined {
@@ -54,6 +60,8 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
   return false;
 }
 
+// The return type takes any context that has what the middleware reads: one
+// typed on the app's state would make router.get infer its own state from it.
 /**
  * Koa middleware that serves repeat GETs from the cache and stores the
  * downstream answer. `app.use(koaCache(cache))` takes TTLs from the route
@@ -61,7 +69,7 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  * Options are those of expressCache, with `ctx` in place of `req`.
  * @throws TierCacheConfigError for unknown or ill-typed options.
  */
-export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): (ctx: KoaRuntimeContext, next: () => Promise<unknown>) => Promise<void> {
+export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
   const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {

@@ -23,7 +23,9 @@ export type NodeRequestHandler = (req: IncomingMessage, res: ServerResponse) => 
 
 export interface FrontOptions {
   /** Send the RFC 9211 Cache-Status header on hits. @default true */
-  cacheStatus?: boolean;
+  cacheStatus?: boolean | undefined;
+  /** Return true to pass the request to the app without looking in the cache (mirror the middleware's own `bypass`). */
+  bypass?: ((req: IncomingMessage) => boolean | undefined) | undefined;
 }
 
 /** The fresh public entry L1 holds for this request, if any (no I/O). */
@@ -40,7 +42,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
   if (rule !== undefined && !rule.cache) return undefined;
   const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);
-  const key = buildRequestKey({ namespace: cache.namespace, method, url, vary, queryAllow: rule?.query });
+  const key = buildRequestKey({ namespace: cache.prefix, method, url, vary, queryAllow: rule?.query });
   const store = cache.store;
   let entry = store.lookupL1(key, false);
   if (entry === undefined || entry === UNDECIDED) return undefined;
@@ -65,9 +67,11 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
 export function front(cache: TierCache, handler: NodeRequestHandler, options?: FrontOptions): NodeRequestHandler {
   assertCache('front', cache);
   if (typeof handler !== 'function') throw new TypeError('tiercache: front(cache, handler) needs a (req, res) handler, such as an Express app or koaApp.callback()');
-  const cacheStatus = resolveMiddlewareOptions('front', options).cacheStatus ? HIT_L1 : undefined;
+  const resolved = resolveMiddlewareOptions('front', options);
+  const cacheStatus = resolved.cacheStatus ? HIT_L1 : undefined;
+  const bypass = resolved.bypass;
   return function tiercacheFront(req: IncomingMessage, res: ServerResponse): void {
-    if (cache.enabled) {
+    if (cache.enabled && bypass?.(req) !== true) {
       const now = coarseNow();
       let hit: ReturnType<typeof publicHit>;
       try {

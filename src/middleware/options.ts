@@ -3,46 +3,55 @@
 // request object (Express `req`, Koa `ctx`).
 import { TierCacheConfigError } from '../errors.js';
 import { parseDuration, parseTtl, type Duration } from '../keys/duration.js';
+import { parseJitter, type Jitter } from '../keys/jitter.js';
 import { NEVER_CACHE_NEGATIVE, resolveHeaderList } from '../keys/route-table.js';
 
 export interface MiddlewareOptions<R> {
   /** Lifetime of stored responses; beats the route table. @default table rule, else cache ttl, else 60 s per route */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** Tags for the entry, e.g. `req => ['movie:' + req.params.id]`. */
-  tags?: (req: R) => readonly string[] | undefined;
+  tags?: ((req: R) => readonly string[] | undefined) | undefined;
   /** User scope: entries are private to the returned id; undefined = not scoped for this request. */
-  user?: (req: R) => string | number | undefined;
+  user?: ((req: R) => string | number | null | undefined) | undefined;
   /** Request headers whose values enter the key. @default [] (plus the table rule's vary) */
-  vary?: readonly string[];
+  vary?: readonly string[] | undefined;
   /** Replaces the path-and-query part of the key (namespace, method and user scope still apply). */
-  key?: (req: R) => string;
+  key?: ((req: R) => string) | undefined;
   /** After the TTL, serve stale for this long while one request refreshes the entry in the background. */
-  staleWhileRevalidate?: Duration;
+  staleWhileRevalidate?: Duration | undefined;
   /** After the TTL, serve stale for this long when the handler fails (throws or answers 5xx). */
-  staleIfError?: Duration;
+  staleIfError?: Duration | undefined;
   /** Largest body kept for the cache; bigger responses stream through and are not stored. @default 1 MiB */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Methods whose answers are stored. HEAD is always answered from GET entries. @default ['GET'] */
-  methods?: readonly string[];
+  methods?: readonly string[] | undefined;
   /** TTL for 404, 405, 410, 414 and 501 answers; without it they are not stored. */
-  negativeTtl?: Duration;
+  negativeTtl?: Duration | undefined;
   /** Store answers to requests that carry Authorization or Cookie (the route does not depend on them). @default false */
-  shared?: boolean;
+  shared?: boolean | undefined;
   /** Allow-list of query parameters that enter the key; others are dropped from it. @default all */
-  query?: readonly string[];
+  query?: readonly string[] | undefined;
   /**
    * Send the RFC 9211 Cache-Status header, with a `detail` saying why an answer
    * was not served from or stored in the cache. `'verbose'` also marks requests
    * the cache leaves alone (`fwd=bypass; detail=no-rule`, `method`, `disabled`,
    * `closed`), for debugging. @default true
    */
-  cacheStatus?: boolean | 'verbose';
+  cacheStatus?: boolean | 'verbose' | undefined;
+  /**
+   * Return true to neither serve this request from the cache nor store its
+   * answer (`Cache-Status: tiercache; fwd=bypass; detail=app`, a 'bypass'
+   * event): a per-request switch, such as a `?nocache` for admins or a preview mode.
+   */
+  bypass?: ((req: R) => boolean | undefined) | undefined;
+  /** Shortens each stored entry's TTL by a random part of up to this share ('10%'). @default the route rule's, else the cache's */
+  jitter?: Jitter | undefined;
 }
 
 export interface ResolvedMiddlewareOptions<R> {
   readonly ttl: number | undefined;
   readonly tags: ((req: R) => readonly string[] | undefined) | undefined;
-  readonly user: ((req: R) => string | number | undefined) | undefined;
+  readonly user: ((req: R) => string | number | null | undefined) | undefined;
   readonly vary: readonly string[];
   readonly key: ((req: R) => string) | undefined;
   readonly staleWhileRevalidate: number | undefined;
@@ -55,11 +64,13 @@ export interface ResolvedMiddlewareOptions<R> {
   readonly cacheStatus: boolean;
   /** cacheStatus: 'verbose'. */
   readonly verboseStatus: boolean;
+  readonly bypass: ((req: R) => boolean | undefined) | undefined;
+  readonly jitter: number | undefined;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-const KNOWN = new Set(['ttl', 'tags', 'user', 'vary', 'key', 'staleWhileRevalidate', 'staleIfError', 'maxBodyBytes', 'methods', 'negativeTtl', 'shared', 'query', 'cacheStatus']);
+const KNOWN = new Set(['ttl', 'tags', 'user', 'vary', 'key', 'staleWhileRevalidate', 'staleIfError', 'maxBodyBytes', 'methods', 'negativeTtl', 'shared', 'query', 'cacheStatus', 'bypass', 'jitter']);
 const METHOD = /^[A-Z]+$/;
 
 function fn<T>(name: string, value: unknown): T | undefined {
@@ -108,7 +119,7 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
   return Object.freeze({
     ttl: o.ttl === undefined ? undefined : parseTtl(name('ttl'), o.ttl, 'to never cache a route, mount no cache middleware on it (or give it a routes rule set to false)'),
     tags: fn<(req: R) => readonly string[] | undefined>(name('tags'), o.tags),
-    user: fn<(req: R) => string | number | undefined>(name('user'), o.user),
+    user: fn<(req: R) => string | number | null | undefined>(name('user'), o.user),
     vary: o.vary === undefined ? [] : resolveHeaderList(name('vary'), o.vary),
     key: fn<(req: R) => string>(name('key'), o.key),
     staleWhileRevalidate: duration(name('staleWhileRevalidate'), o.staleWhileRevalidate),
@@ -120,5 +131,7 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     query,
     cacheStatus: o.cacheStatus !== false,
     verboseStatus: o.cacheStatus === 'verbose',
+    bypass: fn<(req: R) => boolean | undefined>(name('bypass'), o.bypass),
+    jitter: parseJitter(name('jitter'), o.jitter),
   });
 }

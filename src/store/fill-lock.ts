@@ -4,8 +4,15 @@
 // lock's lifetime. A handler that finishes within it runs once across all
 // instances. Redis trouble never blocks a fill: it proceeds unlocked.
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { LockRequest } from './fill-protocol.js';
 import type { L2Store } from './l2-store.js';
+
+/** How often a caller waiting on another instance's fill looks for its result. */
+const POLL_MS = 20;
+/** Every this many looks, whether the lock is still held is asked too. */
+const HELD_EVERY = 5;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
@@ -48,6 +55,24 @@ export class FillLock {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Waits for another instance's fill of `key`: polls `look` until it finds
+   * the result, the lock is gone with nothing stored (that fill stored
+   * nothing), the lock's lifetime has passed, or `stop()` says to give up.
+   * undefined when nothing came: the caller then fills itself.
+   */
+  async waitFor<T>(key: string, look: () => Promise<T | undefined>, stop?: () => boolean): Promise<T | undefined> {
+    const deadline = performance.now() + this.ttl;
+    for (let round = 1; performance.now() < deadline && stop?.() !== true; round++) {
+      await sleep(POLL_MS);
+      const found = await look().catch(() => undefined);
+      if (found !== undefined) return found;
+      // Stored and unlocked in one step: a lock found gone may have just stored, so look once more.
+      if (round % HELD_EVERY === 0 && !(await this.held(key))) return look().catch(() => undefined);
+    }
+    return undefined;
   }
 
   release(key: string): void {

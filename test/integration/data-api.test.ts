@@ -429,6 +429,146 @@ describe('data API: getOrSet', () => {
   });
 });
 
+describe('data API: getOrSet returns what a hit returns', () => {
+  const ctx = useRedis();
+
+  it('returns a deep-frozen copy on the miss, as on every hit, and leaves the loader\'s own object alone', async () => {
+    const a = await ctx.open();
+    const loaded = { name: 'ada', tags: ['x'], at: new Date(0) };
+    const miss = await a.getOrSet('user:1', () => loaded);
+    const hit = await a.getOrSet('user:1', () => assert.fail('the loader ran on a hit'));
+    for (const [label, value] of [['miss', miss], ['hit', hit]] as const) {
+      assert.ok(Object.isFrozen(value) && Object.isFrozen(value.tags), `the ${label} is not deep-frozen`);
+      // The JSON round trip: what a hit (or another instance) reads.
+      assert.deepStrictEqual(value, { name: 'ada', tags: ['x'], at: '1970-01-01T00:00:00.000Z' }, `the ${label}`);
+    }
+    assert.ok(!Object.isFrozen(loaded), "the loader's object was frozen");
+    const b = await ctx.open();
+    assert.deepStrictEqual(await b.getOrSet('user:1', () => assert.fail('the loader ran on B')), miss, 'B reads what A returned');
+  });
+
+  it('returns a fresh copy of a Buffer on the miss and on every hit', async () => {
+    const a = await ctx.open();
+    const loaded = Buffer.from(ALL_BYTES);
+    const miss = await a.getOrSet('buf', () => loaded);
+    assert.notEqual(miss, loaded, "the miss returned the loader's own Buffer");
+    miss.fill(0);
+    const hit = await a.getOrSet('buf', () => assert.fail('the loader ran on a hit'));
+    assert.deepStrictEqual(hit, ALL_BYTES);
+  });
+
+  it('returns a frozen copy while the cache is disabled too: the loader runs every time', async () => {
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: false, enabled: false }));
+    let runs = 0;
+    for (let i = 0; i < 2; i++) {
+      const value = await cache.getOrSet('k', () => ({ run: ++runs }));
+      assert.ok(Object.isFrozen(value));
+      assert.deepStrictEqual(value, { run: i + 1 });
+    }
+  });
+});
+
+describe('data API: the loader decides', () => {
+  const ctx = useRedis();
+
+  it('ctx.setTtl() stores the value for that long instead of the call\'s ttl (PTTL in Redis, L1 lifetime)', async () => {
+    const a = await ctx.open();
+    const value = await a.getOrSet(
+      'token',
+      (loader) => {
+        assert.equal(loader.key, 'token');
+        loader.setTtl('5s');
+        return 'abc';
+      },
+      { ttl: '1h' },
+    );
+    assert.equal(value, 'abc');
+    const pttl = await ctx.admin.pttl(a.dataKey('token'));
+    assert.ok(pttl > 0 && pttl <= 5_000, `PTTL ${pttl} is not within (0, 5000]`);
+    const entry = a.store.l1!.peek(a.dataKey('token'))!;
+    assert.equal(entry.freshUntil - entry.createdAt, 5_000);
+  });
+
+  it('ctx.setTtl() with an invalid duration rejects the call with TierCacheConfigError and stores nothing', async () => {
+    const a = await ctx.open();
+    await assert.rejects(a.getOrSet('bad', (loader) => (loader.setTtl('soon' as never), 1)), (err: unknown) => err instanceof TierCacheError && /setTtl/.test((err as Error).message));
+    assert.equal(await ctx.admin.exists(a.dataKey('bad')), 0);
+  });
+
+  it('ctx.skip() returns the value to every caller without storing it; the next call loads again', async () => {
+    const a = await ctx.open();
+    let runs = 0;
+    const load = async (loader: { skip(): void }) => {
+      runs++;
+      await sleep(30);
+      loader.skip();
+      return { error: 'upstream down' };
+    };
+    const results = await Promise.all([a.getOrSet('flaky', load), a.getOrSet('flaky', load)]);
+    assert.equal(runs, 1);
+    for (const r of results) assert.deepStrictEqual(r, { error: 'upstream down' });
+    assert.equal(await a.get('flaky'), undefined);
+    assert.equal(await ctx.admin.exists(a.dataKey('flaky')), 0, 'nothing in Redis');
+    await a.getOrSet('flaky', load);
+    assert.equal(runs, 2);
+  });
+});
+
+describe('data API: getOrSet across instances', () => {
+  const ctx = useRedis();
+
+  it('two instances, 10 concurrent callers on each: the loader runs once in all, every caller gets its value', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    let runs = 0;
+    const load = async () => {
+      runs++;
+      await sleep(200);
+      return { loaded: runs };
+    };
+    const calls = [a, b].flatMap((cache) => Array.from({ length: 10 }, () => cache.getOrSet('shared', load)));
+    const results = await Promise.all(calls);
+    assert.equal(runs, 1, 'loader runs across both instances');
+    for (const r of results) assert.deepStrictEqual(r, { loaded: 1 });
+    assert.equal(a.stats().fills + b.stats().fills, 1);
+    // Nine callers joined their instance's run; the other instance's run waited for the value.
+    assert.equal(a.stats().coalesced + b.stats().coalesced, 19);
+  });
+
+  it('a waiter loads itself once the lock expires (l2.lockTimeout) while the holder\'s loader still runs: the wait is bounded', async () => {
+    const a = await ctx.open({ l2: { lockTimeout: 300 } });
+    const b = await ctx.open({ l2: { lockTimeout: 300 } });
+    let runs = 0;
+    const slow = a.getOrSet('slow', async () => {
+      runs++;
+      await sleep(1_500);
+      return 'from A';
+    });
+    await sleep(50);
+    const { value, ms } = await timed(() => b.getOrSet('slow', async () => (runs++, 'from B')));
+    assert.equal(value, 'from B');
+    assert.ok(ms >= 250 && ms < 1_000, `B waited ${Math.round(ms)} ms, not about the 300 ms the lock holds`);
+    assert.equal(await slow, 'from A');
+    assert.equal(runs, 2);
+  });
+
+  it('when the holder\'s loader fails, a waiter on the other instance loads itself at once (the lock is released)', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const failing = a
+      .getOrSet('flaky', async () => {
+        await sleep(100);
+        throw new Error('A failed');
+      })
+      .catch((err: Error) => err.message);
+    await sleep(30);
+    const { value, ms } = await timed(() => b.getOrSet('flaky', () => 'from B'));
+    assert.equal(await failing, 'A failed');
+    assert.equal(value, 'from B');
+    assert.ok(ms < 1_000, `B waited ${Math.round(ms)} ms for a lock released after ~100 ms (lockTimeout 3 s)`);
+  });
+});
+
 describe('data API: corrupt and foreign L2 data', () => {
   const ctx = useRedis();
 
@@ -590,6 +730,41 @@ describe('data API: has, pull, delete', () => {
     const c = await ctx.open();
     assert.equal(await c.get('gone'), undefined, 'a fresh instance still finds it');
     await a.delete('never-there'); // no error
+  });
+});
+
+describe('data API: deleteMany', () => {
+  const ctx = useRedis();
+
+  it('removes every key on both instances and from Redis, in one invalidation; other keys stay', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    for (const k of ['a', 'b', 'c', 'keep']) await a.set(k, k);
+    for (const k of ['a', 'b', 'c', 'keep']) assert.equal(await b.get(k), k, 'B has it in L1');
+    const before = a.stats().invalidations;
+    assert.deepStrictEqual(await a.deleteMany(['a', 'b', 'c']), { delivered: true });
+    assert.equal(a.stats().invalidations - before, 1);
+    for (const k of ['a', 'b', 'c']) {
+      assert.equal(await a.get(k), undefined, `A still returns ${k}`);
+      assert.ok(await eventually(async () => (await b.get(k)) === undefined), `B still returns ${k}`);
+    }
+    assert.equal(await ctx.admin.exists(a.dataKey('a'), a.dataKey('b'), a.dataKey('c')), 0, 'still in Redis');
+    assert.equal(await a.get('keep'), 'keep');
+    assert.equal(await b.get('keep'), 'keep');
+    assert.deepStrictEqual(await a.deleteMany([]), { delivered: true });
+  });
+
+  it('a getOrSet loader that was running when its key was deleted does not store its value', async () => {
+    const a = await ctx.open();
+    const loading = a.getOrSet('k', async () => {
+      await sleep(100);
+      return 'old';
+    });
+    await sleep(20);
+    await a.deleteMany(['k', 'other']);
+    assert.equal(await loading, 'old');
+    assert.equal(await a.get('k'), undefined);
+    assert.equal(await ctx.admin.exists(a.dataKey('k')), 0);
   });
 });
 
@@ -878,7 +1053,7 @@ describe('data API: events', () => {
     const a = await ctx.open();
     const b = await ctx.open();
     const seen: Array<[string, unknown]> = [];
-    for (const name of ['hit', 'miss', 'store', 'invalidate']) {
+    for (const name of ['hit', 'miss', 'store', 'invalidate'] as const) {
       a.on(name, (e: unknown) => seen.push([name, e]));
       b.on(name, (e: unknown) => seen.push([`b:${name}`, e]));
     }

@@ -14,12 +14,13 @@ interface Started {
   readonly base: string;
 }
 
-function startExample(script: string, redisUrl = ''): Promise<Started> {
+/** Starts an example; `env` names the Redis URL (REDIS_URL, or TIERCACHE_REDIS_URL alone). */
+function startExample(script: string, redisUrl = '', variable: 'REDIS_URL' | 'TIERCACHE_REDIS_URL' = 'REDIS_URL'): Promise<Started> {
   return new Promise((resolve, reject) => {
     // Own process group, so npm, tsx and node all stop together (by PID) afterwards.
     const child = spawn('npm', ['run', '-s', script], {
       cwd: root,
-      env: { ...process.env, PORT: '0', REDIS_URL: redisUrl, TIERCACHE_REDIS_URL: '' },
+      env: { ...process.env, PORT: '0', REDIS_URL: '', TIERCACHE_REDIS_URL: '', [variable]: redisUrl },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -139,5 +140,22 @@ describe('the examples with REDIS_URL', function () {
     const fromL2 = await fetch(`${koa.base}/api/movies`);
     assert.equal(fromL2.headers.get('cache-status'), 'tiercache; hit; detail=L2');
     assert.equal(await fromL2.text(), await first.text());
+  });
+
+  it('read TIERCACHE_REDIS_URL when REDIS_URL is not set', async () => {
+    const koa = await startExample('example:koa', server.url, 'TIERCACHE_REDIS_URL');
+    running.push(koa);
+    const redis = new Redis(server.url);
+    try {
+      // A fill is stored in Redis (the first one after an instance meets a Redis may not be: asked again).
+      let keys: string[] = [];
+      for (let i = 0; i < 10 && !keys.some((k) => k.includes('/api/movies/3')); i++) {
+        await (await fetch(`${koa.base}/api/movies/3`)).text();
+        keys = await redis.keys('example:*');
+      }
+      assert.ok(keys.some((k) => k.includes('/api/movies/3')), `the entry is not in Redis: ${keys.join(', ')}`);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

@@ -19,12 +19,12 @@ function entryFor(stamp: { epoch: number; tags: readonly string[]; versions: rea
 
 describe('the Redis side of a fill', function () {
   const ctx = useRedisCaches({ prefix: 'fillproto', flush: true });
-  const counterOf = (cache: TierCache, tag: string) => `{${cache.namespace}}:v:${tag}`;
+  const counterOf = (cache: TierCache, tag: string) => `{${cache.prefix}}:v:${tag}`;
 
   it('a fill that stores nothing deletes the counters its lookup created, and releases its lock', async () => {
     const cache = await ctx.open({ l1: false });
     const store = cache.store;
-    const lookup = await store.lookupForFill(`${cache.namespace}:k1`, ['key:k1', 'fresh-tag'], cache.fillLock?.request(`${cache.namespace}:k1`));
+    const lookup = await store.lookupForFill(`${cache.prefix}:k1`, ['key:k1', 'fresh-tag'], cache.fillLock?.request(`${cache.prefix}:k1`));
     assert.equal(lookup.lock, 'ours');
     assert.equal(await ctx.admin.exists(counterOf(cache, 'fresh-tag')), 1);
     const ttl = await ctx.admin.pttl(counterOf(cache, 'fresh-tag'));
@@ -32,32 +32,32 @@ describe('the Redis side of a fill', function () {
     store.abandonFill(lookup.ticket);
     await sleep(50);
     assert.equal(await ctx.admin.exists(counterOf(cache, 'fresh-tag')), 0, 'the abandoned fill left its counter');
-    assert.equal(await ctx.admin.exists(`{${cache.namespace}:k1}:lock`), 0, 'the abandoned fill left its lock');
+    assert.equal(await ctx.admin.exists(`{${cache.prefix}:k1}:lock`), 0, 'the abandoned fill left its lock');
   });
 
   it("a counter another fill read survives the abandon of the fill that created it, and that fill's store goes through", async () => {
     const a = await ctx.open({ l1: false });
-    const b = await ctx.open({ l1: false, namespace: a.namespace });
-    const first = await a.store.lookupForFill(`${a.namespace}:k1`, ['shared-tag'], undefined);
+    const b = await ctx.open({ l1: false, namespace: a.prefix });
+    const first = await a.store.lookupForFill(`${a.prefix}:k1`, ['shared-tag'], undefined);
     assert.equal(first.ticket.createdTags.includes('shared-tag'), true);
-    const second = await b.store.lookupForFill(`${a.namespace}:k2`, ['shared-tag'], undefined);
+    const second = await b.store.lookupForFill(`${a.prefix}:k2`, ['shared-tag'], undefined);
     assert.equal(second.ticket.createdTags.includes('shared-tag'), false, 'the second lookup found the counter');
     a.store.abandonFill(first.ticket);
     await sleep(50);
     assert.equal(await ctx.admin.exists(counterOf(a, 'shared-tag')), 1, 'the abandon deleted a counter another fill had read');
     const entry = entryFor(second.stamp!, 'k2 body');
-    assert.equal(await b.store.storeFill([{ key: `${a.namespace}:k2`, entry, l1Entry: entry }], second.ticket), true);
+    assert.equal(await b.store.storeFill([{ key: `${a.prefix}:k2`, entry, l1Entry: entry }], second.ticket), true);
     assert.ok((await ctx.admin.pttl(counterOf(a, 'shared-tag'))) > PROVISIONAL_COUNTER_TTL_MS * 2, 'the store renewed the counter');
   });
 
   it('refuses to store a fill overtaken by an invalidation of one of its tags, and releases the lock anyway', async () => {
     const cache = await ctx.open({ l1: false });
-    const lockRequest = cache.fillLock!.request(`${cache.namespace}:k1`);
-    const lookup = await cache.store.lookupForFill(`${cache.namespace}:k1`, ['movie:7'], lockRequest);
+    const lockRequest = cache.fillLock!.request(`${cache.prefix}:k1`);
+    const lookup = await cache.store.lookupForFill(`${cache.prefix}:k1`, ['movie:7'], lockRequest);
     await cache.invalidateTags(['movie:7']);
     const entry = entryFor(lookup.stamp!, 'old');
-    assert.equal(await cache.store.storeFill([{ key: `${cache.namespace}:k1`, entry, l1Entry: entry }], lookup.ticket), false);
-    assert.equal(await ctx.admin.exists(`${cache.namespace}:k1`), 0);
+    assert.equal(await cache.store.storeFill([{ key: `${cache.prefix}:k1`, entry, l1Entry: entry }], lookup.ticket), false);
+    assert.equal(await ctx.admin.exists(`${cache.prefix}:k1`), 0);
     assert.equal(await ctx.admin.exists(lockRequest.key), 0);
   });
 });

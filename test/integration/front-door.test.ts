@@ -77,6 +77,18 @@ describe('front door (tiercache/node) with Express', () => {
     assert.equal(counts.framework, 3);
   });
 
+  it('passes a request its bypass(req) option returns true for to the app, although a public entry is in L1', async () => {
+    const cache = newCache();
+    const { app, counts } = expressApp(cache);
+    const base = await listen(front(cache, app, { bypass: (req) => req.headers['x-preview'] === '1' }));
+    await fetch(`${base}/api/movies`);
+    assert.equal((await fetch(`${base}/api/movies`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(counts.framework, 1);
+    const preview = await fetch(`${base}/api/movies`, { headers: { 'x-preview': '1' } });
+    assert.equal(preview.headers.get('cache-status'), 'tiercache; hit; detail=L1', 'the middleware, whose own bypass was not set, served it');
+    assert.equal(counts.framework, 2, 'the app ran for the bypassed request');
+  });
+
   it('passes a request with access_token in its query to the app, even where a shared route stored its answer', async () => {
     const cache = newCache({ routes: { '/api/feed': { ttl: '5m', shared: true } } });
     let framework = 0;

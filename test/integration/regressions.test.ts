@@ -390,7 +390,7 @@ describe('review regressions (9287460)', () => {
       });
       const { base } = await listen(app);
       const key = cache.keyFor({ method: 'GET', url: '/item', headers: {} });
-      assert.equal(key, `${cache.namespace}:GET:/item`);
+      assert.equal(key, `${cache.prefix}:GET:/item`);
 
       const first = get(base, '/item');
       await sleep(100);
@@ -634,7 +634,7 @@ describe('review regressions (9287460)', () => {
       res.send('fresh');
     });
     const { base } = await listen(app);
-    const epoch = Number(await admin.get(`{${cache.namespace}}:epoch`));
+    const epoch = Number(await admin.get(`{${cache.prefix}}:epoch`));
     assert.ok(Number.isFinite(epoch) && epoch > 0, `no epoch in Redis: ${epoch}`);
 
     const heads = { '/a': { s: 200, h: [['x', 'a\nb']] }, '/b': { s: 1000, h: [] } } as const;
@@ -670,7 +670,7 @@ describe('review regressions (9287460)', () => {
       assert.equal(hit.text, 'fresh');
     }
     // A second instance (empty L1) reads the replacement from L2.
-    const other = newCache({ redis: redisCaches.redis.url, ttl: '1m', namespace: cache.namespace });
+    const other = newCache({ redis: redisCaches.redis.url, ttl: '1m', namespace: cache.prefix });
     await other.ready();
     const otherApp = express();
     otherApp.get(['/a', '/b'], expressCache(other), (_req, res) => res.send('other'));
@@ -688,7 +688,7 @@ describe('review regressions (9287460)', () => {
     const writer = newCache({ redis: client });
     await writer.ready();
     await writer.set('a', { value: 1 });
-    const reader = newCache({ redis: redisCaches.redis.url, namespace: writer.namespace });
+    const reader = newCache({ redis: redisCaches.redis.url, namespace: writer.prefix });
     await reader.ready();
     assert.deepEqual(await reader.get('a'), { value: 1 });
     assert.equal(reader.stats().l2.hits, 1);

@@ -2,16 +2,28 @@
 // the build through "prepack"), install the tarball into a fresh project, and
 // load every entry point there with plain Node, from CommonJS and from ESM.
 // The optional peers express and koa are deliberately not installed: loading an
-// entry point must not need them at runtime.
+// entry point must not need them at runtime. Then the tarball's contents
+// (only what a user needs, source maps that resolve), publint and
+// @arethetypeswrong, and the published types as strict TypeScript projects
+// see them, ESM and CommonJS: the type tests in ./types and the README's
+// TypeScript blocks.
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const typesDir = fileURLToPath(new URL('./types', import.meta.url));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const requireHere = createRequire(import.meta.url);
+/** The file of a dev dependency's command (read from its package.json: not every package exports it). */
+function binOf(pkg: string, bin: string): string {
+  const dir = join(repoRoot, 'node_modules', pkg);
+  return join(dir, (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin[bin]!);
+}
 
 type ExportTarget = string | { [condition: string]: ExportTarget };
 interface PackageJson {
@@ -28,6 +40,17 @@ const REQUIRED_EXPORTS: Record<string, string[]> = {
   'tiercache/express': ['expressCache'],
   'tiercache/koa': ['koaCache'],
 };
+
+/** Runs a command and resolves its exit code and output, whatever the code. */
+function runToEnd(file: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number; output: string }> {
+  const env = { ...process.env };
+  delete env['NODE_OPTIONS'];
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd, env, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, output: `${stdout}${stderr}` });
+    });
+  });
+}
 
 /** Runs a command and resolves its stdout; on failure the error names the command and carries its output. */
 function run(file: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {
@@ -96,6 +119,68 @@ function typesPaths(target: ExportTarget, underTypes = false): string[] {
   return Object.entries(target).flatMap(([condition, t]) => typesPaths(t, underTypes || condition === 'types'));
 }
 
+/** Compiler options of a fresh strict project, as strict as they come. */
+const STRICT = {
+  strict: true,
+  exactOptionalPropertyTypes: true,
+  noUncheckedIndexedAccess: true,
+  noImplicitOverride: true,
+  noEmit: true,
+  skipLibCheck: false,
+  types: ['node'],
+};
+
+/** The type-check projects: an ESM one (nodenext) and a CommonJS one (module commonjs: node10 resolution of subpaths). */
+const TYPE_PROJECTS = {
+  esm: { type: 'module', compilerOptions: { ...STRICT, target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext' } },
+  cjs: { type: 'commonjs', compilerOptions: { ...STRICT, target: 'es2022', module: 'commonjs', esModuleInterop: true } },
+} as const;
+
+/** Type packages the type tests import, linked from this repository's node_modules (their own dependencies resolve from there). */
+const LINKED_TYPES = ['@types/node', '@types/express', '@types/koa', '@koa/router'];
+
+interface Diagnostic {
+  readonly file: string;
+  readonly line: number;
+  readonly code: string;
+  readonly text: string;
+}
+
+/**
+ * tsc's errors in the project's own files and in tiercache's declarations;
+ * other libraries' declarations are checked too (skipLibCheck off) but their
+ * own errors (an @types package out of step with its library) are not ours.
+ */
+function diagnostics(output: string, root: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^(.+?)\((\d+),\d+\): error (TS\d+): (.*)$/.exec(line.trim());
+    if (!m) continue;
+    const file = relative(root, join(root, m[1]!));
+    if (file.startsWith('..') && !file.includes('node_modules/tiercache/')) continue;
+    out.push({ file, line: Number(m[2]), code: m[3]!, text: m[4]! });
+  }
+  return out;
+}
+
+/** The `// @expect-error TSnnnn` markers of a file: the line each applies to (the next one) and its code. */
+function expectedErrors(source: string): Map<number, string> {
+  const expected = new Map<number, string>();
+  source.split('\n').forEach((line, i) => {
+    const m = /^\s*\/\/ @expect-error (TS\d+)/.exec(line);
+    if (m) expected.set(i + 2, m[1]!);
+  });
+  return expected;
+}
+
+/** The README's ```ts blocks, each as a module of its own. */
+function readmeBlocks(markdown: string): string[] {
+  const blocks: string[] = [];
+  const fence = /^```ts\n([\s\S]*?)^```$/gm;
+  for (let m = fence.exec(markdown); m !== null; m = fence.exec(markdown)) blocks.push(m[1]!);
+  return blocks;
+}
+
 describe('npm package', function () {
   this.timeout(180_000);
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as PackageJson;
@@ -107,9 +192,18 @@ describe('npm package', function () {
     for (const spec of Object.keys(REQUIRED_EXPORTS)) assert.ok(specifiers.includes(spec), `package.json "exports" has no entry for ${spec}`);
   });
 
+  it('names its repository, homepage, bugs, keywords and engines, and ships a LICENSE matching its license', () => {
+    const meta = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as Record<string, unknown>;
+    for (const field of ['repository', 'homepage', 'bugs', 'keywords', 'engines', 'license']) assert.ok(meta[field], `package.json has no ${field}`);
+    assert.equal(meta.license, 'MIT');
+    assert.match(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'), /^MIT License\n/);
+    assert.equal(meta.sideEffects, false);
+  });
+
   describe('the packed tarball, installed in a fresh project', () => {
     let workDir: string | undefined;
     let projectDir: string;
+    let tarball: string;
 
     before(async () => {
       workDir = mkdtempSync(join(tmpdir(), 'tiercache-pack-'));
@@ -128,12 +222,29 @@ describe('npm package', function () {
       );
       writeFileSync(join(projectDir, 'probe.cjs'), PROBE_CJS);
       writeFileSync(join(projectDir, 'probe.mjs'), PROBE_ESM);
+      tarball = join(packDir, tarballs[0]!);
       await run(
         npm,
-        ['install', join(packDir, tarballs[0]!), '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
+        ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
         projectDir,
         150_000,
       );
+      // The type-check projects, after the install (which would prune what it did not install).
+      for (const name of LINKED_TYPES) {
+        const target = join(projectDir, 'node_modules', name);
+        mkdirSync(dirname(target), { recursive: true });
+        if (!existsSync(target)) symlinkSync(join(repoRoot, 'node_modules', name), target, 'dir');
+      }
+      const blocks = readmeBlocks(readFileSync(join(repoRoot, 'README.md'), 'utf8'));
+      for (const [kind, project] of Object.entries(TYPE_PROJECTS)) {
+        const dir = join(projectDir, kind);
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: project.type }));
+        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts'] }, null, 2));
+        for (const file of readdirSync(typesDir)) writeFileSync(join(dir, file), readFileSync(join(typesDir, file)));
+        // The README's blocks use top-level await: ESM only.
+        if (kind === 'esm') blocks.forEach((block, i) => writeFileSync(join(dir, `readme-${i + 1}.ts`), `${block}\nexport {};\n`));
+      }
     });
 
     after(() => {
@@ -149,6 +260,56 @@ describe('npm package', function () {
       const out = await run(process.execPath, ['probe.mjs', JSON.stringify(specifiers)], projectDir, 30_000);
       assertEntryPoints(JSON.parse(out) as ProbeResult, specifiers, 'import()');
     });
+
+    it('holds only what a user needs: dist/, README.md, LICENSE and package.json', async () => {
+      const files = (await run('tar', ['-tzf', tarball], projectDir, 30_000)).split('\n').filter((f) => f !== '' && !f.endsWith('/'));
+      const extra = files.filter((f) => !/^package\/(dist\/.+\.(js|d\.ts|js\.map|json)|README\.md|LICENSE|package\.json)$/.test(f));
+      assert.deepEqual(extra, [], `files a user does not need: ${extra.join(', ')}`);
+      for (const needed of ['package/LICENSE', 'package/README.md', 'package/dist/esm/index.js', 'package/dist/cjs/index.js']) assert.ok(files.includes(needed), `${needed} is missing`);
+    });
+
+    it('ships source maps that resolve: every map carries the text of its sources', () => {
+      const installed = join(projectDir, 'node_modules', pkg.name);
+      const maps = (readdirSync(join(installed, 'dist'), { recursive: true }) as string[]).filter((f) => f.endsWith('.map'));
+      assert.ok(maps.length > 0);
+      for (const file of maps) {
+        const map = JSON.parse(readFileSync(join(installed, 'dist', file), 'utf8')) as { sources: string[]; sourcesContent?: Array<string | null> };
+        map.sources.forEach((source, i) => {
+          const resolves = typeof map.sourcesContent?.[i] === 'string' || existsSync(join(installed, 'dist', dirname(file), source));
+          assert.ok(resolves, `${file}: source ${source} is neither inlined nor shipped`);
+        });
+      }
+    });
+
+    it('passes publint (strict: warnings count)', async () => {
+      const { code, output } = await runToEnd(process.execPath, [binOf('publint', 'publint'), 'run', tarball, '--strict'], projectDir, 60_000);
+      assert.equal(code, 0, output);
+    });
+
+    it('passes @arethetypeswrong/cli: every entry point resolves to the right types under node10, node16 (CJS and ESM) and bundlers', async () => {
+      const { code, output } = await runToEnd(process.execPath, [binOf('@arethetypeswrong/cli', 'attw'), tarball, '--no-definitely-typed', '--format', 'ascii', '--no-color'], projectDir, 60_000);
+      assert.equal(code, 0, output);
+    });
+
+    for (const kind of Object.keys(TYPE_PROJECTS) as Array<keyof typeof TYPE_PROJECTS>) {
+      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked${kind === 'esm' ? ", the README's TypeScript blocks compile" : ''}`, async () => {
+        const dir = join(projectDir, kind);
+        const tsc = requireHere.resolve('typescript/bin/tsc');
+        const { output } = await runToEnd(process.execPath, [tsc, '-p', dir, '--pretty', 'false'], dir, 120_000);
+        const found = diagnostics(output, dir);
+        const expected = expectedErrors(readFileSync(join(dir, 'rejects.ts'), 'utf8'));
+        const problems: string[] = [];
+        for (const d of found) {
+          if (d.file === 'rejects.ts' && expected.get(d.line) === d.code) continue;
+          problems.push(`${d.file}:${d.line}: unexpected ${d.code}: ${d.text}`);
+        }
+        for (const [line, code] of expected) {
+          if (!found.some((d) => d.file === 'rejects.ts' && d.line === line && d.code === code)) problems.push(`rejects.ts:${line}: compiled, but must fail with ${code}`);
+        }
+        if (kind === 'esm') assert.ok(readdirSync(dir).some((f) => f.startsWith('readme-')), 'no README blocks were checked');
+        assert.deepEqual(problems, [], `${problems.join('\n')}\n--- tsc\n${output}`);
+      });
+    }
 
     it('ships every type declaration file that "exports" names', () => {
       const installed = join(projectDir, 'node_modules', pkg.name);

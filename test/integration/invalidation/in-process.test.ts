@@ -98,10 +98,10 @@ function buildInstance(name: string, cache: TierCache): Instance {
     inst.keys.set(req.originalUrl, cache.keyFor(req));
     res.type('text/plain').send(`${name} ${req.originalUrl} user=${req.get('x-user') ?? '-'} #${++served}`);
   };
-  app.use(expressCache<express.Request>(cache, { tags: movieTags }));
-  app.get('/api/users/:id/profile', expressCache<express.Request>(cache, { user: (req) => req.get('x-user') }), handler);
-  app.get('/api/reviews/:movieId', expressCache<express.Request>(cache, { tags: (req) => ['movie:' + String(req.params['movieId'])] }), handler);
-  app.get('/api/slow', expressCache<express.Request>(cache, { tags: () => ['slow'] }), async (req, res) => {
+  app.use(expressCache(cache, { tags: movieTags }));
+  app.get('/api/users/:id/profile', expressCache(cache, { user: (req) => req.get('x-user') }), handler);
+  app.get('/api/reviews/:movieId', expressCache(cache, { tags: (req) => ['movie:' + String(req.params['movieId'])] }), handler);
+  app.get('/api/slow', expressCache(cache, { tags: () => ['slow'] }), async (req, res) => {
     inst.onSlowStart?.();
     await sleep(400);
     handler(req, res);

@@ -799,6 +799,56 @@ function registerTests(
       assert.equal(app.runs('/me'), 3);
     });
 
+    it("invalidateUser(42) drops the entries of a route whose user() returns the number 42", async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/me', mw: { user: (r) => Number(headerOf(r, 'x-user')) }, handler: (io) => io.send(`me=${io.header('x-user')}`) }] });
+      const headers = { 'X-User': '42' };
+      assert.equal((await call(app, '/me', { headers })).headers['cache-status'], STORED);
+      assert.equal((await call(app, '/me', { headers })).headers['cache-status'], HIT_L1);
+      await cache.invalidateUser(42);
+      assert.equal((await call(app, '/me', { headers })).headers['cache-status'], STORED, "user 42's entry was dropped");
+      assert.equal(app.runs('/me'), 2);
+    });
+
+    it('bypass(req|ctx) returning true: the handler answers, nothing is served from or stored in the cache, Cache-Status says fwd=bypass, a bypass event tells why', async () => {
+      const cache = open();
+      const bypassed: unknown[] = [];
+      cache.on('bypass', (e) => bypassed.push(e));
+      const app = build(cache, {
+        routes: [{ path: '/page', mw: { bypass: (r) => headerOf(r, 'x-preview') === '1' }, handler: (io) => io.send(`page ${io.header('x-preview') ?? '-'}`) }],
+      });
+      assert.equal((await call(app, '/page')).headers['cache-status'], STORED);
+      const preview = { 'X-Preview': '1' };
+      for (let i = 0; i < 2; i++) {
+        const res = await call(app, '/page', { headers: preview });
+        assert.deepEqual([res.headers['cache-status'], res.text, res.headers['age']], [bypass('app'), 'page 1', undefined], 'not served from the stored entry');
+      }
+      const after = await call(app, '/page');
+      assert.deepEqual([after.headers['cache-status'], after.text], [HIT_L1, 'page -'], 'the bypassed answers stored nothing over the entry');
+      assert.equal(app.runs('/page'), 3);
+      assert.deepEqual(bypassed, [
+        { url: '/page', reason: 'app' },
+        { url: '/page', reason: 'app' },
+      ]);
+    });
+
+    it("jitter: lifetimes of entries filled together spread below the TTL, never above it, from the cache's, a rule's or the route's jitter", async () => {
+      const setups: Array<[string, CacheOptions, AppSpec['routes'][number]['mw']]> = [
+        ['cache', { ttl: '1m', jitter: '50%' }, {}],
+        ['rule', { routes: { '/j': { ttl: '1m', jitter: '50%' } } }, {}],
+        ['route', { jitter: '1%' }, { ttl: '1m', jitter: '50%' }],
+      ];
+      for (const [where, options, mw] of setups) {
+        const cache = open(options);
+        const keys: string[] = [];
+        const app = build(cache, { appLevel: where === 'route' ? undefined : true, routes: [{ path: '/j/:n', mw: where === 'route' ? mw : undefined, handler: (io) => (keys.push(usedKey(cache, io)), io.send('j')) }] });
+        for (let n = 0; n < 20; n++) assert.equal((await call(app, `/j/${n}`)).headers['cache-status'], STORED);
+        const lifetimes = keys.map((k) => lifetimeOf(cache, k)!);
+        for (const ms of lifetimes) assert.ok(ms > 0.5 * MINUTE && ms <= MINUTE, `${where}: a lifetime of ${ms} ms is outside (30 s, 60 s]`);
+        assert.ok(new Set(lifetimes).size >= 10, `${where}: 20 entries filled together got ${new Set(lifetimes).size} distinct lifetimes`);
+      }
+    });
+
     it('throws TierCacheConfigError at creation for an unknown option', () => {
       const cache = open();
       assert.throws(
@@ -825,6 +875,10 @@ function registerTests(
         ['ttl', 0],
         ['ttl', '0s'],
         ['negativeTtl', 0],
+        ['bypass', true],
+        ['jitter', '10'],
+        ['jitter', '100%'],
+        ['jitter', 0.1],
       ];
       for (const [name, value] of bad) {
         assert.throws(

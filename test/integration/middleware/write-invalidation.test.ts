@@ -43,7 +43,7 @@ describe('middleware: invalidation by writes', function () {
     describe(adapter.name, () => {
       /** Two instances (caches and apps) on one Redis and namespace, the given paths cached on both. */
       async function twoInstances(write: (io: HandlerIO) => void, paths: readonly string[]) {
-        const options = { ttl: '1m', namespace: redisCaches.ns };
+        const options = { ttl: '1m', namespace: redisCaches.ns } as const;
         const a = await redisCaches.open(options);
         const b = await redisCaches.open(options);
         const apps = [movieApp(adapter, a, write), movieApp(adapter, b, write)] as const;

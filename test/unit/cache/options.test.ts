@@ -179,6 +179,26 @@ describe('cache: options', () => {
     });
   });
 
+  describe('jitter and serializer', () => {
+    it("takes jitter as a percentage below 100% ('10%', '2.5 %') and refuses anything else, naming the option", () => {
+      assert.equal(resolveOptions({ redis: false, jitter: '10%' }, NO_ENV).jitter, 0.1);
+      assert.equal(resolveOptions({ redis: false, jitter: '2.5 %' as never }, NO_ENV).jitter, 0.025);
+      assert.equal(resolveOptions({ redis: false }, NO_ENV).jitter, 0);
+      for (const [bad, shown] of [['10', '"10"'], ['100%', '"100%"'], ['-5%', '"-5%"'], [0.1, '0.1']] as const) assertRejected({ redis: false, jitter: bad }, 'jitter', shown);
+      assertRejected({ redis: false, routes: { '/a': { ttl: '1m', jitter: 'lots' } } }, "routes['/a'].jitter", '"lots"');
+    });
+
+    it("takes serializer 'json' (the default), 'v8' or an object with serialize and deserialize, naming the option otherwise", () => {
+      assert.equal(resolveOptions({ redis: false }, NO_ENV).serializer, undefined);
+      assert.equal(resolveOptions({ redis: false, serializer: 'json' }, NO_ENV).serializer, undefined);
+      assert.equal(resolveOptions({ redis: false, serializer: 'v8' }, NO_ENV).serializer?.name, 'v8');
+      const custom = resolveOptions({ redis: false, serializer: { serialize: String, deserialize: String } }, NO_ENV).serializer;
+      assert.equal(custom?.name, 'custom');
+      assertRejected({ redis: false, serializer: 'yaml' }, 'serializer', '"yaml"');
+      assertRejected({ redis: false, serializer: { name: 'json', serialize: String, deserialize: String } }, 'serializer.name', '"json"');
+    });
+  });
+
   describe('environment variables', () => {
     it('TIERCACHE_ENABLED=maybe throws naming TIERCACHE_ENABLED', () => {
       assertConfigError(() => resolveOptions({}, { TIERCACHE_ENABLED: 'maybe' }), 'TIERCACHE_ENABLED', '"maybe"');
@@ -297,7 +317,7 @@ describe('cache: options', () => {
         enabled: true,
         freshness: 'table' as const,
         logger,
-      };
+      } satisfies CacheOptions;
       const snapshot = JSON.stringify(input);
       deepFreeze(input);
       const r = resolveOptions(input, { TIERCACHE_TTL: '5m', TIERCACHE_NAMESPACE: 'env' });

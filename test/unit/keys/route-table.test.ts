@@ -158,9 +158,9 @@ describe('keys: RouteTable', () => {
     it('throws naming the field for a bad duration in a rule', () => {
       assertConfigError(() => new RouteTable({ '/x': '-1s' }), "routes['/x']", '"-1s"');
       assertConfigError(() => new RouteTable({ '/x': -5 }), "routes['/x']", '-5');
-      assertConfigError(() => new RouteTable({ '/x': { ttl: 'soon' } }), "routes['/x'].ttl", '"soon"');
+      assertConfigError(() => new RouteTable({ '/x': { ttl: 'soon' as never } }), "routes['/x'].ttl", '"soon"');
       assertConfigError(() => new RouteTable({ '/x': { ttl: '1m', staleWhileRevalidate: -1 } }), "routes['/x'].staleWhileRevalidate", '-1');
-      assertConfigError(() => new RouteTable({ '/x': { staleIfError: 'abc' } }), "routes['/x'].staleIfError", '"abc"');
+      assertConfigError(() => new RouteTable({ '/x': { staleIfError: 'abc' as never } }), "routes['/x'].staleIfError", '"abc"');
       assertConfigError(() => new RouteTable({ '/x': { negativeTtl: Number.NaN } }), "routes['/x'].negativeTtl", 'NaN');
     });
 

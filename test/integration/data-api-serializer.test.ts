@@ -1,0 +1,79 @@
+// The data API's serializer option against a real redis-server: with 'v8',
+// Date, Map, Set, BigInt and Buffer values come back as the types they went
+// in, from L1 and from L2 (another instance), as a fresh copy on every read;
+// an instance reads only entries its own serializer wrote; a custom
+// serializer is used both ways.
+import assert from 'node:assert/strict';
+import { createCache, TierCacheConfigError, type Serializer } from '../../src/index.js';
+import { useRedisCaches } from '../support/cache-context.js';
+
+const VALUE = () => ({
+  at: new Date(Date.UTC(2024, 0, 2)),
+  seen: new Map<string, number>([['a', 1]]),
+  tags: new Set(['x', 'y']),
+  big: 2n ** 70n,
+  bytes: Buffer.from([0, 1, 255]),
+  nested: { list: [1, 'two', null] },
+});
+
+describe('data API: serializer', () => {
+  const ctx = useRedisCaches({ prefix: 'ser', flush: true });
+
+  it("'v8' brings Date, Map, Set, BigInt and Buffer back as themselves, from L1 and from another instance through Redis", async () => {
+    const a = await ctx.open({ serializer: 'v8' });
+    const b = await ctx.open({ serializer: 'v8' });
+    await a.set('v', VALUE());
+    for (const [label, got] of [
+      ['L1', await a.get<ReturnType<typeof VALUE>>('v')],
+      ['L2', await b.get<ReturnType<typeof VALUE>>('v')],
+      ['L1 warmed from L2', await b.get<ReturnType<typeof VALUE>>('v')],
+    ] as const) {
+      assert.ok(got!.at instanceof Date && got!.seen instanceof Map && got!.tags instanceof Set && Buffer.isBuffer(got!.bytes), `${label}: types lost`);
+      assert.deepStrictEqual(got, VALUE(), label);
+    }
+    const loaded = await b.getOrSet('w', () => VALUE());
+    assert.ok(loaded.seen instanceof Map && typeof loaded.big === 'bigint');
+  });
+
+  it("'v8' hands every read a fresh copy: changing it does not change the cache", async () => {
+    const a = await ctx.open({ serializer: 'v8' });
+    const given = VALUE();
+    const miss = await a.getOrSet('v', () => given);
+    assert.notEqual(miss, given, "getOrSet's miss returned the loader's own object");
+    miss.seen.set('b', 2);
+    const first = await a.get<ReturnType<typeof VALUE>>('v');
+    first!.tags.add('z');
+    first!.at.setTime(0);
+    assert.deepStrictEqual(await a.get('v'), VALUE());
+  });
+
+  it('an instance reads an entry another serializer wrote as a miss, and drops it', async () => {
+    const json = await ctx.open();
+    const v8 = await ctx.open({ serializer: 'v8' });
+    await json.set('k', { a: 1 });
+    assert.equal(await v8.get('k'), undefined);
+    // The delete is not awaited by get().
+    for (let i = 0; i < 50 && (await ctx.admin.exists(json.dataKey('k'))) === 1; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await ctx.admin.exists(json.dataKey('k')), 0, 'the foreign entry is still in Redis');
+    await v8.set('k', { a: 2 });
+    const other = await ctx.open();
+    assert.equal(await other.get('k'), undefined, 'a JSON instance read a v8 entry');
+  });
+
+  it('uses a custom serializer both ways, and refuses one without serialize and deserialize', async () => {
+    const calls: string[] = [];
+    const upper: Serializer = {
+      name: 'upper',
+      serialize: (value) => (calls.push('serialize'), JSON.stringify(value).toUpperCase()),
+      deserialize: (bytes) => (calls.push('deserialize'), JSON.parse(bytes.toString('utf8').toLowerCase())),
+    };
+    const a = await ctx.open({ serializer: upper });
+    await a.set('k', { word: 'abc' });
+    assert.equal((await ctx.admin.getBuffer(a.dataKey('k')))!.includes(Buffer.from('"WORD":"ABC"')), true);
+    assert.deepStrictEqual(await a.get('k'), { word: 'abc' });
+    assert.deepStrictEqual(calls, ['serialize', 'deserialize']);
+    for (const bad of [{ serialize: () => '' }, 'yaml', { name: '', serialize: String, deserialize: String }]) {
+      assert.throws(() => createCache({ redis: false, serializer: bad as never }), TierCacheConfigError);
+    }
+  });
+});

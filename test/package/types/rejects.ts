@@ -1,0 +1,47 @@
+// Must not compile: each line after `// @expect-error TSnnnn` fails with that
+// code, and nothing else fails (checked by test/package/pack.test.ts against the
+// packed tarball). Internals are not in the published types; durations and
+// jitter are checked as the ms format; events by name.
+import express from 'express';
+import { createCache } from 'tiercache';
+import { expressCache } from 'tiercache/express';
+
+const cache = createCache({ redis: false });
+
+// @expect-error TS2339
+cache.fills = -1;
+// @expect-error TS2339
+cache.store.l1;
+// @expect-error TS2339
+cache.bus;
+// @expect-error TS2339
+cache.fillLock;
+// @expect-error TS2339
+cache.reportError(new Error('x'), 'x');
+// @expect-error TS2339
+cache.trackFill(Promise.resolve());
+// @expect-error TS2339
+cache.options.routes;
+// @expect-error TS2339
+void cache.coalesced;
+
+// @expect-error TS2322
+createCache({ ttl: '5 minutez' });
+// @expect-error TS2322
+createCache({ l1: { ttl: 'soon' } });
+// @expect-error TS2322
+createCache({ jitter: '10' });
+// @expect-error TS2322
+createCache({ serializer: 'yaml' });
+
+// @expect-error TS2345
+cache.on('hti', () => undefined);
+// @expect-error TS2339
+cache.on('hit', (e) => e.teir);
+
+// @expect-error TS2345
+void cache.invalidateUser({ id: 42 });
+
+const app = express();
+// @expect-error TS2339
+app.use(expressCache(cache, { user: (req) => req.notAField }));
