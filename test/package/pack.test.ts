@@ -7,7 +7,7 @@
 // @arethetypeswrong, and the published types as strict TypeScript projects
 // see them, ESM and CommonJS: the type tests in ./types and the TypeScript
 // blocks of README.md and docs/*.md (file doc-<file>-line-<n>.ts is the block
-// that starts on line n).
+// that starts on line n), and the example apps, importing 'tiercache'.
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -207,6 +207,16 @@ function asModule(code: string, kind: 'esm' | 'cjs'): string {
   return `${imports}\nexport async function block(): Promise<void> {\n${code.slice(imports.length)}\n}\n`;
 }
 
+/** The example apps' TypeScript files, relative to the repository. */
+function exampleFiles(): string[] {
+  return (readdirSync(join(repoRoot, 'examples'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join('examples', f));
+}
+
+/** An example's source as an app using the package writes it: `../../src/koa.js` is `tiercache/koa`. */
+function asPublished(source: string): string {
+  return source.replace(/'(?:\.\.\/)+src\/(index|express|koa|node)\.js'/g, (_, entry: string) => (entry === 'index' ? "'tiercache'" : `'tiercache/${entry}'`));
+}
+
 describe('npm package', function () {
   this.timeout(180_000);
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as PackageJson;
@@ -224,6 +234,17 @@ describe('npm package', function () {
     assert.equal(meta.license, 'MIT');
     assert.match(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'), /^MIT License\n/);
     assert.equal(meta.sideEffects, false);
+  });
+
+  it('has examples an app could copy: no type assertion (`as`, `<T>x`, `!`) in the Express and Koa apps', () => {
+    const casts: string[] = [];
+    for (const file of exampleFiles()) {
+      readFileSync(join(repoRoot, file), 'utf8').split('\n').forEach((line, i) => {
+        const code = line.replace(/\/\/.*$/, '').replace(/'[^']*'|`[^`]*`/g, "''");
+        if (/\bas (?!const\b)[\w{[(]|[\w)\]]!(?=[.[(),;\s])/.test(code)) casts.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    assert.deepEqual(casts, []);
   });
 
   describe('the packed tarball, installed in a fresh project', () => {
@@ -267,9 +288,13 @@ describe('npm package', function () {
         const dir = join(projectDir, kind);
         mkdirSync(dir);
         writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: project.type }));
-        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts'] }, null, 2));
+        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts', 'examples/**/*.ts'] }, null, 2));
         for (const file of readdirSync(typesDir)) writeFileSync(join(dir, file), readFileSync(join(typesDir, file)));
         for (const block of blocks) writeFileSync(join(dir, `doc-${block.name}`), asModule(block.code, kind));
+        for (const file of exampleFiles()) {
+          mkdirSync(dirname(join(dir, file)), { recursive: true });
+          writeFileSync(join(dir, file), asPublished(readFileSync(join(repoRoot, file), 'utf8')));
+        }
       }
     });
 
@@ -318,7 +343,7 @@ describe('npm package', function () {
     });
 
     for (const kind of Object.keys(TYPE_PROJECTS) as Array<keyof typeof TYPE_PROJECTS>) {
-      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked, the TypeScript blocks of README.md and docs/ compile`, async () => {
+      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked, the TypeScript blocks of README.md and docs/ and the examples compile`, async () => {
         const dir = join(projectDir, kind);
         const tsc = requireHere.resolve('typescript/bin/tsc');
         const { output } = await runToEnd(process.execPath, [tsc, '-p', dir, '--pretty', 'false'], dir, 120_000);
