@@ -669,6 +669,20 @@ describe('data API: TTL', () => {
     assert.ok(pttl > 1500 && pttl <= 2000, `PTTL = ${pttl}`);
   });
 
+  it("spreads the lifetimes of values stored together below their ttl by the cache's jitter, for set() and getOrSet() (PTTL in Redis)", async () => {
+    const a = await ctx.open({ jitter: '50%' });
+    const keys: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await a.set(`s${i}`, i, { ttl: '1m' });
+      await a.getOrSet(`g${i}`, () => i, { ttl: '1m' });
+      keys.push(`s${i}`, `g${i}`);
+    }
+    const lifetimes = await Promise.all(keys.map((k) => ctx.admin.pttl(a.dataKey(k))));
+    for (const ms of lifetimes) assert.ok(ms > 30_000 && ms <= 60_000, `a PTTL of ${ms} ms is outside (30 s, 60 s]`);
+    // Without jitter all 40 lie within the few milliseconds the loop took.
+    assert.ok(Math.max(...lifetimes) - Math.min(...lifetimes) > 5_000, `40 values stored together expire within ${Math.max(...lifetimes) - Math.min(...lifetimes)} ms of each other`);
+  });
+
   it('caps how long an L2 hit stays in L1 by l1.ttl', async () => {
     const a = await ctx.open();
     const b = await ctx.open({ l1: { ttl: 100 } });

@@ -5,8 +5,9 @@
 // entry point must not need them at runtime. Then the tarball's contents
 // (only what a user needs, source maps that resolve), publint and
 // @arethetypeswrong, and the published types as strict TypeScript projects
-// see them, ESM and CommonJS: the type tests in ./types and the README's
-// TypeScript blocks.
+// see them, ESM and CommonJS: the type tests in ./types and the TypeScript
+// blocks of README.md and docs/*.md (file doc-<file>-line-<n>.ts is the block
+// that starts on line n), and the example apps, importing 'tiercache'.
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -173,12 +174,47 @@ function expectedErrors(source: string): Map<number, string> {
   return expected;
 }
 
-/** The README's ```ts blocks, each as a module of its own. */
-function readmeBlocks(markdown: string): string[] {
-  const blocks: string[] = [];
+/** The ```ts blocks of a markdown file, each with the line it starts on. */
+function tsBlocks(markdown: string): Array<{ line: number; code: string }> {
+  const blocks: Array<{ line: number; code: string }> = [];
   const fence = /^```ts\n([\s\S]*?)^```$/gm;
-  for (let m = fence.exec(markdown); m !== null; m = fence.exec(markdown)) blocks.push(m[1]!);
+  for (let m = fence.exec(markdown); m !== null; m = fence.exec(markdown)) {
+    blocks.push({ line: markdown.slice(0, m.index).split('\n').length + 1, code: m[1]! });
+  }
   return blocks;
+}
+
+/** The markdown files whose TypeScript blocks must compile: the README and docs/. */
+function documentedBlocks(): Array<{ name: string; source: string; code: string }> {
+  const files = ['README.md', ...readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  return files.flatMap((file) =>
+    tsBlocks(readFileSync(join(repoRoot, file), 'utf8')).map(({ line, code }) => ({
+      name: `${file.replace(/\.md$/, '').replace(/\W+/g, '-').toLowerCase()}-line-${line}.ts`,
+      source: `${file}:${line}`,
+      code,
+    })),
+  );
+}
+
+/**
+ * A block as a module of the project's kind. The blocks are written as an ESM
+ * app writes them (top-level await); for CommonJS, which has none, the
+ * statements after the imports go into an async function.
+ */
+function asModule(code: string, kind: 'esm' | 'cjs'): string {
+  if (kind === 'esm') return `${code}\nexport {};\n`;
+  const imports = /^(?:import\s[^;]*;\s*)*/.exec(code)![0];
+  return `${imports}\nexport async function block(): Promise<void> {\n${code.slice(imports.length)}\n}\n`;
+}
+
+/** The example apps' TypeScript files, relative to the repository. */
+function exampleFiles(): string[] {
+  return (readdirSync(join(repoRoot, 'examples'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join('examples', f));
+}
+
+/** An example's source as an app using the package writes it: `../../src/koa.js` is `tiercache/koa`. */
+function asPublished(source: string): string {
+  return source.replace(/'(?:\.\.\/)+src\/(index|express|koa|node)\.js'/g, (_, entry: string) => (entry === 'index' ? "'tiercache'" : `'tiercache/${entry}'`));
 }
 
 describe('npm package', function () {
@@ -198,6 +234,17 @@ describe('npm package', function () {
     assert.equal(meta.license, 'MIT');
     assert.match(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'), /^MIT License\n/);
     assert.equal(meta.sideEffects, false);
+  });
+
+  it('has examples an app could copy: no type assertion (`as`, `<T>x`, `!`) in the Express and Koa apps', () => {
+    const casts: string[] = [];
+    for (const file of exampleFiles()) {
+      readFileSync(join(repoRoot, file), 'utf8').split('\n').forEach((line, i) => {
+        const code = line.replace(/\/\/.*$/, '').replace(/'[^']*'|`[^`]*`/g, "''");
+        if (/\bas (?!const\b)[\w{[(]|[\w)\]]!(?=[.[(),;\s])/.test(code)) casts.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    assert.deepEqual(casts, []);
   });
 
   describe('the packed tarball, installed in a fresh project', () => {
@@ -235,15 +282,19 @@ describe('npm package', function () {
         mkdirSync(dirname(target), { recursive: true });
         if (!existsSync(target)) symlinkSync(join(repoRoot, 'node_modules', name), target, 'dir');
       }
-      const blocks = readmeBlocks(readFileSync(join(repoRoot, 'README.md'), 'utf8'));
-      for (const [kind, project] of Object.entries(TYPE_PROJECTS)) {
+      const blocks = documentedBlocks();
+      for (const kind of Object.keys(TYPE_PROJECTS) as Array<keyof typeof TYPE_PROJECTS>) {
+        const project = TYPE_PROJECTS[kind];
         const dir = join(projectDir, kind);
         mkdirSync(dir);
         writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: project.type }));
-        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts'] }, null, 2));
+        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts', 'examples/**/*.ts'] }, null, 2));
         for (const file of readdirSync(typesDir)) writeFileSync(join(dir, file), readFileSync(join(typesDir, file)));
-        // The README's blocks use top-level await: ESM only.
-        if (kind === 'esm') blocks.forEach((block, i) => writeFileSync(join(dir, `readme-${i + 1}.ts`), `${block}\nexport {};\n`));
+        for (const block of blocks) writeFileSync(join(dir, `doc-${block.name}`), asModule(block.code, kind));
+        for (const file of exampleFiles()) {
+          mkdirSync(dirname(join(dir, file)), { recursive: true });
+          writeFileSync(join(dir, file), asPublished(readFileSync(join(repoRoot, file), 'utf8')));
+        }
       }
     });
 
@@ -292,7 +343,7 @@ describe('npm package', function () {
     });
 
     for (const kind of Object.keys(TYPE_PROJECTS) as Array<keyof typeof TYPE_PROJECTS>) {
-      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked${kind === 'esm' ? ", the README's TypeScript blocks compile" : ''}`, async () => {
+      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked, the TypeScript blocks of README.md and docs/ and the examples compile`, async () => {
         const dir = join(projectDir, kind);
         const tsc = requireHere.resolve('typescript/bin/tsc');
         const { output } = await runToEnd(process.execPath, [tsc, '-p', dir, '--pretty', 'false'], dir, 120_000);
@@ -306,7 +357,7 @@ describe('npm package', function () {
         for (const [line, code] of expected) {
           if (!found.some((d) => d.file === 'rejects.ts' && d.line === line && d.code === code)) problems.push(`rejects.ts:${line}: compiled, but must fail with ${code}`);
         }
-        if (kind === 'esm') assert.ok(readdirSync(dir).some((f) => f.startsWith('readme-')), 'no README blocks were checked');
+        assert.ok(readdirSync(dir).filter((f) => f.startsWith('doc-readme-')).length >= 10, 'the README blocks were not all checked');
         assert.deepEqual(problems, [], `${problems.join('\n')}\n--- tsc\n${output}`);
       });
     }

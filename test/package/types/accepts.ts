@@ -70,6 +70,10 @@ expressCache(cache, {
   },
 });
 
+// Middleware options given as undefined (exactOptionalPropertyTypes).
+app.use(expressCache(cache, { ttl: process.env.ROUTE_TTL === undefined ? undefined : '1m', tags: undefined, user: undefined, bypass: undefined, jitter: undefined }));
+koaCache(cache, { ttl: undefined, vary: undefined, key: undefined, cacheStatus: process.env.VERBOSE === '1' ? 'verbose' : undefined });
+
 // Koa: ctx.state from DefaultState, ctx.params from the router, no cast.
 const koa = new Koa();
 const router = new Router();

@@ -5,6 +5,7 @@
 import express from 'express';
 import { createCache } from 'tiercache';
 import { expressCache } from 'tiercache/express';
+import { koaCache } from 'tiercache/koa';
 
 const cache = createCache({ redis: false });
 
@@ -45,3 +46,9 @@ void cache.invalidateUser({ id: 42 });
 const app = express();
 // @expect-error TS2339
 app.use(expressCache(cache, { user: (req) => req.notAField }));
+// @expect-error TS2322
+app.use(expressCache(cache, { ttl: '5 minutez' }));
+// @expect-error TS2322
+koaCache(cache, { user: (ctx) => ({ id: ctx.params.id }) });
+// @expect-error TS2322
+koaCache(cache, { bypass: () => 'yes' });
