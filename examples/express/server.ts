@@ -9,7 +9,7 @@ import { catalog, exampleCacheOptions } from '../shared/catalog.js';
 import { serve } from '../shared/serve.js';
 
 const cache = createCache(exampleCacheOptions());
-cache.on('error', (err) => console.warn('[tiercache]', err.message));
+cache.on('error', ({ err, where }) => console.warn(`[tiercache] ${where}:`, err.message));
 
 const app = express();
 app.use(express.json());

@@ -104,7 +104,7 @@ front(cache, koa.callback());
 // Events, typed by name.
 cache.on('hit', (e: HitEvent) => e.tier);
 cache.on('bypass', (e) => e.reason.toUpperCase());
-cache.on('error', (err) => err.message);
+cache.on('error', ({ err, where }) => `${where}: ${err.message}`);
 cache.once('invalidate', (e) => e.tags?.length);
 
 async function dataApi(users: DataCache): Promise<void> {
