@@ -426,7 +426,7 @@ export class TierCache extends EventEmitter implements DataCache {
           return filled;
         }
       }
-    }
+    } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
     stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
     flight.meta = stamp;
     const startedAt = this.now();
