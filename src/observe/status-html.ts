@@ -18,7 +18,7 @@ export const STATUS_HTML = `<!doctype html>
   header { display: flex; align-items: baseline; gap: 16px; padding: 14px 24px; background: var(--card); border-bottom: 1px solid var(--line); }
   header h1 { font-size: 18px; margin: 0; }
   header .muted { color: var(--muted); }
-  main { padding: 16px 24px; display: grid; gap: 16px; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); }
+  main { padding: 16px 24px; display: grid; gap: 16px; grid-template-columns: repeat(auto-fit, minmax(270px, 1fr)); }
   section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
   section.wide { grid-column: 1 / -1; }
   h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 0 0 8px; }
