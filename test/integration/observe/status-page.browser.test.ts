@@ -54,6 +54,9 @@ function traffic(base: string): { stop(): Promise<number> } {
   };
 }
 
+/** What page functions read of the page (this project's TypeScript has no DOM types). */
+type PageDocument = { getElementById(id: string): { dataset: Record<string, string | undefined> }; body: { dataset: Record<string, string | undefined> } };
+
 function pick(obj: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o === null || o === undefined ? undefined : (o as Record<string, unknown>)[k]), obj);
 }
@@ -95,12 +98,15 @@ describe('tiercache/status in a browser', function () {
     });
     await page.goto(`${base}/_tiercache`);
     // The chart has drawn requests of several seconds.
-    // (Page functions are given as source text: this project's TypeScript has no DOM types.)
-    await page.waitForFunction("Number(document.getElementById('chart').dataset.drawn) >= 3 && Number(document.getElementById('chart').dataset.points) >= 3", undefined, { timeout: 30_000 });
+    // Page functions run in the page, serialized: each reaches the document itself (its CSP forbids evaluating strings).
+    await page.waitForFunction(() => {
+      const canvas = (globalThis as unknown as { document: PageDocument }).document.getElementById('chart');
+      return Number(canvas.dataset['drawn']) >= 3 && Number(canvas.dataset['points']) >= 3;
+    }, undefined, { timeout: 30_000 });
     const sent = await load.stop();
     const stoppedAt = Date.now();
     // A feed taken after the last request: the numbers hold still from now on.
-    await page.waitForFunction(`Number(document.body.dataset.feedAt) > ${stoppedAt + 300}`, undefined, { timeout: 10_000 });
+    await page.waitForFunction((after) => Number((globalThis as unknown as { document: PageDocument }).document.body.dataset['feedAt']) > after + 300, stoppedAt, { timeout: 10_000 });
 
     const shown = await page.$$eval('[data-stat]', (els) => els.map((e) => [e.getAttribute('data-stat')!, e.getAttribute('data-value')!, e.textContent!] as const));
     const { stats } = (await (await fetch(`${base}/api/admin/stats`)).json()) as { stats: Record<string, unknown> };
