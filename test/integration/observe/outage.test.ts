@@ -117,6 +117,22 @@ describe('Redis lost and back: logger, events and stats()', function () {
     assert.equal(logger.messages('debug').length, 0, 'an info-level logger gets no debug lines');
   });
 
+  it("stats() shows the breaker open while Redis does not answer in time, and closed once a probe gets an answer", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: 100, breakerCooldown: 300 } });
+    a.on('error', () => undefined);
+    assert.equal(a.stats().l2.breaker, 'closed');
+    ctx.redis.freeze();
+    try {
+      assert.equal(await a.get('absent'), undefined);
+      assert.equal(a.stats().l2.breaker, 'open');
+      assert.ok(a.stats().l2.errors >= 1);
+    } finally {
+      ctx.redis.thaw();
+    }
+    await until('the breaker closed', () => a.stats().l2.breaker === 'closed');
+    assert.equal(a.stats().l2.state, 'ok');
+  });
+
   it('a logger whose level allows debug gets one line per decision (hit, miss, store, bypass, invalidate); one at info gets none and adds no listener', async () => {
     const verbose = new RecordingLogger('debug');
     const quiet = new RecordingLogger('info');
