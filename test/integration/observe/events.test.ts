@@ -71,6 +71,19 @@ describe('events: payloads', function () {
         assert.notEqual(key, pKey);
       });
 
+      it('with no listener, a request builds no event: emit is never called for hits, misses, stores or bypasses', async () => {
+        const cache = open({ routes: { '/api': '1m' } });
+        const emitted: string[] = [];
+        const emit = cache.emit.bind(cache);
+        cache.emit = ((name: string, ...args: unknown[]) => (emitted.push(name), emit(name, ...args))) as typeof cache.emit;
+        const app = build(cache);
+        for (let i = 0; i < 3; i++) await request(app.target).get('/api/a');
+        await request(app.target).get('/api/a').set('Authorization', 'Bearer x');
+        assert.deepEqual(emitted, []);
+        assert.equal(cache.stats().l1.hits, 2);
+        assert.deepEqual(cache.stats().bypasses, { authorization: 1 }, 'counted all the same');
+      });
+
       it("a bypass on a path neither the table nor a route pattern names has route 'other'", async () => {
         const cache = open({ ttl: '1m' });
         const seen = record(cache, ['bypass']);
