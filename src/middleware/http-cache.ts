@@ -27,6 +27,8 @@ import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+import { HttpEvents } from '../observe/http-events.js';
+import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
  * Marks a request whose answer a middleware is capturing. When a second
@@ -163,7 +165,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     const failed = (err: unknown) => {
       flight.settle(undefined);
-      this.http.cache.reportError(err as Error, 'could not store a response');
+      this.http.cache.reportError(err as Error, 'could not store a response', 'store');
     };
     try {
       const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill);
@@ -213,6 +215,8 @@ interface Plan {
   readonly routePath: string;
   readonly user: string | undefined;
   readonly arg: unknown;
+  /** The bounded route label of events, set when the first event of the request is built (see HttpEvents). */
+  route?: string | undefined;
 }
 
 /** What a fill produced, for the requests that waited on it. */
@@ -379,13 +383,18 @@ export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
   private readonly pathTagCache = new Map<string, readonly string[]>();
   private readonly refreshing = new Set<string>();
+  /** Events and outcome counters (see observe/http-events.ts). */
+  readonly events: HttpEvents<R>;
 
   constructor(
     readonly cache: TierCache,
     readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate); undefined when the adapter cannot. */
     private readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
+    /** The framework's matched route pattern, for the route label of events. */
+    routePatternOf?: RoutePatternOf<R>,
   ) {
+    this.events = new HttpEvents(cache, routePatternOf);
     // close() waits (bounded) for fills under way, their handlers included, to be stored.
     cache.addFillSource(this);
   }
@@ -440,14 +449,14 @@ export class HttpCache<R> {
     if (local !== undefined) {
       const now = coarseNow();
       if (local.entry.freshUntil > now) {
-        if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: 'L1' });
+        if (this.cache.hitListened) this.events.hit(plan, 'L1');
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
     } else if (this.cache.store.l2 === undefined) {
       // L1 only and nothing there: there is nobody to ask, so the fill starts now, without a promise.
       this.cache.store.noteL1Miss();
-      if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
+      if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, this.joining(plan.key));
       return this.fillLocally(c, plan, next);
     }
     return this.serveOrFill(c, plan, next, local);
@@ -483,7 +492,7 @@ export class HttpCache<R> {
     const o = this.options;
     const said = reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason);
     if (said && o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
-    if (said && reason !== undefined && this.cache.listenerCount('bypass') > 0) this.cache.emit('bypass', { url: c.url, reason });
+    if (said && reason !== undefined) this.events.bypass(c.url, c.arg, reason);
     stripCacheGroups(c.res);
     return passOn(next);
   }
@@ -538,7 +547,7 @@ export class HttpCache<R> {
       if (entry.freshUntil > now) {
         // Requests that waited on this lookup find the entry themselves (L1 is warm now).
         begun?.flight.settle(LOOK_AGAIN);
-        if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: found.tier });
+        if (this.cache.hitListened) this.events.hit(plan, found.tier);
         replay(req, res, found.response, entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
         return true;
       }
@@ -546,14 +555,14 @@ export class HttpCache<R> {
       if (dispatch !== undefined) {
         // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
         begun?.flight.settle({ stale: found, until: entry.freshUntil + plan.staleWhileRevalidate });
-        this.cache.emit('hit', { key: plan.key, tier: found.tier, stale: true });
+        this.events.stale(plan, found.tier);
         replay(req, res, found.response, entry.createdAt, now, this.status(staleHit(found.tier, (now - entry.freshUntil) / 1000)));
         this.revalidate(c, plan.key, dispatch);
         return true;
       }
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
-    if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
+    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
     return this.fill(c, plan, next, found, begun);
   }
 
@@ -576,6 +585,12 @@ export class HttpCache<R> {
       if (!state.storing) this.cache.store.abandonFill(state.ticket);
     };
     return { flight, state, start: undefined };
+  }
+
+  /** Whether a request for `key` would wait on a fill under way here (a collapsed miss). */
+  private joining(key: string): boolean {
+    const running = this.flights.get(key);
+    return running !== undefined && !running.done && running.deadline > coarseNow();
   }
 
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
@@ -657,7 +672,7 @@ export class HttpCache<R> {
       if (tags.size === 0) return;
       Promise.resolve()
         .then(() => cache.invalidateTags([...tags]))
-        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`));
+        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`, 'invalidation'));
     });
   }
 
@@ -666,7 +681,7 @@ export class HttpCache<R> {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
     dispatch(refreshRequest(c.req, c.url))
-      .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed'))
+      .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed', 'refresh'))
       .finally(() => this.refreshing.delete(key));
   }
 
@@ -783,7 +798,7 @@ export class HttpCache<R> {
       const { entry, response, tier } = outcome.stale;
       const now = coarseNow();
       if (now >= outcome.until) return false;
-      this.cache.emit('hit', { key: plan.key, tier, stale: true });
+      this.events.stale(plan, tier);
       replay(req, res, response, entry.createdAt, now, this.status(staleHit(tier, (now - entry.freshUntil) / 1000)));
       return true;
     }
@@ -922,7 +937,7 @@ export class HttpCache<R> {
     const now = coarseNow();
     const response = stale.response;
     const cacheStatus = this.status(staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
-    this.cache.emit('hit', { key: plan.key, tier: stale.tier, stale: true });
+    this.events.stale(plan, stale.tier);
     return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
   }
 
@@ -975,8 +990,7 @@ export class HttpCache<R> {
     const stored = store.storeFill(writes, fill.ticket);
     const outcome = (ok: boolean): FillOutcome | undefined => {
       if (!ok) return undefined;
-      this.cache.fills++;
-      if (this.cache.listenerCount('store') > 0) this.cache.emit('store', { key: plan.key });
+      this.events.stored(plan, body.length, createdAt);
       return { response: entry.decoded as PreparedResponse, createdAt, varyOn, varyValues };
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);

@@ -1162,7 +1162,7 @@ describe('data API: Redis where nothing listens', () => {
   it("reports the failures to an 'error' listener", async () => {
     const cache = await deadCache();
     const errors: unknown[] = [];
-    cache.on('error', (err: unknown) => errors.push(err));
+    cache.on('error', ({ err }) => errors.push(err));
     await cache.get('a');
     await cache.set('a', 1);
     await cache.get('b');
@@ -1175,7 +1175,7 @@ describe('data API: Redis where nothing listens', () => {
   it("invalidateTags applies locally, resolves { delivered: false } and emits a TierCacheError saying it is queued", async () => {
     const cache = await deadCache();
     const errors: unknown[] = [];
-    cache.on('error', (err: unknown) => errors.push(err));
+    cache.on('error', ({ err }) => errors.push(err));
     await cache.set('k', 1, { tags: ['t'] });
     assert.deepEqual(await cache.invalidateTags(['t']), { delivered: false });
     assert.equal(await cache.get('k'), undefined);
@@ -1265,7 +1265,7 @@ describe('data API: a frozen Redis', () => {
   it("reports the timeout to an 'error' listener", async () => {
     const a = await ctx.open({ l2: { commandTimeout: 100 } });
     const errors: Error[] = [];
-    a.on('error', (err: Error) => errors.push(err));
+    a.on('error', ({ err }) => errors.push(err));
     ctx.redis.freeze();
     try {
       assert.equal(await a.get('k'), undefined);

@@ -40,6 +40,13 @@ const REQUIRED_EXPORTS: Record<string, string[]> = {
   tiercache: ['createCache'],
   'tiercache/express': ['expressCache'],
   'tiercache/koa': ['koaCache'],
+  'tiercache/prometheus': ['prometheusCollector'],
+  'tiercache/status': ['statusPage'],
+};
+
+/** Entry points that need an optional peer dependency to load, and which. */
+const NEEDS_PEER: Record<string, string> = {
+  'tiercache/prometheus': 'prom-client',
 };
 
 /** Runs a command and resolves its exit code and output, whatever the code. */
@@ -139,6 +146,8 @@ const TYPE_PROJECTS = {
 
 /** Type packages the type tests import, linked from this repository's node_modules (their own dependencies resolve from there). */
 const LINKED_TYPES = ['@types/node', '@types/express', '@types/koa', '@koa/router'];
+/** Optional peers linked (after the probes without them) for the probes and type tests that need them. */
+const LINKED_PEERS = ['prom-client'];
 
 interface Diagnostic {
   readonly file: string;
@@ -224,7 +233,7 @@ describe('npm package', function () {
     .filter((subpath) => subpath !== './package.json')
     .map((subpath) => (subpath === '.' ? pkg.name : `${pkg.name}/${subpath.slice(2)}`));
 
-  it('declares the tiercache, tiercache/express and tiercache/koa entry points', () => {
+  it('declares the tiercache, tiercache/express, tiercache/koa, tiercache/prometheus and tiercache/status entry points', () => {
     for (const spec of Object.keys(REQUIRED_EXPORTS)) assert.ok(specifiers.includes(spec), `package.json "exports" has no entry for ${spec}`);
   });
 
@@ -251,6 +260,7 @@ describe('npm package', function () {
     let workDir: string | undefined;
     let projectDir: string;
     let tarball: string;
+    let withoutPeers: { cjs: ProbeResult; esm: ProbeResult };
 
     before(async () => {
       workDir = mkdtempSync(join(tmpdir(), 'tiercache-pack-'));
@@ -276,8 +286,13 @@ describe('npm package', function () {
         projectDir,
         150_000,
       );
+      // Without the optional peers first: only the entry points that need one may fail, and must name it.
+      withoutPeers = {
+        cjs: JSON.parse(await run(process.execPath, ['probe.cjs', JSON.stringify(specifiers)], projectDir, 30_000)) as ProbeResult,
+        esm: JSON.parse(await run(process.execPath, ['probe.mjs', JSON.stringify(specifiers)], projectDir, 30_000)) as ProbeResult,
+      };
       // The type-check projects, after the install (which would prune what it did not install).
-      for (const name of LINKED_TYPES) {
+      for (const name of [...LINKED_TYPES, ...LINKED_PEERS]) {
         const target = join(projectDir, 'node_modules', name);
         mkdirSync(dirname(target), { recursive: true });
         if (!existsSync(target)) symlinkSync(join(repoRoot, 'node_modules', name), target, 'dir');
@@ -310,6 +325,17 @@ describe('npm package', function () {
     it('loads every entry point with import() from ESM', async () => {
       const out = await run(process.execPath, ['probe.mjs', JSON.stringify(specifiers)], projectDir, 30_000);
       assertEntryPoints(JSON.parse(out) as ProbeResult, specifiers, 'import()');
+    });
+
+    it('loads every entry point but tiercache/prometheus without prom-client installed; that one fails naming prom-client', () => {
+      for (const [how, result] of Object.entries(withoutPeers)) {
+        const others = specifiers.filter((spec) => NEEDS_PEER[spec] === undefined);
+        assertEntryPoints(result, others, `${how} without optional peers`);
+        for (const [spec, peer] of Object.entries(NEEDS_PEER)) {
+          const r = result[spec];
+          assert.ok(r && 'error' in r && r.error.includes(peer), `${spec} (${how}) without ${peer}: ${JSON.stringify(r)}`);
+        }
+      }
     });
 
     it('holds only what a user needs: dist/, README.md, LICENSE and package.json', async () => {
