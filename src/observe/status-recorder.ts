@@ -4,6 +4,7 @@
 // one-second slots, at most MAX_ROUTES routes (labels are bounded already),
 // FILL_SAMPLES fill times per route, INVALIDATIONS_KEPT invalidations.
 import type { TierCache } from '../cache/tier-cache.js';
+import { coarseNow } from '../store/coarse-clock.js';
 import type { BypassEvent, HitEvent, InvalidateEvent, MissEvent, StoreEvent } from './events.js';
 
 export const WINDOW_SECONDS = 300;
@@ -62,7 +63,7 @@ export class StatusRecorder {
 
   constructor(
     private readonly cache: TierCache,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = coarseNow,
   ) {
     this.slots = Object.fromEntries(RESULTS.map((r) => [r, new Float64Array(WINDOW_SECONDS)])) as Record<Result, Float64Array>;
     const onHit = (e: HitEvent) => {

@@ -1079,18 +1079,26 @@ describe('data API: events', () => {
     await a.invalidateTags(['t']);
     await a.delete('filled');
     await a.clear();
-    const local = seen.filter(([, e]) => (e as { remote?: boolean }).remote !== true);
+    const local = seen
+      .filter(([, e]) => (e as { remote?: boolean }).remote !== true)
+      .map(([name, e]) => {
+        if (name !== 'store') return [name, e];
+        assert.ok((e as { fillMs: number }).fillMs >= 0);
+        return [name, { ...(e as object), fillMs: 0 }];
+      });
+    const deleted = (local[7]![1] as { tags: string[] }).tags;
     assert.deepStrictEqual(local, [
-      ['miss', { key: 'k' }],
-      ['store', { key: 'k' }],
-      ['hit', { key: 'k', tier: 'L1' }],
-      ['b:hit', { key: 'k', tier: 'L2' }],
-      ['miss', { key: 'filled' }],
-      ['store', { key: 'filled' }],
-      ['invalidate', { tags: ['t'] }],
-      ['invalidate', { key: 'filled' }],
-      ['invalidate', { clear: true }],
+      ['miss', { key: 'k', route: 'data' }],
+      ['store', { key: 'k', route: 'data', tiers: ['L1', 'L2'], bytes: 1, fillMs: 0 }],
+      ['hit', { key: 'k', route: 'data', tier: 'L1', stale: false }],
+      ['b:hit', { key: 'k', route: 'data', tier: 'L2', stale: false }],
+      ['miss', { key: 'filled', route: 'data' }],
+      ['store', { key: 'filled', route: 'data', tiers: ['L1', 'L2'], bytes: 3, fillMs: 0 }],
+      ['invalidate', { kind: 'tags', tags: ['t'], remote: false, delivered: true }],
+      ['invalidate', { kind: 'key', tags: deleted, key: 'filled', remote: false, delivered: true }],
+      ['invalidate', { kind: 'clear', tags: [], clear: true, remote: false, delivered: true }],
     ]);
+    assert.match(deleted[0]!, /^key:.*filled$/);
   });
 });
 
