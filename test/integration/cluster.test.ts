@@ -1,12 +1,14 @@
-// Redis Cluster as L2: a real 3-master cluster on loopback. Entries spread over
-// slots, version counters share one slot per namespace, and the invalidation
-// bus works across nodes.
+// Redis Cluster as L2: a real 3-master cluster on loopback. Entries and
+// version counters spread over slots (no master serves most of the commands),
+// a slot served by another Redis process than before never lets an old entry
+// match again, and the invalidation bus works across nodes.
 import assert from 'node:assert/strict';
 import express from 'express';
 import { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
+import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,5 +108,109 @@ describe('Redis Cluster as L2', function () {
     await caches[0]!.invalidatePrefix('/api/movies');
     await eventually(async () => (await request(b).get('/api/movies/7')).headers['cache-status'] !== 'tiercache; hit; detail=L1', 'B stops serving /api/movies/7');
     assert.equal(runs, 2);
+  });
+
+  /** Commands each master ran since `CONFIG RESETSTAT` (commands inside scripts included), without the test's own. */
+  async function commandsPerMaster(): Promise<number[]> {
+    const admin = new Set(['info', 'config', 'cluster', 'ping', 'command', 'client', 'hello', 'select', 'readonly', 'script']);
+    return Promise.all(
+      cluster.nodes.map(async (node) => {
+        const direct = new Redis(node.port, node.host);
+        try {
+          let total = 0;
+          for (const [, name, calls] of (await direct.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+            if (!admin.has(name!.split('|')[0]!)) total += Number(calls);
+          }
+          return total;
+        } finally {
+          direct.disconnect();
+        }
+      }),
+    );
+  }
+
+  async function resetStats(): Promise<void> {
+    await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const direct = new Redis(node.port, node.host);
+        try {
+          await direct.config('RESETSTAT');
+        } finally {
+          direct.disconnect();
+        }
+      }),
+    );
+  }
+
+  it('spreads a uniform mix of misses, hits and invalidations over the masters: none serves more than half of the commands', async function () {
+    this.timeout(60_000);
+    const ns = `cl${namespace++}`;
+    const [aCache, bCache] = [await open(ns), await open(ns)];
+    const appFor = (cache: TierCache) => {
+      const app = express();
+      app.get('/api/items/:id', expressCache(cache, { ttl: '1m', tags: (req) => [`item:${req.params.id}`, `shelf:${Number(req.params.id) % 40}`] }), (req, res) => void res.json({ id: req.params.id }));
+      app.get('/api/me/:id', expressCache(cache, { ttl: '1m', user: (req) => String(req.headers['x-user']) }), (req, res) => void res.json({ me: req.headers['x-user'], id: req.params.id }));
+      return app;
+    };
+    const apps = [appFor(aCache), appFor(bCache)];
+    const caches2 = [aCache, bCache];
+    let seed = 12345;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    await resetStats();
+    const counts = { requests: 0, invalidations: 0 };
+    for (let round = 0; round < 40; round++) {
+      const batch: Array<Promise<unknown>> = [];
+      for (let j = 0; j < 16; j++) {
+        const app = apps[random(2)]!;
+        const roll = random(20);
+        if (roll === 0) {
+          batch.push(caches2[random(2)]!.invalidateTags([`item:${random(300)}`]));
+          counts.invalidations++;
+        } else if (roll === 1) {
+          batch.push(caches2[random(2)]!.invalidateUser(`u${random(60)}`));
+          counts.invalidations++;
+        } else if (roll < 12) {
+          batch.push(request(app).get(`/api/items/${random(300)}`).expect(200));
+          counts.requests++;
+        } else {
+          batch.push(request(app).get(`/api/me/${random(10)}`).set('x-user', `u${random(60)}`).expect(200));
+          counts.requests++;
+        }
+      }
+      await Promise.all(batch);
+    }
+    const perMaster = await commandsPerMaster();
+    const total = perMaster.reduce((a, b) => a + b, 0);
+    const shares = perMaster.map((n) => n / total);
+    const detail = `commands per master: ${perMaster.join(' / ')} (${shares.map((x) => (x * 100).toFixed(0) + '%').join(' / ')}) for ${counts.requests} requests and ${counts.invalidations} invalidations`;
+    console.log(`      ${detail}`);
+    assert.ok(total > counts.requests, detail);
+    assert.ok(Math.max(...shares) <= 0.5, detail);
+    assert.equal(aCache.stats().l2.errors + bCache.stats().l2.errors, 0);
+  });
+
+  it('a counter of a slot that another Redis process served before (a failover that lost increments) never lets an entry that recorded an old version match', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    await a.set('price', 10, { tags: ['movie:7'] });
+    const counter = `${ns}:v:{movie:7}`;
+    const direct = new Cluster(cluster.nodes);
+    clients.push(direct);
+    const old = await direct.get(counter);
+    const oldEntry = await direct.getBuffer(`${ns}:d:price`);
+    assert.ok(old !== null && oldEntry !== null);
+    assert.deepEqual(await a.invalidateTags(['movie:7']), { delivered: true });
+    // What a replica that missed the increment holds once it took over: the old version (and the
+    // entry that recorded it), in a slot whose guard names another Redis process.
+    await direct.set(counter, old, 'PX', 60_000);
+    await direct.set(slotGuardKey(keySlot(counter)), 'feedface 0');
+    await direct.set(`${ns}:d:price`, oldEntry, 'PX', 60_000);
+    const fresh = await open(ns); // knows no version: asks Redis
+    assert.equal(await fresh.get('price'), undefined, 'an instance served the invalidated entry after the (simulated) failover');
+    assert.ok(Number(await direct.get(counter)) > Number(old), 'the counter was not lifted past the old version');
+    assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
   });
 });
