@@ -121,7 +121,11 @@ export interface CacheStats {
   coalesced: number;
   /** invalidate*() / clear() calls made on this instance. */
   invalidations: number;
+  /** The bus's pub/sub: sharded (SSUBSCRIBE/SPUBLISH, a Cluster of Redis >= 7) or classic; 'pending' until a Cluster's version is known. */
+  pubsub: PubSubReport;
 }
+
+export type PubSubReport = 'sharded' | 'classic' | 'pending' | 'disabled';
 
 /** 'closed' for every configured tier once close() was called. */
 export interface CacheHealth {
@@ -129,6 +133,8 @@ export interface CacheHealth {
   /** 'down' also before the first connection is made. */
   l2: 'ok' | 'down' | 'disabled' | 'closed';
   bus: 'ok' | 'reconnecting' | 'disabled' | 'closed';
+  /** As in stats(). */
+  pubsub: PubSubReport;
 }
 
 export interface InvalidateEvent {
@@ -639,18 +645,24 @@ export class TierCache extends EventEmitter implements DataCache {
       fills: this.fills,
       coalesced: this.coalesced,
       invalidations: this.invalidations,
+      pubsub: this.pubsub,
     };
+  }
+
+  private get pubsub(): PubSubReport {
+    return this.bus === undefined ? 'disabled' : (this.bus.mode ?? 'pending');
   }
 
   health(): CacheHealth {
     const l2 = this.store.l2;
     if (this.isClosed) {
-      return { l1: this.store.l1 ? 'closed' : 'disabled', l2: l2 ? 'closed' : 'disabled', bus: this.bus ? 'closed' : 'disabled' };
+      return { l1: this.store.l1 ? 'closed' : 'disabled', l2: l2 ? 'closed' : 'disabled', bus: this.bus ? 'closed' : 'disabled', pubsub: this.pubsub };
     }
     return {
       l1: this.store.l1 ? 'ok' : 'disabled',
       l2: l2 ? (l2.state === 'ok' ? 'ok' : 'down') : 'disabled',
       bus: this.bus ? this.bus.health : 'disabled',
+      pubsub: this.pubsub,
     };
   }
 

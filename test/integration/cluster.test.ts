@@ -213,4 +213,57 @@ describe('Redis Cluster as L2', function () {
     assert.ok(Number(await direct.get(counter)) > Number(old), 'the counter was not lifted past the old version');
     assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
   });
+
+  /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
+  async function onEachNode<T>(command: (direct: Redis) => Promise<T>): Promise<T[]> {
+    return Promise.all(
+      cluster.nodes.map(async (node) => {
+        const direct = new Redis(node.port, node.host);
+        try {
+          return await command(direct);
+        } finally {
+          direct.disconnect();
+        }
+      }),
+    );
+  }
+
+  it('uses sharded pub/sub on a Redis 7 cluster, reported by health() and stats(): messages go to the master of the channel only', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    assert.equal(a.health().pubsub, 'sharded');
+    assert.equal(b.stats().pubsub, 'sharded');
+    const channel = `{${ns}}:bus`;
+    const sharded = await onEachNode(async (d) => (await d.call('PUBSUB', 'SHARDCHANNELS', channel)) as string[]);
+    const classic = await onEachNode(async (d) => (await d.call('PUBSUB', 'CHANNELS', channel)) as string[]);
+    assert.equal(sharded.filter((list) => list.includes(channel)).length, 1, `nodes with the shard channel: ${JSON.stringify(sharded)}`);
+    assert.deepEqual(classic.flat(), [], 'a classic subscription is open too');
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await b.get('k'), 1);
+    await onEachNode((d) => d.config('RESETSTAT'));
+    const heard = new Promise((resolve) => b.once('invalidate', resolve));
+    await a.invalidateTags(['t']);
+    await heard;
+    assert.equal(await b.get('k'), undefined);
+    const publishes = await onEachNode(async (d) => Number(/cmdstat_spublish:calls=(\d+)/.exec(await d.info('commandstats'))?.[1] ?? 0));
+    assert.deepEqual(publishes.filter((n) => n > 0), [1], `SPUBLISH calls per node: ${publishes.join(' / ')}`);
+  });
+
+  it('sharded: a subscriber connection killed on the channel\'s master is a possible gap: both instances flush L1 and then hear each other again', async function () {
+    this.timeout(20_000);
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await b.get('k'), 1);
+    const flushes = [a.bus!.flushes, b.bus!.flushes];
+    await onEachNode((d) => d.call('CLIENT', 'KILL', 'TYPE', 'pubsub').catch(() => 0));
+    await eventually(async () => a.bus!.flushes > flushes[0]! && b.bus!.flushes > flushes[1]! && a.health().bus === 'ok' && b.health().bus === 'ok', 'both buses flushed and came back', 10_000);
+    assert.equal(await b.get('k'), 1, 'B lost the entry from L2');
+    const heard = new Promise((resolve) => b.once('invalidate', resolve));
+    await a.invalidateTags(['t']);
+    await heard;
+    assert.equal(await b.get('k'), undefined);
+  });
 });
