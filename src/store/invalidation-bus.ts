@@ -12,8 +12,13 @@
 // node. A Cluster's subscriber moves between nodes by itself, telling only
 // that a node went away: then the bus distrusts local state and publishes
 // probes to itself until one comes back, proof that the subscription is live
-// again (on whichever node), and flushes L1 as after any reconnect.
+// again (on whichever node), and flushes L1 as after any reconnect. A
+// Cluster's subscriber can also end up subscribed nowhere without a word (a
+// resubscription that failed during a failover): a heartbeat probe every
+// epoch check that does not come back is treated the same way, and while it
+// waits the bus subscribes again now and then.
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { L1Store } from './l1-store.js';
 import { withTimeout, type L2Store } from './l2-store.js';
@@ -32,9 +37,9 @@ export interface BusMessage {
 
 interface WireMessage {
   i: string;
-  /** Absent in probes (`p`), which only their sender reads. */
   s: number;
-  p?: number;
+  /** A heartbeat (InvalidationBus.sendToSelf): `s` is the sender's last sequence number, nothing else is carried. */
+  h?: number;
   t?: Array<[string, number]>;
   e?: number;
   k?: string[];
@@ -64,6 +69,8 @@ export type PubSubMode = 'sharded' | 'classic';
 
 /** How often a bus that lost track of its Cluster subscriber probes it, and retries choosing its mode. */
 const PROBE_MS = 100;
+/** While probing, subscribe again every this many probes. */
+const RESUBSCRIBE_EVERY = 10;
 
 /**
  * How often the namespace epoch is compared with Redis. A FLUSHALL (or an
@@ -85,6 +92,11 @@ export class InvalidationBus {
   /** The probe this bus waits to hear back (see suspect()); 0 when none. */
   private probe = 0;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** Probes sent while waiting (resubscribing every RESUBSCRIBE_EVERY). */
+  private probes = 0;
+  /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
+  private heartbeat = 0;
+  private heartbeatSent = 0;
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
   private readyWaiters: Array<() => void> = [];
@@ -208,6 +220,8 @@ export class InvalidationBus {
     this.forget(recovered);
     this.state = 'ok';
     this.probe = 0;
+    this.probes = 0;
+    this.heartbeat = 0;
     clearTimeout(this.probeTimer);
     this.options.versions.trusted = true;
     for (const done of this.readyWaiters.splice(0)) done();
@@ -222,6 +236,33 @@ export class InvalidationBus {
    * moved, or be moving, and messages may be lost meanwhile. Nothing local is
    * trusted until a probe published now comes back through the subscription.
    */
+  /**
+   * Publishes a heartbeat: a nonce this instance waits to hear back (its
+   * subscription works), and its last sequence number, which tells the
+   * others whether they missed a message of its since (a failover can lose
+   * the last ones without any later message to show the gap). Returns the nonce.
+   */
+  private sendToSelf(): number {
+    const nonce = Math.floor(Math.random() * 2 ** 31) + 1;
+    this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: this.seq, h: nonce })).catch(() => undefined);
+    return nonce;
+  }
+
+  /** One of this instance's heartbeats came back: the subscription works. */
+  private onProbe(nonce: number): void {
+    if (nonce === this.heartbeat) this.heartbeat = 0;
+    if (nonce === this.probe) this.live();
+  }
+
+  /** Another instance's heartbeat: a message of its after the last one heard here was lost. */
+  private onHeartbeat(sender: string, seq: number): void {
+    const last = this.lastSeq.get(sender);
+    if (last !== undefined && seq > last) {
+      this.lastSeq.set(sender, seq);
+      this.forget();
+    }
+  }
+
   private readonly suspect = (): void => {
     if (this.state === 'closed' || this.state === 'connecting' || this.subscriber === undefined) return;
     this.state = 'reconnecting';
@@ -231,9 +272,8 @@ export class InvalidationBus {
 
   private sendProbe(): void {
     if (this.state !== 'reconnecting') return;
-    this.probe = Math.floor(Math.random() * 2 ** 31) + 1;
-    const payload = JSON.stringify({ i: this.instanceId, p: this.probe });
-    this.send(this.options.l2.client, payload).catch(() => undefined);
+    this.probe = this.sendToSelf();
+    if (++this.probes % RESUBSCRIBE_EVERY === 0) this.onReady();
     clearTimeout(this.probeTimer);
     this.probeTimer = setTimeout(() => this.sendProbe(), PROBE_MS);
     this.probeTimer.unref();
@@ -260,10 +300,11 @@ export class InvalidationBus {
     }
     if (typeof wire !== 'object' || wire === null || typeof wire.i !== 'string') return;
     if (wire.i === this.instanceId) {
-      if (wire.p !== undefined && wire.p === this.probe) this.live();
+      if (typeof wire.h === 'number') this.onProbe(wire.h);
       return;
     }
     if (typeof wire.s !== 'number') return;
+    if (typeof wire.h === 'number') return this.onHeartbeat(wire.i, wire.s);
     this.received++;
     const last = this.lastSeq.get(wire.i);
     if (last === undefined && this.lastSeq.size >= MAX_SENDERS) {
@@ -291,6 +332,14 @@ export class InvalidationBus {
    */
   private readonly checkEpoch = (): void => {
     if (this.state !== 'ok') return;
+    if (this.heartbeat !== 0 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
+      this.suspect();
+      return;
+    }
+    if (this.heartbeat === 0 && isCluster(this.options.l2.client)) {
+      this.heartbeat = this.sendToSelf();
+      this.heartbeatSent = performance.now();
+    }
     const { versions } = this.options;
     const known = versions.knownEpoch;
     versions.serverEpoch().then(

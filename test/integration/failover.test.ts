@@ -156,19 +156,22 @@ describe('failover under load: a 3-master Cluster with replicas, two app process
       }
       const failoverMs = takeover - killedAt;
 
-      // After the takeover: an invalidation on A reaches B (its answer for `post` changes).
+      // After the takeover: an invalidation on A reaches B: B stops serving its old answer for `post`,
+      // through the message or, if the message was lost in the move, through the gap B's bus then sees.
       const oldPost = (await b.get(post)).body;
-      const heardAfter = (await b.health()).received;
+      const before = await b.health();
       await a.invalidate({ tag: 'movie:post' });
       let reached = false;
       const sentAt = performance.now();
-      for (const deadline = sentAt + 10_000; performance.now() < deadline; await sleep(10)) {
-        if ((await b.health()).received > heardAfter && (await b.get(post)).body !== oldPost) {
+      for (const deadline = sentAt + 5_000; performance.now() < deadline; await sleep(10)) {
+        if ((await b.get(post)).body !== oldPost) {
           reached = true;
           break;
         }
       }
       const reachedMs = performance.now() - sentAt;
+      const after = await b.health();
+      const how = after.received > before.received ? 'its message' : after.flushes > before.flushes ? 'a gap B saw (the message was lost)' : 'neither message nor gap';
       await sleep(500);
       await load.stop();
 
@@ -178,12 +181,14 @@ describe('failover under load: a 3-master Cluster with replicas, two app process
       const stalePre = samples.filter((s) => s.url === pre && s.start > invalidated && s.body === oldPre);
       const afterKill = samples.filter((s) => s.start >= killedAt).length;
       console.log(
-        `      ${samples.length} requests (${afterKill} after the kill), ${errors.length} errors; failover ${failoverMs.toFixed(0)} ms; worst request ${worst.ms.toFixed(0)} ms (${worst.app} ${worst.url}); bound ${COMMAND_TIMEOUT_MS} + ${failoverMs.toFixed(0)} ms; the invalidation after the takeover reached B in ${reachedMs.toFixed(0)} ms`,
+        `      ${samples.length} requests (${afterKill} after the kill), ${errors.length} errors; failover ${failoverMs.toFixed(0)} ms; worst request ${worst.ms.toFixed(0)} ms (${worst.app} ${worst.url}); bound ${COMMAND_TIMEOUT_MS} + ${failoverMs.toFixed(0)} ms; the invalidation after the takeover reached B in ${reachedMs.toFixed(0)} ms through ${how}`,
       );
+      const slowest = [...samples].sort((x, y) => y.ms - x.ms).slice(0, 5);
+      console.log(`      slowest: ${slowest.map((x) => `${x.ms.toFixed(0)} ms ${x.app} ${x.url} at ${(x.start - killedAt).toFixed(0)} ms from the kill`).join('; ')}`);
       assert.deepEqual(errors.slice(0, 3).map((s) => `${s.app} ${s.url}: ${s.status} ${s.body.slice(0, 200)}`), []);
       assert.ok(worst.ms <= COMMAND_TIMEOUT_MS + failoverMs + SLACK_MS, `${worst.app} ${worst.url} took ${worst.ms.toFixed(0)} ms`);
       assert.deepEqual(stalePre.map((s) => `${s.app} at +${(s.start - killedAt).toFixed(0)} ms`), [], 'the entry invalidated before the kill was served after it');
-      assert.ok(reached, `B did not hear an invalidation made on A after the takeover: A ${JSON.stringify(await a.health())} B ${JSON.stringify(await b.health())}\nA: ${a.stderr().slice(-2000)}`);
+      assert.ok(reached, `B still serves what A invalidated after the takeover: A ${JSON.stringify(await a.health())} B ${JSON.stringify(await b.health())}\nA: ${a.stderr().slice(-2000)}`);
       assert.ok(afterKill > 50, `too little traffic after the kill (${afterKill} requests)`);
     } finally {
       await load.stop();
