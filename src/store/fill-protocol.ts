@@ -15,7 +15,7 @@ import type { L2Store } from './l2-store.js';
 import { groupBySlot, keySlot, slotGuardKey } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { counterValue, LuaScript, SLOT_GUARD } from './redis-scripts.js';
+import { counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, SLOT_GUARD } from './redis-scripts.js';
 import { readBySlot } from './redis-versions.js';
 
 /**
@@ -129,8 +129,7 @@ const lookupScript = new LuaScript(LOOKUP);
 const storeScript = new LuaScript(STORE);
 const abandonScript = new LuaScript(ABANDON);
 
-/** How long a counter made by a lookup lives unless a store renews it. */
-export const PROVISIONAL_COUNTER_TTL_MS = 60_000;
+export { PROVISIONAL_COUNTER_TTL_MS };
 
 export interface LockRequest {
   readonly key: string;

@@ -14,6 +14,9 @@ import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient } from './redis-client.js';
 import type { ServerEpoch } from './tag-versions.js';
 
+/** How long a counter made by a lookup lives unless a store renews it. */
+export const PROVISIONAL_COUNTER_TTL_MS = 60_000;
+
 const INIT = `
 local t = redis.call('TIME')
 local init = t[1] .. string.format('%06d', tonumber(t[2]))

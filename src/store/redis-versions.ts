@@ -10,9 +10,8 @@
 // script does it all.
 import type { L2Store } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { PROVISIONAL_COUNTER_TTL_MS } from './fill-protocol.js';
 import { groupBySlot, slotGuardKey } from './hash-slot.js';
-import { bumpCounters, bumpSlotCounters, counterValue, epochForServer, readCounters, readSlotCounters } from './redis-scripts.js';
+import { bumpCounters, bumpSlotCounters, counterValue, epochForServer, PROVISIONAL_COUNTER_TTL_MS, readCounters, readSlotCounters } from './redis-scripts.js';
 import type { ServerEpoch, VersionSource } from './tag-versions.js';
 
 /** How long a tag counter lives in Redis after an entry that recorded it was last stored, or it was bumped. */
