@@ -125,7 +125,7 @@ export interface CacheStats {
   pubsub: PubSubReport;
 }
 
-export type PubSubReport = 'sharded' | 'classic' | 'pending' | 'disabled';
+export type PubSubReport = 'sharded' | 'classic' | 'pending' | 'disabled' | 'closed';
 
 /** 'closed' for every configured tier once close() was called. */
 export interface CacheHealth {
@@ -650,7 +650,7 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 
   private get pubsub(): PubSubReport {
-    return this.bus === undefined ? 'disabled' : (this.bus.mode ?? 'pending');
+    return this.bus === undefined ? 'disabled' : this.isClosed ? 'closed' : (this.bus.mode ?? 'pending');
   }
 
   health(): CacheHealth {

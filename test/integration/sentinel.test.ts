@@ -37,7 +37,7 @@ describe('Redis Sentinel as L2', function () {
   async function open(ns: string): Promise<TierCache> {
     const client = new Redis({ sentinels: setup.addresses, name: SENTINEL_MASTER_NAME });
     clients.push(client);
-    const cache = createCache({ namespace: ns, redis: client });
+    const cache = createCache({ namespace: ns, redis: client, l2: { commandTimeout: 2000 } });
     caches.push(cache);
     await cache.ready();
     return cache;
