@@ -267,4 +267,22 @@ describe('Redis Cluster as L2', function () {
     await heard;
     assert.equal(await b.get('k'), undefined);
   });
+
+  it('a miss that fills costs two scripts in steady state (lookup + lock in the entry\'s slot, store + unlock there too)', async () => {
+    const ns = `cl${namespace++}`;
+    const cache = await open(ns);
+    const app = express();
+    app.get('/api/catalog', expressCache(cache, { ttl: '1m' }), (req, res) => void res.json({ n: req.query.n }));
+    for (let i = 0; i < 3; i++) await request(app).get(`/api/catalog?n=warm${i}`); // path counters learned
+    await onEachNode((d) => d.config('RESETSTAT'));
+    const misses = 20;
+    for (let i = 0; i < misses; i++) assert.equal((await request(app).get(`/api/catalog?n=${i}`)).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    const calls = await onEachNode(async (d) => {
+      const stats = await d.info('commandstats');
+      const count = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+      return { scripts: count('evalsha') + count('eval'), renewals: count('pexpire') };
+    });
+    const scripts = calls.reduce((sum, c) => sum + c.scripts, 0);
+    assert.equal(scripts, 2 * misses, `scripts per node: ${calls.map((c) => c.scripts).join(' / ')}`);
+  });
 });
