@@ -244,7 +244,8 @@ export class InvalidationBus {
    */
   private sendToSelf(): number {
     const nonce = Math.floor(Math.random() * 2 ** 31) + 1;
-    this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: this.seq, h: nonce })).catch(() => undefined);
+    // Not while L2 is down: they would only pile up in the client's queue (the next one goes once it is back).
+    if (this.options.l2.state === 'ok') this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: this.seq, h: nonce })).catch(() => undefined);
     return nonce;
   }
 
