@@ -1,4 +1,4 @@
-// Redis Sentinel as L2 (DESIGN.md section 5): a caller's ioredis client made
+// Redis Sentinel as L2 with three sentinels (DESIGN.md section 5): a caller's ioredis client made
 // with `sentinels` and `name`, against a real setup on loopback (a master, a
 // replica, three sentinels). The data API, the middleware and the bus work
 // through it, and a Sentinel failover under load behaves as a Cluster one
