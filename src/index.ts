@@ -5,6 +5,7 @@ export {
   DEFAULT_DATA_TTL,
   type CacheStats,
   type CacheHealth,
+  type PubSubReport,
   type SetOptions,
   type InvalidateEvent,
   type InvalidateOptions,

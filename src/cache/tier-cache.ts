@@ -35,7 +35,7 @@ import { SingleFlight, type Flight } from './single-flight.js';
 import { attachDebugLog } from '../observe/debug-log.js';
 import { DATA_ROUTE, type CacheTier, type ErrorSource, type HitEvent, type InvalidateEvent, type MissEvent, type StoreEvent, type TierCacheEvents } from '../observe/events.js';
 import { localInvalidation, remoteInvalidation } from '../observe/invalidation-kind.js';
-import { OutcomeCounters, type CacheStats } from '../observe/stats.js';
+import { OutcomeCounters, type CacheStats, type PubSubReport } from '../observe/stats.js';
 
 const debug = debuglog('tiercache');
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
@@ -81,7 +81,7 @@ export interface SetOptions {
 }
 
 export type { BypassEvent, ErrorEvent, HitEvent, InvalidateEvent, KeyEvent, MissEvent, StateEvent, StoreEvent, TierCacheEvents } from '../observe/events.js';
-export type { CacheStats } from '../observe/stats.js';
+export type { CacheStats, PubSubReport } from '../observe/stats.js';
 
 /** 'closed' for every configured tier once close() was called. */
 export interface CacheHealth {
@@ -89,6 +89,8 @@ export interface CacheHealth {
   /** 'down' also before the first connection is made. */
   l2: 'ok' | 'down' | 'disabled' | 'closed';
   bus: 'ok' | 'reconnecting' | 'disabled' | 'closed';
+  /** As in stats(). */
+  pubsub: PubSubReport;
 }
 
 /** Typed listeners: `cache.on('hit', (e) => e.tier)`. */
@@ -630,18 +632,24 @@ export class TierCache extends EventEmitter implements DataCache {
       coalesced: this.coalesced,
       invalidations: this.invalidations,
       queuedInvalidations: this.queue?.length ?? 0,
+      pubsub: this.pubsub,
     };
+  }
+
+  private get pubsub(): PubSubReport {
+    return this.bus === undefined ? 'disabled' : this.isClosed ? 'closed' : (this.bus.mode ?? 'pending');
   }
 
   health(): CacheHealth {
     const l2 = this.store.l2;
     if (this.isClosed) {
-      return { l1: this.store.l1 ? 'closed' : 'disabled', l2: l2 ? 'closed' : 'disabled', bus: this.bus ? 'closed' : 'disabled' };
+      return { l1: this.store.l1 ? 'closed' : 'disabled', l2: l2 ? 'closed' : 'disabled', bus: this.bus ? 'closed' : 'disabled', pubsub: this.pubsub };
     }
     return {
       l1: this.store.l1 ? 'ok' : 'disabled',
       l2: l2 ? (l2.state === 'ok' ? 'ok' : 'down') : 'disabled',
       bus: this.bus ? this.bus.health : 'disabled',
+      pubsub: this.pubsub,
     };
   }
 

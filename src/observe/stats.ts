@@ -43,7 +43,11 @@ export interface CacheStats {
   invalidations: number;
   /** Invalidations applied here that Redis has not taken yet (replayed when it answers). */
   queuedInvalidations: number;
+  /** The bus's pub/sub: sharded (SSUBSCRIBE/SPUBLISH, a Cluster of Redis >= 7) or classic; 'pending' until a Cluster's version is known. */
+  pubsub: PubSubReport;
 }
+
+export type PubSubReport = 'sharded' | 'classic' | 'pending' | 'disabled' | 'closed';
 
 /** Outcomes counted outside the tiers (see TierCache.outcomes). */
 export class OutcomeCounters {

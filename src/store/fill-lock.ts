@@ -60,12 +60,13 @@ export class FillLock {
   /**
    * Waits for another instance's fill of `key`: polls `look` until it finds
    * the result, the lock is gone with nothing stored (that fill stored
-   * nothing), the lock's lifetime has passed, or `stop()` says to give up.
+   * nothing), the lock's lifetime has passed, L2 is down, or `stop()` says to give up.
    * undefined when nothing came: the caller then fills itself.
    */
   async waitFor<T>(key: string, look: () => Promise<T | undefined>, stop?: () => boolean): Promise<T | undefined> {
     const deadline = performance.now() + this.ttl;
-    for (let round = 1; performance.now() < deadline && stop?.() !== true; round++) {
+    // L2 going down (a failover, say) ends the wait: the holder may not be able to store either.
+    for (let round = 1; performance.now() < deadline && stop?.() !== true && this.l2.state !== 'down'; round++) {
       await sleep(POLL_MS);
       const found = await look().catch(() => undefined);
       if (found !== undefined) return found;

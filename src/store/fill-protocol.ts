@@ -7,11 +7,16 @@
 // them — and releases the lock, or, when the fill stored nothing, releases
 // the lock and deletes the counters the first one created, so a request that
 // stores nothing leaves nothing in Redis. On standalone Redis each step is one
-// script; on a Cluster, where keys of one script must share a slot, the same
-// commands go out in parallel, one per slot group.
+// script. On a Cluster, where the keys of one script must share a slot, each
+// step is one script per slot involved, all sent at once: the entry, its lock
+// and its own key counter share the entry's slot (in steady state a fill
+// touches no other), other counters each live in a slot of their own.
 import type { L2Store } from './l2-store.js';
+import { groupBySlot, keySlot, slotGuardKey } from './hash-slot.js';
+import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { counterValue, LuaScript } from './redis-scripts.js';
+import { counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, SLOT_GUARD } from './redis-scripts.js';
+import { readBySlot } from './redis-versions.js';
 
 /**
  * KEYS[1] entry, KEYS[2] lock (KEYS[1] again when no lock is wanted), KEYS[3..] counters.
@@ -19,13 +24,19 @@ import { counterValue, LuaScript } from './redis-scripts.js';
  * ARGV[4] '1' when KEYS[3] is the namespace epoch (created without TTL),
  * ARGV[5] now in ms: an entry no longer fresh then (its freshUntil, a double at
  * byte 13 of the entry codec's layout) is returned and the fill steps taken too;
- * ARGV[6] '1' to take the fill steps whatever is stored (the entry is not read).
+ * ARGV[6] '1' to take the fill steps whatever is stored (the entry is not read);
+ * ARGV[7] '1' when the last of KEYS is the slot's guard (on a Cluster, see SLOT_GUARD).
  * A counter another fill made (still provisional) that this one reads gets twice
  * the provisional TTL: that fill's abandon then leaves it to this one.
  * Reply: { entry | false, lock (1 taken, 0 held by another, -1 not asked or a fresh hit),
  *          created counter positions ('1,3'), counter values (false when missing on a hit)... }
  */
-const LOOKUP = `
+const LOOKUP = `${SLOT_GUARD}
+local n = #KEYS
+if ARGV[7] == '1' then
+  guard = KEYS[n]
+  n = n - 1
+end
 local v = false
 if ARGV[6] ~= '1' then v = redis.call('GET', KEYS[1]) end
 local out = {v or false, -1, ''}
@@ -34,7 +45,10 @@ if v and string.len(v) >= 20 and string.sub(v, 1, 2) == 'TC' then
   fresh = struct.unpack('>d', v, 13) > tonumber(ARGV[5])
 end
 if fresh then
-  for i = 3, #KEYS do out[i + 1] = redis.call('GET', KEYS[i]) or false end
+  for i = 3, n do
+    local c = redis.call('GET', KEYS[i])
+    out[i + 1] = c and lift(KEYS[i], c) or false
+  end
   return out
 end
 if ARGV[1] ~= '' then
@@ -43,13 +57,15 @@ end
 local created = {}
 local init
 local provisional = tonumber(ARGV[3])
-for i = 3, #KEYS do
+for i = 3, n do
   local c = redis.call('GET', KEYS[i])
   if c then
+    c = lift(KEYS[i], c)
     -- Another fill made it and may still abandon it: shared now, so it must outlive that abandon.
     local ttl = redis.call('PTTL', KEYS[i])
     if ttl > 0 and ttl <= provisional then redis.call('PEXPIRE', KEYS[i], 2 * provisional) end
   else
+    mark()
     if not init then
       local t = redis.call('TIME')
       init = t[1] .. string.format('%06d', tonumber(t[2]))
@@ -113,8 +129,7 @@ const lookupScript = new LuaScript(LOOKUP);
 const storeScript = new LuaScript(STORE);
 const abandonScript = new LuaScript(ABANDON);
 
-/** How long a counter made by a lookup lives unless a store renews it. */
-export const PROVISIONAL_COUNTER_TTL_MS = 60_000;
+export { PROVISIONAL_COUNTER_TTL_MS };
 
 export interface LockRequest {
   readonly key: string;
@@ -181,8 +196,18 @@ export interface AbandonRequest {
 
 const text = (v: unknown): string | undefined => (v === null || v === undefined || v === false ? undefined : Buffer.isBuffer(v) ? v.toString('latin1') : String(v));
 
+/** Shared counters live a week; renewing one that has most of that left again gains nothing. */
+const RENEW_WHEN_LEFT = 0.9;
+
 /** Runs the fill steps through `l2` (its breaker and timeout), as scripts or, on a Cluster, per slot group. */
 export class FillProtocol {
+  /**
+   * On a Cluster: until when this instance last renewed each shared counter
+   * (ms), so fills renew one once in a while instead of each sending a
+   * command to its slot (the same few `path:` counters are in every fill).
+   */
+  private readonly renewed = new RecentMap<string, number>(10_000);
+
   constructor(private readonly l2: L2Store) {}
 
   private get cluster(): boolean {
@@ -199,7 +224,7 @@ export class FillProtocol {
    * the fill began ('tags', or the first one, 'epoch'). Throws when Redis fails.
    */
   store(request: StoreRequest): Promise<StoreResult> {
-    return this.l2.run((client) => (this.cluster ? storeOnCluster(client, request) : storeInOne(client, request)));
+    return this.l2.run((client) => (this.cluster ? this.storeOnCluster(client, request) : storeInOne(client, request)));
   }
 
   /** Step two of a fill that stored nothing. Never throws: what is left behind expires. */
@@ -207,12 +232,50 @@ export class FillProtocol {
     if (request.lock === undefined && request.created.length === 0) return;
     this.l2.run((client) => (this.cluster ? abandonOnCluster(client, request) : abandonInOne(client, request))).catch(() => undefined);
   }
+
+  /**
+   * One STORE script per slot that holds entries (with the lock and the
+   * counters of that slot, checked as on standalone Redis); counters of other
+   * slots renewed when due, the lock released where it is alone. No check
+   * spans slots: an entry that an invalidation of a counter in another slot
+   * overtook is stored, and refused when read (its versions are checked then).
+   */
+  private async storeOnCluster(client: RedisClient, request: StoreRequest): Promise<StoreResult> {
+    const { entries, counters, lock } = request;
+    const now = Date.now();
+    const keys = [...entries.map((e) => e.key), ...counters.map((c) => c.key), ...(lock === undefined ? [] : [lock.key])];
+    const steps: Array<Promise<StoreResult>> = [];
+    for (const { at } of groupBySlot(keys)) {
+      const slotEntries = at.filter((i) => i < entries.length).map((i) => entries[i]!);
+      const slotCounters = at.filter((i) => i >= entries.length && i < entries.length + counters.length).map((i) => counters[i - entries.length]!);
+      const slotLock = lock !== undefined && at.includes(keys.length - 1) ? lock : undefined;
+      if (slotEntries.length > 0) {
+        const first = slotCounters[0]?.ttl === 0 && slotCounters[0] === counters[0] ? 'epoch' : 'tags';
+        steps.push(storeInOne(client, { entries: slotEntries, counters: slotCounters, lock: slotLock }).then((r) => (r === 'epoch' ? first : r)));
+        continue;
+      }
+      for (const c of slotCounters) {
+        if (c.ttl <= 0 || (this.renewed.get(c.key) ?? 0) - now >= c.ttl * RENEW_WHEN_LEFT) continue;
+        steps.push(
+          client.pexpire(c.key, Math.ceil(c.ttl), 'GT').then(() => {
+            this.renewed.set(c.key, now + c.ttl);
+            return 'stored' as const;
+          }),
+        );
+      }
+      if (slotLock !== undefined) steps.push(abandonScript.raw(client, [slotLock.key], [slotLock.token, '0']).then(() => 'stored' as const));
+    }
+    const results = await Promise.all(steps);
+    return results.includes('epoch') ? 'epoch' : results.includes('tags') ? 'tags' : 'stored';
+  }
 }
 
-async function lookupInOne(client: RedisClient, request: LookupRequest): Promise<LookupReply> {
+async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: string): Promise<LookupReply> {
   const { key, lock, counters } = request;
-  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0'];
-  const reply = await lookupScript.raw(client, [key, lock?.key ?? key, ...counters], args);
+  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1'];
+  const keys = [key, lock?.key ?? key, ...counters];
+  if (guard !== undefined) keys.push(guard);
+  const reply = await lookupScript.raw(client, keys, args);
   if (!Array.isArray(reply) || reply.length !== 3 + counters.length) throw new Error('unexpected reply from the tiercache lookup script');
   const entry = Buffer.isBuffer(reply[0]) ? reply[0] : null;
   const values = counters.map((_, i) => (text(reply[3 + i]) === undefined ? undefined : counterValue(reply[3 + i])));
@@ -226,29 +289,44 @@ async function lookupInOne(client: RedisClient, request: LookupRequest): Promise
   return { entry, locked: lockCode === -1 ? undefined : lockCode === 1, values, created };
 }
 
-/** On a Cluster the entry and its lock share a slot (the lock key hash-tags the entry key); counters live elsewhere. */
+/**
+ * On a Cluster: the LOOKUP script in the entry's slot (the entry, its lock,
+ * which hash-tags the entry key, and the counters of that slot: in steady
+ * state the entry's own key counter, the only one a fill reads), and the
+ * counters of every other slot read at the same time, one script per slot.
+ */
 async function lookupOnCluster(client: RedisClient, request: LookupRequest): Promise<LookupReply> {
-  const { key, lock, counters } = request;
-  const [own, values] = await Promise.all([
-    lookupInOne(client, { ...request, counters: [], epochFirst: false }),
-    Promise.all(counters.map((counter, i) => readOrCreate(client, counter, i === 0 && request.epochFirst))),
+  const { key, counters } = request;
+  const slot = keySlot(key);
+  const here: number[] = [];
+  const elsewhere: number[] = [];
+  counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
+  const epochHere = request.epochFirst && here[0] === 0;
+  const [own, others] = await Promise.all([
+    lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKey(slot)),
+    elsewhere.length === 0
+      ? undefined
+      : readBySlot(
+          client,
+          elsewhere.map((i) => counters[i]!),
+          request.epochFirst && elsewhere[0] === 0,
+          true,
+        ),
   ]);
-  const created: CreatedCounter[] = [];
-  const read: number[] = [];
-  values.forEach((v, i) => {
-    read.push(v.value);
-    if (v.created) created.push({ key: counters[i]!, value: v.value });
-  });
-  // A fresh hit made counters that were missing; harmless (they expire), and the hit treats them as unknown.
-  if (own.entry !== null && own.locked === undefined) return { ...own, values: values.map((v) => (v.created ? undefined : v.value)), created: [] };
-  return { ...own, values: read, created };
-}
-
-async function readOrCreate(client: RedisClient, key: string, epoch: boolean): Promise<{ value: number; created: boolean }> {
-  const reply = await lookupInOne(client, { key, lock: undefined, counters: [key], epochFirst: epoch, now: Number.MAX_SAFE_INTEGER });
-  // The lookup of a counter as its own "entry": found means it exists.
-  if (reply.entry !== null) return { value: counterValue(reply.entry), created: false };
-  return { value: reply.values[0]!, created: reply.created.length > 0 };
+  const values: Array<number | undefined> = new Array(counters.length);
+  here.forEach((i, n) => (values[i] = own.values[n]));
+  const created: CreatedCounter[] = [...own.created];
+  if (others !== undefined) {
+    elsewhere.forEach((i, n) => (values[i] = others.values[n]));
+    for (const n of others.created) created.push({ key: counters[elsewhere[n]!]!, value: others.values[n]! });
+  }
+  // A fresh hit: the counters read elsewhere were made if missing (harmless: they expire), and count as unknown.
+  if (own.entry !== null && own.locked === undefined) {
+    if (others !== undefined) for (const n of others.created) values[elsewhere[n]!] = undefined;
+    return { ...own, values, created: [] };
+  }
+  // The order of `created` does not matter to the fill; the order of `values` does.
+  return { ...own, values, created };
 }
 
 function storeArgs(request: StoreRequest, lockKey: string | undefined): { keys: string[]; args: string[] | Array<string | Buffer> } {
@@ -267,25 +345,22 @@ async function storeInOne(client: RedisClient, request: StoreRequest): Promise<S
   return code === 1 ? 'stored' : code === -1 ? 'epoch' : 'tags';
 }
 
-async function storeOnCluster(client: RedisClient, request: StoreRequest): Promise<StoreResult> {
-  // No cross-slot check is possible: entries are stored and counters renewed; an entry
-  // that an invalidation overtook is refused when read (its versions are checked then).
-  const writes: Array<Promise<unknown>> = request.entries.map((e) => client.set(e.key, e.bytes, 'PX', Math.max(1, Math.ceil(e.ttl))));
-  for (const c of request.counters) if (c.ttl > 0) writes.push(client.pexpire(c.key, Math.ceil(c.ttl), 'GT'));
-  if (request.lock !== undefined) writes.push(abandonScript.raw(client, [request.lock.key], [request.lock.token, '0']));
-  await Promise.all(writes);
-  return 'stored';
-}
-
 async function abandonInOne(client: RedisClient, request: AbandonRequest): Promise<void> {
   const { lock, created } = request;
   const keys = [lock?.key ?? created[0]!.key, ...created.map((c) => c.key)];
   await abandonScript.raw(client, keys, [lock?.token ?? '', String(PROVISIONAL_COUNTER_TTL_MS), ...created.map((c) => String(c.value))]);
 }
 
+/** ABANDON once per slot: the lock with the counters of its slot, the other counters by slot. */
 async function abandonOnCluster(client: RedisClient, request: AbandonRequest): Promise<void> {
-  const steps: Array<Promise<unknown>> = [];
-  if (request.lock !== undefined) steps.push(abandonScript.raw(client, [request.lock.key], [request.lock.token, '0']));
-  for (const c of request.created) steps.push(abandonScript.raw(client, [c.key, c.key], ['', String(PROVISIONAL_COUNTER_TTL_MS), String(c.value)]));
-  await Promise.all(steps);
+  const { lock, created } = request;
+  const keys = [...created.map((c) => c.key), ...(lock === undefined ? [] : [lock.key])];
+  await Promise.all(
+    groupBySlot(keys).map(({ at }) =>
+      abandonInOne(client, {
+        lock: lock !== undefined && at.includes(created.length) ? lock : undefined,
+        created: at.filter((i) => i < created.length).map((i) => created[i]!),
+      }),
+    ),
+  );
 }

@@ -5,10 +5,23 @@
 // while the subscription is live, a gap in a sender's sequence or a
 // reconnect flushes L1 and forgets every version learned, and until the
 // subscription is back every hit asks Redis.
+//
+// On a Redis Cluster whose servers have it (Redis >= 7, Valkey), the bus uses
+// sharded pub/sub (SSUBSCRIBE / SPUBLISH): a message goes to the master that
+// owns the channel's slot only, where classic PUBLISH is broadcast to every
+// node. A Cluster's subscriber moves between nodes by itself, telling only
+// that a node went away: then the bus distrusts local state and publishes
+// probes to itself until one comes back, proof that the subscription is live
+// again (on whichever node), and flushes L1 as after any reconnect. A
+// Cluster's subscriber can also end up subscribed nowhere without a word (a
+// resubscription that failed during a failover): a heartbeat probe every
+// epoch check that does not come back is treated the same way, and while it
+// waits the bus subscribes again now and then.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
+import type { Cluster, Redis } from 'ioredis';
 import type { L1Store } from './l1-store.js';
-import type { L2Store } from './l2-store.js';
+import { withTimeout, type L2Store } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import type { TagVersions } from './tag-versions.js';
 
@@ -25,6 +38,8 @@ export interface BusMessage {
 interface WireMessage {
   i: string;
   s: number;
+  /** A heartbeat (InvalidationBus.sendToSelf): `s` is the sender's last sequence number, nothing else is carried. */
+  h?: number;
   t?: Array<[string, number]>;
   e?: number;
   k?: string[];
@@ -49,6 +64,14 @@ export interface InvalidationBusOptions {
 
 type BusState = 'connecting' | 'ok' | 'reconnecting' | 'closed';
 
+/** 'sharded': SSUBSCRIBE / SPUBLISH (a Cluster of Redis >= 7); 'classic': SUBSCRIBE / PUBLISH. */
+export type PubSubMode = 'sharded' | 'classic';
+
+/** How often a bus that lost track of its Cluster subscriber probes it, and retries choosing its mode. */
+const PROBE_MS = 100;
+/** While probing, subscribe again every this many probes. */
+const RESUBSCRIBE_EVERY = 10;
+
 /**
  * How often the namespace epoch is compared with Redis. A FLUSHALL (or an
  * evicted epoch) sends no message; this is how instances notice it.
@@ -62,8 +85,18 @@ export class InvalidationBus {
   /** Identifies this instance's messages. */
   readonly instanceId = randomUUID();
   readonly channel: string;
-  private readonly subscriber: RedisClient;
+  /** Known once chosen: at once on standalone Redis, after asking a server's version on a Cluster. */
+  mode: PubSubMode | undefined;
+  private subscriber: RedisClient | undefined;
   private state: BusState = 'connecting';
+  /** The probe this bus waits to hear back (see suspect()); 0 when none. */
+  private probe = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** Probes sent while waiting (resubscribing every RESUBSCRIBE_EVERY). */
+  private probes = 0;
+  /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
+  private heartbeat = 0;
+  private heartbeatSent = 0;
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
   private readyWaiters: Array<() => void> = [];
@@ -81,14 +114,45 @@ export class InvalidationBus {
 
   constructor(private readonly options: InvalidationBusOptions) {
     this.channel = `{${options.namespace}}:bus`;
-    this.subscriber = duplicateForSubscribing(options.l2.client);
-    this.subscriber.on('ready', this.onReady);
-    this.subscriber.on('close', () => this.onLost(undefined));
-    this.subscriber.on('end', () => this.onLost(undefined));
-    this.subscriber.on('error', (err: Error) => this.onLost(err));
-    this.subscriber.on('message', this.onMessage);
+    const client = options.l2.client;
+    if (isCluster(client)) {
+      void this.chooseMode(client);
+      // A node of the data client's view went away (a failover): messages through it may be lost too.
+      client.on('-node', this.suspect);
+    } else this.attach('classic');
     this.epochTimer = setInterval(this.checkEpoch, options.epochCheckInterval ?? EPOCH_CHECK_MS);
     this.epochTimer.unref();
+  }
+
+  /** Sharded pub/sub when the Cluster's servers have it (Redis >= 7), classic otherwise. */
+  private async chooseMode(client: Cluster): Promise<void> {
+    while (this.state !== 'closed') {
+      try {
+        if (await this.options.l2.waitReady(PROBE_MS * 10)) {
+          const info = await withTimeout(client.info('server'), PROBE_MS * 10);
+          if ((this.state as BusState) !== 'closed') this.attach(pubSubModeFor(info));
+          return;
+        }
+      } catch {
+        // not answered yet: ask again
+      }
+      await new Promise((resolve) => setTimeout(resolve, PROBE_MS * 5).unref());
+    }
+  }
+
+  private attach(mode: PubSubMode): void {
+    this.mode = mode;
+    const subscriber = duplicateForSubscribing(this.options.l2.client, mode === 'sharded');
+    this.subscriber = subscriber;
+    subscriber.on('ready', this.onReady);
+    subscriber.on('close', () => this.onLost(undefined));
+    subscriber.on('end', () => this.onLost(undefined));
+    subscriber.on('error', (err: Error) => this.onLost(err));
+    subscriber.on(mode === 'sharded' ? 'smessage' : 'message', this.onMessage);
+    if (isCluster(subscriber)) {
+      subscriber.on('-node', this.suspect);
+      subscriber.on('-subscriber', this.suspect);
+    }
   }
 
   get health(): 'ok' | 'reconnecting' {
@@ -118,43 +182,110 @@ export class InvalidationBus {
     if (message.epoch !== undefined) wire.e = message.epoch;
     if (message.keys !== undefined) wire.k = [...message.keys];
     const payload = JSON.stringify(wire);
-    await this.options.l2.run((c) => c.publish(this.channel, payload), true);
+    await this.options.l2.run((c) => this.send(c, payload), true);
     this.sent++;
+  }
+
+  private send(client: RedisClient, payload: string): Promise<unknown> {
+    return this.mode === 'sharded' ? client.spublish(this.channel, payload) : client.publish(this.channel, payload);
   }
 
   async close(): Promise<void> {
     this.state = 'closed';
     clearInterval(this.epochTimer);
+    clearTimeout(this.probeTimer);
+    this.options.l2.client.off('-node', this.suspect);
     this.options.versions.trusted = false;
     for (const done of this.readyWaiters.splice(0)) done();
-    this.subscriber.removeAllListeners('message');
+    const subscriber = this.subscriber;
+    if (subscriber === undefined) return;
+    subscriber.removeAllListeners('message');
+    subscriber.removeAllListeners('smessage');
     try {
-      await Promise.race([this.subscriber.quit(), new Promise((r) => setTimeout(r, 500).unref())]);
+      await Promise.race([subscriber.quit(), new Promise((r) => setTimeout(r, 500).unref())]);
     } catch {
       // already gone
     }
-    this.subscriber.disconnect();
+    subscriber.disconnect();
   }
 
   private readonly onReady = (): void => {
-    if (this.state === 'closed') return;
-    this.subscriber.subscribe(this.channel).then(
-      () => {
-        if (this.state === 'closed') return;
-        const recovered = this.state === 'reconnecting';
-        // Whatever was learned before the subscription was live may be stale.
-        this.forget(recovered);
-        this.state = 'ok';
-        this.options.versions.trusted = true;
-        for (const done of this.readyWaiters.splice(0)) done();
-        if (this.reportedDown) {
-          this.reportedDown = false;
-          this.options.onUp();
-        }
-      },
+    const subscriber = this.subscriber;
+    if (this.state === 'closed' || subscriber === undefined) return;
+    (this.mode === 'sharded' ? subscriber.ssubscribe(this.channel) : subscriber.subscribe(this.channel)).then(
+      () => this.live(),
       (err: Error) => this.options.onError(err, 'could not subscribe to the invalidation channel'),
     );
   };
+
+  /** The subscription is live (again). */
+  private live(): void {
+    if (this.state === 'closed') return;
+    const recovered = this.state === 'reconnecting';
+    // Whatever was learned before the subscription was live may be stale.
+    this.forget(recovered);
+    this.state = 'ok';
+    this.probe = 0;
+    this.probes = 0;
+    this.heartbeat = 0;
+    clearTimeout(this.probeTimer);
+    this.options.versions.trusted = true;
+    for (const done of this.readyWaiters.splice(0)) done();
+    if (this.reportedDown) {
+      this.reportedDown = false;
+      this.options.onUp();
+    }
+  }
+
+  /**
+   * A Cluster node went away (a failover, say): the subscription may have
+   * moved, or be moving, and messages may be lost meanwhile. Nothing local is
+   * trusted until a probe published now comes back through the subscription.
+   */
+  /**
+   * Publishes a heartbeat: a nonce this instance waits to hear back (its
+   * subscription works), and its last sequence number, which tells the
+   * others whether they missed a message of its since (a failover can lose
+   * the last ones without any later message to show the gap). Returns the nonce.
+   */
+  private sendToSelf(): number {
+    const nonce = Math.floor(Math.random() * 2 ** 31) + 1;
+    // Not while L2 is down: they would only pile up in the client's queue (the next one goes once it is back).
+    if (this.options.l2.state === 'ok') this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: this.seq, h: nonce })).catch(() => undefined);
+    return nonce;
+  }
+
+  /** One of this instance's heartbeats came back: the subscription works. */
+  private onProbe(nonce: number): void {
+    if (nonce === this.heartbeat) this.heartbeat = 0;
+    if (nonce === this.probe) this.live();
+  }
+
+  /** Another instance's heartbeat: a message of its after the last one heard here was lost. */
+  private onHeartbeat(sender: string, seq: number): void {
+    const last = this.lastSeq.get(sender);
+    if (last !== undefined && seq > last) {
+      this.lastSeq.set(sender, seq);
+      this.gaps++;
+      this.forget();
+    }
+  }
+
+  private readonly suspect = (): void => {
+    if (this.state === 'closed' || this.state === 'connecting' || this.subscriber === undefined) return;
+    this.state = 'reconnecting';
+    this.options.versions.trusted = false;
+    if (this.probe === 0) this.sendProbe();
+  };
+
+  private sendProbe(): void {
+    if (this.state !== 'reconnecting') return;
+    this.probe = this.sendToSelf();
+    if (++this.probes % RESUBSCRIBE_EVERY === 0) this.onReady();
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => this.sendProbe(), PROBE_MS);
+    this.probeTimer.unref();
+  }
 
   /** The subscriber connection dropped (or failed to connect): reported once, until it is live again. */
   private readonly onLost = (err: Error | undefined): void => {
@@ -175,8 +306,13 @@ export class InvalidationBus {
     } catch {
       return;
     }
-    if (typeof wire !== 'object' || wire === null || typeof wire.i !== 'string' || typeof wire.s !== 'number') return;
-    if (wire.i === this.instanceId) return;
+    if (typeof wire !== 'object' || wire === null || typeof wire.i !== 'string') return;
+    if (wire.i === this.instanceId) {
+      if (typeof wire.h === 'number') this.onProbe(wire.h);
+      return;
+    }
+    if (typeof wire.s !== 'number') return;
+    if (typeof wire.h === 'number') return this.onHeartbeat(wire.i, wire.s);
     this.received++;
     const last = this.lastSeq.get(wire.i);
     if (last === undefined && this.lastSeq.size >= MAX_SENDERS) {
@@ -207,6 +343,14 @@ export class InvalidationBus {
    */
   private readonly checkEpoch = (): void => {
     if (this.state !== 'ok') return;
+    if (this.heartbeat !== 0 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
+      this.suspect();
+      return;
+    }
+    if (this.heartbeat === 0 && isCluster(this.options.l2.client)) {
+      this.heartbeat = this.sendToSelf();
+      this.heartbeatSent = performance.now();
+    }
     const { versions } = this.options;
     const known = versions.knownEpoch;
     versions.serverEpoch().then(
@@ -231,11 +375,16 @@ export class InvalidationBus {
   }
 }
 
+/** The pub/sub a Cluster whose servers answer INFO with `info` supports: sharded from Redis 7 (Valkey says 7.2 there too). */
+export function pubSubModeFor(info: string): PubSubMode {
+  return Number(/^redis_version:(\d+)/m.exec(info)?.[1] ?? 0) >= 7 ? 'sharded' : 'classic';
+}
+
 /** A second connection for SUBSCRIBE, with the main client's settings but a queue and quick reconnects. */
-function duplicateForSubscribing(client: RedisClient): RedisClient {
+function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisClient {
   const retryStrategy = (times: number) => Math.min(times * 50, 1000);
   if (isCluster(client)) {
-    return client.duplicate([], { ...client.options, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true } });
+    return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true } });
   }
   return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, retryStrategy, commandTimeout: undefined, lazyConnect: false });
 }

@@ -31,8 +31,10 @@ export function isCluster(client: RedisClient): client is Cluster {
 
 export function openRedis(target: string | RedisClient, commandTimeout: number): OpenedRedis {
   if (typeof target !== 'string') {
-    const options = isCluster(target) ? target.options.redisOptions : (target as Redis).options;
-    return { client: target, owned: false, boundsCommands: typeof options?.commandTimeout === 'number' };
+    // A Cluster retries a command through redirections and failovers (up to maxRedirections times
+    // retryDelayOnFailover, past any node's commandTimeout): tiercache bounds it itself.
+    if (isCluster(target)) return { client: target, owned: false, boundsCommands: false };
+    return { client: target, owned: false, boundsCommands: typeof (target as Redis).options?.commandTimeout === 'number' };
   }
   const client = new Redis(target, {
     commandTimeout,

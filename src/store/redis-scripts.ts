@@ -1,5 +1,6 @@
-// Lua scripts for tag versions, kept in one hash slot per namespace so they run
-// unchanged on Redis Cluster. A missing counter is created from the server's
+// Lua scripts for tag versions. On standalone Redis one script reads or bumps
+// any counters; on a Cluster, where counters spread over slots, the slot
+// variants run once per slot (see SLOT_GUARD). A missing counter is created from the server's
 // clock in microseconds instead of 0: a counter lost to a restart, FLUSHALL or
 // eviction comes back larger than any value it had, so an entry that recorded
 // an old version can never match again (no ABA). Tag counters carry a TTL
@@ -12,6 +13,9 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient } from './redis-client.js';
 import type { ServerEpoch } from './tag-versions.js';
+
+/** How long a counter made by a lookup lives unless a store renews it. */
+export const PROVISIONAL_COUNTER_TTL_MS = 60_000;
 
 const INIT = `
 local t = redis.call('TIME')
@@ -55,6 +59,125 @@ for i, key in ipairs(KEYS) do
   end
   local floor = ARGV[i + 2]
   if floor and tonumber(v) < tonumber(floor) then redis.call('SET', key, floor) end
+  out[i] = redis.call('INCR', key)
+  if not (i == 1 and ARGV[2] == '1') then redis.call('PEXPIRE', key, ttl) end
+end
+return out`;
+
+/**
+ * Lua for scripts that read version counters on a Redis Cluster, where the
+ * counters of a namespace spread over every slot and so over every master:
+ * a failover to a replica that missed increments (or a restart from an old
+ * snapshot) may bring a counter of one slot back to an old value, and the
+ * namespace epoch (in another slot, on another master) would not notice. So
+ * each slot keeps a guard key (hash-slot.ts slotGuardKey): the run id of the
+ * Redis process that last served the slot, and the slot's floor. The first
+ * time a script finds an existing counter in a slot that another process
+ * served before, the floor moves to the server's clock (in microseconds, the
+ * unit counters start from), past every version handed out before; every
+ * counter of the slot found below the floor is raised to it, so an entry
+ * that recorded an old version never matches again. Counters created after
+ * come from the clock, above the floor. A slot's guard is made (by mark(),
+ * in the same script) with its first counter, so a replica that holds a
+ * counter holds its guard too; an existing counter found without one (a
+ * guard evicted, a counter from a version before guards) records the
+ * process without moving the floor. Scripts set `guard` to the guard key
+ * (nil: standalone, where the epoch check covers the one server), pass
+ * every existing counter they read through lift() and call mark() before
+ * making one. Without INFO (an ACL), there is no floor.
+ */
+export const SLOT_GUARD = `
+local guard = nil
+local floor = nil
+local function run_id()
+  local info = redis.pcall('INFO', 'server')
+  return type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
+end
+local function mark()
+  if not guard or floor then return end
+  if redis.call('EXISTS', guard) == 0 then
+    local run = run_id()
+    if run then redis.call('SET', guard, run .. ' 0') end
+    floor = 0
+  end
+end
+local function lift(key, v)
+  if not guard then return v end
+  if not floor then
+    floor = 0
+    local run = run_id()
+    if run then
+      local g = redis.call('GET', guard)
+      local last, f
+      if g then last, f = string.match(g, '^(%x+) (%d+)$') end
+      if f then floor = tonumber(f) end
+      if not g then redis.call('SET', guard, run .. ' 0')
+      elseif last ~= run then
+        local t = redis.call('TIME')
+        local now = tonumber(t[1] .. string.format('%06d', tonumber(t[2])))
+        if floor < now then floor = now else floor = floor + 1 end
+        redis.call('SET', guard, run .. ' ' .. string.format('%.0f', floor))
+      end
+    end
+  end
+  if tonumber(v) < floor then
+    v = string.format('%.0f', floor)
+    redis.call('SET', key, v, 'KEEPTTL')
+  end
+  return v
+end
+`;
+
+/**
+ * READ_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the
+ * slot's guard. ARGV[1] provisional TTL, ARGV[2] '1' when KEYS[1] is the
+ * epoch, ARGV[3] '1' for a fill's lookup: a counter another fill made (still
+ * provisional) gets twice the provisional TTL, as in fill-protocol.ts LOOKUP.
+ * Reply: { created positions ('1,3'), values... }.
+ */
+const SLOT_READ_SCRIPT = `${SLOT_GUARD}${INIT}
+guard = KEYS[#KEYS]
+local ttl = tonumber(ARGV[1])
+local out = {''}
+local created = {}
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i]
+  local epoch = i == 1 and ARGV[2] == '1'
+  local v = redis.call('GET', key)
+  if v then
+    v = lift(key, v)
+    if ARGV[3] == '1' and not epoch then
+      local left = redis.call('PTTL', key)
+      if left > 0 and left <= ttl then redis.call('PEXPIRE', key, 2 * ttl) end
+    end
+  else
+    mark()
+    v = init
+    if epoch then redis.call('SET', key, v) else
+      redis.call('SET', key, v, 'PX', ttl)
+      created[#created + 1] = i
+    end
+  end
+  out[i + 1] = v
+end
+out[1] = table.concat(created, ',')
+return out`;
+
+/** BUMP_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the slot's guard; ARGV as BUMP_SCRIPT. */
+const SLOT_BUMP_SCRIPT = `${SLOT_GUARD}${INIT}
+guard = KEYS[#KEYS]
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i]
+  local v = redis.call('GET', key)
+  if v then v = lift(key, v) else
+    mark()
+    redis.call('SET', key, init)
+    v = init
+  end
+  local least = ARGV[i + 2]
+  if least and tonumber(v) < tonumber(least) then redis.call('SET', key, least) end
   out[i] = redis.call('INCR', key)
   if not (i == 1 and ARGV[2] == '1') then redis.call('PEXPIRE', key, ttl) end
 end
@@ -149,6 +272,11 @@ export class LuaScript {
 export const readCounters = new LuaScript(READ_SCRIPT);
 /** Increments version counters (creating them from the clock when missing). */
 export const bumpCounters = new LuaScript(BUMP_SCRIPT);
+
+/** readCounters for the counters of one Cluster slot, guarded (see SLOT_GUARD). */
+export const readSlotCounters = new LuaScript(SLOT_READ_SCRIPT);
+/** bumpCounters for the counters of one Cluster slot, guarded (see SLOT_GUARD). */
+export const bumpSlotCounters = new LuaScript(SLOT_BUMP_SCRIPT);
 
 const serverScript = new LuaScript(SERVER_SCRIPT);
 

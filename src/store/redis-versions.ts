@@ -1,11 +1,17 @@
-// Version counters in Redis. All of a namespace's counters share one hash tag,
-// `{namespace}`, so the scripts touch a single Cluster slot. Next to the epoch
-// sits the run id of the Redis process that last served the namespace, so a
-// restart (from a snapshot) or a failover is noticed and moves the epoch.
+// Version counters in Redis. Each tag's counter lives in a slot of its own
+// (`ns:v:{tag}`), and an entry's own key tag in the entry's slot (`{key}:v`,
+// next to its fill lock), so on a Redis Cluster fills and invalidations
+// spread over every master instead of all meeting on one. The epoch and,
+// next to it, the run id of the Redis process that last served the
+// namespace share the slot of `{namespace}`: a restart (from a snapshot) or
+// a failover of that process is noticed and moves the epoch. On a Cluster,
+// the other slots are guarded one by one (SLOT_GUARD in redis-scripts.ts),
+// and commands go out once per slot, concurrently; on standalone Redis one
+// script does it all.
 import type { L2Store } from './l2-store.js';
-import type { RedisClient } from './redis-client.js';
-import { PROVISIONAL_COUNTER_TTL_MS } from './fill-protocol.js';
-import { bumpCounters, epochForServer, readCounters } from './redis-scripts.js';
+import { isCluster, type RedisClient } from './redis-client.js';
+import { groupBySlot, slotGuardKey } from './hash-slot.js';
+import { bumpCounters, bumpSlotCounters, counterValue, epochForServer, PROVISIONAL_COUNTER_TTL_MS, readCounters, readSlotCounters } from './redis-scripts.js';
 import type { ServerEpoch, VersionSource } from './tag-versions.js';
 
 /** How long a tag counter lives in Redis after an entry that recorded it was last stored, or it was bumped. */
@@ -22,28 +28,33 @@ export class RedisVersionSource implements VersionSource {
   ) {
     this.epochKey = `{${namespace}}:epoch`;
     this.serverKey = `{${namespace}}:server`;
-    this.tagPrefix = `{${namespace}}:v:`;
+    this.tagPrefix = `${namespace}:v:{`;
   }
 
   async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
     const keys = [this.epochKey];
-    for (const tag of tags) keys.push(this.tagPrefix + tag);
-    const values = await this.l2.run((c) => readCounters.run(c, keys, PROVISIONAL_COUNTER_TTL_MS, true));
+    for (const tag of tags) keys.push(this.counterKey(tag));
+    const values = await this.l2.run((c) => (isCluster(c) ? readBySlot(c, keys, true, false).then((r) => r.values) : readCounters.run(c, keys, PROVISIONAL_COUNTER_TTL_MS, true)));
     return { epoch: values[0]!, versions: values.slice(1) };
   }
 
-  /** The Redis key of a tag's counter. */
+  /**
+   * The Redis key of a tag's counter: in a slot of the tag's own, or for an
+   * entry's key tag in the entry's slot (store keys escape '{' and '}', so
+   * `{key}` hashes the whole key, as the key itself does).
+   */
   counterKey(tag: string): string {
-    return this.tagPrefix + tag;
+    return tag.startsWith(KEY_TAG) ? `{${tag.slice(KEY_TAG.length)}}:v` : this.tagPrefix + tag + '}';
   }
 
   bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]> {
-    const keys = tags.map((tag) => this.tagPrefix + tag);
-    return this.l2.run((c) => bumpCounters.run(c, keys, TAG_COUNTER_TTL_MS, false, floors), true);
+    const keys = tags.map((tag) => this.counterKey(tag));
+    return this.l2.run((c) => (isCluster(c) ? bumpBySlot(c, keys, false, floors) : bumpCounters.run(c, keys, TAG_COUNTER_TTL_MS, false, floors)), true);
   }
 
   async bumpEpoch(floor?: number): Promise<number> {
-    const [epoch] = await this.l2.run((c) => bumpCounters.run(c, [this.epochKey], TAG_COUNTER_TTL_MS, true, floor === undefined ? undefined : [floor]), true);
+    const floors = floor === undefined ? undefined : [floor];
+    const [epoch] = await this.l2.run((c) => (isCluster(c) ? bumpBySlot(c, [this.epochKey], true, floors) : bumpCounters.run(c, [this.epochKey], TAG_COUNTER_TTL_MS, true, floors)), true);
     return epoch!;
   }
 
@@ -56,4 +67,44 @@ export class RedisVersionSource implements VersionSource {
     if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKey, floor);
     return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKey, floor));
   }
+}
+
+/** Tags an entry carries for its own key (keys/tags.ts keyTag). */
+const KEY_TAG = 'key:';
+
+/**
+ * Reads (creating when missing) counters on a Cluster: one guarded script
+ * per slot, all sent at once. `epochFirst`: keys[0] is the epoch (no TTL);
+ * `forFill`: as a fill's lookup (see SLOT_READ_SCRIPT). Values in the order
+ * of `keys`; `created`: positions of the counters made here.
+ */
+export async function readBySlot(client: RedisClient, keys: readonly string[], epochFirst: boolean, forFill: boolean): Promise<{ values: number[]; created: number[] }> {
+  const values: number[] = new Array(keys.length);
+  const created: number[] = [];
+  await Promise.all(
+    groupBySlot(keys).map(async ({ slot, at }) => {
+      const epoch = epochFirst && at[0] === 0;
+      const reply = await readSlotCounters.raw(client, [...at.map((i) => keys[i]!), slotGuardKey(slot)], [String(PROVISIONAL_COUNTER_TTL_MS), epoch ? '1' : '0', forFill ? '1' : '0']);
+      if (!Array.isArray(reply) || reply.length !== at.length + 1) throw new Error('unexpected reply from a tiercache version script');
+      at.forEach((i, n) => (values[i] = counterValue(reply[n + 1])));
+      const made = Buffer.isBuffer(reply[0]) ? reply[0].toString('latin1') : String(reply[0] ?? '');
+      for (const position of made.split(',')) if (position !== '') created.push(at[Number(position) - 1]!);
+    }),
+  );
+  return { values, created };
+}
+
+/** Bumps counters on a Cluster: one guarded script per slot, all sent at once (see BUMP_SCRIPT). */
+async function bumpBySlot(client: RedisClient, keys: readonly string[], epochFirst: boolean, floors?: readonly number[]): Promise<number[]> {
+  const values: number[] = new Array(keys.length);
+  await Promise.all(
+    groupBySlot(keys).map(async ({ slot, at }) => {
+      const args = [String(TAG_COUNTER_TTL_MS), epochFirst && at[0] === 0 ? '1' : '0'];
+      if (floors !== undefined) for (const i of at) args.push(String(floors[i] ?? 0));
+      const bumped = await bumpSlotCounters.call(client, [...at.map((i) => keys[i]!), slotGuardKey(slot)], args);
+      if (bumped.length !== at.length) throw new Error('unexpected reply from a tiercache version script');
+      at.forEach((i, n) => (values[i] = bumped[n]!));
+    }),
+  );
+  return values;
 }

@@ -1,12 +1,14 @@
-// Redis Cluster as L2: a real 3-master cluster on loopback. Entries spread over
-// slots, version counters share one slot per namespace, and the invalidation
-// bus works across nodes.
+// Redis Cluster as L2: a real 3-master cluster on loopback. Entries and
+// version counters spread over slots (no master serves most of the commands),
+// a slot served by another Redis process than before never lets an old entry
+// match again, and the invalidation bus works across nodes.
 import assert from 'node:assert/strict';
 import express from 'express';
 import { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
+import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -40,7 +42,8 @@ describe('Redis Cluster as L2', function () {
   async function open(ns: string): Promise<TierCache> {
     const client = new Cluster(cluster.nodes);
     clients.push(client);
-    const cache = createCache({ namespace: ns, redis: client });
+    // A command timeout a loaded CI machine does not reach: these tests are not about timeouts.
+    const cache = createCache({ namespace: ns, redis: client, l2: { commandTimeout: 2000 } });
     caches.push(cache);
     await cache.ready();
     return cache;
@@ -106,5 +109,180 @@ describe('Redis Cluster as L2', function () {
     await caches[0]!.invalidatePrefix('/api/movies');
     await eventually(async () => (await request(b).get('/api/movies/7')).headers['cache-status'] !== 'tiercache; hit; detail=L1', 'B stops serving /api/movies/7');
     assert.equal(runs, 2);
+  });
+
+  /** Commands each master ran since `CONFIG RESETSTAT` (commands inside scripts included), without the test's own. */
+  async function commandsPerMaster(): Promise<number[]> {
+    const admin = new Set(['info', 'config', 'cluster', 'ping', 'command', 'client', 'hello', 'select', 'readonly', 'script']);
+    return Promise.all(
+      cluster.nodes.map(async (node) => {
+        const direct = new Redis(node.port, node.host);
+        try {
+          let total = 0;
+          for (const [, name, calls] of (await direct.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+            if (!admin.has(name!.split('|')[0]!)) total += Number(calls);
+          }
+          return total;
+        } finally {
+          direct.disconnect();
+        }
+      }),
+    );
+  }
+
+  async function resetStats(): Promise<void> {
+    await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const direct = new Redis(node.port, node.host);
+        try {
+          await direct.config('RESETSTAT');
+        } finally {
+          direct.disconnect();
+        }
+      }),
+    );
+  }
+
+  it('spreads a uniform mix of misses, hits and invalidations over the masters: none serves more than half of the commands', async function () {
+    this.timeout(60_000);
+    const ns = `cl${namespace++}`;
+    const [aCache, bCache] = [await open(ns), await open(ns)];
+    const appFor = (cache: TierCache) => {
+      const app = express();
+      app.get('/api/items/:id', expressCache(cache, { ttl: '1m', tags: (req) => [`item:${req.params.id}`, `shelf:${Number(req.params.id) % 40}`] }), (req, res) => void res.json({ id: req.params.id }));
+      app.get('/api/me/:id', expressCache(cache, { ttl: '1m', user: (req) => String(req.headers['x-user']) }), (req, res) => void res.json({ me: req.headers['x-user'], id: req.params.id }));
+      return app;
+    };
+    const apps = [appFor(aCache), appFor(bCache)];
+    const caches2 = [aCache, bCache];
+    let seed = 12345;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    await resetStats();
+    const counts = { requests: 0, invalidations: 0 };
+    for (let round = 0; round < 40; round++) {
+      const batch: Array<Promise<unknown>> = [];
+      for (let j = 0; j < 16; j++) {
+        const app = apps[random(2)]!;
+        const roll = random(20);
+        if (roll === 0) {
+          batch.push(caches2[random(2)]!.invalidateTags([`item:${random(300)}`]));
+          counts.invalidations++;
+        } else if (roll === 1) {
+          batch.push(caches2[random(2)]!.invalidateUser(`u${random(60)}`));
+          counts.invalidations++;
+        } else if (roll < 12) {
+          batch.push(request(app).get(`/api/items/${random(300)}`).expect(200));
+          counts.requests++;
+        } else {
+          batch.push(request(app).get(`/api/me/${random(10)}`).set('x-user', `u${random(60)}`).expect(200));
+          counts.requests++;
+        }
+      }
+      await Promise.all(batch);
+    }
+    const perMaster = await commandsPerMaster();
+    const total = perMaster.reduce((a, b) => a + b, 0);
+    const shares = perMaster.map((n) => n / total);
+    const detail = `commands per master: ${perMaster.join(' / ')} (${shares.map((x) => (x * 100).toFixed(0) + '%').join(' / ')}) for ${counts.requests} requests and ${counts.invalidations} invalidations`;
+    console.log(`      ${detail}`);
+    assert.ok(total > counts.requests, detail);
+    assert.ok(Math.max(...shares) <= 0.5, detail);
+    assert.equal(aCache.stats().l2.errors + bCache.stats().l2.errors, 0);
+  });
+
+  it('a counter of a slot that another Redis process served before (a failover that lost increments) never lets an entry that recorded an old version match', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    await a.set('price', 10, { tags: ['movie:7'] });
+    const counter = `${ns}:v:{movie:7}`;
+    const direct = new Cluster(cluster.nodes);
+    clients.push(direct);
+    const old = await direct.get(counter);
+    const oldEntry = await direct.getBuffer(`${ns}:d:price`);
+    assert.ok(old !== null && oldEntry !== null);
+    assert.deepEqual(await a.invalidateTags(['movie:7']), { delivered: true });
+    // What a replica that missed the increment holds once it took over: the old version (and the
+    // entry that recorded it), in a slot whose guard names another Redis process.
+    await direct.set(counter, old, 'PX', 60_000);
+    await direct.set(slotGuardKey(keySlot(counter)), 'feedface 0');
+    await direct.set(`${ns}:d:price`, oldEntry, 'PX', 60_000);
+    const fresh = await open(ns); // knows no version: asks Redis
+    assert.equal(await fresh.get('price'), undefined, 'an instance served the invalidated entry after the (simulated) failover');
+    assert.ok(Number(await direct.get(counter)) > Number(old), 'the counter was not lifted past the old version');
+    assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
+  });
+
+  /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
+  async function onEachNode<T>(command: (direct: Redis) => Promise<T>): Promise<T[]> {
+    return Promise.all(
+      cluster.nodes.map(async (node) => {
+        const direct = new Redis(node.port, node.host);
+        try {
+          return await command(direct);
+        } finally {
+          direct.disconnect();
+        }
+      }),
+    );
+  }
+
+  it('uses sharded pub/sub on a Redis 7 cluster, reported by health() and stats(): messages go to the master of the channel only', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    assert.equal(a.health().pubsub, 'sharded');
+    assert.equal(b.stats().pubsub, 'sharded');
+    const channel = `{${ns}}:bus`;
+    const sharded = await onEachNode(async (d) => (await d.call('PUBSUB', 'SHARDCHANNELS', channel)) as string[]);
+    const classic = await onEachNode(async (d) => (await d.call('PUBSUB', 'CHANNELS', channel)) as string[]);
+    assert.equal(sharded.filter((list) => list.includes(channel)).length, 1, `nodes with the shard channel: ${JSON.stringify(sharded)}`);
+    assert.deepEqual(classic.flat(), [], 'a classic subscription is open too');
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await b.get('k'), 1);
+    await onEachNode((d) => d.config('RESETSTAT'));
+    const heard = new Promise((resolve) => b.once('invalidate', resolve));
+    await a.invalidateTags(['t']);
+    await heard;
+    assert.equal(await b.get('k'), undefined);
+    const publishes = await onEachNode(async (d) => Number(/cmdstat_spublish:calls=(\d+)/.exec(await d.info('commandstats'))?.[1] ?? 0));
+    assert.deepEqual(publishes.filter((n) => n > 0), [1], `SPUBLISH calls per node: ${publishes.join(' / ')}`);
+  });
+
+  it('sharded: a subscriber connection killed on the channel\'s master is a possible gap: both instances flush L1 and then hear each other again', async function () {
+    this.timeout(20_000);
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await b.get('k'), 1);
+    const flushes = [a.bus!.flushes, b.bus!.flushes];
+    await onEachNode((d) => d.call('CLIENT', 'KILL', 'TYPE', 'pubsub').catch(() => 0));
+    await eventually(async () => a.bus!.flushes > flushes[0]! && b.bus!.flushes > flushes[1]! && a.health().bus === 'ok' && b.health().bus === 'ok', 'both buses flushed and came back', 10_000);
+    assert.equal(await b.get('k'), 1, 'B lost the entry from L2');
+    const heard = new Promise((resolve) => b.once('invalidate', resolve));
+    await a.invalidateTags(['t']);
+    await heard;
+    assert.equal(await b.get('k'), undefined);
+  });
+
+  it('a miss that fills costs two scripts in steady state (lookup + lock in the entry\'s slot, store + unlock there too)', async () => {
+    const ns = `cl${namespace++}`;
+    const cache = await open(ns);
+    const app = express();
+    app.get('/api/catalog', expressCache(cache, { ttl: '1m' }), (req, res) => void res.json({ n: req.query.n }));
+    for (let i = 0; i < 3; i++) await request(app).get(`/api/catalog?n=warm${i}`); // path counters learned
+    await onEachNode((d) => d.config('RESETSTAT'));
+    const misses = 20;
+    for (let i = 0; i < misses; i++) assert.equal((await request(app).get(`/api/catalog?n=${i}`)).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    const calls = await onEachNode(async (d) => {
+      const stats = await d.info('commandstats');
+      const count = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+      return { scripts: count('evalsha') + count('eval'), renewals: count('pexpire') };
+    });
+    const scripts = calls.reduce((sum, c) => sum + c.scripts, 0);
+    assert.equal(scripts, 2 * misses, `scripts per node: ${calls.map((c) => c.scripts).join(' / ')}`);
   });
 });

@@ -19,7 +19,7 @@ function entryFor(stamp: { epoch: number; tags: readonly string[]; versions: rea
 
 describe('the Redis side of a fill', function () {
   const ctx = useRedisCaches({ prefix: 'fillproto', flush: true });
-  const counterOf = (cache: TierCache, tag: string) => `{${cache.prefix}}:v:${tag}`;
+  const counterOf = (cache: TierCache, tag: string) => (tag.startsWith('key:') ? `{${tag.slice(4)}}:v` : `${cache.prefix}:v:{${tag}}`);
 
   it('a fill that stores nothing deletes the counters its lookup created, and releases its lock', async () => {
     const cache = await ctx.open({ l1: false });

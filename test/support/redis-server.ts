@@ -3,7 +3,7 @@
 // Every server started here is tracked so the root hook (root-hooks.ts) and a
 // process 'exit' handler can kill whatever a test forgot to stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,17 @@ export interface RedisServerOptions {
    * @default []
    */
   args?: readonly string[] | ((ctx: { port: number; dir: string }) => readonly string[]);
+  /**
+   * A configuration file's text, written to the server's directory and named
+   * first on its command line (Sentinel needs one it can rewrite).
+   * @default none
+   */
+  config?: (ctx: { port: number; dir: string }) => string;
+  /**
+   * The log line that means ready (a Sentinel prints no "Ready to accept connections").
+   * @default 'Ready to accept connections'
+   */
+  readyLine?: string;
   /**
    * How long to wait for the server's own "Ready to accept connections" line.
    * @default 10000
@@ -89,6 +100,7 @@ class ServerHandle implements RedisServerHandle {
     private readonly argv: readonly string[],
     private readonly bin: string,
     private readonly readyTimeoutMs: number,
+    private readonly readyLine: string = READY_LINE,
   ) {
     this.url = `redis://${REDIS_HOST}:${port}`;
   }
@@ -124,7 +136,7 @@ class ServerHandle implements RedisServerHandle {
       const onData = (chunk: Buffer) => {
         this.output += chunk.toString('utf8');
         if (this.output.length > MAX_LOG_CHARS) this.output = this.output.slice(-MAX_LOG_CHARS);
-        if (!settled && this.output.includes(READY_LINE)) settle();
+        if (!settled && this.output.includes(this.readyLine)) settle();
       };
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
@@ -138,7 +150,7 @@ class ServerHandle implements RedisServerHandle {
         child.kill('SIGKILL');
         settle(
           new Error(
-            `redis-server on port ${this.port} printed no "${READY_LINE}" within ${this.readyTimeoutMs} ms; its output:\n${this.output}`,
+            `redis-server on port ${this.port} printed no "${this.readyLine}" within ${this.readyTimeoutMs} ms; its output:\n${this.output}`,
           ),
         );
       }, this.readyTimeoutMs);
@@ -236,7 +248,14 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     const port = opts.port ?? randomPort();
     const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
     const extra = typeof opts.args === 'function' ? opts.args({ port, dir }) : (opts.args ?? []);
+    const config: string[] = [];
+    if (opts.config !== undefined) {
+      const file = join(dir, 'redis.conf');
+      writeFileSync(file, opts.config({ port, dir }));
+      config.push(file);
+    }
     const argv = [
+      ...config,
       '--bind', REDIS_HOST,
       '--port', String(port),
       '--save', '',
@@ -246,7 +265,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       '--daemonize', 'no',
       ...extra,
     ];
-    const handle = new ServerHandle(port, dir, argv, bin, readyTimeoutMs);
+    const handle = new ServerHandle(port, dir, argv, bin, readyTimeoutMs, opts.readyLine);
     live.add(handle);
     try {
       await handle.spawn();

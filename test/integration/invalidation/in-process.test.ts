@@ -478,8 +478,8 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.ok(bytes);
 
     await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
-    const counters = await ctx.admin.keys(`{${ctx.ns}}:v:*`);
-    assert.ok(counters.includes(`{${ctx.ns}}:v:movie:7`), `no counter for movie:7 among ${counters.join(', ')}`);
+    const counters = [...(await ctx.admin.keys(`${ctx.ns}:v:*`)), ...(await ctx.admin.keys(`{${ctx.ns}:*}:v`))];
+    assert.ok(counters.includes(`${ctx.ns}:v:{movie:7}`), `no counter for movie:7 among ${counters.join(', ')}`);
     await ctx.admin.del(...counters);
     await ctx.admin.set(key, bytes, 'PX', 60_000);
 
@@ -494,7 +494,7 @@ describe('invalidation across two instances in one process (Express, real Redis)
   it('a tag counter that went back (as on a replica that missed increments) is bumped past every version the invalidating instance saw', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
-    const counter = `{${ctx.ns}}:v:movie:7`;
+    const counter = `${ctx.ns}:v:{movie:7}`;
     for (let i = 0; i < 3; i++) await invalidateAndDeliver(a, b, () => a.cache.invalidateTags(['movie:7']));
     await a.cache.set('price', 10, { tags: ['movie:7'] });
     const recorded = Number(await ctx.admin.get(counter));
@@ -815,7 +815,7 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     // movie 8 carries none of the tags: only the clear() drops it.
     assert.ok(await eventually(async () => (await b.get('/api/movies/8')).body !== movie8, RECONNECT_MS, 20), 'B still serves movie 8 after the heal');
     assert.ok(Number(await ctx.admin.get(epochKey)) > epoch, 'the epoch did not move');
-    const counters = await ctx.admin.keys(`{${ctx.ns}}:v:t*`);
+    const counters = await ctx.admin.keys(`${ctx.ns}:v:{t*`);
     assert.deepEqual(counters, [], `the collapsed tags were bumped one by one: ${counters.slice(0, 3).join(', ')} ...`);
   });
 

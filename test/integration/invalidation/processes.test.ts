@@ -5,146 +5,15 @@
 // (once the bus message reaches it), while unrelated entries still hit B's L1.
 // Children are killed by PID (SIGKILL) in the after hook and at exit.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { HIT_L1 } from '../../../src/middleware/cache-status.js';
+import { startApp, START_MS, stopAllApps, type AppProcess, type Headers, type Reply } from '../../support/app-process.js';
 import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const FIXTURE = fileURLToPath(new URL('../../fixtures/invalidation-app.ts', import.meta.url));
 /** How long the other process's bus may take to receive an invalidation (a "does not hang" bound). */
 const PROPAGATION_MS = 1000;
-/** How long a child may take to start (tsx compiles on the fly). */
-const START_MS = 30_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-interface Reply {
-  readonly status: number;
-  readonly body: string;
-  readonly cacheStatus: string | null;
-  /** The parsed body (pid, n, url, key, ...). */
-  readonly json: { pid: number; n: number; url: string; key: string; [k: string]: unknown };
-}
-
-type Headers = Readonly<Record<string, string>>;
-
-interface AppProcess {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly port: number;
-  /** The child's stderr so far, for failure messages. */
-  readonly stderr: () => string;
-  get(url: string, headers?: Headers): Promise<Reply>;
-  /** POST /admin/invalidate?<query>; asserts the 204. */
-  invalidate(query: Record<string, string>): Promise<void>;
-  health(): Promise<{ health: { bus: string; l2: string }; received: number; flushes: number; runs: number }>;
-}
-
-/** Children started by this file and not yet seen to exit. */
-const children = new Set<ChildProcess>();
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || hasExited(child)) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGKILL');
-  await exited;
-  children.delete(child);
-}
-
-// Last resort if the run ends without the after hook: only synchronous work here.
-process.on('exit', () => {
-  for (const child of children) {
-    if (child.pid !== undefined && !hasExited(child)) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
-
-/** Starts the fixture app and resolves once it printed its port. */
-function startApp(name: string, redisUrl: string, namespace: string): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PORT: '0', REDIS_URL: redisUrl, NAMESPACE: namespace },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-    if (stderr.length > 64 * 1024) stderr = stderr.slice(-64 * 1024);
-  });
-  return new Promise<AppProcess>((resolve, reject) => {
-    let settled = false;
-    const fail = (message: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      void killChild(child).finally(() => reject(new Error(`${name}: ${message}; stderr:\n${stderr}`)));
-    };
-    const timer = setTimeout(() => fail(`printed no port within ${START_MS} ms`), START_MS);
-    child.once('error', (err) => fail(`could not start (${err.message})`));
-    child.once('exit', (code, signal) => fail(`exited before printing its port (code ${code}, signal ${signal})`));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-      if (settled) return;
-      for (const line of stdout.split('\n').slice(0, -1)) {
-        let parsed: { port?: unknown; pid?: unknown };
-        try {
-          parsed = JSON.parse(line) as typeof parsed;
-        } catch {
-          continue;
-        }
-        if (typeof parsed.port !== 'number' || parsed.port <= 0) continue;
-        settled = true;
-        clearTimeout(timer);
-        assert.equal(parsed.pid, child.pid, 'the child printed another pid than its own');
-        resolve(appHandle(name, child, parsed.port, () => stderr));
-        return;
-      }
-    });
-  });
-}
-
-function appHandle(name: string, child: ChildProcess, port: number, stderr: () => string): AppProcess {
-  const base = `http://127.0.0.1:${port}`;
-  return {
-    name,
-    child,
-    pid: child.pid!,
-    port,
-    stderr,
-    async get(url, headers = {}) {
-      const res = await fetch(base + url, { headers });
-      const body = await res.text();
-      assert.equal(res.status, 200, `${name} GET ${url}: status ${res.status}: ${body}`);
-      return { status: res.status, body, cacheStatus: res.headers.get('cache-status'), json: JSON.parse(body) as Reply['json'] };
-    },
-    async invalidate(query) {
-      const res = await fetch(`${base}/admin/invalidate?${new URLSearchParams(query)}`, { method: 'POST' });
-      const body = await res.text();
-      assert.equal(res.status, 204, `${name} POST /admin/invalidate?${new URLSearchParams(query)}: ${res.status} ${body}`);
-    },
-    async health() {
-      const res = await fetch(`${base}/admin/health`);
-      return (await res.json()) as Awaited<ReturnType<AppProcess['health']>>;
-    },
-  };
-}
 
 /** Fills `url` on `first`, warms `second` from L2; both then serve the same body from L1. Returns it. */
 async function warmBoth(first: AppProcess, second: AppProcess, url: string, headers?: Headers): Promise<Reply> {
@@ -209,7 +78,8 @@ describe('invalidation across two app processes (child processes, real Redis)', 
     this.timeout(START_MS * 2 + 10_000);
     server = await startRedisServer();
     const namespace = `procs${process.pid}`;
-    const started = await Promise.allSettled([startApp('A', server.url, namespace), startApp('B', server.url, namespace)]);
+    const env = { REDIS_URL: server.url, NAMESPACE: namespace };
+    const started = await Promise.allSettled([startApp('A', env), startApp('B', env)]);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     [a, b] = started.map((s) => (s as PromiseFulfilledResult<AppProcess>).value) as [AppProcess, AppProcess];
@@ -222,7 +92,7 @@ describe('invalidation across two app processes (child processes, real Redis)', 
 
   after(async function () {
     this.timeout(15_000);
-    await Promise.all([...children].map((child) => killChild(child)));
+    await stopAllApps();
     await server?.stop();
   });
 

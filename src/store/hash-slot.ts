@@ -1,0 +1,88 @@
+// Redis Cluster hash slots, computed here so tiercache can group keys by slot
+// before sending them (one script per slot, never a cross-slot one) and name
+// a key in any given slot. The slot of a key is CRC16 (XMODEM) of its hash tag
+// (the text between the first '{' and the next '}', when not empty) or of the
+// whole key, modulo 16384 (the Redis Cluster specification).
+
+export const SLOT_COUNT = 16384;
+
+const CRC_TABLE = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    table[i] = crc;
+  }
+  return table;
+})();
+
+function crc16(bytes: Uint8Array, start: number, end: number): number {
+  let crc = 0;
+  for (let i = start; i < end; i++) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ bytes[i]!) & 0xff]!;
+  return crc;
+}
+
+const encoder = new TextEncoder();
+
+/** The Cluster slot of `key`. */
+export function keySlot(key: string): number {
+  const bytes = encoder.encode(key);
+  let start = 0;
+  let end = bytes.length;
+  const open = bytes.indexOf(0x7b); // '{'
+  if (open !== -1) {
+    const close = bytes.indexOf(0x7d, open + 1); // '}'
+    if (close > open + 1) {
+      start = open + 1;
+      end = close;
+    }
+  }
+  return crc16(bytes, start, end) & (SLOT_COUNT - 1);
+}
+
+let slotTags: string[] | undefined;
+
+/**
+ * A short hash tag that lands in `slot`: `{tag}:anything` is a key of that
+ * slot. The table (every slot's shortest base-36 counter) is built once, on
+ * first use (about 170,000 CRCs of a few bytes).
+ */
+export function slotHashTag(slot: number): string {
+  if (slotTags === undefined) {
+    const tags: string[] = new Array(SLOT_COUNT);
+    let found = 0;
+    for (let n = 0; found < SLOT_COUNT; n++) {
+      const tag = n.toString(36);
+      let crc = 0;
+      for (let i = 0; i < tag.length; i++) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ tag.charCodeAt(i)) & 0xff]!;
+      const s = crc & (SLOT_COUNT - 1);
+      if (tags[s] === undefined) {
+        tags[s] = tag;
+        found++;
+      }
+    }
+    slotTags = tags;
+  }
+  return slotTags[slot]!;
+}
+
+/** Positions of `keys`, grouped by slot (in order of first appearance, positions ascending). */
+export function groupBySlot(keys: readonly string[]): Array<{ slot: number; at: number[] }> {
+  const groups = new Map<number, number[]>();
+  for (let i = 0; i < keys.length; i++) {
+    const slot = keySlot(keys[i]!);
+    const at = groups.get(slot);
+    if (at === undefined) groups.set(slot, [i]);
+    else at.push(i);
+  }
+  return [...groups].map(([slot, at]) => ({ slot, at }));
+}
+
+/**
+ * The key in `slot` that records which Redis process last served the slot
+ * and the floor of its version counters (see SLOT_GUARD in redis-scripts.ts).
+ * Shared by every namespace: a failover moves slots, not namespaces.
+ */
+export function slotGuardKey(slot: number): string {
+  return `{${slotHashTag(slot)}}:tiercache:guard`;
+}
