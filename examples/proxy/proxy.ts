@@ -7,7 +7,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage,
 import { request as httpsRequest } from 'node:https';
 import express from 'express';
 import type { TierCache } from '../../src/index.js';
-import { expressCache } from '../../src/express.js';
+import { expressCache, type ExpressCacheOptions } from '../../src/express.js';
 
 export interface ProxyOptions {
   /** The origin, e.g. http://127.0.0.1:9000 (a path prefix is kept in front of every request path). */
@@ -16,6 +16,8 @@ export interface ProxyOptions {
   readonly timeoutMs?: number;
   /** This proxy's name in Via. @default 'tiercache' */
   readonly name?: string;
+  /** More middleware options (`cdnCacheControl`, `requestDirectives`, `staleIfError`, ...); `freshness` is always 'origin'. */
+  readonly cacheOptions?: ExpressCacheOptions;
 }
 
 /** Always hop-by-hop (RFC 9110 §7.6.1), plus the fields a Connection header names. */
@@ -133,7 +135,7 @@ export function proxyApp(cache: TierCache, options: ProxyOptions): express.Expre
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', false);
-  app.use(expressCache(cache, { freshness: 'origin' }));
+  app.use(expressCache(cache, { ...options.cacheOptions, freshness: 'origin' }));
   const forward = forwarder(options);
   app.use((req, res) => forward(req, res));
   // Whatever goes wrong in here is the proxy's own failure, never a crash.

@@ -24,7 +24,11 @@ const cache = createCache({
 });
 cache.on('error', (err) => console.warn('[tiercache]', err.message));
 
-const app = proxyApp(cache, { origin: originUrl, timeoutMs: Number(process.env.UPSTREAM_TIMEOUT_MS || 30_000) });
+const app = proxyApp(cache, {
+  origin: originUrl,
+  timeoutMs: Number(process.env.UPSTREAM_TIMEOUT_MS || 30_000),
+  cacheOptions: { cdnCacheControl: process.env.CDN_CACHE_CONTROL === 'true' },
+});
 const server = createServer(front(cache, app));
 // Malformed requests get 400 from node's parser; a broken socket is only closed.
 server.on('clientError', (_err, socket) => {
