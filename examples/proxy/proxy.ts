@@ -89,14 +89,22 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     const upstream = send({ protocol: origin.protocol, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
       settled = true;
       upstream.setTimeout(0);
-      const fields = endToEnd(answer.rawHeaders, answer.headers.connection);
-      const via = fields.filter(([n]) => n.toLowerCase() === 'via').map(([, v]) => v);
-      const out: string[] = [];
-      for (const [name, value] of fields) if (name.toLowerCase() !== 'via') out.push(name, value);
-      out.push('via', withVia(via.length === 0 ? undefined : via, hop));
+      // Set by name (repetitions kept together, in order), so that what runs after the
+      // head (the write invalidation reading Location) sees the fields too.
+      const byName = new Map<string, string[]>();
+      for (const [name, value] of endToEnd(answer.rawHeaders, answer.headers.connection)) {
+        const lower = name.toLowerCase();
+        const values = byName.get(lower);
+        if (values === undefined) byName.set(lower, [value]);
+        else values.push(value);
+      }
+      const via = byName.get('via');
+      byName.set('via', [withVia(via, hop)]);
       try {
-        res.writeHead(answer.statusCode ?? 502, out);
+        for (const [name, values] of byName) res.setHeader(name, values.length === 1 ? values[0]! : values);
+        res.writeHead(answer.statusCode ?? 502);
       } catch {
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
         answer.resume();
         fail(res, 502, 'the origin sent a header this proxy cannot forward');
         return;

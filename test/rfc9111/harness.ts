@@ -127,6 +127,7 @@ let namespaces = 0;
 export async function startProxy(origin: Origin, cacheOptions: Partial<CacheOptions> = {}, proxyOptions: Partial<ProxyOptions> = {}): Promise<ProxyHandle> {
   const cache = createCache({ namespace: `rfc9111-${process.pid}-${++namespaces}`, redis: false, ttl: '1h', freshness: 'origin', ...cacheOptions } as CacheOptions);
   cache.on('error', () => undefined);
+  await cache.ready();
   const server = createServer(front(cache, proxyApp(cache, { origin: origin.url, ...proxyOptions })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
