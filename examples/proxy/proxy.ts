@@ -16,6 +16,11 @@ export interface ProxyOptions {
   readonly timeoutMs?: number;
   /** This proxy's name in Via. @default 'tiercache' */
   readonly name?: string;
+  /**
+   * This proxy's device name for Surrogate-Control (W3C Edge Architecture): announced in
+   * Surrogate-Capability, and directives addressed to it are read; false: neither. @default 'tiercache'
+   */
+  readonly surrogate?: string | false;
   /** More middleware options (`cdnCacheControl`, `requestDirectives`, `staleIfError`, ...); `freshness` is always 'origin'. */
   readonly cacheOptions?: ExpressCacheOptions;
 }
@@ -74,6 +79,7 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
   const send = origin.protocol === 'https:' ? httpsRequest : httpRequest;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const hop = `1.1 ${options.name ?? 'tiercache'}`;
+  const surrogate = options.surrogate ?? 'tiercache';
 
   return function forward(req: IncomingMessage, res: ServerResponse): void {
     const headers: OutgoingHttpHeaders = {};
@@ -84,8 +90,10 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     headers['x-forwarded-host'] ??= req.headers.host;
     headers.host = origin.host;
     headers.via = withVia(req.headers.via, hop);
+    if (surrogate !== false) headers['surrogate-capability'] = withVia(req.headers['surrogate-capability'] as string | undefined, `${surrogate}="Surrogate/1.0"`);
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     let settled = false;
+    let answered = false;
     const upstream = send({ protocol: origin.protocol, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
       settled = true;
       upstream.setTimeout(0);
@@ -111,6 +119,7 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
       }
       answer.on('error', () => res.destroy());
       answer.on('aborted', () => res.destroy());
+      answer.on('end', () => (answered = true));
       answer.pipe(res);
     });
     upstream.on('timeout', () => {
@@ -122,7 +131,9 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (settled) {
-        res.destroy();
+        // Trouble on the origin's connection after its answer was complete (bytes past a
+        // Content-Length, say) is no trouble for the answer already sent.
+        if (!res.writableFinished && !answered) res.destroy();
         return;
       }
       settled = true;
@@ -143,7 +154,8 @@ export function proxyApp(cache: TierCache, options: ProxyOptions): express.Expre
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', false);
-  app.use(expressCache(cache, { ...options.cacheOptions, freshness: 'origin' }));
+  const surrogateControl = options.surrogate === false ? false : (options.surrogate ?? 'tiercache');
+  app.use(expressCache(cache, { surrogateControl, ...options.cacheOptions, freshness: 'origin' }));
   const forward = forwarder(options);
   app.use((req, res) => forward(req, res));
   // Whatever goes wrong in here is the proxy's own failure, never a crash.

@@ -29,7 +29,7 @@ import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
-import { addConditions, asOutgoing, notModifiedMatches, refreshedFields } from './origin/revalidation.js';
+import { addConditions, asOutgoing, refreshedFields } from './origin/revalidation.js';
 
 /**
  * Marks a request whose answer a middleware is capturing. When a second
@@ -182,7 +182,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       requestTime: this.createdAt,
       responseTime: coarseNow(),
       heuristicCap: origin.keep,
-      cdnCacheControl: origin.cdnCacheControl,
+      targeted: origin.targeted,
       authorized: this.req.headers.authorization !== undefined,
       userScoped: this.plan.userScoped,
     });
@@ -196,11 +196,6 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private refresh(headers: OutgoingHttpHeaders): Replacement | undefined {
     const stale = this.stale!;
     const flight = this.flight;
-    if (!notModifiedMatches(stale.response, headers)) {
-      // A 304 for another representation: not this entry's to refresh; the client gets it as it is.
-      flight.settle(undefined);
-      return undefined;
-    }
     const before = stale.response;
     const fields = refreshedFields(before, headers);
     const merged = asOutgoing(fields);
@@ -430,6 +425,8 @@ interface Found {
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** RFC 9110 §9.2.1. Origin mode treats every other method as unsafe (RFC 9111 §4.4: "including methods whose safety is unknown"). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** The path of a Location-style header value when it points at this origin; undefined otherwise. */
 function sameOriginPath(value: string | number | string[] | undefined, host: string | undefined): string | undefined {
@@ -501,7 +498,7 @@ export class HttpCache<R> {
     const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
     if (outer !== undefined && outer.owner !== this) outer.standDown();
     const method = req.method;
-    if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
+    if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
       this.invalidateAfterWrite(c);
       return this.bypass(c, next, 'method');
     }
@@ -579,6 +576,14 @@ export class HttpCache<R> {
   private unstored(res: ServerResponse, reason: MissReason): void {
     if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', missStatus(reason));
     stripCacheGroups(res);
+  }
+
+  /** Whether lifetimes at this target come from the origin (freshness: 'origin' on the route, its rule, or the cache). */
+  private originModeAt(url: string): boolean {
+    const o = this.options.freshness;
+    if (o !== undefined) return o === 'origin';
+    const rule = this.cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
+    return (rule?.freshness ?? this.cache.options.freshness) === 'origin';
   }
 
   /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */
@@ -846,7 +851,7 @@ export class HttpCache<R> {
     // Jitter (a share of the TTL taken off at random) spreads out the expiry of entries filled together.
     const jitter = o.jitter ?? rule?.jitter ?? cache.options.jitter;
     const negativeTtl = o.negativeTtl ?? rule?.negativeTtl;
-    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.cdnCacheControl, ttl) : undefined };
+    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.targeted, ttl) : undefined };
   }
 
   /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */

@@ -85,7 +85,7 @@ export class PreparedResponse {
       flat[i++] = value;
       size += headerStringBytes(value);
       if (name === 'etag') etag = value;
-      else if (name === 'last-modified') {
+      else if (name === 'last-modified' || (name === 'date' && staleRules !== undefined && lastModified === undefined)) {
         const t = Date.parse(value);
         if (!Number.isNaN(t)) {
           lastModified = t;

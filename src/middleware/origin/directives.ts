@@ -73,18 +73,53 @@ function parseTargeted(value: FieldValue): Directives | undefined {
 
 export const TIERCACHE_CACHE_CONTROL = 'tiercache-cache-control';
 export const CDN_CACHE_CONTROL = 'cdn-cache-control';
+export const SURROGATE_CONTROL = 'surrogate-control';
+
+/**
+ * Surrogate-Control (W3C Edge Architecture 1.0): the directives addressed to
+ * every surrogate or, after a ';', to the one named `device`; undefined when
+ * none is addressed to us.
+ */
+function surrogateDirectives(value: FieldValue, device: string): Directives | undefined {
+  const values = new Map<string, string>();
+  for (const element of splitList(value)) {
+    const semi = element.lastIndexOf(';');
+    // A ';' inside a quoted argument is no target.
+    const quoted = semi !== -1 && element.indexOf('"') !== -1 && element.indexOf('"') < semi && element.lastIndexOf('"') > semi;
+    const target = semi === -1 || quoted ? undefined : element.slice(semi + 1).trim().toLowerCase();
+    if (target !== undefined && target !== device) continue;
+    const directive = target === undefined ? element : element.slice(0, semi);
+    const one = parseDirectives(directive);
+    for (const [name, arg] of one.values) if (!values.has(name)) values.set(name, arg);
+  }
+  return values.size === 0 ? undefined : { values, repeated: NONE.repeated };
+}
+
+export interface TargetedFields {
+  /** Read CDN-Cache-Control (RFC 9213) after Tiercache-Cache-Control. */
+  readonly cdnCacheControl: boolean;
+  /** Read Surrogate-Control addressed to this device name (undefined: not at all). */
+  readonly surrogate: string | undefined;
+}
 
 /** The directives that govern caching a response: a valid targeted field first (RFC 9213), else Cache-Control. */
-export function responseDirectives(headers: OutgoingHttpHeaders, cdnCacheControl: boolean): Directives {
+export function responseDirectives(headers: OutgoingHttpHeaders, targeted: TargetedFields): Directives {
   const own = headers[TIERCACHE_CACHE_CONTROL];
   if (own !== undefined) {
     const parsed = parseTargeted(own as FieldValue);
     if (parsed !== undefined) return parsed;
   }
-  if (cdnCacheControl) {
+  if (targeted.cdnCacheControl) {
     const cdn = headers[CDN_CACHE_CONTROL];
     if (cdn !== undefined) {
       const parsed = parseTargeted(cdn as FieldValue);
+      if (parsed !== undefined) return parsed;
+    }
+  }
+  if (targeted.surrogate !== undefined) {
+    const surrogate = headers[SURROGATE_CONTROL];
+    if (surrogate !== undefined) {
+      const parsed = surrogateDirectives(surrogate as FieldValue, targeted.surrogate);
       if (parsed !== undefined) return parsed;
     }
   }

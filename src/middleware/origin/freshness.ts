@@ -4,10 +4,12 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { MissReason } from '../cache-status.js';
 import { varyOf } from '../storage-rules.js';
-import { deltaSeconds, fieldNamesOf, responseDirectives, type Directives } from './directives.js';
+import { deltaSeconds, fieldNamesOf, responseDirectives, type Directives, type TargetedFields } from './directives.js';
 
 /** Statuses a cache may give a heuristic lifetime (RFC 9110 §15.1). */
 const HEURISTIC_STATUS = new Set([200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501]);
+/** Statuses this cache understands, for must-understand (§5.2.2.3): RFC 9110's final statuses. */
+const UNDERSTOOD_STATUS = new Set([200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303, 304, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 500, 501, 502, 503, 504, 505]);
 /** §4.2.2: a typical heuristic is this share of the time since Last-Modified. */
 const HEURISTIC_SHARE = 0.1;
 
@@ -34,8 +36,8 @@ export interface LifeInput {
   readonly responseTime: number;
   /** Heuristic lifetimes never exceed this (the table's TTL). */
   readonly heuristicCap: number;
-  /** Read CDN-Cache-Control as a targeted field too. */
-  readonly cdnCacheControl: boolean;
+  /** Which targeted fields are read (RFC 9213, Surrogate-Control). */
+  readonly targeted: TargetedFields;
   /** The request carried Authorization (§3.5). */
   readonly authorized: boolean;
   /** The route is user-scoped: `private` may be stored (per-user entries). */
@@ -65,9 +67,12 @@ function seconds(d: Directives, name: string): number | undefined {
 /** Whether the response (to this request) may be stored, and for how long: a reason when it may not. */
 export function originLife(input: LifeInput): OriginLife | MissReason {
   const { status, headers } = input;
-  const cc = responseDirectives(headers, input.cdnCacheControl);
+  const cc = responseDirectives(headers, input.targeted);
   const v = cc.values;
-  if (v.has('no-store')) return 'no-store';
+  // must-understand: stored only with a status this cache understands, and then in spite of no-store (§5.2.2.3).
+  if (v.has('must-understand')) {
+    if (!UNDERSTOOD_STATUS.has(status)) return 'status';
+  } else if (v.has('no-store')) return 'no-store';
   const privateFields = fieldNamesOf(cc, 'private');
   if (v.has('private') && privateFields === undefined && !input.userScoped) return 'private';
   if (headers['set-cookie'] !== undefined) return 'set-cookie';
@@ -94,7 +99,8 @@ export function originLife(input: LifeInput): OriginLife | MissReason {
     const since = (Number.isNaN(date) ? input.responseTime : date) - lastModified;
     lifetime = since > 0 ? Math.min(Math.floor(since * HEURISTIC_SHARE), input.heuristicCap) : 0;
   }
-  if (Number.isNaN(lifetime) || lifetime < 0) lifetime = 0;
+  // An Age that is not one delta-seconds (a list, a sign, a fraction, a parameter) leaves the age unknown: stale (§4.2.1).
+  if (Number.isNaN(lifetime) || lifetime < 0 || (headers.age !== undefined && ageSeconds(headers.age) === undefined)) lifetime = 0;
   // A no-cache response is stored but never fresh: every use is revalidated (§5.2.2.4).
   const noCacheFields = fieldNamesOf(cc, 'no-cache');
   if (v.has('no-cache') && noCacheFields === undefined) lifetime = 0;
@@ -118,9 +124,14 @@ function validSeconds(d: Directives, name: string): number | undefined {
 export function correctedInitialAge(headers: OutgoingHttpHeaders, requestTime: number, responseTime: number): number {
   const date = httpDate(headers.date);
   const apparentAge = Number.isNaN(date) ? 0 : Math.max(0, responseTime - date);
-  const ageText = single(headers.age);
-  // §5.1: Age is delta-seconds; an invalid one is ignored.
-  const ageValue = ageText !== undefined && /^[0-9]+$/.test(ageText.trim()) ? Math.min(Number(ageText.trim()), 2_147_483_648) * 1000 : 0;
+  // §5.1: Age is delta-seconds; an invalid one counts as none here (and makes the response stale, above).
+  const ageValue = (ageSeconds(headers.age) ?? 0) * 1000;
   const correctedAgeValue = ageValue + Math.max(0, responseTime - requestTime);
   return Math.max(apparentAge, correctedAgeValue);
+}
+
+/** An Age field value in seconds, undefined unless it is exactly one delta-seconds. */
+function ageSeconds(value: string | number | string[] | undefined): number | undefined {
+  const text = single(value)?.trim();
+  return text !== undefined && /^[0-9]+$/.test(text) ? Math.min(Number(text), 2_147_483_648) : undefined;
 }

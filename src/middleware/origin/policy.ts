@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { BypassReason } from '../cache-status.js';
 import { queryHasAccessToken, requestBypassReason } from '../storage-rules.js';
 import type { PreparedResponse, StaleRules } from '../http-entry.js';
+import type { TargetedFields } from './directives.js';
 import type { OriginLife } from './freshness.js';
 import { fit, Fit, requestNeeds, type RequestNeeds, type ResolvedRequestDirectives } from './request-directives.js';
 import { hasValidator } from './revalidation.js';
@@ -14,13 +15,13 @@ import { hasValidator } from './revalidation.js';
 export interface OriginPlan {
   readonly needs: RequestNeeds | undefined;
   readonly directives: ResolvedRequestDirectives;
-  readonly cdnCacheControl: boolean;
+  readonly targeted: TargetedFields;
   /** The table's TTL: caps heuristic lifetimes, and how long a stale entry with validators is kept for revalidation. */
   readonly keep: number;
 }
 
-export function originPlan(headers: IncomingHttpHeaders, directives: ResolvedRequestDirectives, cdnCacheControl: boolean, keep: number): OriginPlan {
-  return { needs: requestNeeds(headers, directives), directives, cdnCacheControl, keep };
+export function originPlan(headers: IncomingHttpHeaders, directives: ResolvedRequestDirectives, targeted: TargetedFields, keep: number): OriginPlan {
+  return { needs: requestNeeds(headers, directives), directives, targeted, keep };
 }
 
 /** What to do with a stored answer. */

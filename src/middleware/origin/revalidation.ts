@@ -4,11 +4,11 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { PreparedResponse } from '../http-entry.js';
 import { storedHeaders } from '../storage-rules.js';
-import { noneMatchHits } from '../conditional.js';
 
 /** Whether a stored response can be revalidated (it has a validator). */
 export function hasValidator(response: PreparedResponse): boolean {
-  return response.etag !== undefined || response.lastModified !== undefined;
+  // Not response.lastModified: for origin entries it falls back to Date, which is no validator.
+  return response.etag !== undefined || fieldOf(response, 'last-modified') !== undefined;
 }
 
 /** Adds the stored response's validators to the request (§4.3.1), replacing the client's own. */
@@ -25,18 +25,12 @@ function fieldOf(response: PreparedResponse, name: string): string | undefined {
 }
 
 /**
- * §4.3.4: whether a 304 with these headers refreshes this stored response. A
- * strong ETag in the 304 must match the stored one; without one, a stored
- * response validated by Last-Modified (or with no validator to contradict) is updated.
+ * Never taken from a 304: what describes the stored body itself (its length,
+ * coding, range and digest: §3.2, RFC 9110 §8) and the validator the cache
+ * asked with. The 304 answers the one stored response the cache validated, so
+ * it refreshes that one (§4.3.4 with a single stored response per key).
  */
-export function notModifiedMatches(stored: PreparedResponse, headers: OutgoingHttpHeaders): boolean {
-  const etag = headers.etag;
-  if (etag === undefined) return true;
-  return stored.etag !== undefined && noneMatchHits(String(etag), stored.etag);
-}
-
-/** Never taken from a 304: the stored body's own length (§3.2). */
-const KEPT_FROM_STORE = new Set(['content-length']);
+const KEPT_FROM_STORE = new Set(['content-length', 'content-encoding', 'content-range', 'content-md5', 'etag']);
 
 /**
  * The stored fields with every field of the 304 in place of the stored ones
