@@ -93,9 +93,10 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     if (surrogate !== false) headers['surrogate-capability'] = withVia(req.headers['surrogate-capability'] as string | undefined, `${surrogate}="Surrogate/1.0"`);
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     let settled = false;
-    let answered = false;
+    let answered: IncomingMessage | undefined;
     const upstream = send({ protocol: origin.protocol, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
       settled = true;
+      answered = answer;
       upstream.setTimeout(0);
       // Set by name (repetitions kept together, in order), so that what runs after the
       // head (the write invalidation reading Location) sees the fields too.
@@ -118,8 +119,9 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
         return;
       }
       answer.on('error', () => res.destroy());
-      answer.on('aborted', () => res.destroy());
-      answer.on('end', () => (answered = true));
+      answer.on('aborted', () => {
+        if (!answer.complete) res.destroy();
+      });
       answer.pipe(res);
     });
     upstream.on('timeout', () => {
@@ -133,7 +135,7 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
       if (settled) {
         // Trouble on the origin's connection after its answer was complete (bytes past a
         // Content-Length, say) is no trouble for the answer already sent.
-        if (!res.writableFinished && !answered) res.destroy();
+        if (!res.writableFinished && answered?.complete !== true) res.destroy();
         return;
       }
       settled = true;
