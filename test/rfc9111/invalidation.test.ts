@@ -84,6 +84,22 @@ describe('RFC 9111 invalidation across two instances (origin mode, proxy example
     assert.match(String((await b.get(below)).headers['cache-status']), /hit/, 'what lies below Location is left alone');
   });
 
+  it('§4.3.4 a stale entry one instance stored is revalidated by the other, and the refreshed entry serves both', async () => {
+    const path = freshPath('reval-l2');
+    origin.script(path, (req, n) =>
+      req.headers['if-none-match'] === '"r"'
+        ? { status: 304, headers: [['Cache-Control', 'max-age=3600'], ['ETag', '"r"'], ['X-Round', String(n)]] }
+        : { headers: [['Cache-Control', 'max-age=0'], ['ETag', '"r"'], ['X-Round', String(n)]], body: 'stored once' },
+    );
+    await a.get(path);
+    const fromB = await b.get(path);
+    assert.equal(origin.last(path).headers['if-none-match'], '"r"', 'B found A\'s entry in L2 and asked conditionally');
+    assert.equal(fromB.body, 'stored once');
+    assert.equal(fromB.headers['x-round'], '2');
+    assert.ok(await eventually(async () => /hit/.test(String((await a.get(path)).headers['cache-status']))), 'A serves the refreshed entry');
+    assert.equal(origin.count(path), 2);
+  });
+
   it('§4.4 an error answer to an unsafe request invalidates nothing', async () => {
     const path = freshPath('inv-error');
     origin.script(path, (req) => (req.method === 'DELETE' ? { status: 500 } : { headers: [['Cache-Control', 'max-age=3600']] }));
