@@ -105,8 +105,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
     if (stale !== undefined && r.statusCode >= 500) {
+      // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
       const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
-      if (coarseNow() < stale.entry.freshUntil + window) {
+      if (plan.origin === undefined || coarseNow() < stale.entry.freshUntil + window) {
         flight.settle({ stale, until: stale.entry.freshUntil + window });
         return this.http.staleInstead(this.req, plan, stale);
       }
