@@ -118,7 +118,7 @@ function runWorker(redisUrl: string, size: number): void {
     async fill(): Promise<void> {
       const c = createCache({ namespace: NAMESPACE, redis: redisUrl, ttl: ENTRY_TTL_MS, l1: L1_OPTIONS });
       cache = c;
-      c.on('error', (err: Error) => process.stderr.write(`[size ${size}] cache error: ${err.message}\n`));
+      c.on('error', ({ err }) => process.stderr.write(`[size ${size}] cache error: ${err.message}\n`));
       await c.ready();
       admin = new Redis(redisUrl);
       const l1 = c.store.l1!;

@@ -67,7 +67,7 @@ function runWorker(role: string, redisUrl: string): void {
   serveParent({
     async init() {
       cache = createCache({ namespace: NAMESPACE, redis: redisUrl, ttl: '10m', l1: { maxEntries: 10_000 } });
-      cache.on('error', (err: Error) => process.stderr.write(`[${role}] cache error: ${err.message}\n`));
+      cache.on('error', ({ err }) => process.stderr.write(`[${role}] cache error: ${err.message}\n`));
       await cache.ready();
       if (cache.health().bus !== 'ok' || cache.health().l2 !== 'ok') throw new Error(`cache not connected: ${JSON.stringify(cache.health())}`);
       raw = new Redis(redisUrl);

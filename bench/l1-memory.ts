@@ -15,6 +15,8 @@
 //           absent keys and after set() of 50,000 keys.
 //   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
 //   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
+//   BENCH_SPACES=1 ...     also prints each V8 heap space's growth, committed against live
+//   BENCH_SNAPSHOT=f ...   writes a heap snapshot of the http worker after the scan
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -70,6 +72,8 @@ async function httpScan(): Promise<object> {
   await scan('warm', 5_000);
   await cache.clear();
   gc!();
+  const { getHeapSpaceStatistics, writeHeapSnapshot } = await import('node:v8');
+  const spaces0 = getHeapSpaceStatistics();
   const mem0 = process.memoryUsage();
   let peakRss = mem0.rss;
   let maxL1 = 0;
@@ -81,6 +85,15 @@ async function httpScan(): Promise<object> {
   clearInterval(sampler);
   gc!();
   const mem1 = process.memoryUsage();
+  // Where RSS goes beyond the live heap: each V8 space's committed size against what is live in it.
+  if (process.env.BENCH_SPACES === '1') {
+    const spaces1 = getHeapSpaceStatistics();
+    for (const [i, s1] of spaces1.entries()) {
+      const s0 = spaces0[i]!;
+      if (s1.space_size !== s0.space_size) console.error(`${s1.space_name}: committed +${mib(s1.space_size - s0.space_size)} MiB, live +${mib(s1.space_used_size - s0.space_used_size)} MiB`);
+    }
+  }
+  if (process.env.BENCH_SNAPSHOT) writeHeapSnapshot(process.env.BENCH_SNAPSHOT);
   const stats = cache.stats();
   server.close();
   await cache.close();
@@ -92,6 +105,8 @@ async function httpScan(): Promise<object> {
     evictions: stats.l1.evictions,
     tagVersionsMiB: mib(cache.store.versions.localBytes),
     heapUsedGrowthMiB: mib(mem1.heapUsed - mem0.heapUsed),
+    heapTotalGrowthMiB: mib(mem1.heapTotal - mem0.heapTotal),
+    externalGrowthMiB: mib(mem1.external - mem0.external),
     arrayBuffersGrowthMiB: mib(mem1.arrayBuffers - mem0.arrayBuffers),
     rssGrowthMiB: mib(mem1.rss - mem0.rss),
     peakRssGrowthMiB: mib(Math.max(peakRss, mem1.rss) - mem0.rss),

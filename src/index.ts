@@ -12,8 +12,13 @@ export {
   type TierCacheEvents,
   type KeyEvent,
   type HitEvent,
+  type MissEvent,
+  type StoreEvent,
   type BypassEvent,
+  type ErrorEvent,
+  type StateEvent,
 } from './cache/tier-cache.js';
+export type { CacheTier, ErrorSource, InvalidationKind } from './observe/events.js';
 export type { DataCache } from './cache/cache-namespace.js';
 export type { Loader, LoaderContext } from './cache/loader-context.js';
 export type { CacheOptions, L1CacheOptions, L2CacheOptions, Logger } from './cache/options.js';

@@ -5,13 +5,16 @@
 import express, { type Request } from 'express';
 import { createCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
+import { statusPage } from '../../src/status.js';
 import { catalog, exampleCacheOptions } from '../shared/catalog.js';
 import { serve } from '../shared/serve.js';
 
 const cache = createCache(exampleCacheOptions());
-cache.on('error', (err) => console.warn('[tiercache]', err.message));
+cache.on('error', ({ err, where }) => console.warn(`[tiercache] ${where}:`, err.message));
 
 const app = express();
+// The live status page (open http://127.0.0.1:3000/_tiercache). A real app mounts it behind its own auth.
+app.use('/_tiercache', statusPage(cache));
 app.use(express.json());
 // Stand-in for real authentication: the caller says who they are.
 const userOf = (req: Request) => req.header('x-user') || undefined;

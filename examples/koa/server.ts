@@ -5,11 +5,12 @@ import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
 import { createCache } from '../../src/index.js';
 import { koaCache } from '../../src/koa.js';
+import { statusPage } from '../../src/status.js';
 import { catalog, exampleCacheOptions } from '../shared/catalog.js';
 import { serve } from '../shared/serve.js';
 
 const cache = createCache(exampleCacheOptions());
-cache.on('error', (err) => console.warn('[tiercache]', err.message));
+cache.on('error', ({ err, where }) => console.warn(`[tiercache] ${where}:`, err.message));
 
 const app = new Koa();
 const router = new Router();
@@ -26,6 +27,14 @@ async function readJson(ctx: Context): Promise<Record<string, unknown>> {
     return {};
   }
 }
+
+// The live status page (open http://127.0.0.1:3000/_tiercache). A real app mounts it behind its own auth.
+const status = statusPage(cache);
+app.use(async (ctx, next) => {
+  if (ctx.path !== '/_tiercache') return next();
+  ctx.respond = false; // the handler writes the answer itself
+  status(ctx.req, ctx.res);
+});
 
 // App-wide: every GET whose path is in the TTL table is cached; others pass through.
 app.use(koaCache(cache));

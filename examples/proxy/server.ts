@@ -22,7 +22,7 @@ const cache = createCache({
   ttl: process.env.TIERCACHE_TTL ? undefined : '1h', // createCache reads TIERCACHE_TTL when this is undefined
   freshness: 'origin',
 });
-cache.on('error', (err) => console.warn('[tiercache]', err.message));
+cache.on('error', ({ err, where }) => console.warn(`[tiercache] ${where}:`, err.message));
 
 const app = proxyApp(cache, {
   origin: originUrl,

@@ -16,7 +16,7 @@ import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
 import { FillLock } from '../store/fill-lock.js';
-import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
+import { InvalidationBus } from '../store/invalidation-bus.js';
 import { InvalidationQueue, type Invalidation } from '../store/invalidation-queue.js';
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
@@ -32,6 +32,10 @@ import { LoadContext, type Loader } from './loader-context.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import type { ResolvedSerializer } from './serializer.js';
 import { SingleFlight, type Flight } from './single-flight.js';
+import { attachDebugLog } from '../observe/debug-log.js';
+import { DATA_ROUTE, type CacheTier, type ErrorSource, type HitEvent, type InvalidateEvent, type MissEvent, type StoreEvent, type TierCacheEvents } from '../observe/events.js';
+import { localInvalidation, remoteInvalidation } from '../observe/invalidation-kind.js';
+import { OutcomeCounters, type CacheStats } from '../observe/stats.js';
 
 const debug = debuglog('tiercache');
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
@@ -76,52 +80,8 @@ export interface SetOptions {
   tags?: readonly string[] | undefined;
 }
 
-/** Payload of 'miss' and 'store' (data API and HTTP): the key and, for a namespace() view's key, the view. */
-export interface KeyEvent {
-  /** The data-API key as given, or the HTTP entry's key (see cache.keyFor). */
-  readonly key: string;
-  /** The namespace() view the data-API key is in (names joined by ':'). */
-  readonly namespace?: string;
-}
-
-/** Payload of 'hit'. */
-export interface HitEvent extends KeyEvent {
-  readonly tier: 'L1' | 'L2';
-  /** Served past its TTL (staleWhileRevalidate, staleIfError). */
-  readonly stale?: boolean;
-  /** Answered by the front door (tiercache/node), before the app ran. */
-  readonly front?: boolean;
-}
-
-/** Payload of 'bypass': a request the middleware neither served from nor stored in the cache. */
-export interface BypassEvent {
-  /** The request target (path and query). */
-  readonly url: string;
-  /** Why: a `Cache-Status` detail token (`authorization`, `cookie`, ..., `app` for the bypass option). */
-  readonly reason: string;
-}
-
-/** Every event a cache emits, and its payload. */
-export interface TierCacheEvents {
-  hit: HitEvent;
-  miss: KeyEvent;
-  store: KeyEvent;
-  bypass: BypassEvent;
-  invalidate: InvalidateEvent;
-  /** A Redis failure (reported once per outage), a queued invalidation, a failed store: never thrown into a request. */
-  error: Error;
-}
-
-export interface CacheStats {
-  l1: { hits: number; misses: number; entries: number; bytes: number; evictions: number };
-  l2: { hits: number; misses: number; errors: number };
-  /** Values produced by a loader (getOrSet) or a handler and stored. */
-  fills: number;
-  /** Callers that waited on another caller's fill instead of running their own. */
-  coalesced: number;
-  /** invalidate*() / clear() calls made on this instance. */
-  invalidations: number;
-}
+export type { BypassEvent, ErrorEvent, HitEvent, InvalidateEvent, KeyEvent, MissEvent, StateEvent, StoreEvent, TierCacheEvents } from '../observe/events.js';
+export type { CacheStats } from '../observe/stats.js';
 
 /** 'closed' for every configured tier once close() was called. */
 export interface CacheHealth {
@@ -129,24 +89,6 @@ export interface CacheHealth {
   /** 'down' also before the first connection is made. */
   l2: 'ok' | 'down' | 'disabled' | 'closed';
   bus: 'ok' | 'reconnecting' | 'disabled' | 'closed';
-}
-
-export interface InvalidateEvent {
-  readonly tags?: readonly string[];
-  /** delete() / deleteMany() (one event a key), invalidateKey(). */
-  readonly key?: string;
-  /** clear(): of the whole cache, or of the namespace() view named by `namespace`. */
-  readonly clear?: boolean;
-  /** The namespace() view of `key` or `clear`. */
-  readonly namespace?: string;
-  /** True when another instance sent it (through the bus). */
-  readonly remote?: boolean;
-}
-
-function toEvent(message: BusMessage): InvalidateEvent {
-  if (message.epoch !== undefined) return { clear: true };
-  if (message.keys !== undefined) return { key: message.keys[0] };
-  return { tags: (message.tags ?? []).map(([t]) => t) };
 }
 
 /** Typed listeners: `cache.on('hit', (e) => e.tier)`. */
@@ -192,6 +134,8 @@ export class TierCache extends EventEmitter implements DataCache {
   /** Where the data API's own keys live (views have scopes of their own). */
   private readonly root: DataScope;
   private readonly serializer: ResolvedSerializer | undefined;
+  /** @internal outcomes no tier counts (stale serves, bypasses by reason); read them with stats(). */
+  readonly outcomes = new OutcomeCounters();
   /** @internal Whether anyone listens to 'hit' (kept up to date: the L1 hit path checks it). */
   hitListened = false;
   private readonly now = coarseNow;
@@ -223,12 +167,18 @@ export class TierCache extends EventEmitter implements DataCache {
         breakerCooldown: resolved.breakerCooldown,
         clientBoundsCommands: this.redis.boundsCommands,
         check: (client) => this.checkServer(client),
-        onDown: (err) => this.reportError(err, 'Redis (L2) is unreachable: answering from L1 and the handlers until it is back'),
+        onDown: (err) => {
+          this.reportError(err, 'Redis (L2) is unreachable: answering from L1 and the handlers until it is back', 'l2');
+          this.emit('l2', { state: 'down', err });
+        },
         onUp: (recovered) => {
-          if (recovered) this.reportInfo('Redis (L2) is reachable again');
+          if (recovered) {
+            this.reportInfo('Redis (L2) is reachable again');
+            this.emit('l2', { state: 'up' });
+          }
           this.queue?.onL2Up();
         },
-        onFailure: (err) => this.reportError(err, 'Redis command failed'),
+        onFailure: (err) => this.reportError(err, 'Redis command failed', 'l2'),
       });
     }
     const versions = new TagVersions({
@@ -244,10 +194,18 @@ export class TierCache extends EventEmitter implements DataCache {
         l2,
         l1,
         versions,
-        onError: (err, message) => this.reportError(err, message),
-        onDown: (err) => this.reportError(err, 'the invalidation bus is disconnected: L1 is not trusted (every hit checks Redis) until it is back'),
-        onUp: () => this.reportInfo('the invalidation bus is connected again (L1 flushed)'),
-        onMessage: (message) => this.emit('invalidate', { ...toEvent(message), remote: true }),
+        onError: (err, message) => this.reportError(err, message, 'bus'),
+        onDown: (err) => {
+          this.reportError(err, 'the invalidation bus is disconnected: L1 is not trusted (every hit checks Redis) until it is back', 'bus');
+          this.emit('bus', { state: 'down', err });
+        },
+        onUp: () => {
+          this.reportInfo('the invalidation bus is connected again (L1 flushed)');
+          this.emit('bus', { state: 'up' });
+        },
+        onMessage: (message) => {
+          if (this.listenerCount('invalidate') > 0) this.emit('invalidate', remoteInvalidation(message));
+        },
       });
       this.queue = new InvalidationQueue({
         versions,
@@ -256,6 +214,7 @@ export class TierCache extends EventEmitter implements DataCache {
         onReplayed: (count) => this.reportInfo(`${count} invalidation(s) queued while Redis was unreachable were delivered`),
       });
     }
+    if (resolved.logger !== undefined) attachDebugLog(this, resolved.logger);
   }
 
   /** Whether close() was called: every call then rejects with TierCacheClosedError; the middleware reads it to pass requests through. */
@@ -289,7 +248,7 @@ export class TierCache extends EventEmitter implements DataCache {
     if (local === undefined || local === UNDECIDED) return this.getBeyondL1<T>(scope, key, storeKey, local === UNDECIDED);
     const value = resolvedValue<T>(local, this.serializer);
     if (value === undefined) return this.unreadable(scope, key, storeKey);
-    if (this.hitListened) this.emit('hit', keyEvent(scope, key, 'L1'));
+    if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
     return value;
   }
 
@@ -297,10 +256,10 @@ export class TierCache extends EventEmitter implements DataCache {
     const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey);
     const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
-      this.emit('miss', keyEvent(scope, key));
+      if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
       return undefined;
     }
-    this.emit('hit', keyEvent(scope, key, hit!.tier));
+    if (this.hitListened) this.emit('hit', hitEvent(scope, key, hit!.tier));
     return value;
   }
 
@@ -317,7 +276,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /** An L1 entry this instance cannot read (written under another serializer, corrupt): dropped, and a miss. */
   private unreadable(scope: DataScope, key: string, storeKey: string): Promise<undefined> {
     this.store.discard(storeKey);
-    this.emit('miss', keyEvent(scope, key));
+    if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
     return RESOLVED_UNDEFINED;
   }
 
@@ -341,10 +300,11 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 
   private async setValue(scope: DataScope, key: string, storeKey: string, value: unknown, tags: readonly string[], ttl: number): Promise<void> {
+    const startedAt = this.now();
     const stamp = await this.store.versions.stamp(tags);
     const { entry, l1Entry } = encodeValue(key, value, stamp, this.now(), jitteredTtl(ttl, this.options.jitter), this.serializer);
     await this.store.set(storeKey, entry, l1Entry);
-    this.emit('store', keyEvent(scope, key));
+    if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, entry.body.length, startedAt));
   }
 
   /**
@@ -367,19 +327,23 @@ export class TierCache extends EventEmitter implements DataCache {
     const strict = strictOption(options);
     this.assertOpen(method);
     const what = `${method}(${JSON.stringify(method === 'delete' ? keys[0] : keys)})`;
-    if (storeKeys.length === 1) return this.dropKey(storeKeys[0]!, what, keyEvent(scope, keys[0]!), strict);
+    if (storeKeys.length === 1) return this.dropKey(storeKeys[0]!, what, keys[0]!, scope.name, strict);
     if (storeKeys.length === 0) return DELIVERED;
     this.invalidations++;
     for (const storeKey of storeKeys) this.store.l1?.delete(storeKey);
+    let delivered = false;
     try {
       // One bump of every key tag (one round trip and one message for them all) makes the values invalid everywhere.
       const result = await this.invalidate({ kind: 'tags', tags: storeKeys.map(keyTag) }, what, strict);
       // Deleting them too only frees Redis memory sooner (each key alone: they may sit in different Cluster slots).
       const l2 = this.store.l2;
+      delivered = result.delivered;
       if (result.delivered && l2 !== undefined) await Promise.all(storeKeys.map((k) => l2.del(k).catch(() => undefined)));
       return result;
     } finally {
-      for (const key of keys) this.emit('invalidate', keyEvent(scope, key) satisfies InvalidateEvent);
+      if (this.listenerCount('invalidate') > 0) {
+        for (let i = 0; i < keys.length; i++) this.emit('invalidate', localInvalidation([keyTag(storeKeys[i]!)], delivered, { key: keys[i]!, namespace: scope.name }));
+      }
     }
   }
 
@@ -424,7 +388,7 @@ export class TierCache extends EventEmitter implements DataCache {
       const value = resolvedValue<T>(local, this.serializer);
       if (value === undefined) this.store.discard(storeKey);
       else {
-        if (this.hitListened) this.emit('hit', keyEvent(scope, key, 'L1'));
+        if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
         return value;
       }
     }
@@ -449,10 +413,10 @@ export class TierCache extends EventEmitter implements DataCache {
       const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
       if (found !== undefined) {
         store.abandonFill(ticket);
-        this.emit('hit', keyEvent(scope, key, lookup.hit!.tier));
+        if (this.hitListened) this.emit('hit', hitEvent(scope, key, lookup.hit!.tier));
         return found;
       }
-      this.emit('miss', keyEvent(scope, key));
+      if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
       stamp = lookup.stamp;
       if (lookup.lock === 'theirs' && lock !== undefined) {
         const filled = await lock.waitFor(storeKey, () => this.remoteValue<T>(storeKey), () => this.isClosed);
@@ -462,7 +426,7 @@ export class TierCache extends EventEmitter implements DataCache {
           return filled;
         }
       }
-    }
+    } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
     stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
     flight.meta = stamp;
     const startedAt = this.now();
@@ -479,7 +443,8 @@ export class TierCache extends EventEmitter implements DataCache {
     if (encoded === undefined || ctx.skipped || !store.versions.stillCurrent(stamp)) store.abandonFill(ticket);
     else {
       this.fills++;
-      if (await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket)) this.emit('store', keyEvent(scope, key));
+      const stored = await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket);
+      if (stored && this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, encoded.entry.body.length, startedAt));
     }
     return encoded === undefined ? value : (decodeValue<T>(encoded.l1Entry, this.serializer) as T);
   }
@@ -523,10 +488,13 @@ export class TierCache extends EventEmitter implements DataCache {
     const strict = strictOption(options);
     this.assertOpen('clear');
     this.invalidations++;
+    let delivered = false;
     try {
-      return await this.invalidate({ kind: 'tags', tags: [tag] }, `namespace(${JSON.stringify(scope.name)}).clear()`, strict);
+      const result = await this.invalidate({ kind: 'tags', tags: [tag] }, `namespace(${JSON.stringify(scope.name)}).clear()`, strict);
+      delivered = result.delivered;
+      return result;
     } finally {
-      this.emit('invalidate', { clear: true, namespace: scope.name } satisfies InvalidateEvent);
+      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation([tag], delivered, { clear: true, namespace: scope.name }));
     }
   }
 
@@ -597,10 +565,14 @@ export class TierCache extends EventEmitter implements DataCache {
     this.assertOpen('invalidateTags');
     if (tags.length === 0) return DELIVERED;
     this.invalidations++;
+    const own = [...tags];
+    let delivered = false;
     try {
-      return await this.invalidate({ kind: 'tags', tags: [...tags] }, `invalidateTags(${JSON.stringify(tags)})`, strict);
+      const result = await this.invalidate({ kind: 'tags', tags: own }, `invalidateTags(${JSON.stringify(tags)})`, strict);
+      delivered = result.delivered;
+      return result;
     } finally {
-      this.emit('invalidate', { tags } satisfies InvalidateEvent);
+      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation(own, delivered));
     }
   }
 
@@ -609,7 +581,7 @@ export class TierCache extends EventEmitter implements DataCache {
     if (typeof key !== 'string' || key === '') throw new TypeError('tiercache: invalidateKey needs a key');
     const strict = strictOption(options);
     this.assertOpen('invalidateKey');
-    return this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, { key }, strict);
+    return this.dropKey(key, `invalidateKey(${JSON.stringify(key)})`, key, undefined, strict);
   }
 
   /** Empties the namespace everywhere: one epoch bump, no key scan. See invalidateTags for the result. */
@@ -618,15 +590,22 @@ export class TierCache extends EventEmitter implements DataCache {
     this.assertOpen('clear');
     this.invalidations++;
     this.store.l1?.clear();
+    let delivered = false;
     try {
-      return await this.invalidate({ kind: 'clear' }, 'clear()', strict);
+      const result = await this.invalidate({ kind: 'clear' }, 'clear()', strict);
+      delivered = result.delivered;
+      return result;
     } finally {
-      this.emit('invalidate', { clear: true } satisfies InvalidateEvent);
+      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation([], delivered, { clear: true }));
     }
   }
 
+  /** Every outcome counted since the cache was made, and the state of each tier. */
   stats(): CacheStats {
     const { l1, l2 } = this.store;
+    const health = this.health();
+    const bounds = this.options.l1;
+    const bus = this.bus;
     return {
       l1: {
         hits: this.store.l1Hits,
@@ -634,11 +613,23 @@ export class TierCache extends EventEmitter implements DataCache {
         entries: l1?.entries ?? 0,
         bytes: l1?.bytes ?? 0,
         evictions: l1?.evictions ?? 0,
+        maxEntries: bounds?.maxEntries ?? 0,
+        maxBytes: bounds?.maxBytes ?? 0,
       },
-      l2: { hits: this.store.l2Hits, misses: this.store.l2Misses, errors: l2?.errors ?? 0 },
+      l2: {
+        hits: this.store.l2Hits,
+        misses: this.store.l2Misses,
+        errors: l2?.errors ?? 0,
+        state: health.l2,
+        breaker: l2 === undefined ? 'disabled' : l2.breakerIsOpen ? 'open' : 'closed',
+      },
+      bus: { state: health.bus, sent: bus?.sent ?? 0, received: bus?.received ?? 0, gaps: bus?.gaps ?? 0 },
+      stale: this.outcomes.stale,
+      bypasses: this.outcomes.bypasses(),
       fills: this.fills,
       coalesced: this.coalesced,
       invalidations: this.invalidations,
+      queuedInvalidations: this.queue?.length ?? 0,
     };
   }
 
@@ -702,7 +693,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const left = (await this.queue?.close(Math.max(0, deadline - performance.now()))) ?? 0;
     if (left > 0) {
       const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take; other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
-      this.reportError(err, 'invalidations lost at close()');
+      this.reportError(err, 'invalidations lost at close()', 'close');
     }
     await this.bus?.close();
     this.store.l2?.detach();
@@ -719,10 +710,22 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 
   /** @internal reports a failure to 'error' listeners (if any) and the logger. */
-  reportError(err: Error, message: string): void {
-    if (this.options.logger) this.options.logger.warn({ err }, `tiercache: ${message}`);
+  reportError(err: Error, message: string, where: ErrorSource = 'middleware'): void {
+    if (this.options.logger) this.options.logger.warn({ err, where }, `tiercache: ${message}`);
     else debug('%s: %s', message, err.message);
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.emit('error', { err, where });
+  }
+
+  /** @internal The tiers a store made now reaches: L2 only while Redis is reachable. */
+  storedTiers(): readonly CacheTier[] {
+    const { l1, l2 } = this.store;
+    if (l2 === undefined || l2.state !== 'ok') return L1_ONLY;
+    return l1 === undefined ? L2_ONLY : BOTH_TIERS;
+  }
+
+  private storeEvent(scope: DataScope, key: string, bytes: number, startedAt: number): StoreEvent {
+    const event: StoreEvent = { key, route: DATA_ROUTE, tiers: this.storedTiers(), bytes, fillMs: Math.max(0, this.now() - startedAt) };
+    return scope.name === undefined ? event : { ...event, namespace: scope.name };
   }
 
   /** Worth an info line (a recovery, say); nothing is emitted. */
@@ -782,13 +785,17 @@ export class TierCache extends EventEmitter implements DataCache {
    * it under way anywhere never land, and every L1 copy stops matching),
    * deletes it from L2 and tells the other instances.
    */
-  private async dropKey(storeKey: string, what: string, event: InvalidateEvent, strict: boolean): Promise<InvalidateResult> {
+  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean): Promise<InvalidateResult> {
     this.invalidations++;
     this.store.l1?.delete(storeKey);
+    const tag = keyTag(storeKey);
+    let delivered = false;
     try {
-      return await this.invalidate({ kind: 'key', key: storeKey, tag: keyTag(storeKey) }, what, strict);
+      const result = await this.invalidate({ kind: 'key', key: storeKey, tag }, what, strict);
+      delivered = result.delivered;
+      return result;
     } finally {
-      this.emit('invalidate', event);
+      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation([tag], delivered, { key, namespace }));
     }
   }
 
@@ -808,19 +815,25 @@ export class TierCache extends EventEmitter implements DataCache {
       `tiercache: ${what} was applied on this instance and queued: Redis could not take it, so other instances will be told when it answers again (${queue.length} invalidation(s) waiting)`,
       { cause: error },
     );
-    this.reportError(err, 'invalidation queued until Redis answers again');
+    this.reportError(err, 'invalidation queued until Redis answers again', 'invalidation');
     if (strict) throw err;
     return QUEUED;
   }
 }
 
-/** An event's key and, for a namespace() view's key, the view's name. */
-function keyEvent(scope: DataScope, key: string): KeyEvent;
-function keyEvent(scope: DataScope, key: string, tier: 'L1' | 'L2'): HitEvent;
-function keyEvent(scope: DataScope, key: string, tier?: 'L1' | 'L2'): KeyEvent | HitEvent {
+const L1_ONLY: readonly CacheTier[] = Object.freeze(['L1']);
+const L2_ONLY: readonly CacheTier[] = Object.freeze(['L2']);
+const BOTH_TIERS: readonly CacheTier[] = Object.freeze(['L1', 'L2']);
+
+/** A data-API hit; the view's name for a namespace() view's key. */
+function hitEvent(scope: DataScope, key: string, tier: CacheTier): HitEvent {
   const namespace = scope.name;
-  if (tier === undefined) return namespace === undefined ? { key } : { key, namespace };
-  return namespace === undefined ? { key, tier } : { key, namespace, tier };
+  return namespace === undefined ? { key, tier, route: DATA_ROUTE, stale: false } : { key, tier, route: DATA_ROUTE, stale: false, namespace };
+}
+
+function missEvent(scope: DataScope, key: string): MissEvent {
+  const namespace = scope.name;
+  return namespace === undefined ? { key, route: DATA_ROUTE } : { key, route: DATA_ROUTE, namespace };
 }
 
 function closedError(method: string): TierCacheClosedError {

@@ -4,6 +4,7 @@ import type { Request } from 'express';
 import type { TierCache } from '../cache/tier-cache.js';
 import { TierCacheConfigError } from '../errors.js';
 import { HttpCache } from './http-cache.js';
+import { expressRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
@@ -69,7 +70,7 @@ function mountedOnRoute(route: unknown, fn: unknown): boolean {
  */
 export function expressCache<Req extends IncomingMessage = ExpressRequest>(cache: TierCache, options?: ExpressCacheOptions<Req>): ExpressCacheMiddleware {
   assertCache('expressCache', cache);
-  const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options), expressDispatch);
+  const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options), expressDispatch, expressRoutePattern);
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
     const r = req as IncomingMessage & { originalUrl?: string; originalMethod?: string; route?: unknown; app?: unknown };
     const perRoute = mountedOnRoute(r.route, tiercache);

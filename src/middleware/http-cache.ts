@@ -30,6 +30,8 @@ import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedH
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields } from './origin/revalidation.js';
+import { HttpEvents } from '../observe/http-events.js';
+import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
  * Marks a request whose answer a middleware is capturing. When a second
@@ -242,7 +244,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     const failed = (err: unknown) => {
       flight.settle(undefined);
-      this.http.cache.reportError(err as Error, 'could not store a response');
+      this.http.cache.reportError(err as Error, 'could not store a response', 'store');
     };
     try {
       const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill, this.life);
@@ -294,6 +296,8 @@ interface Plan {
   readonly arg: unknown;
   /** Origin mode (RFC 9111): what the request asks, how lifetimes are read; undefined in table mode. */
   readonly origin: OriginPlan | undefined;
+  /** The bounded route label of events, set when the first event of the request is built (see HttpEvents). */
+  route?: string | undefined;
 }
 
 /** What a fill produced, for the requests that waited on it. */
@@ -464,13 +468,18 @@ export class HttpCache<R> {
   private readonly refreshing = new Set<string>();
   /** Origin mode: refreshes that requests forced, per key (rate limit). */
   private readonly forced = new ForcedRefreshes();
+  /** Events and outcome counters (see observe/http-events.ts). */
+  readonly events: HttpEvents<R>;
 
   constructor(
     readonly cache: TierCache,
     readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate); undefined when the adapter cannot. */
     private readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
+    /** The framework's matched route pattern, for the route label of events. */
+    routePatternOf?: RoutePatternOf<R>,
   ) {
+    this.events = new HttpEvents(cache, routePatternOf);
     // close() waits (bounded) for fills under way, their handlers included, to be stored.
     cache.addFillSource(this);
   }
@@ -525,14 +534,14 @@ export class HttpCache<R> {
     if (local !== undefined) {
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
-        if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: 'L1' });
+        if (this.cache.hitListened) this.events.hit(plan, 'L1');
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
     } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
       // L1 only and nothing there: there is nobody to ask, so the fill starts now, without a promise.
       this.cache.store.noteL1Miss();
-      if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
+      if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, this.joining(plan.key));
       return this.fillLocally(c, plan, next);
     }
     return this.serveOrFill(c, plan, next, local);
@@ -568,7 +577,7 @@ export class HttpCache<R> {
     const o = this.options;
     const said = reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason);
     if (said && o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
-    if (said && reason !== undefined && this.cache.listenerCount('bypass') > 0) this.cache.emit('bypass', { url: c.url, reason });
+    if (said && reason !== undefined) this.events.bypass(c.url, c.arg, reason);
     stripCacheGroups(c.res);
     return passOn(next);
   }
@@ -633,14 +642,14 @@ export class HttpCache<R> {
       if (this.serveWhileRevalidating(c, plan, found, now, plan.staleWhileRevalidate, begun)) return true;
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
-    if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
+    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
     return this.fill(c, plan, next, found, begun);
   }
 
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
     // Requests that waited on this lookup find the entry themselves (L1 is warm now).
     begun?.flight.settle(LOOK_AGAIN);
-    if (this.cache.listenerCount('hit') > 0) this.cache.emit('hit', { key: plan.key, tier: found.tier });
+    if (this.cache.hitListened) this.events.hit(plan, found.tier);
     replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
     return true;
   }
@@ -658,7 +667,7 @@ export class HttpCache<R> {
   }
 
   private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
-    this.cache.emit('hit', { key: plan.key, tier: found.tier, stale: true });
+    this.events.stale(plan, found.tier);
     replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)));
   }
 
@@ -690,7 +699,7 @@ export class HttpCache<R> {
       c.res.end();
       return true;
     }
-    if (this.cache.listenerCount('miss') > 0) this.cache.emit('miss', { key: plan.key });
+    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
     return this.fill(c, plan, next, found, begun);
   }
 
@@ -719,6 +728,12 @@ export class HttpCache<R> {
   private requestNoStore(req: IncomingMessage, plan: Plan): boolean {
     if (plan.origin !== undefined && !plan.origin.directives.noStore) return false;
     return requestForbidsStore(req.headers);
+  }
+
+  /** Whether a request for `key` would wait on a fill under way here (a collapsed miss). */
+  private joining(key: string): boolean {
+    const running = this.flights.get(key);
+    return running !== undefined && !running.done && running.deadline > coarseNow();
   }
 
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
@@ -800,7 +815,7 @@ export class HttpCache<R> {
       if (tags.size === 0) return;
       Promise.resolve()
         .then(() => cache.invalidateTags([...tags]))
-        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`));
+        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`, 'invalidation'));
     });
   }
 
@@ -809,7 +824,7 @@ export class HttpCache<R> {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
     dispatch(refreshRequest(c.req, c.url))
-      .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed'))
+      .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed', 'refresh'))
       .finally(() => this.refreshing.delete(key));
   }
 
@@ -927,7 +942,7 @@ export class HttpCache<R> {
       const { entry, response, tier } = outcome.stale;
       const now = coarseNow();
       if (now >= outcome.until) return false;
-      this.cache.emit('hit', { key: plan.key, tier, stale: true });
+      this.events.stale(plan, tier);
       replay(req, res, response, entry.createdAt, now, this.status(staleHit(tier, (now - entry.freshUntil) / 1000)));
       return true;
     }
@@ -1066,7 +1081,7 @@ export class HttpCache<R> {
     const now = coarseNow();
     const response = stale.response;
     const cacheStatus = this.status(staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
-    this.cache.emit('hit', { key: plan.key, tier: stale.tier, stale: true });
+    this.events.stale(plan, stale.tier);
     return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
   }
 
@@ -1128,8 +1143,7 @@ export class HttpCache<R> {
     const stored = store.storeFill(writes, fill.ticket);
     const outcome = (ok: boolean): FillOutcome | undefined => {
       if (!ok) return undefined;
-      this.cache.fills++;
-      if (this.cache.listenerCount('store') > 0) this.cache.emit('store', { key: plan.key });
+      this.events.stored(plan, body.length, createdAt);
       return { response: entry.decoded as PreparedResponse, createdAt: life.createdAt, varyOn, varyValues };
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);

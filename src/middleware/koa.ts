@@ -6,6 +6,7 @@ import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
 import { HttpCache } from './http-cache.js';
+import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
@@ -71,7 +72,7 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch);
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute, app: ctx.app }, next);

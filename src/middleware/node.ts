@@ -18,6 +18,7 @@ import { httpValueOf, PreparedResponse, VaryManifest } from './http-entry.js';
 import { resolveMiddlewareOptions } from './options.js';
 import { replay } from './replay.js';
 import { requestBypassReason } from './storage-rules.js';
+import { routeLabel } from '../observe/route-label.js';
 
 export type NodeRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -82,11 +83,16 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
         hit = undefined; // never let the front door fail a request: the app answers it
       }
       if (hit !== undefined) {
-        if (cache.listenerCount('hit') > 0) cache.emit('hit', { key: hit.key, tier: 'L1', front: true });
+        if (cache.hitListened) cache.emit('hit', { key: hit.key, tier: 'L1', route: frontRoute(cache, req), stale: false, front: true });
         replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);
         return;
       }
     }
     handler(req, res);
   };
+}
+
+/** The route label of a front-door hit: the table prefix (the framework has not routed it), else 'other'. */
+function frontRoute(cache: TierCache, req: IncomingMessage): string {
+  return routeLabel(cache.options.routes, normalizeRoutePath(pathOf(req.url ?? '/')), undefined);
 }

@@ -72,6 +72,10 @@ export class InvalidationBus {
   private readonly epochTimer: NodeJS.Timeout;
   /** Messages received; for tests and stats. */
   received = 0;
+  /** Messages published (for stats). */
+  sent = 0;
+  /** Gaps seen in another instance's sequence (for stats). */
+  gaps = 0;
   /** Times local state was flushed because a message may have been missed. */
   flushes = 0;
 
@@ -115,6 +119,7 @@ export class InvalidationBus {
     if (message.keys !== undefined) wire.k = [...message.keys];
     const payload = JSON.stringify(wire);
     await this.options.l2.run((c) => c.publish(this.channel, payload), true);
+    this.sent++;
   }
 
   async close(): Promise<void> {
@@ -180,7 +185,10 @@ export class InvalidationBus {
     }
     this.lastSeq.delete(wire.i);
     this.lastSeq.set(wire.i, wire.s);
-    if (last !== undefined && wire.s !== last + 1) this.forget();
+    if (last !== undefined && wire.s !== last + 1) {
+      this.gaps++;
+      this.forget();
+    }
     const { versions, l1 } = this.options;
     if (Array.isArray(wire.t)) for (const pair of wire.t) if (Array.isArray(pair) && typeof pair[0] === 'string' && typeof pair[1] === 'number') versions.raise(pair[0], pair[1]);
     if (typeof wire.e === 'number') {

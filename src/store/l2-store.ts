@@ -65,6 +65,11 @@ export class L2Store {
   }
 
   /** 'ok' when commands are being sent, 'down' when they fail fast, 'connecting' before the first connection. */
+  /** Whether Redis is skipped after a timeout until a probe gets an answer (for stats). */
+  get breakerIsOpen(): boolean {
+    return this.breakerOpen;
+  }
+
   get state(): 'ok' | 'down' | 'connecting' {
     return this.phase === 'detached' ? 'down' : this.phase;
   }

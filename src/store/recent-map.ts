@@ -31,6 +31,8 @@ export class RecentMap<K, V> {
     max: number,
     maxBytes = Infinity,
     private readonly sizeOf: (key: K, value: V) => number = () => 0,
+    /** Told of each generation dropped whole (not of delete() or clear()). */
+    private readonly onDrop?: (dropped: ReadonlyMap<K, V>) => void,
   ) {
     this.generation = Math.max(1, Math.ceil(max / 2));
     this.generationBytes = maxBytes / 2;
@@ -98,6 +100,7 @@ export class RecentMap<K, V> {
   private put(key: K, value: V, size: number): void {
     if (size > this.generationBytes) return;
     if (this.young.size >= this.generation || this.youngBytes + size > this.generationBytes) {
+      if (this.onDrop !== undefined && this.old.size !== 0) this.onDrop(this.old);
       this.old = this.young;
       this.oldBytes = this.youngBytes;
       this.young = new Map();

@@ -95,6 +95,13 @@ export class TagVersions {
    * forgotten by the bounded map comes back with a version no entry recorded.
    */
   private localClock = 0;
+  /**
+   * Without an L2, only invalidated tags are kept; any other tag's version is
+   * this floor: a version below it may have been bumped and forgotten since,
+   * so it is invalid. It rises to the largest version the bounded map drops,
+   * so per-URL tags (key:...) cost nothing until someone invalidates them.
+   */
+  private floor = 0;
   /** Bumped by reset(); see FillStamp.generation. */
   private generation = 0;
   /** The highest epoch ever known here (survives reset): the floor of epoch bumps. */
@@ -115,7 +122,7 @@ export class TagVersions {
     this.source = options.source;
     this.trusted = options.source === undefined;
     this.epoch = options.source === undefined ? 0 : undefined;
-    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes);
+    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes, options.source === undefined ? (dropped) => this.raiseFloor(dropped) : undefined);
   }
 
   /** Bytes the local map holds (bounded by maxBytes). */
@@ -199,18 +206,21 @@ export class TagVersions {
     for (let i = 0; i < tags.length; i++) {
       if (pending && this.pendingTags.has(tags[i]!)) continue;
       const current = this.map.get(tags[i]!);
+      const recorded = entry.versions[i]!;
       if (current === undefined) {
-        if (this.source === undefined) return Validity.Invalid;
+        if (this.source === undefined) {
+          if (recorded < this.floor) return Validity.Invalid;
+          continue;
+        }
         decided = false;
         continue;
       }
-      const recorded = entry.versions[i]!;
       if (recorded < current) return Validity.Invalid;
       // An entry never records a version that was not current somewhere, so a
       // larger one means this instance missed a bump: learn it (only from an
       // entry of the current epoch: older ones may come from a Redis that lost
       // increments since, and would teach a version Redis will not reach soon).
-      if (recorded > current && entry.epoch === this.epoch) this.map.set(tags[i]!, recorded);
+      if (recorded > current && entry.epoch === this.epoch && this.source !== undefined) this.map.set(tags[i]!, recorded);
     }
     return decided ? Validity.Valid : Validity.Unknown;
   }
@@ -262,7 +272,7 @@ export class TagVersions {
       if (generation === this.generation) this.learn(tags, current.epoch, current.versions);
       stamp = { epoch: current.epoch, tags, versions: current.versions, generation };
     } catch {
-      stamp = { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp(t)), generation };
+      stamp = { epoch: this.epoch ?? 0, tags, versions: tags.map((t) => this.map.get(t) ?? this.makeUp()), generation };
     }
     return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
   }
@@ -290,7 +300,12 @@ export class TagVersions {
    * again. Never makes an entry valid.
    */
   forget(tags: readonly string[], epoch = false): void {
-    for (const tag of tags) this.map.delete(tag);
+    for (const tag of tags) {
+      const known = this.map.get(tag);
+      if (known === undefined) continue;
+      this.map.delete(tag);
+      if (this.source === undefined && known > this.floor) this.floor = known;
+    }
     // Unknown until read again (the next fill's lookup reads it): never lower, and never trusted meanwhile.
     if (epoch && this.source !== undefined) this.epoch = undefined;
   }
@@ -338,7 +353,7 @@ export class TagVersions {
     const versions: number[] = new Array(tags.length);
     for (let i = 0; i < tags.length; i++) {
       const at = needs.tags.indexOf(tags[i]!);
-      versions[i] = (at === -1 ? undefined : read.versions[at]) ?? this.map.get(tags[i]!) ?? this.makeUp(tags[i]!);
+      versions[i] = (at === -1 ? undefined : read.versions[at]) ?? this.map.get(tags[i]!) ?? this.makeUp();
     }
     const stamp: FillStamp = { epoch: read.epoch ?? this.epoch ?? 0, tags, versions, generation: needs.generation };
     return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
@@ -376,7 +391,7 @@ export class TagVersions {
   stampLocally(tags: readonly string[]): FillStamp | undefined {
     const generation = this.generation;
     if (this.source === undefined) {
-      const versions = tags.length === 0 ? EMPTY : tags.map((t) => this.map.get(t) ?? this.makeUp(t));
+      const versions = tags.length === 0 ? EMPTY : tags.map((t) => this.map.get(t) ?? this.makeUp());
       return { epoch: this.epoch!, tags, versions, generation };
     }
     if (!this.trusted || this.epoch === undefined) return undefined;
@@ -415,6 +430,8 @@ export class TagVersions {
       return tags.map((t) => {
         const v = ++this.localClock;
         this.map.set(t, v);
+        // A tag too long for the map is forgotten at once: the floor stands for it.
+        if (this.map.get(t) !== v) this.floor = v;
         return v;
       });
     }
@@ -451,6 +468,7 @@ export class TagVersions {
   reset(): void {
     this.generation++;
     this.map.clear();
+    if (this.source === undefined) this.floor = this.localClock;
     if (this.source !== undefined) this.epoch = undefined;
   }
 
@@ -459,12 +477,17 @@ export class TagVersions {
     for (let i = 0; i < tags.length; i++) this.raise(tags[i]!, versions[i]!);
   }
 
-  private makeUp(tag: string): number {
-    const v = ++this.localClock;
-    // Without an L2 this becomes the tag's version; with one it only labels
-    // fills made while Redis is unreachable and is never stored in the map,
-    // so Redis's (much larger) values win as soon as they are read.
-    if (this.source === undefined) this.map.set(tag, v);
-    return v;
+  private makeUp(): number {
+    // Without an L2, a tag never invalidated (or forgotten) is at the current
+    // clock: every earlier bump is below it, every later one above.
+    if (this.source === undefined) return this.localClock;
+    // With one it only labels fills made while Redis is unreachable and is
+    // never stored in the map, so Redis's (much larger) values win as soon as they are read.
+    return ++this.localClock;
+  }
+
+  /** A generation of the map was dropped (no L2): what it knew now stands under the floor. */
+  private raiseFloor(dropped: ReadonlyMap<string, number>): void {
+    for (const v of dropped.values()) if (v > this.floor) this.floor = v;
   }
 }

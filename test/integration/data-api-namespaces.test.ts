@@ -62,7 +62,13 @@ describe('data API: namespace() views', () => {
     a.on('invalidate', (e) => events.push(e));
 
     assert.deepStrictEqual(await users.clear(), { delivered: true });
-    assert.deepStrictEqual(events, [{ clear: true, namespace: 'users' }]);
+    assert.deepStrictEqual(
+      events.map((e) => {
+        const { tags, ...rest } = e as { tags: readonly string[] };
+        return { ...rest, tagCount: tags.length };
+      }),
+      [{ kind: 'clear', tagCount: 1, remote: false, delivered: true, clear: true, namespace: 'users' }],
+    );
     for (const cache of [a, b]) {
       assert.ok(await eventually(async () => (await cache.namespace('users').get('1')) === undefined), 'the view still has its value');
       assert.equal(await cache.namespace('users').namespace('admins').get('1'), undefined, 'the inner view still has its value');
@@ -108,10 +114,13 @@ describe('data API: namespace() views', () => {
     const admins = a.namespace('users').namespace('admins');
     await admins.set('1', 'x');
     await admins.get('1');
+    const [store, hit] = seen as [[string, { fillMs: number }], [string, unknown]];
+    assert.ok(store[1].fillMs >= 0);
     assert.deepStrictEqual(seen, [
-      ['store', { key: '1', namespace: 'users:admins' }],
-      ['hit', { key: '1', namespace: 'users:admins', tier: 'L1' }],
+      ['store', { key: '1', route: 'data', tiers: ['L1', 'L2'], bytes: 3, fillMs: store[1].fillMs, namespace: 'users:admins' }],
+      ['hit', { key: '1', route: 'data', stale: false, tier: 'L1', namespace: 'users:admins' }],
     ]);
+    assert.equal(hit[0], 'hit');
   });
 
   it('refuses an empty view name with a TypeError', async () => {

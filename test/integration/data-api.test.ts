@@ -669,6 +669,20 @@ describe('data API: TTL', () => {
     assert.ok(pttl > 1500 && pttl <= 2000, `PTTL = ${pttl}`);
   });
 
+  it("spreads the lifetimes of values stored together below their ttl by the cache's jitter, for set() and getOrSet() (PTTL in Redis)", async () => {
+    const a = await ctx.open({ jitter: '50%' });
+    const keys: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await a.set(`s${i}`, i, { ttl: '1m' });
+      await a.getOrSet(`g${i}`, () => i, { ttl: '1m' });
+      keys.push(`s${i}`, `g${i}`);
+    }
+    const lifetimes = await Promise.all(keys.map((k) => ctx.admin.pttl(a.dataKey(k))));
+    for (const ms of lifetimes) assert.ok(ms > 30_000 && ms <= 60_000, `a PTTL of ${ms} ms is outside (30 s, 60 s]`);
+    // Without jitter all 40 lie within the few milliseconds the loop took.
+    assert.ok(Math.max(...lifetimes) - Math.min(...lifetimes) > 5_000, `40 values stored together expire within ${Math.max(...lifetimes) - Math.min(...lifetimes)} ms of each other`);
+  });
+
   it('caps how long an L2 hit stays in L1 by l1.ttl', async () => {
     const a = await ctx.open();
     const b = await ctx.open({ l1: { ttl: 100 } });
@@ -1065,18 +1079,26 @@ describe('data API: events', () => {
     await a.invalidateTags(['t']);
     await a.delete('filled');
     await a.clear();
-    const local = seen.filter(([, e]) => (e as { remote?: boolean }).remote !== true);
+    const local = seen
+      .filter(([, e]) => (e as { remote?: boolean }).remote !== true)
+      .map(([name, e]) => {
+        if (name !== 'store') return [name, e];
+        assert.ok((e as { fillMs: number }).fillMs >= 0);
+        return [name, { ...(e as object), fillMs: 0 }];
+      });
+    const deleted = (local[7]![1] as { tags: string[] }).tags;
     assert.deepStrictEqual(local, [
-      ['miss', { key: 'k' }],
-      ['store', { key: 'k' }],
-      ['hit', { key: 'k', tier: 'L1' }],
-      ['b:hit', { key: 'k', tier: 'L2' }],
-      ['miss', { key: 'filled' }],
-      ['store', { key: 'filled' }],
-      ['invalidate', { tags: ['t'] }],
-      ['invalidate', { key: 'filled' }],
-      ['invalidate', { clear: true }],
+      ['miss', { key: 'k', route: 'data' }],
+      ['store', { key: 'k', route: 'data', tiers: ['L1', 'L2'], bytes: 1, fillMs: 0 }],
+      ['hit', { key: 'k', route: 'data', tier: 'L1', stale: false }],
+      ['b:hit', { key: 'k', route: 'data', tier: 'L2', stale: false }],
+      ['miss', { key: 'filled', route: 'data' }],
+      ['store', { key: 'filled', route: 'data', tiers: ['L1', 'L2'], bytes: 3, fillMs: 0 }],
+      ['invalidate', { kind: 'tags', tags: ['t'], remote: false, delivered: true }],
+      ['invalidate', { kind: 'key', tags: deleted, key: 'filled', remote: false, delivered: true }],
+      ['invalidate', { kind: 'clear', tags: [], clear: true, remote: false, delivered: true }],
     ]);
+    assert.match(deleted[0]!, /^key:.*filled$/);
   });
 });
 
@@ -1148,7 +1170,7 @@ describe('data API: Redis where nothing listens', () => {
   it("reports the failures to an 'error' listener", async () => {
     const cache = await deadCache();
     const errors: unknown[] = [];
-    cache.on('error', (err: unknown) => errors.push(err));
+    cache.on('error', ({ err }) => errors.push(err));
     await cache.get('a');
     await cache.set('a', 1);
     await cache.get('b');
@@ -1161,7 +1183,7 @@ describe('data API: Redis where nothing listens', () => {
   it("invalidateTags applies locally, resolves { delivered: false } and emits a TierCacheError saying it is queued", async () => {
     const cache = await deadCache();
     const errors: unknown[] = [];
-    cache.on('error', (err: unknown) => errors.push(err));
+    cache.on('error', ({ err }) => errors.push(err));
     await cache.set('k', 1, { tags: ['t'] });
     assert.deepEqual(await cache.invalidateTags(['t']), { delivered: false });
     assert.equal(await cache.get('k'), undefined);
@@ -1251,7 +1273,7 @@ describe('data API: a frozen Redis', () => {
   it("reports the timeout to an 'error' listener", async () => {
     const a = await ctx.open({ l2: { commandTimeout: 100 } });
     const errors: Error[] = [];
-    a.on('error', (err: Error) => errors.push(err));
+    a.on('error', ({ err }) => errors.push(err));
     ctx.redis.freeze();
     try {
       assert.equal(await a.get('k'), undefined);

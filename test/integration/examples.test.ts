@@ -1,58 +1,9 @@
 // The examples start the way the README says (`npm run example:express`,
 // `npm run example:koa`), print their port, and answer a repeat GET from L1.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { startExample, stopExample as stop, type StartedExample as Started } from '../support/example-process.js';
 import { startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly base: string;
-}
-
-/** Starts an example; `env` names the Redis URL (REDIS_URL, or TIERCACHE_REDIS_URL alone). */
-function startExample(script: string, redisUrl = '', variable: 'REDIS_URL' | 'TIERCACHE_REDIS_URL' = 'REDIS_URL'): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    // Own process group, so npm, tsx and node all stop together (by PID) afterwards.
-    const child = spawn('npm', ['run', '-s', script], {
-      cwd: root,
-      env: { ...process.env, PORT: '0', REDIS_URL: '', TIERCACHE_REDIS_URL: '', [variable]: redisUrl },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`${script} printed no port within 30 s:\n${output}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, base: match[1]! });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${script} exited with ${code} before listening:\n${output}`));
-    });
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await exited;
-}
 
 for (const script of ['example:express', 'example:koa']) {
   describe(`npm run ${script}`, function () {
@@ -71,6 +22,19 @@ for (const script of ['example:express', 'example:koa']) {
       const second = await fetch(`${started.base}/api/movies`);
       assert.equal(second.headers.get('cache-status'), 'tiercache; hit; detail=L1');
       assert.equal(await second.text(), body);
+    });
+
+    it('mounts the status page at /_tiercache: the self-contained HTML and the JSON feed it polls, untouched by the cache', async () => {
+      assert.ok(started, 'the example is running');
+      const page = await fetch(`${started.base}/_tiercache`);
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+      assert.equal(page.headers.get('cache-status'), null);
+      assert.match(await page.text(), /<canvas id="chart"/);
+      const feed = (await (await fetch(`${started.base}/_tiercache?feed=1`)).json()) as { stats: { l1: { hits: number } }; routes: Array<{ route: string; hits: number }> };
+      assert.ok(feed.stats.l1.hits >= 1, 'the hit of the test before is counted');
+      assert.ok(feed.routes.some((r) => r.route === '/api/movies' && r.hits >= 1), JSON.stringify(feed.routes));
     });
 
     it('invalidates a user after a write: /api/me shows the new name at once', async () => {

@@ -125,7 +125,7 @@ describe('Redis round trips and keys per request', function () {
     try {
       const errors: Error[] = [];
       const a = await ctx.open({ redis: client, routes: { '/api': '1m' } });
-      a.on('error', (err: Error) => errors.push(err));
+      a.on('error', ({ err }) => errors.push(err));
       const b = await ctx.open({ routes: { '/api': '1m' }, namespace: a.prefix });
       const [appA, appB] = [catalogApp(a), catalogApp(b)];
       assert.equal((await request(appA).get('/api/catalog?n=1')).headers['cache-status'], 'tiercache; fwd=miss; stored');

@@ -373,7 +373,7 @@ describe('review regressions (9287460)', () => {
     this.timeout(30_000);
     const slow = async () => sleep(300);
 
-    // HTTP: invalidateKey / clear() 100 ms into a 300 ms handler.
+    // HTTP: invalidateKey / clear() while a 300 ms handler runs.
     for (const [label, redisUrl, how] of [
       ['L1 only, invalidateKey', undefined, 'key'],
       ['Redis, invalidateKey', 'redis', 'key'],
@@ -382,9 +382,12 @@ describe('review regressions (9287460)', () => {
       const cache = newCache(redisUrl === undefined ? { ttl: '1m' } : { redis: redisCaches.redis.url, ttl: '1m' });
       await cache.ready();
       let version = 1;
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
       const app = express();
       app.get('/item', expressCache(cache), async (_req, res) => {
         const v = version;
+        started();
         await slow();
         res.send(`v${v}`);
       });
@@ -393,7 +396,9 @@ describe('review regressions (9287460)', () => {
       assert.equal(key, `${cache.prefix}:GET:/item`);
 
       const first = get(base, '/item');
-      await sleep(100);
+      // Into the handler (not a fixed delay: a loaded machine may take longer to get there).
+      await handlerStarted;
+      await sleep(50);
       version = 2;
       if (how === 'key') await cache.invalidateKey(key);
       else await cache.clear();

@@ -5,8 +5,9 @@
 // entry point must not need them at runtime. Then the tarball's contents
 // (only what a user needs, source maps that resolve), publint and
 // @arethetypeswrong, and the published types as strict TypeScript projects
-// see them, ESM and CommonJS: the type tests in ./types and the README's
-// TypeScript blocks.
+// see them, ESM and CommonJS: the type tests in ./types and the TypeScript
+// blocks of README.md and docs/*.md (file doc-<file>-line-<n>.ts is the block
+// that starts on line n), and the example apps, importing 'tiercache'.
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,13 @@ const REQUIRED_EXPORTS: Record<string, string[]> = {
   tiercache: ['createCache'],
   'tiercache/express': ['expressCache'],
   'tiercache/koa': ['koaCache'],
+  'tiercache/prometheus': ['prometheusCollector'],
+  'tiercache/status': ['statusPage'],
+};
+
+/** Entry points that need an optional peer dependency to load, and which. */
+const NEEDS_PEER: Record<string, string> = {
+  'tiercache/prometheus': 'prom-client',
 };
 
 /** Runs a command and resolves its exit code and output, whatever the code. */
@@ -138,6 +146,8 @@ const TYPE_PROJECTS = {
 
 /** Type packages the type tests import, linked from this repository's node_modules (their own dependencies resolve from there). */
 const LINKED_TYPES = ['@types/node', '@types/express', '@types/koa', '@koa/router'];
+/** Optional peers linked (after the probes without them) for the probes and type tests that need them. */
+const LINKED_PEERS = ['prom-client'];
 
 interface Diagnostic {
   readonly file: string;
@@ -173,12 +183,46 @@ function expectedErrors(source: string): Map<number, string> {
   return expected;
 }
 
-/** The README's ```ts blocks, each as a module of its own. */
-function readmeBlocks(markdown: string): string[] {
-  const blocks: string[] = [];
+/** The ```ts blocks of a markdown file, each with the line it starts on. */
+function tsBlocks(markdown: string): Array<{ line: number; code: string }> {
+  const blocks: Array<{ line: number; code: string }> = [];
   const fence = /^```ts\n([\s\S]*?)^```$/gm;
-  for (let m = fence.exec(markdown); m !== null; m = fence.exec(markdown)) blocks.push(m[1]!);
+  for (let m = fence.exec(markdown); m !== null; m = fence.exec(markdown)) {
+    blocks.push({ line: markdown.slice(0, m.index).split('\n').length + 1, code: m[1]! });
+  }
   return blocks;
+}
+
+/** The markdown files whose TypeScript blocks must compile: the README and docs/. */
+function documentedBlocks(): Array<{ name: string; code: string }> {
+  const files = ['README.md', ...readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  return files.flatMap((file) =>
+    tsBlocks(readFileSync(join(repoRoot, file), 'utf8')).map(({ line, code }) => ({
+      name: `${file.replace(/\.md$/, '').replace(/\W+/g, '-').toLowerCase()}-line-${line}.ts`,
+      code,
+    })),
+  );
+}
+
+/**
+ * A block as a module of the project's kind. The blocks are written as an ESM
+ * app writes them (top-level await); for CommonJS, which has none, the
+ * statements after the imports go into an async function.
+ */
+function asModule(code: string, kind: 'esm' | 'cjs'): string {
+  if (kind === 'esm') return `${code}\nexport {};\n`;
+  const imports = /^(?:import\s[^;]*;\s*)*/.exec(code)![0];
+  return `${imports}\nexport async function block(): Promise<void> {\n${code.slice(imports.length)}\n}\n`;
+}
+
+/** The example apps' TypeScript files, relative to the repository. */
+function exampleFiles(): string[] {
+  return (readdirSync(join(repoRoot, 'examples'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join('examples', f));
+}
+
+/** An example's source as an app using the package writes it: `../../src/koa.js` is `tiercache/koa`. */
+function asPublished(source: string): string {
+  return source.replace(/'(?:\.\.\/)+src\/(index|express|koa|node)\.js'/g, (_, entry: string) => (entry === 'index' ? "'tiercache'" : `'tiercache/${entry}'`));
 }
 
 describe('npm package', function () {
@@ -188,7 +232,7 @@ describe('npm package', function () {
     .filter((subpath) => subpath !== './package.json')
     .map((subpath) => (subpath === '.' ? pkg.name : `${pkg.name}/${subpath.slice(2)}`));
 
-  it('declares the tiercache, tiercache/express and tiercache/koa entry points', () => {
+  it('declares the tiercache, tiercache/express, tiercache/koa, tiercache/prometheus and tiercache/status entry points', () => {
     for (const spec of Object.keys(REQUIRED_EXPORTS)) assert.ok(specifiers.includes(spec), `package.json "exports" has no entry for ${spec}`);
   });
 
@@ -200,10 +244,24 @@ describe('npm package', function () {
     assert.equal(meta.sideEffects, false);
   });
 
+  it('has examples an app could copy: no type assertion (`as`, `<T>x`, `!`) in the Express and Koa apps', () => {
+    const casts: string[] = [];
+    for (const file of exampleFiles()) {
+      readFileSync(join(repoRoot, file), 'utf8').split('\n').forEach((line, i) => {
+        const code = line.replace(/\/\/.*$/, '').replace(/'[^']*'|`[^`]*`/g, "''");
+        if (/\bas (?!const\b)[\w{[(]|[\w)\]]!(?=[.[(),;\s])/.test(code)) casts.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    assert.deepEqual(casts, []);
+  });
+
   describe('the packed tarball, installed in a fresh project', () => {
     let workDir: string | undefined;
     let projectDir: string;
     let tarball: string;
+    let withoutPeers: { cjs: ProbeResult; esm: ProbeResult };
+    /** tsc's output per type-check project: both run at once, started when the projects are written. */
+    const typeChecks = new Map<keyof typeof TYPE_PROJECTS, Promise<{ code: number; output: string }>>();
 
     before(async () => {
       workDir = mkdtempSync(join(tmpdir(), 'tiercache-pack-'));
@@ -229,21 +287,31 @@ describe('npm package', function () {
         projectDir,
         150_000,
       );
+      // Without the optional peers first: only the entry points that need one may fail, and must name it.
+      withoutPeers = {
+        cjs: JSON.parse(await run(process.execPath, ['probe.cjs', JSON.stringify(specifiers)], projectDir, 30_000)) as ProbeResult,
+        esm: JSON.parse(await run(process.execPath, ['probe.mjs', JSON.stringify(specifiers)], projectDir, 30_000)) as ProbeResult,
+      };
       // The type-check projects, after the install (which would prune what it did not install).
-      for (const name of LINKED_TYPES) {
+      for (const name of [...LINKED_TYPES, ...LINKED_PEERS]) {
         const target = join(projectDir, 'node_modules', name);
         mkdirSync(dirname(target), { recursive: true });
         if (!existsSync(target)) symlinkSync(join(repoRoot, 'node_modules', name), target, 'dir');
       }
-      const blocks = readmeBlocks(readFileSync(join(repoRoot, 'README.md'), 'utf8'));
-      for (const [kind, project] of Object.entries(TYPE_PROJECTS)) {
+      const blocks = documentedBlocks();
+      for (const kind of Object.keys(TYPE_PROJECTS) as Array<keyof typeof TYPE_PROJECTS>) {
+        const project = TYPE_PROJECTS[kind];
         const dir = join(projectDir, kind);
         mkdirSync(dir);
         writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: project.type }));
-        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts'] }, null, 2));
+        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: project.compilerOptions, include: ['*.ts', 'examples/**/*.ts'] }, null, 2));
         for (const file of readdirSync(typesDir)) writeFileSync(join(dir, file), readFileSync(join(typesDir, file)));
-        // The README's blocks use top-level await: ESM only.
-        if (kind === 'esm') blocks.forEach((block, i) => writeFileSync(join(dir, `readme-${i + 1}.ts`), `${block}\nexport {};\n`));
+        for (const block of blocks) writeFileSync(join(dir, `doc-${block.name}`), asModule(block.code, kind));
+        for (const file of exampleFiles()) {
+          mkdirSync(dirname(join(dir, file)), { recursive: true });
+          writeFileSync(join(dir, file), asPublished(readFileSync(join(repoRoot, file), 'utf8')));
+        }
+        typeChecks.set(kind, runToEnd(process.execPath, [requireHere.resolve('typescript/bin/tsc'), '-p', dir, '--pretty', 'false'], dir, 170_000));
       }
     });
 
@@ -259,6 +327,17 @@ describe('npm package', function () {
     it('loads every entry point with import() from ESM', async () => {
       const out = await run(process.execPath, ['probe.mjs', JSON.stringify(specifiers)], projectDir, 30_000);
       assertEntryPoints(JSON.parse(out) as ProbeResult, specifiers, 'import()');
+    });
+
+    it('loads every entry point but tiercache/prometheus without prom-client installed; that one fails naming prom-client', () => {
+      for (const [how, result] of Object.entries(withoutPeers)) {
+        const others = specifiers.filter((spec) => NEEDS_PEER[spec] === undefined);
+        assertEntryPoints(result, others, `${how} without optional peers`);
+        for (const [spec, peer] of Object.entries(NEEDS_PEER)) {
+          const r = result[spec];
+          assert.ok(r && 'error' in r && r.error.includes(peer), `${spec} (${how}) without ${peer}: ${JSON.stringify(r)}`);
+        }
+      }
     });
 
     it('holds only what a user needs: dist/, README.md, LICENSE and package.json', async () => {
@@ -292,10 +371,9 @@ describe('npm package', function () {
     });
 
     for (const kind of Object.keys(TYPE_PROJECTS) as Array<keyof typeof TYPE_PROJECTS>) {
-      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked${kind === 'esm' ? ", the README's TypeScript blocks compile" : ''}`, async () => {
+      it(`type-checks against the published types as ${kind === 'esm' ? 'ESM (nodenext)' : 'CommonJS (module commonjs)'}, strict with exactOptionalPropertyTypes: accepts.ts compiles, rejects.ts fails exactly where marked, the TypeScript blocks of README.md and docs/ and the examples compile`, async () => {
         const dir = join(projectDir, kind);
-        const tsc = requireHere.resolve('typescript/bin/tsc');
-        const { output } = await runToEnd(process.execPath, [tsc, '-p', dir, '--pretty', 'false'], dir, 120_000);
+        const { output } = await typeChecks.get(kind)!;
         const found = diagnostics(output, dir);
         const expected = expectedErrors(readFileSync(join(dir, 'rejects.ts'), 'utf8'));
         const problems: string[] = [];
@@ -306,7 +384,7 @@ describe('npm package', function () {
         for (const [line, code] of expected) {
           if (!found.some((d) => d.file === 'rejects.ts' && d.line === line && d.code === code)) problems.push(`rejects.ts:${line}: compiled, but must fail with ${code}`);
         }
-        if (kind === 'esm') assert.ok(readdirSync(dir).some((f) => f.startsWith('readme-')), 'no README blocks were checked');
+        assert.ok(readdirSync(dir).filter((f) => f.startsWith('doc-readme-')).length >= 10, 'the README blocks were not all checked');
         assert.deepEqual(problems, [], `${problems.join('\n')}\n--- tsc\n${output}`);
       });
     }

@@ -516,7 +516,7 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     const [a, b] = await ctx.pair();
     const old = await warmBoth(a, b, '/api/movies/7');
     const errors: unknown[] = [];
-    a.cache.on('error', (err: unknown) => errors.push(err));
+    a.cache.on('error', ({ err }) => errors.push(err));
     b.cache.on('error', () => undefined);
 
     await ctx.redis.stop();
@@ -597,7 +597,7 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
     const a = await ctx.instance('A', { logger });
     const errors: Error[] = [];
-    a.cache.on('error', (err: Error) => errors.push(err));
+    a.cache.on('error', ({ err }) => errors.push(err));
     await warmBoth(a, a, '/api/movies/7');
 
     ctx.redis.kill('SIGKILL');

@@ -827,8 +827,8 @@ function registerTests(
       assert.deepEqual([after.headers['cache-status'], after.text], [HIT_L1, 'page -'], 'the bypassed answers stored nothing over the entry');
       assert.equal(app.runs('/page'), 3);
       assert.deepEqual(bypassed, [
-        { url: '/page', reason: 'app' },
-        { url: '/page', reason: 'app' },
+        { route: '/page', url: '/page', reason: 'app' },
+        { route: '/page', url: '/page', reason: 'app' },
       ]);
     });
 

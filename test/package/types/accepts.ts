@@ -8,6 +8,10 @@ import { createCache, TierCacheConfigError, type DataCache, type Duration, type 
 import { expressCache } from 'tiercache/express';
 import { koaCache } from 'tiercache/koa';
 import { front } from 'tiercache/node';
+import { prometheusCollector } from 'tiercache/prometheus';
+import { statusPage } from 'tiercache/status';
+import { Registry } from 'prom-client';
+import { createServer } from 'node:http';
 
 interface User {
   id: number;
@@ -70,6 +74,10 @@ expressCache(cache, {
   },
 });
 
+// Middleware options given as undefined (exactOptionalPropertyTypes).
+app.use(expressCache(cache, { ttl: process.env.ROUTE_TTL === undefined ? undefined : '1m', tags: undefined, user: undefined, bypass: undefined, jitter: undefined }));
+koaCache(cache, { ttl: undefined, vary: undefined, key: undefined, cacheStatus: process.env.VERBOSE === '1' ? 'verbose' : undefined });
+
 // Koa: ctx.state from DefaultState, ctx.params from the router, no cast.
 const koa = new Koa();
 const router = new Router();
@@ -104,8 +112,24 @@ front(cache, koa.callback());
 // Events, typed by name.
 cache.on('hit', (e: HitEvent) => e.tier);
 cache.on('bypass', (e) => e.reason.toUpperCase());
-cache.on('error', (err) => err.message);
-cache.once('invalidate', (e) => e.tags?.length);
+cache.on('error', ({ err, where }) => `${where}: ${err.message}`);
+cache.once('invalidate', (e) => e.tags.length + (e.kind === 'user' ? 1 : 0) + (e.remote ? 1 : 0) + (e.delivered ? 1 : 0));
+cache.on('hit', (e) => `${e.route} ${e.tier} ${e.stale ? 'stale' : 'fresh'}`);
+cache.on('miss', (e) => `${e.route} ${e.key} ${e.collapsed === true}`);
+cache.on('store', (e) => e.tiers.includes('L2') && e.bytes > 0 && e.fillMs >= 0 && e.route !== '');
+cache.on('bypass', (e) => `${e.route}: ${e.reason}`);
+cache.on('l2', (e) => (e.state === 'down' ? e.err?.message : 'up'));
+cache.on('bus', (e) => e.state === 'up');
+const stats = cache.stats();
+void [stats.l1.maxBytes, stats.l2.breaker, stats.l2.state, stats.bus.gaps, stats.bus.sent, stats.stale, stats.bypasses['cookie'], stats.queuedInvalidations];
+
+// Prometheus and the status page.
+const registry = new Registry();
+const collector = prometheusCollector(cache, { registry, prefix: 'shop_' });
+collector.stop();
+prometheusCollector(cache);
+app.use('/_tiercache', statusPage(cache));
+createServer(statusPage(cache, { showKeys: true }));
 
 async function dataApi(users: DataCache): Promise<void> {
   await cache.invalidateUser(42);

@@ -5,6 +5,9 @@
 import express from 'express';
 import { createCache } from 'tiercache';
 import { expressCache } from 'tiercache/express';
+import { koaCache } from 'tiercache/koa';
+import { prometheusCollector } from 'tiercache/prometheus';
+import { statusPage } from 'tiercache/status';
 
 const cache = createCache({ redis: false });
 
@@ -38,6 +41,22 @@ createCache({ serializer: 'yaml' });
 cache.on('hti', () => undefined);
 // @expect-error TS2339
 cache.on('hit', (e) => e.teir);
+// @expect-error TS2339
+cache.on('miss', (e) => e.tier);
+// @expect-error TS2339
+cache.on('error', (e) => e.message);
+// @expect-error TS2367
+cache.on('invalidate', (e) => e.kind === 'users');
+// @expect-error TS2367
+cache.on('l2', (e) => e.state === 'reconnecting');
+// @expect-error TS2345
+cache.on('l3', () => undefined);
+// @expect-error TS2339
+void cache.stats().l2.breakerOpen;
+// @expect-error TS2561
+prometheusCollector(cache, { prefx: 'x_' });
+// @expect-error TS2561
+statusPage(cache, { showkeys: true });
 
 // @expect-error TS2345
 void cache.invalidateUser({ id: 42 });
@@ -45,3 +64,9 @@ void cache.invalidateUser({ id: 42 });
 const app = express();
 // @expect-error TS2339
 app.use(expressCache(cache, { user: (req) => req.notAField }));
+// @expect-error TS2322
+app.use(expressCache(cache, { ttl: '5 minutez' }));
+// @expect-error TS2322
+koaCache(cache, { user: (ctx) => ({ id: ctx.params.id }) });
+// @expect-error TS2322
+koaCache(cache, { bypass: () => 'yes' });

@@ -26,6 +26,7 @@ declare global {
   const cache: TierCache;
   const req: Request;
   const me: RequestHandler;
+  const requireAdmin: RequestHandler;
   const movie: RequestHandler;
   const user: User;
   const sessionId: string;

@@ -143,3 +143,60 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.equal(await versions.verify(other), true, 'an outage costs freshness, not availability');
   });
 });
+
+describe('store: TagVersions without an L2 (versions kept only for invalidated tags)', () => {
+  const l1Only = (maxTags = 100, maxBytes?: number) => new TagVersions({ source: undefined, maxTags, ...(maxBytes === undefined ? {} : { maxBytes }) });
+
+  it('keeps nothing for tags that were never invalidated, however many fills stamp them', () => {
+    const versions = l1Only();
+    for (let i = 0; i < 1000; i++) {
+      const stamp = versions.stampLocally([`key:/a?i=${i}`, 'path:/a'])!;
+      assert.equal(versions.check(stamp), Validity.Valid);
+    }
+    assert.equal(versions.localBytes, 0);
+  });
+
+  it('an entry stamped before its tag was invalidated is invalid; one stamped after is valid; other tags are not affected', async () => {
+    const versions = l1Only();
+    const before = versions.stampLocally(['user:1', 'path:/a'])!;
+    const other = versions.stampLocally(['user:2', 'path:/a'])!;
+    await versions.bump(['user:1']);
+    const after = versions.stampLocally(['user:1', 'path:/a'])!;
+    assert.equal(versions.check(before), Validity.Invalid);
+    assert.equal(versions.check(after), Validity.Valid);
+    assert.equal(versions.check(other), Validity.Valid);
+    await versions.bump(['user:1']);
+    assert.equal(versions.check(after), Validity.Invalid, 'a second invalidation outdates fills begun after the first');
+  });
+
+  it('an invalidated tag the bounded map forgets keeps outdating every entry stamped before that invalidation', async () => {
+    const versions = l1Only(4);
+    const before = versions.stampLocally(['user:1'])!;
+    await versions.bump(['user:1']);
+    const between = versions.stampLocally(['user:1'])!;
+    // Enough other invalidations to drop user:1's generation.
+    for (let i = 0; i < 10; i++) await versions.bump([`user:other-${i}`]);
+    assert.equal(versions.check(before), Validity.Invalid);
+    // What is left unknown is judged by the floor: an entry from after the forgotten bump but before later ones cannot be told apart, so it goes too.
+    assert.equal(versions.check(between), Validity.Invalid);
+    const fresh = versions.stampLocally(['user:1'])!;
+    assert.equal(versions.check(fresh), Validity.Valid);
+  });
+
+  it('a tag too long to be kept outdates entries stamped before its invalidation', async () => {
+    const versions = l1Only(100, 1000);
+    const long = 'tag:' + 'x'.repeat(2000);
+    const before = versions.stampLocally([long])!;
+    await versions.bump([long]);
+    assert.equal(versions.check(before), Validity.Invalid);
+    assert.equal(versions.check(versions.stampLocally([long])!), Validity.Valid);
+  });
+
+  it('reset() forgets invalidations without making an entry from before them valid', async () => {
+    const versions = l1Only();
+    const before = versions.stampLocally(['user:1'])!;
+    await versions.bump(['user:1']);
+    versions.reset();
+    assert.equal(versions.check(before), Validity.Invalid);
+  });
+});
