@@ -3,8 +3,8 @@
 // method, target, headers and body — and answers streamed back; hop-by-hop
 // fields (RFC 9110 §7.6.1) are dropped both ways and Via is added. Origin
 // trouble becomes 502 (unreachable, broken answer) or 504 (too slow).
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { globalAgent } from 'node:https';
 import express from 'express';
 import type { TierCache } from '../../src/index.js';
 import { expressCache, type ExpressCacheOptions } from '../../src/express.js';
@@ -39,7 +39,11 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
 function endToEnd(raw: readonly string[], connection: string | string[] | undefined): Array<[string, string]> {
   const drop = hopByHop(connection);
   const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (!drop.has(raw[i]!.toLowerCase())) out.push([raw[i]!, raw[i + 1]!]);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    if (name !== undefined && value !== undefined && !drop.has(name.toLowerCase())) out.push([name, value]);
+  }
   return out;
 }
 
@@ -76,7 +80,8 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
   const origin = new URL(options.origin);
   if (origin.protocol !== 'http:' && origin.protocol !== 'https:') throw new Error(`ORIGIN_URL must be an http(s) URL, not ${options.origin}`);
   const base = origin.pathname.replace(/\/+$/, '');
-  const send = origin.protocol === 'https:' ? httpsRequest : httpRequest;
+  // node's https.request is http.request with the https agent.
+  const agent = origin.protocol === 'https:' ? globalAgent : undefined;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const hop = `1.1 ${options.name ?? 'tiercache'}`;
   const surrogate = options.surrogate ?? 'tiercache';
@@ -85,16 +90,16 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     const headers: OutgoingHttpHeaders = {};
     // req.headers, not rawHeaders: the cache may have changed them (conditionals of a revalidation).
     const drop = hopByHop(req.headers.connection);
-    for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) if (value !== undefined && !drop.has(name)) headers[name] = value;
+    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !drop.has(name)) headers[name] = value;
     headers['x-forwarded-for'] = withVia(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '');
     headers['x-forwarded-host'] ??= req.headers.host;
     headers.host = origin.host;
     headers.via = withVia(req.headers.via, hop);
-    if (surrogate !== false) headers['surrogate-capability'] = withVia(req.headers['surrogate-capability'] as string | undefined, `${surrogate}="Surrogate/1.0"`);
+    if (surrogate !== false) headers['surrogate-capability'] = withVia(req.headers['surrogate-capability'], `${surrogate}="Surrogate/1.0"`);
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     let settled = false;
     let answered: IncomingMessage | undefined;
-    const upstream = send({ protocol: origin.protocol, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
+    const upstream = request({ protocol: origin.protocol, agent, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
       settled = true;
       answered = answer;
       upstream.setTimeout(0);
@@ -110,7 +115,8 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
       const via = byName.get('via');
       byName.set('via', [withVia(via, hop)]);
       try {
-        for (const [name, values] of byName) res.setHeader(name, values.length === 1 ? values[0]! : values);
+        // One value as a string: what reads the head later (the write invalidation's Location) expects one.
+        for (const [name, values] of byName) res.setHeader(name, values.length === 1 ? values.join('') : values);
         res.writeHead(answer.statusCode ?? 502);
       } catch {
         for (const name of res.getHeaderNames()) res.removeHeader(name);
