@@ -9,22 +9,24 @@ export const MISS = 'tiercache; fwd=miss';
 export const MISS_STORED = 'tiercache; fwd=miss; stored';
 export const MISS_COLLAPSED = 'tiercache; fwd=miss; collapsed';
 export const BYPASS = 'tiercache; fwd=bypass';
+/** Origin mode: a stale entry revalidated with a 304 and served (RFC 9211 fwd=stale). */
+export const REVALIDATED = 'tiercache; fwd=stale; fwd-status=304; stored';
 
 /**
  * Why a request was neither served from nor stored in the cache
- * (`fwd=bypass`). The first seven are always said (`app`: the middleware's
+ * (`fwd=bypass`). The first eight are always said (`app`: the middleware's
  * `bypass(req)` option asked for it); the last four only with
  * `cacheStatus: 'verbose'`, since they concern requests the cache was never
  * meant to handle.
  */
-export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'app', 'no-rule', 'method', 'disabled', 'closed'] as const;
+export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'app', 'range', 'no-rule', 'method', 'disabled', 'closed'] as const;
 export type BypassReason = (typeof BYPASS_REASONS)[number];
 
 /** Bypass reasons said only with `cacheStatus: 'verbose'`. */
 export const QUIET_BYPASS_REASONS: ReadonlySet<BypassReason> = new Set(['no-rule', 'method', 'disabled', 'closed']);
 
 /** Why an answer the handler produced (`fwd=miss`) was not stored. */
-export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'head', 'request-no-store', 'waited'] as const;
+export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'head', 'request-no-store', 'waited', 'authorization', 'only-if-cached'] as const;
 export type MissReason = (typeof MISS_REASONS)[number];
 
 const bypassValues = new Map<string, string>(BYPASS_REASONS.map((r) => [r, `${BYPASS}; detail=${r}`]));

@@ -17,7 +17,7 @@ import { ownBytes } from '../store/entry-codec.js';
 import { coarseNow } from '../store/coarse-clock.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
-import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
 import { httpDateNow } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
@@ -27,6 +27,9 @@ import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+import { originLife, type OriginLife } from './origin/freshness.js';
+import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
+import { addConditions, asOutgoing, refreshedFields } from './origin/revalidation.js';
 import { HttpEvents } from '../observe/http-events.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
@@ -58,6 +61,12 @@ interface ActiveFill {
  */
 class FillCapture implements CaptureHooks, ActiveFill {
   private ttl: number | undefined = undefined;
+  /** Origin mode: the stored lifetime read from the response. */
+  private life: OriginLife | undefined = undefined;
+  /** Origin mode: the handler runs with the stale entry's validators; a 304 refreshes it. */
+  private readonly revalidating: boolean = false;
+  /** A 304 refreshed the entry and its store is under way: the handler's own end stores nothing. */
+  private refreshed = false;
   private lateStamp: Promise<FillStamp> | undefined = undefined;
   private stoodDown = false;
   /** Status and headers as they went out with this body: wrappers further out (compression in front) may change them later. */
@@ -82,6 +91,10 @@ class FillCapture implements CaptureHooks, ActiveFill {
       delete req.headers['if-none-match'];
       delete req.headers['if-modified-since'];
     }
+    if (plan.origin !== undefined && stale !== undefined && revalidatable(stale.response)) {
+      addConditions(req.headers, stale.response);
+      this.revalidating = true;
+    }
   }
 
   standDown(): void {
@@ -94,17 +107,34 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
     if (stale !== undefined && r.statusCode >= 500) {
-      flight.settle({ stale, until: stale.entry.freshUntil + plan.staleIfError });
-      return this.http.staleInstead(this.req, plan, stale);
+      // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
+      const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
+      if (plan.origin === undefined || coarseNow() < stale.entry.freshUntil + window) {
+        flight.settle({ stale, until: stale.entry.freshUntil + window });
+        return this.http.staleInstead(this.req, plan, stale);
+      }
     }
+    if (this.revalidating && r.statusCode === 304) return this.refresh(r.getHeaders());
     const headers = r.getHeaders();
     const rawGroups = headers['cache-groups'];
     if (rawGroups !== undefined) {
       r.removeHeader('cache-groups');
       delete headers['cache-groups'];
     }
-    let ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
-    let reason: MissReason | undefined = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped));
+    let ttl: number | undefined;
+    let reason: MissReason | undefined;
+    if (plan.origin === undefined) {
+      ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
+      reason = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped));
+    } else {
+      const life = this.originLifeOf(r.statusCode, headers);
+      if (typeof life === 'string') reason = life;
+      else {
+        this.life = life;
+        ttl = life.lifetime;
+        reason = problem;
+      }
+    }
     const versions = this.http.cache.store.versions;
     // Invalidated while the handler ran: it will not be stored, so it must not say so.
     if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
@@ -122,7 +152,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     // The Date the stored copy replays is the one this answer carries.
     if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
-    if (body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = computeEtag(body)));
+    // An origin's answers keep the validators it gave (none invented: the origin could not match them).
+    if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = computeEtag(body)));
     let notModified = false;
     if (body !== undefined && this.conditions !== undefined && r.statusCode === 200) {
       const lm = headers['last-modified'];
@@ -141,8 +172,55 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
     const before = snapshot.headers;
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary) return;
-    const reason = responseForbidsStore(r.getHeaders(), this.plan.userScoped);
-    if (reason !== undefined) this.drop(r, reason);
+    const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
+    if (typeof reason === 'string') this.drop(r, reason);
+  }
+
+  /** Origin mode: whether (and for how long) this answer may be stored, read from its own headers. */
+  private originLifeOf(status: number, headers: OutgoingHttpHeaders): OriginLife | MissReason {
+    const origin = this.plan.origin!;
+    return originLife({
+      status,
+      headers,
+      requestTime: this.createdAt,
+      responseTime: coarseNow(),
+      heuristicCap: origin.keep,
+      targeted: origin.targeted,
+      authorized: this.req.headers.authorization !== undefined,
+      userScoped: this.plan.userScoped,
+    });
+  }
+
+  /**
+   * Origin mode, §4.3.4: the handler answered the revalidation with 304. The
+   * stale entry's headers are updated with the 304's (§3.2) and stored, and
+   * the client gets the stored answer (or its own 304) instead of the 304.
+   */
+  private refresh(headers: OutgoingHttpHeaders): Replacement | undefined {
+    const stale = this.stale!;
+    const flight = this.flight;
+    const before = stale.response;
+    const fields = refreshedFields(before, headers);
+    const merged = asOutgoing(fields);
+    const life = this.originLifeOf(before.status, merged);
+    const now = coarseNow();
+    let createdAt = now;
+    if (typeof life === 'string') flight.settle(undefined);
+    else {
+      this.life = life;
+      this.ttl = life.lifetime;
+      this.snapshot = { status: before.status, headers: merged };
+      createdAt = life.createdAt;
+      void this.finish(before.body);
+      this.refreshed = true;
+    }
+    const answer = new PreparedResponse(before.status, fields, before.body, before.isPublic);
+    const age = ageOf(createdAt, now);
+    const cacheStatus = this.http.status(REVALIDATED);
+    if (this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
+      return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
+    }
+    return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body };
   }
 
   unstorable(): void {
@@ -158,6 +236,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
   finish(body: Buffer | undefined): Promise<void> | void {
+    if (this.refreshed) return;
     const { flight, snapshot, ttl } = this;
     if (this.stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
       flight.settle(undefined);
@@ -168,7 +247,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       this.http.cache.reportError(err as Error, 'could not store a response', 'store');
     };
     try {
-      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill);
+      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill, this.life);
       if (!(outcome instanceof Promise)) return flight.settle(outcome);
       return outcome.then((o) => flight.settle(o), failed);
     } catch (err) {
@@ -215,6 +294,8 @@ interface Plan {
   readonly routePath: string;
   readonly user: string | undefined;
   readonly arg: unknown;
+  /** Origin mode (RFC 9111): what the request asks, how lifetimes are read; undefined in table mode. */
+  readonly origin: OriginPlan | undefined;
   /** The bounded route label of events, set when the first event of the request is built (see HttpEvents). */
   route?: string | undefined;
 }
@@ -349,6 +430,8 @@ interface Found {
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** RFC 9110 §9.2.1. Origin mode treats every other method as unsafe (RFC 9111 §4.4: "including methods whose safety is unknown"). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** The path of a Location-style header value when it points at this origin; undefined otherwise. */
 function sameOriginPath(value: string | number | string[] | undefined, host: string | undefined): string | undefined {
@@ -383,6 +466,8 @@ export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
   private readonly pathTagCache = new Map<string, readonly string[]>();
   private readonly refreshing = new Set<string>();
+  /** Origin mode: refreshes that requests forced, per key (rate limit). */
+  private readonly forced = new ForcedRefreshes();
   /** Events and outcome counters (see observe/http-events.ts). */
   readonly events: HttpEvents<R>;
 
@@ -423,7 +508,7 @@ export class HttpCache<R> {
     const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
     if (outer !== undefined && outer.owner !== this) outer.standDown();
     const method = req.method;
-    if (method !== undefined && UNSAFE_METHODS.has(method) && !this.options.methods.has(method)) {
+    if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
       this.invalidateAfterWrite(c);
       return this.bypass(c, next, 'method');
     }
@@ -448,12 +533,12 @@ export class HttpCache<R> {
     }
     if (local !== undefined) {
       const now = coarseNow();
-      if (local.entry.freshUntil > now) {
+      if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
         if (this.cache.hitListened) this.events.hit(plan, 'L1');
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
-    } else if (this.cache.store.l2 === undefined) {
+    } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
       // L1 only and nothing there: there is nobody to ask, so the fill starts now, without a promise.
       this.cache.store.noteL1Miss();
       if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, this.joining(plan.key));
@@ -467,7 +552,7 @@ export class HttpCache<R> {
     const { req, res } = c;
     const running = this.flights.get(plan.key);
     if (running !== undefined && !running.done && running.deadline > coarseNow()) return this.fill(c, plan, next, undefined);
-    if (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed) {
+    if (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed) {
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       return passOn(next);
     }
@@ -503,6 +588,14 @@ export class HttpCache<R> {
     stripCacheGroups(res);
   }
 
+  /** Whether lifetimes at this target come from the origin (freshness: 'origin' on the route, its rule, or the cache). */
+  private originModeAt(url: string): boolean {
+    const o = this.options.freshness;
+    if (o !== undefined) return o === 'origin';
+    const rule = this.cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
+    return (rule?.freshness ?? this.cache.options.freshness) === 'origin';
+  }
+
   /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */
   private isOwnRefresh(req: IncomingMessage): boolean {
     (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] = true;
@@ -529,7 +622,7 @@ export class HttpCache<R> {
     let found = local;
     let begun: BegunFill | undefined;
     try {
-      if (this.cache.store.l2 !== undefined && this.mayStartFill(req, plan.key)) {
+      if (this.cache.store.l2 !== undefined && this.mayStartFill(req, plan)) {
         if (local === undefined) this.cache.store.noteL1Miss();
         // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
         // stamp. The fill is registered first, so requests for the key on this instance wait on it.
@@ -542,25 +635,69 @@ export class HttpCache<R> {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
     const now = coarseNow();
+    if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now);
     if (found !== undefined) {
       const entry = found.entry;
-      if (entry.freshUntil > now) {
-        // Requests that waited on this lookup find the entry themselves (L1 is warm now).
-        begun?.flight.settle(LOOK_AGAIN);
-        if (this.cache.hitListened) this.events.hit(plan, found.tier);
-        replay(req, res, found.response, entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
-        return true;
-      }
-      const dispatch = now < entry.freshUntil + plan.staleWhileRevalidate ? this.dispatchOf(c.app) : undefined;
-      if (dispatch !== undefined) {
-        // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
-        begun?.flight.settle({ stale: found, until: entry.freshUntil + plan.staleWhileRevalidate });
-        this.events.stale(plan, found.tier);
-        replay(req, res, found.response, entry.createdAt, now, this.status(staleHit(found.tier, (now - entry.freshUntil) / 1000)));
-        this.revalidate(c, plan.key, dispatch);
-        return true;
-      }
+      if (entry.freshUntil > now) return this.serveFresh(c, plan, found, now, begun);
+      if (this.serveWhileRevalidating(c, plan, found, now, plan.staleWhileRevalidate, begun)) return true;
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
+    }
+    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
+    return this.fill(c, plan, next, found, begun);
+  }
+
+  private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
+    // Requests that waited on this lookup find the entry themselves (L1 is warm now).
+    begun?.flight.settle(LOOK_AGAIN);
+    if (this.cache.hitListened) this.events.hit(plan, found.tier);
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
+    return true;
+  }
+
+  /** stale-while-revalidate: within `window` past freshness, answers stale and refreshes in the background; false when it cannot. */
+  private serveWhileRevalidating(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, window: number, begun: BegunFill | undefined): boolean {
+    const entry = found.entry;
+    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app) : undefined;
+    if (dispatch === undefined) return false;
+    // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
+    begun?.flight.settle({ stale: found, until: entry.freshUntil + window });
+    this.serveStale(c, plan, found, now);
+    this.revalidate(c, plan.key, dispatch);
+    return true;
+  }
+
+  private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
+    this.events.stale(plan, found.tier);
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)));
+  }
+
+  /**
+   * Origin mode past a fresh L1 hit (RFC 9111 §4): serve a stored answer that
+   * fits the request, serve stale where the response and route allow it,
+   * answer only-if-cached with 504, else run the handler — conditionally when
+   * the stale entry has validators (fill() adds them).
+   */
+  private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number): boolean | Promise<boolean> {
+    const origin = plan.origin!;
+    if (found !== undefined) {
+      const use = useOf(origin, found.entry, found.response, now, { limiter: this.forced, key: plan.key });
+      if (use === Use.Hit) return this.serveFresh(c, plan, found, now, begun);
+      if (use === Use.Stale) {
+        begun?.flight.settle(undefined);
+        this.serveStale(c, plan, found, now);
+        return true;
+      }
+      const rules = found.response.staleRules;
+      if (origin.needs === undefined && this.serveWhileRevalidating(c, plan, found, now, staleWindow(rules, plan.staleWhileRevalidate, 'staleWhileRevalidate'), begun)) return true;
+      if (!revalidatable(found.response) && now >= found.entry.freshUntil + staleWindow(rules, plan.staleIfError, 'staleIfError')) found = undefined;
+    }
+    if (origin.needs?.onlyIfCached === true) {
+      // §5.2.1.7: nothing stored fits, and the origin must not be asked.
+      begun?.flight.settle(undefined);
+      if (this.options.cacheStatus) c.res.setHeader('cache-status', missStatus('only-if-cached'));
+      c.res.statusCode = 504;
+      c.res.end();
+      return true;
     }
     if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
     return this.fill(c, plan, next, found, begun);
@@ -587,6 +724,12 @@ export class HttpCache<R> {
     return { flight, state, start: undefined };
   }
 
+  /** The request's Cache-Control: no-store (origin mode may be told to ignore it). */
+  private requestNoStore(req: IncomingMessage, plan: Plan): boolean {
+    if (plan.origin !== undefined && !plan.origin.directives.noStore) return false;
+    return requestForbidsStore(req.headers);
+  }
+
   /** Whether a request for `key` would wait on a fill under way here (a collapsed miss). */
   private joining(key: string): boolean {
     const running = this.flights.get(key);
@@ -594,9 +737,9 @@ export class HttpCache<R> {
   }
 
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
-  private mayStartFill(req: IncomingMessage, key: string): boolean {
-    if (req.method === 'HEAD' || requestForbidsStore(req.headers)) return false;
-    const running = this.flights.get(key);
+  private mayStartFill(req: IncomingMessage, plan: Plan): boolean {
+    if (req.method === 'HEAD' || this.requestNoStore(req, plan)) return false;
+    const running = this.flights.get(plan.key);
     return running === undefined || running.done || running.deadline <= coarseNow();
   }
 
@@ -704,7 +847,8 @@ export class HttpCache<R> {
     const rawUser = o.user?.(c.arg);
     const user = rawUser === undefined || rawUser === null ? undefined : String(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
-    const bypass = requestBypassReason(req.headers, method, c.originalMethod, user !== undefined || shared, c.url) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);
+    const origin = (o.freshness ?? rule?.freshness ?? cache.options.freshness) === 'origin';
+    const bypass = (origin ? originBypassReason : requestBypassReason)(req.headers, method, c.originalMethod, user !== undefined || shared, c.url) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);
     if (bypass !== undefined) return bypass;
     const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
     const key = buildRequestKey({
@@ -723,7 +867,7 @@ export class HttpCache<R> {
     // Jitter (a share of the TTL taken off at random) spreads out the expiry of entries filled together.
     const jitter = o.jitter ?? rule?.jitter ?? cache.options.jitter;
     const negativeTtl = o.negativeTtl ?? rule?.negativeTtl;
-    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg };
+    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.targeted, ttl) : undefined };
   }
 
   /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */
@@ -821,7 +965,7 @@ export class HttpCache<R> {
       await next();
       return false;
     }
-    if (begun === undefined && (req.method === 'HEAD' || requestForbidsStore(req.headers) || res.destroyed)) {
+    if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       await next();
       return false;
@@ -956,27 +1100,36 @@ export class HttpCache<R> {
     ttl: number,
     body: Buffer,
     fill: FillState,
+    origin?: OriginLife,
   ): FillOutcome | undefined | Promise<FillOutcome | undefined> {
-    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill);
+    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill, origin);
     return lateStamp.then((late) => {
       const full = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions], generation: stamp.generation };
-      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill);
+      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill, origin);
     });
   }
 
-  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState): FillOutcome | undefined | Promise<FillOutcome | undefined> {
+  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState, origin: OriginLife | undefined): FillOutcome | undefined | Promise<FillOutcome | undefined> {
     const outgoing = sent.headers;
     const varyOn = varyOf(outgoing);
     if (varyOn === '*') return undefined;
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(stamp)) return undefined;
-    const headers = storedHeaders(outgoing);
-    if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
-    const life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
+    let headers = storedHeaders(outgoing);
+    let life: { createdAt: number; freshUntil: number; staleUntil: number };
+    if (origin === undefined) {
+      if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
+      life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
+    } else {
+      // no-cache="f" / private="f": stored without those fields (RFC 9111 §5.2.2.4, §5.2.2.7).
+      if (origin.withoutFields.length > 0) headers = headers.filter(([n]) => !origin.withoutFields.includes(n));
+      const validator = headers.some(([n]) => n === 'etag' || n === 'last-modified');
+      life = originLifetimes(origin, validator, plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError);
+    }
     const store = this.cache.store;
     const forL2 = store.l2 !== undefined;
     // L1 keeps the decoded response, not the head bytes it came from.
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, ownBytes(body), plan.isPublic, forL2);
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, ownBytes(body), plan.isPublic, forL2, origin === undefined ? undefined : staleRulesOf(origin));
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
@@ -991,7 +1144,7 @@ export class HttpCache<R> {
     const outcome = (ok: boolean): FillOutcome | undefined => {
       if (!ok) return undefined;
       this.events.stored(plan, body.length, createdAt);
-      return { response: entry.decoded as PreparedResponse, createdAt, varyOn, varyValues };
+      return { response: entry.decoded as PreparedResponse, createdAt: life.createdAt, varyOn, varyValues };
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);
   }

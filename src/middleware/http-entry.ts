@@ -18,6 +18,16 @@ interface StoredHead {
   m?: string[];
   /** Public: filled without credentials on a route keyed by the table alone; the front door may serve it. */
   p?: 1;
+  /** Origin mode (RFC 9111): [no stale answers (1/0), stale-while-revalidate ms, stale-if-error ms]. */
+  o?: [number, number, number];
+}
+
+/** What an origin-mode response says about serving it stale (see origin/freshness.ts); absent in table mode. */
+export interface StaleRules {
+  /** must-revalidate, proxy-revalidate or s-maxage: never served stale. */
+  readonly noStale: boolean;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
 }
 
 /** Headers sent with a 304 when the 200 would carry them (RFC 9110 §15.4.5). */
@@ -25,7 +35,7 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date
 
 // Heap sizes (64-bit V8, no pointer compression), for heapBytes.
 /** The PreparedResponse object's own words. */
-const PREPARED_BYTES = 104;
+const PREPARED_BYTES = 112;
 /** The HeaderSet object and its array's header. */
 const HEADER_SET_BYTES = 72;
 /** The VaryManifest object and its array's own words. */
@@ -57,6 +67,8 @@ export class PreparedResponse {
     readonly body: Buffer,
     /** May be served by the front door (see StoredHead.p). */
     readonly isPublic: boolean,
+    /** Origin mode only. */
+    readonly staleRules?: StaleRules,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
     const hasLength = stored.some(([name]) => name === 'content-length');
@@ -73,7 +85,7 @@ export class PreparedResponse {
       flat[i++] = value;
       size += headerStringBytes(value);
       if (name === 'etag') etag = value;
-      else if (name === 'last-modified') {
+      else if (name === 'last-modified' || (name === 'date' && staleRules !== undefined && lastModified === undefined)) {
         const t = Date.parse(value);
         if (!Number.isNaN(t)) {
           lastModified = t;
@@ -212,7 +224,9 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
   const isPublic = head.p === 1;
   if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m, isPublic);
   else if (Number.isInteger(head.s) && head.s! >= 200 && head.s! <= 599 && Array.isArray(head.h) && head.h.every(isWritableHeader)) {
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic);
+    const o = head.o;
+    const rules = Array.isArray(o) && o.length === 3 && o.every((n) => typeof n === 'number' && n >= 0) ? { noStale: o[0] === 1, staleWhileRevalidate: o[1], staleIfError: o[2] } : undefined;
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -262,13 +276,14 @@ function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead | und
 }
 
 /** A response; `body` should own its bytes (ownBytes): L1 may keep it long. `forL2`: build the head bytes L2 stores. */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, forL2 = true): TieredEntry {
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, forL2 = true, staleRules?: StaleRules): TieredEntry {
   let stored: StoredHead | undefined;
   if (forL2) {
     stored = { s: status, h: headers };
     if (isPublic) stored.p = 1;
+    if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
   }
-  return tieredEntry(stamp, life, stored, body, new PreparedResponse(status, headers, body, isPublic));
+  return tieredEntry(stamp, life, stored, body, new PreparedResponse(status, headers, body, isPublic, staleRules));
 }
 
 export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean, forL2 = true): TieredEntry {

@@ -57,6 +57,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
     value = httpValueOf(entry);
   }
   if (!(value instanceof PreparedResponse) || !value.isPublic || entry.freshUntil <= now) return undefined;
+  // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma, Range) is the middleware's to decide.
+  if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined || headers.range !== undefined)) return undefined;
   return { response: value, entry, key: usedKey };
 }
 

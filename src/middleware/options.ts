@@ -5,6 +5,8 @@ import { TierCacheConfigError } from '../errors.js';
 import { parseDuration, parseTtl, type Duration } from '../keys/duration.js';
 import { parseJitter, type Jitter } from '../keys/jitter.js';
 import { NEVER_CACHE_NEGATIVE, resolveHeaderList } from '../keys/route-table.js';
+import type { TargetedFields } from './origin/directives.js';
+import { resolveRequestDirectives, type RequestDirectiveOptions, type ResolvedRequestDirectives } from './origin/request-directives.js';
 
 export interface MiddlewareOptions<R> {
   /** Lifetime of stored responses; beats the route table. @default table rule, else cache ttl, else 60 s per route */
@@ -46,6 +48,17 @@ export interface MiddlewareOptions<R> {
   bypass?: ((req: R) => boolean | undefined) | undefined;
   /** Shortens each stored entry's TTL by a random part of up to this share ('10%'). @default the route rule's, else the cache's */
   jitter?: Jitter | undefined;
+  /** Where lifetimes come from: the table, or the response's own headers (RFC 9111 shared cache). @default the rule's, else the cache's */
+  freshness?: 'table' | 'origin' | undefined;
+  /** Origin mode: which request Cache-Control directives are honoured (true: all, false: none, or per directive). @default true */
+  requestDirectives?: boolean | RequestDirectiveOptions | undefined;
+  /** Origin mode: read `CDN-Cache-Control` as a targeted field (RFC 9213) after `Tiercache-Cache-Control`. @default false */
+  cdnCacheControl?: boolean | undefined;
+  /**
+   * Origin mode: read `Surrogate-Control` (W3C Edge Architecture) directives addressed to all
+   * surrogates or to this device name (`true`: 'tiercache'), after the RFC 9213 fields. @default false
+   */
+  surrogateControl?: boolean | string | undefined;
 }
 
 export interface ResolvedMiddlewareOptions<R> {
@@ -66,11 +79,17 @@ export interface ResolvedMiddlewareOptions<R> {
   readonly verboseStatus: boolean;
   readonly bypass: ((req: R) => boolean | undefined) | undefined;
   readonly jitter: number | undefined;
+  readonly freshness: 'table' | 'origin' | undefined;
+  readonly requestDirectives: ResolvedRequestDirectives;
+  /** Origin mode: the targeted fields read (cdnCacheControl, surrogateControl). */
+  readonly targeted: TargetedFields;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** The device name Surrogate-Control directives address with `surrogateControl: true`. */
+export const DEFAULT_SURROGATE = 'tiercache';
 
-const KNOWN = new Set(['ttl', 'tags', 'user', 'vary', 'key', 'staleWhileRevalidate', 'staleIfError', 'maxBodyBytes', 'methods', 'negativeTtl', 'shared', 'query', 'cacheStatus', 'bypass', 'jitter']);
+const KNOWN = new Set(['ttl', 'tags', 'user', 'vary', 'key', 'staleWhileRevalidate', 'staleIfError', 'maxBodyBytes', 'methods', 'negativeTtl', 'shared', 'query', 'cacheStatus', 'bypass', 'jitter', 'freshness', 'requestDirectives', 'cdnCacheControl', 'surrogateControl']);
 const METHOD = /^[A-Z]+$/;
 
 function fn<T>(name: string, value: unknown): T | undefined {
@@ -116,6 +135,11 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     }
     query = new Set(o.query as string[]);
   }
+  if (o.freshness !== undefined && o.freshness !== 'table' && o.freshness !== 'origin') throw new TierCacheConfigError(name('freshness'), o.freshness, "must be 'table' or 'origin'");
+  if (o.cdnCacheControl !== undefined && typeof o.cdnCacheControl !== 'boolean') throw new TierCacheConfigError(name('cdnCacheControl'), o.cdnCacheControl, 'must be a boolean');
+  if (o.surrogateControl !== undefined && typeof o.surrogateControl !== 'boolean' && (typeof o.surrogateControl !== 'string' || !/^[a-z0-9_.-]+$/i.test(o.surrogateControl))) {
+    throw new TierCacheConfigError(name('surrogateControl'), o.surrogateControl, 'must be a boolean or a device name (letters, digits, _ . -)');
+  }
   return Object.freeze({
     ttl: o.ttl === undefined ? undefined : parseTtl(name('ttl'), o.ttl, 'to never cache a route, mount no cache middleware on it (or give it a routes rule set to false)'),
     tags: fn<(req: R) => readonly string[] | undefined>(name('tags'), o.tags),
@@ -133,5 +157,11 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
     verboseStatus: o.cacheStatus === 'verbose',
     bypass: fn<(req: R) => boolean | undefined>(name('bypass'), o.bypass),
     jitter: parseJitter(name('jitter'), o.jitter),
+    freshness: o.freshness as 'table' | 'origin' | undefined,
+    requestDirectives: resolveRequestDirectives(name('requestDirectives'), o.requestDirectives),
+    targeted: Object.freeze({
+      cdnCacheControl: o.cdnCacheControl === true,
+      surrogate: o.surrogateControl === true ? DEFAULT_SURROGATE : typeof o.surrogateControl === 'string' ? o.surrogateControl.toLowerCase() : undefined,
+    }),
   });
 }

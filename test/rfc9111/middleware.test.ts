@@ -1,0 +1,73 @@
+// Origin mode inside an app (Express 4/5, Koa 2/3), not a proxy: the
+// handler's own headers decide lifetimes, and a stale entry is revalidated by
+// running the handler with the entry's validators (§4.3.1), which the
+// framework's freshness check answers with 304 (§4.3.4).
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { createCache } from '../../src/index.js';
+import { adapters, buildApp } from '../integration/middleware/apps.js';
+
+describe('RFC 9111 origin mode in app middleware (every framework major)', function () {
+  for (const adapter of adapters) {
+    it(`${adapter.name}: §4.2.1 max-age from the handler, §4.3.1 revalidation runs the handler with If-None-Match, its 304 refreshes the entry`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-${adapter.name}` });
+      try {
+        const seen: Array<string | undefined> = [];
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/fresh',
+              mw: {},
+              handler: (io) => {
+                io.set('Cache-Control', 'max-age=3600');
+                io.send('fresh');
+              },
+            },
+            {
+              path: '/validated',
+              mw: {},
+              handler: (io) => {
+                seen.push(io.header('if-none-match'));
+                io.set('Cache-Control', 'max-age=0');
+                io.set('ETag', '"v1"');
+                if (io.header('if-none-match') === '"v1"') {
+                  io.status(304);
+                  io.end();
+                } else io.send('the body');
+              },
+            },
+          ],
+        });
+        await request(app.target).get('/fresh');
+        const hit = await request(app.target).get('/fresh');
+        assert.match(String(hit.headers['cache-status']), /hit/);
+        assert.equal(app.runs('/fresh'), 1);
+
+        await request(app.target).get('/validated');
+        const refreshed = await request(app.target).get('/validated');
+        assert.equal(refreshed.status, 200);
+        assert.equal(refreshed.text, 'the body');
+        assert.match(String(refreshed.headers['cache-status']), /fwd=stale; fwd-status=304/);
+        assert.deepEqual(seen, [undefined, '"v1"']);
+        const own304 = await request(app.target).get('/validated').set('If-None-Match', '"v1"');
+        assert.equal(own304.status, 304);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
+  it('table mode is untouched: max-age=0 from the handler is still served for the table TTL', async () => {
+    const cache = createCache({ redis: false, ttl: '1m', namespace: 'rfc9111-mw-table' });
+    try {
+      const app = buildApp(adapters[0]!, cache, {
+        routes: [{ path: '/t', mw: {}, handler: (io) => (io.set('Cache-Control', 'max-age=0'), io.send('t')) }],
+      });
+      await request(app.target).get('/t');
+      assert.match(String((await request(app.target).get('/t')).headers['cache-status']), /hit/);
+      assert.equal(app.runs('/t'), 1);
+    } finally {
+      await cache.close();
+    }
+  });
+});

@@ -1,0 +1,172 @@
+// The proxy example as a proxy (RFC 9110 §7.6): what it forwards, what it
+// drops (hop-by-hop fields, §7.6.1), Via (§7.6.3), streaming, origin
+// failures (502/504), bad input, and `npm run example:proxy` itself.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../support/redis-server.js';
+import { freshPath, Origin, startProxy, type ProxyHandle } from './harness.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
+  const origin = new Origin();
+  let proxy: ProxyHandle;
+  before(async () => {
+    await origin.start();
+    proxy = await startProxy(origin, {}, { timeoutMs: 300 });
+  });
+  after(async () => {
+    await proxy.stop();
+    await origin.stop();
+  });
+
+  it('forwards method, path, query, end-to-end headers and body', async () => {
+    const path = freshPath('forward');
+    origin.script(path, { status: 201, headers: [['X-Answer', 'yes'], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']], body: 'created' });
+    const answer = await proxy.send('PUT', `${path}?q=1&q=2`, { 'content-type': 'application/json', 'x-custom': 'v' }, '{"a":1}');
+    const seen = origin.last(path);
+    assert.equal(seen.method, 'PUT');
+    assert.equal(seen.url, `${path}?q=1&q=2`);
+    assert.equal(seen.headers['x-custom'], 'v');
+    assert.equal(seen.headers['content-type'], 'application/json');
+    assert.equal(seen.body, '{"a":1}');
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body, 'created');
+    assert.equal(answer.headers['x-answer'], 'yes');
+    assert.deepEqual(answer.fields.filter(([n]) => n === 'set-cookie').map(([, v]) => v), ['a=1', 'b=2']);
+  });
+
+  it('§7.6.1 drops hop-by-hop fields both ways (Connection and the fields it names, Keep-Alive, TE, Upgrade, Proxy-*)', async () => {
+    const path = freshPath('hop');
+    origin.script(path, { headers: [['Connection', 'x-origin-hop'], ['X-Origin-Hop', '1'], ['Proxy-Authenticate', 'Basic'], ['X-Kept', '1']] });
+    const answer = await proxy.get(path, { connection: 'close, x-client-hop', 'x-client-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-authorization': 'Basic eA==', 'x-end': '1' });
+    const seen = origin.last(path).headers;
+    for (const name of ['x-client-hop', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(seen[name], undefined, `${name} reached the origin`);
+    assert.equal(seen['x-end'], '1');
+    assert.equal(answer.headers['x-origin-hop'], undefined);
+    assert.equal(answer.headers['proxy-authenticate'], undefined);
+    assert.equal(answer.headers['x-kept'], '1');
+  });
+
+  it('§7.6.3 adds Via to the request it forwards and to the answer, after any Via already there', async () => {
+    const path = freshPath('via');
+    origin.script(path, { headers: [['Via', '1.1 origin-side']] });
+    const answer = await proxy.get(path, { via: '1.0 client-side' });
+    assert.equal(origin.last(path).headers.via, '1.0 client-side, 1.1 tiercache');
+    assert.equal(answer.headers.via, '1.1 origin-side, 1.1 tiercache');
+  });
+
+  it('streams an answer back as the origin writes it (nothing held back until the end)', async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const streaming = createServer((_req, res) => {
+      res.writeHead(200, { 'cache-control': 'max-age=3600', 'content-type': 'text/plain' });
+      res.write('first part;');
+      void Promise.race([released, new Promise((r) => setTimeout(r, 3_000))]).then(() => res.end('second part'));
+    });
+    await new Promise<void>((r) => streaming.listen(0, '127.0.0.1', r));
+    const streamingOrigin = Object.assign(new Origin(), { url: `http://127.0.0.1:${(streaming.address() as AddressInfo).port}` });
+    const p = await startProxy(streamingOrigin);
+    try {
+      const started = Date.now();
+      const firstChunkAt = await new Promise<number>((resolve, reject) => {
+        const req = request(`${p.base}/stream`, (res) => {
+          res.once('data', () => {
+            resolve(Date.now());
+            release();
+          });
+          res.resume();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.ok(firstChunkAt - started < 2_500, `the first part arrived only after ${firstChunkAt - started} ms`);
+    } finally {
+      await p.stop();
+      streaming.closeAllConnections();
+      streaming.close();
+    }
+  });
+
+  it('answers 502 when the origin cannot be reached, 504 when it does not answer in time', async () => {
+    const dead = Object.assign(new Origin(), { url: `http://127.0.0.1:${await freePort()}` });
+    const p = await startProxy(dead);
+    try {
+      const answer = await p.get('/anything');
+      assert.equal(answer.status, 502);
+    } finally {
+      await p.stop();
+    }
+    const path = freshPath('slow');
+    origin.script(path, { delayMs: 1_000, headers: [['Cache-Control', 'max-age=3600']] });
+    const slow = await proxy.get(path);
+    assert.equal(slow.status, 504);
+  });
+
+  it('keeps running under malformed input: bad request lines and headers get 400, the next request is served', async () => {
+    const port = Number(new URL(proxy.base).port);
+    for (const garbage of ['GARBAGE\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 'GET /\x00 HTTP/1.1\r\n\r\n', '\x16\x03\x01\x02\x00']) {
+      const reply = await new Promise<string>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => socket.end(garbage));
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', () => resolve(text));
+      });
+      assert.ok(reply === '' || reply.startsWith('HTTP/1.1 400'), JSON.stringify(reply.slice(0, 40)));
+    }
+    const path = freshPath('after-garbage');
+    assert.equal((await proxy.get(path)).status, 200);
+  });
+
+  it('npm run example:proxy starts without Redis, listens on PORT and caches (start-up time printed)', async function () {
+    this.timeout(60_000);
+    const port = await freePort();
+    const child = spawn('npm', ['run', '-s', 'example:proxy'], {
+      cwd: root,
+      env: { ...process.env, ORIGIN_URL: origin.url, PORT: String(port), REDIS_URL: '', TIERCACHE_REDIS_URL: '' },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`no listening line in 30 s:\n${out}`)), 30_000);
+        child.stdout!.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /listening on .*\n/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[0]);
+          }
+        });
+        child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+      });
+      const ready = Number(/ready (\d+) ms/.exec(line)?.[1]);
+      console.log(`      example:proxy ready ${ready} ms after its process started`);
+      assert.ok(line.includes(`127.0.0.1:${port}`));
+      const path = freshPath('spawned');
+      origin.script(path, { headers: [['Cache-Control', 'max-age=3600']] });
+      const base = `http://127.0.0.1:${port}`;
+      await fetch(`${base}${path}`);
+      const second = await fetch(`${base}${path}`);
+      assert.match(second.headers.get('cache-status') ?? '', /hit/);
+      assert.equal(origin.count(path), 1);
+    } finally {
+      if (child.pid !== undefined) {
+        const exited = new Promise((r) => child.once('exit', r));
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+          await exited;
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
+});
