@@ -222,7 +222,7 @@ function exampleFiles(): string[] {
 
 /** An example's source as an app using the package writes it: `../../src/koa.js` is `tiercache/koa`. */
 function asPublished(source: string): string {
-  return source.replace(/'(?:\.\.\/)+src\/(index|express|koa|node)\.js'/g, (_, entry: string) => (entry === 'index' ? "'tiercache'" : `'tiercache/${entry}'`));
+  return source.replace(/'(?:\.\.\/)+src\/(index|express|koa|node|prometheus|status)\.js'/g, (_, entry: string) => (entry === 'index' ? "'tiercache'" : `'tiercache/${entry}'`));
 }
 
 describe('npm package', function () {
