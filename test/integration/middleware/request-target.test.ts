@@ -27,14 +27,16 @@ describe('middleware: absolute-form request targets', function () {
 
   for (const adapter of adapters) {
     describe(adapter.name, () => {
-      const setup = async () => {
-        const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
+      const setup = async (varyOnHost = false) => {
+        const rule = varyOnHost ? { ttl: '5m' as const, vary: ['host'] } : '5m';
+        const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': rule } }));
         const app = buildApp(adapter, cache, { appLevel: true, routes: [{ path: '/docs', handler: redirectToSlash }] });
         return { app, server: await cleanup.serve(app.target) };
       };
 
-      it('never stores or serves the answer to a target naming another authority than Host', async () => {
-        const { app, server } = await setup();
+      for (const varyOnHost of [false, true]) {
+      it(`never stores or serves the answer to a target naming another authority than Host${varyOnHost ? " (rule with vary: ['host'])" : ''}`, async () => {
+        const { app, server } = await setup(varyOnHost);
         const poisoned = await wireRequest(server, 'http://evil.example/docs', HOST);
         assert.equal(poisoned.status, 301);
         assert.deepEqual(valuesOf(poisoned, 'cache-status'), ['tiercache; fwd=bypass; detail=authority']);
@@ -45,6 +47,7 @@ describe('middleware: absolute-form request targets', function () {
         assert.deepEqual(valuesOf(again, 'cache-status'), ['tiercache; fwd=bypass; detail=authority'], 'the entry for /docs was served to a foreign authority');
         assert.equal(app.runs('/docs'), 3);
       });
+      }
 
       it('treats a target naming the Host itself (any case, default port) as the origin-form request', async () => {
         const { app, server } = await setup();
