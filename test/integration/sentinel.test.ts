@@ -116,7 +116,7 @@ describe('Redis Sentinel as L2', function () {
     const ns = `sn${namespace++}`;
     const a = await open(ns);
     const b = await open(ns);
-    assert.deepEqual([a.health(), b.health()], [{ l1: 'ok', l2: 'ok', bus: 'ok' }, { l1: 'ok', l2: 'ok', bus: 'ok' }]);
+    assert.deepEqual([a.health(), b.health()], [{ l1: 'ok', l2: 'ok', bus: 'ok', pubsub: 'classic' }, { l1: 'ok', l2: 'ok', bus: 'ok', pubsub: 'classic' }]);
     await a.set('k', { v: 1 }, { tags: ['t'] });
     const direct = new Redis(master.port, REDIS_HOST);
     try {
