@@ -1,0 +1,54 @@
+// Mutation testing (issue 14): `npm run mutation`. Deliberately not part of
+// .ci/run: a full run takes far longer than the test suite. See test/MUTATION.md
+// for how to read the result and why the surviving mutants are accepted.
+// @ts-check
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+const config = {
+  packageManager: 'npm',
+  mutate: ['src/keys/**/*.ts', 'src/store/**/*.ts', 'src/middleware/**/*.ts'],
+
+  testRunner: 'mocha',
+  // The mocha runner reads .mocharc.cjs (root hooks that stop leftover
+  // redis-servers included) but not its `node-option`, so tsx is loaded here.
+  testRunnerNodeArgs: ['--require', './scripts/stryker-mocha12.cjs', '--import', 'tsx'],
+  mochaOptions: {
+    // The package test builds and packs dist/, which never runs the mutated source.
+    spec: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+  },
+  // Each mutant runs only the tests that reached it in the dry run.
+  coverageAnalysis: 'perTest',
+  // Static mutants (module-level code such as constant tables) would need a
+  // fresh worker and the whole suite for every one of them: hours on 2 cores.
+  ignoreStatic: true,
+
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  // The checker worker loads every plugin too, the mocha runner included.
+  checkerNodeArgs: ['--require', './scripts/stryker-mocha12.cjs'],
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+
+  // Re-runs only test what changed since the last run on this checkout; the
+  // file is local (reports/ is ignored): `npm run mutation -- --force` for a full run.
+  incremental: true,
+  incrementalFile: 'reports/mutation/stryker-incremental.json',
+
+  // Two workers for two cores: the tests mostly wait on redis-server and
+  // sockets, and every worker starts its own servers on random free ports.
+  concurrency: 2,
+  // The integration tests wait on real servers; a loaded machine must not
+  // turn a slow surviving mutant into a timeout ("detected").
+  timeoutMS: 10_000,
+
+  // ndjson: one line per mutant as soon as it is tested, so a run stopped
+  // half-way still has figures (node scripts/mutation-summary.mjs).
+  plugins: ['@stryker-mutator/*', './scripts/stryker-ndjson-reporter.mjs'],
+  reporters: ['clear-text', 'progress', 'html', 'json', 'ndjson'],
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  thresholds: { high: 90, low: 85, break: null },
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['/.stryker-tmp', '/reports', '/dist', '/.bench-results'],
+  cleanTempDir: 'always',
+};
+
+export default config;
