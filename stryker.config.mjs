@@ -35,9 +35,14 @@ const config = {
   // Two workers for two cores: the tests mostly wait on redis-server and
   // sockets, and every worker starts its own servers on random free ports.
   concurrency: 2,
-  // The integration tests wait on real servers; a loaded machine must not
-  // turn a slow surviving mutant into a timeout ("detected").
+  // A mutant's time limit is its tests' dry-run time x timeoutFactor + timeoutMS:
+  // the integration tests wait on real servers, and on a loaded machine the
+  // default (x1.5 + 5 s) turned equivalent mutants into "Timeout" (detected).
+  timeoutFactor: 3,
   timeoutMS: 10_000,
+  // The dry run is the whole suite with coverage counting (~3 min idle, far
+  // more while other work shares the 2 cores); the default 5 min is too short.
+  dryRunTimeoutMinutes: 30,
 
   // ndjson: one line per mutant as soon as it is tested, so a run stopped
   // half-way still has figures (node scripts/mutation-summary.mjs).
