@@ -14,6 +14,8 @@ const config = {
   mochaOptions: {
     // The package test builds and packs dist/, which never runs the mutated source.
     spec: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    // .mocharc.cjs's root hooks, plus retries for tests that fail on timing under load.
+    require: ['test/support/root-hooks.ts', 'test/support/mutation-retries.ts'],
   },
   // Each mutant runs only the tests that reached it in the dry run.
   coverageAnalysis: 'perTest',
