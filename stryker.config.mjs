@@ -14,6 +14,10 @@ const config = {
   mochaOptions: {
     // The package test builds and packs dist/, which never runs the mutated source.
     spec: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    // The Redis Cluster tests need a 3-node cluster to answer within the 200 ms
+    // command timeout; beside the mutation workers it did not, failing the dry
+    // run even with retries (test/MUTATION.md).
+    ignore: ['test/integration/cluster.test.ts'],
     // .mocharc.cjs's root hooks, plus retries for tests that fail on timing under load.
     require: ['test/support/root-hooks.ts', 'test/support/mutation-retries.ts'],
   },
