@@ -15,6 +15,8 @@ describe('keys: parseJitter', () => {
     for (const [bad, shown] of [['100%', '"100%"'], ['150%', '"150%"'], ['-1%', '"-1%"'], ['10', '"10"'], ['%', '"%"'], ['.5%', '".5%"'], [10, '10']] as const) {
       assertConfigError(() => parseJitter('routes[0].jitter', bad), 'routes[0].jitter', shown);
     }
+    // The message says what would be accepted.
+    assert.throws(() => parseJitter('jitter', '100%'), /from '0%' to below '100%', such as '10%'/);
   });
 });
 
