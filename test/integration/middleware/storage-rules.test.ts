@@ -857,6 +857,17 @@ function registerTests(
       );
     });
 
+    it('throws TierCacheConfigError at creation for options that are not an object', () => {
+      const cache = open();
+      for (const options of ['1m', 60_000, [{ ttl: '1m' }]]) {
+        assert.throws(
+          () => adapter.middleware(cache, options as never),
+          (err: unknown) => err instanceof TierCacheConfigError && /options must be an object/.test(err.message),
+          JSON.stringify(options),
+        );
+      }
+    });
+
     it('throws TierCacheConfigError at creation for ill-typed options', () => {
       const cache = open();
       const bad: Array<[string, unknown]> = [
