@@ -97,11 +97,16 @@ describe('Redis Cluster as L2', function () {
       });
       return app;
     };
-    const a = appFor(await open(ns));
+    const aCache = await open(ns);
+    const a = appFor(aCache);
     const bCache = await open(ns);
     const b = appFor(bCache);
+    // The answer may reach the client before its L2 write lands (a loaded
+    // machine, mutation testing): B looks only once that write is done.
+    const stored = new Promise((resolve) => aCache.once('store', resolve));
     const first = await request(a).get('/api/movies/7');
     assert.equal(first.headers['cache-status'], 'tiercache; fwd=miss; stored');
+    await stored;
     const fromL2 = await request(b).get('/api/movies/7');
     assert.equal(fromL2.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.deepEqual(fromL2.body, first.body);

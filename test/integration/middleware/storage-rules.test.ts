@@ -857,6 +857,32 @@ function registerTests(
       );
     });
 
+    it('throws TierCacheConfigError at creation for options that are not an object', () => {
+      const cache = open();
+      for (const options of ['1m', 60_000, [{ ttl: '1m' }]]) {
+        assert.throws(
+          () => adapter.middleware(cache, options as never),
+          (err: unknown) => err instanceof TierCacheConfigError && /options must be an object/.test(err.message),
+          JSON.stringify(options),
+        );
+      }
+    });
+
+    it('takes methods as a non-empty array of method names in any case, and refuses anything else', async () => {
+      const cache = open();
+      for (const bad of [[], ['GET', 5], ['GET', 'NOT A METHOD'], ['GET', '']]) {
+        assert.throws(
+          () => adapter.middleware(cache, { methods: bad } as never),
+          (err: unknown) => err instanceof TierCacheConfigError && err.message.includes('methods') && /non-empty array of HTTP method names/.test(err.message),
+          JSON.stringify(bad),
+        );
+      }
+      const app = build(cache, { routes: [{ path: '/lc', mw: { methods: ['get'] }, handler: (io) => io.send('lower-case get') }] });
+      assert.equal((await call(app, '/lc')).headers['cache-status'], STORED);
+      assert.equal((await call(app, '/lc')).headers['cache-status'], HIT_L1);
+      assert.equal(app.runs('/lc'), 1);
+    });
+
     it('throws TierCacheConfigError at creation for ill-typed options', () => {
       const cache = open();
       const bad: Array<[string, unknown]> = [

@@ -70,6 +70,10 @@ describe('keys: parseDuration', () => {
     }
   });
 
+  it('says which values it takes', () => {
+    assert.throws(() => parseDuration('ttl', 'soon'), /must be a non-negative duration: milliseconds as a number, or a string such as '30s', '5m', '1h'/);
+  });
+
   it('names whatever option it was asked to parse', () => {
     assertConfigError(() => parseDuration("routes['/api'].staleIfError", 'later'), "routes['/api'].staleIfError", '"later"');
   });

@@ -88,6 +88,18 @@ describe('keys: RouteTable', () => {
       assert.equal(t.match('/api/%6D%6F%76%69%65%73')?.prefix, '/api/movies');
     });
 
+    it('decodes exactly the escapes of unreserved characters (RFC 3986: ALPHA, DIGIT, - . _ ~), whatever the hex case', () => {
+      const unreserved = /^[A-Za-z0-9\-._~]$/;
+      for (let code = 0; code < 256; code++) {
+        const hex = code.toString(16).padStart(2, '0');
+        const ch = String.fromCharCode(code);
+        const expected = '/a' + (unreserved.test(ch) ? ch.toLowerCase() : '%' + hex);
+        for (const escape of [hex.toUpperCase(), hex.toLowerCase()]) {
+          assert.equal(normalizeRoutePath(`/a%${escape}`), expected, `/a%${escape}`);
+        }
+      }
+    });
+
     it('lets a root rule / match every path, and longer rules still win', () => {
       const t = new RouteTable({ '/': '1m', '/api': false });
       assert.equal(t.match('/')?.prefix, '/');

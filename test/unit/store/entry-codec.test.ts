@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
-import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry } from '../../../src/store/entry-codec.js';
+import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, ownBytes } from '../../../src/store/entry-codec.js';
 
 const RUNS = { numRuns: 200 } as const;
 
@@ -286,5 +286,18 @@ describe('store: entry codec', () => {
         RUNS,
       );
     });
+  });
+});
+
+describe('store: ownBytes', () => {
+  it('copies a view into a larger buffer (so a cached body does not keep its whole slab alive), and keeps a buffer that owns its memory', () => {
+    const slab = Buffer.alloc(8192, 7);
+    const view = slab.subarray(100, 110);
+    const own = ownBytes(view);
+    assert.notEqual(own.buffer, slab.buffer);
+    assert.equal(own.buffer.byteLength, 10);
+    assert.deepEqual(own, view);
+    const whole = Buffer.from(new ArrayBuffer(10));
+    assert.equal(ownBytes(whole), whole);
   });
 });

@@ -1,0 +1,65 @@
+// Mutation testing (issue 14): `npm run mutation`. Deliberately not part of
+// .ci/run: a full run takes far longer than the test suite. See test/MUTATION.md
+// for how to read the result and why the surviving mutants are accepted.
+// @ts-check
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+const config = {
+  packageManager: 'npm',
+  mutate: ['src/keys/**/*.ts', 'src/store/**/*.ts', 'src/middleware/**/*.ts'],
+
+  testRunner: 'mocha',
+  // The mocha runner reads .mocharc.cjs (root hooks that stop leftover
+  // redis-servers included) but not its `node-option`, so tsx is loaded here.
+  testRunnerNodeArgs: ['--require', './scripts/stryker-mocha12.cjs', '--import', 'tsx'],
+  mochaOptions: {
+    // The package test builds and packs dist/, which never runs the mutated source.
+    spec: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    // The Redis Cluster tests need a 3-node cluster to answer within the 200 ms
+    // command timeout; beside the mutation workers it did not, failing the dry
+    // run even with retries (test/MUTATION.md).
+    ignore: ['test/integration/cluster.test.ts'],
+    // .mocharc.cjs's root hooks, plus retries for tests that fail on timing under load.
+    require: ['test/support/root-hooks.ts', 'test/support/mutation-retries.ts'],
+  },
+  // Each mutant runs only the tests that reached it in the dry run.
+  coverageAnalysis: 'perTest',
+  // Static mutants (module-level code such as constant tables) would need a
+  // fresh worker and the whole suite for every one of them: hours on 2 cores.
+  ignoreStatic: true,
+
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  // The checker worker loads every plugin too, the mocha runner included.
+  checkerNodeArgs: ['--require', './scripts/stryker-mocha12.cjs'],
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+
+  // Re-runs only test what changed since the last run on this checkout; the
+  // file is local (reports/ is ignored): `npm run mutation -- --force` for a full run.
+  incremental: true,
+  incrementalFile: 'reports/mutation/stryker-incremental.json',
+
+  // Two workers for two cores: the tests mostly wait on redis-server and
+  // sockets, and every worker starts its own servers on random free ports.
+  concurrency: 2,
+  // A mutant's time limit is its tests' dry-run time x timeoutFactor + timeoutMS:
+  // the integration tests wait on real servers, and on a loaded machine the
+  // default (x1.5 + 5 s) turned equivalent mutants into "Timeout" (detected).
+  timeoutFactor: 3,
+  timeoutMS: 10_000,
+  // The dry run is the whole suite with coverage counting (~3 min idle, far
+  // more while other work shares the 2 cores); the default 5 min is too short.
+  dryRunTimeoutMinutes: 30,
+
+  // ndjson: one line per mutant as soon as it is tested, so a run stopped
+  // half-way still has figures (node scripts/mutation-summary.mjs).
+  plugins: ['@stryker-mutator/*', './scripts/stryker-ndjson-reporter.mjs'],
+  reporters: ['clear-text', 'progress', 'html', 'json', 'ndjson'],
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  thresholds: { high: 90, low: 85, break: null },
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['/.stryker-tmp', '/reports', '/dist', '/.bench-results'],
+  cleanTempDir: 'always',
+};
+
+export default config;

@@ -1,0 +1,53 @@
+// A request whose method an earlier middleware rewrote (the `method-override`
+// package sets req.originalMethod and changes req.method, here from a query
+// parameter, so no override header gives it away) bypasses the cache: a POST
+// turned into a GET is neither served from nor stored as the GET's entry.
+// Express 5 and 4 (Koa has no originalMethod).
+import assert from 'node:assert/strict';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import request from 'supertest';
+import { createCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { express4 } from './apps.js';
+
+let counter = 0;
+
+/** What `method-override` does with a getter reading `?_method=`. */
+function methodFromQuery(req: Request, _res: Response, next: NextFunction): void {
+  const wanted = typeof req.query._method === 'string' ? req.query._method.toUpperCase() : undefined;
+  if (wanted !== undefined && wanted !== req.method) {
+    (req as Request & { originalMethod: string }).originalMethod = req.method;
+    req.method = wanted;
+  }
+  next();
+}
+
+describe('middleware: a method rewritten by an earlier middleware', () => {
+  const cleanup = useCleanup();
+
+  for (const [name, factory] of [['Express 5', express], ['Express 4', express4]] as const) {
+    it(`${name}: a POST rewritten to GET bypasses the cache (method-override), a plain GET is cached`, async () => {
+      const cache = cleanup.track(createCache({ namespace: `rewrite${process.pid}-${++counter}`, redis: false }));
+      let runs = 0;
+      const app = factory();
+      app.use(methodFromQuery as express.RequestHandler);
+      app.use(expressCache(cache, { ttl: '1m' }));
+      app.get('/m', (_req, res) => {
+        runs++;
+        res.send(`run ${runs}`);
+      });
+      for (let i = 1; i <= 2; i++) {
+        const res = await request(app).post('/m?_method=GET');
+        assert.equal(res.status, 200);
+        assert.equal(res.text, `run ${i}`);
+        assert.equal(res.headers['cache-status'], 'tiercache; fwd=bypass; detail=method-override');
+      }
+      const get = await request(app).get('/m?_method=GET');
+      assert.equal(get.headers['cache-status'], 'tiercache; fwd=miss; stored', 'nothing was stored by the rewritten requests');
+      assert.equal((await request(app).get('/m?_method=GET')).headers['cache-status'], 'tiercache; hit; detail=L1');
+      assert.equal(runs, 3);
+    });
+  }
+});
