@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { RouteTable, normalizeRoutePath, pathOf, type RouteRuleInput } from '../../../src/keys/index.js';
+import { RouteTable, normalizeRoutePath, parentPath, pathOf, type RouteRuleInput } from '../../../src/keys/index.js';
 import {
   RUNS,
   assertConfigError,
@@ -98,6 +98,18 @@ describe('keys: RouteTable', () => {
           assert.equal(normalizeRoutePath(`/a%${escape}`), expected, `/a%${escape}`);
         }
       }
+    });
+
+    it("always gives a path starting with '/', also for one that comes without it", () => {
+      assert.equal(normalizeRoutePath('api'), '/api');
+      assert.equal(normalizeRoutePath('api/x'), '/api/x');
+      assert.equal(normalizeRoutePath(''), '/');
+    });
+
+    it("gives the parent of a normalized path: '/' for a top-level one, none for '/'", () => {
+      assert.equal(parentPath('/a/b/c'), '/a/b');
+      assert.equal(parentPath('/a'), '/');
+      assert.equal(parentPath('/'), undefined);
     });
 
     it('lets a root rule / match every path, and longer rules still win', () => {
