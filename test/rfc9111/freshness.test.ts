@@ -2,19 +2,10 @@
 // response (targeted fields, s-maxage, max-age, Expires - Date, heuristics),
 // invalid and repeated directives make it stale, and upstream Age counts.
 import assert from 'node:assert/strict';
-import { freshPath, httpDate, Origin, sleep, startProxy, type ProxyHandle } from './harness.js';
+import { freshPath, httpDate, sleep, startProxy, useOriginAndProxy } from './harness.js';
 
 describe('RFC 9111 freshness (origin mode, proxy example)', function () {
-  const origin = new Origin();
-  let proxy: ProxyHandle;
-  before(async () => {
-    await origin.start();
-    proxy = await startProxy(origin);
-  });
-  after(async () => {
-    await proxy.stop();
-    await origin.stop();
-  });
+  const { origin, proxy } = useOriginAndProxy();
 
   /** Two GETs; how many reached the origin. */
   async function twice(headers: ReadonlyArray<readonly [string, string]>, status = 200): Promise<number> {

@@ -156,3 +156,38 @@ let paths = 0;
 export function freshPath(name: string): string {
   return `/${name}-${++paths}`;
 }
+
+/**
+ * A scriptable origin and the proxy example in front of it, started before
+ * the enclosing describe's tests and stopped after them. `proxy` forwards to
+ * the running proxy (it throws if used outside the tests).
+ */
+export function useOriginAndProxy(): { readonly origin: Origin; readonly proxy: ProxyHandle } {
+  const origin = new Origin();
+  let running: ProxyHandle | undefined;
+  const current = (): ProxyHandle => {
+    if (running === undefined) throw new Error('the proxy runs only inside the tests of its describe()');
+    return running;
+  };
+  before(async () => {
+    await origin.start();
+    running = await startProxy(origin);
+  });
+  after(async () => {
+    await running?.stop();
+    running = undefined;
+    await origin.stop();
+  });
+  const proxy: ProxyHandle = {
+    get base() {
+      return current().base;
+    },
+    get cache() {
+      return current().cache;
+    },
+    get: (path, headers) => current().get(path, headers),
+    send: (method, path, headers, body) => current().send(method, path, headers, body),
+    stop: () => current().stop(),
+  };
+  return { origin, proxy };
+}

@@ -1,6 +1,6 @@
 // RFC 9111 §4.3 (validation) and §5.2.2 (no-cache, must-revalidate) through the proxy example.
 import assert from 'node:assert/strict';
-import { freshPath, httpDate, Origin, startProxy, type ProxyHandle, type Scripted, type Seen } from './harness.js';
+import { freshPath, httpDate, useOriginAndProxy, type Scripted, type Seen } from './harness.js';
 
 /** An origin answer that honours If-None-Match / If-Modified-Since for `etag` / `lastModified`. */
 function validating(headers: Array<[string, string]>, opts: { etag?: string; lastModified?: string; body?: string; notModifiedHeaders?: Array<[string, string]> } = {}) {
@@ -18,16 +18,7 @@ function validating(headers: Array<[string, string]>, opts: { etag?: string; las
 }
 
 describe('RFC 9111 validation (origin mode, proxy example)', function () {
-  const origin = new Origin();
-  let proxy: ProxyHandle;
-  before(async () => {
-    await origin.start();
-    proxy = await startProxy(origin);
-  });
-  after(async () => {
-    await proxy.stop();
-    await origin.stop();
-  });
+  const { origin, proxy } = useOriginAndProxy();
 
   it('§4.3.1 a stale entry with an ETag is revalidated with If-None-Match; the 304 serves the stored body (§4.3.3)', async () => {
     const path = freshPath('etag');

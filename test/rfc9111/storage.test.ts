@@ -1,18 +1,9 @@
 // RFC 9111 §3 (what a shared cache stores) through the proxy example.
 import assert from 'node:assert/strict';
-import { freshPath, Origin, startProxy, type ProxyHandle } from './harness.js';
+import { freshPath, useOriginAndProxy } from './harness.js';
 
 describe('RFC 9111 storing responses (origin mode, proxy example)', function () {
-  const origin = new Origin();
-  let proxy: ProxyHandle;
-  before(async () => {
-    await origin.start();
-    proxy = await startProxy(origin);
-  });
-  after(async () => {
-    await proxy.stop();
-    await origin.stop();
-  });
+  const { origin, proxy } = useOriginAndProxy();
 
   async function twice(headers: ReadonlyArray<readonly [string, string]>, request: Record<string, string> = {}, status = 200): Promise<number> {
     const path = freshPath('s');
