@@ -35,8 +35,9 @@ export function parseDuration(option: string, value: unknown): number {
   let parsed: number | undefined;
   if (typeof value === 'number') parsed = value;
   else if (typeof value === 'string' && value.trim() !== '') {
-    // ms() returns undefined for strings it cannot read; plain digit strings are ms.
-    parsed = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : (ms(value as ms.StringValue) as number | undefined);
+    // ms() reads plain digit strings as milliseconds, returns undefined for what it
+    // cannot read, and takes no leading space: surrounding white space is trimmed.
+    parsed = ms(value.trim() as ms.StringValue) as number | undefined;
   }
   if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
     throw new TierCacheConfigError(option, value, "must be a non-negative duration: milliseconds as a number, or a string such as '30s', '5m', '1h'");

@@ -46,7 +46,7 @@ export interface CaptureHooks {
    * storable, else undefined. The real end waits until the returned promise settles.
    */
   finish(body: Buffer | undefined): Promise<void> | void;
-  /** The response closed without end(). */
+  /** end() was given something other than bytes (node throws it to the handler): nothing will be stored. */
   abort(): void;
 }
 
@@ -117,15 +117,16 @@ function declaredLength(res: ServerResponse): number | undefined {
 }
 
 /**
- * Where a captured response keeps its captures: one object each, no closures
- * per response. Middleware nested in middleware (app-wide and per route)
- * captures twice, each capture wrapping what the other left on `res`, so
- * each depth has its own set of wrappers, reading its own capture.
+ * Each captured response's captures, one per depth: middleware nested in
+ * middleware (app-wide and per route) captures twice, each capture wrapping
+ * what the other left on `res`, so each depth has its own set of wrappers,
+ * reading its own capture. Shared wrappers and a side table mean no closures
+ * per response and no extra property on it (each property added to an Express
+ * response copies its hidden class, which Express makes unique per response).
  */
-const CAPTURES = Symbol('tiercache.captures');
+const capturesOf = new WeakMap<ServerResponse, Capture[]>();
 
 interface Captured {
-  [CAPTURES]: Capture[] | undefined;
   _storeHeader: StoreHeader;
 }
 
@@ -261,13 +262,12 @@ interface Wrappers {
   readonly writeHead: WriteHead;
   readonly write: ServerResponse['write'];
   readonly end: ServerResponse['end'];
-  readonly close: () => void;
 }
 
 /** The wrappers of the capture at `depth` (0: the first one on a response). */
 function wrappersAt(depth: number): Wrappers {
   function captureStoreHeader(this: ServerResponse & Captured, firstLine: string, headers: unknown): void {
-    const c = this[CAPTURES]![depth]!;
+    const c = capturesOf.get(this)![depth]!;
     if (!c.replaced) {
       try {
         c.hooks.sent(this);
@@ -279,7 +279,7 @@ function wrappersAt(depth: number): Wrappers {
   }
 
   function captureWriteHead(this: ServerResponse & Captured, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
-    const c = this[CAPTURES]![depth]!;
+    const c = capturesOf.get(this)![depth]!;
     if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
     if (c.replaced || c.pending) return this;
     if (c.headersSeen || this.headersSent) return c.writeHead.apply(this, arguments as unknown as unknown[]);
@@ -294,7 +294,7 @@ function wrappersAt(depth: number): Wrappers {
   }
 
   function captureWrite(this: ServerResponse & Captured, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    const c = this[CAPTURES]![depth]!;
+    const c = capturesOf.get(this)![depth]!;
     if (typeof encoding === 'function') cb = encoding;
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
@@ -306,7 +306,7 @@ function wrappersAt(depth: number): Wrappers {
   }
 
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
-    const c = this[CAPTURES]![depth]!;
+    const c = capturesOf.get(this)![depth]!;
     if (c.replaced) {
       swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
       if (!c.ended) {
@@ -389,27 +389,26 @@ function wrappersAt(depth: number): Wrappers {
     return this;
   }
 
-  function captureClose(this: ServerResponse & Captured): void {
-    const c = this[CAPTURES]![depth]!;
-    if (!c.ended) c.hooks.abort();
-  }
-
   return {
     storeHeader: captureStoreHeader,
     writeHead: captureWriteHead as WriteHead,
     write: captureWrite as ServerResponse['write'],
     end: captureEnd as ServerResponse['end'],
-    close: captureClose,
   };
 }
 
 /** Built once: responses are captured at most twice or three times (app-wide, router, route). */
 const WRAPPERS: Wrappers[] = [0, 1, 2, 3].map(wrappersAt);
 
-/** Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. */
+/**
+ * Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. A
+ * response that closes before end() is the caller's to notice (it listens
+ * for 'close' anyway): no listener of its own here.
+ */
 export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
   const target = res as ServerResponse & Captured;
-  const captures = (target[CAPTURES] ??= []);
+  let captures = capturesOf.get(res);
+  if (captures === undefined) capturesOf.set(res, (captures = []));
   const depth = captures.length;
   const wrappers = WRAPPERS[depth] ?? wrappersAt(depth);
   captures.push(new Capture(
@@ -425,7 +424,6 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
   res.writeHead = wrappers.writeHead;
   res.write = wrappers.write;
   res.end = wrappers.end;
-  res.once('close', wrappers.close);
 }
 
 /**

@@ -4,9 +4,8 @@
 // hand it to the requests that waited. The adapters (express.ts, koa.ts) only
 // translate their request objects and "run the rest of the app" into this.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import computeEtag from 'etag';
 import type { TierCache } from '../cache/tier-cache.js';
-import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
+import { buildRequestKey, normalizedHeaderValue, requestKeys, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
@@ -19,6 +18,7 @@ import { coarseNow } from '../store/coarse-clock.js';
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
 import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
+import { entityTag } from './entity-tag.js';
 import { httpDateNow } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, replay } from './replay.js';
@@ -34,12 +34,13 @@ import { HttpEvents } from '../observe/http-events.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
- * Marks a request whose answer a middleware is capturing. When a second
- * tiercache middleware (per route, inside an app-wide one) handles the same
- * request, the outer one stands down: only the innermost, most specific
- * options (user scope, tags, TTL) decide what is stored.
+ * The request whose answer a middleware is capturing, and its capture. When a
+ * second tiercache middleware (per route, inside an app-wide one) handles the
+ * same request, the outer one stands down: only the innermost, most specific
+ * options (user scope, tags, TTL) decide what is stored. A side table, not a
+ * property on the request (see requestKeys).
  */
-const ACTIVE_FILL = Symbol('tiercache.activeFill');
+const activeFills = new WeakMap<IncomingMessage, ActiveFill>();
 /** Set once a tiercache layer has looked at a request's refresh marker (the first one removes the header). */
 const REFRESHING_SEEN = Symbol('tiercache.refreshSeen');
 
@@ -153,7 +154,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // The Date the stored copy replays is the one this answer carries.
     if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
     // An origin's answers keep the validators it gave (none invented: the origin could not match them).
-    if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = computeEtag(body)));
+    if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = entityTag(body)));
     let notModified = false;
     if (body !== undefined && this.conditions !== undefined && r.statusCode === 200) {
       const lm = headers['last-modified'];
@@ -505,7 +506,7 @@ export class HttpCache<R> {
     }
     const req = c.req;
     // A middleware further in (per route) decides for this request: one mounted further out stands down.
-    const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
+    const outer = activeFills.get(req);
     if (outer !== undefined && outer.owner !== this) outer.standDown();
     const method = req.method;
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
@@ -519,7 +520,7 @@ export class HttpCache<R> {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
     }
     if (plan === undefined || typeof plan === 'string') return this.bypass(c, next, plan);
-    (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
+    requestKeys.set(req, plan.key);
     if ((req.headers[REFRESH_HEADER] !== undefined || (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] !== undefined) && this.isOwnRefresh(req)) {
       // Our own background refresh: run the handler and store, whatever is cached.
       return this.fill(c, plan, next, undefined);
@@ -1072,7 +1073,7 @@ export class HttpCache<R> {
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
     const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill);
-    (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
+    activeFills.set(c.req, capture);
     captureResponse(c.res, this.options.maxBodyBytes, capture);
   }
 
@@ -1118,7 +1119,7 @@ export class HttpCache<R> {
     let headers = storedHeaders(outgoing);
     let life: { createdAt: number; freshUntil: number; staleUntil: number };
     if (origin === undefined) {
-      if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', computeEtag(body)]);
+      if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', entityTag(body)]);
       life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
     } else {
       // no-cache="f" / private="f": stored without those fields (RFC 9111 §5.2.2.4, §5.2.2.7).

@@ -65,7 +65,7 @@ export function connectionFacts(req: IncomingMessage): ConnectionFacts {
 }
 
 /** A socket that accepts and drops whatever the response writes, and reports the original connection's facts. */
-class DiscardingSocket extends Duplex {
+export class DiscardingSocket extends Duplex {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
   readonly remoteFamily: string | undefined;

@@ -29,6 +29,13 @@ describe('keys: parseDuration', () => {
     assert.equal(parseDuration('ttl', '0'), 0);
     assert.equal(parseDuration('ttl', '1500'), 1500);
     assert.equal(parseDuration('ttl', '007'), 7);
+    assert.equal(parseDuration('ttl', '2.5'), 3);
+  });
+
+  it('ignores white space around the value', () => {
+    assert.equal(parseDuration('ttl', '  250  '), 250);
+    assert.equal(parseDuration('ttl', '\t2s\n'), 2000);
+    assert.equal(parseDuration('ttl', ' 1.5 hours '), 5_400_000);
   });
 
   it('accepts any non-negative integer written as a number, a digit string or an "Nms" string', () => {

@@ -1,0 +1,135 @@
+// Miss + store cost without sockets or a load generator: drives each app's
+// request handler with node's own IncomingMessage / ServerResponse on a socket
+// that discards what it is given, every request a never-seen URL (the handler
+// and cache set-up of bench/http/miss.mjs). What it gives that the wrk run
+// cannot: two builds of tiercache compared in ONE process, batch by batch
+// interleaved, so load from other work on the machine falls on both alike.
+// For finding where a miss's time goes and whether a change helped; the
+// figures that count against DESIGN.md section 6 come from bench/http/miss.mjs.
+//
+//   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
+//
+// --build: a compiled tiercache (its dist/esm directory); default `src=../src` (the
+// TypeScript sources through tsx). E.g. compare a branch against main:
+//   (cd ../other && npm run build) && node --import tsx bench/miss-inprocess.ts --build main=dist/esm --build other=../other/dist/esm
+// Prints per (kind, build) the median main-thread time per request (event
+// loop busy time, performance.eventLoopUtilization) and every round's value.
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import express from 'express';
+import Koa from 'koa';
+import { DiscardingSocket } from '../src/middleware/refresh.js';
+import { BENCH_PATH, catalogFor } from './http/body.mjs';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function option(name: string, fallback: string): string[] {
+  const out: string[] = [];
+  for (let i = 2; i < process.argv.length; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[++i]!);
+  return out.length > 0 ? out : [fallback];
+}
+
+/** A socket that takes every write and answers nothing (the one background refreshes use). */
+const Sink = DiscardingSocket;
+type Sink = DiscardingSocket;
+const LOOPBACK = { remoteAddress: '127.0.0.1', remotePort: 40000, remoteFamily: 'IPv4', localAddress: '127.0.0.1', localPort: 8080, encrypted: undefined, authorized: undefined, servername: undefined, alpnProtocol: undefined };
+
+let served = 0;
+/** One GET for a never-seen URL, on `socket`; resolves when the answer is finished. */
+function request(socket: Sink, handler: Handler): Promise<void> {
+  const req = new IncomingMessage(socket as unknown as Socket);
+  req.method = 'GET';
+  req.url = `${BENCH_PATH}?miss=${++served}`;
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.httpVersion = '1.1';
+  req.headers = { host: '127.0.0.1:8080', 'user-agent': 'bench', accept: '*/*' };
+  req.rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'bench', 'Accept', '*/*'];
+  req.complete = true;
+  req.push(null);
+  const res = new ServerResponse(req);
+  res.assignSocket(socket as unknown as Socket);
+  return new Promise((done) => {
+    res.once('finish', () => {
+      res.detachSocket(socket as unknown as Socket);
+      done();
+    });
+    handler(req, res);
+  });
+}
+
+interface Build {
+  createCache(o: object): { ready(): Promise<void> };
+  expressCache(cache: unknown): express.RequestHandler;
+  koaCache(cache: unknown): Koa.Middleware;
+}
+
+async function loadBuild(dir: string): Promise<Build> {
+  const url = (file: string) => pathToFileURL(resolve(isAbsolute(dir) ? dir : resolve(import.meta.dirname, '..', dir), file)).href;
+  const ext = dir.endsWith('src') ? 'ts' : 'js';
+  const [index, ex, koa] = await Promise.all([import(url(`index.${ext}`)), import(url(`express.${ext}`)), import(url(`koa.${ext}`))]);
+  return { createCache: index.createCache, expressCache: ex.expressCache, koaCache: koa.koaCache };
+}
+
+async function app(kind: string, build: Build): Promise<Handler> {
+  const cache = build.createCache({ redis: false, namespace: 'bench-miss', routes: { '/api': '1m' } });
+  await cache.ready();
+  if (kind.startsWith('express')) {
+    const a = express();
+    if (kind === 'express-tc') a.use(build.expressCache(cache));
+    a.get(BENCH_PATH, (req, res) => {
+      res.json(catalogFor(String(req.query['miss'])));
+    });
+    return a as unknown as Handler;
+  }
+  const a = new Koa();
+  if (kind === 'koa-tc') a.use(build.koaCache(cache));
+  a.use((ctx) => {
+    if (ctx.path === BENCH_PATH) ctx.body = catalogFor(String(ctx.query['miss']));
+  });
+  return a.callback();
+}
+
+const builds = option('build', 'src=src').map((spec) => {
+  const at = spec.indexOf('=');
+  return { name: spec.slice(0, at), dir: spec.slice(at + 1) };
+});
+const kinds = option('kinds', 'express,express-tc,koa,koa-tc')[0]!.split(',');
+const rounds = Number(option('rounds', '8')[0]);
+const batchSize = Number(option('batch', '4000')[0]);
+const CONCURRENCY = 16;
+
+const cases: Array<{ label: string; handler: Handler; us: number[] }> = [];
+for (const b of builds) {
+  const build = await loadBuild(b.dir);
+  for (const kind of kinds) {
+    // Without a cache the build plays no part: measure the baseline once.
+    if (!kind.endsWith('-tc') && cases.some((c) => c.label === kind)) continue;
+    cases.push({ label: kind.endsWith('-tc') ? `${kind}@${b.name}` : kind, handler: await app(kind, build), us: [] });
+  }
+}
+
+async function batch(handler: Handler): Promise<void> {
+  let left = batchSize;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      const socket = new Sink(LOOPBACK);
+      while (left-- > 0) await request(socket, handler);
+    }),
+  );
+}
+
+for (const c of cases) await batch(c.handler); // warm-up
+for (let r = 0; r < rounds; r++) {
+  for (const c of cases) {
+    const before = performance.eventLoopUtilization();
+    await batch(c.handler);
+    c.us.push((performance.eventLoopUtilization(before).active * 1000) / batchSize);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+for (const c of cases) console.log(`${c.label.padEnd(24)} ${median(c.us).toFixed(1).padStart(7)} µs/req   rounds ${c.us.map((x) => x.toFixed(0)).join(' ')}`);
+process.exit(0);
