@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { queryHasAccessToken, requestBypassReason } from '../../../src/middleware/storage-rules.js';
+
+describe('middleware: storage rules, unit', () => {
+  describe('queryHasAccessToken (RFC 6750 §2.3: a credential in the query)', () => {
+    it('finds access_token in the query, plain or escaped', () => {
+      for (const target of ['/a?access_token=1', '/a?x=1&access_token=1', '/a?%61ccess_token=1', '/a?access%5Ftoken=1', '/a?access_token']) {
+        assert.equal(queryHasAccessToken(target), true, target);
+      }
+    });
+
+    it('needs a query: none, or the name only in the path, is no token', () => {
+      for (const target of ['/access_token', '/a', '/a/access_token=1', '/%61ccess_token']) assert.equal(queryHasAccessToken(target), false, target);
+    });
+
+    it('reads the query up to a raw #: a token in the fragment is none, one before it is', () => {
+      assert.equal(queryHasAccessToken('/a?x=1#access_token=1'), false);
+      assert.equal(queryHasAccessToken('/a?x=1#%61ccess_token=1'), false);
+      assert.equal(queryHasAccessToken('/a?access_token=1#frag'), true);
+      assert.equal(queryHasAccessToken('/a?x=1&access_token=1#'), true);
+    });
+
+    it('a # before the ? ends the target there: what follows is no query', () => {
+      assert.equal(queryHasAccessToken('/a#frag?access_token=1'), false);
+      assert.equal(queryHasAccessToken('/a#?%61ccess_token=1'), false);
+    });
+
+    it('does not take a value or a longer name for the token', () => {
+      for (const target of ['/a?q=access_token', '/a?access_tokens=1', '/a?my_access_token=1', '/a?q=%61ccess_token']) assert.equal(queryHasAccessToken(target), false, target);
+    });
+  });
+
+  describe('requestBypassReason', () => {
+    const plain = { host: 'x' };
+    it('passes a plain GET', () => {
+      assert.equal(requestBypassReason(plain, 'GET', undefined, false, '/a'), undefined);
+    });
+
+    it('bypasses a token in the query unless the route is user-scoped or shared', () => {
+      assert.equal(requestBypassReason(plain, 'GET', undefined, false, '/a?access_token=1'), 'access-token');
+      assert.equal(requestBypassReason(plain, 'GET', undefined, true, '/a?access_token=1'), undefined);
+      assert.equal(requestBypassReason(plain, 'GET', undefined, false, '/a#x?access_token=1'), undefined);
+    });
+
+    it('says why, in order: method override, a body, credentials', () => {
+      assert.equal(requestBypassReason(plain, 'GET', 'POST', false, '/a'), 'method-override');
+      assert.equal(requestBypassReason({ 'x-http-method-override': 'DELETE' }, 'GET', undefined, true, '/a'), 'method-override');
+      assert.equal(requestBypassReason({ 'content-length': '3' }, 'GET', undefined, true, '/a'), 'body');
+      assert.equal(requestBypassReason({ 'content-length': '0' }, 'GET', undefined, false, '/a'), undefined);
+      assert.equal(requestBypassReason({ 'transfer-encoding': 'chunked' }, 'GET', undefined, true, '/a'), 'body');
+      assert.equal(requestBypassReason({ authorization: 'Bearer x', cookie: 'a=1' }, 'GET', undefined, false, '/a'), 'authorization');
+      assert.equal(requestBypassReason({ cookie: 'a=1' }, 'GET', undefined, false, '/a?access_token=1'), 'cookie');
+      assert.equal(requestBypassReason({ authorization: 'Bearer x' }, 'GET', undefined, true, '/a'), undefined);
+    });
+  });
+});
