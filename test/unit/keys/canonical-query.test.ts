@@ -78,6 +78,11 @@ describe('keys: canonicalQuery', () => {
       // At the limit, every part is read: sorting is safe again.
       assert.equal(key(`/s?${filler}&x=1`), key(`/s?x=1&${filler}`));
     });
+
+    it("gives the empty query '' (no parameters), as no query at all", () => {
+      assert.equal(canonicalQuery(''), '');
+      assert.equal(key('/s?'), key('/s'));
+    });
   });
 
   describe('merges only what every parser merges', () => {
