@@ -152,7 +152,7 @@ describe('keys: RouteTable', () => {
 
   describe('validation', () => {
     it("throws naming routes['api'] for a prefix that does not start with '/'", () => {
-      assertConfigError(() => new RouteTable({ api: '5m' }), "routes['api']", '"api"');
+      assertConfigError(() => new RouteTable({ api: '5m' }), "routes['api']", '"api"', /must be a path prefix starting with '\/'/);
       assertConfigError(() => new RouteTable({ '/ok': '1m', 'api/movies': '5m' }), "routes['api/movies']", '"api/movies"');
       assertConfigError(() => new RouteTable({ '': '5m' }), "routes['']", '""');
       assertConfigError(() => new RouteTable({ 'http://x/api': '5m' }), "routes['http://x/api']", '"http://x/api"');
@@ -163,13 +163,13 @@ describe('keys: RouteTable', () => {
     });
 
     it('throws when routes is not a plain object', () => {
-      for (const routes of [null, [], 'x', 5]) {
-        assert.throws(() => new RouteTable(routes as never), (e: unknown) => e instanceof Error && (e as { option?: string }).option === 'routes');
+      for (const [routes, shown] of [[null, 'null'], [[], 'an array'], ['x', '"x"'], [5, '5']] as const) {
+        assertConfigError(() => new RouteTable(routes as never), 'routes', shown, /must be an object mapping path prefixes to a TTL, false, or a rule object/);
       }
     });
 
     it('throws for prefixes that are the same after normalization, naming the second one', () => {
-      assertConfigError(() => new RouteTable({ '/api': '1m', '/API/': '5m' }), "routes['/API/']", '"/API/"');
+      assertConfigError(() => new RouteTable({ '/api': '1m', '/API/': '5m' }), "routes['/API/']", '"/API/"', /must not repeat the prefix '\/api' \(prefixes match case-insensitively, trailing slash ignored\)/);
       assertConfigError(() => new RouteTable({ '/api/movies': '1m', '/api//movies/': '5m' }), "routes['/api//movies/']", '"/api//movies/"');
       assertConfigError(() => new RouteTable({ '/api': '1m', '/%61pi': false }), "routes['/%61pi']", '"/%61pi"');
       assert.equal(new RouteTable({ '/api': '1m', '/apis': '5m', '/api/x': 1 }).size, 3);

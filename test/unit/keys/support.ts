@@ -221,9 +221,10 @@ export function hasDotSegment(path: string): boolean {
 
 /**
  * Asserts that `fn` throws a TierCacheConfigError for `option` whose message
- * names the option and shows the rejected value as `shown`.
+ * names the option, shows the rejected value as `shown` and, given `says`,
+ * says what is expected instead.
  */
-export function assertConfigError(fn: () => unknown, option: string, shown: string): void {
+export function assertConfigError(fn: () => unknown, option: string, shown: string, says?: RegExp): void {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof TierCacheConfigError, `expected a TierCacheConfigError, got ${String(error)}`);
     assert.ok(error instanceof TierCacheError);
@@ -231,6 +232,7 @@ export function assertConfigError(fn: () => unknown, option: string, shown: stri
     assert.equal(error.option, option);
     assert.ok(error.message.includes(option), `message should name ${option}: ${error.message}`);
     assert.ok(error.message.includes(shown), `message should show the value ${shown}: ${error.message}`);
+    if (says !== undefined) assert.match(error.message, says);
     return true;
   });
 }

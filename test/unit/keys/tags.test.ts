@@ -92,6 +92,15 @@ describe('keys: tags', () => {
       assert.equal(tagPath('/a/%E2%82'), '/a/%e2%82');
     });
 
+    it('decodes characters of every UTF-8 length, lead bytes at the ends of their ranges included', () => {
+      const chars = ['\u0080', '£', '\u07ff', 'ߐ', '\u0800', 'अ', '\uffee', '😀', '\u{10ffff}'];
+      for (const ch of chars) assert.equal(tagPath('/a/' + encodeURIComponent(ch)), '/a/' + ch.toLowerCase(), `U+${ch.codePointAt(0)!.toString(16)}`);
+      // Bytes that start no sequence stay escaped: a lone continuation byte, C0/C1 (overlong), F5 and above.
+      assert.equal(tagPath('/a/%80%C2%A3'), '/a/%80£');
+      assert.equal(tagPath('/a/%C1%BF%DF%BF'), '/a/%c1%bf\u07ff');
+      assert.equal(tagPath('/a/%F5%80%80%80x'), '/a/%f5%80%80%80x');
+    });
+
     it("reads a prefix holding '%' also as decoded text: ids '100%' and '%41' reach /users/100%25 and /users/%2541", () => {
       assert.ok(reaches('/users/100%', '/users/100%25'));
       assert.ok(reaches('/users/%41', '/users/%2541'), 'the decoded id %41');
