@@ -16,6 +16,10 @@
 //   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
 //   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
 //   BENCH_SPACES=1 ...     also prints each V8 heap space's growth, committed against live
+//   BENCH_MAPS=1 ...       also prints where RSS grew by kind of mapping (malloc's main heap and
+//                          thread arenas, other anonymous memory: V8's pages, large buffers)
+//   BENCH_SAMPLING=f ...   writes an allocation sampling profile of the scan (objects a major GC
+//                          collected included: what got promoted and then died) to f, a .heapprofile
 //   BENCH_SNAPSHOT=f ...   writes a heap snapshot of the http worker after the scan
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -41,6 +45,42 @@ function held(): number {
 }
 
 const mib = (bytes: number) => +(bytes / MiB).toFixed(1);
+
+/**
+ * Resident bytes by kind of mapping, from /proc/self/smaps (Linux): '[heap]' is
+ * malloc's main arena; anonymous mappings starting on a 64 MiB boundary are
+ * malloc's thread arenas (glibc aligns them so); other anonymous ones are
+ * mostly V8's heap pages and large mmap'd allocations.
+ */
+async function rssByKind(): Promise<Record<string, number>> {
+  const { readFileSync } = await import('node:fs');
+  const out: Record<string, number> = {};
+  let kind = '';
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const name = head[2]!;
+      const start = BigInt('0x' + head[1]!);
+      kind = name === '[heap]' ? 'malloc main' : name !== '' ? 'files and other' : start % (64n << 20n) === 0n ? 'malloc arenas' : 'other anonymous';
+    } else if (line.startsWith('Rss:')) out[kind] = (out[kind] ?? 0) + Number(line.split(/\s+/)[1]) * 1024;
+  }
+  return out;
+}
+
+/** Starts V8's sampling heap profiler, keeping objects GCs collected; returns the stop function. */
+async function startSampling(): Promise<() => Promise<unknown>> {
+  const { Session } = await import('node:inspector');
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return async () => {
+    const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+    session.disconnect();
+    return profile;
+  };
+}
 
 async function httpScan(): Promise<object> {
   const keys = Number(option('keys') ?? 100_000);
@@ -74,6 +114,7 @@ async function httpScan(): Promise<object> {
   gc!();
   const { getHeapSpaceStatistics, writeHeapSnapshot } = await import('node:v8');
   const spaces0 = getHeapSpaceStatistics();
+  const maps0 = process.env.BENCH_MAPS === '1' ? await rssByKind() : undefined;
   const mem0 = process.memoryUsage();
   let peakRss = mem0.rss;
   let maxL1 = 0;
@@ -81,11 +122,20 @@ async function httpScan(): Promise<object> {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     maxL1 = Math.max(maxL1, cache.stats().l1.bytes);
   }, 10);
+  const sampling = process.env.BENCH_SAMPLING === undefined ? undefined : await startSampling();
   await scan('k', keys);
   clearInterval(sampler);
+  if (sampling !== undefined) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(process.env.BENCH_SAMPLING!, JSON.stringify(await sampling()));
+  }
   gc!();
   const mem1 = process.memoryUsage();
   // Where RSS goes beyond the live heap: each V8 space's committed size against what is live in it.
+  if (maps0 !== undefined) {
+    const maps1 = await rssByKind();
+    console.error('RSS growth by mapping: ' + Object.keys(maps1).map((k) => `${k} +${mib(maps1[k]! - (maps0[k] ?? 0))} MiB`).join(', '));
+  }
   if (process.env.BENCH_SPACES === '1') {
     const spaces1 = getHeapSpaceStatistics();
     for (const [i, s1] of spaces1.entries()) {
