@@ -131,10 +131,20 @@ async function httpScan(): Promise<object> {
   }
   gc!();
   const mem1 = process.memoryUsage();
+  if (process.env.BENCH_SETTLE === '1') {
+    const seen: string[] = [];
+    const t0 = Date.now();
+    for (const wait of [0, 10, 50, 200, 1000, 3000]) {
+      while (Date.now() - t0 < wait) await new Promise((r) => setTimeout(r, 1));
+      seen.push(`${wait} ms: +${mib(process.memoryUsage.rss() - mem0.rss)}`);
+    }
+    console.error('RSS growth after the final GC, by time waited: ' + seen.join(', '));
+  }
   // Where RSS goes beyond the live heap: each V8 space's committed size against what is live in it.
   if (maps0 !== undefined) {
     const maps1 = await rssByKind();
-    console.error('RSS growth by mapping: ' + Object.keys(maps1).map((k) => `${k} +${mib(maps1[k]! - (maps0[k] ?? 0))} MiB`).join(', '));
+    const total = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
+    console.error(`RSS growth by mapping (total +${mib(total(maps1) - total(maps0))} MiB): ` + Object.keys(maps1).map((k) => `${k} +${mib(maps1[k]! - (maps0[k] ?? 0))} MiB`).join(', '));
   }
   if (process.env.BENCH_SPACES === '1') {
     const spaces1 = getHeapSpaceStatistics();
