@@ -123,7 +123,10 @@ async function httpScan(): Promise<object> {
     maxL1 = Math.max(maxL1, cache.stats().l1.bytes);
   }, 10);
   const sampling = process.env.BENCH_SAMPLING === undefined ? undefined : await startSampling();
+  // A snapshot in the middle of the scan: what requests leave alive for longer than they last.
+  const midSnapshot = process.env.BENCH_MID_SNAPSHOT === undefined ? undefined : setTimeout(() => writeHeapSnapshot(process.env.BENCH_MID_SNAPSHOT), 5000);
   await scan('k', keys);
+  clearTimeout(midSnapshot);
   clearInterval(sampler);
   if (sampling !== undefined) {
     const { writeFileSync } = await import('node:fs');
