@@ -7,6 +7,10 @@
 //           alone. Reports RSS growth from before the scan to after it and one
 //           full GC (both after a full GC), the peak RSS growth sampled every
 //           10 ms during the scan (no GC forced), and the live heap and buffers.
+//           Also the same growth with both ends read once the GC has released
+//           what it freed ("settled"): V8 unmaps freed pages from a background
+//           thread, so RSS read right after gc() still counts tens of MiB about
+//           to go, at either end (BENCH_SETTLE=1 shows RSS over 3 s after the GC).
 //   values  Data-API values of three shapes (records, arrays of small numbers,
 //           `[{}, {}, ...]`) set until L1 (maxBytes 8 MiB) has evicted several
 //           times over: heap held (heapUsed + arrayBuffers after a full GC,
@@ -16,6 +20,10 @@
 //   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
 //   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
 //   BENCH_SPACES=1 ...     also prints each V8 heap space's growth, committed against live
+//   BENCH_MAPS=1 ...       also prints where RSS grew by kind of mapping (malloc's main heap and
+//                          thread arenas, other anonymous memory: V8's pages, large buffers)
+//   BENCH_SAMPLING=f ...   writes an allocation sampling profile of the scan (objects a major GC
+//                          collected included: what got promoted and then died) to f, a .heapprofile
 //   BENCH_SNAPSHOT=f ...   writes a heap snapshot of the http worker after the scan
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -41,6 +49,48 @@ function held(): number {
 }
 
 const mib = (bytes: number) => +(bytes / MiB).toFixed(1);
+
+/** RSS once what the last GC freed has been released: V8 unmaps freed pages from a background thread within a few ms (see BENCH_SETTLE). */
+async function settledRss(): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  return process.memoryUsage.rss();
+}
+
+/**
+ * Resident bytes by kind of mapping, from /proc/self/smaps (Linux): '[heap]' is
+ * malloc's main arena; anonymous mappings starting on a 64 MiB boundary are
+ * malloc's thread arenas (glibc aligns them so); other anonymous ones are
+ * mostly V8's heap pages and large mmap'd allocations.
+ */
+async function rssByKind(): Promise<Record<string, number>> {
+  const { readFileSync } = await import('node:fs');
+  const out: Record<string, number> = {};
+  let kind = '';
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const name = head[2]!;
+      const start = BigInt('0x' + head[1]!);
+      kind = name === '[heap]' ? 'malloc main' : name !== '' ? 'files and other' : start % (64n << 20n) === 0n ? 'malloc arenas' : 'other anonymous';
+    } else if (line.startsWith('Rss:')) out[kind] = (out[kind] ?? 0) + Number(line.split(/\s+/)[1]) * 1024;
+  }
+  return out;
+}
+
+/** Starts V8's sampling heap profiler, keeping objects GCs collected; returns the stop function. */
+async function startSampling(): Promise<() => Promise<unknown>> {
+  const { Session } = await import('node:inspector');
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return async () => {
+    const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+    session.disconnect();
+    return profile;
+  };
+}
 
 async function httpScan(): Promise<object> {
   const keys = Number(option('keys') ?? 100_000);
@@ -74,18 +124,43 @@ async function httpScan(): Promise<object> {
   gc!();
   const { getHeapSpaceStatistics, writeHeapSnapshot } = await import('node:v8');
   const spaces0 = getHeapSpaceStatistics();
+  const maps0 = process.env.BENCH_MAPS === '1' ? await rssByKind() : undefined;
   const mem0 = process.memoryUsage();
+  const settled0 = await settledRss();
   let peakRss = mem0.rss;
   let maxL1 = 0;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     maxL1 = Math.max(maxL1, cache.stats().l1.bytes);
   }, 10);
+  const sampling = process.env.BENCH_SAMPLING === undefined ? undefined : await startSampling();
+  // A snapshot in the middle of the scan: what requests leave alive for longer than they last.
+  const midSnapshot = process.env.BENCH_MID_SNAPSHOT === undefined ? undefined : setTimeout(() => writeHeapSnapshot(process.env.BENCH_MID_SNAPSHOT), 5000);
   await scan('k', keys);
+  clearTimeout(midSnapshot);
   clearInterval(sampler);
+  if (sampling !== undefined) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(process.env.BENCH_SAMPLING!, JSON.stringify(await sampling()));
+  }
   gc!();
   const mem1 = process.memoryUsage();
+  const settled1 = process.env.BENCH_SETTLE === '1' ? 0 : await settledRss();
+  if (process.env.BENCH_SETTLE === '1') {
+    const seen: string[] = [];
+    const t0 = Date.now();
+    for (const wait of [0, 10, 50, 200, 1000, 3000]) {
+      while (Date.now() - t0 < wait) await new Promise((r) => setTimeout(r, 1));
+      seen.push(`${wait} ms: +${mib(process.memoryUsage.rss() - mem0.rss)}`);
+    }
+    console.error('RSS growth after the final GC, by time waited: ' + seen.join(', '));
+  }
   // Where RSS goes beyond the live heap: each V8 space's committed size against what is live in it.
+  if (maps0 !== undefined) {
+    const maps1 = await rssByKind();
+    const total = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
+    console.error(`RSS growth by mapping (total +${mib(total(maps1) - total(maps0))} MiB): ` + Object.keys(maps1).map((k) => `${k} +${mib(maps1[k]! - (maps0[k] ?? 0))} MiB`).join(', '));
+  }
   if (process.env.BENCH_SPACES === '1') {
     const spaces1 = getHeapSpaceStatistics();
     for (const [i, s1] of spaces1.entries()) {
@@ -110,6 +185,7 @@ async function httpScan(): Promise<object> {
     arrayBuffersGrowthMiB: mib(mem1.arrayBuffers - mem0.arrayBuffers),
     rssGrowthMiB: mib(mem1.rss - mem0.rss),
     peakRssGrowthMiB: mib(Math.max(peakRss, mem1.rss) - mem0.rss),
+    settledRssGrowthMiB: mib(settled1 - settled0),
   };
 }
 
@@ -193,7 +269,7 @@ if (process.argv[2] === '--worker') {
     JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', self, '--worker', which, ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as T;
   console.log(`date ${new Date().toISOString()}, node ${process.version}, ${rounds} rounds, each in a fresh process; median (range)`);
   if (only.has('http')) {
-    type Http = { keys: number; l1MiB: number; l1Entries: number; evictions: number; tagVersionsMiB: number; heapUsedGrowthMiB: number; arrayBuffersGrowthMiB: number; rssGrowthMiB: number; peakRssGrowthMiB: number };
+    type Http = { keys: number; l1MiB: number; l1Entries: number; evictions: number; tagVersionsMiB: number; heapUsedGrowthMiB: number; arrayBuffersGrowthMiB: number; rssGrowthMiB: number; peakRssGrowthMiB: number; settledRssGrowthMiB: number };
     const results: Http[] = [];
     for (let r = 0; r < rounds; r++) {
       results.push(run<Http>('http'));
@@ -203,7 +279,8 @@ if (process.argv[2] === '--worker') {
     console.log(
       `http scan of ${results[0]!.keys} URLs, maxBytes 32 MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
         `live heap +${range(col('heapUsedGrowthMiB'))} MiB, buffers +${range(col('arrayBuffersGrowthMiB'))} MiB (tag versions ${range(col('tagVersionsMiB'))} MiB); ` +
-        `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB)`,
+        `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB); ` +
+        `settled (both ends read 250 ms after their GC) ${range(col('settledRssGrowthMiB'))} MiB`,
     );
   }
   if (only.has('values')) {

@@ -12,7 +12,6 @@ import { jitteredTtl } from '../keys/jitter.js';
 import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
-import { ownBytes } from '../store/entry-codec.js';
 import { coarseNow } from '../store/coarse-clock.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
@@ -303,7 +302,8 @@ interface Plan {
 
 /** What a fill produced, for the requests that waited on it. */
 interface FillOutcome {
-  readonly response: PreparedResponse;
+  /** The stored response entry; decoded when a waiter replays it (most fills have none). */
+  readonly entry: StoredEntry;
   readonly createdAt: number;
   /** Response Vary names and the values the filling request had for them. */
   readonly varyOn: readonly string[];
@@ -948,7 +948,9 @@ export class HttpCache<R> {
       return true;
     }
     if (!this.reusable(outcome, req)) return false;
-    replay(req, res, outcome.response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+    const response = httpValueOf(outcome.entry);
+    if (!(response instanceof PreparedResponse)) return false;
+    replay(req, res, response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
     return true;
   }
 
@@ -1128,16 +1130,15 @@ export class HttpCache<R> {
       life = originLifetimes(origin, validator, plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError);
     }
     const store = this.cache.store;
-    const forL2 = store.l2 !== undefined;
-    // L1 keeps the decoded response, not the head bytes it came from.
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, ownBytes(body), plan.isPublic, forL2, origin === undefined ? undefined : staleRulesOf(origin));
+    // Bytes alone (decoded on the first hit): see http-entry.ts.
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, plan.isPublic, origin === undefined ? undefined : staleRulesOf(origin));
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
     else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      const manifest = manifestEntry(stamp, life, varyOn, plan.isPublic, forL2);
+      const manifest = manifestEntry(stamp, life, varyOn, plan.isPublic);
       writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
     }
     fill.storing = true;
@@ -1145,7 +1146,7 @@ export class HttpCache<R> {
     const outcome = (ok: boolean): FillOutcome | undefined => {
       if (!ok) return undefined;
       this.events.stored(plan, body.length, createdAt);
-      return { response: entry.decoded as PreparedResponse, createdAt: life.createdAt, varyOn, varyValues };
+      return { entry, createdAt: life.createdAt, varyOn, varyValues };
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);
   }

@@ -1,11 +1,15 @@
 // HTTP responses as store entries. `head` holds JSON with the status and the
 // stored headers, or, for a response that varied on request headers, a
 // manifest naming those headers (the variants live under their own keys).
-// An L1 entry keeps a PreparedResponse: headers already flattened for one
-// writeHead() call, so a hit parses nothing. L1 holds thousands of them, so
-// each is kept small (arrays of exact length, the 304 headers built on
-// first use) and says what it costs, for L1's byte bound. Every stored field
-// is replayed as the handler sent it: repetitions, order and the origin's Date.
+// An entry is stored as bytes alone: head and body in one buffer of their
+// own, one allocation. Its PreparedResponse (headers already flattened for
+// one writeHead() call, so a hit parses nothing) is built on its first hit
+// and kept on the entry: most entries of a scan are never hit, and each
+// object an entry keeps pins V8 heap pages among the garbage of the request
+// that filled it (bench/l1-memory.ts). It is kept small (arrays of exact
+// length, the 304 headers built on first use) and says what it costs, for
+// L1's byte bound. Every stored field is replayed as the handler sent it:
+// repetitions, order and the origin's Date.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 
@@ -43,9 +47,14 @@ const MANIFEST_BYTES = 88;
 const SLOT = 8;
 const BOXED_NUMBER_BYTES = 16;
 
-/** Heap of a header value: node keeps only Latin-1 in headers, one byte a character. */
-function headerStringBytes(s: string): number {
-  return (16 + s.length + 7) & ~7;
+/** Heap of a header value of `length` characters: node keeps only Latin-1 in headers, one byte a character. */
+function headerStringBytes(length: number): number {
+  return (16 + length + 7) & ~7;
+}
+
+/** Whether a PreparedResponse adds Content-Length (the handler's answer had none; 204 and 304 never carry one). */
+function addsLength(status: number, stored: ReadonlyArray<readonly [string, string]>): boolean {
+  return status !== 204 && status !== 304 && !stored.some(([name]) => name === 'content-length');
 }
 
 export class PreparedResponse {
@@ -71,11 +80,9 @@ export class PreparedResponse {
     readonly staleRules?: StaleRules,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
-    const hasLength = stored.some(([name]) => name === 'content-length');
-    const withLength = !hasLength && status !== 204 && status !== 304;
+    const withLength = addsLength(status, stored);
     const length = String(body.length);
     const flat: string[] = new Array(2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
-    let size = PREPARED_BYTES + HEADER_SET_BYTES + SLOT * flat.length;
     let etag: string | undefined;
     let lastModified: number | undefined;
     let i = 0;
@@ -83,26 +90,41 @@ export class PreparedResponse {
       const value = name === 'content-length' ? length : raw;
       flat[i++] = name;
       flat[i++] = value;
-      size += headerStringBytes(value);
       if (name === 'etag') etag = value;
       else if (name === 'last-modified' || (name === 'date' && staleRules !== undefined && lastModified === undefined)) {
         const t = Date.parse(value);
-        if (!Number.isNaN(t)) {
-          lastModified = t;
-          size += BOXED_NUMBER_BYTES;
-        }
+        if (!Number.isNaN(t)) lastModified = t;
       }
     }
     if (withLength) {
       flat[i++] = 'content-length';
       flat[i++] = length;
-      size += headerStringBytes(length);
     }
     this.headers = new HeaderSet(flat, i);
     this.etag = etag;
     this.lastModified = lastModified;
-    this.heapBytes = size;
+    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules);
     this.notModified = undefined;
+  }
+
+  /**
+   * What a PreparedResponse of these fields holds (its heapBytes), known
+   * before it is built: an entry is charged for it when stored, since it is
+   * decoded on its first hit without telling L1. Counts a boxed Last-Modified
+   * whenever a field may give one (a date that does not parse costs 16 bytes
+   * too many, never too few).
+   */
+  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined): number {
+    const withLength = addsLength(status, stored);
+    const length = String(bodyLength).length;
+    let size = PREPARED_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
+    let boxed = false;
+    for (const [name, value] of stored) {
+      size += headerStringBytes(name === 'content-length' ? length : value.length);
+      if (name === 'last-modified' || (name === 'date' && staleRules !== undefined)) boxed = true;
+    }
+    if (withLength) size += headerStringBytes(length);
+    return boxed ? size + BOXED_NUMBER_BYTES : size;
   }
 
   /** The headers of a 304 answer (RFC 9110 §15.4.5), built on the first one: most entries never send one. */
@@ -204,9 +226,14 @@ export class VaryManifest {
     readonly headers: readonly string[],
     readonly isPublic: boolean,
   ) {
+    this.heapBytes = VaryManifest.heapBytesOf(headers);
+  }
+
+  /** What a manifest of these names holds (its heapBytes), known before it is built. */
+  static heapBytesOf(headers: readonly string[]): number {
     let size = MANIFEST_BYTES + SLOT * headers.length;
-    for (const name of headers) size += headerStringBytes(name);
-    this.heapBytes = size;
+    for (const name of headers) size += headerStringBytes(name.length);
+    return size;
   }
 }
 
@@ -252,45 +279,52 @@ interface Lifetimes {
   readonly staleUntil: number;
 }
 
-/** An entry for both tiers: L2 gets the head bytes, L1 the decoded form instead. */
+/** An entry for both tiers (one object: L1 keeps the bytes L2 stores, and decodes them on first use). */
 export interface TieredEntry {
   readonly entry: StoredEntry;
   readonly l1Entry: StoredEntry;
 }
 
 /**
- * Both tiers' entries for a decoded value, built whole (a property added
- * later moves an object's fields out of line) with tag and version arrays
- * of exact length: L1 keeps them for as long as the entry lives.
+ * The head's JSON and the body, in one buffer of their own: one allocation
+ * per entry, not one per part, and never a view into a shared slab (which
+ * an L1 entry would keep alive whole). `head` and `body` are views into it.
  */
-function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead | undefined, body: Buffer, decoded: HttpEntryValue): TieredEntry {
+function packed(stored: StoredHead, body: Buffer): { head: Buffer; body: Buffer } {
+  const json = JSON.stringify(stored);
+  const headLength = Buffer.byteLength(json, 'utf8');
+  const bytes = Buffer.allocUnsafeSlow(headLength + body.length);
+  bytes.write(json, 0, 'utf8');
+  body.copy(bytes, headLength);
+  return { head: bytes.subarray(0, headLength), body: bytes.subarray(headLength) };
+}
+
+/**
+ * An undecoded entry, built whole (a property added later moves an object's
+ * fields out of line) with tag and version arrays of exact length: L1 keeps
+ * them for as long as the entry lives.
+ */
+function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body: Buffer, decodedBytes: number): TieredEntry {
   const { createdAt, freshUntil, staleUntil } = life;
   const { epoch } = stamp;
   const tags = stamp.tags.slice();
   const versions = stamp.versions.slice();
-  const l1Entry: StoredEntry = { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head: EMPTY, body, decoded };
-  // Without an L2 nothing is ever encoded: no head bytes to build.
-  if (stored === undefined) return { entry: l1Entry, l1Entry };
-  const head = Buffer.from(JSON.stringify(stored), 'utf8');
-  return { entry: { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head, body, decoded }, l1Entry };
+  const bytes = packed(stored, body);
+  const entry: StoredEntry = { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head: bytes.head, body: bytes.body, decoded: undefined, decodedBytes };
+  return { entry, l1Entry: entry };
 }
 
-/** A response; `body` should own its bytes (ownBytes): L1 may keep it long. `forL2`: build the head bytes L2 stores. */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, forL2 = true, staleRules?: StaleRules): TieredEntry {
-  let stored: StoredHead | undefined;
-  if (forL2) {
-    stored = { s: status, h: headers };
-    if (isPublic) stored.p = 1;
-    if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
-  }
-  return tieredEntry(stamp, life, stored, body, new PreparedResponse(status, headers, body, isPublic, staleRules));
+/** A response; the body bytes are copied (L1 may keep them long). */
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules): TieredEntry {
+  const stored: StoredHead = { s: status, h: headers };
+  if (isPublic) stored.p = 1;
+  if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
+  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules));
 }
 
-export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean, forL2 = true): TieredEntry {
-  let stored: StoredHead | undefined;
-  if (forL2) {
-    stored = { m: [...varyOn] };
-    if (isPublic) stored.p = 1;
-  }
-  return tieredEntry(stamp, life, stored, EMPTY, new VaryManifest(varyOn, isPublic));
+export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean): TieredEntry {
+  const stored: StoredHead = { m: [...varyOn] };
+  if (isPublic) stored.p = 1;
+  return tieredEntry(stamp, life, stored, EMPTY, VaryManifest.heapBytesOf(varyOn));
 }
+

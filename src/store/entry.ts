@@ -33,6 +33,12 @@ export interface StoredEntry {
   readonly body: Buffer;
   /** A decoded form the layer above keeps with an L1 entry (parsed JSON, prebuilt response). */
   decoded?: unknown;
+  /**
+   * What `decoded` will hold once built, when the layer above knows it at
+   * store time but builds it later (an HTTP response, on its first hit, without
+   * telling L1): L1 charges it from the start.
+   */
+  readonly decodedBytes?: number;
 }
 
 /** Tag versions and epoch read when a fill began; recorded in the entry it produces. */

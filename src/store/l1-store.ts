@@ -35,8 +35,17 @@ const BUFFER_OVERHEAD_BYTES = 320;
 /** Arrays and objects an undecoded entry will grow when it is decoded (its strings are charged by its head bytes). */
 const UNDECODED_OVERHEAD_BYTES = 256;
 
+/** A second view into the same bytes: a Uint8Array's own words, no allocation of its own. */
+const VIEW_BYTES = 96;
+
 function bufferBytes(buf: Buffer): number {
   return buf.length === 0 ? 0 : BUFFER_OVERHEAD_BYTES + buf.length;
+}
+
+/** Head and body: one allocation when both are views into the same bytes (HTTP entries, entries read from L2), whole. */
+function payloadBytes(head: Buffer, body: Buffer): number {
+  if (head.length !== 0 && head.buffer === body.buffer) return BUFFER_OVERHEAD_BYTES + VIEW_BYTES + head.buffer.byteLength;
+  return bufferBytes(head) + bufferBytes(body);
 }
 
 /**
@@ -96,16 +105,17 @@ export class L1Store {
 
   /**
    * Bytes charged for an entry: what it holds on the heap and in buffers.
-   * A decoded form reports its own cost; an entry not decoded yet is
-   * charged its head twice (the bytes and the strings decoded from them).
+   * A decoded form reports its own cost; an entry not decoded yet is charged
+   * what its decoded form will cost (decodedBytes) or, when that is not known
+   * (read from L2), its head twice (the bytes and the strings decoded from them).
    */
   static sizeOf(key: string, entry: StoredEntry): number {
-    let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length) + bufferBytes(entry.head) + bufferBytes(entry.body);
+    let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length) + payloadBytes(entry.head, entry.body);
     const tags = entry.tags;
     for (let i = 0; i < tags.length; i++) size += TAG_OVERHEAD_BYTES + stringBytes(tags[i]!.length);
     const decoded = entry.decoded as Partial<SizedValue> | undefined;
     if (typeof decoded?.heapBytes === 'number') size += decoded.heapBytes;
-    else if (decoded === undefined) size += UNDECODED_OVERHEAD_BYTES + entry.head.length;
+    else if (decoded === undefined) size += entry.decodedBytes ?? UNDECODED_OVERHEAD_BYTES + entry.head.length;
     return size;
   }
 

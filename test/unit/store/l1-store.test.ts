@@ -93,4 +93,25 @@ describe('store: L1Store', () => {
     assert.equal(l1.bytes, L1Store.sizeOf('grown', grown));
     assert.ok(l1.bytes > 18_000 && l1.bytes <= 20_000, `${l1.bytes} bytes`);
   });
+
+  it('charges an entry whose decoded form is built later (decodedBytes) for that form from the start: decoding changes nothing', () => {
+    const later: StoredEntry = { ...entry(), decodedBytes: 5_000 };
+    const charged = L1Store.sizeOf('k', later);
+    assert.equal(charged, L1Store.sizeOf('k', entry(1_000_000, { heapBytes: 5_000 })));
+    later.decoded = { heapBytes: 5_000 };
+    assert.equal(L1Store.sizeOf('k', later), charged);
+  });
+
+  it('charges head and body that are views into one buffer as one allocation, of the whole buffer', () => {
+    const bytes = Buffer.allocUnsafeSlow(1_000);
+    const shared: StoredEntry = { ...entry(1_000_000, { heapBytes: 0 }), head: bytes.subarray(0, 100), body: bytes.subarray(100) };
+    const apart: StoredEntry = { ...entry(1_000_000, { heapBytes: 0 }), head: Buffer.allocUnsafeSlow(100), body: Buffer.allocUnsafeSlow(900) };
+    const none = L1Store.sizeOf('k', entry(1_000_000, { heapBytes: 0 }));
+    assert.ok(L1Store.sizeOf('k', shared) - none >= 1_000, 'the bytes are charged');
+    assert.ok(L1Store.sizeOf('k', shared) < L1Store.sizeOf('k', apart), 'one allocation costs less than two');
+    // Views into a larger buffer keep all of it.
+    const wide = Buffer.allocUnsafeSlow(10_000);
+    const both: StoredEntry = { ...shared, head: wide.subarray(0, 100), body: wide.subarray(100, 1_000) };
+    assert.ok(L1Store.sizeOf('k', both) - none >= 10_000, 'the whole buffer is charged');
+  });
 });

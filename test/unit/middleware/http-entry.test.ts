@@ -1,0 +1,65 @@
+// HTTP entries are stored as bytes alone (head JSON and body in one buffer of
+// their own) and decoded on their first hit; L1 charges the decoded form from
+// the start, so its byte count does not move when a hit decodes an entry.
+import assert from 'node:assert/strict';
+import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from '../../../src/middleware/http-entry.js';
+import { L1Store } from '../../../src/store/l1-store.js';
+
+const stamp = { epoch: 3, tags: ['key:k', 'path:/a'], versions: [1, 2] };
+const life = { createdAt: 1_000, freshUntil: 61_000, staleUntil: 61_000 };
+
+const HEADER_SETS: Array<Array<[string, string]>> = [
+  [],
+  [['content-length', '5']],
+  [['x-powered-by', 'Express'], ['content-type', 'application/json; charset=utf-8'], ['etag', 'W/"5-abc"']],
+  [['a', 'b'], ['c', 'd'], ['e', 'f'], ['g', 'h'], ['i', 'j'], ['k', 'l'], ['m', 'n'], ['o', 'p']],
+  [['set-later', 'x'], ['last-modified', 'Tue, 01 Dec 2026 10:00:00 GMT'], ['x-pad', 'p'.repeat(4096)]],
+  [['last-modified', 'not a date'], ['vary', 'accept'], ['vary', 'accept-language']],
+];
+
+describe('middleware: HTTP entries', () => {
+  for (const [i, headers] of HEADER_SETS.entries()) {
+    for (const status of [200, 204, 301]) {
+      it(`header set ${i}, status ${status}: bytes alone until first use, charged the same by L1 before and after decoding, replayed as stored`, () => {
+        const body = status === 204 ? Buffer.alloc(0) : Buffer.from('hello');
+        const { entry, l1Entry } = responseEntry(stamp, life, status, headers, body, true);
+        assert.equal(l1Entry, entry, 'one entry for both tiers');
+        assert.equal(entry.decoded, undefined);
+        assert.equal(entry.head.buffer, entry.body.buffer, 'head and body share one allocation');
+        assert.equal(entry.head.buffer.byteLength, entry.head.length + entry.body.length, 'a buffer of their own');
+        assert.deepEqual(entry.body, body);
+        const charged = L1Store.sizeOf('k', entry);
+        const response = httpValueOf(entry);
+        assert.ok(response instanceof PreparedResponse);
+        assert.equal(entry.decoded, response);
+        assert.equal(L1Store.sizeOf('k', entry), charged);
+        assert.equal(response.status, status);
+        assert.equal(response.isPublic, true);
+        assert.deepEqual(response.body, body);
+        assert.deepEqual(
+          response.headers.fields().filter((_, j, all) => all[j - (j % 2)] !== 'content-length'),
+          headers.filter(([n]) => n !== 'content-length').flat(),
+        );
+      });
+    }
+  }
+
+  it('a Vary manifest is bytes alone until first use, charged the same before and after decoding', () => {
+    const { entry } = manifestEntry(stamp, life, ['accept-language', 'x-tenant'], false);
+    const charged = L1Store.sizeOf('k', entry);
+    const manifest = httpValueOf(entry);
+    assert.ok(manifest instanceof VaryManifest);
+    assert.deepEqual(manifest.headers, ['accept-language', 'x-tenant']);
+    assert.equal(manifest.isPublic, false);
+    assert.equal(L1Store.sizeOf('k', entry), charged);
+  });
+
+  it('keeps origin-mode stale rules through the stored bytes', () => {
+    const { entry } = responseEntry(stamp, life, 200, [['date', 'Tue, 01 Dec 2026 10:00:00 GMT']], Buffer.from('x'), false, { noStale: true, staleWhileRevalidate: 5, staleIfError: 7 });
+    const charged = L1Store.sizeOf('k', entry);
+    const response = httpValueOf(entry) as PreparedResponse;
+    assert.deepEqual(response.staleRules, { noStale: true, staleWhileRevalidate: 5, staleIfError: 7 });
+    assert.equal(response.lastModified, Date.parse('Tue, 01 Dec 2026 10:00:00 GMT'));
+    assert.equal(L1Store.sizeOf('k', entry), charged);
+  });
+});
