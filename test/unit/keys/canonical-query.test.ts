@@ -79,6 +79,16 @@ describe('keys: canonicalQuery', () => {
       assert.equal(key(`/s?${filler}&x=1`), key(`/s?x=1&${filler}`));
     });
 
+    it("keeps a value that is not UTF-8 apart from the value its escapes spell: ?a=%FF is not ?a=%25FF", () => {
+      assert.notEqual(key('/s?a=%FF'), key('/s?a=%25FF'));
+      assert.notEqual(key('/s?a=%FF&b=1'), key('/s?a=%25FF&b=1'));
+    });
+
+    it("decodes every part after a leading '?' as usual: only the first is kept as sent", () => {
+      assert.equal(key('/s??x=1&b=%41'), key('/s??x=1&b=A'));
+      assert.notEqual(key('/s??x=1&b=1'), key('/s??x=1&b=2'));
+    });
+
     it("gives the empty query '' (no parameters), as no query at all", () => {
       assert.equal(canonicalQuery(''), '');
       assert.equal(key('/s?'), key('/s'));

@@ -48,6 +48,11 @@ describe('keys: header lists (RFC 9110 §5.6)', () => {
       assert.deepEqual([...cc], [['public', ''], ['max-age', '60'], ['ext', 'a,no-store,b'], ['no-cache', 'Set-Cookie, X']]);
       assert.equal(cc.has('no-store'), false);
     });
+
+    it("reads names and values with white space around '=', and skips elements without a name", () => {
+      const cc = parseDirectives('max-age = 60,\tS-MAXAGE\t=\t"5" , =7, private');
+      assert.deepEqual([...cc], [['max-age', '60'], ['s-maxage', '5'], ['private', '']]);
+    });
   });
 
   describe('properties', () => {

@@ -176,7 +176,8 @@ describe('keys: RouteTable', () => {
     });
 
     it('throws naming the rule and key for an unknown key in a rule object', () => {
-      assertConfigError(() => new RouteTable({ '/x': { ttl: '1m', tll: '5m' } as never }), "routes['/x'].tll", '"5m"');
+      assertConfigError(() => new RouteTable({ '/x': { ttl: '1m', tll: '5m' } as never }), "routes['/x'].tll", '"5m"', /is not a known rule option \(known: ttl, staleWhileRevalidate, staleIfError, vary, negativeTtl, shared, query, freshness, jitter\)/);
+      assertConfigError(() => new RouteTable({ '/x': null as never }), "routes['/x']", 'null', /must be a TTL \(number of ms or a string like "5m"\), false, or a rule object/);
     });
 
     it('throws naming the field for a bad duration in a rule', () => {
@@ -225,6 +226,10 @@ describe('keys: RouteTable', () => {
         ['/api/[id]', "'/api'"],
         ['/*', "'/'"],
         ['/:lang/docs', "'/'"],
+        ['/api/mov*', "'/api'"],
+        ['/api/x*/y', "'/api'"],
+        ['/api//:id/x', "'/api'"],
+        ['/api///:id', "'/api'"],
       ];
       for (const [prefix, literal] of cases) {
         assertConfigError(() => new RouteTable({ '/ok': '1m', [prefix]: '5m' }), `routes['${prefix}']`, JSON.stringify(prefix));
