@@ -10,7 +10,7 @@ import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
 import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag } from '../keys/tags.js';
-import { buildRequestKey, normalizedHeaderValue, requestKeys } from '../keys/request-key.js';
+import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
@@ -522,7 +522,7 @@ export class TierCache extends EventEmitter implements DataCache {
     // A Koa ctx carries node's request as ctx.req; the middleware marks that one.
     const inner = holder.req !== undefined && typeof holder.req === 'object' ? (holder.req as Holder) : undefined;
     const req = inner ?? holder;
-    const used = requestKeys.get(req) ?? requestKeys.get(holder);
+    const used = (req as Record<symbol, unknown>)[REQUEST_KEY] ?? (holder as Record<symbol, unknown>)[REQUEST_KEY];
     if (typeof used === 'string') return used;
     const url = holder.originalUrl ?? req.originalUrl ?? req.url ?? '/';
     const rule = this.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));

@@ -2,7 +2,7 @@
 export { parseDuration, type Duration } from './duration.js';
 export { normalizeRoutePath, originForm, pathOf, parentPath } from './path-normalize.js';
 export { RouteTable, resolveRule, resolveHeaderList, type RouteRule, type RouteRuleInput, type RouteRuleOptions } from './route-table.js';
-export { buildRequestKey, canonicalQuery, methodClass, normalizedHeaderValue, requestKeys, variantKey, MAX_KEY_LENGTH, type RequestKeyInput } from './request-key.js';
+export { buildRequestKey, canonicalQuery, methodClass, normalizedHeaderValue, REQUEST_KEY, variantKey, MAX_KEY_LENGTH, type RequestKeyInput } from './request-key.js';
 export { escapeKeyComponent } from './key-escape.js';
 export { ACCESS_TOKEN, hasAccessToken, MAX_QUERY_PARTS } from './canonical-query.js';
 export { implicitTags, keyTag, pathTags, prefixTag, prefixTags, tagPath, userTag, MAX_PATH_TAG_DEPTH } from './tags.js';

@@ -10,14 +10,8 @@ import { escapeKeyComponent } from './key-escape.js';
 
 export { canonicalQuery };
 
-/**
- * The key the middleware used for each request, for cache.keyFor(). A side
- * table rather than a property on the request: Express gives every request a
- * hidden class of its own, so each property added to one copies its map
- * (about a microsecond). One table per process, so the ESM and the CommonJS
- * build of the package, both loaded, still see each other's keys.
- */
-export const requestKeys: WeakMap<object, string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('tiercache.requestKeys')] ??= new WeakMap<object, string>()) as WeakMap<object, string>;
+/** Where the middleware leaves the key it used on a request, for cache.keyFor(). */
+export const REQUEST_KEY = Symbol.for('tiercache.key');
 
 /** Keys longer than this are replaced by a hash of their variable part. */
 export const MAX_KEY_LENGTH = 1024;

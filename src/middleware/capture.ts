@@ -117,16 +117,15 @@ function declaredLength(res: ServerResponse): number | undefined {
 }
 
 /**
- * Each captured response's captures, one per depth: middleware nested in
- * middleware (app-wide and per route) captures twice, each capture wrapping
- * what the other left on `res`, so each depth has its own set of wrappers,
- * reading its own capture. Shared wrappers and a side table mean no closures
- * per response and no extra property on it (each property added to an Express
- * response copies its hidden class, which Express makes unique per response).
+ * Where a captured response keeps its captures: one object each, no closures
+ * per response. Middleware nested in middleware (app-wide and per route)
+ * captures twice, each capture wrapping what the other left on `res`, so
+ * each depth has its own set of wrappers, reading its own capture.
  */
-const capturesOf = new WeakMap<ServerResponse, Capture[]>();
+const CAPTURES = Symbol('tiercache.captures');
 
 interface Captured {
+  [CAPTURES]: Capture[] | undefined;
   _storeHeader: StoreHeader;
 }
 
@@ -267,7 +266,7 @@ interface Wrappers {
 /** The wrappers of the capture at `depth` (0: the first one on a response). */
 function wrappersAt(depth: number): Wrappers {
   function captureStoreHeader(this: ServerResponse & Captured, firstLine: string, headers: unknown): void {
-    const c = capturesOf.get(this)![depth]!;
+    const c = this[CAPTURES]![depth]!;
     if (!c.replaced) {
       try {
         c.hooks.sent(this);
@@ -279,7 +278,7 @@ function wrappersAt(depth: number): Wrappers {
   }
 
   function captureWriteHead(this: ServerResponse & Captured, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
-    const c = capturesOf.get(this)![depth]!;
+    const c = this[CAPTURES]![depth]!;
     if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
     if (c.replaced || c.pending) return this;
     if (c.headersSeen || this.headersSent) return c.writeHead.apply(this, arguments as unknown as unknown[]);
@@ -294,7 +293,7 @@ function wrappersAt(depth: number): Wrappers {
   }
 
   function captureWrite(this: ServerResponse & Captured, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    const c = capturesOf.get(this)![depth]!;
+    const c = this[CAPTURES]![depth]!;
     if (typeof encoding === 'function') cb = encoding;
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
@@ -306,7 +305,7 @@ function wrappersAt(depth: number): Wrappers {
   }
 
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
-    const c = capturesOf.get(this)![depth]!;
+    const c = this[CAPTURES]![depth]!;
     if (c.replaced) {
       swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
       if (!c.ended) {
@@ -407,8 +406,7 @@ const WRAPPERS: Wrappers[] = [0, 1, 2, 3].map(wrappersAt);
  */
 export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
   const target = res as ServerResponse & Captured;
-  let captures = capturesOf.get(res);
-  if (captures === undefined) capturesOf.set(res, (captures = []));
+  const captures = (target[CAPTURES] ??= []);
   const depth = captures.length;
   const wrappers = WRAPPERS[depth] ?? wrappersAt(depth);
   captures.push(new Capture(

@@ -5,7 +5,7 @@
 // translate their request objects and "run the rest of the app" into this.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
-import { buildRequestKey, normalizedHeaderValue, requestKeys, variantKey } from '../keys/request-key.js';
+import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
@@ -33,13 +33,14 @@ import { HttpEvents } from '../observe/http-events.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
- * The request whose answer a middleware is capturing, and its capture. When a
- * second tiercache middleware (per route, inside an app-wide one) handles the
- * same request, the outer one stands down: only the innermost, most specific
- * options (user scope, tags, TTL) decide what is stored. A side table, not a
- * property on the request (see requestKeys).
+ * Marks a request whose answer a middleware is capturing. When a second
+ * tiercache middleware (per route, inside an app-wide one) handles the same
+ * request, the outer one stands down: only the innermost, most specific
+ * options (user scope, tags, TTL) decide what is stored. A property, not a
+ * WeakMap: side tables cost more than they save (ephemeron work at every
+ * collection; measured by instruction count, bench/miss-instructions.sh).
  */
-const activeFills = new WeakMap<IncomingMessage, ActiveFill>();
+const ACTIVE_FILL = Symbol('tiercache.activeFill');
 /** Set once a tiercache layer has looked at a request's refresh marker (the first one removes the header). */
 const REFRESHING_SEEN = Symbol('tiercache.refreshSeen');
 
@@ -506,7 +507,7 @@ export class HttpCache<R> {
     }
     const req = c.req;
     // A middleware further in (per route) decides for this request: one mounted further out stands down.
-    const outer = activeFills.get(req);
+    const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
     if (outer !== undefined && outer.owner !== this) outer.standDown();
     const method = req.method;
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
@@ -520,7 +521,7 @@ export class HttpCache<R> {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
     }
     if (plan === undefined || typeof plan === 'string') return this.bypass(c, next, plan);
-    requestKeys.set(req, plan.key);
+    (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
     if ((req.headers[REFRESH_HEADER] !== undefined || (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] !== undefined) && this.isOwnRefresh(req)) {
       // Our own background refresh: run the handler and store, whatever is cached.
       return this.fill(c, plan, next, undefined);
@@ -1075,7 +1076,7 @@ export class HttpCache<R> {
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
     const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill);
-    activeFills.set(c.req, capture);
+    (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.options.maxBodyBytes, capture);
   }
 
