@@ -241,6 +241,13 @@ describe('keys: buildRequestKey', () => {
     // Regression (found by these tests, fixed in 8d23c41): the hash input (and a
     // Redis key) is UTF-8, where every lone surrogate becomes U+FFFD, so these
     // two users shared a hashed key.
+    it('escapes an unpaired surrogate apart from any text: never the same as its code written out', () => {
+      for (const [lone, text] of [['\uD800', 'D800'], ['\uDFFF', 'DFFF'], ['x\uDBFF', 'xDBFF']]) {
+        assert.notEqual(escapeKeyComponent(lone!), escapeKeyComponent(text!));
+        assert.notEqual(escapeKeyComponent(lone!), escapeKeyComponent('%' + text!));
+      }
+    });
+
     it('tells apart users whose ids differ only in unpaired surrogates, once the key is hashed', () => {
       assert.notEqual(key('/x', { user: '\uD800' }), key('/x', { user: '\uDBFF' }));
       assert.notEqual(key(longPath, { user: '\uD800' }), key(longPath, { user: '\uDBFF' }));
@@ -255,6 +262,7 @@ describe('keys: buildRequestKey', () => {
       assert.equal(normalizedHeaderValue(''), '');
       assert.equal(normalizedHeaderValue(' en '), 'en');
       assert.equal(normalizedHeaderValue('en, fr'), 'en,fr');
+      assert.equal(normalizedHeaderValue('a, b'), 'a,b');
       assert.equal(normalizedHeaderValue(['en', 'fr']), normalizedHeaderValue('en,fr'));
     });
 

@@ -230,11 +230,15 @@ describe('keys: RouteTable', () => {
         ['/api/x*/y', "'/api'"],
         ['/api//:id/x', "'/api'"],
         ['/api///:id', "'/api'"],
+        ['/a/:/b', "'/a'"],
       ];
       for (const [prefix, literal] of cases) {
         assertConfigError(() => new RouteTable({ '/ok': '1m', [prefix]: '5m' }), `routes['${prefix}']`, JSON.stringify(prefix));
         assert.throws(() => new RouteTable({ [prefix]: '5m' }), (e: Error) => e.message.includes('router pattern') && e.message.includes(literal), `${prefix}: the message should say to write ${literal}`);
       }
+      // The message names the pattern character itself.
+      assert.throws(() => new RouteTable({ '/api/:id': '5m' }), /is a router pattern \(':'\)/);
+      assert.throws(() => new RouteTable({ '/api/*': '5m' }), /is a router pattern \('\*'\)/);
       // Literal prefixes with ':' inside a segment or '+' are fine.
       assert.equal(new RouteTable({ '/files/v1:batch': '1m', '/tags/c++': '1m', '/a-b_c.d~e': '1m' }).size, 3);
     });
