@@ -8,6 +8,7 @@
 // figures that count against DESIGN.md section 6 come from bench/http/miss.mjs.
 //
 //   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
+//   (kind express-noop: Express with one app-wide middleware that only calls next())
 //
 // --build: a compiled tiercache (its dist/esm directory); default `src=../src` (the
 // TypeScript sources through tsx). E.g. compare a branch against main:
@@ -80,6 +81,8 @@ async function app(kind: string, build: Build): Promise<Handler> {
   if (kind.startsWith('express')) {
     const a = express();
     if (kind === 'express-tc') a.use(build.expressCache(cache));
+    // The cost of one more app-wide layer that does nothing: the floor under express-tc.
+    if (kind === 'express-noop') a.use((_req, _res, next) => next());
     a.get(BENCH_PATH, (req, res) => {
       res.json(catalogFor(String(req.query['miss'])));
     });
