@@ -15,6 +15,8 @@ describe('middleware: storage rules, unit', () => {
 
     it('reads the query up to a raw #: a token in the fragment is none, one before it is', () => {
       assert.equal(queryHasAccessToken('/a?x=1#access_token=1'), false);
+      assert.equal(queryHasAccessToken('/a?x=1#&access_token=1'), false);
+      assert.equal(queryHasAccessToken('/a?x=1#&%61ccess_token=1'), false);
       assert.equal(queryHasAccessToken('/a?x=1#%61ccess_token=1'), false);
       assert.equal(queryHasAccessToken('/a?access_token=1#frag'), true);
       assert.equal(queryHasAccessToken('/a?x=1&access_token=1#'), true);
