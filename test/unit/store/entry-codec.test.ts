@@ -257,6 +257,24 @@ describe('store: entry codec', () => {
       assertCodecError(bad, 'head length 2^32 - 1');
     });
 
+    it('refuses to encode more tags, or a longer tag, than the u16 lengths can say (and encodes the most they can)', () => {
+      const most = Array.from({ length: 0xffff }, (_, i) => `t${i}`);
+      assert.equal(roundTrip(entry({ tags: most, versions: most.map(() => 1) })).tags.length, 0xffff);
+      const longest = 'x'.repeat(0xffff);
+      assert.deepEqual(roundTrip(entry({ tags: [longest], versions: [3] })).tags, [longest]);
+      assert.throws(
+        () => encodeEntry(entry({ tags: [...most, 'one more'], versions: [...most.map(() => 1), 1] })),
+        (err: unknown) => err instanceof EntryCodecError && err.name === 'EntryCodecError' && /too many tags \(65536\)/.test(err.message),
+      );
+      // Counted in bytes: 0x8000 two-byte characters are 65,536 bytes.
+      for (const tag of [longest + 'x', '\u00e9'.repeat(0x8000)]) {
+        assert.throws(
+          () => encodeEntry(entry({ tags: [tag], versions: [1] })),
+          (err: unknown) => err instanceof EntryCodecError && /tag longer than 65535 bytes/.test(err.message),
+        );
+      }
+    });
+
     it('rejects foreign values: JSON text, plain strings, another serializer', () => {
       const foreign = [
         '{"kind":1,"body":"x"}',
@@ -299,5 +317,11 @@ describe('store: ownBytes', () => {
     assert.deepEqual(own, view);
     const whole = Buffer.from(new ArrayBuffer(10));
     assert.equal(ownBytes(whole), whole);
+    // A view at the start of a slab, and one that runs to its end, keep the slab alive just the same.
+    for (const [what, part] of [['at the start', slab.subarray(0, 10)], ['at the end', slab.subarray(8182)]] as const) {
+      const copied = ownBytes(part);
+      assert.equal(copied.buffer.byteLength, 10, what);
+      assert.deepEqual(copied, part, what);
+    }
   });
 });
