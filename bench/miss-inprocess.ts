@@ -9,6 +9,8 @@
 //
 //   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
 //   (kind express-noop: Express with one app-wide middleware that only calls next())
+//   --hit: every request the same URL instead (an L1 hit once the first has filled);
+//   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
 //
 // --build: a compiled tiercache (its dist/esm directory); default `src=../src` (the
 // TypeScript sources through tsx). E.g. compare a branch against main:
@@ -23,7 +25,7 @@ import { pathToFileURL } from 'node:url';
 import express from 'express';
 import Koa from 'koa';
 import { DiscardingSocket } from '../src/middleware/refresh.js';
-import { BENCH_PATH, catalogFor } from './http/body.mjs';
+import { BENCH_PATH, BODY, CONTENT_TYPE, catalogFor } from './http/body.mjs';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -39,11 +41,12 @@ type Sink = DiscardingSocket;
 const LOOPBACK = { remoteAddress: '127.0.0.1', remotePort: 40000, remoteFamily: 'IPv4', localAddress: '127.0.0.1', localPort: 8080, encrypted: undefined, authorized: undefined, servername: undefined, alpnProtocol: undefined };
 
 let served = 0;
-/** One GET for a never-seen URL, on `socket`; resolves when the answer is finished. */
+const hits = process.argv.includes('--hit');
+/** One GET for a never-seen URL (with --hit: the same URL every time), on `socket`; resolves when the answer is finished. */
 function request(socket: Sink, handler: Handler): Promise<void> {
   const req = new IncomingMessage(socket as unknown as Socket);
   req.method = 'GET';
-  req.url = `${BENCH_PATH}?miss=${++served}`;
+  req.url = hits ? BENCH_PATH : `${BENCH_PATH}?miss=${++served}`;
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
   req.httpVersion = '1.1';
@@ -83,6 +86,13 @@ async function app(kind: string, build: Build): Promise<Handler> {
     if (kind === 'express-tc') a.use(build.expressCache(cache));
     // The cost of one more app-wide layer that does nothing: the floor under express-tc.
     if (kind === 'express-noop') a.use((_req, _res, next) => next());
+    if (kind === 'express-bare') {
+      a.get(BENCH_PATH, (_req, res) => {
+        res.set('content-type', CONTENT_TYPE);
+        res.end(BODY);
+      });
+      return a as unknown as Handler;
+    }
     a.get(BENCH_PATH, (req, res) => {
       res.json(catalogFor(String(req.query['miss'])));
     });

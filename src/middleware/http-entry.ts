@@ -195,6 +195,21 @@ export class HeaderSet {
     return flat;
   }
 
+  /**
+   * Whether writing these fields (with Age, and Cache-Status if `withStatus`)
+   * replaces every header named in `set` (node's lower-cased names of the
+   * headers already set on a response), so that none of them would survive.
+   */
+  replacesAll(set: Record<string, unknown>, withStatus: boolean): boolean {
+    const flat = this.flat;
+    next: for (const name in set) {
+      if (name === 'age' || (withStatus && name === 'cache-status')) continue;
+      for (let i = 0; i < this.count; i += 2) if (flat[i] === name) continue next;
+      return false;
+    }
+    return true;
+  }
+
   /** Sets every field on `res` (which already has headers of its own), repetitions kept. */
   setOn(res: { setHeader(name: string, value: string | readonly string[]): unknown }): void {
     if (!this.repeated) {

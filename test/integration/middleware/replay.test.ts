@@ -5,6 +5,8 @@
 // hits and the 304 answer.
 import assert from 'node:assert/strict';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import express from 'express';
+import { expressCache } from '../../../src/express.js';
 import type { TierCache } from '../../../src/index.js';
 import { front } from '../../../src/node.js';
 import { useRedisCaches } from '../../support/cache-context.js';
@@ -87,6 +89,39 @@ describe('middleware: what a hit sends on the wire', function () {
     assert.equal(app.runs('/r'), 1);
     assertRepeats(hit, 'a front-door hit');
     assert.deepEqual(handlerFields(hit), handlerFields(miss));
+  });
+
+  it('headers set before the cache: one the entry also has gets the stored value, one it lacks is kept, repeats and all (Express)', async () => {
+    const cache = await redisCaches.open({ ttl: '1m' });
+    const app = express();
+    let n = 0;
+    // Before the cache, on every request: X-Seen (so the fill stores it) and, when asked, X-Probe (never stored).
+    app.use((req, res, next) => {
+      res.setHeader('X-Seen', String(++n));
+      if (req.headers['x-probe'] !== undefined) res.setHeader('X-Probe', ['p1', 'p2']);
+      next();
+    });
+    app.use(expressCache(cache));
+    app.get('/api/r', (_req, res) => {
+      res.set('Link', LINKS);
+      res.send('body');
+    });
+    const server = await serve(app as unknown as RequestListener);
+    const miss = await wireGet(server, '/api/r');
+    assert.deepEqual(valuesOf(miss, 'x-seen'), ['1']);
+    const plain = await wireGet(server, '/api/r');
+    assert.equal(statusOf(plain), 'tiercache; hit; detail=L1');
+    assert.deepEqual(valuesOf(plain, 'x-seen'), ['1'], 'the stored value replaces the one set before the cache');
+    assert.deepEqual(valuesOf(plain, 'x-powered-by'), ['Express']);
+    assert.deepEqual(valuesOf(plain, 'link'), LINKS);
+    assert.deepEqual(valuesOf(plain, 'x-probe'), []);
+    const probed = await wireGet(server, '/api/r', { 'X-Probe': '1' });
+    assert.equal(statusOf(probed), 'tiercache; hit; detail=L1');
+    assert.deepEqual(valuesOf(probed, 'x-probe'), ['p1', 'p2'], 'a header the entry does not have survives the hit');
+    assert.deepEqual(valuesOf(probed, 'x-seen'), ['1']);
+    assert.deepEqual(valuesOf(probed, 'link'), LINKS);
+    assert.deepEqual(valuesOf(probed, 'x-powered-by'), ['Express']);
+    assert.equal(valuesOf(probed, 'content-length')[0], '4');
   });
 
   it('a hit carries the Date its filling answer carried, not the time of the hit', async function () {
