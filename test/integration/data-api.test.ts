@@ -874,6 +874,23 @@ describe('data API: invalidation and clear', () => {
     assert.equal(await b.get('k1'), 'after', 'a set after clear() works');
   });
 
+  it("an invalidation in one namespace never reaches another namespace's bus or entries on the same Redis", async () => {
+    const a = await ctx.open();
+    const other = await ctx.open({ namespace: `${ctx.ns}-other` });
+    const otherPeer = await ctx.open({ namespace: `${ctx.ns}-other` });
+    await other.set('k', 'kept', { tags: ['t'] });
+    assert.equal(await other.get('k'), 'kept');
+    await a.invalidateTags(['t']);
+    // Sent after A's on the same Redis: once the other namespace's bus has it, it would have had A's too.
+    await otherPeer.invalidateTags(['unrelated']);
+    const bus = other.bus!;
+    for (let i = 0; i < 400 && bus.received < 1; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(bus.received, 1, 'messages heard by the other namespace');
+    const hits = other.stats().l1.hits;
+    assert.equal(await other.get('k'), 'kept');
+    assert.equal(other.stats().l1.hits, hits + 1, "the other namespace's entry tagged 't' is still an L1 hit");
+  });
+
   it('FLUSHALL between fills and invalidations never makes an old entry valid again', async function () {
     this.timeout(10_000);
     const a = await ctx.open();
