@@ -3,6 +3,7 @@
 // tags may hold commas (`"v1,gz"`), so the list is split as RFC 9110 §5.6 says.
 import type { IncomingHttpHeaders } from 'node:http';
 import { splitList } from '../keys/header-list.js';
+import { parseHttpDate } from './http-date.js';
 
 function opaqueTag(tag: string): string {
   const t = tag.trim();
@@ -35,7 +36,7 @@ export function conditionsOf(headers: IncomingHttpHeaders): Conditions | undefin
 export function isNotModified(conditions: Conditions, etag: string | undefined, lastModified: number | undefined): boolean {
   if (conditions.ifNoneMatch !== undefined) return etag !== undefined && noneMatchHits(conditions.ifNoneMatch, etag);
   if (conditions.ifModifiedSince !== undefined && lastModified !== undefined) {
-    const since = Date.parse(conditions.ifModifiedSince);
+    const since = parseHttpDate(conditions.ifModifiedSince);
     return !Number.isNaN(since) && lastModified <= since;
   }
   return false;

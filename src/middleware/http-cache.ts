@@ -18,7 +18,7 @@ import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite,
 import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
-import { httpDateNow } from './http-date.js';
+import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
@@ -159,7 +159,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (body !== undefined && this.conditions !== undefined && r.statusCode === 200) {
       const lm = headers['last-modified'];
       const etag = headers.etag;
-      notModified = isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : Date.parse(String(lm)));
+      notModified = isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : parseHttpDate(String(lm)));
     }
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = body !== undefined ? MISS_STORED : MISS));

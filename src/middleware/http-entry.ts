@@ -12,6 +12,7 @@
 // repetitions, order and the origin's Date.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
+import { parseHttpDate } from './http-date.js';
 
 interface StoredHead {
   /** Status of a stored response. */
@@ -92,7 +93,7 @@ export class PreparedResponse {
       flat[i++] = value;
       if (name === 'etag') etag = value;
       else if (name === 'last-modified' || (name === 'date' && staleRules !== undefined && lastModified === undefined)) {
-        const t = Date.parse(value);
+        const t = parseHttpDate(value);
         if (!Number.isNaN(t)) lastModified = t;
       }
     }

@@ -4,7 +4,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { MissReason } from '../cache-status.js';
 import { varyOf } from '../storage-rules.js';
-import { deltaSeconds, fieldNamesOf, responseDirectives, type Directives, type TargetedFields } from './directives.js';
+import { parseHttpDate } from '../http-date.js';
+import { DELTA_SECONDS_MAX, deltaSeconds, fieldNamesOf, responseDirectives, type Directives, type TargetedFields } from './directives.js';
 
 /** Statuses a cache may give a heuristic lifetime (RFC 9110 §15.1). */
 const HEURISTIC_STATUS = new Set([200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501]);
@@ -52,9 +53,7 @@ function single(value: string | number | string[] | undefined): string | undefin
 /** An HTTP-date as ms, NaN when invalid (or repeated: §4.2.1 lets a cache treat that as stale). */
 function httpDate(value: string | number | string[] | undefined): number {
   const text = single(value);
-  // A bare number (`Expires: 0`) is no HTTP-date, though Date.parse would read a year from it.
-  if (text === undefined || !/[a-z]/i.test(text)) return Number.NaN;
-  return Date.parse(text);
+  return text === undefined ? Number.NaN : parseHttpDate(text);
 }
 
 function seconds(d: Directives, name: string): number | undefined {
@@ -99,8 +98,7 @@ export function originLife(input: LifeInput): OriginLife | MissReason {
     const since = (Number.isNaN(date) ? input.responseTime : date) - lastModified;
     lifetime = since > 0 ? Math.min(Math.floor(since * HEURISTIC_SHARE), input.heuristicCap) : 0;
   }
-  // An Age that is not one delta-seconds (a list, a sign, a fraction, a parameter) leaves the age unknown: stale (§4.2.1).
-  if (Number.isNaN(lifetime) || lifetime < 0 || (headers.age !== undefined && ageSeconds(headers.age) === undefined)) lifetime = 0;
+  if (Number.isNaN(lifetime) || lifetime < 0) lifetime = 0;
   // A no-cache response is stored but never fresh: every use is revalidated (§5.2.2.4).
   const noCacheFields = fieldNamesOf(cc, 'no-cache');
   if (v.has('no-cache') && noCacheFields === undefined) lifetime = 0;
@@ -124,14 +122,20 @@ function validSeconds(d: Directives, name: string): number | undefined {
 export function correctedInitialAge(headers: OutgoingHttpHeaders, requestTime: number, responseTime: number): number {
   const date = httpDate(headers.date);
   const apparentAge = Number.isNaN(date) ? 0 : Math.max(0, responseTime - date);
-  // §5.1: Age is delta-seconds; an invalid one counts as none here (and makes the response stale, above).
   const ageValue = (ageSeconds(headers.age) ?? 0) * 1000;
   const correctedAgeValue = ageValue + Math.max(0, responseTime - requestTime);
   return Math.max(apparentAge, correctedAgeValue);
 }
 
-/** An Age field value in seconds, undefined unless it is exactly one delta-seconds. */
+/**
+ * An Age field value in seconds (RFC 9111 §5.1): of a list (a repeated field
+ * included) the first member counts; a value that is not delta-seconds is
+ * ignored (undefined).
+ */
 function ageSeconds(value: string | number | string[] | undefined): number | undefined {
-  const text = single(value)?.trim();
-  return text !== undefined && /^[0-9]+$/.test(text) ? Math.min(Number(text), 2_147_483_648) : undefined;
+  if (value === undefined) return undefined;
+  const first = String(Array.isArray(value) ? value[0] : value);
+  const comma = first.indexOf(',');
+  const text = (comma === -1 ? first : first.slice(0, comma)).trim();
+  return /^[0-9]+$/.test(text) ? Math.min(Number(text), DELTA_SECONDS_MAX) : undefined;
 }

@@ -81,6 +81,9 @@ describe('middleware: conditional requests, unit', () => {
 
     it('If-Modified-Since: ignored when the date is invalid or nothing says when the response changed', () => {
       assert.equal(isNotModified(ims('not a date'), undefined, LM), false);
+      // Date.parse reads these; RFC 9110 §13.1.3 has them ignored: no HTTP-date.
+      assert.equal(isNotModified(ims(new Date(LM + 1_000).toISOString()), undefined, LM), false);
+      assert.equal(isNotModified(ims(new Date(LM + 1_000).toUTCString().toUpperCase()), undefined, LM), false);
       assert.equal(isNotModified(ims(new Date(LM).toUTCString()), undefined, undefined), false);
     });
 

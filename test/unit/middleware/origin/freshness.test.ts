@@ -111,6 +111,15 @@ describe('middleware: origin freshness, unit', () => {
       assert.equal(lifetime({ 'cache-control': 'max-age=0', expires: at(HOUR), date: DATE }), 0);
     });
 
+    it('reads an Expires that is no HTTP-date as already expired (§5.3), however Date.parse would read it', () => {
+      for (const expires of ['2026-12-01T11:00:00Z', 'TUE, 01 DEC 2026 11:00:00 GMT', 'Tue, 1 Dec 2026 11:00:00 GMT', '0', 'Tue Dec 01 2026 11:00:00 GMT+0000']) {
+        assert.equal(lifetime({ expires, date: DATE }), 0, `Expires: ${expires}`);
+      }
+      // The obsolete forms are HTTP-dates (RFC 9110 §5.6.7).
+      assert.equal(lifetime({ expires: 'Tuesday, 01-Dec-26 11:00:00 GMT', date: DATE }), HOUR);
+      assert.equal(lifetime({ expires: 'Tue Dec  1 11:00:00 2026', date: DATE }), HOUR);
+    });
+
     it('counts Expires from the time of receipt when Date is absent or invalid', () => {
       assert.equal(lifetime({ expires: at(HOUR) }, { responseTime: T + 10_000 }), HOUR - 10_000);
       assert.equal(lifetime({ expires: at(HOUR), date: 'yesterday' }, { responseTime: T + 10_000 }), HOUR - 10_000);
@@ -234,6 +243,16 @@ describe('middleware: origin freshness, unit', () => {
       assert.equal(correctedInitialAge({ date: at(60_000) }, T - 1_000, T), 1_000);
       assert.equal(correctedInitialAge({}, T - 1_000, T), 1_000);
       assert.equal(correctedInitialAge({ date: 'not a date' }, T, T), 0);
+    });
+
+    it('uses the first member of a list-based Age, and ignores an invalid one (§5.1): the lifetime stands', () => {
+      assert.equal(correctedInitialAge({ age: '10, 20' }, T, T), 10_000);
+      assert.equal(correctedInitialAge(wire({ age: ['10', '20'] }), T, T), 10_000);
+      for (const age of ['10a', '-5', '1.5', '', 'ten', ', 10']) assert.equal(correctedInitialAge({ age }, T, T), 0, `Age: ${age}`);
+      const listed = life({ date: DATE, age: '10, 20', 'cache-control': 'max-age=60' });
+      assert.deepEqual([listed.lifetime, listed.createdAt], [60_000, T - 10_000]);
+      const invalid = life({ date: DATE, age: '10a', 'cache-control': 'max-age=60' });
+      assert.deepEqual([invalid.lifetime, invalid.createdAt], [60_000, T]);
     });
 
     it('caps an Age too large to represent at 2^31 seconds (§1.2.2)', () => {
