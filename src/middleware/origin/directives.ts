@@ -7,6 +7,7 @@
 // parses, it replaces Cache-Control for every caching decision.
 import type { OutgoingHttpHeaders } from 'node:http';
 import { splitList, unquote, type FieldValue } from '../../keys/header-list.js';
+import { parseDictionary, type Member } from './structured-dictionary.js';
 
 export interface Directives {
   /** Directive name (lower case) to its first argument ('' when it had none). */
@@ -51,24 +52,37 @@ export function fieldNamesOf(d: Directives, name: string): string[] | undefined 
   return splitList(raw).map((n) => n.toLowerCase());
 }
 
-const SF_KEY = /^[a-z*][a-z0-9_\-.*]*$/;
-const SF_BARE = /^(?:-?[0-9]{1,15}(?:\.[0-9]{1,3})?|[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*|\?[01]|"(?:[^"\\]|\\.)*")$/;
+/** Directives whose Cache-Control argument is delta-seconds: an Integer in a targeted field. */
+const DELTA_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error']);
+/** Directives without an argument: a Boolean in a targeted field. */
+const FLAG_DIRECTIVES = new Set(['no-store', 'public', 'must-revalidate', 'proxy-revalidate', 'must-understand', 'no-transform', 'immutable']);
+/** Directives with an optional list of field names: true, or a String of names. */
+const LISTING_DIRECTIVES = new Set(['no-cache', 'private']);
+
+/**
+ * A directive's argument as Cache-Control would give it ('' for none), or
+ * undefined when the member's type is not the one its Cache-Control syntax
+ * implies: RFC 9213 §2.1 says not to use such a value (`max-age=1.5`,
+ * `max-age="60"`, `no-store=?0`, `private=("a" "b")`).
+ */
+function argumentOf(name: string, member: Member): string | undefined {
+  if (member.type === 'boolean') return member.value ? '' : undefined;
+  if (DELTA_DIRECTIVES.has(name)) return member.type === 'integer' && member.value >= 0 ? String(member.value) : undefined;
+  if (FLAG_DIRECTIVES.has(name)) return undefined;
+  if (LISTING_DIRECTIVES.has(name)) return member.type === 'string' ? member.value : undefined;
+  return member.type === 'inner-list' ? undefined : String(member.value);
+}
 
 /** A targeted field as an RFC 8941 dictionary, or undefined when it does not parse (then it is ignored, RFC 9213 §2.1). */
 function parseTargeted(value: FieldValue): Directives | undefined {
+  const members = parseDictionary(Array.isArray(value) ? value.join(', ') : String(value));
+  if (members === undefined || members.size === 0) return undefined;
   const values = new Map<string, string>();
-  for (const member of splitList(Array.isArray(value) ? value.join(', ') : value)) {
-    const semi = member.indexOf(';');
-    const item = semi === -1 ? member : member.slice(0, semi);
-    const eq = item.indexOf('=');
-    const key = (eq === -1 ? item : item.slice(0, eq)).trim();
-    if (!SF_KEY.test(key)) return undefined;
-    const raw = eq === -1 ? '' : item.slice(eq + 1).trim();
-    if (eq !== -1 && !SF_BARE.test(raw)) return undefined;
-    // A dictionary's later member wins (RFC 8941 §4.2.2).
-    values.set(key, raw === '?1' ? '' : unquote(raw));
+  for (const [name, member] of members) {
+    const argument = argumentOf(name, member);
+    if (argument !== undefined) values.set(name, argument);
   }
-  return values.size === 0 ? undefined : { values, repeated: NONE.repeated };
+  return { values, repeated: NONE.repeated };
 }
 
 export const TIERCACHE_CACHE_CONTROL = 'tiercache-cache-control';

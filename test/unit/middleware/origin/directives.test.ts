@@ -156,11 +156,34 @@ describe('middleware: origin directives, unit', () => {
     });
 
     it('accepts every bare item kind as a value: integers, decimals, tokens, strings, booleans', () => {
-      const valid = ['x=0', 'x=-7', 'x=123456789012345', 'x=1.5', 'x=-0.125', 'x=a', 'x=*a', 'x=Tok:en/1.0', "x=a!#$%&'*+-.^_`|~z", 'x=""', 'x="a b"', 'x=?0', 'x=?1'];
+      const valid = ['x=0', 'x=-7', 'x=123456789012345', 'x=1.5', 'x=-0.125', 'x=123456789012.125', 'x=a', 'x=*a', 'x=Tok:en/1.0', "x=a!#$%&'*+-.^_`|~z", 'x=""', 'x="a b"', 'x=?1', 'x=:aGk=:', 'x=::'];
       for (const value of valid) {
         const d = responseDirectives({ 'tiercache-cache-control': value, 'cache-control': 'no-store' }, PLAIN);
         assert.ok(d.values.has('x') && !d.values.has('no-store'), value);
       }
+      // Boolean false and inner lists parse too (the field governs), but give no directive of that name.
+      for (const value of ['x=?0', 'x=("a" "b")', 'x=()', 'x=(1 2);p', 'x=( a )']) {
+        assert.deepEqual(governing({ 'tiercache-cache-control': value, 'cache-control': 'no-store' }), {}, value);
+      }
+    });
+
+    it('reads only the argument type the Cache-Control syntax implies (RFC 9213 §2.1): other values of a known directive are not used', () => {
+      const cases: Array<[string, Record<string, string>]> = [
+        ['max-age=60', { 'max-age': '60' }],
+        ['max-age=1.5, public', { public: '' }],
+        ['max-age="60", public', { public: '' }],
+        ['max-age=sixty, public', { public: '' }],
+        ['max-age=-1, public', { public: '' }],
+        ['s-maxage=?1, public', { 's-maxage': '', public: '' }],
+        ['stale-if-error=:AA==:, stale-while-revalidate=30', { 'stale-while-revalidate': '30' }],
+        ['no-store=?0, max-age=60', { 'max-age': '60' }],
+        ['no-store=1, max-age=60', { 'max-age': '60' }],
+        ['public="yes", must-revalidate=?1', { 'must-revalidate': '' }],
+        ['private="a;b", max-age=60', { private: 'a;b', 'max-age': '60' }],
+        ['no-cache=("a" "b"), max-age=60', { 'max-age': '60' }],
+        ['no-cache=token, private=?1', { private: '' }],
+      ];
+      for (const [value, expected] of cases) assert.deepEqual(governing({ 'tiercache-cache-control': value, 'cache-control': 'max-age=5' }), expected, value);
     });
 
     it('accepts keys of lower-case letters, digits, _ - . * starting with a letter or *', () => {
@@ -191,6 +214,21 @@ describe('middleware: origin directives, unit', () => {
         'private="x', // unterminated string
         'private="a"b"',
         'max-age=',
+        'max-age = 60', // no whitespace around '='
+        'max-age =60',
+        'max-age= 60',
+        'max-age=60 ;a', // nor before a parameter
+        'max-age=60,', // a trailing comma
+        'max-age=60,,public',
+        'max-age=1234567890123.5', // decimals have at most 12 integer digits
+        'max-age=-', // a sign alone
+        'max-age=:a*b:', // no base64
+        'max-age=:abc', // unterminated byte sequence
+        'no-cache=("a" "b"', // unterminated inner list
+        'no-cache=("a""b")', // items of an inner list are separated by spaces
+        'private="\\x"y"', // a backslash escapes only DQUOTE and backslash
+        'private="a\\qb"',
+        'private="\u00e9"', // strings are ASCII
       ];
       for (const value of invalid) {
         assert.deepEqual(governing({ 'tiercache-cache-control': `public, ${value}`, 'cache-control': 'max-age=5' }), { 'max-age': '5' }, value);
