@@ -9,17 +9,8 @@ import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
-import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await sleep(5);
-  }
-}
+import { eventually } from '../support/eventually.js';
+import { onEachNode as onEachClusterNode, startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 
 describe('Redis Cluster as L2', function () {
   this.timeout(30_000);
@@ -49,6 +40,9 @@ describe('Redis Cluster as L2', function () {
     return cache;
   }
 
+  /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
+  const onEachNode = <T>(command: (direct: Redis) => Promise<T>): Promise<T[]> => onEachClusterNode(cluster, command);
+
   it('spreads entries over the masters and reads them back from another instance', async () => {
     const ns = `cl${namespace++}`;
     const a = await open(ns);
@@ -58,16 +52,7 @@ describe('Redis Cluster as L2', function () {
     assert.equal(b.stats().l2.hits, 60);
     assert.equal(b.stats().l2.errors, 0);
     // Every master holds some of them.
-    const perNode = await Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          return (await direct.keys(`${ns}:d:*`)).length;
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
+    const perNode = await onEachNode(async (direct) => (await direct.keys(`${ns}:d:*`)).length);
     assert.ok(perNode.every((n) => n > 0), `entries per master: ${perNode.join(', ')}`);
   });
 
@@ -119,33 +104,17 @@ describe('Redis Cluster as L2', function () {
   /** Commands each master ran since `CONFIG RESETSTAT` (commands inside scripts included), without the test's own. */
   async function commandsPerMaster(): Promise<number[]> {
     const admin = new Set(['info', 'config', 'cluster', 'ping', 'command', 'client', 'hello', 'select', 'readonly', 'script']);
-    return Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          let total = 0;
-          for (const [, name, calls] of (await direct.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-            if (!admin.has(name!.split('|')[0]!)) total += Number(calls);
-          }
-          return total;
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
+    return onEachNode(async (direct) => {
+      let total = 0;
+      for (const [, name, calls] of (await direct.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+        if (!admin.has(name!.split('|')[0]!)) total += Number(calls);
+      }
+      return total;
+    });
   }
 
   async function resetStats(): Promise<void> {
-    await Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          await direct.config('RESETSTAT');
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
+    await onEachNode((direct) => direct.config('RESETSTAT'));
   }
 
   it('spreads a uniform mix of misses, hits and invalidations over the masters: none serves more than half of the commands', async function () {
@@ -220,19 +189,6 @@ describe('Redis Cluster as L2', function () {
     assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
   });
 
-  /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
-  async function onEachNode<T>(command: (direct: Redis) => Promise<T>): Promise<T[]> {
-    return Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          return await command(direct);
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
-  }
 
   it('uses sharded pub/sub on a Redis 7 cluster, reported by health() and stats(): messages go to the master of the channel only', async () => {
     const ns = `cl${namespace++}`;
