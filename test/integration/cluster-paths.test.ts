@@ -222,6 +222,33 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(await b.get(second), 'two', 'the fill after the refused one did not record the current epoch');
   });
 
+  it('an epoch moved in Redis without a message: every instance stops serving what its L1 holds from before, within an epoch check or two', async function () {
+    this.timeout(20_000);
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await b.get('k'), 1); // in B's L1 too
+    await client().incr(`{${ns}}:epoch`);
+    for (const [name, cache] of [['A', a], ['B', b]] as const) {
+      await eventually(async () => (await cache.get('k')) === undefined, `${name} stops serving an entry from before the epoch moved`, 5_000);
+    }
+  });
+
+  it('the bus keeps the sequence numbers of at most 1,000 senders: the one heard from longest ago is forgotten, and its next message is no gap', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const direct = client();
+    const bus = busOf(a);
+    const send = (sender: string, seq: number) => direct.spublish(bus.channel, JSON.stringify({ i: sender, s: seq, t: [] }));
+    await send('first', 1);
+    for (let n = 0; n < 1_000; n += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => send(`other-${n + j}`, 1)));
+    await send('first', 5);
+    await send('other-999', 3);
+    await eventually(() => a.stats().bus.received === 1_003, `A heard ${a.stats().bus.received} of 1003 messages`);
+    assert.equal(a.stats().bus.gaps, 1, 'a gap of the forgotten sender was counted, or the one of a remembered sender was not');
+  });
+
   it('an invalidateTags of a tag in another slot than the entry, on another instance while the handler runs, means that answer is never served afterwards, anywhere', async () => {
     const ns = nextNamespace();
     let runs = 0;
