@@ -170,6 +170,21 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(runs, 3);
   });
 
+  it('without a fill lock (l2.lockTimeout 0), a fill that stores nothing still deletes the counters it created in every slot', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns, { lockTimeout: 0 });
+    const key = dataKeyIn(a, { not: [] });
+    const tags = [tagOutside(ns, 'left-', [keySlot(a.dataKey(key))]), tagOutside(ns, 'right-', [keySlot(a.dataKey(key))])];
+    let during: string[] = [];
+    const failing = async () => {
+      during = await leftovers(ns);
+      throw new Error('the loader failed');
+    };
+    await assert.rejects(a.getOrSet(key, failing, { tags }), /the loader failed/);
+    assert.ok(new Set(during.map(keySlot)).size >= 3, `counters while the loader ran: ${during.join(' ')}`);
+    await eventually(async () => (await leftovers(ns)).length === 0, `a failed fill left ${(await leftovers(ns)).join(' ')}`);
+  });
+
   it('a fill on an instance that distrusts its versions reads the epoch first: an epoch lost from Redis comes back without a TTL and larger, in the entry\'s slot or another, and a fill that stores nothing leaves nothing', async () => {
     const ns = nextNamespace();
     const a = await open(ns);
