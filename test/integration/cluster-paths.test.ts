@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import express from 'express';
-import { Cluster } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../src/index.js';
+import type { TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
-import { onEachNode, startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
+import { clusterCaches } from '../support/cluster-caches.js';
+import { onEachNode } from '../support/redis-cluster.js';
 
 /** What these tests reach inside a cache's invalidation bus (private there). */
 interface BusInternals {
@@ -40,43 +41,26 @@ function gate(): { entered: Promise<void>; enter: () => void; wait: Promise<void
 
 describe('Redis Cluster paths of fills and of the bus', function () {
   this.timeout(30_000);
-  let cluster: RedisClusterHandle;
-  const clients: Cluster[] = [];
-  const caches: TierCache[] = [];
+  const env = clusterCaches();
+  const { open } = env;
+  const client = () => env.client();
   let namespace = 0;
   // '-' is no base-36 digit: no slot guard key ({tag}:tiercache:guard) starts like a namespace here.
   const nextNamespace = () => `cp-${namespace++}`;
 
-  before(async () => {
-    cluster = await startRedisCluster({ masters: 3 });
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-    for (const c of clients.splice(0)) c.disconnect();
-  });
-
-  function client(): Cluster {
-    const c = new Cluster(cluster.nodes);
-    clients.push(c);
-    return c;
-  }
-
-  async function open(ns: string, l2: { lockTimeout?: number } = {}): Promise<TierCache> {
-    // A command timeout a loaded CI machine does not reach: these tests are not about timeouts.
-    const cache = createCache({ namespace: ns, redis: client(), l2: { commandTimeout: 2000, ...l2 } });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-
   /** Every key of namespace `ns` on the masters, but its epoch and server record (which live as long as the namespace). */
   async function leftovers(ns: string): Promise<string[]> {
-    const keys = (await onEachNode(cluster, (direct) => direct.keys('*'))).flat();
+    const keys = (await onEachNode(env.cluster, (direct) => direct.keys('*'))).flat();
     const ours = (k: string) => k.startsWith(`${ns}:`) || k.startsWith(`{${ns}:`) || k.startsWith(`{${ns}}`);
     return keys.filter((k) => ours(k) && k !== `{${ns}}:epoch` && k !== `{${ns}}:server`).sort();
+  }
+
+  /** Two ready instances of a new namespace, a client, and the namespace's epoch key and its slot. */
+  async function withEpoch() {
+    const ns = nextNamespace();
+    const [a, b] = [await open(ns), await open(ns)];
+    const epochKey = `{${ns}}:epoch`;
+    return { ns, a, b, direct: client(), epochKey, epochSlot: keySlot(epochKey) };
   }
 
   /** A data-API key of `cache` whose store key is in `slot` (or, with `not`, in none of `not`). */
@@ -186,12 +170,7 @@ describe('Redis Cluster paths of fills and of the bus', function () {
   });
 
   it('a fill on an instance that distrusts its versions reads the epoch first: an epoch lost from Redis comes back without a TTL and larger, in the entry\'s slot or another, and a fill that stores nothing leaves nothing', async () => {
-    const ns = nextNamespace();
-    const a = await open(ns);
-    const b = await open(ns);
-    const direct = client();
-    const epochKey = `{${ns}}:epoch`;
-    const epochSlot = keySlot(epochKey);
+    const { ns, a, b, direct, epochKey, epochSlot } = await withEpoch();
     assert.equal(await a.getOrSet('old', () => 'from before', { tags: ['shelf'] }), 'from before');
     await hear(b, a, 'warm-up');
     const inEpochSlot = dataKeyIn(a, { slot: epochSlot });
@@ -218,12 +197,7 @@ describe('Redis Cluster paths of fills and of the bus', function () {
   });
 
   it('an epoch moved in Redis without a message (a clear() whose message was lost) refuses a store in the epoch\'s slot; the next fill reads the epoch and its entry serves other instances', async () => {
-    const ns = nextNamespace();
-    const a = await open(ns);
-    const b = await open(ns);
-    const direct = client();
-    const epochKey = `{${ns}}:epoch`;
-    const epochSlot = keySlot(epochKey);
+    const { ns, a, b, direct, epochKey, epochSlot } = await withEpoch();
     const first = dataKeyIn(a, { slot: epochSlot });
     const second = dataKeyIn(a, { not: [epochSlot] });
     let stores = 0;

@@ -4,44 +4,23 @@
 // match again, and the invalidation bus works across nodes.
 import assert from 'node:assert/strict';
 import express from 'express';
-import { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../src/index.js';
+import type { TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
-import { onEachNode as onEachClusterNode, startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
+import { clusterCaches } from '../support/cluster-caches.js';
+import { onEachNode as onEachClusterNode } from '../support/redis-cluster.js';
 
 describe('Redis Cluster as L2', function () {
   this.timeout(30_000);
-  let cluster: RedisClusterHandle;
-  const clients: Cluster[] = [];
-  const caches: TierCache[] = [];
+  const env = clusterCaches();
+  const open = (ns: string) => env.open(ns);
   let namespace = 0;
 
-  before(async () => {
-    cluster = await startRedisCluster({ masters: 3 });
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-    for (const c of clients.splice(0)) c.disconnect();
-  });
-
-  async function open(ns: string): Promise<TierCache> {
-    const client = new Cluster(cluster.nodes);
-    clients.push(client);
-    // A command timeout a loaded CI machine does not reach: these tests are not about timeouts.
-    const cache = createCache({ namespace: ns, redis: client, l2: { commandTimeout: 2000 } });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-
   /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
-  const onEachNode = <T>(command: (direct: Redis) => Promise<T>): Promise<T[]> => onEachClusterNode(cluster, command);
+  const onEachNode = <T>(command: (direct: Redis) => Promise<T>): Promise<T[]> => onEachClusterNode(env.cluster, command);
 
   it('spreads entries over the masters and reads them back from another instance', async () => {
     const ns = `cl${namespace++}`;
@@ -96,7 +75,7 @@ describe('Redis Cluster as L2', function () {
     assert.equal(fromL2.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.deepEqual(fromL2.body, first.body);
     assert.equal((await request(b).get('/api/movies/7')).headers['cache-status'], 'tiercache; hit; detail=L1');
-    await caches[0]!.invalidatePrefix('/api/movies');
+    await aCache.invalidatePrefix('/api/movies');
     await eventually(async () => (await request(b).get('/api/movies/7')).headers['cache-status'] !== 'tiercache; hit; detail=L1', 'B stops serving /api/movies/7');
     assert.equal(runs, 2);
   });
@@ -172,8 +151,7 @@ describe('Redis Cluster as L2', function () {
     const a = await open(ns);
     await a.set('price', 10, { tags: ['movie:7'] });
     const counter = `${ns}:v:{movie:7}`;
-    const direct = new Cluster(cluster.nodes);
-    clients.push(direct);
+    const direct = env.client();
     const old = await direct.get(counter);
     const oldEntry = await direct.getBuffer(`${ns}:d:price`);
     assert.ok(old !== null && oldEntry !== null);
