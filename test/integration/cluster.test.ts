@@ -4,50 +4,23 @@
 // match again, and the invalidation bus works across nodes.
 import assert from 'node:assert/strict';
 import express from 'express';
-import { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../src/index.js';
+import type { TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
-import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await sleep(5);
-  }
-}
+import { eventually } from '../support/eventually.js';
+import { clusterCaches } from '../support/cluster-caches.js';
+import { onEachNode as onEachClusterNode } from '../support/redis-cluster.js';
 
 describe('Redis Cluster as L2', function () {
   this.timeout(30_000);
-  let cluster: RedisClusterHandle;
-  const clients: Cluster[] = [];
-  const caches: TierCache[] = [];
+  const env = clusterCaches();
+  const open = (ns: string) => env.open(ns);
   let namespace = 0;
 
-  before(async () => {
-    cluster = await startRedisCluster({ masters: 3 });
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-    for (const c of clients.splice(0)) c.disconnect();
-  });
-
-  async function open(ns: string): Promise<TierCache> {
-    const client = new Cluster(cluster.nodes);
-    clients.push(client);
-    // A command timeout a loaded CI machine does not reach: these tests are not about timeouts.
-    const cache = createCache({ namespace: ns, redis: client, l2: { commandTimeout: 2000 } });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
+  /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
+  const onEachNode = <T>(command: (direct: Redis) => Promise<T>): Promise<T[]> => onEachClusterNode(env.cluster, command);
 
   it('spreads entries over the masters and reads them back from another instance', async () => {
     const ns = `cl${namespace++}`;
@@ -58,16 +31,7 @@ describe('Redis Cluster as L2', function () {
     assert.equal(b.stats().l2.hits, 60);
     assert.equal(b.stats().l2.errors, 0);
     // Every master holds some of them.
-    const perNode = await Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          return (await direct.keys(`${ns}:d:*`)).length;
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
+    const perNode = await onEachNode(async (direct) => (await direct.keys(`${ns}:d:*`)).length);
     assert.ok(perNode.every((n) => n > 0), `entries per master: ${perNode.join(', ')}`);
   });
 
@@ -111,7 +75,7 @@ describe('Redis Cluster as L2', function () {
     assert.equal(fromL2.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.deepEqual(fromL2.body, first.body);
     assert.equal((await request(b).get('/api/movies/7')).headers['cache-status'], 'tiercache; hit; detail=L1');
-    await caches[0]!.invalidatePrefix('/api/movies');
+    await aCache.invalidatePrefix('/api/movies');
     await eventually(async () => (await request(b).get('/api/movies/7')).headers['cache-status'] !== 'tiercache; hit; detail=L1', 'B stops serving /api/movies/7');
     assert.equal(runs, 2);
   });
@@ -119,33 +83,17 @@ describe('Redis Cluster as L2', function () {
   /** Commands each master ran since `CONFIG RESETSTAT` (commands inside scripts included), without the test's own. */
   async function commandsPerMaster(): Promise<number[]> {
     const admin = new Set(['info', 'config', 'cluster', 'ping', 'command', 'client', 'hello', 'select', 'readonly', 'script']);
-    return Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          let total = 0;
-          for (const [, name, calls] of (await direct.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-            if (!admin.has(name!.split('|')[0]!)) total += Number(calls);
-          }
-          return total;
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
+    return onEachNode(async (direct) => {
+      let total = 0;
+      for (const [, name, calls] of (await direct.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+        if (!admin.has(name!.split('|')[0]!)) total += Number(calls);
+      }
+      return total;
+    });
   }
 
   async function resetStats(): Promise<void> {
-    await Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          await direct.config('RESETSTAT');
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
+    await onEachNode((direct) => direct.config('RESETSTAT'));
   }
 
   it('spreads a uniform mix of misses, hits and invalidations over the masters: none serves more than half of the commands', async function () {
@@ -203,8 +151,7 @@ describe('Redis Cluster as L2', function () {
     const a = await open(ns);
     await a.set('price', 10, { tags: ['movie:7'] });
     const counter = `${ns}:v:{movie:7}`;
-    const direct = new Cluster(cluster.nodes);
-    clients.push(direct);
+    const direct = env.client();
     const old = await direct.get(counter);
     const oldEntry = await direct.getBuffer(`${ns}:d:price`);
     assert.ok(old !== null && oldEntry !== null);
@@ -220,19 +167,6 @@ describe('Redis Cluster as L2', function () {
     assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
   });
 
-  /** Runs `command` on every master directly; results in cluster.nodes order (replicas answer too). */
-  async function onEachNode<T>(command: (direct: Redis) => Promise<T>): Promise<T[]> {
-    return Promise.all(
-      cluster.nodes.map(async (node) => {
-        const direct = new Redis(node.port, node.host);
-        try {
-          return await command(direct);
-        } finally {
-          direct.disconnect();
-        }
-      }),
-    );
-  }
 
   it('uses sharded pub/sub on a Redis 7 cluster, reported by health() and stats(): messages go to the master of the channel only', async () => {
     const ns = `cl${namespace++}`;

@@ -100,6 +100,20 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   };
 }
 
+/** Runs `command` on every node directly (a connection of its own each); results in `cluster.nodes` order. */
+export async function onEachNode<T>(cluster: RedisClusterHandle, command: (direct: Redis) => Promise<T>): Promise<T[]> {
+  return Promise.all(
+    cluster.nodes.map(async (node) => {
+      const direct = new Redis(node.port, node.host);
+      try {
+        return await command(direct);
+      } finally {
+        direct.disconnect();
+      }
+    }),
+  );
+}
+
 /** Polls CLUSTER INFO on every node until each says the cluster is ok and knows every node. */
 async function waitForClusterOk(servers: RedisServerHandle[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,440 @@
+// The Redis Cluster paths of a fill and of the bus, on a real 3-master
+// cluster: counters read, created and deleted in other slots than their
+// entry's, the epoch read first by an instance that distrusts what it knows,
+// a lock released where no entry is stored, an invalidation that overtakes a
+// fill from another slot, and the heartbeats that tell a bus it stopped
+// hearing. Each test asserts what a user relies on (DESIGN.md §3-5), checked
+// from the instances and, for what must not be left behind, on the nodes.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import express from 'express';
+import type { Cluster } from 'ioredis';
+import request from 'supertest';
+import type { TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { keySlot } from '../../src/store/hash-slot.js';
+import { eventually } from '../support/eventually.js';
+import { clusterCaches } from '../support/cluster-caches.js';
+import { onEachNode } from '../support/redis-cluster.js';
+
+/** What these tests reach inside a cache's invalidation bus (private there). */
+interface BusInternals {
+  readonly instanceId: string;
+  readonly channel: string;
+  readonly subscriber: Cluster;
+  seq: number;
+  readonly flushes: number;
+  /** The epoch check (and, on a Cluster, the heartbeat) the bus runs every second. */
+  checkEpoch(): void;
+}
+
+const busOf = (cache: TierCache) => cache.bus as unknown as BusInternals;
+
+/** A gate a handler or loader waits on, and a signal that it got there. */
+function gate(): { entered: Promise<void>; enter: () => void; wait: Promise<void>; open: () => void } {
+  let enter!: () => void;
+  let open!: () => void;
+  const entered = new Promise<void>((resolve) => (enter = resolve));
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { entered, enter, wait, open };
+}
+
+describe('Redis Cluster paths of fills and of the bus', function () {
+  this.timeout(30_000);
+  const env = clusterCaches();
+  const { open } = env;
+  const client = () => env.client();
+  let namespace = 0;
+  // '-' is no base-36 digit: no slot guard key ({tag}:tiercache:guard) starts like a namespace here.
+  const nextNamespace = () => `cp-${namespace++}`;
+
+  /** Every key of namespace `ns` on the masters, but its epoch and server record (which live as long as the namespace). */
+  async function leftovers(ns: string): Promise<string[]> {
+    const keys = (await onEachNode(env.cluster, (direct) => direct.keys('*'))).flat();
+    const ours = (k: string) => k.startsWith(`${ns}:`) || k.startsWith(`{${ns}:`) || k.startsWith(`{${ns}}`);
+    return keys.filter((k) => ours(k) && k !== `{${ns}}:epoch` && k !== `{${ns}}:server`).sort();
+  }
+
+  /** Two ready instances of a new namespace, a client, and the namespace's epoch key and its slot. */
+  async function withEpoch() {
+    const ns = nextNamespace();
+    const [a, b] = [await open(ns), await open(ns)];
+    const epochKey = `{${ns}}:epoch`;
+    return { ns, a, b, direct: client(), epochKey, epochSlot: keySlot(epochKey) };
+  }
+
+  /** A data-API key of `cache` whose store key is in `slot` (or, with `not`, in none of `not`). */
+  function dataKeyIn(cache: TierCache, where: { slot: number } | { not: number[] }): string {
+    for (let i = 0; ; i++) {
+      const slot = keySlot(cache.dataKey(`k${i}`));
+      if ('slot' in where ? slot === where.slot : !where.not.includes(slot)) return `k${i}`;
+    }
+  }
+
+  /** A tag whose counter (`ns:v:{tag}`) is in none of `not`. */
+  function tagOutside(ns: string, base: string, not: number[]): string {
+    for (let i = 0; ; i++) if (!not.includes(keySlot(`${ns}:v:{${base}${i}}`))) return `${base}${i}`;
+  }
+
+  /**
+   * Runs `act` on `sender` while the messages it publishes (not its
+   * heartbeats) never reach `receiver`: pub/sub is at-most-once, and this is
+   * what a lost message looks like from the receiving side. Resolves once one
+   * was dropped.
+   */
+  async function losingMessages<T>(sender: TierCache, receiver: TierCache, act: () => Promise<T>): Promise<T> {
+    const subscriber = busOf(receiver).subscriber;
+    const deliver = subscriber.listeners('smessage') as Array<(channel: string, payload: string) => void>;
+    const from = busOf(sender).instanceId;
+    let dropped!: () => void;
+    const lost = new Promise<void>((resolve) => (dropped = resolve));
+    const filter = (channel: string, payload: string) => {
+      const wire = JSON.parse(payload) as { i: string; h?: number };
+      if (wire.i === from && wire.h === undefined) return dropped();
+      for (const listener of deliver) listener(channel, payload);
+    };
+    subscriber.removeAllListeners('smessage');
+    subscriber.on('smessage', filter);
+    try {
+      const result = await act();
+      await lost;
+      return result;
+    } finally {
+      subscriber.off('smessage', filter);
+      for (const listener of deliver) subscriber.on('smessage', listener);
+    }
+  }
+
+  /** `receiver` hears an invalidation of `sender`'s (so it knows where `sender`'s numbering stands). */
+  async function hear(sender: TierCache, receiver: TierCache, tag: string): Promise<void> {
+    const heard = once(receiver, 'invalidate');
+    await sender.invalidateTags([tag]);
+    await heard;
+  }
+
+  it('a handler that fails (500, or throws) releases its lock and deletes the counters it created in every slot: nothing is left, and another instance fills at once', async () => {
+    const ns = nextNamespace();
+    let fail: 'status' | 'throw' | undefined;
+    let runs = 0;
+    let during: string[] = [];
+    const appFor = (cache: TierCache) => {
+      const app = express();
+      app.get('/api/films/:id', expressCache(cache, { ttl: '1m', tags: (req) => [`film:${req.params.id}`, `studio:${req.params.id}`] }), async (req, res) => {
+        runs++;
+        if (fail !== undefined) during = await leftovers(ns);
+        if (fail === 'throw') throw new Error('the handler failed');
+        if (fail === 'status') return void res.status(500).json({ error: true });
+        res.json({ id: req.params.id, run: runs });
+      });
+      // Express's own handler would log the thrown error; the answer is the same 500.
+      app.use((_err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).end());
+      return app;
+    };
+    // A lock that outlives the test: a waiter only gets through early because the lock was released.
+    const aCache = await open(ns, { lockTimeout: 60_000 });
+    const bCache = await open(ns, { lockTimeout: 60_000 });
+    const [a, b] = [appFor(aCache), appFor(bCache)];
+
+    fail = 'status';
+    assert.equal((await request(a).get('/api/films/1')).status, 500);
+    // While it ran: its lock, the entry's own counter, film:1, studio:1 and the path counters, over several slots.
+    assert.ok(during.some((k) => k.endsWith(':lock')), `no lock while the handler ran: ${during.join(' ')}`);
+    const slots = new Set(during.map(keySlot));
+    assert.ok(slots.size >= 4, `keys while the handler ran: ${during.join(' ')}`);
+    await eventually(async () => (await leftovers(ns)).length === 0, `a failed fill left ${(await leftovers(ns)).join(' ')}`);
+
+    fail = 'throw';
+    const failed = request(a).get('/api/films/2');
+    assert.equal((await failed).status, 500);
+    fail = undefined;
+    const started = Date.now();
+    const filled = await request(b).get('/api/films/2');
+    assert.equal(filled.headers['cache-status'], 'tiercache; fwd=miss; stored');
+    assert.ok(Date.now() - started < 5_000, `B waited ${Date.now() - started} ms for a lock that A's failed fill held`);
+    assert.equal(runs, 3);
+  });
+
+  it('without a fill lock (l2.lockTimeout 0), a fill that stores nothing still deletes the counters it created in every slot', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns, { lockTimeout: 0 });
+    const key = dataKeyIn(a, { not: [] });
+    const tags = [tagOutside(ns, 'left-', [keySlot(a.dataKey(key))]), tagOutside(ns, 'right-', [keySlot(a.dataKey(key))])];
+    let during: string[] = [];
+    const failing = async () => {
+      during = await leftovers(ns);
+      throw new Error('the loader failed');
+    };
+    await assert.rejects(a.getOrSet(key, failing, { tags }), /the loader failed/);
+    assert.ok(new Set(during.map(keySlot)).size >= 3, `counters while the loader ran: ${during.join(' ')}`);
+    await eventually(async () => (await leftovers(ns)).length === 0, `a failed fill left ${(await leftovers(ns)).join(' ')}`);
+  });
+
+  it('a fill on an instance that distrusts its versions reads the epoch first: an epoch lost from Redis comes back without a TTL and larger, in the entry\'s slot or another, and a fill that stores nothing leaves nothing', async () => {
+    const { ns, a, b, direct, epochKey, epochSlot } = await withEpoch();
+    assert.equal(await a.getOrSet('old', () => 'from before', { tags: ['shelf'] }), 'from before');
+    await hear(b, a, 'warm-up');
+    const inEpochSlot = dataKeyIn(a, { slot: epochSlot });
+    const elsewhere = dataKeyIn(a, { not: [epochSlot] });
+    for (const key of [inEpochSlot, elsewhere]) {
+      const keySlotOf = keySlot(a.dataKey(key));
+      const tag = tagOutside(ns, `fresh-${key}-`, [epochSlot, keySlotOf]);
+      await direct.del(epochKey); // evicted, say
+      // A message of B's is lost: A sees the gap at B's next one and forgets what it knew, the epoch too.
+      busOf(b).seq++;
+      await hear(b, a, `after-${key}`);
+      const before = await leftovers(ns);
+      await assert.rejects(a.getOrSet(key, () => Promise.reject(new Error('the loader failed')), { tags: [tag] }), /the loader failed/);
+      await eventually(async () => JSON.stringify(await leftovers(ns)) === JSON.stringify(before), `the failed fill of ${key} left ${(await leftovers(ns)).filter((k) => !before.includes(k)).join(' ')}`);
+      assert.equal(await direct.pttl(epochKey), -1, `the epoch read first by the fill of ${key} (slot ${keySlotOf}, epoch's ${epochSlot}) is not there for good`);
+      assert.equal(await a.getOrSet(key, () => `value of ${key}`, { tags: [tag] }), `value of ${key}`);
+      assert.equal(await b.get(key), `value of ${key}`);
+      assert.equal(await direct.pttl(epochKey), -1);
+    }
+    assert.equal(a.stats().bus.gaps, 2);
+    // The epoch came back from the clock: what was stored before it was lost matches nowhere.
+    assert.equal(await a.get('old'), undefined);
+    assert.equal(await (await open(ns)).get('old'), undefined);
+  });
+
+  it('an epoch moved in Redis without a message (a clear() whose message was lost) refuses a store in the epoch\'s slot; the next fill reads the epoch and its entry serves other instances', async () => {
+    const { ns, a, b, direct, epochKey, epochSlot } = await withEpoch();
+    const first = dataKeyIn(a, { slot: epochSlot });
+    const second = dataKeyIn(a, { not: [epochSlot] });
+    let stores = 0;
+    a.on('store', () => stores++);
+    await direct.incr(epochKey);
+    assert.equal(await a.getOrSet(first, () => 'one'), 'one');
+    assert.equal(stores, 0, 'stored an entry that recorded an epoch Redis had moved past');
+    assert.equal(await b.get(first), undefined);
+    assert.equal(await a.getOrSet(second, () => 'two'), 'two');
+    assert.equal(stores, 1);
+    assert.equal(await b.get(second), 'two', 'the fill after the refused one did not record the current epoch');
+  });
+
+  it('an epoch moved in Redis without a message: every instance stops serving what its L1 holds from before, within an epoch check or two', async function () {
+    this.timeout(20_000);
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    assert.equal(await b.get('k'), 1); // in B's L1 too
+    await client().incr(`{${ns}}:epoch`);
+    for (const [name, cache] of [['A', a], ['B', b]] as const) {
+      await eventually(async () => (await cache.get('k')) === undefined, `${name} stops serving an entry from before the epoch moved`, 5_000);
+    }
+  });
+
+  it('the bus keeps the sequence numbers of at most 1,000 senders: the one heard from longest ago is forgotten, and its next message is no gap', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const direct = client();
+    const bus = busOf(a);
+    const send = (sender: string, seq: number) => direct.spublish(bus.channel, JSON.stringify({ i: sender, s: seq, t: [] }));
+    await send('first', 1);
+    for (let n = 0; n < 1_000; n += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => send(`other-${n + j}`, 1)));
+    await send('first', 5);
+    await send('other-999', 3);
+    await eventually(() => a.stats().bus.received === 1_003, `A heard ${a.stats().bus.received} of 1003 messages`);
+    assert.equal(a.stats().bus.gaps, 1, 'a gap of the forgotten sender was counted, or the one of a remembered sender was not');
+  });
+
+  it('an invalidateTags of a tag in another slot than the entry, on another instance while the handler runs, means that answer is never served afterwards, anywhere', async () => {
+    const ns = nextNamespace();
+    let runs = 0;
+    let held: ReturnType<typeof gate> | undefined;
+    const appFor = (cache: TierCache) => {
+      const app = express();
+      app.get('/api/movies/:id', expressCache(cache, { ttl: '1m', tags: (req) => [`movie:${req.params.id}`] }), async (req, res) => {
+        const run = ++runs;
+        if (held !== undefined) {
+          held.enter();
+          await held.wait;
+        }
+        res.json({ id: req.params.id, run });
+      });
+      return app;
+    };
+    const aCache = await open(ns);
+    const bCache = await open(ns);
+    const [a, b] = [appFor(aCache), appFor(bCache)];
+    held = gate();
+    const filling = request(a).get('/api/movies/7');
+    const response = filling.then((r) => r);
+    await held.entered;
+    const current = held;
+    held = undefined;
+    const heard = once(aCache, 'invalidate');
+    await bCache.invalidateTags(['movie:7']);
+    await heard;
+    current.open();
+    const first = await response;
+    assert.equal(first.body.run, 1);
+    assert.notEqual(first.headers['cache-status'], 'tiercache; fwd=miss; stored');
+    const cCache = await open(ns);
+    const c = appFor(cCache);
+    for (const app of [a, b, c, a, b, c]) assert.notEqual((await request(app).get('/api/movies/7')).body.run, 1);
+  });
+
+  it('when the message of that invalidation is lost, the entry stored (no check spans slots) serves no other instance and leaves L2; the instance that stored it drops it once the sender\'s heartbeat shows the gap', async function () {
+    this.timeout(20_000);
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    const direct = client();
+    await hear(b, a, 'warm-up');
+    const tag = 'movie:7';
+    const key = dataKeyIn(a, { not: [keySlot(`${ns}:v:{${tag}}`)] });
+    const loader = gate();
+    let stored = false;
+    a.on('store', () => (stored = true));
+    const filling = a.getOrSet(
+      key,
+      async () => {
+        loader.enter();
+        await loader.wait;
+        return 'before the invalidation';
+      },
+      { tags: [tag] },
+    );
+    await loader.entered;
+    await losingMessages(b, a, () => b.invalidateTags([tag]));
+    loader.open();
+    assert.equal(await filling, 'before the invalidation');
+    assert.ok(stored, 'the entry was not stored: this test no longer reaches the store that no counter check spans');
+    assert.equal(await b.get(key), undefined, 'B served an entry whose tag it invalidated before the entry was stored');
+    assert.equal(await (await open(ns)).get(key), undefined, 'a fresh instance served the invalidated entry');
+    assert.equal(await direct.exists(a.dataKey(key)), 0, 'the refused entry stayed in L2');
+    // A learned nothing of the invalidation; B's next heartbeat carries the number of the lost message.
+    await eventually(async () => (await a.get(key)) === undefined, 'A drops the entry after the gap', 5_000);
+    assert.equal(a.stats().bus.gaps, 1);
+  });
+
+  it('clear() on another instance while a fill runs: that fill\'s answer is never served afterwards, by any instance', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    const loader = gate();
+    const key = dataKeyIn(a, { not: [keySlot(`{${ns}}:epoch`)] });
+    const filling = a.getOrSet(key, async () => {
+      loader.enter();
+      await loader.wait;
+      return 'before clear()';
+    });
+    await loader.entered;
+    const heard = once(a, 'invalidate');
+    await b.clear();
+    await heard;
+    loader.open();
+    assert.equal(await filling, 'before clear()');
+    const c = await open(ns);
+    for (const cache of [a, b, c]) assert.equal(await cache.get(key), undefined);
+  });
+
+  it('invalidateUser, invalidatePrefix and invalidateTags of several tags at once reach counters over several slots: every entry they name stops being served on every instance, no other', async () => {
+    const ns = nextNamespace();
+    let runs = 0;
+    const appFor = (cache: TierCache) => {
+      const app = express();
+      const me = expressCache(cache, { ttl: '1m', user: (req) => String(req.headers['x-user']) });
+      app.get('/api/me/profile', me, (req, res) => void res.json({ user: req.headers['x-user'], run: ++runs }));
+      app.get('/api/me/orders', me, (req, res) => void res.json({ user: req.headers['x-user'], run: ++runs }));
+      app.get('/api/shelves/:id', expressCache(cache, { ttl: '1m', tags: (req) => [`shelf:${req.params.id}`] }), (req, res) => void res.json({ shelf: req.params.id, run: ++runs }));
+      app.get('/api/catalog/:id', expressCache(cache, { ttl: '1m' }), (req, res) => void res.json({ item: req.params.id, run: ++runs }));
+      return app;
+    };
+    const aCache = await open(ns);
+    const bCache = await open(ns);
+    const [a, b] = [appFor(aCache), appFor(bCache)];
+    const requests: Array<[string, string | undefined]> = [
+      ['/api/me/profile', '42'], ['/api/me/orders', '42'], ['/api/me/profile', '7'],
+      ['/api/shelves/1', undefined], ['/api/shelves/2', undefined], ['/api/shelves/3', undefined], ['/api/shelves/4', undefined],
+      ['/api/catalog/1', undefined], ['/api/catalog/2', undefined], ['/api/other/1', undefined],
+    ];
+    const get = (app: express.Express, [path, user]: [string, string | undefined]) => {
+      const r = request(app).get(path);
+      return user === undefined ? r : r.set('x-user', user);
+    };
+    const firstRun = new Map<string, number>();
+    for (const r of requests) {
+      if (r[0] === '/api/other/1') continue;
+      const stored = once(aCache, 'store');
+      firstRun.set(r.join('|'), (await get(a, r)).body.run);
+      await stored;
+      assert.equal((await get(b, r)).headers['cache-status'], 'tiercache; hit; detail=L2', r.join(' '));
+    }
+    const served = async (app: express.Express, r: [string, string | undefined]) => (await get(app, r)).body.run === firstRun.get(r.join('|'));
+    const gone = async (names: Array<[string, string | undefined]>) => {
+      for (const app of [a, b]) for (const r of names) await eventually(async () => !(await served(app, r)), `${r.join(' ')} still served`);
+    };
+    await aCache.invalidateUser('42');
+    await gone([requests[0]!, requests[1]!]);
+    await bCache.invalidateTags(['shelf:1', 'shelf:2', 'shelf:3']);
+    await gone([requests[3]!, requests[4]!, requests[5]!]);
+    await aCache.invalidatePrefix('/api/catalog');
+    await gone([requests[7]!, requests[8]!]);
+    for (const r of [requests[2]!, requests[6]!]) for (const app of [a, b]) assert.ok(await served(app, r), `${r.join(' ')} was dropped too`);
+  });
+
+  it('a heartbeat still on its way is no reason to distrust: back-to-back epoch checks keep L1', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    const bus = busOf(a);
+    const flushes = bus.flushes;
+    bus.checkEpoch();
+    bus.checkEpoch(); // the first one's heartbeat is not back yet
+    // Whatever those checks published reaches A before B's message, sent later on the same shard channel.
+    await hear(b, a, 'other');
+    assert.equal(bus.flushes, flushes, 'the bus flushed L1 for a heartbeat that was still on its way');
+    assert.equal(a.health().bus, 'ok');
+    const tiers: string[] = [];
+    a.on('hit', (e: { tier: string }) => tiers.push(e.tier));
+    assert.equal(await a.get('k'), 1);
+    assert.deepEqual(tiers, ['L1']);
+  });
+
+  it('a subscription that stopped hearing without a word (its heartbeat does not come back) makes the bus distrust L1 within a few epoch checks, then subscribe again', async function () {
+    this.timeout(20_000);
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    const bus = busOf(a);
+    await bus.subscriber.sunsubscribe(bus.channel); // subscribed nowhere, as after a failed resubscription
+    await b.invalidateTags(['t']); // A does not hear it
+    assert.equal(await a.get('k'), 1, 'A knew of the invalidation without its bus');
+    // Epoch checks run every second; the heartbeat is overdue after two.
+    await eventually(async () => (await a.get('k')) === undefined, 'A stops serving what it cannot know is current', 6_000);
+    await eventually(() => a.health().bus === 'ok', 'A\'s bus subscribes again', 5_000);
+    await a.set('k2', 2, { tags: ['t2'] });
+    await hear(b, a, 't2');
+    assert.equal(await a.get('k2'), undefined);
+  });
+
+  it('a fill whose lock lives in a slot where it stores nothing (the answer stopped varying) still releases the lock', async () => {
+    const ns = nextNamespace();
+    let vary = true;
+    let locks: string[] = [];
+    const aCache = await open(ns);
+    const app = express();
+    app.get('/api/news', expressCache(aCache, { ttl: '1m' }), async (req, res) => {
+      if (vary) res.set('vary', 'accept-language');
+      else locks = (await leftovers(ns)).filter((k) => k.endsWith(':lock'));
+      res.json({ language: req.headers['accept-language'] });
+    });
+    let stored = once(aCache, 'store');
+    await request(app).get('/api/news').set('accept-language', 'en').expect(200);
+    await stored;
+    vary = false;
+    stored = once(aCache, 'store');
+    const during = request(app).get('/api/news').set('accept-language', 'fr');
+    assert.equal((await during).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    await stored;
+    // The fill locked the request's variant, then stored the plain answer under the route's key alone.
+    const entries = (await leftovers(ns)).filter((k) => k.startsWith(`${ns}:`) && !k.startsWith(`${ns}:v:`));
+    assert.equal(locks.length, 1, `locks while the handler ran: ${locks.join(' ')}`);
+    assert.ok(entries.every((k) => keySlot(k) !== keySlot(locks[0]!)), `the lock ${locks[0]} shares a slot with ${entries.join(' ')}`);
+    assert.deepEqual((await leftovers(ns)).filter((k) => k.endsWith(':lock')), [], 'a lock outlived its fill');
+  });
+});
