@@ -1,0 +1,216 @@
+// How a handler writes through node's res, and what the capture makes of it
+// (src/middleware/capture.ts): every calling form of write(), end() and
+// writeHead() node accepts (callbacks in any position, a reason phrase,
+// header arrays flat or in pairs), a second end() while the store is under
+// way, writes after a stale-if-error replacement went out, a chunk that is not
+// bytes, and Cache-Groups handed to writeHead on an answer the cache leaves
+// alone. Checked as the client sees it. Express 5 and 4, Koa 3 and 2.
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { valuesOf, wireRequest } from '../../support/http-wire.js';
+import { adapters, buildApp, type AnyMiddlewareOptions, type Adapter, type HandlerIO } from './apps.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const HIT_L1 = 'tiercache; hit; detail=L1';
+const STALE = /^tiercache; hit; ttl=-\d+; detail=L1$/;
+
+/** node's res, taken over from the framework (Koa: ctx.respond = false, status 200 unless written). */
+function rawRes(io: HandlerIO): ServerResponse {
+  if (io.native.framework === 'express') return io.native.res;
+  const ctx = io.native.ctx;
+  ctx.respond = false;
+  ctx.status = 200;
+  return ctx.res;
+}
+
+/** Resolves once node (or the cache, for writes it drops) calls the callback. */
+type Called = { write: boolean; end: boolean };
+
+describe('middleware: how the handler writes', function () {
+  const redisCaches = useRedisCaches({ prefix: 'handler-writes' });
+
+  for (const adapter of adapters) {
+    describe(adapter.name, () => {
+      const l1Only = () => redisCaches.track(createCache({ redis: false, namespace: redisCaches.ns }));
+      const app = (cache: TierCache, handler: (io: HandlerIO) => void | Promise<void>, mw: AnyMiddlewareOptions = {}) =>
+        buildApp(adapter, cache, { routes: [{ path: '/w', mw, handler }] });
+
+      it('write(chunk, cb) and end(chunk, cb): both callbacks run, and the whole body is stored', async () => {
+        const called: Called = { write: false, end: false };
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          res.write('first ', () => (called.write = true));
+          res.end('second', () => (called.end = true));
+        });
+        const miss = await request(a.target).get('/w');
+        assert.equal(miss.text, 'first second');
+        await sleep(5);
+        assert.deepEqual(called, { write: true, end: true });
+        const hit = await request(a.target).get('/w');
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.text, 'first second');
+        assert.equal(a.runs('/w'), 1);
+      });
+
+      it('end(cb) after writes: the callback runs, and what was written is stored', async () => {
+        let ended = false;
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          res.write('only ');
+          res.write(Buffer.from('bytes'));
+          res.end(() => (ended = true));
+        });
+        assert.equal((await request(a.target).get('/w')).text, 'only bytes');
+        await sleep(5);
+        assert.equal(ended, true);
+        const hit = await request(a.target).get('/w');
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.text, 'only bytes');
+      });
+
+      it('end(cb) with no body: an empty 200 is stored and replayed empty', async () => {
+        let ended = false;
+        const a = app(l1Only(), (io) => void rawRes(io).end(() => (ended = true)));
+        const miss = await request(a.target).get('/w');
+        assert.equal(miss.status, 200);
+        assert.equal(miss.text, '');
+        await sleep(5);
+        assert.equal(ended, true);
+        const hit = await request(a.target).get('/w');
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.headers['content-length'], '0');
+      });
+
+      it('a second end() while the store waits on Redis neither cuts the body short nor breaks the store', async () => {
+        const cache = await redisCaches.open({});
+        const a = app(cache, (io) => {
+          const res = rawRes(io);
+          res.end('the whole body');
+          res.end(); // an error handler or a careless send-then-end, before the store is done
+        });
+        const miss = await request(a.target).get('/w');
+        assert.equal(miss.text, 'the whole body');
+        assert.equal(miss.headers['content-length'], '14');
+        const hit = await request(a.target).get('/w');
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.text, 'the whole body');
+        assert.equal(a.runs('/w'), 1);
+      });
+
+      it('a chunk that is not bytes: the handler gets node\'s own error, and nothing is stored', async () => {
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          try {
+            res.write(42 as unknown as string);
+            res.end('written');
+          } catch (err) {
+            res.end(`caught ${(err as { code?: string }).code}`);
+          }
+        });
+        const first = await request(a.target).get('/w');
+        assert.equal(first.text, 'caught ERR_INVALID_ARG_TYPE');
+        const second = await request(a.target).get('/w');
+        assert.equal(second.text, 'caught ERR_INVALID_ARG_TYPE');
+        assert.notEqual(second.headers['cache-status'], HIT_L1, 'an answer whose body could not be captured was stored');
+        assert.equal(a.runs('/w'), 2);
+      });
+
+      it('a 5xx written with writeHead, write and end within stale-if-error: the client gets the stale body alone, every callback runs', async () => {
+        let fail = false;
+        const called: Called = { write: false, end: false };
+        const a = app(
+          l1Only(),
+          (io) => {
+            if (!fail) return io.send('good');
+            const res = rawRes(io);
+            res.writeHead(500, { 'content-type': 'text/plain' });
+            res.writeHead(502); // a second head after the replacement went out: dropped
+            res.write('partial ', () => (called.write = true));
+            res.end('failure', () => (called.end = true));
+          },
+          { ttl: 100, staleIfError: '1m' },
+        );
+        assert.equal((await request(a.target).get('/w')).text, 'good');
+        await sleep(150);
+        fail = true;
+        const stale = await request(a.target).get('/w');
+        assert.equal(stale.status, 200);
+        assert.equal(stale.text, 'good', 'bytes the failing handler wrote reached the client');
+        assert.match(String(stale.headers['cache-status']), STALE);
+        await sleep(5);
+        assert.deepEqual(called, { write: true, end: true }, 'the dropped writes still call back');
+      });
+
+      it('writeHead(status, reason, headers): the reason reaches the client and the headers are stored', async () => {
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          res.writeHead(200, 'Fine Indeed', { 'x-kind': 'reasoned' });
+          res.end('body');
+        });
+        const server = await redisCaches.serve(a.target);
+        const miss = await wireRequest(server, '/w');
+        assert.equal(miss.status, 200);
+        assert.deepEqual(valuesOf(miss, 'x-kind'), ['reasoned']);
+        const hit = await wireRequest(server, '/w');
+        assert.deepEqual(valuesOf(hit, 'cache-status'), [HIT_L1]);
+        assert.deepEqual(valuesOf(hit, 'x-kind'), ['reasoned']);
+        assert.ok(hit.body.endsWith('body'));
+      });
+
+      for (const [form, headers] of [
+        ['a flat array', ['x-rep', 'one', 'x-rep', 'two', 'x-single', 'alone']],
+        ['an array of pairs', [['x-rep', 'one'], ['x-rep', 'two'], ['x-single', 'alone']]],
+      ] as const) {
+        it(`writeHead(status, ${form}) with a repeated field: the miss and the hit carry every value, in order`, async () => {
+          const a = app(l1Only(), (io) => {
+            const res = rawRes(io);
+            res.writeHead(200, headers as unknown as string[]);
+            res.end('body');
+          });
+          const server = await redisCaches.serve(a.target);
+          const miss = await wireRequest(server, '/w');
+          assert.equal(miss.status, 200);
+          assert.deepEqual(valuesOf(miss, 'x-rep'), ['one', 'two']);
+          assert.deepEqual(valuesOf(miss, 'x-single'), ['alone']);
+          const hit = await wireRequest(server, '/w');
+          assert.deepEqual(valuesOf(hit, 'cache-status'), [HIT_L1]);
+          assert.deepEqual(valuesOf(hit, 'x-rep'), ['one', 'two']);
+          assert.deepEqual(valuesOf(hit, 'x-single'), ['alone']);
+          assert.equal(a.runs('/w'), 1);
+        });
+      }
+
+      for (const [form, headers] of [
+        ['an object', { 'Cache-Groups': '"secret"', 'x-kept': 'yes' }],
+        ['a flat array', ['Cache-Groups', '"secret"', 'x-kept', 'yes']],
+        ['an array of pairs', [['cache-groups', '"secret"'], ['x-kept', 'yes']]],
+      ] as const) {
+        // Node itself rejects pairs once a header is set (Express sets X-Powered-By first).
+        if (form === 'an array of pairs' && adapter.framework === 'express') continue;
+        it(`Cache-Groups given to writeHead as ${form}, on an answer the cache bypasses, never reaches the client`, async () => {
+          // cacheStatus: false, so nothing is set on res before the handler's writeHead (node then takes its argument as is).
+          const a = app(
+            l1Only(),
+            (io) => {
+              const res = rawRes(io);
+              res.writeHead(200, headers as unknown as string[]);
+              res.end('private');
+            },
+            { cacheStatus: false },
+          );
+          const server = await redisCaches.serve(a.target);
+          const answer = await wireRequest(server, '/w', { Authorization: 'Bearer x' });
+          assert.equal(answer.status, 200);
+          assert.deepEqual(valuesOf(answer, 'cache-groups'), [], 'Cache-Groups leaked');
+          assert.deepEqual(valuesOf(answer, 'x-kept'), ['yes'], 'the other fields went missing with it');
+          assert.match(answer.body, /private/);
+        });
+      }
+    });
+  }
+});
+
+export type { Adapter };
