@@ -89,16 +89,18 @@ export function hasBody(status: number): boolean {
 export function applyHeaderArgument(res: ServerResponse, headers: unknown): void {
   if (headers === undefined || headers === null) return;
   if (Array.isArray(headers)) {
-    const grouped = new Map<string, string[]>();
+    // Grouped by lower-case name (header names are case-insensitive: setHeader would replace 'Link' with 'link'), sent under the first spelling.
+    const grouped = new Map<string, { name: string; values: string[] }>();
     const add = (name: unknown, value: unknown) => {
-      const key = String(name);
-      const values = grouped.get(key);
-      if (values === undefined) grouped.set(key, [String(value)]);
-      else values.push(String(value));
+      const spelled = String(name);
+      const key = spelled.toLowerCase();
+      const group = grouped.get(key);
+      if (group === undefined) grouped.set(key, { name: spelled, values: [String(value)] });
+      else group.values.push(String(value));
     };
     if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers as Array<[unknown, unknown]>) add(k, v);
     else for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i], headers[i + 1]);
-    for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? values[0]! : values);
+    for (const { name, values } of grouped.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
     return;
   }
   if (typeof headers === 'object') {
