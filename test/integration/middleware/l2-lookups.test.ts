@@ -1,0 +1,82 @@
+// Lookups that go past L1 without starting a fill (a HEAD, or a request that
+// says no-store), on an instance whose L1 has never seen the entry: they follow
+// a Vary manifest in L2 to the request's own variant, and the front door
+// reports its hits as 'hit' events with a bounded route label. Two instances
+// on one redis-server; Express 5 and 4, Koa 3 and 2.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import request from 'supertest';
+import express from 'express';
+import type { HitEvent } from '../../../src/observe/events.js';
+import { expressCache } from '../../../src/express.js';
+import { front } from '../../../src/node.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { adapters, buildApp, type HandlerIO } from './apps.js';
+
+const HIT_L2 = 'tiercache; hit; detail=L2';
+
+/** Answers in the request's language, varying on it. */
+function greeting(io: HandlerIO): void {
+  io.set('Vary', 'Accept-Language');
+  io.send(io.header('accept-language') === 'de' ? 'Hallo' : 'Hello');
+}
+
+describe('middleware: lookups past L1', function () {
+  const redisCaches = useRedisCaches({ prefix: 'l2-lookups' });
+
+  for (const adapter of adapters) {
+    describe(adapter.name, () => {
+      it("a HEAD on another instance follows L2's Vary manifest to its own variant, without running the handler", async () => {
+        const options = { ttl: '1m', namespace: redisCaches.ns } as const;
+        const a = buildApp(adapter, await redisCaches.open(options), { routes: [{ path: '/hi', mw: {}, handler: greeting }] });
+        const b = buildApp(adapter, await redisCaches.open(options), { routes: [{ path: '/hi', mw: {}, handler: greeting }] });
+        assert.equal((await request(a.target).get('/hi').set('Accept-Language', 'de')).text, 'Hallo');
+        assert.equal((await request(a.target).get('/hi').set('Accept-Language', 'en')).text, 'Hello');
+
+        const de = await request(b.target).head('/hi').set('Accept-Language', 'de');
+        assert.equal(de.status, 200);
+        assert.equal(de.headers['cache-status'], HIT_L2);
+        assert.equal(de.headers['content-length'], '5', "the HEAD was answered with another variant's head");
+        const en = await request(b.target).head('/hi').set('Accept-Language', 'en');
+        assert.equal(en.headers['cache-status'], HIT_L2);
+        assert.equal(b.runs('/hi'), 0, 'the handler ran for a HEAD that L2 could answer');
+
+        // A variant nobody filled: the manifest leads nowhere, the handler answers.
+        const fr = await request(b.target).head('/hi').set('Accept-Language', 'fr');
+        assert.equal(fr.status, 200);
+        assert.notEqual(fr.headers['cache-status'], HIT_L2);
+        assert.equal(b.runs('/hi'), 1);
+      });
+
+      it('a request with Cache-Control: no-store on another instance is served the variant it asks for from L2', async () => {
+        const options = { ttl: '1m', namespace: redisCaches.ns } as const;
+        const a = buildApp(adapter, await redisCaches.open(options), { routes: [{ path: '/hi', mw: {}, handler: greeting }] });
+        const b = buildApp(adapter, await redisCaches.open(options), { routes: [{ path: '/hi', mw: {}, handler: greeting }] });
+        await request(a.target).get('/hi').set('Accept-Language', 'de');
+        const de = await request(b.target).get('/hi').set('Accept-Language', 'de').set('Cache-Control', 'no-store');
+        assert.equal(de.headers['cache-status'], HIT_L2);
+        assert.equal(de.text, 'Hallo');
+        assert.equal(b.runs('/hi'), 0);
+      });
+    });
+  }
+
+  it("the front door's hits are 'hit' events marked front, with the table prefix as route", async () => {
+    const cache = await redisCaches.open({ routes: { '/api/movies': '1m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/movies/:id', (req, res) => void res.send(`movie ${req.params.id}`));
+    const server = createServer(front(cache, app));
+    const hits: HitEvent[] = [];
+    cache.on('hit', (e: HitEvent) => hits.push(e));
+    await request(server).get('/api/movies/7');
+    const hit = await request(server).get('/api/movies/7');
+    assert.equal(hit.text, 'movie 7');
+    assert.equal(hits.length, 1);
+    assert.equal(hits[0]!.front, true);
+    assert.equal(hits[0]!.route, '/api/movies');
+    assert.equal(hits[0]!.tier, 'L1');
+    assert.equal(hits[0]!.stale, false);
+    assert.match(hits[0]!.key, /:GET:\/api\/movies\/7$/);
+  });
+});
