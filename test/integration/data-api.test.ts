@@ -891,6 +891,23 @@ describe('data API: invalidation and clear', () => {
     assert.equal(other.stats().l1.hits, hits + 1, "the other namespace's entry tagged 't' is still an L1 hit");
   });
 
+  it('an entry in L1 from before a FLUSHALL that a refused store revealed is checked in Redis: not served, and counted as an L1 miss', async () => {
+    const a = await ctx.open();
+    await a.set('x', 'old');
+    assert.equal(await a.get('x'), 'old');
+    // A FLUSHALL while a fill runs: Redis refuses its store (the epoch it recorded is gone), and A forgets the epoch.
+    const loaded = await a.getOrSet('y', async () => {
+      await ctx.admin.flushall();
+      return 'new';
+    });
+    assert.equal(loaded, 'new');
+    assert.equal(a.store.versions.knownEpoch, undefined, 'the refused store did not make A forget the epoch');
+    const before = a.stats();
+    assert.equal(await a.get('x'), undefined, 'A served an entry from before the FLUSHALL');
+    const after = a.stats();
+    assert.deepEqual([after.l1.hits - before.l1.hits, after.l1.misses - before.l1.misses], [0, 1]);
+  });
+
   it('FLUSHALL between fills and invalidations never makes an old entry valid again', async function () {
     this.timeout(10_000);
     const a = await ctx.open();
