@@ -375,6 +375,20 @@ describe('data API: getOrSet', () => {
     assert.deepStrictEqual(await b.get('hot'), { loaded: true, at: 1 });
   });
 
+  it('a value whose TTL ran out while its loader ran is returned but stored nowhere, and no store is reported', async () => {
+    const a = await ctx.open();
+    const stores: unknown[] = [];
+    a.on('store', (e) => stores.push(e));
+    const value = await a.getOrSet('slow', async () => {
+      await sleep(80);
+      return 'late';
+    }, { ttl: 20 });
+    assert.equal(value, 'late');
+    assert.deepEqual(stores, [], "a 'store' event for a value stored nowhere");
+    assert.equal(a.stats().l1.entries, 0);
+    assert.equal(await ctx.admin.exists(a.dataKey('slow')), 0);
+  });
+
   it('rejects every concurrent caller when the loader throws, and runs the loader again on the next call', async () => {
     const a = await ctx.open();
     let runs = 0;
