@@ -49,17 +49,16 @@ describe('L2Store: connection checks, failures and readiness', function () {
     for (const proxy of proxies.splice(0)) await proxy.close();
   });
 
-  /** An L2Store on a client opened as tiercache opens one for a URL. `beforeStore` runs before L2Store listens to the client. */
-  function open(url: string, check?: L2Options['check'], beforeStore?: (client: RedisClient) => void): Opened {
+  /** An L2Store on a client opened as tiercache opens one for a URL. */
+  function open(url: string, check?: L2Options['check'], cooldown = COOLDOWN_MS): Opened {
     const { client, boundsCommands } = openRedis(url, COMMAND_TIMEOUT_MS);
     client.on('error', () => undefined);
-    beforeStore?.(client);
     const downs: Error[] = [];
     const ups: boolean[] = [];
     const failures: Error[] = [];
     const l2 = new L2Store(client, {
       commandTimeout: COMMAND_TIMEOUT_MS,
-      breakerCooldown: COOLDOWN_MS,
+      breakerCooldown: cooldown,
       clientBoundsCommands: boundsCommands,
       ...(check === undefined ? {} : { check }),
       onDown: (err) => downs.push(err),
@@ -124,6 +123,48 @@ describe('L2Store: connection checks, failures and readiness', function () {
     p.heal();
     assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back on a new connection');
     assert.deepEqual(ups, [true]);
+  });
+
+  it('a check whose connection is lost after Redis answered it with an error counts as a lost connection, not as Redis being up', async () => {
+    const p = await proxy();
+    let checks = 0;
+    const { l2, client, downs, failures } = open(p.url, async (c) => {
+      if (++checks > 1) return c.ping();
+      try {
+        return await c.call('TIERCACHE-NO-SUCH-COMMAND');
+      } catch (err) {
+        const closed = new Promise((resolve) => client.once('close', resolve));
+        p.cut();
+        await closed;
+        throw err;
+      }
+    });
+    assert.equal(await eventually(() => downs.length === 1), true, 'L2 was not reported down');
+    assert.deepEqual(failures, [], 'reported as a failed command of a Redis that is up');
+    assert.equal(l2.state, 'down');
+    p.heal();
+    assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back on a new connection');
+  });
+
+  it('after a timeout, urgent commands (invalidations) are still tried while the breaker is open, also after a probe failed', async () => {
+    let checks = 0;
+    const { l2 } = open(ctx.redis.url, async (c) => {
+      await c.ping();
+      // The probe gets an answer it cannot use (a script reply of the wrong shape, say).
+      if (++checks === 2) throw new Error('unexpected reply from a tiercache version script');
+    }, 2_000); // a wide window between the failed probe and the next one
+    assert.equal(await l2.waitReady(5_000), true);
+    ctx.redis.freeze();
+    await assert.rejects(l2.get('k'), /timed out/i);
+    ctx.redis.thaw();
+    assert.equal(await eventually(() => checks === 2), true, 'no probe ran');
+    await sleep(20);
+    assert.equal(l2.state, 'down');
+    assert.equal(l2.breakerIsOpen, true);
+    // Before the next probe: a plain command still fails fast, an urgent one goes through.
+    await assert.rejects(l2.get('k'), L2UnavailableError);
+    assert.equal(await l2.run((c) => c.ping(), true), 'PONG');
+    assert.equal(l2.state, 'ok', 'an urgent command that Redis answered did not close the breaker');
   });
 
   it('a connection that arrives while the previous one is being checked is checked too, after it, never at the same time', async () => {
