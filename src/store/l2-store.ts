@@ -104,10 +104,6 @@ export class L2Store {
     return this.run((c) => c.getBuffer(key));
   }
 
-  async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
-    await this.run((c) => c.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs))));
-  }
-
   async del(key: string, urgent = false): Promise<void> {
     await this.run((c) => c.del(key), urgent);
   }

@@ -375,6 +375,20 @@ describe('data API: getOrSet', () => {
     assert.deepStrictEqual(await b.get('hot'), { loaded: true, at: 1 });
   });
 
+  it('a value whose TTL ran out while its loader ran is returned but stored nowhere, and no store is reported', async () => {
+    const a = await ctx.open();
+    const stores: unknown[] = [];
+    a.on('store', (e) => stores.push(e));
+    const value = await a.getOrSet('slow', async () => {
+      await sleep(80);
+      return 'late';
+    }, { ttl: 20 });
+    assert.equal(value, 'late');
+    assert.deepEqual(stores, [], "a 'store' event for a value stored nowhere");
+    assert.equal(a.stats().l1.entries, 0);
+    assert.equal(await ctx.admin.exists(a.dataKey('slow')), 0);
+  });
+
   it('rejects every concurrent caller when the loader throws, and runs the loader again on the next call', async () => {
     const a = await ctx.open();
     let runs = 0;
@@ -889,6 +903,23 @@ describe('data API: invalidation and clear', () => {
     const hits = other.stats().l1.hits;
     assert.equal(await other.get('k'), 'kept');
     assert.equal(other.stats().l1.hits, hits + 1, "the other namespace's entry tagged 't' is still an L1 hit");
+  });
+
+  it('an entry in L1 from before a FLUSHALL that a refused store revealed is checked in Redis: not served, and counted as an L1 miss', async () => {
+    const a = await ctx.open();
+    await a.set('x', 'old');
+    assert.equal(await a.get('x'), 'old');
+    // A FLUSHALL while a fill runs: Redis refuses its store (the epoch it recorded is gone), and A forgets the epoch.
+    const loaded = await a.getOrSet('y', async () => {
+      await ctx.admin.flushall();
+      return 'new';
+    });
+    assert.equal(loaded, 'new');
+    assert.equal(a.store.versions.knownEpoch, undefined, 'the refused store did not make A forget the epoch');
+    const before = a.stats();
+    assert.equal(await a.get('x'), undefined, 'A served an entry from before the FLUSHALL');
+    const after = a.stats();
+    assert.deepEqual([after.l1.hits - before.l1.hits, after.l1.misses - before.l1.misses], [0, 1]);
   });
 
   it('FLUSHALL between fills and invalidations never makes an old entry valid again', async function () {

@@ -35,6 +35,18 @@ describe('the Redis side of a fill', function () {
     assert.equal(await ctx.admin.exists(`{${cache.prefix}:k1}:lock`), 0, 'the abandoned fill left its lock');
   });
 
+  it('a fill without the lock that stores nothing deletes the counters its lookup created too', async () => {
+    const cache = await ctx.open({ l1: false, l2: { lockTimeout: 0 } });
+    assert.equal(cache.fillLock, undefined);
+    const lookup = await cache.store.lookupForFill(`${cache.prefix}:k1`, ['key:k1', 'fresh-tag'], undefined);
+    assert.equal(lookup.lock, 'none');
+    assert.equal(await ctx.admin.exists(counterOf(cache, 'fresh-tag')), 1);
+    cache.store.abandonFill(lookup.ticket);
+    await sleep(50);
+    assert.equal(await ctx.admin.exists(counterOf(cache, 'fresh-tag')), 0, 'the abandoned fill left its counter');
+    assert.equal(await ctx.admin.exists(counterOf(cache, 'key:k1')), 0, 'the abandoned fill left its key counter');
+  });
+
   it("a counter another fill read survives the abandon of the fill that created it, and that fill's store goes through", async () => {
     const a = await ctx.open({ l1: false });
     const b = await ctx.open({ l1: false, namespace: a.prefix });

@@ -94,6 +94,18 @@ describe('store: L1Store', () => {
     assert.ok(l1.bytes > 18_000 && l1.bytes <= 20_000, `${l1.bytes} bytes`);
   });
 
+  it('drops an entry whose decoded form grows past maxBytes, rather than holding more than maxBytes', () => {
+    const { l1 } = store({ maxBytes: 20_000 });
+    const grown = entry();
+    l1.set('other', entry(), 5_000);
+    l1.set('grown', grown);
+    grown.decoded = { heapBytes: 30_000 };
+    l1.recharge('grown', grown);
+    assert.equal(l1.peek('grown'), undefined);
+    assert.ok(l1.peek('other'), 'an entry that fits was evicted for one that does not');
+    assert.equal(l1.bytes, 5_000);
+  });
+
   it('charges an entry whose decoded form is built later (decodedBytes) for that form from the start: decoding changes nothing', () => {
     const later: StoredEntry = { ...entry(), decodedBytes: 5_000 };
     const charged = L1Store.sizeOf('k', later);

@@ -50,4 +50,22 @@ describe('store: RecentMap', () => {
     assert.equal(map.get('a'), undefined);
     assert.equal(map.size, 0);
   });
+
+  it('counts the bytes of a key in the older generation once when it is overwritten, and none once it is deleted', () => {
+    // max 4: generations of 2 keys; 'a' ages into the old generation once two more keys arrive.
+    const sizeOf = (key: string, value: string) => key.length + value.length;
+    const map = new RecentMap<string, string>(4, Infinity, sizeOf);
+    map.set('a', 'x'.repeat(100));
+    map.set('b', 'y');
+    map.set('c', 'z');
+    assert.equal(map.bytes, 101 + 2 + 2);
+    map.set('a', 'short');
+    assert.equal(map.bytes, 6 + 2 + 2, 'the replaced value is still counted');
+    assert.equal(map.size, 3);
+    map.set('d', 'w'); // 'c' and 'a' age, 'b' is dropped; 'd' is young
+    map.delete('a');
+    assert.equal(map.get('a'), undefined);
+    assert.equal(map.bytes, 2 + 2, 'a deleted key is still counted');
+    assert.equal(map.size, 2);
+  });
 });

@@ -200,3 +200,124 @@ describe('store: TagVersions without an L2 (versions kept only for invalidated t
     assert.equal(versions.check(before), Validity.Invalid);
   });
 });
+
+describe('store: TagVersions deciding with Redis', () => {
+  it('verify() refuses an entry of another epoch than Redis holds (a FLUSHALL moved it), even when its tag versions match', async () => {
+    const { source, versions } = setUp();
+    const entry = await versions.stamp(['movie:7']);
+    assert.equal(await versions.verify(entry), true);
+    versions.trusted = false; // the bus missed the FLUSHALL: Redis decides
+    source.epoch++;
+    assert.equal(await versions.verify(entry), false);
+  });
+
+  it('verify() refuses an entry when local state was forgotten while Redis was being asked (its answer may predate what was missed)', async () => {
+    const { versions } = setUp();
+    const entry = await versions.stamp(['movie:7']);
+    versions.trusted = false;
+    const answer = versions.verify(entry);
+    versions.reset(); // a bus reconnect while the read is out
+    assert.equal(await answer, false);
+    assert.equal(await versions.verify(entry), true, 'asked again, Redis vouches for it');
+  });
+
+  it('a fill stamped before local state was forgotten is no longer stored, and what its store found is not learned', async () => {
+    const { versions } = setUp();
+    const stamp = await versions.stamp(['movie:7']);
+    assert.equal(versions.stillCurrent(stamp), true);
+    versions.reset();
+    assert.equal(versions.stillCurrent(stamp), false);
+    versions.learnStored(stamp);
+    assert.equal(versions.knownEpoch, undefined, 'a store of a stamp from before the reset taught the epoch');
+    assert.equal(versions.check(stamp), Validity.Unknown);
+  });
+
+  it('a store that went through teaches its versions: entries recording them are then valid without asking Redis', async () => {
+    const { source, versions } = setUp();
+    const stamp: FillStamp = { epoch: source.epoch, tags: ['movie:7', 'path:/a'], versions: [source.epoch + 3, source.epoch], generation: 0 };
+    assert.equal(versions.check(stamp), Validity.Unknown);
+    versions.learnStored(stamp);
+    assert.equal(versions.check(stamp), Validity.Valid);
+  });
+
+  it('forget() drops only the tags named, and the epoch only when asked', async () => {
+    const { versions } = setUp();
+    const both = await versions.stamp(['movie:7', 'movie:8']);
+    const other = await versions.stamp(['movie:8']);
+    versions.forget(['movie:7']);
+    assert.equal(versions.check(both), Validity.Unknown, 'movie:7 must be read again');
+    assert.equal(versions.check(other), Validity.Valid, 'forgetting a tag forgot the epoch too');
+    versions.forget([], true); // a store found the epoch gone (FLUSHALL)
+    assert.equal(versions.knownEpoch, undefined);
+    assert.equal(versions.check(other), Validity.Unknown);
+  });
+
+  describe('decide(): an entry found by a fill lookup, with the counters read in that round trip', () => {
+    const tags = ['movie:7', 'path:/a'];
+
+    it('valid when the epoch and every recorded version match what was read', async () => {
+      const { source, versions } = setUp();
+      versions.trusted = false; // the bus is down: Redis decides
+      const needs = versions.needs(tags);
+      assert.deepEqual([needs.tags, needs.epoch], [tags, true], 'untrusted, everything is read');
+      const read = { epoch: source.epoch, versions: [source.epoch + 5, source.epoch + 2] };
+      const entry: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 5, source.epoch + 2] };
+      assert.equal(versions.decide(entry, needs, read), true);
+    });
+
+    it('invalid when it recorded a version Redis no longer holds (Redis lost increments), even a larger one', async () => {
+      const { source, versions } = setUp();
+      versions.trusted = false;
+      const needs = versions.needs(tags);
+      const read = { epoch: source.epoch, versions: [source.epoch + 5, source.epoch + 2] };
+      const entry: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 5, source.epoch + 9] };
+      assert.equal(versions.decide(entry, needs, read), false);
+    });
+
+    it('trusted, takes the versions of tags the lookup did not read from what is known here, and still refuses a version Redis no longer holds', async () => {
+      const { source, versions } = setUp();
+      const e = source.epoch;
+      await versions.stamp(['movie:7']); // movie:7 and the epoch are known here
+      const needs = versions.needs(['movie:7', 'movie:8']);
+      assert.deepEqual([needs.tags, needs.epoch], [['movie:8'], false], 'only the unknown tag is read');
+      // movie:8 is at e + 1 in Redis (a failover lost increments); the entry recorded e + 5.
+      const entry: FillStamp = { epoch: e, tags: ['movie:7', 'movie:8', 'group:from-response'], versions: [e, e + 5, e] };
+      assert.equal(versions.decide(entry, needs, { epoch: undefined, versions: [e + 1] }), false);
+    });
+
+    it('undecided (ask Redis for the rest) when the entry carries a tag the lookup did not read', async () => {
+      const { source, versions } = setUp();
+      versions.trusted = false;
+      const needs = versions.needs(['movie:7']);
+      const read = { epoch: source.epoch, versions: [source.epoch + 5] };
+      const entry: FillStamp = { epoch: source.epoch, tags: ['movie:7', 'group:from-response'], versions: [source.epoch + 5, source.epoch] };
+      assert.equal(versions.decide(entry, needs, read), undefined);
+    });
+  });
+});
+
+describe('store: TagVersions without an L2: what needs no Redis', () => {
+  const l1Only = () => new TagVersions({ source: undefined, maxTags: 100 });
+
+  it('a fill needs nothing read', () => {
+    assert.deepEqual(l1Only().needs(['movie:7']), { tags: [], epoch: false, generation: 0 });
+  });
+
+  it('an entry its own state cannot vouch for (of an epoch it never had) is not valid', async () => {
+    assert.equal(await l1Only().verify({ epoch: 5, tags: [], versions: [] }), false);
+  });
+
+  it('forgetting an invalidated tag never makes an entry from before any forgotten invalidation valid', async () => {
+    const versions = l1Only();
+    await versions.bump(['a']);
+    const between = versions.stampLocally(['c'])!; // after a's invalidation, before b's
+    await versions.bump(['b']);
+    const beforeB = versions.stampLocally(['b'])!;
+    await versions.bump(['b']);
+    versions.forget(['b']);
+    assert.equal(versions.check(beforeB), Validity.Invalid, 'forgotten, b stands under the floor');
+    assert.equal(versions.check(between), Validity.Invalid, 'an entry from before a forgotten invalidation cannot be told apart');
+    versions.forget(['a']);
+    assert.equal(versions.check(between), Validity.Invalid, 'forgetting an older invalidation lowered the floor');
+  });
+});
