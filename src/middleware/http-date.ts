@@ -49,12 +49,15 @@ export function parseHttpDate(value: string, now = Date.now()): number {
   return Number.NaN;
 }
 
-/** The instant, NaN for a day the month does not have or a time out of range (60 seconds: a leap second). */
+/**
+ * The instant, NaN for a time out of range (60 seconds: a leap second) or a
+ * day the month does not have (day 00 or 31 Nov roll into another month).
+ */
 function utc(year: number, month: string, day: number, hh: string, mm: string, ss: string): number {
   const h = Number(hh);
   const min = Number(mm);
   const s = Number(ss);
-  if (h > 23 || min > 59 || s > 60 || day < 1) return Number.NaN;
+  if (h > 23 || min > 59 || s > 60) return Number.NaN;
   const monthIndex = MONTHS[month]!;
   const t = Date.UTC(year, monthIndex, day, h, min, Math.min(s, 59));
   return new Date(t).getUTCMonth() === monthIndex ? t : Number.NaN;
