@@ -127,6 +127,9 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     const events = seen.bus.length;
     const errors = seen.errors.length;
     await cache.close();
+    // The subscriber's last 'close' and 'end' events come after close() resolved.
+    await eventually(() => busOf(cache).subscriber.status === 'end', 'the subscriber ends', BOUND_MS);
+    await new Promise((resolve) => setImmediate(resolve));
     assert.equal(seen.bus.length, events, `close() reported the bus ${seen.bus.slice(events).map((e) => e.state).join(', ')}`);
     assert.deepEqual(seen.errors.slice(errors), [], 'close() reported an error');
   });
