@@ -235,6 +235,98 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     assert.deepEqual(heard, []);
   });
 
+  it('a bus closed while its SUBSCRIBE is on its way does not come up when the reply arrives', async () => {
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: ctx.redis.url }));
+    const bus = busOf(cache);
+    const closed = new Promise<void>((resolve) => bus.subscriber.once('ready', () => void bus.close().then(resolve))); // runs after the bus's own 'ready' listener sent SUBSCRIBE
+    await within(closed, BOUND_MS, 'close()');
+    assert.equal(bus.health, 'reconnecting');
+    assert.equal(trusted(cache), false, 'the SUBSCRIBE reply made a closed bus trust its versions');
+  });
+
+  it('a bus closed just as its connection comes up subscribes to nothing and reports nothing', async () => {
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: ctx.redis.url }));
+    const seen = record(cache);
+    const bus = busOf(cache);
+    const commands: string[] = [];
+    const closed = new Promise<void>((resolve) => bus.subscriber.prependOnceListener('ready', () => void bus.close().then(resolve)));
+    const watcher = ctx.admin.duplicate();
+    const monitor = await watcher.monitor();
+    monitor.on('monitor', (_time: string, args: string[]) => commands.push(String(args[0]).toLowerCase()));
+    try {
+      await within(closed, BOUND_MS, 'close()');
+      await ctx.admin.ping(); // MONITOR shows it after anything the bus sent before
+      await eventually(() => commands.includes('ping'), 'MONITOR shows the PING', BOUND_MS);
+    } finally {
+      monitor.disconnect();
+      watcher.disconnect();
+    }
+    assert.ok(!commands.includes('subscribe'), `sent: ${commands.join(' ')}`);
+    assert.deepEqual(seen.errors, []);
+  });
+
+  describe('probes (what a Cluster node going away sets off; driven here through the bus)', () => {
+    /** Messages this bus published to itself (probes), seen by a subscriber of the test's own. */
+    async function probesOf(bus: BusInternals): Promise<{ readonly count: number; stop(): void }> {
+      const sub = ctx.admin.duplicate();
+      await sub.subscribe(bus.channel);
+      let count = 0;
+      sub.on('message', (_: string, payload: string) => {
+        const m = JSON.parse(payload) as { i: string; h?: number };
+        if (m.i === bus.instanceId && typeof m.h === 'number') count++;
+      });
+      return { get count() { return count; }, stop: () => sub.disconnect() };
+    }
+
+    it('a suspected subscription distrusts L1 at once and is trusted again as soon as its probe comes back (no resubscription), with one flush and no bus event', async () => {
+      const cache = await ctx.open();
+      const seen = record(cache);
+      const bus = busOf(cache);
+      const probes = await probesOf(bus);
+      try {
+        bus.suspect();
+        assert.equal(cache.health().bus, 'reconnecting');
+        assert.equal(trusted(cache), false);
+        await eventually(() => cache.health().bus === 'ok', 'the probe comes back', BOUND_MS);
+        assert.equal(trusted(cache), true);
+        assert.equal(bus.flushes, 1);
+        assert.ok(probes.count >= 1 && probes.count < 10, `${probes.count} probes before the bus trusted its subscription again (a resubscription comes every 10)`);
+        assert.deepEqual(seen.bus, [], 'a suspicion is no outage to report');
+      } finally {
+        probes.stop();
+      }
+    });
+
+    it('a subscription gone without a word (UNSUBSCRIBE behind its back) hears no probe: the bus subscribes again after 10 of them and is trusted again', async () => {
+      const cache = await ctx.open();
+      const bus = busOf(cache);
+      const probes = await probesOf(bus);
+      try {
+        await bus.subscriber.unsubscribe(bus.channel);
+        bus.suspect();
+        await eventually(() => cache.health().bus === 'ok', 'the bus subscribes again', BOUND_MS);
+        assert.equal(probes.count, 10, 'probes sent before subscribing again');
+        assert.equal(trusted(cache), true);
+      } finally {
+        probes.stop();
+      }
+    });
+
+    it('a closed bus ignores a suspicion: it sends no probe', async () => {
+      const cache = await ctx.open();
+      const bus = busOf(cache);
+      const probes = await probesOf(bus);
+      try {
+        await bus.close();
+        bus.suspect();
+        await new Promise((resolve) => setTimeout(resolve, 300)); // three probe periods
+        assert.equal(probes.count, 0);
+      } finally {
+        probes.stop();
+      }
+    });
+  });
+
   it("another instance's heartbeat ahead of the last message heard from it counts a gap and flushes L1, once; an unknown sender's or an up-to-date one does not", async () => {
     const cache = await ctx.open();
     const bus = busOf(cache);
