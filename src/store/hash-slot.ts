@@ -44,26 +44,28 @@ let slotTags: string[] | undefined;
 
 /**
  * A short hash tag that lands in `slot`: `{tag}:anything` is a key of that
- * slot. The table (every slot's shortest base-36 counter) is built once, on
- * first use (about 170,000 CRCs of a few bytes).
+ * slot. The table is built once, on first use.
  */
 export function slotHashTag(slot: number): string {
-  if (slotTags === undefined) {
-    const tags: string[] = new Array(SLOT_COUNT);
-    let found = 0;
-    for (let n = 0; found < SLOT_COUNT; n++) {
-      const tag = n.toString(36);
-      let crc = 0;
-      for (let i = 0; i < tag.length; i++) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ tag.charCodeAt(i)) & 0xff]!;
-      const s = crc & (SLOT_COUNT - 1);
-      if (tags[s] === undefined) {
-        tags[s] = tag;
-        found++;
-      }
-    }
-    slotTags = tags;
-  }
+  slotTags ??= buildSlotTags();
   return slotTags[slot]!;
+}
+
+/** Every slot's shortest base-36 counter (about 170,000 CRCs of a few bytes). Exported for its tests: slotHashTag keeps one. */
+export function buildSlotTags(): string[] {
+  const tags: string[] = new Array(SLOT_COUNT);
+  let found = 0;
+  for (let n = 0; found < SLOT_COUNT; n++) {
+    const tag = n.toString(36);
+    let crc = 0;
+    for (let i = 0; i < tag.length; i++) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ tag.charCodeAt(i)) & 0xff]!;
+    const s = crc & (SLOT_COUNT - 1);
+    if (tags[s] === undefined) {
+      tags[s] = tag;
+      found++;
+    }
+  }
+  return tags;
 }
 
 /** Positions of `keys`, grouped by slot (in order of first appearance, positions ascending). */

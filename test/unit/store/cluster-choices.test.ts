@@ -2,7 +2,7 @@
 // Redis computes it), a key name for any slot, and the pub/sub the bus picks
 // from a server's INFO.
 import assert from 'node:assert/strict';
-import { groupBySlot, keySlot, slotHashTag, SLOT_COUNT } from '../../../src/store/hash-slot.js';
+import { buildSlotTags, groupBySlot, keySlot, slotHashTag, SLOT_COUNT } from '../../../src/store/hash-slot.js';
 import { pubSubModeFor } from '../../../src/store/invalidation-bus.js';
 
 describe('Redis Cluster choices', () => {
@@ -13,6 +13,42 @@ describe('Redis Cluster choices', () => {
     assert.equal(keySlot('{user1000}.following'), keySlot('user1000'));
     assert.equal(keySlot('foo{{bar}}zap'), keySlot('{bar'));
     assert.equal(keySlot('ns:v:{movie:7}'), keySlot('movie:7'));
+  });
+
+  it('takes the hash tag only between the first { and the next } when not empty (the Cluster specification)', () => {
+    assert.equal(keySlot('a{b}c'), keySlot('b'), 'a tag after the first character');
+    assert.equal(keySlot('{b}'), keySlot('b'));
+    // No '{' before the '}': the whole key.
+    for (const key of ['a}b', '}ab', 'ab}']) assert.notEqual(keySlot(key), keySlot(key.slice(0, key.indexOf('}'))), key);
+    assert.notEqual(keySlot('a}b'), keySlot('a'));
+    // An empty tag: the whole key, not the empty string nor the text after it.
+    assert.notEqual(keySlot('foo{}{bar}'), keySlot('bar'));
+    assert.notEqual(keySlot('foo{}{bar}'), keySlot(''));
+    assert.notEqual(keySlot('x{}'), keySlot(''));
+    assert.equal(keySlot('x{}'), keySlot('x{}'));
+    // A '{' with no '}' after it: the whole key.
+    assert.notEqual(keySlot('ab{cd'), keySlot('cd'));
+    // UTF-8 bytes, not UTF-16 units, are hashed.
+    assert.equal(keySlot('{é}x'), keySlot('é'));
+  });
+
+  it('builds, for every slot, the shortest base-36 counter that lands in it', () => {
+    const tags = buildSlotTags();
+    assert.equal(tags.length, SLOT_COUNT);
+    const seen = new Set<string>();
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const tag = tags[slot]!;
+      assert.equal(typeof tag, 'string', `slot ${slot}`);
+      assert.equal(keySlot(tag), slot, `tag ${tag}`);
+      seen.add(tag);
+    }
+    assert.equal(seen.size, SLOT_COUNT);
+    // The shortest: no smaller counter lands in the same slot.
+    for (const slot of [0, 1, 866, 12182, SLOT_COUNT - 1]) {
+      const n = parseInt(tags[slot]!, 36);
+      for (let m = 0; m < n; m++) assert.notEqual(keySlot(m.toString(36)), slot, `${m.toString(36)} before ${tags[slot]} for slot ${slot}`);
+    }
+    assert.equal(slotHashTag(12182), tags[12182]);
   });
 
   it('names a key in every slot', () => {
