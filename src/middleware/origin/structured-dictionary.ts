@@ -53,7 +53,7 @@ export function parseDictionary(text: string): Map<string, Member> | undefined {
         member = { type: 'boolean', value: true };
         parseParameters(input);
       }
-      members.delete(key);
+      // A repeated key keeps its first place with the later value (§4.2.2).
       members.set(key, member);
       input.skipOws();
       if (input.done) break;
@@ -62,8 +62,7 @@ export function parseDictionary(text: string): Map<string, Member> | undefined {
       input.skipOws();
       if (input.done) return undefined;
     }
-    input.skipSp();
-    return input.done ? members : undefined;
+    return members;
   } catch (err) {
     if (err instanceof Unparsable) return undefined;
     throw err;
@@ -125,6 +124,8 @@ function parseBareItem(input: Input): BareItem {
 function parseNumber(input: Input): BareItem {
   const start = input.i;
   if (input.c() === '-') input.i++;
+  // Where the digits begin: §4.2.4 counts their length without the sign (the point included).
+  const first = input.i;
   if (!isDigit(input.c())) throw new Unparsable();
   let dot = -1;
   while (!input.done) {
@@ -132,11 +133,10 @@ function parseNumber(input: Input): BareItem {
     if (isDigit(c)) input.i++;
     else if (c === '.' && dot === -1) {
       // At most 12 digits before the point.
-      if (input.i - start - (input.s[start] === '-' ? 1 : 0) > 12) throw new Unparsable();
+      if (input.i - first > 12) throw new Unparsable();
       dot = input.i++;
     } else break;
-    const digits = input.i - start - (input.s[start] === '-' ? 1 : 0);
-    if (dot === -1 ? digits > 15 : digits > 16) throw new Unparsable();
+    if (input.i - first > (dot === -1 ? 15 : 16)) throw new Unparsable();
   }
   const text = input.s.slice(start, input.i);
   if (dot === -1) return { type: 'integer', value: Number(text) };
