@@ -7,7 +7,8 @@
 // caller's hook (tiercache's loads scripts and reads the epoch), here made to
 // fail in each way on purpose.
 import assert from 'node:assert/strict';
-import { L2Store, L2UnavailableError, type L2Options } from '../../src/store/l2-store.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { L2Store, L2UnavailableError, withTimeout, type L2Options } from '../../src/store/l2-store.js';
 import { openRedis, type RedisClient } from '../../src/store/redis-client.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -49,9 +50,9 @@ describe('L2Store: connection checks, failures and readiness', function () {
     for (const proxy of proxies.splice(0)) await proxy.close();
   });
 
-  /** An L2Store on a client opened as tiercache opens one for a URL. */
-  function open(url: string, check?: L2Options['check'], cooldown = COOLDOWN_MS): Opened {
-    const { client, boundsCommands } = openRedis(url, COMMAND_TIMEOUT_MS);
+  /** An L2Store on a client opened as tiercache opens one for a URL (or on `given`, a caller's client). */
+  function open(url: string, check?: L2Options['check'], cooldown = COOLDOWN_MS, given?: RedisClient): Opened {
+    const { client, boundsCommands } = given === undefined ? openRedis(url, COMMAND_TIMEOUT_MS) : openRedis(given, COMMAND_TIMEOUT_MS);
     client.on('error', () => undefined);
     const downs: Error[] = [];
     const ups: boolean[] = [];
@@ -196,6 +197,229 @@ describe('L2Store: connection checks, failures and readiness', function () {
     release();
     assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come up after both checks');
     assert.deepEqual([checks, mostAtOnce], [2, 1]);
+  });
+
+  describe('phases: connecting, up, down, detached', () => {
+    it("a caller's client that is already connected is checked and used: L2 comes up without a new connection", async () => {
+      const client = openRedis(ctx.redis.url, COMMAND_TIMEOUT_MS).client;
+      await new Promise((resolve) => client.once('ready', resolve));
+      let checks = 0;
+      const { l2, ups } = open('', async (c) => {
+        checks++;
+        return c.ping();
+      }, COOLDOWN_MS, client);
+      assert.equal(await l2.waitReady(5_000), true, 'L2 never came up on a client that was already connected');
+      assert.deepEqual([checks, ups], [1, [false]]);
+    });
+
+    it('a command sent before the first connection is up waits for it, then runs', async () => {
+      await ctx.admin.set('k', 'v');
+      const { l2 } = open(ctx.redis.url);
+      assert.equal(l2.state, 'connecting');
+      assert.deepEqual(await l2.get('k'), Buffer.from('v'));
+    });
+
+    it('a command sent before the first connection fails as unavailable ("not connected") once commandTimeout passed without one', async () => {
+      ctx.redis.freeze();
+      const { l2 } = open(ctx.redis.url);
+      const started = performance.now();
+      await assert.rejects(l2.get('k'), (err: Error) => err instanceof L2UnavailableError && /not connected/.test(err.message));
+      assert.ok(performance.now() - started >= COMMAND_TIMEOUT_MS - 5, 'it failed without waiting for the connection');
+    });
+
+    it('a timed-out wait for the first connection leaves nothing behind, whichever of several waits ends first', async () => {
+      ctx.redis.freeze();
+      const { l2 } = open(ctx.redis.url);
+      // Every command while Redis never answers waits like this: a wait left behind is a leak per request.
+      const waits = [l2.waitReady(60), l2.waitReady(30), l2.waitReady(45)];
+      assert.deepEqual(await Promise.all(waits), [false, false, false]);
+      assert.equal((l2 as unknown as { readyWaiters: unknown[] }).readyWaiters.length, 0, 'timed-out waits are still held');
+    });
+
+    it('a first connection that fails takes L2 down and ends every wait at once with false', async () => {
+      const p = await proxy();
+      p.cut(); // refused
+      const { l2, downs } = open(p.url);
+      const started = performance.now();
+      assert.equal(await l2.waitReady(5_000), false);
+      assert.ok(performance.now() - started < 4_000, 'the wait ran to its own timeout instead of ending when L2 went down');
+      assert.equal(downs.length, 1);
+      assert.equal(l2.state, 'down');
+    });
+
+    it('a first connection that the far end closes before it is ready (a proxy without a backend) takes L2 down, so commands fail fast', async () => {
+      const closer = createServer((socket) => socket.on('data', () => socket.end()));
+      await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', () => resolve()));
+      try {
+        const { port } = closer.address() as AddressInfo;
+        const { l2, downs } = open(`redis://127.0.0.1:${port}`);
+        const started = performance.now();
+        assert.equal(await l2.waitReady(5_000), false);
+        assert.ok(performance.now() - started < 4_000, 'L2 stayed "connecting": every command would wait commandTimeout for it');
+        assert.equal(l2.state, 'down');
+        assert.equal(downs.length, 1);
+        assert.match(downs[0]!.message, /closed the connection before it was ready/);
+        await assert.rejects(l2.get('k'), L2UnavailableError);
+      } finally {
+        for (const { client } of opened) client.disconnect();
+        await new Promise((resolve) => closer.close(resolve));
+      }
+    });
+
+    it('a connection the server closes takes L2 down once ("connection lost"), and the next one brings it back once', async () => {
+      const { l2, client, downs, ups } = open(ctx.redis.url);
+      assert.equal(await l2.waitReady(5_000), true);
+      const id = await client.client('ID');
+      await ctx.admin.client('KILL', 'ID', String(id));
+      assert.equal(await eventually(() => downs.length === 1), true, 'a closed connection did not take L2 down');
+      assert.equal(downs[0]!.message, 'the connection to Redis was lost');
+      assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back on the new connection');
+      await sleep(COOLDOWN_MS);
+      assert.deepEqual([downs.length, ups], [1, [false, true]]);
+    });
+
+    it('a reply error while Redis is up is reported as a failure: L2 stays up and the breaker closed', async () => {
+      const { l2, downs, ups, failures } = open(ctx.redis.url);
+      assert.equal(await l2.waitReady(5_000), true);
+      await assert.rejects(l2.run((c) => c.call('TIERCACHE-NO-SUCH-COMMAND')), /unknown command/i);
+      assert.equal(failures.length, 1);
+      assert.deepEqual([l2.state, l2.breakerIsOpen, downs.length, ups], ['ok', false, 0, [false]]);
+      assert.deepEqual(await l2.get('missing'), null);
+    });
+
+    it('a command lost with its connection takes L2 down, is not reported as a failure, and does not open the breaker', async () => {
+      const p = await proxy();
+      const { l2, client, downs, failures } = open(p.url);
+      assert.equal(await l2.waitReady(5_000), true);
+      const lost = l2.run(async (c) => {
+        const reply = c.ping();
+        const closed = new Promise((resolve) => client.once('close', resolve));
+        p.cut();
+        await closed;
+        await reply.catch(() => undefined);
+        throw new Error('Connection is closed.');
+      });
+      await assert.rejects(lost, /Connection is closed/);
+      assert.deepEqual([failures, l2.state, l2.breakerIsOpen, downs.length], [[], 'down', false, 1]);
+    });
+
+    it('after a timeout, a plain del() fails fast like any command; only an urgent one is tried', async () => {
+      const { l2 } = open(ctx.redis.url, undefined, 5_000);
+      assert.equal(await l2.waitReady(5_000), true);
+      ctx.redis.freeze();
+      await assert.rejects(l2.get('k'), /timed out/i);
+      ctx.redis.thaw();
+      await ctx.admin.set('k', 'v');
+      await assert.rejects(l2.del('k'), (err: Error) => err instanceof L2UnavailableError && /timed out recently/.test(err.message));
+      assert.equal(await ctx.admin.get('k'), 'v', 'a plain del() reached Redis while the breaker was open');
+      await l2.del('k', true);
+      assert.equal(await ctx.admin.get('k'), null);
+    });
+
+    it('timeouts of several commands at once schedule one probe, not one each', async () => {
+      let checks = 0;
+      const { l2 } = open(ctx.redis.url, async (c) => {
+        checks++;
+        return c.ping();
+      });
+      assert.equal(await l2.waitReady(5_000), true);
+      ctx.redis.freeze();
+      const failed = await Promise.allSettled([l2.get('a'), l2.get('b'), l2.get('c')]);
+      assert.deepEqual(failed.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+      ctx.redis.thaw(); // before the probe: the probe gets its answer at once
+      assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back');
+      await sleep(COOLDOWN_MS * 3);
+      assert.equal(checks, 2, 'the first connection and one probe');
+    });
+
+    it('no probe is sent while there is no connection: it waits for the next connection, whose check brings L2 back', async () => {
+      const p = await proxy();
+      let checks = 0;
+      const { l2 } = open(p.url, async (c) => {
+        checks++;
+        return c.ping();
+      }, 300);
+      assert.equal(await l2.waitReady(5_000), true);
+      ctx.redis.freeze();
+      await assert.rejects(l2.get('k'), /timed out/i);
+      p.cut(); // before the probe is due
+      ctx.redis.thaw();
+      await sleep(1_000);
+      assert.equal(checks, 1, 'a probe was sent without a connection');
+      p.heal();
+      assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back on the new connection');
+      assert.equal(checks, 2);
+    });
+
+    it('a check that passes after its connection went away does not bring L2 up; the next connection does', async () => {
+      const p = await proxy();
+      let checks = 0;
+      const { l2, client, ups } = open(p.url, async (c) => {
+        const reply = await c.ping();
+        if (++checks === 1) {
+          const closed = new Promise((resolve) => client.once('close', resolve));
+          p.cut();
+          await closed;
+        }
+        return reply;
+      });
+      assert.equal(await eventually(() => checks === 1), true);
+      await sleep(50);
+      assert.notEqual(l2.state, 'ok', 'L2 went up on a check whose connection was gone');
+      p.heal();
+      assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back on the new connection');
+      assert.equal(ups.length, 1);
+    });
+
+    it('with a second connection under way, L2 stays down until the check of that connection passed, not the first', async () => {
+      const p = await proxy();
+      let checks = 0;
+      const releases: Array<() => void> = [];
+      const { l2, client } = open(p.url, async (c) => {
+        checks++;
+        await c.ping();
+        await new Promise<void>((resolve) => releases.push(resolve));
+      });
+      assert.equal(await eventually(() => checks === 1), true);
+      let readies = 0;
+      client.on('ready', () => readies++);
+      p.cut();
+      p.heal();
+      assert.equal(await eventually(() => readies === 1), true, 'the client did not reconnect');
+      releases[0]!();
+      assert.equal(await eventually(() => checks === 2), true, 'the second connection was not checked');
+      await sleep(50);
+      assert.notEqual(l2.state, 'ok', "L2 went up on the first connection's check");
+      releases[1]!();
+      assert.equal(await eventually(() => l2.state === 'ok'), true);
+    });
+
+    it('detach() ends waits with false, removes its listeners from the client, and a command failing after it reports nothing', async () => {
+      const given = openRedis(ctx.redis.url, COMMAND_TIMEOUT_MS).client;
+      const before = ['ready', 'error', 'close', 'end'].map((event) => given.listenerCount(event));
+      ctx.redis.freeze();
+      const { l2, downs, ups } = open('', undefined, COOLDOWN_MS, given);
+      const waiting = l2.waitReady(5_000);
+      l2.detach();
+      assert.equal(await waiting, false);
+      // open() adds one 'error' listener of its own.
+      assert.deepEqual(['ready', 'error', 'close', 'end'].map((event) => given.listenerCount(event)), [before[0], before[1]! + 1, before[2], before[3]]);
+      ctx.redis.thaw();
+      await new Promise((resolve) => given.once('ready', resolve));
+      ctx.redis.freeze();
+      await assert.rejects(l2.run((c) => c.ping(), true), L2UnavailableError);
+      const inFlight = l2.client.ping();
+      await assert.rejects(withTimeout(inFlight, COMMAND_TIMEOUT_MS * 2), /timed out/i);
+      assert.deepEqual([downs, ups, l2.state], [[], [], 'down']);
+    });
+
+    it('withTimeout() leaves no timer behind once the command answered', async () => {
+      const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+      const before = timers();
+      // Fifty commands in a row: other timers of the process may come and go meanwhile, not fifty of them.
+      for (let i = 0; i < 50; i++) assert.equal(await withTimeout(Promise.resolve('PONG'), 60_000), 'PONG');
+      assert.ok(timers() - before < 10, `${timers() - before} timers of the full commandTimeout outlive their commands`);
+    });
   });
 
   describe('waitReady()', () => {
