@@ -166,10 +166,13 @@ export class L2Store {
       this.phase = 'ok';
       this.settleWaiters(true);
       this.options.onUp(recovered);
-    } else if (!up && this.phase !== 'down' && (this.phase === 'ok' || cause !== undefined)) {
+    } else if (!up && this.phase !== 'down') {
+      // Also before the first connection was up: a far end that accepts and closes (a proxy
+      // without a backend) sends no error, and 'connecting' would make every command wait for it.
+      const lost = this.phase === 'ok' ? 'the connection to Redis was lost' : 'Redis closed the connection before it was ready';
       this.phase = 'down';
       this.settleWaiters(false);
-      this.options.onDown(cause ?? new Error('the connection to Redis was lost'));
+      this.options.onDown(cause ?? new Error(lost));
     }
   }
 

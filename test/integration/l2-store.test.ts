@@ -394,7 +394,7 @@ describe('L2Store: connection checks, failures and readiness', function () {
       assert.equal(await eventually(() => l2.state === 'ok'), true);
     });
 
-    it('detach() ends waits with false, removes its listeners from the client, and a command failing after it reports nothing', async () => {
+    it('detach() ends waits with false, removes its listeners from the client, and lets no command through afterwards', async () => {
       const given = openRedis(ctx.redis.url, COMMAND_TIMEOUT_MS).client;
       const before = ['ready', 'error', 'close', 'end'].map((event) => given.listenerCount(event));
       ctx.redis.freeze();
@@ -406,11 +406,57 @@ describe('L2Store: connection checks, failures and readiness', function () {
       assert.deepEqual(['ready', 'error', 'close', 'end'].map((event) => given.listenerCount(event)), [before[0], before[1]! + 1, before[2], before[3]]);
       ctx.redis.thaw();
       await new Promise((resolve) => given.once('ready', resolve));
-      ctx.redis.freeze();
       await assert.rejects(l2.run((c) => c.ping(), true), L2UnavailableError);
-      const inFlight = l2.client.ping();
-      await assert.rejects(withTimeout(inFlight, COMMAND_TIMEOUT_MS * 2), /timed out/i);
       assert.deepEqual([downs, ups, l2.state], [[], [], 'down']);
+    });
+
+    it('a command that times out after detach() reports nothing and schedules no probe', async () => {
+      let checks = 0;
+      const { l2, downs, ups } = open(ctx.redis.url, async (c) => {
+        checks++;
+        return c.ping();
+      });
+      assert.equal(await l2.waitReady(5_000), true);
+      ctx.redis.freeze();
+      const inFlight = l2.get('k');
+      l2.detach();
+      await assert.rejects(inFlight, /timed out/i);
+      ctx.redis.thaw();
+      await sleep(COOLDOWN_MS * 3);
+      assert.deepEqual([downs, ups, checks, l2.state], [[], [false], 1, 'down']);
+    });
+
+    it("after a timeout and a new connection, not even an urgent command goes through before the new connection's check passed", async () => {
+      const p = await proxy();
+      let checks = 0;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const { l2, client } = open(p.url, async (c) => {
+        await c.ping();
+        if (++checks === 2) await held;
+      }, 5_000);
+      assert.equal(await l2.waitReady(5_000), true);
+      ctx.redis.freeze();
+      await assert.rejects(l2.get('k'), /timed out/i);
+      ctx.redis.thaw();
+      assert.equal(l2.breakerIsOpen, true);
+      let readies = 0;
+      client.on('ready', () => readies++);
+      p.cut();
+      p.heal();
+      assert.equal(await eventually(() => readies === 1 && checks === 2), true, 'the new connection was not checked');
+      await assert.rejects(l2.run((c) => c.ping(), true), L2UnavailableError);
+      release();
+      assert.equal(await eventually(() => l2.state === 'ok'), true);
+      assert.equal(await l2.run((c) => c.ping(), true), 'PONG');
+    });
+
+    it("an 'error' while the connection is ready (a Cluster's failed slot refresh, say) does not take L2 down: only losing the connection does", async () => {
+      const { l2, client, downs } = open(ctx.redis.url);
+      assert.equal(await l2.waitReady(5_000), true);
+      client.emit('error', new Error('Failed to refresh slots cache.'));
+      assert.deepEqual([l2.state, downs], ['ok', []]);
+      assert.equal(await l2.run((c) => c.ping()), 'PONG');
     });
 
     it('withTimeout() leaves no timer behind once the command answered', async () => {
