@@ -412,6 +412,28 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(await a.get('k2'), undefined);
   });
 
+  it('a fill renews the tag counters in other slots than its entry to their full TTL, and the next fills leave them alone while most of it is left', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const direct = client();
+    const first = dataKeyIn(a, { not: [] });
+    const entrySlot = keySlot(a.dataKey(first));
+    const tag = tagOutside(ns, 'shelf', [entrySlot]);
+    const counter = `${ns}:v:{${tag}}`;
+    await a.getOrSet(first, async () => 'one', { ttl: '1m', tags: [tag] });
+    // Made provisional by the lookup (a minute), renewed by the store: it must outlive every entry that recorded it.
+    assert.ok((await direct.pttl(counter)) > 6 * 24 * 3600_000, 'the counter in another slot kept its provisional TTL');
+    // Its TTL runs down behind this instance's back; this instance renewed it a moment ago and does not send again.
+    await direct.pexpire(counter, 120_000);
+    let second = first;
+    for (let i = 0; second === first || keySlot(a.dataKey(second)) === keySlot(counter); i++) second = `second${i}`;
+    await a.getOrSet(second, async () => 'two', { ttl: '1m', tags: [tag] });
+    const left = await direct.pttl(counter);
+    assert.ok(left > 0 && left <= 120_000, `the counter was renewed again by the next fill (PTTL ${left})`);
+    // The epoch (no TTL) is never given one.
+    assert.equal(await direct.pttl(`{${ns}}:epoch`), -1);
+  });
+
   it('a fill whose lock lives in a slot where it stores nothing (the answer stopped varying) still releases the lock', async () => {
     const ns = nextNamespace();
     let vary = true;
