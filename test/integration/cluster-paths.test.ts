@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import express from 'express';
 import type { Cluster } from 'ioredis';
 import request from 'supertest';
-import type { TierCache } from '../../src/index.js';
+import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
@@ -432,6 +432,29 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.ok(left > 0 && left <= 120_000, `the counter was renewed again by the next fill (PTTL ${left})`);
     // The epoch (no TTL) is never given one.
     assert.equal(await direct.pttl(`{${ns}}:epoch`), -1);
+  });
+
+  it("a cache closed while its bus still asks the Cluster which pub/sub it has opens no subscriber afterwards (the caller's client stays open)", async () => {
+    const ns = nextNamespace();
+    const shared = client();
+    await once(shared, 'ready');
+    // A server slow to answer INFO: the bus chooses sharded or classic pub/sub from it.
+    const info = shared.info.bind(shared) as (section: string) => Promise<string>;
+    let asked!: () => void;
+    const askedInfo = new Promise<void>((resolve) => (asked = resolve));
+    (shared as unknown as { info: (section: string) => Promise<string> }).info = async (section) => {
+      asked();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return info(section);
+    };
+    const cache = createCache({ namespace: ns, redis: shared, l2: { commandTimeout: 2000 } });
+    cache.on('error', () => undefined);
+    await askedInfo;
+    await cache.close();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(busOf(cache).subscriber, undefined, 'a subscriber was attached after close()');
+    const subscribers = (await onEachNode(env.cluster, (direct) => direct.client('LIST', 'TYPE', 'pubsub') as Promise<string>)).join('');
+    assert.doesNotMatch(subscribers, /\S/, `pub/sub connections after close(): ${subscribers}`);
   });
 
   it('a fill whose lock lives in a slot where it stores nothing (the answer stopped varying) still releases the lock', async () => {
