@@ -227,9 +227,11 @@ export class FillProtocol {
     return this.l2.run((client) => (this.cluster ? this.storeOnCluster(client, request) : storeInOne(client, request)));
   }
 
-  /** Step two of a fill that stored nothing. Never throws: what is left behind expires. */
+  /**
+   * Step two of a fill that stored nothing, with a lock or created counters
+   * (the tiered store sends no other). Never throws: what is left behind expires.
+   */
   abandon(request: AbandonRequest): void {
-    if (request.lock === undefined && request.created.length === 0) return;
     this.l2.run((client) => (this.cluster ? abandonOnCluster(client, request) : abandonInOne(client, request))).catch(() => undefined);
   }
 
