@@ -12,6 +12,7 @@ import type { Cluster } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
+import { PROVISIONAL_COUNTER_TTL_MS } from '../../src/store/fill-protocol.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
 import { clusterCaches } from '../support/cluster-caches.js';
@@ -455,6 +456,25 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(busOf(cache).subscriber, undefined, 'a subscriber was attached after close()');
     const subscribers = (await onEachNode(env.cluster, (direct) => direct.client('LIST', 'TYPE', 'pubsub') as Promise<string>)).join('');
     assert.doesNotMatch(subscribers, /\S/, `pub/sub connections after close(): ${subscribers}`);
+  });
+
+  it("a counter in another slot that a second fill read survives the abandon of the fill that created it", async () => {
+    const ns = nextNamespace();
+    const [a, b] = [await open(ns), await open(ns)];
+    const direct = client();
+    const firstKey = dataKeyIn(a, { not: [] });
+    const tag = tagOutside(ns, 'shared-', [keySlot(a.dataKey(firstKey))]);
+    const counter = `${ns}:v:{${tag}}`;
+    let secondKey = firstKey;
+    for (let i = 0; secondKey === firstKey || keySlot(a.dataKey(secondKey)) === keySlot(counter); i++) secondKey = `second${i}`;
+    const first = await a.store.lookupForFill(a.dataKey(firstKey), [tag], undefined);
+    assert.equal(first.ticket.createdTags.includes(tag), true);
+    const second = await b.store.lookupForFill(b.dataKey(secondKey), [tag], undefined);
+    assert.equal(second.ticket.createdTags.includes(tag), false, 'the second lookup found the counter');
+    a.store.abandonFill(first.ticket);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await direct.exists(counter), 1, 'the abandon deleted a counter another fill had read');
+    assert.ok((await direct.pttl(counter)) > PROVISIONAL_COUNTER_TTL_MS, 'the read did not extend the provisional TTL');
   });
 
   it('a fill whose lock lives in a slot where it stores nothing (the answer stopped varying) still releases the lock', async () => {
