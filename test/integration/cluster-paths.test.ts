@@ -12,6 +12,7 @@ import type { Cluster } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
+import { EntryKind } from '../../src/store/entry.js';
 import { PROVISIONAL_COUNTER_TTL_MS } from '../../src/store/fill-protocol.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
@@ -475,6 +476,28 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(await direct.exists(counter), 1, 'the abandon deleted a counter another fill had read');
     assert.ok((await direct.pttl(counter)) > PROVISIONAL_COUNTER_TTL_MS, 'the read did not extend the provisional TTL');
+  });
+
+  it('a lookup that finds a stale entry takes the lock and reports the counters it created in other slots, which its abandon deletes', async () => {
+    const ns = nextNamespace();
+    const [a, b] = [await open(ns), await open(ns)];
+    const direct = client();
+    const key = dataKeyIn(a, { not: [] });
+    const tag = tagOutside(ns, 'stale-', [keySlot(a.dataKey(key))]);
+    const counter = `${ns}:v:{${tag}}`;
+    const fill = await a.store.lookupForFill(a.dataKey(key), [tag], undefined);
+    const now = Date.now();
+    const stamp = fill.stamp!;
+    // Stale for a minute more: the next lookup returns it and takes the fill steps.
+    const entry = { kind: EntryKind.Bytes, createdAt: now - 2_000, freshUntil: now - 1_000, staleUntil: now + 60_000, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions, head: Buffer.alloc(0), body: Buffer.from('old') };
+    assert.equal(await a.store.storeFill([{ key: a.dataKey(key), entry, l1Entry: entry }], fill.ticket), true);
+    await direct.del(counter); // lost (evicted, say) since
+    // On an instance that has not learned the tag's version: it reads the counter.
+    const refresh = await b.store.lookupForFill(b.dataKey(key), [tag], b.fillLock!.request(b.dataKey(key)));
+    assert.equal(refresh.lock, 'ours');
+    assert.deepEqual(refresh.ticket.createdTags, [tag], 'the counter made again in another slot was not reported');
+    b.store.abandonFill(refresh.ticket);
+    await eventually(async () => (await direct.exists(counter)) === 0, 'the abandon left the counter it created');
   });
 
   it('a fill whose lock lives in a slot where it stores nothing (the answer stopped varying) still releases the lock', async () => {
