@@ -1,6 +1,6 @@
 // RecentMap: bounded, keeps what was touched recently.
 import assert from 'node:assert/strict';
-import { RecentMap } from '../../../src/store/recent-map.js';
+import { RecentMap, stringBytes } from '../../../src/store/recent-map.js';
 
 describe('store: RecentMap', () => {
   it('never holds more than max keys', () => {
@@ -67,5 +67,47 @@ describe('store: RecentMap', () => {
     assert.equal(map.get('a'), undefined);
     assert.equal(map.bytes, 2 + 2, 'a deleted key is still counted');
     assert.equal(map.size, 2);
+  });
+
+  it('counts bytes once through every move: a read that brings a key back from the old generation, an overwrite and a delete in the young one', () => {
+    const sizeOf = (key: string, value: string) => key.length + value.length;
+    const map = new RecentMap<string, string>(4, Infinity, sizeOf);
+    map.set('a', 'x'.repeat(10)); // 11
+    map.set('b', 'y'); // 2
+    map.set('c', 'z'); // 2: 'a' and 'b' age
+    assert.equal(map.get('a'), 'x'.repeat(10)); // back to young, counted once
+    assert.equal(map.bytes, 11 + 2 + 2);
+    const roomy = new RecentMap<string, string>(100, Infinity, sizeOf);
+    roomy.set('a', 'x'); // 2
+    roomy.set('c', 'z'); // 2
+    roomy.set('c', 'zzz'); // overwrite in young: 4 instead of 2
+    assert.equal(roomy.bytes, 2 + 4);
+    roomy.delete('c'); // young
+    assert.equal(roomy.bytes, 2);
+    assert.equal(roomy.size, 1);
+  });
+
+  it('keeps a key of exactly half of maxBytes, and fills a generation to exactly half before it turns over', () => {
+    const sizeOf = (_key: string, value: number) => value;
+    const map = new RecentMap<string, number>(100, 20, sizeOf);
+    map.set('half', 10);
+    assert.equal(map.get('half'), 10, 'a key of exactly half of maxBytes was refused');
+    const drops: number[] = [];
+    const watched = new RecentMap<string, number>(100, 20, sizeOf, (old) => drops.push(old.size));
+    watched.set('a', 4);
+    watched.set('b', 6); // young holds exactly 10: no turn-over yet
+    watched.set('c', 1); // turns over: 'a' and 'b' become the old generation, none dropped
+    assert.deepEqual(drops, [], 'onDrop was told of an empty generation (or of one turned over too early)');
+    watched.set('d', 9); // 1 + 9 = 10: still young
+    watched.set('e', 1); // turns over again: 'a' and 'b' are dropped
+    assert.deepEqual(drops, [2]);
+    assert.equal(watched.get('a'), undefined);
+    assert.equal(watched.get('c'), 1);
+  });
+});
+
+describe('store: stringBytes', () => {
+  it('counts a 16-byte header and two bytes a character', () => {
+    assert.deepEqual([stringBytes(0), stringBytes(1), stringBytes(10)], [16, 18, 36]);
   });
 });
