@@ -1,0 +1,42 @@
+// The three middleware factories refuse anything but a cache made by
+// createCache(), with TierCacheConfigError naming the factory's argument, at
+// the moment the middleware is made (not on the first request). A cache is
+// recognised by its store and invalidateTags, so a look-alike with one of
+// them only is refused too.
+import assert from 'node:assert/strict';
+import { createCache } from '../../../src/index.js';
+import { TierCacheConfigError } from '../../../src/errors.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
+
+const handler = () => undefined;
+const factories = {
+  expressCache: (cache: unknown) => expressCache(cache as never),
+  koaCache: (cache: unknown) => koaCache(cache as never),
+  front: (cache: unknown) => front(cache as never, handler),
+};
+
+describe('middleware factories: the cache argument', () => {
+  for (const [name, make] of Object.entries(factories)) {
+    it(`${name}() refuses what is not a cache, naming ${name}(cache)`, () => {
+      const notCaches: unknown[] = [undefined, null, 'redis://127.0.0.1:6379', 42, {}, { store: {} }, { store: 'x', invalidateTags() {} }, { invalidateTags() {} }, { store: {}, invalidateTags: true }];
+      for (const value of notCaches) {
+        assert.throws(
+          () => make(value),
+          (err: unknown) => err instanceof TierCacheConfigError && err.option === `${name}(cache)` && /must be a cache made by createCache\(\)/.test(err.message),
+          `took ${JSON.stringify(value)}`,
+        );
+      }
+    });
+
+    it(`${name}() takes a cache made by createCache()`, async () => {
+      const cache = createCache({ redis: false });
+      try {
+        assert.equal(typeof make(cache), 'function');
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+});
