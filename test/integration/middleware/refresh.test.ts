@@ -77,6 +77,27 @@ describe('middleware: background refreshes', function () {
         await eventually('the refreshed entry', async () => assert.match((await get()).text, /^https run ([2-9]|\d\d+)$/));
       });
 
+      it("a background refresh gives the handler a socket that answers like the request's own: its local address, and chainable setTimeout, setNoDelay, setKeepAlive", async () => {
+        const cache = await redisCaches.open({});
+        const runs: string[] = [];
+        const handler = (io: HandlerIO) => {
+          const native = io.native;
+          const socket = native.framework === 'express' ? native.req.socket : native.ctx.req.socket;
+          // What timeout and keep-alive middleware do to the request's socket; each returns the socket.
+          const same = socket.setTimeout(30_000).setNoDelay(true).setKeepAlive(true) === socket;
+          const { address, port } = socket.address() as { address: string; port: number };
+          runs.push(`${address}:${port} ${same}`);
+          return io.send(`run ${runs.length}`);
+        };
+        const app = buildApp(adapter, cache, { routes: [{ path: '/s', mw: SWR, handler }] });
+        const server = await redisCaches.serve(app.target);
+        assert.equal((await request(server).get('/s')).text, 'run 1');
+        await sleep(150);
+        assert.match(String((await request(server).get('/s')).headers['cache-status']), /ttl=-/);
+        await eventually('the background refresh', async () => assert.ok(runs.length >= 2, `the handler ran ${runs.length} time(s)`));
+        assert.deepEqual(runs.slice(0, 2), [`127.0.0.1:${portOf(server)} true`, `127.0.0.1:${portOf(server)} true`]);
+      });
+
       it('an app-wide and a per-route middleware on one route: the per-route stale-while-revalidate refreshes the entry', async () => {
         const cache = await redisCaches.open({ ttl: '1m' });
         let runs = 0;
