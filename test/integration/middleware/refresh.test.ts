@@ -98,6 +98,38 @@ describe('middleware: background refreshes', function () {
         assert.deepEqual(runs.slice(0, 2), [`127.0.0.1:${portOf(server)} true`, `127.0.0.1:${portOf(server)} true`]);
       });
 
+      it('a background refresh of a large body streamed with backpressure completes and is stored (the discarding socket drains)', async () => {
+        const cache = await redisCaches.open({});
+        let runs = 0;
+        const handler = async (io: HandlerIO) => {
+          const run = ++runs;
+          // 2 MiB in 64 KiB chunks, waiting for 'drain' whenever a write says the buffers are full.
+          const chunk = Buffer.alloc(64 * 1024, 48 + run);
+          const native = io.native;
+          const res = native.framework === 'express' ? native.res : native.ctx.res;
+          if (native.framework === 'koa') native.ctx.respond = false;
+          res.statusCode = 200;
+          res.setHeader('content-type', 'application/octet-stream');
+          for (let i = 0; i < 32; i++) if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+          res.end();
+        };
+        const app = buildApp(adapter, cache, { routes: [{ path: '/big', mw: SWR, handler }] });
+        const server = await redisCaches.serve(app.target);
+        const body = async () => (await request(server).get('/big').buffer(true).parse((res, done) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => done(null, Buffer.concat(parts)));
+        })).body as Buffer;
+        assert.equal((await body())[0], 49);
+        await sleep(150);
+        await body(); // stale: served, and the refresh starts
+        await eventually('the refreshed entry', async () => {
+          const b = await body();
+          assert.equal(b.length, 2 * 1024 * 1024);
+          assert.ok(b[0]! >= 50, `still run ${b[0]! - 48}'s body`);
+        }, 5_000);
+      });
+
       it('an app-wide and a per-route middleware on one route: the per-route stale-while-revalidate refreshes the entry', async () => {
         const cache = await redisCaches.open({ ttl: '1m' });
         let runs = 0;
