@@ -11,6 +11,9 @@
 #
 #   sh scripts/mutation-in-parts.sh src/store [files-per-part]   # default 3
 #   SKIP_DONE=1 sh scripts/mutation-in-parts.sh src/store   # parts without a log first
+#   sh scripts/mutation-in-parts.sh src/store/l1-store.ts src/store/invalidation-bus.ts:1-200 ...
+#                                   # one part per file or line range (a file whose mutants
+#                                   # take longer than a session, split so each part finishes)
 #   node scripts/mutation-summary.mjs reports/mutation/parts/*.ndjson
 #
 # A part costs one dry run (the whole suite, about 2 min) on top of its mutants.
@@ -22,7 +25,14 @@ parts=reports/mutation/parts
 mkdir -p "$parts"
 node scripts/ensure-redis-server.mjs
 
-files=$(find "$folder" -name '*.ts' ! -name '*.d.ts' | sort)
+case "$folder" in
+  *.ts | *.ts:*)
+    # Parts named on the command line: one file or line range each.
+    per=1
+    files="$*"
+    ;;
+  *) files=$(find "$folder" -name '*.ts' ! -name '*.d.ts' | sort) ;;
+esac
 set -- $files
 while [ $# -gt 0 ]; do
   group=""
@@ -32,8 +42,8 @@ while [ $# -gt 0 ]; do
     shift
     n=$((n + 1))
   done
-  # The part's name: its first file, path separators flattened.
-  name=$(echo "${group%%,*}" | sed 's#^src/##; s#\.ts$##; s#/#-#g')
+  # The part's name: its first file (and line range), path separators flattened.
+  name=$(echo "${group%%,*}" | sed 's#^src/##; s#\.ts##; s#/#-#g; s#:#@#')
   # SKIP_DONE=1 leaves parts that already have a log for a later run, so the
   # parts never tested come first when a session has little time.
   if [ -n "$SKIP_DONE" ] && [ -f "$parts/$name.ndjson" ]; then
