@@ -436,6 +436,18 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(await direct.pttl(`{${ns}}:epoch`), -1);
   });
 
+  it("close() takes back every listener the cache put on the caller's Cluster client", async () => {
+    const shared = client();
+    await once(shared, 'ready');
+    const events = ['ready', 'error', 'close', 'end', '-node', '+node', 'node error'];
+    const before = events.map((event) => shared.listenerCount(event));
+    const cache = createCache({ namespace: nextNamespace(), redis: shared, l2: { commandTimeout: 2000 } });
+    await cache.ready();
+    assert.ok(shared.listenerCount('-node') > before[events.indexOf('-node')]!, 'the bus listens for a node leaving');
+    await cache.close();
+    assert.deepEqual(events.map((event) => shared.listenerCount(event)), before);
+  });
+
   it("a cache closed while its bus still asks the Cluster which pub/sub it has opens no subscriber afterwards (the caller's client stays open)", async () => {
     const ns = nextNamespace();
     const shared = client();
