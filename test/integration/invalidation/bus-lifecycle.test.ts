@@ -169,6 +169,27 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     assert.equal(cache.health().bus, 'reconnecting');
   });
 
+  it('a refused SUBSCRIBE is tried again on the same connection: once the channel is allowed the bus comes up, and the refusal was reported once', async () => {
+    const user = `bl-${ctx.ns}`;
+    await ctx.admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', 'resetchannels', '+@all');
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://${user}:pw@127.0.0.1:${ctx.redis.port}` }));
+    const seen = record(cache);
+    await eventually(() => seen.errors.some((e) => /NOPERM/.test(e.err.message)), 'the refused SUBSCRIBE is reported', BOUND_MS);
+    const connections = async () => String(await ctx.admin.client('LIST')).split('\n').filter((line) => line.includes(` user=${user} `));
+    const idOf = (line: string) => /\bid=(\d+)/.exec(line)![1];
+    const before = (await connections()).map(idOf);
+    await new Promise((resolve) => setTimeout(resolve, 2_500)); // several retries' worth
+    assert.equal(cache.health().bus, 'reconnecting');
+    const up = nextBusEvent(cache, 'up');
+    await ctx.admin.call('ACL', 'SETUSER', user, '&*');
+    await up;
+    assert.equal(cache.health().bus, 'ok');
+    const subscribed = (await connections()).filter((line) => / sub=1 /.test(line)).map(idOf);
+    assert.equal(subscribed.length, 1);
+    assert.ok(before.includes(subscribed[0]!), 'it came up on a new connection, not by trying again');
+    assert.equal(seen.errors.filter((e) => /NOPERM/.test(e.err.message)).length, 1, 'each retry reported the refusal again');
+  });
+
   it('waitSubscribed: a waiter that timed out is forgotten (others stay), and close() releases every waiter at once, then and later', async () => {
     const cache = await behindProxy();
     proxy!.cut('refuse');
