@@ -71,6 +71,11 @@ export type PubSubMode = 'sharded' | 'classic';
 const PROBE_MS = 100;
 /** While probing, subscribe again every this many probes. */
 const RESUBSCRIBE_EVERY = 10;
+/**
+ * How often a SUBSCRIBE that Redis refused (an ACL without the channel) is
+ * sent again on a connection that stays up: nothing else would retry it.
+ */
+const RESUBSCRIBE_REFUSED_MS = 1_000;
 
 /**
  * How often the namespace epoch is compared with Redis. A FLUSHALL (or an
@@ -92,6 +97,10 @@ export class InvalidationBus {
   /** The probe this bus waits to hear back (see suspect()); 0 when none. */
   private probe = 0;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** The next try of a refused SUBSCRIBE. */
+  private resubscribeTimer: NodeJS.Timeout | undefined;
+  /** The last SUBSCRIBE was refused, and that was reported: its retries are not reported again. */
+  private refused = false;
   /** Probes sent while waiting (resubscribing every RESUBSCRIBE_EVERY). */
   private probes = 0;
   /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
@@ -194,6 +203,7 @@ export class InvalidationBus {
     this.state = 'closed';
     clearInterval(this.epochTimer);
     clearTimeout(this.probeTimer);
+    clearTimeout(this.resubscribeTimer);
     this.options.l2.client.off('-node', this.suspect);
     this.options.versions.trusted = false;
     for (const done of this.readyWaiters.splice(0)) done();
@@ -212,9 +222,21 @@ export class InvalidationBus {
   private readonly onReady = (): void => {
     const subscriber = this.subscriber;
     if (this.state === 'closed' || subscriber === undefined) return;
+    clearTimeout(this.resubscribeTimer);
     (this.mode === 'sharded' ? subscriber.ssubscribe(this.channel) : subscriber.subscribe(this.channel)).then(
-      () => this.live(),
-      (err: Error) => this.options.onError(err, 'could not subscribe to the invalidation channel'),
+      () => {
+        this.refused = false;
+        this.live();
+      },
+      (err: Error) => {
+        if (!this.refused) this.options.onError(err, 'could not subscribe to the invalidation channel');
+        this.refused = true;
+        // A connection that drops instead is subscribed again on its next 'ready'.
+        if (this.state === 'closed' || subscriber.status !== 'ready') return;
+        clearTimeout(this.resubscribeTimer);
+        this.resubscribeTimer = setTimeout(this.onReady, RESUBSCRIBE_REFUSED_MS);
+        this.resubscribeTimer.unref();
+      },
     );
   };
 
