@@ -102,6 +102,7 @@ export class InvalidationQueue {
   async close(ms: number): Promise<number> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     if (this.items.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.drain(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);

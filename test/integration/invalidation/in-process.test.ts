@@ -359,6 +359,19 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.equal(a.cache.stats().fills, 0, 'the overtaken fill was counted as stored');
   });
 
+  it('an invalidation still on its way when close() is called is delivered before close() resolves: B drops the entry, and A reports no loss', async function () {
+    const [a, b] = await ctx.pair();
+    await b.cache.set('k', 'old', { tags: ['t'] });
+    assert.equal(await b.cache.get('k'), 'old');
+    const errors: unknown[] = [];
+    a.cache.on('error', (e) => errors.push(e));
+    const pending = a.cache.invalidateTags(['t']);
+    await a.cache.close();
+    assert.deepEqual(await pending, { delivered: true });
+    assert.deepEqual(errors, [], 'close() reported invalidations lost');
+    assert.ok(await eventually(async () => (await b.cache.get('k')) === undefined, PROPAGATION_MS, 10), 'B still serves the entry');
+  });
+
   it('an instance ignores its own messages: A.bus.received and A.bus.flushes stay 0 and its other L1 entries still hit', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
@@ -798,6 +811,34 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     const c = await ctx.instance('C');
     assert.equal(await c.cache.get('data'), undefined, 'the deleted value is still in L2');
     await assertNeverServes(c, '/api/users/1/profile', u1Profile, u1);
+  });
+
+  it('an invalidation made the moment Redis is back, while the backlog is being replayed, is delivered with it (not refused as if Redis were still down)', async function () {
+    this.timeout(20_000);
+    const [a, , p] = await cutPair();
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['before']), { delivered: false });
+    const during = new Promise<unknown>((resolve) => {
+      a.cache.on('l2', (e: { state: string }) => {
+        if (e.state === 'up') resolve(a.cache.invalidateTags(['during']));
+      });
+    });
+    p.heal();
+    assert.deepEqual(await withinBound(during, 10_000, 'the invalidation made as Redis came back'), { delivered: true });
+  });
+
+  it('closed while cut, with an invalidation queued: close() reports it lost and leaves no retry behind', async function () {
+    this.timeout(20_000);
+    const [a, , p] = await cutPair();
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['t']), { delivered: false });
+    const errors: Array<{ where: string }> = [];
+    a.cache.on('error', (e: { where: string }) => errors.push(e));
+    await a.cache.close();
+    assert.deepEqual(errors.map((e) => e.where), ['close']);
+    const queue = (a.cache as unknown as { queue: { retryTimer: NodeJS.Timeout | undefined } }).queue;
+    await sleep(1_500); // past a retry's delay
+    assert.equal(queue.retryTimer, undefined, 'the closed queue keeps a retry timer going');
   });
 
   it(`past ${MAX_QUEUED} queued tags, the backlog becomes one clear(): after the heal B drops everything, once`, async function () {
