@@ -225,6 +225,21 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     }
   });
 
+  it('close() with an invalidation stuck on a frozen Redis (commandTimeout 10 s) still settles within its 2 s wait, and reports the invalidation lost', async () => {
+    const cache = await ctx.open({ l2: { commandTimeout: 10_000 } });
+    const errors: Array<{ where: string }> = [];
+    cache.on('error', (e: { where: string }) => errors.push(e));
+    ctx.redis.freeze();
+    try {
+      const pending = cache.invalidateTags(['t']);
+      await within(cache.close(), 4_000, 'close()');
+      assert.ok(errors.some((e) => e.where === 'close'), 'the invalidation lost at close() was not reported');
+      void pending;
+    } finally {
+      ctx.redis.thaw();
+    }
+  });
+
   it("delete(key) on one instance frees the other's L1 copy at once, and its remote 'invalidate' event names the key", async () => {
     const a = await ctx.open();
     const b = await ctx.open();

@@ -799,6 +799,7 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     await cut(a, p);
     assert.deepEqual(await a.cache.invalidateUser('u1'), { delivered: false });
     assert.deepEqual(await a.cache.invalidateKey(key), { delivered: false });
+    await assertNeverServes(a, '/api/keyed/1', keyed);
     assert.deepEqual(await a.cache.delete('data'), { delivered: false });
     assert.equal(await a.cache.get('data'), undefined, 'A still has the deleted value');
     const received = b.cache.bus!.received;
@@ -858,6 +859,20 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     assert.ok(Number(await ctx.admin.get(epochKey)) > epoch, 'the epoch did not move');
     const counters = await ctx.admin.keys(`${ctx.ns}:v:{t*`);
     assert.deepEqual(counters, [], `the collapsed tags were bumped one by one: ${counters.slice(0, 3).join(', ')} ...`);
+  });
+
+  it('a fill on A that began before a queued invalidateKey of its key is not stored in A\'s L1', async function () {
+    this.timeout(20_000);
+    const [a, , p] = await cutPair();
+    await a.get('/api/slow'); // learns the key
+    const key = a.keys.get('/api/slow')!;
+    assert.deepEqual(await a.cache.invalidateKey(key), { delivered: true });
+    const { reply: pending } = await startSlow(a);
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateKey(key), { delivered: false });
+    const slow = await withinBound(pending, 5000, 'the slow request');
+    assert.equal(slow.status, 200);
+    assert.equal(a.cache.store.l1?.peek(key), undefined, "the overtaken fill is in A's L1");
   });
 
   it('a fill on A that began before a queued invalidation of its tag is not stored, and neither A nor B serves it after the heal', async function () {
