@@ -828,6 +828,64 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     assert.deepEqual(await withinBound(during, 10_000, 'the invalidation made as Redis came back'), { delivered: true });
   });
 
+  it('invalidations queued during the cut are replayed as they were (no clear()), and the replay is logged once with their number', async function () {
+    this.timeout(20_000);
+    proxy = await startTcpProxy(ctx.redis.port);
+    const infos: string[] = [];
+    const logger = { debug: () => undefined, warn: () => undefined, error: () => undefined, info: (_: object, msg?: string) => void infos.push(String(msg)) };
+    const a = await ctx.instance('A', { redis: proxy.url, l2: { lockTimeout: 0 }, logger });
+    const b = await ctx.instance('B', { l2: { lockTimeout: 0 } });
+    a.cache.on('error', () => undefined);
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    // Delivered at once: not part of any replay.
+    assert.deepEqual(await a.cache.invalidateTags(['warm-up-1']), { delivered: true });
+    assert.deepEqual(await a.cache.invalidateTags(['warm-up-2']), { delivered: true });
+    await cut(a, proxy);
+    // The first makes the queue fail; the next two are queued behind it as they are.
+    for (const tag of ['movie:7', 'movie:9', 'movie:10']) assert.deepEqual(await a.cache.invalidateTags([tag]), { delivered: false });
+    proxy.heal();
+    const replayed = (line: string) => /invalidation\(s\) queued while Redis was unreachable were delivered/.test(line);
+    assert.ok(await eventually(() => infos.some(replayed), RECONNECT_MS, 20), `no replay logged: ${JSON.stringify(infos)}`);
+    assert.deepEqual(infos.filter(replayed), ['tiercache: 3 invalidation(s) queued while Redis was unreachable were delivered']);
+    await assertNeverServes(b, '/api/movies/7', movie7);
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+    // Back to normal: the next one is delivered at once and is no replay.
+    assert.deepEqual(await a.cache.invalidateTags(['after']), { delivered: true });
+    assert.equal(infos.filter(replayed).length, 1);
+  });
+
+  it('a clear() queued during the cut takes the place of the invalidations queued before it: one message after the heal', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['x']), { delivered: false });
+    assert.deepEqual(await a.cache.invalidateTags(['y']), { delivered: false });
+    assert.deepEqual(await a.cache.clear(), { delivered: false });
+    const received = b.cache.bus!.received;
+    p.heal();
+    assert.ok(await eventually(() => b.cache.bus!.received > received, RECONNECT_MS, 20), 'B heard nothing after the heal');
+    await sleep(200);
+    assert.equal(b.cache.bus!.received, received + 1, 'the backlog was sent as it was queued, not as one clear()');
+  });
+
+  it('a clear() made while the replay is delivering the first queued invalidation is not lost: B drops everything', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: false });
+    const cleared = new Promise<unknown>((resolve) => {
+      a.cache.on('l2', (e: { state: string }) => {
+        // Redis is back and the replay starts right after this listener; the clear() comes while its first step is out.
+        if (e.state === 'up') queueMicrotask(() => resolve(a.cache.clear()));
+      });
+    });
+    p.heal();
+    assert.deepEqual(await withinBound(cleared, 10_000, 'the clear() made during the replay'), { delivered: true });
+    await assertNeverServes(b, '/api/movies/8', movie8);
+  });
+
   it('closed while cut, with an invalidation queued: close() reports it lost and leaves no retry behind', async function () {
     this.timeout(20_000);
     const [a, , p] = await cutPair();
