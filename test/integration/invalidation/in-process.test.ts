@@ -372,6 +372,26 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.ok(await eventually(async () => (await b.cache.get('k')) === undefined, PROPAGATION_MS, 10), 'B still serves the entry');
   });
 
+  it('tag invalidations made while one is on its way go out together, one bump and one message, up to 1,000 tags', async function () {
+    const [a, b] = await ctx.pair();
+    const tags = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    const messagesFor = async (batches: string[][]) => {
+      const before = b.cache.bus!.received;
+      const results = await Promise.all([a.cache.invalidateTags(['first']), ...batches.map((batch) => a.cache.invalidateTags(batch))]);
+      assert.ok(results.every((r) => r.delivered));
+      await sleep(100);
+      return b.cache.bus!.received - before;
+    };
+    await b.cache.set('tagged-b', 'old', { tags: ['b7'] });
+    await b.cache.set('tagged-d', 'old', { tags: ['d7'] });
+    // The first goes alone; the two queued behind it make 1,000 tags: one message.
+    assert.equal(await messagesFor([tags('a', 500), tags('b', 500)]), 2);
+    assert.equal(await b.cache.get('tagged-b'), undefined, 'B still serves an entry of a tag of the merged message');
+    // 1,200 tags: two messages.
+    assert.equal(await messagesFor([tags('c', 600), tags('d', 600)]), 3);
+    assert.equal(await b.cache.get('tagged-d'), undefined);
+  });
+
   it('an instance ignores its own messages: A.bus.received and A.bus.flushes stay 0 and its other L1 entries still hit', async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
@@ -844,12 +864,15 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     await cut(a, proxy);
     // The first makes the queue fail; the next two are queued behind it as they are.
     for (const tag of ['movie:7', 'movie:9', 'movie:10']) assert.deepEqual(await a.cache.invalidateTags([tag]), { delivered: false });
+    const received = b.cache.bus!.received;
     proxy.heal();
     const replayed = (line: string) => /invalidation\(s\) queued while Redis was unreachable were delivered/.test(line);
     assert.ok(await eventually(() => infos.some(replayed), RECONNECT_MS, 20), `no replay logged: ${JSON.stringify(infos)}`);
     assert.deepEqual(infos.filter(replayed), ['tiercache: 3 invalidation(s) queued while Redis was unreachable were delivered']);
     await assertNeverServes(b, '/api/movies/7', movie7);
     await assertStillHitsL1(b, '/api/movies/8', movie8);
+    // Consecutive tag invalidations share one bump and one message.
+    assert.equal(b.cache.bus!.received, received + 1, 'the three were not replayed as one message');
     // Back to normal: the next one is delivered at once and is no replay.
     assert.deepEqual(await a.cache.invalidateTags(['after']), { delivered: true });
     assert.equal(infos.filter(replayed).length, 1);
@@ -884,6 +907,21 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     p.heal();
     assert.deepEqual(await withinBound(cleared, 10_000, 'the clear() made during the replay'), { delivered: true });
     await assertNeverServes(b, '/api/movies/8', movie8);
+  });
+
+  it('the replay starts as Redis comes back (on the L2 up event), not at the next retry a second later', async function () {
+    this.timeout(20_000);
+    const [a, , p] = await cutPair();
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: false });
+    const queue = (a.cache as unknown as { queue: { draining: Promise<boolean> | undefined } }).queue;
+    const drainingOnUp = new Promise<boolean>((resolve) => {
+      a.cache.on('l2', (e: { state: string }) => {
+        if (e.state === 'up') queueMicrotask(() => resolve(queue.draining !== undefined));
+      });
+    });
+    p.heal();
+    assert.equal(await withinBound(drainingOnUp, 10_000, 'the L2 up event'), true, 'nothing was being replayed right after Redis came back');
   });
 
   it('closed while cut, with an invalidation queued: close() reports it lost and leaves no retry behind', async function () {
