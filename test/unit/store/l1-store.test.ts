@@ -126,4 +126,83 @@ describe('store: L1Store', () => {
     const both: StoredEntry = { ...shared, head: wide.subarray(0, 100), body: wide.subarray(100, 1_000) };
     assert.ok(L1Store.sizeOf('k', both) - none >= 10_000, 'the whole buffer is charged');
   });
+
+  describe('what an entry is charged, piece by piece', () => {
+    const sized = (over: Partial<StoredEntry>) => ({ ...entry(1_000_000, { heapBytes: 0 }), ...over }) as StoredEntry;
+    const cost = (key: string, over: Partial<StoredEntry>) => L1Store.sizeOf(key, sized(over));
+
+    it('two bytes a character of the key', () => {
+      assert.equal(cost('kk', {}) - cost('k', {}), 2);
+    });
+
+    it('each tag: its characters, plus an overhead per tag', () => {
+      assert.equal(cost('k', { tags: ['abc'] }) - cost('k', { tags: ['ab'] }), 2);
+      assert.ok(cost('k', { tags: ['a', 'b'] }) - cost('k', { tags: ['a'] }) > 18, 'a second tag costs no more than its characters');
+    });
+
+    it('separate head and body buffers: each its length, plus an overhead; a second view into one buffer costs something', () => {
+      const head = Buffer.allocUnsafeSlow(10);
+      assert.equal(cost('k', { head, body: Buffer.allocUnsafeSlow(40) }) - cost('k', { head, body: Buffer.allocUnsafeSlow(20) }), 20);
+      const bytes = Buffer.allocUnsafeSlow(100);
+      const alone = cost('k', { body: bytes });
+      assert.ok(cost('k', { head: bytes.subarray(0, 10), body: bytes.subarray(10) }) > alone, 'two views of one buffer cost no more than the buffer alone');
+    });
+
+    it('an entry read from L2, not decoded yet and of unknown decoded size: its head a second time (the strings it decodes to)', () => {
+      const undecoded = (headLength: number) => L1Store.sizeOf('k', { ...entry(), head: Buffer.allocUnsafeSlow(headLength) });
+      // 10 more bytes of head: 10 for the bytes, 10 for what they decode to.
+      assert.equal(undecoded(20) - undecoded(10), 20);
+    });
+
+    it('a decoded form that does not report its size adds nothing', () => {
+      assert.equal(L1Store.sizeOf('k', entry(1_000_000, {})), L1Store.sizeOf('k', entry(1_000_000, { heapBytes: 0 })));
+    });
+  });
+
+  describe('bounds at their edges', () => {
+    it('an entry of exactly maxBytes is stored; one byte more is not', () => {
+      const { l1 } = store({ maxBytes: 100 });
+      l1.set('exact', entry(), 100);
+      assert.ok(l1.peek('exact'));
+      l1.set('over', entry(), 101);
+      assert.equal(l1.peek('over'), undefined);
+    });
+
+    it('filled to exactly maxBytes, nothing is evicted', () => {
+      const { l1 } = store({ maxBytes: 100 });
+      l1.set('a', entry(), 60);
+      l1.set('b', entry(), 40);
+      assert.deepEqual([l1.entries, l1.bytes, l1.evictions], [2, 100, 0]);
+    });
+
+    it('an entry already past its staleUntil is not stored, and evicts nothing', () => {
+      const { l1, clock } = store({ maxBytes: 100 });
+      l1.set('live', entry(), 60);
+      l1.set('dead', entry(clock.now - 1), 60);
+      assert.deepEqual([l1.entries, l1.bytes, l1.evictions], [1, 60, 0]);
+      assert.ok(l1.peek('live'));
+    });
+
+    it('recharging to exactly maxBytes keeps the entry; recharging an entry the key no longer holds does nothing', () => {
+      const { l1 } = store({ maxBytes: L1Store.sizeOf('k', entry(1_000_000, { heapBytes: 1_000 })) });
+      const first = entry(1_000_000, { heapBytes: 0 });
+      l1.set('k', first);
+      (first as { decoded: unknown }).decoded = { heapBytes: 1_000 };
+      l1.recharge('k', first);
+      assert.equal(l1.peek('k'), first);
+      const replaced = entry(1_000_000, { heapBytes: 0 });
+      l1.set('k', replaced);
+      const bytes = l1.bytes;
+      l1.recharge('k', { ...first, decoded: { heapBytes: 10 } });
+      assert.equal(l1.bytes, bytes);
+    });
+
+    it('delete() says whether there was an entry', () => {
+      const { l1 } = store();
+      l1.set('k', entry(), 10);
+      assert.equal(l1.delete('k'), true);
+      assert.equal(l1.delete('k'), false);
+    });
+  });
 });
+
