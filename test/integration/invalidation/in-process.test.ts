@@ -679,6 +679,23 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     for (const inst of [a, b, c]) await assertNeverServes(inst, url, old);
   });
 
+  it('an invalidation Redis refuses while it stays up (its user may not run scripts) is tried again every second: delivered once it is allowed', async function () {
+    this.timeout(20_000);
+    const user = `inv-${ctx.ns}`;
+    await ctx.admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-evalsha', '-eval', '-script');
+    const a = await ctx.open({ redis: `redis://${user}:pw@127.0.0.1:${ctx.redis.port}` });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    await b.set('k', 'old', { tags: ['t'] });
+    assert.equal(await b.get('k'), 'old');
+    assert.equal(a.health().l2, 'ok', 'A is not connected');
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: false });
+    await sleep(1_500); // a retry or so, still refused
+    assert.equal(await b.get('k'), 'old', 'B dropped the entry before the invalidation could be delivered');
+    await ctx.admin.call('ACL', 'SETUSER', user, '+@all');
+    assert.ok(await eventually(async () => (await b.get('k')) === undefined, 5_000, 50), 'the refused invalidation was never tried again');
+  });
+
   it('kill + restart on the same port: both buses come back, flush L1, and an invalidation sent afterwards reaches the other instance', async function () {
     this.timeout(20_000);
     const [a, b] = await ctx.pair();
