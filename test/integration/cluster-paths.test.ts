@@ -156,6 +156,22 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(runs, 3);
   });
 
+  it('a failed fill whose counters in other slots partly existed deletes only those it created, and releases its lock', async () => {
+    const ns = nextNamespace();
+    const a = await open(ns, { lockTimeout: 60_000 });
+    const key = dataKeyIn(a, { not: [] });
+    const entrySlot = keySlot(a.dataKey(key));
+    const existing = tagOutside(ns, 'existing-', [entrySlot]);
+    const created = tagOutside(ns, 'created-', [entrySlot, keySlot(`${ns}:v:{${existing}}`)]);
+    await a.invalidateTags([existing]);
+    const b = await open(ns, { lockTimeout: 60_000 }); // knows no version: reads them all
+    await assert.rejects(b.getOrSet(key, async () => { throw new Error('the loader failed'); }, { tags: [existing, created] }), /the loader failed/);
+    await eventually(async () => {
+      const left = await leftovers(ns);
+      return left.length === 1 && left[0] === `${ns}:v:{${existing}}`;
+    }, `left after the failed fill: ${(await leftovers(ns)).join(' ')}`);
+  });
+
   it('without a fill lock (l2.lockTimeout 0), a fill that stores nothing still deletes the counters it created in every slot', async () => {
     const ns = nextNamespace();
     const a = await open(ns, { lockTimeout: 0 });
@@ -510,6 +526,30 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.deepEqual(refresh.ticket.createdTags, [tag], 'the counter made again in another slot was not reported');
     b.store.abandonFill(refresh.ticket);
     await eventually(async () => (await direct.exists(counter)) === 0, 'the abandon left the counter it created');
+  });
+
+  it('version counters by slot: a bumped tag counter lives a week, an epoch that went back is moved past what clear() saw and keeps no TTL, a read makes the epoch again without TTL and leaves a provisional counter its TTL', async () => {
+    const { ns, a, b, direct, epochKey, epochSlot } = await withEpoch();
+    const tag = tagOutside(ns, 'bumped-', [epochSlot]);
+    await a.invalidateTags([tag, 'second-tag']);
+    for (const t of [tag, 'second-tag']) {
+      const ttl = await direct.pttl(`${ns}:v:{${t}}`);
+      assert.ok(ttl > 6 * 24 * 3600_000 && ttl <= 7 * 24 * 3600_000, `the bumped counter of ${t} lives ${ttl} ms`);
+    }
+    await hear(b, a, 'warm-up');
+    await a.clear();
+    const seen = Number(await direct.get(epochKey));
+    await direct.set(epochKey, String(seen - 1));
+    await a.clear();
+    assert.ok(Number(await direct.get(epochKey)) > seen, `clear() moved the epoch to ${await direct.get(epochKey)}, not past ${seen}`);
+    assert.equal(await direct.pttl(epochKey), -1, 'the epoch was given a TTL');
+    await direct.del(epochKey);
+    const provisional = `${ns}:v:{${tagOutside(ns, 'provisional-', [epochSlot])}}`;
+    await direct.set(provisional, '3', 'PX', 30_000);
+    await b.store.versions.stamp([provisional.slice(`${ns}:v:{`.length, -1), 'never-seen']);
+    assert.equal(await direct.pttl(epochKey), -1, 'the epoch read back was made with a TTL');
+    const left = await direct.pttl(provisional);
+    assert.ok(left > 0 && left <= 30_000, `a plain read changed a provisional counter's TTL to ${left} ms`);
   });
 
   it('a fill whose lock lives in a slot where it stores nothing (the answer stopped varying) still releases the lock', async () => {

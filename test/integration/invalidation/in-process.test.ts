@@ -6,6 +6,7 @@
 // gaps, Redis down, FLUSHALL / restart / lost counters (no ABA) and a bus
 // reconnect after the server was killed. No Redis mock anywhere.
 import assert from 'node:assert/strict';
+import { PROVISIONAL_COUNTER_TTL_MS } from '../../../src/store/fill-protocol.js';
 import { performance } from 'node:perf_hooks';
 import express from 'express';
 import request from 'supertest';
@@ -538,6 +539,40 @@ describe('invalidation across two instances in one process (Express, real Redis)
     assert.ok(Number(await ctx.admin.get(counter)) > recorded, `the bump gave ${await ctx.admin.get(counter)}, not more than ${recorded}`);
     const c = await ctx.instance('C');
     for (const inst of [c, b, a]) assert.equal(await inst.cache.get('price'), undefined, `${inst.name} still returns the invalidated value`);
+  });
+});
+
+describe('version counters in Redis: TTLs and floors (standalone)', () => {
+  const ctx = useRedis();
+
+  it('an epoch that went back (as on a replica that missed increments) is moved past every epoch the clearing instance saw', async function () {
+    const [a, b] = await ctx.pair();
+    const epochKey = `{${ctx.ns}}:epoch`;
+    for (let i = 0; i < 2; i++) await invalidateAndDeliver(a, b, () => a.cache.clear());
+    await a.cache.set('price', 10);
+    const seen = Number(await ctx.admin.get(epochKey));
+    await ctx.admin.set(epochKey, String(seen - 1));
+    await invalidateAndDeliver(a, b, () => a.cache.clear());
+    assert.ok(Number(await ctx.admin.get(epochKey)) > seen, `clear() moved the epoch to ${await ctx.admin.get(epochKey)}, not past ${seen}`);
+    assert.equal(await ctx.admin.pttl(epochKey), -1, 'the epoch was given a TTL');
+    const c = await ctx.instance('C');
+    assert.equal(await c.cache.get('price'), undefined);
+  });
+
+  it('a tag counter a bump creates lives a week; an epoch a read creates again lives for ever; a read leaves a provisional counter its TTL', async function () {
+    const a = await ctx.instance('A');
+    await a.cache.invalidateTags(['fresh-tag']);
+    const tagTtl = await ctx.admin.pttl(`${ctx.ns}:v:{fresh-tag}`);
+    assert.ok(tagTtl > 6 * 24 * 3600_000 && tagTtl <= 7 * 24 * 3600_000, `the bumped counter lives ${tagTtl} ms`);
+    // Lost (evicted, a FLUSHALL); a provisional counter another fill made meanwhile.
+    await ctx.admin.del(`{${ctx.ns}}:epoch`);
+    await ctx.admin.set(`${ctx.ns}:v:{provisional}`, '3', 'PX', 30_000);
+    await a.cache.store.versions.stamp(['never-seen', 'provisional']);
+    assert.equal(await ctx.admin.pttl(`{${ctx.ns}}:epoch`), -1, 'the epoch read back was made with a TTL');
+    const provisional = await ctx.admin.pttl(`${ctx.ns}:v:{provisional}`);
+    assert.ok(provisional > 0 && provisional <= 30_000, `a plain read changed a provisional counter's TTL to ${provisional} ms`);
+    const made = await ctx.admin.pttl(`${ctx.ns}:v:{never-seen}`);
+    assert.ok(made > 0 && made <= PROVISIONAL_COUNTER_TTL_MS, `a counter made by a read lives ${made} ms`);
   });
 });
 
