@@ -70,6 +70,19 @@ describe('Redis round trips and keys per request', function () {
     });
   }
 
+  it('the scripts are loaded as the connection comes up: a first fill and a first invalidation on an empty script cache run by EVALSHA, never falling back to EVAL', async () => {
+    await ctx.admin.script('FLUSH');
+    await ctx.admin.config('RESETSTAT');
+    const cache = await ctx.open({ routes: { '/api': '1m' } });
+    const app = catalogApp(cache);
+    await request(app).get('/api/catalog?n=1').expect(200);
+    await cache.invalidateTags(['t']);
+    await sleep(50);
+    const stats = String(await ctx.admin.info('commandstats'));
+    assert.match(stats, /cmdstat_evalsha:calls=[1-9]/, stats);
+    assert.doesNotMatch(stats, /cmdstat_eval:calls=/, 'a script was missing from the cache: NOSCRIPT, then EVAL');
+  });
+
   it('an L2 hit costs one round trip (L1 off)', async () => {
     const filler = await ctx.open({ routes: { '/api': '1m' } });
     const fillerApp = catalogApp(filler);
