@@ -156,6 +156,20 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     assert.equal(await a.get('k'), undefined, 'A served from L1 an entry invalidated while its bus was down');
   });
 
+  it('a cache whose bus has never been subscribed trusts no L1 hit: an invalidation it could not hear is not served', async () => {
+    const user = `bl-${ctx.ns}`;
+    await ctx.admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', 'resetchannels', '+@all');
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://${user}:pw@127.0.0.1:${ctx.redis.port}` }));
+    const seen = record(a);
+    const b = await ctx.open();
+    await eventually(() => seen.errors.some((e) => /NOPERM/.test(e.err.message)), 'the refused SUBSCRIBE is reported', BOUND_MS);
+    assert.equal(a.health().bus, 'reconnecting');
+    await a.set('k', 'old', { tags: ['t'] });
+    assert.equal(await a.get('k'), 'old');
+    await b.invalidateTags(['t']);
+    assert.equal(await a.get('k'), undefined, 'A served from L1 an entry invalidated while it had never been subscribed');
+  });
+
   it("a refused SUBSCRIBE is reported on 'error' (where: 'bus') and logged saying the bus could not subscribe", async () => {
     const user = `bl-${ctx.ns}`;
     await ctx.admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', 'resetchannels', '+@all');

@@ -183,6 +183,17 @@ describe('store: TagVersions without an L2 (versions kept only for invalidated t
     assert.equal(versions.check(fresh), Validity.Valid);
   });
 
+  it('counts each invalidated tag kept by its length, and keeps the map within maxBytes', async () => {
+    const versions = l1Only(100_000, 20_000);
+    await versions.bump(['t:' + 'a'.repeat(50)]);
+    const one = versions.localBytes;
+    await versions.bump(['t:' + 'b'.repeat(150)]);
+    // 100 characters more: 200 bytes more (two a character, the worst case), beside the slot.
+    assert.equal(versions.localBytes - one, one + 200);
+    for (let i = 0; i < 500; i++) await versions.bump([`t:${i}:` + 'c'.repeat(100)]);
+    assert.ok(versions.localBytes > 0 && versions.localBytes <= 20_000, `the map holds ${versions.localBytes} bytes`);
+  });
+
   it('a tag too long to be kept outdates entries stamped before its invalidation', async () => {
     const versions = l1Only(100, 1000);
     const long = 'tag:' + 'x'.repeat(2000);
