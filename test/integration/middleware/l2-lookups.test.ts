@@ -4,10 +4,12 @@
 // reports its hits as 'hit' events with a bounded route label. Two instances
 // on one redis-server; Express 5 and 4, Koa 3 and 2.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import request from 'supertest';
 import express from 'express';
 import type { HitEvent } from '../../../src/observe/events.js';
+import { EntryKind } from '../../../src/store/entry.js';
 import { expressCache } from '../../../src/express.js';
 import { front } from '../../../src/node.js';
 import { useRedisCaches } from '../../support/cache-context.js';
@@ -58,6 +60,40 @@ describe('middleware: lookups past L1', function () {
         assert.equal(de.text, 'Hallo');
         assert.equal(b.runs('/hi'), 0);
       });
+    });
+  }
+
+  for (const [what, plant] of [
+    ['a data-API value', (body: Buffer) => ({ kind: EntryKind.Json, head: Buffer.alloc(0), body })],
+    ['an HTTP entry whose head is not JSON', (body: Buffer) => ({ kind: EntryKind.Http, head: Buffer.from('{not json'), body })],
+  ] as const) {
+    it(`${what} under a response's key, in L1 and L2, is a miss: the handler answers, and its answer replaces it`, async () => {
+      for (const l1 of [true, false]) {
+        const id = l1 ? 7 : 8;
+        const cache = await redisCaches.open({ routes: { '/api/movies': '1m' }, ...(l1 ? {} : { l1: false }) });
+        const app = express();
+        let runs = 0;
+        let key = '';
+        app.get('/api/movies/:id', expressCache(cache), (req, res) => {
+          key = cache.keyFor(req);
+          void res.send(`movie ${req.params.id} run ${++runs}`);
+        });
+        const stored = once(cache, 'store');
+        assert.equal((await request(app).get(`/api/movies/${id}`)).text, `movie ${id} run 1`);
+        await stored;
+        const now = Date.now();
+        const epoch = cache.store.versions.knownEpoch!;
+        const corrupt = { createdAt: now, freshUntil: now + 60_000, staleUntil: now + 60_000, epoch, tags: [], versions: [], ...plant(Buffer.from('planted')) };
+        await cache.store.set(key, corrupt);
+        // A HEAD looks past L1 without starting a fill: the planted entry is no answer for it either.
+        const head = await request(app).head(`/api/movies/${id}`);
+        assert.equal(head.status, 200);
+        assert.equal(head.headers['content-length'], String(`movie ${id} run 2`.length), 'a HEAD was answered from the planted entry');
+        const res = await request(app).get(`/api/movies/${id}`);
+        assert.equal(res.status, 200);
+        assert.equal(res.text, `movie ${id} run 3`, `served the planted entry (L1 ${l1 ? 'on' : 'off'})`);
+        assert.equal((await request(app).get(`/api/movies/${id}`)).text, `movie ${id} run 3`, 'the answer did not replace the planted entry');
+      }
     });
   }
 
