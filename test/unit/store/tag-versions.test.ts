@@ -77,6 +77,20 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.equal(versions.stillCurrent(entry), false, 'a fill stamped before the invalidation may still be stored');
   });
 
+  it('while another tag is pending, an entry of an older epoch is still invalid, and an entry of the current epoch is decided only while trusted', async () => {
+    const { versions } = setUp();
+    const current = await versions.stamp(['path:/a']);
+    const old: FillStamp = { ...current, epoch: current.epoch - 1 }; // from before a clear()
+    versions.markPending(['movie:9']);
+    assert.equal(versions.check(old), Validity.Invalid);
+    assert.equal(versions.check(current), Validity.Valid);
+    // Of an epoch not known here (a clear() this instance has not heard of): not decided here.
+    assert.notEqual(versions.check({ ...current, epoch: current.epoch + 1 }), Validity.Valid);
+    versions.trusted = false; // the bus is down: "current" cannot be told from local state
+    assert.notEqual(versions.check(current), Validity.Valid);
+    assert.equal(versions.check(old), Validity.Invalid);
+  });
+
   it('entries without the pending tag are not affected', async () => {
     const { versions } = setUp();
     const other = await versions.stamp(['movie:8']);
