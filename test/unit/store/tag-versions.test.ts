@@ -56,6 +56,8 @@ class MemorySource implements VersionSource {
   }
 }
 
+const l1OnlyVersions = () => new TagVersions({ source: undefined, maxTags: 100 });
+
 function setUp(): { source: MemorySource; versions: TagVersions } {
   const source = new MemorySource();
   const versions = new TagVersions({ source, maxTags: 100 });
@@ -89,6 +91,28 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     versions.trusted = false; // the bus is down: "current" cannot be told from local state
     assert.notEqual(versions.check(current), Validity.Valid);
     assert.equal(versions.check(old), Validity.Invalid);
+    // A tag that is not pending is still checked: an older version of it is invalid.
+    versions.trusted = true;
+    await versions.bump(['path:/a']);
+    assert.equal(versions.check(current), Validity.Invalid);
+  });
+
+  it('an entry of the current epoch recording a larger version teaches it (a bump this instance missed); one of another epoch, or without Redis, does not', async () => {
+    const { versions } = setUp();
+    const known = await versions.stamp(['t']);
+    const ahead: FillStamp = { ...known, versions: [known.versions[0]! + 5] };
+    versions.check(ahead);
+    assert.equal(versions.check(known), Validity.Invalid, 'the larger version was not learned');
+    assert.equal(versions.check(ahead), Validity.Valid);
+    // Of an epoch not known here: maybe from a Redis that lost increments since; not learned.
+    versions.check({ ...ahead, epoch: ahead.epoch + 1, versions: [ahead.versions[0]! + 5] });
+    assert.equal(versions.check(ahead), Validity.Valid, 'a version was learned from an entry of another epoch');
+    // Without Redis, versions are this process's own: an entry cannot teach one.
+    const local = l1OnlyVersions();
+    await local.bump(['t']);
+    const stamped = local.stampLocally(['t'])!;
+    local.check({ ...stamped, versions: [stamped.versions[0]! + 5] });
+    assert.equal(local.check(stamped), Validity.Valid, 'an L1-only map learned a version from an entry');
   });
 
   it('entries without the pending tag are not affected', async () => {
