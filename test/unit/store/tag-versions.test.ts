@@ -115,6 +115,32 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.equal(local.check(stamped), Validity.Valid, 'an L1-only map learned a version from an entry');
   });
 
+  it('a stamp read from Redis for a pending tag records its marker: a fill begun after the invalidation is valid here', async () => {
+    const { versions } = setUp();
+    versions.markPending(['never-read']);
+    const stamp = await versions.stamp(['never-read']);
+    assert.equal(versions.check(stamp), Validity.Valid, 'a fill begun after the invalidation is refused here');
+  });
+
+  it('what a read answers is not learned when local state was reset while it was out', async () => {
+    const { source, versions } = setUp();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const read = source.read.bind(source);
+    source.read = async (tags) => {
+      const answer = await read(tags);
+      await gate;
+      return answer;
+    };
+    const pending = versions.stamp(['t']);
+    versions.reset(); // a bus reconnect, say, while the read is out
+    release();
+    const stamp = await pending;
+    source.read = read;
+    versions.trusted = true;
+    assert.notEqual(versions.check(stamp), Validity.Valid, 'a version read before the reset was learned');
+  });
+
   it('entries without the pending tag are not affected', async () => {
     const { versions } = setUp();
     const other = await versions.stamp(['movie:8']);
