@@ -141,6 +141,22 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.notEqual(versions.check(stamp), Validity.Valid, 'a version read before the reset was learned');
   });
 
+  it("a lookup's answer is learned (but not for counters it created), and not at all when local state was reset since it was asked", async () => {
+    const { versions } = setUp();
+    const epoch = (await versions.stamp(['warm'])).epoch;
+    const needs = versions.needs(['a', 'made']);
+    assert.deepEqual(needs.tags, ['a', 'made']);
+    versions.stampFrom(['a', 'made'], needs, { epoch: undefined, versions: [7, 9] }, ['made']);
+    assert.deepEqual(versions.needs(['a', 'made']).tags, ['made'], "the lookup's version of 'a' was not learned, or the created counter was");
+    const entry: FillStamp = { epoch, tags: ['a'], versions: [7] };
+    assert.equal(versions.check(entry), Validity.Valid);
+    const before = versions.needs(['b']);
+    versions.reset();
+    await versions.stamp(['warm-again']); // the epoch is known again
+    versions.stampFrom(['b'], before, { epoch: undefined, versions: [5] });
+    assert.deepEqual(versions.needs(['b']).tags, ['b'], 'an answer asked for before the reset was learned');
+  });
+
   it('entries without the pending tag are not affected', async () => {
     const { versions } = setUp();
     const other = await versions.stamp(['movie:8']);
