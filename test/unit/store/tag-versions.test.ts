@@ -157,6 +157,15 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.deepEqual(versions.needs(['b']).tags, ['b'], 'an answer asked for before the reset was learned');
   });
 
+  it('stampLocally() gives a stamp only while local state is trusted and knows every tag', async () => {
+    const { versions } = setUp();
+    await versions.stamp(['a']);
+    assert.ok(versions.stampLocally(['a']), 'trusted and known: no local stamp');
+    assert.equal(versions.stampLocally(['a', 'unknown']), undefined);
+    versions.trusted = false;
+    assert.equal(versions.stampLocally(['a']), undefined, 'a stamp from local state that is not trusted');
+  });
+
   it('entries without the pending tag are not affected', async () => {
     const { versions } = setUp();
     const other = await versions.stamp(['movie:8']);
@@ -345,6 +354,40 @@ describe('store: TagVersions deciding with Redis', () => {
 
   describe('decide(): an entry found by a fill lookup, with the counters read in that round trip', () => {
     const tags = ['movie:7', 'path:/a'];
+
+    it('a version known here to be newer than the entry decides against it, whatever the lookup read', async () => {
+      const { source, versions } = setUp();
+      await versions.stamp(tags);
+      await versions.bump(['movie:7']); // known here: movie:7 moved
+      versions.trusted = false; // everything is read; a read that missed the bump (a replica) still loses
+      const needs = versions.needs(tags);
+      const old: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch, source.epoch] };
+      assert.equal(versions.decide(old, needs, { epoch: source.epoch, versions: [source.epoch, source.epoch] }), false);
+    });
+
+    it('asked before local state was reset: learns nothing from the answer and leaves the decision to verify()', async () => {
+      const { source, versions } = setUp();
+      versions.trusted = false;
+      const needs = versions.needs(tags);
+      versions.reset();
+      const read = { epoch: source.epoch, versions: [source.epoch + 5, source.epoch + 2] };
+      const entry: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 5, source.epoch + 2] };
+      assert.equal(versions.decide(entry, needs, read), undefined);
+      assert.equal(versions.knownEpoch, undefined, 'the epoch read before the reset was learned');
+    });
+
+    it('another epoch than read decides against the entry; without an epoch read or trusted, nothing is decided', async () => {
+      const { source, versions } = setUp();
+      versions.trusted = false;
+      const needs = versions.needs(tags);
+      // An entry of an epoch the read does not show (a clear() the read missed).
+      const entry: FillStamp = { epoch: source.epoch + 1, tags, versions: [source.epoch, source.epoch] };
+      assert.equal(versions.decide(entry, needs, { epoch: source.epoch, versions: [source.epoch, source.epoch] }), false);
+      const fresh = setUp().versions;
+      fresh.trusted = false;
+      const noEpoch = { ...fresh.needs(tags), epoch: false };
+      assert.equal(fresh.decide(entry, noEpoch, { epoch: undefined, versions: [source.epoch, source.epoch] }), undefined);
+    });
 
     it('valid when the epoch and every recorded version match what was read', async () => {
       const { source, versions } = setUp();
