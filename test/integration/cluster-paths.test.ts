@@ -443,8 +443,7 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.ok((await direct.pttl(counter)) > 6 * 24 * 3600_000, 'the counter in another slot kept its provisional TTL');
     // Its TTL runs down behind this instance's back; this instance renewed it a moment ago and does not send again.
     await direct.pexpire(counter, 120_000);
-    let second = first;
-    for (let i = 0; second === first || keySlot(a.dataKey(second)) === keySlot(counter); i++) second = `second${i}`;
+    const second = dataKeyIn(a, { not: [entrySlot, keySlot(counter)] });
     await a.getOrSet(second, async () => 'two', { ttl: '1m', tags: [tag] });
     const left = await direct.pttl(counter);
     assert.ok(left > 0 && left <= 120_000, `the counter was renewed again by the next fill (PTTL ${left})`);
@@ -494,8 +493,7 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     const firstKey = dataKeyIn(a, { not: [] });
     const tag = tagOutside(ns, 'shared-', [keySlot(a.dataKey(firstKey))]);
     const counter = `${ns}:v:{${tag}}`;
-    let secondKey = firstKey;
-    for (let i = 0; secondKey === firstKey || keySlot(a.dataKey(secondKey)) === keySlot(counter); i++) secondKey = `second${i}`;
+    const secondKey = dataKeyIn(a, { not: [keySlot(a.dataKey(firstKey)), keySlot(counter)] });
     const first = await a.store.lookupForFill(a.dataKey(firstKey), [tag], undefined);
     assert.equal(first.ticket.createdTags.includes(tag), true);
     const second = await b.store.lookupForFill(b.dataKey(secondKey), [tag], undefined);
