@@ -482,7 +482,7 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     await cache.close();
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.equal(busOf(cache).subscriber, undefined, 'a subscriber was attached after close()');
-    const subscribers = (await onEachNode(env.cluster, (direct) => direct.client('LIST', 'TYPE', 'pubsub') as Promise<string>)).join('');
+    const subscribers = (await onEachNode(env.cluster, (direct) => direct.call('CLIENT', 'LIST', 'TYPE', 'pubsub') as Promise<string>)).join('');
     assert.doesNotMatch(subscribers, /\S/, `pub/sub connections after close(): ${subscribers}`);
   });
 
