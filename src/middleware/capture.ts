@@ -57,21 +57,19 @@ type StoreHeader = (firstLine: string, headers: unknown) => void;
 const KEEP_ON_304 = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status', 'age']);
 
 /**
- * A copy of a chunk's bytes in a buffer of its own (never a view into a
- * shared slab, which L1 would keep alive whole); undefined for none; null
- * when it cannot be captured (node will reject it itself).
+ * A copy of a chunk's bytes (the caller may reuse its buffer after write());
+ * undefined for none; null when it cannot be captured (node will reject it
+ * itself). Taken from node's pool: the copy lives only until the store, which
+ * packs head and body into a buffer of the entry's own (see http-entry's
+ * packed), so no slab is ever kept alive by L1; an allocation of its own here
+ * cost a miss about 1.7 µs more.
  */
 function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null {
   if (chunk === undefined || chunk === null) return undefined;
   try {
-    if (typeof chunk === 'string') {
-      const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8';
-      const out = Buffer.allocUnsafeSlow(Buffer.byteLength(chunk, enc));
-      out.write(chunk, 0, enc);
-      return out;
-    }
+    if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
     if (chunk instanceof Uint8Array) {
-      const out = Buffer.allocUnsafeSlow(chunk.byteLength);
+      const out = Buffer.allocUnsafe(chunk.byteLength);
       out.set(chunk);
       return out;
     }
@@ -181,11 +179,11 @@ class Capture {
     this.size += buf.length;
   }
 
-  /** The bytes written so far, in a buffer of their own (L1 may keep it long: no shared slab). */
+  /** The bytes written so far, in one buffer (transient, like toBuffer's copies: the store packs its own). */
   body(): Buffer | undefined {
     if (this.overflow) return undefined;
     if (this.chunks === undefined) return this.first ?? EMPTY;
-    const out = Buffer.allocUnsafeSlow(this.size);
+    const out = Buffer.allocUnsafe(this.size);
     let at = 0;
     for (const chunk of this.chunks) at += chunk.copy(out, at);
     return out;
