@@ -463,6 +463,60 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.deepEqual(events.map((event) => shared.listenerCount(event)), before);
   });
 
+  /** A Cluster client whose INFO answers through `answer` (the servers themselves are Redis 7): what the bus reads to choose its pub/sub. */
+  function clientWithInfo(answer: (real: (section: string) => Promise<string>, section: string) => Promise<string>): Cluster {
+    const shared = client();
+    const real = shared.info.bind(shared) as (section: string) => Promise<string>;
+    (shared as unknown as { info: (section: string) => Promise<string> }).info = (section) => answer(real, section);
+    return shared;
+  }
+
+  /** Caches on `clients`, closed when `body` is done. */
+  async function withCaches(ns: string, clients: Cluster[], body: (caches: TierCache[]) => Promise<void>): Promise<void> {
+    const caches = clients.map((shared) => createCache({ namespace: ns, redis: shared, l2: { commandTimeout: 2000 } }));
+    try {
+      await body(caches);
+    } finally {
+      await Promise.all(caches.map((c) => c.close()));
+    }
+  }
+
+  it('a Cluster whose servers say Redis 6 gets classic pub/sub: a SUBSCRIBE on a node, no shard channel, and an invalidation still reaches the other instance', async () => {
+    const ns = nextNamespace();
+    const redis6 = async () => '# Server\r\nredis_version:6.2.14\r\nredis_mode:cluster\r\n';
+    await withCaches(ns, [clientWithInfo(redis6), clientWithInfo(redis6)], async ([a, b]) => {
+      await Promise.all([a!.ready(), b!.ready()]);
+      assert.equal(a!.health().pubsub, 'classic');
+      assert.equal(b!.health().bus, 'ok');
+      const channel = `{${ns}}:bus`;
+      const classic = await onEachNode(env.cluster, async (d) => (await d.call('PUBSUB', 'NUMSUB', channel)) as [string, number]);
+      assert.equal(classic.reduce((n, [, count]) => n + Number(count), 0), 2, `classic subscribers per node: ${JSON.stringify(classic)}`);
+      const sharded = await onEachNode(env.cluster, async (d) => (await d.call('PUBSUB', 'SHARDCHANNELS', channel)) as string[]);
+      assert.deepEqual(sharded.flat(), [], 'a shard channel is open on a cluster that has none');
+      await a!.set('k', 1, { tags: ['t'] });
+      assert.equal(await b!.get('k'), 1);
+      await hear(a!, b!, 't');
+      assert.equal(await b!.get('k'), undefined);
+    });
+  });
+
+  it('a Cluster that does not answer INFO at first (an error, then too slow) still gets its subscriber once it does', async () => {
+    const ns = nextNamespace();
+    let asked = 0;
+    // First an error, then an answer later than the bus waits, then a slow one it does wait for.
+    const flaky = clientWithInfo(async (real, section) => {
+      asked++;
+      if (asked === 1) throw new Error('LOADING Redis is loading the dataset in memory');
+      await new Promise((resolve) => setTimeout(resolve, asked === 2 ? 1_500 : 300));
+      return real(section);
+    });
+    await withCaches(ns, [flaky], async ([cache]) => {
+      await eventually(() => cache!.health().bus === 'ok', 'the bus never subscribed', 8_000);
+      assert.equal(cache!.health().pubsub, 'sharded');
+      assert.equal(asked, 3, 'INFO was not asked again after the error and the answer that came too late');
+    });
+  });
+
   it("a cache closed while its bus still asks the Cluster which pub/sub it has opens no subscriber afterwards (the caller's client stays open)", async () => {
     const ns = nextNamespace();
     const shared = client();
