@@ -11,6 +11,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { HeaderSet } from './http-entry.js';
 import { writeStoredHead } from './replay.js';
+import { readyResponse } from './slot-ready.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
 export interface Replacement {
@@ -405,6 +406,7 @@ const WRAPPERS: Wrappers[] = [0, 1, 2, 3].map(wrappersAt);
  * for 'close' anyway): no listener of its own here.
  */
 export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
+  readyResponse(res);
   const target = res as ServerResponse & Captured;
   const captures = (target[CAPTURES] ??= []);
   const depth = captures.length;
@@ -430,6 +432,7 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
  * reaches the client. Removed at the last moment, after every writeHead hook.
  */
 export function stripCacheGroups(res: ServerResponse): void {
+  readyResponse(res);
   const target = res as unknown as { _storeHeader: StoreHeader };
   const original = target._storeHeader;
   target._storeHeader = function _storeHeader(this: ServerResponse, firstLine: string, headers: unknown) {
