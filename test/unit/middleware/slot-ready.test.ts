@@ -20,6 +20,8 @@ async function propertyModes(): Promise<Record<string, boolean>> {
     const app = express();
     app.use((req, res) => {
       out.expressReqBefore = fast(req);
+      const spreadSymbols = (o) => Object.getOwnPropertySymbols({ ...o }).length;
+      const symbolsBefore = spreadSymbols(res);
       readyRequest(req);
       readyResponse(res);
       readyRequest(req); // a second call (a cache mounted twice) changes nothing
@@ -28,6 +30,7 @@ async function propertyModes(): Promise<Record<string, boolean>> {
       out.expressRes = fast(res);
       out.methodStillThere = typeof res.end === 'function' && res.statusCode === 200 && req.method === 'GET';
       out.ownKeysKept = Object.keys(res).includes('locals');
+      out.markHidden = spreadSymbols(res) === symbolsBefore;
     });
     const sock = { remoteAddress: '127.0.0.1', on() {}, once() {}, removeListener() {}, destroy() {} };
     const req = new IncomingMessage(sock);
@@ -57,5 +60,6 @@ describe('middleware: slot-ready (Express objects made cheap to extend)', functi
     assert.equal(modes.nodeRes, true, "node's own response (Koa, the front door) was changed");
     assert.equal(modes.methodStillThere, true);
     assert.equal(modes.ownKeysKept, true);
+    assert.equal(modes.markHidden, true, 'a spread of res copies the mark');
   });
 });
