@@ -502,6 +502,22 @@ describe('invalidation across two instances in one process (Express, real Redis)
     }
   });
 
+  it('the instance whose epoch check finds the epoch lost (FLUSHALL) tells the others at once: one whose own check is not due drops its L1 on that message', async () => {
+    type Checks = { epochTimer: NodeJS.Timeout; checkEpoch(): void; received: number };
+    const [a, b] = [await ctx.instance('A'), await ctx.instance('B')];
+    const [busA, busB] = [a.cache.bus as unknown as Checks, b.cache.bus as unknown as Checks];
+    // Neither checks on its own from here: A is asked once below, B only hears.
+    clearInterval(busA.epochTimer);
+    clearInterval(busB.epochTimer);
+    await a.cache.set('k', 'old');
+    assert.equal(await b.cache.get('k'), 'old');
+    await ctx.admin.flushall();
+    const received = busB.received;
+    busA.checkEpoch();
+    assert.ok(await eventually(() => busB.received > received, PROPAGATION_MS, 1), 'B heard nothing after A found the epoch lost');
+    assert.equal(await b.cache.get('k'), undefined, 'B served its L1 copy from before the FLUSHALL');
+  });
+
   it("losing a tag's version counter (as under eviction) never makes an old L2 entry valid again", async function () {
     this.timeout(15_000);
     const [a, b] = await ctx.pair();
@@ -1062,6 +1078,25 @@ describe('invalidation during an outage: a frozen Redis (SIGSTOP / SIGCONT)', ()
     const delivered = await eventually(async () => (await b.get('/api/movies/7')).body !== movie7, RECONNECT_MS, 20);
     assert.ok(delivered, `B still serves the invalidated answer ${RECONNECT_MS} ms after the thaw`);
     await assertNeverServes(a, '/api/movies/7', movie7);
+  });
+
+  it('an invalidation while the breaker is still open after a timeout (Redis answers again, no probe due yet) is delivered at once: bump and message both go through', async function () {
+    this.timeout(20_000);
+    const a = await ctx.instance('A', { l2: { commandTimeout: 100, breakerCooldown: 10_000 } });
+    const b = await ctx.instance('B');
+    a.cache.on('error', () => undefined);
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    ctx.redis.freeze();
+    try {
+      await a.cache.get('anything'); // times out: the breaker opens
+    } finally {
+      ctx.redis.thaw();
+    }
+    assert.equal(a.cache.stats().l2.breaker, 'open', 'the premise: a timeout opened the breaker');
+    const received = b.cache.bus!.received;
+    assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: true });
+    assert.ok(await eventually(() => b.cache.bus!.received > received, PROPAGATION_MS, 1), 'B did not hear the invalidation sent through the open breaker');
+    await assertNeverServes(b, '/api/movies/7', movie7);
   });
 
   it('a version script flushed from the script cache is loaded again: the next invalidation is delivered', async function () {
