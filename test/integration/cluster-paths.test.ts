@@ -393,6 +393,36 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     for (const r of [requests[2]!, requests[6]!]) for (const app of [a, b]) assert.ok(await served(app, r), `${r.join(' ')} was dropped too`);
   });
 
+  it("a message of another instance's that never arrived is told by that instance's next heartbeat: the gap is counted and L1 dropped, with no message after it", async function () {
+    this.timeout(10_000);
+    const ns = nextNamespace();
+    const [a, b] = [await open(ns), await open(ns)];
+    await hear(b, a, 'warm-up'); // A knows B's sequence from here
+    await a.set('k', 1);
+    // B numbers a message it never sends: as if Redis lost it (a failover) with nothing after it to show the gap.
+    busOf(b).seq++;
+    await eventually(() => a.stats().bus.gaps === 1, 'no gap counted from B\'s heartbeat', 4_000);
+    const tiers: string[] = [];
+    a.on('hit', (e: { tier: string }) => tiers.push(e.tier));
+    assert.equal(await a.get('k'), 1);
+    assert.deepEqual(tiers, ['L2'], 'L1 kept its entry after a gap');
+  });
+
+  it('an instance whose own heartbeats come back is never suspected: over several epoch checks the bus stays ok and L1 is kept', async function () {
+    this.timeout(10_000);
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const bus = busOf(a);
+    const flushes = bus.flushes;
+    let left = false;
+    a.on('bus', (e: { state: string }) => (left ||= e.state !== 'up'));
+    // Past two check intervals (a heartbeat not back by then makes the bus suspect its subscription).
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    assert.equal(left, false, 'the bus reported itself down');
+    assert.equal(a.health().bus, 'ok');
+    assert.equal(bus.flushes, flushes, 'L1 was flushed although every heartbeat came back');
+  });
+
   it('a heartbeat still on its way is no reason to distrust: back-to-back epoch checks keep L1', async () => {
     const ns = nextNamespace();
     const a = await open(ns);
