@@ -397,4 +397,70 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     await deliver({ i: 'x', s: 6, h: 5 }, { i: 'x', s: 7 });
     assert.equal(bus.gaps, 1);
   });
+
+  /** Publishes raw `payloads` on the bus's channel, then a marker from a sender of its own, and waits for the marker: everything before it was handled. */
+  async function deliverRaw(bus: BusInternals, ...payloads: string[]): Promise<void> {
+    for (const payload of payloads) await ctx.admin.publish(bus.channel, payload);
+    const received = bus.received;
+    await ctx.admin.publish(bus.channel, JSON.stringify({ i: `marker-${Math.random()}`, s: 1 }));
+    await eventually(() => bus.received > received, 'the marker arrives', BOUND_MS);
+  }
+
+  it("a message on the channel that is not the bus's own shape (not JSON, null, a number, a sender that is not a string, no sequence number, versions that are not numbers) changes nothing; the same message well formed does", async () => {
+    const cache = await ctx.open();
+    const bus = busOf(cache);
+    const seen = record(cache);
+    await cache.set('k', 'v', { tags: ['t'] });
+    // Above any version the cache has (they start from the clock, in microseconds).
+    const ahead = Number.MAX_SAFE_INTEGER - 1;
+    const tiers: string[] = [];
+    cache.on('hit', (e: { tier: string }) => tiers.push(e.tier));
+    await deliverRaw(
+      bus,
+      'not json',
+      'null',
+      '42',
+      '"text"',
+      JSON.stringify({ i: 5, s: 1, t: [['t', ahead]], e: ahead }),
+      JSON.stringify({ i: 'no-sequence', t: [['t', ahead]], e: ahead, k: [cache.dataKey('k')] }),
+      JSON.stringify({ i: 'odd-versions', s: 1, t: [['t', String(ahead)], [7, ahead], 't', null, ['t']] }),
+    );
+    assert.equal(await cache.get('k'), 'v');
+    assert.deepEqual(tiers, ['L1'], 'a malformed message dropped the L1 entry');
+    assert.equal(bus.gaps, 0);
+    assert.equal(bus.flushes, 0);
+    assert.deepEqual(seen.bus, [], 'a malformed message took the bus down');
+    assert.deepEqual(seen.errors, []);
+    // The controls: the same messages well formed do act (the key leaves L1; the tag's version moves past the entry's).
+    await deliverRaw(bus, JSON.stringify({ i: 'well-formed', s: 1, k: [cache.dataKey('k')] }));
+    tiers.length = 0;
+    assert.equal(await cache.get('k'), 'v');
+    assert.deepEqual(tiers, ['L2'], 'the well-formed key message left the L1 entry');
+    await deliverRaw(bus, JSON.stringify({ i: 'well-formed', s: 2, t: [['t', ahead]] }));
+    assert.equal(await cache.get('k'), undefined, 'the well-formed tag message did not invalidate');
+  });
+
+  it('sequence numbers are kept per sender: two instances heard in turn, then one of them skips a number, is one gap, from that one', async () => {
+    const cache = await ctx.open();
+    const bus = busOf(cache);
+    const message = (i: string, s: number) => JSON.stringify({ i, s });
+    await deliverRaw(bus, message('b', 1), message('c', 1), message('b', 2), message('c', 2), message('b', 3));
+    assert.equal(bus.gaps, 0, 'a gap counted for senders heard in turn without one');
+    await deliverRaw(bus, message('c', 4));
+    assert.equal(bus.gaps, 1, "c's skipped number was not noticed");
+  });
+
+  it("a dropped subscriber connection says so: at its 'down' event health() already says reconnecting, and the error names the bus's lost connection", async () => {
+    const cache = await ctx.open();
+    let healthAtDown: string | undefined;
+    cache.on('bus', (e: BusEvent) => {
+      if (e.state === 'down') healthAtDown = cache.health().bus;
+    });
+    const down = nextBusEvent(cache, 'down');
+    const up = nextBusEvent(cache, 'up');
+    assert.equal(Number(await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')), 1);
+    assert.match(String((await down).err?.message), /invalidation bus lost its Redis connection/);
+    assert.equal(healthAtDown, 'reconnecting');
+    await up;
+  });
 });
