@@ -8,7 +8,8 @@
 // figures that count against DESIGN.md section 6 come from bench/http/miss.mjs.
 //
 //   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
-//   (kind express-noop: Express with one app-wide middleware that only calls next())
+//   (kind express-noop: Express with one app-wide middleware that only calls next();
+//   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
 //
@@ -79,11 +80,14 @@ async function loadBuild(dir: string): Promise<Build> {
 }
 
 async function app(kind: string, build: Build): Promise<Handler> {
-  const cache = build.createCache({ redis: false, namespace: 'bench-miss', routes: { '/api': '1m' } });
+  // Kinds ending in -tc2 keep L2 too, on $REDIS_URL (a throwaway redis-server: the runs fill it).
+  const redis = kind.endsWith('-tc2') ? process.env.REDIS_URL : false;
+  if (redis === undefined) throw new Error(`${kind} needs REDIS_URL`);
+  const cache = build.createCache({ redis, namespace: 'bench-miss', routes: { '/api': '1m' } });
   await cache.ready();
   if (kind.startsWith('express')) {
     const a = express();
-    if (kind === 'express-tc') a.use(build.expressCache(cache));
+    if (kind.startsWith('express-tc')) a.use(build.expressCache(cache));
     // The cost of one more app-wide layer that does nothing: the floor under express-tc.
     if (kind === 'express-noop') a.use((_req, _res, next) => next());
     if (kind === 'express-bare') {
@@ -99,7 +103,7 @@ async function app(kind: string, build: Build): Promise<Handler> {
     return a as unknown as Handler;
   }
   const a = new Koa();
-  if (kind === 'koa-tc') a.use(build.koaCache(cache));
+  if (kind.startsWith('koa-tc')) a.use(build.koaCache(cache));
   a.use((ctx) => {
     if (ctx.path === BENCH_PATH) ctx.body = catalogFor(String(ctx.query['miss']));
   });
@@ -120,8 +124,9 @@ for (const b of builds) {
   const build = await loadBuild(b.dir);
   for (const kind of kinds) {
     // Without a cache the build plays no part: measure the baseline once.
-    if (!kind.endsWith('-tc') && cases.some((c) => c.label === kind)) continue;
-    cases.push({ label: kind.endsWith('-tc') ? `${kind}@${b.name}` : kind, handler: await app(kind, build), us: [] });
+    const cached = kind.includes('-tc');
+    if (!cached && cases.some((c) => c.label === kind)) continue;
+    cases.push({ label: cached ? `${kind}@${b.name}` : kind, handler: await app(kind, build), us: [] });
   }
 }
 
