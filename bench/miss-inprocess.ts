@@ -9,7 +9,8 @@
 //
 //   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
 //   (kind express-noop: Express with one app-wide middleware that only calls next();
-//   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL)
+//   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL; express-tc-front: the front door
+//   before express-tc; node-raw: DESIGN.md's raw node:http answer)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
 //
@@ -70,13 +71,14 @@ interface Build {
   createCache(o: object): { ready(): Promise<void> };
   expressCache(cache: unknown): express.RequestHandler;
   koaCache(cache: unknown): Koa.Middleware;
+  front(cache: unknown, handler: Handler): Handler;
 }
 
 async function loadBuild(dir: string): Promise<Build> {
   const url = (file: string) => pathToFileURL(resolve(isAbsolute(dir) ? dir : resolve(import.meta.dirname, '..', dir), file)).href;
   const ext = dir.endsWith('src') ? 'ts' : 'js';
-  const [index, ex, koa] = await Promise.all([import(url(`index.${ext}`)), import(url(`express.${ext}`)), import(url(`koa.${ext}`))]);
-  return { createCache: index.createCache, expressCache: ex.expressCache, koaCache: koa.koaCache };
+  const [index, ex, koa, node] = await Promise.all([import(url(`index.${ext}`)), import(url(`express.${ext}`)), import(url(`koa.${ext}`)), import(url(`node.${ext}`))]);
+  return { createCache: index.createCache, expressCache: ex.expressCache, koaCache: koa.koaCache, front: node.front };
 }
 
 async function app(kind: string, build: Build): Promise<Handler> {
@@ -85,6 +87,13 @@ async function app(kind: string, build: Build): Promise<Handler> {
   if (redis === undefined) throw new Error(`${kind} needs REDIS_URL`);
   const cache = build.createCache({ redis, namespace: 'bench-miss', routes: { '/api': '1m' } });
   await cache.ready();
+  if (kind === 'node-raw') {
+    const headers = ['content-type', CONTENT_TYPE, 'content-length', String(BODY.length)];
+    return (_req, res) => {
+      res.writeHead(200, headers);
+      res.end(BODY);
+    };
+  }
   if (kind.startsWith('express')) {
     const a = express();
     if (kind.startsWith('express-tc')) a.use(build.expressCache(cache));
@@ -100,6 +109,8 @@ async function app(kind: string, build: Build): Promise<Handler> {
     a.get(BENCH_PATH, (req, res) => {
       res.json(catalogFor(String(req.query['miss'])));
     });
+    // The front door in front of the same app (with --hit: DESIGN.md's front-door hit).
+    if (kind === 'express-tc-front') return build.front(cache, a as unknown as Handler);
     return a as unknown as Handler;
   }
   const a = new Koa();
