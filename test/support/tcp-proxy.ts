@@ -18,6 +18,8 @@ export interface TcpProxy {
   readonly connections: number;
   /** Round trips so far, over every connection (see the file's opening). */
   readonly turns: number;
+  /** Connections accepted so far, refused and blackholed ones included: how often clients tried. */
+  readonly attempts: number;
   /** Drops every connection; new ones are refused or blackholed until heal(). */
   cut(mode?: CutMode): void;
   /** Lets connections through again (blackholed ones are dropped, so their clients reconnect). */
@@ -30,8 +32,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const held = new Set<Socket>();
   let mode: CutMode | undefined;
   let turns = 0;
+  let attempts = 0;
 
   const server: Server = createServer((client) => {
+    attempts++;
     client.on('error', () => undefined);
     if (mode === 'refuse') {
       client.resetAndDestroy();
@@ -77,6 +81,9 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     get turns() {
       return turns;
+    },
+    get attempts() {
+      return attempts;
     },
     cut(how: CutMode = 'refuse') {
       mode = how;

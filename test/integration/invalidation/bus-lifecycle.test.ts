@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
 import type { InvalidationBus } from '../../../src/store/invalidation-bus.js';
 import { useRedisCaches } from '../../support/cache-context.js';
@@ -462,5 +462,30 @@ describe('the invalidation bus over its lifetime (standalone Redis)', function (
     assert.match(String((await down).err?.message), /invalidation bus lost its Redis connection/);
     assert.equal(healthAtDown, 'reconnecting');
     await up;
+  });
+
+  it('a subscriber that cannot reconnect tries again after 50 ms, then less and less often, never waiting more than a second between tries', async function () {
+    this.timeout(15_000);
+    proxy = await startTcpProxy(ctx.redis.port);
+    // The caller's client gives up at once when cut: every try the proxy sees afterwards is the subscriber's.
+    const main = new Redis(proxy.url, { retryStrategy: () => null });
+    main.on('error', () => undefined);
+    try {
+      const cache = ctx.track(createCache({ namespace: ctx.ns, redis: main }));
+      cache.on('error', () => undefined);
+      await cache.ready();
+      assert.equal(cache.health().bus, 'ok');
+      proxy.cut('refuse');
+      const before = proxy.attempts;
+      await new Promise((resolve) => setTimeout(resolve, 2_600));
+      // Waits of 50, 100, 150, ... ms (at most 1 s): about 9 tries in 2.6 s.
+      const tries = proxy.attempts - before;
+      assert.ok(tries >= 5 && tries <= 15, `${tries} tries in 2.6 s`);
+      const up = nextBusEvent(cache, 'up');
+      proxy.heal();
+      await up;
+    } finally {
+      main.disconnect();
+    }
   });
 });

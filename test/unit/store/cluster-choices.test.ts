@@ -68,6 +68,8 @@ describe('Redis Cluster choices', () => {
     assert.equal(pubSubModeFor('# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\n'), 'sharded');
     assert.equal(pubSubModeFor('# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n'), 'sharded');
     assert.equal(pubSubModeFor('# Server\r\nredis_version:6.2.14\r\n'), 'classic');
+    assert.equal(pubSubModeFor('# Server\r\nredis_version:10.0.1\r\n'), 'sharded', 'a two-digit major version read as its first digit');
+    assert.equal(pubSubModeFor('# Server\r\nserver_name:other\r\nother_redis_version:7.0.0\r\nredis_version:6.0.9\r\n'), 'classic', 'a field that only ends in redis_version read');
     assert.equal(pubSubModeFor(''), 'classic');
   });
 });
