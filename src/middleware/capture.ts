@@ -338,8 +338,10 @@ function wrappersAt(depth: number): Wrappers {
       return c.end.apply(this, arguments as unknown as unknown[]);
     }
     c.keep(last);
-    c.endChunk = chunk;
-    c.endEncoding = encoding;
+    // A string is handed on as the bytes just made from it: node would encode it once more.
+    const encoded = typeof chunk === 'string' && last !== undefined;
+    c.endChunk = encoded ? last : chunk;
+    c.endEncoding = encoded ? undefined : encoding;
     c.endCallback = cb;
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
