@@ -124,6 +124,32 @@ describe('middleware: what a hit sends on the wire', function () {
     assert.equal(valuesOf(probed, 'content-length')[0], '4');
   });
 
+  it('a hit through a writeHead wrapper that copies the headers it is given with setHeader (on-headers before 1.1 did) still sends every value of a repeated field', async () => {
+    const cache = await redisCaches.open({ ttl: '1m' });
+    const app = express();
+    app.use((_req, res, next) => {
+      const writeHead = res.writeHead;
+      // The older on-headers: headers given to writeHead are set by name, one pair at a time (repetitions lost), then the head is written.
+      res.writeHead = function (this: typeof res, status: number, ...rest: unknown[]) {
+        const given = rest.find((a) => typeof a === 'object' && a !== null);
+        if (Array.isArray(given)) for (let i = 0; i + 1 < given.length; i += 2) this.setHeader(String(given[i]), String(given[i + 1]));
+        return writeHead.call(this, status);
+      } as typeof res.writeHead;
+      next();
+    });
+    app.use(expressCache(cache));
+    app.get('/api/w', (_req, res) => {
+      res.set('Link', LINKS);
+      res.send('body');
+    });
+    const server = await serve(app as unknown as RequestListener);
+    await wireGet(server, '/api/w');
+    const hit = await wireGet(server, '/api/w');
+    assert.equal(statusOf(hit), 'tiercache; hit; detail=L1');
+    assert.deepEqual(valuesOf(hit, 'link'), LINKS);
+    assert.equal(hit.body, 'body');
+  });
+
   it('a hit carries the Date its filling answer carried, not the time of the hit', async function () {
     const cache = await redisCaches.open({ ttl: '1m' });
     const app = buildApp(adapters[0]!, cache, { routes: [{ path: '/d', mw: {}, handler: (io) => io.send('d') }] });

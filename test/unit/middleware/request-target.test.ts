@@ -34,6 +34,11 @@ describe('middleware: request target, unit', () => {
     assert.equal(ownOriginForm('HTTPS://example.com/a', 'example.com:443'), '/a');
   });
 
+  it('knows no default port of a scheme it does not know: an authority that merely ends in "undefined" is not the Host', () => {
+    assert.equal(ownOriginForm('gopher://hostundefined/a', 'host'), undefined);
+    assert.equal(ownOriginForm('gopher://host/a', 'hostundefined'), undefined);
+  });
+
   it('takes no other scheme\'s default port, nor another port', () => {
     assert.equal(ownOriginForm('http://example.com:443/a', 'example.com'), undefined);
     assert.equal(ownOriginForm('https://example.com:80/a', 'example.com'), undefined);
