@@ -150,6 +150,25 @@ describe('middleware: what a hit sends on the wire', function () {
     assert.equal(hit.body, 'body');
   });
 
+  it("with cacheStatus: false, a Cache-Status set before the cache (another cache's, in front) reaches the client on a hit", async () => {
+    const cache = await redisCaches.open({ ttl: '1m' });
+    const app = express();
+    app.use((_req, res, next) => {
+      res.setHeader('Cache-Status', 'edge; fwd=uri-miss');
+      next();
+    });
+    app.use(expressCache(cache, { cacheStatus: false }));
+    app.get('/api/s', (_req, res) => {
+      res.removeHeader('Cache-Status'); // the stored answer has none of its own
+      res.send('s');
+    });
+    const server = await serve(app as unknown as RequestListener);
+    await wireGet(server, '/api/s');
+    const hit = await wireGet(server, '/api/s');
+    assert.equal(hit.body, 's');
+    assert.deepEqual(valuesOf(hit, 'cache-status'), ['edge; fwd=uri-miss']);
+  });
+
   it('a hit carries the Date its filling answer carried, not the time of the hit', async function () {
     const cache = await redisCaches.open({ ttl: '1m' });
     const app = buildApp(adapters[0]!, cache, { routes: [{ path: '/d', mw: {}, handler: (io) => io.send('d') }] });
