@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { queryHasAccessToken, requestBypassReason } from '../../../src/middleware/storage-rules.js';
+import { queryHasAccessToken, requestBypassReason, requestForbidsStore, ttlForStatus } from '../../../src/middleware/storage-rules.js';
 
 describe('middleware: storage rules, unit', () => {
   describe('queryHasAccessToken (RFC 6750 §2.3: a credential in the query)', () => {
@@ -54,5 +54,22 @@ describe('middleware: storage rules, unit', () => {
       assert.equal(requestBypassReason({ cookie: 'a=1' }, 'GET', undefined, false, '/a?access_token=1'), 'cookie');
       assert.equal(requestBypassReason({ authorization: 'Bearer x' }, 'GET', undefined, true, '/a'), undefined);
     });
+  });
+
+  it('only no-store in the request forbids storing: other directives (a browser reload\'s max-age=0, no-cache) do not', () => {
+    assert.equal(requestForbidsStore({}), false);
+    assert.equal(requestForbidsStore({ 'cache-control': 'max-age=0' }), false);
+    assert.equal(requestForbidsStore({ 'cache-control': 'no-cache' }), false);
+    assert.equal(requestForbidsStore({ 'cache-control': 'no-store' }), true);
+    assert.equal(requestForbidsStore({ 'cache-control': 'max-age=0, No-Store' }), true);
+  });
+
+  it('a status is stored for the TTL when storable, for negativeTtl only when it is one of the negative ones and negativeTtl is set', () => {
+    assert.equal(ttlForStatus(200, 60_000, undefined), 60_000);
+    assert.equal(ttlForStatus(301, 60_000, 5_000), 60_000);
+    assert.equal(ttlForStatus(404, 60_000, 5_000), 5_000);
+    assert.equal(ttlForStatus(404, 60_000, undefined), undefined);
+    assert.equal(ttlForStatus(500, 60_000, 5_000), undefined, 'a 500 stored for negativeTtl');
+    assert.equal(ttlForStatus(302, 60_000, 5_000), undefined);
   });
 });
