@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { queryHasAccessToken, requestBypassReason, requestForbidsStore, ttlForStatus } from '../../../src/middleware/storage-rules.js';
+import { queryHasAccessToken, requestBypassReason, requestForbidsStore, ttlForStatus, varyOf } from '../../../src/middleware/storage-rules.js';
 
 describe('middleware: storage rules, unit', () => {
   describe('queryHasAccessToken (RFC 6750 §2.3: a credential in the query)', () => {
@@ -71,5 +71,12 @@ describe('middleware: storage rules, unit', () => {
     assert.equal(ttlForStatus(404, 60_000, undefined), undefined);
     assert.equal(ttlForStatus(500, 60_000, 5_000), undefined, 'a 500 stored for negativeTtl');
     assert.equal(ttlForStatus(302, 60_000, 5_000), undefined);
+  });
+
+  it('varyOf: the names lower-cased, once each and sorted, so two fills that list them differently vary alike; * wins', () => {
+    assert.deepEqual(varyOf({}), []);
+    assert.deepEqual(varyOf({ vary: 'User-Agent, Accept-Language' }), ['accept-language', 'user-agent']);
+    assert.deepEqual(varyOf({ vary: ['accept-language', 'USER-AGENT, Accept-Language'] }), ['accept-language', 'user-agent']);
+    assert.deepEqual(varyOf({ vary: 'Accept, *' }), '*');
   });
 });
