@@ -259,6 +259,14 @@ describe('middleware: origin directives, unit', () => {
   });
 
   describe('responseDirectives: Surrogate-Control (W3C Edge Architecture), when a device name is set', () => {
+    it('keeps the first value of a directive that comes again in a later element', () => {
+      assert.deepEqual(governing({ 'surrogate-control': 'max-age=60, max-age=30;tiercache', 'cache-control': 'max-age=5' }, SURROGATE), { 'max-age': '60' });
+    });
+
+    it('takes max-age=0 from a structured field (CDN-Cache-Control) as 0, not as absent', () => {
+      assert.deepEqual(governing({ 'cdn-cache-control': 'max-age=0', 'cache-control': 'max-age=5' }, CDN), { 'max-age': '0' });
+    });
+
     it('replaces Cache-Control with the directives addressed to every surrogate', () => {
       assert.deepEqual(governing({ 'surrogate-control': 'max-age=60, no-store', 'cache-control': 'max-age=5' }, SURROGATE), { 'max-age': '60', 'no-store': '' });
     });
