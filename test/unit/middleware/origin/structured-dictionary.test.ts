@@ -29,4 +29,9 @@ describe('middleware: RFC 8941 dictionaries, unit', () => {
     assert.deepEqual(parsed('a=1 ,\tb=2'), { a: { type: 'integer', value: 1 }, b: { type: 'integer', value: 2 } });
     assert.equal(parsed('a=1, '), undefined, 'a trailing comma');
   });
+
+  it('a decimal has one point: a second one is no Dictionary', () => {
+    assert.deepEqual(parsed('a=1.5'), { a: { type: 'decimal', value: 1.5 } });
+    assert.equal(parsed('a=1.2.3'), undefined);
+  });
 });
