@@ -34,4 +34,15 @@ describe('middleware: RFC 8941 dictionaries, unit', () => {
     assert.deepEqual(parsed('a=1.5'), { a: { type: 'decimal', value: 1.5 } });
     assert.equal(parsed('a=1.2.3'), undefined);
   });
+
+  it('a string takes printable ASCII (space to ~) and the escapes \\" and \\\\ only; a byte sequence needs its closing colon', () => {
+    assert.deepEqual(parsed('a="x y~"'), { a: { type: 'string', value: 'x y~' } });
+    assert.deepEqual(parsed('a="q\\"\\\\"'), { a: { type: 'string', value: 'q"\\' } });
+    assert.equal(parsed('a="x\\y"'), undefined, 'an escape of another character');
+    assert.equal(parsed('a="\u007f"'), undefined, 'DEL, just past ~');
+    assert.equal(parsed('a="\u00e9"'), undefined, 'not ASCII');
+    assert.equal(parsed('a="open'), undefined, 'no closing quote');
+    assert.deepEqual(parsed('a=:aGk=:'), { a: { type: 'binary', value: 'aGk=' } });
+    assert.equal(parsed('a=:aGk='), undefined, 'no closing colon');
+  });
 });
