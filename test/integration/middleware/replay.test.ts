@@ -45,6 +45,16 @@ describe('middleware: what a hit sends on the wire', function () {
   const redisCaches = useRedisCaches({ prefix: 'replay' });
   const serve = async (listener: RequestListener) => redisCaches.serve(listener);
 
+  /** An Express app on a fresh cache (TTL 1 min): `before` mounted ahead of expressCache(cache, options), then GET `path` answered by `handler`. */
+  async function expressBehind(before: express.RequestHandler, path: string, handler: express.RequestHandler, options: Parameters<typeof expressCache>[1] = {}): Promise<Server> {
+    const cache = await redisCaches.open({ ttl: '1m' });
+    const app = express();
+    app.use(before);
+    app.use(expressCache(cache, options));
+    app.get(path, handler);
+    return serve(app as unknown as RequestListener);
+  }
+
   for (const adapter of adapters) {
     describe(adapter.name, () => {
       it('a hit replays every value of repeated header fields, in order, and the origin Date, from L1 and from L2', async () => {
@@ -92,21 +102,20 @@ describe('middleware: what a hit sends on the wire', function () {
   });
 
   it('headers set before the cache: one the entry also has gets the stored value, one it lacks is kept, repeats and all (Express)', async () => {
-    const cache = await redisCaches.open({ ttl: '1m' });
-    const app = express();
     let n = 0;
     // Before the cache, on every request: X-Seen (so the fill stores it) and, when asked, X-Probe (never stored).
-    app.use((req, res, next) => {
-      res.setHeader('X-Seen', String(++n));
-      if (req.headers['x-probe'] !== undefined) res.setHeader('X-Probe', ['p1', 'p2']);
-      next();
-    });
-    app.use(expressCache(cache));
-    app.get('/api/r', (_req, res) => {
-      res.set('Link', LINKS);
-      res.send('body');
-    });
-    const server = await serve(app as unknown as RequestListener);
+    const server = await expressBehind(
+      (req, res, next) => {
+        res.setHeader('X-Seen', String(++n));
+        if (req.headers['x-probe'] !== undefined) res.setHeader('X-Probe', ['p1', 'p2']);
+        next();
+      },
+      '/api/r',
+      (_req, res) => {
+        res.set('Link', LINKS);
+        res.send('body');
+      },
+    );
     const miss = await wireGet(server, '/api/r');
     assert.deepEqual(valuesOf(miss, 'x-seen'), ['1']);
     const plain = await wireGet(server, '/api/r');
@@ -125,24 +134,23 @@ describe('middleware: what a hit sends on the wire', function () {
   });
 
   it('a hit through a writeHead wrapper that copies the headers it is given with setHeader (on-headers before 1.1 did) still sends every value of a repeated field', async () => {
-    const cache = await redisCaches.open({ ttl: '1m' });
-    const app = express();
-    app.use((_req, res, next) => {
-      const writeHead = res.writeHead;
-      // The older on-headers: headers given to writeHead are set by name, one pair at a time (repetitions lost), then the head is written.
-      res.writeHead = function (this: typeof res, status: number, ...rest: unknown[]) {
-        const given = rest.find((a) => typeof a === 'object' && a !== null);
-        if (Array.isArray(given)) for (let i = 0; i + 1 < given.length; i += 2) this.setHeader(String(given[i]), String(given[i + 1]));
-        return writeHead.call(this, status);
-      } as typeof res.writeHead;
-      next();
-    });
-    app.use(expressCache(cache));
-    app.get('/api/w', (_req, res) => {
-      res.set('Link', LINKS);
-      res.send('body');
-    });
-    const server = await serve(app as unknown as RequestListener);
+    const server = await expressBehind(
+      (_req, res, next) => {
+        const writeHead = res.writeHead;
+        // The older on-headers: headers given to writeHead are set by name, one pair at a time (repetitions lost), then the head is written.
+        res.writeHead = function (this: typeof res, status: number, ...rest: unknown[]) {
+          const given = rest.find((a) => typeof a === 'object' && a !== null);
+          if (Array.isArray(given)) for (let i = 0; i + 1 < given.length; i += 2) this.setHeader(String(given[i]), String(given[i + 1]));
+          return writeHead.call(this, status);
+        } as typeof res.writeHead;
+        next();
+      },
+      '/api/w',
+      (_req, res) => {
+        res.set('Link', LINKS);
+        res.send('body');
+      },
+    );
     await wireGet(server, '/api/w');
     const hit = await wireGet(server, '/api/w');
     assert.equal(statusOf(hit), 'tiercache; hit; detail=L1');
@@ -151,18 +159,18 @@ describe('middleware: what a hit sends on the wire', function () {
   });
 
   it("with cacheStatus: false, a Cache-Status set before the cache (another cache's, in front) reaches the client on a hit", async () => {
-    const cache = await redisCaches.open({ ttl: '1m' });
-    const app = express();
-    app.use((_req, res, next) => {
-      res.setHeader('Cache-Status', 'edge; fwd=uri-miss');
-      next();
-    });
-    app.use(expressCache(cache, { cacheStatus: false }));
-    app.get('/api/s', (_req, res) => {
-      res.removeHeader('Cache-Status'); // the stored answer has none of its own
-      res.send('s');
-    });
-    const server = await serve(app as unknown as RequestListener);
+    const server = await expressBehind(
+      (_req, res, next) => {
+        res.setHeader('Cache-Status', 'edge; fwd=uri-miss');
+        next();
+      },
+      '/api/s',
+      (_req, res) => {
+        res.removeHeader('Cache-Status'); // the stored answer has none of its own
+        res.send('s');
+      },
+      { cacheStatus: false },
+    );
     await wireGet(server, '/api/s');
     const hit = await wireGet(server, '/api/s');
     assert.equal(hit.body, 's');
