@@ -15,7 +15,7 @@ import type { L2Store } from './l2-store.js';
 import { groupBySlot, keySlot, slotGuardKey } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, SLOT_GUARD } from './redis-scripts.js';
+import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, SLOT_GUARD } from './redis-scripts.js';
 import { readBySlot } from './redis-versions.js';
 
 /**
@@ -31,7 +31,7 @@ import { readBySlot } from './redis-versions.js';
  * Reply: { entry | false, lock (1 taken, 0 held by another, -1 not asked or a fresh hit),
  *          created counter positions ('1,3'), counter values (false when missing on a hit)... }
  */
-const LOOKUP = `${SLOT_GUARD}
+const LOOKUP = `${SLOT_GUARD}${COUNTER_GET}
 local n = #KEYS
 if ARGV[7] == '1' then
   guard = KEYS[n]
@@ -46,7 +46,7 @@ if v and string.len(v) >= 20 and string.sub(v, 1, 2) == 'TC' then
 end
 if fresh then
   for i = 3, n do
-    local c = redis.call('GET', KEYS[i])
+    local c = counter(KEYS[i])
     out[i + 1] = c and lift(KEYS[i], c) or false
   end
   return out
@@ -58,7 +58,7 @@ local created = {}
 local init
 local provisional = tonumber(ARGV[3])
 for i = 3, n do
-  local c = redis.call('GET', KEYS[i])
+  local c = counter(KEYS[i])
   if c then
     c = lift(KEYS[i], c)
     -- Another fill made it and may still abandon it: shared now, so it must outlive that abandon.

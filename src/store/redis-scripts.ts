@@ -17,7 +17,23 @@ import type { ServerEpoch } from './tag-versions.js';
 /** How long a counter made by a lookup lives unless a store renews it. */
 export const PROVISIONAL_COUNTER_TTL_MS = 60_000;
 
-const INIT = `
+/**
+ * Lua: a counter's value, or nil when it is missing or holds anything but a
+ * positive safe integer as INCR writes it (written by hand or by another
+ * program, a key of another type):
+ * such a counter is made again from the clock like a lost one, so corrupt data
+ * costs a miss, never a script error that would fail every lookup and leave
+ * the tag's invalidations undelivered.
+ */
+export const COUNTER_GET = `
+local function counter(key)
+  local v = redis.pcall('GET', key)
+  if type(v) ~= 'string' or #v > 16 or not string.match(v, '^[1-9]%d*$') or tonumber(v) > 9007199254740991 then return nil end
+  return v
+end
+`;
+
+const INIT = `${COUNTER_GET}
 local t = redis.call('TIME')
 local init = t[1] .. string.format('%06d', tonumber(t[2]))
 `;
@@ -32,7 +48,7 @@ const READ_SCRIPT = `${INIT}
 local ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local v = redis.call('GET', key)
+  local v = counter(key)
   if not v then
     if i == 1 and ARGV[2] == '1' then redis.call('SET', key, init) else redis.call('SET', key, init, 'PX', ttl) end
     v = init
@@ -52,7 +68,7 @@ const BUMP_SCRIPT = `${INIT}
 local ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local v = redis.call('GET', key)
+  local v = counter(key)
   if not v then
     redis.call('SET', key, init)
     v = init
@@ -143,7 +159,7 @@ local created = {}
 for i = 1, #KEYS - 1 do
   local key = KEYS[i]
   local epoch = i == 1 and ARGV[2] == '1'
-  local v = redis.call('GET', key)
+  local v = counter(key)
   if v then
     v = lift(key, v)
     if ARGV[3] == '1' and not epoch then
@@ -170,7 +186,7 @@ local ttl = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS - 1 do
   local key = KEYS[i]
-  local v = redis.call('GET', key)
+  local v = counter(key)
   if v then v = lift(key, v) else
     mark()
     redis.call('SET', key, init)
@@ -199,7 +215,7 @@ return out`;
 const SERVER_SCRIPT = `${INIT}
 local info = redis.pcall('INFO', 'server')
 local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
-local epoch = redis.call('GET', KEYS[1])
+local epoch = counter(KEYS[1])
 local last = redis.call('GET', KEYS[2])
 if run == nil or last == run then
   if not epoch then
@@ -297,9 +313,12 @@ export async function loadScripts(client: RedisClient): Promise<void> {
   );
 }
 
-/** A counter's value from a script reply (a Buffer, string or number). */
+const DIGITS = /^[0-9]+$/;
+
+/** A counter's value from a script reply (a Buffer, string or number); Number() alone would read '', ' 7' or null as a number. */
 export function counterValue(v: unknown): number {
-  const n = Number(Buffer.isBuffer(v) ? v.toString('latin1') : v);
+  const text = Buffer.isBuffer(v) ? v.toString('latin1') : v;
+  const n = typeof text === 'number' || (typeof text === 'string' && DIGITS.test(text)) ? Number(text) : NaN;
   if (!Number.isSafeInteger(n)) throw new Error(`tiercache version counter holds ${String(v)}, not an integer`);
   return n;
 }

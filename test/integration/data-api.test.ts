@@ -624,6 +624,51 @@ describe('data API: corrupt and foreign L2 data', () => {
     assert.equal(await b.get('k'), 'loaded');
   });
 
+  // A tag counter or the namespace epoch that is not a positive integer as INCR
+  // writes it (someone's SET, another program, a key of another type) is made
+  // again from the clock, like a lost one: the scripts that read or bump it
+  // failed on it before, so every lookup of the tag missed L2 with an error
+  // and its invalidations stayed undelivered for as long as the key lived.
+  const badCounters: Record<string, (admin: Redis, key: string) => Promise<unknown>> = {
+    text: (admin, key) => admin.set(key, 'garbage'),
+    'a decimal': (admin, key) => admin.set(key, '1.5'),
+    'a negative number': (admin, key) => admin.set(key, '-3'),
+    'leading zeros': (admin, key) => admin.set(key, '007'),
+    'more than a safe integer': (admin, key) => admin.set(key, '99999999999999999999'),
+    'a list': (admin, key) => admin.rpush(key, '1'),
+  };
+  for (const [name, plant] of Object.entries(badCounters)) {
+    it(`makes a tag counter holding ${name} again: the invalidation is delivered and L2 serves the tag's entries again`, async () => {
+      const a = await ctx.open();
+      await a.set('k', 'v1', { tags: ['t'] });
+      const counterKey = (await ctx.admin.keys(`${ctx.ns}:v:*`)).find((k) => k.endsWith('t}'));
+      assert.ok(counterKey !== undefined, 'no counter of tag t in Redis');
+      await ctx.admin.del(counterKey);
+      await plant(ctx.admin, counterKey);
+      // Instances that never saw the tag: no floor of theirs raises the counter first.
+      const b = await ctx.open();
+      const errors: string[] = [];
+      b.on('error', ({ err, where }) => errors.push(`${where}: ${err.message}`));
+
+      assert.equal(await b.get('k'), undefined, 'the entry that recorded the old version is not served');
+      assert.deepStrictEqual(await b.invalidateTags(['t']), { delivered: true });
+      assert.match(String(await ctx.admin.get(counterKey)), /^[1-9]\d{15}$/, 'the counter holds a version from the clock again');
+      await b.set('k', 'v2', { tags: ['t'] });
+      const c = await ctx.open();
+      assert.equal(await c.get('k'), 'v2', 'a cache with an empty L1 reads the entry stored after the repair');
+      assert.deepStrictEqual(errors, []);
+    });
+  }
+
+  it('makes a namespace epoch holding text again: entries are stored and read through L2', async () => {
+    const a = await ctx.open();
+    await ctx.admin.set(`{${ctx.ns}}:epoch`, 'garbage');
+    await a.set('k', 'v');
+    const b = await ctx.open();
+    assert.equal(await b.get('k'), 'v');
+    assert.match(String(await ctx.admin.get(`{${ctx.ns}}:epoch`)), /^[1-9]\d{15}$/);
+  });
+
   it('reads foreign data (a valid-looking entry with another format byte) as a miss and deletes the key', async () => {
     const a = await ctx.open();
     const now = Date.now();
