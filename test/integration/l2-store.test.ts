@@ -215,11 +215,17 @@ describe('L2Store: connection checks, failures and readiness', function () {
       assert.deepEqual([checks, ups], [1, [false]]);
     });
 
-    it('a command sent before the first connection is up waits for it, then runs', async () => {
+    it('a command sent before the first connection is up waits for it, then runs; the connection is checked once it is ready, never before', async () => {
       await ctx.admin.set('k', 'v');
-      const { l2 } = open(ctx.redis.url);
+      let checks = 0;
+      const { l2, client, downs, ups } = open(ctx.redis.url, async (c) => {
+        checks++;
+        return c.ping();
+      });
       assert.equal(l2.state, 'connecting');
+      assert.notEqual(client.status, 'ready');
       assert.deepEqual(await l2.get('k'), Buffer.from('v'));
+      assert.deepEqual({ checks, ups, downs }, { checks: 1, ups: [false], downs: [] });
     });
 
     it('a command sent before the first connection fails as unavailable ("not connected") once commandTimeout passed without one', async () => {
@@ -247,6 +253,8 @@ describe('L2Store: connection checks, failures and readiness', function () {
       assert.equal(await l2.waitReady(5_000), false);
       assert.ok(performance.now() - started < 4_000, 'the wait ran to its own timeout instead of ending when L2 went down');
       assert.equal(downs.length, 1);
+      // The client's own error is the cause reported, not a guess from the closed connection.
+      assert.match(downs[0]!.message, /^connect ECONN(RESET|REFUSED)/);
       assert.equal(l2.state, 'down');
     });
 
