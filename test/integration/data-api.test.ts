@@ -261,6 +261,50 @@ describe('data API: values through L2', () => {
   });
 });
 
+describe('data API: stats() counts every lookup once, in the tier that answered it', () => {
+  const ctx = useRedis();
+  const counts = (cache: TierCache) => {
+    const { l1, l2 } = cache.stats();
+    return { l1: [l1.hits, l1.misses], l2: [l2.hits, l2.misses] };
+  };
+
+  it('get and getOrSet: misses and hits in L1 and in L2, an invalidated entry an L2 miss counted once', async () => {
+    const a = await ctx.open();
+    assert.equal(await a.getOrSet('k', () => 'v', { tags: ['t'] }), 'v');
+    assert.deepStrictEqual(counts(a), { l1: [0, 1], l2: [0, 1] }, 'getOrSet that loads: missed in both');
+    assert.equal(await a.get('k'), 'v');
+    assert.deepStrictEqual(counts(a), { l1: [1, 1], l2: [0, 1] }, 'get: an L1 hit');
+    assert.equal(await a.get('absent'), undefined);
+    assert.deepStrictEqual(counts(a), { l1: [1, 2], l2: [0, 2] }, 'get of a key L2 does not have: missed in both');
+
+    const b = await ctx.open();
+    assert.equal(await b.get('k'), 'v');
+    assert.deepStrictEqual(counts(b), { l1: [0, 1], l2: [1, 0] }, 'get on an empty L1: an L2 hit');
+    const c = await ctx.open();
+    assert.equal(await c.getOrSet('k', () => 'not loaded'), 'v');
+    assert.deepStrictEqual(counts(c), { l1: [0, 1], l2: [1, 0] }, 'getOrSet on an empty L1: an L2 hit');
+
+    assert.deepStrictEqual(await a.invalidateTags(['t']), { delivered: true });
+    const d = await ctx.open();
+    assert.equal(await d.get('k'), undefined);
+    assert.deepStrictEqual(counts(d), { l1: [0, 1], l2: [0, 1] }, 'get of an invalidated entry: an L2 miss');
+    await a.set('k', 'stale again', { tags: ['old'] });
+    assert.deepStrictEqual(await a.invalidateTags(['old']), { delivered: true });
+    const e = await ctx.open();
+    assert.equal(await e.getOrSet('k', () => 'v2'), 'v2');
+    assert.deepStrictEqual(counts(e), { l1: [0, 1], l2: [0, 1] }, 'getOrSet of an invalidated entry: one L2 miss, though the lookup is taken again for the fill');
+  });
+
+  it('an invalidated entry that a getOrSet finds in L2 is deleted there, also when the loader then stores nothing', async () => {
+    const a = await ctx.open();
+    await a.set('k', 'v', { tags: ['t'] });
+    assert.deepStrictEqual(await a.invalidateTags(['t']), { delivered: true });
+    const b = await ctx.open();
+    await assert.rejects(b.getOrSet('k', () => Promise.reject(new Error('the loader failed'))), /the loader failed/);
+    assert.ok(await eventually(async () => (await ctx.admin.exists(a.dataKey('k'))) === 0, 1000), 'the invalidated entry is still in Redis after 1 s');
+  });
+});
+
 describe('data API: L1 byte bound', () => {
   const ctx = useRedis();
 
