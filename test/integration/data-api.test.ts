@@ -660,6 +660,13 @@ describe('data API: corrupt and foreign L2 data', () => {
     });
   }
 
+  it('deletes a corrupt entry that getOrSet finds, also when the loader then stores nothing', async () => {
+    const a = await ctx.open();
+    await ctx.admin.set(a.dataKey('k'), Buffer.from('garbage'));
+    await assert.rejects(a.getOrSet('k', () => Promise.reject(new Error('the loader failed'))), /the loader failed/);
+    assert.ok(await eventually(async () => (await ctx.admin.exists(a.dataKey('k'))) === 0, 1000), 'the corrupt key is still in Redis after 1 s');
+  });
+
   it('reads a corrupt entry as a miss for getOrSet, which loads and replaces it', async () => {
     const a = await ctx.open();
     await ctx.admin.set(a.dataKey('k'), Buffer.from('garbage'));
