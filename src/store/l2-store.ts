@@ -87,6 +87,7 @@ export class L2Store {
       const done = (ok: boolean) => {
         clearTimeout(timer);
         const i = this.readyWaiters.indexOf(done);
+        // Stryker disable next-line ConditionalExpression: i is -1 only once settleWaiters has emptied the list: splice(-1, 1) of nothing
         if (i !== -1) this.readyWaiters.splice(i, 1);
         resolve(ok);
       };
