@@ -121,6 +121,8 @@ describe('L2Store: connection checks, failures and readiness', function () {
     assert.deepEqual([failures, ups], [[], []]);
     await sleep(COOLDOWN_MS * 3);
     assert.equal(l2.state, 'down', 'L2 came up without a connection');
+    // Also once the check itself has failed (its connection's 'close' may take L2 down first).
+    assert.equal(l2.breakerIsOpen, false, 'the lost check opened the breaker');
     p.heal();
     assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back on a new connection');
     assert.deepEqual(ups, [true]);
