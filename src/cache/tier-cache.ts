@@ -514,9 +514,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /**
    * The key the middleware used for this request (Express `req` or Koa
    * `ctx`), for invalidateKey(). For a request no middleware handled, the key
-   * default options would give (table vary headers, no user scope); so does
-   * a request answered by an L1 hit, which runs none of the app and leaves
-   * no mark (a 'finish' listener calling keyFor after one).
+   * default options would give (table vary headers, no user scope).
    */
   keyFor(reqOrCtx: object): string {
     type Holder = { req?: object; headers?: Record<string, string | string[] | undefined>; method?: string; url?: string; originalUrl?: string };

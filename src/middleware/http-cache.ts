@@ -21,7 +21,6 @@ import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, replay } from './replay.js';
-import { readyRequest } from './slot-ready.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
@@ -522,9 +521,9 @@ export class HttpCache<R> {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
     }
     if (plan === undefined || typeof plan === 'string') return this.bypass(c, next, plan);
+    (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
     if ((req.headers[REFRESH_HEADER] !== undefined || (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] !== undefined) && this.isOwnRefresh(req)) {
       // Our own background refresh: run the handler and store, whatever is cached.
-      markKey(req, plan.key);
       return this.fill(c, plan, next, undefined);
     }
     // The L1 hit is answered synchronously: no promise, no microtask.
@@ -541,11 +540,7 @@ export class HttpCache<R> {
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
-    }
-    // Marked only now: an L1 hit runs none of the app, and skipping Express's
-    // slow first write on its req makes the hit ~10 µs cheaper (slot-ready).
-    markKey(req, plan.key);
-    if (local === undefined && this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
+    } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
       // L1 only and nothing there: there is nobody to ask, so the fill starts now, without a promise.
       this.cache.store.noteL1Miss();
       if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, this.joining(plan.key));
@@ -1156,10 +1151,4 @@ export class HttpCache<R> {
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);
   }
-}
-
-/** Remembers on the request the key it was handled under, for cache.keyFor(req) in the app's handlers. */
-function markKey(req: IncomingMessage, key: string): void {
-  readyRequest(req);
-  (req as unknown as Record<symbol, string>)[REQUEST_KEY] = key;
 }
