@@ -408,6 +408,7 @@ export class TagVersions {
     if (!this.trusted || this.epoch === undefined) return undefined;
     let versions: readonly number[] = EMPTY;
     if (tags.length !== 0) {
+      // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is assigned
       const known: number[] = new Array(tags.length);
       for (let i = 0; i < tags.length; i++) {
         const v = this.map.get(tags[i]!);
@@ -423,6 +424,7 @@ export class TagVersions {
   /** A fill that begins while invalidations are pending records their markers (see pendingTags). */
   private withMarkers(stamp: FillStamp): FillStamp {
     let versions = stamp.versions;
+    // Stryker disable next-line EqualityOperator: one index past the end reads undefined, which is never pending
     for (let i = 0; i < stamp.tags.length; i++) {
       const marker = this.pendingTags.get(stamp.tags[i]!);
       if (marker === undefined) continue;
@@ -467,11 +469,14 @@ export class TagVersions {
   /** Learns a version from Redis or the bus; never lowers one. */
   raise(tag: string, version: number): void {
     const current = this.map.get(tag);
+    // Stryker disable next-line EqualityOperator: setting a version equal to the one known changes nothing
     if (current === undefined || version > current) this.map.set(tag, version);
   }
 
   raiseEpoch(epoch: number): void {
+    // Stryker disable next-line EqualityOperator: the same for an equal epoch
     if (this.epoch === undefined || epoch > this.epoch) this.epoch = epoch;
+    // Stryker disable next-line EqualityOperator: the same
     if (epoch > this.highestEpoch) this.highestEpoch = epoch;
   }
 
@@ -499,6 +504,7 @@ export class TagVersions {
 
   /** A generation of the map was dropped (no L2): what it knew now stands under the floor. */
   private raiseFloor(dropped: ReadonlyMap<string, number>): void {
+    // Stryker disable next-line EqualityOperator: the same for an equal floor
     for (const v of dropped.values()) if (v > this.floor) this.floor = v;
   }
 }
