@@ -16,10 +16,10 @@
 //
 // An L1 hit needs req readied too, though it writes nothing on req itself:
 // leaving req alone on hits measured 67 -> 55 µs per hit in-process, but
-// under wrk (real sockets, where node goes on writing to req after the
-// answer) the hit fell from 1.00x to 0.92-0.96x the bare route (app-level)
-// and 0.96x to 0.80-0.89x (per route), side by side on 2026-12-03. Trust
-// bench/http/run.mjs over the in-process bench for this.
+// under wrk the hit fell from 1.00x to 0.92-0.96x the bare route (app-level)
+// and 0.96x to 0.80-0.89x (per route), side by side on 2026-12-03: probably
+// node's own later writes on req with a real socket, which the in-process
+// bench's sockets do not cause. Trust bench/http/run.mjs here.
 import { IncomingMessage, ServerResponse } from 'node:http';
 
 const MARK = Symbol('tiercache.slot-ready');
