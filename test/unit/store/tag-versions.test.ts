@@ -302,6 +302,20 @@ describe('store: TagVersions without an L2 (versions kept only for invalidated t
 });
 
 describe('store: TagVersions deciding with Redis', () => {
+  it('what it learns never lowers an epoch or a version: an answer older than what is known (read before a clear() or a bump was delivered) changes nothing', async () => {
+    const { versions } = setUp();
+    const entry = await versions.stamp(['movie:7']);
+    versions.raiseEpoch(entry.epoch + 10); // a clear() heard of since
+    versions.raise('movie:7', entry.versions[0]! + 10); // and a bump
+    versions.raiseEpoch(entry.epoch); // then a late answer from before them
+    versions.raise('movie:7', entry.versions[0]!);
+    assert.equal(versions.check(entry), Validity.Invalid, 'the older epoch or version was taken back');
+    assert.equal(versions.check({ ...entry, epoch: entry.epoch + 10 }), Validity.Invalid, 'the older version of movie:7 was taken back');
+    assert.equal(versions.check({ ...entry, epoch: entry.epoch + 10, versions: [entry.versions[0]! + 10] }), Validity.Valid);
+    // A Redis that went back (an old snapshot) is bumped past the highest epoch known here, not past its own.
+    assert.ok((await versions.bumpEpoch()) > entry.epoch + 10, 'clear() moved the epoch to one already seen');
+  });
+
   it('verify() refuses an entry of another epoch than Redis holds (a FLUSHALL moved it), even when its tag versions match', async () => {
     const { source, versions } = setUp();
     const entry = await versions.stamp(['movie:7']);
