@@ -151,7 +151,6 @@ export class TagVersions {
    * begin from now on record a fresh marker version.
    */
   markPending(tags: readonly string[]): void {
-    // Stryker disable next-line UpdateOperator: markers are only compared for equality, and counting down keeps them distinct too
     for (const tag of tags) this.pendingTags.set(tag, ++this.localClock);
     // Stryker disable next-line ConditionalExpression,EqualityOperator: the count is only compared with 0, and a pending epoch or tag makes it non-zero either way
     this.pendingCount = this.pendingEpoch !== undefined ? 1 : this.pendingTags.size;
@@ -160,7 +159,6 @@ export class TagVersions {
   /** The same for clear(): every entry from before is invalid here until the queue is delivered. */
   markPendingClear(): void {
     this.pendingTags.clear();
-    // Stryker disable next-line UpdateOperator: the same
     this.pendingEpoch = ++this.localClock;
     this.pendingCount = 1;
   }
