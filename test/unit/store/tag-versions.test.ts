@@ -79,6 +79,17 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.equal(versions.stillCurrent(entry), false, 'a fill stamped before the invalidation may still be stored');
   });
 
+  it('a pending marker never equals a version an entry recorded before it, made up while Redis was unreachable included', async () => {
+    const { source, versions } = setUp();
+    source.down = true;
+    const before = await versions.stamp(['t']); // versions made up here
+    await versions.stamp(['u']);
+    versions.markPending(['t']);
+    assert.equal(versions.check(before), Validity.Invalid);
+    versions.markPendingClear();
+    assert.equal(versions.check(before), Validity.Invalid);
+  });
+
   it('while another tag is pending, an entry of an older epoch is still invalid, and an entry of the current epoch is decided only while trusted', async () => {
     const { versions } = setUp();
     const current = await versions.stamp(['path:/a']);
