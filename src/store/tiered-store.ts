@@ -141,14 +141,9 @@ export class TieredStore {
       this.l2Misses++;
       return undefined;
     }
-    let entry: StoredEntry;
-    try {
-      // Decoded views point into the bytes; give them their own, since L1 may keep them long.
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: ownBytes only gives the entry bytes of its own (memory: the reply's buffer may be larger); the values are the same
-      entry = decodeEntry(this.l1 === undefined ? raw : ownBytes(raw));
-    } catch {
+    const entry = this.decodeFromL2(key, raw);
+    if (entry === undefined) {
       this.l2Misses++;
-      this.dropFromL2(key);
       return undefined;
     }
     const validity = this.versions.check(entry);
