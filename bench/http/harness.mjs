@@ -18,6 +18,16 @@ import { createHash } from 'node:crypto';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const HTTP_DIR = join(REPO_ROOT, 'bench', 'http');
+/** Loaded after tsx by every scenario server: tiercache's src/ imports run dist/esm, the build a user runs (use-dist.mjs says why). */
+const USE_DIST = join(HTTP_DIR, 'use-dist.mjs');
+let built = false;
+
+/** `npm run build`, once per benchmark process, so dist/esm is the working tree's code. */
+function buildOnce() {
+  if (built) return;
+  execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs')], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  built = true;
+}
 
 /** wrk (and redis-server) run here; the scenario server runs alone on SERVER_CPU. */
 export const LOAD_CPU = '0';
@@ -94,11 +104,13 @@ async function stopChild(child, graceMs = 5000) {
 
 /**
  * Starts bench/http/scenarios/<file>.ts (file defaults to the name) under tsx,
- * pinned to SERVER_CPU, and resolves once it prints "ready".
+ * with tiercache itself from dist/esm (built first), pinned to SERVER_CPU,
+ * and resolves once it prints "ready".
  */
 export async function startServer(name, { env = {}, nodeArgs = [], file = name } = {}) {
+  buildOnce();
   const port = await freePort();
-  const args = ['-c', SERVER_CPU, process.execPath, ...nodeArgs, '--import', 'tsx', join(HTTP_DIR, 'scenarios', `${file}.ts`)];
+  const args = ['-c', SERVER_CPU, process.execPath, ...nodeArgs, '--import', 'tsx', '--import', USE_DIST, join(HTTP_DIR, 'scenarios', `${file}.ts`)];
   const child = spawn('taskset', args, {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...env, PORT: String(port) },
@@ -339,7 +351,7 @@ export function srcFingerprint() {
 export function sourceInfo() {
   const git = (...args) => tryRun('git', ['-C', REPO_ROOT, ...args], (s) => s.trim());
   const dirty = git('status', '--porcelain', '--', 'src');
-  return { commit: git('rev-parse', '--short', 'HEAD'), srcChangesNotCommitted: dirty === '' ? [] : dirty.split('\n').map((l) => l.trim()), srcFingerprint: srcFingerprint() };
+  return { commit: git('rev-parse', '--short', 'HEAD'), build: 'dist/esm from npm run build (bench/http/use-dist.mjs)', srcChangesNotCommitted: dirty === '' ? [] : dirty.split('\n').map((l) => l.trim()), srcFingerprint: srcFingerprint() };
 }
 
 /** Date, Node version and machine (CONVENTIONS item 9), plus the tools used. */

@@ -32,12 +32,15 @@ function parseArgs(argv) {
 }
 
 const srcUrl = pathToFileURL(join(REPO_ROOT, 'src')).href + '/';
+const distUrl = pathToFileURL(join(REPO_ROOT, 'dist', 'esm')).href + '/';
 const benchUrl = pathToFileURL(join(REPO_ROOT, 'bench')).href + '/';
 
 /** Who owns a call frame: [group, detail]. */
 function ownerOf(frame) {
   const url = frame.url;
   if (url.startsWith(srcUrl)) return ['tiercache', `src/${url.slice(srcUrl.length)}`];
+  // The scenarios run the build (harness.mjs): named by its source file.
+  if (url.startsWith(distUrl)) return ['tiercache', `src/${url.slice(distUrl.length).replace(/\.js$/, '.ts')}`];
   if (url.startsWith('file://') && url.includes('/node_modules/')) {
     const tail = url.slice(url.lastIndexOf('/node_modules/') + 14).split('/');
     const pkg = tail[0].startsWith('@') ? `${tail[0]}/${tail[1]}` : tail[0];
@@ -112,7 +115,7 @@ function summarize(profile, fromUs, toUs, top) {
     byOwner: [...groups.entries()].sort((a, b) => b[1] - a[1]).map(([group, n]) => ({ owner: group, selfPct: pct(n) })),
     byPackageOrFile: [...details.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => ({ owner: k.replace('|', ': '), selfPct: pct(n) })),
     topSelf: [...all].sort((a, b) => b.self - a.self).slice(0, top).map(row),
-    tiercacheTotal: all.filter((f) => f.frame.url.startsWith(srcUrl)).sort((a, b) => b.total - a.total).slice(0, 20).map(row),
+    tiercacheTotal: all.filter((f) => f.frame.url.startsWith(srcUrl) || f.frame.url.startsWith(distUrl)).sort((a, b) => b.total - a.total).slice(0, 20).map(row),
   };
 }
 
