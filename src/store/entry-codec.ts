@@ -87,7 +87,9 @@ export function decodeEntry(buf: Buffer): StoredEntry {
   if (staleUntil < freshUntil) throw new EntryCodecError('staleUntil before freshUntil');
   const tagCount = buf.readUInt16BE(o);
   o += 2;
+  // Stryker disable next-line ArrayDeclaration: preallocated for speed; the loop assigns every index
   const tags: string[] = new Array(tagCount);
+  // Stryker disable next-line ArrayDeclaration: as above
   const versions: number[] = new Array(tagCount);
   for (let i = 0; i < tagCount; i++) {
     need(buf, o, 2);

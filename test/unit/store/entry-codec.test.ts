@@ -48,11 +48,13 @@ function roundTrip(e: StoredEntry): StoredEntry {
   return decodeEntry(encodeEntry(e));
 }
 
-function assertCodecError(buf: Buffer, what: string): void {
+/** decodeEntry(buf) throws EntryCodecError; with `says`, one whose message names what is wrong (the only clue an operator gets). */
+function assertCodecError(buf: Buffer, what: string, says?: string): void {
   assert.throws(
     () => decodeEntry(buf),
     (err: unknown) => {
       assert.ok(err instanceof EntryCodecError, `${what}: expected EntryCodecError, got ${String(err)}`);
+      if (says !== undefined) assert.equal(err.message, says, what);
       return true;
     },
     `${what}: decoded without an error`,
@@ -160,14 +162,14 @@ describe('store: entry codec', () => {
     const valid = encodeEntry(entry({ body: Buffer.from('{"payload":"some bytes of body"}') }));
 
     it('rejects an empty buffer', () => {
-      assertCodecError(Buffer.alloc(0), 'empty');
+      assertCodecError(Buffer.alloc(0), 'empty', 'truncated entry');
     });
 
     it('rejects wrong magic bytes', () => {
       for (const [i, b] of [[0, 0x00], [0, 0x74], [1, 0x00], [1, 0x63], [0, 0xff]] as const) {
         const bad = Buffer.from(valid);
         bad[i] = b;
-        assertCodecError(bad, `byte ${i} = ${b}`);
+        assertCodecError(bad, `byte ${i} = ${b}`, 'not a tiercache entry');
       }
     });
 
@@ -175,7 +177,7 @@ describe('store: entry codec', () => {
       for (const format of [0, ENTRY_FORMAT + 1, 0x7f, 0xff]) {
         const bad = Buffer.from(valid);
         bad[OFFSET.format] = format;
-        assertCodecError(bad, `format ${format}`);
+        assertCodecError(bad, `format ${format}`, `entry format ${format} is not ${ENTRY_FORMAT}`);
       }
     });
 
@@ -185,7 +187,7 @@ describe('store: entry codec', () => {
         if (known.has(kind)) continue;
         const bad = Buffer.from(valid);
         bad[OFFSET.kind] = kind;
-        assertCodecError(bad, `kind ${kind}`);
+        assertCodecError(bad, `kind ${kind}`, `unknown entry kind ${kind}`);
       }
     });
 
@@ -193,7 +195,7 @@ describe('store: entry codec', () => {
       const e = entry({ head: Buffer.from('some head bytes'), body: Buffer.alloc(0) });
       const buf = encodeEntry(e);
       for (let length = 0; length < buf.length; length++) {
-        assertCodecError(buf.subarray(0, length), `cut at ${length} of ${buf.length}`);
+        assertCodecError(buf.subarray(0, length), `cut at ${length} of ${buf.length}`, 'truncated entry');
       }
       assert.deepStrictEqual(fields(decodeEntry(buf)), fields(e));
     });
@@ -217,10 +219,19 @@ describe('store: entry codec', () => {
       );
     });
 
+    it('rejects bytes after the body, and a body shorter than its length says, naming which', () => {
+      assertCodecError(Buffer.concat([valid, Buffer.from('x')]), 'one byte more', 'trailing bytes after entry');
+      assertCodecError(valid.subarray(0, valid.length - 1), 'one byte of the body less', 'truncated entry');
+      const longer = Buffer.from(valid);
+      const bodyLenOffset = valid.length - Buffer.byteLength('{"payload":"some bytes of body"}') - 4;
+      longer.writeUInt32BE(longer.readUInt32BE(bodyLenOffset) - 1, bodyLenOffset);
+      assertCodecError(longer, 'body length one less than the bytes', 'trailing bytes after entry');
+    });
+
     it('rejects staleUntil before freshUntil', () => {
       const buf = encodeEntry(entry({ freshUntil: 2000, staleUntil: 1999 }));
-      assertCodecError(buf, 'staleUntil < freshUntil');
-      assertCodecError(withDouble(valid, OFFSET.staleUntil, valid.readDoubleBE(OFFSET.freshUntil) - 1), 'patched staleUntil');
+      assertCodecError(buf, 'staleUntil < freshUntil', 'staleUntil before freshUntil');
+      assertCodecError(withDouble(valid, OFFSET.staleUntil, valid.readDoubleBE(OFFSET.freshUntil) - 1), 'patched staleUntil', 'staleUntil before freshUntil');
     });
 
     it('rejects NaN and infinite numbers in every numeric field', () => {
@@ -229,7 +240,7 @@ describe('store: entry codec', () => {
       const slots = { createdAt: OFFSET.createdAt, freshUntil: OFFSET.freshUntil, staleUntil: OFFSET.staleUntil, epoch: OFFSET.epoch, 'tag version': tagVersionOffset };
       for (const [name, offset] of Object.entries(slots)) {
         for (const value of [NaN, Infinity, -Infinity]) {
-          assertCodecError(withDouble(valid, offset, value), `${name} = ${value}`);
+          assertCodecError(withDouble(valid, offset, value), `${name} = ${value}`, `${name} is not a finite number`);
         }
       }
       assertCodecError(encodeEntry(entry({ createdAt: NaN })), 'encoded NaN createdAt');
@@ -239,10 +250,10 @@ describe('store: entry codec', () => {
     it('rejects a tag count or tag length that runs past the end', () => {
       const manyTags = Buffer.from(valid);
       manyTags.writeUInt16BE(0xffff, OFFSET.tagCount);
-      assertCodecError(manyTags, 'tag count 65535');
+      assertCodecError(manyTags, 'tag count 65535', 'truncated entry');
       const longTag = Buffer.from(valid);
       longTag.writeUInt16BE(0xffff, OFFSET.firstTag);
-      assertCodecError(longTag, 'tag length 65535');
+      assertCodecError(longTag, 'tag length 65535', 'truncated entry');
     });
 
     it('rejects a head length that runs past the end', () => {
@@ -252,9 +263,9 @@ describe('store: entry codec', () => {
       assert.equal(buf.readUInt32BE(headLenOffset), 1);
       const bad = Buffer.from(buf);
       bad.writeUInt32BE(3, headLenOffset);
-      assertCodecError(bad, 'head length 3 with 2 bytes left');
+      assertCodecError(bad, 'head length 3 with 2 bytes left', 'truncated entry');
       bad.writeUInt32BE(0xffffffff, headLenOffset);
-      assertCodecError(bad, 'head length 2^32 - 1');
+      assertCodecError(bad, 'head length 2^32 - 1', 'truncated entry');
     });
 
     it('refuses to encode more tags, or a longer tag, than the u16 lengths can say (and encodes the most they can)', () => {
