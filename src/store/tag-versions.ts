@@ -400,11 +400,13 @@ export class TagVersions {
   stampLocally(tags: readonly string[]): FillStamp | undefined {
     const generation = this.generation;
     if (this.source === undefined) {
+      // Stryker disable next-line ConditionalExpression: a shortcut: mapping no tags gives an empty array too
       const versions = tags.length === 0 ? EMPTY : tags.map((t) => this.map.get(t) ?? this.makeUp());
       return { epoch: this.epoch!, tags, versions, generation };
     }
     if (!this.trusted || this.epoch === undefined) return undefined;
     let versions: readonly number[] = EMPTY;
+    // Stryker disable next-line ConditionalExpression: a shortcut: no tags give an empty array too
     if (tags.length !== 0) {
       // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is assigned
       const known: number[] = new Array(tags.length);
@@ -426,6 +428,7 @@ export class TagVersions {
     for (let i = 0; i < stamp.tags.length; i++) {
       const marker = this.pendingTags.get(stamp.tags[i]!);
       if (marker === undefined) continue;
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: copy-on-write of an array made for this stamp alone and not read again: copying always, or never, gives the same stamp
       if (versions === stamp.versions) versions = [...versions];
       (versions as number[])[i] = marker;
     }

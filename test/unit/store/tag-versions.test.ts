@@ -199,6 +199,20 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.equal(await versions.verify(during), false);
   });
 
+  it('a fill with a pending tag and another records the marker for the pending one and the real version for the other (read from Redis or known here)', async () => {
+    const { source, versions } = setUp();
+    await versions.stamp(['movie:7', 'movie:8']);
+    versions.markPending(['movie:7']);
+    const local = await versions.stamp(['movie:8', 'movie:7']);
+    assert.equal(local.versions[0], source.counters.get('movie:8'), 'the tag not pending lost its version (from local state)');
+    assert.ok(local.versions[1]! < source.counters.get('movie:7')!, 'the pending tag has no marker');
+    versions.trusted = false;
+    const read = await versions.stamp(['movie:8', 'movie:7']);
+    assert.equal(read.versions[0], source.counters.get('movie:8'), 'the tag not pending lost its version (read from Redis)');
+    versions.trusted = true;
+    assert.equal(versions.check(read), Validity.Valid);
+  });
+
   it('a second invalidation of a pending tag outdates fills begun after the first', async () => {
     const { versions } = setUp();
     versions.markPending(['movie:7']);
@@ -355,6 +369,16 @@ describe('store: TagVersions deciding with Redis', () => {
     versions.learnStored(stamp);
     assert.equal(versions.knownEpoch, undefined, 'a store of a stamp from before the reset taught the epoch');
     assert.equal(versions.check(stamp), Validity.Unknown);
+  });
+
+  it('a stamp without a generation (an entry read back from L2, which never stores one) is judged by its versions alone, also after a reset', async () => {
+    const { versions } = setUp();
+    const { generation: _, ...stored } = await versions.stamp(['movie:7']);
+    assert.equal(versions.stillCurrent(stored), true);
+    versions.reset();
+    assert.equal(versions.stillCurrent(stored), true, 'refused for a reset it knows nothing of');
+    versions.learnStored(stored);
+    assert.notEqual(versions.knownEpoch, undefined, 'what a store of it found was not learned');
   });
 
   it('a store that went through teaches its versions: entries recording them are then valid without asking Redis', async () => {
