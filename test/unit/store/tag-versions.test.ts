@@ -389,6 +389,14 @@ describe('store: TagVersions deciding with Redis', () => {
     assert.equal(versions.check(stamp), Validity.Valid);
   });
 
+  it('a new instance with Redis knows no epoch: its first fill reads it, even once trusted', () => {
+    const versions = new TagVersions({ source: new MemorySource(), maxTags: 100 });
+    assert.equal(versions.knownEpoch, undefined);
+    versions.trusted = true;
+    assert.equal(versions.needs(['movie:7']).epoch, true);
+    assert.equal(versions.stampLocally([]), undefined, 'a stamp with an epoch never read');
+  });
+
   it('forget() drops only the tags named, and the epoch only when asked', async () => {
     const { versions } = setUp();
     const both = await versions.stamp(['movie:7', 'movie:8']);
