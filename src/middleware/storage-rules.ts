@@ -19,6 +19,7 @@ const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-m
 
 /** Cache-Control directives, lower-cased names; a directive without a value maps to ''. Quoted values may hold commas. */
 export function parseCacheControl(value: FieldValue): Map<string, string> | undefined {
+  // Stryker disable next-line ConditionalExpression: a shortcut: no value parses to no directives, which every caller reads as no Cache-Control
   return value === undefined ? undefined : parseDirectives(value);
 }
 
@@ -43,9 +44,11 @@ export function requestBypassReason(headers: IncomingHttpHeaders, method: string
 /** Whether the query of a request target carries `access_token`. */
 export function queryHasAccessToken(target: string): boolean {
   const q = target.indexOf('?');
+  // Stryker disable next-line ConditionalExpression,LogicalOperator,StringLiteral,UnaryOperator: a shortcut for targets that cannot carry the name: hasAccessToken below decides the same
   if (q === -1 || (target.indexOf('access_token', q) === -1 && target.indexOf('%', q) === -1)) return false;
   // What follows a raw '#' is no part of the query the app parses (the key drops it too).
   const hash = target.indexOf('#');
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: with '#' before '?' the slice below is empty (and hash never equals q)
   if (hash !== -1 && hash < q) return false;
   return hasAccessToken(hash === -1 ? target.slice(q + 1) : target.slice(q + 1, hash));
 }
@@ -53,12 +56,14 @@ export function queryHasAccessToken(target: string): boolean {
 /** Whether the request forbids storing its answer (Cache-Control: no-store). */
 export function requestForbidsStore(headers: IncomingHttpHeaders): boolean {
   const cc = headers['cache-control'];
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: a shortcut: no Cache-Control parses to no directives
   return cc !== undefined && parseCacheControl(cc)?.has('no-store') === true;
 }
 
 /** The TTL a response status may be stored for, or undefined if it may not be. */
 export function ttlForStatus(status: number, ttl: number, negativeTtl: number | undefined): number | undefined {
   if (STORABLE_STATUS.has(status)) return ttl;
+  // Stryker disable next-line ConditionalExpression: without negativeTtl this returns undefined either way
   if (negativeTtl !== undefined && NEGATIVE_STATUS.has(status)) return negativeTtl;
   return undefined;
 }
@@ -79,6 +84,7 @@ export function responseForbidsStore(headers: OutgoingHttpHeaders, userScoped: b
 /** The request headers a response varies on (lower-case, sorted), '*' for Vary: *, [] for none. */
 export function varyOf(headers: OutgoingHttpHeaders): string[] | '*' {
   const value = headers.vary;
+  // Stryker disable next-line ConditionalExpression: a shortcut: splitList(undefined) is empty
   if (value === undefined) return [];
   const names = new Set<string>();
   for (const element of splitList(value)) {

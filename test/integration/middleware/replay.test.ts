@@ -89,6 +89,31 @@ describe('middleware: what a hit sends on the wire', function () {
     });
   }
 
+  it('a hit answers If-Modified-Since alone with a 304 when the stored Last-Modified is not later, and a stored 404 never with a 304', async () => {
+    const cache = await redisCaches.open({ ttl: '1m' });
+    const app = express();
+    app.use(expressCache(cache, { negativeTtl: '1m' }));
+    app.get('/dated', (_req, res) => {
+      res.set('Last-Modified', ORIGIN_DATE).send('dated');
+    });
+    app.get('/gone', (_req, res) => {
+      res.status(404).set('ETag', '"g"').set('Last-Modified', ORIGIN_DATE).send('gone');
+    });
+    const server = await serve(app as unknown as RequestListener);
+    assert.equal((await wireGet(server, '/dated')).status, 200);
+    const since = await wireGet(server, '/dated', { 'If-Modified-Since': 'Wed, 02 Dec 2026 10:00:00 GMT' });
+    assert.equal(statusOf(since), 'tiercache; hit; detail=L1');
+    assert.equal(since.status, 304, 'If-Modified-Since alone was not evaluated on a hit');
+    assert.equal((await wireGet(server, '/dated', { 'If-Modified-Since': 'Mon, 30 Nov 2026 10:00:00 GMT' })).status, 200);
+
+    assert.equal((await wireGet(server, '/gone')).status, 404);
+    for (const conditions of [{ 'If-None-Match': '"g"' }, { 'If-Modified-Since': 'Wed, 02 Dec 2026 10:00:00 GMT' }] as Array<Record<string, string>>) {
+      const hit = await wireGet(server, '/gone', conditions);
+      assert.equal(statusOf(hit), 'tiercache; hit; detail=L1');
+      assert.equal(hit.status, 404, `a stored 404 answered ${JSON.stringify(conditions)} with ${hit.status}`);
+    }
+  });
+
   it('the front door replays every value of repeated header fields, in order, and the origin Date', async () => {
     const cache: TierCache = await redisCaches.open({ ttl: '1m' });
     const app = buildApp(adapters[0]!, cache, { appLevel: true, routes: [{ path: '/r', handler: repeatedFields }] });
