@@ -157,6 +157,63 @@ describe('front door (tiercache/node) with Express', () => {
     assert.equal(disabled.counts.movies, 2);
   });
 
+  it('counts a miss once: the front door looks without counting, the middleware behind it counts', async () => {
+    const cache = newCache();
+    const { app } = expressApp(cache);
+    const base = await listen(front(cache, app));
+    await (await fetch(`${base}/api/movies`)).text();
+    assert.deepEqual([cache.stats().l1.hits, cache.stats().l1.misses], [0, 1]);
+    await (await fetch(`${base}/api/movies`)).text();
+    assert.deepEqual([cache.stats().l1.hits, cache.stats().l1.misses], [1, 1]);
+  });
+
+  /** An app behind the front door: a layer counting what reaches Express, the cache app-wide, then `handler` on /api/movies. */
+  async function countedApp(cache: TierCache, handler: express.RequestHandler) {
+    const reached = { n: 0 };
+    const app = express();
+    app.use((_req, _res, next) => {
+      reached.n++;
+      next();
+    });
+    app.use(expressCache(cache));
+    app.get('/api/movies', handler);
+    return { reached, base: await listen(front(cache, app)) };
+  }
+
+  it('answers a response that varies on a request header, from the variant the request selects', async () => {
+    const cache = newCache();
+    const { reached, base } = await countedApp(cache, (req, res) => {
+      res.set('Vary', 'Accept-Language').send(`movies in ${req.header('accept-language')}`);
+    });
+    const fronted: boolean[] = [];
+    cache.on('hit', (event: { front?: boolean }) => fronted.push(event.front === true));
+    const get = async (language: string) => (await fetch(`${base}/api/movies`, { headers: { 'accept-language': language } })).text();
+    assert.equal(await get('fr'), 'movies in fr');
+    assert.equal(await get('de'), 'movies in de');
+    assert.equal(reached.n, 2);
+    assert.equal(await get('fr'), 'movies in fr');
+    assert.equal(await get('de'), 'movies in de');
+    assert.equal(reached.n, 2, 'a hit on a varied entry reached Express');
+    assert.deepEqual(fronted, [true, true]);
+  });
+
+  it("leaves an origin-mode entry to the middleware when the request says something about it (Cache-Control, Pragma, Range)", async () => {
+    let runs = 0;
+    const { reached, base } = await countedApp(newCache({ freshness: 'origin', ttl: '1m' }), (_req, res) => {
+      runs++;
+      res.set('Cache-Control', 'max-age=60').send(`run ${runs}`);
+    });
+    assert.equal(await (await fetch(`${base}/api/movies`)).text(), 'run 1');
+    assert.equal(await (await fetch(`${base}/api/movies`)).text(), 'run 1');
+    assert.equal(reached.n, 1, 'a plain repeat did not come from the front door');
+    for (const headers of [{ 'cache-control': 'no-cache' }, { pragma: 'no-cache' }, { range: 'bytes=0-2' }] as Array<Record<string, string>>) {
+      const before: number = reached.n;
+      await (await fetch(`${base}/api/movies`, { headers })).arrayBuffer();
+      assert.equal(reached.n, before + 1, `the front door answered a request with ${JSON.stringify(headers)}`);
+    }
+    assert.equal(runs, 3, 'Cache-Control: no-cache and Pragma: no-cache made the middleware fetch again, Range did not');
+  });
+
   it('keeps away from never-cache rules and unknown paths', async () => {
     const cache = newCache();
     let runs = 0;

@@ -9,6 +9,7 @@ import type { RequestListener } from 'node:http';
 import Router from '@koa/router';
 import express5 from 'express';
 import Koa3 from 'koa';
+import { createRequire } from 'node:module';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
@@ -20,6 +21,9 @@ import { adapters, buildApp, express4, Koa2 } from './apps.js';
 type Any = any;
 
 let counter = 0;
+/** The `router` package (Express 5's own router) used without Express: untyped here. */
+const plainRouter = createRequire(import.meta.url)('router') as () => Any;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** An app-wide cache mounted after a catch-all route layer that calls next(). */
 function expressAfterCatchAll(express: typeof express5, catchAll: string, cache: TierCache, runs: { n: number }): RequestListener {
@@ -64,6 +68,41 @@ describe('middleware: mounting', function () {
       }
     });
   }
+
+  for (const [name, Koa] of [['Koa 3', Koa3], ['Koa 2', Koa2]] as const) {
+    it(`${name}: a cache mounted with router.use() is app-wide (its layer matches every method): a route outside the table passes through`, async () => {
+      let runs = 0;
+      const app = new Koa();
+      const router = new Router();
+      router.use(koaCache(open()) as Any);
+      router.get('/plain', (ctx: Any) => void (ctx.body = `run ${++runs}`));
+      app.use(router.routes() as Any);
+      for (let i = 1; i <= 2; i++) {
+        const res = await request(app.callback()).get('/plain');
+        assert.equal(res.text, `run ${i}`, 'router.use() mounting was taken for a per-route one');
+        assert.equal(res.headers['cache-status'], undefined);
+      }
+    });
+  }
+
+  it('Express middleware in a plain router (no Express app to refresh through): a stale entry in its stale-while-revalidate window is filled again in the request', async () => {
+    let runs = 0;
+    const router = plainRouter();
+    router.get('/swr', expressCache(open(), { ttl: 100, staleWhileRevalidate: '10s' }), (_req: Any, res: Any) => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(`run ${++runs}`);
+    });
+    const app: RequestListener = (req, res) =>
+      router(req, res, (err: unknown) => {
+        res.statusCode = err === undefined ? 404 : 500;
+        res.end(String(err ?? 'not found'));
+      });
+    assert.equal((await request(app).get('/swr')).text, 'run 1');
+    await sleep(150);
+    const stale = await request(app).get('/swr');
+    assert.equal(stale.status, 200, stale.text);
+    assert.equal(stale.text, 'run 2', 'no app to refresh through: the request itself fills again');
+  });
 
   for (const adapter of adapters) {
     describe(adapter.name, () => {

@@ -40,3 +40,19 @@ describe('middleware factories: the cache argument', () => {
     });
   }
 });
+
+describe('middleware factories: front() and its handler', () => {
+  it('front(cache, handler) refuses a handler that is not a function with a TypeError saying what it needs', async () => {
+    const cache = createCache({ redis: false });
+    try {
+      for (const value of [undefined, {}, 'app']) {
+        assert.throws(
+          () => front(cache, value as never),
+          (err: unknown) => err instanceof TypeError && err.message === 'tiercache: front(cache, handler) needs a (req, res) handler, such as an Express app or koaApp.callback()',
+        );
+      }
+    } finally {
+      await cache.close();
+    }
+  });
+});

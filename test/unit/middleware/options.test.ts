@@ -25,6 +25,25 @@ describe('middleware options', () => {
     });
   }
 
+  for (const [option, value, says] of [
+    ['freshness', 'heuristic', "must be 'table' or 'origin'"],
+    ['freshness', true, "must be 'table' or 'origin'"],
+    ['cdnCacheControl', 'yes', 'must be a boolean'],
+    ['cdnCacheControl', 1, 'must be a boolean'],
+  ] as const) {
+    it(`${option}: ${JSON.stringify(value)} throws, naming the option and what it must be`, () => {
+      assert.throws(
+        () => resolveMiddlewareOptions('koaCache', { [option]: value } as never),
+        (err: unknown) => err instanceof TierCacheConfigError && err.option === `koaCache.${option}` && err.message.includes(says),
+      );
+    });
+  }
+
+  it("freshness and cdnCacheControl: 'table', 'origin' and booleans are taken", () => {
+    for (const freshness of ['table', 'origin'] as const) assert.doesNotThrow(() => resolveMiddlewareOptions('koaCache', { freshness }));
+    for (const cdnCacheControl of [true, false]) assert.doesNotThrow(() => resolveMiddlewareOptions('koaCache', { cdnCacheControl }));
+  });
+
   it('surrogateControl: a device name is kept lower-cased; true means tiercache; false and none mean no device', () => {
     assert.equal(resolveMiddlewareOptions('f', { surrogateControl: 'Edge-1.eu_west' }).targeted.surrogate, 'edge-1.eu_west');
     assert.equal(resolveMiddlewareOptions('f', { surrogateControl: true }).targeted.surrogate, 'tiercache');
