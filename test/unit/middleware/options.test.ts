@@ -39,6 +39,37 @@ describe('middleware options', () => {
     });
   }
 
+  // What each refusal says: the option's full name and what it must be (the only clue a user gets at start-up).
+  for (const [options, option, says] of [
+    [{ ttl: 0 }, 'f.ttl', 'to never cache a route, mount no cache middleware on it (or give it a routes rule set to false)'],
+    [{ staleWhileRevalidate: 'soon' }, 'f.staleWhileRevalidate', 'must be a non-negative duration'],
+    [{ staleIfError: -1 }, 'f.staleIfError', 'must be a non-negative duration'],
+    [{ requestDirectives: 7 }, 'f.requestDirectives', 'must be true, false or an object of booleans'],
+    [{ key: 'k' }, 'f.key', 'must be a function'],
+    [{ tags: ['t'] }, 'f.tags', 'must be a function'],
+    [{ maxBodyBytes: 1.5 }, 'f.maxBodyBytes', 'must be a whole number of bytes >= 0'],
+    [{ shared: 'y' }, 'f.shared', 'must be a boolean'],
+    [{ cacheStatus: 'loud' }, 'f.cacheStatus', "must be true, false or 'verbose'"],
+    [{ query: 'page' }, 'f.query', 'must be an array of query parameter names'],
+    [{ surrogateControl: 'a b' }, 'f.surrogateControl', 'must be a boolean or a device name (letters, digits, _ . -)'],
+    [{ nope: 1 }, 'f.nope', 'is not a known option (known: ttl, tags, user, vary, key, staleWhileRevalidate, staleIfError, maxBodyBytes, methods, negativeTtl, shared, query, cacheStatus, bypass, jitter, freshness, requestDirectives, cdnCacheControl, surrogateControl)'],
+    [[], 'f', 'options must be an object'],
+  ] as const) {
+    it(`${JSON.stringify(options)} is refused as ${option}, saying what it must be`, () => {
+      assert.throws(
+        () => resolveMiddlewareOptions('f', options as never),
+        (err: unknown) => err instanceof TierCacheConfigError && err.option === option && err.message.startsWith(`tiercache: option ${option} `) && err.message.includes(says),
+      );
+    });
+  }
+
+  it('maxBodyBytes: 0 is taken (store no body larger than nothing); cdnCacheControl is on only when true', () => {
+    assert.equal(resolveMiddlewareOptions('f', { maxBodyBytes: 0 }).maxBodyBytes, 0);
+    assert.equal(resolveMiddlewareOptions('f', { cdnCacheControl: true }).targeted.cdnCacheControl, true);
+    assert.equal(resolveMiddlewareOptions('f', { cdnCacheControl: false }).targeted.cdnCacheControl, false);
+    assert.equal(resolveMiddlewareOptions('f', {}).targeted.cdnCacheControl, false);
+  });
+
   it("freshness and cdnCacheControl: 'table', 'origin' and booleans are taken", () => {
     for (const freshness of ['table', 'origin'] as const) assert.doesNotThrow(() => resolveMiddlewareOptions('koaCache', { freshness }));
     for (const cdnCacheControl of [true, false]) assert.doesNotThrow(() => resolveMiddlewareOptions('koaCache', { cdnCacheControl }));
