@@ -17,6 +17,11 @@ const factories = {
   front: (cache: unknown) => front(cache as never, handler),
 };
 
+const factoriesWithOptions = {
+  expressCache: (cache: unknown, options: object) => expressCache(cache as never, options as never),
+  koaCache: (cache: unknown, options: object) => koaCache(cache as never, options as never),
+};
+
 describe('middleware factories: the cache argument', () => {
   for (const [name, make] of Object.entries(factories)) {
     it(`${name}() refuses what is not a cache, naming ${name}(cache)`, () => {
@@ -55,4 +60,17 @@ describe('middleware factories: front() and its handler', () => {
       await cache.close();
     }
   });
+});
+
+describe('middleware factories: their options', () => {
+  for (const name of ['expressCache', 'koaCache'] as const) {
+    it(`${name}() names itself in an option it refuses (${name}.nope)`, async () => {
+      const cache = createCache({ redis: false });
+      try {
+        assert.throws(() => factoriesWithOptions[name](cache, { nope: 1 }), (err: unknown) => err instanceof TierCacheConfigError && err.option === `${name}.nope`);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
 });
