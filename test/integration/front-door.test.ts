@@ -168,14 +168,14 @@ describe('front door (tiercache/node) with Express', () => {
   });
 
   /** An app behind the front door: a layer counting what reaches Express, the cache app-wide, then `handler` on /api/movies. */
-  async function countedApp(cache: TierCache, handler: express.RequestHandler) {
+  async function countedApp(cache: TierCache, handler: express.RequestHandler, options: Parameters<typeof expressCache>[1] = {}) {
     const reached = { n: 0 };
     const app = express();
     app.use((_req, _res, next) => {
       reached.n++;
       next();
     });
-    app.use(expressCache(cache));
+    app.use(expressCache(cache, options));
     app.get('/api/movies', handler);
     return { reached, base: await listen(front(cache, app)) };
   }
@@ -195,6 +195,29 @@ describe('front door (tiercache/node) with Express', () => {
     assert.equal(await get('de'), 'movies in de');
     assert.equal(reached.n, 2, 'a hit on a varied entry reached Express');
     assert.deepEqual(fronted, [true, true]);
+  });
+
+  it('never serves a varied entry of a user-scoped route, and leaves an entry past its freshness to the middleware', async () => {
+    const { reached, base } = await countedApp(
+      newCache(),
+      (req, res) => {
+        res.set('Vary', 'Accept-Language').send(`for ${req.header('x-user')} in ${req.header('accept-language')}`);
+      },
+      { user: (req) => req.headers['x-user'] as string | undefined },
+    );
+    const get = async () => (await fetch(`${base}/api/movies`, { headers: { 'accept-language': 'fr', 'x-user': 'u1' } })).text();
+    assert.equal(await get(), 'for u1 in fr');
+    assert.equal(await get(), 'for u1 in fr');
+    assert.equal(reached.n, 2, 'the front door served a user-scoped varied entry');
+
+    // Stale but still usable (stale-while-revalidate): the middleware's to serve, with its background refresh.
+    const { reached: plain, base: plainBase } = await countedApp(newCache({ routes: { '/api/movies': 100 } }), (_req, res) => void res.send('plain'), { staleWhileRevalidate: '10s' });
+    await (await fetch(`${plainBase}/api/movies`)).text();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const stale = await fetch(`${plainBase}/api/movies`);
+    assert.equal(await stale.text(), 'plain');
+    assert.match(stale.headers.get('cache-status') ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/, 'the front door served an entry past its freshness as fresh');
+    assert.ok(plain.n >= 2, 'the stale request did not reach the app');
   });
 
   it("leaves an origin-mode entry to the middleware when the request says something about it (Cache-Control, Pragma, Range)", async () => {

@@ -20,6 +20,7 @@ const factories = {
 const factoriesWithOptions = {
   expressCache: (cache: unknown, options: object) => expressCache(cache as never, options as never),
   koaCache: (cache: unknown, options: object) => koaCache(cache as never, options as never),
+  front: (cache: unknown, options: object) => front(cache as never, handler, options as never),
 };
 
 describe('middleware factories: the cache argument', () => {
@@ -63,7 +64,7 @@ describe('middleware factories: front() and its handler', () => {
 });
 
 describe('middleware factories: their options', () => {
-  for (const name of ['expressCache', 'koaCache'] as const) {
+  for (const name of ['expressCache', 'koaCache', 'front'] as const) {
     it(`${name}() names itself in an option it refuses (${name}.nope)`, async () => {
       const cache = createCache({ redis: false });
       try {
