@@ -301,6 +301,8 @@ function registerTests(
         assert.equal(second.status, s);
         assert.equal(second.headers['cache-status'], HIT_L1, `status ${s}`);
         assert.deepEqual(second.body, first.body, `status ${s}`);
+        // RFC 9110 §8.6: no Content-Length on a 204; the others say their stored body's length.
+        assert.equal(second.headers['content-length'], s === 204 ? undefined : String(Buffer.byteLength(`status ${s}`)), `status ${s}: Content-Length`);
       }
       assert.equal(app.runs('/s'), statuses.length);
     });
