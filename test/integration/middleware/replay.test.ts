@@ -89,12 +89,15 @@ describe('middleware: what a hit sends on the wire', function () {
     });
   }
 
-  it('a hit answers If-Modified-Since alone with a 304 when the stored Last-Modified is not later, and a stored 404 never with a 304', async () => {
+  it('a hit answers If-Modified-Since alone with a 304 when the stored Last-Modified is not later (never from a Date), and a stored 404 never with a 304', async () => {
     const cache = await redisCaches.open({ ttl: '1m' });
     const app = express();
     app.use(expressCache(cache, { negativeTtl: '1m' }));
     app.get('/dated', (_req, res) => {
       res.set('Last-Modified', ORIGIN_DATE).send('dated');
+    });
+    app.get('/undated', (_req, res) => {
+      res.set('Date', ORIGIN_DATE).send('no validator');
     });
     app.get('/gone', (_req, res) => {
       res.status(404).set('ETag', '"g"').set('Last-Modified', ORIGIN_DATE).send('gone');
@@ -105,6 +108,12 @@ describe('middleware: what a hit sends on the wire', function () {
     assert.equal(statusOf(since), 'tiercache; hit; detail=L1');
     assert.equal(since.status, 304, 'If-Modified-Since alone was not evaluated on a hit');
     assert.equal((await wireGet(server, '/dated', { 'If-Modified-Since': 'Mon, 30 Nov 2026 10:00:00 GMT' })).status, 200);
+
+    // Without Last-Modified there is nothing to compare If-Modified-Since with (the Date is no validator here).
+    assert.equal((await wireGet(server, '/undated')).status, 200);
+    const undated = await wireGet(server, '/undated', { 'If-Modified-Since': 'Wed, 02 Dec 2026 10:00:00 GMT' });
+    assert.equal(statusOf(undated), 'tiercache; hit; detail=L1');
+    assert.equal(undated.status, 200, 'a Date taken for Last-Modified');
 
     assert.equal((await wireGet(server, '/gone')).status, 404);
     for (const conditions of [{ 'If-None-Match': '"g"' }, { 'If-Modified-Since': 'Wed, 02 Dec 2026 10:00:00 GMT' }] as Array<Record<string, string>>) {
