@@ -3,6 +3,7 @@
 // the start, so its byte count does not move when a hit decodes an entry.
 import assert from 'node:assert/strict';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from '../../../src/middleware/http-entry.js';
+import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
 import { L1Store } from '../../../src/store/l1-store.js';
 
 const stamp = { epoch: 3, tags: ['key:k', 'path:/a'], versions: [1, 2] };
@@ -62,4 +63,50 @@ describe('middleware: HTTP entries', () => {
     assert.equal(response.lastModified, Date.parse('Tue, 01 Dec 2026 10:00:00 GMT'));
     assert.equal(L1Store.sizeOf('k', entry), charged);
   });
+});
+
+describe('middleware: HTTP entries read back from L2 (foreign or damaged heads are no entry)', () => {
+  /** An entry as L2 gives it back: the head's JSON as written by someone else. */
+  const fromL2 = (head: unknown, kind: EntryKind = EntryKind.Http): StoredEntry => ({ kind, ...life, epoch: 3, tags: [], versions: [], head: Buffer.from(JSON.stringify(head)), body: Buffer.from('body') });
+
+  it('takes a well-formed response or manifest, decodes it once, and only from an HTTP entry', () => {
+    const entry = fromL2({ s: 599, h: [['content-type', 'text/plain']], o: [1, 5, 6] });
+    const value = httpValueOf(entry);
+    assert.ok(value instanceof PreparedResponse);
+    assert.equal(value.status, 599);
+    assert.deepEqual(value.staleRules, { noStale: true, staleWhileRevalidate: 5, staleIfError: 6 });
+    assert.equal(httpValueOf(entry), value, 'decoded again');
+    assert.ok(httpValueOf(fromL2({ m: ['accept'] })) instanceof VaryManifest);
+    assert.equal(httpValueOf(fromL2({ s: 200, h: [] }, EntryKind.Json)), undefined, 'a data value taken for a response');
+  });
+
+  for (const [what, head] of [
+    ['a manifest naming a header that is not a string', { m: ['accept', 1] }],
+    ['a status that is not an integer', { s: 200.5, h: [] }],
+    ['a status below 200', { s: 199, h: [] }],
+    ['a status above 599', { s: 600, h: [] }],
+    ['headers that are not an array', { s: 200, h: 'content-type: x' }],
+    ['a header of three parts', { s: 200, h: [['a', 'b', 'c']] }],
+    ['a header value that is not a string', { s: 200, h: [['a', 1]] }],
+    ['a header name that is not a string', { s: 200, h: [[1, 'b']] }],
+    ['a header name node refuses', { s: 200, h: [['bad name', 'v']] }],
+    ['a header value node refuses', { s: 200, h: [['a', 'v\n']] }],
+  ] as const) {
+    it(`is no entry with ${what}`, () => {
+      assert.equal(httpValueOf(fromL2(head)), undefined);
+    });
+  }
+
+  for (const [what, o] of [
+    ['two numbers', [0, 1]],
+    ['a negative one', [0, 1, -1]],
+    ['a string', [0, '1', 2]],
+    ['not an array', { noStale: 1 }],
+  ] as const) {
+    it(`keeps a response but no stale rules from rules of ${what}`, () => {
+      const value = httpValueOf(fromL2({ s: 200, h: [], o }));
+      assert.ok(value instanceof PreparedResponse);
+      assert.equal(value.staleRules, undefined);
+    });
+  }
 });
