@@ -12,6 +12,7 @@ for (const file of files) {
   for (const text of readFileSync(file, 'utf8').split('\n')) {
     if (!text) continue;
     const m = JSON.parse(text);
+    if (m.kind) continue; // the tests and sources a run begins with
     const folder = m.file.split('/').slice(0, 2).join('/');
     const row = byFolder.get(folder) ?? { Killed: 0, Timeout: 0, Survived: 0, NoCoverage: 0, CompileError: 0, RuntimeError: 0, Ignored: 0 };
     row[m.status] = (row[m.status] ?? 0) + 1;

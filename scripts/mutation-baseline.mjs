@@ -1,0 +1,246 @@
+// Merges the incremental files of mutation runs made on different commits
+// (the parts of scripts/mutation-in-parts.sh) into one incremental file for
+// the checkout as it is now, so that `npm run mutation` reuses every result
+// that still holds and tests only what changed since:
+//
+//   node scripts/mutation-baseline.mjs [--out test/mutation/stryker-incremental.json] <incremental.json | mutants.ndjson>...
+//
+// Later inputs win: give the newest run last. A mutants.ndjson may come from a
+// run that was stopped: what it tested counts, the rest comes from the others.
+//
+// Why not hand Stryker the parts one by one: its incremental file holds one
+// version of each source and test file, and a part ran against the versions of
+// its own commit. So each part is first carried to the current sources with the
+// rules Stryker applies itself (docs: stryker-js/incremental):
+// - a mutant whose code changed (an insertion or deletion touching its span) is
+//   dropped, and is tested again; the others move with the edits around them;
+// - a test is identified by its file and full name (the mocha runner reports
+//   no test locations, so Stryker treats a test file as one block): when the
+//   file differs from the part's version, the part's links to its tests are
+//   dropped. A killed mutant whose killing test went that way is tested again;
+//   a surviving one is too, because its covering tests now look new.
+// Nothing is reused that Stryker would not reuse from that part on its own.
+import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import DiffMatchPatch from 'diff-match-patch';
+
+const args = process.argv.slice(2);
+let out = 'test/mutation/stryker-incremental.json';
+const outAt = args.indexOf('--out');
+if (outAt !== -1) {
+  out = args[outAt + 1];
+  args.splice(outAt, 2);
+}
+if (args.length === 0) {
+  console.error('usage: node scripts/mutation-baseline.mjs [--out file] <incremental.json>...');
+  process.exit(2);
+}
+
+const dmp = new DiffMatchPatch();
+const currentSource = new Map();
+function sourceNow(file) {
+  if (!currentSource.has(file)) currentSource.set(file, existsSync(file) ? readFileSync(file, 'utf8') : undefined);
+  return currentSource.get(file);
+}
+
+// Report locations are 1-based lines and columns.
+function lineStarts(text) {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) starts.push(i + 1);
+  return starts;
+}
+const toOffset = (starts, { line, column }) => starts[line - 1] + column - 1;
+function toPosition(starts, offset) {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return { line: lo + 1, column: offset - starts[lo] + 1 };
+}
+
+// Carries [start, end) spans from `before` to `after`; null for a span an edit touched.
+function carrySpans(before, after, spans) {
+  if (before === after) return spans;
+  const diffs = dmp.diff_main(before, after);
+  const edits = []; // [oldFrom, oldTo, newFrom] of each equal run
+  let oldPos = 0;
+  let newPos = 0;
+  const touched = []; // [oldFrom, oldTo] of each insertion or deletion
+  for (const [op, text] of diffs) {
+    if (op === 0) {
+      edits.push([oldPos, oldPos + text.length, newPos]);
+      oldPos += text.length;
+      newPos += text.length;
+    } else if (op === -1) {
+      touched.push([oldPos, oldPos + text.length]);
+      oldPos += text.length;
+    } else {
+      touched.push([oldPos, oldPos]);
+      newPos += text.length;
+    }
+  }
+  return spans.map(([s, e]) => {
+    // An edit at either end counts as touching, as in Stryker's own diff.
+    if (touched.some(([a, b]) => a <= e && b >= s)) return null;
+    const run = edits.find(([a, b]) => a <= s && e <= b);
+    if (!run) return null;
+    return [s - run[0] + run[2], e - run[0] + run[2]];
+  });
+}
+
+const stats = { reports: 0, mutants: 0, kept: 0, droppedCode: 0, droppedFile: 0, staleTestFiles: 0, linksDropped: 0, rerun: 0, withoutSource: 0 };
+const mutantsByFile = new Map(); // file -> Map(key -> mutant with test keys)
+const liveTests = new Map(); // test file -> Set(test name)
+let template;
+
+// Either input as { testFiles: { file: { fresh, tests } }, files: { file: { source, mutants } } }.
+function readIncrementalFile(path) {
+  const report = JSON.parse(readFileSync(path, 'utf8'));
+  template ??= report;
+  const testFiles = {};
+  for (const [file, { source, tests }] of Object.entries(report.testFiles ?? {})) {
+    testFiles[file] = { fresh: source !== undefined && source === sourceNow(file), tests };
+  }
+  return { testFiles, files: report.files };
+}
+// The line-per-mutant log of scripts/stryker-ndjson-reporter.mjs, of a run
+// that completed or not: only the mutants it got to are in it.
+function readMutantLog(path) {
+  const testFiles = {};
+  const files = {};
+  let sources = {};
+  for (const text of readFileSync(path, 'utf8').split('\n')) {
+    if (!text) continue;
+    const line = JSON.parse(text);
+    if (line.kind === 'tests') {
+      for (const { id, name, file } of line.tests) {
+        testFiles[file] ??= { fresh: file !== '' && line.testFileHashes[file] === hashNow(file), tests: [] };
+        testFiles[file].tests.push({ id, name });
+      }
+    } else if (line.kind === 'sources') {
+      sources = line.sources;
+    } else if (sources[line.file] !== undefined) {
+      files[line.file] ??= { source: sources[line.file], mutants: [] };
+      const { file, line: startLine, column, end, mutator, tests, ...rest } = line;
+      files[file].mutants.push({
+        ...rest,
+        mutatorName: mutator,
+        testsCompleted: tests,
+        location: { start: { line: startLine, column }, end },
+      });
+    } else {
+      stats.withoutSource++;
+    }
+  }
+  return { testFiles, files };
+}
+function hashNow(file) {
+  const source = sourceNow(file);
+  return source === undefined ? undefined : createHash('sha1').update(source).digest('hex');
+}
+
+for (const path of args) {
+  const report = path.endsWith('.ndjson') ? readMutantLog(path) : readIncrementalFile(path);
+  stats.reports++;
+  // Test ids are local to a report: resolve them to file + name, or to nothing
+  // when the test file is no longer the version the part ran.
+  const testById = new Map();
+  for (const [file, { fresh, tests }] of Object.entries(report.testFiles)) {
+    if (!fresh) stats.staleTestFiles++;
+    for (const test of tests) {
+      if (!fresh) continue;
+      testById.set(test.id, { file, name: test.name });
+      if (!liveTests.has(file)) liveTests.set(file, new Set());
+      liveTests.get(file).add(test.name);
+    }
+  }
+  const resolve = (ids) => {
+    const kept = [];
+    for (const id of ids ?? []) {
+      const test = testById.get(id);
+      if (test) kept.push(test);
+      else stats.linksDropped++;
+    }
+    return kept;
+  };
+
+  for (const [file, { source, mutants }] of Object.entries(report.files)) {
+    stats.mutants += mutants.length;
+    const now = sourceNow(file);
+    if (now === undefined) {
+      stats.droppedFile += mutants.length;
+      continue;
+    }
+    const oldStarts = lineStarts(source);
+    const newStarts = lineStarts(now);
+    const spans = mutants.map((m) => [toOffset(oldStarts, m.location.start), toOffset(oldStarts, m.location.end)]);
+    const carried = carrySpans(source, now, spans);
+    if (!mutantsByFile.has(file)) mutantsByFile.set(file, new Map());
+    const byKey = mutantsByFile.get(file);
+    mutants.forEach((m, i) => {
+      if (!carried[i]) {
+        stats.droppedCode++;
+        return;
+      }
+      const location = { start: toPosition(newStarts, carried[i][0]), end: toPosition(newStarts, carried[i][1]) };
+      const key = `${location.start.line}:${location.start.column}-${location.end.line}:${location.end.column}\n${m.mutatorName}: ${m.replacement}`;
+      const earlier = byKey.get(key);
+      // Parts given as line ranges report the mutants outside their range as
+      // well: a tested result wins over one that was not tested.
+      if (earlier && isTested(earlier) && !isTested(m)) return;
+      const dropped = stats.linksDropped;
+      const entry = { ...m, location, coveredBy: resolve(m.coveredBy), killedBy: resolve(m.killedBy) };
+      // What the next run will test again (a dry run may add to it: new tests).
+      entry.rerun = m.status === 'Killed' ? entry.killedBy.length === 0 : isTested(m) && stats.linksDropped > dropped;
+      byKey.set(key, entry);
+    });
+  }
+}
+
+function isTested(m) {
+  return m.status !== 'Ignored' && m.status !== 'Pending' && m.status !== undefined;
+}
+
+// Give every test that survived the merge one id, and point the mutants at it.
+const testFiles = {};
+const idOf = new Map();
+let nextTest = 0;
+for (const [file, names] of [...liveTests].sort(([a], [b]) => a.localeCompare(b))) {
+  const tests = [...names].sort().map((name) => {
+    const id = String(nextTest++);
+    idOf.set(`${file}\n${name}`, id);
+    return { id, name };
+  });
+  testFiles[file] = { source: sourceNow(file), tests };
+}
+const files = {};
+let nextMutant = 0;
+for (const [file, byKey] of [...mutantsByFile].sort(([a], [b]) => a.localeCompare(b))) {
+  const mutants = [...byKey.values()].map((m) => {
+    stats.kept++;
+    const ids = (tests) => tests.map((t) => idOf.get(`${t.file}\n${t.name}`)).filter((id) => id !== undefined);
+    if (m.rerun) stats.rerun++;
+    const { rerun, ...result } = m;
+    return { ...result, id: String(nextMutant++), coveredBy: ids(m.coveredBy), killedBy: ids(m.killedBy) };
+  });
+  files[file] = { language: 'typescript', source: sourceNow(file), mutants };
+}
+
+if (!template) {
+  console.error('at least one input must be an incremental file: it gives the report its schema and config');
+  process.exit(2);
+}
+const merged = { ...template, files, testFiles, projectRoot: undefined };
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(merged));
+const byStatus = {};
+for (const { mutants } of Object.values(files)) for (const m of mutants) byStatus[m.status] = (byStatus[m.status] ?? 0) + 1;
+console.log(`${out}: ${stats.kept} mutants from ${stats.reports} reports (${stats.droppedCode} dropped: their code changed; ${stats.droppedFile}: file gone)`);
+console.log(`test files not as the part ran them: ${stats.staleTestFiles}; links to their tests dropped: ${stats.linksDropped}`);
+if (stats.withoutSource) console.log(`${stats.withoutSource} mutants of logs written before the reporter recorded sources: left out`);
+console.log('statuses kept:', JSON.stringify(byStatus));
+console.log(`to be tested again at least: ${stats.rerun} (killers or coverage in changed test files), plus the ${stats.droppedCode} whose code changed`);
