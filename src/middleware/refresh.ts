@@ -71,6 +71,11 @@ export class DiscardingSocket extends Duplex {
   readonly remoteFamily: string | undefined;
   readonly localAddress: string | undefined;
   readonly localPort: number | undefined;
+  // A TLS socket's: undefined (falsy, as Express's req.protocol and Koa's ctx.protocol read it) when the request was plain.
+  readonly encrypted: boolean | undefined;
+  readonly authorized: boolean | undefined;
+  readonly servername: string | false | undefined;
+  readonly alpnProtocol: string | false | undefined;
 
   constructor(facts: ConnectionFacts) {
     super();
@@ -79,12 +84,10 @@ export class DiscardingSocket extends Duplex {
     this.remoteFamily = facts.remoteFamily;
     this.localAddress = facts.localAddress;
     this.localPort = facts.localPort;
-    // Only a TLS socket has these; a plain one must not look encrypted.
-    const self = this as unknown as Record<string, unknown>;
-    if (facts.encrypted !== undefined) self.encrypted = facts.encrypted;
-    if (facts.authorized !== undefined) self.authorized = facts.authorized;
-    if (facts.servername !== undefined) self.servername = facts.servername;
-    if (facts.alpnProtocol !== undefined) self.alpnProtocol = facts.alpnProtocol;
+    this.encrypted = facts.encrypted;
+    this.authorized = facts.authorized;
+    this.servername = facts.servername;
+    this.alpnProtocol = facts.alpnProtocol;
   }
   address(): { address: string | undefined; port: number | undefined; family: string | undefined } {
     return { address: this.localAddress, port: this.localPort, family: this.remoteFamily };
@@ -107,8 +110,8 @@ export class DiscardingSocket extends Duplex {
 /** How long a background refresh may take before it is given up on (the app keeps running it). */
 const REFRESH_TIMEOUT_MS = 60_000;
 
-/** A Dispatch into a node-style handler (an Express app, Koa's app.callback()). */
-export function dispatchInto(handler: NodeHandler): Dispatch {
+/** A Dispatch into a node-style handler (an Express app, Koa's app.callback()); `timeoutMs` for tests. */
+export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_MS): Dispatch {
   return ({ url, headers, httpVersion, connection }) =>
     new Promise<void>((resolve, reject) => {
       const socket = new DiscardingSocket(connection) as unknown as Socket;
@@ -124,7 +127,11 @@ export function dispatchInto(handler: NodeHandler): Dispatch {
       req.push(null);
       const res = new ServerResponse(req);
       res.assignSocket(socket);
-      const timer = setTimeout(() => reject(new Error(`background refresh of ${url} took over ${REFRESH_TIMEOUT_MS} ms`)), REFRESH_TIMEOUT_MS);
+      // A server relays its socket's 'drain' to the response (in the connection
+      // listener this socket never meets): without it a handler that waits for
+      // 'drain' after a write said the buffers were full would wait forever.
+      socket.on('drain', () => res.emit('drain'));
+      const timer = setTimeout(() => reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
       const done = () => {
         clearTimeout(timer);

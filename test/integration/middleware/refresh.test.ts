@@ -130,6 +130,29 @@ describe('middleware: background refreshes', function () {
         }, 5_000);
       });
 
+      it("a client that sends the refresh marker with a guessed token cannot force a fill, and the app never sees the marker", async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        const markers: Array<string | undefined> = [];
+        const handler = (io: HandlerIO) => {
+          markers.push(io.header('x-tiercache-refresh'));
+          return io.send(`run ${markers.length}`);
+        };
+        // Mounted app-wide, then per route.
+        const apps = {
+          '/f': buildApp(adapter, cache, { appLevel: true, routes: [{ path: '/f', handler }] }),
+          '/f2': buildApp(adapter, cache, { routes: [{ path: '/f2', mw: {}, handler }] }),
+        };
+        for (const [path, mounted] of Object.entries(apps)) {
+          markers.length = 0;
+          const first = await request(mounted.target).get(path).set('x-tiercache-refresh', 'guess');
+          assert.equal(first.text, 'run 1');
+          const forged = await request(mounted.target).get(path).set('x-tiercache-refresh', 'f'.repeat(32));
+          assert.equal(forged.text, 'run 1', `${path}: ${forged.headers['cache-status']}`);
+          assert.match(String(forged.headers['cache-status']), /; hit/);
+          assert.deepEqual(markers, [undefined], `${path}: the handler ran once and never saw the marker`);
+        }
+      });
+
       it('an app-wide and a per-route middleware on one route: the per-route stale-while-revalidate refreshes the entry', async () => {
         const cache = await redisCaches.open({ ttl: '1m' });
         let runs = 0;

@@ -1,0 +1,185 @@
+// The parts of a background refresh (src/middleware/refresh.ts) on their own:
+// the request it re-sends, the in-process dispatch that carries it into an
+// app, and the marker that tells the cache a request is its own refresh.
+import assert from 'node:assert/strict';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  connectionFacts,
+  DiscardingSocket,
+  dispatchFor,
+  dispatchInto,
+  isRefresh,
+  REFRESH_HEADER,
+  REFRESH_TOKEN,
+  refreshRequest,
+  type ConnectionFacts,
+  type NodeHandler,
+  type RefreshRequest,
+} from '../../../src/middleware/refresh.js';
+
+const PLAIN: ConnectionFacts = {
+  remoteAddress: '127.0.0.2',
+  remotePort: 50_000,
+  remoteFamily: 'IPv4',
+  localAddress: '127.0.0.1',
+  localPort: 8080,
+  encrypted: undefined,
+  authorized: undefined,
+  servername: undefined,
+  alpnProtocol: undefined,
+};
+const TLS: ConnectionFacts = { ...PLAIN, encrypted: true, authorized: false, servername: 'shop.example', alpnProtocol: 'http/1.1' };
+
+function refreshOf(overrides: Partial<RefreshRequest> = {}): RefreshRequest {
+  return { url: '/r?a=1', headers: { host: 'shop.example', accept: 'text/html' }, httpVersion: '1.1', connection: PLAIN, ...overrides };
+}
+
+/** A request as node's parser leaves it, on a socket that is only a holder of facts. */
+function incoming(headers: IncomingMessage['headers'], httpVersion = '1.1', facts: ConnectionFacts = PLAIN): IncomingMessage {
+  const req = new IncomingMessage(new DiscardingSocket(facts) as unknown as Socket);
+  req.headers = headers;
+  req.httpVersion = httpVersion;
+  return req;
+}
+
+describe('middleware: background refresh parts', () => {
+  describe('refreshRequest', () => {
+    it("copies the triggering request's headers, adds the marker, and drops the conditionals and the body framing (the refresh must get a full answer, and has no body)", () => {
+      const headers = {
+        host: 'shop.example',
+        'accept-language': 'fr',
+        'if-none-match': '"v1"',
+        'if-modified-since': 'Tue, 01 Dec 2026 10:00:00 GMT',
+        'content-length': '0',
+        'transfer-encoding': 'identity',
+      };
+      const req = incoming({ ...headers }, '1.0', TLS);
+      const refresh = refreshRequest(req, '/r?a=1');
+      assert.deepEqual(refresh, {
+        url: '/r?a=1',
+        headers: { host: 'shop.example', 'accept-language': 'fr', [REFRESH_HEADER]: REFRESH_TOKEN },
+        httpVersion: '1.0',
+        connection: TLS,
+      });
+      assert.deepEqual(req.headers, headers, "the triggering request's own headers are left as they were");
+    });
+  });
+
+  describe('connectionFacts and DiscardingSocket', () => {
+    it('read the facts of a TLS connection and answer them back, address() included', () => {
+      const socket = new DiscardingSocket(TLS);
+      assert.deepEqual(connectionFacts(incoming({}, '1.1', TLS)), TLS);
+      assert.deepEqual(
+        [socket.remoteAddress, socket.remotePort, socket.remoteFamily, socket.localAddress, socket.localPort, socket.encrypted, socket.authorized, socket.servername, socket.alpnProtocol],
+        ['127.0.0.2', 50_000, 'IPv4', '127.0.0.1', 8080, true, false, 'shop.example', 'http/1.1'],
+      );
+      assert.deepEqual(socket.address(), { address: '127.0.0.1', port: 8080, family: 'IPv4' });
+    });
+
+    it('a plain connection does not look encrypted', () => {
+      assert.ok(!new DiscardingSocket(PLAIN).encrypted);
+    });
+
+    it('a request without a socket has no facts', () => {
+      const req = incoming({});
+      (req as { socket: Socket | null }).socket = null;
+      assert.deepEqual(Object.values(connectionFacts(req)), Array.from({ length: 9 }, () => undefined));
+    });
+  });
+
+  describe('dispatchInto', () => {
+    /** Dispatches one refresh into `handler`, with a short give-up time; what the handler saw of the request. */
+    async function dispatchOnce(handler: NodeHandler, refresh = refreshOf(), timeoutMs = 1_000): Promise<void> {
+      await dispatchInto(handler, timeoutMs)(refresh);
+    }
+
+    for (const version of ['1.0', '1.1']) {
+      it(`sends a complete GET without a body, as HTTP/${version} when the triggering request was`, async () => {
+        let seen: unknown;
+        await dispatchOnce((req, res) => {
+          seen = {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            version: [req.httpVersion, req.httpVersionMajor, req.httpVersionMinor],
+            complete: req.complete,
+            remoteAddress: req.socket.remoteAddress,
+          };
+          res.end('x');
+        }, refreshOf({ httpVersion: version }));
+        assert.deepEqual(seen, {
+          method: 'GET',
+          url: '/r?a=1',
+          headers: { host: 'shop.example', accept: 'text/html' },
+          version: [version, 1, Number(version.slice(2))],
+          complete: true,
+          remoteAddress: '127.0.0.2',
+        });
+      });
+    }
+
+    it('resolves once the handler has answered, a body written in many chunks included (the socket drains)', async () => {
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      await dispatchOnce(async (_req, res) => {
+        for (let i = 0; i < 16; i++) if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+        res.end();
+      });
+    });
+
+    it('resolves when the handler destroys the response instead of ending it', async () => {
+      await dispatchOnce((_req, res) => void setImmediate(() => res.destroy()));
+    });
+
+    it('rejects with what the handler throws', async () => {
+      await assert.rejects(dispatchOnce(() => {
+        throw new Error('handler broke');
+      }), /^Error: handler broke$/);
+    });
+
+    it('gives up, naming the request, on a handler that never answers', async () => {
+      const started = Date.now();
+      await assert.rejects(dispatchOnce(() => undefined, refreshOf(), 50), {
+        message: 'background refresh of /r?a=1 took over 50 ms',
+      });
+      assert.ok(Date.now() - started < 1_000);
+    });
+  });
+
+  describe('dispatchFor', () => {
+    it('makes one Dispatch per app, asking for its handler once', () => {
+      const app = {};
+      let asked = 0;
+      const handlerOf = (): NodeHandler => {
+        asked++;
+        return (_req: IncomingMessage, res: ServerResponse) => void res.end();
+      };
+      const first = dispatchFor(app, handlerOf);
+      assert.equal(dispatchFor(app, handlerOf), first);
+      assert.equal(asked, 1);
+      assert.notEqual(dispatchFor({}, handlerOf), first, 'another app has its own');
+    });
+  });
+
+  describe('isRefresh', () => {
+    it('is true for the marker with this process\'s token, which it removes from the request (the app never sees it)', () => {
+      const req = incoming({ [REFRESH_HEADER]: REFRESH_TOKEN, accept: '*/*' });
+      assert.equal(isRefresh(req), true);
+      assert.deepEqual(req.headers, { accept: '*/*' });
+      assert.equal(isRefresh(req), true, 'every later layer on the way knows it too');
+    });
+
+    it('is false for a forged marker (any other value), which it removes as well', () => {
+      for (const forged of ['1', REFRESH_TOKEN.slice(1), REFRESH_TOKEN.toUpperCase(), '']) {
+        const req = incoming({ [REFRESH_HEADER]: forged });
+        assert.equal(isRefresh(req), false, `marker ${JSON.stringify(forged)}`);
+        assert.deepEqual(req.headers, {});
+        assert.equal(isRefresh(req), false);
+      }
+    });
+
+    it('is false without the marker', () => {
+      assert.equal(isRefresh(incoming({ accept: '*/*' })), false);
+    });
+  });
+});
