@@ -33,8 +33,11 @@ const config = {
   checkerNodeArgs: ['--require', './scripts/stryker-mocha12.cjs'],
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
 
-  // Re-runs only test what changed since the last run on this checkout; the
-  // file is local (reports/ is ignored): `npm run mutation -- --force` for a full run.
+  // Re-runs only test what changed since the last run on this checkout. The
+  // file is local (reports/ is ignored); `npm run mutation` first seeds it from
+  // the results kept in the repository (test/mutation/baseline.json.gz), and
+  // `npm run mutation:baseline` folds a run, finished or stopped, back into
+  // them (scripts/mutation-baseline.mjs). `npm run mutation -- --force` for a full run.
   incremental: true,
   incrementalFile: 'reports/mutation/stryker-incremental.json',
 

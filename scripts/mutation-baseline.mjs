@@ -1,39 +1,99 @@
-// Merges the incremental files of mutation runs made on different commits
-// (the parts of scripts/mutation-in-parts.sh) into one incremental file for
-// the checkout as it is now, so that `npm run mutation` reuses every result
-// that still holds and tests only what changed since:
+// The mutation results kept in the repository, so that a run on a fresh clone
+// tests only what changed since they were made (a full run takes hours on two
+// cores: test/MUTATION.md).
 //
-//   node scripts/mutation-baseline.mjs [--out test/mutation/stryker-incremental.json] <incremental.json | mutants.ndjson>...
+//   node scripts/mutation-baseline.mjs seed     # before `npm run mutation`: unpacks
+//       test/mutation/baseline.json.gz into Stryker's incremental file when there is none
+//   node scripts/mutation-baseline.mjs update   # after a run, finished or stopped:
+//       folds the baseline and every run under reports/mutation (oldest first) into it
+//   node scripts/mutation-baseline.mjs merge --out <file[.gz]> <input>...   # the same, by hand
 //
-// Later inputs win: give the newest run last. A mutants.ndjson may come from a
-// run that was stopped: what it tested counts, the rest comes from the others.
+// Inputs are Stryker incremental files (.json, .json.gz) or the line-per-mutant
+// logs of scripts/stryker-ndjson-reporter.mjs (mutants.ndjson, of a run that
+// was stopped too: what it tested counts). Later inputs win.
 //
-// Why not hand Stryker the parts one by one: its incremental file holds one
-// version of each source and test file, and a part ran against the versions of
-// its own commit. So each part is first carried to the current sources with the
-// rules Stryker applies itself (docs: stryker-js/incremental):
+// Why runs made on different commits can be merged: Stryker's incremental file
+// holds one version of each source and test file, and each run tested against
+// the versions of its own commit. So each input is first carried to the
+// current checkout with the rules Stryker applies itself (docs: stryker-js/incremental):
 // - a mutant whose code changed (an insertion or deletion touching its span) is
 //   dropped, and is tested again; the others move with the edits around them;
 // - a test is identified by its file and full name (the mocha runner reports
 //   no test locations, so Stryker treats a test file as one block): when the
-//   file differs from the part's version, the part's links to its tests are
-//   dropped. A killed mutant whose killing test went that way is tested again;
-//   a surviving one is too, because its covering tests now look new.
-// Nothing is reused that Stryker would not reuse from that part on its own.
-import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+//   file differs from the version the run had, the run's links to its tests
+//   are dropped. A killed mutant whose killing test went that way is tested
+//   again; a surviving one is too, because its covering tests now look new.
+// Nothing is reused that Stryker would not reuse from that run on its own.
+import { readFileSync, writeFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import DiffMatchPatch from 'diff-match-patch';
 
-const args = process.argv.slice(2);
-let out = 'test/mutation/stryker-incremental.json';
-const outAt = args.indexOf('--out');
-if (outAt !== -1) {
-  out = args[outAt + 1];
-  args.splice(outAt, 2);
+const BASELINE = 'test/mutation/baseline.json.gz';
+const REPORTS = 'reports/mutation';
+const STRYKER_FILE = join(REPORTS, 'stryker-incremental.json');
+
+const readText = (path) => (path.endsWith('.gz') ? gunzipSync(readFileSync(path)).toString('utf8') : readFileSync(path, 'utf8'));
+
+/**
+ * Stryker tells changed code and tests apart only in the mutated files and the
+ * test files: a change to the rest of src/ or to the tests' helpers since the
+ * baseline was committed can change results it reuses. Say which, so that the
+ * one who runs it can decide on --force.
+ */
+function warnOfUntrackedChanges() {
+  const git = (...a) => execFileSync('git', a, { encoding: 'utf8' }).trim();
+  let since;
+  try {
+    since = git('log', '-1', '--format=%h', '--', BASELINE);
+  } catch {
+    return; // not a git checkout
+  }
+  if (!since) return;
+  const changed = git('diff', '--name-only', since, '--', 'src', 'test', 'stryker.config.mjs', '.mocharc.cjs', ':!src/keys', ':!src/store', ':!src/middleware', ':(exclude,glob)test/**/*.test.ts', ':!test/MUTATION.md', ':!test/mutation')
+    .split('\n')
+    .filter(Boolean);
+  if (changed.length === 0) console.log(`baseline of ${since}: nothing it cannot see has changed since`);
+  else console.log(`baseline of ${since}; changed since, outside what Stryker compares (--force to test everything again):\n  ${changed.join('\n  ')}`);
 }
-if (args.length === 0) {
-  console.error('usage: node scripts/mutation-baseline.mjs [--out file] <incremental.json>...');
+
+const [command, ...rest] = process.argv.slice(2);
+let out;
+let args;
+if (command === 'seed') {
+  if (existsSync(STRYKER_FILE)) {
+    console.log(`${STRYKER_FILE} exists: the run reuses it (delete it to start from ${BASELINE})`);
+  } else if (existsSync(BASELINE)) {
+    mkdirSync(REPORTS, { recursive: true });
+    writeFileSync(STRYKER_FILE, readText(BASELINE));
+    console.log(`${STRYKER_FILE}: from ${BASELINE}`);
+    warnOfUntrackedChanges();
+  }
+  process.exit(0);
+} else if (command === 'update') {
+  out = BASELINE;
+  // Every run under reports/mutation, oldest first, after the baseline.
+  const runs = [];
+  const collect = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) collect(path);
+      else if (name.endsWith('incremental.json') || name.endsWith('.ndjson')) runs.push({ path, at: statSync(path).mtimeMs });
+    }
+  };
+  collect(REPORTS);
+  // Stryker's own file as seeded and not yet rewritten by a finished run is the baseline again.
+  const seeded = runs.findIndex((r) => r.path === STRYKER_FILE);
+  if (seeded !== -1 && existsSync(BASELINE) && readText(STRYKER_FILE) === readText(BASELINE)) runs.splice(seeded, 1);
+  args = [...(existsSync(BASELINE) ? [BASELINE] : []), ...runs.sort((a, b) => a.at - b.at).map((r) => r.path)];
+} else if (command === 'merge' && rest[0] === '--out' && rest.length > 2) {
+  out = rest[1];
+  args = rest.slice(2);
+} else {
+  console.error('usage: node scripts/mutation-baseline.mjs seed | update | merge --out <file[.gz]> <input>...');
   process.exit(2);
 }
 
@@ -99,7 +159,7 @@ let template;
 
 // Either input as { testFiles: { file: { fresh, tests } }, files: { file: { source, mutants } } }.
 function readIncrementalFile(path) {
-  const report = JSON.parse(readFileSync(path, 'utf8'));
+  const report = JSON.parse(readText(path));
   template ??= report;
   const testFiles = {};
   for (const [file, { source, tests }] of Object.entries(report.testFiles ?? {})) {
@@ -236,11 +296,11 @@ if (!template) {
 }
 const merged = { ...template, files, testFiles, projectRoot: undefined };
 mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify(merged));
+writeFileSync(out, out.endsWith('.gz') ? gzipSync(JSON.stringify(merged), { level: 9 }) : JSON.stringify(merged));
 const byStatus = {};
 for (const { mutants } of Object.values(files)) for (const m of mutants) byStatus[m.status] = (byStatus[m.status] ?? 0) + 1;
-console.log(`${out}: ${stats.kept} mutants from ${stats.reports} reports (${stats.droppedCode} dropped: their code changed; ${stats.droppedFile}: file gone)`);
-console.log(`test files not as the part ran them: ${stats.staleTestFiles}; links to their tests dropped: ${stats.linksDropped}`);
+console.log(`${out}: ${stats.kept} mutants from ${stats.reports} inputs (${stats.droppedCode} dropped: their code changed; ${stats.droppedFile}: file gone)`);
+console.log(`test files not as their run had them: ${stats.staleTestFiles}; links to their tests dropped: ${stats.linksDropped}`);
 if (stats.withoutSource) console.log(`${stats.withoutSource} mutants of logs written before the reporter recorded sources: left out`);
 console.log('statuses kept:', JSON.stringify(byStatus));
 console.log(`to be tested again at least: ${stats.rerun} (killers or coverage in changed test files), plus the ${stats.droppedCode} whose code changed`);
