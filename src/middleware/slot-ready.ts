@@ -34,6 +34,7 @@ const MARK = Symbol('tiercache.slot-ready');
  */
 function ready(target: object, nodeProto: object): void {
   if (Object.getPrototypeOf(target) === nodeProto) return;
+  // Stryker disable next-line BooleanLiteral: the value is never read; adding the property and changing its attributes is what counts
   (target as Record<symbol, unknown>)[MARK] = true;
   Object.defineProperty(target, MARK, { enumerable: false });
 }
