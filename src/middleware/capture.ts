@@ -68,14 +68,15 @@ const KEEP_ON_304 = new Set(['cache-control', 'content-location', 'date', 'etag'
 function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null {
   if (chunk === undefined || chunk === null) return undefined;
   try {
-    if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    // An encoding that is not a string (write's callback in its place, null) is utf8 to Buffer.from, as to node's write().
+    if (typeof chunk === 'string') return Buffer.from(chunk, encoding as BufferEncoding);
     if (chunk instanceof Uint8Array) {
       const out = Buffer.allocUnsafe(chunk.byteLength);
       out.set(chunk);
       return out;
     }
   } catch {
-    return null; // an unknown encoding, say
+    // an unknown encoding, say: null below
   }
   return null;
 }

@@ -71,6 +71,34 @@ describe('middleware: how the handler writes', function () {
         assert.equal(hit.text, 'only bytes');
       });
 
+      it('end(null) after writes (node reads null as no chunk): what was written is stored', async () => {
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          res.write('written ');
+          res.write('before');
+          res.end(null);
+        });
+        assert.equal((await request(a.target).get('/w')).text, 'written before');
+        const hit = await request(a.target).get('/w');
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.text, 'written before');
+      });
+
+      it('a Content-Length that is not a number (on a one-byte body): nothing is stored', async () => {
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          res.setHeader('content-length', 'one');
+          res.end('x');
+        });
+        const server = await redisCaches.serve(a.target);
+        for (let i = 1; i <= 2; i++) {
+          const answer = await wireRequest(server, '/w');
+          assert.deepEqual(valuesOf(answer, 'content-length'), ['one']);
+          assert.notEqual(valuesOf(answer, 'cache-status')[0], HIT_L1);
+          assert.equal(a.runs('/w'), i);
+        }
+      });
+
       it('end(cb) with no body: an empty 200 is stored and replayed empty', async () => {
         let ended = false;
         const a = app(l1Only(), (io) => void rawRes(io).end(() => (ended = true)));

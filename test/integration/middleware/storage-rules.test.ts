@@ -297,6 +297,7 @@ function registerTests(
         const first = await call(app, `/s?s=${s}`);
         assert.equal(first.status, s);
         assert.equal(first.headers['cache-status'], STORED, `status ${s}`);
+        if (s === 204) assert.equal(first.headers['content-length'], undefined, 'the 204 that filled: Content-Length');
         const second = await call(app, `/s?s=${s}`);
         assert.equal(second.status, s);
         assert.equal(second.headers['cache-status'], HIT_L1, `status ${s}`);
