@@ -9,6 +9,7 @@
 // bytes as a declared Content-Length, on a connection still open.
 // Works the same under Express and Koa: both answer through node's res.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
 import { writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
@@ -85,36 +86,49 @@ export function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
 
-/** Copies headers given to writeHead() onto the response, so getHeaders() shows the full set, repetitions kept. */
+/**
+ * Copies headers given to writeHead() onto the response, so getHeaders() shows
+ * the full set, repetitions kept. What node's writeHead() refuses (a flat list
+ * of odd length, a value that is undefined) throws node's own error to the
+ * handler, as it would without the cache.
+ */
 export function applyHeaderArgument(res: ServerResponse, headers: unknown): void {
-  if (headers === undefined || headers === null) return;
+  if (typeof headers !== 'object' || headers === null) return;
   if (Array.isArray(headers)) {
     // Grouped by lower-case name (header names are case-insensitive: setHeader would replace 'Link' with 'link'), sent under the first spelling.
     const grouped = new Map<string, { name: string; values: string[] }>();
     const add = (name: unknown, value: unknown) => {
       const spelled = String(name);
+      // Stryker disable next-line MethodExpression: upper case groups the same names
       const key = spelled.toLowerCase();
       const group = grouped.get(key);
       if (group === undefined) grouped.set(key, { name: spelled, values: [String(value)] });
       else group.values.push(String(value));
     };
     if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers as Array<[unknown, unknown]>) add(k, v);
-    else for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i], headers[i + 1]);
+    else {
+      if (headers.length % 2 !== 0) throw oddHeaderList(headers);
+      for (let i = 0; i < headers.length; i += 2) add(headers[i], headers[i + 1]);
+    }
     for (const { name, values } of grouped.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
     return;
   }
-  if (typeof headers === 'object') {
-    for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
-      if (value !== undefined) res.setHeader(name, value as string | number | readonly string[]);
-    }
-  }
+  for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) res.setHeader(name, value as string | number | readonly string[]);
+}
+
+/** node's ERR_INVALID_ARG_VALUE for writeHead(status, [name, value, name]). */
+function oddHeaderList(headers: unknown[]): TypeError {
+  const err = new TypeError(`The argument 'headers' is invalid. Received ${inspect(headers)}`) as TypeError & { code: string };
+  err.code = 'ERR_INVALID_ARG_VALUE';
+  return err;
 }
 
 /** The declared Content-Length, or undefined when none (or not a plain number). */
 function declaredLength(res: ServerResponse): number | undefined {
   const value = res.getHeader('content-length');
   if (value === undefined) return undefined;
-  const n = typeof value === 'number' ? value : Number(String(value).trim());
+  // Number() skips surrounding white space itself.
+  const n = Number(value);
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 

@@ -188,6 +188,48 @@ describe('middleware: how the handler writes', function () {
         assert.ok(hit.body.endsWith('body'));
       });
 
+      it('writeHead(status, null): node reads it as no headers, and the answer is stored', async () => {
+        const a = app(l1Only(), (io) => {
+          const res = rawRes(io);
+          res.setHeader('x-set', 'before');
+          res.writeHead(200, null as unknown as string[]);
+          res.end('body');
+        });
+        assert.equal((await request(a.target).get('/w')).text, 'body');
+        const hit = await request(a.target).get('/w');
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.headers['x-set'], 'before');
+        assert.equal(hit.text, 'body');
+      });
+
+      // What node's writeHead() refuses, the handler hears about from node as it would without the cache.
+      for (const [form, headers, code] of [
+        ['an object with an undefined value', { 'x-fine': 'yes', 'x-missing': undefined }, 'ERR_HTTP_INVALID_HEADER_VALUE'],
+        ['a flat array of odd length', ['x-fine', 'yes', 'x-alone'], 'ERR_INVALID_ARG_VALUE'],
+      ] as const) {
+        it(`writeHead(status, ${form}) throws node's own ${code} to the handler, and nothing is stored`, async () => {
+          const answer = (io: HandlerIO) => {
+            const res = rawRes(io);
+            try {
+              res.writeHead(200, headers as unknown as string[]);
+              res.end('sent');
+            } catch (err) {
+              res.statusCode = 500;
+              res.end(String((err as { code?: string }).code));
+            }
+          };
+          const bare = adapter.build(l1Only(), { routes: [{ path: '/w', handler: answer }] });
+          const withoutCache = await request(bare.target).get('/w');
+          assert.deepEqual([withoutCache.status, withoutCache.text], [500, code], 'the premise: node refuses it');
+          const a = app(l1Only(), answer);
+          for (let i = 1; i <= 2; i++) {
+            const res = await request(a.target).get('/w');
+            assert.deepEqual([res.status, res.text], [500, code]);
+            assert.equal(a.runs('/w'), i);
+          }
+        });
+      }
+
       for (const [form, headers] of [
         ['a flat array', ['x-rep', 'one', 'x-rep', 'two', 'x-single', 'alone']],
         ['an array of pairs', [['x-rep', 'one'], ['x-rep', 'two'], ['x-single', 'alone']]],
@@ -203,6 +245,7 @@ describe('middleware: how the handler writes', function () {
           assert.equal(miss.status, 200);
           assert.deepEqual(valuesOf(miss, 'x-rep'), ['one', 'two']);
           assert.deepEqual(valuesOf(miss, 'x-single'), ['alone']);
+          assert.deepEqual(valuesOf(miss, 'undefined'), [], 'a field read past the end of the list');
           const hit = await wireRequest(server, '/w');
           assert.deepEqual(valuesOf(hit, 'cache-status'), [HIT_L1]);
           assert.deepEqual(valuesOf(hit, 'x-rep'), ['one', 'two']);
