@@ -443,8 +443,9 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
     const url = new URL(value);
     return host !== undefined && url.host === host ? url.pathname : undefined;
   } catch {
-    return undefined;
+    // a reference that is neither a path nor an absolute URI: no path of ours
   }
+  return undefined;
 }
 
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {

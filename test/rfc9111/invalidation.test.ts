@@ -84,6 +84,17 @@ describe('RFC 9111 invalidation across two instances (origin mode, proxy example
     assert.match(String((await b.get(below)).headers['cache-status']), /hit/, 'what lies below Location is left alone');
   });
 
+  it('§4.4 a Location given as an absolute URI on the origin the write went to is invalidated too', async () => {
+    const target = freshPath('inv-abs-target');
+    const located = freshPath('inv-abs-location');
+    origin.script(located, { headers: [['Cache-Control', 'max-age=3600']] });
+    // A's own scheme, host and port: the Host of the write below.
+    origin.script(target, { status: 201, headers: [['Location', `${a.base}${located}`]] });
+    const old = await storedOnBoth(located);
+    await a.send('PUT', target, { 'content-length': '0' });
+    await goneFromBoth(located, old);
+  });
+
   it('§4.3.4 a stale entry one instance stored is revalidated by the other, and the refreshed entry serves both', async () => {
     const path = freshPath('reval-l2');
     origin.script(path, (req, n) =>

@@ -558,6 +558,19 @@ function registerTests(
       assert.equal((await call(app, '/g')).headers['cache-status'], STORED, 'the escaped quotes are undone in the group');
       assert.equal(app.runs('/g'), 3);
     });
+
+    it('reads a bare token in Cache-Groups as the group it names, without its parameters', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/g', mw: {}, handler: (io) => (io.set('Cache-Groups', 'films ; scope=all, "q"'), io.send('g')) }] });
+      assert.equal((await call(app, '/g')).headers['cache-status'], STORED);
+      await cache.invalidateTags(['films ; scope=all', 'films ', 'f']);
+      assert.equal((await call(app, '/g')).headers['cache-status'], HIT_L1, 'the parameters and spaces are no part of the group');
+      await cache.invalidateTags(['films']);
+      assert.equal((await call(app, '/g')).headers['cache-status'], STORED, "invalidateTags(['films']) dropped the entry");
+      await cache.invalidateTags(['q']);
+      assert.equal((await call(app, '/g')).headers['cache-status'], STORED, 'the quoted group after it counts too');
+      assert.equal(app.runs('/g'), 3);
+    });
   });
 
   describe('ETag and If-None-Match', () => {
