@@ -105,7 +105,7 @@ export function applyHeaderArgument(res: ServerResponse, headers: unknown): void
       if (group === undefined) grouped.set(key, { name: spelled, values: [String(value)] });
       else group.values.push(String(value));
     };
-    if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers as Array<[unknown, unknown]>) add(k, v);
+    if (Array.isArray(headers[0])) for (const [k, v] of headers as Array<[unknown, unknown]>) add(k, v);
     else {
       if (headers.length % 2 !== 0) throw oddHeaderList(headers);
       for (let i = 0; i < headers.length; i += 2) add(headers[i], headers[i + 1]);

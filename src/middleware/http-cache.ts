@@ -532,7 +532,7 @@ export class HttpCache<R> {
     try {
       local = this.findInL1(plan.key, req);
     } catch {
-      local = undefined;
+      // a lookup that failed is no entry: local stays undefined
     }
     if (local !== undefined) {
       const now = coarseNow();
