@@ -112,6 +112,23 @@ describe('events: payloads', function () {
         ]);
         assert.equal(cache.stats().coalesced, 1);
       });
+
+      it('origin mode: a stale entry that must be revalidated is a miss, and a request waiting on that fill a collapsed miss', async () => {
+        const cache = open({ routes: { '/slow': { ttl: '1m', freshness: 'origin' } } });
+        const app = buildApp(adapter, cache, {
+          appLevel: true,
+          routes: [{ path: '/slow', handler: async (io) => (await sleep(150), io.set('Cache-Control', 'max-age=0'), io.set('ETag', '"e"'), io.send('slow')) }],
+        });
+        const server = await cleanup.serve(app.target);
+        await request(server).get('/slow'); // stored, stale at once
+        const seen = record(cache, ['miss']);
+        await Promise.all([request(server).get('/slow'), sleep(30).then(() => request(server).get('/slow'))]);
+        const key = (seen[0]![1] as { key: string }).key;
+        assert.deepEqual(seen, [
+          ['miss', { key, route: '/slow' }],
+          ['miss', { key, route: '/slow', collapsed: true }],
+        ]);
+      });
     });
   }
 
