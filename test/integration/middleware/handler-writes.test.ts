@@ -99,6 +99,22 @@ describe('middleware: how the handler writes', function () {
         }
       });
 
+      it('maxBodyBytes is inclusive: a body written in parts up to exactly the limit is stored, one byte more is not', async () => {
+        for (const [body, stored] of [['0123456789', true], ['0123456789a', false]] as const) {
+          const a = app(l1Only(), (io) => {
+            const res = rawRes(io);
+            res.write(body.slice(0, 4));
+            res.write(body.slice(4, 8));
+            res.end(body.slice(8));
+          }, { maxBodyBytes: 10 });
+          assert.equal((await request(a.target).get('/w')).text, body);
+          const second = await request(a.target).get('/w');
+          assert.equal(second.text, body);
+          assert.equal(second.headers['cache-status'] === HIT_L1, stored, `${body}: ${second.headers['cache-status']}`);
+          assert.equal(a.runs('/w'), stored ? 1 : 2, body);
+        }
+      });
+
       it('end(cb) with no body: an empty 200 is stored and replayed empty', async () => {
         let ended = false;
         const a = app(l1Only(), (io) => void rawRes(io).end(() => (ended = true)));
