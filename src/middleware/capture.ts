@@ -238,7 +238,8 @@ class Capture {
     } finally {
       this.writingReplacement = false;
     }
-    this.end.call(res, ...(replacement.body === undefined ? [] : [replacement.body]));
+    // No body (a HEAD): end(undefined) is end() to node.
+    this.end.call(res, replacement.body);
     return true;
   }
 
