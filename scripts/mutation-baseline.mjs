@@ -298,9 +298,23 @@ const merged = { ...template, files, testFiles, projectRoot: undefined };
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, out.endsWith('.gz') ? gzipSync(JSON.stringify(merged), { level: 9 }) : JSON.stringify(merged));
 const byStatus = {};
-for (const { mutants } of Object.values(files)) for (const m of mutants) byStatus[m.status] = (byStatus[m.status] ?? 0) + 1;
+const byFolder = new Map();
+for (const [file, { mutants }] of Object.entries(files)) {
+  const folder = file.split('/').slice(0, 2).join('/');
+  if (!byFolder.has(folder)) byFolder.set(folder, {});
+  for (const m of mutants) {
+    byStatus[m.status] = (byStatus[m.status] ?? 0) + 1;
+    byFolder.get(folder)[m.status] = (byFolder.get(folder)[m.status] ?? 0) + 1;
+  }
+}
 console.log(`${out}: ${stats.kept} mutants from ${stats.reports} inputs (${stats.droppedCode} dropped: their code changed; ${stats.droppedFile}: file gone)`);
 console.log(`test files not as their run had them: ${stats.staleTestFiles}; links to their tests dropped: ${stats.linksDropped}`);
 if (stats.withoutSource) console.log(`${stats.withoutSource} mutants of logs written before the reporter recorded sources: left out`);
 console.log('statuses kept:', JSON.stringify(byStatus));
+// The score as Stryker counts it (killed + timeout over those plus survived + no coverage), as the merge holds it.
+for (const [folder, c] of [...byFolder].sort()) {
+  const detected = (c.Killed ?? 0) + (c.Timeout ?? 0);
+  const valid = detected + (c.Survived ?? 0) + (c.NoCoverage ?? 0);
+  console.log(`  ${folder.padEnd(16)} ${valid ? ((100 * detected) / valid).toFixed(1) : 'n/a'}% (${detected} of ${valid})`);
+}
 console.log(`to be tested again at least: ${stats.rerun} (killers or coverage in changed test files), plus the ${stats.droppedCode} whose code changed`);
