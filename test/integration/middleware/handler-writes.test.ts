@@ -144,6 +144,54 @@ describe('middleware: how the handler writes', function () {
         assert.equal(a.runs('/w'), 1);
       });
 
+      // end(cb), end(chunk, cb), end(chunk, encoding, cb): node calls back in each form, and so must the
+      // cache where it drops the call (a second end() while the store waits; writes after a stale answer went out).
+      const endForms: ReadonlyArray<readonly [string, (res: ServerResponse, cb: () => void) => void]> = [
+        ['end(cb)', (res, cb) => void res.end(cb)],
+        ['end(chunk, cb)', (res, cb) => void res.end('more', cb)],
+        ['end(chunk, encoding, cb)', (res, cb) => void res.end('more', 'utf8', cb)],
+      ];
+
+      it('a second end() while the store waits, in each calling form: its callback runs', async () => {
+        const cache = await redisCaches.open({});
+        for (const [form, endWith] of endForms) {
+          let called = false;
+          const a = app(cache, (io) => {
+            const res = rawRes(io);
+            res.end(form);
+            endWith(res, () => (called = true));
+          });
+          await cache.clear();
+          assert.equal((await request(a.target).get('/w')).text, form);
+          await sleep(5);
+          assert.equal(called, true, form);
+        }
+      });
+
+      it('an end() after a stale-if-error answer went out, in each calling form: its callback runs', async () => {
+        for (const [form, endWith] of endForms) {
+          let fail = false;
+          let called = false;
+          const a = app(
+            l1Only(),
+            (io) => {
+              if (!fail) return io.send('good');
+              const res = rawRes(io);
+              res.writeHead(500);
+              endWith(res, () => (called = true));
+            },
+            { ttl: 100, staleIfError: '1m' },
+          );
+          assert.equal((await request(a.target).get('/w')).text, 'good');
+          await sleep(150);
+          fail = true;
+          const stale = await request(a.target).get('/w');
+          assert.equal(stale.text, 'good', form);
+          await sleep(5);
+          assert.equal(called, true, form);
+        }
+      });
+
       it('a chunk that is not bytes: the handler gets node\'s own error, and nothing is stored', async () => {
         const a = app(l1Only(), (io) => {
           const res = rawRes(io);
