@@ -192,23 +192,25 @@ describe('middleware: how the handler writes', function () {
         }
       });
 
-      it('a chunk that is not bytes: the handler gets node\'s own error, and nothing is stored', async () => {
-        const a = app(l1Only(), (io) => {
-          const res = rawRes(io);
-          try {
-            res.write(42 as unknown as string);
-            res.end('written');
-          } catch (err) {
-            res.end(`caught ${(err as { code?: string }).code}`);
-          }
+      for (const call of ['write', 'end'] as const) {
+        it(`${call}() of a chunk that is not bytes: the handler gets node's own error, and nothing is stored`, async () => {
+          const a = app(l1Only(), (io) => {
+            const res = rawRes(io);
+            try {
+              res[call](42 as unknown as string);
+              res.end('written');
+            } catch (err) {
+              res.end(`caught ${(err as { code?: string }).code}`);
+            }
+          });
+          const first = await request(a.target).get('/w');
+          assert.equal(first.text, 'caught ERR_INVALID_ARG_TYPE');
+          const second = await request(a.target).get('/w');
+          assert.equal(second.text, 'caught ERR_INVALID_ARG_TYPE');
+          assert.notEqual(second.headers['cache-status'], HIT_L1, 'an answer whose body could not be captured was stored');
+          assert.equal(a.runs('/w'), 2);
         });
-        const first = await request(a.target).get('/w');
-        assert.equal(first.text, 'caught ERR_INVALID_ARG_TYPE');
-        const second = await request(a.target).get('/w');
-        assert.equal(second.text, 'caught ERR_INVALID_ARG_TYPE');
-        assert.notEqual(second.headers['cache-status'], HIT_L1, 'an answer whose body could not be captured was stored');
-        assert.equal(a.runs('/w'), 2);
-      });
+      }
 
       it('a 5xx written with writeHead, write and end within stale-if-error: the client gets the stale body alone, every callback runs', async () => {
         let fail = false;
