@@ -306,7 +306,8 @@ function wrappersAt(depth: number): Wrappers {
     this.statusCode = statusCode;
     applyHeaderArgument(this, headers);
     if (c.seeHeaders(undefined)) return this;
-    return reason === undefined ? c.writeHead.call(this, this.statusCode) : c.writeHead.call(this, this.statusCode, reason);
+    // A reason that is undefined is no reason to node: it sends the status's own.
+    return c.writeHead.call(this, this.statusCode, reason);
   }
 
   function captureWrite(this: ServerResponse & Captured, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {

@@ -7,6 +7,8 @@ import { connect } from 'node:net';
 export interface WireAnswer {
   /** 0 when no status line arrived. */
   readonly status: number;
+  /** The reason phrase of the status line ('' when none arrived). */
+  readonly reason: string;
   /** Header fields in wire order, names lower-cased. */
   readonly fields: ReadonlyArray<readonly [string, string]>;
   /** Everything after the head, as latin1 text. */
@@ -42,13 +44,14 @@ export function wireRequest(server: Server, target: string, headers: Record<stri
 
 function parseAnswer(text: string): WireAnswer {
   const split = text.indexOf('\r\n\r\n');
-  if (split === -1) return { status: 0, fields: [], body: '' };
+  if (split === -1) return { status: 0, reason: '', fields: [], body: '' };
   const [statusLine, ...lines] = text.slice(0, split).split('\r\n');
   const fields = lines.map((line): [string, string] => {
     const colon = line.indexOf(':');
     return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
   });
-  return { status: Number(statusLine!.split(' ')[1]), fields, body: text.slice(split + 4) };
+  const [, code, ...reason] = statusLine!.split(' ');
+  return { status: Number(code), reason: reason.join(' '), fields, body: text.slice(split + 4) };
 }
 
 /** Every value of field `name`, in wire order. */

@@ -247,6 +247,7 @@ describe('middleware: how the handler writes', function () {
         const server = await redisCaches.serve(a.target);
         const miss = await wireRequest(server, '/w');
         assert.equal(miss.status, 200);
+        assert.equal(miss.reason, 'Fine Indeed');
         assert.deepEqual(valuesOf(miss, 'x-kind'), ['reasoned']);
         const hit = await wireRequest(server, '/w');
         assert.deepEqual(valuesOf(hit, 'cache-status'), [HIT_L1]);
