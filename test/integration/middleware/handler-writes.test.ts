@@ -27,7 +27,7 @@ function rawRes(io: HandlerIO): ServerResponse {
 }
 
 /** Resolves once node (or the cache, for writes it drops) calls the callback. */
-type Called = { write: boolean; end: boolean };
+type Called = { write: boolean; end: boolean; writeWithEncoding?: boolean };
 
 describe('middleware: how the handler writes', function () {
   const redisCaches = useRedisCaches({ prefix: 'handler-writes' });
@@ -214,7 +214,7 @@ describe('middleware: how the handler writes', function () {
 
       it('a 5xx written with writeHead, write and end within stale-if-error: the client gets the stale body alone, every callback runs', async () => {
         let fail = false;
-        const called: Called = { write: false, end: false };
+        const called: Called = { write: false, end: false, writeWithEncoding: false };
         const a = app(
           l1Only(),
           (io) => {
@@ -223,6 +223,7 @@ describe('middleware: how the handler writes', function () {
             res.writeHead(500, { 'content-type': 'text/plain' });
             res.writeHead(502); // a second head after the replacement went out: dropped
             res.write('partial ', () => (called.write = true));
+            res.write('more ', 'utf8', () => (called.writeWithEncoding = true));
             res.end('failure', () => (called.end = true));
           },
           { ttl: 100, staleIfError: '1m' },
@@ -235,7 +236,7 @@ describe('middleware: how the handler writes', function () {
         assert.equal(stale.text, 'good', 'bytes the failing handler wrote reached the client');
         assert.match(String(stale.headers['cache-status']), STALE);
         await sleep(5);
-        assert.deepEqual(called, { write: true, end: true }, 'the dropped writes still call back');
+        assert.deepEqual(called, { write: true, end: true, writeWithEncoding: true }, 'the dropped writes still call back');
       });
 
       it('writeHead(status, reason, headers): the reason reaches the client and the headers are stored', async () => {
