@@ -239,6 +239,27 @@ describe('middleware: how the handler writes', function () {
         assert.deepEqual(called, { write: true, end: true, writeWithEncoding: true }, 'the dropped writes still call back');
       });
 
+      it('a 5xx set as statusCode and written with write() alone, within stale-if-error: the client gets the stale body alone', async () => {
+        let fail = false;
+        const a = app(
+          l1Only(),
+          (io) => {
+            if (!fail) return io.send('good');
+            const res = rawRes(io);
+            res.statusCode = 503;
+            res.write('partial');
+            res.end();
+          },
+          { ttl: 100, staleIfError: '1m' },
+        );
+        assert.equal((await request(a.target).get('/w')).text, 'good');
+        await sleep(150);
+        fail = true;
+        const stale = await request(a.target).get('/w');
+        assert.deepEqual([stale.status, stale.text], [200, 'good']);
+        assert.match(String(stale.headers['cache-status']), STALE);
+      });
+
       it('writeHead(status, reason, headers): the reason reaches the client and the headers are stored', async () => {
         const a = app(l1Only(), (io) => {
           const res = rawRes(io);
