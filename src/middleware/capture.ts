@@ -356,7 +356,7 @@ function wrappersAt(depth: number): Wrappers {
     }
     c.keep(last);
     // A string is handed on as the bytes just made from it: node would encode it once more.
-    // Stryker disable next-line ConditionalExpression,LogicalOperator: the string or the bytes made from it send the same bytes; this only spares node a second encoding
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: the string or the bytes made from it send the same bytes; this only spares node a second encoding
     const encoded = typeof chunk === 'string' && last !== undefined;
     c.endChunk = encoded ? last : chunk;
     c.endEncoding = encoded ? undefined : encoding;
