@@ -197,6 +197,25 @@ describe('middleware: how a fill ends', function () {
         assert.equal(c.runs(), 2);
       });
 
+      it('never stores an answer written in parts, with its length declared, whose client left before it was sent', async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        const c = counted(async (n, run) => {
+          await sleep(run === 1 ? 150 : 0);
+          const res = n.res;
+          if (n.framework === 'koa') n.app.respond = false;
+          const body = `full body ${run}`;
+          res.statusCode = 200;
+          res.setHeader('Content-Length', String(body.length));
+          res.write(body.slice(0, 5));
+          res.end(body.slice(5));
+        });
+        const server = await redisCaches.serve(adapter.build(cache, '/gone-parts', {}, c.route));
+        await hangUp(server, '/gone-parts', 30);
+        await sleep(250); // the first handler has written into the closed connection
+        assert.match(await rawGet(server, '/gone-parts'), /full body 2$/);
+        assert.equal(c.runs(), 2, 'the abandoned answer was served from the cache');
+      });
+
       it('never stores a body shorter than its declared Content-Length', async () => {
         const cache = await redisCaches.open({ ttl: '1m' });
         const c = counted((n, run) => {
