@@ -648,6 +648,25 @@ function registerTests(
       assert.deepEqual([next.status, next.headers['cache-status'], next.text], [200, HIT_L1, 'framework body']);
     });
 
+    it('the filling request runs without its If-Modified-Since: a handler that answers conditionals itself gives the full answer to store, the client its 304', async () => {
+      const cache = open();
+      const seen: Array<string | undefined> = [];
+      const handler = (io: HandlerIO) => {
+        const since = io.header('if-modified-since');
+        seen.push(since);
+        io.set('Last-Modified', 'Tue, 01 Dec 2026 10:00:00 GMT');
+        io.set('Cache-Control', 'public, max-age=60');
+        if (since !== undefined) return (io.status(304), io.send(''));
+        io.send('dated body');
+      };
+      const app = build(cache, { routes: [{ path: '/d', mw: {}, handler }] });
+      const res = await call(app, '/d', { headers: { 'If-Modified-Since': 'Wed, 02 Dec 2026 10:00:00 GMT' } });
+      assert.deepEqual([res.status, res.headers['cache-status']], [304, STORED]);
+      assert.deepEqual(seen, [undefined], 'the handler saw the conditional');
+      const next = await call(app, '/d');
+      assert.deepEqual([next.status, next.headers['cache-status'], next.text], [200, HIT_L1, 'dated body']);
+    });
+
     it('compares weakly: W/"v1" matches "v1" and "v2" matches W/"v2"', async () => {
       const cache = open();
       const app = build(cache, {
