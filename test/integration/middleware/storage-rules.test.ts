@@ -667,6 +667,22 @@ function registerTests(
       assert.deepEqual([next.status, next.headers['cache-status'], next.text], [200, HIT_L1, 'dated body']);
     });
 
+    it("table mode: a fill with a stale entry at hand never sends the handler that entry's validators", async () => {
+      const cache = open();
+      const seen: Array<string | undefined> = [];
+      const handler = (io: HandlerIO) => {
+        seen.push(io.header('if-none-match'));
+        io.set('ETag', '"v"');
+        io.send(`run ${seen.length}`);
+      };
+      const app = build(cache, { routes: [{ path: '/v', mw: { ttl: 100, staleIfError: '1m' }, handler }] });
+      assert.equal((await call(app, '/v')).text, 'run 1');
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const refilled = await call(app, '/v');
+      assert.deepEqual([refilled.status, refilled.text], [200, 'run 2']);
+      assert.deepEqual(seen, [undefined, undefined]);
+    });
+
     it('compares weakly: W/"v1" matches "v1" and "v2" matches W/"v2"', async () => {
       const cache = open();
       const app = build(cache, {
@@ -733,6 +749,15 @@ function registerTests(
       assert.equal(hit.headers['cache-status'], undefined);
       assert.match(hit.headers['age'] ?? '', /^\d+$/, 'the second answer came from the cache');
       assert.equal(app.runs('/n'), 1);
+    });
+
+    it('sends no Cache-Status with cacheStatus: false on an answer it does not store either', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/ns', mw: { cacheStatus: false }, handler: (io) => (io.set('Cache-Control', 'no-store'), io.send('ns')) }] });
+      for (let i = 1; i <= 2; i++) {
+        assert.equal((await call(app, '/ns')).headers['cache-status'], undefined);
+        assert.equal(app.runs('/ns'), i);
+      }
     });
 
     it('cache.keyFor(req|ctx) in a handler gives the key invalidateKey() drops', async () => {
