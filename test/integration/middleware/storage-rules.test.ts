@@ -334,6 +334,13 @@ function registerTests(
       assert.equal(lifetimeOf(cache, key!), 30_000);
     });
 
+    it('a 404 stored for negativeTtl answers the filling request\'s If-None-Match: * with the 404, never a 304', async () => {
+      const cache = open();
+      const app = build(cache, { routes: [{ path: '/s', mw: { ttl: '5m', negativeTtl: '30s' }, handler: statusRoute }] });
+      const filling = await call(app, '/s?s=404', { headers: { 'If-None-Match': '*' } });
+      assert.deepEqual([filling.status, filling.headers['cache-status'], filling.text], [404, STORED, 'status 404']);
+    });
+
     it('never stores a 500, even with negativeTtl', async () => {
       const cache = open();
       const app = build(cache, { routes: [{ path: '/s', mw: { negativeTtl: '30s' }, handler: statusRoute }] });
