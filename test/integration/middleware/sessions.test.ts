@@ -75,4 +75,26 @@ describe('middleware: session cookies set late', function () {
       });
     }
   }
+
+  // The same for the other headers that decide storability, changed by a hook that runs when the head is written.
+  for (const [header, value] of [['Cache-Control', 'no-store'], ['Vary', '*']] as const) {
+    it(`Express: ${header}: ${value} set as the head is written, by a middleware mounted before the cache, keeps the answer out of the cache`, async () => {
+      const cache = cleanup.track(createCache({ namespace: `sess${process.pid}-${++counter}`, redis: false, routes: { '/late': '5m' } }));
+      const app = express5();
+      app.use((_req: Any, res: Any, next: Any) => {
+        const writeHead = res.writeHead;
+        res.writeHead = function (this: Any, ...args: unknown[]) {
+          this.setHeader(header, value);
+          return writeHead.apply(this, args);
+        };
+        next();
+      });
+      app.use(expressCache(cache));
+      let runs = 0;
+      app.get('/late', (_req, res) => void res.send(`run ${++runs}`));
+      assert.equal((await request(app).get('/late')).text, 'run 1');
+      assert.equal((await request(app).get('/late')).text, 'run 2', 'the answer was stored');
+      assert.equal(cache.stats().l1.entries, 0);
+    });
+  }
 });
