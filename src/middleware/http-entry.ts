@@ -12,6 +12,7 @@
 // repetitions, order and the origin's Date.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
+import { sharedHeaderName } from './header-names.js';
 import { parseHttpDate } from './http-date.js';
 
 interface StoredHead {
@@ -45,12 +46,19 @@ const PREPARED_BYTES = 112;
 const HEADER_SET_BYTES = 72;
 /** The VaryManifest object and its array's own words. */
 const MANIFEST_BYTES = 88;
+/** A StaleRules object: three fields in the object. */
+const STALE_RULES_BYTES = 48;
 const SLOT = 8;
 const BOXED_NUMBER_BYTES = 16;
 
 /** Heap of a header value of `length` characters: node keeps only Latin-1 in headers, one byte a character. */
 function headerStringBytes(length: number): number {
   return (16 + length + 7) & ~7;
+}
+
+/** Heap a name costs its entry: nothing when shared (header-names.ts). */
+function nameBytes(name: string): number {
+  return sharedHeaderName(name) === undefined ? headerStringBytes(name.length) : 0;
 }
 
 /** Whether a PreparedResponse adds Content-Length (the handler's answer had none; 204 and 304 never carry one). */
@@ -65,8 +73,8 @@ export class PreparedResponse {
   /** Last-Modified in ms since the epoch, for If-Modified-Since. */
   readonly lastModified: number | undefined;
   /**
-   * Heap this object holds beyond the body: itself, its header array and the
-   * values (names are interned by node's header objects, shared by all).
+   * Heap this object holds beyond the body: itself, its header array, the
+   * values, names not shared (header-names.ts) and its stale rules.
    */
   readonly heapBytes: number;
   private notModified: HeaderSet | undefined;
@@ -88,7 +96,8 @@ export class PreparedResponse {
     let etag: string | undefined;
     let lastModified: number | undefined;
     let i = 0;
-    for (const [name, raw] of stored) {
+    for (const [own, raw] of stored) {
+      const name = sharedHeaderName(own) ?? own;
       // Stryker disable next-line ConditionalExpression: only a body of exactly the stored Content-Length is ever stored (capture checks it), so both are the same
       const value = name === 'content-length' ? length : raw;
       flat[i++] = name;
@@ -121,9 +130,10 @@ export class PreparedResponse {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
     let size = PREPARED_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
+    if (staleRules !== undefined) size += STALE_RULES_BYTES;
     let boxed = false;
     for (const [name, value] of stored) {
-      size += headerStringBytes(name === 'content-length' ? length : value.length);
+      size += nameBytes(name) + headerStringBytes(name === 'content-length' ? length : value.length);
       if (name === 'last-modified' || (name === 'date' && staleRules !== undefined)) boxed = true;
     }
     if (withLength) size += headerStringBytes(length);
@@ -243,20 +253,22 @@ export class HeaderSet {
 export type HttpEntryValue = PreparedResponse | VaryManifest;
 
 export class VaryManifest {
-  /** Heap this object holds: itself, its array and the names. */
+  /** Heap this object holds: itself, its array and the names not shared (header-names.ts). */
   readonly heapBytes: number;
+  readonly headers: readonly string[];
 
   constructor(
-    readonly headers: readonly string[],
+    headers: readonly string[],
     readonly isPublic: boolean,
   ) {
+    this.headers = headers.map((name) => sharedHeaderName(name) ?? name);
     this.heapBytes = VaryManifest.heapBytesOf(headers);
   }
 
   /** What a manifest of these names holds (its heapBytes), known before it is built. */
   static heapBytesOf(headers: readonly string[]): number {
     let size = MANIFEST_BYTES + SLOT * headers.length;
-    for (const name of headers) size += headerStringBytes(name.length);
+    for (const name of headers) size += nameBytes(name);
     return size;
   }
 }
