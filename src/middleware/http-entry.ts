@@ -183,9 +183,11 @@ export class HeaderSet {
     flat[count + 2] = 'cache-status';
     // Stryker disable next-line BooleanLiteral: `repeated` only picks setOn's grouped path, which sends single fields the same
     let repeated = false;
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: past the fields, slots and holes only set `repeated` (see above)
     for (let i = 2; i < count && !repeated; i += 2) {
       // Stryker disable next-line EqualityOperator: comparing a field with itself only sets `repeated` (see above)
       for (let j = 0; j < i; j += 2) {
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: only sets `repeated` (see above)
         if (flat[j] === flat[i]) {
           repeated = true;
           break;
@@ -203,6 +205,7 @@ export class HeaderSet {
   /** Flat raw headers with Age (and Cache-Status unless undefined) filled in; valid until the next call. */
   rawWith(age: string, cacheStatus: string | undefined): string[] {
     if (cacheStatus === undefined) {
+      // Stryker disable next-line StringLiteral: the Age value is written over at once
       const raw = (this.rawNoStatus ??= [...this.fields(), 'age', '']);
       raw[raw.length - 1] = age;
       return raw;
