@@ -2,20 +2,23 @@
 // decoded response (PreparedResponse) or Vary manifest charges L1 its
 // heapBytes, computed from its fields before it is built. Here that figure
 // is held against what V8 really keeps for thousands of them, measured after
-// full garbage collections (measured here on Node 20: within 8% for each
-// case below, most to the byte). The 10% bound leaves room for V8's own
-// sharing (short strings JSON.parse interns) and catches dropping any part
-// of the sum: the object, its header array, the values, unshared names, the
-// stale rules.
+// full garbage collections (on Node 20: most cases to the byte; an Express
+// answer 6% over, as V8 shares the short value 'Express'; origin mode 7%
+// over, its stale rules counted as boxed). The bounds (3% under for the
+// measurement's noise, 10% over for V8's own sharing) catch dropping any
+// part of the sum: the object, its header array, the values, unshared
+// names, the stale rules.
 import assert from 'node:assert/strict';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest, type StaleRules } from '../../../src/middleware/http-entry.js';
 import type { StoredEntry } from '../../../src/store/entry.js';
-import { sharedHeaderName } from '../../../src/middleware/header-names.js';
+import { forgetSharedHeaderNames, sharedHeaderName } from '../../../src/middleware/header-names.js';
 
 const collectGarbage: () => void = (() => {
   setFlagsFromString('--expose-gc');
+  // A collection may otherwise drop the bytecode of functions not run lately, which shrinks the heap under a measurement.
+  setFlagsFromString('--no-flush-bytecode');
   return runInNewContext('gc') as () => void;
 })();
 
@@ -68,6 +71,7 @@ const RESPONSES: Array<{ name: string; status: number; headers: Array<[string, s
   },
   { name: 'its own Content-Length and a 40-character field', status: 200, headers: [['content-length', '12345'], ['x-request-id', 'r'.repeat(40)]], body: 12_345 },
   { name: 'a 4 KB field', status: 200, headers: [['x-pad', 'p'.repeat(4096)]], body: 5 },
+  { name: 'a name too long to share (70 characters)', status: 200, headers: [[`x-${'n'.repeat(68)}`, 'v'.repeat(30)]], body: 5 },
   { name: 'Last-Modified (a boxed time) and a 100-character field', status: 200, headers: [['last-modified', 'Tue, 01 Dec 2026 10:00:00 GMT'], ['x-trace', 't'.repeat(100)]], body: 5 },
   {
     name: 'origin mode: Date read as the time of the answer',
@@ -78,6 +82,15 @@ const RESPONSES: Array<{ name: string; status: number; headers: Array<[string, s
   },
 ];
 
+/**
+ * Charged at least what V8 holds (3% for the measurement's noise), and not
+ * more than 10% above it: L1's bound must not be exceeded, and an entry must
+ * not crowd out others.
+ */
+function assertCharged({ measured, charged }: { measured: number; charged: number }, what: string): void {
+  assert.ok(charged >= 0.97 * measured && charged <= 1.1 * measured, `${what}: charged ${charged} bytes, V8 holds ${measured.toFixed(1)}`);
+}
+
 const MANIFEST_NAMES = ['accept-language', 'x-tenant-identifier', 'accept-encoding'];
 
 const makers: Array<() => StoredEntry> = [
@@ -85,7 +98,9 @@ const makers: Array<() => StoredEntry> = [
   () => manifestEntry(stamp, life, MANIFEST_NAMES, false).entry,
 ];
 
-describe("middleware: what a decoded HTTP entry charges L1 is what V8 keeps for it", () => {
+describe("middleware: what a decoded HTTP entry charges L1 is what V8 keeps for it", function () {
+  // Each case runs 5 batches of 6,000 entries, two full collections each: more than mocha's default on a loaded machine.
+  this.timeout(60_000);
   // Every shape decoded a few thousand times first: V8 compiles, optimizes and
   // deoptimizes the code for each, and that code is heap too.
   before(() => {
@@ -93,24 +108,30 @@ describe("middleware: what a decoded HTTP entry charges L1 is what V8 keeps for 
   });
 
   for (const [i, { name }] of RESPONSES.entries()) {
-    it(`a response with ${name}: charged within 10% of the heap it holds`, () => {
-      const { measured, charged } = measuredPerEntry(makers[i]!);
-      assert.ok(Math.abs(charged - measured) <= 0.1 * measured, `charged ${charged} bytes, V8 holds ${measured.toFixed(1)}`);
+    it(`a response with ${name}: charged at least the heap it holds, at most 10% more`, () => {
+      assertCharged(measuredPerEntry(makers[i]!), 'response');
     });
   }
 
-  it('a Vary manifest of three names: charged within 10% of the heap it holds', () => {
-    const { measured, charged } = measuredPerEntry(makers[RESPONSES.length]!);
-    assert.ok(Math.abs(charged - measured) <= 0.1 * measured, `charged ${charged} bytes, V8 holds ${measured.toFixed(1)}`);
+  it('a Vary manifest of three names: charged at least the heap it holds, at most 10% more', () => {
+    assertCharged(measuredPerEntry(makers[RESPONSES.length]!), 'manifest');
   });
 
-  // Last: it fills the process-wide table of shared names for the rest of the run (which changes no behaviour, only what is shared).
-  it('past the bound of shared names, a new name is the entry\'s own: charged to it, within 10% of the heap it holds', () => {
+  it('shares names of up to 64 characters; a longer one is always its entry\'s own', () => {
+    const name = 's'.repeat(64);
+    assert.equal(sharedHeaderName(own(name)), name);
+    const copy = own(name);
+    assert.equal(sharedHeaderName(copy), name);
+    assert.equal(sharedHeaderName(`${name}s`), undefined);
+  });
+
+  // It fills the process-wide table of shared names: emptied again after it, for the tests that run later in this process.
+  after(forgetSharedHeaderNames);
+
+  it('past the bound of shared names, a new name is the entry\'s own: charged to it, at least the heap it holds, at most 10% more', () => {
     for (let i = 0; sharedHeaderName(`x-filler-name-${i}`) !== undefined; i++) assert.ok(i < 100_000, 'the table of shared names is bounded');
     const unshared: Array<[string, string]> = [['x-not-shared-first', own('a'.repeat(30))], ['x-not-shared-second', own('b'.repeat(30))]];
-    const response = measuredPerEntry(() => responseEntry(stamp, life, 200, unshared.map(([n, v]) => [own(n), v]), Buffer.alloc(5, 'b'), true).entry);
-    assert.ok(Math.abs(response.charged - response.measured) <= 0.1 * response.measured, `response: charged ${response.charged} bytes, V8 holds ${response.measured.toFixed(1)}`);
-    const manifest = measuredPerEntry(() => manifestEntry(stamp, life, ['x-not-shared-vary-one', 'x-not-shared-vary-two'], false).entry);
-    assert.ok(Math.abs(manifest.charged - manifest.measured) <= 0.1 * manifest.measured, `manifest: charged ${manifest.charged} bytes, V8 holds ${manifest.measured.toFixed(1)}`);
+    assertCharged(measuredPerEntry(() => responseEntry(stamp, life, 200, unshared.map(([n, v]) => [own(n), v]), Buffer.alloc(5, 'b'), true).entry), 'response');
+    assertCharged(measuredPerEntry(() => manifestEntry(stamp, life, ['x-not-shared-vary-one', 'x-not-shared-vary-two'], false).entry), 'manifest');
   });
 });
