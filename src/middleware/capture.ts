@@ -129,6 +129,7 @@ function declaredLength(res: ServerResponse): number | undefined {
   if (value === undefined) return undefined;
   // Number() skips surrounding white space itself.
   const n = Number(value);
+  // Stryker disable next-line LogicalOperator: a value that is no safe integer (NaN, a fraction, Infinity) never equals a body's length, as -1 does not
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 

@@ -1,5 +1,5 @@
-// Answers that carry no body (204, 304): the cache adds Content-Length to
-// answers that lack one, and must not add it to these. RFC 9110 §8.6: a 204
+// Answers that carry no body (204, 304, an empty 200): the cache adds
+// Content-Length to answers that lack one, and must not add it to a 204 or 304. RFC 9110 §8.6: a 204
 // has none, and a 304 carries one only with the 200's length, so `0` there
 // would tell a client the representation is empty.
 import assert from 'node:assert/strict';
@@ -43,6 +43,20 @@ describe('middleware: answers without a body', () => {
         assert.equal(hit.headers['x-kind'], 'empty');
         assert.equal(hit.headers['content-length'], undefined, 'the hit: Content-Length');
         assert.equal(app.runs('/e'), 1);
+      });
+
+      it('an empty 200 declared with Content-Length: 0 is stored, and replayed with it', async () => {
+        const cache = cleanup.track(createCache({ redis: false }));
+        const app = buildApp(adapter, cache, {
+          routes: [{ path: '/z', mw: {}, handler: (io) => { io.set('Content-Length', '0'); io.end(); } }],
+        });
+        const first = await request(app.target).get('/z');
+        assert.equal(first.headers['cache-status'], STORED);
+        const hit = await request(app.target).get('/z');
+        assert.equal(hit.status, 200);
+        assert.equal(hit.headers['cache-status'], HIT_L1);
+        assert.equal(hit.headers['content-length'], '0');
+        assert.equal(app.runs('/z'), 1);
       });
     });
   }
