@@ -23,7 +23,7 @@ import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refr
 import { ageOf, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from './http-entry.js';
+import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
@@ -764,7 +764,7 @@ export class HttpCache<R> {
     let key = plan.key;
     let lookup = await store.lookupForFill(key, tags, lock?.request(key));
     if (lookup.hit !== undefined) {
-      const value = httpValueOf(lookup.hit.entry);
+      const value = this.valueOfHit(key, lookup.hit);
       if (value instanceof VaryManifest) {
         store.abandonFill(lookup.ticket);
         key = variantKey(plan.key, varyPairs(req.headers, value.headers));
@@ -775,7 +775,7 @@ export class HttpCache<R> {
     state.lockedKey = key;
     let found: Found | undefined;
     if (lookup.hit !== undefined) {
-      const response = httpValueOf(lookup.hit.entry);
+      const response = this.valueOfHit(key, lookup.hit);
       if (response instanceof PreparedResponse) found = { entry: lookup.hit.entry, response, tier: lookup.hit.tier };
       else {
         store.discard(key);
@@ -905,7 +905,7 @@ export class HttpCache<R> {
   private async find(key: string, req: IncomingMessage): Promise<Found | undefined> {
     const first = await this.lookup(key);
     if (first === undefined) return undefined;
-    const value = httpValueOf(first.entry);
+    const value = this.valueOfHit(key, first);
     if (value instanceof PreparedResponse) return { entry: first.entry, response: value, tier: first.tier };
     if (!(value instanceof VaryManifest)) {
       this.cache.store.discard(key);
@@ -914,10 +914,20 @@ export class HttpCache<R> {
     const vkey = variantKey(key, varyPairs(req.headers, value.headers));
     const variant = await this.lookup(vkey);
     if (variant === undefined) return undefined;
-    const response = httpValueOf(variant.entry);
+    const response = this.valueOfHit(vkey, variant);
     if (response instanceof PreparedResponse) return { entry: variant.entry, response, tier: variant.tier };
     this.cache.store.discard(vkey);
     return undefined;
+  }
+
+  /**
+   * The HTTP value of a hit. An entry read from L2 went into L1 charged an
+   * estimate from its bytes; decoded, it is charged again at what it holds.
+   */
+  private valueOfHit(key: string, hit: { entry: StoredEntry; tier: Tier }): HttpEntryValue | undefined {
+    const value = httpValueOf(hit.entry);
+    if (hit.tier === 'L2' && value !== undefined) this.cache.store.l1?.recharge(key, hit.entry);
+    return value;
   }
 
   private lookup(key: string): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
