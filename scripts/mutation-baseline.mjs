@@ -23,6 +23,8 @@
 //   file differs from the version the run had, the run's links to its tests
 //   are dropped. A killed mutant whose killing test went that way is tested
 //   again; a surviving one is too, because its covering tests now look new.
+//   A compile error is not: it depends on the code alone, and `npm run mutation`
+//   reuses it while its code is unchanged (scripts/stryker-reuse-compile-errors.mjs).
 // Nothing is reused that Stryker would not reuse from that run on its own.
 import { readFileSync, writeFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -255,7 +257,7 @@ for (const path of args) {
       const dropped = stats.linksDropped;
       const entry = { ...m, location, coveredBy: resolve(m.coveredBy), killedBy: resolve(m.killedBy) };
       // What the next run will test again (a dry run may add to it: new tests).
-      entry.rerun = m.status === 'Killed' ? entry.killedBy.length === 0 : isTested(m) && stats.linksDropped > dropped;
+      entry.rerun = m.status === 'Killed' ? entry.killedBy.length === 0 : m.status !== 'CompileError' && isTested(m) && stats.linksDropped > dropped;
       byKey.set(key, entry);
     });
   }
