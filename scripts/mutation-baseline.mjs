@@ -24,7 +24,8 @@
 //   are dropped. A killed mutant whose killing test went that way is tested
 //   again; a surviving one is too, because its covering tests now look new.
 //   A compile error is not: it depends on the code alone, and `npm run mutation`
-//   reuses it while its code is unchanged (scripts/stryker-reuse-compile-errors.mjs).
+//   reuses it while its code is unchanged (scripts/stryker-incremental-rules.mjs),
+//   and so is a survivor listed in test/mutation/known-survivors.json.
 // Nothing is reused that Stryker would not reuse from that run on its own.
 import { readFileSync, writeFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -32,6 +33,9 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import DiffMatchPatch from 'diff-match-patch';
+import { loadKnownSurvivors, survivorKey } from './mutation-known-survivors.mjs';
+
+const knownSurvivors = loadKnownSurvivors();
 
 const BASELINE = 'test/mutation/baseline.json.gz';
 const REPORTS = 'reports/mutation';
@@ -257,10 +261,16 @@ for (const path of args) {
       const dropped = stats.linksDropped;
       const entry = { ...m, location, coveredBy: resolve(m.coveredBy), killedBy: resolve(m.killedBy) };
       // What the next run will test again (a dry run may add to it: new tests).
-      entry.rerun = m.status === 'Killed' ? entry.killedBy.length === 0 : m.status !== 'CompileError' && isTested(m) && stats.linksDropped > dropped;
+      entry.rerun = m.status === 'Killed' ? entry.killedBy.length === 0 : m.status !== 'CompileError' && !isKnownSurvivor(file, now, m, location) && isTested(m) && stats.linksDropped > dropped;
       byKey.set(key, entry);
     });
   }
+}
+
+function isKnownSurvivor(file, source, m, location) {
+  if (m.status !== 'Survived') return false;
+  const zeroBased = (p) => ({ line: p.line - 1, column: p.column - 1 });
+  return knownSurvivors.has(survivorKey(file, source, zeroBased(location.start), zeroBased(location.end), m.mutatorName, m.replacement));
 }
 
 function isTested(m) {

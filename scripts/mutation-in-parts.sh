@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
   fi
   echo "== $name: $group"
   status=0
-  node --require ./scripts/stryker-mocha12.cjs --import ./scripts/stryker-reuse-compile-errors.mjs node_modules/@stryker-mutator/core/bin/stryker.js run \
+  node --require ./scripts/stryker-mocha12.cjs --import ./scripts/stryker-incremental-rules.mjs node_modules/@stryker-mutator/core/bin/stryker.js run \
     --mutate "$group" --incrementalFile "$parts/$name.incremental.json" || status=$?
   # Kept even when the part was stopped: its figures still count in the summary.
   cp reports/mutation/mutants.ndjson "$parts/$name.ndjson"

@@ -1,0 +1,54 @@
+// Preloaded (`node --import`) into Stryker's main process by `npm run mutation`.
+// Two rules added to what Stryker 9's incremental mode reuses, each for a
+// result that no change of the tests can change (test/MUTATION.md, "Running it"):
+//
+// - A CompileError, while its code is unchanged. Stryker re-tests a mutant
+//   that was not killed whenever a test covering its location is new or
+//   changed; for a compile error that means the TypeScript checker (the
+//   bottleneck of a run on two cores) finds it again, one bisected group at a
+//   time. Whether a mutant type-checks depends on the code, not the tests.
+// - A survivor listed in test/mutation/known-survivors.json (equivalent or
+//   accepted, with the reason), while its code is unchanged. Re-testing one
+//   runs every test that covers it: for the capture's guards, 700 tests.
+//
+// The hook adds one line to Stryker's IncrementalDiffer as node loads it. If
+// the line it anchors on is not there (another Stryker version), it says so
+// and changes nothing: the run is then slower, never wrong.
+import { readFileSync } from 'node:fs';
+import { register } from 'node:module';
+import { relative, sep } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+import { loadKnownSurvivors, survivorKey } from './mutation-known-survivors.mjs';
+
+const DIFFER = '/@stryker-mutator/core/dist/src/mutants/incremental-differ.js';
+const ANCHOR = "if (oldMutant.status === 'Ignored') {";
+const RULES =
+  "if (oldMutant.status === 'CompileError' || (oldMutant.status === 'Survived' && globalThis.__tiercacheKnownSurvivor?.(mutant) === true)) return true; // scripts/stryker-incremental-rules.mjs\n            ";
+
+/** Module hook (runs on node's loader thread): rewrites the differ as it is loaded. */
+export async function load(url, context, nextLoad) {
+  const loaded = await nextLoad(url, context);
+  if (!url.endsWith(DIFFER)) return loaded;
+  const source = typeof loaded.source === 'string' ? loaded.source : Buffer.from(loaded.source).toString('utf8');
+  if (!source.includes(ANCHOR)) {
+    process.stderr.write(`stryker-incremental-rules: ${ANCHOR} not found in ${url}; compile errors and known survivors are tested again\n`);
+    return loaded;
+  }
+  return { ...loaded, source: source.replace(ANCHOR, RULES + ANCHOR) };
+}
+
+if (isMainThread) {
+  const known = loadKnownSurvivors();
+  const sources = new Map();
+  globalThis.__tiercacheKnownSurvivor = (mutant) => {
+    const file = relative(process.cwd(), mutant.fileName).split(sep).join('/');
+    let source = sources.get(file);
+    if (source === undefined) {
+      source = readFileSync(mutant.fileName, 'utf8');
+      sources.set(file, source);
+    }
+    const { start, end } = mutant.location;
+    return known.has(survivorKey(file, source, start, end, mutant.mutatorName, mutant.replacement));
+  };
+  register(import.meta.url);
+}
