@@ -3,6 +3,8 @@
 // testing them again. An entry whose line was edited no longer matches any
 // mutant: harmless to the run, but the list (and its reasons) would then
 // speak of code that is gone. Each entry must still name code that exists.
+// Not part of the mutation run's tests (stryker.config.mjs): there src/ holds
+// Stryker's instrumented code, not the lines the list names.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
