@@ -1,7 +1,8 @@
 // Invalidation by writes never reaches '/' (DESIGN.md section 3): a POST to the
 // root, or a login answered with a redirect to it, would otherwise empty the
 // home page's entries on every instance at every sign-in. Writes elsewhere
-// still invalidate their own path. Express 5 and 4, Koa 3 and 2.
+// still invalidate their own path, by a tag of their own that no tag an app
+// names can equal. Express 5 and 4, Koa 3 and 2.
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
@@ -44,6 +45,27 @@ describe("middleware: writes leave '/' alone", () => {
       assert.equal(afterLogin.headers['cache-status'], HIT_L1, "a redirect to '/' invalidated the root");
       assert.equal(afterLogin.text, home);
       assert.equal(invalidations, 1, 'only the write to /login invalidated anything');
+    });
+
+    it(`${adapter.name}: a write invalidates its path's own tag, not an app's tag spelled like that path`, async () => {
+      const cache = cleanup.track(createCache({ redis: false, ttl: '1m' }));
+      let n = 0;
+      const app = buildApp(adapter, cache, {
+        routes: [
+          { path: '/home', mw: { tags: () => ['/promo'] }, handler: (io) => io.send(`home ${++n}`) },
+          { path: '/promo', mw: {}, handler: (io) => io.send(`promo ${++n}`) },
+          { path: '/promo', method: 'post', mw: {}, handler: (io) => io.send('posted') },
+        ],
+      });
+      const home = (await request(app.target).get('/home')).text;
+      const promo = (await request(app.target).get('/promo')).text;
+      const invalidated = new Promise<void>((resolve) => cache.once('invalidate', () => resolve()));
+      assert.equal((await request(app.target).post('/promo')).status, 200);
+      await invalidated;
+      assert.notEqual((await request(app.target).get('/promo')).text, promo, 'the POST did not invalidate /promo');
+      const after = await request(app.target).get('/home');
+      assert.equal(after.headers['cache-status'], HIT_L1, "the write to /promo invalidated the entry tagged '/promo' by the app");
+      assert.equal(after.text, home);
     });
   }
 });
