@@ -20,4 +20,8 @@ describe('keys: route rule options', () => {
     assertConfigError(() => new RouteTable({ '/x': { query: ['page', ''] } }), "routes['/x'].query", 'an array', /must be an array of non-empty strings/);
     assertConfigError(() => new RouteTable({ '/x': { query: ['page', 7] as never } }), "routes['/x'].query", 'an array', /must be an array of non-empty strings/);
   });
+
+  it('names the element of a vary list that is no header name', () => {
+    assertConfigError(() => new RouteTable({ '/x': { vary: ['accept', 'bad header'] } }), "routes['/x'].vary", 'an array', /must hold HTTP header names; 'bad header' is not one/);
+  });
 });
