@@ -12,7 +12,7 @@ import { parseDictionary, type Member } from './structured-dictionary.js';
 export interface Directives {
   /** Directive name (lower case) to its first argument ('' when it had none). */
   readonly values: ReadonlyMap<string, string>;
-  /** Directives that appeared more than once. */
+  /** Directives that appeared more than once, with another argument than the first. */
   readonly repeated: ReadonlySet<string>;
 }
 
@@ -30,8 +30,11 @@ export function parseDirectives(value: FieldValue): Directives {
     const eq = element.indexOf('=');
     const name = (eq === -1 ? element : element.slice(0, eq)).toLowerCase();
     if (name === '' || /[\s"]/.test(name)) continue;
-    if (values.has(name)) (repeated ??= new Set()).add(name);
-    else values.set(name, eq === -1 ? '' : unquote(element.slice(eq + 1)));
+    const value = eq === -1 ? '' : unquote(element.slice(eq + 1));
+    const first = values.get(name);
+    if (first === undefined) values.set(name, value);
+    // The same directive twice with the same value says nothing new (a framework and a proxy both set it).
+    else if (first !== value) (repeated ??= new Set()).add(name);
   }
   return { values, repeated: repeated ?? NONE.repeated };
 }

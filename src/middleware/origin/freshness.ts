@@ -58,8 +58,8 @@ function httpDate(value: string | number | string[] | undefined): number {
 
 function seconds(d: Directives, name: string): number | undefined {
   const s = deltaSeconds(d, name);
-  // A repeated lifetime directive: the first counts (§4.2.1), unless they disagree, then it is stale.
-  if (s !== undefined && d.repeated.has(name)) return Number.NaN;
+  // A lifetime directive repeated with another value: §4.2.1 allows the first or stale; stale is the safer.
+  if (d.repeated.has(name)) return Number.NaN;
   return s;
 }
 
