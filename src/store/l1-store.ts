@@ -208,10 +208,12 @@ export class L1Store {
   }
 
   /** Evicts least recently used entries (never `keep`) until both bounds hold. */
+  /** Evicts from the least recently used end, passing over `keep` (a recharged entry may be the oldest). */
   private evictBeyondBounds(keep: L1Slot): void {
     while (this.size > this.maxBytes || this.slots.size > this.maxEntries) {
-      const victim = this.oldest;
-      if (victim === undefined || victim === keep) return;
+      let victim = this.oldest;
+      if (victim === keep) victim = keep.next;
+      if (victim === undefined) return;
       this.remove(victim);
       this.evictions++;
     }
