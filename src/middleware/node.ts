@@ -48,7 +48,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(headers[name])]);
   const key = buildRequestKey({ namespace: cache.prefix, method, url, vary, queryAllow: rule?.query });
   const store = cache.store;
-  let entry = store.lookupL1(key, false);
+  // Nothing counted yet: the request may still go to the app, whose middleware counts what it finds.
+  let entry = store.lookupL1(key, false, undefined, false);
   if (entry === undefined || entry === UNDECIDED) return undefined;
   let value = httpValueOf(entry);
   let usedKey = key;
@@ -56,7 +57,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
     // Stryker disable next-line ConditionalExpression,BooleanLiteral: a shortcut: the variant a private manifest names is private too, and refused below
     if (!value.isPublic) return undefined;
     usedKey = variantKey(key, value.headers.map((n): [string, string | undefined] => [n, normalizedHeaderValue(headers[n])]));
-    entry = store.lookupL1(usedKey, false);
+    entry = store.lookupL1(usedKey, false, undefined, false);
     if (entry === undefined || entry === UNDECIDED) return undefined;
     value = httpValueOf(entry);
   }
@@ -87,6 +88,7 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
         // never let the front door fail a request: hit stays undefined and the app answers it
       }
       if (hit !== undefined) {
+        cache.store.noteL1Hit();
         // Stryker disable next-line ConditionalExpression: a shortcut: emit() with no listener does nothing
         if (cache.hitListened) cache.emit('hit', { key: hit.key, tier: 'L1', route: frontRoute(cache, req), stale: false, front: true });
         replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);

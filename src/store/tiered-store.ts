@@ -88,13 +88,13 @@ export class TieredStore {
    * UNDECIDED when the entry's versions must be checked in Redis (then call get()).
    * `memo` lets a caller that reads the key often skip L1's Map lookup (see SlotMemo).
    */
-  lookupL1(key: string, countMiss = true, memo?: SlotMemo): StoredEntry | undefined | typeof UNDECIDED {
+  lookupL1(key: string, countMiss = true, memo?: SlotMemo, countHit = true): StoredEntry | undefined | typeof UNDECIDED {
     if (this.l1 === undefined) return undefined;
     const entry = this.l1.get(key, memo);
     if (entry !== undefined) {
       const validity = this.versions.check(entry);
       if (validity === Validity.Valid) {
-        this.l1Hits++;
+        if (countHit) this.l1Hits++;
         return entry;
       }
       // Stryker disable next-line ConditionalExpression: UNDECIDED for an invalid entry only sends the caller to get(), whose check in Redis finds it invalid
@@ -103,6 +103,11 @@ export class TieredStore {
     }
     if (countMiss) this.l1Misses++;
     return undefined;
+  }
+
+  /** Counts an L1 hit found with lookupL1(key, false, undefined, false) once it is served (the front door may pass it on). */
+  noteL1Hit(): void {
+    this.l1Hits++;
   }
 
   /** Counts an L1 miss that the caller found with lookupL1(key, false) before asking L2 itself. */

@@ -1,0 +1,35 @@
+// Why these tests exist: hasAccessToken reads a name leniently where it is
+// not valid UTF-8 (valid escapes of ASCII characters decoded, '+' a space), and
+// skips the work only for a query holding neither 'access_token' nor '%'.
+// Mutation testing found each of these untested: an escape at the name's
+// second character, an escaped name whose bracket part is not UTF-8 (qs with
+// charset 'iso-8859-1', which an app may set as its query parser, reads it as
+// access_token), and a '+' in such a name.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { hasAccessToken } from '../../../src/keys/index.js';
+import { QUERY_PARSERS } from '../../support/query-parsers.js';
+
+// qs as Express ships it (a dependency of express).
+const requireFromExpress = createRequire(createRequire(import.meta.url).resolve('express'));
+const qs = requireFromExpress('qs') as { parse(query: string, options: { charset: string }): Record<string, unknown> };
+
+describe('keys: hasAccessToken, spellings of the name', () => {
+  it("finds a%63cess_token, an escape at the name's second character", () => {
+    for (const { name, parse } of QUERY_PARSERS) assert.equal((parse('a%63cess_token=x') as Record<string, unknown>).access_token, 'x', name);
+    assert.equal(hasAccessToken('a%63cess_token=x'), true);
+    assert.equal(hasAccessToken('page=1&a%63cess_token=x'), true);
+  });
+
+  it('finds access%5Ftoken[%FF], an escaped name whose bracket part is not UTF-8 (qs with charset iso-8859-1 reads it as access_token)', () => {
+    assert.deepEqual(qs.parse('access%5Ftoken[%FF]=x', { charset: 'iso-8859-1' }), { access_token: { '\u00ff': 'x' } });
+    assert.equal(hasAccessToken('access%5Ftoken[%FF]=x'), true);
+    assert.equal(hasAccessToken('access%5Ftoken%5B%FF%5D=x'), true);
+  });
+
+  it("reads '+' as a space there too: access+_token[%FF] is no access_token", () => {
+    for (const { name, parse } of QUERY_PARSERS) assert.equal((parse('access+_token[%FF]=x') as Record<string, unknown>).access_token, undefined, name);
+    assert.equal(qs.parse('access+_token[%FF]=x', { charset: 'iso-8859-1' }).access_token, undefined);
+    assert.equal(hasAccessToken('access+_token[%FF]=x'), false);
+  });
+});
