@@ -30,7 +30,7 @@ export interface FrontOptions {
 }
 
 /** The fresh public entry L1 holds for this request, if any (no I/O). */
-function publicHit(cache: TierCache, req: IncomingMessage, now: number): { response: PreparedResponse; entry: StoredEntry; key: string } | undefined {
+function publicHit(cache: TierCache, req: IncomingMessage, now: number): { response: PreparedResponse; entry: StoredEntry; key: string; lookups: number } | undefined {
   const method = req.method;
   if (method !== 'GET' && method !== 'HEAD') return undefined;
   const headers = req.headers;
@@ -64,7 +64,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (!(value instanceof PreparedResponse) || !value.isPublic || entry.freshUntil <= now) return undefined;
   // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma, Range) is the middleware's to decide.
   if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined || headers.range !== undefined)) return undefined;
-  return { response: value, entry, key: usedKey };
+  // Two lookups for a varied entry (its manifest, then the variant), counted as the middleware counts them.
+  return { response: value, entry, key: usedKey, lookups: usedKey === key ? 1 : 2 };
 }
 
 /**
@@ -88,7 +89,7 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
         // never let the front door fail a request: hit stays undefined and the app answers it
       }
       if (hit !== undefined) {
-        cache.store.noteL1Hit();
+        cache.store.noteL1Hits(hit.lookups);
         // Stryker disable next-line ConditionalExpression: a shortcut: emit() with no listener does nothing
         if (cache.hitListened) cache.emit('hit', { key: hit.key, tier: 'L1', route: frontRoute(cache, req), stale: false, front: true });
         replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);

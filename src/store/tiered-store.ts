@@ -105,9 +105,9 @@ export class TieredStore {
     return undefined;
   }
 
-  /** Counts an L1 hit found with lookupL1(key, false, undefined, false) once it is served (the front door may pass it on). */
-  noteL1Hit(): void {
-    this.l1Hits++;
+  /** Counts L1 hits found with lookupL1(key, false, undefined, false) once they are served (the front door may pass them on). */
+  noteL1Hits(lookups: number): void {
+    this.l1Hits += lookups;
   }
 
   /** Counts an L1 miss that the caller found with lookupL1(key, false) before asking L2 itself. */
