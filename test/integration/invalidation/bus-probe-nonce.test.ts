@@ -72,7 +72,7 @@ describe('the invalidation bus: probes are told apart by their nonce (standalone
 
       // The control: the probe it waits for, heard the same way, does (a probe is due every 100 ms: one
       // sent while this one was on its way replaces it, so try again, well before the bus subscribes again).
-      for (let i = 0; i < 3 && bus.health !== 'ok'; i++) await deliver({ i: bus.instanceId, s: 0, h: bus.probe });
+      for (let i = 0; i < 3 && (bus.health as string) !== 'ok'; i++) await deliver({ i: bus.instanceId, s: 0, h: bus.probe });
       assert.equal(bus.health, 'ok', 'the probe the bus waits for did not make it trust its subscription');
       assert.ok(bus.probes < RESUBSCRIBE_EVERY, `trusted only after subscribing again (${bus.probes} probes)`);
       assert.equal(trusted(cache), true);
