@@ -50,7 +50,6 @@ interface Snapshot {
 }
 
 interface ActiveFill {
-  readonly owner: object;
   standDown(): void;
 }
 
@@ -74,7 +73,6 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private snapshot: Snapshot | undefined = undefined;
   /** The request's conditionals, set aside: the fill runs unconditionally, the cache answers them. */
   private readonly conditions: Conditions | undefined;
-  readonly owner: object;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -86,7 +84,6 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly createdAt: number,
     private readonly fill: FillState,
   ) {
-    this.owner = http;
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
       delete req.headers['if-none-match'];
@@ -507,9 +504,11 @@ export class HttpCache<R> {
       c = { ...c, url };
     }
     const req = c.req;
-    // A middleware further in (per route) decides for this request: one mounted further out stands down.
+    // A middleware further in (per route) decides for this request: one mounted further out stands down,
+    // also when it is this same middleware mounted twice (app-wide and on the route): its own first
+    // capture would otherwise hold a fill that this pass then waits on until COALESCE_WAIT_MS.
     const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
-    if (outer !== undefined && outer.owner !== this) outer.standDown();
+    if (outer !== undefined) outer.standDown();
     const method = req.method;
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
       this.invalidateAfterWrite(c);
