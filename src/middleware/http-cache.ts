@@ -29,6 +29,7 @@ import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedH
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields } from './origin/revalidation.js';
+import { CDN_CACHE_CONTROL, SURROGATE_CONTROL, TIERCACHE_CACHE_CONTROL } from './origin/directives.js';
 import { HttpEvents } from '../observe/http-events.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
@@ -51,6 +52,14 @@ interface Snapshot {
 
 interface ActiveFill {
   standDown(): void;
+}
+
+/** Origin mode reads a response's lifetime from these too (RFC 9111 §4.2.1, RFC 9213): a hook that changes one late is judged again. */
+const LATE_LIFETIME_FIELDS = ['expires', TIERCACHE_CACHE_CONTROL, CDN_CACHE_CONTROL, SURROGATE_CONTROL] as const;
+
+function lifetimeFieldsChanged(r: ServerResponse, before: OutgoingHttpHeaders): boolean {
+  for (const name of LATE_LIFETIME_FIELDS) if (r.getHeader(name) !== before[name]) return true;
+  return false;
 }
 
 /**
@@ -169,7 +178,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const snapshot = this.snapshot;
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
     const before = snapshot.headers;
-    if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary) return;
+    if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
     if (typeof reason === 'string') this.drop(r, reason);
   }
