@@ -725,7 +725,10 @@ export class HttpCache<R> {
     const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, lockedKey: key };
     this.flights.set(key, flight);
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
-    res.once('close', () => flight.settle(undefined));
+    // Not once its store is under way (a revalidation's refresh stores after its answer went out): the store settles it.
+    res.once('close', () => {
+      if (!state.storing) flight.settle(undefined);
+    });
     flight.onSettle = () => {
       state.ended = true;
       if (this.flights.get(key) === flight) this.flights.delete(key);
