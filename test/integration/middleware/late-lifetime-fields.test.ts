@@ -28,7 +28,7 @@ describe('middleware: a lifetime field set by a writeHead hook after the cache l
       res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
         this.setHeader(name, value);
         return (original as (...a: unknown[]) => ServerResponse).apply(this, args);
-      } as ServerResponse['writeHead'];
+      } as unknown as typeof res.writeHead;
       next();
     });
     app.get('/t', expressCache(cache, { freshness: 'origin' }), (_req, res) => void (runs++, res.set('Cache-Control', 'max-age=60').send('t')));
