@@ -1,6 +1,7 @@
 // Preloaded (`node --import`) into Stryker's main process by `npm run mutation`.
-// Two rules added to what Stryker 9's incremental mode reuses, each for a
-// result that no change of the tests can change (test/MUTATION.md, "Running it"):
+// Three rules added to what Stryker 9's incremental mode reuses
+// (test/MUTATION.md, "Running it"); the first two for results that no change
+// of the tests can change:
 //
 // - A CompileError, while its code is unchanged. Stryker re-tests a mutant
 //   that was not killed whenever a test covering its location is new or
@@ -16,11 +17,11 @@
 //   the last dry run. With real servers, timers and sockets, which tests reach
 //   a line varies between dry runs: of the 5,904 results a run on 2026-12-03
 //   reused, 946 had a covering set that differed from the last run's by tests
-//   that were neither new nor changed. Not re-testing them can only miss a
-//   kill (the score errs low), never invent one. Killed mutants keep
-//   Stryker's rule.
+//   that were neither new nor changed. Not re-testing a survivor can only
+//   miss a kill (the score errs low); a timeout keeps the result of the tests
+//   that timed out before. Killed mutants keep Stryker's rule.
 //
-// The hook adds one line to Stryker's IncrementalDiffer as node loads it. If
+// The hook adds two lines to Stryker's IncrementalDiffer as node loads it. If
 // the line it anchors on is not there (another Stryker version), it says so
 // and changes nothing: the run is then slower, never wrong.
 import { readFileSync } from 'node:fs';
