@@ -1,0 +1,68 @@
+// A fresh entry in Redis that is no HTTP answer the middleware can use (a
+// foreign or damaged head) under a request's key: the fill that follows drops
+// it from Redis even when it stores nothing itself, holds the fill lock while
+// its handler runs (like any other miss, so other instances wait on it rather
+// than run their handlers too), and counts one L2 lookup for the request, not
+// a hit and a miss. Express 5, one redis-server.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import type { TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { EntryKind } from '../../../src/store/entry.js';
+import { encodeEntry } from '../../../src/store/entry-codec.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { eventually } from '../../support/eventually.js';
+
+describe('middleware: a fill over a foreign L2 entry', function () {
+  const ctx = useRedisCaches({ prefix: 'foreign' });
+
+  /** Plants, under the key of GET `path`, a fresh entry whose head no HTTP answer has (status 1000). */
+  async function plantForeign(cache: TierCache, path: string): Promise<string> {
+    const key = cache.keyFor({ method: 'GET', url: path, headers: {} });
+    const epoch = Number(await ctx.admin.get(`{${cache.prefix}}:epoch`));
+    assert.ok(Number.isFinite(epoch) && epoch > 0, `no epoch in Redis: ${epoch}`);
+    const now = Date.now();
+    const entry = encodeEntry({
+      kind: EntryKind.Http,
+      createdAt: now,
+      freshUntil: now + 60_000,
+      staleUntil: now + 60_000,
+      epoch,
+      tags: [],
+      versions: [],
+      head: Buffer.from(JSON.stringify({ s: 1000, h: [] })),
+      body: Buffer.from('foreign'),
+    });
+    await ctx.admin.set(key, entry, 'PX', 60_000);
+    return key;
+  }
+
+  it('drops the foreign entry from Redis although the handler answers 500 (nothing stored), and holds the fill lock while the handler runs', async () => {
+    const cache = await ctx.open({ ttl: '1m' });
+    const key = await plantForeign(cache, '/doc');
+    let lockHeld: number | undefined;
+    const app = express();
+    app.get('/doc', expressCache(cache), async (_req, res) => {
+      lockHeld = await ctx.admin.exists(`{${key}}:lock`);
+      res.status(500).send('upstream failed');
+    });
+    const r = await request(app).get('/doc');
+    assert.equal(r.status, 500);
+    assert.equal(r.text, 'upstream failed');
+    assert.equal(lockHeld, 1, 'the fill lock was not held while the handler ran');
+    await eventually(async () => (await ctx.admin.exists(key)) === 0, 'the foreign entry is gone from Redis');
+    await eventually(async () => (await ctx.admin.exists(`{${key}}:lock`)) === 0, 'the lock is released after the fill');
+  });
+
+  it('counts one L2 lookup for the request that found the foreign entry (a hit of the store, never also a miss)', async () => {
+    const cache = await ctx.open({ ttl: '1m' });
+    await plantForeign(cache, '/doc');
+    const app = express();
+    app.get('/doc', expressCache(cache), (_req, res) => void res.send('fresh'));
+    const r = await request(app).get('/doc');
+    assert.equal(r.text, 'fresh');
+    const { hits, misses } = cache.stats().l2;
+    assert.equal(hits + misses, 1, `one request, one L2 lookup: ${hits} hits, ${misses} misses`);
+  });
+});

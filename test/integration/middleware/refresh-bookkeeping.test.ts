@@ -1,0 +1,108 @@
+// Background refreshes for stale-while-revalidate, one key at a time: while a
+// refresh of a key is under way (even before it reaches the cache middleware)
+// a stale answer starts no second one; once it ended, the next time the entry
+// goes stale it is refreshed again; a refresh that never ends is reported as
+// an 'error' event (where: 'refresh') once its time is up. Express 5, L1 only.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import { createCache, type ErrorEvent } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { eventually } from '../../support/eventually.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const STALE = /^tiercache; hit; ttl=-\d+; detail=L1$/;
+const FRESH = 'tiercache; hit; detail=L1';
+/** The refresh time limit of src/middleware/refresh.ts (REFRESH_TIMEOUT_MS). */
+const REFRESH_TIMEOUT_MS = 60_000;
+
+describe('middleware: background refresh bookkeeping', function () {
+  const { track } = useCleanup();
+
+  /** GET /s (TTL 100 ms, stale-while-revalidate 10 s) answers `run N`; `before` runs ahead of the cache. */
+  function app(before?: express.RequestHandler, handler?: (n: number, res: express.Response) => void) {
+    const cache = track(createCache({ redis: false }));
+    const state = { runs: 0 };
+    const a = express();
+    if (before !== undefined) a.use(before);
+    a.get('/s', expressCache(cache, { ttl: 100, staleWhileRevalidate: '10s' }), (_req, res) => {
+      const n = ++state.runs;
+      if (handler !== undefined) handler(n, res);
+      else res.send(`run ${n}`);
+    });
+    return { cache, app: a, state };
+  }
+
+  it('a stale answer while a refresh of the key has not yet reached the cache starts no second refresh', async () => {
+    let refreshes = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { app: a, state } = app(async (req, _res, next) => {
+      if (req.headers['x-tiercache-refresh'] !== undefined) {
+        refreshes++;
+        await held;
+      }
+      next();
+    });
+    assert.equal((await request(a).get('/s')).text, 'run 1');
+    await sleep(150);
+    const first = await request(a).get('/s');
+    assert.match(String(first.headers['cache-status']), STALE);
+    await eventually(() => refreshes === 1, 'the first stale answer started a refresh');
+    const second = await request(a).get('/s');
+    assert.match(String(second.headers['cache-status']), STALE);
+    assert.equal(second.text, 'run 1');
+    await sleep(20);
+    assert.equal(refreshes, 1, 'a second refresh started while the first was under way');
+    release();
+    await eventually(async () => (await request(a).get('/s')).headers['cache-status'] === FRESH, 'the refresh stored its answer');
+    assert.equal(state.runs, 2);
+    assert.equal(refreshes, 1);
+  });
+
+  it('an entry refreshed once is refreshed again the next time it goes stale', async () => {
+    const { app: a, state } = app();
+    assert.equal((await request(a).get('/s')).text, 'run 1');
+    for (const run of [2, 3]) {
+      await sleep(150);
+      const stale = await request(a).get('/s');
+      assert.match(String(stale.headers['cache-status']), STALE, `before run ${run}`);
+      await eventually(async () => {
+        const r = await request(a).get('/s');
+        return r.headers['cache-status'] === FRESH && r.text === `run ${run}`;
+      }, `the refresh stored run ${run}`);
+    }
+    assert.equal(state.runs, 3);
+  });
+
+  it("a refresh that outlives its time limit is reported as an 'error' event (where: 'refresh')", async () => {
+    let answer: (() => void) | undefined;
+    const { cache, app: a } = app(undefined, (n, res) => {
+      if (n === 1) res.send('run 1');
+      else answer = () => res.send(`run ${n}`); // the refresh: no answer until the test says so
+    });
+    const errors: ErrorEvent[] = [];
+    cache.on('error', (e) => errors.push(e));
+    assert.equal((await request(a).get('/s')).text, 'run 1');
+    await sleep(150);
+    // The refresh's time limit, cut short: timers of exactly that length fire after 100 ms while the stale request runs.
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+      realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
+    let stale;
+    try {
+      stale = await request(a).get('/s');
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    assert.match(String(stale.headers['cache-status']), STALE);
+    try {
+      await eventually(() => errors.length > 0, 'an error event for the refresh that never ended');
+      assert.equal(errors[0]!.where, 'refresh');
+      assert.match(errors[0]!.err.message, /background refresh of \/s took over/);
+    } finally {
+      answer?.();
+    }
+  });
+});
