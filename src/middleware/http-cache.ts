@@ -117,7 +117,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
       const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
       if (plan.origin === undefined || coarseNow() < stale.entry.freshUntil + window) {
-        flight.settle({ stale, until: stale.entry.freshUntil + window });
+        flight.settle(staleOutcome(stale, stale.entry.freshUntil + window, this.req));
         return this.http.staleInstead(this.req, plan, stale);
       }
     }
@@ -324,6 +324,19 @@ interface FillOutcome {
 interface StaleOutcome {
   readonly stale: Found;
   readonly until: number;
+  /** The stale answer's Vary names and the values the filling request had for them: a waiter that differs gets its own answer. */
+  readonly varyOn: readonly string[];
+  readonly varyValues: ReadonlyArray<string | undefined>;
+}
+
+/** `stale`, given to the fill's waiters until `until`, when they send what `req` sent for its Vary names. */
+function staleOutcome(stale: Found, until: number, req: IncomingMessage): StaleOutcome {
+  const fields = stale.response.headers.fields();
+  const vary: string[] = [];
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'vary') vary.push(fields[i + 1]!);
+  // A stored answer never says Vary: * (storeStamped stores none).
+  const varyOn = varyOf({ vary: vary.join(', ') }) as string[];
+  return { stale, until, varyOn, varyValues: varyOn.map((n) => normalizedHeaderValue(req.headers[n])) };
 }
 
 /** What the first round trip of a fill found and took (see HttpCache.startFill). */
@@ -671,7 +684,7 @@ export class HttpCache<R> {
     const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app) : undefined;
     if (dispatch === undefined) return false;
     // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
-    begun?.flight.settle({ stale: found, until: entry.freshUntil + window });
+    begun?.flight.settle(staleOutcome(found, entry.freshUntil + window, c.req));
     this.serveStale(c, plan, found, now);
     this.revalidate(c, plan.key, dispatch);
     return true;
@@ -965,7 +978,7 @@ export class HttpCache<R> {
     if ('stale' in outcome) {
       const { entry, response, tier } = outcome.stale;
       const now = coarseNow();
-      if (now >= outcome.until) return false;
+      if (now >= outcome.until || !this.reusable(outcome, req)) return false;
       this.events.stale(plan, tier);
       replay(req, res, response, entry.createdAt, now, this.status(staleHit(tier, (now - entry.freshUntil) / 1000)));
       return true;
@@ -1087,7 +1100,7 @@ export class HttpCache<R> {
   }
 
   /** Whether a waiter may be answered with what another request's fill stored. */
-  private reusable(outcome: FillOutcome, req: IncomingMessage): boolean {
+  private reusable(outcome: FillOutcome | StaleOutcome, req: IncomingMessage): boolean {
     if (outcome.varyOn.length === 0) return true;
     for (let i = 0; i < outcome.varyOn.length; i++) {
       if (normalizedHeaderValue(req.headers[outcome.varyOn[i]!]) !== outcome.varyValues[i]) return false;

@@ -1,0 +1,49 @@
+// Why this exists: a request that waits on another's fill of the same key may
+// be answered with what that fill produced only if the answer fits it: a
+// stored answer is checked against the waiter's Vary headers (reusable()), but
+// a stale answer handed to the waiters (stale-if-error, stale-while-revalidate)
+// was replayed to every waiter, so a French request got the English variant.
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import express from 'express';
+import { createCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { useCleanup } from '../../support/cache-context.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+let counter = 0;
+
+describe('middleware: a stale answer given to waiters fits their Vary headers', () => {
+  const cleanup = useCleanup();
+
+  it('stale-if-error: a waiter for another variant runs the handler, it is not sent the stale variant of the failing fill', async () => {
+    const cache = cleanup.track(createCache({ namespace: `stale-waiter-vary-${process.pid}-${++counter}`, redis: false }));
+    let failing = false;
+    let entered: () => void = () => {};
+    const app = express();
+    app.get('/greeting', expressCache(cache, { ttl: 100, staleIfError: '1m' }), async (req, res) => {
+      const lang = String(req.headers['accept-language']);
+      res.set('Vary', 'Accept-Language');
+      if (failing && lang === 'en') {
+        entered();
+        await sleep(300);
+        res.status(500).send('down');
+        return;
+      }
+      res.send(`hello in ${lang}`);
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/greeting').set('Accept-Language', 'en')).text, 'hello in en');
+    await sleep(150);
+    failing = true;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const en = request(server).get('/greeting').set('Accept-Language', 'en');
+    const enDone = en.then((r) => r);
+    await inHandler;
+    const fr = await request(server).get('/greeting').set('Accept-Language', 'fr');
+    const enAnswer = await enDone;
+    assert.equal(enAnswer.text, 'hello in en');
+    assert.match(String(enAnswer.headers['cache-status']), /hit; ttl=-/);
+    assert.equal(fr.text, 'hello in fr', `fr got ${fr.text} (${String(fr.headers['cache-status'])})`);
+  });
+});
