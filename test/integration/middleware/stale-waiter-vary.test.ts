@@ -8,16 +8,16 @@ import request from 'supertest';
 import express from 'express';
 import { createCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
-import { useCleanup } from '../../support/cache-context.js';
+import { useRedisCaches } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 let counter = 0;
 
 describe('middleware: a stale answer given to waiters fits their Vary headers', () => {
-  const cleanup = useCleanup();
+  const cleanup = useRedisCaches({ prefix: 'stale-waiter-vary' });
 
   it('stale-if-error: a waiter for another variant runs the handler, it is not sent the stale variant of the failing fill', async () => {
-    const cache = cleanup.track(createCache({ namespace: `stale-waiter-vary-${process.pid}-${++counter}`, redis: false }));
+    const cache = cleanup.track(createCache({ namespace: `${cleanup.ns}-${++counter}`, redis: false }));
     let failing = false;
     let entered: () => void = () => {};
     const app = express();
@@ -45,5 +45,30 @@ describe('middleware: a stale answer given to waiters fits their Vary headers', 
     assert.equal(enAnswer.text, 'hello in en');
     assert.match(String(enAnswer.headers['cache-status']), /hit; ttl=-/);
     assert.equal(fr.text, 'hello in fr', `fr got ${fr.text} (${String(fr.headers['cache-status'])})`);
+  });
+
+  it('stale-while-revalidate with Redis: a waiter for another variant runs the handler, it is not sent the stale variant', async () => {
+    // Redis is paused while the first request (en, stale) looks its variant up, so that the second (fr)
+    // looks up its own (missing) variant meanwhile and waits on the first one's fill.
+    const cache = await cleanup.open({ namespace: cleanup.ns, l2: { commandTimeout: '5s' } });
+    let runs = 0;
+    const app = express();
+    app.get('/greeting', expressCache(cache, { ttl: 100, staleWhileRevalidate: '1m' }), (req, res) => {
+      runs++;
+      res.set('Vary', 'Accept-Language');
+      res.send(`hello in ${String(req.headers['accept-language'])}`);
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/greeting').set('Accept-Language', 'en')).text, 'hello in en');
+    await sleep(150);
+    await cleanup.admin.call('CLIENT', 'PAUSE', '300');
+    const en = request(server).get('/greeting').set('Accept-Language', 'en').then((r) => r);
+    await sleep(100);
+    const fr = request(server).get('/greeting').set('Accept-Language', 'fr').then((r) => r);
+    const [enAnswer, frAnswer] = await Promise.all([en, fr]);
+    assert.equal(enAnswer.text, 'hello in en');
+    assert.match(String(enAnswer.headers['cache-status']), /hit; ttl=-/);
+    assert.equal(frAnswer.text, 'hello in fr', `fr got ${frAnswer.text} (${String(frAnswer.headers['cache-status'])})`);
+    for (let i = 0; i < 200 && runs < 3; i++) await sleep(10); // the background refresh of en
   });
 });
