@@ -60,11 +60,13 @@ describe('failover under load: a 3-master Cluster with replicas, two app process
     const onVictim = async (slot: number) => (await masterOf(first, slot)) === victimPort;
     // A hot URL and a URL to invalidate before the kill, each with its entry (and the latter its tag counter) on the victim.
     const pick = async (prefix: string, counterToo: boolean): Promise<string> => {
-      for (let i = 0; ; i++) {
+      // Each try lands on the victim about one time in three (one in nine with its counter too).
+      for (let i = 0; i < 300; i++) {
         if (counterToo && !(await onVictim(keySlot(`${ns}:v:{movie:${prefix}${i}}`)))) continue;
         const reply = await a.get(`/api/movies/${prefix}${i}`);
         if (await onVictim(keySlot(reply.json.key))) return `/api/movies/${prefix}${i}`;
       }
+      throw new Error(`no ${prefix} URL of 300 has its entry on the victim (port ${victimPort})`);
     };
     const victim = cluster.servers.find((s) => s.port === victimPort)!;
     const survivor = admin(cluster.nodes.find((n) => n.port !== victimPort)!.port);

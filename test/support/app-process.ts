@@ -120,8 +120,12 @@ export function startApp(name: string, env: Record<string, string>): Promise<App
   });
 }
 
+/** A request to an app process that takes longer than this fails, naming it, instead of hanging its test until mocha's limit. */
+const REQUEST_LIMIT_MS = 15_000;
+
 function appHandle(name: string, child: ChildProcess, port: number, stderr: () => string): AppProcess {
   const base = `http://127.0.0.1:${port}`;
+  const limit = () => AbortSignal.timeout(REQUEST_LIMIT_MS);
   return {
     name,
     child,
@@ -129,18 +133,18 @@ function appHandle(name: string, child: ChildProcess, port: number, stderr: () =
     port,
     stderr,
     async get(url, headers = {}) {
-      const res = await fetch(base + url, { headers });
+      const res = await fetch(base + url, { headers, signal: limit() });
       const body = await res.text();
       assert.equal(res.status, 200, `${name} GET ${url}: status ${res.status}: ${body}`);
       return { status: res.status, body, cacheStatus: res.headers.get('cache-status'), json: JSON.parse(body) as Reply['json'] };
     },
     async invalidate(query) {
-      const res = await fetch(`${base}/admin/invalidate?${new URLSearchParams(query)}`, { method: 'POST' });
+      const res = await fetch(`${base}/admin/invalidate?${new URLSearchParams(query)}`, { method: 'POST', signal: limit() });
       const body = await res.text();
       assert.equal(res.status, 204, `${name} POST /admin/invalidate?${new URLSearchParams(query)}: ${res.status} ${body}`);
     },
     async health() {
-      const res = await fetch(`${base}/admin/health`);
+      const res = await fetch(`${base}/admin/health`, { signal: limit() });
       return (await res.json()) as Awaited<ReturnType<AppProcess['health']>>;
     },
   };
