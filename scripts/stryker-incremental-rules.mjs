@@ -11,15 +11,18 @@
 // - A survivor listed in test/mutation/known-survivors.json (equivalent or
 //   accepted, with the reason), while its code is unchanged. Re-testing one
 //   runs every test that covers it: for the capture's guards, 700 tests.
-// - A survivor or timeout whose covering tests all existed, unchanged, in the
-//   last run. Stryker's documented rule re-tests a survivor when "a test was
-//   added"; its code re-tests it when any test covers it now that did not in
-//   the last dry run. With real servers, timers and sockets, which tests reach
-//   a line varies between dry runs: of the 5,904 results a run on 2026-12-03
-//   reused, 946 had a covering set that differed from the last run's by tests
-//   that were neither new nor changed. Not re-testing a survivor can only
-//   miss a kill (the score errs low); a timeout keeps the result of the tests
-//   that timed out before. Killed mutants keep Stryker's rule.
+// - A timeout whose covering tests all existed, unchanged, in the last run.
+//   With real servers, timers and sockets, which tests reach a line varies
+//   between dry runs, and Stryker re-tests a result whenever a test covers it
+//   that did not before; for a timeout that costs the whole timeout again.
+//   A timeout counts as detected, and more tests can only detect it again.
+//
+// Survivors (not listed) keep Stryker's rule: re-tested whenever a test covers
+// them that did not cover them when they were tested. An earlier version
+// reused them on the timeout's terms, and that was wrong: a kept result can
+// be older than the last run, so a test added in between never ran against
+// it, and Stryker's reuse then wrote the new covering set into the result,
+// hiding that from every later run (test/MUTATION.md, "Fifteenth run").
 //
 // The hook adds two lines to Stryker's IncrementalDiffer as node loads it. If
 // the line it anchors on is not there (another Stryker version), it says so
@@ -34,7 +37,7 @@ const DIFFER = '/@stryker-mutator/core/dist/src/mutants/incremental-differ.js';
 const ANCHOR = "if (oldMutant.status === 'Ignored') {";
 const RULES =
   "if (oldMutant.status === 'CompileError' || (oldMutant.status === 'Survived' && globalThis.__tiercacheKnownSurvivor?.(mutant) === true)) return true; // scripts/stryker-incremental-rules.mjs\n            " +
-  "if ((oldMutant.status === 'Survived' || oldMutant.status === 'Timeout') && [...(coveringTests ?? [])].every((t) => oldTestKeys.has(testToIdentifyingKey(t, toRelativeNormalizedFileName(t.fileName))))) return true; // the same\n            ";
+  "if (oldMutant.status === 'Timeout' && [...(coveringTests ?? [])].every((t) => oldTestKeys.has(testToIdentifyingKey(t, toRelativeNormalizedFileName(t.fileName))))) return true; // the same\n            ";
 
 /** Module hook (runs on node's loader thread): rewrites the differ as it is loaded. */
 export async function load(url, context, nextLoad) {

@@ -44,7 +44,6 @@ export function requestBypassReason(headers: IncomingHttpHeaders, method: string
 /** Whether the query of a request target carries `access_token`. */
 export function queryHasAccessToken(target: string): boolean {
   const q = target.indexOf('?');
-  // Stryker disable next-line ConditionalExpression,LogicalOperator,StringLiteral,UnaryOperator: a shortcut for targets that cannot carry the name: hasAccessToken below decides the same
   if (q === -1 || (target.indexOf('access_token', q) === -1 && target.indexOf('%', q) === -1)) return false;
   // What follows a raw '#' is no part of the query the app parses (the key drops it too).
   const hash = target.indexOf('#');
@@ -56,7 +55,6 @@ export function queryHasAccessToken(target: string): boolean {
 /** Whether the request forbids storing its answer (Cache-Control: no-store). */
 export function requestForbidsStore(headers: IncomingHttpHeaders): boolean {
   const cc = headers['cache-control'];
-  // Stryker disable next-line ConditionalExpression,LogicalOperator: a shortcut: no Cache-Control parses to no directives
   return cc !== undefined && parseCacheControl(cc)?.has('no-store') === true;
 }
 

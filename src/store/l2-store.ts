@@ -212,7 +212,6 @@ export class L2Store {
       this.recheck = true;
       return;
     }
-    // Stryker disable next-line ConditionalExpression: a check sent without a ready connection fails at once (no offline queue), and L2 is already down or detached then
     if (this.phase === 'detached' || this.client.status !== 'ready') return;
     this.checking = true;
     try {
