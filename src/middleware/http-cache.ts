@@ -926,8 +926,8 @@ export class HttpCache<R> {
   }
 
   /** L1 (synchronously when it can decide), then L2; follows a Vary manifest to the request's variant. */
-  private async find(key: string, req: IncomingMessage): Promise<Found | undefined> {
-    const first = await this.lookup(key);
+  private async find(key: string, req: IncomingMessage, freshOnly = false): Promise<Found | undefined> {
+    const first = await this.lookup(key, freshOnly);
     if (first === undefined) return undefined;
     const value = this.valueOfHit(key, first);
     if (value instanceof PreparedResponse) return { entry: first.entry, response: value, tier: first.tier };
@@ -936,7 +936,7 @@ export class HttpCache<R> {
       return undefined;
     }
     const vkey = variantKey(key, varyPairs(req.headers, value.headers));
-    const variant = await this.lookup(vkey);
+    const variant = await this.lookup(vkey, freshOnly);
     if (variant === undefined) return undefined;
     const response = this.valueOfHit(vkey, variant);
     if (response instanceof PreparedResponse) return { entry: variant.entry, response, tier: variant.tier };
@@ -954,11 +954,16 @@ export class HttpCache<R> {
     return value;
   }
 
-  private lookup(key: string): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
+  /**
+   * `freshOnly`: an entry L1 holds past its freshness is passed over for L2's.
+   * A request polling for another instance's fill needs that: its own L1
+   * still holds the stale entry the fill replaces, and would hide the new one.
+   */
+  private lookup(key: string, freshOnly = false): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
     const store = this.cache.store;
     const local = store.lookupL1(key);
     if (local === UNDECIDED) return store.get(key);
-    if (local !== undefined) return { entry: local, tier: 'L1' };
+    if (local !== undefined && !(freshOnly && local.freshUntil <= coarseNow())) return { entry: local, tier: 'L1' };
     return store.getL2(key);
   }
 
@@ -1092,7 +1097,7 @@ export class HttpCache<R> {
     const deadline = coarseNow() + lock.ttl;
     for (let round = 1; coarseNow() < deadline && !flight.done; round++) {
       await sleep(REMOTE_FILL_POLL_MS);
-      const found = await this.find(key, req).catch(() => undefined);
+      const found = await this.find(key, req, true).catch(() => undefined);
       if (found !== undefined && found.entry.freshUntil > coarseNow()) return found;
       if (round % 5 === 0 && !(await lock.held(lockedKey))) return undefined;
     }
