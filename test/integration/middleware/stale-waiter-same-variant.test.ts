@@ -9,6 +9,8 @@ import request from 'supertest';
 import express from 'express';
 import { createCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import Koa from 'koa';
 import { useRedisCaches } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -79,5 +81,38 @@ describe('middleware: a stale answer given to waiters of the same variant', () =
     // The filling request came within the window, and table mode decides on arrival: it gets the stale answer.
     assert.equal(firstAnswer.status, 200);
     assert.equal(second.status, 500, `the waiter got ${second.status} ${second.text} (${String(second.headers['cache-status'])})`);
+  });
+
+  it('stale-if-error, Koa: when the handler throws, a waiter gets the stale answer too and runs no handler', async () => {
+    // Written for http-cache.ts runHandler's `!capturing || stale === undefined` (-> true, -> stale !== undefined,
+    // -> capturing): Koa's next() rejects with the handler's error, and the waiters were released with nothing
+    // before Koa's error answer could hand them the stale one.
+    const cache = cleanup.track(createCache({ namespace: `${cleanup.ns}-5`, redis: false }));
+    let failing = false;
+    let failingRuns = 0;
+    let entered: () => void = () => {};
+    const app = new Koa();
+    app.silent = true;
+    app.use(koaCache(cache, { ttl: 100, staleIfError: '1m' }));
+    app.use(async (ctx) => {
+      if (failing) {
+        failingRuns++;
+        entered();
+        await sleep(300);
+        throw new Error('the origin is down');
+      }
+      ctx.body = 'fresh';
+    });
+    const server = await cleanup.serve(app.callback());
+    assert.equal((await request(server).get('/throws')).text, 'fresh');
+    await sleep(150);
+    failing = true;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const first = request(server).get('/throws').then((r) => r);
+    await inHandler;
+    const second = await request(server).get('/throws');
+    assert.equal((await first).text, 'fresh');
+    assert.equal(second.text, 'fresh', `the waiter got ${second.status} ${second.text}`);
+    assert.equal(failingRuns, 1, 'the waiter ran the failing handler itself');
   });
 });
