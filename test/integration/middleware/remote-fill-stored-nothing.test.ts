@@ -1,0 +1,47 @@
+// When the fill another instance holds the lock for stores nothing (its answer
+// was not storable), the instance that waited on it runs the handler itself
+// and stores that answer: the next request there is a hit. Written for
+// http-cache.ts collapseRemote's `!res.destroyed && !flight.done` and its
+// capture block (-> false, -> emptied, ...): the waiting instance then ran the
+// handler uncached, and every later request ran it again.
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import express from 'express';
+import type { TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('middleware: a remote fill that stores nothing', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'remote-fill-nothing' });
+
+  it('the instance that waited on it stores its own answer', async () => {
+    const x = await ctx.open({ namespace: ctx.ns, l2: { lockTimeout: 2_000 } });
+    const y = await ctx.open({ namespace: ctx.ns, l2: { lockTimeout: 2_000 } });
+    let runs = 0;
+    const app = (cache: TierCache) => {
+      const a = express();
+      a.get('/r', expressCache(cache, { ttl: '1m' }), async (_req, res) => {
+        const run = ++runs;
+        if (run === 1) {
+          await sleep(300); // the other instance asks meanwhile, finds the lock taken and waits
+          res.set('Cache-Control', 'no-store');
+        }
+        res.send(`run ${run}`);
+      });
+      return a;
+    };
+    const serverX = await ctx.serve(app(x));
+    const serverY = await ctx.serve(app(y));
+    const first = request(serverX).get('/r').then((r) => r);
+    for (let i = 0; i < 200 && runs < 1; i++) await sleep(5);
+    const waited = await request(serverY).get('/r');
+    assert.equal((await first).text, 'run 1');
+    assert.equal(waited.text, 'run 2');
+    const again = await request(serverY).get('/r');
+    assert.equal(again.text, 'run 2', 'the answer of the instance that waited was not stored');
+    assert.equal(runs, 2);
+  });
+});
