@@ -44,4 +44,32 @@ describe('middleware: a remote fill that stores nothing', function () {
     assert.equal(again.text, 'run 2', 'the answer of the instance that waited was not stored');
     assert.equal(runs, 2);
   });
+
+  it('an instance waiting on a remote fill of a stale entry answers with the new entry, not the stale one', async () => {
+    // Written for http-cache.ts awaitRemoteFill's `found.entry.freshUntil > coarseNow()` (-> true): the poll
+    // answered with the stale entry still in L2 instead of waiting for the one being filled.
+    const x = await ctx.open({ namespace: `${ctx.ns}-2`, l2: { lockTimeout: 2_000 } });
+    const y = await ctx.open({ namespace: `${ctx.ns}-2`, l2: { lockTimeout: 2_000 } });
+    let runs = 0;
+    const app = (cache: TierCache) => {
+      const a = express();
+      a.get('/r', expressCache(cache, { ttl: 1_000, staleIfError: '1m' }), async (_req, res) => {
+        const run = ++runs;
+        if (run === 2) await sleep(300); // the other instance asks meanwhile and waits
+        res.send(`run ${run}`);
+      });
+      return a;
+    };
+    const serverX = await ctx.serve(app(x));
+    const serverY = await ctx.serve(app(y));
+    assert.equal((await request(serverX).get('/r')).text, 'run 1');
+    await sleep(1_100); // stale now, kept for stale-if-error
+    const refill = request(serverX).get('/r').then((r) => r);
+    for (let i = 0; i < 200 && runs < 2; i++) await sleep(5);
+    const waited = await request(serverY).get('/r');
+    assert.equal((await refill).text, 'run 2');
+    assert.equal(waited.text, 'run 2', `the waiting instance answered ${waited.text} (${String(waited.headers['cache-status'])})`);
+    assert.equal(runs, 2);
+  });
 });
+
