@@ -3,7 +3,9 @@
 // and stores that answer: the next request there is a hit. Written for
 // http-cache.ts collapseRemote's `!res.destroyed && !flight.done` and its
 // capture block (-> false, -> emptied, ...): the waiting instance then ran the
-// handler uncached, and every later request ran it again.
+// handler uncached, and every later request ran it again; and for its
+// `if (!capturing) flight.settle(undefined)` (-> true), which sent that
+// instance's own waiters off with nothing.
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import express from 'express';
@@ -37,9 +39,14 @@ describe('middleware: a remote fill that stores nothing', function () {
     const serverY = await ctx.serve(app(y));
     const first = request(serverX).get('/r').then((r) => r);
     for (let i = 0; i < 200 && runs < 1; i++) await sleep(5);
-    const waited = await request(serverY).get('/r');
+    const waitedP = request(serverY).get('/r').then((r) => r);
+    await sleep(50);
+    // A second request on the waiting instance waits on that instance's own fill, and gets its answer.
+    const local = await request(serverY).get('/r');
+    const waited = await waitedP;
     assert.equal((await first).text, 'run 1');
     assert.equal(waited.text, 'run 2');
+    assert.equal(local.text, 'run 2', `the local waiter got ${local.text}`);
     const again = await request(serverY).get('/r');
     assert.equal(again.text, 'run 2', 'the answer of the instance that waited was not stored');
     assert.equal(runs, 2);
