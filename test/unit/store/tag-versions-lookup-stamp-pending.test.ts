@@ -9,19 +9,8 @@
 // invalidation was refused here (check() Invalid, stillCurrent() false). The
 // version source is never asked: stampFrom() takes what the lookup read.
 import assert from 'node:assert/strict';
-import { TagVersions, Validity, type VersionSource } from '../../../src/store/tag-versions.js';
-
-const never = (): never => {
-  throw new Error('stampFrom() asked the version source');
-};
-const neverAsked: VersionSource = {
-  read: async () => never(),
-  bump: async () => never(),
-  bumpEpoch: async () => never(),
-  serverEpoch: async () => never(),
-  counterKey: (tag) => tag,
-  epochKey: 'epoch',
-};
+import { TagVersions, Validity } from '../../../src/store/tag-versions.js';
+import { neverAsked } from '../../support/never-asked-source.js';
 
 const EPOCH = 1_700_000_000_000_000;
 

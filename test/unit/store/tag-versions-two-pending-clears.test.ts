@@ -5,19 +5,8 @@
 // for clears and up for tags would hand the second clear the first one's
 // marker again (tag-versions.ts markPendingClear's `++this.localClock`).
 import assert from 'node:assert/strict';
-import { TagVersions, Validity, type VersionSource } from '../../../src/store/tag-versions.js';
-
-const never = (): never => {
-  throw new Error('the version source was asked');
-};
-const neverAsked: VersionSource = {
-  read: async () => never(),
-  bump: async () => never(),
-  bumpEpoch: async () => never(),
-  serverEpoch: async () => never(),
-  counterKey: (tag) => tag,
-  epochKey: 'epoch',
-};
+import { TagVersions, Validity } from '../../../src/store/tag-versions.js';
+import { neverAsked } from '../../support/never-asked-source.js';
 
 const EPOCH = 1_700_000_000_000_000;
 
