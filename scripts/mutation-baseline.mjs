@@ -257,7 +257,13 @@ for (const path of args) {
       const earlier = byKey.get(key);
       // Parts given as line ranges report the mutants outside their range as
       // well: a tested result wins over one that was not tested.
-      if (earlier && isTested(earlier) && !isTested(m)) return;
+      if (earlier && isTested(earlier) && !isTested(m)) {
+        // A mutant a later run ignored on purpose (a `Stryker disable` comment added since, or
+        // ignoreStatic) keeps its older result here, but Stryker's report counts it as Ignored:
+        // so does the summary below. (Mutants outside a part's line range are not meant.)
+        if (ignoredOnPurpose(file, m)) earlier.ignoredLater = true;
+        return;
+      }
       const dropped = stats.linksDropped;
       const entry = { ...m, location, coveredBy: resolve(m.coveredBy), killedBy: resolve(m.killedBy) };
       // What the next run will test again (a dry run may add to it: new tests).
@@ -271,6 +277,15 @@ function isKnownSurvivor(file, source, m, location) {
   if (m.status !== 'Survived') return false;
   const zeroBased = (p) => ({ line: p.line - 1, column: p.column - 1 });
   return knownSurvivors.has(survivorKey(file, source, zeroBased(location.start), zeroBased(location.end), m.mutatorName, m.replacement));
+}
+
+function ignoredOnPurpose(file, m) {
+  if (m.status !== 'Ignored') return false;
+  if (m.static === true) return true;
+  const reason = m.statusReason;
+  if (typeof reason !== 'string' || reason === '') return false;
+  const source = sourceNow(file);
+  return source.includes('Stryker disable') && (reason === 'Ignored using a comment' || source.includes(reason));
 }
 
 function isTested(m) {
@@ -290,14 +305,18 @@ for (const [file, names] of [...liveTests].sort(([a], [b]) => a.localeCompare(b)
   testFiles[file] = { source: sourceNow(file), tests };
 }
 const files = {};
+/** Kept results of mutants a later run ignored on purpose: counted as Ignored in the summary, as Stryker's report does. */
+const ignoredNow = new Set();
 let nextMutant = 0;
 for (const [file, byKey] of [...mutantsByFile].sort(([a], [b]) => a.localeCompare(b))) {
   const mutants = [...byKey.values()].map((m) => {
     stats.kept++;
     const ids = (tests) => tests.map((t) => idOf.get(`${t.file}\n${t.name}`)).filter((id) => id !== undefined);
     if (m.rerun) stats.rerun++;
-    const { rerun, ...result } = m;
-    return { ...result, id: String(nextMutant++), coveredBy: ids(m.coveredBy), killedBy: ids(m.killedBy) };
+    const { rerun, ignoredLater, ...result } = m;
+    const kept = { ...result, id: String(nextMutant++), coveredBy: ids(m.coveredBy), killedBy: ids(m.killedBy) };
+    if (ignoredLater) ignoredNow.add(kept);
+    return kept;
   });
   files[file] = { language: 'typescript', source: sourceNow(file), mutants };
 }
@@ -316,14 +335,15 @@ for (const [file, { mutants }] of Object.entries(files)) {
   if (!byFolder.has(folder)) byFolder.set(folder, {});
   for (const m of mutants) {
     byStatus[m.status] = (byStatus[m.status] ?? 0) + 1;
-    byFolder.get(folder)[m.status] = (byFolder.get(folder)[m.status] ?? 0) + 1;
+    const counted = ignoredNow.has(m) ? 'Ignored' : m.status;
+    byFolder.get(folder)[counted] = (byFolder.get(folder)[counted] ?? 0) + 1;
   }
 }
 console.log(`${out}: ${stats.kept} mutants from ${stats.reports} inputs (${stats.droppedCode} dropped: their code changed; ${stats.droppedFile}: file gone)`);
 console.log(`test files not as their run had them: ${stats.staleTestFiles}; links to their tests dropped: ${stats.linksDropped}`);
 if (stats.withoutSource) console.log(`${stats.withoutSource} mutants of logs written before the reporter recorded sources: left out`);
 console.log('statuses kept:', JSON.stringify(byStatus));
-// The score as Stryker counts it (killed + timeout over those plus survived + no coverage), as the merge holds it.
+// The score as Stryker counts it (killed + timeout over those plus survived + no coverage, what a later run ignored on purpose left out), as the merge holds it.
 for (const [folder, c] of [...byFolder].sort()) {
   const detected = (c.Killed ?? 0) + (c.Timeout ?? 0);
   const valid = detected + (c.Survived ?? 0) + (c.NoCoverage ?? 0);
