@@ -962,9 +962,15 @@ export class HttpCache<R> {
   private lookup(key: string, freshOnly = false): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
     const store = this.cache.store;
     const local = store.lookupL1(key);
-    if (local === UNDECIDED) return store.get(key);
+    if (local === UNDECIDED) return freshOnly ? this.freshFromEitherTier(key) : store.get(key);
     if (local !== undefined && !(freshOnly && local.freshUntil <= coarseNow())) return { entry: local, tier: 'L1' };
     return store.getL2(key);
+  }
+
+  /** lookup() with freshOnly when L1 cannot vouch for its entry here: Redis decides, and a stale L1 entry still gives way to L2's. */
+  private async freshFromEitherTier(key: string): Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
+    const hit = await this.cache.store.get(key);
+    return hit?.tier === 'L1' && hit.entry.freshUntil <= coarseNow() ? this.cache.store.getL2(key) : hit;
   }
 
   /** Answers a request that waited on another's fill, if the outcome fits it; false = run the handler. */

@@ -4,7 +4,9 @@
 // other waits for its entry instead of refreshing too. Found while writing it:
 // the waiting instance polled through its own L1, which still held the stale
 // entry, so it never saw the new one in L2 and ran the handler once the lock
-// was gone (three runs, not two). Also written for http-cache.ts fill()'s
+// was gone (three runs, not two); and, found reviewing that fix, the same
+// when its L1 could not vouch for the entry (tag state untrusted, as while its
+// bus reconnects): Redis then confirmed the stale L1 entry. Also written for http-cache.ts fill()'s
 // `store.l2 !== undefined && start === undefined && !flight.done` (-> l2 ===
 // undefined, -> flight.done, the block emptied) and its lock request: the
 // refresh then took no lock, and both instances ran the handler.
@@ -21,7 +23,8 @@ describe('middleware: a background refresh holds the fill lock across instances'
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'refresh-lock' });
 
-  it('two instances serving the same stale entry refresh it once', async () => {
+  /** Runs the scenario; `untrustY` makes Y's local tag state untrusted (as while its bus reconnects) before it asks for the stale entry. */
+  async function refreshRuns(untrustY: boolean): Promise<number> {
     const x = await ctx.open({ namespace: ctx.ns, l2: { lockTimeout: 2_000 } });
     const y = await ctx.open({ namespace: ctx.ns, l2: { lockTimeout: 2_000 } });
     let runs = 0;
@@ -42,8 +45,17 @@ describe('middleware: a background refresh holds the fill lock across instances'
     const stale = await request(serverX).get('/r');
     assert.equal(stale.text, 'run 1');
     for (let i = 0; i < 200 && runs < 2; i++) await sleep(5);
+    if (untrustY) (y as unknown as { store: { versions: { trusted: boolean } } }).store.versions.trusted = false;
     assert.equal((await request(serverY).get('/r')).text, 'run 1');
     await sleep(800); // both refreshes, if there were two, have ended
-    assert.equal(runs, 2, 'both instances ran the handler to refresh the same entry');
+    return runs;
+  }
+
+  it('two instances serving the same stale entry refresh it once', async () => {
+    assert.equal(await refreshRuns(false), 2, 'both instances ran the handler to refresh the same entry');
+  });
+
+  it('also when the waiting instance cannot vouch for its L1 entry (its tag state untrusted): it still finds the new entry in L2', async () => {
+    assert.equal(await refreshRuns(true), 2, 'both instances ran the handler to refresh the same entry');
   });
 });
