@@ -35,6 +35,9 @@ const MISS_SCENARIOS = [
   { name: 'koa-nocache', framework: 'koa' },
   { name: 'koa-tiercache-l1', framework: 'koa', cache: 'tiercache' },
   { name: 'koa-tiercache-l2', framework: 'koa', cache: 'tiercache', redis: true },
+  { name: 'koa-cash', framework: 'koa', cache: 'koa-cash' },
+  // Not a product: a floor for what keeping a Koa miss costs (see the scenario file).
+  { name: 'koa-minimal', framework: 'koa', cache: 'minimal' },
 ];
 const baselineOf = (s) => `${s.framework}-nocache`;
 
