@@ -19,6 +19,11 @@
 //           absent keys and after set() of 50,000 keys.
 //   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
 //   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
+//   BENCH_FLOOR=1 ...      the http scan through a minimal hand-written cache instead of tiercache
+//                          (URL -> body bytes in lru-cache bounded to 32 MiB; no head, no tags):
+//                          what any in-process cache that keeps 32 MiB of answers grows by;
+//                          BENCH_FLOOR_MAX=n bounds it to n entries instead (n = the entries
+//                          tiercache keeps, whose bound counts heads and bookkeeping too)
 //   BENCH_SPACES=1 ...     also prints each V8 heap space's growth, committed against live
 //   BENCH_MAPS=1 ...       also prints where RSS grew by kind of mapping (malloc's main heap and
 //                          thread arenas, other anonymous memory: V8's pages, large buffers)
@@ -29,6 +34,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { NextFunction, Request, Response } from 'express';
+import { LRUCache } from 'lru-cache';
 import { createCache } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -99,7 +106,8 @@ async function httpScan(): Promise<object> {
   const body = JSON.stringify({ items: Array.from({ length: 30 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b'] })) }).slice(0, 1536);
   const cache = createCache({ redis: false, enabled: process.env.BENCH_NO_CACHE !== '1', l1: { maxBytes: 32 * MiB, maxEntries: 100_000 } });
   const app = express();
-  app.use(expressCache(cache, { ttl: '1h' }));
+  const floor = process.env.BENCH_FLOOR === '1' ? floorCache() : undefined;
+  app.use(floor?.middleware ?? expressCache(cache, { ttl: '1h' }));
   app.get('/scan', (_req, res) => {
     res.type('application/json').send(body);
   });
@@ -121,6 +129,7 @@ async function httpScan(): Promise<object> {
   // Warm up the process (JIT, Express, sockets) before the baseline.
   await scan('warm', 5_000);
   await cache.clear();
+  floor?.lru.clear();
   gc!();
   const { getHeapSpaceStatistics, writeHeapSnapshot } = await import('node:v8');
   const spaces0 = getHeapSpaceStatistics();
@@ -170,6 +179,8 @@ async function httpScan(): Promise<object> {
   }
   if (process.env.BENCH_SNAPSHOT) writeHeapSnapshot(process.env.BENCH_SNAPSHOT);
   const stats = cache.stats();
+  // Every URL of the scan was stored once: what is not there was evicted.
+  if (floor !== undefined) stats.l1 = { ...stats.l1, bytes: floor.lru.calculatedSize || floor.lru.size * body.length, entries: floor.lru.size, evictions: keys - floor.lru.size };
   server.close();
   await cache.close();
   return {
@@ -187,6 +198,34 @@ async function httpScan(): Promise<object> {
     peakRssGrowthMiB: mib(Math.max(peakRss, mem1.rss) - mem0.rss),
     settledRssGrowthMiB: mib(settled1 - settled0),
   };
+}
+
+/**
+ * BENCH_FLOOR: the least an in-process cache that keeps what it stores does, for
+ * comparison: the URL as key, the body's bytes (a copy of their own, as a cache
+ * that keeps no pool slab alive must make) in an LRU bounded by bytes.
+ */
+function floorCache() {
+  const max = Number(process.env.BENCH_FLOOR_MAX ?? 0);
+  const lru = new LRUCache<string, Buffer>(max > 0 ? { max } : { maxSize: 32 * MiB, sizeCalculation: (b) => b.length });
+  const middleware = (req: Request, res: Response, next: NextFunction) => {
+    const hit = lru.get(req.originalUrl);
+    if (hit !== undefined) {
+      res.type('application/json').end(hit);
+      return;
+    }
+    const send = res.send;
+    res.send = function (this: Response, body: unknown) {
+      if (res.statusCode === 200 && typeof body === 'string') {
+        const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(body));
+        bytes.write(body);
+        lru.set(req.originalUrl, bytes);
+      }
+      return send.call(this, body);
+    };
+    next();
+  };
+  return { lru, middleware };
 }
 
 /** ~6-9 KB of JSON each; the issue's three shapes. */
@@ -277,7 +316,7 @@ if (process.argv[2] === '--worker') {
     }
     const col = (k: keyof Http) => results.map((x) => x[k]);
     console.log(
-      `http scan of ${results[0]!.keys} URLs, maxBytes 32 MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
+      `http scan of ${results[0]!.keys} URLs, maxBytes 32 MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : process.env.BENCH_FLOOR === '1' ? ' (minimal hand-written cache)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
         `live heap +${range(col('heapUsedGrowthMiB'))} MiB, buffers +${range(col('arrayBuffersGrowthMiB'))} MiB (tag versions ${range(col('tagVersionsMiB'))} MiB); ` +
         `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB); ` +
         `settled (both ends read 250 ms after their GC) ${range(col('settledRssGrowthMiB'))} MiB`,
