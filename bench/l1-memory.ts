@@ -19,6 +19,7 @@
 //           absent keys and after set() of 50,000 keys.
 //   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
 //   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
+//   BENCH_MAXBYTES_MIB=n ... the http scan with L1's maxBytes n MiB instead of 32
 //   BENCH_FLOOR=1 ...      the http scan through a minimal hand-written cache instead of tiercache
 //                          (URL -> body bytes in lru-cache bounded to 32 MiB; no head, no tags):
 //                          what any in-process cache that keeps 32 MiB of answers grows by;
@@ -104,7 +105,7 @@ async function httpScan(): Promise<object> {
   const { default: express } = await import('express');
   const { expressCache } = await import('../src/express.js');
   const body = JSON.stringify({ items: Array.from({ length: 30 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b'] })) }).slice(0, 1536);
-  const cache = createCache({ redis: false, enabled: process.env.BENCH_NO_CACHE !== '1', l1: { maxBytes: 32 * MiB, maxEntries: 100_000 } });
+  const cache = createCache({ redis: false, enabled: process.env.BENCH_NO_CACHE !== '1', l1: { maxBytes: Number(process.env.BENCH_MAXBYTES_MIB ?? 32) * MiB, maxEntries: 100_000 } });
   const app = express();
   const floor = process.env.BENCH_FLOOR === '1' ? floorCache() : undefined;
   app.use(floor?.middleware ?? expressCache(cache, { ttl: '1h' }));
@@ -316,7 +317,7 @@ if (process.argv[2] === '--worker') {
     }
     const col = (k: keyof Http) => results.map((x) => x[k]);
     console.log(
-      `http scan of ${results[0]!.keys} URLs, maxBytes 32 MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : process.env.BENCH_FLOOR === '1' ? ' (minimal hand-written cache)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
+      `http scan of ${results[0]!.keys} URLs, maxBytes ${process.env.BENCH_MAXBYTES_MIB ?? 32} MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : process.env.BENCH_FLOOR === '1' ? ' (minimal hand-written cache)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
         `live heap +${range(col('heapUsedGrowthMiB'))} MiB, buffers +${range(col('arrayBuffersGrowthMiB'))} MiB (tag versions ${range(col('tagVersionsMiB'))} MiB); ` +
         `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB); ` +
         `settled (both ends read 250 ms after their GC) ${range(col('settledRssGrowthMiB'))} MiB`,
