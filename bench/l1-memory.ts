@@ -24,7 +24,8 @@
 //                          (URL -> body bytes in lru-cache bounded to 32 MiB; no head, no tags):
 //                          what any in-process cache that keeps 32 MiB of answers grows by;
 //                          BENCH_FLOOR_MAX=n bounds it to n entries instead (n = the entries
-//                          tiercache keeps, whose bound counts heads and bookkeeping too)
+//                          tiercache keeps, whose bound counts heads and bookkeeping too);
+//                          BENCH_FLOOR_PAD=b: each floor entry also keeps ~b bytes of heap
 //   BENCH_SPACES=1 ...     also prints each V8 heap space's growth, committed against live
 //   BENCH_MAPS=1 ...       also prints where RSS grew by kind of mapping (malloc's main heap and
 //                          thread arenas, other anonymous memory: V8's pages, large buffers)
@@ -208,7 +209,11 @@ async function httpScan(): Promise<object> {
  */
 function floorCache() {
   const max = Number(process.env.BENCH_FLOOR_MAX ?? 0);
-  const lru = new LRUCache<string, Buffer>(max > 0 ? { max } : { maxSize: 32 * MiB, sizeCalculation: (b) => b.length });
+  // BENCH_FLOOR_PAD=n: each entry also keeps ~n bytes of heap (an array of small integers), to see what per-entry heap costs in RSS.
+  const pad = Number(process.env.BENCH_FLOOR_PAD ?? 0);
+  const pads = new Map<string, number[]>();
+  const dispose = pad > 0 ? (_v: Buffer, key: string) => void pads.delete(key) : undefined;
+  const lru = new LRUCache<string, Buffer>(max > 0 ? { max, dispose } : { maxSize: 32 * MiB, sizeCalculation: (b) => b.length, dispose });
   const middleware = (req: Request, res: Response, next: NextFunction) => {
     const hit = lru.get(req.originalUrl);
     if (hit !== undefined) {
@@ -221,6 +226,7 @@ function floorCache() {
         const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(body));
         bytes.write(body);
         lru.set(req.originalUrl, bytes);
+        if (pad > 0) pads.set(req.originalUrl, Array.from({ length: Math.max(1, Math.round((pad - 48) / 8)) }, (_, i) => i));
       }
       return send.call(this, body);
     };
