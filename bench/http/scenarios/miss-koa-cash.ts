@@ -3,28 +3,12 @@
 // never-seen URL runs the handler and is stored (evicting once the LRU is full).
 import Koa from 'koa';
 import type { Context } from 'koa';
-import koaCash from 'koa-cash';
-import { LRUCache } from 'lru-cache';
+import { koaCashOnLru } from '../koa-cash-lru.js';
 import { koaCatalog } from '../miss-app.js';
 import { serve } from '../serve.js';
 
-declare module 'koa' {
-  interface BaseContext {
-    /** Added by koa-cash: true when the answer was served from its store. */
-    cashed(maxAge?: number): Promise<boolean>;
-  }
-}
-
-const lru = new LRUCache<string, object>({ max: 10_000, ttl: 60_000 });
 const app = new Koa();
-app.use(
-  koaCash({
-    get: (key: string) => lru.get(key),
-    set: (key: string, value: object) => {
-      lru.set(key, value);
-    },
-  }),
-);
+app.use(koaCashOnLru(false));
 app.use(async (ctx: Context) => {
   if (await ctx.cashed()) return;
   koaCatalog(ctx);
