@@ -11,7 +11,9 @@
 // L1's byte bound. Every stored field is replayed as the handler sent it:
 // repetitions, order and the origin's Date.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { encodeOwn } from '../store/entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
+import { PackedEntry } from '../store/packed-entry.js';
 import { sharedHeaderName } from './header-names.js';
 import { parseHttpDate } from './http-date.js';
 
@@ -42,6 +44,8 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date
 // Heap sizes (64-bit V8, no pointer compression), for heapBytes.
 /** The PreparedResponse object's own words. */
 const PREPARED_BYTES = 112;
+/** Its body: a view of its own into the entry's bytes (packed-entry.ts makes one when asked). */
+const BODY_VIEW_BYTES = 96;
 /** The HeaderSet object and its array's header. */
 const HEADER_SET_BYTES = 72;
 /** The VaryManifest object and its array's own words. */
@@ -133,7 +137,7 @@ export class PreparedResponse {
   static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined): number {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
-    let size = PREPARED_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
+    let size = PREPARED_BYTES + BODY_VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
     if (staleRules !== undefined) size += STALE_RULES_BYTES;
     let boxed = false;
     for (const [name, value] of stored) {
@@ -318,39 +322,27 @@ interface Lifetimes {
   readonly staleUntil: number;
 }
 
-/** An entry for both tiers (one object: L1 keeps the bytes L2 stores, and decodes them on first use). */
+/**
+ * An entry for both tiers: `l1Entry` is what L1 keeps, `entry` the same bytes
+ * with the stamp's tags at hand, for the fill to read (and L2 to be sent).
+ */
 export interface TieredEntry {
   readonly entry: StoredEntry;
   readonly l1Entry: StoredEntry;
 }
 
 /**
- * The head's JSON and the body, in one buffer of their own: one allocation
- * per entry, not one per part, and never a view into a shared slab (which
- * an L1 entry would keep alive whole). `head` and `body` are views into it.
- */
-function packed(stored: StoredHead, body: Buffer): { head: Buffer; body: Buffer } {
-  const json = JSON.stringify(stored);
-  const headLength = Buffer.byteLength(json, 'utf8');
-  const bytes = Buffer.allocUnsafeSlow(headLength + body.length);
-  bytes.write(json, 0, 'utf8');
-  body.copy(bytes, headLength);
-  return { head: bytes.subarray(0, headLength), body: bytes.subarray(headLength) };
-}
-
-/**
- * An undecoded entry, built whole (a property added later moves an object's
- * fields out of line) with tag and version arrays of exact length: L1 keeps
- * them for as long as the entry lives.
+ * The head's JSON and the body, with the entry's times and tags in front, in
+ * one buffer of their own (packed-entry.ts): one allocation per entry, never
+ * a view into a shared slab (which an L1 entry would keep alive whole), and
+ * the bytes L2 stores. L1 decodes the tags on the entry's first hit, and the
+ * response from the head then.
  */
 function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body: Buffer, decodedBytes: number): TieredEntry {
-  const { createdAt, freshUntil, staleUntil } = life;
-  const { epoch } = stamp;
-  const tags = stamp.tags.slice();
-  const versions = stamp.versions.slice();
-  const bytes = packed(stored, body);
-  const entry: StoredEntry = { kind: EntryKind.Http, createdAt, freshUntil, staleUntil, epoch, tags, versions, head: bytes.head, body: bytes.body, decoded: undefined, decodedBytes };
-  return { entry, l1Entry: entry };
+  const { tags, versions } = stamp;
+  const front = { kind: EntryKind.Http, createdAt: life.createdAt, freshUntil: life.freshUntil, staleUntil: life.staleUntil, epoch: stamp.epoch, tags, versions };
+  const bytes = encodeOwn(front, JSON.stringify(stored), body);
+  return { entry: new PackedEntry(bytes, decodedBytes, tags, versions), l1Entry: new PackedEntry(bytes, decodedBytes) };
 }
 
 /** A response; the body bytes are copied (L1 may keep them long). */

@@ -12,6 +12,8 @@ const MAGIC_C = 0x43;
 /** Bumped whenever the layout changes; entries of another format read as misses. */
 export const ENTRY_FORMAT = 1;
 const FIXED_HEADER = 4 + 8 * 4 + 2;
+/** Where the fixed header's fields are (read in place by packed-entry.ts). */
+export const OFFSETS = { kind: 3, createdAt: 4, freshUntil: 12, staleUntil: 20, epoch: 28, tagCount: 36, tags: FIXED_HEADER } as const;
 const MAX_U16 = 0xffff;
 
 /**
@@ -30,15 +32,24 @@ export class EntryCodecError extends Error {
   override name = 'EntryCodecError';
 }
 
-export function encodeEntry(entry: StoredEntry): Buffer {
-  const tagBytes = entry.tags.map((tag) => Buffer.from(tag, 'utf8'));
-  if (tagBytes.length > MAX_U16) throw new EntryCodecError(`too many tags (${tagBytes.length})`);
-  let size = FIXED_HEADER + 8 + entry.head.length + entry.body.length;
-  for (const t of tagBytes) {
-    if (t.length > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
-    size += 2 + t.length + 8;
-  }
-  const out = Buffer.allocUnsafe(size);
+/** What the front of an entry (fixed header and tags) needs: its size, and each tag's length in bytes. */
+function frontOf(tags: readonly string[]): { size: number; tagLengths: number[] } {
+  if (tags.length > MAX_U16) throw new EntryCodecError(`too many tags (${tags.length})`);
+  let size = FIXED_HEADER;
+  const tagLengths = tags.map((tag) => {
+    const length = Buffer.byteLength(tag, 'utf8');
+    if (length > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
+    size += 2 + length + 8;
+    return length;
+  });
+  return { size, tagLengths };
+}
+
+/** The fields an entry's front holds. */
+type Front = Pick<StoredEntry, 'kind' | 'createdAt' | 'freshUntil' | 'staleUntil' | 'epoch' | 'tags' | 'versions'>;
+
+/** Writes the fixed header and the tags at the start of `out`; returns where the head's length goes. */
+function writeFront(out: Buffer, entry: Front, tagLengths: readonly number[]): number {
   let o = 0;
   out[o++] = MAGIC_T;
   out[o++] = MAGIC_C;
@@ -48,17 +59,40 @@ export function encodeEntry(entry: StoredEntry): Buffer {
   o = out.writeDoubleBE(entry.freshUntil, o);
   o = out.writeDoubleBE(entry.staleUntil, o);
   o = out.writeDoubleBE(entry.epoch, o);
-  o = out.writeUInt16BE(tagBytes.length, o);
-  for (let i = 0; i < tagBytes.length; i++) {
-    const t = tagBytes[i]!;
-    o = out.writeUInt16BE(t.length, o);
-    o += t.copy(out, o);
+  o = out.writeUInt16BE(tagLengths.length, o);
+  for (let i = 0; i < tagLengths.length; i++) {
+    o = out.writeUInt16BE(tagLengths[i]!, o);
+    o += out.write(entry.tags[i]!, o, 'utf8');
     o = out.writeDoubleBE(entry.versions[i] ?? 0, o);
   }
+  return o;
+}
+
+export function encodeEntry(entry: StoredEntry): Buffer {
+  const { size, tagLengths } = frontOf(entry.tags);
+  const out = Buffer.allocUnsafe(size + 8 + entry.head.length + entry.body.length);
+  let o = writeFront(out, entry, tagLengths);
   o = out.writeUInt32BE(entry.head.length, o);
   o += entry.head.copy(out, o);
   o = out.writeUInt32BE(entry.body.length, o);
   entry.body.copy(out, o);
+  return out;
+}
+
+/**
+ * Encodes an entry whose head is text (UTF-8) into a buffer of its own, one
+ * allocation (never a view into a shared slab, which L1 would keep alive whole):
+ * the form in which L1 keeps an HTTP entry and L2 stores it (see packed-entry.ts).
+ */
+export function encodeOwn(front: Front, head: string, body: Buffer): Buffer {
+  const { size, tagLengths } = frontOf(front.tags);
+  const headLength = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafeSlow(size + 8 + headLength + body.length);
+  let o = writeFront(out, front, tagLengths);
+  o = out.writeUInt32BE(headLength, o);
+  o += out.write(head, o, 'utf8');
+  o = out.writeUInt32BE(body.length, o);
+  body.copy(out, o);
   return out;
 }
 

@@ -7,6 +7,7 @@
 // and the entry's remaining life) and checked on read with the cache's clock,
 // so an expired entry is never returned even before LRU evicts it.
 import type { StoredEntry } from './entry.js';
+import { PackedEntry } from './packed-entry.js';
 import { stringBytes } from './recent-map.js';
 
 export interface L1Options {
@@ -110,9 +111,17 @@ export class L1Store {
    * (read from L2), its head twice (the bytes and the strings decoded from them).
    */
   static sizeOf(key: string, entry: StoredEntry): number {
-    let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length) + payloadBytes(entry.head, entry.body);
-    const tags = entry.tags;
-    for (let i = 0; i < tags.length; i++) size += TAG_OVERHEAD_BYTES + stringBytes(tags[i]!.length);
+    let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length);
+    if (entry instanceof PackedEntry) {
+      // Sized from the bytes: decoding the tags to size them would keep them. Charged as decoded
+      // (a hit decodes them; a UTF-8 byte never makes more than one character). The view the
+      // decoded form keeps of the body is its own, charged with it.
+      size += BUFFER_OVERHEAD_BYTES + entry.bytes.length + entry.tagCount * (TAG_OVERHEAD_BYTES + stringBytes(0)) + stringBytes(entry.tagBytes()) - stringBytes(0);
+    } else {
+      size += payloadBytes(entry.head, entry.body);
+      const tags = entry.tags;
+      for (let i = 0; i < tags.length; i++) size += TAG_OVERHEAD_BYTES + stringBytes(tags[i]!.length);
+    }
     const decoded = entry.decoded as Partial<SizedValue> | undefined;
     if (typeof decoded?.heapBytes === 'number') size += decoded.heapBytes;
     else if (decoded === undefined) size += entry.decodedBytes ?? UNDECODED_OVERHEAD_BYTES + entry.head.length;

@@ -3,10 +3,11 @@
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
-import type { FillStamp, StoredEntry } from './entry.js';
+import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoreResult } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import type { L2Store } from './l2-store.js';
+import { PackedEntry } from './packed-entry.js';
 import { Validity, type TagVersions } from './tag-versions.js';
 
 export type Tier = 'L1' | 'L2';
@@ -43,7 +44,7 @@ export interface FillLookup {
 /** One entry of a fill to store (a response, or a Vary manifest and its variant). */
 export interface FillWrite {
   readonly key: string;
-  /** What L2 stores (encoded). */
+  /** What L2 stores (encoded; a packed entry is its bytes already). */
   readonly entry: StoredEntry;
   /** What L1 keeps (a decoded form). */
   readonly l1Entry: StoredEntry;
@@ -252,7 +253,7 @@ export class TieredStore {
     let stored: StoreResult;
     try {
       stored = await this.fills!.store({
-        entries: writes.map((w) => ({ key: w.key, bytes: encodeEntry(w.entry), ttl: w.entry.staleUntil - now })),
+        entries: writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now })),
         counters: this.renewals(first.entry, first.entry.staleUntil - now),
         lock: ticket.lock,
       });
@@ -287,7 +288,10 @@ export class TieredStore {
     try {
       // Decoded views point into the bytes; give them their own, since L1 may keep them long.
       // Stryker disable next-line ConditionalExpression,EqualityOperator: ownBytes only gives the entry bytes of its own (memory: the reply's buffer may be larger); the values are the same
-      return decodeEntry(this.l1 === undefined ? raw : ownBytes(raw));
+      const bytes = this.l1 === undefined ? raw : ownBytes(raw);
+      const entry = decodeEntry(bytes);
+      // An HTTP entry L1 keeps is kept as its bytes (packed-entry.ts); its tags are read at once.
+      return entry.kind === EntryKind.Http ? new PackedEntry(bytes, undefined, entry.tags, entry.versions) : entry;
     } catch {
       this.dropFromL2(key);
       return undefined;

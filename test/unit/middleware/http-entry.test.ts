@@ -1,10 +1,13 @@
-// HTTP entries are stored as bytes alone (head JSON and body in one buffer of
-// their own) and decoded on their first hit; L1 charges the decoded form from
-// the start, so its byte count does not move when a hit decodes an entry.
+// HTTP entries are stored as bytes alone (times, tags, head JSON and body in
+// one buffer of their own, the bytes L2 is sent) and decoded on their first
+// hit; L1 charges the decoded form from the start, so its byte count does not
+// move when a hit decodes an entry.
 import assert from 'node:assert/strict';
 import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from '../../../src/middleware/http-entry.js';
 import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
+import { decodeEntry } from '../../../src/store/entry-codec.js';
 import { L1Store } from '../../../src/store/l1-store.js';
+import { PackedEntry } from '../../../src/store/packed-entry.js';
 
 const stamp = { epoch: 3, tags: ['key:k', 'path:/a'], versions: [1, 2] };
 const life = { createdAt: 1_000, freshUntil: 61_000, staleUntil: 61_000 };
@@ -23,17 +26,22 @@ describe('middleware: HTTP entries', () => {
     for (const status of [200, 204, 301]) {
       it(`header set ${i}, status ${status}: bytes alone until first use, charged the same by L1 before and after decoding, replayed as stored`, () => {
         const body = status === 204 ? Buffer.alloc(0) : Buffer.from('hello');
-        const { entry, l1Entry } = responseEntry(stamp, life, status, headers, body, true);
-        assert.equal(l1Entry, entry, 'one entry for both tiers');
+        const { entry: forFill, l1Entry: entry } = responseEntry(stamp, life, status, headers, body, true);
+        assert.ok(entry instanceof PackedEntry && forFill instanceof PackedEntry);
+        assert.equal(entry.bytes, forFill.bytes, 'one allocation for both tiers');
+        assert.equal(entry.bytes.buffer.byteLength, entry.bytes.length, 'a buffer of its own');
+        assert.deepEqual({ ...decodeEntry(entry.bytes), head: undefined, body: undefined }, { kind: EntryKind.Http, ...life, epoch: 3, tags: stamp.tags, versions: stamp.versions, head: undefined, body: undefined }, 'the bytes L2 is sent');
         assert.equal(entry.decoded, undefined);
-        assert.equal(entry.head.buffer, entry.body.buffer, 'head and body share one allocation');
-        assert.equal(entry.head.buffer.byteLength, entry.head.length + entry.body.length, 'a buffer of their own');
-        assert.deepEqual(entry.body, body);
         const charged = L1Store.sizeOf('k', entry);
+        assert.equal(entry.head.buffer, entry.bytes.buffer, 'the head is a view into the bytes');
+        assert.equal(entry.body.buffer, entry.bytes.buffer, 'the body is a view into the bytes');
+        assert.deepEqual(entry.body, body);
+        assert.deepEqual([entry.kind, entry.createdAt, entry.freshUntil, entry.staleUntil, entry.epoch], [EntryKind.Http, life.createdAt, life.freshUntil, life.staleUntil, 3]);
+        assert.deepEqual([entry.tags, entry.versions], [stamp.tags, stamp.versions]);
         const response = httpValueOf(entry);
         assert.ok(response instanceof PreparedResponse);
         assert.equal(entry.decoded, response);
-        assert.equal(L1Store.sizeOf('k', entry), charged);
+        assert.equal(L1Store.sizeOf('k', entry), charged, 'decoding its tags and its response changes nothing of what it is charged');
         assert.equal(response.status, status);
         assert.equal(response.isPublic, true);
         assert.deepEqual(response.body, body);

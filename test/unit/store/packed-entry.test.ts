@@ -1,0 +1,88 @@
+// A packed entry (what L1 keeps of an HTTP response) is its encoded bytes:
+// every field reads back as encoded, without the bytes being decoded into
+// objects until someone asks for the tags, and L1 charges it exactly what it
+// charges the same entry decoded (so keeping it packed never makes L1's byte
+// bound a lie).
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { decodeEntry, encodeOwn } from '../../../src/store/entry-codec.js';
+import { EntryKind } from '../../../src/store/entry.js';
+import { L1Store } from '../../../src/store/l1-store.js';
+import { PackedEntry } from '../../../src/store/packed-entry.js';
+
+const front = {
+  kind: EntryKind.Http,
+  createdAt: 1_700_000_000_000.5,
+  freshUntil: 1_700_000_060_000,
+  staleUntil: 1_700_000_120_000,
+  epoch: 1_700_000_000_123_456,
+  tags: ['key:tc:GET:/a?x=1', 'path:/a', 'tag:é✓'],
+  versions: [3, 1_700_000_000_000_001, 0],
+};
+const HEAD = '{"s":200,"h":[["content-type","text/plain"]]}';
+
+function packed(f = front, head = HEAD, body = Buffer.from('hello')): PackedEntry {
+  return new PackedEntry(encodeOwn(f, head, body), 500);
+}
+
+describe('store: packed entries', () => {
+  it('reads every field back as encoded, head and body as views into its one buffer', () => {
+    const entry = packed();
+    assert.deepEqual([entry.kind, entry.createdAt, entry.freshUntil, entry.staleUntil, entry.epoch], [front.kind, front.createdAt, front.freshUntil, front.staleUntil, front.epoch]);
+    assert.deepEqual(entry.tags, front.tags);
+    assert.deepEqual(entry.versions, front.versions);
+    assert.equal(entry.head.toString(), HEAD);
+    assert.equal(entry.body.toString(), 'hello');
+    assert.equal(entry.head.buffer, entry.bytes.buffer);
+    assert.equal(entry.body.buffer, entry.bytes.buffer);
+    assert.equal(entry.bytes.buffer.byteLength, entry.bytes.length, 'a buffer of its own');
+    assert.equal(entry.decodedBytes, 500);
+  });
+
+  it('reads back any tags, head and body (no tags, empty head or body, multi-byte text)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.string({ unit: 'binary', maxLength: 20 }), fc.nat()), { maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), (pairs, head, body) => {
+        const f = { ...front, tags: pairs.map(([t]) => t), versions: pairs.map(([, v]) => v) };
+        const entry = packed(f, head, Buffer.from(body));
+        assert.equal(entry.tagCount, pairs.length);
+        assert.equal(entry.tagBytes(), f.tags.reduce((n, t) => n + Buffer.byteLength(t), 0));
+        assert.equal(entry.head.toString(), Buffer.from(head).toString());
+        assert.deepEqual(new Uint8Array(entry.body), body);
+        assert.deepEqual(entry.tags, f.tags.map((t) => Buffer.from(t).toString()));
+        assert.deepEqual(entry.versions, f.versions);
+      }),
+      { numRuns: 200, seed: 20261204 },
+    );
+  });
+
+  it('keeps the tags it was given, and decodes them once when it was not given any', () => {
+    const tags = ['a', 'b'];
+    const versions = [1, 2];
+    const given = new PackedEntry(encodeOwn({ ...front, tags, versions }, HEAD, Buffer.alloc(0)), 0, tags, versions);
+    assert.equal(given.tags, tags);
+    assert.equal(given.versions, versions);
+    const decoded = packed();
+    const versionsFirst = decoded.versions;
+    assert.equal(decoded.tags, decoded.tags, 'the same array on every read');
+    assert.equal(decoded.versions, versionsFirst, 'versions read first: the tags decoded with them are kept too');
+  });
+
+  it('is the bytes an L2 reader decodes', () => {
+    const entry = packed();
+    const read = decodeEntry(entry.bytes);
+    assert.deepEqual({ ...read, head: read.head.toString(), body: read.body.toString() }, { ...front, head: HEAD, body: 'hello' });
+  });
+
+  it('is charged by L1 what the same entry decoded is charged, before and after its tags are read', () => {
+    for (const tags of [[], ['key:k'], ['key:tc:GET:/scan?k=1', 'path:/scan', 'at:/scan']]) {
+      const entry = packed({ ...front, tags, versions: tags.map(() => 1) });
+      const read = decodeEntry(entry.bytes);
+      // The decoded twin holds a second view into the bytes (96 bytes, l1-store.ts VIEW_BYTES); the packed
+      // entry's is made when its response is decoded, and charged with it (in decodedBytes).
+      const expected = L1Store.sizeOf('tc:GET:/scan?k=1', { ...read, decodedBytes: entry.decodedBytes }) - 96;
+      assert.equal(L1Store.sizeOf('tc:GET:/scan?k=1', entry), expected, `${tags.length} tags`);
+      assert.equal(entry.tags.length, tags.length);
+      assert.equal(L1Store.sizeOf('tc:GET:/scan?k=1', entry), expected, `${tags.length} tags, read`);
+    }
+  });
+});
