@@ -287,8 +287,9 @@ export class TieredStore {
   private decodeFromL2(key: string, raw: Buffer): StoredEntry | undefined {
     try {
       // Decoded views point into the bytes; give them their own, since L1 may keep them long.
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: ownBytes only gives the entry bytes of its own (memory: the reply's buffer may be larger); the values are the same
-      const bytes = this.l1 === undefined ? raw : ownBytes(raw);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: ownBytes and packing only change what an entry keeps in memory (the reply's buffer may be larger; a packed entry is fewer objects); the values are the same
+      if (this.l1 === undefined) return decodeEntry(raw);
+      const bytes = ownBytes(raw);
       const entry = decodeEntry(bytes);
       // An HTTP entry L1 keeps is kept as its bytes (packed-entry.ts); its tags are read at once.
       return entry.kind === EntryKind.Http ? new PackedEntry(bytes, undefined, entry.tags, entry.versions) : entry;
