@@ -9,7 +9,7 @@ import { debuglog } from 'node:util';
 import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseDuration, type Duration } from '../keys/duration.js';
 import { jitteredTtl } from '../keys/jitter.js';
-import { keyTag, prefixTags, userTag } from '../keys/tags.js';
+import { keyTag, prefixTags, userTag, wellFormedTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
@@ -567,7 +567,7 @@ export class TierCache extends EventEmitter implements DataCache {
     this.assertOpen('invalidateTags');
     if (tags.length === 0) return DELIVERED;
     this.invalidations++;
-    const own = [...tags];
+    const own = tags.map(wellFormedTag);
     let delivered = false;
     try {
       const result = await this.invalidate({ kind: 'tags', tags: own }, `invalidateTags(${JSON.stringify(tags)})`, strict);
@@ -782,7 +782,7 @@ export class TierCache extends EventEmitter implements DataCache {
         if (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t === '')) {
           throw new TypeError('tiercache: tags must be an array of non-empty strings');
         }
-        tags = [...new Set([...tags, ...options.tags])];
+        tags = [...new Set([...tags, ...options.tags.map(wellFormedTag)])];
       }
     }
     return { ttl, tags };

@@ -5,4 +5,4 @@ export { RouteTable, resolveRule, resolveHeaderList, type RouteRule, type RouteR
 export { buildRequestKey, canonicalQuery, methodClass, normalizedHeaderValue, REQUEST_KEY, variantKey, MAX_KEY_LENGTH, type RequestKeyInput } from './request-key.js';
 export { escapeKeyComponent } from './key-escape.js';
 export { ACCESS_TOKEN, hasAccessToken, MAX_QUERY_PARTS } from './canonical-query.js';
-export { implicitTags, keyTag, pathTags, prefixTag, prefixTags, tagPath, userTag, MAX_PATH_TAG_DEPTH } from './tags.js';
+export { implicitTags, keyTag, pathTags, prefixTag, prefixTags, tagPath, userTag, wellFormedTag, MAX_PATH_TAG_DEPTH } from './tags.js';

@@ -7,7 +7,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { TierCache } from '../cache/tier-cache.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
-import { exactPathTag, implicitTags, keyTag, userTag } from '../keys/tags.js';
+import { exactPathTag, implicitTags, keyTag, userTag, wellFormedTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
 import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
@@ -903,7 +903,13 @@ export class HttpCache<R> {
     if (plan.user !== undefined) all.push(userTag(plan.user));
     for (const tag of this.pathTagsOf(plan.routePath)) all.push(tag);
     const explicit = this.options.tags?.(plan.arg as R);
-    if (explicit !== undefined) for (const t of explicit) if (typeof t === 'string' && t !== '' && !all.includes(t)) all.push(t);
+    if (explicit !== undefined) {
+      for (const t of explicit) {
+        if (typeof t !== 'string' || t === '') continue;
+        const tag = wellFormedTag(t);
+        if (!all.includes(tag)) all.push(tag);
+      }
+    }
     return all;
   }
 
@@ -914,7 +920,8 @@ export class HttpCache<R> {
       const built = implicitTags(routePath);
       const exact = exactPathTag(routePath);
       if (exact !== undefined) built.push(exact);
-      tags = built;
+      // A path the app rewrote may hold any string (see wellFormedTag); built once per path.
+      tags = built.map(wellFormedTag);
       if (this.pathTagCache.size >= PATH_TAG_CACHE_SIZE) this.pathTagCache.clear();
       this.pathTagCache.set(routePath, tags);
     }

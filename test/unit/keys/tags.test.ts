@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_PATH_TAG_DEPTH, implicitTags, pathTags, prefixTag, prefixTags, tagPath, userTag } from '../../../src/keys/index.js';
+import { MAX_PATH_TAG_DEPTH, implicitTags, pathTags, prefixTag, prefixTags, tagPath, userTag, wellFormedTag } from '../../../src/keys/index.js';
 import { RUNS, nastyText, refCovers, refTagPath } from './support.js';
 
 /** Whether invalidatePrefix(prefix) reaches an entry filled for `path`. */
@@ -196,6 +196,31 @@ describe('keys: tags', () => {
           // A prefix within the depth cap is tagged on P exactly when it covers P.
           const tag = prefixTag(q);
           assert.equal(tag !== undefined && implicitTags(p).includes(tag), refCovers(normalizedQ, normalizedP), `prefixTag(${JSON.stringify(q)}) vs ${JSON.stringify(p)}`);
+        }),
+        RUNS,
+      );
+    });
+  });
+
+  describe('wellFormedTag (tags as UTF-8 carries them)', () => {
+    it('is the tag itself when it holds no lone surrogate, surrogate pairs included', () => {
+      for (const tag of ['user:42', 'movie:é✓', 'user:\u{1F600}', '']) assert.equal(wellFormedTag(tag), tag);
+    });
+
+    it('turns each lone surrogate, high or low, at either end or between others, into U+FFFD', () => {
+      assert.equal(wellFormedTag('u\uD800'), 'u\uFFFD');
+      assert.equal(wellFormedTag('\uDC00u'), '\uFFFDu');
+      assert.equal(wellFormedTag('\uDC00\uD800'), '\uFFFD\uFFFD');
+      assert.equal(wellFormedTag('\uD800\uD83D\uDE00\uDC00'), '\uFFFD\u{1F600}\uFFFD');
+      assert.equal(userTag('\uD800'), 'user:\uFFFD');
+    });
+
+    it('gives what a UTF-8 round trip (Redis, the bus, L2) gives, for any string of code units', () => {
+      const units = fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c));
+      fc.assert(
+        fc.property(fc.array(fc.oneof(units, fc.constantFrom('a', ':', '\u{1F600}')), { maxLength: 12 }), (parts) => {
+          const tag = parts.join('');
+          assert.equal(wellFormedTag(tag), Buffer.from(tag, 'utf8').toString('utf8'));
         }),
         RUNS,
       );
