@@ -22,19 +22,17 @@ export function userTag(user: string): string {
   return 'user:' + wellFormedTag(user);
 }
 
-const SURROGATE = /[\uD800-\uDFFF]/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
 /**
  * A tag as Redis, the invalidation bus and L2 entries carry it: UTF-8, where
- * every lone UTF-16 surrogate becomes U+FFFD. An entry's tags and an
- * invalidation's are made so here too, or the two would not be the same
- * string in this process (an invalidation lost), while Redis sees one tag.
+ * every lone UTF-16 surrogate becomes U+FFFD, as toWellFormed() makes it. An
+ * entry's tags and an invalidation's are made so here too, or the two would
+ * not be the same string in this process (an invalidation lost), while Redis
+ * sees one tag.
  * Two tags that differ only there are one tag: invalidating one invalidates
  * the other's entries too, never fewer.
  */
 export function wellFormedTag(tag: string): string {
-  return SURROGATE.test(tag) ? tag.replace(LONE_SURROGATE, '\uFFFD') : tag;
+  return tag.toWellFormed();
 }
 
 const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
