@@ -11,7 +11,7 @@
 // L1's byte bound. Every stored field is replayed as the handler sent it:
 // repetitions, order and the origin's Date.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { encodeOwn } from '../store/entry-codec.js';
+import { EntryCodecError, encodeOwn, ownBytes } from '../store/entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { PackedEntry } from '../store/packed-entry.js';
 import { sharedHeaderName } from './header-names.js';
@@ -341,7 +341,18 @@ export interface TieredEntry {
 function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body: Buffer, decodedBytes: number): TieredEntry {
   const { tags, versions } = stamp;
   const front = { kind: EntryKind.Http, createdAt: life.createdAt, freshUntil: life.freshUntil, staleUntil: life.staleUntil, epoch: stamp.epoch, tags, versions };
-  const bytes = encodeOwn(front, JSON.stringify(stored), body);
+  const head = JSON.stringify(stored);
+  let bytes: Buffer;
+  try {
+    bytes = encodeOwn(front, head, body);
+  } catch (err) {
+    if (!(err instanceof EntryCodecError)) throw err;
+    // Tags the L2 format cannot hold (one over 64 KiB, more than 65,535): L1 keeps the entry
+    // decoded, as before entries were packed; L2 skips it (its encoding fails the same way,
+    // and a store L2 cannot take leaves L1's copy serving).
+    const entry: StoredEntry = { ...front, tags: tags.slice(), versions: versions.slice(), head: ownBytes(Buffer.from(head, 'utf8')), body: ownBytes(body), decoded: undefined, decodedBytes };
+    return { entry, l1Entry: entry };
+  }
   return { entry: new PackedEntry(bytes, decodedBytes, tags, versions), l1Entry: new PackedEntry(bytes, decodedBytes) };
 }
 

@@ -1,0 +1,66 @@
+// A tag the L2 entry format cannot hold (over 64 KiB: its length is a 16-bit
+// field) is no reason to stop caching: L1 keeps the entry and serves it, the
+// store in L2 is skipped, and the request that filled it gets its answer with
+// no error reported. With an L1 only, and beside a real Redis.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { HIT_L1 } from '../../../src/middleware/cache-status.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
+
+const LONG_TAG = 't'.repeat(70_000);
+
+/** GETs /a three times through an app whose route carries LONG_TAG; returns the replies, the handler's runs and the cache's errors. */
+async function threeGets(cache: TierCache): Promise<{ statuses: Array<string | undefined>; bodies: string[]; runs: number; errors: unknown[] }> {
+  const errors: unknown[] = [];
+  cache.on('error', (err) => errors.push(err));
+  let runs = 0;
+  const app = express();
+  app.get('/a', expressCache(cache, { ttl: '1m', tags: () => [LONG_TAG] }), (_req, res) => {
+    res.json({ run: ++runs });
+  });
+  const statuses: Array<string | undefined> = [];
+  const bodies: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const res = await request(app).get('/a');
+    assert.equal(res.status, 200);
+    statuses.push(res.headers['cache-status'] as string | undefined);
+    bodies.push(res.text);
+  }
+  return { statuses, bodies, runs, errors };
+}
+
+describe('middleware: a tag longer than the L2 entry format holds', () => {
+  describe('L1 only', () => {
+    const { track } = useCleanup();
+
+    it('is stored in L1 and served from it, with no error reported', async () => {
+      const got = await threeGets(track(createCache({ redis: false })));
+      assert.equal(got.runs, 1, 'the handler ran again: nothing was stored');
+      assert.deepEqual(got.statuses.slice(1), [HIT_L1, HIT_L1]);
+      assert.equal(new Set(got.bodies).size, 1);
+      assert.deepEqual(got.errors, []);
+    });
+  });
+
+  describe('with a real Redis', () => {
+    const ctx = useRedisCaches({ prefix: 'longtag', flush: true });
+
+    it('is stored in L1 and served from it; L2 holds no entry for it', async () => {
+      const cache = await ctx.open();
+      const got = await threeGets(cache);
+      assert.equal(got.runs, 1, 'the handler ran again: nothing was stored');
+      // The second request may wait on the fill's lock (the skipped store did not release it) and be
+      // answered with the entry as a collapsed miss; by the third, L1 serves it.
+      assert.equal(got.statuses[2], HIT_L1);
+      assert.equal(new Set(got.bodies).size, 1);
+      assert.deepEqual(got.errors, []);
+      const keys = await ctx.admin.keys(`${ctx.ns}*`);
+      assert.ok(keys.length > 0, 'the namespace has keys in Redis (counters)');
+      const values = await Promise.all(keys.map(async (k) => ((await ctx.admin.type(k)) === 'string' ? await ctx.admin.getBuffer(k) : null)));
+      assert.ok(!values.some((v) => v !== null && v.subarray(0, 2).toString() === 'TC'), 'an entry of this namespace is in L2');
+    });
+  });
+});
