@@ -86,8 +86,11 @@ return out`;
 /**
  * KEYS[1] lock (or the first entry key when none), KEYS[2..1+E] entries, then counters.
  * ARGV[1] lock token ('' = none), ARGV[2] E, ARGV[3..2+E] payloads, ARGV[3+E..2+2E]
- * entry TTLs, then per counter: the version the fill recorded, and the TTL it must
- * at least have from now (0: leave it alone, for the epoch, which comes first).
+ * entry TTLs, then per counter: the version the fill recorded, and the TTL it is
+ * renewed to (0: leave it alone, for the epoch, which comes first). A counter is
+ * renewed only when it would not outlive the entries, or has less than 90% of that
+ * TTL left: a shared counter (a path's, in every fill) is then written about once
+ * every 17 hours, as on a Cluster (RENEW_WHEN_LEFT), instead of by every fill.
  * Stores only when every counter still holds what the fill recorded. Reply: 1
  * stored; 0 not, a tag counter moved; -1 not, the first counter (the epoch) moved.
  */
@@ -102,10 +105,14 @@ for i = 2 + e, #KEYS do
   end
 end
 if fresh == 1 then
-  for i = 1, e do redis.call('SET', KEYS[1 + i], ARGV[2 + i], 'PX', ARGV[2 + e + i]) end
+  local life = 0
+  for i = 1, e do
+    redis.call('SET', KEYS[1 + i], ARGV[2 + i], 'PX', ARGV[2 + e + i])
+    life = math.max(life, tonumber(ARGV[2 + e + i]))
+  end
   for i = 2 + e, #KEYS do
     local ttl = tonumber(ARGV[first + 2 * (i - 2 - e) + 1])
-    if ttl > 0 and redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+    if ttl > 0 and redis.call('PTTL', KEYS[i]) < math.max(life, ttl * 0.9) then redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -176,7 +183,7 @@ export interface CounterRenewal {
   readonly key: string;
   /** The version the fill recorded: nothing is stored if the counter moved since. */
   readonly recorded: number;
-  /** ms the counter must at least live from now; 0 leaves its TTL alone (the epoch has none). */
+  /** ms the counter is renewed to when due (it always outlives the entries stored with it); 0 leaves its TTL alone (the epoch has none). */
   readonly ttl: number;
 }
 

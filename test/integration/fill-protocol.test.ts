@@ -72,4 +72,28 @@ describe('the Redis side of a fill', function () {
     assert.equal(await ctx.admin.exists(`${cache.prefix}:k1`), 0);
     assert.equal(await ctx.admin.exists(lockRequest.key), 0);
   });
+  it('a store renews a shared counter only once less than 90% of its week is left, and its own key counter whenever it would not outlive the entry', async () => {
+    const cache = await ctx.open({ l1: false });
+    const week = 7 * 24 * 3600_000;
+    const fill = async (k: string, tags: string[], life = 60_000) => {
+      const key = `${cache.prefix}:${k}`;
+      const lookup = await cache.store.lookupForFill(key, [`key:${key}`, ...tags], undefined);
+      const entry = { ...entryFor(lookup.stamp!, k), staleUntil: Date.now() + life };
+      assert.equal(await cache.store.storeFill([{ key, entry, l1Entry: entry }], lookup.ticket), true);
+      return key;
+    };
+    await fill('k1', ['shared']);
+    const shared = counterOf(cache, 'shared');
+    assert.ok((await ctx.admin.pttl(shared)) > 0.99 * week, 'the first store gave the shared counter a week');
+    await ctx.admin.pexpire(shared, Math.round(0.95 * week));
+    await fill('k2', ['shared']);
+    assert.ok((await ctx.admin.pttl(shared)) <= 0.95 * week, 'a counter with 95% of its week left was renewed (a write per fill)');
+    await ctx.admin.pexpire(shared, Math.round(0.85 * week));
+    await fill('k3', ['shared']);
+    assert.ok((await ctx.admin.pttl(shared)) > 0.99 * week, 'a counter with 85% of its week left was not renewed');
+    // An entry's own counter is made with the provisional TTL by the lookup: an entry that lives longer gets it renewed to its life.
+    const long = await fill('k4', [], 10 * 60_000);
+    const own = await ctx.admin.pttl(counterOf(cache, `key:${long}`));
+    assert.ok(own > 9 * 60_000 && own <= 10 * 60_000 + 50, `the counter of an entry living 10 min lives ${own} ms`);
+  });
 });
