@@ -13,6 +13,7 @@ import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
 import { coarseNow } from '../store/coarse-clock.js';
+import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
 import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
@@ -116,7 +117,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (stale !== undefined && r.statusCode >= 500) {
       // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
       const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
-      if (plan.origin === undefined || coarseNow() < stale.entry.freshUntil + window) {
+      // The stale entry was valid when this request found it; an invalidation may have reached it since.
+      if ((plan.origin === undefined || coarseNow() < stale.entry.freshUntil + window) && this.http.cache.store.versions.check(stale.entry) !== Validity.Invalid) {
         flight.settle(staleOutcome(stale, stale.entry.freshUntil + window, this.req));
         return this.http.staleInstead(this.req, plan, stale);
       }
