@@ -290,6 +290,8 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
   } catch {
     return undefined;
   }
+  // Foreign or damaged: JSON null is no head either (other values read as one without fields).
+  if (head === null) return undefined;
   let value: HttpEntryValue | undefined;
   const isPublic = head.p === 1;
   if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m, isPublic);

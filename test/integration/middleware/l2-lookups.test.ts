@@ -66,11 +66,14 @@ describe('middleware: lookups past L1', function () {
   for (const [what, plant] of [
     ['a data-API value', (body: Buffer) => ({ kind: EntryKind.Json, head: Buffer.alloc(0), body })],
     ['an HTTP entry whose head is not JSON', (body: Buffer) => ({ kind: EntryKind.Http, head: Buffer.from('{not json'), body })],
+    ['an HTTP entry whose head is JSON null', (body: Buffer) => ({ kind: EntryKind.Http, head: Buffer.from('null'), body })],
   ] as const) {
-    it(`${what} under a response's key, in L1 and L2, is a miss: the handler answers, and its answer replaces it`, async () => {
+    it(`${what} under a response's key, in L1 and L2, is a miss: the handler answers, its answer replaces it, and no error is reported`, async () => {
       for (const l1 of [true, false]) {
         const id = l1 ? 7 : 8;
         const cache = await redisCaches.open({ routes: { '/api/movies': '1m' }, ...(l1 ? {} : { l1: false }) });
+        const errors: unknown[] = [];
+        cache.on('error', (err) => errors.push(err));
         const app = express();
         let runs = 0;
         let key = '';
@@ -93,6 +96,7 @@ describe('middleware: lookups past L1', function () {
         assert.equal(res.status, 200);
         assert.equal(res.text, `movie ${id} run 3`, `served the planted entry (L1 ${l1 ? 'on' : 'off'})`);
         assert.equal((await request(app).get(`/api/movies/${id}`)).text, `movie ${id} run 3`, 'the answer did not replace the planted entry');
+        assert.deepEqual(errors, [], `the planted entry was reported as an error (L1 ${l1 ? 'on' : 'off'})`);
       }
     });
   }
