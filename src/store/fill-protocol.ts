@@ -341,7 +341,8 @@ async function lookupOnCluster(client: RedisClient, request: LookupRequest): Pro
 
 function storeArgs(request: StoreRequest, lockKey: string | undefined): { keys: string[]; args: string[] | Array<string | Buffer> } {
   const { entries, counters, lock } = request;
-  const keys = [lockKey ?? entries[0]!.key, ...entries.map((e) => e.key), ...counters.map((c) => c.key)];
+  // KEYS[1] without a lock: any key of the step (a cluster slot's own; a store with no entry has the epoch).
+  const keys = [lockKey ?? entries[0]?.key ?? counters[0]!.key, ...entries.map((e) => e.key), ...counters.map((c) => c.key)];
   const args: Array<string | Buffer> = [lock?.token ?? '', String(entries.length)];
   for (const e of entries) args.push(e.bytes);
   for (const e of entries) args.push(String(Math.max(1, Math.ceil(e.ttl))));

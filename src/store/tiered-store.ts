@@ -4,7 +4,7 @@
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
-import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoreResult } from './fill-protocol.js';
+import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreResult } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import type { L2Store } from './l2-store.js';
 import { PackedEntry } from './packed-entry.js';
@@ -250,10 +250,18 @@ export class TieredStore {
   }
 
   private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number): Promise<boolean> {
+    let entries: StoredPayload[];
+    try {
+      entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
+    } catch {
+      // Past what the L2 format holds (a tag over 64 KiB): L1 keeps the fill, L2 none of it. The
+      // store step still runs, with no entry: it renews the counters L1's copy recorded and releases the lock.
+      entries = [];
+    }
     let stored: StoreResult;
     try {
       stored = await this.fills!.store({
-        entries: writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now })),
+        entries,
         counters: this.renewals(first.entry, first.entry.staleUntil - now),
         lock: ticket.lock,
       });

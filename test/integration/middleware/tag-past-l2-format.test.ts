@@ -48,19 +48,37 @@ describe('middleware: a tag longer than the L2 entry format holds', () => {
   describe('with a real Redis', () => {
     const ctx = useRedisCaches({ prefix: 'longtag', flush: true });
 
-    it('is stored in L1 and served from it; L2 holds no entry for it', async () => {
+    it('is stored in L1 and served from it; L2 holds no entry for it, and the fill released its lock', async () => {
       const cache = await ctx.open();
       const got = await threeGets(cache);
       assert.equal(got.runs, 1, 'the handler ran again: nothing was stored');
-      // The second request may wait on the fill's lock (the skipped store did not release it) and be
-      // answered with the entry as a collapsed miss; by the third, L1 serves it.
-      assert.equal(got.statuses[2], HIT_L1);
+      assert.deepEqual(got.statuses.slice(1), [HIT_L1, HIT_L1]);
       assert.equal(new Set(got.bodies).size, 1);
       assert.deepEqual(got.errors, []);
-      const keys = await ctx.admin.keys(`${ctx.ns}*`);
+      const keys = await ctx.admin.keys(`*${ctx.ns}*`);
       assert.ok(keys.length > 0, 'the namespace has keys in Redis (counters)');
+      assert.deepEqual(
+        keys.filter((k) => k.endsWith(':lock')),
+        [],
+        'the fill left its lock: another instance would wait on it',
+      );
       const values = await Promise.all(keys.map(async (k) => ((await ctx.admin.type(k)) === 'string' ? await ctx.admin.getBuffer(k) : null)));
       assert.ok(!values.some((v) => v !== null && v.subarray(0, 2).toString() === 'TC'), 'an entry of this namespace is in L2');
+    });
+
+    it('the counters its L1 copy recorded are renewed, so that copy stays valid: an invalidation of the tag still reaches it', async () => {
+      const cache = await ctx.open();
+      const got = await threeGets(cache);
+      assert.equal(got.runs, 1);
+      const counter = (await ctx.admin.keys(`*${ctx.ns}*`)).find((k) => k.includes('{path:/a}'));
+      assert.ok(counter !== undefined, 'no counter for the path');
+      assert.ok((await ctx.admin.pttl(counter)) > 24 * 3600_000, 'the store step did not renew the counters (they keep the provisional TTL)');
+      await cache.invalidateTags([LONG_TAG]);
+      const app = express();
+      app.get('/a', expressCache(cache, { ttl: '1m', tags: () => [LONG_TAG] }), (_req, res) => {
+        res.json({ run: 'after' });
+      });
+      assert.equal((await request(app).get('/a')).text, JSON.stringify({ run: 'after' }), 'served the invalidated L1 copy');
     });
   });
 });
