@@ -123,7 +123,12 @@ class FillCapture implements CaptureHooks, ActiveFill {
         return this.http.staleInstead(this.req, plan, stale);
       }
     }
-    if (this.revalidating && r.statusCode === 304) return this.refresh(r.getHeaders());
+    if (this.revalidating && r.statusCode === 304) {
+      const fields = r.getHeaders();
+      // node adds Date as it sends the 304: that Date replaces the stored one (§4.3.4), or the refreshed copy keeps its old age.
+      if (r.sendDate && fields.date === undefined) fields.date = httpDateNow();
+      return this.refresh(fields);
+    }
     const headers = r.getHeaders();
     const rawGroups = headers['cache-groups'];
     if (rawGroups !== undefined) {

@@ -57,6 +57,45 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
     });
   }
 
+  for (const adapter of adapters) {
+    it(`${adapter.name}: §4.3.4 the entry a 304 refreshed takes the 304's Date (node sends one), so it is fresh again for its max-age`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-date-${adapter.name}` });
+      try {
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/dated',
+              mw: {},
+              handler: (io) => {
+                io.set('Cache-Control', 'max-age=20');
+                io.set('ETag', '"v1"');
+                if (io.header('if-none-match') === '"v1"') {
+                  io.status(304);
+                  io.end();
+                  return;
+                }
+                // Generated 30 s ago (say, behind another cache): already stale, kept for its validator.
+                io.set('Date', new Date(Date.now() - 30_000).toUTCString());
+                io.send('the body');
+              },
+            },
+          ],
+        });
+        await request(app.target).get('/dated');
+        const refreshed = await request(app.target).get('/dated');
+        assert.match(String(refreshed.headers['cache-status']), /fwd=stale; fwd-status=304/);
+        assert.equal(app.runs('/dated'), 2);
+        const next = await request(app.target).get('/dated');
+        assert.equal(next.text, 'the body');
+        assert.match(String(next.headers['cache-status']), /^tiercache; hit/, 'the refreshed entry kept the old Date and was stale at once');
+        assert.equal(app.runs('/dated'), 2, 'the handler revalidated again right after its 304');
+        assert.ok(Math.abs(Date.parse(String(next.headers['date'])) - Date.now()) < 10_000, `the refreshed entry replays the old Date ${next.headers['date']}`);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
   it('table mode is untouched: max-age=0 from the handler is still served for the table TTL', async () => {
     const cache = createCache({ redis: false, ttl: '1m', namespace: 'rfc9111-mw-table' });
     try {
