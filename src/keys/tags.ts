@@ -4,7 +4,7 @@
 // number of entries they cover. Path tags use the path as the app sees it
 // (normalized like the route table, then percent-decoded), so a prefix written
 // with `req.params` values (`/users/josé`) meets the entries of `/users/jos%C3%A9`.
-import { normalizeRoutePath } from './path-normalize.js';
+import { normalizeRoutePath, pathOf } from './path-normalize.js';
 
 /** Entries carry path tags for at most this many leading segments; deeper prefixes share the deepest tag. */
 export const MAX_PATH_TAG_DEPTH = 8;
@@ -98,10 +98,24 @@ export function prefixTag(prefix: string): string | undefined {
 /**
  * The tags invalidatePrefix(prefix) bumps. The prefix is read as the client
  * sent it (escapes decoded) and, when it holds a '%', also as the app sees it
- * (`req.params` values are decoded: an id '100%' or '%41' is literal text).
- * undefined when a reading is '/', which covers everything.
+ * (`req.params` values are decoded: an id '100%' or '%41' is literal text);
+ * with a '?' or '#', also as a request target's path. undefined when a
+ * reading is '/', which covers everything.
  */
 export function prefixTags(prefix: string): string[] | undefined {
+  const tags = readingsOf(prefix);
+  const path = pathOf(prefix);
+  // A '?' or '#' begins the query or fragment of a request target (req.originalUrl), or is a
+  // character of a decoded value ('what?'): both are read, since invalidating more is always safe.
+  if (path === prefix || tags === undefined) return tags;
+  const cut = readingsOf(path);
+  if (cut === undefined) return undefined;
+  for (const tag of cut) if (!tags.includes(tag)) tags.push(tag);
+  return tags;
+}
+
+/** prefixTags for one reading of the prefix: as sent and, with a '%', as decoded text. */
+function readingsOf(prefix: string): string[] | undefined {
   const encoded = prefixTag(prefix);
   if (encoded === undefined) return undefined;
   if (prefix.indexOf('%') === -1) return [encoded];

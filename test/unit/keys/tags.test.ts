@@ -111,6 +111,16 @@ describe('keys: tags', () => {
     });
   });
 
+  it("reads a prefix holding '?' or '#' both as a request target (req.originalUrl: query and fragment cut) and as text of a decoded value", () => {
+    assert.ok(reaches('/api/movies/7?x=1', '/api/movies/7'), 'the path of a request target');
+    assert.ok(reaches('/api/movies/7#top', '/api/movies/7/cast'), 'the path of a request target, and what is under it');
+    assert.ok(!reaches('/api/movies/7?x=1', '/api/movies/70'), 'whole segments still');
+    assert.ok(reaches('/users/what?', '/users/what%3F'), "a decoded id holding '?'");
+    assert.ok(reaches('/users/a#b', '/users/a%23b'), "a decoded id holding '#'");
+    assert.deepEqual(prefixTags('/users/plain?x'), ['path:/users/plain?x', 'path:/users/plain']);
+    assert.equal(prefixTags('/?utm=1'), undefined, "the root's path covers everything, as '/' does");
+  });
+
   // Regression for the normalizeRoutePath fast-path bug (see route-table.test.ts):
   // invalidatePrefix('/É') bumped 'path:/É' while the entry for '/É/X' carried 'path:/é'.
   it("gives /É/X the tag prefixTag('/É') returns, as it does for /É/x", () => {
