@@ -156,6 +156,20 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(runs, 3);
   });
 
+  it('a fill whose entry the L2 format cannot hold (a tag over 64 KiB) releases its lock in the entry\'s slot and stores no entry: L1 serves it', async () => {
+    const ns = nextNamespace();
+    const cache = await open(ns, { lockTimeout: 60_000 });
+    let runs = 0;
+    const app = express();
+    app.get('/api/long', expressCache(cache, { ttl: '1m', tags: () => ['t'.repeat(70_000)] }), (_req, res) => void res.json({ run: ++runs }));
+    assert.equal((await request(app).get('/api/long')).status, 200);
+    assert.equal((await request(app).get('/api/long')).headers['cache-status'], 'tiercache; hit; detail=L1');
+    assert.equal(runs, 1);
+    const left = await leftovers(ns);
+    assert.deepEqual(left.filter((k) => k.endsWith(':lock')), [], `the fill left its lock: ${left.join(' ')}`);
+    assert.deepEqual(left.filter((k) => k === `${ns}:GET:/api/long`), [], 'L2 holds an entry');
+  });
+
   it('a failed fill whose counters in other slots partly existed deletes only those it created, and releases its lock', async () => {
     const ns = nextNamespace();
     const a = await open(ns, { lockTimeout: 60_000 });
