@@ -98,11 +98,17 @@ const STORE = `
 local e = tonumber(ARGV[2])
 local first = 3 + 2 * e
 local fresh = 1
-for i = 2 + e, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[first + 2 * (i - 2 - e)] then
-    if i == 2 + e then fresh = -1 else fresh = 0 end
-    break
+-- One MGET per thousand counters (unpack's limit), not a GET each; a key of another type reads as missing.
+for from = 2 + e, #KEYS, 1000 do
+  local values = redis.call('MGET', unpack(KEYS, from, math.min(from + 999, #KEYS)))
+  for j = 1, #values do
+    local i = from + j - 1
+    if values[j] ~= ARGV[first + 2 * (i - 2 - e)] then
+      if i == 2 + e then fresh = -1 else fresh = 0 end
+      break
+    end
   end
+  if fresh ~= 1 then break end
 end
 if fresh == 1 then
   local life = 0

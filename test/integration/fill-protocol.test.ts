@@ -96,4 +96,30 @@ describe('the Redis side of a fill', function () {
     const own = await ctx.admin.pttl(counterOf(cache, `key:${long}`));
     assert.ok(own > 9 * 60_000 && own <= 10 * 60_000 + 50, `the counter of an entry living 10 min lives ${own} ms`);
   });
+  it('a counter turned into a key of another type while the handler ran reads as moved: nothing is stored, the lock is released, and no error is counted', async () => {
+    const cache = await ctx.open({ l1: false });
+    const key = `${cache.prefix}:k-wrongtype`;
+    const lookup = await cache.store.lookupForFill(key, [`key:${key}`, 'typed-tag'], cache.fillLock!.request(key));
+    assert.equal(lookup.lock, 'ours');
+    await ctx.admin.del(counterOf(cache, 'typed-tag'));
+    await ctx.admin.hset(counterOf(cache, 'typed-tag'), 'x', '1');
+    const errors = cache.store.l2!.errors;
+    const entry = entryFor(lookup.stamp!, 'body');
+    assert.equal(await cache.store.storeFill([{ key, entry, l1Entry: entry }], lookup.ticket), false);
+    assert.equal(await ctx.admin.exists(key), 0, 'stored over a counter that is not one');
+    assert.equal(await ctx.admin.exists(`{${key}}:lock`), 0, 'the lock was left held');
+    assert.equal(cache.store.l2!.errors, errors, 'the store step failed with an error');
+  });
+  it('an entry recording 2,500 counters (more than one MGET takes in the store step) is stored, and refused once the last of them moved', async () => {
+    const cache = await ctx.open({ l1: false });
+    const tags = Array.from({ length: 2_500 }, (_, i) => `many-${i}`);
+    for (const [name, bump] of [['k-many', false], ['k-many-moved', true]] as const) {
+      const key = `${cache.prefix}:${name}`;
+      const lookup = await cache.store.lookupForFill(key, [`key:${key}`, ...tags], undefined);
+      if (bump) await ctx.admin.incr(counterOf(cache, tags[tags.length - 1]!));
+      const entry = entryFor(lookup.stamp!, name);
+      assert.equal(await cache.store.storeFill([{ key, entry, l1Entry: entry }], lookup.ticket), !bump);
+      assert.equal(await ctx.admin.exists(key), bump ? 0 : 1);
+    }
+  });
 });
