@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { BypassReason, MissReason } from './cache-status.js';
 import { hasAccessToken } from '../keys/canonical-query.js';
 import { parseDirectives, splitList, type FieldValue } from '../keys/header-list.js';
+import { pathOf } from '../keys/path-normalize.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never stored. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -34,11 +35,28 @@ export function requestBypassReason(headers: IncomingHttpHeaders, method: string
   for (const h of METHOD_OVERRIDE_HEADERS) if (headers[h] !== undefined) return 'method-override';
   const length = headers['content-length'];
   if ((length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'body';
+  if (hasDotSegment(target)) return 'path';
   if (scoped) return undefined;
   if (headers.authorization !== undefined) return 'authorization';
   if (headers.cookie !== undefined) return 'cookie';
   if (queryHasAccessToken(target)) return 'access-token';
   return undefined;
+}
+
+/** A '.' or '..' segment, also percent-encoded, in the path of a request target. */
+const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i;
+
+/**
+ * Whether the path of a request target holds a dot segment. Express's and
+ * Koa's routers match such a path as it is, while the route table resolves it
+ * (normalizeRoutePath): `/api/admin/../movies` reaches the admin router and
+ * the table's `/api` rule. Neither is the safe reading, so such a request is
+ * never answered from or stored in the cache.
+ */
+export function hasDotSegment(target: string): boolean {
+  // A dot segment begins right after a '/': most targets have neither '/.' nor '/%2'.
+  if (target.indexOf('/.') === -1 && target.indexOf('/%2') === -1) return false;
+  return DOT_SEGMENT.test(pathOf(target));
 }
 
 /** Whether the query of a request target carries `access_token`. */
