@@ -304,6 +304,8 @@ interface Plan {
   readonly userScoped: boolean;
   /** Keyed by the table alone and asked without credentials: the front door may serve the entry. */
   readonly isPublic: boolean;
+  /** This middleware has per-request options (user, key, vary, query): see StoredHead.r. */
+  readonly scoped: boolean;
   /** For the entry's tags, built only when a fill needs them (never on a hit). */
   readonly routePath: string;
   readonly user: string | undefined;
@@ -562,6 +564,8 @@ export class HttpCache<R> {
     } catch {
       // a lookup that failed is no entry: local stays undefined
     }
+    // An entry a middleware with per-request options stored (per route, further in) is that one's to serve.
+    if (local !== undefined && local.response.scoped && !plan.scoped) return passOn(next);
     if (local !== undefined) {
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
@@ -664,6 +668,10 @@ export class HttpCache<R> {
       } else if (found === undefined) found = await this.find(plan.key, req);
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
+    }
+    if (found !== undefined && found.response.scoped && !plan.scoped) {
+      begun?.flight.settle(undefined);
+      return passOn(next);
     }
     const now = coarseNow();
     if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now);
@@ -897,11 +905,12 @@ export class HttpCache<R> {
 
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
-    const isPublic = o.user === undefined && o.key === undefined && o.vary.length === 0 && o.query === undefined && req.headers.authorization === undefined && req.headers.cookie === undefined;
+    const scoped = o.user !== undefined || o.key !== undefined || o.vary.length !== 0 || o.query !== undefined;
+    const isPublic = !scoped && req.headers.authorization === undefined && req.headers.cookie === undefined;
     // Jitter (a share of the TTL taken off at random) spreads out the expiry of entries filled together.
     const jitter = o.jitter ?? rule?.jitter ?? cache.options.jitter;
     const negativeTtl = o.negativeTtl ?? rule?.negativeTtl;
-    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.targeted, ttl) : undefined };
+    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, scoped, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.targeted, ttl) : undefined };
   }
 
   /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */
@@ -993,7 +1002,7 @@ export class HttpCache<R> {
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
-          if (found === undefined || found.entry.freshUntil <= coarseNow()) return false;
+          if (found === undefined || found.entry.freshUntil <= coarseNow() || (found.response.scoped && !plan.scoped)) return false;
           replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
           return true;
         },
@@ -1088,7 +1097,7 @@ export class HttpCache<R> {
   private async collapseRemote(c: HttpRequestContext<R>, plan: Plan, flight: Flight, state: FillState, lock: FillLock, next: () => unknown, stale: Found | undefined, createdAt: number, stamp: FillStamp | undefined): Promise<boolean> {
     const { req, res } = c;
     const found = await this.awaitRemoteFill(plan.key, state.lockedKey, req, lock, flight);
-    if (found !== undefined) {
+    if (found !== undefined && !(found.response.scoped && !plan.scoped)) {
       flight.settle(LOOK_AGAIN);
       replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
       return true;
@@ -1192,14 +1201,14 @@ export class HttpCache<R> {
     }
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, plan.isPublic, origin === undefined ? undefined : staleRulesOf(origin));
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, plan.isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
     else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      const manifest = manifestEntry(stamp, life, varyOn, plan.isPublic);
+      const manifest = manifestEntry(stamp, life, varyOn, plan.isPublic, plan.scoped);
       writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
     }
     fill.storing = true;

@@ -26,6 +26,11 @@ interface StoredHead {
   m?: string[];
   /** Public: filled without credentials on a route keyed by the table alone; the front door may serve it. */
   p?: 1;
+  /**
+   * Scoped: stored by a middleware with `user`, `key`, `vary` or `query` (per route, inside an app-wide
+   * one): only a middleware with such options of its own may serve it (the app-wide one never judged it).
+   */
+  r?: 1;
   /** Origin mode (RFC 9111): [no stale answers (1/0), stale-while-revalidate ms, stale-if-error ms]. */
   o?: [number, number, number];
 }
@@ -49,7 +54,7 @@ const BODY_VIEW_BYTES = 96;
 /** The HeaderSet object and its array's header. */
 const HEADER_SET_BYTES = 72;
 /** The VaryManifest object and its array's own words. */
-const MANIFEST_BYTES = 96;
+const MANIFEST_BYTES = 104;
 /**
  * A StaleRules object: three fields in the object, and two of them boxed once
  * any window in the process has exceeded a small integer (2^31 ms, 25 days):
@@ -95,6 +100,8 @@ export class PreparedResponse {
     readonly isPublic: boolean,
     /** Origin mode only. */
     readonly staleRules?: StaleRules,
+    /** Served only by a middleware with per-request options (see StoredHead.r). */
+    readonly scoped = false,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
     const withLength = addsLength(status, stored);
@@ -267,6 +274,8 @@ export class VaryManifest {
   constructor(
     headers: readonly string[],
     readonly isPublic: boolean,
+    /** See PreparedResponse.scoped. */
+    readonly scoped = false,
   ) {
     this.headers = headers.map((name) => sharedHeaderName(name) ?? name);
     this.heapBytes = VaryManifest.heapBytesOf(headers);
@@ -294,11 +303,12 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
   if (head === null) return undefined;
   let value: HttpEntryValue | undefined;
   const isPublic = head.p === 1;
-  if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m, isPublic);
+  const scoped = head.r === 1;
+  if (Array.isArray(head.m) && head.m.every((h) => typeof h === 'string')) value = new VaryManifest(head.m, isPublic, scoped);
   else if (Number.isInteger(head.s) && head.s! >= 200 && head.s! <= 599 && Array.isArray(head.h) && head.h.every(isWritableHeader)) {
     const o = head.o;
     const rules = Array.isArray(o) && o.length === 3 && o.every((n) => typeof n === 'number' && n >= 0) ? { noStale: o[0] === 1, staleWhileRevalidate: o[1], staleIfError: o[2] } : undefined;
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules);
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -359,16 +369,18 @@ function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body
 }
 
 /** A response; the body bytes are copied (L1 may keep them long). */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules): TieredEntry {
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false): TieredEntry {
   const stored: StoredHead = { s: status, h: headers };
   if (isPublic) stored.p = 1;
+  if (scoped) stored.r = 1;
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
   return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules));
 }
 
-export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean): TieredEntry {
+export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean, scoped = false): TieredEntry {
   const stored: StoredHead = { m: [...varyOn] };
   if (isPublic) stored.p = 1;
+  if (scoped) stored.r = 1;
   return tieredEntry(stamp, life, stored, EMPTY, VaryManifest.heapBytesOf(varyOn));
 }
 
