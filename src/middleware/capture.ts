@@ -233,6 +233,8 @@ class Capture {
     if (replacement === undefined || res.headersSent) return false;
     this.replaced = true;
     for (const name of res.getHeaderNames()) res.removeHeader(name);
+    // The handler's reason phrase ('Service Unavailable', set by Koa or Express's final handler) is not the replacement's.
+    res.statusMessage = '';
     this.writingReplacement = true;
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus);
