@@ -152,6 +152,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const versions = this.http.cache.store.versions;
     // Invalidated while the handler ran: it will not be stored, so it must not say so.
     if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
+    // Slower than its own life (table mode): it would land expired, and is not stored.
+    if (reason === undefined && plan.origin === undefined && this.createdAt + ttl! + Math.max(plan.staleWhileRevalidate, plan.staleIfError) <= coarseNow()) reason = 'expired';
     if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
     if (ttl === undefined) {
@@ -1146,7 +1148,13 @@ export class HttpCache<R> {
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
     const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill);
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
-    captureResponse(c.res, this.options.maxBodyBytes, capture);
+    captureResponse(c.res, this.storableBodyBytes(), capture);
+  }
+
+  /** maxBodyBytes, or with L1 alone what L1 can hold at all: a bigger body would say `stored` and be dropped. */
+  private storableBodyBytes(): number {
+    const l1 = this.cache.options.l1;
+    return this.cache.store.l2 === undefined && l1 !== undefined ? Math.min(this.options.maxBodyBytes, l1.maxBytes) : this.options.maxBodyBytes;
   }
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */

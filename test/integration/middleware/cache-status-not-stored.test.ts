@@ -1,0 +1,61 @@
+// Cache-Status says `stored` only for an answer that is stored. Two answers
+// said so and were dropped (found by a hostile review): one whose handler took
+// longer than the TTL (it lands expired), and, with L1 alone, a body within
+// maxBodyBytes but bigger than l1.maxBytes (L1 refuses it whole).
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { createCache } from '../../../src/index.js';
+import { missStatus } from '../../../src/middleware/cache-status.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { adapters, buildApp } from './apps.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+let counter = 0;
+
+describe('middleware: Cache-Status of answers that are not stored', () => {
+  const cleanup = useCleanup();
+  const newCache = (options: object = {}) => cleanup.track(createCache({ namespace: `not-stored-${process.pid}-${++counter}`, redis: false, ...options }));
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: a handler slower than the TTL says detail=expired, and the next request runs it again`, async () => {
+      const app = buildApp(adapter, newCache(), {
+        routes: [
+          {
+            path: '/slow',
+            mw: { ttl: 100 },
+            handler: async (io) => {
+              await sleep(200);
+              io.send('slow');
+            },
+          },
+        ],
+      });
+      for (let i = 0; i < 2; i++) {
+        const res = await request(app.target).get('/slow');
+        assert.equal(res.text, 'slow');
+        assert.equal(res.headers['cache-status'], missStatus('expired'));
+      }
+      assert.equal(app.runs('/slow'), 2);
+    });
+  }
+
+  it('a handler slower than the TTL but within its stale window is stored, and says so', async () => {
+    const app = buildApp(adapters[0]!, newCache(), {
+      routes: [{ path: '/slow', mw: { ttl: 100, staleWhileRevalidate: '1m' }, handler: async (io) => (await sleep(200), io.send('slow')) }],
+    });
+    assert.equal((await request(app.target).get('/slow')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+  });
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: with L1 alone, a body within maxBodyBytes but over l1.maxBytes says detail=too-large`, async () => {
+      const cache = newCache({ l1: { maxBytes: 64 * 1024 } });
+      const app = buildApp(adapter, cache, { routes: [{ path: '/big', mw: { ttl: '1m' }, handler: (io) => io.send(Buffer.alloc(100 * 1024, 'b')) }] });
+      for (let i = 0; i < 2; i++) {
+        const res = await request(app.target).get('/big');
+        assert.equal(res.status, 200);
+        assert.equal(res.headers['cache-status'], missStatus('too-large'));
+      }
+      assert.equal(app.runs('/big'), 2);
+    });
+  }
+});
