@@ -109,7 +109,8 @@ export function prefixTags(prefix: string): string[] | undefined {
   // character of a decoded value ('what?'): both are read, since invalidating more is always safe.
   if (path === prefix || tags === undefined) return tags;
   const cut = readingsOf(path);
-  if (cut === undefined) return undefined;
+  // Never widened to everything: '/?x=1' is no invalidatePrefix('/'), which must be asked for as such.
+  if (cut === undefined) return tags;
   for (const tag of cut) if (!tags.includes(tag)) tags.push(tag);
   return tags;
 }

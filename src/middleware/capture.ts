@@ -385,6 +385,8 @@ function wrappersAt(depth: number): Wrappers {
       if (c.notModified) {
         for (const name of this.getHeaderNames()) if (!KEEP_ON_304.has(name)) this.removeHeader(name);
         this.statusCode = 304;
+        // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
+        this.statusMessage = '';
       } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode)) {
         this.setHeader('content-length', whole.length);
         c.declared = whole.length;

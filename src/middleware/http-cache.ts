@@ -13,6 +13,7 @@ import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
 import { coarseNow } from '../store/coarse-clock.js';
+import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
@@ -24,7 +25,7 @@ import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refr
 import { ageOf, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue } from './http-entry.js';
+import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
@@ -170,6 +171,12 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
     // An origin's answers keep the validators it gave (none invented: the origin could not match them).
     if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = entityTag(body)));
+    if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life))) {
+      this.ttl = undefined;
+      flight.settle(undefined);
+      if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
+      return undefined;
+    }
     let notModified = false;
     if (body !== undefined && this.conditions !== undefined && r.statusCode === 200) {
       const lm = headers['last-modified'];
@@ -276,6 +283,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
   }
 }
 
+/** Bodies within this many bytes of l1.maxBytes are sized exactly before an L1-only fill says `stored` (heads are rarely bigger). */
+const L1_SIZING_BAND = 64 * 1024;
+
 /** Per-route mounting without any TTL source caches for this long. */
 export const DEFAULT_ROUTE_TTL = 60_000;
 /** How long a request waits for another's fill of the same key before running the handler itself. */
@@ -306,7 +316,7 @@ interface Plan {
   readonly userScoped: boolean;
   /** Keyed by the table alone and asked without credentials: the front door may serve the entry. */
   readonly isPublic: boolean;
-  /** This middleware has per-request options (user, key, vary, query): see StoredHead.r. */
+  /** This middleware has a `user` option: see StoredHead.r. */
   readonly scoped: boolean;
   /** For the entry's tags, built only when a fill needs them (never on a hit). */
   readonly routePath: string;
@@ -459,6 +469,8 @@ interface Found {
   readonly entry: StoredEntry;
   readonly response: PreparedResponse;
   readonly tier: Tier;
+  /** findInL1: the L1 hits it took (manifest and variant), counted once the request is served or passed past the cache. */
+  readonly lookups?: number;
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -566,9 +578,10 @@ export class HttpCache<R> {
     } catch {
       // a lookup that failed is no entry: local stays undefined
     }
-    // An entry a middleware with per-request options stored (per route, further in) is that one's to serve.
+    // An entry a middleware with `user` stored (per route, further in) is that one's to serve.
     if (local !== undefined && local.response.scoped && !plan.scoped) return passOn(next);
     if (local !== undefined) {
+      this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
         if (this.cache.hitListened) this.events.hit(plan, 'L1');
@@ -642,15 +655,19 @@ export class HttpCache<R> {
   /** L1 alone, without I/O: a valid entry (possibly stale), or undefined when L2 or Redis must be asked. */
   private findInL1(key: string, req: IncomingMessage): Found | undefined {
     const store = this.cache.store;
-    const entry = store.lookupL1(key, false);
+    const entry = store.lookupL1(key, false, undefined, false);
     if (entry === undefined || entry === UNDECIDED) return undefined;
     const value = httpValueOf(entry);
-    if (value instanceof PreparedResponse) return { entry, response: value, tier: 'L1' };
-    if (!(value instanceof VaryManifest)) return undefined;
-    const variant = store.lookupL1(variantKey(key, varyPairs(req.headers, value.headers)), false);
-    if (variant === undefined || variant === UNDECIDED) return undefined;
+    if (value instanceof PreparedResponse) return { entry, response: value, tier: 'L1', lookups: 1 };
+    const variant = value instanceof VaryManifest ? store.lookupL1(variantKey(key, varyPairs(req.headers, value.headers)), false, undefined, false) : undefined;
+    if (variant === undefined || variant === UNDECIDED) {
+      store.noteL1Hits(1);
+      return undefined;
+    }
     const response = httpValueOf(variant);
-    return response instanceof PreparedResponse ? { entry: variant, response, tier: 'L1' } : undefined;
+    if (response instanceof PreparedResponse) return { entry: variant, response, tier: 'L1', lookups: 2 };
+    store.noteL1Hits(2);
+    return undefined;
   }
 
   /** Past a fresh L1 hit: L2, stale answers, or the handler. */
@@ -907,8 +924,9 @@ export class HttpCache<R> {
 
     const swr = o.staleWhileRevalidate ?? rule?.staleWhileRevalidate ?? 0;
     const sie = o.staleIfError ?? rule?.staleIfError ?? 0;
-    const scoped = o.user !== undefined || o.key !== undefined || o.vary.length !== 0 || o.query !== undefined;
-    const isPublic = !scoped && req.headers.authorization === undefined && req.headers.cookie === undefined;
+    // A middleware with `user` stores even its anonymous answers under keys a plain one builds too: see StoredHead.r.
+    const scoped = o.user !== undefined;
+    const isPublic = !scoped && o.key === undefined && o.vary.length === 0 && o.query === undefined && req.headers.authorization === undefined && req.headers.cookie === undefined;
     // Jitter (a share of the TTL taken off at random) spreads out the expiry of entries filled together.
     const jitter = o.jitter ?? rule?.jitter ?? cache.options.jitter;
     const negativeTtl = o.negativeTtl ?? rule?.negativeTtl;
@@ -1149,6 +1167,19 @@ export class HttpCache<R> {
     const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill);
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
+  }
+
+  /**
+   * With L1 alone, whether L1 keeps this answer: it refuses an entry charged over
+   * maxBytes, which the body's length alone does not tell near that bound. Only a
+   * body that close is sized exactly, from the entry it will be.
+   */
+  fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined): boolean {
+    const l1 = this.cache.options.l1;
+    if (this.cache.store.l2 !== undefined || l1 === undefined || body.length + L1_SIZING_BAND < l1.maxBytes) return true;
+    const now = coarseNow();
+    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped);
+    return L1Store.sizeOf(plan.key, l1Entry) <= l1.maxBytes;
   }
 
   /** maxBodyBytes, or with L1 alone what L1 can hold at all: a bigger body would say `stored` and be dropped. */

@@ -27,8 +27,9 @@ interface StoredHead {
   /** Public: filled without credentials on a route keyed by the table alone; the front door may serve it. */
   p?: 1;
   /**
-   * Scoped: stored by a middleware with `user`, `key`, `vary` or `query` (per route, inside an app-wide
-   * one): only a middleware with such options of its own may serve it (the app-wide one never judged it).
+   * Scoped: stored by a middleware with a `user` option (per route, inside an app-wide one), also when
+   * it found no user: only a middleware with a `user` option of its own serves it. One without
+   * builds the same key for every user, and never asked who this one is.
    */
   r?: 1;
   /** Origin mode (RFC 9111): [no stale answers (1/0), stale-while-revalidate ms, stale-if-error ms]. */
@@ -100,7 +101,7 @@ export class PreparedResponse {
     readonly isPublic: boolean,
     /** Origin mode only. */
     readonly staleRules?: StaleRules,
-    /** Served only by a middleware with per-request options (see StoredHead.r). */
+    /** Served only by a middleware with a `user` option (see StoredHead.r). */
     readonly scoped = false,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).

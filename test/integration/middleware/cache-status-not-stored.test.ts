@@ -58,4 +58,16 @@ describe('middleware: Cache-Status of answers that are not stored', () => {
       assert.equal(app.runs('/big'), 2);
     });
   }
+  it('with L1 alone, a body just under l1.maxBytes that L1 would still refuse (its head and bookkeeping on top) says detail=too-large; one well under is stored', async () => {
+    const cache = newCache({ l1: { maxBytes: 64 * 1024 } });
+    const app = buildApp(adapters[0]!, cache, {
+      routes: [
+        { path: '/near', mw: { ttl: '1m' }, handler: (io) => io.send(Buffer.alloc(64 * 1024 - 200, 'n')) },
+        { path: '/under', mw: { ttl: '1m' }, handler: (io) => io.send(Buffer.alloc(60 * 1024, 'u')) },
+      ],
+    });
+    for (let i = 0; i < 2; i++) assert.equal((await request(app.target).get('/near')).headers['cache-status'], missStatus('too-large'));
+    assert.equal((await request(app.target).get('/under')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    assert.equal((await request(app.target).get('/under')).headers['cache-status'], 'tiercache; hit; detail=L1');
+  });
 });

@@ -18,9 +18,9 @@ import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 
 type Target = Parameters<typeof request>[0];
 
-function expressApp(cache: TierCache): Target {
+function expressApp(cache: TierCache, outer: Parameters<typeof expressCache>[1] = {}): Target {
   const app = express();
-  app.use(expressCache(cache));
+  app.use(expressCache(cache, outer));
   app.get('/api/me', expressCache(cache, { user: (req) => req.get('x-user') }), (req, res) => void res.json({ user: req.get('x-user') ?? 'anonymous' }));
   return app;
 }
@@ -62,6 +62,26 @@ describe('middleware: app-wide, and per route with `user` further in', () => {
       const app = expressApp(newCache('express'));
       await eachTheirOwn(app);
       assert.equal((await me(app)).cacheStatus, HIT_L1, 'the per-route middleware no longer serves its entry');
+    });
+
+    const outers: Array<[string, Parameters<typeof expressCache>[1]]> = [
+      ['query', { query: ['page'] }],
+      ['key', { key: (req) => (req as unknown as { path: string }).path }],
+    ];
+    for (const [what, outer] of outers) {
+      it(`Express, the app-wide middleware with its own \`${what}\` option: every user still gets their own answer`, async () => {
+        await eachTheirOwn(expressApp(newCache(`express-${what}`), outer));
+      });
+    }
+
+    it('Express: a hit passed on to the per-route middleware is counted once, as one L1 hit', async () => {
+      const cache = newCache('express-count');
+      const app = expressApp(cache);
+      await me(app); // the anonymous entry, under the key the app-wide middleware looks up for every user
+      await me(app, 'alice');
+      const before = cache.stats().l1.hits;
+      for (let i = 0; i < 3; i++) assert.equal((await me(app, 'alice')).cacheStatus, HIT_L1);
+      assert.equal(cache.stats().l1.hits - before, 3);
     });
 
     it('Koa (@koa/router): every user gets their own answer, and the anonymous one is still cached', async () => {

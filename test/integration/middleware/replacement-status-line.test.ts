@@ -64,4 +64,22 @@ describe('middleware: the status line of a stale-if-error answer', () => {
       assert.deepEqual(await statusLine(server), { status: 200, reason: 'OK', body: 'stored once' });
     });
   }
+  it("Koa: a fill answered 304 for the client's If-None-Match says Not Modified, not the OK Koa's body setter put there", async () => {
+    const cache = cleanup.track(createCache({ namespace: `inm-line-${process.pid}`, redis: false }));
+    const app = new Koa();
+    app.use(koaCache(cache, { ttl: '1m' }));
+    app.use((ctx) => {
+      ctx.set('etag', '"v1"');
+      ctx.body = 'body';
+    });
+    const server = await cleanup.serve(app.callback());
+    const { port } = server.address() as AddressInfo;
+    const line = await new Promise<{ status: number; reason: string }>((resolve, reject) => {
+      get({ host: '127.0.0.1', port, path: '/c', headers: { 'if-none-match': '"v1"' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, reason: res.statusMessage! }));
+      }).on('error', reject);
+    });
+    assert.deepEqual(line, { status: 304, reason: 'Not Modified' });
+  });
 });

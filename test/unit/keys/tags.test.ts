@@ -118,7 +118,8 @@ describe('keys: tags', () => {
     assert.ok(reaches('/users/what?', '/users/what%3F'), "a decoded id holding '?'");
     assert.ok(reaches('/users/a#b', '/users/a%23b'), "a decoded id holding '#'");
     assert.deepEqual(prefixTags('/users/plain?x'), ['path:/users/plain?x', 'path:/users/plain']);
-    assert.equal(prefixTags('/?utm=1'), undefined, "the root's path covers everything, as '/' does");
+    assert.deepEqual(prefixTags('/?utm=1'), ['path:/?utm=1'], "the root's path is not widened to everything (invalidatePrefix('/') says so itself)");
+    assert.deepEqual(prefixTags('/#top'), ['path:/#top']);
   });
 
   // Regression for the normalizeRoutePath fast-path bug (see route-table.test.ts):
