@@ -1,32 +1,89 @@
 // One run per key at a time within this process: callers that arrive while a
 // run is under way share its promise instead of starting their own — unless
-// the run has gone stale (its key was invalidated after it began), in which
-// case a new run replaces it for everyone who arrives from then on.
+// the run has gone stale (its key was invalidated after it began), or has
+// outlived its wait (its loader has run longer than other instances wait on
+// its lock), in which case a new run replaces it for everyone who arrives from
+// then on. A loader that never settles holds its callers no longer than that.
+import { performance } from 'node:perf_hooks';
 
-export interface Flight<T, M> {
+/** What wait() resolves when the run outlived the wait: the caller goes on without it. */
+export const OVERDUE = Symbol('overdue');
+
+export class Flight<T, M> {
   readonly promise: Promise<T>;
   /** What the run recorded about itself (its fill stamp), once known. */
-  meta: M | undefined;
+  meta: M | undefined = undefined;
+  /** Waiters stop waiting here (performance.now()); none until the run starts its clock. */
+  private deadline = Infinity;
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private expire: (() => void) | undefined;
+  /** Made when the first waiter asks: most runs have none. */
+  private overdue: Promise<typeof OVERDUE> | undefined;
+
+  constructor(
+    run: (flight: Flight<T, M>) => Promise<T>,
+    private readonly maxWait: number,
+  ) {
+    this.promise = Promise.resolve().then(() => run(this));
+    const done = () => {
+      this.settled = true;
+      clearTimeout(this.timer);
+    };
+    this.promise.then(done, done);
+  }
+
+  /**
+   * From now on waiters wait at most maxWait: called when the run's unbounded
+   * part (the loader) begins. What comes before (lookups, a wait on another
+   * instance's lock) is bounded by timeouts of its own.
+   */
+  startClock(): void {
+    this.deadline = performance.now() + this.maxWait;
+    this.arm();
+  }
+
+  /** Whether waiters have stopped waiting for it. */
+  get isOverdue(): boolean {
+    return !this.settled && performance.now() >= this.deadline;
+  }
+
+  /** The run's result, or OVERDUE once its wait is over (the run may still settle later). */
+  wait(): Promise<T | typeof OVERDUE> {
+    this.overdue ??= new Promise<typeof OVERDUE>((resolve) => {
+      this.expire = () => resolve(OVERDUE);
+    });
+    this.arm();
+    return Promise.race([this.promise, this.overdue]);
+  }
+
+  private arm(): void {
+    if (this.expire === undefined || this.timer !== undefined || this.settled || this.deadline === Infinity) return;
+    this.timer = setTimeout(this.expire, Math.max(0, this.deadline - performance.now()));
+  }
 }
 
 export class SingleFlight<T, M = unknown> {
   private readonly inflight = new Map<string, Flight<T, M>>();
 
-  /** The run under way for `key`, if any. */
+  constructor(
+    /** How long callers wait on a run once its clock started (ms). */
+    private readonly maxWait: number,
+  ) {}
+
+  /** The run under way for `key` that callers still wait for, if any. */
   current(key: string): Flight<T, M> | undefined {
-    return this.inflight.get(key);
+    const flight = this.inflight.get(key);
+    return flight === undefined || flight.isOverdue ? undefined : flight;
   }
 
   /** Starts `run` for `key`, replacing any run under way (callers already waiting on it keep it). */
   start(key: string, run: (flight: Flight<T, M>) => Promise<T>): Promise<T> {
-    const flight: Flight<T, M> = { promise: undefined as unknown as Promise<T>, meta: undefined };
-    const promise = Promise.resolve()
-      .then(() => run(flight))
-      .finally(() => {
-        if (this.inflight.get(key) === flight) this.inflight.delete(key);
-      });
-    (flight as { promise: Promise<T> }).promise = promise;
+    const flight = new Flight<T, M>(run, this.maxWait);
+    const forget = () => {
+      if (this.inflight.get(key) === flight) this.inflight.delete(key);
+    };
     this.inflight.set(key, flight);
-    return promise;
+    return flight.promise.finally(forget);
   }
 }

@@ -26,12 +26,12 @@ import { TagVersions } from '../store/tag-versions.js';
 import { NO_TICKET, TieredStore, UNDECIDED, type TieredHit } from '../store/tiered-store.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
-import { DataScope } from './data-scope.js';
+import { DataScope, type DataKeyHandle } from './data-scope.js';
 import { decodeValue, encodeValue, resolvedValue } from './data-value.js';
 import { LoadContext, type Loader } from './loader-context.js';
-import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
+import { DEFAULT_LOCK_TIMEOUT, resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import type { ResolvedSerializer } from './serializer.js';
-import { SingleFlight, type Flight } from './single-flight.js';
+import { OVERDUE, SingleFlight, type Flight } from './single-flight.js';
 import { attachDebugLog } from '../observe/debug-log.js';
 import { DATA_ROUTE, type CacheTier, type ErrorSource, type HitEvent, type InvalidateEvent, type MissEvent, type StoreEvent, type TierCacheEvents } from '../observe/events.js';
 import { localInvalidation, remoteInvalidation } from '../observe/invalidation-kind.js';
@@ -132,7 +132,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /** Middleware that keeps its own fills under way (asked only when closing: no cost per fill). */
   private readonly fillSources = new Set<{ pendingFills(): Array<Promise<unknown>> }>();
   private closing: Promise<void> | undefined;
-  private readonly flights = new SingleFlight<unknown, FillStamp>();
+  private readonly flights: SingleFlight<unknown, FillStamp>;
   /** Where the data API's own keys live (views have scopes of their own). */
   private readonly root: DataScope;
   private readonly serializer: ResolvedSerializer | undefined;
@@ -160,6 +160,9 @@ export class TierCache extends EventEmitter implements DataCache {
     const bookkeepingBase = resolved.l1?.maxBytes ?? DEFAULT_BOOKKEEPING_BASE;
     this.root = new DataScope(this.prefix, '', [], undefined, Math.max(1_000, resolved.l1?.maxEntries ?? 10_000), Math.max(64 * 1024, bookkeepingBase / 16));
     this.serializer = resolved.serializer;
+    // Callers on this instance wait on a loader as long as other instances wait on its lock; a
+    // lockTimeout of 0 turns the lock off, not single-flight within the instance.
+    this.flights = new SingleFlight(resolved.lockTimeout > 0 ? resolved.lockTimeout : DEFAULT_LOCK_TIMEOUT);
     const l1 = resolved.l1 ? new L1Store({ ...resolved.l1, now: this.now }) : undefined;
     let l2: L2Store | undefined;
     if (resolved.redis !== undefined) {
@@ -377,15 +380,20 @@ export class TierCache extends EventEmitter implements DataCache {
     const { ttl, tags } = this.resolveSetOptions(scope, storeKey, options);
     this.assertOpen('getOrSet');
     if (!this.enabled) return this.loadUncached(key, load, ttl);
-    const joined = this.joinFlight(storeKey);
-    if (joined !== undefined) return joined as Promise<T>;
+    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags);
+  }
+
+  /**
+   * L1 first, even while a loader of the key runs here (a value stored since
+   * is found, not waited for); then that loader's run, else a run of its own.
+   */
+  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[]): Promise<T> {
+    const storeKey = handle.storeKey;
     const local = this.store.lookupL1(storeKey, true, handle);
     if (local === UNDECIDED) {
       // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
       const checked = await this.getBeyondL1<T>(scope, key, storeKey, true);
       if (checked !== undefined) return checked;
-      const raced = this.joinFlight(storeKey);
-      if (raced !== undefined) return raced as Promise<T>;
     } else if (local !== undefined) {
       const value = resolvedValue<T>(local, this.serializer);
       if (value === undefined) this.store.discard(storeKey);
@@ -393,6 +401,12 @@ export class TierCache extends EventEmitter implements DataCache {
         if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
         return value;
       }
+    }
+    const joined = this.joinFlight(storeKey);
+    if (joined !== undefined) {
+      const result = await joined;
+      // The run outlived the wait, as another instance's lock would have: this caller goes on without it.
+      return result === OVERDUE ? this.getOrLoad<T>(scope, key, handle, load, ttl, tags) : (result as T);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);
@@ -431,6 +445,7 @@ export class TierCache extends EventEmitter implements DataCache {
     } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
     stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
     flight.meta = stamp;
+    flight.startClock();
     const startedAt = this.now();
     const ctx = new LoadContext(key, ttl);
     let value: T;
@@ -464,13 +479,13 @@ export class TierCache extends EventEmitter implements DataCache {
     return decodeValue<T>(encodeValue(key, value, UNSTAMPED, this.now(), ttl, this.serializer).l1Entry, this.serializer) as T;
   }
 
-  /** The loader run under way for a key, unless an invalidation has overtaken it since it began. */
+  /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
   private joinFlight(storeKey: string): Promise<unknown> | undefined {
     const flight = this.flights.current(storeKey);
     if (flight === undefined) return undefined;
     if (flight.meta !== undefined && !this.store.versions.stillCurrent(flight.meta)) return undefined;
     this.coalesced++;
-    return flight.promise;
+    return flight.wait();
   }
 
   /**

@@ -460,6 +460,40 @@ describe('data API: getOrSet', () => {
     assert.equal(await a.get('flaky'), 'recovered');
   });
 
+  it('callers that join a loader that never settles wait l2.lockTimeout at most, then load themselves; later callers get that value', async () => {
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: 300 } }));
+    const stuck = hangingLoader();
+    try {
+      void a.getOrSet('stuck', stuck.load);
+      await sleep(50);
+      let runs = 0;
+      const own = async () => (runs++, 'loaded by a waiter');
+      const waited = await timed(() => withinMs(Promise.all([a.getOrSet('stuck', own), a.getOrSet('stuck', own)]), 2_000));
+      assert.deepEqual(waited.value, ['loaded by a waiter', 'loaded by a waiter']);
+      assert.ok(waited.ms >= 200 && waited.ms < 1_000, `the waiters waited ${Math.round(waited.ms)} ms, not about the 300 ms lockTimeout`);
+      assert.equal(runs, 1, 'the waiters share one run of their own');
+      assert.equal(await withinMs(a.getOrSet('stuck', own), 100), 'loaded by a waiter');
+      assert.equal(runs, 1);
+    } finally {
+      stuck.release();
+    }
+  });
+
+  it('returns a value stored on the same instance while a loader of its key still runs, without waiting for the loader', async () => {
+    const a = await ctx.open();
+    const stuck = hangingLoader();
+    try {
+      void a.getOrSet('busy', stuck.load);
+      await sleep(20);
+      await a.set('busy', 'set meanwhile');
+      const { value, ms } = await timed(() => withinMs(a.getOrSet('busy', () => 'not run'), 2_000));
+      assert.equal(value, 'set meanwhile');
+      assert.ok(ms < 100, `getOrSet took ${Math.round(ms)} ms with the value in L1`);
+    } finally {
+      stuck.release();
+    }
+  });
+
   it('stores nothing when the loader returns undefined', async () => {
     const a = await ctx.open();
     let runs = 0;
@@ -629,7 +663,47 @@ describe('data API: getOrSet across instances', () => {
     assert.equal(value, 'from B');
     assert.ok(ms < 1_000, `B waited ${Math.round(ms)} ms for a lock released after ~100 ms (lockTimeout 3 s)`);
   });
+
+  it('a loader that never settles holds later callers on its own instance no longer than l2.lockTimeout: they find the value another instance stored', async () => {
+    const a = await ctx.open({ l2: { lockTimeout: 300 } });
+    const b = await ctx.open({ l2: { lockTimeout: 300 } });
+    const stuck = hangingLoader();
+    try {
+      void a.getOrSet('stuck', stuck.load);
+      await sleep(50);
+      const fromB = await timed(() => b.getOrSet('stuck', () => 'from B'));
+      assert.equal(fromB.value, 'from B');
+      // A never warmed its L1 with it: the value is found in L2, not waited for behind the stuck run.
+      const later = await timed(() => withinMs(a.getOrSet('stuck', () => 'from A again'), 2_000));
+      assert.equal(later.value, 'from B');
+      assert.ok(later.ms < 250, `A's getOrSet took ${Math.round(later.ms)} ms with the value in L2`);
+      assert.equal(stuck.runs, 1);
+    } finally {
+      stuck.release();
+    }
+  });
 });
+
+/** A loader whose runs never settle until release() (which ends them with undefined: nothing stored). */
+function hangingLoader(): { load: () => Promise<undefined>; release: () => void; readonly runs: number } {
+  const releases: Array<() => void> = [];
+  return {
+    load: () => new Promise<undefined>((resolve) => releases.push(() => resolve(undefined))),
+    release: () => releases.forEach((release) => release()),
+    get runs() {
+      return releases.length;
+    },
+  };
+}
+
+/** `promise`, or a rejection saying it was still pending after `ms`. */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 describe('data API: corrupt and foreign L2 data', () => {
   const ctx = useRedis();
