@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
-import { parseDuration, type Duration } from '../keys/duration.js';
+import { parseTtl, type Duration } from '../keys/duration.js';
 import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag, wellFormedTag } from '../keys/tags.js';
 import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY } from '../keys/request-key.js';
@@ -47,6 +47,8 @@ const UNSTAMPED: FillStamp = Object.freeze({ epoch: 0, tags: Object.freeze([]), 
 
 /** Lifetime of data-API values when neither the call nor the cache sets one. */
 export const DEFAULT_DATA_TTL = 60_000;
+/** What to do instead of a data-API ttl of 0 (a value that is never served). */
+const DATA_TTL_INSTEAD = "use delete() to remove a value, or getOrSet's ctx.skip() to return one without storing it";
 /** How long ready() waits for a first connection before resolving anyway. */
 const READY_WAIT_MS = 5_000;
 /** How long close() waits for fills under way to be stored and queued invalidations to be delivered. */
@@ -74,7 +76,7 @@ const DELIVERED: InvalidateResult = Object.freeze({ delivered: true });
 const QUEUED: InvalidateResult = Object.freeze({ delivered: false });
 
 export interface SetOptions {
-  /** How long the value lives. @default the cache's ttl, else 60 s */
+  /** How long the value lives; more than 0 (0 throws TierCacheConfigError). @default the cache's ttl, else 60 s */
   ttl?: Duration | undefined;
   /** Tags: invalidateTags() of any of them drops the value everywhere. */
   tags?: readonly string[] | undefined;
@@ -522,7 +524,7 @@ export class TierCache extends EventEmitter implements DataCache {
 
   /** @internal source() over the cache or a view. */
   sourceIn<Id, T>(host: DataCache, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> | undefined): CachedSource<Id, T> {
-    if (options?.ttl !== undefined) parseDuration('source ttl', options.ttl);
+    if (options?.ttl !== undefined) parseTtl('source ttl', options.ttl, DATA_TTL_INSTEAD);
     return createCachedSource<Id, T>(host, source, options);
   }
 
@@ -792,7 +794,7 @@ export class TierCache extends EventEmitter implements DataCache {
       for (const k of Object.keys(options)) {
         if (k !== 'ttl' && k !== 'tags') throw new TypeError(`tiercache: unknown option '${k}' (known: ttl, tags)`);
       }
-      if (options.ttl !== undefined) ttl = parseDuration('ttl', options.ttl);
+      if (options.ttl !== undefined) ttl = parseTtl('ttl', options.ttl, DATA_TTL_INSTEAD);
       if (options.tags !== undefined) {
         if (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t === '')) {
           throw new TypeError('tiercache: tags must be an array of non-empty strings');

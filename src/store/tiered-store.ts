@@ -224,6 +224,13 @@ export class TieredStore {
    * decoded form in L1 while L2 gets the bytes. Never throws for Redis.
    */
   async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<void> {
+    // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
+    // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
+    if (entry.staleUntil - this.now() <= 0) {
+      this.l1?.delete(key);
+      await this.l2?.del(key).catch(() => undefined);
+      return;
+    }
     await this.storeFill([{ key, entry, l1Entry }], NO_TICKET);
   }
 
@@ -239,6 +246,8 @@ export class TieredStore {
     const first = writes[0];
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (first === undefined || first.entry.staleUntil - now <= 0) {
+      // An older copy this write was meant to replace must not go on serving here.
+      for (const w of writes) this.l1?.delete(w.key);
       this.abandonFill(ticket);
       return false;
     }

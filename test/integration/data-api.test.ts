@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import express from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { createCache, TierCache, TierCacheClosedError, TierCacheError, type CacheOptions } from '../../src/index.js';
+import { createCache, TierCache, TierCacheClosedError, TierCacheConfigError, TierCacheError, type CacheOptions } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
 import { EntryKind } from '../../src/store/entry.js';
@@ -848,6 +848,24 @@ describe('data API: TTL', () => {
     assert.equal(b.store.l1?.peek(b.dataKey('short')), undefined, 'still in B’s L1');
     const c = await ctx.open();
     assert.equal(await c.get('short'), undefined);
+  });
+
+  it('refuses a ttl of 0 ms (0, 0.4, "0s", "0ms") in set(), getOrSet() and source() with TierCacheConfigError naming ttl: nothing is changed anywhere', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('price', 100);
+    assert.equal(await b.get('price'), 100);
+    for (const ttl of [0, 0.4, '0s', '0ms'] as const) {
+      const named = (option: string) => (err: unknown) => err instanceof TierCacheConfigError && err.option === option;
+      await assert.rejects(a.set('price', 200, { ttl }), named('ttl'), `set() with ttl ${String(ttl)}`);
+      let runs = 0;
+      await assert.rejects(a.getOrSet('fresh', () => (runs++, 1), { ttl }), named('ttl'), `getOrSet() with ttl ${String(ttl)}`);
+      assert.equal(runs, 0, 'the loader ran');
+      assert.throws(() => a.source({ load: (id: number) => id }, { prefix: 'n:', ttl }), named('source ttl'));
+    }
+    assert.equal(await a.get('price'), 100);
+    assert.equal(await b.get('price'), 100);
+    assert.equal(await ctx.admin.exists(a.dataKey('fresh')), 0);
   });
 
   it('uses the cache-wide ttl when set() has none', async () => {
