@@ -27,9 +27,19 @@ export type DurationString = `${number}` | `${number}${DurationUnit}` | `${numbe
 export type Duration = number | DurationString;
 
 /**
+ * The longest duration any option takes: 10 years (`'10y'`; ms counts a year
+ * as 365.25 days). Far beyond any real lifetime, and safe where durations
+ * end up: an entry lives its ttl plus two stale windows (30 years at most,
+ * about 9.5e11 ms), which Redis takes as a PX argument only as an integer in
+ * plain digits up to about 9.2e18 minus its clock, and `now` plus that
+ * (about 2.6e12) stays an exact integer in the float64 times of the entry format.
+ */
+export const MAX_DURATION_MS = 10 * 365.25 * 24 * 60 * 60 * 1000;
+
+/**
  * Parses a duration option into whole milliseconds.
  * @throws TierCacheConfigError naming `option` when the value is not a
- * finite, non-negative number or an `ms` string.
+ * finite, non-negative number or an `ms` string, or is longer than MAX_DURATION_MS.
  */
 export function parseDuration(option: string, value: unknown): number {
   let parsed: number | undefined;
@@ -42,7 +52,9 @@ export function parseDuration(option: string, value: unknown): number {
   if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
     throw new TierCacheConfigError(option, value, "must be a non-negative duration: milliseconds as a number, or a string such as '30s', '5m', '1h'");
   }
-  return Math.round(parsed);
+  const whole = Math.round(parsed);
+  if (whole > MAX_DURATION_MS) throw new TierCacheConfigError(option, value, `must be at most 10 years ('10y', ${MAX_DURATION_MS} ms)`);
+  return whole;
 }
 
 /**

@@ -868,6 +868,33 @@ describe('data API: TTL', () => {
     assert.equal(await ctx.admin.exists(a.dataKey('fresh')), 0);
   });
 
+  it('refuses a ttl past 10 years (1e20, Number.MAX_VALUE) in set(), getOrSet(), ctx.setTtl() and createCache with TierCacheConfigError, before anything is stored or locked', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('price', 100);
+    assert.equal(await b.get('price'), 100);
+    const named = (option: string) => (err: unknown) => err instanceof TierCacheConfigError && err.option === option && /at most 10 years/.test(err.message);
+    for (const ttl of [1e20, Number.MAX_VALUE, '11y'] as const) {
+      await assert.rejects(a.set('price', 200, { ttl }), named('ttl'), `set() with ttl ${String(ttl)}`);
+      await assert.rejects(a.getOrSet('g', () => 'A', { ttl }), named('ttl'), `getOrSet() with ttl ${String(ttl)}`);
+      await assert.rejects(a.getOrSet('g', (loader) => (loader.setTtl(ttl), 'A')), named('setTtl'), `ctx.setTtl(${String(ttl)})`);
+      assert.throws(() => createCache({ redis: false, ttl }), named('ttl'));
+    }
+    assert.equal(await a.get('price'), 100);
+    assert.equal(await b.get('price'), 100);
+    // ctx.setTtl() threw inside the loader, which released its lock (without awaiting Redis).
+    assert.ok(await eventually(async () => (await ctx.admin.keys('*lock*')).length === 0, 500), 'a fill lock was left held');
+    // Nothing holds the key: another instance loads at once, without waiting on a lock.
+    const { value, ms } = await timed(() => b.getOrSet('g', () => 'B'));
+    assert.equal(value, 'B');
+    assert.ok(ms < 500, `B waited ${Math.round(ms)} ms`);
+    // The longest ttl taken is stored in Redis as it is.
+    await a.set('decade', 1, { ttl: '10y' });
+    const pttl = await ctx.admin.pttl(a.dataKey('decade'));
+    assert.ok(pttl > 315_575_000_000 && pttl <= 315_576_000_000, `PTTL ${pttl}`);
+    assert.equal(await b.get('decade'), 1);
+  });
+
   it('uses the cache-wide ttl when set() has none', async () => {
     const a = await ctx.open({ ttl: '2s' });
     await a.set('k', 1);

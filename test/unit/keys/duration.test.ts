@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseDuration } from '../../../src/keys/index.js';
+import { MAX_DURATION_MS } from '../../../src/keys/duration.js';
 import { RUNS, assertConfigError } from './support.js';
 
 describe('keys: parseDuration', () => {
@@ -74,6 +75,15 @@ describe('keys: parseDuration', () => {
       it(`rejects ${label}`, () => {
         assertConfigError(() => parseDuration('l1.ttl', value), 'l1.ttl', shown);
       });
+    }
+  });
+
+  it("takes up to 10 years ('10y') and refuses longer ones, which Redis could not hold as an expiry (1e20, Number.MAX_VALUE, '11y')", () => {
+    assert.equal(parseDuration('ttl', '10y'), MAX_DURATION_MS);
+    assert.equal(parseDuration('ttl', MAX_DURATION_MS), MAX_DURATION_MS);
+    assert.equal(MAX_DURATION_MS, 315_576_000_000);
+    for (const [value, shown] of [[MAX_DURATION_MS + 1, String(MAX_DURATION_MS + 1)], [1e20, '100000000000000000000'], [Number.MAX_VALUE, '1.7976931348623157e+308'], [2 ** 53, String(2 ** 53)], ['11y', '"11y"'], ['1000 years', '"1000 years"']] as const) {
+      assertConfigError(() => parseDuration('l2.lockTimeout', value), 'l2.lockTimeout', shown, /at most 10 years/);
     }
   });
 
