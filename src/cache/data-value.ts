@@ -6,6 +6,7 @@
 // maxBytes by what the parsed graph costs on the heap, estimated while it is
 // frozen: `[{}, {}, ...]` costs twenty times its JSON, a long string about
 // its JSON, and a byte count alone would let L1 hold many times maxBytes.
+import { isUint8Array } from 'node:util/types';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import type { ResolvedSerializer } from './serializer.js';
@@ -115,11 +116,22 @@ export interface EncodedValue {
   readonly l1Entry: StoredEntry;
 }
 
-/** A copy of its own: later changes by the caller do not reach the cache, and no shared slab is kept alive. */
+/**
+ * A copy of its own: later changes by the caller do not reach the cache, and
+ * no shared slab is kept alive. Sized by the array itself, never by a
+ * `byteLength` it may report: no byte of the copy is left unwritten.
+ */
 function ownCopy(bytes: Uint8Array): Buffer {
-  const body = Buffer.allocUnsafeSlow(bytes.byteLength);
-  body.set(bytes);
-  return body;
+  const copy = new Uint8Array(bytes);
+  return Buffer.from(copy.buffer, 0, copy.length);
+}
+
+/** What a serializer's serialize() returned, when it is not the Uint8Array or string its type declares. */
+function notBytes(out: unknown): string | undefined {
+  if (typeof out === 'string' || isUint8Array(out)) return undefined;
+  if (out === null) return 'null';
+  if (typeof out !== 'object') return typeof out;
+  return (out as object).constructor?.name ?? 'object';
 }
 
 /**
@@ -138,6 +150,9 @@ export function encodeValue(key: string, value: unknown, stamp: FillStamp, creat
     } catch (err) {
       throw new TypeError(`tiercache: the value for '${key}' could not be serialized by the '${serializer.name}' serializer (${(err as Error).message})`);
     }
+    // An ArrayBuffer, a DataView or a wider typed array would be read as other bytes than it holds.
+    const got = notBytes(out);
+    if (got !== undefined) throw new TypeError(`tiercache: the value for '${key}' could not be serialized by the '${serializer.name}' serializer (serialize() must return a Uint8Array, such as a Buffer, or a string; it returned: ${got})`);
     const body = typeof out === 'string' ? Buffer.from(out, 'utf8') : ownCopy(out);
     const entry: StoredEntry = { kind: EntryKind.Bytes, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: serializer.head, body, decoded: undefined };
     return { entry, l1Entry: entry };

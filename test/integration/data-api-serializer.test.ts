@@ -60,6 +60,39 @@ describe('data API: serializer', () => {
     assert.equal(await other.get('k'), undefined, 'a JSON instance read a v8 entry');
   });
 
+  it('refuses what serialize() returns unless it is a Uint8Array or a string (an ArrayBuffer, a DataView, a Uint16Array, a number): set() and getOrSet() reject with its TypeError and store nothing', async () => {
+    const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    const outputs: Array<[string, (value: unknown) => unknown]> = [
+      ['ArrayBuffer', (value) => json(value).buffer],
+      ['DataView', (value) => new DataView(json(value).buffer)],
+      ['Uint16Array', (value) => Uint16Array.from(json(value))],
+      ['number', () => 42],
+      ['null', () => null],
+    ];
+    for (const [label, serialize] of outputs) {
+      const serializer = { name: 'odd', serialize: serialize as Serializer['serialize'], deserialize: (bytes: Buffer) => JSON.parse(bytes.toString('utf8')) };
+      const a = await ctx.open({ serializer });
+      const said = (err: unknown) => err instanceof TypeError && err.message.includes(`'odd' serializer (serialize() must return a Uint8Array, such as a Buffer, or a string; it returned: ${label})`);
+      await assert.rejects(a.set('k', { hello: 'world' }), said, `set() with ${label}`);
+      let runs = 0;
+      await assert.rejects(a.getOrSet('g', () => (runs++, { a: 1 })), said, `getOrSet() with ${label}`);
+      assert.equal(runs, 1);
+      assert.equal(await a.get('k'), undefined, label);
+      assert.equal(await ctx.admin.exists(a.dataKey('k'), a.dataKey('g')), 0, `${label}: stored in Redis`);
+    }
+  });
+
+  it('stores exactly the bytes a Uint8Array returned by serialize() views, also part of a larger buffer', async () => {
+    const slab = Buffer.from('xx{"in":"side"}yy');
+    const serializer: Serializer = { name: 'view', serialize: () => slab.subarray(2, slab.length - 2), deserialize: (bytes) => JSON.parse(bytes.toString('utf8')) };
+    const a = await ctx.open({ serializer });
+    const b = await ctx.open({ serializer, l1: false });
+    await a.set('k', 'ignored');
+    assert.deepStrictEqual(await b.get('k'), { in: 'side' });
+    slab.fill(0x20);
+    assert.deepStrictEqual(await a.get('k'), { in: 'side' }, 'the cache kept the caller\'s buffer, not a copy');
+  });
+
   it('uses a custom serializer both ways, and refuses one without serialize and deserialize', async () => {
     const calls: string[] = [];
     const upper: Serializer = {
