@@ -1,7 +1,9 @@
 // Store keys of the data API: `namespace:d:` and the caller's key. Redis
 // reads keys as UTF-8, where every lone surrogate becomes U+FFFD, so those
 // are escaped (as in HTTP keys) and '%', the escape character, with them:
-// two different keys never share an entry. A key longer than a bound is
+// two different keys never share an entry. '{' and '}' are escaped too: the
+// fill lock and the key's counter hash-tag the whole store key (`{key}:lock`),
+// which must then land in the entry's Cluster slot. A key longer than a bound is
 // replaced by its digest, so no per-key structure holds a 10 KB key. Keys of
 // a namespace() view follow the view's escaped names, each ended by '%:',
 // which no escaped key contains: a view's keys never meet the root's.
@@ -10,14 +12,15 @@ import { createHash } from 'node:crypto';
 /** Escaped keys longer than this are replaced by a digest. */
 export const MAX_DATA_KEY_LENGTH = 256;
 
-const NEEDS_ESCAPE = /[%\uD800-\uDFFF]/;
-const ESCAPED = /%|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const NEEDS_ESCAPE = /[%{}\uD800-\uDFFF]/;
+const ESCAPED = /[%{}]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 function encode(ch: string): string {
-  return ch === '%' ? '%25' : '%u' + ch.charCodeAt(0).toString(16).toUpperCase();
+  const code = ch.charCodeAt(0);
+  return code < 0x80 ? '%' + code.toString(16).toUpperCase() : '%u' + code.toString(16).toUpperCase();
 }
 
-/** `key` with '%' and lone surrogates escaped. */
+/** `key` with '%', '{', '}' and lone surrogates escaped. */
 export function escapeDataKey(key: string): string {
   return NEEDS_ESCAPE.test(key) ? key.replace(ESCAPED, encode) : key;
 }

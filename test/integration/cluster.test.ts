@@ -35,6 +35,29 @@ describe('Redis Cluster as L2', function () {
     assert.ok(perNode.every((n) => n > 0), `entries per master: ${perNode.join(', ')}`);
   });
 
+  it("data keys holding '{' or '}': two instances' concurrent getOrSet runs the loader once, and a third instance finds the value in L2", async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    const errors: string[] = [];
+    for (const cache of [a, b]) cache.on('error', ({ err }) => errors.push(err.message));
+    for (const key of ['user:{42}', 'a}b', 'q:{"id":1}', '{', '}{']) {
+      let runs = 0;
+      const load = async () => {
+        runs++;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return { key };
+      };
+      const results = await Promise.all([a.getOrSet(key, load), b.getOrSet(key, load)]);
+      assert.deepEqual(results, [{ key }, { key }]);
+      assert.equal(runs, 1, `loader runs for ${key}`);
+      const c = await open(ns);
+      assert.deepEqual(await c.get(key), { key }, `${key} from L2`);
+      assert.equal(c.stats().l2.hits, 1, `${key}: L2 hits on a third instance`);
+    }
+    assert.deepEqual(errors, []);
+  });
+
   it('carries invalidations between instances over the bus, across nodes', async () => {
     const ns = `cl${namespace++}`;
     const a = await open(ns);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { dataStoreKey, MAX_DATA_KEY_LENGTH } from '../../../src/cache/data-key.js';
+import { keySlot } from '../../../src/store/hash-slot.js';
 
 const key = (k: string) => dataStoreKey('shop', k);
 /** The key as Redis receives it: UTF-8, where every lone surrogate becomes U+FFFD. */
@@ -12,7 +13,7 @@ const asRedisReadsIt = (k: string) => Buffer.from(key(k), 'utf8').toString('hex'
 /** Any UTF-16 code unit, lone surrogates included, with separators and escapes made likely. */
 const codeUnit = fc.oneof(
   fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
-  fc.constantFrom('%', '%25', '%u', 'D800', '#', ':', '\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uD83D\uDE00', '\uFFFD'),
+  fc.constantFrom('%', '%25', '%u', 'D800', '#', ':', '{', '}', '%7B', '%7D', '\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uD83D\uDE00', '\uFFFD'),
 );
 
 describe('cache: data keys', () => {
@@ -26,6 +27,17 @@ describe('cache: data keys', () => {
     assert.equal(key('user:\uDFFF'), 'shop:d:user:%uDFFF');
     assert.equal(key('50%'), 'shop:d:50%25');
     assert.notEqual(key('user:%uD800'), key('user:\uD800'));
+  });
+
+  it("escapes '{' and '}', so the fill lock and the key's counter (`{storeKey}:lock`, `{storeKey}:v`) share the entry's Cluster slot", () => {
+    assert.equal(key('user:{42}'), 'shop:d:user:%7B42%7D');
+    assert.equal(key('a}b'), 'shop:d:a%7Db');
+    assert.notEqual(key('%7B'), key('{'));
+    for (const k of ['user:{42}', 'q:{"id":1}', 'a}b', '{', '}{', '{}', 'x{y}z{']) {
+      const storeKey = key(k);
+      assert.equal(keySlot(`{${storeKey}}:lock`), keySlot(storeKey), k);
+      assert.equal(keySlot(`{${storeKey}}:v`), keySlot(storeKey), k);
+    }
   });
 
   it('gives keys that differ only in lone surrogates different keys as Redis reads them', () => {
@@ -47,7 +59,7 @@ describe('cache: data keys', () => {
   it('never gives two different keys the same key as Redis reads it (property)', () => {
     const text = (max: number) => fc.string({ unit: codeUnit, maxLength: max });
     // Keys that differ in one place, by pieces UTF-8 or the escaping could confuse.
-    const confusable = fc.constantFrom('\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uFFFD', '%', '%25', '%uD800', '%#', '');
+    const confusable = fc.constantFrom('\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uFFFD', '%', '%25', '%uD800', '%#', '{', '}', '%7B', '%7D', '');
     const nearPair = fc
       .tuple(fc.oneof(text(12), text(300)), confusable, confusable, text(12))
       .filter(([, x, y]) => x !== y)
