@@ -292,7 +292,12 @@ export class TierCache extends EventEmitter implements DataCache {
     return (await this.get(key)) !== undefined;
   }
 
-  /** Stores `value` (JSON-serializable or Buffer, or what the serializer takes) in both tiers. Redis failures are reported, not thrown. */
+  /**
+   * Stores `value` (JSON-serializable or Buffer, or what the serializer takes)
+   * in this instance's L1 and in L2. Other instances' L1 copies are not told:
+   * they serve theirs until their L1 lifetime ends (delete() first to reach
+   * them). Redis failures are reported, not thrown.
+   */
   set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     return this.setIn(this.root, key, value, options);
   }

@@ -5,6 +5,7 @@
 // misses instead of hanging or throwing. No Redis mock anywhere.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
+import { isDeepStrictEqual } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import express from 'express';
@@ -176,6 +177,24 @@ describe('data API: values through L2', () => {
     await b.set('from-a', { by: 'b now' });
     const c = await ctx.open();
     assert.deepStrictEqual(await c.get('from-a'), { by: 'b now' });
+  });
+
+  it("set() on one instance does not reach another's L1 copy, which serves until its L1 lifetime ends; delete() then set() reaches it (README)", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open({ l1: { ttl: 300 } });
+    const c = await ctx.open({ l1: false });
+    await a.set('user:42', { name: 'old' }, { ttl: '1h' });
+    assert.deepStrictEqual(await b.get('user:42'), { name: 'old' }, 'B warms its L1');
+    await a.set('user:42', { name: 'new' }, { ttl: '1h' });
+    await sleep(50);
+    assert.deepStrictEqual(await a.get('user:42'), { name: 'new' });
+    assert.deepStrictEqual(await c.get('user:42'), { name: 'new' }, 'an instance without an L1 copy reads L2');
+    assert.deepStrictEqual(await b.get('user:42'), { name: 'old' }, "B's L1 copy was told of the set()");
+    await sleep(300);
+    assert.deepStrictEqual(await b.get('user:42'), { name: 'new' }, 'B serves its copy past l1.ttl');
+    await a.delete('user:42');
+    await a.set('user:42', { name: 'newer' }, { ttl: '1h' });
+    assert.ok(await eventually(async () => isDeepStrictEqual(await b.get('user:42'), { name: 'newer' })), 'delete() then set() did not reach B');
   });
 
   it('warms L1 after an L2 hit: the second get on B is an L1 hit', async () => {
