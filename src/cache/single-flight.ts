@@ -6,6 +6,9 @@
 // then on. A loader that never settles holds its callers no longer than that.
 import { performance } from 'node:perf_hooks';
 
+/** The longest delay setTimeout takes as given. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What wait() resolves when the run outlived the wait: the caller goes on without it. */
 export const OVERDUE = Symbol('overdue');
 
@@ -16,6 +19,7 @@ export class Flight<T, M> {
   /** Waiters stop waiting here (performance.now()); none until the run starts its clock. */
   private deadline = Infinity;
   private settled = false;
+  private expired = false;
   private timer: NodeJS.Timeout | undefined;
   private expire: (() => void) | undefined;
   /** Made when the first waiter asks: most runs have none. */
@@ -43,15 +47,18 @@ export class Flight<T, M> {
     this.arm();
   }
 
-  /** Whether waiters have stopped waiting for it. */
+  /** Whether waiters have stopped waiting for it (once wait() has said so, always: a caller told OVERDUE must not be handed it again). */
   get isOverdue(): boolean {
-    return !this.settled && performance.now() >= this.deadline;
+    return !this.settled && (this.expired || performance.now() >= this.deadline);
   }
 
   /** The run's result, or OVERDUE once its wait is over (the run may still settle later). */
   wait(): Promise<T | typeof OVERDUE> {
     this.overdue ??= new Promise<typeof OVERDUE>((resolve) => {
-      this.expire = () => resolve(OVERDUE);
+      this.expire = () => {
+        this.expired = true;
+        resolve(OVERDUE);
+      };
     });
     this.arm();
     return Promise.race([this.promise, this.overdue]);
@@ -59,7 +66,13 @@ export class Flight<T, M> {
 
   private arm(): void {
     if (this.expire === undefined || this.timer !== undefined || this.settled || this.deadline === Infinity) return;
-    this.timer = setTimeout(this.expire, Math.max(0, this.deadline - performance.now()));
+    // setTimeout fires at once past 2^31 - 1 ms (a lockTimeout of weeks): wait in steps instead.
+    const left = this.deadline - performance.now();
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (performance.now() >= this.deadline) this.expire!();
+      else this.arm();
+    }, Math.min(Math.max(0, left), MAX_TIMER_MS));
   }
 }
 

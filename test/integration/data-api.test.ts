@@ -498,6 +498,23 @@ describe('data API: getOrSet', () => {
     }
   });
 
+  it("callers keep waiting on a run under an l2.lockTimeout past setTimeout's range (30 days), instead of loading at once", async () => {
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: '30d' } }));
+    const stuck = hangingLoader();
+    try {
+      void a.getOrSet('stuck', stuck.load);
+      await sleep(20);
+      let runs = 0;
+      const waiter = a.getOrSet('stuck', () => (runs++, 'loaded by a waiter'));
+      await sleep(100);
+      assert.equal(runs, 0, 'the waiter stopped waiting at once');
+      stuck.release();
+      assert.equal(await waiter, undefined);
+    } finally {
+      stuck.release();
+    }
+  });
+
   it('returns a value stored on the same instance while a loader of its key still runs, without waiting for the loader', async () => {
     const a = await ctx.open();
     const stuck = hangingLoader();
