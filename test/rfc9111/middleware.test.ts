@@ -96,6 +96,42 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
     });
   }
 
+  for (const adapter of adapters) {
+    it(`${adapter.name}: §4.2.4 / §5.2.2.4 a no-cache response is never served unvalidated: not for a request's max-stale, not for its own stale-if-error`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-nocache-${adapter.name}` });
+      try {
+        let failing = false;
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/nc',
+              mw: {},
+              handler: (io) => {
+                if (failing) {
+                  io.status(500);
+                  io.send('boom');
+                  return;
+                }
+                io.set('Cache-Control', 'no-cache, stale-if-error=600, stale-while-revalidate=600');
+                io.set('ETag', '"v1"');
+                io.send('the body');
+              },
+            },
+          ],
+        });
+        await request(app.target).get('/nc');
+        const stale = await request(app.target).get('/nc').set('Cache-Control', 'max-stale');
+        assert.equal(stale.text, 'the body');
+        assert.equal(app.runs('/nc'), 2, 'a max-stale request got the no-cache entry without the handler');
+        failing = true;
+        const failed = await request(app.target).get('/nc');
+        assert.equal(failed.status, 500, `stale-if-error answered for a no-cache entry (${String(failed.headers['cache-status'])})`);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
   it('table mode is untouched: max-age=0 from the handler is still served for the table TTL', async () => {
     const cache = createCache({ redis: false, ttl: '1m', namespace: 'rfc9111-mw-table' });
     try {

@@ -106,7 +106,8 @@ export function originLife(input: LifeInput): OriginLife | MissReason {
   return {
     createdAt: input.responseTime - correctedInitialAge(headers, input.requestTime, input.responseTime),
     lifetime,
-    noStale: v.has('must-revalidate') || v.has('proxy-revalidate') || sMaxage !== undefined,
+    // A no-cache response (without field names) is never used unvalidated, stale or not (§4.2.4, §5.2.2.4).
+    noStale: v.has('must-revalidate') || v.has('proxy-revalidate') || sMaxage !== undefined || (v.has('no-cache') && noCacheFields === undefined),
     staleWhileRevalidate: (validSeconds(cc, 'stale-while-revalidate') ?? 0) * 1000,
     staleIfError: (validSeconds(cc, 'stale-if-error') ?? 0) * 1000,
     withoutFields: [...(noCacheFields ?? []), ...(privateFields ?? [])],
