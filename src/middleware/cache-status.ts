@@ -11,6 +11,8 @@ export const MISS_COLLAPSED = 'tiercache; fwd=miss; collapsed';
 export const BYPASS = 'tiercache; fwd=bypass';
 /** Origin mode: a stale entry revalidated with a 304 and served (RFC 9211 fwd=stale). */
 export const REVALIDATED = 'tiercache; fwd=stale; fwd-status=304; stored';
+/** The same, when the refreshed copy may not be stored (the 304 set a cookie, say): the stale entry stays as it was. */
+export const REVALIDATED_UNSTORED = 'tiercache; fwd=stale; fwd-status=304';
 
 /**
  * Why a request was neither served from nor stored in the cache

@@ -17,7 +17,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
-import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, REVALIDATED_UNSTORED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -225,7 +225,10 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const before = stale.response;
     const fields = refreshedFields(before, headers);
     const merged = asOutgoing(fields);
-    const life = this.originLifeOf(before.status, merged);
+    // Read from the 304 but never stored: its Age (the refreshed copy's age, §4.2.3) and its
+    // Set-Cookie (this client's; with one the copy is not stored, as no answer with one is).
+    const cookies = headers['set-cookie'];
+    const life = this.originLifeOf(before.status, headers.age === undefined && cookies === undefined ? merged : { ...merged, age: headers.age, 'set-cookie': cookies });
     const now = coarseNow();
     let createdAt = now;
     if (typeof life === 'string') flight.settle(undefined);
@@ -237,9 +240,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
       void this.finish(before.body);
       this.refreshed = true;
     }
-    const answer = new PreparedResponse(before.status, fields, before.body, before.isPublic);
+    const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic);
     const age = ageOf(createdAt, now);
-    const cacheStatus = this.http.status(REVALIDATED);
+    const cacheStatus = this.http.status(typeof life === 'string' ? REVALIDATED_UNSTORED : REVALIDATED);
     if (this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createCache } from '../../src/index.js';
-import { adapters, buildApp } from '../integration/middleware/apps.js';
+import { adapters, buildApp, type HandlerIO } from '../integration/middleware/apps.js';
 
 describe('RFC 9111 origin mode in app middleware (every framework major)', function () {
   for (const adapter of adapters) {
@@ -126,6 +126,49 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
         failing = true;
         const failed = await request(app.target).get('/nc');
         assert.equal(failed.status, 500, `stale-if-error answered for a no-cache entry (${String(failed.headers['cache-status'])})`);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: §4.3.4 what a 304 says that is not stored still counts: its Age ages the refreshed copy, its Set-Cookie reaches the client (and keeps the copy from being stored)`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-304-${adapter.name}` });
+      try {
+        const revalidation = (extra: (io: HandlerIO) => void) => (io: HandlerIO) => {
+          io.set('ETag', '"v1"');
+          if (io.header('if-none-match') === '"v1"') {
+            io.set('Cache-Control', 'max-age=600');
+            extra(io);
+            io.status(304);
+            io.end();
+            return;
+          }
+          io.set('Cache-Control', 'max-age=0');
+          io.send('stored v1');
+        };
+        const app = buildApp(adapter, cache, {
+          routes: [
+            { path: '/aged', mw: {}, handler: revalidation((io) => io.set('Age', '590')) },
+            { path: '/cookie', mw: {}, handler: revalidation((io) => io.set('Set-Cookie', 'sid=abc')) },
+          ],
+        });
+        await request(app.target).get('/aged');
+        assert.match(String((await request(app.target).get('/aged')).headers['cache-status']), /fwd=stale; fwd-status=304; stored/);
+        const aged = await request(app.target).get('/aged');
+        assert.match(String(aged.headers['cache-status']), /^tiercache; hit/);
+        assert.ok(Number(aged.headers['age']) >= 590, `the refreshed copy replays Age ${String(aged.headers['age'])}: the 304's Age 590 was dropped`);
+
+        await request(app.target).get('/cookie');
+        const refreshed = await request(app.target).get('/cookie');
+        assert.equal(refreshed.text, 'stored v1');
+        assert.deepEqual(refreshed.headers['set-cookie'], ['sid=abc'], "the 304's cookie did not reach its client");
+        assert.equal(refreshed.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304');
+        // Not stored: the next request revalidates the stale copy again (and gets the cookie of its own 304).
+        const next = await request(app.target).get('/cookie');
+        assert.equal(next.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304');
+        assert.equal(app.runs('/cookie'), 3, 'the copy refreshed by a 304 with Set-Cookie was stored');
       } finally {
         await cache.close();
       }
