@@ -303,7 +303,8 @@ function wrappersAt(depth: number): Wrappers {
     if (c.replaced || c.pending) return this;
     if (c.headersSeen || this.headersSent) return c.writeHead.apply(this, arguments as unknown as unknown[]);
     if (typeof reason !== 'string') {
-      headers = reason;
+      // As node reads it: headers in the reason's place, unless given as well (writeHead(200, undefined, headers)).
+      headers ??= reason;
       reason = undefined;
     }
     this.statusCode = statusCode;
