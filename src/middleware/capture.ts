@@ -168,6 +168,9 @@ class Capture {
   endChunk: unknown = undefined;
   endEncoding: unknown = undefined;
   endCallback: unknown = undefined;
+  /** A destroy() of the socket held back while the end waits for the store (see holdSocket). */
+  private heldDestroy = false;
+  private releaseSocket: (() => void) | undefined = undefined;
 
   constructor(
     readonly res: ServerResponse,
@@ -246,10 +249,39 @@ class Capture {
     return true;
   }
 
+  /**
+   * While the end waits for the store, the answer is whole but not sent. An
+   * error handler that runs now sees headersSent and may destroy the socket
+   * (Express's final handler does, for a handler that threw after answering):
+   * a destroy() without an error waits until the answer has gone out.
+   */
+  holdSocket(): void {
+    const socket = this.res.socket;
+    if (socket === null || socket === undefined) return;
+    const own = Object.getOwnPropertyDescriptor(socket, 'destroy');
+    const original = socket.destroy;
+    socket.destroy = (err?: Error) => {
+      if (err !== undefined || !this.pending) return original.call(socket, err);
+      this.heldDestroy = true;
+      return socket;
+    };
+    this.releaseSocket = () => {
+      if (own === undefined) delete (socket as { destroy?: unknown }).destroy;
+      else Object.defineProperty(socket, 'destroy', own);
+    };
+  }
+
   /** The real end, once the store is done (or at once). */
   finishEnd(): void {
     this.pending = false;
     const res = this.res;
+    this.releaseSocket?.();
+    if (this.heldDestroy) {
+      const socket = res.socket;
+      // Destroyed as asked, once the answer is out (or at once if it cannot be).
+      if (socket !== null && socket !== undefined && !res.writableEnded && !res.destroyed) res.once('finish', () => socket.destroy());
+      else socket?.destroy();
+    }
     if (res.writableEnded) return;
     try {
       if (this.notModified) {
@@ -407,6 +439,7 @@ function wrappersAt(depth: number): Wrappers {
     if (result === undefined) c.finishEnd();
     else {
       c.pending = true;
+      c.holdSocket();
       result.then(
         () => c.finishEnd(),
         () => c.finishEnd(),
