@@ -387,6 +387,15 @@ export class TierCache extends EventEmitter implements DataCache {
     const { ttl, tags } = this.resolveSetOptions(scope, storeKey, options);
     this.assertOpen('getOrSet');
     if (!this.enabled) return this.loadUncached(key, load, ttl);
+    // The L1 hit answered here: no second async frame on the path most calls take.
+    const local = this.store.lookupL1(storeKey, false, handle);
+    if (local !== undefined && local !== UNDECIDED) {
+      const value = resolvedValue<T>(local, this.serializer);
+      if (value !== undefined) {
+        if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
+        return value;
+      }
+    }
     return this.getOrLoad<T>(scope, key, handle, load, ttl, tags);
   }
 
@@ -411,9 +420,11 @@ export class TierCache extends EventEmitter implements DataCache {
     }
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) {
-      const result = await joined;
-      // The run outlived the wait, as another instance's lock would have: this caller goes on without it.
-      return result === OVERDUE ? this.getOrLoad<T>(scope, key, handle, load, ttl, tags) : (result as T);
+      const result = await joined.wait();
+      if (result !== OVERDUE) return result as T;
+      // The run outlived the wait, as another instance's lock would have: this caller goes on
+      // without it, but takes its value if it still comes first.
+      return Promise.race([joined.promise as Promise<T>, this.getOrLoad<T>(scope, key, handle, load, ttl, tags)]);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);
@@ -487,12 +498,12 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
-  private joinFlight(storeKey: string): Promise<unknown> | undefined {
+  private joinFlight(storeKey: string): Flight<unknown, FillStamp> | undefined {
     const flight = this.flights.current(storeKey);
     if (flight === undefined) return undefined;
     if (flight.meta !== undefined && !this.store.versions.stillCurrent(flight.meta)) return undefined;
     this.coalesced++;
-    return flight.wait();
+    return flight;
   }
 
   /**

@@ -243,7 +243,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic);
     const age = ageOf(createdAt, now);
     const cacheStatus = this.http.status(typeof life === 'string' ? REVALIDATED_UNSTORED : REVALIDATED);
-    if (this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
+    // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
+    if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
     return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body };

@@ -246,8 +246,7 @@ export class TieredStore {
     const first = writes[0];
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (first === undefined || first.entry.staleUntil - now <= 0) {
-      // An older copy this write was meant to replace must not go on serving here.
-      for (const w of writes) this.l1?.delete(w.key);
+      // What L1 holds for these keys stays: it may be newer than this fill (a set() while the loader ran).
       this.abandonFill(ticket);
       return false;
     }

@@ -498,6 +498,22 @@ describe('data API: getOrSet', () => {
     }
   });
 
+  it('a waiter past l2.lockTimeout that loads itself still takes the first run\'s value when that comes first', async () => {
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: 200 } }));
+    let runs = 0;
+    const slow = async () => {
+      const run = ++runs;
+      await sleep(run === 1 ? 400 : 1_000);
+      return `run ${run}`;
+    };
+    const first = a.getOrSet('slow', slow);
+    await sleep(50);
+    const waiter = await timed(() => withinMs(a.getOrSet('slow', slow), 3_000));
+    assert.equal(await first, 'run 1');
+    assert.equal(waiter.value, 'run 1', 'the waiter got its own, later run');
+    assert.ok(waiter.ms < 800, `the waiter waited ${Math.round(waiter.ms)} ms: for its own run, not the first`);
+  });
+
   it("callers keep waiting on a run under an l2.lockTimeout past setTimeout's range (30 days), instead of loading at once", async () => {
     const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: '30d' } }));
     const stuck = hangingLoader();

@@ -169,6 +169,9 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
         const next = await request(app.target).get('/cookie');
         assert.equal(next.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304');
         assert.equal(app.runs('/cookie'), 3, 'the copy refreshed by a 304 with Set-Cookie was stored');
+        // A client whose own condition matches gets its cookie too (the whole answer: our 304 would drop it).
+        const conditional = await request(app.target).get('/cookie').set('If-None-Match', '"v1"');
+        assert.deepEqual(conditional.headers['set-cookie'], ['sid=abc'], 'a conditional client lost the cookie of the 304');
       } finally {
         await cache.close();
       }
