@@ -184,7 +184,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       notModified = isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : parseHttpDate(String(lm)));
     }
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
-    if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = body !== undefined ? MISS_STORED : MISS));
+    if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
     return notModified ? NOT_MODIFIED : undefined;
   }
@@ -242,12 +242,21 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic);
     const age = ageOf(createdAt, now);
-    const cacheStatus = this.http.status(typeof life === 'string' ? REVALIDATED_UNSTORED : REVALIDATED);
+    const cacheStatus = this.http.status(this.forwarded(304, typeof life !== 'string'));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
     return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body };
+  }
+
+  /**
+   * RFC 9211 for an answer to a revalidation: `fwd=stale` when the entry was stale,
+   * `fwd=request` when it was fresh and the request asked for it (no-cache, max-age=0).
+   */
+  private forwarded(status: number, stored: boolean): string {
+    if (status === 304 && this.stale!.entry.freshUntil <= this.createdAt) return stored ? REVALIDATED : REVALIDATED_UNSTORED;
+    return `tiercache; fwd=${this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale'}; fwd-status=${status}${stored ? '; stored' : ''}`;
   }
 
   unstorable(): void {

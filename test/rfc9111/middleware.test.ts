@@ -178,6 +178,51 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
     });
   }
 
+  it('RFC 9211: a revalidation says why it went to the handler: fwd=request for a fresh entry the request asked to revalidate, fwd=stale for a stale one, with the status it got', async () => {
+    const cache = createCache({ redis: false, freshness: 'origin', namespace: 'rfc9111-mw-fwd' });
+    try {
+      let version = 'v1';
+      const app = buildApp(adapters[0]!, cache, {
+        routes: [
+          {
+            path: '/fresh',
+            mw: {},
+            handler: (io) => {
+              io.set('Cache-Control', 'max-age=600');
+              io.set('ETag', '"f1"');
+              if (io.header('if-none-match') === '"f1"') {
+                io.status(304);
+                io.end();
+              } else io.send('fresh body');
+            },
+          },
+          {
+            path: '/stale',
+            mw: {},
+            handler: (io) => {
+              io.set('Cache-Control', 'max-age=0');
+              io.set('ETag', `"${version}"`);
+              if (io.header('if-none-match') === `"${version}"`) {
+                io.status(304);
+                io.end();
+              } else io.send(`body ${version}`);
+            },
+          },
+        ],
+      });
+      await request(app.target).get('/fresh');
+      const forced = await request(app.target).get('/fresh').set('Cache-Control', 'no-cache');
+      assert.equal(forced.headers['cache-status'], 'tiercache; fwd=request; fwd-status=304; stored');
+      await request(app.target).get('/stale');
+      version = 'v2';
+      const replaced = await request(app.target).get('/stale');
+      assert.equal(replaced.text, 'body v2');
+      assert.equal(replaced.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=200; stored');
+    } finally {
+      await cache.close();
+    }
+  });
+
   it('table mode is untouched: max-age=0 from the handler is still served for the table TTL', async () => {
     const cache = createCache({ redis: false, ttl: '1m', namespace: 'rfc9111-mw-table' });
     try {
