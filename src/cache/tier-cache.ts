@@ -387,36 +387,35 @@ export class TierCache extends EventEmitter implements DataCache {
     const { ttl, tags } = this.resolveSetOptions(scope, storeKey, options);
     this.assertOpen('getOrSet');
     if (!this.enabled) return this.loadUncached(key, load, ttl);
-    // The L1 hit answered here: no second async frame on the path most calls take.
-    const local = this.store.lookupL1(storeKey, false, handle);
-    if (local !== undefined && local !== UNDECIDED) {
-      const value = resolvedValue<T>(local, this.serializer);
-      if (value !== undefined) {
-        if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
-        return value;
-      }
-    }
-    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags);
+    // The L1 hit is answered here: no second async frame on the path most calls take.
+    return this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags);
   }
 
   /**
    * L1 first, even while a loader of the key runs here (a value stored since
    * is found, not waited for); then that loader's run, else a run of its own.
    */
-  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[]): Promise<T> {
+  private getOrLoadPastL1<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[]): T | Promise<T> {
     const storeKey = handle.storeKey;
     const local = this.store.lookupL1(storeKey, true, handle);
-    if (local === UNDECIDED) {
-      // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
-      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true);
-      if (checked !== undefined) return checked;
-    } else if (local !== undefined) {
+    if (local !== undefined && local !== UNDECIDED) {
       const value = resolvedValue<T>(local, this.serializer);
-      if (value === undefined) this.store.discard(storeKey);
-      else {
+      if (value !== undefined) {
         if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
         return value;
       }
+      this.store.discard(storeKey);
+    }
+    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags, local === UNDECIDED);
+  }
+
+  /** Past L1: Redis when L1 could not vouch for its entry (`undecided`), then a loader run, joined or its own. */
+  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], undecided: boolean): Promise<T> {
+    const storeKey = handle.storeKey;
+    if (undecided) {
+      // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
+      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true);
+      if (checked !== undefined) return checked;
     }
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) {
@@ -424,7 +423,7 @@ export class TierCache extends EventEmitter implements DataCache {
       if (result !== OVERDUE) return result as T;
       // The run outlived the wait, as another instance's lock would have: this caller goes on
       // without it, but takes its value if it still comes first.
-      return Promise.race([joined.promise as Promise<T>, this.getOrLoad<T>(scope, key, handle, load, ttl, tags)]);
+      return Promise.race([joined.promise as Promise<T>, this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags)]);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);

@@ -9,10 +9,16 @@ export const MISS = 'tiercache; fwd=miss';
 export const MISS_STORED = 'tiercache; fwd=miss; stored';
 export const MISS_COLLAPSED = 'tiercache; fwd=miss; collapsed';
 export const BYPASS = 'tiercache; fwd=bypass';
-/** Origin mode: a stale entry revalidated with a 304 and served (RFC 9211 fwd=stale). */
-export const REVALIDATED = 'tiercache; fwd=stale; fwd-status=304; stored';
-/** The same, when the refreshed copy may not be stored (the 304 set a cookie, say): the stale entry stays as it was. */
-export const REVALIDATED_UNSTORED = 'tiercache; fwd=stale; fwd-status=304';
+/**
+ * Origin mode, a revalidation (RFC 9211): `fwd=stale` for a stale entry, `fwd=request` for a fresh
+ * one the request asked to revalidate, with the status the handler answered and whether it was stored.
+ */
+export function forwardedStatus(why: 'stale' | 'request', status: number, stored: boolean): string {
+  return `tiercache; fwd=${why}; fwd-status=${status}${stored ? '; stored' : ''}`;
+}
+
+/** A stale entry revalidated with a 304 and served. */
+export const REVALIDATED = forwardedStatus('stale', 304, true);
 
 /**
  * Why a request was neither served from nor stored in the cache

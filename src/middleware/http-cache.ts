@@ -17,7 +17,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
-import { BYPASS, bypassStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, REVALIDATED, REVALIDATED_UNSTORED, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { BYPASS, bypassStatus, forwardedStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -255,8 +255,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
    * `fwd=request` when it was fresh and the request asked for it (no-cache, max-age=0).
    */
   private forwarded(status: number, stored: boolean): string {
-    if (status === 304 && this.stale!.entry.freshUntil <= this.createdAt) return stored ? REVALIDATED : REVALIDATED_UNSTORED;
-    return `tiercache; fwd=${this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale'}; fwd-status=${status}${stored ? '; stored' : ''}`;
+    return forwardedStatus(this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale', status, stored);
   }
 
   unstorable(): void {
@@ -486,6 +485,11 @@ interface Found {
   readonly lookups?: number;
 }
 
+/** An entry a middleware with `user` stored (per route, further in) is that one's to serve, not this plan's. */
+function notOurs(plan: Plan, found: Found): boolean {
+  return found.response.scoped && !plan.scoped;
+}
+
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** RFC 9110 §9.2.1. Origin mode treats every other method as unsafe (RFC 9111 §4.4: "including methods whose safety is unknown"). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -591,8 +595,7 @@ export class HttpCache<R> {
     } catch {
       // a lookup that failed is no entry: local stays undefined
     }
-    // An entry a middleware with `user` stored (per route, further in) is that one's to serve.
-    if (local !== undefined && local.response.scoped && !plan.scoped) return passOn(next);
+    if (local !== undefined && notOurs(plan, local)) return passOn(next);
     if (local !== undefined) {
       this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
@@ -701,7 +704,7 @@ export class HttpCache<R> {
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
-    if (found !== undefined && found.response.scoped && !plan.scoped) {
+    if (found !== undefined && notOurs(plan, found)) {
       begun?.flight.settle(undefined);
       return passOn(next);
     }
@@ -1035,7 +1038,7 @@ export class HttpCache<R> {
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
-          if (found === undefined || found.entry.freshUntil <= coarseNow() || (found.response.scoped && !plan.scoped)) return false;
+          if (found === undefined || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
           replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
           return true;
         },
@@ -1130,7 +1133,7 @@ export class HttpCache<R> {
   private async collapseRemote(c: HttpRequestContext<R>, plan: Plan, flight: Flight, state: FillState, lock: FillLock, next: () => unknown, stale: Found | undefined, createdAt: number, stamp: FillStamp | undefined): Promise<boolean> {
     const { req, res } = c;
     const found = await this.awaitRemoteFill(plan.key, state.lockedKey, req, lock, flight);
-    if (found !== undefined && !(found.response.scoped && !plan.scoped)) {
+    if (found !== undefined && !notOurs(plan, found)) {
       flight.settle(LOOK_AGAIN);
       replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
       return true;

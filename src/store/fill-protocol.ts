@@ -83,6 +83,9 @@ end
 out[3] = table.concat(created, ',')
 return out`;
 
+/** Shared counters live a week; renewing one that has most of that left again gains nothing (STORE and the Cluster path). */
+const RENEW_WHEN_LEFT = 0.9;
+
 /**
  * KEYS[1] lock (or the first entry key when none), KEYS[2..1+E] entries, then counters.
  * ARGV[1] lock token ('' = none), ARGV[2] E, ARGV[3..2+E] payloads, ARGV[3+E..2+2E]
@@ -118,7 +121,7 @@ if fresh == 1 then
   end
   for i = 2 + e, #KEYS do
     local ttl = tonumber(ARGV[first + 2 * (i - 2 - e) + 1])
-    if ttl > 0 and redis.call('PTTL', KEYS[i]) < math.max(life, ttl * 0.9) then redis.call('PEXPIRE', KEYS[i], ttl) end
+    if ttl > 0 and redis.call('PTTL', KEYS[i]) < math.max(life, ttl * ${RENEW_WHEN_LEFT}) then redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -209,8 +212,6 @@ export interface AbandonRequest {
 
 const text = (v: unknown): string | undefined => (v === null || v === undefined || v === false ? undefined : Buffer.isBuffer(v) ? v.toString('latin1') : String(v));
 
-/** Shared counters live a week; renewing one that has most of that left again gains nothing. */
-const RENEW_WHEN_LEFT = 0.9;
 
 /** Runs the fill steps through `l2` (its breaker and timeout), as scripts or, on a Cluster, per slot group. */
 export class FillProtocol {
