@@ -830,6 +830,20 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     return [a, b, proxy];
   }
 
+  /**
+   * Counts what `a` publishes from now on; the returned wait resolves once
+   * `b` has received as many messages (at most PROPAGATION_MS after the last
+   * was sent). A replay's publish resolves before the message reaches `b`.
+   */
+  function hearsEverySent(a: Instance, b: Instance): () => Promise<void> {
+    const sent = a.cache.bus!.sent;
+    const received = b.cache.bus!.received;
+    return async () => {
+      const caughtUp = () => b.cache.bus!.received - received >= a.cache.bus!.sent - sent;
+      assert.ok(await eventually(caughtUp, PROPAGATION_MS, 1), `B received ${b.cache.bus!.received - received} of the ${a.cache.bus!.sent - sent} messages A sent`);
+    };
+  }
+
   async function cut(a: Instance, p: TcpProxy): Promise<void> {
     p.cut();
     assert.ok(await eventually(() => a.cache.health().l2 === 'down' && a.cache.health().bus === 'reconnecting', RECONNECT_MS, 5), `A still looks connected after the cut: ${JSON.stringify(a.cache.health())}`);
@@ -933,10 +947,12 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     // The first makes the queue fail; the next two are queued behind it as they are.
     for (const tag of ['movie:7', 'movie:9', 'movie:10']) assert.deepEqual(await a.cache.invalidateTags([tag]), { delivered: false });
     const received = b.cache.bus!.received;
+    const heard = hearsEverySent(a, b);
     proxy.heal();
     const replayed = (line: string) => /invalidation\(s\) queued while Redis was unreachable were delivered/.test(line);
     assert.ok(await eventually(() => infos.some(replayed), RECONNECT_MS, 20), `no replay logged: ${JSON.stringify(infos)}`);
     assert.deepEqual(infos.filter(replayed), ['tiercache: 3 invalidation(s) queued while Redis was unreachable were delivered']);
+    await heard();
     await assertNeverServes(b, '/api/movies/7', movie7);
     await assertStillHitsL1(b, '/api/movies/8', movie8);
     // Consecutive tag invalidations share one bump and one message.
@@ -966,6 +982,7 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     const movie8 = await warmBoth(a, b, '/api/movies/8');
     await cut(a, p);
     assert.deepEqual(await a.cache.invalidateTags(['movie:7']), { delivered: false });
+    const heard = hearsEverySent(a, b);
     const cleared = new Promise<unknown>((resolve) => {
       a.cache.on('l2', (e: { state: string }) => {
         // Redis is back and the replay starts right after this listener; the clear() comes while its first step is out.
@@ -974,6 +991,8 @@ describe('invalidation during an outage: one instance cut from Redis through a T
     });
     p.heal();
     assert.deepEqual(await withinBound(cleared, 10_000, 'the clear() made during the replay'), { delivered: true });
+    // B stops serving it once the message reaches it (DESIGN §4 (2)), not when A's clear() resolves.
+    await heard();
     await assertNeverServes(b, '/api/movies/8', movie8);
   });
 

@@ -36,6 +36,14 @@ function propertyModes(): Record<string, boolean> {
   req.url = '/';
   req.headers = {};
   (app as unknown as (req: IncomingMessage, res: ServerResponse) => void)(req, new ServerResponse(req));
+  // A control pair made the same way and left alone: whether V8 keeps node's
+  // own objects fast depends on what this process built before (slack
+  // tracking, keyed stores past the soft limit), not on us. Seen on a CI
+  // machine: a fresh ServerResponse already in dictionary mode.
+  const controlReq = new IncomingMessage(sock);
+  const controlRes = new ServerResponse(controlReq);
+  out.controlReq = hasFastProperties(controlReq);
+  out.controlRes = hasFastProperties(controlRes);
   const nodeReq = new IncomingMessage(sock);
   const nodeRes = new ServerResponse(nodeReq);
   const ownKeys = () => [...Reflect.ownKeys(nodeReq), ...Reflect.ownKeys(nodeRes)].length;
@@ -54,8 +62,8 @@ describe('middleware: slot-ready (Express objects made cheap to extend)', () => 
     assert.equal(modes.expressReqBefore, true, 'the premise: Express hands over fast-mode objects');
     assert.equal(modes.expressReq, false, "Express's req kept a hidden class of its own");
     assert.equal(modes.expressRes, false, "Express's res kept a hidden class of its own");
-    assert.equal(modes.nodeReq, true, "node's own request (Koa, the front door) was changed");
-    assert.equal(modes.nodeRes, true, "node's own response (Koa, the front door) was changed");
+    assert.equal(modes.nodeReq, modes.controlReq, "node's own request (Koa, the front door) was changed");
+    assert.equal(modes.nodeRes, modes.controlRes, "node's own response (Koa, the front door) was changed");
     assert.equal(modes.nodeUntouched, true, "node's own objects got a property");
     assert.equal(modes.methodStillThere, true);
     assert.equal(modes.ownKeysKept, true);
