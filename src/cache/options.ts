@@ -2,7 +2,7 @@
 // single validation step. Everything is checked here, once, and resolved
 // into a frozen object; the caller's object is never mutated.
 import { TierCacheConfigError } from '../errors.js';
-import { parseDuration, parseTtl, type Duration } from '../keys/duration.js';
+import { parseDuration, parseTimerDuration, parseTtl, type Duration } from '../keys/duration.js';
 import { parseJitter, type Jitter } from '../keys/jitter.js';
 import { CACHE_TTL_INSTEAD, RouteTable, type RouteRuleInput } from '../keys/route-table.js';
 import { isRedisClient, type RedisClient } from '../store/redis-client.js';
@@ -185,8 +185,8 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
   if (options.l2 !== undefined) {
     if (!isPlainObject(options.l2)) throw new TierCacheConfigError('l2', options.l2, 'must be an object');
     checkKeys('l2', options.l2, L2_KEYS);
-    if (options.l2.commandTimeout !== undefined) commandTimeout = parseDuration('l2.commandTimeout', options.l2.commandTimeout);
-    if (options.l2.breakerCooldown !== undefined) breakerCooldown = parseDuration('l2.breakerCooldown', options.l2.breakerCooldown);
+    if (options.l2.commandTimeout !== undefined) commandTimeout = parseTimerDuration('l2.commandTimeout', options.l2.commandTimeout);
+    if (options.l2.breakerCooldown !== undefined) breakerCooldown = parseTimerDuration('l2.breakerCooldown', options.l2.breakerCooldown);
     if (options.l2.lockTimeout !== undefined) lockTimeout = parseDuration('l2.lockTimeout', options.l2.lockTimeout);
     if (commandTimeout < 1) throw new TierCacheConfigError('l2.commandTimeout', options.l2.commandTimeout, 'must be at least 1 ms');
   }

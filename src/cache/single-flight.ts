@@ -5,9 +5,7 @@
 // its lock), in which case a new run replaces it for everyone who arrives from
 // then on. A loader that never settles holds its callers no longer than that.
 import { performance } from 'node:perf_hooks';
-
-/** The longest delay setTimeout takes as given. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from '../keys/duration.js';
 
 /** What wait() resolves when the run outlived the wait: the caller goes on without it. */
 export const OVERDUE = Symbol('overdue');

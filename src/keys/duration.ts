@@ -36,6 +36,20 @@ export type Duration = number | DurationString;
  */
 export const MAX_DURATION_MS = 10 * 365.25 * 24 * 60 * 60 * 1000;
 
+/** The longest delay node's setTimeout keeps; past it a timer fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Parses a duration option that becomes a timer's delay (a command's timeout,
+ * the breaker's cooldown): like parseDuration, but at most MAX_TIMER_MS, since
+ * a longer one would fire at once.
+ */
+export function parseTimerDuration(option: string, value: unknown): number {
+  const whole = parseDuration(option, value);
+  if (whole > MAX_TIMER_MS) throw new TierCacheConfigError(option, value, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days): node's timers fire at once past it`);
+  return whole;
+}
+
 /**
  * Parses a duration option into whole milliseconds.
  * @throws TierCacheConfigError naming `option` when the value is not a

@@ -9,6 +9,7 @@ import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from 
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag, wellFormedTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
+import { MAX_TIMER_MS } from '../keys/duration.js';
 import { splitList, unquote } from '../keys/header-list.js';
 import type { FillStamp, StoredEntry } from '../store/entry.js';
 import type { FillLock } from '../store/fill-lock.js';
@@ -457,7 +458,8 @@ class Flight {
     const ms = this.deadline - coarseNow();
     if (ms <= 0) return Promise.resolve(undefined);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, ms, undefined)));
+    // A deadline weeks away (a long l2.lockTimeout) would fire at once: cut to the longest timer, still weeks.
+    const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, Math.min(ms, MAX_TIMER_MS), undefined)));
     return Promise.race([this.outcome, timeout]).finally(() => clearTimeout(timer));
   }
 }

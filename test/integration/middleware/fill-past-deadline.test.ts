@@ -101,4 +101,22 @@ describe('middleware: a fill past its deadline', function () {
     late.open();
     assert.equal((await first).text, 'run 1');
   });
+
+  it("a lock timeout past node's longest timer (30 days): a request arriving during a fill still waits for it (a timer that long fires after 1 ms)", async () => {
+    const cache = await ctx.open({ namespace: `${ctx.ns}-${++counter}`, l2: { lockTimeout: '30d' } });
+    const held = gate();
+    const { app: a, runs } = app(cache, [Promise.resolve(), held.wait]);
+    const server = await ctx.serve(a);
+    assert.equal((await request(server).get('/r')).text, 'run 1'); // run 1 stores nothing
+    const filling = request(server).get('/r').then((r) => r);
+    await until(() => runs() === 2);
+    const waiting = request(server).get('/r').then((r) => r);
+    await until(() => cache.stats().coalesced === 1 || runs() > 2, 300);
+    held.open();
+    assert.equal((await filling).text, 'run 2');
+    const w = await waiting;
+    assert.equal(runs(), 2, 'the request that arrived during the fill ran the handler instead of waiting');
+    assert.equal(w.text, 'run 2');
+    assert.equal(w.headers['cache-status'], COLLAPSED);
+  });
 });

@@ -115,6 +115,14 @@ describe('cache: options', () => {
       assertRejected({ l2: { breakerCooldown: 'later' } }, 'l2.breakerCooldown', '"later"');
     });
 
+    it("rejects a command timeout or breaker cooldown past node's longest timer (it would fire after 1 ms), and takes one just within it", () => {
+      assertRejected({ l2: { commandTimeout: '30d' } }, 'l2.commandTimeout', '"30d"');
+      assertRejected({ l2: { breakerCooldown: 2 ** 31 } }, 'l2.breakerCooldown', String(2 ** 31));
+      assert.throws(() => createCache({ redis: false, l2: { commandTimeout: '25d' } }), /at most 2147483647 ms/);
+      const cache = createCache({ redis: false, l2: { commandTimeout: 2 ** 31 - 1, breakerCooldown: '24d' } });
+      void cache.close();
+    });
+
     it('rejects maxBytes < 1', () => {
       assertRejected({ l1: { maxBytes: 0 } }, 'l1.maxBytes', '0');
       assertRejected({ l1: { maxBytes: -1024 } }, 'l1.maxBytes', '-1024');
