@@ -9,7 +9,7 @@
 import { isUint8Array } from 'node:util/types';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
-import type { ResolvedSerializer } from './serializer.js';
+import { SerializerMisuse, type ResolvedSerializer } from './serializer.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -192,6 +192,7 @@ function decodedJson(entry: StoredEntry): DecodedValue | undefined {
  * The value of an entry as every read returns it: the frozen shared value of
  * JSON, a copy of bytes, a fresh copy from the serializer. undefined when
  * this instance cannot read it: corrupt, or written under another serializer.
+ * @throws SerializerMisuse when the serializer breaks its contract.
  */
 export function decodeValue<T>(entry: StoredEntry, serializer: ResolvedSerializer | undefined): T | undefined {
   switch (entry.kind) {
@@ -202,7 +203,8 @@ export function decodeValue<T>(entry: StoredEntry, serializer: ResolvedSerialize
       if (!entry.head.equals(serializer.head)) return undefined;
       try {
         return serializer.deserialize(entry.body) as T | undefined;
-      } catch {
+      } catch (err) {
+        if (err instanceof SerializerMisuse) throw err;
         return undefined;
       }
     default:
@@ -218,6 +220,11 @@ export function resolvedValue<T>(entry: StoredEntry, serializer: ResolvedSeriali
   const decoded = entry.decoded;
   // A JSON entry's decoded form is always a DecodedValue (and the kind is cheaper to test than its class).
   if (entry.kind === EntryKind.Json && decoded !== undefined && serializer === undefined) return (decoded as DecodedValue).promise as Promise<T>;
-  const value = decodeValue<T>(entry, serializer);
+  let value: T | undefined;
+  try {
+    value = decodeValue<T>(entry, serializer);
+  } catch (err) {
+    return Promise.reject(err as Error); // a SerializerMisuse, from a caller that returns promises
+  }
   return value === undefined ? undefined : Promise.resolve(value);
 }

@@ -17,6 +17,10 @@ export interface Serializer {
    */
   readonly name?: string | undefined;
   serialize(value: unknown): Uint8Array | string;
+  /**
+   * The value itself, not a Promise of it (reads reject with a TypeError
+   * then). Throwing makes the entry a miss, like any bytes that cannot be read.
+   */
   deserialize(bytes: Buffer): unknown;
 }
 
@@ -60,6 +64,24 @@ export function resolveSerializer(option: string, value: unknown): ResolvedSeria
     name,
     head: Buffer.from(name, 'utf8'),
     serialize: (v: unknown) => serialize.call(s, v),
-    deserialize: (bytes: Buffer) => deserialize.call(s, bytes),
+    deserialize: (bytes: Buffer) => {
+      const out = deserialize.call(s, bytes);
+      if (isThenable(out)) {
+        out.then(undefined, () => undefined); // refused, not left to reject unhandled
+        throw new SerializerMisuse(`tiercache: the '${name}' serializer's deserialize() returned a Promise; it must return the value itself`);
+      }
+      return out;
+    },
   });
+}
+
+/**
+ * A serializer that breaks its contract (deserialize() returning a Promise):
+ * a programming error, so reads reject with it, where bytes a deserialize()
+ * cannot read (it throws) are a miss, like any corrupt entry.
+ */
+export class SerializerMisuse extends TypeError {}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

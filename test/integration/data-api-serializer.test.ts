@@ -82,6 +82,32 @@ describe('data API: serializer', () => {
     }
   });
 
+  it('a deserialize() that returns a Promise is refused: reads reject with a TypeError naming it (no unhandled rejection), the entry stays; one that throws is a miss', async () => {
+    const misuse = (err: unknown) => err instanceof TypeError && err.message.includes("the 'later' serializer's deserialize() returned a Promise");
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const later: Serializer = { name: 'later', serialize: (v) => JSON.stringify(v), deserialize: async () => Promise.reject(new Error('no')) };
+      const a = await ctx.open({ serializer: later });
+      const b = await ctx.open({ serializer: later });
+      await a.set('k', { a: 1 });
+      await assert.rejects(a.get('k'), misuse, 'get() from L1');
+      await assert.rejects(b.get('k'), misuse, 'get() from L2');
+      await assert.rejects(a.getOrSet('g', () => ({ b: 2 })), misuse, "getOrSet() returning its own value");
+      await assert.rejects(a.getOrSet('k', () => ({ c: 3 })), misuse, 'getOrSet() hit');
+      assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'the entry was dropped as if corrupt');
+      const resolving: Serializer = { name: 'later', serialize: (v) => JSON.stringify(v), deserialize: async (bytes) => JSON.parse(bytes.toString('utf8')) };
+      await assert.rejects((await ctx.open({ serializer: resolving })).get('k'), misuse, 'a Promise that resolves');
+      const throwing: Serializer = { name: 'later', serialize: (v) => JSON.stringify(v), deserialize: () => { throw new Error('unreadable'); } };
+      assert.equal(await (await ctx.open({ serializer: throwing })).get('k'), undefined, 'a deserialize() that throws is a miss');
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('stores exactly the bytes a Uint8Array returned by serialize() views, also part of a larger buffer', async () => {
     const slab = Buffer.from('xx{"in":"side"}yy');
     const serializer: Serializer = { name: 'view', serialize: () => slab.subarray(2, slab.length - 2), deserialize: (bytes) => JSON.parse(bytes.toString('utf8')) };
