@@ -86,6 +86,11 @@ export function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
 
+/** Whether node sends a body with this response at all: not for a HEAD (node's own flag, false then). */
+function sendsBody(res: ServerResponse): boolean {
+  return (res as unknown as { _hasBody?: boolean })._hasBody !== false;
+}
+
 /**
  * Copies headers given to writeHead() onto the response, so getHeaders() shows
  * the full set, repetitions kept. What node's writeHead() refuses (a flat list
@@ -420,7 +425,7 @@ function wrappersAt(depth: number): Wrappers {
         this.statusCode = 304;
         // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
         this.statusMessage = '';
-      } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode)) {
+      } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode) && sendsBody(this)) {
         this.setHeader('content-length', whole.length);
         c.declared = whole.length;
       }

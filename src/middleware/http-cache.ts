@@ -57,6 +57,30 @@ interface ActiveFill {
   standDown(): void;
 }
 
+/**
+ * stale-if-error for a request whose answer is not stored (a HEAD, a request
+ * with no-store): the stale entry's answer in place of the handler's 5xx,
+ * nothing else. Nothing waits on such a request, and nothing is kept.
+ */
+class StaleIfErrorGuard implements CaptureHooks {
+  constructor(
+    private readonly http: HttpCache<never>,
+    private readonly req: IncomingMessage,
+    private readonly plan: Plan,
+    private readonly stale: Found,
+  ) {}
+
+  headers(r: ServerResponse): Replacement | undefined {
+    if (r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale) === undefined) return undefined;
+    return this.http.staleInstead(this.req, this.plan, this.stale);
+  }
+
+  sent(): void {}
+  unstorable(): void {}
+  finish(): void {}
+  abort(): void {}
+}
+
 /** Origin mode reads a response's lifetime from these too (RFC 9111 §4.2.1, RFC 9213): a hook that changes one late is judged again. */
 const LATE_LIFETIME_FIELDS = ['expires', TIERCACHE_CACHE_CONTROL, CDN_CACHE_CONTROL, SURROGATE_CONTROL] as const;
 
@@ -117,11 +141,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
     if (stale !== undefined && r.statusCode >= 500) {
-      // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
-      const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
-      // The stale entry was valid when this request found it; an invalidation may have reached it since.
-      if ((plan.origin === undefined || coarseNow() < stale.entry.freshUntil + window) && this.http.cache.store.versions.check(stale.entry) !== Validity.Invalid) {
-        flight.settle(staleOutcome(stale, stale.entry.freshUntil + window, this.req));
+      const until = this.http.staleIfErrorUntil(plan, stale);
+      if (until !== undefined) {
+        flight.settle(staleOutcome(stale, until, this.req));
         return this.http.staleInstead(this.req, plan, stale);
       }
     }
@@ -1078,6 +1100,8 @@ export class HttpCache<R> {
     }
     if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
+      // Stored or not, a failing handler's answer is replaced as for a GET (nothing captured: maxBytes 0).
+      if (stale !== undefined && !res.destroyed) captureResponse(res, 0, new StaleIfErrorGuard(this as HttpCache<never>, req, plan, stale));
       await next();
       return false;
     }
@@ -1204,6 +1228,20 @@ export class HttpCache<R> {
   private storableBodyBytes(): number {
     const l1 = this.cache.options.l1;
     return this.cache.store.l2 === undefined && l1 !== undefined ? Math.min(this.options.maxBodyBytes, l1.maxBytes) : this.options.maxBodyBytes;
+  }
+
+  /**
+   * stale-if-error, as a 5xx arrives: until when the stale entry may stand in
+   * for it, or undefined when it may not (past its window, or invalidated
+   * since this request found it).
+   */
+  staleIfErrorUntil(plan: Plan, stale: Found): number | undefined {
+    // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
+    const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
+    if (plan.origin !== undefined && coarseNow() >= stale.entry.freshUntil + window) return undefined;
+    // The stale entry was valid when this request found it; an invalidation may have reached it since.
+    if (this.cache.store.versions.check(stale.entry) === Validity.Invalid) return undefined;
+    return stale.entry.freshUntil + window;
   }
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */

@@ -36,7 +36,7 @@ describe('middleware: stale answers', function () {
           io.send(`run ${state.runs}`);
         };
         const app = buildApp(adapter, cache, { routes: [{ path: '/s', mw: { ttl: 100, ...options }, handler }] });
-        return { state, get: () => request(app.target).get('/s') };
+        return { state, get: () => request(app.target).get('/s'), target: app.target };
       }
 
       for (const failure of ['503', 'throw'] as const) {
@@ -54,6 +54,32 @@ describe('middleware: stale answers', function () {
           assert.equal(failed.status, failure === '503' ? 503 : 500, 'served stale past the stale-if-error window');
         });
       }
+
+      it('stale-if-error also answers a HEAD and a request with Cache-Control: no-store (neither is stored); past the window they get the failure', async () => {
+        const { state, get, target: app } = route({ staleIfError: 300 });
+        assert.equal((await get()).text, 'run 1');
+        await sleep(150);
+        state.mode = '503';
+        const runs = state.runs;
+        const head = await request(app).head('/s');
+        assert.equal(head.status, 200, 'a HEAD got the failure where a GET gets the stale answer');
+        assert.match(String(head.headers['cache-status']), STALE);
+        assert.equal(head.headers['content-length'], '5');
+        assert.equal(head.text, undefined);
+        const noStore = await request(app).get('/s').set('Cache-Control', 'no-store');
+        assert.equal(noStore.status, 200, 'a no-store request got the failure where a GET gets the stale answer');
+        assert.equal(noStore.text, 'run 1');
+        assert.match(String(noStore.headers['cache-status']), STALE);
+        assert.equal(state.runs, runs + 2, 'the handler did not run for them');
+        state.mode = 'ok';
+        const healthyHead = await request(app).head('/s');
+        assert.equal(healthyHead.status, 200);
+        assert.equal(healthyHead.headers['cache-status'], 'tiercache; fwd=miss; detail=head', 'a healthy HEAD is answered by the handler, unstored');
+        assert.equal((await get()).text, `run ${runs + 4}`, 'a HEAD or no-store answer was stored');
+        state.mode = '503';
+        await sleep(450); // past ttl + staleIfError of the new entry
+        assert.equal((await request(app).head('/s')).status, 503, 'a HEAD served stale past the window');
+      });
 
       it('stale-if-error alone: a healthy handler past the TTL runs for the request itself, not a stale answer', async () => {
         const { get } = route({ staleIfError: '10s' });
