@@ -54,3 +54,12 @@ export function missStatus(reason: MissReason): string {
 export function staleHit(tier: 'L1' | 'L2', secondsPastFresh: number): string {
   return `tiercache; hit; ttl=${-Math.max(1, Math.ceil(secondsPastFresh))}; detail=${tier}`;
 }
+
+/**
+ * Origin mode: a fresh entry served because the revalidation the request
+ * asked for (no-cache, max-age=0) failed with `status`. Forwarded, so no
+ * `hit` (RFC 9211 §2.1); `ttl` is its remaining freshness in whole seconds.
+ */
+export function freshAfterFailedRefresh(tier: 'L1' | 'L2', status: number, secondsLeft: number): string {
+  return `tiercache; fwd=request; fwd-status=${status}; ttl=${Math.floor(secondsLeft)}; detail=${tier}`;
+}

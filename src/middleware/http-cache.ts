@@ -18,7 +18,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
-import { BYPASS, bypassStatus, forwardedStatus, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -72,7 +72,7 @@ class StaleIfErrorGuard implements CaptureHooks {
 
   headers(r: ServerResponse): Replacement | undefined {
     if (r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale) === undefined) return undefined;
-    return this.http.staleInstead(this.req, this.plan, this.stale);
+    return this.http.staleInstead(this.req, this.plan, this.stale, r.statusCode);
   }
 
   sent(): void {}
@@ -144,7 +144,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       const until = this.http.staleIfErrorUntil(plan, stale);
       if (until !== undefined) {
         flight.settle(staleOutcome(stale, until, this.req));
-        return this.http.staleInstead(this.req, plan, stale);
+        return this.http.staleInstead(this.req, plan, stale, r.statusCode);
       }
     }
     if (this.revalidating && r.statusCode === 304) {
@@ -1245,10 +1245,12 @@ export class HttpCache<R> {
   }
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */
-  staleInstead(req: IncomingMessage, plan: Plan, stale: Found): Replacement {
+  staleInstead(req: IncomingMessage, plan: Plan, stale: Found, failed: number): Replacement {
     const now = coarseNow();
     const response = stale.response;
-    const cacheStatus = this.status(staleHit(stale.tier, (now - stale.entry.freshUntil) / 1000));
+    const left = stale.entry.freshUntil - now;
+    // Still fresh (origin mode: the request asked to revalidate, and the revalidation failed): not stale, and forwarded.
+    const cacheStatus = this.status(left > 0 ? freshAfterFailedRefresh(stale.tier, failed, left / 1000) : staleHit(stale.tier, -left / 1000));
     this.events.stale(plan, stale.tier);
     return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
   }

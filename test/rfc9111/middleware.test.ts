@@ -197,6 +197,19 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
             },
           },
           {
+            path: '/failing',
+            mw: {},
+            handler: (io) => {
+              if (version === 'down') {
+                io.status(500);
+                io.send('boom');
+                return;
+              }
+              io.set('Cache-Control', 'max-age=600');
+              io.send('kept body');
+            },
+          },
+          {
             path: '/stale',
             mw: {},
             handler: (io) => {
@@ -213,6 +226,13 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
       await request(app.target).get('/fresh');
       const forced = await request(app.target).get('/fresh').set('Cache-Control', 'no-cache');
       assert.equal(forced.headers['cache-status'], 'tiercache; fwd=request; fwd-status=304; stored');
+      // A fresh entry answered in place of the 5xx its forced revalidation got: forwarded, and not stale (ttl=-1 said both wrong).
+      await request(app.target).get('/failing');
+      version = 'down';
+      const failed = await request(app.target).get('/failing').set('Cache-Control', 'no-cache');
+      assert.equal(failed.text, 'kept body');
+      assert.match(String(failed.headers['cache-status']), /^tiercache; fwd=request; fwd-status=500; ttl=(599|600); detail=L1$/);
+      version = 'v1';
       await request(app.target).get('/stale');
       version = 'v2';
       const replaced = await request(app.target).get('/stale');
