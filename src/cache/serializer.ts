@@ -67,7 +67,11 @@ export function resolveSerializer(option: string, value: unknown): ResolvedSeria
     deserialize: (bytes: Buffer) => {
       const out = deserialize.call(s, bytes);
       if (isThenable(out)) {
-        out.then(undefined, () => undefined); // refused, not left to reject unhandled
+        try {
+          out.then(undefined, () => undefined); // refused, not left to reject unhandled
+        } catch {
+          // a thenable whose then() throws is refused all the same
+        }
         throw new SerializerMisuse(`tiercache: the '${name}' serializer's deserialize() returned a Promise; it must return the value itself`);
       }
       return out;

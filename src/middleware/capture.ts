@@ -359,7 +359,9 @@ function wrappersAt(depth: number): Wrappers {
       return true;
     }
     c.wrote = true;
-    c.keep(toBuffer(chunk, encoding));
+    // Past the limit (or a capture of nothing, maxBytes 0: StaleIfErrorGuard) no copy is kept: none is made.
+    // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
+    c.keep(c.overflow ? undefined : toBuffer(chunk, encoding));
     return c.write.apply(this, arguments as unknown as unknown[]);
   }
 

@@ -62,7 +62,9 @@ interface ActiveFill {
  * with no-store): the stale entry's answer in place of the handler's 5xx,
  * nothing else. Nothing waits on such a request, and nothing is kept.
  */
-class StaleIfErrorGuard implements CaptureHooks {
+class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
+  private stoodDown = false;
+
   constructor(
     private readonly http: HttpCache<never>,
     private readonly req: IncomingMessage,
@@ -70,8 +72,13 @@ class StaleIfErrorGuard implements CaptureHooks {
     private readonly stale: Found,
   ) {}
 
+  /** A middleware further in (per route) decides for this request, its stale answers included. */
+  standDown(): void {
+    this.stoodDown = true;
+  }
+
   headers(r: ServerResponse): Replacement | undefined {
-    if (r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale) === undefined) return undefined;
+    if (this.stoodDown || r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale) === undefined) return undefined;
     return this.http.staleInstead(this.req, this.plan, this.stale, r.statusCode);
   }
 
@@ -143,7 +150,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (stale !== undefined && r.statusCode >= 500) {
       const until = this.http.staleIfErrorUntil(plan, stale);
       if (until !== undefined) {
-        flight.settle(staleOutcome(stale, until, this.req));
+        flight.settle(staleOutcome(stale, until, this.req, r.statusCode));
         return this.http.staleInstead(this.req, plan, stale, r.statusCode);
       }
     }
@@ -380,19 +387,31 @@ interface FillOutcome {
 interface StaleOutcome {
   readonly stale: Found;
   readonly until: number;
+  /** stale-if-error: the status the handler failed with (undefined: stale-while-revalidate, nothing forwarded). */
+  readonly failed: number | undefined;
   /** The stale answer's Vary names and the values the filling request had for them: a waiter that differs gets its own answer. */
   readonly varyOn: readonly string[];
   readonly varyValues: ReadonlyArray<string | undefined>;
 }
 
+/**
+ * Cache-Status of an entry served in place of the handler's answer, `left` ms
+ * before (or past) its freshness ends. Still fresh after a failure (origin
+ * mode: the request asked to revalidate, and the revalidation failed): not
+ * stale, and forwarded.
+ */
+function staleAnswerStatus(tier: 'L1' | 'L2', left: number, failed: number | undefined): string {
+  return left > 0 && failed !== undefined ? freshAfterFailedRefresh(tier, failed, left / 1000) : staleHit(tier, -left / 1000);
+}
+
 /** `stale`, given to the fill's waiters until `until`, when they send what `req` sent for its Vary names. */
-function staleOutcome(stale: Found, until: number, req: IncomingMessage): StaleOutcome {
+function staleOutcome(stale: Found, until: number, req: IncomingMessage, failed?: number): StaleOutcome {
   const fields = stale.response.headers.fields();
   const vary: string[] = [];
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'vary') vary.push(fields[i + 1]!);
   // A stored answer never says Vary: * (storeStamped stores none).
   const varyOn = varyOf({ vary: vary.join(', ') }) as string[];
-  return { stale, until, varyOn, varyValues: varyOn.map((n) => normalizedHeaderValue(req.headers[n])) };
+  return { stale, until, failed, varyOn, varyValues: varyOn.map((n) => normalizedHeaderValue(req.headers[n])) };
 }
 
 /** What the first round trip of a fill found and took (see HttpCache.startFill). */
@@ -1074,7 +1093,7 @@ export class HttpCache<R> {
       const now = coarseNow();
       if (now >= outcome.until || !this.reusable(outcome, req)) return false;
       this.events.stale(plan, tier);
-      replay(req, res, response, entry.createdAt, now, this.status(staleHit(tier, (now - entry.freshUntil) / 1000)));
+      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)));
       return true;
     }
     if (!this.reusable(outcome, req)) return false;
@@ -1101,7 +1120,11 @@ export class HttpCache<R> {
     if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       // Stored or not, a failing handler's answer is replaced as for a GET (nothing captured: maxBytes 0).
-      if (stale !== undefined && !res.destroyed) captureResponse(res, 0, new StaleIfErrorGuard(this as HttpCache<never>, req, plan, stale));
+      if (stale !== undefined && !res.destroyed) {
+        const guard = new StaleIfErrorGuard(this as HttpCache<never>, req, plan, stale);
+        (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = guard;
+        captureResponse(res, 0, guard);
+      }
       await next();
       return false;
     }
@@ -1248,9 +1271,7 @@ export class HttpCache<R> {
   staleInstead(req: IncomingMessage, plan: Plan, stale: Found, failed: number): Replacement {
     const now = coarseNow();
     const response = stale.response;
-    const left = stale.entry.freshUntil - now;
-    // Still fresh (origin mode: the request asked to revalidate, and the revalidation failed): not stale, and forwarded.
-    const cacheStatus = this.status(left > 0 ? freshAfterFailedRefresh(stale.tier, failed, left / 1000) : staleHit(stale.tier, -left / 1000));
+    const cacheStatus = this.status(staleAnswerStatus(stale.tier, stale.entry.freshUntil - now, failed));
     this.events.stale(plan, stale.tier);
     return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
   }

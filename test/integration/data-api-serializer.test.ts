@@ -99,6 +99,17 @@ describe('data API: serializer', () => {
       assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'the entry was dropped as if corrupt');
       const resolving: Serializer = { name: 'later', serialize: (v) => JSON.stringify(v), deserialize: async (bytes) => JSON.parse(bytes.toString('utf8')) };
       await assert.rejects((await ctx.open({ serializer: resolving })).get('k'), misuse, 'a Promise that resolves');
+      const odd: Serializer = {
+        name: 'later',
+        serialize: (v) => JSON.stringify(v),
+        deserialize: () => ({
+          then() {
+            throw new Error('a thenable whose then() throws');
+          },
+        }),
+      };
+      await assert.rejects((await ctx.open({ serializer: odd })).get('k'), misuse, 'a thenable whose then() throws');
+      assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'the entry was dropped for a thenable whose then() throws');
       const throwing: Serializer = { name: 'later', serialize: (v) => JSON.stringify(v), deserialize: () => { throw new Error('unreadable'); } };
       assert.equal(await (await ctx.open({ serializer: throwing })).get('k'), undefined, 'a deserialize() that throws is a miss');
       await new Promise((r) => setImmediate(r));

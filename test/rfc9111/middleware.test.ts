@@ -198,9 +198,11 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
           },
           {
             path: '/failing',
-            mw: {},
-            handler: (io) => {
+            // Every no-cache request forces a revalidation: the second one below waits on the first's.
+            mw: { requestDirectives: { forcedRefreshInterval: 0 } },
+            handler: async (io) => {
               if (version === 'down') {
+                await new Promise((resolve) => setTimeout(resolve, 300));
                 io.status(500);
                 io.send('boom');
                 return;
@@ -229,9 +231,15 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
       // A fresh entry answered in place of the 5xx its forced revalidation got: forwarded, and not stale (ttl=-1 said both wrong).
       await request(app.target).get('/failing');
       version = 'down';
-      const failed = await request(app.target).get('/failing').set('Cache-Control', 'no-cache');
-      assert.equal(failed.text, 'kept body');
-      assert.match(String(failed.headers['cache-status']), /^tiercache; fwd=request; fwd-status=500; ttl=(599|600); detail=L1$/);
+      const failing = request(app.target).get('/failing').set('Cache-Control', 'no-cache').then((r) => r);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const waiter = await request(app.target).get('/failing').set('Cache-Control', 'no-cache');
+      const failed = await failing;
+      assert.equal(app.runs('/failing'), 2, 'the second forced request did not wait on the first');
+      for (const [who, res] of [['the forced request', failed], ['its waiter', waiter]] as const) {
+        assert.equal(res.text, 'kept body', who);
+        assert.match(String(res.headers['cache-status']), /^tiercache; fwd=request; fwd-status=500; ttl=(59[89]|600); detail=L1$/, who);
+      }
       version = 'v1';
       await request(app.target).get('/stale');
       version = 'v2';
