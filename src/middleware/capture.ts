@@ -22,6 +22,8 @@ export interface Replacement {
   readonly cacheStatus: string | undefined;
   /** undefined for HEAD. */
   readonly body: Buffer | undefined;
+  /** The stored answer's own reason phrase; undefined: node's for the status. */
+  readonly reason?: string | undefined;
 }
 
 /** Answer the request with a 304 instead of the body (the body is still captured and stored). */
@@ -245,7 +247,7 @@ class Capture {
     res.statusMessage = '';
     this.writingReplacement = true;
     try {
-      writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus);
+      writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus, replacement.reason);
     } finally {
       this.writingReplacement = false;
     }

@@ -26,7 +26,7 @@ import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refr
 import { ageOf, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
+import { httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
@@ -51,6 +51,8 @@ const REFRESHING_SEEN = Symbol('tiercache.refreshSeen');
 interface Snapshot {
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
+  /** The handler's own reason phrase, when it sent one (see ownReason). */
+  readonly reason?: string | undefined;
 }
 
 interface ActiveFill {
@@ -223,6 +225,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
   sent(r: ServerResponse): void {
     const snapshot = this.snapshot;
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
+    // node has set the reason phrase by now; a 304 of ours (NOT_MODIFIED) carries its own, not the entry's.
+    if (r.statusCode === snapshot.status) {
+      const own = ownReason(snapshot.status, r.statusMessage);
+      if (own !== undefined) this.snapshot = { status: snapshot.status, headers: snapshot.headers, reason: own };
+    }
     const before = snapshot.headers;
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
@@ -265,19 +272,19 @@ class FillCapture implements CaptureHooks, ActiveFill {
     else {
       this.life = life;
       this.ttl = life.lifetime;
-      this.snapshot = { status: before.status, headers: merged };
+      this.snapshot = { status: before.status, headers: merged, reason: before.reason };
       createdAt = life.createdAt;
       void this.finish(before.body);
       this.refreshed = true;
     }
-    const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic);
+    const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic, undefined, false, before.reason);
     const age = ageOf(createdAt, now);
     const cacheStatus = this.http.status(this.forwarded(304, typeof life !== 'string'));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
-    return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body };
+    return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: answer.reason };
   }
 
   /**
@@ -1273,7 +1280,7 @@ export class HttpCache<R> {
     const response = stale.response;
     const cacheStatus = this.status(staleAnswerStatus(stale.tier, stale.entry.freshUntil - now, failed));
     this.events.stale(plan, stale.tier);
-    return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body };
+    return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: response.reason };
   }
 
   /**
@@ -1319,7 +1326,7 @@ export class HttpCache<R> {
     }
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, plan.isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped);
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, plan.isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });

@@ -10,7 +10,7 @@
 // length, the 304 headers built on first use) and says what it costs, for
 // L1's byte bound. Every stored field is replayed as the handler sent it:
 // repetitions, order and the origin's Date.
-import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import { EntryCodecError, encodeOwn, ownBytes } from '../store/entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { PackedEntry } from '../store/packed-entry.js';
@@ -34,6 +34,8 @@ interface StoredHead {
   r?: 1;
   /** Origin mode (RFC 9111): [no stale answers (1/0), stale-while-revalidate ms, stale-if-error ms]. */
   o?: [number, number, number];
+  /** The reason phrase the handler sent, when it is not node's own for the status. */
+  t?: string;
 }
 
 /** What an origin-mode response says about serving it stale (see origin/freshness.ts); absent in table mode. */
@@ -49,7 +51,7 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date
 
 // Heap sizes (64-bit V8, no pointer compression), for heapBytes.
 /** The PreparedResponse object's own words. */
-const PREPARED_BYTES = 112;
+const PREPARED_BYTES = 120;
 /** Its body: a view of its own into the entry's bytes (packed-entry.ts makes one when asked). */
 const BODY_VIEW_BYTES = 96;
 /** The HeaderSet object and its array's header. */
@@ -103,6 +105,8 @@ export class PreparedResponse {
     readonly staleRules?: StaleRules,
     /** Served only by a middleware with a `user` option (see StoredHead.r). */
     readonly scoped = false,
+    /** The handler's own reason phrase (see StoredHead.t); undefined: node's for the status. */
+    readonly reason?: string,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
     const withLength = addsLength(status, stored);
@@ -131,7 +135,7 @@ export class PreparedResponse {
     this.headers = new HeaderSet(flat, i);
     this.etag = etag;
     this.lastModified = lastModified;
-    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules);
+    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason);
     this.notModified = undefined;
   }
 
@@ -142,11 +146,12 @@ export class PreparedResponse {
    * whenever a field may give one (a date that does not parse costs 16 bytes
    * too many, never too few).
    */
-  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined): number {
+  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string): number {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
     let size = PREPARED_BYTES + BODY_VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
     if (staleRules !== undefined) size += STALE_RULES_BYTES;
+    if (reason !== undefined) size += headerStringBytes(reason.length);
     let boxed = false;
     for (const [name, value] of stored) {
       size += nameBytes(name) + headerStringBytes(name === 'content-length' ? length : value.length);
@@ -309,10 +314,16 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
   else if (Number.isInteger(head.s) && head.s! >= 200 && head.s! <= 599 && Array.isArray(head.h) && head.h.every(isWritableHeader)) {
     const o = head.o;
     const rules = Array.isArray(o) && o.length === 3 && o.every((n) => typeof n === 'number' && n >= 0) ? { noStale: o[0] === 1, staleWhileRevalidate: o[1], staleIfError: o[2] } : undefined;
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped);
+    const reason = typeof head.t === 'string' && isSendableReason(head.t) ? head.t : undefined;
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
+}
+
+/** Whether node takes this reason phrase (no control characters but tab): a damaged one is left out, not a 500. */
+function isSendableReason(reason: string): boolean {
+  return /^[\t\x20-\x7e\x80-\xff]*$/.test(reason);
 }
 
 /** Whether node would write this header: foreign or damaged entries must be a miss, never a 500. */
@@ -370,12 +381,18 @@ function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body
 }
 
 /** A response; the body bytes are copied (L1 may keep them long). */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false): TieredEntry {
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, reason?: string): TieredEntry {
   const stored: StoredHead = { s: status, h: headers };
   if (isPublic) stored.p = 1;
   if (scoped) stored.r = 1;
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
-  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules));
+  if (reason !== undefined) stored.t = reason;
+  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason));
+}
+
+/** The reason phrase to store with an answer: the one sent, unless it is node's own for the status (most answers). */
+export function ownReason(status: number, sent: string | undefined): string | undefined {
+  return sent === undefined || sent === '' || sent === STATUS_CODES[status] ? undefined : sent;
 }
 
 export function manifestEntry(stamp: FillStamp, life: Lifetimes, varyOn: readonly string[], isPublic: boolean, scoped = false): TieredEntry {

@@ -22,7 +22,7 @@ const plainWriteHead = ServerResponse.prototype.writeHead;
  * leave the same answer either way: they are dropped and the raw array used,
  * which saves a setHeader per field on every Express hit.
  */
-export function writeStoredHead(res: ServerResponse, status: number, headers: HeaderSet, age: number, cacheStatus: string | undefined): void {
+export function writeStoredHead(res: ServerResponse, status: number, headers: HeaderSet, age: number, cacheStatus: string | undefined, reason?: string): void {
   const ageText = String(age);
   // Stryker disable next-line BlockStatement: without the raw path every hit takes the setHeader path below, which sends the same fields
   if (OUT_HEADERS !== undefined && res.writeHead === plainWriteHead) {
@@ -31,14 +31,15 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
     // Stryker disable next-line BlockStatement: the same
     if (already === null || (already !== undefined && headers.replacesAll(already, cacheStatus !== undefined))) {
       slots[OUT_HEADERS] = null;
-      res.writeHead(status, headers.rawWith(ageText, cacheStatus));
+      if (reason === undefined) res.writeHead(status, headers.rawWith(ageText, cacheStatus));
+      else res.writeHead(status, reason, headers.rawWith(ageText, cacheStatus));
       return;
     }
   }
   headers.setOn(res);
   res.setHeader('age', ageText);
   if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
-  res.writeHead(status);
+  res.writeHead(status, reason);
 }
 
 /** Age in whole seconds of an entry whose fill began at `createdAt`. */
@@ -56,7 +57,7 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
       return;
     }
   }
-  writeStoredHead(res, response.status, response.headers, age, cacheStatus);
+  writeStoredHead(res, response.status, response.headers, age, cacheStatus, response.reason);
   if (req.method === 'HEAD') res.end();
   else res.end(response.body);
 }

@@ -88,6 +88,17 @@ describe('middleware: HTTP entries read back from L2 (foreign or damaged heads a
     assert.equal(httpValueOf(fromL2({ s: 200, h: [] }, EntryKind.Json)), undefined, 'a data value taken for a response');
   });
 
+  it("takes a stored reason phrase node can send, and leaves out one it cannot (the answer then says the status's own)", () => {
+    const custom = httpValueOf(fromL2({ s: 200, h: [], t: 'All Good \u00e9' }));
+    assert.ok(custom instanceof PreparedResponse);
+    assert.equal(custom.reason, 'All Good \u00e9');
+    for (const t of ['Bad\r\nX-Injected: 1', 'Bad\u0000', 'Wide \u0100', 42]) {
+      const value = httpValueOf(fromL2({ s: 200, h: [], t }));
+      assert.ok(value instanceof PreparedResponse, `the entry was lost for a reason of ${JSON.stringify(t)}`);
+      assert.equal(value.reason, undefined, JSON.stringify(t));
+    }
+  });
+
   for (const [what, head] of [
     ['a manifest naming a header that is not a string', { m: ['accept', 1] }],
     ['a status that is not an integer', { s: 200.5, h: [] }],

@@ -1,0 +1,87 @@
+// The reason phrase a handler sends (res.statusMessage in Express, ctx.message
+// in Koa) is part of what is replayed: the fill sent `200 Custom`, and every
+// hit said `200 OK`. Stored only when it is not node's own for the status;
+// replayed by L1 and L2 hits, the front door, a request that waited on the
+// fill, and a stale-if-error answer. A 304 of the cache's says `Not Modified`.
+import assert from 'node:assert/strict';
+import { get, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Koa from 'koa';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import type { TierCache } from '../../../src/index.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function statusLine(server: Server, headers: Record<string, string> = {}): Promise<{ status: number; reason: string; body: string; cacheStatus: string }> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/s', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, reason: res.statusMessage!, body, cacheStatus: String(res.headers['cache-status']) }));
+    }).on('error', reject);
+  });
+}
+
+const state = { failing: false };
+
+const apps: Record<string, (cache: TierCache) => Parameters<typeof import('node:http').createServer>[1]> = {
+  'Express, res.statusMessage': (cache) => {
+    const app = express();
+    app.get('/s', expressCache(cache, { ttl: 100, staleIfError: '1m' }), (_req, res) => {
+      if (state.failing) {
+        res.status(503).send('down');
+        return;
+      }
+      res.statusMessage = 'All Good';
+      res.send('stored');
+    });
+    return app;
+  },
+  'Koa, ctx.message': (cache) => {
+    const app = new Koa();
+    app.use(koaCache(cache, { ttl: 100, staleIfError: '1m' }));
+    app.use((ctx) => {
+      if (state.failing) {
+        ctx.status = 503;
+        ctx.body = 'down';
+        return;
+      }
+      ctx.body = 'stored';
+      ctx.message = 'All Good';
+    });
+    return app.callback();
+  },
+};
+
+describe('middleware: the reason phrase of a stored answer', () => {
+  const ctx = useRedisCaches({ prefix: 'reason', flush: true });
+
+  for (const [name, build] of Object.entries(apps)) {
+    it(`${name}: the fill, an L1 hit, an L2 hit on another instance and a stale-if-error answer all say '200 All Good'; a 304 says 'Not Modified'`, async () => {
+      state.failing = false;
+      const a = await ctx.serve(build(await ctx.open()) as never);
+      const b = await ctx.serve(build(await ctx.open()) as never);
+      const fill = await statusLine(a);
+      assert.deepEqual([fill.status, fill.reason, fill.body], [200, 'All Good', 'stored']);
+      const l1 = await statusLine(a);
+      assert.match(l1.cacheStatus, /hit; detail=L1/);
+      assert.equal(l1.reason, 'All Good', 'an L1 hit');
+      const l2 = await statusLine(b);
+      assert.match(l2.cacheStatus, /hit; detail=L2/);
+      assert.equal(l2.reason, 'All Good', 'an L2 hit');
+      const etag = (await new Promise<string>((resolve) => get({ host: '127.0.0.1', port: (a.address() as AddressInfo).port, path: '/s' }, (res) => (res.resume(), resolve(String(res.headers.etag))))));
+      const notModified = await statusLine(a, { 'if-none-match': etag });
+      assert.deepEqual([notModified.status, notModified.reason], [304, 'Not Modified']);
+      await sleep(150);
+      state.failing = true;
+      const stale = await statusLine(a);
+      assert.match(stale.cacheStatus, /hit; ttl=-\d+/);
+      assert.deepEqual([stale.status, stale.reason, stale.body], [200, 'All Good', 'stored'], 'a stale-if-error answer');
+    });
+  }
+});
