@@ -28,7 +28,7 @@ import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
-import { requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields } from './origin/revalidation.js';
@@ -623,8 +623,14 @@ export class HttpCache<R> {
     if (outer !== undefined) outer.standDown();
     const method = req.method;
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
-      this.invalidateAfterWrite(c);
-      return this.bypass(c, next, 'method');
+      const decideAfterWrite = this.invalidateAfterWrite(c);
+      const passed = this.bypass(c, next, 'method');
+      if (decideAfterWrite === undefined || typeof passed === 'boolean') return passed;
+      // Koa: the handler is done when next() settles; with the client gone Koa writes nothing, so
+      // neither 'finish' nor a head will come: its status is decided now.
+      return passed.finally(() => {
+        if (c.res.destroyed && !c.res.headersSent) decideAfterWrite();
+      });
     }
     let plan: Plan | BypassReason | undefined;
     try {
@@ -919,16 +925,22 @@ export class HttpCache<R> {
    * Location / Content-Location, on every instance — those paths only, not
    * what lies below them: a login redirect answering a write must not flush a
    * subtree (invalidatePrefix is there for the app's own write handlers).
+   * Returns the decision itself, for an adapter that learns that the handler
+   * is done with the client gone (Koa: next() settled); undefined when nothing
+   * at the target could be cached here.
    */
-  private invalidateAfterWrite(c: HttpRequestContext<R>): void {
+  private invalidateAfterWrite(c: HttpRequestContext<R>): (() => void) | undefined {
     const cache = this.cache;
-    if (!cache.enabled || cache.closed) return;
+    if (!cache.enabled || cache.closed) return undefined;
     const path = pathOf(c.url);
     const rule = cache.options.routes.matchNormalized(normalizeRoutePath(path));
-    // Only where something could be cached: a table rule, a cache-wide TTL or per-route mounting.
-    if (!(rule?.cache === true || cache.options.ttl !== undefined || c.perRoute)) return;
+    // Only where something could be cached: a table rule, a TTL of the cache or of this middleware, or per-route mounting.
+    if (!(rule?.cache === true || cache.options.ttl !== undefined || this.options.ttl !== undefined || c.perRoute)) return undefined;
     const res = c.res;
-    res.once('finish', () => {
+    let decided = false;
+    const decide = () => {
+      if (decided) return;
+      decided = true;
       if (res.statusCode < 200 || res.statusCode >= 400) return;
       const tags = new Set<string>();
       // The root is never invalidated this way (exactPathTag('/') is undefined): a POST to '/'
@@ -937,13 +949,31 @@ export class HttpCache<R> {
         const tag = p !== undefined && p.startsWith('/') ? exactPathTag(p) : undefined;
         if (tag !== undefined) tags.add(tag);
       };
-      add(path);
+      // A dot segment: the router ran the handler of the path as written, whose answers are never cached,
+      // while the resolved path names another route's entries (POST /api/beacon/../me must not flush /api/me).
+      if (!hasDotSegment(path)) add(path);
       for (const name of ['location', 'content-location'] as const) add(sameOriginPath(res.getHeader(name), c.req.headers.host));
       if (tags.size === 0) return;
       Promise.resolve()
         .then(() => cache.invalidateTags([...tags]))
         .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`, 'invalidation'));
+    };
+    res.once('finish', decide);
+    // The client left before the answer was out: 'finish' never comes, but the write may well have been
+    // made. Decided on the status the handler ends with, once it does (not before: the write may not be
+    // done yet, and an invalidation ahead of it would let a refill store the old data). node writes no
+    // head to a response whose socket is gone, so the end is what tells.
+    res.once('close', () => {
+      if (decided || res.writableFinished) return;
+      if (res.headersSent) return decide();
+      const end = res.end;
+      res.end = function endAfterClose(this: ServerResponse, ...args: unknown[]) {
+        const out = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+        decide();
+        return out;
+      } as ServerResponse['end'];
     });
+    return decide;
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
@@ -1104,6 +1134,8 @@ export class HttpCache<R> {
       return true;
     }
     if (!this.reusable(outcome, req)) return false;
+    // Invalidated while its store was out (a write answered meanwhile): stored or not, no answer for later arrivals.
+    if (this.cache.store.versions.check(outcome.entry) === Validity.Invalid) return false;
     const response = httpValueOf(outcome.entry);
     if (!(response instanceof PreparedResponse)) return false;
     replay(req, res, response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));

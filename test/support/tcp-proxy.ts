@@ -27,7 +27,11 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+/**
+ * `delayMs`: every chunk is held that long in each direction (order kept), a
+ * slow link: a command's round trip takes twice that.
+ */
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', delayMs = 0): Promise<TcpProxy> {
   const piped = new Set<Socket>();
   const held = new Set<Socket>();
   let mode: CutMode | undefined;
@@ -63,8 +67,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     });
     upstream.on('data', () => (replied = true));
     piped.add(client);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (delayMs === 0) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    } else {
+      client.on('data', (chunk: Buffer) => setTimeout(() => upstream.destroyed || upstream.write(chunk), delayMs));
+      upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), delayMs));
+    }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,0 +1,147 @@
+// Invalidation by writes (RFC 9111 §4.4) where it was lost or misdirected,
+// found by a hostile review:
+// - an app-wide middleware with a `ttl` of its own (no route table) stores
+//   every GET but never invalidated on a write: it only looked at the table;
+// - a write whose client left before the answer was out never invalidated
+//   ('finish' never comes), though the handler made the write;
+// - a write to a path with a dot segment (`/api/beacon/../me`) ran the
+//   handler of the path as written but flushed the resolved path's entries;
+// - with Redis, a request that arrived after a write was answered, while an
+//   earlier fill of the same key was still storing, waited on that fill and
+//   got its pre-write answer.
+import assert from 'node:assert/strict';
+import { request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Koa from 'koa';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+
+const HIT_L1 = 'tiercache; hit; detail=L1';
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+let counter = 0;
+
+/** GET /items answers the current version; POST /items bumps it after `writeMs`, then answers 200. */
+function expressItems(cache: TierCache, writeMs = 0) {
+  const state = { version: 1 };
+  const app = express();
+  app.use(expressCache(cache, { ttl: '1m' }));
+  app.get('/items', (_req, res) => void res.send(`v${state.version}`));
+  app.get('/api/me', (_req, res) => void res.send(`me v${state.version}`));
+  app.post(['/items', '/api/beacon/*rest'], async (_req, res) => {
+    await sleep(writeMs);
+    state.version++;
+    res.sendStatus(200);
+  });
+  return { app, state };
+}
+
+function koaItems(cache: TierCache, writeMs = 0) {
+  const state = { version: 1 };
+  const app = new Koa();
+  app.use(koaCache(cache, { ttl: '1m' }));
+  app.use(async (ctx) => {
+    if (ctx.method === 'GET' && ctx.path === '/items') ctx.body = `v${state.version}`;
+    else if (ctx.method === 'POST' && ctx.path === '/items') {
+      await sleep(writeMs);
+      state.version++;
+      ctx.status = 200;
+      ctx.body = 'OK';
+    }
+  });
+  return { app: app.callback(), state };
+}
+
+/** Sends a POST to `path` and destroys the connection after `ms`, before the answer. */
+function abandonedPost(server: Server, path: string, ms: number): Promise<void> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-length': '0' } });
+    req.on('error', () => resolve());
+    req.end();
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, ms);
+  });
+}
+
+describe('middleware: invalidation by writes, edge cases', () => {
+  const cleanup = useCleanup();
+  const newCache = () => cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false }));
+
+  for (const [name, build] of [['Express', expressItems], ['Koa', koaItems]] as const) {
+    it(`${name}: an app-wide middleware with a ttl of its own (no route table) invalidates what a write changed`, async () => {
+      const cache = newCache();
+      const server = await cleanup.serve(build(cache).app as never);
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      assert.equal((await request(server).post('/items')).status, 200);
+      await sleep(20);
+      assert.equal((await request(server).get('/items')).text, 'v2', 'the write did not invalidate /items');
+    });
+
+    it(`${name}: a write whose client left before the answer still invalidates, once the handler answers`, async () => {
+      const cache = newCache();
+      const { app, state } = build(cache, 150);
+      const server = await cleanup.serve(app as never);
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      await abandonedPost(server, '/items', 30);
+      for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
+      assert.equal(state.version, 2, 'the handler did not make the write');
+      await sleep(30);
+      assert.equal((await request(server).get('/items')).text, 'v2', 'the abandoned write did not invalidate /items');
+    });
+  }
+
+  it('Express: a write to a path with a dot segment does not invalidate the path it resolves to', async () => {
+    const cache = newCache();
+    const invalidated: unknown[] = [];
+    cache.on('invalidate', (e) => invalidated.push(e));
+    const server = await cleanup.serve(expressItems(cache).app);
+    assert.equal((await request(server).get('/api/me')).text, 'me v1');
+    for (const target of ['/api/beacon/../me', '/api/beacon/%2e%2e/me']) {
+      assert.equal((await request(server).post(target)).status, 200, target);
+    }
+    await sleep(20);
+    assert.deepEqual(invalidated, [], 'a write invalidated something');
+    assert.equal((await request(server).get('/api/me')).headers['cache-status'], HIT_L1, 'the resolved path was invalidated');
+  });
+
+  describe('with Redis', () => {
+    const ctx = useRedisCaches({ prefix: 'write-edges', flush: true });
+
+    let proxy: TcpProxy | undefined;
+    afterEach(async () => {
+      await proxy?.close();
+      proxy = undefined;
+    });
+
+    it('Express: a request that arrives after a write was answered does not get the answer of a fill still storing from before it', async function () {
+      this.timeout(10_000);
+      // A slow link to Redis (100 ms each way): the fill's store is out for 200 ms.
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
+      const cache = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 5_000 } });
+      const state = { version: 1 };
+      const app = express();
+      app.use(expressCache(cache, { ttl: '1m' }));
+      app.get('/items', (_req, res) => void res.send(`v${state.version}`));
+      app.post('/items', (_req, res) => {
+        state.version++;
+        res.sendStatus(200);
+      });
+      const server = await ctx.serve(app);
+      const first = request(server).get('/items').then((r) => r);
+      await sleep(300); // past the lookup (200 ms): the handler has answered v1 and its store is out
+      assert.equal((await request(server).post('/items')).status, 200);
+      const after = await request(server).get('/items');
+      assert.equal((await first).text, 'v1');
+      assert.equal(after.text, 'v2', `a request after the write got ${after.text} (${String(after.headers['cache-status'])})`);
+    });
+  });
+});
