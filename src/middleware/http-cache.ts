@@ -545,14 +545,17 @@ const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** The path of a Location-style header value when it points at this origin; undefined otherwise. */
-function sameOriginPath(value: string | number | string[] | undefined, host: string | undefined): string | undefined {
+function sameOriginPath(value: string | number | string[] | undefined, host: string | undefined, requestPath: string): string | undefined {
   if (typeof value !== 'string' || value === '') return undefined;
   if (value.startsWith('/') && !value.startsWith('//')) return pathOf(value);
+  if (host === undefined) return undefined;
   try {
-    const url = new URL(value);
-    return host !== undefined && url.host === host ? url.pathname : undefined;
+    // An absolute URI naming this host, or a relative reference (`items`, `./items`, `../list`),
+    // resolved against the request's own path (RFC 9110 §10.2.2, §10.2.3; RFC 3986 §5).
+    const url = new URL(value, `http://${host}${requestPath}`);
+    return url.host === host ? url.pathname : undefined;
   } catch {
-    // a reference that is neither a path nor an absolute URI: no path of ours
+    // a reference that does not parse: no path of ours
   }
   return undefined;
 }
@@ -952,7 +955,7 @@ export class HttpCache<R> {
       // A dot segment: the router ran the handler of the path as written, whose answers are never cached,
       // while the resolved path names another route's entries (POST /api/beacon/../me must not flush /api/me).
       if (!hasDotSegment(path)) add(path);
-      for (const name of ['location', 'content-location'] as const) add(sameOriginPath(res.getHeader(name), c.req.headers.host));
+      for (const name of ['location', 'content-location'] as const) add(sameOriginPath(res.getHeader(name), c.req.headers.host, path));
       if (tags.size === 0) return;
       Promise.resolve()
         .then(() => cache.invalidateTags([...tags]))

@@ -113,6 +113,28 @@ describe('middleware: invalidation by writes, edge cases', () => {
     assert.equal((await request(server).get('/api/me')).headers['cache-status'], HIT_L1, 'the resolved path was invalidated');
   });
 
+  it("Express: a relative Location (`items`, `./items`) is resolved against the write's path and invalidated; one naming another host is not", async () => {
+    const cache = newCache();
+    let version = 1;
+    const app = express();
+    app.use(expressCache(cache, { ttl: '1m' }));
+    app.get('/api/items', (_req, res) => void res.send(`items v${version}`));
+    app.post('/api/login', (req, res) => {
+      version++;
+      res.redirect(303, String(req.query['to']));
+    });
+    const server = await cleanup.serve(app);
+    for (const to of ['items', './items', 'http://elsewhere.example/api/items']) {
+      const before = (await request(server).get('/api/items')).text;
+      assert.equal((await request(server).get('/api/items')).headers['cache-status'], HIT_L1);
+      assert.equal((await request(server).post(`/api/login?to=${encodeURIComponent(to)}`)).status, 303);
+      await sleep(20);
+      const after = await request(server).get('/api/items');
+      if (to.startsWith('http')) assert.equal(after.text, before, `a Location on another host invalidated /api/items`);
+      else assert.notEqual(after.text, before, `Location: ${to} did not invalidate /api/items`);
+    }
+  });
+
   describe('with Redis', () => {
     const ctx = useRedisCaches({ prefix: 'write-edges', flush: true });
 
