@@ -23,7 +23,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, replay } from './replay.js';
+import { ageOf, reasonFor, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
@@ -45,6 +45,8 @@ import type { RoutePatternOf } from '../observe/route-label.js';
  * collection; measured by instruction count, bench/miss-instructions.sh).
  */
 const ACTIVE_FILL = Symbol('tiercache.activeFill');
+/** Set once a tiercache layer will decide what a write invalidates: two mounts would invalidate twice. */
+const WRITE_SEEN = Symbol('tiercache.writeSeen');
 /** Set once a tiercache layer has looked at a request's refresh marker (the first one removes the header). */
 const REFRESHING_SEEN = Symbol('tiercache.refreshSeen');
 
@@ -118,6 +120,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private snapshot: Snapshot | undefined = undefined;
   /** The request's conditionals, set aside: the fill runs unconditionally, the cache answers them. */
   private readonly conditions: Conditions | undefined;
+  /** The reason phrase as the head was judged: a 304 of ours (NOT_MODIFIED) replaces it before it goes out. */
+  private reasonAtHead: string | undefined = undefined;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -218,6 +222,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
+    this.reasonAtHead = r.statusMessage;
     return notModified ? NOT_MODIFIED : undefined;
   }
 
@@ -225,11 +230,10 @@ class FillCapture implements CaptureHooks, ActiveFill {
   sent(r: ServerResponse): void {
     const snapshot = this.snapshot;
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
-    // node has set the reason phrase by now; a 304 of ours (NOT_MODIFIED) carries its own, not the entry's.
-    if (r.statusCode === snapshot.status) {
-      const own = ownReason(snapshot.status, r.statusMessage);
-      if (own !== undefined) this.snapshot = { status: snapshot.status, headers: snapshot.headers, reason: own };
-    }
+    // node has set the reason phrase by now (writeHead(status, reason) sets it only then); a 304 of ours
+    // (NOT_MODIFIED) carries its own: the entry's is the one the head had when it was judged.
+    const own = ownReason(snapshot.status, r.statusCode === snapshot.status ? r.statusMessage : this.reasonAtHead);
+    if (own !== undefined) this.snapshot = { status: snapshot.status, headers: snapshot.headers, reason: own };
     const before = snapshot.headers;
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
@@ -284,7 +288,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
-    return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: answer.reason };
+    return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: reasonFor(this.req, answer) };
   }
 
   /**
@@ -551,9 +555,11 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
   if (host === undefined) return undefined;
   try {
     // An absolute URI naming this host, or a relative reference (`items`, `./items`, `../list`),
-    // resolved against the request's own path (RFC 9110 §10.2.2, §10.2.3; RFC 3986 §5).
-    const url = new URL(value, `http://${host}${requestPath}`);
-    return url.host === host ? url.pathname : undefined;
+    // resolved against the request's own path (RFC 9110 §10.2.2, §10.2.3; RFC 3986 §5). Hosts are
+    // compared as URL writes them (lower case, no default port): `Example.com:80` is `example.com`.
+    const base = new URL(`http://${host}${requestPath}`);
+    const url = new URL(value, base);
+    return url.host === base.host ? url.pathname : undefined;
   } catch {
     // a reference that does not parse: no path of ours
   }
@@ -626,14 +632,8 @@ export class HttpCache<R> {
     if (outer !== undefined) outer.standDown();
     const method = req.method;
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
-      const decideAfterWrite = this.invalidateAfterWrite(c);
-      const passed = this.bypass(c, next, 'method');
-      if (decideAfterWrite === undefined || typeof passed === 'boolean') return passed;
-      // Koa: the handler is done when next() settles; with the client gone Koa writes nothing, so
-      // neither 'finish' nor a head will come: its status is decided now.
-      return passed.finally(() => {
-        if (c.res.destroyed && !c.res.headersSent) decideAfterWrite();
-      });
+      this.invalidateAfterWrite(c);
+      return this.bypass(c, next, 'method');
     }
     let plan: Plan | BypassReason | undefined;
     try {
@@ -928,17 +928,18 @@ export class HttpCache<R> {
    * Location / Content-Location, on every instance — those paths only, not
    * what lies below them: a login redirect answering a write must not flush a
    * subtree (invalidatePrefix is there for the app's own write handlers).
-   * Returns the decision itself, for an adapter that learns that the handler
-   * is done with the client gone (Koa: next() settled); undefined when nothing
-   * at the target could be cached here.
+   * One decision per request, by the first middleware that could cache here.
    */
-  private invalidateAfterWrite(c: HttpRequestContext<R>): (() => void) | undefined {
+  private invalidateAfterWrite(c: HttpRequestContext<R>): void {
     const cache = this.cache;
-    if (!cache.enabled || cache.closed) return undefined;
+    if (!cache.enabled || cache.closed) return;
+    const req = c.req as unknown as Record<symbol, true | undefined>;
+    if (req[WRITE_SEEN] === true) return;
     const path = pathOf(c.url);
     const rule = cache.options.routes.matchNormalized(normalizeRoutePath(path));
     // Only where something could be cached: a table rule, a TTL of the cache or of this middleware, or per-route mounting.
-    if (!(rule?.cache === true || cache.options.ttl !== undefined || this.options.ttl !== undefined || c.perRoute)) return undefined;
+    if (!(rule?.cache === true || cache.options.ttl !== undefined || this.options.ttl !== undefined || c.perRoute)) return;
+    req[WRITE_SEEN] = true;
     const res = c.res;
     let decided = false;
     const decide = () => {
@@ -963,12 +964,12 @@ export class HttpCache<R> {
     };
     res.once('finish', decide);
     // The client left before the answer was out: 'finish' never comes, but the write may well have been
-    // made. Decided on the status the handler ends with, once it does (not before: the write may not be
-    // done yet, and an invalidation ahead of it would let a refill store the old data). node writes no
-    // head to a response whose socket is gone, so the end is what tells.
+    // made. Decided on the status the handler ends with, once it does (not before, even with the head
+    // out: the write may not be done yet, and an invalidation ahead of it would let a refill store the
+    // old data). Koa 2 ends nothing for a client that is gone: such a write is not seen (README).
     res.once('close', () => {
       if (decided || res.writableFinished) return;
-      if (res.headersSent) return decide();
+      if (res.writableEnded) return decide();
       const end = res.end;
       res.end = function endAfterClose(this: ServerResponse, ...args: unknown[]) {
         const out = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
@@ -976,7 +977,6 @@ export class HttpCache<R> {
         return out;
       } as ServerResponse['end'];
     });
-    return decide;
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
@@ -1315,7 +1315,7 @@ export class HttpCache<R> {
     const response = stale.response;
     const cacheStatus = this.status(staleAnswerStatus(stale.tier, stale.entry.freshUntil - now, failed));
     this.events.stale(plan, stale.tier);
-    return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: response.reason };
+    return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: reasonFor(req, response) };
   }
 
   /**

@@ -42,6 +42,11 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
   res.writeHead(status, reason);
 }
 
+/** The stored reason phrase to send: none over HTTP/2, which has none (node warns when given one). */
+export function reasonFor(req: IncomingMessage, response: PreparedResponse): string | undefined {
+  return req.httpVersionMajor >= 2 ? undefined : response.reason;
+}
+
 /** Age in whole seconds of an entry whose fill began at `createdAt`. */
 export function ageOf(createdAt: number, now: number): number {
   return now > createdAt ? Math.floor((now - createdAt) / 1000) : 0;
@@ -57,7 +62,7 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
       return;
     }
   }
-  writeStoredHead(res, response.status, response.headers, age, cacheStatus, response.reason);
+  writeStoredHead(res, response.status, response.headers, age, cacheStatus, reasonFor(req, response));
   if (req.method === 'HEAD') res.end();
   else res.end(response.body);
 }

@@ -5,6 +5,7 @@
 // fill, and a stale-if-error answer. A 304 of the cache's says `Not Modified`.
 import assert from 'node:assert/strict';
 import { get, type Server } from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
@@ -60,6 +61,59 @@ const apps: Record<string, (cache: TierCache) => Parameters<typeof import('node:
 
 describe('middleware: the reason phrase of a stored answer', () => {
   const ctx = useRedisCaches({ prefix: 'reason', flush: true });
+
+  it("Express: a fill answered with the cache's own 304 (the client's condition matched) still stores the handler's reason phrase", async () => {
+    const app = express();
+    app.get('/s', expressCache(await ctx.open(), { ttl: '1m' }), (_req, res) => {
+      res.statusMessage = 'All Good';
+      res.set('ETag', '"e1"');
+      res.send('stored');
+    });
+    const server = await ctx.serve(app);
+    const fill = await statusLine(server, { 'if-none-match': '"e1"' });
+    assert.deepEqual([fill.status, fill.reason], [304, 'Not Modified']);
+    assert.match(fill.cacheStatus, /stored/);
+    const hit = await statusLine(server);
+    assert.deepEqual([hit.status, hit.reason, hit.body], [200, 'All Good', 'stored']);
+  });
+
+  it('Koa over HTTP/2: a stored reason phrase is not sent (HTTP/2 has none; node would warn)', async () => {
+    const cache = await ctx.open();
+    const app = new Koa();
+    app.use(koaCache(cache, { ttl: '1m' }));
+    app.use((ctx2) => {
+      ctx2.body = 'stored';
+      ctx2.message = 'All Good';
+    });
+    const h1 = await ctx.serve(app.callback() as never);
+    assert.equal((await statusLine(h1)).reason, 'All Good');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const h2 = http2.createServer(app.callback() as never);
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = http2.connect(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`);
+      const { status, body, cacheStatus } = await new Promise<{ status: number; body: string; cacheStatus: string }>((resolve, reject) => {
+        const stream = client.request({ ':path': '/s' });
+        let body = '';
+        let head: http2.IncomingHttpHeaders = {};
+        stream.on('response', (h) => (head = h));
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => (body += chunk));
+        stream.on('end', () => resolve({ status: Number(head[':status']), body, cacheStatus: String(head['cache-status']) }));
+        stream.on('error', reject);
+      });
+      client.close();
+      assert.deepEqual([status, body], [200, 'stored']);
+      assert.match(cacheStatus, /hit; detail=L1/);
+      await sleep(20);
+      assert.deepEqual(warnings.filter((w) => /status message/i.test(w)), []);
+    } finally {
+      process.off('warning', onWarning);
+      await new Promise<void>((resolve) => h2.close(() => resolve()));
+    }
+  });
 
   for (const [name, build] of Object.entries(apps)) {
     it(`${name}: the fill, an L1 hit, an L2 hit on another instance and a stale-if-error answer all say '200 All Good'; a 304 says 'Not Modified'`, async () => {

@@ -99,6 +99,74 @@ describe('middleware: invalidation by writes, edge cases', () => {
     });
   }
 
+  it('Express: a write whose client left after the head went out is decided when the handler ends, not at once (its write comes after the head)', async () => {
+    const cache = newCache();
+    const state = { version: 1 };
+    const app = express();
+    app.use(expressCache(cache, { ttl: '1m' }));
+    app.get('/items', (_req, res) => void res.send(`v${state.version}`));
+    app.post('/items', async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('working');
+      await sleep(150);
+      state.version++;
+      res.end(' done');
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/items')).text, 'v1');
+    await abandonedPost(server, '/items', 30);
+    await sleep(30);
+    // Before the write is made: an early invalidation would let this refill store v1 for good.
+    assert.equal((await request(server).get('/items')).text, 'v1');
+    for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
+    await sleep(30);
+    assert.equal((await request(server).get('/items')).text, 'v2', 'the write was decided before it was made');
+  });
+
+  it('Koa 3: a write committed by a middleware further out, after the handler, with the client gone, is decided after the commit', async () => {
+    const cache = newCache();
+    const state = { version: 1 };
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      await next();
+      if (ctx.method === 'POST') {
+        await sleep(150); // the transaction commits after the handler
+        state.version++;
+      }
+    });
+    app.use(koaCache(cache, { ttl: '1m' }));
+    app.use(async (ctx) => {
+      if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+      else {
+        await sleep(60); // the handler ends after the client left
+        ctx.body = 'saved';
+      }
+    });
+    const server = await cleanup.serve(app.callback());
+    assert.equal((await request(server).get('/items')).text, 'v1');
+    await abandonedPost(server, '/items', 30);
+    await sleep(70);
+    // Handler done, commit not made: an invalidation now would let this refill store v1 for good.
+    assert.equal((await request(server).get('/items')).text, 'v1');
+    for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
+    await sleep(30);
+    assert.equal((await request(server).get('/items')).text, 'v2', 'the write was decided before its commit');
+  });
+
+  it('Express: a write invalidates once, however many tiercache middlewares it passes', async () => {
+    const cache = cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false, ttl: '1m' }));
+    const events: unknown[] = [];
+    cache.on('invalidate', (e) => events.push(e));
+    const app = express();
+    app.use(expressCache(cache));
+    app.use('/api', expressCache(cache, { ttl: '1m' }));
+    app.post('/api/items', (_req, res) => void res.sendStatus(200));
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).post('/api/items')).status, 200);
+    await sleep(30);
+    assert.equal(events.length, 1, `${events.length} invalidations for one write`);
+  });
+
   it('Express: a write to a path with a dot segment does not invalidate the path it resolves to', async () => {
     const cache = newCache();
     const invalidated: unknown[] = [];
@@ -124,14 +192,15 @@ describe('middleware: invalidation by writes, edge cases', () => {
       res.redirect(303, String(req.query['to']));
     });
     const server = await cleanup.serve(app);
-    for (const to of ['items', './items', 'http://elsewhere.example/api/items']) {
+    for (const [to, host] of [['items', undefined], ['./items', undefined], ['items', 'Example.com:80'], ['http://example.com/api/items', 'example.com:80'], ['http://elsewhere.example/api/items', undefined]] as const) {
       const before = (await request(server).get('/api/items')).text;
       assert.equal((await request(server).get('/api/items')).headers['cache-status'], HIT_L1);
-      assert.equal((await request(server).post(`/api/login?to=${encodeURIComponent(to)}`)).status, 303);
+      const write = request(server).post(`/api/login?to=${encodeURIComponent(to)}`);
+      assert.equal((await (host === undefined ? write : write.set('Host', host))).status, 303);
       await sleep(20);
       const after = await request(server).get('/api/items');
-      if (to.startsWith('http')) assert.equal(after.text, before, `a Location on another host invalidated /api/items`);
-      else assert.notEqual(after.text, before, `Location: ${to} did not invalidate /api/items`);
+      if (to.includes('elsewhere')) assert.equal(after.text, before, `a Location on another host invalidated /api/items`);
+      else assert.notEqual(after.text, before, `Location: ${to} (Host: ${host ?? 'as sent'}) did not invalidate /api/items`);
     }
   });
 
