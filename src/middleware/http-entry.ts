@@ -102,9 +102,9 @@ export class PreparedResponse {
     /** May be served by the front door (see StoredHead.p). */
     readonly isPublic: boolean,
     /** Origin mode only. */
-    readonly staleRules?: StaleRules,
+    readonly staleRules: StaleRules | undefined,
     /** Served only by a middleware with a `user` option (see StoredHead.r). */
-    readonly scoped = false,
+    readonly scoped: boolean,
     /** The handler's own reason phrase (see StoredHead.t); undefined: node's for the status. */
     readonly reason?: string,
   ) {
@@ -281,7 +281,7 @@ export class VaryManifest {
     headers: readonly string[],
     readonly isPublic: boolean,
     /** See PreparedResponse.scoped. */
-    readonly scoped = false,
+    readonly scoped: boolean,
   ) {
     this.headers = headers.map((name) => sharedHeaderName(name) ?? name);
     this.heapBytes = VaryManifest.heapBytesOf(headers);

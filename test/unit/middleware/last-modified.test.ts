@@ -11,7 +11,7 @@ const DATE = 'Thu, 03 Dec 2026 10:00:00 GMT';
 const EXPIRES = 'Fri, 04 Dec 2026 10:00:00 GMT';
 
 const lastModifiedOf = (headers: Array<[string, string]>, rules?: StaleRules): number | undefined =>
-  new PreparedResponse(200, headers, Buffer.from('x'), false, rules).lastModified;
+  new PreparedResponse(200, headers, Buffer.from('x'), false, rules, false).lastModified;
 
 describe('middleware: the time a stored response was last modified', () => {
   it('is its Last-Modified, whatever comes before or after it', () => {

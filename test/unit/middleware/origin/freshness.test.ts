@@ -156,16 +156,18 @@ describe('middleware: origin freshness, unit', () => {
       assert.equal(lifetime({ 'cache-control': 's-maxage=60, s-maxage=120' }), 0);
     });
 
-    it('no-cache: stored, but never fresh (§5.2.2.4)', () => {
+    it('no-cache: stored, but never fresh (§5.2.2.4), and never served stale', () => {
       const l = life({ 'cache-control': 'no-cache, max-age=60' });
       assert.equal(l.lifetime, 0);
       assert.deepEqual(l.withoutFields, []);
+      assert.equal(l.noStale, true);
     });
 
-    it('qualified no-cache: fresh as the response says, without the fields it names', () => {
+    it('qualified no-cache: fresh as the response says, without the fields it names, and may be served stale', () => {
       const l = life({ 'cache-control': 'no-cache="Set-Cookie2, x-a", private="x-b", max-age=60' });
       assert.equal(l.lifetime, 60_000);
       assert.deepEqual([...l.withoutFields].sort(), ['set-cookie2', 'x-a', 'x-b']);
+      assert.equal(l.noStale, false, 'a no-cache naming fields forbade stale answers of the whole response');
     });
 
     it('a valid Tiercache-Cache-Control governs instead of Cache-Control (RFC 9213)', () => {

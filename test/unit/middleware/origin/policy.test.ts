@@ -25,7 +25,7 @@ const NOW = 1_000_000;
 const FRESH = { createdAt: NOW - 10_000, freshUntil: NOW + 5_000 };
 const STALE = { createdAt: NOW - 10_000, freshUntil: NOW - 1_000 };
 const RULES: StaleRules = { noStale: false, staleWhileRevalidate: 0, staleIfError: 0 };
-const response = (staleRules?: StaleRules) => new PreparedResponse(200, [['content-type', 'text/plain']], Buffer.from('x'), true, staleRules);
+const response = (staleRules?: StaleRules) => new PreparedResponse(200, [['content-type', 'text/plain']], Buffer.from('x'), true, staleRules, false);
 const plan = (headers: IncomingHttpHeaders, interval?: number) =>
   originPlan(headers, interval === undefined ? HONOUR_ALL : resolveRequestDirectives('requestDirectives', { forcedRefreshInterval: interval }), TARGETED, 60_000);
 

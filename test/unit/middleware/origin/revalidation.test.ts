@@ -8,7 +8,7 @@ import { addConditions, asOutgoing, hasValidator, refreshedFields } from '../../
 const LM = 'Tue, 01 Dec 2026 09:00:00 GMT';
 const DATE = 'Tue, 01 Dec 2026 10:00:00 GMT';
 const RULES = { noStale: false, staleWhileRevalidate: 0, staleIfError: 0 };
-const stored = (fields: Array<[string, string]>) => new PreparedResponse(200, fields, Buffer.from('hello'), true, RULES);
+const stored = (fields: Array<[string, string]>) => new PreparedResponse(200, fields, Buffer.from('hello'), true, RULES, false);
 
 describe('middleware: origin revalidation, unit', () => {
   describe('hasValidator (RFC 9110 §8.8: ETag, Last-Modified)', () => {

@@ -1,0 +1,65 @@
+// With Redis the real end of a fill waits for its store, and while it waits a
+// destroy() of the socket without an error is held until the answer is out
+// (capture.ts holdSocket). What that must not change: a keep-alive connection
+// stays open for the next request after a fill; and a destroy that was held
+// (Express's final handler, for a handler that threw after answering) still
+// closes the connection once the answer is out. Found by mutation testing:
+// the held-destroy flag's initial value and its assignment both survived.
+import assert from 'node:assert/strict';
+import { Agent, get, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { expressCache } from '../../../src/express.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+
+/** GET `path` through `agent`; the body, the cache status, and when the server's side of that connection closed (a promise). */
+function fetchVia(server: Server, agent: Agent, path: string): Promise<{ body: string; cacheStatus: string }> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ body, cacheStatus: String(res.headers['cache-status']) }));
+    }).on('error', reject);
+  });
+}
+
+describe('middleware: the connection after a fill that waited for its store (Redis)', () => {
+  const ctx = useRedisCaches({ prefix: 'sockstore', flush: true });
+
+  it('Express: a keep-alive connection carries the fill and then the hit, and a held destroy still closes it once the answer is out', async () => {
+    const cache = await ctx.open({ routes: { '/x': '1m', '/late': '1m' } });
+    const app = express();
+    app.set('env', 'test'); // the final handler logs errors in any other env
+    app.use(expressCache(cache));
+    app.get('/x', (_req, res) => void res.json({ ok: true }));
+    app.get('/late', (_req, res) => {
+      res.json({ late: true });
+      throw new Error('a bug after the answer');
+    });
+    const server = await ctx.serve(app);
+    const connections: Array<{ closed: boolean }> = [];
+    server.on('connection', (socket) => {
+      const c = { closed: false };
+      connections.push(c);
+      socket.on('close', () => (c.closed = true));
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const fill = await fetchVia(server, agent, '/x');
+      assert.match(fill.cacheStatus, /stored/);
+      const hit = await fetchVia(server, agent, '/x');
+      assert.match(hit.cacheStatus, /hit/);
+      assert.equal(connections.length, 1, 'the connection was closed after the fill');
+      assert.equal(connections[0]!.closed, false);
+
+      const late = await fetchVia(server, agent, '/late');
+      assert.equal(late.body, '{"late":true}');
+      for (let i = 0; i < 100 && !connections.at(-1)!.closed; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(connections.at(-1)!.closed, true, "the final handler's destroy never happened: the connection stayed open");
+    } finally {
+      agent.destroy();
+    }
+  });
+});
