@@ -936,15 +936,19 @@ export class HttpCache<R> {
     const req = c.req as unknown as Record<symbol, true | undefined>;
     if (req[WRITE_SEEN] === true) return;
     const path = pathOf(c.url);
-    const rule = cache.options.routes.matchNormalized(normalizeRoutePath(path));
-    // Only where something could be cached: a table rule, a TTL of the cache or of this middleware, or per-route mounting.
-    if (!(rule?.cache === true || cache.options.ttl !== undefined || this.options.ttl !== undefined || c.perRoute)) return;
-    req[WRITE_SEEN] = true;
+    // The target only where something could be cached: a table rule, a TTL of the cache or of this
+    // middleware, or per-route mounting. Elsewhere (a `false` rule: POST /api/admin/items answered
+    // 303 /api/items) only a Location or Content-Location that the table caches is invalidated.
+    const couldCache = (p: string) => cache.options.routes.matchNormalized(normalizeRoutePath(p))?.cache === true;
+    const targetCached = couldCache(path) || cache.options.ttl !== undefined || this.options.ttl !== undefined || c.perRoute;
+    if (targetCached) req[WRITE_SEEN] = true;
     const res = c.res;
     let decided = false;
     const decide = () => {
       if (decided) return;
       decided = true;
+      // A middleware further in that could cache the target decides it all.
+      if (!targetCached && req[WRITE_SEEN] === true) return;
       if (res.statusCode < 200 || res.statusCode >= 400) return;
       const tags = new Set<string>();
       // The root is never invalidated this way (exactPathTag('/') is undefined): a POST to '/'
@@ -955,8 +959,11 @@ export class HttpCache<R> {
       };
       // A dot segment: the router ran the handler of the path as written, whose answers are never cached,
       // while the resolved path names another route's entries (POST /api/beacon/../me must not flush /api/me).
-      if (!hasDotSegment(path)) add(path);
-      for (const name of ['location', 'content-location'] as const) add(sameOriginPath(res.getHeader(name), c.req.headers.host, path));
+      if (targetCached && !hasDotSegment(path)) add(path);
+      for (const name of ['location', 'content-location'] as const) {
+        const p = sameOriginPath(res.getHeader(name), c.req.headers.host, path);
+        if (p !== undefined && (targetCached || couldCache(p))) add(p);
+      }
       if (tags.size === 0) return;
       Promise.resolve()
         .then(() => cache.invalidateTags([...tags]))

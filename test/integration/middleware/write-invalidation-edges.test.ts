@@ -204,6 +204,29 @@ describe('middleware: invalidation by writes, edge cases', () => {
     }
   });
 
+  it('Express: a write under a `false` rule invalidates a Location the table caches (and nothing for one it does not cache)', async () => {
+    const cache = cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false, routes: { '/api': '1m', '/api/admin': false, '/static': false } }));
+    const events: Array<{ tags?: readonly string[] }> = [];
+    cache.on('invalidate', (e) => events.push(e as { tags?: readonly string[] }));
+    let version = 1;
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/items', (_req, res) => void res.send(`items v${version}`));
+    app.post('/api/admin/items', (req, res) => {
+      version++;
+      res.redirect(303, String(req.query['to']));
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/api/items')).text, 'items v1');
+    assert.equal((await request(server).post('/api/admin/items?to=/api/items')).status, 303);
+    await sleep(20);
+    assert.equal((await request(server).get('/api/items')).text, 'items v2', 'the Location of a write under a false rule was not invalidated');
+    const before = events.length;
+    assert.equal((await request(server).post('/api/admin/items?to=/static/done')).status, 303);
+    await sleep(20);
+    assert.equal(events.length, before, 'a write under a false rule invalidated a Location nothing caches');
+  });
+
   describe('with Redis', () => {
     const ctx = useRedisCaches({ prefix: 'write-edges', flush: true });
 
