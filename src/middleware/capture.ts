@@ -9,6 +9,7 @@
 // bytes as a declared Content-Length, on a connection still open.
 // Works the same under Express and Koa: both answer through node's res.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
 import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
 import { writeStoredHead } from './replay.js';
@@ -166,8 +167,10 @@ class Capture {
   pending = false;
   replaced = false;
   notModified = false;
-  /** The replacement's own head is being written through the wrapped writeHead. */
+  /** The replacement's own head and body are being written through the wrapped methods. */
   writingReplacement = false;
+  /** The real end is running (finishEnd): what it writes is its own. */
+  finishing = false;
   /** Content-Length that goes with the captured bytes (undefined: none declared). */
   declared: number | undefined = undefined;
   status = 200;
@@ -244,15 +247,15 @@ class Capture {
     this.replaced = true;
     for (const name of res.getHeaderNames()) res.removeHeader(name);
     // The handler's reason phrase ('Service Unavailable', set by Koa or Express's final handler) is not the replacement's.
-    res.statusMessage = '';
+    if (!(res instanceof Http2ServerResponse)) res.statusMessage = ''; // HTTP/2 has none (node warns when one is set)
     this.writingReplacement = true;
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus, replacement.reason);
+      // No body (a HEAD): end(undefined) is end() to node. HTTP/2's end() writes its chunk through res.write().
+      this.end.call(res, replacement.body);
     } finally {
       this.writingReplacement = false;
     }
-    // No body (a HEAD): end(undefined) is end() to node.
-    this.end.call(res, replacement.body);
     return true;
   }
 
@@ -299,7 +302,12 @@ class Capture {
       if (this.endChunk !== undefined) args.push(this.endChunk);
       if (this.endEncoding !== undefined) args.push(this.endEncoding);
       if (this.endCallback !== undefined) args.push(this.endCallback);
-      this.end.apply(res, args);
+      this.finishing = true;
+      try {
+        this.end.apply(res, args);
+      } finally {
+        this.finishing = false;
+      }
     } catch (err) {
       // What node rejects it would have thrown to the handler; too late for that now,
       // so the response is ended with the error.
@@ -355,6 +363,8 @@ function wrappersAt(depth: number): Wrappers {
 
   function captureWrite(this: ServerResponse & Captured, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     const c = this[CAPTURES]![depth]!;
+    // The replacement's own body, and the real end's own write (HTTP/2's end() writes its chunk through write()).
+    if (c.writingReplacement || c.finishing) return c.write.apply(this, arguments as unknown as unknown[]);
     if (typeof encoding === 'function') cb = encoding;
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
@@ -428,7 +438,7 @@ function wrappersAt(depth: number): Wrappers {
         for (const name of this.getHeaderNames()) if (!KEEP_ON_304.has(name)) this.removeHeader(name);
         this.statusCode = 304;
         // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
-        this.statusMessage = '';
+        if (!(this instanceof Http2ServerResponse)) this.statusMessage = '';
       } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode) && sendsBody(this)) {
         this.setHeader('content-length', whole.length);
         c.declared = whole.length;

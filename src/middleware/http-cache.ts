@@ -222,7 +222,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
-    this.reasonAtHead = r.statusMessage;
+    // HTTP/2 has no reason phrase (node warns at a mere read of it).
+    if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
     return notModified ? NOT_MODIFIED : undefined;
   }
 
@@ -232,7 +233,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
     // node has set the reason phrase by now (writeHead(status, reason) sets it only then); a 304 of ours
     // (NOT_MODIFIED) carries its own: the entry's is the one the head had when it was judged.
-    const own = ownReason(snapshot.status, r.statusCode === snapshot.status ? r.statusMessage : this.reasonAtHead);
+    const own = this.req.httpVersionMajor < 2 ? ownReason(snapshot.status, r.statusCode === snapshot.status ? r.statusMessage : this.reasonAtHead) : undefined;
     if (own !== undefined) this.snapshot = { status: snapshot.status, headers: snapshot.headers, reason: own };
     const before = snapshot.headers;
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
