@@ -498,10 +498,34 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     res.end as unknown as (...a: unknown[]) => ServerResponse,
     target._storeHeader,
   ));
-  target._storeHeader = wrappers.storeHeader;
+  if (res instanceof Http2ServerResponse) {
+    const capture = captures[depth]!;
+    beforeHead(res, () => {
+      if (!capture.replaced) capture.hooks.sent(res);
+    });
+  } else target._storeHeader = wrappers.storeHeader;
   res.writeHead = wrappers.writeHead;
   res.write = wrappers.write;
   res.end = wrappers.end;
+}
+
+/**
+ * HTTP/2 (node's compatibility API) has no _storeHeader: every head leaves
+ * through its stream's respond(), with the response's own header object, after
+ * every writeHead hook. `look` runs just before, and may still change headers
+ * on `res`. One closure per response: HTTP/2 responses are not the hot path.
+ */
+function beforeHead(res: Http2ServerResponse, look: () => void): void {
+  const stream = res.stream;
+  const respond = stream.respond;
+  stream.respond = function respondAfterLook(this: typeof stream, ...args: Parameters<typeof respond>) {
+    try {
+      look();
+    } catch {
+      // never break the response
+    }
+    return respond.apply(this, args);
+  };
 }
 
 /**
@@ -510,6 +534,10 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
  * reaches the client. Removed at the last moment, after every writeHead hook.
  */
 export function stripCacheGroups(res: ServerResponse): void {
+  if (res instanceof Http2ServerResponse) {
+    beforeHead(res, () => res.removeHeader('cache-groups'));
+    return;
+  }
   readyResponse(res);
   const target = res as unknown as { _storeHeader: StoreHeader };
   const original = target._storeHeader;

@@ -180,6 +180,11 @@ export function isRefresh(req: IncomingMessage): boolean {
 /** The refresh of `req`: its target, its headers without conditionals plus the marker, its connection's facts. */
 export function refreshRequest(req: IncomingMessage, url: string): RefreshRequest {
   const headers: IncomingHttpHeaders = { ...req.headers, [REFRESH_HEADER]: REFRESH_TOKEN };
+  // The refresh is an HTTP/1.1 request: an HTTP/2 trigger names its host in :authority, not Host,
+  // and its pseudo-header fields are no fields of HTTP/1.1.
+  const authority = headers[':authority'];
+  if (headers.host === undefined && typeof authority === 'string') headers.host = authority;
+  for (const name of Object.keys(headers)) if (name.charCodeAt(0) === 58 /* : */) delete headers[name];
   delete headers['if-none-match'];
   delete headers['if-modified-since'];
   delete headers['content-length'];
