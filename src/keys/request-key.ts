@@ -5,6 +5,7 @@
 // does not matter where no parser cares. The fragment is dropped first, as the
 // frameworks drop it. Keys longer than a bound are hashed.
 import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { canonicalQuery } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
 
@@ -31,6 +32,16 @@ export interface RequestKeyInput {
   readonly vary?: ReadonlyArray<readonly [string, string | undefined]>;
   /** User scope: entries are private to this user id. */
   readonly user?: string;
+}
+
+/**
+ * A request header by its lower-case name. An HTTP/2 request names its host
+ * in `:authority` and may send no Host: that is its Host here, so a key, a
+ * Location and a background refresh (an HTTP/1.1 request with Host) agree.
+ */
+export function requestHeader(headers: IncomingHttpHeaders, name: string): string | string[] | undefined {
+  const value = headers[name];
+  return value === undefined && name === 'host' ? headers[':authority'] : value;
 }
 
 /** A request header's value as it enters a key: repeated values joined, whitespace around commas trimmed. */

@@ -5,7 +5,7 @@
 // translate their request objects and "run the rest of the app" into this.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
-import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, variantKey } from '../keys/request-key.js';
+import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, requestHeader, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag, wellFormedTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
@@ -45,7 +45,7 @@ import type { RoutePatternOf } from '../observe/route-label.js';
  * collection; measured by instruction count, bench/miss-instructions.sh).
  */
 const ACTIVE_FILL = Symbol('tiercache.activeFill');
-/** Set once a tiercache layer will decide what a write invalidates: two mounts would invalidate twice. */
+/** Which caches' middleware decide what a write invalidates (true: its target too): two mounts would invalidate twice. */
 const WRITE_SEEN = Symbol('tiercache.writeSeen');
 /** Set once a tiercache layer has looked at a request's refresh marker (the first one removes the header). */
 const REFRESHING_SEEN = Symbol('tiercache.refreshSeen');
@@ -423,7 +423,7 @@ function staleOutcome(stale: Found, until: number, req: IncomingMessage, failed?
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'vary') vary.push(fields[i + 1]!);
   // A stored answer never says Vary: * (storeStamped stores none).
   const varyOn = varyOf({ vary: vary.join(', ') }) as string[];
-  return { stale, until, failed, varyOn, varyValues: varyOn.map((n) => normalizedHeaderValue(req.headers[n])) };
+  return { stale, until, failed, varyOn, varyValues: varyOn.map((n) => normalizedHeaderValue(requestHeader(req.headers, n))) };
 }
 
 /** What the first round trip of a fill found and took (see HttpCache.startFill). */
@@ -568,7 +568,7 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
 }
 
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {
-  return names.map((n) => [n, normalizedHeaderValue(headers[n])]);
+  return names.map((n) => [n, normalizedHeaderValue(requestHeader(headers, n))]);
 }
 
 function cacheGroupsOf(value: string | number | string[] | undefined): string[] {
@@ -621,7 +621,7 @@ export class HttpCache<R> {
   handle(context: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
     let c = context;
     if (c.url.charCodeAt(0) !== 47 /* / */) {
-      const url = ownOriginForm(c.url, c.req.headers.host);
+      const url = ownOriginForm(c.url, requestHeader(c.req.headers, 'host') as string | undefined);
       if (url === undefined) return this.bypass(c, next, 'authority'); // absolute form naming another authority
       c = { ...c, url };
     }
@@ -934,22 +934,26 @@ export class HttpCache<R> {
   private invalidateAfterWrite(c: HttpRequestContext<R>): void {
     const cache = this.cache;
     if (!cache.enabled || cache.closed) return;
-    const req = c.req as unknown as Record<symbol, true | undefined>;
-    if (req[WRITE_SEEN] === true) return;
+    const req = c.req as unknown as Record<symbol, Map<TierCache, boolean> | undefined>;
+    // Per cache: whether a middleware of that cache decides this write, and whether for its target too.
+    const seen = (req[WRITE_SEEN] ??= new Map());
+    if (seen.get(cache) === true) return;
     const path = pathOf(c.url);
     // The target only where something could be cached: a table rule, a TTL of the cache or of this
     // middleware, or per-route mounting. Elsewhere (a `false` rule: POST /api/admin/items answered
     // 303 /api/items) only a Location or Content-Location that the table caches is invalidated.
     const couldCache = (p: string) => cache.options.routes.matchNormalized(normalizeRoutePath(p))?.cache === true;
     const targetCached = couldCache(path) || cache.options.ttl !== undefined || this.options.ttl !== undefined || c.perRoute;
-    if (targetCached) req[WRITE_SEEN] = true;
+    // A second middleware that would look at the Locations alone adds nothing.
+    if (!targetCached && seen.has(cache)) return;
+    seen.set(cache, targetCached);
     const res = c.res;
     let decided = false;
     const decide = () => {
       if (decided) return;
       decided = true;
       // A middleware further in that could cache the target decides it all.
-      if (!targetCached && req[WRITE_SEEN] === true) return;
+      if (!targetCached && seen.get(cache) === true) return;
       if (res.statusCode < 200 || res.statusCode >= 400) return;
       const tags = new Set<string>();
       // The root is never invalidated this way (exactPathTag('/') is undefined): a POST to '/'
@@ -962,7 +966,7 @@ export class HttpCache<R> {
       // while the resolved path names another route's entries (POST /api/beacon/../me must not flush /api/me).
       if (targetCached && !hasDotSegment(path)) add(path);
       for (const name of ['location', 'content-location'] as const) {
-        const p = sameOriginPath(res.getHeader(name), c.req.headers.host, path);
+        const p = sameOriginPath(res.getHeader(name), requestHeader(c.req.headers, 'host') as string | undefined, path);
         if (p !== undefined && (targetCached || couldCache(p))) add(p);
       }
       if (tags.size === 0) return;
@@ -1272,7 +1276,7 @@ export class HttpCache<R> {
   private reusable(outcome: FillOutcome | StaleOutcome, req: IncomingMessage): boolean {
     if (outcome.varyOn.length === 0) return true;
     for (let i = 0; i < outcome.varyOn.length; i++) {
-      if (normalizedHeaderValue(req.headers[outcome.varyOn[i]!]) !== outcome.varyValues[i]) return false;
+      if (normalizedHeaderValue(requestHeader(req.headers, outcome.varyOn[i]!)) !== outcome.varyValues[i]) return false;
     }
     return true;
   }

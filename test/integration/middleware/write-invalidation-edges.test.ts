@@ -167,6 +167,24 @@ describe('middleware: invalidation by writes, edge cases', () => {
     assert.equal(events.length, 1, `${events.length} invalidations for one write`);
   });
 
+  it('Express: two middlewares that look at a write only for its Location invalidate it once; two caches each invalidate their own', async () => {
+    const routes = { '/api': '1m', '/api/admin': false } as const;
+    const cache = cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false, routes }));
+    const other = cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false, routes }));
+    const events: string[] = [];
+    cache.on('invalidate', () => events.push('cache'));
+    other.on('invalidate', () => events.push('other'));
+    const app = express();
+    app.use(expressCache(cache));
+    app.use('/api', expressCache(cache));
+    app.use(expressCache(other));
+    app.post('/api/admin/items', (_req, res) => void res.redirect(303, '/api/items'));
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).post('/api/admin/items')).status, 303);
+    await sleep(30);
+    assert.deepEqual(events.sort(), ['cache', 'other']);
+  });
+
   it('Express: a write to a path with a dot segment does not invalidate the path it resolves to', async () => {
     const cache = newCache();
     const invalidated: unknown[] = [];
