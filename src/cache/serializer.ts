@@ -7,6 +7,7 @@
 // reads only what its own serializer wrote: anything else is foreign (a miss).
 import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
 import { TierCacheConfigError } from '../errors.js';
+import { isThenable } from './thenable.js';
 
 /** Turns data-API values into bytes and back. */
 export interface Serializer {
@@ -85,7 +86,3 @@ export function resolveSerializer(option: string, value: unknown): ResolvedSeria
  * cannot read (it throws) are a miss, like any corrupt entry.
  */
 export class SerializerMisuse extends TypeError {}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}

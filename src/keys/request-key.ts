@@ -44,6 +44,12 @@ export function requestHeader(headers: IncomingHttpHeaders, name: string): strin
   return value === undefined && name === 'host' ? headers[':authority'] : value;
 }
 
+/** The request's host: Host, else an HTTP/2 request's :authority (see requestHeader). */
+export function requestHost(headers: IncomingHttpHeaders): string | undefined {
+  const host = requestHeader(headers, 'host');
+  return typeof host === 'string' ? host : undefined;
+}
+
 /** A request header's value as it enters a key: repeated values joined, whitespace around commas trimmed. */
 export function normalizedHeaderValue(value: string | string[] | undefined): string | undefined {
   if (value === undefined) return undefined;

@@ -89,6 +89,11 @@ export function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
 
+/** Lets node say the status's own reason phrase. HTTP/2 has none (node warns when one is set). */
+function clearReason(res: ServerResponse): void {
+  if (!(res instanceof Http2ServerResponse)) res.statusMessage = '';
+}
+
 /** Whether node sends a body with this response at all: not for a HEAD (node's own flag, false then). */
 function sendsBody(res: ServerResponse): boolean {
   return (res as unknown as { _hasBody?: boolean })._hasBody !== false;
@@ -247,7 +252,7 @@ class Capture {
     this.replaced = true;
     for (const name of res.getHeaderNames()) res.removeHeader(name);
     // The handler's reason phrase ('Service Unavailable', set by Koa or Express's final handler) is not the replacement's.
-    if (!(res instanceof Http2ServerResponse)) res.statusMessage = ''; // HTTP/2 has none (node warns when one is set)
+    clearReason(res);
     this.writingReplacement = true;
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus, replacement.reason);
@@ -438,7 +443,7 @@ function wrappersAt(depth: number): Wrappers {
         for (const name of this.getHeaderNames()) if (!KEEP_ON_304.has(name)) this.removeHeader(name);
         this.statusCode = 304;
         // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
-        if (!(this instanceof Http2ServerResponse)) this.statusMessage = '';
+        clearReason(this);
       } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode) && sendsBody(this)) {
         this.setHeader('content-length', whole.length);
         c.declared = whole.length;

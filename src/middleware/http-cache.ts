@@ -5,7 +5,8 @@
 // translate their request objects and "run the rest of the app" into this.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
-import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, requestHeader, variantKey } from '../keys/request-key.js';
+import { isThenable } from '../cache/thenable.js';
+import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, requestHeader, requestHost, variantKey } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag, wellFormedTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
@@ -521,7 +522,6 @@ class Flight {
 const REMOTE_FILL_POLL_MS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
 
 /**
  * Runs the rest of the app: false ("the cache did not answer"), at once when
@@ -621,7 +621,7 @@ export class HttpCache<R> {
   handle(context: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
     let c = context;
     if (c.url.charCodeAt(0) !== 47 /* / */) {
-      const url = ownOriginForm(c.url, requestHeader(c.req.headers, 'host') as string | undefined);
+      const url = ownOriginForm(c.url, requestHost(c.req.headers));
       if (url === undefined) return this.bypass(c, next, 'authority'); // absolute form naming another authority
       c = { ...c, url };
     }
@@ -966,7 +966,7 @@ export class HttpCache<R> {
       // while the resolved path names another route's entries (POST /api/beacon/../me must not flush /api/me).
       if (targetCached && !hasDotSegment(path)) add(path);
       for (const name of ['location', 'content-location'] as const) {
-        const p = sameOriginPath(res.getHeader(name), requestHeader(c.req.headers, 'host') as string | undefined, path);
+        const p = sameOriginPath(res.getHeader(name), requestHost(c.req.headers), path);
         if (p !== undefined && (targetCached || couldCache(p))) add(p);
       }
       if (tags.size === 0) return;

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { requestHost } from '../keys/request-key.js';
 
 export const REFRESH_HEADER = 'x-tiercache-refresh';
 /** Unguessable, so no client can force fills by sending the header. */
@@ -182,8 +183,8 @@ export function refreshRequest(req: IncomingMessage, url: string): RefreshReques
   const headers: IncomingHttpHeaders = { ...req.headers, [REFRESH_HEADER]: REFRESH_TOKEN };
   // The refresh is an HTTP/1.1 request: an HTTP/2 trigger names its host in :authority, not Host,
   // and its pseudo-header fields are no fields of HTTP/1.1.
-  const authority = headers[':authority'];
-  if (headers.host === undefined && typeof authority === 'string') headers.host = authority;
+  const host = requestHost(req.headers);
+  if (host !== undefined) headers.host = host;
   for (const name of Object.keys(headers)) if (name.charCodeAt(0) === 58 /* : */) delete headers[name];
   delete headers['if-none-match'];
   delete headers['if-modified-since'];

@@ -31,8 +31,8 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
     // Stryker disable next-line BlockStatement: the same
     if (already === null || (already !== undefined && headers.replacesAll(already, cacheStatus !== undefined))) {
       slots[OUT_HEADERS] = null;
-      if (reason === undefined) res.writeHead(status, headers.rawWith(ageText, cacheStatus));
-      else res.writeHead(status, reason, headers.rawWith(ageText, cacheStatus));
+      // A reason that is undefined is no reason to node: the headers are read in its place.
+      res.writeHead(status, reason, headers.rawWith(ageText, cacheStatus));
       return;
     }
   }
