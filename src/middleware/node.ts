@@ -19,6 +19,7 @@ import { resolveMiddlewareOptions } from './options.js';
 import { replay } from './replay.js';
 import { requestBypassReason } from './storage-rules.js';
 import { routeLabel } from '../observe/route-label.js';
+import { TierCacheConfigError } from '../errors.js';
 
 export type NodeRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -65,7 +66,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma, Range) is the middleware's to decide.
   if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined || headers.range !== undefined)) return undefined;
   // Two lookups for a varied entry (its manifest, then the variant), counted as the middleware counts them.
-  return { response: value, entry, key: usedKey, lookups: usedKey === key ? 1 : 2 };
+  // Events name the request's key (cache.keyFor), not its variant's, as the middleware's do.
+  return { response: value, entry, key, lookups: usedKey === key ? 1 : 2 };
 }
 
 /**
@@ -76,28 +78,57 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
 export function front(cache: TierCache, handler: NodeRequestHandler, options?: FrontOptions): NodeRequestHandler {
   assertCache('front', cache);
   if (typeof handler !== 'function') throw new TypeError('tiercache: front(cache, handler) needs a (req, res) handler, such as an Express app or koaApp.callback()');
-  const resolved = resolveMiddlewareOptions('front', options);
+  const resolved = resolveMiddlewareOptions('front', frontOptions(options));
   const cacheStatus = resolved.cacheStatus ? HIT_L1 : undefined;
   const bypass = resolved.bypass;
   return function tiercacheFront(req: IncomingMessage, res: ServerResponse): void {
-    if (cache.enabled && bypass?.(req) !== true) {
+    // Closed: nothing can invalidate what L1 still holds, so nothing is served from it (the middleware passes through too).
+    if (cache.enabled && !cache.closed) {
       const now = coarseNow();
       let hit: ReturnType<typeof publicHit>;
       try {
-        hit = publicHit(cache, req, now);
-      } catch {
+        // The user's bypass may throw (a bad escape in the URL, say): the app answers, its middleware decides.
+        if (bypass?.(req) !== true) hit = publicHit(cache, req, now);
+      } catch (err) {
         // never let the front door fail a request: hit stays undefined and the app answers it
+        cache.reportError(err as Error, 'the front door could not look the request up; passing it to the app');
       }
-      if (hit !== undefined) {
-        cache.store.noteL1Hits(hit.lookups);
-        // Stryker disable next-line ConditionalExpression: a shortcut: emit() with no listener does nothing
-        if (cache.hitListened) cache.emit('hit', { key: hit.key, tier: 'L1', route: frontRoute(cache, req), stale: false, front: true });
-        replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);
-        return;
-      }
+      if (hit !== undefined && answer(cache, req, res, hit, now, cacheStatus)) return;
     }
     handler(req, res);
   };
+}
+
+/**
+ * Replays a hit; false (nothing written) when a 'hit' listener threw: the app
+ * then answers, and its middleware meets the same listener, as it would have
+ * without the front door (Express: a 500 from its error handler).
+ */
+function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit: NonNullable<ReturnType<typeof publicHit>>, now: number, cacheStatus: string | undefined): boolean {
+  // Stryker disable next-line ConditionalExpression: a shortcut: emit() with no listener does nothing
+  if (cache.hitListened) {
+    try {
+      cache.emit('hit', { key: hit.key, tier: 'L1', route: frontRoute(cache, req), stale: false, front: true });
+    } catch {
+      return false;
+    }
+  }
+  cache.store.noteL1Hits(hit.lookups);
+  replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);
+  return true;
+}
+
+const FRONT_OPTIONS = new Set(['cacheStatus', 'bypass']);
+
+/** Only what the front door uses: a middleware option given here (ttl, user, vary ...) would be silently ignored. */
+function frontOptions(options: FrontOptions | undefined): FrontOptions | undefined {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) return options;
+  for (const k of Object.keys(options)) {
+    if (!FRONT_OPTIONS.has(k)) {
+      throw new TierCacheConfigError(`front.${k}`, (options as Record<string, unknown>)[k], `is not an option of the front door (it takes cacheStatus and bypass; the middleware mounted in the app takes the rest)`);
+    }
+  }
+  return options;
 }
 
 /** The route label of a front-door hit: the table prefix (the framework has not routed it), else 'other'. */

@@ -1,0 +1,133 @@
+// The front door (tiercache/node) when something around it fails or ends:
+// a bypass(req) or a 'hit' listener that throws, a cache being closed,
+// options it does not use. Each of these once crashed the process, served
+// from a closed cache, or was silently ignored (found by a hostile review).
+import assert from 'node:assert/strict';
+import type { RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { createCache, TierCacheConfigError, type TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { front } from '../../src/node.js';
+import { useCleanup } from '../support/cache-context.js';
+
+const { track, serve } = useCleanup();
+
+async function listen(handler: RequestListener): Promise<string> {
+  const server = await serve(handler);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function newCache(): TierCache {
+  return track(createCache({ redis: false, routes: { '/api': '5m' } }));
+}
+
+/** Express behind the cache, counting what reaches it; /api/slow waits for `release`. */
+function app(cache: TierCache) {
+  const reached = { n: 0 };
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const a = express();
+  a.use((_req, _res, next) => {
+    reached.n++;
+    next();
+  });
+  a.use(expressCache(cache));
+  a.get('/api/movies', (_req, res) => {
+    res.set('Vary', 'Accept-Language').json({ movies: ['Alien'], language: _req.header('accept-language') ?? null });
+  });
+  a.get('/api/slow', async (_req, res) => {
+    await released;
+    res.json({ slow: true });
+  });
+  return { app: a, reached, release };
+}
+
+describe('front door: failures around it', () => {
+  it('passes the request to the app when its bypass(req) throws, and reports it, instead of ending the process', async () => {
+    const cache = newCache();
+    const { app: a, reached } = app(cache);
+    const errors: string[] = [];
+    cache.on('error', (e) => errors.push(e.err.message));
+    // A bypass as users write them: decodeURIComponent throws URIError on a broken escape.
+    const base = await listen(front(cache, a, { bypass: (req) => decodeURIComponent(req.url ?? '/').includes('preview=1') }));
+    await (await fetch(`${base}/api/movies?q=x`)).text();
+    assert.equal((await fetch(`${base}/api/movies?q=x`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(reached.n, 1);
+    const broken = await fetch(`${base}/api/movies?q=%E0%A4%A`);
+    assert.equal(broken.status, 200);
+    await broken.text();
+    assert.equal(reached.n, 2, 'the app answered the request whose bypass threw');
+    assert.ok(errors.some((m) => m.includes('URI')), `reported: ${errors.join(' | ')}`);
+    // The server is still up, and still answers hits.
+    assert.equal((await fetch(`${base}/api/movies?q=x`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+  });
+
+  it("lets the app answer when a 'hit' listener throws (as without the front door: Express's 500), and keeps serving", async () => {
+    const cache = newCache();
+    const { app: a, reached } = app(cache);
+    const base = await listen(front(cache, a));
+    await (await fetch(`${base}/api/movies`)).text();
+    let failing = true;
+    cache.on('hit', () => {
+      if (failing) throw new Error('listener failed');
+    });
+    const failed = await fetch(`${base}/api/movies`);
+    assert.equal(failed.status, 500, 'the middleware met the same listener');
+    await failed.text();
+    assert.equal(reached.n, 2);
+    // The middleware's hit: two lookups (the Vary manifest, then the variant); the front door's gave up counts none.
+    assert.equal(cache.stats().l1.hits, 2);
+    failing = false;
+    const served = await fetch(`${base}/api/movies`);
+    assert.equal(served.headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(reached.n, 2);
+  });
+
+  it('serves nothing once close() was called, while close() still waits for a fill under way', async () => {
+    const cache = newCache();
+    const { app: a, reached, release } = app(cache);
+    const base = await listen(front(cache, a));
+    await (await fetch(`${base}/api/movies`)).text();
+    assert.equal((await fetch(`${base}/api/movies`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    const slow = fetch(`${base}/api/slow`).then((r) => r.text());
+    while (reached.n < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    let closed = false;
+    const closing = cache.close().then(() => (closed = true));
+    const during = await fetch(`${base}/api/movies`);
+    await during.text();
+    assert.equal(closed, false, 'close() was still waiting for the fill');
+    assert.equal(during.headers.get('cache-status'), null, 'the middleware passed it through unmarked (a quiet bypass)');
+    assert.equal(reached.n, 3, 'the app answered');
+    release();
+    await slow;
+    await closing;
+  });
+
+  it('names the key of the request in its hit events (cache.keyFor), not the key of the variant it served', async () => {
+    const cache = newCache();
+    const { app: a } = app(cache);
+    const base = await listen(front(cache, a));
+    const missed: string[] = [];
+    const hits: Array<{ key: string; front?: boolean }> = [];
+    cache.on('miss', (e) => missed.push(e.key));
+    cache.on('hit', (e) => hits.push({ key: e.key, front: e.front }));
+    await (await fetch(`${base}/api/movies`, { headers: { 'accept-language': 'fr' } })).text();
+    await (await fetch(`${base}/api/movies`, { headers: { 'accept-language': 'fr' } })).text();
+    assert.equal(missed.length, 1);
+    assert.deepEqual(hits, [{ key: missed[0], front: true }]);
+  });
+
+  it('refuses the options of the middleware, which it would ignore, naming them', () => {
+    const cache = newCache();
+    const { app: a } = app(cache);
+    for (const option of ['ttl', 'user', 'vary', 'key', 'methods']) {
+      assert.throws(
+        () => front(cache, a, { [option]: undefined } as never),
+        (err: unknown) => err instanceof TierCacheConfigError && err.option === `front.${option}`,
+        option,
+      );
+    }
+    assert.doesNotThrow(() => front(cache, a, { cacheStatus: false, bypass: () => false }));
+  });
+});
