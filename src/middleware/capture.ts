@@ -27,6 +27,27 @@ export interface Replacement {
   readonly reason?: string | undefined;
 }
 
+/**
+ * The handler's answer is withdrawn and another, made later, takes its place:
+ * `handover` gets the writer for it (origin mode: a 304 that validated nothing
+ * stored is answered by an unconditional retry, see FillCapture).
+ */
+export interface Handover {
+  readonly handover: (writer: AnswerWriter) => void;
+}
+
+/**
+ * Writes an answer on the real response, underneath the capture and whatever
+ * the handler's side wrapped on it after the capture (that answer went
+ * through wrappers of its own). Late calls, once the answer is out, do nothing.
+ */
+export interface AnswerWriter {
+  readonly res: ServerResponse;
+  head(status: number, headers: OutgoingHttpHeaders, reason?: string): void;
+  write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean;
+  end(cb?: () => void): void;
+}
+
 /** Answer the request with a 304 instead of the body (the body is still captured and stored). */
 export const NOT_MODIFIED = 'not-modified';
 
@@ -41,7 +62,7 @@ export interface CaptureHooks {
    * Replacement sends it instead and discards everything the handler writes;
    * returning NOT_MODIFIED (only honoured with a complete body) answers 304.
    */
-  headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | typeof NOT_MODIFIED | undefined | void;
+  headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
   sent(res: ServerResponse): void;
   /** What the handler writes can no longer be stored (past the byte limit, or not bytes). */
@@ -236,7 +257,7 @@ class Capture {
     if (this.headersSeen) return false;
     this.headersSeen = true;
     const res = this.res;
-    let replacement: Replacement | typeof NOT_MODIFIED | undefined | void;
+    let replacement: Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
     try {
       replacement = this.hooks.headers(res, whole, problem);
     } catch {
@@ -253,6 +274,14 @@ class Capture {
     for (const name of res.getHeaderNames()) res.removeHeader(name);
     // The handler's reason phrase ('Service Unavailable', set by Koa or Express's final handler) is not the replacement's.
     clearReason(res);
+    if ('handover' in replacement) {
+      try {
+        replacement.handover(this.writer());
+      } catch {
+        res.destroy(); // never a request left unanswered
+      }
+      return true;
+    }
     this.writingReplacement = true;
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus, replacement.reason);
@@ -262,6 +291,40 @@ class Capture {
       this.writingReplacement = false;
     }
     return true;
+  }
+
+  /** The writer a Handover gets: the methods this capture wrapped, as they were before it. */
+  private writer(): AnswerWriter {
+    const res = this.res;
+    const pass = <T>(write: () => T): T => {
+      this.writingReplacement = true;
+      try {
+        return write();
+      } finally {
+        this.writingReplacement = false;
+      }
+    };
+    return {
+      res,
+      head: (status, headers, reason) => {
+        if (res.headersSent) return;
+        for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+        res.statusCode = status;
+        // HTTP/2 has no reason phrase (node warns when one is given).
+        pass(() => this.writeHead.call(res, status, res instanceof Http2ServerResponse ? undefined : reason));
+      },
+      write: (chunk, encoding, cb) => {
+        if (res.writableEnded) {
+          swallow(typeof encoding === 'function' ? encoding : cb);
+          return true;
+        }
+        return pass(() => this.write.call(res, chunk, encoding, cb));
+      },
+      end: (cb) => {
+        if (res.writableEnded) return swallow(cb);
+        pass(() => this.end.call(res, cb));
+      },
+    };
   }
 
   /**

@@ -5,7 +5,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { splitList } from '../keys/header-list.js';
 import { parseHttpDate } from './http-date.js';
 
-function opaqueTag(tag: string): string {
+/** An entity tag without its weakness mark (for weak comparison, RFC 9110 §8.8.3.2). */
+export function opaqueTag(tag: string): string {
   const t = tag.trim();
   return t.startsWith('W/') ? t.slice(2) : t;
 }

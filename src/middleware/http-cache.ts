@@ -20,7 +20,7 @@ import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
 import { BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
-import { captureResponse, NOT_MODIFIED, stripCacheGroups, type BodyProblem, type CaptureHooks, type Replacement } from './capture.js';
+import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
@@ -32,7 +32,7 @@ import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
-import { addConditions, asOutgoing, refreshedFields } from './origin/revalidation.js';
+import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
 import { CDN_CACHE_CONTROL, SURROGATE_CONTROL, TIERCACHE_CACHE_CONTROL } from './origin/directives.js';
 import { HttpEvents } from '../observe/http-events.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
@@ -133,6 +133,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly stale: Found | undefined,
     private readonly createdAt: number,
     private readonly fill: FillState,
+    /** The request's full target and app, for an unconditional retry (see retry). */
+    private readonly context: { readonly url: string; readonly app?: unknown },
   ) {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
@@ -150,7 +152,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     this.flight.settle(undefined);
   }
 
-  headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | typeof NOT_MODIFIED | undefined {
+  headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | Handover | typeof NOT_MODIFIED | undefined {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
@@ -163,6 +165,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     if (this.revalidating && r.statusCode === 304) {
       const fields = r.getHeaders();
+      if (!selectsStored(stale!.response, fields)) return this.retry();
       // node adds Date as it sends the 304: that Date replaces the stored one (§4.3.4), or the refreshed copy keeps its old age.
       if (r.sendDate && fields.date === undefined) fields.date = httpDateNow();
       return this.refresh(fields);
@@ -291,6 +294,42 @@ class FillCapture implements CaptureHooks, ActiveFill {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
     return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: reasonFor(this.req, answer) };
+  }
+
+  /**
+   * Origin mode, §4.3.4: the 304 validated another representation than the
+   * stored one (another strong ETag, weak validators that match nothing
+   * stored), so it refreshes nothing and the stored bytes answer nothing.
+   * The handler's 304 is withdrawn and the request re-sent into the app
+   * without the cache's validators, as a background refresh is (its answer
+   * is stored if it may be); the client gets that answer.
+   */
+  private retry(): Handover {
+    this.flight.settle(undefined);
+    const { req, http, context } = this;
+    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app) : undefined;
+    const request = refreshRequest(req, context.url);
+    // The client's own conditionals go along: the retry's fill answers them as any fill does.
+    const conditions = this.conditions;
+    if (conditions?.ifNoneMatch !== undefined) request.headers['if-none-match'] = conditions.ifNoneMatch;
+    if (conditions?.ifModifiedSince !== undefined) request.headers['if-modified-since'] = conditions.ifModifiedSince;
+    const cacheStatus = http.status(this.forwarded(304, false));
+    const failed = (out: AnswerWriter) => {
+      // An adapter that cannot re-send (none of ours), or an app that failed: no valid answer came back.
+      if (out.res.headersSent) return void out.res.destroy();
+      out.head(502, cacheStatus === undefined ? { 'content-length': 0 } : { 'content-length': 0, 'cache-status': cacheStatus });
+      out.end();
+    };
+    return {
+      handover: (out) =>
+        queueMicrotask(() => {
+          if (dispatch === undefined) return failed(out);
+          dispatch(request, out).catch((err: unknown) => {
+            http.cache.reportError(err as Error, 'unconditional retry of a revalidation failed', 'refresh');
+            failed(out);
+          });
+        }),
+    };
   }
 
   /**
@@ -596,8 +635,8 @@ export class HttpCache<R> {
   constructor(
     readonly cache: TierCache,
     readonly options: ResolvedMiddlewareOptions<R>,
-    /** How to re-send a request into the app (stale-while-revalidate); undefined when the adapter cannot. */
-    private readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
+    /** How to re-send a request into the app (stale-while-revalidate, a revalidation's retry); undefined when the adapter cannot. */
+    readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
   ) {
@@ -1283,7 +1322,7 @@ export class HttpCache<R> {
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
-    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill);
+    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c);
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
   }

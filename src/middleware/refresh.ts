@@ -1,7 +1,9 @@
 // Background refresh for stale-while-revalidate: the stale entry is served at
 // once and the same request is re-dispatched into the app in-process, marked
 // with a per-process secret header so the cache runs the handler and stores
-// the fresh answer instead of serving the stale one again.
+// the fresh answer instead of serving the stale one again. The same re-dispatch,
+// its answer relayed to the client, retries a revalidation whose 304 validated
+// nothing stored (origin mode, RFC 9111 §4.3.4).
 //
 // The request is a real node IncomingMessage / ServerResponse pair on a
 // socket that discards what is written but reports the connection facts of
@@ -15,6 +17,7 @@ import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { requestHost } from '../keys/request-key.js';
+import { applyHeaderArgument, type AnswerWriter } from './capture.js';
 
 export const REFRESH_HEADER = 'x-tiercache-refresh';
 /** Unguessable, so no client can force fills by sending the header. */
@@ -44,8 +47,8 @@ export interface RefreshRequest {
   readonly connection: ConnectionFacts;
 }
 
-/** Re-sends a request into an app; resolves when the app has answered. */
-export type Dispatch = (request: RefreshRequest) => Promise<void>;
+/** Re-sends a request into an app; resolves when the app has answered. Its answer is dropped, or written through `answer`. */
+export type Dispatch = (request: RefreshRequest, answer?: AnswerWriter) => Promise<void>;
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -113,7 +116,7 @@ const REFRESH_TIMEOUT_MS = 60_000;
 
 /** A Dispatch into a node-style handler (an Express app, Koa's app.callback()); `timeoutMs` for tests. */
 export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_MS): Dispatch {
-  return ({ url, headers, httpVersion, connection }) =>
+  return ({ url, headers, httpVersion, connection }, answer) =>
     new Promise<void>((resolve, reject) => {
       const socket = new DiscardingSocket(connection) as unknown as Socket;
       const req = new IncomingMessage(socket);
@@ -132,6 +135,7 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
       // listener this socket never meets): without it a handler that waits for
       // 'drain' after a write said the buffers were full would wait forever.
       socket.on('drain', () => res.emit('drain'));
+      if (answer !== undefined) relay(res, answer);
       const timer = setTimeout(() => reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
       const done = () => {
@@ -148,6 +152,59 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
         reject(err as Error);
       }
     });
+}
+
+/**
+ * Makes `res` write its answer through `out` (onto another response) as the
+ * app gives it: head when the first byte or the end comes, bytes as written,
+ * 'drain' and 'finish' from the response written to, which closing ends it.
+ */
+function relay(res: ServerResponse, out: AnswerWriter): void {
+  let sent = false;
+  let ended = false;
+  const head = () => {
+    if (sent) return;
+    sent = true;
+    out.head(res.statusCode, res.getHeaders(), res.statusMessage || undefined);
+  };
+  Object.defineProperty(res, 'headersSent', { configurable: true, get: () => sent });
+  Object.defineProperty(res, 'writableEnded', { configurable: true, get: () => ended });
+  res.writeHead = function relayedWriteHead(this: ServerResponse, status: number, reason?: unknown, headers?: unknown): ServerResponse {
+    if (sent) return this;
+    if (typeof reason !== 'string') {
+      headers ??= reason;
+      reason = undefined;
+    }
+    this.statusCode = status;
+    if (typeof reason === 'string') this.statusMessage = reason;
+    applyHeaderArgument(this, headers);
+    head();
+    return this;
+  } as ServerResponse['writeHead'];
+  // As node's own implicit head: through writeHead, so hooks on it (on-headers) run.
+  res.write = function relayedWrite(this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    if (!sent) this.writeHead(this.statusCode);
+    head();
+    return out.write(chunk, encoding, cb);
+  } as ServerResponse['write'];
+  res.end = function relayedEnd(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
+    if (typeof chunk === 'function') [cb, chunk, encoding] = [chunk, undefined, undefined];
+    else if (typeof encoding === 'function') [cb, encoding] = [encoding, undefined];
+    if (ended) return this;
+    ended = true;
+    if (!sent) this.writeHead(this.statusCode);
+    head();
+    if (chunk !== undefined && chunk !== null) out.write(chunk, encoding);
+    out.end(() => {
+      res.emit('finish');
+      if (typeof cb === 'function') (cb as () => void)();
+    });
+    return this;
+  } as ServerResponse['end'];
+  out.res.on('drain', () => res.emit('drain'));
+  out.res.once('close', () => {
+    if (!out.res.writableFinished) res.destroy();
+  });
 }
 
 const dispatchers = new WeakMap<object, Dispatch>();

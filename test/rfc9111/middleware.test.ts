@@ -97,6 +97,61 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
   }
 
   for (const adapter of adapters) {
+    it(`${adapter.name}: §4.3.4 a 304 with another strong ETag refreshes nothing: the handler runs again unconditionally and the client gets its answer, streamed or stored`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-mismatch-${adapter.name}` });
+      try {
+        const full: Record<string, number> = {};
+        const seen: Array<string | undefined> = [];
+        // A 304 naming "v2" to anything conditional; full answers: "v1" (stale at once), then "v2".
+        const handler = (streamed: boolean) => (io: HandlerIO) => {
+          seen.push(io.header('if-none-match'));
+          if (io.header('if-none-match') !== undefined) {
+            io.set('ETag', '"v2"');
+            io.set('Cache-Control', 'max-age=3600');
+            io.status(304);
+            io.end();
+            return;
+          }
+          const n = (full[io.url] = (full[io.url] ?? 0) + 1);
+          io.set('ETag', n === 1 ? '"v1"' : '"v2"');
+          io.set('Cache-Control', n === 1 ? 'max-age=0' : streamed ? 'no-store' : 'max-age=3600');
+          io.set('Content-Type', 'text/plain');
+          if (n > 1 && streamed) io.stream(['version ', '2']);
+          else io.send(`version ${n === 1 ? 1 : 2}`);
+        };
+        const app = buildApp(adapter, cache, { routes: [{ path: '/stored', mw: {}, handler: handler(false) }, { path: '/streamed', mw: {}, handler: handler(true) }, { path: '/head', mw: {}, handler: handler(false) }] });
+
+        assert.equal((await request(app.target).get('/stored')).text, 'version 1');
+        const retried = await request(app.target).get('/stored');
+        assert.equal(retried.status, 200);
+        assert.equal(retried.text, 'version 2');
+        assert.equal(retried.headers.etag, '"v2"');
+        assert.deepEqual(seen, [undefined, '"v1"', undefined]);
+        const hit = await request(app.target).get('/stored');
+        assert.equal(hit.text, 'version 2');
+        assert.match(String(hit.headers['cache-status']), /hit/);
+        assert.equal(app.runs('/stored'), 3);
+
+        // HEAD: the retry's head, no body (node drops the bytes a HEAD answer writes).
+        await request(app.target).get('/head');
+        const head = await request(app.target).head('/head');
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.etag, '"v2"');
+        assert.equal(head.text, undefined);
+
+        seen.length = 0;
+        await request(app.target).get('/streamed');
+        const streamed = await request(app.target).get('/streamed');
+        assert.equal(streamed.status, 200);
+        assert.equal(streamed.text, 'version 2');
+        assert.deepEqual(seen, [undefined, '"v1"', undefined]);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
+  for (const adapter of adapters) {
     it(`${adapter.name}: §4.2.4 / §5.2.2.4 a no-cache response is never served unvalidated: not for a request's max-stale, not for its own stale-if-error`, async () => {
       const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-nocache-${adapter.name}` });
       try {

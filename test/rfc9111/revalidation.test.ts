@@ -64,6 +64,55 @@ describe('RFC 9111 validation (origin mode, proxy example)', function () {
     assert.match(hit.headers['cache-status'] as string, /hit/);
   });
 
+  it('§4.3.4 a 304 with another strong ETag refreshes nothing: the client gets the full answer of an unconditional retry, which is stored', async () => {
+    const path = freshPath('strong-mismatch');
+    origin.script(path, (req, n) => {
+      // An origin whose 304 names another representation (say, a sibling server that judged If-Modified-Since).
+      if (req.headers['if-none-match'] !== undefined) return { status: 304, headers: [['Cache-Control', 'max-age=3600'], ['ETag', '"v2"']] };
+      return { headers: [['Cache-Control', n === 1 ? 'max-age=0' : 'max-age=3600'], ['ETag', `"v${n === 1 ? 1 : 2}"`], ['Last-Modified', httpDate(-86400)]], body: n === 1 ? 'version 1' : 'version 2' };
+    });
+    assert.equal((await proxy.get(path)).body, 'version 1');
+    const second = await proxy.get(path);
+    assert.equal(second.status, 200);
+    assert.equal(second.body, 'version 2', 'the stored body was not validated by that 304');
+    assert.equal(second.headers.etag, '"v2"');
+    assert.equal(origin.count(path), 3);
+    assert.equal(origin.last(path).headers['if-none-match'], undefined, 'the retry is unconditional');
+    assert.equal(origin.last(path).headers['if-modified-since'], undefined);
+    const third = await proxy.get(path);
+    assert.equal(third.body, 'version 2');
+    assert.match(third.headers['cache-status'] as string, /hit/);
+    assert.equal(origin.count(path), 3);
+  });
+
+  it('§4.3.4 a 304 whose weak validators match the stored ones refreshes it; one whose weak ETag or Last-Modified match nothing is retried', async () => {
+    const lm = httpDate(-86400);
+    const cases: Array<{ stored: Array<[string, string]>; answer: Array<[string, string]>; refreshes: boolean }> = [
+      { stored: [['ETag', '"w"']], answer: [['ETag', 'W/"w"']], refreshes: true },
+      { stored: [['ETag', 'W/"w"']], answer: [['ETag', 'W/"w"']], refreshes: true },
+      { stored: [['ETag', 'W/"w"']], answer: [['ETag', '"w"']], refreshes: false },
+      { stored: [['ETag', 'W/"w"']], answer: [['ETag', 'W/"other"']], refreshes: false },
+      { stored: [['Last-Modified', lm]], answer: [['Last-Modified', lm]], refreshes: true },
+      { stored: [['Last-Modified', lm]], answer: [['Last-Modified', httpDate(-3600)]], refreshes: false },
+      // No validator at all: the 304 answers the one stored response the cache asked about.
+      { stored: [['Last-Modified', lm]], answer: [], refreshes: true },
+      { stored: [['ETag', '"s"']], answer: [], refreshes: true },
+    ];
+    for (const { stored, answer, refreshes } of cases) {
+      const path = freshPath('weak');
+      origin.script(path, (req, n) => {
+        if (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) return { status: 304, headers: [['Cache-Control', 'max-age=3600'], ...answer] };
+        return { headers: [['Cache-Control', n === 1 ? 'max-age=0' : 'max-age=3600'], ...stored], body: `full #${n}` };
+      });
+      await proxy.get(path);
+      const second = await proxy.get(path);
+      const why = `stored ${JSON.stringify(stored)}, 304 with ${JSON.stringify(answer)}`;
+      assert.equal(second.status, 200, why);
+      assert.equal(second.body, refreshes ? 'full #1' : 'full #3', why);
+      assert.equal(origin.count(path), refreshes ? 2 : 3, why);
+    }
+  });
+
   it('§4.3.3 a 200 answering the revalidation replaces the stored response', async () => {
     const path = freshPath('replace');
     origin.script(path, (_req, n) => ({ headers: [['Cache-Control', n === 1 ? 'max-age=0' : 'max-age=3600'], ['ETag', `"v${n}"`]], body: `version ${n}` }));

@@ -1,8 +1,10 @@
 // Revalidation of a stored response (RFC 9111 §4.3): the conditional
-// request made from its validators, and the stored response updated with
-// the header fields of a 304 (§3.2, §4.3.4).
+// request made from its validators, whether a 304 selects the stored
+// response (§4.3.4), and the stored response updated with its header fields (§3.2).
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { PreparedResponse } from '../http-entry.js';
+import { opaqueTag } from '../conditional.js';
+import { parseHttpDate } from '../http-date.js';
 import { storedHeaders } from '../storage-rules.js';
 
 /** Whether a stored response can be revalidated (it has a validator). */
@@ -18,6 +20,39 @@ export function addConditions(headers: IncomingHttpHeaders, response: PreparedRe
   if (lm !== undefined) headers['if-modified-since'] = lm;
 }
 
+/**
+ * Whether a 304 answering the cache's conditional request selects the stored
+ * response for update (§4.3.4). A strong ETag must be the stored one, strongly
+ * compared; weak validators (a weak ETag, Last-Modified) must match the stored
+ * ones. A 304 with no validator refers to the one stored response the cache
+ * asked about (one is stored per key, and RFC 9110 §15.4.5 asks no
+ * Last-Modified of a 304). When none is selected, the stored bytes answer nothing.
+ */
+export function selectsStored(stored: PreparedResponse, notModified: OutgoingHttpHeaders): boolean {
+  const etag = singleValue(notModified.etag);
+  if (etag !== undefined) {
+    const ours = stored.etag?.trim();
+    if (ours === undefined) return false;
+    if (!etag.startsWith('W/')) return !ours.startsWith('W/') && ours === etag;
+    if (opaqueTag(ours) !== opaqueTag(etag)) return false;
+  }
+  const lm = singleValue(notModified['last-modified']);
+  if (lm === undefined) return true;
+  const ours = fieldOf(stored, 'last-modified');
+  return ours !== undefined && (ours === lm || sameInstant(ours, lm));
+}
+
+function singleValue(value: OutgoingHttpHeaders[string]): string | undefined {
+  if (value === undefined) return undefined;
+  // Repeated (a malformed 304): joined, it matches no stored value.
+  return (Array.isArray(value) ? value.join(', ') : String(value)).trim();
+}
+
+function sameInstant(a: string, b: string): boolean {
+  const t = parseHttpDate(a);
+  return !Number.isNaN(t) && t === parseHttpDate(b);
+}
+
 function fieldOf(response: PreparedResponse, name: string): string | undefined {
   const fields = response.headers.fields();
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
@@ -28,7 +63,8 @@ function fieldOf(response: PreparedResponse, name: string): string | undefined {
  * Never taken from a 304: what describes the stored body itself (its length,
  * coding, range and digest: §3.2, RFC 9110 §8) and the validator the cache
  * asked with. The 304 answers the one stored response the cache validated, so
- * it refreshes that one (§4.3.4 with a single stored response per key).
+ * it refreshes that one when selectsStored says it may (§4.3.4 with a single
+ * stored response per key).
  */
 const KEPT_FROM_STORE = new Set(['content-length', 'content-encoding', 'content-range', 'content-md5', 'etag']);
 
