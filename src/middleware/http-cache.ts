@@ -56,6 +56,13 @@ interface Snapshot {
   readonly headers: OutgoingHttpHeaders;
   /** The handler's own reason phrase, when it sent one (see ownReason). */
   readonly reason?: string | undefined;
+  /**
+   * A layer mounted before the cache encoded the body on its way out
+   * (compression()): the plain body is stored and that layer encodes each
+   * middleware hit again, but the front door, which runs before it, would
+   * send it plain. Such an entry is not the front door's to serve.
+   */
+  readonly encodedOutside?: true | undefined;
 }
 
 interface ActiveFill {
@@ -238,8 +245,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // node has set the reason phrase by now (writeHead(status, reason) sets it only then); a 304 of ours
     // (NOT_MODIFIED) carries its own: the entry's is the one the head had when it was judged.
     const own = this.req.httpVersionMajor < 2 ? ownReason(snapshot.status, r.statusCode === snapshot.status ? r.statusMessage : this.reasonAtHead) : undefined;
-    if (own !== undefined) this.snapshot = { status: snapshot.status, headers: snapshot.headers, reason: own };
     const before = snapshot.headers;
+    const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] ? true : undefined;
+    if (own !== undefined || encodedOutside) this.snapshot = { status: snapshot.status, headers: before, reason: own, encodedOutside };
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
     if (typeof reason === 'string') this.drop(r, reason);
@@ -281,7 +289,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     else {
       this.life = life;
       this.ttl = life.lifetime;
-      this.snapshot = { status: before.status, headers: merged, reason: before.reason };
+      // A stored response the front door may not serve (encoded outside, see Snapshot) stays so: a 304 is not encoded.
+      this.snapshot = { status: before.status, headers: merged, reason: before.reason, encodedOutside: this.plan.isPublic && !before.isPublic ? true : undefined };
       createdAt = life.createdAt;
       void this.finish(before.body);
       this.refreshed = true;
@@ -1412,14 +1421,15 @@ export class HttpCache<R> {
     }
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, plan.isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason);
+    const isPublic = plan.isPublic && sent.encodedOutside === undefined;
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
     else {
       const pairs = varyPairs(req.headers, varyOn);
       for (const [, v] of pairs) varyValues.push(v);
-      const manifest = manifestEntry(stamp, life, varyOn, plan.isPublic, plan.scoped);
+      const manifest = manifestEntry(stamp, life, varyOn, isPublic, plan.scoped);
       writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
     }
     fill.storing = true;

@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict';
 import type { RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import compression from 'compression';
 import express from 'express';
 import { createCache, TierCacheConfigError, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { front } from '../../src/node.js';
 import { useCleanup } from '../support/cache-context.js';
+import { fetchRaw } from '../support/http-bytes.js';
 
 const { track, serve } = useCleanup();
 
@@ -129,5 +132,36 @@ describe('front door: failures around it', () => {
       );
     }
     assert.doesNotThrow(() => front(cache, a, { cacheStatus: false, bypass: () => false }));
+  });
+});
+
+describe('front door: entries a layer before the cache encoded', () => {
+  it('leaves an answer compression() encoded on the way out to the middleware, which compresses each hit; plain answers it serves', async () => {
+    const cache = newCache();
+    const reached = { n: 0 };
+    const a = express();
+    a.use((req, _res, next) => {
+      reached.n++;
+      next();
+    });
+    a.use(compression({ threshold: 0 }));
+    a.use(expressCache(cache));
+    a.get('/api/movies', (_req, res) => {
+      res.json({ movies: Array.from({ length: 50 }, (_, i) => `movie ${i}`) });
+    });
+    const server = await serve(front(cache, a));
+    const miss = await fetchRaw(server, '/api/movies', 'gzip');
+    assert.equal(miss.headers['content-encoding'], 'gzip');
+    const hit = await fetchRaw(server, '/api/movies', 'gzip');
+    assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+    assert.equal(hit.headers['content-encoding'], 'gzip', 'the hit skipped compression()');
+    assert.deepEqual(gunzipSync(hit.bytes), gunzipSync(miss.bytes));
+    assert.equal(reached.n, 2, 'the middleware served it, behind compression()');
+
+    // An answer nothing encoded (identity asked for) is public as before: the front door serves it.
+    await fetchRaw(server, '/api/movies?plain=1', 'identity');
+    const plain = await fetchRaw(server, '/api/movies?plain=1', 'identity');
+    assert.equal(plain.headers['cache-status'], 'tiercache; hit; detail=L1');
+    assert.equal(reached.n, 3, 'the front door answered the plain entry');
   });
 });
