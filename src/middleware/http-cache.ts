@@ -295,7 +295,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       void this.finish(before.body);
       this.refreshed = true;
     }
-    const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic, undefined, false, before.reason);
+    const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic, undefined, false, before.reason, before.route);
     const age = ageOf(createdAt, now);
     const cacheStatus = this.http.status(this.forwarded(304, typeof life !== 'string'));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
@@ -1422,7 +1422,7 @@ export class HttpCache<R> {
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
     const isPublic = plan.isPublic && sent.encodedOutside === undefined;
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason);
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });

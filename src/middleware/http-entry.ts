@@ -36,6 +36,12 @@ interface StoredHead {
   o?: [number, number, number];
   /** The reason phrase the handler sent, when it is not node's own for the status. */
   t?: string;
+  /**
+   * Public entries only: the route label of its fill when the framework's
+   * route pattern gave it (no table prefix matched), for the front door's
+   * hit events, which run before the framework routes anything.
+   */
+  l?: string;
 }
 
 /** What an origin-mode response says about serving it stale (see origin/freshness.ts); absent in table mode. */
@@ -51,7 +57,7 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date
 
 // Heap sizes (64-bit V8, no pointer compression), for heapBytes.
 /** The PreparedResponse object's own words. */
-const PREPARED_BYTES = 120;
+const PREPARED_BYTES = 128;
 /** Its body: a view of its own into the entry's bytes (packed-entry.ts makes one when asked). */
 const BODY_VIEW_BYTES = 96;
 /** The HeaderSet object and its array's header. */
@@ -107,6 +113,8 @@ export class PreparedResponse {
     readonly scoped: boolean,
     /** The handler's own reason phrase (see StoredHead.t); undefined: node's for the status. */
     readonly reason?: string,
+    /** See StoredHead.l. */
+    readonly route?: string,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
     const withLength = addsLength(status, stored);
@@ -135,7 +143,7 @@ export class PreparedResponse {
     this.headers = new HeaderSet(flat, i);
     this.etag = etag;
     this.lastModified = lastModified;
-    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason);
+    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route);
     this.notModified = undefined;
   }
 
@@ -146,12 +154,13 @@ export class PreparedResponse {
    * whenever a field may give one (a date that does not parse costs 16 bytes
    * too many, never too few).
    */
-  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string): number {
+  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string, route?: string): number {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
     let size = PREPARED_BYTES + BODY_VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
     if (staleRules !== undefined) size += STALE_RULES_BYTES;
     if (reason !== undefined) size += headerStringBytes(reason.length);
+    if (route !== undefined) size += headerStringBytes(route.length);
     let boxed = false;
     for (const [name, value] of stored) {
       size += nameBytes(name) + headerStringBytes(name === 'content-length' ? length : value.length);
@@ -315,7 +324,8 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
     const o = head.o;
     const rules = Array.isArray(o) && o.length === 3 && o.every((n) => typeof n === 'number' && n >= 0) ? { noStale: o[0] === 1, staleWhileRevalidate: o[1], staleIfError: o[2] } : undefined;
     const reason = typeof head.t === 'string' && isSendableReason(head.t) ? head.t : undefined;
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason);
+    const route = typeof head.l === 'string' ? head.l : undefined;
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -381,13 +391,14 @@ function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body
 }
 
 /** A response; the body bytes are copied (L1 may keep them long). */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, reason?: string): TieredEntry {
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, reason?: string, route?: string): TieredEntry {
   const stored: StoredHead = { s: status, h: headers };
   if (isPublic) stored.p = 1;
   if (scoped) stored.r = 1;
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
   if (reason !== undefined) stored.t = reason;
-  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason));
+  if (route !== undefined && isPublic) stored.l = route;
+  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason, stored.l));
 }
 
 /** The reason phrase to store with an answer: the one sent, unless it is node's own for the status (most answers). */

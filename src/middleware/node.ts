@@ -108,7 +108,7 @@ function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit
   // Stryker disable next-line ConditionalExpression: a shortcut: emit() with no listener does nothing
   if (cache.hitListened) {
     try {
-      cache.emit('hit', { key: hit.key, tier: 'L1', route: frontRoute(cache, req), stale: false, front: true });
+      cache.emit('hit', { key: hit.key, tier: 'L1', route: hit.response.route ?? frontRoute(cache, req), stale: false, front: true });
     } catch {
       return false;
     }
@@ -131,7 +131,7 @@ function frontOptions(options: FrontOptions | undefined): FrontOptions | undefin
   return options;
 }
 
-/** The route label of a front-door hit: the table prefix (the framework has not routed it), else 'other'. */
+/** The route label of a front-door hit whose entry kept none (see StoredHead.l): the table prefix (the framework has not routed it), else 'other'. */
 function frontRoute(cache: TierCache, req: IncomingMessage): string {
   // Stryker disable next-line StringLiteral: as in publicHit, the url is always there
   return routeLabel(cache.options.routes, normalizeRoutePath(pathOf(req.url ?? '/')), undefined);

@@ -25,6 +25,16 @@ export class HttpEvents<R> {
     return (plan.route ??= routeLabel(this.cache.options.routes, plan.routePath, this.patternOf?.(plan.arg as R)));
   }
 
+  /**
+   * The route label a stored public entry keeps for the front door (see
+   * StoredHead.l): the framework's route pattern, when no table prefix
+   * matches (the front door finds a prefix itself, and has no pattern).
+   */
+  patternRouteOf(plan: ReportedPlan): string | undefined {
+    if (this.patternOf === undefined || this.cache.options.routes.matchNormalized(plan.routePath) !== undefined) return undefined;
+    return this.patternOf(plan.arg as R);
+  }
+
   /** A fresh hit; the caller checks cache.hitListened first. */
   hit(plan: ReportedPlan, tier: CacheTier): void {
     this.cache.emit('hit', { key: plan.key, tier, route: this.routeOf(plan), stale: false });

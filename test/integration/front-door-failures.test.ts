@@ -165,3 +165,24 @@ describe('front door: entries a layer before the cache encoded', () => {
     assert.equal(reached.n, 3, 'the front door answered the plain entry');
   });
 });
+
+describe('front door: route labels', () => {
+  it("labels a hit on a route cached per route (no table rule) with the framework's pattern, as the middleware does", async () => {
+    const cache = track(createCache({ redis: false }));
+    const a = express();
+    a.get('/api/movies/:id', expressCache(cache, { ttl: '1m' }), (req, res) => {
+      res.json({ id: req.params.id });
+    });
+    // x-via-app: 1 sends a request past the front door, to the middleware.
+    const base = await listen(front(cache, a, { bypass: (req) => req.headers['x-via-app'] === '1' }));
+    const routes: Array<{ route: string; front: boolean }> = [];
+    cache.on('hit', (e) => routes.push({ route: e.route, front: e.front === true }));
+    await (await fetch(`${base}/api/movies/7`)).text();
+    await (await fetch(`${base}/api/movies/7`, { headers: { 'x-via-app': '1' } })).text();
+    await (await fetch(`${base}/api/movies/7`)).text();
+    assert.deepEqual(routes, [
+      { route: '/api/movies/:id', front: false },
+      { route: '/api/movies/:id', front: true },
+    ]);
+  });
+});
