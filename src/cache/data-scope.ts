@@ -27,6 +27,11 @@ const VIEW_MAX_BYTES = 64 * 1024;
 
 const SPACE_TAG = 'space:';
 
+/** What every data-API call rejects with for a key that is not a non-empty string. */
+export function invalidKey(key: unknown): TypeError {
+  return new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
+}
+
 export class DataScope {
   private readonly handles: RecentMap<string, DataKeyHandle>;
 
@@ -44,11 +49,21 @@ export class DataScope {
     this.handles = new RecentMap(maxKeys, maxBytes, dataKeyBytes);
   }
 
-  /** The handle of a key, remembered (a long key is digested on every call instead: kept, it would hold its characters twice). */
+  /**
+   * The handle of a key, remembered (a long key is digested on every call instead: kept, it would hold its characters twice).
+   * @throws TypeError when `key` is not a non-empty string.
+   */
   handle(key: string): DataKeyHandle {
+    const handle = this.find(key);
+    if (handle === undefined) throw invalidKey(key);
+    return handle;
+  }
+
+  /** handle() without the throw: undefined for a key that is not a non-empty string (get() rejects with invalidKey instead). */
+  find(key: string): DataKeyHandle | undefined {
     const known = this.handles.get(key);
     if (known !== undefined) return known;
-    if (typeof key !== 'string' || key === '') throw new TypeError(`tiercache: a cache key must be a non-empty string; got ${typeof key === 'string' ? '""' : typeof key}`);
+    if (typeof key !== 'string' || key === '') return undefined;
     const handle = new DataKeyHandle(dataStoreKey(this.namespace, key, this.prefix));
     if (key.length <= MAX_DATA_KEY_LENGTH) this.handles.set(key, handle);
     return handle;

@@ -6,7 +6,10 @@
 // maxBytes by what the parsed graph costs on the heap, estimated while it is
 // frozen: `[{}, {}, ...]` costs twenty times its JSON, a long string about
 // its JSON, and a byte count alone would let L1 hold many times maxBytes.
-import { isUint8Array } from 'node:util/types';
+// JSON that would lose what a value holds (a Map or a Set written as {}) is
+// refused; what JSON changes by its own rules (a Date to its ISO string,
+// NaN and ±Infinity to null, -0 to 0) is stored as JSON writes it.
+import { isMap, isNativeError, isPromise, isRegExp, isSet, isUint8Array, isWeakMap, isWeakSet } from 'node:util/types';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { SerializerMisuse, type ResolvedSerializer } from './serializer.js';
@@ -134,6 +137,59 @@ function notBytes(out: unknown): string | undefined {
   return (out as object).constructor?.name ?? 'object';
 }
 
+/** What JSON writes without its contents (as {}, or only its own enumerable properties), by name; undefined for anything else. */
+function contentsLost(value: object): string | undefined {
+  if (isMap(value)) return 'a Map';
+  if (isSet(value)) return 'a Set';
+  if (isPromise(value)) return 'a Promise (a value not awaited?)';
+  if (isNativeError(value)) return 'an Error';
+  if (isRegExp(value)) return 'a RegExp';
+  if (isWeakMap(value)) return 'a WeakMap';
+  if (isWeakSet(value)) return 'a WeakSet';
+  return undefined;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * Where in `value` (which JSON.stringify took) JSON loses what the value
+ * holds: what is there and its path (`a Map at value.users[2]`), or
+ * undefined. Not checked past the depth this walk's stack reaches
+ * (JSON.stringify's own goes further).
+ */
+function lostInJson(value: unknown): string | undefined {
+  try {
+    const found = findLost(value);
+    return found === undefined ? undefined : `${found.what} at value${found.path}`;
+  } catch (err) {
+    if (err instanceof RangeError) return undefined;
+    throw err;
+  }
+}
+
+/** As JSON.stringify walks: an object with toJSON() is written as what that returns, and is not looked into. The path is built only for what is found. */
+function findLost(value: unknown): { what: string; path: string } | undefined {
+  if (value === null || typeof value !== 'object' || typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
+  const proto: unknown = Object.getPrototypeOf(value);
+  // Plain objects and arrays (nearly everything) skip the checks of what they are.
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) {
+    const what = contentsLost(value);
+    if (what !== undefined) return { what, path: '' };
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findLost(value[i]);
+      if (found !== undefined) return { what: found.what, path: `[${i}]${found.path}` };
+    }
+    return undefined;
+  }
+  for (const k of Object.keys(value)) {
+    const found = findLost((value as Record<string, unknown>)[k]);
+    if (found !== undefined) return { what: found.what, path: `${IDENTIFIER.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`}${found.path}` };
+  }
+  return undefined;
+}
+
 /**
  * The entries that store `value`: with `serializer`, its bytes (and the
  * serializer's name in `head`); else a Buffer's bytes, or JSON.
@@ -168,11 +224,29 @@ export function encodeValue(key: string, value: unknown, stamp: FillStamp, creat
     throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${(err as Error).message})`);
   }
   if (json === undefined) throw new TypeError(`tiercache: the value for '${key}' must be JSON-serializable or a Buffer; got ${typeof value}`);
+  // JSON writes a Map, a Set (and a few more) as {}, losing what they hold: only then is the value walked.
+  if (json.includes('{}')) {
+    const lost = lostInJson(value);
+    if (lost !== undefined) {
+      throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${lost}: JSON writes it as {}, losing what it holds); store plain data instead (Object.fromEntries(map), [...set]) or use the 'v8' serializer`);
+    }
+  }
   const body = Buffer.from(json, 'utf8');
   const entry: StoredEntry = { kind: EntryKind.Json, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body, decoded: undefined };
   // L1 keeps the parsed copy (same JSON semantics as an L2 round trip) and no bytes.
   const l1Entry: StoredEntry = { kind: EntryKind.Json, createdAt, freshUntil, staleUntil: freshUntil, epoch, tags, versions, head: EMPTY, body: EMPTY, decoded: new DecodedValue(json) };
   return { entry, l1Entry };
+}
+
+/**
+ * `encoded` under another stamp, from `createdAt` on: a set() stamped again
+ * after Redis refused its first stamp. The value is not serialized again.
+ */
+export function restampValue(encoded: EncodedValue, stamp: FillStamp, createdAt: number, ttl: number): EncodedValue {
+  const freshUntil = createdAt + ttl;
+  const facts = { createdAt, freshUntil, staleUntil: freshUntil, epoch: stamp.epoch, tags: stamp.tags, versions: stamp.versions };
+  const entry: StoredEntry = { ...encoded.entry, ...facts };
+  return { entry, l1Entry: encoded.l1Entry === encoded.entry ? entry : { ...encoded.l1Entry, ...facts } };
 }
 
 /** The decoded form of a JSON entry; parses (once, then kept on the entry) JSON read from L2. undefined if it does not parse. */

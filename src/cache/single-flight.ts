@@ -4,6 +4,8 @@
 // outlived its wait (its loader has run longer than other instances wait on
 // its lock), in which case a new run replaces it for everyone who arrives from
 // then on. A loader that never settles holds its callers no longer than that.
+// A run can also be superseded (a set() of its key on this instance): its
+// callers still get its result, but nobody joins it any more and it stores nothing.
 import { performance } from 'node:perf_hooks';
 import { MAX_TIMER_MS } from '../keys/duration.js';
 
@@ -14,6 +16,10 @@ export class Flight<T, M> {
   readonly promise: Promise<T>;
   /** What the run recorded about itself (its fill stamp), once known. */
   meta: M | undefined = undefined;
+  /** A newer value of the key was given while the run was under way: the run's result must not be stored. */
+  superseded = false;
+  /** The run of the same key that this one replaced while it was still under way (see SingleFlight.start). */
+  replaced: Flight<T, M> | undefined = undefined;
   /** Waiters stop waiting here (performance.now()); none until the run starts its clock. */
   private deadline = Infinity;
   private settled = false;
@@ -43,6 +49,11 @@ export class Flight<T, M> {
   startClock(): void {
     this.deadline = performance.now() + this.maxWait;
     this.arm();
+  }
+
+  /** Whether the run has settled. */
+  get isSettled(): boolean {
+    return this.settled;
   }
 
   /** Whether waiters have stopped waiting for it (once wait() has said so, always: a caller told OVERDUE must not be handed it again). */
@@ -82,19 +93,35 @@ export class SingleFlight<T, M = unknown> {
     private readonly maxWait: number,
   ) {}
 
-  /** The run under way for `key` that callers still wait for, if any. */
+  /** The run under way for `key` that callers still wait for, if any (never a superseded one). */
   current(key: string): Flight<T, M> | undefined {
     const flight = this.inflight.get(key);
-    return flight === undefined || flight.isOverdue ? undefined : flight;
+    return flight === undefined || flight.isOverdue || flight.superseded ? undefined : flight;
   }
 
   /** Starts `run` for `key`, replacing any run under way (callers already waiting on it keep it). */
   start(key: string, run: (flight: Flight<T, M>) => Promise<T>): Promise<T> {
     const flight = new Flight<T, M>(run, this.maxWait);
     const forget = () => {
-      if (this.inflight.get(key) === flight) this.inflight.delete(key);
+      if (this.inflight.get(key) !== flight) return;
+      // A run this one replaced may still be under way: supersede() must still find it.
+      let older = flight.replaced;
+      while (older !== undefined && older.isSettled) older = older.replaced;
+      if (older === undefined) this.inflight.delete(key);
+      else this.inflight.set(key, older);
     };
+    // A run replaced while it is still under way (overdue, stale) may still finish and store: supersede() reaches it through this link.
+    flight.replaced = this.inflight.get(key);
     this.inflight.set(key, flight);
     return flight.promise.finally(forget);
+  }
+
+  /**
+   * Every run of `key` under way (and the runs they replaced, still under
+   * way) is superseded: its callers get its result, nobody joins it from
+   * now on, and it must not store what it loaded. No cost without runs.
+   */
+  supersede(key: string): void {
+    for (let flight = this.inflight.get(key); flight !== undefined; flight = flight.replaced) flight.superseded = true;
   }
 }

@@ -26,8 +26,8 @@ import { TagVersions } from '../store/tag-versions.js';
 import { NO_TICKET, TieredStore, UNDECIDED, type TieredHit } from '../store/tiered-store.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
-import { DataScope, type DataKeyHandle } from './data-scope.js';
-import { decodeValue, encodeValue, resolvedValue } from './data-value.js';
+import { DataScope, invalidKey, type DataKeyHandle } from './data-scope.js';
+import { decodeValue, encodeValue, resolvedValue, restampValue } from './data-value.js';
 import { LoadContext, type Loader } from './loader-context.js';
 import { DEFAULT_LOCK_TIMEOUT, resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import type { ResolvedSerializer } from './serializer.js';
@@ -49,6 +49,8 @@ const UNSTAMPED: FillStamp = Object.freeze({ epoch: 0, tags: Object.freeze([]), 
 export const DEFAULT_DATA_TTL = 60_000;
 /** What to do instead of a data-API ttl of 0 (a value that is never served). */
 const DATA_TTL_INSTEAD = "use delete() to remove a value, or getOrSet's ctx.skip() to return one without storing it";
+/** How many times a set() that Redis refused (a counter moved under its stamp) is stamped again and retried. */
+const SET_RESTAMPS = 2;
 /** How long ready() waits for a first connection before resolving anyway. */
 const READY_WAIT_MS = 5_000;
 /** How long close() waits for fills under way to be stored and queued invalidations to be delivered. */
@@ -76,7 +78,7 @@ const DELIVERED: InvalidateResult = Object.freeze({ delivered: true });
 const QUEUED: InvalidateResult = Object.freeze({ delivered: false });
 
 export interface SetOptions {
-  /** How long the value lives; more than 0 (0 throws TierCacheConfigError). @default the cache's ttl, else 60 s */
+  /** How long the value lives; at least 1 ms once rounded to whole milliseconds (0 or 0.4 throws TierCacheConfigError). @default the cache's ttl, else 60 s */
   ttl?: Duration | undefined;
   /** Tags: invalidateTags() of any of them drops the value everywhere. */
   tags?: readonly string[] | undefined;
@@ -239,14 +241,16 @@ export class TierCache extends EventEmitter implements DataCache {
     return this.root.handle(key).storeKey;
   }
 
-  /** The value under `key`, or undefined on a miss (or when Redis fails). */
+  /** The value under `key`, or undefined on a miss (or when Redis fails). Rejects with a TypeError for a key that is not a non-empty string. */
   get<T = unknown>(key: string): Promise<T | undefined> {
     return this.getIn<T>(this.root, key);
   }
 
   /** @internal get() in a scope: the root, or a namespace() view. */
   getIn<T>(scope: DataScope, key: string): Promise<T | undefined> {
-    const handle = scope.handle(key);
+    const handle = scope.find(key);
+    // An invalid key rejects, as in every other data-API call (none throws synchronously).
+    if (handle === undefined) return Promise.reject(invalidKey(key));
     const storeKey = handle.storeKey;
     if (this.isClosed) return this.rejectClosed('get');
     if (!this.enabled) return RESOLVED_UNDEFINED;
@@ -296,7 +300,9 @@ export class TierCache extends EventEmitter implements DataCache {
    * Stores `value` (JSON-serializable or Buffer, or what the serializer takes)
    * in this instance's L1 and in L2. Other instances' L1 copies are not told:
    * they serve theirs until their L1 lifetime ends (delete() first to reach
-   * them). Redis failures are reported, not thrown.
+   * them). Stored even right after another instance's invalidation of it (see
+   * setValue); a loader of the key running here stores nothing over it.
+   * Redis failures are reported, not thrown.
    */
   set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     return this.setIn(this.root, key, value, options);
@@ -311,12 +317,28 @@ export class TierCache extends EventEmitter implements DataCache {
     await this.trackFill(this.setValue(scope, key, storeKey, value, tags, ttl));
   }
 
+  /**
+   * A set() is the caller's value now. When Redis refuses the store because a
+   * counter its stamp recorded moved (an invalidation from another instance
+   * whose message has not arrived yet), the versions are forgotten here and it
+   * is stamped again, from Redis, and stored again: at most SET_RESTAMPS times.
+   */
   private async setValue(scope: DataScope, key: string, storeKey: string, value: unknown, tags: readonly string[], ttl: number): Promise<void> {
     const startedAt = this.now();
-    const stamp = await this.store.versions.stamp(tags);
-    const { entry, l1Entry } = encodeValue(key, value, stamp, this.now(), jitteredTtl(ttl, this.options.jitter), this.serializer);
-    await this.store.set(storeKey, entry, l1Entry);
-    if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, entry.body.length, startedAt));
+    const versions = this.store.versions;
+    const life = jitteredTtl(ttl, this.options.jitter);
+    let encoded = encodeValue(key, value, await versions.stamp(tags), this.now(), life, this.serializer);
+    // A loader of this key running here began before this value was given: it must not store over it.
+    this.flights.supersede(storeKey);
+    for (let restamps = 0; ; restamps++) {
+      if (await this.store.set(storeKey, encoded.entry, encoded.l1Entry)) {
+        if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, encoded.entry.body.length, startedAt));
+        return;
+      }
+      // Over on arrival (a ttl shorter than the round trip), or overtaken every time: stored nowhere, and not reported as stored.
+      if (restamps === SET_RESTAMPS || encoded.entry.staleUntil <= this.now()) return;
+      encoded = restampValue(encoded, await versions.stamp(tags), this.now(), life);
+    }
   }
 
   /**
@@ -347,10 +369,9 @@ export class TierCache extends EventEmitter implements DataCache {
     try {
       // One bump of every key tag (one round trip and one message for them all) makes the values invalid everywhere.
       const result = await this.invalidate({ kind: 'tags', tags: storeKeys.map(keyTag) }, what, strict);
-      // Deleting them too only frees Redis memory sooner (each key alone: they may sit in different Cluster slots).
-      const l2 = this.store.l2;
+      // Deleting them too only frees Redis memory sooner (in slices, per Cluster slot: see dropManyFromL2).
       delivered = result.delivered;
-      if (result.delivered && l2 !== undefined) await Promise.all(storeKeys.map((k) => l2.del(k).catch(() => undefined)));
+      if (result.delivered) await this.store.dropManyFromL2(storeKeys);
       return result;
     } finally {
       if (this.listenerCount('invalidate') > 0) {
@@ -445,7 +466,7 @@ export class TierCache extends EventEmitter implements DataCache {
       ticket = lookup.ticket;
       const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
       if (found !== undefined) {
-        store.abandonFill(ticket);
+        store.abandonFill(ticket, flight.superseded);
         if (this.hitListened) this.emit('hit', hitEvent(scope, key, lookup.hit!.tier));
         return found;
       }
@@ -454,7 +475,7 @@ export class TierCache extends EventEmitter implements DataCache {
       if (lookup.lock === 'theirs' && lock !== undefined) {
         const filled = await lock.waitFor(storeKey, () => this.remoteValue<T>(storeKey), () => this.isClosed);
         if (filled !== undefined) {
-          store.abandonFill(ticket);
+          store.abandonFill(ticket, flight.superseded);
           this.coalesced++;
           return filled;
         }
@@ -467,20 +488,35 @@ export class TierCache extends EventEmitter implements DataCache {
     const ctx = new LoadContext(key, ttl);
     let value: T;
     let encoded: ReturnType<typeof encodeValue> | undefined;
+    let readBack: T | undefined;
     try {
       value = await load(ctx);
-      if (value !== undefined) encoded = encodeValue(key, value, stamp, startedAt, jitteredTtl(ctx.ttl, this.options.jitter), this.serializer);
+      if (value !== undefined) {
+        encoded = encodeValue(key, value, stamp, startedAt, jitteredTtl(ctx.ttl, this.options.jitter), this.serializer);
+        // What a hit returns, read before storing. undefined when the serializer cannot read what it
+        // wrote (its deserialize() threw): the callers get the loader's own value, and nothing is stored.
+        readBack = decodeValue<T>(encoded.l1Entry, this.serializer);
+        if (readBack === undefined) this.reportUnreadable(key);
+      }
     } catch (err) {
-      store.abandonFill(ticket);
+      store.abandonFill(ticket, flight.superseded);
       throw err;
     }
-    if (encoded === undefined || ctx.skipped || !store.versions.stillCurrent(stamp)) store.abandonFill(ticket);
+    // Superseded (a set() of the key here since the loader began): the set() value stays, with the counters it recorded.
+    if (encoded === undefined || readBack === undefined || ctx.skipped || flight.superseded || !store.versions.stillCurrent(stamp)) store.abandonFill(ticket, flight.superseded);
     else {
       this.fills++;
       const stored = await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket);
       if (stored && this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, encoded.entry.body.length, startedAt));
     }
-    return encoded === undefined ? value : (decodeValue<T>(encoded.l1Entry, this.serializer) as T);
+    return readBack === undefined ? value : readBack;
+  }
+
+  /** A serializer that cannot read back what it wrote (its deserialize() threw): worth telling, since nothing is ever stored. */
+  private reportUnreadable(key: string): void {
+    const name = this.serializer?.name ?? 'json';
+    const err = new TypeError(`tiercache: the '${name}' serializer's deserialize() could not read what its serialize() wrote for '${key}': getOrSet returned the loader's value and stored nothing`);
+    this.reportError(err, 'a value was not stored', 'store');
   }
 
   /** What another instance's fill stored under `storeKey`, once it is there. */
@@ -493,7 +529,8 @@ export class TierCache extends EventEmitter implements DataCache {
   private async loadUncached<T>(key: string, load: Loader<T>, ttl: number): Promise<T> {
     const value = await load(new LoadContext(key, ttl));
     if (value === undefined) return value;
-    return decodeValue<T>(encodeValue(key, value, UNSTAMPED, this.now(), ttl, this.serializer).l1Entry, this.serializer) as T;
+    const readBack = decodeValue<T>(encodeValue(key, value, UNSTAMPED, this.now(), ttl, this.serializer).l1Entry, this.serializer);
+    return readBack === undefined ? value : readBack;
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */

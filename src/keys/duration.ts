@@ -72,13 +72,14 @@ export function parseDuration(option: string, value: unknown): number {
 }
 
 /**
- * Parses a cache lifetime (`ttl`, `negativeTtl`): a duration above 0. A TTL
+ * Parses a cache lifetime (`ttl`, `negativeTtl`): at least 1 ms once rounded. A TTL
  * of 0 would report every answer as stored while never serving one, so it is
  * refused with `instead`, the way to say what was meant.
  * @throws TierCacheConfigError naming `option`.
  */
 export function parseTtl(option: string, value: unknown, instead: string): number {
   const ttl = parseDuration(option, value);
-  if (ttl === 0) throw new TierCacheConfigError(option, value, `must be more than 0 (a TTL of 0 stores answers that are never served): ${instead}`);
+  // Says what is accepted: 0.4 is more than 0, but rounds to 0.
+  if (ttl === 0) throw new TierCacheConfigError(option, value, `must be at least 1 ms (durations are rounded to whole milliseconds, so anything under 0.5 ms is 0, and a TTL of 0 stores answers that are never served): ${instead}`);
   return ttl;
 }

@@ -82,6 +82,33 @@ export function groupBySlot(keys: readonly string[]): Array<{ slot: number; at: 
 }
 
 /**
+ * Positions of `keys` in batches of at most `maxKeys`, to send one batch
+ * after another; the first starts with position 0. Without `maxSlots`,
+ * consecutive runs. With it (a Cluster, where a batch costs one command per
+ * slot it holds), the keys of a slot sit together (a slot straddles two
+ * batches at most), and a batch holds at most `maxSlots` slots.
+ */
+export function batchPositions(keys: readonly string[], maxKeys: number, maxSlots?: number): number[][] {
+  const batches: number[][] = [];
+  let batch: number[] = [];
+  let slots = 0;
+  const add = (i: number, newSlot: boolean) => {
+    if (batch.length === maxKeys || (newSlot && slots === maxSlots)) {
+      batches.push(batch);
+      batch = [];
+      slots = 0;
+    }
+    if (newSlot || batch.length === 0) slots++;
+    batch.push(i);
+  };
+  if (maxSlots !== undefined) for (const { at } of groupBySlot(keys)) at.forEach((i, n) => add(i, n === 0));
+  else for (let i = 0; i < keys.length; i++) add(i, false);
+  // Stryker disable next-line ConditionalExpression: only an empty `keys` leaves an empty batch
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+/**
  * The key in `slot` that records which Redis process last served the slot
  * and the floor of its version counters (see SLOT_GUARD in redis-scripts.ts).
  * Shared by every namespace: a failover moves slots, not namespaces.

@@ -83,6 +83,55 @@ const RESUBSCRIBE_REFUSED_MS = 1_000;
  */
 export const EPOCH_CHECK_MS = 1_000;
 
+/** Most tags and keys one published message carries (see publish). */
+export const MESSAGE_ITEMS = 5_000;
+/** About the most characters of tags and keys one published message carries (a tag may be up to 64 KiB). */
+const MESSAGE_CHARS = 512 * 1024;
+
+/**
+ * `message` as the messages publish() sends, in order: itself when it is
+ * small enough, else its tags, then its keys, in parts of at most
+ * MESSAGE_ITEMS and about MESSAGE_CHARS (the epoch rides in the first).
+ */
+export function splitMessage(message: BusMessage): BusMessage[] {
+  const tags = message.tags ?? [];
+  const keys = message.keys ?? [];
+  if (tags.length + keys.length <= 1 || (tags.length + keys.length <= MESSAGE_ITEMS && charsOf(tags, keys) <= MESSAGE_CHARS)) return [message];
+  const parts: BusMessage[] = [];
+  let partTags: Array<readonly [string, number]> = [];
+  let partKeys: string[] = [];
+  let chars = 0;
+  const flush = () => {
+    const part: { tags?: typeof partTags; keys?: string[]; epoch?: number } = {};
+    if (partTags.length > 0) part.tags = partTags;
+    if (partKeys.length > 0) part.keys = partKeys;
+    if (parts.length === 0 && message.epoch !== undefined) part.epoch = message.epoch;
+    parts.push(part);
+    partTags = [];
+    partKeys = [];
+    chars = 0;
+  };
+  for (const pair of tags) {
+    if (partTags.length > 0 && (partTags.length >= MESSAGE_ITEMS || chars + pair[0].length > MESSAGE_CHARS)) flush();
+    partTags.push(pair);
+    chars += pair[0].length;
+  }
+  for (const key of keys) {
+    if (partTags.length + partKeys.length > 0 && (partTags.length + partKeys.length >= MESSAGE_ITEMS || chars + key.length > MESSAGE_CHARS)) flush();
+    partKeys.push(key);
+    chars += key.length;
+  }
+  flush();
+  return parts;
+}
+
+function charsOf(tags: ReadonlyArray<readonly [string, number]>, keys: readonly string[]): number {
+  let chars = 0;
+  for (const [tag] of tags) chars += tag.length;
+  for (const key of keys) chars += key.length;
+  return chars;
+}
+
 /** Senders whose sequence numbers are tracked; the least recently heard is dropped beyond this. */
 const MAX_SENDERS = 1_000;
 
@@ -184,15 +233,22 @@ export class InvalidationBus {
     });
   }
 
-  /** Tells every other instance. Throws if Redis cannot take the message. */
+  /**
+   * Tells every other instance. Throws if Redis cannot take the message. A
+   * large one (a bulk invalidation) goes out as several, in order, each at
+   * most MESSAGE_ITEMS tags and keys and about MESSAGE_CHARS long: one
+   * command each, none past L2's timeout or a subscriber's output buffer.
+   */
   async publish(message: BusMessage): Promise<void> {
-    const wire: WireMessage = { i: this.instanceId, s: ++this.seq };
-    if (message.tags !== undefined) wire.t = message.tags.map(([t, v]) => [t, v]);
-    if (message.epoch !== undefined) wire.e = message.epoch;
-    if (message.keys !== undefined) wire.k = [...message.keys];
-    const payload = JSON.stringify(wire);
-    await this.options.l2.run((c) => this.send(c, payload), true);
-    this.sent++;
+    for (const part of splitMessage(message)) {
+      const wire: WireMessage = { i: this.instanceId, s: ++this.seq };
+      if (part.tags !== undefined) wire.t = part.tags.map(([t, v]) => [t, v]);
+      if (part.epoch !== undefined) wire.e = part.epoch;
+      if (part.keys !== undefined) wire.k = [...part.keys];
+      const payload = JSON.stringify(wire);
+      await this.options.l2.run((c) => this.send(c, payload), true);
+      this.sent++;
+    }
   }
 
   private send(client: RedisClient, payload: string): Promise<unknown> {

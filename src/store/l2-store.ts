@@ -5,6 +5,7 @@
 // turns failures into misses. Going down and coming back are each reported
 // once per transition (onDown / onUp), not once per failed command.
 import { TierCacheError } from '../errors.js';
+import { CommandDeadlines } from './command-deadlines.js';
 import type { RedisClient } from './redis-client.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
@@ -16,7 +17,10 @@ export interface L2Options {
   readonly commandTimeout: number;
   /** After a timeout, fail fast and probe in the background this often until Redis answers. */
   readonly breakerCooldown: number;
-  /** Whether the client enforces commandTimeout itself; otherwise we race a timer. */
+  /**
+   * Whether the client bounds each caller's wait by commandTimeout itself
+   * (see openRedis); otherwise one shared timer does (CommandDeadlines).
+   */
   readonly clientBoundsCommands: boolean;
   /**
    * Run on every new connection before any other command goes through, and
@@ -50,11 +54,14 @@ export class L2Store {
   private recheck = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private readyWaiters: Array<(ok: boolean) => void> = [];
+  /** Bounds commands when the client does not (undefined when it does). */
+  private readonly deadlines: CommandDeadlines | undefined;
 
   constructor(
     readonly client: RedisClient,
     private readonly options: L2Options,
   ) {
+    this.deadlines = options.clientBoundsCommands ? undefined : new CommandDeadlines(options.commandTimeout);
     client.on('ready', this.onReady);
     client.on('error', this.onError);
     client.on('close', this.onClose);
@@ -140,9 +147,10 @@ export class L2Store {
     }
   }
 
-  /** The command, bounded by commandTimeout. */
+  /** The command, bounded by commandTimeout from now. */
   private bounded<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
-    return this.options.clientBoundsCommands ? command(this.client) : withTimeout(command(this.client), this.options.commandTimeout);
+    const deadlines = this.deadlines;
+    return deadlines === undefined ? command(this.client) : deadlines.bound(command, this.client);
   }
 
   /** Sorts a failure: a timeout opens the breaker, a lost connection takes L2 down, anything else is reported as is. */

@@ -11,7 +11,11 @@ export interface OpenedRedis {
   readonly client: RedisClient;
   /** Whether tiercache opened it (and so closes it in close()). */
   readonly owned: boolean;
-  /** Whether the client bounds commands itself (commandTimeout set). */
+  /**
+   * Whether the client bounds each caller's wait itself: a commandTimeout, and
+   * no auto-pipelining (whose batches start their commands' timers only when
+   * written, which may be a whole timeout after the call).
+   */
   readonly boundsCommands: boolean;
 }
 
@@ -34,7 +38,8 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     // A Cluster retries a command through redirections and failovers (up to maxRedirections times
     // retryDelayOnFailover, past any node's commandTimeout): tiercache bounds it itself.
     if (isCluster(target)) return { client: target, owned: false, boundsCommands: false };
-    return { client: target, owned: false, boundsCommands: typeof (target as Redis).options?.commandTimeout === 'number' };
+    const options = (target as Redis).options;
+    return { client: target, owned: false, boundsCommands: typeof options?.commandTimeout === 'number' && options.enableAutoPipelining !== true };
   }
   const client = new Redis(target, {
     commandTimeout,
@@ -49,6 +54,7 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     // on a busy instance a round trip is then shared by many requests.
     enableAutoPipelining: true,
   });
-  // Stryker disable next-line BooleanLiteral: false only adds a second, equal bound (a timer per command) around the client's own
-  return { client, owned: true, boundsCommands: true };
+  // Auto-pipelined: tiercache bounds the wait itself (one timer for all commands). The client's commandTimeout
+  // still ends what it sent and its own commands (the ready check), so its later batches get written.
+  return { client, owned: true, boundsCommands: false };
 }

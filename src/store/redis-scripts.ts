@@ -11,11 +11,35 @@
 // namespace epoch, which never expires.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { TierCacheError } from '../errors.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import type { ServerEpoch } from './tag-versions.js';
 
 /** How long a counter made by a lookup lives unless a store renews it. */
 export const PROVISIONAL_COUNTER_TTL_MS = 60_000;
+
+/**
+ * Most counters one version script reads or bumps. Longer lists (a
+ * deleteMany of 50,000 keys) go out as several scripts, one after another,
+ * each bounded by the command timeout on its own: one script over every key
+ * would block Redis past that timeout (a healthy Redis reported down).
+ */
+export const COUNTERS_PER_SCRIPT = 1_000;
+
+/**
+ * On a Cluster, where a slice sends one script (or command) per slot it
+ * holds, all at once: the most slots one slice holds, so each stays well
+ * within the command timeout (a slice of 1,000 keys spread over 1,000 slots
+ * would be 1,000 scripts).
+ */
+export const SLOTS_PER_SLICE = 100;
+
+/**
+ * Most keys one script call takes: COUNTERS_PER_SCRIPT counters, or a fill's
+ * (fill-protocol.ts MAX_ENTRY_TAGS, the epoch, the entries, their lock, a
+ * slot guard). A call past it is refused before anything is sent.
+ */
+export const MAX_SCRIPT_KEYS = 4_200;
 
 /**
  * Lua: a counter's value, or nil when it is missing or holds anything but a
@@ -234,9 +258,10 @@ redis.call('SET', KEYS[2], run)
 if last then return {s, 1} end
 return {s, 2}`;
 
+/** Keys and arguments go in one array, which ioredis flattens: never spread into a call (see LuaScript.raw). */
 interface BufferEval {
-  evalshaBuffer(sha: string, numkeys: number, ...args: Array<string | Buffer>): Promise<unknown>;
-  evalBuffer(script: string, numkeys: number, ...args: Array<string | Buffer>): Promise<unknown>;
+  evalshaBuffer(sha: string, numkeys: number, keysAndArgs: ReadonlyArray<string | Buffer>): Promise<unknown>;
+  evalBuffer(script: string, numkeys: number, keysAndArgs: ReadonlyArray<string | Buffer>): Promise<unknown>;
 }
 
 /** Every script tiercache runs, for loadScripts(). */
@@ -253,17 +278,22 @@ export class LuaScript {
    * Runs the script and returns its raw reply (bulk strings as Buffers). A
    * server that does not know the script (restarted, SCRIPT FLUSH, another
    * Cluster node) gets it once with EVAL, which also caches it there for the
-   * next EVALSHA.
+   * next EVALSHA. More than MAX_SCRIPT_KEYS keys are refused, unsent.
    */
   async raw(client: RedisClient, keys: readonly string[], args: ReadonlyArray<string | Buffer>): Promise<unknown> {
+    if (keys.length > MAX_SCRIPT_KEYS) throw new TierCacheError(`tiercache: a Redis script takes at most ${MAX_SCRIPT_KEYS} keys; this one had ${keys.length} (nothing was sent)`);
+    // One array, never `...keys` spread into the call: ioredis's auto-pipelining spreads a command's
+    // arguments again, and a list long enough to overflow the stack there leaves its pipeline one
+    // reply short, which then throws (`results[i] is not iterable`) where nobody can catch it.
+    const keysAndArgs: Array<string | Buffer> = [...keys, ...args];
     // The Buffer-replying variants exist at run time but are missing from ioredis's typings;
     // call('EVALSHA', ...) would do, but is mangled by ioredis's auto-pipelining.
     const c = client as unknown as BufferEval;
     try {
-      return await c.evalshaBuffer(this.sha, keys.length, ...keys, ...args);
+      return await c.evalshaBuffer(this.sha, keys.length, keysAndArgs);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      return c.evalBuffer(this.source, keys.length, ...keys, ...args);
+      return c.evalBuffer(this.source, keys.length, keysAndArgs);
     }
   }
 

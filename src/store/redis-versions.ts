@@ -7,11 +7,14 @@
 // a failover of that process is noticed and moves the epoch. On a Cluster,
 // the other slots are guarded one by one (SLOT_GUARD in redis-scripts.ts),
 // and commands go out once per slot, concurrently; on standalone Redis one
-// script does it all.
+// script does it all. Either way at most COUNTERS_PER_SCRIPT counters at a
+// time: a longer list is sent in slices, one after another, each its own
+// command under L2's timeout, so a bulk invalidation never blocks Redis (or
+// waits) past it.
 import type { L2Store } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { groupBySlot, slotGuardKey } from './hash-slot.js';
-import { bumpCounters, bumpSlotCounters, counterValue, epochForServer, PROVISIONAL_COUNTER_TTL_MS, readCounters, readSlotCounters } from './redis-scripts.js';
+import { batchPositions, groupBySlot, slotGuardKey } from './hash-slot.js';
+import { bumpCounters, bumpSlotCounters, counterValue, COUNTERS_PER_SCRIPT, epochForServer, PROVISIONAL_COUNTER_TTL_MS, readCounters, readSlotCounters, SLOTS_PER_SLICE } from './redis-scripts.js';
 import type { ServerEpoch, VersionSource } from './tag-versions.js';
 
 /** How long a tag counter lives in Redis after an entry that recorded it was last stored, or it was bumped. */
@@ -34,7 +37,9 @@ export class RedisVersionSource implements VersionSource {
   async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
     const keys = [this.epochKey];
     for (const tag of tags) keys.push(this.counterKey(tag));
-    const values = await this.l2.run((c) => (isCluster(c) ? readBySlot(c, keys, true, false).then((r) => r.values) : readCounters.run(c, keys, PROVISIONAL_COUNTER_TTL_MS, true)));
+    const values = await inSlices(this.l2.client, keys, undefined, (slice, epochFirst) =>
+      this.l2.run((c) => (isCluster(c) ? readBySlot(c, slice, epochFirst, false).then((r) => r.values) : readCounters.run(c, slice, PROVISIONAL_COUNTER_TTL_MS, epochFirst))),
+    );
     return { epoch: values[0]!, versions: values.slice(1) };
   }
 
@@ -49,7 +54,9 @@ export class RedisVersionSource implements VersionSource {
 
   bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]> {
     const keys = tags.map((tag) => this.counterKey(tag));
-    return this.l2.run((c) => (isCluster(c) ? bumpBySlot(c, keys, false, floors) : bumpCounters.run(c, keys, TAG_COUNTER_TTL_MS, false, floors)), true);
+    return inSlices(this.l2.client, keys, floors, (slice, _, sliceFloors) =>
+      this.l2.run((c) => (isCluster(c) ? bumpBySlot(c, slice, false, sliceFloors) : bumpCounters.run(c, slice, TAG_COUNTER_TTL_MS, false, sliceFloors)), true),
+    );
   }
 
   async bumpEpoch(floor?: number): Promise<number> {
@@ -67,6 +74,37 @@ export class RedisVersionSource implements VersionSource {
     if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKey, floor);
     return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKey, floor));
   }
+}
+
+/**
+ * Runs `op` over `keys` in slices of at most COUNTERS_PER_SCRIPT keys (and,
+ * on a Cluster, SLOTS_PER_SLICE slots), one after another, each its own L2
+ * command under its own timeout, and joins the results in the order of
+ * `keys`. `epochFirst` is true for the slice that starts with keys[0] (which
+ * may be the epoch); `floors` are sliced along. Fails at the first failing
+ * slice: what the earlier ones did stays (a bump done twice only
+ * over-invalidates; a read creates nothing that does not expire).
+ */
+async function inSlices(
+  client: RedisClient,
+  keys: readonly string[],
+  floors: readonly number[] | undefined,
+  op: (slice: readonly string[], epochFirst: boolean, floors: readonly number[] | undefined) => Promise<number[]>,
+): Promise<number[]> {
+  // On a Cluster a slice sends one script per slot it holds: the keys of a slot go together, and so many slots at most.
+  const maxSlots = isCluster(client) ? SLOTS_PER_SLICE : undefined;
+  if (keys.length <= (maxSlots ?? COUNTERS_PER_SCRIPT)) return op(keys, true, floors);
+  // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is assigned
+  const values: number[] = new Array(keys.length);
+  for (const at of batchPositions(keys, COUNTERS_PER_SCRIPT, maxSlots)) {
+    const got = await op(
+      at.map((i) => keys[i]!),
+      at[0] === 0,
+      floors === undefined ? undefined : at.map((i) => floors[i]!),
+    );
+    at.forEach((i, n) => (values[i] = got[n]!));
+  }
+  return values;
 }
 
 /** Tags an entry carries for its own key (keys/tags.ts keyTag). */

@@ -6,8 +6,11 @@ import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreResult } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
+import { batchPositions, groupBySlot } from './hash-slot.js';
 import type { L2Store } from './l2-store.js';
 import { PackedEntry } from './packed-entry.js';
+import { isCluster } from './redis-client.js';
+import { SLOTS_PER_SLICE } from './redis-scripts.js';
 import { Validity, type TagVersions } from './tag-versions.js';
 
 export type Tier = 'L1' | 'L2';
@@ -50,6 +53,24 @@ export interface FillWrite {
   readonly l1Entry: StoredEntry;
 }
 
+/**
+ * The tags of the counters a fill's lookup created: `keys` are the counters
+ * it read (`tags`' counters, after the epoch's when `epoch`). A search per
+ * counter for the few a fill usually makes; a map for many (an entry with
+ * thousands of tags would otherwise cost millions of comparisons).
+ */
+function tagsOfCreated(created: readonly CreatedCounter[], keys: readonly string[], tags: readonly string[], epoch: boolean): string[] {
+  const skip = epoch ? 1 : 0;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: both ways find the same positions
+  if (created.length <= 16) return created.map((c) => tags[keys.indexOf(c.key) - skip]!);
+  const at = new Map<string, number>();
+  keys.forEach((key, i) => at.set(key, i));
+  return created.map((c) => tags[at.get(c.key)! - skip]!);
+}
+
+/** Most keys one UNLINK of dropManyFromL2 carries. */
+const KEYS_PER_UNLINK = 1_000;
+
 /** Counters of per-entry `key:` tags live as long as their entry; shared ones at least this long. */
 const KEY_TAG_PREFIX = 'key:';
 
@@ -60,6 +81,11 @@ export interface TieredStoreOptions {
   readonly now: () => number;
   /** How long shared tag counters live after an entry that recorded them is stored (ms). */
   readonly counterTtl?: number;
+}
+
+/** Redis's reply to a command on a key of another type. */
+function isWrongType(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
 
 export class TieredStore {
@@ -140,8 +166,14 @@ export class TieredStore {
     let raw: Buffer | null;
     try {
       raw = await l2.get(key);
-    } catch {
-      return undefined; // counted by L2Store
+    } catch (err) {
+      // Counted (and reported) by L2Store. A key of another type (a list, say) is foreign data: a miss, and deleted,
+      // so it is reported once, not on every read.
+      if (isWrongType(err)) {
+        this.l2Misses++;
+        this.dropFromL2(key);
+      }
+      return undefined;
     }
     if (raw === null) {
       this.l2Misses++;
@@ -186,7 +218,7 @@ export class TieredStore {
     const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
     const ticket: FillTicket =
       reply.locked === true || reply.created.length > 0
-        ? { lock: reply.locked === true ? { key: lock!.key, token: lock!.token } : undefined, created: reply.created, createdTags: reply.created.map((c) => needs.tags[keys.indexOf(c.key) - (needs.epoch ? 1 : 0)]!) }
+        ? { lock: reply.locked === true ? { key: lock!.key, token: lock!.token } : undefined, created: reply.created, createdTags: tagsOfCreated(reply.created, keys, needs.tags, needs.epoch) }
         : NO_TICKET;
     const lockState = reply.locked === true ? 'ours' : reply.locked === false ? 'theirs' : 'none';
     let hit: TieredHit | undefined;
@@ -212,26 +244,37 @@ export class TieredStore {
 
   /**
    * The second round trip of a fill that stored nothing: releases its lock and
-   * deletes the counters its lookup created. Never waits, never throws.
+   * deletes the counters its lookup created (unless `keepCounters`). Never
+   * waits, never throws.
    */
-  abandonFill(ticket: FillTicket): void {
+  abandonFill(ticket: FillTicket, keepCounters = false): void {
+    if (ticket === NO_TICKET) return;
+    if (keepCounters) {
+      // Another write of the key (a set()) may have recorded those counters since: they stay, and expire unless renewed.
+      if (ticket.lock !== undefined) this.fills?.abandon({ lock: ticket.lock, created: [] });
+      return;
+    }
     // What the lookup created was never learned here (stampFrom): nothing to forget.
-    if (ticket !== NO_TICKET) this.fills?.abandon(ticket);
+    this.fills?.abandon(ticket);
   }
 
   /**
    * Stores in L1 (at once) and L2 (awaited). `l1Entry` lets the caller keep a
    * decoded form in L1 while L2 gets the bytes. Never throws for Redis.
+   * Resolves whether it stored: false when the entry was over on arrival, or
+   * when Redis refused it because a counter its stamp recorded moved (an
+   * invalidation this instance had not heard of yet: the versions are
+   * forgotten here, so a stamp taken again reads them from Redis).
    */
-  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<void> {
+  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<boolean> {
     // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (entry.staleUntil - this.now() <= 0) {
       this.l1?.delete(key);
       await this.l2?.del(key).catch(() => undefined);
-      return;
+      return false;
     }
-    await this.storeFill([{ key, entry, l1Entry }], NO_TICKET);
+    return this.storeFill([{ key, entry, l1Entry }], NO_TICKET);
   }
 
   /**
@@ -323,5 +366,24 @@ export class TieredStore {
 
   private dropFromL2(key: string): void {
     this.l2?.del(key).catch(() => undefined);
+  }
+
+  /**
+   * Deletes `keys` from L2 (after a deleteMany, whose bump already made them
+   * invalid everywhere: this only frees Redis's memory sooner). At most
+   * KEYS_PER_UNLINK keys per command, slice after slice, each under L2's
+   * timeout (on a Cluster, one command per slot of the slice, at most
+   * SLOTS_PER_SLICE): tens of thousands of keys sent at once would outlast
+   * it. Never throws.
+   */
+  async dropManyFromL2(keys: readonly string[]): Promise<void> {
+    const l2 = this.l2;
+    if (l2 === undefined) return;
+    for (const at of batchPositions(keys, KEYS_PER_UNLINK, isCluster(l2.client) ? SLOTS_PER_SLICE : undefined)) {
+      const slice = at.map((i) => keys[i]!);
+      await l2
+        .run<unknown>((c) => (isCluster(c) ? Promise.all(groupBySlot(slice).map((group) => c.unlink(group.at.map((i) => slice[i]!)))) : c.unlink(slice)))
+        .catch(() => undefined);
+    }
   }
 }

@@ -119,6 +119,29 @@ describe('data API: serializer', () => {
     }
   });
 
+  it("getOrSet with a deserialize() that throws on what serialize() wrote returns the loader's value to every caller, stores nothing and reports it", async () => {
+    const unreadable: Serializer = {
+      name: 'write-only',
+      serialize: (v) => JSON.stringify(v),
+      deserialize: () => {
+        throw new Error('cannot read');
+      },
+    };
+    const a = await ctx.open({ serializer: unreadable });
+    const errors: string[] = [];
+    a.on('error', (e) => errors.push(`${e.where}: ${e.err.message}`));
+    let loads = 0;
+    const load = async () => (loads++, await new Promise((r) => setTimeout(r, 20)), { id: 7 });
+    const [first, joined] = await Promise.all([a.getOrSet('k', load), a.getOrSet('k', load)]);
+    assert.deepStrictEqual(first, { id: 7 });
+    assert.deepStrictEqual(joined, { id: 7 });
+    assert.equal(loads, 1, 'the second caller did not share the run');
+    assert.equal(await ctx.admin.exists(a.dataKey('k')), 0, 'an entry nobody can read was stored');
+    assert.equal(errors.length, 1, errors.join('; '));
+    assert.match(errors[0]!, /^store: .*'write-only' serializer's deserialize\(\) could not read what its serialize\(\) wrote for 'k'/);
+    assert.deepStrictEqual(await a.getOrSet('k', () => ({ id: 8 })), { id: 8 }, 'the next call loads again');
+  });
+
   it('stores exactly the bytes a Uint8Array returned by serialize() views, also part of a larger buffer', async () => {
     const slab = Buffer.from('xx{"in":"side"}yy');
     const serializer: Serializer = { name: 'view', serialize: () => slab.subarray(2, slab.length - 2), deserialize: (bytes) => JSON.parse(bytes.toString('utf8')) };

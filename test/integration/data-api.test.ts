@@ -15,6 +15,7 @@ import { createCache, TierCache, TierCacheClosedError, TierCacheConfigError, Tie
 import { expressCache } from '../../src/express.js';
 import { ENTRY_FORMAT, encodeEntry } from '../../src/store/entry-codec.js';
 import { EntryKind } from '../../src/store/entry.js';
+import { MAX_ENTRY_TAGS } from '../../src/store/fill-protocol.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
 import { useCleanup, useRedisCaches } from '../support/cache-context.js';
 import { freePort } from '../support/redis-server.js';
@@ -72,6 +73,18 @@ function longKey(label: string, i: number): string {
 
 /** One redis-server per describe, FLUSHALL before each test, a fresh namespace per test, caches closed after it. */
 const useRedis = () => useRedisCaches({ prefix: 't', flush: true });
+
+/** Every 'error' the caches emit and every time their L2 goes down, as `name: message` lines. */
+function reportedProblems(caches: Record<string, TierCache>): string[] {
+  const problems: string[] = [];
+  for (const [name, cache] of Object.entries(caches)) {
+    cache.on('error', (e) => problems.push(`${name} error (${e.where}): ${e.err.message}`));
+    cache.on('l2', (e) => {
+      if (e.state === 'down') problems.push(`${name}: L2 reported down (${e.err?.message})`);
+    });
+  }
+  return problems;
+}
 
 /** The current namespace epoch in Redis (created by the cache's ready()). */
 async function epochOf(admin: Redis, ns: string): Promise<number> {
@@ -197,6 +210,42 @@ describe('data API: values through L2', () => {
     assert.ok(await eventually(async () => isDeepStrictEqual(await b.get('user:42'), { name: 'newer' })), 'delete() then set() did not reach B');
   });
 
+  it("set() right after another instance's delete() or invalidateTags() stores its value: both instances read it, Redis holds it, one 'store' event each", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const stores: string[] = [];
+    a.on('store', (e) => stores.push(e.key));
+    for (let i = 0; i < 10; i++) {
+      // B's bump is in Redis when its call resolves; its bus message may not have reached A yet.
+      await a.set(`d${i}`, 'v1');
+      await b.delete(`d${i}`);
+      await a.set(`d${i}`, 'v2');
+      await a.set(`t${i}`, 'v1', { tags: [`group:${i}`] });
+      await b.invalidateTags([`group:${i}`]);
+      await a.set(`t${i}`, 'v2', { tags: [`group:${i}`] });
+      for (const key of [`d${i}`, `t${i}`]) {
+        assert.equal(await a.get(key), 'v2', `A lost ${key}`);
+        assert.equal(await b.get(key), 'v2', `B misses ${key}`);
+        assert.equal(await ctx.admin.exists(a.dataKey(key)), 1, `${key} is not in Redis`);
+      }
+    }
+    assert.equal(stores.length, 40);
+  });
+
+  it("set() whose stamp a version bump in Redis overtook, before this instance heard of it, is stamped again and stored; a 'store' event only for a store that happened", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const stores: Array<readonly string[]> = [];
+    a.on('store', (e) => stores.push(e.tiers));
+    await a.set('k', 'v1');
+    // Another instance's delete() as this one sees it before the bus message: the key's counter moved, nothing published.
+    await ctx.admin.incr(a.store.versions.counterKeyOf(`key:${a.dataKey('k')}`));
+    await a.set('k', 'v2');
+    assert.equal(await a.get('k'), 'v2');
+    assert.equal(await b.get('k'), 'v2');
+    assert.deepStrictEqual(stores, [['L1', 'L2'], ['L1', 'L2']]);
+  });
+
   it('warms L1 after an L2 hit: the second get on B is an L1 hit', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
@@ -277,6 +326,52 @@ describe('data API: values through L2', () => {
     await assert.rejects(a.set('fn', () => 1), TypeError);
     await assert.rejects(a.set('undef', undefined), TypeError);
     assert.equal(await ctx.admin.exists(a.dataKey('cyclic'), a.dataKey('fn'), a.dataKey('undef')), 0);
+  });
+
+  it('rejects a Map, a Set, a RegExp, an Error or a Promise anywhere in a JSON value (JSON writes them as {}) with a TypeError naming it and where it is, and stores nothing', async () => {
+    const a = await ctx.open();
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['map', new Map([['a', 1]]), /a Map at value:/],
+      ['set', { user: { roles: new Set(['admin']) } }, /a Set at value\.user\.roles:/],
+      ['nested', { rows: [{}, { seen: new Map() }] }, /a Map at value\.rows\[1\]\.seen:/],
+      ['regexp', { 'odd key': /x/ }, /a RegExp at value\["odd key"\]:/],
+      ['error', [new Error('boom')], /an Error at value\[0\]:/],
+      ['promise', { user: Promise.resolve(1) }, /a Promise .* at value\.user:/],
+    ];
+    for (const [key, value, said] of cases) {
+      await assert.rejects(a.set(key, value), (err: unknown) => err instanceof TypeError && said.test(err.message) && err.message.includes("'v8' serializer"), `set(${key})`);
+      let loads = 0;
+      await assert.rejects(a.getOrSet(`g-${key}`, () => (loads++, value)), (err: unknown) => err instanceof TypeError && said.test(err.message), `getOrSet(${key})`);
+      assert.equal(loads, 1);
+      assert.equal(await ctx.admin.exists(a.dataKey(key), a.dataKey(`g-${key}`)), 0, `${key} was stored`);
+    }
+    // What JSON writes by its own rules is stored as JSON writes it (README): a Date as its ISO string, NaN and ±Infinity as null.
+    await a.set('numbers', { nan: NaN, inf: Infinity, neg: -Infinity, at: new Date(0), empty: {}, own: { toJSON: () => 'mine' } });
+    assert.deepStrictEqual(await (await ctx.open()).get('numbers'), { nan: null, inf: null, neg: null, at: '1970-01-01T00:00:00.000Z', empty: {}, own: 'mine' });
+    assert.equal(await a.getOrSet('nan', () => NaN), null, 'getOrSet returns what a hit returns');
+  });
+
+  it('rejects a key that is not a non-empty string in get() as set(), getOrSet(), has(), pull() and delete() do, with the same TypeError, never a synchronous throw', async () => {
+    const a = await ctx.open();
+    for (const cache of [a, a.namespace('view')]) {
+      for (const key of ['', 42, undefined] as never[]) {
+        const calls: Record<string, () => Promise<unknown>> = {
+          get: () => cache.get(key),
+          has: () => cache.has(key),
+          pull: () => cache.pull(key),
+          set: () => cache.set(key, 1),
+          getOrSet: () => cache.getOrSet(key, () => 1),
+          delete: () => cache.delete(key),
+        };
+        for (const [name, call] of Object.entries(calls)) {
+          let pending: Promise<unknown> | undefined;
+          assert.doesNotThrow(() => {
+            pending = call();
+          }, `${name}(${String(key)}) threw at once instead of rejecting`);
+          await assert.rejects(pending!, (err: unknown) => err instanceof TypeError && err.message.startsWith('tiercache: a cache key must be a non-empty string'), `${name}(${String(key)})`);
+        }
+      }
+    }
   });
 });
 
@@ -543,6 +638,43 @@ describe('data API: getOrSet', () => {
       assert.ok(ms < 100, `getOrSet took ${Math.round(ms)} ms with the value in L1`);
     } finally {
       stuck.release();
+    }
+  });
+
+  it("a set() on the same instance while a loader of its key runs wins: the loader's callers get its value, which is stored nowhere; every read after the set() gets the set() value", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    let row = 'old';
+    const filling = a.getOrSet('k', async () => {
+      const seen = row; // read before the write, as a slow query would
+      await sleep(100);
+      return seen;
+    });
+    await sleep(30);
+    row = 'new';
+    await a.set('k', 'new');
+    const after = a.getOrSet('k', () => 'not run');
+    assert.equal(await filling, 'old');
+    assert.equal(await after, 'new');
+    await sleep(20);
+    assert.equal(await a.get('k'), 'new');
+    assert.equal(await b.get('k'), 'new', 'Redis holds the loader\'s older value');
+  });
+
+  it('a loader that stores nothing (undefined, ctx.skip()) after a set() of its key on the same instance leaves the set() value valid in Redis: the counters the set() recorded stay', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open({ l1: false });
+    for (const [key, load] of [
+      ['undefined', async () => (await sleep(80), undefined)],
+      ['skip', async (c: { skip(): void }) => (await sleep(80), c.skip(), 'skipped')],
+    ] as const) {
+      const filling = a.getOrSet<unknown>(key, load);
+      await sleep(30);
+      await a.set(key, 'set');
+      await filling;
+      await sleep(30);
+      assert.equal(await b.get(key), 'set', `${key}: the set() value is no longer valid in Redis`);
+      assert.equal(await ctx.admin.exists(a.store.versions.counterKeyOf(`key:${a.dataKey(key)}`)), 1, `${key}: its counter was deleted`);
     }
   });
 
@@ -846,6 +978,51 @@ describe('data API: corrupt and foreign L2 data', () => {
     assert.match(String(await ctx.admin.get(`{${ctx.ns}}:epoch`)), /^[1-9]\d{15}$/);
   });
 
+  // A key of another type answers GET with a WRONGTYPE error: it was a miss that
+  // stayed in Redis, reported again on every read.
+  const otherTypes: Record<string, (admin: Redis, key: string) => Promise<unknown>> = {
+    list: (admin, key) => admin.rpush(key, 'a', 'b'),
+    hash: (admin, key) => admin.hset(key, 'f', 'v'),
+    zset: (admin, key) => admin.zadd(key, 1, 'm'),
+    stream: (admin, key) => admin.xadd(key, '*', 'f', 'v'),
+  };
+  for (const [type, plant] of Object.entries(otherTypes)) {
+    it(`reads a ${type} under an entry key as a miss, deletes it and reports it once, not on every read`, async () => {
+      const a = await ctx.open({ l1: false });
+      const errors: string[] = [];
+      a.on('error', ({ err }) => errors.push(err.message));
+      const key = a.dataKey('typed');
+      await plant(ctx.admin, key);
+      const s0 = a.stats();
+      assert.equal(await a.get('typed'), undefined);
+      assert.ok(await eventually(async () => (await ctx.admin.exists(key)) === 0, 1000), `the ${type} is still in Redis after 1 s`);
+      assert.equal(a.stats().l2.misses - s0.l2.misses, 1, 'counted as an L2 miss');
+      assert.equal(await a.get('typed'), undefined);
+      assert.equal(errors.length, 1, `error events: ${errors.join('; ')}`);
+      assert.match(errors[0]!, /WRONGTYPE/);
+      assert.equal(a.health().l2, 'ok', 'a key of another type took L2 down');
+    });
+  }
+
+  it('getOrSet over a list under the entry key deletes it, holds the fill lock while the loader runs, and reports nothing, also when the loader stores nothing', async () => {
+    const a = await ctx.open({ l1: false });
+    const errors: string[] = [];
+    a.on('error', ({ err }) => errors.push(err.message));
+    const key = a.dataKey('k');
+    await ctx.admin.rpush(key, 'a', 'b');
+    let lockHeld: number | undefined;
+    const loader = async () => {
+      lockHeld = await ctx.admin.exists(`{${key}}:lock`);
+      throw new Error('the loader failed');
+    };
+    await assert.rejects(a.getOrSet('k', loader), /the loader failed/);
+    assert.equal(await ctx.admin.exists(key), 0, 'the list is still in Redis');
+    assert.equal(lockHeld, 1, 'the fill lock was not held while the loader ran');
+    assert.deepStrictEqual(errors, []);
+    assert.equal(await a.getOrSet('k', () => 'loaded'), 'loaded');
+    assert.equal(await (await ctx.open()).get('k'), 'loaded');
+  });
+
   it('reads foreign data (a valid-looking entry with another format byte) as a miss and deletes the key', async () => {
     const a = await ctx.open();
     const now = Date.now();
@@ -902,7 +1079,7 @@ describe('data API: TTL', () => {
     assert.equal(await c.get('short'), undefined);
   });
 
-  it('refuses a ttl of 0 ms (0, 0.4, "0s", "0ms") in set(), getOrSet() and source() with TierCacheConfigError naming ttl: nothing is changed anywhere', async () => {
+  it('refuses a ttl of 0 ms (0, 0.4, "0s", "0ms") in set(), getOrSet() and source() with TierCacheConfigError naming ttl and saying it takes at least 1 ms: nothing is changed anywhere', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
     await a.set('price', 100);
@@ -910,6 +1087,8 @@ describe('data API: TTL', () => {
     for (const ttl of [0, 0.4, '0s', '0ms'] as const) {
       const named = (option: string) => (err: unknown) => err instanceof TierCacheConfigError && err.option === option;
       await assert.rejects(a.set('price', 200, { ttl }), named('ttl'), `set() with ttl ${String(ttl)}`);
+      // 0.4 is more than 0: the message says what is taken.
+      await assert.rejects(a.set('price', 200, { ttl }), /ttl must be at least 1 ms \(durations are rounded to whole milliseconds, so anything under 0\.5 ms is 0/);
       let runs = 0;
       await assert.rejects(a.getOrSet('fresh', () => (runs++, 1), { ttl }), named('ttl'), `getOrSet() with ttl ${String(ttl)}`);
       assert.equal(runs, 0, 'the loader ran');
@@ -1068,6 +1247,24 @@ describe('data API: deleteMany', () => {
     assert.equal(await a.get('k'), undefined);
     assert.equal(await ctx.admin.exists(a.dataKey('k')), 0);
   });
+
+  it('deletes 50,000 keys at once on a healthy Redis: delivered, dropped on the other instance at once, Redis never reported down', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const problems = reportedProblems({ A: a, B: b });
+    const keys = Array.from({ length: 50_000 }, (_, i) => `bulk:${i}`);
+    const cached = ['bulk:0', 'bulk:24999', 'bulk:49999'];
+    for (const k of cached) await a.set(k, k);
+    for (const k of cached) assert.equal(await b.get(k), k, 'B has it in L1');
+    assert.deepStrictEqual(await a.deleteMany(keys), { delivered: true });
+    for (const k of cached) assert.equal(await a.get(k), undefined, `A still returns ${k}`);
+    // Delivered means published: B drops them as the messages arrive, not after a replay or an L1 lifetime.
+    const gone = async () => (await Promise.all(cached.map((k) => b.get(k)))).every((v) => v === undefined);
+    assert.ok(await eventually(gone, 200), 'B still returns a deleted key 200 ms after deleteMany resolved');
+    assert.equal(await ctx.admin.exists(...cached.map((k) => a.dataKey(k))), 0, 'still in Redis');
+    assert.deepStrictEqual(problems, []);
+    assert.equal(a.health().l2, 'ok');
+  });
 });
 
 describe('data API: invalidation and clear', () => {
@@ -1112,6 +1309,43 @@ describe('data API: invalidation and clear', () => {
     // A new value under the tag works on both.
     await b.set('x', 'new', { tags: ['t'] });
     assert.equal(await a.get('x'), 'new');
+  });
+
+  it('invalidateTags of 45,000 tags at once on a healthy Redis: delivered, dropped on the other instance at once, Redis never reported down', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const problems = reportedProblems({ A: a, B: b });
+    await a.set('first', '1', { tags: ['bulk:0'] });
+    await a.set('last', '2', { tags: ['bulk:44999'] });
+    await a.set('kept', '3', { tags: ['bulk:45000'] });
+    for (const k of ['first', 'last', 'kept']) assert.ok((await b.get(k)) !== undefined, 'B has it in L1');
+    const tags = Array.from({ length: 45_000 }, (_, i) => `bulk:${i}`);
+    assert.deepStrictEqual(await a.invalidateTags(tags), { delivered: true });
+    assert.equal(await a.get('first'), undefined);
+    assert.equal(await a.get('last'), undefined);
+    const gone = async () => (await b.get('first')) === undefined && (await b.get('last')) === undefined;
+    assert.ok(await eventually(gone, 200), 'B still returns an invalidated entry 200 ms after invalidateTags resolved');
+    assert.equal(await b.get('kept'), '3');
+    assert.deepStrictEqual(problems, []);
+  });
+
+  it('a set() with more tags than an entry in Redis records keeps the value in L1 and reports it; one with 1,000 tags reaches every instance', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const problems = reportedProblems({ A: a, B: b });
+    const tags = (n: number) => Array.from({ length: n }, (_, i) => `t${i}`);
+    await a.set('many', 'M', { tags: tags(1_000) });
+    assert.equal(await b.get('many'), 'M', 'an entry with 1,000 tags is in Redis');
+    await a.invalidateTags(['t999']);
+    assert.ok(await eventually(async () => (await b.get('many')) === undefined, 200), 'the invalidation of its last tag did not reach B');
+    assert.deepStrictEqual(problems, []);
+
+    await a.set('too-many', 'X', { tags: tags(65_535) });
+    assert.equal(await a.get('too-many'), 'X', 'A keeps it in L1');
+    assert.equal(await b.get('too-many'), undefined, 'not in Redis');
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0]!, new RegExp(`A error \\(l2\\): .*at most ${MAX_ENTRY_TAGS} tags; this one records 65536`));
+    assert.equal(a.health().l2, 'ok');
   });
 
   it('an entry whose fill began before an invalidation of its tag is never served', async () => {
@@ -1589,6 +1823,33 @@ describe('data API: a frozen Redis', () => {
       }
     } finally {
       client.disconnect();
+    }
+  });
+
+  it("bounds a call made while an earlier one waits on the frozen Redis by l2.commandTimeout from its own start (getOrSet, an HTTP miss), not by the rest of the earlier one's timeout plus its own", async function () {
+    this.timeout(10_000);
+    const timeout = 400;
+    const a = await ctx.open({ l2: { commandTimeout: timeout } });
+    a.on('error', () => undefined);
+    const app = express();
+    app.use(expressCache(a, { ttl: '1m' }));
+    app.get('/x', (_req, res) => void res.send('x'));
+    ctx.redis.freeze();
+    try {
+      const first = a.get('first');
+      // The first command is in flight: the client's next batch waits for its answer (or its timeout).
+      await sleep(40);
+      const [getOrSet, miss] = await Promise.all([
+        timed(() => a.getOrSet('k', () => 'loaded')),
+        timed(() => request(app).get('/x').then((r) => r.text)),
+      ]);
+      assert.equal(await first, undefined);
+      assert.equal(getOrSet.value, 'loaded');
+      assert.equal(miss.value, 'x');
+      const took = `getOrSet took ${getOrSet.ms.toFixed(1)} ms, the HTTP miss ${miss.ms.toFixed(1)} ms (commandTimeout ${timeout})`;
+      assert.ok(getOrSet.ms < 1.4 * timeout && miss.ms < 1.4 * timeout, took);
+    } finally {
+      ctx.redis.thaw();
     }
   });
 

@@ -55,6 +55,25 @@ describe('middleware: a fill over a foreign L2 entry', function () {
     await eventually(async () => (await ctx.admin.exists(`{${key}}:lock`)) === 0, 'the lock is released after the fill');
   });
 
+  it('drops a key of another type (a list) under the request key from Redis although the handler stores nothing, holds the fill lock meanwhile, and reports no error', async () => {
+    const cache = await ctx.open({ ttl: '1m' });
+    const errors: string[] = [];
+    cache.on('error', ({ err }) => errors.push(err.message));
+    const key = cache.keyFor({ method: 'GET', url: '/doc', headers: {} });
+    await ctx.admin.rpush(key, 'a', 'b');
+    let lockHeld: number | undefined;
+    const app = express();
+    app.get('/doc', expressCache(cache), async (_req, res) => {
+      lockHeld = await ctx.admin.exists(`{${key}}:lock`);
+      res.status(500).send('upstream failed');
+    });
+    const r = await request(app).get('/doc');
+    assert.equal(r.status, 500);
+    assert.equal(lockHeld, 1, 'the fill lock was not held while the handler ran');
+    await eventually(async () => (await ctx.admin.exists(key)) === 0, 'the list is still in Redis');
+    assert.deepEqual(errors, []);
+  });
+
   it('counts one L2 lookup for the request that found the foreign entry (a hit of the store, never also a miss)', async () => {
     const cache = await ctx.open({ ttl: '1m' });
     await plantForeign(cache, '/doc');

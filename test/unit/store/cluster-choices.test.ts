@@ -2,7 +2,7 @@
 // Redis computes it), a key name for any slot, and the pub/sub the bus picks
 // from a server's INFO.
 import assert from 'node:assert/strict';
-import { buildSlotTags, groupBySlot, keySlot, slotHashTag, SLOT_COUNT } from '../../../src/store/hash-slot.js';
+import { batchPositions, buildSlotTags, groupBySlot, keySlot, slotHashTag, SLOT_COUNT } from '../../../src/store/hash-slot.js';
 import { pubSubModeFor } from '../../../src/store/invalidation-bus.js';
 
 describe('Redis Cluster choices', () => {
@@ -62,6 +62,23 @@ describe('Redis Cluster choices', () => {
       groupBySlot(keys).map((g) => g.at),
       [[0, 2], [1, 4], [3]],
     );
+  });
+
+  it('slices a long key list for one command per slice: runs in order, or on a Cluster whole slots, at most so many', () => {
+    assert.deepEqual(batchPositions(['a', 'b', 'c', 'd', 'e'], 2), [[0, 1], [2, 3], [4]]);
+    assert.deepEqual(batchPositions([], 2), []);
+    const keys = ['{a}:1', '{b}:1', '{a}:2', '{c}:1', '{b}:2', '{d}:1', '{a}:3'];
+    // Slots a, b, c, d: keys of a slot together, the first batch starting with position 0.
+    assert.deepEqual(batchPositions(keys, 100, 2), [[0, 2, 6, 1, 4], [3, 5]]);
+    // A slot whose keys do not fit goes on in the next batch (and counts there).
+    assert.deepEqual(batchPositions(keys, 2, 100), [[0, 2], [6, 1], [4, 3], [5]]);
+    const many = Array.from({ length: 5_000 }, (_, i) => `k${i}`);
+    const batches = batchPositions(many, 1_000, 100);
+    assert.deepEqual(batches.flat().sort((x, y) => x - y), many.map((_, i) => i), 'every key once');
+    for (const batch of batches) {
+      assert.ok(batch.length <= 1_000);
+      assert.ok(new Set(batch.map((i) => keySlot(many[i]!))).size <= 100);
+    }
   });
 
   it('picks sharded pub/sub from Redis 7 (and Valkey), classic before', () => {

@@ -39,9 +39,12 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
   });
 
   describe("openRedis() with the caller's client", () => {
-    it('a Redis client is used as is, never owned; it bounds its commands only when it has a commandTimeout', () => {
+    it('a Redis client is used as is, never owned; it bounds its commands only when it has a commandTimeout and does not auto-pipeline', () => {
       const bounded = keep(new Redis({ lazyConnect: true, commandTimeout: 50 }));
       assert.deepEqual(openRedis(bounded, 100), { client: bounded, owned: false, boundsCommands: true });
+      // Its batches start their commands' timers when written, which may be a whole timeout after the call.
+      const pipelined = keep(new Redis({ lazyConnect: true, commandTimeout: 50, enableAutoPipelining: true }));
+      assert.deepEqual(openRedis(pipelined, 100), { client: pipelined, owned: false, boundsCommands: false });
       const unbounded = keep(new Redis({ lazyConnect: true }));
       assert.deepEqual(openRedis(unbounded, 100), { client: unbounded, owned: false, boundsCommands: false });
       // isRedisClient() takes a look-alike without ioredis's `options`: it is not trusted to bound commands.
@@ -57,12 +60,13 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
   });
 
   describe('openRedis() with a URL', () => {
-    it('opens a client it owns, which bounds its commands, and starts connecting at once', async () => {
+    it("opens a client it owns, with a commandTimeout of its own, auto-pipelined (so not trusted to bound a caller's wait), and starts connecting at once", async () => {
       const port = await freePort();
       const opened = openRedis(`redis://127.0.0.1:${port}`, 100);
       keep(opened.client);
       assert.equal(opened.owned, true);
-      assert.equal(opened.boundsCommands, true);
+      assert.equal((opened.client as Redis).options.enableAutoPipelining, true);
+      assert.equal(opened.boundsCommands, false);
       assert.notEqual(opened.client.status, 'wait', 'the client waits for a first command to connect');
       assert.equal((opened.client as Redis).options.commandTimeout, 100);
     });

@@ -4,7 +4,8 @@
 // instead of a wrong version, which a real server running these scripts never
 // sends: the client below answers EVALSHA with whatever a test gives it.
 import assert from 'node:assert/strict';
-import { counterValue, epochForServer, LuaScript } from '../../../src/store/redis-scripts.js';
+import { TierCacheError } from '../../../src/errors.js';
+import { counterValue, epochForServer, LuaScript, MAX_SCRIPT_KEYS } from '../../../src/store/redis-scripts.js';
 import type { RedisClient } from '../../../src/store/redis-client.js';
 
 /** A client whose EVALSHA replies `reply` (or fails with `fail`), and whose EVAL replies `evalReply`; counts both. */
@@ -53,6 +54,22 @@ describe('store: Lua script replies', () => {
     await assert.rejects(script.call(scriptedClient(Buffer.from('5')).client, ['k'], []), { message: 'unexpected reply from a tiercache version script' });
     await assert.rejects(script.run(scriptedClient([Buffer.from('5')]).client, ['k1', 'k2'], 1000, false), { message: 'unexpected reply from a tiercache version script' });
     assert.deepStrictEqual(await script.run(scriptedClient([Buffer.from('5'), Buffer.from('6')]).client, ['k1', 'k2'], 1000, false), [5, 6]);
+  });
+
+  it('keys and arguments reach the client as one array, never spread into the call; past MAX_SCRIPT_KEYS keys nothing is sent', async () => {
+    // ioredis's auto-pipelining spreads a command's arguments once more: a list long enough to overflow the
+    // stack there left its pipeline one reply short, which threw where nothing could catch it.
+    const script = new LuaScript('return 3');
+    const sent: unknown[][] = [];
+    const client = { evalshaBuffer: async (...args: unknown[]) => (sent.push(args), 1) } as unknown as RedisClient;
+    const keys = Array.from({ length: MAX_SCRIPT_KEYS }, (_, i) => `k${i}`);
+    assert.equal(await script.raw(client, keys, ['a', Buffer.from('b')]), 1);
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!.length, 3, 'sha, key count, one array');
+    assert.equal(sent[0]![1], MAX_SCRIPT_KEYS);
+    assert.deepStrictEqual(sent[0]![2], [...keys, 'a', Buffer.from('b')]);
+    await assert.rejects(script.raw(client, [...keys, 'one more'], []), (err: Error) => err instanceof TierCacheError && err.message.includes(`at most ${MAX_SCRIPT_KEYS} keys`));
+    assert.equal(sent.length, 1, 'nothing sent');
   });
 
   it('epochForServer needs the epoch and a known code: a reply without the code is an error', async () => {

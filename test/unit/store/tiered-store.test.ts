@@ -30,6 +30,13 @@ describe('store: TieredStore writes', () => {
     assert.equal(l1.peek('k'), undefined, 'the old value is still in L1');
   });
 
+  it('set() resolves whether it stored: true for an entry still alive, false for one over on arrival', async () => {
+    const { store, clock } = l1Only();
+    assert.equal(await store.set('k', entry(1_000, 61_000, 'stored')), true);
+    clock.now = 2_000;
+    assert.equal(await store.set('k', entry(1_500, 2_000, 'over')), false);
+  });
+
   it('a fill whose entries are over when they arrive stores nothing and leaves what L1 holds for the key, which may be newer', () => {
     const { store, l1, clock } = l1Only();
     clock.now = 5_000;

@@ -1,0 +1,68 @@
+// Bounds how long callers wait on Redis commands, with one timer for all of
+// them rather than one each. Every command gets the same timeout, so deadlines
+// come in the order commands are sent: the oldest pending command always has
+// the earliest one, and one timer set for it is enough. The client's own
+// commandTimeout is not such a bound when it auto-pipelines: its timer starts
+// only when a batch is written, and a batch waits while the one before it is
+// in flight, so on a frozen Redis a command waited up to twice the timeout.
+
+interface Waiter {
+  /** performance.now() when the caller stops waiting. */
+  readonly at: number;
+  /** Rejects the caller's promise; undefined once it has settled. */
+  reject: ((err: Error) => void) | undefined;
+  next: Waiter | undefined;
+}
+
+export class CommandDeadlines {
+  /** Oldest first; settled waiters are dropped when the timer passes them. */
+  private head: Waiter | undefined;
+  private tail: Waiter | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeout: number) {}
+
+  /** What `send(client)` resolves to, or a rejection ("Command timed out") once `timeout` ms passed, whichever is first. */
+  bound<C, T>(send: (client: C) => Promise<T>, client: C): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = { at: performance.now() + this.timeout, reject, next: undefined };
+      send(client).then(
+        (value) => {
+          waiter.reject = undefined;
+          resolve(value);
+        },
+        (err: unknown) => {
+          waiter.reject = undefined;
+          reject(err);
+        },
+      );
+      if (this.tail === undefined) this.head = waiter;
+      else this.tail.next = waiter;
+      this.tail = waiter;
+      if (this.timer === undefined) this.arm(this.timeout);
+    });
+  }
+
+  private arm(ms: number): void {
+    // Node may fire a fraction of a millisecond early by performance.now(): expire() then sets it again.
+    this.timer = setTimeout(this.expire, Math.max(1, Math.ceil(ms)));
+    this.timer.unref();
+  }
+
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    let w = this.head;
+    while (w !== undefined && (w.reject === undefined || w.at <= now)) {
+      const reject = w.reject;
+      if (reject !== undefined) {
+        w.reject = undefined;
+        reject(new Error(`Command timed out after ${this.timeout} ms`));
+      }
+      w = w.next;
+    }
+    this.head = w;
+    if (w === undefined) this.tail = undefined;
+    else this.arm(w.at - now);
+  };
+}

@@ -1,0 +1,44 @@
+// CommandDeadlines: each command's wait is bounded from its own start, with one
+// shared timer; answers before the deadline pass through, late ones are ignored.
+import assert from 'node:assert/strict';
+import { CommandDeadlines } from '../../../src/store/command-deadlines.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const never = () => new Promise<never>(() => undefined);
+
+describe('CommandDeadlines', () => {
+  it('rejects a command that never answers once the timeout passed, measured from its own start', async () => {
+    const deadlines = new CommandDeadlines(100);
+    const start = performance.now();
+    const first = deadlines.bound(never, undefined);
+    await sleep(60);
+    const secondStart = performance.now();
+    const second = deadlines.bound(never, undefined);
+    await assert.rejects(first, /timed out after 100 ms/);
+    const firstMs = performance.now() - start;
+    await assert.rejects(second, /timed out after 100 ms/);
+    const secondMs = performance.now() - secondStart;
+    assert.ok(firstMs >= 99 && firstMs < 160, `the first waited ${firstMs.toFixed(1)} ms`);
+    assert.ok(secondMs >= 99 && secondMs < 160, `the second waited ${secondMs.toFixed(1)} ms`);
+  });
+
+  it('passes answers and errors through, and ignores an answer after the deadline', async () => {
+    const deadlines = new CommandDeadlines(50);
+    assert.equal(await deadlines.bound((c: string) => Promise.resolve(`${c}!`), 'ok'), 'ok!');
+    await assert.rejects(deadlines.bound(() => Promise.reject(new Error('ERR no')), undefined), /ERR no/);
+    let late!: (v: string) => void;
+    const bounded = deadlines.bound(() => new Promise<string>((resolve) => (late = resolve)), undefined);
+    await assert.rejects(bounded, /timed out/);
+    late('too late');
+    await sleep(5);
+  });
+
+  it('keeps a command answered in time from being rejected when the timer passes it', async () => {
+    const deadlines = new CommandDeadlines(40);
+    const answered = deadlines.bound(() => sleep(10).then(() => 'a'), undefined);
+    const slow = deadlines.bound(never, undefined);
+    assert.equal(await answered, 'a');
+    await assert.rejects(slow, /timed out/);
+    assert.equal(await answered, 'a');
+  });
+});
