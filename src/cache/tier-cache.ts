@@ -367,11 +367,13 @@ export class TierCache extends EventEmitter implements DataCache {
     for (const storeKey of storeKeys) this.store.l1?.delete(storeKey);
     let delivered = false;
     try {
-      // One bump of every key tag (one round trip and one message for them all) makes the values invalid everywhere.
+      // Deleting the entries only frees Redis memory sooner (in slices, per Cluster slot: see dropManyFromL2),
+      // and is done before the bump: after its message, another instance may set() a key anew, and a
+      // deletion landing then would drop that newer value. A value stored in between is older than the bump.
+      await this.store.dropManyFromL2(storeKeys);
+      // One bump of every key tag (and one message for them all) makes the values invalid everywhere.
       const result = await this.invalidate({ kind: 'tags', tags: storeKeys.map(keyTag) }, what, strict);
-      // Deleting them too only frees Redis memory sooner (in slices, per Cluster slot: see dropManyFromL2).
       delivered = result.delivered;
-      if (result.delivered) await this.store.dropManyFromL2(storeKeys);
       return result;
     } finally {
       if (this.listenerCount('invalidate') > 0) {

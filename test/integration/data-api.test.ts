@@ -1265,6 +1265,23 @@ describe('data API: deleteMany', () => {
     assert.deepStrictEqual(problems, []);
     assert.equal(a.health().l2, 'ok');
   });
+
+  it("keeps a value another instance set() after hearing of a deleteMany(): the deletion never lands after its message", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const keys = Array.from({ length: 5_000 }, (_, i) => `again:${i}`);
+    const target = keys[keys.length - 1]!;
+    await a.set(target, 'old');
+    let setAgain: Promise<void> | undefined;
+    // B hears of the deletion (the bus's message), then writes the key anew: a write after the delete.
+    b.on('invalidate', () => (setAgain ??= b.set(target, 'new')));
+    assert.deepStrictEqual(await a.deleteMany(keys), { delivered: true });
+    assert.ok(await eventually(async () => setAgain !== undefined, 1000), 'B never heard of the deletion');
+    await setAgain;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const c = await ctx.open();
+    assert.equal(await c.get(target), 'new', 'a third instance (L1 empty) reads the value set after the delete from Redis');
+  });
 });
 
 describe('data API: invalidation and clear', () => {
