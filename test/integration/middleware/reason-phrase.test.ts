@@ -77,6 +77,36 @@ describe('middleware: the reason phrase of a stored answer', () => {
     assert.deepEqual([hit.status, hit.reason, hit.body], [200, 'All Good', 'stored']);
   });
 
+  it("Express: an empty reason phrase set before the answer is no reason (node sends the status's own): a fill answered with the cache's 304 stores none, and hits say 'OK'", async () => {
+    const app = express();
+    app.get('/s', expressCache(await ctx.open(), { ttl: '1m' }), (_req, res) => {
+      res.statusMessage = '';
+      res.set('ETag', '"e2"');
+      res.send('stored');
+    });
+    const server = await ctx.serve(app);
+    const fill = await statusLine(server, { 'if-none-match': '"e2"' });
+    assert.deepEqual([fill.status, fill.reason], [304, 'Not Modified']);
+    assert.match(fill.cacheStatus, /stored/);
+    const hit = await statusLine(server);
+    assert.match(hit.cacheStatus, /hit/);
+    assert.deepEqual([hit.status, hit.reason, hit.body], [200, 'OK', 'stored'], "the handler's answer says '200 OK'; so must its hits");
+  });
+
+  it("Express: a reason phrase given to writeHead (set only as the head goes out) is stored and replayed", async () => {
+    const app = express();
+    app.get('/s', expressCache(await ctx.open(), { ttl: '1m' }), (_req, res) => {
+      res.writeHead(200, 'All Good', { 'content-type': 'text/plain' });
+      res.end('stored');
+    });
+    const server = await ctx.serve(app);
+    const fill = await statusLine(server);
+    assert.deepEqual([fill.status, fill.reason], [200, 'All Good']);
+    const hit = await statusLine(server);
+    assert.match(hit.cacheStatus, /hit; detail=L1/);
+    assert.deepEqual([hit.status, hit.reason, hit.body], [200, 'All Good', 'stored']);
+  });
+
   it("Koa over HTTP/2: the cache never reads or sets a reason phrase there (HTTP/2 has none; node warns at either): a hit of an HTTP/1 fill, a fill, the cache's 304, a stale-if-error answer", async () => {
     const cache = await ctx.open();
     let failing = false;
@@ -120,6 +150,9 @@ describe('middleware: the reason phrase of a stored answer', () => {
       const hit = await h2get('/s');
       assert.deepEqual([hit.status, hit.body], [200, 'stored']);
       assert.match(hit.cacheStatus, /hit; detail=L1/);
+      const fill = await h2get('/u');
+      assert.deepEqual([fill.status, fill.body], [200, 'stored']);
+      assert.match(fill.cacheStatus, /stored/);
       const notModified = await h2get('/t', { 'if-none-match': '"/t"' });
       assert.equal(notModified.status, 304);
       assert.match(notModified.cacheStatus, /stored/);
@@ -131,6 +164,65 @@ describe('middleware: the reason phrase of a stored answer', () => {
       assert.equal(touched, 0, `the cache touched statusMessage ${touched} times over HTTP/2`);
     } finally {
       Object.defineProperty(proto, 'statusMessage', original);
+      client.destroy();
+      for (const session of sessions) session.destroy();
+      await new Promise<void>((resolve) => h2.close(() => resolve()));
+    }
+  });
+
+  it("Koa over HTTP/2: an L1 hit and a stale-if-error answer of an entry with its own reason phrase (filled over HTTP/1.1) give node's writeHead none", async () => {
+    const cache = await ctx.open();
+    let failing = false;
+    const app = new Koa();
+    app.use(koaCache(cache, { ttl: 100, staleIfError: '1m' }));
+    app.use((c) => {
+      if (failing) {
+        c.status = 503;
+        c.body = 'down';
+        return;
+      }
+      c.body = 'stored';
+      if (c.req.httpVersionMajor < 2) c.message = 'All Good';
+    });
+    const h1 = await ctx.serve(app.callback() as never);
+    const { port: h1Port } = h1.address() as AddressInfo;
+    assert.equal((await new Promise<string>((resolve) => get({ host: '127.0.0.1', port: h1Port, path: '/s' }, (r) => (r.resume(), resolve(r.statusMessage!))))), 'All Good');
+    // node would only warn (once per process) at a reason phrase given to an HTTP/2 response: what writeHead is given is counted.
+    const proto = http2.Http2ServerResponse.prototype;
+    const writeHead = proto.writeHead;
+    const reasons: unknown[] = [];
+    proto.writeHead = function (this: http2.Http2ServerResponse, status: number, ...rest: unknown[]) {
+      if (typeof rest[0] === 'string') reasons.push(rest[0]);
+      return (writeHead as (...a: unknown[]) => http2.Http2ServerResponse).call(this, status, ...rest);
+    } as typeof proto.writeHead;
+    const h2 = http2.createServer(app.callback() as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    h2.on('session', (session) => sessions.add(session));
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`);
+    const h2get = (path: string) =>
+      new Promise<{ status: number; body: string; cacheStatus: string }>((resolve, reject) => {
+        const stream = client.request({ ':path': path });
+        let body = '';
+        let head: http2.IncomingHttpHeaders = {};
+        stream.on('response', (h) => (head = h));
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => (body += chunk));
+        stream.on('end', () => resolve({ status: Number(head[':status']), body, cacheStatus: String(head['cache-status']) }));
+        stream.on('error', reject);
+      });
+    try {
+      const hit = await h2get('/s');
+      assert.deepEqual([hit.status, hit.body], [200, 'stored']);
+      assert.match(hit.cacheStatus, /hit; detail=L1/);
+      await sleep(150);
+      failing = true;
+      const stale = await h2get('/s');
+      assert.deepEqual([stale.status, stale.body], [200, 'stored']);
+      assert.match(stale.cacheStatus, /hit; ttl=-/);
+      assert.deepEqual(reasons, [], 'a reason phrase was given to an HTTP/2 response');
+    } finally {
+      proto.writeHead = writeHead;
       client.destroy();
       for (const session of sessions) session.destroy();
       await new Promise<void>((resolve) => h2.close(() => resolve()));

@@ -10,6 +10,7 @@ import {
   variantKey,
   type RequestKeyInput,
 } from '../../../src/keys/index.js';
+import { requestHeader, requestHost } from '../../../src/keys/request-key.js';
 import {
   RUNS,
   asRawQuery,
@@ -264,6 +265,17 @@ describe('keys: buildRequestKey', () => {
       assert.equal(normalizedHeaderValue('en, fr'), 'en,fr');
       assert.equal(normalizedHeaderValue('a, b'), 'a,b');
       assert.equal(normalizedHeaderValue(['en', 'fr']), normalizedHeaderValue('en,fr'));
+    });
+
+    it("reads an HTTP/2 request's :authority as its Host, and as no other header it lacks", () => {
+      const h2 = { ':authority': 'shop.example', ':path': '/a', 'accept-language': 'fr' };
+      assert.equal(requestHeader(h2, 'host'), 'shop.example');
+      assert.equal(requestHost(h2), 'shop.example');
+      assert.equal(requestHeader(h2, 'accept-language'), 'fr');
+      // A varied header the request does not send is absent from its key, over HTTP/2 as over HTTP/1.1.
+      assert.equal(requestHeader(h2, 'accept-encoding'), undefined);
+      assert.equal(requestHeader(h2, 'x-tenant'), undefined);
+      assert.equal(requestHeader({ host: 'a.example', ':authority': 'b.example' }, 'host'), 'a.example', 'Host, when sent, is the host');
     });
 
     it('extends the base key with the varied header values', () => {

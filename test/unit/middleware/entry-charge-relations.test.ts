@@ -38,6 +38,18 @@ describe('middleware: what a decoded HTTP entry charges, relative to another sha
     assert.ok(dated.heapBytes > other.heapBytes, `Last-Modified charged ${dated.heapBytes}, the other field ${other.heapBytes}`);
   });
 
+  it("a reason phrase of the handler's own costs what its characters take, over the same answer with node's", () => {
+    const body = Buffer.from('x');
+    const headers: Array<[string, string]> = [['content-type', 'text/plain']];
+    const plain = httpValueOf(responseEntry(stamp, life, 200, headers, body, false).entry);
+    const custom = httpValueOf(responseEntry(stamp, life, 200, headers, body, false, undefined, false, 'A'.repeat(100)).entry);
+    assert.ok(plain instanceof PreparedResponse && custom instanceof PreparedResponse);
+    assert.equal(custom.reason, 'A'.repeat(100));
+    // One byte a character at least (node keeps only Latin-1 in a head).
+    assert.ok(custom.heapBytes >= plain.heapBytes + 100, `with a 100-character reason charged ${custom.heapBytes}, without ${plain.heapBytes}`);
+    assert.equal(custom.heapBytes, PreparedResponse.heapBytesOf(200, headers, 1, undefined, 'A'.repeat(100)));
+  });
+
   it('a Vary manifest costs more for every name it holds', () => {
     const sizes = [[], ['accept'], ['accept', 'accept-language'], ['accept', 'accept-language', 'accept-encoding']].map((names) => {
       const manifest = httpValueOf(manifestEntry(stamp, life, names, false).entry);

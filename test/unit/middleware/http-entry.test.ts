@@ -3,7 +3,7 @@
 // hit; L1 charges the decoded form from the start, so its byte count does not
 // move when a hit decodes an entry.
 import assert from 'node:assert/strict';
-import { httpValueOf, manifestEntry, PreparedResponse, responseEntry, VaryManifest } from '../../../src/middleware/http-entry.js';
+import { httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest } from '../../../src/middleware/http-entry.js';
 import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
 import { decodeEntry } from '../../../src/store/entry-codec.js';
 import { L1Store } from '../../../src/store/l1-store.js';
@@ -63,6 +63,25 @@ describe('middleware: HTTP entries', () => {
     assert.equal(L1Store.sizeOf('k', entry), charged);
   });
 
+  it('marks a response or a manifest scoped (stored by a middleware with `user`) only when its maker says so, through the stored bytes', () => {
+    const scopedOf = (entry: StoredEntry): boolean => {
+      assert.ok(entry instanceof PackedEntry);
+      // What L2 is sent, and another instance reads.
+      const head = JSON.parse(decodeEntry(entry.bytes).head.toString('utf8')) as { r?: number };
+      const value = httpValueOf(entry);
+      assert.ok(value instanceof PreparedResponse || value instanceof VaryManifest);
+      assert.equal(value.scoped, head.r === 1, 'decoded as stored');
+      return value.scoped;
+    };
+    const body = Buffer.from('x');
+    assert.equal(scopedOf(responseEntry(stamp, life, 200, [], body, false).entry), false, 'a response by default');
+    assert.equal(scopedOf(responseEntry(stamp, life, 200, [], body, false, undefined, false).entry), false);
+    assert.equal(scopedOf(responseEntry(stamp, life, 200, [], body, false, undefined, true).entry), true);
+    assert.equal(scopedOf(manifestEntry(stamp, life, ['accept'], false).entry), false, 'a manifest by default');
+    assert.equal(scopedOf(manifestEntry(stamp, life, ['accept'], false, false).entry), false);
+    assert.equal(scopedOf(manifestEntry(stamp, life, ['accept'], false, true).entry), true);
+  });
+
   it('keeps origin-mode stale rules through the stored bytes', () => {
     const { entry } = responseEntry(stamp, life, 200, [['date', 'Tue, 01 Dec 2026 10:00:00 GMT']], Buffer.from('x'), false, { noStale: true, staleWhileRevalidate: 5, staleIfError: 7 });
     const charged = L1Store.sizeOf('k', entry);
@@ -70,6 +89,19 @@ describe('middleware: HTTP entries', () => {
     assert.deepEqual(response.staleRules, { noStale: true, staleWhileRevalidate: 5, staleIfError: 7 });
     assert.equal(response.lastModified, Date.parse('Tue, 01 Dec 2026 10:00:00 GMT'));
     assert.equal(L1Store.sizeOf('k', entry), charged);
+  });
+});
+
+describe('middleware: the reason phrase an entry keeps (ownReason)', () => {
+  it("keeps the one the handler sent, and none when it is node's own for the status, empty or absent (every answer then says node's)", () => {
+    assert.equal(ownReason(200, 'All Good'), 'All Good');
+    assert.equal(ownReason(404, 'OK'), 'OK', "another status's phrase is the handler's own");
+    assert.equal(ownReason(200, 'OK'), undefined);
+    assert.equal(ownReason(404, 'Not Found'), undefined);
+    assert.equal(ownReason(200, ''), undefined);
+    assert.equal(ownReason(299, ''), undefined, 'a status node has no phrase for');
+    assert.equal(ownReason(200, undefined), undefined);
+    assert.equal(ownReason(299, 'Custom'), 'Custom');
   });
 });
 

@@ -64,6 +64,18 @@ describe('middleware: background refresh parts', () => {
       });
       assert.deepEqual(req.headers, headers, "the triggering request's own headers are left as they were");
     });
+
+    it("re-sends an HTTP/2 request as HTTP/1.1 does: its :authority as Host, and none of its pseudo-header fields", () => {
+      const headers = { ':method': 'GET', ':path': '/r?a=1', ':scheme': 'https', ':authority': 'shop.example', accept: 'text/html' };
+      const refresh = refreshRequest(incoming({ ...headers }, '2.0', TLS), '/r?a=1');
+      assert.deepEqual(refresh.headers, { host: 'shop.example', accept: 'text/html', [REFRESH_HEADER]: REFRESH_TOKEN });
+    });
+
+    it('re-sends a request that came without Host (HTTP/1.0) without one: no Host field at all, as node never gives one', () => {
+      const refresh = refreshRequest(incoming({ accept: 'text/html' }, '1.0'), '/r');
+      assert.deepEqual(refresh.headers, { accept: 'text/html', [REFRESH_HEADER]: REFRESH_TOKEN });
+      assert.equal(Object.hasOwn(refresh.headers, 'host'), false);
+    });
   });
 
   describe('connectionFacts and DiscardingSocket', () => {
