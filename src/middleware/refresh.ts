@@ -136,8 +136,10 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
       // 'drain' after a write said the buffers were full would wait forever.
       socket.on('drain', () => res.emit('drain'));
       if (answer !== undefined) relay(res, answer);
-      const timer = setTimeout(() => reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`)), timeoutMs);
-      timer.unref();
+      // A relayed answer has its client waiting: no limit of ours (the server's own timeouts, or the
+      // client leaving, end it). A background refresh has nobody waiting, so it is given up on.
+      const timer = answer === undefined ? setTimeout(() => reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`)), timeoutMs) : undefined;
+      timer?.unref();
       const done = () => {
         clearTimeout(timer);
         socket.destroy();
@@ -202,9 +204,13 @@ function relay(res: ServerResponse, out: AnswerWriter): void {
     return this;
   } as ServerResponse['end'];
   out.res.on('drain', () => res.emit('drain'));
-  out.res.once('close', () => {
+  const gone = () => {
     if (!out.res.writableFinished) res.destroy();
-  });
+  };
+  // The client may have left before the answer was handed over (while the handler made its 304):
+  // its 'close' is past, and the app's answer would have nowhere to go, ever.
+  if (out.res.destroyed) queueMicrotask(gone);
+  else out.res.once('close', gone);
 }
 
 const dispatchers = new WeakMap<object, Dispatch>();

@@ -17,6 +17,7 @@ import {
   type NodeHandler,
   type RefreshRequest,
 } from '../../../src/middleware/refresh.js';
+import type { AnswerWriter } from '../../../src/middleware/capture.js';
 
 const PLAIN: ConnectionFacts = {
   remoteAddress: '127.0.0.2',
@@ -155,6 +156,73 @@ describe('middleware: background refresh parts', () => {
         message: 'background refresh of /r?a=1 took over 50 ms',
       });
       assert.ok(Date.now() - started < 1_000);
+    });
+  });
+
+  describe('dispatchInto with its answer relayed to a waiting client (a revalidation retried unconditionally)', () => {
+    /** A real response on a real socket pair, as a client's: what reached it, and the AnswerWriter onto it. */
+    async function clientResponse() {
+      const { createServer, request } = await import('node:http');
+      let out!: AnswerWriter;
+      let serverRes!: ServerResponse;
+      const server = createServer((_req, res) => {
+        serverRes = res;
+        out = {
+          res,
+          head: (status, headers) => {
+            for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+            res.writeHead(status);
+          },
+          write: (chunk, encoding, cb) => res.write(chunk as Buffer, encoding as BufferEncoding, cb as () => void),
+          end: (cb) => void res.end(cb),
+        };
+        arrived();
+      });
+      let arrived!: () => void;
+      const ready = new Promise<void>((resolve) => (arrived = resolve));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as { port: number };
+      const client = request({ host: '127.0.0.1', port, path: '/' });
+      const body = new Promise<string>((resolve, reject) => {
+        client.on('response', (r) => {
+          let text = '';
+          r.setEncoding('utf8');
+          r.on('data', (c: string) => (text += c));
+          r.on('end', () => resolve(text));
+          r.on('error', reject);
+        });
+        client.on('error', reject);
+      });
+      client.end();
+      await ready;
+      return { out: () => out, serverRes: () => serverRes, client, body, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+    }
+
+    it('sets no give-up time of its own: the client waits for an answer slower than a background refresh may take', async () => {
+      const c = await clientResponse();
+      try {
+        await dispatchInto((_req, res) => void setTimeout(() => res.end('slow answer'), 150), 50)(refreshOf(), c.out());
+        assert.equal(await c.body, 'slow answer');
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('closes the app\'s response at once when the client left before the answer was handed over', async () => {
+      const c = await clientResponse();
+      try {
+        c.body.catch(() => undefined);
+        c.client.destroy();
+        await new Promise<void>((resolve) => (c.serverRes().destroyed ? resolve() : c.serverRes().once('close', () => resolve())));
+        let closed = false;
+        await dispatchInto((_req, res) => {
+          res.once('close', () => (closed = true));
+          res.write('first part'); // an app streaming an answer nobody will read
+        }, 5_000)(refreshOf(), c.out());
+        assert.equal(closed, true, "the app's response was left open");
+      } finally {
+        await c.close();
+      }
     });
   });
 
