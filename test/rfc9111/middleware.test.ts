@@ -210,7 +210,9 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
           ],
         });
         await request(app.target).get('/aged');
-        assert.match(String((await request(app.target).get('/aged')).headers['cache-status']), /fwd=stale; fwd-status=304; stored/);
+        const agedRefresh = await request(app.target).get('/aged');
+        assert.match(String(agedRefresh.headers['cache-status']), /fwd=stale; fwd-status=304; stored/);
+        assert.equal(agedRefresh.headers['set-cookie'], undefined, 'a 304 without Set-Cookie gave its client one');
         const aged = await request(app.target).get('/aged');
         assert.match(String(aged.headers['cache-status']), /^tiercache; hit/);
         assert.ok(Number(aged.headers['age']) >= 590, `the refreshed copy replays Age ${String(aged.headers['age'])}: the 304's Age 590 was dropped`);
@@ -278,6 +280,15 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
               } else io.send(`body ${version}`);
             },
           },
+          {
+            path: '/streamed',
+            mw: {},
+            handler: (io) => {
+              io.set('Cache-Control', 'max-age=0');
+              io.set('ETag', `"${version}"`);
+              io.stream(['body ', version]);
+            },
+          },
         ],
       });
       await request(app.target).get('/fresh');
@@ -301,6 +312,12 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
       const replaced = await request(app.target).get('/stale');
       assert.equal(replaced.text, 'body v2');
       assert.equal(replaced.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=200; stored');
+      // A streamed answer: whether it will be stored is known only after its head went out, so the head does not say so.
+      await request(app.target).get('/streamed');
+      version = 'v3';
+      const streamed = await request(app.target).get('/streamed');
+      assert.equal(streamed.text, 'body v3');
+      assert.equal(streamed.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=200');
     } finally {
       await cache.close();
     }

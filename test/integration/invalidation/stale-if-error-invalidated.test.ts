@@ -3,7 +3,10 @@
 // while the handler runs. Then it is no answer any more: not for the filling
 // request, and not for a request that waited on that fill (one that arrived
 // after the invalidation had resolved). Found by a hostile review: both got
-// the invalidated body, on the invalidating instance and on another one.
+// the invalidated body, on the invalidating instance and on another one. The
+// same for a request whose answer is never stored (a HEAD, a request with
+// no-store), which stale-if-error answers apart: the 500 is its failure (any
+// 5xx is), unless the entry was invalidated while the handler ran.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import request from 'supertest';
@@ -79,6 +82,29 @@ describe('stale-if-error and an invalidation that arrives while the failing hand
         await failWhileInvalidated({ cache, adapter }, cache);
       });
     }
+  });
+
+  describe('a HEAD and a no-store request (never stored), L1 only', () => {
+    const cleanup = useCleanup();
+
+    it("the handler's 500 gets the stale entry; once the entry is invalidated while the handler runs, the 500 itself", async function () {
+      this.timeout(10_000);
+      const cache = cleanup.track(createCache({ namespace: `sie-inv${process.pid}-${++counter}`, redis: false }));
+      const { app, state } = profileApp(adapters[0]!, cache);
+      const head = () => request(app.target).head('/me');
+      const noStore = () => request(app.target).get('/me').set('Cache-Control', 'no-store');
+      for (const [name, send] of [['a HEAD', head], ['a no-store request', noStore]] as const) {
+        state.failing = false;
+        assert.equal((await get(app)).status, 200);
+        await sleep(300); // stale, well within stale-if-error
+        state.failing = true;
+        assert.equal((await send()).status, 200, `${name} got the 500 where stale-if-error answers`);
+        const answer = send().then((r) => r);
+        await sleep(100); // the handler is running
+        await cache.invalidateUser(USER);
+        assert.equal((await answer).status, 500, `${name} got the entry invalidated while its handler ran`);
+      }
+    });
   });
 
   describe('two instances on one real Redis', () => {

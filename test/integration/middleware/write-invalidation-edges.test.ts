@@ -9,9 +9,13 @@
 // - with Redis, a request that arrived after a write was answered, while an
 //   earlier fill of the same key was still storing, waited on that fill and
 //   got its pre-write answer.
+// And where the decision must be made once, or not at all (mutation testing,
+// http-cache.ts invalidateAfterWrite): a handler that ends twice after its
+// client left, an app-wide middleware that would look at a Location under a
+// per-route one that decides, a write without Host.
 import assert from 'node:assert/strict';
 import { request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
 import request from 'supertest';
@@ -243,6 +247,75 @@ describe('middleware: invalidation by writes, edge cases', () => {
     assert.equal((await request(server).post('/api/admin/items?to=/static/done')).status, 303);
     await sleep(20);
     assert.equal(events.length, before, 'a write under a false rule invalidated a Location nothing caches');
+  });
+
+  it('Express: a write whose client left invalidates once, though its handler ends twice (the second end() does nothing)', async () => {
+    const cache = newCache();
+    const events: unknown[] = [];
+    cache.on('invalidate', (e) => events.push(e));
+    const state = { version: 1 };
+    const app = express();
+    app.use(expressCache(cache, { ttl: '1m' }));
+    app.get('/items', (_req, res) => void res.send(`v${state.version}`));
+    app.post('/items', async (_req, res) => {
+      await sleep(150);
+      state.version++;
+      res.end('saved');
+      res.end();
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/items')).text, 'v1');
+    await abandonedPost(server, '/items', 30);
+    for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
+    await sleep(30);
+    assert.equal(events.length, 1, `${events.length} invalidations for one write`);
+    assert.equal((await request(server).get('/items')).text, 'v2');
+  });
+
+  it('Express: under a `false` rule, a per-route middleware that can cache the write target decides; the app-wide one, which would look at the Location alone, adds no invalidation', async () => {
+    const cache = cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false, routes: { '/api': '1m', '/api/admin': false } }));
+    const events: Array<{ tags?: readonly string[] }> = [];
+    cache.on('invalidate', (e) => events.push(e as { tags?: readonly string[] }));
+    let version = 1;
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/items', (_req, res) => void res.send(`items v${version}`));
+    app.post('/api/admin/items', expressCache(cache, { ttl: '1m' }), (_req, res) => {
+      version++;
+      res.redirect(303, '/api/items');
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/api/items')).text, 'items v1');
+    assert.equal((await request(server).post('/api/admin/items')).status, 303);
+    await sleep(30);
+    assert.equal(events.length, 1, `${events.length} invalidations for one write: ${JSON.stringify(events)}`);
+    assert.equal((await request(server).get('/api/items')).text, 'items v2');
+  });
+
+  it('Express: a write without Host (HTTP/1.0) invalidates no absolute Location: there is no host to say it names this origin', async () => {
+    const cache = newCache();
+    const events: unknown[] = [];
+    cache.on('invalidate', (e) => events.push(e));
+    const app = express();
+    app.use(expressCache(cache, { ttl: '1m' }));
+    app.get('/api/items', (_req, res) => void res.send('items'));
+    // `undefined`: the host name a missing Host would read as.
+    app.post('/api/login', (_req, res) => void res.redirect(303, 'http://undefined/api/items'));
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/api/items')).text, 'items');
+    const { port } = server.address() as AddressInfo;
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write('POST /api/login HTTP/1.0\r\nContent-Length: 0\r\n\r\n'));
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+    });
+    assert.match(answer, /^HTTP\/1\.1 303 /);
+    await sleep(30);
+    // The write's own target (/api/login) is invalidated, nothing else.
+    assert.deepEqual(events.map((e) => (e as { tags?: readonly string[] }).tags?.some((t) => t.includes('/api/items'))), [false]);
+    assert.equal((await request(server).get('/api/items')).headers['cache-status'], HIT_L1, 'a Location naming another host invalidated /api/items');
   });
 
   describe('with Redis', () => {
