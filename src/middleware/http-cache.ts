@@ -218,7 +218,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
     // An origin's answers keep the validators it gave (none invented: the origin could not match them).
     if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = entityTag(body)));
-    if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life))) {
+    if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined)) {
       this.ttl = undefined;
       flight.settle(undefined);
       if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
@@ -601,12 +601,13 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 function sameOriginPath(value: string | number | string[] | undefined, host: string | undefined, requestPath: string): string | undefined {
   if (typeof value !== 'string' || value === '') return undefined;
   if (value.startsWith('/') && !value.startsWith('//')) return pathOf(value);
-  if (host === undefined) return undefined;
+  // Without Host (HTTP/1.0) a relative reference still names this origin; an absolute one cannot be told apart.
+  if (host === undefined && (value.startsWith('//') || /^[a-z][a-z0-9+.-]*:/i.test(value))) return undefined;
   try {
     // An absolute URI naming this host, or a relative reference (`items`, `./items`, `../list`),
     // resolved against the request's own path (RFC 9110 §10.2.2, §10.2.3; RFC 3986 §5). Hosts are
     // compared as URL writes them (lower case, no default port): `Example.com:80` is `example.com`.
-    const base = new URL(`http://${host}${requestPath}`);
+    const base = new URL(`http://${host ?? 'origin.invalid'}${requestPath}`);
     const url = new URL(value, base);
     return url.host === base.host ? url.pathname : undefined;
   } catch {
@@ -1341,11 +1342,13 @@ export class HttpCache<R> {
    * maxBytes, which the body's length alone does not tell near that bound. Only a
    * body that close is sized exactly, from the entry it will be.
    */
-  fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined): boolean {
+  fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined): boolean {
     const l1 = this.cache.options.l1;
     if (this.cache.store.l2 !== undefined || l1 === undefined || body.length + L1_SIZING_BAND < l1.maxBytes) return true;
     const now = coarseNow();
-    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped);
+    // Sized as it will be stored: its reason phrase and (public) route label are charged too.
+    const route = plan.isPublic ? this.events.patternRouteOf(plan) : undefined;
+    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped, reason, route);
     return L1Store.sizeOf(plan.key, l1Entry) <= l1.maxBytes;
   }
 

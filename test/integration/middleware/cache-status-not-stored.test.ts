@@ -95,7 +95,7 @@ describe('middleware: Cache-Status of answers that are not stored', () => {
 
   it('with L1 alone, an entry of exactly l1.maxBytes is stored and served (the bound is inclusive)', async () => {
     // The entry's size, measured on a cache that has room: the same namespace, key and answer give the same size.
-    // Not public (a key option): a public entry also stores its route label, which fitsL1's exact sizing leaves out.
+    // Not public (a key option): the public case, with its route label, is the next test.
     const namespace = `not-stored-${process.pid}-${++counter}`;
     const route = (cache: ReturnType<typeof newCache>) =>
       buildApp(adapters[0]!, cache, { routes: [{ path: '/exact', mw: { ttl: '1m', key: () => 'exact' }, handler: (io) => io.send(Buffer.alloc(70 * 1024, 'x')) }] });
@@ -108,6 +108,22 @@ describe('middleware: Cache-Status of answers that are not stored', () => {
     assert.equal((await request(app.target).get('/exact')).headers['cache-status'], 'tiercache; fwd=miss; stored', `an entry of ${bytes} bytes, l1.maxBytes ${bytes}`);
     assert.equal((await request(app.target).get('/exact')).headers['cache-status'], 'tiercache; hit; detail=L1');
     assert.equal(app.runs('/exact'), 1);
+  });
+
+  it('with L1 alone, a public entry is sized with its route label: one byte over l1.maxBytes is not said stored', async () => {
+    const namespace = `not-stored-${process.pid}-${++counter}`;
+    // Public (no key option), mounted on its route: it stores the route's pattern as its label.
+    const route = (cache: ReturnType<typeof newCache>) =>
+      buildApp(adapters[0]!, cache, { routes: [{ path: '/labelled', mw: { ttl: '1m' }, handler: (io) => io.send(Buffer.alloc(70 * 1024, 'x')) }] });
+    const roomy = newCache({ namespace, l1: { maxBytes: 10_000_000 } });
+    assert.equal((await request(route(roomy).target).get('/labelled')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    const { bytes } = roomy.stats().l1;
+    await roomy.close();
+    const exact = route(newCache({ namespace, l1: { maxBytes: bytes } }));
+    assert.equal((await request(exact.target).get('/labelled')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    assert.equal((await request(exact.target).get('/labelled')).headers['cache-status'], 'tiercache; hit; detail=L1');
+    const over = route(newCache({ namespace, l1: { maxBytes: bytes - 1 } }));
+    assert.notEqual((await request(over.target).get('/labelled')).headers['cache-status'], 'tiercache; fwd=miss; stored', `an entry of ${bytes} bytes, l1.maxBytes ${bytes - 1}`);
   });
 
   describe('with Redis', () => {

@@ -318,6 +318,32 @@ describe('middleware: invalidation by writes, edge cases', () => {
     assert.equal((await request(server).get('/api/items')).headers['cache-status'], HIT_L1, 'a Location naming another host invalidated /api/items');
   });
 
+  it('Express: a write without Host (HTTP/1.0) still invalidates a relative Location: a relative reference names the request\'s own origin', async () => {
+    const cache = newCache();
+    const app = express();
+    app.use(expressCache(cache, { ttl: '1m' }));
+    let version = 1;
+    app.get('/api/items', (_req, res) => void res.send(`items v${version}`));
+    app.post('/api/items/new', (_req, res) => {
+      version++;
+      res.redirect(303, '../items'); // relative: /api/items
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await request(server).get('/api/items')).text, 'items v1');
+    assert.equal((await request(server).get('/api/items')).headers['cache-status'], HIT_L1);
+    const { port } = server.address() as AddressInfo;
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write('POST /api/items/new HTTP/1.0\r\nContent-Length: 0\r\n\r\n'));
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+    });
+    assert.match(answer, /^HTTP\/1\.1 303 /);
+    await sleep(30);
+    assert.equal((await request(server).get('/api/items')).text, 'items v2', 'the relative Location was not invalidated');
+  });
+
   describe('with Redis', () => {
     const ctx = useRedisCaches({ prefix: 'write-edges', flush: true });
 
