@@ -311,11 +311,12 @@ class FillCapture implements CaptureHooks, ActiveFill {
    * stored), so it refreshes nothing and the stored bytes answer nothing.
    * The handler's 304 is withdrawn and the request re-sent into the app
    * without the cache's validators, as a background refresh is (its answer
-   * is stored if it may be); the client gets that answer.
+   * is stored if it may be); the client gets that answer. The fill's waiters
+   * wait for it too, and look in the cache again once it has ended.
    */
   private retry(): Handover {
-    this.flight.settle(undefined);
-    const { req, http, context } = this;
+    const { req, http, context, flight } = this;
+    flight.retrying = true;
     const dispatch = req.method === 'GET' ? http.dispatchOf(context.app) : undefined;
     const request = refreshRequest(req, context.url);
     // The client's own conditionals go along: the retry's fill answers them as any fill does.
@@ -324,6 +325,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (conditions?.ifModifiedSince !== undefined) request.headers['if-modified-since'] = conditions.ifModifiedSince;
     const cacheStatus = http.status(this.forwarded(304, false));
     const failed = (out: AnswerWriter) => {
+      flight.settle(undefined);
       // An adapter that cannot re-send (none of ours), or an app that failed: no valid answer came back.
       if (out.res.headersSent) return void out.res.destroy();
       out.head(502, cacheStatus === undefined ? { 'content-length': 0 } : { 'content-length': 0, 'cache-status': cacheStatus });
@@ -333,11 +335,50 @@ class FillCapture implements CaptureHooks, ActiveFill {
       handover: (out) =>
         queueMicrotask(() => {
           if (dispatch === undefined) return failed(out);
-          dispatch(request, out).catch((err: unknown) => {
-            http.cache.reportError(err as Error, 'unconditional retry of a revalidation failed', 'refresh');
-            failed(out);
-          });
+          dispatch(request, this.retryWriter(out)).then(
+            // Ended without an end() of its own (its response destroyed): the waiters look for themselves.
+            () => flight.settle(LOOK_AGAIN),
+            (err: unknown) => {
+              http.cache.reportError(err as Error, 'unconditional retry of a revalidation failed', 'refresh');
+              failed(out);
+            },
+          );
         }),
+    };
+  }
+
+  /**
+   * The retry's answer on its way to the client. Its end releases the fill's
+   * waiters, to find what the retry stored (stored before the end passes on).
+   * A 5xx is answered with the stale entry where stale-if-error allows it, as
+   * a 5xx to the revalidation itself is (see headers()); the app's answer is dropped.
+   */
+  private retryWriter(out: AnswerWriter): AnswerWriter {
+    const { req, plan, stale, flight, http } = this;
+    let instead = false;
+    return {
+      res: out.res,
+      head: (status, headers, reason) => {
+        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!) : undefined;
+        if (until === undefined) return out.head(status, headers, reason);
+        instead = true;
+        flight.settle(staleOutcome(stale!, until, req, status));
+        const answer = http.staleInstead(req, plan, stale!, status);
+        answer.headers.setOn(out.res);
+        out.head(answer.status, { age: String(answer.age), 'cache-status': answer.cacheStatus }, answer.reason);
+        if (answer.body !== undefined) out.write(answer.body);
+        out.end();
+      },
+      write: (chunk, encoding, cb) => {
+        if (!instead) return out.write(chunk, encoding, cb);
+        const done = typeof encoding === 'function' ? encoding : cb;
+        if (typeof done === 'function') process.nextTick(done as () => void);
+        return true;
+      },
+      end: (cb) => {
+        flight.settle(LOOK_AGAIN);
+        out.end(cb);
+      },
     };
   }
 
@@ -362,7 +403,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
   finish(body: Buffer | undefined): Promise<void> | void {
-    if (this.refreshed) return;
+    // A retry under way (its withdrawn 304 ends here): the retry's own end releases the waiters.
+    if (this.refreshed || this.flight.retrying) return;
     const { flight, snapshot, ttl } = this;
     if (this.stoodDown || ttl === undefined || body === undefined || snapshot === undefined) {
       flight.settle(undefined);
@@ -517,6 +559,8 @@ type Outcome = FillOutcome | StaleOutcome | typeof LOOK_AGAIN | undefined;
 class Flight {
   private settled = false;
   private result: Outcome = undefined;
+  /** Its revalidation is being retried unconditionally (FillCapture.retry): that re-sent request must not wait on it. */
+  retrying = false;
   private resolve: ((outcome: Outcome) => void) | undefined;
   /** Made when the first waiter (or close()) asks: most fills have none. */
   private promise: Promise<Outcome> | undefined;
@@ -1213,7 +1257,8 @@ export class HttpCache<R> {
   private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill): Promise<boolean> {
     const { req, res } = c;
     const running = begun === undefined ? this.flights.get(plan.key) : undefined;
-    if (running !== undefined && !running.done && running.deadline > coarseNow()) {
+    // A retry's re-sent request is the one its flight waits for (isRefresh: known by now for our own).
+    if (running !== undefined && !running.done && running.deadline > coarseNow() && !(running.retrying && isRefresh(req))) {
       this.cache.coalesced++;
       if (await this.answerWaiter(req, res, plan, await running.wait())) return true;
       this.unstored(res, 'waited');

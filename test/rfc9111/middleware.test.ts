@@ -7,6 +7,14 @@ import request from 'supertest';
 import { createCache } from '../../src/index.js';
 import { adapters, buildApp, type HandlerIO } from '../integration/middleware/apps.js';
 
+/** A 304 naming "v2", whatever was asked: it selects no stored response but one whose ETag is "v2" (§4.3.4). */
+function mismatched304(io: HandlerIO): void {
+  io.set('ETag', '"v2"');
+  io.set('Cache-Control', 'max-age=3600');
+  io.status(304);
+  io.end();
+}
+
 describe('RFC 9111 origin mode in app middleware (every framework major)', function () {
   for (const adapter of adapters) {
     it(`${adapter.name}: §4.2.1 max-age from the handler, §4.3.1 revalidation runs the handler with If-None-Match, its 304 refreshes the entry`, async () => {
@@ -106,10 +114,7 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
         const handler = (streamed: boolean) => (io: HandlerIO) => {
           seen.push(io.header('if-none-match'));
           if (io.header('if-none-match') !== undefined) {
-            io.set('ETag', '"v2"');
-            io.set('Cache-Control', 'max-age=3600');
-            io.status(304);
-            io.end();
+            mismatched304(io);
             return;
           }
           const n = (full[io.url] = (full[io.url] ?? 0) + 1);
@@ -145,6 +150,86 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
         assert.equal(streamed.status, 200);
         assert.equal(streamed.text, 'version 2');
         assert.deepEqual(seen, [undefined, '"v1"', undefined]);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: §4.3.4 requests waiting on a revalidation whose 304 refreshes nothing wait for its retry: the handler answers in full once`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-mismatch-wait-${adapter.name}` });
+      try {
+        let conditional = 0;
+        let full = 0;
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/slow',
+              mw: {},
+              handler: async (io) => {
+                await new Promise((resolve) => setTimeout(resolve, 200));
+                if (io.header('if-none-match') !== undefined) {
+                  conditional++;
+                  mismatched304(io);
+                  return;
+                }
+                full++;
+                io.set('ETag', full === 1 ? '"v1"' : '"v2"');
+                io.set('Cache-Control', full === 1 ? 'max-age=0' : 'max-age=3600');
+                io.set('Content-Type', 'text/plain');
+                io.send(`version ${full === 1 ? 1 : 2}`);
+              },
+            },
+          ],
+        });
+        assert.equal((await request(app.target).get('/slow')).text, 'version 1');
+        const answers = await Promise.all(Array.from({ length: 20 }, () => request(app.target).get('/slow')));
+        assert.deepEqual(new Set(answers.map((a) => `${a.status} ${a.text}`)), new Set(['200 version 2']));
+        assert.equal(conditional, 1);
+        assert.equal(full, 2, 'waiters ran the handler themselves instead of waiting for the retry');
+        assert.equal(answers.filter((a) => /collapsed/.test(String(a.headers['cache-status']))).length, 19);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: §4.3.4 / RFC 5861 §4 a 5xx to the retry of a 304 that refreshes nothing is answered stale within stale-if-error`, async () => {
+      const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-mismatch-sie-${adapter.name}` });
+      try {
+        let full = 0;
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/failing',
+              mw: { staleIfError: '1h' },
+              handler: (io) => {
+                if (io.header('if-none-match') !== undefined) {
+                  mismatched304(io);
+                  return;
+                }
+                if (++full > 1) {
+                  io.status(503);
+                  io.send('origin down');
+                  return;
+                }
+                io.set('ETag', '"v1"');
+                io.set('Cache-Control', 'max-age=0, stale-if-error=3600');
+                io.set('Content-Type', 'text/plain');
+                io.send('version 1');
+              },
+            },
+          ],
+        });
+        assert.equal((await request(app.target).get('/failing')).text, 'version 1');
+        const stale = await request(app.target).get('/failing');
+        assert.equal(full, 2, 'the retry ran');
+        assert.equal(stale.status, 200);
+        assert.equal(stale.text, 'version 1');
+        assert.equal(stale.headers.etag, '"v1"');
+        assert.match(String(stale.headers['cache-status']), /^tiercache; hit; ttl=-\d+/);
       } finally {
         await cache.close();
       }
