@@ -29,6 +29,18 @@ const HIT_L1 = 'tiercache; hit; detail=L1';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 let counter = 0;
 
+/** An HTTP/1.0 POST without Host (nothing a client library would send), over a raw socket: the whole answer as text. */
+function postWithoutHost(server: Server, path: string): Promise<string> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise<string>((resolve, reject) => {
+    let text = '';
+    const socket = connect(port, '127.0.0.1', () => socket.write(`POST ${path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n`));
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+  });
+}
+
 /** GET /items answers the current version; POST /items bumps it after `writeMs`, then answers 200. */
 function expressItems(cache: TierCache, writeMs = 0) {
   const state = { version: 1 };
@@ -303,14 +315,7 @@ describe('middleware: invalidation by writes, edge cases', () => {
     app.post('/api/login', (_req, res) => void res.redirect(303, 'http://undefined/api/items'));
     const server = await cleanup.serve(app);
     assert.equal((await request(server).get('/api/items')).text, 'items');
-    const { port } = server.address() as AddressInfo;
-    const answer = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      const socket = connect(port, '127.0.0.1', () => socket.write('POST /api/login HTTP/1.0\r\nContent-Length: 0\r\n\r\n'));
-      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      socket.on('error', reject);
-      socket.on('close', () => resolve(text));
-    });
+    const answer = await postWithoutHost(server, '/api/login');
     assert.match(answer, /^HTTP\/1\.1 303 /);
     await sleep(30);
     // The write's own target (/api/login) is invalidated, nothing else.
@@ -331,14 +336,7 @@ describe('middleware: invalidation by writes, edge cases', () => {
     const server = await cleanup.serve(app);
     assert.equal((await request(server).get('/api/items')).text, 'items v1');
     assert.equal((await request(server).get('/api/items')).headers['cache-status'], HIT_L1);
-    const { port } = server.address() as AddressInfo;
-    const answer = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      const socket = connect(port, '127.0.0.1', () => socket.write('POST /api/items/new HTTP/1.0\r\nContent-Length: 0\r\n\r\n'));
-      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      socket.on('error', reject);
-      socket.on('close', () => resolve(text));
-    });
+    const answer = await postWithoutHost(server, '/api/items/new');
     assert.match(answer, /^HTTP\/1\.1 303 /);
     await sleep(30);
     assert.equal((await request(server).get('/api/items')).text, 'items v2', 'the relative Location was not invalidated');
