@@ -12,7 +12,7 @@ import { createCache, TierCacheConfigError, type TierCache } from '../../src/ind
 import { expressCache } from '../../src/express.js';
 import { front } from '../../src/node.js';
 import { useCleanup } from '../support/cache-context.js';
-import { fetchRaw } from '../support/http-bytes.js';
+import { fetchRaw, rawGet } from '../support/http-bytes.js';
 
 const { track, serve } = useCleanup();
 
@@ -132,6 +132,22 @@ describe('front door: failures around it', () => {
       );
     }
     assert.doesNotThrow(() => front(cache, a, { cacheStatus: false, bypass: () => false }));
+    assert.throws(() => front(cache, a, { ttl: '1m' } as never), /option front\.ttl is not an option of the front door/);
+    assert.throws(() => front(cache, a, 'fast' as never), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'front' && /must be an object/.test(err.message));
+  });
+
+  it('passes an absolute-form request to the app, whatever authority it names: the middleware decides (another host is bypassed)', async () => {
+    const cache = newCache();
+    const { app: a, reached } = app(cache);
+    const server = await serve(front(cache, a));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await (await fetch(`${base}/api/movies`)).text();
+    assert.equal((await fetch(`${base}/api/movies`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+    assert.equal(reached.n, 1);
+    const answer = await rawGet(server, 'http://elsewhere.example/api/movies');
+    assert.equal(answer.status, 200);
+    assert.equal(reached.n, 2, 'the front door answered a request for another authority');
+    assert.notEqual(answer.headers['cache-status'], 'tiercache; hit; detail=L1');
   });
 });
 
