@@ -369,8 +369,9 @@ export class TieredStore {
   }
 
   /**
-   * Deletes `keys` from L2 (after a deleteMany, whose bump already made them
-   * invalid everywhere: this only frees Redis's memory sooner). At most
+   * Deletes `keys` from L2 for a deleteMany, before its bump (which is what
+   * makes them invalid everywhere: this only frees Redis's memory sooner, and
+   * landing after the bump's message it could drop a value set anew). At most
    * KEYS_PER_UNLINK keys per command, slice after slice, each under L2's
    * timeout (on a Cluster, one command per slot of the slice, at most
    * SLOTS_PER_SLICE): tens of thousands of keys sent at once would outlast
