@@ -7,7 +7,7 @@ import { HttpCache } from './http-cache.js';
 import { expressRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
-import { readyRequest } from './slot-ready.js';
+import { readyRequest, readyResponse } from './slot-ready.js';
 
 /**
  * The request the option callbacks receive by default: Express's own
@@ -73,8 +73,10 @@ export function expressCache<Req extends IncomingMessage = ExpressRequest>(cache
   assertCache('expressCache', cache);
   const core = new HttpCache<Req>(cache, resolveMiddlewareOptions('expressCache', options), expressDispatch, expressRoutePattern);
   return function tiercache(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
-    // Before the first look at req: Express's per-request objects are slow to read and extend until then (see slot-ready).
+    // Before the first look at req: Express's per-request objects are slow to read and extend until then (see
+    // slot-ready). res too, also for a hit, which adds nothing to it: node's own writeHead and end run faster on it.
     readyRequest(req);
+    readyResponse(res);
     const r = req as IncomingMessage & { originalUrl?: string; originalMethod?: string; route?: unknown; app?: unknown };
     const perRoute = mountedOnRoute(r.route, tiercache);
     let answered: boolean | Promise<boolean>;

@@ -3,6 +3,9 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import express from 'express';
+import request from 'supertest';
+import { createCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
 import { readyRequest, readyResponse } from '../../../src/middleware/slot-ready.js';
 
 // V8's own answer to "does this object still have a hidden class?", in this
@@ -68,5 +71,27 @@ describe('middleware: slot-ready (Express objects made cheap to extend)', () => 
     assert.equal(modes.methodStillThere, true);
     assert.equal(modes.ownKeysKept, true);
     assert.equal(modes.markHidden, true, 'a spread of res copies the mark');
+  });
+
+  it('an Express L1 hit readies res too, though it adds nothing to it (node writes the answer faster on it)', async () => {
+    const cache = createCache({ redis: false });
+    const seen: boolean[] = [];
+    const app = express();
+    app.use((_req, res, next) => {
+      res.once('finish', () => seen.push(hasFastProperties(res)));
+      next();
+    });
+    app.get('/api/item', expressCache(cache, { ttl: '1m' }), (_req, res) => {
+      res.json({ ok: true });
+    });
+    try {
+      await request(app).get('/api/item').expect(200);
+      const hit = await request(app).get('/api/item').expect(200);
+      assert.match(String(hit.headers['cache-status']), /hit/);
+      assert.equal(seen.length, 2);
+      assert.equal(seen[1], false, "the hit's res kept a hidden class of its own");
+    } finally {
+      await cache.close();
+    }
   });
 });
