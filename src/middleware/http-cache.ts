@@ -1072,16 +1072,22 @@ export class HttpCache<R> {
     // made. Decided on the status the handler ends with, once it does (not before, even with the head
     // out: the write may not be done yet, and an invalidation ahead of it would let a refill store the
     // old data). Koa 2 ends nothing for a client that is gone: such a write is not seen (README).
-    res.once('close', () => {
-      if (decided || res.writableFinished) return;
+    // A response queued behind a pipelined one gets no 'close' either (it never had the socket): node
+    // destroys its request when the connection goes, so the request's 'close' is heard too.
+    let waiting = false;
+    const gone = () => {
+      if (decided || waiting || res.writableFinished) return;
       if (res.writableEnded) return decide();
+      waiting = true;
       const end = res.end;
       res.end = function endAfterClose(this: ServerResponse, ...args: unknown[]) {
         const out = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
         decide();
         return out;
       } as ServerResponse['end'];
-    });
+    };
+    res.once('close', gone);
+    c.req.once('close', gone);
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */

@@ -14,7 +14,7 @@
 // client left, an app-wide middleware that would look at a Location under a
 // per-route one that decides, a write without Host.
 import assert from 'node:assert/strict';
-import { request as httpRequest, type Server } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
@@ -112,6 +112,30 @@ describe('middleware: invalidation by writes, edge cases', () => {
       assert.equal(state.version, 2, 'the handler did not make the write');
       await sleep(30);
       assert.equal((await request(server).get('/items')).text, 'v2', 'the abandoned write did not invalidate /items');
+    });
+  }
+
+  for (const [name, build] of [['Express', expressItems], ['Koa', koaItems]] as const) {
+    it(`${name}: a write pipelined behind a slow answer, whose client leaves before either is out, still invalidates (its response never gets 'finish' nor 'close')`, async () => {
+      const cache = newCache();
+      const { app, state } = build(cache);
+      const slow = (req: IncomingMessage, res: ServerResponse) => {
+        if (req.url !== '/slow') return (app as (q: IncomingMessage, s: ServerResponse) => void)(req, res);
+        setTimeout(() => res.end('slow'), 300);
+      };
+      const server = await cleanup.serve(slow as never);
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      const { port } = server.address() as AddressInfo;
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n'),
+      );
+      socket.on('error', () => undefined);
+      for (let i = 0; i < 100 && state.version === 1; i++) await sleep(5);
+      assert.equal(state.version, 2, 'the pipelined write did not run');
+      socket.destroy();
+      await sleep(50);
+      assert.equal((await request(server).get('/items')).text, 'v2', 'the pipelined write did not invalidate /items');
     });
   }
 
