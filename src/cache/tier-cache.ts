@@ -301,7 +301,8 @@ export class TierCache extends EventEmitter implements DataCache {
    * in this instance's L1 and in L2. Other instances' L1 copies are not told:
    * they serve theirs until their L1 lifetime ends (delete() first to reach
    * them). Stored even right after another instance's invalidation of it (see
-   * setValue); a loader of the key running here stores nothing over it.
+   * setValue); a loader of the key that began before, here or on another
+   * instance, stores nothing over it (Redis refuses it: see TieredStore.set).
    * Redis failures are reported, not thrown.
    */
   set(key: string, value: unknown, options?: SetOptions): Promise<void> {

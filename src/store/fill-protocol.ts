@@ -103,8 +103,12 @@ const RENEW_WHEN_LEFT = 0.9;
  * renewed only when it would not outlive the entries, or has less than 90% of that
  * TTL left: a shared counter (a path's, in every fill) is then written about once
  * every 17 hours, as on a Cluster (RENEW_WHEN_LEFT), instead of by every fill.
- * Stores only when every counter still holds what the fill recorded. Reply: 1
- * stored; 0 not, a tag counter moved; -1 not, the first counter (the epoch) moved.
+ * Stores only when every counter still holds what the fill recorded. Then, for a
+ * set() (two more ARGV: a counter's position among the counters, 1-based, and a
+ * version), that counter (the key's own) is moved to the version the entries
+ * record, its TTL kept: a fill of the key that began before, on any instance, is
+ * refused when it stores. Reply: 1 stored; 0 not, a tag counter moved; -1 not,
+ * the first counter (the epoch) moved.
  */
 const STORE = `
 local e = tonumber(ARGV[2])
@@ -127,6 +131,12 @@ if fresh == 1 then
   for i = 1, e do
     redis.call('SET', KEYS[1 + i], ARGV[2 + i], 'PX', ARGV[2 + e + i])
     life = math.max(life, tonumber(ARGV[2 + e + i]))
+  end
+  local advance = first + 2 * (#KEYS - 1 - e)
+  if ARGV[advance] then
+    local key = KEYS[1 + e + tonumber(ARGV[advance])]
+    local ttl = redis.call('PTTL', key)
+    if ttl > 0 then redis.call('SET', key, ARGV[advance + 1], 'PX', ttl) else redis.call('SET', key, ARGV[advance + 1]) end
   end
   for i = 2 + e, #KEYS do
     local ttl = tonumber(ARGV[first + 2 * (i - 2 - e) + 1])
@@ -203,6 +213,8 @@ export interface CounterRenewal {
   readonly recorded: number;
   /** ms the counter is renewed to when due (it always outlives the entries stored with it); 0 leaves its TTL alone (the epoch has none). */
   readonly ttl: number;
+  /** A set(): the version the counter is moved to once the entries are stored (they record it). At most one counter of a request. */
+  readonly advanceTo?: number;
 }
 
 export interface StoreRequest {
@@ -297,6 +309,9 @@ export class FillProtocol {
     const { entries, counters, lock } = request;
     const now = Date.now();
     const keys = [...entries.map((e) => e.key), ...counters.map((c) => c.key), ...(lock === undefined ? [] : [lock.key])];
+    // A key's counter shares its entry's slot (see RedisVersions.counterKey): moved anywhere else, the entry would record a version Redis never had.
+    const advanced = counters.find((c) => c.advanceTo !== undefined);
+    if (advanced !== undefined && !entries.some((e) => keySlot(e.key) === keySlot(advanced.key))) throw new Error('tiercache: a set() moves its key counter only in the slot of its entry');
     const steps: Array<Promise<StoreResult>> = [];
     for (const { at } of groupBySlot(keys)) {
       const slotEntries = at.filter((i) => i < entries.length).map((i) => entries[i]!);
@@ -391,6 +406,8 @@ function storeArgs(request: StoreRequest, lockKey: string | undefined): { keys: 
   for (const e of entries) args.push(e.bytes);
   for (const e of entries) args.push(String(Math.max(1, Math.ceil(e.ttl))));
   for (const c of counters) args.push(String(c.recorded), String(Math.max(0, Math.ceil(c.ttl))));
+  const advanced = counters.findIndex((c) => c.advanceTo !== undefined);
+  if (advanced >= 0) args.push(String(advanced + 1), String(counters[advanced]!.advanceTo));
   return { keys, args };
 }
 

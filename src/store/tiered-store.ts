@@ -264,7 +264,9 @@ export class TieredStore {
    * Resolves whether it stored: false when the entry was over on arrival, or
    * when Redis refused it because a counter its stamp recorded moved (an
    * invalidation this instance had not heard of yet: the versions are
-   * forgotten here, so a stamp taken again reads them from Redis).
+   * forgotten here, so a stamp taken again reads them from Redis). In Redis
+   * it moves the key's own counter one version on (see advancedWrite): a fill
+   * of the key stamped before, on any instance, is refused when it stores.
    */
   async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<boolean> {
     // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
@@ -274,7 +276,7 @@ export class TieredStore {
       await this.l2?.del(key).catch(() => undefined);
       return false;
     }
-    return this.storeFill([{ key, entry, l1Entry }], NO_TICKET);
+    return this.storeFill([{ key, entry, l1Entry }], NO_TICKET, true);
   }
 
   /**
@@ -284,7 +286,7 @@ export class TieredStore {
    * invalidation overtook it), and then nowhere. Resolves false only then:
    * when Redis cannot be reached the entries stay in L1 (true). Never throws.
    */
-  storeFill(writes: readonly FillWrite[], ticket: FillTicket): boolean | Promise<boolean> {
+  storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false): boolean | Promise<boolean> {
     const now = this.now();
     const first = writes[0];
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
@@ -297,13 +299,16 @@ export class TieredStore {
     for (const w of writes) this.l1?.set(w.key, w.l1Entry);
     // Without an L2 the fill is stored now: no promise.
     // Stryker disable next-line ConditionalExpression: without an L2, storeInL2 fails on the missing protocol and answers true as well (a promise instead)
-    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now);
+    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now, ownValue ? advancedWrite(first) : undefined);
   }
 
-  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number): Promise<boolean> {
+  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, advanced?: AdvancedWrite): Promise<boolean> {
     let entries: StoredPayload[];
     try {
-      entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
+      entries = writes.map((w) => {
+        const entry = advanced !== undefined && w === first ? advanced.entry : w.entry;
+        return { key: w.key, bytes: entry instanceof PackedEntry ? entry.bytes : encodeEntry(entry), ttl: entry.staleUntil - now };
+      });
     } catch {
       // Past what the L2 format holds (a tag over 64 KiB): L1 keeps the fill, L2 none of it. The
       // store step still runs, with no entry: it renews the counters L1's copy recorded and releases the lock.
@@ -311,17 +316,20 @@ export class TieredStore {
     }
     let stored: StoreResult;
     try {
-      stored = await this.fills!.store({
-        entries,
-        counters: this.renewals(first.entry, first.entry.staleUntil - now),
-        lock: ticket.lock,
-      });
+      const counters = this.renewals(first.entry, first.entry.staleUntil - now);
+      // Stryker disable next-line ConditionalExpression: entries is empty only past the L2 format, where the advance moves a counter no stored entry records
+      if (advanced !== undefined && entries.length > 0) counters[advanced.counter] = { ...counters[advanced.counter]!, advanceTo: advanced.to };
+      stored = await this.fills!.store({ entries, counters, lock: ticket.lock });
     } catch {
-      return true; // counted by L2Store; the entries still serve from L1 (and the lock expires)
+      // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
+      // records its key counter unmoved: Redis never had the version it would have moved to.
+      return true;
     }
     if (stored === 'stored') {
       // Redis holds exactly these versions now (renewed): known here, so L1 hits decide without asking.
-      this.versions.learnStored(first.entry);
+      this.versions.learnStored(advanced?.entry ?? first.entry);
+      // L1's copy follows its key counter, unless another store replaced it meanwhile.
+      if (advanced !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, advanced.l1Entry);
       return true;
     }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
@@ -387,4 +395,30 @@ export class TieredStore {
         .catch(() => undefined);
     }
   }
+}
+
+/** A set()'s entry as Redis stores it: recording its key counter one version on, which the store moves it to. */
+interface AdvancedWrite {
+  readonly entry: StoredEntry;
+  readonly l1Entry: StoredEntry;
+  /** Position of the key counter among the store's counters (the epoch is first). */
+  readonly counter: number;
+  readonly to: number;
+}
+
+/**
+ * A set() moves its key's own counter as it stores (fill-protocol.ts, STORE):
+ * a getOrSet() of the key that began before, on any instance, recorded the
+ * version before and is refused when it stores, instead of storing its older
+ * value over this one. undefined for an entry without its key's tag.
+ */
+function advancedWrite(write: FillWrite): AdvancedWrite | undefined {
+  const { entry, l1Entry } = write;
+  const at = entry.tags.indexOf(KEY_TAG_PREFIX + write.key);
+  if (at < 0 || entry instanceof PackedEntry) return undefined;
+  const to = entry.versions[at]! + 1;
+  const versions = entry.versions.slice();
+  versions[at] = to;
+  const advanced: StoredEntry = { ...entry, versions };
+  return { entry: advanced, l1Entry: l1Entry === entry ? advanced : { ...l1Entry, versions }, counter: at + 1, to };
 }

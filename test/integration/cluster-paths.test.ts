@@ -243,6 +243,26 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(await b.get(second), 'two', 'the fill after the refused one did not record the current epoch');
   });
 
+  it("a getOrSet() loader on another instance that began before a plain set() is refused when it stores (the set() moved the key's counter, in its entry's slot)", async () => {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    let release!: () => void;
+    const loading = new Promise<void>((resolve) => (release = resolve));
+    let started = false;
+    const slow = a.getOrSet('row', async () => {
+      started = true;
+      await loading;
+      return 'old';
+    });
+    await eventually(() => started, "A's loader did not start");
+    await b.set('row', 'new');
+    release();
+    assert.equal(await slow, 'old');
+    assert.equal(await (await open(ns)).get('row'), 'new', "A's loader stored its older value over B's set()");
+    assert.equal(await a.get('row'), 'new');
+  });
+
   it('an epoch moved in Redis without a message: every instance stops serving what its L1 holds from before, within an epoch check or two', async function () {
     this.timeout(20_000);
     const ns = nextNamespace();

@@ -192,6 +192,37 @@ describe('data API: values through L2', () => {
     assert.deepStrictEqual(await c.get('from-a'), { by: 'b now' });
   });
 
+  it('a getOrSet() loader on another instance that began before a plain set() does not store its older value over it: its callers get it, the cache keeps the set value', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    let release!: () => void;
+    const loading = new Promise<void>((resolve) => (release = resolve));
+    let started = false;
+    const slow = a.getOrSet('row:7', async () => {
+      started = true;
+      await loading; // read the row before the write, answer after it
+      return { v: 'old' };
+    });
+    for (let i = 0; i < 100 && !started; i++) await sleep(5);
+    assert.ok(started, "A's loader did not start");
+    await b.set('row:7', { v: 'new' });
+    release();
+    assert.deepStrictEqual(await slow, { v: 'old' }, "A's callers get what its loader returned");
+    const c = await ctx.open();
+    assert.deepStrictEqual(await c.get('row:7'), { v: 'new' }, "A's loader stored its older value over B's set()");
+    assert.deepStrictEqual(await b.get('row:7'), { v: 'new' });
+    assert.deepStrictEqual(await a.get('row:7'), { v: 'new' }, 'A kept serving its refused value');
+    // A later set() on B moves the key on again (its own copy knows the version it stored).
+    await b.set('row:7', { v: 'newer' });
+    assert.deepStrictEqual(await (await ctx.open()).get('row:7'), { v: 'newer' });
+    assert.deepStrictEqual(await b.get('row:7'), { v: 'newer' });
+    // And a delete() elsewhere still reaches the copy that recorded the moved version.
+    await (await ctx.open()).delete('row:7');
+    for (let i = 0; i < 100 && (await b.get('row:7')) !== undefined; i++) await sleep(5);
+    assert.equal(await b.get('row:7'), undefined, "a delete() did not reach B's copy of its set() value");
+    assert.equal(await a.get('row:7'), undefined);
+  });
+
   it("set() on one instance does not reach another's L1 copy, which serves until its L1 lifetime ends; delete() then set() reaches it (README)", async () => {
     const a = await ctx.open();
     const b = await ctx.open({ l1: { ttl: 300 } });

@@ -35,6 +35,25 @@ describe('the Redis side of a fill', function () {
     assert.equal(await ctx.admin.exists(`{${cache.prefix}:k1}:lock`), 0, 'the abandoned fill left its lock');
   });
 
+  it("set() stores an entry recording its key counter one version on, moves the counter there (its TTL kept), and a fill stamped before is refused", async () => {
+    const cache = await ctx.open({ l1: false });
+    const store = cache.store;
+    const key = `${cache.prefix}:k9`;
+    const fill = await store.lookupForFill(key, [`key:${key}`], cache.fillLock?.request(key));
+    const before = fill.stamp!.versions[0]!;
+    const setStamp = await store.versions.stamp([`key:${key}`]);
+    assert.equal(setStamp.versions[0], before);
+    assert.equal(await store.set(key, entryFor(setStamp, 'set value')), true);
+    assert.equal(Number(await ctx.admin.get(counterOf(cache, `key:${key}`))), before + 1, 'the key counter did not move one version on');
+    assert.ok((await ctx.admin.pttl(counterOf(cache, `key:${key}`))) > 0, 'the moved counter lost its TTL');
+    const stored = await store.get(key);
+    assert.equal(stored?.entry.body.toString(), 'set value');
+    assert.deepEqual(stored?.entry.versions, [before + 1], 'the stored entry does not record the moved version');
+    assert.equal(await store.storeFill([{ key, entry: entryFor(fill.stamp!, 'fill value'), l1Entry: entryFor(fill.stamp!, 'fill value') }], fill.ticket), false, 'the fill stamped before the set() was stored');
+    assert.equal((await store.get(key))?.entry.body.toString(), 'set value');
+    assert.equal(await ctx.admin.exists(`{${key}}:lock`), 0, 'the refused fill left its lock');
+  });
+
   it('a fill without the lock that stores nothing deletes the counters its lookup created too', async () => {
     const cache = await ctx.open({ l1: false, l2: { lockTimeout: 0 } });
     assert.equal(cache.fillLock, undefined);
