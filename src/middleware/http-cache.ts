@@ -244,7 +244,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.ttl === undefined || this.stoodDown || snapshot === undefined) return;
     // node has set the reason phrase by now (writeHead(status, reason) sets it only then); a 304 of ours
     // (NOT_MODIFIED) carries its own: the entry's is the one the head had when it was judged.
-    const own = this.req.httpVersionMajor < 2 ? ownReason(snapshot.status, r.statusCode === snapshot.status ? r.statusMessage : this.reasonAtHead) : undefined;
+    // Read now, as the head goes out, an empty phrase is what the status line says (`200 `, given to writeHead);
+    // read when the head was judged, node may still put the status's own in its place.
+    const own = this.req.httpVersionMajor >= 2 ? undefined : r.statusCode !== snapshot.status ? ownReason(snapshot.status, this.reasonAtHead) : r.statusMessage === '' ? '' : ownReason(snapshot.status, r.statusMessage);
     const before = snapshot.headers;
     const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] ? true : undefined;
     if (own !== undefined || encodedOutside) this.snapshot = { status: snapshot.status, headers: before, reason: own, encodedOutside };

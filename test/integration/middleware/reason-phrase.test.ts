@@ -107,6 +107,20 @@ describe('middleware: the reason phrase of a stored answer', () => {
     assert.deepEqual([hit.status, hit.reason, hit.body], [200, 'All Good', 'stored']);
   });
 
+  it("Express: an empty reason phrase given to writeHead goes out empty (`200 `), and so do the hits", async () => {
+    const app = express();
+    app.get('/s', expressCache(await ctx.open(), { ttl: '1m' }), (_req, res) => {
+      res.writeHead(200, '', { 'content-type': 'text/plain' });
+      res.end('stored');
+    });
+    const server = await ctx.serve(app);
+    const fill = await statusLine(server);
+    assert.deepEqual([fill.status, fill.reason], [200, '']);
+    const hit = await statusLine(server);
+    assert.match(hit.cacheStatus, /hit; detail=L1/);
+    assert.deepEqual([hit.status, hit.reason, hit.body], [200, '', 'stored'], "the handler's answer said '200 ' (no phrase); its hit must too");
+  });
+
   it("Koa over HTTP/2: the cache never reads or sets a reason phrase there (HTTP/2 has none; node warns at either): a hit of an HTTP/1 fill, a fill, the cache's 304, a stale-if-error answer", async () => {
     const cache = await ctx.open();
     let failing = false;
