@@ -430,8 +430,25 @@ class FillCapture implements CaptureHooks, ActiveFill {
   }
 }
 
-/** Bodies within this many bytes of l1.maxBytes are sized exactly before an L1-only fill says `stored` (heads are rarely bigger). */
+/**
+ * Answers within this many bytes of l1.maxBytes (the body, and its header
+ * characters three times over: JSON escapes, UTF-8, the strings a hit keeps)
+ * are sized exactly before an L1-only fill says `stored`.
+ */
 const L1_SIZING_BAND = 64 * 1024;
+
+/** Characters in header names and values (an array's values each), for fitsL1's shortcut: a few additions a header. */
+function headerChars(headers: OutgoingHttpHeaders): number {
+  let n = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    n += name.length;
+    if (typeof value === 'string') n += value.length;
+    else if (Array.isArray(value)) for (const v of value) n += v.length;
+    else n += 24; // a number
+  }
+  return n;
+}
 
 /** Per-route mounting without any TTL source caches for this long. */
 export const DEFAULT_ROUTE_TTL = 60_000;
@@ -1397,7 +1414,7 @@ export class HttpCache<R> {
    */
   fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined): boolean {
     const l1 = this.cache.options.l1;
-    if (this.cache.store.l2 !== undefined || l1 === undefined || body.length + L1_SIZING_BAND < l1.maxBytes) return true;
+    if (this.cache.store.l2 !== undefined || l1 === undefined || body.length + 3 * headerChars(headers) + L1_SIZING_BAND < l1.maxBytes) return true;
     const now = coarseNow();
     // Sized as it will be stored: its reason phrase and (public) route label are charged too.
     const route = plan.isPublic ? this.events.patternRouteOf(plan) : undefined;

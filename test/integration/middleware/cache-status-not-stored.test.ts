@@ -7,6 +7,8 @@
 // stored in L2; a reason found before the TTL ran out is the one given; with
 // cacheStatus: false nothing is said.
 import assert from 'node:assert/strict';
+import { get } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
 import { missStatus } from '../../../src/middleware/cache-status.js';
@@ -80,6 +82,34 @@ describe('middleware: Cache-Status of answers that are not stored', () => {
     for (let i = 0; i < 2; i++) assert.equal((await request(app.target).get('/near')).headers['cache-status'], missStatus('too-large'));
     assert.equal((await request(app.target).get('/under')).headers['cache-status'], 'tiercache; fwd=miss; stored');
     assert.equal((await request(app.target).get('/under')).headers['cache-status'], 'tiercache; hit; detail=L1');
+  });
+
+  it('with L1 alone, a body well under l1.maxBytes whose headers take it over (L1 would refuse it) says detail=too-large, not stored', async () => {
+    const cache = newCache({ l1: { maxBytes: 256 * 1024 } });
+    const app = buildApp(adapters[0]!, cache, {
+      routes: [
+        {
+          path: '/heavy',
+          mw: { ttl: '1m' },
+          handler: (io) => {
+            for (let i = 0; i < 16; i++) io.set(`x-pad-${i}`, 'h'.repeat(10_000));
+            io.send(Buffer.alloc(100 * 1024, 'b'));
+          },
+        },
+      ],
+    });
+    const server = await cleanup.serve(app.target as never);
+    const { port } = server.address() as AddressInfo;
+    const statusOf = () =>
+      new Promise<string>((resolve, reject) => {
+        get({ host: '127.0.0.1', port, path: '/heavy', maxHeaderSize: 1_000_000 }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(String(res.headers['cache-status'])));
+        }).on('error', reject);
+      });
+    assert.equal(await statusOf(), missStatus('too-large'), 'L1 cannot keep this answer, and it said so');
+    assert.equal(await statusOf(), missStatus('too-large'));
+    assert.equal(app.runs('/heavy'), 2);
   });
 
   it('with L1 alone and cacheStatus: false, a body L1 would refuse says nothing (no Cache-Status), and is not stored', async () => {
