@@ -68,6 +68,13 @@ function writeFront(out: Buffer, entry: Front, tagLengths: readonly number[]): n
   return o;
 }
 
+/** Where an encoded entry with these tags records the version of tag `at` (a byte offset). */
+export function tagVersionOffset(tags: readonly string[], at: number): number {
+  let o = FIXED_HEADER;
+  for (let i = 0; i < at; i++) o += 2 + Buffer.byteLength(tags[i]!, 'utf8') + 8;
+  return o + 2 + Buffer.byteLength(tags[at]!, 'utf8');
+}
+
 export function encodeEntry(entry: StoredEntry): Buffer {
   const { size, tagLengths } = frontOf(entry.tags);
   const out = Buffer.allocUnsafe(size + 8 + entry.head.length + entry.body.length);

@@ -103,40 +103,52 @@ const RENEW_WHEN_LEFT = 0.9;
  * renewed only when it would not outlive the entries, or has less than 90% of that
  * TTL left: a shared counter (a path's, in every fill) is then written about once
  * every 17 hours, as on a Cluster (RENEW_WHEN_LEFT), instead of by every fill.
- * Stores only when every counter still holds what the fill recorded. Then, for a
- * set() (two more ARGV: a counter's position among the counters, 1-based, and a
- * version), that counter (the key's own) is moved to the version the entries
- * record, its TTL kept: a fill of the key that began before, on any instance, is
- * refused when it stores. Reply: 1 stored; 0 not, a tag counter moved; -1 not,
- * the first counter (the epoch) moved.
+ * Stores only when every counter still holds what the fill recorded. A set()
+ * passes two more ARGV: its key counter's position among the counters (1-based)
+ * and where the first payload records that counter's version (a byte offset).
+ * That counter is not checked (a set() is the caller's value, however many came
+ * before it) but moved past both what it holds and what was recorded, its TTL
+ * kept, and the payload is stored recording the moved version: a fill of the key
+ * that began before, on any instance, is refused when it stores, and set()s are
+ * stored in the order they arrive. Reply: 1 stored; 0 not, a tag counter moved;
+ * -1 not, the first counter (the epoch) moved; for a set() that stored,
+ * {1, the moved version}.
  */
-const STORE = `
+const STORE = `${COUNTER_GET}
 local e = tonumber(ARGV[2])
 local first = 3 + 2 * e
+local counters = #KEYS - 1 - e
+local advance = tonumber(ARGV[first + 2 * counters])
+local skip = advance and (1 + e + advance) or 0
 local fresh = 1
 -- One MGET per thousand counters (unpack's limit), not a GET each; a key of another type reads as missing.
 for from = 2 + e, #KEYS, 1000 do
   local values = redis.call('MGET', unpack(KEYS, from, math.min(from + 999, #KEYS)))
   for j = 1, #values do
     local i = from + j - 1
-    if values[j] ~= ARGV[first + 2 * (i - 2 - e)] then
+    if i ~= skip and values[j] ~= ARGV[first + 2 * (i - 2 - e)] then
       if i == 2 + e then fresh = -1 else fresh = 0 end
       break
     end
   end
   if fresh ~= 1 then break end
 end
+local moved
 if fresh == 1 then
+  local first_payload = ARGV[3]
+  if advance then
+    local key = KEYS[skip]
+    local held = counter(key)
+    moved = string.format('%.0f', math.max(held and tonumber(held) or 0, tonumber(ARGV[first + 2 * (advance - 1)])) + 1)
+    local ttl = redis.call('PTTL', key)
+    if ttl > 0 then redis.call('SET', key, moved, 'PX', ttl) else redis.call('SET', key, moved) end
+    local at = tonumber(ARGV[first + 2 * counters + 1])
+    first_payload = string.sub(first_payload, 1, at) .. struct.pack('>d', tonumber(moved)) .. string.sub(first_payload, at + 9)
+  end
   local life = 0
   for i = 1, e do
-    redis.call('SET', KEYS[1 + i], ARGV[2 + i], 'PX', ARGV[2 + e + i])
+    redis.call('SET', KEYS[1 + i], i == 1 and first_payload or ARGV[2 + i], 'PX', ARGV[2 + e + i])
     life = math.max(life, tonumber(ARGV[2 + e + i]))
-  end
-  local advance = first + 2 * (#KEYS - 1 - e)
-  if ARGV[advance] then
-    local key = KEYS[1 + e + tonumber(ARGV[advance])]
-    local ttl = redis.call('PTTL', key)
-    if ttl > 0 then redis.call('SET', key, ARGV[advance + 1], 'PX', ttl) else redis.call('SET', key, ARGV[advance + 1]) end
   end
   for i = 2 + e, #KEYS do
     local ttl = tonumber(ARGV[first + 2 * (i - 2 - e) + 1])
@@ -144,6 +156,7 @@ if fresh == 1 then
   end
 end
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if moved then return {fresh, moved} end
 return fresh`;
 
 /**
@@ -213,8 +226,6 @@ export interface CounterRenewal {
   readonly recorded: number;
   /** ms the counter is renewed to when due (it always outlives the entries stored with it); 0 leaves its TTL alone (the epoch has none). */
   readonly ttl: number;
-  /** A set(): the version the counter is moved to once the entries are stored (they record it). At most one counter of a request. */
-  readonly advanceTo?: number;
 }
 
 export interface StoreRequest {
@@ -222,9 +233,24 @@ export interface StoreRequest {
   readonly counters: readonly CounterRenewal[];
   /** The fill's lock, released in the same step. */
   readonly lock: { readonly key: string; readonly token: string } | undefined;
+  /** A set(): its key counter, moved as it stores (see STORE). */
+  readonly advance?: CounterAdvance;
+}
+
+/** A set()'s key counter: which of the request's counters, and where the first entry's bytes record its version. */
+export interface CounterAdvance {
+  readonly counter: number;
+  /** Byte offset of the version (a big-endian double) in the first entry's payload. */
+  readonly offset: number;
 }
 
 export type StoreResult = 'stored' | 'tags' | 'epoch';
+
+/** What the store step did; for a set() that stored, the version its key counter was moved to (the entry records it). */
+export interface StoreOutcome {
+  readonly result: StoreResult;
+  readonly moved?: number;
+}
 
 export interface AbandonRequest {
   readonly lock: { readonly key: string; readonly token: string } | undefined;
@@ -283,7 +309,7 @@ export class FillProtocol {
    * Step two of a fill that stored: 'stored', or which counter had moved since
    * the fill began ('tags', or the first one, 'epoch'). Throws when Redis fails.
    */
-  store(request: StoreRequest): Promise<StoreResult> {
+  store(request: StoreRequest): Promise<StoreOutcome> {
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? this.storeOnCluster(client, request) : storeInOne(client, request);
@@ -305,21 +331,22 @@ export class FillProtocol {
    * spans slots: an entry that an invalidation of a counter in another slot
    * overtook is stored, and refused when read (its versions are checked then).
    */
-  private async storeOnCluster(client: RedisClient, request: StoreRequest): Promise<StoreResult> {
-    const { entries, counters, lock } = request;
+  private async storeOnCluster(client: RedisClient, request: StoreRequest): Promise<StoreOutcome> {
+    const { entries, counters, lock, advance } = request;
     const now = Date.now();
     const keys = [...entries.map((e) => e.key), ...counters.map((c) => c.key), ...(lock === undefined ? [] : [lock.key])];
-    // A key's counter shares its entry's slot (see RedisVersions.counterKey): moved anywhere else, the entry would record a version Redis never had.
-    const advanced = counters.find((c) => c.advanceTo !== undefined);
-    if (advanced !== undefined && !entries.some((e) => keySlot(e.key) === keySlot(advanced.key))) throw new Error('tiercache: a set() moves its key counter only in the slot of its entry');
-    const steps: Array<Promise<StoreResult>> = [];
+    // A set()'s key counter shares its entry's slot (see RedisVersions.counterKey), and is moved in the step that stores the entry.
+    const advanced = advance === undefined ? undefined : counters[advance.counter]!;
+    if (advanced !== undefined && (entries.length !== 1 || keySlot(entries[0]!.key) !== keySlot(advanced.key))) throw new Error('tiercache: a set() moves its key counter only in the slot of its entry');
+    const steps: Array<Promise<StoreOutcome>> = [];
     for (const { at } of groupBySlot(keys)) {
       const slotEntries = at.filter((i) => i < entries.length).map((i) => entries[i]!);
       const slotCounters = at.filter((i) => i >= entries.length && i < entries.length + counters.length).map((i) => counters[i - entries.length]!);
       const slotLock = lock !== undefined && at.includes(keys.length - 1) ? lock : undefined;
       if (slotEntries.length > 0) {
         const first = slotCounters[0]?.ttl === 0 && slotCounters[0] === counters[0] ? 'epoch' : 'tags';
-        steps.push(storeInOne(client, { entries: slotEntries, counters: slotCounters, lock: slotLock }).then((r) => (r === 'epoch' ? first : r)));
+        const slotAdvance = advanced === undefined ? undefined : { counter: slotCounters.indexOf(advanced), offset: advance!.offset };
+        steps.push(storeInOne(client, { entries: slotEntries, counters: slotCounters, lock: slotLock, advance: slotAdvance }).then((o) => (o.result === 'epoch' ? { ...o, result: first } : o)));
         continue;
       }
       for (const c of slotCounters) {
@@ -327,14 +354,16 @@ export class FillProtocol {
         steps.push(
           client.pexpire(c.key, Math.ceil(c.ttl), 'GT').then(() => {
             this.renewed.set(c.key, now + c.ttl);
-            return 'stored' as const;
+            return STORED;
           }),
         );
       }
-      if (slotLock !== undefined) steps.push(abandonScript.raw(client, [slotLock.key], [slotLock.token, '0']).then(() => 'stored' as const));
+      if (slotLock !== undefined) steps.push(abandonScript.raw(client, [slotLock.key], [slotLock.token, '0']).then(() => STORED));
     }
-    const results = await Promise.all(steps);
-    return results.includes('epoch') ? 'epoch' : results.includes('tags') ? 'tags' : 'stored';
+    const outcomes = await Promise.all(steps);
+    const results = outcomes.map((o) => o.result);
+    const result = results.includes('epoch') ? 'epoch' : results.includes('tags') ? 'tags' : 'stored';
+    return { result, moved: result === 'stored' ? outcomes.find((o) => o.moved !== undefined)?.moved : undefined };
   }
 }
 
@@ -406,15 +435,19 @@ function storeArgs(request: StoreRequest, lockKey: string | undefined): { keys: 
   for (const e of entries) args.push(e.bytes);
   for (const e of entries) args.push(String(Math.max(1, Math.ceil(e.ttl))));
   for (const c of counters) args.push(String(c.recorded), String(Math.max(0, Math.ceil(c.ttl))));
-  const advanced = counters.findIndex((c) => c.advanceTo !== undefined);
-  if (advanced >= 0) args.push(String(advanced + 1), String(counters[advanced]!.advanceTo));
+  if (request.advance !== undefined) args.push(String(request.advance.counter + 1), String(request.advance.offset));
   return { keys, args };
 }
 
-async function storeInOne(client: RedisClient, request: StoreRequest): Promise<StoreResult> {
+const STORED: StoreOutcome = Object.freeze({ result: 'stored' });
+
+async function storeInOne(client: RedisClient, request: StoreRequest): Promise<StoreOutcome> {
   const { keys, args } = storeArgs(request, request.lock?.key);
-  const code = Number(await storeScript.raw(client, keys, args));
-  return code === 1 ? 'stored' : code === -1 ? 'epoch' : 'tags';
+  const reply = await storeScript.raw(client, keys, args);
+  // A set() that stored: {1, the version its key counter was moved to}.
+  if (Array.isArray(reply)) return { result: 'stored', moved: counterValue(reply[1]) };
+  const code = Number(reply);
+  return code === 1 ? STORED : { result: code === -1 ? 'epoch' : 'tags' };
 }
 
 async function abandonInOne(client: RedisClient, request: AbandonRequest): Promise<void> {

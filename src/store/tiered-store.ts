@@ -2,9 +2,9 @@
 // the entry's life (capped by l1.ttl). Every entry is checked against the tag
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
-import { decodeEntry, encodeEntry, ownBytes } from './entry-codec.js';
+import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
-import { FillProtocol, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreResult } from './fill-protocol.js';
+import { FillProtocol, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
 import type { L2Store } from './l2-store.js';
@@ -299,44 +299,41 @@ export class TieredStore {
     for (const w of writes) this.l1?.set(w.key, w.l1Entry);
     // Without an L2 the fill is stored now: no promise.
     // Stryker disable next-line ConditionalExpression: without an L2, storeInL2 fails on the missing protocol and answers true as well (a promise instead)
-    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now, ownValue ? advancedWrite(first) : undefined);
+    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now, ownValue);
   }
 
-  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, advanced?: AdvancedWrite): Promise<boolean> {
+  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, ownValue: boolean): Promise<boolean> {
     let entries: StoredPayload[];
     try {
-      entries = writes.map((w) => {
-        const entry = advanced !== undefined && w === first ? advanced.entry : w.entry;
-        return { key: w.key, bytes: entry instanceof PackedEntry ? entry.bytes : encodeEntry(entry), ttl: entry.staleUntil - now };
-      });
+      entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
     } catch {
       // Past what the L2 format holds (a tag over 64 KiB): L1 keeps the fill, L2 none of it. The
       // store step still runs, with no entry: it renews the counters L1's copy recorded and releases the lock.
       entries = [];
     }
-    let stored: StoreResult;
+    // A set() moves its key counter as it stores (an entry L2 cannot hold leaves it alone: none would record it).
+    const advance = ownValue && entries.length === 1 ? keyCounterAdvance(first) : undefined;
+    let stored: StoreOutcome;
     try {
-      const counters = this.renewals(first.entry, first.entry.staleUntil - now);
-      // Stryker disable next-line ConditionalExpression: entries is empty only past the L2 format, where the advance moves a counter no stored entry records
-      if (advanced !== undefined && entries.length > 0) counters[advanced.counter] = { ...counters[advanced.counter]!, advanceTo: advanced.to };
-      stored = await this.fills!.store({ entries, counters, lock: ticket.lock });
+      stored = await this.fills!.store({ entries, counters: this.renewals(first.entry, first.entry.staleUntil - now), lock: ticket.lock, advance });
     } catch {
       // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
-      // records its key counter unmoved: Redis never had the version it would have moved to.
+      // records its key counter as read: the version Redis would have moved it to is known to nobody.
       return true;
     }
-    if (stored === 'stored') {
+    if (stored.result === 'stored') {
+      const moved = advance === undefined || stored.moved === undefined ? undefined : movedCopies(first, advance.counter - 1, stored.moved);
       // Redis holds exactly these versions now (renewed): known here, so L1 hits decide without asking.
-      this.versions.learnStored(advanced?.entry ?? first.entry);
-      // L1's copy follows its key counter, unless another store replaced it meanwhile.
-      if (advanced !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, advanced.l1Entry);
+      this.versions.learnStored(moved?.entry ?? first.entry);
+      // L1's copy records what Redis's does, unless another store replaced it meanwhile.
+      if (moved !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, moved.l1Entry);
       return true;
     }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
     // from Redis: what this instance knows of them is read again by the next fill.
     for (const w of writes) this.l1?.delete(w.key);
     // Stryker disable next-line ConditionalExpression: forgetting the epoch as well only makes the next fill read it again
-    this.versions.forget(first.entry.tags, stored === 'epoch');
+    this.versions.forget(first.entry.tags, stored.result === 'epoch');
     return false;
   }
 
@@ -397,28 +394,24 @@ export class TieredStore {
   }
 }
 
-/** A set()'s entry as Redis stores it: recording its key counter one version on, which the store moves it to. */
-interface AdvancedWrite {
-  readonly entry: StoredEntry;
-  readonly l1Entry: StoredEntry;
-  /** Position of the key counter among the store's counters (the epoch is first). */
-  readonly counter: number;
-  readonly to: number;
-}
-
 /**
  * A set() moves its key's own counter as it stores (fill-protocol.ts, STORE):
  * a getOrSet() of the key that began before, on any instance, recorded the
  * version before and is refused when it stores, instead of storing its older
- * value over this one. undefined for an entry without its key's tag.
+ * value over this one. Which counter (the epoch is the first), and where the
+ * encoded entry records its version; undefined for an entry without its key's tag.
  */
-function advancedWrite(write: FillWrite): AdvancedWrite | undefined {
+function keyCounterAdvance(write: FillWrite): CounterAdvance | undefined {
+  const at = write.entry.tags.indexOf(KEY_TAG_PREFIX + write.key);
+  if (at < 0 || write.entry instanceof PackedEntry) return undefined;
+  return { counter: at + 1, offset: tagVersionOffset(write.entry.tags, at) };
+}
+
+/** The set()'s entry and L1 copy recording the version Redis moved its key counter to. */
+function movedCopies(write: FillWrite, at: number, moved: number): { entry: StoredEntry; l1Entry: StoredEntry } {
   const { entry, l1Entry } = write;
-  const at = entry.tags.indexOf(KEY_TAG_PREFIX + write.key);
-  if (at < 0 || entry instanceof PackedEntry) return undefined;
-  const to = entry.versions[at]! + 1;
   const versions = entry.versions.slice();
-  versions[at] = to;
+  versions[at] = moved;
   const advanced: StoredEntry = { ...entry, versions };
-  return { entry: advanced, l1Entry: l1Entry === entry ? advanced : { ...l1Entry, versions }, counter: at + 1, to };
+  return { entry: advanced, l1Entry: l1Entry === entry ? advanced : { ...l1Entry, versions } };
 }

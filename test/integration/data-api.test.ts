@@ -223,6 +223,31 @@ describe('data API: values through L2', () => {
     assert.equal(await a.get('row:7'), undefined);
   });
 
+  it('concurrent set()s of one key are all stored, in the order they were called: the last one is what every instance reads', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    let stores = 0;
+    a.on('store', () => stores++);
+    for (let round = 0; round < 3; round++) {
+      stores = 0;
+      await Promise.all(Array.from({ length: 6 }, (_, i) => a.set(`hot:${round}`, `v${i}`)));
+      assert.equal(stores, 6, 'a set() was refused, its value lost without an error');
+      assert.equal(await a.get(`hot:${round}`), 'v5');
+      assert.equal(await b.get(`hot:${round}`), 'v5', 'Redis holds another than the last value set');
+    }
+  });
+
+  it('a set() whose entry Redis cannot hold (a tag over 64 KiB) stays in L1 and is still deleted by a deleteMany() from another instance', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('big-tag', 'a-value', { tags: ['x'.repeat(70_000)] });
+    assert.equal(await a.get('big-tag'), 'a-value');
+    const result = await b.deleteMany(['big-tag', 'other']);
+    assert.equal(result.delivered, true);
+    for (let i = 0; i < 100 && (await a.get('big-tag')) !== undefined; i++) await sleep(5);
+    assert.equal(await a.get('big-tag'), undefined, "the deleteMany() did not reach A's copy");
+  });
+
   it("set() on one instance does not reach another's L1 copy, which serves until its L1 lifetime ends; delete() then set() reaches it (README)", async () => {
     const a = await ctx.open();
     const b = await ctx.open({ l1: { ttl: 300 } });
