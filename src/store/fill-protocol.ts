@@ -107,8 +107,8 @@ const RENEW_WHEN_LEFT = 0.9;
  * passes two more ARGV: its key counter's position among the counters (1-based)
  * and where the first payload records that counter's version (a byte offset).
  * That counter is not checked (a set() is the caller's value, however many came
- * before it) but moved past both what it holds and what was recorded, its TTL
- * kept, and the payload is stored recording the moved version: a fill of the key
+ * before it) but moved past what it holds, what was recorded and the clock (a
+ * lost counter never comes back smaller), its TTL kept, and the payload is stored recording the moved version: a fill of the key
  * that began before, on any instance, is refused when it stores, and set()s are
  * stored in the order they arrive. Reply: 1 stored; 0 not, a tag counter moved;
  * -1 not, the first counter (the epoch) moved; for a set() that stored,
@@ -139,7 +139,11 @@ if fresh == 1 then
   if advance then
     local key = KEYS[skip]
     local held = counter(key)
-    moved = string.format('%.0f', math.max(held and tonumber(held) or 0, tonumber(ARGV[first + 2 * (advance - 1)])) + 1)
+    -- Never below the clock (µs, as counters are made): a counter lost (evicted, expired, damaged)
+    -- comes back larger than any version it had, never at what this instance happened to record.
+    local t = redis.call('TIME')
+    local clock = tonumber(t[1] .. string.format('%06d', tonumber(t[2])))
+    moved = string.format('%.0f', math.max(held and tonumber(held) or 0, tonumber(ARGV[first + 2 * (advance - 1)]), clock) + 1)
     local ttl = redis.call('PTTL', key)
     if ttl > 0 then redis.call('SET', key, moved, 'PX', ttl) else redis.call('SET', key, moved) end
     local at = tonumber(ARGV[first + 2 * counters + 1])

@@ -44,14 +44,32 @@ describe('the Redis side of a fill', function () {
     const setStamp = await store.versions.stamp([`key:${key}`]);
     assert.equal(setStamp.versions[0], before);
     assert.equal(await store.set(key, entryFor(setStamp, 'set value')), true);
-    assert.equal(Number(await ctx.admin.get(counterOf(cache, `key:${key}`))), before + 1, 'the key counter did not move one version on');
+    const moved = Number(await ctx.admin.get(counterOf(cache, `key:${key}`)));
+    assert.ok(moved > before, `the key counter did not move on (${before} -> ${moved})`);
     assert.ok((await ctx.admin.pttl(counterOf(cache, `key:${key}`))) > 0, 'the moved counter lost its TTL');
     const stored = await store.get(key);
     assert.equal(stored?.entry.body.toString(), 'set value');
-    assert.deepEqual(stored?.entry.versions, [before + 1], 'the stored entry does not record the moved version');
+    assert.deepEqual(stored?.entry.versions, [moved], 'the stored entry does not record the moved version');
     assert.equal(await store.storeFill([{ key, entry: entryFor(fill.stamp!, 'fill value'), l1Entry: entryFor(fill.stamp!, 'fill value') }], fill.ticket), false, 'the fill stamped before the set() was stored');
     assert.equal((await store.get(key))?.entry.body.toString(), 'set value');
     assert.equal(await ctx.admin.exists(`{${key}}:lock`), 0, 'the refused fill left its lock');
+  });
+
+  it('set() of a key whose counter is gone (evicted, expired, damaged) moves it past every version it had, never back to what the set() recorded', async () => {
+    const cache = await ctx.open({ l1: false });
+    const store = cache.store;
+    const key = `${cache.prefix}:k10`;
+    const counter = counterOf(cache, `key:${key}`);
+    const stamp = await store.versions.stamp([`key:${key}`]);
+    for (let i = 0; i < 3; i++) await ctx.admin.incr(counter); // moved on elsewhere (other set()s, invalidations)
+    const highest = Number(await ctx.admin.get(counter));
+    for (const lose of [() => ctx.admin.del(counter), () => ctx.admin.set(counter, 'x')]) {
+      await lose();
+      assert.equal(await store.set(key, entryFor(stamp, 'value')), true);
+      const moved = Number(await ctx.admin.get(counter));
+      assert.ok(moved > highest, `the lost counter came back at ${moved}, not past ${highest}`);
+      assert.deepEqual((await store.get(key))?.entry.versions, [moved]);
+    }
   });
 
   it('a fill without the lock that stores nothing deletes the counters its lookup created too', async () => {
