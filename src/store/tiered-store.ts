@@ -98,6 +98,8 @@ export class TieredStore {
   readonly versions: TagVersions;
   private readonly now: () => number;
   private readonly fills: FillProtocol | undefined;
+  /** Until the bus first listens (see holdFillsUntil). */
+  private startGate: Promise<void> | undefined = undefined;
   /** How long shared tag counters live after a store (TAG_COUNTER_TTL_MS). */
   private readonly counterTtl: number;
 
@@ -204,7 +206,19 @@ export class TieredStore {
    * the stamp without looking (a background refresh). Redis failures are a
    * miss with a stamp from what is known here, unlocked.
    */
+  /**
+   * Fills look up (and are stamped) only once `subscribed` settles: see
+   * TierCache's constructor. Once it has, nothing waits any more.
+   */
+  holdFillsUntil(subscribed: Promise<void>): void {
+    const gate: Promise<void> = subscribed.then(() => {
+      if (this.startGate === gate) this.startGate = undefined;
+    });
+    this.startGate = gate;
+  }
+
   async lookupForFill(key: string, tags: readonly string[], lock: LockRequest | undefined, skipEntry = false): Promise<FillLookup> {
+    if (this.startGate !== undefined) await this.startGate;
     const fills = this.fills!;
     const versions = this.versions;
     const needs = versions.needs(tags);
