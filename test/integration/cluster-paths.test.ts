@@ -261,6 +261,12 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     assert.equal(await slow, 'old');
     assert.equal(await (await open(ns)).get('row'), 'new', "A's loader stored its older value over B's set()");
     assert.equal(await a.get('row'), 'new');
+    // B's own copy records the version its set() moved the key counter to, as Redis's entry does.
+    const storeKey = `${b.prefix}:d:row`;
+    const inL1 = b.store.l1!.peek(storeKey);
+    const inRedis = Number(await client().get(`{${storeKey}}:v`));
+    assert.ok(inL1 !== undefined, "B's L1 has no copy of its set() value");
+    assert.equal(inL1.versions[0], inRedis, "B's copy does not record the moved version");
   });
 
   it('an epoch moved in Redis without a message: every instance stops serving what its L1 holds from before, within an epoch check or two', async function () {

@@ -55,6 +55,18 @@ describe('the Redis side of a fill', function () {
     assert.equal(await ctx.admin.exists(`{${key}}:lock`), 0, 'the refused fill left its lock');
   });
 
+  it("a fill that stores (an HTTP answer, a getOrSet() value) leaves its key counter where its lookup read it: only set() moves it", async () => {
+    const cache = await ctx.open({ l1: false });
+    const store = cache.store;
+    const key = `${cache.prefix}:k11`;
+    const fill = await store.lookupForFill(key, [`key:${key}`], cache.fillLock?.request(key));
+    const read = Number(await ctx.admin.get(counterOf(cache, `key:${key}`)));
+    const entry = entryFor(fill.stamp!, 'fill value');
+    assert.equal(await store.storeFill([{ key, entry, l1Entry: entry }], fill.ticket), true);
+    assert.equal(Number(await ctx.admin.get(counterOf(cache, `key:${key}`))), read, 'a fill moved its key counter');
+    assert.deepEqual((await store.get(key))?.entry.versions, [read]);
+  });
+
   it('set() of a key whose counter is gone (evicted, expired, damaged) moves it past every version it had, never back to what the set() recorded', async () => {
     const cache = await ctx.open({ l1: false });
     const store = cache.store;

@@ -92,7 +92,9 @@ describe('middleware: Cache-Status of answers that are not stored', () => {
           path: '/heavy',
           mw: { ttl: '1m' },
           handler: (io) => {
-            for (let i = 0; i < 16; i++) io.set(`x-pad-${i}`, 'h'.repeat(10_000));
+            // Half as single values, half as one repeated field (an array): both count.
+            for (let i = 0; i < 8; i++) io.set(`x-pad-${i}`, 'h'.repeat(10_000));
+            io.set('x-pads', Array.from({ length: 8 }, () => 'a'.repeat(10_000)));
             io.send(Buffer.alloc(100 * 1024, 'b'));
           },
         },

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
-import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, ownBytes } from '../../../src/store/entry-codec.js';
+import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from '../../../src/store/entry-codec.js';
 
 const RUNS = { numRuns: 200 } as const;
 
@@ -315,6 +315,16 @@ describe('store: entry codec', () => {
         RUNS,
       );
     });
+  });
+});
+
+describe('store: tagVersionOffset', () => {
+  it("gives where an encoded entry records each tag's version (tags of any length, UTF-8 ones included)", () => {
+    const tags = ['key:a', 'ключ:é', 'x'.repeat(300), '{braced}'];
+    const versions = [11, 22, 33, 44];
+    const now = Date.now();
+    const bytes = encodeEntry({ kind: EntryKind.Json, createdAt: now, freshUntil: now + 1, staleUntil: now + 1, epoch: 7, tags, versions, head: Buffer.alloc(0), body: Buffer.from('{}') });
+    for (let at = 0; at < tags.length; at++) assert.equal(bytes.readDoubleBE(tagVersionOffset(tags, at)), versions[at], `tag ${at}`);
   });
 });
 
