@@ -98,7 +98,7 @@ export class TieredStore {
   readonly versions: TagVersions;
   private readonly now: () => number;
   private readonly fills: FillProtocol | undefined;
-  /** Until the bus first listens (see holdFillsUntil). */
+  /** Until the first connection is checked and the bus first listens (see holdFillsUntil). */
   private startGate: Promise<void> | undefined = undefined;
   /** How long shared tag counters live after a store (TAG_COUNTER_TTL_MS). */
   private readonly counterTtl: number;
@@ -279,8 +279,8 @@ export class TieredStore {
    * when Redis refused it because a counter its stamp recorded moved (an
    * invalidation this instance had not heard of yet: the versions are
    * forgotten here, so a stamp taken again reads them from Redis). In Redis
-   * it moves the key's own counter one version on (see advancedWrite): a fill
-   * of the key stamped before, on any instance, is refused when it stores.
+   * it moves the key's own counter on (see keyCounterAdvance): a fill of the
+   * key stamped before, on any instance, is refused when it stores.
    */
   async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<boolean> {
     // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
