@@ -249,7 +249,12 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const own = this.req.httpVersionMajor >= 2 ? undefined : r.statusCode !== snapshot.status ? ownReason(snapshot.status, this.reasonAtHead) : r.statusMessage === '' ? '' : ownReason(snapshot.status, r.statusMessage);
     const before = snapshot.headers;
     const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] ? true : undefined;
-    if (own !== undefined || encodedOutside) this.snapshot = { status: snapshot.status, headers: before, reason: own, encodedOutside };
+    const vary = r.getHeader('vary');
+    // A Vary added as the head went out (a hook mounted before the cache) says what the answer depends on:
+    // the entry is keyed on it too. Accept-Encoding is left out: an encoder out there (compression()) adds
+    // it, and the bytes kept here are taken before any encoding, which it applies again on every replay.
+    const headers = vary !== before.vary && !encodedOutside && lateVaryMatters(before.vary, vary) ? ({ ...before, vary } as OutgoingHttpHeaders) : before;
+    if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
     if (typeof reason === 'string') this.drop(r, reason);
@@ -436,6 +441,25 @@ class FillCapture implements CaptureHooks, ActiveFill {
  * are sized exactly before an L1-only fill says `stored`.
  */
 const L1_SIZING_BAND = 64 * 1024;
+
+/** Whether a Vary changed as the head went out names more than Accept-Encoding that it did not before. */
+function lateVaryMatters(before: unknown, after: unknown): boolean {
+  const names = (v: unknown) => new Set(splitList(v as Parameters<typeof splitList>[0]).map((n) => n.toLowerCase()).filter((n) => n !== 'accept-encoding'));
+  const was = names(before);
+  for (const name of names(after)) if (!was.has(name)) return true;
+  return false;
+}
+
+/**
+ * A user id as the key holds it. Anything but a string or a finite number
+ * (an object, a promise, NaN) would give every user one key: thrown, so the
+ * request passes through uncached and the error is reported.
+ */
+function userId(raw: unknown): string {
+  if (typeof raw === 'string' || (typeof raw === 'number' && Number.isFinite(raw))) return String(raw);
+  const what = raw instanceof Promise ? 'a promise (user() must not be async)' : typeof raw === 'number' ? String(raw) : typeof raw === 'object' ? 'an object' : `a ${typeof raw}`;
+  throw new TypeError(`tiercache: the user option returned ${what}, not a string or a finite number (return the id, e.g. req.user?.id); the request passed through uncached`);
+}
 
 /** Characters in header names and values (an array's values each), for fitsL1's shortcut: a few additions a header. */
 function headerChars(headers: OutgoingHttpHeaders): number {
@@ -1113,7 +1137,12 @@ export class HttpCache<R> {
   private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
-    dispatch(refreshRequest(c.req, c.url))
+    const request = refreshRequest(c.req, c.url);
+    // The refresh is the cache's own: the trigger's Cache-Control (no-store) would make it store nothing,
+    // while every other request kept getting the stale entry (a client could keep an entry stale so).
+    delete request.headers['cache-control'];
+    delete request.headers.pragma;
+    dispatch(request)
       .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed', 'refresh'))
       .finally(() => this.refreshing.delete(key));
   }
@@ -1135,7 +1164,7 @@ export class HttpCache<R> {
     const ttl = o.ttl ?? rule?.ttl ?? cache.options.ttl ?? (c.perRoute ? DEFAULT_ROUTE_TTL : undefined);
     if (ttl === undefined) return 'no-rule';
     const rawUser = o.user?.(c.arg);
-    const user = rawUser === undefined || rawUser === null ? undefined : String(rawUser);
+    const user = rawUser === undefined || rawUser === null ? undefined : userId(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
     const origin = (o.freshness ?? rule?.freshness ?? cache.options.freshness) === 'origin';
     const bypass = (origin ? originBypassReason : requestBypassReason)(req.headers, method, c.originalMethod, user !== undefined || shared, c.url) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);

@@ -153,6 +153,21 @@ describe('middleware: background refreshes', function () {
         }
       });
 
+      it('a background refresh triggered by a request with Cache-Control: no-store (and Pragma: no-cache) still stores its answer', async () => {
+        const cache = await redisCaches.open({ ttl: '1m' });
+        let runs = 0;
+        const app = buildApp(adapter, cache, { routes: [{ path: '/ns', mw: SWR, handler: (io) => io.send(`run ${++runs}`) }] });
+        assert.equal((await request(app.target).get('/ns')).text, 'run 1');
+        await sleep(150);
+        const stale = await request(app.target).get('/ns').set('cache-control', 'no-store').set('pragma', 'no-cache');
+        assert.match(String(stale.headers['cache-status']), /ttl=-/);
+        await eventually('the refreshed entry', async () => {
+          const res = await request(app.target).get('/ns');
+          assert.equal(res.text, 'run 2', `still ${res.headers['cache-status']}`);
+        });
+        assert.equal(runs, 2, 'the refresh stored nothing, and another ran');
+      });
+
       it('an app-wide and a per-route middleware on one route: the per-route stale-while-revalidate refreshes the entry', async () => {
         const cache = await redisCaches.open({ ttl: '1m' });
         let runs = 0;

@@ -1,0 +1,84 @@
+// Two ways one user was served another's answer (found by a hostile review):
+// a `user` option returning something other than a string or a number (an
+// object, a promise from an async callback, NaN) put every user on one key;
+// and a Vary added as the head went out (a hook mounted before the cache)
+// reached the client but not the key, so the entry had no variants.
+import assert from 'node:assert/strict';
+import express from 'express';
+import Koa from 'koa';
+import onHeaders from 'on-headers';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { useCleanup } from '../../support/cache-context.js';
+
+let counter = 0;
+
+describe('middleware: a user option that returns no id, and a Vary added late', () => {
+  const cleanup = useCleanup();
+  const newCache = () => cleanup.track(createCache({ namespace: `user-vary-${process.pid}-${++counter}`, redis: false }));
+  const errorsOf = (cache: TierCache) => {
+    const errors: string[] = [];
+    cache.on('error', (e: { err: Error }) => errors.push(e.err.message));
+    return errors;
+  };
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const returns: Array<[string, (who: string) => any]> = [
+    ['an object', (who) => ({ id: who })],
+    ['a promise', async (who) => who],
+    ['NaN', () => Number.NaN],
+  ];
+  for (const [what, userOf] of returns) {
+    it(`Express: a user() returning ${what} passes every request through uncached (reported), never one user's answer to another`, async () => {
+      const cache = newCache();
+      const errors = errorsOf(cache);
+      const app = express();
+      app.get('/api/me', expressCache(cache, { ttl: '1m', user: (req) => userOf(String(req.headers['x-who'])) }), (req, res) => void res.json({ me: req.headers['x-who'] }));
+      for (const who of ['alice', 'bob', 'bob']) {
+        const res = await request(app).get('/api/me').set('x-who', who).set('cookie', `s=${who}`);
+        assert.deepEqual(res.body, { me: who }, `${who} got another user's answer`);
+      }
+      assert.ok(errors.some((m) => /user option returned/.test(m)), 'nothing reported');
+    });
+
+    it(`Koa: a user() returning ${what} passes every request through uncached, never one user's answer to another`, async () => {
+      const cache = newCache();
+      const app = new Koa();
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      app.use(koaCache(cache, { ttl: '1m', user: (ctx: any) => userOf(String(ctx.get('x-who'))) }) as never);
+      app.use((ctx) => {
+        ctx.body = { me: ctx.get('x-who') };
+      });
+      for (const who of ['alice', 'bob', 'bob']) {
+        const res = await request(app.callback()).get('/api/me').set('x-who', who).set('cookie', `s=${who}`);
+        assert.deepEqual(res.body, { me: who }, `${who} got another user's answer`);
+      }
+    });
+  }
+
+  it('Express: a Vary added as the head goes out (on-headers, mounted before the cache) keys the entry: each Authorization gets its own answer', async () => {
+    const cache = newCache();
+    const app = express();
+    app.use((_req, res, next) => {
+      onHeaders(res, function (this: typeof res) {
+        if (!this.getHeader('vary')) this.setHeader('Vary', 'Authorization');
+      });
+      next();
+    });
+    let runs = 0;
+    app.get('/api/feed', expressCache(cache, { shared: true, ttl: '1m' }), (req, res) => {
+      runs++;
+      res.json({ feed: `for ${req.headers.authorization}` });
+    });
+    const alice = await request(app).get('/api/feed').set('authorization', 'Bearer alice');
+    assert.equal(alice.body.feed, 'for Bearer alice');
+    const bob = await request(app).get('/api/feed').set('authorization', 'Bearer bob');
+    assert.equal(bob.body.feed, 'for Bearer bob', "bob got alice's answer");
+    const again = await request(app).get('/api/feed').set('authorization', 'Bearer alice');
+    assert.equal(again.body.feed, 'for Bearer alice');
+    assert.match(String(again.headers['cache-status']), /hit/);
+    assert.equal(runs, 2);
+  });
+});
