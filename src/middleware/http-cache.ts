@@ -442,6 +442,16 @@ class FillCapture implements CaptureHooks, ActiveFill {
  */
 const L1_SIZING_BAND = 64 * 1024;
 
+const REFILLS = Symbol('tiercache.refills');
+/** A waiter may fill in for a fill whose client left, twice at most (each such fill could be left the same way). */
+function takeRefill(req: IncomingMessage): boolean {
+  const holder = req as unknown as Record<symbol, number | undefined>;
+  const taken = holder[REFILLS] ?? 0;
+  if (taken >= 2) return false;
+  holder[REFILLS] = taken + 1;
+  return true;
+}
+
 /** Whether a Vary changed as the head went out names more than Accept-Encoding that it did not before. */
 function lateVaryMatters(before: unknown, after: unknown): boolean {
   const names = (v: unknown) => new Set(splitList(v as Parameters<typeof splitList>[0]).map((n) => n.toLowerCase()).filter((n) => n !== 'accept-encoding'));
@@ -604,6 +614,8 @@ class Flight {
   private result: Outcome = undefined;
   /** Its revalidation is being retried unconditionally (FillCapture.retry): that re-sent request must not wait on it. */
   retrying = false;
+  /** Ended because its client left before anything was stored: its waiters fill in its place (one runs the handler). */
+  abandoned = false;
   private resolve: ((outcome: Outcome) => void) | undefined;
   /** Made when the first waiter (or close()) asks: most fills have none. */
   private promise: Promise<Outcome> | undefined;
@@ -986,7 +998,9 @@ export class HttpCache<R> {
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
     // Not once its store is under way (a revalidation's refresh stores after its answer went out): the store settles it.
     res.once('close', () => {
-      if (!state.storing) flight.settle(undefined);
+      if (state.storing || flight.done) return;
+      flight.abandoned = true;
+      flight.settle(undefined);
     });
     flight.onSettle = () => {
       state.ended = true;
@@ -1315,6 +1329,9 @@ export class HttpCache<R> {
     if (running !== undefined && !running.done && running.deadline > coarseNow() && !(running.retrying && isRefresh(req))) {
       this.cache.coalesced++;
       if (await this.answerWaiter(req, res, plan, await running.wait())) return true;
+      // Its client left: one waiter fills in its place and the others wait on that one, instead of each
+      // running the handler (a client that keeps starting fills and leaving would defeat coalescing).
+      if (running.abandoned && !res.destroyed && takeRefill(req)) return this.fill(c, plan, next, stale);
       this.unstored(res, 'waited');
       await next();
       return false;
