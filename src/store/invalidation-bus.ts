@@ -441,7 +441,10 @@ export class InvalidationBus {
           if (moved) this.publish({ epoch }).catch(() => undefined);
         }
       },
-      () => undefined, // counted by L2Store; the bus's own events tell about the connection
+      // Redis did not answer (counted by L2Store): a route to it that drops packets silently may drop this
+      // instance's messages too, with no error on the subscriber to tell. Nothing local is trusted until a
+      // probe comes back through the subscription.
+      () => this.suspect(),
     );
   };
 
