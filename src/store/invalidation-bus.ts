@@ -143,6 +143,8 @@ export class InvalidationBus {
   mode: PubSubMode | undefined;
   private subscriber: RedisClient | undefined;
   private state: BusState = 'connecting';
+  /** Epoch checks in a row that got no answer (see checkEpoch). */
+  private failedEpochChecks = 0;
   /** The probe this bus waits to hear back (see suspect()); 0 when none. */
   private probe = 0;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -433,6 +435,7 @@ export class InvalidationBus {
     const known = versions.knownEpoch;
     versions.serverEpoch().then(
       ({ epoch, previous }) => {
+        this.failedEpochChecks = 0;
         const moved = previous !== 'same';
         if (moved || (known !== undefined && epoch !== known && versions.knownEpoch === known)) {
           this.forget();
@@ -441,10 +444,12 @@ export class InvalidationBus {
           if (moved) this.publish({ epoch }).catch(() => undefined);
         }
       },
-      // Redis did not answer (counted by L2Store): a route to it that drops packets silently may drop this
-      // instance's messages too, with no error on the subscriber to tell. Nothing local is trusted until a
-      // probe comes back through the subscription.
-      () => this.suspect(),
+      // Redis did not answer (counted by L2Store) twice running: a route to it that drops packets silently
+      // drops this instance's messages too, with no error on the subscriber to tell. Nothing local is trusted
+      // until a probe comes back through the subscription. (Once may be a slow command: suspecting flushes L1.)
+      () => {
+        if (++this.failedEpochChecks >= 2) this.suspect();
+      },
     );
   };
 

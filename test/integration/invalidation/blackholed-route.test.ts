@@ -43,7 +43,7 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
 describe('invalidation: an instance whose route to Redis drops everything silently', () => {
   const ctx = useRedisCaches({ prefix: 'blackholed', flush: true });
 
-  it("stops serving L1 copies within about a second, so another instance's invalidateUser() is not missed until their TTL ends", async function () {
+  it("stops serving L1 copies within about two seconds, so another instance's invalidateUser() is not missed until their TTL ends", async function () {
     this.timeout(15_000);
     const proxy = await stallingProxy(ctx.redis.port);
     try {
@@ -58,7 +58,7 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       assert.match(String((await alice()).headers['cache-status']), /hit; detail=L1/);
       proxy.stall();
       assert.equal((await direct.invalidateUser('alice')).delivered, true);
-      await sleep(2_500); // two epoch checks
+      await sleep(3_500); // two epoch checks in a row without an answer
       const after = await alice();
       assert.notEqual(after.body.version, 1, `the invalidated copy was still served (${String(after.headers['cache-status'])})`);
       assert.equal(after.status, 200);
