@@ -219,9 +219,9 @@ export class TierCache extends EventEmitter implements DataCache {
       // The first connection's server check and the bus's first subscription each forget what was
       // learned before them (another Redis, a message missed), and with it every fill stamped before:
       // the first fills wait for both, no longer than a command may take each, instead of being
-      // refused (their answers said detail=invalidated, though nothing was).
+      // refused (their answers said detail=invalidated, though nothing was). With Redis unreachable
+      // nothing is waited for past the first: the fill's own lookup fails as it would.
       const bus = this.bus;
-      // With Redis unreachable nothing is waited for past the first: the fill's own lookup fails as it would.
       this.store.holdFillsUntil(l2.waitReady(resolved.commandTimeout).then((up) => (up ? bus.waitSubscribed(resolved.commandTimeout) : undefined)));
       this.queue = new InvalidationQueue({
         versions,

@@ -207,11 +207,11 @@ export class TieredStore {
    * miss with a stamp from what is known here, unlocked.
    */
   /**
-   * Fills look up (and are stamped) only once `subscribed` settles: see
+   * Fills look up (and are stamped) only once `ready` settles: see
    * TierCache's constructor. Once it has, nothing waits any more.
    */
-  holdFillsUntil(subscribed: Promise<void>): void {
-    const gate: Promise<void> = subscribed.then(() => {
+  holdFillsUntil(ready: Promise<void>): void {
+    const gate: Promise<void> = ready.then(() => {
       if (this.startGate === gate) this.startGate = undefined;
     });
     this.startGate = gate;
