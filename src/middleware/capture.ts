@@ -70,8 +70,9 @@ export interface CaptureHooks {
   /**
    * end() was called: `body` is everything written when it is complete and
    * storable, else undefined. The real end waits until the returned promise settles.
+   * `utf8Head`: node sends the head as UTF-8, not latin1 (see headJoinsUtf8).
    */
-  finish(body: Buffer | undefined): Promise<void> | void;
+  finish(body: Buffer | undefined, utf8Head?: boolean): Promise<void> | void;
   /** end() was given something other than bytes (node throws it to the handler): nothing will be stored. */
   abort(): void;
 }
@@ -115,9 +116,32 @@ function clearReason(res: ServerResponse): void {
   if (!(res instanceof Http2ServerResponse)) res.statusMessage = '';
 }
 
+/** node's own flags on an HTTP/1 response (absent on HTTP/2's). */
+interface OutgoingFlags {
+  _hasBody?: boolean;
+  _headerSent?: boolean;
+  chunkedEncoding?: boolean;
+}
+
 /** Whether node sends a body with this response at all: not for a HEAD (node's own flag, false then). */
 function sendsBody(res: ServerResponse): boolean {
-  return (res as unknown as { _hasBody?: boolean })._hasBody !== false;
+  return (res as unknown as OutgoingFlags)._hasBody !== false;
+}
+
+/** Whether node has sent the head (undefined on HTTP/2). */
+function headLeft(res: ServerResponse): boolean | undefined {
+  return (res as unknown as OutgoingFlags)._headerSent;
+}
+
+/**
+ * Whether node, sending the head with this body chunk, sends it as UTF-8: it
+ * joins the head to the first chunk it sends when that is a string for utf8
+ * (the default), and sends the head as latin1 otherwise (a Buffer, another
+ * encoding, a chunk-length line first). Header values beyond ASCII leave as
+ * other bytes then (é: c3 a9, not e9), which hits must send too.
+ */
+function headJoinsUtf8(res: ServerResponse, chunk: unknown, encoding: unknown): boolean {
+  return typeof chunk === 'string' && (!encoding || encoding === 'utf8' || typeof encoding === 'function') && ((res as unknown as OutgoingFlags).chunkedEncoding !== true || chunk.length === 0);
 }
 
 /**
@@ -204,6 +228,8 @@ class Capture {
   endChunk: unknown = undefined;
   endEncoding: unknown = undefined;
   endCallback: unknown = undefined;
+  /** The head went (or goes) out as UTF-8 (see headJoinsUtf8). */
+  utf8Head = false;
   /** A destroy() of the socket held back while the end waits for the store (see holdSocket). */
   private heldDestroy = false;
   private releaseSocket: (() => void) | undefined = undefined;
@@ -442,7 +468,11 @@ function wrappersAt(depth: number): Wrappers {
     // Past the limit (or a capture of nothing, maxBytes 0: StaleIfErrorGuard) no copy is kept: none is made.
     // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
     c.keep(c.overflow ? undefined : toBuffer(chunk, encoding));
-    return c.write.apply(this, arguments as unknown as unknown[]);
+    if (headLeft(this) !== false) return c.write.apply(this, arguments as unknown as unknown[]);
+    const result = c.write.apply(this, arguments as unknown as unknown[]);
+    // This write carried the head: in the encoding node chose for it.
+    if (headLeft(this) === true) c.utf8Head = headJoinsUtf8(this, chunk, encoding);
+    return result;
   }
 
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
@@ -478,11 +508,9 @@ function wrappersAt(depth: number): Wrappers {
       return c.end.apply(this, arguments as unknown as unknown[]);
     }
     c.keep(last);
-    // A string is handed on as the bytes just made from it: node would encode it once more.
-    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: the string or the bytes made from it send the same bytes; this only spares node a second encoding
-    const encoded = typeof chunk === 'string' && last !== undefined;
-    c.endChunk = encoded ? last : chunk;
-    c.endEncoding = encoded ? undefined : encoding;
+    // A string is handed on as it came: node joins the head to it, in UTF-8 (its bytes would send the head as latin1).
+    c.endChunk = chunk;
+    c.endEncoding = encoding;
     c.endCallback = cb;
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
@@ -517,9 +545,11 @@ function wrappersAt(depth: number): Wrappers {
         // node rejected the head (an invalid header value): end() below reports it
       }
     }
+    // The head has not left: it goes with this chunk (end('') sends none), unless node sends no body.
+    if (headLeft(this) === false && (this as unknown as OutgoingFlags)._hasBody === true && chunk !== '') c.utf8Head = headJoinsUtf8(this, chunk, encoding);
     let result: Promise<void> | void;
     try {
-      result = c.hooks.finish(c.complete() ? c.body() : undefined);
+      result = c.hooks.finish(c.complete() ? c.body() : undefined, c.utf8Head);
     } catch {
       result = undefined;
     }

@@ -24,7 +24,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, reasonFor, replay } from './replay.js';
+import { ageOf, headersFor, reasonFor, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
@@ -309,7 +309,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
-    return { status: answer.status, headers: answer.headers, age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: reasonFor(this.req, answer) };
+    return { status: answer.status, headers: headersFor(this.req, answer), age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: reasonFor(this.req, answer) };
   }
 
   /**
@@ -409,7 +409,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
   }
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
-  finish(body: Buffer | undefined): Promise<void> | void {
+  finish(body: Buffer | undefined, utf8Head = false): Promise<void> | void {
     // A retry under way (its withdrawn 304 ends here): the retry's own end releases the waiters.
     if (this.refreshed || this.flight.retrying) return;
     const { flight, snapshot, ttl } = this;
@@ -422,7 +422,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       this.http.cache.reportError(err as Error, 'could not store a response', 'store');
     };
     try {
-      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill, this.life);
+      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill, this.life, utf8Head);
       if (!(outcome instanceof Promise)) return flight.settle(outcome);
       return outcome.then((o) => flight.settle(o), failed);
     } catch (err) {
@@ -1494,7 +1494,7 @@ export class HttpCache<R> {
     const response = stale.response;
     const cacheStatus = this.status(staleAnswerStatus(stale.tier, stale.entry.freshUntil - now, failed));
     this.events.stale(plan, stale.tier);
-    return { status: response.status, headers: response.headers, age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: reasonFor(req, response) };
+    return { status: response.status, headers: headersFor(req, response), age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: reasonFor(req, response) };
   }
 
   /**
@@ -1513,15 +1513,16 @@ export class HttpCache<R> {
     body: Buffer,
     fill: FillState,
     origin?: OriginLife,
+    utf8Head = false,
   ): FillOutcome | undefined | Promise<FillOutcome | undefined> {
-    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill, origin);
+    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill, origin, utf8Head);
     return lateStamp.then((late) => {
       const full = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions], generation: stamp.generation };
-      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill, origin);
+      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill, origin, utf8Head);
     });
   }
 
-  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState, origin: OriginLife | undefined): FillOutcome | undefined | Promise<FillOutcome | undefined> {
+  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState, origin: OriginLife | undefined, utf8Head: boolean): FillOutcome | undefined | Promise<FillOutcome | undefined> {
     const outgoing = sent.headers;
     const varyOn = varyOf(outgoing);
     if (varyOn === '*') return undefined;
@@ -1541,7 +1542,7 @@ export class HttpCache<R> {
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
     const isPublic = plan.isPublic && sent.encodedOutside === undefined;
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined);
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined, utf8Head);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });

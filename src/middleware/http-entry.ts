@@ -37,6 +37,12 @@ interface StoredHead {
   /** The reason phrase the handler sent, when it is not node's own for the status. */
   t?: string;
   /**
+   * The handler's head went out as UTF-8 (node joined it to a string body): `h` and `t`
+   * hold its bytes, one character a byte, which a hit's head (latin1) sends
+   * again. A head without a body (HEAD, 304) went as latin1: see PreparedResponse.utf8Head.
+   */
+  u?: 1;
+  /**
    * Public entries only: the route label of its fill when the framework's
    * route pattern gave it (no table prefix matched), for the front door's
    * hit events, which run before the framework routes anything.
@@ -57,7 +63,7 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date
 
 // Heap sizes (64-bit V8, no pointer compression), for heapBytes.
 /** The PreparedResponse object's own words. */
-const PREPARED_BYTES = 128;
+const PREPARED_BYTES = 136;
 /** Its body: a view of its own into the entry's bytes (packed-entry.ts makes one when asked). */
 const BODY_VIEW_BYTES = 96;
 /** The HeaderSet object and its array's header. */
@@ -100,6 +106,8 @@ export class PreparedResponse {
    */
   readonly heapBytes: number;
   private notModified: HeaderSet | undefined;
+  /** A HEAD's fields when they differ (see utf8Head), built on the first; null when they do not. One slot for both. */
+  private bodiless: HeaderSet | undefined | null;
 
   constructor(
     readonly status: number,
@@ -115,6 +123,11 @@ export class PreparedResponse {
     readonly reason?: string,
     /** See StoredHead.l. */
     readonly route?: string,
+    /**
+     * Stored values are the bytes of a UTF-8 head (StoredHead.u). node sends a head
+     * without a body as latin1 (a HEAD, a 304): the handler's own characters then.
+     */
+    utf8Head = false,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
     const withLength = addsLength(status, stored);
@@ -143,8 +156,40 @@ export class PreparedResponse {
     this.headers = new HeaderSet(flat, i);
     this.etag = etag;
     this.lastModified = lastModified;
-    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route);
+    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route, utf8Head);
     this.notModified = undefined;
+    this.bodiless = utf8Head ? undefined : null;
+  }
+
+  /** See the constructor's utf8Head. */
+  get utf8Head(): boolean {
+    return this.bodiless !== null;
+  }
+
+  /** The headers of this answer without its body (a HEAD): as the handler sent them then (see utf8Head). */
+  get headHeaders(): HeaderSet {
+    if (this.bodiless === null) return this.headers;
+    // Stryker disable next-line ConditionalExpression: a cache: building them again gives the same fields
+    if (this.bodiless === undefined) {
+      const fields = this.bodilessFields();
+      // Of exact length, as the entry's own set (pushing onto `fields` would leave spare capacity).
+      const flat = new Array<string>(fields.length + HeaderSet.SLOTS);
+      for (let i = 0; i < fields.length; i++) flat[i] = fields[i]!;
+      this.bodiless = new HeaderSet(flat, fields.length);
+    }
+    return this.bodiless;
+  }
+
+  /** The reason phrase of this answer without its body (see headHeaders). */
+  get headReason(): string | undefined {
+    return this.utf8Head && this.reason !== undefined ? fromUtf8Bytes(this.reason) : this.reason;
+  }
+
+  /** The fields as node sends them in a head without a body. */
+  private bodilessFields(): string[] {
+    const fields = this.headers.fields();
+    if (this.utf8Head) for (let i = 1; i < fields.length; i += 2) fields[i] = fromUtf8Bytes(fields[i]!);
+    return fields;
   }
 
   /**
@@ -154,7 +199,7 @@ export class PreparedResponse {
    * whenever a field may give one (a date that does not parse costs 16 bytes
    * too many, never too few).
    */
-  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string, route?: string): number {
+  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string, route?: string, utf8Head = false): number {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
     let size = PREPARED_BYTES + BODY_VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
@@ -167,6 +212,8 @@ export class PreparedResponse {
       if (name === 'last-modified' || (name === 'date' && staleRules !== undefined)) boxed = true;
     }
     if (withLength) size += headerStringBytes(length);
+    // A HEAD's own fields (headHeaders), counted as a second set: a few bytes too many at most.
+    if (utf8Head) size += PreparedResponse.heapBytesOf(status, stored, bodyLength, undefined, reason) - PREPARED_BYTES - BODY_VIEW_BYTES;
     return boxed ? size + BOXED_NUMBER_BYTES : size;
   }
 
@@ -174,7 +221,7 @@ export class PreparedResponse {
   get notModifiedHeaders(): HeaderSet {
     // Stryker disable next-line ConditionalExpression: a cache: building the 304 headers again gives the same fields
     if (this.notModified === undefined) {
-      const fields = this.headers.fields();
+      const fields = this.bodilessFields();
       const kept: string[] = [];
       // Stryker disable next-line EqualityOperator: one index past the end reads undefined, which is no header name
       for (let i = 0; i < fields.length; i += 2) if (NOT_MODIFIED_HEADERS.has(fields[i]!)) kept.push(fields[i]!, fields[i + 1]!);
@@ -325,7 +372,7 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
     const rules = Array.isArray(o) && o.length === 3 && o.every((n) => typeof n === 'number' && n >= 0) ? { noStale: o[0] === 1, staleWhileRevalidate: o[1], staleIfError: o[2] } : undefined;
     const reason = typeof head.t === 'string' && isSendableReason(head.t) ? head.t : undefined;
     const route = typeof head.l === 'string' ? head.l : undefined;
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route);
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route, head.u === 1);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -390,15 +437,39 @@ function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body
   return { entry: new PackedEntry(bytes, decodedBytes, tags, versions), l1Entry: new PackedEntry(bytes, decodedBytes) };
 }
 
-/** A response; the body bytes are copied (L1 may keep them long). */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, reason?: string, route?: string): TieredEntry {
+/** Whether a string has a character beyond ASCII, which latin1 and UTF-8 send as other bytes. */
+function beyondAscii(text: string): boolean {
+  return /[^\x00-\x7f]/.test(text);
+}
+
+/** The bytes of `text` in UTF-8, one character a byte (a latin1 head sends them as they are). */
+function asUtf8Bytes(text: string): string {
+  return beyondAscii(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
+}
+
+/** The characters whose UTF-8 bytes asUtf8Bytes gave. */
+function fromUtf8Bytes(bytes: string): string {
+  return beyondAscii(bytes) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
+}
+
+/**
+ * A response; the body bytes are copied (L1 may keep them long). `utf8Head`:
+ * its head went out as UTF-8 (capture.ts, headJoinsUtf8), which changes the
+ * bytes of a field beyond ASCII: those are stored as sent (StoredHead.u).
+ */
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, reason?: string, route?: string, utf8Head = false): TieredEntry {
   const stored: StoredHead = { s: status, h: headers };
+  if (utf8Head && (headers.some(([, v]) => beyondAscii(v)) || (reason !== undefined && beyondAscii(reason)))) {
+    stored.h = headers = headers.map(([n, v]) => [n, asUtf8Bytes(v)]);
+    if (reason !== undefined) reason = asUtf8Bytes(reason);
+    stored.u = 1;
+  }
   if (isPublic) stored.p = 1;
   if (scoped) stored.r = 1;
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
   if (reason !== undefined) stored.t = reason;
   if (route !== undefined && isPublic) stored.l = route;
-  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason, stored.l));
+  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason, stored.l, stored.u === 1));
 }
 
 /** The reason phrase to store with an answer: the one sent, unless it is node's own for the status (most answers). */

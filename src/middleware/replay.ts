@@ -44,7 +44,12 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
 
 /** The stored reason phrase to send: none over HTTP/2, which has none (node warns when given one). */
 export function reasonFor(req: IncomingMessage, response: PreparedResponse): string | undefined {
-  return req.httpVersionMajor >= 2 ? undefined : response.reason;
+  return req.httpVersionMajor >= 2 ? undefined : req.method === 'HEAD' ? response.headReason : response.reason;
+}
+
+/** The stored headers to send with this request's answer (a HEAD's may differ: PreparedResponse.utf8Head). */
+export function headersFor(req: IncomingMessage, response: PreparedResponse): HeaderSet {
+  return req.method === 'HEAD' ? response.headHeaders : response.headers;
 }
 
 /** Age in whole seconds of an entry whose fill began at `createdAt`. */
@@ -62,7 +67,11 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
       return;
     }
   }
+  if (req.method === 'HEAD') {
+    writeStoredHead(res, response.status, response.headHeaders, age, cacheStatus, reasonFor(req, response));
+    res.end();
+    return;
+  }
   writeStoredHead(res, response.status, response.headers, age, cacheStatus, reasonFor(req, response));
-  if (req.method === 'HEAD') res.end();
-  else res.end(response.body);
+  res.end(response.body);
 }

@@ -37,12 +37,12 @@ function objectHeapUsed(): number {
 }
 
 /** Heap and its growth per entry for decoding COUNT fresh entries (their PreparedResponse or VaryManifest). */
-function heapPerDecoded(makeEntry: () => StoredEntry): { perEntry: number; charged: number } {
+function heapPerDecoded(makeEntry: () => StoredEntry, decode: (entry: StoredEntry) => unknown = httpValueOf): { perEntry: number; charged: number } {
   const entries = Array.from({ length: COUNT }, makeEntry);
   collectGarbage();
   collectGarbage();
   const before = objectHeapUsed();
-  for (const entry of entries) httpValueOf(entry);
+  for (const entry of entries) decode(entry);
   collectGarbage();
   collectGarbage();
   const after = objectHeapUsed();
@@ -55,8 +55,8 @@ function heapPerDecoded(makeEntry: () => StoredEntry): { perEntry: number; charg
  * its own lands in the heap whenever it is done, now and then inside one batch
  * (seen: 10% more, once in three batches).
  */
-function measuredPerEntry(makeEntry: () => StoredEntry): { measured: number; charged: number } {
-  const batches = Array.from({ length: 5 }, () => heapPerDecoded(makeEntry));
+function measuredPerEntry(makeEntry: () => StoredEntry, decode?: (entry: StoredEntry) => unknown): { measured: number; charged: number } {
+  const batches = Array.from({ length: 5 }, () => heapPerDecoded(makeEntry, decode));
   const measured = batches.map((b) => b.perEntry).sort((a, b) => a - b)[2]!;
   return { measured, charged: batches[0]!.charged };
 }
@@ -115,6 +115,15 @@ describe("middleware: what a decoded HTTP entry charges L1 is what V8 keeps for 
       assertCharged(measuredPerEntry(makers[i]!), 'response');
     });
   }
+
+  it('a response whose head went out as UTF-8, with the fields of a HEAD built as well: charged at least the heap it holds, at most 10% more', () => {
+    const headers: Array<[string, string]> = [['content-type', 'text/plain; charset=utf-8'], ['x-name', 'café crème'], ['x-request-id', 'r'.repeat(40)]];
+    const make = () => responseEntry(stamp, life, 200, headers.map(([n, v]) => [n, own(v)]), Buffer.alloc(5, 'b'), true, undefined, false, undefined, undefined, true).entry;
+    const decodeWithHead = (entry: StoredEntry) => (httpValueOf(entry) as PreparedResponse).headHeaders;
+    for (let i = 0; i < 3_000; i++) decodeWithHead(make());
+    assert.ok((httpValueOf(make()) as PreparedResponse).utf8Head, 'the entry records its UTF-8 head');
+    assertCharged(measuredPerEntry(make, decodeWithHead), 'response');
+  });
 
   it('a Vary manifest of three names: charged at least the heap it holds, at most 10% more', () => {
     assertCharged(measuredPerEntry(makers[RESPONSES.length]!), 'manifest');
