@@ -157,6 +157,10 @@ export class InvalidationBus {
   /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
   private heartbeat = 0;
   private heartbeatSent = 0;
+  /** On standalone Redis: the PING on the subscriber's connection not answered yet (see checkSubscriber). */
+  private pingOut: object | undefined = undefined;
+  /** Epoch checks in a row that found that PING unanswered (or failed). */
+  private silentPings = 0;
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
   private readyWaiters: Array<() => void> = [];
@@ -427,10 +431,12 @@ export class InvalidationBus {
       this.suspect();
       return;
     }
-    if (this.heartbeat === 0 && isCluster(this.options.l2.client)) {
-      this.heartbeat = this.sendToSelf();
-      this.heartbeatSent = performance.now();
-    }
+    if (isCluster(this.options.l2.client)) {
+      if (this.heartbeat === 0) {
+        this.heartbeat = this.sendToSelf();
+        this.heartbeatSent = performance.now();
+      }
+    } else this.checkSubscriber();
     const { versions } = this.options;
     const known = versions.knownEpoch;
     versions.serverEpoch().then(
@@ -452,6 +458,45 @@ export class InvalidationBus {
       },
     );
   };
+
+  /**
+   * Standalone Redis: a PING on the subscriber's own connection, which its
+   * messages share. A connection that went dead without a reset (a NAT or
+   * firewall that forgot an idle subscriber: TCP keepalive notices after
+   * minutes) loses every message with no error to tell, while commands on
+   * the data connection still get through. A PING unanswered at two checks
+   * in a row (about two seconds; one may be a slow server) distrusts L1 and
+   * makes the subscriber connect again: subscribed anew, it flushes L1 as
+   * after any reconnect. One PING a second on this instance's own
+   * connection, where a heartbeat through the channel would reach every instance.
+   */
+  private checkSubscriber(): void {
+    const subscriber = this.subscriber as Redis | undefined;
+    if (subscriber === undefined || subscriber.status !== 'ready') return;
+    if (this.pingOut !== undefined) return this.pingUnanswered(subscriber);
+    const ping = {};
+    this.pingOut = ping;
+    subscriber.ping().then(
+      () => {
+        if (this.pingOut !== ping) return;
+        this.pingOut = undefined;
+        this.silentPings = 0;
+      },
+      () => {
+        if (this.pingOut !== ping) return;
+        this.pingOut = undefined;
+        this.pingUnanswered(subscriber);
+      },
+    );
+  }
+
+  private pingUnanswered(subscriber: Redis): void {
+    if (++this.silentPings < 2) return;
+    this.silentPings = 0;
+    this.pingOut = undefined;
+    this.suspect();
+    subscriber.disconnect(true);
+  }
 
   /** A message may have been missed: distrust everything local. */
   private forget(count = true): void {

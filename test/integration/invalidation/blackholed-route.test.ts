@@ -13,9 +13,19 @@ import { useRedisCaches } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** A TCP proxy to `port` that can stop forwarding in both directions, keeping every connection open. */
-async function stallingProxy(port: number): Promise<{ port: number; stall(): void; close(): Promise<void> }> {
+/**
+ * A TCP proxy to `port` that can stop forwarding in both directions, keeping
+ * every connection open: all of them (stall, dropping what comes), or only
+ * the connections that subscribed so far (stallSubscribers: a NAT that forgot
+ * an idle subscriber, while the data connection and new connections get
+ * through), holding what comes until resume().
+ */
+async function stallingProxy(port: number): Promise<{ port: number; stall(): void; stallSubscribers(): Promise<void>; resume(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
+  const subscribers = new Set<Socket>();
+  const dead = new Set<Socket>();
+  const held: Array<() => void> = [];
+  let heldPing: (() => void) | undefined;
   let stalled = false;
   const server: Server = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
@@ -24,8 +34,19 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
       s.on('error', () => undefined);
       s.on('close', () => sockets.delete(s));
     }
-    client.on('data', (d) => void (stalled || upstream.write(d)));
-    upstream.on('data', (d) => void (stalled || client.write(d)));
+    // Held (a subscriber's stall, until resume) or dropped (stall).
+    const pass = (to: Socket, d: Buffer) => {
+      if (stalled) return;
+      if (dead.has(client)) held.push(() => to.destroyed || to.write(d));
+      else to.write(d);
+    };
+    client.on('data', (d: Buffer) => {
+      const text = d.toString('latin1');
+      if (/subscribe/i.test(text)) subscribers.add(client);
+      if (dead.has(client) && /ping/i.test(text)) heldPing?.();
+      pass(upstream, d);
+    });
+    upstream.on('data', (d: Buffer) => pass(client, d));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -33,6 +54,16 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
   return {
     port: (server.address() as AddressInfo).port,
     stall: () => void (stalled = true),
+    // Resolves when the first PING a stalled subscriber sends is held.
+    stallSubscribers: () => {
+      for (const s of subscribers) if (!s.destroyed) dead.add(s);
+      return new Promise<void>((resolve) => (heldPing = resolve));
+    },
+    // A subscriber's stall ends: what was held goes on, late (a slow moment, not a lost route).
+    resume: () => {
+      dead.clear();
+      for (const send of held.splice(0)) send();
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -43,19 +74,25 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
 describe('invalidation: an instance whose route to Redis drops everything silently', () => {
   const ctx = useRedisCaches({ prefix: 'blackholed', flush: true });
 
+  /** One instance talking to Redis directly, one through the proxy whose L1 holds alice's answer (version 1). */
+  async function twoInstances(proxyPort: number) {
+    const direct = await ctx.open();
+    const cut = await ctx.open({ redis: `redis://127.0.0.1:${proxyPort}` });
+    cut.on('error', () => undefined);
+    let version = 0;
+    const app = express();
+    app.get('/api/me', expressCache(cut, { user: (req) => req.headers['x-user'] as string, ttl: '5m' }), (_req, res) => void res.json({ version: ++version }));
+    const alice = () => request(app).get('/api/me').set('x-user', 'alice').set('cookie', 's=a');
+    assert.equal((await alice()).body.version, 1);
+    assert.match(String((await alice()).headers['cache-status']), /hit; detail=L1/);
+    return { direct, cut, alice };
+  }
+
   it("stops serving L1 copies within about two seconds, so another instance's invalidateUser() is not missed until their TTL ends", async function () {
     this.timeout(15_000);
     const proxy = await stallingProxy(ctx.redis.port);
     try {
-      const direct = await ctx.open();
-      const cut = await ctx.open({ redis: `redis://127.0.0.1:${proxy.port}` });
-      cut.on('error', () => undefined);
-      let version = 0;
-      const app = express();
-      app.get('/api/me', expressCache(cut, { user: (req) => req.headers['x-user'] as string, ttl: '5m' }), (_req, res) => void res.json({ version: ++version }));
-      const alice = () => request(app).get('/api/me').set('x-user', 'alice').set('cookie', 's=a');
-      assert.equal((await alice()).body.version, 1);
-      assert.match(String((await alice()).headers['cache-status']), /hit; detail=L1/);
+      const { direct, cut, alice } = await twoInstances(proxy.port);
       proxy.stall();
       assert.equal((await direct.invalidateUser('alice')).delivered, true);
       await sleep(3_500); // two epoch checks in a row without an answer
@@ -63,6 +100,55 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       assert.notEqual(after.body.version, 1, `the invalidated copy was still served (${String(after.headers['cache-status'])})`);
       assert.equal(after.status, 200);
       assert.equal(cut.health().bus, 'reconnecting');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("on standalone Redis, a subscriber connection gone silent while commands get through is noticed within about two seconds: L1 distrusted, the subscriber connects again, and later invalidations arrive", async function () {
+    this.timeout(20_000);
+    const proxy = await stallingProxy(ctx.redis.port);
+    try {
+      const { direct, cut, alice } = await twoInstances(proxy.port);
+      void proxy.stallSubscribers();
+      assert.equal((await direct.invalidateUser('alice')).delivered, true);
+      await sleep(3_500); // two epoch checks whose PING on the subscriber got no answer
+      const after = await alice();
+      assert.equal(after.status, 200);
+      assert.notEqual(after.body.version, 1, `the invalidated copy was still served (${String(after.headers['cache-status'])})`);
+      // Subscribed again on a new connection: trusted, and the next invalidation reaches it.
+      const deadline = Date.now() + 5_000;
+      while (cut.health().bus !== 'ok' && Date.now() < deadline) await sleep(50);
+      assert.equal(cut.health().bus, 'ok');
+      const filled = (await alice()).body.version;
+      assert.match(String((await alice()).headers['cache-status']), /hit; detail=L1/);
+      assert.equal((await direct.invalidateUser('alice')).delivered, true);
+      await sleep(300);
+      assert.equal((await alice()).body.version, filled + 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a subscriber silent for less than two checks (a slow moment) costs nothing: L1 is still trusted and served', async function () {
+    this.timeout(20_000);
+    const proxy = await stallingProxy(ctx.redis.port);
+    try {
+      const cut = await ctx.open({ redis: `redis://127.0.0.1:${proxy.port}` });
+      cut.on('error', () => undefined);
+      let version = 0;
+      const app = express();
+      app.get('/api/me', expressCache(cut, { ttl: '5m' }), (_req, res) => void res.json({ version: ++version }));
+      assert.equal((await request(app).get('/api/me')).body.version, 1);
+      // Checks run every second: the one after this PING finds it unanswered, and the stall ends
+      // half-way to the next. (Acting on the first unanswered check would distrust L1 here.)
+      await proxy.stallSubscribers();
+      await sleep(1_500);
+      proxy.resume();
+      await sleep(1_500);
+      const after = await request(app).get('/api/me');
+      assert.match(String(after.headers['cache-status']), /hit; detail=L1/);
+      assert.equal(cut.health().bus, 'ok');
     } finally {
       await proxy.close();
     }
