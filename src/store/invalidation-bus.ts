@@ -476,18 +476,13 @@ export class InvalidationBus {
     if (this.pingOut !== undefined) return this.pingUnanswered(subscriber);
     const ping = {};
     this.pingOut = ping;
-    subscriber.ping().then(
-      () => {
-        if (this.pingOut !== ping) return;
-        this.pingOut = undefined;
-        this.silentPings = 0;
-      },
-      () => {
-        if (this.pingOut !== ping) return;
-        this.pingOut = undefined;
-        this.pingUnanswered(subscriber);
-      },
-    );
+    // An error reply is an answer too (the connection carries bytes); a closed connection is onLost's.
+    const answered = () => {
+      if (this.pingOut !== ping) return;
+      this.pingOut = undefined;
+      this.silentPings = 0;
+    };
+    subscriber.ping().then(answered, answered);
   }
 
   private pingUnanswered(subscriber: Redis): void {
