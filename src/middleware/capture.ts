@@ -8,7 +8,7 @@
 // there). A body counts as complete only after a clean end() with as many
 // bytes as a declared Content-Length, on a connection still open.
 // Works the same under Express and Koa: both answer through node's res.
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { OutgoingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Http2ServerResponse } from 'node:http2';
 import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
@@ -62,7 +62,7 @@ export interface CaptureHooks {
    * Replacement sends it instead and discards everything the handler writes;
    * returning NOT_MODIFIED (only honoured with a complete body) answers 304.
    */
-  headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
+  headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head?: boolean): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
   sent(res: ServerResponse): void;
   /** What the handler writes can no longer be stored (past the byte limit, or not bytes). */
@@ -70,7 +70,7 @@ export interface CaptureHooks {
   /**
    * end() was called: `body` is everything written when it is complete and
    * storable, else undefined. The real end waits until the returned promise settles.
-   * `utf8Head`: node sends the head as UTF-8, not latin1 (see headJoinsUtf8).
+   * `utf8Head`: the app alone sends this answer's head as UTF-8, not latin1 (see Capture.utf8Head).
    */
   finish(body: Buffer | undefined, utf8Head?: boolean): Promise<void> | void;
   /** end() was given something other than bytes (node throws it to the handler): nothing will be stored. */
@@ -133,16 +133,14 @@ function headLeft(res: ServerResponse): boolean | undefined {
   return (res as unknown as OutgoingFlags)._headerSent;
 }
 
-/**
- * Whether node, sending the head with this body chunk, sends it as UTF-8: it
- * joins the head to the first chunk it sends when that is a string for utf8
- * (the default), and sends the head as latin1 otherwise (a Buffer, another
- * encoding, a chunk-length line first). Header values beyond ASCII leave as
- * other bytes then (é: c3 a9, not e9), which hits must send too.
- */
-function headJoinsUtf8(res: ServerResponse, chunk: unknown, encoding: unknown): boolean {
-  return typeof chunk === 'string' && (!encoding || encoding === 'utf8' || typeof encoding === 'function') && ((res as unknown as OutgoingFlags).chunkedEncoding !== true || chunk.length === 0);
+/** A string node writes as utf8 (the default): the one kind of chunk node joins the head to and sends as UTF-8. */
+function utf8String(chunk: unknown, encoding: unknown): chunk is string {
+  return typeof chunk === 'string' && (!encoding || encoding === 'utf8' || typeof encoding === 'function');
 }
+
+const NODE_WRITE = OutgoingMessage.prototype.write;
+const NODE_END = OutgoingMessage.prototype.end;
+const H2_END = Http2ServerResponse.prototype.end;
 
 /**
  * Copies headers given to writeHead() onto the response, so getHeaders() shows
@@ -228,7 +226,19 @@ class Capture {
   endChunk: unknown = undefined;
   endEncoding: unknown = undefined;
   endCallback: unknown = undefined;
-  /** The head went (or goes) out as UTF-8 (see headJoinsUtf8). */
+  /**
+   * The app alone sends this answer's head as UTF-8, header values beyond
+   * ASCII as other bytes than latin1 (é: c3 a9, not e9). node joins the head to
+   * the first body chunk it sends when that is a utf8 string and sends both
+   * as UTF-8; otherwise (a Buffer, another encoding, a chunk-length line
+   * first, no body: a HEAD, a 304) the head goes as latin1. Said only where
+   * the handler's calls settle it for every request (a whole body given to
+   * end() as a string, or a first write() with a Content-Length), and only
+   * when nothing but captures stands between here and node's own methods
+   * (a wrapper below, compression(), could send other bytes): else false,
+   * and hits send latin1, as before. Whatever it says, a fill's own answer is
+   * what node makes of the handler's calls.
+   */
   utf8Head = false;
   /** A destroy() of the socket held back while the end waits for the store (see holdSocket). */
   private heldDestroy = false;
@@ -285,7 +295,7 @@ class Capture {
     const res = this.res;
     let replacement: Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
     try {
-      replacement = this.hooks.headers(res, whole, problem);
+      replacement = this.hooks.headers(res, whole, problem, this.utf8Head);
     } catch {
       // a cache bookkeeping failure must never break the response
     }
@@ -464,14 +474,16 @@ function wrappersAt(depth: number): Wrappers {
       swallow(cb);
       return true;
     }
+    if (!c.wrote) flushedHead(this, c, depth);
     c.wrote = true;
     // Past the limit (or a capture of nothing, maxBytes 0: StaleIfErrorGuard) no copy is kept: none is made.
     // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
     c.keep(c.overflow ? undefined : toBuffer(chunk, encoding));
     if (headLeft(this) !== false) return c.write.apply(this, arguments as unknown as unknown[]);
     const result = c.write.apply(this, arguments as unknown as unknown[]);
-    // This write carried the head: in the encoding node chose for it.
-    if (headLeft(this) === true) c.utf8Head = headJoinsUtf8(this, chunk, encoding);
+    // This write carried the head, joined to it as UTF-8 whatever the HTTP version when a Content-Length
+    // rules out chunks (an empty string is joined even to a chunked head).
+    if (headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || this.hasHeader('content-length')) && reachesNode(this, depth, 'write')) c.utf8Head = true;
     return result;
   }
 
@@ -508,10 +520,18 @@ function wrappersAt(depth: number): Wrappers {
       return c.end.apply(this, arguments as unknown as unknown[]);
     }
     c.keep(last);
-    // A string is handed on as it came: node joins the head to it, in UTF-8 (its bytes would send the head as latin1).
-    c.endChunk = chunk;
-    c.endEncoding = encoding;
+    // A string that reaches node as it came is handed on so (node joins the head to it, in UTF-8, as
+    // without the cache); one that meets another wrapper first goes on as the bytes made from it, as it
+    // always has here: the head then goes as latin1, as hits send it (see Capture.utf8Head).
+    const direct = typeof chunk === 'string' && reachesNode(this, depth, 'end');
+    const encoded = typeof chunk === 'string' && !direct && last !== undefined;
+    c.endChunk = encoded ? last : chunk;
+    c.endEncoding = encoded ? undefined : encoding;
     c.endCallback = cb;
+    // The whole body as a string: with the head built here (a Content-Length added, unless the handler
+    // chose chunks) or by the handler with a Content-Length, the app alone joins them, for every request with a body.
+    if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && (this.headersSent ? this.hasHeader('content-length') && headLeft(this) !== true : !this.hasHeader('transfer-encoding'))) c.utf8Head = true;
+    else if (!c.wrote) flushedHead(this, c, depth);
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
       // The whole body is known before the head leaves: a body that cannot be stored is said so now.
@@ -545,8 +565,6 @@ function wrappersAt(depth: number): Wrappers {
         // node rejected the head (an invalid header value): end() below reports it
       }
     }
-    // The head has not left: it goes with this chunk (end('') sends none), unless node sends no body.
-    if (headLeft(this) === false && (this as unknown as OutgoingFlags)._hasBody === true && chunk !== '') c.utf8Head = headJoinsUtf8(this, chunk, encoding);
     let result: Promise<void> | void;
     try {
       result = c.hooks.finish(c.complete() ? c.body() : undefined, c.utf8Head);
@@ -575,6 +593,27 @@ function wrappersAt(depth: number): Wrappers {
 
 /** Built once: responses are captured at most twice or three times (app-wide, router, route). */
 const WRAPPERS: Wrappers[] = [0, 1, 2, 3].map(wrappersAt);
+
+/**
+ * The head left before any body (res.flushHeaders(): node sends it joined to
+ * an empty string, as UTF-8), with no wrapper of another kind below.
+ */
+function flushedHead(res: ServerResponse & Captured, c: Capture, depth: number): void {
+  if (headLeft(res) === true && reachesNode(res, depth, 'write')) c.utf8Head = true;
+}
+
+/**
+ * Whether what the capture at `depth` passes on reaches node's own write or
+ * end unchanged: through the captures below it (each passes a string on as
+ * it came), and no other wrapper (compression(), a relayed retry).
+ */
+function reachesNode(res: ServerResponse & Captured, depth: number, method: 'write' | 'end'): boolean {
+  const captures = res[CAPTURES]!;
+  // Past WRAPPERS' depths each capture has wrappers of its own: none known here, so none passes.
+  for (let d = depth; d > 0; d--) if (captures[d]![method] !== WRAPPERS[d - 1]?.[method]) return false;
+  const own: unknown = captures[0]![method];
+  return method === 'write' ? own === NODE_WRITE : own === NODE_END || own === H2_END;
+}
 
 /**
  * Wraps `res` so its body is captured for `hooks`, up to `maxBytes`. A

@@ -27,7 +27,7 @@ import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refr
 import { ageOf, headersFor, reasonFor, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
+import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
@@ -159,7 +159,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     this.flight.settle(undefined);
   }
 
-  headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem): Replacement | Handover | typeof NOT_MODIFIED | undefined {
+  headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head = false): Replacement | Handover | typeof NOT_MODIFIED | undefined {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
@@ -218,7 +218,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
     // An origin's answers keep the validators it gave (none invented: the origin could not match them).
     if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = entityTag(body)));
-    if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined)) {
+    if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
       this.ttl = undefined;
       flight.settle(undefined);
       if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
@@ -297,12 +297,14 @@ class FillCapture implements CaptureHooks, ActiveFill {
       this.life = life;
       this.ttl = life.lifetime;
       // A stored response the front door may not serve (encoded outside, see Snapshot) stays so: a 304 is not encoded.
-      this.snapshot = { status: before.status, headers: merged, reason: before.reason, encodedOutside: this.plan.isPublic && !before.isPublic ? true : undefined };
+      // The stored head's characters (fields and reason), stored again as the stored head went.
+      this.snapshot = { status: before.status, headers: merged, reason: before.headReason, encodedOutside: this.plan.isPublic && !before.isPublic ? true : undefined };
       createdAt = life.createdAt;
-      void this.finish(before.body);
+      void this.finish(before.body, before.utf8Head);
       this.refreshed = true;
     }
-    const answer = new PreparedResponse(before.status, cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.body, before.isPublic, undefined, false, before.reason, before.route);
+    const sent = asSent(cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.headReason, before.utf8Head);
+    const answer = new PreparedResponse(before.status, sent.headers, before.body, before.isPublic, undefined, false, sent.reason, before.route, sent.bytes);
     const age = ageOf(createdAt, now);
     const cacheStatus = this.http.status(this.forwarded(304, typeof life !== 'string'));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
@@ -1458,13 +1460,13 @@ export class HttpCache<R> {
    * maxBytes, which the body's length alone does not tell near that bound. Only a
    * body that close is sized exactly, from the entry it will be.
    */
-  fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined): boolean {
+  fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined, utf8Head: boolean): boolean {
     const l1 = this.cache.options.l1;
     if (this.cache.store.l2 !== undefined || l1 === undefined || body.length + 3 * headerChars(headers) + L1_SIZING_BAND < l1.maxBytes) return true;
     const now = coarseNow();
     // Sized as it will be stored: its reason phrase and (public) route label are charged too.
     const route = plan.isPublic ? this.events.patternRouteOf(plan) : undefined;
-    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped, reason, route);
+    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped, reason, route, utf8Head);
     return L1Store.sizeOf(plan.key, l1Entry) <= l1.maxBytes;
   }
 

@@ -372,7 +372,10 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
     const rules = Array.isArray(o) && o.length === 3 && o.every((n) => typeof n === 'number' && n >= 0) ? { noStale: o[0] === 1, staleWhileRevalidate: o[1], staleIfError: o[2] } : undefined;
     const reason = typeof head.t === 'string' && isSendableReason(head.t) ? head.t : undefined;
     const route = typeof head.l === 'string' ? head.l : undefined;
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route, head.u === 1);
+    // Bytes of a UTF-8 head must decode to what node writes in a latin1 one (HEAD and 304 hits send that).
+    const utf8Head = head.u === 1;
+    if (utf8Head && !(head.h.every(([name, v]) => isWritableHeader([name, fromUtf8Bytes(v)])) && (reason === undefined || isSendableReason(fromUtf8Bytes(reason))))) return undefined;
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route, utf8Head);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -447,9 +450,23 @@ function asUtf8Bytes(text: string): string {
   return beyondAscii(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }
 
-/** The characters whose UTF-8 bytes asUtf8Bytes gave. */
+/**
+ * The characters whose UTF-8 bytes asUtf8Bytes gave. Bytes that are not
+ * UTF-8, or chars past U+00FF, decode to what node refuses in a header (U+FFFD
+ * and the like): a damaged entry, which httpValueOf turns away.
+ */
 function fromUtf8Bytes(bytes: string): string {
   return beyondAscii(bytes) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
+}
+
+/**
+ * Header fields and reason phrase as stored and replayed: when the head goes
+ * as UTF-8 (`utf8Head`) and something in it is beyond ASCII, the bytes
+ * node sends, one character a byte (`bytes`: StoredHead.u).
+ */
+export function asSent(headers: Array<[string, string]>, reason: string | undefined, utf8Head: boolean): { headers: Array<[string, string]>; reason: string | undefined; bytes: boolean } {
+  if (!utf8Head || !(headers.some(([, v]) => beyondAscii(v)) || (reason !== undefined && beyondAscii(reason)))) return { headers, reason, bytes: false };
+  return { headers: headers.map(([n, v]) => [n, asUtf8Bytes(v)]), reason: reason === undefined ? undefined : asUtf8Bytes(reason), bytes: true };
 }
 
 /**
@@ -457,13 +474,10 @@ function fromUtf8Bytes(bytes: string): string {
  * its head went out as UTF-8 (capture.ts, headJoinsUtf8), which changes the
  * bytes of a field beyond ASCII: those are stored as sent (StoredHead.u).
  */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, headers: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, reason?: string, route?: string, utf8Head = false): TieredEntry {
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, fields: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, ownReason?: string, route?: string, utf8Head = false): TieredEntry {
+  const { headers, reason, bytes } = asSent(fields, ownReason, utf8Head);
   const stored: StoredHead = { s: status, h: headers };
-  if (utf8Head && (headers.some(([, v]) => beyondAscii(v)) || (reason !== undefined && beyondAscii(reason)))) {
-    stored.h = headers = headers.map(([n, v]) => [n, asUtf8Bytes(v)]);
-    if (reason !== undefined) reason = asUtf8Bytes(reason);
-    stored.u = 1;
-  }
+  if (bytes) stored.u = 1;
   if (isPublic) stored.p = 1;
   if (scoped) stored.r = 1;
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];

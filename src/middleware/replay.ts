@@ -47,9 +47,13 @@ export function reasonFor(req: IncomingMessage, response: PreparedResponse): str
   return req.httpVersionMajor >= 2 ? undefined : req.method === 'HEAD' ? response.headReason : response.reason;
 }
 
-/** The stored headers to send with this request's answer (a HEAD's may differ: PreparedResponse.utf8Head). */
+/**
+ * The stored headers to send with this request's answer: a HEAD's, and any
+ * over HTTP/2 (whose header values node sends as latin1 whatever the body),
+ * may differ (PreparedResponse.utf8Head).
+ */
 export function headersFor(req: IncomingMessage, response: PreparedResponse): HeaderSet {
-  return req.method === 'HEAD' ? response.headHeaders : response.headers;
+  return req.method === 'HEAD' || req.httpVersionMajor >= 2 ? response.headHeaders : response.headers;
 }
 
 /** Age in whole seconds of an entry whose fill began at `createdAt`. */
@@ -67,11 +71,7 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
       return;
     }
   }
-  if (req.method === 'HEAD') {
-    writeStoredHead(res, response.status, response.headHeaders, age, cacheStatus, reasonFor(req, response));
-    res.end();
-    return;
-  }
-  writeStoredHead(res, response.status, response.headers, age, cacheStatus, reasonFor(req, response));
-  res.end(response.body);
+  writeStoredHead(res, response.status, headersFor(req, response), age, cacheStatus, reasonFor(req, response));
+  if (req.method === 'HEAD') res.end();
+  else res.end(response.body);
 }

@@ -75,7 +75,8 @@ const KEPT_FROM_STORE = new Set(['content-length', 'content-encoding', 'content-
 export function refreshedFields(stored: PreparedResponse, notModified: OutgoingHttpHeaders): Array<[string, string]> {
   const incoming = storedHeaders(notModified).filter(([name]) => !KEPT_FROM_STORE.has(name));
   const replaced = new Set(incoming.map(([name]) => name));
-  const fields = stored.headers.fields();
+  // The stored characters, not the bytes of a UTF-8 head (see PreparedResponse.utf8Head).
+  const fields = stored.headHeaders.fields();
   const out: Array<[string, string]> = [];
   const placed = new Set<string>();
   for (let i = 0; i < fields.length; i += 2) {

@@ -13,6 +13,9 @@ import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import type { TierCache } from '../../../src/index.js';
+import http2 from 'node:http2';
+import compression from 'compression';
+import { decodeEntry, encodeEntry } from '../../../src/store/entry-codec.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { valuesOf, wireRequest, type WireAnswer } from '../../support/http-wire.js';
 
@@ -148,5 +151,131 @@ describe('middleware: header values beyond ASCII go out as the app alone sends t
     assert.equal(nameOf(hit), UTF8_BYTES);
     assert.equal(nameOf(hit), nameOf(await wireRequest(alone, '/v')));
     assert.equal(nameOf(head), nameOf(await wireRequest(alone, '/v', {}, { method: 'HEAD' })));
+  });
+
+  it('over HTTP/2 (whose header values node sends as latin1) a hit of an HTTP/1.1 fill sends what the app alone sends over HTTP/2', async () => {
+    const build = apps['Koa string body']!.build;
+    const h2Name = async (listener: RequestListener) => {
+      const server = http2.createServer(listener as never);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = http2.connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+      try {
+        return await new Promise<{ name: string; status: string }>((resolve, reject) => {
+          const stream = client.request({ ':path': '/v' });
+          stream.on('response', (headers) => resolve({ name: Buffer.from(String(headers['x-name']), 'latin1').toString('latin1'), status: String(headers['cache-status']) }));
+          stream.on('error', reject);
+          stream.resume();
+        });
+      } finally {
+        client.close();
+        server.close();
+      }
+    };
+    const alone = await h2Name(build(undefined));
+    const cache = await ctx.open(routes);
+    const one = await ctx.serve(build(cache));
+    assert.equal(nameOf(await wireRequest(one, '/v')), UTF8_BYTES);
+    const hit = await h2Name(build(cache));
+    assert.match(hit.status, /hit; detail=L1/);
+    assert.equal(hit.name, alone.name);
+  });
+
+  it('a fill answered with the cache\'s own 304 stores the head the 200 goes with: its hits send UTF-8, as the app alone', async () => {
+    const build = koaApp(() => 'text');
+    const withEtag: Build = (cache) => {
+      const inner = build(cache);
+      return (req, res) => {
+        res.setHeader('etag', '"v1"');
+        inner(req, res);
+      };
+    };
+    const expected = nameOf(await wireRequest(await ctx.serve(withEtag(undefined)), '/v'));
+    assert.equal(expected, UTF8_BYTES);
+    const conditional = await wireRequest(await ctx.serve(withEtag(await ctx.open(routes))), '/v', { 'if-none-match': '"v1"' });
+    assert.equal(conditional.status, 304);
+    assert.match(valuesOf(conditional, 'cache-status').join(), /stored/);
+    const l2 = await wireRequest(await ctx.serve(withEtag(await ctx.open(routes))), '/v');
+    assert.match(valuesOf(l2, 'cache-status').join(), /hit; detail=L2/);
+    assert.equal(nameOf(l2), expected);
+  });
+
+  it('res.flushHeaders() before the body (node sends that head as UTF-8): hits send it so too', async () => {
+    const build = expressApp((res) => {
+      res.type('text');
+      res.flushHeaders();
+      res.end('flushed');
+    });
+    const expected = nameOf(await wireRequest(await ctx.serve(build(undefined)), '/v'));
+    assert.equal(expected, UTF8_BYTES);
+    const one = await ctx.serve(build(await ctx.open(routes)));
+    await wireRequest(one, '/v');
+    const hit = await wireRequest(one, '/v');
+    assert.match(valuesOf(hit, 'cache-status').join(), /hit; detail=L1/);
+    assert.equal(nameOf(hit), expected);
+  });
+
+  it('app-level and per-route caches on one request (two captures): both pass the string on, and hits of either send UTF-8', async () => {
+    const build: Build = (cache) => {
+      const app = express();
+      if (cache !== undefined) app.use(expressCache(cache));
+      const handler = (_req: express.Request, res: express.Response) => {
+        res.set('X-Name', NAME);
+        res.setHeader('content-length', 6);
+        res.end('nested');
+      };
+      if (cache !== undefined) app.get('/v', expressCache(cache, { ttl: '1m' }), handler);
+      else app.get('/v', handler);
+      return app;
+    };
+    const expected = nameOf(await wireRequest(await ctx.serve(build(undefined)), '/v'));
+    assert.equal(expected, UTF8_BYTES);
+    const one = await ctx.serve(build(await ctx.open(routes)));
+    const fill = await wireRequest(one, '/v');
+    const hit = await wireRequest(one, '/v');
+    assert.match(valuesOf(hit, 'cache-status').join(), /hit/);
+    assert.deepEqual([nameOf(fill), nameOf(hit)], [expected, expected]);
+  });
+
+  it('compression() mounted in front (a wrapper between the cache and node): the fill and its hits send the head alike, latin1, as the app alone (chunked)', async () => {
+    const build: Build = (cache) => {
+      const app = express();
+      app.use(compression());
+      if (cache !== undefined) app.use(expressCache(cache));
+      app.get('/v', (_req, res) => {
+        res.set('X-Name', NAME);
+        res.type('text');
+        res.end('x'.repeat(3000));
+      });
+      return app;
+    };
+    const expected = nameOf(await wireRequest(await ctx.serve(build(undefined)), '/v'));
+    assert.equal(expected, LATIN1_BYTES);
+    const one = await ctx.serve(build(await ctx.open(routes)));
+    const fill = await wireRequest(one, '/v');
+    const hit = await wireRequest(one, '/v');
+    assert.match(valuesOf(hit, 'cache-status').join(), /hit; detail=L1/);
+    assert.deepEqual([nameOf(fill), nameOf(hit)], [expected, expected]);
+  });
+
+  it('an entry in Redis marked as a UTF-8 head whose bytes are not UTF-8 is a miss: no 500 on a HEAD or a 304, no crash through the front door', async () => {
+    const build = apps['Koa Buffer body']!.build;
+    const cache = await ctx.open(routes);
+    await wireRequest(await ctx.serve(build(cache)), '/v');
+    const key = cache.keyFor({ method: 'GET', url: '/v', headers: {} });
+    const stored = decodeEntry((await ctx.admin.getBuffer(key))!);
+    const head = JSON.parse(stored.head.toString('utf8')) as { h: Array<[string, string]>; u?: number };
+    assert.ok(head.h.some(([n, v]) => n === 'x-name' && v === NAME), 'the handler\'s characters stored as they are (a latin1 head)');
+    head.u = 1;
+    const damaged = encodeEntry({ ...stored, head: Buffer.from(JSON.stringify(head)) });
+    for (const [method, headers] of [['HEAD', {}], ['GET', { 'if-none-match': String(head.h.find(([n]) => n === 'etag')?.[1]) }], ['GET', {}]] as const) {
+      // Each request finds the damaged entry (the one before filled over it).
+      await ctx.admin.set(key, damaged, 'PX', 60_000);
+      const other = await ctx.open(routes);
+      const app = build(other);
+      const answer = await wireRequest(await ctx.serve(front(other, app)), '/v', headers, { method });
+      assert.notEqual(answer.status, 500, `${method} ${JSON.stringify(headers)}`);
+      assert.ok(answer.status === 200 || answer.status === 304, `${method}: ${answer.status}`);
+      assert.doesNotMatch(valuesOf(answer, 'cache-status').join(), /hit; detail=L2/, 'the damaged entry was served');
+    }
   });
 });
