@@ -251,9 +251,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] ? true : undefined;
     const vary = r.getHeader('vary');
     // A Vary added as the head went out (a hook mounted before the cache) says what the answer depends on:
-    // the entry is keyed on it too. Accept-Encoding is left out: an encoder out there (compression()) adds
-    // it, and the bytes kept here are taken before any encoding, which it applies again on every replay.
-    const headers = vary !== before.vary && !encodedOutside && lateVaryMatters(before.vary, vary) ? ({ ...before, vary } as OutgoingHttpHeaders) : before;
+    // the entry is keyed on it too, an encoder out there or not. Accept-Encoding is left out: an encoder
+    // (compression()) adds it, and the bytes kept here are taken before any encoding, which it applies
+    // again on every replay.
+    const late = vary === before.vary ? undefined : lateVary(before.vary, vary);
+    const headers = late === undefined ? before : ({ ...before, vary: late } as OutgoingHttpHeaders);
     if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
     if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
@@ -454,12 +456,17 @@ function takeRefill(req: IncomingMessage): boolean {
   return true;
 }
 
-/** Whether a Vary changed as the head went out names more than Accept-Encoding that it did not before. */
-function lateVaryMatters(before: unknown, after: unknown): boolean {
-  const names = (v: unknown) => new Set(splitList(v as Parameters<typeof splitList>[0]).map((n) => n.toLowerCase()).filter((n) => n !== 'accept-encoding'));
-  const was = names(before);
-  for (const name of names(after)) if (!was.has(name)) return true;
-  return false;
+/**
+ * The Vary to key an entry on when it changed as the head went out and now
+ * names more than Accept-Encoding that it did not before: the names it had,
+ * then the new ones but Accept-Encoding. Undefined when nothing new counts.
+ */
+function lateVary(before: unknown, after: unknown): string | undefined {
+  const names = (v: unknown) => splitList(v as Parameters<typeof splitList>[0]);
+  const had = names(before);
+  const was = new Set(had.map((n) => n.toLowerCase()));
+  const added = names(after).filter((n) => !was.has(n.toLowerCase()) && n.toLowerCase() !== 'accept-encoding');
+  return added.length === 0 ? undefined : [...had, ...added].join(', ');
 }
 
 /**

@@ -4,6 +4,7 @@
 // and a Vary added as the head went out (a hook mounted before the cache)
 // reached the client but not the key, so the entry had no variants.
 import assert from 'node:assert/strict';
+import compression from 'compression';
 import express from 'express';
 import Koa from 'koa';
 import request from 'supertest';
@@ -81,6 +82,34 @@ describe('middleware: a user option that returns no id, and a Vary added late', 
     const again = await request(app).get('/api/feed').set('authorization', 'Bearer alice');
     assert.equal(again.body.feed, 'for Bearer alice');
     assert.match(String(again.headers['cache-status']), /hit/);
+    assert.equal(runs, 2);
+  });
+
+  it('Express: the same with compression() in front encoding the answer (its own Vary: Accept-Encoding left out of the key)', async () => {
+    const cache = newCache();
+    const app = express();
+    app.use(compression({ threshold: 0 }));
+    app.use((_req, res, next) => {
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: typeof res, ...args: unknown[]) {
+        this.setHeader('Vary', [this.getHeader('vary'), 'Authorization'].filter(Boolean).join(', '));
+        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
+      } as typeof res.writeHead;
+      next();
+    });
+    let runs = 0;
+    app.get('/api/feed', expressCache(cache, { shared: true, ttl: '1m' }), (req, res) => {
+      runs++;
+      res.json({ feed: `for ${req.headers.authorization}` });
+    });
+    const get = (who: string, encoding: string) => request(app).get('/api/feed').set('authorization', `Bearer ${who}`).set('accept-encoding', encoding);
+    const alice = await get('alice', 'gzip');
+    assert.equal(alice.headers['content-encoding'], 'gzip');
+    assert.equal(alice.body.feed, 'for Bearer alice');
+    assert.equal((await get('bob', 'gzip')).body.feed, 'for Bearer bob', "bob got alice's answer");
+    const again = await get('alice', 'identity');
+    assert.equal(again.body.feed, 'for Bearer alice');
+    assert.match(String(again.headers['cache-status']), /hit/, 'keyed on Accept-Encoding as well');
     assert.equal(runs, 2);
   });
 });
