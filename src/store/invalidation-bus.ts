@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { L1Store } from './l1-store.js';
-import { withTimeout, type L2Store } from './l2-store.js';
+import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import type { TagVersions } from './tag-versions.js';
 
@@ -453,7 +453,10 @@ export class InvalidationBus {
       // Redis did not answer (counted by L2Store) twice running: a route to it that drops packets silently
       // drops this instance's messages too, with no error on the subscriber to tell. Nothing local is trusted
       // until a probe comes back through the subscription. (Once may be a slow command: suspecting flushes L1.)
-      () => {
+      // A check the breaker skipped (opened by the last timeout) asked nothing: it counts neither way; the
+      // breaker's own probe, and the PING or heartbeat on the subscription, tell a lost route from a slow moment.
+      (err: unknown) => {
+        if (err instanceof L2UnavailableError) return;
         if (++this.failedEpochChecks >= 2) this.suspect();
       },
     );

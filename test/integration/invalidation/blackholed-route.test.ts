@@ -18,14 +18,15 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * every connection open: all of them (stall, dropping what comes), or only
  * the connections that subscribed so far (stallSubscribers: a NAT that forgot
  * an idle subscriber, while the data connection and new connections get
- * through), holding what comes until resume().
+ * through) or all of them (holdAll), holding what comes until resume().
  */
-async function stallingProxy(port: number): Promise<{ port: number; stall(): void; stallSubscribers(): Promise<void>; resume(): void; close(): Promise<void> }> {
+async function stallingProxy(port: number): Promise<{ port: number; stall(): void; stallSubscribers(): Promise<void>; holdAll(): Promise<void>; resume(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const subscribers = new Set<Socket>();
   const dead = new Set<Socket>();
   const held: Array<() => void> = [];
   let heldPing: (() => void) | undefined;
+  let heldCommand: (() => void) | undefined;
   let stalled = false;
   const server: Server = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
@@ -44,6 +45,7 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
       const text = d.toString('latin1');
       if (/subscribe/i.test(text)) subscribers.add(client);
       if (dead.has(client) && /ping/i.test(text)) heldPing?.();
+      if (dead.has(client) && !subscribers.has(client)) heldCommand?.();
       pass(upstream, d);
     });
     upstream.on('data', (d: Buffer) => pass(client, d));
@@ -59,7 +61,12 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
       for (const s of subscribers) if (!s.destroyed) dead.add(s);
       return new Promise<void>((resolve) => (heldPing = resolve));
     },
-    // A subscriber's stall ends: what was held goes on, late (a slow moment, not a lost route).
+    // Every connection held (a slow moment of the server's); resolves when the first command on the data connection is.
+    holdAll: () => {
+      for (const s of sockets) dead.add(s);
+      return new Promise<void>((resolve) => (heldCommand = resolve));
+    },
+    // A stall of holdAll or stallSubscribers ends: what was held goes on, late (a slow moment, not a lost route).
     resume: () => {
       dead.clear();
       for (const send of held.splice(0)) send();
@@ -144,6 +151,29 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       // half-way to the next. (Acting on the first unanswered check would distrust L1 here.)
       await proxy.stallSubscribers();
       await sleep(1_500);
+      proxy.resume();
+      await sleep(1_500);
+      const after = await request(app).get('/api/me');
+      assert.match(String(after.headers['cache-status']), /hit; detail=L1/);
+      assert.equal(cut.health().bus, 'ok');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('an epoch check that gets no answer once (a slow moment, its command timed out) costs nothing: L1 is still trusted and served', async function () {
+    this.timeout(20_000);
+    const proxy = await stallingProxy(ctx.redis.port);
+    try {
+      const cut = await ctx.open({ redis: `redis://127.0.0.1:${proxy.port}`, l2: { commandTimeout: 200 } });
+      cut.on('error', () => undefined);
+      let version = 0;
+      const app = express();
+      app.get('/api/me', expressCache(cut, { ttl: '5m' }), (_req, res) => void res.json({ version: ++version }));
+      assert.equal((await request(app).get('/api/me')).body.version, 1);
+      // The next check's command is held past its timeout; the one after finds Redis answering again.
+      await proxy.holdAll();
+      await sleep(500);
       proxy.resume();
       await sleep(1_500);
       const after = await request(app).get('/api/me');
