@@ -120,7 +120,10 @@ function clearReason(res: ServerResponse): void {
 interface OutgoingFlags {
   _hasBody?: boolean;
   _headerSent?: boolean;
-  chunkedEncoding?: boolean;
+  /** removeHeader('content-length'): node adds none and sends chunks. */
+  _removedContLen?: boolean;
+  /** removeHeader('transfer-encoding'): node sends no chunks, whatever the HTTP version. */
+  _removedTE?: boolean;
 }
 
 /** Whether node sends a body with this response at all: not for a HEAD (node's own flag, false then). */
@@ -131,6 +134,14 @@ function sendsBody(res: ServerResponse): boolean {
 /** Whether node has sent the head (undefined on HTTP/2). */
 function headLeft(res: ServerResponse): boolean | undefined {
   return (res as unknown as OutgoingFlags)._headerSent;
+}
+
+/**
+ * The handler ruled out chunks for every request: a Content-Length, Transfer-Encoding removed, or
+ * useChunkedEncodingByDefault turned off (node turns it off for HTTP/1.0 itself: not counted then).
+ */
+function noChunks(res: ServerResponse): boolean {
+  return res.hasHeader('content-length') || (res as unknown as OutgoingFlags)._removedTE === true || (res.useChunkedEncodingByDefault === false && res.req?.httpVersion === '1.1');
 }
 
 /** A string node writes as utf8 (the default): the one kind of chunk node joins the head to and sends as UTF-8. */
@@ -481,9 +492,9 @@ function wrappersAt(depth: number): Wrappers {
     c.keep(c.overflow ? undefined : toBuffer(chunk, encoding));
     if (headLeft(this) !== false) return c.write.apply(this, arguments as unknown as unknown[]);
     const result = c.write.apply(this, arguments as unknown as unknown[]);
-    // This write carried the head, joined to it as UTF-8 whatever the HTTP version when a Content-Length
-    // rules out chunks (an empty string is joined even to a chunked head).
-    if (headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || this.hasHeader('content-length')) && reachesNode(this, depth, 'write')) c.utf8Head = true;
+    // This write carried the head, joined to it as UTF-8 whatever the HTTP version when the handler ruled
+    // out chunks (a Content-Length, Transfer-Encoding removed); an empty string is joined even to a chunked head.
+    if (headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || (noChunks(this) && !this.hasHeader('transfer-encoding'))) && reachesNode(this, depth, 'write')) c.utf8Head = true;
     return result;
   }
 
@@ -530,7 +541,7 @@ function wrappersAt(depth: number): Wrappers {
     c.endCallback = cb;
     // The whole body as a string: with the head built here (a Content-Length added, unless the handler
     // chose chunks) or by the handler with a Content-Length, the app alone joins them, for every request with a body.
-    if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && (this.headersSent ? this.hasHeader('content-length') && headLeft(this) !== true : !this.hasHeader('transfer-encoding'))) c.utf8Head = true;
+    if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && !this.hasHeader('transfer-encoding') && (this.headersSent ? this.hasHeader('content-length') && headLeft(this) !== true : (this as unknown as OutgoingFlags)._removedContLen !== true)) c.utf8Head = true;
     else if (!c.wrote) flushedHead(this, c, depth);
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
@@ -555,9 +566,11 @@ function wrappersAt(depth: number): Wrappers {
         this.statusCode = 304;
         // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
         clearReason(this);
-      } else if (whole !== undefined && c.declared === undefined && this.getHeader('transfer-encoding') === undefined && hasBody(this.statusCode) && sendsBody(this)) {
-        this.setHeader('content-length', whole.length);
-        c.declared = whole.length;
+      } else if (!c.wrote && c.declared === undefined && (this as unknown as OutgoingFlags)._removedContLen !== true && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
+        // What node's end() declares for a body given whole, also past what is stored (too large).
+        const length = last === undefined ? 0 : last.length;
+        this.setHeader('content-length', length);
+        c.declared = length;
       }
       try {
         c.writeHead.call(this, this.statusCode);

@@ -156,7 +156,7 @@ export class PreparedResponse {
     this.headers = new HeaderSet(flat, i);
     this.etag = etag;
     this.lastModified = lastModified;
-    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route, utf8Head);
+    this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route);
     this.notModified = undefined;
     this.bodiless = utf8Head ? undefined : null;
   }
@@ -166,7 +166,10 @@ export class PreparedResponse {
     return this.bodiless !== null;
   }
 
-  /** The headers of this answer without its body (a HEAD): as the handler sent them then (see utf8Head). */
+  /**
+   * The headers of this answer without its body (a HEAD): as the handler sent them then (see utf8Head).
+   * Built on the first HEAD and not charged to L1, as the 304 headers are not: most entries never build them.
+   */
   get headHeaders(): HeaderSet {
     if (this.bodiless === null) return this.headers;
     // Stryker disable next-line ConditionalExpression: a cache: building them again gives the same fields
@@ -199,7 +202,7 @@ export class PreparedResponse {
    * whenever a field may give one (a date that does not parse costs 16 bytes
    * too many, never too few).
    */
-  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string, route?: string, utf8Head = false): number {
+  static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string, route?: string): number {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
     let size = PREPARED_BYTES + BODY_VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
@@ -212,8 +215,6 @@ export class PreparedResponse {
       if (name === 'last-modified' || (name === 'date' && staleRules !== undefined)) boxed = true;
     }
     if (withLength) size += headerStringBytes(length);
-    // A HEAD's own fields (headHeaders), counted as a second set: a few bytes too many at most.
-    if (utf8Head) size += PreparedResponse.heapBytesOf(status, stored, bodyLength, undefined, reason) - PREPARED_BYTES - BODY_VIEW_BYTES;
     return boxed ? size + BOXED_NUMBER_BYTES : size;
   }
 
@@ -483,7 +484,7 @@ export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number,
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
   if (reason !== undefined) stored.t = reason;
   if (route !== undefined && isPublic) stored.l = route;
-  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason, stored.l, stored.u === 1));
+  return tieredEntry(stamp, life, stored, body, PreparedResponse.heapBytesOf(status, headers, body.length, staleRules, reason, stored.l));
 }
 
 /** The reason phrase to store with an answer: the one sent, unless it is node's own for the status (most answers). */

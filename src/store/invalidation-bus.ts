@@ -157,10 +157,17 @@ export class InvalidationBus {
   /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
   private heartbeat = 0;
   private heartbeatSent = 0;
-  /** On standalone Redis: the PING on the subscriber's connection not answered yet (see checkSubscriber). */
+  /** On standalone Redis: the PING on the subscriber's connection not answered yet (see checkSubscriber), and when it left. */
   private pingOut: object | undefined = undefined;
-  /** Epoch checks in a row that found that PING unanswered (or failed). */
+  private pingSent = 0;
+  /** Epoch checks in a row that found that PING unanswered. */
   private silentPings = 0;
+  /** When an epoch check last got Redis's answer on the data connection. */
+  private dataAnswered = 0;
+  /** Distrusting L1 until the PING out is answered (Redis answered nobody: see pingUnanswered). */
+  private lagging = false;
+  /** The subscriber was told to connect anew: no PING on the connection it is closing. */
+  private resetting = false;
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
   private readyWaiters: Array<() => void> = [];
@@ -375,6 +382,11 @@ export class InvalidationBus {
   private readonly onLost = (err: Error | undefined): void => {
     if (this.state === 'closed') return;
     if (this.state === 'ok') this.state = 'reconnecting';
+    // A PING out on that connection is answered by no one now; the next connection is checked afresh.
+    this.pingOut = undefined;
+    this.silentPings = 0;
+    this.lagging = false;
+    this.resetting = false;
     this.options.versions.trusted = false;
     if (this.reportedDown || (this.state === 'connecting' && err === undefined)) return;
     if (this.state === 'connecting') this.state = 'reconnecting';
@@ -426,7 +438,8 @@ export class InvalidationBus {
    * L2's own check on reconnecting cannot see, a Cluster failover.
    */
   private readonly checkEpoch = (): void => {
-    if (this.state !== 'ok') return;
+    // While lagging the checks go on: Redis answering again on the data connection, and still not on the subscriber's, tells a lost connection.
+    if (this.state !== 'ok' && !this.lagging) return;
     if (this.heartbeat !== 0 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
       this.suspect();
       return;
@@ -442,6 +455,7 @@ export class InvalidationBus {
     versions.serverEpoch().then(
       ({ epoch, previous }) => {
         this.failedEpochChecks = 0;
+        this.dataAnswered = performance.now();
         const moved = previous !== 'same';
         if (moved || (known !== undefined && epoch !== known && versions.knownEpoch === known)) {
           this.forget();
@@ -467,33 +481,52 @@ export class InvalidationBus {
    * messages share. A connection that went dead without a reset (a NAT or
    * firewall that forgot an idle subscriber: TCP keepalive notices after
    * minutes) loses every message with no error to tell, while commands on
-   * the data connection still get through. A PING unanswered at two checks
-   * in a row (about two seconds; one may be a slow server) distrusts L1 and
-   * makes the subscriber connect again: subscribed anew, it flushes L1 as
-   * after any reconnect. One PING a second on this instance's own
+   * the data connection still get through. A PING found unanswered at two
+   * checks in a row (about two seconds; once may be a slow moment) distrusts
+   * L1 (see pingUnanswered). One PING a second on this instance's own
    * connection, where a heartbeat through the channel would reach every instance.
    */
   private checkSubscriber(): void {
     const subscriber = this.subscriber as Redis | undefined;
-    if (subscriber === undefined || subscriber.status !== 'ready') return;
+    if (subscriber === undefined || subscriber.status !== 'ready' || this.resetting) return;
     if (this.pingOut !== undefined) return this.pingUnanswered(subscriber);
     const ping = {};
     this.pingOut = ping;
+    this.pingSent = performance.now();
     // An error reply is an answer too (the connection carries bytes); a closed connection is onLost's.
     const answered = () => {
       if (this.pingOut !== ping) return;
       this.pingOut = undefined;
       this.silentPings = 0;
+      // The answer came after every message published before the PING: what was learned holds.
+      if (this.lagging) {
+        this.lagging = false;
+        this.state = 'ok';
+        this.options.versions.trusted = true;
+      }
     };
     subscriber.ping().then(answered, answered);
   }
 
+  /**
+   * Nothing local is trusted until the subscription is heard again. If Redis
+   * answered the data connection since the PING left, this connection alone
+   * is silent (gone): it is made anew, and once subscribed again L1 is
+   * flushed, as after any reconnect. If Redis answered nobody (busy with a
+   * long script, or the whole route gone), the PING's answer, when it comes,
+   * follows every message sent before it: trust comes back then, nothing
+   * flushed, no reconnect to add to a busy server's load.
+   */
   private pingUnanswered(subscriber: Redis): void {
     if (++this.silentPings < 2) return;
     this.silentPings = 0;
-    this.pingOut = undefined;
-    this.suspect();
-    subscriber.disconnect(true);
+    this.state = 'reconnecting';
+    this.options.versions.trusted = false;
+    if (this.dataAnswered > this.pingSent) {
+      this.pingOut = undefined;
+      this.resetting = true;
+      subscriber.disconnect(true);
+    } else this.lagging = true;
   }
 
   /** A message may have been missed: distrust everything local. */

@@ -145,7 +145,8 @@ describe('invalidation: an instance whose route to Redis drops everything silent
     const proxy = await stallingProxy(ctx.redis.port);
     try {
       const cut = await ctx.open({ ...options, redis: `redis://127.0.0.1:${proxy.port}` });
-      cut.on('error', () => undefined);
+      const busErrors: string[] = [];
+      cut.on('error', (e: { err: Error; where: string }) => void (e.where === 'bus' && busErrors.push(e.err.message)));
       let version = 0;
       const app = express();
       app.get('/api/me', expressCache(cut, { ttl: '5m' }), (_req, res) => void res.json({ version: ++version }));
@@ -155,6 +156,7 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       const after = await request(app).get('/api/me');
       assert.match(String(after.headers['cache-status']), /hit; detail=L1/);
       assert.equal(cut.health().bus, 'ok');
+      assert.deepEqual(busErrors, [], 'a slow moment was reported as a lost connection');
     } finally {
       await proxy.close();
     }
@@ -178,6 +180,22 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       await proxy.holdAll();
       await sleep(500);
       proxy.resume();
+    });
+  });
+
+  it('a Redis busy for three seconds (a long script) answers late but loses nothing: no reconnect, no error, L1 trusted again once the PING is answered', async function () {
+    this.timeout(20_000);
+    await survivesSlowMoment({}, async () => {
+      const before = Number((await ctx.admin.info('stats')).match(/total_connections_received:(\d+)/)![1]);
+      const busy = ctx.admin.duplicate();
+      try {
+        await busy.eval(`local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] while true do local n = redis.call('TIME') if n[1] * 1000000 + n[2] - s > 3000000 then break end end return 1`, 0);
+      } finally {
+        busy.disconnect();
+      }
+      await sleep(500);
+      const after = Number((await ctx.admin.info('stats')).match(/total_connections_received:(\d+)/)![1]);
+      assert.equal(after - before, 1, "connections made to Redis meanwhile (the script's own is the one)");
     });
   });
 });

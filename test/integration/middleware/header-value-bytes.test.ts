@@ -66,6 +66,31 @@ const apps: Record<string, { build: Build; utf8: boolean }> = {
     }),
     utf8: true,
   },
+  // node sends chunks then (no Content-Length of its own): the cache adds none either.
+  'Express res.end(string) with Content-Length removed': {
+    build: expressApp((res) => {
+      res.removeHeader('content-length');
+      res.end('string');
+    }),
+    utf8: false,
+  },
+  'Express res.write(string) with Transfer-Encoding removed (no chunks, any HTTP version)': {
+    build: expressApp((res) => {
+      res.removeHeader('transfer-encoding');
+      res.write('str');
+      res.end('eam');
+    }),
+    utf8: true,
+  },
+  'Express res.write(string) with a Content-Length and Transfer-Encoding: chunked (chunks win)': {
+    build: expressApp((res) => {
+      res.setHeader('content-length', 6);
+      res.setHeader('transfer-encoding', 'chunked');
+      res.write('str');
+      res.end('eam');
+    }),
+    utf8: false,
+  },
   'Koa string body': { build: koaApp(() => 'text'), utf8: true },
   'Koa Buffer body': { build: koaApp(() => Buffer.from('bytes')), utf8: false },
 };
@@ -277,5 +302,22 @@ describe('middleware: header values beyond ASCII go out as the app alone sends t
       assert.ok(answer.status === 200 || answer.status === 304, `${method}: ${answer.status}`);
       assert.doesNotMatch(valuesOf(answer, 'cache-status').join(), /hit; detail=L2/, 'the damaged entry was served');
     }
+  });
+
+  it('Express: a string body past maxBodyBytes (passed through, not stored) goes out as from the app alone: its Content-Length and a UTF-8 head', async () => {
+    const build: Build = (cache) => {
+      const app = express();
+      if (cache !== undefined) app.use(expressCache(cache, { maxBodyBytes: 16 }));
+      app.get('/v', (_req, res) => {
+        res.set('X-Name', NAME);
+        res.end('x'.repeat(64));
+      });
+      return app;
+    };
+    const alone = await wireRequest(await ctx.serve(build(undefined)), '/v');
+    const through = await wireRequest(await ctx.serve(build(await ctx.open(routes))), '/v');
+    assert.match(valuesOf(through, 'cache-status').join(), /too-large/);
+    assert.deepEqual([nameOf(through), valuesOf(through, 'content-length'), valuesOf(through, 'transfer-encoding')], [nameOf(alone), ['64'], []]);
+    assert.equal(nameOf(alone), UTF8_BYTES);
   });
 });

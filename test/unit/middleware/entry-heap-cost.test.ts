@@ -116,14 +116,14 @@ describe("middleware: what a decoded HTTP entry charges L1 is what V8 keeps for 
     });
   }
 
-  it('a response whose head went out as UTF-8, with the fields of a HEAD built as well: charged at least the heap it holds, at most 10% more', () => {
-    const headers: Array<[string, string]> = [['content-type', 'text/plain; charset=utf-8'], ['x-name', 'café crème'], ['x-request-id', 'r'.repeat(40)]];
-    const make = () => responseEntry(stamp, life, 200, headers.map(([n, v]) => [n, own(v)]), Buffer.alloc(5, 'b'), true, undefined, false, undefined, undefined, true).entry;
-    const decodeWithHead = (entry: StoredEntry) => (httpValueOf(entry) as PreparedResponse).headHeaders;
-    for (let i = 0; i < 3_000; i++) decodeWithHead(make());
-    assert.ok((httpValueOf(make()) as PreparedResponse).utf8Head, 'the entry records its UTF-8 head');
-    assertCharged(measuredPerEntry(make, decodeWithHead), 'response');
-  });
+  for (const value of ['café crème', 'é'.repeat(400)]) {
+    it(`a response whose head went out as UTF-8 (a ${value.length}-character value beyond ASCII, stored as its bytes), decoded for GETs: charged at least the heap it holds, at most 10% more`, () => {
+      const headers: Array<[string, string]> = [['content-type', 'text/plain; charset=utf-8'], ['x-name', value], ['x-request-id', 'r'.repeat(40)]];
+      const make = () => responseEntry(stamp, life, 200, headers.map(([n, v]) => [n, own(v)]), Buffer.alloc(5, 'b'), true, undefined, false, undefined, undefined, true).entry;
+      assert.ok((httpValueOf(make()) as PreparedResponse).utf8Head, 'the entry records its UTF-8 head');
+      assertCharged(measuredPerEntry(make), 'response');
+    });
+  }
 
   it('a Vary manifest of three names: charged at least the heap it holds, at most 10% more', () => {
     assertCharged(measuredPerEntry(makers[RESPONSES.length]!), 'manifest');
