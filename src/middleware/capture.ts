@@ -136,12 +136,33 @@ function headLeft(res: ServerResponse): boolean | undefined {
   return (res as unknown as OutgoingFlags)._headerSent;
 }
 
+/** A Transfer-Encoding that makes node send chunks (node's own test); one without chunked sends none. */
+const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
+
 /**
- * The handler ruled out chunks for every request: a Content-Length, Transfer-Encoding removed, or
- * useChunkedEncodingByDefault turned off (node turns it off for HTTP/1.0 itself: not counted then).
+ * The handler ruled out chunks for a body written in parts, for every request: a Transfer-Encoding
+ * without chunked, a Content-Length, Transfer-Encoding removed, or useChunkedEncodingByDefault turned
+ * off (node turns it off for HTTP/1.0 itself: not counted then).
  */
 function noChunks(res: ServerResponse): boolean {
+  const te = res.getHeader('transfer-encoding');
+  if (te !== undefined) return !CHUNKED.test(String(te));
   return res.hasHeader('content-length') || (res as unknown as OutgoingFlags)._removedTE === true || (res.useChunkedEncodingByDefault === false && res.req?.httpVersion === '1.1');
+}
+
+/**
+ * Whether node sends chunks for a body given whole to end() on a head it has
+ * not built: a Transfer-Encoding with chunked, trailers (which need chunks),
+ * or no Content-Length where node adds none (the handler removed it) and
+ * chunks are not ruled out. Else it declares the length: so does the capture.
+ */
+function endSendsChunks(res: ServerResponse): boolean {
+  const te = res.getHeader('transfer-encoding');
+  if (te !== undefined) return CHUNKED.test(String(te));
+  if (res.hasHeader('content-length')) return false;
+  if (res.hasHeader('trailer')) return true;
+  const flags = res as unknown as OutgoingFlags;
+  return flags._removedContLen === true && flags._removedTE !== true;
 }
 
 /** A string node writes as utf8 (the default): the one kind of chunk node joins the head to and sends as UTF-8. */
@@ -494,7 +515,7 @@ function wrappersAt(depth: number): Wrappers {
     const result = c.write.apply(this, arguments as unknown as unknown[]);
     // This write carried the head, joined to it as UTF-8 whatever the HTTP version when the handler ruled
     // out chunks (a Content-Length, Transfer-Encoding removed); an empty string is joined even to a chunked head.
-    if (headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || (noChunks(this) && !this.hasHeader('transfer-encoding'))) && reachesNode(this, depth, 'write')) c.utf8Head = true;
+    if (headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || noChunks(this)) && reachesNode(this, depth, 'write')) c.utf8Head = true;
     return result;
   }
 
@@ -541,7 +562,7 @@ function wrappersAt(depth: number): Wrappers {
     c.endCallback = cb;
     // The whole body as a string: with the head built here (a Content-Length added, unless the handler
     // chose chunks) or by the handler with a Content-Length, the app alone joins them, for every request with a body.
-    if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && !this.hasHeader('transfer-encoding') && (this.headersSent ? this.hasHeader('content-length') && headLeft(this) !== true : (this as unknown as OutgoingFlags)._removedContLen !== true)) c.utf8Head = true;
+    if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && (this.headersSent ? headLeft(this) !== true && this.hasHeader('content-length') && noChunks(this) : !endSendsChunks(this))) c.utf8Head = true;
     else if (!c.wrote) flushedHead(this, c, depth);
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
@@ -566,7 +587,7 @@ function wrappersAt(depth: number): Wrappers {
         this.statusCode = 304;
         // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
         clearReason(this);
-      } else if (!c.wrote && c.declared === undefined && (this as unknown as OutgoingFlags)._removedContLen !== true && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
+      } else if (!c.wrote && c.declared === undefined && !endSendsChunks(this) && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
         // What node's end() declares for a body given whole, also past what is stored (too large).
         const length = last === undefined ? 0 : last.length;
         this.setHeader('content-length', length);

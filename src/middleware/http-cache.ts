@@ -257,13 +257,14 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const late = vary === before.vary ? undefined : lateVary(before.vary, vary);
     const headers = late === undefined ? before : ({ ...before, vary: late } as OutgoingHttpHeaders);
     if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
-    if (!r.hasHeader('set-cookie') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
+    if (!r.hasHeader('set-cookie') && !r.hasHeader('trailer') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
     if (typeof reason === 'string') this.drop(r, reason);
   }
 
   /** Origin mode: whether (and for how long) this answer may be stored, read from its own headers. */
   private originLifeOf(status: number, headers: OutgoingHttpHeaders): OriginLife | MissReason {
+    if (headers.trailer !== undefined) return 'trailer';
     const origin = this.plan.origin!;
     return originLife({
       status,

@@ -88,6 +88,8 @@ export function ttlForStatus(status: number, ttl: number, negativeTtl: number | 
 /** Why response headers forbid storing, or undefined. `userScoped` allows `private`. */
 export function responseForbidsStore(headers: OutgoingHttpHeaders, userScoped: boolean): MissReason | undefined {
   if (headers['set-cookie'] !== undefined) return 'set-cookie';
+  // Trailer fields follow the body; a hit could not send them.
+  if (headers.trailer !== undefined) return 'trailer';
   const cc = parseCacheControl(headers['cache-control']);
   if (cc !== undefined) {
     if (cc.has('no-store')) return 'no-store';

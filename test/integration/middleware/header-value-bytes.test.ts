@@ -93,6 +93,8 @@ const apps: Record<string, { build: Build; utf8: boolean }> = {
   },
   'Koa string body': { build: koaApp(() => 'text'), utf8: true },
   'Koa Buffer body': { build: koaApp(() => Buffer.from('bytes')), utf8: false },
+  // Koa's body setter removes Content-Length and its respond() sets it again: no chunks.
+  'Koa JSON body': { build: koaApp(() => ({ ok: true })), utf8: true },
 };
 
 /** What a client reading the head as latin1 sees of the X-Name field. */
@@ -319,5 +321,27 @@ describe('middleware: header values beyond ASCII go out as the app alone sends t
     assert.match(valuesOf(through, 'cache-status').join(), /too-large/);
     assert.deepEqual([nameOf(through), valuesOf(through, 'content-length'), valuesOf(through, 'transfer-encoding')], [nameOf(alone), ['64'], []]);
     assert.equal(nameOf(alone), UTF8_BYTES);
+  });
+
+  it('Express: an answer that declares trailer fields is sent as from the app alone (chunks, then its trailer) and never stored: a hit could not send the trailer', async () => {
+    for (const maxBodyBytes of [1024, 16]) {
+      const build: Build = (cache) => {
+        const app = express();
+        if (cache !== undefined) app.use(expressCache(cache, { maxBodyBytes }));
+        app.get('/v', (_req, res) => {
+          res.setHeader('Trailer', 'X-T');
+          res.addTrailers({ 'X-T': '1' });
+          res.end('x'.repeat(40));
+        });
+        return app;
+      };
+      const alone = await wireRequest(await ctx.serve(build(undefined)), '/v');
+      const server = await ctx.serve(build(await ctx.open(routes)));
+      for (const answer of [await wireRequest(server, '/v'), await wireRequest(server, '/v')]) {
+        assert.equal(answer.status, 200);
+        assert.equal(answer.body, alone.body, `maxBodyBytes ${maxBodyBytes}: the chunks and the trailer`);
+        assert.match(valuesOf(answer, 'cache-status').join(), maxBodyBytes === 16 ? /too-large/ : /detail=trailer/);
+      }
+    }
   });
 });
