@@ -15,6 +15,16 @@ import { useCleanup } from '../../support/cache-context.js';
 
 let counter = 0;
 
+/** What on-headers does: a writeHead wrapper, mounted before the cache, that adds Authorization to Vary as the head goes out. */
+function varyOnAuthorizationLate(_req: express.Request, res: express.Response, next: express.NextFunction): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: typeof res, ...args: unknown[]) {
+    this.setHeader('Vary', [this.getHeader('vary'), 'Authorization'].filter(Boolean).join(', '));
+    return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
+  } as typeof res.writeHead;
+  next();
+}
+
 describe('middleware: a user option that returns no id, and a Vary added late', () => {
   const cleanup = useCleanup();
   const newCache = () => cleanup.track(createCache({ namespace: `user-vary-${process.pid}-${++counter}`, redis: false }));
@@ -63,15 +73,7 @@ describe('middleware: a user option that returns no id, and a Vary added late', 
   it('Express: a Vary added as the head goes out (a writeHead hook mounted before the cache, as on-headers) keys the entry: each Authorization gets its own answer', async () => {
     const cache = newCache();
     const app = express();
-    // What on-headers does: a writeHead wrapper, mounted before the cache, that sets a header as the head goes out.
-    app.use((_req, res, next) => {
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: typeof res, ...args: unknown[]) {
-        if (!this.getHeader('vary')) this.setHeader('Vary', 'Authorization');
-        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
-      } as typeof res.writeHead;
-      next();
-    });
+    app.use(varyOnAuthorizationLate);
     let runs = 0;
     app.get('/api/feed', expressCache(cache, { shared: true, ttl: '1m' }), (req, res) => {
       runs++;
@@ -91,14 +93,7 @@ describe('middleware: a user option that returns no id, and a Vary added late', 
     const cache = newCache();
     const app = express();
     app.use(compression({ threshold: 0 }));
-    app.use((_req, res, next) => {
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: typeof res, ...args: unknown[]) {
-        this.setHeader('Vary', [this.getHeader('vary'), 'Authorization'].filter(Boolean).join(', '));
-        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
-      } as typeof res.writeHead;
-      next();
-    });
+    app.use(varyOnAuthorizationLate);
     let runs = 0;
     app.get('/api/feed', expressCache(cache, { shared: true, ttl: '1m' }), (req, res) => {
       runs++;
