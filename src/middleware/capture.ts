@@ -165,6 +165,15 @@ function endSendsChunks(res: ServerResponse): boolean {
   return flags._removedContLen === true && flags._removedTE !== true;
 }
 
+/** Encodings whose byte length Buffer.byteLength gives exactly (for base64 and hex it estimates). */
+const EXACT_LENGTH = new Set(['utf8', 'utf-8', 'latin1', 'binary', 'ascii', 'ucs2', 'ucs-2', 'utf16le', 'utf-16le']);
+
+/** The bytes a string makes in `encoding` (a write's callback or none: utf8), undefined where only making them tells. */
+function exactByteLength(text: string, encoding: unknown): number | undefined {
+  if (!encoding || typeof encoding === 'function') return Buffer.byteLength(text, 'utf8');
+  return typeof encoding === 'string' && EXACT_LENGTH.has(encoding.toLowerCase()) ? Buffer.byteLength(text, encoding as BufferEncoding) : undefined;
+}
+
 /** A string node writes as utf8 (the default): the one kind of chunk node joins the head to and sends as UTF-8. */
 function utf8String(chunk: unknown, encoding: unknown): chunk is string {
   return typeof chunk === 'string' && (!encoding || encoding === 'utf8' || typeof encoding === 'function');
@@ -545,13 +554,18 @@ function wrappersAt(depth: number): Wrappers {
       encoding = undefined;
     }
     c.ended = true;
-    const last = toBuffer(chunk, encoding);
+    // A string too big to keep is not copied (100 MB past maxBodyBytes doubled the memory it takes): its length will do.
+    // (Three bytes a character at most: most strings fit without asking.)
+    const length = typeof chunk === 'string' && (c.overflow || chunk.length * 3 > c.maxBytes - c.size) ? exactByteLength(chunk, encoding) : undefined;
+    const copy = length === undefined || (!c.overflow && c.size + length <= c.maxBytes);
+    const last = copy ? toBuffer(chunk, encoding) : undefined;
     if (last === null) {
       // Not bytes: node throws to the handler, as it would without the cache; nothing is stored.
       c.hooks.abort();
       return c.end.apply(this, arguments as unknown as unknown[]);
     }
-    c.keep(last);
+    if (copy) c.keep(last);
+    else c.giveUp();
     // A string that reaches node as it came is handed on so (node joins the head to it, in UTF-8, as
     // without the cache); one that meets another wrapper first goes on as the bytes made from it, as it
     // always has here: the head then goes as latin1, as hits send it (see Capture.utf8Head).
@@ -589,9 +603,9 @@ function wrappersAt(depth: number): Wrappers {
         clearReason(this);
       } else if (!c.wrote && c.declared === undefined && !endSendsChunks(this) && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
         // What node's end() declares for a body given whole, also past what is stored (too large).
-        const length = last === undefined ? 0 : last.length;
-        this.setHeader('content-length', length);
-        c.declared = length;
+        const declared = length ?? (last === undefined ? 0 : last.length);
+        this.setHeader('content-length', declared);
+        c.declared = declared;
       }
       try {
         c.writeHead.call(this, this.statusCode);

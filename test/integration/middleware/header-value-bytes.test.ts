@@ -306,6 +306,23 @@ describe('middleware: header values beyond ASCII go out as the app alone sends t
     }
   });
 
+  it('a string past maxBodyBytes is passed on whole, with the Content-Length node declares, in every encoding (multibyte UTF-8, latin1, UTF-16, base64, hex)', async () => {
+    const bodies: Array<[string, BufferEncoding | undefined]> = [['é€'.repeat(40), undefined], ['é'.repeat(50), 'latin1'], ['ab'.repeat(30), 'utf16le'], [Buffer.from('x'.repeat(60)).toString('base64'), 'base64'], ['0a'.repeat(60), 'hex']];
+    for (const [text, encoding] of bodies) {
+      const build: Build = (cache) => {
+        const app = express();
+        if (cache !== undefined) app.use(expressCache(cache, { maxBodyBytes: 16 }));
+        app.get('/v', (_req, res) => void res.end(text, encoding as BufferEncoding));
+        return app;
+      };
+      const alone = await wireRequest(await ctx.serve(build(undefined)), '/v');
+      const through = await wireRequest(await ctx.serve(build(await ctx.open(routes))), '/v');
+      assert.match(valuesOf(through, 'cache-status').join(), /too-large/, String(encoding));
+      assert.deepEqual([valuesOf(through, 'content-length'), through.body], [valuesOf(alone, 'content-length'), alone.body], String(encoding));
+      assert.equal(Buffer.byteLength(through.body, 'latin1'), Number(valuesOf(alone, 'content-length')[0]), String(encoding));
+    }
+  });
+
   it('Express: a string body past maxBodyBytes (passed through, not stored) goes out as from the app alone: its Content-Length and a UTF-8 head', async () => {
     const build: Build = (cache) => {
       const app = express();
