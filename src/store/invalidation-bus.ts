@@ -498,9 +498,11 @@ export class InvalidationBus {
       if (this.pingOut !== ping) return;
       this.pingOut = undefined;
       this.silentPings = 0;
-      // The answer came after every message published before the PING: what was learned holds.
+      // The answer came after every message published before the PING: what was learned holds
+      // (unless the bus was closed meanwhile).
       if (this.lagging) {
         this.lagging = false;
+        if (this.state !== 'reconnecting') return;
         this.state = 'ok';
         this.options.versions.trusted = true;
       }
