@@ -113,7 +113,7 @@ describe('invalidation: an instance whose route to Redis drops everything silent
   });
 
   it("on standalone Redis, a subscriber connection gone silent while commands get through is noticed within about two seconds: L1 distrusted, the subscriber connects again, and later invalidations arrive", async function () {
-    this.timeout(20_000);
+    this.timeout(30_000);
     const proxy = await stallingProxy(ctx.redis.port);
     try {
       const { direct, cut, alice } = await twoInstances(proxy.port);
@@ -132,6 +132,12 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       assert.equal((await direct.invalidateUser('alice')).delivered, true);
       await sleep(300);
       assert.equal((await alice()).body.version, filled + 1);
+      // The new connection is watched as the first was: gone silent too, it is noticed again.
+      assert.match(String((await alice()).headers['cache-status']), /hit; detail=L1/);
+      void proxy.stallSubscribers();
+      assert.equal((await direct.invalidateUser('alice')).delivered, true);
+      await sleep(3_500);
+      assert.equal((await alice()).body.version, filled + 2, 'the second silent connection was not noticed');
     } finally {
       await proxy.close();
     }
