@@ -20,11 +20,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * an idle subscriber, while the data connection and new connections get
  * through) or all of them (holdAll), holding what comes until resume().
  */
-async function stallingProxy(port: number): Promise<{ port: number; stall(): void; stallSubscribers(): Promise<void>; holdAll(): Promise<void>; resume(): void; close(): Promise<void> }> {
+async function stallingProxy(port: number): Promise<{ port: number; stall(): void; stallSubscribers(): Promise<void>; holdAll(): Promise<void>; resume(): void; resumeData(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const subscribers = new Set<Socket>();
   const dead = new Set<Socket>();
-  const held: Array<() => void> = [];
+  const held: Array<{ client: Socket; send: () => void }> = [];
   let heldPing: (() => void) | undefined;
   let heldCommand: (() => void) | undefined;
   let stalled = false;
@@ -38,7 +38,7 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
     // Held (a subscriber's stall, until resume) or dropped (stall).
     const pass = (to: Socket, d: Buffer) => {
       if (stalled) return;
-      if (dead.has(client)) held.push(() => to.destroyed || to.write(d));
+      if (dead.has(client)) held.push({ client, send: () => void (to.destroyed || to.write(d)) });
       else to.write(d);
     };
     client.on('data', (d: Buffer) => {
@@ -69,7 +69,14 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
     // A stall of holdAll or stallSubscribers ends: what was held goes on, late (a slow moment, not a lost route).
     resume: () => {
       dead.clear();
-      for (const send of held.splice(0)) send();
+      for (const { send } of held.splice(0)) send();
+    },
+    // Only the data connections come back (what was held on them goes on); subscribers stay held.
+    resumeData: () => {
+      for (const s of [...dead]) if (!subscribers.has(s)) dead.delete(s);
+      const kept = held.filter(({ client }) => subscribers.has(client));
+      for (const { client, send } of held) if (!subscribers.has(client)) send();
+      held.splice(0, held.length, ...kept);
     },
     close: async () => {
       for (const s of sockets) s.destroy();
@@ -203,5 +210,26 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       const after = Number((await ctx.admin.info('stats')).match(/total_connections_received:(\d+)/)![1]);
       assert.equal(after - before, 1, "connections made to Redis meanwhile (the script's own is the one)");
     });
+  });
+
+  it('a subscriber that went silent while Redis answered nobody is found once Redis answers the data connection again: made anew, L1 flushed, the bus back', async function () {
+    this.timeout(30_000);
+    const proxy = await stallingProxy(ctx.redis.port);
+    try {
+      const { direct, cut, alice } = await twoInstances(proxy.port);
+      // A moment where Redis answers nobody (both connections held): the bus lags, distrusting L1...
+      await proxy.holdAll();
+      await sleep(2_600);
+      assert.equal(cut.health().bus, 'reconnecting');
+      // ...after which the data connection answers again and the subscriber's never does.
+      proxy.resumeData();
+      assert.equal((await direct.invalidateUser('alice')).delivered, true);
+      const deadline = Date.now() + 12_000;
+      while (cut.health().bus !== 'ok' && Date.now() < deadline) await sleep(100);
+      assert.equal(cut.health().bus, 'ok', 'still lagging on a connection that will never answer');
+      assert.notEqual((await alice()).body.version, 1);
+    } finally {
+      await proxy.close();
+    }
   });
 });
