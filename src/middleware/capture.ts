@@ -120,7 +120,7 @@ function clearReason(res: ServerResponse): void {
 interface OutgoingFlags {
   _hasBody?: boolean;
   _headerSent?: boolean;
-  /** removeHeader('content-length'): node adds none and sends chunks. */
+  /** removeHeader('content-length'): node adds none (and sends chunks, unless Transfer-Encoding was removed too). */
   _removedContLen?: boolean;
   /** removeHeader('transfer-encoding'): node sends no chunks, whatever the HTTP version. */
   _removedTE?: boolean;

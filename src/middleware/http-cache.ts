@@ -314,7 +314,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
     }
-    return { status: answer.status, headers: headersFor(this.req, answer), age, cacheStatus, body: this.req.method === 'HEAD' ? undefined : answer.body, reason: reasonFor(this.req, answer) };
+    return storedAnswer(this.req, answer, age, cacheStatus);
   }
 
   /**
@@ -446,6 +446,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
  * are sized exactly before an L1-only fill says `stored`.
  */
 const L1_SIZING_BAND = 64 * 1024;
+
+/** A stored response as the answer that replaces the handler's (a refreshed or a stale one), fit for this request. */
+function storedAnswer(req: IncomingMessage, response: PreparedResponse, age: number, cacheStatus: string | undefined): Replacement {
+  return { status: response.status, headers: headersFor(req, response), age, cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: reasonFor(req, response) };
+}
 
 const REFILLS = Symbol('tiercache.refills');
 /** A waiter may fill in for a fill whose client left, twice at most (each such fill could be left the same way). */
@@ -1504,7 +1509,7 @@ export class HttpCache<R> {
     const response = stale.response;
     const cacheStatus = this.status(staleAnswerStatus(stale.tier, stale.entry.freshUntil - now, failed));
     this.events.stale(plan, stale.tier);
-    return { status: response.status, headers: headersFor(req, response), age: ageOf(stale.entry.createdAt, now), cacheStatus, body: req.method === 'HEAD' ? undefined : response.body, reason: reasonFor(req, response) };
+    return storedAnswer(req, response, ageOf(stale.entry.createdAt, now), cacheStatus);
   }
 
   /**

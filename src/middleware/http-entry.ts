@@ -472,7 +472,7 @@ export function asSent(headers: Array<[string, string]>, reason: string | undefi
 
 /**
  * A response; the body bytes are copied (L1 may keep them long). `utf8Head`:
- * its head went out as UTF-8 (capture.ts, headJoinsUtf8), which changes the
+ * its head went out as UTF-8 (capture.ts, Capture.utf8Head), which changes the
  * bytes of a field beyond ASCII: those are stored as sent (StoredHead.u).
  */
 export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, fields: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, ownReason?: string, route?: string, utf8Head = false): TieredEntry {

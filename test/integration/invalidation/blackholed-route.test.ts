@@ -85,6 +85,13 @@ async function stallingProxy(port: number): Promise<{ port: number; stall(): voi
   };
 }
 
+/** Waits until `cache`'s bus is live again, at most `ms`, and fails with `why` if it is not. */
+async function busBackWithin(cache: { health(): { bus: string } }, ms: number, why: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (cache.health().bus !== 'ok' && Date.now() < deadline) await sleep(50);
+  assert.equal(cache.health().bus, 'ok', why);
+}
+
 describe('invalidation: an instance whose route to Redis drops everything silently', () => {
   const ctx = useRedisCaches({ prefix: 'blackholed', flush: true });
 
@@ -131,9 +138,7 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       assert.equal(after.status, 200);
       assert.notEqual(after.body.version, 1, `the invalidated copy was still served (${String(after.headers['cache-status'])})`);
       // Subscribed again on a new connection: trusted, and the next invalidation reaches it.
-      const deadline = Date.now() + 5_000;
-      while (cut.health().bus !== 'ok' && Date.now() < deadline) await sleep(50);
-      assert.equal(cut.health().bus, 'ok');
+      await busBackWithin(cut, 5_000, 'not subscribed again');
       const filled = (await alice()).body.version;
       assert.match(String((await alice()).headers['cache-status']), /hit; detail=L1/);
       assert.equal((await direct.invalidateUser('alice')).delivered, true);
@@ -224,9 +229,7 @@ describe('invalidation: an instance whose route to Redis drops everything silent
       // ...after which the data connection answers again and the subscriber's never does.
       proxy.resumeData();
       assert.equal((await direct.invalidateUser('alice')).delivered, true);
-      const deadline = Date.now() + 12_000;
-      while (cut.health().bus !== 'ok' && Date.now() < deadline) await sleep(100);
-      assert.equal(cut.health().bus, 'ok', 'still lagging on a connection that will never answer');
+      await busBackWithin(cut, 12_000, 'still lagging on a connection that will never answer');
       assert.notEqual((await alice()).body.version, 1);
     } finally {
       await proxy.close();
