@@ -178,12 +178,12 @@ export class TierCache extends EventEmitter implements DataCache {
         check: (client) => this.checkServer(client),
         onDown: (err) => {
           this.reportError(err, 'Redis (L2) is unreachable: answering from L1 and the handlers until it is back', 'l2');
-          this.emit('l2', { state: 'down', err });
+          this.emitFromRedis('l2', { state: 'down', err });
         },
         onUp: (recovered) => {
           if (recovered) {
             this.reportInfo('Redis (L2) is reachable again');
-            this.emit('l2', { state: 'up' });
+            this.emitFromRedis('l2', { state: 'up' });
           }
           this.queue?.onL2Up();
         },
@@ -206,14 +206,14 @@ export class TierCache extends EventEmitter implements DataCache {
         onError: (err, message) => this.reportError(err, message, 'bus'),
         onDown: (err) => {
           this.reportError(err, 'the invalidation bus is disconnected: L1 is not trusted (every hit checks Redis) until it is back', 'bus');
-          this.emit('bus', { state: 'down', err });
+          this.emitFromRedis('bus', { state: 'down', err });
         },
         onUp: () => {
           this.reportInfo('the invalidation bus is connected again (L1 flushed)');
-          this.emit('bus', { state: 'up' });
+          this.emitFromRedis('bus', { state: 'up' });
         },
         onMessage: (message) => {
-          if (this.listenerCount('invalidate') > 0) this.emit('invalidate', remoteInvalidation(message));
+          if (this.listenerCount('invalidate') > 0) this.emitFromRedis('invalidate', remoteInvalidation(message));
         },
       });
       // The first connection's server check and the bus's first subscription each forget what was
@@ -340,7 +340,7 @@ export class TierCache extends EventEmitter implements DataCache {
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {
       if (await this.store.set(storeKey, encoded.entry, encoded.l1Entry)) {
-        if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, encoded.entry.body.length, startedAt));
+        if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
         return;
       }
       // Over on arrival (a ttl shorter than the round trip), or overtaken every time: stored nowhere, and not reported as stored.
@@ -517,7 +517,7 @@ export class TierCache extends EventEmitter implements DataCache {
     else {
       this.fills++;
       const stored = await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket);
-      if (stored && this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, encoded.entry.body.length, startedAt));
+      if (stored && this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
     }
     return readBack === undefined ? value : readBack;
   }
@@ -800,22 +800,42 @@ export class TierCache extends EventEmitter implements DataCache {
   reportError(err: Error, message: string, where: ErrorSource = 'middleware'): void {
     if (this.options.logger) this.options.logger.warn({ err, where }, `tiercache: ${message}`);
     else debug('%s: %s', message, err.message);
-    if (this.listenerCount('error') > 0) this.emit('error', { err, where });
+    if (this.listenerCount('error') > 0) this.emitFromRedis('error', { err, where });
   }
 
-  /** @internal The tiers a store made now reaches: L2 only while Redis is reachable. */
-  storedTiers(): readonly CacheTier[] {
+  /**
+   * @internal The tiers a store of `key` just made reached: L1 if it holds the
+   * key now (it refuses an entry over its bound, dropping any older copy), L2
+   * while Redis is reachable.
+   */
+  storedTiers(key: string): readonly CacheTier[] {
     const { l1, l2 } = this.store;
-    if (l2 === undefined || l2.state !== 'ok') return L1_ONLY;
-    return l1 === undefined ? L2_ONLY : BOTH_TIERS;
+    const inL2 = l2 !== undefined && l2.state === 'ok';
+    if (l1?.peek(key) === undefined) return L2_ONLY;
+    return inL2 ? BOTH_TIERS : L1_ONLY;
   }
 
-  private storeEvent(scope: DataScope, key: string, bytes: number, startedAt: number): StoreEvent {
-    const event: StoreEvent = { key, route: DATA_ROUTE, tiers: this.storedTiers(), bytes, fillMs: Math.max(0, this.now() - startedAt) };
+  private storeEvent(scope: DataScope, key: string, storeKey: string, bytes: number, startedAt: number): StoreEvent {
+    const event: StoreEvent = { key, route: DATA_ROUTE, tiers: this.storedTiers(storeKey), bytes, fillMs: Math.max(0, this.now() - startedAt) };
     return scope.name === undefined ? event : { ...event, namespace: scope.name };
   }
 
   /** Worth an info line (a recovery, say); nothing is emitted. */
+  /**
+   * Emits what Redis's callbacks report (a state change, another instance's
+   * invalidation, a failure), and every 'error': a listener that throws is
+   * logged, never thrown into ioredis (where nothing catches it and the
+   * process ends) or into a request.
+   */
+  private emitFromRedis<E extends keyof TierCacheEvents>(event: E, payload: TierCacheEvents[E]): void {
+    try {
+      this.emit(event, payload);
+    } catch (err) {
+      if (this.options.logger) this.options.logger.warn({ err, event }, `tiercache: a '${event}' listener threw`);
+      else debug("a '%s' listener threw: %s", event, (err as Error)?.message);
+    }
+  }
+
   private reportInfo(message: string): void {
     if (this.options.logger) this.options.logger.info({}, `tiercache: ${message}`);
     else debug('%s', message);

@@ -198,6 +198,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
       }
     }
     const versions = this.http.cache.store.versions;
+    // Redis known down, and no L1 that could serve it meanwhile: stored, it would never be hit.
+    if (reason === undefined && !this.http.canKeep()) reason = 'unreachable';
     // Invalidated while the handler ran: it will not be stored, so it must not say so.
     if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
     // Slower than its own life (table mode): it would land expired, and is not stored.
@@ -1475,7 +1477,7 @@ export class HttpCache<R> {
    */
   fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined, utf8Head: boolean): boolean {
     const l1 = this.cache.options.l1;
-    if (this.cache.store.l2 !== undefined || l1 === undefined || body.length + 3 * headerChars(headers) + L1_SIZING_BAND < l1.maxBytes) return true;
+    if (this.l2Reachable() || l1 === undefined || body.length + 3 * headerChars(headers) + L1_SIZING_BAND < l1.maxBytes) return true;
     const now = coarseNow();
     // Sized as it will be stored: its reason phrase and (public) route label are charged too.
     const route = plan.isPublic ? this.events.patternRouteOf(plan) : undefined;
@@ -1483,10 +1485,26 @@ export class HttpCache<R> {
     return L1Store.sizeOf(plan.key, l1Entry) <= l1.maxBytes;
   }
 
-  /** maxBodyBytes, or with L1 alone what L1 can hold at all: a bigger body would say `stored` and be dropped. */
+  /** maxBodyBytes, or with L1 alone (or Redis down) what L1 can hold at all: a bigger body would say `stored` and be dropped. */
   private storableBodyBytes(): number {
     const l1 = this.cache.options.l1;
-    return this.cache.store.l2 === undefined && l1 !== undefined ? Math.min(this.options.maxBodyBytes, l1.maxBytes) : this.options.maxBodyBytes;
+    return !this.l2Reachable() && l1 !== undefined ? Math.min(this.options.maxBodyBytes, l1.maxBytes) : this.options.maxBodyBytes;
+  }
+
+  /** Whether a store may reach Redis: there is one, not known to be down (connecting, it may answer in time). */
+  private l2Reachable(): boolean {
+    const l2 = this.cache.store.l2;
+    return l2 !== undefined && l2.state !== 'down';
+  }
+
+  /**
+   * Whether a fill stored now can be hit: Redis is not known to be down, or
+   * L1 keeps it and is trusted (while the pub/sub connection is down too, an
+   * L1 hit must ask Redis, and L1 is flushed when it is back: such a fill is
+   * never served).
+   */
+  canKeep(): boolean {
+    return this.l2Reachable() || (this.cache.options.l1 !== undefined && this.cache.store.versions.trusted);
   }
 
   /**
@@ -1571,7 +1589,7 @@ export class HttpCache<R> {
     const stored = store.storeFill(writes, fill.ticket);
     const outcome = (ok: boolean): FillOutcome | undefined => {
       if (!ok) return undefined;
-      this.events.stored(plan, body.length, createdAt);
+      this.events.stored(plan, writes[writes.length - 1]!.key, body.length, createdAt);
       return { entry, createdAt: life.createdAt, varyOn, varyValues };
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);

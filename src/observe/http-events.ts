@@ -60,10 +60,10 @@ export class HttpEvents<R> {
     this.cache.emit('bypass', { route, reason, url });
   }
 
-  /** A fill stored: counted, and reported to listeners. */
-  stored(plan: ReportedPlan, bytes: number, startedAt: number): void {
+  /** A fill stored (its answer under `key`: the variant's, when it varies): counted, and reported to listeners. */
+  stored(plan: ReportedPlan, key: string, bytes: number, startedAt: number): void {
     this.cache.fills++;
     if (this.cache.listenerCount('store') === 0) return;
-    this.cache.emit('store', { key: plan.key, route: this.routeOf(plan), tiers: this.cache.storedTiers(), bytes, fillMs: Math.max(0, coarseNow() - startedAt) });
+    this.cache.emit('store', { key: plan.key, route: this.routeOf(plan), tiers: this.cache.storedTiers(key), bytes, fillMs: Math.max(0, coarseNow() - startedAt) });
   }
 }

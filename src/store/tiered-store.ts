@@ -297,8 +297,9 @@ export class TieredStore {
    * Stores a fill's entries (all recording the same stamp): in L1 at once; in
    * L2, with the counters they recorded renewed and the fill's lock released,
    * in one round trip — unless a counter moved since the fill began (an
-   * invalidation overtook it), and then nowhere. Resolves false only then:
-   * when Redis cannot be reached the entries stay in L1 (true). Never throws.
+   * invalidation overtook it), and then nowhere. Resolves false then, and
+   * when Redis cannot be reached and L1 did not keep them (there is none, or
+   * it refused an entry that size); true when they stay in L1. Never throws.
    */
   storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false): boolean | Promise<boolean> {
     const now = this.now();
@@ -333,7 +334,8 @@ export class TieredStore {
     } catch {
       // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
       // records its key counter as read: the version Redis would have moved it to is known to nobody.
-      return true;
+      // Stored, then, only if L1 kept it (there is one, and it took an entry that size).
+      return this.l1?.peek(first.key) !== undefined;
     }
     if (stored.result === 'stored') {
       const moved = advance === undefined || stored.moved === undefined ? undefined : movedCopies(first, advance.counter - 1, stored.moved);

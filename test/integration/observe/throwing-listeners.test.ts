@@ -1,0 +1,83 @@
+// A listener that throws on what Redis's callbacks report (another
+// instance's invalidation; Redis and the bus going down; the 'error' that
+// says so) is logged, not thrown into ioredis, where nothing catches it and
+// the process ends (found by helper-66). Mocha fails the test on an uncaught
+// exception; the test also checks what the logger was told.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import { createCache, type Logger, type TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Records the warn lines a cache logs. */
+function warnings(): Logger & { readonly lines: string[] } {
+  const lines: string[] = [];
+  const none = () => undefined;
+  return { lines, debug: none, info: none, error: none, warn: (_obj: object, msg?: string) => void lines.push(msg ?? '') } as Logger & { readonly lines: string[] };
+}
+
+describe('listeners that throw on what Redis reports', function () {
+  this.timeout(20_000);
+  let redis: RedisServerHandle;
+  const caches: TierCache[] = [];
+  beforeEach(async () => {
+    redis = await startRedisServer();
+  });
+  afterEach(async () => {
+    await Promise.all(caches.splice(0).map((c) => c.close().catch(() => undefined)));
+    await redis.stop();
+  });
+  const open = async (namespace: string, logger?: Logger) => {
+    const cache = createCache({ redis: redis.url, namespace, l2: { commandTimeout: 300 }, ...(logger === undefined ? {} : { logger }) });
+    caches.push(cache);
+    await cache.ready();
+    return cache;
+  };
+
+  it("another instance's invalidation: a throwing 'invalidate' listener is logged, and the bus goes on", async () => {
+    const namespace = `throwing${process.pid}-inv`;
+    const a = await open(namespace);
+    const log = warnings();
+    const b = await open(namespace, log);
+    let heard = 0;
+    b.on('invalidate', (e) => {
+      if (!e.remote) return;
+      heard++;
+      throw new Error('listener bug');
+    });
+    await b.set('price', 10, { tags: ['movie:7'] });
+    await a.invalidateTags(['movie:7']);
+    await until('B to hear the invalidation', () => heard === 1);
+    assert.equal(await b.get('price'), undefined);
+    await a.invalidateTags(['movie:8']);
+    await until('B to hear the second invalidation', () => heard === 2);
+    assert.deepEqual(b.health().bus, 'ok');
+    assert.deepEqual(log.lines, ["tiercache: a 'invalidate' listener threw", "tiercache: a 'invalidate' listener threw"]);
+  });
+
+  it("Redis lost: throwing 'l2', 'bus' and 'error' listeners are logged; requests are answered", async () => {
+    const log = warnings();
+    const cache = await open(`throwing${process.pid}-down`, log);
+    for (const event of ['l2', 'bus', 'error'] as const) {
+      cache.on(event, () => {
+        throw new Error(`${event} listener bug`);
+      });
+    }
+    const app = express().get('/api/x', expressCache(cache, { ttl: '1m' }), (_req, res) => res.json({ ok: true }));
+    await redis.stop();
+    await until('L2 and the bus to be down', () => cache.health().l2 === 'down' && cache.health().bus === 'reconnecting');
+    for (let i = 0; i < 3; i++) assert.equal((await request(app).get('/api/x')).status, 200);
+    for (const event of ['l2', 'bus', 'error']) assert.ok(log.lines.includes(`tiercache: a '${event}' listener threw`), `nothing logged for '${event}': ${JSON.stringify(log.lines)}`);
+  });
+});
