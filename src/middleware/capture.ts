@@ -60,7 +60,7 @@ export interface CaptureHooks {
    * on `res`). `body` is the whole body when it is known before the headers
    * leave (end() with no earlier write), else undefined. Returning a
    * Replacement sends it instead and discards everything the handler writes;
-   * returning NOT_MODIFIED (only honoured with a complete body) answers 304.
+   * returning NOT_MODIFIED answers 304 (a streamed answer's at once: what the handler writes is dropped, nothing stored).
    */
   headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head?: boolean): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
@@ -330,7 +330,8 @@ class Capture {
   }
 
   /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
-  seeHeaders(whole: Buffer | undefined, problem?: BodyProblem): boolean {
+  /** `single`: the whole answer is the end() under way (no write() before), kept or not. */
+  seeHeaders(whole: Buffer | undefined, problem?: BodyProblem, single = false): boolean {
     if (this.headersSeen) return false;
     this.headersSeen = true;
     const res = this.res;
@@ -343,8 +344,23 @@ class Capture {
     this.status = res.statusCode;
     this.declared = declaredLength(res);
     if (replacement === NOT_MODIFIED) {
-      this.notModified = whole !== undefined;
-      return false;
+      if (whole !== undefined || single) {
+        this.notModified = true;
+        return false;
+      }
+      // A streamed answer (its head leaves with its first chunk): the 304 goes now, and what the handler writes is dropped.
+      if (res.headersSent) return false;
+      this.replaced = true;
+      for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
+      clearReason(res);
+      this.writingReplacement = true;
+      try {
+        res.writeHead(304);
+        this.end.call(res);
+      } finally {
+        this.writingReplacement = false;
+      }
+      return true;
     }
     if (replacement === undefined || res.headersSent) return false;
     this.replaced = true;
@@ -588,7 +604,7 @@ function wrappersAt(depth: number): Wrappers {
         if ((declared !== undefined && declared !== whole.length && hasBody(this.statusCode)) || this.destroyed) problem = 'truncated';
       }
       if (problem !== undefined) whole = undefined;
-      if (c.seeHeaders(whole, problem)) {
+      if (c.seeHeaders(whole, problem, !c.wrote)) {
         swallow(cb);
         void Promise.resolve(c.hooks.finish(undefined)).catch(() => undefined);
         return this;

@@ -209,7 +209,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (ttl === undefined) {
       flight.settle(undefined);
       if (cacheStatus) r.setHeader('cache-status', missStatus(reason!));
-      return undefined;
+      return this.notModifiedUnstored(r, headers);
     }
     if (rawGroups !== undefined) {
       const groups = cacheGroupsOf(rawGroups).filter((g) => !this.stamp.tags.includes(g));
@@ -224,13 +224,14 @@ class FillCapture implements CaptureHooks, ActiveFill {
       this.ttl = undefined;
       flight.settle(undefined);
       if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
-      return undefined;
+      return this.notModifiedUnstored(r, headers);
     }
-    let notModified = false;
-    if (body !== undefined && this.conditions !== undefined && r.statusCode === 200) {
-      const lm = headers['last-modified'];
-      const etag = headers.etag;
-      notModified = isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : parseHttpDate(String(lm)));
+    // A streamed body's conditional answer goes at once (the capture drops the stream): nothing is stored then.
+    const notModified = this.conditionsMet(r, headers);
+    if (notModified && body === undefined) {
+      flight.settle(undefined);
+      if (cacheStatus) r.setHeader('cache-status', MISS);
+      return NOT_MODIFIED;
     }
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
@@ -238,6 +239,23 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // HTTP/2 has no reason phrase (node warns at a mere read of it).
     if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
     return notModified ? NOT_MODIFIED : undefined;
+  }
+
+  /** Whether the request's own conditionals (set aside for the fill) match this 200's validators. */
+  private conditionsMet(r: ServerResponse, headers: OutgoingHttpHeaders): boolean {
+    if (this.conditions === undefined || r.statusCode !== 200) return false;
+    const lm = headers['last-modified'];
+    const etag = headers.etag;
+    return isNotModified(this.conditions, etag === undefined ? undefined : String(etag), lm === undefined ? undefined : parseHttpDate(String(lm)));
+  }
+
+  /**
+   * An answer that is not stored still gets the 304 the app alone would give
+   * (its conditionals were set aside so the fill would see a whole answer),
+   * judged on the handler's own validators.
+   */
+  private notModifiedUnstored(r: ServerResponse, headers: OutgoingHttpHeaders): typeof NOT_MODIFIED | undefined {
+    return this.conditionsMet(r, headers) ? NOT_MODIFIED : undefined;
   }
 
   /** Hooks that ran after ours (express-session's Set-Cookie, mounted before the cache) count too. */

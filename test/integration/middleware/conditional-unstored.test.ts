@@ -1,0 +1,81 @@
+// A conditional GET whose answer the cache does not store still gets its 304
+// (found by helper-68: the fill sets the request's If-None-Match and
+// If-Modified-Since aside so the handler answers in full, and only a stored
+// answer was matched against them). A private answer, one past maxBodyBytes,
+// and a streamed one, matched on the handler's own validators; the bodies
+// never go out. Express 5 and 4, Koa 3 and 2.
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { createCache } from '../../../src/index.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { adapters, buildApp } from './apps.js';
+
+let counter = 0;
+
+describe('middleware: conditional GETs of answers the cache does not store', () => {
+  const cleanup = useCleanup();
+
+  for (const adapter of adapters) {
+    describe(adapter.name, () => {
+      const build = () => {
+        const cache = cleanup.track(createCache({ namespace: `cond-unstored${process.pid}-${++counter}`, redis: false }));
+        let runs = 0;
+        const built = buildApp(adapter, cache, {
+          routes: [
+            { path: '/private', mw: { ttl: '1m' }, handler: (io) => (runs++, io.set('ETag', '"p1"'), io.set('Cache-Control', 'private'), io.send('secret')) },
+            { path: '/big', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: (io) => (runs++, io.set('ETag', '"b1"'), io.send('x'.repeat(4096))) },
+            { path: '/dated', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: (io) => (runs++, io.set('Last-Modified', 'Tue, 01 Dec 2026 10:00:00 GMT'), io.send('y'.repeat(4096))) },
+            { path: '/streamed', mw: { ttl: '1m' }, handler: (io) => (runs++, io.set('ETag', '"s1"'), io.set('Content-Type', 'text/plain'), io.stream(['part one, ', 'part two'])) },
+          ],
+        });
+        return { target: built.target, runs: () => runs };
+      };
+
+      it('a private answer: 304 on a matching If-None-Match, the full answer otherwise', async () => {
+        const { target } = build();
+        const hit = await request(target).get('/private').set('If-None-Match', '"p1"');
+        assert.equal(hit.status, 304);
+        assert.equal(hit.text, '');
+        assert.equal(hit.headers['etag'], '"p1"');
+        assert.equal(hit.headers['cache-status'], 'tiercache; fwd=miss; detail=private');
+        const other = await request(target).get('/private').set('If-None-Match', '"p0"');
+        assert.equal(other.status, 200);
+        assert.equal(other.text, 'secret');
+      });
+
+      it('an answer past maxBodyBytes: 304 on If-None-Match and on If-Modified-Since, never stored', async () => {
+        const { target, runs } = build();
+        for (let i = 0; i < 2; i++) {
+          const res = await request(target).get('/big').set('If-None-Match', 'W/"x", "b1"');
+          assert.equal(res.status, 304);
+          assert.equal(res.text, '');
+          assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+        }
+        const dated = await request(target).get('/dated').set('If-Modified-Since', 'Wed, 02 Dec 2026 10:00:00 GMT');
+        assert.equal(dated.status, 304);
+        assert.equal(dated.headers['content-length'], undefined);
+        const older = await request(target).get('/dated').set('If-Modified-Since', 'Mon, 30 Nov 2026 10:00:00 GMT');
+        assert.equal(older.status, 200);
+        assert.equal(older.text.length, 4096);
+        assert.equal(runs(), 4);
+      });
+
+      it('a streamed answer: 304 at once and the stream dropped; unconditional, it is stored and its hits answer 304 too', async () => {
+        const { target, runs } = build();
+        const conditional = await request(target).get('/streamed').set('If-None-Match', '"s1"');
+        assert.equal(conditional.status, 304);
+        assert.equal(conditional.text, '');
+        assert.equal(conditional.headers['etag'], '"s1"');
+        assert.equal(conditional.headers['content-type'], undefined);
+        assert.equal(conditional.headers['cache-status'], 'tiercache; fwd=miss');
+        const full = await request(target).get('/streamed');
+        assert.equal(full.status, 200);
+        assert.equal(full.text, 'part one, part two');
+        const hit = await request(target).get('/streamed').set('If-None-Match', '"s1"');
+        assert.equal(hit.status, 304);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.equal(runs(), 2);
+      });
+    });
+  }
+});
