@@ -29,7 +29,7 @@ import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
-import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+import { hasDotSegment, http2DataFollows, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
@@ -1216,7 +1216,7 @@ export class HttpCache<R> {
     const user = rawUser === undefined || rawUser === null ? undefined : userId(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
     const origin = (o.freshness ?? rule?.freshness ?? cache.options.freshness) === 'origin';
-    const bypass = (origin ? originBypassReason : requestBypassReason)(req.headers, method, c.originalMethod, user !== undefined || shared, c.url) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);
+    const bypass = (origin ? originBypassReason : requestBypassReason)(req.headers, method, c.originalMethod, user !== undefined || shared, c.url, http2DataFollows(req)) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);
     if (bypass !== undefined) return bypass;
     const vary = rule?.vary === undefined ? o.vary : [...new Set([...rule.vary, ...o.vary])];
     const key = buildRequestKey({

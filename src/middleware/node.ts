@@ -17,7 +17,7 @@ import { assertCache } from './express.js';
 import { httpValueOf, PreparedResponse, VaryManifest } from './http-entry.js';
 import { resolveMiddlewareOptions } from './options.js';
 import { replay } from './replay.js';
-import { requestBypassReason } from './storage-rules.js';
+import { http2DataFollows, requestBypassReason } from './storage-rules.js';
 import { routeLabel } from '../observe/route-label.js';
 import { TierCacheConfigError } from '../errors.js';
 
@@ -42,7 +42,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   // Absolute form and other odd targets go to the app, whose middleware decides (request-target.ts).
   if (url.charCodeAt(0) !== 47 /* / */) return undefined;
   // Also turns away an access_token in the query: a credential, like Authorization.
-  if (requestBypassReason(headers, method, undefined, false, url) !== undefined) return undefined;
+  if (requestBypassReason(headers, method, undefined, false, url, http2DataFollows(req)) !== undefined) return undefined;
   const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
   // Stryker disable next-line ConditionalExpression: a shortcut: nothing is stored under a never-cache rule, so the lookup below misses
   if (rule !== undefined && !rule.cache) return undefined;

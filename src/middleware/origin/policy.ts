@@ -97,8 +97,8 @@ export class ForcedRefreshes {
  * decides on the response whether the answer is stored), Range requests pass
  * through untouched (no partial content is stored or served).
  */
-export function originBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string): BypassReason | undefined {
-  const reason = requestBypassReason(headers, method, originalMethod, scoped, target);
+export function originBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string, dataFollows = false): BypassReason | undefined {
+  const reason = requestBypassReason(headers, method, originalMethod, scoped, target, dataFollows);
   if (reason === 'authorization') return headers.cookie !== undefined ? 'cookie' : queryHasAccessToken(target) ? 'access-token' : headers.range !== undefined ? 'range' : undefined;
   return reason ?? (headers.range !== undefined ? 'range' : undefined);
 }

@@ -34,9 +34,11 @@ async function overHttp2(app: Koa) {
   server.on('session', (s) => sessions.add(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  const send = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+  /** `payload`: sent in DATA frames after the headers (no Content-Length), as HTTP/2 allows on any method. */
+  const send = (path: string, headers: Record<string, string> = {}, method = 'GET', payload?: string) =>
     new Promise<Answer>((resolve, reject) => {
-      const stream = client.request({ ':path': path, ':method': method, ...headers });
+      const stream = client.request({ ':path': path, ':method': method, ...headers }, { endStream: payload === undefined });
+      if (payload !== undefined) stream.end(payload);
       let body = '';
       let head: http2.IncomingHttpHeaders = {};
       stream.on('response', (h) => (head = h));
@@ -56,6 +58,31 @@ async function overHttp2(app: Koa) {
 describe('middleware: Koa over HTTP/2', () => {
   const cleanup = useCleanup();
   const newCache = (options: Parameters<typeof createCache>[0] = {}): TierCache => cleanup.track(createCache({ namespace: `h2-${process.pid}-${++counter}`, redis: false, ...options }));
+
+  it('a GET with a body in DATA frames (no Content-Length) bypasses the cache: nobody gets the answer to another body (found by helper-68)', async () => {
+    const app = new Koa();
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    app.use(async (ctx) => {
+      let query = '';
+      for await (const chunk of ctx.req) query += String(chunk);
+      ctx.body = `results for ${query || 'nothing'}`;
+    });
+    const h2 = await overHttp2(app);
+    try {
+      const alice = await h2.send('/search', {}, 'GET', 'alice-secret-query');
+      assert.equal(alice.body, 'results for alice-secret-query');
+      assert.equal(alice.headers['cache-status'], 'tiercache; fwd=bypass; detail=body');
+      const bob = await h2.send('/search', {}, 'GET', 'bob-query');
+      assert.equal(bob.body, 'results for bob-query');
+      const none = await h2.send('/search');
+      assert.equal(none.body, 'results for nothing');
+      assert.equal(none.headers['cache-status'], 'tiercache; fwd=miss; stored');
+      const carol = await h2.send('/search', {}, 'GET', 'carol-query');
+      assert.equal(carol.body, 'results for carol-query', 'a GET with a body got the stored answer to none');
+    } finally {
+      await h2.close();
+    }
+  });
 
   for (const [what, late] of [
     ['Cache-Control: private, no-store', (res: http2.Http2ServerResponse) => res.setHeader('cache-control', 'private, no-store')],
