@@ -603,7 +603,8 @@ export class TierCache extends EventEmitter implements DataCache {
     const req = inner ?? holder;
     const used = (req as Record<symbol, unknown>)[REQUEST_KEY] ?? (holder as Record<symbol, unknown>)[REQUEST_KEY];
     if (typeof used === 'string') return used;
-    const url = holder.originalUrl ?? req.originalUrl ?? req.url ?? '/';
+    // node's request first: Express (or Connect) set its originalUrl, a Koa app mounted in one only the relative one.
+    const url = req.originalUrl ?? holder.originalUrl ?? req.url ?? '/';
     const rule = this.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
     const headers = req.headers ?? {};
     const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(requestHeader(headers, name))]);

@@ -75,7 +75,10 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
   const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
-    const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: ctx.originalUrl, perRoute, app: ctx.app }, next);
+    // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
+    // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
+    const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
+    const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, app: ctx.app }, next);
     // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
     const answered = typeof result === 'boolean' ? result : await result;
     if (answered) {
