@@ -61,15 +61,42 @@ export function ageOf(createdAt: number, now: number): number {
   return now > createdAt ? Math.floor((now - createdAt) / 1000) : 0;
 }
 
+/**
+ * Set on a response while an adapter that writes hits later decides (Koa:
+ * once the middleware in front of the cache have run, see koa.ts): replay()
+ * leaves the hit there instead of writing it.
+ */
+export const DEFERRED_HIT = Symbol('tiercache.deferredHit');
+
+export interface DeferredHit {
+  /** The hit's status, as the answer will have it (200, or 304 for a request whose condition it meets). */
+  status: number;
+  write: (() => void) | undefined;
+}
+
 export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
+  const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+  if (deferred !== undefined) {
+    deferred.status = response.status === 200 && notModified(req, response) ? 304 : response.status;
+    deferred.write = () => replayNow(req, res, response, createdAt, now, cacheStatus);
+    return;
+  }
+  replayNow(req, res, response, createdAt, now, cacheStatus);
+}
+
+/** Whether a 200's request carries conditions the stored answer meets. */
+function notModified(req: IncomingMessage, response: PreparedResponse): boolean {
+  if (req.headers['if-none-match'] === undefined && req.headers['if-modified-since'] === undefined) return false;
+  const conditions = conditionsOf(req.headers);
+  return conditions !== undefined && isNotModified(conditions, response.etag, response.lastModified);
+}
+
+function replayNow(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
   const age = ageOf(createdAt, now);
-  if (response.status === 200 && (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined)) {
-    const conditions = conditionsOf(req.headers);
-    if (conditions !== undefined && isNotModified(conditions, response.etag, response.lastModified)) {
-      writeStoredHead(res, 304, response.notModifiedHeaders, age, cacheStatus);
-      res.end();
-      return;
-    }
+  if (response.status === 200 && notModified(req, response)) {
+    writeStoredHead(res, 304, response.notModifiedHeaders, age, cacheStatus);
+    res.end();
+    return;
   }
   writeStoredHead(res, response.status, headersFor(req, response), age, cacheStatus, reasonFor(req, response));
   if (req.method === 'HEAD') res.end();

@@ -1,0 +1,84 @@
+// Koa: a hit goes out when Koa would send an answer, after the middleware in
+// front of the cache have run what follows their `await next()` (found by
+// helper-68: a hit written at once, koa-session's renewed cookie came too late,
+// Koa reported ERR_HTTP_HEADERS_SENT, and the user was logged out when the
+// old cookie ran out). Headers they add reach the hit; the stored status and
+// bytes are what goes out; an error they throw is the answer, as without the cache.
+import assert from 'node:assert/strict';
+import Koa from 'koa';
+import request from 'supertest';
+import { createCache } from '../../../src/index.js';
+import { koaCache } from '../../../src/koa.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { Koa2 } from './apps.js';
+
+let counter = 0;
+
+describe('middleware: Koa hits and the middleware in front of the cache', () => {
+  const cleanup = useCleanup();
+
+  for (const [name, Framework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    describe(name, () => {
+      function build(front: Koa.Middleware) {
+        const cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false }));
+        const app = new (Framework as typeof Koa)();
+        const errors: Error[] = [];
+        app.silent = true;
+        app.on('error', (err: Error) => errors.push(err));
+        let runs = 0;
+        app.use(front);
+        app.use(koaCache(cache, { ttl: '1m' }));
+        app.use((ctx) => {
+          runs++;
+          ctx.body = { n: 1 };
+        });
+        return { target: app.callback(), errors, runs: () => runs };
+      }
+
+      it('a header and a cookie set after next() reach the hit, with no error', async () => {
+        let id = 0;
+        const { target, errors, runs } = build(async (ctx, next) => {
+          await next();
+          // As koa-session renews a cookie: not on every answer (the fill's has none, so it is stored).
+          if (++id === 1) return;
+          ctx.set('X-Late', `late-${id}`);
+          ctx.cookies.set('sid', `renewed-${id}`);
+        });
+        const fill = await request(target).get('/me');
+        assert.equal(fill.headers['cache-status'], 'tiercache; fwd=miss; stored');
+        const hit = await request(target).get('/me');
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.equal(hit.headers['x-late'], 'late-2');
+        assert.match(String(hit.headers['set-cookie']), /^sid=renewed-2;/);
+        assert.deepEqual(hit.body, { n: 1 });
+        assert.deepEqual(errors, []);
+        assert.equal(runs(), 1);
+      });
+
+      it('a not-found check after next() sees the hit’s status, and a conditional hit’s 304', async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.status === 404) ctx.throw(404, 'not found (checked in front)');
+        });
+        const fill = await request(target).get('/me');
+        await request(target).get('/me').expect(200, { n: 1 });
+        await request(target).get('/me').set('If-None-Match', String(fill.headers['etag'])).expect(304);
+        assert.deepEqual(errors, []);
+      });
+
+      it('an error thrown in front after next() is the answer, as without the cache', async () => {
+        let fail = false;
+        const { target } = build(async (_ctx, next) => {
+          await next();
+          if (fail) throw new Error('late failure');
+        });
+        await request(target).get('/me').expect(200);
+        fail = true;
+        await request(target).get('/me').expect(500);
+      });
+    });
+  }
+});
