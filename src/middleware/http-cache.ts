@@ -1340,6 +1340,9 @@ export class HttpCache<R> {
       const { entry, response, tier } = outcome.stale;
       const now = coarseNow();
       if (now >= outcome.until || !this.reusable(outcome, req)) return false;
+      // Origin mode: a request that asks for validation or more freshness (no-cache, max-age, min-fresh) takes a
+      // stale answer made for another only where it accepts one itself (max-stale): else it runs its own.
+      if (plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
       this.events.stale(plan, tier);
       replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)));
       return true;

@@ -1,0 +1,65 @@
+// Origin mode with Redis: a request that asks for validation (no-cache,
+// max-age=0) and arrives while another's lookup is out joins that request's
+// fill. When that one is answered stale (stale-while-revalidate), the waiter
+// used to be given the same stale answer, never validated (found by helper-67,
+// RFC 9111 §5.2.1.4). It runs its own request to the origin now; one that
+// accepts staleness (max-stale) still takes it. Redis is reached through a
+// proxy that holds every reply 40 ms, so the second request always arrives
+// while the first one's lookup is out.
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { adapters, buildApp } from './apps.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('middleware: a waiter that asks for validation takes no stale answer made for another', function () {
+  this.timeout(20_000);
+  const redisCaches = useRedisCaches({ prefix: 'stale-needs' });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const adapter of adapters.filter((a) => a.name === 'express5' || a.name === 'koa3')) {
+    for (const [directive, expectsOwn] of [
+      ['no-cache', true],
+      ['max-age=0', true],
+      ['max-stale=60', false],
+    ] as const) {
+      it(`${adapter.name}: Cache-Control: ${directive} ${expectsOwn ? 'runs its own request' : 'takes the stale answer'}`, async () => {
+        proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
+        const cache = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+        let version = 0;
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/r',
+              mw: { ttl: '1m', freshness: 'origin' },
+              handler: (io) => {
+                io.set('Cache-Control', 'max-age=1, stale-while-revalidate=60');
+                io.end(`version ${++version}`);
+              },
+            },
+          ],
+        });
+        assert.equal((await request(app.target).get('/r')).text, 'version 1');
+        await sleep(1100); // stale now, within its stale-while-revalidate window
+        const plain = request(app.target).get('/r').then((r) => r);
+        await sleep(5); // the plain request's lookup is out (each Redis reply is held 20 ms each way)
+        const asking = await request(app.target).get('/r').set('Cache-Control', directive);
+        const first = await plain;
+        assert.equal(first.text, 'version 1', 'the plain request is answered stale');
+        assert.match(String(first.headers['cache-status']), /^tiercache; hit; ttl=-\d+; detail=L/);
+        if (expectsOwn) {
+          assert.notEqual(asking.text, 'version 1', `a ${directive} request was answered stale (${asking.headers['cache-status']})`);
+          assert.doesNotMatch(String(asking.headers['cache-status']), /; hit/);
+        } else {
+          assert.equal(asking.text, 'version 1');
+        }
+      });
+    }
+  }
+});
