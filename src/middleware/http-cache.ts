@@ -69,6 +69,14 @@ interface ActiveFill {
   standDown(): void;
 }
 
+/** A report that waits for the rest of the app (see HttpCache.bypass, fill): stood down by a layer further in. */
+class PendingBypass implements ActiveFill {
+  stoodDown = false;
+  standDown(): void {
+    this.stoodDown = true;
+  }
+}
+
 /**
  * stale-if-error for a request whose answer is not stored (a HEAD, a request
  * with no-store): the stale entry's answer in place of the handler's 5xx,
@@ -123,7 +131,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   /** A 304 refreshed the entry and its store is under way: the handler's own end stores nothing. */
   private refreshed = false;
   private lateStamp: Promise<FillStamp> | undefined = undefined;
-  private stoodDown = false;
+  /** A layer further in (per route) decides for this request (see HttpCache.handle). */
+  stoodDown = false;
   /** Status and headers as they went out with this body: wrappers further out (compression in front) may change them later. */
   private snapshot: Snapshot | undefined = undefined;
   /** The request's conditionals, set aside: the fill runs unconditionally, the cache answers them. */
@@ -849,8 +858,6 @@ export class HttpCache<R> {
       }
     } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
       // L1 only and nothing there: there is nobody to ask, so the fill starts now, without a promise.
-      this.cache.store.noteL1Miss();
-      if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, this.joining(plan.key));
       return this.fillLocally(c, plan, next);
     }
     return this.serveOrFill(c, plan, next, local);
@@ -859,23 +866,45 @@ export class HttpCache<R> {
   /** fill() for L1 only (no stale entry, no Redis): synchronous unless it must wait on a fill under way. */
   private fillLocally(c: HttpRequestContext<R>, plan: Plan, next: () => unknown): boolean | Promise<boolean> {
     const { req, res } = c;
+    this.cache.store.noteL1Miss();
     const running = this.flights.get(plan.key);
-    if (running !== undefined && !running.done && running.deadline > coarseNow()) return this.fill(c, plan, next, undefined);
+    if (running !== undefined && !running.done && running.deadline > coarseNow()) {
+      this.reportMiss(plan, true);
+      return this.fill(c, plan, next, undefined);
+    }
     if (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed) {
+      this.reportMiss(plan, false);
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       return passOn(next);
     }
     const { flight, state } = this.beginFill(plan.key, res);
-    let capturing = false;
+    let capture: FillCapture | undefined;
     try {
       const stamp = this.cache.store.versions.stampLocally(this.tagsOf(plan))!;
-      this.capture(c, plan, stamp, flight, undefined, flight.startedAt, state);
-      capturing = true;
+      capture = this.capture(c, plan, stamp, flight, undefined, flight.startedAt, state);
     } catch (err) {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
-    return this.runHandler(res, next, flight, capturing, undefined);
+    return this.runHandler(res, next, flight, capture, undefined, this.outerMiss(plan, true));
+  }
+
+  /** A miss, to 'miss' listeners; `collapsed`: it waits on a fill under way. */
+  private reportMiss(plan: Plan, collapsed: boolean): void {
+    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, collapsed);
+  }
+
+  /**
+   * What a fill reports once the rest of the app has had its chance to reach
+   * a layer further in (per route, which stands this one down and reports its
+   * own outcome): the miss, or, when stood down, nothing, and the L1 miss this
+   * layer counted is taken back (one request, one count).
+   */
+  private outerMiss(plan: Plan, l1Noted: boolean): (stoodDown: boolean) => void {
+    return (stoodDown) => {
+      if (!stoodDown) this.reportMiss(plan, false);
+      else if (l1Noted) this.cache.store.unnoteL1Miss();
+    };
   }
 
   /**
@@ -886,9 +915,22 @@ export class HttpCache<R> {
     const o = this.options;
     const said = reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason);
     if (said && o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
-    if (said && reason !== undefined) this.events.bypass(c.url, c.arg, reason);
     stripCacheGroups(c.res);
-    return passOn(next);
+    if (!said || reason === undefined) return passOn(next);
+    // Reported once a layer further in has had its chance: it stands this one down and reports its own.
+    const pending = new PendingBypass();
+    (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = pending;
+    const report = () => {
+      if (!pending.stoodDown) this.events.bypass(c.url, c.arg, reason);
+    };
+    let result: unknown;
+    try {
+      result = next();
+    } finally {
+      // As next() returns: see runHandler.
+      report();
+    }
+    return isThenable(result) ? Promise.resolve(result).then(() => false) : false;
   }
 
   /** The handler answers a request whose answer will not be stored: say why, keep Cache-Groups in. */
@@ -952,15 +994,16 @@ export class HttpCache<R> {
       return passOn(next);
     }
     const now = coarseNow();
-    if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now);
+    // The L1 miss counted above, taken back if a layer further in decides (see outerMiss).
+    const l1Noted = begun !== undefined && local === undefined;
+    if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now, l1Noted);
     if (found !== undefined) {
       const entry = found.entry;
       if (entry.freshUntil > now) return this.serveFresh(c, plan, found, now, begun);
       if (this.serveWhileRevalidating(c, plan, found, now, plan.staleWhileRevalidate, begun)) return true;
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
-    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
-    return this.fill(c, plan, next, found, begun);
+    return this.fill(c, plan, next, found, begun, l1Noted);
   }
 
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
@@ -994,7 +1037,7 @@ export class HttpCache<R> {
    * answer only-if-cached with 504, else run the handler — conditionally when
    * the stale entry has validators (fill() adds them).
    */
-  private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number): boolean | Promise<boolean> {
+  private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number, l1Noted: boolean): boolean | Promise<boolean> {
     const origin = plan.origin!;
     if (found !== undefined) {
       const use = useOf(origin, found.entry, found.response, now, { limiter: this.forced, key: plan.key });
@@ -1016,8 +1059,7 @@ export class HttpCache<R> {
       c.res.end();
       return true;
     }
-    if (this.cache.listenerCount('miss') > 0) this.events.miss(plan, begun === undefined && this.joining(plan.key));
-    return this.fill(c, plan, next, found, begun);
+    return this.fill(c, plan, next, found, begun, l1Noted);
   }
 
   /**
@@ -1341,8 +1383,9 @@ export class HttpCache<R> {
       const now = coarseNow();
       if (now >= outcome.until || !this.reusable(outcome, req)) return false;
       // Origin mode: a request that asks for validation or more freshness (no-cache, max-age, min-fresh) takes a
-      // stale answer made for another only where it accepts one itself (max-stale): else it runs its own.
-      if (plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
+      // stale answer another got without asking the origin (stale-while-revalidate) only where it accepts one
+      // itself (max-stale): else it runs its own. One that stands in for a revalidation that failed answers it too.
+      if (outcome.failed === undefined && plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
       this.events.stale(plan, tier);
       replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)));
       return true;
@@ -1360,21 +1403,47 @@ export class HttpCache<R> {
    * A miss: wait for a fill of the same key under way, or run the handler and
    * store its answer. `begun`: the fill serveOrFill registered and started.
    */
-  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill): Promise<boolean> {
+  /**
+   * `l1Noted`: given when this request's miss is reported here (serveOrFill):
+   * at once for a waiter or an answer not stored, once the rest of the app has
+   * run for a fill (see outerMiss); whether the L1 miss was counted already.
+   */
+  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill, l1Noted?: boolean): Promise<boolean> {
     const { req, res } = c;
+    const reports = l1Noted !== undefined;
     const running = begun === undefined ? this.flights.get(plan.key) : undefined;
     // A retry's re-sent request is the one its flight waits for (isRefresh: known by now for our own).
     if (running !== undefined && !running.done && running.deadline > coarseNow() && !(running.retrying && isRefresh(req))) {
-      this.cache.coalesced++;
-      if (await this.answerWaiter(req, res, plan, await running.wait())) return true;
+      // A waiter is reported as one once it is known that no layer further in decides for it (see outerMiss):
+      // answered here, or passed on with nobody standing this one down.
+      const waited = () => {
+        this.cache.coalesced++;
+        if (reports) this.reportMiss(plan, true);
+      };
+      if (await this.answerWaiter(req, res, plan, await running.wait())) {
+        waited();
+        return true;
+      }
       // Its client left: one waiter fills in its place and the others wait on that one, instead of each
       // running the handler (a client that keeps starting fills and leaving would defeat coalescing).
-      if (running.abandoned && !res.destroyed && takeRefill(req)) return this.fill(c, plan, next, stale);
+      if (running.abandoned && !res.destroyed && takeRefill(req)) {
+        waited();
+        return this.fill(c, plan, next, stale);
+      }
       this.unstored(res, 'waited');
-      await next();
+      const pending = new PendingBypass();
+      (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = pending;
+      let result: unknown;
+      try {
+        result = next();
+      } finally {
+        if (!pending.stoodDown) waited();
+      }
+      await result;
       return false;
     }
     if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
+      if (reports) this.reportMiss(plan, false);
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       // Stored or not, a failing handler's answer is replaced as for a GET (nothing captured: maxBytes 0).
       if (stale !== undefined && !res.destroyed) {
@@ -1391,32 +1460,41 @@ export class HttpCache<R> {
     const { flight, state, start } = begun ?? this.beginFill(plan.key, res);
     const createdAt = flight.startedAt;
     let stamp: FillStamp | undefined = start?.lookup.stamp;
-    let capturing = false;
+    let capture: FillCapture | undefined;
     try {
       const tags = start?.tags ?? this.tagsOf(plan);
+      let theirs = start?.lookup.lock === 'theirs';
       if (store.l2 !== undefined && start === undefined && !flight.done) {
         // A refresh, or a fill that looked nothing up: take the lock and the stamp in one round trip.
         // A local fill past its deadline still holds this instance's lock: do not wait on ourselves.
         const lookup = await store.lookupForFill(plan.key, tags, running === undefined ? lock?.request(plan.key) : undefined, true);
         this.hold(state, lookup.ticket);
         stamp = lookup.stamp;
-        if (lookup.lock === 'theirs' && lock !== undefined) return this.collapseRemote(c, plan, flight, state, lock, next, stale, createdAt, stamp);
-      } else if (start?.lookup.lock === 'theirs' && lock !== undefined) return this.collapseRemote(c, plan, flight, state, lock, next, stale, createdAt, stamp);
+        theirs = lookup.lock === 'theirs';
+      }
+      if (theirs && lock !== undefined) {
+        if (reports) this.reportMiss(plan, false);
+        return this.collapseRemote(c, plan, flight, state, lock, next, stale, createdAt, stamp);
+      }
       stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
       if (res.destroyed || flight.done) flight.settle(undefined); // the client left while Redis was asked
-      else {
-        this.capture(c, plan, stamp, flight, stale, createdAt, state);
-        capturing = true;
-      }
+      else capture = this.capture(c, plan, stamp, flight, stale, createdAt, state);
     } catch (err) {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
-    return this.runHandler(res, next, flight, capturing, stale);
+    return this.runHandler(res, next, flight, capture, stale, reports ? this.outerMiss(plan, l1Noted) : undefined);
   }
 
-  /** Runs the rest of the app for a fill: false ("the cache did not answer"), as passOn does. */
-  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capturing: boolean, stale: Found | undefined): boolean | Promise<boolean> {
+  /**
+   * Runs the rest of the app for a fill: false ("the cache did not answer"),
+   * as passOn does. `after` gets, as next() returns, whether a layer further
+   * in stood this fill down: Express's router and Koa's compose call the
+   * route's middleware before next() returns, unless something between
+   * awaits first (then both layers report, as before).
+   */
+  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capture: FillCapture | undefined, stale: Found | undefined, after?: (stoodDown: boolean) => void): boolean | Promise<boolean> {
+    const capturing = capture !== undefined;
     if (!capturing) stripCacheGroups(res);
     // With a stale entry to fall back on, the error answer (written by the framework) decides.
     const failed = (err: unknown): never => {
@@ -1427,8 +1505,10 @@ export class HttpCache<R> {
     try {
       result = next();
     } catch (err) {
+      after?.(capture?.stoodDown === true);
       return failed(err);
     }
+    after?.(capture?.stoodDown === true);
     return isThenable(result) ? Promise.resolve(result).then(() => false, failed) : false;
   }
 
@@ -1444,19 +1524,18 @@ export class HttpCache<R> {
       replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
       return true;
     }
-    let capturing = false;
+    let capture: FillCapture | undefined;
     if (!res.destroyed && !flight.done) {
       try {
         const tags = this.tagsOf(plan);
         const versions = this.cache.store.versions;
-        this.capture(c, plan, stamp ?? versions.stampLocally(tags) ?? (await versions.stamp(tags)), flight, stale, createdAt, state);
-        capturing = true;
+        capture = this.capture(c, plan, stamp ?? versions.stampLocally(tags) ?? (await versions.stamp(tags)), flight, stale, createdAt, state);
       } catch (err) {
         this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
       }
     }
-    if (!capturing) flight.settle(undefined);
-    return this.runHandler(res, next, flight, capturing, stale);
+    if (capture === undefined) flight.settle(undefined);
+    return this.runHandler(res, next, flight, capture, stale);
   }
 
   /**
@@ -1485,10 +1564,11 @@ export class HttpCache<R> {
   }
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
-  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): void {
+  private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): FillCapture {
     const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c);
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
+    return capture;
   }
 
   /**

@@ -144,6 +144,11 @@ export class TieredStore {
     if (this.l1 !== undefined) this.l1Misses++;
   }
 
+  /** Takes back a miss noted for a request another layer (a per-route middleware) looks up again. */
+  unnoteL1Miss(): void {
+    if (this.l1 !== undefined) this.l1Misses--;
+  }
+
   /** L1, then L2. The entry may be past freshUntil (but not staleUntil); callers decide. */
   async get(key: string): Promise<TieredHit | undefined> {
     const l1 = this.l1;

@@ -1,0 +1,73 @@
+// With the cache app-wide and on a route (DESIGN §3: the per-route one
+// decides, the outer one stands down), one request is one outcome in the
+// events and stats() (found by helper-66: the outer layer counted its miss,
+// L1 miss or bypass before the route's layer stood it down, and the route's
+// counted again: 14 outcomes for 8 requests). Compared with each answer's
+// Cache-Status, with the route's layer alone as the reference.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import type { TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface Counts {
+  results: Record<string, number>;
+  runs: number;
+  statuses: string[];
+}
+
+async function drive(cache: TierCache, both: boolean): Promise<Counts> {
+  const results: Record<string, number> = {};
+  const count = (name: string) => (results[name] = (results[name] ?? 0) + 1);
+  cache.on('hit', () => count('hit'));
+  cache.on('miss', (e) => count(e.collapsed === true ? 'collapsed' : 'miss'));
+  cache.on('bypass', (e) => count(`bypass:${e.reason}`));
+  const app = express();
+  if (both) app.use(expressCache(cache));
+  let runs = 0;
+  app.get('/api/x', expressCache(cache, { ttl: '1m' }), async (_req, res) => {
+    runs++;
+    await sleep(150);
+    res.json({ n: runs });
+  });
+  const statuses: string[] = [];
+  const ask = async (path: string, headers: Record<string, string> = {}, method: 'get' | 'head' = 'get') => {
+    const res = await request(app)[method](path).set(headers);
+    statuses.push(String(res.headers['cache-status']));
+  };
+  await ask('/api/x'); // a miss, stored
+  await ask('/api/x'); // a hit
+  await ask('/api/x', {}, 'head'); // a hit (HEAD from the GET entry)
+  await ask('/api/x', { authorization: 'Bearer a' }); // a bypass
+  await ask('/api/x', {}, 'head'); // still a hit
+  await Promise.all([1, 2, 3, 4].map(() => ask('/api/x?c=1'))); // one miss, three collapsed
+  return { results, runs, statuses };
+}
+
+describe('events and stats(): one outcome per request with the cache app-wide and on the route', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'nested-counts' });
+
+  for (const tiers of ['L1', 'L1+L2'] as const) {
+    it(`${tiers}: the same counts as the route's layer alone`, async () => {
+      const open = (suffix: string) => ctx.open({ namespace: `${ctx.ns}-${suffix}`, routes: { '/api': '1m' }, ...(tiers === 'L1' ? { redis: false } : {}) });
+      const alone = await open('alone');
+      const nested = await open('nested');
+      const reference = await drive(alone, false);
+      const seen = await drive(nested, true);
+      assert.deepEqual(seen.statuses.slice(0, 5), reference.statuses.slice(0, 5));
+      assert.deepEqual(seen.statuses.slice(5).sort(), reference.statuses.slice(5).sort());
+      assert.deepEqual(reference.results, { miss: 2, hit: 3, 'bypass:authorization': 1, collapsed: 3 });
+      assert.deepEqual(seen.results, reference.results);
+      assert.equal(seen.runs, reference.runs);
+      const [a, b] = [alone.stats(), nested.stats()];
+      assert.deepEqual({ coalesced: b.coalesced, bypasses: b.bypasses, fills: b.fills }, { coalesced: a.coalesced, bypasses: a.bypasses, fills: a.fills });
+      // With Redis, a request that waits on the outer layer looks both tiers up there first, and is
+      // counted again by the route's layer it then reaches (known: l1.misses counts those lookups twice).
+      if (tiers === 'L1') assert.equal(b.l1.misses, a.l1.misses);
+    });
+  }
+});
