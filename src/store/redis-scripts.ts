@@ -106,15 +106,18 @@ return out`;
 
 /**
  * Lua: who serves the data now, as the guards below record it: the Redis
- * process's run id (a restart changes it) and its replication id (a
- * promotion changes it). The run id alone took a master for itself when it
+ * process's run id (a restart changes it) and, on a master that was promoted
+ * from replica, the replication id it followed as replica (master_replid2,
+ * set by the promotion). The run id alone took a master for itself when it
  * came back as master after serving as its successor's replica and missing
  * that one's last writes (a failover, then the successor lost): what it holds
  * then is older than what was handed out since, as after any failover to a
- * replica that missed increments. (A master also takes a new replication id
- * when it frees its backlog, its replicas gone for repl-backlog-ttl: the
- * guards then act as after a failover, once: misses, never an old entry.)
- * nil without INFO (an ACL).
+ * replica that missed increments. Not master_replid itself: a master takes a
+ * new one when its first replica attaches (or a backup syncs), which would
+ * empty the cache for nothing. A master that never was a replica reads as
+ * its run id alone, as guards recorded it before. master_replid2 is cleared
+ * when a master frees its backlog (its replicas gone for repl-backlog-ttl):
+ * the guards then act as after a failover, once. nil without INFO (an ACL).
  */
 const SERVER_IDENTITY = `
 local function server_identity()
@@ -122,7 +125,9 @@ local function server_identity()
   local run = type(server) == 'string' and string.match(server, 'run_id:(%x+)') or nil
   if not run then return nil end
   local replication = redis.pcall('INFO', 'replication')
-  return run .. (type(replication) == 'string' and string.match(replication, 'master_replid:(%x+)') or '')
+  local followed = type(replication) == 'string' and string.match(replication, 'master_replid2:(%x+)') or nil
+  if followed and string.find(followed, '[^0]') then return run .. followed end
+  return run
 end
 `;
 
