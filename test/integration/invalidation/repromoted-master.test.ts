@@ -53,6 +53,20 @@ describe('invalidation: a master promoted again after missing its successor’s 
     return cache;
   };
 
+  it('a replica attaching (a new replication id on the master) empties nothing (found by helper-69)', async () => {
+    const namespace = `repromoted${process.pid}-attach`;
+    const a = await startRedisServer();
+    servers.push(a);
+    const first = await open(a, namespace);
+    await first.set('price', 10, { ttl: '10m' });
+    const b = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(a.port)] });
+    servers.push(b);
+    await until('B to replicate A', async () => (await replicationField(admin(b), 'master_link_status')) === 'up');
+    const fresh = await open(a, namespace);
+    assert.equal(await fresh.get('price'), 10, 'an instance started after the replica attached found nothing');
+    assert.equal(await first.get('price'), 10);
+  });
+
   for (const kind of ['a tag invalidation', 'clear()'] as const) {
     it(`${kind} made on the successor is not undone`, async () => {
       const namespace = `repromoted${process.pid}-${kind === 'clear()' ? 'clear' : 'tag'}`;
