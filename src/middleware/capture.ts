@@ -60,7 +60,7 @@ export interface CaptureHooks {
    * on `res`). `body` is the whole body when it is known before the headers
    * leave (end() with no earlier write), else undefined. Returning a
    * Replacement sends it instead and discards everything the handler writes;
-   * returning NOT_MODIFIED answers 304 (a streamed answer's at once: what the handler writes is dropped, nothing stored).
+   * returning NOT_MODIFIED answers 304 when the whole answer is one end() (kept or not); a streamed one goes whole.
    */
   headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head?: boolean): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
@@ -344,23 +344,10 @@ class Capture {
     this.status = res.statusCode;
     this.declared = declaredLength(res);
     if (replacement === NOT_MODIFIED) {
-      if (whole !== undefined || single) {
-        this.notModified = true;
-        return false;
-      }
-      // A streamed answer (its head leaves with its first chunk): the 304 goes now, and what the handler writes is dropped.
-      if (res.headersSent) return false;
-      this.replaced = true;
-      for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
-      clearReason(res);
-      this.writingReplacement = true;
-      try {
-        res.writeHead(304);
-        this.end.call(res);
-      } finally {
-        this.writingReplacement = false;
-      }
-      return true;
+      // A streamed answer's head leaves with its first chunk: too late to drop the stream cleanly (a piped file
+      // would be left open), so it goes whole; its hits answer the condition.
+      this.notModified = whole !== undefined || single;
+      return false;
     }
     if (replacement === undefined || res.headersSent) return false;
     this.replaced = true;

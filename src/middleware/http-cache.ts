@@ -235,13 +235,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
       return this.notModifiedUnstored(r, headers);
     }
-    // A streamed body's conditional answer goes at once (the capture drops the stream): nothing is stored then.
-    const notModified = this.conditionsMet(r, headers);
-    if (notModified && body === undefined) {
-      flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', MISS);
-      return NOT_MODIFIED;
-    }
+    const notModified = body !== undefined && this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
@@ -261,10 +255,12 @@ class FillCapture implements CaptureHooks, ActiveFill {
   /**
    * An answer that is not stored still gets the 304 the app alone would give
    * (its conditionals were set aside so the fill would see a whole answer),
-   * judged on the handler's own validators.
+   * judged on the handler's own validators; not one that sets a cookie: the
+   * cache's 304 keeps only the fields RFC 9110 lists, and the cookie must
+   * reach the client (a renewed session), so it goes whole.
    */
   private notModifiedUnstored(r: ServerResponse, headers: OutgoingHttpHeaders): typeof NOT_MODIFIED | undefined {
-    return this.conditionsMet(r, headers) ? NOT_MODIFIED : undefined;
+    return headers['set-cookie'] === undefined && this.conditionsMet(r, headers) ? NOT_MODIFIED : undefined;
   }
 
   /** Hooks that ran after ours (express-session's Set-Cookie, mounted before the cache) count too. */

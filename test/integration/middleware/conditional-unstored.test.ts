@@ -1,9 +1,10 @@
 // A conditional GET whose answer the cache does not store still gets its 304
 // (found by helper-68: the fill sets the request's If-None-Match and
 // If-Modified-Since aside so the handler answers in full, and only a stored
-// answer was matched against them). A private answer, one past maxBodyBytes,
-// and a streamed one, matched on the handler's own validators; the bodies
-// never go out. Express 5 and 4, Koa 3 and 2.
+// answer was matched against them). A private answer and one past
+// maxBodyBytes, matched on the handler's own validators; not one that sets
+// a cookie, nor a streamed one (its head leaves with its first chunk): those
+// go whole. Express 5 and 4, Koa 3 and 2.
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
@@ -26,6 +27,7 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
             { path: '/big', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: (io) => (runs++, io.set('ETag', '"b1"'), io.send('x'.repeat(4096))) },
             { path: '/dated', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: (io) => (runs++, io.set('Last-Modified', 'Tue, 01 Dec 2026 10:00:00 GMT'), io.send('y'.repeat(4096))) },
             { path: '/streamed', mw: { ttl: '1m' }, handler: (io) => (runs++, io.set('ETag', '"s1"'), io.set('Content-Type', 'text/plain'), io.stream(['part one, ', 'part two'])) },
+            { path: '/cookie', mw: { ttl: '1m' }, handler: (io) => (runs++, io.set('ETag', '"c1"'), io.set('Set-Cookie', 'csrf=tok; Path=/'), io.send('with a cookie')) },
           ],
         });
         return { target: built.target, runs: () => runs };
@@ -60,21 +62,24 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
         assert.equal(runs(), 4);
       });
 
-      it('a streamed answer: 304 at once and the stream dropped; unconditional, it is stored and its hits answer 304 too', async () => {
+      it('a streamed answer goes whole on its fill (its head left with its first chunk) and is stored; its hits answer 304', async () => {
         const { target, runs } = build();
         const conditional = await request(target).get('/streamed').set('If-None-Match', '"s1"');
-        assert.equal(conditional.status, 304);
-        assert.equal(conditional.text, '');
-        assert.equal(conditional.headers['etag'], '"s1"');
-        assert.equal(conditional.headers['content-type'], undefined);
-        assert.equal(conditional.headers['cache-status'], 'tiercache; fwd=miss');
-        const full = await request(target).get('/streamed');
-        assert.equal(full.status, 200);
-        assert.equal(full.text, 'part one, part two');
+        assert.equal(conditional.status, 200);
+        assert.equal(conditional.text, 'part one, part two');
         const hit = await request(target).get('/streamed').set('If-None-Match', '"s1"');
         assert.equal(hit.status, 304);
         assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
-        assert.equal(runs(), 2);
+        assert.equal(runs(), 1);
+      });
+
+      it('an answer that sets a cookie goes whole, cookie and all (found by helper-69: a 304 of the cache keeps no Set-Cookie)', async () => {
+        const { target } = build();
+        const res = await request(target).get('/cookie').set('If-None-Match', '"c1"');
+        assert.equal(res.status, 200);
+        assert.equal(res.text, 'with a cookie');
+        assert.match(String(res.headers['set-cookie']), /^csrf=tok/);
+        assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; detail=set-cookie');
       });
     });
   }
