@@ -41,8 +41,24 @@ interface ExpressLayer {
   readonly handle?: { readonly stack?: unknown };
   /** The path it was mounted at (router 2.3, Express 5). */
   readonly rawPath?: unknown;
-  /** Its parameters (Express 4, which keeps no rawPath: none on a literal path). */
+  /** Express 4, which keeps no rawPath: the pattern made from the path, and its parameters. */
+  readonly regexp?: { readonly source?: unknown; readonly fast_slash?: unknown };
   readonly keys?: unknown;
+}
+
+/**
+ * What path-to-regexp 0.1 (Express 4) makes of a mount at a literal path
+ * ('/shop', '/a-b.c'): each segment's characters, escaped, and the mount's
+ * own ending. A RegExp mount (/^\/u\/\d+/), an array of paths, '?', '*'
+ * or a parameter make other sources.
+ */
+const LITERAL_MOUNT = /^\^(?:\\\/(?:[A-Za-z0-9_~%-]|\\\.)+)+\\\/\?\(\?=\\\/\|\$\)$/;
+
+/** Express 4: whether a layer was mounted at a literal path (the matched text is then the path, in some case). */
+function literalMount(layer: ExpressLayer): boolean {
+  if (!Array.isArray(layer.keys) || layer.keys.length !== 0) return false;
+  const regexp = layer.regexp;
+  return regexp?.fast_slash === true || (typeof regexp?.source === 'string' && LITERAL_MOUNT.test(regexp.source));
 }
 
 /** Where `route` sits: the mount patterns on the way down to it, or undefined past a mount that keeps none (Express 4). */
@@ -83,7 +99,7 @@ function walk(stack: unknown, route: object, way: Way, ways: Way[], seen: Set<un
     let next: Way;
     if (typeof raw === 'string') next = { path: way.path === undefined ? undefined : way.path + (raw === '/' ? '' : raw), literal: way.literal };
     else if (raw !== undefined) next = { path: undefined, literal: false };
-    else next = { path: undefined, literal: way.literal && Array.isArray(layer.keys) && layer.keys.length === 0 };
+    else next = { path: undefined, literal: way.literal && literalMount(layer) };
     walk(inner, route, next, ways, seen);
   }
   seen.delete(stack);

@@ -79,6 +79,17 @@ describe('route labels under Express mounts', () => {
         assert.deepEqual([...seen], ['/list']);
       });
 
+      it('a router mounted at a RegExp gives its own path alone, never the text that matched (found by helper-69)', async () => {
+        const cache = open();
+        const seen = labels(cache);
+        const app = framework();
+        const users = framework.Router();
+        users.get('/profile', expressCache(cache, { ttl: '1m' }), (_req, res) => res.json({}));
+        app.use(/^\/u\/\d+/, users);
+        for (const id of ['1', '22', '333']) await request(app).get(`/u/${id}/profile`).expect(200);
+        assert.deepEqual([...seen], ['/profile']);
+      });
+
       it('a route on the app itself gives its path', async () => {
         const cache = open();
         const seen = labels(cache);
