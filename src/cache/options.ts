@@ -151,7 +151,8 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
   const fromEnv = (option: string, variable: string) => (options as Record<string, unknown>)[option] === undefined && env[variable] !== undefined && env[variable] !== '';
 
   // namespace
-  const namespace: unknown = options.namespace ?? envString(env, 'TIERCACHE_NAMESPACE') ?? 'tiercache';
+  // null is a value (refused below), not "not given": it must not let TIERCACHE_NAMESPACE name another app's keys.
+  const namespace: unknown = options.namespace !== undefined ? options.namespace : (envString(env, 'TIERCACHE_NAMESPACE') ?? 'tiercache');
   const nsName = options.namespace === undefined && envString(env, 'TIERCACHE_NAMESPACE') !== undefined ? 'TIERCACHE_NAMESPACE' : 'namespace';
   if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
     throw new TierCacheConfigError(nsName, namespace, 'must be 1-64 characters from A-Z a-z 0-9 _ . -');
@@ -168,15 +169,12 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
   let redis: string | RedisClient | undefined;
   if (options.redis !== undefined) {
     if (options.redis === false) redis = undefined;
-    else if (typeof options.redis === 'string') {
-      if (!/^rediss?:\/\//i.test(options.redis)) throw new TierCacheConfigError('redis', options.redis, "must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false");
-      redis = options.redis;
-    } else if (isRedisClient(options.redis)) redis = options.redis;
+    else if (typeof options.redis === 'string') redis = redisUrl('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');
+    else if (isRedisClient(options.redis)) redis = options.redis;
     else throw new TierCacheConfigError('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');
   } else if (envBoolean(env, 'TIERCACHE_L2_ENABLED') !== false) {
     const url = envString(env, 'TIERCACHE_REDIS_URL');
-    if (url !== undefined && !/^rediss?:\/\//i.test(url)) throw new TierCacheConfigError('TIERCACHE_REDIS_URL', url, 'must be a redis:// or rediss:// URL');
-    redis = url;
+    redis = url === undefined ? undefined : redisUrl('TIERCACHE_REDIS_URL', url, 'must be a redis:// or rediss:// URL');
   }
 
   let commandTimeout = DEFAULT_COMMAND_TIMEOUT;
@@ -206,7 +204,7 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
     l1 = Object.freeze({
       maxEntries: entries === undefined ? DEFAULT_L1_MAX_ENTRIES : positiveInteger(entriesName, entries),
       maxBytes: bytes === undefined ? DEFAULT_L1_MAX_BYTES : positiveInteger(bytesName, bytes),
-      ttl: ttl === undefined ? undefined : parseDuration(ttlName, ttl),
+      ttl: ttl === undefined ? undefined : parseTtl(ttlName, ttl, 'leave l1.ttl out for entries to live in L1 as long as their TTL'),
     });
   } else if (options.l1 !== undefined && options.l1 !== false) {
     throw new TierCacheConfigError('l1', options.l1, 'must be an object or false');
@@ -223,7 +221,7 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
   else if (fromEnv('ttl', 'TIERCACHE_TTL')) ttl = parseTtl('TIERCACHE_TTL', env.TIERCACHE_TTL, CACHE_TTL_INSTEAD);
   const routes = new RouteTable(options.routes, 'routes');
 
-  const freshness = options.freshness ?? 'table';
+  const freshness = options.freshness === undefined ? 'table' : options.freshness;
   if (freshness !== 'table' && freshness !== 'origin') throw new TierCacheConfigError('freshness', options.freshness, "must be 'table' or 'origin'");
 
   const logger = options.logger;
@@ -239,4 +237,26 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
   const jitter = parseJitter('jitter', options.jitter) ?? 0;
 
   return Object.freeze({ namespace, redis, l1, commandTimeout, breakerCooldown, lockTimeout, ttl, routes, enabled, freshness, logger, serializer, jitter });
+}
+
+/**
+ * A Redis URL as ioredis will read it (node's URL parser: a bad port or host
+ * threw a bare TypeError from inside ioredis). Errors show it without its
+ * password.
+ * @throws TierCacheConfigError naming `option`.
+ */
+function redisUrl(option: string, url: string, expected: string): string {
+  const shown = withoutPassword(url);
+  if (!/^rediss?:\/\//i.test(url)) throw new TierCacheConfigError(option, shown, expected);
+  try {
+    new URL(url);
+  } catch {
+    throw new TierCacheConfigError(option, shown, `is not a URL node can read (${expected})`);
+  }
+  return url;
+}
+
+/** A URL with the password of its user info masked, for messages and logs. */
+export function withoutPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, '$1***@');
 }

@@ -799,6 +799,7 @@ export class TierCache extends EventEmitter implements DataCache {
 
   /** @internal reports a failure to 'error' listeners (if any) and the logger. */
   reportError(err: Error, message: string, where: ErrorSource = 'middleware'): void {
+    redactCredentials(err);
     if (this.options.logger) this.options.logger.warn({ err, where }, `tiercache: ${message}`);
     else debug('%s: %s', message, err.message);
     if (this.listenerCount('error') > 0) this.emitFromRedis('error', { err, where });
@@ -927,6 +928,18 @@ export class TierCache extends EventEmitter implements DataCache {
     if (strict) throw err;
     return QUEUED;
   }
+}
+
+/**
+ * ioredis errors carry the command they answer: the arguments of AUTH (and
+ * of HELLO, which may authenticate) are the password, which a logger's error
+ * serializer would write out. Masked in place before the error is reported.
+ */
+function redactCredentials(err: Error): void {
+  const command = (err as { command?: { name?: unknown; args?: unknown } } | null)?.command;
+  if (typeof command !== 'object' || command === null || !Array.isArray(command.args)) return;
+  const name = typeof command.name === 'string' ? command.name.toLowerCase() : '';
+  if (name === 'auth' || name === 'hello') command.args = command.args.map(() => '***');
 }
 
 const L1_ONLY: readonly CacheTier[] = Object.freeze(['L1']);

@@ -171,6 +171,33 @@ describe('cache: options', () => {
       assertRejected({ redis: { host: 'localhost' } }, 'redis', 'localhost');
     });
 
+    it('rejects a Redis URL node cannot read, naming the option, never showing its password (found by helper-70)', () => {
+      for (const url of ['redis://127.0.0.1:notaport', 'redis://127.0.0.1:99999', 'redis://[', 'rediss://h:70000/0']) assertRejected({ redis: url }, 'redis', JSON.stringify(url));
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_REDIS_URL: 'redis://app:s3cret@127.0.0.1:notaport' }), 'TIERCACHE_REDIS_URL', '"redis://app:***@127.0.0.1:notaport"');
+      for (const [input, env] of [
+        [{ redis: 'http://app:s3cret@127.0.0.1:6379' }, NO_ENV],
+        [{ redis: 'redis://app:s3cret@127.0.0.1:notaport' }, NO_ENV],
+        [{}, { TIERCACHE_REDIS_URL: 'http://:s3cret@host' }],
+      ] as const) {
+        assert.throws(
+          () => resolveOptions(input as never, env),
+          (err: unknown) => err instanceof TierCacheConfigError && !err.message.includes('s3cret') && err.message.includes('***'),
+        );
+      }
+    });
+
+    it('treats null as a value, not as "not given": refused, whatever the environment says (found by helper-70)', () => {
+      assertConfigError(() => resolveOptions({ namespace: null } as never, { TIERCACHE_NAMESPACE: 'other-app' }), 'namespace', 'null');
+      assertRejected({ freshness: null }, 'freshness', 'null');
+    });
+
+    it('refuses an l1.ttl that rounds to 0: nothing would be served from L1 (found by helper-70)', () => {
+      assertRejected({ l1: { ttl: 0 } }, 'l1.ttl', '0');
+      assertRejected({ l1: { ttl: 0.4 } }, 'l1.ttl', '0.4');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_L1_TTL: '0' }), 'TIERCACHE_L1_TTL', '"0"');
+      assert.equal(resolveOptions({ l1: { ttl: '30s' } }, NO_ENV).l1?.ttl, 30_000);
+    });
+
     it('rejects a logger without the pino methods', () => {
       assertRejected({ logger: 42 }, 'logger', '42');
       assertRejected({ logger: 'console' }, 'logger', '"console"');
