@@ -9,7 +9,7 @@
 // JSON that would lose what a value holds (a Map or a Set written as {}) is
 // refused; what JSON changes by its own rules (a Date to its ISO string,
 // NaN and ±Infinity to null, -0 to 0) is stored as JSON writes it.
-import { isMap, isNativeError, isPromise, isRegExp, isSet, isUint8Array, isWeakMap, isWeakSet } from 'node:util/types';
+import { isAnyArrayBuffer, isDataView, isMap, isNativeError, isPromise, isRegExp, isSet, isUint8Array, isWeakMap, isWeakSet } from 'node:util/types';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { SerializerMisuse, type ResolvedSerializer } from './serializer.js';
@@ -146,6 +146,9 @@ function contentsLost(value: object): string | undefined {
   if (isRegExp(value)) return 'a RegExp';
   if (isWeakMap(value)) return 'a WeakMap';
   if (isWeakSet(value)) return 'a WeakSet';
+  // Their bytes are not properties: JSON writes {} (a Buffer or another typed array is stored as bytes or an array).
+  if (isAnyArrayBuffer(value)) return 'an ArrayBuffer (store a Buffer: Buffer.from(arrayBuffer))';
+  if (isDataView(value)) return 'a DataView (store a Buffer of its bytes)';
   return undefined;
 }
 

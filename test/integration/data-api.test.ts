@@ -384,7 +384,7 @@ describe('data API: values through L2', () => {
     assert.equal(await ctx.admin.exists(a.dataKey('cyclic'), a.dataKey('fn'), a.dataKey('undef')), 0);
   });
 
-  it('rejects a Map, a Set, a RegExp, an Error or a Promise anywhere in a JSON value (JSON writes them as {}) with a TypeError naming it and where it is, and stores nothing', async () => {
+  it('rejects a Map, a Set, a RegExp, an Error, a Promise, an ArrayBuffer or a DataView anywhere in a JSON value (JSON writes them as {}) with a TypeError naming it and where it is, and stores nothing', async () => {
     const a = await ctx.open();
     const cases: Array<[string, unknown, RegExp]> = [
       ['map', new Map([['a', 1]]), /a Map at value:/],
@@ -393,6 +393,9 @@ describe('data API: values through L2', () => {
       ['regexp', { 'odd key': /x/ }, /a RegExp at value\["odd key"\]:/],
       ['error', [new Error('boom')], /an Error at value\[0\]:/],
       ['promise', { user: Promise.resolve(1) }, /a Promise .* at value\.user:/],
+      // Found by helper-70: stored as {} before.
+      ['arraybuffer', new ArrayBuffer(8), /an ArrayBuffer .* at value:/],
+      ['dataview', { payload: new DataView(new ArrayBuffer(4)) }, /a DataView .* at value\.payload:/],
     ];
     for (const [key, value, said] of cases) {
       await assert.rejects(a.set(key, value), (err: unknown) => err instanceof TypeError && said.test(err.message) && err.message.includes("'v8' serializer"), `set(${key})`);
