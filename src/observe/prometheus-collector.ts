@@ -49,8 +49,13 @@ export function prometheusCollector(cache: TierCache, options?: PrometheusCollec
   for (const key of Object.keys(o)) if (!KNOWN.has(key)) throw new TierCacheConfigError(key, (o as Record<string, unknown>)[key], `is not a known option (known: ${[...KNOWN].join(', ')})`);
   const prefix = o.prefix ?? 'tiercache_';
   if (typeof prefix !== 'string' || (prefix !== '' && !PREFIX.test(prefix))) throw new TierCacheConfigError('prefix', prefix, 'must be a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)');
-  if (o.fillBuckets !== undefined && (!Array.isArray(o.fillBuckets) || o.fillBuckets.length === 0 || o.fillBuckets.some((b) => typeof b !== 'number' || !(b > 0)))) {
-    throw new TierCacheConfigError('fillBuckets', o.fillBuckets, 'must be a non-empty array of positive numbers (seconds)');
+  // Sorted and finite: a repeated bound, or one at Infinity next to prom-client's own +Inf, writes a duplicate
+  // series, and Prometheus then refuses the whole scrape (the app's own metrics with it).
+  if (o.fillBuckets !== undefined && (!Array.isArray(o.fillBuckets) || o.fillBuckets.length === 0 || o.fillBuckets.some((b, i, all) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b) || (i > 0 && !(b > all[i - 1]!))))) {
+    throw new TierCacheConfigError('fillBuckets', o.fillBuckets, 'must be a non-empty array of finite positive numbers (seconds), each greater than the one before');
+  }
+  if (o.registry !== undefined && (typeof o.registry !== 'object' || o.registry === null || typeof (o.registry as { registerMetric?: unknown }).registerMetric !== 'function')) {
+    throw new TierCacheConfigError('registry', o.registry, "must be a prom-client Registry (or left out for prom-client's global one)");
   }
   const registry = o.registry ?? defaultRegistry;
   const registers = [registry];

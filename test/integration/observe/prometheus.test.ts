@@ -153,5 +153,14 @@ describe('tiercache/prometheus', function () {
     assert.throws(() => prometheusCollector(cache, { registry, prefix: 'bad-prefix' }), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'prefix');
     assert.throws(() => prometheusCollector(cache, { registry, buckets: [1] } as never), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'buckets');
     assert.throws(() => prometheusCollector({} as TierCache), TierCacheConfigError);
+    // Found by helper-70: a repeated bound or one at Infinity wrote a duplicate series (Prometheus refuses the whole
+    // scrape), unsorted ones were written out of order, and a registry that is none failed inside prom-client.
+    for (const fillBuckets of [[1, 1], [Infinity], [2, 1], [0.1, Number.NaN]]) {
+      assert.throws(() => prometheusCollector(cache, { registry, fillBuckets }), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'fillBuckets', JSON.stringify(fillBuckets));
+    }
+    for (const bad of [{}, 'x', null]) {
+      assert.throws(() => prometheusCollector(cache, { registry: bad } as never), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'registry', String(bad));
+    }
+    prometheusCollector(cache, { registry, fillBuckets: [0.01, 0.1, 1] }).stop();
   });
 });
