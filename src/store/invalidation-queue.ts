@@ -52,6 +52,9 @@ function weight(op: Invalidation): number {
   return op.kind === 'tags' ? op.tags.length : 1;
 }
 
+/** How soon close() tries again after a delivery failed. */
+const CLOSE_RETRY_MS = 100;
+
 export class InvalidationQueue {
   private items: Item[] = [];
   /** Tags and keys in `items`. */
@@ -99,16 +102,26 @@ export class InvalidationQueue {
     return this.draining;
   }
 
-  /** Stops retrying; a last delivery attempt of what is left, bounded by `ms`. Resolves how many are left undelivered. */
+  /**
+   * Stops retrying in the background; delivers what is left within `ms`,
+   * trying again every CLOSE_RETRY_MS after a failure (a Redis paused or
+   * failing over for a moment answers in time). Resolves how many are left
+   * undelivered.
+   */
   async close(ms: number): Promise<number> {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: draining an empty queue resolves at once
-    if (this.items.length > 0) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const left = deadline - Date.now();
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: draining an empty queue resolves at once
+      if (this.items.length === 0 || left <= 0) break;
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.drain(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+      await Promise.race([this.drain(), new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
       clearTimeout(timer);
+      const pause = Math.min(CLOSE_RETRY_MS, deadline - Date.now());
+      if (this.items.length > 0 && pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
     }
     return this.items.length;
   }
