@@ -65,18 +65,25 @@ export class RouteTable {
     if (routes === null || typeof routes !== 'object' || Array.isArray(routes)) {
       throw new TierCacheConfigError(option, routes, 'must be an object mapping path prefixes to a TTL, false, or a rule object');
     }
+    let size = 0;
     for (const [prefix, input] of Object.entries(routes)) {
       const name = `${option}['${prefix}']`;
       if (!prefix.startsWith('/')) throw new TierCacheConfigError(name, prefix, "must be a path prefix starting with '/'");
       assertLiteralPrefix(name, prefix);
+      // As written, and as clients send it (percent-encoded past ASCII): paths arrive in either form.
       const normalized = normalizeRoutePath(prefix);
-      const existing = this.rules.get(normalized);
-      if (existing) {
-        throw new TierCacheConfigError(name, prefix, `must not repeat the prefix '${existing.prefix}' (prefixes match case-insensitively, trailing slash ignored)`);
+      const sent = normalizeRoutePath(asSent(name, prefix));
+      const rule = resolveRule(name, prefix, input);
+      for (const form of sent === normalized ? [normalized] : [normalized, sent]) {
+        const existing = this.rules.get(form);
+        if (existing) {
+          throw new TierCacheConfigError(name, prefix, `must not repeat the prefix '${existing.prefix}' (prefixes match case-insensitively, trailing slash ignored)`);
+        }
+        this.rules.set(form, rule);
       }
-      this.rules.set(normalized, resolveRule(name, prefix, input));
+      size++;
     }
-    this.size = this.rules.size;
+    this.size = size;
   }
 
   /** The rule of the longest prefix covering `normalizedPath` (see normalizeRoutePath), if any. */
@@ -94,6 +101,21 @@ export class RouteTable {
   /** The rule of the longest prefix covering a raw request path (no query). */
   match(path: string): RouteRule | undefined {
     return this.size === 0 ? undefined : this.matchNormalized(normalizeRoutePath(path));
+  }
+}
+
+/**
+ * A prefix as clients send it: what URLs percent-encode in a path (WHATWG's
+ * path percent-encode set: controls, space, '"', '<', '>', '`', '{', '}',
+ * and everything past ASCII, as UTF-8) encoded, as a request path arrives.
+ * '/café' never matched: clients send '/caf%C3%A9'.
+ */
+function asSent(name: string, prefix: string): string {
+  try {
+    return prefix.replace(/[\u{0}-\u{20}\u{7f}-\u{10ffff}"<>`{}]/gu, (ch) => encodeURIComponent(ch));
+  } catch {
+    // encodeURIComponent refuses a lone surrogate, which no UTF-8 request path holds.
+    throw new TierCacheConfigError(name, prefix, 'must be a path a request can have (it holds a lone surrogate)');
   }
 }
 

@@ -42,6 +42,14 @@ describe('keys: RouteTable', () => {
       assert.equal(table.match('/ap'), undefined);
     });
 
+    it('matches a prefix beyond ASCII, or with a space, as clients send the path: percent-encoded UTF-8 (found by helper-70)', () => {
+      const t = new RouteTable({ '/': '1m', '/café': false, '/price list': false, '/😀': false });
+      for (const path of ['/caf%C3%A9', '/caf%c3%a9/menu', '/price%20list', '/price%20list/2026', '/%F0%9F%98%80']) assert.equal(t.match(path)?.cache, false, path);
+      assert.equal(t.match('/cafe')?.cache, true);
+      assert.equal(t.match('/caf%C3%A9')?.prefix, '/café');
+      assertConfigError(() => new RouteTable({ '/\uD800': '1m' }), "routes['/\uD800']", 'lone surrogate');
+    });
+
     it('returns no rule for a path no prefix covers', () => {
       assert.equal(table.match('/'), undefined);
       assert.equal(table.match('/static/app.js'), undefined);
