@@ -6,37 +6,26 @@
 import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
-import { createCache, type CacheOptions, type TierCache, type TierCacheEvents } from '../../../src/index.js';
+import type { CacheOptions, TierCache, TierCacheEvents } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+import { useRedisCaches } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('stored claims: what a tier really kept', function () {
   this.timeout(20_000);
-  let redis: RedisServerHandle;
-  const caches: TierCache[] = [];
-  beforeEach(async () => {
-    redis = await startRedisServer();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close().catch(() => undefined)));
-    await redis.stop();
-  });
+  const ctx = useRedisCaches({ prefix: 'claims', serverPerTest: true, defaults: { l2: { commandTimeout: 300 } } });
 
-  let counter = 0;
   const open = async (options: Partial<CacheOptions>) => {
-    const cache = createCache({ redis: redis.url, namespace: `claims${process.pid}-${++counter}`, l2: { commandTimeout: 300 }, ...options });
+    const cache = await ctx.open(options);
     cache.on('error', () => undefined);
-    caches.push(cache);
-    await cache.ready();
     const stores: Array<TierCacheEvents['store']['tiers']> = [];
     cache.on('store', (e) => stores.push(e.tiers));
     return { cache, stores };
   };
   const appFor = (cache: TierCache, bytes: number) => express().get('/api/x', expressCache(cache, { ttl: '1m' }), (_req, res) => res.type('text').send('x'.repeat(bytes)));
   const redisDown = async (cache: TierCache) => {
-    await redis.stop();
+    await ctx.redis.stop();
     const deadline = Date.now() + 10_000;
     while (cache.health().l2 !== 'down') {
       if (Date.now() > deadline) throw new Error('L2 never went down');

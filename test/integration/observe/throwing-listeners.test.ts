@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
-import { createCache, type Logger, type TierCache } from '../../../src/index.js';
+import type { Logger } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+import { useRedisCaches } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -29,24 +29,11 @@ function warnings(): Logger & { readonly lines: string[] } {
 
 describe('listeners that throw on what Redis reports', function () {
   this.timeout(20_000);
-  let redis: RedisServerHandle;
-  const caches: TierCache[] = [];
-  beforeEach(async () => {
-    redis = await startRedisServer();
-  });
-  afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close().catch(() => undefined)));
-    await redis.stop();
-  });
-  const open = async (namespace: string, logger?: Logger) => {
-    const cache = createCache({ redis: redis.url, namespace, l2: { commandTimeout: 300 }, ...(logger === undefined ? {} : { logger }) });
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  };
+  const ctx = useRedisCaches({ prefix: 'throwing', serverPerTest: true, defaults: { l2: { commandTimeout: 300 } } });
+  const open = (namespace: string, logger?: Logger) => ctx.open({ namespace, ...(logger === undefined ? {} : { logger }) });
 
   it("another instance's invalidation: a throwing 'invalidate' listener is logged, and the bus goes on", async () => {
-    const namespace = `throwing${process.pid}-inv`;
+    const namespace = ctx.ns;
     const a = await open(namespace);
     const log = warnings();
     const b = await open(namespace, log);
@@ -68,14 +55,14 @@ describe('listeners that throw on what Redis reports', function () {
 
   it("Redis lost: throwing 'l2', 'bus' and 'error' listeners are logged; requests are answered", async () => {
     const log = warnings();
-    const cache = await open(`throwing${process.pid}-down`, log);
+    const cache = await open(ctx.ns, log);
     for (const event of ['l2', 'bus', 'error'] as const) {
       cache.on(event, () => {
         throw new Error(`${event} listener bug`);
       });
     }
     const app = express().get('/api/x', expressCache(cache, { ttl: '1m' }), (_req, res) => res.json({ ok: true }));
-    await redis.stop();
+    await ctx.redis.stop();
     await until('L2 and the bus to be down', () => cache.health().l2 === 'down' && cache.health().bus === 'reconnecting');
     for (let i = 0; i < 3; i++) assert.equal((await request(app).get('/api/x')).status, 200);
     for (const event of ['l2', 'bus', 'error']) assert.ok(log.lines.includes(`tiercache: a '${event}' listener threw`), `nothing logged for '${event}': ${JSON.stringify(log.lines)}`);
