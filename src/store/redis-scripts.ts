@@ -105,39 +105,12 @@ end
 return out`;
 
 /**
- * Lua: who serves the data now, as the guards below record it: the Redis
- * process's run id (a restart changes it) and, on a master that was promoted
- * from replica, the replication id it followed as replica (master_replid2,
- * set by the promotion). The run id alone took a master for itself when it
- * came back as master after serving as its successor's replica and missing
- * that one's last writes (a failover, then the successor lost): what it holds
- * then is older than what was handed out since, as after any failover to a
- * replica that missed increments. Not master_replid itself: a master takes a
- * new one when its first replica attaches (or a backup syncs), which would
- * empty the cache for nothing. A master that never was a replica reads as
- * its run id alone, as guards recorded it before. master_replid2 is cleared
- * when a master frees its backlog (its replicas gone for repl-backlog-ttl):
- * the guards then act as after a failover, once. nil without INFO (an ACL).
- */
-const SERVER_IDENTITY = `
-local function server_identity()
-  local server = redis.pcall('INFO', 'server')
-  local run = type(server) == 'string' and string.match(server, 'run_id:(%x+)') or nil
-  if not run then return nil end
-  local replication = redis.pcall('INFO', 'replication')
-  local followed = type(replication) == 'string' and string.match(replication, 'master_replid2:(%x+)') or nil
-  if followed and string.find(followed, '[^0]') then return run .. followed end
-  return run
-end
-`;
-
-/**
  * Lua for scripts that read version counters on a Redis Cluster, where the
  * counters of a namespace spread over every slot and so over every master:
  * a failover to a replica that missed increments (or a restart from an old
  * snapshot) may bring a counter of one slot back to an old value, and the
  * namespace epoch (in another slot, on another master) would not notice. So
- * each slot keeps a guard key (hash-slot.ts slotGuardKey): the identity (SERVER_IDENTITY) of the
+ * each slot keeps a guard key (hash-slot.ts slotGuardKey): the run id of the
  * Redis process that last served the slot, and the slot's floor. The first
  * time a script finds an existing counter in a slot that another process
  * served before, the floor moves to the server's clock (in microseconds, the
@@ -153,13 +126,17 @@ end
  * every existing counter they read through lift() and call mark() before
  * making one. Without INFO (an ACL), there is no floor.
  */
-export const SLOT_GUARD = `${SERVER_IDENTITY}
+export const SLOT_GUARD = `
 local guard = nil
 local floor = nil
+local function run_id()
+  local info = redis.pcall('INFO', 'server')
+  return type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
+end
 local function mark()
   if not guard or floor then return end
   if redis.call('EXISTS', guard) == 0 then
-    local run = server_identity()
+    local run = run_id()
     if run then redis.call('SET', guard, run .. ' 0') end
     floor = 0
   end
@@ -168,7 +145,7 @@ local function lift(key, v)
   if not guard then return v end
   if not floor then
     floor = 0
-    local run = server_identity()
+    local run = run_id()
     if run then
       local g = redis.call('GET', guard)
       local last, f
@@ -247,7 +224,7 @@ end
 return out`;
 
 /**
- * KEYS[1]: the namespace epoch; KEYS[2]: the identity (SERVER_IDENTITY) of the Redis process that
+ * KEYS[1]: the namespace epoch; KEYS[2]: the run id of the Redis process that
  * last served the namespace. Returns { epoch, 0 | 1 | 2 }: 0 the same process,
  * 1 another one, 2 none recorded (a new namespace, FLUSHALL, a snapshot from
  * before this check existed; the epoch moves too). When another process
@@ -256,11 +233,12 @@ return out`;
  * recorded under the old one can be trusted: the epoch moves past the clock,
  * its old value and ARGV[1] (the caller's highest known epoch), so every
  * entry written before stops matching. One caller moves it; the others then
- * find it recorded. Run on the node that holds the slot, so INFO
+ * find their run id recorded. Run on the node that holds the slot, so INFO
  * names that node; without INFO (ACL) it only reads the epoch.
  */
-const SERVER_SCRIPT = `${INIT}${SERVER_IDENTITY}
-local run = server_identity()
+const SERVER_SCRIPT = `${INIT}
+local info = redis.pcall('INFO', 'server')
+local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
 local epoch = counter(KEYS[1])
 local last = redis.call('GET', KEYS[2])
 if run == nil or last == run then

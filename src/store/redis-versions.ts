@@ -2,9 +2,9 @@
 // (`ns:v:{tag}`), and an entry's own key tag in the entry's slot (`{key}:v`,
 // next to its fill lock), so on a Redis Cluster fills and invalidations
 // spread over every master instead of all meeting on one. The epoch and,
-// next to it, the identity (SERVER_IDENTITY) of the Redis process that last
-// served the namespace share the slot of `{namespace}`: a restart
-// (from a snapshot) or a failover of that process is noticed and moves the epoch. On a Cluster,
+// next to it, the run id of the Redis process that last served the
+// namespace share the slot of `{namespace}`: a restart (from a snapshot) or
+// a failover of that process is noticed and moves the epoch. On a Cluster,
 // the other slots are guarded one by one (SLOT_GUARD in redis-scripts.ts),
 // and commands go out once per slot, concurrently; on standalone Redis one
 // script does it all. Either way at most COUNTERS_PER_SCRIPT counters at a

@@ -187,7 +187,6 @@ describe('Redis Cluster as L2', function () {
     const fresh = await open(ns); // knows no version: asks Redis
     assert.equal(await fresh.get('price'), undefined, 'an instance served the invalidated entry after the (simulated) failover');
     assert.ok(Number(await direct.get(counter)) > Number(old), 'the counter was not lifted past the old version');
-    // Its run id (a master never promoted from replica: no replication id it followed), then the floor.
     assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
   });
 

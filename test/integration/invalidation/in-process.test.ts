@@ -722,7 +722,7 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     assert.ok(await eventually(() => [a, b].every((inst) => inst.cache.health().l2 === 'ok' && inst.cache.health().bus === 'ok'), RECONNECT_MS, 20), 'the instances did not reconnect');
     // The snapshot brought the old entry back, with the counters it matched.
     assert.deepEqual(await ctx.admin.getBuffer(key), oldBytes, 'the snapshot did not restore the old entry: the test proves nothing');
-    // The instances recorded which Redis process serves the namespace now: its run id (never promoted from replica).
+    // The instances recorded which Redis process serves the namespace now.
     const runId = /run_id:(\w+)/.exec(await ctx.admin.info('server'))?.[1];
     assert.equal(await ctx.admin.get(`{${ctx.ns}}:server`), runId);
 

@@ -1,12 +1,10 @@
-// A master that comes back as master after a round as its successor's
-// replica, having missed that one's last writes (found by helper-65 on a
-// Cluster: a failover, the old master cut off, an invalidation on the new
-// one, the new one lost, the old one promoted again). It is the same process
-// (the same run id) with older data: what the successor handed out since,
-// the invalidation's versions among them, never reached it. DESIGN §4: a
-// failover to a replica that missed increments never makes an old entry
-// valid again. Two real redis-servers, standalone: each phase talks to the
-// server that is master then, with an instance of its own.
+// What the guards record of the Redis process serving a namespace (its run
+// id) must not change when nothing failed over: a replica attaching gives the
+// master a new replication id (found by helper-69, when that id was part of
+// the record for a while: the cache was emptied for nothing). The double
+// failover that the run id alone cannot tell (a master back as master after
+// a round as its successor's replica, found by helper-65) is open (README,
+// Redis Cluster: what a failover can still undo).
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createCache, type TierCache } from '../../../src/index.js';
@@ -25,7 +23,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10
 
 const replicationField = async (client: Redis, field: string) => new RegExp(`^${field}:(\\S+)`, 'm').exec(await client.info('replication'))?.[1];
 
-describe('invalidation: a master promoted again after missing its successor’s writes', function () {
+describe('invalidation: the Redis process a namespace records', function () {
   this.timeout(30_000);
   const servers: RedisServerHandle[] = [];
   const clients: Redis[] = [];
@@ -67,45 +65,4 @@ describe('invalidation: a master promoted again after missing its successor’s 
     assert.equal(await first.get('price'), 10);
   });
 
-  for (const kind of ['a tag invalidation', 'clear()'] as const) {
-    it(`${kind} made on the successor is not undone`, async () => {
-      const namespace = `repromoted${process.pid}-${kind === 'clear()' ? 'clear' : 'tag'}`;
-      const a = await startRedisServer();
-      servers.push(a);
-      const b = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(a.port)] });
-      servers.push(b);
-      const [adminA, adminB] = [admin(a), admin(b)];
-      await until('B to replicate A', async () => (await replicationField(adminB, 'master_link_status')) === 'up');
-
-      // A is master: a value stored under a tag, replicated to B.
-      const first = await open(a, namespace);
-      await first.set('price', 10, { tags: ['movie:7'], ttl: '10m' });
-      assert.equal(await first.get('price'), 10);
-      await adminA.call('WAIT', '1', '2000');
-
-      // Failover: B is promoted, A follows it (and takes B's data, which is its own).
-      await adminB.call('REPLICAOF', 'NO', 'ONE');
-      await adminA.call('REPLICAOF', '127.0.0.1', String(b.port));
-      await until('A to replicate B', async () => (await replicationField(adminA, 'master_link_status')) === 'up');
-      // A is cut off: frozen, its link dropped, so B's writes from here on never reach it.
-      a.freeze();
-      await adminB.call('CLIENT', 'KILL', 'TYPE', 'replica');
-
-      // On B: the invalidation. (On standalone Redis, B, another process, has moved the epoch on
-      // its first check already: every entry from A's time is invalid there anyway.)
-      const second = await open(b, namespace);
-      if (kind === 'clear()') await second.clear();
-      else await second.invalidateTags(['movie:7']);
-      assert.equal(await second.get('price'), undefined, 'B itself still returns the invalidated value');
-
-      // B is lost; A comes back and is promoted again: the same process, with the data it had when cut off.
-      await b.stop();
-      a.thaw();
-      await adminA.call('REPLICAOF', 'NO', 'ONE');
-      assert.equal(await replicationField(adminA, 'role'), 'master');
-
-      const third = await open(a, namespace);
-      assert.equal(await third.get('price'), undefined, `an instance on the promoted-again master returns what ${kind} invalidated`);
-    });
-  }
 });
