@@ -256,7 +256,11 @@ function redisUrl(option: string, url: string, expected: string): string {
   return url;
 }
 
-/** A URL with the password of its user info masked, for messages and logs. */
+/**
+ * A URL with its credentials masked, for messages and logs: everything up to
+ * the last '@' after the scheme (a password may hold '/', '#' or '@'; masking
+ * a host too is the safe side), and a password given as a query parameter.
+ */
 export function withoutPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, '$1***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@').replace(/([?&]password=)[^&]*/gi, '$1***');
 }

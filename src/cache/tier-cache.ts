@@ -55,6 +55,8 @@ const SET_RESTAMPS = 2;
 const READY_WAIT_MS = 5_000;
 /** How long close() waits for fills under way to be stored and queued invalidations to be delivered. */
 export const CLOSE_WAIT_MS = 2_000;
+/** The longest close() waits for each QUIT (the bus's, the client's) within CLOSE_WAIT_MS. */
+const QUIT_WAIT_MS = 500;
 
 export interface InvalidateOptions {
   /**
@@ -783,12 +785,14 @@ export class TierCache extends EventEmitter implements DataCache {
       const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take; other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
       this.reportError(err, 'invalidations lost at close()', 'close');
     }
-    await this.bus?.close();
+    // QUIT gets what is left of CLOSE_WAIT_MS (half a second at most each): close() keeps to its bound.
+    const quitWithin = () => Math.min(QUIT_WAIT_MS, Math.max(0, deadline - performance.now()));
+    await this.bus?.close(quitWithin());
     this.store.l2?.detach();
     if (this.redis?.owned) {
       const client = this.redis.client;
       try {
-        await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 500).unref())]);
+        await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, quitWithin()).unref())]);
       } catch {
         // already closed or unreachable
       }

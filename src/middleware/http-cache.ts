@@ -137,6 +137,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private snapshot: Snapshot | undefined = undefined;
   /** The request's conditionals, set aside: the fill runs unconditionally, the cache answers them. */
   private readonly conditions: Conditions | undefined;
+  /** Their header values, given back to the request if a layer further in stands this one down. */
+  private readonly setAside: readonly [string | undefined, string | undefined] | undefined = undefined;
   /** The reason phrase as the head was judged: a 304 of ours (NOT_MODIFIED) replaces it before it goes out. */
   private reasonAtHead: string | undefined = undefined;
 
@@ -154,6 +156,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
   ) {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
+      this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
       delete req.headers['if-none-match'];
       delete req.headers['if-modified-since'];
     }
@@ -166,6 +169,13 @@ class FillCapture implements CaptureHooks, ActiveFill {
   standDown(): void {
     this.stoodDown = true;
     this.flight.settle(undefined);
+    // The layer further in decides: it sees the request as it came (its conditionals, none of ours).
+    const headers = this.req.headers;
+    delete headers['if-none-match'];
+    delete headers['if-modified-since'];
+    const [inm, ims] = this.setAside ?? [];
+    if (inm !== undefined) headers['if-none-match'] = inm;
+    if (ims !== undefined) headers['if-modified-since'] = ims;
   }
 
   headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head = false): Replacement | Handover | typeof NOT_MODIFIED | undefined {
@@ -898,9 +908,22 @@ export class HttpCache<R> {
    */
   private outerMiss(plan: Plan, l1Noted: boolean): (stoodDown: boolean) => void {
     return (stoodDown) => {
-      if (!stoodDown) this.reportMiss(plan, false);
+      if (!stoodDown) this.late(() => this.reportMiss(plan, false));
       else if (l1Noted) this.cache.store.unnoteL1Miss();
     };
+  }
+
+  /**
+   * A report made once the rest of the app runs: a listener that throws then
+   * must not reach the adapter, which would answer the request a second time
+   * (its error handler) while the handler goes on. Reported as an error instead.
+   */
+  private late(report: () => void): void {
+    try {
+      report();
+    } catch (err) {
+      this.cache.reportError(err as Error, 'an event listener threw', 'middleware');
+    }
   }
 
   /**
@@ -917,7 +940,7 @@ export class HttpCache<R> {
     const pending = new PendingBypass();
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = pending;
     const report = () => {
-      if (!pending.stoodDown) this.events.bypass(c.url, c.arg, reason);
+      if (!pending.stoodDown) this.late(() => this.events.bypass(c.url, c.arg, reason));
     };
     let result: unknown;
     try {
@@ -1414,7 +1437,7 @@ export class HttpCache<R> {
       // answered here, or passed on with nobody standing this one down.
       const waited = () => {
         this.cache.coalesced++;
-        if (reports) this.reportMiss(plan, true);
+        if (reports) this.late(() => this.reportMiss(plan, true));
       };
       if (await this.answerWaiter(req, res, plan, await running.wait())) {
         waited();

@@ -268,7 +268,8 @@ export class InvalidationBus {
     return this.mode === 'sharded' ? client.spublish(this.channel, payload) : client.publish(this.channel, payload);
   }
 
-  async close(): Promise<void> {
+  /** `within`: how long QUIT may take before the connection is dropped (close() has a budget of its own). */
+  async close(within = 500): Promise<void> {
     this.state = 'closed';
     clearInterval(this.epochTimer);
     clearTimeout(this.probeTimer);
@@ -281,7 +282,7 @@ export class InvalidationBus {
     subscriber.removeAllListeners('message');
     subscriber.removeAllListeners('smessage');
     try {
-      await Promise.race([subscriber.quit(), new Promise((r) => setTimeout(r, 500).unref())]);
+      await Promise.race([subscriber.quit(), new Promise((r) => setTimeout(r, within).unref())]);
     } catch {
       // already gone
     }

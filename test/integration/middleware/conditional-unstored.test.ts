@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
 import { useCleanup } from '../../support/cache-context.js';
+import express from 'express';
+import { expressCache } from '../../../src/express.js';
 import { adapters, buildApp } from './apps.js';
 
 let counter = 0;
@@ -83,4 +85,14 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
       });
     });
   }
+
+  it('with the cache app-wide and on the route, the route’s layer sees the request’s conditionals (found by helper-71: the outer one set them aside and never gave them back)', async () => {
+    const cache = cleanup.track(createCache({ namespace: `cond-nested${process.pid}`, redis: false, routes: { '/p': '1m' } }));
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/p', expressCache(cache, { ttl: '1m' }), (_req, res) => void res.set('ETag', '"n1"').send('nested'));
+    const res = await request(app).get('/p').set('If-None-Match', '"n1"');
+    assert.equal(res.status, 304);
+    assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; stored');
+  });
 });

@@ -70,4 +70,36 @@ describe('events and stats(): one outcome per request with the cache app-wide an
       if (tiers === 'L1') assert.equal(b.l1.misses, a.l1.misses);
     });
   }
+
+  it("a 'miss' or 'bypass' listener that throws is reported; the request is answered once, by its handler (found by helper-71)", async () => {
+    const cache = await ctx.open({ namespace: `${ctx.ns}-throwing`, redis: false, routes: { '/api': '1m' } });
+    const errors: string[] = [];
+    cache.on('error', (e) => errors.push(`${e.where}: ${e.err.message}`));
+    cache.on('miss', () => {
+      throw new Error('miss listener bug');
+    });
+    cache.on('bypass', () => {
+      throw new Error('bypass listener bug');
+    });
+    const app = express();
+    app.use(expressCache(cache));
+    let runs = 0;
+    let afterAnswer = 0;
+    app.get('/api/x', async (_req, res) => {
+      runs++;
+      await sleep(20);
+      if (res.headersSent) afterAnswer++;
+      else res.json({ ok: true });
+    });
+    app.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).end('error handler'));
+    for (const headers of [{}, { authorization: 'Bearer a' }]) {
+      const res = await request(app).get('/api/x').set(headers);
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body, { ok: true });
+    }
+    await sleep(50);
+    assert.equal(runs, 2);
+    assert.equal(afterAnswer, 0, 'the handler found its request answered already');
+    assert.deepEqual(errors, ['middleware: miss listener bug', 'middleware: bypass listener bug']);
+  });
 });

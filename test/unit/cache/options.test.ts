@@ -173,11 +173,15 @@ describe('cache: options', () => {
 
     it('rejects a Redis URL node cannot read, naming the option, never showing its password (found by helper-70)', () => {
       for (const url of ['redis://127.0.0.1:notaport', 'redis://127.0.0.1:99999', 'redis://[', 'rediss://h:70000/0']) assertRejected({ redis: url }, 'redis', JSON.stringify(url));
-      assertConfigError(() => resolveOptions({}, { TIERCACHE_REDIS_URL: 'redis://app:s3cret@127.0.0.1:notaport' }), 'TIERCACHE_REDIS_URL', '"redis://app:***@127.0.0.1:notaport"');
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_REDIS_URL: 'redis://app:s3cret@127.0.0.1:notaport' }), 'TIERCACHE_REDIS_URL', '"redis://***@127.0.0.1:notaport"');
       for (const [input, env] of [
         [{ redis: 'http://app:s3cret@127.0.0.1:6379' }, NO_ENV],
         [{ redis: 'redis://app:s3cret@127.0.0.1:notaport' }, NO_ENV],
         [{}, { TIERCACHE_REDIS_URL: 'http://:s3cret@host' }],
+        // Found by helper-71: a password holding '/', '#' or '@', or given as ?password=.
+        [{ redis: 'redis://:Zx9/Q#s3cret@host:99999' }, NO_ENV],
+        [{ redis: 'redis://app:p@s3cret@host:99999' }, NO_ENV],
+        [{ redis: 'redis://host:70000/0?db=1&password=s3cret' }, NO_ENV],
       ] as const) {
         assert.throws(
           () => resolveOptions(input as never, env),
