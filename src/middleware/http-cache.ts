@@ -70,7 +70,7 @@ interface ActiveFill {
 }
 
 /** A report that waits for the rest of the app (see HttpCache.bypass, fill): stood down by a layer further in. */
-class PendingBypass implements ActiveFill {
+class PendingReport implements ActiveFill {
   stoodDown = false;
   standDown(): void {
     this.stoodDown = true;
@@ -874,14 +874,11 @@ export class HttpCache<R> {
     const { req, res } = c;
     this.cache.store.noteL1Miss();
     const running = this.flights.get(plan.key);
-    if (running !== undefined && !running.done && running.deadline > coarseNow()) {
-      this.reportMiss(plan, true);
-      return this.fill(c, plan, next, undefined);
-    }
+    // A waiter, or an answer not stored: fill() reports them (the L1 miss is counted).
+    if (running !== undefined && !running.done && running.deadline > coarseNow()) return this.fill(c, plan, next, undefined, undefined, true);
     if (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed) {
-      this.reportMiss(plan, false);
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
-      return passOn(next);
+      return this.passOnReporting(c.req, next, this.outerMiss(plan, true));
     }
     const { flight, state } = this.beginFill(plan.key, res);
     let capture: FillCapture | undefined;
@@ -914,6 +911,24 @@ export class HttpCache<R> {
   }
 
   /**
+   * Passes a request on (the cache neither serves nor stores it) and gives
+   * `after`, as next() returns, whether a layer further in stood this one down
+   * (see runHandler): its report waits for that.
+   */
+  private passOnReporting(req: IncomingMessage, next: () => unknown, after: ((stoodDown: boolean) => void) | undefined): boolean | Promise<boolean> {
+    if (after === undefined) return passOn(next);
+    const pending = new PendingReport();
+    (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = pending;
+    let result: unknown;
+    try {
+      result = next();
+    } finally {
+      after(pending.stoodDown);
+    }
+    return isThenable(result) ? Promise.resolve(result).then(() => false) : false;
+  }
+
+  /**
    * A report made once the rest of the app runs: a listener that throws then
    * must not reach the adapter, which would answer the request a second time
    * (its error handler) while the handler goes on. Reported as an error instead.
@@ -937,19 +952,9 @@ export class HttpCache<R> {
     stripCacheGroups(c.res);
     if (!said || reason === undefined) return passOn(next);
     // Reported once a layer further in has had its chance: it stands this one down and reports its own.
-    const pending = new PendingBypass();
-    (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = pending;
-    const report = () => {
-      if (!pending.stoodDown) this.late(() => this.events.bypass(c.url, c.arg, reason));
-    };
-    let result: unknown;
-    try {
-      result = next();
-    } finally {
-      // As next() returns: see runHandler.
-      report();
-    }
-    return isThenable(result) ? Promise.resolve(result).then(() => false) : false;
+    return this.passOnReporting(c.req, next, (stoodDown) => {
+      if (!stoodDown) this.late(() => this.events.bypass(c.url, c.arg, reason));
+    });
   }
 
   /** The handler answers a request whose answer will not be stored: say why, keep Cache-Groups in. */
@@ -1450,27 +1455,24 @@ export class HttpCache<R> {
         return this.fill(c, plan, next, stale);
       }
       this.unstored(res, 'waited');
-      const pending = new PendingBypass();
-      (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = pending;
-      let result: unknown;
-      try {
-        result = next();
-      } finally {
-        if (!pending.stoodDown) waited();
-      }
-      await result;
+      await this.passOnReporting(req, next, (stoodDown) => {
+        if (!stoodDown) waited();
+        else if (l1Noted === true) this.cache.store.unnoteL1Miss();
+      });
       return false;
     }
     if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
-      if (reports) this.reportMiss(plan, false);
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       // Stored or not, a failing handler's answer is replaced as for a GET (nothing captured: maxBytes 0).
       if (stale !== undefined && !res.destroyed) {
+        if (reports) this.reportMiss(plan, false);
         const guard = new StaleIfErrorGuard(this as HttpCache<never>, req, plan, stale);
         (req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = guard;
         captureResponse(res, 0, guard);
+        await next();
+        return false;
       }
-      await next();
+      await this.passOnReporting(req, next, reports ? this.outerMiss(plan, l1Noted) : undefined);
       return false;
     }
 

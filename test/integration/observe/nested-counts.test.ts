@@ -43,6 +43,8 @@ async function drive(cache: TierCache, both: boolean): Promise<Counts> {
   await ask('/api/x', {}, 'head'); // a hit (HEAD from the GET entry)
   await ask('/api/x', { authorization: 'Bearer a' }); // a bypass
   await ask('/api/x', {}, 'head'); // still a hit
+  await ask('/api/x?h=1', {}, 'head'); // a miss that stores nothing (HEAD)
+  await ask('/api/x?n=1', { 'cache-control': 'no-store' }); // a miss that stores nothing
   await Promise.all([1, 2, 3, 4].map(() => ask('/api/x?c=1'))); // one miss, three collapsed
   return { results, runs, statuses };
 }
@@ -58,9 +60,9 @@ describe('events and stats(): one outcome per request with the cache app-wide an
       const nested = await open('nested');
       const reference = await drive(alone, false);
       const seen = await drive(nested, true);
-      assert.deepEqual(seen.statuses.slice(0, 5), reference.statuses.slice(0, 5));
-      assert.deepEqual(seen.statuses.slice(5).sort(), reference.statuses.slice(5).sort());
-      assert.deepEqual(reference.results, { miss: 2, hit: 3, 'bypass:authorization': 1, collapsed: 3 });
+      assert.deepEqual(seen.statuses.slice(0, 7), reference.statuses.slice(0, 7));
+      assert.deepEqual(seen.statuses.slice(7).sort(), reference.statuses.slice(7).sort());
+      assert.deepEqual(reference.results, { miss: 4, hit: 3, 'bypass:authorization': 1, collapsed: 3 });
       assert.deepEqual(seen.results, reference.results);
       assert.equal(seen.runs, reference.runs);
       const [a, b] = [alone.stats(), nested.stats()];
