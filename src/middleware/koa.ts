@@ -158,7 +158,8 @@ function readyContext(proto: object): boolean {
  */
 function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
   const proto: unknown = Object.getPrototypeOf(ctx);
-  if (typeof proto !== 'object' || proto === null || proto === Object.prototype || !readyContext(proto)) {
+  // A respond of ctx's own (set before the accessor was there: the app's first hit) would hide it: written at once.
+  if (Object.hasOwn(ctx, 'respond') || typeof proto !== 'object' || proto === null || proto === Object.prototype || !readyContext(proto)) {
     write();
     ctx.respond = false;
     return;

@@ -79,6 +79,18 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         fail = true;
         await request(target).get('/me').expect(500);
       });
+
+      it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
+        // A fresh app: its context prototype has no accessor yet when the first hit comes.
+        const { target } = build(async (ctx, next) => {
+          (ctx as { respond?: boolean }).respond = true;
+          await next();
+        });
+        await request(target).get('/me').expect(200);
+        const hit = await request(target).get('/me').timeout(3000).expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+      });
     });
   }
 });
