@@ -329,8 +329,11 @@ class Capture {
     return this.declared === undefined || this.declared === this.size;
   }
 
-  /** Runs the headers hook once; true when it asked for a replacement, which is then sent. */
-  /** `single`: the whole answer is the end() under way (no write() before), kept or not. */
+  /**
+   * Runs the headers hook once; true when it asked for a replacement, which is
+   * then sent. `single`: the whole answer is the end() under way (no write()
+   * before), kept or not.
+   */
   seeHeaders(whole: Buffer | undefined, problem?: BodyProblem, single = false): boolean {
     if (this.headersSeen) return false;
     this.headersSeen = true;

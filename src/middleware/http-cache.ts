@@ -873,9 +873,8 @@ export class HttpCache<R> {
   private fillLocally(c: HttpRequestContext<R>, plan: Plan, next: () => unknown): boolean | Promise<boolean> {
     const { req, res } = c;
     this.cache.store.noteL1Miss();
-    const running = this.flights.get(plan.key);
     // A waiter, or an answer not stored: fill() reports them (the L1 miss is counted).
-    if (running !== undefined && !running.done && running.deadline > coarseNow()) return this.fill(c, plan, next, undefined, undefined, true);
+    if (this.joining(plan.key)) return this.fill(c, plan, next, undefined, undefined, true);
     if (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed) {
       this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
       return this.passOnReporting(c.req, next, this.outerMiss(plan, true));
@@ -898,16 +897,21 @@ export class HttpCache<R> {
   }
 
   /**
-   * What a fill reports once the rest of the app has had its chance to reach
-   * a layer further in (per route, which stands this one down and reports its
-   * own outcome): the miss, or, when stood down, nothing, and the L1 miss this
-   * layer counted is taken back (one request, one count).
+   * What a request passed on reports once the rest of the app has had its
+   * chance to reach a layer further in (per route, which stands this one down
+   * and reports its own outcome): `report`, or, when stood down, nothing, and
+   * the L1 miss this layer counted is taken back (one request, one count).
    */
-  private outerMiss(plan: Plan, l1Noted: boolean): (stoodDown: boolean) => void {
+  private unlessStoodDown(l1Noted: boolean, report: () => void): (stoodDown: boolean) => void {
     return (stoodDown) => {
-      if (!stoodDown) this.late(() => this.reportMiss(plan, false));
+      if (!stoodDown) this.late(report);
       else if (l1Noted) this.cache.store.unnoteL1Miss();
     };
+  }
+
+  /** unlessStoodDown for a miss that is no wait. */
+  private outerMiss(plan: Plan, l1Noted: boolean): (stoodDown: boolean) => void {
+    return this.unlessStoodDown(l1Noted, () => this.reportMiss(plan, false));
   }
 
   /**
@@ -952,9 +956,7 @@ export class HttpCache<R> {
     stripCacheGroups(c.res);
     if (!said || reason === undefined) return passOn(next);
     // Reported once a layer further in has had its chance: it stands this one down and reports its own.
-    return this.passOnReporting(c.req, next, (stoodDown) => {
-      if (!stoodDown) this.late(() => this.events.bypass(c.url, c.arg, reason));
-    });
+    return this.passOnReporting(c.req, next, this.unlessStoodDown(false, () => this.events.bypass(c.url, c.arg, reason)));
   }
 
   /** The handler answers a request whose answer will not be stored: say why, keep Cache-Groups in. */
@@ -1426,11 +1428,9 @@ export class HttpCache<R> {
   /**
    * A miss: wait for a fill of the same key under way, or run the handler and
    * store its answer. `begun`: the fill serveOrFill registered and started.
-   */
-  /**
-   * `l1Noted`: given when this request's miss is reported here (serveOrFill):
-   * at once for a waiter or an answer not stored, once the rest of the app has
-   * run for a fill (see outerMiss); whether the L1 miss was counted already.
+   * `l1Noted`: given when this request's miss is reported here (serveOrFill,
+   * fillLocally), as the rest of the app is reached (see unlessStoodDown);
+   * whether the L1 miss was counted already.
    */
   private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill, l1Noted?: boolean): Promise<boolean> {
     const { req, res } = c;
@@ -1442,23 +1442,20 @@ export class HttpCache<R> {
       // answered here, or passed on with nobody standing this one down.
       const waited = () => {
         this.cache.coalesced++;
-        if (reports) this.late(() => this.reportMiss(plan, true));
+        if (reports) this.reportMiss(plan, true);
       };
       if (await this.answerWaiter(req, res, plan, await running.wait())) {
-        waited();
+        this.late(waited);
         return true;
       }
       // Its client left: one waiter fills in its place and the others wait on that one, instead of each
       // running the handler (a client that keeps starting fills and leaving would defeat coalescing).
       if (running.abandoned && !res.destroyed && takeRefill(req)) {
-        waited();
+        this.late(waited);
         return this.fill(c, plan, next, stale);
       }
       this.unstored(res, 'waited');
-      await this.passOnReporting(req, next, (stoodDown) => {
-        if (!stoodDown) waited();
-        else if (l1Noted === true) this.cache.store.unnoteL1Miss();
-      });
+      await this.passOnReporting(req, next, this.unlessStoodDown(l1Noted === true, waited));
       return false;
     }
     if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
