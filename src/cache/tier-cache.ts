@@ -10,7 +10,7 @@ import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseTtl, type Duration } from '../keys/duration.js';
 import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag, wellFormedTag } from '../keys/tags.js';
-import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, requestHeader } from '../keys/request-key.js';
+import { buildRequestKey, REQUEST_KEY, requestHeader, varyValue } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
@@ -609,7 +609,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const url = req.originalUrl ?? holder.originalUrl ?? req.url ?? '/';
     const rule = this.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
     const headers = req.headers ?? {};
-    const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(requestHeader(headers, name))]);
+    const vary = rule?.vary?.map((name): [string, string | undefined] => [name, varyValue(headers, name)]);
     return buildRequestKey({ namespace: this.prefix, method: req.method ?? 'GET', url, vary, queryAllow: rule?.query });
   }
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { canonicalQuery } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
+import { splitList } from './header-list.js';
 
 export { canonicalQuery };
 
@@ -50,11 +51,31 @@ export function requestHost(headers: IncomingHttpHeaders): string | undefined {
   return typeof host === 'string' ? host : undefined;
 }
 
-/** A request header's value as it enters a key: repeated values joined, whitespace around commas trimmed. */
-export function normalizedHeaderValue(value: string | string[] | undefined): string | undefined {
+/**
+ * Request fields defined as lists (RFC 9110 §5.6.1, and structured-field
+ * lists), varied on in practice: whitespace around their commas and empty
+ * elements carry no meaning (RFC 9111 §4.1 allows such normalisation only
+ * where the field's syntax does). In any other field a comma is text
+ * (`User-Agent: Foo (X, Y)` is not `(X,Y)`), as it is inside a quoted string.
+ */
+const LIST_FIELDS = new Set(['accept', 'accept-charset', 'accept-encoding', 'accept-language', 'cache-control', 'forwarded', 'if-match', 'if-none-match', 'pragma', 'prefer', 'sec-ch-ua', 'sec-ch-ua-full-version-list', 'te', 'via', 'x-forwarded-for', 'x-forwarded-proto']);
+
+/**
+ * A request header's value as it enters a key: repeated values joined; in a
+ * list field, whitespace around the commas that separate elements (not those
+ * in quoted strings) and empty elements dropped; in others only the ends
+ * trimmed. `name` in lower case.
+ */
+export function normalizedHeaderValue(name: string, value: string | string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
   const text = Array.isArray(value) ? value.join(', ') : value;
-  return text.indexOf(',') === -1 ? text.trim() : text.split(',').map((s) => s.trim()).join(',');
+  if (text.indexOf(',') === -1 || !LIST_FIELDS.has(name)) return text.trim();
+  return splitList(text).join(',');
+}
+
+/** What a request sends in header `name` (lower case), as it enters a key: see normalizedHeaderValue. */
+export function varyValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  return normalizedHeaderValue(name, requestHeader(headers, name));
 }
 
 /** The method class: HEAD is answered from GET entries, so both map to GET. */

@@ -6,7 +6,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { isThenable } from '../cache/thenable.js';
-import { buildRequestKey, normalizedHeaderValue, REQUEST_KEY, requestHeader, requestHost, variantKey } from '../keys/request-key.js';
+import { buildRequestKey, REQUEST_KEY, requestHeader, requestHost, variantKey, varyValue } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { exactPathTag, implicitTags, keyTag, userTag, wellFormedTag } from '../keys/tags.js';
 import { jitteredTtl } from '../keys/jitter.js';
@@ -617,7 +617,7 @@ function staleOutcome(stale: Found, until: number, req: IncomingMessage, failed?
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'vary') vary.push(fields[i + 1]!);
   // A stored answer never says Vary: * (storeStamped stores none).
   const varyOn = varyOf({ vary: vary.join(', ') }) as string[];
-  return { stale, until, failed, varyOn, varyValues: varyOn.map((n) => normalizedHeaderValue(requestHeader(req.headers, n))) };
+  return { stale, until, failed, varyOn, varyValues: varyOn.map((n) => varyValue(req.headers, n)) };
 }
 
 /** What the first round trip of a fill found and took (see HttpCache.startFill). */
@@ -766,7 +766,7 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
 }
 
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {
-  return names.map((n) => [n, normalizedHeaderValue(requestHeader(headers, n))]);
+  return names.map((n) => [n, varyValue(headers, n)]);
 }
 
 function cacheGroupsOf(value: string | number | string[] | undefined): string[] {
@@ -1576,7 +1576,7 @@ export class HttpCache<R> {
   private reusable(outcome: FillOutcome | StaleOutcome, req: IncomingMessage): boolean {
     if (outcome.varyOn.length === 0) return true;
     for (let i = 0; i < outcome.varyOn.length; i++) {
-      if (normalizedHeaderValue(requestHeader(req.headers, outcome.varyOn[i]!)) !== outcome.varyValues[i]) return false;
+      if (varyValue(req.headers, outcome.varyOn[i]!) !== outcome.varyValues[i]) return false;
     }
     return true;
   }

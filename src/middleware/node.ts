@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
-import { buildRequestKey, normalizedHeaderValue, requestHeader, variantKey } from '../keys/request-key.js';
+import { buildRequestKey, requestHeader, variantKey, varyValue } from '../keys/request-key.js';
 import type { StoredEntry } from '../store/entry.js';
 import { coarseNow } from '../store/coarse-clock.js';
 import { UNDECIDED } from '../store/tiered-store.js';
@@ -46,7 +46,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
   // Stryker disable next-line ConditionalExpression: a shortcut: nothing is stored under a never-cache rule, so the lookup below misses
   if (rule !== undefined && !rule.cache) return undefined;
-  const vary = rule?.vary?.map((name): [string, string | undefined] => [name, normalizedHeaderValue(requestHeader(headers, name))]);
+  const vary = rule?.vary?.map((name): [string, string | undefined] => [name, varyValue(headers, name)]);
   const key = buildRequestKey({ namespace: cache.prefix, method, url, vary, queryAllow: rule?.query });
   const store = cache.store;
   // Nothing counted yet: the request may still go to the app, whose middleware counts what it finds.
@@ -57,7 +57,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (value instanceof VaryManifest) {
     // Stryker disable next-line ConditionalExpression,BooleanLiteral: a shortcut: the variant a private manifest names is private too, and refused below
     if (!value.isPublic) return undefined;
-    usedKey = variantKey(key, value.headers.map((n): [string, string | undefined] => [n, normalizedHeaderValue(requestHeader(headers, n))]));
+    usedKey = variantKey(key, value.headers.map((n): [string, string | undefined] => [n, varyValue(headers, n)]));
     entry = store.lookupL1(usedKey, false, undefined, false);
     if (entry === undefined || entry === UNDECIDED) return undefined;
     value = httpValueOf(entry);

@@ -258,13 +258,17 @@ describe('keys: buildRequestKey', () => {
   describe('response variants (variantKey) and header values', () => {
     const base = key('/api/search?q=x');
 
-    it('normalizes a header value: repeated values joined, whitespace around commas trimmed, absent stays absent', () => {
-      assert.equal(normalizedHeaderValue(undefined), undefined);
-      assert.equal(normalizedHeaderValue(''), '');
-      assert.equal(normalizedHeaderValue(' en '), 'en');
-      assert.equal(normalizedHeaderValue('en, fr'), 'en,fr');
-      assert.equal(normalizedHeaderValue('a, b'), 'a,b');
-      assert.equal(normalizedHeaderValue(['en', 'fr']), normalizedHeaderValue('en,fr'));
+    it('normalizes a header value: repeated values joined, whitespace around list separators dropped (list fields only, not in quotes), absent stays absent', () => {
+      assert.equal(normalizedHeaderValue('accept-language', undefined), undefined);
+      assert.equal(normalizedHeaderValue('accept-language', ''), '');
+      assert.equal(normalizedHeaderValue('accept-language', ' en '), 'en');
+      assert.equal(normalizedHeaderValue('accept-language', 'en, fr'), 'en,fr');
+      assert.equal(normalizedHeaderValue('accept', 'a ,\tb, ,'), 'a,b');
+      assert.equal(normalizedHeaderValue('accept-language', ['en', 'fr']), normalizedHeaderValue('accept-language', 'en,fr'));
+      // Quoted strings keep their commas and spaces; fields that are not lists only lose their ends' whitespace.
+      assert.equal(normalizedHeaderValue('sec-ch-ua', '"A, B";v="1", "C";v="2"'), '"A, B";v="1","C";v="2"');
+      assert.equal(normalizedHeaderValue('user-agent', ' Foo (X, Y) '), 'Foo (X, Y)');
+      assert.equal(normalizedHeaderValue('x-tenant', 'a, b'), 'a, b');
     });
 
     it("reads an HTTP/2 request's :authority as its Host, and as no other header it lacks", () => {
