@@ -91,6 +91,12 @@ export const DEFAULT_SURROGATE = 'tiercache';
 
 const KNOWN = new Set(['ttl', 'tags', 'user', 'vary', 'key', 'staleWhileRevalidate', 'staleIfError', 'maxBodyBytes', 'methods', 'negativeTtl', 'shared', 'query', 'cacheStatus', 'bypass', 'jitter', 'freshness', 'requestDirectives', 'cdnCacheControl', 'surrogateControl']);
 const METHOD = /^[A-Z]+$/;
+/**
+ * Unsafe methods (RFC 9110 §9.2.1): listed in `methods`, a POST was cached
+ * like a read (its answer keyed without its body) and no longer invalidated
+ * what it changed.
+ */
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT']);
 
 function fn<T>(name: string, value: unknown): T | undefined {
   if (value === undefined) return undefined;
@@ -123,6 +129,10 @@ export function resolveMiddlewareOptions<R>(factory: string, options: Middleware
       throw new TierCacheConfigError(name('methods'), o.methods, "must be a non-empty array of HTTP method names such as ['GET']");
     }
     methods = new Set((o.methods as string[]).map((m) => m.toUpperCase()));
+    const unsafe = [...methods].filter((m) => WRITE_METHODS.has(m));
+    if (unsafe.length > 0) {
+      throw new TierCacheConfigError(name('methods'), o.methods, `must not name ${unsafe.join(', ')}: a write's answer is not reused (its body is not in the key) and a successful one invalidates its target path instead (RFC 9111 §4.4)`);
+    }
   }
   if (o.shared !== undefined && typeof o.shared !== 'boolean') throw new TierCacheConfigError(name('shared'), o.shared, 'must be a boolean');
   if (o.cacheStatus !== undefined && typeof o.cacheStatus !== 'boolean' && o.cacheStatus !== 'verbose') {

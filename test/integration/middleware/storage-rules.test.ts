@@ -944,6 +944,14 @@ function registerTests(
           JSON.stringify(bad),
         );
       }
+      // Writes are never reads: their answers are keyed without their bodies, and they invalidate (RFC 9111 §4.4).
+      for (const write of [['GET', 'POST'], ['put'], ['GET', 'PATCH', 'DELETE']]) {
+        assert.throws(
+          () => adapter.middleware(cache, { methods: write }),
+          (err: unknown) => err instanceof TierCacheConfigError && err.message.includes('.methods') && err.message.includes(`must not name ${write.filter((m) => m.toUpperCase() !== 'GET').map((m) => m.toUpperCase()).join(', ')}: a write's answer is not reused`),
+          JSON.stringify(write),
+        );
+      }
       const app = build(cache, { routes: [{ path: '/lc', mw: { methods: ['get'] }, handler: (io) => io.send('lower-case get') }] });
       assert.equal((await call(app, '/lc')).headers['cache-status'], STORED);
       assert.equal((await call(app, '/lc')).headers['cache-status'], HIT_L1);
