@@ -39,7 +39,7 @@ export class FillLock {
     return { key: this.lockKey(key), token: this.token, ttl: this.ttl };
   }
 
-  /** true: ours; false: another instance holds it; undefined: Redis could not tell (fill unlocked). */
+  /** true: ours; false: another instance holds it; undefined: Redis could not tell (fill unlocked). Fills take the lock in their lookup (fill-protocol.ts LOOKUP), which also takes over a lock key without a TTL. */
   async acquire(key: string): Promise<boolean | undefined> {
     try {
       return (await this.l2.run((c) => c.set(this.lockKey(key), this.token, 'PX', this.ttl, 'NX'))) === 'OK';
@@ -48,10 +48,10 @@ export class FillLock {
     }
   }
 
-  /** Whether some instance still holds the lock (false when Redis cannot tell: stop waiting). */
+  /** Whether some instance still holds the lock (false when Redis cannot tell: stop waiting; false for a key without a TTL, which no instance made). */
   async held(key: string): Promise<boolean> {
     try {
-      return (await this.l2.run((c) => c.exists(this.lockKey(key)))) === 1;
+      return (await this.l2.run((c) => c.pttl(this.lockKey(key)))) >= 0;
     } catch {
       return false;
     }

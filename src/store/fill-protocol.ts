@@ -61,7 +61,12 @@ if fresh then
   return out
 end
 if ARGV[1] ~= '' then
-  if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then out[2] = 1 else out[2] = 0 end
+  if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then out[2] = 1
+  elseif redis.call('PTTL', KEYS[2]) == -1 then
+    -- Locks are always made with a TTL: one without (foreign data, a restore) would hold off every fill of the key for good.
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+    out[2] = 1
+  else out[2] = 0 end
 end
 local created = {}
 local init

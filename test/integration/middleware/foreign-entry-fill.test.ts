@@ -74,6 +74,38 @@ describe('middleware: a fill over a foreign L2 entry', function () {
     assert.deepEqual(errors, []);
   });
 
+  // A lock key without a TTL (foreign data, a restore) was never taken over: every miss of its
+  // key waited the whole lockTimeout, for good (found by a hostile review).
+  for (const [what, plant] of [
+    ['a string without a TTL', (key: string) => ctx.admin.set(key, 'not-a-token')],
+    ['a list', (key: string) => ctx.admin.rpush(key, 'x')],
+  ] as const) {
+    it(`takes over a fill lock key that holds ${what}: the miss fills at once, stores, and the key is gone after`, async () => {
+      const cache = await ctx.open({ ttl: '1m', l2: { lockTimeout: 10_000 } });
+      const key = cache.keyFor({ method: 'GET', url: '/doc', headers: {} });
+      await plant(`{${key}}:lock`);
+      let runs = 0;
+      const app = express();
+      app.get('/doc', expressCache(cache), (_req, res) => void res.send(`fresh ${++runs}`));
+      const started = performance.now();
+      const r = await request(app).get('/doc');
+      // A generous bound: the wait this replaces was the whole lockTimeout (10 s).
+      assert.ok(performance.now() - started < 5_000, `the miss waited ${Math.round(performance.now() - started)} ms on the foreign lock`);
+      assert.equal(r.text, 'fresh 1');
+      assert.match(String(r.headers['cache-status']), /stored/);
+      await eventually(async () => (await ctx.admin.exists(`{${key}}:lock`)) === 0, 'the lock key is released after the fill');
+    });
+  }
+
+  it('takes over a data-API fill lock without a TTL: getOrSet loads at once', async () => {
+    const cache = await ctx.open({ l2: { lockTimeout: 10_000 } });
+    await ctx.admin.set(`{${cache.prefix}:d:k}:lock`, 'stale');
+    const started = performance.now();
+    assert.equal(await cache.getOrSet('k', () => 'loaded', { ttl: '1m' }), 'loaded');
+    assert.ok(performance.now() - started < 5_000, `getOrSet waited ${Math.round(performance.now() - started)} ms on the foreign lock`);
+    assert.equal(await ctx.admin.exists(`{${cache.prefix}:d:k}:lock`), 0);
+  });
+
   it('counts one L2 lookup for the request that found the foreign entry (a hit of the store, never also a miss)', async () => {
     const cache = await ctx.open({ ttl: '1m' });
     await plantForeign(cache, '/doc');
