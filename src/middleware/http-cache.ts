@@ -84,13 +84,17 @@ class PendingReport implements ActiveFill {
  */
 class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
   private stoodDown = false;
+  /** Version state's generation as the guard began (see staleIfErrorUntil). */
+  private readonly generation: number;
 
   constructor(
     private readonly http: HttpCache<never>,
     private readonly req: IncomingMessage,
     private readonly plan: Plan,
     private readonly stale: Found,
-  ) {}
+  ) {
+    this.generation = http.cache.store.versions.currentGeneration();
+  }
 
   /** A middleware further in (per route) decides for this request, its stale answers included. */
   standDown(): void {
@@ -98,7 +102,7 @@ class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
   }
 
   headers(r: ServerResponse): Replacement | undefined {
-    if (this.stoodDown || r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale) === undefined) return undefined;
+    if (this.stoodDown || r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale, this.generation) === undefined) return undefined;
     return this.http.staleInstead(this.req, this.plan, this.stale, r.statusCode);
   }
 
@@ -183,7 +187,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
     if (stale !== undefined && r.statusCode >= 500) {
-      const until = this.http.staleIfErrorUntil(plan, stale);
+      const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation);
       if (until !== undefined) {
         flight.settle(staleOutcome(stale, until, this.req, r.statusCode));
         return this.http.staleInstead(this.req, plan, stale, r.statusCode);
@@ -406,7 +410,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     return {
       res: out.res,
       head: (status, headers, reason) => {
-        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!) : undefined;
+        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!, this.stamp.generation) : undefined;
         if (until === undefined) return out.head(status, headers, reason);
         instead = true;
         flight.settle(staleOutcome(stale!, until, req, status));
@@ -1629,14 +1633,21 @@ export class HttpCache<R> {
   /**
    * stale-if-error, as a 5xx arrives: until when the stale entry may stand in
    * for it, or undefined when it may not (past its window, or invalidated
-   * since this request found it).
+   * since this request found it). `generation`: version state's when the
+   * request found it (undefined: not known, taken as changed).
    */
-  staleIfErrorUntil(plan: Plan, stale: Found): number | undefined {
+  staleIfErrorUntil(plan: Plan, stale: Found, generation: number | undefined): number | undefined {
     // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
     const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
     if (plan.origin !== undefined && coarseNow() >= stale.entry.freshUntil + window) return undefined;
     // The stale entry was valid when this request found it; an invalidation may have reached it since.
-    if (this.cache.store.versions.check(stale.entry) === Validity.Invalid) return undefined;
+    const versions = this.cache.store.versions;
+    const validity = versions.check(stale.entry);
+    if (validity === Validity.Invalid) return undefined;
+    // Local state cannot vouch for it: reset since (the bus came back: what was sent meanwhile is
+    // lost), or the bus is down now. Only Redis could tell, and a 5xx cannot wait for it: the 5xx
+    // goes out, unless Redis is down too, when a stale entry stands in as an L1 hit is served.
+    if (validity === Validity.Unknown && (versions.currentGeneration() !== generation || (!versions.trusted && this.l2Reachable()))) return undefined;
     return stale.entry.freshUntil + window;
   }
 

@@ -171,6 +171,11 @@ export class TagVersions {
     this.pendingCount = 0;
   }
 
+  /** The generation now: it moves whenever local state is reset (messages may have been missed). */
+  currentGeneration(): number {
+    return this.generation;
+  }
+
   /**
    * Decides from local state alone (the L1-hit path: no I/O, no allocation).
    * Known versions only ever rise, so "older than known" is final even when
