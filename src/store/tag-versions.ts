@@ -100,6 +100,9 @@ export class TagVersions {
    * this floor: a version below it may have been bumped and forgotten since,
    * so it is invalid. It rises to the largest version the bounded map drops,
    * so per-URL tags (key:...) cost nothing until someone invalidates them.
+   * With an L2 it rises the same way, and is read only when Redis cannot
+   * answer verify(): an entry that recorded a version below it for a tag no
+   * longer known here may have been invalidated, by this instance too.
    */
   private floor = 0;
   /** Bumped by reset(); see FillStamp.generation. */
@@ -122,8 +125,7 @@ export class TagVersions {
     this.source = options.source;
     this.trusted = options.source === undefined;
     this.epoch = options.source === undefined ? 0 : undefined;
-    // Stryker disable next-line ConditionalExpression: the floor is read only without an L2
-    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes, options.source === undefined ? (dropped) => this.raiseFloor(dropped) : undefined);
+    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes, (dropped) => this.raiseFloor(dropped));
   }
 
   /** Bytes the local map holds (bounded by maxBytes). */
@@ -244,8 +246,10 @@ export class TagVersions {
 
   /**
    * Decides, asking Redis when local state cannot. When Redis cannot answer
-   * either, the entry is served: an outage costs freshness bounded by the
-   * L1 TTL, never availability.
+   * either, the entry is served (an outage costs freshness bounded by the
+   * L1 TTL, never availability), unless it recorded, for a tag the bounded map
+   * let go, a version below what the map let go: that tag may have been
+   * invalidated, and this instance knew it.
    */
   async verify(entry: FillStamp): Promise<boolean> {
     const local = this.check(entry);
@@ -256,7 +260,7 @@ export class TagVersions {
     try {
       current = await this.source.read(entry.tags);
     } catch {
-      return true;
+      return !this.belowFloor(entry);
     }
     // Local state was forgotten while the read was out: its answer may predate what was missed.
     if (generation !== this.generation) return false;
@@ -322,8 +326,8 @@ export class TagVersions {
       const known = this.map.get(tag);
       if (known === undefined) continue;
       this.map.delete(tag);
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: the floor is read only without Redis; raising it to its own value changes nothing
-      if (this.source === undefined && known > this.floor) this.floor = known;
+      // Stryker disable next-line EqualityOperator: raising the floor to its own value changes nothing
+      if (known > this.floor) this.floor = known;
     }
     // Unknown until read again (the next fill's lookup reads it): never lower, and never trusted meanwhile.
     // Stryker disable next-line ConditionalExpression: forget() follows a store Redis refused, so it is never called without an L2, whose epoch this would drop
@@ -465,7 +469,11 @@ export class TagVersions {
     }
     // Floors: the new versions must pass every version known here, even if Redis went back.
     const versions = await this.source.bump(tags, tags.map((t) => this.map.get(t) ?? 0));
-    for (let i = 0; i < tags.length; i++) this.raise(tags[i]!, versions[i]!);
+    for (let i = 0; i < tags.length; i++) {
+      this.raise(tags[i]!, versions[i]!);
+      // A tag too long for the map is forgotten at once: the floor stands for it (read when Redis cannot answer).
+      if (this.map.get(tags[i]!) === undefined && versions[i]! > this.floor) this.floor = versions[i]!;
+    }
     return versions;
   }
 
@@ -520,7 +528,15 @@ export class TagVersions {
     return ++this.localClock;
   }
 
-  /** A generation of the map was dropped (no L2): what it knew now stands under the floor. */
+  /** Whether `entry` recorded a version below the floor for a tag the map does not hold. */
+  private belowFloor(entry: FillStamp): boolean {
+    for (let i = 0; i < entry.tags.length; i++) {
+      if (entry.versions[i]! < this.floor && this.map.get(entry.tags[i]!) === undefined) return true;
+    }
+    return false;
+  }
+
+  /** A generation of the map was dropped: what it knew now stands under the floor. */
   private raiseFloor(dropped: ReadonlyMap<string, number>): void {
     // Stryker disable next-line EqualityOperator: the same for an equal floor
     for (const v of dropped.values()) if (v > this.floor) this.floor = v;

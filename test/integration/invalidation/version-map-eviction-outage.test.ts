@@ -1,0 +1,50 @@
+// Why this test exists: an instance keeps the tag versions it knows in a
+// bounded map. When Redis cannot answer, an L1 entry whose tags the map does
+// not hold is served (an outage costs freshness, bounded by l1.ttl, never
+// availability). But a tag the map let go may be one this very instance
+// invalidated: once other instances' invalidations had pushed it out, a Redis
+// outage brought the invalidated value back on the instance that invalidated
+// it (DESIGN §4(1); found by a hostile review). What the map lets go now
+// raises a floor, and an entry that recorded a version below it for a tag the
+// map no longer holds is refused while Redis cannot answer.
+// Two caches on one real redis-server; A goes through a TCP proxy that is cut.
+import assert from 'node:assert/strict';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { eventually } from '../../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+
+/** More tags than A's version map keeps (max(10,000, 4 x l1.maxEntries)). */
+const OTHER_TAGS = 12_000;
+
+describe('an invalidated tag pushed out of the version map, then Redis unreachable', function () {
+  this.timeout(30_000);
+  const ctx = useRedisCaches({ prefix: 'vmap-out', flush: true });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('the invalidating instance never serves what it invalidated; an entry whose tags it still knows is served', async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url, l1: { maxEntries: 100, ttl: '1h' }, ttl: '1h' });
+    const b = await ctx.open();
+    a.on('error', () => undefined);
+    await a.set('price', 'OLD-PRICE', { tags: ['product:7'] });
+    assert.equal(await a.get('price'), 'OLD-PRICE');
+    assert.equal((await a.invalidateTags(['product:7'])).delivered, true);
+
+    // Other instances invalidate, and A learns every tag over the bus: more than its map keeps.
+    const learned: string[] = [];
+    a.on('invalidate', (e: { tags?: readonly string[] }) => learned.push(...(e.tags ?? [])));
+    await b.invalidateTags(Array.from({ length: OTHER_TAGS }, (_, i) => `product:${1000 + i}`));
+    await eventually(() => learned.length >= OTHER_TAGS, 'A heard the other invalidations', 10_000);
+    // Set after: its tag is among those A's map holds now.
+    await a.set('stock', 12, { tags: ['warehouse:1'] });
+
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 === 'down', 'A sees Redis down', 5_000);
+    assert.equal(await a.get('price'), undefined, 'A served the value it invalidated');
+    assert.equal(await a.get('stock'), 12, 'an entry whose tags A still knows is served while Redis is down');
+  });
+});
