@@ -1205,11 +1205,13 @@ export class HttpCache<R> {
     if (!targetCached && seen.has(cache)) return;
     seen.set(cache, targetCached);
     const res = c.res;
-    /** What the write's answer invalidates, decided on the status it ends with. */
-    const tagsToInvalidate = (): string[] | undefined => {
+    let decided = false;
+    const decide = () => {
+      if (decided) return;
+      decided = true;
       // A middleware further in that could cache the target decides it all.
-      if (!targetCached && seen.get(cache) === true) return undefined;
-      if (res.statusCode < 200 || res.statusCode >= 400) return undefined;
+      if (!targetCached && seen.get(cache) === true) return;
+      if (res.statusCode < 200 || res.statusCode >= 400) return;
       const tags = new Set<string>();
       // The root is never invalidated this way (exactPathTag('/') is undefined): a POST to '/'
       // (or a redirect to it after a login) would otherwise empty the root on every instance.
@@ -1224,34 +1226,32 @@ export class HttpCache<R> {
         const p = sameOriginPath(res.getHeader(name), requestHost(c.req.headers), path);
         if (p !== undefined && (targetCached || couldCache(p))) add(p);
       }
-      return tags.size === 0 ? undefined : [...tags];
+      if (tags.size === 0) return;
+      Promise.resolve()
+        .then(() => cache.invalidateTags([...tags]))
+        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`, 'invalidation'));
     };
-    // Decided when the handler ends its answer (not before, even with the head out: the write may not
-    // be done yet, and an invalidation ahead of it would let a refill store the old data), and the
-    // answer's end held until the invalidation is delivered (one round trip; bounded by
-    // l2.commandTimeout, queued in an outage): a client that sends its next request to another
-    // instance once it has the answer must find the entry gone there too. The end is heard whether
-    // or not the client is still there. Koa 2 ends nothing for a client that is gone: such a write
-    // is not seen (README).
-    const end = res.end as (...a: unknown[]) => ServerResponse;
-    let held: Promise<unknown> | undefined;
-    res.end = function endAfterInvalidation(this: ServerResponse, ...args: unknown[]) {
-      // A second end() while the first is held goes after it, as node would take it then.
-      if (held !== undefined) {
-        void held.then(() => end.apply(this, args));
-        return this;
-      }
-      const tags = tagsToInvalidate();
-      if (tags === undefined) {
-        held = Promise.resolve();
-        return end.apply(this, args);
-      }
-      held = cache
-        .invalidateTags(tags)
-        .catch((err: unknown) => cache.reportError(err as Error, `invalidation after ${c.req.method} ${path} failed`, 'invalidation'))
-        .then(() => end.apply(this, args));
-      return this;
-    } as ServerResponse['end'];
+    res.once('finish', decide);
+    // The client left before the answer was out: 'finish' never comes, but the write may well have been
+    // made. Decided on the status the handler ends with, once it does (not before, even with the head
+    // out: the write may not be done yet, and an invalidation ahead of it would let a refill store the
+    // old data). Koa 2 ends nothing for a client that is gone: such a write is not seen (README).
+    // A response queued behind a pipelined one gets no 'close' either (it never had the socket): node
+    // destroys its request when the connection goes, so the request's 'close' is heard too.
+    let waiting = false;
+    const gone = () => {
+      if (decided || waiting || res.writableFinished) return;
+      if (res.writableEnded) return decide();
+      waiting = true;
+      const end = res.end;
+      res.end = function endAfterClose(this: ServerResponse, ...args: unknown[]) {
+        const out = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+        decide();
+        return out;
+      } as ServerResponse['end'];
+    };
+    res.once('close', gone);
+    c.req.once('close', gone);
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
