@@ -58,7 +58,7 @@ export function requestHost(headers: IncomingHttpHeaders): string | undefined {
  * where the field's syntax does). In any other field a comma is text
  * (`User-Agent: Foo (X, Y)` is not `(X,Y)`), as it is inside a quoted string.
  */
-const LIST_FIELDS = new Set(['accept', 'accept-charset', 'accept-encoding', 'accept-language', 'cache-control', 'forwarded', 'if-match', 'if-none-match', 'pragma', 'prefer', 'sec-ch-ua', 'sec-ch-ua-full-version-list', 'te', 'via', 'x-forwarded-for', 'x-forwarded-proto']);
+const LIST_FIELDS = new Set(['accept', 'accept-charset', 'accept-encoding', 'accept-language', 'cache-control', 'forwarded', 'if-match', 'if-none-match', 'pragma', 'prefer', 'sec-ch-ua', 'sec-ch-ua-full-version-list', 'te', 'x-forwarded-for', 'x-forwarded-proto']);
 
 /**
  * A request header's value as it enters a key: repeated values joined; in a

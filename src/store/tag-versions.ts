@@ -100,11 +100,20 @@ export class TagVersions {
    * this floor: a version below it may have been bumped and forgotten since,
    * so it is invalid. It rises to the largest version the bounded map drops,
    * so per-URL tags (key:...) cost nothing until someone invalidates them.
-   * With an L2 it rises the same way, and is read only when Redis cannot
-   * answer verify(): an entry that recorded a version below it for a tag no
-   * longer known here may have been invalidated, by this instance too.
    */
   private floor = 0;
+  /**
+   * With an L2: the highest version of a tag this instance invalidated itself
+   * and then let go (the bounded map dropped it, or it was too long to keep).
+   * Read only when Redis cannot answer verify(): an entry below it, for a tag
+   * no longer known here, may be one this instance invalidated (DESIGN §4(1)).
+   * Versions learned from others or from reads do not raise it: that would
+   * refuse nearly every L1 entry in an outage after ordinary traffic.
+   */
+  private ownFloor = 0;
+  /** With an L2: tags this instance bumped, with the version, while the map may still hold them. */
+  private readonly ownBumps = new Map<string, number>();
+  private readonly maxOwnBumps: number;
   /** Bumped by reset(); see FillStamp.generation. */
   private generation = 0;
   /** The highest epoch ever known here (survives reset): the floor of epoch bumps. */
@@ -125,7 +134,8 @@ export class TagVersions {
     this.source = options.source;
     this.trusted = options.source === undefined;
     this.epoch = options.source === undefined ? 0 : undefined;
-    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes, (dropped) => this.raiseFloor(dropped));
+    this.maxOwnBumps = options.maxTags;
+    this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes, (dropped) => (this.source === undefined ? this.raiseFloor(dropped) : this.raiseOwnFloor(dropped)));
   }
 
   /** Bytes the local map holds (bounded by maxBytes). */
@@ -248,8 +258,7 @@ export class TagVersions {
    * Decides, asking Redis when local state cannot. When Redis cannot answer
    * either, the entry is served (an outage costs freshness bounded by the
    * L1 TTL, never availability), unless it recorded, for a tag the bounded map
-   * let go, a version below what the map let go: that tag may have been
-   * invalidated, and this instance knew it.
+   * let go, a version below one this instance invalidated and let go (ownFloor).
    */
   async verify(entry: FillStamp): Promise<boolean> {
     const local = this.check(entry);
@@ -326,8 +335,9 @@ export class TagVersions {
       const known = this.map.get(tag);
       if (known === undefined) continue;
       this.map.delete(tag);
-      // Stryker disable next-line EqualityOperator: raising the floor to its own value changes nothing
-      if (known > this.floor) this.floor = known;
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: the floor is read only without Redis; raising it to its own value changes nothing
+      if (this.source === undefined && known > this.floor) this.floor = known;
+      this.letGo(tag);
     }
     // Unknown until read again (the next fill's lookup reads it): never lower, and never trusted meanwhile.
     // Stryker disable next-line ConditionalExpression: forget() follows a store Redis refused, so it is never called without an L2, whose epoch this would drop
@@ -470,10 +480,14 @@ export class TagVersions {
     // Floors: the new versions must pass every version known here, even if Redis went back.
     const versions = await this.source.bump(tags, tags.map((t) => this.map.get(t) ?? 0));
     for (let i = 0; i < tags.length; i++) {
-      this.raise(tags[i]!, versions[i]!);
-      // A tag too long for the map is forgotten at once: the floor stands for it (read when Redis cannot answer).
-      if (this.map.get(tags[i]!) === undefined && versions[i]! > this.floor) this.floor = versions[i]!;
+      const tag = tags[i]!;
+      this.raise(tag, versions[i]!);
+      this.ownBumps.set(tag, Math.max(this.ownBumps.get(tag) ?? 0, versions[i]!));
+      // A tag too long for the map is forgotten at once: its own floor stands for it.
+      if (this.map.get(tag) === undefined) this.letGo(tag);
     }
+    // Too many to follow one by one: all let go, as far as an outage is concerned.
+    if (this.ownBumps.size > this.maxOwnBumps) for (const tag of [...this.ownBumps.keys()]) this.letGo(tag);
     return versions;
   }
 
@@ -528,15 +542,29 @@ export class TagVersions {
     return ++this.localClock;
   }
 
-  /** Whether `entry` recorded a version below the floor for a tag the map does not hold. */
+  /** Whether `entry` recorded a version below ownFloor for a tag the map does not hold. */
   private belowFloor(entry: FillStamp): boolean {
     for (let i = 0; i < entry.tags.length; i++) {
-      if (entry.versions[i]! < this.floor && this.map.get(entry.tags[i]!) === undefined) return true;
+      if (entry.versions[i]! < this.ownFloor && this.map.get(entry.tags[i]!) === undefined) return true;
     }
     return false;
   }
 
-  /** A generation of the map was dropped: what it knew now stands under the floor. */
+  /** The map no longer holds `tag`: if this instance bumped it, ownFloor stands for it now. */
+  private letGo(tag: string): void {
+    const own = this.ownBumps.get(tag);
+    if (own === undefined) return;
+    this.ownBumps.delete(tag);
+    if (own > this.ownFloor) this.ownFloor = own;
+  }
+
+  /** A generation of the map was dropped (with an L2): the tags this instance bumped among it are let go. */
+  private raiseOwnFloor(dropped: ReadonlyMap<string, number>): void {
+    if (this.ownBumps.size === 0) return;
+    for (const tag of dropped.keys()) this.letGo(tag);
+  }
+
+  /** A generation of the map was dropped (no L2): what it knew now stands under the floor. */
   private raiseFloor(dropped: ReadonlyMap<string, number>): void {
     // Stryker disable next-line EqualityOperator: the same for an equal floor
     for (const v of dropped.values()) if (v > this.floor) this.floor = v;

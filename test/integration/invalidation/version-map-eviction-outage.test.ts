@@ -4,9 +4,11 @@
 // availability). But a tag the map let go may be one this very instance
 // invalidated: once other instances' invalidations had pushed it out, a Redis
 // outage brought the invalidated value back on the instance that invalidated
-// it (DESIGN §4(1); found by a hostile review). What the map lets go now
-// raises a floor, and an entry that recorded a version below it for a tag the
-// map no longer holds is refused while Redis cannot answer.
+// it (DESIGN §4(1); found by a hostile review). A tag this instance
+// invalidated and then let go now raises a floor, and an entry that recorded a
+// version below it for a tag the map no longer holds is refused while Redis
+// cannot answer. Only its own invalidations: a first form raised it with every
+// tag let go, and an outage then refused nearly every L1 entry (helper-74).
 // Two caches on one real redis-server; A goes through a TCP proxy that is cut.
 import assert from 'node:assert/strict';
 import { useRedisCaches } from '../../support/cache-context.js';
@@ -25,7 +27,7 @@ describe('an invalidated tag pushed out of the version map, then Redis unreachab
     proxy = undefined;
   });
 
-  it('the invalidating instance never serves what it invalidated; an entry whose tags it still knows is served', async () => {
+  it('the invalidating instance never serves what it invalidated; entries it did not invalidate are served, their tags known or not', async () => {
     proxy = await startTcpProxy(ctx.redis.port);
     const a = await ctx.open({ redis: proxy.url, l1: { maxEntries: 100, ttl: '1h' }, ttl: '1h' });
     const b = await ctx.open();
@@ -33,6 +35,8 @@ describe('an invalidated tag pushed out of the version map, then Redis unreachab
     await a.set('price', 'OLD-PRICE', { tags: ['product:7'] });
     assert.equal(await a.get('price'), 'OLD-PRICE');
     assert.equal((await a.invalidateTags(['product:7'])).delivered, true);
+    // Never invalidated, not read again: its tag goes out of A's map with the others'.
+    await a.set('cold', 'COLD', { tags: ['shelf:3'] });
 
     // Other instances invalidate, and A learns every tag over the bus: more than its map keeps.
     const learned: string[] = [];
@@ -46,5 +50,7 @@ describe('an invalidated tag pushed out of the version map, then Redis unreachab
     await eventually(() => a.health().l2 === 'down', 'A sees Redis down', 5_000);
     assert.equal(await a.get('price'), undefined, 'A served the value it invalidated');
     assert.equal(await a.get('stock'), 12, 'an entry whose tags A still knows is served while Redis is down');
+    // Other instances' invalidations that A let go say nothing about A's own entries (an outage costs no more than it must).
+    assert.equal(await a.get('cold'), 'COLD', 'an entry nobody invalidated was refused while Redis is down');
   });
 });
