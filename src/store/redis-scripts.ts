@@ -126,6 +126,11 @@ return out`;
  * INFO (an ACL), nil: no check, as before.
  */
 const SERVING = `
+local function info_field(info, name)
+  -- A plain find (memchr) first: a pattern tried at every offset of INFO's 2 kB costs more than INFO itself.
+  local at = string.find(info, '\\n' .. name .. ':', 1, true)
+  return at and string.match(info, '^%x+', at + #name + 2) or nil
+end
 local function serving()
   -- One INFO for both sections (Redis >= 7); Redis 6 takes one section at a time.
   local info = redis.pcall('INFO', 'server', 'replication')
@@ -135,7 +140,7 @@ local function serving()
     local replication = redis.pcall('INFO', 'replication')
     if type(replication) == 'string' then info = info .. replication end
   end
-  return string.match(info, '\\nrun_id:(%x+)'), string.match(info, '\\nmaster_replid2:(%x+)')
+  return info_field(info, 'run_id'), info_field(info, 'master_replid2')
 end
 local function promoted(seen, followed)
   return followed ~= nil and seen ~= followed and string.find(followed, '[1-9a-f]') ~= nil
