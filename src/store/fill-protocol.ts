@@ -13,7 +13,7 @@
 // touches no other), other counters each live in a slot of their own.
 import { TierCacheError } from '../errors.js';
 import type { L2Store } from './l2-store.js';
-import { groupBySlot, keySlot, slotGuardKey } from './hash-slot.js';
+import { groupBySlot, keySlot, slotGuardKeys } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, SLOT_GUARD } from './redis-scripts.js';
@@ -27,7 +27,7 @@ import { readBySlot } from './redis-versions.js';
  * ARGV[5] now in ms: an entry no longer fresh then (its freshUntil, a double at
  * byte 13 of the entry codec's layout) is returned and the fill steps taken too;
  * ARGV[6] '1' to take the fill steps whatever is stored (the entry is not read);
- * ARGV[7] '1' when the last of KEYS is the slot's guard (on a Cluster, see SLOT_GUARD).
+ * ARGV[7] '1' when the last two of KEYS are the slot's guard keys (on a Cluster, see SLOT_GUARD).
  * A counter another fill made (still provisional) that this one reads gets twice
  * the provisional TTL: that fill's abandon then leaves it to this one.
  * Reply: { entry | false, lock (1 taken, 0 held by another, -1 not asked or a fresh hit),
@@ -36,8 +36,9 @@ import { readBySlot } from './redis-versions.js';
 const LOOKUP = `${SLOT_GUARD}${COUNTER_GET}
 local n = #KEYS
 if ARGV[7] == '1' then
-  guard = KEYS[n]
-  n = n - 1
+  guard = KEYS[n - 1]
+  followed_key = KEYS[n]
+  n = n - 2
 end
 local v = false
 if ARGV[6] ~= '1' then
@@ -376,11 +377,11 @@ export class FillProtocol {
   }
 }
 
-async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: string): Promise<LookupReply> {
+async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: readonly [string, string]): Promise<LookupReply> {
   const { key, lock, counters } = request;
   const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1'];
   const keys = [key, lock?.key ?? key, ...counters];
-  if (guard !== undefined) keys.push(guard);
+  if (guard !== undefined) keys.push(...guard);
   const reply = await lookupScript.raw(client, keys, args);
   if (!Array.isArray(reply) || reply.length !== 3 + counters.length) throw new Error('unexpected reply from the tiercache lookup script');
   const entry = Buffer.isBuffer(reply[0]) ? reply[0] : null;
@@ -409,7 +410,7 @@ async function lookupOnCluster(client: RedisClient, request: LookupRequest): Pro
   counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
   const epochHere = request.epochFirst && here[0] === 0;
   const [own, others] = await Promise.all([
-    lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKey(slot)),
+    lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKeys(slot)),
     elsewhere.length === 0
       ? undefined
       : readBySlot(

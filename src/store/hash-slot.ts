@@ -109,10 +109,17 @@ export function batchPositions(keys: readonly string[], maxKeys: number, maxSlot
 }
 
 /**
- * The key in `slot` that records which Redis process last served the slot
- * and the floor of its version counters (see SLOT_GUARD in redis-scripts.ts).
+ * The keys in `slot` that record which Redis process last served the slot
+ * and the floor of its version counters, and beside it the master_replid2
+ * that process was last seen with (see SLOT_GUARD in redis-scripts.ts).
  * Shared by every namespace: a failover moves slots, not namespaces.
  */
+export function slotGuardKeys(slot: number): [guard: string, followed: string] {
+  const guard = slotGuardKey(slot);
+  return [guard, `${guard}:replid2`];
+}
+
+/** The first of slotGuardKeys(slot): the run id and the floor (the format every version reads). */
 export function slotGuardKey(slot: number): string {
   return `{${slotHashTag(slot)}}:tiercache:guard`;
 }

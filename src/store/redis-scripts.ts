@@ -37,7 +37,7 @@ export const SLOTS_PER_SLICE = 100;
 /**
  * Most keys one script call takes: COUNTERS_PER_SCRIPT counters, or a fill's
  * (fill-protocol.ts MAX_ENTRY_TAGS, the epoch, the entries, their lock, a
- * slot guard). A call past it is refused before anything is sent.
+ * slot's two guard keys). A call past it is refused before anything is sent.
  */
 export const MAX_SCRIPT_KEYS = 4_200;
 
@@ -105,15 +105,60 @@ end
 return out`;
 
 /**
+ * Lua: who serves the data, for the guards below. serving() returns the Redis
+ * process's run id (a restart changes it) and its master_replid2: zeros on a
+ * master never promoted, and set by a promotion (replica -> master) to the
+ * replication id it followed as replica. The run id alone takes a master for
+ * itself when it comes back as master after a round as its successor's
+ * replica, cut off before that one's last writes (a failover, a partition,
+ * the successor lost): same process, older data. So each record (the
+ * namespace's server key, a slot's guard) has a second key beside it, in the
+ * same slot, holding the master_replid2 last seen; promoted() tells a
+ * promotion since: a non-zero value other than the one recorded. A change to
+ * zeros moves nothing: Redis clears master_replid2 when a master makes or
+ * frees its backlog (first replica attaching to a master without one; no
+ * replica for repl-backlog-ttl), not in a promotion. Nothing else on a master
+ * changes it: replicas attaching, full resyncs, BGSAVE and Sentinel
+ * re-pointing replicas leave it be (measured on 7.0). Not master_replid: a
+ * master takes a new one when its first replica attaches. A second key rather
+ * than a new record format, so instances of earlier versions, which read and
+ * write the run id alone, keep agreeing with this one on the record. Without
+ * INFO (an ACL), nil: no check, as before.
+ */
+const SERVING = `
+local function info_field(info, name)
+  -- A plain find (memchr) first: a pattern tried at every offset of INFO's 2 kB costs more than INFO itself.
+  local at = string.find(info, '\\n' .. name .. ':', 1, true)
+  return at and string.match(info, '^%x+', at + #name + 2) or nil
+end
+local function serving()
+  -- One INFO for both sections (Redis >= 7); Redis 6 takes one section at a time.
+  local info = redis.pcall('INFO', 'server', 'replication')
+  if type(info) ~= 'string' then
+    info = redis.pcall('INFO', 'server')
+    if type(info) ~= 'string' then return nil, nil end
+    local replication = redis.pcall('INFO', 'replication')
+    if type(replication) == 'string' then info = info .. replication end
+  end
+  return info_field(info, 'run_id'), info_field(info, 'master_replid2')
+end
+local function promoted(seen, followed)
+  return followed ~= nil and seen ~= followed and string.find(followed, '[1-9a-f]') ~= nil
+end
+`;
+
+/**
  * Lua for scripts that read version counters on a Redis Cluster, where the
  * counters of a namespace spread over every slot and so over every master:
  * a failover to a replica that missed increments (or a restart from an old
  * snapshot) may bring a counter of one slot back to an old value, and the
  * namespace epoch (in another slot, on another master) would not notice. So
- * each slot keeps a guard key (hash-slot.ts slotGuardKey): the run id of the
- * Redis process that last served the slot, and the slot's floor. The first
+ * each slot keeps a guard key (hash-slot.ts slotGuardKeys): the run id of the
+ * Redis process that last served the slot, and the slot's floor, and beside
+ * it the master_replid2 that process was last seen with (see SERVING). The first
  * time a script finds an existing counter in a slot that another process
- * served before, the floor moves to the server's clock (in microseconds, the
+ * served before, or that its process served before it was promoted (a
+ * replica since, maybe missing writes), the floor moves to the server's clock (in microseconds, the
  * unit counters start from), past every version handed out before; every
  * counter of the slot found below the floor is raised to it, so an entry
  * that recorded an old version never matches again. Counters created after
@@ -121,23 +166,23 @@ return out`;
  * in the same script) with its first counter, so a replica that holds a
  * counter holds its guard too; an existing counter found without one (a
  * guard evicted, a counter from a version before guards) records the
- * process without moving the floor. Scripts set `guard` to the guard key
+ * process without moving the floor, as does a guard found without its
+ * master_replid2 (written by an earlier version). Scripts set `guard` and
+ * `followed_key` to the two keys
  * (nil: standalone, where the epoch check covers the one server), pass
  * every existing counter they read through lift() and call mark() before
  * making one. Without INFO (an ACL), there is no floor.
  */
-export const SLOT_GUARD = `
+export const SLOT_GUARD = `${SERVING}
 local guard = nil
+local followed_key = nil
 local floor = nil
-local function run_id()
-  local info = redis.pcall('INFO', 'server')
-  return type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
-end
 local function mark()
   if not guard or floor then return end
   if redis.call('EXISTS', guard) == 0 then
-    local run = run_id()
+    local run, followed = serving()
     if run then redis.call('SET', guard, run .. ' 0') end
+    if run and followed then redis.call('SET', followed_key, followed) end
     floor = 0
   end
 end
@@ -145,19 +190,27 @@ local function lift(key, v)
   if not guard then return v end
   if not floor then
     floor = 0
-    local run = run_id()
+    local run, followed = serving()
     if run then
       local g = redis.call('GET', guard)
       local last, f
       if g then last, f = string.match(g, '^(%x+) (%d+)$') end
       if f then floor = tonumber(f) end
+      local moved = g and last ~= run
+      local seen = nil
+      if g and not moved and followed then
+        seen = redis.call('GET', followed_key)
+        moved = seen and promoted(seen, followed)
+      end
       if not g then redis.call('SET', guard, run .. ' 0')
-      elseif last ~= run then
+      elseif moved then
         local t = redis.call('TIME')
         local now = tonumber(t[1] .. string.format('%06d', tonumber(t[2])))
         if floor < now then floor = now else floor = floor + 1 end
         redis.call('SET', guard, run .. ' ' .. string.format('%.0f', floor))
       end
+      -- Recorded when new, or when the serving process changed; a change to zeros alone is not.
+      if followed and (not g or moved or not seen) and seen ~= followed then redis.call('SET', followed_key, followed) end
     end
   end
   if tonumber(v) < floor then
@@ -170,17 +223,18 @@ end
 
 /**
  * READ_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the
- * slot's guard. ARGV[1] provisional TTL, ARGV[2] '1' when KEYS[1] is the
+ * slot's guard and the key beside it (hash-slot.ts slotGuardKeys). ARGV[1] provisional TTL, ARGV[2] '1' when KEYS[1] is the
  * epoch, ARGV[3] '1' for a fill's lookup: a counter another fill made (still
  * provisional) gets twice the provisional TTL, as in fill-protocol.ts LOOKUP.
  * Reply: { created positions ('1,3'), values... }.
  */
 const SLOT_READ_SCRIPT = `${SLOT_GUARD}${INIT}
-guard = KEYS[#KEYS]
+guard = KEYS[#KEYS - 1]
+followed_key = KEYS[#KEYS]
 local ttl = tonumber(ARGV[1])
 local out = {''}
 local created = {}
-for i = 1, #KEYS - 1 do
+for i = 1, #KEYS - 2 do
   local key = KEYS[i]
   local epoch = i == 1 and ARGV[2] == '1'
   local v = counter(key)
@@ -203,12 +257,13 @@ end
 out[1] = table.concat(created, ',')
 return out`;
 
-/** BUMP_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the slot's guard; ARGV as BUMP_SCRIPT. */
+/** BUMP_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the slot's two guard keys; ARGV as BUMP_SCRIPT. */
 const SLOT_BUMP_SCRIPT = `${SLOT_GUARD}${INIT}
-guard = KEYS[#KEYS]
+guard = KEYS[#KEYS - 1]
+followed_key = KEYS[#KEYS]
 local ttl = tonumber(ARGV[1])
 local out = {}
-for i = 1, #KEYS - 1 do
+for i = 1, #KEYS - 2 do
   local key = KEYS[i]
   local v = counter(key)
   if v then v = lift(key, v) else
@@ -225,23 +280,32 @@ return out`;
 
 /**
  * KEYS[1]: the namespace epoch; KEYS[2]: the run id of the Redis process that
- * last served the namespace. Returns { epoch, 0 | 1 | 2 }: 0 the same process,
- * 1 another one, 2 none recorded (a new namespace, FLUSHALL, a snapshot from
+ * last served the namespace; KEYS[3]: the master_replid2 it was last seen with
+ * (see SERVING). Returns { epoch, 0 | 1 | 2 }: 0 the same process,
+ * 1 another one (or the same one promoted since: a replica meanwhile, it may
+ * have missed writes), 2 none recorded (a new namespace, FLUSHALL, a snapshot from
  * before this check existed; the epoch moves too). When another process
  * serves it now (a restart, possibly from an RDB/AOF snapshot that predates
  * invalidations; a failover to a replica that missed increments), nothing
  * recorded under the old one can be trusted: the epoch moves past the clock,
  * its old value and ARGV[1] (the caller's highest known epoch), so every
  * entry written before stops matching. One caller moves it; the others then
- * find their run id recorded. Run on the node that holds the slot, so INFO
+ * find their run id recorded. A master_replid2 found unrecorded (a new
+ * namespace, a record from an earlier version) is recorded without moving
+ * anything. Run on the node that holds the slot, so INFO
  * names that node; without INFO (ACL) it only reads the epoch.
  */
-const SERVER_SCRIPT = `${INIT}
-local info = redis.pcall('INFO', 'server')
-local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or nil
+const SERVER_SCRIPT = `${INIT}${SERVING}
+local run, followed = serving()
 local epoch = counter(KEYS[1])
 local last = redis.call('GET', KEYS[2])
-if run == nil or last == run then
+local same = run == nil or last == run
+if same and run and followed then
+  local seen = redis.call('GET', KEYS[3])
+  if not seen then redis.call('SET', KEYS[3], followed)
+  elseif promoted(seen, followed) then same = false end
+end
+if same then
   if not epoch then
     redis.call('SET', KEYS[1], init)
     epoch = init
@@ -255,6 +319,7 @@ if floor >= new then new = floor + 1 end
 local s = string.format('%.0f', new)
 redis.call('SET', KEYS[1], s)
 redis.call('SET', KEYS[2], run)
+if followed then redis.call('SET', KEYS[3], followed) end
 if last then return {s, 1} end
 return {s, 2}`;
 
@@ -359,8 +424,8 @@ const PREVIOUS: ReadonlyArray<ServerEpoch['previous']> = ['same', 'other', 'none
  * The namespace epoch, moved first unless the same Redis process serves the
  * namespace as last time (see SERVER_SCRIPT).
  */
-export async function epochForServer(client: RedisClient, epochKey: string, serverKey: string, floor: number): Promise<ServerEpoch> {
-  const [epoch, code] = await serverScript.call(client, [epochKey, serverKey], [String(floor)]);
+export async function epochForServer(client: RedisClient, epochKey: string, serverKeys: readonly [string, string], floor: number): Promise<ServerEpoch> {
+  const [epoch, code] = await serverScript.call(client, [epochKey, ...serverKeys], [String(floor)]);
   const previous = PREVIOUS[code ?? -1];
   if (epoch === undefined || previous === undefined) throw new Error('unexpected reply from a tiercache version script');
   return { epoch, previous };

@@ -3,8 +3,10 @@
 // next to its fill lock), so on a Redis Cluster fills and invalidations
 // spread over every master instead of all meeting on one. The epoch and,
 // next to it, the run id of the Redis process that last served the
-// namespace share the slot of `{namespace}`: a restart (from a snapshot) or
-// a failover of that process is noticed and moves the epoch. On a Cluster,
+// namespace (and the master_replid2 it was last seen with, which a promotion
+// changes) share the slot of `{namespace}`: a restart (from a snapshot), a
+// failover of that process, or its promotion back after a round as replica
+// is noticed and moves the epoch. On a Cluster,
 // the other slots are guarded one by one (SLOT_GUARD in redis-scripts.ts),
 // and commands go out once per slot, concurrently; on standalone Redis one
 // script does it all. Either way at most COUNTERS_PER_SCRIPT counters at a
@@ -13,7 +15,7 @@
 // waits) past it.
 import type { L2Store } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { batchPositions, groupBySlot, slotGuardKey } from './hash-slot.js';
+import { batchPositions, groupBySlot, slotGuardKeys } from './hash-slot.js';
 import { bumpCounters, bumpSlotCounters, counterValue, COUNTERS_PER_SCRIPT, epochForServer, PROVISIONAL_COUNTER_TTL_MS, readCounters, readSlotCounters, SLOTS_PER_SLICE } from './redis-scripts.js';
 import type { ServerEpoch, VersionSource } from './tag-versions.js';
 
@@ -22,7 +24,8 @@ export const TAG_COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 export class RedisVersionSource implements VersionSource {
   readonly epochKey: string;
-  private readonly serverKey: string;
+  /** The run id (read by every version) and the master_replid2 beside it (see SERVER_SCRIPT). */
+  private readonly serverKeys: readonly [string, string];
   private readonly tagPrefix: string;
 
   constructor(
@@ -30,7 +33,7 @@ export class RedisVersionSource implements VersionSource {
     namespace: string,
   ) {
     this.epochKey = `{${namespace}}:epoch`;
-    this.serverKey = `{${namespace}}:server`;
+    this.serverKeys = [`{${namespace}}:server`, `{${namespace}}:server:replid2`];
     this.tagPrefix = `${namespace}:v:{`;
   }
 
@@ -71,8 +74,8 @@ export class RedisVersionSource implements VersionSource {
    * each new connection before it lets other commands through.
    */
   serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch> {
-    if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKey, floor);
-    return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKey, floor));
+    if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKeys, floor);
+    return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKeys, floor));
   }
 }
 
@@ -124,7 +127,7 @@ export async function readBySlot(client: RedisClient, keys: readonly string[], e
     groupBySlot(keys).map(async ({ slot, at }) => {
       const epoch = epochFirst && at[0] === 0;
       // Stryker disable next-line StringLiteral: the script tests its flags for '1' only
-      const reply = await readSlotCounters.raw(client, [...at.map((i) => keys[i]!), slotGuardKey(slot)], [String(PROVISIONAL_COUNTER_TTL_MS), epoch ? '1' : '0', forFill ? '1' : '0']);
+      const reply = await readSlotCounters.raw(client, [...at.map((i) => keys[i]!), ...slotGuardKeys(slot)], [String(PROVISIONAL_COUNTER_TTL_MS), epoch ? '1' : '0', forFill ? '1' : '0']);
       if (!Array.isArray(reply) || reply.length !== at.length + 1) throw new Error('unexpected reply from a tiercache version script');
       at.forEach((i, n) => (values[i] = counterValue(reply[n + 1])));
       // Stryker disable next-line all: the script always replies a string first ('' when it made nothing)
@@ -144,7 +147,7 @@ async function bumpBySlot(client: RedisClient, keys: readonly string[], epochFir
       // Stryker disable next-line StringLiteral: the script tests its flag for '1' only
       const args = [String(TAG_COUNTER_TTL_MS), epochFirst && at[0] === 0 ? '1' : '0'];
       if (floors !== undefined) for (const i of at) args.push(String(floors[i] ?? 0));
-      const bumped = await bumpSlotCounters.call(client, [...at.map((i) => keys[i]!), slotGuardKey(slot)], args);
+      const bumped = await bumpSlotCounters.call(client, [...at.map((i) => keys[i]!), ...slotGuardKeys(slot)], args);
       if (bumped.length !== at.length) throw new Error('unexpected reply from a tiercache version script');
       at.forEach((i, n) => (values[i] = bumped[n]!));
     }),

@@ -73,9 +73,9 @@ describe('store: Lua script replies', () => {
   });
 
   it('epochForServer needs the epoch and a known code: a reply without the code is an error', async () => {
-    assert.deepStrictEqual(await epochForServer(scriptedClient([Buffer.from('9'), 1]).client, 'e', 's', 0), { epoch: 9, previous: 'other' });
+    assert.deepStrictEqual(await epochForServer(scriptedClient([Buffer.from('9'), 1]).client, 'e', ['s', 'r'], 0), { epoch: 9, previous: 'other' });
     for (const reply of [[Buffer.from('9')], [Buffer.from('9'), 3], []]) {
-      await assert.rejects(epochForServer(scriptedClient(reply).client, 'e', 's', 0), { message: 'unexpected reply from a tiercache version script' }, JSON.stringify(reply));
+      await assert.rejects(epochForServer(scriptedClient(reply).client, 'e', ['s', 'r'], 0), { message: 'unexpected reply from a tiercache version script' }, JSON.stringify(reply));
     }
   });
 });
