@@ -57,7 +57,7 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
     const res = await failingOnB(a, b, async () => {
       assert.equal((await a.invalidatePrefix('/item')).delivered, true);
       await sleep(30);
-      await ctx.admin.client('KILL', 'TYPE', 'pubsub');
+      await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     });
     assert.equal(res.status, 500, `B answered ${res.status} ${res.text} [${res.headers['cache-status']}]: the invalidated entry`);
   });
@@ -66,7 +66,7 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
     const [a, b] = [await ctx.open(), await ctx.open()];
     b.on('error', () => undefined);
     const res = await failingOnB(a, b, async () => {
-      await ctx.admin.client('KILL', 'TYPE', 'pubsub');
+      await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
       assert.equal((await a.invalidatePrefix('/item')).delivered, true);
     });
     assert.equal(res.status, 500, `B answered ${res.status} ${res.text} [${res.headers['cache-status']}]: the invalidated entry`);
