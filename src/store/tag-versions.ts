@@ -79,6 +79,16 @@ function tagBytes(tag: string): number {
 const EMPTY: readonly number[] = [];
 const EMPTY_TAGS: readonly string[] = [];
 
+/** Buckets of TagVersions.ownFloors (32 KiB). */
+const OWN_FLOOR_BUCKETS = 4096;
+
+/** A tag's bucket in ownFloors (FNV-1a over its UTF-16 code units). */
+function bucketOf(tag: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < tag.length; i++) h = Math.imul(h ^ tag.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % OWN_FLOOR_BUCKETS;
+}
+
 export class TagVersions {
   /**
    * Whether local state may be trusted without asking Redis: always without
@@ -103,14 +113,17 @@ export class TagVersions {
    */
   private floor = 0;
   /**
-   * With an L2: the highest version of a tag this instance invalidated itself
-   * and then let go (the bounded map dropped it, or it was too long to keep).
-   * Read only when Redis cannot answer verify(): an entry below it, for a tag
-   * no longer known here, may be one this instance invalidated (DESIGN §4(1)).
-   * Versions learned from others or from reads do not raise it: that would
-   * refuse nearly every L1 entry in an outage after ordinary traffic.
+   * With an L2: per bucket of tags (a hash of the tag), the highest version
+   * of a tag this instance invalidated itself and then let go (the bounded
+   * map dropped it, or it was too long to keep). Read only when Redis cannot
+   * answer verify(): an entry below its tag's bucket, for a tag no longer
+   * known here, may be one this instance invalidated (DESIGN §4(1)). Per
+   * bucket, as versions of different tags (each counter starts from the clock
+   * when it is made) say nothing about each other; a collision only refuses
+   * more. Versions learned from others or from reads raise nothing: that
+   * would refuse nearly every L1 entry in an outage after ordinary traffic.
    */
-  private ownFloor = 0;
+  private readonly ownFloors = new Float64Array(OWN_FLOOR_BUCKETS);
   /** With an L2: tags this instance bumped, with the version, while the map may still hold them. */
   private readonly ownBumps = new Map<string, number>();
   private readonly maxOwnBumps: number;
@@ -258,7 +271,7 @@ export class TagVersions {
    * Decides, asking Redis when local state cannot. When Redis cannot answer
    * either, the entry is served (an outage costs freshness bounded by the
    * L1 TTL, never availability), unless it recorded, for a tag the bounded map
-   * let go, a version below one this instance invalidated and let go (ownFloor).
+   * let go, a version below one this instance invalidated and let go (ownFloors).
    */
   async verify(entry: FillStamp): Promise<boolean> {
     const local = this.check(entry);
@@ -542,20 +555,22 @@ export class TagVersions {
     return ++this.localClock;
   }
 
-  /** Whether `entry` recorded a version below ownFloor for a tag the map does not hold. */
+  /** Whether `entry` recorded, for a tag the map does not hold, a version below that tag's own floor. */
   private belowFloor(entry: FillStamp): boolean {
     for (let i = 0; i < entry.tags.length; i++) {
-      if (entry.versions[i]! < this.ownFloor && this.map.get(entry.tags[i]!) === undefined) return true;
+      const tag = entry.tags[i]!;
+      if (entry.versions[i]! < this.ownFloors[bucketOf(tag)]! && this.map.get(tag) === undefined) return true;
     }
     return false;
   }
 
-  /** The map no longer holds `tag`: if this instance bumped it, ownFloor stands for it now. */
+  /** The map no longer holds `tag`: if this instance bumped it, its bucket of ownFloors stands for it now. */
   private letGo(tag: string): void {
     const own = this.ownBumps.get(tag);
     if (own === undefined) return;
     this.ownBumps.delete(tag);
-    if (own > this.ownFloor) this.ownFloor = own;
+    const b = bucketOf(tag);
+    if (own > this.ownFloors[b]!) this.ownFloors[b] = own;
   }
 
   /** A generation of the map was dropped (with an L2): the tags this instance bumped among it are let go. */

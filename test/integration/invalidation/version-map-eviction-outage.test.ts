@@ -7,8 +7,10 @@
 // it (DESIGN §4(1); found by a hostile review). A tag this instance
 // invalidated and then let go now raises a floor, and an entry that recorded a
 // version below it for a tag the map no longer holds is refused while Redis
-// cannot answer. Only its own invalidations: a first form raised it with every
-// tag let go, and an outage then refused nearly every L1 entry (helper-74).
+// cannot answer. Only its own invalidations, and per bucket of tags: a first
+// form raised one floor with every tag let go, a second one floor with its
+// own, and either way an outage then refused nearly every L1 entry (versions
+// of different tags say nothing about each other; helpers 74 and 75).
 // Two caches on one real redis-server; A goes through a TCP proxy that is cut.
 import assert from 'node:assert/strict';
 import { useRedisCaches } from '../../support/cache-context.js';
@@ -32,11 +34,12 @@ describe('an invalidated tag pushed out of the version map, then Redis unreachab
     const a = await ctx.open({ redis: proxy.url, l1: { maxEntries: 100, ttl: '1h' }, ttl: '1h' });
     const b = await ctx.open();
     a.on('error', () => undefined);
+    // Never invalidated, not read again: its tags go out of A's map with the others'. Made before
+    // the invalidation (its counters older than product:7's bump).
+    await a.set('cold', 'COLD', { tags: ['shelf:3'] });
     await a.set('price', 'OLD-PRICE', { tags: ['product:7'] });
     assert.equal(await a.get('price'), 'OLD-PRICE');
     assert.equal((await a.invalidateTags(['product:7'])).delivered, true);
-    // Never invalidated, not read again: its tag goes out of A's map with the others'.
-    await a.set('cold', 'COLD', { tags: ['shelf:3'] });
 
     // Other instances invalidate, and A learns every tag over the bus: more than its map keeps.
     const learned: string[] = [];
