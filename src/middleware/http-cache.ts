@@ -1015,11 +1015,6 @@ export class HttpCache<R> {
         const start = await this.startFill(plan, req, begun.state);
         begun = { ...begun, start };
         if (start.found !== undefined) found = start.found;
-        // Redis could not be asked and L1 had it after all (startFill's lookup let it stand): an L1 hit.
-        if (start.found?.tier === 'L1' && local === undefined) {
-          this.cache.store.unnoteL1Miss();
-          this.cache.store.noteL1Hits(1);
-        }
       } else if (found === undefined) found = await this.find(plan.key, req);
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');

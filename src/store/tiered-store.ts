@@ -166,15 +166,6 @@ export class TieredStore {
     return this.getL2(key);
   }
 
-  /** The L1 entry of `key` if verify() lets it stand (uncounted: the caller counted its L1 lookup). */
-  private async standingInL1(key: string): Promise<TieredHit | undefined> {
-    const entry = this.l1?.get(key);
-    if (entry === undefined || entry.staleUntil <= this.now()) return undefined;
-    if (await this.versions.verify(entry)) return { entry, tier: 'L1' };
-    this.l1!.delete(key);
-    return undefined;
-  }
-
   /** L2 only (after an L1 miss); warms L1 on a hit. */
   async getL2(key: string): Promise<TieredHit | undefined> {
     const l2 = this.l2;
@@ -241,9 +232,7 @@ export class TieredStore {
     try {
       reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry });
     } catch {
-      // Redis cannot be asked: an L1 entry that local state alone could not vouch for (the bus is
-      // down with Redis) stands where verify() lets it, as for get(): an outage costs speed, not L1.
-      return { hit: skipEntry ? undefined : await this.standingInL1(key), stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET };
+      return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET };
     }
     const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
     const ticket: FillTicket =
