@@ -785,6 +785,8 @@ function cacheGroupsOf(value: string | number | string[] | undefined): string[] 
 
 /** Paths whose tags are kept built (a scan of distinct paths only rebuilds them; the map never grows past this). */
 const PATH_TAG_CACHE_SIZE = 1_024;
+/** Longest path whose tags are kept (its tags hold it up to nine times over): 1,024 of them ~5 MiB at most. */
+const PATH_TAG_CACHE_MAX_PATH = 256;
 
 export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
@@ -1337,8 +1339,11 @@ export class HttpCache<R> {
       if (exact !== undefined) built.push(exact);
       // A path the app rewrote may hold any string (see wellFormedTag); built once per path.
       tags = built.map(wellFormedTag);
-      if (this.pathTagCache.size >= PATH_TAG_CACHE_SIZE) this.pathTagCache.clear();
-      this.pathTagCache.set(routePath, tags);
+      // A long path is not kept: a client's 13 KB URLs would otherwise hold ~80 KB of tags each, past any bound.
+      if (routePath.length <= PATH_TAG_CACHE_MAX_PATH) {
+        if (this.pathTagCache.size >= PATH_TAG_CACHE_SIZE) this.pathTagCache.clear();
+        this.pathTagCache.set(routePath, tags);
+      }
     }
     return tags;
   }

@@ -174,7 +174,7 @@ export const STATUS_HTML = `<!doctype html>
 
   function showInvalidations(list) {
     fill(document.getElementById('invalidations'), list.map(function (i) {
-      var what = i.key !== undefined ? i.key : i.tags.join(', ');
+      var what = i.key !== undefined ? i.key : i.tags.join(', ') + (i.moreTags ? ' (+' + i.moreTags + ' more)' : '');
       return [[new Date(i.at).toLocaleTimeString('en-GB')], [i.kind + (i.namespace ? ' (' + i.namespace + ')' : '')], [what || '–', 'wrap'], [i.remote ? 'another instance' : 'here'], [i.delivered ? 'yes' : 'queued']];
     }), 5, 'none yet');
   }

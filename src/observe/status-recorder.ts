@@ -11,6 +11,9 @@ export const WINDOW_SECONDS = 300;
 const MAX_ROUTES = 500;
 const FILL_SAMPLES = 101;
 export const INVALIDATIONS_KEPT = 50;
+/** Tags of an invalidation the page keeps (the rest counted in moreTags), and characters of each. */
+const TAGS_KEPT = 20;
+const TAG_CHARS_KEPT = 200;
 
 export const RESULTS = ['hit', 'stale', 'miss', 'collapsed', 'bypass'] as const;
 export type Result = (typeof RESULTS)[number];
@@ -42,6 +45,8 @@ export interface InvalidationRow {
   readonly at: number;
   readonly kind: InvalidateEvent['kind'];
   readonly tags: readonly string[];
+  /** Tags left out of `tags` (a bulk invalidation). */
+  readonly moreTags?: number;
   readonly key?: string;
   readonly namespace?: string;
   readonly remote: boolean;
@@ -90,7 +95,9 @@ export class StatusRecorder {
       r.fillAt = (r.fillAt + 1) % FILL_SAMPLES;
     };
     const onInvalidate = (e: InvalidateEvent) => {
-      const row: InvalidationRow = { at: this.now(), kind: e.kind, tags: e.tags, remote: e.remote, delivered: e.delivered, ...(e.key === undefined ? {} : { key: e.key }), ...(e.namespace === undefined ? {} : { namespace: e.namespace }) };
+      // A bulk invalidation's tags (45,000 are fine) would be kept whole, and sent in every poll of the page.
+      const tags = e.tags.length > TAGS_KEPT || e.tags.some((t) => t.length > TAG_CHARS_KEPT) ? e.tags.slice(0, TAGS_KEPT).map((t) => (t.length > TAG_CHARS_KEPT ? t.slice(0, TAG_CHARS_KEPT) + '…' : t)) : e.tags;
+      const row: InvalidationRow = { at: this.now(), kind: e.kind, tags, ...(tags.length < e.tags.length ? { moreTags: e.tags.length - tags.length } : {}), remote: e.remote, delivered: e.delivered, ...(e.key === undefined ? {} : { key: e.key }), ...(e.namespace === undefined ? {} : { namespace: e.namespace }) };
       this.invalidations.push(row);
       if (this.invalidations.length > INVALIDATIONS_KEPT) this.invalidations.shift();
     };

@@ -134,6 +134,8 @@ function charsOf(tags: ReadonlyArray<readonly [string, number]>, keys: readonly 
 
 /** Senders whose sequence numbers are tracked; the least recently heard is dropped beyond this. */
 const MAX_SENDERS = 1_000;
+/** Longest sender id taken (ours are 36-character UUIDs). */
+const MAX_SENDER_ID = 64;
 
 export class InvalidationBus {
   /** Identifies this instance's messages. */
@@ -403,7 +405,8 @@ export class InvalidationBus {
     } catch {
       return;
     }
-    if (typeof wire !== 'object' || wire === null || typeof wire.i !== 'string') return;
+    // Sender ids are UUIDs: a longer one is no instance's, and would be kept (lastSeq) at any size.
+    if (typeof wire !== 'object' || wire === null || typeof wire.i !== 'string' || wire.i.length > MAX_SENDER_ID) return;
     if (wire.i === this.instanceId) {
       if (typeof wire.h === 'number') this.onProbe(wire.h);
       return;

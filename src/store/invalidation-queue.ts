@@ -27,6 +27,9 @@ interface Ticket {
   delivered: boolean;
 }
 
+/** The ticket of calls that returned at once (nobody reads it): shared, and dropped when the backlog collapses. */
+const UNWATCHED: Ticket = { delivered: false };
+
 interface Item {
   readonly op: Invalidation;
   readonly tickets: Ticket[];
@@ -80,10 +83,14 @@ export class InvalidationQueue {
    * before it. Resolves whether it was delivered; if not, it stays queued.
    */
   async submit(op: Invalidation): Promise<Delivery> {
+    // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
+    if (this.failing && this.options.l2.state !== 'ok') {
+      // Nobody waits on this one: no ticket of its own, or an outage's calls would pile up one each.
+      this.enqueue(op, UNWATCHED);
+      return { delivered: false, error: this.lastError };
+    }
     const ticket: Ticket = { delivered: false };
     this.enqueue(op, ticket);
-    // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
-    if (this.failing && this.options.l2.state !== 'ok') return { delivered: false, error: this.lastError };
     for (;;) {
       const emptied = await this.drain();
       if (ticket.delivered) return { delivered: true };
@@ -138,7 +145,7 @@ export class InvalidationQueue {
 
   /** Replaces the backlog with one clear() that carries every caller's ticket. */
   private collapse(): void {
-    const tickets = this.items.flatMap((item) => item.tickets);
+    const tickets = this.items.flatMap((item) => item.tickets).filter((t) => t !== UNWATCHED);
     this.items = [{ op: { kind: 'clear' }, tickets }];
     this.size = 1;
     this.options.versions.markPendingClear();
