@@ -292,8 +292,9 @@ return out`;
  * entry written before stops matching. One caller moves it; the others then
  * find their run id recorded. A master_replid2 found unrecorded (a new
  * namespace, a record from an earlier version) is recorded without moving
- * anything. Run on the node that holds the slot, so INFO
- * names that node; without INFO (ACL) it only reads the epoch.
+ * anything. An epoch found below ARGV[1] counts as another process too
+ * (Redis went back in time). Run on the node that holds the slot, so INFO
+ * names that node; without INFO (ACL) it only reads the epoch (and that rule).
  */
 const SERVER_SCRIPT = `${INIT}${SERVING}
 local run, followed = serving()
@@ -305,6 +306,11 @@ if same and run and followed then
   if not seen then redis.call('SET', KEYS[3], followed)
   elseif promoted(seen, followed) then same = false end
 end
+-- An epoch below one the caller has known from this namespace can only mean Redis went back in
+-- time, whatever it says of itself: a master back after its successor was lost without its
+-- replication id telling (split brain, or its backlog freed since its promotion).
+local known = tonumber(ARGV[1])
+if same and epoch and known <= 9007199254740991 and tonumber(epoch) < known then same = false end
 if same then
   if not epoch then
     redis.call('SET', KEYS[1], init)

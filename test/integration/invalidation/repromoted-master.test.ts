@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { Cluster, Redis } from 'ioredis';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { keySlot, slotGuardKeys } from '../../../src/store/hash-slot.js';
+import { epochForServer } from '../../../src/store/redis-scripts.js';
 import { startRedisCluster, type RedisClusterHandle } from '../../support/redis-cluster.js';
 import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
 
@@ -77,6 +78,35 @@ describe('invalidation: the Redis process a namespace records', function () {
     const fresh = await open(a, namespace);
     assert.equal(await fresh.get('price'), 10, 'an instance started after the replica attached found nothing');
     assert.equal(await first.get('price'), 10);
+  });
+
+  // Two ways back to an old dataset that the server's own state does not show (helper-77): a
+  // split brain (the replica promoted while the master stayed master, never its replica) and a
+  // promoted master whose backlog was freed before any check (master_replid2 back to zeros). An
+  // instance that has known the successor's epoch finds a lower one: Redis went back in time.
+  it('an epoch below one the caller has known moves the epoch, though the same process, never a replica, serves it (split brain)', async () => {
+    const namespace = `repromoted${process.pid}-split`;
+    const keys = [`{${namespace}}:epoch`, [`{${namespace}}:server`, `{${namespace}}:server:replid2`]] as const;
+    const a = await start();
+    const onA = await open(a, namespace);
+    await onA.set('price', 10, { tags: ['product:7'], ttl: '10m' });
+    const b = await start(['--replicaof', '127.0.0.1', String(a.port)]);
+    const adminB = admin(b);
+    await linkUp(adminB, 'B to replicate A');
+    await adminB.replicaof('NO', 'ONE');
+    // B serves the namespace for a while: its epoch moves (another process), and an invalidation is made there.
+    const onB = await open(b, namespace);
+    assert.equal((await onB.invalidateTags(['product:7'])).delivered, true);
+    const known = Number(await adminB.get(keys[0]));
+    // B is lost; clients go back to A, which never saw any of it.
+    const adminA = admin(a);
+    const before = Number(await adminA.get(keys[0]));
+    assert.ok(before < known, 'the premise: A holds the older epoch');
+    const back = await epochForServer(adminA, keys[0], keys[1], known);
+    assert.equal(back.previous, 'other', 'A was taken for the process last seen');
+    assert.ok(back.epoch > known, `the epoch on A (${back.epoch}) must pass every epoch known (${known})`);
+    // And once moved, the same check moves nothing more.
+    assert.equal((await epochForServer(adminA, keys[0], keys[1], back.epoch)).previous, 'same');
   });
 
   for (const kind of ['a tag invalidation', 'clear()'] as const) {
