@@ -310,7 +310,7 @@ end
 -- time, whatever it says of itself: a master back after its successor was lost without its
 -- replication id telling (split brain, or its backlog freed since its promotion).
 local known = tonumber(ARGV[1])
-if same and epoch and known <= 9007199254740991 and tonumber(epoch) < known then same = false end
+if same and epoch and known < 9007199254740991 and tonumber(epoch) < known then same = false end
 if same then
   if not epoch then
     redis.call('SET', KEYS[1], init)
