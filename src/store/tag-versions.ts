@@ -82,10 +82,20 @@ const EMPTY_TAGS: readonly string[] = [];
 /** Buckets of TagVersions.ownFloors (32 KiB). */
 const OWN_FLOOR_BUCKETS = 4096;
 
-/** A tag's bucket in ownFloors (FNV-1a over its UTF-16 code units). */
+/**
+ * A tag's bucket in ownFloors: FNV-1a over its UTF-16 code units, then
+ * murmur3's finalizer (FNV's low bits depend on the low bits alone, and
+ * tags that differ in their last characters, `key:...?page=1` and `=2`,
+ * crowded into few buckets).
+ */
 function bucketOf(tag: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < tag.length; i++) h = Math.imul(h ^ tag.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return (h >>> 0) % OWN_FLOOR_BUCKETS;
 }
 

@@ -263,6 +263,7 @@ describe('keys: buildRequestKey', () => {
       assert.equal(normalizedHeaderValue('accept-language', ''), '');
       assert.equal(normalizedHeaderValue('accept-language', ' en '), 'en');
       assert.equal(normalizedHeaderValue('accept-language', 'en, fr'), 'en,fr');
+      assert.equal(normalizedHeaderValue('accept', 'a, b'), 'a,b', 'a comma at index 1');
       assert.equal(normalizedHeaderValue('accept', 'a ,\tb, ,'), 'a,b');
       assert.equal(normalizedHeaderValue('accept-language', ['en', 'fr']), normalizedHeaderValue('accept-language', 'en,fr'));
       // Quoted strings keep their commas and spaces; fields that are not lists only lose their ends' whitespace.
