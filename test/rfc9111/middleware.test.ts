@@ -200,6 +200,7 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
       const cache = createCache({ redis: false, freshness: 'origin', namespace: `rfc9111-mw-mismatch-sie-${adapter.name}` });
       try {
         let full = 0;
+        let failWith = 503;
         const app = buildApp(adapter, cache, {
           routes: [
             {
@@ -211,8 +212,8 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
                   return;
                 }
                 if (++full > 1) {
-                  io.status(503);
-                  io.send('origin down');
+                  io.status(failWith);
+                  io.send(failWith === 404 ? 'gone' : 'origin down');
                   return;
                 }
                 io.set('ETag', '"v1"');
@@ -230,6 +231,13 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
         assert.equal(stale.text, 'version 1');
         assert.equal(stale.headers.etag, '"v1"');
         assert.match(String(stale.headers['cache-status']), /^tiercache; hit; ttl=-\d+/);
+        // A 500 is an error too; a 404 is the origin's answer, never replaced by the stale entry.
+        failWith = 500;
+        assert.equal((await request(app.target).get('/failing')).text, 'version 1');
+        failWith = 404;
+        const gone = await request(app.target).get('/failing');
+        assert.equal(gone.status, 404);
+        assert.equal(gone.text, 'gone');
       } finally {
         await cache.close();
       }
