@@ -15,6 +15,13 @@ export const INVALIDATIONS_KEPT = 50;
 const TAGS_KEPT = 20;
 const TAG_CHARS_KEPT = 200;
 
+/** A tag cut to TAG_CHARS_KEPT characters, never between the halves of a surrogate pair (the page would show U+FFFD). */
+function shortTag(tag: string): string {
+  if (tag.length <= TAG_CHARS_KEPT) return tag;
+  const last = tag.charCodeAt(TAG_CHARS_KEPT - 1);
+  return tag.slice(0, last >= 0xd800 && last <= 0xdbff ? TAG_CHARS_KEPT - 1 : TAG_CHARS_KEPT) + '…';
+}
+
 export const RESULTS = ['hit', 'stale', 'miss', 'collapsed', 'bypass'] as const;
 export type Result = (typeof RESULTS)[number];
 
@@ -96,7 +103,7 @@ export class StatusRecorder {
     };
     const onInvalidate = (e: InvalidateEvent) => {
       // A bulk invalidation's tags (45,000 are fine) would be kept whole, and sent in every poll of the page.
-      const tags = e.tags.length > TAGS_KEPT || e.tags.some((t) => t.length > TAG_CHARS_KEPT) ? e.tags.slice(0, TAGS_KEPT).map((t) => (t.length > TAG_CHARS_KEPT ? t.slice(0, TAG_CHARS_KEPT) + '…' : t)) : e.tags;
+      const tags = e.tags.length > TAGS_KEPT || e.tags.some((t) => t.length > TAG_CHARS_KEPT) ? e.tags.slice(0, TAGS_KEPT).map(shortTag) : e.tags;
       const row: InvalidationRow = { at: this.now(), kind: e.kind, tags, ...(tags.length < e.tags.length ? { moreTags: e.tags.length - tags.length } : {}), remote: e.remote, delivered: e.delivered, ...(e.key === undefined ? {} : { key: e.key }), ...(e.namespace === undefined ? {} : { namespace: e.namespace }) };
       this.invalidations.push(row);
       if (this.invalidations.length > INVALIDATIONS_KEPT) this.invalidations.shift();

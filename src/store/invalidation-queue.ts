@@ -27,12 +27,12 @@ interface Ticket {
   delivered: boolean;
 }
 
-/** The ticket of calls that returned at once (nobody reads it): shared, and dropped when the backlog collapses. */
-const UNWATCHED: Ticket = { delivered: false };
-
 interface Item {
   readonly op: Invalidation;
+  /** Of the calls that wait for it; those that returned at once have none (an outage's calls would pile up one each). */
   readonly tickets: Ticket[];
+  /** How many calls it stands for (for onReplayed). */
+  readonly calls: number;
   /** Set once the bump is done: only the publish is left. */
   message?: BusMessage;
 }
@@ -85,8 +85,7 @@ export class InvalidationQueue {
   async submit(op: Invalidation): Promise<Delivery> {
     // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
     if (this.failing && this.options.l2.state !== 'ok') {
-      // Nobody waits on this one: no ticket of its own, or an outage's calls would pile up one each.
-      this.enqueue(op, UNWATCHED);
+      this.enqueue(op, undefined);
       return { delivered: false, error: this.lastError };
     }
     const ticket: Ticket = { delivered: false };
@@ -133,11 +132,11 @@ export class InvalidationQueue {
     return this.items.length;
   }
 
-  private enqueue(op: Invalidation, ticket: Ticket): void {
+  private enqueue(op: Invalidation, ticket: Ticket | undefined): void {
     const versions = this.options.versions;
     if (op.kind === 'clear') versions.markPendingClear();
     else versions.markPending(op.kind === 'tags' ? op.tags : [op.tag]);
-    this.items.push({ op, tickets: [ticket] });
+    this.items.push({ op, tickets: ticket === undefined ? [] : [ticket], calls: 1 });
     this.size += weight(op);
     // While Redis fails, a clear() covers the whole backlog, and so does one past the bound.
     if (this.failing && (op.kind === 'clear' || this.size > MAX_QUEUED)) this.collapse();
@@ -145,8 +144,9 @@ export class InvalidationQueue {
 
   /** Replaces the backlog with one clear() that carries every caller's ticket. */
   private collapse(): void {
-    const tickets = this.items.flatMap((item) => item.tickets).filter((t) => t !== UNWATCHED);
-    this.items = [{ op: { kind: 'clear' }, tickets }];
+    const tickets = this.items.flatMap((item) => item.tickets);
+    const calls = this.items.reduce((sum, item) => sum + item.calls, 0);
+    this.items = [{ op: { kind: 'clear' }, tickets, calls }];
     this.size = 1;
     this.options.versions.markPendingClear();
   }
@@ -169,7 +169,7 @@ export class InvalidationQueue {
         this.size -= weight(item.op);
       }
       for (const ticket of item.tickets) ticket.delivered = true;
-      if (this.failing) this.replayed += item.tickets.length;
+      if (this.failing) this.replayed += item.calls;
     }
     // Every invalidation is in Redis, and its new versions are known here: no marker is needed any more.
     this.options.versions.clearPending();
@@ -194,7 +194,8 @@ export class InvalidationQueue {
     }
     // Stryker disable next-line ConditionalExpression: a merge of one item is that item (its tags deduplicated)
     if (end === 1) return first;
-    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: this.items.slice(0, end).flatMap((item) => item.tickets) };
+    const parts = this.items.slice(0, end);
+    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0) };
     const removed = this.items.splice(0, end, merged);
     this.size += weight(merged.op) - removed.reduce((sum, item) => sum + weight(item.op), 0);
     return merged;

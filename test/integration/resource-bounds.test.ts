@@ -64,6 +64,7 @@ describe('resource bounds against hostile inputs', function () {
       const tags = Array.from({ length: 5_000 }, (_, i) => `movie:${i}`);
       for (let i = 0; i < 3; i++) await cache.invalidateTags(tags);
       await cache.invalidateTags(['x'.repeat(10_000)]);
+      await cache.invalidateTags(['e'.repeat(199) + '😀'.repeat(10)]);
       const res = await request(page).get('/?feed=1');
       const feed = res.body as StatusFeed;
       const bulk = feed.invalidations.filter((row) => row.moreTags !== undefined);
@@ -74,6 +75,9 @@ describe('resource bounds against hostile inputs', function () {
       }
       const long = feed.invalidations.find((row) => row.tags[0]!.startsWith('x'));
       assert.equal(long?.tags[0], 'x'.repeat(200) + '…');
+      // Cut before an emoji whose halves the 200th character would split: no lone surrogate on the page.
+      const emoji = feed.invalidations.find((row) => row.tags[0]!.startsWith('e'));
+      assert.equal(emoji?.tags[0], 'e'.repeat(199) + '…');
       assert.ok(res.text.length < 50_000, `the feed is ${res.text.length} characters`);
     });
   });
@@ -103,9 +107,11 @@ describe('resource bounds against hostile inputs', function () {
       assert.equal(heard.length, 1, `only the well-formed sender's message is taken: ${heard.length}`);
     });
 
-    it('while Redis is down, calls that return at once leave no ticket behind in the collapsed backlog', async () => {
+    it('while Redis is down, calls that return at once leave no ticket behind in the collapsed backlog, and are counted in the replay', async () => {
       proxy = await startTcpProxy(ctx.redis.port);
-      const cache = await ctx.open({ redis: proxy.url });
+      const infos: string[] = [];
+      const logger = { debug: () => undefined, warn: () => undefined, error: () => undefined, info: (_: object, msg?: string) => void infos.push(String(msg)) };
+      const cache = await ctx.open({ redis: proxy.url, logger });
       cache.on('error', () => undefined);
       proxy.cut('refuse');
       await eventually(() => cache.health().l2 === 'down', 'Redis seen down', 5_000);
@@ -113,6 +119,10 @@ describe('resource bounds against hostile inputs', function () {
       const queue = (cache as unknown as { queue: { items: Array<{ tickets: unknown[] }> } }).queue;
       const tickets = queue.items.reduce((n, item) => n + item.tickets.length, 0);
       assert.ok(tickets <= queue.items.length + 2, `${tickets} tickets in ${queue.items.length} queued items after 5,000 calls`);
+      proxy.heal();
+      const replayed = (line: string) => /queued while Redis was unreachable were delivered/.test(line);
+      await eventually(() => infos.some(replayed), 'the replay logged', 10_000);
+      assert.deepEqual(infos.filter(replayed), ['tiercache: 5000 invalidation(s) queued while Redis was unreachable were delivered']);
     });
   });
 });
