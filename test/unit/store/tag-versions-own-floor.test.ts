@@ -72,7 +72,7 @@ describe('store: TagVersions when Redis cannot answer, after letting tags go', (
     assert.equal(await versions.verify(untouched), true);
   });
 
-  it('one own invalidation under the bound is not let go while the map holds its tag', async () => {
+  it('while the map still holds an invalidated tag, local state decides with Redis down: the older entry refused, the newer served', async () => {
     const { source, versions } = setUp();
     const before: FillStamp = await versions.stamp(['product:7']);
     await versions.bump(['product:7']);
