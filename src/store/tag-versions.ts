@@ -505,8 +505,8 @@ export class TagVersions {
     for (let i = 0; i < tags.length; i++) {
       const tag = tags[i]!;
       this.raise(tag, versions[i]!);
-      // Past every version known here (the floors above), so past any earlier bump of the tag.
-      this.ownBumps.set(tag, versions[i]!);
+      // The higher of two bumps: a tag the map let go is bumped with no floor, and a Redis that went back answers lower.
+      this.ownBumps.set(tag, Math.max(this.ownBumps.get(tag) ?? 0, versions[i]!));
       // A tag too long for the map is forgotten at once: its own floor stands for it.
       if (this.map.get(tag) === undefined) this.letGo(tag);
     }
