@@ -1008,16 +1008,26 @@ export class HttpCache<R> {
     const { req, res } = c;
     let found = local;
     let begun: BegunFill | undefined;
+    // This request's L1 miss, counted here: taken back if a layer further in decides (see outerMiss).
+    let l1Noted = false;
     try {
       if (this.cache.store.l2 !== undefined && this.mayStartFill(req, plan)) {
-        if (local === undefined) this.cache.store.noteL1Miss();
+        if (local === undefined) {
+          this.cache.store.noteL1Miss();
+          l1Noted = true;
+        }
         // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
         // stamp. The fill is registered first, so requests for the key on this instance wait on it.
         begun = this.beginFill(plan.key, res);
         const start = await this.startFill(plan, req, begun.state);
         begun = { ...begun, start };
         if (start.found !== undefined) found = start.found;
-      } else if (found === undefined) found = await this.find(plan.key, req);
+      } else if (found === undefined) {
+        // find() counts its L1 lookup: a miss, unless L1 answered (an entry only Redis could vouch for).
+        // A waiter or a HEAD passed on to the route's layer is counted there again: this one is taken back.
+        found = await this.find(plan.key, req);
+        l1Noted = found?.tier !== 'L1';
+      }
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
@@ -1026,8 +1036,6 @@ export class HttpCache<R> {
       return passOn(next);
     }
     const now = coarseNow();
-    // The L1 miss counted above, taken back if a layer further in decides (see outerMiss).
-    const l1Noted = begun !== undefined && local === undefined;
     if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now, l1Noted);
     if (found !== undefined) {
       const entry = found.entry;
