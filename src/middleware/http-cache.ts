@@ -24,7 +24,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, headersFor, reasonFor, replay } from './replay.js';
+import { ageOf, DEFERRED_HIT, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
@@ -1245,13 +1245,22 @@ export class HttpCache<R> {
     // The client left before the answer was out: 'finish' never comes, but the write may well have been
     // made. Decided on the status the handler ends with, once it does (not before, even with the head
     // out: the write may not be done yet, and an invalidation ahead of it would let a refill store the
-    // old data). Koa 2 ends nothing for a client that is gone: such a write is not seen (README).
+    // old data): as it calls end(), or as the adapter says the app is done (Koa 2 ends nothing for a
+    // client that is gone: see DeferredHit.appDone).
     // A response queued behind a pipelined one gets no 'close' either (it never had the socket): node
     // destroys its request when the connection goes, so the request's 'close' is heard too.
     let waiting = false;
+    let appDone = false;
+    const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+    if (deferred !== undefined) {
+      deferred.appDone = () => {
+        appDone = true;
+        if (waiting) decide();
+      };
+    }
     const gone = () => {
       if (decided || waiting || res.writableFinished) return;
-      if (res.writableEnded) return decide();
+      if (res.writableEnded || appDone) return decide();
       waiting = true;
       const end = res.end;
       res.end = function endAfterClose(this: ServerResponse, ...args: unknown[]) {

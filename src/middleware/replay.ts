@@ -72,6 +72,13 @@ export interface DeferredHit {
   /** The hit's status, as the answer will have it (200, or 304 for a request whose condition it meets). */
   status: number;
   write: (() => void) | undefined;
+  /**
+   * Not a hit: a write whose invalidation waits to be decided (see
+   * HttpCache.invalidateAfterWrite). The adapter calls it once the app is
+   * done with the response: Koa 2 ends nothing for a client that is gone, so
+   * end() cannot tell.
+   */
+  appDone: (() => void) | undefined;
 }
 
 export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
