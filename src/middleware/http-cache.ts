@@ -864,7 +864,7 @@ export class HttpCache<R> {
       this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
-        if (this.cache.hitListened) this.events.hit(plan, 'L1');
+        if (this.cache.hitListened) this.reportServed(c.res, plan, 'L1', false);
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
@@ -1049,7 +1049,7 @@ export class HttpCache<R> {
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
     // Requests that waited on this lookup find the entry themselves (L1 is warm now).
     begun?.flight.settle(LOOK_AGAIN);
-    if (this.cache.hitListened) this.events.hit(plan, found.tier);
+    if (this.cache.hitListened) this.reportServed(c.res, plan, found.tier, false);
     replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
     return true;
   }
@@ -1067,7 +1067,7 @@ export class HttpCache<R> {
   }
 
   private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
-    this.events.stale(plan, found.tier);
+    this.reportServed(c.res, plan, found.tier, true);
     replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)));
   }
 
@@ -1273,6 +1273,17 @@ export class HttpCache<R> {
     c.req.once('close', gone);
   }
 
+  /**
+   * Counts an answer replayed from an entry (see HttpEvents.served) as it is
+   * written: at once, or when an adapter that writes hits later (Koa) does
+   * (see DeferredHit.report: one never written is no answer of the cache's).
+   */
+  private reportServed(res: ServerResponse, plan: Plan, tier: Tier, stale: boolean): void {
+    const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+    if (deferred === undefined) this.events.served(plan, tier, stale);
+    else deferred.report = () => this.events.served(plan, tier, stale);
+  }
+
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
   private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
@@ -1438,7 +1449,7 @@ export class HttpCache<R> {
       // stale answer another got without asking the origin (stale-while-revalidate) only where it accepts one
       // itself (max-stale): else it runs its own. One that stands in for a revalidation that failed answers it too.
       if (outcome.failed === undefined && plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
-      this.events.stale(plan, tier);
+      this.reportServed(res, plan, tier, true);
       replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)));
       return true;
     }

@@ -83,7 +83,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -206,7 +206,8 @@ function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
  * answers. They see the hit's status; what they set on ctx.body or
  * ctx.status is not sent (the stored answer is), the headers they set are,
  * but for those the stored answer names too. An error they throw is the
- * answer (Koa's onerror), as without the cache.
+ * answer (Koa's onerror), as without the cache, and the hit, never written,
+ * is not counted as one (see DeferredHit.report).
  */
 function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
   // Where Koa's read of ctx.respond cannot be heard: written at once.
