@@ -17,6 +17,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import express from 'express';
 import Koa from 'koa';
 import request from 'supertest';
@@ -197,6 +198,39 @@ describe('middleware: invalidation by writes, edge cases', () => {
       });
       // Handler done, commit not made: an invalidation now would let a refill store v1 for good.
       await abandonedBeforeTheWrite(await cleanup.serve(app.callback()), state, 70, 'the write was decided before its commit');
+    });
+  }
+
+  for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
+    it(`${name}: a write answered with a stream whose client leaves mid-stream is decided on its status (Koa is done; the stream never ends the response)`, async () => {
+      const cache = newCache();
+      const state = { version: 1 };
+      const app = new Factory();
+      app.silent = true; // Koa reports the stream's premature close
+      app.use(koaCache(cache, { ttl: '1m' }));
+      app.use(async (ctx) => {
+        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        else {
+          state.version++;
+          ctx.status = 201;
+          ctx.body = new Readable({ read() {} });
+          (ctx.body as Readable).push('saved, and more to come');
+        }
+      });
+      const server = await cleanup.serve(app.callback());
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      const invalidated = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 2_000);
+        cache.once('invalidate', () => (clearTimeout(timer), resolve(true)));
+      });
+      const { port } = server.address() as AddressInfo;
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/items', method: 'POST', headers: { 'content-length': '0' } });
+      req.on('error', () => undefined);
+      req.on('response', (res) => res.once('data', () => req.destroy())); // the client leaves mid-stream
+      req.end();
+      assert.equal(await invalidated, true, 'the write was not decided');
+      assert.equal((await request(server).get('/items')).text, 'v2');
     });
   }
 
