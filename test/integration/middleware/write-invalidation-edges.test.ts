@@ -234,6 +234,31 @@ describe('middleware: invalidation by writes, edge cases', () => {
     });
   }
 
+  for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
+    it(`${name}: a write the app answers itself (ctx.respond = false), after Koa is done, with the client gone, is decided as it ends`, async () => {
+      const cache = newCache();
+      const state = { version: 1 };
+      const app = new Factory();
+      app.use(koaCache(cache, { ttl: '1m' }));
+      app.use(async (ctx) => {
+        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        else {
+          ctx.respond = false;
+          setTimeout(() => {
+            state.version++;
+            ctx.res.writeHead(200).end('saved');
+          }, 150);
+        }
+      });
+      const server = await cleanup.serve(app.callback());
+      // A hit first: the cache then hears Koa's read of ctx.respond in this app (see koa.ts respondLater).
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      // Koa done, write not made: an invalidation now would let a refill store v1 for good.
+      await abandonedBeforeTheWrite(server, state, 70, 'the write was decided before it was made');
+    });
+  }
+
   it("Koa 2: where ctx.respond is the app's own (Koa's read of it cannot be heard), a write whose client left is decided as the handler ends", async () => {
     const cache = newCache();
     const { app, state } = koaItems(cache, 150, class extends Koa2 {
