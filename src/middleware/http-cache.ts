@@ -24,7 +24,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, headersFor, reasonFor, replay } from './replay.js';
+import { ageOf, DEFERRED_HIT, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
@@ -864,7 +864,7 @@ export class HttpCache<R> {
       this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
-        if (this.cache.hitListened) this.events.hit(plan, 'L1');
+        if (this.cache.hitListened) this.reportServed(c.res, plan, 'L1', false);
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
         return true;
       }
@@ -1008,16 +1008,26 @@ export class HttpCache<R> {
     const { req, res } = c;
     let found = local;
     let begun: BegunFill | undefined;
+    // This request's L1 miss, counted here: taken back if a layer further in decides (see outerMiss).
+    let l1Noted = false;
     try {
       if (this.cache.store.l2 !== undefined && this.mayStartFill(req, plan)) {
-        if (local === undefined) this.cache.store.noteL1Miss();
+        if (local === undefined) {
+          this.cache.store.noteL1Miss();
+          l1Noted = true;
+        }
         // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
         // stamp. The fill is registered first, so requests for the key on this instance wait on it.
         begun = this.beginFill(plan.key, res);
         const start = await this.startFill(plan, req, begun.state);
         begun = { ...begun, start };
         if (start.found !== undefined) found = start.found;
-      } else if (found === undefined) found = await this.find(plan.key, req);
+      } else if (found === undefined) {
+        // find() counts its L1 lookup: a miss, unless L1 answered (an entry only Redis could vouch for).
+        // A waiter or a HEAD passed on to the route's layer is counted there again: this one is taken back.
+        found = await this.find(plan.key, req);
+        l1Noted = found?.tier !== 'L1';
+      }
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
@@ -1026,8 +1036,6 @@ export class HttpCache<R> {
       return passOn(next);
     }
     const now = coarseNow();
-    // The L1 miss counted above, taken back if a layer further in decides (see outerMiss).
-    const l1Noted = begun !== undefined && local === undefined;
     if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now, l1Noted);
     if (found !== undefined) {
       const entry = found.entry;
@@ -1041,7 +1049,7 @@ export class HttpCache<R> {
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
     // Requests that waited on this lookup find the entry themselves (L1 is warm now).
     begun?.flight.settle(LOOK_AGAIN);
-    if (this.cache.hitListened) this.events.hit(plan, found.tier);
+    if (this.cache.hitListened) this.reportServed(c.res, plan, found.tier, false);
     replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
     return true;
   }
@@ -1059,7 +1067,7 @@ export class HttpCache<R> {
   }
 
   private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
-    this.events.stale(plan, found.tier);
+    this.reportServed(c.res, plan, found.tier, true);
     replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)));
   }
 
@@ -1237,13 +1245,22 @@ export class HttpCache<R> {
     // The client left before the answer was out: 'finish' never comes, but the write may well have been
     // made. Decided on the status the handler ends with, once it does (not before, even with the head
     // out: the write may not be done yet, and an invalidation ahead of it would let a refill store the
-    // old data). Koa 2 ends nothing for a client that is gone: such a write is not seen (README).
+    // old data): as it calls end(), or as the adapter says the app is done (Koa 2 ends nothing for a
+    // client that is gone: see DeferredHit.appDone).
     // A response queued behind a pipelined one gets no 'close' either (it never had the socket): node
     // destroys its request when the connection goes, so the request's 'close' is heard too.
     let waiting = false;
+    let appDone = false;
+    const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+    if (deferred !== undefined) {
+      deferred.appDone = () => {
+        appDone = true;
+        if (waiting) decide();
+      };
+    }
     const gone = () => {
       if (decided || waiting || res.writableFinished) return;
-      if (res.writableEnded) return decide();
+      if (res.writableEnded || appDone) return decide();
       waiting = true;
       const end = res.end;
       res.end = function endAfterClose(this: ServerResponse, ...args: unknown[]) {
@@ -1254,6 +1271,17 @@ export class HttpCache<R> {
     };
     res.once('close', gone);
     c.req.once('close', gone);
+  }
+
+  /**
+   * Counts an answer replayed from an entry (see HttpEvents.served) as it is
+   * written: at once, or when an adapter that writes hits later (Koa) does
+   * (see DeferredHit.report: one never written is no answer of the cache's).
+   */
+  private reportServed(res: ServerResponse, plan: Plan, tier: Tier, stale: boolean): void {
+    const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+    if (deferred === undefined) this.events.served(plan, tier, stale);
+    else deferred.report = () => this.events.served(plan, tier, stale);
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
@@ -1421,7 +1449,7 @@ export class HttpCache<R> {
       // stale answer another got without asking the origin (stale-while-revalidate) only where it accepts one
       // itself (max-stale): else it runs its own. One that stands in for a revalidation that failed answers it too.
       if (outcome.failed === undefined && plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
-      this.events.stale(plan, tier);
+      this.reportServed(res, plan, tier, true);
       replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)));
       return true;
     }

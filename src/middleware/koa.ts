@@ -83,7 +83,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -93,7 +93,11 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     } finally {
       res[DEFERRED_HIT] = outer;
     }
-    if (!answered) return;
+    if (!answered) {
+      // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
+      if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
+      return;
+    }
     const write = deferred.write;
     if (write === undefined) ctx.respond = false;
     else respondLater(ctx, deferred.status, write);
@@ -102,6 +106,8 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
 
 /** The hit waiting for Koa to respond (see respondLater), on the ctx. */
 const PENDING_HIT = Symbol('tiercache.pendingHit');
+/** What waits to hear that Koa responds (see whenKoaResponds), on the ctx. */
+const ON_RESPOND = Symbol('tiercache.onRespond');
 /** ctx.respond as the app set it, where respondLater's accessor keeps it. */
 const OWN_RESPOND = Symbol('tiercache.respond');
 /** Context prototypes (app.context) that have the accessor. */
@@ -109,6 +115,7 @@ const readied = new WeakSet<object>();
 
 interface PendingHolder {
   [PENDING_HIT]?: (() => void) | undefined;
+  [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
 }
 
@@ -133,7 +140,12 @@ function readyContext(proto: object): boolean {
   Object.defineProperty(proto, 'respond', {
     configurable: true,
     get(this: PendingHolder): unknown {
-      if (this[PENDING_HIT] === undefined) return this[OWN_RESPOND];
+      if (this[PENDING_HIT] === undefined) {
+        const own = this[OWN_RESPOND];
+        // Koa responds (an app that answers itself, respond = false, ends what it writes: that decides).
+        if (this[ON_RESPOND] !== undefined && own !== false) responding(this);
+        return own;
+      }
       writePending(this);
       return false;
     },
@@ -147,6 +159,46 @@ function readyContext(proto: object): boolean {
   return true;
 }
 
+/** Runs what waits for Koa to respond, once. */
+function responding(ctx: PendingHolder): void {
+  const done = ctx[ON_RESPOND]!;
+  ctx[ON_RESPOND] = undefined;
+  done();
+}
+
+/** Whether Koa's read of ctx.respond can be heard on `ctx` (the accessor readyContext gives its prototype). */
+function respondHeard(ctx: KoaRuntimeContext): boolean {
+  const proto: unknown = Object.getPrototypeOf(ctx);
+  // A respond of ctx's own (set before the accessor was there: the app's first hit) would hide it.
+  return !Object.hasOwn(ctx, 'respond') && typeof proto === 'object' && proto !== null && proto !== Object.prototype && readyContext(proto);
+}
+
+/**
+ * Calls `done` when Koa responds: it reads ctx.respond once every middleware
+ * has run, those in front of the cache included (one may commit the write
+ * after the handler). A write whose client left is decided then: Koa 3 ends
+ * the response there, Koa 2 ends nothing (its respond() returns for a ctx
+ * that is not writable). An error thrown on the way out is answered by
+ * Koa's onerror, which reads nothing: no successful write. Where the read
+ * cannot be heard, now: the handler is done.
+ */
+function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
+  if (!respondHeard(ctx)) {
+    if (ctx.respond !== false) done();
+    return;
+  }
+  const holder = ctx as PendingHolder;
+  const earlier = holder[ON_RESPOND];
+  // Two caches on one write: each decides its own.
+  holder[ON_RESPOND] =
+    earlier === undefined
+      ? done
+      : () => {
+          earlier();
+          done();
+        };
+}
+
 /**
  * A hit goes out when Koa would send an answer: after the middleware in
  * front of the cache have run what follows their `await next()` (koa-session
@@ -154,12 +206,12 @@ function readyContext(proto: object): boolean {
  * answers. They see the hit's status; what they set on ctx.body or
  * ctx.status is not sent (the stored answer is), the headers they set are,
  * but for those the stored answer names too. An error they throw is the
- * answer (Koa's onerror), as without the cache.
+ * answer (Koa's onerror), as without the cache, and the hit, never written,
+ * is not counted as one (see DeferredHit.report).
  */
 function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
-  const proto: unknown = Object.getPrototypeOf(ctx);
-  // A respond of ctx's own (set before the accessor was there: the app's first hit) would hide it: written at once.
-  if (Object.hasOwn(ctx, 'respond') || typeof proto !== 'object' || proto === null || proto === Object.prototype || !readyContext(proto)) {
+  // Where Koa's read of ctx.respond cannot be heard: written at once.
+  if (!respondHeard(ctx)) {
     write();
     ctx.respond = false;
     return;

@@ -72,13 +72,33 @@ export interface DeferredHit {
   /** The hit's status, as the answer will have it (200, or 304 for a request whose condition it meets). */
   status: number;
   write: (() => void) | undefined;
+  /**
+   * Not a hit: a write whose invalidation waits to be decided (see
+   * HttpCache.invalidateAfterWrite). The adapter calls it once the app is
+   * done with the response: Koa 2 ends nothing for a client that is gone, so
+   * end() cannot tell.
+   */
+  appDone: (() => void) | undefined;
+  /**
+   * Counts the hit (the 'hit' event, so Prometheus and the status page, and
+   * stats().stale for a stale one), run as it is written. A middleware in
+   * front that throws once Koa would respond makes Koa's error the answer,
+   * and the hit is never written: counted as a hit, that request would show
+   * an answer from the cache that nobody got, so it counts as none. The tiers'
+   * own counters (stats().l1.hits, l2.hits) keep it: they count what a
+   * lookup found, and L1 or Redis did have the entry.
+   */
+  report: (() => void) | undefined;
 }
 
 export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
   const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
   if (deferred !== undefined) {
     deferred.status = response.status === 200 && notModified(req, response) ? 304 : response.status;
-    deferred.write = () => replayNow(req, res, response, createdAt, now, cacheStatus);
+    deferred.write = () => {
+      deferred.report?.();
+      replayNow(req, res, response, createdAt, now, cacheStatus);
+    };
     return;
   }
   replayNow(req, res, response, createdAt, now, cacheStatus);

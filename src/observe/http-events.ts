@@ -46,6 +46,12 @@ export class HttpEvents<R> {
     if (this.cache.hitListened) this.cache.emit('hit', { key: plan.key, tier, route: this.routeOf(plan), stale: true });
   }
 
+  /** An answer from a stored entry: hit() (the caller checks cache.hitListened first for a fresh one) or stale(). */
+  served(plan: ReportedPlan, tier: CacheTier, stale: boolean): void {
+    if (stale) this.stale(plan, tier);
+    else this.hit(plan, tier);
+  }
+
   miss(plan: ReportedPlan, collapsed: boolean): void {
     if (this.cache.listenerCount('miss') === 0) return;
     const route = this.routeOf(plan);

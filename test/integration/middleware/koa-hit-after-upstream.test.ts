@@ -3,39 +3,44 @@
 // helper-68: a hit written at once, koa-session's renewed cookie came too late,
 // Koa reported ERR_HTTP_HEADERS_SENT, and the user was logged out when the
 // old cookie ran out). Headers they add reach the hit; the stored status and
-// bytes are what goes out; an error they throw is the answer, as without the cache.
+// bytes are what goes out; an error they throw is the answer, as without the cache,
+// and that hit, never written, is counted as no hit (it was: the 'hit' event,
+// Prometheus, the status page and stats().stale said the cache answered).
 import assert from 'node:assert/strict';
 import Koa from 'koa';
+import { Registry } from 'prom-client';
 import request from 'supertest';
-import { createCache } from '../../../src/index.js';
+import { createCache, type CacheOptions } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
-import { useCleanup } from '../../support/cache-context.js';
+import { prometheusCollector } from '../../../src/prometheus.js';
+import { statusPage, type StatusFeed } from '../../../src/status.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { Koa2 } from './apps.js';
 
 let counter = 0;
 
 describe('middleware: Koa hits and the middleware in front of the cache', () => {
   const cleanup = useCleanup();
+  const redisCaches = useRedisCaches({ prefix: 'koa-upstream-l2' });
 
   for (const [name, Framework] of [
     ['koa3', Koa],
     ['koa2', Koa2],
   ] as const) {
     describe(name, () => {
-      function build(front: Koa.Middleware) {
-        const cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false }));
+      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options }))) {
         const app = new (Framework as typeof Koa)();
         const errors: Error[] = [];
         app.silent = true;
         app.on('error', (err: Error) => errors.push(err));
         let runs = 0;
         app.use(front);
-        app.use(koaCache(cache, { ttl: '1m' }));
+        app.use(koaCache(cache, options.routes === undefined ? { ttl: '1m' } : undefined));
         app.use((ctx) => {
           runs++;
           ctx.body = { n: 1 };
         });
-        return { target: app.callback(), errors, runs: () => runs };
+        return { cache, target: app.callback(), errors, runs: () => runs };
       }
 
       it('a header and a cookie set after next() reach the hit, with no error', async () => {
@@ -78,6 +83,67 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         await request(target).get('/me').expect(200);
         fail = true;
         await request(target).get('/me').expect(500);
+      });
+
+      it('a hit that an error thrown in front turns into that error counts as no hit (events, Prometheus, status page); L1 still counts what its lookup found', async () => {
+        let fail = false;
+        const { cache, target } = build(async (_ctx, next) => {
+          await next();
+          if (fail) throw new Error('late failure');
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const registry = new Registry();
+        const collector = prometheusCollector(cache, { registry });
+        const page = statusPage(cache);
+        await request(target).get('/me').expect(200); // a miss, stored
+        await request(target).get('/me').expect(200); // a hit
+        fail = true;
+        await request(target).get('/me').expect(500); // the hit, never written
+        assert.deepEqual(hits, ['L1']);
+        const requests = (await registry.getSingleMetric('tiercache_requests_total')!.get()).values;
+        assert.deepEqual(requests.map((v) => [v.labels['result'], v.value]).sort(), [['hit', 1], ['miss', 1]]);
+        const feed = (await request(page).get('/?feed=1')).body as StatusFeed;
+        assert.deepEqual(feed.routes.map((r) => [r.hits, r.misses]), [[1, 1]]);
+        assert.equal(cache.stats().l1.hits, 2);
+        collector.stop();
+        page.stop();
+      });
+
+      it('an L2 hit that an error thrown in front turns into that error counts as no hit; L2 still counts what its lookup found', async () => {
+        let fail = false;
+        const front: Koa.Middleware = async (_ctx, next) => {
+          await next();
+          if (fail) throw new Error('late failure');
+        };
+        const filler = build(front, {}, await redisCaches.open());
+        await request(filler.target).get('/me').expect(200); // a miss, stored in both tiers
+        const { cache, target } = build(front, {}, await redisCaches.open());
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        fail = true;
+        await request(target).get('/me').expect(500); // an L2 hit, never written
+        assert.deepEqual(hits, []);
+        assert.equal(cache.stats().l2.hits, 1);
+      });
+
+      it('a stale answer that an error thrown in front turns into that error is not counted as stale', async () => {
+        let fail = false;
+        const { cache, target } = build(
+          async (_ctx, next) => {
+            await next();
+            if (fail) throw new Error('late failure');
+          },
+          { routes: { '/me': { ttl: 30, staleWhileRevalidate: '1m' } } },
+        );
+        const stale: boolean[] = [];
+        cache.on('hit', (e) => stale.push(e.stale));
+        await request(target).get('/me').expect(200); // a miss, stored
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        fail = true;
+        await request(target).get('/me').expect(500); // stale, never written
+        assert.deepEqual(stale, []);
+        assert.equal(cache.stats().stale, 0);
       });
 
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {

@@ -3,7 +3,8 @@
 // - an app-wide middleware with a `ttl` of its own (no route table) stores
 //   every GET but never invalidated on a write: it only looked at the table;
 // - a write whose client left before the answer was out never invalidated
-//   ('finish' never comes), though the handler made the write;
+//   ('finish' never comes), though the handler made the write; under Koa 2,
+//   which ends nothing for such a client, not even once end() was heard;
 // - a write to a path with a dot segment (`/api/beacon/../me`) ran the
 //   handler of the path as written but flushed the resolved path's entries;
 // - with Redis, a request that arrived after a write was answered, while an
@@ -16,6 +17,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import express from 'express';
 import Koa from 'koa';
 import request from 'supertest';
@@ -24,6 +26,7 @@ import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+import { Koa2 } from './apps.js';
 
 const HIT_L1 = 'tiercache; hit; detail=L1';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -56,9 +59,9 @@ function expressItems(cache: TierCache, writeMs = 0) {
   return { app, state };
 }
 
-function koaItems(cache: TierCache, writeMs = 0) {
+function koaItems(cache: TierCache, writeMs = 0, Factory: typeof Koa = Koa) {
   const state = { version: 1 };
-  const app = new Koa();
+  const app = new Factory();
   app.use(koaCache(cache, { ttl: '1m' }));
   app.use(async (ctx) => {
     if (ctx.method === 'GET' && ctx.path === '/items') ctx.body = `v${state.version}`;
@@ -86,11 +89,28 @@ function abandonedPost(server: Server, path: string, ms: number): Promise<void> 
   });
 }
 
+/**
+ * Fills /items (v1), POSTs and leaves, then GETs /items `beforeMs` later,
+ * before the write is made (v1 still), and once it is (v2).
+ */
+async function abandonedBeforeTheWrite(server: Server, state: { version: number }, beforeMs: number, what: string): Promise<void> {
+  assert.equal((await request(server).get('/items')).text, 'v1');
+  await abandonedPost(server, '/items', 30);
+  await sleep(beforeMs);
+  assert.equal((await request(server).get('/items')).text, 'v1');
+  for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
+  await sleep(30);
+  assert.equal((await request(server).get('/items')).text, 'v2', what);
+}
+
 describe('middleware: invalidation by writes, edge cases', () => {
   const cleanup = useCleanup();
   const newCache = () => cleanup.track(createCache({ namespace: `write-edges-${process.pid}-${++counter}`, redis: false }));
 
-  for (const [name, build] of [['Express', expressItems], ['Koa', koaItems]] as const) {
+  const koa2Items = (cache: TierCache, writeMs = 0) => koaItems(cache, writeMs, Koa2);
+  const builds = [['Express', expressItems], ['Koa 3', koaItems], ['Koa 2', koa2Items]] as const;
+
+  for (const [name, build] of builds) {
     it(`${name}: an app-wide middleware with a ttl of its own (no route table) invalidates what a write changed`, async () => {
       const cache = newCache();
       const server = await cleanup.serve(build(cache).app as never);
@@ -115,7 +135,7 @@ describe('middleware: invalidation by writes, edge cases', () => {
     });
   }
 
-  for (const [name, build] of [['Express', expressItems], ['Koa', koaItems]] as const) {
+  for (const [name, build] of builds) {
     it(`${name}: a write pipelined behind a slow answer, whose client leaves before either is out, still invalidates (its response never gets 'finish' nor 'close')`, async () => {
       const cache = newCache();
       const { app, state } = build(cache);
@@ -152,45 +172,127 @@ describe('middleware: invalidation by writes, edge cases', () => {
       state.version++;
       res.end(' done');
     });
-    const server = await cleanup.serve(app);
-    assert.equal((await request(server).get('/items')).text, 'v1');
-    await abandonedPost(server, '/items', 30);
-    await sleep(30);
-    // Before the write is made: an early invalidation would let this refill store v1 for good.
-    assert.equal((await request(server).get('/items')).text, 'v1');
-    for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
-    await sleep(30);
-    assert.equal((await request(server).get('/items')).text, 'v2', 'the write was decided before it was made');
+    // Before the write is made: an early invalidation would let a refill store v1 for good.
+    await abandonedBeforeTheWrite(await cleanup.serve(app), state, 30, 'the write was decided before it was made');
   });
 
-  it('Koa 3: a write committed by a middleware further out, after the handler, with the client gone, is decided after the commit', async () => {
-    const cache = newCache();
-    const state = { version: 1 };
-    const app = new Koa();
-    app.use(async (ctx, next) => {
-      await next();
-      if (ctx.method === 'POST') {
-        await sleep(150); // the transaction commits after the handler
-        state.version++;
-      }
+  for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
+    it(`${name}: a write committed by a middleware further out, after the handler, with the client gone, is decided after the commit`, async () => {
+      const cache = newCache();
+      const state = { version: 1 };
+      const app = new Factory();
+      app.use(async (ctx, next) => {
+        await next();
+        if (ctx.method === 'POST') {
+          await sleep(150); // the transaction commits after the handler
+          state.version++;
+        }
+      });
+      app.use(koaCache(cache, { ttl: '1m' }));
+      app.use(async (ctx) => {
+        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        else {
+          await sleep(60); // the handler ends after the client left
+          ctx.body = 'saved';
+        }
+      });
+      // Handler done, commit not made: an invalidation now would let a refill store v1 for good.
+      await abandonedBeforeTheWrite(await cleanup.serve(app.callback()), state, 70, 'the write was decided before its commit');
     });
-    app.use(koaCache(cache, { ttl: '1m' }));
-    app.use(async (ctx) => {
-      if (ctx.method === 'GET') ctx.body = `v${state.version}`;
-      else {
-        await sleep(60); // the handler ends after the client left
-        ctx.body = 'saved';
+  }
+
+  for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
+    it(`${name}: a write answered with a stream whose client leaves mid-stream is decided on its status (Koa is done; the stream never ends the response)`, async () => {
+      const cache = newCache();
+      const state = { version: 1 };
+      const app = new Factory();
+      app.silent = true; // Koa reports the stream's premature close
+      app.use(koaCache(cache, { ttl: '1m' }));
+      app.use(async (ctx) => {
+        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        else {
+          state.version++;
+          ctx.status = 201;
+          ctx.body = new Readable({ read() {} });
+          (ctx.body as Readable).push('saved, and more to come');
+        }
+      });
+      const server = await cleanup.serve(app.callback());
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      const invalidated = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 2_000);
+        cache.once('invalidate', () => (clearTimeout(timer), resolve(true)));
+      });
+      const { port } = server.address() as AddressInfo;
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/items', method: 'POST', headers: { 'content-length': '0' } });
+      req.on('error', () => undefined);
+      req.on('response', (res) => res.once('data', () => req.destroy())); // the client leaves mid-stream
+      req.end();
+      assert.equal(await invalidated, true, 'the write was not decided');
+      assert.equal((await request(server).get('/items')).text, 'v2');
+    });
+  }
+
+  for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
+    it(`${name}: a write the app answers itself (ctx.respond = false), after Koa is done, with the client gone, is decided as it ends`, async () => {
+      const cache = newCache();
+      const state = { version: 1 };
+      const app = new Factory();
+      app.use(koaCache(cache, { ttl: '1m' }));
+      app.use(async (ctx) => {
+        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        else {
+          ctx.respond = false;
+          setTimeout(() => {
+            state.version++;
+            ctx.res.writeHead(200).end('saved');
+          }, 150);
+        }
+      });
+      const server = await cleanup.serve(app.callback());
+      // A hit first: the cache then hears Koa's read of ctx.respond in this app (see koa.ts respondLater).
+      assert.equal((await request(server).get('/items')).text, 'v1');
+      assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+      // Koa done, write not made: an invalidation now would let a refill store v1 for good.
+      await abandonedBeforeTheWrite(server, state, 70, 'the write was decided before it was made');
+    });
+  }
+
+  it("Koa 2: where ctx.respond is the app's own (Koa's read of it cannot be heard), a write whose client left is decided as the handler ends", async () => {
+    const cache = newCache();
+    const { app, state } = koaItems(cache, 150, class extends Koa2 {
+      constructor() {
+        super();
+        Object.defineProperty(this.context, 'respond', { value: undefined, writable: true, configurable: true });
       }
+    } as typeof Koa);
+    const server = await cleanup.serve(app as never);
+    assert.equal((await request(server).get('/items')).text, 'v1');
+    assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
+    await abandonedPost(server, '/items', 30);
+    for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
+    assert.equal(state.version, 2, 'the handler did not make the write');
+    await sleep(30);
+    assert.equal((await request(server).get('/items')).text, 'v2', 'the abandoned write did not invalidate /items');
+  });
+
+  it('Koa 2: a write whose client left, through two caches, invalidates in each once the handler answers', async () => {
+    const caches = [newCache(), newCache()];
+    const events: number[] = [];
+    caches.forEach((c, i) => c.on('invalidate', () => events.push(i)));
+    const app = new Koa2();
+    for (const c of caches) app.use(koaCache(c, { ttl: '1m' }));
+    let answered = false;
+    app.use(async (ctx) => {
+      await new Promise((resolve) => (ctx.res.destroyed ? resolve(undefined) : ctx.res.once('close', resolve)));
+      ctx.status = 201;
+      answered = true;
     });
     const server = await cleanup.serve(app.callback());
-    assert.equal((await request(server).get('/items')).text, 'v1');
     await abandonedPost(server, '/items', 30);
-    await sleep(70);
-    // Handler done, commit not made: an invalidation now would let this refill store v1 for good.
-    assert.equal((await request(server).get('/items')).text, 'v1');
-    for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
-    await sleep(30);
-    assert.equal((await request(server).get('/items')).text, 'v2', 'the write was decided before its commit');
+    for (let i = 0; i < 100 && (!answered || events.length < 2); i++) await sleep(10);
+    assert.deepEqual(events.sort(), [0, 1]);
   });
 
   it('Express: a write invalidates once, however many tiercache middlewares it passes', async () => {
