@@ -165,13 +165,43 @@ function endSendsChunks(res: ServerResponse): boolean {
   return flags._removedContLen === true && flags._removedTE !== true;
 }
 
-/** Encodings whose byte length Buffer.byteLength gives exactly (for base64 and hex it estimates). */
+/** Encodings whose byte length Buffer.byteLength gives exactly. */
 const EXACT_LENGTH = new Set(['utf8', 'utf-8', 'latin1', 'binary', 'ascii', 'ucs2', 'ucs-2', 'utf16le', 'utf-16le']);
+/**
+ * Encodings whose byte length Buffer.byteLength reckons from the string's
+ * length alone (and its trailing '='), with no copy: the bytes made from
+ * well-formed text (these patterns), and more than those from any other
+ * (what is not base64 or hex is skipped, or ends the bytes).
+ */
+const RECKONED_LENGTH = new Map([
+  ['base64', /^[A-Za-z0-9+/_-]*={0,2}$/],
+  ['base64url', /^[A-Za-z0-9+/_-]*={0,2}$/],
+  ['hex', /^[0-9a-fA-F]*$/],
+]);
 
-/** The bytes a string makes in `encoding` (a write's callback or none: utf8), undefined where only making them tells. */
+/**
+ * The bytes a string makes in `encoding` (a write's callback or none: utf8),
+ * undefined where only making them tells: base64 or hex that is not
+ * well-formed, an unknown encoding (which node rejects).
+ */
 function exactByteLength(text: string, encoding: unknown): number | undefined {
   if (!encoding || typeof encoding === 'function') return Buffer.byteLength(text, 'utf8');
-  return typeof encoding === 'string' && EXACT_LENGTH.has(encoding.toLowerCase()) ? Buffer.byteLength(text, encoding as BufferEncoding) : undefined;
+  if (typeof encoding !== 'string') return undefined;
+  const name = encoding.toLowerCase();
+  if (EXACT_LENGTH.has(name)) return Buffer.byteLength(text, name as BufferEncoding);
+  return RECKONED_LENGTH.get(name)?.test(text) === true ? Buffer.byteLength(text, name as BufferEncoding) : undefined;
+}
+
+/**
+ * Whether `chunk` surely makes more than `room` bytes, told without making
+ * them: then it cannot be kept, and needs no copy.
+ */
+function pastRoom(chunk: unknown, encoding: unknown, room: number): boolean {
+  if (chunk instanceof Uint8Array) return chunk.byteLength > room;
+  // Three bytes a character at most (base64 and hex make fewer): most strings fit without asking.
+  if (typeof chunk !== 'string' || chunk.length * 3 <= room) return false;
+  const length = exactByteLength(chunk, encoding);
+  return length !== undefined && length > room;
 }
 
 /** A string node writes as utf8 (the default): the one kind of chunk node joins the head to and sends as UTF-8. */
@@ -525,7 +555,8 @@ function wrappersAt(depth: number): Wrappers {
     c.wrote = true;
     // Past the limit (or a capture of nothing, maxBytes 0: StaleIfErrorGuard) no copy is kept: none is made.
     // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
-    c.keep(c.overflow ? undefined : toBuffer(chunk, encoding));
+    if (c.overflow || pastRoom(chunk, encoding, c.maxBytes - c.size)) c.giveUp();
+    else c.keep(toBuffer(chunk, encoding));
     if (headLeft(this) !== false) return c.write.apply(this, arguments as unknown as unknown[]);
     const result = c.write.apply(this, arguments as unknown as unknown[]);
     // This write carried the head, joined to it as UTF-8 whatever the HTTP version when the handler ruled
