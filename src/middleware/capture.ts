@@ -60,7 +60,9 @@ export interface CaptureHooks {
    * on `res`). `body` is the whole body when it is known before the headers
    * leave (end() with no earlier write), else undefined. Returning a
    * Replacement sends it instead and discards everything the handler writes;
-   * returning NOT_MODIFIED answers 304 when the whole answer is one end() (kept or not); a streamed one goes whole.
+   * returning NOT_MODIFIED answers 304 instead of the body (the body is still captured): at once when the
+   * whole answer is one end(), at the end for a streamed one over HTTP/1 (its head is built now, and leaves
+   * then); over HTTP/2 a streamed one goes whole (its head leaves as it is built, and a 304 ends the stream).
    */
   headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head?: boolean): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
@@ -355,7 +357,8 @@ class Capture {
   /** Everything the client was meant to get arrived here, and the connection is still there to get it. */
   complete(): boolean {
     if (this.overflow || this.res.destroyed) return false;
-    if (this.notModified || !hasBody(this.status)) return true;
+    // A 304 instead of a 200 (NOT_MODIFIED) still stores the 200, all of it: this.status is the 200's.
+    if (!hasBody(this.status)) return true;
     return this.declared === undefined || this.declared === this.size;
   }
 
@@ -377,9 +380,16 @@ class Capture {
     this.status = res.statusCode;
     this.declared = declaredLength(res);
     if (replacement === NOT_MODIFIED) {
-      // A streamed answer's head leaves with its first chunk: too late to drop the stream cleanly (a piped file
-      // would be left open), so it goes whole; its hits answer the condition.
-      this.notModified = whole !== undefined || single;
+      if (whole !== undefined || single) this.notModified = true;
+      else if (!(res instanceof Http2ServerResponse)) {
+        // Streamed: the head of a 304 is built now (headersSent: an error handler leaves the answer alone), and
+        // node sends it at the end, with no body: it ignores what is written after a 304's head (as it would the
+        // handler's own 304), while the capture keeps it for the store. The stream runs to its end as before (a
+        // piped file is read and closed), and the answer is stored before the 304 goes, as any fill is.
+        this.notModified = true;
+        this.notModifiedHead();
+        this.writeHead.call(res, 304);
+      }
       return false;
     }
     if (replacement === undefined || res.headersSent) return false;
@@ -404,6 +414,15 @@ class Capture {
       this.writingReplacement = false;
     }
     return true;
+  }
+
+  /** The handler's head made a 304's: the fields a 304 keeps (RFC 9110 §15.4.5), node's reason phrase. */
+  notModifiedHead(): void {
+    const res = this.res;
+    for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
+    res.statusCode = 304;
+    // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
+    clearReason(res);
   }
 
   /** The writer a Handover gets: the methods this capture wrapped, as they were before it. */
@@ -537,7 +556,8 @@ function wrappersAt(depth: number): Wrappers {
     }
     this.statusCode = statusCode;
     applyHeaderArgument(this, headers);
-    if (c.seeHeaders(undefined)) return this;
+    // A 304 (NOT_MODIFIED) has had its own head built.
+    if (c.seeHeaders(undefined) || c.notModified) return this;
     // A reason that is undefined is no reason to node: it sends the status's own.
     return c.writeHead.call(this, this.statusCode, reason);
   }
@@ -633,12 +653,8 @@ function wrappersAt(depth: number): Wrappers {
       // Put the head together now (node sends it with the body later): from here on
       // headersSent is true, so an error handler that runs while the store is under way
       // leaves this answer alone instead of writing a second one over it.
-      if (c.notModified) {
-        for (const name of this.getHeaderNames()) if (!KEEP_ON_304.has(name)) this.removeHeader(name);
-        this.statusCode = 304;
-        // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
-        clearReason(this);
-      } else if (!c.wrote && c.declared === undefined && !endSendsChunks(this) && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
+      if (c.notModified) c.notModifiedHead();
+      else if (!c.wrote && c.declared === undefined && !endSendsChunks(this) && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
         // What node's end() declares for a body given whole, also past what is stored (too large).
         const declared = length ?? (last === undefined ? 0 : last.length);
         this.setHeader('content-length', declared);

@@ -250,7 +250,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
       if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
       return this.notModifiedUnstored(r, headers);
     }
-    const notModified = body !== undefined && this.conditionsMet(r, headers);
+    // A streamed answer (body undefined) is matched on validators the handler set before its head left: the cache's own ETag needs the whole body.
+    const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };

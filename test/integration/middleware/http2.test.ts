@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import Koa from 'koa';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
@@ -141,6 +142,27 @@ describe('middleware: Koa over HTTP/2', () => {
     } finally {
       client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("a conditional fill over HTTP/2: one answered in one piece gets its 304, a streamed one goes whole and is stored (HTTP/2's head leaves as it is built, and a 304 ends the stream)", async () => {
+    const app = new Koa();
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    app.use((ctx) => {
+      ctx.set('ETag', '"e1"');
+      ctx.type = 'text/plain';
+      ctx.body = ctx.path === '/streamed' ? Readable.from(['part one, ', 'part two']) : 'one piece';
+    });
+    const h2 = await overHttp2(app);
+    try {
+      const whole = await h2.send('/whole', { 'if-none-match': '"e1"' });
+      assert.deepEqual([whole.status, whole.body], [304, '']);
+      const streamed = await h2.send('/streamed', { 'if-none-match': '"e1"' });
+      assert.deepEqual([streamed.status, streamed.body], [200, 'part one, part two']);
+      const hit = await h2.send('/streamed', { 'if-none-match': '"e1"' });
+      assert.deepEqual([hit.status, hit.headers['cache-status']], [304, 'tiercache; hit; detail=L1']);
+    } finally {
+      await h2.close();
     }
   });
 
