@@ -58,7 +58,7 @@ async function overHttp2(app: Koa) {
     for (const s of sessions) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
-  return { send, close };
+  return { send, close, client };
 }
 
 describe('middleware: Koa over HTTP/2', () => {
@@ -126,11 +126,9 @@ describe('middleware: Koa over HTTP/2', () => {
     app.use((ctx) => {
       ctx.body = 'answered';
     });
-    const server = http2.createServer(app.callback() as never);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const h2 = await overHttp2(app);
     try {
-      const stream = client.request({ ':path': '/open', ':method': 'GET' }, { endStream: false });
+      const stream = h2.client.request({ ':path': '/open', ':method': 'GET' }, { endStream: false });
       const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
         stream.on('response', resolve);
         stream.on('error', reject);
@@ -140,8 +138,7 @@ describe('middleware: Koa over HTTP/2', () => {
       stream.resume();
       await new Promise((resolve) => stream.on('close', resolve));
     } finally {
-      client.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await h2.close();
     }
   });
 
