@@ -60,7 +60,9 @@ export interface CaptureHooks {
    * on `res`). `body` is the whole body when it is known before the headers
    * leave (end() with no earlier write), else undefined. Returning a
    * Replacement sends it instead and discards everything the handler writes;
-   * returning NOT_MODIFIED answers 304 when the whole answer is one end() (kept or not); a streamed one goes whole.
+   * returning NOT_MODIFIED answers 304 instead of the body (the body is still captured): at once when the
+   * whole answer is one end(), at the end for a streamed one over HTTP/1 (its head is built now, and leaves
+   * then); over HTTP/2 a streamed one goes whole (its head leaves as it is built, and a 304 ends the stream).
    */
   headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head?: boolean): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
@@ -165,13 +167,43 @@ function endSendsChunks(res: ServerResponse): boolean {
   return flags._removedContLen === true && flags._removedTE !== true;
 }
 
-/** Encodings whose byte length Buffer.byteLength gives exactly (for base64 and hex it estimates). */
+/** Encodings whose byte length Buffer.byteLength gives exactly. */
 const EXACT_LENGTH = new Set(['utf8', 'utf-8', 'latin1', 'binary', 'ascii', 'ucs2', 'ucs-2', 'utf16le', 'utf-16le']);
+/**
+ * Encodings whose byte length Buffer.byteLength reckons from the string's
+ * length alone (and its trailing '='), with no copy: the bytes made from
+ * well-formed text (these patterns), and more than those from any other
+ * (what is not base64 or hex is skipped, or ends the bytes).
+ */
+const RECKONED_LENGTH = new Map([
+  ['base64', /^[A-Za-z0-9+/_-]*={0,2}$/],
+  ['base64url', /^[A-Za-z0-9+/_-]*={0,2}$/],
+  ['hex', /^[0-9a-fA-F]*$/],
+]);
 
-/** The bytes a string makes in `encoding` (a write's callback or none: utf8), undefined where only making them tells. */
+/**
+ * The bytes a string makes in `encoding` (a write's callback or none: utf8),
+ * undefined where only making them tells: base64 or hex that is not
+ * well-formed, an unknown encoding (which node rejects).
+ */
 function exactByteLength(text: string, encoding: unknown): number | undefined {
   if (!encoding || typeof encoding === 'function') return Buffer.byteLength(text, 'utf8');
-  return typeof encoding === 'string' && EXACT_LENGTH.has(encoding.toLowerCase()) ? Buffer.byteLength(text, encoding as BufferEncoding) : undefined;
+  if (typeof encoding !== 'string') return undefined;
+  const name = encoding.toLowerCase();
+  if (EXACT_LENGTH.has(name)) return Buffer.byteLength(text, name as BufferEncoding);
+  return RECKONED_LENGTH.get(name)?.test(text) === true ? Buffer.byteLength(text, name as BufferEncoding) : undefined;
+}
+
+/**
+ * Whether `chunk` surely makes more than `room` bytes, told without making
+ * them: then it cannot be kept, and needs no copy.
+ */
+function pastRoom(chunk: unknown, encoding: unknown, room: number): boolean {
+  if (chunk instanceof Uint8Array) return chunk.byteLength > room;
+  // Three bytes a character at most (base64 and hex make fewer): most strings fit without asking.
+  if (typeof chunk !== 'string' || chunk.length * 3 <= room) return false;
+  const length = exactByteLength(chunk, encoding);
+  return length !== undefined && length > room;
 }
 
 /** A string node writes as utf8 (the default): the one kind of chunk node joins the head to and sends as UTF-8. */
@@ -325,7 +357,8 @@ class Capture {
   /** Everything the client was meant to get arrived here, and the connection is still there to get it. */
   complete(): boolean {
     if (this.overflow || this.res.destroyed) return false;
-    if (this.notModified || !hasBody(this.status)) return true;
+    // A 304 instead of a 200 (NOT_MODIFIED) still stores the 200, all of it: this.status is the 200's.
+    if (!hasBody(this.status)) return true;
     return this.declared === undefined || this.declared === this.size;
   }
 
@@ -347,9 +380,16 @@ class Capture {
     this.status = res.statusCode;
     this.declared = declaredLength(res);
     if (replacement === NOT_MODIFIED) {
-      // A streamed answer's head leaves with its first chunk: too late to drop the stream cleanly (a piped file
-      // would be left open), so it goes whole; its hits answer the condition.
-      this.notModified = whole !== undefined || single;
+      if (whole !== undefined || single) this.notModified = true;
+      else if (!(res instanceof Http2ServerResponse)) {
+        // Streamed: the head of a 304 is built now (headersSent: an error handler leaves the answer alone), and
+        // node sends it at the end, with no body: it ignores what is written after a 304's head (as it would the
+        // handler's own 304), while the capture keeps it for the store. The stream runs to its end as before (a
+        // piped file is read and closed), and the answer is stored before the 304 goes, as any fill is.
+        this.notModified = true;
+        this.notModifiedHead();
+        this.writeHead.call(res, 304);
+      }
       return false;
     }
     if (replacement === undefined || res.headersSent) return false;
@@ -374,6 +414,15 @@ class Capture {
       this.writingReplacement = false;
     }
     return true;
+  }
+
+  /** The handler's head made a 304's: the fields a 304 keeps (RFC 9110 §15.4.5), node's reason phrase. */
+  notModifiedHead(): void {
+    const res = this.res;
+    for (const name of res.getHeaderNames()) if (!KEEP_ON_304.has(name)) res.removeHeader(name);
+    res.statusCode = 304;
+    // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
+    clearReason(res);
   }
 
   /** The writer a Handover gets: the methods this capture wrapped, as they were before it. */
@@ -507,7 +556,8 @@ function wrappersAt(depth: number): Wrappers {
     }
     this.statusCode = statusCode;
     applyHeaderArgument(this, headers);
-    if (c.seeHeaders(undefined)) return this;
+    // A 304 (NOT_MODIFIED) has had its own head built.
+    if (c.seeHeaders(undefined) || c.notModified) return this;
     // A reason that is undefined is no reason to node: it sends the status's own.
     return c.writeHead.call(this, this.statusCode, reason);
   }
@@ -525,7 +575,8 @@ function wrappersAt(depth: number): Wrappers {
     c.wrote = true;
     // Past the limit (or a capture of nothing, maxBytes 0: StaleIfErrorGuard) no copy is kept: none is made.
     // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
-    c.keep(c.overflow ? undefined : toBuffer(chunk, encoding));
+    if (c.overflow || pastRoom(chunk, encoding, c.maxBytes - c.size)) c.giveUp();
+    else c.keep(toBuffer(chunk, encoding));
     if (headLeft(this) !== false) return c.write.apply(this, arguments as unknown as unknown[]);
     const result = c.write.apply(this, arguments as unknown as unknown[]);
     // This write carried the head, joined to it as UTF-8 whatever the HTTP version when the handler ruled
@@ -602,12 +653,8 @@ function wrappersAt(depth: number): Wrappers {
       // Put the head together now (node sends it with the body later): from here on
       // headersSent is true, so an error handler that runs while the store is under way
       // leaves this answer alone instead of writing a second one over it.
-      if (c.notModified) {
-        for (const name of this.getHeaderNames()) if (!KEEP_ON_304.has(name)) this.removeHeader(name);
-        this.statusCode = 304;
-        // Koa's body setter has said 'OK' by now: a 304's reason phrase is node's.
-        clearReason(this);
-      } else if (!c.wrote && c.declared === undefined && !endSendsChunks(this) && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
+      if (c.notModified) c.notModifiedHead();
+      else if (!c.wrote && c.declared === undefined && !endSendsChunks(this) && !this.hasHeader('transfer-encoding') && hasBody(this.statusCode) && sendsBody(this)) {
         // What node's end() declares for a body given whole, also past what is stored (too large).
         const declared = length ?? (last === undefined ? 0 : last.length);
         this.setHeader('content-length', declared);

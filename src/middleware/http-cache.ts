@@ -26,10 +26,11 @@ import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, DEFERRED_HIT, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm } from './request-target.js';
+import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
-import { hasDotSegment, http2DataFollows, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
@@ -249,7 +250,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
       if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
       return this.notModifiedUnstored(r, headers);
     }
-    const notModified = body !== undefined && this.conditionsMet(r, headers);
+    // A streamed answer (body undefined) is matched on validators the handler set before its head left: the cache's own ETag needs the whole body.
+    const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
@@ -840,12 +842,25 @@ export class HttpCache<R> {
       this.invalidateAfterWrite(c);
       return this.bypass(c, next, 'method');
     }
-    let plan: Plan | BypassReason | undefined;
+    const plan = this.planOrReport(c);
+    // An HTTP/2 GET whose stream is still open may yet end with no byte (an empty DATA frame): no body then.
+    if (plan === 'body' && http2BodyUnknown(req)) return http2BodyKnown(req).then(() => this.handlePlanned(c, next, this.planOrReport(c)));
+    return this.handlePlanned(c, next, plan);
+  }
+
+  /** plan(), or undefined (passed through) when planning fails. */
+  private planOrReport(c: HttpRequestContext<R>): Plan | BypassReason | undefined {
     try {
-      plan = this.plan(c);
+      return this.plan(c);
     } catch (err) {
       this.cache.reportError(err as Error, 'could not plan a request; passing it through');
+      return undefined;
     }
+  }
+
+  /** handle() once the request is planned. */
+  private handlePlanned(c: HttpRequestContext<R>, next: () => unknown, plan: Plan | BypassReason | undefined): boolean | Promise<boolean> {
+    const req = c.req;
     if (plan === undefined || typeof plan === 'string') return this.bypass(c, next, plan);
     (req as unknown as Record<symbol, string>)[REQUEST_KEY] = plan.key;
     if ((req.headers[REFRESH_HEADER] !== undefined || (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] !== undefined) && this.isOwnRefresh(req)) {

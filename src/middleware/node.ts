@@ -17,7 +17,8 @@ import { assertCache } from './express.js';
 import { httpValueOf, PreparedResponse, VaryManifest } from './http-entry.js';
 import { resolveMiddlewareOptions } from './options.js';
 import { replay } from './replay.js';
-import { http2DataFollows, requestBypassReason } from './storage-rules.js';
+import { requestBypassReason } from './storage-rules.js';
+import { http2DataFollows } from './http2-body.js';
 import { routeLabel } from '../observe/route-label.js';
 import { TierCacheConfigError } from '../errors.js';
 

@@ -1,6 +1,6 @@
 // What may be served from and stored in the cache (DESIGN.md section 3), as
 // small pure predicates over request and response headers.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { BypassReason, MissReason } from './cache-status.js';
 import { hasAccessToken } from '../keys/canonical-query.js';
 import { parseDirectives, splitList, type FieldValue } from '../keys/header-list.js';
@@ -28,7 +28,7 @@ export function parseCacheControl(value: FieldValue): Map<string, string> | unde
  * Why a request must bypass the cache (neither served nor stored), or
  * undefined. `scoped` = user-scoped route or `shared: true`. `target` is the
  * request target: an `access_token` query parameter (RFC 6750 §2.3) is a
- * credential like Authorization. `dataFollows`: see http2DataFollows.
+ * credential like Authorization. `dataFollows`: see http2DataFollows (http2-body.ts).
  */
 export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string, dataFollows = false): BypassReason | undefined {
   if (originalMethod !== undefined && originalMethod !== method) return 'method-override';
@@ -41,16 +41,6 @@ export function requestBypassReason(headers: IncomingHttpHeaders, method: string
   if (headers.cookie !== undefined) return 'cookie';
   if (queryHasAccessToken(target)) return 'access-token';
   return undefined;
-}
-
-/**
- * Whether an HTTP/2 request has DATA frames after its headers: a body, which
- * HTTP/2 sends with neither Content-Length nor Transfer-Encoding (a GET with
- * a search query in it, as Elasticsearch's _search takes). A GET without one
- * ends its stream with its headers.
- */
-export function http2DataFollows(req: IncomingMessage): boolean {
-  return req.httpVersionMajor >= 2 && (req as { stream?: { endAfterHeaders?: unknown } }).stream?.endAfterHeaders === false;
 }
 
 /** A '.' or '..' segment, also percent-encoded, in the path of a request target. */

@@ -10,6 +10,7 @@ import type { ServerResponse } from 'node:http';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { binaryParser } from '../../support/http-bytes.js';
 import { valuesOf, wireRequest } from '../../support/http-wire.js';
 import { adapters, buildApp, type AnyMiddlewareOptions, type Adapter, type HandlerIO } from './apps.js';
 
@@ -114,6 +115,72 @@ describe('middleware: how the handler writes', function () {
           assert.equal(a.runs('/w'), stored ? 1 : 2, body);
         }
       });
+
+      for (const encoding of ['base64', 'hex'] as const) {
+        it(`${encoding} strings, written in parts or given whole to end(): up to maxBodyBytes (decoded) stored, one byte more goes out exact and is not stored`, async () => {
+          for (const [size, stored] of [[10, true], [11, false]] as const) {
+            const bytes = Buffer.from(Array.from({ length: size }, (_, i) => (i * 37 + 200) % 256));
+            for (const form of ['write', 'end'] as const) {
+              const a = app(l1Only(), (io) => {
+                const res = rawRes(io);
+                if (form === 'end') return void res.end(bytes.toString(encoding), encoding);
+                res.write(bytes.subarray(0, 4).toString(encoding), encoding);
+                res.write(bytes.subarray(4, 8).toString(encoding), encoding);
+                res.end(bytes.subarray(8).toString(encoding), encoding);
+              }, { maxBodyBytes: 10 });
+              const first = await request(a.target).get('/w').buffer(true).parse(binaryParser);
+              assert.deepEqual(first.body, bytes, `${form} ${size}`);
+              const second = await request(a.target).get('/w').buffer(true).parse(binaryParser);
+              assert.deepEqual(second.body, bytes, `${form} ${size}`);
+              assert.equal(second.headers['cache-status'] === HIT_L1, stored, `${form} ${size}: ${second.headers['cache-status']}`);
+              assert.equal(a.runs('/w'), stored ? 1 : 2, `${form} ${size}`);
+            }
+          }
+        });
+
+        if (encoding === 'base64') {
+          it('base64 with line breaks given whole to end(): reckoned from its length it would pass maxBodyBytes, its bytes fit, and it is stored', async () => {
+            const bytes = Buffer.from('0123456789');
+            const text = bytes.toString('base64').replace(/(.{4})/g, '$1\r\n');
+            assert.ok(Buffer.byteLength(text, 'base64') > 10);
+            const a = app(l1Only(), (io) => void rawRes(io).end(text, 'base64'), { maxBodyBytes: 10 });
+            assert.deepEqual((await request(a.target).get('/w').buffer(true).parse(binaryParser)).body, bytes);
+            const hit = await request(a.target).get('/w').buffer(true).parse(binaryParser);
+            assert.equal(hit.headers['cache-status'], HIT_L1);
+            assert.deepEqual(hit.body, bytes);
+          });
+        }
+
+        it(`${encoding} strings past maxBodyBytes are not decoded by the capture (their length is reckoned), and go out exact`, async () => {
+          // A chunk past the limit cannot be kept: decoding it only to learn its length cost a copy as big as the chunk.
+          const part = Buffer.alloc(64 * 1024, 0xa5);
+          const text = part.toString(encoding);
+          const decoded: string[] = [];
+          const from = Buffer.from;
+          for (const form of ['write', 'end'] as const) {
+            const a = app(l1Only(), (io) => {
+              const res = rawRes(io);
+              Buffer.from = function (this: unknown, value: unknown, ...rest: unknown[]) {
+                if (value === text) decoded.push(form);
+                return (from as (...a: unknown[]) => Buffer).call(this, value, ...rest);
+              } as typeof Buffer.from;
+              try {
+                // write(): the chunk that crosses the limit, then one past it; end(): the whole body at once.
+                if (form === 'write') res.write(text, encoding);
+                res.end(text, encoding);
+              } finally {
+                Buffer.from = from;
+              }
+            }, { maxBodyBytes: 1024 });
+            const miss = await request(a.target).get('/w').buffer(true).parse(binaryParser);
+            assert.deepEqual(miss.body, form === 'write' ? Buffer.concat([part, part]) : part, form);
+            assert.equal(miss.headers['cache-status'], form === 'write' ? 'tiercache; fwd=miss' : 'tiercache; fwd=miss; detail=too-large', form);
+            const again = await request(a.target).get('/w').buffer(true).parse(binaryParser);
+            assert.notEqual(again.headers['cache-status'], HIT_L1, form);
+          }
+          assert.deepEqual(decoded, [], 'the capture decoded a chunk it could not keep');
+        });
+      }
 
       it('end(cb) with no body: an empty 200 is stored and replayed empty', async () => {
         let ended = false;

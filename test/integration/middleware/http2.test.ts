@@ -13,9 +13,11 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import Koa from 'koa';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
+import { Koa2 } from './apps.js';
 import { useCleanup } from '../../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -34,11 +36,15 @@ async function overHttp2(app: Koa) {
   server.on('session', (s) => sessions.add(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  /** `payload`: sent in DATA frames after the headers (no Content-Length), as HTTP/2 allows on any method. */
+  /**
+   * `payload`: sent in DATA frames after the headers (no Content-Length), as HTTP/2 allows on any method;
+   * '': no byte, the stream ended by an empty DATA frame (END_STREAM on it, not on the headers).
+   */
   const send = (path: string, headers: Record<string, string> = {}, method = 'GET', payload?: string) =>
     new Promise<Answer>((resolve, reject) => {
       const stream = client.request({ ':path': path, ':method': method, ...headers }, { endStream: payload === undefined });
-      if (payload !== undefined) stream.end(payload);
+      if (payload === '') stream.end();
+      else if (payload !== undefined) stream.end(payload);
       let body = '';
       let head: http2.IncomingHttpHeaders = {};
       stream.on('response', (h) => (head = h));
@@ -52,7 +58,7 @@ async function overHttp2(app: Koa) {
     for (const s of sessions) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
-  return { send, close };
+  return { send, close, client };
 }
 
 describe('middleware: Koa over HTTP/2', () => {
@@ -79,6 +85,102 @@ describe('middleware: Koa over HTTP/2', () => {
       assert.equal(none.headers['cache-status'], 'tiercache; fwd=miss; stored');
       const carol = await h2.send('/search', {}, 'GET', 'carol-query');
       assert.equal(carol.body, 'results for carol-query', 'a GET with a body got the stored answer to none');
+    } finally {
+      await h2.close();
+    }
+  });
+
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: a GET or HEAD whose stream an empty DATA frame ends has no body: it is stored and served like one that ends with its headers, while a GET with bytes still bypasses`, async () => {
+      const app = new Framework();
+      app.use(koaCache(newCache(), { ttl: '1m' }));
+      let runs = 0;
+      app.use(async (ctx) => {
+        runs++;
+        let query = '';
+        for await (const chunk of ctx.req) query += String(chunk);
+        ctx.body = `results for ${query || 'nothing'}`;
+      });
+      const h2 = await overHttp2(app as Koa);
+      try {
+        const first = await h2.send('/search', {}, 'GET', '');
+        assert.equal(first.body, 'results for nothing');
+        assert.equal(first.headers['cache-status'], 'tiercache; fwd=miss; stored');
+        const again = await h2.send('/search', {}, 'GET', '');
+        assert.deepEqual([again.body, again.headers['cache-status']], ['results for nothing', 'tiercache; hit; detail=L1']);
+        const head = await h2.send('/search', {}, 'HEAD', '');
+        assert.deepEqual([head.status, head.headers['cache-status']], [200, 'tiercache; hit; detail=L1']);
+        assert.equal((await h2.send('/search')).headers['cache-status'], 'tiercache; hit; detail=L1');
+        const carol = await h2.send('/search', {}, 'GET', 'carol-query');
+        assert.deepEqual([carol.body, carol.headers['cache-status']], ['results for carol-query', 'tiercache; fwd=bypass; detail=body']);
+        assert.equal(runs, 2);
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
+  it('a GET whose stream stays open with nothing sent (its body may come later) is not held: it bypasses, and its handler answers', async () => {
+    const app = new Koa();
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    app.use((ctx) => {
+      ctx.body = 'answered';
+    });
+    const h2 = await overHttp2(app);
+    try {
+      const stream = h2.client.request({ ':path': '/open', ':method': 'GET' }, { endStream: false });
+      const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        stream.on('response', resolve);
+        stream.on('error', reject);
+      });
+      assert.equal(head['cache-status'], 'tiercache; fwd=bypass; detail=body');
+      stream.end('late');
+      stream.resume();
+      await new Promise((resolve) => stream.on('close', resolve));
+    } finally {
+      await h2.close();
+    }
+  });
+
+  it("a conditional fill over HTTP/2: one answered in one piece gets its 304, a streamed one goes whole and is stored (HTTP/2's head leaves as it is built, and a 304 ends the stream)", async () => {
+    const app = new Koa();
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    app.use((ctx) => {
+      ctx.set('ETag', '"e1"');
+      ctx.type = 'text/plain';
+      ctx.body = ctx.path === '/streamed' ? Readable.from(['part one, ', 'part two']) : 'one piece';
+    });
+    const h2 = await overHttp2(app);
+    try {
+      const whole = await h2.send('/whole', { 'if-none-match': '"e1"' });
+      assert.deepEqual([whole.status, whole.body], [304, '']);
+      const streamed = await h2.send('/streamed', { 'if-none-match': '"e1"' });
+      assert.deepEqual([streamed.status, streamed.body], [200, 'part one, part two']);
+      const hit = await h2.send('/streamed', { 'if-none-match': '"e1"' });
+      assert.deepEqual([hit.status, hit.headers['cache-status']], [304, 'tiercache; hit; detail=L1']);
+    } finally {
+      await h2.close();
+    }
+  });
+
+  it('a body read by middleware before the cache: no byte in it, the GET is stored; bytes, it bypasses', async () => {
+    const app = new Koa();
+    const read = new Map<string, string>();
+    app.use(async (ctx, next) => {
+      let body = '';
+      for await (const chunk of ctx.req) body += String(chunk);
+      read.set(ctx.path, body);
+      await next();
+    });
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    app.use((ctx) => {
+      ctx.body = `read ${read.get(ctx.path) || 'nothing'}`;
+    });
+    const h2 = await overHttp2(app);
+    try {
+      assert.equal((await h2.send('/empty', {}, 'GET', '')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      const full = await h2.send('/full', {}, 'GET', 'query');
+      assert.deepEqual([full.body, full.headers['cache-status']], ['read query', 'tiercache; fwd=bypass; detail=body']);
     } finally {
       await h2.close();
     }
