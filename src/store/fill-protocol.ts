@@ -227,6 +227,8 @@ export interface LookupRequest {
   readonly now: number;
   /** Take the lock and read the counters without looking the entry up (a refresh, a refill). */
   readonly skipEntry?: boolean;
+  /** performance.now() when the caller began waiting, if before the lookup (see L2Store.run). */
+  readonly since?: number;
 }
 
 export interface LookupReply {
@@ -333,7 +335,7 @@ export class FillProtocol {
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? lookupOnCluster(client, request) : lookupInOne(client, request);
-    });
+    }, false, request.since);
   }
 
   /**

@@ -2,6 +2,7 @@
 // the entry's life (capped by l1.ttl). Every entry is checked against the tag
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
+import { performance } from 'node:perf_hooks';
 import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
@@ -223,14 +224,19 @@ export class TieredStore {
   }
 
   async lookupForFill(key: string, tags: readonly string[], lock: LockRequest | undefined, skipEntry = false): Promise<FillLookup> {
-    if (this.startGate !== undefined) await this.startGate;
+    // The wait at the gate counts in the lookup's one command timeout (L2Store.run).
+    let since: number | undefined;
+    if (this.startGate !== undefined) {
+      since = performance.now();
+      await this.startGate;
+    }
     const fills = this.fills!;
     const versions = this.versions;
     const needs = versions.needs(tags);
     const keys = versions.counterKeys(needs);
     let reply;
     try {
-      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry });
+      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry, since });
     } catch {
       return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET };
     }
