@@ -268,6 +268,8 @@ export interface StoreRequest {
   readonly lock: { readonly key: string; readonly token: string } | undefined;
   /** A set(): its key counter, moved as it stores (see STORE). */
   readonly advance?: CounterAdvance;
+  /** performance.now() when the fill began waiting, if its lookup ran out of time (FillTicket.since). */
+  readonly since?: number;
 }
 
 /** A set()'s key counter: which of the request's counters, and where the first entry's bytes record its version. */
@@ -346,7 +348,7 @@ export class FillProtocol {
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? this.storeOnCluster(client, request) : storeInOne(client, request);
-    });
+    }, false, request.since);
   }
 
   /**
