@@ -220,11 +220,13 @@ export class TierCache extends EventEmitter implements DataCache {
       });
       // The first connection's server check and the bus's first subscription each forget what was
       // learned before them (another Redis, a message missed), and with it every fill stamped before:
-      // the first fills wait for both, no longer than a command may take each, instead of being
+      // the first fills wait for both, no longer than one command may take from now, instead of being
       // refused (their answers said detail=invalidated, though nothing was). With Redis unreachable
-      // nothing is waited for past the first: the fill's own lookup fails as it would.
+      // nothing is waited for past the first: the fill's own lookup fails as it would. A fill's wait
+      // here counts in its lookup's command timeout (L2Store.run): it waits one in all.
       const bus = this.bus;
-      this.store.holdFillsUntil(l2.waitReady(resolved.commandTimeout).then((up) => (up ? bus.waitSubscribed(resolved.commandTimeout) : undefined)));
+      const gateBy = performance.now() + resolved.commandTimeout;
+      this.store.holdFillsUntil(l2.waitReady(resolved.commandTimeout).then((up) => (up ? bus.waitSubscribed(gateBy - performance.now()) : undefined)));
       this.queue = new InvalidationQueue({
         versions,
         l2,

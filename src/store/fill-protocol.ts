@@ -16,7 +16,7 @@ import type { L2Store } from './l2-store.js';
 import { groupBySlot, keySlot, slotGuardKeys } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, SLOT_GUARD } from './redis-scripts.js';
+import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, PROVISIONAL_MARK, SLOT_GUARD } from './redis-scripts.js';
 import { readBySlot } from './redis-versions.js';
 
 /**
@@ -28,12 +28,14 @@ import { readBySlot } from './redis-versions.js';
  * byte 13 of the entry codec's layout) is returned and the fill steps taken too;
  * ARGV[6] '1' to take the fill steps whatever is stored (the entry is not read);
  * ARGV[7] '1' when the last two of KEYS are the slot's guard keys (on a Cluster, see SLOT_GUARD).
- * A counter another fill made (still provisional) that this one reads gets twice
- * the provisional TTL: that fill's abandon then leaves it to this one.
+ * A counter it makes is marked as this fill's (see PROVISIONAL_MARK); one another
+ * fill made (still provisional) that this one reads loses that mark, and gets twice
+ * the provisional TTL (what an earlier version's abandon tests): that fill's abandon
+ * then leaves it to this one.
  * Reply: { entry | false, lock (1 taken, 0 held by another, -1 not asked or a fresh hit),
  *          created counter positions ('1,3'), counter values (false when missing on a hit)... }
  */
-const LOOKUP = `${SLOT_GUARD}${COUNTER_GET}
+const LOOKUP = `${SLOT_GUARD}${COUNTER_GET}${PROVISIONAL_MARK}
 local n = #KEYS
 if ARGV[7] == '1' then
   guard = KEYS[n - 1]
@@ -78,7 +80,10 @@ for i = 3, n do
     c = lift(KEYS[i], c)
     -- Another fill made it and may still abandon it: shared now, so it must outlive that abandon.
     local ttl = redis.call('PTTL', KEYS[i])
-    if ttl > 0 and ttl <= provisional then redis.call('PEXPIRE', KEYS[i], 2 * provisional) end
+    if ttl > 0 and ttl <= 2 * provisional then
+      unmark(KEYS[i])
+      if ttl <= provisional then redis.call('PEXPIRE', KEYS[i], 2 * provisional) end
+    end
   else
     mark()
     if not init then
@@ -90,6 +95,8 @@ for i = 3, n do
       redis.call('SET', KEYS[i], c)
     else
       redis.call('SET', KEYS[i], c, 'PX', ARGV[3])
+      local m = mark_of(KEYS[i])
+      if m then redis.call('SET', m, c, 'PX', ARGV[3]) end
       created[#created + 1] = i - 2
     end
   end
@@ -116,11 +123,13 @@ const RENEW_WHEN_LEFT = 0.9;
  * before it) but moved past what it holds, what was recorded and the clock (a
  * lost counter never comes back smaller), its TTL kept, and the payload is stored recording the moved version: a fill of the key
  * that began before, on any instance, is refused when it stores, and set()s are
- * stored in the order they arrive. Reply: 1 stored; 0 not, a tag counter moved;
+ * stored in the order they arrive. A counter young enough to be one a fill's
+ * lookup made loses its mark (PROVISIONAL_MARK) as the entries are stored: an
+ * entry records it now, so that fill's abandon must leave it. Reply: 1 stored; 0 not, a tag counter moved;
  * -1 not, the first counter (the epoch) moved; for a set() that stored,
  * {1, the moved version}.
  */
-const STORE = `${COUNTER_GET}
+const STORE = `${COUNTER_GET}${PROVISIONAL_MARK}
 local e = tonumber(ARGV[2])
 local first = 3 + 2 * e
 local counters = #KEYS - 1 - e
@@ -162,7 +171,11 @@ if fresh == 1 then
   end
   for i = 2 + e, #KEYS do
     local ttl = tonumber(ARGV[first + 2 * (i - 2 - e) + 1])
-    if ttl > 0 and redis.call('PTTL', KEYS[i]) < math.max(life, ttl * ${RENEW_WHEN_LEFT}) then redis.call('PEXPIRE', KEYS[i], ttl) end
+    if ttl > 0 then
+      local left = redis.call('PTTL', KEYS[i])
+      if left < math.max(life, ttl * ${RENEW_WHEN_LEFT}) then redis.call('PEXPIRE', KEYS[i], ttl) end
+      if left > 0 and left <= ${2 * PROVISIONAL_COUNTER_TTL_MS} then unmark(KEYS[i]) end
+    end
   end
 end
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -172,14 +185,22 @@ return fresh`;
 /**
  * KEYS[1] lock (or a created counter when none), KEYS[2..] counters this fill created.
  * ARGV[1] lock token ('' = none), ARGV[2] provisional TTL, ARGV[2 + i] the value
- * KEYS[1 + i] was created with. A counter is deleted only while it still holds that
- * value with no more than the provisional TTL: one another fill renewed is kept.
+ * KEYS[1 + i] was created with. A counter is deleted only while its mark (see
+ * PROVISIONAL_MARK) is still this fill's: nobody read it in a fill or stored an entry
+ * recording it since. It must also still hold that value with no more than the
+ * provisional TTL, as an earlier version asked: a counter an instance of that version
+ * read or stored (leaving the mark) is kept as before, and so is one a Cluster store
+ * renewed outside its entries' slot (a week, no script).
  */
-const ABANDON = `
+const ABANDON = `${PROVISIONAL_MARK}
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 local ttl = tonumber(ARGV[2])
 for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1 + i] and redis.call('PTTL', KEYS[i]) <= ttl then redis.call('DEL', KEYS[i]) end
+  local mark = mark_of(KEYS[i])
+  if mark and redis.call('GET', mark) == ARGV[1 + i] then
+    redis.call('DEL', mark)
+    if redis.call('GET', KEYS[i]) == ARGV[1 + i] and redis.call('PTTL', KEYS[i]) <= ttl then redis.call('DEL', KEYS[i]) end
+  end
 end
 return 1`;
 
@@ -206,6 +227,8 @@ export interface LookupRequest {
   readonly now: number;
   /** Take the lock and read the counters without looking the entry up (a refresh, a refill). */
   readonly skipEntry?: boolean;
+  /** performance.now() when the caller began waiting, if before the lookup (see L2Store.run). */
+  readonly since?: number;
 }
 
 export interface LookupReply {
@@ -245,6 +268,8 @@ export interface StoreRequest {
   readonly lock: { readonly key: string; readonly token: string } | undefined;
   /** A set(): its key counter, moved as it stores (see STORE). */
   readonly advance?: CounterAdvance;
+  /** performance.now() when the fill began waiting, if its lookup ran out of time (FillTicket.since). */
+  readonly since?: number;
 }
 
 /** A set()'s key counter: which of the request's counters, and where the first entry's bytes record its version. */
@@ -312,7 +337,7 @@ export class FillProtocol {
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? lookupOnCluster(client, request) : lookupInOne(client, request);
-    });
+    }, false, request.since);
   }
 
   /**
@@ -323,7 +348,7 @@ export class FillProtocol {
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? this.storeOnCluster(client, request) : storeInOne(client, request);
-    });
+    }, false, request.since);
   }
 
   /**

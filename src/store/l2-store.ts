@@ -1,9 +1,13 @@
 // L2: entries in Redis under the namespace, plus a circuit breaker so that a
 // dead or frozen Redis costs at most one command timeout, not one per request.
+// A caller waits at most one command timeout in all: before the first
+// connection is up, the wait for it counts, and it ends for every caller a
+// command timeout after the store was made (see run()).
 // While the breaker is open a background probe, never a request, finds out
 // when Redis answers again. Every method throws on failure; the tiered store
 // turns failures into misses. Going down and coming back are each reported
 // once per transition (onDown / onUp), not once per failed command.
+import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import type { RedisClient } from './redis-client.js';
@@ -54,6 +58,13 @@ export class L2Store {
   private recheck = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private readyWaiters: Array<(ok: boolean) => void> = [];
+  /**
+   * performance.now() past which no command waits for the first connection:
+   * one that is not up a command timeout after the store was made (a route
+   * dropping packets, a Redis accepting connections but answering nothing, on
+   * a client with no timeout of its own) fails fast, as a down one does, until it is.
+   */
+  private readonly readyBy: number;
   /** Bounds commands when the client does not (undefined when it does). */
   private readonly deadlines: CommandDeadlines | undefined;
 
@@ -62,6 +73,7 @@ export class L2Store {
     private readonly options: L2Options,
   ) {
     this.deadlines = options.clientBoundsCommands ? undefined : new CommandDeadlines(options.commandTimeout);
+    this.readyBy = performance.now() + options.commandTimeout;
     client.on('ready', this.onReady);
     client.on('error', this.onError);
     client.on('close', this.onClose);
@@ -88,7 +100,7 @@ export class L2Store {
   /** Resolves true once L2 is up, false if it goes down first or `timeout` passes. */
   waitReady(timeout: number): Promise<boolean> {
     if (this.phase === 'ok') return Promise.resolve(true);
-    if (this.phase !== 'connecting') return Promise.resolve(false);
+    if (this.phase !== 'connecting' || timeout <= 0) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), timeout);
       const done = (ok: boolean) => {
@@ -124,27 +136,74 @@ export class L2Store {
    * Runs one command through the breaker and the timeout. `urgent` commands
    * (invalidations: rare, and costly to lose) are tried even while the
    * breaker is open after a timeout — a timeout is often this process's own
-   * GC pause — but not while the connection is down.
+   * GC pause — but not while the connection is down. `since`
+   * (performance.now()): when the caller began waiting, if before the call
+   * (a fill held until the first connection is up). A caller waits one
+   * command timeout at most, from `since` or the call, the wait for the first
+   * connection included: a command sent late is still given its whole
+   * timeout, for the breaker, but the caller stops waiting for it then.
    */
-  async run<T>(command: (client: RedisClient) => Promise<T>, urgent = false): Promise<T> {
+  async run<T>(command: (client: RedisClient) => Promise<T>, urgent = false, since?: number): Promise<T> {
+    let until: number | undefined;
     if (this.phase !== 'ok') {
       const through = urgent && this.breakerOpen && this.connected;
-      // Stryker disable next-line ConditionalExpression: waitReady answers false at once in any phase but 'connecting'
-      if (!through && (this.phase !== 'connecting' || !(await this.waitReady(this.options.commandTimeout)))) {
-        throw this.unavailable(this.breakerOpen ? 'Redis timed out recently; skipping it until a probe gets an answer' : 'Redis is not connected');
+      if (!through) {
+        until = (since ?? performance.now()) + this.options.commandTimeout;
+        // Stryker disable next-line ConditionalExpression: waitReady answers false at once in any phase but 'connecting'
+        if (this.phase !== 'connecting' || !(await this.waitReady(Math.min(until, this.readyBy) - performance.now()))) {
+          throw this.unavailable(this.breakerOpen ? 'Redis timed out recently; skipping it until a probe gets an answer' : 'Redis is not connected');
+        }
       }
-    }
+    } else if (since !== undefined) until = since + this.options.commandTimeout;
+    if (until !== undefined) return this.within(command, until);
     try {
-      const result = await this.bounded(command);
-      // Stryker disable next-line ConditionalExpression: closing a closed breaker changes nothing while L2 is up, the only phase a command runs in with it closed
-      if (this.breakerOpen) this.closeBreaker();
-      return result;
+      return this.answered(await this.bounded(command));
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      this.errors++;
-      this.failed(error);
-      throw error;
+      throw this.fault(err, true);
     }
+  }
+
+  /** A command answered: a breaker opened by an earlier timeout closes. */
+  private answered<T>(result: T): T {
+    // Stryker disable next-line ConditionalExpression: closing a closed breaker changes nothing while L2 is up, the only phase a command runs in with it closed
+    if (this.breakerOpen) this.closeBreaker();
+    return result;
+  }
+
+  /** A command failed: sorted (see failed()) and, when `count`, counted. */
+  private fault(err: unknown, count: boolean): Error {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (count) this.errors++;
+    this.failed(error);
+    return error;
+  }
+
+  /**
+   * run() for a caller that has already waited (for the first connection, or
+   * before the call): the command, bounded as any, and the caller's wait
+   * ending at `until`. Past it the caller gets L2UnavailableError and the
+   * command goes on unwatched but for the breaker (a healthy Redis that just
+   * came up is not reported down because a caller ran out of time).
+   */
+  private within<T>(command: (client: RedisClient) => Promise<T>, until: number): Promise<T> {
+    const left = until - performance.now();
+    if (left <= 0) return Promise.reject(this.unavailable('Redis was not ready within the command timeout'));
+    let gaveUp = false;
+    const sent = this.bounded(command).then(
+      (result) => this.answered(result),
+      // Counted once: as the caller's wait, when that ended first.
+      (err: unknown) => {
+        throw this.fault(err, !gaveUp);
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        gaveUp = true;
+        reject(this.unavailable('Redis was not ready within the command timeout'));
+      }, Math.ceil(left));
+    });
+    return Promise.race([sent, late]).finally(() => clearTimeout(timer));
   }
 
   /** The command, bounded by commandTimeout from now. */

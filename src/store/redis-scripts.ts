@@ -57,6 +57,32 @@ local function counter(key)
 end
 `;
 
+/**
+ * Lua: the mark of a counter a fill's lookup made (fill-protocol.ts LOOKUP):
+ * a key beside the counter, in its slot (the counter's name and ':new', so
+ * the same hash tag), holding the value the counter was made with, with the
+ * provisional TTL. Whatever makes the counter shared takes the mark away: a
+ * lookup that reads the counter, a store whose entries record it. An abandon
+ * deletes only a counter whose mark it finds still holding the value its own
+ * lookup made it with: a TTL cannot tell a provisional counter from one an
+ * entry of 60 s or less recorded. A separate key, so the counter stays the
+ * plain integer every version reads. A counter without a hash tag (a tag
+ * starting with '}') has no key beside it in its slot, so no mark: an
+ * abandon leaves it to expire. mark_of(key) is the mark's name, or nil.
+ */
+export const PROVISIONAL_MARK = `
+local function mark_of(key)
+  local open = string.find(key, '{', 1, true)
+  local close = open and string.find(key, '}', open + 1, true)
+  if close and close > open + 1 then return key .. ':new' end
+  return nil
+end
+local function unmark(key)
+  local mark = mark_of(key)
+  if mark then redis.call('DEL', mark) end
+end
+`;
+
 const INIT = `${COUNTER_GET}
 local t = redis.call('TIME')
 local init = t[1] .. string.format('%06d', tonumber(t[2]))
@@ -224,11 +250,12 @@ end
 /**
  * READ_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the
  * slot's guard and the key beside it (hash-slot.ts slotGuardKeys). ARGV[1] provisional TTL, ARGV[2] '1' when KEYS[1] is the
- * epoch, ARGV[3] '1' for a fill's lookup: a counter another fill made (still
- * provisional) gets twice the provisional TTL, as in fill-protocol.ts LOOKUP.
+ * epoch, ARGV[3] '1' for a fill's lookup: a counter it makes is marked (see
+ * PROVISIONAL_MARK), and one another fill made (still provisional) loses its
+ * mark and gets twice the provisional TTL, as in fill-protocol.ts LOOKUP.
  * Reply: { created positions ('1,3'), values... }.
  */
-const SLOT_READ_SCRIPT = `${SLOT_GUARD}${INIT}
+const SLOT_READ_SCRIPT = `${SLOT_GUARD}${INIT}${PROVISIONAL_MARK}
 guard = KEYS[#KEYS - 1]
 followed_key = KEYS[#KEYS]
 local ttl = tonumber(ARGV[1])
@@ -242,13 +269,20 @@ for i = 1, #KEYS - 2 do
     v = lift(key, v)
     if ARGV[3] == '1' and not epoch then
       local left = redis.call('PTTL', key)
-      if left > 0 and left <= ttl then redis.call('PEXPIRE', key, 2 * ttl) end
+      if left > 0 and left <= 2 * ttl then
+        unmark(key)
+        if left <= ttl then redis.call('PEXPIRE', key, 2 * ttl) end
+      end
     end
   else
     mark()
     v = init
     if epoch then redis.call('SET', key, v) else
       redis.call('SET', key, v, 'PX', ttl)
+      if ARGV[3] == '1' then
+        local m = mark_of(key)
+        if m then redis.call('SET', m, v, 'PX', ttl) end
+      end
       created[#created + 1] = i
     end
   end

@@ -37,11 +37,11 @@ export class RedisVersionSource implements VersionSource {
     this.tagPrefix = `${namespace}:v:{`;
   }
 
-  async read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }> {
+  async read(tags: readonly string[], since?: number): Promise<{ epoch: number; versions: number[] }> {
     const keys = [this.epochKey];
     for (const tag of tags) keys.push(this.counterKey(tag));
     const values = await inSlices(this.l2.client, keys, undefined, (slice, epochFirst) =>
-      this.l2.run((c) => (isCluster(c) ? readBySlot(c, slice, epochFirst, false).then((r) => r.values) : readCounters.run(c, slice, PROVISIONAL_COUNTER_TTL_MS, epochFirst))),
+      this.l2.run((c) => (isCluster(c) ? readBySlot(c, slice, epochFirst, false).then((r) => r.values) : readCounters.run(c, slice, PROVISIONAL_COUNTER_TTL_MS, epochFirst)), false, since),
     );
     return { epoch: values[0]!, versions: values.slice(1) };
   }

@@ -23,8 +23,8 @@ export interface ServerEpoch {
 
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */
 export interface VersionSource {
-  /** Current epoch and versions of `tags` (missing counters are created). */
-  read(tags: readonly string[]): Promise<{ epoch: number; versions: number[] }>;
+  /** Current epoch and versions of `tags` (missing counters are created). `since`: see L2Store.run. */
+  read(tags: readonly string[], since?: number): Promise<{ epoch: number; versions: number[] }>;
   /** Increments the counters of `tags` (each past its floor, when given); returns the new versions. */
   bump(tags: readonly string[], floors?: readonly number[]): Promise<number[]>;
   /** Increments the namespace epoch (past `floor`); returns the new epoch. */
@@ -315,14 +315,18 @@ export class TagVersions {
     return this.check(stamp) !== Validity.Invalid;
   }
 
-  /** The epoch and versions a fill that begins now records. */
-  async stamp(tags: readonly string[]): Promise<FillStamp> {
+  /**
+   * The epoch and versions a fill that begins now records. `since`: when the
+   * fill began waiting on Redis, if before (its lookup failed): what Redis is
+   * asked here waits only what is left of that one command timeout (L2Store.run).
+   */
+  async stamp(tags: readonly string[], since?: number): Promise<FillStamp> {
     const local = this.stampLocally(tags);
     if (local !== undefined) return local;
     const generation = this.generation;
     let stamp: FillStamp;
     try {
-      const current = await this.source!.read(tags);
+      const current = await this.source!.read(tags, since);
       if (generation === this.generation) this.learn(tags, current.epoch, current.versions);
       stamp = { epoch: current.epoch, tags, versions: current.versions, generation };
     } catch {

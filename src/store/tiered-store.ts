@@ -2,12 +2,13 @@
 // the entry's life (capped by l1.ttl). Every entry is checked against the tag
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
+import { performance } from 'node:perf_hooks';
 import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
-import type { L2Store } from './l2-store.js';
+import { L2UnavailableError, type L2Store } from './l2-store.js';
 import { PackedEntry } from './packed-entry.js';
 import { isCluster } from './redis-client.js';
 import { SLOTS_PER_SLICE } from './redis-scripts.js';
@@ -29,6 +30,13 @@ export interface FillTicket {
   readonly created: readonly CreatedCounter[];
   /** The tags of `created`: forgotten here when they are deleted. */
   readonly createdTags: readonly string[];
+  /**
+   * A fill whose lookup ran out of the one command timeout it had (waiting
+   * for the first connection): when it began waiting (performance.now()).
+   * Its store waits only what is left of that timeout, none by then: a
+   * Redis that came up and froze within it costs no second timeout.
+   */
+  readonly since?: number;
 }
 
 export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
@@ -223,16 +231,23 @@ export class TieredStore {
   }
 
   async lookupForFill(key: string, tags: readonly string[], lock: LockRequest | undefined, skipEntry = false): Promise<FillLookup> {
-    if (this.startGate !== undefined) await this.startGate;
+    // The wait at the gate counts in the lookup's one command timeout (L2Store.run), and so does
+    // the lookup's in the stamp read that follows its failure.
+    let since: number | undefined;
+    if (this.startGate !== undefined) {
+      since = performance.now();
+      await this.startGate;
+    }
     const fills = this.fills!;
     const versions = this.versions;
     const needs = versions.needs(tags);
     const keys = versions.counterKeys(needs);
     let reply;
     try {
-      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry });
-    } catch {
-      return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET };
+      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry, since });
+    } catch (err) {
+      const ticket = since !== undefined && err instanceof L2UnavailableError ? { ...NO_TICKET, since } : NO_TICKET;
+      return { hit: undefined, stamp: await versions.stamp(tags, since), lock: 'none', ticket };
     }
     const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
     const ticket: FillTicket =
@@ -267,7 +282,7 @@ export class TieredStore {
    * waits, never throws.
    */
   abandonFill(ticket: FillTicket, keepCounters = false): void {
-    if (ticket === NO_TICKET) return;
+    if (ticket.lock === undefined && ticket.created.length === 0) return;
     if (keepCounters) {
       // Another write of the key (a set()) may have recorded those counters since: they stay, and expire unless renewed.
       if (ticket.lock !== undefined) this.fills?.abandon({ lock: ticket.lock, created: [] });
@@ -335,7 +350,7 @@ export class TieredStore {
     const advance = ownValue && entries.length === 1 ? keyCounterAdvance(first) : undefined;
     let stored: StoreOutcome;
     try {
-      stored = await this.fills!.store({ entries, counters: this.renewals(first.entry, first.entry.staleUntil - now), lock: ticket.lock, advance });
+      stored = await this.fills!.store({ entries, counters: this.renewals(first.entry, first.entry.staleUntil - now), lock: ticket.lock, advance, since: ticket.since });
     } catch {
       // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
       // records its key counter as read: the version Redis would have moved it to is known to nobody.

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { TierCache } from '../../src/index.js';
 import { EntryKind, type StoredEntry } from '../../src/store/entry.js';
 import { PROVISIONAL_COUNTER_TTL_MS } from '../../src/store/fill-protocol.js';
+import { NO_TICKET } from '../../src/store/tiered-store.js';
 import { useRedisCaches } from '../support/cache-context.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -32,6 +33,7 @@ describe('the Redis side of a fill', function () {
     store.abandonFill(lookup.ticket);
     await sleep(50);
     assert.equal(await ctx.admin.exists(counterOf(cache, 'fresh-tag')), 0, 'the abandoned fill left its counter');
+    assert.equal(await ctx.admin.exists(`${counterOf(cache, 'fresh-tag')}:new`), 0, "the abandoned fill left its counter's mark");
     assert.equal(await ctx.admin.exists(`{${cache.prefix}:k1}:lock`), 0, 'the abandoned fill left its lock');
   });
 
@@ -109,6 +111,30 @@ describe('the Redis side of a fill', function () {
     const entry = entryFor(second.stamp!, 'k2 body');
     assert.equal(await b.store.storeFill([{ key: `${a.prefix}:k2`, entry, l1Entry: entry }], second.ticket), true);
     assert.ok((await ctx.admin.pttl(counterOf(a, 'shared-tag'))) > PROVISIONAL_COUNTER_TTL_MS * 2, 'the store renewed the counter');
+  });
+
+  it("an abandoned fill leaves the counter it created once another instance's entry recorded it, whatever TTL that entry gave it", async () => {
+    // A fill whose lookup failed is stamped from a plain read (as a set() is), and a store gives its key
+    // counter the entry's own lifetime: for an entry of 60 s or less, a counter no older-looking than
+    // the provisional one a lookup makes. The abandon that followed deleted it, and B's entry read as a miss.
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: a.prefix });
+    const key = `${a.prefix}:k-recorded`;
+    const tag = `key:${key}`;
+    const fill = await a.store.lookupForFill(key, [tag], a.fillLock!.request(key));
+    assert.deepEqual(fill.ticket.createdTags, [tag]);
+    const stamp = await b.store.versions.stamp([tag]);
+    const now = Date.now();
+    const entry: StoredEntry = { ...entryFor(stamp, 'stored by B'), freshUntil: now + 30_000, staleUntil: now + 30_000 };
+    assert.equal(await b.store.storeFill([{ key, entry, l1Entry: entry }], NO_TICKET), true);
+    const left = await ctx.admin.pttl(counterOf(a, tag));
+    assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `the recorded counter lives ${left} ms`);
+    assert.equal(await ctx.admin.exists(`${counterOf(a, tag)}:new`), 0, "the store left the counter marked as A's lookup's");
+    a.store.abandonFill(fill.ticket);
+    await sleep(50);
+    assert.equal(await ctx.admin.exists(`{${key}}:lock`), 0, 'the abandoned fill left its lock');
+    assert.equal(await ctx.admin.exists(counterOf(a, tag)), 1, "the abandon deleted the counter B's entry recorded");
+    assert.equal((await b.store.get(key))?.entry.body.toString(), 'stored by B');
   });
 
   it('refuses to store a fill overtaken by an invalidation of one of its tags, and releases the lock anyway', async () => {

@@ -1,0 +1,137 @@
+// Requests made before the first Redis connection is up wait for it, but a
+// request's whole Redis wait is one command timeout at most ("a Redis outage
+// costs speed, never errors", and the timeout bounds the cost). Each command
+// used to wait a whole timeout for the connection and then its own: with a
+// caller's ioredis client that has no timeout of its own (ioredis's default,
+// the README's Sentinel example) on a Redis that accepts connections and
+// answers nothing, the connection never came up or went down, so every
+// getOrSet() waited three timeouts (lookup, stamp, store) and every first
+// HTTP request four (the fill's start gate too), for as long as it lasted;
+// and a connection that came up just before the timeout left the command
+// that then hung its whole timeout more. The bounds are generous: they only
+// tell one timeout from two.
+import assert from 'node:assert/strict';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import express from 'express';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { useRedisCaches } from '../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+const TIMEOUT_MS = 400;
+/** Above one command timeout, well below two. */
+const BOUND_MS = 700;
+/** For a connection that comes up LATE_MS late: a longer timeout, so that one (and a bit) stays well apart from the wait and a timeout. */
+const LATE_TIMEOUT_MS = 600;
+const LATE_MS = 450;
+const LATE_BOUND_MS = 850;
+
+async function timed(what: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await what();
+  return performance.now() - start;
+}
+
+describe('a request made before the first Redis connection is up waits one command timeout at most', function () {
+  this.timeout(30_000);
+  const ctx = useRedisCaches({ prefix: 'first-wait', flush: true });
+  let proxy: TcpProxy | undefined;
+  let client: Redis | undefined;
+  let held: Server | undefined;
+  const sockets = new Set<Socket>();
+
+  afterEach(async () => {
+    client?.disconnect();
+    client = undefined;
+    await proxy?.close();
+    proxy = undefined;
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+    if (held !== undefined) await new Promise<void>((resolve) => held!.close(() => resolve()));
+    held = undefined;
+  });
+
+  /** A cache on a caller's ioredis client without a commandTimeout, through a proxy that accepts connections and answers nothing. */
+  async function onSilentRedis(): Promise<TierCache> {
+    proxy = await startTcpProxy(ctx.redis.port);
+    proxy.cut('blackhole');
+    client = new Redis(proxy.url, { maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: client, routes: { '/api': '1m' }, l2: { commandTimeout: TIMEOUT_MS } }));
+    cache.on('error', () => undefined);
+    return cache;
+  }
+
+  it('getOrSet(): the first call and the ones after each wait at most one command timeout, and get the loader value', async () => {
+    const cache = await onSilentRedis();
+    for (let i = 0; i < 3; i++) {
+      let value: unknown;
+      const took = await timed(async () => (value = await cache.getOrSet(`k${i}`, async () => i)));
+      assert.equal(value, i);
+      assert.ok(took < BOUND_MS, `getOrSet() #${i + 1} waited ${Math.round(took)} ms on Redis (command timeout ${TIMEOUT_MS} ms)`);
+    }
+  });
+
+  it('Express: the first request and the ones after each wait at most one command timeout, and are answered', async () => {
+    const cache = await onSilentRedis();
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/:id', (req, res) => void res.json({ id: req.params.id }));
+    for (let i = 0; i < 3; i++) {
+      let status = 0;
+      const took = await timed(async () => (status = (await request(app).get(`/api/${i}`)).status));
+      assert.equal(status, 200);
+      assert.ok(took < BOUND_MS, `request #${i + 1} waited ${Math.round(took)} ms on Redis (command timeout ${TIMEOUT_MS} ms)`);
+    }
+  });
+
+  /**
+   * A cache on a Redis whose connections come up late and that then freezes: every byte a client
+   * sends in its connection's first LATE_MS arrives then; from then on, once a command names
+   * 'hung-key', nothing more on that connection is passed on.
+   */
+  async function onLateThenFrozenRedis(): Promise<TierCache> {
+    held = createServer((downstream) => {
+      const upstream = connect(ctx.redis.port, '127.0.0.1');
+      for (const s of [downstream, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      }
+      const openUntil = Date.now() + LATE_MS;
+      let hung = false;
+      downstream.on('data', (d: Buffer) => {
+        hung ||= d.includes('hung-key');
+        if (hung) return;
+        const wait = openUntil - Date.now();
+        if (wait > 0) setTimeout(() => upstream.write(d), wait);
+        else upstream.write(d);
+      });
+      upstream.on('data', (d) => downstream.write(d));
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: LATE_TIMEOUT_MS } }));
+    cache.on('error', () => undefined);
+    return cache;
+  }
+
+  it('get(): a first connection that comes up late, then a command that hangs, costs one command timeout, not the wait and then its own', async () => {
+    const cache = await onLateThenFrozenRedis();
+    let value: unknown = 'not answered';
+    const took = await timed(async () => (value = await cache.get('hung-key')));
+    assert.equal(value, undefined, 'a miss');
+    assert.ok(took < LATE_BOUND_MS, `get() waited ${Math.round(took)} ms on Redis (command timeout ${LATE_TIMEOUT_MS} ms)`);
+  });
+
+  it('getOrSet(): a first connection that comes up late, then Redis freezes under the fill, costs one command timeout (the stamp read after the lookup gave up included)', async () => {
+    const cache = await onLateThenFrozenRedis();
+    let value: unknown;
+    const took = await timed(async () => (value = await cache.getOrSet('hung-key', async () => 'loaded')));
+    assert.equal(value, 'loaded');
+    assert.ok(took < LATE_BOUND_MS, `getOrSet() waited ${Math.round(took)} ms on Redis (command timeout ${LATE_TIMEOUT_MS} ms)`);
+  });
+});
