@@ -418,14 +418,32 @@ class FillCapture implements CaptureHooks, ActiveFill {
    * waiters, to find what the retry stored (stored before the end passes on).
    * A 5xx is answered with the stale entry where stale-if-error allows it, as
    * a 5xx to the revalidation itself is (see headers()); the app's answer is dropped.
+   * A 5xx that must ask Redis first (see hold) holds the retry's calls back, in order, meanwhile.
    */
   private retryWriter(out: AnswerWriter): AnswerWriter {
     const { req, plan, stale, flight, http } = this;
     let instead = false;
-    return {
+    let asked = false;
+    let held: Array<() => void> | undefined;
+    const writer: AnswerWriter = {
       res: out.res,
       head: (status, headers, reason) => {
-        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!, this.stamp.generation) : undefined;
+        if (held !== undefined) return void held.push(() => writer.head(status, headers, reason));
+        const asking = status >= 500 && !asked ? this.hold(out.res, status) : undefined;
+        asked = true;
+        if (asking !== undefined) {
+          const calls = (held = [() => writer.head(status, headers, reason)]);
+          const release = () => {
+            held = undefined;
+            try {
+              for (const call of calls) call();
+            } catch (err) {
+              out.res.destroy(err as Error); // what the relay would have thrown to the app: too late for that now
+            }
+          };
+          return void asking.then(release, release);
+        }
+        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!, this.stamp.generation, this.redisSays) : undefined;
         if (until === undefined) return out.head(status, headers, reason);
         instead = true;
         flight.settle(staleOutcome(stale!, until, req, status));
@@ -436,16 +454,22 @@ class FillCapture implements CaptureHooks, ActiveFill {
         out.end();
       },
       write: (chunk, encoding, cb) => {
+        if (held !== undefined) {
+          held.push(() => writer.write(chunk, encoding, cb));
+          return true;
+        }
         if (!instead) return out.write(chunk, encoding, cb);
         const done = typeof encoding === 'function' ? encoding : cb;
         if (typeof done === 'function') process.nextTick(done as () => void);
         return true;
       },
       end: (cb) => {
+        if (held !== undefined) return void held.push(() => writer.end(cb));
         flight.settle(LOOK_AGAIN);
         out.end(cb);
       },
     };
+    return writer;
   }
 
   /**

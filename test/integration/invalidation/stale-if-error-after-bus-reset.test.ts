@@ -19,7 +19,7 @@ import express from 'express';
 import request from 'supertest';
 import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
-import { adapters, buildApp } from '../middleware/apps.js';
+import { adapters, buildApp, type Adapter } from '../middleware/apps.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -220,6 +220,66 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
       assert.equal(res.text, 'OLD');
     });
   }
+
+  /**
+   * Origin mode: A stores /item/1 (ETag "v1", stale at once, stale-if-error
+   * for an hour); on B, whose bus never subscribes, the revalidation's 304
+   * names another ETag (it refreshes nothing, RFC 9111 §4.3.4), so B retries
+   * unconditionally, and the retry answers 503 after `during` ran.
+   */
+  async function failingRetryOnB(adapter: Adapter, during: (a: TierCache) => Promise<void>): Promise<request.Response> {
+    const a = await ctx.open();
+    const b = await deafB('command');
+    const state: Failing = { failing: false };
+    const on = (cache: TierCache) =>
+      buildApp(adapter, cache, {
+        routes: [
+          {
+            path: '/item/:id',
+            mw: { freshness: 'origin', staleIfError: '1h', tags: () => ['item:1'] },
+            handler: async (io) => {
+              if (io.header('if-none-match') !== undefined) {
+                io.set('ETag', '"v2"');
+                io.set('Cache-Control', 'max-age=3600');
+                io.status(304);
+                return io.end();
+              }
+              if (state.failing) {
+                state.started?.();
+                await sleep(300);
+                io.status(503);
+                return io.send('origin down');
+              }
+              io.set('ETag', '"v1"');
+              io.set('Cache-Control', 'max-age=0, stale-if-error=3600');
+              io.set('Content-Type', 'text/plain');
+              io.send('version 1');
+            },
+          },
+        ],
+      });
+    assert.equal((await request(on(a).target).get('/item/1')).text, 'version 1');
+    state.failing = true;
+    const running = new Promise<void>((resolve) => (state.started = resolve));
+    const [res] = await Promise.all([request(on(b).target).get('/item/1'), running.then(() => during(a))]);
+    return res;
+  }
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: origin mode, B's bus never subscribes, a 503 to the retry of a 304 that refreshes nothing, nothing invalidated: the stale entry stands in`, async () => {
+      const res = await failingRetryOnB(adapter, async () => undefined);
+      assert.equal(res.status, 200, `B answered ${res.status} ${res.text} [${res.headers['cache-status']}]: a stale entry nothing invalidated must stand in for a 5xx`);
+      assert.equal(res.text, 'version 1');
+    });
+  }
+
+  it("express5: origin mode, B's bus never subscribes, a 503 to the retry of a 304 that refreshes nothing, the tag invalidated meanwhile: the 503 goes out", async () => {
+    const res = await failingRetryOnB(adapters.find((x) => x.name === 'express5')!, async (a) => {
+      assert.equal((await a.invalidateTags(['item:1'])).delivered, true);
+    });
+    assert.equal(res.status, 503, `B answered ${res.status} ${res.text} [${res.headers['cache-status']}]: the invalidated entry`);
+    assert.equal(res.text, 'origin down');
+  });
 
   it("B's bus never subscribes and Redis stops answering as the 5xx arrives (frozen): once the command timed out, the stale entry stands in (an outage)", async () => {
     const a = await ctx.open();
