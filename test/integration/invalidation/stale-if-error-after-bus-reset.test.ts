@@ -41,6 +41,8 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
     started?: () => void;
     /** Called just before the failing handler answers its 500. */
     answering?: () => void;
+    /** What the failing handler waits for before it answers, in place of its `slowMs`. */
+    gate?: Promise<void>;
   }
 
   /**
@@ -55,7 +57,7 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
     a.get('/item/:id', expressCache(cache, { ttl: 200, staleIfError: '1h', tags: (req) => [`item:${req.params['id']}`] }), async (_req, res) => {
       if (!state.failing) return void res.json({ v: 'OLD' });
       state.started?.();
-      await sleep(slowMs);
+      await (state.gate ?? sleep(slowMs));
       state.answering?.();
       if (shape === 'streamed') {
         res.writeHead(500, { 'content-type': 'text/plain' });
@@ -117,6 +119,20 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
       await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     });
     assert.equal(res.status, 500, `B answered ${res.status} ${res.text} [${res.headers['cache-status']}]: the invalidated entry`);
+  });
+
+  it("B's bus reconnects while its handler runs, nothing invalidated: the stale entry stands in (Redis vouches for it)", async () => {
+    const [a, b] = [await ctx.open(), await ctx.open()];
+    b.on('error', () => undefined);
+    let open!: () => void;
+    const state: Failing = { failing: false, gate: new Promise<void>((resolve) => (open = resolve)) };
+    const res = await failingOnB(a, b, async () => {
+      const generation = b.store.versions.currentGeneration();
+      await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await eventually(() => b.health().bus === 'ok' && b.store.versions.currentGeneration() !== generation, "B's bus back, its version state reset", 5_000);
+      open();
+    }, 'send', 'get', state);
+    assertStoodIn(res, 'a stale entry nothing invalidated must stand in for a 5xx');
   });
 
   it("B's bus is cut before the invalidation (the message is lost): the 5xx goes out", async () => {
