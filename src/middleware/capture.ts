@@ -423,11 +423,13 @@ class Capture {
   }
 
   /**
-   * Asks the hooks whether the head, first seen now in a call of `method`
-   * (with `status`), must wait (see CaptureHooks.hold): if so, that call and
-   * every later one are held back, and true is returned.
+   * Asks the hooks whether the head, first seen now (with `status`), must
+   * wait (see CaptureHooks.hold): if so, true is returned, and the caller
+   * holds its call back in `held`, where every later one goes too. (Its
+   * arguments are not passed here: an arguments object that escapes on every
+   * call is made on every call, and this runs on every miss.)
    */
-  startHold(status: number, method: HeldMethod, args: IArguments): boolean {
+  startHold(status: number): boolean {
     // Asked once: the held calls, run again, go on.
     if (this.holdAsked) return false;
     this.holdAsked = true;
@@ -439,7 +441,7 @@ class Capture {
       // a cache bookkeeping failure must never break the response: no hold
     }
     if (wait === undefined) return false;
-    this.held = [[method, args]];
+    this.held = [];
     // An error handler that runs meanwhile must leave this answer alone, as while a store is under
     // way: it sees the head as sent (Express's final handler would write a second answer into the
     // held one), and a destroy() of the socket waits until the answer has gone out.
@@ -568,13 +570,12 @@ function wrappersAt(depth: number): Wrappers {
   function captureWriteHead(this: ServerResponse & Captured, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
     if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
-    if (c.held !== undefined) {
-      c.held.push([captureWriteHead as HeldMethod, arguments]);
+    if (c.held !== undefined || (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(statusCode))) {
+      c.held!.push([captureWriteHead as HeldMethod, arguments]);
       return this;
     }
     if (c.replaced || c.pending) return this;
     if (c.headersSeen || this.headersSent) return c.writeHead.apply(this, arguments as unknown as unknown[]);
-    if (c.startHold(statusCode, captureWriteHead as HeldMethod, arguments)) return this;
     if (typeof reason !== 'string') {
       // As node reads it: headers in the reason's place, unless given as well (writeHead(200, undefined, headers)).
       headers ??= reason;
@@ -592,11 +593,10 @@ function wrappersAt(depth: number): Wrappers {
     // The replacement's own body, and the real end's own write (HTTP/2's end() writes its chunk through write()).
     if (c.writingReplacement || c.finishing) return c.write.apply(this, arguments as unknown as unknown[]);
     // Held back (see Capture.startHold): what it writes goes, or not, once the hold settles.
-    if (c.held !== undefined) {
-      c.held.push([captureWrite as HeldMethod, arguments]);
+    if (c.held !== undefined || (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
+      c.held!.push([captureWrite as HeldMethod, arguments]);
       return true;
     }
-    if (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode, captureWrite as HeldMethod, arguments)) return true;
     if (typeof encoding === 'function') cb = encoding;
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
@@ -617,11 +617,10 @@ function wrappersAt(depth: number): Wrappers {
 
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
-    if (c.held !== undefined) {
-      c.held.push([captureEnd as HeldMethod, arguments]);
+    if (c.held !== undefined || (!c.replaced && !c.pending && !c.ended && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
+      c.held!.push([captureEnd as HeldMethod, arguments]);
       return this;
     }
-    if (!c.replaced && !c.pending && !c.ended && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode, captureEnd as HeldMethod, arguments)) return this;
     if (c.replaced) {
       swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
       if (!c.ended) {
