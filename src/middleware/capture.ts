@@ -56,6 +56,15 @@ export type BodyProblem = 'too-large' | 'truncated';
 
 export interface CaptureHooks {
   /**
+   * The handler's head, with `status`, is about to be judged (before
+   * headers()): a promise to wait for first, or undefined to go on at once.
+   * Meanwhile every call of the handler's (writeHead, write, end) is held back,
+   * to run in order once it settles, and the answer counts as sent, as while
+   * a store is under way (stale-if-error asking Redis whether the stale entry
+   * may stand in for a 5xx).
+   */
+  hold?(res: ServerResponse, status: number): Promise<void> | undefined;
+  /**
    * The handler's headers are about to go out (synchronous; may change headers
    * on `res`). `body` is the whole body when it is known before the headers
    * leave (end() with no earlier write), else undefined. Returning a
@@ -313,7 +322,10 @@ class Capture {
    * what node makes of the handler's calls.
    */
   utf8Head = false;
-  /** A destroy() of the socket held back while the end waits for the store (see holdSocket). */
+  /** The handler's calls held back while a hold runs (see CaptureHooks.hold); undefined when none runs. */
+  held: Array<readonly [HeldMethod, IArguments]> | undefined = undefined;
+  private holdAsked = false;
+  /** A destroy() of the socket held back while the end waits for the store, or while a hold runs (see holdSocket). */
   private heldDestroy = false;
   private releaseSocket: (() => void) | undefined = undefined;
 
@@ -460,6 +472,63 @@ class Capture {
   }
 
   /**
+   * Asks the hooks whether the head, first seen now (with `status`), must
+   * wait (see CaptureHooks.hold): if so, true is returned, and the caller
+   * holds its call back in `held`, where every later one goes too. (Its
+   * arguments are not passed here: an arguments object that escapes on every
+   * call is made on every call, and this runs on every miss.)
+   */
+  startHold(status: number): boolean {
+    // Asked once: the held calls, run again, go on.
+    if (this.holdAsked) return false;
+    this.holdAsked = true;
+    const res = this.res;
+    let wait: Promise<void> | undefined;
+    try {
+      wait = this.hooks.hold?.(res, status);
+    } catch {
+      // a cache bookkeeping failure must never break the response: no hold
+    }
+    if (wait === undefined) return false;
+    this.held = [];
+    // An error handler that runs meanwhile must leave this answer alone, as while a store is under
+    // way: it sees the head as sent (Express's final handler would write a second answer into the
+    // held one), and a destroy() of the socket waits until the answer has gone out.
+    const own = Object.getOwnPropertyDescriptor(res, 'headersSent');
+    Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true });
+    this.holdSocket();
+    const release = () => {
+      if (own === undefined) delete (res as { headersSent?: boolean }).headersSent;
+      else Object.defineProperty(res, 'headersSent', own);
+      this.releaseHeld();
+    };
+    wait.then(release, release);
+    return true;
+  }
+
+  /** The hold settled: the held calls run, in order, as they would have at once. */
+  private releaseHeld(): void {
+    const calls = this.held!;
+    this.held = undefined;
+    this.releaseSocket?.();
+    this.releaseSocket = undefined;
+    const destroy = this.heldDestroy;
+    this.heldDestroy = false;
+    const res = this.res;
+    try {
+      for (const [method, args] of calls) method.apply(res, args as unknown as unknown[]);
+    } catch (err) {
+      // What node rejects it would have thrown to the handler; too late for that now (see finishEnd).
+      res.destroy(err as Error);
+    }
+    if (!destroy) return;
+    // A store now under way holds it on (see finishEnd); else destroyed as asked, once an ended answer is out.
+    if (this.pending) this.heldDestroy = true;
+    else if (res.writableEnded && !res.writableFinished && !res.destroyed) res.once('finish', () => res.socket?.destroy());
+    else res.socket?.destroy();
+  }
+
+  /**
    * While the end waits for the store, the answer is whole but not sent. An
    * error handler that runs now sees headersSent and may destroy the socket
    * (Express's final handler does, for a handler that threw after answering):
@@ -471,7 +540,7 @@ class Capture {
     const own = Object.getOwnPropertyDescriptor(socket, 'destroy');
     const original = socket.destroy;
     socket.destroy = (err?: Error) => {
-      if (err !== undefined || !this.pending) return original.call(socket, err);
+      if (err !== undefined || !(this.pending || this.held !== undefined)) return original.call(socket, err);
       this.heldDestroy = true;
       return socket;
     };
@@ -518,6 +587,9 @@ class Capture {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A capture wrapper whose call is held back (see Capture.startHold). */
+type HeldMethod = (this: ServerResponse, ...args: unknown[]) => unknown;
+
 /** What the handler writes after a replacement went out is dropped; its callbacks still run. */
 function swallow(cb: unknown): void {
   if (typeof cb === 'function') process.nextTick(cb as Callback);
@@ -547,6 +619,10 @@ function wrappersAt(depth: number): Wrappers {
   function captureWriteHead(this: ServerResponse & Captured, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
     if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
+    if (c.held !== undefined || (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(statusCode))) {
+      c.held!.push([captureWriteHead as HeldMethod, arguments]);
+      return this;
+    }
     if (c.replaced || c.pending) return this;
     if (c.headersSeen || this.headersSent) return c.writeHead.apply(this, arguments as unknown as unknown[]);
     if (typeof reason !== 'string') {
@@ -566,6 +642,11 @@ function wrappersAt(depth: number): Wrappers {
     const c = this[CAPTURES]![depth]!;
     // The replacement's own body, and the real end's own write (HTTP/2's end() writes its chunk through write()).
     if (c.writingReplacement || c.finishing) return c.write.apply(this, arguments as unknown as unknown[]);
+    // Held back (see Capture.startHold): what it writes goes, or not, once the hold settles.
+    if (c.held !== undefined || (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
+      c.held!.push([captureWrite as HeldMethod, arguments]);
+      return true;
+    }
     if (typeof encoding === 'function') cb = encoding;
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
@@ -587,6 +668,10 @@ function wrappersAt(depth: number): Wrappers {
 
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
+    if (c.held !== undefined || (!c.replaced && !c.pending && !c.ended && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
+      c.held!.push([captureEnd as HeldMethod, arguments]);
+      return this;
+    }
     if (c.replaced) {
       swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
       if (!c.ended) {

@@ -87,6 +87,8 @@ class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
   private stoodDown = false;
   /** Version state's generation as the guard began (see staleIfErrorUntil). */
   private readonly generation: number;
+  /** Redis's word on the stale entry, when the 5xx had to ask it (see hold). */
+  private redisSays: boolean | undefined = undefined;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -102,8 +104,13 @@ class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
     this.stoodDown = true;
   }
 
+  hold(_r: ServerResponse, status: number): Promise<void> | undefined {
+    if (this.stoodDown || status < 500) return undefined;
+    return this.http.askBeforeStaleIfError(this.plan, this.stale, this.generation)?.then((word) => void (this.redisSays = word));
+  }
+
   headers(r: ServerResponse): Replacement | undefined {
-    if (this.stoodDown || r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale, this.generation) === undefined) return undefined;
+    if (this.stoodDown || r.statusCode < 500 || this.http.staleIfErrorUntil(this.plan, this.stale, this.generation, this.redisSays) === undefined) return undefined;
     return this.http.staleInstead(this.req, this.plan, this.stale, r.statusCode);
   }
 
@@ -138,6 +145,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private lateStamp: Promise<FillStamp> | undefined = undefined;
   /** A layer further in (per route) decides for this request (see HttpCache.handle). */
   stoodDown = false;
+  /** Redis's word on the stale entry, when a 5xx had to ask it (see hold). */
+  private redisSays: boolean | undefined = undefined;
   /** Status and headers as they went out with this body: wrappers further out (compression in front) may change them later. */
   private snapshot: Snapshot | undefined = undefined;
   /** The request's conditionals, set aside: the fill runs unconditionally, the cache answers them. */
@@ -183,12 +192,18 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (ims !== undefined) headers['if-modified-since'] = ims;
   }
 
+  /** A 5xx with a stale entry to stand in that local state cannot vouch for waits for Redis's word (see HttpCache.askBeforeStaleIfError). */
+  hold(_r: ServerResponse, status: number): Promise<void> | undefined {
+    if (this.stoodDown || this.stale === undefined || status < 500) return undefined;
+    return this.http.askBeforeStaleIfError(this.plan, this.stale, this.stamp.generation)?.then((word) => void (this.redisSays = word));
+  }
+
   headers(r: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head = false): Replacement | Handover | typeof NOT_MODIFIED | undefined {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
     if (stale !== undefined && r.statusCode >= 500) {
-      const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation);
+      const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation, this.redisSays);
       if (until !== undefined) {
         flight.settle(staleOutcome(stale, until, this.req, r.statusCode));
         return this.http.staleInstead(this.req, plan, stale, r.statusCode);
@@ -405,14 +420,32 @@ class FillCapture implements CaptureHooks, ActiveFill {
    * waiters, to find what the retry stored (stored before the end passes on).
    * A 5xx is answered with the stale entry where stale-if-error allows it, as
    * a 5xx to the revalidation itself is (see headers()); the app's answer is dropped.
+   * A 5xx that must ask Redis first (see hold) holds the retry's calls back, in order, meanwhile.
    */
   private retryWriter(out: AnswerWriter): AnswerWriter {
     const { req, plan, stale, flight, http } = this;
     let instead = false;
-    return {
+    let asked = false;
+    let held: Array<() => void> | undefined;
+    const writer: AnswerWriter = {
       res: out.res,
       head: (status, headers, reason) => {
-        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!, this.stamp.generation) : undefined;
+        if (held !== undefined) return void held.push(() => writer.head(status, headers, reason));
+        const asking = status >= 500 && !asked ? this.hold(out.res, status) : undefined;
+        asked = true;
+        if (asking !== undefined) {
+          const calls = (held = [() => writer.head(status, headers, reason)]);
+          const release = () => {
+            held = undefined;
+            try {
+              for (const call of calls) call();
+            } catch (err) {
+              out.res.destroy(err as Error); // what the relay would have thrown to the app: too late for that now
+            }
+          };
+          return void asking.then(release, release);
+        }
+        const until = status >= 500 ? http.staleIfErrorUntil(plan, stale!, this.stamp.generation, this.redisSays) : undefined;
         if (until === undefined) return out.head(status, headers, reason);
         instead = true;
         flight.settle(staleOutcome(stale!, until, req, status));
@@ -423,16 +456,22 @@ class FillCapture implements CaptureHooks, ActiveFill {
         out.end();
       },
       write: (chunk, encoding, cb) => {
+        if (held !== undefined) {
+          held.push(() => writer.write(chunk, encoding, cb));
+          return true;
+        }
         if (!instead) return out.write(chunk, encoding, cb);
         const done = typeof encoding === 'function' ? encoding : cb;
         if (typeof done === 'function') process.nextTick(done as () => void);
         return true;
       },
       end: (cb) => {
+        if (held !== undefined) return void held.push(() => writer.end(cb));
         flight.settle(LOOK_AGAIN);
         out.end(cb);
       },
     };
+    return writer;
   }
 
   /**
@@ -1682,21 +1721,75 @@ export class HttpCache<R> {
    * stale-if-error, as a 5xx arrives: until when the stale entry may stand in
    * for it, or undefined when it may not (past its window, or invalidated
    * since this request found it). `generation`: version state's when the
-   * request found it (undefined: not known, taken as changed).
+   * request found it (undefined: not known, taken as changed). `redisSays`:
+   * the answer of askBeforeStaleIfError, when it asked.
    */
-  staleIfErrorUntil(plan: Plan, stale: Found, generation: number | undefined): number | undefined {
+  staleIfErrorUntil(plan: Plan, stale: Found, generation: number | undefined, redisSays?: boolean): number | undefined {
+    const until = this.staleIfErrorWindowEnd(plan, stale);
+    if (until === undefined) return undefined;
+    // The stale entry was valid when this request found it; an invalidation may have reached it since.
+    const validity = this.cache.store.versions.check(stale.entry);
+    if (validity === Validity.Invalid) return undefined;
+    // Local state cannot vouch for it: Redis's word decides; not asked, it stands in only in an outage
+    // (Redis known down). Asked nothing, with Redis up (a retry's answer), the 5xx goes out.
+    if (validity === Validity.Unknown && this.mayHaveMissed(generation) && !(redisSays ?? (!this.l2Reachable() && this.servedInOutage(stale)))) return undefined;
+    return until;
+  }
+
+  /** Until when stale-if-error's window lets `stale` stand in; undefined: past it. */
+  private staleIfErrorWindowEnd(plan: Plan, stale: Found): number | undefined {
     // Table mode: the stale entry came within its window. Origin mode: revalidation brings stale entries past it.
     const window = plan.origin === undefined ? plan.staleIfError : staleWindow(stale.response.staleRules, plan.staleIfError, 'staleIfError');
     if (plan.origin !== undefined && coarseNow() >= stale.entry.freshUntil + window) return undefined;
-    // The stale entry was valid when this request found it; an invalidation may have reached it since.
-    const versions = this.cache.store.versions;
-    const validity = versions.check(stale.entry);
-    if (validity === Validity.Invalid) return undefined;
-    // Local state cannot vouch for it: reset since (the bus came back: what was sent meanwhile is
-    // lost), or the bus is down now. Only Redis could tell, and a 5xx cannot wait for it: the 5xx
-    // goes out, unless Redis is down too, when a stale entry stands in as an L1 hit is served.
-    if (validity === Validity.Unknown && (versions.currentGeneration() !== generation || (!versions.trusted && this.l2Reachable()))) return undefined;
     return stale.entry.freshUntil + window;
+  }
+
+  /**
+   * Whether local version state may have missed an invalidation since
+   * `generation`: it was reset since (the bus came back: what was sent
+   * meanwhile is lost), or the bus is down now.
+   */
+  private mayHaveMissed(generation: number | undefined): boolean {
+    const versions = this.cache.store.versions;
+    return versions.currentGeneration() !== generation || !versions.trusted;
+  }
+
+  /**
+   * Whether a stale entry that local state cannot vouch for stands in while
+   * Redis cannot be asked. Only with the bus down too: this instance then
+   * reaches Redis on neither connection, an outage, and DESIGN §3 and §4's
+   * fallback decide (an outage costs speed, never errors): it stands in, as
+   * an L1 hit is served then (TagVersions.verify), unless this instance
+   * invalidated it itself (servableInOutage). §4(3) loses nothing it could
+   * keep: an invalidation that reached Redis while this instance could hear
+   * of it on neither connection cannot be told from none ("L1 TTLs bound
+   * staleness in every case"). With the bus up (it came back while the
+   * handler ran), Redis is there, only slow or refusing: no outage, and the
+   * 5xx goes out.
+   */
+  private servedInOutage(stale: Found): boolean {
+    const versions = this.cache.store.versions;
+    return !versions.trusted && versions.servableInOutage(stale.entry);
+  }
+
+  /**
+   * stale-if-error, as a 5xx arrives and before staleIfErrorUntil: when local
+   * state cannot vouch for the stale entry (it may have missed an
+   * invalidation) and Redis may answer, Redis's word, asked now: one round
+   * trip, which the 5xx waits for (a bus that never connects, SUBSCRIBE
+   * refused, would otherwise turn every stale-if-error into a 5xx for good).
+   * undefined when local state decides alone (no L2, the bus connected
+   * throughout, Redis known down).
+   */
+  askBeforeStaleIfError(plan: Plan, stale: Found, generation: number | undefined): Promise<boolean> | undefined {
+    const versions = this.cache.store.versions;
+    if (!this.l2Reachable() || !this.mayHaveMissed(generation) || this.staleIfErrorWindowEnd(plan, stale) === undefined || versions.check(stale.entry) !== Validity.Unknown) return undefined;
+    // No answer in time (the command timed out: how an outage begins, before L2 is known down) is
+    // taken as that outage: the first requests of one must not get errors the next ones are spared.
+    return versions.askRedis(stale.entry).then(
+      (word) => word ?? this.servedInOutage(stale),
+      () => false,
+    );
   }
 
   /** stale-if-error: the stale entry's answer, to send in place of the handler's 5xx. */

@@ -278,21 +278,39 @@ export class TagVersions {
   }
 
   /**
-   * Decides, asking Redis when local state cannot. When Redis cannot answer
-   * either, the entry is served (an outage costs freshness bounded by the
-   * L1 TTL, never availability), unless it recorded, for a tag the bounded map
-   * let go, a version below one this instance invalidated and let go (ownFloors).
+   * Decides, asking Redis when local state cannot; when Redis cannot answer
+   * either, as servableInOutage says.
    */
   async verify(entry: FillStamp): Promise<boolean> {
     const local = this.check(entry);
     if (local !== Validity.Unknown) return local === Validity.Valid;
     if (this.source === undefined) return false;
+    return (await this.askRedis(entry)) ?? this.servableInOutage(entry);
+  }
+
+  /**
+   * Whether `entry`, which local state cannot vouch for, may be served while
+   * Redis cannot be asked: yes (an outage costs freshness bounded by the L1
+   * TTL, never availability), unless it recorded, for a tag the bounded map
+   * let go, a version below one this instance invalidated and let go (ownFloors).
+   */
+  servableInOutage(entry: FillStamp): boolean {
+    return !this.belowFloor(entry);
+  }
+
+  /**
+   * Redis's word on `entry` (one round trip, under L2's timeout), whatever
+   * local state says: true when its epoch and every version it recorded are
+   * current there, false when one moved, undefined when Redis did not answer.
+   * With an L2 only.
+   */
+  async askRedis(entry: FillStamp): Promise<boolean | undefined> {
     const generation = this.generation;
     let current: { epoch: number; versions: number[] };
     try {
-      current = await this.source.read(entry.tags);
+      current = await this.source!.read(entry.tags);
     } catch {
-      return !this.belowFloor(entry);
+      return undefined;
     }
     // Local state was forgotten while the read was out: its answer may predate what was missed.
     if (generation !== this.generation) return false;
