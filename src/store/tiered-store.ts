@@ -246,7 +246,10 @@ export class TieredStore {
     try {
       reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry, since });
     } catch (err) {
-      const ticket = since !== undefined && err instanceof L2UnavailableError ? { ...NO_TICKET, since } : NO_TICKET;
+      // A lookup its caller gave up on may still have run (sent, with Redis up, with what was left of the
+      // timeout): the ticket holds the lock it may have taken, so the store or abandon releases it (token-checked).
+      const sent = lock !== undefined && this.l2?.state === 'ok';
+      const ticket = since !== undefined && err instanceof L2UnavailableError ? { ...NO_TICKET, lock: sent ? { key: lock.key, token: lock.token } : undefined, since } : NO_TICKET;
       return { hit: undefined, stamp: await versions.stamp(tags, since), lock: 'none', ticket };
     }
     const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
@@ -352,6 +355,9 @@ export class TieredStore {
     try {
       stored = await this.fills!.store({ entries, counters: this.renewals(first.entry, first.entry.staleUntil - now), lock: ticket.lock, advance, since: ticket.since });
     } catch {
+      // A fill whose time ran out waiting for the first connection sent no store: its lock (which a lookup
+      // Redis ran after the fill gave up on it may have taken) is released, not left for others to wait out.
+      if (ticket.since !== undefined && ticket.lock !== undefined) this.fills!.abandon({ lock: ticket.lock, created: [] });
       // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
       // records its key counter as read: the version Redis would have moved it to is known to nobody.
       // Stored, then, only if L1 kept it (there is one, and it took an entry that size).

@@ -134,4 +134,38 @@ describe('a request made before the first Redis connection is up waits one comma
     assert.equal(value, 'loaded');
     assert.ok(took < LATE_BOUND_MS, `getOrSet() waited ${Math.round(took)} ms on Redis (command timeout ${LATE_TIMEOUT_MS} ms)`);
   });
+  it('getOrSet(): a lookup Redis ran after its caller gave up (the first connection came up just in time) leaves no fill lock behind: another instance does not wait the lock out', async () => {
+    // Bytes a client sends in its connection's first LATE_MS arrive then; once a command names
+    // 'slow-key' (the lookup, which takes the fill lock), Redis's replies on that connection come
+    // 400 ms late: the lookup runs, its caller (one command timeout in all) has given up.
+    held = createServer((downstream) => {
+      const upstream = connect(ctx.redis.port, '127.0.0.1');
+      for (const s of [downstream, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      }
+      const openUntil = Date.now() + LATE_MS;
+      let slow = false;
+      downstream.on('data', (d: Buffer) => {
+        slow ||= d.includes('slow-key');
+        const wait = openUntil - Date.now();
+        if (wait > 0) setTimeout(() => upstream.write(d), wait);
+        else upstream.write(d);
+      });
+      upstream.on('data', (d) => (slow ? setTimeout(() => downstream.write(d), 400) : downstream.write(d)));
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
+    const late = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: LATE_TIMEOUT_MS, lockTimeout: 3000 } }));
+    late.on('error', () => undefined);
+    assert.equal(await late.getOrSet('slow-key', async () => 'late'), 'late');
+    // The release, if any, is sent at once; its reply may come late.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const other = await ctx.open({ l2: { commandTimeout: LATE_TIMEOUT_MS, lockTimeout: 3000 } });
+    let value: unknown;
+    const took = await timed(async () => (value = await other.getOrSet('slow-key', async () => 'other')));
+    assert.equal(value, 'other');
+    assert.ok(took < 1500, `the other instance's getOrSet() waited ${Math.round(took)} ms for a fill lock nobody was filling under (lock timeout 3000 ms)`);
+  });
 });
