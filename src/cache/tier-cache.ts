@@ -793,6 +793,10 @@ export class TierCache extends EventEmitter implements DataCache {
     this.store.l2?.detach();
     if (this.redis?.owned) {
       const client = this.redis.client;
+      // Its own ready check may still fail after this (a Redis that answered nothing: the check times out
+      // about when a caller's one command timeout ends): an 'error' nobody listens to, which ioredis
+      // prints to stderr as unhandled. Closed is closed: nothing left to report.
+      client.on('error', () => undefined);
       try {
         await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, quitWithin()).unref())]);
       } catch {

@@ -168,4 +168,24 @@ describe('a request made before the first Redis connection is up waits one comma
     assert.equal(value, 'other');
     assert.ok(took < 1500, `the other instance's getOrSet() waited ${Math.round(took)} ms for a fill lock nobody was filling under (lock timeout 3000 ms)`);
   });
+  it('close() after a getOrSet() on a Redis that answers nothing: the client tiercache opened prints no unhandled error event (its ready check times out just after)', async () => {
+    held = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
+    const printed: string[] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => void printed.push(args.map(String).join(' '));
+    try {
+      const cache = createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: TIMEOUT_MS } });
+      cache.on('error', () => undefined);
+      assert.equal(await cache.getOrSet('k', async () => 1), 1);
+      await cache.close();
+      await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS));
+    } finally {
+      console.error = consoleError;
+    }
+    assert.deepEqual(printed.filter((line) => line.includes('Unhandled error event')).map((line) => line.split('\n')[0]), []);
+  });
 });
