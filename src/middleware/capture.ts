@@ -324,6 +324,8 @@ class Capture {
   utf8Head = false;
   /** The handler's calls held back while a hold runs (see CaptureHooks.hold); undefined when none runs. */
   held: Array<readonly [HeldMethod, IArguments]> | undefined = undefined;
+  /** An end() is among the held calls. */
+  heldEnd = false;
   private holdAsked = false;
   /** A destroy() of the socket held back while the end waits for the store, or while a hold runs (see holdSocket). */
   private heldDestroy = false;
@@ -669,6 +671,14 @@ function wrappersAt(depth: number): Wrappers {
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
     if (c.held !== undefined || (!c.replaced && !c.pending && !c.ended && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
+      // A second end() while the first is held (Koa's respond() after the handler's own res.end(): it reads
+      // writableEnded, false until the held end runs): dropped, as while a store is under way; run again,
+      // node would throw ERR_STREAM_WRITE_AFTER_END at the response, an 'error' no one listens to.
+      if (c.heldEnd) {
+        swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+        return this;
+      }
+      c.heldEnd = true;
       c.held!.push([captureEnd as HeldMethod, arguments]);
       return this;
     }
