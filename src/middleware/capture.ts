@@ -499,10 +499,22 @@ class Capture {
     const own = Object.getOwnPropertyDescriptor(res, 'headersSent');
     Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true });
     this.holdSocket();
+    // A destroy() of the response itself (the handler giving up after a partial 5xx, Koa's onerror for a
+    // streamed body that failed) runs after the held calls, as it would have after them without the hold:
+    // the stale entry that stands in goes out whole first, as it does when nothing is asked.
+    const ownDestroy = Object.getOwnPropertyDescriptor(res, 'destroy');
+    let destroyed: [Error | undefined] | undefined;
+    res.destroy = function heldDestroy(this: ServerResponse, err?: Error) {
+      destroyed ??= [err];
+      return this;
+    };
     const release = () => {
       if (own === undefined) delete (res as { headersSent?: boolean }).headersSent;
       else Object.defineProperty(res, 'headersSent', own);
+      if (ownDestroy === undefined) delete (res as { destroy?: unknown }).destroy;
+      else Object.defineProperty(res, 'destroy', ownDestroy);
       this.releaseHeld();
+      if (destroyed !== undefined) res.destroy(destroyed[0]);
     };
     wait.then(release, release);
     return true;
