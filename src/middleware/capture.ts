@@ -324,6 +324,8 @@ class Capture {
   utf8Head = false;
   /** The handler's calls held back while a hold runs (see CaptureHooks.hold); undefined when none runs. */
   held: Array<readonly [HeldMethod, IArguments]> | undefined = undefined;
+  /** An end() is among the held calls. */
+  heldEnd = false;
   private holdAsked = false;
   /** A destroy() of the socket held back while the end waits for the store, or while a hold runs (see holdSocket). */
   private heldDestroy = false;
@@ -497,10 +499,22 @@ class Capture {
     const own = Object.getOwnPropertyDescriptor(res, 'headersSent');
     Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true });
     this.holdSocket();
+    // A destroy() of the response itself (the handler giving up after a partial 5xx, Koa's onerror for a
+    // streamed body that failed) runs after the held calls, as it would have after them without the hold:
+    // the stale entry that stands in goes out whole first, as it does when nothing is asked.
+    const ownDestroy = Object.getOwnPropertyDescriptor(res, 'destroy');
+    let destroyed: [Error | undefined] | undefined;
+    res.destroy = function heldDestroy(this: ServerResponse, err?: Error) {
+      destroyed ??= [err];
+      return this;
+    };
     const release = () => {
       if (own === undefined) delete (res as { headersSent?: boolean }).headersSent;
       else Object.defineProperty(res, 'headersSent', own);
+      if (ownDestroy === undefined) delete (res as { destroy?: unknown }).destroy;
+      else Object.defineProperty(res, 'destroy', ownDestroy);
       this.releaseHeld();
+      if (destroyed !== undefined) res.destroy(destroyed[0]);
     };
     wait.then(release, release);
     return true;
@@ -669,6 +683,14 @@ function wrappersAt(depth: number): Wrappers {
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
     if (c.held !== undefined || (!c.replaced && !c.pending && !c.ended && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
+      // A second end() while the first is held (Koa's respond() after the handler's own res.end(): it reads
+      // writableEnded, false until the held end runs): dropped, as while a store is under way; run again,
+      // node would throw ERR_STREAM_WRITE_AFTER_END at the response, an 'error' no one listens to.
+      if (c.heldEnd) {
+        swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+        return this;
+      }
+      c.heldEnd = true;
       c.held!.push([captureEnd as HeldMethod, arguments]);
       return this;
     }
