@@ -17,10 +17,11 @@
 import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
-import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
+import type { CacheOptions, TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { adapters, buildApp, type Adapter } from '../middleware/apps.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { openDeafCache } from '../../support/deaf-cache.js';
 import { eventually } from '../../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 
@@ -86,24 +87,7 @@ describe('stale-if-error and an invalidation missed while the bus was down', fun
     return res;
   }
 
-  /**
-   * B as a user that Redis lets run every command but not hear the channel
-   * (`how`: SUBSCRIBE itself denied, or the channel): its bus never subscribes.
-   */
-  async function deafB(how: 'command' | 'channel', options: CacheOptions = {}): Promise<TierCache> {
-    const user = `deaf-${how}`;
-    const rules = how === 'command' ? ['&*', '-subscribe', '-ssubscribe', '-psubscribe'] : ['resetchannels'];
-    await ctx.admin.acl('SETUSER', user, 'reset', 'on', '>pw', '~*', '+@all', ...rules);
-    const url = new URL(ctx.redis.url);
-    url.username = user;
-    url.password = 'pw';
-    // Not ctx.open(): ready() would wait for a bus that never comes; L2 is what B needs.
-    const b = ctx.track(createCache({ namespace: ctx.ns, ...options, redis: url.toString() }));
-    b.on('error', () => undefined);
-    await eventually(() => b.health().l2 === 'ok', 'B reaches Redis', 5_000);
-    assert.notEqual(b.health().bus, 'ok', 'the premise: B hears no invalidations');
-    return b;
-  }
+  const deafB = (how: 'command' | 'channel', options: CacheOptions = {}): Promise<TierCache> => openDeafCache(ctx, how, options);
 
   function assertStoodIn(res: request.Response, what: string): void {
     assert.equal(res.status, 200, `B answered ${res.status} ${res.text} [${res.headers['cache-status']}]: ${what}`);

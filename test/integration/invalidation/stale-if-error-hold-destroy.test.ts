@@ -14,10 +14,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../../src/index.js';
+import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { useRedisCaches } from '../../support/cache-context.js';
-import { eventually } from '../../support/eventually.js';
+import { openDeafCache } from '../../support/deaf-cache.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -25,17 +25,7 @@ describe('stale-if-error hold: the handler destroys its response during the hold
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'sie-hold-destroy', flush: true });
 
-  async function deafB(): Promise<TierCache> {
-    await ctx.admin.acl('SETUSER', 'deaf', 'reset', 'on', '>pw', '~*', '+@all', '&*', '-subscribe', '-ssubscribe', '-psubscribe');
-    const url = new URL(ctx.redis.url);
-    url.username = 'deaf';
-    url.password = 'pw';
-    const b = ctx.track(createCache({ namespace: ctx.ns, redis: url.toString() }));
-    b.on('error', () => undefined);
-    await eventually(() => b.health().l2 === 'ok', 'B reaches Redis', 5_000);
-    assert.notEqual(b.health().bus, 'ok', 'the premise: B hears no invalidations');
-    return b;
-  }
+  const deafB = (): Promise<TierCache> => openDeafCache(ctx);
 
   it('a partial 5xx then res.destroy(), nothing invalidated: the stale entry stands in whole', async () => {
     const a = await ctx.open();

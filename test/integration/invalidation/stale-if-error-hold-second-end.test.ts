@@ -14,10 +14,10 @@ import { createRequire } from 'node:module';
 import Koa from 'koa';
 import Router from '@koa/router';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../../src/index.js';
+import type { TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
 import { useRedisCaches } from '../../support/cache-context.js';
-import { eventually } from '../../support/eventually.js';
+import { openDeafCache } from '../../support/deaf-cache.js';
 
 const require = createRequire(import.meta.url);
 const Koa2 = require('koa2') as typeof Koa;
@@ -27,17 +27,7 @@ describe('stale-if-error hold: a second end() while the first is held', function
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'sie-hold-end', flush: true });
 
-  async function deafB(): Promise<TierCache> {
-    await ctx.admin.acl('SETUSER', 'deaf', 'reset', 'on', '>pw', '~*', '+@all', '&*', '-subscribe', '-ssubscribe', '-psubscribe');
-    const url = new URL(ctx.redis.url);
-    url.username = 'deaf';
-    url.password = 'pw';
-    const b = ctx.track(createCache({ namespace: ctx.ns, redis: url.toString() }));
-    b.on('error', () => undefined);
-    await eventually(() => b.health().l2 === 'ok', 'B reaches Redis', 5_000);
-    assert.notEqual(b.health().bus, 'ok', 'the premise: B hears no invalidations');
-    return b;
-  }
+  const deafB = (): Promise<TierCache> => openDeafCache(ctx);
 
   for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
     it(`${name}: the handler's own res.end() of a 5xx, then Koa's respond(), with the entry invalidated meanwhile: one 5xx, no error on the response`, async () => {
