@@ -24,7 +24,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, DEFERRED_HIT, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
+import { ageOf, deferredHitOf, headersFor, reasonFor, replay } from './replay.js';
 import { ownOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
@@ -1305,7 +1305,7 @@ export class HttpCache<R> {
     // destroys its request when the connection goes, so the request's 'close' is heard too.
     let waiting = false;
     let appDone = false;
-    const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+    const deferred = deferredHitOf(res);
     if (deferred !== undefined) {
       deferred.appDone = () => {
         appDone = true;
@@ -1333,7 +1333,7 @@ export class HttpCache<R> {
    * (see DeferredHit.report: one never written is no answer of the cache's).
    */
   private reportServed(res: ServerResponse, plan: Plan, tier: Tier, stale: boolean): void {
-    const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+    const deferred = deferredHitOf(res);
     if (deferred === undefined) this.events.served(plan, tier, stale);
     else deferred.report = () => this.events.served(plan, tier, stale);
   }

@@ -68,6 +68,11 @@ export function ageOf(createdAt: number, now: number): number {
  */
 export const DEFERRED_HIT = Symbol('tiercache.deferredHit');
 
+/** The DeferredHit an adapter left on `res` (Koa), or undefined: hits are written at once. */
+export function deferredHitOf(res: ServerResponse): DeferredHit | undefined {
+  return (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+}
+
 export interface DeferredHit {
   /** The hit's status, as the answer will have it (200, or 304 for a request whose condition it meets). */
   status: number;
@@ -92,7 +97,7 @@ export interface DeferredHit {
 }
 
 export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
-  const deferred = (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
+  const deferred = deferredHitOf(res);
   if (deferred !== undefined) {
     deferred.status = response.status === 200 && notModified(req, response) ? 304 : response.status;
     // report is set before replay() (HttpCache.reportServed). The write without one stays the bare call: a
