@@ -174,7 +174,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
       delete req.headers['if-none-match'];
       delete req.headers['if-modified-since'];
     }
-    if (plan.origin !== undefined && stale !== undefined && revalidatable(stale.response)) {
+    if (plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response)) {
       addConditions(req.headers, stale.response);
       this.revalidating = true;
     }
@@ -780,6 +780,12 @@ interface Found {
   readonly tier: Tier;
   /** findInL1: the L1 hits it took (manifest and variant), counted once the request is served or passed past the cache. */
   readonly lookups?: number;
+  /**
+   * An L1 entry only Redis could vouch for, taken while Redis did not answer
+   * (see HttpCache.outageStandIn): it stands in for a 5xx, nothing else (it
+   * is never served, nor revalidated).
+   */
+  readonly unchecked?: true;
 }
 
 /** An entry a middleware with `user` stored (per route, further in) is that one's to serve, not this plan's. */
@@ -1062,6 +1068,8 @@ export class HttpCache<R> {
     const { req, res } = c;
     let found = local;
     let begun: BegunFill | undefined;
+    // Only when Redis did not answer the fill's lookup: the L1 entry findInL1 could not vouch for, for a 5xx.
+    let standIn: Found | undefined;
     // This request's L1 miss, counted here: taken back if a layer further in decides (see outerMiss).
     let l1Noted = false;
     try {
@@ -1076,6 +1084,7 @@ export class HttpCache<R> {
         const start = await this.startFill(plan, req, begun.state);
         begun = { ...begun, start };
         if (start.found !== undefined) found = start.found;
+        else if (found === undefined && start.lookup.unanswered === true) standIn = this.outageStandIn(plan, req);
       } else if (found === undefined) {
         // find() counts its L1 lookup: a miss, unless L1 answered (an entry only Redis could vouch for).
         // A waiter or a HEAD passed on to the route's layer is counted there again: this one is taken back.
@@ -1090,14 +1099,42 @@ export class HttpCache<R> {
       return passOn(next);
     }
     const now = coarseNow();
-    if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now, l1Noted);
+    if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now, l1Noted, standIn);
     if (found !== undefined) {
       const entry = found.entry;
       if (entry.freshUntil > now) return this.serveFresh(c, plan, found, now, begun);
       if (this.serveWhileRevalidating(c, plan, found, now, plan.staleWhileRevalidate, begun)) return true;
       if (now >= entry.freshUntil + plan.staleIfError) found = undefined;
     }
-    return this.fill(c, plan, next, found, begun, l1Noted);
+    return this.fill(c, plan, next, found ?? standIn, begun, l1Noted);
+  }
+
+  /**
+   * stale-if-error for a request that arrives in an outage (DESIGN §3, §4):
+   * findInL1 passed over the L1 entry (only Redis could vouch for it, the bus
+   * being down) and the fill's lookup got no answer from Redis. Without it
+   * the 5xx would find nothing to stand in for it. Never served, fresh or
+   * stale, nor revalidated (Found.unchecked): at a 5xx, staleIfErrorUntil
+   * decides as for any stale entry local state cannot vouch for (Redis still
+   * down: it stands in unless an invalidation this instance made covers it;
+   * Redis back: its word). Undefined outside its stale-if-error window, and
+   * where the route has none. Costs nothing unless Redis failed the lookup.
+   */
+  private outageStandIn(plan: Plan, req: IncomingMessage): Found | undefined {
+    const l1 = this.cache.store.l1;
+    if (l1 === undefined) return undefined;
+    const versions = this.cache.store.versions;
+    const usable = (entry: StoredEntry | undefined) => (entry !== undefined && versions.check(entry) !== Validity.Invalid ? entry : undefined);
+    let entry = usable(l1.peek(plan.key));
+    let value = entry === undefined ? undefined : httpValueOf(entry);
+    if (value instanceof VaryManifest) {
+      entry = usable(l1.peek(variantKey(plan.key, varyPairs(req.headers, value.headers))));
+      value = entry === undefined ? undefined : httpValueOf(entry);
+    }
+    if (!(value instanceof PreparedResponse)) return undefined;
+    const found: Found = { entry: entry!, response: value, tier: 'L1', unchecked: true };
+    const window = plan.origin === undefined ? plan.staleIfError : staleWindow(value.staleRules, plan.staleIfError, 'staleIfError');
+    return window > 0 && coarseNow() < entry!.freshUntil + window && !notOurs(plan, found) ? found : undefined;
   }
 
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
@@ -1131,7 +1168,7 @@ export class HttpCache<R> {
    * answer only-if-cached with 504, else run the handler — conditionally when
    * the stale entry has validators (fill() adds them).
    */
-  private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number, l1Noted: boolean): boolean | Promise<boolean> {
+  private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number, l1Noted: boolean, standIn: Found | undefined): boolean | Promise<boolean> {
     const origin = plan.origin!;
     if (found !== undefined) {
       const use = useOf(origin, found.entry, found.response, now, { limiter: this.forced, key: plan.key });
@@ -1153,7 +1190,7 @@ export class HttpCache<R> {
       c.res.end();
       return true;
     }
-    return this.fill(c, plan, next, found, begun, l1Noted);
+    return this.fill(c, plan, next, found ?? standIn, begun, l1Noted);
   }
 
   /**

@@ -50,6 +50,8 @@ export interface FillLookup {
   /** The fill lock: ours, held by another instance's fill, or none (not asked, or Redis could not tell). */
   readonly lock: 'ours' | 'theirs' | 'none';
   readonly ticket: FillTicket;
+  /** Redis did not answer the lookup (down, or silent past the command timeout): no hit says nothing about L2. */
+  readonly unanswered?: true;
 }
 
 /** One entry of a fill to store (a response, or a Vary manifest and its variant). */
@@ -250,7 +252,7 @@ export class TieredStore {
       // timeout): the ticket holds the lock it may have taken, so the store or abandon releases it (token-checked).
       const sent = lock !== undefined && this.l2?.state === 'ok';
       const ticket = since !== undefined && err instanceof L2UnavailableError ? { ...NO_TICKET, lock: sent ? { key: lock.key, token: lock.token } : undefined, since } : NO_TICKET;
-      return { hit: undefined, stamp: await versions.stamp(tags, since), lock: 'none', ticket };
+      return { hit: undefined, stamp: await versions.stamp(tags, since), lock: 'none', ticket, unanswered: true };
     }
     const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
     const ticket: FillTicket =
