@@ -59,7 +59,7 @@ describe('stale-if-error for a request that arrives while Redis and the bus are 
   async function storedThenOutage(app: TestApp, cache: TierCache, how: 'kill' | 'freeze' = 'kill', staleAfter = 250): Promise<void> {
     const res = await request(app.target).get('/item/1');
     assert.equal(res.text, 'OLD');
-    assert.match(String(res.headers['cache-status']), /stored/, 'the premise: the entry is stored');
+    assert.match(String(res.headers['cache-status']), /stored/, `the premise: the entry is stored [${res.headers['cache-status']}]`);
     await sleep(staleAfter);
     if (how === 'kill') {
       ctx.redis.kill('SIGKILL');
@@ -68,6 +68,13 @@ describe('stale-if-error for a request that arrives while Redis and the bus are 
     // The premise: L1 holds the entry, and only Redis could vouch for it (the bus is down too).
     await eventually(() => cache.health().l2 !== 'ok' && cache.health().bus !== 'ok' && !cache.store.versions.trusted, 'Redis and the bus both down', 8_000);
     if (how === 'kill') await eventually(() => cache.health().l2 === 'down', 'Redis known down', 5_000);
+  }
+
+  /** A cache whose reports of the outage are expected. */
+  async function openCache(): Promise<TierCache> {
+    const cache = await ctx.open();
+    cache.on('error', () => undefined);
+    return cache;
   }
 
   function assertStoodIn(res: request.Response, what: string): void {
@@ -85,8 +92,7 @@ describe('stale-if-error for a request that arrives while Redis and the bus are 
     describe(adapter.name, () => {
       for (const mode of ['500', 'throw'] as const) {
         it(`a GET whose handler ${mode === '500' ? 'answers 500' : 'throws'}: the stale entry stands in, for it and for a GET that waited on it`, async () => {
-          const cache = await ctx.open();
-          cache.on('error', () => undefined);
+          const cache = await openCache();
           let open!: () => void;
           const state: Failing = { mode: 'ok', gate: new Promise<void>((resolve) => (open = resolve)) };
           const app = itemApp(adapter, cache, state);
@@ -106,8 +112,7 @@ describe('stale-if-error for a request that arrives while Redis and the bus are 
       }
 
       it('invalidateTags() while Redis is down (queued), before the GET: the 5xx goes out, not the invalidated entry', async () => {
-        const cache = await ctx.open();
-        cache.on('error', () => undefined);
+        const cache = await openCache();
         const state: Failing = { mode: 'ok' };
         const app = itemApp(adapter, cache, state);
         await storedThenOutage(app, cache);
@@ -117,8 +122,7 @@ describe('stale-if-error for a request that arrives while Redis and the bus are 
       });
 
       it('invalidateUser() while Redis is down (queued), while the GET runs: the 5xx goes out, not the invalidated entry', async () => {
-        const cache = await ctx.open();
-        cache.on('error', () => undefined);
+        const cache = await openCache();
         let open!: () => void;
         const state: Failing = { mode: 'ok', gate: new Promise<void>((resolve) => (open = resolve)) };
         const app = itemApp(adapter, cache, state, { user: () => USER, tags: () => [] });
@@ -134,61 +138,45 @@ describe('stale-if-error for a request that arrives while Redis and the bus are 
     });
   }
 
-  it('a GET whose handler answers 200 in the outage: its answer goes out, the entry is not served in its place', async () => {
-    const cache = await ctx.open();
-    cache.on('error', () => undefined);
+  /**
+   * Express 5: /item/1 stored (`mw` on the route), stale after `staleAfter`, then the outage (`how`); the
+   * handler answers as `then` says, and resolves with the answer to `method`. Redis is thawed after a freeze.
+   */
+  async function afterOutage(then: Failing['mode'] | 'fresh', options: { mw?: AnyMiddlewareOptions; how?: 'kill' | 'freeze'; staleAfter?: number; method?: 'get' | 'head' } = {}): Promise<request.Response> {
+    const cache = await openCache();
     const state: Failing = { mode: 'ok' };
-    const app = itemApp(adapters[0]!, cache, state);
-    await storedThenOutage(app, cache);
-    state.fresh = true;
-    const res = await request(app.target).get('/item/1');
+    const app = itemApp(adapters[0]!, cache, state, options.mw);
+    try {
+      await storedThenOutage(app, cache, options.how, options.staleAfter);
+      if (then === 'fresh') state.fresh = true;
+      else state.mode = then;
+      return await request(app.target)[options.method ?? 'get']('/item/1');
+    } finally {
+      if (options.how === 'freeze') ctx.redis.thaw();
+    }
+  }
+
+  it('a GET whose handler answers 200 in the outage: its answer goes out, the entry is not served in its place', async () => {
+    const res = await afterOutage('fresh');
     assert.equal(res.status, 200);
     assert.equal(res.text, 'NEW');
   });
 
   it('a HEAD in the outage still gets the stale stand-in', async () => {
-    const cache = await ctx.open();
-    cache.on('error', () => undefined);
-    const state: Failing = { mode: 'ok' };
-    const app = itemApp(adapters[0]!, cache, state);
-    await storedThenOutage(app, cache);
-    state.mode = '500';
-    const res = await request(app.target).head('/item/1');
+    const res = await afterOutage('500', { method: 'head' });
     assert.equal(res.status, 200, `answered ${res.status} [${res.headers['cache-status']}]`);
     assert.match(String(res.headers['cache-status']), /hit/);
   });
 
   it('an entry past its stale-if-error window (kept in L1 for stale-while-revalidate): the 5xx goes out, nothing is served stale', async () => {
-    const cache = await ctx.open();
-    cache.on('error', () => undefined);
-    const state: Failing = { mode: 'ok' };
-    const app = itemApp(adapters[0]!, cache, state, { staleIfError: 100, staleWhileRevalidate: '1h' });
-    await storedThenOutage(app, cache, 'kill', 400);
-    state.mode = '500';
-    assertFailed(await request(app.target).get('/item/1'), 'past its stale-if-error window');
+    assertFailed(await afterOutage('500', { mw: { staleIfError: 100, staleWhileRevalidate: '1h' }, staleAfter: 400 }), 'past its stale-if-error window');
   });
 
   it('a route without staleIfError, its entry still fresh: the 5xx goes out (the entry is no stand-in, and no hit)', async () => {
-    const cache = await ctx.open();
-    cache.on('error', () => undefined);
-    const state: Failing = { mode: 'ok' };
-    const app = itemApp(adapters[0]!, cache, state, { ttl: '1h', staleIfError: 0 });
-    await storedThenOutage(app, cache, 'kill', 0);
-    state.mode = '500';
-    assertFailed(await request(app.target).get('/item/1'), 'no stale-if-error on the route');
+    assertFailed(await afterOutage('500', { mw: { ttl: '1h', staleIfError: 0 }, staleAfter: 0 }), 'no stale-if-error on the route');
   });
 
   it('Redis frozen (SIGSTOP) rather than gone, the bus given up on: the stale entry stands in', async () => {
-    const cache = await ctx.open();
-    cache.on('error', () => undefined);
-    const state: Failing = { mode: 'ok' };
-    const app = itemApp(adapters[0]!, cache, state);
-    try {
-      await storedThenOutage(app, cache, 'freeze');
-      state.mode = '500';
-      assertStoodIn(await request(app.target).get('/item/1'), 'neither connection reaches Redis: an outage costs no 5xx');
-    } finally {
-      ctx.redis.thaw();
-    }
+    assertStoodIn(await afterOutage('500', { how: 'freeze' }), 'neither connection reaches Redis: an outage costs no 5xx');
   });
 });
