@@ -18,7 +18,7 @@ import { coarseNow } from '../store/coarse-clock.js';
 import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
-import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier } from '../store/tiered-store.js';
+import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier, type TieredHit } from '../store/tiered-store.js';
 import { BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
@@ -793,6 +793,11 @@ function notOurs(plan: Plan, found: Found): boolean {
   return found.response.scoped && !plan.scoped;
 }
 
+/** A hit found by HttpCache.find; `unverified` by get() (its manifest's, for a variant): an unchecked one. */
+function foundOf(hit: TieredHit, response: PreparedResponse, manifestUnverified?: true): Found {
+  return hit.unverified ?? manifestUnverified ? { entry: hit.entry, response, tier: hit.tier, unchecked: true } : { entry: hit.entry, response, tier: hit.tier };
+}
+
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** RFC 9110 §9.2.1. Origin mode treats every other method as unsafe (RFC 9111 §4.4: "including methods whose safety is unknown"). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -1089,7 +1094,12 @@ export class HttpCache<R> {
         // find() counts its L1 lookup: a miss, unless L1 answered (an entry only Redis could vouch for).
         // A waiter or a HEAD passed on to the route's layer is counted there again: this one is taken back.
         found = await this.find(plan.key, req);
-        l1Noted = found?.tier !== 'L1';
+        l1Noted = found?.tier !== 'L1' || found.unchecked === true;
+        // Redis did not answer for the L1 entry: not served, a stand-in for a 5xx at most (see outageStandIn).
+        if (found?.unchecked === true) {
+          standIn = this.standInWithin(plan, found);
+          found = undefined;
+        }
       }
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
@@ -1131,10 +1141,13 @@ export class HttpCache<R> {
       entry = usable(l1.peek(variantKey(plan.key, varyPairs(req.headers, value.headers))));
       value = entry === undefined ? undefined : httpValueOf(entry);
     }
-    if (!(value instanceof PreparedResponse)) return undefined;
-    const found: Found = { entry: entry!, response: value, tier: 'L1', unchecked: true };
-    const window = plan.origin === undefined ? plan.staleIfError : staleWindow(value.staleRules, plan.staleIfError, 'staleIfError');
-    return window > 0 && coarseNow() < entry!.freshUntil + window && !notOurs(plan, found) ? found : undefined;
+    return value instanceof PreparedResponse ? this.standInWithin(plan, { entry: entry!, response: value, tier: 'L1', unchecked: true }) : undefined;
+  }
+
+  /** An unchecked entry (see Found.unchecked) as the stand-in for a 5xx: within its stale-if-error window, where there is one. */
+  private standInWithin(plan: Plan, found: Found): Found | undefined {
+    const window = plan.origin === undefined ? plan.staleIfError : staleWindow(found.response.staleRules, plan.staleIfError, 'staleIfError');
+    return window > 0 && coarseNow() < found.entry.freshUntil + window && !notOurs(plan, found) ? found : undefined;
   }
 
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
@@ -1471,12 +1484,18 @@ export class HttpCache<R> {
     return this.options.cacheStatus ? value : undefined;
   }
 
-  /** L1 (synchronously when it can decide), then L2; follows a Vary manifest to the request's variant. */
+  /**
+   * L1 (synchronously when it can decide), then L2; follows a Vary manifest
+   * to the request's variant. An L1 entry only Redis could vouch for, while
+   * Redis does not answer, comes back unchecked (Found.unchecked): the
+   * middleware serves no entry it cannot check (README, "When Redis is
+   * down": an outage cannot be told from this instance cut off alone).
+   */
   private async find(key: string, req: IncomingMessage, freshOnly = false): Promise<Found | undefined> {
     const first = await this.lookup(key, freshOnly);
     if (first === undefined) return undefined;
     const value = this.valueOfHit(key, first);
-    if (value instanceof PreparedResponse) return { entry: first.entry, response: value, tier: first.tier };
+    if (value instanceof PreparedResponse) return foundOf(first, value);
     if (!(value instanceof VaryManifest)) {
       this.cache.store.discard(key);
       return undefined;
@@ -1485,7 +1504,7 @@ export class HttpCache<R> {
     const variant = await this.lookup(vkey, freshOnly);
     if (variant === undefined) return undefined;
     const response = this.valueOfHit(vkey, variant);
-    if (response instanceof PreparedResponse) return { entry: variant.entry, response, tier: variant.tier };
+    if (response instanceof PreparedResponse) return foundOf(variant, response, first.unverified);
     this.cache.store.discard(vkey);
     return undefined;
   }
@@ -1505,17 +1524,18 @@ export class HttpCache<R> {
    * A request polling for another instance's fill needs that: its own L1
    * still holds the stale entry the fill replaces, and would hide the new one.
    */
-  private lookup(key: string, freshOnly = false): { entry: StoredEntry; tier: Tier } | undefined | Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
+  private lookup(key: string, freshOnly = false): TieredHit | undefined | Promise<TieredHit | undefined> {
     const store = this.cache.store;
     const local = store.lookupL1(key);
-    if (local === UNDECIDED) return freshOnly ? this.freshFromEitherTier(key) : store.get(key);
+    // Not served here while Redis does not answer for it (an outage, or this instance cut off alone): see find().
+    if (local === UNDECIDED) return freshOnly ? this.freshFromEitherTier(key) : store.get(key, false);
     if (local !== undefined && !(freshOnly && local.freshUntil <= coarseNow())) return { entry: local, tier: 'L1' };
     return store.getL2(key);
   }
 
   /** lookup() with freshOnly when L1 cannot vouch for its entry here: Redis decides, and a stale L1 entry still gives way to L2's. */
-  private async freshFromEitherTier(key: string): Promise<{ entry: StoredEntry; tier: Tier } | undefined> {
-    const hit = await this.cache.store.get(key);
+  private async freshFromEitherTier(key: string): Promise<TieredHit | undefined> {
+    const hit = await this.cache.store.get(key, false);
     return hit?.tier === 'L1' && hit.entry.freshUntil <= coarseNow() ? this.cache.store.getL2(key) : hit;
   }
 
@@ -1525,7 +1545,7 @@ export class HttpCache<R> {
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
-          if (found === undefined || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
+          if (found === undefined || found.unchecked === true || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
           replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
           return true;
         },
@@ -1694,7 +1714,7 @@ export class HttpCache<R> {
     for (let round = 1; coarseNow() < deadline && !flight.done; round++) {
       await sleep(REMOTE_FILL_POLL_MS);
       const found = await this.find(key, req, true).catch(() => undefined);
-      if (found !== undefined && found.entry.freshUntil > coarseNow()) return found;
+      if (found !== undefined && found.unchecked === undefined && found.entry.freshUntil > coarseNow()) return found;
       if (round % 5 === 0 && !(await lock.held(lockedKey))) return undefined;
     }
     return undefined;

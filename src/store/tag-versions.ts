@@ -282,10 +282,15 @@ export class TagVersions {
    * either, as servableInOutage says.
    */
   async verify(entry: FillStamp): Promise<boolean> {
+    return (await this.vouch(entry)) ?? this.servableInOutage(entry);
+  }
+
+  /** verify() without the outage's word: undefined when local state cannot decide and Redis did not answer. */
+  async vouch(entry: FillStamp): Promise<boolean | undefined> {
     const local = this.check(entry);
     if (local !== Validity.Unknown) return local === Validity.Valid;
     if (this.source === undefined) return false;
-    return (await this.askRedis(entry)) ?? this.servableInOutage(entry);
+    return this.askRedis(entry);
   }
 
   /**

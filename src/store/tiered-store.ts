@@ -19,6 +19,8 @@ export type Tier = 'L1' | 'L2';
 export interface TieredHit {
   readonly entry: StoredEntry;
   readonly tier: Tier;
+  /** get() with `inOutage` false: an L1 entry only Redis could vouch for, and Redis did not answer (not served). */
+  readonly unverified?: true;
 }
 
 /** Returned by lookupL1 when only Redis can tell whether the entry is still valid. */
@@ -159,13 +161,24 @@ export class TieredStore {
     if (this.l1 !== undefined) this.l1Misses--;
   }
 
-  /** L1, then L2. The entry may be past freshUntil (but not staleUntil); callers decide. */
-  async get(key: string): Promise<TieredHit | undefined> {
+  /**
+   * L1, then L2. The entry may be past freshUntil (but not staleUntil); callers decide.
+   * An L1 entry only Redis could vouch for, while Redis does not answer, is a
+   * hit as verify() says (an outage costs no availability: the data API); with
+   * `inOutage` false it comes back `unverified`, counted a miss, for a caller
+   * that serves no entry it cannot check (the middleware: see HttpCache.find).
+   */
+  async get(key: string, inOutage = true): Promise<TieredHit | undefined> {
     const l1 = this.l1;
     if (l1 !== undefined) {
       const entry = l1.get(key);
       if (entry !== undefined) {
-        if (await this.versions.verify(entry)) {
+        const word = await this.versions.vouch(entry);
+        if (word === true || (word === undefined && this.versions.servableInOutage(entry))) {
+          if (word === undefined && !inOutage) {
+            this.l1Misses++;
+            return { entry, tier: 'L1', unverified: true };
+          }
           this.l1Hits++;
           return { entry, tier: 'L1' };
         }
