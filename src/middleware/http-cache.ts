@@ -1095,11 +1095,6 @@ export class HttpCache<R> {
         // A waiter or a HEAD passed on to the route's layer is counted there again: this one is taken back.
         found = await this.find(plan.key, req);
         l1Noted = found?.tier !== 'L1' || found.unchecked === true;
-        // Redis did not answer for the L1 entry: not served, a stand-in for a 5xx at most (see outageStandIn).
-        if (found?.unchecked === true) {
-          standIn = this.standInWithin(plan, found);
-          found = undefined;
-        }
       }
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
@@ -1107,6 +1102,11 @@ export class HttpCache<R> {
     if (found !== undefined && notOurs(plan, found)) {
       begun?.flight.settle(undefined);
       return passOn(next);
+    }
+    // Redis did not answer for find()'s L1 entry: not served, a stand-in for a 5xx at most (see outageStandIn).
+    if (found?.unchecked === true) {
+      standIn = this.standInWithin(plan, found);
+      found = undefined;
     }
     const now = coarseNow();
     if (plan.origin !== undefined) return this.serveOrigin(c, plan, next, found, begun, now, l1Noted, standIn);
