@@ -57,6 +57,48 @@ describe('middleware: absolute-form request targets', function () {
         assert.deepEqual(valuesOf(second, 'cache-status'), ['tiercache; hit; detail=L1']);
         assert.equal(app.runs('/docs'), 1);
       });
+
+      // The apps read an absolute-form target with url.parse, where a '\' before the query is a '/':
+      // `http://host/docs\secret` is routed as /docs/secret, the origin-form `/docs\secret` as one segment.
+      describe("a '\\' in an absolute-form target's path", () => {
+        const setupSlashes = async () => {
+          const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, ttl: '5m', routes: { '/docs/secret': false } }));
+          const app = buildApp(adapter, cache, {
+            appLevel: true,
+            routes: [
+              { path: '/docs/:page', handler: (io) => io.send(`docs page ${io.params.page}`) },
+              { path: '/:page', handler: (io) => io.send(`top page ${io.params.page}`) },
+            ],
+          });
+          return { cache, app, server: await cleanup.serve(app.target) };
+        };
+
+        it("is a '/' to the route table, as to the router: a never-cache rule holds", async () => {
+          const { app, server } = await setupSlashes();
+          for (let i = 0; i < 2; i++) {
+            const answer = await wireRequest(server, 'http://shop.example/docs\\secret', HOST);
+            assert.equal(answer.body, 'docs page secret');
+            assert.ok(!valuesOf(answer, 'cache-status').some((v) => v.includes('hit')), `served from cache: ${valuesOf(answer, 'cache-status').join()}`);
+          }
+          assert.equal(app.runs('/docs/:page'), 2, "the '/docs/secret': false rule was slipped past");
+        });
+
+        it('keys the answer as the path the app answered, not as the origin-form target with the same characters', async () => {
+          const { cache, app, server } = await setupSlashes();
+          const absolute = await wireRequest(server, 'http://shop.example/docs\\intro', HOST);
+          assert.equal(absolute.body, 'docs page intro');
+          const literal = await wireRequest(server, '/docs\\intro', HOST);
+          assert.equal(literal.body, 'top page docs\\intro', "the origin-form /docs\\intro got the answer to /docs/intro");
+          const same = await wireRequest(server, '/docs/intro', HOST);
+          assert.deepEqual(valuesOf(same, 'cache-status'), ['tiercache; hit; detail=L1']);
+          assert.equal(same.body, 'docs page intro');
+          await cache.invalidatePrefix('/docs/intro');
+          const after = await wireRequest(server, 'http://shop.example/docs\\intro', HOST);
+          assert.deepEqual(valuesOf(after, 'cache-status'), ['tiercache; fwd=miss; stored'], 'invalidatePrefix did not reach its entry');
+          assert.equal(app.runs('/docs/:page'), 2);
+          assert.equal(app.runs('/:page'), 1);
+        });
+      });
     });
   }
 
