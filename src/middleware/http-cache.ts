@@ -865,7 +865,8 @@ export class HttpCache<R> {
    */
   handle(context: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
     let c = context;
-    if (c.url.charCodeAt(0) !== 47 /* / */) {
+    // Absolute form, or a '#' (clients send neither): the path and query as the app reads them (request-target.ts).
+    if (c.url.charCodeAt(0) !== 47 /* / */ || c.url.indexOf('#') !== -1) {
       const url = ownOriginForm(c.url, requestHost(c.req.headers));
       if (url === undefined) return this.bypass(c, next, 'authority'); // absolute form naming another authority
       c = { ...c, url };

@@ -10,6 +10,7 @@
 // target are percent-encoded. `GET http://h/api\admin\x` is routed as /api/admin/x,
 // so it is keyed, matched against the table and tagged as that path (the
 // origin-form `/api\admin\x`, which the apps route as it is, keeps its own entry).
+// parseurl takes the same path for an origin-form target that holds a '#'.
 
 const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)/;
 const DEFAULT_PORT: Readonly<Record<string, string>> = { http: ':80', https: ':443' };
@@ -38,13 +39,23 @@ function asAppsReadIt(rest: string): string {
 }
 
 /**
- * The origin form of `url`: itself when it starts with '/', the path and query
- * of an absolute-form target whose authority is `host` (as the apps read them,
- * see above), else undefined (a foreign authority, no Host, userinfo, or no
+ * An origin-form target holding a '#' (which clients never send), as parseurl reads it: with
+ * url.parse. Undefined when that begins with '//': url.parse may then take what follows for an
+ * authority (`//x@y/z#` is the path `/z` to it).
+ */
+function withFragment(url: string): string | undefined {
+  const read = asAppsReadIt(url);
+  return read.charCodeAt(1) === 47 /* / */ ? undefined : read;
+}
+
+/**
+ * The origin form of `url`: itself when it starts with '/' (read as the apps
+ * read it when it holds a '#'), the path and query of an absolute-form target
+ * whose authority is `host` (as the apps read them, see above), else undefined (a foreign authority, no Host, userinfo, or no
  * recognisable form).
  */
 export function ownOriginForm(url: string, host: string | undefined): string | undefined {
-  if (url.charCodeAt(0) === 47 /* / */) return url;
+  if (url.charCodeAt(0) === 47 /* / */) return url.indexOf('#') === -1 ? url : withFragment(url);
   const match = ABSOLUTE_FORM.exec(url);
   if (match === null || host === undefined || match[2]!.includes('@')) return undefined;
   if (!sameAuthority(match[1]!, match[2]!, host)) return undefined;
