@@ -49,10 +49,11 @@ function withFragment(url: string): string | undefined {
 }
 
 /**
- * The origin form of `url`: itself when it starts with '/' (read as the apps
- * read it when it holds a '#'), the path and query of an absolute-form target
- * whose authority is `host` (as the apps read them, see above), else undefined (a foreign authority, no Host, userinfo, or no
- * recognisable form).
+ * The origin form of `url`: itself when it starts with '/' (as the apps read
+ * it when it holds a '#'), the path and query of an absolute-form target whose
+ * authority is `host` (as the apps read them, see above), else undefined (a
+ * foreign authority, no Host, userinfo, no recognisable form, or a '#' target
+ * url.parse may read an authority into).
  */
 export function ownOriginForm(url: string, host: string | undefined): string | undefined {
   if (url.charCodeAt(0) === 47 /* / */) return url.indexOf('#') === -1 ? url : withFragment(url);
