@@ -60,6 +60,21 @@ export function ownOriginForm(url: string, host: string | undefined): string | u
   const match = ABSOLUTE_FORM.exec(url);
   if (match === null || host === undefined || match[2]!.includes('@')) return undefined;
   if (!sameAuthority(match[1]!, match[2]!, host)) return undefined;
+  return pathAfter(url, match);
+}
+
+/**
+ * The path and query the apps route an absolute-form target to, whatever its
+ * authority (they route by the path alone): a write sent so is still made
+ * there. Undefined when `url` is not in absolute form.
+ */
+export function routedOriginForm(url: string): string | undefined {
+  const match = ABSOLUTE_FORM.exec(url);
+  return match === null ? undefined : pathAfter(url, match);
+}
+
+/** What follows the authority `match` ends at, as the apps read it, starting with '/'. */
+function pathAfter(url: string, match: RegExpExecArray): string {
   const rest = asAppsReadIt(url.slice(match[0].length));
   return rest.charCodeAt(0) === 47 ? rest : '/' + rest;
 }

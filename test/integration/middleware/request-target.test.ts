@@ -58,6 +58,36 @@ describe('middleware: absolute-form request targets', function () {
         assert.equal(app.runs('/docs'), 1);
       });
 
+      it('invalidates the path a write names in absolute form with another authority: the app makes the write there (RFC 9111 §4.4)', async () => {
+        const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
+        let version = 0;
+        const app = buildApp(adapter, cache, {
+          appLevel: true,
+          routes: [
+            { path: '/docs', handler: (io) => io.send(`version ${version}`) },
+            {
+              path: '/docs',
+              method: 'post',
+              handler: (io) => {
+                version++;
+                io.status(204);
+                io.send('');
+              },
+            },
+          ],
+        });
+        const server = await cleanup.serve(app.target);
+        assert.equal((await wireRequest(server, '/docs', HOST)).body, 'version 0');
+        for (const target of ['http://shop.example:8080/docs', 'http://other.example/docs', 'http://user@shop.example/docs']) {
+          const write = await wireRequest(server, target, { ...HOST, 'Content-Length': '0' }, { method: 'POST' });
+          assert.equal(write.status, 204);
+          assert.deepEqual(valuesOf(write, 'cache-status'), ['tiercache; fwd=bypass; detail=authority']);
+          const read = await wireRequest(server, '/docs', HOST);
+          assert.equal(read.body, `version ${version}`, `after POST ${target}, /docs still served the old answer (${valuesOf(read, 'cache-status').join()})`);
+        }
+        assert.equal(app.runs('/docs', 'post'), 3);
+      });
+
       // The apps read an absolute-form target, and one holding a '#', with url.parse, where a '\' before the
       // query is a '/': `http://host/docs\secret` and `/docs\secret#` are routed as /docs/secret, `/docs\secret` as one segment.
       for (const [form, spell] of [
