@@ -5,6 +5,7 @@
 // trouble becomes 502 (unreachable, broken answer) or 504 (too slow).
 import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { globalAgent } from 'node:https';
+import { parse } from 'node:url';
 import express from 'express';
 import type { TierCache } from '../../src/index.js';
 import { expressCache, type ExpressCacheOptions } from '../../src/express.js';
@@ -52,13 +53,17 @@ function withVia(via: string | string[] | undefined, hop: string): string {
   return [...earlier, hop].join(', ');
 }
 
-/** The request's path and query, whatever the form of its target (origin or absolute form). */
+/**
+ * The request's path and query, whatever the form of its target (origin or
+ * absolute form). An absolute-form target is read as Express reads it (and
+ * the cache keys it), with url.parse: `http://host/a\\b` is `/a/b` to both.
+ */
 function pathAndQuery(url: string | undefined): string {
   if (url === undefined || url === '') return '/';
   if (url.startsWith('/')) return url;
   try {
-    const parsed = new URL(url);
-    return parsed.pathname + parsed.search;
+    const parsed = parse(url);
+    return (parsed.pathname ?? '/') + (parsed.search ?? '');
   } catch {
     return '/';
   }

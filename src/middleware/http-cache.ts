@@ -25,7 +25,7 @@ import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, deferredHitOf, headersFor, reasonFor, replay } from './replay.js';
-import { ownOriginForm } from './request-target.js';
+import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
@@ -876,9 +876,18 @@ export class HttpCache<R> {
    */
   handle(context: HttpRequestContext<R>, next: () => unknown): boolean | Promise<boolean> {
     let c = context;
-    if (c.url.charCodeAt(0) !== 47 /* / */) {
-      const url = ownOriginForm(c.url, requestHost(c.req.headers));
-      if (url === undefined) return this.bypass(c, next, 'authority'); // absolute form naming another authority
+    const method = c.req.method;
+    // Absolute form naming another authority: neither served nor stored (a write is still decided below).
+    let foreign = false;
+    // Absolute form, or a '#' (clients send neither): the path and query as the app reads them (request-target.ts).
+    if (c.url.charCodeAt(0) !== 47 /* / */ || c.url.indexOf('#') !== -1) {
+      let url = ownOriginForm(c.url, requestHost(c.req.headers));
+      if (url === undefined) {
+        // The app routes it by its path all the same: a write sent so is made there and invalidates it.
+        url = method === undefined || SAFE_METHODS.has(method) ? undefined : routedOriginForm(c.url);
+        if (url === undefined) return this.bypass(c, next, 'authority');
+        foreign = true;
+      }
       c = { ...c, url };
     }
     const req = c.req;
@@ -887,11 +896,11 @@ export class HttpCache<R> {
     // capture would otherwise hold a fill that this pass then waits on until COALESCE_WAIT_MS.
     const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
     if (outer !== undefined) outer.standDown();
-    const method = req.method;
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
       this.invalidateAfterWrite(c);
-      return this.bypass(c, next, 'method');
+      return this.bypass(c, next, foreign ? 'authority' : 'method');
     }
+    if (foreign) return this.bypass(c, next, 'authority');
     const plan = this.planOrReport(c);
     // An HTTP/2 GET whose stream is still open may yet end with no byte (an empty DATA frame): no body then.
     if (plan === 'body' && http2BodyUnknown(req)) return http2BodyKnown(req).then(() => this.handlePlanned(c, next, this.planOrReport(c)));

@@ -40,8 +40,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (headers.authorization !== undefined || headers.cookie !== undefined) return undefined;
   // Stryker disable next-line StringLiteral: a request a node server hands over always has its url
   const url = req.url ?? '/';
-  // Absolute form and other odd targets go to the app, whose middleware decides (request-target.ts).
-  if (url.charCodeAt(0) !== 47 /* / */) return undefined;
+  // Absolute form, a '#' and other odd targets go to the app, whose middleware decides (request-target.ts).
+  if (url.charCodeAt(0) !== 47 /* / */ || url.indexOf('#') !== -1) return undefined;
   // Also turns away an access_token in the query: a credential, like Authorization.
   if (requestBypassReason(headers, method, undefined, false, url, http2DataFollows(req)) !== undefined) return undefined;
   const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));

@@ -57,6 +57,83 @@ describe('middleware: absolute-form request targets', function () {
         assert.deepEqual(valuesOf(second, 'cache-status'), ['tiercache; hit; detail=L1']);
         assert.equal(app.runs('/docs'), 1);
       });
+
+      it('invalidates the path a write names in absolute form with another authority: the app makes the write there (RFC 9111 §4.4)', async () => {
+        const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
+        let version = 0;
+        const app = buildApp(adapter, cache, {
+          appLevel: true,
+          routes: [
+            { path: '/docs', handler: (io) => io.send(`version ${version}`) },
+            {
+              path: '/docs',
+              method: 'post',
+              handler: (io) => {
+                version++;
+                io.status(204);
+                io.send('');
+              },
+            },
+          ],
+        });
+        const server = await cleanup.serve(app.target);
+        assert.equal((await wireRequest(server, '/docs', HOST)).body, 'version 0');
+        for (const target of ['http://shop.example:8080/docs', 'http://other.example/docs', 'http://user@shop.example/docs']) {
+          const write = await wireRequest(server, target, { ...HOST, 'Content-Length': '0' }, { method: 'POST' });
+          assert.equal(write.status, 204);
+          assert.deepEqual(valuesOf(write, 'cache-status'), ['tiercache; fwd=bypass; detail=authority']);
+          const read = await wireRequest(server, '/docs', HOST);
+          assert.equal(read.body, `version ${version}`, `after POST ${target}, /docs still served the old answer (${valuesOf(read, 'cache-status').join()})`);
+        }
+        assert.equal(app.runs('/docs', 'post'), 3);
+      });
+
+      // The apps read an absolute-form target, and one holding a '#', with url.parse, where a '\' before the
+      // query is a '/': `http://host/docs\secret` and `/docs\secret#` are routed as /docs/secret, `/docs\secret` as one segment.
+      for (const [form, spell] of [
+        ['an absolute-form target', (path: string) => `http://shop.example${path}`],
+        ["an origin-form target with a '#'", (path: string) => `${path}#`],
+      ] as const) {
+      describe(`a '\\' in the path of ${form}`, () => {
+        const setupSlashes = async () => {
+          const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, ttl: '5m', routes: { '/docs/secret': false } }));
+          const app = buildApp(adapter, cache, {
+            appLevel: true,
+            routes: [
+              { path: '/docs/:page', handler: (io) => io.send(`docs page ${io.params.page}`) },
+              { path: '/:page', handler: (io) => io.send(`top page ${io.params.page}`) },
+            ],
+          });
+          return { cache, app, server: await cleanup.serve(app.target) };
+        };
+
+        it("is a '/' to the route table, as to the router: a never-cache rule holds", async () => {
+          const { app, server } = await setupSlashes();
+          for (let i = 0; i < 2; i++) {
+            const answer = await wireRequest(server, spell('/docs\\secret'), HOST);
+            assert.equal(answer.body, 'docs page secret');
+            assert.ok(!valuesOf(answer, 'cache-status').some((v) => v.includes('hit')), `served from cache: ${valuesOf(answer, 'cache-status').join()}`);
+          }
+          assert.equal(app.runs('/docs/:page'), 2, "the '/docs/secret': false rule was slipped past");
+        });
+
+        it('keys the answer as the path the app answered, not as the origin-form target with the same characters', async () => {
+          const { cache, app, server } = await setupSlashes();
+          const absolute = await wireRequest(server, spell('/docs\\intro'), HOST);
+          assert.equal(absolute.body, 'docs page intro');
+          const literal = await wireRequest(server, '/docs\\intro', HOST);
+          assert.equal(literal.body, 'top page docs\\intro', "the origin-form /docs\\intro got the answer to /docs/intro");
+          const same = await wireRequest(server, '/docs/intro', HOST);
+          assert.deepEqual(valuesOf(same, 'cache-status'), ['tiercache; hit; detail=L1']);
+          assert.equal(same.body, 'docs page intro');
+          await cache.invalidatePrefix('/docs/intro');
+          const after = await wireRequest(server, spell('/docs\\intro'), HOST);
+          assert.deepEqual(valuesOf(after, 'cache-status'), ['tiercache; fwd=miss; stored'], 'invalidatePrefix did not reach its entry');
+          assert.equal(app.runs('/docs/:page'), 2);
+          assert.equal(app.runs('/:page'), 1);
+        });
+      });
+      }
     });
   }
 
@@ -70,5 +147,21 @@ describe('middleware: absolute-form request targets', function () {
     assert.deepEqual(valuesOf(foreign, 'cache-status'), ['tiercache; fwd=bypass; detail=authority']);
     assert.deepEqual(valuesOf(foreign, 'location'), ['http://evil.example/docs/']);
     assert.equal(app.runs('/docs'), 2);
+  });
+
+  it("the front door passes a target with a '#' to the app, which routes it as url.parse reads it", async () => {
+    const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, ttl: '5m' }));
+    const app = buildApp(adapters[0]!, cache, {
+      appLevel: true,
+      routes: [
+        { path: '/docs/:page', handler: (io) => io.send(`docs page ${io.params.page}`) },
+        { path: '/:page', handler: (io) => io.send(`top page ${io.params.page}`) },
+      ],
+    });
+    const server = cleanup.track(createServer(front(cache, app.target)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    assert.equal((await wireRequest(server, '/docs\\intro', HOST)).body, 'top page docs\\intro');
+    const fragment = await wireRequest(server, '/docs\\intro#', HOST);
+    assert.equal(fragment.body, 'docs page intro', "the front door served /docs\\intro's entry to a target the app reads as /docs/intro");
   });
 });

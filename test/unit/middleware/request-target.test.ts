@@ -1,6 +1,8 @@
 // The request target as the cache may use it (RFC 9112 §3.2): origin form as
 // is, absolute form only when its authority is the Host's own.
 import assert from 'node:assert/strict';
+import { parse } from 'node:url';
+import fc from 'fast-check';
 import { ownOriginForm } from '../../../src/middleware/request-target.js';
 
 describe('middleware: request target, unit', () => {
@@ -69,5 +71,37 @@ describe('middleware: request target, unit', () => {
   it('ends the authority at "/", "?" or "#"', () => {
     assert.equal(ownOriginForm('http://example.com?x=/y', 'example.com'), '/?x=/y');
     assert.equal(ownOriginForm('http://example.com/a/b', 'example.com'), '/a/b');
+  });
+
+  // parseurl (Express 4 and 5, Koa 2 and 3) reads a target that does not start with '/' with node's url.parse.
+  it("gives the path and query the apps read: a '\\' before the query is a '/', some characters are escaped", () => {
+    assert.equal(ownOriginForm('http://example.com/api\\admin\\x?a\\b=1', 'example.com'), '/api/admin/x?a%5Cb=1');
+    assert.equal(ownOriginForm('http://example.com/a{b}|"c"<d>^`e\'', 'example.com'), '/a%7Bb%7D%7C%22c%22%3Cd%3E%5E%60e%27');
+    assert.equal(ownOriginForm('/api\\admin', 'example.com'), '/api\\admin', 'origin form is read as it is');
+    // ... but with a '#', parseurl reads it with url.parse too
+    assert.equal(ownOriginForm('/api\\admin#x', 'example.com'), '/api/admin#x');
+    // where a path starting with '//' may turn into an authority: not taken
+    assert.equal(ownOriginForm('//x@y/z#', 'example.com'), undefined);
+    assert.equal(ownOriginForm('/\\x@y/z#', 'example.com'), undefined);
+  });
+
+  it('agrees with url.parse on every absolute-form target of the Host, and on every origin-form one it takes (property)', () => {
+    // The characters node's parser lets into a request target that url.parse treats specially, and some plain ones.
+    const char = fc.constantFrom(...'aB/\\?#=&%2F"\'<>^`{|}.;:~[]');
+    fc.assert(
+      fc.property(fc.string({ unit: char, maxLength: 14 }), fc.boolean(), (tail, absolute) => {
+        const url = (absolute ? 'http://example.com/' : '/') + tail;
+        const ours = ownOriginForm(url, 'example.com');
+        // Refused: only an origin-form target that url.parse may read an authority into.
+        if (ours === undefined) return assert.ok(!absolute && url.includes('#') && /^\/[\/\\]/.test(url), url);
+        // parseurl reads an origin-form target without '#' as it is; any other with url.parse.
+        if (!absolute && !url.includes('#')) return assert.equal(ours, url);
+        const parsed = parse(url);
+        const hash = ours.indexOf('#');
+        // The fragment is no part of what the apps read (and keys drop it).
+        assert.equal(hash === -1 ? ours : ours.slice(0, hash), (parsed.pathname ?? '/') + (parsed.search ?? ''));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
