@@ -1428,7 +1428,8 @@ export class HttpCache<R> {
     const ttl = o.ttl ?? rule?.ttl ?? cache.options.ttl ?? (c.perRoute ? DEFAULT_ROUTE_TTL : undefined);
     if (ttl === undefined) return 'no-rule';
     const rawUser = o.user?.(c.arg);
-    const user = rawUser === undefined || rawUser === null ? undefined : userId(rawUser);
+    // An empty id is no id (`req.session?.userId ?? ''`): as one, every anonymous session would share its entry.
+    const user = rawUser === undefined || rawUser === null || rawUser === '' ? undefined : userId(rawUser);
     const shared = o.shared ?? rule?.shared ?? false;
     const origin = (o.freshness ?? rule?.freshness ?? cache.options.freshness) === 'origin';
     const bypass = (origin ? originBypassReason : requestBypassReason)(req.headers, method, c.originalMethod, user !== undefined || shared, c.url, http2DataFollows(req)) ?? (o.bypass?.(c.arg) === true ? 'app' : undefined);

@@ -13,7 +13,7 @@ export interface MiddlewareOptions<R> {
   ttl?: Duration | undefined;
   /** Tags for the entry, e.g. `req => ['movie:' + req.params.id]`. */
   tags?: ((req: R) => readonly string[] | undefined) | undefined;
-  /** User scope: entries are private to the returned id; undefined = not scoped for this request. */
+  /** User scope: entries are private to the returned id; undefined, null or an empty string = not scoped for this request. */
   user?: ((req: R) => string | number | null | undefined) | undefined;
   /** Request headers whose values enter the key. @default [] (plus the table rule's vary) */
   vary?: readonly string[] | undefined;

@@ -70,6 +70,26 @@ describe('middleware: a user option that returns no id, and a Vary added late', 
     });
   }
 
+  // `req.session?.userId ?? ''`: an empty id is no id. Taken as one, every anonymous session
+  // shared the user-scoped entry of '', and its Cookie no longer kept the answer out of the cache.
+  it("Express and Koa: a user() returning '' is no user: anonymous sessions never share an answer", async () => {
+    const cache = newCache();
+    const exp = express();
+    exp.get('/api/cart', expressCache(cache, { ttl: '1m', user: () => '' }), (req, res) => void res.json({ cart: req.headers.cookie ?? 'none' }));
+    const koa = new Koa();
+    koa.use(koaCache(cache, { ttl: '1m', user: () => '' }) as never);
+    koa.use((ctx) => {
+      ctx.body = { cart: ctx.get('cookie') || 'none' };
+    });
+    for (const app of [exp, koa.callback()]) {
+      for (const session of ['s=anon-1', 's=anon-2']) {
+        const res = await request(app).get('/api/cart').set('cookie', session);
+        assert.deepEqual(res.body, { cart: session }, `the session ${session} got another session's cart`);
+        assert.match(String(res.headers['cache-status']), /fwd=bypass; detail=cookie/);
+      }
+    }
+  });
+
   it('Express: a Vary added as the head goes out (a writeHead hook mounted before the cache, as on-headers) keys the entry: each Authorization gets its own answer', async () => {
     const cache = newCache();
     const app = express();
