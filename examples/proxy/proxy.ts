@@ -55,7 +55,7 @@ function withVia(via: string | string[] | undefined, hop: string): string {
 
 /**
  * The request's path and query, whatever the form of its target (origin or
- * absolute form). An absolute-form target is read as Express reads it (and
+ * absolute form). An absolute-form target is read the way Express reads it (and
  * the cache keys it), with url.parse: `http://host/a\\b` is `/a/b` to both.
  */
 function pathAndQuery(url: string | undefined): string {
