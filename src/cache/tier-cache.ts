@@ -454,8 +454,16 @@ export class TierCache extends EventEmitter implements DataCache {
     }
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) {
-      const result = await joined.wait();
-      if (result !== OVERDUE) return result as T;
+      // A caller that waited on the run is a collapsed miss, whatever the run's end (as an HTTP waiter is);
+      // one that outlived its wait goes on and reports what it finds itself.
+      const result = await joined.wait().catch((err: unknown) => {
+        this.reportCollapsed(scope, key);
+        throw err;
+      });
+      if (result !== OVERDUE) {
+        this.reportCollapsed(scope, key);
+        return result as T;
+      }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
       // without it, but takes its value if it still comes first.
       return Promise.race([joined.promise as Promise<T>, this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags)]);
@@ -545,6 +553,11 @@ export class TierCache extends EventEmitter implements DataCache {
     if (value === undefined) return value;
     const readBack = decodeValue<T>(encodeValue(key, value, UNSTAMPED, this.now(), ttl, this.serializer).l1Entry, this.serializer);
     return readBack === undefined ? value : readBack;
+  }
+
+  /** A getOrSet that waited on a loader run of this instance: a 'miss' with collapsed: true (counted in coalesced when it joined). */
+  private reportCollapsed(scope: DataScope, key: string): void {
+    if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key, true));
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
@@ -962,9 +975,10 @@ function hitEvent(scope: DataScope, key: string, tier: CacheTier): HitEvent {
   return namespace === undefined ? { key, tier, route: DATA_ROUTE, stale: false } : { key, tier, route: DATA_ROUTE, stale: false, namespace };
 }
 
-function missEvent(scope: DataScope, key: string): MissEvent {
+function missEvent(scope: DataScope, key: string, collapsed = false): MissEvent {
   const namespace = scope.name;
-  return namespace === undefined ? { key, route: DATA_ROUTE } : { key, route: DATA_ROUTE, namespace };
+  const event: MissEvent = collapsed ? { key, route: DATA_ROUTE, collapsed } : { key, route: DATA_ROUTE };
+  return namespace === undefined ? event : { ...event, namespace };
 }
 
 function closedError(method: string): TierCacheClosedError {
