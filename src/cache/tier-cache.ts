@@ -25,7 +25,7 @@ import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
 import { NO_TICKET, TieredStore, UNDECIDED, type TieredHit } from '../store/tiered-store.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
-import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
+import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
 import { DataScope, invalidKey, type DataKeyHandle } from './data-scope.js';
 import { decodeValue, encodeValue, resolvedValue, restampValue } from './data-value.js';
 import { LoadContext, type Loader } from './loader-context.js';
@@ -603,6 +603,7 @@ export class TierCache extends EventEmitter implements DataCache {
 
   /** @internal source() over the cache or a view. */
   sourceIn<Id, T>(host: DataCache, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> | undefined): CachedSource<Id, T> {
+    checkSourceOptions(options);
     if (options?.ttl !== undefined) parseTtl('source ttl', options.ttl, DATA_TTL_INSTEAD);
     return createCachedSource<Id, T>(host, source, options);
   }

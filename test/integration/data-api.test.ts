@@ -1617,6 +1617,20 @@ describe('data API: source()', () => {
     assert.equal(await readOnly.get('1'), 'value-1');
   });
 
+  it('refuses unknown or ill-typed source() options with TierCacheConfigError naming the option: a typo in prefix would read the cache\'s own keys', async () => {
+    const a = await ctx.open();
+    await a.set('42', 'an unrelated value');
+    const load = async (id: string) => ({ id });
+    const named = (option: string) => (err: unknown) => err instanceof TierCacheConfigError && err.option === option;
+    assert.throws(() => a.source({ load }, { prefx: 'user:' } as never), named('source prefx'));
+    assert.throws(() => a.source({ load }, { prefix: 5 } as never), named('source prefix'));
+    assert.throws(() => a.source({ load }, { tags: 'user' } as never), named('source tags'));
+    assert.throws(() => a.source({ load }, { tags: [''] }), named('source tags'));
+    assert.throws(() => a.namespace('v').source({ load }, null as never), named('source options'));
+    assert.deepEqual(await a.source({ load }, { prefix: 'user:', tags: (id) => [`user:${id}`] }).get('42'), { id: '42' });
+    assert.equal(await a.get('42'), 'an unrelated value');
+  });
+
   it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {
     const a = await ctx.open();
     const rows = new Map([['1', 'old']]);
