@@ -631,7 +631,8 @@ export class TierCache extends EventEmitter implements DataCache {
 
   /** Every entry scoped to user `id`, on every instance. See invalidateTags for the result. */
   invalidateUser(id: string | number, options?: InvalidateOptions): Promise<InvalidateResult> {
-    if (typeof id !== 'string' && (typeof id !== 'number' || !Number.isFinite(id))) throw new TypeError('tiercache: invalidateUser needs a user id (a string or a number)');
+    // Rejects, as invalidateTags() and every other call returning a promise do: `invalidateUser(id).catch(log)` must catch it.
+    if (typeof id !== 'string' && (typeof id !== 'number' || !Number.isFinite(id))) return Promise.reject(new TypeError('tiercache: invalidateUser needs a user id (a string or a number)'));
     if (this.isClosed) return this.rejectClosed('invalidateUser');
     return this.invalidateTags([userTag(String(id))], options);
   }
@@ -643,7 +644,7 @@ export class TierCache extends EventEmitter implements DataCache {
    * invalidateTags for the result.
    */
   invalidatePrefix(prefix: string, options?: InvalidateOptions): Promise<InvalidateResult> {
-    if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
+    if (typeof prefix !== 'string' || !prefix.startsWith('/')) return Promise.reject(new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${typeof prefix === 'string' ? JSON.stringify(prefix) : typeof prefix}`));
     if (this.isClosed) return this.rejectClosed('invalidatePrefix');
     const tags = prefixTags(prefix);
     return tags === undefined ? this.clear(options) : this.invalidateTags(tags, options);

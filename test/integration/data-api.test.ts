@@ -1346,6 +1346,27 @@ describe('data API: deleteMany', () => {
 describe('data API: invalidation and clear', () => {
   const ctx = useRedis();
 
+  it('rejects an invalid argument of every invalidation call with a TypeError, never a synchronous throw: invalidateUser(id).catch(log) catches it', async () => {
+    const a = await ctx.open();
+    const calls: Record<string, () => Promise<unknown>> = {
+      'invalidateUser(undefined)': () => a.invalidateUser(undefined as never),
+      'invalidateUser(NaN)': () => a.invalidateUser(NaN),
+      'invalidatePrefix("api")': () => a.invalidatePrefix('api'),
+      'invalidatePrefix(5n)': () => a.invalidatePrefix(5n as never),
+      'invalidateTags("t")': () => a.invalidateTags('t' as never),
+      'invalidateKey("")': () => a.invalidateKey(''),
+      'deleteMany("k")': () => a.deleteMany('k' as never),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      let pending: Promise<unknown> | undefined;
+      assert.doesNotThrow(() => {
+        pending = call();
+      }, `${name} threw at once instead of rejecting`);
+      await assert.rejects(pending!, TypeError, name);
+    }
+    assert.equal(a.stats().invalidations, 0, 'nothing was invalidated');
+  });
+
   it('invalidateTags on A makes A miss at once for entries with the tag; others still hit', async () => {
     const a = await ctx.open();
     await a.set('tagged', 'x', { tags: ['movie:7'] });
