@@ -454,14 +454,15 @@ export class TierCache extends EventEmitter implements DataCache {
     }
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) {
-      // A caller that waited on the run is a collapsed miss, whatever the run's end (as an HTTP waiter is);
-      // one that outlived its wait goes on and reports what it finds itself.
+      // A caller that waited on the run reports what the run was: a hit where it found the value stored, else
+      // a collapsed miss, whatever its end (as an HTTP waiter is); one that outlived its wait goes on and
+      // reports what it then finds itself.
       const result = await joined.wait().catch((err: unknown) => {
-        this.reportCollapsed(scope, key);
+        this.reportWaited(scope, key, joined);
         throw err;
       });
       if (result !== OVERDUE) {
-        this.reportCollapsed(scope, key);
+        this.reportWaited(scope, key, joined);
         return result as T;
       }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
@@ -489,6 +490,7 @@ export class TierCache extends EventEmitter implements DataCache {
       const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
       if (found !== undefined) {
         store.abandonFill(ticket, flight.superseded);
+        flight.foundIn = lookup.hit!.tier;
         if (this.hitListened) this.emit('hit', hitEvent(scope, key, lookup.hit!.tier));
         return found;
       }
@@ -555,9 +557,12 @@ export class TierCache extends EventEmitter implements DataCache {
     return readBack === undefined ? value : readBack;
   }
 
-  /** A getOrSet that waited on a loader run of this instance: a 'miss' with collapsed: true (counted in coalesced when it joined). */
-  private reportCollapsed(scope: DataScope, key: string): void {
-    if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key, true));
+  /** A getOrSet that waited on a run of this instance: a hit where the run found the value stored, else a 'miss' with collapsed: true. */
+  private reportWaited(scope: DataScope, key: string, flight: Flight<unknown, FillStamp>): void {
+    const tier = flight.foundIn;
+    if (tier !== undefined) {
+      if (this.hitListened) this.emit('hit', hitEvent(scope, key, tier));
+    } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key, true));
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */

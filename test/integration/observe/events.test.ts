@@ -194,6 +194,15 @@ describe('events: with Redis', function () {
     assert.equal(misses.length, 7, 'one miss per loader run, one collapsed miss per waiter');
   });
 
+  it('getOrSet calls that wait on a run of their instance which found the value in L2 are L2 hits, as the run is', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('stored', 'v');
+    const seen = record(b, ['hit', 'miss']);
+    assert.deepEqual(await Promise.all([1, 2, 3].map(() => b.getOrSet('stored', () => 'loaded'))), ['v', 'v', 'v']);
+    assert.deepEqual(seen, [1, 2, 3].map(() => ['hit', { key: 'stored', tier: 'L2', route: 'data', stale: false }]));
+  });
+
   it("a store reaches both tiers while Redis answers; another instance's invalidations arrive with remote: true and their kind", async () => {
     const a = await ctx.open();
     const b = await ctx.open();
