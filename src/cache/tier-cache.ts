@@ -830,7 +830,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /** @internal reports a failure to 'error' listeners (if any) and the logger. */
   reportError(err: Error, message: string, where: ErrorSource = 'middleware'): void {
     redactCredentials(err);
-    if (this.options.logger) this.options.logger.warn({ err, where }, `tiercache: ${message}`);
+    if (this.options.logger) this.log('warn', { err, where }, message);
     else debug('%s: %s', message, err.message);
     if (this.listenerCount('error') > 0) this.emitFromRedis('error', { err, where });
   }
@@ -863,14 +863,27 @@ export class TierCache extends EventEmitter implements DataCache {
     try {
       this.emit(event, payload);
     } catch (err) {
-      if (this.options.logger) this.options.logger.warn({ err, event }, `tiercache: a '${event}' listener threw`);
+      if (this.options.logger) this.log('warn', { err, event }, `a '${event}' listener threw`);
       else debug("a '%s' listener threw: %s", event, (err as Error)?.message);
     }
   }
 
   private reportInfo(message: string): void {
-    if (this.options.logger) this.options.logger.info({}, `tiercache: ${message}`);
+    if (this.options.logger) this.log('info', {}, message);
     else debug('%s', message);
+  }
+
+  /**
+   * A line to the logger, which runs in Redis's callbacks and in calls: one that throws (a broken
+   * destination, a serializer that fails on the error) is left for debuglog, never thrown into ioredis
+   * (where nothing catches it and the process ends) or at a caller.
+   */
+  private log(level: 'warn' | 'info', obj: object, message: string): void {
+    try {
+      this.options.logger![level](obj, `tiercache: ${message}`);
+    } catch (err) {
+      debug('the logger threw on "%s": %s', message, (err as Error)?.message);
+    }
   }
 
   private assertOpen(method: string): void {
