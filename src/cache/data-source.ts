@@ -5,6 +5,7 @@
 // bumps the key's own tag), so a load that was still running with the old
 // value can never land in the cache after the new one, nor be handed to a
 // caller that arrives after set() resolved.
+import { TierCacheConfigError } from '../errors.js';
 import type { Duration } from '../keys/duration.js';
 
 export interface DataSource<Id, T> {
@@ -36,6 +37,27 @@ export interface SourceHost {
   getOrSet<T>(key: string, load: () => Promise<T | undefined> | T | undefined, options: { ttl?: Duration; tags?: readonly string[] }): Promise<T | undefined>;
   set(key: string, value: unknown, options: { ttl?: Duration; tags?: readonly string[] }): Promise<void>;
   delete(key: string): Promise<unknown>;
+}
+
+const SOURCE_OPTIONS = new Set(['prefix', 'ttl', 'tags']);
+
+/**
+ * Checks source() options when the source is made (the ttl is parsed by the cache): a typo such as
+ * `prefx` would otherwise put the source's keys among the cache's own, where `get(42)` reads key '42'.
+ * @throws TierCacheConfigError naming the option.
+ */
+export function checkSourceOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new TierCacheConfigError('source options', options, 'must be an object');
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!SOURCE_OPTIONS.has(key)) throw new TierCacheConfigError(`source ${key}`, o[key], `is not a known option (known: ${[...SOURCE_OPTIONS].join(', ')})`);
+  }
+  if (o.prefix !== undefined && typeof o.prefix !== 'string') throw new TierCacheConfigError('source prefix', o.prefix, 'must be a string');
+  const tags = o.tags;
+  if (tags !== undefined && typeof tags !== 'function' && (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t === ''))) {
+    throw new TierCacheConfigError('source tags', tags, 'must be an array of non-empty strings, or a function of the id returning one');
+  }
 }
 
 export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> = {}): CachedSource<Id, T> {

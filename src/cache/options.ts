@@ -170,7 +170,12 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
   if (options.redis !== undefined) {
     if (options.redis === false) redis = undefined;
     else if (typeof options.redis === 'string') redis = redisUrl('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');
-    else if (isRedisClient(options.redis)) redis = options.redis;
+    else if (isRedisClient(options.redis)) {
+      // 'end': quit() or disconnect() was called, or it gave up reconnecting; it never connects again by itself,
+      // and the cache would run on L1 alone with nothing said (the bus, on a connection of its own, looked fine).
+      if (options.redis.status === 'end') throw new TierCacheConfigError('redis', `an ioredis client whose status is 'end'`, 'must be a client that is not closed (quit() or disconnect() ends it): pass an open one, or a URL');
+      redis = options.redis;
+    }
     else throw new TierCacheConfigError('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');
   } else if (envBoolean(env, 'TIERCACHE_L2_ENABLED') !== false) {
     const url = envString(env, 'TIERCACHE_REDIS_URL');
@@ -248,13 +253,25 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
 function redisUrl(option: string, url: string, expected: string): string {
   const shown = withoutPassword(url);
   if (!/^rediss?:\/\//i.test(url)) throw new TierCacheConfigError(option, shown, expected);
+  let parsed: URL;
   try {
-    new URL(url);
+    parsed = new URL(url);
   } catch {
     throw new TierCacheConfigError(option, shown, `is not a URL node can read (${expected})`);
   }
+  // ioredis sends SELECT with what it makes of the path (or ?db=) by parseInt: '/1.5' or '/2x' is another
+  // database than written, and 'abc' sends SELECT NaN, whose refusal no one catches (the process ends).
+  const dbs = [...(parsed.pathname === '' || parsed.pathname === '/' ? [] : [parsed.pathname.slice(1)]), ...parsed.searchParams.getAll('db')];
+  for (const db of dbs) {
+    if (!/^\d{1,10}$/.test(db) || Number(db) > MAX_DB_INDEX) {
+      throw new TierCacheConfigError(option, shown, `names a database that is not a whole number from 0 to ${MAX_DB_INDEX} (${JSON.stringify(db)}; ${expected})`);
+    }
+  }
   return url;
 }
+
+/** The largest database index a Redis server can have (its `databases` setting is an int). */
+const MAX_DB_INDEX = 2 ** 31 - 1;
 
 /**
  * A URL with its credentials masked, for messages and logs: everything up to

@@ -8,6 +8,7 @@
 // callers still get its result, but nobody joins it any more and it stores nothing.
 import { performance } from 'node:perf_hooks';
 import { MAX_TIMER_MS } from '../keys/duration.js';
+import type { CacheTier } from '../observe/events.js';
 
 /** What wait() resolves when the run outlived the wait: the caller goes on without it. */
 export const OVERDUE = Symbol('overdue');
@@ -16,6 +17,8 @@ export class Flight<T, M> {
   readonly promise: Promise<T>;
   /** What the run recorded about itself (its fill stamp), once known. */
   meta: M | undefined = undefined;
+  /** The run found its value stored (in this tier) instead of loading it: what its waiters report too. */
+  foundIn: CacheTier | undefined = undefined;
   /** A newer value of the key was given while the run was under way: the run's result must not be stored. */
   superseded = false;
   /** The run of the same key that this one replaced while it was still under way (see SingleFlight.start). */

@@ -25,7 +25,7 @@ import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
 import { NO_TICKET, TieredStore, UNDECIDED, type TieredHit } from '../store/tiered-store.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
-import { createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
+import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
 import { DataScope, invalidKey, type DataKeyHandle } from './data-scope.js';
 import { decodeValue, encodeValue, resolvedValue, restampValue } from './data-value.js';
 import { LoadContext, type Loader } from './loader-context.js';
@@ -454,8 +454,17 @@ export class TierCache extends EventEmitter implements DataCache {
     }
     const joined = this.joinFlight(storeKey);
     if (joined !== undefined) {
-      const result = await joined.wait();
-      if (result !== OVERDUE) return result as T;
+      // A caller that waited on the run reports what the run was: a hit where it found the value stored, else
+      // a collapsed miss, whatever its end (as an HTTP waiter is); one that outlived its wait goes on and
+      // reports what it then finds itself.
+      const result = await joined.wait().catch((err: unknown) => {
+        this.reportWaited(scope, key, joined);
+        throw err;
+      });
+      if (result !== OVERDUE) {
+        this.reportWaited(scope, key, joined);
+        return result as T;
+      }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
       // without it, but takes its value if it still comes first.
       return Promise.race([joined.promise as Promise<T>, this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags)]);
@@ -481,6 +490,7 @@ export class TierCache extends EventEmitter implements DataCache {
       const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
       if (found !== undefined) {
         store.abandonFill(ticket, flight.superseded);
+        flight.foundIn = lookup.hit!.tier;
         if (this.hitListened) this.emit('hit', hitEvent(scope, key, lookup.hit!.tier));
         return found;
       }
@@ -547,6 +557,14 @@ export class TierCache extends EventEmitter implements DataCache {
     return readBack === undefined ? value : readBack;
   }
 
+  /** A getOrSet that waited on a run of this instance: a hit where the run found the value stored, else a 'miss' with collapsed: true. */
+  private reportWaited(scope: DataScope, key: string, flight: Flight<unknown, FillStamp>): void {
+    const tier = flight.foundIn;
+    if (tier !== undefined) {
+      if (this.hitListened) this.emit('hit', hitEvent(scope, key, tier));
+    } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key, true));
+  }
+
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
   private joinFlight(storeKey: string): Flight<unknown, FillStamp> | undefined {
     const flight = this.flights.current(storeKey);
@@ -590,6 +608,7 @@ export class TierCache extends EventEmitter implements DataCache {
 
   /** @internal source() over the cache or a view. */
   sourceIn<Id, T>(host: DataCache, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> | undefined): CachedSource<Id, T> {
+    checkSourceOptions(options);
     if (options?.ttl !== undefined) parseTtl('source ttl', options.ttl, DATA_TTL_INSTEAD);
     return createCachedSource<Id, T>(host, source, options);
   }
@@ -617,7 +636,8 @@ export class TierCache extends EventEmitter implements DataCache {
 
   /** Every entry scoped to user `id`, on every instance. See invalidateTags for the result. */
   invalidateUser(id: string | number, options?: InvalidateOptions): Promise<InvalidateResult> {
-    if (typeof id !== 'string' && (typeof id !== 'number' || !Number.isFinite(id))) throw new TypeError('tiercache: invalidateUser needs a user id (a string or a number)');
+    // Rejects, as invalidateTags() and every other call returning a promise do: `invalidateUser(id).catch(log)` must catch it.
+    if (typeof id !== 'string' && (typeof id !== 'number' || !Number.isFinite(id))) return Promise.reject(new TypeError('tiercache: invalidateUser needs a user id (a string or a number)'));
     if (this.isClosed) return this.rejectClosed('invalidateUser');
     return this.invalidateTags([userTag(String(id))], options);
   }
@@ -629,7 +649,7 @@ export class TierCache extends EventEmitter implements DataCache {
    * invalidateTags for the result.
    */
   invalidatePrefix(prefix: string, options?: InvalidateOptions): Promise<InvalidateResult> {
-    if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${JSON.stringify(prefix)}`);
+    if (typeof prefix !== 'string' || !prefix.startsWith('/')) return Promise.reject(new TypeError(`tiercache: invalidatePrefix needs a path starting with '/'; got ${typeof prefix === 'string' ? JSON.stringify(prefix) : typeof prefix}`));
     if (this.isClosed) return this.rejectClosed('invalidatePrefix');
     const tags = prefixTags(prefix);
     return tags === undefined ? this.clear(options) : this.invalidateTags(tags, options);
@@ -810,7 +830,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /** @internal reports a failure to 'error' listeners (if any) and the logger. */
   reportError(err: Error, message: string, where: ErrorSource = 'middleware'): void {
     redactCredentials(err);
-    if (this.options.logger) this.options.logger.warn({ err, where }, `tiercache: ${message}`);
+    if (this.options.logger) this.log('warn', { err, where }, message);
     else debug('%s: %s', message, err.message);
     if (this.listenerCount('error') > 0) this.emitFromRedis('error', { err, where });
   }
@@ -843,14 +863,27 @@ export class TierCache extends EventEmitter implements DataCache {
     try {
       this.emit(event, payload);
     } catch (err) {
-      if (this.options.logger) this.options.logger.warn({ err, event }, `tiercache: a '${event}' listener threw`);
+      if (this.options.logger) this.log('warn', { err, event }, `a '${event}' listener threw`);
       else debug("a '%s' listener threw: %s", event, (err as Error)?.message);
     }
   }
 
   private reportInfo(message: string): void {
-    if (this.options.logger) this.options.logger.info({}, `tiercache: ${message}`);
+    if (this.options.logger) this.log('info', {}, message);
     else debug('%s', message);
+  }
+
+  /**
+   * A line to the logger, which runs in Redis's callbacks and in calls: one that throws (a broken
+   * destination, a serializer that fails on the error) is left for debuglog, never thrown into ioredis
+   * (where nothing catches it and the process ends) or at a caller.
+   */
+  private log(level: 'warn' | 'info', obj: object, message: string): void {
+    try {
+      this.options.logger![level](obj, `tiercache: ${message}`);
+    } catch (err) {
+      debug('the logger threw on "%s": %s', message, (err as Error)?.message);
+    }
   }
 
   private assertOpen(method: string): void {
@@ -962,9 +995,10 @@ function hitEvent(scope: DataScope, key: string, tier: CacheTier): HitEvent {
   return namespace === undefined ? { key, tier, route: DATA_ROUTE, stale: false } : { key, tier, route: DATA_ROUTE, stale: false, namespace };
 }
 
-function missEvent(scope: DataScope, key: string): MissEvent {
+function missEvent(scope: DataScope, key: string, collapsed = false): MissEvent {
   const namespace = scope.name;
-  return namespace === undefined ? { key, route: DATA_ROUTE } : { key, route: DATA_ROUTE, namespace };
+  const event: MissEvent = collapsed ? { key, route: DATA_ROUTE, collapsed } : { key, route: DATA_ROUTE };
+  return namespace === undefined ? event : { ...event, namespace };
 }
 
 function closedError(method: string): TierCacheClosedError {

@@ -21,6 +21,13 @@ const DECISIONS = ['hit', 'miss', 'store', 'bypass', 'invalidate'] as const sati
 export function attachDebugLog(cache: Emitter, logger: Logger): void {
   if (!debugEnabled(logger)) return;
   for (const event of DECISIONS) {
-    cache.on(event, (payload) => logger.debug({ event, ...payload }, `tiercache: ${event}`));
+    cache.on(event, (payload) => {
+      // A logger that throws must not fail the request or call that made the decision.
+      try {
+        logger.debug({ event, ...payload }, `tiercache: ${event}`);
+      } catch {
+        // nothing to report it to: the logger is what failed
+      }
+    });
   }
 }

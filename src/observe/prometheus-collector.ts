@@ -27,6 +27,8 @@ export interface PrometheusCollector {
 }
 
 const KNOWN = new Set(['registry', 'prefix', 'fillBuckets']);
+/** Every series the collector registers, without the prefix. */
+const SERIES = ['requests_total', 'stores_total', 'fill_duration_seconds', 'invalidations_total', 'bus_messages_total', 'l1_entries', 'l1_bytes', 'l1_max_bytes', 'l1_evictions_total', 'l2_errors_total', 'l2_up', 'bus_gaps_total'] as const;
 const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /**
@@ -54,11 +56,17 @@ export function prometheusCollector(cache: TierCache, options?: PrometheusCollec
   if (o.fillBuckets !== undefined && (!Array.isArray(o.fillBuckets) || o.fillBuckets.length === 0 || o.fillBuckets.some((b, i, all) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b) || (i > 0 && !(b > all[i - 1]!))))) {
     throw new TierCacheConfigError('fillBuckets', o.fillBuckets, 'must be a non-empty array of finite positive numbers (seconds), each greater than the one before');
   }
-  if (o.registry !== undefined && (typeof o.registry !== 'object' || o.registry === null || typeof (o.registry as { registerMetric?: unknown }).registerMetric !== 'function')) {
+  if (o.registry !== undefined && (typeof o.registry !== 'object' || o.registry === null || typeof (o.registry as { registerMetric?: unknown }).registerMetric !== 'function' || typeof (o.registry as { getSingleMetric?: unknown }).getSingleMetric !== 'function')) {
     throw new TierCacheConfigError('registry', o.registry, "must be a prom-client Registry (or left out for prom-client's global one)");
   }
   const registry = o.registry ?? defaultRegistry;
   const registers = [registry];
+  // Checked before any is made: prom-client would throw a plain Error at the first name taken, leaving
+  // the series made before it registered (a second cache on one registry, a series of the app's own).
+  const taken = SERIES.map((name) => prefix + name).find((name) => registry.getSingleMetric(name) !== undefined);
+  if (taken !== undefined) {
+    throw new TierCacheConfigError('prefix', prefix, `must not name series the registry holds already (${taken}: another collector there, maybe for another cache? give each its own prefix or registry)`);
+  }
 
   // One stats() read per scrape, shared by every series read from it.
   let snapshot: CacheStats | undefined;

@@ -1346,6 +1346,27 @@ describe('data API: deleteMany', () => {
 describe('data API: invalidation and clear', () => {
   const ctx = useRedis();
 
+  it('rejects an invalid argument of every invalidation call with a TypeError, never a synchronous throw: invalidateUser(id).catch(log) catches it', async () => {
+    const a = await ctx.open();
+    const calls: Record<string, () => Promise<unknown>> = {
+      'invalidateUser(undefined)': () => a.invalidateUser(undefined as never),
+      'invalidateUser(NaN)': () => a.invalidateUser(NaN),
+      'invalidatePrefix("api")': () => a.invalidatePrefix('api'),
+      'invalidatePrefix(5n)': () => a.invalidatePrefix(5n as never),
+      'invalidateTags("t")': () => a.invalidateTags('t' as never),
+      'invalidateKey("")': () => a.invalidateKey(''),
+      'deleteMany("k")': () => a.deleteMany('k' as never),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      let pending: Promise<unknown> | undefined;
+      assert.doesNotThrow(() => {
+        pending = call();
+      }, `${name} threw at once instead of rejecting`);
+      await assert.rejects(pending!, TypeError, name);
+    }
+    assert.equal(a.stats().invalidations, 0, 'nothing was invalidated');
+  });
+
   it('invalidateTags on A makes A miss at once for entries with the tag; others still hit', async () => {
     const a = await ctx.open();
     await a.set('tagged', 'x', { tags: ['movie:7'] });
@@ -1615,6 +1636,20 @@ describe('data API: source()', () => {
       return true;
     });
     assert.equal(await readOnly.get('1'), 'value-1');
+  });
+
+  it('refuses unknown or ill-typed source() options with TierCacheConfigError naming the option: a typo in prefix would read the cache\'s own keys', async () => {
+    const a = await ctx.open();
+    await a.set('42', 'an unrelated value');
+    const load = async (id: string) => ({ id });
+    const named = (option: string) => (err: unknown) => err instanceof TierCacheConfigError && err.option === option;
+    assert.throws(() => a.source({ load }, { prefx: 'user:' } as never), named('source prefx'));
+    assert.throws(() => a.source({ load }, { prefix: 5 } as never), named('source prefix'));
+    assert.throws(() => a.source({ load }, { tags: 'user' } as never), named('source tags'));
+    assert.throws(() => a.source({ load }, { tags: [''] }), named('source tags'));
+    assert.throws(() => a.namespace('v').source({ load }, null as never), named('source options'));
+    assert.deepEqual(await a.source({ load }, { prefix: 'user:', tags: (id) => [`user:${id}`] }).get('42'), { id: '42' });
+    assert.equal(await a.get('42'), 'an unrelated value');
   });
 
   it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {

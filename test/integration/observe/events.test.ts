@@ -170,6 +170,39 @@ describe('events: payloads', function () {
 describe('events: with Redis', function () {
   const ctx = useRedisCaches({ prefix: 'events-redis' });
 
+  it('a getOrSet that waits on a loader run of its instance is a collapsed miss, however the run ends (as stats().coalesced counts it)', async () => {
+    const cache = await ctx.open();
+    const seen = record(cache, ['hit', 'miss']);
+    const slow = <T>(value: T) => async () => (await sleep(100), value);
+    await Promise.all([1, 2, 3].map(() => cache.getOrSet('k', slow('v'))));
+    const view = cache.namespace('users');
+    await Promise.all([1, 2].map(() => view.getOrSet('u', slow('w'))));
+    const failing = async () => (await sleep(100), Promise.reject(new Error('loader failed')));
+    const failed = await Promise.allSettled([cache.getOrSet('bad', failing), cache.getOrSet('bad', failing)]);
+    assert.deepEqual(failed.map((r) => r.status), ['rejected', 'rejected'], 'premise: both calls shared the failing run');
+    assert.equal(cache.stats().coalesced, 4, 'premise: four calls waited on another run');
+    const misses = seen.filter(([name]) => name === 'miss').map(([, e]) => e);
+    assert.deepEqual(
+      misses.filter((e) => (e as { collapsed?: boolean }).collapsed === true),
+      [
+        { key: 'k', route: 'data', collapsed: true },
+        { key: 'k', route: 'data', collapsed: true },
+        { key: 'u', route: 'data', collapsed: true, namespace: 'users' },
+        { key: 'bad', route: 'data', collapsed: true },
+      ],
+    );
+    assert.equal(misses.length, 7, 'one miss per loader run, one collapsed miss per waiter');
+  });
+
+  it('getOrSet calls that wait on a run of their instance which found the value in L2 are L2 hits, as the run is', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('stored', 'v');
+    const seen = record(b, ['hit', 'miss']);
+    assert.deepEqual(await Promise.all([1, 2, 3].map(() => b.getOrSet('stored', () => 'loaded'))), ['v', 'v', 'v']);
+    assert.deepEqual(seen, [1, 2, 3].map(() => ['hit', { key: 'stored', tier: 'L2', route: 'data', stale: false }]));
+  });
+
   it("a store reaches both tiers while Redis answers; another instance's invalidations arrive with remote: true and their kind", async () => {
     const a = await ctx.open();
     const b = await ctx.open();

@@ -163,4 +163,21 @@ describe('tiercache/prometheus', function () {
     }
     prometheusCollector(cache, { registry, fillBuckets: [0.01, 0.1, 1] }).stop();
   });
+
+  it('refuses, with TierCacheConfigError naming prefix and registering nothing, a prefix whose series the registry holds already', async () => {
+    const a: TierCache = await ctx.open();
+    const b: TierCache = await ctx.open();
+    const registry = new Registry();
+    const first = prometheusCollector(a, { registry });
+    const held = registry.getMetricsAsArray().length;
+    assert.throws(() => prometheusCollector(b, { registry }), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'prefix' && /tiercache_requests_total/.test(err.message));
+    prometheusCollector(b, { registry, prefix: 'b_' });
+    assert.equal(registry.getMetricsAsArray().length, 2 * held, 'the second cache under its own prefix has every series');
+    // A series of the app's own under a name the collector uses: nothing of the collector is left behind.
+    const own = new Registry();
+    own.registerMetric(registry.getSingleMetric('tiercache_l1_entries')!);
+    assert.throws(() => prometheusCollector(b, { registry: own }), (err: unknown) => err instanceof TierCacheConfigError && err.option === 'prefix');
+    assert.deepEqual(own.getMetricsAsArray().map((m) => m.name), ['tiercache_l1_entries']);
+    assert.equal(first.names.length, held, 'premise: the collector says which series it registered');
+  });
 });

@@ -67,4 +67,27 @@ describe('listeners that throw on what Redis reports', function () {
     for (let i = 0; i < 3; i++) assert.equal((await request(app).get('/api/x')).status, 200);
     for (const event of ['l2', 'bus', 'error']) assert.ok(log.lines.includes(`tiercache: a '${event}' listener threw`), `nothing logged for '${event}': ${JSON.stringify(log.lines)}`);
   });
+
+  it('a logger whose methods throw: Redis lost and back, calls answered, the invalidation queued, the process goes on', async () => {
+    let calls = 0;
+    const broken = () => {
+      calls++;
+      throw new Error('logger bug');
+    };
+    const logger = { debug: broken, info: broken, warn: broken, error: broken, level: 'debug' } as Logger;
+    const cache = await open(ctx.ns, logger);
+    await cache.set('price', 10);
+    const app = express().get('/api/x', expressCache(cache, { ttl: '1m' }), (_req, res) => res.json({ ok: true }));
+    assert.equal((await request(app).get('/api/x')).status, 200, 'debug lines (a miss, a store) are written');
+    await ctx.redis.kill('SIGKILL');
+    await until('L2 and the bus to be down', () => cache.health().l2 === 'down' && cache.health().bus === 'reconnecting');
+    assert.equal(await cache.get('price'), 10);
+    assert.deepEqual(await cache.delete('price'), { delivered: false });
+    assert.equal(await cache.getOrSet('other', () => 1), 1);
+    assert.equal((await request(app).get('/api/x')).status, 200);
+    await ctx.redis.restart();
+    await until('L2 and the bus to be back', () => cache.health().l2 === 'ok' && cache.health().bus === 'ok');
+    await until('the queued invalidation to be delivered', () => cache.stats().queuedInvalidations === 0);
+    assert.ok(calls > 4, `premise: the logger was called (${calls} times)`);
+  });
 });

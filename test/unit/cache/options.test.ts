@@ -3,6 +3,7 @@
 // value; valid variables fill in options not given in code; the caller's
 // object is never mutated.
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { TierCacheConfigError, TierCacheError, createCache } from '../../../src/index.js';
 import { resolveOptions, type CacheOptions } from '../../../src/cache/options.js';
 
@@ -188,6 +189,23 @@ describe('cache: options', () => {
           (err: unknown) => err instanceof TierCacheConfigError && !err.message.includes('s3cret') && err.message.includes('***'),
         );
       }
+    });
+
+    it('rejects a Redis URL whose database is not a whole number: ioredis would select another one, or send SELECT NaN and end the process', () => {
+      for (const url of ['redis://127.0.0.1:6379/abc', 'redis://127.0.0.1:6379/1.5', 'redis://127.0.0.1:6379/2x', 'redis://127.0.0.1:6379/%31', 'redis://127.0.0.1:6379/2147483648', 'redis://127.0.0.1:6379?db=abc', 'redis://127.0.0.1:6379/0?db=1&db=x']) {
+        assertRejected({ redis: url }, 'redis', JSON.stringify(url));
+      }
+      assertConfigError(() => resolveOptions({}, { TIERCACHE_REDIS_URL: 'redis://:s3cret@127.0.0.1:6379/one' }), 'TIERCACHE_REDIS_URL', '"redis://***@127.0.0.1:6379/one"');
+      for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/0', 'redis://127.0.0.1:6379/15', 'redis://127.0.0.1:6379?db=3', 'rediss://h:6380/2147483647']) {
+        assert.equal(resolveOptions({ redis: url }, NO_ENV).redis, url);
+      }
+    });
+
+    it('rejects an ioredis client that was closed: it never connects again, and the cache would run on L1 alone, saying nothing', () => {
+      const client = new Redis({ lazyConnect: true });
+      client.disconnect();
+      assert.equal(client.status, 'end', 'premise');
+      assertConfigError(() => createCache({ redis: client, namespace: 'closed-client' }), 'redis', 'end');
     });
 
     it('treats null as a value, not as "not given": refused, whatever the environment says (found by helper-70)', () => {
