@@ -37,12 +37,18 @@ export interface RequestKeyInput {
 
 /**
  * A request header by its lower-case name. An HTTP/2 request names its host
- * in `:authority` and may send no Host: that is its Host here, so a key, a
- * Location and a background refresh (an HTTP/1.1 request with Host) agree.
+ * in `:authority`: that is its Host here, so a key, a Location and a
+ * background refresh (an HTTP/1.1 request with Host) agree. It wins over a
+ * Host sent beside it (RFC 9113 §8.3.1), as in Koa's ctx.host: read from Host,
+ * `:authority: evil.example` with `Host: shop.example` stored the answer Koa
+ * made for evil.example where shop.example's clients get theirs.
  */
 export function requestHeader(headers: IncomingHttpHeaders, name: string): string | string[] | undefined {
-  const value = headers[name];
-  return value === undefined && name === 'host' ? headers[':authority'] : value;
+  if (name === 'host') {
+    const authority = headers[':authority'];
+    if (authority !== undefined) return authority;
+  }
+  return headers[name];
 }
 
 /** The request's host: Host, else an HTTP/2 request's :authority (see requestHeader). */

@@ -267,6 +267,27 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   });
 
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: a request whose Host differs from its :authority is keyed by :authority, which Koa reads (ctx.host): one client cannot store its authority in the entry another client of that Host gets (found by helper-89)`, async () => {
+      const app = new Framework();
+      app.use(koaCache(newCache(), { ttl: '1m', vary: ['host'] }));
+      app.use((ctx) => {
+        ctx.body = `link to https://${ctx.host}/x`;
+      });
+      const h2 = await overHttp2(app as Koa);
+      try {
+        const attacker = await h2.send('/v', { ':authority': 'evil.example', host: 'shop.example' });
+        assert.equal(attacker.body, 'link to https://evil.example/x');
+        const victim = await h2.send('/v', { ':authority': 'shop.example' });
+        assert.equal(victim.body, 'link to https://shop.example/x', 'a client of shop.example got the answer made for evil.example');
+        const again = await h2.send('/v', { ':authority': 'evil.example' });
+        assert.deepEqual([again.body, again.headers['cache-status']], ['link to https://evil.example/x', 'tiercache; hit; detail=L1']);
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
   for (const vary of [[], ['host']]) {
     it(`a stale-while-revalidate refresh set off by an HTTP/2 request sees the Host it came with${vary.length > 0 ? ', and refreshes the entry that varies on it' : ''}`, async () => {
       let version = 0;
