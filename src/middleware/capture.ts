@@ -769,8 +769,12 @@ function wrappersAt(depth: number): Wrappers {
       }
       try {
         c.writeHead.call(this, this.statusCode);
-      } catch {
-        // node rejected the head (an invalid header value): end() below reports it
+      } catch (err) {
+        // node refused the head: over HTTP/2 a connection-specific field (Keep-Alive, Transfer-Encoding,
+        // Upgrade), which node checks only here. Nothing went out: nothing is stored, and the handler gets
+        // node's error, as without the cache (Koa answers 500), where the answer used to be stored and served.
+        c.hooks.abort();
+        throw err;
       }
     }
     let result: Promise<void> | void;

@@ -288,6 +288,30 @@ describe('middleware: Koa over HTTP/2', () => {
     });
   }
 
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: an answer whose head node refuses over HTTP/2 (a connection-specific field) is Koa's 500, as without the cache, and is not stored (found by helper-89)`, async () => {
+      const app = new Framework();
+      app.silent = true;
+      app.use(koaCache(newCache(), { ttl: '1m' }));
+      let runs = 0;
+      app.use((ctx) => {
+        runs++;
+        ctx.set('Keep-Alive', 'timeout=5');
+        ctx.body = 'answer';
+      });
+      const h2 = await overHttp2(app as Koa);
+      try {
+        for (let i = 0; i < 2; i++) {
+          const answer = await h2.send('/k');
+          assert.deepEqual([answer.status, answer.body, answer.headers['cache-status']], [500, 'Internal Server Error', undefined], 'the answer node refused was stored, or the client got no answer');
+        }
+        assert.equal(runs, 2);
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
   for (const vary of [[], ['host']]) {
     it(`a stale-while-revalidate refresh set off by an HTTP/2 request sees the Host it came with${vary.length > 0 ? ', and refreshes the entry that varies on it' : ''}`, async () => {
       let version = 0;
