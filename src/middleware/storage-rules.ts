@@ -6,8 +6,13 @@ import { hasAccessToken } from '../keys/canonical-query.js';
 import { parseDirectives, splitList, type FieldValue } from '../keys/header-list.js';
 import { pathOf } from '../keys/path-normalize.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never stored. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never
+ * stored. HTTP2-Settings is connection-specific too (RFC 7540 §3.2.1): node
+ * refuses it over HTTP/2, so an answer filled over HTTP/1.1 that kept it
+ * threw at every HTTP/2 hit (out of the front door: an uncaught exception).
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 /**
  * Headers recomputed on every answer or never stored. Date is kept (Age is
  * computed against the origin's); Content-Length too, in its place, since only

@@ -11,12 +11,14 @@
 // replacement (the cache's own 304 to a revalidated request), which leaves
 // out fields the handler's answer had and so read as the handler changing them.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import Koa from 'koa';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
 import { Koa2 } from './apps.js';
 import { useCleanup } from '../../support/cache-context.js';
 
@@ -30,8 +32,8 @@ interface Answer {
 }
 
 /** Serves `app` over HTTP/2 (cleartext) and returns a request function on one session; close() ends both. */
-async function overHttp2(app: Koa) {
-  const server = http2.createServer(app.callback() as never);
+async function overHttp2(app: Koa, handler: (req: http.IncomingMessage, res: http.ServerResponse) => void = app.callback()) {
+  const server = http2.createServer(handler as never);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s) => sessions.add(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -311,6 +313,46 @@ describe('middleware: Koa over HTTP/2', () => {
       }
     });
   }
+
+  it('an answer filled over HTTP/1.1 with an HTTP2-Settings field (connection-specific, RFC 7540 §3.2.1) is stored without it: its hits over HTTP/2, front door and middleware, do not throw node\'s refusal (the front door\'s ended the process) (found by helper-89)', async () => {
+    const cache = newCache({ routes: { '/k': '1m' } });
+    const app = new Koa();
+    app.use(koaCache(cache));
+    app.use((ctx) => {
+      ctx.set('HTTP2-Settings', 'AAMAAABkAAQCAAAAAAIAAAAA');
+      ctx.body = 'answer';
+    });
+    const server = http.createServer(front(cache, app.callback()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const get = (path: string) =>
+      new Promise<http.IncomingMessage>((resolve, reject) => http.get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path }, (res) => res.resume().on('end', () => resolve(res))).on('error', reject));
+    const uncaught: Error[] = [];
+    const onUncaught = (err: Error) => uncaught.push(err);
+    const mochaHandlers = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onUncaught);
+    const fronted = await overHttp2(app, front(cache, app.callback()));
+    const bare = await overHttp2(app);
+    try {
+      for (const path of ['/k/front', '/k/koa']) {
+        const filled = await get(path);
+        assert.equal(filled.headers['cache-status'], 'tiercache; fwd=miss; stored');
+      }
+      // A does-not-hang bound: a hit that threw never answers.
+      const within = (answer: Promise<Answer>) => Promise.race([answer, sleep(5_000).then(() => ({ status: 0, body: 'no answer', headers: {} }) as Answer)]);
+      const viaFront = await within(fronted.send('/k/front'));
+      assert.deepEqual(uncaught.map(String), []);
+      assert.deepEqual([viaFront.status, viaFront.body, viaFront.headers['cache-status']], [200, 'answer', 'tiercache; hit; detail=L1']);
+      const viaKoa = await within(bare.send('/k/koa'));
+      assert.deepEqual([viaKoa.status, viaKoa.body, viaKoa.headers['cache-status']], [200, 'answer', 'tiercache; hit; detail=L1']);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const h of mochaHandlers) process.on('uncaughtException', h);
+      await fronted.close();
+      await bare.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 
   for (const vary of [[], ['host']]) {
     it(`a stale-while-revalidate refresh set off by an HTTP/2 request sees the Host it came with${vary.length > 0 ? ', and refreshes the entry that varies on it' : ''}`, async () => {
