@@ -304,8 +304,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // read when the head was judged, node may still put the status's own in its place.
     const own = this.req.httpVersionMajor >= 2 ? undefined : r.statusCode !== snapshot.status ? ownReason(snapshot.status, this.reasonAtHead) : r.statusMessage === '' ? '' : ownReason(snapshot.status, r.statusMessage);
     const before = snapshot.headers;
-    const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] ? true : undefined;
     const vary = r.getHeader('vary');
+    // An encoder out there also says Vary: Accept-Encoding where it left this answer plain (compression() to a client
+    // that asked for identity): it encodes the next client's, and adds that Vary to every hit, which the front door,
+    // running before it, would do for neither (a gzip client served plain ever after an identity client's fill).
+    const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] || (vary !== before.vary && addsAcceptEncoding(before.vary, vary)) ? true : undefined;
     // A Vary added as the head went out (a hook mounted before the cache) says what the answer depends on:
     // the entry is keyed on it too, an encoder out there or not. Accept-Encoding is left out: an encoder
     // (compression()) adds it, and the bytes kept here are taken before any encoding, which it applies
@@ -540,6 +543,12 @@ function takeRefill(req: IncomingMessage): boolean {
   if (taken >= 2) return false;
   holder[REFILLS] = taken + 1;
   return true;
+}
+
+/** Whether Vary `after` names Accept-Encoding where `before` did not (an encoder's hook added it). */
+function addsAcceptEncoding(before: unknown, after: unknown): boolean {
+  const names = (v: unknown) => splitList(v as Parameters<typeof splitList>[0]).map((n) => n.toLowerCase());
+  return names(after).includes('accept-encoding') && !names(before).includes('accept-encoding');
 }
 
 /**

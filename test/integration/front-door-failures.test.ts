@@ -152,7 +152,7 @@ describe('front door: failures around it', () => {
 });
 
 describe('front door: entries a layer before the cache encoded', () => {
-  it('leaves an answer compression() encoded on the way out to the middleware, which compresses each hit; plain answers it serves', async () => {
+  it('leaves an answer compression() encoded on the way out to the middleware, which compresses each hit', async () => {
     const cache = newCache();
     const reached = { n: 0 };
     const a = express();
@@ -174,11 +174,51 @@ describe('front door: entries a layer before the cache encoded', () => {
     assert.deepEqual(gunzipSync(hit.bytes), gunzipSync(miss.bytes));
     assert.equal(reached.n, 2, 'the middleware served it, behind compression()');
 
-    // An answer nothing encoded (identity asked for) is public as before: the front door serves it.
-    await fetchRaw(server, '/api/movies?plain=1', 'identity');
-    const plain = await fetchRaw(server, '/api/movies?plain=1', 'identity');
-    assert.equal(plain.headers['cache-status'], 'tiercache; hit; detail=L1');
-    assert.equal(reached.n, 3, 'the front door answered the plain entry');
+  });
+
+  it("leaves an answer compression() sent plain to a client that asked for identity to the middleware too: the next gzip client's is compressed, and each hit has compression()'s Vary (found by helper-89)", async () => {
+    const cache = newCache();
+    const reached = { n: 0 };
+    const a = express();
+    a.use((req, _res, next) => {
+      reached.n++;
+      next();
+    });
+    a.use(compression({ threshold: 0 }));
+    a.use(expressCache(cache));
+    a.get('/api/movies', (_req, res) => {
+      res.json({ movies: Array.from({ length: 50 }, (_, i) => `movie ${i}`) });
+    });
+    const server = await serve(front(cache, a));
+    const fill = await fetchRaw(server, '/api/movies', 'identity');
+    assert.deepEqual([fill.headers['content-encoding'], fill.headers.vary], [undefined, 'Accept-Encoding']);
+    const gzip = await fetchRaw(server, '/api/movies', 'gzip');
+    assert.equal(gzip.headers['cache-status'], 'tiercache; hit; detail=L1');
+    assert.equal(gzip.headers['content-encoding'], 'gzip', "a gzip client got the identity client's plain answer");
+    assert.deepEqual(gunzipSync(gzip.bytes), fill.bytes);
+    const plain = await fetchRaw(server, '/api/movies', 'identity');
+    assert.deepEqual([plain.headers['cache-status'], plain.headers.vary], ['tiercache; hit; detail=L1', 'Accept-Encoding']);
+    assert.equal(reached.n, 3, 'the middleware served them, behind compression()');
+  });
+
+  it('serves an answer compression() leaves alone (not compressible, no Vary of its own)', async () => {
+    const cache = newCache();
+    const reached = { n: 0 };
+    const a = express();
+    a.use((req, _res, next) => {
+      reached.n++;
+      next();
+    });
+    a.use(compression({ threshold: 0 }));
+    a.use(expressCache(cache));
+    a.get('/api/image', (_req, res) => {
+      res.type('image/png').send(Buffer.alloc(2000, 1));
+    });
+    const server = await serve(front(cache, a));
+    await fetchRaw(server, '/api/image', 'gzip');
+    const hit = await fetchRaw(server, '/api/image', 'gzip');
+    assert.deepEqual([hit.headers['cache-status'], hit.headers['content-encoding']], ['tiercache; hit; detail=L1', undefined]);
+    assert.equal(reached.n, 1, 'the front door answered the plain entry');
   });
 });
 
