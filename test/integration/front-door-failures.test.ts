@@ -151,21 +151,26 @@ describe('front door: failures around it', () => {
   });
 });
 
+/** front(cache, app) where compression() is mounted before expressCache; `reached` counts the requests the app saw. */
+async function behindCompression(path: string, handler: express.RequestHandler) {
+  const cache = newCache();
+  const reached = { n: 0 };
+  const a = express();
+  a.use((_req, _res, next) => {
+    reached.n++;
+    next();
+  });
+  a.use(compression({ threshold: 0 }));
+  a.use(expressCache(cache));
+  a.get(path, handler);
+  return { server: await serve(front(cache, a)), reached };
+}
+
 describe('front door: entries a layer before the cache encoded', () => {
   it('leaves an answer compression() encoded on the way out to the middleware, which compresses each hit', async () => {
-    const cache = newCache();
-    const reached = { n: 0 };
-    const a = express();
-    a.use((req, _res, next) => {
-      reached.n++;
-      next();
-    });
-    a.use(compression({ threshold: 0 }));
-    a.use(expressCache(cache));
-    a.get('/api/movies', (_req, res) => {
+    const { server, reached } = await behindCompression('/api/movies', (_req, res) => {
       res.json({ movies: Array.from({ length: 50 }, (_, i) => `movie ${i}`) });
     });
-    const server = await serve(front(cache, a));
     const miss = await fetchRaw(server, '/api/movies', 'gzip');
     assert.equal(miss.headers['content-encoding'], 'gzip');
     const hit = await fetchRaw(server, '/api/movies', 'gzip');
@@ -173,23 +178,12 @@ describe('front door: entries a layer before the cache encoded', () => {
     assert.equal(hit.headers['content-encoding'], 'gzip', 'the hit skipped compression()');
     assert.deepEqual(gunzipSync(hit.bytes), gunzipSync(miss.bytes));
     assert.equal(reached.n, 2, 'the middleware served it, behind compression()');
-
   });
 
   it("leaves an answer compression() sent plain to a client that asked for identity to the middleware too: the next gzip client's is compressed, and each hit has compression()'s Vary (found by helper-89)", async () => {
-    const cache = newCache();
-    const reached = { n: 0 };
-    const a = express();
-    a.use((req, _res, next) => {
-      reached.n++;
-      next();
-    });
-    a.use(compression({ threshold: 0 }));
-    a.use(expressCache(cache));
-    a.get('/api/movies', (_req, res) => {
+    const { server, reached } = await behindCompression('/api/movies', (_req, res) => {
       res.json({ movies: Array.from({ length: 50 }, (_, i) => `movie ${i}`) });
     });
-    const server = await serve(front(cache, a));
     const fill = await fetchRaw(server, '/api/movies', 'identity');
     assert.deepEqual([fill.headers['content-encoding'], fill.headers.vary], [undefined, 'Accept-Encoding']);
     const gzip = await fetchRaw(server, '/api/movies', 'gzip');
@@ -202,19 +196,9 @@ describe('front door: entries a layer before the cache encoded', () => {
   });
 
   it('serves an answer compression() leaves alone (not compressible, no Vary of its own)', async () => {
-    const cache = newCache();
-    const reached = { n: 0 };
-    const a = express();
-    a.use((req, _res, next) => {
-      reached.n++;
-      next();
-    });
-    a.use(compression({ threshold: 0 }));
-    a.use(expressCache(cache));
-    a.get('/api/image', (_req, res) => {
+    const { server, reached } = await behindCompression('/api/image', (_req, res) => {
       res.type('image/png').send(Buffer.alloc(2000, 1));
     });
-    const server = await serve(front(cache, a));
     await fetchRaw(server, '/api/image', 'gzip');
     const hit = await fetchRaw(server, '/api/image', 'gzip');
     assert.deepEqual([hit.headers['cache-status'], hit.headers['content-encoding']], ['tiercache; hit; detail=L1', undefined]);
