@@ -166,7 +166,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly createdAt: number,
     private readonly fill: FillState,
     /** The request's full target and app, for an unconditional retry (see retry). */
-    private readonly context: { readonly url: string; readonly app?: unknown },
+    private readonly context: { readonly url: string; readonly appUrl?: string | undefined; readonly app?: unknown },
   ) {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
@@ -386,7 +386,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const { req, http, context, flight } = this;
     flight.retrying = true;
     const dispatch = req.method === 'GET' ? http.dispatchOf(context.app) : undefined;
-    const request = refreshRequest(req, context.url);
+    const request = refreshRequest(req, context.url, context.appUrl);
     // The client's own conditionals go along: the retry's fill answers them as any fill does.
     const conditions = this.conditions;
     if (conditions?.ifNoneMatch !== undefined) request.headers['if-none-match'] = conditions.ifNoneMatch;
@@ -592,6 +592,8 @@ export interface HttpRequestContext<R> {
   readonly res: ServerResponse;
   /** The full request target (not mount-relative). */
   readonly url: string;
+  /** The target the app was handed, where it is not `url` (Koa mounted in Express): where refreshes are re-sent. */
+  readonly appUrl?: string | undefined;
   /** Mounted on a route (true) or app-wide (false). */
   readonly perRoute: boolean;
   /** The method before any override middleware changed it, when the framework keeps it. */
@@ -1401,7 +1403,7 @@ export class HttpCache<R> {
   private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
-    const request = refreshRequest(c.req, c.url);
+    const request = refreshRequest(c.req, c.url, c.appUrl);
     // The refresh is the cache's own: the trigger's Cache-Control (no-store) would make it store nothing,
     // while every other request kept getting the stale entry (a client could keep an entry stale so).
     delete request.headers['cache-control'];

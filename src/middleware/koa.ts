@@ -80,6 +80,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
     // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
+    // Koa itself routes ctx.originalUrl: what the cache re-sends into the app (a refresh) goes there (see refreshRequest).
     const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
@@ -87,7 +88,8 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
-      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, app: ctx.app }, next);
+      const full = typeof url === 'string';
+      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: full ? url : ctx.originalUrl, appUrl: full ? ctx.originalUrl : undefined, perRoute, app: ctx.app }, next);
       // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
       answered = typeof result === 'boolean' ? result : await result;
     } finally {

@@ -41,7 +41,10 @@ export interface ConnectionFacts {
 
 /** A request to re-send into the app. */
 export interface RefreshRequest {
+  /** The target the app is handed. */
   readonly url: string;
+  /** The full target, where the app is handed a mount-relative one (see refreshRequest): set as `req.originalUrl`. */
+  readonly originalUrl?: string | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersion: string;
   readonly connection: ConnectionFacts;
@@ -116,12 +119,13 @@ const REFRESH_TIMEOUT_MS = 60_000;
 
 /** A Dispatch into a node-style handler (an Express app, Koa's app.callback()); `timeoutMs` for tests. */
 export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_MS): Dispatch {
-  return ({ url, headers, httpVersion, connection }, answer) =>
+  return ({ url, originalUrl, headers, httpVersion, connection }, answer) =>
     new Promise<void>((resolve, reject) => {
       const socket = new DiscardingSocket(connection) as unknown as Socket;
       const req = new IncomingMessage(socket);
       req.method = 'GET';
       req.url = url;
+      if (originalUrl !== undefined) (req as IncomingMessage & { originalUrl?: string }).originalUrl = originalUrl;
       req.headers = headers;
       const [major, minor] = httpVersion === '1.0' ? [1, 0] : [1, 1];
       req.httpVersion = `${major}.${minor}`;
@@ -241,8 +245,14 @@ export function isRefresh(req: IncomingMessage): boolean {
   return holder[REFRESHING];
 }
 
-/** The refresh of `req`: its target, its headers without conditionals plus the marker, its connection's facts. */
-export function refreshRequest(req: IncomingMessage, url: string): RefreshRequest {
+/**
+ * The refresh of `req`: its target, its headers without conditionals plus the
+ * marker, its connection's facts. `appUrl`: the target the app was handed when
+ * it is not the full `url` (a Koa app mounted in Express gets the mount-relative
+ * one): the refresh goes there, with the full one as `req.originalUrl`, which
+ * keys it as `req` was keyed. The full target would reach the app as a path of its own.
+ */
+export function refreshRequest(req: IncomingMessage, url: string, appUrl?: string): RefreshRequest {
   const headers: IncomingHttpHeaders = { ...req.headers, [REFRESH_HEADER]: REFRESH_TOKEN };
   // The refresh is an HTTP/1.1 request: an HTTP/2 trigger names its host in :authority, not Host,
   // and its pseudo-header fields are no fields of HTTP/1.1.
@@ -253,5 +263,6 @@ export function refreshRequest(req: IncomingMessage, url: string): RefreshReques
   delete headers['if-modified-since'];
   delete headers['content-length'];
   delete headers['transfer-encoding'];
-  return { url, headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
+  const request: RefreshRequest = { url, headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
+  return appUrl === undefined ? request : { ...request, url: appUrl, originalUrl: url };
 }

@@ -77,6 +77,18 @@ describe('middleware: background refresh parts', () => {
       assert.deepEqual(refresh.headers, { accept: 'text/html', [REFRESH_HEADER]: REFRESH_TOKEN });
       assert.equal(Object.hasOwn(refresh.headers, 'host'), false);
     });
+
+    it('goes to the target the app was handed when it is not the full one (a Koa app mounted in Express), with the full one as originalUrl', async () => {
+      const refresh = refreshRequest(incoming({ host: 'shop.example' }), '/v1/items?a=1', '/items?a=1');
+      assert.equal(refresh.url, '/items?a=1');
+      assert.equal(refresh.originalUrl, '/v1/items?a=1');
+      let seen: unknown;
+      await dispatchInto((req, res) => {
+        seen = [req.url, (req as IncomingMessage & { originalUrl?: string }).originalUrl];
+        res.end();
+      })(refresh);
+      assert.deepEqual(seen, ['/items?a=1', '/v1/items?a=1']);
+    });
   });
 
   describe('connectionFacts and DiscardingSocket', () => {
