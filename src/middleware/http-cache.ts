@@ -243,6 +243,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
     // Slower than its own life (table mode): it would land expired, and is not stored.
     if (reason === undefined && plan.origin === undefined && this.createdAt + ttl! + Math.max(plan.staleWhileRevalidate, plan.staleIfError) <= coarseNow()) reason = 'expired';
+    // Origin mode: stale on arrival (max-age=0, an Age past max-age, Expires in the past) with nothing to keep it for.
+    if (reason === undefined && this.life !== undefined && this.landsExpired(this.life, headers)) reason = 'expired';
     if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
     if (ttl === undefined) {
@@ -316,6 +318,19 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (!r.hasHeader('set-cookie') && !r.hasHeader('trailer') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
     const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
     if (typeof reason === 'string') this.drop(r, reason);
+  }
+
+  /**
+   * Origin mode: whether the answer would be stored already past its stale
+   * window (no validator to revalidate it by, no stale window): the store
+   * drops such an entry (TieredStore.storeFill), so it must not say `stored`.
+   */
+  private landsExpired(life: OriginLife, headers: OutgoingHttpHeaders): boolean {
+    const now = coarseNow();
+    if (life.createdAt + life.lifetime > now) return false;
+    const kept = (name: 'etag' | 'last-modified') => headers[name] !== undefined && !life.withoutFields.includes(name);
+    const plan = this.plan;
+    return originLifetimes(life, kept('etag') || kept('last-modified'), plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError).staleUntil <= now;
   }
 
   /** Origin mode: whether (and for how long) this answer may be stored, read from its own headers. */
