@@ -114,7 +114,7 @@ export class DiscardingSocket extends Duplex {
   }
 }
 
-/** How long a background refresh may take before it is given up on (the app keeps running it). */
+/** How long a background refresh may take before it is given up on (the app keeps running it; its answer goes nowhere). */
 const REFRESH_TIMEOUT_MS = 60_000;
 
 /** A Dispatch into a node-style handler (an Express app, Koa's app.callback()); `timeoutMs` for tests. */
@@ -141,8 +141,15 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
       socket.on('drain', () => res.emit('drain'));
       if (answer !== undefined) relay(res, answer);
       // A relayed answer has its client waiting: no limit of ours (the server's own timeouts, or the
-      // client leaving, end it). A background refresh has nobody waiting, so it is given up on.
-      const timer = answer === undefined ? setTimeout(() => reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`)), timeoutMs) : undefined;
+      // client leaving, end it). A background refresh has nobody waiting, so it is given up on: its
+      // response is closed as a client that leaves closes it, which ends its fill (the key is free for
+      // the next refresh, its late answer stored nowhere). Left open, the fill stayed registered and no
+      // stale hit refreshed the key again for the rest of its stale window.
+      const giveUp = () => {
+        reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`));
+        res.destroy();
+      };
+      const timer = answer === undefined ? setTimeout(giveUp, timeoutMs) : undefined;
       timer?.unref();
       const done = () => {
         clearTimeout(timer);

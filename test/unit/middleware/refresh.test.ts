@@ -169,6 +169,22 @@ describe('middleware: background refresh parts', () => {
       });
       assert.ok(Date.now() - started < 1_000);
     });
+
+    it('closes the response of a handler it gave up on, as a client that leaves does (its fill ends; a late answer goes nowhere)', async () => {
+      let response: ServerResponse | undefined;
+      let closed = false;
+      await assert.rejects(
+        dispatchOnce((_req, res) => {
+          response = res;
+          res.once('close', () => (closed = true));
+        }, refreshOf(), 50),
+        /took over 50 ms/,
+      );
+      assert.equal(response!.destroyed, true);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(closed, true);
+      response!.end('too late'); // the app's answer, after all: dropped, no throw
+    });
   });
 
   describe('dispatchInto with its answer relayed to a waiting client (a revalidation retried unconditionally)', () => {
