@@ -366,7 +366,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const life = this.originLifeOf(before.status, headers.age === undefined && cookies === undefined ? merged : { ...merged, age: headers.age, 'set-cookie': cookies });
     const now = coarseNow();
     let createdAt = now;
-    if (typeof life === 'string') flight.settle(undefined);
+    // Invalidated while the handler ran, as headers() judges a 200: the store would refuse it, so it must not say stored.
+    const kept = typeof life !== 'string' && this.http.cache.store.versions.stillCurrent(this.stamp);
+    if (!kept) flight.settle(undefined);
     else {
       this.life = life;
       this.ttl = life.lifetime;
@@ -380,7 +382,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const sent = asSent(cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.headReason, before.utf8Head);
     const answer = new PreparedResponse(before.status, sent.headers, before.body, before.isPublic, undefined, false, sent.reason, before.route, sent.bytes);
     const age = ageOf(createdAt, now);
-    const cacheStatus = this.http.status(this.forwarded(304, typeof life !== 'string'));
+    const cacheStatus = this.http.status(this.forwarded(304, kept));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
