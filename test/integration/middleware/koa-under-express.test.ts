@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
 import request from 'supertest';
-import { createCache } from '../../../src/index.js';
+import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { useCleanup } from '../../support/cache-context.js';
@@ -75,17 +75,23 @@ describe('middleware: Koa apps mounted in Express', () => {
     assert.equal(bare.status, 404, `the front door answered /items with ${bare.status} ${bare.text}`);
   });
 
+  /** An Express app with, under /v1, a Koa app of the cache and `handler`. */
+  function mountedAtV1(cache: TierCache, handler: Koa.Middleware) {
+    const koa = new Koa();
+    koa.use(koaCache(cache));
+    koa.use(handler);
+    const app = express();
+    app.use('/v1', koa.callback());
+    return app;
+  }
+
   it('a background refresh re-sends the target the Koa app was handed: the entry of /v1/items gets its answer for /items', async () => {
     const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr${process.pid}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
     const runs: string[] = [];
-    const koa = new Koa();
-    koa.use(koaCache(cache));
-    koa.use((ctx) => {
+    const app = mountedAtV1(cache, (ctx) => {
       runs.push(ctx.path);
       ctx.body = `run ${runs.length} for ${ctx.path}`;
     });
-    const app = express();
-    app.use('/v1', koa.callback());
     assert.equal((await request(app).get('/v1/items')).text, 'run 1 for /items');
     await sleep(150);
     const stale = await request(app).get('/v1/items');
@@ -105,9 +111,7 @@ describe('middleware: Koa apps mounted in Express', () => {
   it('origin mode: the retry of a 304 that validated another representation answers the client with the mounted app’s answer for its path', async () => {
     const cache = cleanup.track(createCache({ namespace: `koa-in-express-retry${process.pid}`, redis: false, freshness: 'origin', ttl: '1h' }));
     const runs: string[] = [];
-    const koa = new Koa();
-    koa.use(koaCache(cache));
-    koa.use((ctx) => {
+    const app = mountedAtV1(cache, (ctx) => {
       if (ctx.path !== '/items') return; // Koa's 404
       runs.push(ctx.get('if-none-match'));
       ctx.set('cache-control', 'max-age=1');
@@ -120,8 +124,6 @@ describe('middleware: Koa apps mounted in Express', () => {
       ctx.set('etag', runs.length === 1 ? '"a"' : '"b"');
       ctx.body = `run ${runs.length} for ${ctx.path}`;
     });
-    const app = express();
-    app.use('/v1', koa.callback());
     assert.equal((await request(app).get('/v1/items')).text, 'run 1 for /items');
     await sleep(1100);
     const retried = await request(app).get('/v1/items');

@@ -19,6 +19,21 @@ const FRESH = 'tiercache; hit; detail=L1';
 /** The refresh time limit of src/middleware/refresh.ts (REFRESH_TIMEOUT_MS). */
 const REFRESH_TIMEOUT_MS = 60_000;
 
+/**
+ * GET /s with the refresh's time limit cut short: timers of exactly that
+ * length fire after 100 ms while the (stale) request runs.
+ */
+async function getWithRefreshLimitCut(a: express.Express): Promise<request.Response> {
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+    realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
+  try {
+    return await request(a).get('/s');
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
+}
+
 describe('middleware: background refresh bookkeeping', function () {
   const { track } = useCleanup();
 
@@ -88,16 +103,7 @@ describe('middleware: background refresh bookkeeping', function () {
     cache.on('error', (e) => errors.push(e));
     assert.equal((await request(a).get('/s')).text, 'run 1');
     await sleep(150);
-    // The refresh's time limit, cut short: timers of exactly that length fire after 100 ms while the stale request runs.
-    const realSetTimeout = globalThis.setTimeout;
-    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
-      realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
-    let stale;
-    try {
-      stale = await request(a).get('/s');
-    } finally {
-      globalThis.setTimeout = realSetTimeout;
-    }
+    const stale = await getWithRefreshLimitCut(a);
     assert.match(String(stale.headers['cache-status']), STALE);
     try {
       await eventually(() => errors.length > 0, 'an error event for the refresh that never ended');
@@ -118,15 +124,7 @@ describe('middleware: background refresh bookkeeping', function () {
     cache.on('error', (e) => errors.push(e));
     assert.equal((await request(a).get('/s')).text, 'run 1');
     await sleep(150);
-    // The refresh's time limit cut short, as above.
-    const realSetTimeout = globalThis.setTimeout;
-    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
-      realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
-    try {
-      assert.match(String((await request(a).get('/s')).headers['cache-status']), STALE);
-    } finally {
-      globalThis.setTimeout = realSetTimeout;
-    }
+    assert.match(String((await getWithRefreshLimitCut(a)).headers['cache-status']), STALE);
     await eventually(() => errors.length > 0, 'the refresh was given up on');
     // The stale window is 10 s: without a new refresh the entry would be served stale for all of it.
     await eventually(async () => {
