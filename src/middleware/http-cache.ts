@@ -402,7 +402,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private retry(): Handover {
     const { req, http, context, flight } = this;
     flight.retrying = true;
-    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app) : undefined;
+    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app, req) : undefined;
     const request = refreshRequest(req, context.url, context.appUrl);
     // The client's own conditionals go along: the retry's fill answers them as any fill does.
     const conditions = this.conditions;
@@ -872,7 +872,7 @@ export class HttpCache<R> {
     readonly cache: TierCache,
     readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate, a revalidation's retry); undefined when the adapter cannot. */
-    readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
+    readonly dispatchOf: (app: unknown, req: IncomingMessage) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
   ) {
@@ -1189,7 +1189,7 @@ export class HttpCache<R> {
   /** stale-while-revalidate: within `window` past freshness, answers stale and refreshes in the background; false when it cannot. */
   private serveWhileRevalidating(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, window: number, begun: BegunFill | undefined): boolean {
     const entry = found.entry;
-    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app) : undefined;
+    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app, c.req) : undefined;
     if (dispatch === undefined) return false;
     // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
     begun?.flight.settle(staleOutcome(found, entry.freshUntil + window, c.req));

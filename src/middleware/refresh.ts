@@ -13,6 +13,7 @@
 // look-alike objects (light-my-request) break under Express, which swaps the
 // prototypes of req and res for its own.
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -222,6 +223,14 @@ function relay(res: ServerResponse, out: AnswerWriter): void {
   // its 'close' is past, and the app's answer would have nowhere to go, ever.
   if (out.res.destroyed) queueMicrotask(gone);
   else out.res.once('close', gone);
+}
+
+/** The one 'request' handler of the server `req` came in through, or undefined (none known, or several). */
+export function serverHandler(req: IncomingMessage): NodeHandler | undefined {
+  const server = (req.socket as (Socket & { server?: unknown }) | null)?.server;
+  if (!(server instanceof EventEmitter)) return undefined;
+  const handlers = server.listeners('request');
+  return handlers.length === 1 ? (handlers[0] as NodeHandler) : undefined;
 }
 
 const dispatchers = new WeakMap<object, Dispatch>();
