@@ -166,7 +166,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly createdAt: number,
     private readonly fill: FillState,
     /** The request's full target and app, for an unconditional retry (see retry). */
-    private readonly context: { readonly url: string; readonly appUrl?: string | undefined; readonly app?: unknown },
+    private readonly context: { readonly url: string; readonly app?: unknown },
   ) {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
@@ -402,8 +402,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private retry(): Handover {
     const { req, http, context, flight } = this;
     flight.retrying = true;
-    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app, req) : undefined;
-    const request = refreshRequest(req, context.url, context.appUrl);
+    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app, req, this.plan.arg as never) : undefined;
+    const request = refreshRequest(req, context.url);
     // The client's own conditionals go along: the retry's fill answers them as any fill does.
     const conditions = this.conditions;
     if (conditions?.ifNoneMatch !== undefined) request.headers['if-none-match'] = conditions.ifNoneMatch;
@@ -609,8 +609,6 @@ export interface HttpRequestContext<R> {
   readonly res: ServerResponse;
   /** The full request target (not mount-relative). */
   readonly url: string;
-  /** The target the app was handed, where it is not `url` (Koa mounted in Express): where refreshes are re-sent. */
-  readonly appUrl?: string | undefined;
   /** Mounted on a route (true) or app-wide (false). */
   readonly perRoute: boolean;
   /** The method before any override middleware changed it, when the framework keeps it. */
@@ -872,7 +870,7 @@ export class HttpCache<R> {
     readonly cache: TierCache,
     readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate, a revalidation's retry); undefined when the adapter cannot. */
-    readonly dispatchOf: (app: unknown, req: IncomingMessage) => Dispatch | undefined = () => undefined,
+    readonly dispatchOf: (app: unknown, req: IncomingMessage, arg: R) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
   ) {
@@ -1189,7 +1187,7 @@ export class HttpCache<R> {
   /** stale-while-revalidate: within `window` past freshness, answers stale and refreshes in the background; false when it cannot. */
   private serveWhileRevalidating(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, window: number, begun: BegunFill | undefined): boolean {
     const entry = found.entry;
-    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app, c.req) : undefined;
+    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app, c.req, c.arg) : undefined;
     if (dispatch === undefined) return false;
     // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
     begun?.flight.settle(staleOutcome(found, entry.freshUntil + window, c.req));
@@ -1420,7 +1418,7 @@ export class HttpCache<R> {
   private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
-    const request = refreshRequest(c.req, c.url, c.appUrl);
+    const request = refreshRequest(c.req, c.url);
     // The refresh is the cache's own: the trigger's Cache-Control (no-store) would make it store nothing,
     // while every other request kept getting the stale entry (a client could keep an entry stale so).
     delete request.headers['cache-control'];

@@ -225,6 +225,16 @@ function relay(res: ServerResponse, out: AnswerWriter): void {
   else out.res.once('close', gone);
 }
 
+/**
+ * `dispatch` for an app that was handed `appUrl` where the cache keys the full
+ * target (a Koa app mounted in Express gets the mount-relative one): the refresh
+ * goes to `appUrl`, with the full target as `req.originalUrl`, which keys it as
+ * the request was keyed. The full target would reach the app as a path of its own.
+ */
+export function remounted(dispatch: Dispatch, appUrl: string): Dispatch {
+  return (request, answer) => dispatch({ ...request, url: appUrl, originalUrl: request.url }, answer);
+}
+
 /** The one 'request' handler of the server `req` came in through, or undefined (none known, or several). */
 export function serverHandler(req: IncomingMessage): NodeHandler | undefined {
   const server = (req.socket as (Socket & { server?: unknown }) | null)?.server;
@@ -261,14 +271,8 @@ export function isRefresh(req: IncomingMessage): boolean {
   return holder[REFRESHING];
 }
 
-/**
- * The refresh of `req`: its target, its headers without conditionals plus the
- * marker, its connection's facts. `appUrl`: the target the app was handed when
- * it is not the full `url` (a Koa app mounted in Express gets the mount-relative
- * one): the refresh goes there, with the full one as `req.originalUrl`, which
- * keys it as `req` was keyed. The full target would reach the app as a path of its own.
- */
-export function refreshRequest(req: IncomingMessage, url: string, appUrl?: string): RefreshRequest {
+/** The refresh of `req`: its target, its headers without conditionals plus the marker, its connection's facts. */
+export function refreshRequest(req: IncomingMessage, url: string): RefreshRequest {
   const headers: IncomingHttpHeaders = { ...req.headers, [REFRESH_HEADER]: REFRESH_TOKEN };
   // The refresh is an HTTP/1.1 request: an HTTP/2 trigger names its host in :authority, not Host,
   // and its pseudo-header fields are no fields of HTTP/1.1.
@@ -279,6 +283,5 @@ export function refreshRequest(req: IncomingMessage, url: string, appUrl?: strin
   delete headers['if-modified-since'];
   delete headers['content-length'];
   delete headers['transfer-encoding'];
-  const request: RefreshRequest = { url, headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
-  return appUrl === undefined ? request : { ...request, url: appUrl, originalUrl: url };
+  return { url, headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
 }
