@@ -5,7 +5,7 @@ import type { TierCache } from '../cache/tier-cache.js';
 import { TierCacheConfigError } from '../errors.js';
 import { HttpCache } from './http-cache.js';
 import { expressRoutePattern } from '../observe/route-label.js';
-import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
+import { dispatchFor, serverHandler, type Dispatch, type NodeHandler } from './refresh.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 import { readyRequest, readyResponse } from './slot-ready.js';
 
@@ -30,13 +30,18 @@ export function assertCache(factory: string, cache: unknown): asserts cache is T
   }
 }
 
-/** Background refreshes re-enter the Express app the request came through. */
-function expressDispatch(app: unknown): Dispatch | undefined {
+/**
+ * Background refreshes re-enter the Express app the request came through, at
+ * the top: the full URL only routes from there. req.app is the sub-app a
+ * request is in, and app.use sets its `parent`; one mounted through a Router
+ * (router.use('/v1', sub)) has none, so the top is the server's own handler
+ * where it has one (it routed the request), else the last parent.
+ */
+function expressDispatch(app: unknown, req: IncomingMessage): Dispatch | undefined {
   if (typeof app !== 'function') return undefined;
-  // req.app is the sub-app a request is in; the full URL only routes from the top.
   let root = app as { parent?: unknown };
   while (typeof root.parent === 'function') root = root.parent as { parent?: unknown };
-  return dispatchFor(root, (a) => a as unknown as NodeHandler);
+  return dispatchFor(serverHandler(req) ?? root, (a) => a as unknown as NodeHandler);
 }
 
 /**

@@ -243,6 +243,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
     // Slower than its own life (table mode): it would land expired, and is not stored.
     if (reason === undefined && plan.origin === undefined && this.createdAt + ttl! + Math.max(plan.staleWhileRevalidate, plan.staleIfError) <= coarseNow()) reason = 'expired';
+    // Origin mode: stale on arrival (max-age=0, an Age past max-age, Expires in the past) with nothing to keep it for.
+    if (reason === undefined && this.life !== undefined && this.landsExpired(this.life, headers)) reason = 'expired';
     if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
     if (ttl === undefined) {
@@ -321,6 +323,19 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (typeof reason === 'string') this.drop(r, reason);
   }
 
+  /**
+   * Origin mode: whether the answer would be stored already past its stale
+   * window (no validator to revalidate it by, no stale window): the store
+   * drops such an entry (TieredStore.storeFill), so it must not say `stored`.
+   */
+  private landsExpired(life: OriginLife, headers: OutgoingHttpHeaders): boolean {
+    const now = coarseNow();
+    if (life.createdAt + life.lifetime > now) return false;
+    const kept = (name: 'etag' | 'last-modified') => headers[name] !== undefined && !life.withoutFields.includes(name);
+    const plan = this.plan;
+    return originLifetimes(life, kept('etag') || kept('last-modified'), plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError).staleUntil <= now;
+  }
+
   /** Origin mode: whether (and for how long) this answer may be stored, read from its own headers. */
   private originLifeOf(status: number, headers: OutgoingHttpHeaders): OriginLife | MissReason {
     if (headers.trailer !== undefined) return 'trailer';
@@ -354,7 +369,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const life = this.originLifeOf(before.status, headers.age === undefined && cookies === undefined ? merged : { ...merged, age: headers.age, 'set-cookie': cookies });
     const now = coarseNow();
     let createdAt = now;
-    if (typeof life === 'string') flight.settle(undefined);
+    // Invalidated while the handler ran, as headers() judges a 200: the store would refuse it, so it must not say stored.
+    const kept = typeof life !== 'string' && this.http.cache.store.versions.stillCurrent(this.stamp);
+    if (!kept) flight.settle(undefined);
     else {
       this.life = life;
       this.ttl = life.lifetime;
@@ -368,7 +385,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const sent = asSent(cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.headReason, before.utf8Head);
     const answer = new PreparedResponse(before.status, sent.headers, before.body, before.isPublic, undefined, false, sent.reason, before.route, sent.bytes);
     const age = ageOf(createdAt, now);
-    const cacheStatus = this.http.status(this.forwarded(304, typeof life !== 'string'));
+    const cacheStatus = this.http.status(this.forwarded(304, kept));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
@@ -388,7 +405,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private retry(): Handover {
     const { req, http, context, flight } = this;
     flight.retrying = true;
-    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app) : undefined;
+    const dispatch = req.method === 'GET' ? http.dispatchOf(context.app, req, this.plan.arg as never) : undefined;
     const request = refreshRequest(req, context.url);
     // The client's own conditionals go along: the retry's fill answers them as any fill does.
     const conditions = this.conditions;
@@ -862,7 +879,7 @@ export class HttpCache<R> {
     readonly cache: TierCache,
     readonly options: ResolvedMiddlewareOptions<R>,
     /** How to re-send a request into the app (stale-while-revalidate, a revalidation's retry); undefined when the adapter cannot. */
-    readonly dispatchOf: (app: unknown) => Dispatch | undefined = () => undefined,
+    readonly dispatchOf: (app: unknown, req: IncomingMessage, arg: R) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
   ) {
@@ -1179,7 +1196,7 @@ export class HttpCache<R> {
   /** stale-while-revalidate: within `window` past freshness, answers stale and refreshes in the background; false when it cannot. */
   private serveWhileRevalidating(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, window: number, begun: BegunFill | undefined): boolean {
     const entry = found.entry;
-    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app) : undefined;
+    const dispatch = now < entry.freshUntil + window ? this.dispatchOf(c.app, c.req, c.arg) : undefined;
     if (dispatch === undefined) return false;
     // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
     begun?.flight.settle(staleOutcome(found, entry.freshUntil + window, c.req));

@@ -9,7 +9,7 @@ import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
 import { HttpCache } from './http-cache.js';
 import { koaRoutePattern } from '../observe/route-label.js';
-import { dispatchFor, type Dispatch, type NodeHandler } from './refresh.js';
+import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
 import { DEFERRED_HIT, type DeferredHit } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 
@@ -43,10 +43,15 @@ export type KoaCacheOptions<Ctx = KoaContext> = MiddlewareOptions<Ctx>;
 /** What koaCache returns: a Koa middleware (typed on what it reads so Koa 2 and 3 both take it). */
 export type KoaCacheMiddleware = (ctx: KoaRuntimeContext, next: () => Promise<unknown>) => Promise<void>;
 
-/** Background refreshes re-enter the Koa app the request came through. */
-function koaDispatch(app: unknown): Dispatch | undefined {
+/**
+ * Background refreshes re-enter the Koa app the request came through. Mounted
+ * in Express, Koa was handed ctx.originalUrl, not the full target the cache
+ * keys: the refresh goes there (see remounted).
+ */
+function koaDispatch(app: unknown, req: IncomingMessage, ctx: unknown): Dispatch | undefined {
   if (typeof app !== 'object' || app === null || typeof (app as { callback?: unknown }).callback !== 'function') return undefined;
-  return dispatchFor(app as { callback(): NodeHandler }, (a) => a.callback());
+  const dispatch = dispatchFor(app as { callback(): NodeHandler }, (a) => a.callback());
+  return typeof (req as { originalUrl?: unknown }).originalUrl === 'string' ? remounted(dispatch, (ctx as KoaRuntimeContext).originalUrl) : dispatch;
 }
 
 /**

@@ -13,6 +13,7 @@
 // look-alike objects (light-my-request) break under Express, which swaps the
 // prototypes of req and res for its own.
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -41,7 +42,10 @@ export interface ConnectionFacts {
 
 /** A request to re-send into the app. */
 export interface RefreshRequest {
+  /** The target the app is handed. */
   readonly url: string;
+  /** The full target, where the app is handed a mount-relative one (see refreshRequest): set as `req.originalUrl`. */
+  readonly originalUrl?: string | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersion: string;
   readonly connection: ConnectionFacts;
@@ -111,17 +115,18 @@ export class DiscardingSocket extends Duplex {
   }
 }
 
-/** How long a background refresh may take before it is given up on (the app keeps running it). */
+/** How long a background refresh may take before it is given up on (the app keeps running it; its answer goes nowhere). */
 const REFRESH_TIMEOUT_MS = 60_000;
 
 /** A Dispatch into a node-style handler (an Express app, Koa's app.callback()); `timeoutMs` for tests. */
 export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_MS): Dispatch {
-  return ({ url, headers, httpVersion, connection }, answer) =>
+  return ({ url, originalUrl, headers, httpVersion, connection }, answer) =>
     new Promise<void>((resolve, reject) => {
       const socket = new DiscardingSocket(connection) as unknown as Socket;
       const req = new IncomingMessage(socket);
       req.method = 'GET';
       req.url = url;
+      if (originalUrl !== undefined) (req as IncomingMessage & { originalUrl?: string }).originalUrl = originalUrl;
       req.headers = headers;
       const [major, minor] = httpVersion === '1.0' ? [1, 0] : [1, 1];
       req.httpVersion = `${major}.${minor}`;
@@ -137,8 +142,15 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
       socket.on('drain', () => res.emit('drain'));
       if (answer !== undefined) relay(res, answer);
       // A relayed answer has its client waiting: no limit of ours (the server's own timeouts, or the
-      // client leaving, end it). A background refresh has nobody waiting, so it is given up on.
-      const timer = answer === undefined ? setTimeout(() => reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`)), timeoutMs) : undefined;
+      // client leaving, end it). A background refresh has nobody waiting, so it is given up on: its
+      // response is closed as a client that leaves closes it, which ends its fill (the key is free for
+      // the next refresh, its late answer stored nowhere). Left open, the fill stayed registered and no
+      // stale hit refreshed the key again for the rest of its stale window.
+      const giveUp = () => {
+        reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`));
+        res.destroy();
+      };
+      const timer = answer === undefined ? setTimeout(giveUp, timeoutMs) : undefined;
       timer?.unref();
       const done = () => {
         clearTimeout(timer);
@@ -211,6 +223,24 @@ function relay(res: ServerResponse, out: AnswerWriter): void {
   // its 'close' is past, and the app's answer would have nowhere to go, ever.
   if (out.res.destroyed) queueMicrotask(gone);
   else out.res.once('close', gone);
+}
+
+/**
+ * `dispatch` for an app that was handed `appUrl` where the cache keys the full
+ * target (a Koa app mounted in Express gets the mount-relative one): the refresh
+ * goes to `appUrl`, with the full target as `req.originalUrl`, which keys it as
+ * the request was keyed. The full target would reach the app as a path of its own.
+ */
+export function remounted(dispatch: Dispatch, appUrl: string): Dispatch {
+  return (request, answer) => dispatch({ ...request, url: appUrl, originalUrl: request.url }, answer);
+}
+
+/** The one 'request' handler of the server `req` came in through, or undefined (none known, or several). */
+export function serverHandler(req: IncomingMessage): NodeHandler | undefined {
+  const server = (req.socket as (Socket & { server?: unknown }) | null)?.server;
+  if (!(server instanceof EventEmitter)) return undefined;
+  const handlers = server.listeners('request');
+  return handlers.length === 1 ? (handlers[0] as NodeHandler) : undefined;
 }
 
 const dispatchers = new WeakMap<object, Dispatch>();

@@ -4,16 +4,23 @@
 // key /items, a `false` rule for /v2/admin was never matched, and the front
 // door served /v1's entry for /items, which Express alone answers with 404.
 // Keys and the route table take the full target, as under Express itself.
+// A request the cache re-sends into the Koa app (a background refresh, the
+// unconditional retry of a revalidation) goes with the target Koa was handed,
+// and with the full one as req.originalUrl, so it keys as the request did
+// (found by helper-88: the full /v1/items was re-sent, which the app answers
+// as a path of its own, or with 404).
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
 import request from 'supertest';
-import { createCache } from '../../../src/index.js';
+import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { useCleanup } from '../../support/cache-context.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('middleware: Koa apps mounted in Express', () => {
   const cleanup = useCleanup();
@@ -66,5 +73,62 @@ describe('middleware: Koa apps mounted in Express', () => {
     assert.equal((await request(base).get('/v1/items')).headers['cache-status'], 'tiercache; hit; detail=L1');
     const bare = await request(base).get('/items');
     assert.equal(bare.status, 404, `the front door answered /items with ${bare.status} ${bare.text}`);
+  });
+
+  /** An Express app with, under /v1, a Koa app of the cache and `handler`. */
+  function mountedAtV1(cache: TierCache, handler: Koa.Middleware) {
+    const koa = new Koa();
+    koa.use(koaCache(cache));
+    koa.use(handler);
+    const app = express();
+    app.use('/v1', koa.callback());
+    return app;
+  }
+
+  it('a background refresh re-sends the target the Koa app was handed: the entry of /v1/items gets its answer for /items', async () => {
+    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr${process.pid}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+    const runs: string[] = [];
+    const app = mountedAtV1(cache, (ctx) => {
+      runs.push(ctx.path);
+      ctx.body = `run ${runs.length} for ${ctx.path}`;
+    });
+    assert.equal((await request(app).get('/v1/items')).text, 'run 1 for /items');
+    await sleep(150);
+    const stale = await request(app).get('/v1/items');
+    assert.match(String(stale.headers['cache-status']), /^tiercache; hit; ttl=-\d+; detail=L1$/);
+    // The refresh lands a moment after the stale answer: poll until the entry is fresh again.
+    const deadline = Date.now() + 3000;
+    let fresh = stale;
+    while (fresh.headers['cache-status'] !== 'tiercache; hit; detail=L1' && Date.now() < deadline) {
+      await sleep(5);
+      fresh = await request(app).get('/v1/items');
+    }
+    assert.equal(fresh.headers['cache-status'], 'tiercache; hit; detail=L1', 'no refreshed entry');
+    assert.equal(fresh.text, 'run 2 for /items');
+    assert.deepEqual(runs, ['/items', '/items']);
+  });
+
+  it('origin mode: the retry of a 304 that validated another representation answers the client with the mounted app’s answer for its path', async () => {
+    const cache = cleanup.track(createCache({ namespace: `koa-in-express-retry${process.pid}`, redis: false, freshness: 'origin', ttl: '1h' }));
+    const runs: string[] = [];
+    const app = mountedAtV1(cache, (ctx) => {
+      if (ctx.path !== '/items') return; // Koa's 404
+      runs.push(ctx.get('if-none-match'));
+      ctx.set('cache-control', 'max-age=1');
+      // The revalidation of "a" is answered with a 304 for "b": it refreshes nothing stored, and the request is re-sent.
+      if (ctx.get('if-none-match') === '"a"') {
+        ctx.status = 304;
+        ctx.set('etag', '"b"');
+        return;
+      }
+      ctx.set('etag', runs.length === 1 ? '"a"' : '"b"');
+      ctx.body = `run ${runs.length} for ${ctx.path}`;
+    });
+    assert.equal((await request(app).get('/v1/items')).text, 'run 1 for /items');
+    await sleep(1100);
+    const retried = await request(app).get('/v1/items');
+    assert.equal(retried.status, 200);
+    assert.equal(retried.text, 'run 3 for /items');
+    assert.deepEqual(runs, ['', '"a"', '']);
   });
 });

@@ -2,7 +2,9 @@
 // refresh of a key is under way (even before it reaches the cache middleware)
 // a stale answer starts no second one; once it ended, the next time the entry
 // goes stale it is refreshed again; a refresh that never ends is reported as
-// an 'error' event (where: 'refresh') once its time is up. Express 5, L1 only.
+// an 'error' event (where: 'refresh') once its time is up, and frees its key
+// then (found by helper-88: its fill stayed registered, and every stale hit
+// for the rest of the stale window started no refresh). Express 5, L1 only.
 import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
@@ -16,6 +18,21 @@ const STALE = /^tiercache; hit; ttl=-\d+; detail=L1$/;
 const FRESH = 'tiercache; hit; detail=L1';
 /** The refresh time limit of src/middleware/refresh.ts (REFRESH_TIMEOUT_MS). */
 const REFRESH_TIMEOUT_MS = 60_000;
+
+/**
+ * GET /s with the refresh's time limit cut short: timers of exactly that
+ * length fire after 100 ms while the (stale) request runs.
+ */
+async function getWithRefreshLimitCut(a: express.Express): Promise<request.Response> {
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+    realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
+  try {
+    return await request(a).get('/s');
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
+}
 
 describe('middleware: background refresh bookkeeping', function () {
   const { track } = useCleanup();
@@ -86,16 +103,7 @@ describe('middleware: background refresh bookkeeping', function () {
     cache.on('error', (e) => errors.push(e));
     assert.equal((await request(a).get('/s')).text, 'run 1');
     await sleep(150);
-    // The refresh's time limit, cut short: timers of exactly that length fire after 100 ms while the stale request runs.
-    const realSetTimeout = globalThis.setTimeout;
-    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
-      realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
-    let stale;
-    try {
-      stale = await request(a).get('/s');
-    } finally {
-      globalThis.setTimeout = realSetTimeout;
-    }
+    const stale = await getWithRefreshLimitCut(a);
     assert.match(String(stale.headers['cache-status']), STALE);
     try {
       await eventually(() => errors.length > 0, 'an error event for the refresh that never ended');
@@ -104,5 +112,29 @@ describe('middleware: background refresh bookkeeping', function () {
     } finally {
       answer?.();
     }
+  });
+
+  it('a refresh given up on frees its key: the next stale hit refreshes again, and the late answer is not stored', async () => {
+    let late: (() => void) | undefined;
+    const { cache, app: a, state } = app(undefined, (n, res) => {
+      if (n === 2) late = () => res.send('run 2, too late'); // the refresh that never answers in time
+      else res.send(`run ${n}`);
+    });
+    const errors: ErrorEvent[] = [];
+    cache.on('error', (e) => errors.push(e));
+    assert.equal((await request(a).get('/s')).text, 'run 1');
+    await sleep(150);
+    assert.match(String((await getWithRefreshLimitCut(a)).headers['cache-status']), STALE);
+    await eventually(() => errors.length > 0, 'the refresh was given up on');
+    // The stale window is 10 s: without a new refresh the entry would be served stale for all of it.
+    await eventually(async () => {
+      const r = await request(a).get('/s');
+      return r.headers['cache-status'] === FRESH && r.text === 'run 3';
+    }, 'a stale hit after the refresh was given up on refreshed the entry');
+    late?.();
+    await sleep(20);
+    const after = await request(a).get('/s');
+    assert.equal(after.text, 'run 3', 'the answer of the refresh given up on replaced the entry');
+    assert.equal(state.runs, 3);
   });
 });

@@ -13,6 +13,7 @@ import {
   REFRESH_HEADER,
   REFRESH_TOKEN,
   refreshRequest,
+  remounted,
   type ConnectionFacts,
   type NodeHandler,
   type RefreshRequest,
@@ -76,6 +77,16 @@ describe('middleware: background refresh parts', () => {
       const refresh = refreshRequest(incoming({ accept: 'text/html' }, '1.0'), '/r');
       assert.deepEqual(refresh.headers, { accept: 'text/html', [REFRESH_HEADER]: REFRESH_TOKEN });
       assert.equal(Object.hasOwn(refresh.headers, 'host'), false);
+    });
+
+    it('remounted: goes to the target the app was handed when it is not the full one (a Koa app mounted in Express), with the full one as originalUrl', async () => {
+      let seen: unknown;
+      const dispatch = dispatchInto((req, res) => {
+        seen = [req.url, (req as IncomingMessage & { originalUrl?: string }).originalUrl];
+        res.end();
+      });
+      await remounted(dispatch, '/items?a=1')(refreshRequest(incoming({ host: 'shop.example' }), '/v1/items?a=1'));
+      assert.deepEqual(seen, ['/items?a=1', '/v1/items?a=1']);
     });
   });
 
@@ -156,6 +167,22 @@ describe('middleware: background refresh parts', () => {
         message: 'background refresh of /r?a=1 took over 50 ms',
       });
       assert.ok(Date.now() - started < 1_000);
+    });
+
+    it('closes the response of a handler it gave up on, as a client that leaves does (its fill ends; a late answer goes nowhere)', async () => {
+      let response: ServerResponse | undefined;
+      let closed = false;
+      await assert.rejects(
+        dispatchOnce((_req, res) => {
+          response = res;
+          res.once('close', () => (closed = true));
+        }, refreshOf(), 50),
+        /took over 50 ms/,
+      );
+      assert.equal(response!.destroyed, true);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(closed, true);
+      response!.end('too late'); // the app's answer, after all: dropped, no throw
     });
   });
 
