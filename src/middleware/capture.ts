@@ -538,8 +538,12 @@ class Capture {
     if (!destroy) return;
     // A store now under way holds it on (see finishEnd); else destroyed as asked, once an ended answer is out.
     if (this.pending) this.heldDestroy = true;
-    else if (res.writableEnded && !res.writableFinished && !res.destroyed) res.once('finish', () => res.socket?.destroy());
-    else res.socket?.destroy();
+    else {
+      // Read now: on 'finish' node has detached the socket from the response (res.socket is null) before this listener runs.
+      const socket = res.socket;
+      if (res.writableEnded && !res.writableFinished && !res.destroyed) res.once('finish', () => socket?.destroy());
+      else socket?.destroy();
+    }
   }
 
   /**
