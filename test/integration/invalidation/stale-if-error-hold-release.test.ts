@@ -9,6 +9,7 @@
 // leaves the connection open; one that is not waited for cuts the answer).
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
@@ -123,6 +124,16 @@ describe('stale-if-error hold: what the hold took over is given back when it set
     // Without the cache the client gets little more: the destroy comes in the tick of the write, which node
     // has corked; what matters is that the connection closes (the answer will never end).
     assert.ok(await within(get(port, '/item/1', agent).then((a) => a.closed), 5_000), 'the socket destroy() held during the hold is done at once');
+  });
+
+  it('a 5xx piped from a stream, the entry invalidated meanwhile: the held writes ask for no drain, and the whole 5xx goes out', async () => {
+    const { port, agent } = await holdScene(async (_req, res, _next, a) => {
+      assert.equal((await a.invalidateTags(['item:1'])).delivered, true);
+      res.status(500);
+      Readable.from(['one ', 'two ', 'three'], { objectMode: false }).pipe(res);
+    }, 'OLD');
+    const answer = await within(get(port, '/item/1', agent).then((a) => assert.deepEqual([a.status, a.body, a.error], [500, 'one two three', undefined])), 5_000);
+    assert.ok(answer, 'the answer ends');
   });
 
   it('a 5xx, the entry invalidated meanwhile, nothing destroyed: the connection stays open for the next request', async () => {
