@@ -119,6 +119,14 @@ describe('a request made before the first Redis connection is up waits one comma
     return cache;
   }
 
+  it("get(): a first connection that comes up late, then a command Redis answers: no error counted, not even once the caller's wait would have ended", async () => {
+    const cache = await onLateThenFrozenRedis();
+    assert.equal(await cache.get('answered-key'), undefined);
+    // The caller's wait (one command timeout from the call) is over by now: a timer of it left running counts an error.
+    await new Promise((resolve) => setTimeout(resolve, LATE_TIMEOUT_MS + 200));
+    assert.equal(cache.stats().l2.errors, 0);
+  });
+
   it('get(): a first connection that comes up late, then a command that hangs, costs one command timeout, not the wait and then its own', async () => {
     const cache = await onLateThenFrozenRedis();
     let value: unknown = 'not answered';
