@@ -119,6 +119,48 @@ describe('a request made before the first Redis connection is up waits one comma
     return cache;
   }
 
+  /**
+   * As onLateThenFrozenRedis, but a command that names `failing` is not passed on: an error reply
+   * comes back `after` ms after it reaches here (it is sent once the first connection is up).
+   */
+  async function onLateRedisFailing(failing: string, after: number): Promise<TierCache> {
+    held = createServer((downstream) => {
+      const upstream = connect(ctx.redis.port, '127.0.0.1');
+      for (const s of [downstream, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      }
+      const openUntil = Date.now() + LATE_MS;
+      downstream.on('data', (d: Buffer) => {
+        if (d.includes(failing)) return void setTimeout(() => downstream.write('-ERR injected\r\n'), after);
+        const wait = openUntil - Date.now();
+        if (wait > 0) setTimeout(() => upstream.write(d), wait);
+        else upstream.write(d);
+      });
+      upstream.on('data', (d) => downstream.write(d));
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: LATE_TIMEOUT_MS } }));
+    cache.on('error', () => undefined);
+    return cache;
+  }
+
+  it('get(): a first connection that comes up late, then a command Redis fails at once: one error counted', async () => {
+    const cache = await onLateRedisFailing('failing-key', 0);
+    assert.equal(await cache.get('failing-key'), undefined);
+    assert.equal(cache.stats().l2.errors, 1);
+  });
+
+  it("get(): a first connection that comes up late, then a command Redis fails after its caller gave up: one error counted (the caller's wait), not two", async () => {
+    const cache = await onLateRedisFailing('failing-key', 400);
+    assert.equal(await cache.get('failing-key'), undefined);
+    // The error reply comes about LATE_MS + 400 ms after the call, past the caller's wait (LATE_TIMEOUT_MS), before the command's own timeout.
+    await new Promise((resolve) => setTimeout(resolve, LATE_TIMEOUT_MS));
+    assert.equal(cache.stats().l2.errors, 1);
+  });
+
   it("get(): a first connection that comes up late, then a command Redis answers: no error counted, not even once the caller's wait would have ended", async () => {
     const cache = await onLateThenFrozenRedis();
     assert.equal(await cache.get('answered-key'), undefined);
