@@ -20,6 +20,7 @@ import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { eventually } from '../support/eventually.js';
 
 const TIMEOUT_MS = 400;
 /** Above one command timeout, well below two. */
@@ -159,6 +160,34 @@ describe('a request made before the first Redis connection is up waits one comma
     // The error reply comes about LATE_MS + 400 ms after the call, past the caller's wait (LATE_TIMEOUT_MS), before the command's own timeout.
     await new Promise((resolve) => setTimeout(resolve, LATE_TIMEOUT_MS));
     assert.equal(cache.stats().l2.errors, 1);
+  });
+
+  it("getOrSet() while the breaker is open after a command timed out: the fill's lookup is not sent (it is no urgent command), the loader answers", async () => {
+    let sent = false;
+    held = createServer((downstream) => {
+      const upstream = connect(ctx.redis.port, '127.0.0.1');
+      for (const s of [downstream, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      }
+      let hung = false;
+      downstream.on('data', (d: Buffer) => {
+        sent ||= d.includes('after-key');
+        hung ||= d.includes('hung-key');
+        if (!hung) upstream.write(d);
+      });
+      upstream.on('data', (d) => downstream.write(d));
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: TIMEOUT_MS } }));
+    cache.on('error', () => undefined);
+    await eventually(() => cache.health().l2 === 'ok', 'L2 up', 5_000);
+    assert.equal(await cache.get('hung-key'), undefined);
+    assert.equal(cache.stats().l2.breaker, 'open', 'the premise: the timeout opened the breaker');
+    assert.equal(await cache.getOrSet('after-key', async () => 'loaded'), 'loaded');
+    assert.equal(sent, false);
   });
 
   it("get(): a first connection that comes up late, then a command Redis answers: no error counted, not even once the caller's wait would have ended", async () => {
