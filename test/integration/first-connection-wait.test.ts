@@ -55,6 +55,37 @@ describe('a request made before the first Redis connection is up waits one comma
     held = undefined;
   });
 
+  interface Relay {
+    /** What a client sends: `pass` hands it on to Redis (held until the connection is `late` ms old). */
+    sent(d: Buffer, pass: () => void, client: Socket): void;
+    /** What Redis answers: passed on at once unless this says otherwise. */
+    answered?(d: Buffer, client: Socket): void;
+  }
+
+  /** A server between the caches and Redis, with a `relay` made for each connection; its redis:// URL. */
+  async function between(relay: () => Relay, late = 0): Promise<string> {
+    held = createServer((downstream) => {
+      const upstream = connect(ctx.redis.port, '127.0.0.1');
+      for (const s of [downstream, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      }
+      const openUntil = Date.now() + late;
+      const r = relay();
+      const pass = (d: Buffer) => () => {
+        const wait = openUntil - Date.now();
+        if (wait > 0) setTimeout(() => upstream.write(d), wait);
+        else upstream.write(d);
+      };
+      downstream.on('data', (d: Buffer) => r.sent(d, pass(d), downstream));
+      upstream.on('data', (d: Buffer) => (r.answered === undefined ? downstream.write(d) : r.answered(d, downstream)));
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
+    return `redis://127.0.0.1:${(held.address() as AddressInfo).port}`;
+  }
+
   /** A cache on a caller's ioredis client without a commandTimeout, through a proxy that accepts connections and answers nothing. */
   async function onSilentRedis(): Promise<TierCache> {
     proxy = await startTcpProxy(ctx.redis.port);
@@ -95,27 +126,16 @@ describe('a request made before the first Redis connection is up waits one comma
    * 'hung-key', nothing more on that connection is passed on.
    */
   async function onLateThenFrozenRedis(): Promise<TierCache> {
-    held = createServer((downstream) => {
-      const upstream = connect(ctx.redis.port, '127.0.0.1');
-      for (const s of [downstream, upstream]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-      }
-      const openUntil = Date.now() + LATE_MS;
+    const url = await between(() => {
       let hung = false;
-      downstream.on('data', (d: Buffer) => {
-        hung ||= d.includes('hung-key');
-        if (hung) return;
-        const wait = openUntil - Date.now();
-        if (wait > 0) setTimeout(() => upstream.write(d), wait);
-        else upstream.write(d);
-      });
-      upstream.on('data', (d) => downstream.write(d));
-      downstream.on('close', () => upstream.destroy());
-      upstream.on('close', () => downstream.destroy());
-    });
-    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
-    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: LATE_TIMEOUT_MS } }));
+      return {
+        sent: (d, pass) => {
+          hung ||= d.includes('hung-key');
+          if (!hung) pass();
+        },
+      };
+    }, LATE_MS);
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: url, l2: { commandTimeout: LATE_TIMEOUT_MS } }));
     cache.on('error', () => undefined);
     return cache;
   }
@@ -125,25 +145,10 @@ describe('a request made before the first Redis connection is up waits one comma
    * comes back `after` ms after it reaches here (it is sent once the first connection is up).
    */
   async function onLateRedisFailing(failing: string, after: number): Promise<TierCache> {
-    held = createServer((downstream) => {
-      const upstream = connect(ctx.redis.port, '127.0.0.1');
-      for (const s of [downstream, upstream]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-      }
-      const openUntil = Date.now() + LATE_MS;
-      downstream.on('data', (d: Buffer) => {
-        if (d.includes(failing)) return void setTimeout(() => downstream.write('-ERR injected\r\n'), after);
-        const wait = openUntil - Date.now();
-        if (wait > 0) setTimeout(() => upstream.write(d), wait);
-        else upstream.write(d);
-      });
-      upstream.on('data', (d) => downstream.write(d));
-      downstream.on('close', () => upstream.destroy());
-      upstream.on('close', () => downstream.destroy());
-    });
-    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
-    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: LATE_TIMEOUT_MS } }));
+    const url = await between(() => ({
+      sent: (d, pass, client) => (d.includes(failing) ? void setTimeout(() => client.write('-ERR injected\r\n'), after) : pass()),
+    }), LATE_MS);
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: url, l2: { commandTimeout: LATE_TIMEOUT_MS } }));
     cache.on('error', () => undefined);
     return cache;
   }
@@ -164,24 +169,17 @@ describe('a request made before the first Redis connection is up waits one comma
 
   it("getOrSet() while the breaker is open after a command timed out: the fill's lookup is not sent (it is no urgent command), the loader answers", async () => {
     let sent = false;
-    held = createServer((downstream) => {
-      const upstream = connect(ctx.redis.port, '127.0.0.1');
-      for (const s of [downstream, upstream]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-      }
+    const url = await between(() => {
       let hung = false;
-      downstream.on('data', (d: Buffer) => {
-        sent ||= d.includes('after-key');
-        hung ||= d.includes('hung-key');
-        if (!hung) upstream.write(d);
-      });
-      upstream.on('data', (d) => downstream.write(d));
-      downstream.on('close', () => upstream.destroy());
-      upstream.on('close', () => downstream.destroy());
+      return {
+        sent: (d, pass) => {
+          sent ||= d.includes('after-key');
+          hung ||= d.includes('hung-key');
+          if (!hung) pass();
+        },
+      };
     });
-    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
-    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: TIMEOUT_MS } }));
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: url, l2: { commandTimeout: TIMEOUT_MS } }));
     cache.on('error', () => undefined);
     await eventually(() => cache.health().l2 === 'ok', 'L2 up', 5_000);
     assert.equal(await cache.get('hung-key'), undefined);
@@ -217,26 +215,17 @@ describe('a request made before the first Redis connection is up waits one comma
     // Bytes a client sends in its connection's first LATE_MS arrive then; once a command names
     // 'slow-key' (the lookup, which takes the fill lock), Redis's replies on that connection come
     // 400 ms late: the lookup runs, its caller (one command timeout in all) has given up.
-    held = createServer((downstream) => {
-      const upstream = connect(ctx.redis.port, '127.0.0.1');
-      for (const s of [downstream, upstream]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-      }
-      const openUntil = Date.now() + LATE_MS;
+    const url = await between(() => {
       let slow = false;
-      downstream.on('data', (d: Buffer) => {
-        slow ||= d.includes('slow-key');
-        const wait = openUntil - Date.now();
-        if (wait > 0) setTimeout(() => upstream.write(d), wait);
-        else upstream.write(d);
-      });
-      upstream.on('data', (d) => (slow ? setTimeout(() => downstream.write(d), 400) : downstream.write(d)));
-      downstream.on('close', () => upstream.destroy());
-      upstream.on('close', () => downstream.destroy());
-    });
-    await new Promise<void>((resolve) => held!.listen(0, '127.0.0.1', resolve));
-    const late = ctx.track(createCache({ namespace: ctx.ns, redis: `redis://127.0.0.1:${(held.address() as AddressInfo).port}`, l2: { commandTimeout: LATE_TIMEOUT_MS, lockTimeout: 3000 } }));
+      return {
+        sent: (d, pass) => {
+          slow ||= d.includes('slow-key');
+          pass();
+        },
+        answered: (d, client) => void (slow ? setTimeout(() => client.write(d), 400) : client.write(d)),
+      };
+    }, LATE_MS);
+    const late = ctx.track(createCache({ namespace: ctx.ns, redis: url, l2: { commandTimeout: LATE_TIMEOUT_MS, lockTimeout: 3000 } }));
     late.on('error', () => undefined);
     assert.equal(await late.getOrSet('slow-key', async () => 'late'), 'late');
     // The release, if any, is sent at once; its reply may come late.
