@@ -14,6 +14,7 @@ import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
 import { writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
+import { assigned, shadowOwn } from './own-property.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
 export interface Replacement {
@@ -496,23 +497,23 @@ class Capture {
     // An error handler that runs meanwhile must leave this answer alone, as while a store is under
     // way: it sees the head as sent (Express's final handler would write a second answer into the
     // held one), and a destroy() of the socket waits until the answer has gone out.
-    const own = Object.getOwnPropertyDescriptor(res, 'headersSent');
-    Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true });
+    const restoreHeadersSent = shadowOwn(res, 'headersSent', { configurable: true, get: () => true });
     this.holdSocket();
     // A destroy() of the response itself (the handler giving up after a partial 5xx, Koa's onerror for a
     // streamed body that failed) runs after the held calls, as it would have after them without the hold:
     // the stale entry that stands in goes out whole first, as it does when nothing is asked.
-    const ownDestroy = Object.getOwnPropertyDescriptor(res, 'destroy');
     let destroyed: [Error | undefined] | undefined;
-    res.destroy = function heldDestroy(this: ServerResponse, err?: Error) {
-      destroyed ??= [err];
-      return this;
-    };
+    const restoreDestroy = shadowOwn(
+      res,
+      'destroy',
+      assigned(function heldDestroy(this: ServerResponse, err?: Error) {
+        destroyed ??= [err];
+        return this;
+      }),
+    );
     const release = () => {
-      if (own === undefined) delete (res as { headersSent?: boolean }).headersSent;
-      else Object.defineProperty(res, 'headersSent', own);
-      if (ownDestroy === undefined) delete (res as { destroy?: unknown }).destroy;
-      else Object.defineProperty(res, 'destroy', ownDestroy);
+      restoreHeadersSent();
+      restoreDestroy();
       this.releaseHeld();
       if (destroyed !== undefined) res.destroy(destroyed[0]);
     };
@@ -555,17 +556,16 @@ class Capture {
   holdSocket(): void {
     const socket = this.res.socket;
     if (socket === null || socket === undefined) return;
-    const own = Object.getOwnPropertyDescriptor(socket, 'destroy');
     const original = socket.destroy;
-    socket.destroy = (err?: Error) => {
-      if (err !== undefined || !(this.pending || this.held !== undefined)) return original.call(socket, err);
-      this.heldDestroy = true;
-      return socket;
-    };
-    this.releaseSocket = () => {
-      if (own === undefined) delete (socket as { destroy?: unknown }).destroy;
-      else Object.defineProperty(socket, 'destroy', own);
-    };
+    this.releaseSocket = shadowOwn(
+      socket,
+      'destroy',
+      assigned((err?: Error) => {
+        if (err !== undefined || !(this.pending || this.held !== undefined)) return original.call(socket, err);
+        this.heldDestroy = true;
+        return socket;
+      }),
+    );
   }
 
   /** The real end, once the store is done (or at once). */

@@ -332,8 +332,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const now = coarseNow();
     if (life.createdAt + life.lifetime > now) return false;
     const kept = (name: 'etag' | 'last-modified') => headers[name] !== undefined && !life.withoutFields.includes(name);
-    const plan = this.plan;
-    return originLifetimes(life, kept('etag') || kept('last-modified'), plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError).staleUntil <= now;
+    return originEntryLifetimes(this.plan, life, kept('etag') || kept('last-modified')).staleUntil <= now;
   }
 
   /** Origin mode: whether (and for how long) this answer may be stored, read from its own headers. */
@@ -560,6 +559,11 @@ function takeRefill(req: IncomingMessage): boolean {
   if (taken >= 2) return false;
   holder[REFILLS] = taken + 1;
   return true;
+}
+
+/** An origin-mode entry's times: what storeStamped stores, and what FillCapture.landsExpired judges by. */
+function originEntryLifetimes(plan: Plan, life: OriginLife, validator: boolean): { createdAt: number; freshUntil: number; staleUntil: number } {
+  return originLifetimes(life, validator, plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError);
 }
 
 /** Whether Vary `after` names Accept-Encoding where `before` did not (an encoder's hook added it). */
@@ -821,7 +825,7 @@ function notOurs(plan: Plan, found: Found): boolean {
 
 /** A hit found by HttpCache.find; `unverified` by get() (its manifest's, for a variant): an unchecked one. */
 function foundOf(hit: TieredHit, response: PreparedResponse, manifestUnverified?: true): Found {
-  return hit.unverified ?? manifestUnverified ? { entry: hit.entry, response, tier: hit.tier, unchecked: true } : { entry: hit.entry, response, tier: hit.tier };
+  return (hit.unverified ?? manifestUnverified) === true ? { entry: hit.entry, response, tier: hit.tier, unchecked: true } : { entry: hit.entry, response, tier: hit.tier };
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -1934,7 +1938,7 @@ export class HttpCache<R> {
       // no-cache="f" / private="f": stored without those fields (RFC 9111 §5.2.2.4, §5.2.2.7).
       if (origin.withoutFields.length > 0) headers = headers.filter(([n]) => !origin.withoutFields.includes(n));
       const validator = headers.some(([n]) => n === 'etag' || n === 'last-modified');
-      life = originLifetimes(origin, validator, plan.origin!.keep, plan.staleWhileRevalidate, plan.staleIfError);
+      life = originEntryLifetimes(plan, origin, validator);
     }
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.

@@ -7,6 +7,7 @@
 // never by reading it, so the handler reads the body as if the cache were
 // not there.
 import type { IncomingMessage } from 'node:http';
+import { assigned, shadowOwn } from './own-property.js';
 
 /** The parts of node's Http2Stream (and its readable state) read here. */
 interface RequestStream {
@@ -70,23 +71,25 @@ export function http2BodyUnknown(req: IncomingMessage): boolean {
  */
 export function http2BodyKnown(req: IncomingMessage): Promise<void> {
   const stream = streamOf(req)!;
-  const own = Object.getOwnPropertyDescriptor(stream, 'push');
   const push = stream.push;
   return new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);
       stream.off('close', done);
-      if (own === undefined) delete (stream as { push?: unknown }).push;
-      else Object.defineProperty(stream, 'push', own);
+      restorePush();
       resolve();
     };
     const timer = setTimeout(done, HTTP2_BODY_WAIT_MS);
     stream.once('close', done);
-    stream.push = function watchedPush(this: RequestStream, chunk: unknown, encoding?: BufferEncoding): boolean {
-      const result = push.call(this, chunk, encoding);
-      // An empty DATA frame that does not end the stream tells nothing yet.
-      if (bodyOf(stream) !== undefined) done();
-      return result;
-    };
+    const restorePush = shadowOwn(
+      stream,
+      'push',
+      assigned(function watchedPush(this: RequestStream, chunk: unknown, encoding?: BufferEncoding): boolean {
+        const result = push.call(this, chunk, encoding);
+        // An empty DATA frame that does not end the stream tells nothing yet.
+        if (bodyOf(stream) !== undefined) done();
+        return result;
+      }),
+    );
   });
 }

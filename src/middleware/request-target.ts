@@ -24,18 +24,18 @@ function sameAuthority(scheme: string, authority: string, host: string): boolean
 }
 
 /** What url.parse percent-encodes, of the characters node's parser lets into a target (node's lib/url.js autoEscapeChars). */
-const PARSER_ESCAPED = /["'<>\\^`{|}]/;
-const PARSER_ESCAPED_ALL = /["'<>\\^`{|}]/g;
+const PARSER_ESCAPED = /["'<>\\^`{|}]/g;
 const PARSER_ESCAPES: Readonly<Record<string, string>> = { '"': '%22', "'": '%27', '<': '%3C', '>': '%3E', '\\': '%5C', '^': '%5E', '`': '%60', '{': '%7B', '|': '%7C', '}': '%7D' };
 
 /** The path and query url.parse gives the apps for what follows the authority of an absolute-form target. */
 function asAppsReadIt(rest: string): string {
-  if (!PARSER_ESCAPED.test(rest)) return rest;
+  // search() ignores the g flag's lastIndex, which test() would carry from one call to the next.
+  if (rest.search(PARSER_ESCAPED) === -1) return rest;
   // A '\' before the query (or fragment) separates segments, as in browsers; one after it is escaped.
   let end = rest.search(/[?#]/);
   if (end === -1) end = rest.length;
   const slashed = rest.slice(0, end).replace(/\\/g, '/') + rest.slice(end);
-  return slashed.replace(PARSER_ESCAPED_ALL, (ch) => PARSER_ESCAPES[ch]!);
+  return slashed.replace(PARSER_ESCAPED, (ch) => PARSER_ESCAPES[ch]!);
 }
 
 /**
