@@ -3,6 +3,7 @@
 // Clients we open fail fast instead of queueing: no offline queue, a short
 // commandTimeout, one retry per command, quick reconnects.
 import { Redis, type Cluster } from 'ioredis';
+import { batchWrites } from './write-batching.js';
 
 /** What the `redis` option accepts besides a URL: an ioredis Redis or Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -50,11 +51,9 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     // loses fewer invalidation messages (REDIS-NOTES: window b).
     retryStrategy: (times) => Math.min(times * 50, 1000),
     lazyConnect: false,
-    // Commands that concurrent requests send in the same tick share one write (one syscall):
-    // on a busy instance a round trip is then shared by many requests.
-    enableAutoPipelining: true,
   });
-  // Auto-pipelined: tiercache bounds the wait itself (one timer for all commands). The client's commandTimeout
-  // still ends what it sent and its own commands (the ready check), so its later batches get written.
-  return { client, owned: true, boundsCommands: false };
+  // Commands that concurrent requests send in one turn share one write (one syscall): on a busy
+  // instance a round trip is then shared by many requests (write-batching.ts says why not auto-pipelining).
+  batchWrites(client);
+  return { client, owned: true, boundsCommands: true };
 }

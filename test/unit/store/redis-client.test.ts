@@ -60,13 +60,13 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
   });
 
   describe('openRedis() with a URL', () => {
-    it("opens a client it owns, with a commandTimeout of its own, auto-pipelined (so not trusted to bound a caller's wait), and starts connecting at once", async () => {
+    it("opens a client it owns, with a commandTimeout of its own that bounds a caller's wait (no auto-pipelining), and starts connecting at once", async () => {
       const port = await freePort();
       const opened = openRedis(`redis://127.0.0.1:${port}`, 100);
       keep(opened.client);
       assert.equal(opened.owned, true);
-      assert.equal((opened.client as Redis).options.enableAutoPipelining, true);
-      assert.equal(opened.boundsCommands, false);
+      assert.equal((opened.client as Redis).options.enableAutoPipelining, false);
+      assert.equal(opened.boundsCommands, true);
       assert.notEqual(opened.client.status, 'wait', 'the client waits for a first command to connect');
       assert.equal((opened.client as Redis).options.commandTimeout, 100);
     });
@@ -95,10 +95,9 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
       assert.deepEqual([1, 2, 3, 19, 20, 21, 1_000].map((times) => delay(times)), [50, 100, 150, 950, 1_000, 1_000, 1_000]);
     });
 
-    it('is set to send the commands of one tick in one write (auto-pipelining) and to retry a command once', async () => {
+    it('is set to retry a command once (one write per turn: write-batching.test.ts)', async () => {
       const port = await freePort();
       const client = keep(openRedis(`redis://127.0.0.1:${port}`, 100).client) as Redis;
-      assert.equal(client.options.enableAutoPipelining, true);
       assert.equal(client.options.maxRetriesPerRequest, 1);
     });
   });
