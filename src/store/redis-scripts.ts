@@ -11,7 +11,9 @@
 // namespace epoch, which never expires.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
+import { withTimeout } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import type { ServerEpoch } from './tag-versions.js';
 
@@ -394,11 +396,16 @@ export class LuaScript {
     // The Buffer-replying variants exist at run time but are missing from ioredis's typings;
     // call('EVALSHA', ...) would do, but is mangled by ioredis's auto-pipelining.
     const c = client as unknown as BufferEval;
+    const sent = performance.now();
     try {
       return await c.evalshaBuffer(this.sha, keys.length, keysAndArgs);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      return c.evalBuffer(this.source, keys.length, keysAndArgs);
+      const fallback = c.evalBuffer(this.source, keys.length, keysAndArgs);
+      // A client that bounds each command from its own send would give the EVAL a whole timeout more:
+      // it gets what the EVALSHA left, so its caller waits one timeout in all (L2Store.run).
+      const timeout = isCluster(client) ? undefined : (client as Redis).options?.commandTimeout;
+      return timeout === undefined ? fallback : withTimeout(fallback, Math.max(1, Math.ceil(sent + timeout - performance.now())));
     }
   }
 
