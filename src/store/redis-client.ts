@@ -13,9 +13,9 @@ export interface OpenedRedis {
   /** Whether tiercache opened it (and so closes it in close()). */
   readonly owned: boolean;
   /**
-   * Whether the client bounds each caller's wait itself: a commandTimeout, and
-   * no auto-pipelining (whose batches start their commands' timers only when
-   * written, which may be a whole timeout after the call).
+   * Whether the client bounds each caller's wait itself: a commandTimeout no
+   * longer than tiercache's, and no auto-pipelining (whose batches start their
+   * commands' timers only when written, which may be a whole timeout after the call).
    */
   readonly boundsCommands: boolean;
 }
@@ -40,7 +40,9 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     // retryDelayOnFailover, past any node's commandTimeout): tiercache bounds it itself.
     if (isCluster(target)) return { client: target, owned: false, boundsCommands: false };
     const options = (target as Redis).options;
-    return { client: target, owned: false, boundsCommands: typeof options?.commandTimeout === 'number' && options.enableAutoPipelining !== true };
+    // Its own commandTimeout bounds a caller's wait only when no longer than tiercache's.
+    const bounds = typeof options?.commandTimeout === 'number' && options.commandTimeout <= commandTimeout && options.enableAutoPipelining !== true;
+    return { client: target, owned: false, boundsCommands: bounds };
   }
   const client = new Redis(target, {
     commandTimeout,

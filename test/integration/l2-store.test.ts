@@ -8,6 +8,7 @@
 // fail in each way on purpose.
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { L2Store, L2UnavailableError, withTimeout, type L2Options } from '../../src/store/l2-store.js';
 import { openRedis, type RedisClient } from '../../src/store/redis-client.js';
 import { useRedisCaches } from '../support/cache-context.js';
@@ -215,6 +216,18 @@ describe('L2Store: connection checks, failures and readiness', function () {
       }, COOLDOWN_MS, client);
       assert.equal(await l2.waitReady(5_000), true, 'L2 never came up on a client that was already connected');
       assert.deepEqual([checks, ups], [1, [false]]);
+    });
+
+    it("a caller's client whose own commandTimeout is longer than commandTimeout: a command on a frozen Redis still ends within commandTimeout", async () => {
+      const client = new Redis(ctx.redis.url, { commandTimeout: COMMAND_TIMEOUT_MS * 10, maxRetriesPerRequest: 1 });
+      const { l2 } = open('', undefined, COOLDOWN_MS, client);
+      assert.equal(await l2.waitReady(5_000), true);
+      ctx.redis.freeze();
+      const started = performance.now();
+      await assert.rejects(l2.get('k'), /timed out/i);
+      const took = performance.now() - started;
+      // Generous: it only tells commandTimeout from the client's ten times longer one.
+      assert.ok(took < COMMAND_TIMEOUT_MS * 3, `a command waited ${Math.round(took)} ms (commandTimeout ${COMMAND_TIMEOUT_MS} ms, the client's ${COMMAND_TIMEOUT_MS * 10} ms)`);
     });
 
     it('a command sent before the first connection is up waits for it, then runs; the connection is checked once it is ready, never before', async () => {

@@ -39,12 +39,17 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
   });
 
   describe("openRedis() with the caller's client", () => {
-    it('a Redis client is used as is, never owned; it bounds its commands only when it has a commandTimeout and does not auto-pipeline', () => {
+    it("a Redis client is used as is, never owned; it bounds its commands only when it has a commandTimeout no longer than tiercache's and does not auto-pipeline", () => {
       const bounded = keep(new Redis({ lazyConnect: true, commandTimeout: 50 }));
       assert.deepEqual(openRedis(bounded, 100), { client: bounded, owned: false, boundsCommands: true });
       // Its batches start their commands' timers when written, which may be a whole timeout after the call.
       const pipelined = keep(new Redis({ lazyConnect: true, commandTimeout: 50, enableAutoPipelining: true }));
       assert.deepEqual(openRedis(pipelined, 100), { client: pipelined, owned: false, boundsCommands: false });
+      // A longer timeout than tiercache's is no bound on the wait tiercache promises.
+      const slower = keep(new Redis({ lazyConnect: true, commandTimeout: 150 }));
+      assert.deepEqual(openRedis(slower, 100), { client: slower, owned: false, boundsCommands: false });
+      const asLong = keep(new Redis({ lazyConnect: true, commandTimeout: 100 }));
+      assert.deepEqual(openRedis(asLong, 100), { client: asLong, owned: false, boundsCommands: true });
       const unbounded = keep(new Redis({ lazyConnect: true }));
       assert.deepEqual(openRedis(unbounded, 100), { client: unbounded, owned: false, boundsCommands: false });
       // isRedisClient() takes a look-alike without ioredis's `options`: it is not trusted to bound commands.
