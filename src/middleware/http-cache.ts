@@ -1606,10 +1606,22 @@ export class HttpCache<R> {
     }
     if (!this.reusable(outcome, req)) return false;
     // Invalidated while its store was out (a write answered meanwhile): stored or not, no answer for later arrivals.
-    if (this.cache.store.versions.check(outcome.entry) === Validity.Invalid) return false;
+    const versions = this.cache.store.versions;
+    const validity = versions.check(outcome.entry);
+    if (validity === Validity.Invalid) return false;
     const response = httpValueOf(outcome.entry);
     if (!(response instanceof PreparedResponse)) return false;
-    replay(req, res, response, outcome.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+    // The bus is down: another instance may have invalidated the answer since it was made (its store may have
+    // failed, the answer then kept in L1 alone). Redis vouches for it, as for an L1 hit; when it cannot, this
+    // request runs the handler (README, When Redis is down: "nor to a request that waits on another's fill").
+    if (validity === Validity.Unknown && !versions.trusted) {
+      return versions.vouch(outcome.entry).then((word) => word === true && this.replayCollapsed(req, res, response, outcome.createdAt));
+    }
+    return this.replayCollapsed(req, res, response, outcome.createdAt);
+  }
+
+  private replayCollapsed(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number): true {
+    replay(req, res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED));
     return true;
   }
 

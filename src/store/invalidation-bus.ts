@@ -143,6 +143,9 @@ export class InvalidationBus {
   readonly channel: string;
   /** Known once chosen: at once on standalone Redis, after asking a server's version on a Cluster. */
   mode: PubSubMode | undefined;
+  /** Settles once `mode` is chosen (or the bus closed): what publish() waits for on a Cluster that has not answered yet. */
+  private readonly modeChosen: Promise<void>;
+  private settleMode!: () => void;
   private subscriber: RedisClient | undefined;
   private state: BusState = 'connecting';
   /** Epoch checks in a row that got no answer (see checkEpoch). */
@@ -187,6 +190,7 @@ export class InvalidationBus {
 
   constructor(private readonly options: InvalidationBusOptions) {
     this.channel = `{${options.namespace}}:bus`;
+    this.modeChosen = new Promise((resolve) => (this.settleMode = resolve));
     const client = options.l2.client;
     if (isCluster(client)) {
       void this.chooseMode(client);
@@ -215,6 +219,7 @@ export class InvalidationBus {
 
   private attach(mode: PubSubMode): void {
     this.mode = mode;
+    this.settleMode();
     const subscriber = duplicateForSubscribing(this.options.l2.client, mode === 'sharded');
     this.subscriber = subscriber;
     subscriber.on('ready', this.onReady);
@@ -255,6 +260,10 @@ export class InvalidationBus {
    * command each, none past L2's timeout or a subscriber's output buffer.
    */
   async publish(message: BusMessage): Promise<void> {
+    // Before a Cluster has told its version, the message would go out as a classic PUBLISH, which
+    // instances subscribed with SSUBSCRIBE never hear: wait for the choice, as a command waits for
+    // the first connection, and fail past that (the invalidation stays queued and is replayed).
+    if (this.mode === undefined) await this.waitMode();
     for (const part of splitMessage(message)) {
       const wire: WireMessage = { i: this.instanceId, s: ++this.seq };
       if (part.tags !== undefined) wire.t = part.tags.map(([t, v]) => [t, v]);
@@ -266,6 +275,14 @@ export class InvalidationBus {
     }
   }
 
+  /** Resolves once the pub/sub mode is chosen; throws if it is not within one command timeout. */
+  private async waitMode(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.modeChosen, new Promise((resolve) => (timer = setTimeout(resolve, this.options.l2.commandTimeout)))]);
+    clearTimeout(timer);
+    if (this.mode === undefined) throw new L2UnavailableError('the invalidation bus has not chosen between sharded and classic pub/sub yet: no Cluster node answered INFO');
+  }
+
   private send(client: RedisClient, payload: string): Promise<unknown> {
     return this.mode === 'sharded' ? client.spublish(this.channel, payload) : client.publish(this.channel, payload);
   }
@@ -273,6 +290,7 @@ export class InvalidationBus {
   /** `within`: how long QUIT may take before the connection is dropped (close() has a budget of its own). */
   async close(within = 500): Promise<void> {
     this.state = 'closed';
+    this.settleMode();
     clearInterval(this.epochTimer);
     clearTimeout(this.probeTimer);
     clearTimeout(this.resubscribeTimer);

@@ -93,6 +93,11 @@ export class L2Store {
     return this.breakerOpen;
   }
 
+  /** How long one command may take (l2.commandTimeout). */
+  get commandTimeout(): number {
+    return this.options.commandTimeout;
+  }
+
   get state(): 'ok' | 'down' | 'connecting' {
     return this.phase === 'detached' ? 'down' : this.phase;
   }

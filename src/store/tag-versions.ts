@@ -152,6 +152,13 @@ export class TagVersions {
   private pendingEpoch: number | undefined;
   /** pendingTags.size, or 1 with a pending clear: the hot path tests this one field. */
   private pendingCount = 0;
+  /**
+   * With an L2: tags forget() dropped, with the version known then. Versions
+   * only rise, so an entry that recorded less is still invalid: only whether
+   * one that recorded as much is current must be read again. Read only for a
+   * tag the map does not hold (never on a hit the map decides).
+   */
+  private readonly forgotten: RecentMap<string, number>;
 
   constructor(options: TagVersionsOptions) {
     this.source = options.source;
@@ -159,6 +166,8 @@ export class TagVersions {
     this.epoch = options.source === undefined ? 0 : undefined;
     this.maxOwnBumps = options.maxTags;
     this.map = new RecentMap<string, number>(options.maxTags, options.maxBytes, tagBytes, (dropped) => (this.source === undefined ? this.raiseFloor(dropped) : this.raiseOwnFloor(dropped)));
+    // Filled by refused stores only (rare): a quarter of the map's bounds.
+    this.forgotten = new RecentMap<string, number>(Math.ceil(options.maxTags / 4), options.maxBytes === undefined ? undefined : options.maxBytes / 4, tagBytes);
   }
 
   /** Bytes the local map holds (bounded by maxBytes). */
@@ -219,7 +228,8 @@ export class TagVersions {
   check(entry: FillStamp): Validity {
     if (this.pendingCount !== 0) return this.checkWhilePending(entry);
     const epoch = this.epoch;
-    if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
+    // Unknown (read again after a reset or a refused store), the epoch is still past every one known before.
+    if (entry.epoch < (epoch ?? this.highestEpoch)) return Validity.Invalid;
     // An entry's epoch is a number: equal to an unknown (undefined) epoch never.
     const decided = this.trusted && entry.epoch === epoch;
     return this.checkTags(entry, decided);
@@ -239,7 +249,7 @@ export class TagVersions {
       return this.checkTags(entry, this.trusted);
     }
     const epoch = this.epoch;
-    if (epoch !== undefined && entry.epoch < epoch) return Validity.Invalid;
+    if (entry.epoch < (epoch ?? this.highestEpoch)) return Validity.Invalid;
     return this.checkTags(entry, this.trusted && entry.epoch === epoch);
   }
 
@@ -257,6 +267,9 @@ export class TagVersions {
           if (recorded < this.floor) return Validity.Invalid;
           continue;
         }
+        // Forgotten after a refused store: what was known then still bounds it from below.
+        const floor = this.forgotten.get(tags[i]!);
+        if (floor !== undefined && recorded < floor) return Validity.Invalid;
         decided = false;
         continue;
       }
@@ -378,13 +391,17 @@ export class TagVersions {
    * Forgets what is known of `tags`: Redis refused a store that recorded those
    * versions (a counter moved, or expired while this instance still knew it;
    * with `epoch`, the epoch moved: a FLUSHALL), so the next fill reads them
-   * again. Never makes an entry valid.
+   * again. Never makes an entry valid, nor undecided where it was invalid:
+   * what was known stays a floor (forgotten, highestEpoch), or an entry from
+   * before an invalidation made or heard here a moment before would look
+   * current again to what takes an undecided entry (a waiter on a fill).
    */
   forget(tags: readonly string[], epoch = false): void {
     for (const tag of tags) {
       const known = this.map.get(tag);
       if (known === undefined) continue;
       this.map.delete(tag);
+      if (this.source !== undefined) this.forgotten.set(tag, known);
       // Stryker disable next-line ConditionalExpression,EqualityOperator: the floor is read only without Redis; raising it to its own value changes nothing
       if (this.source === undefined && known > this.floor) this.floor = known;
       this.letGo(tag);

@@ -351,6 +351,23 @@ describe('store: TagVersions deciding with Redis', () => {
     assert.equal(versions.stampLocally([]), undefined, 'a stamp with an epoch never read');
   });
 
+  it('forget() keeps what it knew as a floor: an entry from before an invalidation known here stays invalid, one from after is undecided', async () => {
+    const { versions } = setUp();
+    const before = await versions.stamp(['movie:7']);
+    await versions.bump(['movie:7']);
+    const after = await versions.stamp(['movie:7']);
+    versions.forget(['movie:7']); // a store that recorded movie:7 was refused
+    assert.equal(versions.check(before), Validity.Invalid, 'the invalidation made here was forgotten');
+    assert.equal(versions.stillCurrent(before), false);
+    assert.equal(versions.check(after), Validity.Unknown, 'movie:7 must be read again');
+    await versions.bumpEpoch();
+    const cleared = await versions.stamp(['movie:7']);
+    versions.forget([], true); // a store found the epoch moved
+    assert.equal(versions.knownEpoch, undefined);
+    assert.equal(versions.check(after), Validity.Invalid, 'the clear() made here was forgotten');
+    assert.equal(versions.check(cleared), Validity.Unknown);
+  });
+
   it('forget() drops only the tags named, and the epoch only when asked', async () => {
     const { versions } = setUp();
     const both = await versions.stamp(['movie:7', 'movie:8']);
