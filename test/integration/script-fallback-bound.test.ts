@@ -10,6 +10,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { performance } from 'node:perf_hooks';
 import { createCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const TIMEOUT_MS = 400;
 /** How late the NOSCRIPT reply reaches the cache: most of its timeout. */
@@ -21,6 +22,7 @@ describe('a script Redis does not know (NOSCRIPT, then EVAL) costs its caller on
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'noscript-bound' });
   let relay: Server | undefined;
+  let proxy: TcpProxy | undefined;
   const sockets = new Set<Socket>();
 
   afterEach(async () => {
@@ -29,6 +31,8 @@ describe('a script Redis does not know (NOSCRIPT, then EVAL) costs its caller on
     sockets.clear();
     if (relay !== undefined) await new Promise<void>((resolve) => relay!.close(() => resolve()));
     relay = undefined;
+    await proxy?.close();
+    proxy = undefined;
   });
 
   /** A server between the cache and Redis that hands every NOSCRIPT reply on NOSCRIPT_LATE_MS late, freezing Redis as it sends the first. */
@@ -63,5 +67,19 @@ describe('a script Redis does not know (NOSCRIPT, then EVAL) costs its caller on
     assert.equal(await cache.getOrSet('k', async () => 'loaded'), 'loaded');
     const took = performance.now() - start;
     assert.ok(took < BOUND_MS, `getOrSet() waited ${Math.round(took)} ms on Redis (command timeout ${TIMEOUT_MS} ms)`);
+  });
+
+  it('on a Redis that answers, the EVAL gets what the EVALSHA left of the timeout, not less: the fill is stored', async () => {
+    // 10 ms each way: every round trip takes 20 ms, far within the timeout, far past a millisecond.
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 10);
+    const cache = ctx.track(createCache({ namespace: ctx.ns, redis: proxy.url, l2: { commandTimeout: 2_000 } }));
+    const errors: string[] = [];
+    cache.on('error', (e) => errors.push(`${e.where}: ${e.err.message}`));
+    await cache.ready();
+    await ctx.admin.script('FLUSH');
+    assert.equal(await cache.getOrSet('k', async () => 'loaded'), 'loaded');
+    assert.deepEqual(errors, []);
+    const other = await ctx.open();
+    assert.equal(await other.get('k'), 'loaded', 'the entry reached Redis through the EVAL');
   });
 });
