@@ -23,7 +23,7 @@ import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-cl
 import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
 import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
-import { NO_TICKET, TieredStore, UNDECIDED, type TieredHit } from '../store/tiered-store.js';
+import { NO_TICKET, TieredStore, UNDECIDED, UNREACHED, type TieredHit } from '../store/tiered-store.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
 import { DataScope, invalidKey, type DataKeyHandle } from './data-scope.js';
@@ -343,7 +343,17 @@ export class TierCache extends EventEmitter implements DataCache {
     // A loader of this key running here began before this value was given: it must not store over it.
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {
-      if (await this.store.set(storeKey, encoded.entry, encoded.l1Entry)) {
+      const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry);
+      if (stored === UNREACHED) {
+        // Redis could not take it: L2 may still hold an older value, which other instances read now
+        // and this one again once its bus reconnects and flushes L1 (its own set() undone). So it
+        // becomes a delete() of the key, queued and replayed like one: the key misses everywhere
+        // until it is loaded or set again, never the value from before. Applied here at once (dropKey
+        // marks it before its first await); the set() does not wait for Redis a second time to deliver it.
+        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
+        return;
+      }
+      if (stored) {
         if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
         return;
       }

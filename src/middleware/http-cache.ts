@@ -18,7 +18,7 @@ import { coarseNow } from '../store/coarse-clock.js';
 import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
-import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type Tier, type TieredHit } from '../store/tiered-store.js';
+import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
 import { BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
@@ -1967,7 +1967,7 @@ export class HttpCache<R> {
     }
     fill.storing = true;
     const stored = store.storeFill(writes, fill.ticket);
-    const outcome = (ok: boolean): FillOutcome | undefined => {
+    const outcome = (ok: StoreResult): FillOutcome | undefined => {
       if (!ok) return undefined;
       this.events.stored(plan, writes[writes.length - 1]!.key, body.length, createdAt);
       return { entry, createdAt: life.createdAt, varyOn, varyValues };

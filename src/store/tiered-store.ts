@@ -41,6 +41,14 @@ export interface FillTicket {
   readonly since?: number;
 }
 
+/**
+ * What set() resolves when Redis could not be asked: the value is in L1 at most, and L2 may
+ * still hold an older one (see TierCache.setValue).
+ */
+export const UNREACHED = 'unreached';
+/** A store's outcome: stored (true), refused or over (false), or, for a set() alone, UNREACHED. */
+export type StoreResult = boolean | typeof UNREACHED;
+
 export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
 
 /** One round trip's worth of a fill's start (see lookupForFill). */
@@ -320,7 +328,7 @@ export class TieredStore {
    * it moves the key's own counter on (see keyCounterAdvance): a fill of the
    * key stamped before, on any instance, is refused when it stores.
    */
-  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<boolean> {
+  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<StoreResult> {
     // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (entry.staleUntil - this.now() <= 0) {
@@ -339,7 +347,7 @@ export class TieredStore {
    * when Redis cannot be reached and L1 did not keep them (there is none, or
    * it refused an entry that size); true when they stay in L1. Never throws.
    */
-  storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false): boolean | Promise<boolean> {
+  storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false): boolean | Promise<StoreResult> {
     const now = this.now();
     const first = writes[0];
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
@@ -355,7 +363,7 @@ export class TieredStore {
     return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now, ownValue);
   }
 
-  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, ownValue: boolean): Promise<boolean> {
+  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, ownValue: boolean): Promise<StoreResult> {
     let entries: StoredPayload[];
     try {
       entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
@@ -375,7 +383,10 @@ export class TieredStore {
       if (ticket.since !== undefined && ticket.lock !== undefined) this.fills!.abandon({ lock: ticket.lock, created: [] });
       // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
       // records its key counter as read: the version Redis would have moved it to is known to nobody.
-      // Stored, then, only if L1 kept it (there is one, and it took an entry that size).
+      // Stored, then, only if L1 kept it (there is one, and it took an entry that size). A set() is told
+      // apart: L2 may still hold an older value of its key, which the caller must make invalid. (One L2
+      // cannot hold was never going there: what L2 holds of its key is as Redis refusing it leaves it.)
+      if (ownValue && entries.length > 0) return UNREACHED;
       return this.l1?.peek(first.key) !== undefined;
     }
     if (stored.result === 'stored') {

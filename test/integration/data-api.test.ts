@@ -1807,10 +1807,13 @@ describe('data API: Redis where nothing listens', () => {
     });
   }
 
-  it('still serves from L1 what was set while Redis is unreachable', async () => {
+  // Redis may still hold an older value of the key, which this instance would serve again once its
+  // bus reconnects and flushes L1: the set() becomes a queued delete() (set-while-cut-off.test.ts).
+  it('a set() while Redis is unreachable resolves, and its key misses (never an error) until it is loaded', async () => {
     const cache = await deadCache();
     await cache.set('k', { v: 1 });
-    assert.deepStrictEqual(await cache.get('k'), { v: 1 });
+    assert.equal(await cache.get('k'), undefined);
+    assert.equal(await cache.getOrSet('k', () => 'loaded'), 'loaded');
   });
 
   it('getOrSet runs the loader and returns its value within 250 ms', async () => {

@@ -1,0 +1,47 @@
+// Why this test exists (h93, multi-process stress harness): a set() made while
+// its instance was cut off from Redis went to L1 alone. L2 kept the value from
+// before (another instance's fill), and once Redis was back the bus's
+// reconnect flushed L1: the instance served the value from before its own
+// set() again, and so did every instance that read L2, until that entry's TTL.
+// Now a set() Redis cannot take becomes a delete() of its key, queued and
+// replayed like one (README "When Redis is down").
+// Two caches on one real redis-server; A goes through a TCP proxy that is cut.
+import assert from 'node:assert/strict';
+import type { TierCache } from '../../../src/index.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { eventually } from '../../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+
+const queued = (cache: TierCache) => (cache as unknown as { queue: { length: number } }).queue.length;
+
+describe('set() while this instance is cut off from Redis', function () {
+  this.timeout(30_000);
+  const ctx = useRedisCaches({ prefix: 'set-cut-off', flush: true });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const l1 of [true, false]) {
+    it(`no instance serves the value from before it, then or once Redis is back (setting instance's L1 ${l1 ? 'on' : 'off'})`, async () => {
+      proxy = await startTcpProxy(ctx.redis.port);
+      const a = await ctx.open({ redis: proxy.url, ...(l1 ? {} : { l1: false }) });
+      const b = await ctx.open();
+      a.on('error', () => undefined);
+      assert.equal(await b.getOrSet('k', () => 'old', { ttl: '1h' }), 'old');
+      assert.equal(await a.get('k'), 'old');
+
+      proxy.cut('refuse');
+      await eventually(() => a.health().bus !== 'ok', 'A sees its bus down', 5_000);
+      await a.set('k', 'new', { ttl: '1h' });
+      assert.notEqual(await a.get('k'), 'old', 'A served the value from before its own set() while cut off');
+
+      proxy.heal();
+      await eventually(() => a.health().bus === 'ok' && a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+      assert.notEqual(await a.get('k'), 'old', 'A served the value from before its own set() once Redis was back');
+      await eventually(async () => (await b.get('k')) !== 'old', 'B stops serving the value from before the set()', 5_000);
+      assert.equal(await a.getOrSet('k', () => 'loaded', { ttl: '1h' }), 'loaded');
+    });
+  }
+});
