@@ -277,9 +277,7 @@ export class InvalidationBus {
 
   /** Resolves once the pub/sub mode is chosen; throws if it is not within one command timeout. */
   private async waitMode(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.modeChosen, new Promise((resolve) => (timer = setTimeout(resolve, this.options.l2.commandTimeout)))]);
-    clearTimeout(timer);
+    await withTimeout(this.modeChosen, this.options.l2.commandTimeout).catch(() => undefined);
     if (this.mode === undefined) throw new L2UnavailableError('the invalidation bus has not chosen between sharded and classic pub/sub yet: no Cluster node answered INFO');
   }
 
