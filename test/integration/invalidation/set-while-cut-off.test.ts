@@ -28,7 +28,8 @@ describe('set() while this instance is cut off from Redis', function () {
       proxy = await startTcpProxy(ctx.redis.port);
       const a = await ctx.open({ redis: proxy.url, ...(l1 ? {} : { l1: false }) });
       const b = await ctx.open();
-      a.on('error', () => undefined);
+      const errors: string[] = [];
+      a.on('error', ({ err }: { err: Error }) => errors.push(err.message));
       assert.equal(await b.getOrSet('k', () => 'old', { ttl: '1h' }), 'old');
       assert.equal(await a.get('k'), 'old');
 
@@ -36,6 +37,8 @@ describe('set() while this instance is cut off from Redis', function () {
       await eventually(() => a.health().bus !== 'ok', 'A sees its bus down', 5_000);
       await a.set('k', 'new', { ttl: '1h' });
       assert.notEqual(await a.get('k'), 'old', 'A served the value from before its own set() while cut off');
+      // The queued delete() is reported as what it stands for.
+      await eventually(() => errors.some((m) => m.includes('set("k") was applied on this instance and queued')), 'the queued delete is reported as the set()', 5_000);
 
       proxy.heal();
       await eventually(() => a.health().bus === 'ok' && a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
