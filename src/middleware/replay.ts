@@ -64,7 +64,9 @@ export function ageOf(createdAt: number, now: number): number {
 /**
  * Set on a response while an adapter that writes hits later decides (Koa:
  * once the middleware in front of the cache have run, see koa.ts): replay()
- * leaves the hit there instead of writing it.
+ * leaves that adapter's hit there instead of writing it. Only its own: an
+ * Express app or the front door that the Koa app hands the request to
+ * (`ctx.respond = false`) writes its hits at once, Koa will not.
  */
 export const DEFERRED_HIT = Symbol('tiercache.deferredHit');
 
@@ -96,8 +98,9 @@ export interface DeferredHit {
   report: (() => void) | undefined;
 }
 
-export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
-  const deferred = deferredHitOf(res);
+/** `defer`: the caller is the adapter that writes hits later (see DEFERRED_HIT); its hit is left on `res` then. */
+export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined, defer: boolean): void {
+  const deferred = defer ? deferredHitOf(res) : undefined;
   if (deferred !== undefined) {
     deferred.status = response.status === 200 && notModified(req, response) ? 304 : response.status;
     // report is set before replay() (HttpCache.reportServed). The write without one stays the bare call: a
