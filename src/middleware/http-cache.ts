@@ -933,6 +933,9 @@ export class HttpCache<R> {
       return this.bypass(c, next, foreign ? 'authority' : 'method');
     }
     if (foreign) return this.bypass(c, next, 'authority');
+    // The head left already (a middleware in front flushed it: Koa's ctx.flushHeaders()): no stored head can
+    // follow it, nor can this answer's be seen to be stored. The app answers under it, as without the cache.
+    if (c.res.headersSent) return passOn(next);
     const plan = this.planOrReport(c);
     // An HTTP/2 GET whose stream is still open may yet end with no byte (an empty DATA frame): no body then.
     if (plan === 'body' && http2BodyUnknown(req)) return http2BodyKnown(req).then(() => this.handlePlanned(c, next, this.planOrReport(c)));
