@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
+import { swallow } from './capture.js';
 import { HttpCache } from './http-cache.js';
 import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
@@ -122,14 +123,37 @@ interface PendingHolder {
   [PENDING_HIT]?: (() => void) | undefined;
   [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
+  res?: ServerResponse;
 }
 
-/** Writes the hit waiting on `ctx`, once. */
-function writePending(ctx: PendingHolder): void {
+/** Writes the hit waiting on `ctx`, once; whether there was one. */
+function writePending(ctx: PendingHolder): boolean {
   const write = ctx[PENDING_HIT];
-  if (write === undefined) return;
+  if (write === undefined) return false;
   ctx[PENDING_HIT] = undefined;
   write();
+  return true;
+}
+
+/**
+ * The hit went out because a middleware in front set ctx.respond: one that
+ * answers by itself (a serializer of ctx.body, undefined on a hit) writes
+ * next. What it writes is dropped, its callbacks run: its bytes were what the
+ * fill stored, and node would emit write-after-end at the response, an
+ * 'error' nobody listens to, which takes the process down.
+ */
+function dropLaterWrites(res: ServerResponse): void {
+  res.writeHead = function writeHeadAfterHit(this: ServerResponse) {
+    return this;
+  } as ServerResponse['writeHead'];
+  res.write = function writeAfterHit(_chunk: unknown, encoding?: unknown, cb?: unknown) {
+    swallow(typeof encoding === 'function' ? encoding : cb);
+    return true;
+  } as ServerResponse['write'];
+  res.end = function endAfterHit(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+    swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+    return this;
+  } as ServerResponse['end'];
 }
 
 /**
@@ -154,9 +178,10 @@ function readyContext(proto: object): boolean {
       writePending(this);
       return false;
     },
-    // Something in front decides otherwise: a hit waiting goes now, and the value is kept.
+    // Something in front decides otherwise: a hit waiting goes now (and what it writes itself then is
+    // dropped, see dropLaterWrites), and the value is kept.
     set(this: PendingHolder, value: unknown) {
-      writePending(this);
+      if (writePending(this) && this.res !== undefined) dropLaterWrites(this.res);
       this[OWN_RESPOND] = value;
     },
   });
