@@ -136,11 +136,12 @@ function writePending(ctx: PendingHolder): boolean {
 }
 
 /**
- * The hit went out because a middleware in front set ctx.respond: one that
- * answers by itself (a serializer of ctx.body, undefined on a hit) writes
- * next. What it writes is dropped, its callbacks run: its bytes were what the
- * fill stored, and node would emit write-after-end at the response, an
- * 'error' nobody listens to, which takes the process down.
+ * The hit went out before the middleware in front are done (one set
+ * ctx.respond, or Koa's read of it cannot be heard): one that answers by
+ * itself (a serializer of ctx.body, undefined on a hit) writes next. What it
+ * writes is dropped, its callbacks run: its bytes were what the fill stored,
+ * and node would emit write-after-end at the response, an 'error' nobody
+ * listens to, which takes the process down.
  */
 function dropLaterWrites(res: ServerResponse): void {
   res.writeHead = function writeHeadAfterHit(this: ServerResponse) {
@@ -240,9 +241,12 @@ function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
  * is not counted as one (see DeferredHit.report).
  */
 function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
-  // Where Koa's read of ctx.respond cannot be heard: written at once.
-  if (!respondHeard(ctx)) {
+  // Where Koa's read of ctx.respond cannot be heard: written at once. Or something in front said it answers by
+  // itself (ctx.respond = false before next()): Koa will not respond, and what that middleware writes after
+  // next() would go out first. The hit goes now; what a middleware in front writes after it is dropped.
+  if (!respondHeard(ctx) || (ctx as PendingHolder)[OWN_RESPOND] === false) {
     write();
+    dropLaterWrites(ctx.res);
     ctx.respond = false;
     return;
   }

@@ -28,8 +28,10 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
     ['koa2', Koa2],
   ] as const) {
     describe(name, () => {
-      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options }))) {
+      /** `frozen`: app.context is frozen, so Koa's read of ctx.respond cannot be heard (hits are written at once). */
+      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options })), frozen = false) {
         const app = new (Framework as typeof Koa)();
+        if (frozen) Object.freeze(app.context);
         const errors: Error[] = [];
         app.silent = true;
         app.on('error', (err: Error) => errors.push(err));
@@ -167,6 +169,53 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(ended, ['/me', '/me']);
         assert.deepEqual(errors, []);
         assert.equal(runs(), 1);
+      });
+
+      for (const accessor of [true, false]) {
+        it(`a middleware in front that says before next() it answers by itself (ctx.respond = false), then does: the hit goes out, what it writes is dropped (${accessor ? 'after an earlier hit' : 'the first hit'})`, async () => {
+          // Only under /api: a serializer of ctx.body (undefined on a hit). The hit waited for Koa to respond, which it
+          // never does here: the serializer's null went out, and Koa reported ERR_HTTP_HEADERS_SENT as the hit followed.
+          const { target, errors, runs } = build(async (ctx, next) => {
+            if (ctx.path !== '/api') return next();
+            ctx.respond = false;
+            await next();
+            ctx.res.statusCode = ctx.status;
+            ctx.res.end(JSON.stringify({ ok: true, data: ctx.body ?? null }));
+          });
+          if (accessor) {
+            await request(target).get('/page').expect(200);
+            await request(target).get('/page').expect(200);
+          }
+          const fill = await request(target).get('/api').expect(200);
+          assert.equal(fill.text, '{"ok":true,"data":{"n":1}}');
+          const hit = await request(target).get('/api').timeout(3000).expect(200);
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+          assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
+          // What node would emit comes on a later tick: it fails this test, if it comes.
+          await new Promise((resolve) => setImmediate(resolve));
+          assert.deepEqual(errors, []);
+          assert.equal(runs(), accessor ? 2 : 1);
+        });
+      }
+
+      it('an L2 hit written at once (a frozen context) to a middleware in front that answers by itself after next(): what it writes is dropped', async () => {
+        // The L2 hit is written in a promise continuation: the serializer's end() follows before node has closed the
+        // response, and node emitted write-after-end at it, an 'error' nobody listens to (the process went down).
+        const front: Koa.Middleware = async (ctx, next) => {
+          await next();
+          ctx.respond = false;
+          ctx.res.statusCode = ctx.status;
+          ctx.res.end(JSON.stringify({ ok: true, data: ctx.body ?? null }));
+        };
+        const filler = build(front, {}, await redisCaches.open(), true);
+        await request(filler.target).get('/me').expect(200, '{"ok":true,"data":{"n":1}}');
+        const { target, errors } = build(front, {}, await redisCaches.open(), true);
+        const hit = await request(target).get('/me').timeout(3000).expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
+        assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
+        // What node would emit comes on a later tick: it fails this test, if it comes.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(errors, []);
       });
 
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
