@@ -183,6 +183,12 @@ function readyContext(proto: object): boolean {
     // dropped, see dropLaterWrites), and the value is kept.
     set(this: PendingHolder, value: unknown) {
       if (writePending(this) && this.res !== undefined) dropLaterWrites(this.res);
+      if (value === false && !readied.has(this)) {
+        // Koa will not respond: nothing is left to hear on this ctx. Its own property, as respondHeard reads it,
+        // sends a hit that comes later at once, before what the middleware that said so writes itself.
+        Object.defineProperty(this, 'respond', { value: false, writable: true, enumerable: true, configurable: true });
+        return;
+      }
       this[OWN_RESPOND] = value;
     },
   });
@@ -200,7 +206,8 @@ function responding(ctx: PendingHolder): void {
 /** Whether Koa's read of ctx.respond can be heard on `ctx` (the accessor readyContext gives its prototype). */
 function respondHeard(ctx: KoaRuntimeContext): boolean {
   const proto: unknown = Object.getPrototypeOf(ctx);
-  // A respond of ctx's own (set before the accessor was there: the app's first hit) would hide it.
+  // A respond of ctx's own hides it: set before the accessor was there (the app's first hit), or the false its
+  // setter keeps as one (nothing to hear then: Koa will not respond).
   return !Object.hasOwn(ctx, 'respond') && typeof proto === 'object' && proto !== null && proto !== Object.prototype && readyContext(proto);
 }
 
@@ -241,10 +248,10 @@ function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
  * is not counted as one (see DeferredHit.report).
  */
 function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
-  // Where Koa's read of ctx.respond cannot be heard: written at once. Or something in front said it answers by
-  // itself (ctx.respond = false before next()): Koa will not respond, and what that middleware writes after
-  // next() would go out first. The hit goes now; what a middleware in front writes after it is dropped.
-  if (!respondHeard(ctx) || (ctx as PendingHolder)[OWN_RESPOND] === false) {
+  // Where Koa's read of ctx.respond cannot be heard, or will not come (something in front said it answers by
+  // itself, ctx.respond = false before next(), and what it writes after next() would go out first): written
+  // at once, and what a middleware in front writes after it is dropped.
+  if (!respondHeard(ctx)) {
     write();
     dropLaterWrites(ctx.res);
     ctx.respond = false;
