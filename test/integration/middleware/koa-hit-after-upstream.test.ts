@@ -19,6 +19,15 @@ import { Koa2 } from './apps.js';
 
 let counter = 0;
 
+/** A serializer in front of the cache that answers by itself: ctx.body (undefined on a hit) as JSON, on ctx.res. */
+function serializeBody(ctx: Koa.Context): void {
+  ctx.res.statusCode = ctx.status;
+  ctx.res.end(JSON.stringify({ ok: true, data: ctx.body ?? null }));
+}
+
+/** What node emits at a response written after its end comes on a later tick: it fails the test waiting here, if it comes. */
+const laterTick = () => new Promise((resolve) => setImmediate(resolve));
+
 describe('middleware: Koa hits and the middleware in front of the cache', () => {
   const cleanup = useCleanup();
   const redisCaches = useRedisCaches({ prefix: 'koa-upstream-l2' });
@@ -164,8 +173,7 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         const hit = await request(target).get('/me').timeout(3000).expect(200);
         assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
         assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
-        // What node would emit comes on a later tick: it fails this test, if it comes.
-        await new Promise((resolve) => setImmediate(resolve));
+        await laterTick();
         assert.deepEqual(ended, ['/me', '/me']);
         assert.deepEqual(errors, []);
         assert.equal(runs(), 1);
@@ -179,8 +187,7 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
             if (ctx.path !== '/api') return next();
             ctx.respond = false;
             await next();
-            ctx.res.statusCode = ctx.status;
-            ctx.res.end(JSON.stringify({ ok: true, data: ctx.body ?? null }));
+            serializeBody(ctx);
           });
           if (accessor) {
             await request(target).get('/page').expect(200);
@@ -191,8 +198,7 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
           const hit = await request(target).get('/api').timeout(3000).expect(200);
           assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
           assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
-          // What node would emit comes on a later tick: it fails this test, if it comes.
-          await new Promise((resolve) => setImmediate(resolve));
+          await laterTick();
           assert.deepEqual(errors, []);
           assert.equal(runs(), accessor ? 2 : 1);
         });
@@ -204,8 +210,7 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         const front: Koa.Middleware = async (ctx, next) => {
           await next();
           ctx.respond = false;
-          ctx.res.statusCode = ctx.status;
-          ctx.res.end(JSON.stringify({ ok: true, data: ctx.body ?? null }));
+          serializeBody(ctx);
         };
         const filler = build(front, {}, await redisCaches.open(), true);
         await request(filler.target).get('/me').expect(200, '{"ok":true,"data":{"n":1}}');
@@ -213,8 +218,7 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         const hit = await request(target).get('/me').timeout(3000).expect(200);
         assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
         assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
-        // What node would emit comes on a later tick: it fails this test, if it comes.
-        await new Promise((resolve) => setImmediate(resolve));
+        await laterTick();
         assert.deepEqual(errors, []);
       });
 
