@@ -252,7 +252,9 @@ function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void)
   // itself, ctx.respond = false before next(), and what it writes after next() would go out first): written
   // at once, and what a middleware in front writes after it is dropped.
   if (!respondHeard(ctx)) {
-    write();
+    // Unless the answer was given while Redis was asked (a middleware in front that answers at once and lets
+    // the app go on): it is left alone, as a hit waiting for Koa's read is, and not counted.
+    if (!ctx.res.headersSent) write();
     dropLaterWrites(ctx.res);
     ctx.respond = false;
     return;

@@ -224,6 +224,28 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      it('an L2 hit that finds the answer already given (a middleware in front answered while Redis was asked) is not written, nor counted', async () => {
+        // Answers at once and lets the app go on (ctx.respond = false before the cache's lookup has come back): the hit
+        // must leave the answer alone, as when Koa's read of ctx.respond is waited for.
+        const front: Koa.Middleware = async (ctx, next) => {
+          const work = next();
+          ctx.respond = false;
+          ctx.res.statusCode = 202;
+          ctx.res.end('accepted');
+          await work;
+        };
+        const filler = build(async (_ctx, next) => next(), {}, await redisCaches.open());
+        await request(filler.target).get('/me').expect(200);
+        const { cache, target, errors } = build(front, {}, await redisCaches.open());
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        await request(target).get('/me').timeout(3000).expect(202, 'accepted');
+        await laterTick();
+        assert.deepEqual(errors, []);
+        assert.deepEqual(hits, []);
+        assert.equal(cache.stats().l2.hits, 1);
+      });
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
