@@ -87,13 +87,15 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
     // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
     const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
+    // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
+    const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
     const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
-      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, app: ctx.app }, next);
+      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app }, next);
       // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
       answered = typeof result === 'boolean' ? result : await result;
     } finally {
