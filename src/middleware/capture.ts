@@ -609,7 +609,7 @@ const EMPTY = Buffer.alloc(0);
 type HeldMethod = (this: ServerResponse, ...args: unknown[]) => unknown;
 
 /** What the handler writes after a replacement went out is dropped; its callbacks still run. */
-function swallow(cb: unknown): void {
+export function swallow(cb: unknown): void {
   if (typeof cb === 'function') process.nextTick(cb as Callback);
 }
 

@@ -24,7 +24,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, deferredHitOf, headersFor, reasonFor, replay } from './replay.js';
+import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
@@ -886,6 +886,8 @@ export class HttpCache<R> {
     readonly dispatchOf: (app: unknown, req: IncomingMessage, arg: R) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
+    /** The adapter writes hits later, from the DeferredHit it leaves on the response (Koa); the others' are written at once. */
+    private readonly defersHits = false,
   ) {
     this.events = new HttpEvents(cache, routePatternOf);
     // close() waits (bounded) for fills under way, their handlers included, to be stored.
@@ -931,6 +933,9 @@ export class HttpCache<R> {
       return this.bypass(c, next, foreign ? 'authority' : 'method');
     }
     if (foreign) return this.bypass(c, next, 'authority');
+    // The head left already (a middleware in front flushed it: Koa's ctx.flushHeaders()): no stored head can
+    // follow it, nor can this answer's be seen to be stored. The app answers under it, as without the cache.
+    if (c.res.headersSent) return passOn(next);
     const plan = this.planOrReport(c);
     // An HTTP/2 GET whose stream is still open may yet end with no byte (an empty DATA frame): no body then.
     if (plan === 'body' && http2BodyUnknown(req)) return http2BodyKnown(req).then(() => this.handlePlanned(c, next, this.planOrReport(c)));
@@ -969,7 +974,7 @@ export class HttpCache<R> {
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
         if (this.cache.hitListened) this.reportServed(c.res, plan, 'L1', false);
-        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1));
+        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1), this.defersHits);
         return true;
       }
     } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
@@ -1193,7 +1198,7 @@ export class HttpCache<R> {
     // Requests that waited on this lookup find the entry themselves (L1 is warm now).
     begun?.flight.settle(LOOK_AGAIN);
     if (this.cache.hitListened) this.reportServed(c.res, plan, found.tier, false);
-    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2));
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2), this.defersHits);
     return true;
   }
 
@@ -1211,7 +1216,7 @@ export class HttpCache<R> {
 
   private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
     this.reportServed(c.res, plan, found.tier, true);
-    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)));
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)), this.defersHits);
   }
 
   /**
@@ -1394,7 +1399,7 @@ export class HttpCache<R> {
     // destroys its request when the connection goes, so the request's 'close' is heard too.
     let waiting = false;
     let appDone = false;
-    const deferred = deferredHitOf(res);
+    const deferred = this.deferredHitOf(res);
     if (deferred !== undefined) {
       deferred.appDone = () => {
         appDone = true;
@@ -1422,9 +1427,14 @@ export class HttpCache<R> {
    * (see DeferredHit.report: one never written is no answer of the cache's).
    */
   private reportServed(res: ServerResponse, plan: Plan, tier: Tier, stale: boolean): void {
-    const deferred = deferredHitOf(res);
+    const deferred = this.deferredHitOf(res);
     if (deferred === undefined) this.events.served(plan, tier, stale);
     else deferred.report = () => this.events.served(plan, tier, stale);
+  }
+
+  /** The DeferredHit this core's adapter left on `res` (Koa), or undefined: this core's answers go at once (see DEFERRED_HIT). */
+  private deferredHitOf(res: ServerResponse): DeferredHit | undefined {
+    return this.defersHits ? deferredHitOf(res) : undefined;
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
@@ -1586,7 +1596,7 @@ export class HttpCache<R> {
       return this.find(plan.key, req).then(
         (found) => {
           if (found === undefined || found.unchecked === true || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
           return true;
         },
         () => false,
@@ -1601,7 +1611,7 @@ export class HttpCache<R> {
       // itself (max-stale): else it runs its own. One that stands in for a revalidation that failed answers it too.
       if (outcome.failed === undefined && plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
       this.reportServed(res, plan, tier, true);
-      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)));
+      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)), this.defersHits);
       return true;
     }
     if (!this.reusable(outcome, req)) return false;
@@ -1621,7 +1631,7 @@ export class HttpCache<R> {
   }
 
   private replayCollapsed(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number): true {
-    replay(req, res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+    replay(req, res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
     return true;
   }
 
@@ -1739,7 +1749,7 @@ export class HttpCache<R> {
     const found = await this.awaitRemoteFill(plan.key, state.lockedKey, req, lock, flight);
     if (found !== undefined && !notOurs(plan, found)) {
       flight.settle(LOOK_AGAIN);
-      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED));
+      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
       return true;
     }
     let capture: FillCapture | undefined;

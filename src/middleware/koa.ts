@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
+import { swallow } from './capture.js';
 import { HttpCache } from './http-cache.js';
 import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
@@ -80,19 +81,21 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern);
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
     // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
     const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
+    // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
+    const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
     const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
-      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, app: ctx.app }, next);
+      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app }, next);
       // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
       answered = typeof result === 'boolean' ? result : await result;
     } finally {
@@ -122,14 +125,38 @@ interface PendingHolder {
   [PENDING_HIT]?: (() => void) | undefined;
   [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
+  res?: ServerResponse;
 }
 
-/** Writes the hit waiting on `ctx`, once. */
-function writePending(ctx: PendingHolder): void {
+/** Writes the hit waiting on `ctx`, once; whether there was one. */
+function writePending(ctx: PendingHolder): boolean {
   const write = ctx[PENDING_HIT];
-  if (write === undefined) return;
+  if (write === undefined) return false;
   ctx[PENDING_HIT] = undefined;
   write();
+  return true;
+}
+
+/**
+ * The hit went out before the middleware in front are done (one set
+ * ctx.respond, or Koa's read of it cannot be heard): one that answers by
+ * itself (a serializer of ctx.body, undefined on a hit) writes next. What it
+ * writes is dropped, its callbacks run: its bytes were what the fill stored,
+ * and node would emit write-after-end at the response, an 'error' nobody
+ * listens to, which takes the process down.
+ */
+function dropLaterWrites(res: ServerResponse): void {
+  res.writeHead = function writeHeadAfterHit(this: ServerResponse) {
+    return this;
+  } as ServerResponse['writeHead'];
+  res.write = function writeAfterHit(_chunk: unknown, encoding?: unknown, cb?: unknown) {
+    swallow(typeof encoding === 'function' ? encoding : cb);
+    return true;
+  } as ServerResponse['write'];
+  res.end = function endAfterHit(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+    swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+    return this;
+  } as ServerResponse['end'];
 }
 
 /**
@@ -154,9 +181,16 @@ function readyContext(proto: object): boolean {
       writePending(this);
       return false;
     },
-    // Something in front decides otherwise: a hit waiting goes now, and the value is kept.
+    // Something in front decides otherwise: a hit waiting goes now (and what it writes itself then is
+    // dropped, see dropLaterWrites), and the value is kept.
     set(this: PendingHolder, value: unknown) {
-      writePending(this);
+      if (writePending(this) && this.res !== undefined) dropLaterWrites(this.res);
+      if (value === false && !readied.has(this)) {
+        // Koa will not respond: nothing is left to hear on this ctx. Its own property, as respondHeard reads it,
+        // sends a hit that comes later at once, before what the middleware that said so writes itself.
+        Object.defineProperty(this, 'respond', { value: false, writable: true, enumerable: true, configurable: true });
+        return;
+      }
       this[OWN_RESPOND] = value;
     },
   });
@@ -174,7 +208,8 @@ function responding(ctx: PendingHolder): void {
 /** Whether Koa's read of ctx.respond can be heard on `ctx` (the accessor readyContext gives its prototype). */
 function respondHeard(ctx: KoaRuntimeContext): boolean {
   const proto: unknown = Object.getPrototypeOf(ctx);
-  // A respond of ctx's own (set before the accessor was there: the app's first hit) would hide it.
+  // A respond of ctx's own hides it: set before the accessor was there (the app's first hit), or the false its
+  // setter keeps as one (nothing to hear then: Koa will not respond).
   return !Object.hasOwn(ctx, 'respond') && typeof proto === 'object' && proto !== null && proto !== Object.prototype && readyContext(proto);
 }
 
@@ -215,9 +250,14 @@ function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
  * is not counted as one (see DeferredHit.report).
  */
 function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
-  // Where Koa's read of ctx.respond cannot be heard: written at once.
+  // Where Koa's read of ctx.respond cannot be heard, or will not come (something in front said it answers by
+  // itself, ctx.respond = false before next(), and what it writes after next() would go out first): written
+  // at once, and what a middleware in front writes after it is dropped.
   if (!respondHeard(ctx)) {
-    write();
+    // Unless the answer was given while Redis was asked (a middleware in front that answers at once and lets
+    // the app go on): it is left alone, as a hit waiting for Koa's read is, and not counted.
+    if (!ctx.res.headersSent) write();
+    dropLaterWrites(ctx.res);
     ctx.respond = false;
     return;
   }

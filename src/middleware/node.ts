@@ -115,7 +115,7 @@ function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit
     }
   }
   cache.store.noteL1Hits(hit.lookups);
-  replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus);
+  replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus, false);
   return true;
 }
 

@@ -2,7 +2,7 @@
 // handler sent them (every repetition, in order, the origin's Date), plus Age
 // and Cache-Status, then one end(buffer). Conditional requests get a 304 with
 // the headers RFC 9110 asks for and no body; HEAD gets the headers only.
-import { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import { conditionsOf, isNotModified } from './conditional.js';
 import type { HeaderSet, PreparedResponse } from './http-entry.js';
 
@@ -36,15 +36,25 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
       return;
     }
   }
+  // A 204 or 304 has no body: what a middleware in front said of one it gave Koa (an envelope of ctx.body,
+  // undefined on a hit) is dropped, as Koa and Express drop it from their own, unless stored (set again below).
+  if (status === 204 || status === 304) for (const name of BODY_FIELDS) res.removeHeader(name);
   headers.setOn(res);
   res.setHeader('age', ageText);
   if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
   res.writeHead(status, reason);
 }
 
-/** The stored reason phrase to send: none over HTTP/2, which has none (node warns when given one). */
+/** Fields that describe a body, which a 204 or 304 has none of. */
+const BODY_FIELDS = ['content-type', 'content-length', 'transfer-encoding'] as const;
+
+/**
+ * The stored reason phrase to send, else node's own for the status, given so (node would keep one a
+ * middleware in front left on the response: Koa's status setter, run by an envelope of ctx.body on a
+ * hit, sent `301 OK`); none over HTTP/2, which has none (node warns when given one).
+ */
 export function reasonFor(req: IncomingMessage, response: PreparedResponse): string | undefined {
-  return req.httpVersionMajor >= 2 ? undefined : req.method === 'HEAD' ? response.headReason : response.reason;
+  return req.httpVersionMajor >= 2 ? undefined : ((req.method === 'HEAD' ? response.headReason : response.reason) ?? STATUS_CODES[response.status]);
 }
 
 /**
@@ -64,7 +74,9 @@ export function ageOf(createdAt: number, now: number): number {
 /**
  * Set on a response while an adapter that writes hits later decides (Koa:
  * once the middleware in front of the cache have run, see koa.ts): replay()
- * leaves the hit there instead of writing it.
+ * leaves that adapter's hit there instead of writing it. Only its own: an
+ * Express app or the front door that the Koa app hands the request to
+ * (`ctx.respond = false`) writes its hits at once, Koa will not.
  */
 export const DEFERRED_HIT = Symbol('tiercache.deferredHit');
 
@@ -96,8 +108,9 @@ export interface DeferredHit {
   report: (() => void) | undefined;
 }
 
-export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
-  const deferred = deferredHitOf(res);
+/** `defer`: the caller is the adapter that writes hits later (see DEFERRED_HIT); its hit is left on `res` then. */
+export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined, defer: boolean): void {
+  const deferred = defer ? deferredHitOf(res) : undefined;
   if (deferred !== undefined) {
     deferred.status = response.status === 200 && notModified(req, response) ? 304 : response.status;
     // report is set before replay() (HttpCache.reportServed). The write without one stays the bare call: a
@@ -125,7 +138,7 @@ function notModified(req: IncomingMessage, response: PreparedResponse): boolean 
 function replayNow(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
   const age = ageOf(createdAt, now);
   if (response.status === 200 && notModified(req, response)) {
-    writeStoredHead(res, 304, response.notModifiedHeaders, age, cacheStatus);
+    writeStoredHead(res, 304, response.notModifiedHeaders, age, cacheStatus, req.httpVersionMajor >= 2 ? undefined : STATUS_CODES[304]);
     res.end();
     return;
   }

@@ -19,6 +19,15 @@ import { Koa2 } from './apps.js';
 
 let counter = 0;
 
+/** A serializer in front of the cache that answers by itself: ctx.body (undefined on a hit) as JSON, on ctx.res. */
+function serializeBody(ctx: Koa.Context): void {
+  ctx.res.statusCode = ctx.status;
+  ctx.res.end(JSON.stringify({ ok: true, data: ctx.body ?? null }));
+}
+
+/** What node emits at a response written after its end comes on a later tick: it fails the test waiting here, if it comes. */
+const laterTick = () => new Promise((resolve) => setImmediate(resolve));
+
 describe('middleware: Koa hits and the middleware in front of the cache', () => {
   const cleanup = useCleanup();
   const redisCaches = useRedisCaches({ prefix: 'koa-upstream-l2' });
@@ -28,8 +37,10 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
     ['koa2', Koa2],
   ] as const) {
     describe(name, () => {
-      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options }))) {
+      /** `frozen`: app.context is frozen, so Koa's read of ctx.respond cannot be heard (hits are written at once). */
+      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options })), frozen = false) {
         const app = new (Framework as typeof Koa)();
+        if (frozen) Object.freeze(app.context);
         const errors: Error[] = [];
         app.silent = true;
         app.on('error', (err: Error) => errors.push(err));
@@ -144,6 +155,99 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         await request(target).get('/me').expect(500); // stale, never written
         assert.deepEqual(stale, []);
         assert.equal(cache.stats().stale, 0);
+      });
+
+      it('a middleware in front that answers by itself after next() (ctx.respond = false, then ctx.res.end) gets the hit, and what it writes then is dropped', async () => {
+        // A serializer of ctx.body (undefined on a hit): on the fill its bytes are what was stored. Its end() after the
+        // hit used to make node emit write-after-end at the response, an 'error' nobody listens to: the process went down.
+        const called: string[] = [];
+        let requests = 0;
+        const { target, errors, runs } = build(async (ctx, next) => {
+          const n = ++requests;
+          await next();
+          ctx.respond = false;
+          // Its calls, as a serializer makes them, return what node's do (writeHead chains), and their callbacks run.
+          ctx.res.writeHead(ctx.status, { 'content-type': 'application/json' }).write('{"ok":true,', () => called.push(`${n} write`));
+          ctx.res.end(`"data":${JSON.stringify(ctx.body ?? null)}}`, 'utf8', () => called.push(`${n} end`));
+        });
+        const fill = await request(target).get('/me').expect(200);
+        assert.equal(fill.text, '{"ok":true,"data":{"n":1}}');
+        const hit = await request(target).get('/me').timeout(3000).expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
+        await laterTick();
+        assert.deepEqual(called.filter((c) => c.startsWith('2 ')), ['2 write', '2 end']);
+        assert.deepEqual(errors, []);
+        assert.equal(runs(), 1);
+      });
+
+      for (const accessor of [true, false]) {
+        it(`a middleware in front that says before next() it answers by itself (ctx.respond = false), then does: the hit goes out, what it writes is dropped (${accessor ? 'after an earlier hit' : 'the first hit'})`, async () => {
+          // Only under /api: a serializer of ctx.body (undefined on a hit). The hit waited for Koa to respond, which it
+          // never does here: the serializer's null went out, and Koa reported ERR_HTTP_HEADERS_SENT as the hit followed.
+          const { target, errors, runs } = build(async (ctx, next) => {
+            if (ctx.path !== '/api') return next();
+            ctx.respond = false;
+            await next();
+            serializeBody(ctx);
+          });
+          if (accessor) {
+            await request(target).get('/page').expect(200);
+            await request(target).get('/page').expect(200);
+          }
+          const fill = await request(target).get('/api').expect(200);
+          assert.equal(fill.text, '{"ok":true,"data":{"n":1}}');
+          const hit = await request(target).get('/api').timeout(3000).expect(200);
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+          assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
+          await laterTick();
+          assert.deepEqual(errors, []);
+          assert.equal(runs(), accessor ? 2 : 1);
+        });
+      }
+
+      it('an L2 hit written at once (a frozen context) to a middleware in front that answers by itself after next(): what it writes is dropped', async () => {
+        // The L2 hit is written in a promise continuation: the serializer's end() follows before node has closed the
+        // response, and node emitted write-after-end at it, an 'error' nobody listens to (the process went down).
+        const front: Koa.Middleware = async (ctx, next) => {
+          await next();
+          ctx.respond = false;
+          serializeBody(ctx);
+        };
+        const filler = build(front, {}, await redisCaches.open(), true);
+        await request(filler.target).get('/me').expect(200, '{"ok":true,"data":{"n":1}}');
+        const { target, errors } = build(front, {}, await redisCaches.open(), true);
+        const hit = await request(target).get('/me').timeout(3000).expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
+        assert.equal(hit.text, '{"ok":true,"data":{"n":1}}');
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      it('an L2 hit that finds the answer already given (a middleware in front answered while Redis was asked) is not written, nor counted', async () => {
+        // Answers at once and lets the app go on (ctx.respond = false before the cache's lookup has come back): the hit
+        // must leave the answer alone, as when Koa's read of ctx.respond is waited for.
+        let appDone: Promise<unknown> = Promise.resolve();
+        const front: Koa.Middleware = async (ctx, next) => {
+          const work = next();
+          appDone = work.catch(() => undefined);
+          ctx.respond = false;
+          ctx.res.statusCode = 202;
+          ctx.res.end('accepted');
+          await work;
+        };
+        const filler = build(async (_ctx, next) => next(), {}, await redisCaches.open());
+        await request(filler.target).get('/me').expect(200);
+        const { cache, target, errors } = build(front, {}, await redisCaches.open());
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        await request(target).get('/me').timeout(3000).expect(202, 'accepted');
+        // The client has its answer before the cache has heard from Redis: the rest is decided once the app is done.
+        await appDone;
+        await laterTick();
+        assert.deepEqual(errors, []);
+        assert.deepEqual(hits, []);
+        assert.equal(cache.stats().l2.hits, 1);
       });
 
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
