@@ -467,7 +467,7 @@ export class TagVersions {
    * Decides an entry found in Redis together with the counters `needs`
    * named: learns them, then checks locally and, where local state still
    * cannot decide, against what was read. undefined when that is not enough
-   * (the entry has tags that were not read): ask verify().
+   * (the entry has tags that were not read): ask vouch().
    */
   decide(entry: FillStamp, needs: StampNeeds, read: StampRead): boolean | undefined {
     if (needs.generation === this.generation) {
