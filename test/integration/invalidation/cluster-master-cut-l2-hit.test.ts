@@ -10,48 +10,38 @@
 // on inst 1 delivered=true`). README "When Redis is down": what is served
 // unchecked is L1's, bounded by l1.ttl; an L2 entry is checked or a miss.
 import assert from 'node:assert/strict';
-import { Cluster, Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../../src/index.js';
+import { clusterCaches } from '../../support/cluster-caches.js';
 import { startClusterProxies, type ClusterProxies } from '../../support/cluster-proxies.js';
-import { startRedisCluster, type RedisClusterHandle } from '../../support/redis-cluster.js';
 import { adapters, buildApp, type AppSpec, type HandlerIO } from '../middleware/apps.js';
 
 describe('an L2 entry whose tag counter lives on a Cluster master this instance is cut off from', function () {
   this.timeout(30_000);
-  let cluster: RedisClusterHandle | undefined;
+  // The other instances (B) on clients of their own, straight to every master.
+  const env = clusterCaches();
   let proxies: ClusterProxies | undefined;
-  const caches: TierCache[] = [];
-  const clients: Cluster[] = [];
-  before(async () => {
-    cluster = await startRedisCluster({ masters: 3 });
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
+  let cut: TierCache | undefined;
   afterEach(async () => {
-    await Promise.all(caches.splice(0).map((c) => c.close()));
-    for (const c of clients.splice(0)) c.disconnect();
+    await cut?.close();
+    cut = undefined;
     await proxies?.close();
     proxies = undefined;
   });
 
-  async function open(namespace: string, client: Cluster): Promise<TierCache> {
-    const cache = createCache({ namespace, redis: client });
-    cache.on('error', () => undefined);
-    caches.push(cache);
-    await cache.ready();
-    return cache;
-  }
-  function direct(): Cluster {
-    const c = new Cluster(cluster!.nodes);
-    clients.push(c);
-    return c;
+  /** The cut instance (A): a cache whose every connection goes through a proxy per master. */
+  async function openBehindProxies(namespace: string): Promise<TierCache> {
+    proxies = await startClusterProxies(env.cluster);
+    cut = createCache({ namespace, redis: proxies.client() });
+    cut.on('error', () => undefined);
+    await cut.ready();
+    return cut;
   }
 
   /** The port of the master serving `key`'s slot. */
   async function masterOf(key: string): Promise<number> {
-    const node = new Redis(cluster!.nodes[0]!.port, cluster!.nodes[0]!.host);
+    const node = new Redis(env.cluster.nodes[0]!.port, env.cluster.nodes[0]!.host);
     try {
       const slot = Number(await node.cluster('KEYSLOT', key));
       const ranges = (await node.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
@@ -75,7 +65,7 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
   for (const read of ['get', 'getOrSet', 'getOrSet without tags'] as const) {
     it(`data API ${read}() does not answer what another instance invalidated before the cut`, async () => {
       const namespace = `l2-cut-${read.replace(/ /g, '-')}-${process.pid}`;
-      const b = await open(namespace, direct());
+      const b = await env.open(namespace);
       const { tag, x } = await tagOffBusMaster(namespace);
       // A key whose entry is on a master other than X.
       let key = '';
@@ -83,9 +73,8 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
       await b.set(key, 'old', { ttl: '1h', tags: [tag] });
       assert.deepEqual(await b.invalidateTags([tag]), { delivered: true });
 
-      proxies = await startClusterProxies(cluster!);
-      const a = await open(namespace, proxies.client());
-      proxies.proxyOf(x).cut('refuse');
+      const a = await openBehindProxies(namespace);
+      proxies!.proxyOf(x).cut('refuse');
       const got =
         read === 'get' ? await a.get(key) : read === 'getOrSet' ? await a.getOrSet(key, () => 'loaded', { ttl: '1h', tags: [tag] }) : await a.getOrSet(key, () => 'loaded', { ttl: '1h' });
       assert.notEqual(got, 'old', `A answered ${key}, invalidated (tag ${tag}) before the cut, from L2 without its tag's version`);
@@ -96,7 +85,7 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
     // A HEAD (or a request waiting on another's fill) looks the entry up without a fill's round trip: L1, then L2.
     it(`${adapter.name}: the middleware does not answer a HEAD with what another instance invalidated before the cut`, async () => {
       const namespace = `l2-cut-${adapter.name}-${process.pid}`;
-      const b = await open(namespace, direct());
+      const b = await env.open(namespace);
       let body = 'old';
       const { tag, x } = await tagOffBusMaster(namespace);
       const storeKeys = new Map<string, string>();
@@ -123,10 +112,9 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
       assert.deepEqual(await b.invalidateTags([tag]), { delivered: true });
       body = 'new';
 
-      proxies = await startClusterProxies(cluster!);
-      const a = await open(namespace, proxies.client());
+      const a = await openBehindProxies(namespace);
       const appA = buildApp(adapter, a, spec(a));
-      proxies.proxyOf(x).cut('refuse');
+      proxies!.proxyOf(x).cut('refuse');
       const res = await request(appA.target).head(path);
       assert.equal(res.status, 200);
       assert.equal(res.headers['x-body'], 'new', `A answered ${path}, invalidated (tag ${tag}) before the cut, from L2 (${String(res.headers['cache-status'])})`);
