@@ -4,7 +4,7 @@
 // proxy in front of the seed alone would carry only the first connection:
 // `natMap` maps each real address to its proxy, and cutting one proxy cuts
 // that instance off that master alone while every other client keeps it.
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { RedisClusterHandle } from './redis-cluster.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
@@ -40,4 +40,28 @@ export async function startClusterProxies(cluster: RedisClusterHandle): Promise<
       await Promise.all(proxies.map((p) => p.close()));
     },
   };
+}
+
+/** The port of the master serving `key`'s slot. */
+export async function masterOf(cluster: RedisClusterHandle, key: string): Promise<number> {
+  const node = new Redis(cluster.nodes[0]!.port, cluster.nodes[0]!.host);
+  try {
+    const slot = Number(await node.cluster('KEYSLOT', key));
+    const ranges = (await node.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+    return ranges.find(([from, to]) => from <= slot && slot <= to)![2][1];
+  } finally {
+    node.disconnect();
+  }
+}
+
+/**
+ * A tag of `namespace` whose counter is on a master X that does not serve the
+ * namespace's epoch and bus channel (so an instance cut off X alone keeps its bus).
+ */
+export async function tagOffBusMaster(cluster: RedisClusterHandle, namespace: string): Promise<{ tag: string; x: number }> {
+  const busMaster = await masterOf(cluster, `{${namespace}}:epoch`);
+  for (let t = 0; ; t++) {
+    const x = await masterOf(cluster, `${namespace}:v:{t${t}}`);
+    if (x !== busMaster) return { tag: `t${t}`, x };
+  }
 }

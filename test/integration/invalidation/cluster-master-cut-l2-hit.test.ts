@@ -10,11 +10,10 @@
 // on inst 1 delivered=true`). README "When Redis is down": what is served
 // unchecked is L1's, bounded by l1.ttl; an L2 entry is checked or a miss.
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { clusterCaches } from '../../support/cluster-caches.js';
-import { startClusterProxies, type ClusterProxies } from '../../support/cluster-proxies.js';
+import { masterOf as masterOfIn, startClusterProxies, tagOffBusMaster, type ClusterProxies } from '../../support/cluster-proxies.js';
 import { adapters, buildApp, type AppSpec, type HandlerIO } from '../middleware/apps.js';
 
 describe('an L2 entry whose tag counter lives on a Cluster master this instance is cut off from', function () {
@@ -39,26 +38,7 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
     return cut;
   }
 
-  /** The port of the master serving `key`'s slot. */
-  async function masterOf(key: string): Promise<number> {
-    const node = new Redis(env.cluster.nodes[0]!.port, env.cluster.nodes[0]!.host);
-    try {
-      const slot = Number(await node.cluster('KEYSLOT', key));
-      const ranges = (await node.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
-      return ranges.find(([from, to]) => from <= slot && slot <= to)![2][1];
-    } finally {
-      node.disconnect();
-    }
-  }
-
-  /** A tag whose counter is on a master X that does not serve the namespace's epoch and bus channel (so the cut instance's bus stays up). */
-  async function tagOffBusMaster(namespace: string): Promise<{ tag: string; x: number }> {
-    const busMaster = await masterOf(`{${namespace}}:epoch`);
-    for (let t = 0; ; t++) {
-      const x = await masterOf(`${namespace}:v:{t${t}}`);
-      if (x !== busMaster) return { tag: `t${t}`, x };
-    }
-  }
+  const masterOf = (key: string) => masterOfIn(env.cluster, key);
 
   // getOrSet() naming the entry's tag reads its counter in the fill's lookup, which fails as a whole (a miss, before
   // the fix too); without it the lookup decides nothing about the tag and the entry was served unchecked.
@@ -66,7 +46,7 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
     it(`data API ${read}() does not answer what another instance invalidated before the cut`, async () => {
       const namespace = `l2-cut-${read.replace(/ /g, '-')}-${process.pid}`;
       const b = await env.open(namespace);
-      const { tag, x } = await tagOffBusMaster(namespace);
+      const { tag, x } = await tagOffBusMaster(env.cluster, namespace);
       // A key whose entry is on a master other than X.
       let key = '';
       for (let k = 0; key === ''; k++) if ((await masterOf(b.dataKey(`k${k}`))) !== x) key = `k${k}`;
@@ -87,7 +67,7 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
       const namespace = `l2-cut-${adapter.name}-${process.pid}`;
       const b = await env.open(namespace);
       let body = 'old';
-      const { tag, x } = await tagOffBusMaster(namespace);
+      const { tag, x } = await tagOffBusMaster(env.cluster, namespace);
       const storeKeys = new Map<string, string>();
       const spec = (cache: TierCache): AppSpec => ({
         routes: [
