@@ -11,17 +11,10 @@
 // The same for a clear() pending here and another instance's clear() (raiseEpoch).
 // The version source is never asked: everything here is local state.
 import assert from 'node:assert/strict';
-import { TagVersions, Validity } from '../../../src/store/tag-versions.js';
-import { neverAsked } from '../../support/never-asked-source.js';
+import { Validity } from '../../../src/store/tag-versions.js';
+import { CLOCK_EPOCH, trustedVersions } from '../../support/never-asked-source.js';
 
-const EPOCH = 1_700_000_000_000_000;
-
-function trustedVersions(): TagVersions {
-  const versions = new TagVersions({ source: neverAsked, maxTags: 100 });
-  versions.trusted = true; // as with the bus connected
-  versions.raiseEpoch(EPOCH); // as the connection check reads it
-  return versions;
-}
+const EPOCH = CLOCK_EPOCH;
 
 describe('store: TagVersions with a pending invalidation, when another instance invalidates the same again', () => {
   it("a fill stamped with the pending tag's marker is invalid once a newer version of the tag is heard; one begun after is valid", () => {
