@@ -467,7 +467,7 @@ export class TagVersions {
    * Decides an entry found in Redis together with the counters `needs`
    * named: learns them, then checks locally and, where local state still
    * cannot decide, against what was read. undefined when that is not enough
-   * (the entry has tags that were not read): ask verify().
+   * (the entry has tags that were not read): ask vouch().
    */
   decide(entry: FillStamp, needs: StampNeeds, read: StampRead): boolean | undefined {
     if (needs.generation === this.generation) {
@@ -575,12 +575,22 @@ export class TagVersions {
   raise(tag: string, version: number): void {
     const current = this.map.get(tag);
     // Stryker disable next-line EqualityOperator: setting a version equal to the one known changes nothing
-    if (current === undefined || version > current) this.map.set(tag, version);
+    if (current === undefined || version > current) {
+      this.map.set(tag, version);
+      // A pending tag's marker stands for "after this instance's own invalidation", which check() compares alone.
+      // A version learned since (another instance's invalidation, heard on the bus) is later than that: fills
+      // stamped with the old marker began before it. A new marker leaves them behind (once known, over-refusing).
+      if (this.pendingCount !== 0 && this.pendingTags.has(tag)) this.pendingTags.set(tag, ++this.localClock);
+    }
   }
 
   raiseEpoch(epoch: number): void {
     // Stryker disable next-line EqualityOperator: the same for an equal epoch
-    if (this.epoch === undefined || epoch > this.epoch) this.epoch = epoch;
+    if (this.epoch === undefined || epoch > this.epoch) {
+      this.epoch = epoch;
+      // The same for a pending clear(): another instance's clear() heard since leaves its marker epoch behind.
+      if (this.pendingEpoch !== undefined) this.pendingEpoch = ++this.localClock;
+    }
     // Stryker disable next-line EqualityOperator: the same
     if (epoch > this.highestEpoch) this.highestEpoch = epoch;
   }

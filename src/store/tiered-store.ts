@@ -223,11 +223,14 @@ export class TieredStore {
       return undefined;
     }
     const validity = this.versions.check(entry);
-    // Stryker disable next-line ConditionalExpression: verifying an entry already known invalid asks Redis, which says so too
-    const valid = validity === Validity.Valid || (validity === Validity.Unknown && (await this.versions.verify(entry)));
-    if (entry.staleUntil <= this.now() || !valid) {
+    // Only Redis's word (or local state's) serves an L2 entry: unlike L1's, its age is bounded by its TTL alone, not
+    // l1.ttl, and on a Cluster it is read from a master that answers while its tags' counters sit on one that does not.
+    // Stryker disable next-line ConditionalExpression: vouching for an entry already known invalid asks Redis, which says so too
+    const word = validity === Validity.Valid ? true : validity === Validity.Unknown ? await this.versions.vouch(entry) : false;
+    if (entry.staleUntil <= this.now() || word !== true) {
       this.l2Misses++;
-      this.dropFromL2(key);
+      // Unchecked (Redis did not answer) is no reason to delete it.
+      if (word === false || entry.staleUntil <= this.now()) this.dropFromL2(key);
       return undefined;
     }
     this.l2Hits++;
@@ -284,12 +287,14 @@ export class TieredStore {
     let hit: TieredHit | undefined;
     if (reply.entry !== null) {
       const entry = this.decodeFromL2(key, reply.entry);
-      if (entry !== undefined && entry.staleUntil > this.now() && ((versions.decide(entry, needs, read) ?? (await versions.verify(entry))) === true)) {
+      // As in getL2: an entry Redis could not vouch for is a miss, and stays in L2.
+      const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
+      if (word === true) {
         this.l2Hits++;
-        this.l1?.set(key, entry);
-        hit = { entry, tier: 'L2' };
+        this.l1?.set(key, entry!);
+        hit = { entry: entry!, tier: 'L2' };
       } else {
-        if (entry !== undefined) this.dropFromL2(key);
+        if (entry !== undefined && word === false) this.dropFromL2(key);
         this.l2Misses++;
       }
     } else if (!skipEntry) this.l2Misses++;

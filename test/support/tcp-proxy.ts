@@ -51,7 +51,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       client.resume(); // read and drop
       return;
     }
-    const upstream = createConnection({ port: targetPort, host: targetHost });
+    // No Nagle on either leg (redis clients set noDelay themselves): a small write would otherwise wait for the ACK of
+    // the one before, which the far end delays up to 40 ms when it has nothing to send (a subscriber's connection).
+    client.setNoDelay(true);
+    const upstream = createConnection({ port: targetPort, host: targetHost, noDelay: true });
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
     client.on('close', () => {

@@ -9,17 +9,10 @@
 // invalidation was refused here (check() Invalid, stillCurrent() false). The
 // version source is never asked: stampFrom() takes what the lookup read.
 import assert from 'node:assert/strict';
-import { TagVersions, Validity } from '../../../src/store/tag-versions.js';
-import { neverAsked } from '../../support/never-asked-source.js';
+import { Validity } from '../../../src/store/tag-versions.js';
+import { CLOCK_EPOCH, trustedVersions } from '../../support/never-asked-source.js';
 
-const EPOCH = 1_700_000_000_000_000;
-
-function trustedVersions(): TagVersions {
-  const versions = new TagVersions({ source: neverAsked, maxTags: 100 });
-  versions.trusted = true; // as with the bus connected
-  versions.raiseEpoch(EPOCH); // as the connection check reads it
-  return versions;
-}
+const EPOCH = CLOCK_EPOCH;
 
 describe("store: TagVersions stamps from a fill's lookup while invalidations are pending", () => {
   const tags = ['movie:7', 'path:/a'];

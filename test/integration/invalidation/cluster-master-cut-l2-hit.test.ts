@@ -1,0 +1,103 @@
+// Why this test exists (h94, multi-process stress on a Redis Cluster, one
+// instance cut off one master): an entry read from L2 whose tag versions
+// Redis could not be asked for was served, as an L1 entry is in an outage.
+// On a Cluster that is no race: the entry lives on a master the instance
+// still reaches, a tag's counter on the one it does not. The entry may have
+// been invalidated long before (by any instance, or by this one before its bus
+// reconnected and forgot what it knew), and L2 keeps it for its whole TTL:
+// the instance served it for as long as the cut lasted, not bounded by
+// l1.ttl (found as `STALE same inst 1 ... detail=L2 ... by invalidatePrefix
+// on inst 1 delivered=true`). README "When Redis is down": what is served
+// unchecked is L1's, bounded by l1.ttl; an L2 entry is checked or a miss.
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { clusterCaches } from '../../support/cluster-caches.js';
+import { masterOf as masterOfIn, startClusterProxies, tagOffBusMaster, type ClusterProxies } from '../../support/cluster-proxies.js';
+import { adapters, buildApp, type AppSpec, type HandlerIO } from '../middleware/apps.js';
+
+describe('an L2 entry whose tag counter lives on a Cluster master this instance is cut off from', function () {
+  this.timeout(30_000);
+  // The other instances (B) on clients of their own, straight to every master.
+  const env = clusterCaches();
+  let proxies: ClusterProxies | undefined;
+  let cut: TierCache | undefined;
+  afterEach(async () => {
+    await cut?.close();
+    cut = undefined;
+    await proxies?.close();
+    proxies = undefined;
+  });
+
+  /** The cut instance (A): a cache whose every connection goes through a proxy per master. */
+  async function openBehindProxies(namespace: string): Promise<TierCache> {
+    proxies = await startClusterProxies(env.cluster);
+    cut = createCache({ namespace, redis: proxies.client() });
+    cut.on('error', () => undefined);
+    await cut.ready();
+    return cut;
+  }
+
+  const masterOf = (key: string) => masterOfIn(env.cluster, key);
+
+  // getOrSet() naming the entry's tag reads its counter in the fill's lookup, which fails as a whole (a miss, before
+  // the fix too); without it the lookup decides nothing about the tag and the entry was served unchecked.
+  for (const read of ['get', 'getOrSet', 'getOrSet without tags'] as const) {
+    it(`data API ${read}() does not answer what another instance invalidated before the cut`, async () => {
+      const namespace = `l2-cut-${read.replace(/ /g, '-')}-${process.pid}`;
+      const b = await env.open(namespace);
+      const { tag, x } = await tagOffBusMaster(env.cluster, namespace);
+      // A key whose entry is on a master other than X.
+      let key = '';
+      for (let k = 0; key === ''; k++) if ((await masterOf(b.dataKey(`k${k}`))) !== x) key = `k${k}`;
+      await b.set(key, 'old', { ttl: '1h', tags: [tag] });
+      assert.deepEqual(await b.invalidateTags([tag]), { delivered: true });
+
+      const a = await openBehindProxies(namespace);
+      proxies!.proxyOf(x).cut('refuse');
+      const got =
+        read === 'get' ? await a.get(key) : read === 'getOrSet' ? await a.getOrSet(key, () => 'loaded', { ttl: '1h', tags: [tag] }) : await a.getOrSet(key, () => 'loaded', { ttl: '1h' });
+      assert.notEqual(got, 'old', `A answered ${key}, invalidated (tag ${tag}) before the cut, from L2 without its tag's version`);
+    });
+  }
+
+  for (const adapter of adapters) {
+    // A HEAD (or a request waiting on another's fill) looks the entry up without a fill's round trip: L1, then L2.
+    it(`${adapter.name}: the middleware does not answer a HEAD with what another instance invalidated before the cut`, async () => {
+      const namespace = `l2-cut-${adapter.name}-${process.pid}`;
+      const b = await env.open(namespace);
+      let body = 'old';
+      const { tag, x } = await tagOffBusMaster(env.cluster, namespace);
+      const storeKeys = new Map<string, string>();
+      const spec = (cache: TierCache): AppSpec => ({
+        routes: [
+          {
+            path: '/p/:n',
+            mw: { ttl: '1h', tags: () => [tag] },
+            handler: (io: HandlerIO) => {
+              storeKeys.set(io.params['n']!, cache.keyFor(io.arg));
+              io.set('x-body', body);
+              io.send(body);
+            },
+          },
+        ],
+      });
+      const appB = buildApp(adapter, b, spec(b));
+      // B fills paths until one's entry is on a master other than X.
+      let path: string | undefined;
+      for (let n = 0; path === undefined; n++) {
+        assert.equal((await request(appB.target).get(`/p/${n}`)).text, 'old');
+        if ((await masterOf(storeKeys.get(String(n))!)) !== x) path = `/p/${n}`;
+      }
+      assert.deepEqual(await b.invalidateTags([tag]), { delivered: true });
+      body = 'new';
+
+      const a = await openBehindProxies(namespace);
+      const appA = buildApp(adapter, a, spec(a));
+      proxies!.proxyOf(x).cut('refuse');
+      const res = await request(appA.target).head(path);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['x-body'], 'new', `A answered ${path}, invalidated (tag ${tag}) before the cut, from L2 (${String(res.headers['cache-status'])})`);
+    });
+  }
+});
