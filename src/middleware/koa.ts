@@ -255,9 +255,12 @@ function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void)
   // at once, and what a middleware in front writes after it is dropped.
   if (!respondHeard(ctx)) {
     // Unless the answer was given while Redis was asked (a middleware in front that answers at once and lets
-    // the app go on): it is left alone, as a hit waiting for Koa's read is, and not counted.
-    if (!ctx.res.headersSent) write();
-    dropLaterWrites(ctx.res);
+    // the app go on): it is left alone, as a hit waiting for Koa's read is, and not counted. What that middleware
+    // writes next is its own answer's (a head and a first chunk at once, the end once the app is done): kept.
+    if (!ctx.res.headersSent) {
+      write();
+      dropLaterWrites(ctx.res);
+    }
     ctx.respond = false;
     return;
   }

@@ -250,6 +250,28 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.equal(cache.stats().l2.hits, 1);
       });
 
+      it('an L2 hit that finds only the head given (a middleware in front streams its own answer while the app goes on) leaves its end alone: no hang', async () => {
+        // As the case above, but that middleware writes its head and a first chunk at once and ends once the app is
+        // done: its end() must reach the client (it was dropped as a write after a hit that was never written).
+        const front: Koa.Middleware = async (ctx, next) => {
+          const work = next();
+          ctx.respond = false;
+          ctx.res.writeHead(202, { 'content-type': 'text/plain' });
+          ctx.res.write('working;');
+          await work.catch(() => undefined);
+          ctx.res.end('done');
+        };
+        const filler = build(async (_ctx, next) => next(), {}, await redisCaches.open());
+        await request(filler.target).get('/me').expect(200);
+        const { cache, target, errors } = build(front, {}, await redisCaches.open());
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        await request(target).get('/me').timeout(3000).expect(202, 'working;done');
+        await laterTick();
+        assert.deepEqual(errors, []);
+        assert.deepEqual(hits, []);
+      });
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
