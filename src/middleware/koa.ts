@@ -128,11 +128,15 @@ interface PendingHolder {
   res?: ServerResponse;
 }
 
-/** Writes the hit waiting on `ctx`, once; whether there was one. */
+/** Writes the hit waiting on `ctx`, once; whether it was written. */
 function writePending(ctx: PendingHolder): boolean {
   const write = ctx[PENDING_HIT];
   if (write === undefined) return false;
   ctx[PENDING_HIT] = undefined;
+  // A middleware in front gave the answer itself while Redis was asked (its head out, its end to come): the
+  // hit is left alone and not counted, as respondLater leaves it; its head could not follow (ERR_HTTP_HEADERS_SENT
+  // into that middleware, and its end never came: the client waited).
+  if (ctx.res?.headersSent === true) return false;
   write();
   return true;
 }

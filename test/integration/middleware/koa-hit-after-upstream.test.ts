@@ -272,6 +272,30 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(hits, []);
       });
 
+      for (const says of ['after next() (ctx.respond = false)', 'never (Koa finds the response ended)'] as const) {
+        it(`an L2 hit waiting for Koa finds the head given by a middleware in front that says it answers itself ${says}: left alone, not counted, no hang`, async () => {
+          // Its head and a first chunk go out while Redis is asked, its end once the app is done. Without the cache
+          // this answers (Koa does not write to a response that ended); the waiting hit must leave it alone.
+          const front: Koa.Middleware = async (ctx, next) => {
+            const work = next();
+            ctx.res.writeHead(202, { 'content-type': 'text/plain' });
+            ctx.res.write('working;');
+            await work.catch(() => undefined);
+            if (says.startsWith('after')) ctx.respond = false;
+            ctx.res.end('done');
+          };
+          const filler = build(async (_ctx, next) => next(), {}, await redisCaches.open());
+          await request(filler.target).get('/me').expect(200);
+          const { cache, target, errors } = build(front, {}, await redisCaches.open());
+          const hits: string[] = [];
+          cache.on('hit', (e) => hits.push(e.tier));
+          await request(target).get('/me').timeout(3000).expect(202, 'working;done');
+          await laterTick();
+          assert.deepEqual(errors, []);
+          assert.deepEqual(hits, []);
+        });
+      }
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
