@@ -143,6 +143,8 @@ function replayNow(req: IncomingMessage, res: ServerResponse, response: Prepared
     return;
   }
   writeStoredHead(res, response.status, headersFor(req, response), age, cacheStatus, reasonFor(req, response));
-  if (req.method === 'HEAD') res.end();
+  // No body, no write of one: over HTTP/2 node ends the stream with the head of a 204, and a write after it,
+  // even of no byte, is ERR_STREAM_WRITE_AFTER_END (Koa reported one on every such hit).
+  if (req.method === 'HEAD' || response.body.length === 0) res.end();
   else res.end(response.body);
 }

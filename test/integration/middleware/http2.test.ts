@@ -354,6 +354,47 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   });
 
+  it('a stored 204 served over HTTP/2, by the middleware and by the front door: no write after the end node gives a 204 (found by helper-96)', async () => {
+    // node ends an HTTP/2 stream with the head of a 204 (or 304): a body written after it, even an empty one, is
+    // ERR_STREAM_WRITE_AFTER_END (Koa reported it on every such hit).
+    const cache = newCache({ routes: { '/k': '1m' } });
+    const app = new Koa();
+    const errors: Error[] = [];
+    app.silent = true;
+    app.on('error', (err: Error) => errors.push(err));
+    app.use(koaCache(cache));
+    app.use((ctx) => {
+      ctx.set('cache-control', 'public, max-age=60');
+      ctx.status = 204;
+    });
+    const uncaught: Error[] = [];
+    const onUncaught = (err: Error) => uncaught.push(err);
+    const mochaHandlers = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onUncaught);
+    const fronted = await overHttp2(app, front(cache, app.callback()));
+    const bare = await overHttp2(app);
+    try {
+      const within = (answer: Promise<Answer>) => Promise.race([answer, sleep(5_000).then(() => ({ status: 0, body: 'no answer', headers: {} }) as Answer)]);
+      for (const [via, path] of [
+        [bare, '/k/koa'],
+        [fronted, '/k/front'],
+      ] as const) {
+        assert.equal((await within(via.send(path))).headers['cache-status'], 'tiercache; fwd=miss; stored');
+        const hit = await within(via.send(path));
+        assert.deepEqual([hit.status, hit.body, hit.headers['cache-status']], [204, '', 'tiercache; hit; detail=L1']);
+      }
+      await sleep(20);
+      assert.deepEqual(uncaught.map(String), []);
+      assert.deepEqual(errors.map(String), []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const h of mochaHandlers) process.on('uncaughtException', h);
+      await fronted.close();
+      await bare.close();
+    }
+  });
+
   for (const vary of [[], ['host']]) {
     it(`a stale-while-revalidate refresh set off by an HTTP/2 request sees the Host it came with${vary.length > 0 ? ', and refreshes the entry that varies on it' : ''}`, async () => {
       let version = 0;
