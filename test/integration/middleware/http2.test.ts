@@ -63,6 +63,22 @@ async function overHttp2(app: Koa, handler: (req: http.IncomingMessage, res: htt
   return { send, close, client };
 }
 
+/** Collects uncaught exceptions in place of mocha's handlers (a front door's throw ends the process) until restore(). */
+function catchUncaught(): { uncaught: Error[]; restore: () => void } {
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error) => uncaught.push(err);
+  const mochaHandlers = process.listeners('uncaughtException');
+  process.removeAllListeners('uncaughtException');
+  process.on('uncaughtException', onUncaught);
+  return {
+    uncaught,
+    restore: () => {
+      process.off('uncaughtException', onUncaught);
+      for (const h of mochaHandlers) process.on('uncaughtException', h);
+    },
+  };
+}
+
 describe('middleware: Koa over HTTP/2', () => {
   const cleanup = useCleanup();
   const newCache = (options: Parameters<typeof createCache>[0] = {}): TierCache => cleanup.track(createCache({ namespace: `h2-${process.pid}-${++counter}`, redis: false, ...options }));
@@ -326,11 +342,7 @@ describe('middleware: Koa over HTTP/2', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const get = (path: string) =>
       new Promise<http.IncomingMessage>((resolve, reject) => http.get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path }, (res) => res.resume().on('end', () => resolve(res))).on('error', reject));
-    const uncaught: Error[] = [];
-    const onUncaught = (err: Error) => uncaught.push(err);
-    const mochaHandlers = process.listeners('uncaughtException');
-    process.removeAllListeners('uncaughtException');
-    process.on('uncaughtException', onUncaught);
+    const { uncaught, restore } = catchUncaught();
     const fronted = await overHttp2(app, front(cache, app.callback()));
     const bare = await overHttp2(app);
     try {
@@ -346,8 +358,7 @@ describe('middleware: Koa over HTTP/2', () => {
       const viaKoa = await within(bare.send('/k/koa'));
       assert.deepEqual([viaKoa.status, viaKoa.body, viaKoa.headers['cache-status']], [200, 'answer', 'tiercache; hit; detail=L1']);
     } finally {
-      process.off('uncaughtException', onUncaught);
-      for (const h of mochaHandlers) process.on('uncaughtException', h);
+      restore();
       await fronted.close();
       await bare.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -367,11 +378,7 @@ describe('middleware: Koa over HTTP/2', () => {
       ctx.set('cache-control', 'public, max-age=60');
       ctx.status = 204;
     });
-    const uncaught: Error[] = [];
-    const onUncaught = (err: Error) => uncaught.push(err);
-    const mochaHandlers = process.listeners('uncaughtException');
-    process.removeAllListeners('uncaughtException');
-    process.on('uncaughtException', onUncaught);
+    const { uncaught, restore } = catchUncaught();
     const fronted = await overHttp2(app, front(cache, app.callback()));
     const bare = await overHttp2(app);
     try {
@@ -388,8 +395,7 @@ describe('middleware: Koa over HTTP/2', () => {
       assert.deepEqual(uncaught.map(String), []);
       assert.deepEqual(errors.map(String), []);
     } finally {
-      process.off('uncaughtException', onUncaught);
-      for (const h of mochaHandlers) process.on('uncaughtException', h);
+      restore();
       await fronted.close();
       await bare.close();
     }
