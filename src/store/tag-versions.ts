@@ -126,7 +126,7 @@ export class TagVersions {
    * With an L2: per bucket of tags (a hash of the tag), the highest version
    * of a tag this instance invalidated itself and then let go (the bounded
    * map dropped it, or it was too long to keep). Read only when Redis cannot
-   * answer verify(): an entry below its tag's bucket, for a tag no longer
+   * vouch for an L1 entry (servableInOutage): an entry below its tag's bucket, for a tag no longer
    * known here, may be one this instance invalidated (DESIGN §4(1)). Per
    * bucket, as versions of different tags (each counter starts from the clock
    * when it is made) say nothing about each other; a collision only refuses
@@ -291,14 +291,10 @@ export class TagVersions {
   }
 
   /**
-   * Decides, asking Redis when local state cannot; when Redis cannot answer
-   * either, as servableInOutage says.
+   * Decides, asking Redis when local state cannot: undefined when Redis did not
+   * answer either (an L1 entry may then be served as servableInOutage says; an
+   * L2 entry never is).
    */
-  async verify(entry: FillStamp): Promise<boolean> {
-    return (await this.vouch(entry)) ?? this.servableInOutage(entry);
-  }
-
-  /** verify() without the outage's word: undefined when local state cannot decide and Redis did not answer. */
   async vouch(entry: FillStamp): Promise<boolean | undefined> {
     const local = this.check(entry);
     if (local !== Validity.Unknown) return local === Validity.Valid;

@@ -172,7 +172,7 @@ export class TieredStore {
   /**
    * L1, then L2. The entry may be past freshUntil (but not staleUntil); callers decide.
    * An L1 entry only Redis could vouch for, while Redis does not answer, is a
-   * hit as verify() says (an outage costs no availability: the data API); with
+   * hit as servableInOutage says (an outage costs no availability: the data API); with
    * `inOutage` false it comes back `unverified`, counted a miss, for a caller
    * that serves no entry it cannot check (the middleware: see HttpCache.find).
    */

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import type { FillStamp } from '../../../src/store/entry.js';
 import { TagVersions } from '../../../src/store/tag-versions.js';
+import { verify } from '../../support/l1-outage-verdict.js';
 import { MemorySource } from '../../support/memory-version-source.js';
 
 /** maxTags 100: the map keeps 50 to 100 tags; a tag over maxBytes / 2 is never kept. */
@@ -33,8 +34,8 @@ describe('store: TagVersions when Redis cannot answer, after letting tags go', (
     const after: FillStamp = await versions.stamp(['product:7']);
     await churn(versions);
     source.down = true;
-    assert.equal(await versions.verify(before), false, 'the invalidated entry was served');
-    assert.equal(await versions.verify(after), true, 'an entry made after the invalidation was refused');
+    assert.equal(await verify(versions, before), false, 'the invalidated entry was served');
+    assert.equal(await verify(versions, after), true, 'an entry made after the invalidation was refused');
   });
 
   it("serves entries of tags others invalidated (learned), or nobody did, once they are let go", async () => {
@@ -45,8 +46,8 @@ describe('store: TagVersions when Redis cannot answer, after letting tags go', (
     await versions.bump(['product:7']); // this instance's own, of another tag
     await churn(versions);
     source.down = true;
-    assert.equal(await versions.verify(cold), true);
-    assert.equal(await versions.verify(learned), true, "another instance's invalidation let go is the outage's bound (l1.ttl), not refused");
+    assert.equal(await verify(versions, cold), true);
+    assert.equal(await verify(versions, learned), true, "another instance's invalidation let go is the outage's bound (l1.ttl), not refused");
   });
 
   it('a tag too long for the map, invalidated here, is let go at once', async () => {
@@ -55,7 +56,7 @@ describe('store: TagVersions when Redis cannot answer, after letting tags go', (
     const before: FillStamp = await versions.stamp([long]);
     await versions.bump([long]);
     source.down = true;
-    assert.equal(await versions.verify(before), false);
+    assert.equal(await verify(versions, before), false);
   });
 
   it('more own invalidations than it follows one by one: all let go, each refusing only what recorded its tag before', async () => {
@@ -67,9 +68,9 @@ describe('store: TagVersions when Redis cannot answer, after letting tags go', (
     const after: FillStamp = await versions.stamp([tags[0]!]);
     await churn(versions);
     source.down = true;
-    assert.equal(await versions.verify(before), false);
-    assert.equal(await versions.verify(after), true);
-    assert.equal(await versions.verify(untouched), true);
+    assert.equal(await verify(versions, before), false);
+    assert.equal(await verify(versions, after), true);
+    assert.equal(await verify(versions, untouched), true);
   });
 
   it('while the map still holds an invalidated tag, local state decides with Redis down: the older entry refused, the newer served', async () => {
@@ -78,10 +79,10 @@ describe('store: TagVersions when Redis cannot answer, after letting tags go', (
     await versions.bump(['product:7']);
     source.down = true;
     // Still known here: local state decides (older than known: invalid), whatever the floor.
-    assert.equal(await versions.verify(before), false);
+    assert.equal(await verify(versions, before), false);
     source.down = false;
     const fresh: FillStamp = await versions.stamp(['product:7']);
     source.down = true;
-    assert.equal(await versions.verify(fresh), true);
+    assert.equal(await verify(versions, fresh), true);
   });
 });

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import type { FillStamp } from '../../../src/store/entry.js';
 import { TagVersions, Validity } from '../../../src/store/tag-versions.js';
+import { verify } from '../../support/l1-outage-verdict.js';
 import { MemorySource } from '../../support/memory-version-source.js';
 
 const l1OnlyVersions = () => new TagVersions({ source: undefined, maxTags: 100 });
@@ -29,7 +30,7 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     assert.equal(versions.check(entry), Validity.Invalid);
     versions.trusted = false; // the bus is down too: local state must still decide this one
     assert.equal(versions.check(entry), Validity.Invalid);
-    assert.equal(await versions.verify(entry), false);
+    assert.equal(await verify(versions, entry), false);
     assert.equal(versions.stillCurrent(entry), false, 'a fill stamped before the invalidation may still be stored');
   });
 
@@ -150,7 +151,7 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     await versions.bump(['movie:7']);
     versions.clearPending();
     assert.equal(versions.check(during), Validity.Invalid);
-    assert.equal(await versions.verify(during), false);
+    assert.equal(await verify(versions, during), false);
   });
 
   it('a fill with a pending tag and another records the marker for the pending one and the real version for the other (read from Redis or known here)', async () => {
@@ -197,7 +198,7 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     versions.reset();
     await versions.stamp(['movie:7']); // learns the (unchanged) Redis version again
     assert.equal(versions.check(entry), Validity.Invalid);
-    assert.equal(await versions.verify(entry), false);
+    assert.equal(await verify(versions, entry), false);
   });
 
   it('while Redis is unreachable, a pending tag stays invalid although verify() serves what it cannot check', async () => {
@@ -207,8 +208,8 @@ describe('store: TagVersions with invalidations pending (Redis has not taken the
     versions.trusted = false;
     source.down = true;
     versions.markPending(['movie:7']);
-    assert.equal(await versions.verify(tagged), false);
-    assert.equal(await versions.verify(other), true, 'an outage costs freshness, not availability');
+    assert.equal(await verify(versions, tagged), false);
+    assert.equal(await verify(versions, other), true, 'an outage costs freshness, not availability');
   });
 });
 
@@ -298,20 +299,20 @@ describe('store: TagVersions deciding with Redis', () => {
   it('verify() refuses an entry of another epoch than Redis holds (a FLUSHALL moved it), even when its tag versions match', async () => {
     const { source, versions } = setUp();
     const entry = await versions.stamp(['movie:7']);
-    assert.equal(await versions.verify(entry), true);
+    assert.equal(await verify(versions, entry), true);
     versions.trusted = false; // the bus missed the FLUSHALL: Redis decides
     source.epoch++;
-    assert.equal(await versions.verify(entry), false);
+    assert.equal(await verify(versions, entry), false);
   });
 
   it('verify() refuses an entry when local state was forgotten while Redis was being asked (its answer may predate what was missed)', async () => {
     const { versions } = setUp();
     const entry = await versions.stamp(['movie:7']);
     versions.trusted = false;
-    const answer = versions.verify(entry);
+    const answer = verify(versions, entry);
     versions.reset(); // a bus reconnect while the read is out
     assert.equal(await answer, false);
-    assert.equal(await versions.verify(entry), true, 'asked again, Redis vouches for it');
+    assert.equal(await verify(versions, entry), true, 'asked again, Redis vouches for it');
   });
 
   it('a fill stamped before local state was forgotten is no longer stored, and what its store found is not learned', async () => {
@@ -466,7 +467,7 @@ describe('store: TagVersions without an L2: what needs no Redis', () => {
   });
 
   it('an entry its own state cannot vouch for (of an epoch it never had) is not valid', async () => {
-    assert.equal(await l1Only().verify({ epoch: 5, tags: [], versions: [] }), false);
+    assert.equal(await verify(l1Only(), { epoch: 5, tags: [], versions: [] }), false);
   });
 
   it('forgetting an invalidated tag never makes an entry from before any forgotten invalidation valid', async () => {
