@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
+import { packedWritable } from '../../src/store/command-bytes.js';
 import { openRedis } from '../../src/store/redis-client.js';
 import { startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -89,5 +90,22 @@ describe('commands of one event-loop turn share one write (clients tiercache ope
     const writes = countWrites(client);
     assert.deepEqual(await Promise.all([client.set('batch:k', 'w'), client.get('batch:k')]), ['OK', 'w']);
     assert.equal(writes.count, 1);
+  });
+  it('a command carrying Buffers is encoded by packedWritable, and Redis reads every argument as sent', async () => {
+    client = openRedis(redis.url, 1000).client as Redis;
+    await ready(client);
+    const seen: Array<{ toWritable: unknown }> = [];
+    const send = client.sendCommand;
+    client.sendCommand = function (this: Redis, command, stream) {
+      const result = send.call(this, command, stream);
+      seen.push(command as unknown as { toWritable: unknown });
+      return result;
+    } as Redis['sendCommand'];
+    const entry = Buffer.from('{"a":"\u00e9"}\u0000\u00ff\r\n$1\r\n', 'latin1');
+    const args = ['évé', '', entry, Buffer.alloc(0), '🙂', Buffer.alloc(70_000, 9), 'last'];
+    const reply = (await client.evalBuffer('return ARGV', 1, 'batch:k', ...args)) as Buffer[];
+    assert.deepEqual(reply, args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a)));
+    // If ioredis stops marking such commands (its bufferMode field), the cheaper encoding is silently lost.
+    assert.equal(seen.at(-1)?.toWritable, packedWritable);
   });
 });
