@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { TierCache } from '../../../src/index.js';
-import type { BusMessage, PublishProgress } from '../../../src/store/invalidation-bus.js';
+import { MESSAGE_ITEMS, type BusMessage, type PublishProgress } from '../../../src/store/invalidation-bus.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 
@@ -185,5 +185,30 @@ describe('the invalidation bus when a PUBLISH fails (standalone Redis)', functio
       `A's numbers: ${numbers.join(', ')}`,
     );
     assert.equal(busB.gaps, gaps);
+  });
+
+  it('a message sent in parts goes on from the part that failed, under the number that part had: the parts that went out are not sent again', async () => {
+    const user = `nopub-${ctx.ns}`;
+    await ctx.admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const a = await ctx.open({ redis: `redis://${user}:pw@127.0.0.1:${ctx.redis.port}` });
+    a.on('error', () => undefined);
+    const busA = busOf(a);
+    const heard = await listen(busA.channel, () => busA.instanceId);
+    await busA.publish({ keys: ['first'] });
+    const keys = Array.from({ length: MESSAGE_ITEMS + 10 }, (_, i) => `k${i}`);
+    const big: BusMessage = { keys };
+    // The first part went out earlier; the second is refused, then sent again.
+    await ctx.admin.call('ACL', 'SETUSER', user, '-publish');
+    const resumed = { parts: 1 };
+    await assert.rejects(busA.publish(big, resumed));
+    await ctx.admin.call('ACL', 'SETUSER', user, '+publish');
+    await busA.publish(big, resumed);
+    assert.equal(resumed.parts, 2);
+    await eventually(() => heard.length === 2, 'the resent second part is heard', BOUND_MS);
+    assert.equal(heard[1]!.s, heard[0]!.s + 1, 'the second part, refused once, did not go out under the number it had');
+    assert.deepEqual((JSON.parse(heard[1]!.body) as { k: string[] }).k, keys.slice(MESSAGE_ITEMS), 'not the second part alone');
+    await sleep(100);
+    assert.equal(heard.length, 2, 'a part was sent twice');
+    assertWellNumbered(heard);
   });
 });
