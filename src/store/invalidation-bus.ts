@@ -4,7 +4,10 @@
 // at-most-once, so nothing depends on delivery: local state is trusted only
 // while the subscription is live, a gap in a sender's sequence or a
 // reconnect flushes L1 and forgets every version learned, and until the
-// subscription is back every hit asks Redis.
+// subscription is back every hit asks Redis. A message whose PUBLISH failed
+// goes out again (the queue replays it) under the number it had, so the
+// others see no gap for a message they do get; they take a number heard
+// again for that resend (the failed PUBLISH may have reached Redis after all).
 //
 // On a Redis Cluster whose servers have it (Redis >= 7, Valkey), the bus uses
 // sharded pub/sub (SSUBSCRIBE / SPUBLISH): a message goes to the master that
@@ -132,6 +135,17 @@ function charsOf(tags: ReadonlyArray<readonly [string, number]>, keys: readonly 
   return chars;
 }
 
+/**
+ * How far the sending of one message got (publish() may split it): a caller
+ * that sends the message again after a failure passes the same object, so
+ * the parts that went out are not sent twice, and the part that failed keeps
+ * its sequence number.
+ */
+export interface PublishProgress {
+  /** Parts sent so far. */
+  parts: number;
+}
+
 /** Senders whose sequence numbers are tracked; the least recently heard is dropped beyond this. */
 const MAX_SENDERS = 1_000;
 /** Longest sender id taken (ours are 36-character UUIDs). */
@@ -174,6 +188,15 @@ export class InvalidationBus {
   /** The subscriber was told to connect anew: no PING on the connection it is closing. */
   private resetting = false;
   private seq = 0;
+  /**
+   * The last number handed out, while the part that got it could not be sent
+   * and will be sent again (its caller passed progress): that resend takes
+   * it again, so the others see no gap for a message they do get. Any other
+   * message takes the next number, leaving this one a gap: a receiver may
+   * have heard it (a PUBLISH that timed out can still reach Redis), and must
+   * never take a different message under a number it heard for a resend.
+   */
+  private unsent: { readonly seq: number; readonly progress: PublishProgress } | undefined;
   private readonly lastSeq = new Map<string, number>();
   private readyWaiters: Array<() => void> = [];
   /** onDown was called and onUp not yet. */
@@ -258,21 +281,42 @@ export class InvalidationBus {
    * large one (a bulk invalidation) goes out as several, in order, each at
    * most MESSAGE_ITEMS tags and keys and about MESSAGE_CHARS long: one
    * command each, none past L2's timeout or a subscriber's output buffer.
+   * `progress`: the caller sends the same message again, with the same
+   * object, after a failure (see PublishProgress); without it a failed number
+   * stays used, a gap the others notice.
    */
-  async publish(message: BusMessage): Promise<void> {
+  async publish(message: BusMessage, progress?: PublishProgress): Promise<void> {
     // Before a Cluster has told its version, the message would go out as a classic PUBLISH, which
     // instances subscribed with SSUBSCRIBE never hear: wait for the choice, as a command waits for
     // the first connection, and fail past that (the invalidation stays queued and is replayed).
     if (this.mode === undefined) await this.waitMode();
-    for (const part of splitMessage(message)) {
-      const wire: WireMessage = { i: this.instanceId, s: ++this.seq };
+    const parts = splitMessage(message);
+    for (let n = progress?.parts ?? 0; n < parts.length; n++) {
+      const part = parts[n]!;
+      const s = this.numberFor(progress);
+      const wire: WireMessage = { i: this.instanceId, s };
       if (part.tags !== undefined) wire.t = part.tags.map(([t, v]) => [t, v]);
       if (part.epoch !== undefined) wire.e = part.epoch;
       if (part.keys !== undefined) wire.k = [...part.keys];
       const payload = JSON.stringify(wire);
-      await this.options.l2.run((c) => this.send(c, payload), true);
+      try {
+        await this.options.l2.run((c) => this.send(c, payload), true);
+      } catch (err) {
+        // Kept for the resend only while no later number was handed out: that one may be out already.
+        if (progress !== undefined && this.seq === s) this.unsent = { seq: s, progress };
+        throw err;
+      }
+      if (progress !== undefined) progress.parts = n + 1;
       this.sent++;
     }
+  }
+
+  /** The number for the next part of the message `progress` follows (see unsent). */
+  private numberFor(progress: PublishProgress | undefined): number {
+    const unsent = this.unsent;
+    this.unsent = undefined;
+    if (unsent !== undefined && unsent.progress === progress) return unsent.seq;
+    return ++this.seq;
   }
 
   /** Resolves once the pub/sub mode is chosen; throws if it is not within one command timeout. */
@@ -361,7 +405,9 @@ export class InvalidationBus {
   private sendToSelf(): number {
     const nonce = Math.floor(Math.random() * 2 ** 31) + 1;
     // Not while L2 is down: they would only pile up in the client's queue (the next one goes once it is back).
-    if (this.options.l2.state === 'ok') this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: this.seq, h: nonce })).catch(() => undefined);
+    // A number kept for a resend is not missed yet: it comes again.
+    const seq = this.unsent === undefined ? this.seq : this.seq - 1;
+    if (this.options.l2.state === 'ok') this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: seq, h: nonce })).catch(() => undefined);
     return nonce;
   }
 
@@ -437,7 +483,9 @@ export class InvalidationBus {
     }
     this.lastSeq.delete(wire.i);
     this.lastSeq.set(wire.i, wire.s);
-    if (last !== undefined && wire.s !== last + 1) {
+    // The same number again is a resend (a PUBLISH that timed out may have reached Redis all the same):
+    // a sender never gives one number to two messages, and applying one twice is harmless.
+    if (last !== undefined && wire.s !== last + 1 && wire.s !== last) {
       this.gaps++;
       this.forget();
     }

@@ -5,7 +5,7 @@
 // again, so an invalidation made during a network blip still reaches L2 and
 // every other instance. The backlog is bounded: past MAX_QUEUED tags and keys
 // it becomes one clear(), which covers everything it held (over-invalidating).
-import type { BusMessage, InvalidationBus } from './invalidation-bus.js';
+import type { BusMessage, InvalidationBus, PublishProgress } from './invalidation-bus.js';
 import type { L2Store } from './l2-store.js';
 import type { TagVersions } from './tag-versions.js';
 
@@ -35,6 +35,8 @@ interface Item {
   readonly calls: number;
   /** Set once the bump is done: only the publish is left. */
   message?: BusMessage;
+  /** How far that publish got: a retry goes on from there, under the number that failed. */
+  progress?: PublishProgress;
 }
 
 export interface InvalidationQueueOptions {
@@ -221,7 +223,8 @@ export class InvalidationQueue {
         item.message = { epoch: await versions.bumpEpoch() };
       }
     }
-    await bus?.publish(item.message);
+    item.progress ??= { parts: 0 };
+    await bus?.publish(item.message, item.progress);
   }
 
   private scheduleRetry(): void {
