@@ -1,5 +1,6 @@
 // Request -> cache key. Format:
 //   namespace : METHOD-CLASS : raw-path [? canonical-query] [:v=vary-values] [:u=user]
+// or, with a custom key, that key in place of path and query ('=' before one that starts with '/').
 // The path is the raw request path (two different request targets never share
 // an entry); the query is canonicalized (canonical-query.ts) so parameter order
 // does not matter where no parser cares. The fragment is dropped first, as the
@@ -95,6 +96,9 @@ export function buildRequestKey(input: RequestKeyInput): string {
   let rest: string;
   if (input.customKey !== undefined) {
     rest = escapeKeyComponent(input.customKey);
+    // Every built key starts with '/': a custom key written as a path (`/api/dashboard/${tenant}`) would be
+    // the key of a request for that path, served to anyone by a plain middleware. '=' is escaped in components.
+    if (rest.charCodeAt(0) === 47 /* / */) rest = '=' + rest;
   } else {
     let url = input.url;
     // Clients never send a fragment, but a raw '#' may arrive: the frameworks' parsers drop it with what follows.
