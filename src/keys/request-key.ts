@@ -1,5 +1,6 @@
 // Request -> cache key. Format:
-//   namespace : METHOD-CLASS : raw-path [? canonical-query] [:v=vary-values] [:u=user]
+//   namespace : METHOD-CLASS : raw-path [:a=allow-list] [? canonical-query] [:v=vary-values] [:u=user]
+// or, with a custom key, that key in place of path and query ('=' before one that starts with '/').
 // The path is the raw request path (two different request targets never share
 // an entry); the query is canonicalized (canonical-query.ts) so parameter order
 // does not matter where no parser cares. The fragment is dropped first, as the
@@ -95,6 +96,9 @@ export function buildRequestKey(input: RequestKeyInput): string {
   let rest: string;
   if (input.customKey !== undefined) {
     rest = escapeKeyComponent(input.customKey);
+    // Every built key starts with '/': a custom key written as a path (`/api/dashboard/${tenant}`) would be
+    // the key of a request for that path, served to anyone by a plain middleware. '=' is escaped in components.
+    if (rest.charCodeAt(0) === 47 /* / */) rest = '=' + rest;
   } else {
     let url = input.url;
     // Clients never send a fragment, but a raw '#' may arrive: the frameworks' parsers drop it with what follows.
@@ -103,6 +107,7 @@ export function buildRequestKey(input: RequestKeyInput): string {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     rest = escapeKeyComponent(path);
+    if (input.queryAllow !== undefined) rest += allowMark(input.queryAllow);
     if (q !== -1) {
       const query = canonicalQuery(url.slice(q + 1), input.queryAllow);
       if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
@@ -112,6 +117,24 @@ export function buildRequestKey(input: RequestKeyInput): string {
   if (vary !== undefined && vary.length > 0) rest = appendPairs(rest + ':v=', vary);
   if (input.user !== undefined) rest += ':u=' + escapeKeyComponent(input.user);
   return bounded(head, rest);
+}
+
+const allowMarks = new WeakMap<ReadonlySet<string>, string>();
+
+/**
+ * What an allow-list adds after the path: `:a=` and its names, sorted. Dropping parameters
+ * maps many requests onto one key, which a key built without the list (or with another)
+ * gives to one of them alone: an app-wide middleware with `query: ['page']` served
+ * `/search?page=1&q=dogs` the answer a per-route middleware (every parameter keyed) had
+ * stored for `/search?page=1`. Built once per list.
+ */
+function allowMark(allow: ReadonlySet<string>): string {
+  let mark = allowMarks.get(allow);
+  if (mark === undefined) {
+    mark = ':a=' + [...allow].sort().map(escapeKeyComponent).join(',');
+    allowMarks.set(allow, mark);
+  }
+  return mark;
 }
 
 /** `head + rest`, with `rest` replaced by its hash when the key would be too long. */

@@ -818,9 +818,13 @@ interface Found {
   readonly unchecked?: true;
 }
 
-/** An entry a middleware with `user` stored (per route, further in) is that one's to serve, not this plan's. */
+/**
+ * An entry a middleware with `user` stored (per route, further in) is that one's to serve, not this plan's;
+ * so is one a middleware in origin mode stored (its stale rules): by the table's rules a no-cache or
+ * must-revalidate answer would go out stale, and the request's own directives would be ignored.
+ */
 function notOurs(plan: Plan, found: Found): boolean {
-  return found.response.scoped && !plan.scoped;
+  return (found.response.scoped && !plan.scoped) || (found.response.staleRules !== undefined && plan.origin === undefined);
 }
 
 /** A hit found by HttpCache.find; `unverified` by get() (its manifest's, for a variant): an unchecked one. */

@@ -123,10 +123,22 @@ describe('keys: buildRequestKey', () => {
     it('drops parameters outside the queryAllow list', () => {
       const allow = new Set(['page']);
       assert.equal(key('/list?page=2&utm_source=x', { queryAllow: allow }), key('/list?page=2', { queryAllow: allow }));
-      assert.equal(key('/list?utm_source=x&page=2&fbclid=y', { queryAllow: allow }), key('/list?page=2'));
+      assert.equal(key('/list?utm_source=x&page=2&fbclid=y', { queryAllow: allow }), key('/list?page=2', { queryAllow: allow }));
       assert.notEqual(key('/list?page=2', { queryAllow: allow }), key('/list?page=3', { queryAllow: allow }));
-      assert.equal(key('/list?utm_source=x', { queryAllow: allow }), key('/list'));
-      assert.equal(key('/list?utm_source=x', { queryAllow: allow }), 'shop:GET:/list');
+      assert.equal(key('/list?utm_source=x', { queryAllow: allow }), key('/list', { queryAllow: allow }));
+      assert.equal(key('/list?utm_source=x', { queryAllow: allow }), 'shop:GET:/list:a=page');
+      assert.equal(key('/list?b=1&page=2', { queryAllow: new Set(['page', 'b']) }), 'shop:GET:/list:a=b,page?b=1&page=2');
+    });
+
+    // Keys built with a list are not keys built without one, or with another: a middleware that drops
+    // parameters would otherwise find what one keying them had stored for another request.
+    it('keeps keys built with an allow-list apart from keys built without it or with another list', () => {
+      const allow = new Set(['page']);
+      assert.notEqual(key('/list?page=2&q=x', { queryAllow: allow }), key('/list?page=2'));
+      assert.notEqual(key('/list?q=x', { queryAllow: allow }), key('/list'));
+      assert.notEqual(key('/list?page=2&q=x', { queryAllow: allow }), key('/list?page=2', { queryAllow: new Set(['page', 'q']) }));
+      assert.equal(key('/list?page=2', { queryAllow: new Set(['q', 'page']) }), key('/list?page=2', { queryAllow: new Set(['page', 'q']) }));
+      assert.notEqual(key('/list', { queryAllow: new Set(['a,b']) }), key('/list', { queryAllow: new Set(['a', 'b']) }));
     });
 
     // Regression (found by these tests, fixed in 8d23c41): `new URLSearchParams(query)`
