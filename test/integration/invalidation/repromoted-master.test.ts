@@ -306,8 +306,10 @@ describe('invalidation: the Redis process a Cluster slot records', function () {
     const via = direct(cluster!.nodes[0]!.port);
     const counterKey = `${namespace}:v:{movie:7}`;
     const slot = keySlot(counterKey);
-    const nodes = await clusterNodes(via);
+    let nodes = await clusterNodes(via);
     const m = nodes.find((n) => n.master && n.slots.some(([from, to]) => slot >= from && slot <= to))!;
+    // On a loaded machine the node asked may not list the replica yet (seen once: the find below gave undefined).
+    await until('the node asked to list the master’s replica', async () => (nodes = await clusterNodes(via)).some((n) => n.masterId === m.id));
     const r = nodes.find((n) => n.masterId === m.id)!;
     const adminM = direct(m.port);
     const [guardKey, followedKey] = slotGuardKeys(slot);
