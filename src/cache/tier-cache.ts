@@ -476,8 +476,10 @@ export class TierCache extends EventEmitter implements DataCache {
         return result as T;
       }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
-      // without it, but takes its value if it still comes first.
-      return Promise.race([joined.promise as Promise<T>, this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags)]);
+      // without it, but takes its value if it still comes first. Not its failure: that belongs to
+      // the callers still waiting on it, and this one's own load may yet succeed.
+      const ownLoad = this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags);
+      return Promise.race([(joined.promise as Promise<T>).then(undefined, () => ownLoad), ownLoad]);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);

@@ -668,6 +668,28 @@ describe('data API: getOrSet', () => {
     assert.ok(waiter.ms < 800, `the waiter waited ${Math.round(waiter.ms)} ms: for its own run, not the first`);
   });
 
+  it("a waiter past l2.lockTimeout that loads itself is not handed the first run's failure: a loader that rejects late fails only its own callers", async () => {
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: 200 } }));
+    const boom = new Error('the first run failed late');
+    const first = a.getOrSet('late', async () => {
+      await sleep(350);
+      throw boom;
+    });
+    const firstOutcome = first.then(() => 'resolved', (err: unknown) => err);
+    await sleep(50);
+    // Waits 200 ms on the first run, then loads itself (done at about 650 ms); the first run rejects at 350 ms meanwhile.
+    const waiter = await withinMs(
+      a.getOrSet('late', async () => {
+        await sleep(400);
+        return 'loaded by the waiter';
+      }).then((value) => value, (err: unknown) => `rejected: ${(err as Error).message}`),
+      3_000,
+    );
+    assert.equal(await firstOutcome, boom, "the first run's own callers get its failure");
+    assert.equal(waiter, 'loaded by the waiter');
+    assert.equal(await a.get('late'), 'loaded by the waiter');
+  });
+
   it("callers keep waiting on a run under an l2.lockTimeout past setTimeout's range (30 days), instead of loading at once", async () => {
     const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: '30d' } }));
     const stuck = hangingLoader();
