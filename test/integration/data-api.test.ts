@@ -1674,6 +1674,28 @@ describe('data API: source()', () => {
     assert.equal(await a.get('42'), 'an unrelated value');
   });
 
+  it("never hands one id another id's value: an object or array id, whose String() other ids share, is refused with a TypeError; an object with its own toString() (an ObjectId) keys by it", async () => {
+    const a = await ctx.open();
+    const docs = a.source({ load: async (id: { tenant: string; doc: number } | unknown[]) => ({ loadedFor: JSON.stringify(id) }) });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // String() makes '[object Object]' of both, and 'a,b,c' of both arrays: one would be served the other's value.
+    await assert.rejects(docs.get({ tenant: 'acme', doc: 1 }), refused);
+    await assert.rejects(docs.get({ tenant: 'globex', doc: 1 }), refused);
+    await assert.rejects(docs.get(['a', 'b,c']), refused);
+    await assert.rejects(docs.get(['a,b', 'c']), refused);
+    assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
+    // An object that names itself (a MongoDB ObjectId, say) is keyed by what it says.
+    class ObjectId {
+      constructor(private readonly hex: string) {}
+      toString() {
+        return this.hex;
+      }
+    }
+    const byObjectId = a.source({ load: async (id: ObjectId) => ({ loadedFor: String(id) }) });
+    assert.deepEqual(await byObjectId.get(new ObjectId('65a1')), { loadedFor: '65a1' });
+    assert.deepEqual(await byObjectId.get(new ObjectId('65a2')), { loadedFor: '65a2' });
+  });
+
   it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {
     const a = await ctx.open();
     const rows = new Map([['1', 'old']]);
