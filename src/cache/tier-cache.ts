@@ -357,8 +357,13 @@ export class TierCache extends EventEmitter implements DataCache {
         if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
         return;
       }
-      // Over on arrival (a ttl shorter than the round trip), or overtaken every time: stored nowhere, and not reported as stored.
-      if (restamps === SET_RESTAMPS || encoded.entry.staleUntil <= this.now()) return;
+      if (restamps === SET_RESTAMPS || encoded.entry.staleUntil <= this.now()) {
+        // Overtaken every time (a storm of invalidations of its tags), or over by now: stored nowhere, and not
+        // reported as stored. Redis still holds the value from before, valid under its own tags, which must not
+        // answer for this set(): it becomes a delete() of the key, as when Redis cannot take it.
+        await this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
+        return;
+      }
       encoded = restampValue(encoded, await versions.stamp(tags), this.now(), life);
     }
   }

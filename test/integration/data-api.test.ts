@@ -302,6 +302,43 @@ describe('data API: values through L2', () => {
     assert.deepStrictEqual(stores, [['L1', 'L2'], ['L1', 'L2']]);
   });
 
+  it("set() overtaken by an invalidation of its tags every time it is stamped again leaves no value from before it: the key misses on every instance", async () => {
+    // A's client runs every command, but before each store of 'k' another instance's invalidateTags(['hot'])
+    // reaches Redis (as in a storm of them), ahead of its message: every stamp set() takes is overtaken.
+    const client = new Redis(ctx.redis.url);
+    type Evalsha = (...args: unknown[]) => Promise<unknown>;
+    const hooked = client as unknown as { evalshaBuffer: Evalsha };
+    const a = createCache({ namespace: ctx.ns, redis: client });
+    try {
+      await a.ready();
+      const b = await ctx.open();
+      await a.set('k', 'from before');
+      assert.equal(await b.get('k'), 'from before');
+      const entryKey = a.dataKey('k');
+      const hotCounter = a.store.versions.counterKeyOf('hot');
+      const send = hooked.evalshaBuffer.bind(client);
+      let overtaken = 0;
+      hooked.evalshaBuffer = async (sha, count, keysAndArgs) => {
+        const keys = keysAndArgs as string[];
+        if (keys[0] === entryKey && keys[1] === entryKey && keys.includes(hotCounter)) {
+          overtaken++;
+          await ctx.admin.incr(hotCounter);
+        }
+        return send(sha, count, keysAndArgs);
+      };
+      await a.set('k', 'new', { tags: ['hot'] });
+      hooked.evalshaBuffer = send;
+      assert.equal(overtaken, 3, 'stamped three times, overtaken each time');
+      const c = await ctx.open();
+      assert.equal(await a.get('k'), undefined, 'this instance read the value from before the set()');
+      assert.equal(await c.get('k'), undefined, 'another instance read the value from before the set()');
+      assert.ok(await eventually(async () => (await b.get('k')) === undefined), 'an instance holding the value from before still serves it');
+    } finally {
+      await a.close(); // never closes a client it was given
+      client.disconnect();
+    }
+  });
+
   it('warms L1 after an L2 hit: the second get on B is an L1 hit', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
