@@ -1848,6 +1848,26 @@ describe('data API: events', () => {
     ]);
     assert.match(deleted[0]!, /^key:.*filled$/);
   });
+
+  it("a 'hit', 'miss', 'store' or 'invalidate' listener that throws fails no call: get() neither throws nor rejects, getOrSet() returns its value and releases its fill lock at once", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('k', 'stored');
+    for (const event of ['hit', 'miss', 'store', 'invalidate'] as const) a.on(event, () => {
+      throw new Error(`a '${event}' listener with a bug`);
+    });
+    let value: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => (value = a.get('k')), 'an L1 hit threw at once');
+    assert.equal(await value, 'stored');
+    assert.equal(await a.get('absent'), undefined);
+    assert.equal(await a.getOrSet('loaded', () => 'by A'), 'by A');
+    assert.equal(await ctx.admin.exists(`{${a.dataKey('loaded')}}:lock`), 0, 'the fill lock is still held');
+    assert.equal(await b.get('loaded'), 'by A');
+    assert.equal(await a.set('other', 1), undefined);
+    assert.deepEqual(await a.delete('other'), { delivered: true });
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    assert.deepEqual(await a.clear(), { delivered: true });
+  });
 });
 
 describe('data API: Redis where nothing listens', () => {
