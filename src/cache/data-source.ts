@@ -60,6 +60,20 @@ export function checkSourceOptions(options: unknown): void {
   }
 }
 
+/**
+ * An id as its key: String(id), refused where other ids share it. Every plain
+ * object is '[object Object]' and ['a', 'b,c'] is ['a,b', 'c']: one id would
+ * be handed another's value. An object with a toString() of its own (an
+ * ObjectId) names itself.
+ * @throws TypeError for an array or an object without a toString() of its own.
+ */
+function idText(id: unknown): string {
+  if (typeof id === 'object' && id !== null && (Array.isArray(id) || (id as object).toString === Object.prototype.toString)) {
+    throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${Array.isArray(id) ? 'an array' : 'a plain object'}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
+  }
+  return String(id);
+}
+
 export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> = {}): CachedSource<Id, T> {
   if (source === null || typeof source !== 'object' || typeof source.load !== 'function') {
     throw new TypeError('tiercache: source() needs an object with a load(id) function');
@@ -67,7 +81,7 @@ export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<I
   const prefix = options.prefix ?? '';
   const ttl = options.ttl;
   const tagsOption = options.tags;
-  const keyOf = (id: Id) => prefix + String(id);
+  const keyOf = (id: Id) => prefix + idText(id);
   const tagsOf = (id: Id): readonly string[] | undefined => (typeof tagsOption === 'function' ? tagsOption(id) : tagsOption);
   const invalidate = async (key: string) => {
     try {

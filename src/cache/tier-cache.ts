@@ -180,12 +180,12 @@ export class TierCache extends EventEmitter implements DataCache {
         check: (client) => this.checkServer(client),
         onDown: (err) => {
           this.reportError(err, 'Redis (L2) is unreachable: answering from L1 and the handlers until it is back', 'l2');
-          this.emitFromRedis('l2', { state: 'down', err });
+          this.emitSafely('l2', { state: 'down', err });
         },
         onUp: (recovered) => {
           if (recovered) {
             this.reportInfo('Redis (L2) is reachable again');
-            this.emitFromRedis('l2', { state: 'up' });
+            this.emitSafely('l2', { state: 'up' });
           }
           this.queue?.onL2Up();
         },
@@ -208,14 +208,14 @@ export class TierCache extends EventEmitter implements DataCache {
         onError: (err, message) => this.reportError(err, message, 'bus'),
         onDown: (err) => {
           this.reportError(err, 'the invalidation bus is disconnected: L1 is not trusted (every hit checks Redis) until it is back', 'bus');
-          this.emitFromRedis('bus', { state: 'down', err });
+          this.emitSafely('bus', { state: 'down', err });
         },
         onUp: () => {
           this.reportInfo('the invalidation bus is connected again (L1 flushed)');
-          this.emitFromRedis('bus', { state: 'up' });
+          this.emitSafely('bus', { state: 'up' });
         },
         onMessage: (message) => {
-          if (this.listenerCount('invalidate') > 0) this.emitFromRedis('invalidate', remoteInvalidation(message));
+          if (this.listenerCount('invalidate') > 0) this.emitSafely('invalidate', remoteInvalidation(message));
         },
       });
       // The first connection's server check and the bus's first subscription each forget what was
@@ -270,7 +270,7 @@ export class TierCache extends EventEmitter implements DataCache {
     if (local === undefined || local === UNDECIDED) return this.getBeyondL1<T>(scope, key, storeKey, local === UNDECIDED);
     const value = resolvedValue<T>(local, this.serializer);
     if (value === undefined) return this.unreadable(scope, key, storeKey);
-    if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
+    if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, 'L1'));
     return value;
   }
 
@@ -278,10 +278,10 @@ export class TierCache extends EventEmitter implements DataCache {
     const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey);
     const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
-      if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
+      if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
       return undefined;
     }
-    if (this.hitListened) this.emit('hit', hitEvent(scope, key, hit!.tier));
+    if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, hit!.tier));
     return value;
   }
 
@@ -298,7 +298,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /** An L1 entry this instance cannot read (written under another serializer, corrupt): dropped, and a miss. */
   private unreadable(scope: DataScope, key: string, storeKey: string): Promise<undefined> {
     this.store.discard(storeKey);
-    if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
+    if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
     return RESOLVED_UNDEFINED;
   }
 
@@ -354,11 +354,16 @@ export class TierCache extends EventEmitter implements DataCache {
         return;
       }
       if (stored) {
-        if (this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
+        if (this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
         return;
       }
-      // Over on arrival (a ttl shorter than the round trip), or overtaken every time: stored nowhere, and not reported as stored.
-      if (restamps === SET_RESTAMPS || encoded.entry.staleUntil <= this.now()) return;
+      if (restamps === SET_RESTAMPS || encoded.entry.staleUntil <= this.now()) {
+        // Overtaken every time (a storm of invalidations of its tags), or over by now: stored nowhere, and not
+        // reported as stored. Redis still holds the value from before, valid under its own tags, which must not
+        // answer for this set(): it becomes a delete() of the key, as when Redis cannot take it.
+        await this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
+        return;
+      }
       encoded = restampValue(encoded, await versions.stamp(tags), this.now(), life);
     }
   }
@@ -399,7 +404,7 @@ export class TierCache extends EventEmitter implements DataCache {
       return result;
     } finally {
       if (this.listenerCount('invalidate') > 0) {
-        for (let i = 0; i < keys.length; i++) this.emit('invalidate', localInvalidation([keyTag(storeKeys[i]!)], delivered, { key: keys[i]!, namespace: scope.name }));
+        for (let i = 0; i < keys.length; i++) this.emitSafely('invalidate', localInvalidation([keyTag(storeKeys[i]!)], delivered, { key: keys[i]!, namespace: scope.name }));
       }
     }
   }
@@ -446,7 +451,7 @@ export class TierCache extends EventEmitter implements DataCache {
     if (local !== undefined && local !== UNDECIDED) {
       const value = resolvedValue<T>(local, this.serializer);
       if (value !== undefined) {
-        if (this.hitListened) this.emit('hit', hitEvent(scope, key, 'L1'));
+        if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, 'L1'));
         return value;
       }
       this.store.discard(storeKey);
@@ -476,8 +481,10 @@ export class TierCache extends EventEmitter implements DataCache {
         return result as T;
       }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
-      // without it, but takes its value if it still comes first.
-      return Promise.race([joined.promise as Promise<T>, this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags)]);
+      // without it, but takes its value if it still comes first. Not its failure: that belongs to
+      // the callers still waiting on it, and this one's own load may yet succeed.
+      const ownLoad = this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags);
+      return Promise.race([(joined.promise as Promise<T>).then(undefined, () => ownLoad), ownLoad]);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);
@@ -501,10 +508,10 @@ export class TierCache extends EventEmitter implements DataCache {
       if (found !== undefined) {
         store.abandonFill(ticket, flight.superseded);
         flight.foundIn = lookup.hit!.tier;
-        if (this.hitListened) this.emit('hit', hitEvent(scope, key, lookup.hit!.tier));
+        if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, lookup.hit!.tier));
         return found;
       }
-      if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
+      if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
       stamp = lookup.stamp;
       if (lookup.lock === 'theirs' && lock !== undefined) {
         const filled = await lock.waitFor(storeKey, () => this.remoteValue<T>(storeKey), () => this.isClosed);
@@ -514,7 +521,7 @@ export class TierCache extends EventEmitter implements DataCache {
           return filled;
         }
       }
-    } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key));
+    } else if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
     stamp ??= store.versions.stampLocally(tags) ?? (await store.versions.stamp(tags));
     flight.meta = stamp;
     flight.startClock();
@@ -541,7 +548,7 @@ export class TierCache extends EventEmitter implements DataCache {
     else {
       this.fills++;
       const stored = await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket);
-      if (stored && this.listenerCount('store') > 0) this.emit('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
+      if (stored && this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
     }
     return readBack === undefined ? value : readBack;
   }
@@ -571,8 +578,8 @@ export class TierCache extends EventEmitter implements DataCache {
   private reportWaited(scope: DataScope, key: string, flight: Flight<unknown, FillStamp>): void {
     const tier = flight.foundIn;
     if (tier !== undefined) {
-      if (this.hitListened) this.emit('hit', hitEvent(scope, key, tier));
-    } else if (this.listenerCount('miss') > 0) this.emit('miss', missEvent(scope, key, true));
+      if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, tier));
+    } else if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key, true));
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
@@ -607,7 +614,7 @@ export class TierCache extends EventEmitter implements DataCache {
       delivered = result.delivered;
       return result;
     } finally {
-      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation([tag], delivered, { clear: true, namespace: scope.name }));
+      if (this.listenerCount('invalidate') > 0) this.emitSafely('invalidate', localInvalidation([tag], delivered, { clear: true, namespace: scope.name }));
     }
   }
 
@@ -688,7 +695,7 @@ export class TierCache extends EventEmitter implements DataCache {
       delivered = result.delivered;
       return result;
     } finally {
-      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation(own, delivered));
+      if (this.listenerCount('invalidate') > 0) this.emitSafely('invalidate', localInvalidation(own, delivered));
     }
   }
 
@@ -712,7 +719,7 @@ export class TierCache extends EventEmitter implements DataCache {
       delivered = result.delivered;
       return result;
     } finally {
-      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation([], delivered, { clear: true }));
+      if (this.listenerCount('invalidate') > 0) this.emitSafely('invalidate', localInvalidation([], delivered, { clear: true }));
     }
   }
 
@@ -842,7 +849,7 @@ export class TierCache extends EventEmitter implements DataCache {
     redactCredentials(err);
     if (this.options.logger) this.log('warn', { err, where }, message);
     else debug('%s: %s', message, err.message);
-    if (this.listenerCount('error') > 0) this.emitFromRedis('error', { err, where });
+    if (this.listenerCount('error') > 0) this.emitSafely('error', { err, where });
   }
 
   /**
@@ -862,14 +869,16 @@ export class TierCache extends EventEmitter implements DataCache {
     return scope.name === undefined ? event : { ...event, namespace: scope.name };
   }
 
-  /** Worth an info line (a recovery, say); nothing is emitted. */
   /**
-   * Emits what Redis's callbacks report (a state change, another instance's
-   * invalidation, a failure), and every 'error': a listener that throws is
+   * Emits every event of the cache itself: what Redis's callbacks report (a
+   * state change, another instance's invalidation, a failure), every 'error',
+   * and the data API's and invalidations' outcomes. A listener that throws is
    * logged, never thrown into ioredis (where nothing catches it and the
-   * process ends) or into a request.
+   * process ends) nor at a caller: a metrics bug must not fail a get() (at
+   * once, out of an L1 hit), nor leave a getOrSet()'s fill lock held for
+   * other instances to wait out.
    */
-  private emitFromRedis<E extends keyof TierCacheEvents>(event: E, payload: TierCacheEvents[E]): void {
+  private emitSafely<E extends keyof TierCacheEvents>(event: E, payload: TierCacheEvents[E]): void {
     try {
       this.emit(event, payload);
     } catch (err) {
@@ -878,6 +887,7 @@ export class TierCache extends EventEmitter implements DataCache {
     }
   }
 
+  /** Worth an info line (a recovery, say); nothing is emitted. */
   private reportInfo(message: string): void {
     if (this.options.logger) this.log('info', {}, message);
     else debug('%s', message);
@@ -957,7 +967,7 @@ export class TierCache extends EventEmitter implements DataCache {
       delivered = result.delivered;
       return result;
     } finally {
-      if (this.listenerCount('invalidate') > 0) this.emit('invalidate', localInvalidation([tag], delivered, { key, namespace }));
+      if (this.listenerCount('invalidate') > 0) this.emitSafely('invalidate', localInvalidation([tag], delivered, { key, namespace }));
     }
   }
 

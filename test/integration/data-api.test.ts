@@ -302,6 +302,43 @@ describe('data API: values through L2', () => {
     assert.deepStrictEqual(stores, [['L1', 'L2'], ['L1', 'L2']]);
   });
 
+  it("set() overtaken by an invalidation of its tags every time it is stamped again leaves no value from before it: the key misses on every instance", async () => {
+    // A's client runs every command, but before each store of 'k' another instance's invalidateTags(['hot'])
+    // reaches Redis (as in a storm of them), ahead of its message: every stamp set() takes is overtaken.
+    const client = new Redis(ctx.redis.url);
+    type Evalsha = (...args: unknown[]) => Promise<unknown>;
+    const hooked = client as unknown as { evalshaBuffer: Evalsha };
+    const a = createCache({ namespace: ctx.ns, redis: client });
+    try {
+      await a.ready();
+      const b = await ctx.open();
+      await a.set('k', 'from before');
+      assert.equal(await b.get('k'), 'from before');
+      const entryKey = a.dataKey('k');
+      const hotCounter = a.store.versions.counterKeyOf('hot');
+      const send = hooked.evalshaBuffer.bind(client);
+      let overtaken = 0;
+      hooked.evalshaBuffer = async (sha, count, keysAndArgs) => {
+        const keys = keysAndArgs as string[];
+        if (keys[0] === entryKey && keys[1] === entryKey && keys.includes(hotCounter)) {
+          overtaken++;
+          await ctx.admin.incr(hotCounter);
+        }
+        return send(sha, count, keysAndArgs);
+      };
+      await a.set('k', 'new', { tags: ['hot'] });
+      hooked.evalshaBuffer = send;
+      assert.equal(overtaken, 3, 'stamped three times, overtaken each time');
+      const c = await ctx.open();
+      assert.equal(await a.get('k'), undefined, 'this instance read the value from before the set()');
+      assert.equal(await c.get('k'), undefined, 'another instance read the value from before the set()');
+      assert.ok(await eventually(async () => (await b.get('k')) === undefined), 'an instance holding the value from before still serves it');
+    } finally {
+      await a.close(); // never closes a client it was given
+      client.disconnect();
+    }
+  });
+
   it('warms L1 after an L2 hit: the second get on B is an L1 hit', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
@@ -666,6 +703,28 @@ describe('data API: getOrSet', () => {
     assert.equal(await first, 'run 1');
     assert.equal(waiter.value, 'run 1', 'the waiter got its own, later run');
     assert.ok(waiter.ms < 800, `the waiter waited ${Math.round(waiter.ms)} ms: for its own run, not the first`);
+  });
+
+  it("a waiter past l2.lockTimeout that loads itself is not handed the first run's failure: a loader that rejects late fails only its own callers", async () => {
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: false, l2: { lockTimeout: 200 } }));
+    const boom = new Error('the first run failed late');
+    const first = a.getOrSet('late', async () => {
+      await sleep(350);
+      throw boom;
+    });
+    const firstOutcome = first.then(() => 'resolved', (err: unknown) => err);
+    await sleep(50);
+    // Waits 200 ms on the first run, then loads itself (done at about 650 ms); the first run rejects at 350 ms meanwhile.
+    const waiter = await withinMs(
+      a.getOrSet('late', async () => {
+        await sleep(400);
+        return 'loaded by the waiter';
+      }).then((value) => value, (err: unknown) => `rejected: ${(err as Error).message}`),
+      3_000,
+    );
+    assert.equal(await firstOutcome, boom, "the first run's own callers get its failure");
+    assert.equal(waiter, 'loaded by the waiter');
+    assert.equal(await a.get('late'), 'loaded by the waiter');
   });
 
   it("callers keep waiting on a run under an l2.lockTimeout past setTimeout's range (30 days), instead of loading at once", async () => {
@@ -1652,6 +1711,28 @@ describe('data API: source()', () => {
     assert.equal(await a.get('42'), 'an unrelated value');
   });
 
+  it("never hands one id another id's value: an object or array id, whose String() other ids share, is refused with a TypeError; an object with its own toString() (an ObjectId) keys by it", async () => {
+    const a = await ctx.open();
+    const docs = a.source({ load: async (id: { tenant: string; doc: number } | unknown[]) => ({ loadedFor: JSON.stringify(id) }) });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // String() makes '[object Object]' of both, and 'a,b,c' of both arrays: one would be served the other's value.
+    await assert.rejects(docs.get({ tenant: 'acme', doc: 1 }), refused);
+    await assert.rejects(docs.get({ tenant: 'globex', doc: 1 }), refused);
+    await assert.rejects(docs.get(['a', 'b,c']), refused);
+    await assert.rejects(docs.get(['a,b', 'c']), refused);
+    assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
+    // An object that names itself (a MongoDB ObjectId, say) is keyed by what it says.
+    class ObjectId {
+      constructor(private readonly hex: string) {}
+      toString() {
+        return this.hex;
+      }
+    }
+    const byObjectId = a.source({ load: async (id: ObjectId) => ({ loadedFor: String(id) }) });
+    assert.deepEqual(await byObjectId.get(new ObjectId('65a1')), { loadedFor: '65a1' });
+    assert.deepEqual(await byObjectId.get(new ObjectId('65a2')), { loadedFor: '65a2' });
+  });
+
   it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {
     const a = await ctx.open();
     const rows = new Map([['1', 'old']]);
@@ -1766,6 +1847,26 @@ describe('data API: events', () => {
       ['invalidate', { kind: 'clear', tags: [], clear: true, remote: false, delivered: true }],
     ]);
     assert.match(deleted[0]!, /^key:.*filled$/);
+  });
+
+  it("a 'hit', 'miss', 'store' or 'invalidate' listener that throws fails no call: get() neither throws nor rejects, getOrSet() returns its value and releases its fill lock at once", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('k', 'stored');
+    for (const event of ['hit', 'miss', 'store', 'invalidate'] as const) a.on(event, () => {
+      throw new Error(`a '${event}' listener with a bug`);
+    });
+    let value: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => (value = a.get('k')), 'an L1 hit threw at once');
+    assert.equal(await value, 'stored');
+    assert.equal(await a.get('absent'), undefined);
+    assert.equal(await a.getOrSet('loaded', () => 'by A'), 'by A');
+    assert.equal(await ctx.admin.exists(`{${a.dataKey('loaded')}}:lock`), 0, 'the fill lock is still held');
+    assert.equal(await b.get('loaded'), 'by A');
+    assert.equal(await a.set('other', 1), undefined);
+    assert.deepEqual(await a.delete('other'), { delivered: true });
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    assert.deepEqual(await a.clear(), { delivered: true });
   });
 });
 
