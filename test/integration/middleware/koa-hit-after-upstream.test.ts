@@ -289,6 +289,54 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
         await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
       });
+
+      // Once the app's first hit has given its context the respond accessor, what a middleware in front sets on
+      // ctx.respond must act as it does on a Koa context without the cache.
+      it('once a hit was served, ctx.respond = true said in front still lets Koa answer: a miss and a hit go out', async () => {
+        const { target, errors, runs } = build(async (ctx, next) => {
+          // Not on the first hit's requests: a respond of ctx's own then would keep the accessor from being given.
+          if (ctx.path === '/other') (ctx as { respond?: boolean }).respond = true;
+          await next();
+        });
+        await request(target).get('/me').expect(200);
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        const miss = await request(target).get('/other').timeout(3000).expect(200, { n: 1 });
+        assert.equal(miss.headers['cache-status'], 'tiercache; fwd=miss; stored');
+        const hit = await request(target).get('/other').timeout(3000).expect(200, { n: 1 });
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.deepEqual(errors, []);
+        assert.equal(runs(), 2);
+      });
+
+      it('once a hit was served, ctx.respond = false said in front is a plain property of ctx, as without the cache: set again, deleted, listed among its keys', async () => {
+        // A middleware that takes the answer over (respond = false), then hands it back to Koa after all.
+        const seen: string[] = [];
+        const { target, errors } = build(async (ctx, next) => {
+          const c = ctx as { respond?: boolean };
+          if (ctx.path === '/again' || ctx.path === '/deleted' || ctx.path === '/listed') {
+            c.respond = false;
+            if (Object.keys(ctx).includes('respond') && { ...ctx }.respond === false) seen.push(`${ctx.path} listed`);
+            if (ctx.path === '/again') c.respond = true;
+            if (ctx.path === '/deleted') delete c.respond;
+          }
+          await next();
+          if (ctx.path === '/listed') {
+            ctx.res.writeHead(203, { 'content-type': 'text/plain' });
+            ctx.res.end('own answer');
+          }
+        });
+        await request(target).get('/me').expect(200);
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        for (const path of ['/again', '/deleted']) {
+          const fill = await request(target).get(path).timeout(3000).expect(200, { n: 1 });
+          assert.equal(fill.headers['cache-status'], 'tiercache; fwd=miss; stored', path);
+          const hit = await request(target).get(path).timeout(3000).expect(200, { n: 1 });
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1', path);
+        }
+        await request(target).get('/listed').timeout(3000).expect(203, 'own answer');
+        assert.deepEqual(seen, ['/again listed', '/again listed', '/deleted listed', '/deleted listed', '/listed listed']);
+        assert.deepEqual(errors, []);
+      });
     });
   }
 });

@@ -190,7 +190,7 @@ describe('middleware: the reason phrase of a stored answer', () => {
     }
   });
 
-  it("Koa over HTTP/2: an L1 hit and a stale-if-error answer of an entry with its own reason phrase (filled over HTTP/1.1) give node's writeHead none", async () => {
+  it("Koa over HTTP/2: an L1 hit, the cache's 304 to a conditional hit and a stale-if-error answer of an entry with its own reason phrase (filled over HTTP/1.1) give node's writeHead none", async () => {
     const cache = await ctx.open();
     let failing = false;
     const app = new Koa();
@@ -201,6 +201,7 @@ describe('middleware: the reason phrase of a stored answer', () => {
         c.body = 'down';
         return;
       }
+      c.set('ETag', '"s1"');
       c.body = 'stored';
       if (c.req.httpVersionMajor < 2) c.message = 'All Good';
     });
@@ -220,9 +221,9 @@ describe('middleware: the reason phrase of a stored answer', () => {
     h2.on('session', (session) => sessions.add(session));
     await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
     const client = http2.connect(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`);
-    const h2get = (path: string) =>
+    const h2get = (path: string, headers: Record<string, string> = {}) =>
       new Promise<{ status: number; body: string; cacheStatus: string }>((resolve, reject) => {
-        const stream = client.request({ ':path': path });
+        const stream = client.request({ ':path': path, ...headers });
         let body = '';
         let head: http2.IncomingHttpHeaders = {};
         stream.on('response', (h) => (head = h));
@@ -235,6 +236,9 @@ describe('middleware: the reason phrase of a stored answer', () => {
       const hit = await h2get('/s');
       assert.deepEqual([hit.status, hit.body], [200, 'stored']);
       assert.match(hit.cacheStatus, /hit; detail=L1/);
+      const notModified = await h2get('/s', { 'if-none-match': '"s1"' });
+      assert.deepEqual([notModified.status, notModified.body], [304, '']);
+      assert.match(notModified.cacheStatus, /hit; detail=L1/);
       await sleep(FRESH_MS + 100);
       failing = true;
       const stale = await h2get('/s');

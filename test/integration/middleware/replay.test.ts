@@ -167,6 +167,27 @@ describe('middleware: what a hit sends on the wire', function () {
     assert.equal(valuesOf(probed, 'content-length')[0], '4');
   });
 
+  it("a Content-Type set before the cache reaches a 200 hit whose entry has none (only a 204's or 304's is dropped, having no body) (Express)", async () => {
+    const server = await expressBehind(
+      (req, res, next) => {
+        if (req.headers['x-typed'] !== undefined) res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+        next();
+      },
+      '/api/untyped',
+      (_req, res) => {
+        res.setHeader('Cache-Control', 'public, max-age=60');
+        res.end('body');
+      },
+    );
+    const miss = await wireGet(server, '/api/untyped');
+    assert.deepEqual(valuesOf(miss, 'content-type'), []);
+    const typed = await wireGet(server, '/api/untyped', { 'X-Typed': '1' });
+    assert.equal(statusOf(typed), 'tiercache; hit; detail=L1');
+    assert.deepEqual(valuesOf(typed, 'content-type'), ['text/plain; charset=utf-8'], 'the Content-Type set before the cache was dropped from the hit');
+    assert.equal(valuesOf(typed, 'content-length')[0], '4');
+    assert.equal(typed.body, 'body');
+  });
+
   it('a hit through a writeHead wrapper that copies the headers it is given with setHeader (on-headers before 1.1 did) still sends every value of a repeated field', async () => {
     const server = await expressBehind(
       (_req, res, next) => {

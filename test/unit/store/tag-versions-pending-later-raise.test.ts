@@ -33,6 +33,22 @@ describe('store: TagVersions with a pending invalidation, when another instance 
     assert.equal(versions.check(after), Validity.Valid, "a fill begun after both invalidations is refused");
   });
 
+  it("two invalidations of a tag pending here, then a newer version heard: a fill begun between the two stays invalid", () => {
+    // The renewed marker must be one no fill recorded before: a fill between this instance's two invalidations
+    // recorded the first's marker, and answers what the handler gave before the second.
+    const versions = trustedVersions();
+    versions.raise('movie:7', EPOCH + 3);
+    versions.markPending(['movie:7']);
+    const between = versions.stampLocally(['movie:7'])!;
+    versions.markPending(['movie:7']);
+    assert.equal(versions.check(between), Validity.Invalid, 'a fill begun before the second invalidation is served');
+    versions.raise('movie:7', EPOCH + 5); // another instance's invalidation, heard over the bus
+    assert.equal(versions.check(between), Validity.Invalid, 'a fill begun before the second invalidation is served again once a newer version is heard');
+    assert.equal(versions.stillCurrent(between), false, 'a fill begun before the second invalidation may be stored once a newer version is heard');
+    const after = versions.stampLocally(['movie:7'])!;
+    assert.equal(versions.check(after), Validity.Valid);
+  });
+
   it('the same version heard again (or an older one) changes nothing', () => {
     const versions = trustedVersions();
     versions.raise('movie:7', EPOCH + 3);
@@ -54,5 +70,18 @@ describe('store: TagVersions with a pending invalidation, when another instance 
     assert.equal(versions.check(before), Validity.Invalid, "a fill begun before the other instance's clear() is still served here");
     const after = versions.stampLocally(['movie:7'])!;
     assert.equal(versions.check(after), Validity.Valid, 'a fill begun after both clear()s is refused');
+  });
+
+  it("two clear()s pending here, then another instance's clear() heard: a fill begun between the two stays invalid", () => {
+    const versions = trustedVersions();
+    versions.raise('movie:7', EPOCH + 3);
+    versions.markPendingClear();
+    const between = versions.stampLocally(['movie:7'])!;
+    versions.markPendingClear();
+    assert.equal(versions.check(between), Validity.Invalid, 'a fill begun before the second clear() is served');
+    versions.raiseEpoch(EPOCH + 1); // another instance's clear(), heard over the bus
+    assert.equal(versions.check(between), Validity.Invalid, "a fill begun before the second clear() is served again once another instance's clear() is heard");
+    const after = versions.stampLocally(['movie:7'])!;
+    assert.equal(versions.check(after), Validity.Valid);
   });
 });
