@@ -9,7 +9,7 @@
 // JSON that would lose what a value holds (a Map or a Set written as {}) is
 // refused; what JSON changes by its own rules (a Date to its ISO string,
 // NaN and ±Infinity to null, -0 to 0) is stored as JSON writes it.
-import { isAnyArrayBuffer, isDataView, isMap, isNativeError, isPromise, isRegExp, isSet, isUint8Array, isWeakMap, isWeakSet } from 'node:util/types';
+import { isAnyArrayBuffer, isDataView, isMap, isNativeError, isPromise, isRegExp, isSet, isTypedArray, isUint8Array, isWeakMap, isWeakSet } from 'node:util/types';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { MAP_SLOT_BYTES, RecentMap, stringBytes } from '../store/recent-map.js';
 import { SerializerMisuse, type ResolvedSerializer } from './serializer.js';
@@ -146,9 +146,12 @@ function contentsLost(value: object): string | undefined {
   if (isRegExp(value)) return 'a RegExp';
   if (isWeakMap(value)) return 'a WeakMap';
   if (isWeakSet(value)) return 'a WeakSet';
-  // Their bytes are not properties: JSON writes {} (a Buffer or another typed array is stored as bytes or an array).
+  // Their bytes are not properties: JSON writes {}. A Buffer (its toJSON) and a Uint8Array given whole are stored
+  // as bytes; any other typed array, or a Uint8Array inside a value, JSON writes as an object of its indices
+  // ({"0":1.5,"1":2}), which comes back as that object.
   if (isAnyArrayBuffer(value)) return 'an ArrayBuffer (store a Buffer: Buffer.from(arrayBuffer))';
   if (isDataView(value)) return 'a DataView (store a Buffer of its bytes)';
+  if (isTypedArray(value)) return `a ${(value as object).constructor?.name ?? 'typed array'} (JSON writes it as an object of its indices: store Array.from(it), or a Buffer of its bytes)`;
   return undefined;
 }
 
@@ -227,11 +230,12 @@ export function encodeValue(key: string, value: unknown, stamp: FillStamp, creat
     throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${(err as Error).message})`);
   }
   if (json === undefined) throw new TypeError(`tiercache: the value for '${key}' must be JSON-serializable or a Buffer; got ${typeof value}`);
-  // JSON writes a Map, a Set (and a few more) as {}, losing what they hold: only then is the value walked.
-  if (json.includes('{}')) {
+  // JSON writes a Map, a Set (and a few more) as {}, and a typed array as {"0":...}, losing what they hold:
+  // only then is the value walked.
+  if (json.includes('{}') || json.includes('{"0":')) {
     const lost = lostInJson(value);
     if (lost !== undefined) {
-      throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${lost}: JSON writes it as {}, losing what it holds); store plain data instead (Object.fromEntries(map), [...set]) or use the 'v8' serializer`);
+      throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${lost}: JSON loses what it holds); store plain data instead (Object.fromEntries(map), [...set]) or use the 'v8' serializer`);
     }
   }
   const body = Buffer.from(json, 'utf8');

@@ -421,7 +421,7 @@ describe('data API: values through L2', () => {
     assert.equal(await ctx.admin.exists(a.dataKey('cyclic'), a.dataKey('fn'), a.dataKey('undef')), 0);
   });
 
-  it('rejects a Map, a Set, a RegExp, an Error, a Promise, an ArrayBuffer or a DataView anywhere in a JSON value (JSON writes them as {}) with a TypeError naming it and where it is, and stores nothing', async () => {
+  it('rejects a Map, a Set, a RegExp, an Error, a Promise, an ArrayBuffer, a DataView or a typed array (but a Uint8Array given whole) anywhere in a JSON value (JSON writes them as {} or an object of indices) with a TypeError naming it and where it is, and stores nothing', async () => {
     const a = await ctx.open();
     const cases: Array<[string, unknown, RegExp]> = [
       ['map', new Map([['a', 1]]), /a Map at value:/],
@@ -433,6 +433,10 @@ describe('data API: values through L2', () => {
       // Found by helper-70: stored as {} before.
       ['arraybuffer', new ArrayBuffer(8), /an ArrayBuffer .* at value:/],
       ['dataview', { payload: new DataView(new ArrayBuffer(4)) }, /a DataView .* at value\.payload:/],
+      // Found by helper-98: came back as {"0":1.5,"1":2} before.
+      ['float64', new Float64Array([1.5, 2]), /a Float64Array .* at value:/],
+      ['nested-bytes', { bytes: new Uint8Array([1, 2]) }, /a Uint8Array .* at value\.bytes:/],
+      ['empty-int16', [new Int16Array(0)], /an? Int16Array .* at value\[0\]:/],
     ];
     for (const [key, value, said] of cases) {
       await assert.rejects(a.set(key, value), (err: unknown) => err instanceof TypeError && said.test(err.message) && err.message.includes("'v8' serializer"), `set(${key})`);
@@ -442,8 +446,8 @@ describe('data API: values through L2', () => {
       assert.equal(await ctx.admin.exists(a.dataKey(key), a.dataKey(`g-${key}`)), 0, `${key} was stored`);
     }
     // What JSON writes by its own rules is stored as JSON writes it (README): a Date as its ISO string, NaN and ±Infinity as null.
-    await a.set('numbers', { nan: NaN, inf: Infinity, neg: -Infinity, at: new Date(0), empty: {}, own: { toJSON: () => 'mine' } });
-    assert.deepStrictEqual(await (await ctx.open()).get('numbers'), { nan: null, inf: null, neg: null, at: '1970-01-01T00:00:00.000Z', empty: {}, own: 'mine' });
+    await a.set('numbers', { nan: NaN, inf: Infinity, neg: -Infinity, at: new Date(0), empty: {}, own: { toJSON: () => 'mine' }, indexed: { '0': 'a plain object keyed "0"' } });
+    assert.deepStrictEqual(await (await ctx.open()).get('numbers'), { nan: null, inf: null, neg: null, at: '1970-01-01T00:00:00.000Z', empty: {}, own: 'mine', indexed: { '0': 'a plain object keyed "0"' } });
     assert.equal(await a.getOrSet('nan', () => NaN), null, 'getOrSet returns what a hit returns');
   });
 
