@@ -64,10 +64,15 @@ export function checkSourceOptions(options: unknown): void {
  * An id as its key: String(id), refused where other ids share it. Every plain
  * object is '[object Object]' and ['a', 'b,c'] is ['a,b', 'c']: one id would
  * be handed another's value. An object with a toString() of its own (an
- * ObjectId) names itself.
- * @throws TypeError for an array or an object without a toString() of its own.
+ * ObjectId) names itself; a Date does only to the second, in the process's
+ * time zone, so it is keyed by its ISO string (milliseconds, UTC).
+ * @throws TypeError for an array, an invalid Date, or an object without a toString() of its own.
  */
 function idText(id: unknown): string {
+  if (id instanceof Date) {
+    if (Number.isNaN(id.getTime())) throw new TypeError('tiercache: a source() id that is a Date must be a valid one; got an Invalid Date');
+    return id.toISOString();
+  }
   if (typeof id === 'object' && id !== null && (Array.isArray(id) || (id as object).toString === Object.prototype.toString)) {
     throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${Array.isArray(id) ? 'an array' : 'a plain object'}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
   }
