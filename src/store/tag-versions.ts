@@ -477,7 +477,10 @@ export class TagVersions {
     if (local !== Validity.Unknown) return local === Validity.Valid;
     if (needs.generation !== this.generation) return undefined;
     const epoch = read.epoch ?? (this.trusted ? this.epoch : undefined);
-    if (epoch === undefined || entry.epoch !== epoch) return epoch === undefined ? undefined : false;
+    // An entry past the epoch known here (not read this time) may record one Redis moved to without a message
+    // reaching this instance yet (its epoch check reads it once a second): Redis decides.
+    if (epoch === undefined || (read.epoch === undefined && entry.epoch > epoch)) return undefined;
+    if (entry.epoch !== epoch) return false;
     for (let i = 0; i < entry.tags.length; i++) {
       const at = needs.tags.indexOf(entry.tags[i]!);
       const v = at === -1 ? (this.trusted ? this.map.get(entry.tags[i]!) : undefined) : read.versions[at];
