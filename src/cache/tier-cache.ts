@@ -275,7 +275,8 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 
   private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
-    const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey);
+    // The tags every value of this key records (its own, its view's): read with it from L2 when not known here.
+    const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey, scope.tags.length === 0 ? [keyTag(storeKey)] : [keyTag(storeKey), ...scope.tags]);
     const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
       if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));

@@ -27,7 +27,10 @@ import { readBySlot } from './redis-versions.js';
  * ARGV[5] now in ms: an entry no longer fresh then (its freshUntil, a double at
  * byte 13 of the entry codec's layout) is returned and the fill steps taken too;
  * ARGV[6] '1' to take the fill steps whatever is stored (the entry is not read);
- * ARGV[7] '1' when the last two of KEYS are the slot's guard keys (on a Cluster, see SLOT_GUARD).
+ * ARGV[7] '1' when the last two of KEYS are the slot's guard keys (on a Cluster, see SLOT_GUARD);
+ * ARGV[8] '1' to only read: no lock and no counter made when the entry is missing or no
+ * longer fresh (the counters then read as missing), for a reader that fills nothing; a key
+ * of another type is left alone (lock -2).
  * A counter it makes is marked as this fill's (see PROVISIONAL_MARK); one another
  * fill made (still provisional) that this one reads loses that mark, and gets twice
  * the provisional TTL (what an earlier version's abandon tests): that fill's abandon
@@ -45,7 +48,13 @@ end
 local v = false
 if ARGV[6] ~= '1' then
   v = redis.pcall('GET', KEYS[1])
-  -- A key of another type is foreign data: a miss, and deleted (a failed GET would fail every lookup of it).
+  -- A key of another type is foreign data: a miss, and deleted (a failed GET would fail every lookup of it);
+  -- a reader is told (lock -2) and leaves it to a GET, which reports it.
+  if type(v) == 'table' and ARGV[8] == '1' then
+    local out = {false, -2, ''}
+    for i = 3, n do out[i + 1] = false end
+    return out
+  end
   if type(v) == 'table' then
     redis.call('DEL', KEYS[1])
     v = false
@@ -61,6 +70,10 @@ if fresh then
     local c = counter(KEYS[i])
     out[i + 1] = c and lift(KEYS[i], c) or false
   end
+  return out
+end
+if ARGV[8] == '1' then
+  for i = 3, n do out[i + 1] = false end
   return out
 end
 if ARGV[1] ~= '' then
@@ -227,6 +240,8 @@ export interface LookupRequest {
   readonly now: number;
   /** Take the lock and read the counters without looking the entry up (a refresh, a refill). */
   readonly skipEntry?: boolean;
+  /** Only read: when the entry is missing or no longer fresh, no lock is taken and no counter made (all read as missing). */
+  readonly readOnly?: boolean;
   /** performance.now() when the caller began waiting, if before the lookup (see L2Store.run). */
   readonly since?: number;
 }
@@ -235,6 +250,8 @@ export interface LookupReply {
   readonly entry: Buffer | null;
   /** true: the lock is ours; false: another fill holds it; undefined: none asked, or a fresh hit. */
   readonly locked: boolean | undefined;
+  /** A read-only lookup found a key of another type under the entry's name (left alone). */
+  readonly foreign?: true;
   /** Counter values, as requested; undefined for one missing on a hit (a miss creates them). */
   readonly values: ReadonlyArray<number | undefined>;
   /** Counters this lookup created, with their values: the fill deletes them if it stores nothing. */
@@ -404,7 +421,7 @@ export class FillProtocol {
 
 async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: readonly [string, string]): Promise<LookupReply> {
   const { key, lock, counters } = request;
-  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1'];
+  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1', request.readOnly ? '1' : '0'];
   const keys = [key, lock?.key ?? key, ...counters];
   if (guard !== undefined) keys.push(...guard);
   const reply = await lookupScript.raw(client, keys, args);
@@ -418,6 +435,7 @@ async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: 
     created.push({ key: counters[i]!, value: values[i]! });
   }
   const lockCode = Number(reply[1]);
+  if (lockCode === -2) return { entry: null, locked: undefined, values, created, foreign: true };
   return { entry, locked: lockCode === -1 ? undefined : lockCode === 1, values, created };
 }
 

@@ -12,7 +12,7 @@ import { L2UnavailableError, type L2Store } from './l2-store.js';
 import { PackedEntry } from './packed-entry.js';
 import { isCluster } from './redis-client.js';
 import { SLOTS_PER_SLICE } from './redis-scripts.js';
-import { Validity, type TagVersions } from './tag-versions.js';
+import { Validity, type StampNeeds, type TagVersions } from './tag-versions.js';
 
 export type Tier = 'L1' | 'L2';
 
@@ -197,10 +197,26 @@ export class TieredStore {
     return this.getL2(key);
   }
 
-  /** L2 only (after an L1 miss); warms L1 on a hit. */
-  async getL2(key: string): Promise<TieredHit | undefined> {
-    const l2 = this.l2;
-    if (l2 === undefined) return undefined;
+  /**
+   * L2 only (after an L1 miss); warms L1 on a hit. `tags`: tags the entry
+   * records that the reader knows before reading it (a data key's own, its
+   * view's). When local state does not hold their versions, the entry and
+   * their counters are read in one round trip (the fill's lookup, taking no
+   * lock and making no counter), not a GET and then a read of the counters to
+   * vouch for what it found.
+   */
+  async getL2(key: string, tags?: readonly string[]): Promise<TieredHit | undefined> {
+    if (this.l2 === undefined) return undefined;
+    // (Before the first connection's checks have settled, the plain way, as fills wait for them: see holdFillsUntil.)
+    if (tags !== undefined && this.fills !== undefined && this.startGate === undefined) {
+      const needs = this.versions.needs(tags);
+      if (needs.tags.length > 0 || needs.epoch) return this.readWithCounters(key, needs);
+    }
+    return this.getL2Plain(key);
+  }
+
+  private async getL2Plain(key: string): Promise<TieredHit | undefined> {
+    const l2 = this.l2!;
     let raw: Buffer | null;
     try {
       raw = await l2.get(key);
@@ -231,6 +247,35 @@ export class TieredStore {
       this.l2Misses++;
       // Unchecked (Redis did not answer) is no reason to delete it.
       if (word === false || entry.staleUntil <= this.now()) this.dropFromL2(key);
+      return undefined;
+    }
+    this.l2Hits++;
+    this.l1?.set(key, entry);
+    return { entry, tier: 'L2' };
+  }
+
+  /** getL2's one round trip for an entry and the counters `needs` names; Redis failures are a miss (counted by L2Store). */
+  private async readWithCounters(key: string, needs: StampNeeds): Promise<TieredHit | undefined> {
+    const versions = this.versions;
+    let reply;
+    try {
+      reply = await this.fills!.lookup({ key, lock: undefined, counters: versions.counterKeys(needs), epochFirst: needs.epoch, now: this.now(), readOnly: true });
+    } catch {
+      return undefined;
+    }
+    // A key of another type: a GET reports it and deletes it, as a read always has.
+    if (reply.foreign === true) return this.getL2Plain(key);
+    const entry = reply.entry === null ? undefined : this.decodeFromL2(key, reply.entry);
+    if (entry === undefined) {
+      this.l2Misses++;
+      return undefined;
+    }
+    const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
+    // As in getL2: only Redis's word (here, the counters read with the entry) serves it.
+    const word = entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
+    if (word !== true) {
+      this.l2Misses++;
+      if (word === false) this.dropFromL2(key);
       return undefined;
     }
     this.l2Hits++;

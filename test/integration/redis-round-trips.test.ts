@@ -96,6 +96,28 @@ describe('Redis round trips and keys per request', function () {
     assert.equal(median(turns), 1, `turns per L2 hit: ${turns.join(' ')}`);
   });
 
+  for (const l1 of [true, false] as const) {
+    it(`a data-API get() of a value another instance set costs one round trip, the first time this instance reads its key too (L1 ${l1 ? 'on' : 'off'})`, async () => {
+      const writer = await ctx.open();
+      const users = writer.namespace('users');
+      for (let i = 0; i < 20; i++) {
+        await writer.set(`k${i}`, { n: i });
+        await users.set(`u${i}`, { n: i });
+      }
+      const { cache, proxy: p } = await counted(l1 ? { namespace: ctx.ns } : { l1: false, namespace: ctx.ns });
+      // Every key read once, so each read is of a key this instance has never seen (found by helper-98: a GET, then a read of its counter).
+      const plain = await turnsPer(p, 20, async (i) => assert.deepEqual(await cache.get(`k${i}`), { n: i }));
+      const viewed = await turnsPer(p, 20, async (i) => assert.deepEqual(await cache.namespace('users').get(`u${i}`), { n: i }));
+      assert.equal(median(plain), 1, `turns per get(): ${plain.join(' ')}`);
+      assert.equal(median(viewed), 1, `turns per get() through a view: ${viewed.join(' ')}`);
+      // A key nobody set: still one round trip, and nothing left behind in Redis.
+      const before = await ctx.admin.dbsize();
+      const missed = await turnsPer(p, 5, async (i) => assert.equal(await cache.get(`none${i}`), undefined));
+      assert.equal(median(missed), 1, `turns per get() of a missing key: ${missed.join(' ')}`);
+      assert.equal(await ctx.admin.dbsize(), before, 'a get() of a missing key left keys in Redis');
+    });
+  }
+
   it('an invalidation costs one round trip plus its publish', async () => {
     const { cache, proxy: p } = await counted();
     await cache.invalidateTags(['warm']);
