@@ -115,14 +115,29 @@ return out`;
  * store that finds one gone is refused) gets the provisional lifetime a
  * lookup's counter gets, not the week of a shared one: a write to a path
  * nothing caches (POST /api/orders/<id>) would otherwise leave a counter per
- * id for a week. Letting it expire is safe as losing any counter is: it comes
- * back from the clock, past the bumped value; an instance that learned that
- * value from the bus and stamps with it is refused once, then reads again.
- * One that exists is renewed to the shared TTL, as always.
+ * id for a week. So does one it finds with no more than a provisional life
+ * left (twice the TTL: what a lookup gives a counter two fills read), made by
+ * a lookup or an earlier bump, or kept by a short-lived entry: an entry that
+ * recorded it recorded a value the bump leaves behind (invalid now), one
+ * stored after renews it, and a PUT then a PATCH of each id would otherwise
+ * leave it a week.
+ * Letting it expire is safe as losing any counter is: it comes back from the
+ * clock, past the bumped value; an instance that learned that value from the
+ * bus and stamps with it is refused once, then reads again. One with more
+ * left (a store renewed it: entries share it), or none (written by hand), is
+ * renewed to the shared TTL, as always.
  */
 const BUMP_TTL = `
 local function bump_ttl(key, made, ttl)
-  if made then redis.call('PEXPIRE', key, ${PROVISIONAL_COUNTER_TTL_MS}) else redis.call('PEXPIRE', key, ttl) end
+  if not made then
+    local left = redis.call('PTTL', key)
+    if left < 0 or left > ${2 * PROVISIONAL_COUNTER_TTL_MS} then
+      redis.call('PEXPIRE', key, ttl)
+      return
+    end
+    if left >= ${PROVISIONAL_COUNTER_TTL_MS} then return end
+  end
+  redis.call('PEXPIRE', key, ${PROVISIONAL_COUNTER_TTL_MS})
 end
 `;
 

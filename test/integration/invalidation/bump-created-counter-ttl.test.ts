@@ -102,6 +102,22 @@ describe('a counter a bump creates lives as long as a provisional one', function
     for (const [key, left] of made) assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `${key} lives ${left} ms`);
   });
 
+  it('writes repeated on each of those paths (a PUT then a PATCH) leave none alive past the provisional TTL either', async () => {
+    const cache = await ctx.open({ ttl: '1m' });
+    const app = express();
+    app.use(expressCache(cache));
+    app.put('/api/orders/:id', (_req, res) => void res.json({ ok: true }));
+    app.patch('/api/orders/:id', (_req, res) => void res.json({ ok: true }));
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await request(app).put(`/api/orders/${i}`)).status, 200);
+      assert.equal((await request(app).patch(`/api/orders/${i}`)).status, 200);
+    }
+    await sleep(100);
+    const made = await countersWith(ctx.admin, ctx.ns, '/api/orders/');
+    assert.ok(made.length >= 5, `the writes invalidated nothing: ${JSON.stringify(made)}`);
+    for (const [key, left] of made) assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `${key} lives ${left} ms`);
+  });
+
   it('invalidating tags nobody recorded (data API) leaves counters with the provisional TTL, and one that exists keeps the shared TTL', async () => {
     const cache = await ctx.open();
     assert.equal(await cache.getOrSet('x', async () => 1, { tags: ['used'] }), 1);
