@@ -150,6 +150,27 @@ describe('a counter a bump creates lives as long as a provisional one (Redis Clu
     await expiredBumpCounterSequence(a, b, () => env.open(ns), env.client(), counter);
   });
 
+  it('a store that found the counter of another slot gone (expired after the bump made it) renews it once it is made again', async () => {
+    const ns = 'bump-made-ttl-c2';
+    const a = await env.open(ns);
+    const counter = `${ns}:v:{t}`;
+    assert.notEqual(keySlot(counter), keySlot(a.dataKey('k1')));
+    assert.notEqual(keySlot(counter), keySlot(a.dataKey('k2')));
+    const direct = env.client();
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    await direct.pexpire(counter, 1); // its provisional lifetime over
+    await eventually(async () => (await direct.exists(counter)) === 0, 'the counter expires', 2000);
+    // Stamped with the version a knows; stored (a Cluster does not check other slots), the counter still gone.
+    assert.equal(await a.getOrSet('k1', async () => 'one', { tags: ['t'] }), 'one');
+    assert.equal(await direct.exists(counter), 0);
+    // a forgets what it knew (a bus reconnect): its next fill reads the counter, made again, and stores.
+    a.store.versions.reset();
+    assert.equal(await a.getOrSet('k2', async () => 'two', { tags: ['t'] }), 'two');
+    assert.ok(await direct.exists(a.dataKey('k2')), 'k2 was not stored');
+    const left = await direct.pttl(counter);
+    assert.ok(left > 2 * PROVISIONAL_COUNTER_TTL_MS, `the counter k2 recorded lives ${left} ms: the store did not renew it`);
+  });
+
   it('invalidating tags nobody recorded leaves counters with the provisional TTL', async () => {
     const ns = 'bump-made-ttl-c1';
     const a = await env.open(ns);
