@@ -160,7 +160,8 @@ for i, key in ipairs(KEYS) do
     v = init
   end
   local floor = ARGV[i + 2]
-  if floor and tonumber(v) < tonumber(floor) then redis.call('SET', key, floor) end
+  -- KEEPTTL: the TTL it had decides what it gets (BUMP_TTL), not the lack of one a plain SET leaves.
+  if floor and tonumber(v) < tonumber(floor) then redis.call('SET', key, floor, 'KEEPTTL') end
   out[i] = redis.call('INCR', key)
   if not (i == 1 and ARGV[2] == '1') then bump_ttl(key, made, ttl) end
 end
@@ -343,7 +344,7 @@ for i = 1, #KEYS - 2 do
     v = init
   end
   local least = ARGV[i + 2]
-  if least and tonumber(v) < tonumber(least) then redis.call('SET', key, least) end
+  if least and tonumber(v) < tonumber(least) then redis.call('SET', key, least, 'KEEPTTL') end
   out[i] = redis.call('INCR', key)
   if not (i == 1 and ARGV[2] == '1') then bump_ttl(key, made, ttl) end
 end

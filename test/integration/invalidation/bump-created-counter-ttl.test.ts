@@ -129,6 +129,18 @@ describe('a counter a bump creates lives as long as a provisional one', function
     assert.ok((await ctx.admin.pttl(`${ctx.ns}:v:{used}`)) > 2 * PROVISIONAL_COUNTER_TTL_MS, "a recorded counter's bump shortened it");
   });
 
+  it('a provisional counter found below what the invalidating instance knew (Redis went back) is raised past it and stays provisional', async () => {
+    const cache = await ctx.open();
+    const counter = `${ctx.ns}:v:{t}`;
+    assert.deepEqual(await cache.invalidateTags(['t']), { delivered: true });
+    const known = Number(await ctx.admin.get(counter));
+    await ctx.admin.set(counter, String(known - 5), 'PX', 30_000);
+    assert.deepEqual(await cache.invalidateTags(['t']), { delivered: true });
+    assert.ok(Number(await ctx.admin.get(counter)) > known, 'the floor did not raise the counter');
+    const left = await ctx.admin.pttl(counter);
+    assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `the raised counter lives ${left} ms`);
+  });
+
   it('once a counter an invalidation created expired, two instances serve nothing it invalidated and store again', async () => {
     const a = await ctx.open({ l2: { commandTimeout: 2000 } });
     const b = await ctx.open({ l2: { commandTimeout: 2000 } });
@@ -169,6 +181,20 @@ describe('a counter a bump creates lives as long as a provisional one (Redis Clu
     assert.ok(await direct.exists(a.dataKey('k2')), 'k2 was not stored');
     const left = await direct.pttl(counter);
     assert.ok(left > 2 * PROVISIONAL_COUNTER_TTL_MS, `the counter k2 recorded lives ${left} ms: the store did not renew it`);
+  });
+
+  it('a provisional counter found below what the invalidating instance knew is raised past it and stays provisional', async () => {
+    const ns = 'bump-made-ttl-c3';
+    const a = await env.open(ns);
+    const counter = `${ns}:v:{t}`;
+    const direct = env.client();
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    const known = Number(await direct.get(counter));
+    await direct.set(counter, String(known - 5), 'PX', 30_000);
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    assert.ok(Number(await direct.get(counter)) > known, 'the floor did not raise the counter');
+    const left = await direct.pttl(counter);
+    assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `the raised counter lives ${left} ms`);
   });
 
   it('invalidating tags nobody recorded leaves counters with the provisional TTL', async () => {
