@@ -203,7 +203,7 @@ return fresh`;
  * recording it since. It must also still hold that value with no more than the
  * provisional TTL, as an earlier version asked: a counter an instance of that version
  * read or stored (leaving the mark) is kept as before, and so is one a Cluster store
- * renewed outside its entries' slot (a week, no script).
+ * renewed outside its entries' slot (a week, by RENEW).
  */
 const ABANDON = `${PROVISIONAL_MARK}
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -217,7 +217,20 @@ for i = 2, #KEYS do
 end
 return 1`;
 
+/**
+ * KEYS[1] a counter, ARGV[1] a TTL (ms): PEXPIRE ... GT (a counter without a TTL
+ * keeps none), replying whether the counter exists. On a Cluster, a counter in a
+ * slot where the store has no entry is renewed with it (storeOnCluster): a
+ * plain PEXPIRE's 0 cannot tell a missing counter from one that outlives the TTL.
+ */
+const RENEW = `
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 then return 0 end
+if left >= 0 and left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1`;
+
 const lookupScript = new LuaScript(LOOKUP);
+const renewScript = new LuaScript(RENEW);
 const storeScript = new LuaScript(STORE);
 const abandonScript = new LuaScript(ABANDON);
 
@@ -404,8 +417,10 @@ export class FillProtocol {
       for (const c of slotCounters) {
         if (c.ttl <= 0 || (this.renewed.get(c.key) ?? 0) - now >= c.ttl * RENEW_WHEN_LEFT) continue;
         steps.push(
-          client.pexpire(c.key, Math.ceil(c.ttl), 'GT').then(() => {
-            this.renewed.set(c.key, now + c.ttl);
+          renewScript.raw(client, [c.key], [String(Math.ceil(c.ttl))]).then((found) => {
+            // Gone (it expired after a bump made it, while this instance still knew its version): the next
+            // read makes it again, provisional, and this instance's next store must renew that one.
+            if (Number(found) === 1) this.renewed.set(c.key, now + c.ttl);
             return STORED;
           }),
         );

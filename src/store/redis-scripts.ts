@@ -4,8 +4,8 @@
 // clock in microseconds instead of 0: a counter lost to a restart, FLUSHALL or
 // eviction comes back larger than any value it had, so an entry that recorded
 // an old version can never match again (no ABA). Tag counters carry a TTL
-// (ARGV[1], ms): short when a read creates one, renewed when an entry that
-// recorded it is stored or when it is bumped, so counters of tags nobody uses
+// (ARGV[1], ms): short when a read or a bump creates one, renewed when an entry
+// that recorded it is stored or when it is bumped, so counters of tags nobody uses
 // any more (a deleted user, a one-off path) do not pile up; one that expires
 // comes back from the clock like a lost one. ARGV[2] = 1 when KEYS[1] is the
 // namespace epoch, which never expires.
@@ -110,25 +110,60 @@ end
 return out`;
 
 /**
+ * Lua: the TTL a bump leaves on a tag counter. One it had to create (no entry
+ * records a missing counter: a store renews every counter it records, and a
+ * store that finds one gone is refused) gets the provisional lifetime a
+ * lookup's counter gets, not the week of a shared one: a write to a path
+ * nothing caches (POST /api/orders/<id>) would otherwise leave a counter per
+ * id for a week. So does one it finds with no more than a provisional life
+ * left (twice the TTL: what a lookup gives a counter two fills read), made by
+ * a lookup or an earlier bump, or kept by a short-lived entry: an entry that
+ * recorded it recorded a value the bump leaves behind (invalid now), one
+ * stored after renews it, and a PUT then a PATCH of each id would otherwise
+ * leave it a week.
+ * Letting it expire is safe as losing any counter is: it comes back from the
+ * clock, past the bumped value; an instance that learned that value from the
+ * bus and stamps with it is refused once, then reads again. One with more
+ * left (a store renewed it: entries share it), or none (written by hand), is
+ * renewed to the shared TTL, as always.
+ */
+const BUMP_TTL = `
+local function bump_ttl(key, made, ttl)
+  if not made then
+    local left = redis.call('PTTL', key)
+    if left < 0 or left > ${2 * PROVISIONAL_COUNTER_TTL_MS} then
+      redis.call('PEXPIRE', key, ttl)
+      return
+    end
+    if left >= ${PROVISIONAL_COUNTER_TTL_MS} then return end
+  end
+  redis.call('PEXPIRE', key, ${PROVISIONAL_COUNTER_TTL_MS})
+end
+`;
+
+/**
  * KEYS: counters to increment. Returns the new values, creating missing ones
  * first. ARGV[2 + i], when given, is a floor for KEYS[i]: the highest value
  * the caller has seen. A counter found below it (restored from an older
  * snapshot, or on a replica that missed increments) is raised to it first,
  * so the new version is larger than anything the caller recorded.
+ * TTLs: see BUMP_TTL (ARGV[1], the shared TTL; the epoch has none).
  */
-const BUMP_SCRIPT = `${INIT}
+const BUMP_SCRIPT = `${INIT}${BUMP_TTL}
 local ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
   local v = counter(key)
-  if not v then
+  local made = not v
+  if made then
     redis.call('SET', key, init)
     v = init
   end
   local floor = ARGV[i + 2]
-  if floor and tonumber(v) < tonumber(floor) then redis.call('SET', key, floor) end
+  -- KEEPTTL: the TTL it had decides what it gets (BUMP_TTL), not the lack of one a plain SET leaves.
+  if floor and tonumber(v) < tonumber(floor) then redis.call('SET', key, floor, 'KEEPTTL') end
   out[i] = redis.call('INCR', key)
-  if not (i == 1 and ARGV[2] == '1') then redis.call('PEXPIRE', key, ttl) end
+  if not (i == 1 and ARGV[2] == '1') then bump_ttl(key, made, ttl) end
 end
 return out`;
 
@@ -294,7 +329,7 @@ out[1] = table.concat(created, ',')
 return out`;
 
 /** BUMP_SCRIPT for one Cluster slot: KEYS are counters of that slot, then the slot's two guard keys; ARGV as BUMP_SCRIPT. */
-const SLOT_BUMP_SCRIPT = `${SLOT_GUARD}${INIT}
+const SLOT_BUMP_SCRIPT = `${SLOT_GUARD}${INIT}${BUMP_TTL}
 guard = KEYS[#KEYS - 1]
 followed_key = KEYS[#KEYS]
 local ttl = tonumber(ARGV[1])
@@ -302,15 +337,16 @@ local out = {}
 for i = 1, #KEYS - 2 do
   local key = KEYS[i]
   local v = counter(key)
+  local made = not v
   if v then v = lift(key, v) else
     mark()
     redis.call('SET', key, init)
     v = init
   end
   local least = ARGV[i + 2]
-  if least and tonumber(v) < tonumber(least) then redis.call('SET', key, least) end
+  if least and tonumber(v) < tonumber(least) then redis.call('SET', key, least, 'KEEPTTL') end
   out[i] = redis.call('INCR', key)
-  if not (i == 1 and ARGV[2] == '1') then redis.call('PEXPIRE', key, ttl) end
+  if not (i == 1 and ARGV[2] == '1') then bump_ttl(key, made, ttl) end
 end
 return out`;
 

@@ -650,9 +650,20 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     await eventually(async () => (await direct.exists(counter)) === 0, 'the abandon left the counter it created');
   });
 
-  it('version counters by slot: a bumped tag counter lives a week, an epoch that went back is moved past what clear() saw and keeps no TTL, a read makes the epoch again without TTL and leaves a provisional counter its TTL', async () => {
+  it('version counters by slot: a tag counter a bump creates (or finds provisional) lives as long as a provisional one, one an entry recorded a week, an epoch that went back is moved past what clear() saw and keeps no TTL, a read makes the epoch again without TTL and leaves a provisional counter its TTL', async () => {
     const { ns, a, b, direct, epochKey, epochSlot } = await withEpoch();
     const tag = tagOutside(ns, 'bumped-', [epochSlot]);
+    await a.invalidateTags([tag, 'second-tag']);
+    for (const t of [tag, 'second-tag']) {
+      const ttl = await direct.pttl(`${ns}:v:{${t}}`);
+      assert.ok(ttl > 0 && ttl <= PROVISIONAL_COUNTER_TTL_MS, `the counter of ${t} the bump made lives ${ttl} ms`);
+    }
+    await a.invalidateTags([tag, 'second-tag']);
+    for (const t of [tag, 'second-tag']) {
+      const ttl = await direct.pttl(`${ns}:v:{${t}}`);
+      assert.ok(ttl > 0 && ttl <= PROVISIONAL_COUNTER_TTL_MS, `the provisional counter of ${t} bumped again lives ${ttl} ms`);
+    }
+    await a.getOrSet('recorder', async () => 1, { tags: [tag, 'second-tag'] });
     await a.invalidateTags([tag, 'second-tag']);
     for (const t of [tag, 'second-tag']) {
       const ttl = await direct.pttl(`${ns}:v:{${t}}`);

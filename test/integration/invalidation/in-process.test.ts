@@ -575,8 +575,15 @@ describe('version counters in Redis: TTLs and floors (standalone)', () => {
     assert.equal(await c.cache.get('price'), undefined);
   });
 
-  it('a tag counter a bump creates lives a week; an epoch a read creates again lives for ever; a read leaves a provisional counter its TTL', async function () {
+  it('a tag counter a bump creates (or finds provisional) lives as long as a provisional one, one an entry recorded a week; an epoch a read creates again lives for ever; a read leaves a provisional counter its TTL', async function () {
     const a = await ctx.instance('A');
+    await a.cache.invalidateTags(['fresh-tag']);
+    const madeTtl = await ctx.admin.pttl(`${ctx.ns}:v:{fresh-tag}`);
+    assert.ok(madeTtl > 0 && madeTtl <= PROVISIONAL_COUNTER_TTL_MS, `the counter the bump made lives ${madeTtl} ms`);
+    await a.cache.invalidateTags(['fresh-tag']);
+    const againTtl = await ctx.admin.pttl(`${ctx.ns}:v:{fresh-tag}`);
+    assert.ok(againTtl > 0 && againTtl <= PROVISIONAL_COUNTER_TTL_MS, `the provisional counter bumped again lives ${againTtl} ms`);
+    await a.cache.getOrSet('recorder', async () => 1, { tags: ['fresh-tag'] });
     await a.cache.invalidateTags(['fresh-tag']);
     const tagTtl = await ctx.admin.pttl(`${ctx.ns}:v:{fresh-tag}`);
     assert.ok(tagTtl > 6 * 24 * 3600_000 && tagTtl <= 7 * 24 * 3600_000, `the bumped counter lives ${tagTtl} ms`);
