@@ -98,14 +98,16 @@ export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<I
     },
     async set(id, value) {
       if (typeof source.save !== 'function') throw new TypeError('tiercache: this source has no save(id, value); set() needs one');
-      await source.save(id, value);
+      // An id refused is refused before the source is written: the TypeError must mean nothing was.
       const key = keyOf(id);
+      await source.save(id, value);
       await invalidate(key);
       await host.set(key, value, { ttl, tags: tagsOf(id) });
     },
     async delete(id) {
+      const key = keyOf(id);
       if (typeof source.remove === 'function') await source.remove(id);
-      await host.delete(keyOf(id));
+      await host.delete(key);
     },
   };
 }

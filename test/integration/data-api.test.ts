@@ -1733,6 +1733,21 @@ describe('data API: source()', () => {
     assert.deepEqual(await byObjectId.get(new ObjectId('65a2')), { loadedFor: '65a2' });
   });
 
+  it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {
+    const a = await ctx.open();
+    const writes: string[] = [];
+    const docs = a.source({
+      load: async (id: unknown) => ({ loadedFor: JSON.stringify(id) }),
+      save: async (id: unknown) => void writes.push(`save ${JSON.stringify(id)}`),
+      remove: async (id: unknown) => void writes.push(`remove ${JSON.stringify(id)}`),
+    });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    await assert.rejects(docs.set({ tenant: 'acme', doc: 1 }, { loadedFor: 'new' }), refused);
+    await assert.rejects(docs.set(['a', 'b'], { loadedFor: 'new' }), refused);
+    await assert.rejects(docs.delete({ tenant: 'acme', doc: 1 }), refused);
+    assert.deepEqual(writes, [], 'the data source was written although the call was refused');
+  });
+
   it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {
     const a = await ctx.open();
     const rows = new Map([['1', 'old']]);
