@@ -1733,6 +1733,19 @@ describe('data API: source()', () => {
     assert.deepEqual(await byObjectId.get(new ObjectId('65a2')), { loadedFor: '65a2' });
   });
 
+  it("never hands one Buffer id another's value: a Buffer that is not UTF-8 text (a BINARY(16) uuid), whose String() other Buffers share, is refused; one that is text keys by it", async () => {
+    const a = await ctx.open();
+    const rows = a.source({ load: async (id: Buffer) => ({ loadedFor: id.toString('hex') }) });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // Both are '\uFFFD' to String(): one would be served the other's row.
+    const [first, second] = [Buffer.from('0a80', 'hex'), Buffer.from('0a81', 'hex')];
+    await assert.rejects(rows.get(first), refused);
+    await assert.rejects(rows.get(second), refused);
+    assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
+    assert.deepEqual(await rows.get(Buffer.from('row-7')), { loadedFor: Buffer.from('row-7').toString('hex') });
+    assert.deepEqual(await rows.get(Buffer.from('row-8')), { loadedFor: Buffer.from('row-8').toString('hex') });
+  });
+
   it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {
     const a = await ctx.open();
     const writes: string[] = [];
