@@ -1746,6 +1746,17 @@ describe('data API: source()', () => {
     assert.deepEqual(await rows.get(Buffer.from('row-8')), { loadedFor: Buffer.from('row-8').toString('hex') });
   });
 
+  it("never hands one Date id another's value: Dates key by the instant to the millisecond, the same on every instance whatever its time zone", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const byDate = (cache: TierCache) => cache.source({ load: async (id: Date) => ({ loadedFor: id.getTime() }) });
+    // String() of a Date drops the milliseconds: both were 'Thu Jan 01 1970 00:00:01 ...'.
+    assert.deepEqual(await byDate(a).get(new Date(1_000)), { loadedFor: 1_000 });
+    assert.deepEqual(await byDate(a).get(new Date(1_500)), { loadedFor: 1_500 });
+    assert.deepEqual(await byDate(b).get(new Date(1_500)), { loadedFor: 1_500 });
+    await assert.rejects(byDate(a).get(new Date(Number.NaN)), (err: unknown) => err instanceof TypeError && /id/.test(err.message));
+  });
+
   it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {
     const a = await ctx.open();
     const writes: string[] = [];
