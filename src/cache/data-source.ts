@@ -64,16 +64,25 @@ export function checkSourceOptions(options: unknown): void {
  * An id as its key: String(id), refused where other ids share it. Every plain
  * object is '[object Object]' and ['a', 'b,c'] is ['a,b', 'c']: one id would
  * be handed another's value. An object with a toString() of its own (an
- * ObjectId) names itself; a Date does only to the second, in the process's
- * time zone, so it is keyed by its ISO string (milliseconds, UTC).
- * @throws TypeError for an array, an invalid Date, or an object without a toString() of its own.
+ * ObjectId) names itself; a Buffer only when it is UTF-8 text; a Date by its ISO string.
+ * @throws TypeError for an array, an object without a toString() of its own, a Buffer that is not UTF-8 text, or an Invalid Date.
  */
 function idText(id: unknown): string {
+  if (typeof id !== 'object' || id === null) return String(id);
+  // String() of a Date drops its milliseconds and follows the process's time zone: two ids a second apart
+  // would share a key, and an instance in another zone would key the same id apart (its set() reaching nobody's copy).
   if (id instanceof Date) {
     if (Number.isNaN(id.getTime())) throw new TypeError('tiercache: a source() id that is a Date must be a valid one; got an Invalid Date');
     return id.toISOString();
   }
-  if (typeof id === 'object' && id !== null && (Array.isArray(id) || (id as object).toString === Object.prototype.toString)) {
+  // A Buffer names itself only when it is UTF-8 text: every byte sequence that is not decodes to U+FFFD,
+  // so two binary ids (a BINARY(16) uuid as a driver returns it) differing there would share a key.
+  if (Buffer.isBuffer(id)) {
+    const text = id.toString();
+    if (!Buffer.from(text).equals(id)) throw new TypeError("tiercache: a source() id that is a Buffer must be UTF-8 text: other Buffers share the String() of this one; build a string id (`id.toString('hex')`)");
+    return text;
+  }
+  if (Array.isArray(id) || id.toString === Object.prototype.toString) {
     throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${Array.isArray(id) ? 'an array' : 'a plain object'}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
   }
   return String(id);
@@ -103,14 +112,16 @@ export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<I
     },
     async set(id, value) {
       if (typeof source.save !== 'function') throw new TypeError('tiercache: this source has no save(id, value); set() needs one');
-      await source.save(id, value);
+      // An id refused is refused before the source is written: the TypeError must mean nothing was.
       const key = keyOf(id);
+      await source.save(id, value);
       await invalidate(key);
       await host.set(key, value, { ttl, tags: tagsOf(id) });
     },
     async delete(id) {
+      const key = keyOf(id);
       if (typeof source.remove === 'function') await source.remove(id);
-      await host.delete(keyOf(id));
+      await host.delete(key);
     },
   };
 }

@@ -1742,6 +1742,45 @@ describe('data API: source()', () => {
     await assert.rejects(byDate.get(new Date(Number.NaN)), refused);
   });
 
+  it("never hands one Buffer id another's value: a Buffer that is not UTF-8 text (a BINARY(16) uuid), whose String() other Buffers share, is refused; one that is text keys by it", async () => {
+    const a = await ctx.open();
+    const rows = a.source({ load: async (id: Buffer) => ({ loadedFor: id.toString('hex') }) });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // Both are '\uFFFD' to String(): one would be served the other's row.
+    const [first, second] = [Buffer.from('0a80', 'hex'), Buffer.from('0a81', 'hex')];
+    await assert.rejects(rows.get(first), refused);
+    await assert.rejects(rows.get(second), refused);
+    assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
+    assert.deepEqual(await rows.get(Buffer.from('row-7')), { loadedFor: Buffer.from('row-7').toString('hex') });
+    assert.deepEqual(await rows.get(Buffer.from('row-8')), { loadedFor: Buffer.from('row-8').toString('hex') });
+  });
+
+  it("never hands one Date id another's value: Dates key by the instant to the millisecond, the same on every instance whatever its time zone", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    const byDate = (cache: TierCache) => cache.source({ load: async (id: Date) => ({ loadedFor: id.getTime() }) });
+    // String() of a Date drops the milliseconds: both were 'Thu Jan 01 1970 00:00:01 ...'.
+    assert.deepEqual(await byDate(a).get(new Date(1_000)), { loadedFor: 1_000 });
+    assert.deepEqual(await byDate(a).get(new Date(1_500)), { loadedFor: 1_500 });
+    assert.deepEqual(await byDate(b).get(new Date(1_500)), { loadedFor: 1_500 });
+    await assert.rejects(byDate(a).get(new Date(Number.NaN)), (err: unknown) => err instanceof TypeError && /id/.test(err.message));
+  });
+
+  it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {
+    const a = await ctx.open();
+    const writes: string[] = [];
+    const docs = a.source({
+      load: async (id: unknown) => ({ loadedFor: JSON.stringify(id) }),
+      save: async (id: unknown) => void writes.push(`save ${JSON.stringify(id)}`),
+      remove: async (id: unknown) => void writes.push(`remove ${JSON.stringify(id)}`),
+    });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    await assert.rejects(docs.set({ tenant: 'acme', doc: 1 }, { loadedFor: 'new' }), refused);
+    await assert.rejects(docs.set(['a', 'b'], { loadedFor: 'new' }), refused);
+    await assert.rejects(docs.delete({ tenant: 'acme', doc: 1 }), refused);
+    assert.deepEqual(writes, [], 'the data source was written although the call was refused');
+  });
+
   it('a slow load started before set() of a new value does not overwrite it: get after both returns the new value', async () => {
     const a = await ctx.open();
     const rows = new Map([['1', 'old']]);
