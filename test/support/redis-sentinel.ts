@@ -4,7 +4,9 @@
 // hello channel (every 2 s), so the setup resolves once every sentinel knows
 // the replica and the two other sentinels: a failover needs them.
 import { Redis } from 'ioredis';
+import { eventually } from './eventually.js';
 import { REDIS_HOST, startRedisServer, type RedisServerHandle } from './redis-server.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 export const SENTINEL_MASTER_NAME = 'mymaster';
 
@@ -103,4 +105,31 @@ async function waitForSentinels(sentinels: readonly RedisServerHandle[], timeout
     if (Date.now() > deadline) throw new Error(`sentinels not ready within ${timeoutMs} ms (replicas/other sentinels: ${last})`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Points `setup`'s replica at a new TCP proxy to the master and resolves once
+ * it replicates through it: cutting `link` then cuts the replica off the
+ * master's writes. The sentinels point a replica that replicates from another
+ * address than the master's back at the master on their next look at it
+ * (every 10 s): call this just before the cut. On a loaded machine they may
+ * do so while this waits; the replica is then pointed at the proxy again.
+ * The caller disconnects `replica` and closes `link`.
+ */
+export async function replicateThroughProxy(setup: RedisSentinelHandle): Promise<{ replica: Redis; link: TcpProxy }> {
+  const replica = new Redis(setup.replica.port, REDIS_HOST);
+  const link = await startTcpProxy(setup.master.port);
+  await replica.replicaof(REDIS_HOST, link.port);
+  const linked = new RegExp(`master_port:${link.port}\\r?\\nmaster_link_status:up`);
+  await eventually(
+    async () => {
+      const info = await replica.info('replication');
+      if (linked.test(info)) return true;
+      if (!info.includes(`master_port:${link.port}`)) await replica.replicaof(REDIS_HOST, link.port);
+      return false;
+    },
+    'the replica replicates through the proxy',
+    15_000,
+  );
+  return { replica, link };
 }

@@ -15,8 +15,8 @@ import request from 'supertest';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { eventually } from '../../support/eventually.js';
-import { SENTINEL_MASTER_NAME, startRedisSentinel, type RedisSentinelHandle } from '../../support/redis-sentinel.js';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+import { replicateThroughProxy, SENTINEL_MASTER_NAME, startRedisSentinel, type RedisSentinelHandle } from '../../support/redis-sentinel.js';
+import type { TcpProxy } from '../../support/tcp-proxy.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -96,22 +96,10 @@ describe('a Sentinel failover to a replica that missed the invalidations', funct
     // The replica replicates through a proxy from now on, caught up; then the proxy is cut. (Only now: the
     // sentinels point a replica that replicates from another address than the master's back at the master,
     // on their next look at it, every 10 s; that look comes once the master is down, too late.)
-    const replica = new Redis(setup.replica.port, '127.0.0.1');
+    const through = await replicateThroughProxy(setup);
+    const replica = through.replica;
     clients.push(replica);
-    link = await startTcpProxy(setup.master.port);
-    await replica.replicaof('127.0.0.1', link.port);
-    const linked = new RegExp(`master_port:${link.port}\r?\nmaster_link_status:up`);
-    await eventually(
-      async () => {
-        const info = await replica.info('replication');
-        if (linked.test(info)) return true;
-        // On a loaded machine the sentinels may point it back at the master first (they check replicas every 10 s): again.
-        if (!info.includes(`master_port:${link!.port}`)) await replica.replicaof('127.0.0.1', link!.port);
-        return false;
-      },
-      'the replica replicates through the proxy',
-      15_000,
-    );
+    link = through.link;
     assert.equal(await master.wait(1, 2000), 1, 'the replica did not catch up');
     link.cut('refuse');
     await eventually(async () => /master_link_status:down/.test(await replica.info('replication')), 'the replica notices its link is down', 5000);
