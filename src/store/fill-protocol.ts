@@ -17,7 +17,7 @@ import { groupBySlot, keySlot, slotGuardKeys } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, PROVISIONAL_MARK, SLOT_GUARD } from './redis-scripts.js';
-import { readBySlot } from './redis-versions.js';
+import { peekBySlot, readBySlot } from './redis-versions.js';
 
 /**
  * KEYS[1] entry (deleted, and missing, when it holds a key of another type), KEYS[2] lock
@@ -467,6 +467,7 @@ async function lookupOnCluster(client: RedisClient, request: LookupRequest): Pro
   const elsewhere: number[] = [];
   counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
   const epochHere = request.epochFirst && here[0] === 0;
+  if (request.readOnly === true) return lookupReadOnlyOnCluster(client, request, here, elsewhere, epochHere);
   const [own, others] = await Promise.all([
     lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKeys(slot)),
     elsewhere.length === 0
@@ -493,6 +494,20 @@ async function lookupOnCluster(client: RedisClient, request: LookupRequest): Pro
   }
   // The order of `created` does not matter to the fill; the order of `values` does.
   return { ...own, values, created };
+}
+
+/** lookupOnCluster for a reader: counters of other slots are read without making any (see peekBySlot). */
+async function lookupReadOnlyOnCluster(client: RedisClient, request: LookupRequest, here: readonly number[], elsewhere: readonly number[], epochHere: boolean): Promise<LookupReply> {
+  const { key, counters } = request;
+  const [own, others] = await Promise.all([
+    lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKeys(keySlot(key))),
+    elsewhere.length === 0 ? undefined : peekBySlot(client, elsewhere.map((i) => counters[i]!)),
+  ]);
+  // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is here or elsewhere, and assigned
+  const values: Array<number | undefined> = new Array(counters.length);
+  here.forEach((i, n) => (values[i] = own.values[n]));
+  if (others !== undefined) elsewhere.forEach((i, n) => (values[i] = others[n]));
+  return { ...own, values };
 }
 
 function storeArgs(request: StoreRequest, lockKey: string | undefined): { keys: string[]; args: string[] | Array<string | Buffer> } {

@@ -289,7 +289,9 @@ end
  * slot's guard and the key beside it (hash-slot.ts slotGuardKeys). ARGV[1] provisional TTL, ARGV[2] '1' when KEYS[1] is the
  * epoch, ARGV[3] '1' for a fill's lookup: a counter it makes is marked (see
  * PROVISIONAL_MARK), and one another fill made (still provisional) loses its
- * mark and gets twice the provisional TTL, as in fill-protocol.ts LOOKUP.
+ * mark and gets twice the provisional TTL, as in fill-protocol.ts LOOKUP;
+ * ARGV[4] '1' for a read-only lookup (a get()): a missing counter is not made
+ * (false in the reply), so a read that finds nothing leaves nothing.
  * Reply: { created positions ('1,3'), values... }.
  */
 const SLOT_READ_SCRIPT = `${SLOT_GUARD}${INIT}${PROVISIONAL_MARK}
@@ -311,6 +313,8 @@ for i = 1, #KEYS - 2 do
         if left <= ttl then redis.call('PEXPIRE', key, 2 * ttl) end
       end
     end
+  elseif ARGV[4] == '1' then
+    v = false
   else
     mark()
     v = init

@@ -138,6 +138,26 @@ export async function readBySlot(client: RedisClient, keys: readonly string[], e
   return { values, created };
 }
 
+/**
+ * readBySlot for a read-only lookup: reads counters on a Cluster, one guarded
+ * script per slot, all sent at once, and makes none (a missing one reads
+ * undefined) nor touches another fill's provisional one: a get() that finds
+ * nothing leaves nothing in Redis. (The epoch needs no flag: only making it differs.)
+ */
+export async function peekBySlot(client: RedisClient, keys: readonly string[]): Promise<Array<number | undefined>> {
+  // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is assigned
+  const values: Array<number | undefined> = new Array(keys.length);
+  await Promise.all(
+    groupBySlot(keys).map(async ({ slot, at }) => {
+      // Stryker disable next-line StringLiteral: the script tests its flags for '1' only
+      const reply = await readSlotCounters.raw(client, [...at.map((i) => keys[i]!), ...slotGuardKeys(slot)], [String(PROVISIONAL_COUNTER_TTL_MS), '0', '0', '1']);
+      if (!Array.isArray(reply) || reply.length !== at.length + 1) throw new Error('unexpected reply from a tiercache version script');
+      at.forEach((i, n) => (values[i] = reply[n + 1] === null || reply[n + 1] === false ? undefined : counterValue(reply[n + 1])));
+    }),
+  );
+  return values;
+}
+
 /** Bumps counters on a Cluster: one guarded script per slot, all sent at once (see BUMP_SCRIPT). */
 async function bumpBySlot(client: RedisClient, keys: readonly string[], epochFirst: boolean, floors?: readonly number[]): Promise<number[]> {
   // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is assigned

@@ -1,0 +1,52 @@
+// Why this test exists: a data-API get() that misses L1 reads the entry and
+// the counters of the tags its value records in one round trip (the fill's
+// lookup, read-only). On a Cluster the counters of other slots (a view's tag)
+// were read the way a fill reads them, which makes missing ones (with a mark)
+// and stretches the TTL of counters another instance's fill made: a get() of
+// a missing key left keys in Redis, though a request that stores nothing must
+// leave nothing there (DESIGN §4). A real 3-master Redis Cluster.
+import assert from 'node:assert/strict';
+import { onEachNode } from '../support/redis-cluster.js';
+import { clusterCaches } from '../support/cluster-caches.js';
+
+describe('Redis Cluster: a data-API get() only reads', function () {
+  this.timeout(30_000);
+  const env = clusterCaches();
+
+  async function keysOf(ns: string): Promise<string[]> {
+    const per = await onEachNode(env.cluster, (direct) => direct.keys(`*${ns}*`));
+    return per.flat().sort();
+  }
+
+  it('of a missing key through a view leaves no key in Redis', async () => {
+    const ns = 'cro-0';
+    const a = await env.open(ns);
+    const before = await keysOf(ns);
+    for (let i = 0; i < 5; i++) assert.equal(await a.namespace('films').get(`none${i}`), undefined);
+    assert.deepEqual(await keysOf(ns), before, 'a get() of a missing key left keys in Redis');
+  });
+
+  it("leaves another fill's provisional counter as it was", async () => {
+    const ns = 'cro-1';
+    const a = await env.open(ns);
+    // A counter another fill made and may still abandon: a read takes neither its mark nor its TTL.
+    const direct = env.client();
+    const counter = `${ns}:v:{space:films%:}`;
+    await direct.set(counter, '1700000000000000', 'PX', 60_000);
+    await direct.set(`${counter}:new`, '1700000000000000', 'PX', 60_000);
+    assert.equal(await a.namespace('films').get('none-again'), undefined);
+    assert.equal(await direct.get(`${counter}:new`), '1700000000000000', 'the read took the mark of a counter it did not make');
+    assert.ok((await direct.pttl(counter)) <= 60_000, 'the read stretched the TTL of a counter it did not make');
+  });
+
+  it('of a value set through a view on another instance serves it, and stops once the view is cleared', async () => {
+    const ns = 'cro-2';
+    const a = await env.open(ns);
+    const b = await env.open(ns);
+    await a.namespace('films').set('f', 'one');
+    assert.equal(await b.namespace('films').get('f'), 'one');
+    await a.namespace('films').clear();
+    const c = await env.open(ns);
+    assert.equal(await c.namespace('films').get('f'), undefined, 'a value of a cleared view was served');
+  });
+});
