@@ -210,7 +210,14 @@ export class TieredStore {
     // (Before the first connection's checks have settled, the plain way, as fills wait for them: see holdFillsUntil.)
     if (tags !== undefined && this.fills !== undefined && this.startGate === undefined) {
       const needs = this.versions.needs(tags);
-      if (needs.tags.length > 0 || needs.epoch) return this.readWithCounters(key, needs);
+      // Asking anyway: Redis's word on all of them, and on standalone Redis the epoch too (one more GET in the
+      // script), as the read of every counter that vouched for such an entry gave, not what this instance last
+      // heard (an invalidation whose message is still on its way). On a Cluster the epoch's slot would be in
+      // every such read: it stays the instance's, checked once a second.
+      if (needs.tags.length > 0 || needs.epoch) {
+        const all: StampNeeds = { tags, epoch: needs.epoch || !isCluster(this.l2.client), generation: needs.generation };
+        return this.readWithCounters(key, all);
+      }
     }
     return this.getL2Plain(key);
   }

@@ -53,3 +53,27 @@ describe('data API: an L2 entry past the epoch an instance knows', function () {
     assert.equal(await ctx.admin.exists(a.dataKey('k'), a.dataKey('k2')), 2, 'an entry b read was deleted from L2');
   });
 });
+
+// A get() of a key this instance never read goes to Redis for the counters every value of the key records: Redis's
+// word on them, not what the instance last heard. Found by helper-103: with 8b30fce alone, a clear() or a view's
+// clear() that had reached Redis but whose message had not reached B yet was not seen by such a get().
+describe('data API: a get() of a key never read here, an invalidation in Redis whose message has not come', function () {
+  const ctx = useRedisCaches({ prefix: 'vw', flush: true });
+  for (const l1 of [true, false] as const) {
+    it(`is not served after a clear() (the epoch moved) nor after the view's clear() (L1 ${l1 ? 'on' : 'off'})`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open(l1 ? {} : { l1: false });
+      await a.set('k', 'old');
+      await a.namespace('films').set('k', 'old');
+      await a.namespace('films').set('j', 'x');
+      // B knows the epoch and the view's counter (it read another key of the view).
+      assert.equal(await b.namespace('films').get('j'), 'x');
+      // The view's clear() as it lands in Redis, its message not (yet) heard by B.
+      const [view] = await ctx.admin.keys(`*${ctx.ns}*space:films*`);
+      await ctx.admin.incr(view!);
+      assert.equal(await b.namespace('films').get('k'), undefined, "the view's clear() was not seen");
+      await ctx.admin.incr(`{${ctx.ns}}:epoch`);
+      assert.equal(await b.get('k'), undefined, 'the clear() was not seen');
+    });
+  }
+});
