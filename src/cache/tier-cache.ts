@@ -111,6 +111,11 @@ export interface TierCache {
  * createCache(); members marked internal are for the middleware and are not
  * in the published types.
  */
+/** The tags every value of `storeKey` records: its own key tag, then its view's. */
+function ownTags(scope: DataScope, storeKey: string): readonly string[] {
+  return scope.tags.length === 0 ? [keyTag(storeKey)] : [keyTag(storeKey), ...scope.tags];
+}
+
 export class TierCache extends EventEmitter implements DataCache {
   /** The `namespace` option: prefixes every Redis key and the pub/sub channel. */
   readonly prefix: string;
@@ -276,7 +281,7 @@ export class TierCache extends EventEmitter implements DataCache {
 
   private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
     // The tags every value of this key records (its own, its view's): read with it from L2 when not known here.
-    const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey, scope.tags.length === 0 ? [keyTag(storeKey)] : [keyTag(storeKey), ...scope.tags]);
+    const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey, ownTags(scope, storeKey));
     const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
       if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
@@ -936,7 +941,7 @@ export class TierCache extends EventEmitter implements DataCache {
   /** Validated ttl and tags; the tags always start with the entry's own key tag, then the scope's. */
   private resolveSetOptions(scope: DataScope, storeKey: string, options: SetOptions | undefined): { ttl: number; tags: readonly string[] } {
     let ttl = this.options.ttl ?? DEFAULT_DATA_TTL;
-    let tags: readonly string[] = scope.tags.length === 0 ? [keyTag(storeKey)] : [keyTag(storeKey), ...scope.tags];
+    let tags: readonly string[] = ownTags(scope, storeKey);
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') throw new TypeError('tiercache: options must be an object');
       for (const k of Object.keys(options)) {

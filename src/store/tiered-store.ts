@@ -12,7 +12,7 @@ import { L2UnavailableError, type L2Store } from './l2-store.js';
 import { PackedEntry } from './packed-entry.js';
 import { isCluster } from './redis-client.js';
 import { SLOTS_PER_SLICE } from './redis-scripts.js';
-import { Validity, type StampNeeds, type TagVersions } from './tag-versions.js';
+import { Validity, type StampNeeds, type StampRead, type TagVersions } from './tag-versions.js';
 
 export type Tier = 'L1' | 'L2';
 
@@ -104,6 +104,11 @@ export interface TieredStoreOptions {
 }
 
 /** Redis's reply to a command on a key of another type. */
+/** Counter values a lookup read for `needs`, as decide() and stampFrom() take them (the epoch first when it was read). */
+function readOf(needs: StampNeeds, values: ReadonlyArray<number | undefined>): StampRead {
+  return { epoch: needs.epoch ? values[0] : undefined, versions: needs.epoch ? values.slice(1) : values };
+}
+
 function isWrongType(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
@@ -272,22 +277,31 @@ export class TieredStore {
     }
     // A key of another type: a GET reports it and deletes it, as a read always has.
     if (reply.foreign === true) return this.getL2Plain(key);
-    const entry = reply.entry === null ? undefined : this.decodeFromL2(key, reply.entry);
-    if (entry === undefined) {
+    if (reply.entry === null) {
       this.l2Misses++;
       return undefined;
     }
-    const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
-    // As in getL2: only Redis's word (here, the counters read with the entry) serves it.
-    const word = entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
+    return this.judgeFromL2(key, reply.entry, needs, readOf(needs, reply.values));
+  }
+
+  /**
+   * An entry read from L2 with the counters `needs` names (a fill's lookup,
+   * or getL2's): served on their word, else on Redis's (vouch), warming L1;
+   * otherwise a miss, deleted from L2 when Redis says it is invalid or it is
+   * over (an entry Redis could not vouch for stays, as in getL2Plain).
+   */
+  private async judgeFromL2(key: string, raw: Buffer, needs: StampNeeds, read: StampRead): Promise<TieredHit | undefined> {
+    const entry = this.decodeFromL2(key, raw);
+    const versions = this.versions;
+    const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
     if (word !== true) {
+      if (entry !== undefined && word === false) this.dropFromL2(key);
       this.l2Misses++;
-      if (word === false) this.dropFromL2(key);
       return undefined;
     }
     this.l2Hits++;
-    this.l1?.set(key, entry);
-    return { entry, tier: 'L2' };
+    this.l1?.set(key, entry!);
+    return { entry: entry!, tier: 'L2' };
   }
 
   /**
@@ -330,26 +344,15 @@ export class TieredStore {
       const ticket = since !== undefined && err instanceof L2UnavailableError ? { ...NO_TICKET, lock: sent ? { key: lock.key, token: lock.token } : undefined, since } : NO_TICKET;
       return { hit: undefined, stamp: await versions.stamp(tags, since), lock: 'none', ticket, unanswered: true };
     }
-    const read = { epoch: needs.epoch ? reply.values[0] : undefined, versions: needs.epoch ? reply.values.slice(1) : reply.values };
+    const read = readOf(needs, reply.values);
     const ticket: FillTicket =
       reply.locked === true || reply.created.length > 0
         ? { lock: reply.locked === true ? { key: lock!.key, token: lock!.token } : undefined, created: reply.created, createdTags: tagsOfCreated(reply.created, keys, needs.tags, needs.epoch) }
         : NO_TICKET;
     const lockState = reply.locked === true ? 'ours' : reply.locked === false ? 'theirs' : 'none';
     let hit: TieredHit | undefined;
-    if (reply.entry !== null) {
-      const entry = this.decodeFromL2(key, reply.entry);
-      // As in getL2: an entry Redis could not vouch for is a miss, and stays in L2.
-      const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
-      if (word === true) {
-        this.l2Hits++;
-        this.l1?.set(key, entry!);
-        hit = { entry: entry!, tier: 'L2' };
-      } else {
-        if (entry !== undefined && word === false) this.dropFromL2(key);
-        this.l2Misses++;
-      }
-    } else if (!skipEntry) this.l2Misses++;
+    if (reply.entry !== null) hit = await this.judgeFromL2(key, reply.entry, needs, read);
+    else if (!skipEntry) this.l2Misses++;
     // A fresh hit took no lock and read counters only to check the entry.
     if (reply.locked === undefined && reply.entry !== null && hit !== undefined) return { hit, stamp: undefined, lock: 'none', ticket: NO_TICKET };
     if (hit === undefined && reply.locked === undefined && reply.entry !== null) {
