@@ -30,7 +30,8 @@ import { peekBySlot, readBySlot } from './redis-versions.js';
  * ARGV[7] '1' when the last two of KEYS are the slot's guard keys (on a Cluster, see SLOT_GUARD);
  * ARGV[8] '1' to only read: no lock and no counter made when the entry is missing or no
  * longer fresh (the counters then read as missing), for a reader that fills nothing; a key
- * of another type is left alone (lock -2).
+ * of another type is left alone (lock -2). ARGV[9] '1' (with ARGV[8]): the entry found is
+ * deleted as it is read, so of concurrent takers exactly one gets it (pull()).
  * A counter it makes is marked as this fill's (see PROVISIONAL_MARK); one another
  * fill made (still provisional) that this one reads loses that mark, and gets twice
  * the provisional TTL (what an earlier version's abandon tests): that fill's abandon
@@ -59,6 +60,7 @@ if ARGV[6] ~= '1' then
     redis.call('DEL', KEYS[1])
     v = false
   end
+  if v and ARGV[9] == '1' then redis.call('DEL', KEYS[1]) end
 end
 local out = {v or false, -1, ''}
 local fresh = v and true or false
@@ -255,6 +257,8 @@ export interface LookupRequest {
   readonly skipEntry?: boolean;
   /** Only read: when the entry is missing or no longer fresh, no lock is taken and no counter made (all read as missing). */
   readonly readOnly?: boolean;
+  /** With readOnly: the entry is deleted in the same script, so one caller alone gets it. */
+  readonly take?: boolean;
   /** performance.now() when the caller began waiting, if before the lookup (see L2Store.run). */
   readonly since?: number;
 }
@@ -436,7 +440,7 @@ export class FillProtocol {
 
 async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: readonly [string, string]): Promise<LookupReply> {
   const { key, lock, counters } = request;
-  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1', request.readOnly ? '1' : '0'];
+  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1', request.readOnly ? '1' : '0', request.take ? '1' : '0'];
   const keys = [key, lock?.key ?? key, ...counters];
   if (guard !== undefined) keys.push(...guard);
   const reply = await lookupScript.raw(client, keys, args);

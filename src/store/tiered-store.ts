@@ -285,22 +285,51 @@ export class TieredStore {
   }
 
   /**
-   * An entry read from L2 with the counters `needs` names (a fill's lookup,
-   * or getL2's): served on their word, else on Redis's (vouch), warming L1;
-   * otherwise a miss, deleted from L2 when Redis says it is invalid or it is
-   * over (an entry Redis could not vouch for stays, as in getL2Plain).
+   * Takes `key` out of L2 (pull()): the entry and the counters of `tags` are
+   * read and the entry deleted in one script, so of callers racing for it, on
+   * any instance, one alone gets it; it is then judged as getL2 judges it,
+   * and not kept in L1. Redis silent: a miss, and the entry (if it was not
+   * taken) left there. L1 is not looked at: a copy there may be one another
+   * caller took from L2 already.
    */
-  private async judgeFromL2(key: string, raw: Buffer, needs: StampNeeds, read: StampRead): Promise<TieredHit | undefined> {
+  async takeFromL2(key: string, tags: readonly string[]): Promise<TieredHit | undefined> {
+    if (this.l2 === undefined) return undefined;
+    // After the first connection's checks (see holdFillsUntil): what they forget must not be decided on.
+    if (this.startGate !== undefined) await this.startGate;
+    const versions = this.versions;
+    const needs: StampNeeds = { tags, epoch: versions.needs(tags).epoch || !isCluster(this.l2.client), generation: versions.currentGeneration() };
+    let reply;
+    try {
+      reply = await this.fills!.lookup({ key, lock: undefined, counters: versions.counterKeys(needs), epochFirst: needs.epoch, now: this.now(), readOnly: true, take: true });
+    } catch {
+      return undefined;
+    }
+    // A key of another type: a GET reports it and deletes it, as a read always has.
+    if (reply.foreign === true) return this.getL2Plain(key);
+    if (reply.entry === null) {
+      this.l2Misses++;
+      return undefined;
+    }
+    return this.judgeFromL2(key, reply.entry, needs, readOf(needs, reply.values), false);
+  }
+
+  /**
+   * An entry read from L2 with the counters `needs` names (a fill's lookup,
+   * or getL2's): served on their word, else on Redis's (vouch), warming L1
+   * unless it was taken out of L2 (not `keep`); otherwise a miss, deleted from L2 when Redis says it is
+   * invalid or it is over (an entry Redis could not vouch for stays, as in getL2Plain).
+   */
+  private async judgeFromL2(key: string, raw: Buffer, needs: StampNeeds, read: StampRead, keep = true): Promise<TieredHit | undefined> {
     const entry = this.decodeFromL2(key, raw);
     const versions = this.versions;
     const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
     if (word !== true) {
-      if (entry !== undefined && word === false) this.dropFromL2(key);
+      if (keep && entry !== undefined && word === false) this.dropFromL2(key);
       this.l2Misses++;
       return undefined;
     }
     this.l2Hits++;
-    this.l1?.set(key, entry!);
+    if (keep) this.l1?.set(key, entry!);
     return { entry: entry!, tier: 'L2' };
   }
 

@@ -35,6 +35,22 @@ describe('Redis Cluster as L2', function () {
     assert.ok(perNode.every((n) => n > 0), `entries per master: ${perNode.join(', ')}`);
   });
 
+  it('pull(): of many concurrent pulls on two instances exactly one gets the value, and it is gone everywhere', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    for (let round = 0; round < 5; round++) {
+      const key = `token${round}`;
+      const [ca, cb] = round % 2 === 0 ? [a, b] : [a.namespace('once'), b.namespace('once')];
+      await ca.set(key, { token: round });
+      assert.deepEqual(await cb.get(key), { token: round }, 'B has a copy in L1');
+      const got = (await Promise.all([...Array(10)].flatMap(() => [ca.pull(key), cb.pull(key)]))).filter((v) => v !== undefined);
+      assert.deepEqual(got, [{ token: round }], `round ${round}: ${got.length} pulls got the value`);
+      assert.equal(await ca.get(key), undefined);
+      await eventually(async () => (await cb.get(key)) === undefined, "B's copy is dropped", 2000);
+    }
+  });
+
   it("data keys holding '{' or '}': two instances' concurrent getOrSet runs the loader once, and a third instance finds the value in L2", async () => {
     const ns = `cl${namespace++}`;
     const a = await open(ns);

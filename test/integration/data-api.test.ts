@@ -1322,6 +1322,35 @@ describe('data API: has, pull, delete', () => {
     assert.equal(await ctx.admin.exists(a.dataKey('job')), 0);
   });
 
+  // pull() was a get() and then a delete(): every caller whose get() came before the first delete() got the value (a
+  // one-time token used twice), from L1 copies and from L2 alike. Redis takes the entry and hands it to one caller.
+  for (const where of ['in both L1s', 'in L2 alone', 'through a view, in both L1s'] as const) {
+    it(`pull(key): of many concurrent pulls on two instances exactly one gets the value (${where}), and it is gone everywhere`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      for (let round = 0; round < 5; round++) {
+        const key = `token${round}`;
+        const ca = where.startsWith('through') ? a.namespace('once') : a;
+        const cb = where.startsWith('through') ? b.namespace('once') : b;
+        await ca.set(key, { token: round });
+        if (where !== 'in L2 alone') assert.deepEqual(await cb.get(key), { token: round }, 'B has a copy in L1');
+        else a.store.l1?.delete(a.dataKey(key)); // A's own copy too: both read L2
+        const got = (await Promise.all([...Array(10)].flatMap(() => [ca.pull(key), cb.pull(key)]))).filter((v) => v !== undefined);
+        assert.deepEqual(got, [{ token: round }], `round ${round}: ${got.length} pulls got the value`);
+        assert.equal(await ca.get(key), undefined);
+        assert.ok(await eventually(async () => (await cb.get(key)) === undefined, 2000), "B's copy is dropped");
+      }
+    });
+  }
+
+  it('pull(key) without Redis: of many concurrent pulls one gets the value', async () => {
+    const cache = ctx.track(createCache({ redis: false }));
+    await cache.set('once', 'token');
+    const got = (await Promise.all([...Array(20)].map(() => cache.pull('once')))).filter((v) => v !== undefined);
+    assert.deepEqual(got, ['token']);
+    assert.equal(await cache.get('once'), undefined);
+  });
+
   it('delete(key) removes the value from the deleting instance and from L2', async () => {
     const a = await ctx.open();
     await a.set('gone', 'soon');
