@@ -1790,6 +1790,30 @@ describe('data API: source()', () => {
     await assert.rejects(byDate(a).get(new Date(Number.NaN)), (err: unknown) => err instanceof TypeError && /id/.test(err.message));
   });
 
+  it("never hands one Symbol or function id another's value: both are refused with a TypeError, before the data source is read or written", async () => {
+    const a = await ctx.open();
+    const calls: string[] = [];
+    const things = a.source({
+      load: async (id: unknown) => (calls.push(`load ${String(id)}`), { loadedFor: String(id) }),
+      save: async (id: unknown) => void calls.push(`save ${String(id)}`),
+      remove: async (id: unknown) => void calls.push(`remove ${String(id)}`),
+    });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // String() makes 'Symbol(user)' of both symbols and the same source text of both closures: one would get the other's value.
+    const tenant = (name: string) => () => name;
+    for (const [first, second] of [
+      [Symbol('user'), Symbol('user')],
+      [tenant('acme'), tenant('globex')],
+    ] as const) {
+      await assert.rejects(things.get(first), refused);
+      await assert.rejects(things.get(second), refused);
+      await assert.rejects(things.set(first, { loadedFor: 'new' }), refused);
+      await assert.rejects(things.delete(second), refused);
+    }
+    assert.deepEqual(calls, [], 'the data source was called for an id that is refused');
+    assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
+  });
+
   it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {
     const a = await ctx.open();
     const writes: string[] = [];
