@@ -368,10 +368,33 @@ export class FillProtocol {
 
   /** Step one: the entry, or (when missing) the lock and the counters. Throws when Redis fails. */
   lookup(request: LookupRequest): Promise<LookupReply> {
+    if (request.take === true && this.cluster) return this.takeOnCluster(request);
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? lookupOnCluster(client, request) : lookupInOne(client, request);
     }, false, request.since);
+  }
+
+  /**
+   * A read-only lookup that takes the entry (pull()), on a Cluster: the
+   * counters of other slots first, each step a command of its own, so that
+   * one of them failing or outlasting the timeout (its master cut off) fails
+   * the take before the entry is deleted. Sent together, a late answer from
+   * that master would let the entry's script run after the caller gave up,
+   * deleting a value nobody got.
+   */
+  private async takeOnCluster(request: LookupRequest): Promise<LookupReply> {
+    const { key, counters } = request;
+    const slot = keySlot(key);
+    const here: number[] = [];
+    const elsewhere: number[] = [];
+    counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
+    const others = elsewhere.length === 0 ? undefined : await this.l2.run((client) => peekBySlot(client, elsewhere.map((i) => counters[i]!)));
+    const own = await this.l2.run(async (client) => {
+      checkEntryTags(counters.length, true);
+      return lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: request.epochFirst && here[0] === 0 }, slotGuardKeys(slot));
+    });
+    return withOthers(own, counters, here, elsewhere, others);
   }
 
   /**
@@ -507,6 +530,11 @@ async function lookupReadOnlyOnCluster(client: RedisClient, request: LookupReque
     lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKeys(keySlot(key))),
     elsewhere.length === 0 ? undefined : peekBySlot(client, elsewhere.map((i) => counters[i]!)),
   ]);
+  return withOthers(own, counters, here, elsewhere, others);
+}
+
+/** A reply of the entry's slot, with the counters of other slots read beside it, in the request's order. */
+function withOthers(own: LookupReply, counters: readonly string[], here: readonly number[], elsewhere: readonly number[], others: ReadonlyArray<number | undefined> | undefined): LookupReply {
   // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is here or elsewhere, and assigned
   const values: Array<number | undefined> = new Array(counters.length);
   here.forEach((i, n) => (values[i] = own.values[n]));

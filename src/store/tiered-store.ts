@@ -288,9 +288,10 @@ export class TieredStore {
    * Takes `key` out of L2 (pull()): the entry and the counters of `tags` are
    * read and the entry deleted in one script, so of callers racing for it, on
    * any instance, one alone gets it; it is then judged as getL2 judges it,
-   * and not kept in L1. Redis silent: a miss, and the entry (if it was not
-   * taken) left there. L1 is not looked at: a copy there may be one another
-   * caller took from L2 already.
+   * and not kept in L1. One taken that Redis could not vouch for (a counter
+   * of another Cluster slot unreadable, Redis silent when asked) is put back,
+   * unless the key was written since, for a later pull. L1 is not looked at:
+   * a copy there may be one another caller took from L2 already.
    */
   async takeFromL2(key: string, tags: readonly string[]): Promise<TieredHit | undefined> {
     if (this.l2 === undefined) return undefined;
@@ -306,30 +307,36 @@ export class TieredStore {
     }
     // A key of another type: a GET reports it and deletes it, as a read always has.
     if (reply.foreign === true) return this.getL2Plain(key);
-    if (reply.entry === null) {
-      this.l2Misses++;
-      return undefined;
+    const entry = reply.entry === null ? undefined : this.decodeFromL2(key, reply.entry);
+    const left = entry === undefined ? 0 : entry.staleUntil - this.now();
+    const word = left > 0 ? (versions.decide(entry!, needs, readOf(needs, reply.values)) ?? (await versions.vouch(entry!))) : false;
+    if (word === true) {
+      this.l2Hits++;
+      return { entry: entry!, tier: 'L2' };
     }
-    return this.judgeFromL2(key, reply.entry, needs, readOf(needs, reply.values), false);
+    this.l2Misses++;
+    // Urgent: the timeout that left it unvouched opened the breaker, and the entry's own master may well answer.
+    if (word === undefined) await this.l2.run((c) => c.set(key, reply.entry!, 'PX', Math.ceil(left), 'NX'), true).catch(() => undefined);
+    return undefined;
   }
 
   /**
    * An entry read from L2 with the counters `needs` names (a fill's lookup,
-   * or getL2's): served on their word, else on Redis's (vouch), warming L1
-   * unless it was taken out of L2 (not `keep`); otherwise a miss, deleted from L2 when Redis says it is
-   * invalid or it is over (an entry Redis could not vouch for stays, as in getL2Plain).
+   * or getL2's): served on their word, else on Redis's (vouch), warming L1;
+   * otherwise a miss, deleted from L2 when Redis says it is invalid or it is
+   * over (an entry Redis could not vouch for stays, as in getL2Plain).
    */
-  private async judgeFromL2(key: string, raw: Buffer, needs: StampNeeds, read: StampRead, keep = true): Promise<TieredHit | undefined> {
+  private async judgeFromL2(key: string, raw: Buffer, needs: StampNeeds, read: StampRead): Promise<TieredHit | undefined> {
     const entry = this.decodeFromL2(key, raw);
     const versions = this.versions;
     const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
     if (word !== true) {
-      if (keep && entry !== undefined && word === false) this.dropFromL2(key);
+      if (entry !== undefined && word === false) this.dropFromL2(key);
       this.l2Misses++;
       return undefined;
     }
     this.l2Hits++;
-    if (keep) this.l1?.set(key, entry!);
+    this.l1?.set(key, entry!);
     return { entry: entry!, tier: 'L2' };
   }
 
