@@ -61,7 +61,10 @@ if ARGV[6] ~= '1' then
     redis.call('DEL', KEYS[1])
     v = false
   end
-  if v and ARGV[9] ~= '' and not redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10], 'NX') then v = false end
+  if v and ARGV[9] ~= '' and not redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10], 'NX') then
+    -- Claims are always made with a TTL: one without (foreign data, a restore) would hold off every pull of the key for good.
+    if redis.call('PTTL', KEYS[2]) == -1 then redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10]) else v = false end
+  end
 end
 local out = {v or false, -1, ''}
 local fresh = v and true or false
@@ -240,7 +243,7 @@ return 1`;
  * Replies 1 when the claim was still this pull's.
  */
 const CLAIM = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.pcall('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 return 1`;

@@ -1022,6 +1022,20 @@ describe('data API: corrupt and foreign L2 data', () => {
     'magic, then junk': Buffer.from([0x54, 0x43, 0x01, 0x01, 0xff, 0xff]),
   };
 
+  // pull() claims an entry under `{key}:pull` with a TTL: foreign data there (none of its own claims) held off every
+  // pull of the key for as long as it stayed.
+  for (const junk of ['a string without a TTL', 'a list'] as const) {
+    it(`pull() is not held off for good by ${junk} where it claims the entry`, async () => {
+      const a = await ctx.open();
+      await a.set('t', 'token');
+      const claimKey = `{${a.dataKey('t')}}:pull`;
+      if (junk === 'a list') await ctx.admin.rpush(claimKey, 'x');
+      else await ctx.admin.set(claimKey, 'a claim from a restore');
+      assert.equal(await a.pull('t'), 'token');
+      assert.equal(await ctx.admin.exists(a.dataKey('t'), claimKey), 0);
+    });
+  }
+
   for (const [name, bytes] of Object.entries(garbage)) {
     it(`reads corrupt bytes (${name}) in an L2 entry as a miss and deletes the key`, async () => {
       const a = await ctx.open();
