@@ -418,10 +418,11 @@ export class TierCache extends EventEmitter implements DataCache {
   /**
    * The value under `key`, removed from the cache on every instance (as
    * delete() removes it). Of concurrent pulls of one key, on any instances
-   * sharing the Redis, one alone gets the value: Redis hands the entry over
-   * and deletes it in one step. With an L2 the value is taken from Redis
-   * only, never from an L1 copy (another caller may have taken it already),
-   * so a pull while Redis cannot be reached misses.
+   * sharing the Redis, one alone gets the value: it claims the entry in Redis
+   * and deletes it while the claim is still its own (TieredStore.takeFromL2).
+   * With an L2 the value is taken from Redis only, never from an L1 copy
+   * (another caller may have taken it already), so a pull while Redis cannot
+   * be reached misses, and the value stays.
    */
   pull<T = unknown>(key: string): Promise<T | undefined> {
     return this.pullIn<T>(this.root, key);
