@@ -22,7 +22,7 @@ export interface DataCache {
   getOrSet<T>(key: string, load: Loader<T>, options?: SetOptions): Promise<T>;
   /** Whether a fresh value is stored under `key`. */
   has(key: string): Promise<boolean>;
-  /** The value under `key`, removed from the cache (get then delete). */
+  /** The value under `key`, removed from every tier on every instance; of concurrent pulls of a key, one alone gets it (see TierCache.pull). */
   pull<T = unknown>(key: string): Promise<T | undefined>;
   /** Removes `key` from every tier, on every instance. */
   delete(key: string, options?: InvalidateOptions): Promise<InvalidateResult>;
@@ -64,10 +64,8 @@ export class CacheNamespace implements DataCache {
     return (await this.get(key)) !== undefined;
   }
 
-  async pull<T = unknown>(key: string): Promise<T | undefined> {
-    const value = await this.get<T>(key);
-    if (value !== undefined) await this.delete(key);
-    return value;
+  pull<T = unknown>(key: string): Promise<T | undefined> {
+    return this.cache.pullIn<T>(this.scope, key);
   }
 
   delete(key: string, options?: InvalidateOptions): Promise<InvalidateResult> {

@@ -415,10 +415,47 @@ export class TierCache extends EventEmitter implements DataCache {
     }
   }
 
-  /** The value under `key`, removed from the cache (get then delete). */
-  async pull<T = unknown>(key: string): Promise<T | undefined> {
-    const value = await this.get<T>(key);
-    if (value !== undefined) await this.delete(key);
+  /**
+   * The value under `key`, removed from the cache on every instance (as
+   * delete() removes it). Of concurrent pulls of one key, on any instances
+   * sharing the Redis, one alone gets the value: it claims the entry in Redis
+   * and deletes it while the claim is still its own (TieredStore.takeFromL2).
+   * With an L2 the value is taken from Redis only, never from an L1 copy
+   * (another caller may have taken it already), so a pull while Redis cannot
+   * be reached misses, and the value stays.
+   */
+  pull<T = unknown>(key: string): Promise<T | undefined> {
+    return this.pullIn<T>(this.root, key);
+  }
+
+  /** @internal pull() in a scope. */
+  async pullIn<T>(scope: DataScope, key: string): Promise<T | undefined> {
+    const storeKey = scope.handle(key).storeKey;
+    this.assertOpen('pull');
+    if (!this.enabled) return undefined;
+    const store = this.store;
+    let value: T | undefined;
+    let tier: CacheTier = 'L2';
+    if (store.l2 === undefined) {
+      // L1 alone: found and removed before anything awaits, so a concurrent pull here finds nothing.
+      const local = store.lookupL1(storeKey);
+      store.l1?.delete(storeKey);
+      if (local !== undefined && local !== UNDECIDED && local.freshUntil > this.now()) value = decodeValue<T>(local, this.serializer);
+      tier = 'L1';
+    } else {
+      const hit = await store.takeFromL2(storeKey, ownTags(scope, storeKey));
+      // Neither kept in L1 nor recharged: it is gone.
+      if (hit !== undefined && hit.entry.freshUntil > this.now()) value = decodeValue<T>(hit.entry, this.serializer);
+      // Taken by another caller, or never there: a copy here is of a value that is gone.
+      if (value === undefined) store.l1?.delete(storeKey);
+    }
+    if (value === undefined) {
+      if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
+      return undefined;
+    }
+    if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, tier));
+    // Every instance's L1 copy, and any fill of the key under way, as delete() does.
+    await this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false);
     return value;
   }
 

@@ -30,7 +30,9 @@ import { peekBySlot, readBySlot } from './redis-versions.js';
  * ARGV[7] '1' when the last two of KEYS are the slot's guard keys (on a Cluster, see SLOT_GUARD);
  * ARGV[8] '1' to only read: no lock and no counter made when the entry is missing or no
  * longer fresh (the counters then read as missing), for a reader that fills nothing; a key
- * of another type is left alone (lock -2).
+ * of another type is left alone (lock -2). ARGV[9] (with ARGV[8]; '' = none): a pull's claim
+ * token, taken on KEYS[2] for ARGV[10] ms (SET NX) when the entry is there; while another
+ * pull's claim lives the entry reads as missing (see CLAIM).
  * A counter it makes is marked as this fill's (see PROVISIONAL_MARK); one another
  * fill made (still provisional) that this one reads loses that mark, and gets twice
  * the provisional TTL (what an earlier version's abandon tests): that fill's abandon
@@ -58,6 +60,10 @@ if ARGV[6] ~= '1' then
   if type(v) == 'table' then
     redis.call('DEL', KEYS[1])
     v = false
+  end
+  if v and ARGV[9] ~= '' and not redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10], 'NX') then
+    -- Claims are always made with a TTL: one without (foreign data, a restore) would hold off every pull of the key for good.
+    if redis.call('PTTL', KEYS[2]) == -1 then redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10]) else v = false end
   end
 end
 local out = {v or false, -1, ''}
@@ -229,12 +235,33 @@ if left == -2 then return 0 end
 if left >= 0 and left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1`;
 
+/**
+ * A pull's second step. KEYS[1] entry, KEYS[2] claim; ARGV[1] the claim's token,
+ * ARGV[2] '1' to take the entry (deleted) or '0' to let it go. Only while the claim
+ * LOOKUP took is still this pull's (it lives one command timeout: a pull whose
+ * caller gave up never deletes an entry, however late Redis runs either step).
+ * Replies 1 when the claim was still this pull's.
+ */
+const CLAIM = `
+if redis.pcall('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+return 1`;
+
 const lookupScript = new LuaScript(LOOKUP);
+const claimScript = new LuaScript(CLAIM);
 const renewScript = new LuaScript(RENEW);
 const storeScript = new LuaScript(STORE);
 const abandonScript = new LuaScript(ABANDON);
 
 export { PROVISIONAL_COUNTER_TTL_MS };
+
+/** A pull's claim on an entry: its key (in the entry's slot), a token of its own, and how long it lives (ms). */
+export interface PullClaim {
+  readonly key: string;
+  readonly token: string;
+  readonly ttl: number;
+}
 
 export interface LockRequest {
   readonly key: string;
@@ -255,6 +282,8 @@ export interface LookupRequest {
   readonly skipEntry?: boolean;
   /** Only read: when the entry is missing or no longer fresh, no lock is taken and no counter made (all read as missing). */
   readonly readOnly?: boolean;
+  /** With readOnly: a pull's claim on the entry, taken when it is there and no other pull's claim lives (see CLAIM). */
+  readonly claim?: PullClaim;
   /** performance.now() when the caller began waiting, if before the lookup (see L2Store.run). */
   readonly since?: number;
 }
@@ -364,10 +393,40 @@ export class FillProtocol {
 
   /** Step one: the entry, or (when missing) the lock and the counters. Throws when Redis fails. */
   lookup(request: LookupRequest): Promise<LookupReply> {
+    if (request.claim !== undefined && this.cluster) return this.claimOnCluster(request);
     return this.l2.run(async (client) => {
       checkEntryTags(request.counters.length, this.cluster);
       return this.cluster ? lookupOnCluster(client, request) : lookupInOne(client, request);
     }, false, request.since);
+  }
+
+  /**
+   * A pull's lookup on a Cluster: the counters of other slots first, as a
+   * command of its own, then the claim: one of them failing (its master cut
+   * off) then claims nothing, instead of holding off other pulls of the key
+   * for the claim's life.
+   */
+  private async claimOnCluster(request: LookupRequest): Promise<LookupReply> {
+    const { key, counters } = request;
+    const slot = keySlot(key);
+    const here: number[] = [];
+    const elsewhere: number[] = [];
+    counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
+    const others = elsewhere.length === 0 ? undefined : await this.l2.run((client) => peekBySlot(client, elsewhere.map((i) => counters[i]!)));
+    const own = await this.l2.run(async (client) => {
+      checkEntryTags(counters.length, true);
+      return lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: request.epochFirst && here[0] === 0 }, slotGuardKeys(slot));
+    });
+    return withOthers(own, counters, here, elsewhere, others);
+  }
+
+  /**
+   * A pull's second step: takes the entry (`take`, deleting it) or lets it
+   * go, while the claim is still this pull's. Resolves whether it was; throws
+   * when Redis fails.
+   */
+  settleClaim(entryKey: string, claim: PullClaim, take: boolean): Promise<boolean> {
+    return this.l2.run(async (client) => Number(await claimScript.raw(client, [entryKey, claim.key], [claim.token, take ? '1' : '0'])) === 1);
   }
 
   /**
@@ -436,8 +495,8 @@ export class FillProtocol {
 
 async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: readonly [string, string]): Promise<LookupReply> {
   const { key, lock, counters } = request;
-  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1', request.readOnly ? '1' : '0'];
-  const keys = [key, lock?.key ?? key, ...counters];
+  const args = [lock?.token ?? '', String(lock?.ttl ?? 0), String(PROVISIONAL_COUNTER_TTL_MS), request.epochFirst ? '1' : '0', String(request.now), request.skipEntry ? '1' : '0', guard === undefined ? '0' : '1', request.readOnly ? '1' : '0', request.claim?.token ?? '', String(request.claim?.ttl ?? 0)];
+  const keys = [key, lock?.key ?? request.claim?.key ?? key, ...counters];
   if (guard !== undefined) keys.push(...guard);
   const reply = await lookupScript.raw(client, keys, args);
   if (!Array.isArray(reply) || reply.length !== 3 + counters.length) throw new Error('unexpected reply from the tiercache lookup script');
@@ -503,6 +562,11 @@ async function lookupReadOnlyOnCluster(client: RedisClient, request: LookupReque
     lookupInOne(client, { ...request, counters: here.map((i) => counters[i]!), epochFirst: epochHere }, slotGuardKeys(keySlot(key))),
     elsewhere.length === 0 ? undefined : peekBySlot(client, elsewhere.map((i) => counters[i]!)),
   ]);
+  return withOthers(own, counters, here, elsewhere, others);
+}
+
+/** A reply of the entry's slot, with the counters of other slots read beside it, in the request's order. */
+function withOthers(own: LookupReply, counters: readonly string[], here: readonly number[], elsewhere: readonly number[], others: ReadonlyArray<number | undefined> | undefined): LookupReply {
   // Stryker disable next-line ArrayDeclaration: preallocated for speed; every index is here or elsewhere, and assigned
   const values: Array<number | undefined> = new Array(counters.length);
   here.forEach((i, n) => (values[i] = own.values[n]));

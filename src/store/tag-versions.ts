@@ -479,15 +479,19 @@ export class TagVersions {
     const epoch = read.epoch ?? (this.trusted ? this.epoch : undefined);
     // An entry past the epoch known here (not read this time) may record one Redis moved to without a message
     // reaching this instance yet (its epoch check reads it once a second): Redis decides.
-    if (epoch === undefined || (read.epoch === undefined && entry.epoch > epoch)) return undefined;
-    if (entry.epoch !== epoch) return false;
+    if (epoch === undefined) return undefined;
+    if (entry.epoch < epoch) return false;
+    // An entry never records a version that was not current, so one read below it was read before the entry's own
+    // fill saw it (on a Cluster, a script of another slot that ran first): a stale read, not an invalidation.
+    // Redis decides (askRedis reads them again: on a Redis that went back, lower again, and refused there).
+    let undecided = entry.epoch > epoch;
     for (let i = 0; i < entry.tags.length; i++) {
       const at = needs.tags.indexOf(entry.tags[i]!);
       const v = at === -1 ? (this.trusted ? this.map.get(entry.tags[i]!) : undefined) : read.versions[at];
-      if (v === undefined) return undefined;
-      if (v !== entry.versions[i]) return false;
+      if (v === undefined || v < entry.versions[i]!) undecided = true;
+      else if (v !== entry.versions[i]) return false;
     }
-    return true;
+    return undecided ? undefined : true;
   }
 
   /** A stamp from local state when it is trusted and complete; undefined otherwise. */

@@ -2,6 +2,7 @@
 // the entry's life (capped by l1.ttl). Every entry is checked against the tag
 // versions before it is returned; an invalid one is dropped from the tier it
 // was found in. Redis failures never escape: they count as misses or no-ops.
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
@@ -86,6 +87,17 @@ function tagsOfCreated(created: readonly CreatedCounter[], keys: readonly string
   const at = new Map<string, number>();
   keys.forEach((key, i) => at.set(key, i));
   return created.map((c) => tags[at.get(c.key)! - skip]!);
+}
+
+/**
+ * How long a pull's claim lives: no longer than its caller waits for a step (the
+ * command timeout, or the client's own when shorter), so a step Redis runs after
+ * the caller gave up finds it expired.
+ */
+function claimLife(l2: L2Store): number {
+  const options = (l2.client as { options?: { commandTimeout?: unknown; redisOptions?: { commandTimeout?: unknown } } }).options;
+  const own = options?.commandTimeout ?? options?.redisOptions?.commandTimeout;
+  return typeof own === 'number' && own > 0 && own < l2.commandTimeout ? own : l2.commandTimeout;
 }
 
 /** Most keys one UNLINK of dropManyFromL2 carries. */
@@ -282,6 +294,51 @@ export class TieredStore {
       return undefined;
     }
     return this.judgeFromL2(key, reply.entry, needs, readOf(needs, reply.values));
+  }
+
+  /**
+   * Takes `key` out of L2 (pull()), in two steps. The first reads the entry
+   * and the counters of `tags` and claims the entry for this pull (SET NX, for
+   * one command timeout), unless another pull's claim lives; the entry is
+   * judged as getL2 judges it; the second deletes it if the claim is still
+   * this pull's, and only then is it a hit (never kept in L1). So of callers
+   * racing for it, on any instance, one alone gets it, and a step Redis runs
+   * after its caller gave up (a command resent on a reconnect) finds the
+   * claim gone: it neither hands over nor deletes a value nobody gets. A
+   * value Redis could not vouch for stays, for a later pull. L1 is not looked
+   * at: a copy there may be one another caller took from L2 already.
+   */
+  async takeFromL2(key: string, tags: readonly string[]): Promise<TieredHit | undefined> {
+    const l2 = this.l2;
+    if (l2 === undefined) return undefined;
+    // After the first connection's checks (see holdFillsUntil): what they forget must not be decided on.
+    if (this.startGate !== undefined) await this.startGate;
+    const versions = this.versions;
+    const needs: StampNeeds = { tags, epoch: versions.needs(tags).epoch || !isCluster(l2.client), generation: versions.currentGeneration() };
+    const claim = { key: `{${key}}:pull`, token: randomUUID(), ttl: claimLife(l2) };
+    const fills = this.fills!;
+    let reply;
+    try {
+      reply = await fills.lookup({ key, lock: undefined, counters: versions.counterKeys(needs), epochFirst: needs.epoch, now: this.now(), readOnly: true, claim });
+    } catch {
+      return undefined;
+    }
+    // A key of another type: a GET reports it and deletes it, as a read always has.
+    if (reply.foreign === true) return this.getL2Plain(key);
+    if (reply.entry === null) {
+      this.l2Misses++;
+      return undefined;
+    }
+    const entry = this.decodeFromL2(key, reply.entry);
+    const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, readOf(needs, reply.values)) ?? (await versions.vouch(entry))) : false;
+    // Valid: taken if the claim is still ours. Invalid or over: deleted with the claim. Not vouched for: let go.
+    const settled = fills.settleClaim(key, claim, word !== undefined).catch(() => false);
+    if (word === true && (await settled)) {
+      this.l2Hits++;
+      return { entry: entry!, tier: 'L2' };
+    }
+    this.l2Misses++;
+    return undefined;
   }
 
   /**

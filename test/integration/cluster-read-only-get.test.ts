@@ -6,8 +6,11 @@
 // a missing key left keys in Redis, though a request that stores nothing must
 // leave nothing there (DESIGN §4). A real 3-master Redis Cluster.
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCache } from '../../src/index.js';
 import { onEachNode } from '../support/redis-cluster.js';
 import { clusterCaches } from '../support/cluster-caches.js';
+import { masterOf, startClusterProxies } from '../support/cluster-proxies.js';
 
 describe('Redis Cluster: a data-API get() only reads', function () {
   this.timeout(30_000);
@@ -48,5 +51,44 @@ describe('Redis Cluster: a data-API get() only reads', function () {
     await a.namespace('films').clear();
     const c = await env.open(ns);
     assert.equal(await c.namespace('films').get('f'), undefined, 'a value of a cleared view was served');
+  });
+
+  // The entry and a counter of another slot are read by two scripts, not atomically: a counter read below what the
+  // entry records was read before the bump the entry saw (an entry never records a version that was not current),
+  // which is no invalidation. It was taken for one, and the fresh value deleted from L2 for every instance.
+  it("serves a value stored after a view's clear() when its read of the view's counter predates that clear, and leaves it in L2", async () => {
+    const ns = 'cro-3';
+    const viewCounter = `${ns}:v:{space:films%:}`;
+    const x = await masterOf(env.cluster, viewCounter);
+    let key = '';
+    let y = x;
+    for (let i = 0; y === x; i++) {
+      key = `k${i}`;
+      y = await masterOf(env.cluster, `${ns}:d:films%:${key}`);
+    }
+    const entryKey = `${ns}:d:films%:${key}`;
+    const a = await env.open(ns);
+    await a.namespace('films').set('other', 1); // the view's counter exists
+    // B reaches the entry's master over a slow link (every chunk held 600 ms each way), the view counter's at once.
+    const proxies = await startClusterProxies(env.cluster, { [y]: 600 });
+    const b = createCache({ namespace: ns, redis: proxies.client(), l2: { commandTimeout: 10_000 } });
+    try {
+      await b.ready();
+      const c = await env.open(ns);
+      const direct = env.client();
+      const reading = b.namespace('films').get(key);
+      await sleep(150); // B has the view counter's value; its read of the entry is still on its way
+      await direct.incr(viewCounter); // another instance's view clear(), its message not here yet
+      // C knows nothing of the view: it stamps the value with the counter as it is now. 'u' is not known to B,
+      // so B's local state cannot decide the entry, and the counters B read do.
+      await c.namespace('films').set(key, 'after the clear', { tags: ['u'] });
+      assert.equal(await reading, 'after the clear', 'a value stored after the clear was not served');
+      assert.equal(await direct.exists(entryKey), 1, 'a value stored after the clear was deleted from L2');
+      const d = await env.open(ns);
+      assert.equal(await d.namespace('films').get(key), 'after the clear');
+    } finally {
+      await b.close();
+      await proxies.close();
+    }
   });
 });

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import express from 'express';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
-import type { TierCache } from '../../src/index.js';
+import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
 import { clusterCaches } from '../support/cluster-caches.js';
+import { masterOf, startClusterProxies, tagOffBusMaster } from '../support/cluster-proxies.js';
 import { onEachNode as onEachClusterNode } from '../support/redis-cluster.js';
 
 describe('Redis Cluster as L2', function () {
@@ -34,6 +35,58 @@ describe('Redis Cluster as L2', function () {
     const perNode = await onEachNode(async (direct) => (await direct.keys(`${ns}:d:*`)).length);
     assert.ok(perNode.every((n) => n > 0), `entries per master: ${perNode.join(', ')}`);
   });
+
+  it('pull(): of many concurrent pulls on two instances exactly one gets the value, and it is gone everywhere', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    for (let round = 0; round < 5; round++) {
+      const key = `token${round}`;
+      const [ca, cb] = round % 2 === 0 ? [a, b] : [a.namespace('once'), b.namespace('once')];
+      await ca.set(key, { token: round });
+      assert.deepEqual(await cb.get(key), { token: round }, 'B has a copy in L1');
+      const got = (await Promise.all([...Array(10)].flatMap(() => [ca.pull(key), cb.pull(key)]))).filter((v) => v !== undefined);
+      assert.deepEqual(got, [{ token: round }], `round ${round}: ${got.length} pulls got the value`);
+      assert.equal(await ca.get(key), undefined);
+      await eventually(async () => (await cb.get(key)) === undefined, "B's copy is dropped", 2000);
+    }
+  });
+
+  // A pull() deletes the entry as it reads it. When a counter the entry must be judged by cannot be read (its master
+  // cut off this instance), the value must stay for a later pull, not be deleted with nobody getting it.
+  for (const cut of ["the view's counter", 'a tag counter'] as const) {
+    it(`pull() on an instance cut off the master of ${cut} gets nothing and leaves the value; once healed, one pull gets it`, async () => {
+      const ns = `cl${namespace++}`;
+      const b = await open(ns);
+      const busMaster = await masterOf(env.cluster, `{${ns}}:epoch`);
+      let view = '';
+      let x = busMaster;
+      if (cut === 'a tag counter') ({ tag: view, x } = await tagOffBusMaster(env.cluster, ns));
+      else for (let v = 0; x === busMaster; v++) x = await masterOf(env.cluster, `${ns}:v:{space:${(view = `v${v}`)}%:}`);
+      const space = (c: TierCache) => (cut === 'a tag counter' ? c : c.namespace(view));
+      const entryKey = (key: string) => (cut === 'a tag counter' ? `${ns}:d:${key}` : `${ns}:d:${view}%:${key}`);
+      let key = '';
+      for (let k = 0; key === ''; k++) if ((await masterOf(env.cluster, entryKey(`k${k}`))) !== x) key = `k${k}`;
+      await space(b).set(key, 'token', { tags: cut === 'a tag counter' ? [view] : [] });
+      const proxies = await startClusterProxies(env.cluster);
+      const a = createCache({ namespace: ns, redis: proxies.client(), l2: { commandTimeout: 500 } });
+      a.on('error', () => undefined);
+      try {
+        await a.ready();
+        proxies.proxyOf(x).cut('refuse');
+        assert.equal(await space(a).pull(key), undefined, 'a value was pulled that Redis could not vouch for');
+        assert.equal(await env.client().exists(entryKey(key)), 1, 'the value was deleted, and nobody got it');
+        proxies.proxyOf(x).heal();
+        let got: unknown;
+        await eventually(async () => (got = await space(a).pull(key)) !== undefined, 'the healed instance pulls the value', 10_000);
+        assert.equal(got, 'token');
+        assert.equal(await space(b).pull(key), undefined);
+      } finally {
+        await a.close();
+        await proxies.close();
+      }
+    });
+  }
 
   it("data keys holding '{' or '}': two instances' concurrent getOrSet runs the loader once, and a third instance finds the value in L2", async () => {
     const ns = `cl${namespace++}`;

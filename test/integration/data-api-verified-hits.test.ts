@@ -77,3 +77,26 @@ describe('data API: a get() of a key never read here, an invalidation in Redis w
     });
   }
 });
+
+// A counter read below what an entry records is taken for a stale read (on a Cluster, another slot's script that ran
+// first) and Redis is asked again. On standalone Redis the read is atomic with the entry's: such a counter went back
+// (restored, made again by hand), and asked again it is lower again: the entry stays refused, and deleted.
+describe("data API: a view's counter in Redis below what an entry records", function () {
+  const ctx = useRedisCaches({ prefix: 'vb', flush: true });
+  for (const l1 of [true, false] as const) {
+    it(`refuses the entry on an instance that knows neither, and deletes it from L2 (L1 ${l1 ? 'on' : 'off'})`, async () => {
+      const a = await ctx.open();
+      await a.namespace('films').set('k', 'recorded the higher version', { tags: ['u'] });
+      const [view] = await ctx.admin.keys(`*${ctx.ns}*space:films*`);
+      const held = BigInt((await ctx.admin.get(view!))!);
+      await ctx.admin.set(view!, String(held - 5n), 'KEEPTTL');
+      const [entryKey] = await ctx.admin.keys(`${ctx.ns}:d:*`);
+      // 'u' is not known to B: its local state cannot decide, and the counters read with the entry do.
+      const b = await ctx.open(l1 ? {} : { l1: false });
+      assert.equal(await b.namespace('films').get('k'), undefined, 'an entry recording a version Redis no longer holds was served');
+      await eventually(async () => (await ctx.admin.exists(entryKey!)) === 0, 'the entry is deleted from L2', 2000);
+      const c = await ctx.open(l1 ? {} : { l1: false });
+      assert.equal(await c.namespace('films').getOrSet('k', () => 'loaded'), 'loaded');
+    });
+  }
+});

@@ -1022,6 +1022,20 @@ describe('data API: corrupt and foreign L2 data', () => {
     'magic, then junk': Buffer.from([0x54, 0x43, 0x01, 0x01, 0xff, 0xff]),
   };
 
+  // pull() claims an entry under `{key}:pull` with a TTL: foreign data there (none of its own claims) held off every
+  // pull of the key for as long as it stayed.
+  for (const junk of ['a string without a TTL', 'a list'] as const) {
+    it(`pull() is not held off for good by ${junk} where it claims the entry`, async () => {
+      const a = await ctx.open();
+      await a.set('t', 'token');
+      const claimKey = `{${a.dataKey('t')}}:pull`;
+      if (junk === 'a list') await ctx.admin.rpush(claimKey, 'x');
+      else await ctx.admin.set(claimKey, 'a claim from a restore');
+      assert.equal(await a.pull('t'), 'token');
+      assert.equal(await ctx.admin.exists(a.dataKey('t'), claimKey), 0);
+    });
+  }
+
   for (const [name, bytes] of Object.entries(garbage)) {
     it(`reads corrupt bytes (${name}) in an L2 entry as a miss and deletes the key`, async () => {
       const a = await ctx.open();
@@ -1320,6 +1334,35 @@ describe('data API: has, pull, delete', () => {
     assert.deepStrictEqual(await b.pull('job'), [1, 2, 3]);
     assert.equal(await b.get('job'), undefined);
     assert.equal(await ctx.admin.exists(a.dataKey('job')), 0);
+  });
+
+  // pull() was a get() and then a delete(): every caller whose get() came before the first delete() got the value (a
+  // one-time token used twice), from L1 copies and from L2 alike. Redis takes the entry and hands it to one caller.
+  for (const where of ['in both L1s', 'in L2 alone', 'through a view, in both L1s'] as const) {
+    it(`pull(key): of many concurrent pulls on two instances exactly one gets the value (${where}), and it is gone everywhere`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      for (let round = 0; round < 5; round++) {
+        const key = `token${round}`;
+        const ca = where.startsWith('through') ? a.namespace('once') : a;
+        const cb = where.startsWith('through') ? b.namespace('once') : b;
+        await ca.set(key, { token: round });
+        if (where !== 'in L2 alone') assert.deepEqual(await cb.get(key), { token: round }, 'B has a copy in L1');
+        else a.store.l1?.delete(a.dataKey(key)); // A's own copy too: both read L2
+        const got = (await Promise.all([...Array(10)].flatMap(() => [ca.pull(key), cb.pull(key)]))).filter((v) => v !== undefined);
+        assert.deepEqual(got, [{ token: round }], `round ${round}: ${got.length} pulls got the value`);
+        assert.equal(await ca.get(key), undefined);
+        assert.ok(await eventually(async () => (await cb.get(key)) === undefined, 2000), "B's copy is dropped");
+      }
+    });
+  }
+
+  it('pull(key) without Redis: of many concurrent pulls one gets the value', async () => {
+    const cache = ctx.track(createCache({ redis: false }));
+    await cache.set('once', 'token');
+    const got = (await Promise.all([...Array(20)].map(() => cache.pull('once')))).filter((v) => v !== undefined);
+    assert.deepEqual(got, ['token']);
+    assert.equal(await cache.get('once'), undefined);
   });
 
   it('delete(key) removes the value from the deleting instance and from L2', async () => {
@@ -1759,6 +1802,30 @@ describe('data API: source()', () => {
     assert.deepEqual(await byDate(a).get(new Date(1_500)), { loadedFor: 1_500 });
     assert.deepEqual(await byDate(b).get(new Date(1_500)), { loadedFor: 1_500 });
     await assert.rejects(byDate(a).get(new Date(Number.NaN)), (err: unknown) => err instanceof TypeError && /id/.test(err.message));
+  });
+
+  it("never hands one Symbol or function id another's value: both are refused with a TypeError, before the data source is read or written", async () => {
+    const a = await ctx.open();
+    const calls: string[] = [];
+    const things = a.source({
+      load: async (id: unknown) => (calls.push(`load ${String(id)}`), { loadedFor: String(id) }),
+      save: async (id: unknown) => void calls.push(`save ${String(id)}`),
+      remove: async (id: unknown) => void calls.push(`remove ${String(id)}`),
+    });
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // String() makes 'Symbol(user)' of both symbols and the same source text of both closures: one would get the other's value.
+    const tenant = (name: string) => () => name;
+    for (const [first, second] of [
+      [Symbol('user'), Symbol('user')],
+      [tenant('acme'), tenant('globex')],
+    ] as const) {
+      await assert.rejects(things.get(first), refused);
+      await assert.rejects(things.get(second), refused);
+      await assert.rejects(things.set(first, { loadedFor: 'new' }), refused);
+      await assert.rejects(things.delete(second), refused);
+    }
+    assert.deepEqual(calls, [], 'the data source was called for an id that is refused');
+    assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
   });
 
   it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {

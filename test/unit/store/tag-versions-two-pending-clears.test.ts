@@ -24,14 +24,16 @@ describe('store: TagVersions with two pending clear() calls', () => {
     assert.equal(versions.check(between), Validity.Invalid);
   });
 
-  it('decide(): an entry of another epoch than the one read from Redis is refused, even when its tag versions match', () => {
-    // Written for tag-versions.ts decide()'s epoch check (-> false): the tags alone then decided it.
+  it('decide(): an entry of another epoch than the one read from Redis is never valid on that read, even when its tag versions match', () => {
+    // Written for tag-versions.ts decide()'s epoch check (-> false): the tags alone then decided it. An entry of a
+    // newer epoch than read is undecided (the read may predate its fill: Redis is asked), not valid.
     const versions = new TagVersions({ source: neverAsked, maxTags: 100 });
     versions.trusted = false; // local state cannot decide: decide() goes by what was read
     const tags = ['path:/a'];
     const needs = versions.needs(tags);
     const entry = { epoch: EPOCH + 1, tags, versions: [EPOCH + 3], generation: needs.generation };
-    assert.equal(versions.decide(entry, needs, { epoch: EPOCH, versions: [EPOCH + 3] }), false);
+    assert.equal(versions.decide(entry, needs, { epoch: EPOCH, versions: [EPOCH + 3] }), undefined);
+    assert.equal(versions.decide({ ...entry, epoch: EPOCH - 1 }, versions.needs(tags), { epoch: EPOCH, versions: [EPOCH + 3] }), false);
     assert.equal(versions.decide({ ...entry, epoch: EPOCH }, versions.needs(tags), { epoch: EPOCH, versions: [EPOCH + 3] }), true);
   });
 });

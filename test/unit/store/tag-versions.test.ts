@@ -405,17 +405,23 @@ describe('store: TagVersions deciding with Redis', () => {
       assert.equal(versions.knownEpoch, undefined, 'the epoch read before the reset was learned');
     });
 
-    it('another epoch than read decides against the entry; without an epoch read or trusted, nothing is decided', async () => {
+    it('an older epoch than read decides against the entry; a newer one (a read older than the entry) or none read or trusted decides nothing', async () => {
       const { source, versions } = setUp();
       versions.trusted = false;
       const needs = versions.needs(tags);
-      // An entry of an epoch the read does not show (a clear() the read missed).
+      const old: FillStamp = { epoch: source.epoch - 1, tags, versions: [source.epoch, source.epoch] };
+      assert.equal(versions.decide(old, needs, { epoch: source.epoch, versions: [source.epoch, source.epoch] }), false);
+      // An entry of an epoch the read does not show: on a Cluster, an epoch read before the clear() the entry's fill saw.
       const entry: FillStamp = { epoch: source.epoch + 1, tags, versions: [source.epoch, source.epoch] };
-      assert.equal(versions.decide(entry, needs, { epoch: source.epoch, versions: [source.epoch, source.epoch] }), false);
+      assert.equal(versions.decide(entry, needs, { epoch: source.epoch, versions: [source.epoch, source.epoch] }), undefined);
+      // Redis, asked again, still holds the older epoch (it went back): refused there.
+      assert.equal(await versions.vouch(entry), false);
+      source.epoch++; // or it has moved on by now: the entry is current
+      assert.equal(await versions.vouch(entry), true);
       const fresh = setUp().versions;
       fresh.trusted = false;
       const noEpoch = { ...fresh.needs(tags), epoch: false };
-      assert.equal(fresh.decide(entry, noEpoch, { epoch: undefined, versions: [source.epoch, source.epoch] }), undefined);
+      assert.equal(fresh.decide(entry, noEpoch, { epoch: undefined, versions: entry.versions }), undefined);
     });
 
     it('valid when the epoch and every recorded version match what was read', async () => {
@@ -428,13 +434,33 @@ describe('store: TagVersions deciding with Redis', () => {
       assert.equal(versions.decide(entry, needs, read), true);
     });
 
-    it('invalid when it recorded a version Redis no longer holds (Redis lost increments), even a larger one', async () => {
+    it('invalid when it recorded a version Redis no longer holds (Redis lost increments); a larger one is asked again and refused then', async () => {
       const { source, versions } = setUp();
       versions.trusted = false;
       const needs = versions.needs(tags);
       const read = { epoch: source.epoch, versions: [source.epoch + 5, source.epoch + 2] };
+      const behind: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 5, source.epoch + 1] };
+      assert.equal(versions.decide(behind, needs, read), false);
+      // A read below what the entry recorded may only be older than the entry (on a Cluster, another slot's script
+      // ran first): Redis is asked again, and one that went back answers the lower version again.
       const entry: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 5, source.epoch + 9] };
-      assert.equal(versions.decide(entry, needs, read), false);
+      assert.equal(versions.decide(entry, needs, read), undefined);
+      source.counters.set('movie:7', source.epoch + 5).set('path:/a', source.epoch + 2);
+      assert.equal(await versions.vouch(entry), false);
+      // A version read above another one the entry recorded still decides against it, whatever the lower one says.
+      const both: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 6, source.epoch + 1] };
+      assert.equal(versions.decide(both, needs, read), false);
+    });
+
+    it('a read older than the entry (below a version it recorded) is asked again: valid once Redis shows that version', async () => {
+      const { source, versions } = setUp();
+      versions.trusted = false;
+      const needs = versions.needs(tags);
+      const read = { epoch: source.epoch, versions: [source.epoch + 5, source.epoch + 2] };
+      const entry: FillStamp = { epoch: source.epoch, tags, versions: [source.epoch + 5, source.epoch + 3] };
+      assert.equal(versions.decide(entry, needs, read), undefined);
+      source.counters.set('movie:7', source.epoch + 5).set('path:/a', source.epoch + 3); // bumped before the entry's fill
+      assert.equal(await versions.vouch(entry), true);
     });
 
     it('trusted, takes the versions of tags the lookup did not read from what is known here, and still refuses a version Redis no longer holds', async () => {
@@ -443,9 +469,15 @@ describe('store: TagVersions deciding with Redis', () => {
       await versions.stamp(['movie:7']); // movie:7 and the epoch are known here
       const needs = versions.needs(['movie:7', 'movie:8']);
       assert.deepEqual([needs.tags, needs.epoch], [['movie:8'], false], 'only the unknown tag is read');
-      // movie:8 is at e + 1 in Redis (a failover lost increments); the entry recorded e + 5.
+      // movie:8 is at e + 1 in Redis (a failover lost increments); the entry recorded e + 5. The read may as well be
+      // older than the entry: asked again, Redis answers e + 1 again.
       const entry: FillStamp = { epoch: e, tags: ['movie:7', 'movie:8', 'group:from-response'], versions: [e, e + 5, e] };
-      assert.equal(versions.decide(entry, needs, { epoch: undefined, versions: [e + 1] }), false);
+      assert.equal(versions.decide(entry, needs, { epoch: undefined, versions: [e + 1] }), undefined);
+      source.counters.set('movie:8', e + 1);
+      assert.equal(await versions.vouch(entry), false);
+      // One it recorded below what was read is refused at once.
+      const older: FillStamp = { ...entry, versions: [e, e, e] };
+      assert.equal(versions.decide(older, versions.needs(['movie:7', 'movie:8']), { epoch: undefined, versions: [e + 1] }), false);
     });
 
     it('undecided (ask Redis for the rest) when the entry carries a tag the lookup did not read', async () => {

@@ -1,0 +1,58 @@
+// Why this test exists: pull() deleted the entry in the script that read it.
+// A pull whose caller gave up (the connection cut as it was sent, or its
+// answer lost on the way back) still ran in Redis, at once or when ioredis
+// resent it after the reconnect: the value was deleted and nobody got it.
+// Now the read only claims the entry, for one command timeout, and a second
+// step deletes it while the claim is still the caller's. Two caches on one
+// real redis-server; A goes through a TCP proxy that is cut.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+describe('data API: pull() on an instance whose Redis connection is cut', function () {
+  this.timeout(30_000);
+  const ctx = useRedisCaches({ prefix: 'pull-cut', flush: true });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const mode of ['refuse', 'blackhole'] as const) {
+    it(`as it pulls (${mode}): nothing is pulled, the value stays, and once Redis is back one pull gets it`, async () => {
+      proxy = await startTcpProxy(ctx.redis.port);
+      const a = await ctx.open({ redis: proxy.url });
+      a.on('error', () => undefined);
+      const b = await ctx.open();
+      await b.set('token', 'once');
+      assert.equal(await a.get('token'), 'once', 'A holds a copy in L1');
+      proxy.cut(mode);
+      assert.equal(await a.pull('token'), undefined, 'pulled from an L1 copy, unchecked');
+      proxy.heal();
+      await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+      let got: unknown;
+      await eventually(async () => (got = await a.pull('token')) !== undefined, 'a pull once Redis is back gets the value', 5_000);
+      assert.equal(got, 'once');
+      assert.equal(await b.pull('token'), undefined);
+    });
+  }
+
+  it('mid-call (its answer lost on the way back): the value stays for a later pull', async () => {
+    // Every chunk held 50 ms each way: the pull runs in Redis, and its answer is in the proxy when the cut comes.
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 1000 } });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    await b.set('token', 'once');
+    const pulling = a.pull('token');
+    await sleep(75);
+    proxy.cut('refuse');
+    assert.equal(await pulling, undefined);
+    assert.equal(await ctx.admin.exists(a.dataKey('token')), 1, 'the value was deleted, and nobody got it');
+    let got: unknown;
+    await eventually(async () => (got = await b.pull('token')) !== undefined, 'another instance pulls the value', 5_000);
+    assert.equal(got, 'once');
+  });
+});
