@@ -16,6 +16,7 @@ import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { PROVISIONAL_COUNTER_TTL_MS } from '../../../src/store/fill-protocol.js';
 import { keySlot } from '../../../src/store/hash-slot.js';
+import { TAG_COUNTER_TTL_MS } from '../../../src/store/redis-versions.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { clusterCaches } from '../../support/cluster-caches.js';
 import { eventually } from '../../support/eventually.js';
@@ -139,6 +140,24 @@ describe('a counter a bump creates lives as long as a provisional one', function
     assert.ok(Number(await ctx.admin.get(counter)) > known, 'the floor did not raise the counter');
     const left = await ctx.admin.pttl(counter);
     assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `the raised counter lives ${left} ms`);
+  });
+
+  it('a counter a bump finds is renewed to the shared TTL when it has more than twice the provisional one left, or none; a provisional one keeps what it has', async () => {
+    const cache = await ctx.open();
+    const counter = (tag: string) => `${ctx.ns}:v:{${tag}}`;
+    assert.deepEqual(await cache.invalidateTags(['aged', 'persisted', 'shared']), { delivered: true });
+    // A shared counter some days into its week; one left without a TTL (an operator's PERSIST, a restore); one
+    // a second fill's lookup found provisional and gave twice the provisional TTL (fill-protocol.ts LOOKUP).
+    await ctx.admin.pexpire(counter('aged'), 5 * PROVISIONAL_COUNTER_TTL_MS);
+    await ctx.admin.persist(counter('persisted'));
+    await ctx.admin.pexpire(counter('shared'), 1.5 * PROVISIONAL_COUNTER_TTL_MS);
+    assert.deepEqual(await cache.invalidateTags(['aged', 'persisted', 'shared']), { delivered: true });
+    for (const tag of ['aged', 'persisted']) {
+      const left = await ctx.admin.pttl(counter(tag));
+      assert.ok(left > TAG_COUNTER_TTL_MS - 60_000, `the bump left ${tag}'s counter ${left} ms, not the shared TTL`);
+    }
+    const shared = await ctx.admin.pttl(counter('shared'));
+    assert.ok(shared > PROVISIONAL_COUNTER_TTL_MS && shared <= 1.5 * PROVISIONAL_COUNTER_TTL_MS, `the bump changed a provisional counter's TTL to ${shared} ms`);
   });
 
   it('once a counter an invalidation created expired, two instances serve nothing it invalidated and store again', async () => {
