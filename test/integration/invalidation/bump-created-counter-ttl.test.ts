@@ -202,6 +202,23 @@ describe('a counter a bump creates lives as long as a provisional one (Redis Clu
     assert.ok(left > 2 * PROVISIONAL_COUNTER_TTL_MS, `the counter k2 recorded lives ${left} ms: the store did not renew it`);
   });
 
+  it('a store renews a counter of another slot upward only: one that outlives what the store needs (a year-long entry recorded it) keeps its TTL', async () => {
+    const ns = 'bump-made-ttl-c5';
+    const a = await env.open(ns);
+    const b = await env.open(ns);
+    const counter = `${ns}:v:{t}`;
+    assert.notEqual(keySlot(counter), keySlot(b.dataKey('k')));
+    const direct = env.client();
+    assert.equal(await a.getOrSet('long', async () => 'year', { tags: ['t'], ttl: '365d' }), 'year');
+    const year = await direct.pttl(counter);
+    assert.ok(year > 300 * 24 * 3600_000, `premise: the year-long entry's store left its counter ${year} ms`);
+    // Another instance (nothing renewed by it yet) stores a short-lived entry recording the same counter.
+    assert.equal(await b.getOrSet('k', async () => 'minute', { tags: ['t'], ttl: '1m' }), 'minute');
+    assert.ok(await direct.exists(b.dataKey('k')), 'premise: k was stored');
+    const left = await direct.pttl(counter);
+    assert.ok(left > 300 * 24 * 3600_000, `the short entry's store cut the counter to ${left} ms: the year-long entry would be refused once it expires`);
+  });
+
   it('a provisional counter found below what the invalidating instance knew is raised past it and stays provisional', async () => {
     const ns = 'bump-made-ttl-c3';
     const a = await env.open(ns);
