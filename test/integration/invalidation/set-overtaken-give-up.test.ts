@@ -41,7 +41,7 @@ describe('set() overtaken by invalidations: the give-up', function () {
 
   it('overtaken on every try, and its delete refused too: the error names the set()', async () => {
     proxy = await startTcpProxy(ctx.redis.port);
-    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 500 } });
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 2000 } });
     const b = await ctx.open();
     const errors: string[] = [];
     a.on('error', ({ err }: { err: Error }) => errors.push(err.message));
