@@ -91,4 +91,20 @@ describe('Redis Cluster: a data-API get() only reads', function () {
       await proxies.close();
     }
   });
+
+  it("of a value whose view counter (in another slot) is gone is a miss, and the entry is deleted, as any Redis says is invalid", async () => {
+    const ns = 'cro-4';
+    const a = await env.open(ns);
+    await a.namespace('films').set('f', 'one');
+    const entries = async () => (await keysOf(ns)).filter((k) => k.startsWith(`${ns}:d:`));
+    const stored = await entries();
+    assert.equal(stored.length, 1, `premise: one entry stored: ${JSON.stringify(stored)}`);
+    // The view's counter lost (evicted): the version the entry recorded is gone with it.
+    const direct = env.client();
+    assert.equal(await direct.del(`${ns}:v:{space:films%:}`), 1);
+    const c = await env.open(ns);
+    assert.equal(await c.namespace('films').get('f'), undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(await entries(), [], 'the entry whose counter is gone was left in Redis');
+  });
 });

@@ -449,6 +449,16 @@ describe('data API: values through L2', () => {
     await a.set('numbers', { nan: NaN, inf: Infinity, neg: -Infinity, at: new Date(0), empty: {}, own: { toJSON: () => 'mine' }, indexed: { '0': 'a plain object keyed "0"' } });
     assert.deepStrictEqual(await (await ctx.open()).get('numbers'), { nan: null, inf: null, neg: null, at: '1970-01-01T00:00:00.000Z', empty: {}, own: 'mine', indexed: { '0': 'a plain object keyed "0"' } });
     assert.equal(await a.getOrSet('nan', () => NaN), null, 'getOrSet returns what a hit returns');
+    // An instance of a class of the app's own is not one of them: JSON writes its fields, and it is stored so, also
+    // when another part of the value ({}) has JSON's output looked into.
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly y: number,
+      ) {}
+    }
+    await a.set('instance', { empty: {}, at: new Point(1, 2), list: [new Point(3, 4)] });
+    assert.deepStrictEqual(await (await ctx.open()).get('instance'), { empty: {}, at: { x: 1, y: 2 }, list: [{ x: 3, y: 4 }] });
   });
 
   it('rejects a key that is not a non-empty string in get() as set(), getOrSet(), has(), pull() and delete() do, with the same TypeError, never a synchronous throw', async () => {
@@ -1761,12 +1771,13 @@ describe('data API: source()', () => {
   it("never hands one id another id's value: an object or array id, whose String() other ids share, is refused with a TypeError; an object with its own toString() (an ObjectId) keys by it", async () => {
     const a = await ctx.open();
     const docs = a.source({ load: async (id: { tenant: string; doc: number } | unknown[]) => ({ loadedFor: JSON.stringify(id) }) });
-    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    // The message names what was given.
+    const refused = (what: string) => (err: unknown) => err instanceof TypeError && err.message.includes(`a source() id must be a string, a number or an object with a toString() of its own; got ${what},`);
     // String() makes '[object Object]' of both, and 'a,b,c' of both arrays: one would be served the other's value.
-    await assert.rejects(docs.get({ tenant: 'acme', doc: 1 }), refused);
-    await assert.rejects(docs.get({ tenant: 'globex', doc: 1 }), refused);
-    await assert.rejects(docs.get(['a', 'b,c']), refused);
-    await assert.rejects(docs.get(['a,b', 'c']), refused);
+    await assert.rejects(docs.get({ tenant: 'acme', doc: 1 }), refused('a plain object'));
+    await assert.rejects(docs.get({ tenant: 'globex', doc: 1 }), refused('a plain object'));
+    await assert.rejects(docs.get(['a', 'b,c']), refused('an array'));
+    await assert.rejects(docs.get(['a,b', 'c']), refused('an array'));
     assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
     // An object that names itself (a MongoDB ObjectId, say) is keyed by what it says.
     class ObjectId {

@@ -16,6 +16,7 @@ import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { PROVISIONAL_COUNTER_TTL_MS } from '../../../src/store/fill-protocol.js';
 import { keySlot } from '../../../src/store/hash-slot.js';
+import { TAG_COUNTER_TTL_MS } from '../../../src/store/redis-versions.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { clusterCaches } from '../../support/cluster-caches.js';
 import { eventually } from '../../support/eventually.js';
@@ -141,6 +142,24 @@ describe('a counter a bump creates lives as long as a provisional one', function
     assert.ok(left > 0 && left <= PROVISIONAL_COUNTER_TTL_MS, `the raised counter lives ${left} ms`);
   });
 
+  it('a counter a bump finds is renewed to the shared TTL when it has more than twice the provisional one left, or none; a provisional one keeps what it has', async () => {
+    const cache = await ctx.open();
+    const counter = (tag: string) => `${ctx.ns}:v:{${tag}}`;
+    assert.deepEqual(await cache.invalidateTags(['aged', 'persisted', 'shared']), { delivered: true });
+    // A shared counter some days into its week; one left without a TTL (an operator's PERSIST, a restore); one
+    // a second fill's lookup found provisional and gave twice the provisional TTL (fill-protocol.ts LOOKUP).
+    await ctx.admin.pexpire(counter('aged'), 5 * PROVISIONAL_COUNTER_TTL_MS);
+    await ctx.admin.persist(counter('persisted'));
+    await ctx.admin.pexpire(counter('shared'), 1.5 * PROVISIONAL_COUNTER_TTL_MS);
+    assert.deepEqual(await cache.invalidateTags(['aged', 'persisted', 'shared']), { delivered: true });
+    for (const tag of ['aged', 'persisted']) {
+      const left = await ctx.admin.pttl(counter(tag));
+      assert.ok(left > TAG_COUNTER_TTL_MS - 60_000, `the bump left ${tag}'s counter ${left} ms, not the shared TTL`);
+    }
+    const shared = await ctx.admin.pttl(counter('shared'));
+    assert.ok(shared > PROVISIONAL_COUNTER_TTL_MS && shared <= 1.5 * PROVISIONAL_COUNTER_TTL_MS, `the bump changed a provisional counter's TTL to ${shared} ms`);
+  });
+
   it('once a counter an invalidation created expired, two instances serve nothing it invalidated and store again', async () => {
     const a = await ctx.open({ l2: { commandTimeout: 2000 } });
     const b = await ctx.open({ l2: { commandTimeout: 2000 } });
@@ -181,6 +200,23 @@ describe('a counter a bump creates lives as long as a provisional one (Redis Clu
     assert.ok(await direct.exists(a.dataKey('k2')), 'k2 was not stored');
     const left = await direct.pttl(counter);
     assert.ok(left > 2 * PROVISIONAL_COUNTER_TTL_MS, `the counter k2 recorded lives ${left} ms: the store did not renew it`);
+  });
+
+  it('a store renews a counter of another slot upward only: one that outlives what the store needs (a year-long entry recorded it) keeps its TTL', async () => {
+    const ns = 'bump-made-ttl-c5';
+    const a = await env.open(ns);
+    const b = await env.open(ns);
+    const counter = `${ns}:v:{t}`;
+    assert.notEqual(keySlot(counter), keySlot(b.dataKey('k')));
+    const direct = env.client();
+    assert.equal(await a.getOrSet('long', async () => 'year', { tags: ['t'], ttl: '365d' }), 'year');
+    const year = await direct.pttl(counter);
+    assert.ok(year > 300 * 24 * 3600_000, `premise: the year-long entry's store left its counter ${year} ms`);
+    // Another instance (nothing renewed by it yet) stores a short-lived entry recording the same counter.
+    assert.equal(await b.getOrSet('k', async () => 'minute', { tags: ['t'], ttl: '1m' }), 'minute');
+    assert.ok(await direct.exists(b.dataKey('k')), 'premise: k was stored');
+    const left = await direct.pttl(counter);
+    assert.ok(left > 300 * 24 * 3600_000, `the short entry's store cut the counter to ${left} ms: the year-long entry would be refused once it expires`);
   });
 
   it('a provisional counter found below what the invalidating instance knew is raised past it and stays provisional', async () => {

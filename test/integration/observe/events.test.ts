@@ -5,7 +5,7 @@
 // Express 5 and 4, Koa 3 and 2; then the data API and remote invalidations.
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { createCache, type CacheOptions, type TierCache, type TierCacheEvents } from '../../../src/index.js';
+import { createCache, type CacheOptions, type Serializer, type TierCache, type TierCacheEvents } from '../../../src/index.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { adapters, buildApp } from '../middleware/apps.js';
 
@@ -164,6 +164,65 @@ describe('events: payloads', function () {
       ['store', { key: 'k', route: 'data', tiers: ['L1'], bytes: 7, fillMs: 0 }],
       ['hit', { key: 'k', tier: 'L1', route: 'data', stale: false }],
     ]);
+  });
+
+  it('a getOrSet() answered from L1 is a hit, in a view too', async () => {
+    const cache = open();
+    const view = cache.namespace('users');
+    await cache.set('k', 1);
+    await view.set('u', 2);
+    const seen = record(cache, ['hit', 'miss']);
+    assert.equal(await cache.getOrSet('k', () => 9), 1);
+    assert.equal(await view.getOrSet('u', () => 9), 2);
+    assert.deepEqual(seen, [
+      ['hit', { key: 'k', tier: 'L1', route: 'data', stale: false }],
+      ['hit', { key: 'u', tier: 'L1', route: 'data', stale: false, namespace: 'users' }],
+    ]);
+  });
+
+  it('a get() of an L1 entry this instance cannot read (its deserialize() throws on it) is a miss, and the entry is dropped', async () => {
+    let readable = true;
+    const serializer: Serializer = {
+      name: 'switchable',
+      serialize: (v) => JSON.stringify(v),
+      deserialize: (bytes) => {
+        if (!readable) throw new Error('unreadable');
+        return JSON.parse(bytes.toString('utf8'));
+      },
+    };
+    const cache = open({ serializer });
+    const view = cache.namespace('users');
+    await cache.set('k', { a: 1 });
+    await view.set('u', { b: 2 });
+    const seen = record(cache, ['hit', 'miss']);
+    readable = false;
+    assert.equal(await cache.get('k'), undefined);
+    assert.equal(await view.get('u'), undefined);
+    assert.deepEqual(seen, [
+      ['miss', { key: 'k', route: 'data' }],
+      ['miss', { key: 'u', route: 'data', namespace: 'users' }],
+    ]);
+    assert.equal(cache.stats().l1.entries, 0, 'the unreadable entries stayed in L1');
+  });
+
+  it('deleteMany() reports one invalidate per key, with its key, its key tag and its view', async () => {
+    const cache = open();
+    const view = cache.namespace('users');
+    const seen = record(cache, ['invalidate']);
+    await cache.deleteMany(['a', 'b']);
+    await view.deleteMany(['c', 'd', 'e']);
+    const keyTag = (k: string) => `key:${cache.dataKey(k)}`;
+    const events = seen.map(([, e]) => e as TierCacheEvents['invalidate']);
+    assert.deepEqual(events.slice(0, 2), [
+      { kind: 'key', tags: [keyTag('a')], key: 'a', remote: false, delivered: true },
+      { kind: 'key', tags: [keyTag('b')], key: 'b', remote: false, delivered: true },
+    ]);
+    assert.deepEqual(
+      events.slice(2).map((e) => ({ ...e, tags: e.tags.length })),
+      ['c', 'd', 'e'].map((key) => ({ kind: 'key', tags: 1, key, remote: false, delivered: true, namespace: 'users' })),
+    );
+    assert.equal(new Set(events.slice(2).map((e) => e.tags[0])).size, 3, 'each key of the view its own tag');
+    assert.equal(events.length, 5);
   });
 });
 
