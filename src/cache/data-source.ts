@@ -65,7 +65,7 @@ export function checkSourceOptions(options: unknown): void {
  * object is '[object Object]' and ['a', 'b,c'] is ['a,b', 'c']: one id would
  * be handed another's value. An object with a toString() of its own (an
  * ObjectId) names itself; a Buffer only when it is UTF-8 text; a Date by its ISO string.
- * @throws TypeError for a Symbol, a function, an array, an object without a toString() of its own, a Buffer that is not UTF-8 text, or an Invalid Date.
+ * @throws TypeError for null, undefined, a Symbol, a function, an array, an object without a toString() of its own, a Buffer that is not UTF-8 text, or an Invalid Date.
  */
 function idText(id: unknown): string {
   // String() of a Symbol is its description and of a function its source text: two symbols described alike, or two
@@ -73,7 +73,12 @@ function idText(id: unknown): string {
   if (typeof id === 'symbol' || typeof id === 'function') {
     throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got a ${typeof id}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
   }
-  if (typeof id !== 'object' || id === null) return String(id);
+  // A missing id (a route parameter that is not there) would be keyed 'undefined', the key of the string
+  // 'undefined', and cache what the source loads for nothing as if it were that id's.
+  if (id === null || id === undefined) {
+    throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${String(id)}, keyed as the string '${String(id)}' would be`);
+  }
+  if (typeof id !== 'object') return String(id);
   // String() of a Date drops its milliseconds and follows the process's time zone: two ids a second apart
   // would share a key, and an instance in another zone would key the same id apart (its set() reaching nobody's copy).
   if (id instanceof Date) {

@@ -1839,6 +1839,27 @@ describe('data API: source()', () => {
     assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
   });
 
+  it("never keys a null or undefined id as the string 'null' or 'undefined': both are refused with a TypeError, before the data source is read or written", async () => {
+    const a = await ctx.open();
+    const calls: string[] = [];
+    const users = a.source({
+      load: async (id: unknown) => (calls.push(`load ${String(id)}`), { loadedFor: String(id) }),
+      save: async (id: unknown) => void calls.push(`save ${String(id)}`),
+      remove: async (id: unknown) => void calls.push(`remove ${String(id)}`),
+    });
+    // The user literally named 'undefined' gets their own row; a missing route parameter must not be handed it.
+    assert.deepEqual(await users.get('undefined'), { loadedFor: 'undefined' });
+    calls.length = 0;
+    const refused = (err: unknown) => err instanceof TypeError && /id/.test(err.message);
+    for (const id of [undefined, null]) {
+      await assert.rejects(users.get(id), refused);
+      await assert.rejects(users.set(id, { loadedFor: 'new' }), refused);
+      await assert.rejects(users.delete(id), refused);
+    }
+    assert.deepEqual(calls, [], 'the data source was called for an id that is refused');
+    assert.deepEqual(await users.get('undefined'), { loadedFor: 'undefined' }, "the string id's value changed");
+  });
+
   it("refuses an object or array id before set() saves or delete() removes anything: the TypeError means nothing was written", async () => {
     const a = await ctx.open();
     const writes: string[] = [];
