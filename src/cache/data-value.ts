@@ -230,9 +230,11 @@ export function encodeValue(key: string, value: unknown, stamp: FillStamp, creat
     throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${(err as Error).message})`);
   }
   if (json === undefined) throw new TypeError(`tiercache: the value for '${key}' must be JSON-serializable or a Buffer; got ${typeof value}`);
-  // JSON writes a Map, a Set (and a few more) as {}, and a typed array as {"0":...}, losing what they hold:
-  // only then is the value walked.
-  if (json.includes('{}') || json.includes('{"0":')) {
+  // JSON writes a Map, a Set (and a few more) as {}, and a typed array as {"0":...}, losing what they hold; one
+  // carrying enumerable properties of its own as those alone (a system Error as {"code":"ENOENT","errno":-2}, its
+  // message gone): wherever JSON wrote an object the value is walked (about a tenth more on set() and fills,
+  // nothing on a read).
+  if (json.includes('{')) {
     const lost = lostInJson(value);
     if (lost !== undefined) {
       throw new TypeError(`tiercache: the value for '${key}' is not JSON-serializable (${lost}: JSON loses what it holds); store plain data instead (Object.fromEntries(map), [...set]) or use the 'v8' serializer`);
