@@ -30,7 +30,7 @@ import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
-import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, ttlForStatus, varyOf } from './storage-rules.js';
+import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
@@ -120,7 +120,7 @@ class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
   abort(): void {}
 }
 
-/** Origin mode reads a response's lifetime from these too (RFC 9111 §4.2.1, RFC 9213): a hook that changes one late is judged again. */
+/** Origin mode reads a response's lifetime from these too (RFC 9111 §4.2.1, RFC 9213), table mode the targeted fields' prohibitions: a hook that changes one late is judged again. */
 const LATE_LIFETIME_FIELDS = ['expires', TIERCACHE_CACHE_CONTROL, CDN_CACHE_CONTROL, SURROGATE_CONTROL] as const;
 
 function lifetimeFieldsChanged(r: ServerResponse, before: OutgoingHttpHeaders): boolean {
@@ -226,7 +226,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     let reason: MissReason | undefined;
     if (plan.origin === undefined) {
       ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
-      reason = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped));
+      reason = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped) ?? targetedForbidsStore(headers, this.http.options.targeted, plan.userScoped));
     } else {
       const life = this.originLifeOf(r.statusCode, headers);
       if (typeof life === 'string') reason = life;
@@ -318,8 +318,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const late = vary === before.vary ? undefined : lateVary(before.vary, vary);
     const headers = late === undefined ? before : ({ ...before, vary: late } as OutgoingHttpHeaders);
     if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
-    if (!r.hasHeader('set-cookie') && !r.hasHeader('trailer') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && (this.plan.origin === undefined || !lifetimeFieldsChanged(r, before))) return;
-    const reason = this.plan.origin === undefined ? responseForbidsStore(r.getHeaders(), this.plan.userScoped) : this.originLifeOf(r.statusCode, r.getHeaders());
+    if (!r.hasHeader('set-cookie') && !r.hasHeader('trailer') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && !lifetimeFieldsChanged(r, before)) return;
+    const sent = r.getHeaders();
+    const reason = this.plan.origin === undefined ? (responseForbidsStore(sent, this.plan.userScoped) ?? targetedForbidsStore(sent, this.http.options.targeted, this.plan.userScoped)) : this.originLifeOf(r.statusCode, sent);
     if (typeof reason === 'string') this.drop(r, reason);
   }
 

@@ -5,6 +5,7 @@ import type { BypassReason, MissReason } from './cache-status.js';
 import { hasAccessToken } from '../keys/canonical-query.js';
 import { parseDirectives, splitList, type FieldValue } from '../keys/header-list.js';
 import { pathOf } from '../keys/path-normalize.js';
+import { CDN_CACHE_CONTROL, responseDirectives, SURROGATE_CONTROL, TIERCACHE_CACHE_CONTROL, type TargetedFields } from './origin/directives.js';
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) and their obsolete relatives: never
@@ -102,6 +103,23 @@ export function responseForbidsStore(headers: OutgoingHttpHeaders, userScoped: b
     if (cc.has('private') && !userScoped) return 'private';
   }
   if (varyOf(headers) === '*') return 'vary-star';
+  return undefined;
+}
+
+/**
+ * Table mode: why a targeted field (RFC 9213 `Tiercache-Cache-Control`; `CDN-Cache-Control` and
+ * Surrogate-Control where the middleware reads them) forbids storing, or undefined. Lifetimes stay the
+ * table's, but a handler that keeps an answer from this cache alone (`Tiercache-Cache-Control: no-store`,
+ * while browsers or a CDN may keep it) is heard, as origin mode hears it. Such a field only forbids here:
+ * a `Cache-Control` that forbids storing still does (responseForbidsStore).
+ */
+export function targetedForbidsStore(headers: OutgoingHttpHeaders, targeted: TargetedFields, userScoped: boolean): MissReason | undefined {
+  if (headers[TIERCACHE_CACHE_CONTROL] === undefined && !(targeted.cdnCacheControl && headers[CDN_CACHE_CONTROL] !== undefined) && !(targeted.surrogate !== undefined && headers[SURROGATE_CONTROL] !== undefined)) return undefined;
+  // The first valid targeted field, else Cache-Control again (responseForbidsStore judged that already).
+  const d = responseDirectives(headers, targeted).values;
+  if (d.has('no-store')) return 'no-store';
+  if (d.has('no-cache')) return 'no-cache';
+  if (d.has('private') && !userScoped) return 'private';
   return undefined;
 }
 
