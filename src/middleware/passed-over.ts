@@ -1,0 +1,77 @@
+// Entries one middleware leaves to another. A middleware with `user` and one in
+// origin mode store entries that only a middleware of their kind may serve
+// (http-cache.ts, notOurs): one not of their kind passes them over, for the
+// middleware of their kind further in (per route) to decide. When no such
+// middleware sees the request, none is left to serve the entry: the route was
+// moved out of that kind (a config change, a rolling deploy), and the entry,
+// in L2 for as long as it lives (an origin's max-age: a year), would keep the
+// route uncached. A watch set by the layer that passes an entry over tells the
+// two apart once the answer is out; an orphan is removed, and the route fills.
+import type { TierCache } from '../cache/tier-cache.js';
+import type { StoredEntry } from '../store/entry.js';
+import type { PreparedResponse } from './http-entry.js';
+
+/** Kinds of middleware (and of the entries they store), as bits: a middleware with `user`. */
+export const SCOPED_KIND = 1;
+/** A middleware in origin mode (its entries carry stale rules). */
+export const ORIGIN_KIND = 2;
+
+/** The kinds of middleware that may serve `response` (a middleware serves an entry whose kinds it has all). */
+export function kindsOf(response: PreparedResponse): number {
+  return (response.scoped ? SCOPED_KIND : 0) | (response.staleRules !== undefined ? ORIGIN_KIND : 0);
+}
+
+/**
+ * The watches of a request, latest first (see PassedOver.prev). Read by a
+ * layer further in only when a layer further out is active (ACTIVE_FILL):
+ * a request no layer passed anything over pays nothing.
+ */
+export const PASSED_OVER = Symbol('tiercache.passedOver');
+
+/** What removes an orphaned entry (HttpCache). */
+export interface OrphanRemover {
+  readonly cache: TierCache;
+  /** `entry`, found under `key`, is served by no middleware this request met: remove it everywhere. */
+  removeOrphan(key: string, entry: StoredEntry): void;
+}
+
+/**
+ * One entry a layer passed over for this request. Told by every tiercache
+ * layer further in (seenBy); decided as the answer is out (decide): seen by a
+ * middleware of its kind, it is marked so (PreparedResponse.ownerSeen: later
+ * requests here pass it over without a watch), else removed. Also the
+ * request's ACTIVE_FILL, so that the layers further in look for it; standing
+ * it down does nothing (it fills nothing).
+ */
+export class PassedOver {
+  /** A middleware of the entry's kind (of this cache) saw the request. */
+  private owned = false;
+
+  constructor(
+    private readonly remover: OrphanRemover,
+    private readonly key: string,
+    private readonly entry: StoredEntry,
+    private readonly response: PreparedResponse,
+    private readonly kinds: number,
+    /** A watch a layer further out set for the same request (another entry, or another cache's). */
+    private readonly prev: PassedOver | undefined,
+  ) {}
+
+  standDown(): void {}
+
+  /** A middleware of `cache`, of `kinds`, sees the request: it serves what it finds of those kinds. */
+  seenBy(cache: TierCache, kinds: number): void {
+    for (let w: PassedOver | undefined = this; w !== undefined; w = w.prev) {
+      if (w.remover.cache === cache && (w.kinds & ~kinds) === 0) w.owned = true;
+    }
+  }
+
+  /**
+   * The answer is out: every layer that would see the request has. (Not on
+   * 'close' alone: a client gone early may leave layers further in unrun.)
+   */
+  decide(): void {
+    if (this.owned) this.response.markOwnerSeen();
+    else this.remover.removeOrphan(this.key, this.entry);
+  }
+}
