@@ -1034,7 +1034,8 @@ export class HttpCache<R> {
     holder[PASSED_OVER] = watch;
     // The layers further in look for watches only when one is active (see handle).
     holder[ACTIVE_FILL] = watch;
-    c.res.once('finish', () => watch.decide());
+    const res = c.res;
+    res.once('finish', () => watch.decide(res.statusCode));
     return passOn(next);
   }
 

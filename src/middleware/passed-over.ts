@@ -10,6 +10,7 @@
 import type { TierCache } from '../cache/tier-cache.js';
 import type { StoredEntry } from '../store/entry.js';
 import type { PreparedResponse } from './http-entry.js';
+import { storableStatus } from './storage-rules.js';
 
 /** Kinds of middleware (and of the entries they store), as bits: a middleware with `user`. */
 export const SCOPED_KIND = 1;
@@ -67,11 +68,15 @@ export class PassedOver {
   }
 
   /**
-   * The answer is out: every layer that would see the request has. (Not on
-   * 'close' alone: a client gone early may leave layers further in unrun.)
+   * The answer is out, with `status`: every layer that would see the request
+   * has. (Not on 'close' alone: a client gone early may leave layers further
+   * in unrun.) Only an answer the route gives when it works (a storable
+   * status) tells an orphan: a 401, 403 or 429 comes from a guard mounted
+   * before the route's own middleware, which a client can make fail at will,
+   * and which says nothing of whether that middleware is there.
    */
-  decide(): void {
+  decide(status: number): void {
     if (this.owned) this.response.markOwnerSeen();
-    else this.remover.removeOrphan(this.key, this.entry);
+    else if (storableStatus(status)) this.remover.removeOrphan(this.key, this.entry);
   }
 }

@@ -208,22 +208,43 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       }
     }
 
-    it('a request a route answers before its per-route middleware runs removes its entry at most until that middleware has been seen', async () => {
-      const runs = { n: 0 };
-      const cache = await ctx.open({ routes });
-      const removals = countRemovals([cache]);
+    /** App-wide middleware, then on /api/doc a guard answering `status` to requests with x-guard, then an origin-mode per-route middleware. */
+    function guardedApp(cache: TierCache, runs: { n: number }, status: number): { app: Target; guarded: () => Promise<void> } {
       const app = express();
       app.use(expressCache(cache));
-      // A header the key does not hold picks who answers (the app's own affair; see README on unkeyed headers).
-      const guard: RequestHandler = (req, res, next) => (req.get('x-guard') === undefined ? next() : void res.status(403).json({ guard: true }));
+      const guard: RequestHandler = (req, res, next) => (req.get('x-guard') === undefined ? next() : void res.status(status).json({ guard: true }));
       app.get('/api/doc', guard, expressCache(cache, { freshness: 'origin' }), (_req, res) => {
         runs.n++;
         res.set('Cache-Control', YEAR).json({ doc: runs.n, user: null });
       });
       const guarded = async () => {
         const res = await request(app).get('/api/doc').set('x-guard', '1');
-        assert.equal(res.status, 403);
+        assert.equal(res.status, status);
+        assert.deepEqual(res.body, { guard: true });
       };
+      return { app, guarded };
+    }
+
+    for (const status of [401, 403, 429]) {
+      it(`a ${status} from a guard in front of the per-route middleware removes nothing, before that middleware is seen or after`, async () => {
+        const runs = { n: 0 };
+        const cache = await ctx.open({ routes });
+        const removals = countRemovals([cache]);
+        const { app, guarded } = guardedApp(cache, runs, status);
+        assert.deepEqual(await statuses(app, 1, runs), [MISS_STORED]);
+        for (let i = 0; i < 3; i++) await guarded();
+        assert.deepEqual(await statuses(app, 2, runs), [HIT_L1, HIT_L1]);
+        for (let i = 0; i < 3; i++) await guarded();
+        assert.deepEqual(await statuses(app, 1, runs), [HIT_L1]);
+        assert.equal(removals.n, 0);
+      });
+    }
+
+    it('a 200 from a guard in front of the per-route middleware (routing by an unkeyed header) removes its entry only until that middleware is seen', async () => {
+      const runs = { n: 0 };
+      const cache = await ctx.open({ routes });
+      const removals = countRemovals([cache]);
+      const { app, guarded } = guardedApp(cache, runs, 200);
       assert.deepEqual(await statuses(app, 1, runs), [MISS_STORED]);
       // Before any request reached the per-route middleware here: taken for an orphan, removed (one refill).
       await guarded();
