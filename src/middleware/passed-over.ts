@@ -45,7 +45,7 @@ export interface OrphanRemover {
  * it down does nothing (it fills nothing).
  */
 export class PassedOver {
-  /** A middleware of the entry's kind (of this cache) saw the request. */
+  /** A middleware of the entry's kind (of this namespace) saw the request. */
   private owned = false;
 
   constructor(
@@ -60,10 +60,14 @@ export class PassedOver {
 
   standDown(): void {}
 
-  /** A middleware of `cache`, of `kinds`, sees the request: it serves what it finds of those kinds. */
+  /**
+   * A middleware of `cache`, of `kinds`, sees the request: it serves what it
+   * finds of those kinds. Told apart by namespace, not by cache object: two
+   * caches on one namespace (an app's and a module's) build the same keys.
+   */
   seenBy(cache: TierCache, kinds: number): void {
     for (let w: PassedOver | undefined = this; w !== undefined; w = w.prev) {
-      if (w.remover.cache === cache && (w.kinds & ~kinds) === 0) w.owned = true;
+      if (w.remover.cache.prefix === cache.prefix && (w.kinds & ~kinds) === 0) w.owned = true;
     }
   }
 

@@ -208,6 +208,20 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       }
     }
 
+    it('two caches on one namespace, the app-wide one and the per-route one in origin mode: its entry is never removed', async () => {
+      const runs = { n: 0 };
+      const [outer, inner] = [await ctx.open({ routes }), await ctx.open({ routes })];
+      const removals = countRemovals([outer, inner]);
+      const app = express();
+      app.use(expressCache(outer));
+      app.get('/api/doc', expressCache(inner, { freshness: 'origin' }), (_req, res) => {
+        runs.n++;
+        res.set('Cache-Control', YEAR).json({ doc: runs.n, user: null });
+      });
+      assert.deepEqual(await statuses(app, 4, runs), [MISS_STORED, HIT_L1, HIT_L1, HIT_L1]);
+      assert.equal(removals.n, 0);
+    });
+
     /** App-wide middleware, then on /api/doc a guard answering `status` to requests with x-guard, then an origin-mode per-route middleware. */
     function guardedApp(cache: TierCache, runs: { n: number }, status: number): { app: Target; guarded: () => Promise<void> } {
       const app = express();
