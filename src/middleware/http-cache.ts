@@ -1027,8 +1027,9 @@ export class HttpCache<R> {
    */
   private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown): boolean | Promise<boolean> {
     const response = found.response;
-    // An entry only Redis could vouch for, while it does not answer: nothing to remove it by.
-    if (response.ownerSeen || found.unchecked === true) return passOn(next);
+    // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
+    // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
+    if (response.ownerSeen || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
     const holder = c.req as unknown as Record<symbol, PassedOver | ActiveFill | undefined>;
     const watch = new PassedOver(this, plan.key, found.entry, response, kindsOf(response), holder[PASSED_OVER] as PassedOver | undefined);
     holder[PASSED_OVER] = watch;
