@@ -75,12 +75,13 @@ export class PassedOver {
    * The answer is out, with `status`: every layer that would see the request
    * has. (Not on 'close' alone: a client gone early may leave layers further
    * in unrun.) Only an answer the route gives when it works (a storable
-   * status) tells an orphan: a 401, 403 or 429 comes from a guard mounted
-   * before the route's own middleware, which a client can make fail at will,
-   * and which says nothing of whether that middleware is there.
+   * status, or a 304 to a client's conditional request) tells an orphan: a
+   * 401, 403 or 429 comes from a guard mounted before the route's own
+   * middleware, which a client can make fail at will, and which says nothing
+   * of whether that middleware is there.
    */
   decide(status: number): void {
     if (this.owned) this.response.markOwnerSeen();
-    else if (storableStatus(status)) this.remover.removeOrphan(this.key, this.entry);
+    else if (storableStatus(status) || status === 304) this.remover.removeOrphan(this.key, this.entry);
   }
 }

@@ -174,6 +174,18 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       assert.deepEqual(await statuses(b, 3, runsB), [undefined, MISS_STORED, HIT_L1]);
     });
 
+    it('a 304 the route gives a conditional request removes it too (clients that revalidate)', async () => {
+      const runs = { n: 0 };
+      const a = expressApp(await ctx.open({ routes }), runs, { freshness: 'origin' });
+      const b = expressApp(await ctx.open({ routes }), runs, { ttl: '5m' });
+      await request(a).get('/api/doc');
+      // Any representation the client holds (Express's own freshness check answers it).
+      const conditional = await request(b).get('/api/doc').set('If-None-Match', '*');
+      assert.equal(conditional.status, 304);
+      assert.equal(conditional.headers['cache-status'], undefined);
+      assertRecovers([undefined, ...(await statuses(b, 3, runs))]);
+    });
+
     it('many requests at once on two instances: each instance removes it at most once, and nothing is served wrong', async () => {
       const runs = { n: 0 };
       const a = expressApp(await ctx.open({ routes }), runs, { freshness: 'origin' });
