@@ -16,6 +16,7 @@ import request from 'supertest';
 import type { CacheOptions, TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
 import { HIT_L1, MISS_STORED } from '../../../src/middleware/cache-status.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 
@@ -184,6 +185,15 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       assert.equal(conditional.status, 304);
       assert.equal(conditional.headers['cache-status'], undefined);
       assertRecovers([undefined, ...(await statuses(b, 3, runs))]);
+    });
+
+    it('behind the front door: the orphan is removed from L1 too, and the front door serves the new entry', async () => {
+      const runs = { n: 0 };
+      const a = expressApp(await ctx.open({ routes }), runs, { freshness: 'origin' });
+      const cache = await ctx.open({ routes });
+      const b = await ctx.serve(front(cache, expressApp(cache, runs, { ttl: '5m' }) as never));
+      await request(a).get('/api/doc');
+      assertRecovers(await statuses(b, 4, runs));
     });
 
     it('many requests at once on two instances: each instance removes it at most once, and nothing is served wrong', async () => {
