@@ -241,6 +241,19 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       }
     }
 
+    it('once its middleware has been seen serving it, the app-wide one passes its entry over without watching (the hit path costs a flag read)', async () => {
+      const runs = { n: 0 };
+      const watched: boolean[] = [];
+      // Between the layers: whether the app-wide one left a watch on this request.
+      const probe: RequestHandler = (req, _res, next) => {
+        watched.push(Object.getOwnPropertySymbols(req).some((s) => s.description === 'tiercache.passedOver' && (req as unknown as Record<symbol, unknown>)[s] !== undefined));
+        next();
+      };
+      const app = expressApp(await ctx.open({ routes }), runs, { freshness: 'origin' }, true, probe);
+      assert.deepEqual(await statuses(app, 4, runs), [MISS_STORED, HIT_L1, HIT_L1, HIT_L1]);
+      assert.deepEqual(watched, [false, true, false, false]);
+    });
+
     it('two caches on one namespace, the app-wide one and the per-route one in origin mode: its entry is never removed', async () => {
       const runs = { n: 0 };
       const [outer, inner] = [await ctx.open({ routes }), await ctx.open({ routes })];
