@@ -254,6 +254,20 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       assert.deepEqual(watched, [false, true, false, false]);
     });
 
+    it("a request the per-route middleware's own bypass() lets through removes nothing: that middleware is there", async () => {
+      const runs = { n: 0 };
+      const cache = await ctx.open({ routes });
+      const removals = countRemovals([cache]);
+      const app = expressApp(cache, runs, { freshness: 'origin', bypass: (req) => req.get('x-preview') === '1' }, true);
+      assert.deepEqual(await statuses(app, 1, runs), [MISS_STORED]);
+      for (let i = 0; i < 3; i++) {
+        const res = await request(app).get('/api/doc').set('x-preview', '1');
+        assert.equal((res.body as { doc: number }).doc, runs.n, 'a preview is answered by the handler');
+      }
+      assert.deepEqual(await statuses(app, 2, runs), [HIT_L1, HIT_L1]);
+      assert.equal(removals.n, 0);
+    });
+
     it('two caches on one namespace, the app-wide one and the per-route one in origin mode: its entry is never removed', async () => {
       const runs = { n: 0 };
       const [outer, inner] = [await ctx.open({ routes }), await ctx.open({ routes })];
