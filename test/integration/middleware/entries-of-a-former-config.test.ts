@@ -131,6 +131,14 @@ describe('middleware: entries a former config of the route stored (origin mode, 
   });
 
   describe('edges of a removal', () => {
+    it('an orphan this instance holds in L1 (the app rebuilt on the same cache, as a hot reload does) is removed as well', async () => {
+      const runs = { n: 0 };
+      const cache = await ctx.open({ routes });
+      const before = expressApp(cache, runs, { freshness: 'origin' });
+      assert.deepEqual(await statuses(before, 2, runs), [MISS_STORED, HIT_L1]);
+      assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }), 4, runs));
+    });
+
     it('removes every variant of a Vary entry with the one passed over', async () => {
       const runs = { n: 0 };
       const varied = (cache: TierCache, options: Options) => {
