@@ -36,7 +36,7 @@ import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, reval
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
 import { CDN_CACHE_CONTROL, SURROGATE_CONTROL, TIERCACHE_CACHE_CONTROL } from './origin/directives.js';
 import { HttpEvents } from '../observe/http-events.js';
-import { kindsOf, ORIGIN_KIND, PASSED_OVER, PassedOver, SCOPED_KIND } from './passed-over.js';
+import { kindsOf, middlewareBuilt, ORIGIN_KIND, ownerSeen, PASSED_OVER, PassedOver, SCOPED_KIND } from './passed-over.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
@@ -897,6 +897,8 @@ export class HttpCache<R> {
     private readonly defersHits = false,
   ) {
     this.events = new HttpEvents(cache, routePatternOf);
+    // Entries marked seen by a middleware built before this one are watched again (see passed-over.ts).
+    middlewareBuilt();
     // close() waits (bounded) for fills under way, their handlers included, to be stored.
     cache.addFillSource(this);
   }
@@ -1029,7 +1031,7 @@ export class HttpCache<R> {
     const response = found.response;
     // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
     // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
-    if (response.ownerSeen || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
+    if (ownerSeen(response) || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
     const holder = c.req as unknown as Record<symbol, PassedOver | ActiveFill | undefined>;
     const watch = new PassedOver(this, plan.key, found.entry, response, kindsOf(response), holder[PASSED_OVER] as PassedOver | undefined);
     holder[PASSED_OVER] = watch;

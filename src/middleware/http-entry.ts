@@ -95,7 +95,6 @@ function addsLength(status: number, stored: ReadonlyArray<readonly [string, stri
 }
 
 const SCOPED_MARK = 1;
-const OWNER_SEEN_MARK = 2;
 
 export class PreparedResponse {
   /** The stored fields, with Content-Length, ready for writeHead (see HeaderSet). */
@@ -109,7 +108,10 @@ export class PreparedResponse {
    */
   readonly heapBytes: number;
   private notModified: HeaderSet | undefined;
-  /** SCOPED_MARK and OWNER_SEEN_MARK: one field for both (a field more cost every decoded entry 16 bytes). */
+  /**
+   * SCOPED_MARK, and above it the generation its owner was seen in (see
+   * ownerSeenIn): one field for both (a field more cost every decoded entry 16 bytes).
+   */
   private marks: number;
   /** A HEAD's fields when they differ (see utf8Head), built on the first; null when they do not. One slot for both. */
   private bodiless: HeaderSet | undefined | null;
@@ -174,15 +176,16 @@ export class PreparedResponse {
 
   /**
    * A middleware of its kind (`user`, origin mode: see passed-over.ts) saw a
-   * request for it here while one not of its kind passed it over: it is no
-   * orphan, and such a layer passes it over without watching again.
+   * request for it here, in middleware generation `generation` (a positive
+   * Smi), while one not of its kind passed it over: it is no orphan, and such
+   * a layer passes it over without watching again.
    */
-  get ownerSeen(): boolean {
-    return (this.marks & OWNER_SEEN_MARK) !== 0;
+  ownerSeenIn(generation: number): boolean {
+    return this.marks >>> 1 === generation;
   }
 
-  markOwnerSeen(): void {
-    this.marks |= OWNER_SEEN_MARK;
+  markOwnerSeen(generation: number): void {
+    this.marks = (this.marks & SCOPED_MARK) | (generation << 1);
   }
 
   /** See the constructor's utf8Head. */

@@ -23,6 +23,26 @@ export function kindsOf(response: PreparedResponse): number {
 }
 
 /**
+ * Middleware built in this process so far, as a generation: an owner seen
+ * before the last one was built may be gone (an app rebuilt in place, a hot
+ * reload, with the route out of its kind), so its mark is taken as none and
+ * the next pass-over is watched again. Apps build their middleware once, at
+ * start: marks hold from then on. Wraps below 2^29, so that the mark, shifted
+ * by one, stays a small integer.
+ */
+let generation = 1;
+
+/** A middleware was built (HttpCache's constructor). */
+export function middlewareBuilt(): void {
+  generation = generation >= 0x1fff_ffff ? 1 : generation + 1;
+}
+
+/** Whether a middleware of `response`'s kind was seen serving it since the last middleware was built. */
+export function ownerSeen(response: PreparedResponse): boolean {
+  return response.ownerSeenIn(generation);
+}
+
+/**
  * The watches of a request, latest first (see PassedOver.prev). Read by a
  * layer further in only when a layer further out is active (ACTIVE_FILL):
  * a request no layer passed anything over pays nothing.
@@ -39,7 +59,7 @@ export interface OrphanRemover {
 /**
  * One entry a layer passed over for this request. Told by every tiercache
  * layer further in (seenBy); decided as the answer is out (decide): seen by a
- * middleware of its kind, it is marked so (PreparedResponse.ownerSeen: later
+ * middleware of its kind, it is marked so (PreparedResponse.ownerSeenIn: later
  * requests here pass it over without a watch), else removed. Also the
  * request's ACTIVE_FILL, so that the layers further in look for it; standing
  * it down does nothing (it fills nothing).
@@ -81,7 +101,7 @@ export class PassedOver {
    * of whether that middleware is there.
    */
   decide(status: number): void {
-    if (this.owned) this.response.markOwnerSeen();
+    if (this.owned) this.response.markOwnerSeen(generation);
     else if (storableStatus(status) || status === 304) this.remover.removeOrphan(this.key, this.entry);
   }
 }

@@ -139,6 +139,15 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }), 4, runs));
     });
 
+    it('an orphan this instance holds in L1, marked seen by the nesting the app had before it was rebuilt, is removed as well', async () => {
+      const runs = { n: 0 };
+      const cache = await ctx.open({ routes });
+      const nested = expressApp(cache, runs, { freshness: 'origin' }, true);
+      // Stored, then hits through the app-wide middleware, which marks the entry its per-route middleware's.
+      assert.deepEqual(await statuses(nested, 3, runs), [MISS_STORED, HIT_L1, HIT_L1]);
+      assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }, true), 4, runs));
+    });
+
     it('removes every variant of a Vary entry with the one passed over', async () => {
       const runs = { n: 0 };
       const varied = (cache: TierCache, options: Options) => {
