@@ -19,6 +19,7 @@ import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { HIT_L1, MISS_STORED } from '../../../src/middleware/cache-status.js';
 import { useRedisCaches } from '../../support/cache-context.js';
+import { express4, Koa2 } from './apps.js';
 
 type Target = Parameters<typeof request>[0];
 type Options = NonNullable<Parameters<typeof expressCache<express.Request>>[1]>;
@@ -26,8 +27,8 @@ type Options = NonNullable<Parameters<typeof expressCache<express.Request>>[1]>;
 const YEAR = 'public, max-age=31536000';
 
 /** An Express app whose /api/doc answers with the handler's run count; `options` are its per-route middleware's, if any. */
-function expressApp(cache: TierCache, runs: { n: number }, options?: Options, appWide = options === undefined, between?: RequestHandler): Target {
-  const app = express();
+function expressApp(cache: TierCache, runs: { n: number }, options?: Options, appWide = options === undefined, between?: RequestHandler, make: typeof express = express): Target {
+  const app = make();
   if (appWide) app.use(expressCache(cache));
   if (between !== undefined) app.use(between);
   const handler: RequestHandler = (req, res) => {
@@ -40,8 +41,8 @@ function expressApp(cache: TierCache, runs: { n: number }, options?: Options, ap
 }
 
 /** The same in Koa (@koa/router), served on a port. */
-async function koaApp(ctx: ReturnType<typeof useRedisCaches>, cache: TierCache, runs: { n: number }, options?: Parameters<typeof koaCache<Koa.Context>>[1], appWide = options === undefined): Promise<Target> {
-  const app = new Koa();
+async function koaApp(ctx: ReturnType<typeof useRedisCaches>, cache: TierCache, runs: { n: number }, options?: Parameters<typeof koaCache<Koa.Context>>[1], appWide = options === undefined, K: typeof Koa = Koa): Promise<Target> {
+  const app = new K();
   const router = new Router();
   const handler = (c: Koa.Context) => {
     runs.n++;
@@ -127,6 +128,31 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       const b = await koaApp(ctx, await ctx.open({ routes }), runs, {});
       assert.equal((await request(a).get('/api/doc')).headers['cache-status'], MISS_STORED);
       assertRecovers(await statuses(b, 4, runs));
+    });
+  });
+
+  describe('Express 4 and Koa 2', () => {
+    it('Express 4: an origin-mode orphan is removed, and nesting keeps its entries', async () => {
+      const runs = { n: 0 };
+      const a = expressApp(await ctx.open({ routes }), runs, { freshness: 'origin' }, false, undefined, express4);
+      const b = expressApp(await ctx.open({ routes }), runs, { ttl: '5m' }, true, undefined, express4);
+      assert.equal((await request(a).get('/api/doc')).headers['cache-status'], MISS_STORED);
+      assertRecovers(await statuses(b, 4, runs));
+      await ctx.admin.flushall();
+      const nested = expressApp(await ctx.open({ routes }), runs, { user: (req) => req.get('x-user') }, true, undefined, express4);
+      assert.deepEqual(await statuses(nested, 3, runs), [MISS_STORED, HIT_L1, HIT_L1]);
+    });
+
+    it('Koa 2: a `user` orphan is removed, and nesting keeps its entries', async () => {
+      const runs = { n: 0 };
+      const user = (c: Koa.Context) => c.get('x-user') || undefined;
+      const a = await koaApp(ctx, await ctx.open({ routes }), runs, { user }, false, Koa2);
+      const b = await koaApp(ctx, await ctx.open({ routes }), runs, {}, true, Koa2);
+      assert.equal((await request(a).get('/api/doc')).headers['cache-status'], MISS_STORED);
+      assertRecovers(await statuses(b, 4, runs));
+      await ctx.admin.flushall();
+      const nested = await koaApp(ctx, await ctx.open({ routes }), runs, { user }, true, Koa2);
+      assert.deepEqual(await statuses(nested, 3, runs), [MISS_STORED, HIT_L1, HIT_L1]);
     });
   });
 
