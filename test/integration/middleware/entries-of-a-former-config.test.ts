@@ -5,9 +5,11 @@
 // nested-user-scope and origin-route-inside-table-app: they belong to a
 // middleware further in), and with no such middleware left the route went
 // uncached, without Cache-Status, until they expired. Now an entry passed
-// over while no middleware of its kind sees the request is removed (on every
-// instance, as invalidateKey removes it), and the route fills again; nesting
-// keeps its entries. Found by a hostile review (helper-102).
+// over while no middleware of its kind sees a GET the route answers as it
+// does when it works is removed (on every instance, as invalidateKey removes
+// it), and the route fills again; nesting keeps its entries, and a guard's
+// 401/403/429 or a HEAD removes nothing. Found by a hostile review (helper-102);
+// the edges by attacking the fix (helper-104).
 import assert from 'node:assert/strict';
 import Router from '@koa/router';
 import express, { type RequestHandler } from 'express';
