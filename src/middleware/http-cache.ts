@@ -36,6 +36,7 @@ import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, reval
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
 import { CDN_CACHE_CONTROL, SURROGATE_CONTROL, TIERCACHE_CACHE_CONTROL } from './origin/directives.js';
 import { HttpEvents } from '../observe/http-events.js';
+import { kindsOf, middlewareBuilt, ORIGIN_KIND, ownerSeen, PASSED_OVER, PassedOver, SCOPED_KIND } from './passed-over.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
@@ -879,6 +880,8 @@ export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
   private readonly pathTagCache = new Map<string, readonly string[]>();
   private readonly refreshing = new Set<string>();
+  /** Orphans being removed (see removeOrphan), by key: a fill of the key waits for its removal. */
+  private readonly removals = new Map<string, Promise<unknown>>();
   /** Origin mode: refreshes that requests forced, per key (rate limit). */
   private readonly forced = new ForcedRefreshes();
   /** Events and outcome counters (see observe/http-events.ts). */
@@ -895,6 +898,8 @@ export class HttpCache<R> {
     private readonly defersHits = false,
   ) {
     this.events = new HttpEvents(cache, routePatternOf);
+    // Entries marked seen by a middleware built before this one are watched again (see passed-over.ts).
+    middlewareBuilt();
     // close() waits (bounded) for fills under way, their handlers included, to be stored.
     cache.addFillSource(this);
   }
@@ -932,7 +937,12 @@ export class HttpCache<R> {
     // also when it is this same middleware mounted twice (app-wide and on the route): its own first
     // capture would otherwise hold a fill that this pass then waits on until COALESCE_WAIT_MS.
     const outer = (req as unknown as Record<symbol, ActiveFill | undefined>)[ACTIVE_FILL];
-    if (outer !== undefined) outer.standDown();
+    if (outer !== undefined) {
+      outer.standDown();
+      // An entry a layer further out passed over (see passOver) is this one's if it is of this one's kind.
+      const passed = (req as unknown as Record<symbol, PassedOver | undefined>)[PASSED_OVER];
+      if (passed !== undefined) passed.seenBy(this.cache, (this.options.user !== undefined ? SCOPED_KIND : 0) | (this.originModeAt(c.url) ? ORIGIN_KIND : 0));
+    }
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
       this.invalidateAfterWrite(c);
       return this.bypass(c, next, foreign ? 'authority' : 'method');
@@ -973,7 +983,7 @@ export class HttpCache<R> {
     } catch {
       // a lookup that failed is no entry: local stays undefined
     }
-    if (local !== undefined && notOurs(plan, local)) return passOn(next);
+    if (local !== undefined && notOurs(plan, local)) return this.passOver(c, plan, local, next);
     if (local !== undefined) {
       this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
@@ -1009,6 +1019,49 @@ export class HttpCache<R> {
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
     return this.runHandler(res, next, flight, capture, undefined, this.outerMiss(plan, true));
+  }
+
+  /**
+   * Passes on a request whose entry is another kind of middleware's to serve
+   * (notOurs): one further in, per route. Unless one of that kind was seen
+   * here already for this entry, the request is watched (see passed-over.ts):
+   * if none sees it, none is left (the route's config changed since the entry
+   * was stored) and the entry is removed once the answer is out.
+   */
+  private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown): boolean | Promise<boolean> {
+    const response = found.response;
+    // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
+    // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
+    if (ownerSeen(response) || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
+    const holder = c.req as unknown as Record<symbol, PassedOver | ActiveFill | undefined>;
+    const watch = new PassedOver(this, plan.key, found.entry, response, kindsOf(response), holder[PASSED_OVER] as PassedOver | undefined);
+    holder[PASSED_OVER] = watch;
+    // The layers further in look for watches only when one is active (see handle).
+    holder[ACTIVE_FILL] = watch;
+    const res = c.res;
+    res.once('finish', () => watch.decide(res.statusCode));
+    return passOn(next);
+  }
+
+  /**
+   * An entry passed over that no middleware of its kind saw a request for
+   * (see passOver): removed under its key, as invalidateKey does (its key tag
+   * bumped, every variant with it; L1 here and on every instance, L2), so the
+   * route fills again. Not when it is gone already (removed by another
+   * request, here or elsewhere), nor while Redis is known down (the removal
+   * would only queue, and the entry cannot be vouched for meanwhile anyway).
+   */
+  removeOrphan(key: string, entry: StoredEntry): void {
+    const cache = this.cache;
+    if (!cache.enabled || cache.closed || cache.store.versions.check(entry) === Validity.Invalid) return;
+    if (cache.store.l2 !== undefined && !this.l2Reachable()) return;
+    const removal: Promise<unknown> = cache
+      .invalidateKey(key)
+      .catch((err: unknown) => cache.reportError(err as Error, 'could not remove an entry no middleware of its kind serves', 'invalidation'))
+      .finally(() => {
+        if (this.removals.get(key) === removal) this.removals.delete(key);
+      });
+    this.removals.set(key, removal);
   }
 
   /** A miss, to 'miss' listeners; `collapsed`: it waits on a fill under way. */
@@ -1120,6 +1173,9 @@ export class HttpCache<R> {
   /** Past a fresh L1 hit: L2, stale answers, or the handler. */
   private async serveOrFill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, local: Found | undefined): Promise<boolean> {
     const { req, res } = c;
+    // A fill begun before the removal reaches Redis would record its marker version, and be refused there.
+    const removal = this.removals.size === 0 ? undefined : this.removals.get(plan.key);
+    if (removal !== undefined) await removal;
     let found = local;
     let begun: BegunFill | undefined;
     // Only when Redis did not answer the fill's lookup: the L1 entry findInL1 could not vouch for, for a 5xx.
@@ -1150,7 +1206,7 @@ export class HttpCache<R> {
     }
     if (found !== undefined && notOurs(plan, found)) {
       begun?.flight.settle(undefined);
-      return passOn(next);
+      return this.passOver(c, plan, found, next);
     }
     // Redis did not answer for find()'s L1 entry: not served, a stand-in for a 5xx at most (see outageStandIn).
     if (found?.unchecked === true) {

@@ -94,6 +94,8 @@ function addsLength(status: number, stored: ReadonlyArray<readonly [string, stri
   return status !== 204 && status !== 304 && !stored.some(([name]) => name === 'content-length');
 }
 
+const SCOPED_MARK = 1;
+
 export class PreparedResponse {
   /** The stored fields, with Content-Length, ready for writeHead (see HeaderSet). */
   readonly headers: HeaderSet;
@@ -106,6 +108,11 @@ export class PreparedResponse {
    */
   readonly heapBytes: number;
   private notModified: HeaderSet | undefined;
+  /**
+   * SCOPED_MARK, and above it the generation its owner was seen in (see
+   * ownerSeenIn): one field for both (a field more cost every decoded entry 16 bytes).
+   */
+  private marks: number;
   /** A HEAD's fields when they differ (see utf8Head), built on the first; null when they do not. One slot for both. */
   private bodiless: HeaderSet | undefined | null;
 
@@ -118,7 +125,7 @@ export class PreparedResponse {
     /** Origin mode only. */
     readonly staleRules: StaleRules | undefined,
     /** Served only by a middleware with a `user` option (see StoredHead.r). */
-    readonly scoped: boolean,
+    scoped: boolean,
     /** The handler's own reason phrase (see StoredHead.t); undefined: node's for the status. */
     readonly reason?: string,
     /** See StoredHead.l. */
@@ -159,6 +166,26 @@ export class PreparedResponse {
     this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route);
     this.notModified = undefined;
     this.bodiless = utf8Head ? undefined : null;
+    this.marks = scoped ? SCOPED_MARK : 0;
+  }
+
+  /** Served only by a middleware with a `user` option (see StoredHead.r). */
+  get scoped(): boolean {
+    return (this.marks & SCOPED_MARK) !== 0;
+  }
+
+  /**
+   * A middleware of its kind (`user`, origin mode: see passed-over.ts) saw a
+   * request for it here, in middleware generation `generation` (a positive
+   * Smi), while one not of its kind passed it over: it is no orphan, and such
+   * a layer passes it over without watching again.
+   */
+  ownerSeenIn(generation: number): boolean {
+    return this.marks >>> 1 === generation;
+  }
+
+  markOwnerSeen(generation: number): void {
+    this.marks = (this.marks & SCOPED_MARK) | (generation << 1);
   }
 
   /** See the constructor's utf8Head. */

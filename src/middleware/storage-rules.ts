@@ -83,6 +83,11 @@ export function requestForbidsStore(headers: IncomingHttpHeaders): boolean {
   return cc !== undefined && parseCacheControl(cc)?.has('no-store') === true;
 }
 
+/** Whether an answer of this status is storable without negativeTtl (what a route answers when it works). */
+export function storableStatus(status: number): boolean {
+  return STORABLE_STATUS.has(status);
+}
+
 /** The TTL a response status may be stored for, or undefined if it may not be. */
 export function ttlForStatus(status: number, ttl: number, negativeTtl: number | undefined): number | undefined {
   if (STORABLE_STATUS.has(status)) return ttl;
