@@ -16,10 +16,16 @@ import { storableStatus } from './storage-rules.js';
 export const SCOPED_KIND = 1;
 /** A middleware in origin mode (its entries carry stale rules). */
 export const ORIGIN_KIND = 2;
+/**
+ * A middleware mounted on the entry's route (`app.get(path, expressCache(...), h)`): DESIGN §3, the innermost
+ * decides, so its own bypass, stale windows and request directives are not overruled by an app-wide one that
+ * finds its entry first.
+ */
+export const PER_ROUTE_KIND = 4;
 
 /** The kinds of middleware that may serve `response` (a middleware serves an entry whose kinds it has all). */
 export function kindsOf(response: PreparedResponse): number {
-  return (response.scoped ? SCOPED_KIND : 0) | (response.staleRules !== undefined ? ORIGIN_KIND : 0);
+  return (response.scoped ? SCOPED_KIND : 0) | (response.staleRules !== undefined ? ORIGIN_KIND : 0) | (response.perRoute ? PER_ROUTE_KIND : 0);
 }
 
 /**
