@@ -36,7 +36,7 @@ import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, reval
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
 import { CDN_CACHE_CONTROL, SURROGATE_CONTROL, TIERCACHE_CACHE_CONTROL } from './origin/directives.js';
 import { HttpEvents } from '../observe/http-events.js';
-import { kindsOf, middlewareBuilt, ORIGIN_KIND, ownerSeen, PASSED_OVER, PassedOver, SCOPED_KIND } from './passed-over.js';
+import { kindsOf, middlewareBuilt, ORIGIN_KIND, ownerSeen, PASSED_OVER, PassedOver, PER_ROUTE_KIND, SCOPED_KIND } from './passed-over.js';
 import type { RoutePatternOf } from '../observe/route-label.js';
 
 /**
@@ -643,6 +643,8 @@ interface Plan {
   readonly isPublic: boolean;
   /** This middleware has a `user` option: see StoredHead.r. */
   readonly scoped: boolean;
+  /** This middleware is mounted on the route: see StoredHead.w. */
+  readonly perRoute: boolean;
   /** For the entry's tags, built only when a fill needs them (never on a hit). */
   readonly routePath: string;
   readonly user: string | undefined;
@@ -823,10 +825,12 @@ interface Found {
 /**
  * An entry a middleware with `user` stored (per route, further in) is that one's to serve, not this plan's;
  * so is one a middleware in origin mode stored (its stale rules): by the table's rules a no-cache or
- * must-revalidate answer would go out stale, and the request's own directives would be ignored.
+ * must-revalidate answer would go out stale, and the request's own directives would be ignored; and so is
+ * one a middleware mounted on its route stored, for an app-wide one (DESIGN §3: the innermost decides): the
+ * route's own bypass() would be skipped, its stale windows replaced by a table rule's.
  */
 function notOurs(plan: Plan, found: Found): boolean {
-  return (found.response.scoped && !plan.scoped) || (found.response.staleRules !== undefined && plan.origin === undefined);
+  return (found.response.scoped && !plan.scoped) || (found.response.staleRules !== undefined && plan.origin === undefined) || (found.response.perRoute && !plan.perRoute);
 }
 
 /** A hit found by HttpCache.find; `unverified` by get() (its manifest's, for a variant): an unchecked one. */
@@ -941,7 +945,7 @@ export class HttpCache<R> {
       outer.standDown();
       // An entry a layer further out passed over (see passOver) is this one's if it is of this one's kind.
       const passed = (req as unknown as Record<symbol, PassedOver | undefined>)[PASSED_OVER];
-      if (passed !== undefined) passed.seenBy(this.cache, (this.options.user !== undefined ? SCOPED_KIND : 0) | (this.originModeAt(c.url) ? ORIGIN_KIND : 0));
+      if (passed !== undefined) passed.seenBy(this.cache, (this.options.user !== undefined ? SCOPED_KIND : 0) | (this.originModeAt(c.url) ? ORIGIN_KIND : 0) | (c.perRoute ? PER_ROUTE_KIND : 0));
     }
     if (method !== undefined && !this.options.methods.has(method) && (UNSAFE_METHODS.has(method) || (!SAFE_METHODS.has(method) && this.originModeAt(c.url)))) {
       this.invalidateAfterWrite(c);
@@ -1554,7 +1558,7 @@ export class HttpCache<R> {
     // Jitter (a share of the TTL taken off at random) spreads out the expiry of entries filled together.
     const jitter = o.jitter ?? rule?.jitter ?? cache.options.jitter;
     const negativeTtl = o.negativeTtl ?? rule?.negativeTtl;
-    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, scoped, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.targeted, ttl) : undefined };
+    return { key, ttl: jitter === 0 ? ttl : jitteredTtl(ttl, jitter), negativeTtl: jitter === 0 || negativeTtl === undefined ? negativeTtl : jitteredTtl(negativeTtl, jitter), staleWhileRevalidate: swr, staleIfError: sie, userScoped: user !== undefined, isPublic, scoped, perRoute: c.perRoute, routePath, user, arg: c.arg, origin: origin ? originPlan(req.headers, o.requestDirectives, o.targeted, ttl) : undefined };
   }
 
   /** The entry's own key tag, its exact path tag, its implicit user and path tags, and the route's explicit tags. */
@@ -1871,7 +1875,7 @@ export class HttpCache<R> {
     const now = coarseNow();
     // Sized as it will be stored: its reason phrase and (public) route label are charged too.
     const route = plan.isPublic ? this.events.patternRouteOf(plan) : undefined;
-    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped, reason, route, utf8Head);
+    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped, reason, route, utf8Head, plan.perRoute);
     return L1Store.sizeOf(plan.key, l1Entry) <= l1.maxBytes;
   }
 
@@ -2026,7 +2030,7 @@ export class HttpCache<R> {
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
     const isPublic = plan.isPublic && sent.encodedOutside === undefined;
-    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined, utf8Head);
+    const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined, utf8Head, plan.perRoute);
     const varyValues: Array<string | undefined> = [];
     const writes: FillWrite[] = [];
     if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });

@@ -32,6 +32,11 @@ interface StoredHead {
    * builds the same key for every user, and never asked who this one is.
    */
   r?: 1;
+  /**
+   * Per route: stored by a middleware mounted on the route itself. An app-wide middleware in front
+   * passes it over to that one, whose bypass, stale windows and request directives decide.
+   */
+  w?: 1;
   /** Origin mode (RFC 9111): [no stale answers (1/0), stale-while-revalidate ms, stale-if-error ms]. */
   o?: [number, number, number];
   /** The reason phrase the handler sent, when it is not node's own for the status. */
@@ -95,6 +100,9 @@ function addsLength(status: number, stored: ReadonlyArray<readonly [string, stri
 }
 
 const SCOPED_MARK = 1;
+const PER_ROUTE_MARK = 2;
+/** The marks below the generation an owner was seen in (see ownerSeenIn). */
+const MARK_BITS = 2;
 
 export class PreparedResponse {
   /** The stored fields, with Content-Length, ready for writeHead (see HeaderSet). */
@@ -109,8 +117,8 @@ export class PreparedResponse {
   readonly heapBytes: number;
   private notModified: HeaderSet | undefined;
   /**
-   * SCOPED_MARK, and above it the generation its owner was seen in (see
-   * ownerSeenIn): one field for both (a field more cost every decoded entry 16 bytes).
+   * SCOPED_MARK and PER_ROUTE_MARK, and above them the generation its owner was seen in
+   * (see ownerSeenIn): one field for all (a field more cost every decoded entry 16 bytes).
    */
   private marks: number;
   /** A HEAD's fields when they differ (see utf8Head), built on the first; null when they do not. One slot for both. */
@@ -135,6 +143,8 @@ export class PreparedResponse {
      * without a body as latin1 (a HEAD, a 304): the handler's own characters then.
      */
     utf8Head = false,
+    /** Stored by a middleware mounted on its route (see StoredHead.w). */
+    perRoute = false,
   ) {
     // Content-Length says what this body is, in the place the handler's answer had it (else last).
     const withLength = addsLength(status, stored);
@@ -166,7 +176,16 @@ export class PreparedResponse {
     this.heapBytes = PreparedResponse.heapBytesOf(status, stored, body.length, staleRules, reason, route);
     this.notModified = undefined;
     this.bodiless = utf8Head ? undefined : null;
-    this.marks = scoped ? SCOPED_MARK : 0;
+    this.marks = (scoped ? SCOPED_MARK : 0) | (perRoute ? PER_ROUTE_MARK : 0);
+  }
+
+  /**
+   * Stored by a middleware mounted on its route (StoredHead.w): served only by
+   * one, which decides with its own options (DESIGN §3: the innermost
+   * decides); an app-wide middleware passes it over (http-cache.ts, notOurs).
+   */
+  get perRoute(): boolean {
+    return (this.marks & PER_ROUTE_MARK) !== 0;
   }
 
   /** Served only by a middleware with a `user` option (see StoredHead.r). */
@@ -181,11 +200,11 @@ export class PreparedResponse {
    * a layer passes it over without watching again.
    */
   ownerSeenIn(generation: number): boolean {
-    return this.marks >>> 1 === generation;
+    return this.marks >>> MARK_BITS === generation;
   }
 
   markOwnerSeen(generation: number): void {
-    this.marks = (this.marks & SCOPED_MARK) | (generation << 1);
+    this.marks = (this.marks & (SCOPED_MARK | PER_ROUTE_MARK)) | (generation << MARK_BITS);
   }
 
   /** See the constructor's utf8Head. */
@@ -403,7 +422,7 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
     // Bytes of a UTF-8 head must decode to what node writes in a latin1 one (HEAD and 304 hits send that).
     const utf8Head = head.u === 1;
     if (utf8Head && !(head.h.every(([name, v]) => isWritableHeader([name, fromUtf8Bytes(v)])) && (reason === undefined || isSendableReason(fromUtf8Bytes(reason))))) return undefined;
-    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route, utf8Head);
+    value = new PreparedResponse(head.s!, head.h, entry.body, isPublic, rules, scoped, reason, route, utf8Head, head.w === 1);
   }
   if (value !== undefined) entry.decoded = value;
   return value;
@@ -502,12 +521,13 @@ export function asSent(headers: Array<[string, string]>, reason: string | undefi
  * its head went out as UTF-8 (capture.ts, Capture.utf8Head), which changes the
  * bytes of a field beyond ASCII: those are stored as sent (StoredHead.u).
  */
-export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, fields: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, ownReason?: string, route?: string, utf8Head = false): TieredEntry {
+export function responseEntry(stamp: FillStamp, life: Lifetimes, status: number, fields: Array<[string, string]>, body: Buffer, isPublic: boolean, staleRules?: StaleRules, scoped = false, ownReason?: string, route?: string, utf8Head = false, perRoute = false): TieredEntry {
   const { headers, reason, bytes } = asSent(fields, ownReason, utf8Head);
   const stored: StoredHead = { s: status, h: headers };
   if (bytes) stored.u = 1;
   if (isPublic) stored.p = 1;
   if (scoped) stored.r = 1;
+  if (perRoute) stored.w = 1;
   if (staleRules !== undefined) stored.o = [staleRules.noStale ? 1 : 0, staleRules.staleWhileRevalidate, staleRules.staleIfError];
   if (reason !== undefined) stored.t = reason;
   if (route !== undefined && isPublic) stored.l = route;

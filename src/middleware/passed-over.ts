@@ -16,10 +16,16 @@ import { storableStatus } from './storage-rules.js';
 export const SCOPED_KIND = 1;
 /** A middleware in origin mode (its entries carry stale rules). */
 export const ORIGIN_KIND = 2;
+/**
+ * A middleware mounted on the entry's route (`app.get(path, expressCache(...), h)`): DESIGN §3, the innermost
+ * decides, so its own bypass, stale windows and request directives are not overruled by an app-wide one that
+ * finds its entry first.
+ */
+export const PER_ROUTE_KIND = 4;
 
 /** The kinds of middleware that may serve `response` (a middleware serves an entry whose kinds it has all). */
 export function kindsOf(response: PreparedResponse): number {
-  return (response.scoped ? SCOPED_KIND : 0) | (response.staleRules !== undefined ? ORIGIN_KIND : 0);
+  return (response.scoped ? SCOPED_KIND : 0) | (response.staleRules !== undefined ? ORIGIN_KIND : 0) | (response.perRoute ? PER_ROUTE_KIND : 0);
 }
 
 /**
@@ -27,14 +33,14 @@ export function kindsOf(response: PreparedResponse): number {
  * before the last one was built may be gone (an app rebuilt in place, a hot
  * reload, with the route out of its kind), so its mark is taken as none and
  * the next pass-over is watched again. Apps build their middleware once, at
- * start: marks hold from then on. Wraps below 2^29, so that the mark, shifted
- * by one, stays a small integer.
+ * start: marks hold from then on. Wraps below 2^28, so that the mark, shifted
+ * by two (above the scoped and per-route marks), stays a small integer.
  */
 let generation = 1;
 
 /** A middleware was built (HttpCache's constructor). */
 export function middlewareBuilt(): void {
-  generation = generation >= 0x1fff_ffff ? 1 : generation + 1;
+  generation = generation >= 0x0fff_ffff ? 1 : generation + 1;
 }
 
 /** Whether a middleware of `response`'s kind was seen serving it since the last middleware was built. */

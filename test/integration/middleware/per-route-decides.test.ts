@@ -1,0 +1,85 @@
+// DESIGN §3: when an app-wide and a per-route middleware both see a request,
+// the innermost (per-route) one decides. Fills already worked so; hits did
+// not: the app-wide middleware found the per-route one's entry first and
+// served it by its own options. A preview request the route's bypass() lets
+// through got the cached answer; a table rule's stale-while-revalidate served
+// the entry of a route that allows none an hour stale. (helper-99's review,
+// left open last session.) An entry a per-route middleware stored is now its
+// own to serve: the app-wide one passes it over, as it does a `user` or
+// origin-mode middleware's (passed-over.ts).
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
+import { HIT_L1, MISS_STORED } from '../../../src/middleware/cache-status.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
+import { adapters, buildApp, headerOf, type AnyMiddlewareOptions } from './apps.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+let counter = 0;
+
+/** An app with `cache` app-wide (its own table) and on /api/doc with `route`; the handler answers its run count. */
+function nested(adapter: (typeof adapters)[number], cache: TierCache, route: AnyMiddlewareOptions) {
+  let served = 0;
+  return buildApp(adapter, cache, {
+    appLevel: true,
+    routes: [{ path: '/api/doc', mw: route, handler: (io) => io.send(`doc ${++served}`) }],
+  });
+}
+
+describe('middleware: the per-route middleware decides over an app-wide one (DESIGN §3)', () => {
+  const cleanup = useCleanup();
+  const newCache = (routes: NonNullable<CacheOptions['routes']>) => cleanup.track(createCache({ namespace: `per-route-${process.pid}-${++counter}`, redis: false, routes }));
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: a request the route's bypass() lets through is not answered from cache by the app-wide middleware`, async () => {
+      const app = nested(adapter, newCache({ '/api': '1m' }), { ttl: '1m', bypass: (arg: unknown) => headerOf(arg, 'x-preview') === '1' });
+      assert.equal((await request(app.target).get('/api/doc')).headers['cache-status'], MISS_STORED);
+      const hit = await request(app.target).get('/api/doc');
+      assert.deepEqual([hit.text, hit.headers['cache-status']], ['doc 1', HIT_L1], 'the route\'s own entry is still served by it');
+      const preview = await request(app.target).get('/api/doc').set('x-preview', '1');
+      assert.equal(preview.text, 'doc 2', 'a preview request got the cached answer the route said to bypass');
+      assert.equal(app.runs('/api/doc'), 2);
+      assert.equal((await request(app.target).get('/api/doc')).text, 'doc 1', 'the stored answer is served again after the preview');
+    });
+
+    // The route keeps its entry an hour for stale-if-error (a 5xx may get it), never to answer a request stale.
+    it(`${adapter.name}: a table rule's stale-while-revalidate does not serve stale the entry of a route that allows none`, async () => {
+      const app = nested(adapter, newCache({ '/api': { ttl: '1m', staleWhileRevalidate: '1h' } }), { ttl: 200, staleWhileRevalidate: 0, staleIfError: '1h' });
+      assert.equal((await request(app.target).get('/api/doc')).text, 'doc 1');
+      await sleep(450);
+      const after = await request(app.target).get('/api/doc');
+      assert.equal(after.text, 'doc 2', `served stale past the route's own TTL: ${String(after.headers['cache-status'])}`);
+      assert.equal(after.headers['cache-status'], MISS_STORED);
+    });
+  }
+});
+
+describe('middleware: the per-route middleware decides, two instances on one Redis', () => {
+  const ctx = useRedisCaches({ prefix: 'per-route' });
+
+  it('an instance whose app-wide middleware finds the per-route entry in L2 leaves it to the per-route one, which serves it', async () => {
+    const a = nested(adapters[0]!, await ctx.open({ routes: { '/api': '1m' } }), { ttl: '1m', bypass: (arg: unknown) => headerOf(arg, 'x-preview') === '1' });
+    const b = nested(adapters[0]!, await ctx.open({ routes: { '/api': '1m' } }), { ttl: '1m', bypass: (arg: unknown) => headerOf(arg, 'x-preview') === '1' });
+    assert.equal((await request(a.target).get('/api/doc')).text, 'doc 1');
+    const fromL2 = await request(b.target).get('/api/doc');
+    // (It says detail=L1: the app-wide middleware's read of L2 warmed L1 before it passed the entry on; a known quirk.)
+    assert.deepEqual([fromL2.text, String(fromL2.headers['cache-status']).startsWith('tiercache; hit; detail=')], ['doc 1', true]);
+    assert.equal((await request(b.target).get('/api/doc').set('x-preview', '1')).text, 'doc 1', "b's own handler answers the preview");
+    assert.equal(b.runs('/api/doc'), 1);
+    assert.equal((await request(b.target).get('/api/doc')).headers['cache-status'], HIT_L1);
+  });
+
+  it('a route whose per-route middleware was taken out (a config change) fills again: its old entry is removed', async () => {
+    const old = nested(adapters[0]!, await ctx.open({ routes: { '/api': '1m' } }), { ttl: '1h' });
+    assert.equal((await request(old.target).get('/api/doc')).headers['cache-status'], MISS_STORED);
+    let served = 0;
+    const now = buildApp(adapters[0]!, await ctx.open({ routes: { '/api': '1m' } }), { appLevel: true, routes: [{ path: '/api/doc', handler: (io) => io.send(`new ${++served}`) }] });
+    const seen: Array<string | undefined> = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await request(now.target).get('/api/doc');
+      seen.push(res.headers['cache-status']);
+      await sleep(50);
+    }
+    assert.deepEqual(seen, [undefined, MISS_STORED, HIT_L1, HIT_L1]);
+  });
+});
