@@ -4,8 +4,10 @@
 // The path is the raw request path (two different request targets never share
 // an entry); the query is canonicalized (canonical-query.ts) so parameter order
 // does not matter where no parser cares. The fragment is dropped first, as the
-// frameworks drop it. Keys longer than a bound are hashed.
-import { createHash } from 'node:crypto';
+// frameworks drop it. Keys longer than a bound are hashed. The values of
+// credential fields (Authorization, Cookie) enter as a digest: key names are
+// read by whoever can SCAN, MONITOR or open the status page.
+import { createHash, createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { canonicalQuery } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
@@ -114,7 +116,7 @@ export function buildRequestKey(input: RequestKeyInput): string {
     }
   }
   const vary = input.vary;
-  if (vary !== undefined && vary.length > 0) rest = appendPairs(rest + ':v=', vary);
+  if (vary !== undefined && vary.length > 0) rest = appendPairs(rest + ':v=', vary, input.namespace);
   if (input.user !== undefined) rest += ':u=' + escapeKeyComponent(input.user);
   return bounded(head, rest);
 }
@@ -150,17 +152,41 @@ function bounded(head: string, rest: string): string {
  */
 export function variantKey(baseKey: string, pairs: ReadonlyArray<readonly [string, string | undefined]>): string {
   // The head (namespace and method class) ends at the second ':'; both parts are escape-free.
-  const cut = baseKey.indexOf(':', baseKey.indexOf(':') + 1) + 1;
-  return bounded(baseKey.slice(0, cut), appendPairs(baseKey.slice(cut) + ':r=', pairs));
+  const first = baseKey.indexOf(':');
+  const cut = baseKey.indexOf(':', first + 1) + 1;
+  return bounded(baseKey.slice(0, cut), appendPairs(baseKey.slice(cut) + ':r=', pairs, baseKey.slice(0, first)));
 }
 
-/** Appends `name=value` pairs joined by ','; a missing value (header absent) is just `name`. */
-function appendPairs(rest: string, pairs: ReadonlyArray<readonly [string, string | undefined]>): string {
+/**
+ * Request fields whose values are credentials: a bearer token or a session id in a
+ * key name is one to anyone who can list keys, MONITOR Redis, read a slowlog or a
+ * status page with showKeys. Their values enter keys as a digest (see credentialDigest).
+ */
+const CREDENTIAL_FIELDS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * Appends `name=value` pairs joined by ','; a missing value (header absent) is just `name`;
+ * a credential field's value is `#` and its digest ('#' is escaped in a value, so no value
+ * sent reads as a digest).
+ */
+function appendPairs(rest: string, pairs: ReadonlyArray<readonly [string, string | undefined]>, namespace: string): string {
   for (let i = 0; i < pairs.length; i++) {
     const pair = pairs[i]!;
     if (i > 0) rest += ',';
     rest += escapeKeyComponent(pair[0]);
-    if (pair[1] !== undefined) rest += '=' + escapeKeyComponent(pair[1]);
+    const value = pair[1];
+    if (value !== undefined) rest += CREDENTIAL_FIELDS.has(pair[0]) ? '=#' + credentialDigest(namespace, value) : '=' + escapeKeyComponent(value);
   }
   return rest;
+}
+
+/**
+ * HMAC-SHA-256 of a credential, keyed by the namespace: every instance of a namespace
+ * computes the same key for the same value (variants are shared through L2), two values
+ * never share one (256 bits, unreduced). The key is no secret: it hides a token from
+ * whoever reads key names and spoils tables precomputed for another namespace, but a
+ * guessable credential (Basic with a weak password) could still be guessed offline.
+ */
+function credentialDigest(namespace: string, value: string): string {
+  return createHmac('sha256', 'tiercache-credential:' + namespace).update(value).digest('base64url');
 }

@@ -310,6 +310,30 @@ describe('keys: buildRequestKey', () => {
       assert.notEqual(variantKey(base, [['x-a', '1:u=2']]), variantKey(key('/api/search?q=x', { user: '2' }), [['x-a', '1']]));
     });
 
+    it('keys credential fields (Authorization, Proxy-Authorization, Cookie) by a digest of their value, the same for every instance of a namespace', () => {
+      const token = 'Bearer abc.def-secret';
+      for (const name of ['authorization', 'proxy-authorization', 'cookie']) {
+        const routeVary = key('/me', { vary: [[name, token]] });
+        const variant = variantKey(base, [[name, token]]);
+        for (const k of [routeVary, variant]) {
+          assert.ok(!k.includes('secret') && !k.includes('abc'), k);
+          assert.match(k, new RegExp(`${name}=#[A-Za-z0-9_-]{43}$`));
+        }
+        assert.equal(key('/me', { vary: [[name, token]] }), routeVary, 'computed again (another instance): the same key');
+        assert.equal(variantKey(base, [[name, token]]), variant);
+        assert.notEqual(key('/me', { vary: [[name, token + 'x']] }), routeVary);
+        assert.notEqual(variantKey(base, [[name, token + 'x']]), variant);
+        // Keyed by the namespace: another namespace's digest of the same value differs.
+        const other = buildRequestKey({ namespace: 'other', method: 'GET', url: '/me', vary: [[name, token]] });
+        assert.notEqual(other.slice(other.indexOf('=#')), routeVary.slice(routeVary.indexOf('=#')));
+        // Absent stays the bare name, so the front door (which serves no request with credentials) keys as before.
+        assert.equal(variantKey(base, [[name, undefined]]), base + ':r=' + name);
+      }
+      // Other fields keep their value in the key (debuggable), even one that reads like a digest.
+      assert.equal(variantKey(base, [['accept-language', 'fr']]), base + ':r=accept-language=fr');
+      assert.notEqual(variantKey(base, [['x-a', '#' + 'a'.repeat(43)]]).slice(base.length), ':r=x-a=#' + 'a'.repeat(43));
+    });
+
     it('stays within MAX_KEY_LENGTH and keeps the head', () => {
       const v = variantKey(base, [['x-a', 'v'.repeat(2000)]]);
       assert.ok(v.length <= MAX_KEY_LENGTH);
