@@ -19,7 +19,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
-import { BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -155,6 +155,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private readonly setAside: readonly [string | undefined, string | undefined] | undefined = undefined;
   /** The reason phrase as the head was judged: a 304 of ours (NOT_MODIFIED) replaces it before it goes out. */
   private reasonAtHead: string | undefined = undefined;
+  /** The Cache-Status the handler's answer came with (an upstream cache's), which ours follows. */
+  private upstream: string | string[] | undefined = undefined;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -202,6 +204,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
+    // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here.
+    const upstream = (this.upstream = upstreamStatus(r));
     if (stale !== undefined && r.statusCode >= 500) {
       const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation, this.redisSays);
       if (until !== undefined) {
@@ -249,7 +253,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     this.ttl = ttl;
     if (ttl === undefined) {
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', missStatus(reason!));
+      if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, missStatus(reason!)));
       return this.notModifiedUnstored(r, headers);
     }
     if (rawGroups !== undefined) {
@@ -264,13 +268,14 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
       this.ttl = undefined;
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
+      if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, missStatus('too-large')));
       return this.notModifiedUnstored(r, headers);
     }
     // A streamed answer (body undefined) is matched on validators the handler set before its head left: the cache's own ETag needs the whole body.
     const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
-    if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
+    // The snapshot (what is stored) keeps the upstream's Cache-Status alone: ours is said afresh on every answer.
+    if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
     // HTTP/2 has no reason phrase (node warns at a mere read of it).
     if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
@@ -470,7 +475,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
         flight.settle(staleOutcome(stale!, until, req, status));
         const answer = http.staleInstead(req, plan, stale!, status);
         answer.headers.setOn(out.res);
-        out.head(answer.status, { age: String(answer.age), 'cache-status': answer.cacheStatus }, answer.reason);
+        out.head(answer.status, { age: String(answer.age), 'cache-status': answer.cacheStatus === undefined ? undefined : answer.headers.statusAfterUpstream(answer.cacheStatus) }, answer.reason);
         if (answer.body !== undefined) out.write(answer.body);
         out.end();
       },
@@ -509,7 +514,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private drop(r: ServerResponse | undefined, reason: MissReason): void {
     this.ttl = undefined;
     this.flight.settle(undefined);
-    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', missStatus(reason));
+    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', afterUpstream(this.upstream, missStatus(reason)));
   }
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
@@ -1071,7 +1076,7 @@ export class HttpCache<R> {
   private bypass(c: HttpRequestContext<R>, next: () => unknown, reason: BypassReason | undefined): boolean | Promise<boolean> {
     const o = this.options;
     const said = reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason);
-    if (said && o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
+    if (said && o.cacheStatus && !c.res.headersSent) sayBeforeApp(c.res, reason === undefined ? BYPASS : bypassStatus(reason));
     stripCacheGroups(c.res);
     if (!said || reason === undefined) return passOn(next);
     // Reported once a layer further in has had its chance: it stands this one down and reports its own.
@@ -1080,7 +1085,7 @@ export class HttpCache<R> {
 
   /** The handler answers a request whose answer will not be stored: say why, keep Cache-Groups in. */
   private unstored(res: ServerResponse, reason: MissReason): void {
-    if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', missStatus(reason));
+    if (this.options.cacheStatus && !res.headersSent) sayBeforeApp(res, missStatus(reason));
     stripCacheGroups(res);
   }
 

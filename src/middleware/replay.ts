@@ -41,7 +41,7 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
   if (status === 204 || status === 304) for (const name of BODY_FIELDS) res.removeHeader(name);
   headers.setOn(res);
   res.setHeader('age', ageText);
-  if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
+  if (cacheStatus !== undefined) res.setHeader('cache-status', headers.statusAfterUpstream(cacheStatus));
   res.writeHead(status, reason);
 }
 

@@ -1,0 +1,175 @@
+// Cache-Status is a list, one member per cache that handled the request, the
+// one closest to the origin first (RFC 9211 §2: caches SHOULD keep the value
+// they find). An app proxying an origin behind a CDN or Varnish (examples/proxy)
+// forwards that origin's Cache-Status; tiercache replaced it on the fill and
+// dropped it from what it stored, so hits had none of it (found by a hostile
+// review). The upstream's members are now stored as the origin sent them and
+// ours follows them on fills, hits from L1 and L2, 304s and the front door's
+// hits; with `cacheStatus: false` the upstream's is left as it is.
+import assert from 'node:assert/strict';
+import type { RequestListener } from 'node:http';
+import express from 'express';
+import Koa from 'koa';
+import request from 'supertest';
+import type { TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
+import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED } from '../../../src/middleware/cache-status.js';
+import type { MiddlewareOptions } from '../../../src/middleware/options.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+
+/** Two caches upstream of the app, as a proxied origin's answer carries them (two field lines). */
+const UPSTREAM = ['OriginShield; fwd=uri-miss; stored', 'ExampleCDN; hit; ttl=30'];
+const UPSTREAM_TEXT = UPSTREAM.join(', ');
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Options = MiddlewareOptions<any>;
+
+interface Built {
+  readonly target: RequestListener;
+  readonly runs: { n: number };
+}
+
+const APPS: Record<'express' | 'koa', (cache: TierCache, options: Options, upstream?: string[]) => Built> = {
+  express(cache, options, upstream = UPSTREAM) {
+    const runs = { n: 0 };
+    const app = express();
+    app.get('/api/page', expressCache(cache, options), (_req, res) => {
+      runs.n++;
+      res.setHeader('Cache-Status', upstream);
+      res.send('page');
+    });
+    return { target: app as unknown as RequestListener, runs };
+  },
+  koa(cache, options, upstream = UPSTREAM) {
+    const runs = { n: 0 };
+    const app = new Koa();
+    let served = 0;
+    // A middleware in front that sets a header only after the first answer: hits are then written
+    // over a header the entry lacks (the field-by-field path of replay, not the raw array).
+    app.use(async (ctx, next) => {
+      await next();
+      if (++served > 1) ctx.set('X-Served', String(served));
+    });
+    app.use(koaCache(cache, options));
+    app.use((ctx) => {
+      runs.n++;
+      ctx.set('Cache-Status', upstream);
+      ctx.body = 'page';
+    });
+    return { target: app.callback(), runs };
+  },
+};
+
+describe('middleware: an upstream cache’s Cache-Status is kept, and ours follows it', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'cs-upstream-' });
+
+  const status = (res: request.Response) => res.headers['cache-status'] as string | undefined;
+
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}: fill, L1 hit, L2 hit on another instance and a 304 say the upstream's members, then ours`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      const appA = APPS[framework](a, { ttl: '5m' });
+      const appB = APPS[framework](b, { ttl: '5m' });
+
+      const fill = await request(appA.target).get('/api/page');
+      assert.equal(fill.text, 'page');
+      assert.equal(status(fill), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+
+      const l1 = await request(appA.target).get('/api/page');
+      assert.equal(status(l1), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+      const l2 = await request(appB.target).get('/api/page');
+      assert.equal(status(l2), `${UPSTREAM_TEXT}, ${HIT_L2}`);
+      assert.equal(appA.runs.n + appB.runs.n, 1);
+
+      const etag = fill.headers.etag as string;
+      const notModified = await request(appA.target).get('/api/page').set('If-None-Match', etag);
+      assert.equal(notModified.status, 304);
+      assert.equal(status(notModified), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+      // The fill's own 304 (a conditional request that misses) says the same as its 200 would.
+      const fresh = APPS[framework](await ctx.open({ namespace: `${ctx.ns}-c` }), { ttl: '5m' });
+      const filling304 = await request(fresh.target).get('/api/page').set('If-None-Match', etag);
+      assert.equal(filling304.status, 304);
+      assert.equal(status(filling304), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+
+      // What is stored is the upstream's value alone: ours is said afresh on every answer.
+      const keys = await ctx.admin.keys(`${ctx.ns}:GET:*`);
+      assert.equal(keys.length, 1, keys.join(' '));
+      const stored = (await ctx.admin.getBuffer(keys[0]!))!.toString('latin1');
+      for (const member of UPSTREAM) assert.ok(stored.includes(member), `stored: ${member}`);
+      assert.ok(!stored.includes('tiercache;'), 'a member of ours was stored');
+    });
+
+    it(`${framework}: with cacheStatus: false the upstream's value goes out as it came, on the fill and on hits`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      const appA = APPS[framework](a, { ttl: '5m', cacheStatus: false });
+      const appB = APPS[framework](b, { ttl: '5m', cacheStatus: false });
+      assert.equal(status(await request(appA.target).get('/api/page')), UPSTREAM_TEXT);
+      assert.equal(status(await request(appA.target).get('/api/page')), UPSTREAM_TEXT);
+      assert.equal(status(await request(appB.target).get('/api/page')), UPSTREAM_TEXT);
+      assert.equal(appA.runs.n + appB.runs.n, 1);
+    });
+
+    it(`${framework}: an answer with no upstream Cache-Status says ours alone, as before`, async () => {
+      const a = await ctx.open();
+      const app = APPS[framework](a, { ttl: '5m' }, []);
+      // setHeader('Cache-Status', []) sets no field line.
+      assert.equal(status(await request(app.target).get('/api/page')), MISS_STORED);
+      assert.equal(status(await request(app.target).get('/api/page')), HIT_L1);
+    });
+  }
+
+  it('the front door replays the upstream’s members, then ours, on its hits (and with cacheStatus: false, theirs alone)', async () => {
+    const cache = await ctx.open();
+    const app = APPS.express(cache, { ttl: '5m' });
+    const door = front(cache, app.target);
+    const quiet = front(cache, app.target, { cacheStatus: false });
+    assert.equal(status(await request(door).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    const hit = await request(door).get('/api/page');
+    assert.equal(status(hit), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    const notModified = await request(door).get('/api/page').set('If-None-Match', hit.headers.etag as string);
+    assert.equal(notModified.status, 304);
+    assert.equal(status(notModified), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    assert.equal(status(await request(quiet).get('/api/page')), UPSTREAM_TEXT);
+    assert.equal(app.runs.n, 1, 'every hit above came from the front door or the middleware, the handler ran once');
+  });
+
+  it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
+    const cache = await ctx.open({ freshness: 'origin' });
+    const app = express();
+    let runs = 0;
+    app.get('/api/doc', expressCache(cache), (req, res) => {
+      runs++;
+      res.set('Cache-Control', 'max-age=1').set('ETag', '"v1"');
+      if (req.get('if-none-match') === '"v1"') return void res.set('Cache-Status', 'ExampleCDN; hit').status(304).end();
+      res.set('Cache-Status', 'ExampleCDN; fwd=uri-miss; stored').send('doc');
+    });
+    assert.equal(status(await request(app).get('/api/doc')), `ExampleCDN; fwd=uri-miss; stored, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/doc')), `ExampleCDN; fwd=uri-miss; stored, ${HIT_L1}`);
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    const revalidated = await request(app).get('/api/doc');
+    assert.equal(revalidated.text, 'doc');
+    assert.equal(status(revalidated), 'ExampleCDN; hit, tiercache; fwd=stale; fwd-status=304; stored');
+    assert.equal(status(await request(app).get('/api/doc')), `ExampleCDN; hit, ${HIT_L1}`);
+    assert.equal(runs, 2);
+  });
+
+  it('a Cache-Status said by an outer layer of ours before the app ran is not taken for an upstream’s by the layer that fills', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    // The app-wide layer turns a request with Authorization away (said before the app runs); the route's own, shared, fills it.
+    app.use(expressCache(cache));
+    let runs = 0;
+    app.get('/api/page', expressCache(cache, { shared: true }), (_req, res) => void (runs++, res.send('page')));
+    const first = await request(app).get('/api/page').set('Authorization', 'Bearer t');
+    assert.equal(status(first), MISS_STORED);
+    const hit = await request(app).get('/api/page').set('Authorization', 'Bearer t');
+    assert.equal(status(hit), HIT_L1);
+    assert.equal(runs, 1);
+    assert.notEqual(status(hit), `${bypassStatus('authorization')}, ${HIT_L1}`);
+  });
+});
