@@ -1,15 +1,16 @@
 // Request -> cache key. Format:
-//   namespace : METHOD-CLASS : raw-path [:a=allow-list] [? canonical-query] [:v=vary-values] [:u=user]
+//   namespace : METHOD-CLASS : raw-path [:a=allow-list] [? canonical-query | :t=digest] [:v=vary-values] [:u=user]
 // or, with a custom key, that key in place of path and query ('=' before one that starts with '/').
 // The path is the raw request path (two different request targets never share
 // an entry); the query is canonicalized (canonical-query.ts) so parameter order
 // does not matter where no parser cares. The fragment is dropped first, as the
 // frameworks drop it. Keys longer than a bound are hashed. The values of
-// credential fields (Authorization, Cookie) enter as a digest: key names are
-// read by whoever can SCAN, MONITOR or open the status page.
+// credential fields (Authorization, Cookie) enter as a digest, and so does a
+// query carrying an access_token (`:t=`): key names are read by whoever can
+// SCAN, MONITOR or open the status page.
 import { createHash, createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { canonicalQuery } from './canonical-query.js';
+import { ACCESS_TOKEN, canonicalQuery, hasAccessToken } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
 import { splitList } from './header-list.js';
 
@@ -111,8 +112,13 @@ export function buildRequestKey(input: RequestKeyInput): string {
     rest = escapeKeyComponent(path);
     if (input.queryAllow !== undefined) rest += allowMark(input.queryAllow);
     if (q !== -1) {
-      const query = canonicalQuery(url.slice(q + 1), input.queryAllow);
-      if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
+      const raw = url.slice(q + 1);
+      const query = canonicalQuery(raw, input.queryAllow);
+      // A bearer token (RFC 6750 §2.3) is a credential like Authorization: the whole canonical query enters as
+      // its digest (':' never occurs in a canonical query, so ':t=' is no query). Decoded names show up as they
+      // are; a part kept as sent ('#') may spell the name escaped.
+      if (query.indexOf(ACCESS_TOKEN) !== -1 || (query.indexOf('#') !== -1 && hasAccessToken(raw))) rest += ':t=' + credentialDigest(input.namespace, query);
+      else if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
     }
   }
   const vary = input.vary;

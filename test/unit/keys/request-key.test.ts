@@ -144,6 +144,27 @@ describe('keys: buildRequestKey', () => {
     // Regression (found by these tests, fixed in 8d23c41): `new URLSearchParams(query)`
     // strips one leading '?', but for '/p??a=1' the query component is '?a=1', i.e.
     // the parameter '?a' (URL standard, node:querystring and qs all agree).
+    it('keys a query carrying access_token (any spelling a parser reads as it) by a digest, never the token', () => {
+      const secret = 'SECRETtoken123';
+      const spellings = [`/s?access_token=${secret}&page=1`, `/s?page=1&access%5Ftoken=${secret}`, `/s?access_token[]=${secret}`, `/s?[access_token]=${secret}`, `/s??access%5Ftoken=${secret}`, `/s?%FF=1&acc%65ss_token=${secret}`, `/s?a=b[c]=d&access%5Ftoken=x${secret}`];
+      for (const url of spellings) {
+        for (const allow of [undefined, new Set(['page'])]) {
+          const k = key(url, { queryAllow: allow });
+          assert.ok(!k.includes(secret), `${url}: ${k}`);
+          assert.match(k, /:t=[A-Za-z0-9_-]{43}$/, k);
+        }
+      }
+      // Parameter order still does not matter, the same token shares the key, another token does not.
+      assert.equal(key(`/s?access_token=${secret}&page=1`), key(`/s?page=1&access_token=${secret}`));
+      assert.notEqual(key(`/s?access_token=${secret}&page=1`), key(`/s?access_token=${secret}x&page=1`));
+      assert.notEqual(key(`/s?access_token=${secret}&page=1`), key(`/s?access_token=${secret}&page=2`));
+      // Never the key of a path, nor of a query without the token.
+      assert.notEqual(key(`/s?access_token=${secret}`), key('/s'));
+      assert.ok(!key(`/s:t=x`).includes(':t='), 'a path cannot spell the mark');
+      // Other queries stay readable.
+      assert.equal(key('/s?page=1&q=x'), 'shop:GET:/s?page=1&q=x');
+    });
+
     it("tells /p??a=1 (parameter '?a') from /p?a=1 (parameter 'a')", () => {
       assert.deepEqual([...new URL('http://h/p??a=1').searchParams], [['?a', '1']]);
       assert.notEqual(key('/p??a=1'), key('/p?a=1'));

@@ -5,7 +5,8 @@
 // anyone with SCAN, KEYS or MONITOR, on the status page with showKeys and in
 // events (found by a hostile review). They enter keys as a digest now, the
 // same on every instance: a variant filled on one is an L2 hit on another,
-// and two credentials never share an entry.
+// and two credentials never share an entry. So does a query carrying an
+// OAuth access_token (RFC 6750 §2.3), kept in the key on such routes.
 import assert from 'node:assert/strict';
 import express from 'express';
 import Koa from 'koa';
@@ -147,6 +148,59 @@ describe('middleware: credentials a response varies on stay out of key names', f
       assert.equal(again.status, HIT_L1);
       assert.equal(runsA.n, 1);
       for (const text of Object.values(c.values)) assert.deepEqual((await keysInRedis()).filter((k) => k.includes(text)), []);
+    });
+  }
+});
+
+describe('middleware: an access_token in the query stays out of key names', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'cred-query-' });
+
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}, shared route: no key holds the token; another instance hits from L2; another token gets its own answer`, async () => {
+      const build = (cache: TierCache, runs: { n: number }): Target => {
+        if (framework === 'express') {
+          const app = express();
+          app.get('/api/feed', expressCache(cache, { shared: true, ttl: '5m', query: ['page'] }), (req, res) => {
+            res.json({ user: whoseToken(`Bearer ${String(req.query.access_token)}`), run: ++runs.n });
+          });
+          return app;
+        }
+        const app = new Koa();
+        app.use(koaCache(cache, { shared: true, ttl: '5m' }));
+        app.use((c) => {
+          c.body = { user: whoseToken(`Bearer ${String(c.query.access_token)}`), run: ++runs.n };
+        });
+        return app.callback();
+      };
+      const a = await ctx.open();
+      const b = await ctx.open();
+      const keysSeen: string[] = [];
+      for (const cache of [a, b]) cache.on('store', (e: { key: string }) => keysSeen.push(e.key));
+      const runsA = { n: 0 };
+      const runsB = { n: 0 };
+      const appA = build(a, runsA);
+      const appB = build(b, runsB);
+      const token = (who: Who) => TOKENS[who].slice('Bearer '.length);
+      const feed = async (target: Target, who: Who, page = 1) => {
+        const res = await request(target).get(`/api/feed?page=${page}&access_token=${token(who)}`);
+        assert.equal(res.status, 200);
+        return { body: res.body as { user: string; run: number }, status: res.headers['cache-status'] as string };
+      };
+
+      assert.deepEqual((await feed(appA, 'alice')).body, { user: 'alice', run: 1 });
+      const keys = await ctx.admin.keys(`${ctx.ns}*`);
+      assert.ok(keys.length > 0);
+      for (const who of ['alice', 'bob'] as const) {
+        assert.deepEqual(keys.filter((k) => k.includes(token(who).slice(0, 16))), [], 'a Redis key holds the token');
+        assert.deepEqual(keysSeen.filter((k) => k.includes(token(who).slice(0, 16))), [], "an event's key holds the token");
+      }
+      const shared = await feed(appB, 'alice');
+      assert.deepEqual(shared.body, { user: 'alice', run: 1 });
+      assert.equal(shared.status, HIT_L2);
+      assert.deepEqual((await feed(appB, 'bob')).body, { user: 'bob', run: 1 });
+      assert.deepEqual((await feed(appA, 'alice', 2)).body, { user: 'alice', run: 2 }, 'page 2 is another entry');
+      assert.equal((await feed(appA, 'alice')).status, HIT_L1);
     });
   }
 });
