@@ -84,20 +84,51 @@ export function sayBeforeApp(res: ServerResponse, value: string): void {
 
 /**
  * The Cache-Status the handler's answer came with (an upstream cache's
- * members, proxied through), as set on `res`. What a layer of ours said
- * before the app ran (sayBeforeApp) is no upstream's: it is removed, since
- * the layer that fills speaks for the cache now.
+ * members, proxied through), as set on `res`, for the layer that fills. What
+ * a layer of ours said before the app ran (sayBeforeApp) is no upstream's:
+ * it is taken off, since the layer that fills speaks for the cache now.
  */
 export function upstreamStatus(res: ServerResponse): string | string[] | undefined {
+  const said = forgetSaid(res);
   const value = res.getHeader(CACHE_STATUS);
   if (value === undefined) return undefined;
-  const holder = res as unknown as Record<symbol, string | undefined>;
-  if (value === holder[SAID_BEFORE_APP]) {
+  if (said === undefined) return typeof value === 'number' ? String(value) : value;
+  // Set over ours, or appended to it (the handler's own members): ours taken out either way.
+  const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  if (upstream.length === 0) {
     res.removeHeader(CACHE_STATUS);
-    holder[SAID_BEFORE_APP] = undefined;
     return undefined;
   }
-  return typeof value === 'number' ? String(value) : value;
+  const kept = upstream.length === 1 ? upstream[0]! : upstream;
+  res.setHeader(CACHE_STATUS, kept);
+  return kept;
+}
+
+/**
+ * A layer of ours writes the answer's Cache-Status after the app ran (a fill,
+ * a hit written field by field): what an outer layer said before is no
+ * longer the cache's word. Returns it.
+ */
+export function forgetSaid(res: ServerResponse): string | undefined {
+  const holder = res as unknown as Record<symbol, string | undefined>;
+  const said = holder[SAID_BEFORE_APP];
+  if (said !== undefined) holder[SAID_BEFORE_APP] = undefined;
+  return said;
+}
+
+/**
+ * For an answer the cache does not capture (a bypass, a HEAD miss), as its
+ * head goes out: when the handler set a Cache-Status of its own over the one
+ * we said before it ran (an upstream's, proxied through), ours follows it
+ * instead of being lost. A handler that removed the field is left so.
+ */
+export function keepSaidAfterUpstream(res: ServerResponse): void {
+  const said = (res as unknown as Record<symbol, string | undefined>)[SAID_BEFORE_APP];
+  if (said === undefined) return;
+  const value = res.getHeader(CACHE_STATUS);
+  if (value === undefined || value === said) return;
+  const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  if (upstream.length > 0) res.setHeader(CACHE_STATUS, [...upstream, said]);
 }
 
 /** `ours` as the last member after the upstream's field lines, kept as they came (RFC 9211 §2). */

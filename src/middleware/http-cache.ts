@@ -19,7 +19,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
-import { afterUpstream, BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -1251,6 +1251,8 @@ export class HttpCache<R> {
     if (origin.needs?.onlyIfCached === true) {
       // §5.2.1.7: nothing stored fits, and the origin must not be asked.
       begun?.flight.settle(undefined);
+      // Answered here, not by the app: what an outer layer said before is not this answer's word.
+      forgetSaid(c.res);
       if (this.options.cacheStatus) c.res.setHeader('cache-status', missStatus('only-if-cached'));
       c.res.statusCode = 504;
       c.res.end();

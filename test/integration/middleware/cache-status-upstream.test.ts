@@ -10,12 +10,13 @@ import assert from 'node:assert/strict';
 import type { RequestListener } from 'node:http';
 import express from 'express';
 import Koa from 'koa';
+import Router from '@koa/router';
 import request from 'supertest';
 import type { TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
-import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED } from '../../../src/middleware/cache-status.js';
+import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED, missStatus } from '../../../src/middleware/cache-status.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 
@@ -37,7 +38,7 @@ const APPS: Record<'express' | 'koa', (cache: TierCache, options: Options, upstr
     const app = express();
     app.get('/api/page', expressCache(cache, options), (_req, res) => {
       runs.n++;
-      res.setHeader('Cache-Status', upstream);
+      if (upstream.length > 0) res.setHeader('Cache-Status', upstream);
       res.send('page');
     });
     return { target: app as unknown as RequestListener, runs };
@@ -55,7 +56,7 @@ const APPS: Record<'express' | 'koa', (cache: TierCache, options: Options, upstr
     app.use(koaCache(cache, options));
     app.use((ctx) => {
       runs.n++;
-      ctx.set('Cache-Status', upstream);
+      if (upstream.length > 0) ctx.set('Cache-Status', upstream);
       ctx.body = 'page';
     });
     return { target: app.callback(), runs };
@@ -117,9 +118,23 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     it(`${framework}: an answer with no upstream Cache-Status says ours alone, as before`, async () => {
       const a = await ctx.open();
       const app = APPS[framework](a, { ttl: '5m' }, []);
-      // setHeader('Cache-Status', []) sets no field line.
       assert.equal(status(await request(app.target).get('/api/page')), MISS_STORED);
       assert.equal(status(await request(app.target).get('/api/page')), HIT_L1);
+    });
+  }
+
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}: answers passed through (a bypass, a HEAD miss) keep the upstream's members, and the reason we said follows them`, async () => {
+      const cache = await ctx.open();
+      const app = APPS[framework](cache, { ttl: '5m' });
+      const bypassed = await request(app.target).get('/api/page').set('Authorization', 'Bearer t');
+      assert.equal(status(bypassed), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+      const head = await request(app.target).head('/api/page');
+      assert.equal(status(head), `${UPSTREAM_TEXT}, ${missStatus('head')}`);
+      // Without an upstream's, ours alone, as before.
+      const plain = APPS[framework](await ctx.open({ namespace: `${ctx.ns}-plain` }), { ttl: '5m' }, []);
+      assert.equal(status(await request(plain.target).get('/api/page').set('Authorization', 'Bearer t')), bypassStatus('authorization'));
+      assert.equal(app.runs.n, 2);
     });
   }
 
@@ -171,5 +186,35 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(status(hit), HIT_L1);
     assert.equal(runs, 1);
     assert.notEqual(status(hit), `${bypassStatus('authorization')}, ${HIT_L1}`);
+  });
+
+  it('the route’s layer that fills under an outer layer’s bypass says the upstream’s members, then its own, not the outer one’s', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/page', expressCache(cache, { shared: true }), (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send('page'));
+    assert.equal(status(await request(app).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+  });
+
+  it('Koa, the same, with a middleware in front so hits are written field by field', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = new Koa();
+    const router = new Router();
+    let served = 0;
+    app.use(async (c, next) => {
+      await next();
+      if (++served > 1) c.set('X-Served', String(served));
+    });
+    app.use(koaCache(cache));
+    router.get('/api/page', koaCache(cache, { shared: true }), (c) => {
+      c.set('Cache-Status', UPSTREAM);
+      c.body = 'page';
+    });
+    app.use(router.routes());
+    const target = app.callback();
+    assert.equal(status(await request(target).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(target).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'without credentials, the app-wide layer serves it');
   });
 });
