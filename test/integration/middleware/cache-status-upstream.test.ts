@@ -8,6 +8,8 @@
 // hits; with `cacheStatus: false` the upstream's is left as it is.
 import assert from 'node:assert/strict';
 import type { RequestListener } from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -216,5 +218,34 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(status(await request(target).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
     assert.equal(status(await request(target).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
     assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'without credentials, the app-wide layer serves it');
+  });
+
+  it('Koa over HTTP/2: the fill, hits and a bypassed answer say the upstream’s members, then ours', async () => {
+    const cache = await ctx.open();
+    const app = APPS.koa(cache, { ttl: '5m' });
+    const server = http2.createServer(app.target as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (session) => sessions.add(session));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const get = (headers: Record<string, string> = {}) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const stream = client.request({ ':path': '/api/page', ...headers });
+        let value: string | undefined;
+        stream.on('response', (h) => (value = [h['cache-status']].flat().join(', ') || undefined));
+        stream.resume();
+        stream.on('end', () => resolve(value));
+        stream.on('error', reject);
+      });
+    try {
+      assert.equal(await get(), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+      assert.equal(await get(), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+      assert.equal(await get({ authorization: 'Bearer t' }), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+      assert.equal(app.runs.n, 2);
+    } finally {
+      client.destroy();
+      for (const session of sessions) session.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
