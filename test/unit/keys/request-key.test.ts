@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
   MAX_KEY_LENGTH,
@@ -350,6 +351,9 @@ describe('keys: buildRequestKey', () => {
         // Absent stays the bare name, so the front door (which serves no request with credentials) keys as before.
         assert.equal(variantKey(base, [[name, undefined]]), base + ':r=' + name);
       }
+      // Pinned: instances on node versions with and without crypto.hash (20.12) must compute the same digest.
+      const pinned = createHash('sha256').update(`tiercache-credential:${NS}\0${token}`).digest('base64url');
+      assert.equal(variantKey(base, [['authorization', token]]), `${base}:r=authorization=#${pinned}`);
       // Other fields keep their value in the key (debuggable), even one that reads like a digest.
       assert.equal(variantKey(base, [['accept-language', 'fr']]), base + ':r=accept-language=fr');
       assert.notEqual(variantKey(base, [['x-a', '#' + 'a'.repeat(43)]]).slice(base.length), ':r=x-a=#' + 'a'.repeat(43));
