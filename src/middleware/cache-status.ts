@@ -86,13 +86,16 @@ export function sayBeforeApp(res: ServerResponse, value: string): void {
  * The Cache-Status the handler's answer came with (an upstream cache's
  * members, proxied through), as set on `res`, for the layer that fills. What
  * a layer of ours said before the app ran (sayBeforeApp) is no upstream's:
- * it is taken off, since the layer that fills speaks for the cache now.
+ * it is taken off, since the layer that fills speaks for the cache now. Nor
+ * is a value still as it was when the fill began (`inFront`: set by a
+ * middleware in front of the cache, closer to the client than ours): it is
+ * neither stored nor put before ours, and ours replaces it, as it always did.
  */
-export function upstreamStatus(res: ServerResponse): string | string[] | undefined {
+export function upstreamStatus(res: ServerResponse, inFront: unknown): string | string[] | undefined {
   const said = forgetSaid(res);
   const value = res.getHeader(CACHE_STATUS);
   if (value === undefined) return undefined;
-  if (said === undefined) return typeof value === 'number' ? String(value) : value;
+  if (said === undefined) return value === inFront ? undefined : typeof value === 'number' ? String(value) : value;
   // Set over ours, or appended to it (the handler's own members): ours taken out either way.
   const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
   if (upstream.length === 0) {

@@ -169,6 +169,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly fill: FillState,
     /** The request's full target and app, for an unconditional retry (see retry). */
     private readonly context: { readonly url: string; readonly app?: unknown },
+    /** Cache-Status on the response as the fill began: a layer's in front of the cache, no upstream's (see headers()). */
+    private readonly statusInFront: unknown,
   ) {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
@@ -205,7 +207,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
     // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here.
-    const upstream = (this.upstream = upstreamStatus(r));
+    const upstream = (this.upstream = upstreamStatus(r, this.statusInFront));
     if (stale !== undefined && r.statusCode >= 500) {
       const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation, this.redisSays);
       if (until !== undefined) {
@@ -215,12 +217,15 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     if (this.revalidating && r.statusCode === 304) {
       const fields = r.getHeaders();
+      // Only an upstream's Cache-Status is stored (a front layer's is not this answer's: see upstreamStatus).
+      if (upstream === undefined) delete fields['cache-status'];
       if (!selectsStored(stale!.response, fields)) return this.retry();
       // node adds Date as it sends the 304: that Date replaces the stored one (§4.3.4), or the refreshed copy keeps its old age.
       if (r.sendDate && fields.date === undefined) fields.date = httpDateNow();
       return this.refresh(fields);
     }
     const headers = r.getHeaders();
+    if (upstream === undefined) delete headers['cache-status'];
     const rawGroups = headers['cache-groups'];
     if (rawGroups !== undefined) {
       r.removeHeader('cache-groups');
@@ -1804,7 +1809,7 @@ export class HttpCache<R> {
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): FillCapture {
-    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c);
+    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c, c.res.getHeader('cache-status'));
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
     return capture;

@@ -155,6 +155,21 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(app.runs.n, 1, 'every hit above came from the front door or the middleware, the handler ran once');
   });
 
+  it('a Cache-Status a middleware in front of the cache set before the app ran is no upstream’s: not stored, not replayed', async () => {
+    const a = await ctx.open();
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/page', expressCache(a, { ttl: '5m' }), (_req, res) => void res.send('page'));
+    app.get('/api/proxied', expressCache(a, { ttl: '5m' }), (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send('page'));
+    assert.equal(status(await request(app).get('/api/page')), MISS_STORED);
+    assert.equal(status(await request(app).get('/api/page')), HIT_L1);
+    // The handler's own (an upstream's) is, as everywhere else.
+    assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
   it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
     const cache = await ctx.open({ freshness: 'origin' });
     const app = express();
