@@ -1,13 +1,17 @@
 // Request -> cache key. Format:
-//   namespace : METHOD-CLASS : raw-path [:a=allow-list] [? canonical-query] [:v=vary-values] [:u=user]
+//   namespace : METHOD-CLASS : raw-path [:a=allow-list] [? canonical-query | :t=digest] [:v=vary-values] [:u=user]
 // or, with a custom key, that key in place of path and query ('=' before one that starts with '/').
 // The path is the raw request path (two different request targets never share
 // an entry); the query is canonicalized (canonical-query.ts) so parameter order
 // does not matter where no parser cares. The fragment is dropped first, as the
-// frameworks drop it. Keys longer than a bound are hashed.
+// frameworks drop it. Keys longer than a bound are hashed. The values of
+// credential fields (Authorization, Cookie) enter as a digest, and so does a
+// query carrying an access_token (`:t=`): key names are read by whoever can
+// SCAN, MONITOR or open the status page.
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { canonicalQuery } from './canonical-query.js';
+import { ACCESS_TOKEN, canonicalQuery, hasAccessToken } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
 import { splitList } from './header-list.js';
 
@@ -109,12 +113,17 @@ export function buildRequestKey(input: RequestKeyInput): string {
     rest = escapeKeyComponent(path);
     if (input.queryAllow !== undefined) rest += allowMark(input.queryAllow);
     if (q !== -1) {
-      const query = canonicalQuery(url.slice(q + 1), input.queryAllow);
-      if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
+      const raw = url.slice(q + 1);
+      const query = canonicalQuery(raw, input.queryAllow);
+      // A bearer token (RFC 6750 §2.3) is a credential like Authorization: the whole canonical query enters as
+      // its digest (':' never occurs in a canonical query, so ':t=' is no query). Decoded names show up as they
+      // are; a part kept as sent ('#') may spell the name escaped.
+      if (query.indexOf(ACCESS_TOKEN) !== -1 || (query.indexOf('#') !== -1 && hasAccessToken(raw))) rest += ':t=' + credentialDigest(input.namespace, query);
+      else if (query !== '') rest += '?' + query; // key-safe as it comes (canonical-query.ts)
     }
   }
   const vary = input.vary;
-  if (vary !== undefined && vary.length > 0) rest = appendPairs(rest + ':v=', vary);
+  if (vary !== undefined && vary.length > 0) rest = appendPairs(rest + ':v=', vary, input.namespace);
   if (input.user !== undefined) rest += ':u=' + escapeKeyComponent(input.user);
   return bounded(head, rest);
 }
@@ -150,17 +159,46 @@ function bounded(head: string, rest: string): string {
  */
 export function variantKey(baseKey: string, pairs: ReadonlyArray<readonly [string, string | undefined]>): string {
   // The head (namespace and method class) ends at the second ':'; both parts are escape-free.
-  const cut = baseKey.indexOf(':', baseKey.indexOf(':') + 1) + 1;
-  return bounded(baseKey.slice(0, cut), appendPairs(baseKey.slice(cut) + ':r=', pairs));
+  const first = baseKey.indexOf(':');
+  const cut = baseKey.indexOf(':', first + 1) + 1;
+  return bounded(baseKey.slice(0, cut), appendPairs(baseKey.slice(cut) + ':r=', pairs, baseKey.slice(0, first)));
 }
 
-/** Appends `name=value` pairs joined by ','; a missing value (header absent) is just `name`. */
-function appendPairs(rest: string, pairs: ReadonlyArray<readonly [string, string | undefined]>): string {
+/**
+ * Request fields whose values are credentials: a bearer token or a session id in a
+ * key name is one to anyone who can list keys, MONITOR Redis, read a slowlog or a
+ * status page with showKeys. Their values enter keys as a digest (see credentialDigest).
+ */
+const CREDENTIAL_FIELDS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * Appends `name=value` pairs joined by ','; a missing value (header absent) is just `name`;
+ * a credential field's value is `#` and its digest ('#' is escaped in a value, so no value
+ * sent reads as a digest).
+ */
+function appendPairs(rest: string, pairs: ReadonlyArray<readonly [string, string | undefined]>, namespace: string): string {
   for (let i = 0; i < pairs.length; i++) {
     const pair = pairs[i]!;
     if (i > 0) rest += ',';
     rest += escapeKeyComponent(pair[0]);
-    if (pair[1] !== undefined) rest += '=' + escapeKeyComponent(pair[1]);
+    const value = pair[1];
+    if (value !== undefined) rest += CREDENTIAL_FIELDS.has(pair[0]) ? '=#' + credentialDigest(namespace, value) : '=' + escapeKeyComponent(value);
   }
   return rest;
+}
+
+/** node's one-shot hash (20.12 and later): a third of what an HMAC costs; undefined on older 20.x. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'base64url') => string }).hash;
+
+/**
+ * SHA-256 of a credential salted with the namespace: every instance of a namespace
+ * computes the same key for the same value (variants are shared through L2), two values
+ * never share one (256 bits, unreduced). The salt is no secret (an HMAC keyed by it would
+ * be no stronger, at three times the cost on every hit of such a route): it hides a token
+ * from whoever reads key names and spoils tables precomputed for another namespace, but
+ * a guessable credential (Basic with a weak password) could still be guessed offline.
+ */
+function credentialDigest(namespace: string, value: string): string {
+  const input = 'tiercache-credential:' + namespace + '\0' + value;
+  return oneShotHash !== undefined ? oneShotHash('sha256', input, 'base64url') : createHash('sha256').update(input).digest('base64url');
 }

@@ -1,6 +1,10 @@
 // Cache-Status header values (RFC 9211), built once. Every answer the cache
 // did not serve, or did not store, says why in `detail`, with a token from
-// the fixed lists below (README: "Why is this not cached?").
+// the fixed lists below (README: "Why is this not cached?"). The field is a
+// list, one member per cache, the one closest to the origin first (§2): an
+// upstream's members (an origin behind a CDN or Varnish that the app proxies)
+// are kept, stored with the answer, and ours follows them.
+import type { OutgoingHttpHeader, ServerResponse } from 'node:http';
 
 export const CACHE_STATUS = 'cache-status';
 export const HIT_L1 = 'tiercache; hit; detail=L1';
@@ -62,4 +66,76 @@ export function staleHit(tier: 'L1' | 'L2', secondsPastFresh: number): string {
  */
 export function freshAfterFailedRefresh(tier: 'L1' | 'L2', status: number, secondsLeft: number): string {
   return `tiercache; fwd=request; fwd-status=${status}; ttl=${Math.floor(secondsLeft)}; detail=${tier}`;
+}
+
+/** Where a layer keeps the Cache-Status it said before the app ran (see sayBeforeApp). */
+const SAID_BEFORE_APP = Symbol('tiercache.saidBeforeApp');
+
+/**
+ * Sets the Cache-Status of an answer the app is about to make (a bypass, an
+ * answer that will not be stored), noting it as ours: a layer further in that
+ * fills the request finds it on the response, and must not take it for an
+ * upstream cache's member (see upstreamStatus).
+ */
+export function sayBeforeApp(res: ServerResponse, value: string): void {
+  res.setHeader(CACHE_STATUS, value);
+  (res as unknown as Record<symbol, string | undefined>)[SAID_BEFORE_APP] = value;
+}
+
+/**
+ * The Cache-Status the handler's answer came with (an upstream cache's
+ * members, proxied through), as set on `res`, for the layer that fills. What
+ * a layer of ours said before the app ran (sayBeforeApp) is no upstream's:
+ * it is taken off, since the layer that fills speaks for the cache now. Nor
+ * is a value still as it was when the fill began (`inFront`: set by a
+ * middleware in front of the cache, closer to the client than ours): it is
+ * neither stored nor put before ours, and ours replaces it, as it always did.
+ */
+export function upstreamStatus(res: ServerResponse, inFront: unknown): string | string[] | undefined {
+  const said = forgetSaid(res);
+  const value = res.getHeader(CACHE_STATUS);
+  if (value === undefined) return undefined;
+  if (said === undefined) return value === inFront ? undefined : typeof value === 'number' ? String(value) : value;
+  // Set over ours, or appended to it (the handler's own members): ours taken out either way.
+  const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  if (upstream.length === 0) {
+    res.removeHeader(CACHE_STATUS);
+    return undefined;
+  }
+  const kept = upstream.length === 1 ? upstream[0]! : upstream;
+  res.setHeader(CACHE_STATUS, kept);
+  return kept;
+}
+
+/**
+ * A layer of ours writes the answer's Cache-Status after the app ran (a fill,
+ * a hit written field by field): what an outer layer said before is no
+ * longer the cache's word. Returns it.
+ */
+export function forgetSaid(res: ServerResponse): string | undefined {
+  const holder = res as unknown as Record<symbol, string | undefined>;
+  const said = holder[SAID_BEFORE_APP];
+  if (said !== undefined) holder[SAID_BEFORE_APP] = undefined;
+  return said;
+}
+
+/**
+ * For an answer the cache does not capture (a bypass, a HEAD miss), as its
+ * head goes out: when the handler set a Cache-Status of its own over the one
+ * we said before it ran (an upstream's, proxied through), ours follows it
+ * instead of being lost. A handler that removed the field is left so.
+ */
+export function keepSaidAfterUpstream(res: ServerResponse): void {
+  const said = (res as unknown as Record<symbol, string | undefined>)[SAID_BEFORE_APP];
+  if (said === undefined) return;
+  const value = res.getHeader(CACHE_STATUS);
+  if (value === undefined || value === said) return;
+  const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  if (upstream.length > 0) res.setHeader(CACHE_STATUS, [...upstream, said]);
+}
+
+/** `ours` as the last member after the upstream's field lines, kept as they came (RFC 9211 §2). */
+export function afterUpstream(upstream: OutgoingHttpHeader | undefined, ours: string): string | string[] {
+  if (upstream === undefined) return ours;
+  return Array.isArray(upstream) ? [...(upstream as string[]), ours] : [String(upstream), ours];
 }

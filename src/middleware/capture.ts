@@ -15,6 +15,7 @@ import type { HeaderSet } from './http-entry.js';
 import { writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
 import { assigned, shadowOwn } from './own-property.js';
+import { keepSaidAfterUpstream } from './cache-status.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
 export interface Replacement {
@@ -884,11 +885,16 @@ function beforeHead(res: Http2ServerResponse, look: () => void): void {
 /**
  * For answers the cache does not capture (pass-through, HEAD, no-store,
  * bypassed requests): the Cache-Groups header is for the cache only and never
- * reaches the client. Removed at the last moment, after every writeHead hook.
+ * reaches the client. Removed at the last moment, after every writeHead hook;
+ * then too, a Cache-Status the handler set over ours is followed by ours
+ * (keepSaidAfterUpstream).
  */
 export function stripCacheGroups(res: ServerResponse): void {
   if (res instanceof Http2ServerResponse) {
-    beforeHead(res, () => res.removeHeader('cache-groups'));
+    beforeHead(res, () => {
+      res.removeHeader('cache-groups');
+      keepSaidAfterUpstream(res as unknown as ServerResponse);
+    });
     return;
   }
   readyResponse(res);
@@ -896,6 +902,8 @@ export function stripCacheGroups(res: ServerResponse): void {
   const original = target._storeHeader;
   target._storeHeader = function _storeHeader(this: ServerResponse, firstLine: string, headers: unknown) {
     if (this.hasHeader('cache-groups')) this.removeHeader('cache-groups');
+    // Headers set before the app ran (ours) make node pass its own header object here, which this updates.
+    keepSaidAfterUpstream(this);
     return original.call(this, firstLine, withoutCacheGroups(headers));
   };
 }

@@ -19,7 +19,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
-import { BYPASS, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, staleHit, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -156,6 +156,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private readonly setAside: readonly [string | undefined, string | undefined] | undefined = undefined;
   /** The reason phrase as the head was judged: a 304 of ours (NOT_MODIFIED) replaces it before it goes out. */
   private reasonAtHead: string | undefined = undefined;
+  /** The Cache-Status the handler's answer came with (an upstream cache's), which ours follows. */
+  private upstream: string | string[] | undefined = undefined;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -168,6 +170,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly fill: FillState,
     /** The request's full target and app, for an unconditional retry (see retry). */
     private readonly context: { readonly url: string; readonly app?: unknown },
+    /** Cache-Status on the response as the fill began: a layer's in front of the cache, no upstream's (see headers()). */
+    private readonly statusInFront: unknown,
   ) {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
@@ -203,6 +207,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
+    // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here.
+    const upstream = (this.upstream = upstreamStatus(r, this.statusInFront));
     if (stale !== undefined && r.statusCode >= 500) {
       const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation, this.redisSays);
       if (until !== undefined) {
@@ -212,12 +218,15 @@ class FillCapture implements CaptureHooks, ActiveFill {
     }
     if (this.revalidating && r.statusCode === 304) {
       const fields = r.getHeaders();
+      // Only an upstream's Cache-Status is stored (a front layer's is not this answer's: see upstreamStatus).
+      if (upstream === undefined) delete fields['cache-status'];
       if (!selectsStored(stale!.response, fields)) return this.retry();
       // node adds Date as it sends the 304: that Date replaces the stored one (§4.3.4), or the refreshed copy keeps its old age.
       if (r.sendDate && fields.date === undefined) fields.date = httpDateNow();
       return this.refresh(fields);
     }
     const headers = r.getHeaders();
+    if (upstream === undefined) delete headers['cache-status'];
     const rawGroups = headers['cache-groups'];
     if (rawGroups !== undefined) {
       r.removeHeader('cache-groups');
@@ -250,7 +259,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     this.ttl = ttl;
     if (ttl === undefined) {
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', missStatus(reason!));
+      if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, missStatus(reason!)));
       return this.notModifiedUnstored(r, headers);
     }
     if (rawGroups !== undefined) {
@@ -265,13 +274,14 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
       this.ttl = undefined;
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', missStatus('too-large'));
+      if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, missStatus('too-large')));
       return this.notModifiedUnstored(r, headers);
     }
     // A streamed answer (body undefined) is matched on validators the handler set before its head left: the cache's own ETag needs the whole body.
     const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
-    if (cacheStatus) r.setHeader('cache-status', (headers['cache-status'] = this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
+    // The snapshot (what is stored) keeps the upstream's Cache-Status alone: ours is said afresh on every answer.
+    if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
     // HTTP/2 has no reason phrase (node warns at a mere read of it).
     if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
@@ -472,7 +482,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
         flight.settle(staleOutcome(stale!, until, req, status));
         const answer = http.staleInstead(req, plan, stale!, status);
         answer.headers.setOn(out.res);
-        out.head(answer.status, { age: String(answer.age), 'cache-status': answer.cacheStatus }, answer.reason);
+        out.head(answer.status, { age: String(answer.age), 'cache-status': answer.cacheStatus === undefined ? undefined : answer.headers.statusAfterUpstream(answer.cacheStatus) }, answer.reason);
         if (answer.body !== undefined) out.write(answer.body);
         out.end();
       },
@@ -511,7 +521,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private drop(r: ServerResponse | undefined, reason: MissReason): void {
     this.ttl = undefined;
     this.flight.settle(undefined);
-    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', missStatus(reason));
+    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', afterUpstream(this.upstream, missStatus(reason)));
   }
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
@@ -1129,7 +1139,7 @@ export class HttpCache<R> {
   private bypass(c: HttpRequestContext<R>, next: () => unknown, reason: BypassReason | undefined): boolean | Promise<boolean> {
     const o = this.options;
     const said = reason === undefined ? o.verboseStatus : o.verboseStatus || !QUIET_BYPASS_REASONS.has(reason);
-    if (said && o.cacheStatus && !c.res.headersSent) c.res.setHeader('cache-status', reason === undefined ? BYPASS : bypassStatus(reason));
+    if (said && o.cacheStatus && !c.res.headersSent) sayBeforeApp(c.res, reason === undefined ? BYPASS : bypassStatus(reason));
     stripCacheGroups(c.res);
     if (!said || reason === undefined) return passOn(next);
     // Reported once a layer further in has had its chance: it stands this one down and reports its own.
@@ -1138,7 +1148,7 @@ export class HttpCache<R> {
 
   /** The handler answers a request whose answer will not be stored: say why, keep Cache-Groups in. */
   private unstored(res: ServerResponse, reason: MissReason): void {
-    if (this.options.cacheStatus && !res.headersSent) res.setHeader('cache-status', missStatus(reason));
+    if (this.options.cacheStatus && !res.headersSent) sayBeforeApp(res, missStatus(reason));
     stripCacheGroups(res);
   }
 
@@ -1307,6 +1317,8 @@ export class HttpCache<R> {
     if (origin.needs?.onlyIfCached === true) {
       // §5.2.1.7: nothing stored fits, and the origin must not be asked.
       begun?.flight.settle(undefined);
+      // Answered here, not by the app: what an outer layer said before is not this answer's word.
+      forgetSaid(c.res);
       if (this.options.cacheStatus) c.res.setHeader('cache-status', missStatus('only-if-cached'));
       c.res.statusCode = 504;
       c.res.end();
@@ -1858,7 +1870,7 @@ export class HttpCache<R> {
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): FillCapture {
-    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c);
+    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c, c.res.getHeader('cache-status'));
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
     return capture;

@@ -63,8 +63,11 @@ export interface StaleRules {
   readonly staleIfError: number;
 }
 
-/** Headers sent with a 304 when the 200 would carry them (RFC 9110 §15.4.5). */
-const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary']);
+/**
+ * Headers sent with a 304 when the 200 would carry them (RFC 9110 §15.4.5),
+ * and an upstream's Cache-Status, which ours follows on a 304 as on a 200.
+ */
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status']);
 
 // Heap sizes (64-bit V8, no pointer compression), for heapBytes.
 /** The PreparedResponse object's own words. */
@@ -334,6 +337,21 @@ export class HeaderSet {
     flat[this.count + 1] = age;
     flat[this.count + 3] = cacheStatus;
     return flat;
+  }
+
+  /**
+   * Cache-Status to set by name with these fields: `ours` after the stored
+   * upstream members (stored fields named cache-status), when there are any;
+   * else `ours` itself, without allocating. The raw array needs none of this:
+   * its slot follows the stored lines.
+   */
+  statusAfterUpstream(ours: string): string | string[] {
+    const flat = this.flat;
+    let values: string[] | undefined;
+    for (let i = 0; i < this.count; i += 2) if (flat[i] === 'cache-status') (values ??= []).push(flat[i + 1]!);
+    if (values === undefined) return ours;
+    values.push(ours);
+    return values;
   }
 
   /**

@@ -3,6 +3,7 @@
 // and Cache-Status, then one end(buffer). Conditional requests get a 304 with
 // the headers RFC 9110 asks for and no body; HEAD gets the headers only.
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
+import { forgetSaid } from './cache-status.js';
 import { conditionsOf, isNotModified } from './conditional.js';
 import type { HeaderSet, PreparedResponse } from './http-entry.js';
 
@@ -39,9 +40,11 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
   // A 204 or 304 has no body: what a middleware in front said of one it gave Koa (an envelope of ctx.body,
   // undefined on a hit) is dropped, as Koa and Express drop it from their own, unless stored (set again below).
   if (status === 204 || status === 304) for (const name of BODY_FIELDS) res.removeHeader(name);
+  // A Cache-Status an outer layer said before the app ran is not this answer's (the raw path above drops it with the rest).
+  forgetSaid(res);
   headers.setOn(res);
   res.setHeader('age', ageText);
-  if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus);
+  if (cacheStatus !== undefined) res.setHeader('cache-status', headers.statusAfterUpstream(cacheStatus));
   res.writeHead(status, reason);
 }
 

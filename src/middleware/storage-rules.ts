@@ -17,9 +17,10 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'p
 /**
  * Headers recomputed on every answer or never stored. Date is kept (Age is
  * computed against the origin's); Content-Length too, in its place, since only
- * a body of exactly that length is ever stored.
+ * a body of exactly that length is ever stored; so is an upstream cache's
+ * Cache-Status (ours is added on every answer, after it: cache-status.ts).
  */
-const NOT_STORED = new Set(['age', 'cache-status', 'set-cookie', 'cache-groups']);
+const NOT_STORED = new Set(['age', 'set-cookie', 'cache-groups']);
 const STORABLE_STATUS = new Set([200, 203, 204, 300, 301, 308]);
 const NEGATIVE_STATUS = new Set([404, 405, 410, 414, 501]);
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
   MAX_KEY_LENGTH,
@@ -144,6 +145,27 @@ describe('keys: buildRequestKey', () => {
     // Regression (found by these tests, fixed in 8d23c41): `new URLSearchParams(query)`
     // strips one leading '?', but for '/p??a=1' the query component is '?a=1', i.e.
     // the parameter '?a' (URL standard, node:querystring and qs all agree).
+    it('keys a query carrying access_token (any spelling a parser reads as it) by a digest, never the token', () => {
+      const secret = 'SECRETtoken123';
+      const spellings = [`/s?access_token=${secret}&page=1`, `/s?page=1&access%5Ftoken=${secret}`, `/s?access_token[]=${secret}`, `/s?[access_token]=${secret}`, `/s??access%5Ftoken=${secret}`, `/s?%FF=1&acc%65ss_token=${secret}`, `/s?a=b[c]=d&access%5Ftoken=x${secret}`];
+      for (const url of spellings) {
+        for (const allow of [undefined, new Set(['page'])]) {
+          const k = key(url, { queryAllow: allow });
+          assert.ok(!k.includes(secret), `${url}: ${k}`);
+          assert.match(k, /:t=[A-Za-z0-9_-]{43}$/, k);
+        }
+      }
+      // Parameter order still does not matter, the same token shares the key, another token does not.
+      assert.equal(key(`/s?access_token=${secret}&page=1`), key(`/s?page=1&access_token=${secret}`));
+      assert.notEqual(key(`/s?access_token=${secret}&page=1`), key(`/s?access_token=${secret}x&page=1`));
+      assert.notEqual(key(`/s?access_token=${secret}&page=1`), key(`/s?access_token=${secret}&page=2`));
+      // Never the key of a path, nor of a query without the token.
+      assert.notEqual(key(`/s?access_token=${secret}`), key('/s'));
+      assert.ok(!key(`/s:t=x`).includes(':t='), 'a path cannot spell the mark');
+      // Other queries stay readable.
+      assert.equal(key('/s?page=1&q=x'), 'shop:GET:/s?page=1&q=x');
+    });
+
     it("tells /p??a=1 (parameter '?a') from /p?a=1 (parameter 'a')", () => {
       assert.deepEqual([...new URL('http://h/p??a=1').searchParams], [['?a', '1']]);
       assert.notEqual(key('/p??a=1'), key('/p?a=1'));
@@ -308,6 +330,33 @@ describe('keys: buildRequestKey', () => {
       assert.notEqual(variantKey(base, [['x-a', undefined]]), variantKey(base, [['x-a', '']]));
       assert.notEqual(variantKey(base, [['x-a', '1']]), variantKey(key('/api/search?q=y'), [['x-a', '1']]));
       assert.notEqual(variantKey(base, [['x-a', '1:u=2']]), variantKey(key('/api/search?q=x', { user: '2' }), [['x-a', '1']]));
+    });
+
+    it('keys credential fields (Authorization, Proxy-Authorization, Cookie) by a digest of their value, the same for every instance of a namespace', () => {
+      const token = 'Bearer abc.def-secret';
+      for (const name of ['authorization', 'proxy-authorization', 'cookie']) {
+        const routeVary = key('/me', { vary: [[name, token]] });
+        const variant = variantKey(base, [[name, token]]);
+        for (const k of [routeVary, variant]) {
+          assert.ok(!k.includes('secret') && !k.includes('abc'), k);
+          assert.match(k, new RegExp(`${name}=#[A-Za-z0-9_-]{43}$`));
+        }
+        assert.equal(key('/me', { vary: [[name, token]] }), routeVary, 'computed again (another instance): the same key');
+        assert.equal(variantKey(base, [[name, token]]), variant);
+        assert.notEqual(key('/me', { vary: [[name, token + 'x']] }), routeVary);
+        assert.notEqual(variantKey(base, [[name, token + 'x']]), variant);
+        // Keyed by the namespace: another namespace's digest of the same value differs.
+        const other = buildRequestKey({ namespace: 'other', method: 'GET', url: '/me', vary: [[name, token]] });
+        assert.notEqual(other.slice(other.indexOf('=#')), routeVary.slice(routeVary.indexOf('=#')));
+        // Absent stays the bare name, so the front door (which serves no request with credentials) keys as before.
+        assert.equal(variantKey(base, [[name, undefined]]), base + ':r=' + name);
+      }
+      // Pinned: instances on node versions with and without crypto.hash (20.12) must compute the same digest.
+      const pinned = createHash('sha256').update(`tiercache-credential:${NS}\0${token}`).digest('base64url');
+      assert.equal(variantKey(base, [['authorization', token]]), `${base}:r=authorization=#${pinned}`);
+      // Other fields keep their value in the key (debuggable), even one that reads like a digest.
+      assert.equal(variantKey(base, [['accept-language', 'fr']]), base + ':r=accept-language=fr');
+      assert.notEqual(variantKey(base, [['x-a', '#' + 'a'.repeat(43)]]).slice(base.length), ':r=x-a=#' + 'a'.repeat(43));
     });
 
     it('stays within MAX_KEY_LENGTH and keeps the head', () => {

@@ -1,0 +1,266 @@
+// Cache-Status is a list, one member per cache that handled the request, the
+// one closest to the origin first (RFC 9211 §2: caches SHOULD keep the value
+// they find). An app proxying an origin behind a CDN or Varnish (examples/proxy)
+// forwards that origin's Cache-Status; tiercache replaced it on the fill and
+// dropped it from what it stored, so hits had none of it (found by a hostile
+// review). The upstream's members are now stored as the origin sent them and
+// ours follows them on fills, hits from L1 and L2, 304s and the front door's
+// hits; with `cacheStatus: false` the upstream's is left as it is.
+import assert from 'node:assert/strict';
+import type { RequestListener } from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Koa from 'koa';
+import Router from '@koa/router';
+import request from 'supertest';
+import type { TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
+import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED, missStatus } from '../../../src/middleware/cache-status.js';
+import type { MiddlewareOptions } from '../../../src/middleware/options.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+
+/** Two caches upstream of the app, as a proxied origin's answer carries them (two field lines). */
+const UPSTREAM = ['OriginShield; fwd=uri-miss; stored', 'ExampleCDN; hit; ttl=30'];
+const UPSTREAM_TEXT = UPSTREAM.join(', ');
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Options = MiddlewareOptions<any>;
+
+interface Built {
+  readonly target: RequestListener;
+  readonly runs: { n: number };
+}
+
+const APPS: Record<'express' | 'koa', (cache: TierCache, options: Options, upstream?: string[]) => Built> = {
+  express(cache, options, upstream = UPSTREAM) {
+    const runs = { n: 0 };
+    const app = express();
+    app.get('/api/page', expressCache(cache, options), (_req, res) => {
+      runs.n++;
+      if (upstream.length > 0) res.setHeader('Cache-Status', upstream);
+      res.send('page');
+    });
+    return { target: app as unknown as RequestListener, runs };
+  },
+  koa(cache, options, upstream = UPSTREAM) {
+    const runs = { n: 0 };
+    const app = new Koa();
+    let served = 0;
+    // A middleware in front that sets a header only after the first answer: hits are then written
+    // over a header the entry lacks (the field-by-field path of replay, not the raw array).
+    app.use(async (ctx, next) => {
+      await next();
+      if (++served > 1) ctx.set('X-Served', String(served));
+    });
+    app.use(koaCache(cache, options));
+    app.use((ctx) => {
+      runs.n++;
+      if (upstream.length > 0) ctx.set('Cache-Status', upstream);
+      ctx.body = 'page';
+    });
+    return { target: app.callback(), runs };
+  },
+};
+
+describe('middleware: an upstream cache’s Cache-Status is kept, and ours follows it', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'cs-upstream-' });
+
+  const status = (res: request.Response) => res.headers['cache-status'] as string | undefined;
+
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}: fill, L1 hit, L2 hit on another instance and a 304 say the upstream's members, then ours`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      const appA = APPS[framework](a, { ttl: '5m' });
+      const appB = APPS[framework](b, { ttl: '5m' });
+
+      const fill = await request(appA.target).get('/api/page');
+      assert.equal(fill.text, 'page');
+      assert.equal(status(fill), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+
+      const l1 = await request(appA.target).get('/api/page');
+      assert.equal(status(l1), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+      const l2 = await request(appB.target).get('/api/page');
+      assert.equal(status(l2), `${UPSTREAM_TEXT}, ${HIT_L2}`);
+      assert.equal(appA.runs.n + appB.runs.n, 1);
+
+      const etag = fill.headers.etag as string;
+      const notModified = await request(appA.target).get('/api/page').set('If-None-Match', etag);
+      assert.equal(notModified.status, 304);
+      assert.equal(status(notModified), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+      // The fill's own 304 (a conditional request that misses) says the same as its 200 would.
+      const fresh = APPS[framework](await ctx.open({ namespace: `${ctx.ns}-c` }), { ttl: '5m' });
+      const filling304 = await request(fresh.target).get('/api/page').set('If-None-Match', etag);
+      assert.equal(filling304.status, 304);
+      assert.equal(status(filling304), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+
+      // What is stored is the upstream's value alone: ours is said afresh on every answer.
+      const keys = await ctx.admin.keys(`${ctx.ns}:GET:*`);
+      assert.equal(keys.length, 1, keys.join(' '));
+      const stored = (await ctx.admin.getBuffer(keys[0]!))!.toString('latin1');
+      for (const member of UPSTREAM) assert.ok(stored.includes(member), `stored: ${member}`);
+      assert.ok(!stored.includes('tiercache;'), 'a member of ours was stored');
+    });
+
+    it(`${framework}: with cacheStatus: false the upstream's value goes out as it came, on the fill and on hits`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      const appA = APPS[framework](a, { ttl: '5m', cacheStatus: false });
+      const appB = APPS[framework](b, { ttl: '5m', cacheStatus: false });
+      assert.equal(status(await request(appA.target).get('/api/page')), UPSTREAM_TEXT);
+      assert.equal(status(await request(appA.target).get('/api/page')), UPSTREAM_TEXT);
+      assert.equal(status(await request(appB.target).get('/api/page')), UPSTREAM_TEXT);
+      assert.equal(appA.runs.n + appB.runs.n, 1);
+    });
+
+    it(`${framework}: an answer with no upstream Cache-Status says ours alone, as before`, async () => {
+      const a = await ctx.open();
+      const app = APPS[framework](a, { ttl: '5m' }, []);
+      assert.equal(status(await request(app.target).get('/api/page')), MISS_STORED);
+      assert.equal(status(await request(app.target).get('/api/page')), HIT_L1);
+    });
+  }
+
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}: answers passed through (a bypass, a HEAD miss) keep the upstream's members, and the reason we said follows them`, async () => {
+      const cache = await ctx.open();
+      const app = APPS[framework](cache, { ttl: '5m' });
+      const bypassed = await request(app.target).get('/api/page').set('Authorization', 'Bearer t');
+      assert.equal(status(bypassed), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+      const head = await request(app.target).head('/api/page');
+      assert.equal(status(head), `${UPSTREAM_TEXT}, ${missStatus('head')}`);
+      // Without an upstream's, ours alone, as before.
+      const plain = APPS[framework](await ctx.open({ namespace: `${ctx.ns}-plain` }), { ttl: '5m' }, []);
+      assert.equal(status(await request(plain.target).get('/api/page').set('Authorization', 'Bearer t')), bypassStatus('authorization'));
+      assert.equal(app.runs.n, 2);
+    });
+  }
+
+  it('the front door replays the upstream’s members, then ours, on its hits (and with cacheStatus: false, theirs alone)', async () => {
+    const cache = await ctx.open();
+    const app = APPS.express(cache, { ttl: '5m' });
+    const door = front(cache, app.target);
+    const quiet = front(cache, app.target, { cacheStatus: false });
+    assert.equal(status(await request(door).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    const hit = await request(door).get('/api/page');
+    assert.equal(status(hit), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    const notModified = await request(door).get('/api/page').set('If-None-Match', hit.headers.etag as string);
+    assert.equal(notModified.status, 304);
+    assert.equal(status(notModified), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    assert.equal(status(await request(quiet).get('/api/page')), UPSTREAM_TEXT);
+    assert.equal(app.runs.n, 1, 'every hit above came from the front door or the middleware, the handler ran once');
+  });
+
+  it('a Cache-Status a middleware in front of the cache set before the app ran is no upstream’s: not stored, not replayed', async () => {
+    const a = await ctx.open();
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/page', expressCache(a, { ttl: '5m' }), (_req, res) => void res.send('page'));
+    app.get('/api/proxied', expressCache(a, { ttl: '5m' }), (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send('page'));
+    assert.equal(status(await request(app).get('/api/page')), MISS_STORED);
+    assert.equal(status(await request(app).get('/api/page')), HIT_L1);
+    // The handler's own (an upstream's) is, as everywhere else.
+    assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
+  it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
+    const cache = await ctx.open({ freshness: 'origin' });
+    const app = express();
+    let runs = 0;
+    app.get('/api/doc', expressCache(cache), (req, res) => {
+      runs++;
+      res.set('Cache-Control', 'max-age=1').set('ETag', '"v1"');
+      if (req.get('if-none-match') === '"v1"') return void res.set('Cache-Status', 'ExampleCDN; hit').status(304).end();
+      res.set('Cache-Status', 'ExampleCDN; fwd=uri-miss; stored').send('doc');
+    });
+    assert.equal(status(await request(app).get('/api/doc')), `ExampleCDN; fwd=uri-miss; stored, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/doc')), `ExampleCDN; fwd=uri-miss; stored, ${HIT_L1}`);
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    const revalidated = await request(app).get('/api/doc');
+    assert.equal(revalidated.text, 'doc');
+    assert.equal(status(revalidated), 'ExampleCDN; hit, tiercache; fwd=stale; fwd-status=304; stored');
+    assert.equal(status(await request(app).get('/api/doc')), `ExampleCDN; hit, ${HIT_L1}`);
+    assert.equal(runs, 2);
+  });
+
+  it('a Cache-Status said by an outer layer of ours before the app ran is not taken for an upstream’s by the layer that fills', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    // The app-wide layer turns a request with Authorization away (said before the app runs); the route's own, shared, fills it.
+    app.use(expressCache(cache));
+    let runs = 0;
+    app.get('/api/page', expressCache(cache, { shared: true }), (_req, res) => void (runs++, res.send('page')));
+    const first = await request(app).get('/api/page').set('Authorization', 'Bearer t');
+    assert.equal(status(first), MISS_STORED);
+    const hit = await request(app).get('/api/page').set('Authorization', 'Bearer t');
+    assert.equal(status(hit), HIT_L1);
+    assert.equal(runs, 1);
+    assert.notEqual(status(hit), `${bypassStatus('authorization')}, ${HIT_L1}`);
+  });
+
+  it('the route’s layer that fills under an outer layer’s bypass says the upstream’s members, then its own, not the outer one’s', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/page', expressCache(cache, { shared: true }), (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send('page'));
+    assert.equal(status(await request(app).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+  });
+
+  it('Koa, the same, with a middleware in front so hits are written field by field', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = new Koa();
+    const router = new Router();
+    let served = 0;
+    app.use(async (c, next) => {
+      await next();
+      if (++served > 1) c.set('X-Served', String(served));
+    });
+    app.use(koaCache(cache));
+    router.get('/api/page', koaCache(cache, { shared: true }), (c) => {
+      c.set('Cache-Status', UPSTREAM);
+      c.body = 'page';
+    });
+    app.use(router.routes());
+    const target = app.callback();
+    assert.equal(status(await request(target).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(target).get('/api/page').set('Authorization', 'Bearer t')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'without credentials, the app-wide layer serves it');
+  });
+
+  it('Koa over HTTP/2: the fill, hits and a bypassed answer say the upstream’s members, then ours', async () => {
+    const cache = await ctx.open();
+    const app = APPS.koa(cache, { ttl: '5m' });
+    const server = http2.createServer(app.target as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (session) => sessions.add(session));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const get = (headers: Record<string, string> = {}) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const stream = client.request({ ':path': '/api/page', ...headers });
+        let value: string | undefined;
+        stream.on('response', (h) => (value = [h['cache-status']].flat().join(', ') || undefined));
+        stream.resume();
+        stream.on('end', () => resolve(value));
+        stream.on('error', reject);
+      });
+    try {
+      assert.equal(await get(), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+      assert.equal(await get(), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+      assert.equal(await get({ authorization: 'Bearer t' }), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+      assert.equal(app.runs.n, 2);
+    } finally {
+      client.destroy();
+      for (const session of sessions) session.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
