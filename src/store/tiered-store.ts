@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
-import { FillProtocol, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
+import { FillProtocol, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
 import { L2UnavailableError, type L2Store } from './l2-store.js';
@@ -280,20 +280,30 @@ export class TieredStore {
 
   /** getL2's one round trip for an entry and the counters `needs` names; Redis failures are a miss (counted by L2Store). */
   private async readWithCounters(key: string, needs: StampNeeds): Promise<TieredHit | undefined> {
-    const versions = this.versions;
+    const read = await this.readOnlyLookup(key, needs);
+    return 'done' in read ? read.done : this.judgeFromL2(key, read.entry, needs, readOf(needs, read.values));
+  }
+
+  /**
+   * One read-only LOOKUP of `key` with the counters `needs` names (and a
+   * pull's claim): the entry and the values read, or what the read already
+   * decided (`done`): a Redis failure or no entry is a miss, foreign data is
+   * read as a GET reads it (reported and deleted).
+   */
+  private async readOnlyLookup(key: string, needs: StampNeeds, claim?: PullClaim): Promise<{ readonly entry: Buffer; readonly values: ReadonlyArray<number | undefined> } | { readonly done: TieredHit | undefined }> {
     let reply;
     try {
-      reply = await this.fills!.lookup({ key, lock: undefined, counters: versions.counterKeys(needs), epochFirst: needs.epoch, now: this.now(), readOnly: true });
+      reply = await this.fills!.lookup({ key, lock: undefined, counters: this.versions.counterKeys(needs), epochFirst: needs.epoch, now: this.now(), readOnly: true, ...(claim === undefined ? {} : { claim }) });
     } catch {
-      return undefined;
+      return { done: undefined };
     }
     // A key of another type: a GET reports it and deletes it, as a read always has.
-    if (reply.foreign === true) return this.getL2Plain(key);
+    if (reply.foreign === true) return { done: await this.getL2Plain(key) };
     if (reply.entry === null) {
       this.l2Misses++;
-      return undefined;
+      return { done: undefined };
     }
-    return this.judgeFromL2(key, reply.entry, needs, readOf(needs, reply.values));
+    return { entry: reply.entry, values: reply.values };
   }
 
   /**
@@ -315,22 +325,12 @@ export class TieredStore {
     if (this.startGate !== undefined) await this.startGate;
     const versions = this.versions;
     const needs: StampNeeds = { tags, epoch: versions.needs(tags).epoch || !isCluster(l2.client), generation: versions.currentGeneration() };
-    const claim = { key: `{${key}}:pull`, token: randomUUID(), ttl: claimLife(l2) };
+    const claim: PullClaim = { key: `{${key}}:pull`, token: randomUUID(), ttl: claimLife(l2) };
     const fills = this.fills!;
-    let reply;
-    try {
-      reply = await fills.lookup({ key, lock: undefined, counters: versions.counterKeys(needs), epochFirst: needs.epoch, now: this.now(), readOnly: true, claim });
-    } catch {
-      return undefined;
-    }
-    // A key of another type: a GET reports it and deletes it, as a read always has.
-    if (reply.foreign === true) return this.getL2Plain(key);
-    if (reply.entry === null) {
-      this.l2Misses++;
-      return undefined;
-    }
-    const entry = this.decodeFromL2(key, reply.entry);
-    const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, readOf(needs, reply.values)) ?? (await versions.vouch(entry))) : false;
+    const read = await this.readOnlyLookup(key, needs, claim);
+    if ('done' in read) return read.done;
+    const entry = this.decodeFromL2(key, read.entry);
+    const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, readOf(needs, read.values)) ?? (await versions.vouch(entry))) : false;
     // Valid: taken if the claim is still ours. Invalid or over: deleted with the claim. Not vouched for: let go.
     const settled = fills.settleClaim(key, claim, word !== undefined).catch(() => false);
     if (word === true && (await settled)) {
