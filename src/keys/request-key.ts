@@ -9,7 +9,6 @@
 // query carrying an access_token (`:t=`): key names are read by whoever can
 // SCAN, MONITOR or open the status page.
 import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ACCESS_TOKEN, canonicalQuery, hasAccessToken } from './canonical-query.js';
 import { escapeKeyComponent } from './key-escape.js';
@@ -150,7 +149,7 @@ function allowMark(allow: ReadonlySet<string>): string {
 function bounded(head: string, rest: string): string {
   if (head.length + rest.length <= MAX_KEY_LENGTH) return head + rest;
   // '#' is escaped inside components, so a hashed key never equals a plain one.
-  return head + '#' + createHash('sha256').update(rest).digest('base64url');
+  return head + '#' + crypto.createHash('sha256').update(rest).digest('base64url');
 }
 
 /**
@@ -200,5 +199,5 @@ const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encodi
  */
 function credentialDigest(namespace: string, value: string): string {
   const input = 'tiercache-credential:' + namespace + '\0' + value;
-  return oneShotHash !== undefined ? oneShotHash('sha256', input, 'base64url') : createHash('sha256').update(input).digest('base64url');
+  return oneShotHash !== undefined ? oneShotHash('sha256', input, 'base64url') : crypto.createHash('sha256').update(input).digest('base64url');
 }

@@ -97,7 +97,7 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
   if (value === undefined) return undefined;
   if (said === undefined) return value === inFront ? undefined : typeof value === 'number' ? String(value) : value;
   // Set over ours, or appended to it (the handler's own members): ours taken out either way.
-  const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  const upstream = membersBut(value, said);
   if (upstream.length === 0) {
     res.removeHeader(CACHE_STATUS);
     return undefined;
@@ -130,8 +130,13 @@ export function keepSaidAfterUpstream(res: ServerResponse): void {
   if (said === undefined) return;
   const value = res.getHeader(CACHE_STATUS);
   if (value === undefined || value === said) return;
-  const upstream = (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  const upstream = membersBut(value, said);
   if (upstream.length > 0) res.setHeader(CACHE_STATUS, [...upstream, said]);
+}
+
+/** The field lines of a Cache-Status value on a response, but the one a layer of ours said (sayBeforeApp). */
+function membersBut(value: OutgoingHttpHeader, said: string): string[] {
+  return (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
 }
 
 /** `ours` as the last member after the upstream's field lines, kept as they came (RFC 9211 §2). */

@@ -330,7 +330,7 @@ export class TieredStore {
     const read = await this.readOnlyLookup(key, needs, claim);
     if ('done' in read) return read.done;
     const entry = this.decodeFromL2(key, read.entry);
-    const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, readOf(needs, read.values)) ?? (await versions.vouch(entry))) : false;
+    const word = await this.verdictOn(entry, needs, readOf(needs, read.values));
     // Valid: taken if the claim is still ours. Invalid or over: deleted with the claim. Not vouched for: let go.
     const settled = fills.settleClaim(key, claim, word !== undefined).catch(() => false);
     if (word === true && (await settled)) {
@@ -342,6 +342,16 @@ export class TieredStore {
   }
 
   /**
+   * Whether an entry read from L2 with the counters `needs` names may be
+   * served: on their word, else on Redis's (vouch); false when it is
+   * undecodable or over; undefined when Redis could not vouch for it.
+   */
+  private async verdictOn(entry: StoredEntry | undefined, needs: StampNeeds, read: StampRead): Promise<boolean | undefined> {
+    if (entry === undefined || entry.staleUntil <= this.now()) return false;
+    return this.versions.decide(entry, needs, read) ?? (await this.versions.vouch(entry));
+  }
+
+  /**
    * An entry read from L2 with the counters `needs` names (a fill's lookup,
    * or getL2's): served on their word, else on Redis's (vouch), warming L1;
    * otherwise a miss, deleted from L2 when Redis says it is invalid or it is
@@ -349,8 +359,7 @@ export class TieredStore {
    */
   private async judgeFromL2(key: string, raw: Buffer, needs: StampNeeds, read: StampRead): Promise<TieredHit | undefined> {
     const entry = this.decodeFromL2(key, raw);
-    const versions = this.versions;
-    const word = entry !== undefined && entry.staleUntil > this.now() ? (versions.decide(entry, needs, read) ?? (await versions.vouch(entry))) : false;
+    const word = await this.verdictOn(entry, needs, read);
     if (word !== true) {
       if (entry !== undefined && word === false) this.dropFromL2(key);
       this.l2Misses++;
