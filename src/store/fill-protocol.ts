@@ -407,11 +407,8 @@ export class FillProtocol {
    * for the claim's life.
    */
   private async claimOnCluster(request: LookupRequest): Promise<LookupReply> {
-    const { key, counters } = request;
-    const slot = keySlot(key);
-    const here: number[] = [];
-    const elsewhere: number[] = [];
-    counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
+    const { counters } = request;
+    const { slot, here, elsewhere } = bySlot(request);
     const others = elsewhere.length === 0 ? undefined : await this.l2.run((client) => peekBySlot(client, elsewhere.map((i) => counters[i]!)));
     const own = await this.l2.run(async (client) => {
       checkEntryTags(counters.length, true);
@@ -519,12 +516,18 @@ async function lookupInOne(client: RedisClient, request: LookupRequest, guard?: 
  * state the entry's own key counter, the only one a fill reads), and the
  * counters of every other slot read at the same time, one script per slot.
  */
-async function lookupOnCluster(client: RedisClient, request: LookupRequest): Promise<LookupReply> {
-  const { key, counters } = request;
-  const slot = keySlot(key);
+/** The entry's slot, and the indexes of the lookup's counters in it (`here`) and in other slots. */
+function bySlot(request: LookupRequest): { slot: number; here: number[]; elsewhere: number[] } {
+  const slot = keySlot(request.key);
   const here: number[] = [];
   const elsewhere: number[] = [];
-  counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
+  request.counters.forEach((counter, i) => (keySlot(counter) === slot ? here : elsewhere).push(i));
+  return { slot, here, elsewhere };
+}
+
+async function lookupOnCluster(client: RedisClient, request: LookupRequest): Promise<LookupReply> {
+  const { counters } = request;
+  const { slot, here, elsewhere } = bySlot(request);
   const epochHere = request.epochFirst && here[0] === 0;
   if (request.readOnly === true) return lookupReadOnlyOnCluster(client, request, here, elsewhere, epochHere);
   const [own, others] = await Promise.all([
