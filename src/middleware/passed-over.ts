@@ -10,7 +10,6 @@
 import type { TierCache } from '../cache/tier-cache.js';
 import type { StoredEntry } from '../store/entry.js';
 import type { PreparedResponse } from './http-entry.js';
-import { storableStatus } from './storage-rules.js';
 
 /** Kinds of middleware (and of the entries they store), as bits: a middleware with `user`. */
 export const SCOPED_KIND = 1;
@@ -100,14 +99,15 @@ export class PassedOver {
   /**
    * The answer is out, with `status`: every layer that would see the request
    * has. (Not on 'close' alone: a client gone early may leave layers further
-   * in unrun.) Only an answer the route gives when it works (a storable
-   * status, or a 304 to a client's conditional request) tells an orphan: a
-   * 401, 403 or 429 comes from a guard mounted before the route's own
-   * middleware, which a client can make fail at will, and which says nothing
-   * of whether that middleware is there.
+   * in unrun.) Only the answer the entry holds (its status, or a 304 to a
+   * client's conditional request) tells an orphan: any other may come from a
+   * guard mounted before the route's own middleware (a 401 or 429 a client
+   * causes at will, a redirect by a header the key does not hold), which says
+   * nothing of whether that middleware is there. A route that now answers
+   * otherwise keeps its orphan until it expires or is invalidated.
    */
   decide(status: number): void {
     if (this.owned) this.response.markOwnerSeen(generation);
-    else if (storableStatus(status) || status === 304) this.remover.removeOrphan(this.key, this.entry);
+    else if (status === this.response.status || status === 304) this.remover.removeOrphan(this.key, this.entry);
   }
 }

@@ -1,7 +1,7 @@
 // What decides whether an entry one middleware passed over is an orphan
 // (passed-over.ts): which layers further in count as its owner (all of its
 // kinds, its namespace, any watch of the chain), which answers tell an orphan
-// (a working route's: storable statuses and 304; not a guard's), and how the
+// (the entry's own status, or a 304; not a guard's, a redirect's), and how the
 // mark that spares later watches is kept (per entry, per middleware
 // generation). The integration file entries-of-a-former-config shows each rule
 // on real apps; here each rule alone, so a changed operator or bit is seen.
@@ -77,11 +77,17 @@ describe('middleware: an entry passed over, and whether it is an orphan', () => 
     assert.deepEqual([outer.removed, inner.removed], [[], []]);
   });
 
-  it('takes only the answer of a working route for an orphan: storable statuses and 304, not a guard\'s or an error', () => {
-    for (const [status, removes] of [[200, true], [203, true], [204, true], [300, true], [301, true], [308, true], [304, true], [302, false], [401, false], [403, false], [404, false], [429, false], [500, false]] as const) {
+  it('takes only the answer the entry holds for an orphan (its status, or a 304), not a guard\'s, a redirect or an error', () => {
+    for (const [status, removes] of [[200, true], [304, true], [203, false], [204, false], [300, false], [301, false], [308, false], [302, false], [401, false], [403, false], [404, false], [429, false], [500, false]] as const) {
       const r = remover();
       watch(r, response(false, true)).decide(status);
       assert.equal(r.removed.length, removes ? 1 : 0, String(status));
+    }
+    const moved = new PreparedResponse(301, [['location', '/new']], Buffer.alloc(0), false, RULES, false);
+    for (const [status, removes] of [[301, true], [200, false], [308, false]] as const) {
+      const r = remover();
+      watch(r, moved).decide(status);
+      assert.equal(r.removed.length, removes ? 1 : 0, `a 301 entry, answered ${status}`);
     }
   });
 
