@@ -65,7 +65,7 @@ export function checkSourceOptions(options: unknown): void {
  * object is '[object Object]' and ['a', 'b,c'] is ['a,b', 'c']: one id would
  * be handed another's value. An object with a toString() of its own (an
  * ObjectId) names itself; a Buffer only when it is UTF-8 text; a Date by its ISO string.
- * @throws TypeError for null, undefined, a Symbol, a function, an array, an object without a toString() of its own, a Buffer that is not UTF-8 text, or an Invalid Date.
+ * @throws TypeError for null, undefined, a Symbol (bare or boxed), a function, an array, an object without a toString() of its own, a Buffer that is not UTF-8 text, or an Invalid Date.
  */
 function idText(id: unknown): string {
   // String() of a Symbol is its description and of a function its source text: two symbols described alike, or two
@@ -92,8 +92,10 @@ function idText(id: unknown): string {
     if (!Buffer.from(text).equals(id)) throw new TypeError("tiercache: a source() id that is a Buffer must be UTF-8 text: other Buffers share the String() of this one; build a string id (`id.toString('hex')`)");
     return text;
   }
-  if (Array.isArray(id) || id.toString === Object.prototype.toString) {
-    throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${Array.isArray(id) ? 'an array' : 'a plain object'}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
+  // A boxed Symbol (Object(sym)) names itself by Symbol.prototype.toString: its description, as a bare one does.
+  if (Array.isArray(id) || id.toString === Object.prototype.toString || id.toString === Symbol.prototype.toString) {
+    const what = Array.isArray(id) ? 'an array' : id.toString === Object.prototype.toString ? 'a plain object' : 'a boxed Symbol';
+    throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${what}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
   }
   return String(id);
 }

@@ -1833,6 +1833,8 @@ describe('data API: source()', () => {
     for (const [first, second] of [
       [Symbol('user'), Symbol('user')],
       [tenant('acme'), tenant('globex')],
+      // Boxed, a Symbol is an object whose toString() (Symbol.prototype's) is the same description.
+      [Object(Symbol('user')) as object, Object(Symbol('user')) as object],
     ] as const) {
       await assert.rejects(things.get(first), refused);
       await assert.rejects(things.get(second), refused);
