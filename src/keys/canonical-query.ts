@@ -138,6 +138,36 @@ const ACCESS_TOKEN_NAME = /^\??\[*access_token(?:$|[[\]])/;
  * Whether a query carries `access_token` (RFC 6750 §2.3) under any spelling a
  * parser reads as that parameter: escaped, `access_token[]`, `[access_token]`.
  */
+/**
+ * `query` with the value of each `access_token` parameter (any spelling
+ * hasAccessToken reads) replaced by `redacted`: for what reports a request
+ * target to listeners and logs, which must not carry a credential.
+ */
+export function redactAccessToken(query: string): string {
+  if (!hasAccessToken(query)) return query;
+  const parts = query.split('&');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const eq = part.indexOf('=');
+    if (eq !== -1 && ACCESS_TOKEN_NAME.test(lenientDecode(part.slice(0, eq)))) parts[i] = `${part.slice(0, eq)}=redacted`;
+  }
+  return parts.join('&');
+}
+
+/**
+ * A request target as events and the debug log report it: an `access_token`
+ * value in its query redacted (a credential, RFC 6750 §2.3).
+ */
+export function reportedTarget(target: string): string {
+  const q = target.indexOf('?');
+  if (q === -1) return target;
+  const hash = target.indexOf('#', q);
+  const end = hash === -1 ? target.length : hash;
+  const query = target.slice(q + 1, end);
+  const redacted = redactAccessToken(query);
+  return redacted === query ? target : target.slice(0, q + 1) + redacted + target.slice(end);
+}
+
 export function hasAccessToken(query: string): boolean {
   if (query.indexOf(ACCESS_TOKEN) === -1 && query.indexOf('%') === -1) return false;
   for (const part of query.split('&')) {

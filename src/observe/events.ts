@@ -51,7 +51,7 @@ export interface BypassEvent {
   readonly route: string;
   /** Why: a `Cache-Status` detail token (`authorization`, `cookie`, ..., `app` for the bypass option). */
   readonly reason: string;
-  /** The request target (path and query): may carry ids, so never use it as a metric label. */
+  /** The request target (path and query; an `access_token` value in it reads `redacted`): may carry ids, so never use it as a metric label. */
   readonly url: string;
 }
 

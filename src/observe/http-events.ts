@@ -2,6 +2,7 @@
 // and the outcome counters stats() reads. Kept out of the middleware's core so
 // that its hit path stays a listener check and nothing more.
 import type { TierCache } from '../cache/tier-cache.js';
+import { reportedTarget } from '../keys/canonical-query.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { coarseNow } from '../store/coarse-clock.js';
 import type { CacheTier } from './events.js';
@@ -63,7 +64,7 @@ export class HttpEvents<R> {
     this.cache.outcomes.bypassed(reason);
     if (this.cache.listenerCount('bypass') === 0) return;
     const route = routeLabel(this.cache.options.routes, normalizeRoutePath(pathOf(url)), this.patternOf?.(arg));
-    this.cache.emit('bypass', { route, reason, url });
+    this.cache.emit('bypass', { route, reason, url: reportedTarget(url) });
   }
 
   /** A fill stored (its answer under `key`: the variant's, when it varies): counted, and reported to listeners. */

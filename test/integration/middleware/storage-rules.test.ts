@@ -435,11 +435,15 @@ function registerTests(
 
     it('bypasses a request with access_token in its query (RFC 6750 §2.3), in every spelling the parsers read as that name', async () => {
       const cache = open();
+      const urls: string[] = [];
+      // A 'bypass' listener (and the debug log, which is one) reads the request target: the token must not be in it.
+      cache.on('bypass', (e) => urls.push(e.url));
       const app = build(cache, { routes: [{ path: '/p', mw: {}, handler: (io) => io.send(`p ${io.query('access_token') ?? ''}`) }] });
       for (const url of ['/p?access_token=secret', '/p?page=1&access%5Ftoken=secret', '/p?access_token[]=secret']) {
         for (let i = 0; i < 2; i++) assert.equal((await call(app, url)).headers['cache-status'], bypass('access-token'), url);
       }
       assert.equal(app.runs('/p'), 6);
+      assert.deepEqual([...new Set(urls)], ['/p?access_token=redacted', '/p?page=1&access%5Ftoken=redacted', '/p?access_token[]=redacted']);
       assert.equal((await call(app, '/p')).headers['cache-status'], STORED, 'nothing was stored by the credentialed requests');
     });
 

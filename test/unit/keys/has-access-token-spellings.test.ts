@@ -7,6 +7,7 @@
 // access_token), and a '+' in such a name.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { reportedTarget } from '../../../src/keys/canonical-query.js';
 import { hasAccessToken } from '../../../src/keys/index.js';
 import { QUERY_PARSERS } from '../../support/query-parsers.js';
 
@@ -31,5 +32,22 @@ describe('keys: hasAccessToken, spellings of the name', () => {
     for (const { name, parse } of QUERY_PARSERS) assert.equal((parse('access+_token[%FF]=x') as Record<string, unknown>).access_token, undefined, name);
     assert.equal(qs.parse('access+_token[%FF]=x', { charset: 'iso-8859-1' }).access_token, undefined);
     assert.equal(hasAccessToken('access+_token[%FF]=x'), false);
+  });
+});
+
+describe('keys: reportedTarget, the request target a bypass event and the debug log carry', () => {
+  it('redacts the value of every access_token parameter, in each spelling hasAccessToken reads, and leaves the rest as it was', () => {
+    const cases: Array<[target: string, reported: string]> = [
+      ['/p', '/p'],
+      ['/p?page=2', '/p?page=2'],
+      ['/p?access_token=s3cret&page=2#top', '/p?access_token=redacted&page=2#top'],
+      ['/p?access_token=a&x=1&access_token=b', '/p?access_token=redacted&x=1&access_token=redacted'],
+      ['/p?%61ccess_token=s3cret', '/p?%61ccess_token=redacted'],
+      ['/p?access_token[0]=s3cret', '/p?access_token[0]=redacted'],
+      // No value to hide; parsers read other names and other cases apart.
+      ['/p?access_token', '/p?access_token'],
+      ['/p?ACCESS_TOKEN=s&access_tokens=t', '/p?ACCESS_TOKEN=s&access_tokens=t'],
+    ];
+    for (const [target, reported] of cases) assert.equal(reportedTarget(target), reported, target);
   });
 });
