@@ -48,6 +48,18 @@ import type { RoutePatternOf } from '../observe/route-label.js';
  * collection; measured by instruction count, bench/miss-instructions.sh).
  */
 const ACTIVE_FILL = Symbol('tiercache.activeFill');
+/**
+ * An entry a layer further out read from L2 and passed over (see passOver),
+ * with that layer's cache: its read put the entry in that cache's L1, where
+ * a layer of the same cache it is left to finds it. That layer's hit is this
+ * request's L2 hit, which the outer layer counted already: reported so, and
+ * not counted again as an L1 hit.
+ */
+const PASSED_FROM_L2 = Symbol('tiercache.passedFromL2');
+interface PassedFromL2 {
+  readonly key: string;
+  readonly cache: TierCache;
+}
 /** Which caches' middleware decide what a write invalidates (true: its target too): two mounts would invalidate twice. */
 const WRITE_SEEN = Symbol('tiercache.writeSeen');
 /** Set once a tiercache layer has looked at a request's refresh marker (the first one removes the header). */
@@ -999,11 +1011,14 @@ export class HttpCache<R> {
     }
     if (local !== undefined && notOurs(plan, local)) return this.passOver(c, plan, local, next);
     if (local !== undefined) {
-      this.cache.store.noteL1Hits(local.lookups!);
+      const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
+      const readFromL2 = passed !== undefined && passed.key === plan.key && passed.cache === this.cache;
+      if (!readFromL2) this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
-        if (this.cache.hitListened) this.reportServed(c.res, plan, 'L1', false);
-        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(HIT_L1), this.defersHits);
+        const tier = readFromL2 ? 'L2' : 'L1';
+        if (this.cache.hitListened) this.reportServed(c.res, plan, tier, false);
+        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), this.defersHits);
         return true;
       }
     } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
@@ -1044,6 +1059,7 @@ export class HttpCache<R> {
    */
   private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown): boolean | Promise<boolean> {
     const response = found.response;
+    if (found.tier === 'L2') (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache };
     // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
     // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
     if (ownerSeen(response) || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
