@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { reportedTarget } from '../keys/canonical-query.js';
 import { requestHost } from '../keys/request-key.js';
 import { applyHeaderArgument, type AnswerWriter } from './capture.js';
 
@@ -147,7 +148,8 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
       // the next refresh, its late answer stored nowhere). Left open, the fill stayed registered and no
       // stale hit refreshed the key again for the rest of its stale window.
       const giveUp = () => {
-        reject(new Error(`background refresh of ${url} took over ${timeoutMs} ms`));
+        // Reported to listeners and the logger: an access_token the target carries is a credential.
+        reject(new Error(`background refresh of ${reportedTarget(url)} took over ${timeoutMs} ms`));
         res.destroy();
       };
       const timer = answer === undefined ? setTimeout(giveUp, timeoutMs) : undefined;

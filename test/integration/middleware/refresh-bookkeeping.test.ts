@@ -20,15 +20,15 @@ const FRESH = 'tiercache; hit; detail=L1';
 const REFRESH_TIMEOUT_MS = 60_000;
 
 /**
- * GET /s with the refresh's time limit cut short: timers of exactly that
- * length fire after 100 ms while the (stale) request runs.
+ * GET `path` (/s) with the refresh's time limit cut short: timers of exactly
+ * that length fire after 100 ms while the (stale) request runs.
  */
-async function getWithRefreshLimitCut(a: express.Express): Promise<request.Response> {
+async function getWithRefreshLimitCut(a: express.Express, path = '/s'): Promise<request.Response> {
   const realSetTimeout = globalThis.setTimeout;
   globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
     realSetTimeout(() => fn(...args), ms === REFRESH_TIMEOUT_MS ? 100 : ms)) as unknown as typeof setTimeout;
   try {
-    return await request(a).get('/s');
+    return await request(a).get(path);
   } finally {
     globalThis.setTimeout = realSetTimeout;
   }
@@ -109,6 +109,33 @@ describe('middleware: background refresh bookkeeping', function () {
       await eventually(() => errors.length > 0, 'an error event for the refresh that never ended');
       assert.equal(errors[0]!.where, 'refresh');
       assert.match(errors[0]!.err.message, /background refresh of \/s took over/);
+    } finally {
+      answer?.();
+    }
+  });
+
+  // A user-scoped (or shared) route stores a request carrying an access_token (RFC 6750 §2.3) under the
+  // query's digest, and its refresh re-sends the target as it came: the report of one given up on named
+  // that target, so the 'error' event and the logger's warning held the bearer token in plain text.
+  it("the report of a refresh given up on does not carry an access_token from the request's query", async () => {
+    const cache = track(createCache({ redis: false }));
+    let answer: (() => void) | undefined;
+    let runs = 0;
+    const a = express();
+    a.get('/s', expressCache(cache, { ttl: 100, staleWhileRevalidate: '10s', user: (req) => String(req.query.user) }), (_req, res) => {
+      if (++runs === 1) res.send('run 1');
+      else answer = () => res.send(`run ${runs}`);
+    });
+    const errors: ErrorEvent[] = [];
+    cache.on('error', (e) => errors.push(e));
+    const target = '/s?user=7&access_token=s3cr3t-t0ken';
+    assert.equal((await request(a).get(target)).text, 'run 1');
+    await sleep(150);
+    assert.match(String((await getWithRefreshLimitCut(a, target)).headers['cache-status']), STALE);
+    try {
+      await eventually(() => errors.length > 0, 'an error event for the refresh that never ended');
+      assert.match(errors[0]!.err.message, /background refresh of \/s\?user=7&access_token=redacted took over/);
+      assert.doesNotMatch(errors[0]!.err.message, /s3cr3t/);
     } finally {
       answer?.();
     }
