@@ -107,6 +107,23 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
   return kept;
 }
 
+/** What appDone read: nothing yet (see FillCapture.appDone). */
+export const NOT_READ: unique symbol = Symbol('tiercache.notRead');
+
+/**
+ * The answer's Cache-Status put back as the app left it (`fromApp`, read once
+ * the layers further in were done: Koa writes the head only after every
+ * middleware has run). A layer in front that set or added a member after
+ * next() is no upstream cache: its member, taken for one, was stored with the
+ * entry and replayed, before ours, to every later client. It goes, as it goes
+ * on hits (written over by the stored fields).
+ */
+export function asTheAppLeftIt(res: ServerResponse, fromApp: OutgoingHttpHeader | undefined | typeof NOT_READ): void {
+  if (fromApp === NOT_READ || res.getHeader(CACHE_STATUS) === fromApp) return;
+  if (fromApp === undefined) res.removeHeader(CACHE_STATUS);
+  else res.setHeader(CACHE_STATUS, fromApp);
+}
+
 /**
  * A layer of ours writes the answer's Cache-Status after the app ran (a fill,
  * a hit written field by field): what an outer layer said before is no

@@ -3,7 +3,7 @@
 // capturing its answer, store it in both tiers before the answer ends, and
 // hand it to the requests that waited. The adapters (express.ts, koa.ts) only
 // translate their request objects and "run the rest of the app" into this.
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { isThenable } from '../cache/thenable.js';
 import { buildRequestKey, REQUEST_KEY, requestHeader, requestHost, variantKey, varyValue } from '../keys/request-key.js';
@@ -19,7 +19,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
-import { afterUpstream, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -170,6 +170,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private reasonAtHead: string | undefined = undefined;
   /** The Cache-Status the handler's answer came with (an upstream cache's), which ours follows. */
   private upstream: string | string[] | undefined = undefined;
+  /** Cache-Status as the app left it, when the layers further in were done before the head left (see appDone). */
+  private statusFromApp: OutgoingHttpHeader | undefined | typeof NOT_READ = NOT_READ;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -209,6 +211,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (ims !== undefined) headers['if-modified-since'] = ims;
   }
 
+  /** The layers further in are done (Koa: its head goes out once the middleware in front are done too). */
+  appDone(r: ServerResponse): void {
+    if (!r.headersSent) this.statusFromApp = r.getHeader('cache-status');
+  }
+
   /** A 5xx with a stale entry to stand in that local state cannot vouch for waits for Redis's word (see HttpCache.askBeforeStaleIfError). */
   hold(_r: ServerResponse, status: number): Promise<void> | undefined {
     if (this.stoodDown || this.stale === undefined || status < 500) return undefined;
@@ -219,7 +226,9 @@ class FillCapture implements CaptureHooks, ActiveFill {
     if (this.stoodDown) return undefined;
     const { plan, stale, flight } = this;
     const cacheStatus = this.http.options.cacheStatus;
-    // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here.
+    // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here,
+    // and one a layer in front set after the app was done (see appDone).
+    asTheAppLeftIt(r, this.statusFromApp);
     const upstream = (this.upstream = upstreamStatus(r, this.statusInFront));
     if (stale !== undefined && r.statusCode >= 500) {
       const until = this.http.staleIfErrorUntil(plan, stale, this.stamp.generation, this.redisSays);
@@ -1830,6 +1839,8 @@ export class HttpCache<R> {
       return failed(err);
     }
     after?.(capture?.stoodDown === true);
+    // Koa: the layers further in are done; the head goes out once those in front are too.
+    if (capture !== undefined && isThenable(result)) result = Promise.resolve(result).then(() => capture.appDone(res));
     return isThenable(result) ? Promise.resolve(result).then(() => false, failed) : false;
   }
 

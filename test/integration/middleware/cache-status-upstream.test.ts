@@ -170,6 +170,29 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // Koa writes the head once every middleware has run: a middleware in front that adds a member after
+  // next() (its own word on this answer) did so before our fill read the field, and was taken for an
+  // upstream cache. Its member from the filling request was stored, and replayed before ours to every
+  // later client (a per-request detail included), in place of the one it added to theirs.
+  it('Koa: a member a middleware in front adds after next() is no upstream’s: not stored, not replayed to later clients', async () => {
+    const a = await ctx.open();
+    const app = new Koa();
+    let n = 0;
+    app.use(async (c, next) => {
+      await next();
+      c.append('Cache-Status', `edge; req=${++n}`);
+    });
+    app.use(koaCache(a, { ttl: '5m' }));
+    app.use((c) => {
+      c.set('Cache-Status', UPSTREAM);
+      c.body = 'page';
+    });
+    const target = app.callback();
+    assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's member was replayed");
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
   it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
     const cache = await ctx.open({ freshness: 'origin' });
     const app = express();
