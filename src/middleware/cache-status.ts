@@ -89,13 +89,22 @@ export function sayBeforeApp(res: ServerResponse, value: string): void {
  * it is taken off, since the layer that fills speaks for the cache now. Nor
  * is a value still as it was when the fill began (`inFront`: set by a
  * middleware in front of the cache, closer to the client than ours): it is
- * neither stored nor put before ours, and ours replaces it, as it always did.
+ * neither stored nor put before ours, and ours replaces it, as it always did;
+ * to such a value the handler may have appended (res.append): the lines it
+ * added are the upstream's, the front layer's are taken off.
  */
 export function upstreamStatus(res: ServerResponse, inFront: unknown): string | string[] | undefined {
   const said = forgetSaid(res);
   const value = res.getHeader(CACHE_STATUS);
   if (value === undefined) return undefined;
-  if (said === undefined) return value === inFront ? undefined : typeof value === 'number' ? String(value) : value;
+  if (said === undefined) {
+    if (value === inFront) return undefined;
+    const appended = appendedTo(value, inFront);
+    if (appended === undefined) return typeof value === 'number' ? String(value) : value;
+    const kept = appended.length === 1 ? appended[0]! : appended;
+    res.setHeader(CACHE_STATUS, kept);
+    return kept;
+  }
   // Set over ours, or appended to it (the handler's own members): ours taken out either way.
   const upstream = membersBut(value, said);
   if (upstream.length === 0) {
@@ -149,6 +158,14 @@ export function keepSaidAfterUpstream(res: ServerResponse): void {
   if (value === undefined || value === said) return;
   const upstream = membersBut(value, said);
   if (upstream.length > 0) res.setHeader(CACHE_STATUS, [...upstream, said]);
+}
+
+/** The lines of `value` that follow those of `front` when it begins with them all (appended to it), else undefined. */
+function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
+  if (front === undefined || !Array.isArray(value)) return undefined;
+  const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
+  if (value.length <= lines.length || lines.some((line, i) => value[i] !== line)) return undefined;
+  return value.slice(lines.length);
 }
 
 /** The field lines of a Cache-Status value on a response, but the one a layer of ours said (sayBeforeApp). */

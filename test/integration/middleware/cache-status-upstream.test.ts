@@ -170,6 +170,20 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // A proxying handler that appends the origin's members (res.append) to a value a layer in front set
+  // before the app ran: only what it appended is the upstream's. The front layer's member of the
+  // filling request (req=1) was stored with them and replayed, before ours, to every later client.
+  it('members the handler appends to a Cache-Status a middleware in front set are the upstream’s; the front layer’s is not stored, not replayed', async () => {
+    const a = await ctx.open();
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/proxied', expressCache(a, { ttl: '5m' }), (_req, res) => void res.append('Cache-Status', UPSTREAM).send('page'));
+    assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front member was replayed");
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
   // Koa writes the head once every middleware has run: a middleware in front that adds a member after
   // next() (its own word on this answer) did so before our fill read the field, and was taken for an
   // upstream cache. Its member from the filling request was stored, and replayed before ours to every
