@@ -125,10 +125,13 @@ export const NOT_READ: unique symbol = Symbol('tiercache.notRead');
  * middleware has run). A layer in front that set or added a member after
  * next() is no upstream cache: its member, taken for one, was stored with the
  * entry and replayed, before ours, to every later client. It goes, as it goes
- * on hits (written over by the stored fields).
+ * on hits (written over by the stored fields). One that removed the field
+ * (upstream internals hidden from clients) is left so: nothing is stored.
  */
 export function asTheAppLeftIt(res: ServerResponse, fromApp: OutgoingHttpHeader | undefined | typeof NOT_READ): void {
-  if (fromApp === NOT_READ || res.getHeader(CACHE_STATUS) === fromApp) return;
+  if (fromApp === NOT_READ) return;
+  const now = res.getHeader(CACHE_STATUS);
+  if (now === fromApp || now === undefined) return;
   if (fromApp === undefined) res.removeHeader(CACHE_STATUS);
   else res.setHeader(CACHE_STATUS, fromApp);
 }

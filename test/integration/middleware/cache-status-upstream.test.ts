@@ -207,6 +207,24 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  it('Koa: a middleware in front that removes Cache-Status after next() (internals hidden from clients) keeps it out: not stored, not replayed', async () => {
+    const a = await ctx.open();
+    const app = new Koa();
+    app.use(async (c, next) => {
+      await next();
+      c.remove('Cache-Status');
+    });
+    app.use(koaCache(a, { ttl: '5m' }));
+    app.use((c) => {
+      c.set('Cache-Status', UPSTREAM);
+      c.body = 'page';
+    });
+    const target = app.callback();
+    assert.equal(status(await request(target).get('/api/page')), MISS_STORED);
+    assert.equal(status(await request(target).get('/api/page')), HIT_L1);
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('ExampleCDN'), `${key} stored the member the layer in front removed`);
+  });
+
   it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
     const cache = await ctx.open({ freshness: 'origin' });
     const app = express();
