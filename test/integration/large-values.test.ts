@@ -55,7 +55,9 @@ async function monitored(admin: Redis, run: () => Promise<void>): Promise<Array<
 
 describe('large values in L2', function () {
   this.timeout(20_000);
-  const ctx = useRedisCaches({ prefix: 'large', flush: true });
+  // Bytes, not time, are checked here (bench/large-values.ts measures the time): on a loaded 2-core machine moving
+  // megabytes, and reading them back through the lookup script (which still copies them through Lua), can outlast 200 ms.
+  const ctx = useRedisCaches({ prefix: 'large', flush: true, defaults: { l2: { commandTimeout: '2s' } } });
   const counterOf = (tag: string, cache: TierCache) => (tag.startsWith('key:') ? `{${tag.slice(4)}}:v` : `${cache.prefix}:v:{${tag}}`);
 
   it('a staging key lands in its entry key\'s Cluster slot, whatever braces the key holds, and is never the same twice', () => {
@@ -175,13 +177,14 @@ describe('large values in L2', function () {
     assert.deepEqual(await stagingKeys(ctx.admin), []);
   });
 
-  it('two large stores of one key at once each use a staging key of their own: the key ends holding one of them whole', async () => {
+  it('two large stores of one key at once each use a staging key of their own: the key ends holding one of them whole (or, one having timed out, nothing)', async () => {
     const a = await ctx.open({ l1: false });
     const b = await ctx.open({ l1: false, namespace: ctx.ns });
     const values = [randomBytes(MiB).toString('base64'), randomBytes(MiB).toString('base64')];
     await Promise.all([a.set('same', values[0]), b.set('same', values[1]), a.set('same', values[1])]);
     const read = await (await ctx.open({ l1: false, namespace: ctx.ns })).get('same');
-    assert.ok(values.includes(read as string), 'the key holds neither value whole');
+    // Nothing at all is a possible end too: a set() whose store timed out on a loaded machine becomes a delete() of the key.
+    assert.ok(read === undefined || values.includes(read as string), 'the key holds neither value whole');
     assert.deepEqual(await stagingKeys(ctx.admin), []);
   });
 });
