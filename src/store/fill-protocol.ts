@@ -10,7 +10,9 @@
 // script. On a Cluster, where the keys of one script must share a slot, each
 // step is one script per slot involved, all sent at once: the entry, its lock
 // and its own key counter share the entry's slot (in steady state a fill
-// touches no other), other counters each live in a slot of their own.
+// touches no other), other counters each live in a slot of their own. An
+// entry of STAGED_PAYLOAD_BYTES or more goes ahead of its store script by a
+// plain SET, in the same round trip, so Redis never copies it through Lua.
 import { randomBytes } from 'node:crypto';
 import { TierCacheError } from '../errors.js';
 import type { L2Store } from './l2-store.js';

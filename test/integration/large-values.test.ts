@@ -177,6 +177,19 @@ describe('large values in L2', function () {
     assert.deepEqual(await stagingKeys(ctx.admin), []);
   });
 
+  it("a large store whose script Redis no longer knows (SCRIPT FLUSH: NOSCRIPT, then EVAL a round trip later) still finds its staged payload and stores it", async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    await ctx.admin.script('FLUSH');
+    await ctx.admin.config('RESETSTAT');
+    const value = randomBytes(MiB).toString('base64');
+    await a.set('flushed', value);
+    assert.ok((await b.get('flushed')) === value, 'the value was not stored');
+    assert.match(String(await ctx.admin.info('commandstats')), /cmdstat_eval:calls=[1-9]/, 'the premise: the store fell back to EVAL');
+    assert.deepEqual(await stagingKeys(ctx.admin), []);
+    assert.equal(a.stats().l2.errors, 0);
+  });
+
   it('two large stores of one key at once each use a staging key of their own: the key ends holding one of them whole (or, one having timed out, nothing)', async () => {
     const a = await ctx.open({ l1: false });
     const b = await ctx.open({ l1: false, namespace: ctx.ns });
