@@ -3,6 +3,7 @@
 // a slot served by another Redis process than before never lets an old entry
 // match again, and the invalidation bus works across nodes.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import express from 'express';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
@@ -109,6 +110,38 @@ describe('Redis Cluster as L2', function () {
       assert.equal(c.stats().l2.hits, 1, `${key}: L2 hits on a third instance`);
     }
     assert.deepEqual(errors, []);
+  });
+
+  it('large values (staged ahead of the store script in their entry\'s slot): set(), getOrSet() and an HTTP fill read back byte-exact on another instance, no staging key left on any master', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    const values = [0, 1, 2, 3].map((i) => randomBytes(512 * 1024 + i).toString('base64'));
+    for (let i = 0; i < 2; i++) {
+      await a.set(`big${i}`, values[i], { tags: [`t${i}`] });
+      assert.equal(await a.getOrSet(`got${i}`, () => values[2 + i]), values[2 + i]);
+    }
+    for (let i = 0; i < 2; i++) {
+      assert.ok((await b.get(`big${i}`)) === values[i], `set() big${i}`);
+      assert.ok((await b.get(`got${i}`)) === values[2 + i], `getOrSet() got${i}`);
+    }
+    const body = randomBytes(1024 * 1024 - 64);
+    const appFor = (cache: TierCache) => express().use(expressCache(cache, { ttl: '1m' })).get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
+    const stored = new Promise((resolve) => a.once('store', resolve));
+    assert.equal((await request(appFor(a)).get('/api/blob')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    await stored;
+    const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse((res, done) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done(null, Buffer.concat(chunks)));
+    });
+    assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
+    assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
+    assert.equal(a.stats().l2.errors + b.stats().l2.errors, 0);
+    assert.deepEqual((await onEachNode((direct) => direct.keys('*:tiercache:stage:*'))).flat(), []);
+    // Each of the five came through a staging key, renamed onto its entry (nothing else renames).
+    const renames = await onEachNode(async (direct) => Number(/cmdstat_rename:calls=(\d+)/.exec(await direct.info('commandstats'))?.[1] ?? 0));
+    assert.ok(renames.reduce((n, r) => n + r, 0) >= 5, `renames per node: ${renames.join(', ')}`);
   });
 
   it('carries invalidations between instances over the bus, across nodes', async () => {

@@ -70,6 +70,21 @@ describe('Redis round trips and keys per request', function () {
     });
   }
 
+  it('a miss that fills with a large body (its payload staged ahead of the store script, fill-protocol.ts) still costs two round trips', async () => {
+    const { cache, proxy: p } = await counted({ l1: false });
+    const body = Buffer.alloc(512 * 1024, 'tiercache ');
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/large', (_req, res) => void res.type('text/plain').send(body));
+    for (let i = 0; i < 3; i++) await request(app).get(`/api/large?n=warm${i}`);
+    const turns = await turnsPer(p, 9, async (i) => {
+      const res = await request(app).get(`/api/large?n=${i}`);
+      assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; stored');
+    });
+    assert.equal(median(turns), 2, `turns per miss: ${turns.join(' ')}`);
+    assert.deepEqual(await ctx.admin.keys('*:tiercache:stage:*'), [], 'a staging key was left behind');
+  });
+
   it('the scripts are loaded as the connection comes up: a first fill and a first invalidation on an empty script cache run by EVALSHA, never falling back to EVAL', async () => {
     await ctx.admin.script('FLUSH');
     await ctx.admin.config('RESETSTAT');
