@@ -327,6 +327,21 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       assert.equal(removals.n, 0);
     });
 
+    it("two app-wide layers (an app's cache and a module's, one namespace) in front of the per-route one: both pass its entry over, neither removes it", async () => {
+      const runs = { n: 0 };
+      const [app1, module1, inner] = [await ctx.open({ routes }), await ctx.open({ routes }), await ctx.open({ routes })];
+      const removals = countRemovals([app1, module1, inner]);
+      const app = express();
+      app.use(expressCache(app1));
+      app.use(expressCache(module1));
+      app.get('/api/doc', expressCache(inner, { freshness: 'origin' }), (_req, res) => {
+        runs.n++;
+        res.set('Cache-Control', YEAR).json({ doc: runs.n, user: null });
+      });
+      assert.deepEqual(await statuses(app, 4, runs), [MISS_STORED, HIT_L1, HIT_L1, HIT_L1]);
+      assert.equal(removals.n, 0);
+    });
+
     /** App-wide middleware, then on /api/doc a guard answering `status` to requests with x-guard, then an origin-mode per-route middleware. */
     function guardedApp(cache: TierCache, runs: { n: number }, status: number): { app: Target; guarded: () => Promise<void> } {
       const app = express();
