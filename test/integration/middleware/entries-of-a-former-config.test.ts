@@ -15,12 +15,12 @@ import Router from '@koa/router';
 import express, { type RequestHandler } from 'express';
 import Koa from 'koa';
 import request from 'supertest';
-import type { CacheOptions, TierCache } from '../../../src/index.js';
+import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { HIT_L1, MISS_STORED } from '../../../src/middleware/cache-status.js';
-import { useRedisCaches } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { express4, Koa2 } from './apps.js';
 
 type Target = Parameters<typeof request>[0];
@@ -159,11 +159,19 @@ describe('middleware: entries a former config of the route stored (origin mode, 
   });
 
   describe('edges of a removal', () => {
+    const cleanup = useCleanup();
     it('an orphan this instance holds in L1 (the app rebuilt on the same cache, as a hot reload does) is removed as well', async () => {
       const runs = { n: 0 };
       const cache = await ctx.open({ routes });
       const before = expressApp(cache, runs, { freshness: 'origin' });
       assert.deepEqual(await statuses(before, 2, runs), [MISS_STORED, HIT_L1]);
+      assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }), 4, runs));
+    });
+
+    it('without Redis (L1 alone), an orphan the app rebuilt on the same cache passes over is removed as well', async () => {
+      const runs = { n: 0 };
+      const cache = cleanup.track(createCache({ namespace: `former-config-l1-${process.pid}`, redis: false, routes }));
+      assert.deepEqual(await statuses(expressApp(cache, runs, { freshness: 'origin' }), 2, runs), [MISS_STORED, HIT_L1]);
       assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }), 4, runs));
     });
 
