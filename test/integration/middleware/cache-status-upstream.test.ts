@@ -205,6 +205,19 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.notEqual(status(hit), `${bypassStatus('authorization')}, ${HIT_L1}`);
   });
 
+  it('under an outer layer’s bypass, a handler that appends the upstream’s members to ours, or takes ours off, gets the upstream’s then the filling layer’s, or that one’s alone', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/appended', expressCache(cache, { shared: true }), (_req, res) => void res.append('Cache-Status', UPSTREAM).send('page'));
+    app.get('/api/cleared', expressCache(cache, { shared: true }), (_req, res) => void (res.removeHeader('Cache-Status'), res.send('page')));
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/appended'), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(await get('/api/appended'), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    assert.equal(await get('/api/cleared'), MISS_STORED);
+    assert.equal(await get('/api/cleared'), HIT_L1);
+  });
+
   it('the route’s layer that fills under an outer layer’s bypass says the upstream’s members, then its own, not the outer one’s', async () => {
     const cache = await ctx.open({ routes: { '/api': '5m' } });
     const app = express();
