@@ -218,6 +218,37 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(await get('/api/cleared'), HIT_L1);
   });
 
+  it('a bypassed answer whose handler takes ours off goes out without one; an upstream’s single field line is kept as a list’s, passed through or filled under an outer bypass', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/cleared', (_req, res) => void (res.removeHeader('Cache-Status'), res.send('page')));
+    app.get('/api/single', (_req, res) => void res.setHeader('Cache-Status', 'ExampleCDN; hit').send('page'));
+    app.get('/api/single-filled', expressCache(cache, { shared: true }), (_req, res) => void res.setHeader('Cache-Status', 'ExampleCDN; hit').send('page'));
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/cleared'), undefined);
+    assert.equal(await get('/api/single'), `ExampleCDN; hit, ${bypassStatus('authorization')}`);
+    assert.equal(await get('/api/single-filled'), `ExampleCDN; hit, ${MISS_STORED}`);
+    assert.equal(await get('/api/single-filled'), `ExampleCDN; hit, ${HIT_L1}`);
+  });
+
+  it('origin mode: a revalidation answered 304 under a middleware in front that sets Cache-Status stores none of it', async () => {
+    const cache = await ctx.open({ freshness: 'origin' });
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/doc', expressCache(cache), (req, res) => {
+      res.set('Cache-Control', 'max-age=1').set('ETag', '"v1"');
+      if (req.get('if-none-match') === '"v1"') return void res.status(304).end();
+      res.send('doc');
+    });
+    assert.equal(status(await request(app).get('/api/doc')), MISS_STORED);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    assert.equal(status(await request(app).get('/api/doc')), 'tiercache; fwd=stale; fwd-status=304; stored');
+    assert.equal(status(await request(app).get('/api/doc')), HIT_L1);
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
   it('the route’s layer that fills under an outer layer’s bypass says the upstream’s members, then its own, not the outer one’s', async () => {
     const cache = await ctx.open({ routes: { '/api': '5m' } });
     const app = express();
