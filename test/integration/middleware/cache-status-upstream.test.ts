@@ -14,13 +14,13 @@ import express from 'express';
 import Koa from 'koa';
 import Router from '@koa/router';
 import request from 'supertest';
-import type { TierCache } from '../../../src/index.js';
+import { createCache, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED, missStatus } from '../../../src/middleware/cache-status.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
-import { useRedisCaches } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 
 /** Two caches upstream of the app, as a proxied origin's answer carries them (two field lines). */
 const UPSTREAM = ['OriginShield; fwd=uri-miss; stored', 'ExampleCDN; hit; ttl=30'];
@@ -68,6 +68,7 @@ const APPS: Record<'express' | 'koa', (cache: TierCache, options: Options, upstr
 describe('middleware: an upstream cache’s Cache-Status is kept, and ours follows it', function () {
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'cs-upstream-' });
+  const cleanup = useCleanup();
 
   const status = (res: request.Response) => res.headers['cache-status'] as string | undefined;
 
@@ -124,6 +125,21 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
       assert.equal(status(await request(app.target).get('/api/page')), HIT_L1);
     });
   }
+
+  it('an answer not stored (no-store, an error status, too large for L1) says the upstream’s members, then why not', async () => {
+    const cache = cleanup.track(createCache({ namespace: `cs-upstream-l1-${process.pid}`, redis: false, l1: { maxBytes: 64 * 1024 } }));
+    const app = express();
+    const route = expressCache(cache, { ttl: '5m' });
+    app.get('/api/no-store', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).set('Cache-Control', 'no-store').send('page'));
+    app.get('/api/error', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).status(502).send('bad gateway'));
+    app.get('/api/big', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send(Buffer.alloc(100 * 1024, 'b')));
+    // Within the body bound, but over L1's once its head and bookkeeping are counted.
+    app.get('/api/near', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send(Buffer.alloc(64 * 1024 - 200, 'n')));
+    assert.equal(status(await request(app).get('/api/no-store')), `${UPSTREAM_TEXT}, ${missStatus('no-store')}`);
+    assert.equal(status(await request(app).get('/api/error')), `${UPSTREAM_TEXT}, ${missStatus('status')}`);
+    assert.equal(status(await request(app).get('/api/big')), `${UPSTREAM_TEXT}, ${missStatus('too-large')}`);
+    assert.equal(status(await request(app).get('/api/near')), `${UPSTREAM_TEXT}, ${missStatus('too-large')}`);
+  });
 
   for (const framework of ['express', 'koa'] as const) {
     it(`${framework}: answers passed through (a bypass, a HEAD miss) keep the upstream's members, and the reason we said follows them`, async () => {
