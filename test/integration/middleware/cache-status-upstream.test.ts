@@ -141,6 +141,33 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(status(await request(app).get('/api/near')), `${UPSTREAM_TEXT}, ${missStatus('too-large')}`);
   });
 
+  it('a stale-if-error answer says the stored upstream’s members, then ours; a hook that keeps the answer from the cache as its head goes out too', async () => {
+    const cache = cleanup.track(createCache({ namespace: `cs-upstream-sie-${process.pid}`, redis: false }));
+    const app = express();
+    app.use((req, res, next) => {
+      if (req.path !== '/api/late') return next();
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: typeof res, ...args: unknown[]) {
+        this.setHeader('Tiercache-Cache-Control', 'no-store');
+        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
+      } as typeof res.writeHead;
+      next();
+    });
+    let failing = false;
+    app.get('/api/doc', expressCache(cache, { ttl: 100, staleIfError: '10s' }), (_req, res) => {
+      if (failing) return void res.status(503).send('down');
+      res.setHeader('Cache-Status', UPSTREAM).send('doc');
+    });
+    app.get('/api/late', expressCache(cache, { ttl: '5m' }), (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send('late'));
+    assert.equal(status(await request(app).get('/api/doc')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    failing = true;
+    const stale = await request(app).get('/api/doc');
+    assert.equal(stale.text, 'doc');
+    assert.match(String(status(stale)), /^OriginShield; fwd=uri-miss; stored, ExampleCDN; hit; ttl=30, tiercache; hit; ttl=-\d+; detail=L1$/);
+    assert.equal(status(await request(app).get('/api/late')), `${UPSTREAM_TEXT}, ${missStatus('no-store')}`);
+  });
+
   for (const framework of ['express', 'koa'] as const) {
     it(`${framework}: answers passed through (a bypass, a HEAD miss) keep the upstream's members, and the reason we said follows them`, async () => {
       const cache = await ctx.open();
