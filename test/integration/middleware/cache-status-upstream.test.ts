@@ -292,6 +292,16 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  it('an only-if-cached request the route’s layer answers 504 under an outer layer’s bypass says that layer’s miss alone', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/page', expressCache(cache, { shared: true, freshness: 'origin' }), (_req, res) => void res.set('Cache-Control', 'max-age=60').send('page'));
+    const res = await request(app).get('/api/page').set('Authorization', 'Bearer t').set('Cache-Control', 'only-if-cached');
+    assert.equal(res.status, 504);
+    assert.equal(status(res), missStatus('only-if-cached'));
+  });
+
   it('the route’s layer that fills under an outer layer’s bypass says the upstream’s members, then its own, not the outer one’s', async () => {
     const cache = await ctx.open({ routes: { '/api': '5m' } });
     const app = express();
