@@ -1341,6 +1341,15 @@ describe('data API: has, pull, delete', () => {
     assert.equal(await b.pull('missing'), undefined);
   });
 
+  it('pull(key) of a missing key claims nothing: a value set right after it is pulled, and no claim is left in Redis', async () => {
+    const a = await ctx.open();
+    assert.equal(await a.pull('later'), undefined);
+    assert.equal(await ctx.admin.exists(`{${a.dataKey('later')}}:pull`), 0, 'a claim left on a missing key');
+    await a.set('later', 'v');
+    assert.equal(await a.pull('later'), 'v');
+    assert.equal(await ctx.admin.exists(a.dataKey('later'), `{${a.dataKey('later')}}:pull`), 0);
+  });
+
   it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
