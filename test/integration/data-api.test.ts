@@ -1350,6 +1350,27 @@ describe('data API: has, pull, delete', () => {
     assert.equal(await ctx.admin.exists(a.dataKey('later'), `{${a.dataKey('later')}}:pull`), 0);
   });
 
+  it('pull(key) whose second step reaches Redis after its claim ran out (its process stalled) takes nothing: another pull gets the value, never both', async () => {
+    const a = await ctx.open({ l2: { commandTimeout: 200 } });
+    const b = await ctx.open();
+    await a.set('stalled', 'token');
+    // A stall between the two steps (a long GC pause, a busy event loop), longer than the claim lives.
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<boolean> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    let stalled!: () => void;
+    const past = new Promise<void>((resolve) => (stalled = resolve));
+    fills.settleClaim = async (...args: unknown[]) => {
+      await sleep(300);
+      stalled();
+      return settle(...args);
+    };
+    const pulling = a.pull('stalled');
+    await sleep(250);
+    assert.equal(await b.pull('stalled'), 'token', 'the claim of the stalled pull ran out: another pull gets the value');
+    await past;
+    assert.equal(await pulling, undefined, 'the stalled pull got it too');
+  });
+
   it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
