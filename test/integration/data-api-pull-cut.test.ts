@@ -51,6 +51,8 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
     proxy.cut('refuse');
     assert.equal(await pulling, undefined);
     assert.equal(await ctx.admin.exists(a.dataKey('token')), 1, 'the value was deleted, and nobody got it');
+    // Its claim runs out by itself (gone, or a TTL left): without one it would stay in Redis until another pull of the key.
+    assert.notEqual(await ctx.admin.pttl(`{${a.dataKey('token')}}:pull`), -1, 'the lost pull left a claim without a TTL');
     let got: unknown;
     await eventually(async () => (got = await b.pull('token')) !== undefined, 'another instance pulls the value', 5_000);
     assert.equal(got, 'once');
