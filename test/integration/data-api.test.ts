@@ -1371,6 +1371,17 @@ describe('data API: has, pull, delete', () => {
     assert.equal(await pulling, undefined, 'the stalled pull got it too');
   });
 
+  it('pull(key) of a value invalidated since it was set misses and removes it from Redis', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('stale', 'v', { tags: ['t'] });
+    await a.invalidateTags(['t']);
+    assert.equal(await ctx.admin.exists(a.dataKey('stale')), 1, 'invalidateTags() deleted it: nothing to show');
+    assert.equal(await b.pull('stale'), undefined);
+    // Its second step (the delete) is not waited for by a pull that misses.
+    assert.ok(await eventually(async () => (await ctx.admin.exists(a.dataKey('stale'), `{${a.dataKey('stale')}}:pull`)) === 0), 'the invalid value stayed in Redis');
+  });
+
   it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
