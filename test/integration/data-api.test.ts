@@ -1382,6 +1382,20 @@ describe('data API: has, pull, delete', () => {
     assert.ok(await eventually(async () => (await ctx.admin.exists(a.dataKey('stale'), `{${a.dataKey('stale')}}:pull`)) === 0), 'the invalid value stayed in Redis');
   });
 
+  it('pull(key) counts an L2 hit when it takes the value, an L2 miss when it finds it invalid', async () => {
+    const a = await ctx.open();
+    await a.set('counted', 'v');
+    await a.set('invalid', 'v', { tags: ['gone'] });
+    await a.invalidateTags(['gone']);
+    const s0 = a.stats().l2;
+    assert.equal(await a.pull('counted'), 'v');
+    const s1 = a.stats().l2;
+    assert.deepEqual([s1.hits - s0.hits, s1.misses - s0.misses], [1, 0], 'the pull that took the value');
+    assert.equal(await a.pull('invalid'), undefined);
+    const s2 = a.stats().l2;
+    assert.deepEqual([s2.hits - s1.hits, s2.misses - s1.misses], [0, 1], 'the pull that found it invalid');
+  });
+
   it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
