@@ -1997,6 +1997,8 @@ describe('data API: enabled: false', () => {
     const off = await ctx.open({ enabled: false });
     await on.set('shared', 'value');
     assert.equal(await off.get('shared'), undefined, 'a disabled cache read L2');
+    assert.equal(await off.pull('shared'), undefined, 'a disabled cache pulled from L2');
+    assert.equal(await on.get('shared'), 'value');
     await off.set('mine', 'value');
     assert.equal(await off.get('mine'), undefined);
     assert.equal(await off.has('mine'), false);
