@@ -1429,8 +1429,11 @@ describe('data API: has, pull, delete', () => {
   it('pull(key) without Redis: of many concurrent pulls one gets the value', async () => {
     const cache = ctx.track(createCache({ redis: false }));
     await cache.set('once', 'token');
+    const hits: unknown[] = [];
+    cache.on('hit', (e: { tier: unknown }) => hits.push(e.tier));
     const got = (await Promise.all([...Array(20)].map(() => cache.pull('once')))).filter((v) => v !== undefined);
     assert.deepEqual(got, ['token']);
+    assert.deepEqual(hits, ['L1'], 'the pull that got it is a hit from L1');
     assert.equal(await cache.get('once'), undefined);
   });
 
