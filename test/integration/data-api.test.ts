@@ -1173,6 +1173,22 @@ describe('data API: corrupt and foreign L2 data', () => {
     assert.equal(await (await ctx.open()).get('k'), 'loaded');
   });
 
+  it('reads an entry past its life that Redis still holds (another instance\'s clock ahead, a restore without TTLs) as a miss, for get() and pull(), and deletes it', async () => {
+    const a = await ctx.open();
+    const now = Date.now();
+    const epoch = await epochOf(ctx.admin, ctx.ns);
+    const entry = (life: number) =>
+      encodeEntry({ kind: EntryKind.Json, createdAt: now - 120_000, freshUntil: now + life, staleUntil: now + life, epoch, tags: [], versions: [], head: Buffer.alloc(0), body: Buffer.from('"old"') });
+    await ctx.admin.set(a.dataKey('control'), entry(60_000));
+    assert.equal(await a.get('control'), 'old', 'the same entry within its life is a hit');
+    for (const read of ['get', 'pull'] as const) {
+      const key = a.dataKey(`over-${read}`);
+      await ctx.admin.set(key, entry(-60_000));
+      assert.equal(await a[read](`over-${read}`), undefined, `${read}() served an entry past its life`);
+      assert.ok(await eventually(async () => (await ctx.admin.exists(key)) === 0, 1000), `${read}() left it in Redis`);
+    }
+  });
+
   it('reads foreign data (a valid-looking entry with another format byte) as a miss and deletes the key', async () => {
     const a = await ctx.open();
     const now = Date.now();
@@ -1333,7 +1349,10 @@ describe('data API: has, pull, delete', () => {
     const a = await ctx.open();
     const b = await ctx.open();
     await a.set('once', { token: 'abc' });
+    const hits: unknown[] = [];
+    a.on('hit', (e: { tier: unknown }) => hits.push(e.tier));
     assert.deepStrictEqual(await a.pull('once'), { token: 'abc' });
+    assert.deepEqual(hits, ['L2'], 'a pull takes the value from L2, never from an L1 copy');
     assert.equal(await a.get('once'), undefined);
     assert.equal(await b.get('once'), undefined);
     assert.equal(await ctx.admin.exists(a.dataKey('once')), 0);
