@@ -59,6 +59,26 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
     assert.equal(got, 'once');
   });
 
+  it('cut once the value is taken, before the other instances are told: the pull still gets it, without an error', async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 300 } });
+    const errors: string[] = [];
+    a.on('error', ({ err }: { err: Error }) => void errors.push(err.message));
+    const b = await ctx.open();
+    await b.set('token', 'once');
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<boolean> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    fills.settleClaim = async (...args: unknown[]) => {
+      const taken = await settle(...args);
+      proxy!.cut('refuse');
+      return taken;
+    };
+    assert.equal(await a.pull('token'), 'once');
+    assert.equal(await b.pull('token'), undefined);
+    // What could not be told is reported, naming the pull.
+    assert.ok(errors.some((m) => m.includes('pull("token")')), errors.join(' | '));
+  });
+
   it('mid-call (its answer lost on the way back): the value stays for a later pull', async () => {
     // Every chunk held 50 ms each way: the pull runs in Redis, and its answer is in the proxy when the cut comes.
     proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
