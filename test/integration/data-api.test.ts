@@ -1415,6 +1415,14 @@ describe('data API: has, pull, delete', () => {
     assert.deepEqual([s2.hits - s1.hits, s2.misses - s1.misses], [0, 1], 'the pull that found it invalid');
   });
 
+  it('pull(key) on an instance without L1 (l1: false): a missing key misses, a value is taken', async () => {
+    const a = await ctx.open({ l1: false });
+    assert.equal(await a.pull('none'), undefined);
+    await a.set('once', 'token');
+    assert.equal(await a.pull('once'), 'token');
+    assert.equal(await a.pull('once'), undefined);
+  });
+
   it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
