@@ -77,6 +77,8 @@ describe('Redis Cluster as L2', function () {
         proxies.proxyOf(x).cut('refuse');
         assert.equal(await space(a).pull(key), undefined, 'a value was pulled that Redis could not vouch for');
         assert.equal(await env.client().exists(entryKey(key)), 1, 'the value was deleted, and nobody got it');
+        // Nor claimed: a claim taken before the other slot's read failed would hold off every pull of the key while it lives.
+        assert.equal(await env.client().exists(`{${entryKey(key)}}:pull`), 0, 'a claim was left on the value');
         proxies.proxyOf(x).heal();
         let got: unknown;
         await eventually(async () => (got = await space(a).pull(key)) !== undefined, 'the healed instance pulls the value', 10_000);

@@ -39,6 +39,46 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
     });
   }
 
+  it('cut between its two steps: the pull gets nothing, the value stays, and one later pull gets it', async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 300 } });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    await b.set('token', 'once');
+    // The connection cut once the entry is claimed, before the step that takes it is sent.
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<boolean> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    fills.settleClaim = (...args: unknown[]) => {
+      proxy!.cut('refuse');
+      return settle(...args);
+    };
+    assert.equal(await a.pull('token'), undefined, 'a value was handed over that was never taken');
+    assert.equal(await ctx.admin.exists(a.dataKey('token')), 1);
+    let got: unknown;
+    await eventually(async () => (got = await b.pull('token')) !== undefined, 'another instance pulls the value', 5_000);
+    assert.equal(got, 'once');
+  });
+
+  it('cut once the value is taken, before the other instances are told: the pull still gets it, without an error', async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 300 } });
+    const errors: string[] = [];
+    a.on('error', ({ err }: { err: Error }) => void errors.push(err.message));
+    const b = await ctx.open();
+    await b.set('token', 'once');
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<boolean> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    fills.settleClaim = async (...args: unknown[]) => {
+      const taken = await settle(...args);
+      proxy!.cut('refuse');
+      return taken;
+    };
+    assert.equal(await a.pull('token'), 'once');
+    assert.equal(await b.pull('token'), undefined);
+    // What could not be told is reported, naming the pull.
+    assert.ok(errors.some((m) => m.includes('pull("token")')), errors.join(' | '));
+  });
+
   it('mid-call (its answer lost on the way back): the value stays for a later pull', async () => {
     // Every chunk held 50 ms each way: the pull runs in Redis, and its answer is in the proxy when the cut comes.
     proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
@@ -51,6 +91,8 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
     proxy.cut('refuse');
     assert.equal(await pulling, undefined);
     assert.equal(await ctx.admin.exists(a.dataKey('token')), 1, 'the value was deleted, and nobody got it');
+    // Its claim runs out by itself (gone, or a TTL left): without one it would stay in Redis until another pull of the key.
+    assert.notEqual(await ctx.admin.pttl(`{${a.dataKey('token')}}:pull`), -1, 'the lost pull left a claim without a TTL');
     let got: unknown;
     await eventually(async () => (got = await b.pull('token')) !== undefined, 'another instance pulls the value', 5_000);
     assert.equal(got, 'once');

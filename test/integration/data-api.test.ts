@@ -1173,6 +1173,22 @@ describe('data API: corrupt and foreign L2 data', () => {
     assert.equal(await (await ctx.open()).get('k'), 'loaded');
   });
 
+  it('reads an entry past its life that Redis still holds (another instance\'s clock ahead, a restore without TTLs) as a miss, for get() and pull(), and deletes it', async () => {
+    const a = await ctx.open();
+    const now = Date.now();
+    const epoch = await epochOf(ctx.admin, ctx.ns);
+    const entry = (life: number) =>
+      encodeEntry({ kind: EntryKind.Json, createdAt: now - 120_000, freshUntil: now + life, staleUntil: now + life, epoch, tags: [], versions: [], head: Buffer.alloc(0), body: Buffer.from('"old"') });
+    await ctx.admin.set(a.dataKey('control'), entry(60_000));
+    assert.equal(await a.get('control'), 'old', 'the same entry within its life is a hit');
+    for (const read of ['get', 'pull'] as const) {
+      const key = a.dataKey(`over-${read}`);
+      await ctx.admin.set(key, entry(-60_000));
+      assert.equal(await a[read](`over-${read}`), undefined, `${read}() served an entry past its life`);
+      assert.ok(await eventually(async () => (await ctx.admin.exists(key)) === 0, 1000), `${read}() left it in Redis`);
+    }
+  });
+
   it('reads foreign data (a valid-looking entry with another format byte) as a miss and deletes the key', async () => {
     const a = await ctx.open();
     const now = Date.now();
@@ -1333,12 +1349,78 @@ describe('data API: has, pull, delete', () => {
     const a = await ctx.open();
     const b = await ctx.open();
     await a.set('once', { token: 'abc' });
+    const hits: unknown[] = [];
+    a.on('hit', (e: { tier: unknown }) => hits.push(e.tier));
     assert.deepStrictEqual(await a.pull('once'), { token: 'abc' });
+    assert.deepEqual(hits, ['L2'], 'a pull takes the value from L2, never from an L1 copy');
     assert.equal(await a.get('once'), undefined);
     assert.equal(await b.get('once'), undefined);
     assert.equal(await ctx.admin.exists(a.dataKey('once')), 0);
     assert.equal(await a.pull('once'), undefined, 'a second pull gets nothing');
     assert.equal(await b.pull('missing'), undefined);
+  });
+
+  it('pull(key) of a missing key claims nothing: a value set right after it is pulled, and no claim is left in Redis', async () => {
+    const a = await ctx.open();
+    assert.equal(await a.pull('later'), undefined);
+    assert.equal(await ctx.admin.exists(`{${a.dataKey('later')}}:pull`), 0, 'a claim left on a missing key');
+    await a.set('later', 'v');
+    assert.equal(await a.pull('later'), 'v');
+    assert.equal(await ctx.admin.exists(a.dataKey('later'), `{${a.dataKey('later')}}:pull`), 0);
+  });
+
+  it('pull(key) whose second step reaches Redis after its claim ran out (its process stalled) takes nothing: another pull gets the value, never both', async () => {
+    const a = await ctx.open({ l2: { commandTimeout: 200 } });
+    const b = await ctx.open();
+    await a.set('stalled', 'token');
+    // A stall between the two steps (a long GC pause, a busy event loop), longer than the claim lives.
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<boolean> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    let stalled!: () => void;
+    const past = new Promise<void>((resolve) => (stalled = resolve));
+    fills.settleClaim = async (...args: unknown[]) => {
+      await sleep(300);
+      stalled();
+      return settle(...args);
+    };
+    const pulling = a.pull('stalled');
+    await sleep(250);
+    assert.equal(await b.pull('stalled'), 'token', 'the claim of the stalled pull ran out: another pull gets the value');
+    await past;
+    assert.equal(await pulling, undefined, 'the stalled pull got it too');
+  });
+
+  it('pull(key) of a value invalidated since it was set misses and removes it from Redis', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await a.set('stale', 'v', { tags: ['t'] });
+    await a.invalidateTags(['t']);
+    assert.equal(await ctx.admin.exists(a.dataKey('stale')), 1, 'invalidateTags() deleted it: nothing to show');
+    assert.equal(await b.pull('stale'), undefined);
+    // Its second step (the delete) is not waited for by a pull that misses.
+    assert.ok(await eventually(async () => (await ctx.admin.exists(a.dataKey('stale'), `{${a.dataKey('stale')}}:pull`)) === 0), 'the invalid value stayed in Redis');
+  });
+
+  it('pull(key) counts an L2 hit when it takes the value, an L2 miss when it finds it invalid', async () => {
+    const a = await ctx.open();
+    await a.set('counted', 'v');
+    await a.set('invalid', 'v', { tags: ['gone'] });
+    await a.invalidateTags(['gone']);
+    const s0 = a.stats().l2;
+    assert.equal(await a.pull('counted'), 'v');
+    const s1 = a.stats().l2;
+    assert.deepEqual([s1.hits - s0.hits, s1.misses - s0.misses], [1, 0], 'the pull that took the value');
+    assert.equal(await a.pull('invalid'), undefined);
+    const s2 = a.stats().l2;
+    assert.deepEqual([s2.hits - s1.hits, s2.misses - s1.misses], [0, 1], 'the pull that found it invalid');
+  });
+
+  it('pull(key) on an instance without L1 (l1: false): a missing key misses, a value is taken', async () => {
+    const a = await ctx.open({ l1: false });
+    assert.equal(await a.pull('none'), undefined);
+    await a.set('once', 'token');
+    assert.equal(await a.pull('once'), 'token');
+    assert.equal(await a.pull('once'), undefined);
   });
 
   it('pull(key) on the other instance takes a value that instance never had in L1', async () => {
@@ -1374,8 +1456,11 @@ describe('data API: has, pull, delete', () => {
   it('pull(key) without Redis: of many concurrent pulls one gets the value', async () => {
     const cache = ctx.track(createCache({ redis: false }));
     await cache.set('once', 'token');
+    const hits: unknown[] = [];
+    cache.on('hit', (e: { tier: unknown }) => hits.push(e.tier));
     const got = (await Promise.all([...Array(20)].map(() => cache.pull('once')))).filter((v) => v !== undefined);
     assert.deepEqual(got, ['token']);
+    assert.deepEqual(hits, ['L1'], 'the pull that got it is a hit from L1');
     assert.equal(await cache.get('once'), undefined);
   });
 
@@ -1944,6 +2029,8 @@ describe('data API: enabled: false', () => {
     const off = await ctx.open({ enabled: false });
     await on.set('shared', 'value');
     assert.equal(await off.get('shared'), undefined, 'a disabled cache read L2');
+    assert.equal(await off.pull('shared'), undefined, 'a disabled cache pulled from L2');
+    assert.equal(await on.get('shared'), 'value');
     await off.set('mine', 'value');
     assert.equal(await off.get('mine'), undefined);
     assert.equal(await off.has('mine'), false);

@@ -14,13 +14,13 @@ import express from 'express';
 import Koa from 'koa';
 import Router from '@koa/router';
 import request from 'supertest';
-import type { TierCache } from '../../../src/index.js';
+import { createCache, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED, missStatus } from '../../../src/middleware/cache-status.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
-import { useRedisCaches } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 
 /** Two caches upstream of the app, as a proxied origin's answer carries them (two field lines). */
 const UPSTREAM = ['OriginShield; fwd=uri-miss; stored', 'ExampleCDN; hit; ttl=30'];
@@ -68,6 +68,7 @@ const APPS: Record<'express' | 'koa', (cache: TierCache, options: Options, upstr
 describe('middleware: an upstream cache’s Cache-Status is kept, and ours follows it', function () {
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'cs-upstream-' });
+  const cleanup = useCleanup();
 
   const status = (res: request.Response) => res.headers['cache-status'] as string | undefined;
 
@@ -124,6 +125,48 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
       assert.equal(status(await request(app.target).get('/api/page')), HIT_L1);
     });
   }
+
+  it('an answer not stored (no-store, an error status, too large for L1) says the upstream’s members, then why not', async () => {
+    const cache = cleanup.track(createCache({ namespace: `cs-upstream-l1-${process.pid}`, redis: false, l1: { maxBytes: 64 * 1024 } }));
+    const app = express();
+    const route = expressCache(cache, { ttl: '5m' });
+    app.get('/api/no-store', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).set('Cache-Control', 'no-store').send('page'));
+    app.get('/api/error', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).status(502).send('bad gateway'));
+    app.get('/api/big', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send(Buffer.alloc(100 * 1024, 'b')));
+    // Within the body bound, but over L1's once its head and bookkeeping are counted.
+    app.get('/api/near', route, (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send(Buffer.alloc(64 * 1024 - 200, 'n')));
+    assert.equal(status(await request(app).get('/api/no-store')), `${UPSTREAM_TEXT}, ${missStatus('no-store')}`);
+    assert.equal(status(await request(app).get('/api/error')), `${UPSTREAM_TEXT}, ${missStatus('status')}`);
+    assert.equal(status(await request(app).get('/api/big')), `${UPSTREAM_TEXT}, ${missStatus('too-large')}`);
+    assert.equal(status(await request(app).get('/api/near')), `${UPSTREAM_TEXT}, ${missStatus('too-large')}`);
+  });
+
+  it('a stale-if-error answer says the stored upstream’s members, then ours; a hook that keeps the answer from the cache as its head goes out too', async () => {
+    const cache = cleanup.track(createCache({ namespace: `cs-upstream-sie-${process.pid}`, redis: false }));
+    const app = express();
+    app.use((req, res, next) => {
+      if (req.path !== '/api/late') return next();
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: typeof res, ...args: unknown[]) {
+        this.setHeader('Tiercache-Cache-Control', 'no-store');
+        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
+      } as typeof res.writeHead;
+      next();
+    });
+    let failing = false;
+    app.get('/api/doc', expressCache(cache, { ttl: 100, staleIfError: '10s' }), (_req, res) => {
+      if (failing) return void res.status(503).send('down');
+      res.setHeader('Cache-Status', UPSTREAM).send('doc');
+    });
+    app.get('/api/late', expressCache(cache, { ttl: '5m' }), (_req, res) => void res.setHeader('Cache-Status', UPSTREAM).send('late'));
+    assert.equal(status(await request(app).get('/api/doc')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    failing = true;
+    const stale = await request(app).get('/api/doc');
+    assert.equal(stale.text, 'doc');
+    assert.match(String(status(stale)), /^OriginShield; fwd=uri-miss; stored, ExampleCDN; hit; ttl=30, tiercache; hit; ttl=-\d+; detail=L1$/);
+    assert.equal(status(await request(app).get('/api/late')), `${UPSTREAM_TEXT}, ${missStatus('no-store')}`);
+  });
 
   for (const framework of ['express', 'koa'] as const) {
     it(`${framework}: answers passed through (a bypass, a HEAD miss) keep the upstream's members, and the reason we said follows them`, async () => {
@@ -245,6 +288,25 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(runs, 2);
   });
 
+  it('origin mode: a stale-if-error answer to a revalidation retried unconditionally says the stored upstream’s members, then ours', async () => {
+    const cache = await ctx.open({ freshness: 'origin' });
+    const app = express();
+    const seen: string[] = [];
+    app.get('/api/doc', expressCache(cache), (req, res) => {
+      seen.push(req.get('if-none-match') ?? 'unconditional');
+      if (seen.length === 1) return void res.set('Cache-Control', 'max-age=1, stale-if-error=60').set('ETag', '"v1"').set('Cache-Status', UPSTREAM).send('doc');
+      // A 304 that selects nothing stored (another validator): the cache asks again unconditionally, and that fails.
+      if (req.get('if-none-match') !== undefined) return void res.set('ETag', '"v2"').status(304).end();
+      res.status(503).send('down');
+    });
+    assert.equal(status(await request(app).get('/api/doc')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const stale = await request(app).get('/api/doc');
+    assert.deepEqual(seen, ['unconditional', '"v1"', 'unconditional']);
+    assert.equal(stale.text, 'doc');
+    assert.match(String(status(stale)), /^OriginShield; fwd=uri-miss; stored, ExampleCDN; hit; ttl=30, tiercache; /);
+  });
+
   it('a Cache-Status said by an outer layer of ours before the app ran is not taken for an upstream’s by the layer that fills', async () => {
     const cache = await ctx.open({ routes: { '/api': '5m' } });
     const app = express();
@@ -258,6 +320,60 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(status(hit), HIT_L1);
     assert.equal(runs, 1);
     assert.notEqual(status(hit), `${bypassStatus('authorization')}, ${HIT_L1}`);
+  });
+
+  it('under an outer layer’s bypass, a handler that appends the upstream’s members to ours, or takes ours off, gets the upstream’s then the filling layer’s, or that one’s alone', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/appended', expressCache(cache, { shared: true }), (_req, res) => void res.append('Cache-Status', UPSTREAM).send('page'));
+    app.get('/api/cleared', expressCache(cache, { shared: true }), (_req, res) => void (res.removeHeader('Cache-Status'), res.send('page')));
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/appended'), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(await get('/api/appended'), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+    assert.equal(await get('/api/cleared'), MISS_STORED);
+    assert.equal(await get('/api/cleared'), HIT_L1);
+  });
+
+  it('a bypassed answer whose handler takes ours off goes out without one; an upstream’s single field line is kept as a list’s, passed through or filled under an outer bypass', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/cleared', (_req, res) => void (res.removeHeader('Cache-Status'), res.send('page')));
+    app.get('/api/single', (_req, res) => void res.setHeader('Cache-Status', 'ExampleCDN; hit').send('page'));
+    app.get('/api/single-filled', expressCache(cache, { shared: true }), (_req, res) => void res.setHeader('Cache-Status', 'ExampleCDN; hit').send('page'));
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/cleared'), undefined);
+    assert.equal(await get('/api/single'), `ExampleCDN; hit, ${bypassStatus('authorization')}`);
+    assert.equal(await get('/api/single-filled'), `ExampleCDN; hit, ${MISS_STORED}`);
+    assert.equal(await get('/api/single-filled'), `ExampleCDN; hit, ${HIT_L1}`);
+  });
+
+  it('origin mode: a revalidation answered 304 under a middleware in front that sets Cache-Status stores none of it', async () => {
+    const cache = await ctx.open({ freshness: 'origin' });
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/doc', expressCache(cache), (req, res) => {
+      res.set('Cache-Control', 'max-age=1').set('ETag', '"v1"');
+      if (req.get('if-none-match') === '"v1"') return void res.status(304).end();
+      res.send('doc');
+    });
+    assert.equal(status(await request(app).get('/api/doc')), MISS_STORED);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    assert.equal(status(await request(app).get('/api/doc')), 'tiercache; fwd=stale; fwd-status=304; stored');
+    assert.equal(status(await request(app).get('/api/doc')), HIT_L1);
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
+  it('an only-if-cached request the route’s layer answers 504 under an outer layer’s bypass says that layer’s miss alone', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/page', expressCache(cache, { shared: true, freshness: 'origin' }), (_req, res) => void res.set('Cache-Control', 'max-age=60').send('page'));
+    const res = await request(app).get('/api/page').set('Authorization', 'Bearer t').set('Cache-Control', 'only-if-cached');
+    assert.equal(res.status, 504);
+    assert.equal(status(res), missStatus('only-if-cached'));
   });
 
   it('the route’s layer that fills under an outer layer’s bypass says the upstream’s members, then its own, not the outer one’s', async () => {

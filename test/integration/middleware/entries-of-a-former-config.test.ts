@@ -16,12 +16,12 @@ import Router from '@koa/router';
 import express, { type RequestHandler } from 'express';
 import Koa from 'koa';
 import request from 'supertest';
-import type { CacheOptions, TierCache } from '../../../src/index.js';
+import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { HIT_L1, MISS_STORED } from '../../../src/middleware/cache-status.js';
-import { useRedisCaches } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { express4, Koa2 } from './apps.js';
 
 type Target = Parameters<typeof request>[0];
@@ -160,11 +160,19 @@ describe('middleware: entries a former config of the route stored (origin mode, 
   });
 
   describe('edges of a removal', () => {
+    const cleanup = useCleanup();
     it('an orphan this instance holds in L1 (the app rebuilt on the same cache, as a hot reload does) is removed as well', async () => {
       const runs = { n: 0 };
       const cache = await ctx.open({ routes });
       const before = expressApp(cache, runs, { freshness: 'origin' });
       assert.deepEqual(await statuses(before, 2, runs), [MISS_STORED, HIT_L1]);
+      assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }), 4, runs));
+    });
+
+    it('without Redis (L1 alone), an orphan the app rebuilt on the same cache passes over is removed as well', async () => {
+      const runs = { n: 0 };
+      const cache = cleanup.track(createCache({ namespace: `former-config-l1-${process.pid}`, redis: false, routes }));
+      assert.deepEqual(await statuses(expressApp(cache, runs, { freshness: 'origin' }), 2, runs), [MISS_STORED, HIT_L1]);
       assertRecovers(await statuses(expressApp(cache, runs, { ttl: '5m' }), 4, runs));
     });
 
@@ -320,6 +328,21 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       const removals = countRemovals([outer, inner]);
       const app = express();
       app.use(expressCache(outer));
+      app.get('/api/doc', expressCache(inner, { freshness: 'origin' }), (_req, res) => {
+        runs.n++;
+        res.set('Cache-Control', YEAR).json({ doc: runs.n, user: null });
+      });
+      assert.deepEqual(await statuses(app, 4, runs), [MISS_STORED, HIT_L1, HIT_L1, HIT_L1]);
+      assert.equal(removals.n, 0);
+    });
+
+    it("two app-wide layers (an app's cache and a module's, one namespace) in front of the per-route one: both pass its entry over, neither removes it", async () => {
+      const runs = { n: 0 };
+      const [app1, module1, inner] = [await ctx.open({ routes }), await ctx.open({ routes }), await ctx.open({ routes })];
+      const removals = countRemovals([app1, module1, inner]);
+      const app = express();
+      app.use(expressCache(app1));
+      app.use(expressCache(module1));
       app.get('/api/doc', expressCache(inner, { freshness: 'origin' }), (_req, res) => {
         runs.n++;
         res.set('Cache-Control', YEAR).json({ doc: runs.n, user: null });

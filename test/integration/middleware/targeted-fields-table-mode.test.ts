@@ -76,6 +76,26 @@ describe('middleware, table mode: targeted fields that forbid storing', () => {
     assert.deepEqual(both.statuses, ['tiercache; fwd=miss; stored', 'tiercache; hit; detail=L1']);
   });
 
+  it('a targeted private set as the head goes out is heard as private: stored by a middleware with `user`, for that user', async () => {
+    const express = (await import('express')).default;
+    const { expressCache } = await import('../../../src/express.js');
+    const app = express();
+    let served = 0;
+    app.use((_req, res, next) => {
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: typeof res, ...args: unknown[]) {
+        this.setHeader('Tiercache-Cache-Control', 'private');
+        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
+      } as typeof res.writeHead;
+      next();
+    });
+    app.get('/me', expressCache(newCache(), { ttl: '1m', user: (req) => req.get('x-user') }), (req, res) => void res.send(`${req.get('x-user')} ${++served}`));
+    assert.equal((await request(app).get('/me').set('x-user', 'ann')).text, 'ann 1');
+    const again = await request(app).get('/me').set('x-user', 'ann');
+    assert.equal(again.text, 'ann 1', `not stored: ${String(again.headers['cache-status'])}`);
+    assert.equal((await request(app).get('/me').set('x-user', 'bob')).text, 'bob 2');
+  });
+
   it('a targeted no-store set as the head goes out (a hook mounted before the cache) is heard too', async () => {
     const express = (await import('express')).default;
     const { expressCache } = await import('../../../src/express.js');

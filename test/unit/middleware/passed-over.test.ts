@@ -8,11 +8,13 @@
 import assert from 'node:assert/strict';
 import type { TierCache } from '../../../src/index.js';
 import { PreparedResponse, type StaleRules } from '../../../src/middleware/http-entry.js';
-import { kindsOf, middlewareBuilt, ORIGIN_KIND, ownerSeen, PassedOver, SCOPED_KIND, type OrphanRemover } from '../../../src/middleware/passed-over.js';
+import { kindsOf, middlewareBuilt, ORIGIN_KIND, ownerSeen, PassedOver, PER_ROUTE_KIND, SCOPED_KIND, type OrphanRemover } from '../../../src/middleware/passed-over.js';
 import type { StoredEntry } from '../../../src/store/entry.js';
 
 const RULES: StaleRules = { noStale: false, staleWhileRevalidate: 0, staleIfError: 0 };
 const response = (scoped: boolean, origin: boolean) => new PreparedResponse(200, [['content-type', 'text/plain']], Buffer.from('x'), false, origin ? RULES : undefined, scoped);
+/** Stored by a middleware mounted on its route (StoredHead.w). */
+const perRouteResponse = (scoped: boolean) => new PreparedResponse(200, [['content-type', 'text/plain']], Buffer.from('x'), false, undefined, scoped, undefined, undefined, false, true);
 const cacheOf = (prefix: string) => ({ prefix }) as unknown as TierCache;
 const ENTRY = {} as StoredEntry;
 
@@ -63,6 +65,20 @@ describe('middleware: an entry passed over, and whether it is an orphan', () => 
       w.decide(200);
       const what = JSON.stringify({ scoped, origin, seen, prefix });
       assert.deepEqual(r.removed, owned ? [] : ['k'], what);
+    }
+  });
+
+  it('is owned, when a middleware mounted on its route stored it, only by one mounted on a route further in: an app-wide one of its other kinds is none', () => {
+    for (const scoped of [false, true]) {
+      const own = scoped ? SCOPED_KIND : 0;
+      assert.equal(kindsOf(perRouteResponse(scoped)), own | PER_ROUTE_KIND);
+      for (const [seen, owned] of [[own, false], [own | ORIGIN_KIND, false], [own | PER_ROUTE_KIND, true]] as const) {
+        const r = remover();
+        const w = watch(r, perRouteResponse(scoped));
+        w.seenBy(cacheOf('ns'), seen);
+        w.decide(200);
+        assert.deepEqual(r.removed, owned ? [] : ['k'], JSON.stringify({ scoped, seen }));
+      }
     }
   });
 
