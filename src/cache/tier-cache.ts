@@ -37,6 +37,11 @@ import { DATA_ROUTE, type CacheTier, type ErrorSource, type HitEvent, type Inval
 import { localInvalidation, remoteInvalidation } from '../observe/invalidation-kind.js';
 import { OutcomeCounters, type CacheStats, type PubSubReport } from '../observe/stats.js';
 
+/** A middleware whose fills close() waits for. */
+interface FillSource {
+  pendingFills(): Array<Promise<unknown>>;
+}
+
 const debug = debuglog('tiercache');
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 /** Without L1, per-key bookkeeping is bounded as for the default l1.maxBytes. */
@@ -140,8 +145,13 @@ export class TierCache extends EventEmitter implements DataCache {
   private readonly queue: InvalidationQueue | undefined;
   /** Stores under way (middleware fills, data-API sets and loads), for close() to wait on. */
   private readonly fillsInFlight = new Set<Promise<unknown>>();
-  /** Middleware that keeps its own fills under way (asked only when closing: no cost per fill). */
-  private readonly fillSources = new Set<{ pendingFills(): Array<Promise<unknown>> }>();
+  /**
+   * Middleware that keeps its own fills under way (asked only when closing: no cost per fill), held weakly:
+   * an app may build middleware per request, and one whose fills are under way is held by them.
+   */
+  private readonly fillSources = new Set<WeakRef<FillSource>>();
+  /** fillSources' size after its last sweep of collected middleware. */
+  private sweptAt = 0;
   private closing: Promise<void> | undefined;
   private readonly flights: SingleFlight<unknown, FillStamp>;
   /** Where the data API's own keys live (views have scopes of their own). */
@@ -844,8 +854,14 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 
   /** @internal a middleware whose fills close() waits for (it lists them only then). */
-  addFillSource(source: { pendingFills(): Array<Promise<unknown>> }): void {
-    this.fillSources.add(source);
+  addFillSource(source: FillSource): void {
+    const sources = this.fillSources;
+    sources.add(new WeakRef(source));
+    // Sweeps when the set has doubled since the last: each build costs a constant share of a sweep.
+    if (sources.size >= 2 * this.sweptAt + 64) {
+      for (const ref of sources) if (ref.deref() === undefined) sources.delete(ref);
+      this.sweptAt = sources.size;
+    }
   }
 
   /** @internal Registers a store under way, so close() waits for it. Returns `fill`. */
@@ -860,7 +876,10 @@ export class TierCache extends EventEmitter implements DataCache {
   private async shutDown(): Promise<void> {
     const deadline = performance.now() + CLOSE_WAIT_MS;
     const pending: Array<Promise<unknown>> = [...this.fillsInFlight];
-    for (const source of this.fillSources) pending.push(...source.pendingFills());
+    for (const ref of this.fillSources) {
+      const source = ref.deref();
+      if (source !== undefined) pending.push(...source.pendingFills());
+    }
     if (pending.length > 0) await settledWithin(pending, CLOSE_WAIT_MS);
     const left = (await this.queue?.close(Math.max(0, deadline - performance.now()))) ?? 0;
     if (left > 0) {

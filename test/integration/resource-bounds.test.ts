@@ -58,6 +58,24 @@ describe('resource bounds against hostile inputs', function () {
       assert.ok(grown < 8, `the heap grew ${grown.toFixed(1)} MB over 300 requests with 13 KB paths`);
     });
 
+    // (helper-108, session 30) `app.use((req, res, next) => expressCache(cache, { ttl: ttlFor(req) })(req, res, next))`:
+    // the cache kept every middleware built, for close() to wait on its fills, for as long as the cache lived.
+    it('middleware built per request is not kept by the cache once its requests are done', async () => {
+      const cache = cleanup.track(createCache({ namespace: `bounds-${process.pid}-${++counter}`, redis: false, routes: { '/api': '5m' } }));
+      const app = express();
+      app.use((req, res, next) => void expressCache(cache, { ttl: '1m' })(req, res, next));
+      app.get('/api/doc', (_req, res) => void res.send('doc'));
+      assert.equal((await request(app).get('/api/doc')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      const before = heapAfterGc();
+      // As many builds as requests would make, without the sockets: the middleware is what is kept.
+      for (let i = 0; i < 20_000; i++) expressCache(cache, { ttl: '1m' });
+      // A weak reference keeps its target for the rest of the turn that made it.
+      await new Promise((resolve) => setImmediate(resolve));
+      const grown = (heapAfterGc() - before) / MB;
+      assert.ok(grown < 4, `the heap grew ${grown.toFixed(1)} MB over 20,000 middleware built and dropped`);
+      assert.equal((await request(app).get('/api/doc')).headers['cache-status'], 'tiercache; hit; detail=L1');
+    });
+
     it('the status page keeps 20 tags of an invalidation (each cut to 200 characters) and counts the rest', async () => {
       const cache = cleanup.track(createCache({ namespace: `bounds-${process.pid}-${++counter}`, redis: false }));
       const page = statusPage(cache);
