@@ -10,7 +10,7 @@
 //   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
 //   (kind express-noop: Express with one app-wide middleware that only calls next();
 //   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL; express-tc-front: the front door
-//   before express-tc; node-raw: DESIGN.md's raw node:http answer)
+//   before express-tc; express-route-tc: tiercache mounted on the route alone; node-raw: DESIGN.md's raw node:http answer)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
 //
@@ -69,7 +69,7 @@ function request(socket: Sink, handler: Handler): Promise<void> {
 
 interface Build {
   createCache(o: object): { ready(): Promise<void> };
-  expressCache(cache: unknown): express.RequestHandler;
+  expressCache(cache: unknown, options?: object): express.RequestHandler;
   koaCache(cache: unknown): Koa.Middleware;
   front(cache: unknown, handler: Handler): Handler;
 }
@@ -99,6 +99,13 @@ async function app(kind: string, build: Build): Promise<Handler> {
     if (kind.startsWith('express-tc')) a.use(build.expressCache(cache));
     // The cost of one more app-wide layer that does nothing: the floor under express-tc.
     if (kind === 'express-noop') a.use((_req, _res, next) => next());
+    // tiercache mounted on the route alone (DESIGN.md's per-route hit with --hit).
+    if (kind === 'express-route-tc') {
+      a.get(BENCH_PATH, build.expressCache(cache, { ttl: '1m' }), (req, res) => {
+        res.json(catalogFor(String(req.query['miss'])));
+      });
+      return a as unknown as Handler;
+    }
     if (kind === 'express-bare') {
       a.get(BENCH_PATH, (_req, res) => {
         res.set('content-type', CONTENT_TYPE);
