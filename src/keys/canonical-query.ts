@@ -135,10 +135,6 @@ function lenientDecode(text: string): string {
 const ACCESS_TOKEN_NAME = /^\??\[*access_token(?:$|[[\]])/;
 
 /**
- * Whether a query carries `access_token` (RFC 6750 §2.3) under any spelling a
- * parser reads as that parameter: escaped, `access_token[]`, `[access_token]`.
- */
-/**
  * `query` with the value of each `access_token` parameter (any spelling
  * hasAccessToken reads) replaced by `redacted`: for what reports a request
  * target to listeners and logs, which must not carry a credential.
@@ -168,6 +164,10 @@ export function reportedTarget(target: string): string {
   return redacted === query ? target : target.slice(0, q + 1) + redacted + target.slice(end);
 }
 
+/**
+ * Whether a query carries `access_token` (RFC 6750 §2.3) under any spelling a
+ * parser reads as that parameter: escaped, `access_token[]`, `[access_token]`.
+ */
 export function hasAccessToken(query: string): boolean {
   if (query.indexOf(ACCESS_TOKEN) === -1 && query.indexOf('%') === -1) return false;
   for (const part of query.split('&')) {

@@ -101,9 +101,7 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
     if (value === inFront) return undefined;
     const appended = appendedTo(value, inFront);
     if (appended === undefined) return typeof value === 'number' ? String(value) : value;
-    const kept = appended.length === 1 ? appended[0]! : appended;
-    res.setHeader(CACHE_STATUS, kept);
-    return kept;
+    return keepOnly(res, appended);
   }
   // Set over ours, or appended to it (the handler's own members): ours taken out either way.
   const upstream = membersBut(value, said);
@@ -111,7 +109,12 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
     res.removeHeader(CACHE_STATUS);
     return undefined;
   }
-  const kept = upstream.length === 1 ? upstream[0]! : upstream;
+  return keepOnly(res, upstream);
+}
+
+/** Leaves `lines` (at least one) as the response's Cache-Status; returns the value set. */
+function keepOnly(res: ServerResponse, lines: string[]): string | string[] {
+  const kept = lines.length === 1 ? lines[0]! : lines;
   res.setHeader(CACHE_STATUS, kept);
   return kept;
 }

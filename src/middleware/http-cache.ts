@@ -1839,9 +1839,12 @@ export class HttpCache<R> {
       return failed(err);
     }
     after?.(capture?.stoodDown === true);
-    // Koa: the layers further in are done; the head goes out once those in front are too.
-    if (capture !== undefined && isThenable(result)) result = Promise.resolve(result).then(() => capture.appDone(res));
-    return isThenable(result) ? Promise.resolve(result).then(() => false, failed) : false;
+    if (!isThenable(result)) return false;
+    return Promise.resolve(result).then(() => {
+      // Koa: the layers further in are done; the head goes out once those in front are too.
+      capture?.appDone(res);
+      return false;
+    }, failed);
   }
 
   /**
