@@ -69,8 +69,10 @@ describe('Redis Cluster: a data-API get() only reads', function () {
     const entryKey = `${ns}:d:films%:${key}`;
     const a = await env.open(ns);
     await a.namespace('films').set('other', 1); // the view's counter exists
-    // B reaches the entry's master over a slow link (every chunk held 600 ms each way), the view counter's at once.
-    const proxies = await startClusterProxies(env.cluster, { [y]: 600 });
+    // B reaches the entry's master over a slow link (every chunk held 1.5 s each way), the view counter's at once:
+    // the clear and C's set below must land before B's read of the entry does (with 600 ms, a busy CI machine once
+    // took longer, and the test read the entry before the set).
+    const proxies = await startClusterProxies(env.cluster, { [y]: 1500 });
     const b = createCache({ namespace: ns, redis: proxies.client(), l2: { commandTimeout: 10_000 } });
     try {
       await b.ready();
