@@ -21,6 +21,7 @@ import { front } from '../../../src/node.js';
 import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED, missStatus } from '../../../src/middleware/cache-status.js';
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
+import { setAsHeadGoesOut } from '../../support/head-hook.js';
 
 /** Two caches upstream of the app, as a proxied origin's answer carries them (two field lines). */
 const UPSTREAM = ['OriginShield; fwd=uri-miss; stored', 'ExampleCDN; hit; ttl=30'];
@@ -146,11 +147,7 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     const app = express();
     app.use((req, res, next) => {
       if (req.path !== '/api/late') return next();
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: typeof res, ...args: unknown[]) {
-        this.setHeader('Tiercache-Cache-Control', 'no-store');
-        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
-      } as typeof res.writeHead;
+      setAsHeadGoesOut(res, 'Tiercache-Cache-Control', 'no-store');
       next();
     });
     let failing = false;

@@ -16,18 +16,10 @@ import { createCache, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { onWriteHead } from '../../support/head-hook.js';
 import { express4, Koa2, type AnyMiddlewareOptions } from './apps.js';
 
 let counter = 0;
-
-/** Changes the head in a writeHead hook, as on-headers does: after the cache's own look at it, before node sends it. */
-function hookWriteHead(res: ServerResponse, change: (res: ServerResponse) => void): void {
-  const original = res.writeHead;
-  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    change(this);
-    return (original as (...a: unknown[]) => ServerResponse).apply(this, args);
-  } as ServerResponse['writeHead'];
-}
 
 interface Route {
   readonly mw: AnyMiddlewareOptions;
@@ -41,7 +33,7 @@ type Build = (cache: TierCache, route: Route, runs: { n: number }) => RequestLis
 function expressBuild(factory: typeof express5): Build {
   return (cache, route, runs) => {
     const app = factory();
-    app.use((_req, res, next) => (hookWriteHead(res, route.change), next()));
+    app.use((_req, res, next) => (onWriteHead(res, route.change), next()));
     app.get('/p', expressCache(cache, route.mw), (_req, res) => {
       runs.n++;
       res.set(route.headers).send('body');
@@ -54,7 +46,7 @@ function koaBuild(K: typeof Koa3): Build {
   return (cache, route, runs) => {
     const app = new K();
     app.use(async (ctx, next) => {
-      hookWriteHead(ctx.res, route.change);
+      onWriteHead(ctx.res, route.change);
       await next();
     });
     const router = new Router();

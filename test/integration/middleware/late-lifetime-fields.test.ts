@@ -6,12 +6,12 @@
 // changed, and stored an answer whose late Tiercache-Cache-Control said
 // no-store. Found by mutation testing (http-cache.ts sent()).
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
 import express from 'express';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { setAsHeadGoesOut } from '../../support/head-hook.js';
 
 let counter = 0;
 
@@ -24,11 +24,7 @@ describe('middleware: a lifetime field set by a writeHead hook after the cache l
     const app = express();
     let runs = 0;
     app.use((_req, res, next) => {
-      const original = res.writeHead;
-      res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-        this.setHeader(name, value);
-        return (original as (...a: unknown[]) => ServerResponse).apply(this, args);
-      } as unknown as typeof res.writeHead;
+      setAsHeadGoesOut(res, name, value);
       next();
     });
     app.get('/t', expressCache(cache, { freshness: 'origin' }), (_req, res) => void (runs++, res.set('Cache-Control', 'max-age=60').send('t')));

@@ -16,6 +16,7 @@ import { createCache, type TierCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { setAsHeadGoesOut } from '../../support/head-hook.js';
 import { express4, Koa2 } from './apps.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -82,11 +83,7 @@ describe('middleware: session cookies set late', function () {
       const cache = cleanup.track(createCache({ namespace: `sess${process.pid}-${++counter}`, redis: false, routes: { '/late': '5m' } }));
       const app = express5();
       app.use((_req: Any, res: Any, next: Any) => {
-        const writeHead = res.writeHead;
-        res.writeHead = function (this: Any, ...args: unknown[]) {
-          this.setHeader(header, value);
-          return writeHead.apply(this, args);
-        };
+        setAsHeadGoesOut(res, header, value);
         next();
       });
       app.use(expressCache(cache));

@@ -10,6 +10,7 @@ import request from 'supertest';
 import { createCache } from '../../../src/index.js';
 import { missStatus } from '../../../src/middleware/cache-status.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { setAsHeadGoesOut } from '../../support/head-hook.js';
 import { adapters, buildApp, type AnyMiddlewareOptions } from './apps.js';
 
 let counter = 0;
@@ -82,11 +83,7 @@ describe('middleware, table mode: targeted fields that forbid storing', () => {
     const app = express();
     let served = 0;
     app.use((_req, res, next) => {
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: typeof res, ...args: unknown[]) {
-        this.setHeader('Tiercache-Cache-Control', 'private');
-        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
-      } as typeof res.writeHead;
+      setAsHeadGoesOut(res, 'Tiercache-Cache-Control', 'private');
       next();
     });
     app.get('/me', expressCache(newCache(), { ttl: '1m', user: (req) => req.get('x-user') }), (req, res) => void res.send(`${req.get('x-user')} ${++served}`));
@@ -103,11 +100,7 @@ describe('middleware, table mode: targeted fields that forbid storing', () => {
     const app = express();
     let served = 0;
     app.use((_req, res, next) => {
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: typeof res, ...args: unknown[]) {
-        this.setHeader('Tiercache-Cache-Control', 'no-store');
-        return (writeHead as (...a: unknown[]) => typeof res).apply(this, args);
-      } as typeof res.writeHead;
+      setAsHeadGoesOut(res, 'Tiercache-Cache-Control', 'no-store');
       next();
     });
     app.get('/late', expressCache(cache, { ttl: '1m' }), (_req, res) => void res.send(`answer ${++served}`));
