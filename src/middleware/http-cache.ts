@@ -172,6 +172,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private upstream: string | string[] | undefined = undefined;
   /** Cache-Status as the app left it, when the layers further in were done before the head left (see appDone). */
   private statusFromApp: OutgoingHttpHeader | undefined | typeof NOT_READ = NOT_READ;
+  /** Koa: a middleware in front had said it answers by itself before the fill began (see appDone). */
+  private readonly frontAnswers: boolean;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -183,10 +185,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
     private readonly createdAt: number,
     private readonly fill: FillState,
     /** The request's full target and app, for an unconditional retry (see retry). */
-    private readonly context: { readonly url: string; readonly app?: unknown },
+    private readonly context: { readonly url: string; readonly app?: unknown; readonly arg?: unknown },
     /** Cache-Status on the response as the fill began: a layer's in front of the cache, no upstream's (see headers()). */
     private readonly statusInFront: unknown,
   ) {
+    this.frontAnswers = answersItself(context.arg);
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
@@ -213,7 +216,10 @@ class FillCapture implements CaptureHooks, ActiveFill {
 
   /** The layers further in are done (Koa: its head goes out once the middleware in front are done too). */
   appDone(r: ServerResponse): void {
-    if (!r.headersSent) this.statusFromApp = r.getHeader('cache-status');
+    // An app further in that answers by itself (ctx.respond = false: an Express app or a proxy handed the request) writes
+    // its head when it likes, after this: the Cache-Status it sets then (an upstream's, proxied through) is its own, not a
+    // front layer's. (A middleware in front that said so before the fill began writes after its own next(), as Koa would.)
+    if (!r.headersSent && (this.frontAnswers || !answersItself(this.context.arg))) this.statusFromApp = r.getHeader('cache-status');
   }
 
   /** A 5xx with a stale entry to stand in that local state cannot vouch for waits for Redis's word (see HttpCache.askBeforeStaleIfError). */
@@ -890,6 +896,14 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
     // a reference that does not parse: no path of ours
   }
   return undefined;
+}
+
+/**
+ * Koa: the app said it answers by itself (`ctx.respond = false`, which koa.ts's accessor leaves as an own property
+ * of ctx: read so, Koa's own read of ctx.respond is not heard before it happens).
+ */
+function answersItself(arg: unknown): boolean {
+  return typeof arg === 'object' && arg !== null && Object.hasOwn(arg, 'respond') && (arg as { respond?: unknown }).respond === false;
 }
 
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {

@@ -22,6 +22,7 @@ import { bypassStatus, HIT_L1, HIT_L2, MISS_STORED, missStatus } from '../../../
 import type { MiddlewareOptions } from '../../../src/middleware/options.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { setAsHeadGoesOut } from '../../support/head-hook.js';
+import { Koa2 } from './apps.js';
 
 /** Two caches upstream of the app, as a proxied origin's answer carries them (two field lines). */
 const UPSTREAM = ['OriginShield; fwd=uri-miss; stored', 'ExampleCDN; hit; ttl=30'];
@@ -264,6 +265,60 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(status(await request(target).get('/api/page')), HIT_L1);
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('ExampleCDN'), `${key} stored the member the layer in front removed`);
   });
+
+  // A Koa app that answers by itself (ctx.respond = false: an Express app or a proxy handed the request, README)
+  // writes its head after its middleware are done: the Cache-Status it sets then is the upstream's it proxies. The
+  // fill read the field as the middleware left it (none yet) and took the upstream's members off at the head.
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    it(`${name}: an app that answers by itself (ctx.respond = false) after its middleware are done keeps the upstream’s members, stored and replayed`, async () => {
+      const a = await ctx.open();
+      const legacy = express();
+      legacy.get('/api/legacy', (_req, res) => {
+        setTimeout(() => res.status(200).set('Cache-Status', UPSTREAM).send('legacy'), 5);
+      });
+      const app = new KoaFramework();
+      app.use(koaCache(a, { ttl: '5m' }));
+      app.use((c) => {
+        c.respond = false;
+        if (c.path === '/api/legacy') return (legacy as unknown as RequestListener)(c.req, c.res);
+        setImmediate(() => {
+          c.res.statusCode = 200;
+          c.res.setHeader('Cache-Status', UPSTREAM);
+          c.res.end('page');
+        });
+      });
+      const target = app.callback();
+      for (const path of ['/api/page', '/api/legacy']) {
+        assert.equal(status(await request(target).get(path)), `${UPSTREAM_TEXT}, ${MISS_STORED}`, path);
+        assert.equal(status(await request(target).get(path)), `${UPSTREAM_TEXT}, ${HIT_L1}`, path);
+      }
+
+      // A middleware in front that answers by itself (said before next()) adds its member after next(), before it writes:
+      // still no upstream's.
+      const b = await ctx.open({ namespace: `${ctx.ns}-framed` });
+      const framed = new KoaFramework();
+      let n = 0;
+      framed.use(async (c, next) => {
+        c.respond = false;
+        await next();
+        c.append('Cache-Status', `edge; req=${++n}`);
+        c.res.statusCode = c.status;
+        c.res.end(String(c.body));
+      });
+      framed.use(koaCache(b, { ttl: '5m' }));
+      framed.use((c) => {
+        c.set('Cache-Status', UPSTREAM);
+        c.body = 'page';
+      });
+      const framedTarget = framed.callback();
+      assert.equal(status(await request(framedTarget).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+      assert.equal(n, 1);
+      for (const key of await ctx.admin.keys(`${ctx.ns}-framed:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+    });
+  }
 
   it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
     const cache = await ctx.open({ freshness: 'origin' });
