@@ -259,6 +259,19 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // Only Koa's next() returns a promise (its layers in front may still change the head); an Express handler that
+  // answers after an await sets the upstream's members after next() returned, and they are kept.
+  it('Express: a handler that answers after an await keeps the upstream’s members', async () => {
+    const a = await ctx.open();
+    const app = express();
+    app.get('/api/later', expressCache(a, { ttl: '5m' }), async (_req, res) => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      res.setHeader('Cache-Status', UPSTREAM).send('page');
+    });
+    assert.equal(status(await request(app).get('/api/later')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/later')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+  });
+
   it('Koa: a middleware in front that removes Cache-Status after next() (internals hidden from clients) keeps it out: not stored, not replayed', async () => {
     const a = await ctx.open();
     const app = new Koa();
