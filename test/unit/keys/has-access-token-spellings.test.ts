@@ -47,6 +47,9 @@ describe('keys: reportedTarget, the request target a bypass event and the debug 
       // No value to hide; parsers read other names and other cases apart.
       ['/p?access_token', '/p?access_token'],
       ['/p?ACCESS_TOKEN=s&access_tokens=t', '/p?ACCESS_TOKEN=s&access_tokens=t'],
+      ['/p?access_tokenX&access_token=s', '/p?access_tokenX&access_token=redacted'],
+      // A '#' before the '?' (a fragment no client sends): the access_token after it is redacted all the same.
+      ['/p#top?access_token=s3cret', '/p#top?access_token=redacted'],
     ];
     for (const [target, reported] of cases) assert.equal(reportedTarget(target), reported, target);
   });
