@@ -42,6 +42,7 @@ describe('keys: reportedTarget, the request target a bypass event and the debug 
       ['/p?page=2', '/p?page=2'],
       ['/p?access_token=s3cret&page=2#top', '/p?access_token=redacted&page=2#top'],
       ['/p?access_token=a&x=1&access_token=b', '/p?access_token=redacted&x=1&access_token=redacted'],
+      ['/p?x=1&access_token=s3cret#top', '/p?x=1&access_token=redacted#top'],
       ['/p?%61ccess_token=s3cret', '/p?%61ccess_token=redacted'],
       ['/p?access_token[0]=s3cret', '/p?access_token[0]=redacted'],
       // No value to hide; parsers read other names and other cases apart.
