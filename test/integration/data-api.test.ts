@@ -1926,6 +1926,8 @@ describe('data API: source()', () => {
       await assert.rejects(things.set(first, { loadedFor: 'new' }), refused);
       await assert.rejects(things.delete(second), refused);
     }
+    // The message names what was given: a boxed Symbol is no plain object to the caller.
+    await assert.rejects(things.get(Object(Symbol('user')) as object), /got a boxed Symbol,/);
     assert.deepEqual(calls, [], 'the data source was called for an id that is refused');
     assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
   });

@@ -68,6 +68,8 @@ describe('large values in L2', function () {
       assert.notEqual(a, b);
       assert.notEqual(a, key);
     }
+    // Nor after many: the sequence never runs out (a count that overflowed named every later key alike).
+    assert.equal(new Set(Array.from({ length: 100 }, () => stagingKey('ns:d:plain'))).size, 100);
   });
 
   it('set() and getOrSet() of values from just over the threshold to 5 MiB read back byte-exact on another instance, and the script never carries them', async () => {
@@ -159,6 +161,8 @@ describe('large values in L2', function () {
 
   it("a staged payload Redis refuses (OOM under maxmemory) stores nothing, moves no counter, releases the fill's lock, and is reported as an L2 error (the set() then becomes a delete(), as when Redis cannot be reached)", async () => {
     const a = await ctx.open({ l1: false });
+    const reported: Error[] = [];
+    a.on('error', (e) => reported.push(e.err));
     await a.set('k', 'small before');
     const key = `${ctx.ns}:d:k`;
     const counterBefore = await ctx.admin.get(`{${key}}:v`);
@@ -171,10 +175,61 @@ describe('large values in L2', function () {
       await ctx.admin.config('SET', 'maxmemory', '0');
     }
     assert.ok(a.stats().l2.errors >= 2, `l2 errors: ${a.stats().l2.errors}`);
+    // The staged SET's own refusal is what the store reports (not only that the payload was gone).
+    const messages = reported.map((e) => e.message);
+    assert.ok(messages.some((m) => /^OOM /.test(m) && !m.includes('script:')) && !messages.some((m) => m.includes('staged payload was gone')), `reported: ${messages.join('; ')}`);
     assert.equal(await ctx.admin.get(`{${key}}:v`), counterBefore, "the refused set() moved its key's counter");
     assert.equal(await ctx.admin.exists(`${ctx.ns}:d:g`), 0);
     assert.equal(await ctx.admin.exists(`{${ctx.ns}:d:g}:lock`), 0, "the refused fill left its lock");
     assert.deepEqual(await stagingKeys(ctx.admin), []);
+  });
+
+  it("a staged payload gone when its script runs (STORE's -2) stores no entry of the step, deletes the step's other staging keys, releases the fill's lock, and is reported as an L2 error", async () => {
+    const cache = await ctx.open({ l1: false });
+    const reported: Error[] = [];
+    cache.on('error', (e) => reported.push(e.err));
+    const store = cache.store;
+    const key = `${cache.prefix}:gone`;
+    const fill = await store.lookupForFill(key, [`key:${key}`], cache.fillLock?.request(key));
+    assert.equal(fill.lock, 'ours');
+    // The second entry's payload never reaches Redis, as one expired waiting for a NOSCRIPT's EVAL.
+    const client = store.l2!.client as unknown as { set: (...args: unknown[]) => Promise<unknown> };
+    const set = client.set;
+    let staged = 0;
+    client.set = function (this: unknown, ...args: unknown[]) {
+      if (String(args[0]).includes(':tiercache:stage:') && ++staged === 2) return Promise.resolve('OK');
+      return set.apply(this, args);
+    };
+    const errors = cache.stats().l2.errors;
+    try {
+      const first = entryFor(fill.stamp!, randomBytes(STAGED_PAYLOAD_BYTES));
+      const second = entryFor(fill.stamp!, randomBytes(STAGED_PAYLOAD_BYTES));
+      assert.equal(await store.storeFill([{ key, entry: first, l1Entry: first }, { key: `${key}:head`, entry: second, l1Entry: second }], fill.ticket), false);
+    } finally {
+      client.set = set;
+    }
+    assert.equal(staged, 2);
+    assert.equal(await ctx.admin.exists(key, `${key}:head`), 0, 'an entry of the step was stored');
+    assert.deepEqual(await stagingKeys(ctx.admin), [], "the first entry's staging key was left");
+    assert.equal(await ctx.admin.exists(`{${key}}:lock`), 0, "the fill's lock was left");
+    assert.equal(cache.stats().l2.errors, errors + 1);
+    assert.match(String(reported[0]?.message), /staged payload was gone/);
+    // A lock that is no longer this fill's (it expired, another instance took it) is left to its holder.
+    const later = await store.lookupForFill(`${key}:2`, [`key:${key}:2`], cache.fillLock?.request(`${key}:2`));
+    assert.equal(later.lock, 'ours');
+    await ctx.admin.set(`{${key}:2}:lock`, 'another instance', 'PX', 60_000);
+    staged = 1;
+    client.set = function (this: unknown, ...args: unknown[]) {
+      if (String(args[0]).includes(':tiercache:stage:') && ++staged === 2) return Promise.resolve('OK');
+      return set.apply(this, args);
+    };
+    try {
+      const entry = entryFor(later.stamp!, randomBytes(STAGED_PAYLOAD_BYTES));
+      assert.equal(await store.storeFill([{ key: `${key}:2`, entry, l1Entry: entry }], later.ticket), false);
+    } finally {
+      client.set = set;
+    }
+    assert.equal(await ctx.admin.get(`{${key}:2}:lock`), 'another instance', "another instance's lock was deleted");
   });
 
   it("a large store whose script Redis no longer knows (SCRIPT FLUSH: NOSCRIPT, then EVAL a round trip later) still finds its staged payload and stores it", async () => {

@@ -222,6 +222,12 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     app.get('/api/proxied', expressCache(a, { ttl: '5m' }), (_req, res) => void res.append('Cache-Status', UPSTREAM).send('page'));
     assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
     assert.equal(status(await request(app).get('/api/proxied')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front member was replayed");
+    // A front layer's value of two field lines: each is taken off.
+    const two = express();
+    two.use((_req, res, next) => void (res.setHeader('Cache-Status', ['lb; fwd=uri-miss', `edge; fwd=uri-miss; req=${++n}`]), next()));
+    two.get('/api/two', expressCache(a, { ttl: '5m' }), (_req, res) => void res.append('Cache-Status', UPSTREAM).send('page'));
+    assert.equal(status(await request(two).get('/api/two')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(two).get('/api/two')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front members were replayed");
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
@@ -239,13 +245,29 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     });
     app.use(koaCache(a, { ttl: '5m' }));
     app.use((c) => {
-      c.set('Cache-Status', UPSTREAM);
+      if (c.path === '/api/page') c.set('Cache-Status', UPSTREAM);
       c.body = 'page';
     });
     const target = app.callback();
     assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
     assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's member was replayed");
+    // An answer with no upstream member: the one added in front is all the field holds when the fill reads it.
+    assert.equal(status(await request(target).get('/api/own')), MISS_STORED);
+    assert.equal(status(await request(target).get('/api/own')), HIT_L1, "the first request's member was replayed");
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
+  // Only Koa's next() returns a promise (its layers in front may still change the head); an Express handler that
+  // answers after an await sets the upstream's members after next() returned, and they are kept.
+  it('Express: a handler that answers after an await keeps the upstream’s members', async () => {
+    const a = await ctx.open();
+    const app = express();
+    app.get('/api/later', expressCache(a, { ttl: '5m' }), async (_req, res) => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      res.setHeader('Cache-Status', UPSTREAM).send('page');
+    });
+    assert.equal(status(await request(app).get('/api/later')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/later')), `${UPSTREAM_TEXT}, ${HIT_L1}`);
   });
 
   it('Koa: a middleware in front that removes Cache-Status after next() (internals hidden from clients) keeps it out: not stored, not replayed', async () => {

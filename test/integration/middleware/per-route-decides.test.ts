@@ -75,10 +75,13 @@ describe('middleware: the per-route middleware decides, two instances on one Red
       const route: AnyMiddlewareOptions = { ttl: '1m' };
       const a = nested(adapter, await ctx.open({ routes: { '/api': '1m' } }), route);
       const cacheB = await ctx.open({ routes: { '/api': '1m' } });
+      const tiers: string[] = [];
+      cacheB.on('hit', (e) => tiers.push(e.tier));
       const b = nested(adapter, cacheB, route);
       assert.equal((await request(a.target).get('/api/doc')).headers['cache-status'], MISS_STORED);
       const first = await request(b.target).get('/api/doc');
       assert.deepEqual([first.text, first.headers['cache-status']], ['doc 1', HIT_L2]);
+      assert.deepEqual(tiers, ['L2'], "the 'hit' event's tier");
       const counts = () => { const s = cacheB.stats(); return { l1Hits: s.l1!.hits, l1Misses: s.l1!.misses, l2Hits: s.l2!.hits }; };
       assert.deepEqual(counts(), { l1Hits: 0, l1Misses: 1, l2Hits: 1 });
       const second = await request(b.target).get('/api/doc');

@@ -42,11 +42,15 @@ describe('keys: reportedTarget, the request target a bypass event and the debug 
       ['/p?page=2', '/p?page=2'],
       ['/p?access_token=s3cret&page=2#top', '/p?access_token=redacted&page=2#top'],
       ['/p?access_token=a&x=1&access_token=b', '/p?access_token=redacted&x=1&access_token=redacted'],
+      ['/p?x=1&access_token=s3cret#top', '/p?x=1&access_token=redacted#top'],
       ['/p?%61ccess_token=s3cret', '/p?%61ccess_token=redacted'],
       ['/p?access_token[0]=s3cret', '/p?access_token[0]=redacted'],
       // No value to hide; parsers read other names and other cases apart.
       ['/p?access_token', '/p?access_token'],
       ['/p?ACCESS_TOKEN=s&access_tokens=t', '/p?ACCESS_TOKEN=s&access_tokens=t'],
+      ['/p?access_tokenX&access_token=s', '/p?access_tokenX&access_token=redacted'],
+      // A '#' before the '?' (a fragment no client sends): the access_token after it is redacted all the same.
+      ['/p#top?access_token=s3cret', '/p#top?access_token=redacted'],
     ];
     for (const [target, reported] of cases) assert.equal(reportedTarget(target), reported, target);
   });
