@@ -16,6 +16,7 @@ import type { TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
 import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const MiB = 1024 * 1024;
@@ -233,6 +234,26 @@ describe('large entries read from L2 through a plain GET', function () {
     }
     assert.equal(typeof got, 'string');
     assert.equal(watched.hooked(), 3, 'the premise: each read went through a plain GET after its script');
+  });
+
+  it('a large value that is not a whole entry (foreign bytes, an entry cut short) is a miss, deleted, and a fill of it runs under its lock', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    await a.set('whole', blob(MiB));
+    const entry = (await ctx.admin.getBuffer(a.dataKey('whole')))!;
+    for (const [name, bytes] of [['foreign', randomBytes(MiB)], ['cut short', entry.subarray(0, entry.length - 1000)]] as const) {
+      const key = a.dataKey(name);
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+      assert.equal(await b.get(name), undefined, `get() of ${name} bytes`);
+      await eventually(async () => (await ctx.admin.exists(key)) === 0, `the ${name} bytes are deleted`, 2_000);
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+      let lockHeld = -1;
+      assert.equal(await b.getOrSet(name, async () => ((lockHeld = await ctx.admin.exists(`{${key}}:lock`)), 'loaded')), 'loaded', `getOrSet() of ${name} bytes`);
+      assert.equal(lockHeld, 1, `the fill of ${name} bytes ran without the lock`);
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+      assert.equal(await b.pull(name), undefined, `pull() of ${name} bytes`);
+    }
+    assert.equal(b.stats().l2.errors, 0);
   });
 
   it('a large read whose script Redis no longer knows (SCRIPT FLUSH: NOSCRIPT, then EVAL) still reads the bytes by a plain GET', async () => {
