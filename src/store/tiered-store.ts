@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
-import { FillProtocol, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
+import { FillProtocol, judgedAlike, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
 import { L2UnavailableError, type L2Store } from './l2-store.js';
@@ -299,11 +299,29 @@ export class TieredStore {
     }
     // A key of another type: a GET reports it and deletes it, as a read always has.
     if (reply.foreign === true) return { done: await this.getL2Plain(key) };
-    if (reply.entry === null) {
-      this.l2Misses++;
+    // A large entry's bytes, read after the script: whichever entry they are, they are judged by the versions they
+    // record against the counters read before (one they record as read was stored before any later invalidation).
+    const entry = reply.large === undefined ? reply.entry : await this.readLarge(key);
+    if (entry === null || entry === undefined) {
+      if (entry === null) this.l2Misses++;
+      // The claim would hold off other pulls for its life: let go at once (a failure leaves it to expire).
+      if (claim !== undefined && reply.large !== undefined) this.fills!.settleClaim(key, claim, false).catch(() => undefined);
       return { done: undefined };
     }
-    return { entry: reply.entry, values: reply.values };
+    return { entry, values: reply.values };
+  }
+
+  /**
+   * A large entry's bytes (LOOKUP judged it by its first 20 bytes, see
+   * LARGE_ENTRY_BYTES), read with a plain GET, so Redis never copies them
+   * through Lua: null when it is gone, undefined when Redis failed (counted by L2Store).
+   */
+  private async readLarge(key: string): Promise<Buffer | null | undefined> {
+    try {
+      return await this.l2!.get(key);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -316,7 +334,10 @@ export class TieredStore {
    * after its caller gave up (a command resent on a reconnect) finds the
    * claim gone: it neither hands over nor deletes a value nobody gets. A
    * value Redis could not vouch for stays, for a later pull. L1 is not looked
-   * at: a copy there may be one another caller took from L2 already.
+   * at: a copy there may be one another caller took from L2 already. A large
+   * entry (LARGE_ENTRY_BYTES) is read by a plain GET between the two steps,
+   * while the claim holds off every other pull, so no other pull reads what
+   * it reads; the bytes are judged against the counters the first step read.
    */
   async takeFromL2(key: string, tags: readonly string[]): Promise<TieredHit | undefined> {
     const l2 = this.l2;
@@ -400,9 +421,10 @@ export class TieredStore {
     const versions = this.versions;
     const needs = versions.needs(tags);
     const keys = versions.counterKeys(needs);
+    const now = this.now();
     let reply;
     try {
-      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now: this.now(), skipEntry, since });
+      reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now, skipEntry, since });
     } catch (err) {
       // A lookup its caller gave up on may still have run (sent, with Redis up, with what was left of the
       // timeout): the ticket holds the lock it may have taken, so the store or abandon releases it (token-checked).
@@ -417,11 +439,23 @@ export class TieredStore {
         : NO_TICKET;
     const lockState = reply.locked === true ? 'ours' : reply.locked === false ? 'theirs' : 'none';
     let hit: TieredHit | undefined;
-    if (reply.entry !== null) hit = await this.judgeFromL2(key, reply.entry, needs, read);
-    else if (!skipEntry) this.l2Misses++;
+    let raw = reply.entry;
+    if (reply.large !== undefined) {
+      // One more round trip for the bytes, which Redis then moves as it moves a GET's.
+      const bytes = await this.readLarge(key);
+      // Unread (Redis failed), where the script took no fill step: as a lookup Redis did not answer.
+      if (bytes === undefined && reply.locked === undefined && reply.created.length === 0) return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET, unanswered: true };
+      // Gone since, or another entry the script would have decided otherwise on (stale where it found one fresh,
+      // or the reverse): as an entry found unusable, below (the fill steps taken now where they were not).
+      raw = bytes !== undefined && bytes !== null && judgedAlike(bytes, reply.large, now) ? bytes : null;
+      if (raw === null) this.l2Misses++;
+    }
+    const found = reply.entry !== null || reply.large !== undefined;
+    if (raw !== null) hit = await this.judgeFromL2(key, raw, needs, read);
+    else if (!skipEntry && !found) this.l2Misses++;
     // A fresh hit took no lock and read counters only to check the entry.
-    if (reply.locked === undefined && reply.entry !== null && hit !== undefined) return { hit, stamp: undefined, lock: 'none', ticket: NO_TICKET };
-    if (hit === undefined && reply.locked === undefined && reply.entry !== null) {
+    if (reply.locked === undefined && found && hit !== undefined) return { hit, stamp: undefined, lock: 'none', ticket: NO_TICKET };
+    if (hit === undefined && reply.locked === undefined && found) {
       // A fresh entry that turned out invalid (invalidated): the fill steps were not taken; take them now.
       return this.lookupForFill(key, tags, lock, true);
     }

@@ -146,6 +146,54 @@ describe('Redis Cluster as L2', function () {
     assert.ok(renames.reduce((n, r) => n + r, 0) >= 5, `renames per node: ${renames.join(', ')}`);
   });
 
+  it('large entries (fill-protocol.ts LARGE_ENTRY_BYTES) are read by a plain GET in their slot, not returned by the lookup script: getOrSet() hits, get(), pull() and an HTTP L2 hit byte-exact on another instance', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    // The largest string a script of B's replied, and B's plain GETs.
+    const client = b.store.l2!.client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    let largest = 0;
+    let gets = 0;
+    const sizeOf = (r: unknown): number => (Buffer.isBuffer(r) ? r.length : Array.isArray(r) ? Math.max(0, ...r.map(sizeOf)) : 0);
+    for (const name of ['evalshaBuffer', 'evalBuffer']) {
+      const original = client[name]!.bind(client);
+      client[name] = async (...args) => {
+        const reply = await original(...args);
+        largest = Math.max(largest, sizeOf(reply));
+        return reply;
+      };
+    }
+    const getBuffer = client.getBuffer!.bind(client);
+    client.getBuffer = (...args) => (gets++, getBuffer(...args));
+    const values = [0, 1, 2, 3, 4, 5].map((i) => randomBytes(256 * 1024 + i).toString('base64'));
+    for (let i = 0; i < 2; i++) {
+      await a.set(`hit${i}`, values[i], { tags: [`t${i}`] });
+      await a.set(`read${i}`, values[2 + i]);
+      await a.set(`pull${i}`, values[4 + i]);
+    }
+    for (let i = 0; i < 2; i++) {
+      assert.ok((await b.getOrSet(`hit${i}`, () => 'loaded', { tags: [`t${i}`] })) === values[i], `getOrSet() hit${i}`);
+      assert.ok((await b.get(`read${i}`)) === values[2 + i], `get() read${i}`);
+      const pulled = await Promise.all([b.pull(`pull${i}`), a.pull(`pull${i}`), b.pull(`pull${i}`)]);
+      assert.deepEqual(pulled.filter((v) => v !== undefined), [values[4 + i]], `pull() pull${i}: one caller gets it, whole`);
+    }
+    const body = randomBytes(1024 * 1024 - 64);
+    const appFor = (cache: TierCache) => express().use(expressCache(cache, { ttl: '1m' })).get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
+    const stored = new Promise((resolve) => a.once('store', resolve));
+    await request(appFor(a)).get('/api/blob').expect(200);
+    await stored;
+    const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse((res, done) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done(null, Buffer.concat(chunks)));
+    });
+    assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
+    assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
+    assert.ok(largest < 4096, `a script replied ${largest} bytes`);
+    assert.ok(gets >= 6, `${gets} plain GETs`);
+    assert.equal(a.stats().l2.errors + b.stats().l2.errors, 0);
+  });
+
   it('carries invalidations between instances over the bus, across nodes', async () => {
     const ns = `cl${namespace++}`;
     const a = await open(ns);

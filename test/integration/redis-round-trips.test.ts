@@ -111,6 +111,25 @@ describe('Redis round trips and keys per request', function () {
     assert.equal(median(turns), 1, `turns per L2 hit: ${turns.join(' ')}`);
   });
 
+  it('an L2 hit of a large entry (LARGE_ENTRY_BYTES or more, fill-protocol.ts) costs two round trips: the lookup script, then a plain GET of its bytes', async () => {
+    const filler = await ctx.open({ routes: { '/api': '1m' } });
+    const body = Buffer.alloc(256 * 1024, 'tiercache ');
+    const largeApp = (cache: TierCache) => {
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/api/large', (req, res) => void res.type('text/plain').send(Buffer.concat([Buffer.from(String(req.query.n)), body])));
+      return app;
+    };
+    for (let i = 0; i < 9; i++) await request(largeApp(filler)).get(`/api/large?n=${i}`);
+    const { cache, proxy: p } = await counted({ l1: false, namespace: ctx.ns });
+    const app = largeApp(cache);
+    const turns = await turnsPer(p, 9, async (i) => {
+      const res = await request(app).get(`/api/large?n=${i}`);
+      assert.equal(res.headers['cache-status'], 'tiercache; hit; detail=L2');
+    });
+    assert.equal(median(turns), 2, `turns per L2 hit: ${turns.join(' ')}`);
+  });
+
   for (const l1 of [true, false] as const) {
     it(`a data-API get() of a value another instance set costs one round trip, the first time this instance reads its key too (L1 ${l1 ? 'on' : 'off'})`, async () => {
       const writer = await ctx.open();

@@ -1,0 +1,285 @@
+// Large entries read from L2 (fill-protocol.ts LARGE_ENTRY_BYTES): the lookup
+// script (getOrSet() hits, HTTP L2 hits, a fill's first step, get() with its
+// counters, pull()'s claim) judges an entry that size by its first 20 bytes
+// and the bytes come from a plain GET after it, instead of through a Lua
+// string, where Redis copied them on its one thread (a 5 MiB getOrSet() hit
+// held every other client 12-59 ms). What the script decides, and what the
+// served bytes are checked against, must not change: the GET is not atomic
+// with the script, so the races between them are forced here (the GET held
+// while another instance writes), and what may be served is each time the
+// bytes' own versions against the counters the script read.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import express from 'express';
+import request from 'supertest';
+import type { TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
+import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+const MiB = 1024 * 1024;
+
+type Method = (...args: unknown[]) => Promise<unknown>;
+
+/** The most bytes one bulk string of `reply` (a script's, nested arrays and all) holds. */
+function largestString(reply: unknown): number {
+  if (Buffer.isBuffer(reply)) return reply.length;
+  if (typeof reply === 'string') return Buffer.byteLength(reply);
+  return Array.isArray(reply) ? Math.max(0, ...reply.map(largestString)) : 0;
+}
+
+/**
+ * Watches `cache`'s Redis client: the largest string any script replied, and
+ * a hook run before each plain GET of an entry is sent (the moment between
+ * the lookup script and the read of a large entry's bytes).
+ */
+function watch(cache: TierCache): { largestScriptReply: () => number; gets: () => number; beforeGet: (hook: ((key: string) => Promise<void>) | undefined) => void; hooked: () => number } {
+  const client = cache.store.l2!.client as unknown as Record<string, Method>;
+  let largest = 0;
+  let gets = 0;
+  let hook: ((key: string) => Promise<void>) | undefined;
+  let hooked = 0;
+  for (const name of ['evalshaBuffer', 'evalBuffer']) {
+    const original = client[name]!.bind(client);
+    client[name] = async (...args) => {
+      const reply = await original(...args);
+      largest = Math.max(largest, largestString(reply));
+      return reply;
+    };
+  }
+  const getBuffer = client.getBuffer!.bind(client);
+  client.getBuffer = async (...args) => {
+    gets++;
+    const h = hook;
+    hook = undefined;
+    if (h !== undefined) {
+      hooked++;
+      await h(String(args[0]));
+    }
+    return getBuffer(...args);
+  };
+  return { largestScriptReply: () => largest, gets: () => gets, beforeGet: (h) => (hook = h), hooked: () => hooked };
+}
+
+const blob = (bytes: number) => randomBytes(Math.ceil((bytes * 3) / 4)).toString('base64').slice(0, bytes);
+
+describe('large entries read from L2 through a plain GET', function () {
+  this.timeout(30_000);
+  // Bytes and decisions are checked here, not time (bench/large-values.ts measures it): room for a loaded machine.
+  const ctx = useRedisCaches({ prefix: 'large-reads', flush: true, defaults: { l2: { commandTimeout: '2s' } } });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  const failing = (): never => {
+    throw new Error('the loader ran on a hit');
+  };
+
+  it('getOrSet() hits, get()s and pull()s of values from the threshold to 5 MiB read back byte-exact on another instance, and no script replies with them', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const watched = watch(b);
+    const sizes = [LARGE_ENTRY_BYTES, MiB, 5 * MiB];
+    for (const [i, size] of sizes.entries()) {
+      const value = blob(size);
+      for (const key of [`g${i}`, `r${i}`, `p${i}`]) await a.set(key, value);
+      assert.ok((await b.getOrSet(`g${i}`, failing)) === value, `getOrSet() hit of ${size} bytes`);
+      assert.ok((await b.get(`r${i}`)) === value, `get() of ${size} bytes`);
+      assert.ok((await b.pull(`p${i}`)) === value, `pull() of ${size} bytes`);
+      assert.equal(await ctx.admin.exists(a.dataKey(`p${i}`)), 0, 'the pulled value is still in Redis');
+    }
+    assert.ok(watched.largestScriptReply() < 4096, `a script replied ${watched.largestScriptReply()} bytes`);
+    assert.ok(watched.gets() >= 3 * sizes.length, `${watched.gets()} plain GETs`);
+    assert.equal(b.stats().l2.errors, 0);
+  });
+
+  it('an HTTP L2 hit of a body just under maxBodyBytes is served byte-exact, and no script replies with it', async () => {
+    const body = randomBytes(MiB - 64);
+    const app = (cache: TierCache) => {
+      const server = express();
+      server.use(expressCache(cache));
+      server.get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
+      return server;
+    };
+    const a = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+    const b = await ctx.open({ l1: false, routes: { '/api': '1m' }, namespace: ctx.ns });
+    const watched = watch(b);
+    assert.equal((await request(app(a)).get('/api/blob')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    const hit = await request(app(b)).get('/api/blob').buffer(true).parse(collect);
+    assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
+    assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
+    assert.ok(watched.largestScriptReply() < 4096, `a script replied ${watched.largestScriptReply()} bytes`);
+  });
+
+  it('of three instances pulling large values at once, each value goes to exactly one caller, whole', async () => {
+    const [a, b, c] = [await ctx.open({ l1: false }), await ctx.open({ namespace: ctx.ns }), await ctx.open({ l1: false, namespace: ctx.ns })];
+    const values = [0, 1, 2, 3].map(() => blob(256 * 1024));
+    for (const [i, v] of values.entries()) await a.set(`once${i}`, v);
+    const pulls = values.flatMap((_, i) => [a, b, c, a, b, c].map((cache) => cache.pull(`once${i}`).then((got) => ({ i, got }))));
+    const got = (await Promise.all(pulls)).filter((p) => p.got !== undefined);
+    assert.deepEqual(
+      got.map((p) => p.i).sort(),
+      [0, 1, 2, 3],
+      `values handed out: ${got.map((p) => p.i).join(' ')}`,
+    );
+    for (const p of got) assert.ok(p.got === values[p.i], `value ${p.i} was not handed out whole`);
+    for (const i of values.keys()) assert.equal(await ctx.admin.exists(a.dataKey(`once${i}`)), 0);
+  });
+
+  it('a large entry put back between the script and the GET, recording a tag version invalidated since, is never served: the fill runs, under its lock', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const key = a.dataKey('tagged');
+    await a.set('tagged', blob(MiB), { tags: ['movies'] });
+    const old = await ctx.admin.getBuffer(key);
+    await a.invalidateTags(['movies']);
+    const fresh = blob(MiB);
+    await a.set('tagged', fresh, { tags: ['movies'] });
+    // The script judges the current entry; then the old bytes come back (a restore, a lagging writer) before its GET.
+    const watched = watch(b);
+    watched.beforeGet(async () => void (await ctx.admin.set(key, old!, 'KEEPTTL')));
+    let lockHeld = -1;
+    const got = await b.getOrSet('tagged', async () => {
+      lockHeld = await ctx.admin.exists(`{${key}}:lock`);
+      return 'loaded';
+    }, { tags: ['movies'] });
+    assert.equal(got, 'loaded', 'the bytes invalidated before the read were served');
+    assert.equal(lockHeld, 1, 'the fill ran without the lock');
+    // The same for a get(): the bytes read are judged by the versions they record.
+    watched.beforeGet(async () => void (await ctx.admin.set(key, old!, 'KEEPTTL')));
+    assert.equal(await b.get('tagged'), undefined, 'get() served bytes invalidated before the read');
+    assert.equal(watched.hooked(), 2, 'the premise: each read went through a plain GET after its script');
+  });
+
+  it('a large entry replaced between the script and the GET by a newer set() on another instance: the newer value, whole, with no fill; deleted: the fill runs under its lock', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const watched = watch(b);
+    await a.set('swap', blob(MiB));
+    const newer = blob(2 * MiB);
+    watched.beforeGet(async () => void (await a.set('swap', newer)));
+    assert.ok((await b.getOrSet('swap', failing)) === newer, 'not the newer value, whole');
+    assert.equal(await ctx.admin.exists(`{${a.dataKey('swap')}}:lock`), 0);
+    watched.beforeGet(async () => void (await a.delete('swap')));
+    let lockHeld = -1;
+    assert.equal(await b.getOrSet('swap', async () => ((lockHeld = await ctx.admin.exists(`{${a.dataKey('swap')}}:lock`)), 'loaded')), 'loaded');
+    assert.equal(lockHeld, 1, 'the fill ran without the lock');
+    // A pull: the value in Redis when it reads is the one it takes, and it is gone.
+    await a.set('swap', blob(MiB));
+    const last = blob(MiB + 1);
+    watched.beforeGet(async () => void (await a.set('swap', last)));
+    assert.ok((await b.pull('swap')) === last, 'the pull did not get the value it took');
+    assert.equal(await a.get('swap'), undefined);
+    assert.equal(watched.hooked(), 3, 'the premise: each read went through a plain GET after its script');
+    assert.equal(b.stats().l2.errors, 0);
+  });
+
+  it('a large entry gone stale between the script and the GET (still servable stale, no longer fresh): the fill steps are taken, under the lock', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const watched = watch(b);
+    const key = a.dataKey('aging');
+    await a.set('aging', blob(MiB), { ttl: '1m' });
+    // The script found it fresh and took no lock; by the GET its freshUntil (byte 13 on) has passed, its staleUntil not.
+    const past = Buffer.alloc(8);
+    past.writeDoubleBE(Date.now() - 1000);
+    watched.beforeGet(async () => void (await ctx.admin.setrange(key, 12, past)));
+    let lockHeld = -1;
+    const got = await b.getOrSet('aging', async () => ((lockHeld = await ctx.admin.exists(`{${key}}:lock`)), 'loaded'));
+    assert.equal(got, 'loaded');
+    assert.equal(lockHeld, 1, 'the fill ran without the lock');
+    assert.equal(watched.hooked(), 1, 'the premise: the read went through a plain GET after its script');
+  });
+
+  it('Redis cut between the script and the GET of a large entry: a miss, never an error (getOrSet() runs its loader, an HTTP hit becomes a fill, pull() takes nothing)', async () => {
+    const a = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+    proxy = await startTcpProxy(ctx.redis.port);
+    const b = await ctx.open({ l1: false, redis: proxy.url, routes: { '/api': '1m' }, namespace: ctx.ns, l2: { commandTimeout: 300 } });
+    b.on('error', () => undefined);
+    const watched = watch(b);
+    await a.set('cut', blob(MiB));
+    watched.beforeGet(async () => proxy!.cut('refuse'));
+    assert.equal(await b.getOrSet('cut', () => 'loaded'), 'loaded');
+    proxy.heal();
+    await waitUp(b);
+    const body = randomBytes(MiB / 2);
+    const app = (cache: TierCache) => {
+      const server = express();
+      server.use(expressCache(cache));
+      server.get('/api/cut', (_req, res) => void res.type('application/octet-stream').send(body));
+      return server;
+    };
+    await request(app(a)).get('/api/cut').expect(200);
+    watched.beforeGet(async () => proxy!.cut('refuse'));
+    const res = await request(app(b)).get('/api/cut').buffer(true).parse(collect);
+    assert.equal(res.status, 200);
+    assert.ok(Buffer.compare(res.body as Buffer, body) === 0);
+    proxy.heal();
+    await waitUp(b);
+    await a.set('cut-pull', blob(MiB));
+    watched.beforeGet(async () => proxy!.cut('refuse'));
+    assert.equal(await b.pull('cut-pull'), undefined);
+    proxy.heal();
+    await waitUp(b);
+    assert.equal(await ctx.admin.exists(a.dataKey('cut-pull')), 1, 'the value nobody got was deleted');
+    // Its claim let go, or expired (one command timeout): the next pull gets it.
+    let got: unknown;
+    for (let i = 0; i < 50 && got === undefined; i++) {
+      got = await b.pull('cut-pull');
+      if (got === undefined) await new Promise<void>((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(typeof got, 'string');
+    assert.equal(watched.hooked(), 3, 'the premise: each read went through a plain GET after its script');
+  });
+
+  it('a large value that is not a whole entry (foreign bytes, an entry cut short) is a miss, deleted, and a fill of it runs under its lock', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    await a.set('whole', blob(MiB));
+    const entry = (await ctx.admin.getBuffer(a.dataKey('whole')))!;
+    for (const [name, bytes] of [['foreign', randomBytes(MiB)], ['cut short', entry.subarray(0, entry.length - 1000)]] as const) {
+      const key = a.dataKey(name);
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+      assert.equal(await b.get(name), undefined, `get() of ${name} bytes`);
+      await eventually(async () => (await ctx.admin.exists(key)) === 0, `the ${name} bytes are deleted`, 2_000);
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+      let lockHeld = -1;
+      assert.equal(await b.getOrSet(name, async () => ((lockHeld = await ctx.admin.exists(`{${key}}:lock`)), 'loaded')), 'loaded', `getOrSet() of ${name} bytes`);
+      assert.equal(lockHeld, 1, `the fill of ${name} bytes ran without the lock`);
+      await ctx.admin.set(key, bytes, 'PX', 60_000);
+      assert.equal(await b.pull(name), undefined, `pull() of ${name} bytes`);
+    }
+    assert.equal(b.stats().l2.errors, 0);
+  });
+
+  it('a large read whose script Redis no longer knows (SCRIPT FLUSH: NOSCRIPT, then EVAL) still reads the bytes by a plain GET', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const watched = watch(b);
+    const value = blob(MiB);
+    await a.set('flushed', value);
+    await ctx.admin.script('FLUSH');
+    await ctx.admin.config('RESETSTAT');
+    assert.ok((await b.getOrSet('flushed', failing)) === value);
+    assert.match(String(await ctx.admin.info('commandstats')), /cmdstat_eval:calls=[1-9]/, 'the premise: the lookup fell back to EVAL');
+    assert.ok(watched.largestScriptReply() < 4096, `a script replied ${watched.largestScriptReply()} bytes`);
+    assert.equal(b.stats().l2.errors, 0);
+  });
+});
+
+async function waitUp(cache: TierCache): Promise<void> {
+  for (let i = 0; i < 500 && cache.health().l2 !== 'ok'; i++) await new Promise<void>((resolve) => setTimeout(resolve, 20));
+  assert.equal(cache.health().l2, 'ok', 'Redis did not come back');
+}
+
+/** Collects a response body as a Buffer (supertest's binary parser). */
+function collect(res: unknown, done: (err: Error | null, body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  const stream = res as NodeJS.ReadableStream;
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('end', () => done(null, Buffer.concat(chunks)));
+}
