@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import request from 'supertest';
-import type { TierCache } from '../../src/index.js';
+import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
 import { useRedisCaches } from '../support/cache-context.js';
@@ -269,6 +269,26 @@ describe('large entries read from L2 through a plain GET', function () {
     assert.ok(watched.largestScriptReply() < 4096, `a script replied ${watched.largestScriptReply()} bytes`);
     assert.equal(b.stats().l2.errors, 0);
   });
+
+  for (const denied of ['strlen', 'getrange']) {
+    it(`a Redis user whose ACL denies ${denied.toUpperCase()} still reads a large entry (whole, through the script): a hit, no loader, no error`, async () => {
+      const a = await ctx.open({ l1: false });
+      await ctx.admin.acl('SETUSER', `tc-no-${denied}`, 'reset', 'on', '>pw', '~*', '&*', '+@all', `-${denied}`);
+      const url = new URL(ctx.redis.url);
+      url.username = `tc-no-${denied}`;
+      url.password = 'pw';
+      const b = ctx.track(createCache({ namespace: ctx.ns, redis: url.toString(), l1: false }));
+      const errors: unknown[] = [];
+      b.on('error', (e) => errors.push(e));
+      await b.ready();
+      const value = blob(LARGE_ENTRY_BYTES + 1024);
+      await a.set('acl', value);
+      assert.ok((await b.getOrSet('acl', failing)) === value, 'getOrSet() hit');
+      assert.ok((await b.get('acl')) === value, 'get()');
+      assert.deepEqual(errors, []);
+      assert.equal(b.stats().l2.hits, 2);
+    });
+  }
 });
 
 async function waitUp(cache: TierCache): Promise<void> {
