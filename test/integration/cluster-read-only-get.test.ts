@@ -69,13 +69,17 @@ describe('Redis Cluster: a data-API get() only reads', function () {
     const entryKey = `${ns}:d:films%:${key}`;
     const a = await env.open(ns);
     await a.namespace('films').set('other', 1); // the view's counter exists
-    // B reaches the entry's master over a slow link (every chunk held 1.5 s each way), the view counter's at once:
-    // the clear and C's set below must land before B's read of the entry does (with 600 ms, a busy CI machine once
-    // took longer, and the test read the entry before the set).
-    const proxies = await startClusterProxies(env.cluster, { [y]: 1500 });
-    const b = createCache({ namespace: ns, redis: proxies.client(), l2: { commandTimeout: 10_000 } });
+    // B reaches the entry's master over a link made slow once B is connected to it (every chunk held 1.5 s each
+    // way), the view counter's at once: the clear and C's set below must land before B's read of the entry does.
+    // (Slow from the start, B's connections were not all up when the read began, on a busy machine: the read then
+    // did not take the path this test is for, and sometimes came first.)
+    const proxies = await startClusterProxies(env.cluster, { [y]: 0 });
+    const client = proxies.client();
+    const b = createCache({ namespace: ns, redis: client, l2: { commandTimeout: 10_000 } });
     try {
       await b.ready();
+      await client.exists(entryKey); // B's connection to the entry's master is up
+      proxies.proxyOf(y).setDelay(1500);
       const c = await env.open(ns);
       const direct = env.client();
       const reading = b.namespace('films').get(key);

@@ -18,9 +18,13 @@ export interface ClusterProxies {
   close(): Promise<void>;
 }
 
-/** `delayMs`: per master port, how long its proxy holds every chunk each way (a slow link to that master alone). */
+/**
+ * `delayMs`: per master port, how long its proxy holds every chunk each way (a
+ * slow link to that master alone); a proxy named there can be slowed later
+ * (TcpProxy.setDelay, from 0 too).
+ */
 export async function startClusterProxies(cluster: RedisClusterHandle, delayMs: Readonly<Record<number, number>> = {}): Promise<ClusterProxies> {
-  const proxies = await Promise.all(cluster.nodes.map((node) => startTcpProxy(node.port, node.host, delayMs[node.port] ?? 0)));
+  const proxies = await Promise.all(cluster.nodes.map((node) => startTcpProxy(node.port, node.host, delayMs[node.port] ?? 0, delayMs[node.port] !== undefined)));
   const natMap = Object.fromEntries(cluster.nodes.map((node, i) => [`${node.host}:${node.port}`, { host: '127.0.0.1', port: proxies[i]!.port }]));
   const clients: Cluster[] = [];
   return {

@@ -22,6 +22,8 @@ export interface TcpProxy {
   readonly attempts: number;
   /** Drops every connection; new ones are refused or blackholed until heal(). */
   cut(mode?: CutMode): void;
+  /** A proxy started adjustable: from now on every chunk is held `ms` (order kept), on open connections too. */
+  setDelay(ms: number): void;
   /** Lets connections through again (blackholed ones are dropped, so their clients reconnect). */
   heal(): void;
   close(): Promise<void>;
@@ -29,9 +31,12 @@ export interface TcpProxy {
 
 /**
  * `delayMs`: every chunk is held that long in each direction (order kept), a
- * slow link: a command's round trip takes twice that.
+ * slow link: a command's round trip takes twice that. `adjustable` (the
+ * default with a delay) relays chunk by chunk, so setDelay() can slow a link
+ * once the client's connections are up.
  */
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', delayMs = 0): Promise<TcpProxy> {
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', delayMs = 0, adjustable = delayMs !== 0): Promise<TcpProxy> {
+  let delay = delayMs;
   const piped = new Set<Socket>();
   const held = new Set<Socket>();
   let mode: CutMode | undefined;
@@ -70,14 +75,24 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     });
     upstream.on('data', () => (replied = true));
     piped.add(client);
-    if (delayMs === 0) {
+    if (!adjustable) {
       client.pipe(upstream);
       upstream.pipe(client);
     } else {
-      client.on('data', (chunk: Buffer) => setTimeout(() => upstream.destroyed || upstream.write(chunk), delayMs));
-      upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), delayMs));
+      client.on('data', relayTo(upstream));
+      upstream.on('data', relayTo(client));
     }
   });
+  /** Writes each chunk to `to` `delay` ms after it came, never before one that came earlier. */
+  function relayTo(to: Socket): (chunk: Buffer) => void {
+    let due = 0;
+    return (chunk) => {
+      const now = Date.now();
+      due = Math.max(now + delay, due);
+      if (due <= now) to.destroyed || to.write(chunk);
+      else setTimeout(() => to.destroyed || to.write(chunk), due - now);
+    };
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -96,6 +111,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     get attempts() {
       return attempts;
+    },
+    setDelay(ms: number) {
+      if (!adjustable) throw new Error('setDelay() needs a proxy started adjustable');
+      delay = ms;
     },
     cut(how: CutMode = 'refuse') {
       mode = how;
