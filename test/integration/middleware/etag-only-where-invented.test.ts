@@ -6,6 +6,7 @@
 // absent ETag read as the string "undefined" when If-None-Match: * was
 // answered on a fill. The filling answer must carry what its hits carry.
 import assert from 'node:assert/strict';
+import computeEtag from 'etag';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
 import { useCleanup } from '../../support/cache-context.js';
@@ -56,6 +57,33 @@ describe('middleware: ETags are computed only for table-mode 200 answers, on the
         const hit = await request(built.target).get('/p');
         assert.equal(hit.headers['cache-status'], HIT_L1);
         assert.equal(hit.headers['etag'], undefined);
+      });
+
+      it('table mode: a body sent as a string beyond ASCII gets the ETag of its UTF-8 bytes, and its hit those bytes', async () => {
+        // A lone surrogate too: node sends it as EF BF BD, and the ETag and the stored bytes must say the same.
+        const text = `{"name":"Jos\u00e9 \u2713 \ud83d\ude00 \ud800"}`;
+        for (const [how, answer] of [['end()', (io: HandlerIO) => io.end(text)], ['the framework', (io: HandlerIO) => (io.set('Content-Type', 'application/json'), io.send(text))]] as const) {
+          const built = app({ ttl: '1m' }, answer);
+          const bytes = Buffer.from(text, 'utf8');
+          const miss = await request(built.target).get('/p').buffer(true).parse((res, done) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => done(null, Buffer.concat(chunks)));
+          });
+          assert.equal(miss.headers['cache-status'], STORED, how);
+          assert.deepEqual(miss.body, bytes, how);
+          // Express's res.send says its own (weak) ETag of the same bytes.
+          assert.equal(String(miss.headers['etag']).replace(/^W\//, ''), computeEtag(bytes), how);
+          const hit = await request(built.target).get('/p').buffer(true).parse((res, done) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => done(null, Buffer.concat(chunks)));
+          });
+          assert.equal(hit.headers['cache-status'], HIT_L1, how);
+          assert.deepEqual(hit.body, bytes, how);
+          assert.equal(hit.headers['etag'], miss.headers['etag'], how);
+          assert.equal(hit.headers['content-length'], String(bytes.length), how);
+        }
       });
     });
   }
