@@ -10,6 +10,7 @@ import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
+import { blobApp, collectBytes } from '../support/blob-app.js';
 import { eventually } from '../support/eventually.js';
 import { clusterCaches } from '../support/cluster-caches.js';
 import { masterOf, startClusterProxies, tagOffBusMaster } from '../support/cluster-proxies.js';
@@ -128,15 +129,11 @@ describe('Redis Cluster as L2', function () {
       assert.ok((await b.get(`got${i}`)) === values[2 + i], `getOrSet() got${i}`);
     }
     const body = randomBytes(1024 * 1024 - 64);
-    const appFor = (cache: TierCache) => express().use(expressCache(cache, { ttl: '1m' })).get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
+    const appFor = (cache: TierCache) => blobApp(cache, body, { ttl: '1m' });
     const stored = new Promise((resolve) => a.once('store', resolve));
     assert.equal((await request(appFor(a)).get('/api/blob')).headers['cache-status'], 'tiercache; fwd=miss; stored');
     await stored;
-    const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse((res, done) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done(null, Buffer.concat(chunks)));
-    });
+    const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
     assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
     assert.equal(a.stats().l2.errors + b.stats().l2.errors, 0);
@@ -178,15 +175,11 @@ describe('Redis Cluster as L2', function () {
       assert.deepEqual(pulled.filter((v) => v !== undefined), [values[4 + i]], `pull() pull${i}: one caller gets it, whole`);
     }
     const body = randomBytes(1024 * 1024 - 64);
-    const appFor = (cache: TierCache) => express().use(expressCache(cache, { ttl: '1m' })).get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
+    const appFor = (cache: TierCache) => blobApp(cache, body, { ttl: '1m' });
     const stored = new Promise((resolve) => a.once('store', resolve));
     await request(appFor(a)).get('/api/blob').expect(200);
     await stored;
-    const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse((res, done) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done(null, Buffer.concat(chunks)));
-    });
+    const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
     assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
     assert.ok(largest < 4096, `a script replied ${largest} bytes`);

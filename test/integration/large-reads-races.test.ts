@@ -18,6 +18,7 @@ import request from 'supertest';
 import type { TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
+import { collectBytes } from '../support/blob-app.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
 
@@ -51,13 +52,6 @@ function hookGets(cache: TierCache): { before(h: () => Promise<void>): void; aft
 const MiB = 1024 * 1024;
 const blob = (bytes: number) => randomBytes(Math.ceil((bytes * 3) / 4)).toString('base64').slice(0, bytes);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function collect(res: unknown, done: (err: Error | null, body: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  const stream = res as NodeJS.ReadableStream;
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  stream.on('end', () => done(null, Buffer.concat(chunks)));
-}
 
 describe('large entries: what reaches the reader between the lookup script and the GET', function () {
   this.timeout(30_000);
@@ -112,7 +106,7 @@ describe('large entries: what reaches the reader between the lookup script and t
         hooks.after(() => heardBy(b, () => (how === 'invalidatePrefix' ? a.invalidatePrefix('/api/movies') : a.invalidateUser('u1'))));
         const appB = appFor(b);
         for (const when of ['then', 'next time']) {
-          const res = await request(appB).get('/api/movies/list').set('x-user', 'u1').buffer(true).parse(collect);
+          const res = await request(appB).get('/api/movies/list').set('x-user', 'u1').buffer(true).parse(collectBytes);
           assert.equal(res.status, 200);
           assert.equal((res.body as Buffer)[0], 1, `${when}: B answered the body invalidated before (${String(res.headers['cache-status'])})`);
         }

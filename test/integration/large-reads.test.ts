@@ -15,6 +15,7 @@ import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
+import { blobApp, collectBytes } from '../support/blob-app.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -99,17 +100,12 @@ describe('large entries read from L2 through a plain GET', function () {
 
   it('an HTTP L2 hit of a body just under maxBodyBytes is served byte-exact, and no script replies with it', async () => {
     const body = randomBytes(MiB - 64);
-    const app = (cache: TierCache) => {
-      const server = express();
-      server.use(expressCache(cache));
-      server.get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
-      return server;
-    };
+    const app = (cache: TierCache) => blobApp(cache, body);
     const a = await ctx.open({ l1: false, routes: { '/api': '1m' } });
     const b = await ctx.open({ l1: false, routes: { '/api': '1m' }, namespace: ctx.ns });
     const watched = watch(b);
     assert.equal((await request(app(a)).get('/api/blob')).headers['cache-status'], 'tiercache; fwd=miss; stored');
-    const hit = await request(app(b)).get('/api/blob').buffer(true).parse(collect);
+    const hit = await request(app(b)).get('/api/blob').buffer(true).parse(collectBytes);
     assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
     assert.ok(watched.largestScriptReply() < 4096, `a script replied ${watched.largestScriptReply()} bytes`);
@@ -215,7 +211,7 @@ describe('large entries read from L2 through a plain GET', function () {
     };
     await request(app(a)).get('/api/cut').expect(200);
     watched.beforeGet(async () => proxy!.cut('refuse'));
-    const res = await request(app(b)).get('/api/cut').buffer(true).parse(collect);
+    const res = await request(app(b)).get('/api/cut').buffer(true).parse(collectBytes);
     assert.equal(res.status, 200);
     assert.ok(Buffer.compare(res.body as Buffer, body) === 0);
     proxy.heal();
@@ -296,10 +292,3 @@ async function waitUp(cache: TierCache): Promise<void> {
   assert.equal(cache.health().l2, 'ok', 'Redis did not come back');
 }
 
-/** Collects a response body as a Buffer (supertest's binary parser). */
-function collect(res: unknown, done: (err: Error | null, body: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  const stream = res as NodeJS.ReadableStream;
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  stream.on('end', () => done(null, Buffer.concat(chunks)));
-}

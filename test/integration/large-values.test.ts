@@ -9,14 +9,13 @@
 // script's own bytes, counted through MONITOR, never carry the payload.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import express from 'express';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import type { TierCache } from '../../src/index.js';
-import { expressCache } from '../../src/express.js';
 import { EntryKind, type StoredEntry } from '../../src/store/entry.js';
 import { STAGED_PAYLOAD_BYTES, stagingKey } from '../../src/store/fill-protocol.js';
 import { keySlot } from '../../src/store/hash-slot.js';
+import { blobApp, collectBytes } from '../support/blob-app.js';
 import { useRedisCaches } from '../support/cache-context.js';
 
 const MiB = 1024 * 1024;
@@ -101,20 +100,15 @@ describe('large values in L2', function () {
 
   it('an HTTP fill of a body just under maxBodyBytes is stored through a staging key and served byte-exact from L2 by another instance', async () => {
     const body = randomBytes(1 * MiB - 64);
-    const app = (cache: TierCache) => {
-      const server = express();
-      server.use(expressCache(cache));
-      server.get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(body));
-      return server;
-    };
+    const app = (cache: TierCache) => blobApp(cache, body);
     const a = await ctx.open({ l1: false, routes: { '/api': '1m' } });
     const b = await ctx.open({ l1: false, routes: { '/api': '1m' }, namespace: ctx.ns });
     let first: request.Response | undefined;
     const commands = await monitored(ctx.admin, async () => {
-      first = await request(app(a)).get('/api/blob').buffer(true).parse((res, done) => collect(res as unknown as NodeJS.ReadableStream, done));
+      first = await request(app(a)).get('/api/blob').buffer(true).parse(collectBytes);
     });
     assert.equal(first!.headers['cache-status'], 'tiercache; fwd=miss; stored');
-    const hit = await request(app(b)).get('/api/blob').buffer(true).parse((res, done) => collect(res as unknown as NodeJS.ReadableStream, done));
+    const hit = await request(app(b)).get('/api/blob').buffer(true).parse(collectBytes);
     assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
     const scripts = commands.filter((c) => c.name === 'evalsha' || c.name === 'eval');
@@ -257,9 +251,3 @@ describe('large values in L2', function () {
   });
 });
 
-/** Collects a response body as a Buffer (supertest's binary parser). */
-function collect(res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(null, Buffer.concat(chunks)));
-}
