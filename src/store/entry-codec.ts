@@ -112,6 +112,15 @@ function finite(n: number, what: string): number {
   return n;
 }
 
+/**
+ * The freshUntil the first bytes of an L2 value record, read as the lookup
+ * script reads it (the magic checked, nothing else); undefined for bytes that
+ * are not a tiercache entry's.
+ */
+export function headerFreshUntil(buf: Buffer): number | undefined {
+  return buf.length >= OFFSETS.freshUntil + 8 && buf[0] === MAGIC_T && buf[1] === MAGIC_C ? buf.readDoubleBE(OFFSETS.freshUntil) : undefined;
+}
+
 /** Decodes an L2 value. `head` and `body` are views into `buf` (no copy). */
 export function decodeEntry(buf: Buffer): StoredEntry {
   need(buf, 0, FIXED_HEADER);

@@ -17,6 +17,7 @@
 // lookup, which judged it by its first bytes (one more round trip).
 import { randomBytes } from 'node:crypto';
 import { TierCacheError } from '../errors.js';
+import { headerFreshUntil } from './entry-codec.js';
 import type { L2Store } from './l2-store.js';
 import { groupBySlot, keySlot, slotGuardKeys, slotHashTag } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
@@ -373,9 +374,10 @@ export interface LargeEntry {
   readonly head: Buffer;
 }
 
-/** LOOKUP's freshness rule (a TC entry's freshUntil, at byte 13, past `now`; anything else counts as fresh, then fails to decode). */
+/** LOOKUP's freshness rule (an entry's freshUntil past `now`; anything else counts as fresh, then fails to decode). */
 function freshAt(bytes: Buffer, now: number): boolean {
-  return !(bytes.length >= 20 && bytes[0] === 0x54 && bytes[1] === 0x43) || bytes.readDoubleBE(12) > now;
+  const until = headerFreshUntil(bytes);
+  return until === undefined || until > now;
 }
 
 /**
