@@ -11,6 +11,7 @@ import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
 import { blobApp, collectBytes } from '../support/blob-app.js';
+import { watch } from '../support/script-watch.js';
 import { eventually } from '../support/eventually.js';
 import { clusterCaches } from '../support/cluster-caches.js';
 import { masterOf, startClusterProxies, tagOffBusMaster } from '../support/cluster-proxies.js';
@@ -147,21 +148,7 @@ describe('Redis Cluster as L2', function () {
     const ns = `cl${namespace++}`;
     const a = await open(ns);
     const b = await open(ns);
-    // The largest string a script of B's replied, and B's plain GETs.
-    const client = b.store.l2!.client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    let largest = 0;
-    let gets = 0;
-    const sizeOf = (r: unknown): number => (Buffer.isBuffer(r) ? r.length : Array.isArray(r) ? Math.max(0, ...r.map(sizeOf)) : 0);
-    for (const name of ['evalshaBuffer', 'evalBuffer']) {
-      const original = client[name]!.bind(client);
-      client[name] = async (...args) => {
-        const reply = await original(...args);
-        largest = Math.max(largest, sizeOf(reply));
-        return reply;
-      };
-    }
-    const getBuffer = client.getBuffer!.bind(client);
-    client.getBuffer = (...args) => (gets++, getBuffer(...args));
+    const watched = watch(b);
     const values = [0, 1, 2, 3, 4, 5].map((i) => randomBytes(256 * 1024 + i).toString('base64'));
     for (let i = 0; i < 2; i++) {
       await a.set(`hit${i}`, values[i], { tags: [`t${i}`] });
@@ -182,8 +169,8 @@ describe('Redis Cluster as L2', function () {
     const hit = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
     assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L2');
     assert.ok(Buffer.compare(hit.body as Buffer, body) === 0, 'the body read from L2 differs');
-    assert.ok(largest < 4096, `a script replied ${largest} bytes`);
-    assert.ok(gets >= 6, `${gets} plain GETs`);
+    assert.ok(watched.largestScriptReply() < 4096, `a script replied ${watched.largestScriptReply()} bytes`);
+    assert.ok(watched.gets() >= 6, `${watched.gets()} plain GETs`);
     assert.equal(a.stats().l2.errors + b.stats().l2.errors, 0);
   });
 

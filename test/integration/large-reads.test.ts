@@ -16,53 +16,12 @@ import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
 import { blobApp, collectBytes } from '../support/blob-app.js';
+import { watch } from '../support/script-watch.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const MiB = 1024 * 1024;
-
-type Method = (...args: unknown[]) => Promise<unknown>;
-
-/** The most bytes one bulk string of `reply` (a script's, nested arrays and all) holds. */
-function largestString(reply: unknown): number {
-  if (Buffer.isBuffer(reply)) return reply.length;
-  if (typeof reply === 'string') return Buffer.byteLength(reply);
-  return Array.isArray(reply) ? Math.max(0, ...reply.map(largestString)) : 0;
-}
-
-/**
- * Watches `cache`'s Redis client: the largest string any script replied, and
- * a hook run before each plain GET of an entry is sent (the moment between
- * the lookup script and the read of a large entry's bytes).
- */
-function watch(cache: TierCache): { largestScriptReply: () => number; gets: () => number; beforeGet: (hook: ((key: string) => Promise<void>) | undefined) => void; hooked: () => number } {
-  const client = cache.store.l2!.client as unknown as Record<string, Method>;
-  let largest = 0;
-  let gets = 0;
-  let hook: ((key: string) => Promise<void>) | undefined;
-  let hooked = 0;
-  for (const name of ['evalshaBuffer', 'evalBuffer']) {
-    const original = client[name]!.bind(client);
-    client[name] = async (...args) => {
-      const reply = await original(...args);
-      largest = Math.max(largest, largestString(reply));
-      return reply;
-    };
-  }
-  const getBuffer = client.getBuffer!.bind(client);
-  client.getBuffer = async (...args) => {
-    gets++;
-    const h = hook;
-    hook = undefined;
-    if (h !== undefined) {
-      hooked++;
-      await h(String(args[0]));
-    }
-    return getBuffer(...args);
-  };
-  return { largestScriptReply: () => largest, gets: () => gets, beforeGet: (h) => (hook = h), hooked: () => hooked };
-}
 
 const blob = (bytes: number) => randomBytes(Math.ceil((bytes * 3) / 4)).toString('base64').slice(0, bytes);
 
