@@ -59,6 +59,12 @@ const PASSED_FROM_L2 = Symbol('tiercache.passedFromL2');
 interface PassedFromL2 {
   readonly key: string;
   readonly cache: TierCache;
+  /**
+   * Where a fill's lookup found it (a variant's key behind a Vary manifest),
+   * with the entry: a stale one the layer it is left to needs not read again,
+   * only lock for its fill (see serveOrFill). Undefined when read otherwise.
+   */
+  readonly read?: { readonly key: string; readonly entry: StoredEntry } | undefined;
 }
 /** Which caches' middleware decide what a write invalidates (true: its target too): two mounts would invalidate twice. */
 const WRITE_SEEN = Symbol('tiercache.writeSeen');
@@ -1080,9 +1086,11 @@ export class HttpCache<R> {
    * if none sees it, none is left (the route's config changed since the entry
    * was stored) and the entry is removed once the answer is out.
    */
-  private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown): boolean | Promise<boolean> {
+  private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown, readAt?: string): boolean | Promise<boolean> {
     const response = found.response;
-    if (found.tier === 'L2') (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache };
+    if (found.tier === 'L2') {
+      (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache, read: readAt === undefined ? undefined : { key: readAt, entry: found.entry } };
+    }
     // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
     // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
     if (ownerSeen(response) || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
@@ -1199,6 +1207,13 @@ export class HttpCache<R> {
     return (rule?.freshness ?? this.cache.options.freshness) === 'origin';
   }
 
+  /** The key `local` was found under, when a layer further out read it from L2 for this request and it is stale (see passOver). */
+  private readFurtherOut(req: IncomingMessage, plan: Plan, local: Found): string | undefined {
+    const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
+    const read = passed?.read;
+    return read !== undefined && read.entry === local.entry && passed!.key === plan.key && passed!.cache === this.cache ? read.key : undefined;
+  }
+
   /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */
   private isOwnRefresh(req: IncomingMessage): boolean {
     (req as unknown as Record<symbol, unknown>)[REFRESHING_SEEN] = true;
@@ -1244,9 +1259,13 @@ export class HttpCache<R> {
         // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
         // stamp. The fill is registered first, so requests for the key on this instance wait on it.
         begun = this.beginFill(plan.key, res);
-        const start = await this.startFill(plan, req, begun.state);
+        // A stale entry a layer further out read from L2 for this request (see passOver): what L2 holds was
+        // just read and counted; only this layer's lock and stamp are wanted (its tags may differ).
+        const read = local === undefined ? undefined : this.readFurtherOut(req, plan, local);
+        const start = await this.startFill(plan, req, begun.state, read);
         begun = { ...begun, start };
         if (start.found !== undefined) found = start.found;
+        else if (read !== undefined) found = { ...local!, tier: 'L2' };
         else if (found === undefined && start.lookup.unanswered === true) standIn = this.outageStandIn(plan, req);
       } else if (found === undefined) {
         // find() counts its L1 lookup: a miss, unless L1 answered (an entry only Redis could vouch for).
@@ -1259,7 +1278,7 @@ export class HttpCache<R> {
     }
     if (found !== undefined && notOurs(plan, found)) {
       begun?.flight.settle(undefined);
-      return this.passOver(c, plan, found, next);
+      return this.passOver(c, plan, found, next, begun?.start?.found === found ? begun.start.lockedKey : undefined);
     }
     // Redis did not answer for find()'s L1 entry: not served, a stand-in for a 5xx at most (see outageStandIn).
     if (found?.unchecked === true) {
@@ -1422,12 +1441,12 @@ export class HttpCache<R> {
     else state.ticket = ticket;
   }
 
-  private async startFill(plan: Plan, req: IncomingMessage, state: FillState): Promise<FillStart> {
+  private async startFill(plan: Plan, req: IncomingMessage, state: FillState, readAt?: string): Promise<FillStart> {
     const store = this.cache.store;
     const lock = this.cache.fillLock;
     const tags = this.tagsOf(plan);
-    let key = plan.key;
-    let lookup = await store.lookupForFill(key, tags, lock?.request(key));
+    let key = readAt ?? plan.key;
+    let lookup = await store.lookupForFill(key, tags, lock?.request(key), readAt !== undefined);
     if (lookup.hit !== undefined) {
       const value = this.valueOfHit(key, lookup.hit);
       if (value instanceof VaryManifest) {

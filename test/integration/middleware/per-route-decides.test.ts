@@ -12,7 +12,7 @@ import request from 'supertest';
 import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
 import { HIT_L1, HIT_L2, MISS_STORED } from '../../../src/middleware/cache-status.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
-import { adapters, buildApp, headerOf, type AnyMiddlewareOptions } from './apps.js';
+import { adapters, buildApp, headerOf, type AnyMiddlewareOptions, type HandlerIO, type RouteSpec } from './apps.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 let counter = 0;
@@ -88,6 +88,49 @@ describe('middleware: the per-route middleware decides, two instances on one Red
       assert.deepEqual([second.text, second.headers['cache-status']], ['doc 1', HIT_L1]);
       assert.deepEqual(counts(), { l1Hits: 1, l1Misses: 1, l2Hits: 1 });
       assert.equal(b.runs('/api/doc'), 0);
+    });
+  }
+
+  // That read also found a stale entry: the per-route middleware read it from L2 a second time (its lookup for the
+  // fill's lock), two reads of the entry for one request, two L2 hits counted. It now takes its lock and stamp alone.
+  // (The core's path, the same under every major: one of each framework.)
+  for (const adapter of [adapters[0]!, adapters[2]!]) {
+    it(`${adapter.name}: a stale entry the app-wide middleware read from L2 is not read from L2 again by the per-route one (stale-while-revalidate, stale-if-error)`, async () => {
+      const ns = ctx.ns;
+      let served = 0;
+      const routes: RouteSpec[] = [
+        { path: '/api/swr', mw: { ttl: 100, staleWhileRevalidate: '1m' }, handler: (io: HandlerIO) => io.send(`swr ${++served}`) },
+        { path: '/api/sie', mw: { ttl: 100, staleIfError: '1m' }, handler: (io: HandlerIO) => io.send(`sie ${++served}`) },
+      ];
+      const a = buildApp(adapter, await ctx.open({ namespace: ns, routes: { '/api': '1m' } }), { appLevel: true, routes });
+      const cacheB = await ctx.open({ namespace: ns, routes: { '/api': '1m' } });
+      const hits: string[] = [];
+      cacheB.on('hit', (e) => hits.push(`${e.tier}${e.stale ? ' stale' : ''}`));
+      const b = buildApp(adapter, cacheB, { appLevel: true, routes });
+      assert.equal((await request(a.target).get('/api/swr')).text, 'swr 1');
+      assert.equal((await request(a.target).get('/api/sie')).text, 'sie 2');
+      await sleep(200);
+      // The lookup script reads an entry with STRLEN (then GET); MONITOR shows a script's commands too.
+      const reads: string[] = [];
+      const monitor = await ctx.admin.monitor();
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (String(args[0]).toLowerCase() === 'strlen') reads.push(String(args[1]).replace(/.*\/api\//, ''));
+      });
+      try {
+        const swr = await request(b.target).get('/api/swr');
+        assert.equal(swr.text, 'swr 1');
+        assert.match(String(swr.headers['cache-status']), /^tiercache; hit; ttl=-\d+; detail=L2$/);
+        const sie = await request(b.target).get('/api/sie');
+        // Past its freshness, with no stale-while-revalidate: the handler answers (the refresh of /api/swr ran once too).
+        assert.deepEqual([sie.text, sie.headers['cache-status']], ['sie 4', MISS_STORED]);
+        await ctx.admin.ping();
+        await sleep(20);
+      } finally {
+        monitor.disconnect();
+      }
+      assert.deepEqual(reads, ['swr', 'sie'], 'the entry reads in Redis');
+      assert.deepEqual(hits, ['L2 stale'], "the 'hit' events");
+      assert.equal(cacheB.stats().l2!.hits, 2, 'L2 hits counted: one per request');
     });
   }
 
