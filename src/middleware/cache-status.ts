@@ -166,12 +166,33 @@ export function keepSaidAfterUpstream(res: ServerResponse): void {
   if (upstream.length > 0) res.setHeader(CACHE_STATUS, [...upstream, said]);
 }
 
-/** The lines of `value` that follow those of `front` when it begins with them all (appended to it), else undefined. */
+/**
+ * The lines of `value` that follow those of `front` when it begins with them
+ * all (appended to it), else undefined. Also when the handler joined the field
+ * by hand into one string (`prev + ', ' + theirs`, as a list's members may be):
+ * what follows `front`'s members and a comma then.
+ */
 function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
-  if (front === undefined || !Array.isArray(value)) return undefined;
+  if (front === undefined) return undefined;
   const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
+  if (!Array.isArray(value)) return joinedAfter(String(value), lines);
   if (value.length <= lines.length || lines.some((line, i) => value[i] !== line)) return undefined;
   return value.slice(lines.length);
+}
+
+/** What follows `lines` in `text`, each line then a comma (whitespace around it allowed), when something does. */
+function joinedAfter(text: string, lines: readonly unknown[]): string[] | undefined {
+  let at = 0;
+  for (const line of lines) {
+    const member = String(line);
+    if (!text.startsWith(member, at)) return undefined;
+    at += member.length;
+    while (text[at] === ' ' || text[at] === '\t') at++;
+    if (text[at] !== ',') return undefined;
+    at++;
+    while (text[at] === ' ' || text[at] === '\t') at++;
+  }
+  return at < text.length ? [text.slice(at)] : undefined;
 }
 
 /** The field lines of a Cache-Status value on a response, but the one a layer of ours said (sayBeforeApp). */

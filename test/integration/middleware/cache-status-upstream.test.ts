@@ -231,6 +231,33 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // The same, joined by hand into one field line (`res.getHeader(...) + ', ' + theirs`): only arrays were read as
+  // appended to, so the front layer's member of the filling request was stored and replayed with the upstream's.
+  it('members the handler joins by hand to a Cache-Status a middleware in front set are the upstream’s; the front layer’s is not stored, not replayed', async () => {
+    const a = await ctx.open();
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/joined', expressCache(a, { ttl: '5m' }), (_req, res) => void res.set('Cache-Status', `${String(res.getHeader('Cache-Status'))}, ${UPSTREAM_TEXT}`).send('page'));
+    assert.equal(status(await request(app).get('/api/joined')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/joined')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front member was replayed");
+    // Koa, a front value of two field lines (ctx.response.get joins them with a comma and no space).
+    const koa = new Koa();
+    koa.use(async (c, next) => {
+      c.set('Cache-Status', ['lb; fwd=uri-miss', `edge; fwd=uri-miss; req=${++n}`]);
+      await next();
+    });
+    koa.use(koaCache(a, { ttl: '5m' }));
+    koa.use((c) => {
+      c.set('Cache-Status', `${c.response.get('Cache-Status')},${UPSTREAM_TEXT}`);
+      c.body = 'page';
+    });
+    const target = koa.callback();
+    assert.equal(status(await request(target).get('/api/koa')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(target).get('/api/koa')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front members were replayed");
+    for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+  });
+
   // Koa writes the head once every middleware has run: a middleware in front that adds a member after
   // next() (its own word on this answer) did so before our fill read the field, and was taken for an
   // upstream cache. Its member from the filling request was stored, and replayed before ours to every
