@@ -319,8 +319,12 @@ export class TieredStore {
   private async readLarge(key: string): Promise<Buffer | null | undefined> {
     try {
       return await this.l2!.get(key);
-    } catch {
-      return undefined;
+    } catch (err) {
+      // A key of another type put there since the script: foreign data, gone as an entry (deleted, as getL2Plain
+      // deletes it), not a Redis that did not answer (a fill's lookup would be taken for one: no lock, no miss).
+      if (!isWrongType(err)) return undefined;
+      this.dropFromL2(key);
+      return null;
     }
   }
 

@@ -211,6 +211,34 @@ describe('large entries read from L2 through a plain GET', function () {
     assert.equal(b.stats().l2.errors, 0);
   });
 
+  // The GET of a key whose type changed since the script (a list now) failed with WRONGTYPE, taken for a Redis that did
+  // not answer: a fill's lookup said `unanswered` (no miss counted, the loader run without the lock, HTTP's outage
+  // stand-in looked for) and the key stayed, for the next read to fail on. Foreign data is a miss, as a small entry's is.
+  it('a key of another type put under a large entry between the script and the GET is a miss, deleted: a fill of it runs under its lock', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    b.on('error', () => undefined); // the GET's WRONGTYPE is reported, as a plain get()'s is
+    const watched = watch(b);
+    const key = a.dataKey('swapped');
+    const swap = async (k: string) => {
+      await ctx.admin.del(k);
+      await ctx.admin.rpush(k, 'not an entry');
+    };
+    await a.set('swapped', blob(MiB));
+    watched.beforeGet(swap);
+    const before = b.stats().l2.misses;
+    let lockHeld = -1;
+    assert.equal(await b.getOrSet('swapped', async () => ((lockHeld = await ctx.admin.exists(`{${key}}:lock`)), 'loaded')), 'loaded');
+    assert.equal(lockHeld, 1, 'the fill ran without the lock');
+    assert.equal(b.stats().l2.misses - before, 1, 'L2 misses counted');
+    await a.set('swapped-pull', blob(MiB));
+    watched.beforeGet(swap);
+    assert.equal(await b.pull('swapped-pull'), undefined);
+    await eventually(async () => (await ctx.admin.exists(a.dataKey('swapped-pull'))) === 0, 'the list is deleted', 2_000);
+    assert.equal(b.stats().l2.misses - before, 2, 'L2 misses counted');
+    assert.equal(watched.hooked(), 2, 'the premise: each read went through a plain GET after its script');
+  });
+
   it('a large read whose script Redis no longer knows (SCRIPT FLUSH: NOSCRIPT, then EVAL) still reads the bytes by a plain GET', async () => {
     const a = await ctx.open({ l1: false });
     const b = await ctx.open({ l1: false, namespace: ctx.ns });
