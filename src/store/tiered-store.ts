@@ -452,7 +452,8 @@ export class TieredStore {
       // Gone since, or another entry the script would have decided otherwise on (stale where it found one fresh,
       // or the reverse): as an entry found unusable, below (the fill steps taken now where they were not).
       raw = bytes !== undefined && bytes !== null && judgedAlike(bytes, reply.large, now) ? bytes : null;
-      if (raw === null) this.l2Misses++;
+      // A failed GET is L2Store's error alone, as a failed script is, whatever fill steps the script took.
+      if (raw === null && bytes !== undefined) this.l2Misses++;
     }
     const found = reply.entry !== null || reply.large !== undefined;
     if (raw !== null) hit = await this.judgeFromL2(key, raw, needs, read);

@@ -211,6 +211,31 @@ describe('large entries read from L2 through a plain GET', function () {
     assert.equal(b.stats().l2.errors, 0);
   });
 
+  // A failed GET after a script that found the entry stale (and took the fill's lock) counted an L2 miss on top of
+  // L2Store's error; after a fresh one's, and after a failed script, the error alone: one failure, two counts.
+  it('a GET that fails after the script counts one L2 error and no miss, whether the script found the entry fresh or stale (and took the lock)', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    b.on('error', () => undefined);
+    const watched = watch(b);
+    const past = Buffer.alloc(8);
+    past.writeDoubleBE(Date.now() - 1000);
+    for (const stale of [false, true]) {
+      const name = stale ? 'failing-stale' : 'failing-fresh';
+      await a.set(name, blob(MiB), { ttl: '1m' });
+      // freshUntil (byte 13 on) past, staleUntil not: the script takes the fill steps.
+      if (stale) await ctx.admin.setrange(a.dataKey(name), 12, past);
+      watched.beforeGet(async () => {
+        throw new Error('the GET failed (test)');
+      });
+      const before = b.stats().l2;
+      assert.equal(await b.getOrSet(name, () => 'loaded'), 'loaded');
+      const after = b.stats().l2;
+      assert.deepEqual({ misses: after.misses - before.misses, errors: after.errors - before.errors }, { misses: 0, errors: 1 }, name);
+    }
+    assert.equal(watched.hooked(), 2, 'the premise: each read went through a plain GET after its script');
+  });
+
   // The GET of a key whose type changed since the script (a list now) failed with WRONGTYPE, taken for a Redis that did
   // not answer: a fill's lookup said `unanswered` (no miss counted, the loader run without the lock, HTTP's outage
   // stand-in looked for) and the key stayed, for the next read to fail on. Foreign data is a miss, as a small entry's is.
