@@ -5,6 +5,7 @@
 // bumps the key's own tag), so a load that was still running with the old
 // value can never land in the cache after the new one, nor be handed to a
 // caller that arrives after set() resolved.
+import { types } from 'node:util';
 import { TierCacheConfigError } from '../errors.js';
 import type { Duration } from '../keys/duration.js';
 
@@ -81,9 +82,10 @@ function idText(id: unknown): string {
   if (typeof id !== 'object') return String(id);
   // String() of a Date drops its milliseconds and follows the process's time zone: two ids a second apart
   // would share a key, and an instance in another zone would key the same id apart (its set() reaching nobody's copy).
-  if (id instanceof Date) {
-    if (Number.isNaN(id.getTime())) throw new TypeError('tiercache: a source() id that is a Date must be a valid one; got an Invalid Date');
-    return id.toISOString();
+  // Told by its internal slot, not instanceof: a Date made in another realm (a vm context) is no instance of this one's.
+  if (types.isDate(id)) {
+    if (Number.isNaN(Date.prototype.getTime.call(id))) throw new TypeError('tiercache: a source() id that is a Date must be a valid one; got an Invalid Date');
+    return Date.prototype.toISOString.call(id);
   }
   // A Buffer names itself only when it is UTF-8 text: every byte sequence that is not decodes to U+FFFD,
   // so two binary ids (a BINARY(16) uuid as a driver returns it) differing there would share a key.
@@ -93,11 +95,14 @@ function idText(id: unknown): string {
     return text;
   }
   // A boxed Symbol (Object(sym)) names itself by Symbol.prototype.toString: its description, as a bare one does.
-  if (Array.isArray(id) || id.toString === Object.prototype.toString || id.toString === Symbol.prototype.toString) {
-    const what = Array.isArray(id) ? 'an array' : id.toString === Object.prototype.toString ? 'a plain object' : 'a boxed Symbol';
+  // An object without a toString() of its own names itself '[object Object]' (or its tag): what Object.prototype.toString
+  // gives, compared by its result, not by the function, which is another in every realm (a vm context's objects).
+  const text = Array.isArray(id) || types.isSymbolObject(id) ? undefined : String(id);
+  if (text === undefined || text === Object.prototype.toString.call(id)) {
+    const what = Array.isArray(id) ? 'an array' : text === undefined ? 'a boxed Symbol' : 'a plain object';
     throw new TypeError(`tiercache: a source() id must be a string, a number or an object with a toString() of its own; got ${what}, whose String() other ids share: build a string id (\`\${tenant}:\${id}\`)`);
   }
-  return String(id);
+  return text;
 }
 
 export function createCachedSource<Id, T>(host: SourceHost, source: DataSource<Id, T>, options: DataSourceOptions<Id, T> = {}): CachedSource<Id, T> {

@@ -1934,6 +1934,23 @@ describe('data API: source()', () => {
     assert.equal(a.stats().l1.entries, 0, 'nothing stored under a shared key');
   });
 
+  // The checks compared toString with this realm's Object.prototype.toString and took Dates by instanceof: a plain
+  // object made in another realm (a vm context: a sandboxed plugin, a test runner's) passed and was keyed
+  // '[object Object]', every such id sharing one value; such a Date was keyed by its String(), to the second.
+  it("never hands one id made in another realm (a vm context) another's value: a plain object or boxed Symbol is refused, a Date keyed to the millisecond", async () => {
+    const a = await ctx.open();
+    let loads = 0;
+    const things = a.source({ load: async (id: unknown) => ({ load: ++loads, of: (id as { who?: unknown }).who }) });
+    const realm = (code: string) => runInNewContext(code) as object;
+    const refused = (err: unknown) => err instanceof TypeError && /got (a plain object|a boxed Symbol),/.test(err.message);
+    for (const id of [realm("({ who: 'alice' })"), realm("({ who: 'bob' })"), realm("Object(Symbol('user'))")]) await assert.rejects(things.get(id), refused);
+    assert.equal(loads, 0, 'the data source was read for an id that is refused');
+    const first = await things.get(realm('new Date(1700000000100)'));
+    const second = await things.get(realm('new Date(1700000000900)'));
+    assert.deepEqual([first, second].map((v) => (v as { load: number }).load), [1, 2], 'two Dates a second apart shared a key');
+    assert.equal((await things.get(new Date(1700000000900)) as { load: number }).load, 2, "a Date of this realm is keyed as another realm's");
+  });
+
   it("never keys a null or undefined id as the string 'null' or 'undefined': both are refused with a TypeError, before the data source is read or written", async () => {
     const a = await ctx.open();
     const calls: string[] = [];
