@@ -64,7 +64,7 @@ interface PassedFromL2 {
    * with the entry: a stale one the layer it is left to needs not read again,
    * only lock for its fill (see serveOrFill). Undefined when read otherwise.
    */
-  readonly read?: { readonly key: string; readonly entry: StoredEntry } | undefined;
+  readonly read?: { readonly key: string; readonly found: Found } | undefined;
 }
 /** Which caches' middleware decide what a write invalidates (true: its target too): two mounts would invalidate twice. */
 const WRITE_SEEN = Symbol('tiercache.writeSeen');
@@ -1089,7 +1089,7 @@ export class HttpCache<R> {
   private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown, readAt?: string): boolean | Promise<boolean> {
     const response = found.response;
     if (found.tier === 'L2') {
-      (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache, read: readAt === undefined ? undefined : { key: readAt, entry: found.entry } };
+      (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache, read: readAt === undefined ? undefined : { key: readAt, found } };
     }
     // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
     // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
@@ -1211,7 +1211,14 @@ export class HttpCache<R> {
   private readFurtherOut(req: IncomingMessage, plan: Plan, local: Found): string | undefined {
     const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
     const read = passed?.read;
-    return read !== undefined && read.entry === local.entry && passed!.key === plan.key && passed!.cache === this.cache ? read.key : undefined;
+    return read !== undefined && read.found.entry === local.entry && passed!.key === plan.key && passed!.cache === this.cache ? read.key : undefined;
+  }
+
+  /** L1 off: what a layer further out read from L2 for this request and left to this one (see passOver), if this one may serve it. */
+  private passedWithoutL1(req: IncomingMessage, plan: Plan): Found | undefined {
+    const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
+    const found = passed?.read?.found;
+    return found !== undefined && passed!.key === plan.key && passed!.cache === this.cache && !notOurs(plan, found) ? found : undefined;
   }
 
   /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */
@@ -1244,6 +1251,13 @@ export class HttpCache<R> {
     // A fill begun before the removal reaches Redis would record its marker version, and be refused there.
     const removal = this.removals.size === 0 ? undefined : this.removals.get(plan.key);
     if (removal !== undefined) await removal;
+    // L1 off: no L1 kept what a layer further out read from L2 for this request; read again, Redis would be asked
+    // twice and the hit counted twice. Fresh, it is served as handlePlanned serves one passed through L1.
+    if (local === undefined && this.cache.store.l1 === undefined) {
+      local = this.passedWithoutL1(req, plan);
+      const now = coarseNow();
+      if (local !== undefined && (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit)) return this.serveFresh(c, plan, local, now, undefined);
+    }
     let found = local;
     let begun: BegunFill | undefined;
     // Only when Redis did not answer the fill's lookup: the L1 entry findInL1 could not vouch for, for a 5xx.

@@ -134,6 +134,47 @@ describe('middleware: the per-route middleware decides, two instances on one Red
     });
   }
 
+  // With L1 off, no L1 keeps what the app-wide middleware read: the per-route one read it from Redis again, fresh
+  // or stale, and the hit was counted twice.
+  for (const adapter of [adapters[0]!, adapters[2]!]) {
+    it(`${adapter.name}, L1 off: an entry the app-wide middleware read from L2, fresh or stale, is not read from L2 again by the per-route one`, async () => {
+      const ns = ctx.ns;
+      let served = 0;
+      const routes: RouteSpec[] = [
+        { path: '/api/fresh', mw: { ttl: '1m' }, handler: (io: HandlerIO) => io.send(`fresh ${++served}`) },
+        { path: '/api/stale', mw: { ttl: 100, staleWhileRevalidate: '1m' }, handler: (io: HandlerIO) => io.send(`stale ${++served}`) },
+      ];
+      const a = buildApp(adapter, await ctx.open({ namespace: ns, l1: false, routes: { '/api': '1m' } }), { appLevel: true, routes });
+      const cacheB = await ctx.open({ namespace: ns, l1: false, routes: { '/api': '1m' } });
+      const hits: string[] = [];
+      cacheB.on('hit', (e) => hits.push(`${e.tier}${e.stale ? ' stale' : ''}`));
+      const b = buildApp(adapter, cacheB, { appLevel: true, routes });
+      assert.equal((await request(a.target).get('/api/stale')).text, 'stale 1');
+      await sleep(200);
+      assert.equal((await request(a.target).get('/api/fresh')).text, 'fresh 2');
+      const reads: string[] = [];
+      const monitor = await ctx.admin.monitor();
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (String(args[0]).toLowerCase() === 'strlen') reads.push(String(args[1]).replace(/.*\/api\//, ''));
+      });
+      try {
+        const fresh = await request(b.target).get('/api/fresh');
+        assert.deepEqual([fresh.text, fresh.headers['cache-status']], ['fresh 2', HIT_L2]);
+        const stale = await request(b.target).get('/api/stale');
+        assert.equal(stale.text, 'stale 1');
+        assert.match(String(stale.headers['cache-status']), /^tiercache; hit; ttl=-\d+; detail=L2$/);
+        await ctx.admin.ping();
+        await sleep(20);
+      } finally {
+        monitor.disconnect();
+      }
+      assert.deepEqual(reads, ['fresh', 'stale'], 'the entry reads in Redis');
+      assert.deepEqual(hits, ['L2', 'L2 stale'], "the 'hit' events");
+      assert.equal(cacheB.stats().l2!.hits, 2, 'L2 hits counted: one per request');
+      assert.equal(b.runs('/api/fresh'), 0);
+    });
+  }
+
   it('a route whose per-route middleware was taken out (a config change) fills again: its old entry is removed', async () => {
     const old = nested(adapters[0]!, await ctx.open({ routes: { '/api': '1m' } }), { ttl: '1h' });
     assert.equal((await request(old.target).get('/api/doc')).headers['cache-status'], MISS_STORED);
