@@ -195,9 +195,17 @@ function joinedAfter(text: string, lines: readonly unknown[]): string[] | undefi
   return at < text.length ? [text.slice(at)] : undefined;
 }
 
-/** The field lines of a Cache-Status value on a response, but the one a layer of ours said (sayBeforeApp). */
+/**
+ * The field lines of a Cache-Status value on a response, but the one a layer
+ * of ours said (sayBeforeApp); also where the handler joined its own to ours
+ * by hand (`ours + ', ' + theirs`): ours is never stored as an upstream's.
+ */
 function membersBut(value: OutgoingHttpHeader, said: string): string[] {
-  return (Array.isArray(value) ? value : [String(value)]).filter((member) => member !== said);
+  const out: string[] = [];
+  for (const line of Array.isArray(value) ? value : [String(value)]) {
+    if (line !== said) out.push(joinedAfter(line, [said])?.[0] ?? line);
+  }
+  return out;
 }
 
 /** `ours` as the last member after the upstream's field lines, kept as they came (RFC 9211 §2). */

@@ -436,6 +436,22 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(await get('/api/cleared'), HIT_L1);
   });
 
+  // The handler joins the upstream's members by hand to the one our outer layer said (`prev + ', ' + theirs`): only
+  // arrays were read member by member, so ours was taken for an upstream's, stored and replayed on every hit, and on a
+  // bypassed answer said twice.
+  it('under an outer layer’s bypass, a handler that joins the upstream’s members to ours by hand: ours is not stored, not replayed, not said twice', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    const join = (res: express.Response) => res.set('Cache-Status', `${String(res.getHeader('Cache-Status'))}, ${UPSTREAM_TEXT}`);
+    app.use(expressCache(cache));
+    app.get('/api/joined', expressCache(cache, { shared: true }), (_req, res) => void join(res).send('page'));
+    app.get('/api/passed', (_req, res) => void join(res).send('page'));
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'our bypass member was replayed as an upstream’s');
+    assert.equal(await get('/api/passed'), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+  });
+
   it('a bypassed answer whose handler takes ours off goes out without one; an upstream’s single field line is kept as a list’s, passed through or filled under an outer bypass', async () => {
     const cache = await ctx.open({ routes: { '/api': '5m' } });
     const app = express();
