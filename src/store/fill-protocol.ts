@@ -22,8 +22,8 @@ import type { L2Store } from './l2-store.js';
 import { groupBySlot, keySlot, slotGuardKeys, slotHashTag } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, PROVISIONAL_MARK, SLOT_GUARD } from './redis-scripts.js';
-import { peekBySlot, readBySlot } from './redis-versions.js';
+import { BUMP_TTL, COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, PROVISIONAL_MARK, SLOT_GUARD } from './redis-scripts.js';
+import { peekBySlot, readBySlot, TAG_COUNTER_TTL_MS } from './redis-versions.js';
 
 /**
  * Entries this size and over (bytes, by STRLEN) are not read by LOOKUP: it
@@ -303,17 +303,41 @@ if left >= 0 and left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], AR
 return 1`;
 
 /**
- * A pull's second step. KEYS[1] entry, KEYS[2] claim; ARGV[1] the claim's token,
- * ARGV[2] '1' to take the entry (deleted) or '0' to let it go. Only while the claim
+ * A pull's second step. KEYS[1] entry, KEYS[2] claim, KEYS[3] the entry's key
+ * counter (in its slot); ARGV[1] the claim's token, ARGV[2] 't' to take the
+ * entry, 'd' to delete it (found invalid or over), '0' to let it go; ARGV[3]
+ * the key version it is taken or deleted at ('' = the counter missing);
+ * ARGV[4] the TTL of a bumped counter (see BUMP_TTL). Only while the claim
  * LOOKUP took is still this pull's (it lives one command timeout: a pull whose
  * caller gave up never deletes an entry, however late Redis runs either step).
- * Replies 1 when the claim was still this pull's.
+ * An entry is deleted only while its key counter is not past ARGV[3]:
+ * every set() moves it, so one that replaced the entry since the pull read it is not
+ * deleted unseen. Taken so, the counter is bumped in the same step (as
+ * delete() bumps it: L1 copies of the pulled value and fills of the key
+ * stamped before stop matching); replaced, it is left as the newer value
+ * recorded it. Replies 0 when the claim was no longer this pull's; else 1, or
+ * for a take { 1, the key version now, 1 when taken and bumped | 0 when
+ * replaced | -1 when taken with the counter missing (not bumped) }.
  */
-const CLAIM = `
+const CLAIM = `${COUNTER_GET}${BUMP_TTL}
 if redis.pcall('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
-return 1`;
+if ARGV[2] == '0' then return 1 end
+local held = counter(KEYS[3])
+-- A set() always leaves the counter past every version recorded before: one missing (expired, evicted,
+-- damaged) or below the version read (a Redis that went back) tells of no set() since.
+local replaced = held ~= nil and (ARGV[3] == '' or tonumber(held) > tonumber(ARGV[3]))
+if ARGV[2] == 'd' then
+  if not replaced then redis.call('DEL', KEYS[1]) end
+  return 1
+end
+if replaced then return {1, held, 0} end
+redis.call('DEL', KEYS[1])
+if not held then return {1, '', -1} end
+if ARGV[3] ~= '' and tonumber(held) < tonumber(ARGV[3]) then redis.call('SET', KEYS[3], ARGV[3], 'KEEPTTL') end
+local v = redis.call('INCR', KEYS[3])
+bump_ttl(KEYS[3], false, tonumber(ARGV[4]))
+return {1, v, 1}`;
 
 const lookupScript = new LuaScript(LOOKUP);
 const claimScript = new LuaScript(CLAIM);
@@ -326,9 +350,32 @@ export { PROVISIONAL_COUNTER_TTL_MS };
 /** A pull's claim on an entry: its key (in the entry's slot), a token of its own, and how long it lives (ms). */
 export interface PullClaim {
   readonly key: string;
+  /** The entry's key counter (in the entry's slot): its second step takes the entry only at the version read (see CLAIM). */
+  readonly counter: string;
   readonly token: string;
   readonly ttl: number;
 }
+
+/** A pull's second step on the entry it claimed (see CLAIM). */
+export interface ClaimStep {
+  /** 'take' a valid entry, 'delete' one found invalid or over, 'release' one Redis could not vouch for. */
+  readonly action: 'take' | 'delete' | 'release';
+  /** The key version the entry is taken or deleted at (undefined: its counter was missing). */
+  readonly at: number | undefined;
+}
+
+/**
+ * What a pull's second step did, its claim still its own. A take: `version`
+ * is the key version now, which this pull moved on (the entry deleted), or,
+ * when `replaced`, which a set() since moved to (the newer entry left alone);
+ * undefined when the counter was missing (the entry deleted, nothing moved).
+ */
+export interface ClaimSettled {
+  readonly replaced: boolean;
+  readonly version: number | undefined;
+}
+
+const UNVERSIONED: ClaimSettled = Object.freeze({ replaced: false, version: undefined });
 
 export interface LockRequest {
   readonly key: string;
@@ -515,12 +562,18 @@ export class FillProtocol {
   }
 
   /**
-   * A pull's second step: takes the entry (`take`, deleting it) or lets it
-   * go, while the claim is still this pull's. Resolves whether it was; throws
-   * when Redis fails.
+   * A pull's second step (see CLAIM), while the claim is still this pull's:
+   * resolves what it did, or undefined when the claim was no longer this
+   * pull's; throws when Redis fails.
    */
-  settleClaim(entryKey: string, claim: PullClaim, take: boolean): Promise<boolean> {
-    return this.l2.run(async (client) => Number(await claimScript.raw(client, [entryKey, claim.key], [claim.token, take ? '1' : '0'])) === 1);
+  async settleClaim(entryKey: string, claim: PullClaim, step: ClaimStep): Promise<ClaimSettled | undefined> {
+    const action = step.action === 'take' ? 't' : step.action === 'delete' ? 'd' : '0';
+    const at = step.at === undefined ? '' : String(step.at);
+    const reply = await this.l2.run((client) => claimScript.raw(client, [entryKey, claim.key, claim.counter], [claim.token, action, at, String(TAG_COUNTER_TTL_MS)]));
+    if (!Array.isArray(reply)) return Number(reply) === 1 ? UNVERSIONED : undefined;
+    const code = Number(reply[2]);
+    if (code === -1) return UNVERSIONED;
+    return { replaced: code === 0, version: counterValue(reply[1]) };
   }
 
   /**
