@@ -359,6 +359,19 @@ local v = redis.call('INCR', KEYS[3])
 bump_ttl(KEYS[3], false, tonumber(ARGV[4]))
 return {1, v, 1}`;
 
+/**
+ * A reader's drop of a value it found unusable (invalid, over, damaged).
+ * KEYS[1] the value's key; ARGV[1] its first bytes as read (see
+ * identityLength). Deleted only while it still starts with them: a value
+ * stored over it since (another instance's set()) is not deleted unseen. A
+ * user whose ACL lacks GETRANGE deletes it as before.
+ */
+const DROP = `
+local head = redis.pcall('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if type(head) == 'string' and head ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`;
+
+const dropScript = new LuaScript(DROP);
 const lookupScript = new LuaScript(LOOKUP);
 const claimScript = new LuaScript(CLAIM);
 const renewScript = new LuaScript(RENEW);
@@ -594,6 +607,11 @@ export class FillProtocol {
     const code = Number(reply[2]);
     if (code === -1) return UNVERSIONED;
     return { replaced: code === 0, version: counterValue(reply[1]) };
+  }
+
+  /** Deletes the value under `key` while it still starts with `head` (see DROP); throws when Redis fails. */
+  async dropIfUnchanged(key: string, head: Buffer): Promise<void> {
+    await this.l2.run((client) => dropScript.raw(client, [key], [head]));
   }
 
   /**

@@ -4,7 +4,7 @@
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
+import { decodeEntry, encodeEntry, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
@@ -277,7 +277,7 @@ export class TieredStore {
     if (entry.staleUntil <= this.now() || word !== true) {
       this.l2Misses++;
       // Unchecked (Redis did not answer) is no reason to delete it.
-      if (word === false || entry.staleUntil <= this.now()) this.dropFromL2(key);
+      if (word === false || entry.staleUntil <= this.now()) this.dropFromL2(key, raw);
       return undefined;
     }
     this.l2Hits++;
@@ -400,7 +400,7 @@ export class TieredStore {
     const entry = this.decodeFromL2(key, raw);
     const word = await this.verdictOn(entry, needs, read);
     if (word !== true) {
-      if (entry !== undefined && word === false) this.dropFromL2(key);
+      if (entry !== undefined && word === false) this.dropFromL2(key, raw);
       this.l2Misses++;
       return undefined;
     }
@@ -604,7 +604,7 @@ export class TieredStore {
       // An HTTP entry L1 keeps is kept as its bytes (packed-entry.ts); its tags are read at once.
       return entry.kind === EntryKind.Http ? new PackedEntry(bytes, undefined, entry.tags, entry.versions) : entry;
     } catch {
-      this.dropFromL2(key);
+      this.dropFromL2(key, raw);
       return undefined;
     }
   }
@@ -615,8 +615,14 @@ export class TieredStore {
     this.dropFromL2(key);
   }
 
-  private dropFromL2(key: string): void {
-    this.l2?.del(key).catch(() => undefined);
+  /**
+   * Deletes `key` from L2 without waiting; given the bytes read (`raw`), only
+   * while it still holds them (see DROP): a value stored over them since the
+   * read, another instance's set(), stays.
+   */
+  private dropFromL2(key: string, raw?: Buffer): void {
+    if (raw === undefined || this.fills === undefined) this.l2?.del(key).catch(() => undefined);
+    else this.fills.dropIfUnchanged(key, raw.subarray(0, identityLength(raw))).catch(() => undefined);
   }
 
   /**
