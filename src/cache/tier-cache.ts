@@ -16,7 +16,7 @@ import type { FillStamp } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
 import { FillLock } from '../store/fill-lock.js';
-import { InvalidationBus } from '../store/invalidation-bus.js';
+import { InvalidationBus, type BusMessage } from '../store/invalidation-bus.js';
 import { InvalidationQueue, type Invalidation } from '../store/invalidation-queue.js';
 import { L2Store } from '../store/l2-store.js';
 import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-client.js';
@@ -24,6 +24,7 @@ import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.
 import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
 import { NO_TICKET, TieredStore, UNDECIDED, UNREACHED, type TieredHit } from '../store/tiered-store.js';
+import type { ClaimSettled } from '../store/fill-protocol.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
 import { DataScope, invalidKey, type DataKeyHandle } from './data-scope.js';
@@ -429,7 +430,8 @@ export class TierCache extends EventEmitter implements DataCache {
    * The value under `key`, removed from the cache on every instance (as
    * delete() removes it). Of concurrent pulls of one key, on any instances
    * sharing the Redis, one alone gets the value: it claims the entry in Redis
-   * and deletes it while the claim is still its own (TieredStore.takeFromL2).
+   * and deletes it while the claim is still its own (TieredStore.takeFromL2),
+   * unless a set() replaced it since it was read: that newer value stays.
    * With an L2 the value is taken from Redis only, never from an L1 copy
    * (another caller may have taken it already), so a pull while Redis cannot
    * be reached misses, and the value stays.
@@ -446,6 +448,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const store = this.store;
     let value: T | undefined;
     let tier: CacheTier = 'L2';
+    let taken: ClaimSettled | undefined;
     if (store.l2 === undefined) {
       // L1 alone: found and removed before anything awaits, so a concurrent pull here finds nothing.
       const local = store.lookupL1(storeKey);
@@ -456,6 +459,7 @@ export class TierCache extends EventEmitter implements DataCache {
       const hit = await store.takeFromL2(storeKey, ownTags(scope, storeKey));
       // Neither kept in L1 nor recharged: it is gone.
       if (hit !== undefined && hit.entry.freshUntil > this.now()) value = decodeValue<T>(hit.entry, this.serializer);
+      taken = hit?.key;
       // Taken by another caller, or never there: a copy here is of a value that is gone.
       if (value === undefined) store.l1?.delete(storeKey);
     }
@@ -464,8 +468,9 @@ export class TierCache extends EventEmitter implements DataCache {
       return undefined;
     }
     if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, tier));
-    // Every instance's L1 copy, and any fill of the key under way, as delete() does.
-    await this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false);
+    // Every instance's L1 copy, and any fill of the key under way, as delete() does; its Redis side was done
+    // by the take, unless the key's counter was missing there (then bumped now, as by delete()).
+    await this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false, taken?.version === undefined ? undefined : taken);
     return value;
   }
 
@@ -1019,13 +1024,13 @@ export class TierCache extends EventEmitter implements DataCache {
    * it under way anywhere never land, and every L1 copy stops matching),
    * deletes it from L2 and tells the other instances.
    */
-  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean): Promise<InvalidateResult> {
+  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, pulled?: ClaimSettled): Promise<InvalidateResult> {
     this.invalidations++;
     this.store.l1?.delete(storeKey);
     const tag = keyTag(storeKey);
     let delivered = false;
     try {
-      const result = await this.invalidate({ kind: 'key', key: storeKey, tag }, what, strict);
+      const result = await this.invalidate({ kind: 'key', key: storeKey, tag }, what, strict, pulled === undefined ? undefined : this.pulledMessage(storeKey, tag, pulled));
       delivered = result.delivered;
       return result;
     } finally {
@@ -1033,8 +1038,29 @@ export class TierCache extends EventEmitter implements DataCache {
     }
   }
 
-  /** Applies `op` here and hands it to the queue (with an L2); reports it when Redis could not take it. */
-  private async invalidate(op: Invalidation, what: string, strict: boolean): Promise<InvalidateResult> {
+  /**
+   * The message of a pull whose second step took its entry at the key
+   * version it read and moved the counter on (see CLAIM): every L1 copy of
+   * the key is dropped. Or, when a set() had replaced the entry since, the
+   * version that set() moved the counter to, which L1 copies of the pulled
+   * value recorded less than: they stop matching, the newer value's do not.
+   */
+  private pulledMessage(storeKey: string, tag: string, pulled: ClaimSettled): BusMessage {
+    const version = pulled.version!;
+    const versions = this.store.versions;
+    if (pulled.replaced) {
+      versions.raise(tag, version);
+      return { tags: [[tag, version]] };
+    }
+    versions.bumpedInRedis(tag, version);
+    return { tags: [[tag, version]], keys: [storeKey] };
+  }
+
+  /**
+   * Applies `op` here and hands it to the queue (with an L2); reports it when
+   * Redis could not take it. `bumped`: its message, its Redis side done.
+   */
+  private async invalidate(op: Invalidation, what: string, strict: boolean, bumped?: BusMessage): Promise<InvalidateResult> {
     const queue = this.queue;
     if (queue === undefined) {
       // L1 only: local versions are the whole truth.
@@ -1043,7 +1069,7 @@ export class TierCache extends EventEmitter implements DataCache {
       else await versions.bump(op.kind === 'tags' ? op.tags : [op.tag]);
       return DELIVERED;
     }
-    const { delivered, error } = await queue.submit(op);
+    const { delivered, error } = await queue.submit(op, bumped);
     if (delivered) return DELIVERED;
     const err = new TierCacheInvalidationError(
       `tiercache: ${what} was applied on this instance and queued: Redis could not take it, so other instances will be told when it answers again (${queue.length} invalidation(s) waiting)`,

@@ -121,6 +121,19 @@ export function headerFreshUntil(buf: Buffer): number | undefined {
   return buf.length >= OFFSETS.freshUntil + 8 && buf[0] === MAGIC_T && buf[1] === MAGIC_C ? buf.readDoubleBE(OFFSETS.freshUntil) : undefined;
 }
 
+/**
+ * How many of an L2 value's first bytes tell it from a value stored over it
+ * since: the fixed header and the first tag with its version (a data-API
+ * entry's first tag is its key's, whose version every set() moves on); the
+ * first 64 bytes of anything that is not an entry. Never more than it holds.
+ */
+export function identityLength(buf: Buffer): number {
+  const tags = OFFSETS.tags;
+  if (buf.length < tags + 2 || buf[0] !== MAGIC_T || buf[1] !== MAGIC_C) return Math.min(buf.length, 64);
+  const length = buf.readUInt16BE(OFFSETS.tagCount) === 0 ? tags : tags + 2 + buf.readUInt16BE(tags) + 8;
+  return Math.min(buf.length, length);
+}
+
 /** Decodes an L2 value. `head` and `body` are views into `buf` (no copy). */
 export function decodeEntry(buf: Buffer): StoredEntry {
   need(buf, 0, FIXED_HEADER);

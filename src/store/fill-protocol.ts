@@ -22,8 +22,8 @@ import type { L2Store } from './l2-store.js';
 import { groupBySlot, keySlot, slotGuardKeys, slotHashTag } from './hash-slot.js';
 import { RecentMap } from './recent-map.js';
 import { isCluster, type RedisClient } from './redis-client.js';
-import { COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, PROVISIONAL_MARK, SLOT_GUARD } from './redis-scripts.js';
-import { peekBySlot, readBySlot } from './redis-versions.js';
+import { BUMP_TTL, COUNTER_GET, counterValue, LuaScript, PROVISIONAL_COUNTER_TTL_MS, PROVISIONAL_MARK, SLOT_GUARD } from './redis-scripts.js';
+import { peekBySlot, readBySlot, TAG_COUNTER_TTL_MS } from './redis-versions.js';
 
 /**
  * Entries this size and over (bytes, by STRLEN) are not read by LOOKUP: it
@@ -168,8 +168,16 @@ const RENEW_WHEN_LEFT = 0.9;
  * TTL left: a shared counter (a path's, in every fill) is then written about once
  * every 17 hours, as on a Cluster (RENEW_WHEN_LEFT), instead of by every fill.
  * Stores only when every counter still holds what the fill recorded. A set()
- * passes two more ARGV: its key counter's position among the counters (1-based)
- * and where the first payload records that counter's version (a byte offset).
+ * passes four more ARGV: its key counter's position among the counters (1-based),
+ * where the first payload records that counter's version (a byte offset), a
+ * token of its own and how long (ms) the token is kept. A set() that stored
+ * leaves the token beside its key counter (`<counter>:set:<token>`, holding the
+ * version it moved the counter to), so the same script run again (ioredis sends
+ * a command again on a new connection when a cut lost its reply) stores nothing
+ * and replies what the first run did: it never lands again over a set() made
+ * since (readers would see the older value come back). Measured (redis 7,
+ * 1 KiB values): about 2-3.5 µs of Redis more per set() (27-29 µs), and about
+ * 150 bytes per set() made within the token's life.
  * That counter is not checked (a set() is the caller's value, however many came
  * before it) but moved past what it holds, what was recorded and the clock (a
  * lost counter never comes back smaller), its TTL kept, and the payload is stored recording the moved version: a fill of the key
@@ -198,6 +206,20 @@ local last = 1 + e + counters
 -- staging[i]: entry i's staging key (nil when its payload came inline).
 local staging = {}
 for j = 1, #staged do staging[staged[j]] = KEYS[last + j] end
+local advance = tonumber(ARGV[first + 2 * counters])
+local skip = advance and (1 + e + advance) or 0
+-- A set()'s token, beside its key counter (so in its slot): this store ran already, and its reply was lost in a
+-- cut; ioredis sent it again on the new connection. Not stored twice (over a set() made in between): what it did is.
+local done_key = advance and (KEYS[skip] .. ':set:' .. ARGV[first + 2 * counters + 2]) or nil
+local held = advance and counter(KEYS[skip])
+-- Only a counter moved past what this set() recorded can have been moved by it.
+if advance and held ~= ARGV[first + 2 * (advance - 1)] then
+  local done = redis.call('GET', done_key)
+  if done then
+    for j = 1, #staged do redis.call('DEL', KEYS[last + j]) end
+    return {1, done}
+  end
+end
 -- Gone (expired waiting for a NOSCRIPT's EVAL, evicted, or its SET refused: OOM): nothing is done but the unlock.
 for j = 1, #staged do
   if redis.call('EXISTS', KEYS[last + j]) == 0 then
@@ -206,8 +228,6 @@ for j = 1, #staged do
     return -2
   end
 end
-local advance = tonumber(ARGV[first + 2 * counters])
-local skip = advance and (1 + e + advance) or 0
 local fresh = 1
 -- One MGET per thousand counters (unpack's limit), not a GET each; a key of another type reads as missing.
 for from = 2 + e, last, 1000 do
@@ -226,7 +246,6 @@ if fresh == 1 then
   local first_payload = ARGV[3]
   if advance then
     local key = KEYS[skip]
-    local held = counter(key)
     -- Never below the clock (µs, as counters are made): a counter lost (evicted, expired, damaged)
     -- comes back larger than any version it had, never at what this instance happened to record.
     local t = redis.call('TIME')
@@ -234,6 +253,7 @@ if fresh == 1 then
     moved = string.format('%.0f', math.max(held and tonumber(held) or 0, tonumber(ARGV[first + 2 * (advance - 1)]), clock) + 1)
     local ttl = redis.call('PTTL', key)
     if ttl > 0 then redis.call('SET', key, moved, 'PX', ttl) else redis.call('SET', key, moved) end
+    redis.call('SET', done_key, moved, 'PX', ARGV[first + 2 * counters + 3])
     local at = tonumber(ARGV[first + 2 * counters + 1])
     if staging[1] then
       redis.call('SETRANGE', staging[1], at, struct.pack('>d', tonumber(moved)))
@@ -303,18 +323,55 @@ if left >= 0 and left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], AR
 return 1`;
 
 /**
- * A pull's second step. KEYS[1] entry, KEYS[2] claim; ARGV[1] the claim's token,
- * ARGV[2] '1' to take the entry (deleted) or '0' to let it go. Only while the claim
+ * A pull's second step. KEYS[1] entry, KEYS[2] claim, KEYS[3] the entry's key
+ * counter (in its slot); ARGV[1] the claim's token, ARGV[2] 't' to take the
+ * entry, 'd' to delete it (found invalid or over), '0' to let it go; ARGV[3]
+ * the key version it is taken or deleted at ('' = the counter missing);
+ * ARGV[4] the TTL of a bumped counter (see BUMP_TTL). Only while the claim
  * LOOKUP took is still this pull's (it lives one command timeout: a pull whose
  * caller gave up never deletes an entry, however late Redis runs either step).
- * Replies 1 when the claim was still this pull's.
+ * An entry is deleted only while its key counter is not past ARGV[3]:
+ * every set() moves it, so one that replaced the entry since the pull read it is not
+ * deleted unseen. Taken so, the counter is bumped in the same step (as
+ * delete() bumps it: L1 copies of the pulled value and fills of the key
+ * stamped before stop matching); replaced, it is left as the newer value
+ * recorded it. Replies 0 when the claim was no longer this pull's; else 1, or
+ * for a take { 1, the key version now, 1 when taken and bumped | 0 when
+ * replaced | -1 when taken with the counter missing (not bumped) }.
  */
-const CLAIM = `
+const CLAIM = `${COUNTER_GET}${BUMP_TTL}
 if redis.pcall('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
-return 1`;
+if ARGV[2] == '0' then return 1 end
+local held = counter(KEYS[3])
+-- A set() always leaves the counter past every version recorded before: one missing (expired, evicted,
+-- damaged) or below the version read (a Redis that went back) tells of no set() since.
+local replaced = held ~= nil and (ARGV[3] == '' or tonumber(held) > tonumber(ARGV[3]))
+if ARGV[2] == 'd' then
+  if not replaced then redis.call('DEL', KEYS[1]) end
+  return 1
+end
+if replaced then return {1, held, 0} end
+redis.call('DEL', KEYS[1])
+if not held then return {1, '', -1} end
+if ARGV[3] ~= '' and tonumber(held) < tonumber(ARGV[3]) then redis.call('SET', KEYS[3], ARGV[3], 'KEEPTTL') end
+local v = redis.call('INCR', KEYS[3])
+bump_ttl(KEYS[3], false, tonumber(ARGV[4]))
+return {1, v, 1}`;
 
+/**
+ * A reader's drop of a value it found unusable (invalid, over, damaged).
+ * KEYS[1] the value's key; ARGV[1] its first bytes as read (see
+ * identityLength). Deleted only while it still starts with them: a value
+ * stored over it since (another instance's set()) is not deleted unseen. A
+ * user whose ACL lacks GETRANGE deletes it as before.
+ */
+const DROP = `
+local head = redis.pcall('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if type(head) == 'string' and head ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`;
+
+const dropScript = new LuaScript(DROP);
 const lookupScript = new LuaScript(LOOKUP);
 const claimScript = new LuaScript(CLAIM);
 const renewScript = new LuaScript(RENEW);
@@ -326,9 +383,32 @@ export { PROVISIONAL_COUNTER_TTL_MS };
 /** A pull's claim on an entry: its key (in the entry's slot), a token of its own, and how long it lives (ms). */
 export interface PullClaim {
   readonly key: string;
+  /** The entry's key counter (in the entry's slot): its second step takes the entry only at the version read (see CLAIM). */
+  readonly counter: string;
   readonly token: string;
   readonly ttl: number;
 }
+
+/** A pull's second step on the entry it claimed (see CLAIM). */
+export interface ClaimStep {
+  /** 'take' a valid entry, 'delete' one found invalid or over, 'release' one Redis could not vouch for. */
+  readonly action: 'take' | 'delete' | 'release';
+  /** The key version the entry is taken or deleted at (undefined: its counter was missing). */
+  readonly at: number | undefined;
+}
+
+/**
+ * What a pull's second step did, its claim still its own. A take: `version`
+ * is the key version now, which this pull moved on (the entry deleted), or,
+ * when `replaced`, which a set() since moved to (the newer entry left alone);
+ * undefined when the counter was missing (the entry deleted, nothing moved).
+ */
+export interface ClaimSettled {
+  readonly replaced: boolean;
+  readonly version: number | undefined;
+}
+
+const UNVERSIONED: ClaimSettled = Object.freeze({ replaced: false, version: undefined });
 
 export interface LockRequest {
   readonly key: string;
@@ -515,12 +595,23 @@ export class FillProtocol {
   }
 
   /**
-   * A pull's second step: takes the entry (`take`, deleting it) or lets it
-   * go, while the claim is still this pull's. Resolves whether it was; throws
-   * when Redis fails.
+   * A pull's second step (see CLAIM), while the claim is still this pull's:
+   * resolves what it did, or undefined when the claim was no longer this
+   * pull's; throws when Redis fails.
    */
-  settleClaim(entryKey: string, claim: PullClaim, take: boolean): Promise<boolean> {
-    return this.l2.run(async (client) => Number(await claimScript.raw(client, [entryKey, claim.key], [claim.token, take ? '1' : '0'])) === 1);
+  async settleClaim(entryKey: string, claim: PullClaim, step: ClaimStep): Promise<ClaimSettled | undefined> {
+    const action = step.action === 'take' ? 't' : step.action === 'delete' ? 'd' : '0';
+    const at = step.at === undefined ? '' : String(step.at);
+    const reply = await this.l2.run((client) => claimScript.raw(client, [entryKey, claim.key, claim.counter], [claim.token, action, at, String(TAG_COUNTER_TTL_MS)]));
+    if (!Array.isArray(reply)) return Number(reply) === 1 ? UNVERSIONED : undefined;
+    const code = Number(reply[2]);
+    if (code === -1) return UNVERSIONED;
+    return { replaced: code === 0, version: counterValue(reply[1]) };
+  }
+
+  /** Deletes the value under `key` while it still starts with `head` (see DROP); throws when Redis fails. */
+  async dropIfUnchanged(key: string, head: Buffer): Promise<void> {
+    await this.l2.run((client) => dropScript.raw(client, [key], [head]));
   }
 
   /**
@@ -690,9 +781,14 @@ export const STAGED_PAYLOAD_BYTES = 16 * 1024;
 /** The least a staging key lives: it must outlast a NOSCRIPT's EVAL, sent after the EVALSHA's reply. */
 const MIN_STAGING_TTL_MS = 2_000;
 
-// Staging keys are unique per store, across instances: two stores of one key at once never share one.
+// Staging keys and set() tokens are unique per store, across instances: two stores of one key at once never share one.
 const STAGING_ID = randomBytes(9).toString('base64url');
 let stagingSeq = 0;
+
+/** Unique across stores and instances: a staging key's, a set()'s token. */
+function uniqueId(): string {
+  return `${STAGING_ID}.${(stagingSeq = (stagingSeq + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
+}
 
 /**
  * A key of `entryKey`'s Cluster slot no entry, lock or counter is ever named:
@@ -700,7 +796,7 @@ let stagingSeq = 0;
  * them), or, were that ever to land elsewhere, one hash-tagged by the slot's own tag.
  */
 export function stagingKey(entryKey: string): string {
-  const unique = `:tiercache:stage:${STAGING_ID}.${(stagingSeq = (stagingSeq + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
+  const unique = `:tiercache:stage:${uniqueId()}`;
   const slot = keySlot(entryKey);
   const named = `{${entryKey}}${unique}`;
   return keySlot(named) === slot ? named : `{${slotHashTag(slot)}}${unique}`;
@@ -713,7 +809,7 @@ interface StoreCommand {
   readonly staged: Array<{ readonly key: string; readonly bytes: Buffer }> | undefined;
 }
 
-function storeArgs(request: StoreRequest, lockKey: string | undefined): StoreCommand {
+function storeArgs(request: StoreRequest, lockKey: string | undefined, stagingTtl: number): StoreCommand {
   const { entries, counters, lock } = request;
   // KEYS[1] without a lock: any key of the step (a cluster slot's own; a store with no entry has the epoch).
   const keys = [lockKey ?? entries[0]?.key ?? counters[0]!.key, ...entries.map((e) => e.key), ...counters.map((c) => c.key)];
@@ -732,14 +828,15 @@ function storeArgs(request: StoreRequest, lockKey: string | undefined): StoreCom
   }
   for (const e of entries) args.push(String(Math.max(1, Math.ceil(e.ttl))));
   for (const c of counters) args.push(String(c.recorded), String(Math.max(0, Math.ceil(c.ttl))));
-  if (request.advance !== undefined) args.push(String(request.advance.counter + 1), String(request.advance.offset));
+  // A set(): its key counter, where its payload records it, and a token of its own (see STORE), kept stagingTtl.
+  if (request.advance !== undefined) args.push(String(request.advance.counter + 1), String(request.advance.offset), uniqueId(), String(stagingTtl));
   return { keys, args, staged };
 }
 
 const STORED: StoreOutcome = Object.freeze({ result: 'stored' });
 
 async function storeInOne(client: RedisClient, request: StoreRequest, stagingTtl: number): Promise<StoreOutcome> {
-  const { keys, args, staged } = storeArgs(request, request.lock?.key);
+  const { keys, args, staged } = storeArgs(request, request.lock?.key, stagingTtl);
   let reply: unknown;
   if (staged === undefined) reply = await storeScript.raw(client, keys, args);
   else {

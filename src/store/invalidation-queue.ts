@@ -83,15 +83,17 @@ export class InvalidationQueue {
   /**
    * Applies `op` locally at once, then delivers it after everything queued
    * before it. Resolves whether it was delivered; if not, it stays queued.
+   * `bumped`: its message, when its versions were moved in Redis already (a
+   * pull's second step): only the publish is left.
    */
-  async submit(op: Invalidation): Promise<Delivery> {
+  async submit(op: Invalidation, bumped?: BusMessage): Promise<Delivery> {
     // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
     if (this.failing && this.options.l2.state !== 'ok') {
-      this.enqueue(op, undefined);
+      this.enqueue(op, undefined, bumped);
       return { delivered: false, error: this.lastError };
     }
     const ticket: Ticket = { delivered: false };
-    this.enqueue(op, ticket);
+    this.enqueue(op, ticket, bumped);
     for (;;) {
       const emptied = await this.drain();
       if (ticket.delivered) return { delivered: true };
@@ -134,11 +136,13 @@ export class InvalidationQueue {
     return this.items.length;
   }
 
-  private enqueue(op: Invalidation, ticket: Ticket | undefined): void {
+  private enqueue(op: Invalidation, ticket: Ticket | undefined, bumped: BusMessage | undefined): void {
     const versions = this.options.versions;
     if (op.kind === 'clear') versions.markPendingClear();
     else versions.markPending(op.kind === 'tags' ? op.tags : [op.tag]);
-    this.items.push({ op, tickets: ticket === undefined ? [] : [ticket], calls: 1 });
+    const item: Item = { op, tickets: ticket === undefined ? [] : [ticket], calls: 1 };
+    if (bumped !== undefined) item.message = bumped;
+    this.items.push(item);
     this.size += weight(op);
     // While Redis fails, a clear() covers the whole backlog, and so does one past the bound.
     if (this.failing && (op.kind === 'clear' || this.size > MAX_QUEUED)) this.collapse();

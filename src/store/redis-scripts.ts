@@ -127,7 +127,7 @@ return out`;
  * left (a store renewed it: entries share it), or none (written by hand), is
  * renewed to the shared TTL, as always.
  */
-const BUMP_TTL = `
+export const BUMP_TTL = `
 local function bump_ttl(key, made, ttl)
   if not made then
     local left = redis.call('PTTL', key)

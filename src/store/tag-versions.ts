@@ -549,17 +549,19 @@ export class TagVersions {
     }
     // Floors: the new versions must pass every version known here, even if Redis went back.
     const versions = await this.source.bump(tags, tags.map((t) => this.map.get(t) ?? 0));
-    for (let i = 0; i < tags.length; i++) {
-      const tag = tags[i]!;
-      this.raise(tag, versions[i]!);
-      // The higher of two bumps: a tag the map let go is bumped with no floor, and a Redis that went back answers lower.
-      this.ownBumps.set(tag, Math.max(this.ownBumps.get(tag) ?? 0, versions[i]!));
-      // A tag too long for the map is forgotten at once: its own floor stands for it.
-      if (this.map.get(tag) === undefined) this.letGo(tag);
-    }
-    // Too many to follow one by one: all let go, as far as an outage is concerned.
-    if (this.ownBumps.size > this.maxOwnBumps) for (const tag of [...this.ownBumps.keys()]) this.letGo(tag);
+    for (let i = 0; i < tags.length; i++) this.bumpedInRedis(tags[i]!, versions[i]!);
     return versions;
+  }
+
+  /** Learns a bump this instance made in Redis (bump(), or a pull's second step: see CLAIM). */
+  bumpedInRedis(tag: string, version: number): void {
+    this.raise(tag, version);
+    // The higher of two bumps: a tag the map let go is bumped with no floor, and a Redis that went back answers lower.
+    this.ownBumps.set(tag, Math.max(this.ownBumps.get(tag) ?? 0, version));
+    // A tag too long for the map is forgotten at once: its own floor stands for it.
+    if (this.map.get(tag) === undefined) this.letGo(tag);
+    // Too many to follow one by one: all let go, as far as an outage is concerned.
+    if (this.ownBumps.size > this.maxOwnBumps) for (const t of [...this.ownBumps.keys()]) this.letGo(t);
   }
 
   /** Moves the namespace epoch (clear()). Throws if Redis fails. */

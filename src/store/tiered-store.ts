@@ -4,9 +4,9 @@
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from './entry-codec.js';
+import { decodeEntry, encodeEntry, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
-import { FillProtocol, judgedAlike, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
+import { FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
 import { L2UnavailableError, type L2Store } from './l2-store.js';
@@ -23,6 +23,13 @@ export interface TieredHit {
   /** get() with `inOutage` false: an L1 entry only Redis could vouch for, and Redis did not answer (not served). */
   readonly unverified?: true;
 }
+
+/** A value pull() took from L2, and what its second step did to the key's counter (see ClaimSettled). */
+export interface PulledHit extends TieredHit {
+  readonly key: ClaimSettled;
+}
+
+const LET_GO: ClaimStep = Object.freeze({ action: 'release', at: undefined });
 
 /** Returned by lookupL1 when only Redis can tell whether the entry is still valid. */
 export const UNDECIDED = Symbol('undecided');
@@ -270,7 +277,7 @@ export class TieredStore {
     if (entry.staleUntil <= this.now() || word !== true) {
       this.l2Misses++;
       // Unchecked (Redis did not answer) is no reason to delete it.
-      if (word === false || entry.staleUntil <= this.now()) this.dropFromL2(key);
+      if (word === false || entry.staleUntil <= this.now()) this.dropFromL2(key, raw);
       return undefined;
     }
     this.l2Hits++;
@@ -305,7 +312,7 @@ export class TieredStore {
     if (entry === null || entry === undefined) {
       if (entry === null) this.l2Misses++;
       // The claim would hold off other pulls for its life: let go at once (a failure leaves it to expire).
-      if (claim !== undefined && reply.large !== undefined) this.fills!.settleClaim(key, claim, false).catch(() => undefined);
+      if (claim !== undefined && reply.large !== undefined) this.fills!.settleClaim(key, claim, LET_GO).catch(() => undefined);
       return { done: undefined };
     }
     return { entry, values: reply.values };
@@ -333,7 +340,9 @@ export class TieredStore {
    * and the counters of `tags` and claims the entry for this pull (SET NX, for
    * one command timeout), unless another pull's claim lives; the entry is
    * judged as getL2 judges it; the second deletes it if the claim is still
-   * this pull's, and only then is it a hit (never kept in L1). So of callers
+   * this pull's, and only then is it a hit (never kept in L1); it deletes
+   * the entry, and moves the key's counter, only while that counter is not
+   * past the version read (see CLAIM): a set() since is not deleted unseen. So of callers
    * racing for it, on any instance, one alone gets it, and a step Redis runs
    * after its caller gave up (a command resent on a reconnect) finds the
    * claim gone: it neither hands over nor deletes a value nobody gets. A
@@ -343,24 +352,33 @@ export class TieredStore {
    * while the claim holds off every other pull, so no other pull reads what
    * it reads; the bytes are judged against the counters the first step read.
    */
-  async takeFromL2(key: string, tags: readonly string[]): Promise<TieredHit | undefined> {
+  async takeFromL2(key: string, tags: readonly string[]): Promise<PulledHit | undefined> {
     const l2 = this.l2;
     if (l2 === undefined) return undefined;
     // After the first connection's checks (see holdFillsUntil): what they forget must not be decided on.
     if (this.startGate !== undefined) await this.startGate;
     const versions = this.versions;
     const needs: StampNeeds = { tags, epoch: versions.needs(tags).epoch || !isCluster(l2.client), generation: versions.currentGeneration() };
-    const claim: PullClaim = { key: `{${key}}:pull`, token: randomUUID(), ttl: claimLife(l2) };
+    // The key tag comes first (ownTags): its counter, moved by every set(), tells whether the entry read is still there.
+    const keyTag = tags[0]!;
+    const claim: PullClaim = { key: `{${key}}:pull`, counter: versions.counterKeyOf(keyTag), token: randomUUID(), ttl: claimLife(l2) };
     const fills = this.fills!;
     const read = await this.readOnlyLookup(key, needs, claim);
-    if ('done' in read) return read.done;
+    // What a plain GET read of foreign data (an entry stored over it since) was never claimed: not taken.
+    if ('done' in read) return undefined;
     const entry = this.decodeFromL2(key, read.entry);
-    const word = await this.verdictOn(entry, needs, readOf(needs, read.values));
-    // Valid: taken if the claim is still ours. Invalid or over: deleted with the claim. Not vouched for: let go.
-    const settled = fills.settleClaim(key, claim, word !== undefined).catch(() => false);
-    if (word === true && (await settled)) {
+    const counters = readOf(needs, read.values);
+    const word = await this.verdictOn(entry, needs, counters);
+    // Valid: taken at the key version it records (a large entry's bytes may be newer than the counters read
+    // with the claim), if the claim is still ours. Invalid or over: deleted, at the key version read with the
+    // claim. Not vouched for: let go. Neither deletes an entry a set() stored since it was read.
+    const at = (word === true ? entry!.versions[entry!.tags.indexOf(keyTag)] : undefined) ?? counters.versions[0];
+    const step: ClaimStep = word === undefined ? LET_GO : { action: word ? 'take' : 'delete', at };
+    const settled = fills.settleClaim(key, claim, step).catch(() => undefined);
+    const took = word === true ? await settled : undefined;
+    if (took !== undefined) {
       this.l2Hits++;
-      return { entry: entry!, tier: 'L2' };
+      return { entry: entry!, tier: 'L2', key: took };
     }
     this.l2Misses++;
     return undefined;
@@ -386,7 +404,7 @@ export class TieredStore {
     const entry = this.decodeFromL2(key, raw);
     const word = await this.verdictOn(entry, needs, read);
     if (word !== true) {
-      if (entry !== undefined && word === false) this.dropFromL2(key);
+      if (entry !== undefined && word === false) this.dropFromL2(key, raw);
       this.l2Misses++;
       return undefined;
     }
@@ -591,7 +609,7 @@ export class TieredStore {
       // An HTTP entry L1 keeps is kept as its bytes (packed-entry.ts); its tags are read at once.
       return entry.kind === EntryKind.Http ? new PackedEntry(bytes, undefined, entry.tags, entry.versions) : entry;
     } catch {
-      this.dropFromL2(key);
+      this.dropFromL2(key, raw);
       return undefined;
     }
   }
@@ -602,8 +620,14 @@ export class TieredStore {
     this.dropFromL2(key);
   }
 
-  private dropFromL2(key: string): void {
-    this.l2?.del(key).catch(() => undefined);
+  /**
+   * Deletes `key` from L2 without waiting; given the bytes read (`raw`), only
+   * while it still holds them (see DROP): a value stored over them since the
+   * read, another instance's set(), stays.
+   */
+  private dropFromL2(key: string, raw?: Buffer): void {
+    if (raw === undefined || this.fills === undefined) this.l2?.del(key).catch(() => undefined);
+    else this.fills.dropIfUnchanged(key, raw.subarray(0, identityLength(raw))).catch(() => undefined);
   }
 
   /**

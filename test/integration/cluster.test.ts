@@ -55,6 +55,26 @@ describe('Redis Cluster as L2', function () {
     }
   });
 
+  it("pull(): a set() on another instance between the pull's two steps stays (the pull gets the older value), in a view too", async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    for (const [ca, cb] of [[a, b], [a.namespace('once'), b.namespace('once')]] as const) {
+      await cb.set('k', 'older');
+      const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<unknown> } }).fills;
+      const settle = fills.settleClaim.bind(fills);
+      fills.settleClaim = async (...args: unknown[]) => {
+        fills.settleClaim = settle;
+        await cb.set('k', 'newer');
+        return settle(...args);
+      };
+      assert.equal(await ca.pull('k'), 'older');
+      assert.equal(await ca.get('k'), 'newer', 'the newer value was deleted by the pull of the older one');
+      assert.equal(await cb.pull('k'), 'newer');
+      assert.equal(await ca.pull('k'), undefined);
+    }
+  });
+
   // A pull() deletes the entry as it reads it. When a counter the entry must be judged by cannot be read (its master
   // cut off this instance), the value must stay for a later pull, not be deleted with nobody getting it.
   for (const cut of ["the view's counter", 'a tag counter'] as const) {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
-import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, ownBytes, tagVersionOffset } from '../../../src/store/entry-codec.js';
+import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, identityLength, ownBytes, tagVersionOffset } from '../../../src/store/entry-codec.js';
 
 const RUNS = { numRuns: 200 } as const;
 
@@ -344,5 +344,19 @@ describe('store: ownBytes', () => {
       assert.equal(copied.buffer.byteLength, 10, what);
       assert.deepEqual(copied, part, what);
     }
+  });
+});
+
+describe('store: identityLength', () => {
+  it("covers an entry's header and its first tag with that tag's version; the first 64 bytes of anything else; never more than there is", () => {
+    const bytes = encodeEntry(entry());
+    assert.equal(identityLength(bytes), tagVersionOffset(['user:42'], 0) + 8);
+    // Two set()s of one key differ there: the key tag comes first and records the version each moved it to.
+    const other = encodeEntry(entry({ versions: [1_700_000_000_000_002, 7] }));
+    assert.notDeepEqual(other.subarray(0, identityLength(other)), bytes.subarray(0, identityLength(bytes)));
+    assert.equal(identityLength(encodeEntry(entry({ tags: [], versions: [] }))), OFFSET.firstTag);
+    assert.equal(identityLength(Buffer.alloc(100, 7)), 64);
+    assert.equal(identityLength(Buffer.from('TC')), 2);
+    assert.equal(identityLength(bytes.subarray(0, OFFSET.firstTag + 5)), OFFSET.firstTag + 5);
   });
 });

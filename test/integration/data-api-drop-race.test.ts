@@ -1,0 +1,67 @@
+// Why this test exists: a read that finds an entry invalid (a tag it records
+// was invalidated) or over deletes it from Redis, without waiting. That DEL
+// had no condition: a set() from another instance landing between the read
+// and the DEL was deleted unseen (the setter's L1 kept it; every other
+// instance missed). Now the drop deletes the value only while it still starts
+// with the bytes read (header and key version: every set() moves the latter).
+// Two caches (and a fresh reader) on one real redis-server; the set() is
+// forced in by a hook before the reader's drop is sent.
+import assert from 'node:assert/strict';
+import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
+import type { TierCache } from '../../src/index.js';
+import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
+
+type Method = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * Runs `hook` once, before `cache`'s client sends the drop of `key` (a DEL
+ * before this test's fix, a one-key script since); counts those Redis answered.
+ */
+function beforeDrop(cache: TierCache, key: string, hook: () => Promise<void>): () => number {
+  const client = cache.store.l2!.client as unknown as Record<string, Method>;
+  let drops = 0;
+  let pending: (() => Promise<void>) | undefined = hook;
+  const wrap = (name: string, isDrop: (args: unknown[]) => boolean): void => {
+    const original = client[name]!.bind(client);
+    client[name] = async (...args: unknown[]) => {
+      if (!isDrop(args)) return original(...args);
+      const h = pending;
+      pending = undefined;
+      await h?.();
+      try {
+        return await original(...args);
+      } finally {
+        drops++;
+      }
+    };
+  };
+  wrap('del', (args) => args[0] === key);
+  wrap('evalshaBuffer', (args) => args[1] === 1 && (args[2] as unknown[])[0] === key);
+  return () => drops;
+}
+
+describe("data API: a set() landing while another instance drops the key's invalid entry", function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'drop-race' });
+
+  for (const [name, size] of [['small', 0], [`large (>= ${LARGE_ENTRY_BYTES} bytes)`, LARGE_ENTRY_BYTES]] as const) {
+    it(`${name}: the newer value stays, and the invalid one is still dropped when nothing replaced it`, async () => {
+      const b = await ctx.open();
+      const older = 'older'.padEnd(size, '.');
+      const newer = 'newer'.padEnd(size, '.');
+      await b.set('k', older, { tags: ['t'] });
+      await b.set('j', older, { tags: ['t'] });
+      await b.invalidateTags(['t']);
+      const c = await ctx.open();
+      const drops = beforeDrop(c, c.dataKey('k'), () => b.set('k', newer));
+      assert.equal(await c.get('k'), undefined);
+      await eventually(() => drops() === 1, 'the drop was not made');
+      assert.equal(await ctx.admin.exists(c.dataKey('k')), 1, 'the newer value was deleted by the drop of the invalid one');
+      assert.ok((await c.get('k')) === newer, 'the newer value does not read back on another instance');
+      // 'j' had nothing stored over it: dropped by the read that finds it invalid.
+      assert.equal(await c.get('j'), undefined);
+      await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the invalid entry nothing replaced was not dropped');
+    });
+  }
+});
