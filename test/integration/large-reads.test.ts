@@ -374,6 +374,18 @@ describe('large entries read from L2 through a plain GET', function () {
     assert.equal((res.body as Buffer)[0], 1, 'not the body the handler answered');
     assert.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms`);
   });
+
+  it("a short value beginning with an entry's magic (TC) put under a large entry between the script and the GET is a miss, never a throw", async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const watched = watch(b);
+    for (const length of [12, 19]) {
+      await a.set('short', blob(MiB));
+      watched.beforeGet(async (key) => void (await ctx.admin.set(key, 'TC'.padEnd(length, '\x7f'))));
+      assert.equal(await b.getOrSet('short', () => 'loaded'), 'loaded', `${length} bytes`);
+    }
+    assert.equal(watched.hooked(), 2, 'the premise: each read went through a plain GET after its script');
+  });
 });
 
 async function waitUp(cache: TierCache): Promise<void> {
