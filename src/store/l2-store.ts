@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
 import { CommandDeadlines } from './command-deadlines.js';
-import type { RedisClient } from './redis-client.js';
+import { getFromMaster, readsReplicas, type RedisClient } from './redis-client.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
 export class L2UnavailableError extends TierCacheError {
@@ -67,12 +67,15 @@ export class L2Store {
   private readonly readyBy: number;
   /** Bounds commands when the client does not (undefined when it does). */
   private readonly deadlines: CommandDeadlines | undefined;
+  /** The client may send a GET to a replica: get() asks the master (see getFromMaster). */
+  private readonly fromMaster: boolean;
 
   constructor(
     readonly client: RedisClient,
     private readonly options: L2Options,
   ) {
     this.deadlines = options.clientBoundsCommands ? undefined : new CommandDeadlines(options.commandTimeout);
+    this.fromMaster = readsReplicas(client);
     this.readyBy = performance.now() + options.commandTimeout;
     client.on('ready', this.onReady);
     client.on('error', this.onError);
@@ -129,8 +132,9 @@ export class L2Store {
     this.settleWaiters(false);
   }
 
+  /** An entry's bytes, from the master even on a client that reads replicas (a lagging one has older bytes, or none). */
   get(key: string): Promise<Buffer | null> {
-    return this.run((c) => c.getBuffer(key));
+    return this.run(this.fromMaster ? (c) => getFromMaster(c, key) : (c) => c.getBuffer(key));
   }
 
   async del(key: string, urgent = false): Promise<void> {

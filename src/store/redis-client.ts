@@ -34,6 +34,37 @@ export function isCluster(client: RedisClient): client is Cluster {
   return (client as { isCluster?: boolean }).isCluster === true;
 }
 
+/**
+ * Whether the client may send a read-only command (GET) to a replica: a
+ * Cluster made with `scaleReads` other than 'master'. Scripts always run on a
+ * master, so a GET after one could read bytes from before a write the script
+ * saw (a lagging replica), or none.
+ */
+export function readsReplicas(client: RedisClient): boolean {
+  if (!isCluster(client)) return false;
+  const scaleReads = (client as { options?: { scaleReads?: unknown } }).options?.scaleReads;
+  return scaleReads !== undefined && scaleReads !== 'master';
+}
+
+/** Clients whose Redis refused GETEX (older than 6.2, or an ACL without it): they read with GET, replica or not. */
+const noGetex = new WeakSet<RedisClient>();
+
+/**
+ * An entry's bytes as the master holds them (see readsReplicas). GETEX
+ * without options is GET, but flagged a write, so ioredis sends it to the
+ * master; where Redis refuses it, a GET, as before.
+ */
+export async function getFromMaster(client: RedisClient, key: string): Promise<Buffer | null> {
+  if (noGetex.has(client)) return client.getBuffer(key);
+  try {
+    return await (client as unknown as { getexBuffer(key: string): Promise<Buffer | null> }).getexBuffer(key);
+  } catch (err) {
+    if (!(err instanceof Error && /^(ERR unknown command|NOPERM)/i.test(err.message))) throw err;
+    noGetex.add(client);
+    return client.getBuffer(key);
+  }
+}
+
 export function openRedis(target: string | RedisClient, commandTimeout: number): OpenedRedis {
   if (typeof target !== 'string') {
     // A Cluster retries a command through redirections and failovers (up to maxRedirections times

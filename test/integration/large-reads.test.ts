@@ -297,6 +297,148 @@ describe('large entries read from L2 through a plain GET', function () {
       assert.equal(b.stats().l2.hits, 2);
     });
   }
+
+  it('a large entry gone stale, within staleWhileRevalidate, is served stale from L2 on another instance, byte-exact, and refreshed once, under the lock', async () => {
+    let version = 0;
+    let runs = 0;
+    const appFor = (cache: TierCache) =>
+      express()
+        .use(expressCache(cache, { ttl: 100, staleWhileRevalidate: '1m' }))
+        .get('/api/blob', (_req, res) => {
+          runs++;
+          res.type('application/octet-stream').send(Buffer.alloc(LARGE_ENTRY_BYTES, version));
+        });
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    await request(appFor(a)).get('/api/blob').expect(200);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    version = 1;
+    const watched = watch(b);
+    const res = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
+    const status = String(res.headers['cache-status']);
+    assert.match(status, /^tiercache; hit; ttl=-\d+; detail=L2/, 'not served stale from L2');
+    assert.ok(Buffer.compare(res.body as Buffer, Buffer.alloc(LARGE_ENTRY_BYTES, 0)) === 0, 'not the stale body, whole');
+    assert.equal(watched.gets(), 1, 'the premise: its bytes came by a plain GET');
+    await eventually(() => runs === 2, 'the stale body refreshed in the background');
+    const after = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
+    assert.equal((after.body as Buffer)[0], 1, 'the refreshed body');
+    assert.equal(runs, 2, 'the handler ran more than once for the refresh');
+  });
+
+  it('an entry of exactly LARGE_ENTRY_BYTES bytes in Redis is read by the plain GET after the script; one byte shorter, by the script alone', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const sizes = { at: LARGE_ENTRY_BYTES, under: LARGE_ENTRY_BYTES - 1 };
+    for (const [key, size] of Object.entries(sizes)) {
+      // A value's entry is its bytes and a header of fixed size for one key (its tag names it): measured, then sized to the byte.
+      await a.set(key, blob(size));
+      const value = blob(2 * size - (await ctx.admin.strlen(a.dataKey(key))));
+      await a.set(key, value);
+      assert.equal(await ctx.admin.strlen(a.dataKey(key)), size, 'the premise: the entry is that size');
+      const watched = watch(b);
+      assert.ok((await b.getOrSet(key, failing)) === value, `getOrSet() hit of an entry of ${size} bytes`);
+      assert.equal(watched.gets(), key === 'at' ? 1 : 0, `plain GETs reading an entry of ${size} bytes`);
+    }
+  });
+
+  it('a large entry gone between the script and the GET is one L2 miss, and a pull() lets its claim go at once; a GET that fails (a key of another type swapped in) is an error, not a miss', async () => {
+    const a = await ctx.open({ l1: false });
+    // A command timeout of a minute: a claim left behind would hold off the next pull that long.
+    const b = await ctx.open({ l1: false, namespace: ctx.ns, l2: { commandTimeout: '1m' } });
+    b.on('error', () => undefined);
+    const watched = watch(b);
+    for (const key of ['gone-get', 'gone-pull', 'swapped']) await a.set(key, blob(MiB));
+    watched.beforeGet(async (key) => void (await ctx.admin.del(key)));
+    assert.equal(await b.get('gone-get'), undefined);
+    assert.deepEqual([b.stats().l2.hits, b.stats().l2.misses, b.stats().l2.errors], [0, 1, 0], 'hits, misses, errors of a get() that found it gone');
+    watched.beforeGet(async (key) => void (await ctx.admin.del(key)));
+    assert.equal(await b.pull('gone-pull'), undefined);
+    const value = blob(MiB);
+    await a.set('gone-pull', value);
+    assert.ok((await b.pull('gone-pull')) === value, 'the claim of the pull that found nothing held off the next one');
+    watched.beforeGet(async (key) => void (await ctx.admin.multi().del(key).rpush(key, 'x').exec()));
+    const before = b.stats().l2;
+    assert.equal(await b.get('swapped'), undefined);
+    assert.deepEqual([b.stats().l2.misses - before.misses, b.stats().l2.errors - before.errors], [0, 1], 'misses, errors of a get() whose GET failed');
+    assert.equal(watched.hooked(), 3, 'the premise: each read went through a plain GET after its script');
+  });
+
+  it("a fill's large entry gone between the script and the GET is one L2 miss; a GET that fails is an error alone, and a lock the script took is released", async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    b.on('error', () => undefined);
+    const watched = watch(b);
+    const swap = async (key: string) => void (await ctx.admin.multi().del(key).rpush(key, 'x').exec());
+    for (const key of ['gone', 'swapped']) await a.set(key, blob(MiB));
+    let stats = b.stats().l2;
+    watched.beforeGet(async (key) => void (await ctx.admin.del(key)));
+    assert.equal(await b.getOrSet('gone', () => 'loaded'), 'loaded');
+    assert.deepEqual([b.stats().l2.misses - stats.misses, b.stats().l2.errors - stats.errors], [1, 0], 'misses, errors of a fill whose entry was gone');
+    stats = b.stats().l2;
+    watched.beforeGet(swap);
+    assert.equal(await b.getOrSet('swapped', () => 'loaded'), 'loaded');
+    assert.deepEqual([b.stats().l2.misses - stats.misses, b.stats().l2.errors - stats.errors], [0, 1], 'misses, errors of a fill whose GET failed');
+    // A stale body: the script took the fill lock; the GET then fails. The fill runs and lets the lock go.
+    let version = 0;
+    const appFor = (cache: TierCache) =>
+      express()
+        .use(expressCache(cache, { ttl: 100, staleWhileRevalidate: '1m' }))
+        .get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(Buffer.alloc(LARGE_ENTRY_BYTES, version)));
+    await request(appFor(a)).get('/api/blob').expect(200);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    version = 1;
+    let locks: string[] = [];
+    watched.beforeGet(async (key) => {
+      locks = await ctx.admin.keys(`{${key}}:lock`);
+      await swap(key);
+    });
+    const res = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
+    assert.equal((res.body as Buffer)[0], 1, 'not the body the handler answered');
+    assert.equal(locks.length, 1, 'the premise: the script took the lock');
+    await eventually(async () => (await ctx.admin.exists(locks[0]!)) === 0, 'the lock released');
+    assert.equal(watched.hooked(), 3, 'the premise: each read went through a plain GET after its script');
+  });
+
+  it('a fill that asks no lock (l2.lockTimeout 0): a missing entry is one L2 miss, a large one another instance stored one L2 hit', async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns, l2: { lockTimeout: 0 } });
+    assert.equal(await b.getOrSet('none', () => 'loaded'), 'loaded');
+    assert.deepEqual([b.stats().l2.hits, b.stats().l2.misses], [0, 1], 'hits, misses of a fill of a missing entry');
+    const value = blob(MiB);
+    await a.set('big', value);
+    assert.ok((await b.getOrSet('big', failing)) === value);
+    assert.deepEqual([b.stats().l2.hits, b.stats().l2.misses], [1, 1], 'hits, misses after a large hit');
+  });
+
+  it('a stale large body invalidated since: the fill that took the lock runs at once, not after waiting for its own lock', async () => {
+    let version = 0;
+    const appFor = (cache: TierCache) =>
+      express()
+        .use(expressCache(cache, { ttl: 100, staleWhileRevalidate: '1m' }))
+        .get('/api/blob', (_req, res) => void res.type('application/octet-stream').send(Buffer.alloc(LARGE_ENTRY_BYTES, version)));
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns, l2: { lockTimeout: '20s' } });
+    await request(appFor(a)).get('/api/blob').expect(200);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await a.invalidatePrefix('/api');
+    version = 1;
+    const started = Date.now();
+    const res = await request(appFor(b)).get('/api/blob').buffer(true).parse(collectBytes);
+    assert.equal((res.body as Buffer)[0], 1, 'not the body the handler answered');
+    assert.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms`);
+  });
+
+  it("a short value beginning with an entry's magic (TC) put under a large entry between the script and the GET is a miss, never a throw", async () => {
+    const a = await ctx.open({ l1: false });
+    const b = await ctx.open({ l1: false, namespace: ctx.ns });
+    const watched = watch(b);
+    for (const length of [12, 19]) {
+      await a.set('short', blob(MiB));
+      watched.beforeGet(async (key) => void (await ctx.admin.set(key, 'TC'.padEnd(length, '\x7f'))));
+      assert.equal(await b.getOrSet('short', () => 'loaded'), 'loaded', `${length} bytes`);
+    }
+    assert.equal(watched.hooked(), 2, 'the premise: each read went through a plain GET after its script');
+  });
 });
 
 async function waitUp(cache: TierCache): Promise<void> {
