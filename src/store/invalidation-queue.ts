@@ -217,10 +217,11 @@ export class InvalidationQueue {
         const bumped = await versions.bump(op.tags);
         item.message = { tags: op.tags.map((tag, i) => [tag, bumped[i]!] as const) };
       } else if (op.kind === 'key') {
-        const [version] = await versions.bump([op.tag]);
-        // The bump already makes the entry invalid everywhere; the delete only frees the memory.
+        // The bump is what makes the entry invalid everywhere; the delete only frees the memory, so it goes first:
+        // after the bump it would delete a set() from another instance landing in between, after this invalidation.
         // Stryker disable next-line BooleanLiteral: the bump already invalidates the entry everywhere; the delete only frees memory sooner
         await l2.del(op.key, true).catch(() => undefined);
+        const [version] = await versions.bump([op.tag]);
         // Stryker disable next-line ArrayDeclaration: the same (the key list lets receivers drop the entry from L1 at once)
         item.message = { tags: [[op.tag, version!]], keys: [op.key] };
       } else {

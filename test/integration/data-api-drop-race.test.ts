@@ -11,6 +11,7 @@ import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
 import type { TierCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 type Method = (...args: unknown[]) => Promise<unknown>;
 
@@ -64,4 +65,63 @@ describe("data API: a set() landing while another instance drops the key's inval
       await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the invalid entry nothing replaced was not dropped');
     });
   }
+
+  // A delete() of one key (and a set() Redis could not take, which becomes one, queued and replayed) bumped the key's
+  // counter, then deleted the entry. A set() from another instance landing between the two (after the delete, so it
+  // must stay) was deleted unseen. The entry is now deleted before the bump, as deleteMany() does.
+  describe('data API: a set() landing while another instance deletes the key', function () {
+    let proxy: TcpProxy | undefined;
+    afterEach(async () => {
+      await proxy?.close();
+      proxy = undefined;
+    });
+
+    /** Runs `hook` once, right after `cache` moved the counter of `key` (the bump of a one-key delete()). */
+    function afterBump(cache: TierCache, key: string, hook: () => Promise<void>): () => boolean {
+      const counter = `{${key}}:v`;
+      const client = cache.store.l2!.client as unknown as Record<string, Method>;
+      const evalsha = client.evalshaBuffer!.bind(client);
+      let ran = false;
+      client.evalshaBuffer = async (...args: unknown[]) => {
+        const reply = await evalsha(...args);
+        if (!ran && args[1] === 1 && (args[2] as unknown[])[0] === counter) {
+          await hook();
+          ran = true;
+        }
+        return reply;
+      };
+      return () => ran;
+    }
+
+    it("a delete(): another instance's set() landing right after its bump stays", async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      await b.set('k', 'older');
+      afterBump(a, a.dataKey('k'), () => b.set('k', 'newer'));
+      await a.delete('k');
+      assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'the newer value was deleted by the delete() before it');
+      const c = await ctx.open();
+      assert.equal(await c.get('k'), 'newer');
+    });
+
+    it("a set() turned delete(): another instance's set() landing right after the replay's bump stays", async () => {
+      proxy = await startTcpProxy(ctx.redis.port);
+      const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 300 } });
+      a.on('error', () => undefined);
+      const b = await ctx.open();
+      await b.set('k', 'older');
+      // A's set() cannot reach Redis: it becomes a delete() of 'k', queued.
+      proxy.cut('refuse');
+      await a.set('k', 'lost');
+      const key = a.dataKey('k');
+      // B's set() lands right after the replayed delete() moved the key's counter: after the delete(), so it stays.
+      const landed = afterBump(a, key, () => b.set('k', 'newer'));
+      proxy.heal();
+      await eventually(() => landed(), "the delete() A's set() became was not replayed");
+      await eventually(() => a.stats().queuedInvalidations === 0, 'the replay did not finish');
+      assert.equal(await ctx.admin.exists(key), 1, "the newer value was deleted by the replay of the delete() before it");
+      const c = await ctx.open();
+      assert.equal(await c.get('k'), 'newer');
+    });
+  });
 });
