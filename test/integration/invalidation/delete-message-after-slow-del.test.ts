@@ -1,7 +1,7 @@
-// Why this test exists: delete(key) bumps the key's tag, deletes the entry
-// from L2, then publishes. The DEL only frees memory (its failure is
-// ignored), but when it times out it opens L2's breaker, and the publish right
-// behind it must still go out: the message is "urgent", as the bump is, and
+// Why this test exists: delete(key) deletes the entry from L2, bumps the
+// key's tag, then publishes. The DEL only frees memory (its failure is
+// ignored), but when it times out it opens L2's breaker, and the bump and the
+// publish behind it must still go out: the message is "urgent", as the bump is, and
 // passes an open breaker while the connection is up. Without that the
 // invalidation stayed queued (until a probe closed the breaker) and other
 // instances kept serving the deleted value from their L1. Here the DEL is made
