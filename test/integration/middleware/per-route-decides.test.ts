@@ -220,6 +220,45 @@ describe('middleware: the per-route middleware decides, two instances on one Red
     });
   }
 
+  // L1 off: the per-route layer served what the app-wide one had read, though an invalidation covering it had
+  // completed in between (a middleware awaited it here; a concurrent write's would do the same). L1 drops such an
+  // entry, so with L1 on the per-route layer read Redis again.
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}, L1 off: an entry the app-wide middleware read is not served by the per-route one after an invalidation completed in between`, async () => {
+      const cache = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+      let served = 0;
+      let invalidate: (() => Promise<unknown>) | undefined;
+      let target: Parameters<typeof request>[0];
+      if (framework === 'express') {
+        const app = express();
+        app.use(expressCache(cache));
+        app.use((_req, _res, next) => void (invalidate?.() ?? Promise.resolve()).then(() => next(), next));
+        app.get('/api/doc', expressCache(cache, { ttl: '1m', tags: () => ['docs'] }), (_req, res) => void res.send(`doc ${++served}`));
+        target = app;
+      } else {
+        const app = new Koa();
+        const router = new Router();
+        app.use(koaCache(cache) as Koa.Middleware);
+        app.use(async (_c, next) => {
+          await invalidate?.();
+          await next();
+        });
+        router.get('/api/doc', koaCache(cache, { ttl: '1m', tags: () => ['docs'] }) as RouterMiddleware, (c) => {
+          c.body = `doc ${++served}`;
+        });
+        app.use(router.routes() as Koa.Middleware);
+        target = app.callback();
+      }
+      assert.equal((await request(target).get('/api/doc')).text, 'doc 1');
+      invalidate = () => cache.invalidatePrefix('/api');
+      const afterPrefix = await request(target).get('/api/doc');
+      assert.deepEqual([afterPrefix.text, afterPrefix.headers['cache-status']], ['doc 2', MISS_STORED], 'after invalidatePrefix');
+      invalidate = () => cache.invalidateTags(['docs']);
+      const afterTag = await request(target).get('/api/doc');
+      assert.deepEqual([afterTag.text, afterTag.headers['cache-status']], ['doc 3', MISS_STORED], 'after invalidateTags');
+    });
+  }
+
   it('a route whose per-route middleware was taken out (a config change) fills again: its old entry is removed', async () => {
     const old = nested(adapters[0]!, await ctx.open({ routes: { '/api': '1m' } }), { ttl: '1h' });
     assert.equal((await request(old.target).get('/api/doc')).headers['cache-status'], MISS_STORED);
