@@ -101,6 +101,8 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
     if (value === inFront) return undefined;
     const appended = appendedTo(value, inFront);
     if (appended === undefined) return typeof value === 'number' ? String(value) : value;
+    // The front layer's members alone (set again as a copy, or joined with a trailing comma): no upstream's.
+    if (appended.length === 0) return undefined;
     return keepOnly(res, appended);
   }
   // Set over ours, or appended to it (the handler's own members): ours taken out either way.
@@ -168,31 +170,46 @@ export function keepSaidAfterUpstream(res: ServerResponse): void {
 
 /**
  * The lines of `value` that follow those of `front` when it begins with them
- * all (appended to it), else undefined. Also when the handler joined the field
- * by hand into one string (`prev + ', ' + theirs`, as a list's members may be):
- * what follows `front`'s members and a comma then.
+ * all (appended to it; none when it holds only them), else undefined. Also when the handler joined the field
+ * by hand (`prev + ', ' + theirs`, as a list's members may be), then perhaps
+ * appended more lines: what follows `front`'s members and a comma then.
  */
 function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
   if (front === undefined) return undefined;
   const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
-  if (!Array.isArray(value)) return joinedAfter(String(value), lines);
-  if (value.length <= lines.length || lines.some((line, i) => value[i] !== line)) return undefined;
-  return value.slice(lines.length);
-}
-
-/** What follows `lines` in `text`, each line then a comma (whitespace around it allowed), when something does. */
-function joinedAfter(text: string, lines: readonly unknown[]): string[] | undefined {
+  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  // values[i] from offset `at`: where the next of front's members must begin.
+  let i = 0;
   let at = 0;
   for (const line of lines) {
+    const text = values[i];
     const member = String(line);
-    if (!text.startsWith(member, at)) return undefined;
-    at += member.length;
-    while (text[at] === ' ' || text[at] === '\t') at++;
-    if (text[at] !== ',') return undefined;
-    at++;
-    while (text[at] === ' ' || text[at] === '\t') at++;
+    if (text === undefined || !text.startsWith(member, at)) return undefined;
+    const after = joinedAt(text, at + member.length);
+    if (after === undefined) return undefined;
+    if (after === text.length) {
+      i++;
+      at = 0;
+    } else at = after;
   }
-  return at < text.length ? [text.slice(at)] : undefined;
+  return at === 0 ? values.slice(i) : [values[i]!.slice(at), ...values.slice(i + 1)];
+}
+
+/** Where the next member begins past `at` in `text`: its end, or past a comma (whitespace around it allowed); undefined when neither follows. */
+function joinedAt(text: string, at: number): number | undefined {
+  if (at === text.length) return at;
+  while (text[at] === ' ' || text[at] === '\t') at++;
+  if (text[at] !== ',') return undefined;
+  at++;
+  while (text[at] === ' ' || text[at] === '\t') at++;
+  return at;
+}
+
+/** What follows `said` then a comma (whitespace around it allowed) in `text`, perhaps nothing; undefined when `text` is not so. */
+function joinedAfter(text: string, said: string): string | undefined {
+  if (!text.startsWith(said)) return undefined;
+  const at = joinedAt(text, said.length);
+  return at === undefined || at === said.length ? undefined : text.slice(at);
 }
 
 /**
@@ -203,7 +220,8 @@ function joinedAfter(text: string, lines: readonly unknown[]): string[] | undefi
 function membersBut(value: OutgoingHttpHeader, said: string): string[] {
   const out: string[] = [];
   for (const line of Array.isArray(value) ? value : [String(value)]) {
-    if (line !== said) out.push(joinedAfter(line, [said])?.[0] ?? line);
+    const theirs = line === said ? '' : (joinedAfter(line, said) ?? line);
+    if (theirs !== '') out.push(theirs);
   }
   return out;
 }
