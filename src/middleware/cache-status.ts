@@ -99,7 +99,7 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
   if (value === undefined) return undefined;
   if (said === undefined) {
     if (value === inFront) return undefined;
-    const appended = appendedTo(value, inFront);
+    const appended = appendedTo(value, inFront) ?? prependedTo(value, inFront);
     if (appended === undefined) return typeof value === 'number' ? String(value) : value;
     // The front layer's members alone (set again as a copy, or joined with a trailing comma): no upstream's.
     if (appended.length === 0) return undefined;
@@ -195,6 +195,42 @@ function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undef
   return at === 0 ? values.slice(i) : [values[i]!.slice(at), ...values.slice(i + 1)];
 }
 
+/**
+ * The lines of `value` before those of `front` when it ends with them all:
+ * the upstream's members joined or set before the value in front (RFC 9211
+ * order, the origin's side first: `theirs + ', ' + prev`); else undefined.
+ */
+function prependedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
+  if (front === undefined) return undefined;
+  const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
+  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  // values[i] up to offset `end`: where the previous of front's members must end.
+  let i = values.length - 1;
+  let end = i < 0 ? 0 : values[i]!.length;
+  for (let l = lines.length - 1; l >= 0; l--) {
+    const text = values[i];
+    const member = String(lines[l]);
+    if (text === undefined || !text.slice(0, end).endsWith(member)) return undefined;
+    const before = joinedBefore(text, end - member.length);
+    if (before === undefined) return undefined;
+    if (before === 0) {
+      i--;
+      end = i < 0 ? 0 : values[i]!.length;
+    } else end = before;
+  }
+  return end === (values[i]?.length ?? 0) ? values.slice(0, i + 1) : [...values.slice(0, i), values[i]!.slice(0, end)];
+}
+
+/** Where the member before `at` in `text` ends: 0 at the line's start, or before a comma (whitespace around it allowed); undefined when neither. */
+function joinedBefore(text: string, at: number): number | undefined {
+  if (at === 0) return 0;
+  while (text[at - 1] === ' ' || text[at - 1] === '\t') at--;
+  if (text[at - 1] !== ',') return undefined;
+  at--;
+  while (text[at - 1] === ' ' || text[at - 1] === '\t') at--;
+  return at;
+}
+
 /** Where the next member begins past `at` in `text`: its end, or past a comma (whitespace around it allowed); undefined when neither follows. */
 function joinedAt(text: string, at: number): number | undefined {
   if (at === text.length) return at;
@@ -212,6 +248,13 @@ function joinedAfter(text: string, said: string): string | undefined {
   return at === undefined || at === said.length ? undefined : text.slice(at);
 }
 
+/** What precedes a comma then `said` (whitespace around the comma allowed) at the end of `text`; undefined when `text` is not so. */
+function joinedBeforeSaid(text: string, said: string): string | undefined {
+  if (!text.endsWith(said)) return undefined;
+  const at = joinedBefore(text, text.length - said.length);
+  return at === undefined || at === text.length - said.length ? undefined : text.slice(0, at);
+}
+
 /**
  * The field lines of a Cache-Status value on a response, but the one a layer
  * of ours said (sayBeforeApp); also where the handler joined its own to ours
@@ -220,7 +263,7 @@ function joinedAfter(text: string, said: string): string | undefined {
 function membersBut(value: OutgoingHttpHeader, said: string): string[] {
   const out: string[] = [];
   for (const line of Array.isArray(value) ? value : [String(value)]) {
-    const theirs = line === said ? '' : (joinedAfter(line, said) ?? line);
+    const theirs = line === said ? '' : (joinedAfter(line, said) ?? joinedBeforeSaid(line, said) ?? line);
     if (theirs !== '') out.push(theirs);
   }
   return out;

@@ -469,6 +469,27 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     assert.equal(await get('/api/passed'), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
   });
 
+  // Joined in RFC 9211's order (the upstream's members first, nearer the origin: `theirs + ', ' + prev`): only the
+  // head of a joined line was matched, so the front layer's member, or our outer layer's bypass member, at its tail
+  // was taken for an upstream's: stored and replayed on every hit, and on a bypassed answer ours said twice.
+  it('a handler that joins the upstream’s members before the value set in front (theirs, then prev): the front layer’s member and ours are not stored, not replayed, not said twice', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    let n = 0;
+    const join = (res: express.Response) => res.set('Cache-Status', `${UPSTREAM_TEXT}, ${String(res.getHeader('Cache-Status'))}`);
+    app.use((req, res, next) => void (req.path === '/api/front' && res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.use(expressCache(cache));
+    app.get('/api/front', expressCache(cache, { ttl: '5m' }), (_req, res) => void join(res).send('page'));
+    app.get('/api/joined', expressCache(cache, { shared: true }), (_req, res) => void join(res).send('page'));
+    app.get('/api/passed', (_req, res) => void join(res).send('page'));
+    assert.equal(status(await request(app).get('/api/front')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/front')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front member was replayed");
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'our bypass member was replayed as an upstream’s');
+    assert.equal(await get('/api/passed'), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+  });
+
   it('a bypassed answer whose handler takes ours off goes out without one; an upstream’s single field line is kept as a list’s, passed through or filled under an outer bypass', async () => {
     const cache = await ctx.open({ routes: { '/api': '5m' } });
     const app = express();
