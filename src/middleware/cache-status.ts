@@ -99,8 +99,10 @@ export function upstreamStatus(res: ServerResponse, inFront: unknown): string | 
   if (value === undefined) return undefined;
   if (said === undefined) {
     if (value === inFront) return undefined;
-    const appended = appendedTo(value, inFront);
+    const appended = appendedTo(value, inFront) ?? prependedTo(value, inFront);
     if (appended === undefined) return typeof value === 'number' ? String(value) : value;
+    // The front layer's members alone (set again as a copy, or joined with a trailing comma): no upstream's.
+    if (appended.length === 0) return undefined;
     return keepOnly(res, appended);
   }
   // Set over ours, or appended to it (the handler's own members): ours taken out either way.
@@ -168,31 +170,89 @@ export function keepSaidAfterUpstream(res: ServerResponse): void {
 
 /**
  * The lines of `value` that follow those of `front` when it begins with them
- * all (appended to it), else undefined. Also when the handler joined the field
- * by hand into one string (`prev + ', ' + theirs`, as a list's members may be):
- * what follows `front`'s members and a comma then.
+ * all (appended to it; none when it holds only them), else undefined. Also when the handler joined the field
+ * by hand (`prev + ', ' + theirs`, as a list's members may be), then perhaps
+ * appended more lines: what follows `front`'s members and a comma then.
  */
 function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
   if (front === undefined) return undefined;
   const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
-  if (!Array.isArray(value)) return joinedAfter(String(value), lines);
-  if (value.length <= lines.length || lines.some((line, i) => value[i] !== line)) return undefined;
-  return value.slice(lines.length);
-}
-
-/** What follows `lines` in `text`, each line then a comma (whitespace around it allowed), when something does. */
-function joinedAfter(text: string, lines: readonly unknown[]): string[] | undefined {
+  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  // values[i] from offset `at`: where the next of front's members must begin.
+  let i = 0;
   let at = 0;
   for (const line of lines) {
+    const text = values[i];
     const member = String(line);
-    if (!text.startsWith(member, at)) return undefined;
-    at += member.length;
-    while (text[at] === ' ' || text[at] === '\t') at++;
-    if (text[at] !== ',') return undefined;
-    at++;
-    while (text[at] === ' ' || text[at] === '\t') at++;
+    if (text === undefined || !text.startsWith(member, at)) return undefined;
+    const after = joinedAt(text, at + member.length);
+    if (after === undefined) return undefined;
+    if (after === text.length) {
+      i++;
+      at = 0;
+    } else at = after;
   }
-  return at < text.length ? [text.slice(at)] : undefined;
+  return at === 0 ? values.slice(i) : [values[i]!.slice(at), ...values.slice(i + 1)];
+}
+
+/**
+ * The lines of `value` before those of `front` when it ends with them all:
+ * the upstream's members joined or set before the value in front (RFC 9211
+ * order, the origin's side first: `theirs + ', ' + prev`); else undefined.
+ */
+function prependedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
+  if (front === undefined) return undefined;
+  const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
+  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  // values[i] up to offset `end`: where the previous of front's members must end.
+  let i = values.length - 1;
+  let end = i < 0 ? 0 : values[i]!.length;
+  for (let l = lines.length - 1; l >= 0; l--) {
+    const text = values[i];
+    const member = String(lines[l]);
+    if (text === undefined || !text.slice(0, end).endsWith(member)) return undefined;
+    const before = joinedBefore(text, end - member.length);
+    if (before === undefined) return undefined;
+    if (before === 0) {
+      i--;
+      end = i < 0 ? 0 : values[i]!.length;
+    } else end = before;
+  }
+  return end === (values[i]?.length ?? 0) ? values.slice(0, i + 1) : [...values.slice(0, i), values[i]!.slice(0, end)];
+}
+
+/** Where the member before `at` in `text` ends: 0 at the line's start, or before a comma (whitespace around it allowed); undefined when neither. */
+function joinedBefore(text: string, at: number): number | undefined {
+  if (at === 0) return 0;
+  while (text[at - 1] === ' ' || text[at - 1] === '\t') at--;
+  if (text[at - 1] !== ',') return undefined;
+  at--;
+  while (text[at - 1] === ' ' || text[at - 1] === '\t') at--;
+  return at;
+}
+
+/** Where the next member begins past `at` in `text`: its end, or past a comma (whitespace around it allowed); undefined when neither follows. */
+function joinedAt(text: string, at: number): number | undefined {
+  if (at === text.length) return at;
+  while (text[at] === ' ' || text[at] === '\t') at++;
+  if (text[at] !== ',') return undefined;
+  at++;
+  while (text[at] === ' ' || text[at] === '\t') at++;
+  return at;
+}
+
+/** What follows `said` then a comma (whitespace around it allowed) in `text`, perhaps nothing; undefined when `text` is not so. */
+function joinedAfter(text: string, said: string): string | undefined {
+  if (!text.startsWith(said)) return undefined;
+  const at = joinedAt(text, said.length);
+  return at === undefined || at === said.length ? undefined : text.slice(at);
+}
+
+/** What precedes a comma then `said` (whitespace around the comma allowed) at the end of `text`; undefined when `text` is not so. */
+function joinedBeforeSaid(text: string, said: string): string | undefined {
+  if (!text.endsWith(said)) return undefined;
+  const at = joinedBefore(text, text.length - said.length);
+  return at === undefined || at === text.length - said.length ? undefined : text.slice(0, at);
 }
 
 /**
@@ -203,7 +263,8 @@ function joinedAfter(text: string, lines: readonly unknown[]): string[] | undefi
 function membersBut(value: OutgoingHttpHeader, said: string): string[] {
   const out: string[] = [];
   for (const line of Array.isArray(value) ? value : [String(value)]) {
-    if (line !== said) out.push(joinedAfter(line, [said])?.[0] ?? line);
+    const theirs = line === said ? '' : (joinedAfter(line, said) ?? joinedBeforeSaid(line, said) ?? line);
+    if (theirs !== '') out.push(theirs);
   }
   return out;
 }

@@ -1214,11 +1214,17 @@ export class HttpCache<R> {
     return read !== undefined && read.found.entry === local.entry && passed!.key === plan.key && passed!.cache === this.cache ? read.key : undefined;
   }
 
-  /** L1 off: what a layer further out read from L2 for this request and left to this one (see passOver), if this one may serve it. */
+  /**
+   * L1 off: what a layer further out read from L2 for this request and left to this one (see passOver), if this
+   * one may serve it. Not a variant: that one was chosen by the request's headers as they were further out, and a
+   * middleware between may have set a varied one since (a tenant from an API key): this layer chooses its own.
+   * Nor one an invalidation made or heard since has outdated (L1 would have dropped it).
+   */
   private passedWithoutL1(req: IncomingMessage, plan: Plan): Found | undefined {
     const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
-    const found = passed?.read?.found;
-    return found !== undefined && passed!.key === plan.key && passed!.cache === this.cache && !notOurs(plan, found) ? found : undefined;
+    const read = passed?.read;
+    if (read === undefined || read.key !== plan.key || passed!.key !== plan.key || passed!.cache !== this.cache || notOurs(plan, read.found)) return undefined;
+    return this.cache.store.versions.check(read.found.entry) === Validity.Invalid ? undefined : read.found;
   }
 
   /** Whether `req` is our background refresh (remembered on the request for every layer it meets). */

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LockRequest } from './fill-protocol.js';
 import type { L2Store } from './l2-store.js';
+import { readsReplicas } from './redis-client.js';
 
 /** How often a caller waiting on another instance's fill looks for its result. */
 const POLL_MS = 20;
@@ -15,16 +16,22 @@ const HELD_EVERY = 5;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/** PTTL run on the master: a client that reads replicas sends a plain PTTL to one, which may not have the lock yet. */
+const HELD_SCRIPT = "return redis.call('PTTL', KEYS[1])";
 
 export class FillLock {
   /** This instance's lock value, so it only ever releases its own locks. */
   private readonly token = randomUUID();
+  /** Whether held() must ask the master in a script (see HELD_SCRIPT). */
+  private readonly heldOnMaster: boolean;
 
   constructor(
     private readonly l2: L2Store,
     /** How long a lock holds, in ms. */
     readonly ttl: number,
-  ) {}
+  ) {
+    this.heldOnMaster = readsReplicas(l2.client);
+  }
 
   /**
    * The lock of an entry key: it hash-tags the key itself, so on a Cluster it
@@ -51,7 +58,8 @@ export class FillLock {
   /** Whether some instance still holds the lock (false when Redis cannot tell: stop waiting; false for a key without a TTL, which no instance made). */
   async held(key: string): Promise<boolean> {
     try {
-      return (await this.l2.run((c) => c.pttl(this.lockKey(key)))) >= 0;
+      const lockKey = this.lockKey(key);
+      return (await this.l2.run((c) => (this.heldOnMaster ? (c.eval(HELD_SCRIPT, 1, lockKey) as Promise<number>) : c.pttl(lockKey)))) >= 0;
     } catch {
       return false;
     }

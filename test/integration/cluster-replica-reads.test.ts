@@ -107,6 +107,27 @@ describe('a Cluster client that reads from replicas (scaleReads)', function () {
     });
   }
 
+  // A waiter on another instance asks now and then whether the filling instance still holds the lock (PTTL,
+  // read-only: sent to a replica). A lagging replica has no lock yet: the waiter gave up at its first ask and ran
+  // its loader beside the filler's (DESIGN: a fill within the lock's lifetime runs once across all instances).
+  it('a getOrSet() waiting on another instance\'s fill while the replicas lag waits for it: the loader runs once', async () => {
+    const ns = `replica-reads${process.pid}-${n++}`;
+    const a = await open(ns);
+    const b = await open(ns);
+    await syncThenLag();
+    let loads = 0;
+    const load = (who: string) => async () => {
+      loads++;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return who;
+    };
+    const first = a.getOrSet('slow', load('a'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = b.getOrSet('slow', load('b'));
+    assert.deepEqual(await Promise.all([first, second]), ['a', 'a']);
+    assert.equal(loads, 1, 'the loader ran on both instances');
+  });
+
   it('an HTTP body of 200 KiB stored while the replicas lag is an L2 hit on another instance, byte-exact', async () => {
     const ns = `replica-reads${process.pid}-${n++}`;
     const body = randomBytes(200 * 1024);

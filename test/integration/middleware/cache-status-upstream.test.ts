@@ -258,6 +258,23 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // Joined by hand, then one more member appended (res.append / ctx.append): an array whose first line holds the
+  // front layer's member and the upstream's first. Arrays were matched line by line only, so the whole value was
+  // the upstream's: the filling request's front member stored and replayed.
+  it('members joined by hand to the front layer’s value and then appended: the front layer’s is not stored, not replayed', async () => {
+    const a = await ctx.open();
+    const app = express();
+    let n = 0;
+    app.use((_req, res, next) => void (res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.get('/api/joined-appended', expressCache(a, { ttl: '5m' }), (_req, res) => {
+      res.set('Cache-Status', `${String(res.getHeader('Cache-Status'))}, ${UPSTREAM_TEXT}`);
+      res.append('Cache-Status', 'shield; hit');
+      res.send('page');
+    });
+    assert.equal(status(await request(app).get('/api/joined-appended')), `${UPSTREAM_TEXT}, shield; hit, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/joined-appended')), `${UPSTREAM_TEXT}, shield; hit, ${HIT_L1}`, "the first request's front member was replayed");
+  });
+
   // Koa writes the head once every middleware has run: a middleware in front that adds a member after
   // next() (its own word on this answer) did so before our fill read the field, and was taken for an
   // upstream cache. Its member from the filling request was stored, and replayed before ours to every
@@ -446,6 +463,27 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     app.use(expressCache(cache));
     app.get('/api/joined', expressCache(cache, { shared: true }), (_req, res) => void join(res).send('page'));
     app.get('/api/passed', (_req, res) => void join(res).send('page'));
+    const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
+    assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'our bypass member was replayed as an upstream’s');
+    assert.equal(await get('/api/passed'), `${UPSTREAM_TEXT}, ${bypassStatus('authorization')}`);
+  });
+
+  // Joined in RFC 9211's order (the upstream's members first, nearer the origin: `theirs + ', ' + prev`): only the
+  // head of a joined line was matched, so the front layer's member, or our outer layer's bypass member, at its tail
+  // was taken for an upstream's: stored and replayed on every hit, and on a bypassed answer ours said twice.
+  it('a handler that joins the upstream’s members before the value set in front (theirs, then prev): the front layer’s member and ours are not stored, not replayed, not said twice', async () => {
+    const cache = await ctx.open({ routes: { '/api': '5m' } });
+    const app = express();
+    let n = 0;
+    const join = (res: express.Response) => res.set('Cache-Status', `${UPSTREAM_TEXT}, ${String(res.getHeader('Cache-Status'))}`);
+    app.use((req, res, next) => void (req.path === '/api/front' && res.setHeader('Cache-Status', `edge; fwd=uri-miss; req=${++n}`), next()));
+    app.use(expressCache(cache));
+    app.get('/api/front', expressCache(cache, { ttl: '5m' }), (_req, res) => void join(res).send('page'));
+    app.get('/api/joined', expressCache(cache, { shared: true }), (_req, res) => void join(res).send('page'));
+    app.get('/api/passed', (_req, res) => void join(res).send('page'));
+    assert.equal(status(await request(app).get('/api/front')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+    assert.equal(status(await request(app).get('/api/front')), `${UPSTREAM_TEXT}, ${HIT_L1}`, "the first request's front member was replayed");
     const get = async (path: string) => status(await request(app).get(path).set('Authorization', 'Bearer t'));
     assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
     assert.equal(await get('/api/joined'), `${UPSTREAM_TEXT}, ${HIT_L1}`, 'our bypass member was replayed as an upstream’s');

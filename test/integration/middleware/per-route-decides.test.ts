@@ -12,6 +12,11 @@ import request from 'supertest';
 import { createCache, type CacheOptions, type TierCache } from '../../../src/index.js';
 import { HIT_L1, HIT_L2, MISS_STORED } from '../../../src/middleware/cache-status.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
+import express from 'express';
+import Koa from 'koa';
+import Router, { type RouterMiddleware } from '@koa/router';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
 import { adapters, buildApp, headerOf, type AnyMiddlewareOptions, type HandlerIO, type RouteSpec } from './apps.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -172,6 +177,85 @@ describe('middleware: the per-route middleware decides, two instances on one Red
       assert.deepEqual(hits, ['L2', 'L2 stale'], "the 'hit' events");
       assert.equal(cacheB.stats().l2!.hits, 2, 'L2 hits counted: one per request');
       assert.equal(b.runs('/api/fresh'), 0);
+    });
+  }
+
+  // L1 off: the per-route layer took the entry the app-wide one read without choosing the variant itself. A
+  // middleware between them that sets a varied header (here the tenant, from the API key, whatever the client
+  // sent) made the app-wide layer read the client's choice of variant, and the per-route one served it: another
+  // tenant's answer. With L1 on, the per-route layer looks its own variant up in L1 (the entry must be the same).
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}, L1 off: a variant the app-wide middleware read for headers a later middleware changed is not served by the per-route one`, async () => {
+      const cache = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+      const tenantOf = (apiKey: unknown) => (apiKey === 'bob-key' ? 'bobco' : 'acme');
+      let target: Parameters<typeof request>[0];
+      if (framework === 'express') {
+        const app = express();
+        app.use(expressCache(cache));
+        app.use((req, _res, next) => {
+          req.headers['x-tenant'] = tenantOf(req.headers['x-api-key']);
+          next();
+        });
+        app.get('/api/report', expressCache(cache, { ttl: '1m' }), (req, res) => void res.set('Vary', 'X-Tenant').send(`report of ${String(req.headers['x-tenant'])}`));
+        target = app;
+      } else {
+        const app = new Koa();
+        const router = new Router();
+        app.use(koaCache(cache) as Koa.Middleware);
+        app.use(async (c, next) => {
+          c.req.headers['x-tenant'] = tenantOf(c.get('x-api-key'));
+          await next();
+        });
+        router.get('/api/report', koaCache(cache, { ttl: '1m' }) as RouterMiddleware, (c) => {
+          c.set('Vary', 'X-Tenant');
+          c.body = `report of ${String(c.req.headers['x-tenant'])}`;
+        });
+        app.use(router.routes() as Koa.Middleware);
+        target = app.callback();
+      }
+      assert.equal((await request(target).get('/api/report').set('x-api-key', 'alice-key')).text, 'report of acme');
+      assert.equal((await request(target).get('/api/report').set('x-api-key', 'bob-key')).text, 'report of bobco');
+      const forged = await request(target).get('/api/report').set('x-api-key', 'bob-key').set('x-tenant', 'acme');
+      assert.equal(forged.text, 'report of bobco', `bob got acme's report: ${String(forged.headers['cache-status'])}`);
+    });
+  }
+
+  // L1 off: the per-route layer served what the app-wide one had read, though an invalidation covering it had
+  // completed in between (a middleware awaited it here; a concurrent write's would do the same). L1 drops such an
+  // entry, so with L1 on the per-route layer read Redis again.
+  for (const framework of ['express', 'koa'] as const) {
+    it(`${framework}, L1 off: an entry the app-wide middleware read is not served by the per-route one after an invalidation completed in between`, async () => {
+      const cache = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+      let served = 0;
+      let invalidate: (() => Promise<unknown>) | undefined;
+      let target: Parameters<typeof request>[0];
+      if (framework === 'express') {
+        const app = express();
+        app.use(expressCache(cache));
+        app.use((_req, _res, next) => void (invalidate?.() ?? Promise.resolve()).then(() => next(), next));
+        app.get('/api/doc', expressCache(cache, { ttl: '1m', tags: () => ['docs'] }), (_req, res) => void res.send(`doc ${++served}`));
+        target = app;
+      } else {
+        const app = new Koa();
+        const router = new Router();
+        app.use(koaCache(cache) as Koa.Middleware);
+        app.use(async (_c, next) => {
+          await invalidate?.();
+          await next();
+        });
+        router.get('/api/doc', koaCache(cache, { ttl: '1m', tags: () => ['docs'] }) as RouterMiddleware, (c) => {
+          c.body = `doc ${++served}`;
+        });
+        app.use(router.routes() as Koa.Middleware);
+        target = app.callback();
+      }
+      assert.equal((await request(target).get('/api/doc')).text, 'doc 1');
+      invalidate = () => cache.invalidatePrefix('/api');
+      const afterPrefix = await request(target).get('/api/doc');
+      assert.deepEqual([afterPrefix.text, afterPrefix.headers['cache-status']], ['doc 2', MISS_STORED], 'after invalidatePrefix');
+      invalidate = () => cache.invalidateTags(['docs']);
+      const afterTag = await request(target).get('/api/doc');
+      assert.deepEqual([afterTag.text, afterTag.headers['cache-status']], ['doc 3', MISS_STORED], 'after invalidateTags');
     });
   }
 
