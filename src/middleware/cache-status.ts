@@ -5,6 +5,7 @@
 // upstream's members (an origin behind a CDN or Varnish that the app proxies)
 // are kept, stored with the answer, and ours follows them.
 import type { OutgoingHttpHeader, ServerResponse } from 'node:http';
+import { outgoingField } from './outgoing-field.js';
 
 export const CACHE_STATUS = 'cache-status';
 export const HIT_L1 = 'tiercache; hit; detail=L1';
@@ -95,7 +96,7 @@ export function sayBeforeApp(res: ServerResponse, value: string): void {
  */
 export function upstreamStatus(res: ServerResponse, inFront: unknown): string | string[] | undefined {
   const said = forgetSaid(res);
-  const value = res.getHeader(CACHE_STATUS);
+  const value = outgoingField(res, CACHE_STATUS);
   if (value === undefined) return undefined;
   if (said === undefined) {
     if (value === inFront) return undefined;
@@ -135,7 +136,7 @@ export const NOT_READ: unique symbol = Symbol('tiercache.notRead');
  */
 export function asTheAppLeftIt(res: ServerResponse, fromApp: OutgoingHttpHeader | undefined | typeof NOT_READ): void {
   if (fromApp === NOT_READ) return;
-  const now = res.getHeader(CACHE_STATUS);
+  const now = outgoingField(res, CACHE_STATUS);
   if (now === fromApp || now === undefined) return;
   if (fromApp === undefined) res.removeHeader(CACHE_STATUS);
   else res.setHeader(CACHE_STATUS, fromApp);

@@ -16,6 +16,7 @@ import { writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
 import { assigned, shadowOwn } from './own-property.js';
 import { keepSaidAfterUpstream } from './cache-status.js';
+import { hasOutgoingField, outgoingField } from './outgoing-field.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
 export interface Replacement {
@@ -158,9 +159,9 @@ const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
  * off (node turns it off for HTTP/1.0 itself: not counted then).
  */
 function noChunks(res: ServerResponse): boolean {
-  const te = res.getHeader('transfer-encoding');
+  const te = outgoingField(res, 'transfer-encoding');
   if (te !== undefined) return !CHUNKED.test(String(te));
-  return res.hasHeader('content-length') || (res as unknown as OutgoingFlags)._removedTE === true || (res.useChunkedEncodingByDefault === false && res.req?.httpVersion === '1.1');
+  return hasOutgoingField(res, 'content-length') || (res as unknown as OutgoingFlags)._removedTE === true || (res.useChunkedEncodingByDefault === false && res.req?.httpVersion === '1.1');
 }
 
 /**
@@ -170,10 +171,10 @@ function noChunks(res: ServerResponse): boolean {
  * chunks are not ruled out. Else it declares the length: so does the capture.
  */
 function endSendsChunks(res: ServerResponse): boolean {
-  const te = res.getHeader('transfer-encoding');
+  const te = outgoingField(res, 'transfer-encoding');
   if (te !== undefined) return CHUNKED.test(String(te));
-  if (res.hasHeader('content-length')) return false;
-  if (res.hasHeader('trailer')) return true;
+  if (hasOutgoingField(res, 'content-length')) return false;
+  if (hasOutgoingField(res, 'trailer')) return true;
   const flags = res as unknown as OutgoingFlags;
   return flags._removedContLen === true && flags._removedTE !== true;
 }
@@ -265,7 +266,7 @@ function oddHeaderList(headers: unknown[]): TypeError {
 
 /** The declared Content-Length, or undefined when none (or not a plain number). */
 function declaredLength(res: ServerResponse): number | undefined {
-  const value = res.getHeader('content-length');
+  const value = outgoingField(res, 'content-length');
   if (value === undefined) return undefined;
   // Number() skips surrounding white space itself.
   const n = Number(value);

@@ -28,6 +28,7 @@ import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit }
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
+import { hasOutgoingField, outgoingField } from './outgoing-field.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
@@ -143,7 +144,7 @@ class StaleIfErrorGuard implements CaptureHooks, ActiveFill {
 const LATE_LIFETIME_FIELDS = ['expires', TIERCACHE_CACHE_CONTROL, CDN_CACHE_CONTROL, SURROGATE_CONTROL] as const;
 
 function lifetimeFieldsChanged(r: ServerResponse, before: OutgoingHttpHeaders): boolean {
-  for (const name of LATE_LIFETIME_FIELDS) if (r.getHeader(name) !== before[name]) return true;
+  for (const name of LATE_LIFETIME_FIELDS) if (outgoingField(r, name) !== before[name]) return true;
   return false;
 }
 
@@ -225,7 +226,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // An app further in that answers by itself (ctx.respond = false: an Express app or a proxy handed the request) writes
     // its head when it likes, after this: the Cache-Status it sets then (an upstream's, proxied through) is its own, not a
     // front layer's. (A middleware in front that said so before the fill began writes after its own next(), as Koa would.)
-    if (!r.headersSent && (this.frontAnswers || !answersItself(this.context.arg))) this.statusFromApp = r.getHeader('cache-status');
+    if (!r.headersSent && (this.frontAnswers || !answersItself(this.context.arg))) this.statusFromApp = outgoingField(r, 'cache-status');
   }
 
   /** A 5xx with a stale entry to stand in that local state cannot vouch for waits for Redis's word (see HttpCache.askBeforeStaleIfError). */
@@ -350,11 +351,11 @@ class FillCapture implements CaptureHooks, ActiveFill {
     // read when the head was judged, node may still put the status's own in its place.
     const own = this.req.httpVersionMajor >= 2 ? undefined : r.statusCode !== snapshot.status ? ownReason(snapshot.status, this.reasonAtHead) : r.statusMessage === '' ? '' : ownReason(snapshot.status, r.statusMessage);
     const before = snapshot.headers;
-    const vary = r.getHeader('vary');
+    const vary = outgoingField(r, 'vary');
     // An encoder out there also says Vary: Accept-Encoding where it left this answer plain (compression() to a client
     // that asked for identity): it encodes the next client's, and adds that Vary to every hit, which the front door,
     // running before it, would do for neither (a gzip client served plain ever after an identity client's fill).
-    const encodedOutside = r.getHeader('content-encoding') !== before['content-encoding'] || (vary !== before.vary && addsAcceptEncoding(before.vary, vary)) ? true : undefined;
+    const encodedOutside = outgoingField(r, 'content-encoding') !== before['content-encoding'] || (vary !== before.vary && addsAcceptEncoding(before.vary, vary)) ? true : undefined;
     // A Vary added as the head went out (a hook mounted before the cache) says what the answer depends on:
     // the entry is keyed on it too, an encoder out there or not. Accept-Encoding is left out: an encoder
     // (compression()) adds it, and the bytes kept here are taken before any encoding, which it applies
@@ -362,7 +363,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const late = vary === before.vary ? undefined : lateVary(before.vary, vary);
     const headers = late === undefined ? before : ({ ...before, vary: late } as OutgoingHttpHeaders);
     if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
-    if (!r.hasHeader('set-cookie') && !r.hasHeader('trailer') && r.getHeader('cache-control') === before['cache-control'] && r.getHeader('vary') === before.vary && !lifetimeFieldsChanged(r, before)) return;
+    if (!hasOutgoingField(r, 'set-cookie') && !hasOutgoingField(r, 'trailer') && outgoingField(r, 'cache-control') === before['cache-control'] && vary === before.vary && !lifetimeFieldsChanged(r, before)) return;
     const sent = r.getHeaders();
     const reason = this.plan.origin === undefined ? (responseForbidsStore(sent, this.plan.userScoped) ?? targetedForbidsStore(sent, this.http.options.targeted, this.plan.userScoped)) : this.originLifeOf(r.statusCode, sent);
     if (typeof reason === 'string') this.drop(r, reason);
@@ -1953,7 +1954,7 @@ export class HttpCache<R> {
 
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): FillCapture {
-    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c, c.res.getHeader('cache-status'));
+    const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c, outgoingField(c.res, 'cache-status'));
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
     return capture;

@@ -1,0 +1,37 @@
+// Reads of a response's outgoing header fields on a fill's path, by a name
+// already in lower case. node's getHeader/hasHeader check the name's type and
+// lower-case it on every call; a fill asks about twenty such questions, each
+// of a literal lower-case name. While getHeader and hasHeader are node's own
+// (not an HTTP/2 response's, nor a wrapper an app put on the response), the
+// field is read where node keeps it, as node itself reads it.
+import { IncomingMessage, OutgoingMessage, ServerResponse, type OutgoingHttpHeader } from 'node:http';
+
+/** node's private slot for headers set with setHeader (null until the first one); undefined if node renames it. */
+const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
+const nodeGetHeader = OutgoingMessage.prototype.getHeader;
+const nodeHasHeader = OutgoingMessage.prototype.hasHeader;
+
+type Fields = Record<string, [string, OutgoingHttpHeader] | undefined>;
+type Slots = Record<symbol, Fields | null | undefined>;
+
+/** res.getHeader(lower): `lower` must be in lower case. */
+export function outgoingField(res: ServerResponse, lower: string): OutgoingHttpHeader | undefined {
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: a shortcut; getHeader gives the same answer
+  if (OUT_HEADERS === undefined || res.getHeader !== nodeGetHeader) return res.getHeader(lower);
+  const fields = (res as unknown as Slots)[OUT_HEADERS];
+  if (fields === null) return undefined;
+  // Stryker disable next-line ConditionalExpression: the same
+  if (fields === undefined) return res.getHeader(lower);
+  return fields[lower]?.[1];
+}
+
+/** res.hasHeader(lower): `lower` must be in lower case. */
+export function hasOutgoingField(res: ServerResponse, lower: string): boolean {
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: a shortcut; hasHeader gives the same answer
+  if (OUT_HEADERS === undefined || res.hasHeader !== nodeHasHeader) return res.hasHeader(lower);
+  const fields = (res as unknown as Slots)[OUT_HEADERS];
+  if (fields === null) return false;
+  // Stryker disable next-line ConditionalExpression: the same
+  if (fields === undefined) return res.hasHeader(lower);
+  return fields[lower] !== undefined;
+}
