@@ -6,13 +6,29 @@
 // field is read where node keeps it, as node itself reads it.
 import { IncomingMessage, OutgoingMessage, ServerResponse, type OutgoingHttpHeader } from 'node:http';
 
-/** node's private slot for headers set with setHeader (null until the first one); undefined if node renames it. */
-const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
+type Fields = Record<string, [string, OutgoingHttpHeader] | undefined>;
+type Slots = Record<symbol, Fields | null | undefined>;
+
+/**
+ * node's private slot for headers set with setHeader (null until the first
+ * one), when it still keeps them as this module reads them: a field set on a
+ * probe must read back by its lower-case name as [name, value]. Otherwise
+ * (renamed, or kept another way by a later node) undefined, and every read
+ * goes through getHeader/hasHeader: a wrong answer here (Vary missed) would
+ * store a response under the wrong key.
+ */
+export const OUT_HEADERS = fieldSlotOf(new ServerResponse(new IncomingMessage(null as never)));
 const nodeGetHeader = OutgoingMessage.prototype.getHeader;
 const nodeHasHeader = OutgoingMessage.prototype.hasHeader;
 
-type Fields = Record<string, [string, OutgoingHttpHeader] | undefined>;
-type Slots = Record<symbol, Fields | null | undefined>;
+/** The slot `probe` keeps its fields in, if it keeps them as outgoingField reads them; `probe` is written to. */
+export function fieldSlotOf(probe: ServerResponse): symbol | undefined {
+  const slot = Object.getOwnPropertySymbols(probe).find((s) => s.description === 'kOutHeaders');
+  if (slot === undefined) return undefined;
+  probe.setHeader('X-Tiercache-Probe', ['a', 'b']);
+  const pair = (probe as unknown as Slots)[slot]?.['x-tiercache-probe'];
+  return Array.isArray(pair) && pair[0] === 'X-Tiercache-Probe' && pair[1] === probe.getHeader('x-tiercache-probe') ? slot : undefined;
+}
 
 /** res.getHeader(lower): `lower` must be in lower case. */
 export function outgoingField(res: ServerResponse, lower: string): OutgoingHttpHeader | undefined {

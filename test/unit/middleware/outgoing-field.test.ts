@@ -5,7 +5,7 @@
 // response's), so a wrapper still sees every question.
 import assert from 'node:assert/strict';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { hasOutgoingField, outgoingField } from '../../../src/middleware/outgoing-field.js';
+import { fieldSlotOf, hasOutgoingField, OUT_HEADERS, outgoingField } from '../../../src/middleware/outgoing-field.js';
 
 const NAMES = ['cache-status', 'vary', 'content-length', 'set-cookie', 'transfer-encoding', 'trailer', 'x-absent'];
 
@@ -58,5 +58,24 @@ describe('middleware: outgoing fields read by a lower-case name', () => {
     assert.equal(outgoingField(other, 'trailer'), undefined);
     assert.equal(hasOutgoingField(other, 'vary'), true);
     assert.equal(hasOutgoingField(other, 'trailer'), false);
+  });
+
+  it("reads node's slot only while a probe's field reads back from it as [name, value]; a slot kept another way is not used", () => {
+    assert.ok(OUT_HEADERS !== undefined, 'the premise: this node keeps fields as outgoingField reads them');
+    assert.equal(fieldSlotOf(response()), OUT_HEADERS);
+    // A later node keeping fields another way (a Map, values alone) under the same name: not read.
+    for (const kept of [() => new Map(), (v: unknown) => ({ 'x-tiercache-probe': v }), () => ({ 'x-tiercache-probe': ['x-tiercache-probe', 'other'] })]) {
+      const res = response();
+      const slot = Object.getOwnPropertySymbols(res).find((s) => s.description === 'kOutHeaders')!;
+      const setHeader = res.setHeader;
+      res.setHeader = function (this: ServerResponse, name: string, value: number | string | readonly string[]) {
+        setHeader.call(this, name, value);
+        (this as unknown as Record<symbol, unknown>)[slot] = kept(value);
+        return this;
+      };
+      assert.equal(fieldSlotOf(res), undefined, String(kept));
+    }
+    const renamed = { setHeader: () => undefined, getHeader: () => undefined } as unknown as ServerResponse;
+    assert.equal(fieldSlotOf(renamed), undefined);
   });
 });
