@@ -177,16 +177,15 @@ export function keepSaidAfterUpstream(res: ServerResponse): void {
  */
 function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
   if (front === undefined) return undefined;
-  const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
-  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  const lines = linesOf(front);
+  const values = linesOf(value);
   // values[i] from offset `at`: where the next of front's members must begin.
   let i = 0;
   let at = 0;
   for (const line of lines) {
     const text = values[i];
-    const member = String(line);
-    if (text === undefined || !text.startsWith(member, at)) return undefined;
-    const after = joinedAt(text, at + member.length);
+    if (text === undefined || !text.startsWith(line, at)) return undefined;
+    const after = joinedAt(text, at + line.length);
     if (after === undefined) return undefined;
     if (after === text.length) {
       i++;
@@ -196,6 +195,11 @@ function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undef
   return at === 0 ? values.slice(i) : [values[i]!.slice(at), ...values.slice(i + 1)];
 }
 
+/** A field value (or the value a layer in front set) as its lines, each as text. */
+function linesOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [String(value)];
+}
+
 /**
  * The lines of `value` before those of `front` when it ends with them all:
  * the upstream's members joined or set before the value in front (RFC 9211
@@ -203,14 +207,14 @@ function appendedTo(value: OutgoingHttpHeader, front: unknown): string[] | undef
  */
 function prependedTo(value: OutgoingHttpHeader, front: unknown): string[] | undefined {
   if (front === undefined) return undefined;
-  const lines = Array.isArray(front) ? (front as unknown[]) : [String(front)];
-  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  const lines = linesOf(front);
+  const values = linesOf(value);
   // values[i] up to offset `end`: where the previous of front's members must end.
   let i = values.length - 1;
   let end = i < 0 ? 0 : values[i]!.length;
   for (let l = lines.length - 1; l >= 0; l--) {
     const text = values[i];
-    const member = String(lines[l]);
+    const member = lines[l]!;
     if (text === undefined || !text.slice(0, end).endsWith(member)) return undefined;
     const before = joinedBefore(text, end - member.length);
     if (before === undefined) return undefined;
@@ -263,7 +267,7 @@ function joinedBeforeSaid(text: string, said: string): string | undefined {
  */
 function membersBut(value: OutgoingHttpHeader, said: string): string[] {
   const out: string[] = [];
-  for (const line of Array.isArray(value) ? value : [String(value)]) {
+  for (const line of linesOf(value)) {
     const theirs = line === said ? '' : (joinedAfter(line, said) ?? joinedBeforeSaid(line, said) ?? line);
     if (theirs !== '') out.push(theirs);
   }
