@@ -1208,11 +1208,16 @@ export class HttpCache<R> {
     return (rule?.freshness ?? this.cache.options.freshness) === 'origin';
   }
 
+  /** What a layer further out of this cache read from L2 for this request's key and left on it (see passOver). */
+  private passedRead(req: IncomingMessage, plan: Plan): PassedFromL2['read'] {
+    const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
+    return passed !== undefined && passed.key === plan.key && passed.cache === this.cache ? passed.read : undefined;
+  }
+
   /** The key `local` was found under, when a layer further out read it from L2 for this request and it is stale (see passOver). */
   private readFurtherOut(req: IncomingMessage, plan: Plan, local: Found): string | undefined {
-    const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
-    const read = passed?.read;
-    return read !== undefined && read.found.entry === local.entry && passed!.key === plan.key && passed!.cache === this.cache ? read.key : undefined;
+    const read = this.passedRead(req, plan);
+    return read !== undefined && read.found.entry === local.entry ? read.key : undefined;
   }
 
   /**
@@ -1222,9 +1227,8 @@ export class HttpCache<R> {
    * Nor one an invalidation made or heard since has outdated (L1 would have dropped it).
    */
   private passedWithoutL1(req: IncomingMessage, plan: Plan): Found | undefined {
-    const passed = (req as unknown as Record<symbol, PassedFromL2 | undefined>)[PASSED_FROM_L2];
-    const read = passed?.read;
-    if (read === undefined || read.key !== plan.key || passed!.key !== plan.key || passed!.cache !== this.cache || notOurs(plan, read.found)) return undefined;
+    const read = this.passedRead(req, plan);
+    if (read === undefined || read.key !== plan.key || notOurs(plan, read.found)) return undefined;
     return this.cache.store.versions.check(read.found.entry) === Validity.Invalid ? undefined : read.found;
   }
 
@@ -1262,8 +1266,10 @@ export class HttpCache<R> {
     // twice and the hit counted twice. Fresh, it is served as handlePlanned serves one passed through L1.
     if (local === undefined && this.cache.store.l1 === undefined) {
       local = this.passedWithoutL1(req, plan);
-      const now = coarseNow();
-      if (local !== undefined && (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit)) return this.serveFresh(c, plan, local, now, undefined);
+      if (local !== undefined) {
+        const now = coarseNow();
+        if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) return this.serveFresh(c, plan, local, now, undefined);
+      }
     }
     let found = local;
     let begun: BegunFill | undefined;
