@@ -618,5 +618,7 @@ function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisCl
   if (isCluster(client)) {
     return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true } });
   }
-  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, retryStrategy, commandTimeout: undefined, lazyConnect: false });
+  // No command timeout here: a command a cut left unanswered is answered only by being sent again (the client
+  // tiercache opens does not send again: see openRedis).
+  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false });
 }

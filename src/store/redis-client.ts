@@ -79,6 +79,10 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     commandTimeout,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    // ioredis keeps what a cut left unanswered and sends it at the next ready, however late, though the
+    // command timeout answered its caller long before: a set()'s script landed after a longer outage over
+    // a newer set() (its token lives only a few seconds). Nothing here relies on a command being sent again.
+    autoResendUnfulfilledCommands: false,
     connectTimeout: Math.max(1000, commandTimeout * 5),
     // Reconnect quickly: every reconnect flushes L1 anyway, and a short gap
     // loses fewer invalidation messages (REDIS-NOTES: window b).

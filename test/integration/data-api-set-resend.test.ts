@@ -1,14 +1,22 @@
 // Why this test exists: ioredis sends a command whose reply a connection cut
-// lost again once it reconnects (the client tiercache opens keeps
-// autoResendUnfulfilledCommands, and maxRetriesPerRequest: 1 lets a command
-// live through one reconnect). A set()'s store script that Redis ran before
-// the cut ran again after it, over a set() another instance made in between:
-// readers saw the first value, the second, then the first again, and the
-// second was lost. Now a set() leaves a token its script finds when run again.
-// Two caches (and a reader) on one real redis-server; A goes through a TCP
-// proxy that holds every chunk 50 ms, so the cut comes after the script
-// reached Redis and before its reply reached A.
+// lost again once it reconnects (autoResendUnfulfilledCommands, its default).
+// A set()'s store script that Redis ran before the cut ran again after it,
+// over a set() another instance made in between: readers saw the first
+// value, the second, then the first again, and the second was lost. Now a
+// set() leaves a token its script finds when run again. Two caches (and a
+// reader) on one real redis-server; A goes through a TCP proxy that holds
+// every chunk 50 ms, so the cut comes after the script reached Redis and
+// before its reply reached A (through a client of the app's own, which sends
+// again).
+// A token lives only so long (max(2 s, 4 command timeouts)), and ioredis
+// sends what a cut left unanswered at its next ready, however late: after a
+// longer outage the script landed over the newer value (seen for ~200 ms,
+// until A's replayed invalidation deleted it). The client tiercache opens
+// from a URL no longer sends anything again (its caller was answered by the
+// command timeout long before).
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -17,7 +25,10 @@ describe('data API: a set() whose reply a connection cut lost', function () {
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'set-resend' });
   let proxy: TcpProxy | undefined;
+  let given: Redis | undefined;
   afterEach(async () => {
+    given?.disconnect();
+    given = undefined;
     await proxy?.close();
     proxy = undefined;
   });
@@ -26,7 +37,10 @@ describe('data API: a set() whose reply a connection cut lost', function () {
     it(`(${size} bytes) is not applied again after another instance's set() made in between`, async () => {
       // Every chunk held 50 ms each way: the script runs in Redis, and its reply is in the proxy when the cut comes.
       proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
-      const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 1500 } });
+      // The app's own client, with ioredis's default autoResendUnfulfilledCommands (the one tiercache opens does not send again).
+      given = new Redis(proxy.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+      given.on('error', () => undefined);
+      const a = await ctx.open({ redis: given, l2: { commandTimeout: 1500 } });
       a.on('error', () => undefined);
       const b = await ctx.open();
       const c = await ctx.open();
@@ -49,4 +63,39 @@ describe('data API: a set() whose reply a connection cut lost', function () {
       assert.ok((await c.get('k')) === second, 'the first set() was applied again, over the second');
     });
   }
+
+  it('is not sent again when the connection comes back after its token is gone', async () => {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
+    // Its token lives max(2 s, 4 x 300 ms).
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 300 } });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    const c = await ctx.open();
+    const first = 'first-value';
+    const setting = a.set('k', first);
+    await eventually(async () => (await c.get('k')) === first, 'the first set() reaches Redis');
+    c.store.l1?.clear();
+    proxy.cut('refuse');
+    await setting;
+    await sleep(2_500);
+    await b.set('k', 'second-value');
+    const sent: string[] = [];
+    const monitor = await ctx.admin.monitor();
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((arg) => String(arg).includes(first))) sent.push(String(args[0]));
+    });
+    try {
+      const attempts = proxy.attempts;
+      proxy.heal();
+      await eventually(() => proxy!.connections > 0 && proxy!.attempts > attempts, 'A connects again');
+      // ioredis sends what it keeps at ready, just after its ready check's INFO.
+      await sleep(500);
+      await ctx.admin.ping();
+    } finally {
+      monitor.disconnect();
+    }
+    assert.deepEqual(sent, [], "the first set()'s script, sent again after the reconnect");
+    c.store.l1?.clear();
+    assert.notEqual(await c.get('k'), first, 'the first set() came back over the second');
+  });
 });

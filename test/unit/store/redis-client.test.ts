@@ -105,5 +105,11 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
       const client = keep(openRedis(`redis://127.0.0.1:${port}`, 100).client) as Redis;
       assert.equal(client.options.maxRetriesPerRequest, 1);
     });
+
+    it('never sends a command again after a cut (data-api-set-resend.test.ts shows what that did)', async () => {
+      const port = await freePort();
+      const client = keep(openRedis(`redis://127.0.0.1:${port}`, 100).client) as Redis;
+      assert.equal(client.options.autoResendUnfulfilledCommands, false);
+    });
   });
 });
