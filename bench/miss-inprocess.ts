@@ -10,7 +10,8 @@
 //   node --import tsx bench/miss-inprocess.ts [--build name=dir ...] [--kinds express,express-tc,koa,koa-tc] [--rounds 8] [--batch 4000]
 //   (kind express-noop: Express with one app-wide middleware that only calls next();
 //   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL; express-tc-front: the front door
-//   before express-tc; express-route-tc: tiercache mounted on the route alone; node-raw: DESIGN.md's raw node:http answer)
+//   before express-tc; express-route-tc: tiercache mounted on the route alone; node-raw: DESIGN.md's raw node:http answer;
+//   koa-minimal: bench/http's floor for what any Koa cache that keeps its bytes costs, miss-koa-minimal.ts)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
 //
@@ -26,6 +27,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import Koa from 'koa';
+import { LRUCache } from 'lru-cache';
 import { DiscardingSocket } from '../src/middleware/refresh.js';
 import { BENCH_PATH, BODY, CONTENT_TYPE, catalogFor } from './http/body.mjs';
 
@@ -81,6 +83,25 @@ async function loadBuild(dir: string): Promise<Build> {
   return { createCache: index.createCache, expressCache: ex.expressCache, koaCache: koa.koaCache, front: node.front };
 }
 
+/** What miss-koa-minimal.ts does: the least a Koa cache that keeps what it stores can do (no ETag, head, rules). */
+function minimalKoaCache(): Koa.Middleware {
+  const lru = new LRUCache<string, Buffer>({ maxSize: 32 * 1024 * 1024, sizeCalculation: (b) => b.length, ttl: 60_000 });
+  return async (ctx, next) => {
+    if (ctx.method !== 'GET') return next();
+    const hit = lru.get(ctx.url);
+    if (hit !== undefined) {
+      ctx.type = 'json';
+      ctx.body = hit;
+      return;
+    }
+    await next();
+    if (ctx.status !== 200 || ctx.body === undefined || ctx.body === null) return;
+    const bytes = Buffer.from(typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
+    lru.set(ctx.url, bytes);
+    ctx.body = bytes;
+  };
+}
+
 async function app(kind: string, build: Build): Promise<Handler> {
   // Kinds ending in -tc2 keep L2 too, on $REDIS_URL (a throwaway redis-server: the runs fill it).
   const redis = kind.endsWith('-tc2') ? process.env.REDIS_URL : false;
@@ -122,6 +143,8 @@ async function app(kind: string, build: Build): Promise<Handler> {
   }
   const a = new Koa();
   if (kind.startsWith('koa-tc')) a.use(build.koaCache(cache));
+  // bench/http/scenarios/miss-koa-minimal.ts's floor: the URL keys a byte-bounded LRU of the serialized body.
+  if (kind === 'koa-minimal') a.use(minimalKoaCache());
   a.use((ctx) => {
     if (ctx.path === BENCH_PATH) ctx.body = catalogFor(String(ctx.query['miss']));
   });
