@@ -4,7 +4,7 @@
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { decodeEntry, encodeEntry, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
+import { decodeEntry, encodeEntry, entryIdentity, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
@@ -614,10 +614,25 @@ export class TieredStore {
     }
   }
 
-  /** Drops an entry found unusable (foreign, damaged) from both tiers, without waiting for Redis. */
-  discard(key: string): void {
-    this.l1?.delete(key);
-    this.dropFromL2(key);
+  /**
+   * Drops `entry`, found unusable above this layer (a value the serializer
+   * cannot read), from both tiers without waiting for Redis: from L2 only
+   * while it still holds that entry (see DROP), so a set() landing since,
+   * on another instance, is not deleted unseen.
+   */
+  discard(key: string, entry: StoredEntry): void {
+    // What L1 holds now may be newer (a set() here since the read).
+    if (this.l1?.peek(key) === entry) this.l1.delete(key);
+    const fills = this.fills;
+    if (fills === undefined) return;
+    let head: Buffer;
+    try {
+      head = entryIdentity(entry);
+    } catch {
+      // The format cannot hold it, so L2 never held it: whatever is there is another value.
+      return;
+    }
+    fills.dropIfUnchanged(key, head).catch(() => undefined);
   }
 
   /**

@@ -64,6 +64,28 @@ describe("data API: a set() landing while another instance drops the key's inval
       assert.equal(await c.get('j'), undefined);
       await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the invalid entry nothing replaced was not dropped');
     });
+
+    // A value the reader's serializer cannot read (another serializer's, as in a rolling change of it; corrupt) is
+    // dropped as foreign: only while it is still the value read, as an invalid one.
+    for (const via of ['get', 'getOrSet'] as const) {
+      it(`${name}: a value another serializer wrote, read by ${via}(): a set() landing before its drop stays; one nothing replaced is dropped`, async () => {
+        const json = await ctx.open();
+        const v8 = await ctx.open({ serializer: 'v8' });
+        const newer = new Map([['newer', 'x'.padEnd(size, '.')]]);
+        await json.set('k', 'older'.padEnd(size, '.'));
+        await json.set('j', 'older'.padEnd(size, '.'));
+        const c = await ctx.open({ serializer: 'v8' });
+        const drops = beforeDrop(c, c.dataKey('k'), () => v8.set('k', newer));
+        const read = (key: string) => (via === 'get' ? c.get(key) : c.getOrSet(key, () => undefined));
+        assert.equal(await read('k'), undefined);
+        await eventually(() => drops() === 1, 'the drop was not made');
+        assert.equal(await ctx.admin.exists(c.dataKey('k')), 1, 'the newer value was deleted by the drop of the unreadable one');
+        const other = await ctx.open({ serializer: 'v8' });
+        assert.deepEqual(await other.get('k'), newer, 'the newer value does not read back on another instance');
+        assert.equal(await read('j'), undefined);
+        await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the unreadable value nothing replaced was not dropped');
+      });
+    }
   }
 
   // A delete() of one key (and a set() Redis could not take, which becomes one, queued and replayed) bumped the key's
