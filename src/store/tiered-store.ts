@@ -68,7 +68,7 @@ export interface FillLookup {
   /** The fill lock: ours, held by another instance's fill, or none (not asked, or Redis could not tell). */
   readonly lock: 'ours' | 'theirs' | 'none';
   readonly ticket: FillTicket;
-  /** Redis did not answer the lookup (down, or silent past the command timeout): no hit says nothing about L2. */
+  /** Redis did not answer the lookup, or the GET of a large entry's bytes after it (down, or silent past the command timeout): no hit says nothing about L2. */
   readonly unanswered?: true;
 }
 
@@ -462,9 +462,11 @@ export class TieredStore {
     const lockState = reply.locked === true ? 'ours' : reply.locked === false ? 'theirs' : 'none';
     let hit: TieredHit | undefined;
     let raw = reply.entry;
+    let unread = false;
     if (reply.large !== undefined) {
       // One more round trip for the bytes, which Redis then moves as it moves a GET's.
       const bytes = await this.readLarge(key);
+      unread = bytes === undefined;
       // Unread (Redis failed), where the script took no fill step: as a lookup Redis did not answer.
       if (bytes === undefined && reply.locked === undefined && reply.created.length === 0) return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET, unanswered: true };
       // Gone since, or another entry the script would have decided otherwise on (stale where it found one fresh,
@@ -482,7 +484,11 @@ export class TieredStore {
       // A fresh entry that turned out invalid (invalidated): the fill steps were not taken; take them now.
       return this.lookupForFill(key, tags, lock, true);
     }
-    return { hit, stamp: versions.stampFrom(tags, needs, read, ticket.createdTags), lock: lockState, ticket };
+    const stamp = versions.stampFrom(tags, needs, read, ticket.createdTags);
+    // The fill steps were taken, but Redis did not answer for the entry's bytes: what it holds is unknown here,
+    // as after a lookup it did not answer (the HTTP layer's stand-in for a 5xx is looked for then).
+    if (unread) return { hit, stamp, lock: lockState, ticket, unanswered: true };
+    return { hit, stamp, lock: lockState, ticket };
   }
 
   /**
