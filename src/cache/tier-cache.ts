@@ -560,9 +560,13 @@ export class TierCache extends EventEmitter implements DataCache {
     let stamp: FillStamp | undefined;
     let ticket = NO_TICKET;
     if (store.l2 !== undefined) {
-      const lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey));
-      ticket = lookup.ticket;
+      let lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey));
       const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
+      // A fresh entry this instance cannot read (another serializer's, corrupt: dropped by readHit) took no fill
+      // step; they are taken now, as for any miss (HttpCache.startFill does the same): the loader runs once across
+      // instances, not on every instance that found it.
+      if (found === undefined && lookup.hit !== undefined && lookup.stamp === undefined) lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey), true);
+      ticket = lookup.ticket;
       if (found !== undefined) {
         store.abandonFill(ticket, flight.superseded);
         flight.foundIn = lookup.hit!.tier;
