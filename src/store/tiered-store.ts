@@ -642,13 +642,15 @@ export class TieredStore {
   }
 
   /**
-   * Deletes `key` from L2 without waiting; given the bytes read (`raw`), only
-   * while it still holds them (see DROP): a value stored over them since the
-   * read, another instance's set(), stays.
+   * Deletes `key` from L2 without waiting, only while it still holds what
+   * was read (see DROP): given the bytes read (`raw`), while it still starts
+   * with them; without (a key of another type was read), while it is not a
+   * string. A value stored over it since the read, another instance's set(), stays.
    */
   private dropFromL2(key: string, raw?: Buffer): void {
-    if (raw === undefined || this.fills === undefined) this.l2?.del(key).catch(() => undefined);
-    else this.fills.dropIfUnchanged(key, raw.subarray(0, identityLength(raw))).catch(() => undefined);
+    if (this.fills === undefined) return;
+    const dropped = raw === undefined ? this.fills.dropIfForeignType(key) : this.fills.dropIfUnchanged(key, raw.subarray(0, identityLength(raw)));
+    dropped.catch(() => undefined);
   }
 
   /**

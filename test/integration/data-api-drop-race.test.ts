@@ -65,6 +65,24 @@ describe("data API: a set() landing while another instance drops the key's inval
       await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the invalid entry nothing replaced was not dropped');
     });
 
+    // A key of another type (a list: foreign data) is deleted by the read that meets it: only while it is not a
+    // string, which a set() since (SET, RENAME) would have made it.
+    it(`${name}: a key of another type, read by get(): a set() landing before its drop stays; one nothing replaced is dropped`, async () => {
+      const b = await ctx.open();
+      const newer = 'newer'.padEnd(size, '.');
+      const c = await ctx.open();
+      await ctx.admin.rpush(c.dataKey('k'), 'foreign');
+      await ctx.admin.rpush(c.dataKey('j'), 'foreign');
+      const drops = beforeDrop(c, c.dataKey('k'), () => b.set('k', newer));
+      assert.equal(await c.get('k'), undefined);
+      await eventually(() => drops() === 1, 'the drop was not made');
+      assert.equal(await ctx.admin.type(c.dataKey('k')), 'string', 'the newer value was deleted by the drop of the foreign key');
+      const other = await ctx.open();
+      assert.ok((await other.get('k')) === newer, 'the newer value does not read back on another instance');
+      assert.equal(await c.get('j'), undefined);
+      await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the foreign key nothing replaced was not dropped');
+    });
+
     // A value the reader's serializer cannot read (another serializer's, as in a rolling change of it; corrupt) is
     // dropped as foreign: only while it is still the value read, as an invalid one.
     for (const via of ['get', 'getOrSet'] as const) {
