@@ -4,7 +4,9 @@
 // and the DEL was deleted unseen (the setter's L1 kept it; every other
 // instance missed). Now the drop deletes the value only while it still starts
 // with the bytes read (header and key version: every set() moves the latter).
-// Two caches (and a fresh reader) on one real redis-server; the set() is
+// The same for a value the reader's serializer cannot read (its drop compares
+// the entry it decoded) and for a key of another type (dropped only while it
+// is still not a string, which a set() makes it). Two caches (and a fresh reader) on one real redis-server; the set() is
 // forced in by a hook before the reader's drop is sent.
 import assert from 'node:assert/strict';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
