@@ -12,7 +12,7 @@ import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag, wellFormedTag } from '../keys/tags.js';
 import { buildRequestKey, REQUEST_KEY, requestHeader, varyValue } from '../keys/request-key.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
-import type { FillStamp } from '../store/entry.js';
+import type { FillStamp, StoredEntry } from '../store/entry.js';
 import { L1Store } from '../store/l1-store.js';
 import { coarseNow } from '../store/coarse-clock.js';
 import { FillLock } from '../store/fill-lock.js';
@@ -285,7 +285,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const local = this.store.lookupL1(storeKey, true, handle);
     if (local === undefined || local === UNDECIDED) return this.getBeyondL1<T>(scope, key, storeKey, local === UNDECIDED);
     const value = resolvedValue<T>(local, this.serializer);
-    if (value === undefined) return this.unreadable(scope, key, storeKey);
+    if (value === undefined) return this.unreadable(scope, key, storeKey, local);
     if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, 'L1'));
     return value;
   }
@@ -306,15 +306,15 @@ export class TierCache extends EventEmitter implements DataCache {
   private readHit<T>(storeKey: string, hit: TieredHit): T | undefined {
     if (hit.entry.freshUntil <= this.now()) return undefined;
     const value = decodeValue<T>(hit.entry, this.serializer);
-    if (value === undefined) this.store.discard(storeKey);
+    if (value === undefined) this.store.discard(storeKey, hit.entry);
     // Read from L2 into L1 by its bytes; now parsed, it holds what the parsed value costs.
     else if (hit.tier === 'L2') this.store.l1?.recharge(storeKey, hit.entry);
     return value;
   }
 
   /** An L1 entry this instance cannot read (written under another serializer, corrupt): dropped, and a miss. */
-  private unreadable(scope: DataScope, key: string, storeKey: string): Promise<undefined> {
-    this.store.discard(storeKey);
+  private unreadable(scope: DataScope, key: string, storeKey: string, entry: StoredEntry): Promise<undefined> {
+    this.store.discard(storeKey, entry);
     if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
     return RESOLVED_UNDEFINED;
   }
@@ -512,7 +512,7 @@ export class TierCache extends EventEmitter implements DataCache {
         if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, 'L1'));
         return value;
       }
-      this.store.discard(storeKey);
+      this.store.discard(storeKey, local);
     }
     return this.getOrLoad<T>(scope, key, handle, load, ttl, tags, local === UNDECIDED);
   }
@@ -560,9 +560,13 @@ export class TierCache extends EventEmitter implements DataCache {
     let stamp: FillStamp | undefined;
     let ticket = NO_TICKET;
     if (store.l2 !== undefined) {
-      const lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey));
-      ticket = lookup.ticket;
+      let lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey));
       const found = lookup.hit === undefined ? undefined : this.readHit<T>(storeKey, lookup.hit);
+      // A fresh entry this instance cannot read (another serializer's, corrupt: dropped by readHit) took no fill
+      // step; they are taken now, as for any miss (HttpCache.startFill does the same): the loader runs once across
+      // instances, not on every instance that found it.
+      if (found === undefined && lookup.hit !== undefined && lookup.stamp === undefined) lookup = await store.lookupForFill(storeKey, tags, lock?.request(storeKey), true);
+      ticket = lookup.ticket;
       if (found !== undefined) {
         store.abandonFill(ticket, flight.superseded);
         flight.foundIn = lookup.hit!.tier;

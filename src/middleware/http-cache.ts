@@ -1489,7 +1489,7 @@ export class HttpCache<R> {
       const response = this.valueOfHit(key, lookup.hit);
       if (response instanceof PreparedResponse) found = { entry: lookup.hit.entry, response, tier: lookup.hit.tier };
       else {
-        store.discard(key);
+        store.discard(key, lookup.hit.entry);
         if (lookup.stamp === undefined) {
           store.abandonFill(lookup.ticket);
           lookup = await store.lookupForFill(key, tags, lock?.request(key), true);
@@ -1709,7 +1709,7 @@ export class HttpCache<R> {
     const value = this.valueOfHit(key, first);
     if (value instanceof PreparedResponse) return foundOf(first, value);
     if (!(value instanceof VaryManifest)) {
-      this.cache.store.discard(key);
+      this.cache.store.discard(key, first.entry);
       return undefined;
     }
     const vkey = variantKey(key, varyPairs(req.headers, value.headers));
@@ -1717,7 +1717,7 @@ export class HttpCache<R> {
     if (variant === undefined) return undefined;
     const response = this.valueOfHit(vkey, variant);
     if (response instanceof PreparedResponse) return foundOf(variant, response, first.unverified);
-    this.cache.store.discard(vkey);
+    this.cache.store.discard(vkey, variant.entry);
     return undefined;
   }
 

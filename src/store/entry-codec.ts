@@ -48,8 +48,8 @@ function frontOf(tags: readonly string[]): { size: number; tagLengths: number[] 
 /** The fields an entry's front holds. */
 type Front = Pick<StoredEntry, 'kind' | 'createdAt' | 'freshUntil' | 'staleUntil' | 'epoch' | 'tags' | 'versions'>;
 
-/** Writes the fixed header and the tags at the start of `out`; returns where the head's length goes. */
-function writeFront(out: Buffer, entry: Front, tagLengths: readonly number[]): number {
+/** Writes the fixed header (`tagCount` tags) at the start of `out`; returns where the first tag goes. */
+function writeHeader(out: Buffer, entry: Front, tagCount: number): number {
   let o = 0;
   out[o++] = MAGIC_T;
   out[o++] = MAGIC_C;
@@ -59,7 +59,12 @@ function writeFront(out: Buffer, entry: Front, tagLengths: readonly number[]): n
   o = out.writeDoubleBE(entry.freshUntil, o);
   o = out.writeDoubleBE(entry.staleUntil, o);
   o = out.writeDoubleBE(entry.epoch, o);
-  o = out.writeUInt16BE(tagLengths.length, o);
+  return out.writeUInt16BE(tagCount, o);
+}
+
+/** Writes the fixed header and the tags at the start of `out`; returns where the head's length goes. */
+function writeFront(out: Buffer, entry: Front, tagLengths: readonly number[]): number {
+  let o = writeHeader(out, entry, tagLengths.length);
   for (let i = 0; i < tagLengths.length; i++) {
     o = out.writeUInt16BE(tagLengths[i]!, o);
     o += out.write(entry.tags[i]!, o, 'utf8');
@@ -132,6 +137,26 @@ export function identityLength(buf: Buffer): number {
   if (buf.length < tags + 2 || buf[0] !== MAGIC_T || buf[1] !== MAGIC_C) return Math.min(buf.length, 64);
   const length = buf.readUInt16BE(OFFSETS.tagCount) === 0 ? tags : tags + 2 + buf.readUInt16BE(tags) + 8;
   return Math.min(buf.length, length);
+}
+
+/**
+ * The first bytes (identityLength's) that `entry` encodes to, built from its
+ * fields: what a reader that kept only the decoded entry (L1's copy, a parsed
+ * value) compares L2's value with before dropping it. Throws for an entry
+ * the format cannot hold (then L2 never held it either).
+ */
+export function entryIdentity(entry: Front): Buffer {
+  const first = entry.tags[0];
+  if (entry.tags.length > MAX_U16) throw new EntryCodecError(`too many tags (${entry.tags.length})`);
+  const tagLength = first === undefined ? 0 : Buffer.byteLength(first, 'utf8');
+  if (tagLength > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
+  const out = Buffer.allocUnsafe(first === undefined ? FIXED_HEADER : FIXED_HEADER + 2 + tagLength + 8);
+  const o = writeHeader(out, entry, entry.tags.length);
+  if (first !== undefined) {
+    const at = out.writeUInt16BE(tagLength, o);
+    out.writeDoubleBE(entry.versions[0] ?? 0, at + out.write(first, at, 'utf8'));
+  }
+  return out;
 }
 
 /** Decodes an L2 value. `head` and `body` are views into `buf` (no copy). */

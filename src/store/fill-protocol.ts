@@ -360,13 +360,20 @@ bump_ttl(KEYS[3], false, tonumber(ARGV[4]))
 return {1, v, 1}`;
 
 /**
- * A reader's drop of a value it found unusable (invalid, over, damaged).
- * KEYS[1] the value's key; ARGV[1] its first bytes as read (see
- * identityLength). Deleted only while it still starts with them: a value
- * stored over it since (another instance's set()) is not deleted unseen. A
- * user whose ACL lacks GETRANGE deletes it as before.
+ * A reader's drop of a value it found unusable (invalid, over, damaged,
+ * unreadable, of another type). KEYS[1] the value's key; ARGV[1] its first
+ * bytes as read (see identityLength); ARGV[2] '1' when what was read was a
+ * key of another type (ARGV[1] then ''). Deleted only while it still starts
+ * with those bytes, or is still not a string: a value stored over it since
+ * (another instance's set(), whose SET or RENAME makes it a string) is not
+ * deleted unseen. A user whose ACL lacks GETRANGE (or TYPE) deletes it as before.
  */
 const DROP = `
+if ARGV[2] == '1' then
+  local t = redis.pcall('TYPE', KEYS[1])
+  if type(t) == 'table' and t.ok == 'string' then return 0 end
+  return redis.call('DEL', KEYS[1])
+end
 local head = redis.pcall('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
 if type(head) == 'string' and head ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`;
@@ -611,7 +618,12 @@ export class FillProtocol {
 
   /** Deletes the value under `key` while it still starts with `head` (see DROP); throws when Redis fails. */
   async dropIfUnchanged(key: string, head: Buffer): Promise<void> {
-    await this.l2.run((client) => dropScript.raw(client, [key], [head]));
+    await this.l2.run((client) => dropScript.raw(client, [key], [head, '0']));
+  }
+
+  /** Deletes the key of another type under `key` while it is still not a string (see DROP); throws when Redis fails. */
+  async dropIfForeignType(key: string): Promise<void> {
+    await this.l2.run((client) => dropScript.raw(client, [key], ['', '1']));
   }
 
   /**

@@ -4,7 +4,7 @@
 // was found in. Redis failures never escape: they count as misses or no-ops.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { decodeEntry, encodeEntry, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
+import { decodeEntry, encodeEntry, entryIdentity, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
@@ -68,7 +68,7 @@ export interface FillLookup {
   /** The fill lock: ours, held by another instance's fill, or none (not asked, or Redis could not tell). */
   readonly lock: 'ours' | 'theirs' | 'none';
   readonly ticket: FillTicket;
-  /** Redis did not answer the lookup (down, or silent past the command timeout): no hit says nothing about L2. */
+  /** Redis did not answer the lookup, or the GET of a large entry's bytes after it (down, or silent past the command timeout): no hit says nothing about L2. */
   readonly unanswered?: true;
 }
 
@@ -462,9 +462,11 @@ export class TieredStore {
     const lockState = reply.locked === true ? 'ours' : reply.locked === false ? 'theirs' : 'none';
     let hit: TieredHit | undefined;
     let raw = reply.entry;
+    let unread = false;
     if (reply.large !== undefined) {
       // One more round trip for the bytes, which Redis then moves as it moves a GET's.
       const bytes = await this.readLarge(key);
+      unread = bytes === undefined;
       // Unread (Redis failed), where the script took no fill step: as a lookup Redis did not answer.
       if (bytes === undefined && reply.locked === undefined && reply.created.length === 0) return { hit: undefined, stamp: await versions.stamp(tags), lock: 'none', ticket: NO_TICKET, unanswered: true };
       // Gone since, or another entry the script would have decided otherwise on (stale where it found one fresh,
@@ -482,7 +484,11 @@ export class TieredStore {
       // A fresh entry that turned out invalid (invalidated): the fill steps were not taken; take them now.
       return this.lookupForFill(key, tags, lock, true);
     }
-    return { hit, stamp: versions.stampFrom(tags, needs, read, ticket.createdTags), lock: lockState, ticket };
+    const stamp = versions.stampFrom(tags, needs, read, ticket.createdTags);
+    // The fill steps were taken, but Redis did not answer for the entry's bytes: what it holds is unknown here,
+    // as after a lookup it did not answer (the HTTP layer's stand-in for a 5xx is looked for then).
+    if (unread) return { hit, stamp, lock: lockState, ticket, unanswered: true };
+    return { hit, stamp, lock: lockState, ticket };
   }
 
   /**
@@ -614,20 +620,37 @@ export class TieredStore {
     }
   }
 
-  /** Drops an entry found unusable (foreign, damaged) from both tiers, without waiting for Redis. */
-  discard(key: string): void {
-    this.l1?.delete(key);
-    this.dropFromL2(key);
+  /**
+   * Drops `entry`, found unusable above this layer (a value the serializer
+   * cannot read), from both tiers without waiting for Redis: from L2 only
+   * while it still holds that entry (see DROP), so a set() landing since,
+   * on another instance, is not deleted unseen.
+   */
+  discard(key: string, entry: StoredEntry): void {
+    // What L1 holds now may be newer (a set() here since the read).
+    if (this.l1?.peek(key) === entry) this.l1.delete(key);
+    const fills = this.fills;
+    if (fills === undefined) return;
+    let head: Buffer;
+    try {
+      head = entryIdentity(entry);
+    } catch {
+      // The format cannot hold it, so L2 never held it: whatever is there is another value.
+      return;
+    }
+    fills.dropIfUnchanged(key, head).catch(() => undefined);
   }
 
   /**
-   * Deletes `key` from L2 without waiting; given the bytes read (`raw`), only
-   * while it still holds them (see DROP): a value stored over them since the
-   * read, another instance's set(), stays.
+   * Deletes `key` from L2 without waiting, only while it still holds what
+   * was read (see DROP): given the bytes read (`raw`), while it still starts
+   * with them; without (a key of another type was read), while it is not a
+   * string. A value stored over it since the read, another instance's set(), stays.
    */
   private dropFromL2(key: string, raw?: Buffer): void {
-    if (raw === undefined || this.fills === undefined) this.l2?.del(key).catch(() => undefined);
-    else this.fills.dropIfUnchanged(key, raw.subarray(0, identityLength(raw))).catch(() => undefined);
+    if (this.fills === undefined) return;
+    const dropped = raw === undefined ? this.fills.dropIfForeignType(key) : this.fills.dropIfUnchanged(key, raw.subarray(0, identityLength(raw)));
+    dropped.catch(() => undefined);
   }
 
   /**

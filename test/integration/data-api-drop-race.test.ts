@@ -4,7 +4,9 @@
 // and the DEL was deleted unseen (the setter's L1 kept it; every other
 // instance missed). Now the drop deletes the value only while it still starts
 // with the bytes read (header and key version: every set() moves the latter).
-// Two caches (and a fresh reader) on one real redis-server; the set() is
+// The same for a value the reader's serializer cannot read (its drop compares
+// the entry it decoded) and for a key of another type (dropped only while it
+// is still not a string, which a set() makes it). Two caches (and a fresh reader) on one real redis-server; the set() is
 // forced in by a hook before the reader's drop is sent.
 import assert from 'node:assert/strict';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
@@ -64,6 +66,46 @@ describe("data API: a set() landing while another instance drops the key's inval
       assert.equal(await c.get('j'), undefined);
       await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the invalid entry nothing replaced was not dropped');
     });
+
+    // A key of another type (a list: foreign data) is deleted by the read that meets it: only while it is not a
+    // string, which a set() since (SET, RENAME) would have made it.
+    it(`${name}: a key of another type, read by get(): a set() landing before its drop stays; one nothing replaced is dropped`, async () => {
+      const b = await ctx.open();
+      const newer = 'newer'.padEnd(size, '.');
+      const c = await ctx.open();
+      await ctx.admin.rpush(c.dataKey('k'), 'foreign');
+      await ctx.admin.rpush(c.dataKey('j'), 'foreign');
+      const drops = beforeDrop(c, c.dataKey('k'), () => b.set('k', newer));
+      assert.equal(await c.get('k'), undefined);
+      await eventually(() => drops() === 1, 'the drop was not made');
+      assert.equal(await ctx.admin.type(c.dataKey('k')), 'string', 'the newer value was deleted by the drop of the foreign key');
+      const other = await ctx.open();
+      assert.ok((await other.get('k')) === newer, 'the newer value does not read back on another instance');
+      assert.equal(await c.get('j'), undefined);
+      await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the foreign key nothing replaced was not dropped');
+    });
+
+    // A value the reader's serializer cannot read (another serializer's, as in a rolling change of it; corrupt) is
+    // dropped as foreign: only while it is still the value read, as an invalid one.
+    for (const via of ['get', 'getOrSet'] as const) {
+      it(`${name}: a value another serializer wrote, read by ${via}(): a set() landing before its drop stays; one nothing replaced is dropped`, async () => {
+        const json = await ctx.open();
+        const v8 = await ctx.open({ serializer: 'v8' });
+        const newer = new Map([['newer', 'x'.padEnd(size, '.')]]);
+        await json.set('k', 'older'.padEnd(size, '.'));
+        await json.set('j', 'older'.padEnd(size, '.'));
+        const c = await ctx.open({ serializer: 'v8' });
+        const drops = beforeDrop(c, c.dataKey('k'), () => v8.set('k', newer));
+        const read = (key: string) => (via === 'get' ? c.get(key) : c.getOrSet(key, () => undefined));
+        assert.equal(await read('k'), undefined);
+        await eventually(() => drops() === 1, 'the drop was not made');
+        assert.equal(await ctx.admin.exists(c.dataKey('k')), 1, 'the newer value was deleted by the drop of the unreadable one');
+        const other = await ctx.open({ serializer: 'v8' });
+        assert.deepEqual(await other.get('k'), newer, 'the newer value does not read back on another instance');
+        assert.equal(await read('j'), undefined);
+        await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the unreadable value nothing replaced was not dropped');
+      });
+    }
   }
 
   // A delete() of one key (and a set() Redis could not take, which becomes one, queued and replayed) bumped the key's

@@ -60,6 +60,21 @@ describe('data API: serializer', () => {
     assert.equal(await other.get('k'), undefined, 'a JSON instance read a v8 entry');
   });
 
+  it('getOrSet() on instances that all find a fresh entry another serializer wrote: the loader runs once, under the fill lock', async () => {
+    const json = await ctx.open();
+    await json.set('hot', { a: 1 });
+    const readers = [await ctx.open({ serializer: 'v8' }), await ctx.open({ serializer: 'v8' })];
+    const runs: boolean[] = [];
+    const load = async () => {
+      runs.push((await ctx.admin.exists(`{${json.dataKey('hot')}}:lock`)) === 1);
+      await new Promise((r) => setTimeout(r, 200));
+      return new Map([['a', 2]]);
+    };
+    const got = await Promise.all(readers.map((c) => c.getOrSet('hot', load)));
+    assert.deepEqual(runs, [true], `the loader ran ${runs.length} times (under the lock: ${runs.join(', ')})`);
+    assert.deepEqual(got, [new Map([['a', 2]]), new Map([['a', 2]])]);
+  });
+
   it('refuses what serialize() returns unless it is a Uint8Array or a string (an ArrayBuffer, a DataView, a Uint16Array, a number): set() and getOrSet() reject with its TypeError and store nothing', async () => {
     const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
     const outputs: Array<[string, (value: unknown) => unknown]> = [

@@ -19,6 +19,7 @@ import { blobApp, collectBytes } from '../support/blob-app.js';
 import { watch } from '../support/script-watch.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
+import { openDeafCache } from '../support/deaf-cache.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const MiB = 1024 * 1024;
@@ -402,6 +403,29 @@ describe('large entries read from L2 through a plain GET', function () {
     assert.equal(locks.length, 1, 'the premise: the script took the lock');
     await eventually(async () => (await ctx.admin.exists(locks[0]!)) === 0, 'the lock released');
     assert.equal(watched.hooked(), 3, 'the premise: each read went through a plain GET after its script');
+  });
+
+  // A failed GET after a script that took the fill steps was no 'unanswered' lookup: an instance whose bus is down
+  // (its L1 copy only Redis can vouch for, passed over) found nothing to stand in for the handler's 5xx, where a
+  // failed script, or a small entry's script alone, gave it one.
+  it("a stale large body whose GET fails after the script took the lock, on an instance whose bus is down: the handler's 500 finds its stale-if-error stand-in", async () => {
+    let failing = false;
+    const body = Buffer.alloc(LARGE_ENTRY_BYTES, 7);
+    const b = await openDeafCache(ctx);
+    const app = express()
+      .use(expressCache(b, { ttl: 100, staleIfError: '1h' }))
+      .get('/api/blob', (_req, res) => void (failing ? res.status(500).send('upstream failed') : res.type('application/octet-stream').send(body)));
+    assert.match(String((await request(app).get('/api/blob').expect(200)).headers['cache-status']), /stored/);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    failing = true;
+    const watched = watch(b);
+    watched.beforeGet(async () => {
+      throw new Error('the GET failed (test)');
+    });
+    const res = await request(app).get('/api/blob').buffer(true).parse(collectBytes);
+    assert.equal(res.status, 200, `answered ${res.status} [${String(res.headers['cache-status'])}]: no stand-in for the 500`);
+    assert.ok(Buffer.compare(res.body as Buffer, body) === 0, 'not the stale body');
+    assert.equal(watched.hooked(), 1, 'the premise: the read went through a plain GET after its script');
   });
 
   it('a fill that asks no lock (l2.lockTimeout 0): a missing entry is one L2 miss, a large one another instance stored one L2 hit', async () => {

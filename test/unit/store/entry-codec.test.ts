@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { EntryKind, type StoredEntry } from '../../../src/store/entry.js';
-import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, identityLength, ownBytes, tagVersionOffset } from '../../../src/store/entry-codec.js';
+import { ENTRY_FORMAT, EntryCodecError, decodeEntry, encodeEntry, entryIdentity, identityLength, ownBytes, tagVersionOffset } from '../../../src/store/entry-codec.js';
 
 const RUNS = { numRuns: 200 } as const;
 
@@ -358,5 +358,16 @@ describe('store: identityLength', () => {
     assert.equal(identityLength(Buffer.alloc(100, 7)), 64);
     assert.equal(identityLength(Buffer.from('TC')), 2);
     assert.equal(identityLength(bytes.subarray(0, OFFSET.firstTag + 5)), OFFSET.firstTag + 5);
+  });
+});
+
+describe('store: entryIdentity', () => {
+  it('builds from a decoded entry the very bytes identityLength takes from its encoding (a reader that kept no bytes drops only that value)', () => {
+    for (const e of [entry(), entry({ tags: [], versions: [] }), entry({ tags: ['key:ü', 'b'], versions: [3, 4] })]) {
+      const bytes = encodeEntry(e);
+      assert.deepEqual(entryIdentity(e), bytes.subarray(0, identityLength(bytes)));
+      assert.deepEqual(entryIdentity(decodeEntry(bytes)), bytes.subarray(0, identityLength(bytes)));
+    }
+    assert.throws(() => entryIdentity(entry({ tags: ['x'.repeat(70_000)], versions: [1] })), EntryCodecError);
   });
 });
