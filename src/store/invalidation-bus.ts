@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { L1Store } from './l1-store.js';
 import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
-import { isCluster, type RedisClient } from './redis-client.js';
+import { isCluster, keySpace, type RedisClient } from './redis-client.js';
 import type { TagVersions } from './tag-versions.js';
 
 /** What one invalidation tells other instances. */
@@ -41,6 +41,8 @@ export interface BusMessage {
 interface WireMessage {
   i: string;
   s: number;
+  /** The sender's key space (see keySpace): a message from another one is not for this instance. Missing from versions before it. */
+  d?: string;
   /** A heartbeat (InvalidationBus.sendToSelf): `s` is the sender's last sequence number, nothing else is carried. */
   h?: number;
   t?: Array<[string, number]>;
@@ -198,6 +200,8 @@ export class InvalidationBus {
    */
   private unsent: { readonly seq: number; readonly progress: PublishProgress } | undefined;
   private readonly lastSeq = new Map<string, number>();
+  /** Where this instance's keys live on its server (keySpace): another app's instances may share the channel. */
+  private readonly space: string;
   private readyWaiters: Array<() => void> = [];
   /** onDown was called and onUp not yet. */
   private reportedDown = false;
@@ -213,6 +217,7 @@ export class InvalidationBus {
 
   constructor(private readonly options: InvalidationBusOptions) {
     this.channel = `{${options.namespace}}:bus`;
+    this.space = keySpace(options.l2.client);
     this.modeChosen = new Promise((resolve) => (this.settleMode = resolve));
     const client = options.l2.client;
     if (isCluster(client)) {
@@ -294,7 +299,7 @@ export class InvalidationBus {
     for (let n = progress?.parts ?? 0; n < parts.length; n++) {
       const part = parts[n]!;
       const s = this.numberFor(progress);
-      const wire: WireMessage = { i: this.instanceId, s };
+      const wire: WireMessage = { i: this.instanceId, s, d: this.space };
       if (part.tags !== undefined) wire.t = part.tags.map(([t, v]) => [t, v]);
       if (part.epoch !== undefined) wire.e = part.epoch;
       if (part.keys !== undefined) wire.k = [...part.keys];
@@ -469,6 +474,9 @@ export class InvalidationBus {
     }
     // Sender ids are UUIDs: a longer one is no instance's, and would be kept (lastSeq) at any size.
     if (typeof wire !== 'object' || wire === null || typeof wire.i !== 'string' || wire.i.length > MAX_SENDER_ID) return;
+    // Another app's, sharing the namespace on this server in another database or under another keyPrefix: its
+    // epoch, learned here, was below this one's in Redis, which then moved past it and told that app, and so on.
+    if (typeof wire.d === 'string' && wire.d !== this.space) return;
     if (wire.i === this.instanceId) {
       if (typeof wire.h === 'number') this.onProbe(wire.h);
       return;

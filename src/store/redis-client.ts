@@ -35,6 +35,19 @@ export function isCluster(client: RedisClient): client is Cluster {
 }
 
 /**
+ * Where a client's keys live on its server: its database and keyPrefix
+ * (`3`, `0 app:`). Two apps kept apart only by these share the namespace's
+ * channel, since pub/sub knows no database and ioredis prefixes no channel.
+ * A Cluster has one database, and no keyPrefix (refused: see options.ts).
+ */
+export function keySpace(client: RedisClient): string {
+  const options = (client as { options?: { db?: unknown; keyPrefix?: unknown } }).options;
+  const db = isCluster(client) ? 0 : Number(options?.db ?? 0);
+  const prefix = options?.keyPrefix;
+  return prefix === undefined || prefix === '' ? String(db) : `${db} ${String(prefix)}`;
+}
+
+/**
  * Whether the client may send a read-only command (GET) to a replica: a
  * Cluster made with `scaleReads` other than 'master'. Scripts always run on a
  * master, so a GET after one could read bytes from before a write the script

@@ -1,0 +1,91 @@
+// The ioredis clients an app makes itself and passes as `redis`, used as they
+// are: the settings tiercache works with (a keyPrefix, another database, RESP2
+// or RESP3 replies, auto-pipelining), proved against one real redis-server.
+import assert from 'node:assert/strict';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { TierCache } from '../../src/index.js';
+import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
+import { REDIS_HOST } from '../support/redis-server.js';
+
+
+describe("the app's own ioredis client", () => {
+  describe('works with', () => {
+    const ctx = useRedisCaches({ prefix: 'own', flush: true });
+    const clients: Redis[] = [];
+    afterEach(() => {
+      for (const c of clients.splice(0)) c.disconnect();
+    });
+    const client = (options: RedisOptions) => {
+      const c = new Redis(ctx.redis.port, REDIS_HOST, options);
+      clients.push(c);
+      return c;
+    };
+    /** Two instances of one app, each on a client made with `options`. */
+    const pair = async (options: RedisOptions): Promise<[TierCache, TierCache]> => [await ctx.open({ redis: client(options) }), await ctx.open({ redis: client(options) })];
+
+    /** Values (a large one too), a getOrSet across instances and an invalidation, from A to B. */
+    async function crossInstance(a: TierCache, b: TierCache): Promise<void> {
+      await a.set('small', { n: 1 }, { tags: ['t'] });
+      const large = 'x'.repeat(100 * 1024);
+      await a.set('large', large);
+      assert.deepStrictEqual(await b.get('small'), { n: 1 });
+      assert.equal(await b.get('large'), large);
+      let runs = 0;
+      assert.equal(await a.getOrSet('loaded', () => (runs++, 'v')), 'v');
+      assert.equal(await b.getOrSet('loaded', () => (runs++, 'other')), 'v');
+      assert.equal(runs, 1);
+      assert.deepStrictEqual(await a.invalidateTags(['t']), { delivered: true });
+      await eventually(async () => (await b.get('small')) === undefined, "A's invalidation reached B");
+      assert.equal(a.stats().l2.errors + b.stats().l2.errors, 0);
+    }
+
+    it("a keyPrefix: every key tiercache writes, those its scripts derive included, carries it", async () => {
+      const [a, b] = await pair({ keyPrefix: 'app:' });
+      await crossInstance(a, b);
+      const keys = await ctx.admin.keys('*');
+      assert.ok(keys.length > 0);
+      assert.deepStrictEqual(keys.filter((k) => !k.startsWith('app:')), []);
+    });
+
+    it('another database (db: 3): the subscriber it duplicates needs none, and nothing lands in db 0', async () => {
+      const [a, b] = await pair({ db: 3 });
+      await crossInstance(a, b);
+      assert.equal(await ctx.admin.dbsize(), 0);
+    });
+
+    for (const [what, options] of [
+      ['RESP2 (protocol: 2)', { protocol: 2 }],
+      ["RESP3 with replyMapping 'resp3' and stringNumbers", { replyMapping: 'resp3', stringNumbers: true }],
+      ['enableAutoPipelining', { enableAutoPipelining: true }],
+    ] as const) {
+      it(what, async () => {
+        const [a, b] = await pair(options as RedisOptions);
+        await crossInstance(a, b);
+      });
+    }
+
+    for (const [what, apart] of [
+      ['databases', [{ db: 0 }, { db: 3 }]],
+      ['keyPrefix', [{ keyPrefix: 'one:' }, { keyPrefix: 'two:' }]],
+    ] as const) {
+      it(`two apps kept apart by ${what} under one namespace: one's clear() and invalidations leave the other's values (pub/sub knows neither)`, async () => {
+        const [one, two] = apart as readonly [RedisOptions, RedisOptions];
+        const first = await ctx.open({ redis: client(one) });
+        const second = await ctx.open({ redis: client(two) });
+        const secondAgain = await ctx.open({ redis: client(two) });
+        await second.set('kept', 'second app', { tags: ['t'] });
+        await first.set('kept', 'first app', { tags: ['t'] });
+        assert.equal(await second.get('kept'), 'second app');
+        await first.invalidateTags(['t']);
+        await first.clear();
+        // Published after the first app's messages, on the same server: once it reaches `second`, they have too.
+        const heard = new Promise<void>((resolve) => second.on('invalidate', (e) => e.tags.some((t) => t.endsWith('mark')) && resolve()));
+        await secondAgain.invalidateTags(['mark']);
+        await heard;
+        assert.equal(await second.get('kept'), 'second app', 'from L1');
+        assert.equal(await secondAgain.get('kept'), 'second app', 'from Redis');
+      });
+    }
+  });
+});
