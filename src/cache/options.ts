@@ -5,7 +5,7 @@ import { TierCacheConfigError } from '../errors.js';
 import { parseDuration, parseTimerDuration, parseTtl, type Duration } from '../keys/duration.js';
 import { parseJitter, type Jitter } from '../keys/jitter.js';
 import { CACHE_TTL_INSTEAD, RouteTable, type RouteRuleInput } from '../keys/route-table.js';
-import { isRedisClient, type RedisClient } from '../store/redis-client.js';
+import { isCluster, isRedisClient, type RedisClient } from '../store/redis-client.js';
 import { resolveSerializer, type ResolvedSerializer, type Serializer, type SerializerName } from './serializer.js';
 
 /** Anything with pino's method shapes: `logger.warn({ err }, 'message')`. */
@@ -142,6 +142,24 @@ function positiveInteger(option: string, value: unknown): number {
   return value;
 }
 
+/**
+ * Clients through which nothing could be cached, refused before anything is sent: a Sentinel client made
+ * to connect to a replica, where every script (they all write) fails READONLY; a Cluster client with a
+ * keyPrefix, whose keys hash to other slots than tiercache groups them by (key names carry no braces),
+ * so every fill failed CROSSSLOT. A standalone client's keyPrefix works (scripts derive keys from their
+ * prefixed KEYS); the namespace keeps apps apart without it.
+ */
+function refuseUnwritable(client: RedisClient): void {
+  const options = (client as { options?: { role?: unknown; sentinels?: unknown; keyPrefix?: unknown; redisOptions?: { keyPrefix?: unknown } } }).options;
+  if (options === undefined) return;
+  if (isCluster(client)) {
+    const prefix = options.keyPrefix || options.redisOptions?.keyPrefix;
+    if (prefix) throw new TierCacheConfigError('redis', `a Cluster client with keyPrefix '${String(prefix)}'`, "must have no keyPrefix on a Cluster (tiercache puts each key in a slot by its name as written, which the prefix would move): keep apps apart with the namespace option instead");
+  } else if (options.role === 'slave' && Array.isArray(options.sentinels) && options.sentinels.length > 0) {
+    throw new TierCacheConfigError('redis', "a Sentinel client with role: 'slave'", "must connect to the master (leave role out, or 'master'): tiercache writes on every fill and invalidation, which a replica refuses");
+  }
+}
+
 /** Validates createCache options (and TIERCACHE_* variables for options not given). */
 export function resolveOptions(input: CacheOptions | undefined, env: Env = process.env): ResolvedOptions {
   if (input !== undefined && !isPlainObject(input)) throw new TierCacheConfigError('options', input, 'must be an object');
@@ -174,6 +192,7 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
       // 'end': quit() or disconnect() was called, or it gave up reconnecting; it never connects again by itself,
       // and the cache would run on L1 alone with nothing said (the bus, on a connection of its own, looked fine).
       if (options.redis.status === 'end') throw new TierCacheConfigError('redis', `an ioredis client whose status is 'end'`, 'must be a client that is not closed (quit() or disconnect() ends it): pass an open one, or a URL');
+      refuseUnwritable(options.redis);
       redis = options.redis;
     }
     else throw new TierCacheConfigError('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');

@@ -1,15 +1,50 @@
 // The ioredis clients an app makes itself and passes as `redis`, used as they
 // are: the settings tiercache works with (a keyPrefix, another database, RESP2
-// or RESP3 replies, auto-pipelining), proved against one real redis-server.
+// or RESP3 replies, auto-pipelining), proved against one real redis-server,
+// and those it refuses at createCache because nothing could be cached through
+// them (a Sentinel client made to connect to a replica, a Cluster client with
+// a keyPrefix).
 import assert from 'node:assert/strict';
-import { Redis, type RedisOptions } from 'ioredis';
-import type { TierCache } from '../../src/index.js';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { createCache, TierCacheConfigError, type TierCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
 import { REDIS_HOST } from '../support/redis-server.js';
 
+/** createCache(options), which must throw; a cache it made all the same is closed. */
+function refused(options: Parameters<typeof createCache>[0]): unknown {
+  try {
+    void createCache(options).close();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
 
 describe("the app's own ioredis client", () => {
+  describe('refused at createCache, naming redis', () => {
+    it("refuses a Sentinel client made to connect to a replica (role: 'slave'): every script would fail READONLY", () => {
+      const replica = new Redis({ sentinels: [{ host: REDIS_HOST, port: 1 }], name: 'mymaster', role: 'slave', lazyConnect: true });
+      try {
+        const err = refused({ redis: replica });
+        assert.ok(err instanceof TierCacheConfigError && err.option === 'redis' && /role/.test(err.message), String(err));
+        assert.equal(replica.status, 'wait', 'nothing was sent on it');
+      } finally {
+        replica.disconnect();
+      }
+    });
+
+    it('refuses a Cluster client with a keyPrefix: its keys would hash to other slots than tiercache groups them by (CROSSSLOT)', () => {
+      const cluster = new Cluster([{ host: REDIS_HOST, port: 1 }], { keyPrefix: 'app:', lazyConnect: true });
+      try {
+        const err = refused({ redis: cluster });
+        assert.ok(err instanceof TierCacheConfigError && err.option === 'redis' && /keyPrefix/.test(err.message) && /namespace/.test(err.message), String(err));
+      } finally {
+        cluster.disconnect();
+      }
+    });
+  });
+
   describe('works with', () => {
     const ctx = useRedisCaches({ prefix: 'own', flush: true });
     const clients: Redis[] = [];
