@@ -223,7 +223,7 @@ export class L2Store {
 
   /** Sorts a failure: a timeout opens the breaker, a lost connection takes L2 down, anything else is reported as is. */
   private failed(error: Error): void {
-    if (/timed out/i.test(error.message)) {
+    if (/timed out/i.test(error.message) || readOnly(error)) {
       this.breakerOpen = true;
       this.update(error);
       this.scheduleProbe();
@@ -295,12 +295,12 @@ export class L2Store {
       this.passed();
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      if (error.name === 'ReplyError' && this.client.status === 'ready') {
+      if (error.name === 'ReplyError' && this.client.status === 'ready' && !readOnly(error)) {
         // Redis answered: it is up, only the check failed (an ACL, say). Say so and go on.
         this.options.onFailure(error);
         this.passed();
       } else {
-        if (/timed out/i.test(error.message)) this.breakerOpen = true;
+        if (/timed out/i.test(error.message) || readOnly(error)) this.breakerOpen = true;
         // Stryker disable next-line ConditionalExpression: the 'close' of the lost connection clears it as well, a moment later
         else if (this.client.status !== 'ready') this.connected = false;
         this.update(error);
@@ -346,6 +346,17 @@ export class L2Store {
     this.connected = false;
     this.update(err);
   };
+}
+
+/**
+ * A replica's refusal of a write. Every fill and invalidation writes, so a
+ * client that reaches a replica (pointed at one, or at a master demoted since,
+ * as in a failover behind a DNS name or proxy) is as good as down: the breaker
+ * opens, and a probe finds out when the server is a master again. Answered
+ * as a reply error instead, each request paid a round trip and an 'error'.
+ */
+function readOnly(error: Error): boolean {
+  return error.message.startsWith('READONLY');
 }
 
 /** `promise`, or a rejection once `ms` passed. */

@@ -9,7 +9,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { createCache, TierCacheConfigError, type TierCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
-import { REDIS_HOST } from '../support/redis-server.js';
+import { REDIS_HOST, startRedisServer } from '../support/redis-server.js';
 
 /** createCache(options), which must throw; a cache it made all the same is closed. */
 function refused(options: Parameters<typeof createCache>[0]): unknown {
@@ -51,8 +51,8 @@ describe("the app's own ioredis client", () => {
     afterEach(() => {
       for (const c of clients.splice(0)) c.disconnect();
     });
-    const client = (options: RedisOptions) => {
-      const c = new Redis(ctx.redis.port, REDIS_HOST, options);
+    const client = (options: RedisOptions, port = ctx.redis.port) => {
+      const c = new Redis(port, REDIS_HOST, options);
       clients.push(c);
       return c;
     };
@@ -99,6 +99,33 @@ describe("the app's own ioredis client", () => {
         await crossInstance(a, b);
       });
     }
+
+    it('a client pointed at a replica (replica-read-only) is Redis down, said once, until the server is a master: not a refusal per call', async () => {
+      const replica = await startRedisServer({ args: ['--replicaof', REDIS_HOST, String(ctx.redis.port)] });
+      try {
+        const cache = ctx.track(createCache({ namespace: ctx.ns, redis: client({}, replica.port), l2: { breakerCooldown: 20 } }));
+        const errors: Error[] = [];
+        cache.on('error', ({ err }) => errors.push(err));
+        await cache.ready();
+        assert.equal(cache.health().l2, 'down');
+        for (let i = 0; i < 10; i++) {
+          await cache.set(`k${i}`, i);
+          assert.equal(await cache.get(`missing${i}`), undefined);
+        }
+        assert.deepStrictEqual(await cache.invalidateTags(['t']), { delivered: false });
+        // Each set() is reported queued, as in any outage; the replica's refusal once, as L2 going down.
+        const refusals = errors.filter((e) => e.message.startsWith('READONLY'));
+        assert.equal(refusals.length, 1, refusals.map((e) => e.message).join(' | '));
+        // Promoted (a failover behind a DNS name or proxy that kept the connection): as after an outage.
+        const direct = client({}, replica.port);
+        await direct.replicaof('NO', 'ONE');
+        await eventually(() => cache.health().l2 === 'ok', 'L2 up once the server is a master');
+        await cache.set('after', 'promoted');
+        assert.equal(await direct.exists(`${ctx.ns}:d:after`), 1);
+      } finally {
+        await replica.stop();
+      }
+    });
 
     for (const [what, apart] of [
       ['databases', [{ db: 0 }, { db: 3 }]],
