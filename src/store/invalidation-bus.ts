@@ -624,7 +624,10 @@ export function pubSubModeFor(info: string): PubSubMode {
 function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisClient {
   const retryStrategy = (times: number) => Math.min(times * 50, 1000);
   if (isCluster(client)) {
-    return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true } });
+    // Without stringNumbers, which ioredis also applies to CLUSTER SLOTS: its ranges then compare as strings
+    // ('5461' <= '10922' is false), a third of the slots maps to no node, and the sharded subscriber's lookup
+    // of one threw out of 'ready', uncaught. The subscriber reads no numbers.
+    return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true, stringNumbers: false } });
   }
   // No command timeout here: a command a cut left unanswered is answered only by being sent again (the client
   // tiercache opens does not send again: see openRedis).

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
@@ -347,6 +347,25 @@ describe('Redis Cluster as L2', function () {
     assert.equal(await b.get('k'), undefined);
     const publishes = await onEachNode(async (d) => Number(/cmdstat_spublish:calls=(\d+)/.exec(await d.info('commandstats'))?.[1] ?? 0));
     assert.deepEqual(publishes.filter((n) => n > 0), [1], `SPUBLISH calls per node: ${publishes.join(' / ')}`);
+  });
+
+  it("a Cluster client made with stringNumbers: the bus subscribes, sharded, and carries invalidations (ioredis's slot map of such a client skips slots its sharded subscriber then looked up, throwing out of 'ready')", async () => {
+    const ns = `cl${namespace++}`;
+    const clients = [0, 1].map(() => new Cluster(env.cluster.nodes, { redisOptions: { stringNumbers: true } }));
+    const caches = clients.map((redis) => createCache({ namespace: ns, redis, l2: { commandTimeout: 2000 } }));
+    try {
+      const [a, b] = caches as [TierCache, TierCache];
+      await Promise.all(caches.map((c) => c.ready()));
+      assert.equal(b.health().bus, 'ok');
+      assert.equal(b.health().pubsub, 'sharded');
+      await a.set('k', 1, { tags: ['t'] });
+      assert.equal(await b.get('k'), 1);
+      assert.deepStrictEqual(await a.invalidateTags(['t']), { delivered: true });
+      await eventually(async () => (await b.get('k')) === undefined, 'B drops k after invalidateTags(t)');
+    } finally {
+      await Promise.all(caches.map((c) => c.close()));
+      for (const c of clients) c.disconnect();
+    }
   });
 
   it('sharded: a subscriber connection killed on the channel\'s master is a possible gap: both instances flush L1 and then hear each other again', async function () {
