@@ -59,7 +59,7 @@ describe("the app's own ioredis client", () => {
     /** Two instances of one app, each on a client made with `options`. */
     const pair = async (options: RedisOptions): Promise<[TierCache, TierCache]> => [await ctx.open({ redis: client(options) }), await ctx.open({ redis: client(options) })];
 
-    /** Values (a large one too), a getOrSet across instances and an invalidation, from A to B. */
+    /** Values (a large one too), a getOrSet across instances, an invalidation and a pull, from A to B. */
     async function crossInstance(a: TierCache, b: TierCache): Promise<void> {
       await a.set('small', { n: 1 }, { tags: ['t'] });
       const large = 'x'.repeat(100 * 1024);
@@ -72,6 +72,10 @@ describe("the app's own ioredis client", () => {
       assert.equal(runs, 1);
       assert.deepStrictEqual(await a.invalidateTags(['t']), { delivered: true });
       await eventually(async () => (await b.get('small')) === undefined, "A's invalidation reached B");
+      // A pull's claim key, taken by the lookup script, and its second step.
+      await a.set('once', 'taken');
+      assert.equal(await b.pull('once'), 'taken');
+      assert.equal(await a.pull('once'), undefined);
       assert.equal(a.stats().l2.errors + b.stats().l2.errors, 0);
     }
 
