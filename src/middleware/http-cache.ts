@@ -19,6 +19,7 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
+import { respondAsSet } from './koa-respond.js';
 import { afterUpstream, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
@@ -196,7 +197,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     /** Cache-Status on the response as the fill began: a layer's in front of the cache, no upstream's (see headers()). */
     private readonly statusInFront: unknown,
   ) {
-    this.frontAnswers = answersItself(context.arg);
+    this.frontAnswers = answersItself(context.arg, true);
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
@@ -906,11 +907,12 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
 }
 
 /**
- * Koa: the app said it answers by itself (`ctx.respond = false`, which koa.ts's accessor leaves as an own property
- * of ctx: read so, Koa's own read of ctx.respond is not heard before it happens).
+ * Koa: the app said it answers by itself (`ctx.respond = false`, per request or on app.context for all), read
+ * where koa.ts's accessors keep it: Koa's own read of ctx.respond is not heard before it happens. `thisRequest`:
+ * said on ctx itself (by a middleware, not once for the app).
  */
-function answersItself(arg: unknown): boolean {
-  return typeof arg === 'object' && arg !== null && Object.hasOwn(arg, 'respond') && (arg as { respond?: unknown }).respond === false;
+function answersItself(arg: unknown, thisRequest = false): boolean {
+  return typeof arg === 'object' && arg !== null && (!thisRequest || Object.hasOwn(arg, 'respond')) && respondAsSet(arg) === false;
 }
 
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {

@@ -13,6 +13,7 @@ import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
 import { DEFERRED_HIT, type DeferredHit } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
+import { OWN_RESPOND } from './koa-respond.js';
 
 /** What a router (@koa/router, koa-router) puts on ctx for a matched route. */
 export interface KoaRouterParams {
@@ -116,8 +117,6 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
 const PENDING_HIT = Symbol('tiercache.pendingHit');
 /** What waits to hear that Koa responds (see whenKoaResponds), on the ctx. */
 const ON_RESPOND = Symbol('tiercache.onRespond');
-/** ctx.respond as the app set it, where respondLater's accessor keeps it. */
-const OWN_RESPOND = Symbol('tiercache.respond');
 /** Context prototypes (app.context) that have the accessor. */
 const readied = new WeakSet<object>();
 
@@ -198,6 +197,8 @@ function readyContext(proto: object): boolean {
       this[OWN_RESPOND] = value;
     },
   });
+  // Marks the accessor as ours for respondAsSet, which reads what was set without being heard.
+  (proto as PendingHolder)[OWN_RESPOND] = undefined;
   readied.add(proto);
   return true;
 }

@@ -386,6 +386,44 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     });
   }
 
+  // Koa reads ctx.respond wherever it is set: an app that answers every request by itself may say so once, on its
+  // context prototype (app.context.respond = false), before its first request (a property of app.context's own: the
+  // cache's accessor is never put there) or after (through that accessor). Only a respond of ctx's own was read.
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    for (const when of ['before', 'after'] as const) {
+      it(`${name}: an app that says on app.context that it answers by itself (${when} its first request) keeps the upstream’s members, stored and replayed`, async () => {
+        const a = await ctx.open();
+        const app = new KoaFramework();
+        if (when === 'before') app.context.respond = false;
+        app.use(koaCache(a, { ttl: '5m' }));
+        app.use((c) => {
+          if (when === 'after' && c.path === '/api/first') {
+            c.body = 'first';
+            return;
+          }
+          setImmediate(() => {
+            c.res.statusCode = 200;
+            c.res.setHeader('Cache-Status', UPSTREAM);
+            c.res.end('page');
+          });
+        });
+        const target = app.callback();
+        if (when === 'after') {
+          assert.equal(status(await request(target).get('/api/first')), MISS_STORED);
+          assert.equal(status(await request(target).get('/api/first')), HIT_L1);
+          app.context.respond = false;
+        }
+        assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+        const hit = await request(target).get('/api/page');
+        assert.equal(status(hit), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+        assert.equal(hit.text, 'page');
+      });
+    }
+  }
+
   it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {
     const cache = await ctx.open({ freshness: 'origin' });
     const app = express();
