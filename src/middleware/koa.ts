@@ -13,7 +13,7 @@ import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
 import { DEFERRED_HIT, type DeferredHit } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
-import { OWN_RESPOND } from './koa-respond.js';
+import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
 
 /** What a router (@koa/router, koa-router) puts on ctx for a matched route. */
 export interface KoaRouterParams {
@@ -82,7 +82,7 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true);
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true, KOA_RESPOND);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
@@ -117,6 +117,8 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
 const PENDING_HIT = Symbol('tiercache.pendingHit');
 /** What waits to hear that Koa responds (see whenKoaResponds), on the ctx. */
 const ON_RESPOND = Symbol('tiercache.onRespond');
+/** The fill told when Koa reads ctx.respond (see FillCapture.appDone), on the ctx. */
+const AT_CHAIN_END = Symbol('tiercache.atChainEnd');
 /** Context prototypes (app.context) that have the accessor. */
 const readied = new WeakSet<object>();
 
@@ -124,7 +126,47 @@ interface PendingHolder {
   [PENDING_HIT]?: (() => void) | undefined;
   [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
+  [CTX_RESPOND]?: unknown;
+  [AT_CHAIN_END]?: ChainEnd | undefined;
   res?: ServerResponse;
+}
+
+/**
+ * ctx.respond of ctx's own once it is false (Koa will not respond: no hit waits for its read), an accessor so that
+ * Koa's read is heard all the same by a fill whose app answers later (see FillCapture.appDone).
+ */
+const ownRespond: PropertyDescriptor = {
+  get(this: PendingHolder): unknown {
+    if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
+    return this[CTX_RESPOND];
+  },
+  set(this: PendingHolder, value: unknown) {
+    this[CTX_RESPOND] = value;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/** Makes ctx.respond ours, own, holding `value`. */
+function ownRespondOf(ctx: PendingHolder, value: unknown): void {
+  ctx[CTX_RESPOND] = value;
+  Object.defineProperty(ctx, 'respond', ownRespond);
+}
+
+/**
+ * A fill begins: Koa's read of ctx.respond must be heard on ctx, should its app answer by itself later. The
+ * accessor is put on app.context now (it would be at the first hit); where it cannot be (app.context.respond = false
+ * made a property of app.context's own before, or the context is frozen), on ctx, with the value it reads.
+ */
+function hearRespond(arg: unknown): void {
+  const ctx = arg as PendingHolder;
+  // Its own already: ours (said false), or one a middleware in front set before the accessor was there.
+  if (Object.hasOwn(ctx, 'respond')) return;
+  const proto: unknown = Object.getPrototypeOf(ctx);
+  if (typeof proto !== 'object' || proto === null || proto === Object.prototype || readyContext(proto)) return;
+  // Another's accessor (a plugin's) is left alone.
+  const theirs = Object.getOwnPropertyDescriptor(proto, 'respond');
+  if ((theirs === undefined || 'value' in theirs) && Object.isExtensible(ctx)) ownRespondOf(ctx, (ctx as { respond?: unknown }).respond);
 }
 
 /** Writes the hit waiting on `ctx`, once; whether it was written. */
@@ -179,6 +221,7 @@ function readyContext(proto: object): boolean {
         const own = this[OWN_RESPOND];
         // Koa responds (an app that answers itself, respond = false, ends what it writes: that decides).
         if (this[ON_RESPOND] !== undefined && own !== false) responding(this);
+        if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
         return own;
       }
       writePending(this);
@@ -189,9 +232,9 @@ function readyContext(proto: object): boolean {
     set(this: PendingHolder, value: unknown) {
       if (writePending(this) && this.res !== undefined) dropLaterWrites(this.res);
       if (value === false && !readied.has(this)) {
-        // Koa will not respond: nothing is left to hear on this ctx. Its own property, as respondHeard reads it,
-        // sends a hit that comes later at once, before what the middleware that said so writes itself.
-        Object.defineProperty(this, 'respond', { value: false, writable: true, enumerable: true, configurable: true });
+        // Koa will not respond: no hit is left to wait for its read on this ctx. Its own property, as respondHeard reads
+        // it, sends a hit that comes later at once, before what the middleware that said so writes itself.
+        ownRespondOf(this, false);
         return;
       }
       this[OWN_RESPOND] = value;
@@ -202,6 +245,14 @@ function readyContext(proto: object): boolean {
   readied.add(proto);
   return true;
 }
+
+/** For a fill: Koa's read of ctx.respond heard, and told to a fill whose app answers by itself later. */
+const KOA_RESPOND: RespondWatch = {
+  beforeFill: hearRespond,
+  atChainEnd(ctx: unknown, end: ChainEnd): void {
+    (ctx as PendingHolder)[AT_CHAIN_END] = end;
+  },
+};
 
 /** Runs what waits for Koa to respond, once. */
 function responding(ctx: PendingHolder): void {

@@ -301,6 +301,51 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // The same under an app that answers by itself (ctx.respond = false) after its middleware are done: the field then
+  // goes out later, with what the app adds, and the member added in front was stored as an upstream's and replayed
+  // before ours to every later client. What a layer in front changes once the app is done, until Koa reads
+  // ctx.respond, is that layer's; what the app set before, or adds to it after, is the upstream's.
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    for (const said of ['on ctx', 'on app.context'] as const) {
+      it(`${name}: a member a middleware in front adds after next() under an app that answers by itself later (${said}) is no upstream’s: not stored, not replayed`, async () => {
+        const a = await ctx.open();
+        const app = new KoaFramework();
+        if (said === 'on app.context') app.context.respond = false;
+        let n = 0;
+        app.use(async (c, next) => {
+          await next();
+          c.append('Cache-Status', `edge; req=${++n}`);
+        });
+        app.use(koaCache(a, { ttl: '5m' }));
+        app.use((c) => {
+          c.respond = false;
+          // The upstream's members set as the app returns (its answer to come), or added once it answers.
+          if (c.path === '/api/early') c.res.setHeader('Cache-Status', UPSTREAM);
+          setImmediate(() => {
+            c.res.statusCode = 200;
+            if (c.path === '/api/appends') c.res.appendHeader('Cache-Status', UPSTREAM);
+            c.res.end('page');
+          });
+        });
+        const target = app.callback();
+        for (const [path, upstream] of [
+          ['/api/none', ''],
+          ['/api/early', `${UPSTREAM_TEXT}, `],
+          ['/api/appends', `${UPSTREAM_TEXT}, `],
+        ] as const) {
+          assert.equal(status(await request(target).get(path)), `${upstream}${MISS_STORED}`, path);
+          const hit = await request(target).get(path);
+          assert.equal(status(hit), `${upstream}${HIT_L1}`, `${path}: the first request's member was replayed`);
+          assert.equal(hit.text, 'page');
+        }
+        for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+      });
+    }
+  }
+
   // Only Koa's next() returns a promise (its layers in front may still change the head); an Express handler that
   // answers after an await sets the upstream's members after next() returned, and they are kept.
   it('Express: a handler that answers after an await keeps the upstream’s members', async () => {
