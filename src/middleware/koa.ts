@@ -92,7 +92,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -109,7 +109,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     }
     const write = deferred.write;
     if (write === undefined) ctx.respond = false;
-    else respondLater(ctx, deferred.status, write);
+    else respondLater(ctx, deferred, write);
   };
 }
 
@@ -123,7 +123,7 @@ const AT_CHAIN_END = Symbol('tiercache.atChainEnd');
 const readied = new WeakSet<object>();
 
 interface PendingHolder {
-  [PENDING_HIT]?: (() => void) | undefined;
+  [PENDING_HIT]?: DeferredHit | undefined;
   [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
   [CTX_RESPOND]?: unknown;
@@ -171,15 +171,32 @@ function hearRespond(arg: unknown): void {
 
 /** Writes the hit waiting on `ctx`, once; whether it was written. */
 function writePending(ctx: PendingHolder): boolean {
-  const write = ctx[PENDING_HIT];
-  if (write === undefined) return false;
+  const pending = ctx[PENDING_HIT];
+  if (pending === undefined) return false;
   ctx[PENDING_HIT] = undefined;
   // A middleware in front gave the answer itself while Redis was asked (its head out, its end to come): the
   // hit is left alone and not counted, as respondLater leaves it; its head could not follow (ERR_HTTP_HEADERS_SENT
   // into that middleware, and its end never came: the client waited).
   if (ctx.res?.headersSent === true) return false;
-  write();
+  pending.write!();
   return true;
+}
+
+/**
+ * Koa reads ctx.respond and the hit's head is gone already, with no word that
+ * Koa will not respond: a middleware in front sent it after next() and left
+ * the rest to Koa (ctx.flushHeaders(), a writeHead of its own), which would
+ * send the app's body after it. The stored body follows (none for a HEAD or a
+ * 304), and what that middleware writes later is dropped, as after any hit;
+ * an answer it ended itself is left so. Told not to respond, Koa ended nothing
+ * and the client waited forever.
+ */
+function bodyAfterHead(res: ServerResponse | undefined, pending: DeferredHit): void {
+  if (res === undefined || res.writableEnded || res.destroyed) return;
+  const body = pending.body;
+  if (body === undefined || body.length === 0 || pending.status === 304 || res.req.method === 'HEAD') res.end();
+  else res.end(body);
+  dropLaterWrites(res);
 }
 
 /**
@@ -217,14 +234,15 @@ function readyContext(proto: object): boolean {
   Object.defineProperty(proto, 'respond', {
     configurable: true,
     get(this: PendingHolder): unknown {
-      if (this[PENDING_HIT] === undefined) {
+      const pending = this[PENDING_HIT];
+      if (pending === undefined) {
         const own = this[OWN_RESPOND];
         // Koa responds (an app that answers itself, respond = false, ends what it writes: that decides).
         if (this[ON_RESPOND] !== undefined && own !== false) responding(this);
         if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
         return own;
       }
-      writePending(this);
+      if (!writePending(this)) bodyAfterHead(this.res, pending);
       return false;
     },
     // Something in front decides otherwise: a hit waiting goes now (and what it writes itself then is
@@ -305,7 +323,7 @@ function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
  * answer (Koa's onerror), as without the cache, and the hit, never written,
  * is not counted as one (see DeferredHit.report).
  */
-function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
+function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () => void): void {
   // Where Koa's read of ctx.respond cannot be heard, or will not come (something in front said it answers by
   // itself, ctx.respond = false before next(), and what it writes after next() would go out first): written
   // at once, and what a middleware in front writes after it is dropped.
@@ -320,6 +338,6 @@ function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void)
     ctx.respond = false;
     return;
   }
-  ctx.res.statusCode = status;
-  (ctx as PendingHolder)[PENDING_HIT] = write;
+  ctx.res.statusCode = deferred.status;
+  (ctx as PendingHolder)[PENDING_HIT] = deferred;
 }
