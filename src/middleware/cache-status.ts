@@ -151,8 +151,8 @@ export function asTheAppLeftIt(res: ServerResponse, fromApp: OutgoingHttpHeader 
  * to what the app had set, with what the app added to it since; a value the
  * app set anew is its own, and a field the layer in front removed stays so.
  */
-export function asTheAppAnsweredLate(res: ServerResponse, atAppDone: OutgoingHttpHeader | undefined, atChainEnd: OutgoingHttpHeader | undefined | typeof NOT_READ): void {
-  if (atChainEnd === NOT_READ || atChainEnd === undefined || (atAppDone !== undefined && linesOf(atAppDone).join('\n') === linesOf(atChainEnd).join('\n'))) return;
+export function asTheAppAnsweredLate(res: ServerResponse, atAppDone: OutgoingHttpHeader | undefined, atChainEnd: OutgoingHttpHeader | undefined): void {
+  if (atChainEnd === undefined || (atAppDone !== undefined && linesOf(atAppDone).join('\n') === linesOf(atChainEnd).join('\n'))) return;
   const now = outgoingField(res, CACHE_STATUS);
   if (now === undefined) return;
   const added = appendedTo(now, atChainEnd);

@@ -236,9 +236,8 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     }
     // What a layer in front changes until Koa reads ctx.respond is that layer's: heard through the adapter (see chainEnds).
     const watch = this.http.respondWatch;
-    if (watch === undefined || this.stoodDown) return;
+    if (watch === undefined || this.stoodDown || !watch.atChainEnd(this.context.arg, this)) return;
     this.late = { atAppDone: copyOf(outgoingField(r, 'cache-status')), atChainEnd: NOT_READ };
-    watch.atChainEnd(this.context.arg, this);
   }
 
   /** Koa read ctx.respond: the middleware in front are done too (the last read before the head counts). */
@@ -258,9 +257,13 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const cacheStatus = this.http.options.cacheStatus;
     // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here,
     // and one a layer in front set after the app was done (see appDone).
-    if (this.late !== undefined) {
-      asTheAppAnsweredLate(r, this.late.atAppDone, this.late.atChainEnd);
+    const late = this.late;
+    if (late !== undefined) {
       this.late = undefined;
+      // The head left before Koa read ctx.respond: a layer in front wrote it, in its code after next() (a serializer of
+      // ctx.body under app.context.respond = false), and what it changed is its own, as for one that said so before next().
+      if (late.atChainEnd === NOT_READ) asTheAppLeftIt(r, late.atAppDone);
+      else asTheAppAnsweredLate(r, late.atAppDone, late.atChainEnd);
     }
     asTheAppLeftIt(r, this.statusFromApp);
     const upstream = (this.upstream = upstreamStatus(r, this.statusInFront));

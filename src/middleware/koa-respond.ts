@@ -30,6 +30,9 @@ export interface ChainEnd {
 export interface RespondWatch {
   /** A fill begins, before the app runs: Koa's read of ctx.respond (`ctx`) is to be heard on it. */
   beforeFill(ctx: unknown): void;
-  /** Tells `end` when Koa reads ctx.respond (a fill whose app answers by itself later, see FillCapture.appDone). */
-  atChainEnd(ctx: unknown, end: ChainEnd): void;
+  /**
+   * Tells `end` when Koa reads ctx.respond (a fill whose app answers by itself later, see FillCapture.appDone);
+   * whether that read can be heard on `ctx` (not under another's accessor on app.context).
+   */
+  atChainEnd(ctx: unknown, end: ChainEnd): boolean;
 }

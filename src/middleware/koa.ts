@@ -267,8 +267,11 @@ function readyContext(proto: object): boolean {
 /** For a fill: Koa's read of ctx.respond heard, and told to a fill whose app answers by itself later. */
 const KOA_RESPOND: RespondWatch = {
   beforeFill: hearRespond,
-  atChainEnd(ctx: unknown, end: ChainEnd): void {
-    (ctx as PendingHolder)[AT_CHAIN_END] = end;
+  atChainEnd(ctx: unknown, end: ChainEnd): boolean {
+    const holder = ctx as PendingHolder;
+    holder[AT_CHAIN_END] = end;
+    // Ours: ctx's own accessor (hearRespond's, or the false said on it), else the one app.context has.
+    return Object.hasOwn(holder, 'respond') ? Object.hasOwn(holder, CTX_RESPOND) : OWN_RESPOND in holder;
   },
 };
 

@@ -346,6 +346,42 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     }
   }
 
+  // An app that says on app.context that it answers by itself, where the middleware in front is the one that does
+  // (a serializer of ctx.body, in its code after next()): the head leaves before Koa reads ctx.respond, and what that
+  // middleware added is its own, as for one that says so per request before next().
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    it(`${name}: under app.context.respond = false, a member the middleware in front that writes the answer adds after next() is no upstream’s`, async () => {
+      const a = await ctx.open();
+      const app = new KoaFramework();
+      app.context.respond = false;
+      let n = 0;
+      app.use(async (c, next) => {
+        await next();
+        c.append('Cache-Status', `edge; req=${++n}`);
+        if (c.res.headersSent) return; // a hit, written at once (app.context has a respond of its own)
+        c.res.statusCode = c.status;
+        c.res.end(String(c.body));
+      });
+      app.use(koaCache(a, { ttl: '5m' }));
+      app.use((c) => {
+        if (c.path === '/api/page') c.set('Cache-Status', UPSTREAM);
+        c.body = 'page';
+      });
+      const target = app.callback();
+      for (const [path, upstream] of [
+        ['/api/own', ''],
+        ['/api/page', `${UPSTREAM_TEXT}, `],
+      ] as const) {
+        assert.equal(status(await request(target).get(path)), `${upstream}${MISS_STORED}`, path);
+        assert.equal(status(await request(target).get(path)), `${upstream}${HIT_L1}`, `${path}: the first request's member was replayed`);
+      }
+      for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+    });
+  }
+
   // Only Koa's next() returns a promise (its layers in front may still change the head); an Express handler that
   // answers after an await sets the upstream's members after next() returned, and they are kept.
   it('Express: a handler that answers after an await keeps the upstream’s members', async () => {
