@@ -143,6 +143,26 @@ export function asTheAppLeftIt(res: ServerResponse, fromApp: OutgoingHttpHeader 
 }
 
 /**
+ * The answer's Cache-Status as an app that answers by itself later (Koa:
+ * ctx.respond = false, then a write once its middleware are done) leaves it:
+ * what a layer in front changed between the app's return (`atAppDone`) and
+ * Koa's read of ctx.respond (`atChainEnd`), its code after next(), is that
+ * layer's, taken for an upstream's it was stored and replayed. It is put back
+ * to what the app had set, with what the app added to it since; a value the
+ * app set anew is its own, and a field the layer in front removed stays so.
+ */
+export function asTheAppAnsweredLate(res: ServerResponse, atAppDone: OutgoingHttpHeader | undefined, atChainEnd: OutgoingHttpHeader | undefined): void {
+  if (atChainEnd === undefined || (atAppDone !== undefined && linesOf(atAppDone).join('\n') === linesOf(atChainEnd).join('\n'))) return;
+  const now = outgoingField(res, CACHE_STATUS);
+  if (now === undefined) return;
+  const added = appendedTo(now, atChainEnd);
+  if (added === undefined) return;
+  const lines = atAppDone === undefined ? added : [...linesOf(atAppDone), ...added];
+  if (lines.length === 0) res.removeHeader(CACHE_STATUS);
+  else keepOnly(res, lines);
+}
+
+/**
  * A layer of ours writes the answer's Cache-Status after the app ran (a fill,
  * a hit written field by field): what an outer layer said before is no
  * longer the cache's word. Returns it.

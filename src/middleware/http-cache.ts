@@ -19,7 +19,8 @@ import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
 import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
-import { afterUpstream, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
+import { respondAsSet, type ChainEnd, type RespondWatch } from './koa-respond.js';
+import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -154,7 +155,7 @@ function lifetimeFieldsChanged(r: ServerResponse, before: OutgoingHttpHeaders): 
  * sent, releases the fill's waiters as soon as the answer cannot be stored,
  * and stores a complete answer. One object per fill, no closures.
  */
-class FillCapture implements CaptureHooks, ActiveFill {
+class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   private ttl: number | undefined = undefined;
   /** Origin mode: the stored lifetime read from the response. */
   private life: OriginLife | undefined = undefined;
@@ -181,6 +182,8 @@ class FillCapture implements CaptureHooks, ActiveFill {
   private statusFromApp: OutgoingHttpHeader | undefined | typeof NOT_READ = NOT_READ;
   /** Koa: a middleware in front had said it answers by itself before the fill began (see appDone). */
   private readonly frontAnswers: boolean;
+  /** Koa, an app that answers by itself later: Cache-Status as it returned, and as Koa read ctx.respond (see appDone). */
+  private late: { readonly atAppDone: OutgoingHttpHeader | undefined; atChainEnd: OutgoingHttpHeader | undefined | typeof NOT_READ } | undefined = undefined;
 
   constructor(
     private readonly http: HttpCache<never>,
@@ -196,7 +199,7 @@ class FillCapture implements CaptureHooks, ActiveFill {
     /** Cache-Status on the response as the fill began: a layer's in front of the cache, no upstream's (see headers()). */
     private readonly statusInFront: unknown,
   ) {
-    this.frontAnswers = answersItself(context.arg);
+    this.frontAnswers = answersItself(context.arg, true);
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
@@ -223,10 +226,23 @@ class FillCapture implements CaptureHooks, ActiveFill {
 
   /** The layers further in are done (Koa: its head goes out once the middleware in front are done too). */
   appDone(r: ServerResponse): void {
+    if (r.headersSent) return;
     // An app further in that answers by itself (ctx.respond = false: an Express app or a proxy handed the request) writes
     // its head when it likes, after this: the Cache-Status it sets then (an upstream's, proxied through) is its own, not a
     // front layer's. (A middleware in front that said so before the fill began writes after its own next(), as Koa would.)
-    if (!r.headersSent && (this.frontAnswers || !answersItself(this.context.arg))) this.statusFromApp = outgoingField(r, 'cache-status');
+    if (this.frontAnswers || !answersItself(this.context.arg)) {
+      this.statusFromApp = outgoingField(r, 'cache-status');
+      return;
+    }
+    // What a layer in front changes until Koa reads ctx.respond is that layer's: heard through the adapter (see chainEnds).
+    const watch = this.http.respondWatch;
+    if (watch === undefined || this.stoodDown || !watch.atChainEnd(this.context.arg, this)) return;
+    this.late = { atAppDone: copyOf(outgoingField(r, 'cache-status')), atChainEnd: NOT_READ };
+  }
+
+  /** Koa read ctx.respond: the middleware in front are done too (the last read before the head counts). */
+  chainEnds(r: ServerResponse): void {
+    if (this.late !== undefined && !r.headersSent) this.late.atChainEnd = copyOf(outgoingField(r, 'cache-status'));
   }
 
   /** A 5xx with a stale entry to stand in that local state cannot vouch for waits for Redis's word (see HttpCache.askBeforeStaleIfError). */
@@ -241,6 +257,14 @@ class FillCapture implements CaptureHooks, ActiveFill {
     const cacheStatus = this.http.options.cacheStatus;
     // Read before the headers are: a Cache-Status said by a layer of ours further out is taken off the answer here,
     // and one a layer in front set after the app was done (see appDone).
+    const late = this.late;
+    if (late !== undefined) {
+      this.late = undefined;
+      // The head left before Koa read ctx.respond: a layer in front wrote it, in its code after next() (a serializer of
+      // ctx.body under app.context.respond = false), and what it changed is its own, as for one that said so before next().
+      if (late.atChainEnd === NOT_READ) asTheAppLeftIt(r, late.atAppDone);
+      else asTheAppAnsweredLate(r, late.atAppDone, late.atChainEnd);
+    }
     asTheAppLeftIt(r, this.statusFromApp);
     const upstream = (this.upstream = upstreamStatus(r, this.statusInFront));
     if (stale !== undefined && r.statusCode >= 500) {
@@ -906,11 +930,17 @@ function sameOriginPath(value: string | number | string[] | undefined, host: str
 }
 
 /**
- * Koa: the app said it answers by itself (`ctx.respond = false`, which koa.ts's accessor leaves as an own property
- * of ctx: read so, Koa's own read of ctx.respond is not heard before it happens).
+ * Koa: the app said it answers by itself (`ctx.respond = false`, per request or on app.context for all), read
+ * where koa.ts's accessors keep it: Koa's own read of ctx.respond is not heard before it happens. `thisRequest`:
+ * said on ctx itself (by a middleware, not once for the app).
  */
-function answersItself(arg: unknown): boolean {
-  return typeof arg === 'object' && arg !== null && Object.hasOwn(arg, 'respond') && (arg as { respond?: unknown }).respond === false;
+function answersItself(arg: unknown, thisRequest = false): boolean {
+  return typeof arg === 'object' && arg !== null && (!thisRequest || Object.hasOwn(arg, 'respond')) && respondAsSet(arg) === false;
+}
+
+/** A header value to compare later: node appends to an array in place (res.appendHeader). */
+function copyOf(value: OutgoingHttpHeader | undefined): OutgoingHttpHeader | undefined {
+  return Array.isArray(value) ? value.slice() : value;
 }
 
 function varyPairs(headers: IncomingMessage['headers'], names: readonly string[]): Array<[string, string | undefined]> {
@@ -952,6 +982,8 @@ export class HttpCache<R> {
     routePatternOf?: RoutePatternOf<R>,
     /** The adapter writes hits later, from the DeferredHit it leaves on the response (Koa); the others' are written at once. */
     private readonly defersHits = false,
+    /** Koa: what the adapter does about ctx.respond for a fill. */
+    readonly respondWatch?: RespondWatch,
   ) {
     this.events = new HttpEvents(cache, routePatternOf);
     // Entries marked seen by a middleware built before this one are watched again (see passed-over.ts).
@@ -1961,6 +1993,8 @@ export class HttpCache<R> {
   /** Installs the capture that stores the handler's answer and settles `flight`. */
   private capture(c: HttpRequestContext<R>, plan: Plan, stamp: FillStamp, flight: Flight, stale: Found | undefined, createdAt: number, fill: FillState): FillCapture {
     const capture = new FillCapture(this, c.req, plan, stamp, flight, stale, createdAt, fill, c, outgoingField(c.res, 'cache-status'));
+    // After the capture has read what was said in front (a respond of ctx's own this may make is the adapter's).
+    this.respondWatch?.beforeFill(c.arg);
     (c.req as unknown as Record<symbol, ActiveFill>)[ACTIVE_FILL] = capture;
     captureResponse(c.res, this.storableBodyBytes(), capture);
     return capture;

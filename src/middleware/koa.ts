@@ -13,6 +13,7 @@ import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
 import { DEFERRED_HIT, type DeferredHit } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
+import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
 
 /** What a router (@koa/router, koa-router) puts on ctx for a matched route. */
 export interface KoaRouterParams {
@@ -81,7 +82,7 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true);
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true, KOA_RESPOND);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
@@ -91,7 +92,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -108,7 +109,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     }
     const write = deferred.write;
     if (write === undefined) ctx.respond = false;
-    else respondLater(ctx, deferred.status, write);
+    else respondLater(ctx, deferred, write);
   };
 }
 
@@ -116,29 +117,86 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
 const PENDING_HIT = Symbol('tiercache.pendingHit');
 /** What waits to hear that Koa responds (see whenKoaResponds), on the ctx. */
 const ON_RESPOND = Symbol('tiercache.onRespond');
-/** ctx.respond as the app set it, where respondLater's accessor keeps it. */
-const OWN_RESPOND = Symbol('tiercache.respond');
+/** The fill told when Koa reads ctx.respond (see FillCapture.appDone), on the ctx. */
+const AT_CHAIN_END = Symbol('tiercache.atChainEnd');
 /** Context prototypes (app.context) that have the accessor. */
 const readied = new WeakSet<object>();
 
 interface PendingHolder {
-  [PENDING_HIT]?: (() => void) | undefined;
+  [PENDING_HIT]?: DeferredHit | undefined;
   [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
+  [CTX_RESPOND]?: unknown;
+  [AT_CHAIN_END]?: ChainEnd | undefined;
   res?: ServerResponse;
+}
+
+/**
+ * ctx.respond of ctx's own once it is false (Koa will not respond: no hit waits for its read), an accessor so that
+ * Koa's read is heard all the same by a fill whose app answers later (see FillCapture.appDone).
+ */
+const ownRespond: PropertyDescriptor = {
+  get(this: PendingHolder): unknown {
+    if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
+    return this[CTX_RESPOND];
+  },
+  set(this: PendingHolder, value: unknown) {
+    this[CTX_RESPOND] = value;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/** Makes ctx.respond ours, own, holding `value`. */
+function ownRespondOf(ctx: PendingHolder, value: unknown): void {
+  ctx[CTX_RESPOND] = value;
+  Object.defineProperty(ctx, 'respond', ownRespond);
+}
+
+/**
+ * A fill begins: Koa's read of ctx.respond must be heard on ctx, should its app answer by itself later. The
+ * accessor is put on app.context now (it would be at the first hit); where it cannot be (app.context.respond = false
+ * made a property of app.context's own before, or the context is frozen), on ctx, with the value it reads.
+ */
+function hearRespond(arg: unknown): void {
+  const ctx = arg as PendingHolder;
+  // Its own already: ours (said false), or one a middleware in front set before the accessor was there.
+  if (Object.hasOwn(ctx, 'respond')) return;
+  const proto: unknown = Object.getPrototypeOf(ctx);
+  if (typeof proto !== 'object' || proto === null || proto === Object.prototype || readyContext(proto)) return;
+  // Another's accessor (a plugin's) is left alone.
+  const theirs = Object.getOwnPropertyDescriptor(proto, 'respond');
+  if ((theirs === undefined || 'value' in theirs) && Object.isExtensible(ctx)) ownRespondOf(ctx, (ctx as { respond?: unknown }).respond);
 }
 
 /** Writes the hit waiting on `ctx`, once; whether it was written. */
 function writePending(ctx: PendingHolder): boolean {
-  const write = ctx[PENDING_HIT];
-  if (write === undefined) return false;
+  const pending = ctx[PENDING_HIT];
+  if (pending === undefined) return false;
   ctx[PENDING_HIT] = undefined;
   // A middleware in front gave the answer itself while Redis was asked (its head out, its end to come): the
   // hit is left alone and not counted, as respondLater leaves it; its head could not follow (ERR_HTTP_HEADERS_SENT
   // into that middleware, and its end never came: the client waited).
   if (ctx.res?.headersSent === true) return false;
-  write();
+  pending.write!();
   return true;
+}
+
+/**
+ * Koa reads ctx.respond and the hit's head is gone already, with no word that
+ * Koa will not respond: a middleware in front sent it after next() and left
+ * the rest to Koa (ctx.flushHeaders(), a writeHead of its own), which would
+ * send the app's body after it. The stored body follows (none for a HEAD or a
+ * 304), and what that middleware writes later is dropped, as after any hit;
+ * an answer it ended itself is left so. Told not to respond, Koa ended nothing
+ * and the client waited forever.
+ */
+function bodyAfterHead(res: ServerResponse | undefined, pending: DeferredHit): void {
+  if (res === undefined || res.writableEnded || res.destroyed) return;
+  const body = pending.body;
+  if (body === undefined || body.length === 0 || pending.status === 304 || res.req.method === 'HEAD') res.end();
+  else res.end(body);
+  dropLaterWrites(res);
 }
 
 /**
@@ -176,13 +234,15 @@ function readyContext(proto: object): boolean {
   Object.defineProperty(proto, 'respond', {
     configurable: true,
     get(this: PendingHolder): unknown {
-      if (this[PENDING_HIT] === undefined) {
+      const pending = this[PENDING_HIT];
+      if (pending === undefined) {
         const own = this[OWN_RESPOND];
         // Koa responds (an app that answers itself, respond = false, ends what it writes: that decides).
         if (this[ON_RESPOND] !== undefined && own !== false) responding(this);
+        if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
         return own;
       }
-      writePending(this);
+      if (!writePending(this)) bodyAfterHead(this.res, pending);
       return false;
     },
     // Something in front decides otherwise: a hit waiting goes now (and what it writes itself then is
@@ -190,17 +250,30 @@ function readyContext(proto: object): boolean {
     set(this: PendingHolder, value: unknown) {
       if (writePending(this) && this.res !== undefined) dropLaterWrites(this.res);
       if (value === false && !readied.has(this)) {
-        // Koa will not respond: nothing is left to hear on this ctx. Its own property, as respondHeard reads it,
-        // sends a hit that comes later at once, before what the middleware that said so writes itself.
-        Object.defineProperty(this, 'respond', { value: false, writable: true, enumerable: true, configurable: true });
+        // Koa will not respond: no hit is left to wait for its read on this ctx. Its own property, as respondHeard reads
+        // it, sends a hit that comes later at once, before what the middleware that said so writes itself.
+        ownRespondOf(this, false);
         return;
       }
       this[OWN_RESPOND] = value;
     },
   });
+  // Marks the accessor as ours for respondAsSet, which reads what was set without being heard.
+  (proto as PendingHolder)[OWN_RESPOND] = undefined;
   readied.add(proto);
   return true;
 }
+
+/** For a fill: Koa's read of ctx.respond heard, and told to a fill whose app answers by itself later. */
+const KOA_RESPOND: RespondWatch = {
+  beforeFill: hearRespond,
+  atChainEnd(ctx: unknown, end: ChainEnd): boolean {
+    const holder = ctx as PendingHolder;
+    holder[AT_CHAIN_END] = end;
+    // Ours: ctx's own accessor (hearRespond's, or the false said on it), else the one app.context has.
+    return Object.hasOwn(holder, 'respond') ? Object.hasOwn(holder, CTX_RESPOND) : OWN_RESPOND in holder;
+  },
+};
 
 /** Runs what waits for Koa to respond, once. */
 function responding(ctx: PendingHolder): void {
@@ -253,7 +326,7 @@ function whenKoaResponds(ctx: KoaRuntimeContext, done: () => void): void {
  * answer (Koa's onerror), as without the cache, and the hit, never written,
  * is not counted as one (see DeferredHit.report).
  */
-function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void): void {
+function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () => void): void {
   // Where Koa's read of ctx.respond cannot be heard, or will not come (something in front said it answers by
   // itself, ctx.respond = false before next(), and what it writes after next() would go out first): written
   // at once, and what a middleware in front writes after it is dropped.
@@ -268,6 +341,6 @@ function respondLater(ctx: KoaRuntimeContext, status: number, write: () => void)
     ctx.respond = false;
     return;
   }
-  ctx.res.statusCode = status;
-  (ctx as PendingHolder)[PENDING_HIT] = write;
+  ctx.res.statusCode = deferred.status;
+  (ctx as PendingHolder)[PENDING_HIT] = deferred;
 }

@@ -301,6 +301,87 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
     for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
   });
 
+  // The same under an app that answers by itself (ctx.respond = false) after its middleware are done: the field then
+  // goes out later, with what the app adds, and the member added in front was stored as an upstream's and replayed
+  // before ours to every later client. What a layer in front changes once the app is done, until Koa reads
+  // ctx.respond, is that layer's; what the app set before, or adds to it after, is the upstream's.
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    for (const said of ['on ctx', 'on app.context'] as const) {
+      it(`${name}: a member a middleware in front adds after next() under an app that answers by itself later (${said}) is no upstream’s: not stored, not replayed`, async () => {
+        const a = await ctx.open();
+        const app = new KoaFramework();
+        if (said === 'on app.context') app.context.respond = false;
+        let n = 0;
+        app.use(async (c, next) => {
+          await next();
+          c.append('Cache-Status', `edge; req=${++n}`);
+        });
+        app.use(koaCache(a, { ttl: '5m' }));
+        app.use((c) => {
+          c.respond = false;
+          // The upstream's members set as the app returns (its answer to come), or added once it answers.
+          if (c.path === '/api/early') c.res.setHeader('Cache-Status', UPSTREAM);
+          setImmediate(() => {
+            c.res.statusCode = 200;
+            if (c.path === '/api/appends') c.res.appendHeader('Cache-Status', UPSTREAM);
+            c.res.end('page');
+          });
+        });
+        const target = app.callback();
+        for (const [path, upstream] of [
+          ['/api/none', ''],
+          ['/api/early', `${UPSTREAM_TEXT}, `],
+          ['/api/appends', `${UPSTREAM_TEXT}, `],
+        ] as const) {
+          assert.equal(status(await request(target).get(path)), `${upstream}${MISS_STORED}`, path);
+          const hit = await request(target).get(path);
+          assert.equal(status(hit), `${upstream}${HIT_L1}`, `${path}: the first request's member was replayed`);
+          assert.equal(hit.text, 'page');
+        }
+        for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+      });
+    }
+  }
+
+  // An app that says on app.context that it answers by itself, where the middleware in front is the one that does
+  // (a serializer of ctx.body, in its code after next()): the head leaves before Koa reads ctx.respond, and what that
+  // middleware added is its own, as for one that says so per request before next().
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    it(`${name}: under app.context.respond = false, a member the middleware in front that writes the answer adds after next() is no upstream’s`, async () => {
+      const a = await ctx.open();
+      const app = new KoaFramework();
+      app.context.respond = false;
+      let n = 0;
+      app.use(async (c, next) => {
+        await next();
+        c.append('Cache-Status', `edge; req=${++n}`);
+        if (c.res.headersSent) return; // a hit, written at once (app.context has a respond of its own)
+        c.res.statusCode = c.status;
+        c.res.end(String(c.body));
+      });
+      app.use(koaCache(a, { ttl: '5m' }));
+      app.use((c) => {
+        if (c.path === '/api/page') c.set('Cache-Status', UPSTREAM);
+        c.body = 'page';
+      });
+      const target = app.callback();
+      for (const [path, upstream] of [
+        ['/api/own', ''],
+        ['/api/page', `${UPSTREAM_TEXT}, `],
+      ] as const) {
+        assert.equal(status(await request(target).get(path)), `${upstream}${MISS_STORED}`, path);
+        assert.equal(status(await request(target).get(path)), `${upstream}${HIT_L1}`, `${path}: the first request's member was replayed`);
+      }
+      for (const key of await ctx.admin.keys(`${ctx.ns}:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
+    });
+  }
+
   // Only Koa's next() returns a promise (its layers in front may still change the head); an Express handler that
   // answers after an await sets the upstream's members after next() returned, and they are kept.
   it('Express: a handler that answers after an await keeps the upstream’s members', async () => {
@@ -384,6 +465,44 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
       assert.equal(n, 1);
       for (const key of await ctx.admin.keys(`${ctx.ns}-framed:GET:*`)) assert.ok(!(await ctx.admin.getBuffer(key))!.toString('latin1').includes('edge;'), `${key} stored the front layer's member`);
     });
+  }
+
+  // Koa reads ctx.respond wherever it is set: an app that answers every request by itself may say so once, on its
+  // context prototype (app.context.respond = false), before its first request (a property of app.context's own: the
+  // cache's accessor is never put there) or after (through that accessor). Only a respond of ctx's own was read.
+  for (const [name, KoaFramework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    for (const when of ['before', 'after'] as const) {
+      it(`${name}: an app that says on app.context that it answers by itself (${when} its first request) keeps the upstream’s members, stored and replayed`, async () => {
+        const a = await ctx.open();
+        const app = new KoaFramework();
+        if (when === 'before') app.context.respond = false;
+        app.use(koaCache(a, { ttl: '5m' }));
+        app.use((c) => {
+          if (when === 'after' && c.path === '/api/first') {
+            c.body = 'first';
+            return;
+          }
+          setImmediate(() => {
+            c.res.statusCode = 200;
+            c.res.setHeader('Cache-Status', UPSTREAM);
+            c.res.end('page');
+          });
+        });
+        const target = app.callback();
+        if (when === 'after') {
+          assert.equal(status(await request(target).get('/api/first')), MISS_STORED);
+          assert.equal(status(await request(target).get('/api/first')), HIT_L1);
+          app.context.respond = false;
+        }
+        assert.equal(status(await request(target).get('/api/page')), `${UPSTREAM_TEXT}, ${MISS_STORED}`);
+        const hit = await request(target).get('/api/page');
+        assert.equal(status(hit), `${UPSTREAM_TEXT}, ${HIT_L1}`);
+        assert.equal(hit.text, 'page');
+      });
+    }
   }
 
   it('origin mode: a revalidation the upstream answers with 304 keeps its new Cache-Status, and ours follows it', async () => {

@@ -278,6 +278,31 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         });
       }
 
+      // A middleware in front that sends the head after next() and leaves the rest to Koa (ctx.flushHeaders(), or a
+      // writeHead of its own): without the cache Koa writes the app's body after it. The hit waiting for Koa's read
+      // found the head gone and was not written, and Koa was told not to respond: the client waited forever.
+      for (const how of ['ctx.flushHeaders()', 'ctx.res.writeHead()'] as const) {
+        for (const tier of ['L1', 'L2'] as const) {
+          it(`a middleware in front that sends the head after next() (${how}) and leaves the rest to Koa gets the stored body after it, no hang (${tier} hit)`, async () => {
+            const front: Koa.Middleware = async (ctx, next) => {
+              await next();
+              if (how === 'ctx.flushHeaders()') ctx.flushHeaders();
+              else ctx.res.writeHead(ctx.status, { 'x-front': 'head' });
+            };
+            const options = tier === 'L1' ? {} : { l1: false as const };
+            const { target, errors, runs } = build(front, options, tier === 'L1' ? undefined : await redisCaches.open(options));
+            const fill = await request(target).get('/me').timeout(3000).expect(200);
+            assert.equal(fill.text, '{"n":1}');
+            const hit = await request(target).get('/me').timeout(3000).expect(200);
+            assert.equal(hit.text, '{"n":1}');
+            await request(target).head('/me').timeout(3000).expect(200);
+            assert.equal(runs(), 1);
+            await laterTick();
+            assert.deepEqual(errors, []);
+          });
+        }
+      }
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
