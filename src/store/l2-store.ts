@@ -69,6 +69,8 @@ export class L2Store {
   private readonly deadlines: CommandDeadlines | undefined;
   /** The client may send a GET to a replica: get() asks the master (see getFromMaster). */
   private readonly fromMaster: boolean;
+  /** Connections lost so far (see failed()). */
+  private losses = 0;
 
   constructor(
     readonly client: RedisClient,
@@ -165,10 +167,11 @@ export class L2Store {
       }
     } else if (since !== undefined) until = since + this.options.commandTimeout;
     if (until !== undefined) return this.within(command, until);
+    const losses = this.losses;
     try {
       return this.answered(await this.bounded(command));
     } catch (err) {
-      throw this.fault(err, true);
+      throw this.fault(err, true, losses);
     }
   }
 
@@ -179,11 +182,11 @@ export class L2Store {
     return result;
   }
 
-  /** A command failed: sorted (see failed()) and, when `count`, counted. */
-  private fault(err: unknown, count: boolean): Error {
+  /** A command sent while `losses` connections had been lost failed: sorted (see failed()) and, when `count`, counted. */
+  private fault(err: unknown, count: boolean, losses: number): Error {
     const error = err instanceof Error ? err : new Error(String(err));
     if (count) this.errors++;
-    this.failed(error);
+    this.failed(error, losses);
     return error;
   }
 
@@ -198,11 +201,12 @@ export class L2Store {
     const left = until - performance.now();
     if (left <= 0) return Promise.reject(this.unavailable('Redis was not ready within the command timeout'));
     let gaveUp = false;
+    const losses = this.losses;
     const sent = this.bounded(command).then(
       (result) => this.answered(result),
       // Counted once: as the caller's wait, when that ended first.
       (err: unknown) => {
-        throw this.fault(err, !gaveUp);
+        throw this.fault(err, !gaveUp, losses);
       },
     );
     let timer: NodeJS.Timeout | undefined;
@@ -221,9 +225,17 @@ export class L2Store {
     return deadlines === undefined ? command(this.client) : deadlines.bound(command, this.client);
   }
 
-  /** Sorts a failure: a timeout opens the breaker, a lost connection takes L2 down, anything else is reported as is. */
-  private failed(error: Error): void {
+  /**
+   * Sorts a failure of a command sent while `losses` connections had been
+   * lost: a timeout opens the breaker, a lost connection takes L2 down,
+   * anything else is reported as is.
+   */
+  private failed(error: Error, losses: number): void {
     if (/timed out/i.test(error.message)) {
+      // Its connection was lost since: the client dropped it (a client that does not send again, as openRedis's),
+      // and only its timer answered it. Redis was not slow; the loss was taken (and reported) as such, and the
+      // next connection's check, not a breaker, says when commands go through.
+      if (this.losses !== losses) return;
       this.breakerOpen = true;
       this.update(error);
       this.scheduleProbe();
@@ -334,6 +346,7 @@ export class L2Store {
   };
 
   private readonly onClose = (): void => {
+    this.losses++;
     // Stryker disable next-line ConditionalExpression: ioredis never emits 'close' or 'end' with the status 'ready'
     if (this.client.status === 'ready') return;
     this.connected = false;
