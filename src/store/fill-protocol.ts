@@ -630,7 +630,13 @@ export class FillProtocol {
    * (the tiered store sends no other). Never throws: what is left behind expires.
    */
   abandon(request: AbandonRequest): void {
-    this.l2.run((client) => (this.cluster ? abandonOnCluster(client, request) : abandonInOne(client, request))).catch(() => undefined);
+    const send = () => this.l2.run((client) => (this.cluster ? abandonOnCluster(client, request) : abandonInOne(client, request)));
+    // Once more when Redis answers again by the time it failed: the connection it went out on took it along, and
+    // the client tiercache opens does not send it again (openRedis). Left alone, other instances would wait out
+    // the lock's lifetime. Token- and mark-checked, so one that ran after all changes nothing the second time.
+    send()
+      .catch(() => (this.l2.state === 'ok' ? send() : undefined))
+      .catch(() => undefined);
   }
 
   /**
