@@ -58,6 +58,8 @@ export class L2Store {
   private recheck = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private readyWaiters: Array<(ok: boolean) => void> = [];
+  /** waitUp()'s: told only when L2 comes up (true) or is detached (false). */
+  private upWaiters: Array<(ok: boolean) => void> = [];
   /**
    * performance.now() past which no command waits for the first connection:
    * one that is not up a command timeout after the store was made (a route
@@ -121,6 +123,27 @@ export class L2Store {
         resolve(ok);
       };
       this.readyWaiters.push(done);
+    });
+  }
+
+  /**
+   * Resolves true once L2 is up (at once if it is), false when `timeout`
+   * passes first or the store is detached. Unlike waitReady(), it waits
+   * through a connection that is down.
+   */
+  waitUp(timeout: number): Promise<boolean> {
+    if (this.phase === 'ok') return Promise.resolve(true);
+    if (this.phase === 'detached' || timeout <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), timeout);
+      timer.unref();
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        const i = this.upWaiters.indexOf(done);
+        if (i !== -1) this.upWaiters.splice(i, 1);
+        resolve(ok);
+      };
+      this.upWaiters.push(done);
     });
   }
 
@@ -337,6 +360,11 @@ export class L2Store {
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const done of waiters) done(ok);
+    // Going down is no answer for these: they wait for up (or detach, which is final).
+    if (!ok && this.phase !== 'detached') return;
+    const up = this.upWaiters;
+    this.upWaiters = [];
+    for (const done of up) done(ok);
   }
 
   /** A new connection: nothing goes through until it passed the check. */

@@ -44,4 +44,25 @@ describe('the invalidation queue after a cut took its command with it', function
     assert.ok(ms < 800, `B served the invalidated value for ${ms.toFixed(0)} ms after the cut`);
     assert.equal(a.stats().queuedInvalidations, 0);
   });
+
+  it('with a long command timeout, the others hear it once the next connection is up, not a command timeout later', async () => {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 20);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 3_000 } });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    await b.set('k', 'old', { tags: ['t'] });
+    assert.equal(await b.get('k'), 'old');
+    const turns = proxy.turns;
+    const invalidating = a.invalidateTags(['t']);
+    await eventually(() => proxy!.turns > turns, 'A sends the bump');
+    const cutAt = performance.now();
+    proxy.cut('refuse');
+    proxy.setDelay(0);
+    proxy.heal();
+    while ((await b.get('k')) === 'old' && performance.now() - cutAt < 5_000) await sleep(5);
+    const ms = performance.now() - cutAt;
+    // A reconnects within about 50 ms; sending again had told B within about 100.
+    assert.ok(ms < 1_000, `B served the invalidated value for ${ms.toFixed(0)} ms after the cut`);
+    assert.deepEqual(await invalidating, { delivered: false });
+  });
 });
