@@ -1,7 +1,10 @@
-// Why this test exists: the client tiercache opens does not send again a
-// command its connection took with it (openRedis), so an invalidation whose
-// bump was out when the connection was cut fails only when its timer ends,
-// after the next connection is already up. L2 coming back had found that
+// Why this test exists: a client that does not send again a command its
+// connection took with it (the one tiercache opens, and a caller's as the
+// README recommends) left an invalidation whose bump was out when the
+// connection was cut to fail only when its timer ends, after the next
+// connection is already up. (The client tiercache opens now fails such a
+// command at once: the second test. A caller's client, with no timeout of
+// its own, still leaves it to tiercache's timer: the first.) L2 coming back had found that
 // delivery still out and replayed nothing; the failure then waited for the
 // queue's retry a second later. Other instances served the invalidated value
 // all that time (1.2 s after a 50 ms cut, where sending again had taken
@@ -10,6 +13,7 @@
 // cut drops it.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -18,14 +22,19 @@ describe('the invalidation queue after a cut took its command with it', function
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'qlost' });
   let proxy: TcpProxy | undefined;
+  let given: Redis | undefined;
   afterEach(async () => {
+    given?.disconnect();
+    given = undefined;
     await proxy?.close();
     proxy = undefined;
   });
 
-  it('replays it as soon as its command has failed on a Redis already back, not a retry period later', async () => {
+  it("replays it as soon as its command has failed on a Redis already back, not a retry period later (a caller's client that does not send again)", async () => {
     proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 20);
-    const a = await ctx.open({ redis: proxy.url });
+    given = new Redis(proxy.url, { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    given.on('error', () => undefined);
+    const a = await ctx.open({ redis: given });
     a.on('error', () => undefined);
     const b = await ctx.open();
     await b.set('k', 'old', { tags: ['t'] });
