@@ -642,7 +642,15 @@ export class FillProtocol {
    * (the tiered store sends no other). Never throws: what is left behind expires.
    */
   abandon(request: AbandonRequest): void {
-    this.l2.run((client) => (this.cluster ? abandonOnCluster(client, request) : abandonInOne(client, request))).catch(() => undefined);
+    const send = () => this.l2.run((client) => (this.cluster ? abandonOnCluster(client, request) : abandonInOne(client, request)));
+    // Once more when Redis answers again (soon enough): the connection it went out on may have taken it along,
+    // and the client tiercache opens does not send it again (openRedis). Left alone, other instances would wait
+    // out the lock's lifetime. Token- and mark-checked, so one that ran after all changes nothing the second time.
+    send()
+      .catch(async () => {
+        if (await this.l2.waitUp(RELEASE_RETRY_MS)) await send();
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -789,6 +797,9 @@ function withOthers(own: LookupReply, counters: readonly string[], here: readonl
  * against 0.03 (0.04). Below it a fill sends one command, as before.
  */
 export const STAGED_PAYLOAD_BYTES = 16 * 1024;
+
+/** How long a release that failed waits for Redis to answer again (a fill lock lives 3 s by default). */
+const RELEASE_RETRY_MS = 10_000;
 
 /** The least a staging key lives: it must outlast a NOSCRIPT's EVAL, sent after the EVALSHA's reply. */
 const MIN_STAGING_TTL_MS = 2_000;

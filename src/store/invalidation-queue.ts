@@ -72,6 +72,8 @@ export class InvalidationQueue {
   private lastError: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** L2 came back while a delivery was out (see onL2Up). */
+  private cameBack = false;
 
   constructor(private readonly options: InvalidationQueueOptions) {}
 
@@ -160,12 +162,15 @@ export class InvalidationQueue {
   private async run(): Promise<boolean> {
     while (this.items.length > 0) {
       const item = this.head();
+      this.cameBack = false;
       try {
         await this.deliver(item);
       } catch (err) {
         this.lastError = err instanceof Error ? err : new Error(String(err));
         this.failing = true;
-        this.scheduleRetry();
+        // L2 came back while it was out: its command went with the connection lost before (the client does not
+        // send it again), and Redis answers now. Replayed at once, as onL2Up would have, not a retry period later.
+        this.scheduleRetry(this.cameBack && this.options.l2.state === 'ok' ? 0 : RETRY_MS);
         return false;
       }
       // A collapse while this one was out replaced it (and kept its tickets in the clear()).
@@ -232,22 +237,30 @@ export class InvalidationQueue {
     await bus?.publish(item.message, item.progress);
   }
 
-  private scheduleRetry(): void {
-    if (this.retryTimer !== undefined || this.closed) return;
+  private scheduleRetry(ms: number): void {
+    if (this.closed) return;
+    if (this.retryTimer !== undefined) {
+      if (ms === RETRY_MS) return;
+      clearTimeout(this.retryTimer);
+    }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       // While L2 is down, its coming back (onL2Up) is the signal; retrying meanwhile could only fail.
       // Stryker disable next-line ConditionalExpression: a drain while L2 is down fails fast and re-arms this timer
       if (this.options.l2.state === 'ok') void this.drain();
       // Stryker disable next-line ConditionalExpression,EqualityOperator: L2 coming back drains the queue anyway (onL2Up)
-      else if (this.items.length > 0) this.scheduleRetry();
-    }, RETRY_MS);
+      else if (this.items.length > 0) this.scheduleRetry(RETRY_MS);
+    }, ms);
     this.retryTimer.unref();
   }
 
   /** L2 answers again: replay the backlog now. */
   onL2Up(): void {
     // Stryker disable next-line all: draining an empty queue does nothing, and a closed cache's L2 never comes back
-    if (this.items.length > 0 && !this.closed) void this.drain();
+    if (this.items.length > 0 && !this.closed) {
+      // A delivery out now may fail all the same (see run()): the drain that is out ends with it.
+      if (this.draining !== undefined) this.cameBack = true;
+      void this.drain();
+    }
   }
 }

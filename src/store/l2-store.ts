@@ -58,6 +58,8 @@ export class L2Store {
   private recheck = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private readyWaiters: Array<(ok: boolean) => void> = [];
+  /** waitUp()'s: told only when L2 comes up (true) or is detached (false). */
+  private upWaiters: Array<(ok: boolean) => void> = [];
   /**
    * performance.now() past which no command waits for the first connection:
    * one that is not up a command timeout after the store was made (a route
@@ -69,6 +71,8 @@ export class L2Store {
   private readonly deadlines: CommandDeadlines | undefined;
   /** The client may send a GET to a replica: get() asks the master (see getFromMaster). */
   private readonly fromMaster: boolean;
+  /** Connections lost so far (see failed()). */
+  private losses = 0;
 
   constructor(
     readonly client: RedisClient,
@@ -122,6 +126,27 @@ export class L2Store {
     });
   }
 
+  /**
+   * Resolves true once L2 is up (at once if it is), false when `timeout`
+   * passes first or the store is detached. Unlike waitReady(), it waits
+   * through a connection that is down.
+   */
+  waitUp(timeout: number): Promise<boolean> {
+    if (this.phase === 'ok') return Promise.resolve(true);
+    if (this.phase === 'detached' || timeout <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), timeout);
+      timer.unref();
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        const i = this.upWaiters.indexOf(done);
+        if (i !== -1) this.upWaiters.splice(i, 1);
+        resolve(ok);
+      };
+      this.upWaiters.push(done);
+    });
+  }
+
   detach(): void {
     this.phase = 'detached';
     clearTimeout(this.probeTimer);
@@ -165,10 +190,11 @@ export class L2Store {
       }
     } else if (since !== undefined) until = since + this.options.commandTimeout;
     if (until !== undefined) return this.within(command, until);
+    const losses = this.losses;
     try {
       return this.answered(await this.bounded(command));
     } catch (err) {
-      throw this.fault(err, true);
+      throw this.fault(err, true, losses);
     }
   }
 
@@ -179,11 +205,11 @@ export class L2Store {
     return result;
   }
 
-  /** A command failed: sorted (see failed()) and, when `count`, counted. */
-  private fault(err: unknown, count: boolean): Error {
+  /** A command sent while `losses` connections had been lost failed: sorted (see failed()) and, when `count`, counted. */
+  private fault(err: unknown, count: boolean, losses: number): Error {
     const error = err instanceof Error ? err : new Error(String(err));
     if (count) this.errors++;
-    this.failed(error);
+    this.failed(error, losses);
     return error;
   }
 
@@ -198,11 +224,12 @@ export class L2Store {
     const left = until - performance.now();
     if (left <= 0) return Promise.reject(this.unavailable('Redis was not ready within the command timeout'));
     let gaveUp = false;
+    const losses = this.losses;
     const sent = this.bounded(command).then(
       (result) => this.answered(result),
       // Counted once: as the caller's wait, when that ended first.
       (err: unknown) => {
-        throw this.fault(err, !gaveUp);
+        throw this.fault(err, !gaveUp, losses);
       },
     );
     let timer: NodeJS.Timeout | undefined;
@@ -221,9 +248,18 @@ export class L2Store {
     return deadlines === undefined ? command(this.client) : deadlines.bound(command, this.client);
   }
 
-  /** Sorts a failure: a timeout opens the breaker, a lost connection takes L2 down, anything else is reported as is. */
-  private failed(error: Error): void {
-    if (/timed out/i.test(error.message) || readOnly(error)) {
+  /**
+   * Sorts a failure of a command sent while `losses` connections had been
+   * lost: a timeout or a replica's refusal opens the breaker, a lost
+   * connection takes L2 down, anything else is reported as is.
+   */
+  private failed(error: Error, losses: number): void {
+    const timedOut = /timed out/i.test(error.message);
+    if (timedOut || readOnly(error)) {
+      // Its connection was lost since: the client dropped it (a client that does not send again, as openRedis's),
+      // and only its timer answered it. Redis was not slow; the loss was taken (and reported) as such, and the
+      // next connection's check, not a breaker, says when commands go through.
+      if (timedOut && this.losses !== losses) return;
       this.breakerOpen = true;
       this.update(error);
       this.scheduleProbe();
@@ -325,6 +361,11 @@ export class L2Store {
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const done of waiters) done(ok);
+    // Going down is no answer for these: they wait for up (or detach, which is final).
+    if (!ok && this.phase !== 'detached') return;
+    const up = this.upWaiters;
+    this.upWaiters = [];
+    for (const done of up) done(ok);
   }
 
   /** A new connection: nothing goes through until it passed the check. */
@@ -334,6 +375,7 @@ export class L2Store {
   };
 
   private readonly onClose = (): void => {
+    this.losses++;
     // Stryker disable next-line ConditionalExpression: ioredis never emits 'close' or 'end' with the status 'ready'
     if (this.client.status === 'ready') return;
     this.connected = false;

@@ -567,9 +567,11 @@ export class TieredStore {
     try {
       stored = await this.fills!.store({ entries, counters: this.renewals(first.entry, first.entry.staleUntil - now), lock: ticket.lock, advance, since: ticket.since });
     } catch {
-      // A fill whose time ran out waiting for the first connection sent no store: its lock (which a lookup
-      // Redis ran after the fill gave up on it may have taken) is released, not left for others to wait out.
-      if (ticket.since !== undefined && ticket.lock !== undefined) this.fills!.abandon({ lock: ticket.lock, created: [] });
+      // Released (token-checked), not left for other instances' callers to wait out: a fill whose time ran out
+      // waiting for the first connection sent no store, though a lookup Redis ran after the fill gave up on it
+      // may have taken the lock; a store the connection took with it is not sent again (openRedis), and Redis
+      // may answer again by the time it fails. (Skipped at once while L2 is down: the lock expires then.)
+      if (ticket.lock !== undefined) this.fills!.abandon({ lock: ticket.lock, created: [] });
       // Counted by L2Store; the entries still serve from L1 (and the lock expires). A set()'s copy there
       // records its key counter as read: the version Redis would have moved it to is known to nobody.
       // Stored, then, only if L1 kept it (there is one, and it took an entry that size). A set() is told

@@ -331,6 +331,27 @@ describe('L2Store: connection checks, failures and readiness', function () {
       assert.deepEqual([failures, l2.state, l2.breakerIsOpen, downs.length], [[], 'down', false, 1]);
     });
 
+    it("a command its connection took with it (a caller's client that sends nothing again, with no timeout of its own) times out without opening the breaker once the next connection is up", async () => {
+      const p = await proxy();
+      // As the README recommends a caller's client: it never answers such a command; tiercache's own timer does.
+      const given = new Redis(p.url, { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+      const { l2, client, downs, ups, failures } = open(p.url, undefined, COOLDOWN_MS, given);
+      assert.equal(await l2.waitReady(5_000), true);
+      const started = performance.now();
+      // Written, then the connection cut at once: the next one is up (about 50 ms) well before the command's timeout.
+      const lost = l2.run((c) => {
+        const reply = c.get('k');
+        p.cut('refuse');
+        p.heal();
+        return reply;
+      });
+      await assert.rejects(lost, /timed out/i);
+      assert.ok(performance.now() - started < 2 * COMMAND_TIMEOUT_MS, 'the caller waited past the command timeout');
+      assert.equal(client.status, 'ready');
+      assert.deepEqual([l2.state, l2.breakerIsOpen, downs.length, ups, failures], ['ok', false, 1, [false, true], []]);
+      assert.equal(await l2.get('k'), null, 'a command after it failed fast');
+    });
+
     it('after a timeout, a plain del() fails fast like any command; only an urgent one is tried', async () => {
       const { l2 } = open(ctx.redis.url, undefined, 5_000);
       assert.equal(await l2.waitReady(5_000), true);
