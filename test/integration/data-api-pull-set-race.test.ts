@@ -10,6 +10,7 @@
 // before the pull's second step (and, for a large value, before its GET).
 import assert from 'node:assert/strict';
 import { LARGE_ENTRY_BYTES } from '../../src/store/fill-protocol.js';
+import { TAG_COUNTER_TTL_MS } from '../../src/store/redis-versions.js';
 import type { TierCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
@@ -25,6 +26,44 @@ function beforeSettle(cache: TierCache, hook: () => Promise<void>): void {
     fills.settleClaim = settle;
     await hook();
     return settle(...args);
+  };
+}
+
+/** Runs `hook` once, right after `cache`'s next pull's second step is answered (before the pull goes on). */
+function afterSettle(cache: TierCache, hook: () => Promise<void>): void {
+  const fills = (cache.store as unknown as { fills: { settleClaim: Settle } }).fills;
+  const settle = fills.settleClaim.bind(fills);
+  fills.settleClaim = async (...args: unknown[]) => {
+    fills.settleClaim = settle;
+    const settled = await settle(...args);
+    await hook();
+    return settled;
+  };
+}
+
+/** The second step of `cache`'s next pull, once it is answered (a pull that misses does not wait for it). */
+function nextSettle(cache: TierCache): Promise<unknown> {
+  const fills = (cache.store as unknown as { fills: { settleClaim: Settle } }).fills;
+  const settle = fills.settleClaim.bind(fills);
+  return new Promise((resolve) => {
+    fills.settleClaim = (...args: unknown[]) => {
+      fills.settleClaim = settle;
+      const settled = settle(...args);
+      settled.then(resolve, resolve);
+      return settled;
+    };
+  });
+}
+
+/** Runs `hook` once, after `cache`'s next lookup script is answered and before its reply is read. */
+function afterLookup(cache: TierCache, hook: () => Promise<void>): void {
+  const client = cache.store.l2!.client as unknown as Record<string, Settle>;
+  const original = client.evalshaBuffer!;
+  client.evalshaBuffer = async (...args: unknown[]) => {
+    client.evalshaBuffer = original;
+    const reply = await original.apply(client, args);
+    await hook();
+    return reply;
   };
 }
 
@@ -74,6 +113,60 @@ describe('data API: a set() landing while another instance pulls the key', funct
     assert.equal(await b.pull('k'), undefined, 'a value was taken twice');
     assert.equal(await b.get('k'), undefined, 'the value the pull got still reads on the instance that set it');
   });
+
+  it('a pull that finds the value invalid: a set() landing between its read and its delete stays', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await b.set('k', 'older', { tags: ['t'] });
+    await b.invalidateTags(['t']);
+    beforeSettle(a, () => b.set('k', 'newer'));
+    const settled = nextSettle(a);
+    assert.equal(await a.pull('k'), undefined, 'the invalid value was handed over');
+    await settled;
+    assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'the newer value was deleted with the invalid one');
+    assert.equal(await a.get('k'), 'newer');
+    assert.equal(await b.pull('k'), 'newer');
+  });
+
+  it("a set() landing right after the pull's take stays: the pull's Redis side was all done in the take", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await b.set('k', 'older');
+    afterSettle(a, () => b.set('k', 'newer'));
+    assert.equal(await a.pull('k'), 'older');
+    assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'the newer value was deleted after the pull that took the older one');
+    assert.equal(await a.get('k'), 'newer');
+    assert.equal(await b.pull('k'), 'newer');
+  });
+
+  // A pull moves the key's counter in its take, as delete() does: a read on another instance that had the value
+  // from Redis just before the take, and keeps it after it heard of the pull, must not serve it again. Also when
+  // Redis went back (a failover to a replica behind) and the counter holds less than the version the value records.
+  for (const wentBack of [false, true]) {
+    it(`a read on another instance that raced the pull does not keep the pulled value${wentBack ? ' (the counter gone back below the value\'s version)' : ''}`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      const c = await ctx.open();
+      // Its counter lives as long as the value (10 min): the take gives it the life of a bumped counter.
+      await b.set('k', 'token', { ttl: '10m' });
+      const counter = a.store.versions.counterKeyOf(`key:${a.dataKey('k')}`);
+      const recorded = Number(await ctx.admin.get(counter));
+      if (wentBack) beforeSettle(a, async () => void (await ctx.admin.set(counter, String(recorded - 1), 'KEEPTTL')));
+      let pulled: unknown;
+      afterLookup(c, async () => {
+        const heard = c.stats().bus.received;
+        pulled = await a.pull('k');
+        await eventually(() => c.stats().bus.received > heard, 'C hears of the pull');
+      });
+      await c.get('k');
+      assert.equal(pulled, 'token', 'the pull did not get the value');
+      assert.equal(await c.get('k'), undefined, 'C serves the pulled value again');
+      assert.ok(Number(await ctx.admin.get(counter)) > recorded, 'the key counter was not moved past the pulled value');
+      const ttl = await ctx.admin.pttl(counter);
+      // As delete()'s bump leaves it: a bumped counter's life, not the value's (nor for ever).
+      assert.ok(ttl > TAG_COUNTER_TTL_MS - 60_000 && ttl <= TAG_COUNTER_TTL_MS, `the key counter lives ${ttl} ms`);
+    });
+  }
 
   it('no set() in between: the pull takes the value, and an L1 copy on another instance is dropped', async () => {
     const a = await ctx.open();
