@@ -168,6 +168,25 @@ describe('data API: a set() landing while another instance pulls the key', funct
     });
   }
 
+  it("a set() over a key of another type between the pull's script and its GET is not handed over unclaimed", async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await ctx.admin.rpush(a.dataKey('k'), 'foreign');
+    const watched = watch(a);
+    watched.beforeGet(async () => void (await b.set('k', 'v')));
+    assert.equal(await a.pull('k'), undefined, 'the pull handed over a value it never claimed');
+    assert.equal(watched.hooked(), 1, 'the set() was not made between the script and the GET');
+    assert.equal(await b.pull('k'), 'v', 'the value the pull read is gone');
+    assert.equal(await a.pull('k'), undefined);
+  });
+
+  it('pull() of bytes that are no entry: a miss (never a throw), and they are dropped', async () => {
+    const a = await ctx.open();
+    await ctx.admin.set(a.dataKey('k'), 'not an entry of any tiercache');
+    assert.equal(await a.pull('k'), undefined);
+    await eventually(async () => (await ctx.admin.exists(a.dataKey('k'))) === 0, 'the damaged bytes stayed in Redis');
+  });
+
   it('no set() in between: the pull takes the value, and an L1 copy on another instance is dropped', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
