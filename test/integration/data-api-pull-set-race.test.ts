@@ -187,6 +187,28 @@ describe('data API: a set() landing while another instance pulls the key', funct
     await eventually(async () => (await ctx.admin.exists(a.dataKey('k'))) === 0, 'the damaged bytes stayed in Redis');
   });
 
+  // Also with its key counter gone (evicted, expired): the release does not go on to take or delete then.
+  for (const counterGone of [false, true]) {
+    it(`a pull whose value Redis could not vouch for lets it go: neither taken nor deleted${counterGone ? ' (its key counter gone)' : ', the next pull gets it'}`, async () => {
+      const a = await ctx.open();
+      const b = await ctx.open();
+      // Tagged 't', which A has never heard of: only Redis can vouch for the value (a read of its counters).
+      await b.set('k', 'v', { tags: ['t'] });
+      if (counterGone) await ctx.admin.del(a.store.versions.counterKeyOf(`key:${a.dataKey('k')}`));
+      const versions = a.store.versions as unknown as { askRedis: Settle };
+      const askRedis = versions.askRedis.bind(versions);
+      versions.askRedis = async () => {
+        versions.askRedis = askRedis;
+        return undefined;
+      };
+      const settled = nextSettle(a);
+      assert.equal(await a.pull('k'), undefined);
+      await settled;
+      assert.equal(await ctx.admin.exists(a.dataKey('k')), 1, 'a value nobody got was deleted');
+      if (!counterGone) assert.equal(await a.pull('k'), 'v');
+    });
+  }
+
   it('no set() in between: the pull takes the value, and an L1 copy on another instance is dropped', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
