@@ -209,6 +209,23 @@ describe('data API: a set() landing while another instance pulls the key', funct
     });
   }
 
+  it('a pull of a value whose key counter is gone (evicted, expired) takes it as delete() would: the key works after it', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    // A set it: it knows the key's version, and vouches for the value itself when Redis's counter is missing.
+    await a.set('k', 'v');
+    assert.equal(await b.get('k'), 'v');
+    const counter = a.store.versions.counterKeyOf(`key:${a.dataKey('k')}`);
+    await ctx.admin.del(counter);
+    assert.equal(await a.pull('k'), 'v');
+    assert.equal(await ctx.admin.exists(a.dataKey('k')), 0);
+    assert.equal(await ctx.admin.exists(counter), 1, "the key's counter was not made again past the pulled value");
+    await eventually(async () => (await b.get('k')) === undefined, "B still serves its L1 copy of the pulled value");
+    await a.set('k', 'w');
+    assert.equal(await a.get('k'), 'w');
+    assert.equal(await b.get('k'), 'w');
+  });
+
   it('no set() in between: the pull takes the value, and an L1 copy on another instance is dropped', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
