@@ -168,6 +168,17 @@ describe('data API: a set() landing while another instance pulls the key', funct
     });
   }
 
+  it('a read on the pulling instance that raced its own pull does not keep the pulled value', async () => {
+    const a = await ctx.open();
+    const b = await ctx.open();
+    await b.set('k', 'token');
+    let pulled: unknown;
+    afterLookup(a, async () => void (pulled = await a.pull('k')));
+    await a.get('k');
+    assert.equal(pulled, 'token', 'the pull did not get the value');
+    assert.equal(await a.get('k'), undefined, 'the pulling instance serves the pulled value again');
+  });
+
   it("a set() over a key of another type between the pull's script and its GET is not handed over unclaimed", async () => {
     const a = await ctx.open();
     const b = await ctx.open();
