@@ -108,6 +108,39 @@ describe("data API: a set() landing while another instance drops the key's inval
     }
   }
 
+  it("an instance that knows the key's counter (a plain GET, no script): the newer value stays", async () => {
+    const b = await ctx.open();
+    const c = await ctx.open();
+    await b.set('k', 'older', { tags: ['t'] });
+    // C reads it once: it knows the key's version, so its next read is a plain GET judged by what it knows.
+    assert.equal(await c.get('k'), 'older');
+    const heard = c.stats().bus.received;
+    await b.invalidateTags(['t']);
+    await eventually(() => c.stats().bus.received > heard, 'C hears of the invalidation');
+    const gets = c.stats().l2;
+    const drops = beforeDrop(c, c.dataKey('k'), () => b.set('k', 'newer'));
+    assert.equal(await c.get('k'), undefined);
+    await eventually(() => drops() === 1, 'the drop was not made');
+    assert.equal(c.stats().l2.misses - gets.misses, 1);
+    assert.equal(await ctx.admin.exists(c.dataKey('k')), 1, 'the newer value was deleted by the drop of the invalid one');
+    assert.equal(await c.get('k'), 'newer');
+  });
+
+  it('bytes that are no entry (damaged, foreign): a set() landing before their drop stays', async () => {
+    const b = await ctx.open();
+    const c = await ctx.open();
+    await ctx.admin.set(c.dataKey('k'), 'not an entry of any tiercache');
+    const drops = beforeDrop(c, c.dataKey('k'), () => b.set('k', 'newer'));
+    assert.equal(await c.get('k'), undefined);
+    await eventually(() => drops() === 1, 'the drop was not made');
+    assert.equal(await ctx.admin.exists(c.dataKey('k')), 1, 'the newer value was deleted by the drop of the damaged bytes');
+    assert.equal(await c.get('k'), 'newer');
+    // Nothing stored over them: dropped.
+    await ctx.admin.set(c.dataKey('j'), 'not an entry of any tiercache');
+    assert.equal(await c.get('j'), undefined);
+    await eventually(async () => (await ctx.admin.exists(c.dataKey('j'))) === 0, 'the damaged bytes nothing replaced were not dropped');
+  });
+
   // A delete() of one key (and a set() Redis could not take, which becomes one, queued and replayed) bumped the key's
   // counter, then deleted the entry. A set() from another instance landing between the two (after the delete, so it
   // must stay) was deleted unseen. The entry is now deleted before the bump, as deleteMany() does.

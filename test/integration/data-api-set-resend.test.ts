@@ -61,8 +61,23 @@ describe('data API: a set() whose reply a connection cut lost', function () {
       assert.equal(stored, 1, "A's set() was not answered after the reconnect: its script was not sent again");
       c.store.l1?.clear();
       assert.ok((await c.get('k')) === second, 'the first set() was applied again, over the second');
+      // The script run again replies the version its first run moved the key to, which the second set() has passed:
+      // A's own copy of the first value is outdated, not served over the second.
+      await eventually(() => a.stats().l2.state === 'ok', "A's Redis is ready again");
+      assert.ok((await a.get('k')) === second, "A serves its own first value, stamped as if it were the newest");
+      // A staged payload sent again is deleted at once, not left to expire.
+      assert.deepEqual(await ctx.admin.keys('*:tiercache:stage:*'), [], 'a staging key was left');
     });
   }
+
+  it("leaves its token beside the key's counter for max(2 s, 4 command timeouts), no longer", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: 800 } });
+    await a.set('k', 'v');
+    const tokens = await ctx.admin.keys(`${a.store.versions.counterKeyOf(`key:${a.dataKey('k')}`)}:set:*`);
+    assert.equal(tokens.length, 1, 'no token, or more than one');
+    const ttl = await ctx.admin.pttl(tokens[0]!);
+    assert.ok(ttl > 2_000 && ttl <= 3_200, `the token lives ${ttl} ms`);
+  });
 
   it('is not sent again when the connection comes back after its token is gone', async () => {
     proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);

@@ -1944,6 +1944,9 @@ describe('data API: source()', () => {
     const realm = (code: string) => runInNewContext(code) as object;
     const refused = (err: unknown) => err instanceof TypeError && /got (a plain object|a boxed Symbol),/.test(err.message);
     for (const id of [realm("({ who: 'alice' })"), realm("({ who: 'bob' })"), realm("Object(Symbol('user'))")]) await assert.rejects(things.get(id), refused);
+    // An object naming itself by its tag alone ('[object Map]', a class's Symbol.toStringTag), of either realm: every such
+    // id's String() is the same, so it is refused as a plain object is.
+    for (const id of [new Map([['who', 'alice']]), realm("new Map([['who', 'bob']])"), { [Symbol.toStringTag]: 'User', who: 'carol' }]) await assert.rejects(things.get(id), refused);
     assert.equal(loads, 0, 'the data source was read for an id that is refused');
     const first = await things.get(realm('new Date(1700000000100)'));
     const second = await things.get(realm('new Date(1700000000900)'));

@@ -296,6 +296,12 @@ describe('large entries read from L2 through a plain GET', function () {
       assert.ok((await b.get('acl')) === value, 'get()');
       assert.deepEqual(errors, []);
       assert.equal(b.stats().l2.hits, 2);
+      // A value found invalid is dropped (DROP reads its head with GETRANGE; denied, it deletes as before).
+      await a.set('invalid', value, { tags: ['t'] });
+      await a.invalidateTags(['t']);
+      assert.equal(await b.get('invalid'), undefined);
+      await eventually(async () => (await ctx.admin.exists(b.dataKey('invalid'))) === 0, 'the invalid value stayed in Redis');
+      assert.deepEqual(errors, []);
     });
   }
 

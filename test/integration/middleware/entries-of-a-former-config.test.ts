@@ -101,6 +101,29 @@ describe('middleware: entries a former config of the route stored (origin mode, 
       assertRecovers(await statuses(b, 4, runs));
     });
 
+    // L1 off, nested: the app-wide layer reads the entry from L2 and leaves its read on the request for the per-route
+    // one (passedWithoutL1): an entry neither layer owns must not be served by the per-route one from that read.
+    it('Express, L1 off, nested on B: the origin-mode entry is not served by the per-route layer from the read the app-wide one passed over', async () => {
+      const runs = { n: 0 };
+      const a = expressApp(await ctx.open({ routes }), runs, { freshness: 'origin' });
+      const b = expressApp(await ctx.open({ routes, l1: false }), runs, { ttl: '5m' }, true);
+      assert.equal((await request(a).get('/api/doc')).headers['cache-status'], MISS_STORED);
+      const [first] = await statuses(b, 1, runs);
+      assert.ok(!String(first).includes('hit'), `the entry A's config stored was served on B: ${String(first)}`);
+    });
+
+    // The same read, origin mode: the per-route layer serves it only as RFC 9111 lets this request use it (a client's
+    // no-cache asks the origin first), not by its freshness alone.
+    it('Express, L1 off, nested, origin mode: a request with Cache-Control: no-cache is not answered from the read the app-wide layer passed over', async () => {
+      const runs = { n: 0 };
+      const b = expressApp(await ctx.open({ routes, l1: false }), runs, { freshness: 'origin' }, true);
+      assert.equal((await request(b).get('/api/doc')).headers['cache-status'], MISS_STORED);
+      const again = await request(b).get('/api/doc').set('Cache-Control', 'no-cache');
+      assert.equal(runs.n, 2, `a no-cache request was answered from the cache: ${String(again.headers['cache-status'])}`);
+      const hit = await request(b).get('/api/doc');
+      assert.match(String(hit.headers['cache-status']), /hit/, 'a plain request after it is no hit');
+    });
+
     it('Express, a table rule with freshness: origin -> a plain rule, app-wide: the same', async () => {
       const runs = { n: 0 };
       const a = expressApp(await ctx.open({ routes: { '/api': { ttl: '5m', freshness: 'origin' } } }), runs);

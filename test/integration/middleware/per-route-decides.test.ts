@@ -187,6 +187,8 @@ describe('middleware: the per-route middleware decides, two instances on one Red
   for (const framework of ['express', 'koa'] as const) {
     it(`${framework}, L1 off: a variant the app-wide middleware read for headers a later middleware changed is not served by the per-route one`, async () => {
       const cache = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+      const errors: string[] = [];
+      cache.on('error', ({ err, where }) => errors.push(`${where}: ${err.message}`));
       const tenantOf = (apiKey: unknown) => (apiKey === 'bob-key' ? 'bobco' : 'acme');
       let target: Parameters<typeof request>[0];
       if (framework === 'express') {
@@ -217,6 +219,7 @@ describe('middleware: the per-route middleware decides, two instances on one Red
       assert.equal((await request(target).get('/api/report').set('x-api-key', 'bob-key')).text, 'report of bobco');
       const forged = await request(target).get('/api/report').set('x-api-key', 'bob-key').set('x-tenant', 'acme');
       assert.equal(forged.text, 'report of bobco', `bob got acme's report: ${String(forged.headers['cache-status'])}`);
+      assert.deepEqual(errors, []);
     });
   }
 
@@ -226,6 +229,8 @@ describe('middleware: the per-route middleware decides, two instances on one Red
   for (const framework of ['express', 'koa'] as const) {
     it(`${framework}, L1 off: an entry the app-wide middleware read is not served by the per-route one after an invalidation completed in between`, async () => {
       const cache = await ctx.open({ l1: false, routes: { '/api': '1m' } });
+      const errors: string[] = [];
+      cache.on('error', ({ err, where }) => errors.push(`${where}: ${err.message}`));
       let served = 0;
       let invalidate: (() => Promise<unknown>) | undefined;
       let target: Parameters<typeof request>[0];
@@ -256,6 +261,7 @@ describe('middleware: the per-route middleware decides, two instances on one Red
       invalidate = () => cache.invalidateTags(['docs']);
       const afterTag = await request(target).get('/api/doc');
       assert.deepEqual([afterTag.text, afterTag.headers['cache-status']], ['doc 3', MISS_STORED], 'after invalidateTags');
+      assert.deepEqual(errors, []);
     });
   }
 

@@ -33,8 +33,10 @@ describe('middleware: a stale entry in L1, with Redis', function () {
   }
   const open = (options: CacheOptions = {}) => ctx.open({ namespace: ctx.ns, ...options });
 
-  it('a GET that finds the stale L1 entry counts an L1 hit, and no L1 miss', async () => {
+  it('a GET that finds the stale L1 entry counts an L1 hit, and no L1 miss (and reports no error)', async () => {
     const cache = await open();
+    const errors: string[] = [];
+    cache.on('error', ({ err, where }) => errors.push(`${where}: ${err.message}`));
     const { app: a, runs } = app(cache);
     assert.equal((await request(a).get('/r')).text, 'run 1');
     assert.equal(cache.stats().l1.misses, 1);
@@ -42,6 +44,7 @@ describe('middleware: a stale entry in L1, with Redis', function () {
     assert.equal((await request(a).get('/r')).text, 'run 2');
     assert.equal(runs(), 2);
     assert.deepEqual([cache.stats().l1.hits, cache.stats().l1.misses], [1, 1], 'the stale L1 entry was counted as an L1 miss too');
+    assert.deepEqual(errors, []);
   });
 
   it('a HEAD that finds the stale L1 entry looks it up once (one L1 hit)', async () => {

@@ -48,6 +48,8 @@ describe('middleware: storage rules, unit', () => {
     it('says why, in order: method override, a body, credentials', () => {
       assert.equal(requestBypassReason(plain, 'GET', 'POST', false, '/a'), 'method-override');
       assert.equal(requestBypassReason({ 'x-http-method-override': 'DELETE' }, 'GET', undefined, true, '/a'), 'method-override');
+      assert.equal(requestBypassReason({ 'x-http-method': 'DELETE' }, 'GET', undefined, true, '/a'), 'method-override');
+      assert.equal(requestBypassReason({ 'x-method-override': 'PUT' }, 'GET', undefined, true, '/a'), 'method-override');
       assert.equal(requestBypassReason({ 'content-length': '3' }, 'GET', undefined, true, '/a'), 'body');
       assert.equal(requestBypassReason({ 'content-length': '0' }, 'GET', undefined, false, '/a'), undefined);
       assert.equal(requestBypassReason({ 'transfer-encoding': 'chunked' }, 'GET', undefined, true, '/a'), 'body');

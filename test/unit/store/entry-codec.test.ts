@@ -356,8 +356,13 @@ describe('store: identityLength', () => {
     assert.notDeepEqual(other.subarray(0, identityLength(other)), bytes.subarray(0, identityLength(bytes)));
     assert.equal(identityLength(encodeEntry(entry({ tags: [], versions: [] }))), OFFSET.firstTag);
     assert.equal(identityLength(Buffer.alloc(100, 7)), 64);
+    // Either magic byte alone is no entry's.
+    assert.equal(identityLength(Buffer.concat([Buffer.from('TX'), Buffer.alloc(98)])), 64);
+    assert.equal(identityLength(Buffer.concat([Buffer.from('XC'), Buffer.alloc(98)])), 64);
     assert.equal(identityLength(Buffer.from('TC')), 2);
     assert.equal(identityLength(bytes.subarray(0, OFFSET.firstTag + 5)), OFFSET.firstTag + 5);
+    // Cut inside the first tag's length: never read past the end (a RangeError out of a read).
+    assert.equal(identityLength(bytes.subarray(0, OFFSET.firstTag + 1)), OFFSET.firstTag + 1);
   });
 });
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { Cluster, Redis } from 'ioredis';
 import { freePort } from '../../support/redis-server.js';
-import { isCluster, isRedisClient, openRedis, type RedisClient } from '../../../src/store/redis-client.js';
+import { getFromMaster, isCluster, isRedisClient, openRedis, readsReplicas, type RedisClient } from '../../../src/store/redis-client.js';
 
 describe('Redis clients: what counts as one, who owns it, how tiercache opens one', () => {
   const made: RedisClient[] = [];
@@ -110,6 +110,62 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
       const port = await freePort();
       const client = keep(openRedis(`redis://127.0.0.1:${port}`, 100).client) as Redis;
       assert.equal(client.options.autoResendUnfulfilledCommands, false);
+    });
+  });
+
+  // A Cluster client that reads replicas (scaleReads) reads entries with GETEX, which ioredis sends to the master
+  // (cluster-replica-reads.test.ts); where Redis refuses GETEX (before 6.2, or an ACL without it) it reads with GET,
+  // and stops asking for GETEX. Other failures are the read's own. Fake clients: no Redis 6.0 or ACL needed.
+  describe('getFromMaster', () => {
+    function fake(getex: () => Promise<Buffer | null>) {
+      const calls = { getex: 0, get: 0 };
+      const client = {
+        getexBuffer: async () => {
+          calls.getex++;
+          return getex();
+        },
+        getBuffer: async () => {
+          calls.get++;
+          return Buffer.from('from GET');
+        },
+      } as unknown as RedisClient;
+      return { client, calls };
+    }
+
+    it('reads with GETEX while Redis takes it', async () => {
+      const { client, calls } = fake(async () => Buffer.from('from GETEX'));
+      assert.equal(String(await getFromMaster(client, 'k')), 'from GETEX');
+      assert.equal(String(await getFromMaster(client, 'k')), 'from GETEX');
+      assert.deepEqual(calls, { getex: 2, get: 0 });
+    });
+
+    for (const refusal of ["ERR unknown command 'getex', with args beginning with: 'k'", "NOPERM User tc has no permissions to run the 'getex' command"]) {
+      it(`reads with GET where Redis refuses GETEX (${refusal.split(' ')[0]}), and asks GETEX no more`, async () => {
+        const { client, calls } = fake(async () => {
+          throw new Error(refusal);
+        });
+        assert.equal(String(await getFromMaster(client, 'k')), 'from GET');
+        assert.equal(String(await getFromMaster(client, 'k')), 'from GET');
+        assert.deepEqual(calls, { getex: 1, get: 2 });
+      });
+    }
+
+    it('passes any other failure on (a read that failed is not answered by a GET that may go to a replica)', async () => {
+      for (const failure of [new Error('Connection is closed.'), new Error('READONLY You can\'t write against a read only replica.'), new Error('oops ERR unknown command')]) {
+        const { client, calls } = fake(async () => {
+          throw failure;
+        });
+        await assert.rejects(getFromMaster(client, 'k'), failure);
+        assert.equal(calls.get, 0);
+      }
+    });
+
+    it('readsReplicas: only a Cluster made with scaleReads other than master', () => {
+      const cluster = (scaleReads: unknown) => ({ isCluster: true, options: scaleReads === undefined ? {} : { scaleReads } }) as unknown as RedisClient;
+      assert.equal(readsReplicas(cluster('slave')), true);
+      assert.equal(readsReplicas(cluster('all')), true);
+      assert.equal(readsReplicas(cluster('master')), false);
+      assert.equal(readsReplicas(cluster(undefined)), false);
     });
   });
 });
