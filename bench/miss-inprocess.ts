@@ -27,9 +27,9 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import Koa from 'koa';
-import { LRUCache } from 'lru-cache';
 import { DiscardingSocket } from '../src/middleware/refresh.js';
 import { BENCH_PATH, BODY, CONTENT_TYPE, catalogFor } from './http/body.mjs';
+import { minimalKoaCache } from './http/miss-app.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -81,25 +81,6 @@ async function loadBuild(dir: string): Promise<Build> {
   const ext = dir.endsWith('src') ? 'ts' : 'js';
   const [index, ex, koa, node] = await Promise.all([import(url(`index.${ext}`)), import(url(`express.${ext}`)), import(url(`koa.${ext}`)), import(url(`node.${ext}`))]);
   return { createCache: index.createCache, expressCache: ex.expressCache, koaCache: koa.koaCache, front: node.front };
-}
-
-/** What miss-koa-minimal.ts does: the least a Koa cache that keeps what it stores can do (no ETag, head, rules). */
-function minimalKoaCache(): Koa.Middleware {
-  const lru = new LRUCache<string, Buffer>({ maxSize: 32 * 1024 * 1024, sizeCalculation: (b) => b.length, ttl: 60_000 });
-  return async (ctx, next) => {
-    if (ctx.method !== 'GET') return next();
-    const hit = lru.get(ctx.url);
-    if (hit !== undefined) {
-      ctx.type = 'json';
-      ctx.body = hit;
-      return;
-    }
-    await next();
-    if (ctx.status !== 200 || ctx.body === undefined || ctx.body === null) return;
-    const bytes = Buffer.from(typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
-    lru.set(ctx.url, bytes);
-    ctx.body = bytes;
-  };
 }
 
 async function app(kind: string, build: Build): Promise<Handler> {

@@ -4,7 +4,8 @@
 // tiercache configuration (route table { '/api': '1m' }, default L1 bounds;
 // with L2, Redis from $REDIS_URL).
 import type { Request, Response } from 'express';
-import type { Context } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
+import { LRUCache } from 'lru-cache';
 import { createCache, type TierCache } from '../../src/index.js';
 import { BENCH_PATH, catalogFor } from './body.mjs';
 import { handlerRan } from './serve.js';
@@ -34,4 +35,29 @@ export async function missCache(redis: string | false): Promise<TierCache> {
   const cache = createCache({ redis, namespace: 'bench-miss', routes: { '/api': '1m' } });
   await cache.ready();
   return cache;
+}
+
+/**
+ * A floor for what caching a Koa miss costs, not a product: the least a cache
+ * that keeps what it stores can do. The URL is the key; after the handler the
+ * body is serialized once, kept as bytes in an LRU bounded by bytes (32 MiB,
+ * tiercache's default L1 bound) and sent. No ETag, Date, Age, Cache-Status,
+ * storage rules, tags or coalescing: every one of those is tiercache's work on top.
+ */
+export function minimalKoaCache(): Middleware {
+  const lru = new LRUCache<string, Buffer>({ maxSize: 32 * 1024 * 1024, sizeCalculation: (b) => b.length, ttl: 60_000 });
+  return async (ctx: Context, next: Next) => {
+    if (ctx.method !== 'GET') return next();
+    const hit = lru.get(ctx.url);
+    if (hit !== undefined) {
+      ctx.type = 'json';
+      ctx.body = hit;
+      return;
+    }
+    await next();
+    if (ctx.status !== 200 || ctx.body === undefined || ctx.body === null) return;
+    const bytes = Buffer.from(typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
+    lru.set(ctx.url, bytes);
+    ctx.body = bytes;
+  };
 }
