@@ -32,13 +32,24 @@ export class EntryCodecError extends Error {
   override name = 'EntryCodecError';
 }
 
+/** Throws for more tags than an entry's u16 count holds. */
+function checkTagCount(tags: readonly string[]): void {
+  if (tags.length > MAX_U16) throw new EntryCodecError(`too many tags (${tags.length})`);
+}
+
+/** A tag's length in bytes; throws past what its u16 length holds. */
+function tagLengthOf(tag: string): number {
+  const length = Buffer.byteLength(tag, 'utf8');
+  if (length > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
+  return length;
+}
+
 /** What the front of an entry (fixed header and tags) needs: its size, and each tag's length in bytes. */
 function frontOf(tags: readonly string[]): { size: number; tagLengths: number[] } {
-  if (tags.length > MAX_U16) throw new EntryCodecError(`too many tags (${tags.length})`);
+  checkTagCount(tags);
   let size = FIXED_HEADER;
   const tagLengths = tags.map((tag) => {
-    const length = Buffer.byteLength(tag, 'utf8');
-    if (length > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
+    const length = tagLengthOf(tag);
     size += 2 + length + 8;
     return length;
   });
@@ -147,9 +158,8 @@ export function identityLength(buf: Buffer): number {
  */
 export function entryIdentity(entry: Front): Buffer {
   const first = entry.tags[0];
-  if (entry.tags.length > MAX_U16) throw new EntryCodecError(`too many tags (${entry.tags.length})`);
-  const tagLength = first === undefined ? 0 : Buffer.byteLength(first, 'utf8');
-  if (tagLength > MAX_U16) throw new EntryCodecError('tag longer than 65535 bytes');
+  checkTagCount(entry.tags);
+  const tagLength = first === undefined ? 0 : tagLengthOf(first);
   const out = Buffer.allocUnsafe(first === undefined ? FIXED_HEADER : FIXED_HEADER + 2 + tagLength + 8);
   const o = writeHeader(out, entry, entry.tags.length);
   if (first !== undefined) {

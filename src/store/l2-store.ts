@@ -113,17 +113,7 @@ export class L2Store {
   waitReady(timeout: number): Promise<boolean> {
     if (this.phase === 'ok') return Promise.resolve(true);
     if (this.phase !== 'connecting' || timeout <= 0) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => done(false), timeout);
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        const i = this.readyWaiters.indexOf(done);
-        // Stryker disable next-line ConditionalExpression: i is -1 only once settleWaiters has emptied the list: splice(-1, 1) of nothing
-        if (i !== -1) this.readyWaiters.splice(i, 1);
-        resolve(ok);
-      };
-      this.readyWaiters.push(done);
-    });
+    return this.waitIn('readyWaiters', timeout, false);
   }
 
   /**
@@ -134,16 +124,23 @@ export class L2Store {
   waitUp(timeout: number): Promise<boolean> {
     if (this.phase === 'ok') return Promise.resolve(true);
     if (this.phase === 'detached' || timeout <= 0) return Promise.resolve(false);
+    return this.waitIn('upWaiters', timeout, true);
+  }
+
+  /** A wait settled by settleWaiters through the list `waiters` names (it is replaced as it is settled), or false after `timeout`. */
+  private waitIn(waiters: 'readyWaiters' | 'upWaiters', timeout: number, unref: boolean): Promise<boolean> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), timeout);
-      timer.unref();
+      if (unref) timer.unref();
       const done = (ok: boolean) => {
         clearTimeout(timer);
-        const i = this.upWaiters.indexOf(done);
-        if (i !== -1) this.upWaiters.splice(i, 1);
+        const list = this[waiters];
+        const i = list.indexOf(done);
+        // Stryker disable next-line ConditionalExpression: i is -1 only once settleWaiters has emptied the list: splice(-1, 1) of nothing
+        if (i !== -1) list.splice(i, 1);
         resolve(ok);
       };
-      this.upWaiters.push(done);
+      this[waiters].push(done);
     });
   }
 
