@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import type { CacheOptions, TierCache } from '../../../src/index.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -30,25 +31,39 @@ describe('the invalidation queue after a cut took its command with it', function
     proxy = undefined;
   });
 
-  it("replays it as soon as its command has failed on a Redis already back, not a retry period later (a caller's client that does not send again)", async () => {
-    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 20);
-    given = new Redis(proxy.url, { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-    given.on('error', () => undefined);
-    const a = await ctx.open({ redis: given });
+  /**
+   * A (opened with `options`, through `proxy`) invalidates tag t while B holds k under it; the connection is cut
+   * and healed while A's bump is in the proxy.
+   */
+  async function cutWhileBumping(through: TcpProxy, options: CacheOptions) {
+    const a = await ctx.open(options);
     a.on('error', () => undefined);
     const b = await ctx.open();
     await b.set('k', 'old', { tags: ['t'] });
     assert.equal(await b.get('k'), 'old');
-    const turns = proxy.turns;
+    const turns = through.turns;
     const invalidating = a.invalidateTags(['t']);
-    await eventually(() => proxy!.turns > turns, 'A sends the bump');
+    await eventually(() => through.turns > turns, 'A sends the bump');
     const cutAt = performance.now();
-    proxy.cut('refuse');
-    proxy.setDelay(0);
-    proxy.heal();
-    await invalidating;
+    through.cut('refuse');
+    through.setDelay(0);
+    through.heal();
+    return { a, b, invalidating, cutAt };
+  }
+
+  /** How long after `cutAt` B still served k's invalidated value (polled every 5 ms, at most 5 s). */
+  async function servedOldFor(b: TierCache, cutAt: number): Promise<number> {
     while ((await b.get('k')) === 'old' && performance.now() - cutAt < 5_000) await sleep(5);
-    const ms = performance.now() - cutAt;
+    return performance.now() - cutAt;
+  }
+
+  it("replays it as soon as its command has failed on a Redis already back, not a retry period later (a caller's client that does not send again)", async () => {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 20);
+    given = new Redis(proxy.url, { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    given.on('error', () => undefined);
+    const { a, b, invalidating, cutAt } = await cutWhileBumping(proxy, { redis: given });
+    await invalidating;
+    const ms = await servedOldFor(b, cutAt);
     // Its command timeout (200 ms) and a round trip; the queue's retry period alone is 1 s.
     assert.ok(ms < 800, `B served the invalidated value for ${ms.toFixed(0)} ms after the cut`);
     assert.equal(a.stats().queuedInvalidations, 0);
@@ -56,20 +71,8 @@ describe('the invalidation queue after a cut took its command with it', function
 
   it('with a long command timeout, the others hear it once the next connection is up, not a command timeout later', async () => {
     proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 20);
-    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 3_000 } });
-    a.on('error', () => undefined);
-    const b = await ctx.open();
-    await b.set('k', 'old', { tags: ['t'] });
-    assert.equal(await b.get('k'), 'old');
-    const turns = proxy.turns;
-    const invalidating = a.invalidateTags(['t']);
-    await eventually(() => proxy!.turns > turns, 'A sends the bump');
-    const cutAt = performance.now();
-    proxy.cut('refuse');
-    proxy.setDelay(0);
-    proxy.heal();
-    while ((await b.get('k')) === 'old' && performance.now() - cutAt < 5_000) await sleep(5);
-    const ms = performance.now() - cutAt;
+    const { b, invalidating, cutAt } = await cutWhileBumping(proxy, { redis: proxy.url, l2: { commandTimeout: 3_000 } });
+    const ms = await servedOldFor(b, cutAt);
     // A reconnects within about 50 ms; sending again had told B within about 100.
     assert.ok(ms < 1_000, `B served the invalidated value for ${ms.toFixed(0)} ms after the cut`);
     assert.deepEqual(await invalidating, { delivered: false });
