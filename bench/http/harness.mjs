@@ -266,12 +266,18 @@ export function busyPercent(before, after) {
 }
 
 let clkTck;
-/** CPU time (user + system) a process has used, in ms. */
-export function processCpuMs(pid) {
+/** CPU time a process has used, in ms: user, system (the kernel, on its behalf). */
+export function processCpuSplitMs(pid) {
   clkTck ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clkTck; // utime, stime
+  return { user: (Number(fields[11]) * 1000) / clkTck, system: (Number(fields[12]) * 1000) / clkTck }; // utime, stime
+}
+
+/** CPU time (user + system) a process has used, in ms. */
+export function processCpuMs(pid) {
+  const { user, system } = processCpuSplitMs(pid);
+  return user + system;
 }
 
 /** One GET with curl; resolves status, lower-cased headers and body. */
@@ -400,16 +406,17 @@ export async function waitQuiet(maxMs) {
 export async function measureWindow(server, url, { seconds, connections, distinct }, quietBefore, others = {}) {
   const runsBefore = await handlerRuns(server);
   const coresA = cpuTimes();
-  const procA = processCpuMs(server.pid);
+  const procA = processCpuSplitMs(server.pid);
   const othersA = Object.entries(others).map(([name, pid]) => [name, pid, processCpuMs(pid)]);
   const t0 = performance.now();
   const r = await wrk(url, { seconds, connections, distinct });
   const wallMs = performance.now() - t0;
-  const procB = processCpuMs(server.pid);
+  const procB = processCpuSplitMs(server.pid);
+  const serverCpuMs = procB.user + procB.system - procA.user - procA.system;
   const otherCpuUsPerRequest = Object.fromEntries(othersA.map(([name, pid, ms]) => [name, round1(((processCpuMs(pid) - ms) * 1000) / r.requests)]));
   const cores = busyPercent(coresA, cpuTimes());
   const runsDuring = (await handlerRuns(server)) - runsBefore;
-  const serverCpuPercent = round1((100 * (procB - procA)) / wallMs);
+  const serverCpuPercent = round1((100 * serverCpuMs) / wallMs);
   const problems = [];
   if (r.errorCount > 0) problems.push(`wrk errors ${JSON.stringify(r.errors)}`);
   return {
@@ -420,7 +427,10 @@ export async function measureWindow(server, url, { seconds, connections, distinc
     bytesPerResponse: Math.round(r.bytes / r.requests),
     serverCpuPercent,
     // CPU the server spent per answer: robust to other load stealing its core.
-    serverCpuUsPerRequest: round1(((procB - procA) * 1000) / r.requests),
+    serverCpuUsPerRequest: round1((serverCpuMs * 1000) / r.requests),
+    // Of that, the kernel's part: on loopback the sender's write also runs the
+    // receiver's side of TCP and wakes wrk, so this grows as a server gets slower.
+    serverKernelUsPerRequest: round1(((procB.system - procA.system) * 1000) / r.requests),
     otherCpuUsPerRequest,
     coreBusyPercent: cores,
     handlerRunsWhileMeasured: runsDuring,

@@ -135,11 +135,11 @@ runBenchmark({
     });
     const cell = (v) => v ?? '';
     const table = [
-      '| scenario | median req/s | rounds req/s | vs no cache (medians) | per-round range | server CPU µs/req | redis CPU µs/req | p99 ms | bytes/resp | server cpu % | cpu0 (wrk, redis) busy % |',
-      '|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|',
+      '| scenario | median req/s | rounds req/s | vs no cache (medians) | per-round range | server CPU µs/req | of which kernel | redis CPU µs/req | p99 ms | bytes/resp | server cpu % | cpu0 (wrk, redis) busy % |',
+      '|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
       ...rows.map((r) => {
         const range = r.vsBaselinePerRound?.map((v) => v.toFixed(2)).join('-');
-        return `| ${r.scenario} | ${r.medianRps} | ${roundsCell(r)} | ${r.vsBaseline === undefined ? '' : `${r.vsBaseline.toFixed(2)}x`} | ${range === undefined ? '' : `${range}x`} | ${cell(r.medianCpuUsPerRequest)} | ${cell(r.medianOtherCpuUsPerRequest?.redis)} | ${cell(r.medianP99Ms)} | ${cell(r.bytesPerResponse)} | ${cell(r.medianServerCpuPercent)} | ${cell(r.medianLoadCoreBusyPercent)} |`;
+        return `| ${r.scenario} | ${r.medianRps} | ${roundsCell(r)} | ${r.vsBaseline === undefined ? '' : `${r.vsBaseline.toFixed(2)}x`} | ${range === undefined ? '' : `${range}x`} | ${cell(r.medianCpuUsPerRequest)} | ${cell(r.medianKernelUsPerRequest)} | ${cell(r.medianOtherCpuUsPerRequest?.redis)} | ${cell(r.medianP99Ms)} | ${cell(r.bytesPerResponse)} | ${cell(r.medianServerCpuPercent)} | ${cell(r.medianLoadCoreBusyPercent)} |`;
       }),
     ];
     const how = [

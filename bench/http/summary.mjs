@@ -30,6 +30,7 @@ export function summarizeRounds(all) {
     bytesPerResponse: rs[0]?.bytesPerResponse,
     medianServerCpuPercent: round1(median(rs.map((r) => r.serverCpuPercent))),
     medianCpuUsPerRequest: round1(median(rs.map((r) => r.serverCpuUsPerRequest))),
+    medianKernelUsPerRequest: round1(median(rs.map((r) => r.serverKernelUsPerRequest))),
     medianLoadCoreBusyPercent: round1(median(rs.map((r) => r.coreBusyPercent['0'] ?? 0))),
     medianOtherCpuUsPerRequest: Object.fromEntries(Object.keys(rs[0].otherCpuUsPerRequest ?? {}).map((k) => [k, round1(median(rs.map((r) => r.otherCpuUsPerRequest[k])))])),
     problems,
