@@ -428,8 +428,9 @@ export async function measureWindow(server, url, { seconds, connections, distinc
     serverCpuPercent,
     // CPU the server spent per answer: robust to other load stealing its core.
     serverCpuUsPerRequest: round1((serverCpuMs * 1000) / r.requests),
-    // Of that, the kernel's part: on loopback the sender's write also runs the
-    // receiver's side of TCP and wakes wrk, so this grows as a server gets slower.
+    // Of that, the kernel's part (/proc stime): the socket calls, and what the
+    // process's memory and GC threads cost there (page faults, brk/madvise, futex
+    // handoffs between threads pinned to the one core), which user time misses.
     serverKernelUsPerRequest: round1(((procB.system - procA.system) * 1000) / r.requests),
     otherCpuUsPerRequest,
     coreBusyPercent: cores,
