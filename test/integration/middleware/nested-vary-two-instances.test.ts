@@ -24,9 +24,9 @@ describe('middleware: nested layers, a Vary entry, two instances', function () {
     const app = (cache: TierCache) => {
       const a = express();
       a.use(expressCache(cache));
-      a.get('/api/doc', expressCache(cache, { ttl: 400, staleWhileRevalidate: 0, staleIfError: '1m' }), async (req, res) => {
+      a.get('/api/doc', expressCache(cache, { ttl: 800, staleWhileRevalidate: 0, staleIfError: '1m' }), async (req, res) => {
         const run = ++runs;
-        if (run > 1) await sleep(150);
+        if (run > 1) await sleep(150); // b asks meanwhile; well within the TTL, so that the entry is fresh when it lands
         res.set('vary', 'accept-language').send(`doc ${run} ${req.headers['accept-language']}`);
       });
       return a;
@@ -36,7 +36,7 @@ describe('middleware: nested layers, a Vary entry, two instances', function () {
     const b = await ctx.serve(app(await open()));
     // b fills the variant: its L1 holds it; a's has nothing, so a's app-wide layer reads it from L2.
     assert.equal((await request(b).get('/api/doc').set('accept-language', 'en')).text, 'doc 1 en');
-    await sleep(450);
+    await sleep(850);
     const fromA = request(a).get('/api/doc').set('accept-language', 'en').then((r) => r.text);
     for (let i = 0; i < 400 && runs < 2; i++) await sleep(5);
     assert.equal(runs, 2, "a's fill did not start");
