@@ -66,7 +66,13 @@ interface PassedFromL2 {
    * with the entry: a stale one the layer it is left to needs not read again,
    * only lock for its fill (see serveOrFill). Undefined when read otherwise.
    */
-  readonly read?: { readonly key: string; readonly found: Found } | undefined;
+  readonly read?: PassedRead | undefined;
+}
+interface PassedRead {
+  readonly key: string;
+  readonly found: Found;
+  /** The Vary manifest's names, when `key` is a variant's: what the request's headers chose it by, further out. */
+  readonly vary: readonly string[] | undefined;
 }
 /** Which caches' middleware decide what a write invalidates (true: its target too): two mounts would invalidate twice. */
 const WRITE_SEEN = Symbol('tiercache.writeSeen');
@@ -775,6 +781,8 @@ interface FillStart {
   readonly lookup: FillLookup;
   /** The key whose lock the lookup asked for: the variant's when a Vary manifest was followed. */
   readonly lockedKey: string;
+  /** The names of the Vary manifest followed to lockedKey. */
+  readonly vary: readonly string[] | undefined;
 }
 
 /** A fill registered by beginFill, and what its first round trip found (once made). */
@@ -1119,11 +1127,9 @@ export class HttpCache<R> {
    * if none sees it, none is left (the route's config changed since the entry
    * was stored) and the entry is removed once the answer is out.
    */
-  private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown, readAt?: string): boolean | Promise<boolean> {
+  private passOver(c: HttpRequestContext<R>, plan: Plan, found: Found, next: () => unknown, read?: PassedRead): boolean | Promise<boolean> {
     const response = found.response;
-    if (found.tier === 'L2') {
-      (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache, read: readAt === undefined ? undefined : { key: readAt, found } };
-    }
+    if (found.tier === 'L2') (c.req as unknown as Record<symbol, PassedFromL2>)[PASSED_FROM_L2] = { key: plan.key, cache: this.cache, read };
     // An entry only Redis could vouch for, while it does not answer: nothing to remove it by. A HEAD
     // may be routed to a handler of its own (app.head), past the route's middleware: the GETs decide.
     if (ownerSeen(response) || found.unchecked === true || c.req.method === 'HEAD') return passOn(next);
@@ -1254,13 +1260,14 @@ export class HttpCache<R> {
 
   /**
    * L1 off: what a layer further out read from L2 for this request and left to this one (see passOver), if this
-   * one may serve it. Not a variant: that one was chosen by the request's headers as they were further out, and a
-   * middleware between may have set a varied one since (a tenant from an API key): this layer chooses its own.
-   * Nor one an invalidation made or heard since has outdated (L1 would have dropped it).
+   * one may serve it. A variant only when this request's headers, as they are here, choose it by the manifest
+   * that led to it: a middleware between may have set a varied one since (a tenant from an API key). Not one an
+   * invalidation made or heard since has outdated (L1 would have dropped it).
    */
   private passedWithoutL1(req: IncomingMessage, plan: Plan): Found | undefined {
     const read = this.passedRead(req, plan);
-    if (read === undefined || read.key !== plan.key || notOurs(plan, read.found)) return undefined;
+    if (read === undefined || notOurs(plan, read.found)) return undefined;
+    if (read.key !== plan.key && (read.vary === undefined || variantKey(plan.key, varyPairs(req.headers, read.vary)) !== read.key)) return undefined;
     return this.cache.store.versions.check(read.found.entry) === Validity.Invalid ? undefined : read.found;
   }
 
@@ -1337,7 +1344,8 @@ export class HttpCache<R> {
     }
     if (found !== undefined && notOurs(plan, found)) {
       begun?.flight.settle(undefined);
-      return this.passOver(c, plan, found, next, begun?.start?.found === found ? begun.start.lockedKey : undefined);
+      const start = begun?.start;
+      return this.passOver(c, plan, found, next, start?.found === found ? { key: start.lockedKey, found, vary: start.vary } : undefined);
     }
     // Redis did not answer for find()'s L1 entry: not served, a stand-in for a 5xx at most (see outageStandIn).
     if (found?.unchecked === true) {
@@ -1505,12 +1513,14 @@ export class HttpCache<R> {
     const lock = this.cache.fillLock;
     const tags = this.tagsOf(plan);
     let key = readAt ?? plan.key;
+    let vary: readonly string[] | undefined;
     let lookup = await store.lookupForFill(key, tags, lock?.request(key), readAt !== undefined);
     if (lookup.hit !== undefined) {
       const value = this.valueOfHit(key, lookup.hit);
       if (value instanceof VaryManifest) {
         store.abandonFill(lookup.ticket);
-        key = variantKey(plan.key, varyPairs(req.headers, value.headers));
+        vary = value.headers;
+        key = variantKey(plan.key, varyPairs(req.headers, vary));
         lookup = await store.lookupForFill(key, tags, lock?.request(key));
       }
     }
@@ -1529,7 +1539,7 @@ export class HttpCache<R> {
         }
       }
     }
-    return { found, tags, lookup, lockedKey: key };
+    return { found, tags, lookup, lockedKey: key, vary };
   }
 
   /**

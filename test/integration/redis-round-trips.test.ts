@@ -111,6 +111,52 @@ describe('Redis round trips and keys per request', function () {
     assert.equal(median(turns), 1, `turns per L2 hit: ${turns.join(' ')}`);
   });
 
+  // Nested layers (app-wide and per route, one cache), L1 off: the app-wide layer reads the per-route layer's
+  // entry (manifest, then variant) and passes the request on with what it read. A Vary entry's variant was read
+  // again by the per-route layer, 4 round trips where a plain entry costs 1: it now reuses the read when its own
+  // request headers choose that very variant (a middleware between that changes them still makes it read its own).
+  it('an L2 hit of a Vary entry through nested layers costs two round trips, as without nesting (L1 off)', async () => {
+    const nestedApp = (cache: TierCache) => {
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/api/doc', expressCache(cache, { ttl: '1m' }), (req, res) => void res.set('vary', 'accept-language').send(`doc ${String(req.query.n)}`));
+      return app;
+    };
+    const filler = nestedApp(await ctx.open({ routes: { '/api': '1m' } }));
+    for (let i = 0; i < 9; i++) await request(filler).get(`/api/doc?n=${i}`).set('accept-language', 'en');
+    const { cache, proxy: p } = await counted({ l1: false, namespace: ctx.ns });
+    const app = nestedApp(cache);
+    const turns = await turnsPer(p, 9, async (i) => {
+      const res = await request(app).get(`/api/doc?n=${i}`).set('accept-language', 'en');
+      assert.deepEqual([res.text, res.headers['cache-status']], [`doc ${i}`, 'tiercache; hit; detail=L2']);
+    });
+    assert.equal(median(turns), 2, `turns per L2 hit: ${turns.join(' ')}`);
+    // Manifest and variant, as without nesting (it counted them twice).
+    assert.equal(cache.stats().l2!.hits, 18, 'L2 hits counted');
+  });
+
+  // The same read, stale (past its TTL, within stale-if-error): the per-route layer only locks the variant and
+  // takes its stamp (one round trip), then stores (one): four in all, where reading it again made five.
+  it('a fill over a stale Vary entry through nested layers reads it once (L1 off)', async () => {
+    let runs = 0;
+    const nestedApp = (cache: TierCache) => {
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/api/doc', expressCache(cache, { ttl: 100, staleIfError: '1m' }), (req, res) => void res.set('vary', 'accept-language').send(`doc ${String(req.query.n)} ${++runs}`));
+      return app;
+    };
+    const filler = nestedApp(await ctx.open({ routes: { '/api': '1m' } }));
+    for (let i = 0; i < 5; i++) await request(filler).get(`/api/doc?n=${i}`).set('accept-language', 'en');
+    await sleep(150);
+    const { cache, proxy: p } = await counted({ l1: false, namespace: ctx.ns });
+    const app = nestedApp(cache);
+    const turns = await turnsPer(p, 5, async (i) => {
+      const res = await request(app).get(`/api/doc?n=${i}`).set('accept-language', 'en');
+      assert.equal(res.text, `doc ${i} ${6 + i}`);
+    });
+    assert.equal(median(turns), 4, `turns per fill over a stale entry: ${turns.join(' ')}`);
+  });
+
   it('an L2 hit of a large entry (LARGE_ENTRY_BYTES or more, fill-protocol.ts) costs two round trips: the lookup script, then a plain GET of its bytes', async () => {
     const filler = await ctx.open({ routes: { '/api': '1m' } });
     const body = Buffer.alloc(256 * 1024, 'tiercache ');
