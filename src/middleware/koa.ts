@@ -249,20 +249,32 @@ function bodyAfterHead(res: ServerResponse | undefined, pending: DeferredHit): v
  * itself (a serializer of ctx.body, undefined on a hit) writes next. What it
  * writes is dropped, its callbacks run: its bytes were what the fill stored,
  * and node would emit write-after-end at the response, an 'error' nobody
- * listens to, which takes the process down.
+ * listens to, which takes the process down. The fields it sets are dropped as
+ * ctx.set() drops them once the head is out: node's own setters threw
+ * ERR_HTTP_HEADERS_SENT into it (ctx.cookies.set() of a session renewing its
+ * cookie, on every hit), and the rest of it never ran.
  */
 function dropLaterWrites(res: ServerResponse): void {
-  res.writeHead = function writeHeadAfterHit(this: ServerResponse) {
-    return this;
-  } as ServerResponse['writeHead'];
-  res.write = function writeAfterHit(_chunk: unknown, encoding?: unknown, cb?: unknown) {
-    swallow(typeof encoding === 'function' ? encoding : cb);
-    return true;
-  } as ServerResponse['write'];
-  res.end = function endAfterHit(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
-    swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
-    return this;
-  } as ServerResponse['end'];
+  res.writeHead = nothingAfterHit as ServerResponse['writeHead'];
+  res.write = writeAfterHit as ServerResponse['write'];
+  res.end = endAfterHit as ServerResponse['end'];
+  res.setHeader = nothingAfterHit as ServerResponse['setHeader'];
+  res.appendHeader = nothingAfterHit as ServerResponse['appendHeader'];
+  res.removeHeader = nothingAfterHit as ServerResponse['removeHeader'];
+}
+
+function nothingAfterHit(this: ServerResponse): ServerResponse {
+  return this;
+}
+
+function writeAfterHit(_chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  swallow(typeof encoding === 'function' ? encoding : cb);
+  return true;
+}
+
+function endAfterHit(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
+  swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+  return this;
 }
 
 /**

@@ -37,10 +37,12 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
     ['koa2', Koa2],
   ] as const) {
     describe(name, () => {
-      /** `frozen`: app.context is frozen, so Koa's read of ctx.respond cannot be heard (hits are written at once). */
-      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options })), frozen = false) {
+      /** `frozen`: app.context is frozen, so Koa's read of ctx.respond cannot be heard (hits are written at once); or has a respond of its own. */
+      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options })), frozen: boolean | 'own respond' = false) {
         const app = new (Framework as typeof Koa)();
-        if (frozen) Object.freeze(app.context);
+        // A respond of app.context's own hides it as well.
+        if (frozen === 'own respond') app.context.respond = true;
+        else if (frozen) Object.freeze(app.context);
         const errors: Error[] = [];
         app.silent = true;
         app.on('error', (err: Error) => errors.push(err));
@@ -252,6 +254,39 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         await laterTick();
         assert.deepEqual(errors, []);
       });
+
+      // Hits written at once (Koa's read of ctx.respond cannot be heard): what a middleware in front sets on the
+      // response after next() comes after the head. ctx.set() says nothing then (Koa checks headerSent), but node's
+      // own setHeader, removeHeader and appendHeader, and the cookies of ctx.cookies.set() (koa-session renewing its
+      // cookie), threw ERR_HTTP_HEADERS_SENT into that middleware: the rest of it never ran, and Koa reported an error
+      // on every such hit.
+      for (const how of ['frozen', 'a respond of its own'] as const) {
+        it(`a hit written at once (app.context ${how}): headers and cookies a middleware in front sets after next() are dropped, no error, the rest of it runs`, async () => {
+          let requests = 0;
+          let finished = 0;
+          const front: Koa.Middleware = async (ctx, next) => {
+            await next();
+            ctx.res.setHeader('x-late', '1');
+            ctx.res.appendHeader('x-late', '2');
+            ctx.res.removeHeader('x-gone');
+            ctx.set('x-koa', '1');
+            // As koa-session renews its cookie: not on the fill (a Set-Cookie would keep it from being stored).
+            if (++requests > 1) ctx.cookies.set('sid', 'renewed');
+            finished++;
+          };
+          const { target, errors } = build(front, {}, undefined, how === 'frozen' ? true : 'own respond');
+          const fill = await request(target).get('/me').expect(200, { n: 1 });
+          assert.equal(fill.headers['x-late'], '1, 2');
+          const hit = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+          // Stored with the fill: the hit repeats it (see the README), whatever the middleware sets later.
+          assert.equal(hit.headers['x-late'], '1, 2');
+          assert.equal(hit.headers['set-cookie'], undefined);
+          await laterTick();
+          assert.deepEqual(errors, []);
+          assert.equal(finished, 2);
+        });
+      }
 
       it('an L2 hit that finds the answer already given (a middleware in front answered while Redis was asked) is not written, nor counted', async () => {
         // Answers at once and lets the app go on (ctx.respond = false before the cache's lookup has come back): the hit
