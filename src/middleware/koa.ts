@@ -229,8 +229,9 @@ function setFields(res: ServerResponse, fields: unknown): void {
 /**
  * Koa reads ctx.respond and the hit's head is gone already, with no word that
  * Koa will not respond: a middleware in front sent it after next() and left
- * the rest to Koa (ctx.flushHeaders(), a writeHead of its own), which would
- * send the app's body after it. The stored body follows (none for a HEAD or a
+ * the rest to Koa (ctx.flushHeaders(), a writeHead of its own: the stored head,
+ * see headOfPendingHit, or its own of another status), which would send the
+ * app's body after it. The stored body follows (none for a HEAD or a
  * 304), and what that middleware writes later is dropped, as after any hit;
  * an answer it ended itself is left so. Told not to respond, Koa ended nothing
  * and the client waited forever.
