@@ -341,6 +341,8 @@ function answersErrorsItself(proto: object): void {
       return (onerror as (err: unknown) => unknown).call(this, err);
     },
     writable: true,
+    // As Koa's own method, listed among ctx's (for...in).
+    enumerable: true,
     configurable: true,
   });
 }
