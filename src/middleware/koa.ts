@@ -92,7 +92,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -113,7 +113,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
   };
 }
 
-/** The hit waiting for Koa to respond (see respondLater), on the ctx. */
+/** The hit waiting for Koa to respond (see respondLater), on the response (its writeHead finds it there). */
 const PENDING_HIT = Symbol('tiercache.pendingHit');
 /** What waits to hear that Koa responds (see whenKoaResponds), on the ctx. */
 const ON_RESPOND = Symbol('tiercache.onRespond');
@@ -122,13 +122,15 @@ const AT_CHAIN_END = Symbol('tiercache.atChainEnd');
 /** Context prototypes (app.context) that have the accessor. */
 const readied = new WeakSet<object>();
 
+/** A response a hit waits on. */
+type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined };
+
 interface PendingHolder {
-  [PENDING_HIT]?: DeferredHit | undefined;
   [ON_RESPOND]?: (() => void) | undefined;
   [OWN_RESPOND]?: unknown;
   [CTX_RESPOND]?: unknown;
   [AT_CHAIN_END]?: ChainEnd | undefined;
-  res?: ServerResponse;
+  res?: HeldResponse;
 }
 
 /**
@@ -169,24 +171,67 @@ function hearRespond(arg: unknown): void {
   if ((theirs === undefined || 'value' in theirs) && Object.isExtensible(ctx)) ownRespondOf(ctx, (ctx as { respond?: unknown }).respond);
 }
 
-/** Writes the hit waiting on `ctx`, once; whether it was written. */
-function writePending(ctx: PendingHolder): boolean {
-  const pending = ctx[PENDING_HIT];
+/** Writes the hit waiting on `res`, once; whether it was written. */
+function writePending(res: HeldResponse | undefined): boolean {
+  const pending = res === undefined ? undefined : setAside(res);
   if (pending === undefined) return false;
-  ctx[PENDING_HIT] = undefined;
   // A middleware in front gave the answer itself while Redis was asked (its head out, its end to come): the
   // hit is left alone and not counted, as respondLater leaves it; its head could not follow (ERR_HTTP_HEADERS_SENT
   // into that middleware, and its end never came: the client waited).
-  if (ctx.res?.headersSent === true) return false;
+  if (res!.headersSent) return false;
   pending.write!();
   return true;
+}
+
+/** The hit waiting on `res`, which no longer waits: its writeHead is the response's own again. */
+function setAside(res: HeldResponse): DeferredHit | undefined {
+  const pending = res[PENDING_HIT];
+  if (pending === undefined) return undefined;
+  res[PENDING_HIT] = undefined;
+  // Unless wrapped since (on-headers in front): that wrapper calls ours, which stands aside then.
+  if (res.writeHead === headOfPendingHit) res.writeHead = pending.writeHead!;
+  return pending;
+}
+
+/**
+ * A layer in front sends the head while the hit waits for Koa's read of
+ * ctx.respond: ctx.flushHeaders() or a writeHead of its own after next(),
+ * leaving the body to Koa. Without the cache that head has the app's fields,
+ * so here it is the stored answer's: its status, reason and fields over those
+ * that layer set (its writeHead's own with them), Age and Cache-Status, and
+ * the hit counts. The body follows at Koa's read (bodyAfterHead), unless that
+ * layer writes one itself: the length is node's to frame then. A head of
+ * another status is that layer's own answer (an error of its own), as are
+ * Koa's error answers (see answersErrorsItself): sent as it asks.
+ */
+function headOfPendingHit(this: HeldResponse, statusCode: number, reason?: unknown, fields?: unknown): ServerResponse {
+  const pending = this[PENDING_HIT];
+  // No hit, or its head under way (a writeHead wrapped around ours since calls back here): node's own.
+  const own = pending?.writeHead ?? (Object.getPrototypeOf(this) as ServerResponse).writeHead;
+  if (this.writeHead === headOfPendingHit) this.writeHead = own;
+  if (pending?.writeHead === undefined || Number(statusCode) !== pending.status || this.headersSent) return own.apply(this, arguments as never);
+  pending.writeHead = undefined;
+  setFields(this, typeof reason === 'string' ? fields : reason);
+  pending.write!(true);
+  return this;
+}
+
+/** What a writeHead call names, set on `res` as node's writeHead sets it over what is there already. */
+function setFields(res: ServerResponse, fields: unknown): void {
+  if (typeof fields !== 'object' || fields === null) return;
+  if (Array.isArray(fields)) {
+    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]) res.setHeader(String(fields[i]), fields[i + 1] as string);
+    return;
+  }
+  for (const name of Object.keys(fields)) if (name) res.setHeader(name, (fields as Record<string, string>)[name]!);
 }
 
 /**
  * Koa reads ctx.respond and the hit's head is gone already, with no word that
  * Koa will not respond: a middleware in front sent it after next() and left
- * the rest to Koa (ctx.flushHeaders(), a writeHead of its own), which would
- * send the app's body after it. The stored body follows (none for a HEAD or a
+ * the rest to Koa (ctx.flushHeaders(), a writeHead of its own: the stored head,
+ * see headOfPendingHit, or its own of another status), which would send the
+ * app's body after it. The stored body follows (none for a HEAD or a
  * 304), and what that middleware writes later is dropped, as after any hit;
  * an answer it ended itself is left so. Told not to respond, Koa ended nothing
  * and the client waited forever.
@@ -205,20 +250,32 @@ function bodyAfterHead(res: ServerResponse | undefined, pending: DeferredHit): v
  * itself (a serializer of ctx.body, undefined on a hit) writes next. What it
  * writes is dropped, its callbacks run: its bytes were what the fill stored,
  * and node would emit write-after-end at the response, an 'error' nobody
- * listens to, which takes the process down.
+ * listens to, which takes the process down. The fields it sets are dropped as
+ * ctx.set() drops them once the head is out: node's own setters threw
+ * ERR_HTTP_HEADERS_SENT into it (ctx.cookies.set() of a session renewing its
+ * cookie, on every hit), and the rest of it never ran.
  */
 function dropLaterWrites(res: ServerResponse): void {
-  res.writeHead = function writeHeadAfterHit(this: ServerResponse) {
-    return this;
-  } as ServerResponse['writeHead'];
-  res.write = function writeAfterHit(_chunk: unknown, encoding?: unknown, cb?: unknown) {
-    swallow(typeof encoding === 'function' ? encoding : cb);
-    return true;
-  } as ServerResponse['write'];
-  res.end = function endAfterHit(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
-    swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
-    return this;
-  } as ServerResponse['end'];
+  res.writeHead = nothingAfterHit as ServerResponse['writeHead'];
+  res.write = writeAfterHit as ServerResponse['write'];
+  res.end = endAfterHit as ServerResponse['end'];
+  res.setHeader = nothingAfterHit as ServerResponse['setHeader'];
+  res.appendHeader = nothingAfterHit as ServerResponse['appendHeader'];
+  res.removeHeader = nothingAfterHit as ServerResponse['removeHeader'];
+}
+
+function nothingAfterHit(this: ServerResponse): ServerResponse {
+  return this;
+}
+
+function writeAfterHit(_chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  swallow(typeof encoding === 'function' ? encoding : cb);
+  return true;
+}
+
+function endAfterHit(this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
+  swallow(typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb);
+  return this;
 }
 
 /**
@@ -234,7 +291,8 @@ function readyContext(proto: object): boolean {
   Object.defineProperty(proto, 'respond', {
     configurable: true,
     get(this: PendingHolder): unknown {
-      const pending = this[PENDING_HIT];
+      const res = this.res;
+      const pending = res === undefined ? undefined : res[PENDING_HIT];
       if (pending === undefined) {
         const own = this[OWN_RESPOND];
         // Koa responds (an app that answers itself, respond = false, ends what it writes: that decides).
@@ -242,13 +300,13 @@ function readyContext(proto: object): boolean {
         if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
         return own;
       }
-      if (!writePending(this)) bodyAfterHead(this.res, pending);
+      if (!writePending(res)) bodyAfterHead(res, pending);
       return false;
     },
     // Something in front decides otherwise: a hit waiting goes now (and what it writes itself then is
     // dropped, see dropLaterWrites), and the value is kept.
     set(this: PendingHolder, value: unknown) {
-      if (writePending(this) && this.res !== undefined) dropLaterWrites(this.res);
+      if (writePending(this.res)) dropLaterWrites(this.res!);
       if (value === false && !readied.has(this)) {
         // Koa will not respond: no hit is left to wait for its read on this ctx. Its own property, as respondHeard reads
         // it, sends a hit that comes later at once, before what the middleware that said so writes itself.
@@ -260,8 +318,33 @@ function readyContext(proto: object): boolean {
   });
   // Marks the accessor as ours for respondAsSet, which reads what was set without being heard.
   (proto as PendingHolder)[OWN_RESPOND] = undefined;
+  answersErrorsItself(proto);
   readied.add(proto);
   return true;
+}
+
+/**
+ * Koa answers an error thrown in front after next() with ctx.onerror, which
+ * never reads ctx.respond: the hit waiting is no answer then, and the head
+ * Koa's answer sends is Koa's, not the hit's (see headOfPendingHit). The
+ * context prototype's onerror (Koa's, or an app's own set before) is wrapped
+ * once; one an app sets later answers as it is, and headOfPendingHit then
+ * tells Koa's head from a hit's by its status alone.
+ */
+function answersErrorsItself(proto: object): void {
+  const onerror: unknown = (proto as { onerror?: unknown }).onerror;
+  const own = Object.getOwnPropertyDescriptor(proto, 'onerror');
+  if (typeof onerror !== 'function' || (own !== undefined && own.writable !== true)) return;
+  Object.defineProperty(proto, 'onerror', {
+    value: function onerrorWithoutHit(this: PendingHolder, err: unknown): unknown {
+      if (err !== null && err !== undefined && this.res !== undefined) setAside(this.res);
+      return (onerror as (err: unknown) => unknown).call(this, err);
+    },
+    writable: true,
+    // As Koa's own method, listed among ctx's (for...in).
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 /** For a fill: Koa's read of ctx.respond heard, and told to a fill whose app answers by itself later. */
@@ -341,6 +424,10 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
     ctx.respond = false;
     return;
   }
-  ctx.res.statusCode = deferred.status;
-  (ctx as PendingHolder)[PENDING_HIT] = deferred;
+  const res = ctx.res as HeldResponse;
+  res.statusCode = deferred.status;
+  // A head sent before Koa's read is the hit's (see headOfPendingHit).
+  deferred.writeHead = res.writeHead;
+  res.writeHead = headOfPendingHit as ServerResponse['writeHead'];
+  res[PENDING_HIT] = deferred;
 }

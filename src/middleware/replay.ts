@@ -23,10 +23,10 @@ const plainWriteHead = ServerResponse.prototype.writeHead;
  * leave the same answer either way: they are dropped and the raw array used,
  * which saves a setHeader per field on every Express hit.
  */
-export function writeStoredHead(res: ServerResponse, status: number, headers: HeaderSet, age: number, cacheStatus: string | undefined, reason?: string): void {
+export function writeStoredHead(res: ServerResponse, status: number, headers: HeaderSet, age: number, cacheStatus: string | undefined, reason?: string, framed = true): void {
   const ageText = String(age);
   // Stryker disable next-line BlockStatement: without the raw path every hit takes the setHeader path below, which sends the same fields
-  if (OUT_HEADERS !== undefined && res.writeHead === plainWriteHead) {
+  if (framed && OUT_HEADERS !== undefined && res.writeHead === plainWriteHead) {
     const slots = res as unknown as Record<symbol, Record<string, unknown> | null>;
     const already = slots[OUT_HEADERS];
     // Stryker disable next-line BlockStatement: the same
@@ -43,6 +43,8 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
   // A Cache-Status an outer layer said before the app ran is not this answer's (the raw path above drops it with the rest).
   forgetSaid(res);
   headers.setOn(res);
+  // Framing left to node: what follows this head is not known to be the stored body (see replay's headOnly).
+  if (!framed) res.removeHeader('content-length');
   res.setHeader('age', ageText);
   if (cacheStatus !== undefined) res.setHeader('cache-status', headers.statusAfterUpstream(cacheStatus));
   res.writeHead(status, reason);
@@ -91,7 +93,8 @@ export function deferredHitOf(res: ServerResponse): DeferredHit | undefined {
 export interface DeferredHit {
   /** The hit's status, as the answer will have it (200, or 304 for a request whose condition it meets). */
   status: number;
-  write: (() => void) | undefined;
+  /** Writes the hit; `headOnly`: its head alone, for a head a layer in front sends while the hit waits (see replay). */
+  write: ((headOnly?: boolean) => void) | undefined;
   /**
    * Not a hit: a write whose invalidation waits to be decided (see
    * HttpCache.invalidateAfterWrite). The adapter calls it once the app is
@@ -111,6 +114,8 @@ export interface DeferredHit {
   report: (() => void) | undefined;
   /** The stored body, for a head a middleware in front sent before the hit could be (see koa.ts bodyAfterHead). */
   body: Buffer | undefined;
+  /** The response's writeHead while the hit waits, put back once it is written (see koa.ts headOfPendingHit). */
+  writeHead: ServerResponse['writeHead'] | undefined;
 }
 
 /** `defer`: the caller is the adapter that writes hits later (see DEFERRED_HIT); its hit is left on `res` then. */
@@ -124,10 +129,10 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
     const report = deferred.report;
     deferred.write =
       report === undefined
-        ? () => replayNow(req, res, response, createdAt, now, cacheStatus)
-        : () => {
+        ? (headOnly) => replayNow(req, res, response, createdAt, now, cacheStatus, headOnly)
+        : (headOnly) => {
             report();
-            replayNow(req, res, response, createdAt, now, cacheStatus);
+            replayNow(req, res, response, createdAt, now, cacheStatus, headOnly);
           };
     return;
   }
@@ -141,11 +146,22 @@ function notModified(req: IncomingMessage, response: PreparedResponse): boolean 
   return conditions !== undefined && isNotModified(conditions, response.etag, response.lastModified);
 }
 
-function replayNow(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined): void {
+/**
+ * `headOnly`: the head alone, sent for a layer in front that sends it while
+ * the hit waits (koa.ts, headOfPendingHit), with that layer's fields under
+ * the stored ones; what follows is the stored body or what that layer writes
+ * itself, so the length is node's to frame (a HEAD keeps the stored one: no
+ * body follows it).
+ */
+function replayNow(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined, headOnly?: boolean): void {
   const age = ageOf(createdAt, now);
   if (response.status === 200 && notModified(req, response)) {
     writeStoredHead(res, 304, response.notModifiedHeaders, age, cacheStatus, req.httpVersionMajor >= 2 ? undefined : STATUS_CODES[304]);
-    res.end();
+    if (headOnly !== true) res.end();
+    return;
+  }
+  if (headOnly === true) {
+    writeStoredHead(res, response.status, headersFor(req, response), age, cacheStatus, reasonFor(req, response), req.method === 'HEAD');
     return;
   }
   writeStoredHead(res, response.status, headersFor(req, response), age, cacheStatus, reasonFor(req, response));

@@ -37,10 +37,12 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
     ['koa2', Koa2],
   ] as const) {
     describe(name, () => {
-      /** `frozen`: app.context is frozen, so Koa's read of ctx.respond cannot be heard (hits are written at once). */
-      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options })), frozen = false) {
+      /** `frozen`: app.context is frozen, so Koa's read of ctx.respond cannot be heard (hits are written at once); or has a respond of its own. */
+      function build(front: Koa.Middleware, options: CacheOptions = {}, cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false, ...options })), frozen: boolean | 'own respond' = false) {
         const app = new (Framework as typeof Koa)();
-        if (frozen) Object.freeze(app.context);
+        // A respond of app.context's own hides it as well.
+        if (frozen === 'own respond') app.context.respond = true;
+        else if (frozen) Object.freeze(app.context);
         const errors: Error[] = [];
         app.silent = true;
         app.on('error', (err: Error) => errors.push(err));
@@ -83,6 +85,35 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         await request(target).get('/me').expect(200, { n: 1 });
         await request(target).get('/me').set('If-None-Match', String(fill.headers['etag'])).expect(304);
         assert.deepEqual(errors, []);
+      });
+
+      it('an error of the stored status thrown in front after next() (a stored 404 checked in front) is the answer: Koa’s, not the stored head', async () => {
+        // Koa's error answer goes out through writeHead while the hit waits, with the hit's own status here.
+        const cache = cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false }));
+        const app = new (Framework as typeof Koa)();
+        app.silent = true;
+        let checked = false;
+        app.use(async (ctx, next) => {
+          await next();
+          if (checked && ctx.status === 404) ctx.throw(404, 'gone (said in front)');
+        });
+        app.use(koaCache(cache, { ttl: '1m', negativeTtl: '1m' }));
+        app.use((ctx) => {
+          ctx.status = 404;
+          ctx.body = { missing: true };
+        });
+        const target = app.callback();
+        await request(target).get('/none').expect(404, { missing: true });
+        const hit = await request(target).get('/none').expect(404, { missing: true });
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        checked = true;
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const answer = await request(target).get('/none').timeout(3000).expect(404);
+        assert.equal(answer.text, 'gone (said in front)');
+        assert.equal(answer.headers['content-type'], 'text/plain; charset=utf-8');
+        assert.equal(answer.headers['cache-status'], undefined);
+        assert.deepEqual(hits, []);
       });
 
       it('an error thrown in front after next() is the answer, as without the cache', async () => {
@@ -224,6 +255,39 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      // Hits written at once (Koa's read of ctx.respond cannot be heard): what a middleware in front sets on the
+      // response after next() comes after the head. ctx.set() says nothing then (Koa checks headerSent), but node's
+      // own setHeader, removeHeader and appendHeader, and the cookies of ctx.cookies.set() (koa-session renewing its
+      // cookie), threw ERR_HTTP_HEADERS_SENT into that middleware: the rest of it never ran, and Koa reported an error
+      // on every such hit.
+      for (const how of ['frozen', 'a respond of its own'] as const) {
+        it(`a hit written at once (app.context ${how}): headers and cookies a middleware in front sets after next() are dropped, no error, the rest of it runs`, async () => {
+          let requests = 0;
+          let finished = 0;
+          const front: Koa.Middleware = async (ctx, next) => {
+            await next();
+            ctx.res.setHeader('x-late', '1');
+            ctx.res.appendHeader('x-late', '2');
+            ctx.res.removeHeader('x-gone');
+            ctx.set('x-koa', '1');
+            // As koa-session renews its cookie: not on the fill (a Set-Cookie would keep it from being stored).
+            if (++requests > 1) ctx.cookies.set('sid', 'renewed');
+            finished++;
+          };
+          const { target, errors } = build(front, {}, undefined, how === 'frozen' ? true : 'own respond');
+          const fill = await request(target).get('/me').expect(200, { n: 1 });
+          assert.equal(fill.headers['x-late'], '1, 2');
+          const hit = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+          // Stored with the fill: the hit repeats it (see the README), whatever the middleware sets later.
+          assert.equal(hit.headers['x-late'], '1, 2');
+          assert.equal(hit.headers['set-cookie'], undefined);
+          await laterTick();
+          assert.deepEqual(errors, []);
+          assert.equal(finished, 2);
+        });
+      }
+
       it('an L2 hit that finds the answer already given (a middleware in front answered while Redis was asked) is not written, nor counted', async () => {
         // Answers at once and lets the app go on (ctx.respond = false before the cache's lookup has come back): the hit
         // must leave the answer alone, as when Koa's read of ctx.respond is waited for.
@@ -280,23 +344,41 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
 
       // A middleware in front that sends the head after next() and leaves the rest to Koa (ctx.flushHeaders(), or a
       // writeHead of its own): without the cache Koa writes the app's body after it. The hit waiting for Koa's read
-      // found the head gone and was not written, and Koa was told not to respond: the client waited forever.
-      for (const how of ['ctx.flushHeaders()', 'ctx.res.writeHead()'] as const) {
+      // found the head gone and was not written, and Koa was told not to respond: the client waited forever. Then
+      // the stored body followed a head without the stored fields (no Content-Type, ETag, Age, Cache-Status, nor
+      // the app's own): the head such a middleware sends on a hit is the stored answer's, with its own fields.
+      for (const how of ['ctx.flushHeaders()', 'ctx.res.flushHeaders()', 'ctx.res.writeHead()'] as const) {
         for (const tier of ['L1', 'L2'] as const) {
-          it(`a middleware in front that sends the head after next() (${how}) and leaves the rest to Koa gets the stored body after it, no hang (${tier} hit)`, async () => {
+          it(`a middleware in front that sends the head after next() (${how}) and leaves the rest to Koa sends the stored head and body, no hang (${tier} hit)`, async () => {
             const front: Koa.Middleware = async (ctx, next) => {
               await next();
+              if (ctx.get('x-flush') === '') return;
               if (how === 'ctx.flushHeaders()') ctx.flushHeaders();
+              else if (how === 'ctx.res.flushHeaders()') ctx.res.flushHeaders();
               else ctx.res.writeHead(ctx.status, { 'x-front': 'head' });
             };
             const options = tier === 'L1' ? {} : { l1: false as const };
-            const { target, errors, runs } = build(front, options, tier === 'L1' ? undefined : await redisCaches.open(options));
-            const fill = await request(target).get('/me').timeout(3000).expect(200);
-            assert.equal(fill.text, '{"n":1}');
-            const hit = await request(target).get('/me').timeout(3000).expect(200);
+            const { cache, target, errors, runs } = build(front, options, tier === 'L1' ? undefined : await redisCaches.open(options));
+            const hits: string[] = [];
+            cache.on('hit', (e) => hits.push(e.tier));
+            const fill = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+            const plain = await request(target).get('/me').timeout(3000).expect(200);
+            assert.equal(plain.headers['cache-status'], `tiercache; hit; detail=${tier}`);
+            const fields = ['content-type', 'etag', 'cache-status'];
+            const hit = await request(target).get('/me').set('x-flush', '1').timeout(3000).expect(200);
             assert.equal(hit.text, '{"n":1}');
-            await request(target).head('/me').timeout(3000).expect(200);
+            for (const name of fields) assert.equal(hit.headers[name], plain.headers[name], name);
+            assert.match(String(hit.headers['age']), /^\d+$/);
+            assert.equal(hit.headers['content-type'], fill.headers['content-type']);
+            if (how === 'ctx.res.writeHead()') assert.equal(hit.headers['x-front'], 'head');
+            const head = await request(target).head('/me').set('x-flush', '1').timeout(3000).expect(200);
+            for (const name of [...fields, 'content-length']) assert.equal(head.headers[name], plain.headers[name], `HEAD ${name}`);
+            assert.match(String(head.headers['age']), /^\d+$/);
+            const notModified = await request(target).get('/me').set('x-flush', '1').set('If-None-Match', String(plain.headers['etag'])).timeout(3000).expect(304);
+            assert.equal(notModified.headers['etag'], plain.headers['etag']);
+            assert.equal(notModified.headers['cache-status'], plain.headers['cache-status']);
             assert.equal(runs(), 1);
+            assert.deepEqual(hits, [tier, tier, tier, tier]);
             await laterTick();
             assert.deepEqual(errors, []);
           });
