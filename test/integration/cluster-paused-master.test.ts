@@ -1,0 +1,103 @@
+// A master that stops answering without closing its connections (SIGSTOP: a
+// hung VM, a long stall; the kernel keeps its sockets up) while its replica
+// takes over (CLUSTER FAILOVER TAKEOVER, as an operator or the cluster does).
+// Nothing tells a caller's Cluster client: no MOVED, no reset, so ioredis keeps
+// routing the old master's slots to it until something asks for the slot map
+// again. One cluster of 3 masters with a replica each for the file; each test
+// fails over another master.
+import assert from 'node:assert/strict';
+import { Cluster, Redis } from 'ioredis';
+import { createCache, type TierCache } from '../../src/index.js';
+import { keySlot } from '../../src/store/hash-slot.js';
+import { eventually } from '../support/eventually.js';
+import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
+import type { RedisServerHandle } from '../support/redis-server.js';
+
+const COMMAND_TIMEOUT_MS = 300;
+
+describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica', function () {
+  this.timeout(60_000);
+  let cluster: RedisClusterHandle;
+  const admins: Redis[] = [];
+  const clients: Cluster[] = [];
+  const caches: TierCache[] = [];
+  const frozen: RedisServerHandle[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+  });
+  after(async () => {
+    for (const a of admins.splice(0)) a.disconnect();
+    await cluster?.stop();
+  });
+  afterEach(async () => {
+    for (const s of frozen.splice(0)) s.thaw();
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+  });
+
+  function admin(port: number): Redis {
+    const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, commandTimeout: 1000 });
+    client.on('error', () => undefined);
+    admins.push(client);
+    return client;
+  }
+
+  /** A cache on a Cluster client of the caller's own, built the plain way. */
+  async function open(namespace: string): Promise<TierCache> {
+    const client = new Cluster(cluster.nodes);
+    client.on('error', () => undefined);
+    clients.push(client);
+    const cache = createCache({ namespace, redis: client, l2: { commandTimeout: COMMAND_TIMEOUT_MS } });
+    cache.on('error', () => undefined);
+    caches.push(cache);
+    await cache.ready();
+    return cache;
+  }
+
+  /** Each node's `CLUSTER NODES` line, as a node that is not frozen tells it. */
+  async function nodeLines(): Promise<string[]> {
+    const live = cluster.servers.find((s) => !frozen.includes(s))!;
+    return String(await admin(live.port).cluster('NODES')).trim().split('\n');
+  }
+
+  /**
+   * Freezes the master serving `slot` (one with a replica and not frozen yet) and has its replica take over; resolves
+   * once a live node says the slot is the replica's.
+   */
+  async function freezeAndFailOver(slot: number): Promise<void> {
+    const lines = await nodeLines();
+    const served = (line: string) => line.split(' ').slice(8).some((r) => (r.includes('-') ? Number(r.split('-')[0]) <= slot && slot <= Number(r.split('-')[1]) : Number(r) === slot));
+    const master = lines.find((line) => line.includes('master') && served(line))!.split(' ');
+    const replica = lines.find((line) => line.split(' ')[3] === master[0])!.split(' ');
+    const port = (field: string) => Number(/:(\d+)@/.exec(field)![1]);
+    const victim = cluster.servers.find((s) => s.port === port(master[1]!))!;
+    victim.freeze();
+    frozen.push(victim);
+    await admin(port(replica[1]!)).cluster('FAILOVER', 'TAKEOVER');
+    const survivor = admin(cluster.servers.find((s) => s !== victim && s.port !== port(replica[1]!))!.port);
+    await eventually(async () => {
+      const ranges = (await survivor.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+      return ranges.find(([from, to]) => from <= slot && slot <= to)?.[2][1] === port(replica[1]!);
+    }, 'the replica serves the slot', 10_000);
+  }
+
+  it("L2 comes back on the new master while the old one stays frozen: a set() on one instance is read from L2 on the other", async () => {
+    const ns = `pm${process.pid}a`;
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('before', 'v0');
+    assert.equal(await b.get('before'), 'v0');
+    // The master of the namespace's epoch: the check that brings L2 back reads it.
+    await freezeAndFailOver(keySlot(`{${ns}}:epoch`));
+    // Traffic meets the frozen master: a command times out, and L2 is down on each instance.
+    for (let i = 0; i < 20; i++) await Promise.all([a.set(`k${i}`, 'x'), b.get(`k${i}`)]);
+    let n = 0;
+    await eventually(async () => {
+      const key = `after${n++}`;
+      await a.set(key, 'v1');
+      return a.health().l2 === 'ok' && b.health().l2 === 'ok' && (await b.get(key)) === 'v1';
+    }, "both instances use L2 again, on the replica that took over, while the old master is frozen", 8_000);
+  });
+});
