@@ -22,6 +22,8 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
   const clients: Cluster[] = [];
   const caches: TierCache[] = [];
   const frozen: RedisServerHandle[] = [];
+  /** Ids of the masters failed over so far: their replicas are the old masters, which may still be syncing. */
+  const failedOver = new Set<string>();
 
   before(async function () {
     this.timeout(60_000);
@@ -56,6 +58,15 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
     return cache;
   }
 
+  /** Whether a `CLUSTER NODES` line is a master's that serves `slot`. */
+  function serves(line: string, slot: number): boolean {
+    const fields = line.split(' ');
+    return fields[2]!.includes('master') && fields.slice(8).some((range) => {
+      const [from, to = from] = range.split('-').map(Number);
+      return from! <= slot && slot <= to!;
+    });
+  }
+
   /** Each node's `CLUSTER NODES` line, as a node that is not frozen tells it. */
   async function nodeLines(): Promise<string[]> {
     const live = cluster.servers.find((s) => !frozen.includes(s))!;
@@ -68,8 +79,8 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
    */
   async function freezeAndFailOver(slot: number): Promise<void> {
     const lines = await nodeLines();
-    const served = (line: string) => line.split(' ').slice(8).some((r) => (r.includes('-') ? Number(r.split('-')[0]) <= slot && slot <= Number(r.split('-')[1]) : Number(r) === slot));
-    const master = lines.find((line) => line.includes('master') && served(line))!.split(' ');
+    const master = lines.find((line) => serves(line, slot))!.split(' ');
+    failedOver.add(master[0]!);
     const replica = lines.find((line) => line.split(' ')[3] === master[0])!.split(' ');
     const port = (field: string) => Number(/:(\d+)@/.exec(field)![1]);
     const victim = cluster.servers.find((s) => s.port === port(master[1]!))!;
@@ -99,5 +110,31 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
       await a.set(key, 'v1');
       return a.health().l2 === 'ok' && b.health().l2 === 'ok' && (await b.get(key)) === 'v1';
     }, "both instances use L2 again, on the replica that took over, while the old master is frozen", 8_000);
+  });
+
+  it("the bus subscribes again on the new master of its channel while the old one stays frozen: an invalidation reaches the other instance's L1", async () => {
+    // A namespace whose channel is on a master the last test did not fail over (its replica is the old master, still syncing).
+    const lines = await nodeLines();
+    let ns = '';
+    for (let i = 0; ns === ''; i++) {
+      const owner = lines.find((line) => serves(line, keySlot(`{pm${process.pid}b${i}}:epoch`)))!;
+      if (!failedOver.has(owner.split(' ')[0]!)) ns = `pm${process.pid}b${i}`;
+    }
+    const a = await open(ns);
+    const b = await open(ns);
+    await freezeAndFailOver(keySlot(`{${ns}}:epoch`));
+    const heard = () => (b as unknown as { bus: { received: number } }).bus.received;
+    let n = 0;
+    await eventually(async () => {
+      const before = heard();
+      const { delivered } = await a.invalidateTags([`t${n++}`]);
+      if (!delivered || a.health().bus !== 'ok' || b.health().bus !== 'ok') return false;
+      for (const until = Date.now() + 300; Date.now() < until; await new Promise((r) => setTimeout(r, 5))) if (heard() > before) return true;
+      return false;
+    }, "an invalidation is heard by the other instance through its subscription, on the replica that took over, while the old master is frozen", 10_000);
+    await a.set('k', 'v1');
+    assert.equal(await b.get('k'), 'v1');
+    assert.deepEqual(await a.delete('k'), { delivered: true });
+    await eventually(async () => (await b.get('k')) === undefined, "the other instance's L1 copy is dropped by the message", 1_000);
   });
 });
