@@ -442,10 +442,23 @@ export class InvalidationBus {
   private sendProbe(): void {
     if (this.state !== 'reconnecting') return;
     this.probe = this.sendToSelf();
-    if (++this.probes % RESUBSCRIBE_EVERY === 0) this.onReady();
+    if (++this.probes % RESUBSCRIBE_EVERY === 0) this.resubscribe();
     clearTimeout(this.probeTimer);
     this.probeTimer = setTimeout(() => this.sendProbe(), PROBE_MS);
     this.probeTimer.unref();
+  }
+
+  /**
+   * Subscribes again. A Cluster's subscriber is first told the slot map
+   * anew: a master that stalled without closing its connections (a paused
+   * or hung one) sends no MOVED and no reset, so after its replica took
+   * over the subscriber would still subscribe on the stalled node, hearing
+   * nothing for as long as it stays stalled.
+   */
+  private resubscribe(): void {
+    const subscriber = this.subscriber;
+    if (subscriber !== undefined && isCluster(subscriber)) subscriber.refreshSlotsCache(() => this.onReady());
+    else this.onReady();
   }
 
   /** The subscriber connection dropped (or failed to connect): reported once, until it is live again. */

@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
 import { CommandDeadlines } from './command-deadlines.js';
-import { getFromMaster, readsReplicas, type RedisClient } from './redis-client.js';
+import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
 export class L2UnavailableError extends TierCacheError {
@@ -260,6 +260,7 @@ export class L2Store {
       this.breakerOpen = true;
       this.update(error);
       this.scheduleProbe();
+      if (timedOut) this.askRoutes();
     // Stryker disable next-line BlockStatement: the 'close' that comes with a lost connection takes L2 down as well, a moment later
     } else if (this.client.status !== 'ready') {
       this.connected = false;
@@ -267,6 +268,18 @@ export class L2Store {
     } else {
       this.options.onFailure(error);
     }
+  }
+
+  /**
+   * A Cluster node that stopped answering without closing its connections (a
+   * paused or hung master) sends no MOVED and no reset, so a Cluster client
+   * keeps routing its slots to it after its replica took over, and the
+   * breaker never closes: every slot's commands skip L2 for as long as the
+   * old master stays stalled. Asking for the slot map again after a timeout
+   * moves those slots to whoever serves them now, before the next probe.
+   */
+  private askRoutes(): void {
+    if (isCluster(this.client)) this.client.refreshSlotsCache();
   }
 
   private unavailable(message: string): L2UnavailableError {
@@ -333,7 +346,10 @@ export class L2Store {
         this.options.onFailure(error);
         this.passed();
       } else {
-        if (/timed out/i.test(error.message) || readOnly(error)) this.breakerOpen = true;
+        if (/timed out/i.test(error.message) || readOnly(error)) {
+          this.breakerOpen = true;
+          if (!readOnly(error)) this.askRoutes();
+        }
         // Stryker disable next-line ConditionalExpression: the 'close' of the lost connection clears it as well, a moment later
         else if (this.client.status !== 'ready') this.connected = false;
         this.update(error);

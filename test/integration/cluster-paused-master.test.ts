@@ -1,0 +1,140 @@
+// A master that stops answering without closing its connections (SIGSTOP: a
+// hung VM, a long stall; the kernel keeps its sockets up) while its replica
+// takes over (CLUSTER FAILOVER TAKEOVER, as an operator or the cluster does).
+// Nothing tells a caller's Cluster client: no MOVED, no reset, so ioredis keeps
+// routing the old master's slots to it until something asks for the slot map
+// again. One cluster of 3 masters with a replica each for the file; each test
+// fails over another master.
+import assert from 'node:assert/strict';
+import { Cluster, Redis } from 'ioredis';
+import { createCache, type TierCache } from '../../src/index.js';
+import { keySlot } from '../../src/store/hash-slot.js';
+import { eventually } from '../support/eventually.js';
+import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
+import type { RedisServerHandle } from '../support/redis-server.js';
+
+const COMMAND_TIMEOUT_MS = 300;
+
+describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica', function () {
+  this.timeout(60_000);
+  let cluster: RedisClusterHandle;
+  const admins: Redis[] = [];
+  const clients: Cluster[] = [];
+  const caches: TierCache[] = [];
+  const frozen: RedisServerHandle[] = [];
+  /** Ids of the masters failed over so far: their replicas are the old masters, which may still be syncing. */
+  const failedOver = new Set<string>();
+
+  before(async function () {
+    this.timeout(60_000);
+    cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+  });
+  after(async () => {
+    for (const a of admins.splice(0)) a.disconnect();
+    await cluster?.stop();
+  });
+  afterEach(async () => {
+    for (const s of frozen.splice(0)) s.thaw();
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+  });
+
+  function admin(port: number): Redis {
+    const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, commandTimeout: 1000 });
+    client.on('error', () => undefined);
+    admins.push(client);
+    return client;
+  }
+
+  /** A cache on a Cluster client of the caller's own, built the plain way. */
+  async function open(namespace: string): Promise<TierCache> {
+    const client = new Cluster(cluster.nodes);
+    client.on('error', () => undefined);
+    clients.push(client);
+    const cache = createCache({ namespace, redis: client, l2: { commandTimeout: COMMAND_TIMEOUT_MS } });
+    cache.on('error', () => undefined);
+    caches.push(cache);
+    await cache.ready();
+    return cache;
+  }
+
+  /** Whether a `CLUSTER NODES` line is a master's that serves `slot`. */
+  function serves(line: string, slot: number): boolean {
+    const fields = line.split(' ');
+    return fields[2]!.includes('master') && fields.slice(8).some((range) => {
+      const [from, to = from] = range.split('-').map(Number);
+      return from! <= slot && slot <= to!;
+    });
+  }
+
+  /** Each node's `CLUSTER NODES` line, as a node that is not frozen tells it. */
+  async function nodeLines(): Promise<string[]> {
+    const live = cluster.servers.find((s) => !frozen.includes(s))!;
+    return String(await admin(live.port).cluster('NODES')).trim().split('\n');
+  }
+
+  /**
+   * Freezes the master serving `slot` (one with a replica and not frozen yet) and has its replica take over; resolves
+   * once a live node says the slot is the replica's.
+   */
+  async function freezeAndFailOver(slot: number): Promise<void> {
+    const lines = await nodeLines();
+    const master = lines.find((line) => serves(line, slot))!.split(' ');
+    failedOver.add(master[0]!);
+    const replica = lines.find((line) => line.split(' ')[3] === master[0])!.split(' ');
+    const port = (field: string) => Number(/:(\d+)@/.exec(field)![1]);
+    const victim = cluster.servers.find((s) => s.port === port(master[1]!))!;
+    victim.freeze();
+    frozen.push(victim);
+    await admin(port(replica[1]!)).cluster('FAILOVER', 'TAKEOVER');
+    const survivor = admin(cluster.servers.find((s) => s !== victim && s.port !== port(replica[1]!))!.port);
+    await eventually(async () => {
+      const ranges = (await survivor.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+      return ranges.find(([from, to]) => from <= slot && slot <= to)?.[2][1] === port(replica[1]!);
+    }, 'the replica serves the slot', 10_000);
+  }
+
+  it("L2 comes back on the new master while the old one stays frozen: a set() on one instance is read from L2 on the other", async () => {
+    const ns = `pm${process.pid}a`;
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('before', 'v0');
+    assert.equal(await b.get('before'), 'v0');
+    // The master of the namespace's epoch: the check that brings L2 back reads it.
+    await freezeAndFailOver(keySlot(`{${ns}}:epoch`));
+    // Traffic meets the frozen master: a command times out, and L2 is down on each instance.
+    for (let i = 0; i < 20; i++) await Promise.all([a.set(`k${i}`, 'x'), b.get(`k${i}`)]);
+    let n = 0;
+    await eventually(async () => {
+      const key = `after${n++}`;
+      await a.set(key, 'v1');
+      return a.health().l2 === 'ok' && b.health().l2 === 'ok' && (await b.get(key)) === 'v1';
+    }, "both instances use L2 again, on the replica that took over, while the old master is frozen", 8_000);
+  });
+
+  it("the bus subscribes again on the new master of its channel while the old one stays frozen: an invalidation reaches the other instance's L1", async () => {
+    // A namespace whose channel is on a master the last test did not fail over (its replica is the old master, still syncing).
+    const lines = await nodeLines();
+    let ns = '';
+    for (let i = 0; ns === ''; i++) {
+      const owner = lines.find((line) => serves(line, keySlot(`{pm${process.pid}b${i}}:epoch`)))!;
+      if (!failedOver.has(owner.split(' ')[0]!)) ns = `pm${process.pid}b${i}`;
+    }
+    const a = await open(ns);
+    const b = await open(ns);
+    await freezeAndFailOver(keySlot(`{${ns}}:epoch`));
+    const heard = () => (b as unknown as { bus: { received: number } }).bus.received;
+    let n = 0;
+    await eventually(async () => {
+      const before = heard();
+      const { delivered } = await a.invalidateTags([`t${n++}`]);
+      if (!delivered || a.health().bus !== 'ok' || b.health().bus !== 'ok') return false;
+      for (const until = Date.now() + 300; Date.now() < until; await new Promise((r) => setTimeout(r, 5))) if (heard() > before) return true;
+      return false;
+    }, "an invalidation is heard by the other instance through its subscription, on the replica that took over, while the old master is frozen", 10_000);
+    await a.set('k', 'v1');
+    assert.equal(await b.get('k'), 'v1');
+    assert.deepEqual(await a.delete('k'), { delivered: true });
+    await eventually(async () => (await b.get('k')) === undefined, "the other instance's L1 copy is dropped by the message", 1_000);
+  });
+});
