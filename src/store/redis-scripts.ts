@@ -371,6 +371,7 @@ return out`;
  * anything. An epoch found below ARGV[1] counts as another process too
  * (Redis went back in time). Run on the node that holds the slot, so INFO
  * names that node; without INFO (ACL) it only reads the epoch (and that rule).
+ * The reply's third element is the server's TIME (µs) (see ServerClock).
  */
 const SERVER_SCRIPT = `${INIT}${SERVING}
 local run, followed = serving()
@@ -392,7 +393,7 @@ if same then
     redis.call('SET', KEYS[1], init)
     epoch = init
   end
-  return {epoch, 0}
+  return {epoch, 0, init}
 end
 local new = tonumber(init)
 if epoch and tonumber(epoch) >= new then new = tonumber(epoch) + 1 end
@@ -402,8 +403,8 @@ local s = string.format('%.0f', new)
 redis.call('SET', KEYS[1], s)
 redis.call('SET', KEYS[2], run)
 if followed then redis.call('SET', KEYS[3], followed) end
-if last then return {s, 1} end
-return {s, 2}`;
+if last then return {s, 1, init} end
+return {s, 2, init}`;
 
 /** Keys and arguments go in one array, which ioredis flattens: never spread into a call (see LuaScript.raw). */
 interface BufferEval {
@@ -512,8 +513,8 @@ const PREVIOUS: ReadonlyArray<ServerEpoch['previous']> = ['same', 'other', 'none
  * namespace as last time (see SERVER_SCRIPT).
  */
 export async function epochForServer(client: RedisClient, epochKey: string, serverKeys: readonly [string, string], floor: number): Promise<ServerEpoch> {
-  const [epoch, code] = await serverScript.call(client, [epochKey, ...serverKeys], [String(floor)]);
+  const [epoch, code, time] = await serverScript.call(client, [epochKey, ...serverKeys], [String(floor)]);
   const previous = PREVIOUS[code ?? -1];
   if (epoch === undefined || previous === undefined) throw new Error('unexpected reply from a tiercache version script');
-  return { epoch, previous };
+  return time === undefined ? { epoch, previous } : { epoch, previous, time };
 }

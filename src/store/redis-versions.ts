@@ -74,9 +74,15 @@ export class RedisVersionSource implements VersionSource {
    * each new connection before it lets other commands through.
    */
   serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch> {
-    if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKeys, floor);
-    return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKeys, floor));
+    const ask = (c: RedisClient) => epochForServer(c, this.epochKey, this.serverKeys, floor).then(this.learnClock);
+    return client !== undefined ? ask(client) : this.l2.run(ask);
   }
+
+  /** Redis's TIME in the check's reply, taken as it arrives (see ServerClock). */
+  private readonly learnClock = (checked: ServerEpoch): ServerEpoch => {
+    if (checked.time !== undefined) this.l2.clock?.learn(checked.time);
+    return checked;
+  };
 }
 
 /**

@@ -97,14 +97,11 @@ function tagsOfCreated(created: readonly CreatedCounter[], keys: readonly string
 }
 
 /**
- * How long a pull's claim lives: no longer than its caller waits for a step (the
- * command timeout, or the client's own when shorter), so a step Redis runs after
- * the caller gave up finds it expired.
+ * How long a pull's claim lives: no longer than its caller waits for a step, so
+ * a step Redis runs after the caller gave up finds it expired.
  */
 function claimLife(l2: L2Store): number {
-  const options = (l2.client as { options?: { commandTimeout?: unknown; redisOptions?: { commandTimeout?: unknown } } }).options;
-  const own = options?.commandTimeout ?? options?.redisOptions?.commandTimeout;
-  return typeof own === 'number' && own > 0 && own < l2.commandTimeout ? own : l2.commandTimeout;
+  return l2.callerWait;
 }
 
 /** Most keys one UNLINK of dropManyFromL2 carries. */
@@ -587,6 +584,12 @@ export class TieredStore {
       // L1's copy records what Redis's does, unless another store replaced it meanwhile.
       if (moved !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, moved.l1Entry);
       return true;
+    }
+    if (stored.result === 'late') {
+      // A set() that reached Redis past its deadline, its caller still waiting (the deadline comes early by up to
+      // a round trip): not taken, as when Redis does not answer in time, and handled the same (setValue).
+      if (this.l1?.peek(first.key) === first.l1Entry) this.l1.delete(first.key);
+      return UNREACHED;
     }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
     // from Redis: what this instance knows of them is read again by the next fill.

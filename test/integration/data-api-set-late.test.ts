@@ -1,0 +1,56 @@
+// Why this test exists: a set() whose script is held on a slow link (not a
+// cut, not a frozen Redis: its bytes are in transit) is answered by its
+// command timeout as unreached, and its caller goes on; another instance then
+// sets the key. The held script reached Redis after that and stored the older
+// value over the newer one: other instances read it (h123 measured ~0.2 s, up
+// to ~1.2 s when the queued delete waited for the breaker). Now a set()
+// carries a deadline on Redis's own clock (learned at every connection check
+// and epoch check) and the store script refuses to run past it. Two caches and
+// a reader on one real redis-server; A goes through a TCP proxy slowed once
+// its connection is up.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+describe('data API: a set() held on a slow link past its caller', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'set-late' });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const size of [10, 20_000]) {
+    it(`(${size} bytes) never lands over a set() made after its caller was answered`, async () => {
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+      const a = await ctx.open({ redis: proxy.url });
+      a.on('error', () => undefined);
+      const b = await ctx.open();
+      const c = await ctx.open({ l1: false });
+      const older = 'older'.padEnd(size, '.');
+      const newer = 'newer'.padEnd(size, '.');
+      await c.set('k', 'before');
+      // A knows the key's version: its set() sends its store script at once, with no stamp read before it.
+      assert.equal(await a.get('k'), 'before');
+      proxy.setDelay(600);
+      // Answered by its command timeout (200 ms), its script still on its way.
+      await a.set('k', older);
+      await b.set('k', newer);
+      assert.equal(await c.get('k'), newer);
+      const seen = new Set<unknown>();
+      const until = performance.now() + 1_500;
+      while (performance.now() < until) {
+        seen.add(await c.get('k'));
+        await sleep(5);
+      }
+      proxy.setDelay(0);
+      assert.ok(!seen.has(older), "another instance read the older set()'s value after the newer one");
+      await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 5_000);
+      // Nothing left behind by the refused script: its staged payload is deleted with it.
+      await eventually(async () => (await ctx.admin.keys('*:tiercache:stage:*')).length === 0, 'a staging key was left', 3_000);
+    });
+  }
+});
