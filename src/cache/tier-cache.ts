@@ -360,6 +360,11 @@ export class TierCache extends EventEmitter implements DataCache {
     // A loader of this key running here began before this value was given: it must not store over it.
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {
+      // On Redis's clock, no earlier than now and no later than the end of this store's wait: a set() stored
+      // past it, on any instance, came after this one was called (and after it was answered, if it was).
+      const l2 = this.store.l2;
+      const now = performance.now();
+      const deadline = l2?.clock?.between(now, now + l2.callerWait);
       const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry);
       if (stored === UNREACHED) {
         // Redis could not take it: L2 may still hold an older value, which other instances read now
@@ -367,7 +372,9 @@ export class TierCache extends EventEmitter implements DataCache {
         // becomes a delete() of the key, queued and replayed like one: the key misses everywhere
         // until it is loaded or set again, never the value from before. Applied here at once (dropKey
         // marks it before its first await); the set() does not wait for Redis a second time to deliver it.
-        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
+        // A set() stored past that instant (another instance's, while this delete waited) is newer and
+        // stays (see InvalidationQueue).
+        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, deadline).catch(() => undefined);
         return;
       }
       if (stored) {
@@ -1039,14 +1046,16 @@ export class TierCache extends EventEmitter implements DataCache {
    * it under way anywhere never land, and every L1 copy stops matching),
    * deletes it from L2 and tells the other instances. `bumped`: the message
    * alone is left to send (a pull's take did the Redis side, or may have).
+   * `setBefore`: it stands for a set() Redis could not take (see Invalidation).
    */
-  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, bumped?: BusMessage): Promise<InvalidateResult> {
+  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, bumped?: BusMessage, setBefore?: number): Promise<InvalidateResult> {
     this.invalidations++;
     this.store.l1?.delete(storeKey);
     const tag = keyTag(storeKey);
     let delivered = false;
     try {
-      const result = await this.invalidate({ kind: 'key', key: storeKey, tag }, what, strict, bumped);
+      const op: Invalidation = setBefore === undefined ? { kind: 'key', key: storeKey, tag } : { kind: 'key', key: storeKey, tag, setBefore };
+      const result = await this.invalidate(op, what, strict, bumped);
       delivered = result.delivered;
       return result;
     } finally {

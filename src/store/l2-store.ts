@@ -392,8 +392,7 @@ export class L2Store {
 
   private readonly onClose = (): void => {
     this.losses++;
-    // The next connection may reach another server (a Sentinel failover): its clock is learned by its check.
-    this.clock?.forget();
+    this.clock?.newConnection();
     // Stryker disable next-line ConditionalExpression: ioredis never emits 'close' or 'end' with the status 'ready'
     if (this.client.status === 'ready') return;
     this.connected = false;

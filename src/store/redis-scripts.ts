@@ -467,6 +467,23 @@ export class LuaScript {
   }
 }
 
+/**
+ * The delete a set() Redis could not take became (InvalidationQueue), replayed.
+ * KEYS[1] the entry, KEYS[2] its key counter (in its slot); ARGV[1] the set()'s
+ * deadline on Redis's clock (µs; see ServerClock). A counter past it was moved by
+ * a set() stored after that one's caller was answered (a set() moves it past the
+ * clock, µs as TIME gives it; a bump only adds one): that newer value stays, and
+ * the counter comes back (the replay tells the other instances of that version
+ * instead of bumping it). Else the entry is deleted, and false comes back (the
+ * bump follows, as for any delete()). A counter remade from the clock since
+ * (lost, expired) is past it too: no entry recording the lost one matches it.
+ */
+const DROP_UNLESS_SET_SINCE = `${COUNTER_GET}
+local held = counter(KEYS[2])
+if held and tonumber(held) > tonumber(ARGV[1]) then return held end
+redis.call('DEL', KEYS[1])
+return false`;
+
 /** Reads (creating when missing) version counters. */
 export const readCounters = new LuaScript(READ_SCRIPT);
 /** Increments version counters (creating them from the clock when missing). */
@@ -478,6 +495,9 @@ export const readSlotCounters = new LuaScript(SLOT_READ_SCRIPT);
 export const bumpSlotCounters = new LuaScript(SLOT_BUMP_SCRIPT);
 
 const serverScript = new LuaScript(SERVER_SCRIPT);
+
+/** See DROP_UNLESS_SET_SINCE. */
+export const dropUnlessSetSince = new LuaScript(DROP_UNLESS_SET_SINCE);
 
 /**
  * Loads every script into the server's script cache (on a Cluster, every

@@ -1,13 +1,13 @@
-// Redis's clock, as this process can bound it from below. A script can refuse
-// to act past a deadline only on Redis's own clock (its TIME), and the hosts'
-// clocks differ: a deadline from Date.now() would refuse every write on a host
-// whose clock is behind Redis's by more than any margin. So the epoch check
-// (at each connection check, then every second) brings Redis's TIME back, and
-// the offset kept is the least it can be: Redis read its clock before the
-// reply arrived here, so `time - arrival` never puts a deadline later than the
-// instant it stands for on this process's monotonic clock. A deadline may come
-// early by the round trip of the sample (a command then refused that was just
-// in time: treated as one Redis could not take), never late.
+// Redis's clock, as this process can bound it. A script can refuse to act
+// past a deadline only on Redis's own clock (its TIME), and the hosts' clocks
+// differ: a deadline from Date.now() would refuse every write on a host whose
+// clock is behind Redis's by more than any margin. So the epoch check (at
+// each connection check, then every second) brings Redis's TIME back: Redis
+// read it after the check was sent and before its reply arrived, which bounds
+// the offset between its clock and this process's monotonic one from both
+// sides. A deadline is put at the lower bound, so it is never later than the
+// instant it stands for, early by at most the sample's round trip (a command
+// then refused that was just in time: treated as one Redis could not take).
 import { performance } from 'node:perf_hooks';
 
 /**
@@ -17,30 +17,44 @@ import { performance } from 'node:perf_hooks';
 const DRIFT_PER_MS = 1e-4;
 /** A sample older than this (the epoch checks stopped: the bus is down) gives no deadline. */
 const MAX_AGE_MS = 60_000;
-/** A sample within this of the kept one is compared with it (the larger bound wins); an older kept one is replaced. */
+/** A sample within this of the kept one is compared with it (the faster round trip wins); an older kept one is replaced. */
 const COMPARE_WITHIN_MS = 10_000;
 
 export class ServerClock {
-  /** Redis's clock (ms) minus performance.now(), at least; undefined until a sample, or after a lost connection. */
-  private offset: number | undefined;
-  /** performance.now() of the sample `offset` came from. */
+  /** Redis's clock (ms) minus performance.now(): at least `low`, at most `high`; undefined until a sample. */
+  private low: number | undefined;
+  private high = 0;
+  /** performance.now() of the sample kept. */
   private at = 0;
+  private replaceNext = false;
 
-  /** A TIME Redis read (µs since the Unix epoch) in a reply that arrived at `arrival` (performance.now()). */
-  learn(micros: number, arrival = performance.now()): void {
-    if (!Number.isFinite(micros) || micros <= 0) return;
-    const offset = micros / 1000 - arrival;
-    // A larger lower bound is a tighter one (a faster round trip), unless the kept one is old: the clocks may
-    // have been stepped since, and the newest sample speaks for now.
-    if (this.offset === undefined || offset > this.offset || arrival - this.at > COMPARE_WITHIN_MS) {
-      this.offset = offset;
+  /**
+   * A TIME Redis read (µs since the Unix epoch) for a command sent at `sent`
+   * whose reply arrived at `arrival` (performance.now() instants).
+   */
+  learn(micros: number, sent: number, arrival = performance.now()): void {
+    if (!Number.isFinite(micros) || micros <= 0 || !(arrival >= sent)) return;
+    const time = micros / 1000;
+    // The faster round trip bounds the offset closer, unless the kept sample is old: the clocks may have
+    // been stepped since, and the newest sample speaks for now.
+    const low = this.low;
+    if (low === undefined || this.replaceNext || arrival - sent < this.high - low || arrival - this.at > COMPARE_WITHIN_MS) {
+      this.low = time - arrival;
+      this.high = time - sent;
       this.at = arrival;
+      this.replaceNext = false;
     }
   }
 
-  /** Another connection, maybe another server: nothing learned holds. */
-  forget(): void {
-    this.offset = undefined;
+  /**
+   * A lost connection: the next may reach another server (a Sentinel
+   * failover), whose clock its check's sample speaks for alone. Until then
+   * the kept one still gives deadlines (commands wait for that check; a
+   * set() made meanwhile is not sent, and its deadline only bounds what its
+   * queued delete leaves: see InvalidationQueue).
+   */
+  newConnection(): void {
+    this.replaceNext = true;
   }
 
   /**
@@ -48,9 +62,21 @@ export class ServerClock {
    * gives it, never later than it: undefined when there is no recent sample.
    */
   deadline(until: number, now = performance.now()): number | undefined {
-    const offset = this.offset;
-    if (offset === undefined) return undefined;
-    if (now - this.at > MAX_AGE_MS) return undefined;
-    return Math.floor((until + offset - Math.max(0, until - this.at) * DRIFT_PER_MS) * 1000);
+    const low = this.low;
+    if (low === undefined || now - this.at > MAX_AGE_MS) return undefined;
+    return Math.floor((until + low - Math.abs(until - this.at) * DRIFT_PER_MS) * 1000);
+  }
+
+  /**
+   * An instant on Redis's clock (µs) no earlier than `from` and no later
+   * than `until` (performance.now() instants, `from` first): undefined when
+   * the samples cannot tell them apart that well (a round trip of the
+   * sample longer than the time between them).
+   */
+  between(from: number, until: number, now = performance.now()): number | undefined {
+    const late = this.deadline(until, now);
+    if (late === undefined) return undefined;
+    const early = Math.ceil((from + this.high + Math.abs(from - this.at) * DRIFT_PER_MS) * 1000);
+    return late >= early ? late : undefined;
   }
 }

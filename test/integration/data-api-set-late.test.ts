@@ -49,6 +49,9 @@ describe('data API: a set() held on a slow link past its caller', function () {
       proxy.setDelay(0);
       assert.ok(!seen.has(older), "another instance read the older set()'s value after the newer one");
       await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 5_000);
+      await eventually(() => (a as unknown as { queue: { length: number } }).queue.length === 0, "A's queued delete() is delivered", 5_000);
+      // That delete() stood for the refused set(): the newer set() stays.
+      assert.equal(await c.get('k'), newer);
       // Nothing left behind by the refused script: its staged payload is deleted with it.
       await eventually(async () => (await ctx.admin.keys('*:tiercache:stage:*')).length === 0, 'a staging key was left', 3_000);
     });

@@ -1,4 +1,4 @@
-// ServerClock: a deadline on Redis's clock, from samples of its TIME, is never later than the instant it stands for.
+// ServerClock: instants on Redis's clock, from samples of its TIME, bounded from both sides by the sample's round trip.
 import assert from 'node:assert/strict';
 import { ServerClock } from '../../../src/store/server-clock.js';
 
@@ -7,36 +7,52 @@ const AHEAD = 5_000_000;
 const redisAt = (local: number) => (local + AHEAD) * 1000;
 
 describe('store: ServerClock', () => {
-  it('gives no deadline before a sample, after forget(), or from a sample over a minute old', () => {
+  it('gives no deadline before a sample, or from a sample over a minute old', () => {
     const clock = new ServerClock();
     assert.equal(clock.deadline(1_000, 0), undefined);
-    clock.learn(redisAt(100), 100);
+    clock.learn(redisAt(100), 100, 100);
     assert.notEqual(clock.deadline(1_000, 200), undefined);
     assert.equal(clock.deadline(70_200, 70_200), undefined, 'a stale sample gave a deadline');
-    clock.forget();
-    assert.equal(clock.deadline(1_000, 200), undefined);
   });
 
-  it('never puts a deadline later than its instant: a sample read before its reply arrived bounds the offset from below', () => {
-    const clock = new ServerClock();
-    // TIME read at local 100, the reply arriving at 140 (a 40 ms trip back).
-    clock.learn(redisAt(100), 140);
-    const deadline = clock.deadline(1_140, 140)!;
-    assert.ok(deadline <= redisAt(1_140), `${deadline} past ${redisAt(1_140)}`);
-    assert.ok(deadline >= redisAt(1_100) - 1_000, 'early by more than the trip back');
-    // A faster sample tightens it; a slower one within 10 s does not loosen it.
-    clock.learn(redisAt(2_000), 2_001);
-    const tight = clock.deadline(3_000, 2_001)!;
-    clock.learn(redisAt(3_000), 3_300);
-    assert.equal(clock.deadline(3_000, 3_300), tight);
-    assert.ok(tight <= redisAt(3_000) && tight >= redisAt(2_999) - 1_000);
+  it('never puts a deadline later than its instant, whenever in the round trip Redis read its clock', () => {
+    for (const read of [100, 120, 140]) {
+      const clock = new ServerClock();
+      // Sent at local 100, the reply arriving at 140.
+      clock.learn(redisAt(read), 100, 140);
+      const deadline = clock.deadline(1_140, 140)!;
+      assert.ok(deadline <= redisAt(1_140), `${deadline} past ${redisAt(1_140)}`);
+      assert.ok(deadline >= redisAt(1_140) - 41_000, 'early by more than the round trip');
+    }
   });
 
-  it('takes the newest sample once the kept one is 10 s old: a clock stepped back since is followed', () => {
+  it('keeps the sample of the fastest round trip for 10 s, then takes the newest (a clock stepped back since is followed)', () => {
     const clock = new ServerClock();
-    clock.learn(redisAt(100), 100);
+    clock.learn(redisAt(1_000), 1_000, 1_001);
+    const tight = clock.deadline(3_000, 2_000)!;
+    clock.learn(redisAt(2_000), 1_900, 2_100);
+    assert.equal(clock.deadline(3_000, 2_100), tight, 'a slower sample replaced a faster one');
     // Redis's clock stepped back 2 s.
-    clock.learn(redisAt(20_000) - 2_000_000, 20_000);
-    assert.ok(clock.deadline(21_000, 20_000)! <= redisAt(21_000) - 2_000_000);
+    clock.learn(redisAt(20_000) - 2_000_000, 20_000, 20_050);
+    assert.ok(clock.deadline(21_000, 20_050)! <= redisAt(21_000) - 2_000_000);
+  });
+
+  it('after a lost connection, keeps its sample until the next one, which replaces it whatever it says (another server)', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(100), 100, 100);
+    const before = clock.deadline(1_000, 200);
+    clock.newConnection();
+    assert.equal(clock.deadline(1_000, 200), before);
+    // The new server's clock is 1 s behind the old one's, and the sample slower: still taken.
+    clock.learn(redisAt(300) - 1_000_000, 290, 300);
+    assert.ok(clock.deadline(1_300, 300)! <= redisAt(1_300) - 1_000_000);
+  });
+
+  it('between(): an instant no earlier than the first and no later than the second, or none when the round trip blurs them', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(120), 100, 140);
+    const at = clock.between(1_000, 1_200, 1_000)!;
+    assert.ok(at >= redisAt(1_000) && at <= redisAt(1_200), String(at));
+    assert.equal(clock.between(1_000, 1_030, 1_000), undefined, '30 ms apart with a 40 ms sample');
   });
 });
