@@ -8,6 +8,9 @@
 // sides. A deadline is put at the lower bound, so it is never later than the
 // instant it stands for, early by at most the sample's round trip (a command
 // then refused that was just in time: treated as one Redis could not take).
+// A step of either clock (NTP) is seen at the next sample when it moves the
+// offset out of the bounds; one smaller than a round trip may go unseen, and
+// puts a deadline late by at most that.
 import { performance } from 'node:perf_hooks';
 
 /**
@@ -17,14 +20,14 @@ import { performance } from 'node:perf_hooks';
 const DRIFT_PER_MS = 1e-4;
 /** A sample older than this (the epoch checks stopped: the bus is down) gives no deadline. */
 const MAX_AGE_MS = 60_000;
-/** A sample within this of the kept one is compared with it (the faster round trip wins); an older kept one is replaced. */
-const COMPARE_WITHIN_MS = 10_000;
-
 export class ServerClock {
-  /** Redis's clock (ms) minus performance.now(): at least `low`, at most `high`; undefined until a sample. */
+  /**
+   * Redis's clock (ms) minus performance.now(): at least `low`, at most
+   * `high`, as of `at`; undefined until a sample.
+   */
   private low: number | undefined;
   private high = 0;
-  /** performance.now() of the sample kept. */
+  /** performance.now() the bounds hold at (they widen by the drift since). */
   private at = 0;
   private replaceNext = false;
 
@@ -35,15 +38,23 @@ export class ServerClock {
   learn(micros: number, sent: number, arrival = performance.now()): void {
     if (!Number.isFinite(micros) || micros <= 0 || !(arrival >= sent)) return;
     const time = micros / 1000;
-    // The faster round trip bounds the offset closer, unless the kept sample is old: the clocks may have
-    // been stepped since, and the newest sample speaks for now.
-    const low = this.low;
-    if (low === undefined || this.replaceNext || arrival - sent < this.high - low || arrival - this.at > COMPARE_WITHIN_MS) {
-      this.low = time - arrival;
-      this.high = time - sent;
-      this.at = arrival;
-      this.replaceNext = false;
+    let low = time - arrival;
+    let high = time - sent;
+    if (this.low !== undefined && !this.replaceNext) {
+      // Every sample bounds the same offset: what they agree on is tighter than any alone. Bounds that do not
+      // meet tell a clock stepped (NTP) since: the newest sample speaks for now.
+      const drift = (arrival - this.at) * DRIFT_PER_MS;
+      const both = Math.max(low, this.low - drift);
+      const and = Math.min(high, this.high + drift);
+      if (both <= and) {
+        low = both;
+        high = and;
+      }
     }
+    this.low = low;
+    this.high = high;
+    this.at = arrival;
+    this.replaceNext = false;
   }
 
   /**

@@ -26,16 +26,26 @@ describe('store: ServerClock', () => {
     }
   });
 
-  it('keeps the sample of the fastest round trip for 10 s, then takes the newest (a clock stepped back since is followed)', () => {
+  it('tightens its bounds with every sample, never past the instant', () => {
     const clock = new ServerClock();
-    clock.learn(redisAt(1_000), 1_000, 1_001);
-    const tight = clock.deadline(3_000, 2_000)!;
-    clock.learn(redisAt(2_000), 1_900, 2_100);
-    assert.equal(clock.deadline(3_000, 2_100), tight, 'a slower sample replaced a faster one');
-    // Redis's clock stepped back 2 s.
-    clock.learn(redisAt(20_000) - 2_000_000, 20_000, 20_050);
-    assert.ok(clock.deadline(21_000, 20_050)! <= redisAt(21_000) - 2_000_000);
+    // Redis read its clock late in the first round trip, early in the second.
+    clock.learn(redisAt(1_039), 1_000, 1_040);
+    clock.learn(redisAt(2_001), 2_000, 2_040);
+    const deadline = clock.deadline(3_000, 2_040)!;
+    assert.ok(deadline <= redisAt(3_000), `${deadline} past ${redisAt(3_000)}`);
+    assert.ok(deadline >= redisAt(3_000) - 3_000, `${redisAt(3_000) - deadline} µs early, where the two samples agree within 2 ms`);
   });
+
+  for (const step of [2_000, -2_000]) {
+    it(`follows a clock stepped ${step > 0 ? 'forward' : 'back'} at the next sample (bounds that no longer meet)`, () => {
+      const clock = new ServerClock();
+      clock.learn(redisAt(1_000), 1_000, 1_001);
+      clock.learn(redisAt(2_000) + step * 1000, 2_000, 2_040);
+      const deadline = clock.deadline(3_000, 2_040)!;
+      assert.ok(deadline <= redisAt(3_000) + step * 1000, 'late');
+      assert.ok(deadline >= redisAt(3_000) + step * 1000 - 41_000, 'early by more than the round trip');
+    });
+  }
 
   it('after a lost connection, keeps its sample until the next one, which replaces it whatever it says (another server)', () => {
     const clock = new ServerClock();
