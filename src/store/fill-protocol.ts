@@ -518,7 +518,7 @@ export interface StoreRequest {
   readonly advance?: CounterAdvance;
   /** performance.now() when the fill began waiting, if its lookup ran out of time (FillTicket.since). */
   readonly since?: number;
-  /** A set()'s deadline on Redis's clock (µs; see STORE), set by store(). */
+  /** A set()'s deadline on Redis's clock (µs; see STORE), set by store(). Past it, store() throws. */
   readonly deadline?: number;
 }
 
@@ -529,8 +529,7 @@ export interface CounterAdvance {
   readonly offset: number;
 }
 
-/** 'late': a set() that reached Redis past its deadline (see STORE), stored nowhere. */
-export type StoreResult = 'stored' | 'tags' | 'epoch' | 'late';
+export type StoreResult = 'stored' | 'tags' | 'epoch';
 
 /** What the store step did; for a set() that stored, the version its key counter was moved to (the entry records it). */
 export interface StoreOutcome {
@@ -874,7 +873,6 @@ function storeArgs(request: StoreRequest, lockKey: string | undefined, stagingTt
 }
 
 const STORED: StoreOutcome = Object.freeze({ result: 'stored' });
-const LATE: StoreOutcome = Object.freeze({ result: 'late' });
 
 async function storeInOne(client: RedisClient, request: StoreRequest, stagingTtl: number): Promise<StoreOutcome> {
   const { keys, args, staged } = storeArgs(request, request.lock?.key, stagingTtl);
@@ -893,7 +891,9 @@ async function storeInOne(client: RedisClient, request: StoreRequest, stagingTtl
   // A set() that stored: {1, the version its key counter was moved to}.
   if (Array.isArray(reply)) return { result: 'stored', moved: counterValue(reply[1]) };
   const code = Number(reply);
-  if (code === -3) return LATE;
+  // Its answer in time all the same (a deadline comes early by up to a round trip): a failure, reported as one,
+  // and its set() handled as one Redis could not take (TieredStore.storeInL2).
+  if (code === -3) throw new TierCacheError('tiercache: a set() reached Redis past its deadline (the end of its caller\'s wait, on Redis\'s clock): not stored');
   return code === 1 ? STORED : { result: code === -1 ? 'epoch' : 'tags' };
 }
 

@@ -596,12 +596,6 @@ export class TieredStore {
       if (moved !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, moved.l1Entry);
       return true;
     }
-    if (stored.result === 'late') {
-      // A set() that reached Redis past its deadline, its caller still waiting (the deadline comes early by up to
-      // a round trip): not taken, as when Redis does not answer in time, and handled the same (setValue).
-      if (this.l1?.peek(first.key) === first.l1Entry) this.l1.delete(first.key);
-      return UNREACHED;
-    }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone
     // from Redis: what this instance knows of them is read again by the next fill.
     for (const w of writes) this.l1?.delete(w.key);

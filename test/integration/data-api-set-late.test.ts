@@ -58,4 +58,24 @@ describe('data API: a set() held on a slow link past its caller', function () {
       await eventually(async () => (await ctx.admin.keys('*:tiercache:stage:*')).length === 0, 'a staging key was left', 3_000);
     });
   }
+
+  it("refused past its deadline while its caller still waits: not stored, not kept in this instance's L1, no 'store' event, an 'error', a delete() instead", async () => {
+    const a = await ctx.open();
+    const errors: string[] = [];
+    a.on('error', ({ err }: { err: Error }) => void errors.push(err.message));
+    let stored = 0;
+    a.on('store', () => void stored++);
+    const c = await ctx.open({ l1: false });
+    await c.set('k', 'before');
+    assert.equal(await a.get('k'), 'before');
+    // A deadline already past on Redis's clock: as if the script had been held until then, its answer still in time.
+    const clock = a.store.l2!.clock!;
+    clock.deadline = () => 1;
+    await a.set('k', 'refused');
+    assert.equal(stored, 0, "a 'store' event for a set() Redis refused");
+    assert.notEqual(await a.get('k'), 'refused', 'A serves from L1 a value Redis refused');
+    assert.notEqual(await c.get('k'), 'refused', 'Redis stored it');
+    await eventually(async () => (await c.get('k')) === undefined, 'the value from before the set() is deleted');
+    assert.ok(errors.some((m) => m.includes('past its deadline')), errors.join(' | '));
+  });
 });
