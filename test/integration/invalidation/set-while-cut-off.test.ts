@@ -69,4 +69,23 @@ describe('set() while this instance is cut off from Redis', function () {
     assert.equal(await a.get('k'), 'b-new');
     assert.equal(await b.get('k'), 'b-new');
   });
+
+  it("its replayed delete() still deletes a set() another instance made just before it (older than it)", async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    const c = await ctx.open({ l1: false });
+    await b.set('k', 'first', { ttl: '1h' });
+    assert.equal(await a.get('k'), 'first');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    // Stored a moment before A's set(), which A never hears of (a set() sends no message).
+    await b.set('k', 'b-older', { ttl: '1h' });
+    await a.set('k', 'a-new', { ttl: '1h' });
+    proxy.heal();
+    await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+    assert.equal(await c.get('k'), undefined, "the value from before A's set() is read after its replayed delete()");
+    assert.notEqual(await a.get('k'), 'b-older');
+  });
 });
