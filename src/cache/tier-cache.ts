@@ -23,7 +23,7 @@ import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-cl
 import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
 import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
-import { NO_TICKET, TieredStore, UNDECIDED, UNREACHED, type TieredHit } from '../store/tiered-store.js';
+import { NO_TICKET, TAKE_UNANSWERED, TieredStore, UNDECIDED, UNREACHED, type TieredHit } from '../store/tiered-store.js';
 import type { ClaimSettled } from '../store/fill-protocol.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
@@ -360,6 +360,11 @@ export class TierCache extends EventEmitter implements DataCache {
     // A loader of this key running here began before this value was given: it must not store over it.
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {
+      // On Redis's clock, no earlier than now and no later than the end of this store's wait: a set() stored
+      // past it, on any instance, came after this one was called (and after it was answered, if it was).
+      const l2 = this.store.l2;
+      const now = performance.now();
+      const deadline = l2?.clock?.between(now, now + l2.callerWait);
       const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry);
       if (stored === UNREACHED) {
         // Redis could not take it: L2 may still hold an older value, which other instances read now
@@ -367,7 +372,9 @@ export class TierCache extends EventEmitter implements DataCache {
         // becomes a delete() of the key, queued and replayed like one: the key misses everywhere
         // until it is loaded or set again, never the value from before. Applied here at once (dropKey
         // marks it before its first await); the set() does not wait for Redis a second time to deliver it.
-        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
+        // A set() stored past that instant (another instance's, while this delete waited) is newer and
+        // stays (see InvalidationQueue).
+        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, deadline).catch(() => undefined);
         return;
       }
       if (stored) {
@@ -457,6 +464,17 @@ export class TierCache extends EventEmitter implements DataCache {
       tier = 'L1';
     } else {
       const hit = await store.takeFromL2(storeKey, ownTags(scope, storeKey));
+      if (hit === TAKE_UNANSWERED) {
+        // Redis may have taken it (its answer lost) and nobody would tell the other instances, whose L1 copies
+        // would serve it until their lifetime ends: they drop them (queued, like any invalidation, when Redis
+        // cannot take the message now) and read Redis again, which still has it if the take never ran. Its
+        // Redis side is left as it is (the claim it needed is gone either way); not awaited, as this caller
+        // waited on Redis once already.
+        store.l1?.delete(storeKey);
+        void this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false, { keys: [storeKey] }).catch(() => undefined);
+        if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
+        return undefined;
+      }
       // Neither kept in L1 nor recharged: it is gone.
       if (hit !== undefined && hit.entry.freshUntil > this.now()) value = decodeValue<T>(hit.entry, this.serializer);
       taken = hit?.key;
@@ -470,7 +488,7 @@ export class TierCache extends EventEmitter implements DataCache {
     if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, tier));
     // Every instance's L1 copy, and any fill of the key under way, as delete() does; its Redis side was done
     // by the take, unless the key's counter was missing there (then bumped now, as by delete()).
-    await this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false, taken?.version === undefined ? undefined : taken);
+    await this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false, taken?.version === undefined ? undefined : this.pulledMessage(storeKey, keyTag(storeKey), taken));
     return value;
   }
 
@@ -1026,15 +1044,18 @@ export class TierCache extends EventEmitter implements DataCache {
   /**
    * One key, everywhere: drops it from L1 here, bumps its key tag (so fills of
    * it under way anywhere never land, and every L1 copy stops matching),
-   * deletes it from L2 and tells the other instances.
+   * deletes it from L2 and tells the other instances. `bumped`: the message
+   * alone is left to send (a pull's take did the Redis side, or may have).
+   * `setBefore`: it stands for a set() Redis could not take (see Invalidation).
    */
-  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, pulled?: ClaimSettled): Promise<InvalidateResult> {
+  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, bumped?: BusMessage, setBefore?: number): Promise<InvalidateResult> {
     this.invalidations++;
     this.store.l1?.delete(storeKey);
     const tag = keyTag(storeKey);
     let delivered = false;
     try {
-      const result = await this.invalidate({ kind: 'key', key: storeKey, tag }, what, strict, pulled === undefined ? undefined : this.pulledMessage(storeKey, tag, pulled));
+      const op: Invalidation = setBefore === undefined ? { kind: 'key', key: storeKey, tag } : { kind: 'key', key: storeKey, tag, setBefore };
+      const result = await this.invalidate(op, what, strict, bumped);
       delivered = result.delivered;
       return result;
     } finally {

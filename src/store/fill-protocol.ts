@@ -16,6 +16,7 @@
 // one of LARGE_ENTRY_BYTES or more is read back by a plain GET after the
 // lookup, which judged it by its first bytes (one more round trip).
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
 import { headerFreshUntil } from './entry-codec.js';
 import type { L2Store } from './l2-store.js';
@@ -168,9 +169,13 @@ const RENEW_WHEN_LEFT = 0.9;
  * TTL left: a shared counter (a path's, in every fill) is then written about once
  * every 17 hours, as on a Cluster (RENEW_WHEN_LEFT), instead of by every fill.
  * Stores only when every counter still holds what the fill recorded. A set()
- * passes four more ARGV: its key counter's position among the counters (1-based),
+ * passes five more ARGV: its key counter's position among the counters (1-based),
  * where the first payload records that counter's version (a byte offset), a
- * token of its own and how long (ms) the token is kept. A set() that stored
+ * token of its own, how long (ms) the token is kept, and its deadline on Redis's
+ * clock (µs, as TIME; '' = none): the instant its caller stops waiting, or
+ * earlier. Run past it (its bytes held on a slow link), it does nothing but
+ * delete its staged payload and replies -3: its caller was answered that Redis
+ * did not take it, and a set() made since, anywhere, must not be stored over. A set() that stored
  * leaves the token beside its key counter (`<counter>:set:<token>`, holding the
  * version it moved the counter to), so the same script run again (ioredis sends
  * a command again on a new connection when a cut lost its reply) stores nothing
@@ -191,8 +196,8 @@ const RENEW_WHEN_LEFT = 0.9;
  * a set()'s version patched in place by SETRANGE) or deleted when refused:
  * Redis never turns it into a Lua string and back. Reply: 1 stored; 0 not, a tag counter moved;
  * -1 not, the first counter (the epoch) moved; -2 not, a staged payload was
- * missing (nothing else done but the lock released); for a set() that stored,
- * {1, the moved version}.
+ * missing (nothing else done but the lock released); -3 not, a set() past its
+ * deadline; for a set() that stored, {1, the moved version}.
  */
 const STORE = `${COUNTER_GET}${PROVISIONAL_MARK}
 local e = tonumber(ARGV[2])
@@ -211,6 +216,12 @@ local skip = advance and (1 + e + advance) or 0
 -- A set()'s token, beside its key counter (so in its slot): this store ran already, and its reply was lost in a
 -- cut; ioredis sent it again on the new connection. Not stored twice (over a set() made in between): what it did is.
 local done_key = advance and (KEYS[skip] .. ':set:' .. ARGV[first + 2 * counters + 2]) or nil
+local deadline = advance and tonumber(ARGV[first + 2 * counters + 4] or '')
+local t = advance and redis.call('TIME')
+if deadline and tonumber(t[1]) * 1000000 + tonumber(t[2]) > deadline then
+  for j = 1, #staged do redis.call('DEL', KEYS[last + j]) end
+  return -3
+end
 local held = advance and counter(KEYS[skip])
 -- Only a counter moved past what this set() recorded can have been moved by it.
 if advance and held ~= ARGV[first + 2 * (advance - 1)] then
@@ -248,7 +259,6 @@ if fresh == 1 then
     local key = KEYS[skip]
     -- Never below the clock (µs, as counters are made): a counter lost (evicted, expired, damaged)
     -- comes back larger than any version it had, never at what this instance happened to record.
-    local t = redis.call('TIME')
     local clock = tonumber(t[1] .. string.format('%06d', tonumber(t[2])))
     moved = string.format('%.0f', math.max(held and tonumber(held) or 0, tonumber(ARGV[first + 2 * (advance - 1)]), clock) + 1)
     local ttl = redis.call('PTTL', key)
@@ -508,6 +518,8 @@ export interface StoreRequest {
   readonly advance?: CounterAdvance;
   /** performance.now() when the fill began waiting, if its lookup ran out of time (FillTicket.since). */
   readonly since?: number;
+  /** A set()'s deadline on Redis's clock (µs; see STORE), set by store(). Past it, store() throws. */
+  readonly deadline?: number;
 }
 
 /** A set()'s key counter: which of the request's counters, and where the first entry's bytes record its version. */
@@ -631,9 +643,13 @@ export class FillProtocol {
    * the fill began ('tags', or the first one, 'epoch'). Throws when Redis fails.
    */
   store(request: StoreRequest): Promise<StoreOutcome> {
+    // A set() is refused past the instant its caller stops waiting (the wait starts now, or at `since`), on
+    // Redis's clock: answered as not taken, it must not land later over a set() made since, anywhere.
+    const deadline = request.advance === undefined ? undefined : this.l2.clock?.deadline((request.since ?? performance.now()) + this.l2.callerWait);
+    const sent = deadline === undefined ? request : { ...request, deadline };
     return this.l2.run(async (client) => {
-      checkEntryTags(request.counters.length, this.cluster);
-      return this.cluster ? this.storeOnCluster(client, request) : storeInOne(client, request, this.stagingTtl);
+      checkEntryTags(sent.counters.length, this.cluster);
+      return this.cluster ? this.storeOnCluster(client, sent) : storeInOne(client, sent, this.stagingTtl);
     }, false, request.since);
   }
 
@@ -852,7 +868,7 @@ function storeArgs(request: StoreRequest, lockKey: string | undefined, stagingTt
   for (const e of entries) args.push(String(Math.max(1, Math.ceil(e.ttl))));
   for (const c of counters) args.push(String(c.recorded), String(Math.max(0, Math.ceil(c.ttl))));
   // A set(): its key counter, where its payload records it, and a token of its own (see STORE), kept stagingTtl.
-  if (request.advance !== undefined) args.push(String(request.advance.counter + 1), String(request.advance.offset), uniqueId(), String(stagingTtl));
+  if (request.advance !== undefined) args.push(String(request.advance.counter + 1), String(request.advance.offset), uniqueId(), String(stagingTtl), request.deadline === undefined ? '' : String(request.deadline));
   return { keys, args, staged };
 }
 
@@ -875,6 +891,9 @@ async function storeInOne(client: RedisClient, request: StoreRequest, stagingTtl
   // A set() that stored: {1, the version its key counter was moved to}.
   if (Array.isArray(reply)) return { result: 'stored', moved: counterValue(reply[1]) };
   const code = Number(reply);
+  // Its answer in time all the same (a deadline comes early by up to a round trip): a failure, reported as one,
+  // and its set() handled as one Redis could not take (TieredStore.storeInL2).
+  if (code === -3) throw new TierCacheError('tiercache: a set() reached Redis past its deadline (the end of its caller\'s wait, on Redis\'s clock): not stored');
   return code === 1 ? STORED : { result: code === -1 ? 'epoch' : 'tags' };
 }
 

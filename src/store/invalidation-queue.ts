@@ -7,12 +7,17 @@
 // it becomes one clear(), which covers everything it held (over-invalidating).
 import type { BusMessage, InvalidationBus, PublishProgress } from './invalidation-bus.js';
 import type { L2Store } from './l2-store.js';
+import { counterValue, dropUnlessSetSince } from './redis-scripts.js';
 import type { TagVersions } from './tag-versions.js';
 
 export type Invalidation =
   | { readonly kind: 'tags'; readonly tags: readonly string[] }
-  /** One store key: `tag` is its key tag; the key is also deleted from L2. */
-  | { readonly kind: 'key'; readonly key: string; readonly tag: string }
+  /**
+   * One store key: `tag` is its key tag; the key is also deleted from L2.
+   * `setBefore`: it stands for a set() Redis could not take, whose deadline
+   * (Redis's clock, µs) this is: a set() stored after it is left alone.
+   */
+  | { readonly kind: 'key'; readonly key: string; readonly tag: string; readonly setBefore?: number }
   | { readonly kind: 'clear' };
 
 /** How many tags and keys may wait for Redis before the backlog becomes one clear(). */
@@ -224,17 +229,39 @@ export class InvalidationQueue {
       } else if (op.kind === 'key') {
         // The bump is what makes the entry invalid everywhere; the delete only frees the memory, so it goes first:
         // after the bump it would delete a set() from another instance landing in between, after this invalidation.
-        // Stryker disable next-line BooleanLiteral: the bump already invalidates the entry everywhere; the delete only frees memory sooner
-        await l2.del(op.key, true).catch(() => undefined);
-        const [version] = await versions.bump([op.tag]);
-        // Stryker disable next-line ArrayDeclaration: the same (the key list lets receivers drop the entry from L1 at once)
-        item.message = { tags: [[op.tag, version!]], keys: [op.key] };
+        const newer = op.setBefore === undefined ? undefined : await this.setSince(op.key, op.tag, op.setBefore);
+        if (newer !== undefined) {
+          // A set() stored since the one this stands for is newer (this replayed after an outage, say): it stays,
+          // and the other instances drop their copies of anything older by its version, as none of theirs is newer.
+          versions.raise(op.tag, newer);
+          item.message = { tags: [[op.tag, newer]] };
+        } else {
+          if (op.setBefore === undefined) {
+            // Stryker disable next-line BooleanLiteral: the bump already invalidates the entry everywhere; the delete only frees memory sooner
+            await l2.del(op.key, true).catch(() => undefined);
+          }
+          const [version] = await versions.bump([op.tag]);
+          // Stryker disable next-line ArrayDeclaration: the same (the key list lets receivers drop the entry from L1 at once)
+          item.message = { tags: [[op.tag, version!]], keys: [op.key] };
+        }
       } else {
         item.message = { epoch: await versions.bumpEpoch() };
       }
     }
     item.progress ??= { parts: 0 };
     await bus?.publish(item.message, item.progress);
+  }
+
+  /**
+   * For the delete of a set() Redis could not take (see DROP_UNLESS_SET_SINCE):
+   * the version of a set() stored after it, left alone; else undefined, the
+   * entry deleted. Throws when Redis fails: the bump waits for its answer (a
+   * bump sent anyway would make that newer value invalid).
+   */
+  private async setSince(key: string, tag: string, deadline: number): Promise<number | undefined> {
+    const { l2, versions } = this.options;
+    const newer = await l2.run((c) => dropUnlessSetSince.raw(c, [key, versions.counterKeyOf(tag)], [String(deadline)]), true);
+    return newer === null || newer === undefined ? undefined : counterValue(newer);
   }
 
   private scheduleRetry(ms: number): void {

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
+import { ServerClock } from './server-clock.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
 export class L2UnavailableError extends TierCacheError {
@@ -73,6 +74,12 @@ export class L2Store {
   private readonly fromMaster: boolean;
   /** Connections lost so far (see failed()). */
   private losses = 0;
+  /**
+   * Redis's clock, learned by the epoch check (RedisVersions.serverEpoch):
+   * what a set()'s deadline is given in. Standalone and Sentinel only: a
+   * Cluster's masters each have a clock of their own, and the check asks one.
+   */
+  readonly clock: ServerClock | undefined;
 
   constructor(
     readonly client: RedisClient,
@@ -81,6 +88,7 @@ export class L2Store {
     this.deadlines = options.clientBoundsCommands ? undefined : new CommandDeadlines(options.commandTimeout);
     this.fromMaster = readsReplicas(client);
     this.readyBy = performance.now() + options.commandTimeout;
+    this.clock = isCluster(client) ? undefined : new ServerClock();
     client.on('ready', this.onReady);
     client.on('error', this.onError);
     client.on('close', this.onClose);
@@ -103,6 +111,17 @@ export class L2Store {
   /** How long one command may take (l2.commandTimeout). */
   get commandTimeout(): number {
     return this.options.commandTimeout;
+  }
+
+  /**
+   * How long a caller waits for one command at most: the command timeout, or
+   * the client's own when shorter (a caller's client with a timeout of its own).
+   */
+  get callerWait(): number {
+    const options = (this.client as { options?: { commandTimeout?: unknown; redisOptions?: { commandTimeout?: unknown } } }).options;
+    const own = options?.commandTimeout ?? options?.redisOptions?.commandTimeout;
+    const l2 = this.options;
+    return typeof own === 'number' && own > 0 && own < l2.commandTimeout ? own : l2.commandTimeout;
   }
 
   get state(): 'ok' | 'down' | 'connecting' {
@@ -389,6 +408,7 @@ export class L2Store {
 
   private readonly onClose = (): void => {
     this.losses++;
+    this.clock?.newConnection();
     // Stryker disable next-line ConditionalExpression: ioredis never emits 'close' or 'end' with the status 'ready'
     if (this.client.status === 'ready') return;
     this.connected = false;

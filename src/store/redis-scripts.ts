@@ -371,6 +371,7 @@ return out`;
  * anything. An epoch found below ARGV[1] counts as another process too
  * (Redis went back in time). Run on the node that holds the slot, so INFO
  * names that node; without INFO (ACL) it only reads the epoch (and that rule).
+ * The reply's third element is the server's TIME (µs) (see ServerClock).
  */
 const SERVER_SCRIPT = `${INIT}${SERVING}
 local run, followed = serving()
@@ -392,7 +393,7 @@ if same then
     redis.call('SET', KEYS[1], init)
     epoch = init
   end
-  return {epoch, 0}
+  return {epoch, 0, init}
 end
 local new = tonumber(init)
 if epoch and tonumber(epoch) >= new then new = tonumber(epoch) + 1 end
@@ -402,8 +403,8 @@ local s = string.format('%.0f', new)
 redis.call('SET', KEYS[1], s)
 redis.call('SET', KEYS[2], run)
 if followed then redis.call('SET', KEYS[3], followed) end
-if last then return {s, 1} end
-return {s, 2}`;
+if last then return {s, 1, init} end
+return {s, 2, init}`;
 
 /** Keys and arguments go in one array, which ioredis flattens: never spread into a call (see LuaScript.raw). */
 interface BufferEval {
@@ -466,6 +467,23 @@ export class LuaScript {
   }
 }
 
+/**
+ * The delete a set() Redis could not take became (InvalidationQueue), replayed.
+ * KEYS[1] the entry, KEYS[2] its key counter (in its slot); ARGV[1] the set()'s
+ * deadline on Redis's clock (µs; see ServerClock). A counter past it was moved by
+ * a set() stored after that one's caller was answered (a set() moves it past the
+ * clock, µs as TIME gives it; a bump only adds one): that newer value stays, and
+ * the counter comes back (the replay tells the other instances of that version
+ * instead of bumping it). Else the entry is deleted, and false comes back (the
+ * bump follows, as for any delete()). A counter remade from the clock since
+ * (lost, expired) is past it too: no entry recording the lost one matches it.
+ */
+const DROP_UNLESS_SET_SINCE = `${COUNTER_GET}
+local held = counter(KEYS[2])
+if held and tonumber(held) > tonumber(ARGV[1]) then return held end
+redis.call('DEL', KEYS[1])
+return false`;
+
 /** Reads (creating when missing) version counters. */
 export const readCounters = new LuaScript(READ_SCRIPT);
 /** Increments version counters (creating them from the clock when missing). */
@@ -477,6 +495,9 @@ export const readSlotCounters = new LuaScript(SLOT_READ_SCRIPT);
 export const bumpSlotCounters = new LuaScript(SLOT_BUMP_SCRIPT);
 
 const serverScript = new LuaScript(SERVER_SCRIPT);
+
+/** See DROP_UNLESS_SET_SINCE. */
+export const dropUnlessSetSince = new LuaScript(DROP_UNLESS_SET_SINCE);
 
 /**
  * Loads every script into the server's script cache (on a Cluster, every
@@ -512,8 +533,8 @@ const PREVIOUS: ReadonlyArray<ServerEpoch['previous']> = ['same', 'other', 'none
  * namespace as last time (see SERVER_SCRIPT).
  */
 export async function epochForServer(client: RedisClient, epochKey: string, serverKeys: readonly [string, string], floor: number): Promise<ServerEpoch> {
-  const [epoch, code] = await serverScript.call(client, [epochKey, ...serverKeys], [String(floor)]);
+  const [epoch, code, time] = await serverScript.call(client, [epochKey, ...serverKeys], [String(floor)]);
   const previous = PREVIOUS[code ?? -1];
   if (epoch === undefined || previous === undefined) throw new Error('unexpected reply from a tiercache version script');
-  return { epoch, previous };
+  return time === undefined ? { epoch, previous } : { epoch, previous, time };
 }

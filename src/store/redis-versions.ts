@@ -13,6 +13,7 @@
 // time: a longer list is sent in slices, one after another, each its own
 // command under L2's timeout, so a bulk invalidation never blocks Redis (or
 // waits) past it.
+import { performance } from 'node:perf_hooks';
 import type { L2Store } from './l2-store.js';
 import { isCluster, type RedisClient } from './redis-client.js';
 import { batchPositions, groupBySlot, slotGuardKeys } from './hash-slot.js';
@@ -74,8 +75,15 @@ export class RedisVersionSource implements VersionSource {
    * each new connection before it lets other commands through.
    */
   serverEpoch(floor: number, client?: RedisClient): Promise<ServerEpoch> {
-    if (client !== undefined) return epochForServer(client, this.epochKey, this.serverKeys, floor);
-    return this.l2.run((c) => epochForServer(c, this.epochKey, this.serverKeys, floor));
+    const ask = (c: RedisClient) => {
+      const sent = performance.now();
+      return epochForServer(c, this.epochKey, this.serverKeys, floor).then((checked) => {
+        // Redis's TIME in the reply, read between the two (see ServerClock).
+        if (checked.time !== undefined) this.l2.clock?.learn(checked.time, sent);
+        return checked;
+      });
+    };
+    return client !== undefined ? ask(client) : this.l2.run(ask);
   }
 }
 

@@ -19,6 +19,8 @@ import type { FillStamp } from './entry.js';
 export interface ServerEpoch {
   readonly epoch: number;
   readonly previous: 'same' | 'other' | 'none';
+  /** The server's clock (TIME, µs) as the check ran. */
+  readonly time?: number;
 }
 
 /** Where versions live when there is an L2: Redis counters (see redis-scripts.ts). */

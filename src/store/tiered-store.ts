@@ -31,6 +31,12 @@ export interface PulledHit extends TieredHit {
 
 const LET_GO: ClaimStep = Object.freeze({ action: 'release', at: undefined });
 
+/**
+ * takeFromL2's answer when the step that takes the entry got no answer (the
+ * connection cut, its reply lost): Redis may have taken it, nobody can tell.
+ */
+export const TAKE_UNANSWERED = Symbol('take unanswered');
+
 /** Returned by lookupL1 when only Redis can tell whether the entry is still valid. */
 export const UNDECIDED = Symbol('undecided');
 
@@ -97,14 +103,11 @@ function tagsOfCreated(created: readonly CreatedCounter[], keys: readonly string
 }
 
 /**
- * How long a pull's claim lives: no longer than its caller waits for a step (the
- * command timeout, or the client's own when shorter), so a step Redis runs after
- * the caller gave up finds it expired.
+ * How long a pull's claim lives: no longer than its caller waits for a step, so
+ * a step Redis runs after the caller gave up finds it expired.
  */
 function claimLife(l2: L2Store): number {
-  const options = (l2.client as { options?: { commandTimeout?: unknown; redisOptions?: { commandTimeout?: unknown } } }).options;
-  const own = options?.commandTimeout ?? options?.redisOptions?.commandTimeout;
-  return typeof own === 'number' && own > 0 && own < l2.commandTimeout ? own : l2.commandTimeout;
+  return l2.callerWait;
 }
 
 /** Most keys one UNLINK of dropManyFromL2 carries. */
@@ -351,8 +354,9 @@ export class TieredStore {
    * entry (LARGE_ENTRY_BYTES) is read by a plain GET between the two steps,
    * while the claim holds off every other pull, so no other pull reads what
    * it reads; the bytes are judged against the counters the first step read.
+   * TAKE_UNANSWERED when the take got no answer (it may have run).
    */
-  async takeFromL2(key: string, tags: readonly string[]): Promise<PulledHit | undefined> {
+  async takeFromL2(key: string, tags: readonly string[]): Promise<PulledHit | typeof TAKE_UNANSWERED | undefined> {
     const l2 = this.l2;
     if (l2 === undefined) return undefined;
     // After the first connection's checks (see holdFillsUntil): what they forget must not be decided on.
@@ -374,8 +378,12 @@ export class TieredStore {
     // claim. Not vouched for: let go. Neither deletes an entry a set() stored since it was read.
     const at = (word === true ? entry!.versions[entry!.tags.indexOf(keyTag)] : undefined) ?? counters.versions[0];
     const step: ClaimStep = word === undefined ? LET_GO : { action: word ? 'take' : 'delete', at };
-    const settled = fills.settleClaim(key, claim, step).catch(() => undefined);
+    const settled = fills.settleClaim(key, claim, step).catch((): typeof TAKE_UNANSWERED => TAKE_UNANSWERED);
     const took = word === true ? await settled : undefined;
+    if (took === TAKE_UNANSWERED) {
+      this.l2Misses++;
+      return TAKE_UNANSWERED;
+    }
     if (took !== undefined) {
       this.l2Hits++;
       return { entry: entry!, tier: 'L2', key: took };

@@ -97,4 +97,24 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
     await eventually(async () => (got = await b.pull('token')) !== undefined, 'another instance pulls the value', 5_000);
     assert.equal(got, 'once');
   });
+
+  it("whose take ran but whose answer was lost: the other instances' L1 copies of the value are dropped too", async () => {
+    // Every chunk held 50 ms each way: the take runs in Redis at 50 ms, its answer is in the proxy when the cut comes.
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 1000 } });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    await b.set('token', 'once');
+    assert.equal(await b.get('token'), 'once', 'B holds a copy in L1');
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<unknown> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    fills.settleClaim = (...args: unknown[]) => {
+      setTimeout(() => proxy!.cut('refuse'), 75);
+      return settle(...args);
+    };
+    assert.equal(await a.pull('token'), undefined, 'the pull was answered though its take was cut');
+    assert.equal(await ctx.admin.exists(a.dataKey('token')), 0, 'the premise: the take ran in Redis');
+    proxy.heal();
+    await eventually(async () => (await b.get('token')) === undefined, "B still serves the value taken from Redis from its L1 copy", 3_000);
+  });
 });

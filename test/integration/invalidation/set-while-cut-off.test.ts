@@ -7,6 +7,7 @@
 // replayed like one (README "When Redis is down").
 // Two caches on one real redis-server; A goes through a TCP proxy that is cut.
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TierCache } from '../../../src/index.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
@@ -47,4 +48,44 @@ describe('set() while this instance is cut off from Redis', function () {
       assert.equal(await a.getOrSet('k', () => 'loaded', { ttl: '1h' }), 'loaded');
     });
   }
+
+  it("its replayed delete() leaves a set() another instance made once the first one's command timeout had passed", async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    const c = await ctx.open({ l1: false });
+    assert.equal(await b.getOrSet('k', () => 'old', { ttl: '1h' }), 'old');
+    assert.equal(await a.get('k'), 'old');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    await a.set('k', 'a-new', { ttl: '1h' });
+    // Past the wait A's set() would have had (200 ms): B's set() is newer than A's, not made alongside it.
+    await sleep(300);
+    await b.set('k', 'b-new', { ttl: '1h' });
+    proxy.heal();
+    await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+    assert.equal(await c.get('k'), 'b-new', "A's replayed delete() deleted the newer set()");
+    assert.equal(await a.get('k'), 'b-new');
+    assert.equal(await b.get('k'), 'b-new');
+  });
+
+  it("its replayed delete() still deletes a set() another instance made just before it (older than it)", async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    const c = await ctx.open({ l1: false });
+    await b.set('k', 'first', { ttl: '1h' });
+    assert.equal(await a.get('k'), 'first');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    // Stored a moment before A's set(), which A never hears of (a set() sends no message).
+    await b.set('k', 'b-older', { ttl: '1h' });
+    await a.set('k', 'a-new', { ttl: '1h' });
+    proxy.heal();
+    await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+    assert.equal(await c.get('k'), undefined, "the value from before A's set() is read after its replayed delete()");
+    assert.notEqual(await a.get('k'), 'b-older');
+  });
 });

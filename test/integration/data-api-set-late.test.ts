@@ -1,0 +1,81 @@
+// Why this test exists: a set() whose script is held on a slow link (not a
+// cut, not a frozen Redis: its bytes are in transit) is answered by its
+// command timeout as unreached, and its caller goes on; another instance then
+// sets the key. The held script reached Redis after that and stored the older
+// value over the newer one: other instances read it (h123 measured ~0.2 s, up
+// to ~1.2 s when the queued delete waited for the breaker). Now a set()
+// carries a deadline on Redis's own clock (learned at every connection check
+// and epoch check) and the store script refuses to run past it. Two caches and
+// a reader on one real redis-server; A goes through a TCP proxy slowed once
+// its connection is up.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { useRedisCaches } from '../support/cache-context.js';
+import { eventually } from '../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+describe('data API: a set() held on a slow link past its caller', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'set-late' });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const size of [10, 20_000]) {
+    it(`(${size} bytes) never lands over a set() made after its caller was answered`, async () => {
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+      // Its breaker probes again soon once the link is fast again (the test waits for its queue to drain).
+      const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100 } });
+      a.on('error', () => undefined);
+      const b = await ctx.open();
+      const c = await ctx.open({ l1: false });
+      const older = 'older'.padEnd(size, '.');
+      const newer = 'newer'.padEnd(size, '.');
+      await c.set('k', 'before');
+      // A knows the key's version: its set() sends its store script at once, with no stamp read before it.
+      assert.equal(await a.get('k'), 'before');
+      proxy.setDelay(500);
+      // Answered by its command timeout (200 ms), its script still on its way.
+      await a.set('k', older);
+      await b.set('k', newer);
+      assert.equal(await c.get('k'), newer);
+      const seen = new Set<unknown>();
+      // Past the held script (it reaches Redis 500 ms after it was sent) and the delete() that follows it.
+      const until = performance.now() + 1_000;
+      while (performance.now() < until) {
+        seen.add(await c.get('k'));
+        await sleep(5);
+      }
+      proxy.setDelay(0);
+      assert.ok(!seen.has(older), "another instance read the older set()'s value after the newer one");
+      await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 5_000);
+      await eventually(() => (a as unknown as { queue: { length: number } }).queue.length === 0, "A's queued delete() is delivered", 5_000);
+      // That delete() stood for the refused set(): the newer set() stays.
+      assert.equal(await c.get('k'), newer);
+      // Nothing left behind by the refused script: its staged payload is deleted with it.
+      await eventually(async () => (await ctx.admin.keys('*:tiercache:stage:*')).length === 0, 'a staging key was left', 3_000);
+    });
+  }
+
+  it("refused past its deadline while its caller still waits: not stored, not kept in this instance's L1, no 'store' event, an 'error', a delete() instead", async () => {
+    const a = await ctx.open();
+    const errors: string[] = [];
+    a.on('error', ({ err }: { err: Error }) => void errors.push(err.message));
+    let stored = 0;
+    a.on('store', () => void stored++);
+    const c = await ctx.open({ l1: false });
+    await c.set('k', 'before');
+    assert.equal(await a.get('k'), 'before');
+    // A deadline already past on Redis's clock: as if the script had been held until then, its answer still in time.
+    const clock = a.store.l2!.clock!;
+    clock.deadline = () => 1;
+    await a.set('k', 'refused');
+    assert.equal(stored, 0, "a 'store' event for a set() Redis refused");
+    assert.notEqual(await a.get('k'), 'refused', 'A serves from L1 a value Redis refused');
+    assert.notEqual(await c.get('k'), 'refused', 'Redis stored it');
+    await eventually(async () => (await c.get('k')) === undefined, 'the value from before the set() is deleted');
+    assert.ok(errors.some((m) => m.includes('past its deadline')), errors.join(' | '));
+  });
+});

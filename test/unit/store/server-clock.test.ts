@@ -1,0 +1,68 @@
+// ServerClock: instants on Redis's clock, from samples of its TIME, bounded from both sides by the sample's round trip.
+import assert from 'node:assert/strict';
+import { ServerClock } from '../../../src/store/server-clock.js';
+
+/** Redis's clock runs 5 s ahead of this process's monotonic one (ms). */
+const AHEAD = 5_000_000;
+const redisAt = (local: number) => (local + AHEAD) * 1000;
+
+describe('store: ServerClock', () => {
+  it('gives no deadline before a sample, or from a sample over a minute old', () => {
+    const clock = new ServerClock();
+    assert.equal(clock.deadline(1_000, 0), undefined);
+    clock.learn(redisAt(100), 100, 100);
+    assert.notEqual(clock.deadline(1_000, 200), undefined);
+    assert.equal(clock.deadline(70_200, 70_200), undefined, 'a stale sample gave a deadline');
+  });
+
+  it('never puts a deadline later than its instant, whenever in the round trip Redis read its clock', () => {
+    for (const read of [100, 120, 140]) {
+      const clock = new ServerClock();
+      // Sent at local 100, the reply arriving at 140.
+      clock.learn(redisAt(read), 100, 140);
+      const deadline = clock.deadline(1_140, 140)!;
+      assert.ok(deadline <= redisAt(1_140), `${deadline} past ${redisAt(1_140)}`);
+      assert.ok(deadline >= redisAt(1_140) - 41_000, 'early by more than the round trip');
+    }
+  });
+
+  it('tightens its bounds with every sample, never past the instant', () => {
+    const clock = new ServerClock();
+    // Redis read its clock late in the first round trip, early in the second.
+    clock.learn(redisAt(1_039), 1_000, 1_040);
+    clock.learn(redisAt(2_001), 2_000, 2_040);
+    const deadline = clock.deadline(3_000, 2_040)!;
+    assert.ok(deadline <= redisAt(3_000), `${deadline} past ${redisAt(3_000)}`);
+    assert.ok(deadline >= redisAt(3_000) - 3_000, `${redisAt(3_000) - deadline} µs early, where the two samples agree within 2 ms`);
+  });
+
+  for (const step of [2_000, -2_000]) {
+    it(`follows a clock stepped ${step > 0 ? 'forward' : 'back'} at the next sample (bounds that no longer meet)`, () => {
+      const clock = new ServerClock();
+      clock.learn(redisAt(1_000), 1_000, 1_001);
+      clock.learn(redisAt(2_000) + step * 1000, 2_000, 2_040);
+      const deadline = clock.deadline(3_000, 2_040)!;
+      assert.ok(deadline <= redisAt(3_000) + step * 1000, 'late');
+      assert.ok(deadline >= redisAt(3_000) + step * 1000 - 41_000, 'early by more than the round trip');
+    });
+  }
+
+  it('after a lost connection, keeps its sample until the next one, which replaces it whatever it says (another server)', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(100), 100, 100);
+    const before = clock.deadline(1_000, 200);
+    clock.newConnection();
+    assert.equal(clock.deadline(1_000, 200), before);
+    // The new server's clock is 1 s behind the old one's, and the sample slower: still taken.
+    clock.learn(redisAt(300) - 1_000_000, 290, 300);
+    assert.ok(clock.deadline(1_300, 300)! <= redisAt(1_300) - 1_000_000);
+  });
+
+  it('between(): an instant no earlier than the first and no later than the second, or none when the round trip blurs them', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(120), 100, 140);
+    const at = clock.between(1_000, 1_200, 1_000)!;
+    assert.ok(at >= redisAt(1_000) && at <= redisAt(1_200), String(at));
+    assert.equal(clock.between(1_000, 1_030, 1_000), undefined, '30 ms apart with a 40 ms sample');
+  });
+});
