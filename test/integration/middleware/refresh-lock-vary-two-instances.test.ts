@@ -18,44 +18,50 @@ describe('middleware: a background refresh of a Vary entry locks the variant acr
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'refresh-lock-vary' });
 
-  /** Handler runs, how many run at once (and the most that did), on a route whose refreshes (runs past `firstRuns`) take `slowMs`. */
+  /** Per path: handler runs, how many run at once and the most that did. */
+  const counts = new Map<string, { runs: number; active: number; peak: number }>();
+  const of = (path: string) => counts.get(path) ?? counts.set(path, { runs: 0, active: 0, peak: 0 }).get(path)!;
+  beforeEach(() => counts.clear());
+  /** /doc varies on Accept-Language, /plain does not; runs past `firstRuns` (the refreshes) take `slowMs`. */
   function route(cache: TierCache, mw: Parameters<typeof expressCache>[1], firstRuns: number, slowMs: number, cacheControl?: string) {
     const app = express();
-    app.get('/doc', expressCache(cache, mw), async (req, res) => {
-      const run = ++counts.runs;
-      counts.active++;
-      counts.peak = Math.max(counts.peak, counts.active);
-      if (run > firstRuns) await sleep(slowMs);
-      counts.active--;
-      if (cacheControl !== undefined) res.set('cache-control', cacheControl);
-      res.set('vary', 'accept-language').send(`doc ${run} ${req.headers['accept-language']}`);
-    });
+    for (const path of ['/doc', '/plain']) {
+      app.get(path, expressCache(cache, mw), async (req, res) => {
+        const c = of(path);
+        const run = ++c.runs;
+        c.active++;
+        c.peak = Math.max(c.peak, c.active);
+        if (run > firstRuns) await sleep(slowMs);
+        c.active--;
+        if (cacheControl !== undefined) res.set('cache-control', cacheControl);
+        if (path === '/doc') res.set('vary', 'accept-language');
+        res.send(`doc ${run} ${req.headers['accept-language']}`);
+      });
+    }
     return app;
   }
-  const counts = { runs: 0, active: 0, peak: 0 };
-  beforeEach(() => {
-    counts.runs = 0;
-    counts.active = 0;
-    counts.peak = 0;
-  });
   const until = async (done: () => boolean) => {
     for (let i = 0; i < 400 && !done(); i++) await sleep(5);
   };
 
-  it('origin mode: a no-cache request on one instance waits for the refresh of its variant running on the other', async () => {
+  // /plain alongside: a refresh of an entry without Vary must go on locking its own key, the one its foreground fill locks.
+  it('origin mode: a no-cache request on one instance waits for the refresh running on the other, of its variant or of an entry without Vary', async () => {
     const open = () => ctx.open({ namespace: ctx.ns, freshness: 'origin', ttl: '1h', l2: { lockTimeout: 3_000 } });
     const cc = 'max-age=1, stale-while-revalidate=60';
     const x = await ctx.serve(route(await open(), {}, 1, 400, cc));
     const y = await ctx.serve(route(await open(), {}, 1, 400, cc));
-    assert.equal((await request(x).get('/doc').set('accept-language', 'en')).text, 'doc 1 en');
+    const paths = ['/doc', '/plain'];
+    for (const path of paths) assert.equal((await request(x).get(path).set('accept-language', 'en')).text, 'doc 1 en');
     await sleep(1_100);
-    assert.equal((await request(x).get('/doc').set('accept-language', 'en')).text, 'doc 1 en'); // stale; refreshed in the background
-    await until(() => counts.runs >= 2);
-    assert.equal(counts.runs, 2, "x's refresh did not start");
-    const fromY = await request(y).get('/doc').set('accept-language', 'en').set('cache-control', 'no-cache');
-    await until(() => counts.active === 0);
-    assert.equal(counts.runs, 2, `y filled the variant x was refreshing: ${String(fromY.headers['cache-status'])}`);
-    assert.equal(fromY.text, 'doc 2 en');
+    // Stale; refreshed in the background.
+    for (const path of paths) assert.equal((await request(x).get(path).set('accept-language', 'en')).text, 'doc 1 en');
+    await until(() => of('/doc').runs >= 2 && of('/plain').runs >= 2);
+    const fromY = await Promise.all(paths.map((path) => request(y).get(path).set('accept-language', 'en').set('cache-control', 'no-cache')));
+    await until(() => of('/doc').active === 0 && of('/plain').active === 0);
+    for (const [i, path] of paths.entries()) {
+      assert.equal(of(path).runs, 2, `${path}: y filled what x was refreshing: ${String(fromY[i]!.headers['cache-status'])}`);
+      assert.equal(fromY[i]!.text, 'doc 2 en');
+    }
   });
 
   it('two instances serving the same stale variant refresh it once', async () => {
@@ -66,11 +72,11 @@ describe('middleware: a background refresh of a Vary entry locks the variant acr
     assert.equal((await request(x).get('/doc').set('accept-language', 'en')).text, 'doc 1 en');
     await sleep(350);
     assert.equal((await request(x).get('/doc').set('accept-language', 'en')).text, 'doc 1 en');
-    await until(() => counts.runs >= 2);
+    await until(() => of('/doc').runs >= 2);
     assert.equal((await request(y).get('/doc').set('accept-language', 'en')).text, 'doc 1 en');
     await sleep(100);
-    await until(() => counts.active === 0);
-    assert.equal(counts.runs, 2, 'both instances refreshed the same variant');
+    await until(() => of('/doc').active === 0);
+    assert.equal(of('/doc').runs, 2, 'both instances refreshed the same variant');
   });
 
   it('two instances refresh two variants of one URL at the same time', async () => {
@@ -83,8 +89,8 @@ describe('middleware: a background refresh of a Vary entry locks the variant acr
     await sleep(350);
     assert.equal((await request(x).get('/doc').set('accept-language', 'en')).text, 'doc 1 en');
     assert.equal((await request(y).get('/doc').set('accept-language', 'fr')).text, 'doc 2 fr');
-    await until(() => counts.runs >= 4 && counts.active === 0);
-    assert.equal(counts.runs, 4);
-    assert.equal(counts.peak, 2, "the refresh of one variant waited for the other's");
+    await until(() => of('/doc').runs >= 4 && of('/doc').active === 0);
+    assert.equal(of('/doc').runs, 4);
+    assert.equal(of('/doc').peak, 2, "the refresh of one variant waited for the other's");
   });
 });
