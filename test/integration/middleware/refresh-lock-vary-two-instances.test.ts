@@ -22,10 +22,10 @@ describe('middleware: a background refresh of a Vary entry locks the variant acr
   const counts = new Map<string, { runs: number; active: number; peak: number }>();
   const of = (path: string) => counts.get(path) ?? counts.set(path, { runs: 0, active: 0, peak: 0 }).get(path)!;
   beforeEach(() => counts.clear());
-  /** /doc varies on Accept-Language, /plain does not; runs past `firstRuns` (the refreshes) take `slowMs`. */
+  /** /doc... vary on Accept-Language, /plain does not; runs past `firstRuns` (the refreshes) take `slowMs`. */
   function route(cache: TierCache, mw: Parameters<typeof expressCache>[1], firstRuns: number, slowMs: number, cacheControl?: string) {
     const app = express();
-    for (const path of ['/doc', '/plain']) {
+    for (const path of ['/doc', '/doc-head-l1', '/doc-head-l2', '/plain']) {
       app.get(path, expressCache(cache, mw), async (req, res) => {
         const c = of(path);
         const run = ++c.runs;
@@ -34,7 +34,7 @@ describe('middleware: a background refresh of a Vary entry locks the variant acr
         if (run > firstRuns) await sleep(slowMs);
         c.active--;
         if (cacheControl !== undefined) res.set('cache-control', cacheControl);
-        if (path === '/doc') res.set('vary', 'accept-language');
+        if (path.startsWith('/doc')) res.set('vary', 'accept-language');
         res.send(`doc ${run} ${req.headers['accept-language']}`);
       });
     }
@@ -44,20 +44,24 @@ describe('middleware: a background refresh of a Vary entry locks the variant acr
     for (let i = 0; i < 400 && !done(); i++) await sleep(5);
   };
 
-  // /plain alongside: a refresh of an entry without Vary must go on locking its own key, the one its foreground fill locks.
+  // Beside /doc: the stale variant found by a HEAD (which starts no fill) in x's L1 (/doc-head-l1) or in L2 only
+  // (/doc-head-l2, filled by y), and /plain, an entry without Vary: its refresh must go on locking its own key.
   it('origin mode: a no-cache request on one instance waits for the refresh running on the other, of its variant or of an entry without Vary', async () => {
     const open = () => ctx.open({ namespace: ctx.ns, freshness: 'origin', ttl: '1h', l2: { lockTimeout: 3_000 } });
     const cc = 'max-age=1, stale-while-revalidate=60';
     const x = await ctx.serve(route(await open(), {}, 1, 400, cc));
     const y = await ctx.serve(route(await open(), {}, 1, 400, cc));
-    const paths = ['/doc', '/plain'];
-    for (const path of paths) assert.equal((await request(x).get(path).set('accept-language', 'en')).text, 'doc 1 en');
+    const paths = ['/doc', '/doc-head-l1', '/doc-head-l2', '/plain'];
+    for (const path of paths) assert.equal((await request(path === '/doc-head-l2' ? y : x).get(path).set('accept-language', 'en')).text, 'doc 1 en');
     await sleep(1_100);
     // Stale; refreshed in the background.
-    for (const path of paths) assert.equal((await request(x).get(path).set('accept-language', 'en')).text, 'doc 1 en');
-    await until(() => of('/doc').runs >= 2 && of('/plain').runs >= 2);
+    for (const path of paths) {
+      const stale = path.includes('head') ? request(x).head(path) : request(x).get(path);
+      assert.match(String((await stale.set('accept-language', 'en')).headers['cache-status']), /hit; ttl=-/);
+    }
+    await until(() => paths.every((path) => of(path).runs >= 2));
     const fromY = await Promise.all(paths.map((path) => request(y).get(path).set('accept-language', 'en').set('cache-control', 'no-cache')));
-    await until(() => of('/doc').active === 0 && of('/plain').active === 0);
+    await until(() => paths.every((path) => of(path).active === 0));
     for (const [i, path] of paths.entries()) {
       assert.equal(of(path).runs, 2, `${path}: y filled what x was refreshing: ${String(fromY[i]!.headers['cache-status'])}`);
       assert.equal(fromY[i]!.text, 'doc 2 en');
