@@ -24,7 +24,7 @@ import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
-import { isRefresh, refreshRequest, REFRESH_HEADER, type Dispatch } from './refresh.js';
+import { isRefresh, refreshRequest, refreshVary, REFRESH_HEADER, type Dispatch } from './refresh.js';
 import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
@@ -896,6 +896,8 @@ interface Found {
    * is never served, nor revalidated).
    */
   readonly unchecked?: true;
+  /** A variant's: the names of the Vary manifest that led to it (its refresh locks the variant's key by them). */
+  readonly vary?: readonly string[] | undefined;
 }
 
 /**
@@ -910,8 +912,8 @@ function notOurs(plan: Plan, found: Found): boolean {
 }
 
 /** A hit found by HttpCache.find; `unverified` by get() (its manifest's, for a variant): an unchecked one. */
-function foundOf(hit: TieredHit, response: PreparedResponse, manifestUnverified?: true): Found {
-  return (hit.unverified ?? manifestUnverified) === true ? { entry: hit.entry, response, tier: hit.tier, unchecked: true } : { entry: hit.entry, response, tier: hit.tier };
+function foundOf(hit: TieredHit, response: PreparedResponse, manifestUnverified?: true, vary?: readonly string[]): Found {
+  return (hit.unverified ?? manifestUnverified) === true ? { entry: hit.entry, response, tier: hit.tier, unchecked: true, vary } : { entry: hit.entry, response, tier: hit.tier, vary };
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -1290,7 +1292,7 @@ export class HttpCache<R> {
       return undefined;
     }
     const response = httpValueOf(variant);
-    if (response instanceof PreparedResponse) return { entry: variant, response, tier: 'L1', lookups: 2 };
+    if (response instanceof PreparedResponse) return { entry: variant, response, tier: 'L1', lookups: 2, vary: (value as VaryManifest).headers };
     store.noteL1Hits(2);
     return undefined;
   }
@@ -1410,7 +1412,7 @@ export class HttpCache<R> {
     // Requests that waited on this lookup get the stale answer too; the refresh takes the lock itself.
     begun?.flight.settle(staleOutcome(found, entry.freshUntil + window, c.req));
     this.serveStale(c, plan, found, now);
-    this.revalidate(c, plan.key, dispatch);
+    this.revalidate(c, plan.key, dispatch, found.vary);
     return true;
   }
 
@@ -1529,7 +1531,7 @@ export class HttpCache<R> {
     let found: Found | undefined;
     if (lookup.hit !== undefined) {
       const response = this.valueOfHit(key, lookup.hit);
-      if (response instanceof PreparedResponse) found = { entry: lookup.hit.entry, response, tier: lookup.hit.tier };
+      if (response instanceof PreparedResponse) found = { entry: lookup.hit.entry, response, tier: lookup.hit.tier, vary };
       else {
         store.discard(key, lookup.hit.entry);
         if (lookup.stamp === undefined) {
@@ -1642,7 +1644,7 @@ export class HttpCache<R> {
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
-  private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch): void {
+  private revalidate(c: HttpRequestContext<R>, key: string, dispatch: Dispatch, vary: readonly string[] | undefined): void {
     if (this.refreshing.has(key) || this.flights.has(key)) return;
     this.refreshing.add(key);
     const request = refreshRequest(c.req, c.url);
@@ -1650,7 +1652,7 @@ export class HttpCache<R> {
     // while every other request kept getting the stale entry (a client could keep an entry stale so).
     delete request.headers['cache-control'];
     delete request.headers.pragma;
-    dispatch(request)
+    dispatch(vary === undefined ? request : { ...request, vary })
       .catch((err: unknown) => this.cache.reportError(err as Error, 'background refresh failed', 'refresh'))
       .finally(() => this.refreshing.delete(key));
   }
@@ -1758,7 +1760,7 @@ export class HttpCache<R> {
     const variant = await this.lookup(vkey, freshOnly);
     if (variant === undefined) return undefined;
     const response = this.valueOfHit(vkey, variant);
-    if (response instanceof PreparedResponse) return foundOf(variant, response, first.unverified);
+    if (response instanceof PreparedResponse) return foundOf(variant, response, first.unverified, value.headers);
     this.cache.store.discard(vkey, variant.entry);
     return undefined;
   }
@@ -1899,8 +1901,13 @@ export class HttpCache<R> {
       if (store.l2 !== undefined && start === undefined && !flight.done) {
         // A refresh, or a fill that looked nothing up: take the lock and the stamp in one round trip.
         // A local fill past its deadline still holds this instance's lock: do not wait on ourselves.
-        const lookup = await store.lookupForFill(plan.key, tags, running === undefined ? lock?.request(plan.key) : undefined, true);
+        // A variant's refresh locks the variant's key, as a fill that followed the manifest does (startFill):
+        // under the base key it ran beside that fill, and held up the refreshes of the URL's other variants.
+        const names = refreshVary(req);
+        const key = names === undefined ? plan.key : variantKey(plan.key, varyPairs(req.headers, names));
+        const lookup = await store.lookupForFill(key, tags, running === undefined ? lock?.request(key) : undefined, true);
         this.hold(state, lookup.ticket);
+        state.lockedKey = key;
         stamp = lookup.stamp;
         theirs = lookup.lock === 'theirs';
       }

@@ -24,6 +24,8 @@ import { applyHeaderArgument, type AnswerWriter } from './capture.js';
 export const REFRESH_HEADER = 'x-tiercache-refresh';
 /** Unguessable, so no client can force fills by sending the header. */
 export const REFRESH_TOKEN = randomBytes(16).toString('hex');
+/** On a refresh of a variant: the Vary manifest's names it was chosen by (see refreshVary). */
+const REFRESH_VARY = Symbol('tiercache.refreshVary');
 /** Set on a request once its refresh marker was checked: every tiercache layer the request meets sees it. */
 const REFRESHING = Symbol('tiercache.refreshing');
 
@@ -50,6 +52,8 @@ export interface RefreshRequest {
   readonly headers: IncomingHttpHeaders;
   readonly httpVersion: string;
   readonly connection: ConnectionFacts;
+  /** A variant's refresh: the names of the Vary manifest that chose it (see refreshVary). */
+  readonly vary?: readonly string[] | undefined;
 }
 
 /** Re-sends a request into an app; resolves when the app has answered. Its answer is dropped, or written through `answer`. */
@@ -121,7 +125,7 @@ const REFRESH_TIMEOUT_MS = 60_000;
 
 /** A Dispatch into a node-style handler (an Express app, Koa's app.callback()); `timeoutMs` for tests. */
 export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_MS): Dispatch {
-  return ({ url, originalUrl, headers, httpVersion, connection }, answer) =>
+  return ({ url, originalUrl, headers, httpVersion, connection, vary }, answer) =>
     new Promise<void>((resolve, reject) => {
       const socket = new DiscardingSocket(connection) as unknown as Socket;
       const req = new IncomingMessage(socket);
@@ -129,6 +133,7 @@ export function dispatchInto(handler: NodeHandler, timeoutMs = REFRESH_TIMEOUT_M
       req.url = url;
       if (originalUrl !== undefined) (req as IncomingMessage & { originalUrl?: string }).originalUrl = originalUrl;
       req.headers = headers;
+      if (vary !== undefined) (req as unknown as Record<symbol, readonly string[]>)[REFRESH_VARY] = vary;
       const [major, minor] = httpVersion === '1.0' ? [1, 0] : [1, 1];
       req.httpVersion = `${major}.${minor}`;
       req.httpVersionMajor = major!;
@@ -271,6 +276,14 @@ export function isRefresh(req: IncomingMessage): boolean {
   delete req.headers[REFRESH_HEADER];
   holder[REFRESHING] = marker === REFRESH_TOKEN;
   return holder[REFRESHING];
+}
+
+/**
+ * The Vary manifest's names a refresh of a variant was sent with: each layer the
+ * refresh meets finds by them, and its own request headers, the variant's key to lock.
+ */
+export function refreshVary(req: IncomingMessage): readonly string[] | undefined {
+  return (req as unknown as Record<symbol, readonly string[] | undefined>)[REFRESH_VARY];
 }
 
 /** The refresh of `req`: its target, its headers without conditionals plus the marker, its connection's facts. */
