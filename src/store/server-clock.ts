@@ -70,11 +70,18 @@ export class ServerClock {
 
   /**
    * `until` (a performance.now() instant) on Redis's clock, in µs as TIME
-   * gives it, never later than it: undefined when there is no recent sample.
+   * gives it, never later than it: undefined when there is no recent sample,
+   * or when the samples bound the offset no closer than half the wait left
+   * (`until - now`).
    */
   deadline(until: number, now = performance.now()): number | undefined {
     const low = this.low;
     if (low === undefined || now - this.at > MAX_AGE_MS) return undefined;
+    // A deadline is early by up to the bounds' width: a sample whose reply this process handled late (its event
+    // loop busy, a GC pause) would refuse set()s a healthy Redis ran in time. Alone (the first of a connection) until
+    // the next epoch check, at most a second: no deadline meanwhile, as before any sample. Within half the wait, a
+    // refusal needs the set()'s own trip to take the other half; a link whose round trip is that long gives none.
+    if ((this.high - low) * 2 > until - now) return undefined;
     return Math.floor((until + low - Math.abs(until - this.at) * DRIFT_PER_MS) * 1000);
   }
 

@@ -10,6 +10,7 @@
 // its connection is up.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -78,4 +79,44 @@ describe('data API: a set() held on a slow link past its caller', function () {
     await eventually(async () => (await c.get('k')) === undefined, 'the value from before the set() is deleted');
     assert.ok(errors.some((m) => m.includes('past its deadline')), errors.join(' | '));
   });
+
+  it("is stored on a healthy Redis when the first clock sample's reply was handled late (the event loop busy), and its own trip took half its wait", async () => {
+    // A 400 ms command timeout: the test's blocks keep 150 ms or more from every timeout on a loaded machine.
+    const a = ctx.track(createCache({ namespace: ctx.ns, redis: ctx.redis.url, l2: { commandTimeout: 400 } }));
+    const errors: string[] = [];
+    a.on('error', ({ err }: { err: Error }) => void errors.push(err.message));
+    // The process busy for 250 ms just after the connection check's epoch script went out (a GC pause, startup
+    // work): its reply, with Redis's TIME, is handled 250 ms late, within the check's timeout.
+    const client = a.store.l2!.client as unknown as { sendCommand(command: { name: string; args: unknown[] }, stream?: unknown): unknown };
+    const send = client.sendCommand;
+    let held = false;
+    client.sendCommand = function (command, stream) {
+      const sent = send.call(this, command, stream);
+      if (!held && command.name.startsWith('eval') && command.args.some((arg) => String(arg).endsWith('}:epoch'))) {
+        held = true;
+        setImmediate(() => busy(250));
+      }
+      return sent;
+    };
+    await a.ready();
+    assert.ok(held, "the check's script was not seen");
+    let stored = 0;
+    a.on('store', () => void stored++);
+    // A knows the key's version: its next set() sends its store script at once, with no stamp read before it.
+    await a.set('k', 'first');
+    // This set()'s script leaves 220 ms late (the process busy again): about half its wait, answered in time.
+    const setting = a.set('k', 'value');
+    setImmediate(() => busy(220));
+    await setting;
+    assert.deepEqual(errors, []);
+    assert.equal(stored, 2, 'a set() Redis answered in time was not stored');
+    const c = await ctx.open({ l1: false });
+    assert.equal(await c.get('k'), 'value');
+  });
 });
+
+/** Keeps this process busy for `ms` (a GC pause, a synchronous task). */
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}

@@ -26,6 +26,17 @@ describe('store: ServerClock', () => {
     }
   });
 
+  it('gives no deadline while its bounds are wider than half the wait left, one again once a sample tightens them', () => {
+    const clock = new ServerClock();
+    // The reply handled 150 ms after Redis read its clock (this process busy): the only sample.
+    clock.learn(redisAt(1_000), 1_000, 1_150);
+    assert.equal(clock.deadline(1_350, 1_150), undefined, 'a deadline up to 150 ms early for a 200 ms wait');
+    assert.notEqual(clock.deadline(1_450, 1_150), undefined, 'none for a wait twice the width');
+    clock.learn(redisAt(2_000), 2_000, 2_001);
+    const deadline = clock.deadline(2_201, 2_001)!;
+    assert.ok(deadline <= redisAt(2_201) && deadline >= redisAt(2_201) - 2_000, String(redisAt(2_201) - deadline));
+  });
+
   it('tightens its bounds with every sample, never past the instant', () => {
     const clock = new ServerClock();
     // Redis read its clock late in the first round trip, early in the second.
