@@ -454,8 +454,11 @@ export class TagVersions {
     // Stryker disable next-line EqualityOperator: one index past the end adds a version that no tag has and nothing reads
     for (let i = 0; i < tags.length; i++) {
       const at = needs.tags.indexOf(tags[i]!);
-      // A tag the lookup did not read (at -1) reads undefined.
-      versions[i] = read.versions[at] ?? this.map.get(tags[i]!) ?? this.makeUp();
+      // A tag the lookup did not read (at -1) reads undefined. One known when the lookup was asked for and
+      // forgotten since (another fill's store was refused: all its tags go, shared ones too) records what was
+      // known: a made-up version would be refused here once the tag is read again, unmoved, and that refusal
+      // would make the next fills forget the tag in turn. Redis's STORE still refuses it if the tag moved.
+      versions[i] = read.versions[at] ?? this.map.get(tags[i]!) ?? this.forgotten.get(tags[i]!) ?? this.makeUp();
     }
     const stamp: FillStamp = { epoch: read.epoch ?? this.epoch ?? 0, tags, versions, generation: needs.generation };
     return this.pendingCount === 0 ? stamp : this.withMarkers(stamp);
