@@ -78,19 +78,25 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
    * once a live node says the slot is the replica's.
    */
   async function freezeAndFailOver(slot: number): Promise<void> {
-    const lines = await nodeLines();
-    const master = lines.find((line) => serves(line, slot))!.split(' ');
-    failedOver.add(master[0]!);
-    const replica = lines.find((line) => line.split(' ')[3] === master[0])!.split(' ');
+    // The node asked may not have heard yet (gossip) which node replicates that master: asked again until it has.
+    let master: string[] | undefined;
+    let replica: string[] | undefined;
+    await eventually(async () => {
+      const lines = await nodeLines();
+      master = lines.find((line) => serves(line, slot))?.split(' ');
+      replica = master === undefined ? undefined : lines.find((line) => line.split(' ')[3] === master![0])?.split(' ');
+      return replica !== undefined;
+    }, 'a live node names the master of the slot and its replica', 10_000);
+    failedOver.add(master![0]!);
     const port = (field: string) => Number(/:(\d+)@/.exec(field)![1]);
-    const victim = cluster.servers.find((s) => s.port === port(master[1]!))!;
+    const victim = cluster.servers.find((s) => s.port === port(master![1]!))!;
     victim.freeze();
     frozen.push(victim);
-    await admin(port(replica[1]!)).cluster('FAILOVER', 'TAKEOVER');
-    const survivor = admin(cluster.servers.find((s) => s !== victim && s.port !== port(replica[1]!))!.port);
+    await admin(port(replica![1]!)).cluster('FAILOVER', 'TAKEOVER');
+    const survivor = admin(cluster.servers.find((s) => s !== victim && s.port !== port(replica![1]!))!.port);
     await eventually(async () => {
       const ranges = (await survivor.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
-      return ranges.find(([from, to]) => from <= slot && slot <= to)?.[2][1] === port(replica[1]!);
+      return ranges.find(([from, to]) => from <= slot && slot <= to)?.[2][1] === port(replica![1]!);
     }, 'the replica serves the slot', 10_000);
   }
 
