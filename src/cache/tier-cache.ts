@@ -470,7 +470,6 @@ export class TierCache extends EventEmitter implements DataCache {
         // cannot take the message now) and read Redis again, which still has it if the take never ran. Its
         // Redis side is left as it is (the claim it needed is gone either way); not awaited, as this caller
         // waited on Redis once already.
-        store.l1?.delete(storeKey);
         void this.dropKey(storeKey, `pull(${JSON.stringify(key)})`, key, scope.name, false, { keys: [storeKey] }).catch(() => undefined);
         if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
         return undefined;

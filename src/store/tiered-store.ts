@@ -102,14 +102,6 @@ function tagsOfCreated(created: readonly CreatedCounter[], keys: readonly string
   return created.map((c) => tags[at.get(c.key)! - skip]!);
 }
 
-/**
- * How long a pull's claim lives: no longer than its caller waits for a step, so
- * a step Redis runs after the caller gave up finds it expired.
- */
-function claimLife(l2: L2Store): number {
-  return l2.callerWait;
-}
-
 /** Most keys one UNLINK of dropManyFromL2 carries. */
 const KEYS_PER_UNLINK = 1_000;
 
@@ -365,7 +357,8 @@ export class TieredStore {
     const needs: StampNeeds = { tags, epoch: versions.needs(tags).epoch || !isCluster(l2.client), generation: versions.currentGeneration() };
     // The key tag comes first (ownTags): its counter, moved by every set(), tells whether the entry read is still there.
     const keyTag = tags[0]!;
-    const claim: PullClaim = { key: `{${key}}:pull`, counter: versions.counterKeyOf(keyTag), token: randomUUID(), ttl: claimLife(l2) };
+    // The claim lives no longer than its caller waits for a step: a step Redis runs after the caller gave up finds it expired.
+    const claim: PullClaim = { key: `{${key}}:pull`, counter: versions.counterKeyOf(keyTag), token: randomUUID(), ttl: l2.callerWait };
     const fills = this.fills!;
     const read = await this.readOnlyLookup(key, needs, claim);
     // What a plain GET read of foreign data (an entry stored over it since) was never claimed: not taken.
