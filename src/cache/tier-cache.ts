@@ -365,7 +365,10 @@ export class TierCache extends EventEmitter implements DataCache {
       const l2 = this.store.l2;
       const now = performance.now();
       const deadline = l2?.clock?.between(now, now + l2.callerWait);
-      const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry);
+      // A delete of the key queued before this store (Redis down then) must not undo it once replayed.
+      const queue = this.queue;
+      const mark = queue?.mark;
+      const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry, queue === undefined || queue.length === 0 ? undefined : (version) => queue.supersede(storeKey, mark!, version));
       if (stored === UNREACHED) {
         // Redis could not take it: L2 may still hold an older value, which other instances read now
         // and this one again once its bus reconnects and flushes L1 (its own set() undone). So it

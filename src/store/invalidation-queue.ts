@@ -42,6 +42,10 @@ interface Item {
   message?: BusMessage;
   /** How far that publish got: a retry goes on from there, under the number that failed. */
   progress?: PublishProgress;
+  /** Its place in the order of submission (see mark). */
+  readonly seq: number;
+  /** A key's delete: the version a later set() of this instance moved its counter to (see supersede). */
+  keepAt?: number;
 }
 
 export interface InvalidationQueueOptions {
@@ -79,12 +83,35 @@ export class InvalidationQueue {
   private closed = false;
   /** L2 came back while a delivery was out (see onL2Up). */
   private cameBack = false;
+  /** How many items were ever enqueued (see mark). */
+  private enqueued = 0;
 
   constructor(private readonly options: InvalidationQueueOptions) {}
 
   /** Invalidations not delivered yet. */
   get length(): number {
     return this.items.length;
+  }
+
+  /** Where the order of submission is now: what supersede() is told came after. */
+  get mark(): number {
+    return this.enqueued;
+  }
+
+  /**
+   * A set() of `key` that this instance began at `mark` was stored in Redis,
+   * moving the key's counter to `version`: a delete of the key submitted
+   * before it and not yet replayed (Redis was down) must not delete that
+   * newer value. Its replay then leaves the entry while the counter still
+   * holds `version` (nothing wrote the key since). Not "drop the delete": on
+   * a Cluster, or with no clock sample, an older set() whose script was held
+   * on the link may land after this one, and the delete is what removes it.
+   */
+  supersede(key: string, mark: number, version: number): void {
+    for (const item of this.items) {
+      if (item.seq >= mark) break;
+      if (item.op.kind === 'key' && item.op.key === key && item.message === undefined) item.keepAt = version;
+    }
   }
 
   /**
@@ -147,7 +174,7 @@ export class InvalidationQueue {
     const versions = this.options.versions;
     if (op.kind === 'clear') versions.markPendingClear();
     else versions.markPending(op.kind === 'tags' ? op.tags : [op.tag]);
-    const item: Item = { op, tickets: ticket === undefined ? [] : [ticket], calls: 1 };
+    const item: Item = { op, tickets: ticket === undefined ? [] : [ticket], calls: 1, seq: this.enqueued++ };
     if (bumped !== undefined) item.message = bumped;
     this.items.push(item);
     this.size += weight(op);
@@ -159,7 +186,7 @@ export class InvalidationQueue {
   private collapse(): void {
     const tickets = this.items.flatMap((item) => item.tickets);
     const calls = this.items.reduce((sum, item) => sum + item.calls, 0);
-    this.items = [{ op: { kind: 'clear' }, tickets, calls }];
+    this.items = [{ op: { kind: 'clear' }, tickets, calls, seq: this.items[this.items.length - 1]!.seq }];
     this.size = 1;
     this.options.versions.markPendingClear();
   }
@@ -211,7 +238,7 @@ export class InvalidationQueue {
     // Stryker disable next-line ConditionalExpression: a merge of one item is that item (its tags deduplicated)
     if (end === 1) return first;
     const parts = this.items.slice(0, end);
-    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0) };
+    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0), seq: parts[end - 1]!.seq };
     const removed = this.items.splice(0, end, merged);
     this.size += weight(merged.op) - removed.reduce((sum, item) => sum + weight(item.op), 0);
     return merged;
@@ -229,14 +256,15 @@ export class InvalidationQueue {
       } else if (op.kind === 'key') {
         // The bump is what makes the entry invalid everywhere; the delete only frees the memory, so it goes first:
         // after the bump it would delete a set() from another instance landing in between, after this invalidation.
-        const newer = op.setBefore === undefined ? undefined : await this.setSince(op.key, op.tag, op.setBefore);
+        const keepAt = item.keepAt;
+        const newer = op.setBefore === undefined && keepAt === undefined ? undefined : await this.setSince(op.key, op.tag, op.setBefore, keepAt);
         if (newer !== undefined) {
           // A set() stored since the one this stands for is newer (this replayed after an outage, say): it stays,
           // and the other instances drop their copies of anything older by its version, as none of theirs is newer.
           versions.raise(op.tag, newer);
           item.message = { tags: [[op.tag, newer]] };
         } else {
-          if (op.setBefore === undefined) {
+          if (op.setBefore === undefined && keepAt === undefined) {
             // Stryker disable next-line BooleanLiteral: the bump already invalidates the entry everywhere; the delete only frees memory sooner
             await l2.del(op.key, true).catch(() => undefined);
           }
@@ -253,14 +281,16 @@ export class InvalidationQueue {
   }
 
   /**
-   * For the delete of a set() Redis could not take (see DROP_UNLESS_SET_SINCE):
-   * the version of a set() stored after it, left alone; else undefined, the
-   * entry deleted. Throws when Redis fails: the bump waits for its answer (a
-   * bump sent anyway would make that newer value invalid).
+   * For the delete of a set() Redis could not take, or one a later set() of
+   * this instance stored after (see DROP_UNLESS_SET_SINCE): the version of a
+   * set() stored after it, left alone; else undefined, the entry deleted.
+   * Throws when Redis fails: the bump waits for its answer (a bump sent
+   * anyway would make that newer value invalid).
    */
-  private async setSince(key: string, tag: string, deadline: number): Promise<number | undefined> {
+  private async setSince(key: string, tag: string, deadline: number | undefined, keepAt: number | undefined): Promise<number | undefined> {
     const { l2, versions } = this.options;
-    const newer = await l2.run((c) => dropUnlessSetSince.raw(c, [key, versions.counterKeyOf(tag)], [String(deadline)]), true);
+    const args = keepAt === undefined ? [String(deadline)] : [deadline === undefined ? '' : String(deadline), String(keepAt)];
+    const newer = await l2.run((c) => dropUnlessSetSince.raw(c, [key, versions.counterKeyOf(tag)], args), true);
     return newer === null || newer === undefined ? undefined : counterValue(newer);
   }
 

@@ -468,19 +468,27 @@ export class LuaScript {
 }
 
 /**
- * The delete a set() Redis could not take became (InvalidationQueue), replayed.
- * KEYS[1] the entry, KEYS[2] its key counter (in its slot); ARGV[1] the set()'s
- * deadline on Redis's clock (µs; see ServerClock). A counter past it was moved by
- * a set() stored after that one's caller was answered (a set() moves it past the
- * clock, µs as TIME gives it; a bump only adds one): that newer value stays, and
- * the counter comes back (the replay tells the other instances of that version
- * instead of bumping it). Else the entry is deleted, and false comes back (the
- * bump follows, as for any delete()). A counter remade from the clock since
- * (lost, expired) is past it too: no entry recording the lost one matches it.
+ * A queued delete of one key, replayed, that a newer value may have to
+ * survive. KEYS[1] the entry, KEYS[2] its key counter (in its slot); ARGV[1]
+ * ('' for none) the deadline on Redis's clock (µs; see ServerClock) of the
+ * set() Redis could not take that the delete stands for; ARGV[2] (none for
+ * none) the version a set() of this instance made after the delete moved the
+ * counter to (see InvalidationQueue.supersede). A counter past ARGV[1] was
+ * moved by a set() stored after that one's caller was answered (a set() moves
+ * it past the clock, µs as TIME gives it; a bump only adds one); a counter at
+ * ARGV[2] was moved last by that later set(): whatever any write since would
+ * have moved it to is higher. That newer value stays, and the counter comes
+ * back (the replay tells the other instances of that version instead of
+ * bumping it). Else the entry is deleted, and false comes back (the bump
+ * follows, as for any delete()). A counter remade from the clock since (lost,
+ * expired) matches no entry recording the lost one.
  */
 const DROP_UNLESS_SET_SINCE = `${COUNTER_GET}
 local held = counter(KEYS[2])
-if held and tonumber(held) > tonumber(ARGV[1]) then return held end
+if held then
+  local since = tonumber(ARGV[1])
+  if (since and tonumber(held) > since) or (ARGV[2] and tonumber(held) == tonumber(ARGV[2])) then return held end
+end
 redis.call('DEL', KEYS[1])
 return false`;
 

@@ -517,8 +517,9 @@ export class TieredStore {
    * forgotten here, so a stamp taken again reads them from Redis). In Redis
    * it moves the key's own counter on (see keyCounterAdvance): a fill of the
    * key stamped before, on any instance, is refused when it stores.
+   * `onMoved` hears the version Redis moved that counter to, when it stored.
    */
-  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry): Promise<StoreResult> {
+  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry, onMoved?: (version: number) => void): Promise<StoreResult> {
     // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (entry.staleUntil - this.now() <= 0) {
@@ -526,7 +527,7 @@ export class TieredStore {
       await this.l2?.del(key).catch(() => undefined);
       return false;
     }
-    return this.storeFill([{ key, entry, l1Entry }], NO_TICKET, true);
+    return this.storeFill([{ key, entry, l1Entry }], NO_TICKET, true, onMoved);
   }
 
   /**
@@ -537,7 +538,7 @@ export class TieredStore {
    * when Redis cannot be reached and L1 did not keep them (there is none, or
    * it refused an entry that size); true when they stay in L1. Never throws.
    */
-  storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false): boolean | Promise<StoreResult> {
+  storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false, onMoved?: (version: number) => void): boolean | Promise<StoreResult> {
     const now = this.now();
     const first = writes[0];
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
@@ -550,10 +551,10 @@ export class TieredStore {
     for (const w of writes) this.l1?.set(w.key, w.l1Entry);
     // Without an L2 the fill is stored now: no promise.
     // Stryker disable next-line ConditionalExpression: without an L2, storeInL2 fails on the missing protocol and answers true as well (a promise instead)
-    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now, ownValue);
+    return this.fills === undefined ? true : this.storeInL2(writes, ticket, first, now, ownValue, onMoved);
   }
 
-  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, ownValue: boolean): Promise<StoreResult> {
+  private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, ownValue: boolean, onMoved: ((version: number) => void) | undefined): Promise<StoreResult> {
     let entries: StoredPayload[];
     try {
       entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
@@ -587,6 +588,7 @@ export class TieredStore {
       this.versions.learnStored(moved?.entry ?? first.entry);
       // L1's copy records what Redis's does, unless another store replaced it meanwhile.
       if (moved !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, moved.l1Entry);
+      if (moved !== undefined) onMoved?.(stored.moved!);
       return true;
     }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone

@@ -88,4 +88,47 @@ describe('set() while this instance is cut off from Redis', function () {
     assert.equal(await c.get('k'), undefined, "the value from before A's set() is read after its replayed delete()");
     assert.notEqual(await a.get('k'), 'b-older');
   });
+
+  // A delete of the key queued while A was cut off, then a set() of it A made once Redis answered again, stored:
+  // the queue, replaying behind other deletes (each round trip slowed), deleted that newer value. With a clock
+  // sample the delete of an unreached set() already leaves a value stored past that set()'s deadline; a plain
+  // delete(), or no sample (a Cluster, where each master has its own clock), deleted it.
+  async function laterSet(how: 'set' | 'delete', sample: boolean, then?: (c: TierCache) => Promise<void>): Promise<TierCache> {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100 } });
+    a.on('error', () => undefined);
+    const c = await ctx.open({ l1: false });
+    if (!sample) a.store.l2!.clock!.between = () => undefined;
+    await c.set('k', 'before', { ttl: '1h' });
+    assert.equal(await a.get('k'), 'before');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    for (let i = 0; i < 4; i++) void a.delete(`other${i}`);
+    if (how === 'set') await a.set('k', 'a-lost', { ttl: '1h' });
+    else await a.delete('k');
+    proxy.heal();
+    proxy.setDelay(15);
+    await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+    await a.set('k', 'a-later', { ttl: '1h' });
+    assert.ok(queued(a) > 1, 'the queue was replayed before the later set() (the test proves nothing)');
+    await then?.(c);
+    await eventually(() => queued(a) === 0, "A's queue is replayed", 10_000);
+    proxy.setDelay(0);
+    return a;
+  }
+
+  for (const [how, sample] of [['set', false], ['delete', true], ['delete', false]] as const) {
+    it(`a set() it stores once Redis is back is not undone by the replay of ${how === 'set' ? "an unreached set()'s delete" : 'a delete()'} queued before (${sample ? 'a clock sample' : 'no clock sample, as on a Cluster'})`, async () => {
+      const a = await laterSet(how, sample);
+      const c = await ctx.open({ l1: false });
+      assert.equal(await c.get('k'), 'a-later', "the queued delete() deleted the set() made after it");
+      assert.equal(await a.get('k'), 'a-later');
+    });
+  }
+
+  it('with no clock sample, the replay still deletes a write of the key after that later set() (as an older set() landing late on a Cluster)', async () => {
+    await laterSet('set', false, (c) => c.set('k', 'after', { ttl: '1h' }));
+    const c = await ctx.open({ l1: false });
+    assert.equal(await c.get('k'), undefined, 'the replay kept a value written after the set() that superseded it');
+  });
 });
