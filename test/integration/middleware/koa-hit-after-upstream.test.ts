@@ -385,6 +385,41 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         }
       }
 
+      it("writeHead wrapped by a middleware in front before and after next() (on-headers): both wrappers' fields reach the hit, which counts once, the head flushed in front too", async () => {
+        const { cache, target, errors } = build(async (ctx, next) => {
+          const res = ctx.res;
+          const wrap = (name: string) => {
+            const inner = res.writeHead;
+            res.writeHead = function (this: typeof res, ...args: unknown[]) {
+              this.setHeader(name, 'yes');
+              return (inner as (...a: unknown[]) => typeof res).apply(this, args);
+            } as typeof res.writeHead;
+          };
+          wrap('x-before');
+          await next();
+          wrap('x-after');
+          if (ctx.get('x-flush') !== '') ctx.flushHeaders();
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const fill = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.equal(fill.headers['x-before'], 'yes');
+        for (const flush of ['', '1']) {
+          for (const method of ['get', 'head'] as const) {
+            const hit = await request(target)[method]('/me').set('x-flush', flush).timeout(3000).expect(200);
+            const what = `${method}${flush === '' ? '' : ', flushed'}`;
+            assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1', what);
+            assert.equal(hit.headers['x-before'], 'yes', `${what}: x-before`);
+            assert.equal(hit.headers['x-after'], 'yes', `${what}: x-after`);
+            if (method === 'get') assert.equal(hit.text, '{"n":1}', what);
+            else assert.equal(hit.headers['content-length'], fill.headers['content-length'], what);
+          }
+        }
+        assert.deepEqual(hits, ['L1', 'L1', 'L1', 'L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
