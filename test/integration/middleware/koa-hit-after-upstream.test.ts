@@ -385,6 +385,25 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         }
       }
 
+      it('a middleware in front that answers with a head of another status after next() (writeHead(503), its own end) sends its own answer, not the hit', async () => {
+        const { cache, target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-busy') === '') return;
+          ctx.res.writeHead(503, { 'content-type': 'text/plain' });
+          ctx.res.end('busy');
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        const busy = await request(target).get('/me').set('x-busy', '1').timeout(3000).expect(503, 'busy');
+        assert.equal(busy.headers['etag'], undefined);
+        assert.equal(busy.headers['cache-status'], undefined);
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.deepEqual(hits, ['L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it("writeHead wrapped by a middleware in front before and after next() (on-headers): both wrappers' fields reach the hit, which counts once, the head flushed in front too", async () => {
         const { cache, target, errors } = build(async (ctx, next) => {
           const res = ctx.res;
