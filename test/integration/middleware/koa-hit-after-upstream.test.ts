@@ -439,6 +439,54 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      it("a head sent in front after next() with a reason and fields as a list or an object gets those fields over the stored ones, an empty name skipped as node skips it", async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          const form = ctx.get('x-form');
+          if (form === 'list') ctx.res.writeHead(ctx.status, 'Fine', ['x-front', 'list', '', 'skipped']);
+          else if (form === 'object') ctx.res.writeHead(ctx.status, 'Fine', { 'x-front': 'object', '': 'skipped' });
+        });
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        for (const form of ['list', 'object']) {
+          const hit = await request(target).get('/me').set('x-form', form).timeout(3000).expect(200);
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1', form);
+          assert.equal(hit.headers['x-front'], form, form);
+          // Names and values taken in pairs: no field named by a value.
+          assert.equal(hit.headers['list'], undefined, form);
+          assert.equal(hit.text, '{"n":1}', form);
+        }
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      it('a middleware in front that sends the head after next() and then writes a body of its own: that body follows the stored head, no error', async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-own') === '') return;
+          ctx.flushHeaders();
+          ctx.res.end('own body');
+        });
+        const fill = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        // Read as text: the head says JSON (the stored one), the body is that middleware's.
+        const hit = await request(target)
+          .get('/me')
+          .set('x-own', '1')
+          .timeout(3000)
+          .buffer(true)
+          .parse((res, done) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => done(null, text));
+          })
+          .expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.equal(hit.headers['etag'], fill.headers['etag']);
+        assert.equal(hit.body, 'own body');
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
