@@ -148,6 +148,9 @@ describe('data API: a set() held on a slow link past its caller', function () {
     assert.equal(stored, 2, 'a set() Redis answered in time was not stored');
     const c = await ctx.open({ l1: false });
     assert.equal(await c.get('k'), 'value');
+    // The epoch check that follows every second (Redis's epoch unchanged) brings TIME back too: set()s get a deadline again.
+    const clock = a.store.l2!.clock!;
+    await eventually(() => clock.deadline(performance.now() + 400) !== undefined, 'no deadline after the next epoch checks', 3_000);
   });
 });
 
