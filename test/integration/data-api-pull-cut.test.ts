@@ -112,8 +112,14 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
       setTimeout(() => proxy!.cut('refuse'), 75);
       return settle(...args);
     };
+    const misses = a.stats().l2.misses;
+    let missEvents = 0;
+    a.on('miss', () => void missEvents++);
     assert.equal(await a.pull('token'), undefined, 'the pull was answered though its take was cut');
     assert.equal(await ctx.admin.exists(a.dataKey('token')), 0, 'the premise: the take ran in Redis');
+    // Answered as a miss, and counted as one.
+    assert.equal(a.stats().l2.misses, misses + 1, 'L2 misses');
+    assert.equal(missEvents, 1, "'miss' events");
     proxy.heal();
     await eventually(async () => (await b.get('token')) === undefined, "B still serves the value taken from Redis from its L1 copy", 3_000);
   });
