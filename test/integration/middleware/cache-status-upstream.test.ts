@@ -325,11 +325,13 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
         app.use((c) => {
           c.respond = false;
           // The upstream's members set as the app returns (its answer to come), or added once it answers, or both.
-          if (c.path === '/api/early' || c.path === '/api/both') c.res.setHeader('Cache-Status', [...UPSTREAM]);
+          if (c.path === '/api/early' || c.path === '/api/both' || c.path === '/api/replaces') c.res.setHeader('Cache-Status', [...UPSTREAM]);
           setImmediate(() => {
             c.res.statusCode = 200;
             if (c.path === '/api/appends') c.res.appendHeader('Cache-Status', UPSTREAM);
             if (c.path === '/api/both') c.res.appendHeader('Cache-Status', 'LateCDN; hit');
+            // Its answer's own, set over everything said before.
+            if (c.path === '/api/replaces') c.res.setHeader('Cache-Status', 'LateCDN; hit');
             c.res.end('page');
           });
         });
@@ -339,6 +341,7 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
           ['/api/early', `${UPSTREAM_TEXT}, `],
           ['/api/appends', `${UPSTREAM_TEXT}, `],
           ['/api/both', `${UPSTREAM_TEXT}, LateCDN; hit, `],
+          ['/api/replaces', 'LateCDN; hit, '],
         ] as const) {
           assert.equal(status(await request(target).get(path)), `${upstream}${MISS_STORED}`, path);
           const hit = await request(target).get(path);
