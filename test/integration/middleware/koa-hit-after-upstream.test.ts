@@ -546,6 +546,48 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(seen, ['/again listed', '/again listed', '/deleted listed', '/deleted listed', '/listed listed']);
         assert.deepEqual(errors, []);
       });
+
+      it('once a hit was served, for...in over ctx lists the names it lists without the cache (onerror among them)', async () => {
+        const names = (app: Koa) => {
+          let listed: string[] = [];
+          app.use(async (ctx, next) => {
+            await next();
+            listed = [];
+            for (const name in ctx) listed.push(name);
+            listed.sort();
+          });
+          return () => listed;
+        };
+        const plain = new (Framework as typeof Koa)();
+        const plainNames = names(plain);
+        plain.use((ctx) => void (ctx.body = { n: 1 }));
+        await request(plain.callback()).get('/me').expect(200);
+        const cached = new (Framework as typeof Koa)();
+        const cachedNames = names(cached);
+        cached.use(koaCache(cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false })), { ttl: '1m' }));
+        cached.use((ctx) => void (ctx.body = { n: 1 }));
+        await request(cached.callback()).get('/me').expect(200);
+        const hit = await request(cached.callback()).get('/me').expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.ok(plainNames().includes('onerror'));
+        assert.deepEqual(cachedNames(), plainNames());
+      });
+
+      it("an app.context whose onerror is its own and cannot be redefined is left so: hits go out, errors are Koa's answers", async () => {
+        const app = new (Framework as typeof Koa)();
+        app.silent = true;
+        Object.defineProperty(app.context, 'onerror', { value: app.context.onerror, writable: false, configurable: false, enumerable: true });
+        app.use(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-fail') !== '') ctx.throw(502, 'bad gateway');
+        });
+        app.use(koaCache(cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false })), { ttl: '1m' }));
+        app.use((ctx) => void (ctx.body = { n: 1 }));
+        await request(app.callback()).get('/me').timeout(3000).expect(200, { n: 1 });
+        const hit = await request(app.callback()).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        await request(app.callback()).get('/me').set('x-fail', '1').timeout(3000).expect(502);
+      });
     });
   }
 });
