@@ -588,6 +588,34 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
         await request(app.callback()).get('/me').set('x-fail', '1').timeout(3000).expect(502);
       });
+
+      it("a respond accessor of a plugin's on app.context is left alone by a fill: what the app sets and Koa reads go through it", async () => {
+        const app = new (Framework as typeof Koa)();
+        app.silent = true;
+        const said = new WeakMap<object, unknown>();
+        const heard: unknown[] = [];
+        Object.defineProperty(app.context, 'respond', {
+          configurable: true,
+          get(this: object) {
+            heard.push(said.get(this));
+            return said.get(this);
+          },
+          set(this: object, value: unknown) {
+            said.set(this, value);
+          },
+        });
+        app.use(koaCache(cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false })), { ttl: '1m' }));
+        app.use((ctx) => {
+          ctx.respond = false;
+          setImmediate(() => {
+            ctx.res.statusCode = 200;
+            ctx.res.setHeader('content-type', 'text/plain');
+            ctx.res.end('own answer');
+          });
+        });
+        await request(app.callback()).get('/me').timeout(3000).expect(200, 'own answer');
+        assert.ok(heard.includes(false), `Koa's read did not go through the plugin's accessor (it read ${JSON.stringify(heard)})`);
+      });
     });
   }
 });
