@@ -126,6 +126,13 @@ describe("the app's own ioredis client", () => {
         await eventually(() => cache.health().l2 === 'ok', 'L2 up once the server is a master');
         await cache.set('after', 'promoted');
         assert.equal(await direct.exists(`${ctx.ns}:d:after`), 1);
+        // Demoted again while in use: the refusal of the first write takes L2 down, said once; the next ones skip it.
+        const before = errors.length;
+        await direct.replicaof(REDIS_HOST, String(ctx.redis.port));
+        for (let i = 0; i < 10; i++) await cache.set(`demoted${i}`, i);
+        assert.equal(cache.health().l2, 'down');
+        const again = errors.slice(before).filter((e) => e.message.startsWith('READONLY'));
+        assert.equal(again.length, 1, again.map((e) => e.message).join(' | '));
       } finally {
         await replica.stop();
       }
