@@ -34,6 +34,15 @@ describe("the app's own ioredis client", () => {
       }
     });
 
+    it("accepts a standalone client made with role: 'slave', which ioredis reads only with sentinels", () => {
+      const standalone = new Redis({ port: 1, role: 'slave', lazyConnect: true });
+      try {
+        assert.equal(refused({ redis: standalone }), undefined);
+      } finally {
+        standalone.disconnect();
+      }
+    });
+
     it('refuses a Cluster client with a keyPrefix: its keys would hash to other slots than tiercache groups them by (CROSSSLOT)', () => {
       const cluster = new Cluster([{ host: REDIS_HOST, port: 1 }], { keyPrefix: 'app:', lazyConnect: true });
       try {
