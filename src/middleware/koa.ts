@@ -122,8 +122,14 @@ const AT_CHAIN_END = Symbol('tiercache.atChainEnd');
 /** Context prototypes (app.context) that have the accessor. */
 const readied = new WeakSet<object>();
 
+/**
+ * The response's writeHead from before ours (see respondLater), on the response: kept after the hit is set aside, for
+ * a wrapper put around ours since (on-headers after next()), which still calls ours, and must reach what ours hid.
+ */
+const BENEATH = Symbol('tiercache.writeHeadBeneath');
+
 /** A response a hit waits on. */
-type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined };
+type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined; [BENEATH]?: ServerResponse['writeHead'] };
 
 interface PendingHolder {
   [ON_RESPOND]?: (() => void) | undefined;
@@ -206,8 +212,8 @@ function setAside(res: HeldResponse): DeferredHit | undefined {
  */
 function headOfPendingHit(this: HeldResponse, statusCode: number, reason?: unknown, fields?: unknown): ServerResponse {
   const pending = this[PENDING_HIT];
-  // No hit, or its head under way (a writeHead wrapped around ours since calls back here): node's own.
-  const own = pending?.writeHead ?? (Object.getPrototypeOf(this) as ServerResponse).writeHead;
+  // No hit, or its head under way (a writeHead wrapped around ours since calls back here): the one ours was put over.
+  const own = this[BENEATH]!;
   if (this.writeHead === headOfPendingHit) this.writeHead = own;
   if (pending?.writeHead === undefined || Number(statusCode) !== pending.status || this.headersSent) return own.apply(this, arguments as never);
   pending.writeHead = undefined;
@@ -428,6 +434,7 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   res.statusCode = deferred.status;
   // A head sent before Koa's read is the hit's (see headOfPendingHit).
   deferred.writeHead = res.writeHead;
+  res[BENEATH] = res.writeHead;
   res.writeHead = headOfPendingHit as ServerResponse['writeHead'];
   res[PENDING_HIT] = deferred;
 }

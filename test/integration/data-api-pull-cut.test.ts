@@ -112,9 +112,37 @@ describe('data API: pull() on an instance whose Redis connection is cut', functi
       setTimeout(() => proxy!.cut('refuse'), 75);
       return settle(...args);
     };
+    const misses = a.stats().l2.misses;
+    let missEvents = 0;
+    a.on('miss', () => void missEvents++);
     assert.equal(await a.pull('token'), undefined, 'the pull was answered though its take was cut');
     assert.equal(await ctx.admin.exists(a.dataKey('token')), 0, 'the premise: the take ran in Redis');
+    // Answered as a miss, and counted as one.
+    assert.equal(a.stats().l2.misses, misses + 1, 'L2 misses');
+    assert.equal(missEvents, 1, "'miss' events");
     proxy.heal();
     await eventually(async () => (await b.get('token')) === undefined, "B still serves the value taken from Redis from its L1 copy", 3_000);
+  });
+
+  it("whose take never reached Redis (cut on its way) and got no answer: the value stays in Redis, and a later pull gets it", async () => {
+    // Every chunk held 50 ms each way: the cut at 20 ms comes while the take is still in the proxy.
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 50);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 1000 } });
+    a.on('error', () => undefined);
+    const b = await ctx.open();
+    await b.set('token', 'once');
+    const fills = (a.store as unknown as { fills: { settleClaim: (...args: unknown[]) => Promise<unknown> } }).fills;
+    const settle = fills.settleClaim.bind(fills);
+    fills.settleClaim = (...args: unknown[]) => {
+      setTimeout(() => proxy!.cut('refuse'), 20);
+      return settle(...args);
+    };
+    assert.equal(await a.pull('token'), undefined, 'the pull was answered though its take was cut');
+    assert.equal(await ctx.admin.exists(a.dataKey('token')), 1, 'the premise: the take never ran in Redis');
+    proxy.heal();
+    await eventually(() => a.health().l2 === 'ok' && (a as unknown as { queue: { length: number } }).queue.length === 0, 'A reconnected, nothing queued', 5_000);
+    // The claim of A's pull holds off other pulls until it expires (A's wait for a step).
+    await eventually(async () => (await ctx.admin.exists(`{${a.dataKey('token')}}:pull`)) === 0, "A's claim expires", 3_000);
+    assert.equal(await b.pull('token'), 'once', 'the value the take never took is gone');
   });
 });

@@ -10,6 +10,7 @@
 // its connection is up.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { createCache } from '../../src/index.js';
 import { useRedisCaches } from '../support/cache-context.js';
 import { eventually } from '../support/eventually.js';
@@ -49,14 +50,49 @@ describe('data API: a set() held on a slow link past its caller', function () {
         seen.add(await c.get('k'));
         await sleep(5);
       }
+      // Nothing left behind by the refused script, which ran half a second ago: its staged payload went with it (not
+      // at the end of its staging TTL, 2 s).
+      assert.deepEqual(await ctx.admin.keys('*:tiercache:stage:*'), [], 'a staging key was left');
       proxy.setDelay(0);
       assert.ok(!seen.has(older), "another instance read the older set()'s value after the newer one");
       await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 5_000);
       await eventually(() => (a as unknown as { queue: { length: number } }).queue.length === 0, "A's queued delete() is delivered", 5_000);
       // That delete() stood for the refused set(): the newer set() stays.
       assert.equal(await c.get('k'), newer);
-      // Nothing left behind by the refused script: its staged payload is deleted with it.
-      await eventually(async () => (await ctx.admin.keys('*:tiercache:stage:*')).length === 0, 'a staging key was left', 3_000);
+    });
+  }
+
+  for (const [own, ours] of [[150, 1_000], [2_000, 150]] as const) {
+    it(`with a caller's client whose command timeout is ${own < ours ? 'shorter' : 'longer'} than tiercache's, is refused past the ${own < ours ? "client's" : "one tiercache sets"}`, async () => {
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+      // A's caller waits 150 ms: the shorter of the two timeouts.
+      const given = new Redis(proxy.url, { commandTimeout: own });
+      given.on('error', () => undefined);
+      try {
+        const a = await ctx.open({ redis: given, l2: { commandTimeout: ours } });
+        a.on('error', () => undefined);
+        const b = await ctx.open();
+        const c = await ctx.open({ l1: false });
+        await c.set('k', 'before');
+        assert.equal(await a.get('k'), 'before');
+        assert.equal(await b.get('k'), 'before');
+        // Held 260 ms on its way: past the caller's wait (150 ms), well within the longer timeout (and within twice the shorter).
+        proxy.setDelay(260);
+        await a.set('k', 'older');
+        await b.set('k', 'newer');
+        const seen = new Set<unknown>();
+        const until = performance.now() + 600;
+        while (performance.now() < until) {
+          seen.add(await c.get('k'));
+          await sleep(5);
+        }
+        proxy.setDelay(0);
+        assert.ok(!seen.has('older'), "another instance read the older set()'s value after the newer one");
+        await eventually(() => (a as unknown as { queue: { length: number } }).queue.length === 0, "A's queued delete() is delivered", 5_000);
+        assert.equal(await c.get('k'), 'newer');
+      } finally {
+        given.disconnect();
+      }
     });
   }
 
@@ -112,6 +148,9 @@ describe('data API: a set() held on a slow link past its caller', function () {
     assert.equal(stored, 2, 'a set() Redis answered in time was not stored');
     const c = await ctx.open({ l1: false });
     assert.equal(await c.get('k'), 'value');
+    // The epoch check that follows every second (Redis's epoch unchanged) brings TIME back too: set()s get a deadline again.
+    const clock = a.store.l2!.clock!;
+    await eventually(() => clock.deadline(performance.now() + 400) !== undefined, 'no deadline after the next epoch checks', 3_000);
   });
 });
 

@@ -34,6 +34,15 @@ describe("the app's own ioredis client", () => {
       }
     });
 
+    it("accepts a standalone client made with role: 'slave', which ioredis reads only with sentinels", () => {
+      const standalone = new Redis({ port: 1, role: 'slave', lazyConnect: true });
+      try {
+        assert.equal(refused({ redis: standalone }), undefined);
+      } finally {
+        standalone.disconnect();
+      }
+    });
+
     it('refuses a Cluster client with a keyPrefix: its keys would hash to other slots than tiercache groups them by (CROSSSLOT)', () => {
       const cluster = new Cluster([{ host: REDIS_HOST, port: 1 }], { keyPrefix: 'app:', lazyConnect: true });
       try {
@@ -126,6 +135,13 @@ describe("the app's own ioredis client", () => {
         await eventually(() => cache.health().l2 === 'ok', 'L2 up once the server is a master');
         await cache.set('after', 'promoted');
         assert.equal(await direct.exists(`${ctx.ns}:d:after`), 1);
+        // Demoted again while in use: the refusal of the first write takes L2 down, said once; the next ones skip it.
+        const before = errors.length;
+        await direct.replicaof(REDIS_HOST, String(ctx.redis.port));
+        for (let i = 0; i < 10; i++) await cache.set(`demoted${i}`, i);
+        assert.equal(cache.health().l2, 'down');
+        const again = errors.slice(before).filter((e) => e.message.startsWith('READONLY'));
+        assert.equal(again.length, 1, again.map((e) => e.message).join(' | '));
       } finally {
         await replica.stop();
       }

@@ -67,7 +67,12 @@ describe('set() while this instance is cut off from Redis', function () {
     await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
     assert.equal(await c.get('k'), 'b-new', "A's replayed delete() deleted the newer set()");
     assert.equal(await a.get('k'), 'b-new');
+    // What the replay told the others (the newer version, no key to drop) has reached B by now: its copy stays in L1.
+    await sleep(100);
+    const tiers: string[] = [];
+    b.on('hit', (e) => tiers.push(e.tier));
     assert.equal(await b.get('k'), 'b-new');
+    assert.deepEqual(tiers, ['L1'], "B's L1 copy of the newer value was dropped");
   });
 
   it("its replayed delete() still deletes a set() another instance made just before it (older than it)", async () => {
@@ -85,6 +90,8 @@ describe('set() while this instance is cut off from Redis', function () {
     await a.set('k', 'a-new', { ttl: '1h' });
     proxy.heal();
     await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+    // Deleted, not only made invalid by the bump (before any read here finds it invalid and drops it).
+    assert.equal(await ctx.admin.exists(`${ctx.ns}:d:k`), 0, 'the entry is still in Redis');
     assert.equal(await c.get('k'), undefined, "the value from before A's set() is read after its replayed delete()");
     assert.notEqual(await a.get('k'), 'b-older');
   });

@@ -317,16 +317,21 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
         let n = 0;
         app.use(async (c, next) => {
           await next();
-          c.append('Cache-Status', `edge; req=${++n}`);
+          // node's appendHeader adds to a list in place (Koa's append makes a new one).
+          if (c.path === '/api/both') c.res.appendHeader('Cache-Status', `edge; req=${++n}`);
+          else c.append('Cache-Status', `edge; req=${++n}`);
         });
         app.use(koaCache(a, { ttl: '5m' }));
         app.use((c) => {
           c.respond = false;
-          // The upstream's members set as the app returns (its answer to come), or added once it answers.
-          if (c.path === '/api/early') c.res.setHeader('Cache-Status', UPSTREAM);
+          // The upstream's members set as the app returns (its answer to come), or added once it answers, or both.
+          if (c.path === '/api/early' || c.path === '/api/both' || c.path === '/api/replaces') c.res.setHeader('Cache-Status', [...UPSTREAM]);
           setImmediate(() => {
             c.res.statusCode = 200;
             if (c.path === '/api/appends') c.res.appendHeader('Cache-Status', UPSTREAM);
+            if (c.path === '/api/both') c.res.appendHeader('Cache-Status', 'LateCDN; hit');
+            // Its answer's own, set over everything said before.
+            if (c.path === '/api/replaces') c.res.setHeader('Cache-Status', 'LateCDN; hit');
             c.res.end('page');
           });
         });
@@ -335,6 +340,8 @@ describe('middleware: an upstream cache’s Cache-Status is kept, and ours follo
           ['/api/none', ''],
           ['/api/early', `${UPSTREAM_TEXT}, `],
           ['/api/appends', `${UPSTREAM_TEXT}, `],
+          ['/api/both', `${UPSTREAM_TEXT}, LateCDN; hit, `],
+          ['/api/replaces', 'LateCDN; hit, '],
         ] as const) {
           assert.equal(status(await request(target).get(path)), `${upstream}${MISS_STORED}`, path);
           const hit = await request(target).get(path);

@@ -385,6 +385,108 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         }
       }
 
+      it('a middleware in front that answers with a head of another status after next() (writeHead(503), its own end) sends its own answer, not the hit', async () => {
+        const { cache, target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-busy') === '') return;
+          ctx.res.writeHead(503, { 'content-type': 'text/plain' });
+          ctx.res.end('busy');
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        const busy = await request(target).get('/me').set('x-busy', '1').timeout(3000).expect(503, 'busy');
+        assert.equal(busy.headers['etag'], undefined);
+        assert.equal(busy.headers['cache-status'], undefined);
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.deepEqual(hits, ['L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      it("writeHead wrapped by a middleware in front before and after next() (on-headers): both wrappers' fields reach the hit, which counts once, the head flushed in front too", async () => {
+        const { cache, target, errors } = build(async (ctx, next) => {
+          const res = ctx.res;
+          const wrap = (name: string) => {
+            const inner = res.writeHead;
+            res.writeHead = function (this: typeof res, ...args: unknown[]) {
+              this.setHeader(name, 'yes');
+              return (inner as (...a: unknown[]) => typeof res).apply(this, args);
+            } as typeof res.writeHead;
+          };
+          wrap('x-before');
+          await next();
+          wrap('x-after');
+          if (ctx.get('x-flush') !== '') ctx.flushHeaders();
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const fill = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.equal(fill.headers['x-before'], 'yes');
+        for (const flush of ['', '1']) {
+          for (const method of ['get', 'head'] as const) {
+            const hit = await request(target)[method]('/me').set('x-flush', flush).timeout(3000).expect(200);
+            const what = `${method}${flush === '' ? '' : ', flushed'}`;
+            assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1', what);
+            assert.equal(hit.headers['x-before'], 'yes', `${what}: x-before`);
+            assert.equal(hit.headers['x-after'], 'yes', `${what}: x-after`);
+            if (method === 'get') assert.equal(hit.text, '{"n":1}', what);
+            else assert.equal(hit.headers['content-length'], fill.headers['content-length'], what);
+          }
+        }
+        assert.deepEqual(hits, ['L1', 'L1', 'L1', 'L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      it("a head sent in front after next() with a reason and fields as a list or an object gets those fields over the stored ones, an empty name skipped as node skips it", async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          const form = ctx.get('x-form');
+          if (form === 'list') ctx.res.writeHead(ctx.status, 'Fine', ['x-front', 'list', '', 'skipped']);
+          else if (form === 'object') ctx.res.writeHead(ctx.status, 'Fine', { 'x-front': 'object', '': 'skipped' });
+        });
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        for (const form of ['list', 'object']) {
+          const hit = await request(target).get('/me').set('x-form', form).timeout(3000).expect(200);
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1', form);
+          assert.equal(hit.headers['x-front'], form, form);
+          // Names and values taken in pairs: no field named by a value.
+          assert.equal(hit.headers['list'], undefined, form);
+          assert.equal(hit.text, '{"n":1}', form);
+        }
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      it('a middleware in front that sends the head after next() and then writes a body of its own: that body follows the stored head, no error', async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-own') === '') return;
+          ctx.flushHeaders();
+          ctx.res.end('own body');
+        });
+        const fill = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        // Read as text: the head says JSON (the stored one), the body is that middleware's.
+        const hit = await request(target)
+          .get('/me')
+          .set('x-own', '1')
+          .timeout(3000)
+          .buffer(true)
+          .parse((res, done) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => done(null, text));
+          })
+          .expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.equal(hit.headers['etag'], fill.headers['etag']);
+        assert.equal(hit.body, 'own body');
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it('a respond set on ctx in front of the cache before its first hit does not hide the hit', async () => {
         // A fresh app: its context prototype has no accessor yet when the first hit comes.
         const { target } = build(async (ctx, next) => {
@@ -443,6 +545,79 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         await request(target).get('/listed').timeout(3000).expect(203, 'own answer');
         assert.deepEqual(seen, ['/again listed', '/again listed', '/deleted listed', '/deleted listed', '/listed listed']);
         assert.deepEqual(errors, []);
+      });
+
+      it('once a hit was served, for...in over ctx lists the names it lists without the cache (onerror among them)', async () => {
+        const names = (app: Koa) => {
+          let listed: string[] = [];
+          app.use(async (ctx, next) => {
+            await next();
+            listed = [];
+            for (const name in ctx) listed.push(name);
+            listed.sort();
+          });
+          return () => listed;
+        };
+        const plain = new (Framework as typeof Koa)();
+        const plainNames = names(plain);
+        plain.use((ctx) => void (ctx.body = { n: 1 }));
+        await request(plain.callback()).get('/me').expect(200);
+        const cached = new (Framework as typeof Koa)();
+        const cachedNames = names(cached);
+        cached.use(koaCache(cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false })), { ttl: '1m' }));
+        cached.use((ctx) => void (ctx.body = { n: 1 }));
+        await request(cached.callback()).get('/me').expect(200);
+        const hit = await request(cached.callback()).get('/me').expect(200);
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.ok(plainNames().includes('onerror'));
+        assert.deepEqual(cachedNames(), plainNames());
+      });
+
+      it("an app.context whose onerror is its own and cannot be redefined is left so: hits go out, errors are Koa's answers", async () => {
+        const app = new (Framework as typeof Koa)();
+        app.silent = true;
+        Object.defineProperty(app.context, 'onerror', { value: app.context.onerror, writable: false, configurable: false, enumerable: true });
+        app.use(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-fail') !== '') ctx.throw(502, 'bad gateway');
+        });
+        app.use(koaCache(cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false })), { ttl: '1m' }));
+        app.use((ctx) => void (ctx.body = { n: 1 }));
+        await request(app.callback()).get('/me').timeout(3000).expect(200, { n: 1 });
+        const hit = await request(app.callback()).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        await request(app.callback()).get('/me').set('x-fail', '1').timeout(3000).expect(502);
+      });
+
+      it("a respond accessor of a plugin's on app.context is left alone by a fill: what the app sets and Koa reads go through it", async () => {
+        const app = new (Framework as typeof Koa)();
+        app.silent = true;
+        const said = new WeakMap<object, unknown>();
+        const heard: unknown[] = [];
+        Object.defineProperty(app.context, 'respond', {
+          configurable: true,
+          get(this: object) {
+            heard.push(said.get(this));
+            return said.get(this);
+          },
+          set(this: object, value: unknown) {
+            said.set(this, value);
+          },
+        });
+        app.use(koaCache(cleanup.track(createCache({ namespace: `koa-upstream${process.pid}-${++counter}`, redis: false })), { ttl: '1m' }));
+        app.use((ctx) => {
+          ctx.respond = false;
+          setImmediate(() => {
+            ctx.res.statusCode = 200;
+            ctx.res.setHeader('content-type', 'text/plain');
+            // An upstream's member, said as the app answers: Koa's read cannot be heard here, so it is taken as the upstream's.
+            ctx.res.setHeader('cache-status', 'ExampleCDN; hit');
+            ctx.res.end('own answer');
+          });
+        });
+        const fill = await request(app.callback()).get('/me').timeout(3000).expect(200, 'own answer');
+        assert.equal(fill.headers['cache-status'], 'ExampleCDN; hit, tiercache; fwd=miss; stored');
+        assert.ok(heard.includes(false), `Koa's read did not go through the plugin's accessor (it read ${JSON.stringify(heard)})`);
       });
     });
   }

@@ -76,4 +76,69 @@ describe('store: ServerClock', () => {
     assert.ok(at >= redisAt(1_000) && at <= redisAt(1_200), String(at));
     assert.equal(clock.between(1_000, 1_030, 1_000), undefined, '30 ms apart with a 40 ms sample');
   });
+
+  it('takes no sample that cannot be one: a time of 0 or below, a reply before its command', () => {
+    const clock = new ServerClock();
+    clock.learn(0, 100, 100);
+    clock.learn(-redisAt(100), 100, 100);
+    // The reply "arrived" before the command was sent (NaN included): no bounds at all.
+    clock.learn(redisAt(100), 100, 90);
+    clock.learn(redisAt(100), 100, Number.NaN);
+    assert.equal(clock.deadline(1_000, 100), undefined);
+  });
+
+  it("after a lost connection, the next sample is not narrowed by the old server's: a new server 25 ms behind gets no late deadline", () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(1_000), 1_000, 1_001);
+    clock.newConnection();
+    // Its clock is 25 ms behind the old one's, read late in a 40 ms round trip: bounds that still meet the old ones.
+    const behind = 25_000;
+    clock.learn(redisAt(2_039) - behind, 2_000, 2_040);
+    const deadline = clock.deadline(3_000, 2_040)!;
+    assert.ok(deadline <= redisAt(3_000) - behind, `${deadline - (redisAt(3_000) - behind)} µs past the instant on the new server`);
+  });
+
+  it('after a lost connection, the samples that follow the first tighten the bounds again', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(100), 100, 101);
+    clock.newConnection();
+    // Two slow samples (150 ms), Redis reading its clock early in one and late in the other: together they agree within 1 ms.
+    clock.learn(redisAt(1_000), 1_000, 1_150);
+    clock.learn(redisAt(2_150), 2_000, 2_150);
+    assert.notEqual(clock.deadline(2_350, 2_150), undefined, 'no deadline for a 200 ms wait: the bounds stayed 150 ms wide');
+  });
+
+  it('widens what an older sample says by the drift since: a clock that drifts (80 ppm) gets no deadline late, no instant early', () => {
+    for (const drift of [-4, 4]) {
+      const clock = new ServerClock();
+      clock.learn(redisAt(1_000), 1_000, 1_001);
+      // 50 s later Redis's clock is `drift` ms off what it was, read halfway through a 40 ms round trip.
+      const offset = drift * 1000;
+      clock.learn(redisAt(51_020) + offset, 51_000, 51_040);
+      const deadline = clock.deadline(52_000, 51_040)!;
+      assert.ok(deadline <= redisAt(52_000) + offset, `drift ${drift}: deadline ${deadline - redisAt(52_000) - offset} µs late`);
+      const at = clock.between(52_000, 53_000, 51_040)!;
+      assert.ok(at >= redisAt(52_000) + offset, `drift ${drift}: between() ${redisAt(52_000) + offset - at} µs before its first instant`);
+    }
+  });
+
+  it('moves a deadline earlier by the drift since its sample: a Redis clock 80 ppm slow, 50 s on, gets no late deadline', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(1_000), 1_000, 1_001);
+    // 50 s on, Redis's clock is 4 ms behind where the sample put it.
+    const slow = 4_000;
+    const deadline = clock.deadline(51_000, 50_000)!;
+    assert.ok(deadline <= redisAt(51_000) - slow, `${deadline - (redisAt(51_000) - slow)} µs late`);
+  });
+
+  it('between(): none for two instants closer than the sample can tell apart, asked ahead of time', () => {
+    const clock = new ServerClock();
+    // Redis read its clock as the command left: a 40 ms round trip, the offset at the top of its bounds.
+    clock.learn(redisAt(100), 100, 140);
+    // A wait long enough for a deadline, but from and until only 20 ms apart: the latest instant the
+    // bounds allow for `until` may be before `from` on Redis's clock.
+    assert.equal(clock.between(1_500, 1_520, 1_000), undefined);
+    const at = clock.between(1_500, 1_600, 1_000)!;
+    assert.ok(at >= redisAt(1_500) && at <= redisAt(1_600), String(at));
+  });
 });

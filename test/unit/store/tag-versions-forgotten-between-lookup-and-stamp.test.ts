@@ -43,4 +43,18 @@ describe('store: TagVersions, a tag forgotten between a fill\'s lookup and its s
     versions.learnStored({ epoch: EPOCH, tags: [shared], versions: [EPOCH + 6], generation: versions.currentGeneration() });
     assert.equal(versions.check(stamp), Validity.Invalid);
   });
+
+  it('a tag forgotten and learned again before the stamp records what is known now, not what was known when it was forgotten', () => {
+    const versions = trustedVersions();
+    const shared = 'path:/test';
+    versions.learnStored({ epoch: EPOCH, tags: [shared], versions: [EPOCH + 5], generation: versions.currentGeneration() });
+    const tags = ['key:GET:/test/1', shared];
+    const needs = versions.needs(tags);
+    versions.forget([shared]);
+    // Read again by another lookup meanwhile, moved since.
+    versions.learnStored({ epoch: EPOCH, tags: [shared], versions: [EPOCH + 6], generation: versions.currentGeneration() });
+    const stamp = versions.stampFrom(tags, needs, { epoch: undefined, versions: [EPOCH + 9] });
+    assert.equal(stamp.versions[1], EPOCH + 6);
+    assert.notEqual(versions.check(stamp), Validity.Invalid, 'a fill stamped with the version known now is refused here');
+  });
 });
