@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { L1Store } from './l1-store.js';
 import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
+import { keySlot } from './hash-slot.js';
 import { isCluster, keySpace, type RedisClient } from './redis-client.js';
 import type { TagVersions } from './tag-versions.js';
 
@@ -166,6 +167,14 @@ export class InvalidationBus {
   private state: BusState = 'connecting';
   /** Epoch checks in a row that got no answer (see checkEpoch). */
   private failedEpochChecks = 0;
+  /** The channel's slot (a Cluster's). */
+  private readonly slot: number;
+  /**
+   * On a Cluster: the nodes that served the channel's slot, in the data
+   * client's slot map and in the subscriber's, when the subscription was last
+   * found live (see nodeGone).
+   */
+  private channelNodes: ReadonlySet<string> = new Set();
   /** The probe this bus waits to hear back (see suspect()); 0 when none. */
   private probe = 0;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -217,13 +226,14 @@ export class InvalidationBus {
 
   constructor(private readonly options: InvalidationBusOptions) {
     this.channel = `{${options.namespace}}:bus`;
+    this.slot = keySlot(this.channel);
     this.space = keySpace(options.l2.client);
     this.modeChosen = new Promise((resolve) => (this.settleMode = resolve));
     const client = options.l2.client;
     if (isCluster(client)) {
       void this.chooseMode(client);
       // A node of the data client's view went away (a failover): messages through it may be lost too.
-      client.on('-node', this.suspect);
+      client.on('-node', this.nodeGone);
     } else this.attach('classic');
     this.epochTimer = setInterval(this.checkEpoch, options.epochCheckInterval ?? EPOCH_CHECK_MS);
     this.epochTimer.unref();
@@ -256,7 +266,7 @@ export class InvalidationBus {
     subscriber.on('error', (err: Error) => this.onLost(err));
     subscriber.on(mode === 'sharded' ? 'smessage' : 'message', this.onMessage);
     if (isCluster(subscriber)) {
-      subscriber.on('-node', this.suspect);
+      subscriber.on('-node', this.nodeGone);
       subscriber.on('-subscriber', this.suspect);
     }
   }
@@ -341,7 +351,7 @@ export class InvalidationBus {
     clearInterval(this.epochTimer);
     clearTimeout(this.probeTimer);
     clearTimeout(this.resubscribeTimer);
-    this.options.l2.client.off('-node', this.suspect);
+    this.options.l2.client.off('-node', this.nodeGone);
     this.options.versions.trusted = false;
     for (const done of this.readyWaiters.splice(0)) done();
     const subscriber = this.subscriber;
@@ -384,6 +394,7 @@ export class InvalidationBus {
     // Whatever was learned before the subscription was live may be stale.
     this.forget(recovered);
     this.state = 'ok';
+    this.channelNodes = new Set(this.channelOwners());
     this.probe = 0;
     this.probes = 0;
     this.heartbeat = 0;
@@ -438,6 +449,40 @@ export class InvalidationBus {
     this.options.versions.trusted = false;
     if (this.probe === 0) this.sendProbe();
   };
+
+  /**
+   * A Cluster client dropped a node's connection ('-node'). Sharded messages
+   * travel only from the channel's master to its subscribers, so another
+   * node's loss costs this subscription nothing, and a flush then only empties
+   * L1: one that a client re-adds and drops again (cut off a master, its
+   * commands failing; each failure makes ioredis add the node again) flushed
+   * L1 every 100 ms or so for as long as the cut lasted. Suspected: the node
+   * that served the channel when the subscription was last found live (after
+   * a failover the map may already name its successor), one serving it now,
+   * any node once the channel's slot moved since (its new master may not
+   * have this subscription yet), and any node that cannot be told apart.
+   * Classic messages cross the cluster bus from any node: always suspected.
+   */
+  private readonly nodeGone = (node?: { options?: { host?: string; port?: number } }, key?: string): void => {
+    if (this.mode === 'sharded' && !this.servesChannel(key ?? nodeKey(node))) return;
+    this.suspect();
+  };
+
+  private servesChannel(gone: string | undefined): boolean {
+    const known = this.channelNodes;
+    if (gone === undefined || known.size === 0 || known.has(gone)) return true;
+    return this.channelOwners().some((owner) => !known.has(owner));
+  }
+
+  /** The channel slot's master in the data client's slot map and in the subscriber's (what each knows of). */
+  private channelOwners(): string[] {
+    const owners: string[] = [];
+    for (const client of [this.options.l2.client, this.subscriber]) {
+      const owner = client !== undefined && isCluster(client) ? client.slots[this.slot]?.[0] : undefined;
+      if (owner !== undefined) owners.push(owner);
+    }
+    return owners;
+  }
 
   private sendProbe(): void {
     if (this.state !== 'reconnecting') return;
@@ -626,6 +671,12 @@ export class InvalidationBus {
     this.options.l1?.clear();
     this.options.versions.reset();
   }
+}
+
+/** How ioredis names a Cluster node (host:port, as its slot map does). */
+function nodeKey(node: { options?: { host?: string; port?: number } } | undefined): string | undefined {
+  const options = node?.options;
+  return options?.host === undefined || options.port === undefined ? undefined : `${options.host}:${options.port}`;
 }
 
 /** The pub/sub a Cluster whose servers answer INFO with `info` supports: sharded from Redis 7 (Valkey says 7.2 there too). */

@@ -266,12 +266,13 @@ export class L2Store {
 
   /**
    * Sorts a failure of a command sent while `losses` connections had been
-   * lost: a timeout or a replica's refusal opens the breaker, a lost
-   * connection takes L2 down, anything else is reported as is.
+   * lost: a timeout, a replica's refusal or a Cluster node that stays
+   * unreachable opens the breaker, a lost connection takes L2 down, anything
+   * else is reported as is.
    */
   private failed(error: Error, losses: number): void {
     const timedOut = /timed out/i.test(error.message);
-    if (timedOut || readOnly(error)) {
+    if (timedOut || readOnly(error) || nodeGone(error)) {
       // Its connection was lost since: the client dropped it (a client that does not send again, as openRedis's),
       // and only its timer answered it. Redis was not slow; the loss was taken (and reported) as such, and the
       // next connection's check, not a breaker, says when commands go through.
@@ -432,6 +433,19 @@ export class L2Store {
  */
 function readOnly(error: Error): boolean {
   return error.message.startsWith('READONLY');
+}
+
+/**
+ * A Cluster command whose node's connection kept closing until the client's
+ * redirection budget ran out (a dead or unreachable master, before its
+ * replica takes over). Not a timeout, so it opened no breaker: with a small
+ * budget (`maxRedirections: 4, retryDelayOnFailover: 50`) every command for
+ * those slots paid about 200 ms, for the whole failover. A budget spent on
+ * MOVED or ASK (slots moving while resharding, to nodes that answer) is not
+ * this, and stays a failure of that command alone.
+ */
+function nodeGone(error: Error): boolean {
+  return error.message.startsWith('Too many Cluster redirections.') && error.message.endsWith('Connection is closed.');
 }
 
 /** `promise`, or a rejection once `ms` passed. */

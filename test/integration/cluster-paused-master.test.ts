@@ -6,7 +6,7 @@
 // again. One cluster of 3 masters with a replica each for the file; each test
 // fails over another master.
 import assert from 'node:assert/strict';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import { createCache, type TierCache } from '../../src/index.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
@@ -46,12 +46,12 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
     return client;
   }
 
-  /** A cache on a Cluster client of the caller's own, built the plain way. */
-  async function open(namespace: string): Promise<TierCache> {
-    const client = new Cluster(cluster.nodes);
+  /** A cache on a Cluster client of the caller's own, built the plain way (with `options`). */
+  async function open(namespace: string, options: ClusterOptions = {}, commandTimeout = COMMAND_TIMEOUT_MS): Promise<TierCache> {
+    const client = new Cluster(cluster.nodes, options);
     client.on('error', () => undefined);
     clients.push(client);
-    const cache = createCache({ namespace, redis: client, l2: { commandTimeout: COMMAND_TIMEOUT_MS } });
+    const cache = createCache({ namespace, redis: client, l2: { commandTimeout } });
     cache.on('error', () => undefined);
     caches.push(cache);
     await cache.ready();
@@ -142,5 +142,34 @@ describe('Redis Cluster: a master paused (SIGSTOP) and replaced by its replica',
     assert.equal(await b.get('k'), 'v1');
     assert.deepEqual(await a.delete('k'), { delivered: true });
     await eventually(async () => (await b.get('k')) === undefined, "the other instance's L1 copy is dropped by the message", 1_000);
+  });
+
+  // Not a pause: a master killed. A client with a small redirection budget gives up on a command for its slots after
+  // about 200 ms ('Too many Cluster redirections. Last error: Error: Connection is closed.'), before the command
+  // timeout: that opened no breaker, so every command for those slots paid it until the replica took over (about
+  // 2.2 s here), each a reported failure, where a timeout would have opened the breaker at the first. The command
+  // timeout is long here, so that only that error can take L2 down.
+  it("a master killed under a client with a small redirection budget: L2 goes down at the first command its dead node fails, not only after a timeout", async () => {
+    const lines = await nodeLines();
+    const fields = lines.map((line) => line.split(' '));
+    // A master not failed over yet, whose replica is not an old master still syncing.
+    const master = fields.find((m) => m[2]!.includes('master') && !failedOver.has(m[0]!) && fields.some((r) => r[3] === m[0] && !failedOver.has(r[0]!)))!;
+    const victimLine = master.join(' ');
+    let ns = '';
+    for (let i = 0; ns === ''; i++) if (!serves(victimLine, keySlot(`{pm${process.pid}c${i}}:epoch`))) ns = `pm${process.pid}c${i}`;
+    const a = await open(ns, { maxRedirections: 4, retryDelayOnFailover: 50 }, 5_000);
+    const onVictim: string[] = [];
+    for (let k = 0; onVictim.length < 10; k++) if (serves(victimLine, keySlot(a.dataKey(`v${k}`)))) onVictim.push(`v${k}`);
+    const victim = cluster.servers.find((s) => s.port === Number(/:(\d+)@/.exec(master[1]!)![1]))!;
+    failedOver.add(master[0]!);
+    victim.kill('SIGKILL');
+    const waits: number[] = [];
+    for (const key of onVictim) {
+      if (a.health().l2 === 'down') break;
+      const start = Date.now();
+      assert.equal(await a.get(key), undefined);
+      waits.push(Date.now() - start);
+    }
+    assert.equal(a.health().l2, 'down', `L2 still up after ${waits.length} reads of the dead master's slots, which waited ${waits.join(', ')} ms`);
   });
 });

@@ -4,15 +4,15 @@
 // proxy in front of the seed alone would carry only the first connection:
 // `natMap` maps each real address to its proxy, and cutting one proxy cuts
 // that instance off that master alone while every other client keeps it.
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import type { RedisClusterHandle } from './redis-cluster.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 export interface ClusterProxies {
   /** One per master, in `cluster.nodes` order. */
   readonly proxies: readonly TcpProxy[];
-  /** A Cluster client whose every connection goes through `proxies` (disconnected by close()). */
-  client(): Cluster;
+  /** A Cluster client whose every connection goes through `proxies` (disconnected by close()), with `options` besides natMap. */
+  client(options?: ClusterOptions): Cluster;
   /** The proxy in front of the node listening on `port`. */
   proxyOf(port: number): TcpProxy;
   close(): Promise<void>;
@@ -29,8 +29,8 @@ export async function startClusterProxies(cluster: RedisClusterHandle, delayMs: 
   const clients: Cluster[] = [];
   return {
     proxies,
-    client() {
-      const client = new Cluster(proxies.map((p) => ({ host: '127.0.0.1', port: p.port })), { natMap });
+    client(options = {}) {
+      const client = new Cluster(proxies.map((p) => ({ host: '127.0.0.1', port: p.port })), { ...options, natMap });
       client.on('error', () => undefined);
       clients.push(client);
       return client;

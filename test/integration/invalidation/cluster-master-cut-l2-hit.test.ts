@@ -10,9 +10,11 @@
 // on inst 1 delivered=true`). README "When Redis is down": what is served
 // unchecked is L1's, bounded by l1.ttl; an L2 entry is checked or a miss.
 import assert from 'node:assert/strict';
+import type { Cluster, ClusterOptions } from 'ioredis';
 import request from 'supertest';
 import { createCache, type TierCache } from '../../../src/index.js';
 import { clusterCaches } from '../../support/cluster-caches.js';
+import { eventually } from '../../support/eventually.js';
 import { masterOf as masterOfIn, startClusterProxies, tagOffBusMaster, type ClusterProxies } from '../../support/cluster-proxies.js';
 import { adapters, buildApp, type AppSpec, type HandlerIO } from '../middleware/apps.js';
 
@@ -30,9 +32,9 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
   });
 
   /** The cut instance (A): a cache whose every connection goes through a proxy per master. */
-  async function openBehindProxies(namespace: string): Promise<TierCache> {
+  async function openBehindProxies(namespace: string, options?: ClusterOptions): Promise<TierCache> {
     proxies = await startClusterProxies(env.cluster);
-    cut = createCache({ namespace, redis: proxies.client() });
+    cut = createCache({ namespace, redis: proxies.client(options), l2: { commandTimeout: 2000 } });
     cut.on('error', () => undefined);
     await cut.ready();
     return cut;
@@ -100,4 +102,74 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
       assert.equal(res.headers['x-body'], 'new', `A answered ${path}, invalidated (tag ${tag}) before the cut, from L2 (${String(res.headers['cache-status'])})`);
     });
   }
+
+  // The bus of the cut instance. A Cluster client drops the connection of a master it cannot reach, and each command
+  // for that master's slots adds it again, only to drop it again ('-node' each time); the bus took every one as a
+  // possibly lost subscription and flushed L1 (h131: 45 flushes in 1.8 s, its state flapping 'reconnecting' / 'ok'
+  // every 100 ms or so), though sharded messages come only from the channel's master. A user's client with a small
+  // redirection budget, as in that report: its commands fail fast, so it drops the node often.
+  describe('its invalidation bus', () => {
+    const userOptions: ClusterOptions = { maxRedirections: 4, retryDelayOnFailover: 50 };
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    it('keeps trusting L1 while cut off a master that does not serve its channel: no flush each time the client drops that node again', async () => {
+      const namespace = `bus-cut-other-${process.pid}`;
+      const b = await env.open(namespace);
+      const { x } = await tagOffBusMaster(env.cluster, namespace);
+      const a = await openBehindProxies(namespace, userOptions);
+      const bus = a.bus!;
+      await bus.waitSubscribed(5_000);
+      assert.equal(a.health().bus, 'ok');
+      // Keys whose entries are on X: each read of one fails and makes the client drop X again.
+      const onX: string[] = [];
+      for (let k = 0; onX.length < 5; k++) if ((await masterOf(a.dataKey(`x${k}`))) === x) onX.push(`x${k}`);
+      await a.set('held', 'v1', { ttl: '1h' });
+      let dropped = 0;
+      const client = a.options.redis as Cluster;
+      client.on('-node', () => dropped++);
+      const flushes = bus.flushes;
+      const states = new Set<string>();
+      proxies!.proxyOf(x).cut('refuse');
+      for (let i = 0; dropped < 5; i++) {
+        assert.ok(i < 200, `the client dropped X ${dropped} times in ${i} reads`);
+        await a.get(onX[i % onX.length]!);
+        states.add(a.health().bus);
+        await sleep(10);
+      }
+      assert.deepEqual([...states], ['ok'], 'the bus went reconnecting');
+      assert.equal(bus.flushes - flushes, 0, `L1 was flushed ${bus.flushes - flushes} times as the client dropped X ${dropped} times`);
+      assert.equal(await a.get('held'), 'v1');
+      proxies!.proxyOf(x).heal();
+      // The bus still hears the others.
+      assert.deepEqual(await b.delete('held'), { delivered: true });
+      await eventually(async () => (await a.get('held')) === undefined, "B's delete reaches A's L1");
+    });
+
+    // The data API's get() answers from L1 what it cannot check (README, When Redis is down); the middleware does not.
+    it('is not trusted once cut off the master of its channel: the middleware does not answer what another instance invalidates meanwhile, then or after the heal', async () => {
+      const namespace = `bus-cut-own-${process.pid}`;
+      const b = await env.open(namespace);
+      const busMaster = await masterOf(`{${namespace}}:epoch`);
+      const { tag } = await tagOffBusMaster(env.cluster, namespace);
+      const a = await openBehindProxies(namespace, userOptions);
+      await a.bus!.waitSubscribed(5_000);
+      let body = 'old';
+      const app = buildApp(adapters[0]!, a, {
+        routes: [{ path: '/p', mw: { ttl: '1h', tags: () => [tag] }, handler: (io: HandlerIO) => io.send(body) }],
+      });
+      assert.equal((await request(app.target).get('/p')).text, 'old');
+      assert.match(String((await request(app.target).get('/p')).headers['cache-status']), /hit/);
+      body = 'new';
+      proxies!.proxyOf(busMaster).cut('refuse');
+      // Well under the heartbeat's two seconds: what tells the loss is the client dropping the channel's node.
+      await sleep(50);
+      assert.deepEqual(await b.invalidateTags([tag]), { delivered: true });
+      for (const until = Date.now() + 500; Date.now() < until; await sleep(10)) {
+        assert.equal((await request(app.target).get('/p')).text, 'new', 'A answered from L1 what B invalidated while A was cut off its channel');
+      }
+      proxies!.proxyOf(busMaster).heal();
+      await eventually(() => a.health().bus === 'ok', "A's bus is back after the heal", 10_000);
+      assert.equal((await request(app.target).get('/p')).text, 'new', 'A answered from L1 what B invalidated while A was cut off its channel, after the heal');
+    });
+  });
 });
