@@ -304,6 +304,8 @@ class Capture {
   writingReplacement = false;
   /** The real end is running (finishEnd): what it writes is its own. */
   finishing = false;
+  /** end() runs a writeHead put on further in than this capture, for the fields it sets (see captureEnd). */
+  collectingHead = false;
   /** Content-Length that goes with the captured bytes (undefined: none declared). */
   declared: number | undefined = undefined;
   status = 200;
@@ -639,6 +641,14 @@ function wrappersAt(depth: number): Wrappers {
   function captureWriteHead(this: ServerResponse & Captured, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
     if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
+    if (c.collectingHead) {
+      // Called from end() through that later writeHead: its fields are taken; the head itself goes as end() sends it.
+      if (typeof reason === 'string') this.statusMessage = reason;
+      else headers ??= reason;
+      this.statusCode = statusCode;
+      applyHeaderArgument(this, headers);
+      return this;
+    }
     if (c.held !== undefined || (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(statusCode))) {
       c.held!.push([captureWriteHead as HeldMethod, arguments]);
       return this;
@@ -748,6 +758,17 @@ function wrappersAt(depth: number): Wrappers {
     // chose chunks) or by the handler with a Content-Length, the app alone joins them, for every request with a body.
     if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && (this.headersSent ? headLeft(this) !== true && this.hasHeader('content-length') && noChunks(this) : !endSendsChunks(this))) c.utf8Head = true;
     else if (!c.wrote) flushedHead(this, c, depth);
+    if (!this.headersSent && this.writeHead !== captureWriteHead && !c.wrote) {
+      // A writeHead put on the response further in than this capture (on-headers mounted after the cache:
+      // response-time): node's own end() calls the response's writeHead, so it runs here, before the head is
+      // judged and stored; the head then goes below this capture's, as it would have.
+      c.collectingHead = true;
+      try {
+        this.writeHead(this.statusCode);
+      } finally {
+        c.collectingHead = false;
+      }
+    }
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
       // The whole body is known before the head leaves: a body that cannot be stored is said so now.

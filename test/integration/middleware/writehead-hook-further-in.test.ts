@@ -1,0 +1,86 @@
+// Why this exists: a writeHead hook mounted after the cache (on-headers as
+// response-time uses it, a security-headers middleware further in) runs, in
+// node, when end() writes the head. The capture's end() wrote the head through
+// the writeHead it had wrapped, below that hook, so the hook never ran on a
+// fill: its fields were missing from the miss and from the stored entry (and
+// so from every hit), and a Cache-Control it set was never judged (found by
+// hand mutation, s35). The hook now runs before the head is judged and stored.
+import assert from 'node:assert/strict';
+import type { RequestListener, ServerResponse } from 'node:http';
+import express5 from 'express';
+import Koa3 from 'koa';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { onWriteHead } from '../../support/head-hook.js';
+import { express4, Koa2 } from './apps.js';
+
+type Build = (cache: TierCache, change: (res: ServerResponse) => void, runs: { n: number }) => RequestListener;
+
+function expressBuild(factory: typeof express5): Build {
+  return (cache, change, runs) => {
+    const app = factory();
+    app.use(expressCache(cache, { ttl: '1m' }));
+    app.use((_req, res, next) => (onWriteHead(res, change), next()));
+    app.get('/p', (_req, res) => {
+      runs.n++;
+      res.json({ n: runs.n });
+    });
+    return app as unknown as RequestListener;
+  };
+}
+
+function koaBuild(K: typeof Koa3): Build {
+  return (cache, change, runs) => {
+    const app = new K();
+    app.use(koaCache(cache, { ttl: '1m' }));
+    app.use(async (ctx, next) => {
+      onWriteHead(ctx.res, change);
+      await next();
+    });
+    app.use((ctx) => {
+      runs.n++;
+      ctx.body = { n: runs.n };
+    });
+    return app.callback() as unknown as RequestListener;
+  };
+}
+
+const builds: ReadonlyArray<[string, Build]> = [
+  ['express5', expressBuild(express5)],
+  ['express4', expressBuild(express4)],
+  ['koa3', koaBuild(Koa3)],
+  ['koa2', koaBuild(Koa2 as unknown as typeof Koa3)],
+];
+
+describe('middleware: a writeHead hook mounted after the cache (on-headers further in)', () => {
+  const { track } = useCleanup();
+  let counter = 0;
+  const open = () => track(createCache({ namespace: `hook-in-${process.pid}-${++counter}`, redis: false }));
+
+  for (const [name, build] of builds) {
+    it(`${name}: the fields it sets are in the fill's answer and in every hit's`, async () => {
+      const runs = { n: 0 };
+      const app = build(open(), (res) => res.setHeader('x-later', 'yes'), runs);
+      const fill = await request(app).get('/p');
+      assert.equal(fill.headers['x-later'], 'yes', "the hook's field is missing from the fill");
+      assert.match(String(fill.headers['cache-status']), /stored/);
+      const hit = await request(app).get('/p');
+      assert.match(String(hit.headers['cache-status']), /hit/);
+      assert.equal(hit.headers['x-later'], 'yes', "the hook's field is missing from the hit");
+      assert.deepEqual([fill.body, hit.body, runs.n], [{ n: 1 }, { n: 1 }, 1]);
+    });
+
+    it(`${name}: a Cache-Control: no-store it sets is judged: not stored, and the answer says so`, async () => {
+      const runs = { n: 0 };
+      const app = build(open(), (res) => res.setHeader('cache-control', 'no-store'), runs);
+      const first = await request(app).get('/p');
+      assert.equal(first.headers['cache-control'], 'no-store');
+      assert.match(String(first.headers['cache-status']), /detail=no-store/);
+      const second = await request(app).get('/p');
+      assert.deepEqual([second.body, runs.n], [{ n: 2 }, 2], 'an answer the hook marked no-store was stored');
+    });
+  }
+});
