@@ -71,16 +71,28 @@ describe('Redis round trips and keys per request', function () {
   }
 
   it('a miss that fills with a large body (its payload staged ahead of the store script, fill-protocol.ts) still costs two round trips', async () => {
-    const { cache, proxy: p } = await counted({ l1: false });
+    // A healthy Redis's bound: on a loaded 2-core machine the 512 KiB store passed the 200 ms default (through the
+    // proxy, two more copies), the fill answered 'detail=unreachable' and stored nothing: an outage, not what is counted.
+    const { cache, proxy: p } = await counted({ l1: false, l2: { commandTimeout: '3s' } });
     const body = Buffer.alloc(512 * 1024, 'tiercache ');
     const app = express();
     app.use(expressCache(cache));
     app.get('/api/large', (_req, res) => void res.type('text/plain').send(body));
     for (let i = 0; i < 3; i++) await request(app).get(`/api/large?n=warm${i}`);
-    const turns = await turnsPer(p, 9, async (i) => {
-      const res = await request(app).get(`/api/large?n=${i}`);
-      assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; stored');
-    });
+    // The cache's own once-a-second checks, the bus's PING (its subscriber's connection) and the epoch check (a
+    // 7-part EVALSHA), are turns too: misses this large take hundreds of ms on a loaded machine, and most of them
+    // met one (turns per miss '3 2 3 3 2 3 2 2 3'). A miss that did is not counted; up to 40 are made for 9 that did not.
+    const background = p.watch(['*1\r\n$4\r\nping\r\n', '*7\r\n$7\r\nevalsha\r\n']);
+    const turns: number[] = [];
+    for (let i = 0; i < 40 && turns.length < 9; i++) {
+      const checks = background();
+      const [spent] = await turnsPer(p, 1, async () => {
+        const res = await request(app).get(`/api/large?n=${i}`);
+        assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; stored');
+      });
+      if (background() === checks) turns.push(spent!);
+    }
+    assert.ok(turns.length >= 5, `only ${turns.length} of 40 misses met none of the cache's own checks`);
     assert.equal(median(turns), 2, `turns per miss: ${turns.join(' ')}`);
     assert.deepEqual(await ctx.admin.keys('*:tiercache:stage:*'), [], 'a staging key was left behind');
   });

@@ -18,6 +18,11 @@ export interface TcpProxy {
   readonly connections: number;
   /** Round trips so far, over every connection (see the file's opening). */
   readonly turns: number;
+  /**
+   * From now on, counts the client chunks (over every connection) that begin with one of `prefixes`; the
+   * function returned reads the count. For telling a client's background commands from a request's turns.
+   */
+  watch(prefixes: readonly string[]): () => number;
   /** Connections accepted so far, refused and blackholed ones included: how often clients tried. */
   readonly attempts: number;
   /** Drops every connection; new ones are refused or blackholed until heal(). */
@@ -42,6 +47,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   let mode: CutMode | undefined;
   let turns = 0;
   let attempts = 0;
+  const watchers: Array<(chunk: Buffer) => void> = [];
 
   const server: Server = createServer((client) => {
     attempts++;
@@ -69,9 +75,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     upstream.on('close', () => client.destroy());
     // Client bytes after a reply (or the first ones) start a new turn.
     let replied = true;
-    client.on('data', () => {
+    client.on('data', (chunk: Buffer) => {
       if (replied) turns++;
       replied = false;
+      for (const watcher of watchers) watcher(chunk);
     });
     upstream.on('data', () => (replied = true));
     piped.add(client);
@@ -111,6 +118,14 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     get attempts() {
       return attempts;
+    },
+    watch(prefixes) {
+      const wanted = prefixes.map((prefix) => Buffer.from(prefix));
+      let count = 0;
+      watchers.push((chunk) => {
+        if (wanted.some((prefix) => chunk.subarray(0, prefix.length).equals(prefix))) count++;
+      });
+      return () => count;
     },
     setDelay(ms: number) {
       if (!adjustable) throw new Error('setDelay() needs a proxy started adjustable');

@@ -51,7 +51,10 @@ function getFrom(server: Server, path: string, localAddress: string, headers: Re
 const SWR = { ttl: 100, staleWhileRevalidate: '10s' } as const;
 
 describe('middleware: background refreshes', function () {
-  const redisCaches = useRedisCaches({ prefix: 'refresh' });
+  // Redis is healthy here: on a loaded 2-core machine a command passed the 200 ms default, the cache's L2 was down
+  // when it filled (stored in L1 alone, unchecked, never served by the middleware), and the request that should have
+  // been answered stale, starting the refresh, filled again instead ('fwd=miss; stored'): an outage's behaviour.
+  const redisCaches = useRedisCaches({ prefix: 'refresh', defaults: { l2: { commandTimeout: '3s' } } });
 
   for (const adapter of adapters) {
     describe(adapter.name, () => {
@@ -161,11 +164,16 @@ describe('middleware: background refreshes', function () {
         await sleep(150);
         const stale = await request(app.target).get('/ns').set('cache-control', 'no-store').set('pragma', 'no-cache');
         assert.match(String(stale.headers['cache-status']), /ttl=-/);
+        let foundStale = false;
         await eventually('the refreshed entry', async () => {
           const res = await request(app.target).get('/ns');
           assert.equal(res.text, 'run 2', `still ${res.headers['cache-status']}`);
+          foundStale = /ttl=-/.test(String(res.headers['cache-status']));
         });
-        assert.equal(runs, 2, 'the refresh stored nothing, and another ran');
+        // The refreshed entry lives 100 ms too: found stale already (a loaded machine), it started a refresh of its
+        // own, which may have run by now. Found fresh, nothing else ran the handler.
+        if (foundStale) assert.ok(runs === 2 || runs === 3, `the handler ran ${runs} times`);
+        else assert.equal(runs, 2, 'the refresh stored nothing, and another ran');
       });
 
       it('an app-wide and a per-route middleware on one route: the per-route stale-while-revalidate refreshes the entry', async () => {
