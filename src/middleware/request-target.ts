@@ -3,6 +3,8 @@
 // then build redirects and links from that authority, not from Host. Such a
 // request may share entries with `/a` only when its authority is the Host the
 // entry is for; otherwise (RFC 9112 §3.2.2) it is neither stored nor served.
+// Even then it is served from entries but never fills one, as a target with a
+// '#' is not: the apps reflect the target as sent (see HttpRequestContext.sentOdd).
 //
 // The apps read an absolute-form target with url.parse (parseurl, which Express 4
 // and 5 and Koa 2 and 3 use for any target not starting with '/'), which rewrites

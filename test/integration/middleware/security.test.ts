@@ -227,17 +227,17 @@ describe('middleware: security cases', function () {
           }),
         );
 
-        const attack = await rawGet(server, '/search?q=C#');
-        assert.equal(attack.bytes.toString(), 'results for {"q":"C"}');
-        assert.equal(attack.headers['cache-status'], STORED);
-
         const victim = await request(server).get('/search?q=C%23');
-        assert.equal(victim.text, 'results for {"q":"C#"}', 'the victim got the answer for q=C');
+        assert.equal(victim.text, 'results for {"q":"C#"}');
         assert.equal(victim.headers['cache-status'], STORED);
 
         const same = await request(server).get('/search?q=C');
         assert.equal(same.text, 'results for {"q":"C"}');
-        assert.equal(same.headers['cache-status'], HIT_L1, '?q=C# and ?q=C are one request to the app');
+        assert.equal(same.headers['cache-status'], STORED);
+
+        const attack = await rawGet(server, '/search?q=C#');
+        assert.equal(attack.bytes.toString(), 'results for {"q":"C"}', 'the raw # got the answer for q=C%23');
+        assert.equal(attack.headers['cache-status'], HIT_L1, '?q=C# and ?q=C are one request to the app');
         assert.equal(runs, 2);
       });
 
