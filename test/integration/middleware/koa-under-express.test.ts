@@ -19,6 +19,7 @@ import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { valuesOf, wireRequest } from '../../support/http-wire.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -105,6 +106,28 @@ describe('middleware: Koa apps mounted in Express', () => {
     }
     assert.equal(fresh.headers['cache-status'], 'tiercache; hit; detail=L1', 'no refreshed entry');
     assert.equal(fresh.text, 'run 2 for /items');
+    assert.deepEqual(runs, ['/items', '/items']);
+  });
+
+  // A target holding a '#' fills nothing (the app reflects it as sent), so its refresh goes without it: as the
+  // full target the cache keys, and as the mount-relative one the Koa app is handed (ctx.url).
+  it("a background refresh started by a target holding a '#' re-sends it without: the entry gets the answer for /items", async () => {
+    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-hash${process.pid}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+    const runs: string[] = [];
+    const app = mountedAtV1(cache, (ctx) => {
+      runs.push(ctx.url);
+      ctx.body = `run ${runs.length} for ${ctx.url}`;
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await wireRequest(server, '/v1/items')).body, 'run 1 for /items');
+    await sleep(150);
+    const stored = new Promise((resolve) => cache.once('store', resolve));
+    const stale = await wireRequest(server, '/v1/items#x');
+    assert.match(valuesOf(stale, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
+    await Promise.race([stored, sleep(1000)]);
+    const fresh = await wireRequest(server, '/v1/items');
+    assert.deepEqual(valuesOf(fresh, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh stored nothing');
+    assert.equal(fresh.body, 'run 2 for /items');
     assert.deepEqual(runs, ['/items', '/items']);
   });
 

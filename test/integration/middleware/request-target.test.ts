@@ -75,6 +75,32 @@ describe('middleware: absolute-form request targets', function () {
         });
       }
 
+      // A stale entry's background refresh re-sends the trigger's target: sent with its '#', that refresh is a
+      // target no entry may be filled from, so it stored nothing, and each such request kept the entry stale
+      // for everyone (the browsers' own requests then only found a refresh under way) until its window ended.
+      for (const target of ['/docs#x', 'http://shop.example/docs#x']) {
+        it(`refreshes the stale entry of /docs in the background for ${target}, as for the origin form`, async () => {
+          const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false }));
+          let runs = 0;
+          const app = buildApp(adapter, cache, {
+            appLevel: { ttl: 100, staleWhileRevalidate: '10s' },
+            routes: [{ path: '/docs', handler: (io) => io.send(`run ${++runs}`) }],
+          });
+          const server = await cleanup.serve(app.target);
+          assert.equal((await wireRequest(server, '/docs', HOST)).body, 'run 1');
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          const stored = new Promise((resolve) => cache.once('store', resolve));
+          const odd = await wireRequest(server, target, HOST);
+          assert.equal(odd.body, 'run 1');
+          assert.match(valuesOf(odd, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
+          for (let i = 0; i < 100 && runs < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+          await Promise.race([stored, new Promise((resolve) => setTimeout(resolve, 200))]);
+          const browser = await wireRequest(server, '/docs', HOST);
+          assert.deepEqual(valuesOf(browser, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh the odd target started stored nothing: /docs is still stale');
+          assert.equal(browser.body, 'run 2');
+        });
+      }
+
       it('invalidates the path a write names in absolute form with another authority: the app makes the write there (RFC 9111 §4.4)', async () => {
         const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
         let version = 0;
