@@ -20,6 +20,7 @@ import { Duplex } from 'node:stream';
 import { reportedTarget } from '../keys/canonical-query.js';
 import { requestHost } from '../keys/request-key.js';
 import { applyHeaderArgument, type AnswerWriter } from './capture.js';
+import { appsOriginForm } from './request-target.js';
 
 export const REFRESH_HEADER = 'x-tiercache-refresh';
 /** Unguessable, so no client can force fills by sending the header. */
@@ -239,7 +240,9 @@ function relay(res: ServerResponse, out: AnswerWriter): void {
  * the request was keyed. The full target would reach the app as a path of its own.
  */
 export function remounted(dispatch: Dispatch, appUrl: string): Dispatch {
-  const url = withoutFragment(appUrl);
+  // Express hands it an absolute-form target or one with a '#' as sent, its path made relative: re-sent so, the
+  // refresh is answered for that target (ctx.url, ctx.href) and stored for the origin form the cache keyed.
+  const url = withoutFragment(appsOriginForm(appUrl) ?? appUrl);
   return (request, answer) => dispatch({ ...request, url, originalUrl: request.url }, answer);
 }
 

@@ -75,6 +75,15 @@ export function routedOriginForm(url: string): string | undefined {
   return match === null ? undefined : pathAfter(url, match);
 }
 
+/**
+ * The path and query the apps read from any target: itself when in plain origin form; an absolute-form
+ * one's or one holding a '#' as url.parse reads them. Undefined when no origin form can be told.
+ */
+export function appsOriginForm(url: string): string | undefined {
+  if (url.charCodeAt(0) === 47 /* / */) return url.indexOf('#') === -1 ? url : withFragment(url);
+  return routedOriginForm(url);
+}
+
 /** What follows the authority `match` ends at, as the apps read it, starting with '/'. */
 function pathAfter(url: string, match: RegExpExecArray): string {
   const rest = asAppsReadIt(url.slice(match[0].length));
