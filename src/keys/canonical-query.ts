@@ -15,6 +15,15 @@ export const MAX_QUERY_PARTS = 1000;
 /** The OAuth 2.0 bearer token parameter (RFC 6750 §2.3): a credential, like Authorization. */
 export const ACCESS_TOKEN = 'access_token';
 
+/**
+ * Characters every browser percent-encodes in a query (WHATWG URL: the special-query percent-encode
+ * set, less what cannot reach node raw), which node lets through raw. The apps decode `%3C` and `<`
+ * alike, but reflect the target as sent (a canonical link from req.originalUrl, Koa's ctx.url): a part
+ * holding one raw keeps its own spelling in the key, or one raw `?q=<script>` from a socket would be
+ * what every browser asking `?q=%3Cscript%3E` is served.
+ */
+const BROWSER_ENCODED = /["'<>]/;
+
 /** `+` is a space and escapes are decoded; undefined when the escapes are not valid UTF-8 (the parsers disagree on those). */
 function decodeComponent(text: string): string | undefined {
   const plain = text.indexOf('+') === -1 ? text : text.replace(/\+/g, ' ');
@@ -78,7 +87,8 @@ const byRoot = (x: Param, y: Param): number => (x.root < y.root ? -1 : x.root > 
 // The canonical form is safe in a key as it is (no ':', '{', '}', '%' escapes of its own making):
 //   sorted:   name=value&name=value ...           (a name, once escaped, never starts with ',' or '#')
 //   ordered:  ',' + the same, in request order;   ',,' when the query starts with '?'
-//   entries:  name=value, name=#rawValue (value not valid UTF-8), #rawPart (a part the parsers read apart)
+//   entries:  name=value, name=#rawValue (value not valid UTF-8), #rawPart (a part the parsers read apart,
+//             or one holding a character browsers always escape, sent raw)
 //   as sent:  '#' + the whole query, escaped      (more parts than the parsers read)
 
 /**
@@ -86,7 +96,8 @@ const byRoot = (x: Param, y: Param): number => (x.root < y.root ? -1 : x.root > 
  * by root name, parameters of the same root kept in request order. A query
  * with a part the parsers read differently (undecodable name, a split qs makes
  * elsewhere, a name starting with '[' that qs files under another root) keeps
- * every parameter in order, and so does one starting with '?' (URLSearchParams,
+ * every parameter in order, and so does one with a part holding `"`, `'`, `<` or
+ * `>` raw (that part kept as sent), and one starting with '?' (URLSearchParams,
  * Koa 3's parser, drops that '?'); one with more parts than the parsers read
  * stays as sent. With `allow`, parameters of other roots are dropped, except
  * `access_token`, which is never dropped. '' when nothing is left.
@@ -99,13 +110,14 @@ export function canonicalQuery(query: string, allow?: ReadonlySet<string>): stri
   const params: Param[] = [];
   const leadingQuestionMark = query.charCodeAt(0) === 63; /* ? */
   let ordered = leadingQuestionMark;
+  const sentRaw = BROWSER_ENCODED.test(query);
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
     if (part === '') continue;
     const eq = part.indexOf('=');
     const name = decodeComponent(eq === -1 ? part : part.slice(0, eq));
     // The first part of a query starting with '?' is another name to URLSearchParams: kept as sent.
-    if (name === undefined || !splitsAlike(part, eq) || (i === 0 && leadingQuestionMark)) {
+    if (name === undefined || !splitsAlike(part, eq) || (i === 0 && leadingQuestionMark) || (sentRaw && BROWSER_ENCODED.test(part))) {
       ordered = true;
       params.push({ root: '', text: '#' + component(part) });
       continue;

@@ -39,7 +39,7 @@ export type BypassReason = (typeof BYPASS_REASONS)[number];
 export const QUIET_BYPASS_REASONS: ReadonlySet<BypassReason> = new Set(['no-rule', 'method', 'disabled', 'closed']);
 
 /** Why an answer the handler produced (`fwd=miss`) was not stored. */
-export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'expired', 'head', 'request-no-store', 'waited', 'authorization', 'only-if-cached', 'trailer', 'unreachable'] as const;
+export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'expired', 'head', 'request-no-store', 'waited', 'authorization', 'only-if-cached', 'trailer', 'unreachable', 'target'] as const;
 export type MissReason = (typeof MISS_REASONS)[number];
 
 const bypassValues = new Map<string, string>(BYPASS_REASONS.map((r) => [r, `${BYPASS}; detail=${r}`]));

@@ -704,6 +704,11 @@ export interface HttpRequestContext<R> {
   readonly originalMethod?: string | undefined;
   /** The framework's app object, for background refreshes (see HttpCache's dispatchOf). */
   readonly app?: unknown;
+  /**
+   * The target came in a form no browser sends (absolute form, a '#'), which the apps reflect as sent
+   * (express.static's directory redirect, Koa's ctx.href): served from entries, it never fills one.
+   */
+  readonly sentOdd?: boolean;
 }
 
 interface Plan {
@@ -1028,7 +1033,7 @@ export class HttpCache<R> {
         if (url === undefined) return this.bypass(c, next, 'authority');
         foreign = true;
       }
-      c = { ...c, url };
+      c = { ...c, url, sentOdd: true };
     }
     const req = c.req;
     // A middleware further in (per route) decides for this request: one mounted further out stands down,
@@ -1106,8 +1111,9 @@ export class HttpCache<R> {
     this.cache.store.noteL1Miss();
     // A waiter, or an answer not stored: fill() reports them (the L1 miss is counted).
     if (this.joining(plan.key)) return this.fill(c, plan, next, undefined, undefined, true);
-    if (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed) {
-      this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
+    const refused = this.fillRefused(c, plan);
+    if (refused !== undefined || res.destroyed) {
+      this.unstored(res, refused ?? 'request-no-store');
       return this.passOnReporting(c.req, next, this.outerMiss(plan, true));
     }
     const { flight, state } = this.beginFill(plan.key, res);
@@ -1319,7 +1325,7 @@ export class HttpCache<R> {
     // This request's L1 miss, counted here: taken back if a layer further in decides (see outerMiss).
     let l1Noted = false;
     try {
-      if (this.cache.store.l2 !== undefined && this.mayStartFill(req, plan)) {
+      if (this.cache.store.l2 !== undefined && this.mayStartFill(c, plan)) {
         if (local === undefined) {
           this.cache.store.noteL1Miss();
           l1Noted = true;
@@ -1492,9 +1498,16 @@ export class HttpCache<R> {
     return running !== undefined && !running.done && running.deadline > coarseNow();
   }
 
+  /** Why this request may be answered from an entry or a fill under way, but may not fill one itself. */
+  private fillRefused(c: HttpRequestContext<R>, plan: Plan): MissReason | undefined {
+    if (c.req.method === 'HEAD') return 'head';
+    if (c.sentOdd === true) return 'target';
+    return this.requestNoStore(c.req, plan) ? 'request-no-store' : undefined;
+  }
+
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
-  private mayStartFill(req: IncomingMessage, plan: Plan): boolean {
-    if (req.method === 'HEAD' || this.requestNoStore(req, plan)) return false;
+  private mayStartFill(c: HttpRequestContext<R>, plan: Plan): boolean {
+    if (this.fillRefused(c, plan) !== undefined) return false;
     const running = this.flights.get(plan.key);
     return running === undefined || running.done || running.deadline <= coarseNow();
   }
@@ -1874,8 +1887,9 @@ export class HttpCache<R> {
       await this.passOnReporting(req, next, this.unlessStoodDown(l1Noted === true, waited));
       return false;
     }
-    if (begun === undefined && (req.method === 'HEAD' || this.requestNoStore(req, plan) || res.destroyed)) {
-      this.unstored(res, req.method === 'HEAD' ? 'head' : 'request-no-store');
+    const refused = begun === undefined ? this.fillRefused(c, plan) : undefined;
+    if (begun === undefined && (refused !== undefined || res.destroyed)) {
+      this.unstored(res, refused ?? 'request-no-store');
       // Stored or not, a failing handler's answer is replaced as for a GET (nothing captured: maxBytes 0).
       if (stale !== undefined && !res.destroyed) {
         if (reports) this.reportMiss(plan, false);

@@ -20,6 +20,7 @@ import { Duplex } from 'node:stream';
 import { reportedTarget } from '../keys/canonical-query.js';
 import { requestHost } from '../keys/request-key.js';
 import { applyHeaderArgument, type AnswerWriter } from './capture.js';
+import { appsOriginForm } from './request-target.js';
 
 export const REFRESH_HEADER = 'x-tiercache-refresh';
 /** Unguessable, so no client can force fills by sending the header. */
@@ -239,7 +240,10 @@ function relay(res: ServerResponse, out: AnswerWriter): void {
  * the request was keyed. The full target would reach the app as a path of its own.
  */
 export function remounted(dispatch: Dispatch, appUrl: string): Dispatch {
-  return (request, answer) => dispatch({ ...request, url: appUrl, originalUrl: request.url }, answer);
+  // Express hands it an absolute-form target or one with a '#' as sent, its path made relative: re-sent so, the
+  // refresh is answered for that target (ctx.url, ctx.href) and stored for the origin form the cache keyed.
+  const url = withoutFragment(appsOriginForm(appUrl) ?? appUrl);
+  return (request, answer) => dispatch({ ...request, url, originalUrl: request.url }, answer);
 }
 
 /** The one 'request' handler of the server `req` came in through, or undefined (none known, or several). */
@@ -286,6 +290,16 @@ export function refreshVary(req: IncomingMessage): readonly string[] | undefined
   return (req as unknown as Record<symbol, readonly string[] | undefined>)[REFRESH_VARY];
 }
 
+/**
+ * A target as a refresh re-sends it: without a '#' and what follows. The trigger's key left them out, and a
+ * target holding one may fill no entry (the apps reflect it as sent): re-sent with it, the refresh stored
+ * nothing and every browser kept getting the stale entry.
+ */
+function withoutFragment(url: string): string {
+  const hash = url.indexOf('#');
+  return hash === -1 ? url : url.slice(0, hash);
+}
+
 /** The refresh of `req`: its target, its headers without conditionals plus the marker, its connection's facts. */
 export function refreshRequest(req: IncomingMessage, url: string): RefreshRequest {
   const headers: IncomingHttpHeaders = { ...req.headers, [REFRESH_HEADER]: REFRESH_TOKEN };
@@ -298,5 +312,5 @@ export function refreshRequest(req: IncomingMessage, url: string): RefreshReques
   delete headers['if-modified-since'];
   delete headers['content-length'];
   delete headers['transfer-encoding'];
-  return { url, headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
+  return { url: withoutFragment(url), headers, httpVersion: req.httpVersion, connection: connectionFacts(req) };
 }

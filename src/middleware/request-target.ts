@@ -3,6 +3,8 @@
 // then build redirects and links from that authority, not from Host. Such a
 // request may share entries with `/a` only when its authority is the Host the
 // entry is for; otherwise (RFC 9112 §3.2.2) it is neither stored nor served.
+// Even then it is served from entries but never fills one, as a target with a
+// '#' is not: the apps reflect the target as sent (see HttpRequestContext.sentOdd).
 //
 // The apps read an absolute-form target with url.parse (parseurl, which Express 4
 // and 5 and Koa 2 and 3 use for any target not starting with '/'), which rewrites
@@ -71,6 +73,15 @@ export function ownOriginForm(url: string, host: string | undefined): string | u
 export function routedOriginForm(url: string): string | undefined {
   const match = ABSOLUTE_FORM.exec(url);
   return match === null ? undefined : pathAfter(url, match);
+}
+
+/**
+ * The path and query the apps read from any target: itself when in plain origin form; an absolute-form
+ * one's or one holding a '#' as url.parse reads them. Undefined when no origin form can be told.
+ */
+export function appsOriginForm(url: string): string | undefined {
+  if (url.charCodeAt(0) === 47 /* / */) return url.indexOf('#') === -1 ? url : withFragment(url);
+  return routedOriginForm(url);
 }
 
 /** What follows the authority `match` ends at, as the apps read it, starting with '/'. */

@@ -19,6 +19,7 @@ import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
 import { front } from '../../../src/node.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { valuesOf, wireRequest } from '../../support/http-wire.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -107,6 +108,57 @@ describe('middleware: Koa apps mounted in Express', () => {
     assert.equal(fresh.text, 'run 2 for /items');
     assert.deepEqual(runs, ['/items', '/items']);
   });
+
+  // A target holding a '#' fills nothing (the app reflects it as sent), so its refresh goes without it: as the
+  // full target the cache keys, and as the mount-relative one the Koa app is handed (ctx.url).
+  it("a background refresh started by a target holding a '#' re-sends it without: the entry gets the answer for /items", async () => {
+    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-hash${process.pid}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+    const runs: string[] = [];
+    const app = mountedAtV1(cache, (ctx) => {
+      runs.push(ctx.url);
+      ctx.body = `run ${runs.length} for ${ctx.url}`;
+    });
+    const server = await cleanup.serve(app);
+    assert.equal((await wireRequest(server, '/v1/items')).body, 'run 1 for /items');
+    await sleep(150);
+    const stored = new Promise((resolve) => cache.once('store', resolve));
+    const stale = await wireRequest(server, '/v1/items#x');
+    assert.match(valuesOf(stale, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
+    await Promise.race([stored, sleep(1000)]);
+    const fresh = await wireRequest(server, '/v1/items');
+    assert.deepEqual(valuesOf(fresh, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh stored nothing');
+    assert.equal(fresh.body, 'run 2 for /items');
+    assert.deepEqual(runs, ['/items', '/items']);
+  });
+
+  // Express hands the mounted Koa app an absolute-form target with its path made relative (http://host/items):
+  // the refresh such a request starts must re-send the origin form, or the Koa app reflects the absolute one
+  // (ctx.url, ctx.href, a directory redirect) and that answer is stored under /v1/items for every browser.
+  for (const [odd, browser] of [
+    ['http://shop.example/v1/items?q=<b>', '/v1/items?q=%3Cb%3E'],
+    ['/v1/items\\x#', '/v1/items/x'],
+  ] as const) {
+    it(`a background refresh started by ${odd} re-sends the origin form the entry is keyed by to the Koa app`, async () => {
+      const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-abs${process.pid}-${odd.length}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+      const runs: string[] = [];
+      const app = mountedAtV1(cache, (ctx) => {
+        runs.push(ctx.url);
+        ctx.body = `run ${runs.length} for ${ctx.url}`;
+      });
+      const server = await cleanup.serve(app);
+      const host = { Host: 'shop.example' };
+      const relative = browser.slice('/v1'.length);
+      assert.equal((await wireRequest(server, browser, host)).body, `run 1 for ${relative}`);
+      await sleep(150);
+      const stored = new Promise((resolve) => cache.once('store', resolve));
+      const stale = await wireRequest(server, odd, host);
+      assert.match(valuesOf(stale, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
+      await Promise.race([stored, sleep(1000)]);
+      const fresh = await wireRequest(server, browser, host);
+      assert.deepEqual(valuesOf(fresh, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh stored nothing');
+      assert.equal(fresh.body, `run 2 for ${relative}`, 'the answer made for the odd target was stored for browsers');
+    });
+  }
 
   it('origin mode: the retry of a 304 that validated another representation answers the client with the mounted app’s answer for its path', async () => {
     const cache = cleanup.track(createCache({ namespace: `koa-in-express-retry${process.pid}`, redis: false, freshness: 'origin', ttl: '1h' }));

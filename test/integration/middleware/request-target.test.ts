@@ -49,14 +49,57 @@ describe('middleware: absolute-form request targets', function () {
       });
       }
 
-      it('treats a target naming the Host itself (any case, default port) as the origin-form request', async () => {
+      it('serves a target naming the Host itself (any case, default port) from the origin-form entry', async () => {
         const { app, server } = await setup();
-        const first = await wireRequest(server, 'http://SHOP.example:80/docs', HOST);
+        const first = await wireRequest(server, '/docs', HOST);
         assert.deepEqual(valuesOf(first, 'cache-status'), ['tiercache; fwd=miss; stored']);
-        const second = await wireRequest(server, '/docs', HOST);
+        const second = await wireRequest(server, 'http://SHOP.example:80/docs', HOST);
         assert.deepEqual(valuesOf(second, 'cache-status'), ['tiercache; hit; detail=L1']);
+        assert.deepEqual(valuesOf(second, 'location'), ['/docs/']);
         assert.equal(app.runs('/docs'), 1);
       });
+
+      // The apps reflect the target as sent (express.static's directory redirect and Express's
+      // req.originalUrl, Koa's ctx.href and ctx.url): stored, one raw request would send every browser
+      // asking /docs to `foo://shop.example/docs/`, to https on a server without it, or to a '#' of its choosing.
+      for (const target of ['foo://shop.example/docs', 'https://shop.example/docs', 'http://shop.example/docs', '/docs#x']) {
+        it(`never stores the answer to ${target}, which no browser sends and the app answers as sent`, async () => {
+          const { app, server } = await setup();
+          const odd = await wireRequest(server, target, HOST);
+          assert.deepEqual(valuesOf(odd, 'location'), [target + '/']);
+          assert.deepEqual(valuesOf(odd, 'cache-status'), ['tiercache; fwd=miss; detail=target']);
+          const victim = await wireRequest(server, '/docs', HOST);
+          assert.deepEqual(valuesOf(victim, 'location'), ['/docs/'], 'the redirect made for the odd target was served to /docs');
+          assert.deepEqual(valuesOf(victim, 'cache-status'), ['tiercache; fwd=miss; stored']);
+          assert.equal(app.runs('/docs'), 2);
+        });
+      }
+
+      // A stale entry's background refresh re-sends the trigger's target: sent with its '#', that refresh is a
+      // target no entry may be filled from, so it stored nothing, and each such request kept the entry stale
+      // for everyone (the browsers' own requests then only found a refresh under way) until its window ended.
+      for (const target of ['/docs#x', 'http://shop.example/docs#x']) {
+        it(`refreshes the stale entry of /docs in the background for ${target}, as for the origin form`, async () => {
+          const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false }));
+          let runs = 0;
+          const app = buildApp(adapter, cache, {
+            appLevel: { ttl: 100, staleWhileRevalidate: '10s' },
+            routes: [{ path: '/docs', handler: (io) => io.send(`run ${++runs}`) }],
+          });
+          const server = await cleanup.serve(app.target);
+          assert.equal((await wireRequest(server, '/docs', HOST)).body, 'run 1');
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          const stored = new Promise((resolve) => cache.once('store', resolve));
+          const odd = await wireRequest(server, target, HOST);
+          assert.equal(odd.body, 'run 1');
+          assert.match(valuesOf(odd, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
+          for (let i = 0; i < 100 && runs < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+          await Promise.race([stored, new Promise((resolve) => setTimeout(resolve, 200))]);
+          const browser = await wireRequest(server, '/docs', HOST);
+          assert.deepEqual(valuesOf(browser, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh the odd target started stored nothing: /docs is still stale');
+          assert.equal(browser.body, 'run 2');
+        });
+      }
 
       it('invalidates the path a write names in absolute form with another authority: the app makes the write there (RFC 9111 §4.4)', async () => {
         const cache = cleanup.track(createCache({ namespace: `target${process.pid}-${++counter}`, redis: false, routes: { '/docs': '5m' } }));
@@ -119,16 +162,17 @@ describe('middleware: absolute-form request targets', function () {
 
         it('keys the answer as the path the app answered, not as the origin-form target with the same characters', async () => {
           const { cache, app, server } = await setupSlashes();
-          const absolute = await wireRequest(server, spell('/docs\\intro'), HOST);
-          assert.equal(absolute.body, 'docs page intro');
           const literal = await wireRequest(server, '/docs\\intro', HOST);
-          assert.equal(literal.body, 'top page docs\\intro', "the origin-form /docs\\intro got the answer to /docs/intro");
+          assert.equal(literal.body, 'top page docs\\intro');
           const same = await wireRequest(server, '/docs/intro', HOST);
-          assert.deepEqual(valuesOf(same, 'cache-status'), ['tiercache; hit; detail=L1']);
-          assert.equal(same.body, 'docs page intro');
+          assert.deepEqual(valuesOf(same, 'cache-status'), ['tiercache; fwd=miss; stored']);
+          const spelled = await wireRequest(server, spell('/docs\\intro'), HOST);
+          assert.deepEqual(valuesOf(spelled, 'cache-status'), ['tiercache; hit; detail=L1']);
+          assert.equal(spelled.body, 'docs page intro', "it got the answer to the origin-form /docs\\intro");
           await cache.invalidatePrefix('/docs/intro');
           const after = await wireRequest(server, spell('/docs\\intro'), HOST);
-          assert.deepEqual(valuesOf(after, 'cache-status'), ['tiercache; fwd=miss; stored'], 'invalidatePrefix did not reach its entry');
+          assert.equal(after.body, 'docs page intro');
+          assert.deepEqual(valuesOf(after, 'cache-status'), ['tiercache; fwd=miss; detail=target'], 'invalidatePrefix did not reach its entry');
           assert.equal(app.runs('/docs/:page'), 2);
           assert.equal(app.runs('/:page'), 1);
         });

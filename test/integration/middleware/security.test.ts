@@ -227,19 +227,44 @@ describe('middleware: security cases', function () {
           }),
         );
 
-        const attack = await rawGet(server, '/search?q=C#');
-        assert.equal(attack.bytes.toString(), 'results for {"q":"C"}');
-        assert.equal(attack.headers['cache-status'], STORED);
-
         const victim = await request(server).get('/search?q=C%23');
-        assert.equal(victim.text, 'results for {"q":"C#"}', 'the victim got the answer for q=C');
+        assert.equal(victim.text, 'results for {"q":"C#"}');
         assert.equal(victim.headers['cache-status'], STORED);
 
         const same = await request(server).get('/search?q=C');
         assert.equal(same.text, 'results for {"q":"C"}');
-        assert.equal(same.headers['cache-status'], HIT_L1, '?q=C# and ?q=C are one request to the app');
+        assert.equal(same.headers['cache-status'], STORED);
+
+        const attack = await rawGet(server, '/search?q=C#');
+        assert.equal(attack.bytes.toString(), 'results for {"q":"C"}', 'the raw # got the answer for q=C%23');
+        assert.equal(attack.headers['cache-status'], HIT_L1, '?q=C# and ?q=C are one request to the app');
         assert.equal(runs, 2);
       });
+
+      // Browsers always send these escaped; the app decodes both spellings alike but reflects the target as sent.
+      for (const [raw, escaped] of [['q=<script>alert(1)</script>&page=2', 'page=2&q=%3Cscript%3Ealert(1)%3C/script%3E'], ['q="onfocus=x', 'q=%22onfocus=x'], ["q='x", 'q=%27x']]) {
+      it(`never serves the answer to a raw ?${raw} (sent from a socket) to the escaped ?${escaped} browsers send`, async () => {
+        const cache = await openCache();
+        let runs = 0;
+        const server = await serve(
+          adapter.route(cache, '/page', { ttl: '1m' }, (req) => {
+            runs++;
+            return { body: `<link rel="canonical" href="${req.url}">` };
+          }),
+        );
+
+        const attack = await rawGet(server, `/page?${raw}`);
+        assert.equal(attack.bytes.toString(), `<link rel="canonical" href="/page?${raw}">`);
+        assert.equal(attack.headers['cache-status'], STORED);
+
+        const victim = await request(server).get(`/page?${escaped}`);
+        assert.equal(victim.text, `<link rel="canonical" href="/page?${escaped}">`, "a browser got the answer to the raw spelling");
+        assert.equal(victim.headers['cache-status'], STORED);
+        const again = await rawGet(server, `/page?${raw}`);
+        assert.equal(again.headers['cache-status'], HIT_L1);
+        assert.equal(runs, 2);
+      });
+      }
 
       it('keeps vary headers (x-a: "a:b", x-b: "c") and (x-a: "a", x-b: "b:c") as two entries', async () => {
         const cache = await openCache();
