@@ -360,12 +360,14 @@ export class TierCache extends EventEmitter implements DataCache {
     // Invalidations queued before this call come before it: a delete of the key that waits still (see supersede).
     const mark = queue?.mark;
     const l2 = this.store.l2;
-    if (queue !== undefined && queue.length !== 0 && l2?.state === 'ok' && versions.pendingAmong(tags)) {
+    const replay = queue !== undefined && queue.length !== 0 && l2?.state === 'ok' && versions.pendingAmong(tags) ? queue.replaying : undefined;
+    if (replay !== undefined) {
       // One of its tags (or a clear) was invalidated here while Redis was down and is being replayed: stamped
       // now, the store is refused (the pending marker), or, for its key's tag alone, stored and then made invalid
       // everywhere by the replay's bump. The caller called it after that invalidation: it waits (one command
-      // timeout at most) for the replay, then records the versions it left. Past that, as before.
-      await settledWithin([queue.drain()], l2.callerWait);
+      // timeout at most) for the replay, then records the versions it left. Past that, as before. Not when no
+      // replay is under way (Redis refuses it, a retry waits): each set() would send one more attempt.
+      await settledWithin([replay], l2!.callerWait);
     }
     let encoded = encodeValue(key, value, await versions.stamp(tags), this.now(), life, this.serializer);
     // A loader of this key running here began before this value was given: it must not store over it.
