@@ -356,18 +356,28 @@ export class TierCache extends EventEmitter implements DataCache {
     const startedAt = this.now();
     const versions = this.store.versions;
     const life = jitteredTtl(ttl, this.options.jitter);
+    const queue = this.queue;
+    // Invalidations queued before this call come before it: a delete of the key that waits still (see supersede).
+    const mark = queue?.mark;
+    const l2 = this.store.l2;
+    const replay = queue !== undefined && queue.length !== 0 && l2?.state === 'ok' && versions.pendingAmong(tags) ? queue.replaying : undefined;
+    if (replay !== undefined) {
+      // One of its tags (or a clear) was invalidated here while Redis was down and is being replayed: stamped
+      // now, the store is refused (the pending marker), or, for its key's tag alone, stored and then made invalid
+      // everywhere by the replay's bump. The caller called it after that invalidation: it waits (one command
+      // timeout at most) for the replay, then records the versions it left. Past that, as before. Not when no
+      // replay is under way (Redis refuses it, a retry waits): each set() would send one more attempt.
+      await settledWithin([replay], l2!.callerWait);
+    }
     let encoded = encodeValue(key, value, await versions.stamp(tags), this.now(), life, this.serializer);
     // A loader of this key running here began before this value was given: it must not store over it.
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {
       // On Redis's clock, no earlier than now and no later than the end of this store's wait: a set() stored
       // past it, on any instance, came after this one was called (and after it was answered, if it was).
-      const l2 = this.store.l2;
       const now = performance.now();
       const deadline = l2?.clock?.between(now, now + l2.callerWait);
-      // A delete of the key queued before this store (Redis down then) must not undo it once replayed.
-      const queue = this.queue;
-      const mark = queue?.mark;
+      // A delete of the key queued before this call (Redis down then) must not undo it once replayed.
       const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry, queue === undefined || queue.length === 0 ? undefined : (version) => queue.supersede(storeKey, mark!, version));
       if (stored === UNREACHED) {
         // Redis could not take it: L2 may still hold an older value, which other instances read now

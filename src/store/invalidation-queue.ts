@@ -93,6 +93,11 @@ export class InvalidationQueue {
     return this.items.length;
   }
 
+  /** The replay under way, if one is (none while a retry waits): resolves true once the queue is empty, false at a failure. */
+  get replaying(): Promise<boolean> | undefined {
+    return this.draining;
+  }
+
   /** Where the order of submission is now: what supersede() is told came after. */
   get mark(): number {
     return this.enqueued;

@@ -210,6 +210,14 @@ export class TagVersions {
     this.pendingCount = 1;
   }
 
+  /** Whether an invalidation not yet delivered covers an entry with `tags` (one of them, or a clear()). */
+  pendingAmong(tags: readonly string[]): boolean {
+    if (this.pendingCount === 0) return false;
+    if (this.pendingEpoch !== undefined) return true;
+    for (const tag of tags) if (this.pendingTags.has(tag)) return true;
+    return false;
+  }
+
   /** Every pending invalidation reached Redis (and its new versions were learned). */
   clearPending(): void {
     this.pendingTags.clear();

@@ -138,4 +138,44 @@ describe('set() while this instance is cut off from Redis', function () {
     const c = await ctx.open({ l1: false });
     assert.equal(await c.get('k'), undefined, 'the replay kept a value written after the set() that superseded it');
   });
+  // A tag invalidation (invalidateTags, or deleteMany: its keys' own tags) queued while A was cut off, then a set()
+  // on A of a value carrying that tag once Redis answered again, while the queue still replayed: the set() was
+  // stamped with the pending marker and refused every time (an explicit tag: it became a delete of its key), or,
+  // for a key tag alone, stored and then made invalid everywhere by the replay's bump. A lost write, read as a miss.
+  // Values from before the replay (set before the invalidation, or by another instance that had not heard of it)
+  // must still be made invalid by it.
+  for (const how of ['invalidateTags', 'deleteMany'] as const) {
+    it(`a set() it makes once Redis is back is not undone by the replay of ${how === "invalidateTags" ? "an" : "a"} ${how}() of its tag queued before, which still drops what was set before`, async () => {
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+      // The wait for the replay is one command timeout: a second one, so a slow machine still replays in time.
+      const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: 1_000 } });
+      a.on('error', () => undefined);
+      const b = await ctx.open();
+      const c = await ctx.open({ l1: false });
+      await c.set('k', 'before', { ttl: '1h', tags: ['t'] });
+      await c.set('old', 'before', { ttl: '1h', tags: ['t'] });
+      assert.equal(await a.get('k'), 'before');
+      proxy.cut('refuse');
+      await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+      for (let i = 0; i < 4; i++) void a.delete(`other${i}`);
+      if (how === 'invalidateTags') await a.invalidateTags(['t']);
+      else await a.deleteMany(['k', 'old']);
+      // B has not heard of it: what it sets now is made from data from before, and the replay must drop it.
+      if (how === 'invalidateTags') await b.set('during', 'b', { ttl: '1h', tags: ['t'] });
+      else await b.set('old', 'b', { ttl: '1h' });
+      proxy.heal();
+      proxy.setDelay(15);
+      await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+      assert.ok(queued(a) > 0, 'the queue was replayed before the later set() (the test proves nothing)');
+      await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+      await eventually(() => queued(a) === 0, "A's queue is replayed", 10_000);
+      proxy.setDelay(0);
+      const d = await ctx.open({ l1: false });
+      assert.equal(await d.get('k'), 'a-later', `the queued ${how}() undid the set() made after it`);
+      assert.equal(await a.get('k'), 'a-later');
+      assert.equal(await b.get('k'), 'a-later');
+      assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
+      if (how === 'invalidateTags') assert.equal(await d.get('during'), undefined, 'a value set by another instance before the replay survived it');
+    });
+  }
 });
