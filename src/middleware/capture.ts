@@ -678,6 +678,10 @@ function wrappersAt(depth: number): Wrappers {
       return true;
     }
     if (typeof encoding === 'function') cb = encoding;
+    // A writeHead put on the response further in than this capture (see captureEnd): node's own write() calls
+    // the response's writeHead before it sends the head, so it runs here, as node would run it, before the head
+    // is judged: else the fields it sets went out on the fill but were missing from the stored entry, and every hit.
+    if (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && this.writeHead !== captureWriteHead) this.writeHead(this.statusCode);
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
       return true;
