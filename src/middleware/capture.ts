@@ -678,6 +678,10 @@ function wrappersAt(depth: number): Wrappers {
       return true;
     }
     if (typeof encoding === 'function') cb = encoding;
+    // A writeHead put on the response further in than this capture (see captureEnd): node's own write() calls
+    // the response's writeHead before it sends the head, so it runs here, as node would run it, before the head
+    // is judged: else the fields it sets went out on the fill but were missing from the stored entry, and every hit.
+    if (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && this.writeHead !== captureWriteHead) this.writeHead(this.statusCode);
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
       return true;
@@ -746,6 +750,18 @@ function wrappersAt(depth: number): Wrappers {
     }
     if (copy) c.keep(last);
     else c.giveUp();
+    if (!this.headersSent && this.writeHead !== captureWriteHead && !c.wrote) {
+      // A writeHead put on the response further in than this capture (on-headers mounted after the cache:
+      // response-time): node's own end() calls the response's writeHead, so it runs here, before the head is
+      // judged and stored (and before what the head's status and fields settle below: a hook's 204 has no body
+      // to join the head to); the head then goes below this capture's, as it would have.
+      c.collectingHead = true;
+      try {
+        this.writeHead(this.statusCode);
+      } finally {
+        c.collectingHead = false;
+      }
+    }
     // A string that reaches node as it came is handed on so (node joins the head to it, in UTF-8, as
     // without the cache); one that meets another wrapper first goes on as the bytes made from it, as it
     // always has here: the head then goes as latin1, as hits send it (see Capture.utf8Head).
@@ -758,17 +774,6 @@ function wrappersAt(depth: number): Wrappers {
     // chose chunks) or by the handler with a Content-Length, the app alone joins them, for every request with a body.
     if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && (this.headersSent ? headLeft(this) !== true && this.hasHeader('content-length') && noChunks(this) : !endSendsChunks(this))) c.utf8Head = true;
     else if (!c.wrote) flushedHead(this, c, depth);
-    if (!this.headersSent && this.writeHead !== captureWriteHead && !c.wrote) {
-      // A writeHead put on the response further in than this capture (on-headers mounted after the cache:
-      // response-time): node's own end() calls the response's writeHead, so it runs here, before the head is
-      // judged and stored; the head then goes below this capture's, as it would have.
-      c.collectingHead = true;
-      try {
-        this.writeHead(this.statusCode);
-      } finally {
-        c.collectingHead = false;
-      }
-    }
     if (!this.headersSent) {
       let whole = !c.wrote ? c.body() : undefined;
       // The whole body is known before the head leaves: a body that cannot be stored is said so now.

@@ -7,6 +7,7 @@
 // hand mutation, s35). The hook now runs before the head is judged and stored.
 import assert from 'node:assert/strict';
 import type { RequestListener, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import express5 from 'express';
 import Koa3 from 'koa';
 import request from 'supertest';
@@ -15,25 +16,28 @@ import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { useCleanup } from '../../support/cache-context.js';
 import { onWriteHead } from '../../support/head-hook.js';
+import { valuesOf, wireRequest } from '../../support/http-wire.js';
 import { express4, Koa2 } from './apps.js';
 
-type Build = (cache: TierCache, change: (res: ServerResponse) => void, runs: { n: number }) => RequestListener;
+type Build = (cache: TierCache, change: (res: ServerResponse) => void, runs: { n: number }, streamed?: boolean) => RequestListener;
 
 function expressBuild(factory: typeof express5): Build {
-  return (cache, change, runs) => {
+  return (cache, change, runs, streamed = false) => {
     const app = factory();
     app.use(expressCache(cache, { ttl: '1m' }));
     app.use((_req, res, next) => (onWriteHead(res, change), next()));
     app.get('/p', (_req, res) => {
       runs.n++;
-      res.json({ n: runs.n });
+      if (!streamed) return void res.json({ n: runs.n });
+      res.type('json').write('{"n":');
+      res.end(`${runs.n}}`);
     });
     return app as unknown as RequestListener;
   };
 }
 
 function koaBuild(K: typeof Koa3): Build {
-  return (cache, change, runs) => {
+  return (cache, change, runs, streamed = false) => {
     const app = new K();
     app.use(koaCache(cache, { ttl: '1m' }));
     app.use(async (ctx, next) => {
@@ -42,7 +46,11 @@ function koaBuild(K: typeof Koa3): Build {
     });
     app.use((ctx) => {
       runs.n++;
-      ctx.body = { n: runs.n };
+      if (!streamed) ctx.body = { n: runs.n };
+      else {
+        ctx.type = 'json';
+        ctx.body = Readable.from([Buffer.from('{"n":'), Buffer.from(`${runs.n}}`)]);
+      }
     });
     return app.callback() as unknown as RequestListener;
   };
@@ -56,7 +64,7 @@ const builds: ReadonlyArray<[string, Build]> = [
 ];
 
 describe('middleware: a writeHead hook mounted after the cache (on-headers further in)', () => {
-  const { track } = useCleanup();
+  const { track, serve } = useCleanup();
   let counter = 0;
   const open = () => track(createCache({ namespace: `hook-in-${process.pid}-${++counter}`, redis: false }));
 
@@ -81,6 +89,72 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
       assert.match(String(first.headers['cache-status']), /detail=no-store/);
       const second = await request(app).get('/p');
       assert.deepEqual([second.body, runs.n], [{ n: 2 }, 2], 'an answer the hook marked no-store was stored');
+    });
+
+    // The head of a streamed answer leaves with its first write(): node's write() runs the hook then, after the
+    // capture had judged (and kept for the store) a head without its fields.
+    it(`${name}: streamed, the fields it sets are in the fill's answer and in every hit's`, async () => {
+      const runs = { n: 0 };
+      const app = build(open(), (res) => res.setHeader('x-later', 'yes'), runs, true);
+      const fill = await request(app).get('/p');
+      assert.equal(fill.headers['x-later'], 'yes', "the hook's field is missing from the fill");
+      // (A streamed fill's head leaves before its end: it cannot say stored.)
+      assert.match(String(fill.headers['cache-status']), /fwd=miss/);
+      const hit = await request(app).get('/p');
+      assert.match(String(hit.headers['cache-status']), /hit/);
+      assert.equal(hit.headers['x-later'], 'yes', "the hook's field is missing from the hit");
+      assert.deepEqual([fill.body, hit.body, runs.n], [{ n: 1 }, { n: 1 }, 1]);
+    });
+  }
+
+  // A hook's status settles how node sends the head: with no body (204), alone, as latin1, not joined to the
+  // string end() was given, as UTF-8. The capture read that from the status before the hook ran: hits sent
+  // a field beyond ASCII as other bytes than the fill did (café: c3 a9 where the fill said e9).
+  const to204 = (res: ServerResponse) => {
+    const inner = res.writeHead;
+    res.writeHead = function (this: ServerResponse) {
+      this.setHeader('x-name', 'caf\u00e9');
+      return inner.call(this, 204);
+    } as ServerResponse['writeHead'];
+  };
+  const apps: ReadonlyArray<[string, (cache: TierCache, runs: { n: number }) => RequestListener]> = [
+    [
+      'express5',
+      (cache, runs) => {
+        const app = express5();
+        app.use(expressCache(cache, { ttl: '1m' }));
+        app.get('/p', (_req, res) => {
+          runs.n++;
+          to204(res);
+          res.end('hello');
+        });
+        return app as unknown as RequestListener;
+      },
+    ],
+    [
+      'koa3',
+      (cache, runs) => {
+        const app = new Koa3();
+        app.use(koaCache(cache, { ttl: '1m' }));
+        app.use((ctx) => {
+          runs.n++;
+          to204(ctx.res);
+          ctx.body = 'hello';
+        });
+        return app.callback() as unknown as RequestListener;
+      },
+    ],
+  ];
+  for (const [name, build] of apps) {
+    it(`${name}: a 204 it makes sends a field beyond ASCII in the same bytes on the fill and on a hit`, async () => {
+      const runs = { n: 0 };
+      const server = await serve(build(open(), runs));
+      const fill = await wireRequest(server, '/p');
+      const hit = await wireRequest(server, '/p');
+      assert.deepEqual([fill.status, hit.status, runs.n], [204, 204, 1]);
+      assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
+      assert.deepEqual(valuesOf(fill, 'x-name'), ['caf\u00e9'], 'the fill (node alone) sends latin1');
+      assert.deepEqual(valuesOf(hit, 'x-name'), valuesOf(fill, 'x-name'), 'the hit sends other bytes than the fill');
     });
   }
 });
