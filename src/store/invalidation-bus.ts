@@ -234,6 +234,7 @@ export class InvalidationBus {
       void this.chooseMode(client);
       // A node of the data client's view went away (a failover): messages through it may be lost too.
       client.on('-node', this.nodeGone);
+      client.on('refresh', this.routesRead);
     } else this.attach('classic');
     this.epochTimer = setInterval(this.checkEpoch, options.epochCheckInterval ?? EPOCH_CHECK_MS);
     this.epochTimer.unref();
@@ -352,6 +353,7 @@ export class InvalidationBus {
     clearTimeout(this.probeTimer);
     clearTimeout(this.resubscribeTimer);
     this.options.l2.client.off('-node', this.nodeGone);
+    this.options.l2.client.off('refresh', this.routesRead);
     this.options.versions.trusted = false;
     for (const done of this.readyWaiters.splice(0)) done();
     const subscriber = this.subscriber;
@@ -465,6 +467,25 @@ export class InvalidationBus {
    */
   private readonly nodeGone = (node?: { options?: { host?: string; port?: number } }, key?: string): void => {
     if (this.mode === 'sharded' && !this.servesChannel(key ?? nodeKey(node))) return;
+    this.suspect();
+  };
+
+  /**
+   * The data client read the slot map anew (L2Store asks after a timeout).
+   * A channel slot whose master is not the one the subscription was last
+   * found live on means the others publish elsewhere now, and the
+   * subscriber may not know: a master that stalled (a paused or hung one)
+   * closes nothing, so no '-node' comes, and only the heartbeat would notice,
+   * two epoch checks later, with the instance serving from L1 what another
+   * invalidated meanwhile. Messages are being missed: L1 is flushed now, and
+   * trusted again once a probe comes back through the subscription. Once per
+   * move of the channel: live() records the new master.
+   */
+  private readonly routesRead = (): void => {
+    if (this.mode !== 'sharded' || this.state !== 'ok') return;
+    const owner = (this.options.l2.client as Cluster).slots[this.slot]?.[0];
+    if (owner === undefined || this.channelNodes.has(owner)) return;
+    this.forget();
     this.suspect();
   };
 
