@@ -195,7 +195,7 @@ function setAside(res: HeldResponse): DeferredHit | undefined {
   if (pending === undefined) return undefined;
   res[PENDING_HIT] = undefined;
   // Unless wrapped since (on-headers in front): that wrapper calls ours, which stands aside then.
-  if (res.writeHead === headOfPendingHit) res.writeHead = pending.writeHead!;
+  if (res.writeHead === headOfPendingHit) res.writeHead = res[BENEATH]!;
   return pending;
 }
 

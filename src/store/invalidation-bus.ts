@@ -483,7 +483,7 @@ export class InvalidationBus {
    */
   private readonly routesRead = (): void => {
     if (this.mode !== 'sharded' || this.state !== 'ok') return;
-    const owner = (this.options.l2.client as Cluster).slots[this.slot]?.[0];
+    const owner = this.ownerIn(this.options.l2.client);
     if (owner === undefined || this.channelNodes.has(owner)) return;
     this.forget();
     this.suspect();
@@ -499,10 +499,15 @@ export class InvalidationBus {
   private channelOwners(): string[] {
     const owners: string[] = [];
     for (const client of [this.options.l2.client, this.subscriber]) {
-      const owner = client !== undefined && isCluster(client) ? client.slots[this.slot]?.[0] : undefined;
+      const owner = this.ownerIn(client);
       if (owner !== undefined) owners.push(owner);
     }
     return owners;
+  }
+
+  /** The channel slot's master in `client`'s slot map (a Cluster's), if it knows one. */
+  private ownerIn(client: RedisClient | undefined): string | undefined {
+    return client !== undefined && isCluster(client) ? client.slots[this.slot]?.[0] : undefined;
   }
 
   private sendProbe(): void {
