@@ -107,6 +107,59 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
     });
   }
 
+  // A hook may hand the writeHead under it a reason and fields of its own (node's writeHead(status, reason, fields)
+  // or writeHead(status, fields)): on a fill they reach the capture, which takes them for the head it judges and stores.
+  const handsOn = (args: (status: number) => unknown[]) => (res: ServerResponse) => {
+    const inner = res.writeHead as (...a: unknown[]) => ServerResponse;
+    res.writeHead = function (this: ServerResponse, status: number) {
+      return inner.apply(this, args(status));
+    } as ServerResponse['writeHead'];
+  };
+  const handing: ReadonlyArray<[string, (res: ServerResponse) => void, string]> = [
+    ['a reason and fields', handsOn((s) => [s, 'Hooked Fine', { 'x-arg': 'a' }]), 'Hooked Fine'],
+    ["fields in the reason's place", handsOn((s) => [s, { 'x-arg': 'a' }]), 'OK'],
+  ];
+  const hookedApps: ReadonlyArray<[string, (cache: TierCache, hook: (res: ServerResponse) => void, runs: { n: number }) => RequestListener]> = [
+    [
+      'express5',
+      (cache, hook, runs) => {
+        const app = express5();
+        app.use(expressCache(cache, { ttl: '1m' }));
+        app.use((_req, res, next) => (hook(res), next()));
+        app.get('/p', (_req, res) => void res.json({ n: ++runs.n }));
+        return app as unknown as RequestListener;
+      },
+    ],
+    [
+      'koa3',
+      (cache, hook, runs) => {
+        const app = new Koa3();
+        app.use(koaCache(cache, { ttl: '1m' }));
+        app.use(async (ctx, next) => {
+          hook(ctx.res);
+          await next();
+        });
+        app.use((ctx) => void (ctx.body = { n: ++runs.n }));
+        return app.callback() as unknown as RequestListener;
+      },
+    ],
+  ];
+  for (const [name, build] of hookedApps) {
+    for (const [what, hook, reason] of handing) {
+      it(`${name}: ${what} it hands to the writeHead under it are in the fill's answer and in every hit's`, async () => {
+        const runs = { n: 0 };
+        const server = await serve(build(open(), hook, runs));
+        const fill = await wireRequest(server, '/p');
+        const hit = await wireRequest(server, '/p');
+        assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
+        assert.equal(runs.n, 1);
+        for (const [which, answer] of [['fill', fill], ['hit', hit]] as const) {
+          assert.deepEqual([answer.status, answer.reason, valuesOf(answer, 'x-arg')], [200, reason, ['a']], `the ${which}'s head`);
+        }
+      });
+    }
+  }
+
   // A hook's status settles how node sends the head: with no body (204), alone, as latin1, not joined to the
   // string end() was given, as UTF-8. The capture read that from the status before the hook ran: hits sent
   // a field beyond ASCII as other bytes than the fill did (café: c3 a9 where the fill said e9).
