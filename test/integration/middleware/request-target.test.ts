@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { createCache } from '../../../src/index.js';
 import { front } from '../../../src/node.js';
-import { useCleanup } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { valuesOf, wireRequest } from '../../support/http-wire.js';
 import { adapters, buildApp, type HandlerIO } from './apps.js';
 
@@ -208,4 +208,27 @@ describe('middleware: absolute-form request targets', function () {
     const fragment = await wireRequest(server, '/docs\\intro#', HOST);
     assert.equal(fragment.body, 'docs page intro', "the front door served /docs\\intro's entry to a target the app reads as /docs/intro");
   });
+});
+
+// With Redis, a fill's lookup takes the lock and stamp in the same round trip (mayStartFill), and a request
+// that did not begin one decides later whether to fill (lookupForFill): both must refuse an odd target too.
+describe('middleware: absolute-form and fragment targets with Redis (L2)', function () {
+  const ctx = useRedisCaches({ prefix: 'target-l2-' });
+
+  for (const adapter of adapters) {
+    for (const target of ['http://shop.example/docs', '/docs#x']) {
+      it(`${adapter.name}: never stores the answer to ${target} in L1 or L2`, async () => {
+        const cache = await ctx.open({ routes: { '/docs': '5m' }, l2: { commandTimeout: '3s' } });
+        const app = buildApp(adapter, cache, { appLevel: true, routes: [{ path: '/docs', handler: redirectToSlash }] });
+        const server = await ctx.serve(app.target);
+        const odd = await wireRequest(server, target, HOST);
+        assert.deepEqual(valuesOf(odd, 'location'), [target + '/']);
+        assert.deepEqual(valuesOf(odd, 'cache-status'), ['tiercache; fwd=miss; detail=target']);
+        const victim = await wireRequest(server, '/docs', HOST);
+        assert.deepEqual(valuesOf(victim, 'location'), ['/docs/'], 'the redirect made for the odd target was served to /docs');
+        assert.deepEqual(valuesOf(victim, 'cache-status'), ['tiercache; fwd=miss; stored']);
+        assert.equal(app.runs('/docs'), 2);
+      });
+    }
+  }
 });
