@@ -138,6 +138,31 @@ describe('set() while this instance is cut off from Redis', function () {
     const c = await ctx.open({ l1: false });
     assert.equal(await c.get('k'), undefined, 'the replay kept a value written after the set() that superseded it');
   });
+  // The other side of the above: a delete() called after that set() (queued behind the replay, as every
+  // invalidation is while one runs) still deletes what the set() stored, though the set() reached Redis first.
+  it('a delete() called after a set() it stores while the queue replays still deletes that value once replayed', async () => {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: '3s' } });
+    a.on('error', () => undefined);
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    for (let i = 0; i < 4; i++) void a.delete(`other${i}`);
+    proxy.heal();
+    proxy.setDelay(15);
+    await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+    assert.ok(queued(a) > 0, 'the queue was replayed before the set() (the test proves nothing)');
+    const setting = a.set('k', 'a-set', { ttl: '1h' });
+    const deleting = a.delete('k');
+    assert.ok(queued(a) > 1, 'the delete() was not queued behind the replay (the test proves nothing)');
+    await setting;
+    await deleting;
+    await eventually(() => queued(a) === 0, "A's queue is replayed", 10_000);
+    proxy.setDelay(0);
+    const c = await ctx.open({ l1: false });
+    assert.equal(await c.get('k'), undefined, 'the replay kept the value of a set() called before the delete()');
+    assert.equal(await a.get('k'), undefined);
+  });
+
   // A tag invalidation (invalidateTags, or deleteMany: its keys' own tags) queued while A was cut off, then a set()
   // on A of a value carrying that tag once Redis answered again, while the queue still replayed: the set() was
   // stamped with the pending marker and refused every time (an explicit tag: it became a delete of its key), or,
