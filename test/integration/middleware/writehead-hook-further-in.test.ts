@@ -160,6 +160,57 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
     }
   }
 
+  // node's end() and write() call the response's writeHead with the status the handler set: the hook passes it on.
+  const statusApps: ReadonlyArray<[string, (cache: TierCache, runs: { n: number }, streamed: boolean) => RequestListener]> = [
+    [
+      'express5',
+      (cache, runs, streamed) => {
+        const app = express5();
+        app.use(expressCache(cache, { ttl: '1m' }));
+        app.use((_req, res, next) => (onWriteHead(res, (r) => r.setHeader('x-later', 'yes')), next()));
+        app.get('/p', (_req, res) => {
+          res.status(203).type('text');
+          if (streamed) res.write('n=');
+          res.end(String(++runs.n));
+        });
+        return app as unknown as RequestListener;
+      },
+    ],
+    [
+      'koa3',
+      (cache, runs, streamed) => {
+        const app = new Koa3();
+        app.use(koaCache(cache, { ttl: '1m' }));
+        app.use(async (ctx, next) => {
+          onWriteHead(ctx.res, (r) => r.setHeader('x-later', 'yes'));
+          await next();
+        });
+        app.use((ctx) => {
+          ctx.status = 203;
+          ctx.type = 'text';
+          const n = String(++runs.n);
+          ctx.body = streamed ? Readable.from([Buffer.from('n='), Buffer.from(n)]) : n;
+        });
+        return app.callback() as unknown as RequestListener;
+      },
+    ],
+  ];
+  for (const [name, build] of statusApps) {
+    for (const streamed of [false, true]) {
+      it(`${name}: ${streamed ? 'streamed, ' : ''}the handler's status (203) reaches it, on the fill and on every hit`, async () => {
+        const runs = { n: 0 };
+        const server = await serve(build(open(), runs, streamed));
+        const fill = await wireRequest(server, '/p');
+        const hit = await wireRequest(server, '/p');
+        assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
+        assert.equal(runs.n, 1);
+        for (const [which, answer] of [['fill', fill], ['hit', hit]] as const) {
+          assert.deepEqual([answer.status, valuesOf(answer, 'x-later')], [203, ['yes']], `the ${which}'s head`);
+        }
+      });
+    }
+  }
+
   // A hook's status settles how node sends the head: with no body (204), alone, as latin1, not joined to the
   // string end() was given, as UTF-8. The capture read that from the status before the hook ran: hits sent
   // a field beyond ASCII as other bytes than the fill did (café: c3 a9 where the fill said e9).
