@@ -211,6 +211,25 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
     }
   }
 
+  // A head the handler flushed (res.flushHeaders(): node runs the response's writeHead then) has gone with the
+  // hook's fields: end() must not run the hook a second time (it would set a field on a head already sent).
+  it("express5: a head the handler flushed before end() ran the hook once; end() sends the body", async () => {
+    let calls = 0;
+    let runs = 0;
+    const app = express5();
+    app.use(expressCache(open(), { ttl: '1m' }));
+    app.use((_req, res, next) => (onWriteHead(res, (r) => (calls++, r.setHeader('x-later', 'yes'))), next()));
+    app.get('/p', (_req, res) => {
+      res.type('text');
+      res.flushHeaders();
+      res.end(`run ${++runs}`);
+    });
+    const server = await serve(app as unknown as RequestListener);
+    const first = await wireRequest(server, '/p');
+    assert.deepEqual([first.status, valuesOf(first, 'x-later'), calls], [200, ['yes'], 1]);
+    assert.match(first.body, /run 1/);
+  });
+
   // A hook's status settles how node sends the head: with no body (204), alone, as latin1, not joined to the
   // string end() was given, as UTF-8. The capture read that from the status before the hook ran: hits sent
   // a field beyond ASCII as other bytes than the fill did (café: c3 a9 where the fill said e9).
