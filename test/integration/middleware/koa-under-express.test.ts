@@ -160,6 +160,30 @@ describe('middleware: Koa apps mounted in Express', () => {
     });
   }
 
+  // A plain origin-form target (no '#') reaches the Koa app as sent, '\' and raw '<' included (parseurl's fast
+  // path): its refresh re-sends it so, and its entry (keyed apart: one segment, a raw spelling) gets that answer.
+  for (const target of ['/v1/items\\x', '/v1/items?q=<b>']) {
+    it(`a background refresh started by ${target} re-sends it as sent to the Koa app`, async () => {
+      const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-plain${process.pid}-${target.length}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+      const runs: string[] = [];
+      const app = mountedAtV1(cache, (ctx) => {
+        runs.push(ctx.url);
+        ctx.body = `run ${runs.length} for ${ctx.url}`;
+      });
+      const server = await cleanup.serve(app);
+      const relative = target.slice('/v1'.length);
+      assert.equal((await wireRequest(server, target)).body, `run 1 for ${relative}`);
+      await sleep(150);
+      const stored = new Promise((resolve) => cache.once('store', resolve));
+      const stale = await wireRequest(server, target);
+      assert.match(valuesOf(stale, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
+      await Promise.race([stored, sleep(1000)]);
+      const fresh = await wireRequest(server, target);
+      assert.deepEqual(valuesOf(fresh, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh stored nothing');
+      assert.equal(fresh.body, `run 2 for ${relative}`, 'the refresh reached the Koa app as another target');
+    });
+  }
+
   it('origin mode: the retry of a 304 that validated another representation answers the client with the mounted app’s answer for its path', async () => {
     const cache = cleanup.track(createCache({ namespace: `koa-in-express-retry${process.pid}`, redis: false, freshness: 'origin', ttl: '1h' }));
     const runs: string[] = [];

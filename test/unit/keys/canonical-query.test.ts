@@ -95,6 +95,19 @@ describe('keys: canonicalQuery', () => {
     });
   });
 
+  describe("a part holding a character browsers always escape (\" ' < >), sent raw", () => {
+    it('keeps that part as sent, apart from the escaped spelling browsers send', () => {
+      for (const [raw, escaped] of [['q=<b', 'q=%3Cb'], ['q="', 'q=%22'], ["q='", 'q=%27'], ['q=a>b', 'q=a%3Eb']]) {
+        assert.notEqual(canonicalQuery(raw!), canonicalQuery(escaped!), `${raw} shares a key with ${escaped}`);
+      }
+    });
+
+    it('decodes the other parts as usual: ?q=<b>&p=%41 and ?q=<b>&p=A are one request', () => {
+      assert.equal(canonicalQuery('q=<b>&p=%41'), canonicalQuery('q=<b>&p=A'));
+      assert.notEqual(canonicalQuery('q=<b>&p=A'), canonicalQuery('p=A&q=<b>'), 'the parts around a raw one are kept in order');
+    });
+  });
+
   describe('merges only what every parser merges', () => {
     it("gives ?a and ?a= one key (every parser reads '')", () => {
       assert.equal(key('/s?a'), key('/s?a='));
