@@ -163,14 +163,14 @@ describe('set() while this instance is cut off from Redis', function () {
     assert.equal(await a.get('k'), undefined);
   });
 
-  // A tag invalidation (invalidateTags, or deleteMany: its keys' own tags) queued while A was cut off, then a set()
+  // A tag invalidation (invalidateTags, or deleteMany: its keys' own tags; or a clear()) queued while A was cut off, then a set()
   // on A of a value carrying that tag once Redis answered again, while the queue still replayed: the set() was
   // stamped with the pending marker and refused every time (an explicit tag: it became a delete of its key), or,
   // for a key tag alone, stored and then made invalid everywhere by the replay's bump. A lost write, read as a miss.
   // Values from before the replay (set before the invalidation, or by another instance that had not heard of it)
   // must still be made invalid by it.
-  for (const how of ['invalidateTags', 'deleteMany'] as const) {
-    it(`a set() it makes once Redis is back is not undone by the replay of ${how === "invalidateTags" ? "an" : "a"} ${how}() of its tag queued before, which still drops what was set before`, async () => {
+  for (const how of ['invalidateTags', 'deleteMany', 'clear'] as const) {
+    it(`a set() it makes once Redis is back is not undone by the replay of ${how === "invalidateTags" ? "an" : "a"} ${how}() ${how === 'clear' ? '' : 'of its tag '}queued before, which still drops what was set before`, async () => {
       proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
       // The wait for the replay is one command timeout: a second one, so a slow machine still replays in time.
       const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: 1_000 } });
@@ -184,9 +184,10 @@ describe('set() while this instance is cut off from Redis', function () {
       await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
       for (let i = 0; i < 4; i++) void a.delete(`other${i}`);
       if (how === 'invalidateTags') await a.invalidateTags(['t']);
+      else if (how === 'clear') await a.clear();
       else await a.deleteMany(['k', 'old']);
       // B has not heard of it: what it sets now is made from data from before, and the replay must drop it.
-      if (how === 'invalidateTags') await b.set('during', 'b', { ttl: '1h', tags: ['t'] });
+      if (how !== 'deleteMany') await b.set('during', 'b', { ttl: '1h', tags: ['t'] });
       else await b.set('old', 'b', { ttl: '1h' });
       proxy.heal();
       proxy.setDelay(15);
@@ -200,7 +201,7 @@ describe('set() while this instance is cut off from Redis', function () {
       assert.equal(await a.get('k'), 'a-later');
       assert.equal(await b.get('k'), 'a-later');
       assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
-      if (how === 'invalidateTags') assert.equal(await d.get('during'), undefined, 'a value set by another instance before the replay survived it');
+      if (how !== 'deleteMany') assert.equal(await d.get('during'), undefined, 'a value set by another instance before the replay survived it');
     });
   }
 });
