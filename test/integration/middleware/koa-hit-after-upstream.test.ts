@@ -15,6 +15,7 @@ import { koaCache } from '../../../src/koa.js';
 import { prometheusCollector } from '../../../src/prometheus.js';
 import { statusPage, type StatusFeed } from '../../../src/status.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
+import { onWriteHead } from '../../support/head-hook.js';
 import { Koa2 } from './apps.js';
 
 let counter = 0;
@@ -125,6 +126,20 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         await request(target).get('/me').expect(200);
         fail = true;
         await request(target).get('/me').expect(500);
+      });
+
+      it('a writeHead hook put on in front before next() runs on the error answer a throw in front after next() makes of a hit', async () => {
+        let fail = false;
+        const { target } = build(async (ctx, next) => {
+          onWriteHead(ctx.res, (res) => res.setHeader('x-before', 'yes'));
+          await next();
+          if (fail) throw new Error('late failure');
+        });
+        const fill = await request(target).get('/me').expect(200);
+        assert.equal(fill.headers['x-before'], 'yes');
+        fail = true;
+        const failed = await request(target).get('/me').expect(500);
+        assert.equal(failed.headers['x-before'], 'yes', 'the hook put on in front was skipped on the error answer');
       });
 
       it('a hit that an error thrown in front turns into that error counts as no hit (events, Prometheus, status page); L1 still counts what its lookup found', async () => {
