@@ -524,11 +524,12 @@ describe('Redis Cluster paths of fills and of the bus', function () {
   it("close() takes back every listener the cache put on the caller's Cluster client", async () => {
     const shared = client();
     await once(shared, 'ready');
-    const events = ['ready', 'error', 'close', 'end', '-node', '+node', 'node error'];
+    const events = ['ready', 'error', 'close', 'end', '-node', '+node', 'node error', 'refresh'];
     const before = events.map((event) => shared.listenerCount(event));
     const cache = createCache({ namespace: nextNamespace(), redis: shared, l2: { commandTimeout: 2000 } });
     await cache.ready();
     assert.ok(shared.listenerCount('-node') > before[events.indexOf('-node')]!, 'the bus listens for a node leaving');
+    assert.ok(shared.listenerCount('refresh') > before[events.indexOf('refresh')]!, 'the bus listens for a new slot map');
     await cache.close();
     assert.deepEqual(events.map((event) => shared.listenerCount(event)), before);
   });
