@@ -5,7 +5,7 @@
 // itself is the same request as `/docs`. Raw sockets: clients only send
 // origin form. Express 5 and 4, Koa 3 and 2, and the front door.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createCache } from '../../../src/index.js';
 import { front } from '../../../src/node.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
@@ -20,6 +20,17 @@ function redirectToSlash(io: HandlerIO): void {
   io.status(301);
   io.set('Location', io.url + '/');
   io.send('moved');
+}
+
+/** The answer to an odd `target` went out unstored ('detail=target'): /docs, asked next, fills with its own. */
+async function assertNeverStored(server: Server, app: { runs(path: string): number }, target: string): Promise<void> {
+  const odd = await wireRequest(server, target, HOST);
+  assert.deepEqual(valuesOf(odd, 'location'), [target + '/']);
+  assert.deepEqual(valuesOf(odd, 'cache-status'), ['tiercache; fwd=miss; detail=target']);
+  const victim = await wireRequest(server, '/docs', HOST);
+  assert.deepEqual(valuesOf(victim, 'location'), ['/docs/'], 'the redirect made for the odd target was served to /docs');
+  assert.deepEqual(valuesOf(victim, 'cache-status'), ['tiercache; fwd=miss; stored']);
+  assert.equal(app.runs('/docs'), 2);
 }
 
 describe('middleware: absolute-form request targets', function () {
@@ -65,13 +76,7 @@ describe('middleware: absolute-form request targets', function () {
       for (const target of ['foo://shop.example/docs', 'https://shop.example/docs', 'http://shop.example/docs', '/docs#x']) {
         it(`never stores the answer to ${target}, which no browser sends and the app answers as sent`, async () => {
           const { app, server } = await setup();
-          const odd = await wireRequest(server, target, HOST);
-          assert.deepEqual(valuesOf(odd, 'location'), [target + '/']);
-          assert.deepEqual(valuesOf(odd, 'cache-status'), ['tiercache; fwd=miss; detail=target']);
-          const victim = await wireRequest(server, '/docs', HOST);
-          assert.deepEqual(valuesOf(victim, 'location'), ['/docs/'], 'the redirect made for the odd target was served to /docs');
-          assert.deepEqual(valuesOf(victim, 'cache-status'), ['tiercache; fwd=miss; stored']);
-          assert.equal(app.runs('/docs'), 2);
+          await assertNeverStored(server, app, target);
         });
       }
 
@@ -221,13 +226,7 @@ describe('middleware: absolute-form and fragment targets with Redis (L2)', funct
         const cache = await ctx.open({ routes: { '/docs': '5m' }, l2: { commandTimeout: '3s' } });
         const app = buildApp(adapter, cache, { appLevel: true, routes: [{ path: '/docs', handler: redirectToSlash }] });
         const server = await ctx.serve(app.target);
-        const odd = await wireRequest(server, target, HOST);
-        assert.deepEqual(valuesOf(odd, 'location'), [target + '/']);
-        assert.deepEqual(valuesOf(odd, 'cache-status'), ['tiercache; fwd=miss; detail=target']);
-        const victim = await wireRequest(server, '/docs', HOST);
-        assert.deepEqual(valuesOf(victim, 'location'), ['/docs/'], 'the redirect made for the odd target was served to /docs');
-        assert.deepEqual(valuesOf(victim, 'cache-status'), ['tiercache; fwd=miss; stored']);
-        assert.equal(app.runs('/docs'), 2);
+        await assertNeverStored(server, app, target);
       });
     }
   }

@@ -115,61 +115,16 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
       return inner.apply(this, args(status));
     } as ServerResponse['writeHead'];
   };
-  const handing: ReadonlyArray<[string, (res: ServerResponse) => void, string]> = [
-    ['a reason and fields', handsOn((s) => [s, 'Hooked Fine', { 'x-arg': 'a' }]), 'Hooked Fine'],
-    ["fields in the reason's place", handsOn((s) => [s, { 'x-arg': 'a' }]), 'OK'],
-  ];
-  const hookedApps: ReadonlyArray<[string, (cache: TierCache, hook: (res: ServerResponse) => void, runs: { n: number }) => RequestListener]> = [
+  type HookedBuild = (cache: TierCache, hook: (res: ServerResponse) => void, runs: { n: number }, answer?: { status?: number; streamed?: boolean }) => RequestListener;
+  const hookedApps: ReadonlyArray<[string, HookedBuild]> = [
     [
       'express5',
-      (cache, hook, runs) => {
+      (cache, hook, runs, { status = 200, streamed = false } = {}) => {
         const app = express5();
         app.use(expressCache(cache, { ttl: '1m' }));
         app.use((_req, res, next) => (hook(res), next()));
-        app.get('/p', (_req, res) => void res.json({ n: ++runs.n }));
-        return app as unknown as RequestListener;
-      },
-    ],
-    [
-      'koa3',
-      (cache, hook, runs) => {
-        const app = new Koa3();
-        app.use(koaCache(cache, { ttl: '1m' }));
-        app.use(async (ctx, next) => {
-          hook(ctx.res);
-          await next();
-        });
-        app.use((ctx) => void (ctx.body = { n: ++runs.n }));
-        return app.callback() as unknown as RequestListener;
-      },
-    ],
-  ];
-  for (const [name, build] of hookedApps) {
-    for (const [what, hook, reason] of handing) {
-      it(`${name}: ${what} it hands to the writeHead under it are in the fill's answer and in every hit's`, async () => {
-        const runs = { n: 0 };
-        const server = await serve(build(open(), hook, runs));
-        const fill = await wireRequest(server, '/p');
-        const hit = await wireRequest(server, '/p');
-        assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
-        assert.equal(runs.n, 1);
-        for (const [which, answer] of [['fill', fill], ['hit', hit]] as const) {
-          assert.deepEqual([answer.status, answer.reason, valuesOf(answer, 'x-arg')], [200, reason, ['a']], `the ${which}'s head`);
-        }
-      });
-    }
-  }
-
-  // node's end() and write() call the response's writeHead with the status the handler set: the hook passes it on.
-  const statusApps: ReadonlyArray<[string, (cache: TierCache, runs: { n: number }, streamed: boolean) => RequestListener]> = [
-    [
-      'express5',
-      (cache, runs, streamed) => {
-        const app = express5();
-        app.use(expressCache(cache, { ttl: '1m' }));
-        app.use((_req, res, next) => (onWriteHead(res, (r) => r.setHeader('x-later', 'yes')), next()));
         app.get('/p', (_req, res) => {
-          res.status(203).type('text');
+          res.status(status).type('text');
           if (streamed) res.write('n=');
           res.end(String(++runs.n));
         });
@@ -178,15 +133,15 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
     ],
     [
       'koa3',
-      (cache, runs, streamed) => {
+      (cache, hook, runs, { status = 200, streamed = false } = {}) => {
         const app = new Koa3();
         app.use(koaCache(cache, { ttl: '1m' }));
         app.use(async (ctx, next) => {
-          onWriteHead(ctx.res, (r) => r.setHeader('x-later', 'yes'));
+          hook(ctx.res);
           await next();
         });
         app.use((ctx) => {
-          ctx.status = 203;
+          ctx.status = status;
           ctx.type = 'text';
           const n = String(++runs.n);
           ctx.body = streamed ? Readable.from([Buffer.from('n='), Buffer.from(n)]) : n;
@@ -195,17 +150,25 @@ describe('middleware: a writeHead hook mounted after the cache (on-headers furth
       },
     ],
   ];
-  for (const [name, build] of statusApps) {
-    for (const streamed of [false, true]) {
-      it(`${name}: ${streamed ? 'streamed, ' : ''}the handler's status (203) reaches it, on the fill and on every hit`, async () => {
+  // node's end() and write() call the response's writeHead with the status the handler set: the hook passes it on.
+  const laterField = (res: ServerResponse) => onWriteHead(res, (r) => r.setHeader('x-hook', 'a'));
+  const hooking: ReadonlyArray<[string, (res: ServerResponse) => void, { status?: number; streamed?: boolean }, [number, string]]> = [
+    ['a reason and fields it hands to the writeHead under it are', handsOn((s) => [s, 'Hooked Fine', { 'x-hook': 'a' }]), {}, [200, 'Hooked Fine']],
+    ["fields in the reason's place it hands to the writeHead under it are", handsOn((s) => [s, { 'x-hook': 'a' }]), {}, [200, 'OK']],
+    ["the handler's status (203) reaches it and its field is", laterField, { status: 203 }, [203, 'Non-Authoritative Information']],
+    ["streamed, the handler's status (203) reaches it and its field is", laterField, { status: 203, streamed: true }, [203, 'Non-Authoritative Information']],
+  ];
+  for (const [name, build] of hookedApps) {
+    for (const [what, hook, answer, [status, reason]] of hooking) {
+      it(`${name}: ${what} in the fill's answer and in every hit's`, async () => {
         const runs = { n: 0 };
-        const server = await serve(build(open(), runs, streamed));
+        const server = await serve(build(open(), hook, runs, answer));
         const fill = await wireRequest(server, '/p');
         const hit = await wireRequest(server, '/p');
         assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
         assert.equal(runs.n, 1);
-        for (const [which, answer] of [['fill', fill], ['hit', hit]] as const) {
-          assert.deepEqual([answer.status, valuesOf(answer, 'x-later')], [203, ['yes']], `the ${which}'s head`);
+        for (const [which, sent] of [['fill', fill], ['hit', hit]] as const) {
+          assert.deepEqual([sent.status, sent.reason, valuesOf(sent, 'x-hook')], [status, reason, ['a']], `the ${which}'s head`);
         }
       });
     }
