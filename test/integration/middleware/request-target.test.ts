@@ -101,8 +101,9 @@ describe('middleware: absolute-form request targets', function () {
           for (let i = 0; i < 100 && runs < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
           await Promise.race([stored, new Promise((resolve) => setTimeout(resolve, 200))]);
           const browser = await wireRequest(server, '/docs', HOST);
-          assert.deepEqual(valuesOf(browser, 'cache-status'), ['tiercache; hit; detail=L1'], 'the refresh the odd target started stored nothing: /docs is still stale');
-          assert.equal(browser.body, 'run 2');
+          // The refreshed entry lives 100 ms too: on a loaded machine it may be stale again by now ('run 2' says it was stored).
+          assert.equal(browser.body, 'run 2', 'the refresh the odd target started stored nothing: /docs is still stale');
+          assert.match(valuesOf(browser, 'cache-status')[0] ?? '', /^tiercache; hit; (ttl=-\d+; )?detail=L1$/);
         });
       }
 
