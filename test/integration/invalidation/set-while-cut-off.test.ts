@@ -49,6 +49,22 @@ describe('set() while this instance is cut off from Redis', function () {
     });
   }
 
+  // The replayed delete of a set() Redis could not take reads the key's counter: a key Redis never held has none.
+  it('the replayed delete() of a set() of a key Redis never held goes through: the queue drains', async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: '3s' } });
+    a.on('error', () => undefined);
+    await a.get('warm');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    await a.set('fresh', 'a', { ttl: '1h' });
+    assert.equal(queued(a), 1, 'the set() was not queued as a delete (the test proves nothing)');
+    proxy.heal();
+    await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, "A's queue is replayed", 10_000);
+    const c = await ctx.open({ l1: false });
+    assert.equal(await c.get('fresh'), undefined);
+  });
+
   it("its replayed delete() leaves a set() another instance made once the first one's command timeout had passed", async () => {
     proxy = await startTcpProxy(ctx.redis.port);
     const a = await ctx.open({ redis: proxy.url });
