@@ -16,8 +16,10 @@ export type Invalidation =
    * One store key: `tag` is its key tag; the key is also deleted from L2.
    * `setBefore`: it stands for a set() Redis could not take, whose deadline
    * (Redis's clock, µs) this is: a set() stored after it is left alone.
+   * `steps`: ServerClock.steps when that deadline was taken; a step seen
+   * since leaves it unusable (the delete then deletes, as with none).
    */
-  | { readonly kind: 'key'; readonly key: string; readonly tag: string; readonly setBefore?: number }
+  | { readonly kind: 'key'; readonly key: string; readonly tag: string; readonly setBefore?: number; readonly steps?: number }
   | { readonly kind: 'clear' };
 
 /** How many tags and keys may wait for Redis before the backlog becomes one clear(). */
@@ -85,6 +87,8 @@ export class InvalidationQueue {
   private cameBack = false;
   /** How many items were ever enqueued (see mark). */
   private enqueued = 0;
+  /** Settles at the next item delivered, or the end of the drain under way (see delivery). */
+  private progress: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(private readonly options: InvalidationQueueOptions) {}
 
@@ -98,9 +102,45 @@ export class InvalidationQueue {
     return this.draining;
   }
 
+  /**
+   * Resolves once the replay under way delivers one more item or ends
+   * (delivered, or failed): when a set() waiting for its tags' invalidations
+   * looks again (see covers).
+   */
+  delivery(): Promise<void> {
+    if (this.progress === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.progress = { promise, resolve };
+    }
+    return this.progress.promise;
+  }
+
+  private progressed(): void {
+    const progress = this.progress;
+    this.progress = undefined;
+    progress?.resolve();
+  }
+
   /** Where the order of submission is now: what supersede() is told came after. */
   get mark(): number {
     return this.enqueued;
+  }
+
+  /**
+   * Whether an invalidation not yet replayed invalidates values with one of
+   * `tags` other than by the delete of a single key (a clear(), a tag's, a
+   * deleteMany's): a set() of such a value made now would be stored before
+   * its replay's bump, and undone by it. (A single key's delete is told which
+   * set() came after it: see supersede.)
+   */
+  covers(tags: readonly string[]): boolean {
+    for (const item of this.items) {
+      const op = item.op;
+      if (op.kind === 'clear') return true;
+      if (op.kind === 'tags' && op.tags.some((tag) => tags.includes(tag))) return true;
+    }
+    return false;
   }
 
   /**
@@ -147,6 +187,7 @@ export class InvalidationQueue {
     if (this.items.length === 0 && this.draining === undefined) return Promise.resolve(true);
     this.draining ??= this.run().finally(() => {
       this.draining = undefined;
+      this.progressed();
     });
     return this.draining;
   }
@@ -218,6 +259,10 @@ export class InvalidationQueue {
       }
       for (const ticket of item.tickets) ticket.delivered = true;
       if (this.failing) this.replayed += item.calls;
+      if (this.items.length > 0) {
+        this.settle(item.op);
+        this.progressed();
+      }
     }
     // Every invalidation is in Redis, and its new versions are known here: no marker is needed any more.
     this.options.versions.clearPending();
@@ -227,6 +272,27 @@ export class InvalidationQueue {
       this.replayed = 0;
     }
     return true;
+  }
+
+  /**
+   * `op` is in Redis: what it alone kept pending is pending no more. A set()
+   * of a value with its tags made from now on is stored after it (and
+   * stamped with the version it left, not a marker Redis refuses), not after
+   * the whole backlog.
+   */
+  private settle(op: Invalidation): void {
+    const tags = op.kind === 'tags' ? op.tags : op.kind === 'key' ? [op.tag] : [];
+    const left = new Set<string>();
+    let clearLeft = false;
+    for (const item of this.items) {
+      if (item.op.kind === 'clear') clearLeft = true;
+      else if (item.op.kind === 'key') left.add(item.op.tag);
+      else for (const tag of item.op.tags) left.add(tag);
+    }
+    this.options.versions.settlePending(
+      tags.filter((tag) => !left.has(tag)),
+      op.kind === 'clear' && !clearLeft,
+    );
   }
 
   /** The first item, merged with the tag invalidations right behind it (one bump, one message for them all). */
@@ -262,14 +328,17 @@ export class InvalidationQueue {
         // The bump is what makes the entry invalid everywhere; the delete only frees the memory, so it goes first:
         // after the bump it would delete a set() from another instance landing in between, after this invalidation.
         const keepAt = item.keepAt;
-        const newer = op.setBefore === undefined && keepAt === undefined ? undefined : await this.setSince(op.key, op.tag, op.setBefore, keepAt);
+        // Taken on Redis's clock as this instance knew it then: after a step of either clock, a value stored before
+        // the set() it stands for may look newer than it (or a newer one older). Nothing tells which: a delete.
+        const setBefore = op.setBefore !== undefined && l2.clock?.steps === op.steps ? op.setBefore : undefined;
+        const newer = setBefore === undefined && keepAt === undefined ? undefined : await this.setSince(op.key, op.tag, setBefore, keepAt);
         if (newer !== undefined) {
           // A set() stored since the one this stands for is newer (this replayed after an outage, say): it stays,
           // and the other instances drop their copies of anything older by its version, as none of theirs is newer.
           versions.raise(op.tag, newer);
           item.message = { tags: [[op.tag, newer]] };
         } else {
-          if (op.setBefore === undefined && keepAt === undefined) {
+          if (setBefore === undefined && keepAt === undefined) {
             // Stryker disable next-line BooleanLiteral: the bump already invalidates the entry everywhere; the delete only frees memory sooner
             await l2.del(op.key, true).catch(() => undefined);
           }
