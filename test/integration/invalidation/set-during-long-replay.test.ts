@@ -62,4 +62,31 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
       assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
     });
   }
+  it('is stored once the invalidation of its tag is replayed, though others queued after it are still being replayed', async () => {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: TIMEOUT } });
+    a.on('error', () => undefined);
+    const stores: string[] = [];
+    a.on('store', (e: { key: string }) => stores.push(e.key));
+    const c = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    await c.set('k', 'before', { ttl: '1h', tags: ['t'] });
+    assert.equal(await a.get('k'), 'before');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    await a.invalidateTags(['t']);
+    for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+    const queuedThen = queued(a);
+    proxy.heal();
+    proxy.setDelay(50);
+    await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+    await eventually(() => queued(a) < queuedThen, 'the invalidation of t is replayed', 10_000);
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+    assert.ok(queued(a) > 0, 'the replay had ended (the test proves nothing)');
+    await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
+    proxy.setDelay(0);
+    assert.deepEqual(stores, ['k'], 'the set() was not stored while invalidations of other keys were replayed');
+    const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    assert.equal(await d.get('k'), 'a-later');
+    assert.equal(await a.get('k'), 'a-later');
+  });
 });
