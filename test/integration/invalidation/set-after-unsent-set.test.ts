@@ -53,12 +53,18 @@ describe('a set() Redis could not take, nothing sent', function () {
   });
   }
 
-  it('its replayed delete() still deletes a value stored just before it', async () => {
-    const { a, b, c } = await cutOff();
-    await b.set('k', 'first', { ttl: '1h' });
-    assert.equal(await a.get('k'), 'first');
+  /** 'k' set by B and read by A, then A cut off. */
+  async function setThenCut(): Promise<{ a: TierCache; b: TierCache; c: TierCache }> {
+    const caches = await cutOff();
+    await caches.b.set('k', 'first', { ttl: '1h' });
+    assert.equal(await caches.a.get('k'), 'first');
     proxy!.cut('refuse');
-    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    await eventually(() => caches.a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    return caches;
+  }
+
+  it('its replayed delete() still deletes a value stored just before it', async () => {
+    const { a, b, c } = await setThenCut();
     await b.set('k', 'b-older', { ttl: '1h' });
     await a.set('k', 'a-lost', { ttl: '1h' });
     proxy!.heal();
@@ -67,11 +73,7 @@ describe('a set() Redis could not take, nothing sent', function () {
   });
 
   it("still deletes a value stored just before it when Redis's clock stepped forward while A was cut off", async () => {
-    const { a, b, c } = await cutOff();
-    await b.set('k', 'first', { ttl: '1h' });
-    assert.equal(await a.get('k'), 'first');
-    proxy!.cut('refuse');
-    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    const { a, b, c } = await setThenCut();
     // A's last sample of Redis's clock, as if Redis's clock was 5 s behind then and stepped forward since (NTP):
     // what A takes for "now" on Redis's clock is 5 s early, and a value stored since would look newer than A's set().
     const clock = a.store.l2!.clock!;

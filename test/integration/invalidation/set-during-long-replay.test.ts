@@ -27,33 +27,45 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
     proxy = undefined;
   });
 
+  // A through a proxy, with 'k' (and 'old') set before, tagged 't'; A cut off; `queue` makes A's invalidations.
+  async function cutOffWith(queue: (a: TierCache) => Promise<unknown>): Promise<{ a: TierCache; stores: string[] }> {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: TIMEOUT } });
+    a.on('error', () => undefined);
+    const stores: string[] = [];
+    a.on('store', (e: { key: string }) => stores.push(e.key));
+    const c = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    await c.set('k', 'before', { ttl: '1h', tags: ['t'] });
+    await c.set('old', 'before', { ttl: '1h', tags: ['t'] });
+    assert.equal(await a.get('k'), 'before');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    await queue(a);
+    return { a, stores };
+  }
+
+  /** Heals A's link, slowed: each replayed delete() is three round trips (DEL, bump, publish), ~0.3 s each. */
+  async function healSlowly(a: TierCache): Promise<void> {
+    proxy!.heal();
+    proxy!.setDelay(50);
+    await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+  }
+
   for (const how of ['invalidateTags', 'deleteMany'] as const) {
     it(`(${how}) returns within about a command timeout, and is not undone once reported stored`, async () => {
-      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
-      const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: TIMEOUT } });
-      a.on('error', () => undefined);
-      const stores: string[] = [];
-      a.on('store', (e: { key: string }) => stores.push(e.key));
-      const c = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
-      await c.set('k', 'before', { ttl: '1h', tags: ['t'] });
-      await c.set('old', 'before', { ttl: '1h', tags: ['t'] });
-      assert.equal(await a.get('k'), 'before');
-      proxy.cut('refuse');
-      await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
-      // Each replayed delete() is three round trips (DEL, bump, publish): ~0.3 s each through the slowed link.
-      for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
-      if (how === 'invalidateTags') await a.invalidateTags(['t']);
-      else await a.deleteMany(['k', 'old']);
-      proxy.heal();
-      proxy.setDelay(50);
-      await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+      const { a, stores } = await cutOffWith(async (a) => {
+        for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+        if (how === 'invalidateTags') await a.invalidateTags(['t']);
+        else await a.deleteMany(['k', 'old']);
+      });
+      await healSlowly(a);
       const begun = performance.now();
       await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
       const waited = performance.now() - begun;
       const left = queued(a);
       await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
       const replayed = performance.now() - begun;
-      proxy.setDelay(0);
+      proxy!.setDelay(0);
       assert.ok(waited < 2.5 * TIMEOUT, `the set() waited ${Math.round(waited)} ms for a replay it is not part of`);
       assert.ok(left > 0 && replayed > waited + 2 * TIMEOUT, `the replay ended ${Math.round(replayed)} ms after the set() began (the test proves nothing)`);
       const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
@@ -63,27 +75,17 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
     });
   }
   it('is stored once the invalidation of its tag is replayed, though others queued after it are still being replayed', async () => {
-    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
-    const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: TIMEOUT } });
-    a.on('error', () => undefined);
-    const stores: string[] = [];
-    a.on('store', (e: { key: string }) => stores.push(e.key));
-    const c = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
-    await c.set('k', 'before', { ttl: '1h', tags: ['t'] });
-    assert.equal(await a.get('k'), 'before');
-    proxy.cut('refuse');
-    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
-    await a.invalidateTags(['t']);
-    for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+    const { a, stores } = await cutOffWith(async (a) => {
+      await a.invalidateTags(['t']);
+      for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+    });
     const queuedThen = queued(a);
-    proxy.heal();
-    proxy.setDelay(50);
-    await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+    await healSlowly(a);
     await eventually(() => queued(a) < queuedThen, 'the invalidation of t is replayed', 10_000);
     await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
     assert.ok(queued(a) > 0, 'the replay had ended (the test proves nothing)');
     await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
-    proxy.setDelay(0);
+    proxy!.setDelay(0);
     assert.deepEqual(stores, ['k'], 'the set() was not stored while invalidations of other keys were replayed');
     const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
     assert.equal(await d.get('k'), 'a-later');
