@@ -34,23 +34,23 @@ describe('a set() Redis could not take, nothing sent', function () {
   }
 
   for (const mode of ['refuse', 'blackhole'] as const) {
-  it(`its replayed delete() leaves a set() the caller then made on another instance within a command timeout (${mode === 'refuse' ? 'connection lost' : 'breaker open after a timeout'})`, async () => {
-    const { a, b, c, errors } = await cutOff();
-    await b.set('k', 'before', { ttl: '1h' });
-    assert.equal(await a.get('k'), 'before');
-    proxy!.cut(mode);
-    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 10_000);
-    const begun = performance.now();
-    await a.set('k', 'a-lost', { ttl: '1h' });
-    assert.ok(performance.now() - begun < 500, 'the set() waited for a Redis known down (the test proves nothing)');
-    await eventually(() => errors.some((m) => m.includes('set("k") was applied on this instance and queued')), 'the set() is reported unreached', 2_000);
-    // Well within the 1 s wait A's set() would have had, had it been sent.
-    await b.set('k', 'b-after', { ttl: '1h' });
-    proxy!.heal();
-    await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
-    assert.equal(await c.get('k'), 'b-after', "A's replayed delete() deleted the set() the caller made after A's");
-    assert.equal(await a.get('k'), 'b-after');
-  });
+    it(`its replayed delete() leaves a set() the caller then made on another instance within a command timeout (${mode === 'refuse' ? 'connection lost' : 'breaker open after a timeout'})`, async () => {
+      const { a, b, c, errors } = await cutOff();
+      await b.set('k', 'before', { ttl: '1h' });
+      assert.equal(await a.get('k'), 'before');
+      proxy!.cut(mode);
+      await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 10_000);
+      const begun = performance.now();
+      await a.set('k', 'a-lost', { ttl: '1h' });
+      assert.ok(performance.now() - begun < 500, 'the set() waited for a Redis known down (the test proves nothing)');
+      // Well within the 1 s wait A's set() would have had, had it been sent.
+      await b.set('k', 'b-after', { ttl: '1h' });
+      await eventually(() => errors.some((m) => m.includes('set("k") was applied on this instance and queued')), 'the set() is reported unreached', 2_000);
+      proxy!.heal();
+      await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+      assert.equal(await c.get('k'), 'b-after', "A's replayed delete() deleted the set() the caller made after A's");
+      assert.equal(await a.get('k'), 'b-after');
+    });
   }
 
   /** 'k' set by B and read by A, then A cut off. */
