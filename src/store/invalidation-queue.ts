@@ -64,6 +64,11 @@ export interface Delivery {
   readonly error?: Error;
 }
 
+/** The tags an invalidation moves: a key's delete moves its key tag; a clear() moves the epoch instead. */
+function tagsOf(op: Invalidation): readonly string[] {
+  return op.kind === 'tags' ? op.tags : op.kind === 'key' ? [op.tag] : [];
+}
+
 function weight(op: Invalidation): number {
   return op.kind === 'tags' ? op.tags.length : 1;
 }
@@ -87,6 +92,9 @@ export class InvalidationQueue {
   private cameBack = false;
   /** How many items were ever enqueued (see mark). */
   private enqueued = 0;
+  /** How many queued items hold each tag (a key's delete: its key tag), and how many are clear()s (see settle). */
+  private readonly holding = new Map<string, number>();
+  private clears = 0;
   /** Settles at the next item delivered, or the end of the drain under way (see delivery). */
   private progress: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -223,6 +231,7 @@ export class InvalidationQueue {
     const item: Item = { op, tickets: ticket === undefined ? [] : [ticket], calls: 1, seq: this.enqueued++ };
     if (bumped !== undefined) item.message = bumped;
     this.items.push(item);
+    this.hold(op, 1);
     this.size += weight(op);
     // While Redis fails, a clear() covers the whole backlog, and so does one past the bound.
     if (this.failing && (op.kind === 'clear' || this.size > MAX_QUEUED)) this.collapse();
@@ -233,6 +242,8 @@ export class InvalidationQueue {
     const tickets = this.items.flatMap((item) => item.tickets);
     const calls = this.items.reduce((sum, item) => sum + item.calls, 0);
     this.items = [{ op: { kind: 'clear' }, tickets, calls, seq: this.items[this.items.length - 1]!.seq }];
+    this.holding.clear();
+    this.clears = 1;
     this.size = 1;
     this.options.versions.markPendingClear();
   }
@@ -256,6 +267,7 @@ export class InvalidationQueue {
       if (i !== -1) {
         this.items.splice(i, 1);
         this.size -= weight(item.op);
+        this.hold(item.op, -1);
       }
       for (const ticket of item.tickets) ticket.delivered = true;
       if (this.failing) this.replayed += item.calls;
@@ -281,18 +293,24 @@ export class InvalidationQueue {
    * the whole backlog.
    */
   private settle(op: Invalidation): void {
-    const tags = op.kind === 'tags' ? op.tags : op.kind === 'key' ? [op.tag] : [];
-    const left = new Set<string>();
-    let clearLeft = false;
-    for (const item of this.items) {
-      if (item.op.kind === 'clear') clearLeft = true;
-      else if (item.op.kind === 'key') left.add(item.op.tag);
-      else for (const tag of item.op.tags) left.add(tag);
-    }
+    const tags = tagsOf(op);
     this.options.versions.settlePending(
-      tags.filter((tag) => !left.has(tag)),
-      op.kind === 'clear' && !clearLeft,
+      tags.filter((tag) => !this.holding.has(tag)),
+      op.kind === 'clear' && this.clears === 0,
     );
+  }
+
+  /** Counts `op`'s tags (or its clear) as held by one more queued item (`by` 1) or one less (-1). */
+  private hold(op: Invalidation, by: 1 | -1): void {
+    if (op.kind === 'clear') {
+      this.clears += by;
+      return;
+    }
+    for (const tag of tagsOf(op)) {
+      const n = (this.holding.get(tag) ?? 0) + by;
+      if (n === 0) this.holding.delete(tag);
+      else this.holding.set(tag, n);
+    }
   }
 
   /** The first item, merged with the tag invalidations right behind it (one bump, one message for them all). */
@@ -311,6 +329,8 @@ export class InvalidationQueue {
     const parts = this.items.slice(0, end);
     const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0), seq: parts[end - 1]!.seq };
     const removed = this.items.splice(0, end, merged);
+    for (const item of removed) this.hold(item.op, -1);
+    this.hold(merged.op, 1);
     this.size += weight(merged.op) - removed.reduce((sum, item) => sum + weight(item.op), 0);
     return merged;
   }
