@@ -5,6 +5,7 @@
 // `strict`); going down and coming back are reported once each.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
 import { parseTtl, type Duration } from '../keys/duration.js';
@@ -23,7 +24,7 @@ import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-cl
 import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
 import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
-import { NO_TICKET, TAKE_UNANSWERED, TieredStore, UNDECIDED, UNREACHED, type TieredHit } from '../store/tiered-store.js';
+import { NO_TICKET, TAKE_UNANSWERED, TieredStore, UNDECIDED, UNREACHED, UNSENT, type TieredHit } from '../store/tiered-store.js';
 import type { ClaimSettled } from '../store/fill-protocol.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
@@ -354,20 +355,31 @@ export class TierCache extends EventEmitter implements DataCache {
    */
   private async setValue(scope: DataScope, key: string, storeKey: string, value: unknown, tags: readonly string[], ttl: number): Promise<void> {
     const startedAt = this.now();
+    const calledAt = performance.now();
     const versions = this.store.versions;
     const life = jitteredTtl(ttl, this.options.jitter);
     const queue = this.queue;
     // Invalidations queued before this call come before it: a delete of the key that waits still (see supersede).
     const mark = queue?.mark;
     const l2 = this.store.l2;
-    const replay = queue !== undefined && queue.length !== 0 && l2?.state === 'ok' && versions.pendingAmong(tags) ? queue.replaying : undefined;
-    if (replay !== undefined) {
-      // One of its tags (or a clear) was invalidated here while Redis was down and is being replayed: stamped
-      // now, the store is refused (the pending marker), or, for its key's tag alone, stored and then made invalid
-      // everywhere by the replay's bump. The caller called it after that invalidation: it waits (one command
-      // timeout at most) for the replay, then records the versions it left. Past that, as before. Not when no
-      // replay is under way (Redis refuses it, a retry waits): each set() would send one more attempt.
-      await settledWithin([replay], l2!.callerWait);
+    // An invalidation of one of its tags (or a clear) made here before this call and not in Redis yet (queued while
+    // Redis was down): stamped now, the store is refused (the pending marker), or, for its key's tag alone (a
+    // deleteMany), stored and then made invalid everywhere by that invalidation's replay. The caller called it after
+    // that invalidation, so it is stored after it or not at all. (A delete() of this key alone: see supersede.)
+    const behind = queue !== undefined && queueCovers(queue, versions, tags);
+    if (behind) {
+      // Waits for the replay under way to deliver those, if one is: not one it starts (while Redis refuses the
+      // replay, an ACL, each set() would send one more attempt). One command timeout in all, the store included
+      // (see since below).
+      const until = calledAt + l2!.callerWait;
+      for (let left = l2!.callerWait; left > 0 && queueCovers(queue, versions, tags) && l2!.state === 'ok' && queue.replaying !== undefined; left = until - performance.now()) {
+        await settledWithin([queue.delivery()], left);
+      }
+      if (queueCovers(queue, versions, tags)) {
+        // Still not replayed: never stored in order. As one Redis could not take, and never sent.
+        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, await this.instantBetween(calledAt), l2?.clock?.steps).catch(() => undefined);
+        return;
+      }
     }
     let encoded = encodeValue(key, value, await versions.stamp(tags), this.now(), life, this.serializer);
     // A loader of this key running here began before this value was given: it must not store over it.
@@ -376,10 +388,10 @@ export class TierCache extends EventEmitter implements DataCache {
       // On Redis's clock, no earlier than now and no later than the end of this store's wait: a set() stored
       // past it, on any instance, came after this one was called (and after it was answered, if it was).
       const now = performance.now();
-      const deadline = l2?.clock?.between(now, now + l2.callerWait);
+      const deadline = l2?.clock?.between(now, (behind ? calledAt : now) + l2.callerWait);
       // A delete of the key queued before this call (Redis down then) must not undo it once replayed.
-      const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry, queue === undefined || queue.length === 0 ? undefined : (version) => queue.supersede(storeKey, mark!, version));
-      if (stored === UNREACHED) {
+      const stored = await this.store.set(storeKey, encoded.entry, encoded.l1Entry, queue === undefined || queue.length === 0 ? undefined : (version) => queue.supersede(storeKey, mark!, version), behind ? calledAt : undefined);
+      if (stored === UNREACHED || stored === UNSENT) {
         // Redis could not take it: L2 may still hold an older value, which other instances read now
         // and this one again once its bus reconnects and flushes L1 (its own set() undone). So it
         // becomes a delete() of the key, queued and replayed like one: the key misses everywhere
@@ -387,7 +399,11 @@ export class TierCache extends EventEmitter implements DataCache {
         // marks it before its first await); the set() does not wait for Redis a second time to deliver it.
         // A set() stored past that instant (another instance's, while this delete waited) is newer and
         // stays (see InvalidationQueue).
-        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, deadline).catch(() => undefined);
+        // Never sent (Redis known down), nothing of it can land: what is older than it was stored before it was
+        // called, what is newer after it returns, not after the end of a wait it never had (a set() the caller
+        // makes right after, on any instance, stored within that wait, must stay).
+        const before = stored === UNSENT ? await this.instantBetween(calledAt) : deadline;
+        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, before, l2?.clock?.steps).catch(() => undefined);
         return;
       }
       if (stored) {
@@ -398,10 +414,29 @@ export class TierCache extends EventEmitter implements DataCache {
         // Overtaken every time (a storm of invalidations of its tags), or over by now: stored nowhere, and not
         // reported as stored. Redis still holds the value from before, valid under its own tags, which must not
         // answer for this set(): it becomes a delete() of the key, as when Redis cannot take it.
-        await this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
+        // Not awaited: delivered after what is queued before it, which the caller does not wait for.
+        void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
         return;
       }
       encoded = restampValue(encoded, await versions.stamp(tags), this.now(), life);
+    }
+  }
+
+  /**
+   * An instant on Redis's clock (µs) no earlier than `from` and no later than
+   * the return (performance.now() instants): undefined without a clock sample
+   * bounding Redis's clock within half a command timeout. Until the sample's
+   * bounds tell the two apart (a round trip of the sample, well under a
+   * millisecond on a LAN) the caller waits.
+   */
+  private async instantBetween(from: number): Promise<number | undefined> {
+    const l2 = this.store.l2!;
+    const clock = l2.clock;
+    for (;;) {
+      const now = performance.now();
+      const instant = clock?.between(from, now, now, l2.callerWait);
+      if (instant !== undefined || clock?.deadline(now, now, l2.callerWait) === undefined || now - from > l2.callerWait / 2) return instant;
+      await sleep(1);
     }
   }
 
@@ -1060,13 +1095,13 @@ export class TierCache extends EventEmitter implements DataCache {
    * alone is left to send (a pull's take did the Redis side, or may have).
    * `setBefore`: it stands for a set() Redis could not take (see Invalidation).
    */
-  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, bumped?: BusMessage, setBefore?: number): Promise<InvalidateResult> {
+  private async dropKey(storeKey: string, what: string, key: string, namespace: string | undefined, strict: boolean, bumped?: BusMessage, setBefore?: number, steps?: number): Promise<InvalidateResult> {
     this.invalidations++;
     this.store.l1?.delete(storeKey);
     const tag = keyTag(storeKey);
     let delivered = false;
     try {
-      const op: Invalidation = setBefore === undefined ? { kind: 'key', key: storeKey, tag } : { kind: 'key', key: storeKey, tag, setBefore };
+      const op: Invalidation = setBefore === undefined ? { kind: 'key', key: storeKey, tag } : { kind: 'key', key: storeKey, tag, setBefore, steps };
       const result = await this.invalidate(op, what, strict, bumped);
       delivered = result.delivered;
       return result;
@@ -1116,6 +1151,11 @@ export class TierCache extends EventEmitter implements DataCache {
     if (strict) throw err;
     return QUEUED;
   }
+}
+
+/** Whether an invalidation still queued makes a set() of a value with `tags` wait for it (see InvalidationQueue.covers). */
+function queueCovers(queue: InvalidationQueue, versions: TagVersions, tags: readonly string[]): boolean {
+  return queue.length !== 0 && versions.pendingAmong(tags) && queue.covers(tags);
 }
 
 /**

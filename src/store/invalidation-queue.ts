@@ -16,8 +16,10 @@ export type Invalidation =
    * One store key: `tag` is its key tag; the key is also deleted from L2.
    * `setBefore`: it stands for a set() Redis could not take, whose deadline
    * (Redis's clock, µs) this is: a set() stored after it is left alone.
+   * `steps`: ServerClock.steps when that deadline was taken; a step seen
+   * since leaves it unusable (the delete then deletes, as with none).
    */
-  | { readonly kind: 'key'; readonly key: string; readonly tag: string; readonly setBefore?: number }
+  | { readonly kind: 'key'; readonly key: string; readonly tag: string; readonly setBefore?: number; readonly steps?: number }
   | { readonly kind: 'clear' };
 
 /** How many tags and keys may wait for Redis before the backlog becomes one clear(). */
@@ -62,6 +64,11 @@ export interface Delivery {
   readonly error?: Error;
 }
 
+/** The tags an invalidation moves: a key's delete moves its key tag; a clear() moves the epoch instead. */
+function tagsOf(op: Invalidation): readonly string[] {
+  return op.kind === 'tags' ? op.tags : op.kind === 'key' ? [op.tag] : [];
+}
+
 function weight(op: Invalidation): number {
   return op.kind === 'tags' ? op.tags.length : 1;
 }
@@ -85,6 +92,11 @@ export class InvalidationQueue {
   private cameBack = false;
   /** How many items were ever enqueued (see mark). */
   private enqueued = 0;
+  /** How many queued items hold each tag (a key's delete: its key tag), and how many are clear()s (see settle). */
+  private readonly holding = new Map<string, number>();
+  private clears = 0;
+  /** Settles at the next item delivered, or the end of the drain under way (see delivery). */
+  private progress: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(private readonly options: InvalidationQueueOptions) {}
 
@@ -98,9 +110,45 @@ export class InvalidationQueue {
     return this.draining;
   }
 
+  /**
+   * Resolves once the replay under way delivers one more item or ends
+   * (delivered, or failed): when a set() waiting for its tags' invalidations
+   * looks again (see covers).
+   */
+  delivery(): Promise<void> {
+    if (this.progress === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.progress = { promise, resolve };
+    }
+    return this.progress.promise;
+  }
+
+  private progressed(): void {
+    const progress = this.progress;
+    this.progress = undefined;
+    progress?.resolve();
+  }
+
   /** Where the order of submission is now: what supersede() is told came after. */
   get mark(): number {
     return this.enqueued;
+  }
+
+  /**
+   * Whether an invalidation not yet replayed invalidates values with one of
+   * `tags` other than by the delete of a single key (a clear(), a tag's, a
+   * deleteMany's): a set() of such a value made now would be stored before
+   * its replay's bump, and undone by it. (A single key's delete is told which
+   * set() came after it: see supersede.)
+   */
+  covers(tags: readonly string[]): boolean {
+    for (const item of this.items) {
+      const op = item.op;
+      if (op.kind === 'clear') return true;
+      if (op.kind === 'tags' && op.tags.some((tag) => tags.includes(tag))) return true;
+    }
+    return false;
   }
 
   /**
@@ -147,6 +195,7 @@ export class InvalidationQueue {
     if (this.items.length === 0 && this.draining === undefined) return Promise.resolve(true);
     this.draining ??= this.run().finally(() => {
       this.draining = undefined;
+      this.progressed();
     });
     return this.draining;
   }
@@ -182,6 +231,7 @@ export class InvalidationQueue {
     const item: Item = { op, tickets: ticket === undefined ? [] : [ticket], calls: 1, seq: this.enqueued++ };
     if (bumped !== undefined) item.message = bumped;
     this.items.push(item);
+    this.hold(op, 1);
     this.size += weight(op);
     // While Redis fails, a clear() covers the whole backlog, and so does one past the bound.
     if (this.failing && (op.kind === 'clear' || this.size > MAX_QUEUED)) this.collapse();
@@ -192,6 +242,8 @@ export class InvalidationQueue {
     const tickets = this.items.flatMap((item) => item.tickets);
     const calls = this.items.reduce((sum, item) => sum + item.calls, 0);
     this.items = [{ op: { kind: 'clear' }, tickets, calls, seq: this.items[this.items.length - 1]!.seq }];
+    this.holding.clear();
+    this.clears = 1;
     this.size = 1;
     this.options.versions.markPendingClear();
   }
@@ -215,9 +267,14 @@ export class InvalidationQueue {
       if (i !== -1) {
         this.items.splice(i, 1);
         this.size -= weight(item.op);
+        this.hold(item.op, -1);
       }
       for (const ticket of item.tickets) ticket.delivered = true;
       if (this.failing) this.replayed += item.calls;
+      if (this.items.length > 0) {
+        this.settle(item.op);
+        this.progressed();
+      }
     }
     // Every invalidation is in Redis, and its new versions are known here: no marker is needed any more.
     this.options.versions.clearPending();
@@ -227,6 +284,33 @@ export class InvalidationQueue {
       this.replayed = 0;
     }
     return true;
+  }
+
+  /**
+   * `op` is in Redis: what it alone kept pending is pending no more. A set()
+   * of a value with its tags made from now on is stored after it (and
+   * stamped with the version it left, not a marker Redis refuses), not after
+   * the whole backlog.
+   */
+  private settle(op: Invalidation): void {
+    const tags = tagsOf(op);
+    this.options.versions.settlePending(
+      tags.filter((tag) => !this.holding.has(tag)),
+      op.kind === 'clear' && this.clears === 0,
+    );
+  }
+
+  /** Counts `op`'s tags (or its clear) as held by one more queued item (`by` 1) or one less (-1). */
+  private hold(op: Invalidation, by: 1 | -1): void {
+    if (op.kind === 'clear') {
+      this.clears += by;
+      return;
+    }
+    for (const tag of tagsOf(op)) {
+      const n = (this.holding.get(tag) ?? 0) + by;
+      if (n === 0) this.holding.delete(tag);
+      else this.holding.set(tag, n);
+    }
   }
 
   /** The first item, merged with the tag invalidations right behind it (one bump, one message for them all). */
@@ -245,6 +329,8 @@ export class InvalidationQueue {
     const parts = this.items.slice(0, end);
     const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0), seq: parts[end - 1]!.seq };
     const removed = this.items.splice(0, end, merged);
+    for (const item of removed) this.hold(item.op, -1);
+    this.hold(merged.op, 1);
     this.size += weight(merged.op) - removed.reduce((sum, item) => sum + weight(item.op), 0);
     return merged;
   }
@@ -262,14 +348,17 @@ export class InvalidationQueue {
         // The bump is what makes the entry invalid everywhere; the delete only frees the memory, so it goes first:
         // after the bump it would delete a set() from another instance landing in between, after this invalidation.
         const keepAt = item.keepAt;
-        const newer = op.setBefore === undefined && keepAt === undefined ? undefined : await this.setSince(op.key, op.tag, op.setBefore, keepAt);
+        // Taken on Redis's clock as this instance knew it then: after a step of either clock, a value stored before
+        // the set() it stands for may look newer than it (or a newer one older). Nothing tells which: a delete.
+        const setBefore = op.setBefore !== undefined && l2.clock?.steps === op.steps ? op.setBefore : undefined;
+        const newer = setBefore === undefined && keepAt === undefined ? undefined : await this.setSince(op.key, op.tag, setBefore, keepAt);
         if (newer !== undefined) {
           // A set() stored since the one this stands for is newer (this replayed after an outage, say): it stays,
           // and the other instances drop their copies of anything older by its version, as none of theirs is newer.
           versions.raise(op.tag, newer);
           item.message = { tags: [[op.tag, newer]] };
         } else {
-          if (op.setBefore === undefined && keepAt === undefined) {
+          if (setBefore === undefined && keepAt === undefined) {
             // Stryker disable next-line BooleanLiteral: the bump already invalidates the entry everywhere; the delete only frees memory sooner
             await l2.del(op.key, true).catch(() => undefined);
           }

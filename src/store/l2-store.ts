@@ -18,6 +18,12 @@ export class L2UnavailableError extends TierCacheError {
   static override readonly code: string = 'TIERCACHE_L2_UNAVAILABLE';
 }
 
+/**
+ * L2UnavailableError for a command that was never sent: nothing it asked for
+ * can reach Redis later (a set() refused so has no value that may land).
+ */
+export class L2NotSentError extends L2UnavailableError {}
+
 export interface L2Options {
   readonly commandTimeout: number;
   /** After a timeout, fail fast and probe in the background this often until Redis answers. */
@@ -201,7 +207,7 @@ export class L2Store {
         until = (since ?? performance.now()) + this.options.commandTimeout;
         // Stryker disable next-line ConditionalExpression: waitReady answers false at once in any phase but 'connecting'
         if (this.phase !== 'connecting' || !(await this.waitReady(Math.min(until, this.readyBy) - performance.now()))) {
-          throw this.unavailable(this.breakerOpen ? 'Redis timed out recently; skipping it until a probe gets an answer' : 'Redis is not connected');
+          throw this.unavailable(this.breakerOpen ? 'Redis timed out recently; skipping it until a probe gets an answer' : 'Redis is not connected', true);
         }
       }
     } else if (since !== undefined) until = since + this.options.commandTimeout;
@@ -238,7 +244,7 @@ export class L2Store {
    */
   private within<T>(command: (client: RedisClient) => Promise<T>, until: number): Promise<T> {
     const left = until - performance.now();
-    if (left <= 0) return Promise.reject(this.unavailable('Redis was not ready within the command timeout'));
+    if (left <= 0) return Promise.reject(this.unavailable('Redis was not ready within the command timeout', true));
     let gaveUp = false;
     const losses = this.losses;
     const sent = this.bounded(command).then(
@@ -302,9 +308,9 @@ export class L2Store {
     if (isCluster(this.client)) this.client.refreshSlotsCache();
   }
 
-  private unavailable(message: string): L2UnavailableError {
+  private unavailable(message: string, unsent = false): L2UnavailableError {
     this.errors++;
-    return new L2UnavailableError(message);
+    return unsent ? new L2NotSentError(message) : new L2UnavailableError(message);
   }
 
   /** Moves to 'ok' or 'down' from the connection and breaker state, reporting a change once. */

@@ -30,6 +30,17 @@ export class ServerClock {
   /** performance.now() the bounds hold at (they widen by the drift since). */
   private at = 0;
   private replaceNext = false;
+  private stepsSeen = 0;
+
+  /**
+   * How many times a sample disagreed with the ones before it (a clock
+   * stepped, or another server answers): an instant given in one count is
+   * not to be trusted in another, as nothing tells whether the step came
+   * before or after it.
+   */
+  get steps(): number {
+    return this.stepsSeen;
+  }
 
   /**
    * A TIME Redis read (µs since the Unix epoch) for a command sent at `sent`
@@ -40,13 +51,15 @@ export class ServerClock {
     const time = micros / 1000;
     let low = time - arrival;
     let high = time - sent;
-    if (this.low !== undefined && !this.replaceNext) {
+    if (this.low !== undefined) {
       // Every sample bounds the same offset: what they agree on is tighter than any alone. Bounds that do not
-      // meet tell a clock stepped (NTP) since: the newest sample speaks for now.
+      // meet tell a clock stepped (NTP) since, or another server (a failover): the newest sample speaks for now,
+      // and an instant given before it may be off by that step (see steps).
       const drift = (arrival - this.at) * DRIFT_PER_MS;
       const both = Math.max(low, this.low - drift);
       const and = Math.min(high, this.high + drift);
-      if (both <= and) {
+      if (both > and) this.stepsSeen++;
+      else if (!this.replaceNext) {
         low = both;
         high = and;
       }
@@ -72,16 +85,16 @@ export class ServerClock {
    * `until` (a performance.now() instant) on Redis's clock, in µs as TIME
    * gives it, never later than it: undefined when there is no recent sample,
    * or when the samples bound the offset no closer than half the wait left
-   * (`until - now`).
+   * (`wait`, by default `until - now`).
    */
-  deadline(until: number, now = performance.now()): number | undefined {
+  deadline(until: number, now = performance.now(), wait = until - now): number | undefined {
     const low = this.low;
     if (low === undefined || now - this.at > MAX_AGE_MS) return undefined;
     // A deadline is early by up to the bounds' width: a sample whose reply this process handled late (its event
     // loop busy, a GC pause) would refuse set()s a healthy Redis ran in time. Alone (the first of a connection) until
     // the next epoch check, at most a second: no deadline meanwhile, as before any sample. Within half the wait, a
     // refusal needs the set()'s own trip to take the other half; a link whose round trip is that long gives none.
-    if ((this.high - low) * 2 > until - now) return undefined;
+    if ((this.high - low) * 2 > wait) return undefined;
     return Math.floor((until + low - Math.abs(until - this.at) * DRIFT_PER_MS) * 1000);
   }
 
@@ -89,10 +102,10 @@ export class ServerClock {
    * An instant on Redis's clock (µs) no earlier than `from` and no later
    * than `until` (performance.now() instants, `from` first): undefined when
    * the samples cannot tell them apart that well (a round trip of the
-   * sample longer than the time between them).
+   * sample longer than the time between them). `wait`: as for deadline().
    */
-  between(from: number, until: number, now = performance.now()): number | undefined {
-    const late = this.deadline(until, now);
+  between(from: number, until: number, now = performance.now(), wait = until - now): number | undefined {
+    const late = this.deadline(until, now, wait);
     if (late === undefined) return undefined;
     const early = Math.ceil((from + this.high + Math.abs(from - this.at) * DRIFT_PER_MS) * 1000);
     return late >= early ? late : undefined;

@@ -218,6 +218,19 @@ export class TagVersions {
     return false;
   }
 
+  /**
+   * Every invalidation of `tags` (and, with `epoch`, every clear()) reached
+   * Redis, its new versions learned: they are pending no more, though others
+   * still are. Entries that recorded their markers are invalid from now on,
+   * as after clearPending().
+   */
+  settlePending(tags: readonly string[], epoch: boolean): void {
+    if (this.pendingCount === 0) return;
+    for (const tag of tags) this.pendingTags.delete(tag);
+    if (epoch) this.pendingEpoch = undefined;
+    this.pendingCount = this.pendingEpoch !== undefined ? 1 : this.pendingTags.size;
+  }
+
   /** Every pending invalidation reached Redis (and its new versions were learned). */
   clearPending(): void {
     this.pendingTags.clear();

@@ -9,7 +9,7 @@ import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
 import { FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
-import { L2UnavailableError, type L2Store } from './l2-store.js';
+import { L2NotSentError, L2UnavailableError, type L2Store } from './l2-store.js';
 import { PackedEntry } from './packed-entry.js';
 import { isCluster } from './redis-client.js';
 import { SLOTS_PER_SLICE } from './redis-scripts.js';
@@ -60,8 +60,13 @@ export interface FillTicket {
  * still hold an older one (see TierCache.setValue).
  */
 export const UNREACHED = 'unreached';
-/** A store's outcome: stored (true), refused or over (false), or, for a set() alone, UNREACHED. */
-export type StoreResult = boolean | typeof UNREACHED;
+/**
+ * UNREACHED, and known never sent (L2 was down, or its breaker open): no
+ * store of this set() can land in Redis later.
+ */
+export const UNSENT = 'unsent';
+/** A store's outcome: stored (true), refused or over (false), or, for a set() alone, UNREACHED or UNSENT. */
+export type StoreResult = boolean | typeof UNREACHED | typeof UNSENT;
 
 export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
 
@@ -519,7 +524,7 @@ export class TieredStore {
    * key stamped before, on any instance, is refused when it stores.
    * `onMoved` hears the version Redis moved that counter to, when it stored.
    */
-  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry, onMoved?: (version: number) => void): Promise<StoreResult> {
+  async set(key: string, entry: StoredEntry, l1Entry: StoredEntry = entry, onMoved?: (version: number) => void, since?: number): Promise<StoreResult> {
     // A set() replaces what was there: one whose entry is over on arrival leaves nothing, not the old value.
     // Stryker disable next-line EqualityOperator: an entry whose stale window ends this very millisecond
     if (entry.staleUntil - this.now() <= 0) {
@@ -527,7 +532,7 @@ export class TieredStore {
       await this.l2?.del(key).catch(() => undefined);
       return false;
     }
-    return this.storeFill([{ key, entry, l1Entry }], NO_TICKET, true, onMoved);
+    return this.storeFill([{ key, entry, l1Entry }], since === undefined ? NO_TICKET : { ...NO_TICKET, since }, true, onMoved);
   }
 
   /**
@@ -568,7 +573,7 @@ export class TieredStore {
     let stored: StoreOutcome;
     try {
       stored = await this.fills!.store({ entries, counters: this.renewals(first.entry, first.entry.staleUntil - now), lock: ticket.lock, advance, since: ticket.since });
-    } catch {
+    } catch (err) {
       // Released (token-checked), not left for other instances' callers to wait out: a fill whose time ran out
       // waiting for the first connection sent no store, though a lookup Redis ran after the fill gave up on it
       // may have taken the lock; a store the connection took with it is not sent again (openRedis), and Redis
@@ -579,7 +584,7 @@ export class TieredStore {
       // Stored, then, only if L1 kept it (there is one, and it took an entry that size). A set() is told
       // apart: L2 may still hold an older value of its key, which the caller must make invalid. (One L2
       // cannot hold was never going there: what L2 holds of its key is as Redis refusing it leaves it.)
-      if (ownValue && entries.length > 0) return UNREACHED;
+      if (ownValue && entries.length > 0) return err instanceof L2NotSentError ? UNSENT : UNREACHED;
       return this.l1?.peek(first.key) !== undefined;
     }
     if (stored.result === 'stored') {

@@ -58,6 +58,21 @@ describe('store: ServerClock', () => {
     });
   }
 
+  it('counts the samples that disagree with the ones before (a step, another server), not those that agree, after a lost connection too', () => {
+    const clock = new ServerClock();
+    clock.learn(redisAt(1_000), 1_000, 1_001);
+    clock.learn(redisAt(2_000), 2_000, 2_003);
+    assert.equal(clock.steps, 0);
+    clock.learn(redisAt(3_000) + 50_000, 3_000, 3_001);
+    assert.equal(clock.steps, 1, 'a step of 50 ms forward went unseen');
+    clock.newConnection();
+    clock.learn(redisAt(4_000) + 50_000, 4_000, 4_002);
+    assert.equal(clock.steps, 1, 'the same server after a reconnection was taken for a step');
+    clock.newConnection();
+    clock.learn(redisAt(5_000) - 1_000_000, 5_000, 5_002);
+    assert.equal(clock.steps, 2, 'another server 1 s behind went unseen');
+  });
+
   it('after a lost connection, keeps its sample until the next one, which replaces it whatever it says (another server)', () => {
     const clock = new ServerClock();
     clock.learn(redisAt(100), 100, 100);

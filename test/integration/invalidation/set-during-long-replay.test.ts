@@ -1,0 +1,94 @@
+// Why this test exists (h136/s35's open items, h144): a tag invalidation
+// (invalidateTags, deleteMany) made while this instance was cut off waits in
+// its queue behind other invalidations. Once Redis answered again, a set() of
+// a value with that tag made here while the replay still ran longer than one
+// command timeout either waited for the whole replay (its store refused on
+// every try: it became a delete() it then waited to deliver; 920 ms with 9
+// items queued) or was stored, reported as stored, and then made invalid
+// everywhere by the replay's bump (its key's own tag, a deleteMany). A set()
+// waits about one command timeout at most, and one reported stored stays.
+// One real redis-server; A goes through a TCP proxy slowed during the replay.
+import assert from 'node:assert/strict';
+import type { TierCache } from '../../../src/index.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { eventually } from '../../support/eventually.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+
+const queued = (cache: TierCache) => (cache as unknown as { queue: { length: number } }).queue.length;
+const TIMEOUT = 500;
+
+describe('a set() made while a long replay of an invalidation of its tag runs', function () {
+  this.timeout(40_000);
+  const ctx = useRedisCaches({ prefix: 'set-long-replay', flush: true });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    proxy?.setDelay(0);
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  // A through a proxy, with 'k' (and 'old') set before, tagged 't'; A cut off; `queue` makes A's invalidations.
+  async function cutOffWith(queue: (a: TierCache) => Promise<unknown>): Promise<{ a: TierCache; stores: string[] }> {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { breakerCooldown: 100, commandTimeout: TIMEOUT } });
+    a.on('error', () => undefined);
+    const stores: string[] = [];
+    a.on('store', (e: { key: string }) => stores.push(e.key));
+    const c = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    await c.set('k', 'before', { ttl: '1h', tags: ['t'] });
+    await c.set('old', 'before', { ttl: '1h', tags: ['t'] });
+    assert.equal(await a.get('k'), 'before');
+    proxy.cut('refuse');
+    await eventually(() => a.health().l2 !== 'ok', 'A sees Redis down', 5_000);
+    await queue(a);
+    return { a, stores };
+  }
+
+  /** Heals A's link, slowed: each replayed delete() is three round trips (DEL, bump, publish), ~0.3 s each. */
+  async function healSlowly(a: TierCache): Promise<void> {
+    proxy!.heal();
+    proxy!.setDelay(50);
+    await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
+  }
+
+  for (const how of ['invalidateTags', 'deleteMany'] as const) {
+    it(`(${how}) returns within about a command timeout, and is not undone once reported stored`, async () => {
+      const { a, stores } = await cutOffWith(async (a) => {
+        for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+        if (how === 'invalidateTags') await a.invalidateTags(['t']);
+        else await a.deleteMany(['k', 'old']);
+      });
+      await healSlowly(a);
+      const begun = performance.now();
+      await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+      const waited = performance.now() - begun;
+      const left = queued(a);
+      await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
+      const replayed = performance.now() - begun;
+      proxy!.setDelay(0);
+      assert.ok(waited < 2.5 * TIMEOUT, `the set() waited ${Math.round(waited)} ms for a replay it is not part of`);
+      assert.ok(left > 0 && replayed > waited + 2 * TIMEOUT, `the replay ended ${Math.round(replayed)} ms after the set() began (the test proves nothing)`);
+      const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+      if (stores.includes('k')) assert.equal(await d.get('k'), 'a-later', `the queued ${how}() undid the set() reported stored after it`);
+      else assert.notEqual(await d.get('k'), 'before', 'the value from before the set() is read after it');
+      assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
+    });
+  }
+  it('is stored once the invalidation of its tag is replayed, though others queued after it are still being replayed', async () => {
+    const { a, stores } = await cutOffWith(async (a) => {
+      await a.invalidateTags(['t']);
+      for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+    });
+    const queuedThen = queued(a);
+    await healSlowly(a);
+    await eventually(() => queued(a) < queuedThen, 'the invalidation of t is replayed', 10_000);
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+    assert.ok(queued(a) > 0, 'the replay had ended (the test proves nothing)');
+    await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
+    proxy!.setDelay(0);
+    assert.deepEqual(stores, ['k'], 'the set() was not stored while invalidations of other keys were replayed');
+    const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    assert.equal(await d.get('k'), 'a-later');
+    assert.equal(await a.get('k'), 'a-later');
+  });
+});
