@@ -316,7 +316,7 @@ export class InvalidationBus {
       if (part.keys !== undefined) wire.k = [...part.keys];
       const payload = JSON.stringify(wire);
       try {
-        await this.options.l2.run((c) => this.send(c, payload), true);
+        this.heardBy(await this.options.l2.run((c) => this.send(c, payload), true));
       } catch (err) {
         // Kept for the resend only while no later number was handed out: that one may be out already.
         if (progress !== undefined && this.seq === s) this.unsent = { seq: s, progress };
@@ -425,7 +425,7 @@ export class InvalidationBus {
     // Not while L2 is down: they would only pile up in the client's queue (the next one goes once it is back).
     // A number kept for a resend is not missed yet: it comes again.
     const seq = this.unsent === undefined ? this.seq : this.seq - 1;
-    if (this.options.l2.state === 'ok') this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: seq, h: nonce })).catch(() => undefined);
+    if (this.options.l2.state === 'ok') this.send(this.options.l2.client, JSON.stringify({ i: this.instanceId, s: seq, h: nonce })).then(this.heardBy, () => undefined);
     return nonce;
   }
 
@@ -485,6 +485,24 @@ export class InvalidationBus {
     if (this.mode !== 'sharded' || this.state !== 'ok') return;
     const owner = this.ownerIn(this.options.l2.client);
     if (owner === undefined || this.channelNodes.has(owner)) return;
+    this.forget();
+    this.suspect();
+  };
+
+  /**
+   * What SPUBLISH answered: how many subscribers of the channel's master
+   * took the message. This instance is one of them whenever its subscription
+   * is where the channel is, so none means it is elsewhere (the channel's
+   * master was just replaced, and the subscriber still waits on the old one):
+   * the messages of the others, published where the channel is now, are
+   * being missed. Distrusted as a moved channel is (see routesRead), once:
+   * the probe that brings trust back comes through the subscription, where
+   * this client publishes. Classic PUBLISH on a Cluster counts only the
+   * receiving node's subscribers, which need not include this one.
+   */
+  private readonly heardBy = (receivers: unknown): void => {
+    // A client made with stringNumbers answers '0'.
+    if (Number(receivers) !== 0 || this.mode !== 'sharded' || this.state !== 'ok') return;
     this.forget();
     this.suspect();
   };

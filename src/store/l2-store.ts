@@ -9,6 +9,7 @@
 // once per transition (onDown / onUp), not once per failed command.
 import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
+import { clusterDown, nodeGone } from './cluster-faults.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
 import { ServerClock } from './server-clock.js';
@@ -272,13 +273,13 @@ export class L2Store {
 
   /**
    * Sorts a failure of a command sent while `losses` connections had been
-   * lost: a timeout, a replica's refusal or a Cluster node that stays
-   * unreachable opens the breaker, a lost connection takes L2 down, anything
+   * lost: a timeout, a replica's refusal, a Cluster node that stays
+   * unreachable or a Cluster down (see cluster-faults) opens the breaker, a lost connection takes L2 down, anything
    * else is reported as is.
    */
   private failed(error: Error, losses: number): void {
     const timedOut = /timed out/i.test(error.message);
-    if (timedOut || readOnly(error) || nodeGone(error)) {
+    if (timedOut || readOnly(error) || nodeGone(error, this.client) || clusterDown(error)) {
       // Its connection was lost since: the client dropped it (a client that does not send again, as openRedis's),
       // and only its timer answered it. Redis was not slow; the loss was taken (and reported) as such, and the
       // next connection's check, not a breaker, says when commands go through.
@@ -367,14 +368,16 @@ export class L2Store {
       this.passed();
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      if (error.name === 'ReplyError' && this.client.status === 'ready' && !readOnly(error)) {
+      // A replica's or a broken Cluster's refusal answers too, but says commands would fail.
+      const refused = readOnly(error) || clusterDown(error);
+      if (error.name === 'ReplyError' && this.client.status === 'ready' && !refused) {
         // Redis answered: it is up, only the check failed (an ACL, say). Say so and go on.
         this.options.onFailure(error);
         this.passed();
       } else {
-        if (/timed out/i.test(error.message) || readOnly(error)) {
+        if (/timed out/i.test(error.message) || refused) {
           this.breakerOpen = true;
-          if (!readOnly(error)) this.askRoutes();
+          if (!refused) this.askRoutes();
         }
         // Stryker disable next-line ConditionalExpression: the 'close' of the lost connection clears it as well, a moment later
         else if (this.client.status !== 'ready') this.connected = false;
@@ -439,19 +442,6 @@ export class L2Store {
  */
 function readOnly(error: Error): boolean {
   return error.message.startsWith('READONLY');
-}
-
-/**
- * A Cluster command whose node's connection kept closing until the client's
- * redirection budget ran out (a dead or unreachable master, before its
- * replica takes over). Not a timeout, so it opened no breaker: with a small
- * budget (`maxRedirections: 4, retryDelayOnFailover: 50`) every command for
- * those slots paid about 200 ms, for the whole failover. A budget spent on
- * MOVED or ASK (slots moving while resharding, to nodes that answer) is not
- * this, and stays a failure of that command alone.
- */
-function nodeGone(error: Error): boolean {
-  return error.message.startsWith('Too many Cluster redirections.') && error.message.endsWith('Connection is closed.');
 }
 
 /** `promise`, or a rejection once `ms` passed. */
