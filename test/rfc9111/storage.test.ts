@@ -32,6 +32,13 @@ describe('RFC 9111 storing responses (origin mode, proxy example)', function () 
     assert.equal(hit.headers['x-other'], 'kept');
   });
 
+  it('§5.2.2.7 / §5.2.2.4 a qualified private or no-cache that names no field is the bare directive', async () => {
+    // private="," or private=" " lists no field name: read as a list of names, it would free the whole answer for everyone.
+    assert.equal(await twice([['Cache-Control', 'max-age=3600, private=","']]), 2, 'private=","');
+    assert.equal(await twice([['Cache-Control', 'max-age=3600, private=" "']]), 2, 'private=" "');
+    assert.equal(await twice([['Cache-Control', 'max-age=3600, no-cache=", ,"']]), 2, 'no-cache=", ," (no validator: revalidating means fetching)');
+  });
+
   it('§5.2.2.4 no-cache="field" stores the response without that field, and reuses it without revalidation', async () => {
     const path = freshPath('no-cache-field');
     origin.script(path, { headers: [['Cache-Control', 'max-age=3600, no-cache="x-token, x-two"'], ['X-Token', 'abc'], ['X-Two', '2']] });

@@ -52,7 +52,10 @@ export function deltaSeconds(d: Directives, name: string): number | undefined {
 export function fieldNamesOf(d: Directives, name: string): string[] | undefined {
   const raw = d.values.get(name);
   if (raw === undefined || raw === '') return undefined;
-  return splitList(raw).map((n) => n.toLowerCase());
+  const names = splitList(raw);
+  // The qualified form lists one or more names (§5.2.2.4, §5.2.2.7): `private=","` names none, and
+  // read as a list it would free the whole answer, so it is the bare directive.
+  return names.length === 0 ? undefined : names.map((n) => n.toLowerCase());
 }
 
 /** Directives whose Cache-Control argument is delta-seconds: an Integer in a targeted field. */

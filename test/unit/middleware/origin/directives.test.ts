@@ -116,6 +116,11 @@ describe('middleware: origin directives, unit', () => {
       assert.equal(fieldNamesOf(parseDirectives('no-cache'), 'no-cache'), undefined);
       assert.equal(fieldNamesOf(parseDirectives('public'), 'private'), undefined);
     });
+
+    it('is undefined for a qualified form that names no field (the bare directive)', () => {
+      assert.equal(fieldNamesOf(parseDirectives('private=","'), 'private'), undefined);
+      assert.equal(fieldNamesOf(parseDirectives('no-cache=" , "'), 'no-cache'), undefined);
+    });
   });
 
   describe('responseDirectives: Tiercache-Cache-Control (RFC 9213, an RFC 8941 dictionary)', () => {
