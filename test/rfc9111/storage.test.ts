@@ -49,6 +49,15 @@ describe('RFC 9111 storing responses (origin mode, proxy example)', function () 
     assert.equal(hit.headers['x-two'], undefined);
   });
 
+  it('a Surrogate-Control with no caching directive (content="ESI/1.0") leaves private and no-store in charge', async () => {
+    // The proxy reads Surrogate-Control addressed to it; an ESI marker alone says nothing about storing.
+    const old = ['Last-Modified', new Date(Date.now() - 10 * 86_400_000).toUTCString()] as const;
+    assert.equal(await twice([['Cache-Control', 'private'], ['Surrogate-Control', 'content="ESI/1.0"'], old]), 2, 'private');
+    assert.equal(await twice([['Cache-Control', 'no-store'], ['Surrogate-Control', 'content="ESI/1.0";tiercache'], old]), 2, 'no-store');
+    assert.equal(await twice([['Cache-Control', 'max-age=3600'], ['Surrogate-Control', 'content="ESI/1.0"']]), 1, 'max-age of Cache-Control still counts');
+    assert.equal(await twice([['Cache-Control', 'private'], ['Surrogate-Control', 'content="ESI/1.0", max-age=3600']]), 1, 'a lifetime for surrogates still replaces Cache-Control');
+  });
+
   it('§3.5 a response to a request with Authorization is stored only with public, s-maxage or must-revalidate', async () => {
     const auth = { authorization: 'Bearer x' };
     assert.equal(await twice([['Cache-Control', 'max-age=3600']], auth), 2);
