@@ -36,6 +36,20 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
   return names;
 }
 
+/** What the request's own framing and routing need: never taken out of the request, even when Connection names it. */
+const FRAMING = new Set(['connection', 'host', 'content-length', 'transfer-encoding']);
+
+/**
+ * Takes the hop-by-hop fields out of the request before the cache reads it: the
+ * origin never sees them, so its answer is for the request without them, and a
+ * field kept for the cache (`Connection: accept-language` with a `Vary:
+ * Accept-Language` answer) would file that answer under a value the origin never
+ * saw, for every client that sends the value in earnest.
+ */
+function dropHopByHop(req: IncomingMessage): void {
+  for (const name of hopByHop(req.headers.connection)) if (!FRAMING.has(name)) delete req.headers[name];
+}
+
 /** Raw header pairs without the hop-by-hop ones, repetitions and order kept. */
 function endToEnd(raw: readonly string[], connection: string | string[] | undefined): Array<[string, string]> {
   const drop = hopByHop(connection);
@@ -168,6 +182,10 @@ export function proxyApp(cache: TierCache, options: ProxyOptions): express.Expre
   app.disable('etag');
   app.set('query parser', false);
   const surrogateControl = options.surrogate === false ? false : (options.surrogate ?? 'tiercache');
+  app.use((req, _res, next) => {
+    dropHopByHop(req);
+    next();
+  });
   app.use(expressCache(cache, { surrogateControl, ...options.cacheOptions, freshness: 'origin' }));
   const forward = forwarder(options);
   app.use((req, res) => forward(req, res));

@@ -53,6 +53,20 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     assert.equal(answer.headers['x-kept'], '1');
   });
 
+  it('§7.6.1 a field the client names in Connection is no part of the request the cache keys: it cannot poison a Vary variant', async () => {
+    // The origin never sees such a field, so its answer is for a request without it; keyed by the field's
+    // value, that answer would be served to every client that sends the value in earnest.
+    const path = freshPath('hop-vary');
+    origin.script(path, (req) => ({ headers: [['Cache-Control', 'max-age=3600'], ['Vary', 'Accept-Language']], body: `lang=${req.headers['accept-language'] ?? 'none'}` }));
+    const forged = await proxy.get(path, { 'accept-language': 'fr', connection: 'close, accept-language' });
+    assert.equal(forged.body, 'lang=none');
+    const french = await proxy.get(path, { 'accept-language': 'fr' });
+    assert.equal(french.body, 'lang=fr', `a French client got ${french.body} (${String(french.headers['cache-status'])})`);
+    const plain = await proxy.get(path);
+    assert.equal(plain.body, 'lang=none');
+    assert.equal(origin.count(path), 2, 'the forged request filled the variant of a request without the field');
+  });
+
   it('§7.6.3 adds Via to the request it forwards and to the answer, after any Via already there', async () => {
     const path = freshPath('via');
     origin.script(path, { headers: [['Via', '1.1 origin-side']] });
