@@ -116,6 +116,9 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     headers.via = withVia(req.headers.via, hop);
     if (surrogate !== false) headers['surrogate-capability'] = withVia(req.headers['surrogate-capability'], `${surrogate}="Surrogate/1.0"`);
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    // A body of unknown length goes out chunked, whatever the method: node frames one by itself only for
+    // methods that usually carry a body, and a GET's bytes sent bare would be the origin's next request.
+    if (hasBody && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     let settled = false;
     let answered: IncomingMessage | undefined;
     const upstream = request({ protocol: origin.protocol, agent, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
