@@ -40,14 +40,17 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
 const FRAMING = new Set(['connection', 'host', 'content-length', 'transfer-encoding']);
 
 /**
- * Takes the hop-by-hop fields out of the request before the cache reads it: the
- * origin never sees them, so its answer is for the request without them, and a
- * field kept for the cache (`Connection: accept-language` with a `Vary:
- * Accept-Language` answer) would file that answer under a value the origin never
- * saw, for every client that sends the value in earnest.
+ * Makes the request the cache reads the one the origin gets: the hop-by-hop
+ * fields out, and X-Forwarded-Host in (from Host, when the client sent none).
+ * A `Vary` answer is filed under the values of the request it answered; a field
+ * kept for the cache but not forwarded (`Connection: accept-language`), or one
+ * the forwarder adds, would file it under a value the origin never saw, for
+ * every client that sends that value in earnest (or, for X-Forwarded-Host,
+ * none: every client).
  */
-function dropHopByHop(req: IncomingMessage): void {
+function asForwarded(req: IncomingMessage): void {
   for (const name of hopByHop(req.headers.connection)) if (!FRAMING.has(name)) delete req.headers[name];
+  if (req.headers['x-forwarded-host'] === undefined && req.headers.host !== undefined) req.headers['x-forwarded-host'] = req.headers.host;
 }
 
 /** Raw header pairs without the hop-by-hop ones, repetitions and order kept. */
@@ -186,7 +189,7 @@ export function proxyApp(cache: TierCache, options: ProxyOptions): express.Expre
   app.set('query parser', false);
   const surrogateControl = options.surrogate === false ? false : (options.surrogate ?? 'tiercache');
   app.use((req, _res, next) => {
-    dropHopByHop(req);
+    asForwarded(req);
     next();
   });
   app.use(expressCache(cache, { surrogateControl, ...options.cacheOptions, freshness: 'origin' }));

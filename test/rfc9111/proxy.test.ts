@@ -90,6 +90,19 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     }
   });
 
+  it('an origin that varies on the X-Forwarded-Host the proxy derives from Host gets one variant per Host: a forged Host poisons no one', async () => {
+    // The proxy fills X-Forwarded-Host from Host when the client sent none; the cache must key the variant on
+    // that value, the one the origin saw, not on the client's absent field.
+    const path = freshPath('xfh');
+    origin.script(path, (req) => ({ headers: [['Cache-Control', 'max-age=3600'], ['Vary', 'X-Forwarded-Host']], body: `links to ${String(req.headers['x-forwarded-host'])}` }));
+    const forged = await proxy.get(path, { host: 'evil.example' });
+    assert.equal(forged.body, 'links to evil.example');
+    const honest = await proxy.get(path);
+    assert.equal(honest.body, `links to ${new URL(proxy.base).host}`, `an honest client got ${honest.body} (${String(honest.headers['cache-status'])})`);
+    const again = await proxy.get(path, { host: 'evil.example' });
+    assert.equal(again.headers['cache-status'], 'tiercache; hit; detail=L1', 'each Host still has its variant stored');
+  });
+
   it('§7.6.3 adds Via to the request it forwards and to the answer, after any Via already there', async () => {
     const path = freshPath('via');
     origin.script(path, { headers: [['Via', '1.1 origin-side']] });
