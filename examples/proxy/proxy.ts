@@ -86,6 +86,15 @@ function pathAndQuery(url: string | undefined): string {
   }
 }
 
+/** A '.' or '..' segment (also percent-encoded, or after a '\\', which some servers take for '/'). */
+const DOT_SEGMENT = /[/\\](?:\.|%2e){1,2}(?:[/\\?#]|$)/i;
+
+/** Whether a path climbs, or may climb, out of the prefix it is put under: origins resolve dot segments. */
+function leavesPrefix(path: string): boolean {
+  const query = path.indexOf('?');
+  return DOT_SEGMENT.test(query === -1 ? path : path.slice(0, query));
+}
+
 /** Answers an error the proxy itself produced (never over an answer already under way). */
 function fail(res: ServerResponse, status: 502 | 504, why: string): void {
   if (res.headersSent) {
@@ -109,6 +118,13 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
   const surrogate = options.surrogate ?? 'tiercache';
 
   return function forward(req: IncomingMessage, res: ServerResponse): void {
+    const path = pathAndQuery(req.url);
+    if (base !== '' && leavesPrefix(path)) {
+      // Under a prefix, /base/../admin would reach what the proxy does not publish.
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 30, 'cache-control': 'no-store' });
+      res.end('Bad Request: dot segment path\n');
+      return;
+    }
     const headers: OutgoingHttpHeaders = {};
     // req.headers, not rawHeaders: the cache may have changed them (conditionals of a revalidation).
     const drop = hopByHop(req.headers.connection);
@@ -124,7 +140,7 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     if (hasBody && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     let settled = false;
     let answered: IncomingMessage | undefined;
-    const upstream = request({ protocol: origin.protocol, agent, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
+    const upstream = request({ protocol: origin.protocol, agent, hostname: origin.hostname, port: origin.port, method: req.method, path: base + path, headers, timeout: timeoutMs }, (answer) => {
       settled = true;
       answered = answer;
       upstream.setTimeout(0);

@@ -103,6 +103,29 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     assert.equal(again.headers['cache-status'], 'tiercache; hit; detail=L1', 'each Host still has its variant stored');
   });
 
+  it('keeps every request under the path prefix of ORIGIN_URL: a dot segment that would climb out of it is refused', async () => {
+    // An origin (or a server in front of it) resolves /base/../admin to /admin: outside what the proxy publishes.
+    const prefixed = await startProxy(origin, {}, { origin: `${origin.url}/base` });
+    try {
+      const port = Number(new URL(prefixed.base).port);
+      for (const target of ['/../admin', '/%2e%2e/admin', '/a/../../admin', '/.%2E/admin']) {
+        const reply = await new Promise<string>((resolve) => {
+          const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+          let text = '';
+          socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+          socket.on('close', () => resolve(text));
+          socket.on('error', () => resolve(text));
+        });
+        assert.ok(reply.startsWith('HTTP/1.1 400'), `${target}: ${JSON.stringify(reply.slice(0, 40))}`);
+      }
+      const inside = freshPath('inside');
+      assert.equal((await prefixed.get(inside)).status, 200);
+      assert.equal(origin.count(`/base${inside}`), 1, 'a plain path is forwarded under the prefix');
+    } finally {
+      await prefixed.stop();
+    }
+  });
+
   it('§7.6.3 adds Via to the request it forwards and to the answer, after any Via already there', async () => {
     const path = freshPath('via');
     origin.script(path, { headers: [['Via', '1.1 origin-side']] });
