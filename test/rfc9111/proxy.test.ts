@@ -88,6 +88,18 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
       assert.equal(origin.count(smuggled), 0, `${method}: the body reached the origin as a request`);
       assert.equal(origin.last(path).body, inner, `${method}: the origin got the body as a body`);
     }
+    // The same with a Content-Length the client names in Connection (dropped as hop-by-hop on the way out).
+    const path = freshPath('framed-cl');
+    const smuggled = freshPath('smuggled');
+    const inner = `GET ${smuggled} HTTP/1.1\r\nHost: o\r\n\r\n`;
+    await new Promise<void>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close, content-length\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`));
+      socket.on('data', () => undefined);
+      socket.on('close', () => resolve());
+      socket.on('error', () => resolve());
+    });
+    assert.equal(origin.count(smuggled), 0, 'Connection: content-length: the body reached the origin as a request');
+    assert.equal(origin.last(path).body, inner);
   });
 
   it('an origin that varies on the X-Forwarded-Host the proxy derives from Host gets one variant per Host: a forged Host poisons no one', async () => {
