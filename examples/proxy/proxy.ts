@@ -36,6 +36,23 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
   return names;
 }
 
+/** What the request's own framing and routing need: never taken out of the request, even when Connection names it. */
+const FRAMING = new Set(['connection', 'host', 'content-length', 'transfer-encoding']);
+
+/**
+ * Makes the request the cache reads the one the origin gets: the hop-by-hop
+ * fields out, and X-Forwarded-Host in (from Host, when the client sent none).
+ * A `Vary` answer is filed under the values of the request it answered; a field
+ * kept for the cache but not forwarded (`Connection: accept-language`), or one
+ * the forwarder adds, would file it under a value the origin never saw, for
+ * every client that sends that value in earnest (or, for X-Forwarded-Host,
+ * none: every client).
+ */
+function asForwarded(req: IncomingMessage): void {
+  for (const name of hopByHop(req.headers.connection)) if (!FRAMING.has(name)) delete req.headers[name];
+  if (req.headers['x-forwarded-host'] === undefined && req.headers.host !== undefined) req.headers['x-forwarded-host'] = req.headers.host;
+}
+
 /** Raw header pairs without the hop-by-hop ones, repetitions and order kept. */
 function endToEnd(raw: readonly string[], connection: string | string[] | undefined): Array<[string, string]> {
   const drop = hopByHop(connection);
@@ -69,6 +86,15 @@ function pathAndQuery(url: string | undefined): string {
   }
 }
 
+/** A '.' or '..' segment (also percent-encoded, or after a '\\', which some servers take for '/'). */
+const DOT_SEGMENT = /[/\\](?:\.|%2e){1,2}(?:[/\\?#]|$)/i;
+
+/** Whether a path climbs, or may climb, out of the prefix it is put under: origins resolve dot segments. */
+function leavesPrefix(path: string): boolean {
+  const query = path.indexOf('?');
+  return DOT_SEGMENT.test(query === -1 ? path : path.slice(0, query));
+}
+
 /** Answers an error the proxy itself produced (never over an answer already under way). */
 function fail(res: ServerResponse, status: 502 | 504, why: string): void {
   if (res.headersSent) {
@@ -92,6 +118,13 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
   const surrogate = options.surrogate ?? 'tiercache';
 
   return function forward(req: IncomingMessage, res: ServerResponse): void {
+    const path = pathAndQuery(req.url);
+    if (base !== '' && leavesPrefix(path)) {
+      // Under a prefix, /base/../admin would reach what the proxy does not publish.
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 30, 'cache-control': 'no-store' });
+      res.end('Bad Request: dot segment path\n');
+      return;
+    }
     const headers: OutgoingHttpHeaders = {};
     // req.headers, not rawHeaders: the cache may have changed them (conditionals of a revalidation).
     const drop = hopByHop(req.headers.connection);
@@ -102,9 +135,12 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
     headers.via = withVia(req.headers.via, hop);
     if (surrogate !== false) headers['surrogate-capability'] = withVia(req.headers['surrogate-capability'], `${surrogate}="Surrogate/1.0"`);
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    // A body of unknown length goes out chunked, whatever the method: node frames one by itself only for
+    // methods that usually carry a body, and a GET's bytes sent bare would be the origin's next request.
+    if (hasBody && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     let settled = false;
     let answered: IncomingMessage | undefined;
-    const upstream = request({ protocol: origin.protocol, agent, hostname: origin.hostname, port: origin.port, method: req.method, path: base + pathAndQuery(req.url), headers, timeout: timeoutMs }, (answer) => {
+    const upstream = request({ protocol: origin.protocol, agent, hostname: origin.hostname, port: origin.port, method: req.method, path: base + path, headers, timeout: timeoutMs }, (answer) => {
       settled = true;
       answered = answer;
       upstream.setTimeout(0);
@@ -168,6 +204,10 @@ export function proxyApp(cache: TierCache, options: ProxyOptions): express.Expre
   app.disable('etag');
   app.set('query parser', false);
   const surrogateControl = options.surrogate === false ? false : (options.surrogate ?? 'tiercache');
+  app.use((req, _res, next) => {
+    asForwarded(req);
+    next();
+  });
   app.use(expressCache(cache, { surrogateControl, ...options.cacheOptions, freshness: 'origin' }));
   const forward = forwarder(options);
   app.use((req, res) => forward(req, res));

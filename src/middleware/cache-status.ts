@@ -27,12 +27,12 @@ export const REVALIDATED = forwardedStatus('stale', 304, true);
 
 /**
  * Why a request was neither served from nor stored in the cache
- * (`fwd=bypass`). The first nine are always said (`app`: the middleware's
+ * (`fwd=bypass`). The first ten are always said (`app`: the middleware's
  * `bypass(req)` option asked for it); the last four only with
  * `cacheStatus: 'verbose'`, since they concern requests the cache was never
  * meant to handle.
  */
-export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'path', 'app', 'range', 'no-rule', 'method', 'disabled', 'closed'] as const;
+export const BYPASS_REASONS = ['authorization', 'cookie', 'access-token', 'method-override', 'body', 'authority', 'path', 'app', 'range', 'precondition', 'no-rule', 'method', 'disabled', 'closed'] as const;
 export type BypassReason = (typeof BYPASS_REASONS)[number];
 
 /** Bypass reasons said only with `cacheStatus: 'verbose'`. */

@@ -16,7 +16,7 @@ import { writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
 import { assigned, shadowOwn } from './own-property.js';
 import { keepSaidAfterUpstream } from './cache-status.js';
-import { hasOutgoingField, outgoingField } from './outgoing-field.js';
+import { hasOutgoingField, outgoingField, sendsTrailers } from './outgoing-field.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
 export interface Replacement {
@@ -811,7 +811,7 @@ function wrappersAt(depth: number): Wrappers {
     }
     let result: Promise<void> | void;
     try {
-      result = c.hooks.finish(c.complete() ? c.body() : undefined, c.utf8Head);
+      result = c.hooks.finish(c.complete() && !sendsTrailers(this) ? c.body() : undefined, c.utf8Head);
     } catch {
       result = undefined;
     }

@@ -64,8 +64,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
     value = httpValueOf(entry);
   }
   if (!(value instanceof PreparedResponse) || !value.isPublic || entry.freshUntil <= now) return undefined;
-  // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma, Range) is the middleware's to decide.
-  if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined || headers.range !== undefined)) return undefined;
+  // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma) is the middleware's to decide.
+  if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined)) return undefined;
   // Two lookups for a varied entry (its manifest, then the variant), counted as the middleware counts them.
   // Events name the request's key (cache.keyFor), not its variant's, as the middleware's do.
   return { response: value, entry, key, lookups: usedKey === key ? 1 : 2 };

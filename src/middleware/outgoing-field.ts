@@ -51,3 +51,13 @@ export function hasOutgoingField(res: ServerResponse, lower: string): boolean {
   if (fields === undefined) return res.hasHeader(lower);
   return fields[lower] !== undefined;
 }
+
+/**
+ * Whether trailer fields follow this answer's chunks (`res.addTrailers`, with or
+ * without a Trailer field announcing them): a hit could not send them. node
+ * sends them only after chunks, so an answer with a length drops them alike.
+ */
+export function sendsTrailers(res: ServerResponse): boolean {
+  const out = res as unknown as { chunkedEncoding?: unknown; _trailer?: unknown };
+  return out.chunkedEncoding === true && typeof out._trailer === 'string' && out._trailer !== '';
+}

@@ -43,6 +43,10 @@ export function requestBypassReason(headers: IncomingHttpHeaders, method: string
   const length = headers['content-length'];
   if (dataFollows || (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'body';
   if (hasDotSegment(target)) return 'path';
+  // A stored whole answer answers neither a part (the 206 a media player needs, a 416) nor a
+  // precondition only the app can judge (If-Match, If-Unmodified-Since: a 412): the app does.
+  if (headers.range !== undefined) return 'range';
+  if (headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined) return 'precondition';
   if (scoped) return undefined;
   if (headers.authorization !== undefined) return 'authorization';
   if (headers.cookie !== undefined) return 'cookie';

@@ -1,6 +1,9 @@
 // The front door (tiercache/node): public L1 hits are answered before the
 // framework runs; everything else reaches the app untouched.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -235,6 +238,39 @@ describe('front door (tiercache/node) with Express', () => {
       assert.equal(reached.n, before + 1, `the front door answered a request with ${JSON.stringify(headers)}`);
     }
     assert.equal(runs, 3, 'Cache-Control: no-cache and Pragma: no-cache made the middleware fetch again, Range did not');
+  });
+
+  it('leaves Range, If-Match and If-Unmodified-Since to the app, with or without the front door: a stored whole 200 answers none of them', async () => {
+    // express.static answers these itself (206, 416, 412); a hit would answer each with the whole 200
+    // (a media player that asks bytes=0-1 and needs a 206 gets the file, an If-Match that fails gets it too).
+    const dir = mkdtempSync(join(tmpdir(), 'tiercache-range-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'clip.txt'), '0123456789abcdef');
+    for (const fronted of [true, false]) {
+      const cache = newCache({ routes: { '/media': '5m' } });
+      const app = express();
+      app.set('env', 'test'); // finalhandler logs the 416 / 412 errors otherwise
+      app.use(expressCache(cache));
+      app.use('/media', express.static(dir));
+      const base = await listen(fronted ? front(cache, app) : app);
+      const whole = await fetch(`${base}/media/clip.txt`);
+      assert.equal(await whole.text(), '0123456789abcdef');
+      // A streamed fill says fwd=miss (its head leaves before the store); the next GET shows it stored.
+      assert.equal((await fetch(`${base}/media/clip.txt`)).headers.get('cache-status'), 'tiercache; hit; detail=L1');
+      const cases: Array<[Record<string, string>, number, string]> = [
+        [{ range: 'bytes=0-3' }, 206, '0123'],
+        [{ range: 'bytes=100-' }, 416, ''],
+        [{ 'if-match': '"not-this-one"' }, 412, ''],
+        [{ 'if-unmodified-since': 'Mon, 07 Dec 2020 00:00:00 GMT' }, 412, ''],
+      ];
+      for (const [headers, status, body] of cases) {
+        const answer = await fetch(`${base}/media/clip.txt`, { headers });
+        const text = await answer.text();
+        assert.equal(answer.status, status, `${fronted ? 'front door' : 'middleware'}, ${JSON.stringify(headers)}: ${answer.status} (${String(answer.headers.get('cache-status'))})`);
+        if (status === 206) assert.equal(text, body);
+      }
+      assert.equal((await fetch(`${base}/media/clip.txt`)).headers.get('cache-status'), 'tiercache; hit; detail=L1', 'the whole answer is still served to a plain GET');
+    }
   });
 
   it('keeps away from never-cache rules and unknown paths', async () => {

@@ -53,6 +53,91 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     assert.equal(answer.headers['x-kept'], '1');
   });
 
+  it('§7.6.1 a field the client names in Connection is no part of the request the cache keys: it cannot poison a Vary variant', async () => {
+    // The origin never sees such a field, so its answer is for a request without it; keyed by the field's
+    // value, that answer would be served to every client that sends the value in earnest.
+    const path = freshPath('hop-vary');
+    origin.script(path, (req) => ({ headers: [['Cache-Control', 'max-age=3600'], ['Vary', 'Accept-Language']], body: `lang=${req.headers['accept-language'] ?? 'none'}` }));
+    const forged = await proxy.get(path, { 'accept-language': 'fr', connection: 'close, accept-language' });
+    assert.equal(forged.body, 'lang=none');
+    const french = await proxy.get(path, { 'accept-language': 'fr' });
+    assert.equal(french.body, 'lang=fr', `a French client got ${french.body} (${String(french.headers['cache-status'])})`);
+    const plain = await proxy.get(path);
+    assert.equal(plain.body, 'lang=none');
+    assert.equal(origin.count(path), 2, 'the forged request filled the variant of a request without the field');
+  });
+
+  it('§7.6.1 forwards a chunked body of a GET, DELETE or OPTIONS framed: its bytes never reach the origin as a request of their own', async () => {
+    // node frames a body it is given without a length only for methods that usually carry one; Transfer-Encoding
+    // itself is hop-by-hop, so a GET's body went out bare on the origin connection, parsed there as the next request.
+    const port = Number(new URL(proxy.base).port);
+    for (const method of ['GET', 'DELETE', 'OPTIONS']) {
+      const path = freshPath('framed');
+      const smuggled = freshPath('smuggled');
+      const inner = `GET ${smuggled} HTTP/1.1\r\nHost: o\r\n\r\n`;
+      const reply = await new Promise<string>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`),
+        );
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', () => resolve(text));
+      });
+      assert.ok(reply.startsWith('HTTP/1.1 200'), `${method}: ${JSON.stringify(reply.slice(0, 40))}`);
+      assert.equal(origin.count(smuggled), 0, `${method}: the body reached the origin as a request`);
+      assert.equal(origin.last(path).body, inner, `${method}: the origin got the body as a body`);
+    }
+    // The same with a Content-Length the client names in Connection (dropped as hop-by-hop on the way out).
+    const path = freshPath('framed-cl');
+    const smuggled = freshPath('smuggled');
+    const inner = `GET ${smuggled} HTTP/1.1\r\nHost: o\r\n\r\n`;
+    await new Promise<void>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close, content-length\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`));
+      socket.on('data', () => undefined);
+      socket.on('close', () => resolve());
+      socket.on('error', () => resolve());
+    });
+    assert.equal(origin.count(smuggled), 0, 'Connection: content-length: the body reached the origin as a request');
+    assert.equal(origin.last(path).body, inner);
+  });
+
+  it('an origin that varies on the X-Forwarded-Host the proxy derives from Host gets one variant per Host: a forged Host poisons no one', async () => {
+    // The proxy fills X-Forwarded-Host from Host when the client sent none; the cache must key the variant on
+    // that value, the one the origin saw, not on the client's absent field.
+    const path = freshPath('xfh');
+    origin.script(path, (req) => ({ headers: [['Cache-Control', 'max-age=3600'], ['Vary', 'X-Forwarded-Host']], body: `links to ${String(req.headers['x-forwarded-host'])}` }));
+    const forged = await proxy.get(path, { host: 'evil.example' });
+    assert.equal(forged.body, 'links to evil.example');
+    const honest = await proxy.get(path);
+    assert.equal(honest.body, `links to ${new URL(proxy.base).host}`, `an honest client got ${honest.body} (${String(honest.headers['cache-status'])})`);
+    const again = await proxy.get(path, { host: 'evil.example' });
+    assert.equal(again.headers['cache-status'], 'tiercache; hit; detail=L1', 'each Host still has its variant stored');
+  });
+
+  it('keeps every request under the path prefix of ORIGIN_URL: a dot segment that would climb out of it is refused', async () => {
+    // An origin (or a server in front of it) resolves /base/../admin to /admin: outside what the proxy publishes.
+    const prefixed = await startProxy(origin, {}, { origin: `${origin.url}/base` });
+    try {
+      const port = Number(new URL(prefixed.base).port);
+      for (const target of ['/../admin', '/%2e%2e/admin', '/a/../../admin', '/.%2E/admin']) {
+        const reply = await new Promise<string>((resolve) => {
+          const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+          let text = '';
+          socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+          socket.on('close', () => resolve(text));
+          socket.on('error', () => resolve(text));
+        });
+        assert.ok(reply.startsWith('HTTP/1.1 400'), `${target}: ${JSON.stringify(reply.slice(0, 40))}`);
+      }
+      const inside = freshPath('inside');
+      assert.equal((await prefixed.get(inside)).status, 200);
+      assert.equal(origin.count(`/base${inside}`), 1, 'a plain path is forwarded under the prefix');
+    } finally {
+      await prefixed.stop();
+    }
+  });
+
   it('§7.6.3 adds Via to the request it forwards and to the answer, after any Via already there', async () => {
     const path = freshPath('via');
     origin.script(path, { headers: [['Via', '1.1 origin-side']] });

@@ -32,6 +32,13 @@ describe('RFC 9111 storing responses (origin mode, proxy example)', function () 
     assert.equal(hit.headers['x-other'], 'kept');
   });
 
+  it('§5.2.2.7 / §5.2.2.4 a qualified private or no-cache that names no field is the bare directive', async () => {
+    // private="," or private=" " lists no field name: read as a list of names, it would free the whole answer for everyone.
+    assert.equal(await twice([['Cache-Control', 'max-age=3600, private=","']]), 2, 'private=","');
+    assert.equal(await twice([['Cache-Control', 'max-age=3600, private=" "']]), 2, 'private=" "');
+    assert.equal(await twice([['Cache-Control', 'max-age=3600, no-cache=", ,"']]), 2, 'no-cache=", ," (no validator: revalidating means fetching)');
+  });
+
   it('§5.2.2.4 no-cache="field" stores the response without that field, and reuses it without revalidation', async () => {
     const path = freshPath('no-cache-field');
     origin.script(path, { headers: [['Cache-Control', 'max-age=3600, no-cache="x-token, x-two"'], ['X-Token', 'abc'], ['X-Two', '2']] });
@@ -40,6 +47,15 @@ describe('RFC 9111 storing responses (origin mode, proxy example)', function () 
     assert.equal(origin.count(path), 1);
     assert.equal(hit.headers['x-token'], undefined);
     assert.equal(hit.headers['x-two'], undefined);
+  });
+
+  it('a Surrogate-Control with no caching directive (content="ESI/1.0") leaves private and no-store in charge', async () => {
+    // The proxy reads Surrogate-Control addressed to it; an ESI marker alone says nothing about storing.
+    const old = ['Last-Modified', new Date(Date.now() - 10 * 86_400_000).toUTCString()] as const;
+    assert.equal(await twice([['Cache-Control', 'private'], ['Surrogate-Control', 'content="ESI/1.0"'], old]), 2, 'private');
+    assert.equal(await twice([['Cache-Control', 'no-store'], ['Surrogate-Control', 'content="ESI/1.0";tiercache'], old]), 2, 'no-store');
+    assert.equal(await twice([['Cache-Control', 'max-age=3600'], ['Surrogate-Control', 'content="ESI/1.0"']]), 1, 'max-age of Cache-Control still counts');
+    assert.equal(await twice([['Cache-Control', 'private'], ['Surrogate-Control', 'content="ESI/1.0", max-age=3600']]), 1, 'a lifetime for surrogates still replaces Cache-Control');
   });
 
   it('§3.5 a response to a request with Authorization is stored only with public, s-maxage or must-revalidate', async () => {

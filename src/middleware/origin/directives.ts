@@ -52,7 +52,10 @@ export function deltaSeconds(d: Directives, name: string): number | undefined {
 export function fieldNamesOf(d: Directives, name: string): string[] | undefined {
   const raw = d.values.get(name);
   if (raw === undefined || raw === '') return undefined;
-  return splitList(raw).map((n) => n.toLowerCase());
+  const names = splitList(raw);
+  // The qualified form lists one or more names (§5.2.2.4, §5.2.2.7): `private=","` names none, and
+  // read as a list it would free the whole answer, so it is the bare directive.
+  return names.length === 0 ? undefined : names.map((n) => n.toLowerCase());
 }
 
 /** Directives whose Cache-Control argument is delta-seconds: an Integer in a targeted field. */
@@ -93,9 +96,16 @@ export const CDN_CACHE_CONTROL = 'cdn-cache-control';
 export const SURROGATE_CONTROL = 'surrogate-control';
 
 /**
+ * Directives that say how long or whether to store: only a Surrogate-Control holding one replaces
+ * Cache-Control. An ESI marker alone (`content="ESI/1.0"`), or an extension, says nothing about
+ * storing, and would otherwise set aside the origin's `private` or `no-store`.
+ */
+const SURROGATE_CACHING = new Set(['max-age', 's-maxage', 'no-store', 'no-cache', 'private', 'public', 'must-revalidate', 'proxy-revalidate', 'must-understand', 'stale-while-revalidate', 'stale-if-error']);
+
+/**
  * Surrogate-Control (W3C Edge Architecture 1.0): the directives addressed to
  * every surrogate or, after a ';', to the one named `device`; undefined when
- * none is addressed to us.
+ * none addressed to us says how to store (see SURROGATE_CACHING).
  */
 function surrogateDirectives(value: FieldValue, device: string): Directives | undefined {
   const values = new Map<string, string>();
@@ -109,7 +119,8 @@ function surrogateDirectives(value: FieldValue, device: string): Directives | un
     const one = parseDirectives(directive);
     for (const [name, arg] of one.values) if (!values.has(name)) values.set(name, arg);
   }
-  return values.size === 0 ? undefined : { values, repeated: NONE.repeated };
+  for (const name of values.keys()) if (SURROGATE_CACHING.has(name)) return { values, repeated: NONE.repeated };
+  return undefined;
 }
 
 export interface TargetedFields {

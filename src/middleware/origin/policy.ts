@@ -94,11 +94,10 @@ export class ForcedRefreshes {
 
 /**
  * requestBypassReason for origin mode: Authorization does not bypass (§3.5
- * decides on the response whether the answer is stored), Range requests pass
- * through untouched (no partial content is stored or served).
+ * decides on the response whether the answer is stored).
  */
 export function originBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string, dataFollows = false): BypassReason | undefined {
   const reason = requestBypassReason(headers, method, originalMethod, scoped, target, dataFollows);
-  if (reason === 'authorization') return headers.cookie !== undefined ? 'cookie' : queryHasAccessToken(target) ? 'access-token' : headers.range !== undefined ? 'range' : undefined;
-  return reason ?? (headers.range !== undefined ? 'range' : undefined);
+  if (reason === 'authorization') return headers.cookie !== undefined ? 'cookie' : queryHasAccessToken(target) ? 'access-token' : undefined;
+  return reason;
 }

@@ -361,4 +361,23 @@ describe('middleware: header values beyond ASCII go out as the app alone sends t
       }
     }
   });
+
+  it('Express: trailer fields a streamed answer adds without declaring them (addTrailers, no Trailer field) are never stored: each answer carries them, as from the app alone', async () => {
+    const build: Build = (cache) => {
+      const app = express();
+      if (cache !== undefined) app.use(expressCache(cache));
+      app.get('/v', (_req, res) => {
+        res.write('part1;');
+        res.addTrailers({ 'X-Checksum': 'abc' });
+        res.end('part2');
+      });
+      return app;
+    };
+    const alone = await wireRequest(await ctx.serve(build(undefined)), '/v');
+    assert.match(alone.body, /x-checksum: abc/i, 'node sends the trailer of a chunked answer');
+    const server = await ctx.serve(build(await ctx.open(routes)));
+    for (const answer of [await wireRequest(server, '/v'), await wireRequest(server, '/v')]) {
+      assert.equal(answer.body, alone.body, `the chunks and the trailer (${valuesOf(answer, 'cache-status').join()})`);
+    }
+  });
 });

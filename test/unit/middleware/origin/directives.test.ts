@@ -116,6 +116,11 @@ describe('middleware: origin directives, unit', () => {
       assert.equal(fieldNamesOf(parseDirectives('no-cache'), 'no-cache'), undefined);
       assert.equal(fieldNamesOf(parseDirectives('public'), 'private'), undefined);
     });
+
+    it('is undefined for a qualified form that names no field (the bare directive)', () => {
+      assert.equal(fieldNamesOf(parseDirectives('private=","'), 'private'), undefined);
+      assert.equal(fieldNamesOf(parseDirectives('no-cache=" , "'), 'no-cache'), undefined);
+    });
   });
 
   describe('responseDirectives: Tiercache-Cache-Control (RFC 9213, an RFC 8941 dictionary)', () => {
@@ -292,7 +297,12 @@ describe('middleware: origin directives, unit', () => {
     it('takes a ";" after a quoted argument as a device', () => {
       assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0";other, max-age=30', 'cache-control': 'max-age=5' }, SURROGATE), { 'max-age': '30' });
       assert.deepEqual(governing({ 'surrogate-control': 'content="a;b";other, max-age=30', 'cache-control': 'max-age=5' }, SURROGATE), { 'max-age': '30' });
-      assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0";tiercache', 'cache-control': 'max-age=5' }, SURROGATE), { content: 'ESI/1.0' });
+      assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0";tiercache, max-age=30', 'cache-control': 'max-age=5' }, SURROGATE), { content: 'ESI/1.0', 'max-age': '30' });
+    });
+
+    it('leaves Cache-Control in charge when what is addressed to this device says nothing about storing', () => {
+      assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0"', 'cache-control': 'private' }, SURROGATE), { private: '' });
+      assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0";tiercache, x-ext', 'cache-control': 'no-store' }, SURROGATE), { 'no-store': '' });
     });
 
     it('comes after the RFC 9213 fields', () => {
