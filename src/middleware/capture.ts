@@ -306,6 +306,10 @@ class Capture {
   finishing = false;
   /** end() runs a writeHead put on further in than this capture, for the fields it sets (see captureEnd). */
   collectingHead = false;
+  /** That writeHead called this capture's while end() ran it (else it owes the call: see standAside). */
+  headCollected = false;
+  /** A writeHead hook further in owes the head (see standAside): every call passes on untouched. */
+  headOwed = false;
   /** Content-Length that goes with the captured bytes (undefined: none declared). */
   declared: number | undefined = undefined;
   status = 200;
@@ -572,6 +576,34 @@ class Capture {
     );
   }
 
+  /**
+   * A writeHead hook further in took the call that end() or the first
+   * write() made to it for node, and keeps it to pass on later (after an
+   * await, on setImmediate): no head is built now. The capture stands aside,
+   * and the answer goes as node's would without the cache: the body with no
+   * head before it (no status line), nothing stored, as no head was judged.
+   * The hook is not called again for this call (node's own end() or write()
+   * would: its second late call threw ERR_HTTP_HEADERS_SENT where nothing
+   * catches it, and the process went down where node alone goes on); its late
+   * call reaches node as it would have, which builds a head that never goes
+   * out. Later calls pass on untouched.
+   */
+  standAside(method: (...a: unknown[]) => unknown, args: IArguments): unknown {
+    this.headOwed = true;
+    this.headersSeen = true;
+    this.chunks = undefined;
+    this.first = undefined;
+    void Promise.resolve(this.hooks.finish(undefined)).catch(() => undefined);
+    const res = this.res;
+    const hook = res.writeHead;
+    res.writeHead = headLater as WriteHead;
+    try {
+      return method.apply(res, args as unknown as unknown[]);
+    } finally {
+      if (res.writeHead === (headLater as WriteHead)) res.writeHead = hook;
+    }
+  }
+
   /** The real end, once the store is done (or at once). */
   finishEnd(): void {
     this.pending = false;
@@ -609,6 +641,11 @@ class Capture {
 
 const EMPTY = Buffer.alloc(0);
 
+/** node's end() and write() call the response's writeHead for a head not built: here, one a hook owes (see standAside). */
+function headLater(this: ServerResponse): ServerResponse {
+  return this;
+}
+
 /** A capture wrapper whose call is held back (see Capture.startHold). */
 type HeldMethod = (this: ServerResponse, ...args: unknown[]) => unknown;
 
@@ -643,6 +680,7 @@ function wrappersAt(depth: number): Wrappers {
     if (c.writingReplacement) return c.writeHead.apply(this, arguments as unknown as unknown[]);
     if (c.collectingHead) {
       // Called from end() through that later writeHead: its fields are taken; the head itself goes as end() sends it.
+      c.headCollected = true;
       if (typeof reason === 'string') this.statusMessage = reason;
       else headers ??= reason;
       this.statusCode = statusCode;
@@ -671,7 +709,7 @@ function wrappersAt(depth: number): Wrappers {
   function captureWrite(this: ServerResponse & Captured, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     const c = this[CAPTURES]![depth]!;
     // The replacement's own body, and the real end's own write (HTTP/2's end() writes its chunk through write()).
-    if (c.writingReplacement || c.finishing) return c.write.apply(this, arguments as unknown as unknown[]);
+    if (c.writingReplacement || c.finishing || c.headOwed) return c.write.apply(this, arguments as unknown as unknown[]);
     // Held back (see Capture.startHold): what it writes goes, or not, once the hold settles.
     if (c.held !== undefined || (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
       c.held!.push([captureWrite as HeldMethod, arguments]);
@@ -681,7 +719,11 @@ function wrappersAt(depth: number): Wrappers {
     // A writeHead put on the response further in than this capture (see captureEnd): node's own write() calls
     // the response's writeHead before it sends the head, so it runs here, as node would run it, before the head
     // is judged: else the fields it sets went out on the fill but were missing from the stored entry, and every hit.
-    if (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && this.writeHead !== captureWriteHead) this.writeHead(this.statusCode);
+    if (!c.replaced && !c.pending && !c.headersSeen && !this.headersSent && this.writeHead !== captureWriteHead) {
+      this.writeHead(this.statusCode);
+      // It kept the call to pass on later (its own writeHead would have judged the head): see standAside.
+      if (!c.headersSeen && !this.headersSent) return c.standAside(c.write, arguments) as boolean;
+    }
     if (c.replaced || c.pending || (!this.headersSent && c.seeHeaders(undefined))) {
       swallow(cb);
       return true;
@@ -702,6 +744,7 @@ function wrappersAt(depth: number): Wrappers {
 
   function captureEnd(this: ServerResponse & Captured, chunk?: unknown, encoding?: unknown, cb?: unknown): ServerResponse {
     const c = this[CAPTURES]![depth]!;
+    if (c.headOwed) return c.end.apply(this, arguments as unknown as unknown[]);
     if (c.held !== undefined || (!c.replaced && !c.pending && !c.ended && !c.headersSeen && !this.headersSent && c.startHold(this.statusCode))) {
       // A second end() while the first is held (Koa's respond() after the handler's own res.end(): it reads
       // writableEnded, false until the held end runs): dropped, as while a store is under way; run again,
@@ -761,6 +804,8 @@ function wrappersAt(depth: number): Wrappers {
       } finally {
         c.collectingHead = false;
       }
+      // It kept the call to pass on later (after an await, on setImmediate): see standAside.
+      if (!c.headCollected && !this.headersSent) return c.standAside(c.end, arguments) as ServerResponse;
     }
     // A string that reaches node as it came is handed on so (node joins the head to it, in UTF-8, as
     // without the cache); one that meets another wrapper first goes on as the bytes made from it, as it

@@ -334,23 +334,47 @@ function readyContext(proto: object): boolean {
  * never reads ctx.respond: the hit waiting is no answer then, and the head
  * Koa's answer sends is Koa's, not the hit's (see headOfPendingHit). The
  * context prototype's onerror (Koa's, or an app's own set before) is wrapped
- * once; one an app sets later answers as it is, and headOfPendingHit then
- * tells Koa's head from a hit's by its status alone.
+ * once, and becomes an accessor: one the app sets later (on app.context, as
+ * koa-onerror does, or on a ctx in front) is wrapped as it is set. Set as a
+ * plain property, it hid the wrapper: an error answer of the hit's status (an
+ * envelope answered 200) went out under the stored head (its ETag, `hit`) and
+ * counted as a hit.
  */
 function answersErrorsItself(proto: object): void {
   const onerror: unknown = (proto as { onerror?: unknown }).onerror;
   const own = Object.getOwnPropertyDescriptor(proto, 'onerror');
   if (typeof onerror !== 'function' || (own !== undefined && own.writable !== true)) return;
+  (proto as ErrorHolder)[ONERROR] = withoutHit(onerror as OnError);
   Object.defineProperty(proto, 'onerror', {
-    value: function onerrorWithoutHit(this: PendingHolder, err: unknown): unknown {
-      if (err !== null && err !== undefined && this.res !== undefined) setAside(this.res);
-      return (onerror as (err: unknown) => unknown).call(this, err);
+    // Read by Koa on every request (its finish listener calls ctx.onerror(null)): a field read, no allocation.
+    get(this: ErrorHolder): unknown {
+      return this[ONERROR];
     },
-    writable: true,
+    // On whichever object is assigned to: app.context for every request, a ctx for its own.
+    set(this: ErrorHolder, value: unknown) {
+      this[ONERROR] = typeof value === 'function' ? withoutHit(value as OnError) : value;
+    },
     // As Koa's own method, listed among ctx's (for...in).
     enumerable: true,
     configurable: true,
   });
+}
+
+/** Where the accessor of answersErrorsItself keeps the onerror it hands out. */
+const ONERROR = Symbol('tiercache.onerror');
+
+type OnError = (this: PendingHolder, err: unknown) => unknown;
+
+interface ErrorHolder {
+  [ONERROR]?: unknown;
+}
+
+/** `onerror` that first sets aside the hit waiting on the response: an error is the answer. */
+function withoutHit(onerror: OnError): OnError {
+  return function onerrorWithoutHit(this: PendingHolder, err: unknown): unknown {
+    if (err !== null && err !== undefined && this.res !== undefined) setAside(this.res);
+    return onerror.call(this, err);
+  };
 }
 
 /** For a fill: Koa's read of ctx.respond heard, and told to a fill whose app answers by itself later. */

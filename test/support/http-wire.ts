@@ -25,6 +25,11 @@ export function portOf(server: Server): number {
  * server closed the connection or `ms` passed.
  */
 export function wireRequest(server: Server, target: string, headers: Record<string, string> = {}, options: { method?: string; ms?: number } = {}): Promise<WireAnswer> {
+  return wireText(server, target, headers, options).then(parseAnswer);
+}
+
+/** What wireRequest reads, unparsed: every byte that came back, as latin1 text (an answer with no head too). */
+export function wireText(server: Server, target: string, headers: Record<string, string> = {}, options: { method?: string; ms?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     const all: Record<string, string> = { Host: '127.0.0.1', Connection: 'close', ...headers };
@@ -37,7 +42,7 @@ export function wireRequest(server: Server, target: string, headers: Record<stri
     socket.on('error', reject);
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve(parseAnswer(text));
+      resolve(text);
     });
   });
 }

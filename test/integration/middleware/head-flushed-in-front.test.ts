@@ -14,6 +14,7 @@ import { expressCache } from '../../../src/express.js';
 import { koaCache } from '../../../src/koa.js';
 import { useCleanup, type Cleanup } from '../../support/cache-context.js';
 import { express4, Koa2 } from './apps.js';
+import { wireText } from '../../support/http-wire.js';
 
 /** Generous: an answer that does not come within it never will. */
 const DOES_NOT_HANG_MS = 3_000;
@@ -96,5 +97,46 @@ describe('middleware: a head flushed in front of the cache', () => {
       assert.equal(runs(), 2);
       assert.deepEqual(errors, []);
     });
+  }
+});
+
+// The head a middleware in front flushes before next() may carry a status of its own (ctx.status = 404, then
+// ctx.flushHeaders()): the cache passes such a request through, hit or not, and what goes out is byte for byte
+// what the app alone sends under that head (checked, s36: no fix needed).
+describe('middleware: Koa, a status set and the head flushed in front before next(), an entry stored behind', () => {
+  const cleanup = useCleanup();
+  for (const [name, Framework] of [
+    ['koa3', Koa],
+    ['koa2', Koa2],
+  ] as const) {
+    for (const status of [404, 204, 500]) {
+      it(`${name}: ctx.status = ${status}, ctx.flushHeaders(): the app's answer under that head, as without the cache`, async () => {
+        const answers = async (cache: TierCache | undefined) => {
+          const app = new (Framework as typeof Koa)();
+          app.silent = true;
+          let runs = 0;
+          app.use(async (ctx, next) => {
+            if (ctx.get('x-flush') !== '') {
+              ctx.status = status;
+              ctx.flushHeaders();
+            }
+            await next();
+          });
+          if (cache !== undefined) app.use(koaCache(cache, { ttl: '1m' }) as Koa.Middleware);
+          app.use((ctx) => void (ctx.body = { n: ++runs }));
+          const server = await cleanup.serve(app.callback());
+          const noDate = (text: string) => text.replace(/\r\ndate: [^\r]*/i, '');
+          const fill = await wireText(server, '/page');
+          const flushed = noDate(await wireText(server, '/page', { 'X-Flush': '1' }, { ms: 3_000 }));
+          const after = await wireText(server, '/page');
+          return { fill, flushed, after, runs };
+        };
+        const alone = await answers(undefined);
+        const cached = await answers(newCache(cleanup));
+        assert.match(cached.after, /cache-status: tiercache; hit/, 'the entry stored behind was not there to hit');
+        assert.equal(cached.flushed, alone.flushed);
+        assert.equal(cached.runs, 2);
+      });
+    }
   }
 });

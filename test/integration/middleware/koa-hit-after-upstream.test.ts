@@ -54,7 +54,7 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
           runs++;
           ctx.body = { n: 1 };
         });
-        return { cache, target: app.callback(), errors, runs: () => runs };
+        return { app, cache, target: app.callback(), errors, runs: () => runs };
       }
 
       it('a header and a cookie set after next() reach the hit, with no error', async () => {
@@ -116,6 +116,39 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.equal(answer.headers['cache-status'], undefined);
         assert.deepEqual(hits, []);
       });
+
+      // An error answer of the hit's own status (an envelope, 200) from an onerror the wrapper did not see went out
+      // under the stored head: its ETag over the error's body, `hit`, and counted as one.
+      for (const where of ['on app.context once hits are served', 'on ctx by a middleware in front'] as const) {
+        it(`an onerror set ${where} answers an error thrown in front after next(): its answer, not the hit's head`, async () => {
+          const envelope = function (this: Koa.Context, err: Error | null) {
+            if (err === null || err === undefined) return;
+            const body = JSON.stringify({ error: err.message });
+            this.res.statusCode = 200;
+            this.res.setHeader('content-type', 'application/json');
+            this.res.setHeader('content-length', Buffer.byteLength(body));
+            this.res.end(body);
+          };
+          const { app, cache, target, errors } = build(async (ctx, next) => {
+            if (where === 'on ctx by a middleware in front') ctx.onerror = envelope;
+            await next();
+            if (ctx.get('x-fail') !== '') throw new Error('failed in front');
+          });
+          await request(target).get('/me').expect(200, { n: 1 });
+          const hit = await request(target).get('/me').expect(200, { n: 1 });
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+          // As koa-onerror sets it, here after the cache has wrapped Koa's own (at the first fill).
+          if (where === 'on app.context once hits are served') app.context.onerror = envelope;
+          const hits: string[] = [];
+          cache.on('hit', (e) => hits.push(e.tier));
+          const answer = await request(target).get('/me').set('x-fail', '1').timeout(3000).expect(200);
+          assert.deepEqual(answer.body, { error: 'failed in front' });
+          assert.deepEqual([answer.headers['etag'], answer.headers['cache-status'], answer.headers['age']], [undefined, undefined, undefined], 'the error answer went out under the stored head');
+          assert.deepEqual(hits, [], 'the error answer counted as a hit');
+          await request(target).get('/me').expect(200, { n: 1 });
+          assert.deepEqual(errors, []);
+        });
+      }
 
       it('an error thrown in front after next() is the answer, as without the cache', async () => {
         let fail = false;
