@@ -192,6 +192,8 @@ export class InvalidationBus {
   private pingSent = 0;
   /** Epoch checks in a row that found that PING unanswered. */
   private silentPings = 0;
+  /** The subscriber's socket's bytes read as of the last check (see pingUnanswered). */
+  private bytesHeard = 0;
   /** When an epoch check last got Redis's answer on the data connection. */
   private dataAnswered = 0;
   /** Distrusting L1 until the PING out is answered (Redis answered nobody: see pingUnanswered). */
@@ -653,6 +655,7 @@ export class InvalidationBus {
     const ping = {};
     this.pingOut = ping;
     this.pingSent = performance.now();
+    this.bytesHeard = bytesRead(subscriber);
     // An error reply is an answer too (the connection carries bytes); a closed connection is onLost's.
     const answered = () => {
       if (this.pingOut !== ping) return;
@@ -680,7 +683,13 @@ export class InvalidationBus {
    * flushed, no reconnect to add to a busy server's load.
    */
   private pingUnanswered(subscriber: Redis): void {
-    if (++this.silentPings < 2) return;
+    // The answer comes after every message sent before the PING: a connection that delivered bytes since the
+    // last check is alive, however late the answer (a backlog this process is slow to get through, starved
+    // of CPU or busy with its own work). The verdict waits for a check interval in which it delivered nothing.
+    const heard = bytesRead(subscriber);
+    const delivering = heard !== this.bytesHeard;
+    this.bytesHeard = heard;
+    if (++this.silentPings < 2 || delivering) return;
     this.silentPings = 0;
     this.state = 'reconnecting';
     this.options.versions.trusted = false;
@@ -697,6 +706,11 @@ export class InvalidationBus {
     this.options.l1?.clear();
     this.options.versions.reset();
   }
+}
+
+/** Bytes read so far from the kernel on `client`'s connection (0 when it has none). */
+function bytesRead(client: Redis): number {
+  return (client as unknown as { stream?: { bytesRead?: number } }).stream?.bytesRead ?? 0;
 }
 
 /** How ioredis names a Cluster node (host:port, as its slot map does). */
