@@ -10,8 +10,8 @@
 // reply Redis sent in time would count as Redis's silence (an outage).
 
 interface Waiter {
-  /** performance.now() when the caller stops waiting. */
-  readonly at: number;
+  /** performance.now() when the caller stops waiting: a timeout after the turn that sent the command ended (see stamp). */
+  at: number;
   /** Rejects the caller's promise; undefined once it has settled. */
   reject: ((err: Error) => void) | undefined;
   next: Waiter | undefined;
@@ -23,6 +23,8 @@ export class CommandDeadlines {
   private tail: Waiter | undefined;
   /** Set while a timer or a judgment (see expire) is pending for the oldest waiter. */
   private armed = false;
+  /** The first waiter of this turn of the event loop, until stamp() runs at its end. */
+  private turnFirst: Waiter | undefined;
 
   constructor(private readonly timeout: number) {}
 
@@ -43,6 +45,10 @@ export class CommandDeadlines {
       if (this.tail === undefined) this.head = waiter;
       else this.tail.next = waiter;
       this.tail = waiter;
+      if (this.turnFirst === undefined) {
+        this.turnFirst = waiter;
+        setImmediate(this.stamp);
+      }
       if (!this.armed) this.arm(this.timeout);
     });
   }
@@ -52,6 +58,18 @@ export class CommandDeadlines {
     // Node may fire a fraction of a millisecond early by performance.now(): judge() then sets it again.
     setTimeout(this.expire, Math.max(1, Math.ceil(ms))).unref();
   }
+
+  /**
+   * A command sent in this turn is written at its end (write-batching.ts
+   * corks the socket until then), however long the turn's own work takes:
+   * its wait for Redis starts there. Counted from the call, a turn that ran
+   * past the timeout had its commands timed out before they were sent.
+   */
+  private readonly stamp = (): void => {
+    const at = performance.now() + this.timeout;
+    for (let w = this.turnFirst; w !== undefined; w = w.next) w.at = at;
+    this.turnFirst = undefined;
+  };
 
   /**
    * Timers run before the loop reads its sockets: the judgment waits for that
