@@ -184,9 +184,10 @@ export class InvalidationBus {
   private refused = false;
   /** Probes sent while waiting (resubscribing every RESUBSCRIBE_EVERY). */
   private probes = 0;
-  /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
+  /** On a Cluster: the heartbeat probe not heard back yet (0: none), when it left, and the epoch checks that found it out since. */
   private heartbeat = 0;
   private heartbeatSent = 0;
+  private heartbeatChecks = 0;
   /** On standalone Redis: the PING on the subscriber's connection not answered yet (see checkSubscriber), and when it left. */
   private pingOut: object | undefined = undefined;
   private pingSent = 0;
@@ -602,7 +603,9 @@ export class InvalidationBus {
   private readonly checkEpoch = (): void => {
     // While lagging the checks go on: Redis answering again on the data connection, and still not on the subscriber's, tells a lost connection.
     if (this.state !== 'ok' && !this.lagging) return;
-    if (this.heartbeat !== 0 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
+    // Overdue once two intervals passed, and only at the second check that finds it out: a check runs before
+    // the loop reads its sockets, so the first one after a blocked loop has not yet seen a heartbeat that came back.
+    if (this.heartbeat !== 0 && ++this.heartbeatChecks >= 2 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
       this.suspect();
       return;
     }
@@ -610,6 +613,7 @@ export class InvalidationBus {
       if (this.heartbeat === 0) {
         this.heartbeat = this.sendToSelf();
         this.heartbeatSent = performance.now();
+        this.heartbeatChecks = 0;
       }
     } else this.checkSubscriber();
     const { versions } = this.options;
