@@ -184,14 +184,17 @@ export class InvalidationBus {
   private refused = false;
   /** Probes sent while waiting (resubscribing every RESUBSCRIBE_EVERY). */
   private probes = 0;
-  /** On a Cluster: the heartbeat probe not heard back yet (0: none), and when it left. */
+  /** On a Cluster: the heartbeat probe not heard back yet (0: none), when it left, and the epoch checks that found it out since. */
   private heartbeat = 0;
   private heartbeatSent = 0;
+  private heartbeatChecks = 0;
   /** On standalone Redis: the PING on the subscriber's connection not answered yet (see checkSubscriber), and when it left. */
   private pingOut: object | undefined = undefined;
   private pingSent = 0;
   /** Epoch checks in a row that found that PING unanswered. */
   private silentPings = 0;
+  /** The subscriber's socket's bytes read as of the last check (see pingUnanswered). */
+  private bytesHeard = 0;
   /** When an epoch check last got Redis's answer on the data connection. */
   private dataAnswered = 0;
   /** Distrusting L1 until the PING out is answered (Redis answered nobody: see pingUnanswered). */
@@ -618,7 +621,9 @@ export class InvalidationBus {
   private readonly checkEpoch = (): void => {
     // While lagging the checks go on: Redis answering again on the data connection, and still not on the subscriber's, tells a lost connection.
     if (this.state !== 'ok' && !this.lagging) return;
-    if (this.heartbeat !== 0 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
+    // Overdue once two intervals passed, and only at the second check that finds it out: a check runs before
+    // the loop reads its sockets, so the first one after a blocked loop has not yet seen a heartbeat that came back.
+    if (this.heartbeat !== 0 && ++this.heartbeatChecks >= 2 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
       this.suspect();
       return;
     }
@@ -626,6 +631,7 @@ export class InvalidationBus {
       if (this.heartbeat === 0) {
         this.heartbeat = this.sendToSelf();
         this.heartbeatSent = performance.now();
+        this.heartbeatChecks = 0;
       }
     } else this.checkSubscriber();
     const { versions } = this.options;
@@ -671,6 +677,7 @@ export class InvalidationBus {
     const ping = {};
     this.pingOut = ping;
     this.pingSent = performance.now();
+    this.bytesHeard = bytesRead(subscriber);
     // An error reply is an answer too (the connection carries bytes); a closed connection is onLost's.
     const answered = () => {
       if (this.pingOut !== ping) return;
@@ -698,7 +705,13 @@ export class InvalidationBus {
    * flushed, no reconnect to add to a busy server's load.
    */
   private pingUnanswered(subscriber: Redis): void {
-    if (++this.silentPings < 2) return;
+    // The answer comes after every message sent before the PING: a connection that delivered bytes since the
+    // last check is alive, however late the answer (a backlog this process is slow to get through, starved
+    // of CPU or busy with its own work). The verdict waits for a check interval in which it delivered nothing.
+    const heard = bytesRead(subscriber);
+    const delivering = heard !== this.bytesHeard;
+    this.bytesHeard = heard;
+    if (++this.silentPings < 2 || delivering) return;
     this.silentPings = 0;
     this.state = 'reconnecting';
     this.options.versions.trusted = false;
@@ -715,6 +728,11 @@ export class InvalidationBus {
     this.options.l1?.clear();
     this.options.versions.reset();
   }
+}
+
+/** Bytes read so far from the kernel on `client`'s connection (0 when it has none). */
+function bytesRead(client: Redis): number {
+  return (client as unknown as { stream?: { bytesRead?: number } }).stream?.bytesRead ?? 0;
 }
 
 /** How ioredis names a Cluster node (host:port, as its slot map does). */

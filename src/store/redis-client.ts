@@ -106,7 +106,15 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
   // instance a round trip is then shared by many requests (write-batching.ts says why not auto-pipelining).
   batchWrites(client);
   client.on('close', () => failUnanswered(client));
-  return { client, owned: true, boundsCommands: true };
+  // ioredis's timer judges a command from its call, before the socket is read: a turn of the event loop
+  // blocked past the timeout (the process's own work) timed out commands that were not even written yet,
+  // or whose reply waited in the kernel, and opened the breaker on a healthy Redis. Once the connection is
+  // ready, tiercache's deadlines bound its commands instead (CommandDeadlines); ioredis's timer bounds only
+  // the handshake (its ready check), which tiercache does not send.
+  const options = client.options;
+  client.on('ready', () => (options.commandTimeout = undefined));
+  client.on('close', () => (options.commandTimeout = commandTimeout));
+  return { client, owned: true, boundsCommands: false };
 }
 
 /** ioredis's record of the commands a lost connection left unanswered (its own field, read where it is there). */

@@ -9,8 +9,8 @@
 // through a batch (a Koa L2 miss ran at 85% of its core), and each batch
 // builds a Pipeline with a promise and a callback per command. Corked writes
 // keep ioredis's plain path: each command is written and queued for its reply
-// at once, batches overlap, and ioredis bounds each command by its
-// commandTimeout from the call.
+// at once, and batches overlap; a command's deadline runs from the end of the
+// turn that wrote it (command-deadlines.ts).
 //
 // A command that carries a Buffer (a fill's store step) is also encoded in
 // fewer pieces than ioredis would (command-bytes.ts says why).

@@ -306,6 +306,23 @@ describe('L2Store: connection checks, failures and readiness', function () {
       assert.deepEqual([downs.length, ups], [1, [false, true]]);
     });
 
+    it("a command whose turn of the event loop ran past commandTimeout (this process's own work), before it was written or while its reply waited in the kernel, is answered, not timed out: no breaker, L2 not reported down", async () => {
+      const { l2, downs, failures } = open(ctx.redis.url);
+      assert.equal(await l2.waitReady(5_000), true);
+      await ctx.admin.set('k', 'v');
+      for (const when of ['before it was written', 'while its reply waited']) {
+        const pending = l2.get('k');
+        // The turn's writes go out at its end (write-batching.ts): one turn later the GET is on its way.
+        if (when === 'while its reply waited') await new Promise((resolve) => setImmediate(resolve));
+        const until = performance.now() + 3 * COMMAND_TIMEOUT_MS;
+        while (performance.now() < until) {
+          // blocked: Redis answers meanwhile, this process does not look
+        }
+        assert.deepEqual(await pending, Buffer.from('v'), when);
+      }
+      assert.deepEqual([l2.state, l2.breakerIsOpen, downs, failures], ['ok', false, [], []]);
+    });
+
     it('a reply error while Redis is up is reported as a failure: L2 stays up and the breaker closed', async () => {
       const { l2, downs, ups, failures } = open(ctx.redis.url);
       assert.equal(await l2.waitReady(5_000), true);

@@ -1,6 +1,7 @@
 // CommandDeadlines: each command's wait is bounded from its own start, with one
 // shared timer; answers before the deadline pass through, late ones are ignored.
 import assert from 'node:assert/strict';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { CommandDeadlines } from '../../../src/store/command-deadlines.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -40,5 +41,36 @@ describe('CommandDeadlines', () => {
     assert.equal(await answered, 'a');
     await assert.rejects(slow, /timed out/);
     assert.equal(await answered, 'a');
+  });
+
+  it('takes a reply that reached the socket in time while the event loop was blocked past the deadline: the process was late, not the server', async () => {
+    // A loopback server that answers at once, then blocks this whole process three timeouts long: the reply waits
+    // in the kernel, and the loop's next turn runs the deadline's timer before it reads the socket.
+    const server = createServer((socket) => {
+      socket.on('data', () => {
+        socket.write('pong');
+        const until = performance.now() + 300;
+        while (performance.now() < until) {
+          // blocked
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise((resolve) => client.once('connect', resolve));
+      const deadlines = new CommandDeadlines(100);
+      const ask = (socket: Socket) =>
+        new Promise<string>((resolve) => {
+          socket.once('data', (d: Buffer) => resolve(d.toString()));
+          socket.write('ping');
+        });
+      assert.equal(await deadlines.bound(ask, client), 'pong');
+      // Nothing answered meanwhile: still timed out, at the first look after the deadline.
+      await assert.rejects(deadlines.bound(never, client), /timed out after 100 ms/);
+    } finally {
+      client.destroy();
+      server.close();
+    }
   });
 });
