@@ -10,6 +10,7 @@ import request from 'supertest';
 import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
+import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
 import { blobApp, collectBytes } from '../support/blob-app.js';
 import { watch } from '../support/script-watch.js';
 import { eventually } from '../support/eventually.js';
@@ -393,13 +394,19 @@ describe('Redis Cluster as L2', function () {
     for (let i = 0; i < 3; i++) await request(app).get(`/api/catalog?n=warm${i}`); // path counters learned
     await onEachNode((d) => d.config('RESETSTAT'));
     const misses = 20;
+    const began = performance.now();
     for (let i = 0; i < misses; i++) assert.equal((await request(app).get(`/api/catalog?n=${i}`)).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    // The cache's own epoch check (one EVALSHA per EPOCH_CHECK_MS) also lands in commandstats: under load the
+    // misses span several of them (42 scripts for 20 misses seen at a load of 25). One per started interval is
+    // allowed; a miss costing a third script would add 20.
+    const checks = Math.floor((performance.now() - began) / EPOCH_CHECK_MS) + 1;
     const calls = await onEachNode(async (d) => {
       const stats = await d.info('commandstats');
       const count = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
       return { scripts: count('evalsha') + count('eval'), renewals: count('pexpire') };
     });
     const scripts = calls.reduce((sum, c) => sum + c.scripts, 0);
-    assert.equal(scripts, 2 * misses, `scripts per node: ${calls.map((c) => c.scripts).join(' / ')}`);
+    const detail = `scripts per node: ${calls.map((c) => c.scripts).join(' / ')}, epoch checks allowed: ${checks}`;
+    assert.ok(scripts >= 2 * misses && scripts <= 2 * misses + checks, detail);
   });
 });
