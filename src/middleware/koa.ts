@@ -83,10 +83,7 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
   const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true, KOA_RESPOND);
-  // Not an async function: a miss's answer is known when the handler's promise settles (one reaction on it), where an
-  // async function added its own promise and an await per miss. Koa (koa-compose) takes the promise returned; a synchronous
-  // throw is turned into a rejection here, as an async function's was.
-  return function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
+  return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
     // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
@@ -97,45 +94,23 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const outer = res[DEFERRED_HIT];
     const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined };
     res[DEFERRED_HIT] = deferred;
-    let result: boolean | Promise<boolean>;
+    let answered: boolean;
     try {
-      result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app }, next);
-      if (typeof result === 'boolean') {
-        res[DEFERRED_HIT] = outer;
-        answer(ctx, deferred, result);
-        return RESOLVED;
-      }
-    } catch (err) {
+      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app }, next);
+      // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
+      answered = typeof result === 'boolean' ? result : await result;
+    } finally {
       res[DEFERRED_HIT] = outer;
-      // Rejected, not thrown, as from the async function this was: a caller that only chains on the promise hears it.
-      return Promise.reject(err);
     }
-    return result.then(
-      (answered) => {
-        res[DEFERRED_HIT] = outer;
-        answer(ctx, deferred, answered);
-      },
-      (err: unknown) => {
-        res[DEFERRED_HIT] = outer;
-        throw err;
-      },
-    );
+    if (!answered) {
+      // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
+      if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
+      return;
+    }
+    const write = deferred.write;
+    if (write === undefined) ctx.respond = false;
+    else respondLater(ctx, deferred, write);
   };
-}
-
-/** What a middleware that is done at once returns (Koa needs a promise; nothing reads its value). */
-const RESOLVED: Promise<void> = Promise.resolve();
-
-/** After the cache's handle(): the app ran (a write's invalidation may wait for Koa to respond), or a hit is to go out. */
-function answer(ctx: KoaRuntimeContext, deferred: DeferredHit, answered: boolean): void {
-  if (!answered) {
-    // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
-    if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
-    return;
-  }
-  const write = deferred.write;
-  if (write === undefined) ctx.respond = false;
-  else respondLater(ctx, deferred, write);
 }
 
 /** The hit waiting for Koa to respond (see respondLater), on the response (its writeHead finds it there). */
