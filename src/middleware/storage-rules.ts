@@ -150,12 +150,16 @@ export function varyOf(headers: OutgoingHttpHeaders): string[] | '*' {
 /** Response headers as stored: lower-case pairs, hop-by-hop and per-answer headers removed. */
 export function storedHeaders(headers: OutgoingHttpHeaders): Array<[string, string]> {
   const connection = headers.connection;
-  const listed = new Set<string>();
-  for (const n of splitList(connection)) listed.add(n.toLowerCase());
+  // Fields Connection names are hop-by-hop too; most answers have no Connection field (a Set per fill otherwise).
+  let listed: Set<string> | undefined;
+  if (connection !== undefined) {
+    listed = new Set<string>();
+    for (const n of splitList(connection)) listed.add(n.toLowerCase());
+  }
   const out: Array<[string, string]> = [];
   for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || NOT_STORED.has(lower) || listed.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || NOT_STORED.has(lower) || listed?.has(lower) === true) continue;
     const value = headers[name];
     if (value === undefined) continue;
     if (Array.isArray(value)) for (const v of value) out.push([lower, String(v)]);
