@@ -100,8 +100,12 @@ describe('Redis Cluster as L2', function () {
         proxies.proxyOf(x).cut('refuse');
         assert.equal(await space(a).pull(key), undefined, 'a value was pulled that Redis could not vouch for');
         assert.equal(await env.client().exists(entryKey(key)), 1, 'the value was deleted, and nobody got it');
-        // Nor claimed: a claim taken before the other slot's read failed would hold off every pull of the key while it lives.
-        assert.equal(await env.client().exists(`{${entryKey(key)}}:pull`), 0, 'a claim was left on the value');
+        // Nor claimed for long: a claim taken before the other slot's read failed holds off every pull of the key while
+        // it lives. It is let go, or, when that read's failure opened the breaker (a cut master's commands end in
+        // 'Connection is closed.' or a MOVED to it, 3d88ea4) and the let-go is not sent, it expires within the one
+        // command timeout the claim is taken for (500 ms here).
+        const claimTtl = await env.client().pttl(`{${entryKey(key)}}:pull`);
+        assert.ok(claimTtl === -2 || (claimTtl > 0 && claimTtl <= 500), `a claim was left on the value for ${claimTtl} ms`);
         proxies.proxyOf(x).heal();
         let got: unknown;
         await eventually(async () => (got = await space(a).pull(key)) !== undefined, 'the healed instance pulls the value', 10_000);
