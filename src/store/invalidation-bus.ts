@@ -485,11 +485,8 @@ export class InvalidationBus {
    * move of the channel: live() records the new master.
    */
   private readonly routesRead = (): void => {
-    if (this.mode !== 'sharded' || this.state !== 'ok') return;
     const owner = this.ownerIn(this.options.l2.client);
-    if (owner === undefined || this.channelNodes.has(owner)) return;
-    this.forget();
-    this.suspect();
+    if (owner !== undefined && !this.channelNodes.has(owner)) this.channelElsewhere();
   };
 
   /**
@@ -505,10 +502,19 @@ export class InvalidationBus {
    */
   private readonly heardBy = (receivers: unknown): void => {
     // A client made with stringNumbers answers '0'.
-    if (Number(receivers) !== 0 || this.mode !== 'sharded' || this.state !== 'ok') return;
+    if (Number(receivers) === 0) this.channelElsewhere();
+  };
+
+  /**
+   * Sharded and trusting L1, this instance's subscription is not where the
+   * channel is (see routesRead, heardBy): L1 is flushed now, and trusted
+   * again once a probe comes back through the subscription.
+   */
+  private channelElsewhere(): void {
+    if (this.mode !== 'sharded' || this.state !== 'ok') return;
     this.forget();
     this.suspect();
-  };
+  }
 
   private servesChannel(gone: string | undefined): boolean {
     const known = this.channelNodes;
