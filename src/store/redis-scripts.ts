@@ -374,12 +374,19 @@ return out`;
  * The reply's third element is the server's TIME (µs) (see ServerClock).
  */
 const SERVER_SCRIPT = `${INIT}${SERVING}
+-- A record holding a key of another type (foreign data) is no record: a GET of it would fail every check,
+-- so none would ever move the epoch, not even after a restart from a snapshot. Overwritten below.
+local function record(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'string' then return v end
+  return nil
+end
 local run, followed = serving()
 local epoch = counter(KEYS[1])
-local last = redis.call('GET', KEYS[2])
+local last = record(KEYS[2])
 local same = run == nil or last == run
 if same and run and followed then
-  local seen = redis.call('GET', KEYS[3])
+  local seen = record(KEYS[3])
   if not seen then redis.call('SET', KEYS[3], followed)
   elseif promoted(seen, followed) then same = false end
 end

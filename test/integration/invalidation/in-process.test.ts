@@ -737,6 +737,30 @@ describe('invalidation across two instances: Redis faults (a redis-server per te
     for (const inst of [a, b, c]) await assertNeverServes(inst, url, old);
   });
 
+  // The record of which Redis process serves the namespace is what tells a restart from a snapshot; holding foreign
+  // data of another type (a hash), it failed the check on every connection with WRONGTYPE, which moved nothing.
+  it('a Redis restarted from an RDB snapshot whose record of the serving process holds a key of another type never serves the invalidated value again', async function () {
+    this.timeout(20_000);
+    const a = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    a.on('error', () => undefined);
+    await a.set('k', 'old', { tags: ['t'] });
+    const record = `{${ctx.ns}}:server`;
+    await ctx.admin.del(record);
+    await ctx.admin.hset(record, 'foreign', 'data');
+    const oldBytes = await ctx.admin.getBuffer(a.dataKey('k'));
+    assert.equal(await ctx.admin.save(), 'OK');
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    assert.equal(await a.get('k'), undefined);
+
+    await ctx.redis.restart();
+    assert.deepEqual(await ctx.admin.getBuffer(a.dataKey('k')), oldBytes, 'the snapshot did not restore the old value: the test proves nothing');
+    assert.ok(await eventually(() => a.health().l2 === 'ok' && a.health().bus === 'ok', RECONNECT_MS, 20), 'A did not reconnect');
+    const c = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    for (const [name, cache] of [['A', a], ['C', c]] as const) {
+      assert.equal(await cache.get('k'), undefined, `${name} serves the value invalidated before the restart`);
+    }
+  });
+
   it('an invalidation Redis refuses while it stays up (its user may not run scripts) is tried again every second: delivered once it is allowed', async function () {
     this.timeout(20_000);
     const user = `inv-${ctx.ns}`;
