@@ -24,12 +24,12 @@ import { openRedis, type OpenedRedis, type RedisClient } from '../store/redis-cl
 import { RedisVersionSource, TAG_COUNTER_TTL_MS } from '../store/redis-versions.js';
 import { loadScripts } from '../store/redis-scripts.js';
 import { TagVersions } from '../store/tag-versions.js';
-import { NO_TICKET, TAKE_UNANSWERED, TieredStore, UNDECIDED, UNREACHED, UNSENT, type TieredHit } from '../store/tiered-store.js';
+import { L1_ONLY, NO_TICKET, TAKE_UNANSWERED, TieredStore, UNDECIDED, UNREACHED, UNSENT, type TieredHit } from '../store/tiered-store.js';
 import type { ClaimSettled } from '../store/fill-protocol.js';
 import { CacheNamespace, type DataCache } from './cache-namespace.js';
 import { checkSourceOptions, createCachedSource, type CachedSource, type DataSource, type DataSourceOptions } from './data-source.js';
 import { DataScope, invalidKey, type DataKeyHandle } from './data-scope.js';
-import { decodeValue, encodeValue, resolvedValue, restampValue } from './data-value.js';
+import { decodeValue, encodeValue, resolvedValue, restampValue, type EncodedValue } from './data-value.js';
 import { LoadContext, type Loader } from './loader-context.js';
 import { DEFAULT_LOCK_TIMEOUT, resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import type { ResolvedSerializer } from './serializer.js';
@@ -406,6 +406,10 @@ export class TierCache extends EventEmitter implements DataCache {
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, before, l2?.clock?.steps).catch(() => undefined);
         return;
       }
+      if (stored === L1_ONLY) {
+        await this.keepInL1Only(scope, key, storeKey, encoded, tags, startedAt);
+        return;
+      }
       if (stored) {
         if (this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
         return;
@@ -420,6 +424,31 @@ export class TierCache extends EventEmitter implements DataCache {
       }
       encoded = restampValue(encoded, await versions.stamp(tags), this.now(), life);
     }
+  }
+
+  /**
+   * A set() whose entry Redis cannot hold (reported as such): kept in this
+   * instance's L1 alone, but the key's value from before, which Redis still
+   * holds, must not answer for it (on other instances; here once L1 lets this
+   * one go). The key is dropped everywhere as by delete(), then the value is
+   * put back in L1 recording the key version that drop moved to, unless
+   * another value took its place here meanwhile. While Redis cannot take the
+   * drop (queued then), the value is nowhere.
+   */
+  private async keepInL1Only(scope: DataScope, key: string, storeKey: string, encoded: EncodedValue, tags: readonly string[], startedAt: number): Promise<void> {
+    const l1 = this.store.l1;
+    const { delivered } = await this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false);
+    if (!delivered || l1 === undefined || l1.peek(storeKey) !== undefined) return;
+    const { entry } = encoded;
+    // Its stamp with the key's own version (tags[0], see ownTags) as that drop moved it: stamping every tag again
+    // would read them all from Redis once more (thousands, when their number is what Redis could not hold).
+    const own = await this.store.versions.stamp([tags[0]!]);
+    const versions = entry.versions.slice();
+    versions[0] = own.versions[0]!;
+    const kept = restampValue(encoded, { epoch: entry.epoch, tags: entry.tags, versions }, entry.createdAt, entry.freshUntil - entry.createdAt);
+    if (l1.peek(storeKey) !== undefined || kept.entry.staleUntil <= this.now()) return;
+    l1.set(storeKey, kept.l1Entry);
+    if (this.listenerCount('store') > 0) this.emitSafely('store', { ...this.storeEvent(scope, key, storeKey, entry.body.length, startedAt), tiers: L1_ONLY_TIERS });
   }
 
   /**
@@ -997,7 +1026,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const { l1, l2 } = this.store;
     const inL2 = l2 !== undefined && l2.state === 'ok';
     if (l1?.peek(key) === undefined) return L2_ONLY;
-    return inL2 ? BOTH_TIERS : L1_ONLY;
+    return inL2 ? BOTH_TIERS : L1_ONLY_TIERS;
   }
 
   private storeEvent(scope: DataScope, key: string, storeKey: string, bytes: number, startedAt: number): StoreEvent {
@@ -1170,7 +1199,7 @@ function redactCredentials(err: Error): void {
   if (name === 'auth' || name === 'hello') command.args = command.args.map(() => '***');
 }
 
-const L1_ONLY: readonly CacheTier[] = Object.freeze(['L1']);
+const L1_ONLY_TIERS: readonly CacheTier[] = Object.freeze(['L1']);
 const L2_ONLY: readonly CacheTier[] = Object.freeze(['L2']);
 const BOTH_TIERS: readonly CacheTier[] = Object.freeze(['L1', 'L2']);
 

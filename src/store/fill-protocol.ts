@@ -558,12 +558,15 @@ export const MAX_ENTRY_TAGS = 4_096;
 /** MAX_ENTRY_TAGS on a Redis Cluster, where each counter costs a script of its own. */
 export const MAX_ENTRY_TAGS_ON_CLUSTER = 1_024;
 
+/** An entry Redis cannot hold (too many tags, or a tag the entry format cannot hold): refused before it is sent. */
+export class EntryUnfitError extends TierCacheError {}
+
 /** A fill step for an entry recording `counters` counters (the epoch and its tags) is refused, unsent, past the limit. */
 function checkEntryTags(counters: number, cluster: boolean): void {
   const max = cluster ? MAX_ENTRY_TAGS_ON_CLUSTER : MAX_ENTRY_TAGS;
   // The epoch comes with the tags: one more counter than tags.
   if (counters > max + 1) {
-    throw new TierCacheError(`tiercache: an entry stored in Redis records at most ${max} tags${cluster ? ' on a Redis Cluster' : ''}; this one records ${counters - 1}, so it is kept in L1 only`);
+    throw new EntryUnfitError(`tiercache: an entry stored in Redis records at most ${max} tags${cluster ? ' on a Redis Cluster' : ''}; this one records ${counters - 1}, so it is kept in L1 only`);
   }
 }
 
@@ -585,6 +588,20 @@ export class FillProtocol {
   /** How long a staged payload waits for its script (ms): a command timeout's wait for a NOSCRIPT's EVAL, with room to spare. */
   private get stagingTtl(): number {
     return Math.max(MIN_STAGING_TTL_MS, 4 * this.l2.commandTimeout);
+  }
+
+  /**
+   * Why an entry recording `tags` cannot be stored in Redis, when the entry
+   * format cannot hold it (`err`, from encoding it): the tag limit of a fill
+   * step when it is past it too, as that step would report.
+   */
+  unfit(tags: readonly string[], err: unknown): EntryUnfitError {
+    try {
+      checkEntryTags(tags.length + 1, this.cluster);
+    } catch (limit) {
+      return limit as EntryUnfitError;
+    }
+    return new EntryUnfitError(`tiercache: an entry stored in Redis records at most 65,535 tags of at most 65,535 bytes each (UTF-8); this one cannot be (${(err as Error)?.message}), so it is kept in L1 only`, { cause: err });
   }
 
   /** Step one: the entry, or (when missing) the lock and the counters. Throws when Redis fails. */

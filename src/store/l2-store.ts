@@ -221,6 +221,12 @@ export class L2Store {
     }
   }
 
+  /** A store refused before it was sent, Redis being unable to hold it (see EntryUnfitError): counted and reported as a failed command is. */
+  refuse(err: Error): void {
+    this.errors++;
+    this.options.onFailure(err);
+  }
+
   /** A command answered: a breaker opened by an earlier timeout closes. */
   private answered<T>(result: T): T {
     // Stryker disable next-line ConditionalExpression: closing a closed breaker changes nothing while L2 is up, the only phase a command runs in with it closed

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { decodeEntry, encodeEntry, entryIdentity, identityLength, ownBytes, tagVersionOffset } from './entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from './entry.js';
-import { FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
+import { EntryUnfitError, FillProtocol, judgedAlike, type ClaimSettled, type ClaimStep, type CounterAdvance, type CounterRenewal, type CreatedCounter, type LockRequest, type PullClaim, type StoredPayload, type StoreOutcome } from './fill-protocol.js';
 import type { L1Store, SlotMemo } from './l1-store.js';
 import { batchPositions, groupBySlot } from './hash-slot.js';
 import { L2NotSentError, L2UnavailableError, type L2Store } from './l2-store.js';
@@ -65,8 +65,13 @@ export const UNREACHED = 'unreached';
  * store of this set() can land in Redis later.
  */
 export const UNSENT = 'unsent';
-/** A store's outcome: stored (true), refused or over (false), or, for a set() alone, UNREACHED or UNSENT. */
-export type StoreResult = boolean | typeof UNREACHED | typeof UNSENT;
+/**
+ * What set() resolves when Redis cannot hold its entry (see EntryUnfitError, reported): kept in L1
+ * (if L1 took it), never sent, and L2 left as it was, an older value of the key included.
+ */
+export const L1_ONLY = 'l1-only';
+/** A store's outcome: stored (true), refused or over (false), or, for a set() alone, UNREACHED, UNSENT or L1_ONLY. */
+export type StoreResult = boolean | typeof UNREACHED | typeof UNSENT | typeof L1_ONLY;
 
 export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
 
@@ -563,7 +568,12 @@ export class TieredStore {
     let entries: StoredPayload[];
     try {
       entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
-    } catch {
+    } catch (err) {
+      // A set() replaces the key's value: its caller must hear that L2 keeps the one from before.
+      if (ownValue) {
+        this.l2!.refuse(this.fills!.unfit(first.entry.tags, err));
+        return L1_ONLY;
+      }
       // Past what the L2 format holds (a tag over 64 KiB): L1 keeps the fill, L2 none of it. The
       // store step still runs, with no entry: it renews the counters L1's copy recorded and releases the lock.
       entries = [];
@@ -584,7 +594,7 @@ export class TieredStore {
       // Stored, then, only if L1 kept it (there is one, and it took an entry that size). A set() is told
       // apart: L2 may still hold an older value of its key, which the caller must make invalid. (One L2
       // cannot hold was never going there: what L2 holds of its key is as Redis refusing it leaves it.)
-      if (ownValue && entries.length > 0) return err instanceof L2NotSentError ? UNSENT : UNREACHED;
+      if (ownValue && entries.length > 0) return err instanceof L2NotSentError ? UNSENT : err instanceof EntryUnfitError ? L1_ONLY : UNREACHED;
       return this.l1?.peek(first.key) !== undefined;
     }
     if (stored.result === 'stored') {

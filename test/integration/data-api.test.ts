@@ -260,6 +260,28 @@ describe('data API: values through L2', () => {
     assert.equal(await a.get('big-tag'), undefined, "the deleteMany() did not reach A's copy");
   });
 
+  // Redis cannot hold the entry, so the set() keeps it in L1 alone (README), but the key's older value in Redis must not
+  // answer for it after the set() resolved: not on another instance, nor on this one once its L1 copy is gone.
+  for (const [why, tags, limit] of [
+    ['a tag over 64 KiB', ['x'.repeat(70_000)], /65,535 bytes/],
+    [`${MAX_ENTRY_TAGS + 904} tags`, Array.from({ length: MAX_ENTRY_TAGS + 903 }, (_, i) => `t${i}`), new RegExp(`at most ${MAX_ENTRY_TAGS} tags`)],
+  ] as const) {
+    it(`a set() over an older value whose entry Redis cannot hold (${why}) stays in its L1, reported; the older value answers for it nowhere`, async () => {
+      const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+      const b = await ctx.open({ l1: false, l2: { commandTimeout: HEALTHY_REDIS_MS } });
+      const problems = reportedProblems({ A: a, B: b });
+      await a.set('over-old', 'older');
+      assert.equal(await b.get('over-old'), 'older');
+      await a.set('over-old', 'newer', { tags });
+      assert.equal(await a.get('over-old'), 'newer', 'A does not keep it in L1');
+      assert.equal(await b.get('over-old'), undefined, 'another instance reads the value from before the set()');
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.match(problems[0]!, limit);
+      a.store.l1!.clear();
+      assert.equal(await a.get('over-old'), undefined, 'A reads the value from before its set() once its L1 copy is gone');
+    });
+  }
+
   it("set() on one instance does not reach another's L1 copy, which serves until its L1 lifetime ends; delete() then set() reaches it (README)", async () => {
     const a = await ctx.open();
     const b = await ctx.open({ l1: { ttl: 300 } });
