@@ -26,7 +26,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { L1Store } from './l1-store.js';
 import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
 import { keySlot } from './hash-slot.js';
-import { isCluster, keySpace, type RedisClient } from './redis-client.js';
+import { DISCONNECT_AT_ONCE, isCluster, keySpace, type RedisClient } from './redis-client.js';
 import type { TagVersions } from './tag-versions.js';
 
 /** What one invalidation tells other instances. */
@@ -759,9 +759,9 @@ function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisCl
     // Without stringNumbers, which ioredis also applies to CLUSTER SLOTS: its ranges then compare as strings
     // ('5461' <= '10922' is false), a third of the slots maps to no node, and the sharded subscriber's lookup
     // of one threw out of 'ready', uncaught. The subscriber reads no numbers.
-    return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true, stringNumbers: false } });
+    return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true, stringNumbers: false, disconnectTimeout: DISCONNECT_AT_ONCE } });
   }
   // No command timeout here: a command a cut left unanswered is answered only by being sent again (the client
   // tiercache opens does not send again: see openRedis).
-  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false });
+  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE });
 }

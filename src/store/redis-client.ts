@@ -78,6 +78,15 @@ export async function getFromMaster(client: RedisClient, key: string): Promise<B
   }
 }
 
+/**
+ * ioredis's disconnectTimeout for the connections tiercache opens: disconnect() ends the socket and
+ * destroys it only this long after (2 s by default) unless the server closes its side first, which a
+ * frozen or blackholed one never does. tiercache disconnects only after QUIT had its wait (close()) or
+ * to drop a connection that went silent: the socket then kept the process alive, or held up the
+ * reconnect, those 2 s for nothing.
+ */
+export const DISCONNECT_AT_ONCE = 0;
+
 export function openRedis(target: string | RedisClient, commandTimeout: number): OpenedRedis {
   if (typeof target !== 'string') {
     // A Cluster retries a command through redirections and failovers (up to maxRedirections times
@@ -101,6 +110,7 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     // loses fewer invalidation messages (REDIS-NOTES: window b).
     retryStrategy: (times) => Math.min(times * 50, 1000),
     lazyConnect: false,
+    disconnectTimeout: DISCONNECT_AT_ONCE,
   });
   // Commands that concurrent requests send in one turn share one write (one syscall): on a busy
   // instance a round trip is then shared by many requests (write-batching.ts says why not auto-pipelining).

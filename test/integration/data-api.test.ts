@@ -2279,6 +2279,30 @@ describe('data API: Redis where nothing listens', () => {
 describe('data API: a frozen Redis', () => {
   const ctx = useRedis();
 
+  // A frozen server never closes its side: ioredis's disconnect() ends the socket and destroys it only after its
+  // disconnectTimeout (2 s), so the connections close() had given up on kept the process alive that much longer.
+  it('close() leaves none of the sockets it opened once it resolves, the Redis frozen: the process can exit', async () => {
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    await ctx.admin.ping();
+    const before = sockets();
+    const a = createCache({ namespace: ctx.ns, redis: ctx.redis.url });
+    a.on('error', () => undefined);
+    await a.ready();
+    assert.ok(sockets() >= before + 2, 'the cache opened no connection of its own: the test proves nothing');
+    ctx.redis.freeze();
+    try {
+      await a.close();
+      let left = sockets() - before;
+      for (let i = 0; i < 50 && left > 0; i++) {
+        await sleep(10);
+        left = sockets() - before;
+      }
+      assert.equal(left, 0, `${left} socket(s) of the closed cache still open 500 ms after close() resolved`);
+    } finally {
+      ctx.redis.thaw();
+    }
+  });
+
   it('with l2.commandTimeout 100, get resolves undefined within ~300 ms and the next calls fail fast while the breaker is open', async () => {
     const a = await ctx.open({ l2: { commandTimeout: 100 } });
     await a.set('before', 'ok');
