@@ -249,20 +249,28 @@ local function mark()
     floor = 0
   end
 end
+-- A guard key holding another type (foreign data: the guard is no namespace's key) reads as a guard of
+-- unknown origin, '': as one naming another process, it moves the floor and is overwritten. A GET of it
+-- failed every script touching a counter of its slot.
+local function guarded(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then return '' end
+  return v
+end
 local function lift(key, v)
   if not guard then return v end
   if not floor then
     floor = 0
     local run, followed = serving()
     if run then
-      local g = redis.call('GET', guard)
+      local g = guarded(guard)
       local last, f
       if g then last, f = string.match(g, '^(%x+) (%d+)$') end
       if f then floor = tonumber(f) end
       local moved = g and last ~= run
       local seen = nil
       if g and not moved and followed then
-        seen = redis.call('GET', followed_key)
+        seen = guarded(followed_key)
         moved = seen and promoted(seen, followed)
       end
       if not g then redis.call('SET', guard, run .. ' 0')

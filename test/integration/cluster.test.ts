@@ -331,6 +331,37 @@ describe('Redis Cluster as L2', function () {
     assert.match((await direct.get(slotGuardKey(keySlot(counter))))!, /^[0-9a-f]{40} \d+$/, 'the guard names the serving process');
   });
 
+  // The guard is no key of any namespace: foreign data of another type may sit there. Read with redis.call('GET'), a
+  // hash failed every script touching a counter of its slot with WRONGTYPE: that slot's tags could not be read,
+  // stamped or bumped again. Such a guard is as one naming another process: the floor moves, the guard is rewritten.
+  it('a slot guard holding a key of another type is taken for a guard of another process: no counter of its slot fails, none goes back', async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    a.on('error', () => undefined);
+    await a.set('price', 10, { tags: ['movie:8'] });
+    const counter = `${ns}:v:{movie:8}`;
+    const guard = slotGuardKey(keySlot(counter));
+    const direct = env.client();
+    const old = await direct.get(counter);
+    const oldEntry = await direct.getBuffer(`${ns}:d:price`);
+    assert.ok(old !== null && oldEntry !== null);
+    assert.deepEqual(await a.invalidateTags(['movie:8']), { delivered: true });
+    await direct.set(counter, old, 'PX', 60_000);
+    await direct.del(guard);
+    await direct.hset(guard, 'foreign', 'data');
+    await direct.set(`${ns}:d:price`, oldEntry, 'PX', 60_000);
+    const fresh = await open(ns);
+    fresh.on('error', () => undefined);
+    assert.equal(await fresh.get('price'), undefined, 'an instance served the entry recorded before the invalidation');
+    await fresh.set('price', 11, { tags: ['movie:8'] });
+    const other = await open(ns);
+    other.on('error', () => undefined);
+    assert.equal(await other.get('price'), 11, 'a value stored under a tag of the slot is not read back from L2');
+    assert.equal(fresh.stats().l2.errors + other.stats().l2.errors, 0, 'scripts of the slot failed');
+    assert.ok(Number(await direct.get(counter)) > Number(old), 'the counter was not lifted past the old version');
+    assert.match((await direct.get(guard))!, /^[0-9a-f]{40} \d+$/, 'the guard was not rewritten');
+  });
+
 
   it('uses sharded pub/sub on a Redis 7 cluster, reported by health() and stats(): messages go to the master of the channel only', async () => {
     const ns = `cl${namespace++}`;
