@@ -300,6 +300,14 @@ describe('middleware: origin directives, unit', () => {
       assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0";tiercache, max-age=30', 'cache-control': 'max-age=5' }, SURROGATE), { content: 'ESI/1.0', 'max-age': '30' });
     });
 
+    it('replaces Cache-Control when it holds any one directive that says how long or whether to store, alone', () => {
+      // One at a time: with several in one field, a directive the code forgot would still ride on the others.
+      for (const directive of ['max-age=60', 's-maxage=60', 'no-store', 'no-cache', 'private', 'public', 'must-revalidate', 'proxy-revalidate', 'must-understand', 'stale-while-revalidate=30', 'stale-if-error=30']) {
+        const [name, arg = ''] = directive.split('=');
+        assert.deepEqual(governing({ 'surrogate-control': directive, 'cache-control': 'max-age=5' }, SURROGATE), { [name!]: arg }, directive);
+      }
+    });
+
     it('leaves Cache-Control in charge when what is addressed to this device says nothing about storing', () => {
       assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0"', 'cache-control': 'private' }, SURROGATE), { private: '' });
       assert.deepEqual(governing({ 'surrogate-control': 'content="ESI/1.0";tiercache, x-ext', 'cache-control': 'no-store' }, SURROGATE), { 'no-store': '' });
