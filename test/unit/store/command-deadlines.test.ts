@@ -43,6 +43,32 @@ describe('CommandDeadlines', () => {
     assert.equal(await answered, 'a');
   });
 
+  it('bounds a command sent after its timer found every command before it answered', async () => {
+    const deadlines = new CommandDeadlines(30);
+    assert.equal(await deadlines.bound(() => Promise.resolve('a'), undefined), 'a');
+    // Past the timeout, and past the judgment it leads to (setImmediate after the timer): nothing left to wait for.
+    await sleep(60);
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(deadlines.bound(never, undefined), /timed out after 30 ms/);
+  });
+
+  it('counts the wait of every command from the end of the turn that sent it: a turn blocked past the timeout before its commands went out times none of them out', async () => {
+    const deadlines = new CommandDeadlines(100);
+    // As write-batching.ts sends them: at the end of the turn (setImmediate), answered there or a little later,
+    // well within the timeout. The first answered at once: the timer's judgment then looks past it, at the second.
+    const sentAtTurnEnd = (answer: string, later: boolean) => () =>
+      new Promise<string>((resolve) => setImmediate(() => (later ? setTimeout(resolve, 5, answer) : resolve(answer))));
+    // Two turns one after the other, two commands each: every command of a turn is judged from that turn's end.
+    for (const turn of ['first', 'second']) {
+      const both = [deadlines.bound(sentAtTurnEnd(`${turn} a`, false), undefined), deadlines.bound(sentAtTurnEnd(`${turn} b`, true), undefined)];
+      const until = performance.now() + 300;
+      while (performance.now() < until) {
+        // blocked: this process's own work, past the timeout, before the turn ends
+      }
+      assert.deepEqual(await Promise.all(both), [`${turn} a`, `${turn} b`], `the ${turn} turn's commands`);
+    }
+  });
+
   it('takes a reply that reached the socket in time while the event loop was blocked past the deadline: the process was late, not the server', async () => {
     // A loopback server that answers at once, then blocks this whole process three timeouts long: the reply waits
     // in the kernel, and the loop's next turn runs the deadline's timer before it reads the socket.
