@@ -63,6 +63,16 @@ describe('a set() Redis could not take, nothing sent', function () {
     return caches;
   }
 
+  it('made after a queued invalidation of its tag (not stored, as that is not replayed yet), its replayed delete() leaves a set() the caller then made on another instance', async () => {
+    const { a, b, c } = await setThenCut();
+    await a.invalidateTags(['t']);
+    await a.set('k', 'a-lost', { ttl: '1h', tags: ['t'] });
+    await b.set('k', 'b-after', { ttl: '1h' });
+    proxy!.heal();
+    await eventually(() => a.health().l2 === 'ok' && queued(a) === 0, 'A reconnected, nothing queued', 10_000);
+    assert.equal(await c.get('k'), 'b-after', "A's replayed delete() deleted the set() the caller made after A's");
+  });
+
   it('its replayed delete() still deletes a value stored just before it', async () => {
     const { a, b, c } = await setThenCut();
     await b.set('k', 'b-older', { ttl: '1h' });
