@@ -8,6 +8,7 @@
 // 0.4-1.4 s each (a getOrSet twice: lookup and store) until one happened to
 // end on a closed connection.
 import assert from 'node:assert/strict';
+import { Cluster } from 'ioredis';
 import { createCache } from '../../src/index.js';
 import { nodeGone } from '../../src/store/cluster-faults.js';
 import { clusterCaches } from '../support/cluster-caches.js';
@@ -45,17 +46,29 @@ describe('Redis Cluster: a master this instance is cut off from (refused), the o
     }
   });
 
-  // What keeps a resharding's MOVED churn (slots moving between nodes that answer) a failure of one command.
-  it('a budget spent on a MOVED to a node the client is connected to is not a node gone', async () => {
-    const client = env.client();
+  async function connectEveryMaster(client: Cluster): Promise<void> {
     await client.set(`{cutb}:warm${process.pid}`, '1');
     await Promise.all(env.cluster.nodes.map((n) => client.nodes('master').find((m) => m.options.port === n.port)?.ping()));
     await eventually(() => client.nodes('master').every((m) => m.status === 'ready'), 'connected to every master', 5_000);
+  }
+
+  // What keeps a resharding's MOVED churn (slots moving between nodes that answer) a failure of one command.
+  it('a budget spent on a MOVED to a node the client is connected to is not a node gone', async () => {
+    const client = env.client();
+    await connectEveryMaster(client);
     const up = env.cluster.nodes[1]!;
     const spent = (last: string) => new Error(`Too many Cluster redirections. Last error: ${last}`);
     assert.equal(nodeGone(spent(`ReplyError: MOVED 42 ${up.host}:${up.port}`), client), false);
     assert.equal(nodeGone(spent('ReplyError: MOVED 42 127.0.0.1:1'), client), true, 'a MOVED to a node the client holds no connection to');
     assert.equal(nodeGone(spent('Error: Connection is closed.'), client), true);
     assert.equal(nodeGone(spent('ReplyError: ASK 42 127.0.0.1:1'), client), false);
+    // A MOVED names the node as the server knows it; a client behind a NAT reaches it where its natMap says.
+    const natted = new Cluster(env.cluster.nodes, { natMap: { '10.255.0.9:7000': { host: up.host, port: up.port } } });
+    try {
+      await connectEveryMaster(natted);
+      assert.equal(nodeGone(spent('ReplyError: MOVED 42 10.255.0.9:7000'), natted), false, 'a MOVED to an address natMap maps to a node the client is connected to');
+    } finally {
+      natted.disconnect();
+    }
   });
 });
