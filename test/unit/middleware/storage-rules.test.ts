@@ -45,6 +45,16 @@ describe('middleware: storage rules, unit', () => {
       assert.equal(requestBypassReason(plain, 'GET', undefined, false, '/a#x?access_token=1'), undefined);
     });
 
+    it('bypasses Range (range) and the preconditions only the app can judge, If-Match and If-Unmodified-Since (precondition), on user-scoped or shared routes too', () => {
+      for (const scoped of [false, true]) {
+        assert.equal(requestBypassReason({ range: 'bytes=0-1' }, 'GET', undefined, scoped, '/a'), 'range', `scoped: ${scoped}`);
+        assert.equal(requestBypassReason({ 'if-match': '"x"' }, 'GET', undefined, scoped, '/a'), 'precondition', `scoped: ${scoped}`);
+        assert.equal(requestBypassReason({ 'if-unmodified-since': 'Mon, 07 Dec 2026 00:00:00 GMT' }, 'GET', undefined, scoped, '/a'), 'precondition', `scoped: ${scoped}`);
+        // The ones a stored answer can judge (a 304 from its validators) are the cache's.
+        assert.equal(requestBypassReason({ 'if-none-match': '"x"', 'if-modified-since': 'Mon, 07 Dec 2026 00:00:00 GMT' }, 'GET', undefined, scoped, '/a'), undefined, `scoped: ${scoped}`);
+      }
+    });
+
     it('says why, in order: method override, a body, credentials', () => {
       assert.equal(requestBypassReason(plain, 'GET', 'POST', false, '/a'), 'method-override');
       assert.equal(requestBypassReason({ 'x-http-method-override': 'DELETE' }, 'GET', undefined, true, '/a'), 'method-override');
