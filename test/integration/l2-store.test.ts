@@ -88,6 +88,18 @@ describe('L2Store: connection checks, failures and readiness', function () {
     assert.deepEqual(await l2.get('k'), Buffer.from('v'));
   });
 
+  for (const refusal of ['CLUSTERDOWN The cluster is down', "READONLY You can't write against a read only replica."]) {
+    it(`a check refused with ${refusal.split(' ')[0]} (an answer, but commands would fail) takes L2 down, is no failure, and a probe that passes brings L2 back`, async () => {
+      let checks = 0;
+      // The refusal as Redis sends it: an error reply, from a script on a real server.
+      const { l2, downs, ups, failures } = open(ctx.redis.url, (c) => (++checks === 1 ? c.call('EVAL', `return redis.error_reply("${refusal}")`, '0') : c.ping()));
+      assert.equal(await eventually(() => downs.length === 1), true, 'L2 was not reported down');
+      assert.deepEqual([failures, ups], [[], []], 'the refusal was taken for Redis up');
+      assert.equal(await eventually(() => l2.state === 'ok'), true, 'L2 did not come back once a probe passed');
+      assert.deepEqual(ups, [true]);
+    });
+  }
+
   it('a check that times out opens the breaker: L2 is down and fails fast until a probe gets an answer', async () => {
     let checks = 0;
     const { l2, downs, ups, failures } = open(ctx.redis.url, (c) => {
