@@ -380,4 +380,24 @@ describe('middleware: header values beyond ASCII go out as the app alone sends t
       assert.equal(answer.body, alone.body, `the chunks and the trailer (${valuesOf(answer, 'cache-status').join()})`);
     }
   });
+
+  it('Express: trailer fields added to an answer with a Content-Length, which node never sends (no chunks), do not keep it from being stored', async () => {
+    const build: Build = (cache) => {
+      const app = express();
+      if (cache !== undefined) app.use(expressCache(cache));
+      app.get('/v', (_req, res) => {
+        res.setHeader('Content-Length', '11');
+        res.addTrailers({ 'X-Checksum': 'abc' });
+        res.end('hello world');
+      });
+      return app;
+    };
+    const alone = await wireRequest(await ctx.serve(build(undefined)), '/v');
+    assert.doesNotMatch(alone.body, /x-checksum/i, 'node sent a trailer without chunks');
+    const server = await ctx.serve(build(await ctx.open(routes)));
+    await wireRequest(server, '/v');
+    const second = await wireRequest(server, '/v');
+    assert.equal(second.body, alone.body);
+    assert.match(valuesOf(second, 'cache-status').join(), /; hit/, 'the answer was not stored');
+  });
 });
