@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import { createCache, type TierCache } from '../../src/index.js';
+import { clusterDown } from '../../src/store/cluster-faults.js';
 import { masterOf } from '../support/cluster-proxies.js';
 import { eventually } from '../support/eventually.js';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
@@ -69,6 +70,10 @@ describe('Redis Cluster down (a master gone with no replica)', function () {
       }
       assert.equal(cache.health().l2, 'down', `${kind}: L2 still up after ${keys.length} getOrSet() whose Cluster answered CLUSTERDOWN (they waited ${waits.join(', ')} ms; errors: ${errors.join(' | ')})`);
       assert.deepEqual(await cache.invalidateTags(['T']), { delivered: false });
+      // What the client itself gives back for a plain command on a master that is up (at once, or once its
+      // redirection budget is spent).
+      const own = await clients[i]!.get(cache.dataKey(keys[0]!)).then(() => undefined, (err: Error) => err);
+      assert.ok(own !== undefined && clusterDown(own), `${kind}: the client's own error is no Cluster down: ${own?.message}`);
     }
   });
 });
