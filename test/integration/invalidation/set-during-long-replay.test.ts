@@ -74,25 +74,35 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
       assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
     });
   }
-  // Made before: it waits for that invalidation alone. Three command timeouts here (the replay of t and the
-  // store well within it), while the whole replay (nine items) takes longer than that.
-  for (const when of ['after', 'before'] as const) {
-    it(`is stored once the invalidation of its tag is replayed, though others queued after it are still being replayed (made ${when} that replay)`, async () => {
-      const { a, stores } = await cutOffWith(async (a) => {
-        await a.invalidateTags(['t']);
-        for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
-      }, 3 * TIMEOUT);
-      const queuedThen = queued(a);
-      await healSlowly(a);
-      if (when === 'after') await eventually(() => queued(a) < queuedThen, 'the invalidation of t is replayed', 10_000);
-      await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
-      assert.ok(queued(a) > 0, 'the replay had ended (the test proves nothing)');
-      await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
-      proxy!.setDelay(0);
-      assert.deepEqual(stores, ['k'], 'the set() was not stored while invalidations of other keys were replayed');
-      const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
-      assert.equal(await d.get('k'), 'a-later');
-      assert.equal(await a.get('k'), 'a-later');
-    });
+  // What A queued while cut off, first what the set() waits for (a clear(), or an invalidation of its tag t merged at
+  // the queue's head with one of u), then eight others; 'twice': t again after two others, which the set() made
+  // after the first t's replay waits for too. Made before: it waits for that invalidation alone. Four command timeouts
+  // here (the replay of what it waits for and the store well within it), while the whole replay (ten items, three
+  // round trips of ~0.1 s each) takes longer than that.
+  const deletes = (a: TierCache, n: number) => {
+    for (let i = 0; i < n; i++) void a.delete(`other${i}`);
+  };
+  const backlogs: ReadonlyArray<[string, (a: TierCache) => Promise<void>, ReadonlyArray<'after' | 'before'>]> = [
+    ['an invalidation of its tag', async (a) => (await Promise.all([a.invalidateTags(['t']), a.invalidateTags(['u'])]), deletes(a, 8)), ['after', 'before']],
+    ['a clear()', async (a) => (await a.clear(), deletes(a, 8)), ['after', 'before']],
+    ['an invalidation of its tag, twice', async (a) => (void a.invalidateTags(['t']), deletes(a, 2), await a.invalidateTags(['t']), deletes(a, 6)), ['after']],
+  ];
+  for (const [what, queue, whens] of backlogs) {
+    for (const when of whens) {
+      it(`is stored once ${what} is replayed, though others queued after it are still being replayed (made ${when} that replay)`, async () => {
+        const { a, stores } = await cutOffWith(queue, 4 * TIMEOUT);
+        const queuedThen = queued(a);
+        await healSlowly(a);
+        if (when === 'after') await eventually(() => queued(a) < queuedThen, `${what} is replayed`, 10_000);
+        await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+        assert.ok(queued(a) > 0, 'the replay had ended (the test proves nothing)');
+        await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
+        proxy!.setDelay(0);
+        assert.deepEqual(stores, ['k'], 'the set() was not stored while invalidations of other keys were replayed');
+        const d = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+        assert.equal(await d.get('k'), 'a-later', 'the set() reported stored was undone by the replay');
+        assert.equal(await a.get('k'), 'a-later');
+      });
+    }
   }
 });
