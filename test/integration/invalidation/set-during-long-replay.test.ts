@@ -76,7 +76,8 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
   }
   // What A queued while cut off, first what the set() waits for (a clear(), or an invalidation of its tag t merged at
   // the queue's head with one of u), then eight others; 'twice': t again after two others, which the set() made
-  // after the first t's replay waits for too. Made before: it waits for that invalidation alone. Four command timeouts
+  // after the first t's replay waits for too; a clear() queued once a try failed takes the place of the backlog
+  // before it, and t after it is waited for. Made before: it waits for that invalidation alone. Four command timeouts
   // here (the replay of what it waits for and the store well within it), while the whole replay (ten items, three
   // round trips of ~0.1 s each) takes longer than that.
   const deletes = (a: TierCache, n: number) => {
@@ -86,6 +87,8 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
     ['an invalidation of its tag', async (a) => (await Promise.all([a.invalidateTags(['t']), a.invalidateTags(['u'])]), deletes(a, 8)), ['after', 'before']],
     ['a clear()', async (a) => (await a.clear(), deletes(a, 8)), ['after', 'before']],
     ['an invalidation of its tag, twice', async (a) => (void a.invalidateTags(['t']), deletes(a, 2), await a.invalidateTags(['t']), deletes(a, 6)), ['after']],
+    // The first try failed (Redis down): the clear() then takes the place of what was queued before it (collapse).
+    ['a clear() that took the place of an invalidation of its tag, then that tag again', async (a) => (await a.invalidateTags(['t']), await a.clear(), await a.invalidateTags(['t']), deletes(a, 8)), ['after']],
   ];
   for (const [what, queue, whens] of backlogs) {
     for (const when of whens) {
