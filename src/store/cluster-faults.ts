@@ -2,8 +2,7 @@
 // command failed": L2Store opens its breaker on them, as on a timeout, so a
 // request pays for them once per breaker cooldown instead of on every call.
 // Told apart by ioredis's error messages (6.x), read here only.
-import type { Cluster } from 'ioredis';
-import { isCluster, type RedisClient } from './redis-client.js';
+import type { Cluster, Redis } from 'ioredis';
 
 const BUDGET_SPENT = 'Too many Cluster redirections. Last error: ';
 const MOVED_LAST = /^ReplyError: MOVED \d+ (\S+)$/;
@@ -14,18 +13,19 @@ const MOVED_LAST = /^ReplyError: MOVED \d+ (\S+)$/;
  * instance is cut off from while the others reach it). ioredis answers a
  * closed connection by trying a random node, which answers MOVED back to
  * the unreachable one, so the last error is either: "Connection is closed."
- * or a MOVED to a node the client holds no ready connection to (its
- * connection dropped, or re-made and not up). A budget spent on MOVED or ASK
- * between nodes that answer (slots moving while resharding) is not this, and
- * stays a failure of that command alone.
+ * or a MOVED to a node whose connection the client lost and has not had
+ * ready since (`lost`). A MOVED to a node it simply never tried is not
+ * this: a budget spent on slots moving between nodes that answer (a
+ * resharding; a master just added to scale out, which a client has no
+ * connection to until a command goes there) stays a failure of that command alone.
  */
-export function nodeGone(error: Error, client: RedisClient): boolean {
+export function nodeGone(error: Error, lost: LostNodes | undefined): boolean {
   const message = error.message;
   if (!message.startsWith(BUDGET_SPENT)) return false;
   const last = message.slice(BUDGET_SPENT.length);
   if (last === 'Error: Connection is closed.') return true;
   const target = MOVED_LAST.exec(last)?.[1];
-  return target !== undefined && isCluster(client) && !connectedTo(client, target);
+  return target !== undefined && lost !== undefined && lost.has(target);
 }
 
 /**
@@ -40,10 +40,46 @@ export function clusterDown(error: Error): boolean {
   return message.startsWith('CLUSTERDOWN') || message.startsWith(`${BUDGET_SPENT}ReplyError: CLUSTERDOWN`);
 }
 
-/** Whether `client` holds a ready connection to the node a MOVED named (`host:port`, as the server knows it; mapped through natMap as ioredis does). */
-function connectedTo(client: Cluster, target: string): boolean {
-  const natMapper = (client as unknown as { natMapper?: (key: string) => { host?: string; port?: number } }).natMapper;
-  const mapped = typeof natMapper === 'function' ? natMapper.call(client, target) : undefined;
-  const key = mapped?.host !== undefined && mapped.port !== undefined ? `${mapped.host}:${mapped.port}` : target;
-  return client.nodes('all').some((node) => node.status === 'ready' && `${node.options.host}:${node.options.port}` === key);
+/**
+ * The nodes of a Cluster client whose connection it lost (closed, refused,
+ * dropped from the pool) and has not had ready since, by `host:port` as the
+ * client's pool names them. At most one entry per node address the client
+ * ever lost, and only while it stays lost.
+ */
+export class LostNodes {
+  private readonly lost = new Set<string>();
+
+  constructor(private readonly client: Cluster) {
+    client.on('-node', this.onLost);
+    client.on('+node', this.onAdded);
+  }
+
+  /** Whether the node a MOVED named (`host:port`, as the server knows it; mapped through natMap as ioredis does) is lost. */
+  has(target: string): boolean {
+    if (this.lost.size === 0) return false;
+    const natMapper = (this.client as unknown as { natMapper?: (key: string) => { host?: string; port?: number } }).natMapper;
+    const mapped = typeof natMapper === 'function' ? natMapper.call(this.client, target) : undefined;
+    return this.lost.has(mapped?.host !== undefined && mapped.port !== undefined ? `${mapped.host}:${mapped.port}` : target);
+  }
+
+  close(): void {
+    this.client.off('-node', this.onLost);
+    this.client.off('+node', this.onAdded);
+  }
+
+  private readonly onLost = (redis: Redis | undefined): void => {
+    const key = poolKey(redis);
+    if (key !== undefined) this.lost.add(key);
+  };
+
+  /** A connection (re)made for a node: found again once it is ready. */
+  private readonly onAdded = (redis: Redis | undefined): void => {
+    const key = poolKey(redis);
+    if (key !== undefined) redis!.once('ready', () => this.lost.delete(key));
+  };
+}
+
+function poolKey(redis: Redis | undefined): string | undefined {
+  const options = redis?.options;
+  return options?.host === undefined || options.port === undefined ? undefined : `${options.host}:${options.port}`;
 }

@@ -9,7 +9,7 @@
 // once per transition (onDown / onUp), not once per failed command.
 import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
-import { clusterDown, nodeGone } from './cluster-faults.js';
+import { clusterDown, LostNodes, nodeGone } from './cluster-faults.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
 import { ServerClock } from './server-clock.js';
@@ -81,6 +81,8 @@ export class L2Store {
   private readonly fromMaster: boolean;
   /** Connections lost so far (see failed()). */
   private losses = 0;
+  /** On a Cluster: the nodes whose connection the client lost (see nodeGone). */
+  private readonly lostNodes: LostNodes | undefined;
   /**
    * Redis's clock, learned by the epoch check (RedisVersions.serverEpoch):
    * what a set()'s deadline is given in. Standalone and Sentinel only: a
@@ -96,6 +98,7 @@ export class L2Store {
     this.fromMaster = readsReplicas(client);
     this.readyBy = performance.now() + options.commandTimeout;
     this.clock = isCluster(client) ? undefined : new ServerClock();
+    this.lostNodes = isCluster(client) ? new LostNodes(client) : undefined;
     client.on('ready', this.onReady);
     client.on('error', this.onError);
     client.on('close', this.onClose);
@@ -177,6 +180,7 @@ export class L2Store {
     this.client.off('error', this.onError);
     this.client.off('close', this.onClose);
     this.client.off('end', this.onClose);
+    this.lostNodes?.close();
     this.settleWaiters(false);
   }
 
@@ -285,7 +289,7 @@ export class L2Store {
    */
   private failed(error: Error, losses: number): void {
     const timedOut = /timed out/i.test(error.message);
-    if (timedOut || readOnly(error) || nodeGone(error, this.client) || clusterDown(error)) {
+    if (timedOut || readOnly(error) || nodeGone(error, this.lostNodes) || clusterDown(error)) {
       // Its connection was lost since: the client dropped it (a client that does not send again, as openRedis's),
       // and only its timer answered it. Redis was not slow; the loss was taken (and reported) as such, and the
       // next connection's check, not a breaker, says when commands go through.

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { Cluster } from 'ioredis';
 import { createCache } from '../../src/index.js';
-import { nodeGone } from '../../src/store/cluster-faults.js';
+import { LostNodes, nodeGone } from '../../src/store/cluster-faults.js';
 import { clusterCaches } from '../support/cluster-caches.js';
 import { masterOf, startClusterProxies } from '../support/cluster-proxies.js';
 import { eventually } from '../support/eventually.js';
@@ -52,22 +52,46 @@ describe('Redis Cluster: a master this instance is cut off from (refused), the o
     await eventually(() => client.nodes('master').every((m) => m.status === 'ready'), 'connected to every master', 5_000);
   }
 
-  // What keeps a resharding's MOVED churn (slots moving between nodes that answer) a failure of one command.
-  it('a budget spent on a MOVED to a node the client is connected to is not a node gone', async () => {
+  // What keeps a resharding's MOVED churn (slots moving between nodes that answer, or to a node the client never
+  // tried yet) a failure of one command: only a MOVED to a node whose connection the client lost is a node gone.
+  it('a budget spent on a MOVED is a node gone only when the client lost its connection to that node and has not had it back', async () => {
     const client = env.client();
-    await connectEveryMaster(client);
-    const up = env.cluster.nodes[1]!;
-    const spent = (last: string) => new Error(`Too many Cluster redirections. Last error: ${last}`);
-    assert.equal(nodeGone(spent(`ReplyError: MOVED 42 ${up.host}:${up.port}`), client), false);
-    assert.equal(nodeGone(spent('ReplyError: MOVED 42 127.0.0.1:1'), client), true, 'a MOVED to a node the client holds no connection to');
-    assert.equal(nodeGone(spent('Error: Connection is closed.'), client), true);
-    assert.equal(nodeGone(spent('ReplyError: ASK 42 127.0.0.1:1'), client), false);
-    // A MOVED names the node as the server knows it; a client behind a NAT reaches it where its natMap says.
-    const natted = new Cluster(env.cluster.nodes, { natMap: { '10.255.0.9:7000': { host: up.host, port: up.port } } });
+    const lost = new LostNodes(client);
+    try {
+      await connectEveryMaster(client);
+      const spent = (last: string) => new Error(`Too many Cluster redirections. Last error: ${last}`);
+      const up = env.cluster.nodes[1]!;
+      assert.equal(nodeGone(spent(`ReplyError: MOVED 42 ${up.host}:${up.port}`), lost), false, 'a MOVED to a connected master');
+      assert.equal(nodeGone(spent('ReplyError: MOVED 42 127.0.0.1:1'), lost), false, 'a MOVED to a node the client never tried');
+      assert.equal(nodeGone(spent('Error: Connection is closed.'), lost), true);
+      assert.equal(nodeGone(spent('ReplyError: ASK 42 127.0.0.1:1'), lost), false);
+      const dropped = env.cluster.nodes[2]!;
+      const movedThere = spent(`ReplyError: MOVED 42 ${dropped.host}:${dropped.port}`);
+      const atLoss = new Promise<boolean>((resolve) => client.once('-node', () => resolve(nodeGone(movedThere, lost))));
+      client.nodes('master').find((m) => m.options.port === dropped.port)!.disconnect();
+      assert.equal(await atLoss, true, 'a MOVED to a node whose connection was just lost');
+      let key = '';
+      for (let k = 0; key === ''; k++) if ((await masterOf(env.cluster, `{cutb${k}}:x`)) === dropped.port) key = `{cutb${k}}:x`;
+      await eventually(async () => (await client.get(key).catch(() => 'failed')) === null && !nodeGone(movedThere, lost), 'the node counts again once a connection to it is ready', 5_000);
+    } finally {
+      lost.close();
+    }
+  });
+
+  // A MOVED names the node as the server knows it; a client behind a NAT reaches it where its natMap says.
+  it('a MOVED naming a node by the address natMap maps is read as that node: a node gone once its connection is lost', async () => {
+    const dropped = env.cluster.nodes[2]!;
+    const natted = new Cluster(env.cluster.nodes, { natMap: { '10.255.0.9:7000': { host: dropped.host, port: dropped.port } } });
+    const lost = new LostNodes(natted);
     try {
       await connectEveryMaster(natted);
-      assert.equal(nodeGone(spent('ReplyError: MOVED 42 10.255.0.9:7000'), natted), false, 'a MOVED to an address natMap maps to a node the client is connected to');
+      const movedThere = new Error('Too many Cluster redirections. Last error: ReplyError: MOVED 42 10.255.0.9:7000');
+      assert.equal(nodeGone(movedThere, lost), false, 'a MOVED to an address natMap maps to a node the client is connected to');
+      const atLoss = new Promise<boolean>((resolve) => natted.once('-node', () => resolve(nodeGone(movedThere, lost))));
+      natted.nodes('master').find((m) => m.options.port === dropped.port)!.disconnect();
+      assert.equal(await atLoss, true, 'a MOVED to an address natMap maps to a node whose connection was just lost');
     } finally {
+      lost.close();
       natted.disconnect();
     }
   });

@@ -55,20 +55,7 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   if (!Number.isInteger(masters) || masters < 3) throw new TypeError(`masters must be an integer >= 3 (Redis Cluster's minimum), got ${masters}`);
   if (!Number.isInteger(replicas) || replicas < 0) throw new TypeError(`replicas must be an integer >= 0, got ${replicas}`);
 
-  const results = await Promise.allSettled(
-    Array.from({ length: masters * (1 + replicas) }, () =>
-      startRedisServer({
-        args: ({ port, dir }) => [
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-          // 2000 sometimes gave 3-4 s starts; 1000 gives a steady ~2.1 s (REDIS-NOTES §2).
-          '--cluster-node-timeout', '1000',
-          // The default 5 s delay would hold up replicas' first sync.
-          '--repl-diskless-sync-delay', '0',
-        ],
-      }),
-    ),
-  );
+  const results = await Promise.allSettled(Array.from({ length: masters * (1 + replicas) }, startClusterNode));
   const servers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const stop = async () => {
     await Promise.all(servers.map((s) => s.stop()));
@@ -98,6 +85,43 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     servers,
     stop,
   };
+}
+
+/** One cluster-enabled redis-server, in no cluster yet. */
+function startClusterNode(): Promise<RedisServerHandle> {
+  return startRedisServer({
+    args: ({ port, dir }) => [
+      '--cluster-enabled', 'yes',
+      '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+      // 2000 sometimes gave 3-4 s starts; 1000 gives a steady ~2.1 s (REDIS-NOTES §2).
+      '--cluster-node-timeout', '1000',
+      // The default 5 s delay would hold up replicas' first sync.
+      '--repl-diskless-sync-delay', '0',
+    ],
+  });
+}
+
+/**
+ * Joins a new master holding no slot to `cluster` (what scaling out starts
+ * with, before slots are moved to it), and resolves once every node knows it.
+ * Not in `cluster.nodes`: stop it with the handle returned.
+ */
+export async function addEmptyMaster(cluster: RedisClusterHandle, readyTimeoutMs = 15_000): Promise<RedisServerHandle> {
+  const server = await startClusterNode();
+  try {
+    const first = cluster.nodes[0]!;
+    const admin = new Redis(first.port, first.host);
+    try {
+      await admin.cluster('MEET', REDIS_HOST, server.port);
+    } finally {
+      admin.disconnect();
+    }
+    await waitForClusterOk([...cluster.servers, server], readyTimeoutMs);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
 }
 
 /** Runs `command` on every node directly (a connection of its own each); results in `cluster.nodes` order. */

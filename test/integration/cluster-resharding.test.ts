@@ -1,0 +1,265 @@
+// Slots moving between live masters (CLUSTER SETSLOT IMPORTING/MIGRATING, the
+// keys MIGRATEd one by one, SETSLOT NODE on every master) while two instances
+// serve and invalidate: their commands meet ASK, TRYAGAIN (a multi-key script
+// whose keys are split between the two masters) and MOVED, all from nodes that
+// answer. That is one command's failure at most, never an outage: no breaker
+// opens, nothing rejects, and no invalidation is lost on the way (the bus's
+// channel moves too, and sharded subscribers are unsubscribed when it does).
+import assert from 'node:assert/strict';
+import { Cluster, Redis, type ClusterOptions } from 'ioredis';
+import { createCache, type TierCache } from '../../src/index.js';
+import { keySlot } from '../../src/store/hash-slot.js';
+import { addEmptyMaster, startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
+import type { RedisServerHandle } from '../support/redis-server.js';
+
+/** How long after an invalidation resolved the other instance may still serve what it invalidated: its message's way, or a lost one's discovery (the next heartbeat, about two epoch checks). */
+const OTHER_INSTANCE_GRACE_MS = 3_000;
+
+interface Master {
+  readonly port: number;
+  readonly id: string;
+  readonly admin: Redis;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Moves `slot` from `from` to `to` as redis-cli --cluster reshard does, one key
+ * at a time with a pause between: the window in which a command on the slot
+ * gets ASK (its key moved) or TRYAGAIN (a script's keys on both sides).
+ */
+async function moveSlot(slot: number, from: Master, to: Master, masters: readonly Master[], pauseMs: number): Promise<number> {
+  await to.admin.cluster('SETSLOT', slot, 'IMPORTING', from.id);
+  await from.admin.cluster('SETSLOT', slot, 'MIGRATING', to.id);
+  let moved = 0;
+  for (;;) {
+    const keys = (await from.admin.cluster('GETKEYSINSLOT', slot, 1)) as string[];
+    if (keys.length === 0) break;
+    await from.admin.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'REPLACE', 'KEYS', ...keys);
+    moved += keys.length;
+    await sleep(pauseMs);
+  }
+  // The new owner first (redis-cli's order), so no node sends a client back and forth.
+  await to.admin.cluster('SETSLOT', slot, 'NODE', to.id);
+  await from.admin.cluster('SETSLOT', slot, 'NODE', to.id);
+  for (const m of masters) if (m !== from && m !== to) await m.admin.cluster('SETSLOT', slot, 'NODE', to.id);
+  return moved;
+}
+
+/** The error replies the masters sent since their last RESETSTAT, by kind (INFO errorstats): MOVED, ASK, TRYAGAIN... */
+async function errorCounts(masters: readonly Master[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const m of masters) {
+    for (const [, kind, n] of String(await m.admin.info('errorstats')).matchAll(/^errorstat_(\w+):count=(\d+)/gm)) counts[kind!] = (counts[kind!] ?? 0) + Number(n);
+  }
+  return counts;
+}
+
+/** Which master serves `slot` now (asked of the first master). */
+async function ownerOf(slot: number, masters: readonly Master[]): Promise<Master> {
+  const ranges = (await masters[0]!.admin.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+  const port = ranges.find(([lo, hi]) => lo <= slot && slot <= hi)![2][1];
+  return masters.find((m) => m.port === port)!;
+}
+
+describe('Redis Cluster: slots resharded between live masters while two instances serve and invalidate', function () {
+  this.timeout(60_000);
+  let cluster: RedisClusterHandle;
+  let masters: Master[] = [];
+  const clients: Cluster[] = [];
+  const caches: TierCache[] = [];
+  const added: Array<Master & { server: RedisServerHandle }> = [];
+
+  /** A master joined to the cluster holding no slot (a scale-out's first step). */
+  async function newMaster(): Promise<Master> {
+    const server = await addEmptyMaster(cluster);
+    const admin = new Redis(server.port, '127.0.0.1');
+    const m = { port: server.port, id: String(await admin.cluster('MYID')), admin, server };
+    added.push(m);
+    return m;
+  }
+
+  before(async function () {
+    this.timeout(60_000);
+    cluster = await startRedisCluster({ masters: 3 });
+    masters = await Promise.all(
+      cluster.nodes.map(async (n) => {
+        const admin = new Redis(n.port, n.host);
+        return { port: n.port, id: String(await admin.cluster('MYID')), admin };
+      }),
+    );
+  });
+  after(async () => {
+    for (const m of [...masters, ...added]) m.admin.disconnect();
+    await Promise.all(added.map((m) => m.server.stop()));
+    await cluster?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+  });
+
+  function open(namespace: string, options: ClusterOptions = {}): TierCache {
+    const client = new Cluster(cluster.nodes, options);
+    clients.push(client);
+    // A healthy Cluster's bound (the timeout is not what this asks); a long cooldown keeps a wrongly opened breaker in sight.
+    const cache = createCache({ namespace, redis: client, l2: { commandTimeout: '3s', breakerCooldown: '30s' } });
+    caches.push(cache);
+    return cache;
+  }
+
+  it('no request fails, no breaker opens and no invalidation is lost while the slots of entries, locks, counters and the bus move', async () => {
+    const ns = `rsh${process.pid}`;
+    // B gives up after one redirection: its scripts meet a spent budget (last error ASK, TRYAGAIN or MOVED) and must fail safe.
+    const a = open(ns);
+    const b = open(ns, { maxRedirections: 1 });
+    await Promise.all([a.ready(), b.ready()]);
+    const instances = [a, b];
+    const problems: string[] = [];
+    const errors: string[] = [];
+    for (const [i, cache] of instances.entries()) {
+      cache.on('error', (e) => errors.push(`${'AB'[i]} ${e.where}: ${e.err.message}`));
+      cache.on('l2', (e) => e.state === 'down' && problems.push(`${'AB'[i]}: L2 reported down (${e.err?.message})`));
+    }
+
+    // Everything on one master: the namespace's slot (epoch, server keys, the bus channel), two tags, and six
+    // entries (each slot holds the entry, its fill lock and its key counter).
+    const home = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
+    const homeOf = async (slot: number) => (await ownerOf(slot, masters)) === home;
+    const tags: string[] = [];
+    for (let t = 0; tags.length < 2; t++) if (await homeOf(keySlot(`${ns}:v:{t${t}}`))) tags.push(`t${t}`);
+    const keys: string[] = [];
+    for (let k = 0; keys.length < 6; k++) if (await homeOf(keySlot(a.dataKey(`k${k}`)))) keys.push(`k${k}`);
+    const tagOf = (key: string) => tags[keys.indexOf(key) % tags.length]!;
+    const slots = [...new Set([keySlot(`{${ns}}:epoch`), ...tags.map((t) => keySlot(`${ns}:v:{${t}}`)), ...keys.map((k) => keySlot(a.dataKey(k)))])];
+
+    // The truth a loader reads: a number per key, moved on before each invalidation of the key.
+    const truth = new Map(keys.map((k) => [k, 0]));
+    interface Read { readonly by: number; readonly key: string; readonly started: number; readonly value: number }
+    interface Invalidation { readonly by: number; readonly key: string; readonly value: number; readonly resolved: number }
+    const reads: Read[] = [];
+    const invalidations: Invalidation[] = [];
+    let running = true;
+    let queued = 0;
+
+    const reader = async (by: number) => {
+      for (let n = 0; running; n++) {
+        const key = keys[n % keys.length]!;
+        const started = performance.now();
+        try {
+          const value = await instances[by]!.getOrSet(
+            key,
+            async () => {
+              const now = truth.get(key)!;
+              await sleep(2);
+              return { v: now };
+            },
+            { tags: [tagOf(key)], ttl: '30s' },
+          );
+          reads.push({ by, key, started, value: value.v });
+        } catch (err) {
+          problems.push(`${'AB'[by]}: getOrSet(${key}) rejected: ${(err as Error).message}`);
+        }
+        await sleep(1);
+      }
+    };
+    const writer = async () => {
+      for (let n = 0; running; n++) {
+        const by = n % 2;
+        const key = keys[(n * 5) % keys.length]!;
+        const value = truth.get(key)! + 1;
+        truth.set(key, value);
+        try {
+          const result = await (n % 3 === 0 ? instances[by]!.delete(key) : instances[by]!.invalidateTags([tagOf(key)]));
+          // B's bump can spend its one redirection (the last error TRYAGAIN, ASK or MOVED): one command's failure, which
+          // the queue replays a retry period later. A, with ioredis's default budget, has no reason to queue.
+          if (!result.delivered && by === 0) problems.push(`A: an invalidation went undelivered (queued) with Redis up`);
+          if (!result.delivered) queued++;
+          invalidations.push({ by, key, value, resolved: performance.now() });
+        } catch (err) {
+          problems.push(`${'AB'[by]}: invalidation of ${key} rejected: ${(err as Error).message}`);
+        }
+        await sleep(25);
+      }
+    };
+    await Promise.all(masters.map((m) => m.admin.config('RESETSTAT')));
+    const traffic = Promise.all([reader(0), reader(0), reader(1), reader(1), writer()]);
+
+    // Round trip: home -> second master -> third -> home; each slot moved with the traffic on.
+    let moved = 0;
+    try {
+      const route = [home, ...masters.filter((m) => m !== home), home];
+      for (let hop = 0; hop + 1 < route.length; hop++) {
+        for (const slot of slots) moved += await moveSlot(slot, route[hop]!, route[hop + 1]!, masters, 10);
+        await sleep(200);
+      }
+      await sleep(500);
+    } finally {
+      running = false;
+      await traffic;
+    }
+
+    // A read that began after an invalidation resolved may not return what it replaced: at once on the instance that
+    // invalidated, and on the other once its message had time to arrive (or its loss to be noticed).
+    const stale: string[] = [];
+    for (const read of reads) {
+      for (const inv of invalidations) {
+        if (inv.key !== read.key || read.value >= inv.value) continue;
+        const after = read.started - inv.resolved;
+        if (after > (inv.by === read.by ? 0 : OTHER_INSTANCE_GRACE_MS)) {
+          stale.push(`${'AB'[read.by]} read ${read.key}=${read.value} ${Math.round(after)} ms after ${'AB'[inv.by]}'s invalidation to ${inv.value} resolved`);
+          break;
+        }
+      }
+    }
+    const redirections = await errorCounts(masters);
+    const otherLag = Math.max(0, ...reads.flatMap((r) => invalidations.filter((i) => i.key === r.key && r.value < i.value && i.by !== r.by && r.started > i.resolved).map((i) => r.started - i.resolved)));
+    const summary = `${queued} of B's invalidations queued; redirections answered ${JSON.stringify(redirections)}; longest the other instance served an invalidated value: ${Math.round(otherLag)} ms; bus ${JSON.stringify(instances.map((c) => c.stats().bus))}; ${reads.length} reads, ${invalidations.length} invalidations, ${moved} keys migrated over ${slots.length * 3} slot moves; errors reported: ${errors.length} (${[...new Set(errors.map((e) => e.replace(/\d+/g, 'N')))].join(' | ')})`;
+    assert.ok(moved > 0 && invalidations.length > 20 && reads.length > 100, `the premise: traffic and keys to move (${summary})`);
+    assert.ok((redirections['MOVED'] ?? 0) > 0 && (redirections['ASK'] ?? 0) + (redirections['TRYAGAIN'] ?? 0) > 0, `the premise: commands met the moves (${summary})`);
+    assert.deepStrictEqual(problems, [], summary);
+    assert.deepStrictEqual(stale.slice(0, 5), [], `${stale.length} stale reads; ${summary}`);
+    for (const cache of instances) assert.equal(cache.health().l2, 'ok');
+  });
+
+  // h146's rule: a spent budget whose last error is a MOVED to a node the client holds no ready connection to opens
+  // the breaker (a cut master: the random node tried after the closed connection sends the client back to it). A
+  // client with one redirection whose slot moved twice since it read the map (here: on to a master just added to
+  // scale out) ends on a MOVED to the newest owner, which it never had a command for: alive, just never tried.
+  it('a budget of one redirection spent on a MOVED to a live master the client never tried leaves L2 up', async () => {
+    const ns = `rsm${process.pid}`;
+    const cache = open(ns, { maxRedirections: 1 });
+    await cache.ready();
+    const errors: string[] = [];
+    cache.on('error', (e) => errors.push(e.err.message));
+    const client = cache.redisClient as Cluster;
+    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
+    let key = '';
+    let slot = 0;
+    for (let k = 0; key === ''; k++) {
+      slot = keySlot(cache.dataKey(`k${k}`));
+      if ((await ownerOf(slot, masters)) !== busMaster) key = `k${k}`;
+    }
+    const x = await ownerOf(slot, masters);
+    const y = masters.find((m) => m !== x)!;
+    const w = await newMaster();
+    // x -> y, told to every master; then y -> w, told to y alone so far: x sends the client to y, and y to w.
+    await moveSlot(slot, x, y, [...masters, w], 0);
+    await w.admin.cluster('SETSLOT', slot, 'IMPORTING', y.id);
+    await y.admin.cluster('SETSLOT', slot, 'MIGRATING', w.id);
+    await y.admin.cluster('SETSLOT', slot, 'NODE', w.id);
+    try {
+      assert.ok(!client.nodes('all').some((n) => n.options.port === w.port && n.status === 'ready'), 'the premise: the client never connected to the new master');
+      assert.equal(await cache.get(key), undefined);
+      assert.match(errors.join(' | '), new RegExp(`MOVED ${slot} 127.0.0.1:${w.port}`), 'the premise: the read spent its redirection on the way to the new master');
+      assert.equal(cache.health().l2, 'ok', `L2 went down after a read whose last redirection named a live master (${errors.join(' | ')})`);
+    } finally {
+      for (const m of [w, x, ...masters.filter((n) => n !== x && n !== y)]) await m.admin.cluster('SETSLOT', slot, 'NODE', w.id);
+    }
+    // Once the move is done the client follows it: the next command on the slot goes through.
+    const failures = errors.length;
+    await cache.set(key, 'v');
+    assert.deepStrictEqual(errors.slice(failures), []);
+    assert.equal(cache.health().l2, 'ok');
+  });
+});
