@@ -193,7 +193,7 @@ export class InvalidationBus {
   private pingSent = 0;
   /** Epoch checks in a row that found that PING unanswered. */
   private silentPings = 0;
-  /** The subscriber's socket's bytes read as of the last check (see pingUnanswered). */
+  /** The subscriber's sockets' bytes read as of the last check (see pingUnanswered, heartbeatOverdue). */
   private bytesHeard = 0;
   /** When an epoch check last got Redis's answer on the data connection. */
   private dataAnswered = 0;
@@ -627,9 +627,7 @@ export class InvalidationBus {
   private readonly checkEpoch = (): void => {
     // While lagging the checks go on: Redis answering again on the data connection, and still not on the subscriber's, tells a lost connection.
     if (this.state !== 'ok' && !this.lagging) return;
-    // Overdue once two intervals passed, and only at the second check that finds it out: a check runs before
-    // the loop reads its sockets, so the first one after a blocked loop has not yet seen a heartbeat that came back.
-    if (this.heartbeat !== 0 && ++this.heartbeatChecks >= 2 && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS)) {
+    if (this.heartbeat !== 0 && this.heartbeatOverdue()) {
       this.suspect();
       return;
     }
@@ -638,6 +636,7 @@ export class InvalidationBus {
         this.heartbeat = this.sendToSelf();
         this.heartbeatSent = performance.now();
         this.heartbeatChecks = 0;
+        this.bytesHeard = bytesRead(this.subscriber);
       }
     } else this.checkSubscriber();
     const { versions } = this.options;
@@ -665,6 +664,23 @@ export class InvalidationBus {
       },
     );
   };
+
+  /**
+   * On a Cluster, whether the heartbeat out makes the subscription suspect.
+   * Overdue once two intervals passed, and only at the second check that
+   * finds it out: a check runs before the loop reads its sockets, so the
+   * first one after a blocked loop has not yet seen a heartbeat that came
+   * back. It comes back behind every message published before it, so a
+   * subscription that delivered bytes since the last check is alive, however
+   * late (a backlog of large messages this process is slow to get through):
+   * the verdict waits for a check interval in which it delivered nothing.
+   */
+  private heartbeatOverdue(): boolean {
+    const heard = bytesRead(this.subscriber);
+    const delivering = heard !== this.bytesHeard;
+    this.bytesHeard = heard;
+    return ++this.heartbeatChecks >= 2 && !delivering && performance.now() - this.heartbeatSent > 2 * (this.options.epochCheckInterval ?? EPOCH_CHECK_MS);
+  }
 
   /**
    * Standalone Redis: a PING on the subscriber's own connection, which its
@@ -736,9 +752,26 @@ export class InvalidationBus {
   }
 }
 
-/** Bytes read so far from the kernel on `client`'s connection (0 when it has none). */
-function bytesRead(client: Redis): number {
-  return (client as unknown as { stream?: { bytesRead?: number } }).stream?.bytesRead ?? 0;
+/**
+ * Bytes read so far from the kernel on the subscriber's connections (0 when
+ * it has none): a Cluster's are its subscriber's, classic, and one per master
+ * its sharded subscriptions are on (ioredis 6 internals; 0 where they differ,
+ * and silence then is judged by time alone, as before).
+ */
+function bytesRead(client: RedisClient | undefined): number {
+  if (client === undefined || !isCluster(client)) return streamBytes(client);
+  const internals = client as unknown as {
+    subscriber?: { getInstance?(): Redis | null };
+    shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance?(): Redis | null }> };
+  };
+  let bytes = streamBytes(internals.subscriber?.getInstance?.() ?? undefined);
+  const sharded = internals.shardedSubscribers?.shardedSubscribers;
+  if (sharded instanceof Map) for (const subscriber of sharded.values()) bytes += streamBytes(subscriber.getInstance?.() ?? undefined);
+  return bytes;
+}
+
+function streamBytes(client: RedisClient | null | undefined): number {
+  return (client as { stream?: { bytesRead?: number } } | null | undefined)?.stream?.bytesRead ?? 0;
 }
 
 /** How ioredis names a Cluster node (host:port, as its slot map does). */

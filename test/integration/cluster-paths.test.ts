@@ -6,6 +6,7 @@
 // hearing. Each test asserts what a user relies on (DESIGN.md §3-5), checked
 // from the instances and, for what must not be left behind, on the nodes.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import express from 'express';
 import type { Cluster } from 'ioredis';
@@ -482,6 +483,43 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     }
     assert.equal(left(), false, 'the bus reported itself down');
     assert.equal(bus.flushes, flushes, 'L1 was flushed although every heartbeat came back');
+  });
+
+  // The heartbeat comes back through the subscription, behind every message published before it: an instance slow
+  // to get through a backlog of large ones (starved of CPU, or busy with what they tell it) found it overdue, took its
+  // subscription for lost and flushed L1 when its probe came back (h149 fixed the same on standalone Redis, 3bcdf4c).
+  it('an instance working through a backlog of large messages for longer than two checks keeps its subscription: never distrusted, L1 kept', async function () {
+    this.timeout(40_000);
+    const { a, bus, flushes, left } = await watchedInstance();
+    await a.set('kept', 'v');
+    let heard = 0;
+    let distrusted = 0;
+    a.on('invalidate', () => {
+      heard++;
+      if (a.health().bus !== 'ok') distrusted++;
+      const until = performance.now() + 150;
+      while (performance.now() < until) {
+        // the process's own work on what it heard
+      }
+    });
+    // Another instance's deleteMany() of 200,000 keys, as its bus splits it: 40 messages of 5,000 keys (~200 KB), in sequence.
+    const sender = randomUUID();
+    const messages = 40;
+    const publisher = client();
+    await Promise.all(
+      Array.from({ length: messages }, (_, s) => {
+        const keys = Array.from({ length: 5_000 }, (_, i) => `gone:${s}:${i}:`.padEnd(40, 'x'));
+        return publisher.spublish(bus.channel, JSON.stringify({ i: sender, s: s + 1, d: '0', k: keys }));
+      }),
+    );
+    await eventually(() => heard === messages, `all ${messages} messages heard (${heard} so far)`, 30_000);
+    // Two checks more, with nothing left to deliver: the heartbeat is back.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.equal(distrusted, 0, `the bus distrusted L1 while ${distrusted} of the ${messages} messages were handled`);
+    assert.equal(left(), false, 'the bus reported itself down');
+    assert.equal(a.health().bus, 'ok');
+    assert.equal(bus.flushes, flushes, 'L1 was flushed although the subscription delivered throughout');
+    assert.equal(a.stats().l1.entries, 1);
   });
 
   it('a heartbeat still on its way is no reason to distrust: back-to-back epoch checks keep L1', async () => {
