@@ -1,12 +1,18 @@
 // Slots moving between live masters (CLUSTER SETSLOT IMPORTING/MIGRATING, the
 // keys MIGRATEd one by one, SETSLOT NODE on every master) while two instances
-// serve and invalidate: their commands meet ASK, TRYAGAIN (a multi-key script
-// whose keys are split between the two masters) and MOVED, all from nodes that
-// answer. That is one command's failure at most, never an outage: no breaker
-// opens, nothing rejects, and no invalidation is lost on the way (the bus's
-// channel moves too, and sharded subscribers are unsubscribed when it does).
+// serve (data API, and HTTP through the Express middleware) and invalidate:
+// their commands meet ASK, TRYAGAIN (a multi-key script whose keys are split
+// between the two masters) and MOVED, all from nodes that answer. That is one
+// command's failure at most, never an outage: no breaker opens, nothing
+// rejects, and no invalidation is lost on the way (the bus's channel moves
+// too, and sharded subscribers are unsubscribed when it does).
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
+import { expressCache } from '../../src/express.js';
 import { createCache, type TierCache } from '../../src/index.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { addEmptyMaster, startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
@@ -130,11 +136,29 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     for (let t = 0; tags.length < 2; t++) if (await homeOf(keySlot(`${ns}:v:{t${t}}`))) tags.push(`t${t}`);
     const keys: string[] = [];
     for (let k = 0; keys.length < 6; k++) if (await homeOf(keySlot(a.dataKey(`k${k}`)))) keys.push(`k${k}`);
-    const tagOf = (key: string) => tags[keys.indexOf(key) % tags.length]!;
-    const slots = [...new Set([keySlot(`{${ns}}:epoch`), ...tags.map((t) => keySlot(`${ns}:v:{${t}}`)), ...keys.map((k) => keySlot(a.dataKey(k)))])];
+    // And three routes the middleware caches (its entries, locks and key counters): GET /r/<path>.
+    const httpKey = (path: string) => a.keyFor({ method: 'GET', url: `/r/${path}`, headers: {} });
+    const paths: string[] = [];
+    for (let h = 0; paths.length < 3; h++) if (await homeOf(keySlot(httpKey(`h${h}`)))) paths.push(`h${h}`);
+    const items = [...keys, ...paths];
+    const tagOf = (item: string) => tags[items.indexOf(item) % tags.length]!;
+    const slots = [...new Set([keySlot(`{${ns}}:epoch`), ...tags.map((t) => keySlot(`${ns}:v:{${t}}`)), ...keys.map((k) => keySlot(a.dataKey(k))), ...paths.map((h) => keySlot(httpKey(h)))])];
 
-    // The truth a loader reads: a number per key, moved on before each invalidation of the key.
-    const truth = new Map(keys.map((k) => [k, 0]));
+    // The truth a loader or handler reads: a number per key or path, moved on before each invalidation of it.
+    const truth = new Map(items.map((k) => [k, 0]));
+    const servers = await Promise.all(
+      instances.map(async (cache) => {
+        const app = express();
+        app.get('/r/:path', expressCache(cache, { ttl: '30s', tags: (req) => [tagOf(String(req.params['path']))] }), (req, res) => void res.json({ v: truth.get(String(req.params['path'])) }));
+        const server = http.createServer(app);
+        server.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        return server;
+      }),
+    );
+    const base = servers.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    assert.equal((await fetch(`${base[0]}/r/${paths[0]}`)).status, 200);
+    assert.equal(await clients[0]!.exists(httpKey(paths[0]!)), 1, 'the premise: the route entry is stored under the key whose slot moves');
     interface Read { readonly by: number; readonly key: string; readonly started: number; readonly value: number }
     interface Invalidation { readonly by: number; readonly key: string; readonly value: number; readonly resolved: number }
     const reads: Read[] = [];
@@ -163,14 +187,29 @@ describe('Redis Cluster: slots resharded between live masters while two instance
         await sleep(1);
       }
     };
+    const httpReader = async (by: number) => {
+      for (let n = 0; running; n++) {
+        const path = paths[n % paths.length]!;
+        const started = performance.now();
+        try {
+          const response = await fetch(`${base[by]}/r/${path}`);
+          const body = (await response.json()) as { v: number };
+          if (response.status !== 200) problems.push(`${'AB'[by]}: GET /r/${path} answered ${response.status}`);
+          else reads.push({ by, key: path, started, value: body.v });
+        } catch (err) {
+          problems.push(`${'AB'[by]}: GET /r/${path} failed: ${(err as Error).message}`);
+        }
+      }
+    };
     const writer = async () => {
       for (let n = 0; running; n++) {
         const by = n % 2;
-        const key = keys[(n * 5) % keys.length]!;
+        const key = items[(n * 5) % items.length]!;
         const value = truth.get(key)! + 1;
         truth.set(key, value);
         try {
-          const result = await (n % 3 === 0 ? instances[by]!.delete(key) : instances[by]!.invalidateTags([tagOf(key)]));
+          // A route's entry goes with its tag; a data key's with its tag, or delete().
+          const result = await (n % 3 === 0 && keys.includes(key) ? instances[by]!.delete(key) : instances[by]!.invalidateTags([tagOf(key)]));
           // B's bump can spend its one redirection (the last error TRYAGAIN, ASK or MOVED): one command's failure, which
           // the queue replays a retry period later. A, with ioredis's default budget, has no reason to queue.
           if (!result.delivered && by === 0) problems.push(`A: an invalidation went undelivered (queued) with Redis up`);
@@ -183,7 +222,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
       }
     };
     await Promise.all(masters.map((m) => m.admin.config('RESETSTAT')));
-    const traffic = Promise.all([reader(0), reader(0), reader(1), reader(1), writer()]);
+    const traffic = Promise.all([reader(0), reader(0), reader(1), reader(1), httpReader(0), httpReader(1), writer()]);
 
     // Round trip: home -> second master -> third -> home; each slot moved with the traffic on.
     let moved = 0;
@@ -197,6 +236,10 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     } finally {
       running = false;
       await traffic;
+      for (const server of servers) {
+        server.closeAllConnections();
+        server.close();
+      }
     }
 
     // A read that began after an invalidation resolved may not return what it replaced: at once on the instance that
@@ -214,8 +257,8 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     }
     const redirections = await errorCounts(masters);
     const otherLag = Math.max(0, ...reads.flatMap((r) => invalidations.filter((i) => i.key === r.key && r.value < i.value && i.by !== r.by && r.started > i.resolved).map((i) => r.started - i.resolved)));
-    const summary = `${queued} of B's invalidations queued; redirections answered ${JSON.stringify(redirections)}; longest the other instance served an invalidated value: ${Math.round(otherLag)} ms; bus ${JSON.stringify(instances.map((c) => c.stats().bus))}; ${reads.length} reads, ${invalidations.length} invalidations, ${moved} keys migrated over ${slots.length * 3} slot moves; errors reported: ${errors.length} (${[...new Set(errors.map((e) => e.replace(/\d+/g, 'N')))].join(' | ')})`;
-    assert.ok(moved > 0 && invalidations.length > 20 && reads.length > 100, `the premise: traffic and keys to move (${summary})`);
+    const summary = `${reads.filter((r) => paths.includes(r.key)).length} HTTP answers; ${queued} of B's invalidations queued; redirections answered ${JSON.stringify(redirections)}; longest the other instance served an invalidated value: ${Math.round(otherLag)} ms; bus ${JSON.stringify(instances.map((c) => c.stats().bus))}; ${reads.length} reads, ${invalidations.length} invalidations, ${moved} keys migrated over ${slots.length * 3} slot moves; errors reported: ${errors.length} (${[...new Set(errors.map((e) => e.replace(/\d+/g, 'N')))].join(' | ')})`;
+    assert.ok(moved > 0 && invalidations.length > 20 && reads.length > 100 && reads.some((r) => paths.includes(r.key)), `the premise: traffic and keys to move (${summary})`);
     assert.ok((redirections['MOVED'] ?? 0) > 0 && (redirections['ASK'] ?? 0) + (redirections['TRYAGAIN'] ?? 0) > 0, `the premise: commands met the moves (${summary})`);
     assert.deepStrictEqual(problems, [], summary);
     assert.deepStrictEqual(stale.slice(0, 5), [], `${stale.length} stale reads; ${summary}`);
