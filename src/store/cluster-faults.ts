@@ -29,6 +29,17 @@ export function nodeGone(error: Error, lost: LostNodes | undefined): boolean {
 }
 
 /**
+ * A budget spent on a MOVED the client never followed: ioredis updates its
+ * slot map only when it follows one, so a client with little or no budget
+ * (maxRedirections 0) would send the slot's next commands to its old owner
+ * again, each one failing, until its next periodic slot refresh.
+ */
+export function movedUnfollowed(error: Error): boolean {
+  const message = error.message;
+  return message.startsWith(BUDGET_SPENT) && MOVED_LAST.test(message.slice(BUDGET_SPENT.length));
+}
+
+/**
  * A Cluster that serves none of the command's slot (CLUSTERDOWN: a master down
  * with no replica to take over, with cluster-require-full-coverage for every
  * slot): as good as down until it is whole again. Given back at once by a

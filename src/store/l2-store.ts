@@ -9,7 +9,7 @@
 // once per transition (onDown / onUp), not once per failed command.
 import { performance } from 'node:perf_hooks';
 import { TierCacheError } from '../errors.js';
-import { clusterDown, LostNodes, nodeGone } from './cluster-faults.js';
+import { clusterDown, LostNodes, movedUnfollowed, nodeGone } from './cluster-faults.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
 import { ServerClock } from './server-clock.js';
@@ -303,6 +303,8 @@ export class L2Store {
       this.connected = false;
       this.update(error);
     } else {
+      // The slot moved (resharding): the client asks where it went now, not at its next periodic refresh.
+      if (movedUnfollowed(error)) this.askRoutes();
       this.options.onFailure(error);
     }
   }

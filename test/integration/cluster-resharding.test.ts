@@ -305,4 +305,32 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     assert.deepStrictEqual(errors.slice(failures), []);
     assert.equal(cache.health().l2, 'ok');
   });
+
+  // ioredis learns a slot's new owner from a MOVED it follows; a budget spent before the MOVED is followed teaches it
+  // nothing, and a client that follows none (maxRedirections 0) kept sending the slot's commands to its old owner,
+  // each one a failure, until its periodic slot refresh (slotsRefreshInterval, 5 s by default).
+  it('a client that follows no redirection (maxRedirections 0) learns where a moved slot went at its first MOVED', async () => {
+    const ns = `rs0${process.pid}`;
+    const cache = open(ns, { maxRedirections: 0, slotsRefreshInterval: 60_000 });
+    await cache.ready();
+    const errors: string[] = [];
+    cache.on('error', (e) => errors.push(e.err.message));
+    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
+    let key = '';
+    let slot = 0;
+    for (let k = 0; key === ''; k++) {
+      slot = keySlot(cache.dataKey(`k${k}`));
+      if ((await ownerOf(slot, masters)) !== busMaster) key = `k${k}`;
+    }
+    const x = await ownerOf(slot, masters);
+    await moveSlot(slot, x, masters.find((m) => m !== x && m !== busMaster)!, masters, 0);
+    assert.equal(await cache.get(key), undefined);
+    assert.match(errors.join(' | '), new RegExp(`MOVED ${slot} `), 'the premise: the read met the move');
+    // One round trip for the slot map.
+    await sleep(300);
+    const failures = errors.length;
+    await cache.set(key, 'v');
+    assert.deepStrictEqual(errors.slice(failures), [], 'the set() after the MOVED went to the old owner again');
+    assert.equal(cache.health().l2, 'ok');
+  });
 });
