@@ -31,16 +31,21 @@ async function sharedCluster(): Promise<RedisClusterHandle> {
   return shared;
 }
 
-/** Registers the suite's hooks (call it inside `describe`): a 3-master cluster, and cleanup after each test. */
-export function clusterCaches(): ClusterCaches {
+/**
+ * Registers the suite's hooks (call it inside `describe`): a 3-master cluster, and cleanup after each test.
+ * `own`: a cluster of the suite's own, stopped after it, for a suite that must not follow others on the shared one.
+ */
+export function clusterCaches(options: { own?: boolean } = {}): ClusterCaches {
   let cluster: RedisClusterHandle | undefined;
   const clients: Cluster[] = [];
   const caches: TierCache[] = [];
   before(async () => {
+    if (options.own) return void (cluster = await startRedisCluster({ masters: 3 }));
     cluster = await sharedCluster();
     // What an earlier file left (its keys, the scripts it loaded) is gone, as on a cluster of the file's own.
     await onEachNode(cluster, async (direct) => void (await direct.flushall(), await direct.script('FLUSH')));
   });
+  if (options.own) after(async () => await cluster?.stop());
   afterEach(async () => {
     await Promise.all(caches.splice(0).map((c) => c.close()));
     for (const c of clients.splice(0)) c.disconnect();
