@@ -100,6 +100,15 @@ export function useRedisCaches(options: RedisCachesOptions): RedisCaches {
     ns = `${options.prefix}${process.pid}-${++counter}`;
     if (options.flush) await ctx.admin.flushall();
   });
+  // A test that killed its server and left invalidations queued would have each cache's close() wait its
+  // whole bound (CLOSE_WAIT_MS, 2 s) for a Redis that never comes back; the server is thrown away after the
+  // test, so a killed one (not one the test stopped) is started again first, before the caches close (hooks
+  // run in order), and they deliver.
+  if (options.serverPerTest) {
+    afterEach(async () => {
+      if (redis !== undefined && !redis.stopped && !redis.running) await redis.restart();
+    });
+  }
   const cleanup = useCleanup();
   if (options.serverPerTest) afterEach(stop);
 

@@ -67,6 +67,8 @@ export interface RedisServerHandle {
   readonly log: string;
   /** True while the current process has not exited. */
   readonly running: boolean;
+  /** True once stop() was called: the handle is done, its port given back. */
+  readonly stopped: boolean;
   /** SIGKILL (nothing is persisted) and wait until the process has exited; idempotent. */
   stop(): Promise<void>;
   /** Send a signal to the current process without waiting. */
@@ -92,7 +94,7 @@ class ServerHandle implements RedisServerHandle {
   readonly url: string;
   child: ChildProcess | undefined;
   private output = '';
-  private stopped = false;
+  stopped = false;
 
   constructor(
     readonly port: number,

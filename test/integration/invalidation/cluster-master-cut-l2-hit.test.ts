@@ -20,8 +20,10 @@ import { adapters, buildApp, type AppSpec, type HandlerIO } from '../middleware/
 
 describe('an L2 entry whose tag counter lives on a Cluster master this instance is cut off from', function () {
   this.timeout(30_000);
-  // The other instances (B) on clients of their own, straight to every master.
-  const env = clusterCaches();
+  // The other instances (B) on clients of their own, straight to every master. A cluster of its own: after other
+  // suites on the shared one, 'its invalidation bus' case's premise (the client drops X five times in 200 reads)
+  // failed 1 run in 2 (4 drops), 0 in 2 on a fresh cluster; not understood yet.
+  const env = clusterCaches({ own: true });
   let proxies: ClusterProxies | undefined;
   let cut: TierCache | undefined;
   afterEach(async () => {
