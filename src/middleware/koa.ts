@@ -14,6 +14,7 @@ import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refre
 import { DEFERRED_HIT, type DeferredHit } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
+import { OUT_HEADERS } from './outgoing-field.js';
 
 /** What a router (@koa/router, koa-router) puts on ctx for a matched route. */
 export interface KoaRouterParams {
@@ -128,8 +129,16 @@ const readied = new WeakSet<object>();
  */
 const BENEATH = Symbol('tiercache.writeHeadBeneath');
 
+/** The response's _storeHeader from before ours (see storeHeadOfPendingHit), on the response. */
+const STORE_BENEATH = Symbol('tiercache.storeHeaderBeneath');
+
+type StoreHeader = (this: ServerResponse, firstLine: string, headers: unknown) => void;
+
 /** A response a hit waits on. */
-type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined; [BENEATH]?: ServerResponse['writeHead'] };
+type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined; [BENEATH]?: ServerResponse['writeHead']; [STORE_BENEATH]?: StoreHeader };
+
+/** node's own, where an HTTP/1 head is built and kept (none on an HTTP/2 response: never called there). */
+type NodeHead = HeldResponse & { _storeHeader: StoreHeader; _header: string | null };
 
 interface PendingHolder {
   [ON_RESPOND]?: (() => void) | undefined;
@@ -196,6 +205,7 @@ function setAside(res: HeldResponse): DeferredHit | undefined {
   res[PENDING_HIT] = undefined;
   // Unless wrapped since (on-headers in front): that wrapper calls ours, which stands aside then.
   if (res.writeHead === headOfPendingHit) res.writeHead = res[BENEATH]!;
+  if ((res as NodeHead)._storeHeader === (storeHeadOfPendingHit as StoreHeader)) (res as NodeHead)._storeHeader = res[STORE_BENEATH]!;
   return pending;
 }
 
@@ -220,6 +230,29 @@ function headOfPendingHit(this: HeldResponse, statusCode: number, reason?: unkno
   setFields(this, typeof reason === 'string' ? fields : reason);
   pending.write!(true);
   return this;
+}
+
+/**
+ * Where node builds every HTTP/1 head, past any writeHead: a layer in front
+ * that put node's own writeHead back after next() (or calls it on ctx.res)
+ * builds its head here without headOfPendingHit, and the stored body followed
+ * a head with none of the stored fields (no Content-Type, ETag, Cache-Status),
+ * not counted as a hit. That head is the hit's as headOfPendingHit makes it:
+ * what that writeHead was given is set on the response (node passes its own
+ * header object when setHeader was used, the caller's fields otherwise), and
+ * the stored head is built in its place. The hit's own head comes through here
+ * too, once pending.writeHead is cleared.
+ */
+function storeHeadOfPendingHit(this: NodeHead, firstLine: string, headers: unknown): void {
+  const pending = this[PENDING_HIT];
+  const own = this[STORE_BENEATH]!;
+  if (pending?.writeHead === undefined || this.statusCode !== pending.status) return own.call(this, firstLine, headers);
+  pending.writeHead = undefined;
+  if (OUT_HEADERS !== undefined && headers !== (this as unknown as Record<symbol, unknown>)[OUT_HEADERS]) setFields(this, headers);
+  // node's writeHead, called again inside its own: no head is stored yet, so it builds the stored one (and ends here).
+  pending.write!(true);
+  // A writeHead put on since that took the call and built nothing: the head that was asked for, rather than none.
+  if (!this._header) own.call(this, firstLine, headers);
 }
 
 /** What a writeHead call names, set on `res` as node's writeHead sets it over what is there already. */
@@ -460,5 +493,8 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   deferred.writeHead = res.writeHead;
   res[BENEATH] = res.writeHead;
   res.writeHead = headOfPendingHit as ServerResponse['writeHead'];
+  // And where a head is built past it (node's writeHead put back in front): see storeHeadOfPendingHit.
+  res[STORE_BENEATH] = (res as NodeHead)._storeHeader;
+  (res as NodeHead)._storeHeader = storeHeadOfPendingHit as StoreHeader;
   res[PENDING_HIT] = deferred;
 }
