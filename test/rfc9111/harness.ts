@@ -95,10 +95,11 @@ export interface Answer {
   readonly body: string;
 }
 
-export function fetchOnce(base: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+/** `localAddress`: the client's own address (another of 127.0.0.0/8 for a second client's). */
+export function fetchOnce(base: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, base);
-    const req = request({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: init.method ?? 'GET', headers: { connection: 'close', ...init.headers }, agent: false }, (res) => {
+    const req = request({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: init.method ?? 'GET', headers: { connection: 'close', ...init.headers }, agent: false, localAddress: init.localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
