@@ -116,7 +116,11 @@ function leavesPrefix(path: string): boolean {
  */
 function chunkedOnly(codings: string | undefined): boolean {
   if (codings === undefined) return true;
-  for (const coding of codings.split(',')) if (coding.trim().toLowerCase() !== 'chunked') return false;
+  for (const coding of codings.split(',')) {
+    const name = coding.trim().toLowerCase();
+    // Empty list elements are no codings (RFC 9110 §5.6.1).
+    if (name !== '' && name !== 'chunked') return false;
+  }
   return true;
 }
 
