@@ -3,7 +3,8 @@
 // middleware in front cannot alter bytes that were stored as sent; they are
 // written when Koa would respond, so what those middleware do after `await
 // next()` (a session's renewed cookie) happens before, as for the app's answers.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerResponse, ServerHttp2Stream, ServerStreamResponseOptions } from 'node:http2';
 import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
@@ -255,6 +256,37 @@ function storeHeadOfPendingHit(this: NodeHead, firstLine: string, headers: unkno
   if (!this._header) own.call(this, firstLine, headers);
 }
 
+/** On an HTTP/2 stream a hit waits on: its response, and its respond() from before ours (see respondOfPendingHit). */
+const HELD = Symbol('tiercache.heldResponse');
+const RESPOND_BENEATH = Symbol('tiercache.respondBeneath');
+
+type HeldStream = ServerHttp2Stream & { [HELD]?: HeldResponse; [RESPOND_BENEATH]?: ServerHttp2Stream['respond'] };
+
+/**
+ * HTTP/2 (node's compatibility API) has no _storeHeader: every head leaves
+ * through its stream's respond(), which is where storeHeadOfPendingHit's work
+ * is done there. Put on once per stream, and left: it stands aside once no hit
+ * waits (HTTP/2 hits are not the measured path).
+ */
+function holdHttp2Head(res: Http2ServerResponse): void {
+  const stream = res.stream as HeldStream;
+  stream[HELD] = res as unknown as HeldResponse;
+  if (stream.respond === respondOfPendingHit) return;
+  stream[RESPOND_BENEATH] = stream.respond;
+  stream.respond = respondOfPendingHit;
+}
+
+function respondOfPendingHit(this: HeldStream, headers?: OutgoingHttpHeaders, options?: ServerStreamResponseOptions): void {
+  const res = this[HELD];
+  const pending = res?.[PENDING_HIT];
+  const own = this[RESPOND_BENEATH]!;
+  if (pending?.writeHead === undefined || res!.statusCode !== pending.status) return own.call(this, headers, options);
+  // The compatibility writeHead set what it was given on the response already.
+  pending.writeHead = undefined;
+  pending.write!(true);
+  if (!this.headersSent) own.call(this, headers, options);
+}
+
 /** What a writeHead call names, set on `res` as node's writeHead sets it over what is there already. */
 function setFields(res: ServerResponse, fields: unknown): void {
   if (typeof fields !== 'object' || fields === null) return;
@@ -494,7 +526,11 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   res[BENEATH] = res.writeHead;
   res.writeHead = headOfPendingHit as ServerResponse['writeHead'];
   // And where a head is built past it (node's writeHead put back in front): see storeHeadOfPendingHit.
-  res[STORE_BENEATH] = (res as NodeHead)._storeHeader;
-  (res as NodeHead)._storeHeader = storeHeadOfPendingHit as StoreHeader;
+  const store = (res as NodeHead)._storeHeader;
+  if (store === undefined) holdHttp2Head(res as unknown as Http2ServerResponse);
+  else {
+    res[STORE_BENEATH] = store;
+    (res as NodeHead)._storeHeader = storeHeadOfPendingHit as StoreHeader;
+  }
   res[PENDING_HIT] = deferred;
 }

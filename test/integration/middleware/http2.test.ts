@@ -405,6 +405,50 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   });
 
+  // A layer in front that puts node's own writeHead back after next() (or calls it on ctx.res) and flushes: over
+  // HTTP/2 too its head went out past the cache's writeHead, with none of the stored fields, and the hit was not counted.
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    for (const how of ["node's writeHead put back, ctx.flushHeaders()", "node's writeHead called on ctx.res"] as const) {
+      it(`${name}: a middleware in front that sends the head after next() past the cache's writeHead (${how}) sends the stored head and body, counted`, async () => {
+        const cache = newCache({ routes: { '/w': '1m' } });
+        const app = new (Framework as typeof Koa)();
+        const nodeWriteHead = http2.Http2ServerResponse.prototype.writeHead as unknown as (...a: unknown[]) => unknown;
+        app.use(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-flush') === '') return;
+          ctx.set('x-front', '1');
+          if (how === "node's writeHead called on ctx.res") nodeWriteHead.call(ctx.res, ctx.status);
+          else {
+            ctx.res.writeHead = nodeWriteHead as typeof ctx.res.writeHead;
+            ctx.flushHeaders();
+          }
+        });
+        app.use(koaCache(cache));
+        let runs = 0;
+        app.use((ctx) => {
+          ctx.body = { n: ++runs };
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const h2 = await overHttp2(app);
+        try {
+          const fill = await h2.send('/w');
+          const plain = await h2.send('/w');
+          assert.equal(plain.headers['cache-status'], 'tiercache; hit; detail=L1');
+          const hit = await h2.send('/w', { 'x-flush': '1' });
+          assert.equal(hit.body, '{"n":1}');
+          for (const field of ['content-type', 'etag', 'cache-status']) assert.equal(hit.headers[field], plain.headers[field], field);
+          assert.equal(hit.headers['content-type'], fill.headers['content-type']);
+          assert.equal(hit.headers['x-front'], '1');
+          assert.equal(runs, 1);
+          assert.deepEqual(hits, ['L1', 'L1']);
+        } finally {
+          await h2.close();
+        }
+      });
+    }
+  }
+
   // Over HTTP/1 an answer that adds trailer fields without a Trailer field is not stored (fd26111, sendsTrailers); the
   // compatibility API keeps them elsewhere and sends them after the body whatever its framing (Content-Length too):
   // such answers were stored, and every hit came without them (an integrity checksum, a gRPC-Web status).
