@@ -10,6 +10,7 @@ import { parse } from 'node:url';
 import express from 'express';
 import type { TierCache } from '../../src/index.js';
 import { expressCache, type ExpressCacheOptions } from '../../src/express.js';
+import { front } from '../../src/node.js';
 
 export interface ProxyOptions {
   /** The origin, e.g. http://127.0.0.1:9000 (a path prefix is kept in front of every request path). */
@@ -59,6 +60,8 @@ const forwardedFor = new WeakSet<IncomingMessage>();
  * address appended, or the refresh would send it twice, and be keyed so.
  */
 function asForwarded(req: IncomingMessage): void {
+  // Once per request: proxyHandler's call before the front door, then proxyApp's.
+  if (forwardedFor.has(req)) return;
   for (const name of hopByHop(req.headers.connection)) if (!FRAMING.has(name)) delete req.headers[name];
   if (req.headers['x-forwarded-host'] === undefined && req.headers.host !== undefined) req.headers['x-forwarded-host'] = req.headers.host;
   if (req.socket instanceof Socket) req.headers['x-forwarded-for'] = withVia(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '');
@@ -232,7 +235,22 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
   };
 }
 
-/** The proxy app: tiercache in origin mode, then the forwarder. Serve it through front(cache, app). */
+/**
+ * The proxy as a node request handler (`createServer(proxyHandler(cache, options))`):
+ * the request made the one the origin gets (asForwarded), then the front door,
+ * then the proxy app. The front door keys a Vary variant from the request's
+ * fields before the app runs: read as the client sent them, a client that named
+ * another's address in X-Forwarded-For was served that client's answer.
+ */
+export function proxyHandler(cache: TierCache, options: ProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const door = front(cache, proxyApp(cache, options));
+  return function proxy(req: IncomingMessage, res: ServerResponse): void {
+    asForwarded(req);
+    door(req, res);
+  };
+}
+
+/** The proxy app: tiercache in origin mode, then the forwarder. Serve it through proxyHandler (front door included). */
 export function proxyApp(cache: TierCache, options: ProxyOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');

@@ -77,6 +77,10 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     const plain = await proxy.get(path);
     assert.equal(plain.body, 'lang=none');
     assert.equal(origin.count(path), 2, 'the forged request filled the variant of a request without the field');
+    // Once the French variant is stored, the front door (which answers before the proxy app) must not key the
+    // request on the field either: it gets the answer for a request without it.
+    const named = await proxy.get(path, { 'accept-language': 'fr', connection: 'close, accept-language' });
+    assert.equal(named.body, 'lang=none', `the front door served ${named.body} (${String(named.headers['cache-status'])})`);
   });
 
   it('§7.6.1 forwards a chunked body of a GET, DELETE or OPTIONS framed: its bytes never reach the origin as a request of their own', async () => {
@@ -191,6 +195,10 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     assert.equal(origin.last(path).headers['x-forwarded-for'], '10.0.0.9, 127.0.0.3', 'appended once');
     const again = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.2' });
     assert.deepEqual([again.body, again.headers['cache-status']], ['for 127.0.0.2', 'tiercache; hit; detail=L1'], 'each address still has its variant stored');
+    // The front door answers before the proxy app runs: it must key the request as forwarded too, or a client that
+    // names another's address gets that client's answer.
+    const claimed = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': '127.0.0.2' } });
+    assert.equal(claimed.body, 'for 127.0.0.2, 127.0.0.3', `a client naming another's address got ${claimed.body} (${String(claimed.headers['cache-status'])})`);
   });
 
   it('a stale-while-revalidate refresh of a variant keyed on X-Forwarded-For reaches the origin with the field appended once, and refreshes that variant', async () => {
