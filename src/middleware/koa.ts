@@ -94,7 +94,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -130,7 +130,11 @@ const readied = new WeakSet<object>();
  */
 const BENEATH = Symbol('tiercache.writeHeadBeneath');
 
-/** The response's _storeHeader from before ours (see storeHeadOfPendingHit), on the response. */
+/**
+ * The response's _storeHeader from before ours (see storeHeadOfPendingHit), on the response once the hit is set
+ * aside with ours wrapped since; until then on the hit (DeferredHit.storeHeader): one property fewer added to
+ * every held response.
+ */
 const STORE_BENEATH = Symbol('tiercache.storeHeaderBeneath');
 
 type StoreHeader = (this: ServerResponse, firstLine: string, headers: unknown) => void;
@@ -206,7 +210,10 @@ function setAside(res: HeldResponse): DeferredHit | undefined {
   res[PENDING_HIT] = undefined;
   // Unless wrapped since (on-headers in front): that wrapper calls ours, which stands aside then.
   if (res.writeHead === headOfPendingHit) res.writeHead = res[BENEATH]!;
-  if ((res as NodeHead)._storeHeader === (storeHeadOfPendingHit as StoreHeader)) (res as NodeHead)._storeHeader = res[STORE_BENEATH]!;
+  const held = res as NodeHead;
+  if (held._storeHeader === (storeHeadOfPendingHit as StoreHeader)) held._storeHeader = pending.storeHeader!;
+  // Wrapped since: ours stays in the chain and passes the call on to what it was put over.
+  else if (pending.storeHeader !== undefined) held[STORE_BENEATH] = pending.storeHeader;
   return pending;
 }
 
@@ -246,7 +253,7 @@ function headOfPendingHit(this: HeldResponse, statusCode: number, reason?: unkno
  */
 function storeHeadOfPendingHit(this: NodeHead, firstLine: string, headers: unknown): void {
   const pending = this[PENDING_HIT];
-  const own = this[STORE_BENEATH]!;
+  const own = pending === undefined ? this[STORE_BENEATH]! : pending.storeHeader!;
   if (pending?.writeHead === undefined || this.statusCode !== pending.status) return own.call(this, firstLine, headers);
   pending.writeHead = undefined;
   if (OUT_HEADERS !== undefined && headers !== (this as unknown as Record<symbol, unknown>)[OUT_HEADERS]) setFields(this, headers);
@@ -529,7 +536,7 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   const store = (res as NodeHead)._storeHeader;
   if (store === undefined) holdHttp2Head(res as unknown as Http2ServerResponse);
   else {
-    res[STORE_BENEATH] = store;
+    deferred.storeHeader = store;
     (res as NodeHead)._storeHeader = storeHeadOfPendingHit as StoreHeader;
   }
   res[PENDING_HIT] = deferred;
