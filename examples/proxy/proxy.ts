@@ -3,12 +3,14 @@
 // method, target, headers and body — and answers streamed back; hop-by-hop
 // fields (RFC 9110 §7.6.1) are dropped both ways and Via is added. Origin
 // trouble becomes 502 (unreachable, broken answer) or 504 (too slow).
-import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { globalAgent } from 'node:https';
+import { Socket } from 'node:net';
 import { parse } from 'node:url';
 import express from 'express';
 import type { TierCache } from '../../src/index.js';
 import { expressCache, type ExpressCacheOptions } from '../../src/express.js';
+import { front } from '../../src/node.js';
 
 export interface ProxyOptions {
   /** The origin, e.g. http://127.0.0.1:9000 (a path prefix is kept in front of every request path). */
@@ -39,18 +41,31 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
 /** What the request's own framing and routing need: never taken out of the request, even when Connection names it. */
 const FRAMING = new Set(['connection', 'host', 'content-length', 'transfer-encoding']);
 
+/** Requests whose X-Forwarded-For asForwarded has made what the origin gets: the forwarder sends it as it is. */
+const forwardedFor = new WeakSet<IncomingMessage>();
+
 /**
  * Makes the request the cache reads the one the origin gets: the hop-by-hop
- * fields out, and X-Forwarded-Host in (from Host, when the client sent none).
- * A `Vary` answer is filed under the values of the request it answered; a field
- * kept for the cache but not forwarded (`Connection: accept-language`), or one
- * the forwarder adds, would file it under a value the origin never saw, for
- * every client that sends that value in earnest (or, for X-Forwarded-Host,
- * none: every client).
+ * fields out, X-Forwarded-Host in (from Host, when the client sent none), and
+ * the peer's address after any X-Forwarded-For. A `Vary` answer is filed under
+ * the values of the request it answered; a field kept for the cache but not
+ * forwarded (`Connection: accept-language`), or one the forwarder adds, would
+ * file it under a value the origin never saw, for every client that sends
+ * that value in earnest (or, for X-Forwarded-Host and X-Forwarded-For, none:
+ * every client got the first one's answer).
+ *
+ * The cache's own stale-while-revalidate refresh comes through here too, with
+ * the headers of the request it refreshes (the address appended already), on
+ * an in-process socket of its own: only a request off a connection gets the
+ * address appended, or the refresh would send it twice, and be keyed so.
  */
 function asForwarded(req: IncomingMessage): void {
+  // Once per request: proxyHandler's call before the front door, then proxyApp's.
+  if (forwardedFor.has(req)) return;
   for (const name of hopByHop(req.headers.connection)) if (!FRAMING.has(name)) delete req.headers[name];
   if (req.headers['x-forwarded-host'] === undefined && req.headers.host !== undefined) req.headers['x-forwarded-host'] = req.headers.host;
+  if (req.socket instanceof Socket) req.headers['x-forwarded-for'] = withVia(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '');
+  forwardedFor.add(req);
 }
 
 /** Raw header pairs without the hop-by-hop ones, repetitions and order kept. */
@@ -95,13 +110,30 @@ function leavesPrefix(path: string): boolean {
   return DOT_SEGMENT.test(query === -1 ? path : path.slice(0, query));
 }
 
+/**
+ * Whether a request's body is in no transfer coding but chunked (or has none).
+ * Transfer codings are hop-by-hop: this proxy is the recipient that must
+ * undo them, and node undoes chunked alone (a request whose last coding is
+ * not chunked it refuses itself). The body of `gzip, chunked` reached the
+ * origin still gzipped, under `chunked` alone: nothing said so.
+ */
+function chunkedOnly(codings: string | undefined): boolean {
+  if (codings === undefined) return true;
+  for (const coding of codings.split(',')) {
+    const name = coding.trim().toLowerCase();
+    // Empty list elements are no codings (RFC 9110 §5.6.1).
+    if (name !== '' && name !== 'chunked') return false;
+  }
+  return true;
+}
+
 /** Answers an error the proxy itself produced (never over an answer already under way). */
-function fail(res: ServerResponse, status: 502 | 504, why: string): void {
+function fail(res: ServerResponse, status: 501 | 502 | 504, why: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = `${status === 502 ? 'Bad Gateway' : 'Gateway Timeout'}: ${why}\n`;
+  const body = `${STATUS_CODES[status]}: ${why}\n`;
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
@@ -125,11 +157,17 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
       res.end('Bad Request: dot segment path\n');
       return;
     }
+    if (!chunkedOnly(req.headers['transfer-encoding'])) {
+      // RFC 9112 §6.1: a transfer coding not understood is 501. The body is left unread: the connection ends with this answer.
+      res.setHeader('connection', 'close');
+      fail(res, 501, 'a request body in a transfer coding other than chunked');
+      return;
+    }
     const headers: OutgoingHttpHeaders = {};
     // req.headers, not rawHeaders: the cache may have changed them (conditionals of a revalidation).
     const drop = hopByHop(req.headers.connection);
     for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !drop.has(name)) headers[name] = value;
-    headers['x-forwarded-for'] = withVia(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '');
+    if (!forwardedFor.has(req)) headers['x-forwarded-for'] = withVia(req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '');
     headers['x-forwarded-host'] ??= req.headers.host;
     headers.host = origin.host;
     headers.via = withVia(req.headers.via, hop);
@@ -197,7 +235,22 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
   };
 }
 
-/** The proxy app: tiercache in origin mode, then the forwarder. Serve it through front(cache, app). */
+/**
+ * The proxy as a node request handler (`createServer(proxyHandler(cache, options))`):
+ * the request made the one the origin gets (asForwarded), then the front door,
+ * then the proxy app. The front door keys a Vary variant from the request's
+ * fields before the app runs: read as the client sent them, a client that named
+ * another's address in X-Forwarded-For was served that client's answer.
+ */
+export function proxyHandler(cache: TierCache, options: ProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const door = front(cache, proxyApp(cache, options));
+  return function proxy(req: IncomingMessage, res: ServerResponse): void {
+    asForwarded(req);
+    door(req, res);
+  };
+}
+
+/** The proxy app: tiercache in origin mode, then the forwarder. Serve it through proxyHandler (front door included). */
 export function proxyApp(cache: TierCache, options: ProxyOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');

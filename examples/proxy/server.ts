@@ -5,8 +5,7 @@
 // Then: curl -i localhost:8080/some/path   (twice: see Age and Cache-Status)
 import { createServer } from 'node:http';
 import { createCache } from '../../src/index.js';
-import { front } from '../../src/node.js';
-import { proxyApp } from './proxy.js';
+import { proxyHandler } from './proxy.js';
 
 const originUrl = process.env.ORIGIN_URL;
 if (originUrl === undefined || originUrl === '') {
@@ -24,12 +23,13 @@ const cache = createCache({
 });
 cache.on('error', ({ err, where }) => console.warn(`[tiercache] ${where}:`, err.message));
 
-const app = proxyApp(cache, {
-  origin: originUrl,
-  timeoutMs: Number(process.env.UPSTREAM_TIMEOUT_MS || 30_000),
-  cacheOptions: { cdnCacheControl: process.env.CDN_CACHE_CONTROL === 'true' },
-});
-const server = createServer(front(cache, app));
+const server = createServer(
+  proxyHandler(cache, {
+    origin: originUrl,
+    timeoutMs: Number(process.env.UPSTREAM_TIMEOUT_MS || 30_000),
+    cacheOptions: { cdnCacheControl: process.env.CDN_CACHE_CONTROL === 'true' },
+  }),
+);
 // Malformed requests get 400 from node's parser; a broken socket is only closed.
 server.on('clientError', (_err, socket) => {
   if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

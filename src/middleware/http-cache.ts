@@ -29,7 +29,7 @@ import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit }
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { hasOutgoingField, outgoingField } from './outgoing-field.js';
+import { hasOutgoingField, outgoingField, sendsTrailers } from './outgoing-field.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
@@ -393,6 +393,9 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const late = vary === before.vary ? undefined : lateVary(before.vary, vary);
     const headers = late === undefined ? before : ({ ...before, vary: late } as OutgoingHttpHeaders);
     if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
+    // Trailer fields given before the head: over HTTP/2 they follow any body (HTTP/1 sends them after chunks, which
+    // it decides later: the capture's end asks again), and the head would say stored of what never is.
+    if (sendsTrailers(r)) return this.drop(r, 'trailer');
     if (!hasOutgoingField(r, 'set-cookie') && !hasOutgoingField(r, 'trailer') && outgoingField(r, 'cache-control') === before['cache-control'] && vary === before.vary && !lifetimeFieldsChanged(r, before)) return;
     const sent = r.getHeaders();
     const reason = this.plan.origin === undefined ? (responseForbidsStore(sent, this.plan.userScoped) ?? targetedForbidsStore(sent, this.http.options.targeted, this.plan.userScoped)) : this.originLifeOf(r.statusCode, sent);

@@ -3,7 +3,8 @@
 // middleware in front cannot alter bytes that were stored as sent; they are
 // written when Koa would respond, so what those middleware do after `await
 // next()` (a session's renewed cookie) happens before, as for the app's answers.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerResponse, ServerHttp2Stream, ServerStreamResponseOptions } from 'node:http2';
 import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
 import type { TierCache } from '../cache/tier-cache.js';
 import { assertCache } from './express.js';
@@ -14,6 +15,7 @@ import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refre
 import { DEFERRED_HIT, type DeferredHit } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
+import { OUT_HEADERS } from './outgoing-field.js';
 
 /** What a router (@koa/router, koa-router) puts on ctx for a matched route. */
 export interface KoaRouterParams {
@@ -92,7 +94,7 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
     const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
     const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined };
+    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
     res[DEFERRED_HIT] = deferred;
     let answered: boolean;
     try {
@@ -128,8 +130,20 @@ const readied = new WeakSet<object>();
  */
 const BENEATH = Symbol('tiercache.writeHeadBeneath');
 
+/**
+ * The response's _storeHeader from before ours (see storeHeadOfPendingHit), on the response once the hit is set
+ * aside with ours wrapped since; until then on the hit (DeferredHit.storeHeader): one property fewer added to
+ * every held response.
+ */
+const STORE_BENEATH = Symbol('tiercache.storeHeaderBeneath');
+
+type StoreHeader = (this: ServerResponse, firstLine: string, headers: unknown) => void;
+
 /** A response a hit waits on. */
-type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined; [BENEATH]?: ServerResponse['writeHead'] };
+type HeldResponse = ServerResponse & { [PENDING_HIT]?: DeferredHit | undefined; [BENEATH]?: ServerResponse['writeHead']; [STORE_BENEATH]?: StoreHeader };
+
+/** node's own, where an HTTP/1 head is built and kept (none on an HTTP/2 response: never called there). */
+type NodeHead = HeldResponse & { _storeHeader: StoreHeader; _header: string | null };
 
 interface PendingHolder {
   [ON_RESPOND]?: (() => void) | undefined;
@@ -196,6 +210,10 @@ function setAside(res: HeldResponse): DeferredHit | undefined {
   res[PENDING_HIT] = undefined;
   // Unless wrapped since (on-headers in front): that wrapper calls ours, which stands aside then.
   if (res.writeHead === headOfPendingHit) res.writeHead = res[BENEATH]!;
+  const held = res as NodeHead;
+  if (held._storeHeader === (storeHeadOfPendingHit as StoreHeader)) held._storeHeader = pending.storeHeader!;
+  // Wrapped since: ours stays in the chain and passes the call on to what it was put over.
+  else if (pending.storeHeader !== undefined) held[STORE_BENEATH] = pending.storeHeader;
   return pending;
 }
 
@@ -220,6 +238,60 @@ function headOfPendingHit(this: HeldResponse, statusCode: number, reason?: unkno
   setFields(this, typeof reason === 'string' ? fields : reason);
   pending.write!(true);
   return this;
+}
+
+/**
+ * Where node builds every HTTP/1 head, past any writeHead: a layer in front
+ * that put node's own writeHead back after next() (or calls it on ctx.res)
+ * builds its head here without headOfPendingHit, and the stored body followed
+ * a head with none of the stored fields (no Content-Type, ETag, Cache-Status),
+ * not counted as a hit. That head is the hit's as headOfPendingHit makes it:
+ * what that writeHead was given is set on the response (node passes its own
+ * header object when setHeader was used, the caller's fields otherwise), and
+ * the stored head is built in its place. The hit's own head comes through here
+ * too, once pending.writeHead is cleared.
+ */
+function storeHeadOfPendingHit(this: NodeHead, firstLine: string, headers: unknown): void {
+  const pending = this[PENDING_HIT];
+  const own = pending === undefined ? this[STORE_BENEATH]! : pending.storeHeader!;
+  if (pending?.writeHead === undefined || this.statusCode !== pending.status) return own.call(this, firstLine, headers);
+  pending.writeHead = undefined;
+  if (OUT_HEADERS !== undefined && headers !== (this as unknown as Record<symbol, unknown>)[OUT_HEADERS]) setFields(this, headers);
+  // node's writeHead, called again inside its own: no head is stored yet, so it builds the stored one (and ends here).
+  pending.write!(true);
+  // A writeHead put on since that took the call and built nothing: the head that was asked for, rather than none.
+  if (!this._header) own.call(this, firstLine, headers);
+}
+
+/** On an HTTP/2 stream a hit waits on: its response, and its respond() from before ours (see respondOfPendingHit). */
+const HELD = Symbol('tiercache.heldResponse');
+const RESPOND_BENEATH = Symbol('tiercache.respondBeneath');
+
+type HeldStream = ServerHttp2Stream & { [HELD]?: HeldResponse; [RESPOND_BENEATH]?: ServerHttp2Stream['respond'] };
+
+/**
+ * HTTP/2 (node's compatibility API) has no _storeHeader: every head leaves
+ * through its stream's respond(), which is where storeHeadOfPendingHit's work
+ * is done there. Put on once per stream, and left: it stands aside once no hit
+ * waits (HTTP/2 hits are not the measured path).
+ */
+function holdHttp2Head(res: Http2ServerResponse): void {
+  const stream = res.stream as HeldStream;
+  stream[HELD] = res as unknown as HeldResponse;
+  if (stream.respond === respondOfPendingHit) return;
+  stream[RESPOND_BENEATH] = stream.respond;
+  stream.respond = respondOfPendingHit;
+}
+
+function respondOfPendingHit(this: HeldStream, headers?: OutgoingHttpHeaders, options?: ServerStreamResponseOptions): void {
+  const res = this[HELD];
+  const pending = res?.[PENDING_HIT];
+  const own = this[RESPOND_BENEATH]!;
+  if (pending?.writeHead === undefined || res!.statusCode !== pending.status) return own.call(this, headers, options);
+  // The compatibility writeHead set what it was given on the response already.
+  pending.writeHead = undefined;
+  pending.write!(true);
+  if (!this.headersSent) own.call(this, headers, options);
 }
 
 /** What a writeHead call names, set on `res` as node's writeHead sets it over what is there already. */
@@ -460,5 +532,12 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   deferred.writeHead = res.writeHead;
   res[BENEATH] = res.writeHead;
   res.writeHead = headOfPendingHit as ServerResponse['writeHead'];
+  // And where a head is built past it (node's writeHead put back in front): see storeHeadOfPendingHit.
+  const store = (res as NodeHead)._storeHeader;
+  if (store === undefined) holdHttp2Head(res as unknown as Http2ServerResponse);
+  else {
+    deferred.storeHeader = store;
+    (res as NodeHead)._storeHeader = storeHeadOfPendingHit as StoreHeader;
+  }
   res[PENDING_HIT] = deferred;
 }

@@ -5,6 +5,7 @@
 // (not an HTTP/2 response's, nor a wrapper an app put on the response), the
 // field is read where node keeps it, as node itself reads it.
 import { IncomingMessage, OutgoingMessage, ServerResponse, type OutgoingHttpHeader } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
 
 type Fields = Record<string, [string, OutgoingHttpHeader] | undefined>;
 type Slots = Record<symbol, Fields | null | undefined>;
@@ -56,8 +57,26 @@ export function hasOutgoingField(res: ServerResponse, lower: string): boolean {
  * Whether trailer fields follow this answer's chunks (`res.addTrailers`, with or
  * without a Trailer field announcing them): a hit could not send them. node
  * sends them only after chunks, so an answer with a length drops them alike.
+ * Over HTTP/2 (the compatibility API) they follow any body, framed or not.
  */
 export function sendsTrailers(res: ServerResponse): boolean {
   const out = res as unknown as { chunkedEncoding?: unknown; _trailer?: unknown };
-  return out.chunkedEncoding === true && typeof out._trailer === 'string' && out._trailer !== '';
+  if (out._trailer !== undefined) return out.chunkedEncoding === true && typeof out._trailer === 'string' && out._trailer !== '';
+  return res instanceof Http2ServerResponse && http2Trailers(res);
+}
+
+/**
+ * node's Http2ServerResponse keeps what addTrailers/setTrailer are given in a
+ * null-prototype object under a private symbol, sent once the body is out.
+ * Found by its name on the first response asked about (no probe: building one
+ * needs a stream); if node renames it, an own object no other slot matches.
+ */
+let trailerSlot: symbol | undefined;
+
+function http2Trailers(res: Http2ServerResponse): boolean {
+  trailerSlot ??= Object.getOwnPropertySymbols(res).find((s) => s.description === 'trailers');
+  const trailers = trailerSlot === undefined ? undefined : (res as unknown as Record<symbol, unknown>)[trailerSlot];
+  if (typeof trailers !== 'object' || trailers === null) return false;
+  for (const _ in trailers) return true;
+  return false;
 }

@@ -116,6 +116,8 @@ export interface DeferredHit {
   body: Buffer | undefined;
   /** The response's writeHead while the hit waits, put back once it is written (see koa.ts headOfPendingHit). */
   writeHead: ServerResponse['writeHead'] | undefined;
+  /** The response's _storeHeader from before the hit's, put back when it is set aside (see koa.ts storeHeadOfPendingHit). */
+  storeHeader: ((this: ServerResponse, firstLine: string, headers: unknown) => void) | undefined;
 }
 
 /** `defer`: the caller is the adapter that writes hits later (see DEFERRED_HIT); its hit is left on `res` then. */

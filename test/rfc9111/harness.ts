@@ -6,8 +6,7 @@
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createCache, type CacheOptions, type TierCache } from '../../src/index.js';
-import { front } from '../../src/node.js';
-import { proxyApp, type ProxyOptions } from '../../examples/proxy/proxy.js';
+import { proxyHandler, type ProxyOptions } from '../../examples/proxy/proxy.js';
 
 export interface Scripted {
   readonly status?: number;
@@ -95,10 +94,11 @@ export interface Answer {
   readonly body: string;
 }
 
-export function fetchOnce(base: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+/** `localAddress`: the client's own address (another of 127.0.0.0/8 for a second client's). */
+export function fetchOnce(base: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, base);
-    const req = request({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: init.method ?? 'GET', headers: { connection: 'close', ...init.headers }, agent: false }, (res) => {
+    const req = request({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: init.method ?? 'GET', headers: { connection: 'close', ...init.headers }, agent: false, localAddress: init.localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -128,7 +128,7 @@ export async function startProxy(origin: Origin, cacheOptions: Partial<CacheOpti
   const cache = createCache({ namespace: `rfc9111-${process.pid}-${++namespaces}`, redis: false, ttl: '1h', freshness: 'origin', ...cacheOptions } as CacheOptions);
   cache.on('error', () => undefined);
   await cache.ready();
-  const server = createServer(front(cache, proxyApp(cache, { origin: origin.url, ...proxyOptions })));
+  const server = createServer(proxyHandler(cache, { origin: origin.url, ...proxyOptions }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

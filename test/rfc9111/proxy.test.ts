@@ -8,10 +8,22 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { freePort } from '../support/redis-server.js';
-import { freshPath, Origin, startProxy, type ProxyHandle } from './harness.js';
+import { fetchOnce, freshPath, Origin, sleep, startProxy, type ProxyHandle } from './harness.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Sends `bytes` on a connection of its own to 127.0.0.1:`port`; what came back once the proxy closes it. */
+function exchange(port: number, bytes: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => resolve(text));
+  });
+}
 
 describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
   const origin = new Origin();
@@ -65,6 +77,10 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     const plain = await proxy.get(path);
     assert.equal(plain.body, 'lang=none');
     assert.equal(origin.count(path), 2, 'the forged request filled the variant of a request without the field');
+    // Once the French variant is stored, the front door (which answers before the proxy app) must not key the
+    // request on the field either: it gets the answer for a request without it.
+    const named = await proxy.get(path, { 'accept-language': 'fr', connection: 'close, accept-language' });
+    assert.equal(named.body, 'lang=none', `the front door served ${named.body} (${String(named.headers['cache-status'])})`);
   });
 
   it('§7.6.1 forwards a chunked body of a GET, DELETE or OPTIONS framed: its bytes never reach the origin as a request of their own', async () => {
@@ -102,6 +118,33 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     assert.equal(origin.last(path).body, inner);
   });
 
+  it('§7.6.1 a request body in a transfer coding other than chunked (gzip, deflate) is refused with 501, the origin not reached; one in a content coding goes on with its Content-Encoding', async () => {
+    // Transfer-Encoding is hop-by-hop: the proxy is the recipient that must decode it, and forwards the body chunked
+    // alone. node hands it the gzip bytes as they came, so the origin got them under 'chunked' with nothing saying
+    // they were gzipped (RFC 9112 §6.1: a coding not understood is 501).
+    const port = Number(new URL(proxy.base).port);
+    const gz = gzipSync('{"a":1}');
+    const chunked = Buffer.concat([Buffer.from(`${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n0\r\n\r\n')]);
+    for (const coding of ['gzip, chunked', 'deflate,chunked', 'identity, chunked', 'GZIP, chunked']) {
+      const path = freshPath('coded');
+      const reply = await exchange(port, Buffer.concat([Buffer.from(`PUT ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: ${coding}\r\n\r\n`), chunked]));
+      assert.ok(reply.startsWith('HTTP/1.1 501'), `${coding}: ${JSON.stringify(reply.slice(0, 40))} (the origin got ${JSON.stringify(origin.seen.get(path)?.[0]?.headers ?? null)})`);
+      assert.equal(origin.count(path), 0, `${coding}: the origin was asked`);
+    }
+    // Two Transfer-Encoding fields, the first naming gzip: node joins them, and so does the check.
+    const two = freshPath('coded-two');
+    const twice = await exchange(port, Buffer.concat([Buffer.from(`PUT ${two} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n`), chunked]));
+    assert.ok(twice.startsWith('HTTP/1.1 501') || twice.startsWith('HTTP/1.1 400'), JSON.stringify(twice.slice(0, 40)));
+    assert.equal(origin.count(two), 0);
+    const path = freshPath('content-coded');
+    const reply = await exchange(port, Buffer.concat([Buffer.from(`PUT ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n`), chunked]));
+    assert.ok(reply.startsWith('HTTP/1.1 200'), JSON.stringify(reply.slice(0, 40)));
+    const seen = origin.last(path);
+    assert.equal(seen.headers['content-encoding'], 'gzip');
+    // The origin harness keeps the body as UTF-8 text: compared as such.
+    assert.equal(seen.body, gz.toString());
+  });
+
   it('an origin that varies on the X-Forwarded-Host the proxy derives from Host gets one variant per Host: a forged Host poisons no one', async () => {
     // The proxy fills X-Forwarded-Host from Host when the client sent none; the cache must key the variant on
     // that value, the one the origin saw, not on the client's absent field.
@@ -136,6 +179,47 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     } finally {
       await prefixed.stop();
     }
+  });
+
+  it('an origin that varies on the X-Forwarded-For the proxy appends gets one variant per client address: one client\'s answer is not served to another', async () => {
+    // The forwarder appends the peer's address; the cache must key the variant on the value the origin saw, not on
+    // the client's own field (absent for most clients: the first one's answer went to every other).
+    const path = freshPath('xff');
+    origin.script(path, (req) => ({ headers: [['Cache-Control', 'max-age=3600'], ['Vary', 'X-Forwarded-For']], body: `for ${String(req.headers['x-forwarded-for'])}` }));
+    const first = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.2' });
+    assert.equal(first.body, 'for 127.0.0.2');
+    const second = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.3' });
+    assert.equal(second.body, 'for 127.0.0.3', `another client got ${second.body} (${String(second.headers['cache-status'])})`);
+    const relayed = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': '10.0.0.9' } });
+    assert.equal(relayed.body, 'for 10.0.0.9, 127.0.0.3');
+    assert.equal(origin.last(path).headers['x-forwarded-for'], '10.0.0.9, 127.0.0.3', 'appended once');
+    const again = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.2' });
+    assert.deepEqual([again.body, again.headers['cache-status']], ['for 127.0.0.2', 'tiercache; hit; detail=L1'], 'each address still has its variant stored');
+    // The front door answers before the proxy app runs: it must key the request as forwarded too, or a client that
+    // names another's address gets that client's answer.
+    const claimed = await fetchOnce(proxy.base, path, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': '127.0.0.2' } });
+    assert.equal(claimed.body, 'for 127.0.0.2, 127.0.0.3', `a client naming another's address got ${claimed.body} (${String(claimed.headers['cache-status'])})`);
+  });
+
+  it('a stale-while-revalidate refresh of a variant keyed on X-Forwarded-For reaches the origin with the field appended once, and refreshes that variant', async () => {
+    const path = freshPath('xff-swr');
+    origin.script(path, (req, n) => ({ headers: [['Cache-Control', 'max-age=1, stale-while-revalidate=60'], ['Vary', 'X-Forwarded-For']], body: `for ${String(req.headers['x-forwarded-for'])} #${n}` }));
+    const client = { localAddress: '127.0.0.2', headers: { 'x-forwarded-for': '10.0.0.9' } };
+    assert.equal((await fetchOnce(proxy.base, path, client)).body, 'for 10.0.0.9, 127.0.0.2 #1');
+    await sleep(1100);
+    assert.equal((await fetchOnce(proxy.base, path, client)).body, 'for 10.0.0.9, 127.0.0.2 #1', 'the stale answer, at once');
+    for (let i = 0; i < 100 && origin.count(path) < 2; i++) await sleep(20);
+    assert.equal(origin.last(path).headers['x-forwarded-for'], '10.0.0.9, 127.0.0.2', 'the refresh as the origin saw it');
+    for (let i = 0; i < 50; i++) {
+      const now = await fetchOnce(proxy.base, path, client);
+      if (now.body.endsWith('#2')) {
+        assert.equal(now.headers['cache-status'], 'tiercache; hit; detail=L1');
+        break;
+      }
+      assert.ok(i < 49, `the variant was never refreshed: ${now.body} (${String(now.headers['cache-status'])})`);
+      await sleep(20);
+    }
+    assert.equal(origin.count(path), 2);
   });
 
   it('§7.6.3 adds Via to the request it forwards and to the answer, after any Via already there', async () => {

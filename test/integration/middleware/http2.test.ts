@@ -29,6 +29,8 @@ interface Answer {
   status: number;
   body: string;
   headers: http2.IncomingHttpHeaders;
+  /** The trailer fields after the body, if any came. */
+  trailers?: http2.IncomingHttpHeaders;
 }
 
 /** Serves `app` over HTTP/2 (cleartext) and returns a request function on one session; close() ends both. */
@@ -49,10 +51,12 @@ async function overHttp2(app: Koa, handler: (req: http.IncomingMessage, res: htt
       else if (payload !== undefined) stream.end(payload);
       let body = '';
       let head: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders | undefined;
       stream.on('response', (h) => (head = h));
+      stream.on('trailers', (t) => (trailers = t));
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => (body += chunk));
-      stream.on('end', () => resolve({ status: Number(head[':status']), body, headers: head }));
+      stream.on('end', () => resolve({ status: Number(head[':status']), body, headers: head, trailers }));
       stream.on('error', reject);
     });
   const close = async () => {
@@ -400,6 +404,93 @@ describe('middleware: Koa over HTTP/2', () => {
       await bare.close();
     }
   });
+
+  // A layer in front that puts node's own writeHead back after next() (or calls it on ctx.res) and flushes: over
+  // HTTP/2 too its head went out past the cache's writeHead, with none of the stored fields, and the hit was not counted.
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    for (const how of ["node's writeHead put back, ctx.flushHeaders()", "node's writeHead called on ctx.res"] as const) {
+      it(`${name}: a middleware in front that sends the head after next() past the cache's writeHead (${how}) sends the stored head and body, counted`, async () => {
+        const cache = newCache({ routes: { '/w': '1m' } });
+        const app = new (Framework as typeof Koa)();
+        const nodeWriteHead = http2.Http2ServerResponse.prototype.writeHead as unknown as (...a: unknown[]) => unknown;
+        app.use(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-flush') === '') return;
+          ctx.set('x-front', '1');
+          if (how === "node's writeHead called on ctx.res") nodeWriteHead.call(ctx.res, ctx.status);
+          else {
+            ctx.res.writeHead = nodeWriteHead as typeof ctx.res.writeHead;
+            ctx.flushHeaders();
+          }
+        });
+        app.use(koaCache(cache));
+        let runs = 0;
+        app.use((ctx) => {
+          ctx.body = { n: ++runs };
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const h2 = await overHttp2(app);
+        try {
+          const fill = await h2.send('/w');
+          const plain = await h2.send('/w');
+          assert.equal(plain.headers['cache-status'], 'tiercache; hit; detail=L1');
+          const hit = await h2.send('/w', { 'x-flush': '1' });
+          assert.equal(hit.body, '{"n":1}');
+          for (const field of ['content-type', 'etag', 'cache-status']) assert.equal(hit.headers[field], plain.headers[field], field);
+          assert.equal(hit.headers['content-type'], fill.headers['content-type']);
+          assert.equal(hit.headers['x-front'], '1');
+          assert.equal(runs, 1);
+          assert.deepEqual(hits, ['L1', 'L1']);
+        } finally {
+          await h2.close();
+        }
+      });
+    }
+  }
+
+  // Over HTTP/1 an answer that adds trailer fields without a Trailer field is not stored (fd26111, sendsTrailers); the
+  // compatibility API keeps them elsewhere and sends them after the body whatever its framing (Content-Length too):
+  // such answers were stored, and every hit came without them (an integrity checksum, a gRPC-Web status).
+  for (const [name, via] of [['koa3', 'koa'], ['koa2', 'koa'], ['front door', 'front']] as const) {
+    for (const how of ['addTrailers, whole body', 'setTrailer, streamed body'] as const) {
+      it(`${name}: an answer that adds trailer fields without declaring them (${how}) is not stored: each answer has its trailers, as from the app alone`, async () => {
+        const cache = newCache({ routes: { '/t': '1m' } });
+        const app = new (name === 'koa2' ? (Koa2 as typeof Koa) : Koa)();
+        // The front door serves hits the middleware stored.
+        app.use(koaCache(cache));
+        let runs = 0;
+        app.use((ctx) => {
+          runs++;
+          if (how === 'addTrailers, whole body') {
+            ctx.res.addTrailers({ 'X-Checksum': `c${runs}` });
+            ctx.body = `body ${runs}`;
+            return;
+          }
+          ctx.respond = false;
+          ctx.res.statusCode = 200;
+          ctx.res.setHeader('content-type', 'text/plain');
+          ctx.res.write('part;');
+          // node's Http2ServerResponse has it (addTrailers calls it); @types/node does not name it.
+          (ctx.res as unknown as { setTrailer(name: string, value: string): void }).setTrailer('x-checksum', `c${runs}`);
+          ctx.res.end(`body ${runs}`);
+        });
+        const h2 = await overHttp2(app, via === 'front' ? front(cache, app.callback()) : undefined);
+        try {
+          for (const n of [1, 2]) {
+            const answer = await h2.send('/t');
+            const expected = how === 'addTrailers, whole body' ? `body ${n}` : `part;body ${n}`;
+            assert.deepEqual([answer.body, answer.trailers?.['x-checksum']], [expected, `c${n}`], `answer ${n} (${String(answer.headers['cache-status'])})`);
+            // Trailers given before the head are known to it: it does not say stored.
+            if (how === 'addTrailers, whole body') assert.equal(answer.headers['cache-status'], 'tiercache; fwd=miss; detail=trailer', `answer ${n}`);
+          }
+          assert.equal(runs, 2);
+        } finally {
+          await h2.close();
+        }
+      });
+    }
+  }
 
   for (const vary of [[], ['host']]) {
     it(`a stale-while-revalidate refresh set off by an HTTP/2 request sees the Host it came with${vary.length > 0 ? ', and refreshes the entry that varies on it' : ''}`, async () => {
