@@ -534,8 +534,10 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   res.writeHead = headOfPendingHit as ServerResponse['writeHead'];
   // And where a head is built past it (node's writeHead put back in front): see storeHeadOfPendingHit.
   const store = (res as NodeHead)._storeHeader;
-  if (store === undefined) holdHttp2Head(res as unknown as Http2ServerResponse);
-  else {
+  if (store === undefined) {
+    // An HTTP/1 response without node's _storeHeader (a node that renamed it) goes without this, as before it.
+    if ((res as unknown as Partial<Http2ServerResponse>).stream !== undefined) holdHttp2Head(res as unknown as Http2ServerResponse);
+  } else {
     deferred.storeHeader = store;
     (res as NodeHead)._storeHeader = storeHeadOfPendingHit as StoreHeader;
   }
