@@ -77,26 +77,11 @@ function writeHeader(out: Buffer, entry: Front, tagCount: number): number {
 function writeFront(out: Buffer, entry: Front, tagLengths: readonly number[]): number {
   let o = writeHeader(out, entry, tagLengths.length);
   for (let i = 0; i < tagLengths.length; i++) {
-    const length = tagLengths[i]!;
-    o = out.writeUInt16BE(length, o);
-    o = writeTag(out, entry.tags[i]!, length, o);
+    o = out.writeUInt16BE(tagLengths[i]!, o);
+    o += out.write(entry.tags[i]!, o, 'utf8');
     o = out.writeDoubleBE(entry.versions[i] ?? 0, o);
   }
   return o;
-}
-
-/**
- * Writes a tag of `length` UTF-8 bytes at `o`; returns where it ends. A tag
- * whose UTF-8 length is its length in UTF-16 units is ASCII (any other
- * character takes more bytes than units): its bytes are its char codes,
- * copied here instead of through Buffer#write, a call into C++ that costs
- * more than the copy for tags this short (every fill writes three or more:
- * its key's, its path's). Others go through write.
- */
-function writeTag(out: Buffer, tag: string, length: number, o: number): number {
-  if (length !== tag.length) return o + out.write(tag, o, 'utf8');
-  for (let i = 0; i < length; i++) out[o + i] = tag.charCodeAt(i);
-  return o + length;
 }
 
 /** Where an encoded entry with these tags records the version of tag `at` (a byte offset). */
