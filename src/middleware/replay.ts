@@ -10,6 +10,8 @@ import type { HeaderSet, PreparedResponse } from './http-entry.js';
 /** node's private slot for headers set with setHeader (null until the first one); undefined if node renames it. */
 const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
 const plainWriteHead = ServerResponse.prototype.writeHead;
+/** node's own: a layer that hooks a response's _storeHeader (ours do, capture.ts) runs while the head is built. */
+const plainStoreHeader = (ServerResponse.prototype as unknown as { _storeHeader: unknown })._storeHeader;
 
 /**
  * Writes the status line and `headers` with Age and Cache-Status. A flat raw
@@ -31,6 +33,21 @@ export function writeStoredHead(res: ServerResponse, status: number, headers: He
     const already = slots[OUT_HEADERS];
     // Stryker disable next-line BlockStatement: the same
     if (already === null || (already !== undefined && headers.replacesAll(already, cacheStatus !== undefined))) {
+      // Only while nothing but node runs in writeHead: a hook of _storeHeader that sets a field (capture.ts's
+      // keepSaidAfterUpstream) would set it in the object every hit of the entry shares.
+      const form = (res as unknown as { _storeHeader: unknown })._storeHeader === plainStoreHeader ? headers.nodeFormWith(ageText, cacheStatus) : undefined;
+      if (form !== undefined) {
+        // node sends headers set on the response without validating them again (see nodeFormWith).
+        slots[OUT_HEADERS] = form;
+        try {
+          res.writeHead(status, reason);
+        } finally {
+          // As the array leaves it: nothing set on res once its head is written (getHeader() reads undefined),
+          // and nothing later set on res reaches the object every hit of the entry shares.
+          slots[OUT_HEADERS] = null;
+        }
+        return;
+      }
       slots[OUT_HEADERS] = null;
       // A reason that is undefined is no reason to node: the headers are read in its place.
       res.writeHead(status, reason, headers.rawWith(ageText, cacheStatus));

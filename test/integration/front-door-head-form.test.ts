@@ -1,0 +1,125 @@
+// A hit's head goes to node in the form node keeps headers set on a response
+// (HeaderSet.nodeFormWith), which node sends without validating each field
+// again. That form is an object: these check it sends what the stored fields
+// say, in their order, and leaves the response as the flat array did.
+import assert from 'node:assert/strict';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import express from 'express';
+import { createCache, type TierCache } from '../../src/index.js';
+import { expressCache } from '../../src/express.js';
+import { front } from '../../src/node.js';
+import { PreparedResponse } from '../../src/middleware/http-entry.js';
+import { writeStoredHead } from '../../src/middleware/replay.js';
+import { useCleanup } from '../support/cache-context.js';
+
+const { track, serve } = useCleanup();
+
+function newCache(): TierCache {
+  return track(createCache({ redis: false, routes: { '/api': '5m' } }));
+}
+
+/** The field names of one answer to `GET path`, in the order they came over the wire, and its Cache-Status. */
+async function fieldNames(server: Server, path: string): Promise<{ names: string[]; cacheStatus: string | undefined }> {
+  const { port } = server.address() as AddressInfo;
+  const bytes = await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+  });
+  const lines = bytes.subarray(0, bytes.indexOf('\r\n\r\n')).toString('latin1').split('\r\n').slice(1);
+  const names = lines.map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+  const status = lines.find((l) => l.toLowerCase().startsWith('cache-status:'));
+  return { names, cacheStatus: status?.slice(status.indexOf(':') + 1).trim() };
+}
+
+/** An Express app whose answer carries a field named as a number between two others. */
+function appWithNumberedField(cache: TierCache) {
+  const app = express();
+  // Nothing set by name before the handler's writeHead, which then sends its array in its order (setHeader
+  // would file the fields in node's own object, where '7' comes first already).
+  app.disable('x-powered-by');
+  app.use(expressCache(cache));
+  app.get('/api/x', (_req, res) => {
+    res.writeHead(200, ['x-first', 'a', '7', 'seven', 'x-last', 'b', 'content-type', 'application/json']);
+    res.end('{"ok":true}');
+  });
+  return app;
+}
+
+/** The names the stored answer holds, in the order `names` has them. */
+const stored = (names: string[]) => names.filter((n) => n === 'x-first' || n === '7' || n === 'x-last' || n === 'content-type');
+
+describe('a hit head in the form node keeps set headers', () => {
+  for (const [how, wrap] of [
+    ['the front door', (cache: TierCache, app: RequestListener) => front(cache, app)],
+    ['the middleware', (_cache: TierCache, app: RequestListener) => app],
+  ] as const) {
+    it(`${how}: a stored field named as a number keeps its place among the others`, async () => {
+      const cache = newCache();
+      const server = await serve(wrap(cache, appWithNumberedField(cache) as unknown as RequestListener));
+      const miss = await fieldNames(server, '/api/x');
+      // The head went out before the body: stored, but too early to say so.
+      assert.equal(miss.cacheStatus, 'tiercache; fwd=miss');
+      const hit = await fieldNames(server, '/api/x');
+      assert.equal(hit.cacheStatus, 'tiercache; hit; detail=L1');
+      // An object's keys that are array indexes come first in a for-in, whatever their order.
+      assert.deepEqual(stored(hit.names), stored(miss.names));
+    });
+  }
+
+  it('a stored field named as a number is sent where the stored fields have it (an entry from L2 may hold any order)', async () => {
+    // Through Express or Koa node files such a field first already; an entry another writer stored need not.
+    const body = Buffer.from('{}');
+    const prepared = new PreparedResponse(200, [['x-first', 'a'], ['7', 'seven'], ['x-last', 'b'], ['content-type', 'application/json']], body, true, undefined, false);
+    const server = await serve((_req, res) => {
+      writeStoredHead(res, 200, prepared.headers, 3, 'tiercache; hit; detail=L2');
+      res.end(body);
+    });
+    for (let i = 0; i < 2; i++) {
+      const hit = await fieldNames(server, '/');
+      assert.equal(hit.cacheStatus, 'tiercache; hit; detail=L2');
+      assert.deepEqual(stored(hit.names), ['x-first', '7', 'x-last', 'content-type']);
+    }
+  });
+
+  it('a hit whose response a layer of ours hooked (an outer bypass) says its own Cache-Status, and leaves the next hits theirs', async () => {
+    const cache = newCache();
+    const app = express();
+    // The app-wide layer turns Authorization away and hooks the head (capture.ts, stripCacheGroups); the route's own, shared, serves.
+    app.use(expressCache(cache));
+    app.get('/api/page', expressCache(cache, { shared: true }), (_req, res) => void res.send('page'));
+    const server = await serve(app as unknown as RequestListener);
+    const { port } = server.address() as AddressInfo;
+    const get = async (auth: boolean) => (await fetch(`http://127.0.0.1:${port}/api/page`, { headers: auth ? { authorization: 'Bearer t' } : {} })).headers.get('cache-status');
+    assert.equal(await get(true), 'tiercache; fwd=miss; stored');
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await get(true), 'tiercache; hit; detail=L1');
+      // Nothing the hooked head set reached what a later plain hit of the entry sends.
+      assert.equal(await get(false), 'tiercache; hit; detail=L1');
+    }
+  });
+
+  it('leaves no header set on the response once the head is written, and hits of one entry carry their own Age', async () => {
+    const cache = newCache();
+    const app = express();
+    app.use(expressCache(cache));
+    app.get('/api/y', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const seen: Array<unknown> = [];
+    const door = front(cache, app as unknown as RequestListener);
+    const server = await serve((req: IncomingMessage, res: ServerResponse) => {
+      res.on('finish', () => seen.push(res.getHeader('etag'), res.getHeader('age')));
+      door(req, res);
+    });
+    await fieldNames(server, '/api/y');
+    seen.length = 0;
+    const hit = await fieldNames(server, '/api/y');
+    assert.equal(hit.cacheStatus, 'tiercache; hit; detail=L1');
+    // As with the flat array node was given before: the head's fields are not set on the response.
+    assert.deepEqual(seen, [undefined, undefined]);
+  });
+});
