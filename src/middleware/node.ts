@@ -32,7 +32,35 @@ export interface FrontOptions {
 }
 
 /** The fresh public entry L1 holds for this request, if any (no I/O). */
-function publicHit(cache: TierCache, req: IncomingMessage, now: number): { response: PreparedResponse; entry: StoredEntry; key: string; lookups: number } | undefined {
+/**
+ * The keys of URLs the front door answered, by method and URL as sent, for
+ * routes that vary on no request header: such a key is a function of the URL
+ * alone (the route table and namespace are fixed), and building it (the path
+ * normalized, the table matched, the query made canonical, the key escaped)
+ * was most of what a hit does beyond raw node. Filled on hits only, so a scan
+ * of new URLs (misses) adds nothing; bounded by count and URL length, and
+ * emptied when full, so it holds the URLs being hit now.
+ */
+class FrontKeys {
+  readonly get = new Map<string, FrontKey>();
+  readonly head = new Map<string, FrontKey>();
+
+  remember(memo: Map<string, FrontKey>, url: string, known: FrontKey): void {
+    if (url.length > FRONT_KEY_URL_MAX) return;
+    if (memo.size >= FRONT_KEYS_MAX) memo.clear();
+    memo.set(url, known);
+  }
+}
+
+interface FrontKey {
+  readonly key: string;
+}
+
+/** At most this many URLs per method, each of at most FRONT_KEY_URL_MAX units: a few MiB of URLs and keys at most. */
+const FRONT_KEYS_MAX = 1_024;
+const FRONT_KEY_URL_MAX = 512;
+
+function publicHit(cache: TierCache, req: IncomingMessage, now: number, keys: FrontKeys): { response: PreparedResponse; entry: StoredEntry; key: string; lookups: number } | undefined {
   const method = req.method;
   if (method !== 'GET' && method !== 'HEAD') return undefined;
   const headers = req.headers;
@@ -44,11 +72,20 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (url.charCodeAt(0) !== 47 /* / */ || url.indexOf('#') !== -1) return undefined;
   // Also turns away an access_token in the query: a credential, like Authorization.
   if (requestBypassReason(headers, method, undefined, false, url, http2DataFollows(req)) !== undefined) return undefined;
-  const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
-  // Stryker disable next-line ConditionalExpression: a shortcut: nothing is stored under a never-cache rule, so the lookup below misses
-  if (rule !== undefined && !rule.cache) return undefined;
-  const vary = rule?.vary?.map((name): [string, string | undefined] => [name, varyValue(headers, name)]);
-  const key = buildRequestKey({ namespace: cache.prefix, method, url, vary, queryAllow: rule?.query });
+  const memo = method === 'GET' ? keys.get : keys.head;
+  let known = memo.get(url);
+  const remembered = known !== undefined;
+  let key: string;
+  if (known !== undefined) key = known.key;
+  else {
+    const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
+    // Stryker disable next-line ConditionalExpression: a shortcut: nothing is stored under a never-cache rule, so the lookup below misses
+    if (rule !== undefined && !rule.cache) return undefined;
+    const vary = rule?.vary?.map((name): [string, string | undefined] => [name, varyValue(headers, name)]);
+    key = buildRequestKey({ namespace: cache.prefix, method, url, vary, queryAllow: rule?.query });
+    // Remembered below once it hits: a key that took no request header.
+    if (vary === undefined || vary.length === 0) known = { key };
+  }
   const store = cache.store;
   // Nothing counted yet: the request may still go to the app, whose middleware counts what it finds.
   let entry = store.lookupL1(key, false, undefined, false);
@@ -66,6 +103,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number): { respo
   if (!(value instanceof PreparedResponse) || !value.isPublic || entry.freshUntil <= now) return undefined;
   // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma) is the middleware's to decide.
   if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined)) return undefined;
+  if (!remembered && known !== undefined) keys.remember(memo, url, known);
   // Two lookups for a varied entry (its manifest, then the variant), counted as the middleware counts them.
   // Events name the request's key (cache.keyFor), not its variant's, as the middleware's do.
   return { response: value, entry, key, lookups: usedKey === key ? 1 : 2 };
@@ -82,6 +120,7 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
   const resolved = resolveMiddlewareOptions('front', frontOptions(options));
   const cacheStatus = resolved.cacheStatus ? HIT_L1 : undefined;
   const bypass = resolved.bypass;
+  const keys = new FrontKeys();
   return function tiercacheFront(req: IncomingMessage, res: ServerResponse): void {
     // Closed: nothing can invalidate what L1 still holds, so nothing is served from it (the middleware passes through too).
     if (cache.enabled && !cache.closed) {
@@ -89,7 +128,7 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
       let hit: ReturnType<typeof publicHit>;
       try {
         // The user's bypass may throw (a bad escape in the URL, say): the app answers, its middleware decides.
-        if (bypass?.(req) !== true) hit = publicHit(cache, req, now);
+        if (bypass?.(req) !== true) hit = publicHit(cache, req, now, keys);
       } catch (err) {
         // never let the front door fail a request: hit stays undefined and the app answers it
         cache.reportError(err as Error, 'the front door could not look the request up; passing it to the app');

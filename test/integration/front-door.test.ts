@@ -200,6 +200,28 @@ describe('front door (tiercache/node) with Express', () => {
     assert.deepEqual(fronted, [true, true]);
   });
 
+  // The front door remembers the key of a URL it answered (node.ts FrontKeys): only where the key is the URL's alone.
+  // A route whose table rule varies on a header keys each request by its value, hit after hit, and a URL the front
+  // door answered once is looked up again after an invalidation, not served from what it remembered.
+  it('keys every request of a route whose rule varies on a header by its own value, however often the URL was answered', async () => {
+    const cache = newCache({ routes: { '/api/movies': { ttl: '5m', vary: ['accept-language'] } } });
+    const { reached, base } = await countedApp(cache, (req, res) => void res.send(`movies in ${req.header('accept-language')}`));
+    const get = async (language: string) => {
+      const answer = await fetch(`${base}/api/movies?page=1`, { headers: { 'accept-language': language } });
+      return `${await answer.text()} (${answer.headers.get('cache-status')})`;
+    };
+    assert.equal(await get('fr'), 'movies in fr (tiercache; fwd=miss; stored)');
+    assert.equal(await get('de'), 'movies in de (tiercache; fwd=miss; stored)');
+    for (let round = 0; round < 3; round++) {
+      assert.equal(await get('fr'), 'movies in fr (tiercache; hit; detail=L1)', `round ${round}`);
+      assert.equal(await get('de'), 'movies in de (tiercache; hit; detail=L1)', `round ${round}`);
+    }
+    assert.equal(reached.n, 2, 'a hit reached Express');
+    await cache.invalidatePrefix('/api/movies');
+    assert.equal(await get('fr'), 'movies in fr (tiercache; fwd=miss; stored)', 'served after the invalidation');
+    assert.equal(reached.n, 3);
+  });
+
   it('never serves a varied entry of a user-scoped route, and leaves an entry past its freshness to the middleware', async () => {
     const { reached, base } = await countedApp(
       newCache(),
