@@ -299,9 +299,6 @@ export class HeaderSet {
   readonly repeated: boolean;
   private grouped: Array<[string, string | string[]]> | undefined;
   private rawNoStatus: string[] | undefined;
-  /** nodeFormWith's objects, with and without Cache-Status: undefined until built, null when these fields have none. */
-  private nodeStatus: NodeForm | null | undefined;
-  private nodePlain: NodeForm | null | undefined;
 
   constructor(
     /** Fields, then SLOTS free slots. */
@@ -355,13 +352,19 @@ export class HeaderSet {
    * Shared by every hit of the entry; valid until the next call.
    */
   nodeFormWith(age: string, cacheStatus: string | undefined): NodeForm | undefined {
+    let forms = nodeForms.get(this);
+    if (forms === undefined) {
+      if (nodeForms.size >= NODE_FORMS_MAX) nodeForms.clear();
+      forms = { status: undefined, plain: undefined };
+      nodeForms.set(this, forms);
+    }
     if (cacheStatus === undefined) {
-      const form = (this.nodePlain ??= this.buildNodeForm(false));
+      const form = (forms.plain ??= this.buildNodeForm(false));
       if (form === null) return undefined;
       form['age']![1] = age;
       return form;
     }
-    const form = (this.nodeStatus ??= this.buildNodeForm(true));
+    const form = (forms.status ??= this.buildNodeForm(true));
     if (form === null) return undefined;
     form['age']![1] = age;
     const status = form['cache-status']!;
@@ -442,6 +445,18 @@ export class HeaderSet {
 
 /** Headers as node keeps those set on a response (its kOutHeaders slot): each name's own spelling and value. */
 export type NodeForm = Record<string, [string, string]>;
+
+/**
+ * nodeFormWith's objects of the HeaderSets hit lately, with and without
+ * Cache-Status (undefined until built, null when those fields have none).
+ * Kept beside the entries, not on them: an entry's L1 charge is fixed when it
+ * is stored, and a form built later (~70 bytes a field) would be heap L1's
+ * maxBytes never counted. Bounded by count, emptied when full: about a MiB
+ * at most, whatever L1 holds; an entry dropped from L1 is held here until
+ * the next emptying at most.
+ */
+const nodeForms = new Map<HeaderSet, { status: NodeForm | null | undefined; plain: NodeForm | null | undefined }>();
+const NODE_FORMS_MAX = 1_024;
 
 /** A name a for-in visits before the others, whatever the order they were added in. */
 const ARRAY_INDEX = /^(?:0|[1-9]\d*)$/;
