@@ -41,7 +41,7 @@ function hopByHop(connection: string | string[] | undefined): Set<string> {
 /** What the request's own framing and routing need: never taken out of the request, even when Connection names it. */
 const FRAMING = new Set(['connection', 'host', 'content-length', 'transfer-encoding']);
 
-/** Requests whose X-Forwarded-For asForwarded has made what the origin gets: the forwarder sends it as it is. */
+/** Requests whose X-Forwarded-For asForwarded has made what the origin gets: the forwarder sends it unchanged. */
 const forwardedFor = new WeakSet<IncomingMessage>();
 
 /**
@@ -236,10 +236,10 @@ export function forwarder(options: ProxyOptions): (req: IncomingMessage, res: Se
 }
 
 /**
- * The proxy as a node request handler (`createServer(proxyHandler(cache, options))`):
+ * The proxy in the form of a node request handler (`createServer(proxyHandler(cache, options))`):
  * the request made the one the origin gets (asForwarded), then the front door,
  * then the proxy app. The front door keys a Vary variant from the request's
- * fields before the app runs: read as the client sent them, a client that named
+ * fields before the app runs: read the way the client sent them, a client that named
  * another's address in X-Forwarded-For was served that client's answer.
  */
 export function proxyHandler(cache: TierCache, options: ProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
