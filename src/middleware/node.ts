@@ -31,7 +31,6 @@ export interface FrontOptions {
   bypass?: ((req: IncomingMessage) => boolean | undefined) | undefined;
 }
 
-/** The fresh public entry L1 holds for this request, if any (no I/O). */
 /**
  * The keys of URLs the front door answered, by method and URL as sent, for
  * routes that vary on no request header: such a key is a function of the URL
@@ -41,25 +40,22 @@ export interface FrontOptions {
  * of new URLs (misses) adds nothing; bounded by count and URL length, and
  * emptied when full, so it holds the URLs being hit now.
  */
-class FrontKeys {
-  readonly get = new Map<string, FrontKey>();
-  readonly head = new Map<string, FrontKey>();
-
-  remember(memo: Map<string, FrontKey>, url: string, known: FrontKey): void {
-    if (url.length > FRONT_KEY_URL_MAX) return;
-    if (memo.size >= FRONT_KEYS_MAX) memo.clear();
-    memo.set(url, known);
-  }
-}
-
-interface FrontKey {
-  readonly key: string;
+interface FrontKeys {
+  readonly get: Map<string, string>;
+  readonly head: Map<string, string>;
 }
 
 /** At most this many URLs per method, each of at most FRONT_KEY_URL_MAX units: a few MiB of URLs and keys at most. */
 const FRONT_KEYS_MAX = 1_024;
 const FRONT_KEY_URL_MAX = 512;
 
+function remember(memo: Map<string, string>, url: string, key: string): void {
+  if (url.length > FRONT_KEY_URL_MAX) return;
+  if (memo.size >= FRONT_KEYS_MAX) memo.clear();
+  memo.set(url, key);
+}
+
+/** The fresh public entry L1 holds for this request, if any (no I/O). */
 function publicHit(cache: TierCache, req: IncomingMessage, now: number, keys: FrontKeys): { response: PreparedResponse; entry: StoredEntry; key: string; lookups: number } | undefined {
   const method = req.method;
   if (method !== 'GET' && method !== 'HEAD') return undefined;
@@ -73,18 +69,16 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number, keys: Fr
   // Also turns away an access_token in the query: a credential, like Authorization.
   if (requestBypassReason(headers, method, undefined, false, url, http2DataFollows(req)) !== undefined) return undefined;
   const memo = method === 'GET' ? keys.get : keys.head;
-  let known = memo.get(url);
-  const remembered = known !== undefined;
-  let key: string;
-  if (known !== undefined) key = known.key;
-  else {
+  let key = memo.get(url);
+  // Set when the key is built here and took no request header: remembered below once it hits.
+  let memoable = false;
+  if (key === undefined) {
     const rule = cache.options.routes.matchNormalized(normalizeRoutePath(pathOf(url)));
     // Stryker disable next-line ConditionalExpression: a shortcut: nothing is stored under a never-cache rule, so the lookup below misses
     if (rule !== undefined && !rule.cache) return undefined;
     const vary = rule?.vary?.map((name): [string, string | undefined] => [name, varyValue(headers, name)]);
     key = buildRequestKey({ namespace: cache.prefix, method, url, vary, queryAllow: rule?.query });
-    // Remembered below once it hits: a key that took no request header.
-    if (vary === undefined || vary.length === 0) known = { key };
+    memoable = vary === undefined || vary.length === 0;
   }
   const store = cache.store;
   // Nothing counted yet: the request may still go to the app, whose middleware counts what it finds.
@@ -103,7 +97,7 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number, keys: Fr
   if (!(value instanceof PreparedResponse) || !value.isPublic || entry.freshUntil <= now) return undefined;
   // An origin-mode entry (RFC 9111): what a request asks of it (Cache-Control, Pragma) is the middleware's to decide.
   if (value.staleRules !== undefined && (headers['cache-control'] !== undefined || headers.pragma !== undefined)) return undefined;
-  if (!remembered && known !== undefined) keys.remember(memo, url, known);
+  if (memoable) remember(memo, url, key);
   // Two lookups for a varied entry (its manifest, then the variant), counted as the middleware counts them.
   // Events name the request's key (cache.keyFor), not its variant's, as the middleware's do.
   return { response: value, entry, key, lookups: usedKey === key ? 1 : 2 };
@@ -120,7 +114,7 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
   const resolved = resolveMiddlewareOptions('front', frontOptions(options));
   const cacheStatus = resolved.cacheStatus ? HIT_L1 : undefined;
   const bypass = resolved.bypass;
-  const keys = new FrontKeys();
+  const keys: FrontKeys = { get: new Map(), head: new Map() };
   return function tiercacheFront(req: IncomingMessage, res: ServerResponse): void {
     // Closed: nothing can invalidate what L1 still holds, so nothing is served from it (the middleware passes through too).
     if (cache.enabled && !cache.closed) {
