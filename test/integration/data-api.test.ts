@@ -260,6 +260,17 @@ describe('data API: values through L2', () => {
     assert.equal(await a.get('big-tag'), undefined, "the deleteMany() did not reach A's copy");
   });
 
+  it("a getOrSet() fill whose entry Redis cannot hold (a tag over 64 KiB) is kept in L1, and its 'store' event names L1 alone", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const b = await ctx.open({ l1: false, l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const tiers: unknown[] = [];
+    a.on('store', (e) => tiers.push(e.tiers));
+    assert.equal(await a.getOrSet('unfit-fill', () => 'loaded', { tags: ['x'.repeat(70_000)] }), 'loaded');
+    assert.equal(await a.get('unfit-fill'), 'loaded', 'A does not keep it in L1');
+    assert.equal(await b.get('unfit-fill'), undefined, 'L2 holds the fill');
+    assert.deepEqual(tiers, [['L1']], "the 'store' event names a tier the value is not in");
+  });
+
   // Redis cannot hold the entry, so the set() keeps it in L1 alone (README), but the key's older value in Redis must not
   // answer for it after the set() resolved: not on another instance, nor on this one once its L1 copy is gone.
   for (const [why, tags, limit] of [
