@@ -2349,6 +2349,33 @@ describe('data API: a frozen Redis', () => {
     }
   });
 
+  it("close() on the caller's client leaves none of the sockets it opened (the bus's subscriber, not made from the caller's options), the Redis frozen", async () => {
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const own = new Redis(ctx.redis.url);
+    try {
+      await own.ping();
+      const before = sockets();
+      const a = createCache({ namespace: ctx.ns, redis: own });
+      a.on('error', () => undefined);
+      await a.ready();
+      assert.ok(sockets() >= before + 1, 'the cache opened no connection of its own: the test proves nothing');
+      ctx.redis.freeze();
+      try {
+        await a.close();
+        let left = sockets() - before;
+        for (let i = 0; i < 50 && left > 0; i++) {
+          await sleep(10);
+          left = sockets() - before;
+        }
+        assert.equal(left, 0, `${left} socket(s) the closed cache opened still open 500 ms after close() resolved`);
+      } finally {
+        ctx.redis.thaw();
+      }
+    } finally {
+      own.disconnect();
+    }
+  });
+
   it('with l2.commandTimeout 100, get resolves undefined within ~300 ms and the next calls fail fast while the breaker is open', async () => {
     const a = await ctx.open({ l2: { commandTimeout: 100 } });
     await a.set('before', 'ok');
