@@ -1148,6 +1148,20 @@ describe('data API: corrupt and foreign L2 data', () => {
     });
   }
 
+  it("a server record's master_replid2 holding a key of another type is no record: every epoch check goes through, nothing is reported", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    await a.set('k', 'v', { tags: ['t'] });
+    await ctx.admin.del(`{${ctx.ns}}:server:replid2`);
+    await ctx.admin.hset(`{${ctx.ns}}:server:replid2`, 'foreign', 'data');
+    const b = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const problems = reportedProblems({ A: a, B: b });
+    const checks = [a, b].map((cache) => cache.stats().l2.errors);
+    await sleep(EPOCH_CHECK_MS + 200); // an epoch check of each, the one B's ready() waited for before it
+    assert.deepEqual(problems, []);
+    assert.deepEqual([a, b].map((cache) => cache.stats().l2.errors), checks, 'epoch checks failed');
+    assert.equal(await b.get('k'), 'v');
+  });
+
   it('deletes a corrupt entry that getOrSet finds, also when the loader then stores nothing', async () => {
     const a = await ctx.open();
     await ctx.admin.set(a.dataKey('k'), Buffer.from('garbage'));
