@@ -22,4 +22,14 @@ describe('middleware: the node-form heads kept beside the entries', () => {
     assert.notEqual(again, form, 'the form of a HeaderSet not hit among the last 1,024 is still held');
     assert.deepEqual(again && Object.entries(again), [['content-type', ['content-type', 'text/plain']], ['x-n', ['x-n', '-1']], ['age', ['age', '3']]]);
   });
+
+  it('are kept apart with and without Cache-Status: hits of one HeaderSet may take either (a front door and a middleware told otherwise)', () => {
+    const set = headerSet(-2);
+    const plain = set.nodeFormWith('1', undefined);
+    const withStatus = set.nodeFormWith('1', 'tiercache; hit; detail=L1');
+    assert.deepEqual(plain && Object.keys(plain), ['content-type', 'x-n', 'age']);
+    assert.deepEqual(withStatus && Object.keys(withStatus), ['content-type', 'x-n', 'age', 'cache-status']);
+    assert.deepEqual(withStatus?.['cache-status'], ['cache-status', 'tiercache; hit; detail=L1']);
+    assert.equal(set.nodeFormWith('2', undefined), plain);
+  });
 });
