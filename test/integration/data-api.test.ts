@@ -2339,32 +2339,38 @@ describe('data API: Redis where nothing listens', () => {
 describe('data API: a frozen Redis', () => {
   const ctx = useRedis();
 
+  const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+
+  /** Closes `cache` with its Redis frozen: the sockets over `before` still open 500 ms after close() resolved. */
+  async function leftByFrozenClose(cache: TierCache, before: number): Promise<number> {
+    ctx.redis.freeze();
+    try {
+      await cache.close();
+      let left = sockets() - before;
+      for (let i = 0; i < 50 && left > 0; i++) {
+        await sleep(10);
+        left = sockets() - before;
+      }
+      return left;
+    } finally {
+      ctx.redis.thaw();
+    }
+  }
+
   // A frozen server never closes its side: ioredis's disconnect() ends the socket and destroys it only after its
   // disconnectTimeout (2 s), so the connections close() had given up on kept the process alive that much longer.
   it('close() leaves none of the sockets it opened once it resolves, the Redis frozen: the process can exit', async () => {
-    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     await ctx.admin.ping();
     const before = sockets();
     const a = createCache({ namespace: ctx.ns, redis: ctx.redis.url });
     a.on('error', () => undefined);
     await a.ready();
     assert.ok(sockets() >= before + 2, 'the cache opened no connection of its own: the test proves nothing');
-    ctx.redis.freeze();
-    try {
-      await a.close();
-      let left = sockets() - before;
-      for (let i = 0; i < 50 && left > 0; i++) {
-        await sleep(10);
-        left = sockets() - before;
-      }
-      assert.equal(left, 0, `${left} socket(s) of the closed cache still open 500 ms after close() resolved`);
-    } finally {
-      ctx.redis.thaw();
-    }
+    const left = await leftByFrozenClose(a, before);
+    assert.equal(left, 0, `${left} socket(s) of the closed cache still open 500 ms after close() resolved`);
   });
 
   it("close() on the caller's client leaves none of the sockets it opened (the bus's subscriber, not made from the caller's options), the Redis frozen", async () => {
-    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     const own = new Redis(ctx.redis.url);
     try {
       await own.ping();
@@ -2373,18 +2379,8 @@ describe('data API: a frozen Redis', () => {
       a.on('error', () => undefined);
       await a.ready();
       assert.ok(sockets() >= before + 1, 'the cache opened no connection of its own: the test proves nothing');
-      ctx.redis.freeze();
-      try {
-        await a.close();
-        let left = sockets() - before;
-        for (let i = 0; i < 50 && left > 0; i++) {
-          await sleep(10);
-          left = sockets() - before;
-        }
-        assert.equal(left, 0, `${left} socket(s) the closed cache opened still open 500 ms after close() resolved`);
-      } finally {
-        ctx.redis.thaw();
-      }
+      const left = await leftByFrozenClose(a, before);
+      assert.equal(left, 0, `${left} socket(s) the closed cache opened still open 500 ms after close() resolved`);
     } finally {
       own.disconnect();
     }
