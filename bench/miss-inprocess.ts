@@ -56,6 +56,9 @@ function request(socket: Sink, handler: Handler): Promise<void> {
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
   req.httpVersion = '1.1';
+  // Given as an object, not left to node's lazy getter over rawHeaders: node's server builds that object
+  // before any handler runs (parserOnIncoming reads req.headers.expect of every HTTP/1.1 request, and
+  // ServerResponse req.headers.te of an HTTP/1.0 one), so a handler never meets it unbuilt.
   req.headers = { host: '127.0.0.1:8080', 'user-agent': 'bench', accept: '*/*' };
   req.rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'bench', 'Accept', '*/*'];
   req.complete = true;
