@@ -12,6 +12,7 @@
 //   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL; express-tc-front: the front door
 //   before express-tc; express-route-tc: tiercache mounted on the route alone; node-raw: DESIGN.md's raw node:http answer;
 //   koa-minimal: bench/http's floor for what any Koa cache that keeps its bytes costs, miss-koa-minimal.ts)
+//   --cpu: CPU time per request instead of event-loop busy time (steadier while others load the machine)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
 //
@@ -19,7 +20,8 @@
 // TypeScript sources through tsx). E.g. compare a branch against main:
 //   (cd ../other && npm run build) && node --import tsx bench/miss-inprocess.ts --build main=dist/esm --build other=../other/dist/esm
 // Prints per (kind, build) the median main-thread time per request (event
-// loop busy time, performance.eventLoopUtilization) and every round's value.
+// loop busy time, performance.eventLoopUtilization; with --cpu the process's
+// CPU time) and every round's value.
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
@@ -54,6 +56,9 @@ function request(socket: Sink, handler: Handler): Promise<void> {
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
   req.httpVersion = '1.1';
+  // Given as an object, not left to node's lazy getter over rawHeaders: node's server builds that object
+  // before any handler runs (parserOnIncoming reads req.headers.expect of every HTTP/1.1 request, and
+  // ServerResponse req.headers.te of an HTTP/1.0 one), so a handler never meets it unbuilt.
   req.headers = { host: '127.0.0.1:8080', 'user-agent': 'bench', accept: '*/*' };
   req.rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'bench', 'Accept', '*/*'];
   req.complete = true;
@@ -165,14 +170,24 @@ async function batch(handler: Handler): Promise<void> {
   );
 }
 
+// --cpu: the process's CPU time instead: on a machine others load, the time this process is
+// descheduled falls in the event loop's busy time but not in its CPU time.
+const cpu = process.argv.includes('--cpu');
 for (const c of cases) await batch(c.handler); // warm-up
 for (let r = 0; r < rounds; r++) {
   for (const c of cases) {
+    if (cpu) {
+      const before = process.cpuUsage();
+      await batch(c.handler);
+      const used = process.cpuUsage(before);
+      c.us.push((used.user + used.system) / batchSize);
+      continue;
+    }
     const before = performance.eventLoopUtilization();
     await batch(c.handler);
     c.us.push((performance.eventLoopUtilization(before).active * 1000) / batchSize);
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-for (const c of cases) console.log(`${c.label.padEnd(24)} ${median(c.us).toFixed(1).padStart(7)} µs/req   rounds ${c.us.map((x) => x.toFixed(0)).join(' ')}`);
+for (const c of cases) console.log(`${c.label.padEnd(24)} ${median(c.us).toFixed(1).padStart(7)} µs/req   rounds ${c.us.map((x) => x.toFixed(2)).join(' ')}`);
 process.exit(0);

@@ -34,15 +34,17 @@ export function parseCacheControl(value: FieldValue): Map<string, string> | unde
  * Why a request must bypass the cache (neither served nor stored), or
  * undefined. `scoped` = user-scoped route or `shared: true`. `target` is the
  * request target: an `access_token` query parameter (RFC 6750 §2.3) is a
- * credential like Authorization. `dataFollows`: see http2DataFollows (http2-body.ts).
+ * credential like Authorization; undefined for a target known to pass both of
+ * its checks (the front door's remembered URLs: they read the target alone).
+ * `dataFollows`: see http2DataFollows (http2-body.ts).
  */
-export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string, dataFollows = false): BypassReason | undefined {
+export function requestBypassReason(headers: IncomingHttpHeaders, method: string, originalMethod: string | undefined, scoped: boolean, target: string | undefined, dataFollows = false): BypassReason | undefined {
   if (originalMethod !== undefined && originalMethod !== method) return 'method-override';
   // Each name read at a site of its own: one site reading the three in turn goes megamorphic, a cost on every request.
   if (headers['x-http-method-override'] !== undefined || headers['x-http-method'] !== undefined || headers['x-method-override'] !== undefined) return 'method-override';
   const length = headers['content-length'];
   if (dataFollows || (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined) return 'body';
-  if (hasDotSegment(target)) return 'path';
+  if (target !== undefined && hasDotSegment(target)) return 'path';
   // A stored whole answer answers neither a part (the 206 a media player needs, a 416) nor a
   // precondition only the app can judge (If-Match, If-Unmodified-Since: a 412): the app does.
   if (headers.range !== undefined) return 'range';
@@ -50,7 +52,7 @@ export function requestBypassReason(headers: IncomingHttpHeaders, method: string
   if (scoped) return undefined;
   if (headers.authorization !== undefined) return 'authorization';
   if (headers.cookie !== undefined) return 'cookie';
-  if (queryHasAccessToken(target)) return 'access-token';
+  if (target !== undefined && queryHasAccessToken(target)) return 'access-token';
   return undefined;
 }
 
