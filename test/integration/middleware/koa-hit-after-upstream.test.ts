@@ -18,6 +18,7 @@ import { statusPage, type StatusFeed } from '../../../src/status.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { onWriteHead } from '../../support/head-hook.js';
 import { Koa2 } from './apps.js';
+import { wireRequest } from '../../support/http-wire.js';
 
 let counter = 0;
 
@@ -455,6 +456,31 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.equal(busy.headers['etag'], undefined);
         assert.equal(busy.headers['cache-status'], undefined);
         await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.deepEqual(hits, ['L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      // Koa then sends ctx.body under that head, as without the cache. The stored body went there instead: under
+      // a Content-Length said for that middleware's body, which framed it wrong for the next answer on the connection.
+      it('a middleware in front that answers with a head of another status after next() and a body on ctx (ctx.status = 503, ctx.body, ctx.flushHeaders()), leaving the end to Koa: Koa sends that body, not the stored one', async () => {
+        const { cache, target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-busy') === '') return;
+          ctx.status = 503;
+          ctx.body = 'down';
+          ctx.flushHeaders();
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const server = await cleanup.serve(target);
+        await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+        const busy = await wireRequest(server, '/me', { 'x-busy': '1' });
+        assert.equal(busy.status, 503);
+        assert.equal(busy.fields.find(([n]) => n === 'content-length')?.[1], '4');
+        assert.equal(busy.body, 'down');
+        assert.equal(busy.fields.find(([n]) => n === 'cache-status'), undefined);
+        await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
         assert.deepEqual(hits, ['L1']);
         await laterTick();
         assert.deepEqual(errors, []);
