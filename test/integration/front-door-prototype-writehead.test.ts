@@ -22,7 +22,7 @@ describe('a writeHead wrapper on the prototype, put there before tiercache loads
     answers = JSON.parse(out) as Answer[];
   });
 
-  for (const how of ['front door', 'middleware']) {
+  for (const how of ['front door', 'middleware', 'koa']) {
     for (const path of ['/api/x', '/api/y']) {
       it(`${how} ${path}: each hit says only what the wrapper said for it, and every stored field`, () => {
         const mine = answers.filter((a) => a.how === `${how} ${path}`);

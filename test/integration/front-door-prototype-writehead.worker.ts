@@ -18,7 +18,9 @@ http.ServerResponse.prototype.writeHead = function wrappedWriteHead(this: http.S
 const { createCache } = await import('../../src/index.js');
 const { expressCache } = await import('../../src/express.js');
 const { front } = await import('../../src/node.js');
+const { koaCache } = await import('../../src/koa.js');
 const express = (await import('express')).default;
+const Koa = (await import('koa')).default;
 
 export interface Answer {
   how: string;
@@ -39,8 +41,20 @@ async function ask(port: number, path: string, headers: Record<string, string>):
 }
 
 const answers: Answer[] = [];
-for (const how of ['front door', 'middleware']) {
-  const cache = createCache({ redis: false, routes: { '/api': '5m' } });
+/** The app under test: Express behind the front door or alone, or Koa. */
+function handlerOf(how: string, cache: ReturnType<typeof createCache>): http.RequestListener {
+  if (how === 'koa') {
+    const app = new Koa();
+    app.use(koaCache(cache));
+    app.use((ctx) => {
+      if (ctx.path === '/api/x') {
+        ctx.append('x-multi', 'a');
+        ctx.append('x-multi', 'b');
+        ctx.body = { ok: true };
+      } else ctx.body = { y: true };
+    });
+    return app.callback();
+  }
   const app = express();
   app.use(expressCache(cache));
   app.get('/api/x', (_req, res) => {
@@ -50,7 +64,12 @@ for (const how of ['front door', 'middleware']) {
     res.json({ ok: true });
   });
   app.get('/api/y', (_req, res) => res.json({ y: true }));
-  const server = http.createServer(how === 'front door' ? front(cache, app) : app);
+  return how === 'front door' ? front(cache, app) : app;
+}
+
+for (const how of ['front door', 'middleware', 'koa']) {
+  const cache = createCache({ redis: false, routes: { '/api': '5m' } });
+  const server = http.createServer(handlerOf(how, cache));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   for (const path of ['/api/x', '/api/y']) {
