@@ -379,10 +379,10 @@ function readyContext(proto: object): boolean {
         return own;
       }
       if (writePending(res)) return false;
-      // The head that left is not the hit's (another status, sent in front) and a body was set on ctx in front:
+      // The head that left is not the hit's (another status, sent in front) and a body (null too) was set on ctx in front:
       // that middleware's answer, which Koa ends with ctx.body as without the cache (the stored body under a
       // Content-Length said for that body framed the connection's next answer wrong).
-      if (pending.writeHead !== undefined && (this as { body?: unknown }).body != null) return this[OWN_RESPOND];
+      if (pending.writeHead !== undefined && (this as { body?: unknown }).body !== undefined) return this[OWN_RESPOND];
       bodyAfterHead(res, pending);
       return false;
     },
