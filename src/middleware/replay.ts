@@ -3,6 +3,7 @@
 // and Cache-Status, then one end(buffer). Conditional requests get a 304 with
 // the headers RFC 9110 asks for and no body; HEAD gets the headers only.
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
+import { coarseNow } from '../store/coarse-clock.js';
 import { forgetSaid } from './cache-status.js';
 import { conditionsOf, isNotModified } from './conditional.js';
 import type { HeaderSet, PreparedResponse } from './http-entry.js';
@@ -162,13 +163,14 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
     deferred.body = response.body;
     // report is set before replay() (HttpCache.reportServed). The write without one stays the bare call: a
     // closure that also read deferred.report cost a Koa hit under wrk 6-7 µs of its ~39 (bench/http/run.mjs).
+    // Age as the hit leaves, not as it was found: the middleware in front may take seconds after next().
     const report = deferred.report;
     deferred.write =
       report === undefined
-        ? (headOnly) => replayNow(req, res, response, createdAt, now, cacheStatus, headOnly)
+        ? (headOnly) => replayNow(req, res, response, createdAt, coarseNow(), cacheStatus, headOnly)
         : (headOnly) => {
             report();
-            replayNow(req, res, response, createdAt, now, cacheStatus, headOnly);
+            replayNow(req, res, response, createdAt, coarseNow(), cacheStatus, headOnly);
           };
     return;
   }

@@ -486,6 +486,22 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      // The hit's Age was taken when it was found: a middleware in front that took a second after next() sent Age: 0
+      // for an entry a second old, which a cache downstream takes to be that much fresher.
+      it('a hit that waits on a middleware in front (a second after next()) says its Age as it leaves', async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-until') !== '') await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(ctx.get('x-until')) - Date.now())));
+        });
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        // The entry was made before its answer came back: a second past that, it is a second old at least.
+        const slow = await request(target).get('/me').set('x-until', String(Date.now() + 1_050)).timeout(3000).expect(200, { n: 1 });
+        assert.equal(slow.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.ok(Number(slow.headers['age']) >= 1, `Age: ${String(slow.headers['age'])}`);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it("writeHead wrapped by a middleware in front before and after next() (on-headers): both wrappers' fields reach the hit, which counts once, the head flushed in front too", async () => {
         const { cache, target, errors } = build(async (ctx, next) => {
           const res = ctx.res;
