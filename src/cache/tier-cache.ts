@@ -704,7 +704,10 @@ export class TierCache extends EventEmitter implements DataCache {
     else {
       this.fills++;
       const stored = await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket);
-      if (stored && this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt));
+      if (stored && this.listenerCount('store') > 0) {
+        const event = this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt);
+        this.emitSafely('store', stored === L1_ONLY ? { ...event, tiers: L1_ONLY_TIERS } : event);
+      }
     }
     return readBack === undefined ? value : readBack;
   }
@@ -1020,11 +1023,12 @@ export class TierCache extends EventEmitter implements DataCache {
   /**
    * @internal The tiers a store of `key` just made reached: L1 if it holds the
    * key now (it refuses an entry over its bound, dropping any older copy), L2
-   * while Redis is reachable.
+   * while Redis is reachable, unless the store left L2 out (`l1Only`: Redis
+   * cannot hold the entry).
    */
-  storedTiers(key: string): readonly CacheTier[] {
+  storedTiers(key: string, l1Only = false): readonly CacheTier[] {
     const { l1, l2 } = this.store;
-    const inL2 = l2 !== undefined && l2.state === 'ok';
+    const inL2 = !l1Only && l2 !== undefined && l2.state === 'ok';
     if (l1?.peek(key) === undefined) return L2_ONLY;
     return inL2 ? BOTH_TIERS : L1_ONLY_TIERS;
   }

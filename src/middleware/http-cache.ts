@@ -18,7 +18,7 @@ import { coarseNow } from '../store/coarse-clock.js';
 import { L1Store } from '../store/l1-store.js';
 import { Validity } from '../store/tag-versions.js';
 
-import { NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
+import { L1_ONLY, NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
 import { respondAsSet, type ChainEnd, type RespondWatch } from './koa-respond.js';
 import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
@@ -2214,7 +2214,7 @@ export class HttpCache<R> {
     const stored = store.storeFill(writes, fill.ticket);
     const outcome = (ok: StoreResult): FillOutcome | undefined => {
       if (!ok) return undefined;
-      this.events.stored(plan, writes[writes.length - 1]!.key, body.length, createdAt);
+      this.events.stored(plan, writes[writes.length - 1]!.key, body.length, createdAt, ok === L1_ONLY);
       return { entry, createdAt: life.createdAt, varyOn, varyValues };
     };
     return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);

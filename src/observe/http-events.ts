@@ -67,10 +67,10 @@ export class HttpEvents<R> {
     this.cache.emit('bypass', { route, reason, url: reportedTarget(url) });
   }
 
-  /** A fill stored (its answer under `key`: the variant's, when it varies): counted, and reported to listeners. */
-  stored(plan: ReportedPlan, key: string, bytes: number, startedAt: number): void {
+  /** A fill stored (its answer under `key`: the variant's, when it varies; in L1 alone when `l1Only`): counted, and reported to listeners. */
+  stored(plan: ReportedPlan, key: string, bytes: number, startedAt: number, l1Only: boolean): void {
     this.cache.fills++;
     if (this.cache.listenerCount('store') === 0) return;
-    this.cache.emit('store', { key: plan.key, route: this.routeOf(plan), tiers: this.cache.storedTiers(key), bytes, fillMs: Math.max(0, coarseNow() - startedAt) });
+    this.cache.emit('store', { key: plan.key, route: this.routeOf(plan), tiers: this.cache.storedTiers(key, l1Only), bytes, fillMs: Math.max(0, coarseNow() - startedAt) });
   }
 }

@@ -70,7 +70,7 @@ export const UNSENT = 'unsent';
  * (if L1 took it), never sent, and L2 left as it was, an older value of the key included.
  */
 export const L1_ONLY = 'l1-only';
-/** A store's outcome: stored (true), refused or over (false), or, for a set() alone, UNREACHED, UNSENT or L1_ONLY. */
+/** A store's outcome: stored (true), refused or over (false), L1_ONLY (kept in L1 alone: Redis cannot hold the entry), or, for a set() alone, UNREACHED or UNSENT. */
 export type StoreResult = boolean | typeof UNREACHED | typeof UNSENT | typeof L1_ONLY;
 
 export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
@@ -546,7 +546,8 @@ export class TieredStore {
    * in one round trip — unless a counter moved since the fill began (an
    * invalidation overtook it), and then nowhere. Resolves false then, and
    * when Redis cannot be reached and L1 did not keep them (there is none, or
-   * it refused an entry that size); true when they stay in L1. Never throws.
+   * it refused an entry that size); true when they stay in L1; L1_ONLY when
+   * Redis cannot hold them (EntryUnfitError) and L1 kept them. Never throws.
    */
   storeFill(writes: readonly FillWrite[], ticket: FillTicket, ownValue = false, onMoved?: (version: number) => void): boolean | Promise<StoreResult> {
     const now = this.now();
@@ -566,6 +567,7 @@ export class TieredStore {
 
   private async storeInL2(writes: readonly FillWrite[], ticket: FillTicket, first: FillWrite, now: number, ownValue: boolean, onMoved: ((version: number) => void) | undefined): Promise<StoreResult> {
     let entries: StoredPayload[];
+    let unfit = false;
     try {
       entries = writes.map((w) => ({ key: w.key, bytes: w.entry instanceof PackedEntry ? w.entry.bytes : encodeEntry(w.entry), ttl: w.entry.staleUntil - now }));
     } catch (err) {
@@ -577,6 +579,7 @@ export class TieredStore {
       // Past what the L2 format holds (a tag over 64 KiB): L1 keeps the fill, L2 none of it. The
       // store step still runs, with no entry: it renews the counters L1's copy recorded and releases the lock.
       entries = [];
+      unfit = true;
     }
     // A set() moves its key counter as it stores (an entry L2 cannot hold leaves it alone: none would record it).
     const advance = ownValue && entries.length === 1 ? keyCounterAdvance(first) : undefined;
@@ -604,6 +607,8 @@ export class TieredStore {
       // L1's copy records what Redis's does, unless another store replaced it meanwhile.
       if (moved !== undefined && this.l1?.peek(first.key) === first.l1Entry) this.l1.set(first.key, moved.l1Entry);
       if (moved !== undefined) onMoved?.(stored.moved!);
+      // A fill L2 could not hold was stored in L1 alone, if L1 kept it: its 'store' event must not name L2.
+      if (unfit) return this.l1?.peek(first.key) === undefined ? false : L1_ONLY;
       return true;
     }
     // Overtaken by an invalidation, or a counter (or the epoch: FLUSHALL) known here is gone

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import type { Cluster } from 'ioredis';
 import request from 'supertest';
@@ -557,6 +558,26 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     await a.set('k2', 2, { tags: ['t2'] });
     await hear(b, a, 't2');
     assert.equal(await a.get('k2'), undefined);
+  });
+
+  it('a subscription that went deaf just after bytes came on it while its heartbeat was out is distrusted all the same: bytes count for the interval they came in, not for good', async function () {
+    this.timeout(20_000);
+    // Past the pause below: a timed-out epoch check would take L2 down, distrusting L1 for another reason.
+    const a = await open(nextNamespace(), { commandTimeout: 10_000 });
+    const bus = busOf(a) as BusInternals & { readonly heartbeat: number };
+    const flushes = bus.flushes;
+    // Redis delays what writes (SPUBLISH among it), not a subscription's replies: a heartbeat sent now stays out.
+    await onEachNode(env.cluster, (d) => d.call('CLIENT', 'PAUSE', '6000', 'WRITE'));
+    try {
+      await sleep(50); // one sent before the pause is back by now
+      if (bus.heartbeat === 0) bus.checkEpoch();
+      // Then bytes on the subscription, and none after: the reply to one more subscription of the bus's shard.
+      await bus.subscriber.ssubscribe(`${bus.channel}:late`);
+      assert.notEqual(bus.heartbeat, 0, 'no heartbeat out: the test proves nothing');
+      await eventually(() => bus.flushes > flushes || a.health().bus !== 'ok', 'A still trusts L1 on a subscription that has delivered nothing since', 5_000);
+    } finally {
+      await onEachNode(env.cluster, (d) => d.call('CLIENT', 'UNPAUSE'));
+    }
   });
 
   it('a fill renews the tag counters in other slots than its entry to their full TTL, and the next fills leave them alone while most of it is left', async () => {

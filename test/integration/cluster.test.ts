@@ -363,6 +363,25 @@ describe('Redis Cluster as L2', function () {
   });
 
 
+  it("a slot guard's record of the master_replid2 holding a key of another type is no reason to fail: counters of its slot are read, stamped and bumped", async () => {
+    const ns = `cl${namespace++}`;
+    const a = await open(ns);
+    a.on('error', () => undefined);
+    await a.set('price', 10, { tags: ['movie:9'] });
+    const guard = slotGuardKey(keySlot(`${ns}:v:{movie:9}`));
+    const direct = env.client();
+    assert.match((await direct.get(guard))!, /^[0-9a-f]{40} \d+$/, 'no guard names the serving process: the test proves nothing');
+    await direct.del(`${guard}:replid2`);
+    await direct.hset(`${guard}:replid2`, 'foreign', 'data');
+    const other = await open(ns);
+    other.on('error', () => undefined);
+    assert.equal(await other.get('price'), 10, 'an instance could not read the entry stamped under a tag of the slot');
+    assert.deepEqual(await other.invalidateTags(['movie:9']), { delivered: true });
+    await other.set('price', 11, { tags: ['movie:9'] });
+    assert.equal(await other.get('price'), 11);
+    assert.equal(a.stats().l2.errors + other.stats().l2.errors, 0, 'scripts of the slot failed');
+  });
+
   it('uses sharded pub/sub on a Redis 7 cluster, reported by health() and stats(): messages go to the master of the channel only', async () => {
     const ns = `cl${namespace++}`;
     const a = await open(ns);

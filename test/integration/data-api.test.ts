@@ -260,6 +260,17 @@ describe('data API: values through L2', () => {
     assert.equal(await a.get('big-tag'), undefined, "the deleteMany() did not reach A's copy");
   });
 
+  it("a getOrSet() fill whose entry Redis cannot hold (a tag over 64 KiB) is kept in L1, and its 'store' event names L1 alone", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const b = await ctx.open({ l1: false, l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const tiers: unknown[] = [];
+    a.on('store', (e) => tiers.push(e.tiers));
+    assert.equal(await a.getOrSet('unfit-fill', () => 'loaded', { tags: ['x'.repeat(70_000)] }), 'loaded');
+    assert.equal(await a.get('unfit-fill'), 'loaded', 'A does not keep it in L1');
+    assert.equal(await b.get('unfit-fill'), undefined, 'L2 holds the fill');
+    assert.deepEqual(tiers, [['L1']], "the 'store' event names a tier the value is not in");
+  });
+
   // Redis cannot hold the entry, so the set() keeps it in L1 alone (README), but the key's older value in Redis must not
   // answer for it after the set() resolved: not on another instance, nor on this one once its L1 copy is gone.
   for (const [why, tags, limit] of [
@@ -272,15 +283,60 @@ describe('data API: values through L2', () => {
       const problems = reportedProblems({ A: a, B: b });
       await a.set('over-old', 'older');
       assert.equal(await b.get('over-old'), 'older');
+      const stores: (readonly string[])[] = [];
+      a.on('store', (e) => stores.push(e.tiers));
+      const errors = a.stats().l2.errors;
       await a.set('over-old', 'newer', { tags });
       assert.equal(await a.get('over-old'), 'newer', 'A does not keep it in L1');
       assert.equal(await b.get('over-old'), undefined, 'another instance reads the value from before the set()');
       assert.equal(problems.length, 1, problems.join('\n'));
       assert.match(problems[0]!, limit);
+      // Said as what it is: a store to L1 alone, and a command Redis was not sent, counted as one that failed.
+      assert.deepEqual(stores, [['L1']], "the 'store' events of the set()");
+      assert.equal(a.stats().l2.errors - errors, 1, 'L2 errors counted for the set()');
       a.store.l1!.clear();
       assert.equal(await a.get('over-old'), undefined, 'A reads the value from before its set() once its L1 copy is gone');
     });
   }
+
+  it('a set() whose entry Redis cannot hold leaves in L1 a set() of the key made here while it read the version its drop moved the key to', async () => {
+    const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    a.on('error', () => undefined);
+    const versions = a.store.versions;
+    const stamp = versions.stamp;
+    let armed = false;
+    let later: Promise<void> | undefined;
+    // The drop is delivered ('invalidate'), then the unfit value's stamp is read: the other set() lands in L1 meanwhile.
+    a.once('invalidate', () => (armed = true));
+    versions.stamp = async (...args) => {
+      if (armed) {
+        armed = false;
+        later = a.set('meanwhile', 'newest');
+        await later;
+      }
+      return stamp.apply(versions, args);
+    };
+    await a.set('meanwhile', 'newer', { tags: ['x'.repeat(70_000)] });
+    versions.stamp = stamp;
+    assert.ok(later !== undefined, 'no set() was made while the unfit one read its stamp: the test proves nothing');
+    assert.equal(await a.get('meanwhile'), 'newest', 'the unfit value took the place of the set() made after it');
+  });
+
+  // keepInL1Only's drop queued (Redis takes no invalidation from this user): a value in L1 recording the key's version
+  // from before the drop would be served here until the drop is delivered, while other instances read the older one.
+  it('a set() whose entry Redis cannot hold, on an instance whose drop of the key Redis refuses for now, is kept nowhere until it is delivered', async () => {
+    const user = `nopub-${ctx.ns}`;
+    await ctx.admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-publish', '-spublish');
+    const a = await ctx.open({ redis: `redis://${user}:pw@127.0.0.1:${ctx.redis.port}`, l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    a.on('error', () => undefined);
+    await a.set('refused-drop', 'older');
+    assert.equal(await a.get('refused-drop'), 'older');
+    await a.set('refused-drop', 'newer', { tags: ['x'.repeat(70_000)] });
+    assert.equal(a.health().l2, 'ok', 'L2 went down: the test proves nothing');
+    assert.equal(await a.get('refused-drop'), undefined, 'A serves the value of a set() whose drop of the older one Redis has not taken');
+    // Delivered at its next try, before close(), which would wait for it.
+    await ctx.admin.call('ACL', 'SETUSER', user, '+publish', '+spublish');
+  });
 
   it("set() on one instance does not reach another's L1 copy, which serves until its L1 lifetime ends; delete() then set() reaches it (README)", async () => {
     const a = await ctx.open();
@@ -1102,6 +1158,20 @@ describe('data API: corrupt and foreign L2 data', () => {
       assert.equal(await b.get('corrupt'), 'fine');
     });
   }
+
+  it("a server record's master_replid2 holding a key of another type is no record: every epoch check goes through, nothing is reported", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    await a.set('k', 'v', { tags: ['t'] });
+    await ctx.admin.del(`{${ctx.ns}}:server:replid2`);
+    await ctx.admin.hset(`{${ctx.ns}}:server:replid2`, 'foreign', 'data');
+    const b = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const problems = reportedProblems({ A: a, B: b });
+    const checks = [a, b].map((cache) => cache.stats().l2.errors);
+    await sleep(EPOCH_CHECK_MS + 200); // an epoch check of each, the one B's ready() waited for before it
+    assert.deepEqual(problems, []);
+    assert.deepEqual([a, b].map((cache) => cache.stats().l2.errors), checks, 'epoch checks failed');
+    assert.equal(await b.get('k'), 'v');
+  });
 
   it('deletes a corrupt entry that getOrSet finds, also when the loader then stores nothing', async () => {
     const a = await ctx.open();
@@ -2280,27 +2350,50 @@ describe('data API: Redis where nothing listens', () => {
 describe('data API: a frozen Redis', () => {
   const ctx = useRedis();
 
+  const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+
+  /** Closes `cache` with its Redis frozen: the sockets over `before` still open 500 ms after close() resolved. */
+  async function leftByFrozenClose(cache: TierCache, before: number): Promise<number> {
+    ctx.redis.freeze();
+    try {
+      await cache.close();
+      let left = sockets() - before;
+      for (let i = 0; i < 50 && left > 0; i++) {
+        await sleep(10);
+        left = sockets() - before;
+      }
+      return left;
+    } finally {
+      ctx.redis.thaw();
+    }
+  }
+
   // A frozen server never closes its side: ioredis's disconnect() ends the socket and destroys it only after its
   // disconnectTimeout (2 s), so the connections close() had given up on kept the process alive that much longer.
   it('close() leaves none of the sockets it opened once it resolves, the Redis frozen: the process can exit', async () => {
-    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     await ctx.admin.ping();
     const before = sockets();
     const a = createCache({ namespace: ctx.ns, redis: ctx.redis.url });
     a.on('error', () => undefined);
     await a.ready();
     assert.ok(sockets() >= before + 2, 'the cache opened no connection of its own: the test proves nothing');
-    ctx.redis.freeze();
+    const left = await leftByFrozenClose(a, before);
+    assert.equal(left, 0, `${left} socket(s) of the closed cache still open 500 ms after close() resolved`);
+  });
+
+  it("close() on the caller's client leaves none of the sockets it opened (the bus's subscriber, not made from the caller's options), the Redis frozen", async () => {
+    const own = new Redis(ctx.redis.url);
     try {
-      await a.close();
-      let left = sockets() - before;
-      for (let i = 0; i < 50 && left > 0; i++) {
-        await sleep(10);
-        left = sockets() - before;
-      }
-      assert.equal(left, 0, `${left} socket(s) of the closed cache still open 500 ms after close() resolved`);
+      await own.ping();
+      const before = sockets();
+      const a = createCache({ namespace: ctx.ns, redis: own });
+      a.on('error', () => undefined);
+      await a.ready();
+      assert.ok(sockets() >= before + 1, 'the cache opened no connection of its own: the test proves nothing');
+      const left = await leftByFrozenClose(a, before);
+      assert.equal(left, 0, `${left} socket(s) the closed cache opened still open 500 ms after close() resolved`);
     } finally {
-      ctx.redis.thaw();
+      own.disconnect();
     }
   });
 

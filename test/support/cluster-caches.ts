@@ -17,7 +17,7 @@ export interface ClusterCaches {
   /** A Cluster client, disconnected after the test. */
   client(): Cluster;
   /** A ready cache on a client of its own, closed after the test. */
-  open(namespace: string, l2?: { lockTimeout?: number }): Promise<TierCache>;
+  open(namespace: string, l2?: { lockTimeout?: number; commandTimeout?: number }): Promise<TierCache>;
 }
 
 let shared: Promise<RedisClusterHandle> | undefined;

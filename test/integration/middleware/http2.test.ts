@@ -483,6 +483,33 @@ describe('middleware: Koa over HTTP/2', () => {
     });
   }
 
+  it('koa: a middleware in front that answers with a head of another status after next() (writeHead(503), its own end) sends its own answer, not the hit', async () => {
+    const cache = newCache({ routes: { '/busy': '1m' } });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      await next();
+      if (ctx.get('x-busy') === '') return;
+      ctx.res.writeHead(503, { 'content-type': 'text/plain' });
+      ctx.res.end('busy');
+    });
+    app.use(koaCache(cache));
+    app.use((ctx) => {
+      ctx.body = { n: 1 };
+    });
+    const hits: string[] = [];
+    cache.on('hit', (e) => hits.push(e.tier));
+    const h2 = await overHttp2(app);
+    try {
+      assert.equal((await h2.send('/busy')).body, '{"n":1}');
+      const busy = await h2.send('/busy', { 'x-busy': '1' });
+      assert.deepEqual([busy.status, busy.body, busy.headers['etag'], busy.headers['cache-status']], [503, 'busy', undefined, undefined]);
+      assert.equal((await h2.send('/busy')).body, '{"n":1}');
+      assert.deepEqual(hits, ['L1']);
+    } finally {
+      await h2.close();
+    }
+  });
+
   // Over HTTP/1 an answer that adds trailer fields without a Trailer field is not stored (fd26111, sendsTrailers); the
   // compatibility API keeps them elsewhere and sends them after the body whatever its framing (Content-Length too):
   // such answers were stored, and every hit came without them (an integrity checksum, a gRPC-Web status).

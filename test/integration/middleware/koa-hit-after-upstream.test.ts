@@ -486,6 +486,29 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      it("a middleware in front that wraps the response's _storeHeader after next(), over the cache's hook, gets the hit's head through its wrapper", async () => {
+        let wrapped = 0;
+        const { cache, target, errors } = build(async (ctx, next) => {
+          await next();
+          const res = ctx.res as unknown as { _storeHeader: (...args: unknown[]) => void };
+          const inner = res._storeHeader;
+          res._storeHeader = function (this: unknown, ...args: unknown[]) {
+            wrapped++;
+            return inner.apply(this, args);
+          };
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const fill = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        const hit = await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.equal(hit.headers['etag'], fill.headers['etag']);
+        assert.equal(wrapped, 2);
+        assert.deepEqual(hits, ['L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       // The hit's Age was taken when it was found: a middleware in front that took a second after next() sent Age: 0
       // for an entry a second old, which a cache downstream takes to be that much fresher.
       it('a hit that waits on a middleware in front (a second after next()) says its Age as it leaves', async () => {

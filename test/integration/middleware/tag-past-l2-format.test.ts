@@ -13,9 +13,11 @@ import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 const LONG_TAG = 't'.repeat(70_000);
 
 /** GETs /a three times through an app whose route carries LONG_TAG; returns the replies, the handler's runs and the cache's errors. */
-async function threeGets(cache: TierCache): Promise<{ statuses: Array<string | undefined>; bodies: string[]; runs: number; errors: unknown[] }> {
+async function threeGets(cache: TierCache): Promise<{ statuses: Array<string | undefined>; bodies: string[]; runs: number; errors: unknown[]; storedTiers: unknown[] }> {
   const errors: unknown[] = [];
   cache.on('error', (err) => errors.push(err));
+  const storedTiers: unknown[] = [];
+  cache.on('store', (e) => storedTiers.push(e.tiers));
   let runs = 0;
   const app = express();
   app.get('/a', expressCache(cache, { ttl: '1m', tags: () => [LONG_TAG] }), (_req, res) => {
@@ -29,7 +31,7 @@ async function threeGets(cache: TierCache): Promise<{ statuses: Array<string | u
     statuses.push(res.headers['cache-status'] as string | undefined);
     bodies.push(res.text);
   }
-  return { statuses, bodies, runs, errors };
+  return { statuses, bodies, runs, errors, storedTiers };
 }
 
 describe('middleware: a tag longer than the L2 entry format holds', () => {
@@ -55,6 +57,7 @@ describe('middleware: a tag longer than the L2 entry format holds', () => {
       assert.deepEqual(got.statuses.slice(1), [HIT_L1, HIT_L1]);
       assert.equal(new Set(got.bodies).size, 1);
       assert.deepEqual(got.errors, []);
+      assert.deepEqual(got.storedTiers, [['L1']], "the 'store' event names a tier the answer is not in");
       const keys = await ctx.admin.keys(`*${ctx.ns}*`);
       assert.ok(keys.length > 0, 'the namespace has keys in Redis (counters)');
       assert.deepEqual(
