@@ -604,6 +604,28 @@ class Capture {
     }
   }
 
+  /** Hands the ended answer to the fill (its body when complete and no trailer fields follow), then ends it for real once that is done. */
+  judgeEnd(): void {
+    let result: Promise<void> | void;
+    try {
+      result = this.hooks.finish(this.complete() && !sendsTrailers(this.res) ? this.body() : undefined, this.utf8Head);
+    } catch {
+      result = undefined;
+    }
+    if (result === undefined) {
+      this.finishEnd();
+      return;
+    }
+    if (!this.pending) {
+      this.pending = true;
+      this.holdSocket();
+    }
+    result.then(
+      () => this.finishEnd(),
+      () => this.finishEnd(),
+    );
+  }
+
   /** The real end, once the store is done (or at once). */
   finishEnd(): void {
     this.pending = false;
@@ -854,21 +876,13 @@ function wrappersAt(depth: number): Wrappers {
         throw err;
       }
     }
-    let result: Promise<void> | void;
-    try {
-      result = c.hooks.finish(c.complete() && !sendsTrailers(this) ? c.body() : undefined, c.utf8Head);
-    } catch {
-      result = undefined;
-    }
-    if (result === undefined) c.finishEnd();
-    else {
+    // Over HTTP/2 trailer fields given just after end() go out too (node sends them at the stream's 'wantTrailers',
+    // once the body has left): an answer that could be stored is judged a turn later, its end held till then.
+    if (this instanceof Http2ServerResponse && c.complete()) {
       c.pending = true;
       c.holdSocket();
-      result.then(
-        () => c.finishEnd(),
-        () => c.finishEnd(),
-      );
-    }
+      setImmediate(() => c.judgeEnd());
+    } else c.judgeEnd();
     return this;
   }
 

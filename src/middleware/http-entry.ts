@@ -347,8 +347,8 @@ export class HeaderSet {
    * of the 2.5 µs a hit's head took, measured in process). Each field is
    * validated once here instead, as node would. Undefined when the object
    * cannot send what the array sends: a name repeated (an object holds it
-   * once), one the object reorders (an array index comes first in a for-in)
-   * or a field node would refuse (the array then throws as it did).
+   * once), one the object reorders (an array index comes first in a for-in),
+   * `__proto__` or a field node would refuse (the array then throws as it did).
    * Shared by every hit of the entry; valid until the next call.
    */
   nodeFormWith(age: string, cacheStatus: string | undefined): NodeForm | undefined {
@@ -382,7 +382,8 @@ export class HeaderSet {
     const form: NodeForm = {};
     for (let i = 0; i < this.count; i += 2) {
       const name = flat[i]!;
-      if (name === 'age' || (withStatus && name === 'cache-status') || ARRAY_INDEX.test(name) || !isValidField(name, flat[i + 1]!)) return null;
+      // '__proto__' would set the literal's prototype, not a field (node's own object, made without one, holds it).
+      if (name === 'age' || (withStatus && name === 'cache-status') || name === '__proto__' || ARRAY_INDEX.test(name) || !isValidField(name, flat[i + 1]!)) return null;
       form[name] = [name, flat[i + 1]!];
     }
     form['age'] = ['age', '0'];

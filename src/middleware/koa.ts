@@ -308,8 +308,8 @@ function setFields(res: ServerResponse, fields: unknown): void {
  * Koa reads ctx.respond and the hit's head is gone already, with no word that
  * Koa will not respond: a middleware in front sent it after next() and left
  * the rest to Koa (ctx.flushHeaders(), a writeHead of its own: the stored head,
- * see headOfPendingHit, or its own of another status), which would send the
- * app's body after it. The stored body follows (none for a HEAD or a
+ * see headOfPendingHit, or its own of another status with no body set on ctx),
+ * which would send the app's body after it. The stored body follows (none for a HEAD or a
  * 304), and what that middleware writes later is dropped, as after any hit;
  * an answer it ended itself is left so. Told not to respond, Koa ended nothing
  * and the client waited forever.
@@ -378,7 +378,12 @@ function readyContext(proto: object): boolean {
         if (this[AT_CHAIN_END] !== undefined && this.res !== undefined) this[AT_CHAIN_END].chainEnds(this.res);
         return own;
       }
-      if (!writePending(res)) bodyAfterHead(res, pending);
+      if (writePending(res)) return false;
+      // The head that left is not the hit's (another status, sent in front) and a body (null too) was set on ctx in front:
+      // that middleware's answer, which Koa ends with ctx.body as without the cache (the stored body under a
+      // Content-Length said for that body framed the connection's next answer wrong).
+      if (pending.writeHead !== undefined && (this as { body?: unknown }).body !== undefined) return this[OWN_RESPOND];
+      bodyAfterHead(res, pending);
       return false;
     },
     // Something in front decides otherwise: a hit waiting goes now (and what it writes itself then is

@@ -3,15 +3,33 @@
 // and Cache-Status, then one end(buffer). Conditional requests get a 304 with
 // the headers RFC 9110 asks for and no body; HEAD gets the headers only.
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
+import { coarseNow } from '../store/coarse-clock.js';
 import { forgetSaid } from './cache-status.js';
 import { conditionsOf, isNotModified } from './conditional.js';
 import type { HeaderSet, PreparedResponse } from './http-entry.js';
 
 /** node's private slot for headers set with setHeader (null until the first one); undefined if node renames it. */
 const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
-const plainWriteHead = ServerResponse.prototype.writeHead;
-/** node's own: a layer that hooks a response's _storeHeader (ours do, capture.ts) runs while the head is built. */
-const plainStoreHeader = (ServerResponse.prototype as unknown as { _storeHeader: unknown })._storeHeader;
+/**
+ * node's own, as writeHead: a layer that hooks a response's _storeHeader (ours do, capture.ts) runs while the
+ * head is built. When it is not, writeHead counts as not node's either: no hit reaches the node form then.
+ */
+const plainStoreHeader = nodeOwn((ServerResponse.prototype as unknown as { _storeHeader: unknown })._storeHeader, 'function _storeHeader(', 'processHeader(');
+
+/**
+ * node's own writeHead, else undefined (every head then goes through setHeader). A wrapper an APM agent put
+ * on the prototype before this module loaded (dd-trace wraps writeHead so) is what a response
+ * inherits, and runs in every writeHead: a field it set or removed there for one request stayed in the node
+ * form every later hit of the entry shares, and its setHeader merged the flat array (repeated fields lost).
+ * Told apart by node's source: a wrapper calls the writeHead beneath it, never _storeHeader.
+ */
+const plainWriteHead = plainStoreHeader === undefined ? undefined : nodeOwn(ServerResponse.prototype.writeHead, 'function writeHead(', 'this._storeHeader(');
+
+/** `fn` when its source is node's: it begins as node's (name, parameters) and calls what node's does; else undefined. */
+function nodeOwn<T>(fn: T, start: string, calls: string): T | undefined {
+  const source = typeof fn === 'function' ? Function.prototype.toString.call(fn) : '';
+  return source.startsWith(start) && source.includes(calls) ? fn : undefined;
+}
 
 /**
  * Writes the status line and `headers` with Age and Cache-Status. A flat raw
@@ -145,13 +163,14 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
     deferred.body = response.body;
     // report is set before replay() (HttpCache.reportServed). The write without one stays the bare call: a
     // closure that also read deferred.report cost a Koa hit under wrk 6-7 µs of its ~39 (bench/http/run.mjs).
+    // Age as the hit leaves, not as it was found: the middleware in front may take seconds after next().
     const report = deferred.report;
     deferred.write =
       report === undefined
-        ? (headOnly) => replayNow(req, res, response, createdAt, now, cacheStatus, headOnly)
+        ? (headOnly) => replayNow(req, res, response, createdAt, coarseNow(), cacheStatus, headOnly)
         : (headOnly) => {
             report();
-            replayNow(req, res, response, createdAt, now, cacheStatus, headOnly);
+            replayNow(req, res, response, createdAt, coarseNow(), cacheStatus, headOnly);
           };
     return;
   }

@@ -70,6 +70,29 @@ describe('a hit head in the form node keeps set headers', () => {
     });
   }
 
+  // An object literal takes a field so named as its prototype (node's own object has none): the field was lost.
+  for (const [how, wrap] of [
+    ['the front door', (cache: TierCache, app: RequestListener) => front(cache, app)],
+    ['the middleware', (_cache: TierCache, app: RequestListener) => app],
+  ] as const) {
+    it(`${how}: a stored field named __proto__ is sent on hits, where the app alone sends it`, async () => {
+      const cache = newCache();
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/api/p', (_req, res) => {
+        res.setHeader('__proto__', 'kept');
+        res.json({ ok: true });
+      });
+      const server = await serve(wrap(cache, app as unknown as RequestListener));
+      assert.ok((await fieldNames(server, '/api/p')).names.includes('__proto__'), 'the fill sends it');
+      for (let i = 0; i < 2; i++) {
+        const hit = await fieldNames(server, '/api/p');
+        assert.equal(hit.cacheStatus, 'tiercache; hit; detail=L1');
+        assert.ok(hit.names.includes('__proto__'), `hit ${i}: ${hit.names.join(',')}`);
+      }
+    });
+  }
+
   it('a stored field named as a number is sent where the stored fields have it (an entry from L2 may hold any order)', async () => {
     // Through Express or Koa node files such a field first already; an entry another writer stored need not.
     const body = Buffer.from('{}');

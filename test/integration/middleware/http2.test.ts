@@ -449,14 +449,13 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   }
 
-  it('koa: a middleware in front that answers with a head of another status after next() (writeHead(503), its own end) sends its own answer, not the hit', async () => {
+  /** A Koa app over HTTP/2 answering { n: 1 }, whose middleware in front answers requests with X-Busy after next() its own way. */
+  async function busyApp(Framework: typeof Koa, answer: (ctx: Koa.Context) => void) {
     const cache = newCache({ routes: { '/busy': '1m' } });
-    const app = new Koa();
+    const app = new Framework();
     app.use(async (ctx, next) => {
       await next();
-      if (ctx.get('x-busy') === '') return;
-      ctx.res.writeHead(503, { 'content-type': 'text/plain' });
-      ctx.res.end('busy');
+      if (ctx.get('x-busy') !== '') answer(ctx);
     });
     app.use(koaCache(cache));
     app.use((ctx) => {
@@ -464,7 +463,35 @@ describe('middleware: Koa over HTTP/2', () => {
     });
     const hits: string[] = [];
     cache.on('hit', (e) => hits.push(e.tier));
-    const h2 = await overHttp2(app);
+    return { h2: await overHttp2(app), hits };
+  }
+
+  // A head of another status sent in front with a body set on ctx, the end left to Koa: Koa sends that body, as without
+  // the cache. The stored body went after that head, past the Content-Length it said: node reset the stream.
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: a middleware in front that answers a hit with a head of another status after next() and a body on ctx (ctx.status = 503, ctx.body, ctx.flushHeaders()) sends that body`, async () => {
+      const { h2, hits } = await busyApp(Framework as typeof Koa, (ctx) => {
+        ctx.status = 503;
+        ctx.body = 'down';
+        ctx.flushHeaders();
+      });
+      try {
+        await h2.send('/busy');
+        const busy = await h2.send('/busy', { 'x-busy': '1' });
+        assert.deepEqual([busy.status, busy.body, busy.headers['cache-status']], [503, 'down', undefined]);
+        assert.equal((await h2.send('/busy')).body, '{"n":1}');
+        assert.deepEqual(hits, ['L1']);
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
+  it('koa: a middleware in front that answers with a head of another status after next() (writeHead(503), its own end) sends its own answer, not the hit', async () => {
+    const { h2, hits } = await busyApp(Koa, (ctx) => {
+      ctx.res.writeHead(503, { 'content-type': 'text/plain' });
+      ctx.res.end('busy');
+    });
     try {
       assert.equal((await h2.send('/busy')).body, '{"n":1}');
       const busy = await h2.send('/busy', { 'x-busy': '1' });
@@ -480,7 +507,7 @@ describe('middleware: Koa over HTTP/2', () => {
   // compatibility API keeps them elsewhere and sends them after the body whatever its framing (Content-Length too):
   // such answers were stored, and every hit came without them (an integrity checksum, a gRPC-Web status).
   for (const [name, via] of [['koa3', 'koa'], ['koa2', 'koa'], ['front door', 'front']] as const) {
-    for (const how of ['addTrailers, whole body', 'setTrailer, streamed body'] as const) {
+    for (const how of ['addTrailers, whole body', 'setTrailer, streamed body', 'addTrailers just after end()'] as const) {
       it(`${name}: an answer that adds trailer fields without declaring them (${how}) is not stored: each answer has its trailers, as from the app alone`, async () => {
         const cache = newCache({ routes: { '/t': '1m' } });
         const app = new (name === 'koa2' ? (Koa2 as typeof Koa) : Koa)();
@@ -497,6 +524,12 @@ describe('middleware: Koa over HTTP/2', () => {
           ctx.respond = false;
           ctx.res.statusCode = 200;
           ctx.res.setHeader('content-type', 'text/plain');
+          if (how === 'addTrailers just after end()') {
+            // node sends them all the same: at the stream's 'wantTrailers', once the body has gone.
+            ctx.res.end(`body ${runs}`);
+            ctx.res.addTrailers({ 'X-Checksum': `c${runs}` });
+            return;
+          }
           ctx.res.write('part;');
           // node's Http2ServerResponse has it (addTrailers calls it); @types/node does not name it.
           (ctx.res as unknown as { setTrailer(name: string, value: string): void }).setTrailer('x-checksum', `c${runs}`);
@@ -506,7 +539,7 @@ describe('middleware: Koa over HTTP/2', () => {
         try {
           for (const n of [1, 2]) {
             const answer = await h2.send('/t');
-            const expected = how === 'addTrailers, whole body' ? `body ${n}` : `part;body ${n}`;
+            const expected = how === 'setTrailer, streamed body' ? `part;body ${n}` : `body ${n}`;
             assert.deepEqual([answer.body, answer.trailers?.['x-checksum']], [expected, `c${n}`], `answer ${n} (${String(answer.headers['cache-status'])})`);
             // Trailers given before the head are known to it: it does not say stored.
             if (how === 'addTrailers, whole body') assert.equal(answer.headers['cache-status'], 'tiercache; fwd=miss; detail=trailer', `answer ${n}`);

@@ -18,6 +18,7 @@ import { statusPage, type StatusFeed } from '../../../src/status.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import { onWriteHead } from '../../support/head-hook.js';
 import { Koa2 } from './apps.js';
+import { wireRequest } from '../../support/http-wire.js';
 
 let counter = 0;
 
@@ -460,6 +461,31 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      // Koa then sends ctx.body under that head, as without the cache. The stored body went there instead: under
+      // a Content-Length said for that middleware's body, which framed it wrong for the next answer on the connection.
+      it('a middleware in front that answers with a head of another status after next() and a body on ctx (ctx.status = 503, ctx.body, ctx.flushHeaders()), leaving the end to Koa: Koa sends that body, not the stored one', async () => {
+        const { cache, target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-busy') === '') return;
+          ctx.status = 503;
+          ctx.body = 'down';
+          ctx.flushHeaders();
+        });
+        const hits: string[] = [];
+        cache.on('hit', (e) => hits.push(e.tier));
+        const server = await cleanup.serve(target);
+        await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+        const busy = await wireRequest(server, '/me', { 'x-busy': '1' });
+        assert.equal(busy.status, 503);
+        assert.equal(busy.fields.find(([n]) => n === 'content-length')?.[1], '4');
+        assert.equal(busy.body, 'down');
+        assert.equal(busy.fields.find(([n]) => n === 'cache-status'), undefined);
+        await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+        assert.deepEqual(hits, ['L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it("a middleware in front that wraps the response's _storeHeader after next(), over the cache's hook, gets the hit's head through its wrapper", async () => {
         let wrapped = 0;
         const { cache, target, errors } = build(async (ctx, next) => {
@@ -479,6 +505,22 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.equal(hit.headers['etag'], fill.headers['etag']);
         assert.equal(wrapped, 2);
         assert.deepEqual(hits, ['L1']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
+      // The hit's Age was taken when it was found: a middleware in front that took a second after next() sent Age: 0
+      // for an entry a second old, which a cache downstream takes to be that much fresher.
+      it('a hit that waits on a middleware in front (a second after next()) says its Age as it leaves', async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          await next();
+          if (ctx.get('x-until') !== '') await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(ctx.get('x-until')) - Date.now())));
+        });
+        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+        // The entry was made before its answer came back: a second past that, it is a second old at least.
+        const slow = await request(target).get('/me').set('x-until', String(Date.now() + 1_050)).timeout(3000).expect(200, { n: 1 });
+        assert.equal(slow.headers['cache-status'], 'tiercache; hit; detail=L1');
+        assert.ok(Number(slow.headers['age']) >= 1, `Age: ${String(slow.headers['age'])}`);
         await laterTick();
         assert.deepEqual(errors, []);
       });
