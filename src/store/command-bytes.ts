@@ -23,7 +23,10 @@ export function packedWritable(this: PackableCommand): Buffer {
   const pieces: Array<string | Buffer> = [];
   let total = 0;
   let text = `*${args.length + 1}\r\n$${Buffer.byteLength(name)}\r\n${name}\r\n`;
-  for (const arg of args) {
+  // By index: the list may be an Array subclass (FlatArgs, flat-command.ts), which for-of walks through
+  // V8's generic iterator, a builtin call per element.
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
     if (typeof arg === 'string') {
       text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
       continue;

@@ -3,6 +3,7 @@
 // Clients we open fail fast instead of queueing: no offline queue, a short
 // commandTimeout, one retry per command, quick reconnects.
 import { Redis, type Cluster } from 'ioredis';
+import { sendScriptsFlat } from './flat-command.js';
 import { batchWrites } from './write-batching.js';
 
 /** What the `redis` option accepts besides a URL: an ioredis Redis or Cluster. */
@@ -115,6 +116,8 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
   // Commands that concurrent requests send in one turn share one write (one syscall): on a busy
   // instance a round trip is then shared by many requests (write-batching.ts says why not auto-pipelining).
   batchWrites(client);
+  // Its scripts' arguments go out without ioredis's Array#flat (flat-command.ts says why).
+  sendScriptsFlat(client);
   client.on('close', () => failUnanswered(client));
   // ioredis's timer judges a command from its call, before the socket is read: a turn of the event loop
   // blocked past the timeout (the process's own work) timed out commands that were not even written yet,
