@@ -562,14 +562,19 @@ class Capture {
    * a destroy() without an error waits until the answer has gone out.
    */
   holdSocket(): void {
-    const socket = this.res.socket;
+    const res = this.res;
+    const socket = res.socket;
     if (socket === null || socket === undefined) return;
     const original = socket.destroy;
+    // Over HTTP/2 res.socket is node's proxy, and this lands on the stream itself, whose destroy() node also
+    // calls when the peer closes it (a reset, a cancelled request): held, that stream never closed (no
+    // 'close', the real end failing with 'write after end' at the app) until its whole session went.
+    const stream = res instanceof Http2ServerResponse ? res.stream : undefined;
     this.releaseSocket = shadowOwn(
       socket,
       'destroy',
       assigned((err?: Error) => {
-        if (err !== undefined || !(this.pending || this.held !== undefined)) return original.call(socket, err);
+        if (err !== undefined || stream?.closed === true || !(this.pending || this.held !== undefined)) return original.call(socket, err);
         this.heldDestroy = true;
         return socket;
       }),

@@ -1,0 +1,79 @@
+// An HTTP/2 client that resets its stream while the cache holds the answer's
+// real end (a fill's answer is judged a turn after end(), 0a6c41f; a store
+// under way holds it too). The capture holds destroy() on res.socket, which
+// over HTTP/2 is node's proxy: the hold landed on the stream itself, whose
+// destroy() node calls when the peer resets it. Found by a hostile review
+// (h165): that stream never closed ('close' and 'finish' only when the whole
+// session went) and the held end failed at the app with 'write after end'.
+// The client here writes HTTP/2 frames on a raw socket, so its RST_STREAM is
+// in the kernel in the same turn as the app's end(), as a reset arriving then.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { koaCache } from '../../../src/koa.js';
+import { useCleanup } from '../../support/cache-context.js';
+
+let counter = 0;
+
+/** One HTTP/2 frame: 9-byte header, then the payload. */
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** HPACK literal without indexing, name from the static table, value not Huffman-coded. */
+const literal = (nameIndex: number, value: string) => Buffer.concat([Buffer.from([nameIndex, value.length]), Buffer.from(value)]);
+/** GET (static 2), http (6), :path (4), :authority (1); END_STREAM | END_HEADERS on stream 1. */
+const getOnStream1 = (path: string) => frame(1, 0x5, 1, Buffer.concat([Buffer.from([0x82, 0x86]), literal(0x04, path), literal(0x01, 'localhost')]));
+const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]);
+/** RST_STREAM on stream 1, CANCEL (a browser leaving the page). */
+const CANCEL_STREAM_1 = frame(3, 0, 1, Buffer.from([0, 0, 0, 8]));
+
+describe('middleware: an HTTP/2 stream reset while its answer is held', () => {
+  const cleanup = useCleanup();
+  const newCache = (): TierCache => cleanup.track(createCache({ namespace: `h2reset-${process.pid}-${++counter}`, redis: false }));
+
+  it('koa: a reset that arrives between the app\'s end() and its judging closes the stream as from the app alone; the app hears no error', async () => {
+    const app = new Koa();
+    const appErrors: string[] = [];
+    app.on('error', (err: Error) => appErrors.push(err.message));
+    let closed!: () => void;
+    const streamClosed = new Promise<void>((resolve) => (closed = resolve));
+    app.use(async (ctx, next) => {
+      (ctx.res as unknown as { stream: http2.ServerHttp2Stream }).stream.once('close', () => closed());
+      await next();
+    });
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    let raw: net.Socket | undefined;
+    app.use(async (ctx) => {
+      // Ended in a timer's turn: the reset is read before that turn's immediates (the judging) run.
+      await new Promise<void>((resolve) => setTimeout(resolve, 20));
+      raw!.write(CANCEL_STREAM_1);
+      ctx.body = 'whole body';
+    });
+    const server = http2.createServer(app.callback() as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => sessions.add(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    raw = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    raw.on('error', () => undefined);
+    raw.resume();
+    try {
+      raw.write(Buffer.concat([PREFACE, getOnStream1('/t')]));
+      const outcome = await Promise.race([streamClosed.then(() => 'closed'), new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 1_000))]);
+      assert.equal(outcome, 'closed', 'the reset stream stays open while its session lives');
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.deepEqual(appErrors, [], 'the app was told of an error');
+    } finally {
+      raw.destroy();
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
