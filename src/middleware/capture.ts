@@ -87,6 +87,11 @@ export interface CaptureHooks {
    * `utf8Head`: the app alone sends this answer's head as UTF-8, not latin1 (see Capture.utf8Head).
    */
   finish(body: Buffer | undefined, utf8Head?: boolean): Promise<void> | void;
+  /**
+   * end() was called and finish() comes a turn later (HTTP/2, see captureEnd): the answer is whole, so a
+   * client that leaves meanwhile (its 'close' may come first) leaves it to that judging.
+   */
+  ending?(): void;
   /** end() was given something other than bytes (node throws it to the handler): nothing will be stored. */
   abort(): void;
 }
@@ -886,6 +891,7 @@ function wrappersAt(depth: number): Wrappers {
     if (this instanceof Http2ServerResponse && c.complete()) {
       c.pending = true;
       c.holdSocket();
+      c.hooks.ending?.();
       setImmediate(() => c.judgeEnd());
     } else c.judgeEnd();
     return this;

@@ -613,6 +613,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     }
   }
 
+  ending(): void {
+    this.fill.judging = true;
+  }
+
   abort(): void {
     this.flight.settle(undefined);
   }
@@ -808,6 +812,8 @@ interface FillState {
   ended: boolean;
   /** The store step runs (it releases the lock itself). */
   storing: boolean;
+  /** The handler ended its answer, which is judged a turn later (HTTP/2: see CaptureHooks.ending). */
+  judging: boolean;
   lockedKey: string;
 }
 
@@ -1471,12 +1477,13 @@ export class HttpCache<R> {
   private beginFill(key: string, res: ServerResponse): BegunFill {
     const lock = this.cache.fillLock;
     const flight = new Flight(coarseNow(), COALESCE_WAIT_MS + (lock?.ttl ?? 0));
-    const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, lockedKey: key };
+    const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, judging: false, lockedKey: key };
     this.flights.set(key, flight);
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
-    // Not once its store is under way (a revalidation's refresh stores after its answer went out): the store settles it.
+    // Not once its store is under way (a revalidation's refresh stores after its answer went out), nor once the
+    // handler ended a whole answer that is judged a turn later (HTTP/2): the store, or that judging, settles it.
     res.once('close', () => {
-      if (state.storing || flight.done) return;
+      if (state.storing || state.judging || flight.done) return;
       flight.abandoned = true;
       flight.settle(undefined);
     });

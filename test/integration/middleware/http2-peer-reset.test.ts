@@ -76,4 +76,54 @@ describe('middleware: an HTTP/2 stream reset while its answer is held', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+  it('koa: a request that waits on that fill gets its answer: the reset after end() does not send the waiter to run the handler again', async () => {
+    const app = new Koa();
+    app.use(koaCache(newCache(), { ttl: '1m' }));
+    let raw: net.Socket | undefined;
+    let runs = 0;
+    let waiterAsked!: () => void;
+    const asked = new Promise<void>((resolve) => (waiterAsked = resolve));
+    app.use(async (ctx) => {
+      const run = ++runs;
+      if (run === 1) {
+        await asked;
+        await new Promise<void>((resolve) => setTimeout(resolve, 20));
+        raw!.write(CANCEL_STREAM_1);
+      }
+      ctx.body = `body ${run}`;
+    });
+    const server = http2.createServer(app.callback() as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => sessions.add(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    raw = net.connect(port, '127.0.0.1');
+    raw.on('error', () => undefined);
+    raw.resume();
+    const client = http2.connect(`http://127.0.0.1:${port}`);
+    const get = () =>
+      new Promise<string>((resolve, reject) => {
+        const stream = client.request({ ':path': '/t' });
+        let body = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => (body += chunk));
+        stream.on('end', () => resolve(body));
+        stream.on('error', reject);
+      });
+    try {
+      raw.write(Buffer.concat([PREFACE, getOnStream1('/t')]));
+      while (runs === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const waiter = get();
+      // The waiter's request is in (it waits on the fill) before the first answer ends.
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      waiterAsked();
+      assert.equal(await waiter, 'body 1', 'the waiter did not get the fill\'s answer');
+      assert.equal(runs, 1, 'the handler ran again for the waiter');
+    } finally {
+      client.destroy();
+      raw.destroy();
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
