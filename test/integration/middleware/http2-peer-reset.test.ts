@@ -35,7 +35,7 @@ const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 
 /** RST_STREAM on stream 1, CANCEL (a browser leaving the page). */
 const CANCEL_STREAM_1 = frame(3, 0, 1, Buffer.from([0, 0, 0, 8]));
 
-describe('middleware: an HTTP/2 stream reset while its answer is held', () => {
+describe('middleware: an HTTP/2 stream that closes while its answer\'s end is held', () => {
   const cleanup = useCleanup();
   const newCache = (): TierCache => cleanup.track(createCache({ namespace: `h2reset-${process.pid}-${++counter}`, redis: false }));
 
@@ -126,4 +126,49 @@ describe('middleware: an HTTP/2 stream reset while its answer is held', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+  for (const [what, status, headers] of [['a 204', 204, {}], ['a 304 to a conditional fill', 200, { 'if-none-match': '"v1"' }]] as const) {
+    it(`koa: the fill of ${what}, whose head ends the stream, closes its stream (the response finishes) as from the app alone, and is stored`, async () => {
+      const app = new Koa();
+      const finished: string[] = [];
+      app.use(async (ctx, next) => {
+        ctx.res.once('finish', () => finished.push(ctx.path));
+        await next();
+      });
+      app.use(koaCache(newCache(), { ttl: '1m' }));
+      let runs = 0;
+      app.use(async (ctx) => {
+        runs++;
+        if (status === 204) ctx.status = 204;
+        else {
+          ctx.set('etag', '"v1"');
+          ctx.body = 'whole body';
+        }
+      });
+      const server = http2.createServer(app.callback() as never);
+      const sessions = new Set<http2.ServerHttp2Session>();
+      server.on('session', (s) => sessions.add(s));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const get = (extra: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const stream = client.request({ ':path': '/t', ...extra });
+          let code = 0;
+          stream.on('response', (h) => (code = Number(h[':status'])));
+          stream.resume();
+          stream.on('end', () => resolve(code));
+          stream.on('error', reject);
+        });
+      try {
+        assert.equal(await get(headers), status === 204 ? 204 : 304);
+        for (let i = 0; i < 50 && finished.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.deepEqual(finished, ['/t'], "the fill's response never finished: its stream stays open while the session lives");
+        assert.equal(await get({}), status, 'a second request');
+        assert.equal(runs, 1, 'not stored');
+      } finally {
+        client.destroy();
+        for (const s of sessions) s.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    });
+  }
 });
