@@ -32,7 +32,9 @@ export function sendScriptsFlat(client: Redis): void {
   const own = client as unknown as { evalshaBuffer: EvalshaBuffer };
   const ioredis = own.evalshaBuffer;
   own.evalshaBuffer = function (this: Redis, sha: string, numkeys: number, keysAndArgs: ReadonlyArray<string | Buffer>): Promise<unknown> {
-    if (arguments.length !== 3 || !Array.isArray(keysAndArgs) || this.options.enableAutoPipelining === true) return ioredis.apply(this, arguments as unknown as Parameters<EvalshaBuffer>);
+    // Auto-pipelining as ioredis judges it, on for any truthy value (a URL's query gives the string 'true'): its queue
+    // holds commands back to the next tick, and a script sent past it would overtake commands called before it.
+    if (arguments.length !== 3 || !Array.isArray(keysAndArgs) || this.options.enableAutoPipelining) return ioredis.apply(this, arguments as unknown as Parameters<EvalshaBuffer>);
     // Sized, then filled by index: push() on an Array subclass leaves V8's fast path (a C++ call per element).
     const list = new FlatArgs(2 + keysAndArgs.length);
     list[0] = sha;

@@ -80,6 +80,23 @@ describe('sendScriptsFlat (scripts sent without Array#flat, on clients tiercache
     }
   });
 
+  // ioredis turns auto-pipelining on for any truthy value; a URL's query (redis://h?enableAutoPipelining=true) gives a string.
+  // Its queue holds commands back to the next tick: a script sent past it would overtake commands called before it.
+  for (const value of [true, 'true', 1]) {
+    it(`leaves a client with enableAutoPipelining ${JSON.stringify(value)} to ioredis's own method (its queue keeps the order of calls)`, async () => {
+      const client = new Redis({ lazyConnect: true, enableAutoPipelining: value as boolean });
+      let ioredisCalls = 0;
+      (client as unknown as { evalshaBuffer: Evalsha }).evalshaBuffer = () => (ioredisCalls++, Promise.resolve(Buffer.from('reply')));
+      sendScriptsFlat(client);
+      try {
+        await (client as unknown as { evalshaBuffer: Evalsha }).evalshaBuffer('0123abcd', 3, keysAndArgs);
+        assert.equal(ioredisCalls, 1, "the script skipped ioredis's method on an auto-pipelining client");
+      } finally {
+        client.disconnect();
+      }
+    });
+  }
+
   it('leaves any other form of the call to ioredis', async () => {
     // Keys and arguments spread; one key given alone, three arguments as for LuaScript.raw but no list.
     for (const args of [[1, 'k', 'a'], [1, 'k']]) {
