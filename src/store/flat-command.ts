@@ -32,8 +32,8 @@ export function sendScriptsFlat(client: Redis): void {
   const own = client as unknown as { evalshaBuffer: EvalshaBuffer };
   const ioredis = own.evalshaBuffer;
   own.evalshaBuffer = function (this: Redis, sha: string, numkeys: number, keysAndArgs: ReadonlyArray<string | Buffer>): Promise<unknown> {
-    // Auto-pipelining as ioredis reads it, truthy: a URL's ?enableAutoPipelining=true is the string 'true', and a
-    // script sent past the pipeline overtook the commands called before it in the same turn.
+    // Auto-pipelining as ioredis judges it, on for any truthy value (a URL's query gives the string 'true'): its queue
+    // holds commands back to the next tick, and a script sent past it would overtake commands called before it.
     if (arguments.length !== 3 || !Array.isArray(keysAndArgs) || this.options.enableAutoPipelining) return ioredis.apply(this, arguments as unknown as Parameters<EvalshaBuffer>);
     // Sized, then filled by index: push() on an Array subclass leaves V8's fast path (a C++ call per element).
     const list = new FlatArgs(2 + keysAndArgs.length);

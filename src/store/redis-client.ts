@@ -95,7 +95,7 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     if (isCluster(target)) return { client: target, owned: false, boundsCommands: false };
     const options = (target as Redis).options;
     // Its own commandTimeout bounds a caller's wait only when no longer than tiercache's.
-    const bounds = typeof options?.commandTimeout === 'number' && options.commandTimeout <= commandTimeout && options.enableAutoPipelining !== true;
+    const bounds = typeof options?.commandTimeout === 'number' && options.commandTimeout <= commandTimeout && !options.enableAutoPipelining;
     return { client: target, owned: false, boundsCommands: bounds };
   }
   const client = new Redis(target, {

@@ -271,6 +271,16 @@ describe('data API: values through L2', () => {
     assert.deepEqual(tiers, [['L1']], "the 'store' event names a tier the value is not in");
   });
 
+  // With no L1 to keep it, such a fill is stored nowhere: storeInL2 resolves false, not L1_ONLY.
+  it("a getOrSet() fill whose entry Redis cannot hold, on an instance without L1, is stored nowhere and says no 'store'", async () => {
+    const a = await ctx.open({ l1: false, l2: { commandTimeout: HEALTHY_REDIS_MS } });
+    const tiers: unknown[] = [];
+    a.on('store', (e) => tiers.push(e.tiers));
+    assert.equal(await a.getOrSet('unfit-nowhere', () => 'loaded', { tags: ['x'.repeat(70_000)] }), 'loaded');
+    assert.equal(await a.get('unfit-nowhere'), undefined, 'the fill is held somewhere');
+    assert.deepEqual(tiers, [], "a 'store' event for a fill stored nowhere");
+  });
+
   // Redis cannot hold the entry, so the set() keeps it in L1 alone (README), but the key's older value in Redis must not
   // answer for it after the set() resolved: not on another instance, nor on this one once its L1 copy is gone.
   for (const [why, tags, limit] of [

@@ -1,19 +1,54 @@
 // Run by front-door-prototype-writehead.test.ts in a process of its own: a
-// writeHead wrapper is put on ServerResponse.prototype before tiercache loads,
-// as an APM agent started with `-r` puts its own (dd-trace wraps writeHead so).
-// For a request with X-Trace it sets X-Trace-Id, for one with X-Drop it
-// removes the ETag. Prints the answers, one JSON array, for the test to judge.
+// wrapper is put on ServerResponse.prototype before tiercache loads, as an APM
+// agent started with `-r` puts its own (dd-trace wraps writeHead so). WRAP
+// says which: 'writeHead' (a wrapper of its own name), 'named' (a writeHead
+// wrapper whose source begins as node's: only what it calls tells them apart)
+// or '_storeHeader' (a wrapper of the method that writes the head, which
+// changes the headers it is handed). For a request with X-Trace it sets
+// X-Trace-Id, for one with X-Drop it removes the ETag. Prints the answers, one
+// JSON array, for the test to judge.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const beneath = http.ServerResponse.prototype.writeHead;
-http.ServerResponse.prototype.writeHead = function wrappedWriteHead(this: http.ServerResponse, ...args: unknown[]) {
-  const req = (this as unknown as { req: http.IncomingMessage }).req;
-  const trace = req.headers['x-trace'];
-  if (typeof trace === 'string') this.setHeader('x-trace-id', trace);
-  if (req.headers['x-drop'] !== undefined) this.removeHeader('etag');
-  return (beneath as (...a: unknown[]) => http.ServerResponse).apply(this, args);
-} as typeof beneath;
+type Proto = { writeHead: (...a: unknown[]) => http.ServerResponse; _storeHeader: (firstLine: string, headers: unknown) => void };
+const proto = http.ServerResponse.prototype as unknown as Proto;
+const requestOf = (res: unknown) => (res as { req: http.IncomingMessage }).req;
+const wrap = process.env['WRAP'] ?? 'writeHead';
+if (wrap === '_storeHeader') {
+  const beneath = proto._storeHeader;
+  proto._storeHeader = function wrappedStoreHeader(this: http.ServerResponse, firstLine: string, headers: unknown) {
+    const req = requestOf(this);
+    const trace = req.headers['x-trace'];
+    // node hands it a flat array of names and values or its object of [name, value] by name.
+    if (Array.isArray(headers)) {
+      if (typeof trace === 'string') headers.push('x-trace-id', trace);
+      const at = headers.findIndex((v, i) => i % 2 === 0 && String(v).toLowerCase() === 'etag');
+      if (req.headers['x-drop'] !== undefined && at !== -1) headers.splice(at, 2);
+    } else if (headers !== null && typeof headers === 'object') {
+      const fields = headers as Record<string, unknown>;
+      if (typeof trace === 'string') fields['x-trace-id'] = ['x-trace-id', trace];
+      if (req.headers['x-drop'] !== undefined) delete fields['etag'];
+    }
+    return beneath.call(this, firstLine, headers);
+  };
+} else {
+  const beneath = proto.writeHead;
+  function around(res: http.ServerResponse, args: unknown[]): http.ServerResponse {
+    const req = requestOf(res);
+    const trace = req.headers['x-trace'];
+    if (typeof trace === 'string') res.setHeader('x-trace-id', trace);
+    if (req.headers['x-drop'] !== undefined) res.removeHeader('etag');
+    return beneath.apply(res, args);
+  }
+  proto.writeHead =
+    wrap === 'named'
+      ? function writeHead(this: http.ServerResponse, ...args: unknown[]) {
+          return around(this, args);
+        }
+      : function wrappedWriteHead(this: http.ServerResponse, ...args: unknown[]) {
+          return around(this, args);
+        };
+}
 
 const { createCache } = await import('../../src/index.js');
 const { expressCache } = await import('../../src/express.js');

@@ -511,19 +511,58 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
 
       // The hit's Age was taken when it was found: a middleware in front that took a second after next() sent Age: 0
       // for an entry a second old, which a cache downstream takes to be that much fresher.
-      it('a hit that waits on a middleware in front (a second after next()) says its Age as it leaves', async () => {
-        const { target, errors } = build(async (ctx, next) => {
-          await next();
-          if (ctx.get('x-until') !== '') await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(ctx.get('x-until')) - Date.now())));
+      // What Koa reads of ctx.body after such a head decides whose body follows it. A head of another status: ctx.body
+      // set (null too) is that middleware's answer, Koa ends it; none set, the app's body follows, which is the
+      // stored one. The hit's own head: the stored body, whatever was set on ctx in front (dropped, as after any hit).
+      for (const [what, flushInFront, status, stored] of [
+        ['a head of another status and ctx.body = null (ctx.body = null, ctx.status = 503): Koa ends it with no body', (ctx: Koa.Context) => {
+          ctx.body = null;
+          ctx.status = 503;
+        }, 503, false],
+        ['a head of another status and no body on ctx (ctx.status = 503): the stored body follows, as the app\'s would', (ctx: Koa.Context) => {
+          ctx.status = 503;
+        }, 503, true],
+        ["the hit's own head and a body set on ctx (an envelope): the stored body follows, the envelope dropped", (ctx: Koa.Context) => {
+          ctx.body = { data: ctx.body as unknown };
+        }, 200, true],
+      ] as const) {
+        it(`a middleware in front that sends ${what}, by ctx.flushHeaders() after next(), leaving the end to Koa`, async () => {
+          const { target, errors } = build(async (ctx, next) => {
+            await next();
+            if (ctx.get('x-front') === '') return;
+            flushInFront(ctx);
+            ctx.flushHeaders();
+          });
+          const server = await cleanup.serve(target);
+          await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+          const answer = await wireRequest(server, '/me', { 'x-front': '1' });
+          assert.equal(answer.status, status);
+          assert.equal(answer.body.includes('{"n":1}'), stored, `body ${JSON.stringify(answer.body)}`);
+          await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+          await laterTick();
+          assert.deepEqual(errors, []);
         });
-        await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
-        // The entry was made before its answer came back: a second past that, it is a second old at least.
-        const slow = await request(target).get('/me').set('x-until', String(Date.now() + 1_050)).timeout(3000).expect(200, { n: 1 });
-        assert.equal(slow.headers['cache-status'], 'tiercache; hit; detail=L1');
-        assert.ok(Number(slow.headers['age']) >= 1, `Age: ${String(slow.headers['age'])}`);
-        await laterTick();
-        assert.deepEqual(errors, []);
-      });
+      }
+
+      // With a 'hit' listener the deferred write is another closure (it reports the hit as it goes): both take Age then.
+      for (const listened of [false, true]) {
+        it(`a hit that waits on a middleware in front (a second after next()) says its Age as it leaves${listened ? ", a 'hit' listener on" : ''}`, async () => {
+          const { cache, target, errors } = build(async (ctx, next) => {
+            await next();
+            if (ctx.get('x-until') !== '') await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(ctx.get('x-until')) - Date.now())));
+          });
+          const hits: string[] = [];
+          if (listened) cache.on('hit', (e) => hits.push(e.tier));
+          await request(target).get('/me').timeout(3000).expect(200, { n: 1 });
+          // The entry was made before its answer came back: a second past that, it is a second old at least.
+          const slow = await request(target).get('/me').set('x-until', String(Date.now() + 1_050)).timeout(3000).expect(200, { n: 1 });
+          assert.equal(slow.headers['cache-status'], 'tiercache; hit; detail=L1');
+          assert.ok(Number(slow.headers['age']) >= 1, `Age: ${String(slow.headers['age'])}`);
+          assert.deepEqual(hits, listened ? ['L1'] : []);
+          await laterTick();
+          assert.deepEqual(errors, []);
+        });
+      }
 
       it("writeHead wrapped by a middleware in front before and after next() (on-headers): both wrappers' fields reach the hit, which counts once, the head flushed in front too", async () => {
         const { cache, target, errors } = build(async (ctx, next) => {

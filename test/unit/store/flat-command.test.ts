@@ -61,9 +61,48 @@ describe('sendScriptsFlat (scripts sent without Array#flat, on clients tiercache
     assert.deepEqual([...ours.args].slice(2, 6), ['app:e:{k}', 'app:{e:{k}}:lock', 'app:{e:{k}}:v', 'tok']);
   });
 
+  // A callback after the list (ioredis calls it with the reply): only ioredis's method knows to.
+  it('leaves a call with a callback after the list to ioredis, which answers the callback', async () => {
+    const [ours, theirs] = [recording({}, true), recording({}, false)];
+    try {
+      for (const { evalsha, sent } of [ours, theirs]) {
+        const replied = await new Promise<unknown>((resolve, reject) => {
+          void evalsha('0123abcd', 3, keysAndArgs, (err: Error | null, reply: unknown) => (err ? reject(err) : resolve(reply)));
+          setTimeout(() => reject(new Error('the callback was never called')), 500);
+        });
+        assert.deepEqual(replied, Buffer.from('reply'));
+        assert.equal(sent.length, 1);
+      }
+      assert.deepEqual(ours.sent[0]!.args, theirs.sent[0]!.args);
+    } finally {
+      ours.client.disconnect();
+      theirs.client.disconnect();
+    }
+  });
+
+  // ioredis turns auto-pipelining on for any truthy value; a URL's query (redis://h?enableAutoPipelining=true) gives a string.
+  // Its queue holds commands back to the next tick: a script sent past it would overtake commands called before it.
+  for (const value of [true, 'true', 1]) {
+    it(`leaves a client with enableAutoPipelining ${JSON.stringify(value)} to ioredis's own method (its queue keeps the order of calls)`, async () => {
+      const client = new Redis({ lazyConnect: true, enableAutoPipelining: value as boolean });
+      let ioredisCalls = 0;
+      (client as unknown as { evalshaBuffer: Evalsha }).evalshaBuffer = () => (ioredisCalls++, Promise.resolve(Buffer.from('reply')));
+      sendScriptsFlat(client);
+      try {
+        await (client as unknown as { evalshaBuffer: Evalsha }).evalshaBuffer('0123abcd', 3, keysAndArgs);
+        assert.equal(ioredisCalls, 1, "the script skipped ioredis's method on an auto-pipelining client");
+      } finally {
+        client.disconnect();
+      }
+    });
+  }
+
   it('leaves any other form of the call to ioredis', async () => {
-    const [ours, theirs] = await both({}, '0123abcd', 1, 'k', 'a');
-    assert.ok(!(ours.args instanceof FlatArgs));
-    assert.deepEqual(ours.args, theirs.args);
+    // Keys and arguments spread; one key given alone, three arguments as for LuaScript.raw but no list.
+    for (const args of [[1, 'k', 'a'], [1, 'k']]) {
+      const [ours, theirs] = await both({}, '0123abcd', ...args);
+      assert.ok(!(ours.args instanceof FlatArgs));
+      assert.deepEqual(ours.args, theirs.args);
+    }
   });
 });

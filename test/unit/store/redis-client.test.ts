@@ -45,6 +45,10 @@ describe('Redis clients: what counts as one, who owns it, how tiercache opens on
       // Its batches start their commands' timers when written, which may be a whole timeout after the call.
       const pipelined = keep(new Redis({ lazyConnect: true, commandTimeout: 50, enableAutoPipelining: true }));
       assert.deepEqual(openRedis(pipelined, 100), { client: pipelined, owned: false, boundsCommands: false });
+      // A URL's query gives the option as a string, which ioredis takes as on.
+      const fromUrl = keep(new Redis('redis://127.0.0.1:1?enableAutoPipelining=true', { lazyConnect: true, commandTimeout: 50 }));
+      assert.equal(fromUrl.options.enableAutoPipelining as unknown, 'true', 'the premise: a URL gives a string');
+      assert.deepEqual(openRedis(fromUrl, 100), { client: fromUrl, owned: false, boundsCommands: false });
       // A longer timeout than tiercache's is no bound on the wait tiercache promises.
       const slower = keep(new Redis({ lazyConnect: true, commandTimeout: 150 }));
       assert.deepEqual(openRedis(slower, 100), { client: slower, owned: false, boundsCommands: false });
