@@ -448,7 +448,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const kept = restampValue(encoded, { epoch: entry.epoch, tags: entry.tags, versions }, entry.createdAt, entry.freshUntil - entry.createdAt);
     if (l1.peek(storeKey) !== undefined || kept.entry.staleUntil <= this.now()) return;
     l1.set(storeKey, kept.l1Entry);
-    if (this.listenerCount('store') > 0) this.emitSafely('store', { ...this.storeEvent(scope, key, storeKey, entry.body.length, startedAt), tiers: L1_ONLY_TIERS });
+    if (this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, entry.body.length, startedAt, true));
   }
 
   /**
@@ -704,10 +704,7 @@ export class TierCache extends EventEmitter implements DataCache {
     else {
       this.fills++;
       const stored = await store.storeFill([{ key: storeKey, entry: encoded.entry, l1Entry: encoded.l1Entry }], ticket);
-      if (stored && this.listenerCount('store') > 0) {
-        const event = this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt);
-        this.emitSafely('store', stored === L1_ONLY ? { ...event, tiers: L1_ONLY_TIERS } : event);
-      }
+      if (stored && this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt, stored === L1_ONLY));
     }
     return readBack === undefined ? value : readBack;
   }
@@ -1033,8 +1030,9 @@ export class TierCache extends EventEmitter implements DataCache {
     return inL2 ? BOTH_TIERS : L1_ONLY_TIERS;
   }
 
-  private storeEvent(scope: DataScope, key: string, storeKey: string, bytes: number, startedAt: number): StoreEvent {
-    const event: StoreEvent = { key, route: DATA_ROUTE, tiers: this.storedTiers(storeKey), bytes, fillMs: Math.max(0, this.now() - startedAt) };
+  /** The 'store' event of a data-API value (`l1Only`: Redis cannot hold it, see storedTiers). */
+  private storeEvent(scope: DataScope, key: string, storeKey: string, bytes: number, startedAt: number, l1Only = false): StoreEvent {
+    const event: StoreEvent = { key, route: DATA_ROUTE, tiers: this.storedTiers(storeKey, l1Only), bytes, fillMs: Math.max(0, this.now() - startedAt) };
     return scope.name === undefined ? event : { ...event, namespace: scope.name };
   }
 

@@ -358,20 +358,17 @@ export class HeaderSet {
       forms = { status: undefined, plain: undefined };
       nodeForms.set(this, forms);
     }
-    if (cacheStatus === undefined) {
-      const form = (forms.plain ??= this.buildNodeForm(false));
-      if (form === null) return undefined;
-      form['age']![1] = age;
-      return form;
-    }
-    const form = (forms.status ??= this.buildNodeForm(true));
+    const withStatus = cacheStatus !== undefined;
+    const form = withStatus ? (forms.status ??= this.buildNodeForm(true)) : (forms.plain ??= this.buildNodeForm(false));
     if (form === null) return undefined;
     form['age']![1] = age;
-    const status = form['cache-status']!;
-    if (status[1] !== cacheStatus) {
-      // A value seen first here is checked once, as the rest were.
-      if (!isValidField('cache-status', cacheStatus)) return undefined;
-      status[1] = cacheStatus;
+    if (withStatus) {
+      const status = form['cache-status']!;
+      if (status[1] !== cacheStatus) {
+        // A value seen first here is checked once, as the rest were.
+        if (!isValidField('cache-status', cacheStatus)) return undefined;
+        status[1] = cacheStatus;
+      }
     }
     return form;
   }

@@ -66,10 +66,8 @@ function publicHit(cache: TierCache, req: IncomingMessage, now: number, keys: Fr
   const url = req.url ?? '/';
   const memo = method === 'GET' ? keys.get : keys.head;
   let key = memo.get(url);
-  if (key === undefined) {
-    // Absolute form, a '#' and other odd targets go to the app, whose middleware decides (request-target.ts).
-    if (url.charCodeAt(0) !== 47 /* / */ || url.indexOf('#') !== -1) return undefined;
-  }
+  // Absolute form, a '#' and other odd targets go to the app, whose middleware decides (request-target.ts).
+  if (key === undefined && (url.charCodeAt(0) !== 47 /* / */ || url.indexOf('#') !== -1)) return undefined;
   // Also turns away an access_token in the query: a credential, like Authorization. A remembered URL passed the
   // target's checks when it was remembered, and they read the URL alone: only the request's fields are checked again.
   if (requestBypassReason(headers, method, undefined, false, key === undefined ? url : undefined, http2DataFollows(req)) !== undefined) return undefined;

@@ -66,8 +66,9 @@ export const UNREACHED = 'unreached';
  */
 export const UNSENT = 'unsent';
 /**
- * What set() resolves when Redis cannot hold its entry (see EntryUnfitError, reported): kept in L1
- * (if L1 took it), never sent, and L2 left as it was, an older value of the key included.
+ * What a store resolves when Redis cannot hold its entry (see EntryUnfitError): never sent. For a
+ * set() (reported): kept in L1 if L1 took it, and L2 left as it was, an older value of the key
+ * included. For a fill: kept in L1 (a fill L1 did not keep resolves false).
  */
 export const L1_ONLY = 'l1-only';
 /** A store's outcome: stored (true), refused or over (false), L1_ONLY (kept in L1 alone: Redis cannot hold the entry), or, for a set() alone, UNREACHED or UNSENT. */
