@@ -68,6 +68,15 @@ async function ownerOf(slot: number, masters: readonly Master[]): Promise<Master
   return masters.find((m) => m.port === port)!;
 }
 
+/** A data key of `cache` whose slot a master other than its namespace's bus master serves (moving it leaves the bus alone). */
+async function keyOffBusMaster(cache: TierCache, ns: string, masters: readonly Master[]): Promise<{ key: string; slot: number; busMaster: Master }> {
+  const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
+  for (let k = 0; ; k++) {
+    const slot = keySlot(cache.dataKey(`k${k}`));
+    if ((await ownerOf(slot, masters)) !== busMaster) return { key: `k${k}`, slot, busMaster };
+  }
+}
+
 describe('Redis Cluster: slots resharded between live masters while two instances serve and invalidate', function () {
   this.timeout(60_000);
   let cluster: RedisClusterHandle;
@@ -276,13 +285,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     const errors: string[] = [];
     cache.on('error', (e) => errors.push(e.err.message));
     const client = cache.redisClient as Cluster;
-    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
-    let key = '';
-    let slot = 0;
-    for (let k = 0; key === ''; k++) {
-      slot = keySlot(cache.dataKey(`k${k}`));
-      if ((await ownerOf(slot, masters)) !== busMaster) key = `k${k}`;
-    }
+    const { key, slot } = await keyOffBusMaster(cache, ns, masters);
     const x = await ownerOf(slot, masters);
     const y = masters.find((m) => m !== x)!;
     const w = await newMaster();
@@ -315,13 +318,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     await cache.ready();
     const errors: string[] = [];
     cache.on('error', (e) => errors.push(e.err.message));
-    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
-    let key = '';
-    let slot = 0;
-    for (let k = 0; key === ''; k++) {
-      slot = keySlot(cache.dataKey(`k${k}`));
-      if ((await ownerOf(slot, masters)) !== busMaster) key = `k${k}`;
-    }
+    const { key, slot, busMaster } = await keyOffBusMaster(cache, ns, masters);
     const x = await ownerOf(slot, masters);
     await moveSlot(slot, x, masters.find((m) => m !== x && m !== busMaster)!, masters, 0);
     assert.equal(await cache.get(key), undefined);
