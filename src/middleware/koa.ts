@@ -115,6 +115,8 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
   };
 }
 
+const NO_BODY = Buffer.alloc(0);
+
 /** The hit waiting for Koa to respond (see respondLater), on the response (its writeHead finds it there). */
 const PENDING_HIT = Symbol('tiercache.pendingHit');
 /** What waits to hear that Koa responds (see whenKoaResponds), on the ctx. */
@@ -533,6 +535,11 @@ function respondLater(ctx: KoaRuntimeContext, deferred: DeferredHit, write: () =
   }
   const res = ctx.res as HeldResponse;
   res.statusCode = deferred.status;
+  // A body set in front before next() is one the app's handler would have replaced: the stored one stands in, so a
+  // layer that sends a head of another status after next() and leaves the end to Koa (which ends with ctx.body) sends
+  // what the app alone sends there, framed by its length, not that early body.
+  const early = ctx as { body?: unknown };
+  if (early.body !== undefined) early.body = deferred.body ?? NO_BODY;
   // A head sent before Koa's read is the hit's (see headOfPendingHit).
   deferred.writeHead = res.writeHead;
   res[BENEATH] = res.writeHead;

@@ -450,10 +450,11 @@ describe('middleware: Koa over HTTP/2', () => {
   }
 
   /** A Koa app over HTTP/2 answering { n: 1 }, whose middleware in front answers requests with X-Busy after next() its own way. */
-  async function busyApp(Framework: typeof Koa, answer: (ctx: Koa.Context) => void) {
+  async function busyApp(Framework: typeof Koa, answer: (ctx: Koa.Context) => void, early?: string) {
     const cache = newCache({ routes: { '/busy': '1m' } });
     const app = new Framework();
     app.use(async (ctx, next) => {
+      if (early !== undefined) ctx.body = early;
       await next();
       if (ctx.get('x-busy') !== '') answer(ctx);
     });
@@ -479,6 +480,25 @@ describe('middleware: Koa over HTTP/2', () => {
         await h2.send('/busy');
         const busy = await h2.send('/busy', { 'x-busy': '1' });
         assert.deepEqual([busy.status, busy.body, busy.headers['cache-status']], [503, 'down', undefined]);
+        assert.equal((await h2.send('/busy')).body, '{"n":1}');
+        assert.deepEqual(hits, ['L1']);
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
+  // The app alone's handler replaces that early body, and Koa ends with the handler's: the early one went instead.
+  for (const [name, Framework] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: a middleware in front that sets ctx.body before next(), then sends a head of another status after it (ctx.status = 503, ctx.flushHeaders()), sends the stored body, as the app alone sends its handler's`, async () => {
+      const { h2, hits } = await busyApp(Framework as typeof Koa, (ctx) => {
+        ctx.status = 503;
+        ctx.flushHeaders();
+      }, 'early');
+      try {
+        await h2.send('/busy');
+        const busy = await h2.send('/busy', { 'x-busy': '1' });
+        assert.deepEqual([busy.status, busy.body, busy.headers['content-length']], [503, '{"n":1}', '7']);
         assert.equal((await h2.send('/busy')).body, '{"n":1}');
         assert.deepEqual(hits, ['L1']);
       } finally {

@@ -486,6 +486,29 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         assert.deepEqual(errors, []);
       });
 
+      // Without the cache the handler replaces a body set in front before next(), and Koa ends with the handler's under
+      // that head (a layer setting the same body again after next() sends it, as Koa does). The early body went instead.
+      for (const again of [undefined, 'early', 'down'] as const) {
+        it(`a middleware in front that sets ctx.body before next(), then after it a head of another status${again === undefined ? '' : ` and ctx.body = '${again}'`} (ctx.status = 503, ctx.flushHeaders()), leaving the end to Koa: Koa sends ${again === undefined ? 'the stored body, as the app alone sends its handler’s' : 'that body'}`, async () => {
+          const { target, errors } = build(async (ctx, next) => {
+            ctx.body = 'early';
+            await next();
+            if (ctx.get('x-busy') === '') return;
+            ctx.status = 503;
+            if (again !== undefined) ctx.body = again;
+            ctx.flushHeaders();
+          });
+          const server = await cleanup.serve(target);
+          await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+          const busy = await wireRequest(server, '/me', { 'x-busy': '1' });
+          const body = again ?? '{"n":1}';
+          assert.deepEqual([busy.status, busy.body, busy.fields.find(([n]) => n === 'content-length')?.[1]], [503, body, String(body.length)]);
+          await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+          await laterTick();
+          assert.deepEqual(errors, []);
+        });
+      }
+
       it("a middleware in front that wraps the response's _storeHeader after next(), over the cache's hook, gets the hit's head through its wrapper", async () => {
         let wrapped = 0;
         const { cache, target, errors } = build(async (ctx, next) => {
