@@ -206,5 +206,36 @@ function replayNow(req: IncomingMessage, res: ServerResponse, response: Prepared
   // No body, no write of one: over HTTP/2 node ends the stream with the head of a 204, and a write after it,
   // even of no byte, is ERR_STREAM_WRITE_AFTER_END (Koa reported one on every such hit).
   if (req.method === 'HEAD' || response.body.length === 0) res.end();
+  else if (response.body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, response.body);
   else res.end(response.body);
+}
+
+/**
+ * Over HTTP/2 all that a session's streams have handed node to send counts
+ * against its maxSessionMemory (10 MiB by default), and past it node refuses
+ * the session's new streams (RST_STREAM ENHANCE_YOUR_CALM): a few large hits
+ * given whole at once on one connection (a page's images) made the rest of
+ * that page's requests fail, where the app streaming them by backpressure
+ * answered all. A large body goes a slice at a time, each once the one before
+ * is written, as a stream piped to the response would.
+ */
+const HTTP2_SLICE = 64 * 1024;
+
+function endInSlices(res: ServerResponse, body: Buffer): void {
+  // Node's own, as they are now: what a Koa hit leaves on the response once written drops later writes (koa.ts).
+  const write = res.write as (this: ServerResponse, chunk: Buffer, cb: (err?: Error | null) => void) => boolean;
+  const end = res.end as (this: ServerResponse, chunk: Buffer) => ServerResponse;
+  let at = 0;
+  const next = (err?: Error | null): void => {
+    // The stream closed under it (a reset, the session gone): nothing more can go.
+    if (err) return;
+    if (body.length - at <= HTTP2_SLICE) {
+      end.call(res, at === 0 ? body : body.subarray(at));
+      return;
+    }
+    const from = at;
+    at += HTTP2_SLICE;
+    write.call(res, body.subarray(from, at), next);
+  };
+  next();
 }

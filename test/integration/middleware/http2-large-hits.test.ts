@@ -1,0 +1,69 @@
+// HTTP/2 hits of a large entry, several at once on one connection (a page's
+// images over a browser's one session). node counts what a session's streams
+// have handed it to send against maxSessionMemory (10 MiB by default) and,
+// past it, refuses that session's new streams with RST_STREAM
+// ENHANCE_YOUR_CALM. Hits gave the whole body at once: found by a hostile
+// review (h168), 15 of 20 hits of a 2 MiB entry were refused, where the app
+// alone, streaming its body by backpressure, answered all 20.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { createCache } from '../../../src/index.js';
+import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
+import { useCleanup } from '../../support/cache-context.js';
+
+let counter = 0;
+const SIZE = 2 * 1024 * 1024;
+
+describe('middleware: HTTP/2 hits of a large entry, many at once on one session', () => {
+  const cleanup = useCleanup();
+
+  for (const via of ['koa', 'front door'] as const) {
+    it(`${via}: every hit is answered whole (none refused with ENHANCE_YOUR_CALM), as the app alone answers them`, async () => {
+      const cache = cleanup.track(createCache({ namespace: `h2large-${process.pid}-${++counter}`, redis: false }));
+      const app = new Koa();
+      app.silent = true;
+      app.use(koaCache(cache, { ttl: '1m', maxBodyBytes: 4 * SIZE }) as Koa.Middleware);
+      let runs = 0;
+      app.use(async (ctx) => {
+        runs++;
+        // Streamed by backpressure, as a file would be.
+        ctx.respond = false;
+        const res = ctx.res;
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(SIZE) });
+        const chunk = Buffer.alloc(64 * 1024, 'a');
+        for (let sent = 0; sent < SIZE; sent += chunk.length) {
+          if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+        }
+        res.end();
+      });
+      const server = http2.createServer((via === 'front door' ? front(cache, app.callback()) : app.callback()) as never);
+      const sessions = new Set<http2.ServerHttp2Session>();
+      server.on('session', (s) => sessions.add(s));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const get = () =>
+        new Promise<string>((resolve) => {
+          const stream = client.request({ ':path': '/big' });
+          let length = 0;
+          let status: unknown;
+          stream.on('response', (h) => (status = h[':status']));
+          stream.on('data', (chunk: Buffer) => (length += chunk.length));
+          stream.on('error', () => undefined);
+          stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
+        });
+      try {
+        assert.equal(await get(), `200 ${SIZE} rst=0`);
+        const hits = await Promise.all(Array.from({ length: 20 }, get));
+        assert.deepEqual(hits, Array.from({ length: 20 }, () => `200 ${SIZE} rst=0`));
+        assert.equal(runs, 1);
+      } finally {
+        client.destroy();
+        for (const s of sessions) s.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    });
+  }
+});
