@@ -9,7 +9,7 @@
 // bytes as a declared Content-Length, on a connection still open.
 // Works the same under Express and Koa: both answer through node's res.
 import { OutgoingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { Http2ServerResponse } from 'node:http2';
+import { Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
 import { writeStoredHead } from './replay.js';
@@ -636,6 +636,61 @@ class Capture {
     );
   }
 
+  /**
+   * Over HTTP/2 node asks for trailer fields once the body has left, and sends
+   * what the response holds then: fields given up to that moment (in a timer,
+   * in a 'wantTrailers' listener, while a slow reader takes a large body) go
+   * to the client, and were missing from every hit of the answer stored a
+   * turn after end(). The body goes now; the answer is judged when node asks
+   * (or when the stream closes before it does, reset by the client), and its
+   * trailers, which end the stream, go once the store is done. False where
+   * the head ended the stream (a 204, a 304): nothing can follow it; and for
+   * a body larger than the client's flow-control window takes at once: node
+   * asks only once the client has read the rest, and the store and every
+   * request waiting on this fill would wait on how fast this client reads (a
+   * paused one held them the 3 s a waiter waits). Those are judged a turn
+   * after end(), as before: trailers given later miss their hits (README).
+   */
+  judgeAtTrailers(res: Http2ServerResponse): boolean {
+    const stream = res.stream;
+    if (stream.writableEnded || stream.destroyed || this.size > peerWindow(stream)) return false;
+    const send = stream.sendTrailers;
+    let judged = false;
+    const judge = (headers?: OutgoingHttpHeaders): void => {
+      if (judged) return;
+      judged = true;
+      restore();
+      stream.off('close', onClose);
+      let result: Promise<void> | void;
+      try {
+        result = this.hooks.finish(sendsTrailers(this.res) ? undefined : this.body(), this.utf8Head);
+      } catch {
+        result = undefined;
+      }
+      const sendNow = (): void => {
+        this.finishEnd();
+        if (headers === undefined) return;
+        try {
+          send.call(stream, headers);
+        } catch {
+          // closed meanwhile (reset, the session gone): nothing left to end
+        }
+      };
+      if (result === undefined) sendNow();
+      else result.then(sendNow, sendNow);
+    };
+    const onClose = (): void => judge();
+    const restore = shadowOwn(stream, 'sendTrailers', assigned((headers: OutgoingHttpHeaders) => judge(headers)));
+    stream.once('close', onClose);
+    // The real end now, its trailers (END_STREAM) held: the hold on destroy() stays till they go.
+    this.finishEnd();
+    if (!judged) {
+      this.pending = true;
+      this.holdSocket();
+    }
+    return true;
+  }
+
   /** The real end, once the store is done (or at once). */
   finishEnd(): void {
     this.pending = false;
@@ -672,6 +727,17 @@ class Capture {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** What the client lets this HTTP/2 stream send before it reads: its initial stream window, within what is left of the session's. */
+function peerWindow(stream: ServerHttp2Stream): number {
+  const session = stream.session;
+  if (session === undefined) return 0;
+  try {
+    return Math.min(session.remoteSettings.initialWindowSize ?? 65_535, session.state.remoteWindowSize ?? 0);
+  } catch {
+    return 0; // the session went: judged as before
+  }
+}
 
 /** node's end() and write() call the response's writeHead for a head not built: here, one a hook owes (see standAside). */
 function headLater(this: ServerResponse): ServerResponse {
@@ -886,13 +952,14 @@ function wrappersAt(depth: number): Wrappers {
         throw err;
       }
     }
-    // Over HTTP/2 trailer fields given just after end() go out too (node sends them at the stream's 'wantTrailers',
-    // once the body has left): an answer that could be stored is judged a turn later, its end held till then.
+    // Over HTTP/2 trailer fields given after end() go out too, as long as node has not asked for them (at the
+    // stream's 'wantTrailers', once the body has left): an answer that could be stored is judged then (see
+    // judgeAtTrailers), or, where its head ended the stream, a turn later; its end held till then.
     if (this instanceof Http2ServerResponse && c.complete()) {
       c.pending = true;
       c.holdSocket();
       c.hooks.ending?.();
-      setImmediate(() => c.judgeEnd());
+      if (!c.judgeAtTrailers(this)) setImmediate(() => c.judgeEnd());
     } else c.judgeEnd();
     return this;
   }

@@ -39,7 +39,8 @@ async function overHttp2(app: Koa, handler: (req: http.IncomingMessage, res: htt
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s) => sessions.add(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = http2.connect(url);
   /**
    * `payload`: sent in DATA frames after the headers (no Content-Length), as HTTP/2 allows on any method;
    * '': no byte, the stream ended by an empty DATA frame (END_STREAM on it, not on the headers).
@@ -64,7 +65,7 @@ async function overHttp2(app: Koa, handler: (req: http.IncomingMessage, res: htt
     for (const s of sessions) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
-  return { send, close, client };
+  return { send, close, client, url };
 }
 
 /** Collects uncaught exceptions in place of mocha's handlers (a front door's throw ends the process) until restore(). */
@@ -527,7 +528,7 @@ describe('middleware: Koa over HTTP/2', () => {
   // compatibility API keeps them elsewhere and sends them after the body whatever its framing (Content-Length too):
   // such answers were stored, and every hit came without them (an integrity checksum, a gRPC-Web status).
   for (const [name, via] of [['koa3', 'koa'], ['koa2', 'koa'], ['front door', 'front']] as const) {
-    for (const how of ['addTrailers, whole body', 'setTrailer, streamed body', 'addTrailers just after end()'] as const) {
+    for (const how of ['addTrailers, whole body', 'setTrailer, streamed body', 'addTrailers just after end()', "addTrailers in a 'wantTrailers' listener"] as const) {
       it(`${name}: an answer that adds trailer fields without declaring them (${how}) is not stored: each answer has its trailers, as from the app alone`, async () => {
         const cache = newCache({ routes: { '/t': '1m' } });
         const app = new (name === 'koa2' ? (Koa2 as typeof Koa) : Koa)();
@@ -548,6 +549,13 @@ describe('middleware: Koa over HTTP/2', () => {
             // node sends them all the same: at the stream's 'wantTrailers', once the body has gone.
             ctx.res.end(`body ${runs}`);
             ctx.res.addTrailers({ 'X-Checksum': `c${runs}` });
+            return;
+          }
+          if (how === "addTrailers in a 'wantTrailers' listener") {
+            // Given as node asks for them, once the body has left: past the turn after end() it was judged in.
+            const n = runs;
+            (ctx.res as unknown as http2.Http2ServerResponse).stream.prependListener('wantTrailers', () => ctx.res.addTrailers({ 'X-Checksum': `c${n}` }));
+            ctx.res.end(`body ${runs}`);
             return;
           }
           ctx.res.write('part;');
@@ -571,6 +579,38 @@ describe('middleware: Koa over HTTP/2', () => {
       });
     }
   }
+
+  // Such an answer is judged when node asks for its trailers, once the client has taken the body: one larger than the
+  // client's flow-control window is judged a turn after end() as before, or a client that does not read would hold the
+  // store and every request waiting on the fill (a waiter waits 3 s, then runs the handler itself).
+  it('koa3: a fill larger than the client’s window, whose client does not read, is stored at once: a request on another connection hits', async () => {
+    const cache = newCache({ routes: { '/large': '1m' } });
+    const app = new Koa();
+    app.use(koaCache(cache, { maxBodyBytes: 4 * 1024 * 1024 }));
+    let runs = 0;
+    app.use((ctx) => {
+      runs++;
+      ctx.body = Buffer.alloc(512 * 1024, 'a');
+    });
+    const h2 = await overHttp2(app);
+    const paused = http2.connect(h2.url);
+    try {
+      const fill = paused.request({ ':path': '/large' });
+      fill.pause();
+      const filled = new Promise<number>((resolve) => {
+        let length = 0;
+        fill.on('data', (chunk: Buffer) => (length += chunk.length));
+        fill.on('close', () => resolve(length));
+      });
+      await new Promise((resolve) => fill.once('response', resolve));
+      const other = await h2.send('/large');
+      fill.resume();
+      assert.deepEqual([other.body.length, other.headers['cache-status'], await filled, runs], [512 * 1024, 'tiercache; hit; detail=L1', 512 * 1024, 1]);
+    } finally {
+      paused.destroy();
+      await h2.close();
+    }
+  });
 
   // Its end is held a turn (for trailers given just after it): a second end() in that turn, as from a handler that
   // ends twice (res.end(body) then res.end()), is dropped as while a store is under way, not let through to end it short.
