@@ -1,7 +1,8 @@
 // Answers a request from a stored response: its header fields exactly as the
 // handler sent them (every repetition, in order, the origin's Date), plus Age
-// and Cache-Status, then one end(buffer). Conditional requests get a 304 with
-// the headers RFC 9110 asks for and no body; HEAD gets the headers only.
+// and Cache-Status, then one end(buffer) (a large one over HTTP/2 in slices, see
+// endInSlices). Conditional requests get a 304 with the headers RFC 9110 asks
+// for and no body; HEAD gets the headers only.
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import { coarseNow } from '../store/coarse-clock.js';
 import { forgetSaid } from './cache-status.js';
