@@ -109,7 +109,7 @@ describe("a Cluster's startup nodes", () => {
 
   it("other nodes are kept, as are the caller's own settings in redisOptions", () => {
     const nodes = [7000, '7001', '127.0.0.1:7002', 'redis://:pw@127.0.0.1:7003?family=4', { host: '127.0.0.1', port: 7004, connectionName: 'x' }];
-    const c = new Cluster(nodes, { lazyConnect: true, redisOptions: { disconnectTimeout: 50, enableOfflineQueue: false } });
+    const c = new Cluster(nodes, { lazyConnect: true, redisOptions: { disconnectTimeout: 50, stringNumbers: true } });
     clusters.push(c);
     assert.equal(resolveOptions({ redis: c }, NO_ENV).redis, c);
   });
