@@ -48,7 +48,8 @@ export function refuseOwnSettingsInQuery(option: string, query: URLSearchParams,
   for (const name of query.keys()) {
     const instead = SET_BY_TIERCACHE.get(name);
     if (instead !== undefined) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: tiercache sets it on the client it opens, and ioredis would let the URL's value win (${instead}, ${OR_OWN_CLIENT})`);
-    refuseFunction(option, name, shown);
+    if (name === 'monitor') throw new TierCacheConfigError(option, shown, `must not set monitor in its query: ioredis then turns the connection into a MONITOR stream, which refuses every command tiercache sends (L2 and the bus stayed down): remove it`);
+    refuseFunction(option, name, shown, `remove it, ${OR_OWN_CLIENT}`);
   }
 }
 
@@ -67,13 +68,13 @@ export function refuseClusterNodeSettings(client: RedisClient): void {
     for (const name of names) {
       const why = SET_ON_CLUSTER_SUBSCRIBER.get(name);
       if (why !== undefined) throw new TierCacheConfigError('redis', shown, `must not set ${name} on a startup node: tiercache sets it on the subscriber it opens beside the Cluster, where the node's value would win (${why}); set it in the Cluster's redisOptions instead, or leave it out`);
-      if (typeof node === 'string') refuseFunction('redis', name, shown);
+      if (typeof node === 'string') refuseFunction('redis', name, shown, "give it as a function in the Cluster's redisOptions instead, or leave it out");
     }
   }
 }
 
-function refuseFunction(option: string, name: string, shown: string): void {
-  if (FUNCTIONS.has(name)) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: ioredis calls it, and a URL can only give a string (ioredis would throw calling it, out of the connection's handler); ${OR_OWN_CLIENT}`);
+function refuseFunction(option: string, name: string, shown: string, instead: string): void {
+  if (FUNCTIONS.has(name)) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: ioredis calls it, and a URL can only give a string (ioredis would throw calling it, out of the connection's handler): ${instead}`);
 }
 
 /** A startup node's query as ioredis's parseURL reads it: a port alone has none, a unix socket path keeps its own. */

@@ -57,6 +57,10 @@ describe("a Redis URL's query options", () => {
     }
   });
 
+  it('monitor is refused: the connection would refuse every command tiercache sends', () => {
+    assertRefused(() => resolveOptions({ redis: `${BASE}?monitor=true` }, NO_ENV), 'redis', 'monitor', /MONITOR stream.*remove it/);
+  });
+
   it('names are read as ioredis reads them: decoded, on rediss:// and in any scheme case', () => {
     assertRefused(() => resolveOptions({ redis: `${BASE}?enable%4FfflineQueue=true` }, NO_ENV), 'redis', 'enableOfflineQueue', /l2\.commandTimeout/);
     assertRefused(() => resolveOptions({ redis: 'rediss://h:6380?commandTimeout=9' }, NO_ENV), 'redis', 'commandTimeout', /l2\.commandTimeout/);
@@ -107,8 +111,8 @@ describe("a Cluster's startup nodes", () => {
     assert.throws(() => resolveOptions({ redis: cluster(['app:s3cret@127.0.0.1:7000?stringNumbers=1']) }, NO_ENV), (err: Error) => !err.message.includes('s3cret') && err.message.includes('***@'));
   });
 
-  it("other nodes are kept, as are the caller's own settings in redisOptions", () => {
-    const nodes = [7000, '7001', '127.0.0.1:7002', 'redis://:pw@127.0.0.1:7003?family=4', { host: '127.0.0.1', port: 7004, connectionName: 'x' }];
+  it("other nodes are kept (a node object's function is a function), as are the caller's own settings in redisOptions", () => {
+    const nodes = [7000, '7001', '127.0.0.1:7002', 'redis://:pw@127.0.0.1:7003?family=4', { host: '127.0.0.1', port: 7004, connectionName: 'x' }, { host: '127.0.0.1', port: 7005, reconnectOnError: () => false }];
     const c = new Cluster(nodes, { lazyConnect: true, redisOptions: { disconnectTimeout: 50, stringNumbers: true } });
     clusters.push(c);
     assert.equal(resolveOptions({ redis: c }, NO_ENV).redis, c);
