@@ -67,6 +67,24 @@ describe("a Redis URL's query options, on a real Redis", () => {
     }
   });
 
+  it('?connectTimeout=N cannot end the process: refused (ioredis gave the string to socket.setTimeout, which threw out of its connect)', async () => {
+    let cache: ReturnType<typeof createCache> | undefined;
+    try {
+      try {
+        cache = createCache({ redis: `${server.url}/0?connectTimeout=60000`, namespace: 'urlq-connect', l2: { commandTimeout: '3s' } });
+      } catch (err) {
+        assert.ok(err instanceof TierCacheConfigError && err.option === 'redis' && /connectTimeout.*l2\.commandTimeout/.test(err.message), String(err));
+        return;
+      }
+      cache.on('error', () => undefined);
+      await cache.ready();
+      await cache.set('k', 1, { ttl: '1m' });
+      assert.equal(await cache.get('k'), 1);
+    } finally {
+      await cache?.close();
+    }
+  });
+
   it("'REDISS://' (the scheme in capitals) still speaks TLS: ioredis turned TLS on only for 'rediss://' as written", async () => {
     const firstBytes: Buffer[] = [];
     const sockets = new Set<Socket>();
