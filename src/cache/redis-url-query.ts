@@ -12,11 +12,11 @@ const OR_OWN_CLIENT = 'or pass your own ioredis client, which tiercache uses as 
 /** What tiercache passes to the client it opens from a URL (openRedis), with what to use instead. */
 const SET_BY_TIERCACHE: ReadonlyMap<string, string> = new Map([
   ['commandTimeout', 'set l2.commandTimeout instead'],
-  ['connectTimeout', 'tiercache derives it from l2.commandTimeout (5 times it, 1 s at least): set l2.commandTimeout instead'],
+  ['connectTimeout', "tiercache derives it from l2.commandTimeout (5 times it, 1 s at least), and ioredis hands a URL's string to socket.setTimeout, which throws out of the connect and ends the process: set l2.commandTimeout instead"],
   ['maxRetriesPerRequest', 'tiercache sends a command once, bounded by l2.commandTimeout, and its breaker (l2.breakerCooldown) skips a dead Redis: set those instead'],
   ['enableOfflineQueue', 'tiercache fails a command at once while the connection is down, so a dead Redis costs a request no more than l2.commandTimeout: set l2.commandTimeout instead'],
   ['autoResendUnfulfilledCommands', 'tiercache never sends again what a cut left unanswered (a late store could land over a newer one): remove it'],
-  ['retryStrategy', 'tiercache reconnects within 1 s (a URL can only give a string, which ioredis would call): remove it'],
+  ['retryStrategy', 'tiercache reconnects within 1 s, and ioredis, given a string where it calls a function, never reconnects at all: remove it'],
   ['lazyConnect', 'tiercache connects at once (see ready()): remove it'],
   ['disconnectTimeout', 'tiercache drops a connection that went silent at once: remove it'],
   ['enableAutoPipelining', 'tiercache sends the commands of one event-loop turn in one write itself: remove it'],
@@ -36,7 +36,7 @@ const FUNCTIONS = new Set(['reconnectOnError', 'Connector', 'sentinelRetryStrate
  * fields of a node object), then redisOptions.
  */
 const SET_ON_CLUSTER_SUBSCRIBER: ReadonlyMap<string, string> = new Map([
-  ['stringNumbers', 'ioredis reads CLUSTER SLOTS with it too, as strings, and a third of the slots then maps to no node'],
+  ['stringNumbers', "ioredis reads CLUSTER SLOTS with it too, a third of the slots maps to no node, and the sharded subscriber threw out of 'ready'"],
   ['disconnectTimeout', 'tiercache drops a connection that went silent at once'],
 ]);
 
