@@ -6,6 +6,7 @@ import { parseDuration, parseTimerDuration, parseTtl, type Duration } from '../k
 import { parseJitter, type Jitter } from '../keys/jitter.js';
 import { CACHE_TTL_INSTEAD, RouteTable, type RouteRuleInput } from '../keys/route-table.js';
 import { isCluster, isRedisClient, type RedisClient } from '../store/redis-client.js';
+import { refuseClusterNodeSettings, refuseOwnSettingsInQuery, withoutPassword } from './redis-url-query.js';
 import { resolveSerializer, type ResolvedSerializer, type Serializer, type SerializerName } from './serializer.js';
 
 /** Anything with pino's method shapes: `logger.warn({ err }, 'message')`. */
@@ -193,6 +194,7 @@ export function resolveOptions(input: CacheOptions | undefined, env: Env = proce
       // and the cache would run on L1 alone with nothing said (the bus, on a connection of its own, looked fine).
       if (options.redis.status === 'end') throw new TierCacheConfigError('redis', `an ioredis client whose status is 'end'`, 'must be a client that is not closed (quit() or disconnect() ends it): pass an open one, or a URL');
       refuseUnwritable(options.redis);
+      refuseClusterNodeSettings(options.redis);
       redis = options.redis;
     }
     else throw new TierCacheConfigError('redis', options.redis, 'must be a redis:// or rediss:// URL, an ioredis Redis or Cluster, or false');
@@ -286,17 +288,9 @@ function redisUrl(option: string, url: string, expected: string): string {
       throw new TierCacheConfigError(option, shown, `names a database that is not a whole number from 0 to ${MAX_DB_INDEX} (${JSON.stringify(db)}; ${expected})`);
     }
   }
+  refuseOwnSettingsInQuery(option, parsed.searchParams, shown);
   return url;
 }
 
 /** The largest database index a Redis server can have (its `databases` setting is an int). */
 const MAX_DB_INDEX = 2 ** 31 - 1;
-
-/**
- * A URL with its credentials masked, for messages and logs: everything up to
- * the last '@' after the scheme (a password may hold '/', '#' or '@'; masking
- * a host too is the safe side), and a password given as a query parameter.
- */
-export function withoutPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@').replace(/([?&]password=)[^&]*/gi, '$1***');
-}

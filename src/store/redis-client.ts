@@ -98,7 +98,9 @@ export function openRedis(target: string | RedisClient, commandTimeout: number):
     const bounds = typeof options?.commandTimeout === 'number' && options.commandTimeout <= commandTimeout && !options.enableAutoPipelining;
     return { client: target, owned: false, boundsCommands: bounds };
   }
-  const client = new Redis(target, {
+  // ioredis reads the scheme in any case but turns TLS on only for one written 'rediss://': a 'REDISS://' URL,
+  // valid as URLs go (options.ts takes it), went out in plain text, its password included.
+  const client = new Redis(target.replace(/^rediss:/i, 'rediss:'), {
     commandTimeout,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import express from 'express';
 import { Cluster, type Redis } from 'ioredis';
 import request from 'supertest';
-import { createCache, type TierCache } from '../../src/index.js';
+import { TierCacheConfigError, createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { keySlot, slotGuardKey } from '../../src/store/hash-slot.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
@@ -420,6 +420,27 @@ describe('Redis Cluster as L2', function () {
     } finally {
       await Promise.all(caches.map((c) => c.close()));
       for (const c of clients) c.disconnect();
+    }
+  });
+
+  it("a Cluster whose startup nodes set stringNumbers (a URL's query, a node object) is refused, naming it: the subscriber tiercache opens beside it took the node's value over its own redisOptions, and threw out of 'ready'", async () => {
+    const forms = [env.cluster.nodes.map((n) => `redis://${n.host}:${n.port}?stringNumbers=true`), env.cluster.nodes.map((n) => ({ ...n, stringNumbers: true }))];
+    for (const nodes of forms) {
+      const client = new Cluster(nodes);
+      let cache: TierCache | undefined;
+      try {
+        try {
+          cache = createCache({ namespace: `cl${namespace++}`, redis: client, l2: { commandTimeout: 2000 } });
+        } catch (err) {
+          assert.ok(err instanceof TierCacheConfigError && err.option === 'redis' && /stringNumbers.*redisOptions instead/.test(err.message), String(err));
+          continue;
+        }
+        await cache.ready();
+        await eventually(() => cache!.health().bus === 'ok', "the bus of a Cluster whose startup nodes set stringNumbers never came up", 3000);
+      } finally {
+        await cache?.close();
+        client.disconnect();
+      }
     }
   });
 
