@@ -40,6 +40,9 @@ import { peekBySlot, readBySlot, TAG_COUNTER_TTL_MS } from './redis-versions.js'
  */
 export const LARGE_ENTRY_BYTES = 64 * 1024;
 
+/** A Lua pattern every fill lock's token matches (FillLock's randomUUID()): a lock key holding anything else is not a lock. */
+const LOCK_TOKEN_SHAPE = '^' + ['%x'.repeat(8), '%x'.repeat(4), '%x'.repeat(4), '%x'.repeat(4), '%x'.repeat(12)].join('%-') + '$';
+
 /**
  * KEYS[1] entry (deleted, and missing, when it holds a key of another type), KEYS[2] lock
  * (KEYS[1] again when no lock is wanted), KEYS[3..] counters.
@@ -117,11 +120,15 @@ if ARGV[8] == '1' then
 end
 if ARGV[1] ~= '' then
   if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then out[2] = 1
-  elseif redis.call('PTTL', KEYS[2]) == -1 then
-    -- Locks are always made with a TTL: one without (foreign data, a restore) would hold off every fill of the key for good.
-    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-    out[2] = 1
-  else out[2] = 0 end
+  else
+    -- Locks are always an instance's token, made with a TTL. Anything else there (foreign data, a key of another
+    -- type, a restore without the TTL) would hold off every fill of the key until it expires, or for good: taken over.
+    local holder = redis.pcall('GET', KEYS[2])
+    if type(holder) ~= 'string' or not string.find(holder, '${LOCK_TOKEN_SHAPE}') or redis.call('PTTL', KEYS[2]) == -1 then
+      redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+      out[2] = 1
+    else out[2] = 0 end
+  end
 end
 local created = {}
 local init
