@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
+import { TierCacheClosedError, TierCacheError, TierCacheInvalidationError } from '../errors.js';
 import { parseTtl, type Duration } from '../keys/duration.js';
 import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag, wellFormedTag } from '../keys/tags.js';
@@ -377,6 +377,7 @@ export class TierCache extends EventEmitter implements DataCache {
       }
       if (queueCovers(queue, versions, tags)) {
         // Still not replayed: never stored in order. As one Redis could not take, and never sent.
+        this.reportUnstored(key, 'invalidations of its tags made on this instance before it were still on their way to Redis');
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, await this.instantBetween(calledAt), l2?.clock?.steps).catch(() => undefined);
         return;
       }
@@ -419,6 +420,8 @@ export class TierCache extends EventEmitter implements DataCache {
         // reported as stored. Redis still holds the value from before, valid under its own tags, which must not
         // answer for this set(): it becomes a delete() of the key, as when Redis cannot take it.
         // Not awaited: delivered after what is queued before it, which the caller does not wait for.
+        // A value over by now is one no reader would get: nothing was lost.
+        if (encoded.entry.staleUntil > this.now()) this.reportUnstored(key, `overtaken by invalidations of its tags on all ${SET_RESTAMPS + 1} tries`);
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
         return;
       }
@@ -707,6 +710,16 @@ export class TierCache extends EventEmitter implements DataCache {
       if (stored && this.listenerCount('store') > 0) this.emitSafely('store', this.storeEvent(scope, key, storeKey, encoded.entry.body.length, startedAt, stored === L1_ONLY));
     }
     return readBack === undefined ? value : readBack;
+  }
+
+  /**
+   * A set() that Redis could take but that is stored nowhere, as it could not be
+   * ordered after the invalidations before it: without this, its caller would
+   * hear of it only as an 'invalidate' of the key, which a delete() gives too.
+   * (One Redis cannot take is reported by its failure, or its queued delete.)
+   */
+  private reportUnstored(key: string, why: string): void {
+    this.reportError(new TierCacheError(`tiercache: set(${JSON.stringify(key)}) was not stored: ${why}; it became a delete() of the key, which misses everywhere until it is set or loaded again`), 'a value was not stored', 'store');
   }
 
   /** A serializer that cannot read back what it wrote (its deserialize() threw): worth telling, since nothing is ever stored. */

@@ -74,6 +74,24 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
       assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
     });
   }
+  it('one that the replay outlasts stores nothing, and says so: an error (where: store) naming the set() before it resolves', async () => {
+    const { a, stores } = await cutOffWith(async (a) => {
+      for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+      await a.invalidateTags(['t']);
+    });
+    const said: string[] = [];
+    a.on('error', ({ err, where }: { err: Error; where: string }) => void (where === 'store' && said.push(err.message)));
+    await healSlowly(a);
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+    const heard = said.slice();
+    const left = queued(a);
+    await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
+    proxy!.setDelay(0);
+    assert.ok(left > 0 && !stores.includes('k'), `premise: the set() outlasted by the replay (${left} queued after it) stored nothing (stored: ${stores.includes('k')})`);
+    assert.equal(heard.length, 1, `errors (where: store) when the set() resolved: ${JSON.stringify(heard)}`);
+    assert.match(heard[0]!, /set\("k"\) was not stored: invalidations of its tags made on this instance before it/);
+  });
+
   // What A queued while cut off, first what the set() waits for (a clear(), or an invalidation of its tag t merged at
   // the queue's head with one of u), then eight others; 'twice': t again after two others, which the set() made
   // after the first t's replay waits for too; a clear() queued once a try failed takes the place of the backlog
