@@ -999,7 +999,8 @@ export class TierCache extends EventEmitter implements DataCache {
     if (pending.length > 0) await settledWithin(pending, CLOSE_WAIT_MS);
     const left = (await this.queue?.close(Math.max(0, deadline - performance.now()))) ?? 0;
     if (left > 0) {
-      const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take; other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
+      // Named, so that they can be made again once Redis answers (another instance, the next start).
+      const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take (${describeLost(this.queue!.pending())}); other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
       this.reportError(err, 'invalidations lost at close()', 'close');
     }
     // QUIT gets what is left of CLOSE_WAIT_MS (half a second at most each): close() keeps to its bound.
@@ -1195,6 +1196,20 @@ export class TierCache extends EventEmitter implements DataCache {
     if (strict) throw err;
     return QUEUED;
   }
+}
+
+/** How many of the tags close() could not deliver its error names: the backlog holds up to MAX_QUEUED. */
+const LOST_NAMED = 20;
+
+/** The tags (a key's is `key:<store key>`) and clears of undelivered invalidations, for an error message; the first LOST_NAMED tags. */
+function describeLost(lost: readonly Invalidation[]): string {
+  const names: string[] = [];
+  let count = 0;
+  for (const op of lost) {
+    const tags = op.kind === 'clear' ? ['clear()'] : op.kind === 'tags' ? op.tags.map((t) => JSON.stringify(t)) : [JSON.stringify(op.tag)];
+    for (const name of tags) if (count++ < LOST_NAMED) names.push(name);
+  }
+  return count > LOST_NAMED ? `${names.join(', ')} and ${count - LOST_NAMED} more` : names.join(', ');
 }
 
 /** Whether an invalidation still queued makes a set() of a value with `tags` wait for it (see InvalidationQueue.covers). */
