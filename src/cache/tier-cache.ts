@@ -377,7 +377,8 @@ export class TierCache extends EventEmitter implements DataCache {
       }
       if (queueCovers(queue, versions, tags)) {
         // Still not replayed: never stored in order. As one Redis could not take, and never sent.
-        this.reportUnstored(key, 'invalidations of its tags made on this instance before it were still on their way to Redis');
+        // Redis known down: the queued delete's own error names this set() already.
+        if (l2!.state === 'ok') this.reportUnstored(key, 'invalidations of its tags made on this instance before it were still on their way to Redis');
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, await this.instantBetween(calledAt), l2?.clock?.steps).catch(() => undefined);
         return;
       }

@@ -92,6 +92,17 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
     assert.match(heard[0]!, /set\("k"\) was not stored: invalidations of its tags made on this instance before it/);
   });
 
+  it('one made while Redis is still cut off is reported once, by its queued delete naming it (no second error)', async () => {
+    const { a, stores } = await cutOffWith(async (a) => void (await a.invalidateTags(['t'])));
+    const said: Array<{ where: string; message: string }> = [];
+    a.on('error', ({ err, where }: { err: Error; where: string }) => void said.push({ where, message: err.message }));
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+    await eventually(() => said.length > 0, 'the set() is reported', 5_000);
+    assert.deepEqual(stores, [], 'premise: nothing stored');
+    assert.deepEqual(said.map((e) => e.where), ['invalidation'], JSON.stringify(said));
+    assert.match(said[0]!.message, /set\("k"\) was applied on this instance and queued/);
+  });
+
   // What A queued while cut off, first what the set() waits for (a clear(), or an invalidation of its tag t merged at
   // the queue's head with one of u), then eight others; 'twice': t again after two others, which the set() made
   // after the first t's replay waits for too; a clear() queued once a try failed takes the place of the backlog
