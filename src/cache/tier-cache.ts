@@ -383,7 +383,8 @@ export class TierCache extends EventEmitter implements DataCache {
         return;
       }
     }
-    let encoded = encodeValue(key, value, await versions.stamp(tags), this.now(), life, this.serializer);
+    // After a wait for the replay, what its stamp asks Redis waits only what is left of the set()'s one command timeout.
+    let encoded = encodeValue(key, value, await versions.stamp(tags, behind ? calledAt : undefined), this.now(), life, this.serializer);
     // A loader of this key running here began before this value was given: it must not store over it.
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {

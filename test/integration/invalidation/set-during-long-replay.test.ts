@@ -10,6 +10,8 @@
 // One real redis-server; A goes through a TCP proxy slowed during the replay.
 import assert from 'node:assert/strict';
 import type { TierCache } from '../../../src/index.js';
+import type { TagVersions } from '../../../src/store/tag-versions.js';
+import type { TieredStore } from '../../../src/store/tiered-store.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -46,8 +48,12 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
 
   /** Heals A's link, slowed: each replayed delete() is three round trips (DEL, bump, publish), ~0.3 s each. */
   async function healSlowly(a: TierCache): Promise<void> {
+    await healSlowlyBy(a, 50);
+  }
+
+  async function healSlowlyBy(a: TierCache, delay: number): Promise<void> {
     proxy!.heal();
-    proxy!.setDelay(50);
+    proxy!.setDelay(delay);
     await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
   }
 
@@ -90,6 +96,31 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
     assert.ok(left > 0 && !stores.includes('k'), `premise: the set() outlasted by the replay (${left} queued after it) stored nothing (stored: ${stores.includes('k')})`);
     assert.equal(heard.length, 1, `errors (where: store) when the set() resolved: ${JSON.stringify(heard)}`);
     assert.match(heard[0]!, /set\("k"\) was not stored: invalidations of its tags made on this instance before it/);
+  });
+
+  it("waits one command timeout in all: its stamp's read of Redis after the replay wait gets what is left of it, not a timeout of its own", async () => {
+    const T = 1500;
+    const { a } = await cutOffWith(async (a) => void (await a.invalidateTags(['t'])), T);
+    // The replay of t takes a good part of the set()'s wait (each round trip 2 x 150 ms); then the stamp's read of
+    // the tag A does not know ('fresh') meets a link that answers nothing in time.
+    await healSlowlyBy(a, 150);
+    const versions = (a.store as TieredStore).versions;
+    const stamp = versions.stamp.bind(versions);
+    let began: number | undefined;
+    let stamped: number | undefined;
+    versions.stamp = async (...args: Parameters<TagVersions['stamp']>) => {
+      if (args[0].includes('fresh') && began !== undefined) {
+        stamped = performance.now() - began;
+        proxy!.setDelay(10 * T);
+      }
+      return stamp(...args);
+    };
+    began = performance.now();
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t', 'fresh'] });
+    const took = performance.now() - began;
+    proxy!.setDelay(0);
+    assert.ok(stamped !== undefined && stamped > 0.25 * T, `premise: the stamp began ${Math.round(stamped ?? -1)} ms into the set(), after the replay wait`);
+    assert.ok(took < 1.15 * T, `the set() took ${Math.round(took)} ms, past its one command timeout (${T} ms): the stamp waited one of its own`);
   });
 
   it('one made while Redis is still cut off is reported once, by its queued delete naming it (no second error)', async () => {
