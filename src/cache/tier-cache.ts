@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import { TierCacheClosedError, TierCacheInvalidationError } from '../errors.js';
+import { TierCacheClosedError, TierCacheError, TierCacheInvalidationError } from '../errors.js';
 import { parseTtl, type Duration } from '../keys/duration.js';
 import { jitteredTtl } from '../keys/jitter.js';
 import { keyTag, prefixTags, userTag, wellFormedTag } from '../keys/tags.js';
@@ -377,11 +377,14 @@ export class TierCache extends EventEmitter implements DataCache {
       }
       if (queueCovers(queue, versions, tags)) {
         // Still not replayed: never stored in order. As one Redis could not take, and never sent.
+        // Redis known down: the queued delete's own error names this set() already.
+        if (l2!.state === 'ok') this.reportUnstored(key, 'invalidations of its tags made on this instance before it were still on their way to Redis');
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false, undefined, await this.instantBetween(calledAt), l2?.clock?.steps).catch(() => undefined);
         return;
       }
     }
-    let encoded = encodeValue(key, value, await versions.stamp(tags), this.now(), life, this.serializer);
+    // After a wait for the replay, what its stamp asks Redis waits only what is left of the set()'s one command timeout.
+    let encoded = encodeValue(key, value, await versions.stamp(tags, behind ? calledAt : undefined), this.now(), life, this.serializer);
     // A loader of this key running here began before this value was given: it must not store over it.
     this.flights.supersede(storeKey);
     for (let restamps = 0; ; restamps++) {
@@ -419,6 +422,8 @@ export class TierCache extends EventEmitter implements DataCache {
         // reported as stored. Redis still holds the value from before, valid under its own tags, which must not
         // answer for this set(): it becomes a delete() of the key, as when Redis cannot take it.
         // Not awaited: delivered after what is queued before it, which the caller does not wait for.
+        // A value over by now is one no reader would get: nothing was lost.
+        if (encoded.entry.staleUntil > this.now()) this.reportUnstored(key, `overtaken by invalidations of its tags on all ${SET_RESTAMPS + 1} tries`);
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
         return;
       }
@@ -709,6 +714,16 @@ export class TierCache extends EventEmitter implements DataCache {
     return readBack === undefined ? value : readBack;
   }
 
+  /**
+   * A set() that Redis could take but that is stored nowhere, as it could not be
+   * ordered after the invalidations before it: without this, its caller would
+   * hear of it only as an 'invalidate' of the key, which a delete() gives too.
+   * (One Redis cannot take is reported by its failure, or its queued delete.)
+   */
+  private reportUnstored(key: string, why: string): void {
+    this.reportError(new TierCacheError(`tiercache: set(${JSON.stringify(key)}) was not stored: ${why}; it became a delete() of the key, which misses everywhere until it is set or loaded again`), 'a value was not stored', 'store');
+  }
+
   /** A serializer that cannot read back what it wrote (its deserialize() threw): worth telling, since nothing is ever stored. */
   private reportUnreadable(key: string): void {
     const name = this.serializer?.name ?? 'json';
@@ -986,7 +1001,8 @@ export class TierCache extends EventEmitter implements DataCache {
     if (pending.length > 0) await settledWithin(pending, CLOSE_WAIT_MS);
     const left = (await this.queue?.close(Math.max(0, deadline - performance.now()))) ?? 0;
     if (left > 0) {
-      const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take; other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
+      // Named, so that they can be made again once Redis answers (another instance, the next start).
+      const err = new TierCacheInvalidationError(`tiercache: closed with ${left} invalidation(s) that Redis could not take (${describeLost(this.queue!.pending())}); other instances were not told (their L1 TTL bounds how long they may serve the old entries)`);
       this.reportError(err, 'invalidations lost at close()', 'close');
     }
     // QUIT gets what is left of CLOSE_WAIT_MS (half a second at most each): close() keeps to its bound.
@@ -1182,6 +1198,20 @@ export class TierCache extends EventEmitter implements DataCache {
     if (strict) throw err;
     return QUEUED;
   }
+}
+
+/** How many of the tags close() could not deliver its error names: the backlog holds up to MAX_QUEUED. */
+const LOST_NAMED = 20;
+
+/** The tags (a key's is `key:<store key>`) and clears of undelivered invalidations, for an error message; the first LOST_NAMED tags. */
+function describeLost(lost: readonly Invalidation[]): string {
+  const names: string[] = [];
+  let count = 0;
+  for (const op of lost) {
+    const tags = op.kind === 'clear' ? ['clear()'] : op.kind === 'tags' ? op.tags.map((t) => JSON.stringify(t)) : [JSON.stringify(op.tag)];
+    for (const name of tags) if (count++ < LOST_NAMED) names.push(name);
+  }
+  return count > LOST_NAMED ? `${names.join(', ')} and ${count - LOST_NAMED} more` : names.join(', ');
 }
 
 /** Whether an invalidation still queued makes a set() of a value with `tags` wait for it (see InvalidationQueue.covers). */

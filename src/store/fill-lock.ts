@@ -20,7 +20,7 @@ const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return red
 const HELD_SCRIPT = "return redis.call('PTTL', KEYS[1])";
 
 export class FillLock {
-  /** This instance's lock value, so it only ever releases its own locks. */
+  /** This instance's lock value, so it only ever releases its own locks. A lookup takes over a lock key holding anything not shaped like one (fill-protocol.ts LOCK_TOKEN_SHAPE). */
   private readonly token = randomUUID();
   /** Whether held() must ask the master in a script (see HELD_SCRIPT). */
   private readonly heldOnMaster: boolean;

@@ -40,6 +40,9 @@ import { peekBySlot, readBySlot, TAG_COUNTER_TTL_MS } from './redis-versions.js'
  */
 export const LARGE_ENTRY_BYTES = 64 * 1024;
 
+/** A Lua pattern every fill lock's and pull claim's token matches (randomUUID()): a key there holding anything else is neither. */
+const LOCK_TOKEN_SHAPE = '^' + ['%x'.repeat(8), '%x'.repeat(4), '%x'.repeat(4), '%x'.repeat(4), '%x'.repeat(12)].join('%-') + '$';
+
 /**
  * KEYS[1] entry (deleted, and missing, when it holds a key of another type), KEYS[2] lock
  * (KEYS[1] again when no lock is wanted), KEYS[3..] counters.
@@ -64,6 +67,13 @@ export const LARGE_ENTRY_BYTES = 64 * 1024;
  *          created counter positions ('1,3'), counter values (false when missing on a hit)... }
  */
 const LOOKUP = `${SLOT_GUARD}${COUNTER_GET}${PROVISIONAL_MARK}
+-- Fill locks and pull claims are always an instance's token, made with a TTL. Anything else at their key (foreign
+-- data, a key of another type, a restore without the TTL) would hold off every fill or pull of the entry until it
+-- expires, or for good: it is no lock, and is taken over.
+local function not_held(key)
+  local holder = redis.pcall('GET', key)
+  return type(holder) ~= 'string' or not string.find(holder, '${LOCK_TOKEN_SHAPE}') or redis.call('PTTL', key) == -1
+end
 local n = #KEYS
 if ARGV[7] == '1' then
   guard = KEYS[n - 1]
@@ -93,8 +103,7 @@ if ARGV[6] ~= '1' then
     v = false
   end
   if v and ARGV[9] ~= '' and not redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10], 'NX') then
-    -- Claims are always made with a TTL: one without (foreign data, a restore) would hold off every pull of the key for good.
-    if redis.call('PTTL', KEYS[2]) == -1 then redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10]) else v = false end
+    if not_held(KEYS[2]) then redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[10]) else v = false end
   end
 end
 local out = {v or false, -1, ''}
@@ -117,8 +126,7 @@ if ARGV[8] == '1' then
 end
 if ARGV[1] ~= '' then
   if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then out[2] = 1
-  elseif redis.call('PTTL', KEYS[2]) == -1 then
-    -- Locks are always made with a TTL: one without (foreign data, a restore) would hold off every fill of the key for good.
+  elseif not_held(KEYS[2]) then
     redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
     out[2] = 1
   else out[2] = 0 end

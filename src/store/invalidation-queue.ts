@@ -224,6 +224,11 @@ export class InvalidationQueue {
     return this.items.length;
   }
 
+  /** What is still queued, oldest first (for close() to name what it could not deliver). */
+  pending(): Invalidation[] {
+    return this.items.map((item) => item.op);
+  }
+
   private enqueue(op: Invalidation, ticket: Ticket | undefined, bumped: BusMessage | undefined): void {
     const versions = this.options.versions;
     if (op.kind === 'clear') versions.markPendingClear();

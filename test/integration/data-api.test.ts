@@ -1138,15 +1138,17 @@ describe('data API: corrupt and foreign L2 data', () => {
   };
 
   // pull() claims an entry under `{key}:pull` with a TTL: foreign data there (none of its own claims) held off every
-  // pull of the key for as long as it stayed.
-  for (const junk of ['a string without a TTL', 'a list'] as const) {
-    it(`pull() is not held off for good by ${junk} where it claims the entry`, async () => {
-      const a = await ctx.open();
+  // pull of the key for as long as it stayed: for good, or (one with a TTL) until it expired.
+  for (const junk of ['a string without a TTL', 'a list', 'a string with a TTL', 'a hash with a TTL'] as const) {
+    it(`pull() is not held off by ${junk} where it claims the entry`, async () => {
+      const a = await ctx.open({ l2: { commandTimeout: '3s' } });
       await a.set('t', 'token');
       const claimKey = `{${a.dataKey('t')}}:pull`;
       if (junk === 'a list') await ctx.admin.rpush(claimKey, 'x');
+      else if (junk === 'a hash with a TTL') await ctx.admin.multi().hset(claimKey, 'f', 'v').pexpire(claimKey, 60_000).exec();
+      else if (junk === 'a string with a TTL') await ctx.admin.set(claimKey, 'not a claim', 'PX', 60_000);
       else await ctx.admin.set(claimKey, 'a claim from a restore');
-      assert.equal(await a.pull('t'), 'token');
+      assert.equal(await a.pull('t'), 'token', 'pull() missed: held off by what is at its claim key');
       assert.equal(await ctx.admin.exists(a.dataKey('t'), claimKey), 0);
     });
   }

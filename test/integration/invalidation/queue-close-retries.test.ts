@@ -40,4 +40,24 @@ describe('the invalidation queue when the cache closes', function () {
       ctx.redis.thaw();
     }
   });
+
+  it('names what it could not deliver in its error (the tags, a key by its tag, the first 20), so they can be made again', async () => {
+    const a = await ctx.open();
+    const lost: string[] = [];
+    a.on('error', (e) => e.where === 'close' && lost.push(e.err.message));
+    const key = a.dataKey('k');
+    ctx.redis.freeze();
+    try {
+      assert.deepEqual(await a.invalidateTags(['t', 'u']), { delivered: false });
+      assert.deepEqual(await a.delete('k'), { delivered: false });
+      await a.invalidateTags(Array.from({ length: 30 }, (_, i) => `many:${i}`));
+      await a.close();
+    } finally {
+      ctx.redis.thaw();
+    }
+    assert.equal(lost.length, 1, JSON.stringify(lost));
+    assert.match(lost[0]!, /closed with 3 invalidation\(s\)/);
+    assert.ok(lost[0]!.includes(`("t", "u", ${JSON.stringify(`key:${key}`)}, "many:0",`), `the error does not name them: ${lost[0]}`);
+    assert.ok(lost[0]!.includes('"many:16" and 13 more)'), `the error does not bound its list: ${lost[0]}`);
+  });
 });

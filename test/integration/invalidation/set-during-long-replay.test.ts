@@ -10,6 +10,8 @@
 // One real redis-server; A goes through a TCP proxy slowed during the replay.
 import assert from 'node:assert/strict';
 import type { TierCache } from '../../../src/index.js';
+import type { TagVersions } from '../../../src/store/tag-versions.js';
+import type { TieredStore } from '../../../src/store/tiered-store.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
@@ -46,8 +48,12 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
 
   /** Heals A's link, slowed: each replayed delete() is three round trips (DEL, bump, publish), ~0.3 s each. */
   async function healSlowly(a: TierCache): Promise<void> {
+    await healSlowlyBy(a, 50);
+  }
+
+  async function healSlowlyBy(a: TierCache, delay: number): Promise<void> {
     proxy!.heal();
-    proxy!.setDelay(50);
+    proxy!.setDelay(delay);
     await eventually(() => a.health().l2 === 'ok', 'A reaches Redis again', 10_000);
   }
 
@@ -74,6 +80,60 @@ describe('a set() made while a long replay of an invalidation of its tag runs', 
       assert.equal(await d.get('old'), undefined, 'a value from before the replay survived it');
     });
   }
+  it('one that the replay outlasts stores nothing, and says so: an error (where: store) naming the set() before it resolves', async () => {
+    const { a, stores } = await cutOffWith(async (a) => {
+      for (let i = 0; i < 8; i++) void a.delete(`other${i}`);
+      await a.invalidateTags(['t']);
+    });
+    const said: string[] = [];
+    a.on('error', ({ err, where }: { err: Error; where: string }) => void (where === 'store' && said.push(err.message)));
+    await healSlowly(a);
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+    const heard = said.slice();
+    const left = queued(a);
+    await eventually(() => queued(a) === 0, "A's queue is replayed", 20_000);
+    proxy!.setDelay(0);
+    assert.ok(left > 0 && !stores.includes('k'), `premise: the set() outlasted by the replay (${left} queued after it) stored nothing (stored: ${stores.includes('k')})`);
+    assert.equal(heard.length, 1, `errors (where: store) when the set() resolved: ${JSON.stringify(heard)}`);
+    assert.match(heard[0]!, /set\("k"\) was not stored: invalidations of its tags made on this instance before it/);
+  });
+
+  it("waits one command timeout in all: its stamp's read of Redis after the replay wait gets what is left of it, not a timeout of its own", async () => {
+    const T = 1500;
+    const { a } = await cutOffWith(async (a) => void (await a.invalidateTags(['t'])), T);
+    // The replay of t takes a good part of the set()'s wait (each round trip 2 x 150 ms); then the stamp's read of
+    // the tag A does not know ('fresh') meets a link that answers nothing in time.
+    await healSlowlyBy(a, 150);
+    const versions = (a.store as TieredStore).versions;
+    const stamp = versions.stamp.bind(versions);
+    let began: number | undefined;
+    let stamped: number | undefined;
+    versions.stamp = async (...args: Parameters<TagVersions['stamp']>) => {
+      if (args[0].includes('fresh') && began !== undefined) {
+        stamped = performance.now() - began;
+        proxy!.setDelay(10 * T);
+      }
+      return stamp(...args);
+    };
+    began = performance.now();
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t', 'fresh'] });
+    const took = performance.now() - began;
+    proxy!.setDelay(0);
+    assert.ok(stamped !== undefined && stamped > 0.25 * T, `premise: the stamp began ${Math.round(stamped ?? -1)} ms into the set(), after the replay wait`);
+    assert.ok(took < 1.15 * T, `the set() took ${Math.round(took)} ms, past its one command timeout (${T} ms): the stamp waited one of its own`);
+  });
+
+  it('one made while Redis is still cut off is reported once, by its queued delete naming it (no second error)', async () => {
+    const { a, stores } = await cutOffWith(async (a) => void (await a.invalidateTags(['t'])));
+    const said: Array<{ where: string; message: string }> = [];
+    a.on('error', ({ err, where }: { err: Error; where: string }) => void said.push({ where, message: err.message }));
+    await a.set('k', 'a-later', { ttl: '1h', tags: ['t'] });
+    await eventually(() => said.length > 0, 'the set() is reported', 5_000);
+    assert.deepEqual(stores, [], 'premise: nothing stored');
+    assert.deepEqual(said.map((e) => e.where), ['invalidation'], JSON.stringify(said));
+    assert.match(said[0]!.message, /set\("k"\) was applied on this instance and queued/);
+  });
+
   // What A queued while cut off, first what the set() waits for (a clear(), or an invalidation of its tag t merged at
   // the queue's head with one of u), then eight others; 'twice': t again after two others, which the set() made
   // after the first t's replay waits for too; a clear() queued once a try failed takes the place of the backlog

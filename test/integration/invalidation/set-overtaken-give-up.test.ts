@@ -65,9 +65,30 @@ describe('set() overtaken by invalidations: the give-up', function () {
     await eventually(() => errors.some((m) => m.includes('set("k") was applied on this instance and queued')), `the queued delete is reported as the set(): ${JSON.stringify(errors)}`, 5_000);
   });
 
+  it('overtaken on every try, Redis answering: the set() resolves having said so (an error, where: store), with no store event', async () => {
+    const a = await ctx.open({ l2: { commandTimeout: '3s' } });
+    const b = await ctx.open({ l2: { commandTimeout: '3s' } });
+    const errors: Array<{ message: string; where: string }> = [];
+    const stored: string[] = [];
+    a.on('error', ({ err, where }: { err: Error; where: string }) => errors.push({ message: err.message, where }));
+    a.on('store', ({ key }: { key: string }) => stored.push(key));
+    assert.equal(await b.getOrSet('k', () => 'old', { ttl: '1h' }), 'old');
+    const counter = `${ctx.ns}:v:{t}`;
+    aroundStores(a, async () => void (await ctx.admin.incr(counter)));
+    await a.set('k', 'new', { ttl: '1h', tags: ['t'] });
+    const said = errors.slice();
+    assert.deepEqual(stored, [], 'a store event for a set() stored nowhere');
+    assert.equal(said.length, 1, `errors when the set() resolved: ${JSON.stringify(said)}`);
+    assert.equal(said[0]!.where, 'store');
+    assert.match(said[0]!.message, /set\("k"\) was not stored: overtaken by invalidations of its tags on all 3 tries/);
+    await eventually(async () => (await b.get('k')) === undefined, 'B stops serving the value from before the set()', 5_000);
+  });
+
   it('refused once, its lifetime over by then: stored nowhere, the key misses (neither the value past its TTL nor the one from before)', async () => {
     const a = await ctx.open();
     const b = await ctx.open();
+    const errors: string[] = [];
+    a.on('error', ({ err, where }: { err: Error; where: string }) => void (where === 'store' && errors.push(err.message)));
     assert.equal(await b.getOrSet('k', () => 'old', { ttl: '1h' }), 'old');
     assert.equal(await a.get('k'), 'old');
     const counter = `${ctx.ns}:v:{t}`;
@@ -78,6 +99,8 @@ describe('set() overtaken by invalidations: the give-up', function () {
     });
     await a.set('k', 'new', { ttl: 200, tags: ['t'] });
     assert.equal(stores(), 1, 'a value whose lifetime was over was stored again');
+    // A value no reader would get now: its not being stored loses nothing, and is no error.
+    assert.deepEqual(errors, []);
     assert.equal(await a.get('k'), undefined);
     await eventually(async () => (await b.get('k')) === undefined, 'B stops serving the value from before the set()', 5_000);
   });

@@ -14,6 +14,8 @@ import { encodeEntry } from '../../../src/store/entry-codec.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 describe('middleware: a fill over a foreign L2 entry', function () {
   const ctx = useRedisCaches({ prefix: 'foreign' });
 
@@ -76,11 +78,17 @@ describe('middleware: a fill over a foreign L2 entry', function () {
 
   // A lock key without a TTL (foreign data, a restore) was never taken over: every miss of its
   // key waited the whole lockTimeout, for good (found by a hostile review).
-  for (const [what, plant] of [
+  // One with a TTL (another program's key, a list given an EXPIRE) held off every miss of its key for the whole
+  // lockTimeout, again and again until it expired.
+  const foreignLocks = [
     ['a string without a TTL', (key: string) => ctx.admin.set(key, 'not-a-token')],
     ['a list', (key: string) => ctx.admin.rpush(key, 'x')],
-  ] as const) {
-    it(`takes over a fill lock key that holds ${what}: the miss fills at once, stores, and the key is gone after`, async () => {
+    ['a string with a TTL', (key: string) => ctx.admin.set(key, 'not-a-token', 'PX', 60_000)],
+    ['a hash with a TTL', (key: string) => ctx.admin.multi().hset(key, 'f', 'v').pexpire(key, 60_000).exec()],
+  ] as const;
+  for (const [what, plant] of foreignLocks) {
+    it(`takes over a fill lock key that holds ${what}: the miss fills at once, stores, and the key is gone after`, async function () {
+      this.timeout(15_000);
       const cache = await ctx.open({ ttl: '1m', l2: { lockTimeout: 10_000 } });
       const key = cache.keyFor({ method: 'GET', url: '/doc', headers: {} });
       await plant(`{${key}}:lock`);
@@ -97,13 +105,49 @@ describe('middleware: a fill over a foreign L2 entry', function () {
     });
   }
 
-  it('takes over a data-API fill lock without a TTL: getOrSet loads at once', async () => {
-    const cache = await ctx.open({ l2: { lockTimeout: 10_000 } });
-    await ctx.admin.set(`{${cache.prefix}:d:k}:lock`, 'stale');
-    const started = performance.now();
-    assert.equal(await cache.getOrSet('k', () => 'loaded', { ttl: '1m' }), 'loaded');
-    assert.ok(performance.now() - started < 5_000, `getOrSet waited ${Math.round(performance.now() - started)} ms on the foreign lock`);
-    assert.equal(await ctx.admin.exists(`{${cache.prefix}:d:k}:lock`), 0);
+  for (const [what, plant] of foreignLocks) {
+    it(`takes over a data-API fill lock key that holds ${what}: getOrSet loads at once, with no error, and stores`, async function () {
+      this.timeout(15_000);
+      const cache = await ctx.open({ l2: { lockTimeout: 10_000, commandTimeout: '3s' } });
+      const errors: string[] = [];
+      cache.on('error', ({ err }) => errors.push(err.message));
+      const lockKey = `{${cache.prefix}:d:k}:lock`;
+      await plant(lockKey);
+      const started = performance.now();
+      assert.equal(await cache.getOrSet('k', () => 'loaded', { ttl: '1m' }), 'loaded');
+      // A generous bound: the wait this replaces was the whole lockTimeout (10 s).
+      assert.ok(performance.now() - started < 5_000, `getOrSet waited ${Math.round(performance.now() - started)} ms on the foreign lock`);
+      assert.equal(await ctx.admin.exists(lockKey), 0, 'the lock key is still there after the fill');
+      assert.deepEqual(errors, []);
+      const other = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+      assert.equal(await other.get('k'), 'loaded', 'the value was not stored in Redis');
+    });
+  }
+
+  it("waits on another instance's lock (its token, with a TTL), and loads once it is released with nothing stored", async () => {
+    const [a, b] = [await ctx.open({ l2: { commandTimeout: '3s' } }), await ctx.open({ l2: { commandTimeout: '3s' } })];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const first = a.getOrSet('k', async (ctx) => {
+      started();
+      await held;
+      ctx.skip();
+      return 'a';
+    });
+    await running;
+    let bLoads = 0;
+    const second = b.getOrSet('k', () => {
+      bLoads++;
+      return 'b';
+    });
+    await sleep(300);
+    assert.equal(bLoads, 0, "B loaded while A's lock was held");
+    release();
+    assert.equal(await first, 'a');
+    assert.equal(await second, 'b');
+    assert.equal(bLoads, 1);
   });
 
   it('counts one L2 lookup for the request that found the foreign entry (a hit of the store, never also a miss)', async () => {

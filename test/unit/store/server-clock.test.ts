@@ -58,6 +58,28 @@ describe('store: ServerClock', () => {
     });
   }
 
+  // A step smaller than what the samples' round trips leave open cannot be told from where in them Redis read its
+  // clock: the bounds still meet, and what they agree on no longer holds the offset. What that costs is bounded by
+  // the step, so by the round trip of the sample it happened before (sub-millisecond on a LAN).
+  for (const step of [-20, 20]) {
+    it(`a clock stepped ${step > 0 ? 'forward' : 'back'} by less than a round trip goes unseen: its deadlines and instants are off by at most the step`, () => {
+      const clock = new ServerClock();
+      // The first sample read late (back) or early (forward) in its 40 ms trip, the second at the other end.
+      clock.learn(redisAt(step < 0 ? 1_039 : 1_001), 1_000, 1_040);
+      clock.learn(redisAt(step < 0 ? 2_039 : 2_001) + step * 1000, 2_000, 2_040);
+      assert.equal(clock.steps, 0, 'premise: the step was seen');
+      const real = (local: number) => redisAt(local) + step * 1000;
+      const off = Math.abs(step) * 1000;
+      const deadline = clock.deadline(3_000, 2_040)!;
+      // 25 ms apart: more than the 20 ms the two samples agree on, less than either one's 40 ms.
+      const instant = clock.between(2_100, 2_125, 2_040)!;
+      if (step < 0) assert.ok(deadline > real(3_000) && instant > real(2_125), 'premise: the deadline and the instant are late');
+      else assert.ok(instant < real(2_100), 'premise: the instant is early');
+      assert.ok(deadline <= real(3_000) + off, `a deadline ${(deadline - real(3_000)) / 1000} ms late, past the ${Math.abs(step)} ms step`);
+      assert.ok(instant >= real(2_100) - off && instant <= real(2_125) + off, `an instant ${(instant - real(2_100)) / 1000} ms from the first, past the ${Math.abs(step)} ms step`);
+    });
+  }
+
   it('counts the samples that disagree with the ones before (a step, another server), not those that agree, after a lost connection too', () => {
     const clock = new ServerClock();
     clock.learn(redisAt(1_000), 1_000, 1_001);
