@@ -10,10 +10,13 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import Router from '@koa/router';
 import express from 'express';
+import Koa from 'koa';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import { expressCache } from '../../src/express.js';
 import { createCache, type TierCache } from '../../src/index.js';
+import { koaCache } from '../../src/koa.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { addEmptyMaster, startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 import type { RedisServerHandle } from '../support/redis-server.js';
@@ -145,10 +148,12 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     for (let t = 0; tags.length < 2; t++) if (await homeOf(keySlot(`${ns}:v:{t${t}}`))) tags.push(`t${t}`);
     const keys: string[] = [];
     for (let k = 0; keys.length < 6; k++) if (await homeOf(keySlot(a.dataKey(`k${k}`)))) keys.push(`k${k}`);
-    // And three routes the middleware caches (its entries, locks and key counters): GET /r/<path>.
-    const httpKey = (path: string) => a.keyFor({ method: 'GET', url: `/r/${path}`, headers: {} });
+    // And three routes the middleware caches (its entries, locks and key counters): GET /r/<path> through Express,
+    // and three through Koa (GET /k/<path>), whose hits are answered by a path of their own (a deferred hit).
+    const httpKey = (path: string) => a.keyFor({ method: 'GET', url: `/${path.startsWith('k') ? 'k' : 'r'}/${path}`, headers: {} });
     const paths: string[] = [];
     for (let h = 0; paths.length < 3; h++) if (await homeOf(keySlot(httpKey(`h${h}`)))) paths.push(`h${h}`);
+    for (let h = 0; paths.length < 6; h++) if (await homeOf(keySlot(httpKey(`k${h}`)))) paths.push(`k${h}`);
     const items = [...keys, ...paths];
     const tagOf = (item: string) => tags[items.indexOf(item) % tags.length]!;
     const slots = [...new Set([keySlot(`{${ns}}:epoch`), ...tags.map((t) => keySlot(`${ns}:v:{${t}}`)), ...keys.map((k) => keySlot(a.dataKey(k))), ...paths.map((h) => keySlot(httpKey(h)))])];
@@ -159,21 +164,30 @@ describe('Redis Cluster: slots resharded between live masters while two instance
       instances.map(async (cache) => {
         const app = express();
         app.get('/r/:path', expressCache(cache, { ttl: '30s', tags: (req) => [tagOf(String(req.params['path']))] }), (req, res) => void res.json({ v: truth.get(String(req.params['path'])) }));
-        const server = http.createServer(app);
+        const koa = new Koa();
+        const router = new Router();
+        router.get('/k/:path', koaCache(cache, { ttl: '30s', tags: (ctx) => [tagOf(String(ctx.params['path']))] }), (ctx) => void (ctx.body = { v: truth.get(String(ctx.params['path'])) }));
+        koa.use(router.routes());
+        const koaHandler = koa.callback();
+        const server = http.createServer((req, res) => (req.url!.startsWith('/k/') ? void koaHandler(req, res) : app(req, res)));
         server.listen(0, '127.0.0.1');
         await once(server, 'listening');
         return server;
       }),
     );
     const base = servers.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    assert.equal((await fetch(`${base[0]}/r/${paths[0]}`)).status, 200);
-    assert.equal(await clients[0]!.exists(httpKey(paths[0]!)), 1, 'the premise: the route entry is stored under the key whose slot moves');
+    const urlOf = (path: string) => `/${path.startsWith('k') ? 'k' : 'r'}/${path}`;
+    for (const path of [paths[0]!, paths[3]!]) {
+      assert.equal((await fetch(`${base[0]}${urlOf(path)}`)).status, 200);
+      assert.equal(await clients[0]!.exists(httpKey(path)), 1, `the premise: the route entry of ${urlOf(path)} is stored under the key whose slot moves`);
+    }
     interface Read { readonly by: number; readonly key: string; readonly started: number; readonly value: number }
     interface Invalidation { readonly by: number; readonly key: string; readonly value: number; readonly resolved: number }
     const reads: Read[] = [];
     const invalidations: Invalidation[] = [];
     let running = true;
     let queued = 0;
+    let koaHits = 0;
 
     const reader = async (by: number) => {
       for (let n = 0; running; n++) {
@@ -201,12 +215,13 @@ describe('Redis Cluster: slots resharded between live masters while two instance
         const path = paths[n % paths.length]!;
         const started = performance.now();
         try {
-          const response = await fetch(`${base[by]}/r/${path}`);
+          const response = await fetch(`${base[by]}${urlOf(path)}`);
           const body = (await response.json()) as { v: number };
-          if (response.status !== 200) problems.push(`${'AB'[by]}: GET /r/${path} answered ${response.status}`);
+          if (response.status !== 200) problems.push(`${'AB'[by]}: GET ${urlOf(path)} answered ${response.status}`);
           else reads.push({ by, key: path, started, value: body.v });
+          if (path.startsWith('k') && /hit/.test(response.headers.get('cache-status') ?? '')) koaHits++;
         } catch (err) {
-          problems.push(`${'AB'[by]}: GET /r/${path} failed: ${(err as Error).message}`);
+          problems.push(`${'AB'[by]}: GET ${urlOf(path)} failed: ${(err as Error).message}`);
         }
       }
     };
@@ -266,8 +281,8 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     }
     const redirections = await errorCounts(masters);
     const otherLag = Math.max(0, ...reads.flatMap((r) => invalidations.filter((i) => i.key === r.key && r.value < i.value && i.by !== r.by && r.started > i.resolved).map((i) => r.started - i.resolved)));
-    const summary = `${reads.filter((r) => paths.includes(r.key)).length} HTTP answers; ${queued} invalidations queued; redirections answered ${JSON.stringify(redirections)}; longest the other instance served an invalidated value: ${Math.round(otherLag)} ms; bus ${JSON.stringify(instances.map((c) => c.stats().bus))}; ${reads.length} reads, ${invalidations.length} invalidations, ${moved} keys migrated over ${slots.length * 3} slot moves; errors reported: ${errors.length} (${[...new Set(errors.map((e) => e.replace(/\d+/g, 'N')))].join(' | ')})`;
-    assert.ok(moved > 0 && invalidations.length > 20 && reads.length > 100 && reads.some((r) => paths.includes(r.key)), `the premise: traffic and keys to move (${summary})`);
+    const summary = `${reads.filter((r) => paths.includes(r.key)).length} HTTP answers (${koaHits} Koa hits); ${queued} invalidations queued; redirections answered ${JSON.stringify(redirections)}; longest the other instance served an invalidated value: ${Math.round(otherLag)} ms; bus ${JSON.stringify(instances.map((c) => c.stats().bus))}; ${reads.length} reads, ${invalidations.length} invalidations, ${moved} keys migrated over ${slots.length * 3} slot moves; errors reported: ${errors.length} (${[...new Set(errors.map((e) => e.replace(/\d+/g, 'N')))].join(' | ')})`;
+    assert.ok(moved > 0 && invalidations.length > 20 && reads.length > 100 && reads.some((r) => paths.includes(r.key)) && koaHits > 0, `the premise: traffic and keys to move (${summary})`);
     assert.ok((redirections['MOVED'] ?? 0) > 0 && (redirections['ASK'] ?? 0) + (redirections['TRYAGAIN'] ?? 0) > 0, `the premise: commands met the moves (${summary})`);
     assert.deepStrictEqual(problems, [], summary);
     assert.deepStrictEqual(stale.slice(0, 5), [], `${stale.length} stale reads; ${summary}`);
