@@ -126,6 +126,15 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     return cache;
   }
 
+  /** A ready cache on a client with `options`, and the messages of the errors it reports from then on. */
+  async function openWatched(namespace: string, options: ClusterOptions): Promise<{ cache: TierCache; errors: string[] }> {
+    const cache = open(namespace, options);
+    await cache.ready();
+    const errors: string[] = [];
+    cache.on('error', (e) => errors.push(e.err.message));
+    return { cache, errors };
+  }
+
   it('no request fails, no breaker opens and no invalidation is lost while the slots of entries, locks, counters and the bus move', async () => {
     const ns = `rsh${process.pid}`;
     // B gives up after one redirection: its scripts meet a spent budget (last error ASK, TRYAGAIN or MOVED) and must fail safe.
@@ -150,10 +159,12 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     for (let k = 0; keys.length < 6; k++) if (await homeOf(keySlot(a.dataKey(`k${k}`)))) keys.push(`k${k}`);
     // And three routes the middleware caches (its entries, locks and key counters): GET /r/<path> through Express,
     // and three through Koa (GET /k/<path>), whose hits are answered by a path of their own (a deferred hit).
-    const httpKey = (path: string) => a.keyFor({ method: 'GET', url: `/${path.startsWith('k') ? 'k' : 'r'}/${path}`, headers: {} });
+    // Named apart from the data keys (k<n>): the truth and the stale check go by name.
+    const urlOf = (path: string) => `/${path.startsWith('koa') ? 'k' : 'r'}/${path}`;
+    const httpKey = (path: string) => a.keyFor({ method: 'GET', url: urlOf(path), headers: {} });
     const paths: string[] = [];
     for (let h = 0; paths.length < 3; h++) if (await homeOf(keySlot(httpKey(`h${h}`)))) paths.push(`h${h}`);
-    for (let h = 0; paths.length < 6; h++) if (await homeOf(keySlot(httpKey(`k${h}`)))) paths.push(`k${h}`);
+    for (let h = 0; paths.length < 6; h++) if (await homeOf(keySlot(httpKey(`koa${h}`)))) paths.push(`koa${h}`);
     const items = [...keys, ...paths];
     const tagOf = (item: string) => tags[items.indexOf(item) % tags.length]!;
     const slots = [...new Set([keySlot(`{${ns}}:epoch`), ...tags.map((t) => keySlot(`${ns}:v:{${t}}`)), ...keys.map((k) => keySlot(a.dataKey(k))), ...paths.map((h) => keySlot(httpKey(h)))])];
@@ -176,7 +187,6 @@ describe('Redis Cluster: slots resharded between live masters while two instance
       }),
     );
     const base = servers.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    const urlOf = (path: string) => `/${path.startsWith('k') ? 'k' : 'r'}/${path}`;
     for (const path of [paths[0]!, paths[3]!]) {
       assert.equal((await fetch(`${base[0]}${urlOf(path)}`)).status, 200);
       assert.equal(await clients[0]!.exists(httpKey(path)), 1, `the premise: the route entry of ${urlOf(path)} is stored under the key whose slot moves`);
@@ -219,7 +229,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
           const body = (await response.json()) as { v: number };
           if (response.status !== 200) problems.push(`${'AB'[by]}: GET ${urlOf(path)} answered ${response.status}`);
           else reads.push({ by, key: path, started, value: body.v });
-          if (path.startsWith('k') && /hit/.test(response.headers.get('cache-status') ?? '')) koaHits++;
+          if (path.startsWith('koa') && /hit/.test(response.headers.get('cache-status') ?? '')) koaHits++;
         } catch (err) {
           problems.push(`${'AB'[by]}: GET ${urlOf(path)} failed: ${(err as Error).message}`);
         }
@@ -295,10 +305,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
   // scale out) ends on a MOVED to the newest owner, which it never had a command for: alive, just never tried.
   it('a budget of one redirection spent on a MOVED to a live master the client never tried leaves L2 up', async () => {
     const ns = `rsm${process.pid}`;
-    const cache = open(ns, { maxRedirections: 1 });
-    await cache.ready();
-    const errors: string[] = [];
-    cache.on('error', (e) => errors.push(e.err.message));
+    const { cache, errors } = await openWatched(ns, { maxRedirections: 1 });
     const client = cache.redisClient as Cluster;
     const { key, slot } = await keyOffBusMaster(cache, ns, masters);
     const x = await ownerOf(slot, masters);
@@ -329,10 +336,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
   // each one a failure, until its periodic slot refresh (slotsRefreshInterval, 5 s by default).
   it('a client that follows no redirection (maxRedirections 0) learns where a moved slot went at its first MOVED', async () => {
     const ns = `rs0${process.pid}`;
-    const cache = open(ns, { maxRedirections: 0, slotsRefreshInterval: 60_000 });
-    await cache.ready();
-    const errors: string[] = [];
-    cache.on('error', (e) => errors.push(e.err.message));
+    const { cache, errors } = await openWatched(ns, { maxRedirections: 0, slotsRefreshInterval: 60_000 });
     const { key, slot, busMaster } = await keyOffBusMaster(cache, ns, masters);
     const x = await ownerOf(slot, masters);
     await moveSlot(slot, x, masters.find((m) => m !== x && m !== busMaster)!, masters, 0);
@@ -352,10 +356,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
   // replay a retry period (1 s) later.
   it('an invalidation whose bump spends a budget of one redirection on a moving slot is sent again and resolves delivered', async () => {
     const ns = `rsi${process.pid}`;
-    const cache = open(ns, { maxRedirections: 1, slotsRefreshInterval: 60_000 });
-    await cache.ready();
-    const errors: string[] = [];
-    cache.on('error', (e) => errors.push(e.err.message));
+    const { cache, errors } = await openWatched(ns, { maxRedirections: 1, slotsRefreshInterval: 60_000 });
     const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
     let tag = '';
     for (let t = 0; tag === ''; t++) if ((await ownerOf(keySlot(`${ns}:v:{t${t}}`), masters)) !== busMaster) tag = `t${t}`;
