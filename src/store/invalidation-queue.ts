@@ -332,8 +332,9 @@ export class InvalidationQueue {
    * slot moving between masters that answer (L2 stays up: no node is gone)
    * found Redis up, and the caller is owed `delivered: true` as soon as the
    * move lets the command through (a small budget, maxRedirections 1, spends
-   * itself on a MOVED and an ASK). Sent again at once, within one command
-   * timeout since `since`, instead of a retry period later as an outage's failure.
+   * itself on a MOVED and an ASK). Sent again, within one command
+   * timeout since `since`, a short pause apart, instead of a retry period later
+   * as an outage's failure.
    */
   private movingSlot(err: unknown, since: number): boolean {
     const l2 = this.options.l2;
