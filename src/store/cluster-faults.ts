@@ -6,6 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
 
 const BUDGET_SPENT = 'Too many Cluster redirections. Last error: ';
 const MOVED_LAST = /^ReplyError: MOVED \d+ (\S+)$/;
+const REDIRECTED_LAST = /^ReplyError: (?:MOVED|ASK|TRYAGAIN) /;
 
 /**
  * A command whose node stayed unreachable until the client's redirection
@@ -37,6 +38,18 @@ export function nodeGone(error: Error, lost: LostNodes | undefined): boolean {
 export function movedUnfollowed(error: Error): boolean {
   const message = error.message;
   return message.startsWith(BUDGET_SPENT) && MOVED_LAST.test(message.slice(BUDGET_SPENT.length));
+}
+
+/**
+ * A budget spent on redirections (the last one MOVED, ASK or TRYAGAIN): a
+ * slot moving between masters, so the command did not run, and the same
+ * command sent again once the move allows it goes through. A MOVED-last may
+ * also be a node gone (see nodeGone); L2Store takes L2 down on that, which a
+ * caller tells by L2's state.
+ */
+export function redirectionSpent(error: Error): boolean {
+  const message = error.message;
+  return message.startsWith(BUDGET_SPENT) && REDIRECTED_LAST.test(message.slice(BUDGET_SPENT.length));
 }
 
 /**

@@ -5,6 +5,7 @@
 // again, so an invalidation made during a network blip still reaches L2 and
 // every other instance. The backlog is bounded: past MAX_QUEUED tags and keys
 // it becomes one clear(), which covers everything it held (over-invalidating).
+import { redirectionSpent } from './cluster-faults.js';
 import type { BusMessage, InvalidationBus, PublishProgress } from './invalidation-bus.js';
 import type { L2Store } from './l2-store.js';
 import { counterValue, dropUnlessSetSince } from './redis-scripts.js';
@@ -26,6 +27,12 @@ export type Invalidation =
 export const MAX_QUEUED = 1_000;
 /** How often delivery is retried while Redis answers but refuses it (L2 coming back retries at once). */
 const RETRY_MS = 1_000;
+/**
+ * How soon an invalidation whose command spent the client's redirection
+ * budget on a moving slot is sent again: ioredis's own pause before it
+ * follows a TRYAGAIN is 100 ms; a MOVED it followed updated its slot map already.
+ */
+const REDIRECTED_RETRY_MS = 50;
 /** Most tags merged into one bump: consecutive tag invalidations share a round trip. */
 const MAX_BATCH_TAGS = 1_000;
 
@@ -254,12 +261,19 @@ export class InvalidationQueue {
   }
 
   private async run(): Promise<boolean> {
+    /** When the head's delivery first met a moving slot (see movingSlot). */
+    let redirected: number | undefined;
     while (this.items.length > 0) {
       const item = this.head();
       this.cameBack = false;
       try {
         await this.deliver(item);
+        redirected = undefined;
       } catch (err) {
+        if (this.movingSlot(err, (redirected ??= performance.now()))) {
+          await new Promise((resolve) => setTimeout(resolve, REDIRECTED_RETRY_MS));
+          continue;
+        }
         this.lastError = err instanceof Error ? err : new Error(String(err));
         this.failing = true;
         // L2 came back while it was out: its command went with the connection lost before (the client does not
@@ -316,6 +330,20 @@ export class InvalidationQueue {
       if (n === 0) this.holding.delete(tag);
       else this.holding.set(tag, n);
     }
+  }
+
+  /**
+   * A bump or publish that spent the Cluster client's redirection budget on a
+   * slot moving between masters that answer (L2 stays up: no node is gone)
+   * found Redis up, and the caller is owed `delivered: true` as soon as the
+   * move lets the command through (a small budget, maxRedirections 1, spends
+   * itself on a MOVED and an ASK). Sent again, within one command
+   * timeout since `since`, a short pause apart, instead of a retry period later
+   * as an outage's failure.
+   */
+  private movingSlot(err: unknown, since: number): boolean {
+    const l2 = this.options.l2;
+    return err instanceof Error && redirectionSpent(err) && l2.state === 'ok' && performance.now() - since < l2.commandTimeout;
   }
 
   /** The first item, merged with the tag invalidations right behind it (one bump, one message for them all). */
