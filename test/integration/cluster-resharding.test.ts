@@ -377,4 +377,35 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     assert.equal(await z.admin.exists(`${ns}:v:{${tag}}`), 1, "the tag's counter was bumped on the slot's new owner");
     assert.equal(cache.health().l2, 'ok');
   });
+
+  // close() names what it could not deliver as lost to the other instances, and the Cluster, the caller's, stays open:
+  // were the resends of a moving slot's bump to go on after it (up to a command timeout from the first), a move ending
+  // meanwhile would let the closed cache bump and publish what it had just reported as never told. They end with L2
+  // (closed, so no longer 'ok').
+  it('close() during the resends of a bump on a moving slot: nothing is sent once it has resolved', async () => {
+    const ns = `rsc${process.pid}`;
+    const { cache, errors } = await openWatched(ns, { maxRedirections: 1, slotsRefreshInterval: 60_000 });
+    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
+    let tag = '';
+    for (let t = 0; tag === ''; t++) if ((await ownerOf(keySlot(`${ns}:v:{t${t}}`), masters)) !== busMaster) tag = `t${t}`;
+    const slot = keySlot(`${ns}:v:{${tag}}`);
+    const x = await ownerOf(slot, masters);
+    const [y, z] = masters.filter((m) => m !== x) as [Master, Master];
+    await moveSlot(slot, x, y, masters, 0);
+    await z.admin.cluster('SETSLOT', slot, 'IMPORTING', y.id);
+    await y.admin.cluster('SETSLOT', slot, 'MIGRATING', z.id);
+    const invalidated = cache.invalidateTags([tag]);
+    try {
+      await sleep(200);
+      assert.match(errors.join(' | '), /Too many Cluster redirections\. Last error: ReplyError: (ASK|TRYAGAIN)/, 'the premise: the bump spent its redirection on the move');
+      // Its wait (2 s) ends before the resends' command timeout (3 s) would.
+      await cache.close();
+      assert.match(errors.join(' | '), new RegExp(`closed with 1 invalidation\\(s\\).*${tag}`), 'the premise: close() reported the invalidation as not delivered');
+    } finally {
+      for (const m of [z, y, x]) await m.admin.cluster('SETSLOT', slot, 'NODE', z.id);
+    }
+    await sleep(1500);
+    assert.equal(await z.admin.exists(`${ns}:v:{${tag}}`), 0, 'the closed cache bumped the tag after close() had reported it lost');
+    assert.equal((await invalidated).delivered, false, 'the invalidation close() reported lost was delivered after all');
+  });
 });
