@@ -23,11 +23,20 @@ const SET_BY_TIERCACHE: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
- * Options ioredis calls or constructs: a URL gives a string, and ioredis
- * throws calling it (reconnectOnError on the first error reply, NOSCRIPT
- * after a Redis restart included: a TypeError out of the socket's data handler, which ends the process).
+ * Options ioredis reads as something a URL cannot give, by what it expects: given a string, it throws calling one
+ * (reconnectOnError on the first error reply, NOSCRIPT after a Redis restart included: a TypeError out of the
+ * socket's data handler, which ends the process), throws a bare TypeError out of createCache (scripts,
+ * himportFieldsets), or asks its "sentinels" for a master (each character one), never connecting: L2 down for good.
  */
-const FUNCTIONS = new Set(['reconnectOnError', 'Connector', 'sentinelRetryStrategy', 'sentinelReconnectStrategy']);
+const NOT_FROM_A_STRING: ReadonlyMap<string, string> = new Map([
+  ['reconnectOnError', 'calls it'],
+  ['Connector', 'calls it'],
+  ['sentinelRetryStrategy', 'calls it'],
+  ['sentinelReconnectStrategy', 'calls it'],
+  ['sentinels', 'reads it as a list of sentinels (and then asks them, not the URL\'s host)'],
+  ['scripts', 'reads it as an object of Lua scripts'],
+  ['himportFieldsets', 'reads it as a list'],
+]);
 
 /**
  * What tiercache sets on the subscriber it opens beside a Cluster (its
@@ -49,7 +58,7 @@ export function refuseOwnSettingsInQuery(option: string, query: URLSearchParams,
     const instead = SET_BY_TIERCACHE.get(name);
     if (instead !== undefined) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: tiercache sets it on the client it opens, and ioredis would let the URL's value win (${instead}, ${OR_OWN_CLIENT})`);
     if (name === 'monitor') throw new TierCacheConfigError(option, shown, `must not set monitor in its query: ioredis then turns the connection into a MONITOR stream, which refuses every command tiercache sends (L2 and the bus stayed down): remove it`);
-    refuseFunction(option, name, shown, `remove it, ${OR_OWN_CLIENT}`);
+    refuseNotFromAString(option, name, shown, `remove it, ${OR_OWN_CLIENT}`);
   }
 }
 
@@ -68,13 +77,14 @@ export function refuseClusterNodeSettings(client: RedisClient): void {
     for (const name of names) {
       const why = SET_ON_CLUSTER_SUBSCRIBER.get(name);
       if (why !== undefined) throw new TierCacheConfigError('redis', shown, `must not set ${name} on a startup node: tiercache sets it on the subscriber it opens beside the Cluster, where the node's value would win (${why}); set it in the Cluster's redisOptions instead, or leave it out`);
-      if (typeof node === 'string') refuseFunction('redis', name, shown, "give it as a function in the Cluster's redisOptions instead, or leave it out");
+      if (typeof node === 'string') refuseNotFromAString('redis', name, shown, "give it in the Cluster's redisOptions instead, or leave it out");
     }
   }
 }
 
-function refuseFunction(option: string, name: string, shown: string, instead: string): void {
-  if (FUNCTIONS.has(name)) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: ioredis calls it, and a URL can only give a string (ioredis would throw calling it, out of the connection's handler): ${instead}`);
+function refuseNotFromAString(option: string, name: string, shown: string, instead: string): void {
+  const expects = NOT_FROM_A_STRING.get(name);
+  if (expects !== undefined) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: ioredis ${expects}, and a URL can only give a string (ioredis would throw on it, or never connect): ${instead}`);
 }
 
 /** A startup node's query as ioredis's parseURL reads it: a port alone has none, a unix socket path keeps its own. */

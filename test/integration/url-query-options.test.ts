@@ -85,6 +85,22 @@ describe("a Redis URL's query options, on a real Redis", () => {
     }
   });
 
+  it('?sentinels=x&name=m cannot leave L2 down for good with Redis up: refused (ioredis asked each character for a master)', async () => {
+    let cache: ReturnType<typeof createCache> | undefined;
+    try {
+      try {
+        cache = createCache({ redis: `${server.url}/0?sentinels=x&name=m`, namespace: 'urlq-sentinels', l2: { commandTimeout: '3s' } });
+      } catch (err) {
+        assert.ok(err instanceof TierCacheConfigError && err.option === 'redis' && /sentinels.*list of sentinels/.test(err.message), String(err));
+        return;
+      }
+      cache.on('error', () => undefined);
+      await eventually(() => cache!.health().l2 === 'ok', `L2 stays ${cache.health().l2} with ?sentinels=x in the URL though Redis answers at its host`, 3000);
+    } finally {
+      await cache?.close();
+    }
+  });
+
   it("'REDISS://' (the scheme in capitals) still speaks TLS: ioredis turned TLS on only for 'rediss://' as written", async () => {
     const firstBytes: Buffer[] = [];
     const sockets = new Set<Socket>();

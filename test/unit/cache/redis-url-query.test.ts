@@ -1,6 +1,6 @@
 // A Redis URL's query options: ioredis reads each as a client option (a
 // string) and lets it win over what tiercache passes to the client it opens.
-// Those that set what tiercache sets, or that ioredis calls as a function,
+// Those that set what tiercache sets, or that ioredis calls or reads as a list or an object,
 // are refused at construction, naming the option, the parameter and what to
 // use instead; the others keep working. A Cluster's startup nodes (URLs or
 // objects) are checked for what they would replace on the subscriber
@@ -57,6 +57,14 @@ describe("a Redis URL's query options", () => {
     }
   });
 
+  it('one ioredis reads as a list or an object is refused: a URL can only give it a string', () => {
+    for (const [name, reads] of [['sentinels', /list of sentinels/], ['scripts', /object of Lua scripts/], ['himportFieldsets', /reads it as a list/]] as const) {
+      assertRefused(() => resolveOptions({ redis: `${BASE}?${name}=x` }, NO_ENV), 'redis', name, reads);
+      assertRefused(() => createCache({ redis: `${BASE}?${name}=x&name=m` }), 'redis', name, /remove it/);
+      assertRefused(() => resolveOptions({}, { TIERCACHE_REDIS_URL: `${BASE}?${name}=` }), 'TIERCACHE_REDIS_URL', name, reads);
+    }
+  });
+
   it('monitor is refused: the connection would refuse every command tiercache sends', () => {
     assertRefused(() => resolveOptions({ redis: `${BASE}?monitor=true` }, NO_ENV), 'redis', 'monitor', /MONITOR stream.*remove it/);
   });
@@ -92,6 +100,12 @@ describe("a Cluster's startup nodes", () => {
   };
   after(() => {
     for (const c of clusters) c.disconnect();
+  });
+
+  it('a node URL that sets what ioredis reads as a list or an object is refused', () => {
+    for (const name of ['sentinels', 'scripts', 'himportFieldsets']) {
+      assertRefused(() => resolveOptions({ redis: cluster([`redis://127.0.0.1:7000?${name}=x`]) }, NO_ENV), 'redis', name, /leave it out/);
+    }
   });
 
   it('a node URL or node object that sets what tiercache sets on its subscriber is refused, naming the option', () => {
