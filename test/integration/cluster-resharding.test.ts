@@ -135,6 +135,24 @@ describe('Redis Cluster: slots resharded between live masters while two instance
     return { cache, errors };
   }
 
+  /**
+   * A ready cache on a client with a budget of one redirection, and a tag whose counter's slot (off the bus's master)
+   * moved x -> y behind the client's back (its slot map still says x), y then moving it on to z.
+   */
+  async function tagCounterMovingOn(ns: string): Promise<{ cache: TierCache; errors: string[]; tag: string; slot: number; x: Master; y: Master; z: Master }> {
+    const { cache, errors } = await openWatched(ns, { maxRedirections: 1, slotsRefreshInterval: 60_000 });
+    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
+    let tag = '';
+    for (let t = 0; tag === ''; t++) if ((await ownerOf(keySlot(`${ns}:v:{t${t}}`), masters)) !== busMaster) tag = `t${t}`;
+    const slot = keySlot(`${ns}:v:{${tag}}`);
+    const x = await ownerOf(slot, masters);
+    const [y, z] = masters.filter((m) => m !== x) as [Master, Master];
+    await moveSlot(slot, x, y, masters, 0);
+    await z.admin.cluster('SETSLOT', slot, 'IMPORTING', y.id);
+    await y.admin.cluster('SETSLOT', slot, 'MIGRATING', z.id);
+    return { cache, errors, tag, slot, x, y, z };
+  }
+
   it('no request fails, no breaker opens and no invalidation is lost while the slots of entries, locks, counters and the bus move', async () => {
     const ns = `rsh${process.pid}`;
     // B gives up after one redirection: its scripts meet a spent budget (last error ASK, TRYAGAIN or MOVED) and must fail safe.
@@ -356,17 +374,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
   // replay a retry period (1 s) later.
   it('an invalidation whose bump spends a budget of one redirection on a moving slot is sent again and resolves delivered', async () => {
     const ns = `rsi${process.pid}`;
-    const { cache, errors } = await openWatched(ns, { maxRedirections: 1, slotsRefreshInterval: 60_000 });
-    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
-    let tag = '';
-    for (let t = 0; tag === ''; t++) if ((await ownerOf(keySlot(`${ns}:v:{t${t}}`), masters)) !== busMaster) tag = `t${t}`;
-    const slot = keySlot(`${ns}:v:{${tag}}`);
-    const x = await ownerOf(slot, masters);
-    const [y, z] = masters.filter((m) => m !== x) as [Master, Master];
-    // x -> y behind the client's back (its slot map still says x); then y starts moving the slot on to z.
-    await moveSlot(slot, x, y, masters, 0);
-    await z.admin.cluster('SETSLOT', slot, 'IMPORTING', y.id);
-    await y.admin.cluster('SETSLOT', slot, 'MIGRATING', z.id);
+    const { cache, errors, tag, slot, x, y, z } = await tagCounterMovingOn(ns);
     const invalidated = cache.invalidateTags([tag]);
     // The move ends a moment later, as a resharding's does.
     await sleep(300);
@@ -384,16 +392,7 @@ describe('Redis Cluster: slots resharded between live masters while two instance
   // (closed, so no longer 'ok').
   it('close() during the resends of a bump on a moving slot: nothing is sent once it has resolved', async () => {
     const ns = `rsc${process.pid}`;
-    const { cache, errors } = await openWatched(ns, { maxRedirections: 1, slotsRefreshInterval: 60_000 });
-    const busMaster = await ownerOf(keySlot(`{${ns}}:epoch`), masters);
-    let tag = '';
-    for (let t = 0; tag === ''; t++) if ((await ownerOf(keySlot(`${ns}:v:{t${t}}`), masters)) !== busMaster) tag = `t${t}`;
-    const slot = keySlot(`${ns}:v:{${tag}}`);
-    const x = await ownerOf(slot, masters);
-    const [y, z] = masters.filter((m) => m !== x) as [Master, Master];
-    await moveSlot(slot, x, y, masters, 0);
-    await z.admin.cluster('SETSLOT', slot, 'IMPORTING', y.id);
-    await y.admin.cluster('SETSLOT', slot, 'MIGRATING', z.id);
+    const { cache, errors, tag, slot, x, y, z } = await tagCounterMovingOn(ns);
     const invalidated = cache.invalidateTags([tag]);
     try {
       await sleep(200);
