@@ -422,8 +422,8 @@ export class TierCache extends EventEmitter implements DataCache {
         // reported as stored. Redis still holds the value from before, valid under its own tags, which must not
         // answer for this set(): it becomes a delete() of the key, as when Redis cannot take it.
         // Not awaited: delivered after what is queued before it, which the caller does not wait for.
-        // A value over by now is one no reader would get: nothing was lost.
-        if (encoded.entry.staleUntil > this.now()) this.reportUnstored(key, `overtaken by invalidations of its tags on all ${SET_RESTAMPS + 1} tries`);
+        // No 'error': invalidations made while the set() ran may be ordered after it, and then its value, stored,
+        // would be invalid at once: the caller lost nothing (under a storm a third of set()s would report one).
         void this.dropKey(storeKey, `set(${JSON.stringify(key)})`, key, scope.name, false).catch(() => undefined);
         return;
       }

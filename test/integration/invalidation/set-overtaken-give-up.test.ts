@@ -65,7 +65,7 @@ describe('set() overtaken by invalidations: the give-up', function () {
     await eventually(() => errors.some((m) => m.includes('set("k") was applied on this instance and queued')), `the queued delete is reported as the set(): ${JSON.stringify(errors)}`, 5_000);
   });
 
-  it('overtaken on every try, Redis answering: the set() resolves having said so (an error, where: store), with no store event', async () => {
+  it('overtaken on every try, Redis answering: the set() resolves with no store event and no error (the invalidations may be ordered after it)', async () => {
     const a = await ctx.open({ l2: { commandTimeout: '3s' } });
     const b = await ctx.open({ l2: { commandTimeout: '3s' } });
     const errors: Array<{ message: string; where: string }> = [];
@@ -78,9 +78,7 @@ describe('set() overtaken by invalidations: the give-up', function () {
     await a.set('k', 'new', { ttl: '1h', tags: ['t'] });
     const said = errors.slice();
     assert.deepEqual(stored, [], 'a store event for a set() stored nowhere');
-    assert.equal(said.length, 1, `errors when the set() resolved: ${JSON.stringify(said)}`);
-    assert.equal(said[0]!.where, 'store');
-    assert.match(said[0]!.message, /set\("k"\) was not stored: overtaken by invalidations of its tags on all 3 tries/);
+    assert.deepEqual(said, [], 'an error for a set() whose overtaking invalidations may be ordered after it');
     await eventually(async () => (await b.get('k')) === undefined, 'B stops serving the value from before the set()', 5_000);
   });
 
