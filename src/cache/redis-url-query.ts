@@ -109,5 +109,16 @@ function nodeQuery(node: string): URLSearchParams | undefined {
  * none), and a password given as a query parameter.
  */
 export function withoutPassword(url: string): string {
-  return url.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, '$1***@').replace(/([?&]password=)[^&]*/gi, '$1***');
+  return url.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, '$1***@').replace(/([?&])([^=&#]*)=([^&#]*)/g, maskPasswordParameter);
+}
+
+/** A query parameter named password as URLSearchParams decodes it (`pass%77ord`, `+` for space, any case), its value masked. */
+function maskPasswordParameter(whole: string, separator: string, name: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    decoded = name; // a malformed escape: URLSearchParams keeps it as written
+  }
+  return decoded.toLowerCase() === 'password' ? `${separator}${name}=***` : whole;
 }

@@ -82,6 +82,16 @@ describe("a Redis URL's query options", () => {
     );
   });
 
+  it('the message masks a password parameter however its name is written (escaped, + for space, case): as ioredis decodes it', () => {
+    for (const query of ['pass%77ord=an0ther', 'PASSWORD=an0ther', 'pass%2Bword=keep&password=an0ther', '%70assword=an0ther&commandTimeout=1']) {
+      assert.throws(
+        () => resolveOptions({ redis: `redis://127.0.0.1:6379/0?commandTimeout=1&${query}` }, NO_ENV),
+        (err: Error) => !err.message.includes('an0ther') && err.message.includes('commandTimeout'),
+        query,
+      );
+    }
+  });
+
   it("others are kept: what tiercache does not set (ioredis reads a name only as written, so 'commandtimeout' sets nothing)", () => {
     for (const query of ['family=6', 'connectionName=api', 'keyPrefix=app:', 'db=3', 'username=u&password=p', 'tls=RedisCloudFixed', 'stringNumbers=true', 'readOnly=true', 'enableReadyCheck=false', 'autoResubscribe=false', 'keepAlive=1000', 'noDelay=false', 'commandtimeout=5000', 'maxLoadingRetryTime=100']) {
       const url = `${BASE}?${query}`;
