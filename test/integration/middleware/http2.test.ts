@@ -583,34 +583,40 @@ describe('middleware: Koa over HTTP/2', () => {
   // Such an answer is judged when node asks for its trailers, once the client has taken the body: one larger than the
   // client's flow-control window is judged a turn after end() as before, or a client that does not read would hold the
   // store and every request waiting on the fill (a waiter waits 3 s, then runs the handler itself).
-  it('koa3: a fill larger than the client’s window, whose client does not read, is stored at once: a request on another connection hits', async () => {
-    const cache = newCache({ routes: { '/large': '1m' } });
-    const app = new Koa();
-    app.use(koaCache(cache, { maxBodyBytes: 4 * 1024 * 1024 }));
-    let runs = 0;
-    app.use((ctx) => {
-      runs++;
-      ctx.body = Buffer.alloc(512 * 1024, 'a');
-    });
-    const h2 = await overHttp2(app);
-    const paused = http2.connect(h2.url);
-    try {
-      const fill = paused.request({ ':path': '/large' });
-      fill.pause();
-      const filled = new Promise<number>((resolve) => {
-        let length = 0;
-        fill.on('data', (chunk: Buffer) => (length += chunk.length));
-        fill.on('close', () => resolve(length));
+  // The window is the smaller of the stream's and the session's: a client may raise either alone (its SETTINGS, a
+  // session WINDOW_UPDATE), and the other one still holds the body back until it reads.
+  for (const raised of ['', 'stream', 'session'] as const) {
+    it(`koa3: a fill larger than the client’s window${raised === '' ? '' : ` (its ${raised} window raised, the ${raised === 'stream' ? 'session' : 'stream'}’s not)`}, whose client does not read, is stored at once: a request on another connection hits`, async () => {
+      const cache = newCache({ routes: { '/large': '1m' } });
+      const app = new Koa();
+      app.use(koaCache(cache, { maxBodyBytes: 4 * 1024 * 1024 }));
+      let runs = 0;
+      app.use((ctx) => {
+        runs++;
+        ctx.body = Buffer.alloc(512 * 1024, 'a');
       });
-      await new Promise((resolve) => fill.once('response', resolve));
-      const other = await h2.send('/large');
-      fill.resume();
-      assert.deepEqual([other.body.length, other.headers['cache-status'], await filled, runs], [512 * 1024, 'tiercache; hit; detail=L1', 512 * 1024, 1]);
-    } finally {
-      paused.destroy();
-      await h2.close();
-    }
-  });
+      const h2 = await overHttp2(app);
+      const paused = http2.connect(h2.url, raised === 'stream' ? { settings: { initialWindowSize: 2 * 1024 * 1024 } } : {});
+      if (raised === 'session') paused.once('connect', () => paused.setLocalWindowSize(8 * 1024 * 1024));
+      try {
+        if (raised === 'session') await new Promise((resolve) => paused.once('connect', resolve));
+        const fill = paused.request({ ':path': '/large' });
+        fill.pause();
+        const filled = new Promise<number>((resolve) => {
+          let length = 0;
+          fill.on('data', (chunk: Buffer) => (length += chunk.length));
+          fill.on('close', () => resolve(length));
+        });
+        await new Promise((resolve) => fill.once('response', resolve));
+        const other = await h2.send('/large');
+        fill.resume();
+        assert.deepEqual([other.body.length, other.headers['cache-status'], await filled, runs], [512 * 1024, 'tiercache; hit; detail=L1', 512 * 1024, 1]);
+      } finally {
+        paused.destroy();
+        await h2.close();
+      }
+    });
+  }
 
   // Its end is held a turn (for trailers given just after it): a second end() in that turn, as from a handler that
   // ends twice (res.end(body) then res.end()), is dropped as while a store is under way, not let through to end it short.
