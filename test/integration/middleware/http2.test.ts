@@ -580,6 +580,46 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   }
 
+  // A large body within the client's window leaves over several turns, and node asks for the trailers only once it
+  // has: judged a turn after end(), such an answer was stored before its trailers were given, every hit without them.
+  it("koa3: an answer of a large body (within the client's window) that adds trailer fields in a 'wantTrailers' listener is not stored", async () => {
+    const cache = newCache({ routes: { '/t': '1m' } });
+    const app = new Koa();
+    app.use(koaCache(cache, { maxBodyBytes: 16 * 1024 * 1024 }));
+    let runs = 0;
+    app.use((ctx) => {
+      const n = ++runs;
+      ctx.respond = false;
+      ctx.res.statusCode = 200;
+      (ctx.res as unknown as http2.Http2ServerResponse).stream.prependListener('wantTrailers', () => ctx.res.addTrailers({ 'X-Checksum': `c${n}` }));
+      ctx.res.end(Buffer.alloc(8 * 1024 * 1024, 'a'));
+    });
+    const h2 = await overHttp2(app);
+    const wide = http2.connect(h2.url, { settings: { initialWindowSize: 16 * 1024 * 1024 } });
+    wide.once('connect', () => wide.setLocalWindowSize(32 * 1024 * 1024));
+    try {
+      await new Promise((resolve) => wide.once('connect', resolve));
+      for (const n of [1, 2]) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const stream = wide.request({ ':path': '/t' });
+          let length = 0;
+          let trailer: unknown;
+          let status: unknown;
+          stream.on('response', (h) => (status = h['cache-status']));
+          stream.on('trailers', (t) => (trailer = t['x-checksum']));
+          stream.on('data', (chunk: Buffer) => (length += chunk.length));
+          stream.on('end', () => resolve(`${length} ${String(trailer)} (${String(status)})`));
+          stream.on('error', reject);
+        });
+        assert.equal(answer.split(' (')[0], `${8 * 1024 * 1024} c${n}`, `answer ${n}: ${answer}`);
+      }
+      assert.equal(runs, 2);
+    } finally {
+      wide.destroy();
+      await h2.close();
+    }
+  });
+
   // Such an answer is judged when node asks for its trailers, once the client has taken the body: one larger than the
   // client's flow-control window is judged a turn after end() as before, or a client that does not read would hold the
   // store and every request waiting on the fill (a waiter waits 3 s, then runs the handler itself).
