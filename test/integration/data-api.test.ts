@@ -4,6 +4,7 @@
 // values and invalidations, and a dead, frozen or corrupt Redis degrades to
 // misses instead of hanging or throwing. No Redis mock anywhere.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -1152,6 +1153,18 @@ describe('data API: corrupt and foreign L2 data', () => {
       assert.equal(await ctx.admin.exists(a.dataKey('t'), claimKey), 0);
     });
   }
+
+  // The other side of taking foreign data over: a claim of another pull (its token, with a TTL) is one, and the entry
+  // is that pull's to take. Taken over, the pull that claimed first came back empty while this one got the value.
+  it("pull() that finds another pull's claim (a token, with a TTL) takes nothing: the entry stays for that pull", async () => {
+    const a = await ctx.open({ l2: { commandTimeout: '3s' } });
+    const b = await ctx.open({ l1: false, l2: { commandTimeout: '3s' } });
+    await a.set('t', 'token');
+    const claimKey = `{${a.dataKey('t')}}:pull`;
+    await ctx.admin.set(claimKey, randomUUID(), 'PX', 60_000);
+    assert.equal(await b.pull('t'), undefined, "pull() took an entry another pull had claimed");
+    assert.equal(await ctx.admin.exists(a.dataKey('t')), 1, 'the claimed entry is gone from Redis');
+  });
 
   for (const [name, bytes] of Object.entries(garbage)) {
     it(`reads corrupt bytes (${name}) in an L2 entry as a miss and deletes the key`, async () => {

@@ -60,4 +60,19 @@ describe('the invalidation queue when the cache closes', function () {
     assert.ok(lost[0]!.includes(`("t", "u", ${JSON.stringify(`key:${key}`)}, "many:0",`), `the error does not name them: ${lost[0]}`);
     assert.ok(lost[0]!.includes('"many:16" and 13 more)'), `the error does not bound its list: ${lost[0]}`);
   });
+
+  it('names a clear() it could not deliver as clear()', async () => {
+    const a = await ctx.open();
+    const lost: string[] = [];
+    a.on('error', (e) => e.where === 'close' && lost.push(e.err.message));
+    ctx.redis.freeze();
+    try {
+      assert.deepEqual(await a.clear(), { delivered: false });
+      await a.close();
+    } finally {
+      ctx.redis.thaw();
+    }
+    assert.equal(lost.length, 1, JSON.stringify(lost));
+    assert.ok(lost[0]!.includes('could not take (clear())'), `the error does not name the clear(): ${lost[0]}`);
+  });
 });

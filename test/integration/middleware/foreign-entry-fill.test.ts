@@ -5,6 +5,7 @@
 // than run their handlers too), and counts one L2 lookup for the request, not
 // a hit and a miss. Express 5, one redis-server.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import express from 'express';
 import request from 'supertest';
 import type { TierCache } from '../../../src/index.js';
@@ -85,6 +86,12 @@ describe('middleware: a fill over a foreign L2 entry', function () {
     ['a list', (key: string) => ctx.admin.rpush(key, 'x')],
     ['a string with a TTL', (key: string) => ctx.admin.set(key, 'not-a-token', 'PX', 60_000)],
     ['a hash with a TTL', (key: string) => ctx.admin.multi().hset(key, 'f', 'v').pexpire(key, 60_000).exec()],
+    // A lock's token (randomUUID) with no TTL never expires (a restore, a PERSIST): no lock, whatever its shape.
+    ['a token-shaped string without a TTL', (key: string) => ctx.admin.set(key, randomUUID())],
+    // Only a whole token is one: a string holding one among other text, or of its shape but not hex, is foreign.
+    ['a string that ends with a token, with a TTL', (key: string) => ctx.admin.set(key, `session:${randomUUID()}`, 'PX', 60_000)],
+    ['a string that begins with a token, with a TTL', (key: string) => ctx.admin.set(key, `${randomUUID()}:session`, 'PX', 60_000)],
+    ['a string of a token\'s shape but not hex, with a TTL', (key: string) => ctx.admin.set(key, 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', 'PX', 60_000)],
   ] as const;
   for (const [what, plant] of foreignLocks) {
     it(`takes over a fill lock key that holds ${what}: the miss fills at once, stores, and the key is gone after`, async function () {

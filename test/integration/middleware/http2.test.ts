@@ -580,37 +580,83 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   }
 
-  // Such an answer is judged when node asks for its trailers, once the client has taken the body: one larger than the
-  // client's flow-control window is judged a turn after end() as before, or a client that does not read would hold the
-  // store and every request waiting on the fill (a waiter waits 3 s, then runs the handler itself).
-  it('koa3: a fill larger than the client’s window, whose client does not read, is stored at once: a request on another connection hits', async () => {
-    const cache = newCache({ routes: { '/large': '1m' } });
+  // A large body within the client's window leaves over several turns, and node asks for the trailers only once it
+  // has: judged a turn after end(), such an answer was stored before its trailers were given, every hit without them.
+  it("koa3: an answer of a large body (within the client's window) that adds trailer fields in a 'wantTrailers' listener is not stored", async () => {
+    const cache = newCache({ routes: { '/t': '1m' } });
     const app = new Koa();
-    app.use(koaCache(cache, { maxBodyBytes: 4 * 1024 * 1024 }));
+    app.use(koaCache(cache, { maxBodyBytes: 16 * 1024 * 1024 }));
     let runs = 0;
     app.use((ctx) => {
-      runs++;
-      ctx.body = Buffer.alloc(512 * 1024, 'a');
+      const n = ++runs;
+      ctx.respond = false;
+      ctx.res.statusCode = 200;
+      (ctx.res as unknown as http2.Http2ServerResponse).stream.prependListener('wantTrailers', () => ctx.res.addTrailers({ 'X-Checksum': `c${n}` }));
+      ctx.res.end(Buffer.alloc(8 * 1024 * 1024, 'a'));
     });
     const h2 = await overHttp2(app);
-    const paused = http2.connect(h2.url);
+    const wide = http2.connect(h2.url, { settings: { initialWindowSize: 16 * 1024 * 1024 } });
+    wide.once('connect', () => wide.setLocalWindowSize(32 * 1024 * 1024));
     try {
-      const fill = paused.request({ ':path': '/large' });
-      fill.pause();
-      const filled = new Promise<number>((resolve) => {
-        let length = 0;
-        fill.on('data', (chunk: Buffer) => (length += chunk.length));
-        fill.on('close', () => resolve(length));
-      });
-      await new Promise((resolve) => fill.once('response', resolve));
-      const other = await h2.send('/large');
-      fill.resume();
-      assert.deepEqual([other.body.length, other.headers['cache-status'], await filled, runs], [512 * 1024, 'tiercache; hit; detail=L1', 512 * 1024, 1]);
+      await new Promise((resolve) => wide.once('connect', resolve));
+      for (const n of [1, 2]) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const stream = wide.request({ ':path': '/t' });
+          let length = 0;
+          let trailer: unknown;
+          let status: unknown;
+          stream.on('response', (h) => (status = h['cache-status']));
+          stream.on('trailers', (t) => (trailer = t['x-checksum']));
+          stream.on('data', (chunk: Buffer) => (length += chunk.length));
+          stream.on('end', () => resolve(`${length} ${String(trailer)} (${String(status)})`));
+          stream.on('error', reject);
+        });
+        assert.equal(answer.split(' (')[0], `${8 * 1024 * 1024} c${n}`, `answer ${n}: ${answer}`);
+      }
+      assert.equal(runs, 2);
     } finally {
-      paused.destroy();
+      wide.destroy();
       await h2.close();
     }
   });
+
+  // Such an answer is judged when node asks for its trailers, once the client has taken the body: one larger than the
+  // client's flow-control window is judged a turn after end() as before, or a client that does not read would hold the
+  // store and every request waiting on the fill (a waiter waits 3 s, then runs the handler itself).
+  // The window is the smaller of the stream's and the session's: a client may raise either alone (its SETTINGS, a
+  // session WINDOW_UPDATE), and the other one still holds the body back until it reads.
+  for (const raised of ['', 'stream', 'session'] as const) {
+    it(`koa3: a fill larger than the client’s window${raised === '' ? '' : ` (its ${raised} window raised, the ${raised === 'stream' ? 'session' : 'stream'}’s not)`}, whose client does not read, is stored at once: a request on another connection hits`, async () => {
+      const cache = newCache({ routes: { '/large': '1m' } });
+      const app = new Koa();
+      app.use(koaCache(cache, { maxBodyBytes: 4 * 1024 * 1024 }));
+      let runs = 0;
+      app.use((ctx) => {
+        runs++;
+        ctx.body = Buffer.alloc(512 * 1024, 'a');
+      });
+      const h2 = await overHttp2(app);
+      const paused = http2.connect(h2.url, raised === 'stream' ? { settings: { initialWindowSize: 2 * 1024 * 1024 } } : {});
+      if (raised === 'session') paused.once('connect', () => paused.setLocalWindowSize(8 * 1024 * 1024));
+      try {
+        if (raised === 'session') await new Promise((resolve) => paused.once('connect', resolve));
+        const fill = paused.request({ ':path': '/large' });
+        fill.pause();
+        const filled = new Promise<number>((resolve) => {
+          let length = 0;
+          fill.on('data', (chunk: Buffer) => (length += chunk.length));
+          fill.on('close', () => resolve(length));
+        });
+        await new Promise((resolve) => fill.once('response', resolve));
+        const other = await h2.send('/large');
+        fill.resume();
+        assert.deepEqual([other.body.length, other.headers['cache-status'], await filled, runs], [512 * 1024, 'tiercache; hit; detail=L1', 512 * 1024, 1]);
+      } finally {
+        paused.destroy();
+        await h2.close();
+      }
+    });
+  }
 
   // Its end is held a turn (for trailers given just after it): a second end() in that turn, as from a handler that
   // ends twice (res.end(body) then res.end()), is dropped as while a store is under way, not let through to end it short.

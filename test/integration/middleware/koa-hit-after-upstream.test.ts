@@ -509,6 +509,25 @@ describe('middleware: Koa hits and the middleware in front of the cache', () => 
         });
       }
 
+      // ctx.body = null is a body set too (Koa ends with none, saying so by its explicit-null flag): the handler
+      // replaces it as it replaces any other. Left in place, Koa ended that head with no body.
+      it('a middleware in front that sets ctx.body = null before next(), then after it a head of another status (ctx.status = 503, ctx.flushHeaders()), leaving the end to Koa: Koa sends the stored body, as the app alone sends its handler’s', async () => {
+        const { target, errors } = build(async (ctx, next) => {
+          // Only on the hit: the app alone answers a request with a null body set in front 204 (Koa's explicit null).
+          if (ctx.get('x-busy') !== '') ctx.body = null;
+          await next();
+          if (ctx.get('x-busy') === '') return;
+          ctx.status = 503;
+          ctx.flushHeaders();
+        });
+        const server = await cleanup.serve(target);
+        await request(server).get('/me').timeout(3000).expect(200, { n: 1 });
+        const busy = await wireRequest(server, '/me', { 'x-busy': '1' });
+        assert.deepEqual([busy.status, busy.body, busy.fields.find(([n]) => n === 'content-length')?.[1]], [503, '{"n":1}', '7']);
+        await laterTick();
+        assert.deepEqual(errors, []);
+      });
+
       it("a middleware in front that wraps the response's _storeHeader after next(), over the cache's hook, gets the hit's head through its wrapper", async () => {
         let wrapped = 0;
         const { cache, target, errors } = build(async (ctx, next) => {
