@@ -225,13 +225,16 @@ const HTTP2_SLICE = 64 * 1024;
 function endInSlices(res: ServerResponse, body: Buffer): void {
   // Node's own, as they are now: what a Koa hit leaves on the response once written drops later writes (koa.ts).
   const write = res.write as (this: ServerResponse, chunk: Buffer, cb: (err?: Error | null) => void) => boolean;
-  const end = res.end as (this: ServerResponse, chunk: Buffer) => ServerResponse;
+  // The last slice by that write too, then end() with nothing: node's end(chunk) writes its chunk through
+  // res.write, which by then may be what drops it (a Koa layer in front answering by itself, ctx.respond = false).
+  const end = res.end as (this: ServerResponse) => ServerResponse;
   let at = 0;
   const next = (err?: Error | null): void => {
     // The stream closed under it (a reset, the session gone): nothing more can go.
     if (err) return;
     if (body.length - at <= HTTP2_SLICE) {
-      end.call(res, at === 0 ? body : body.subarray(at));
+      write.call(res, body.subarray(at), () => undefined);
+      end.call(res);
       return;
     }
     const from = at;

@@ -20,11 +20,20 @@ const SIZE = 2 * 1024 * 1024;
 describe('middleware: HTTP/2 hits of a large entry, many at once on one session', () => {
   const cleanup = useCleanup();
 
-  for (const via of ['koa', 'front door'] as const) {
+  // 'koa, answering by itself in front': a middleware in front says before next() that it answers by itself
+  // (ctx.respond = false), so the hit is written at once and what is written on the response after it is dropped
+  // (koa.ts dropLaterWrites): the slices after the first must go by node's own write and end, not through those.
+  for (const via of ['koa', 'front door', 'koa, answering by itself in front'] as const) {
     it(`${via}: every hit is answered whole (none refused with ENHANCE_YOUR_CALM), as the app alone answers them`, async () => {
       const cache = cleanup.track(createCache({ namespace: `h2large-${process.pid}-${++counter}`, redis: false }));
       const app = new Koa();
       app.silent = true;
+      if (via === 'koa, answering by itself in front') {
+        app.use(async (ctx, next) => {
+          ctx.respond = false;
+          await next();
+        });
+      }
       app.use(koaCache(cache, { ttl: '1m', maxBodyBytes: 4 * SIZE }) as Koa.Middleware);
       let runs = 0;
       app.use(async (ctx) => {
