@@ -659,6 +659,7 @@ class Capture {
     const judge = (headers?: OutgoingHttpHeaders): void => {
       if (judged) return;
       judged = true;
+      clearTimeout(late);
       restore();
       stream.off('close', onClose);
       let result: Promise<void> | void;
@@ -682,6 +683,10 @@ class Capture {
     const onClose = (): void => judge();
     const restore = shadowOwn(stream, 'sendTrailers', assigned((headers: OutgoingHttpHeaders) => judge(headers)));
     stream.once('close', onClose);
+    // The window read above can shrink before node packs the body (the client's SETTINGS, another stream's DATA
+    // sent first), and node then asks only once this client reads: past TRAILERS_WAIT it is judged with what it
+    // holds, and node's ask, whenever it comes, sends the trailers itself.
+    const late = setTimeout(onClose, TRAILERS_WAIT_MS).unref();
     // The real end now, its trailers (END_STREAM) held: the hold on destroy() stays till they go.
     this.finishEnd();
     if (!judged) {
@@ -727,6 +732,14 @@ class Capture {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * How long an HTTP/2 answer judged at its trailers waits for node to ask for
+ * them. Where the body fits the client's window node asks as it packs the
+ * body, in the first turn after end(); a wait this long means the client
+ * holds it, and the store and the requests waiting on it must not wait on that.
+ */
+const TRAILERS_WAIT_MS = 50;
 
 /** What the client lets this HTTP/2 stream send before it reads: its initial stream window, within what is left of the session's. */
 function peerWindow(stream: ServerHttp2Stream): number {
