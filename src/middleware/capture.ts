@@ -681,7 +681,9 @@ class Capture {
       else result.then(sendNow, sendNow);
     };
     const onClose = (): void => judge();
-    const restore = shadowOwn(stream, 'sendTrailers', assigned((headers: OutgoingHttpHeaders) => judge(headers)));
+    // Copied when node asks, as node's own sendTrailers copies them: what an app adds later (a 'wantTrailers'
+    // listener after node's) never goes, and must not go once a store made the real call wait.
+    const restore = shadowOwn(stream, 'sendTrailers', assigned((headers: OutgoingHttpHeaders) => judge(Object.assign(Object.create(null) as OutgoingHttpHeaders, headers))));
     stream.once('close', onClose);
     // The window read above can shrink before node packs the body (the client's SETTINGS, another stream's DATA
     // sent first), and node then asks only once this client reads: past TRAILERS_WAIT it is judged with what it

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { createCache } from '../../../src/index.js';
+import { createCache, type TierCache } from '../../../src/index.js';
 import { koaCache } from '../../../src/koa.js';
-import { useCleanup } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 
 let counter = 0;
 
@@ -67,5 +67,49 @@ describe('middleware: an HTTP/2 fill whose client shrinks its window before the 
       for (const s of sessions) s.destroy();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('middleware: an HTTP/2 fill whose trailers are judged when node asks, with a store that takes a while (L2)', () => {
+  const { open } = useRedisCaches({ prefix: 'h2hold-l2', defaults: { l2: { commandTimeout: '3s' } } });
+
+  it("trailer fields an app adds in a 'wantTrailers' listener of its own, after node's, go on no answer, as with the app alone", async () => {
+    // node copies the trailers it sends when it asks (its own listener, first): the app's later listener is too late.
+    const serve = async (cache?: TierCache): Promise<string[]> => {
+      const app = new Koa();
+      app.silent = true;
+      if (cache !== undefined) app.use(koaCache(cache, { ttl: '1m' }) as Koa.Middleware);
+      app.use((ctx) => {
+        const res = ctx.res as unknown as http2.Http2ServerResponse;
+        res.stream.on('wantTrailers', () => res.addTrailers({ 'x-late': 'v' }));
+        ctx.body = 'body';
+      });
+      const server = http2.createServer(app.callback() as never);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const answers: string[] = [];
+      try {
+        for (let i = 0; i < 3; i++) {
+          answers.push(
+            await new Promise<string>((resolve) => {
+              const stream = client.request({ ':path': '/k' });
+              let body = '';
+              let trailers = 'none';
+              stream.setEncoding('utf8');
+              stream.on('data', (chunk: string) => (body += chunk));
+              stream.on('trailers', (t) => (trailers = String(t['x-late'])));
+              stream.on('close', () => resolve(`${body} trailer=${trailers}`));
+            }),
+          );
+        }
+      } finally {
+        client.close();
+        await new Promise((resolve) => server.close(resolve));
+      }
+      return answers;
+    };
+    const alone = await serve();
+    assert.deepEqual(alone, ['body trailer=none', 'body trailer=none', 'body trailer=none'], 'premise: the app alone');
+    assert.deepEqual(await serve(await open()), alone);
   });
 });
