@@ -207,8 +207,13 @@ function replayNow(req: IncomingMessage, res: ServerResponse, response: Prepared
   // No body, no write of one: over HTTP/2 node ends the stream with the head of a 204, and a write after it,
   // even of no byte, is ERR_STREAM_WRITE_AFTER_END (Koa reported one on every such hit).
   if (req.method === 'HEAD' || response.body.length === 0) res.end();
-  else if (response.body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, response.body);
-  else res.end(response.body);
+  else endStoredBody(req, res, response.body);
+}
+
+/** Ends `res` with a stored body: over HTTP/2 a large one a slice at a time (see endInSlices). */
+export function endStoredBody(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  if (body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, body);
+  else res.end(body);
 }
 
 /**
@@ -224,14 +229,17 @@ const HTTP2_SLICE = 64 * 1024;
 
 function endInSlices(res: ServerResponse, body: Buffer): void {
   // Node's own, as they are now: what a Koa hit leaves on the response once written drops later writes (koa.ts).
-  const write = res.write as (this: ServerResponse, chunk: Buffer, cb: (err?: Error | null) => void) => boolean;
-  const end = res.end as (this: ServerResponse, chunk: Buffer) => ServerResponse;
+  const write = res.write as (this: ServerResponse, chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
+  const end = res.end as (this: ServerResponse) => ServerResponse;
   let at = 0;
   const next = (err?: Error | null): void => {
     // The stream closed under it (a reset, the session gone): nothing more can go.
     if (err) return;
     if (body.length - at <= HTTP2_SLICE) {
-      end.call(res, at === 0 ? body : body.subarray(at));
+      // Not end(chunk): HTTP/2's end() writes its chunk through res.write(), which drops it by then where the hit
+      // went after a head sent in front (koa.ts bodyAfterHead, then dropLaterWrites).
+      write.call(res, body.subarray(at));
+      end.call(res);
       return;
     }
     const from = at;

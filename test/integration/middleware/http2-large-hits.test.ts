@@ -20,11 +20,19 @@ const SIZE = 2 * 1024 * 1024;
 describe('middleware: HTTP/2 hits of a large entry, many at once on one session', () => {
   const cleanup = useCleanup();
 
-  for (const via of ['koa', 'front door'] as const) {
+  // 'koa, head flushed in front': a layer in front sends the head after next() (ctx.flushHeaders()), and the stored
+  // body follows at Koa's read of ctx.respond (koa.ts bodyAfterHead), which gave it whole (h173: 15 of 20 refused).
+  for (const via of ['koa', 'front door', 'koa, head flushed in front'] as const) {
     it(`${via}: every hit is answered whole (none refused with ENHANCE_YOUR_CALM), as the app alone answers them`, async () => {
       const cache = cleanup.track(createCache({ namespace: `h2large-${process.pid}-${++counter}`, redis: false }));
       const app = new Koa();
       app.silent = true;
+      if (via === 'koa, head flushed in front') {
+        app.use(async (ctx, next) => {
+          await next();
+          ctx.flushHeaders();
+        });
+      }
       app.use(koaCache(cache, { ttl: '1m', maxBodyBytes: 4 * SIZE }) as Koa.Middleware);
       let runs = 0;
       app.use(async (ctx) => {
