@@ -12,7 +12,7 @@ import { OutgoingMessage, type OutgoingHttpHeaders, type ServerResponse } from '
 import { Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
-import { writeStoredHead } from './replay.js';
+import { endInSlices, HTTP2_SLICE, writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
 import { assigned, shadowOwn } from './own-property.js';
 import { keepSaidAfterUpstream } from './cache-status.js';
@@ -437,7 +437,11 @@ class Capture {
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus, replacement.reason);
       // No body (a HEAD): end(undefined) is end() to node. HTTP/2's end() writes its chunk through res.write().
-      this.end.call(res, replacement.body);
+      // A large one over HTTP/2 goes a slice at a time, as a hit's does (replay.ts endInSlices): whole, a few
+      // at once on one session passed its maxSessionMemory, and node refused the session's next streams.
+      const body = replacement.body;
+      if (body !== undefined && body.length > HTTP2_SLICE && res instanceof Http2ServerResponse) endInSlices(res, body, this.write, this.end);
+      else this.end.call(res, body);
     } finally {
       this.writingReplacement = false;
     }

@@ -212,7 +212,7 @@ function replayNow(req: IncomingMessage, res: ServerResponse, response: Prepared
 
 /** Ends `res` with a stored body: over HTTP/2 a large one a slice at a time (see endInSlices). */
 export function endStoredBody(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
-  if (body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, body);
+  if (body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, body, res.write, res.end);
   else res.end(body);
 }
 
@@ -225,12 +225,16 @@ export function endStoredBody(req: IncomingMessage, res: ServerResponse, body: B
  * answered all. A large body goes a slice at a time, each once the one before
  * is written, as a stream piped to the response would.
  */
-const HTTP2_SLICE = 64 * 1024;
+export const HTTP2_SLICE = 64 * 1024;
 
-function endInSlices(res: ServerResponse, body: Buffer): void {
-  // Node's own, as they are now: what a Koa hit leaves on the response once written drops later writes (koa.ts).
-  const write = res.write as (this: ServerResponse, chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
-  const end = res.end as (this: ServerResponse) => ServerResponse;
+/**
+ * `write`, `end`: the response's own, as they are when it starts (what a Koa
+ * hit leaves on the response once written drops later writes, koa.ts), or
+ * those beneath a capture (its stale replacement, capture.ts).
+ */
+export function endInSlices(res: ServerResponse, body: Buffer, write: (...a: never[]) => unknown, end: (...a: never[]) => unknown): void {
+  const writeSlice = write as (this: ServerResponse, chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
+  const endBare = end as (this: ServerResponse) => ServerResponse;
   let at = 0;
   const next = (err?: Error | null): void => {
     // The stream closed under it (a reset, the session gone): nothing more can go.
@@ -238,13 +242,13 @@ function endInSlices(res: ServerResponse, body: Buffer): void {
     if (body.length - at <= HTTP2_SLICE) {
       // Not end(chunk): HTTP/2's end() writes its chunk through res.write(), which drops it by then where the hit
       // went after a head sent in front (koa.ts bodyAfterHead, then dropLaterWrites).
-      write.call(res, body.subarray(at));
-      end.call(res);
+      writeSlice.call(res, body.subarray(at));
+      endBare.call(res);
       return;
     }
     const from = at;
     at += HTTP2_SLICE;
-    write.call(res, body.subarray(from, at), next);
+    writeSlice.call(res, body.subarray(from, at), next);
   };
   next();
 }

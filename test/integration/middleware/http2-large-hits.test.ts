@@ -74,4 +74,51 @@ describe('middleware: HTTP/2 hits of a large entry, many at once on one session'
       }
     });
   }
+
+  // The stale entry that stands in for a failed handler's answer (staleIfError) was given to node whole
+  // (capture.ts's replacement; h173: 15 of 20 refused).
+  it('koa, staleIfError: every stale answer standing in for a failed handler is answered whole, none refused', async () => {
+    const KEYS = 20;
+    const cache = cleanup.track(createCache({ namespace: `h2large-${process.pid}-${++counter}`, redis: false, l1: { maxBytes: 4 * KEYS * SIZE } }));
+    const app = new Koa();
+    app.silent = true;
+    app.use(koaCache(cache, { ttl: 100, staleIfError: '1m', maxBodyBytes: 4 * SIZE }) as Koa.Middleware);
+    let failing = false;
+    let failed = 0;
+    app.use((ctx) => {
+      if (failing) {
+        failed++;
+        ctx.status = 503;
+        ctx.body = 'down';
+      } else ctx.body = Buffer.alloc(SIZE, 'a');
+    });
+    const server = http2.createServer(app.callback() as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => sessions.add(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const get = (path: string) =>
+      new Promise<string>((resolve) => {
+        const stream = client.request({ ':path': path });
+        let length = 0;
+        let status: unknown;
+        stream.on('response', (h) => (status = h[':status']));
+        stream.on('data', (chunk: Buffer) => (length += chunk.length));
+        stream.on('error', () => undefined);
+        stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
+      });
+    const paths = Array.from({ length: KEYS }, (_, i) => `/big/${i}`);
+    try {
+      for (const path of paths) assert.equal(await get(path), `200 ${SIZE} rst=0`);
+      await new Promise((resolve) => setTimeout(resolve, 150)); // stale, within staleIfError
+      failing = true;
+      const answers = await Promise.all(paths.map(get));
+      assert.deepEqual(answers, paths.map(() => `200 ${SIZE} rst=0`));
+      assert.equal(failed, KEYS, 'premise: every handler ran and failed');
+    } finally {
+      client.destroy();
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
