@@ -17,6 +17,19 @@ import { useCleanup } from '../../support/cache-context.js';
 let counter = 0;
 const SIZE = 2 * 1024 * 1024;
 
+/** `<status> <bytes received> rst=<code>` of one GET on `client`'s session. */
+function fetchLength(client: http2.ClientHttp2Session, path: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const stream = client.request({ ':path': path });
+    let length = 0;
+    let status: unknown;
+    stream.on('response', (h) => (status = h[':status']));
+    stream.on('data', (chunk: Buffer) => (length += chunk.length));
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
+  });
+}
+
 describe('middleware: HTTP/2 hits of a large entry, many at once on one session', () => {
   const cleanup = useCleanup();
 
@@ -52,16 +65,7 @@ describe('middleware: HTTP/2 hits of a large entry, many at once on one session'
       server.on('session', (s) => sessions.add(s));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-      const get = () =>
-        new Promise<string>((resolve) => {
-          const stream = client.request({ ':path': '/big' });
-          let length = 0;
-          let status: unknown;
-          stream.on('response', (h) => (status = h[':status']));
-          stream.on('data', (chunk: Buffer) => (length += chunk.length));
-          stream.on('error', () => undefined);
-          stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
-        });
+      const get = () => fetchLength(client, '/big');
       try {
         assert.equal(await get(), `200 ${SIZE} rst=0`);
         const hits = await Promise.all(Array.from({ length: 20 }, get));
@@ -97,16 +101,7 @@ describe('middleware: HTTP/2 hits of a large entry, many at once on one session'
     server.on('session', (s) => sessions.add(s));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    const get = (path: string) =>
-      new Promise<string>((resolve) => {
-        const stream = client.request({ ':path': path });
-        let length = 0;
-        let status: unknown;
-        stream.on('response', (h) => (status = h[':status']));
-        stream.on('data', (chunk: Buffer) => (length += chunk.length));
-        stream.on('error', () => undefined);
-        stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
-      });
+    const get = (path: string) => fetchLength(client, path);
     const paths = Array.from({ length: KEYS }, (_, i) => `/big/${i}`);
     try {
       for (const path of paths) assert.equal(await get(path), `200 ${SIZE} rst=0`);
