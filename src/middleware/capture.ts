@@ -12,7 +12,7 @@ import { OutgoingMessage, type OutgoingHttpHeaders, type ServerResponse } from '
 import { Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { inspect } from 'node:util';
 import type { HeaderSet } from './http-entry.js';
-import { writeStoredHead } from './replay.js';
+import { endInSlices, HTTP2_SLICE, writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
 import { assigned, shadowOwn } from './own-property.js';
 import { keepSaidAfterUpstream } from './cache-status.js';
@@ -437,7 +437,11 @@ class Capture {
     try {
       writeStoredHead(res, replacement.status, replacement.headers, replacement.age, replacement.cacheStatus, replacement.reason);
       // No body (a HEAD): end(undefined) is end() to node. HTTP/2's end() writes its chunk through res.write().
-      this.end.call(res, replacement.body);
+      // A large one over HTTP/2 goes a slice at a time, as a hit's does (replay.ts endInSlices): whole, a few
+      // at once on one session passed its maxSessionMemory, and node refused the session's next streams.
+      const body = replacement.body;
+      if (body !== undefined && body.length > HTTP2_SLICE && res instanceof Http2ServerResponse) endInSlices(res, body, this.write, this.end);
+      else this.end.call(res, body);
     } finally {
       this.writingReplacement = false;
     }
@@ -659,6 +663,7 @@ class Capture {
     const judge = (headers?: OutgoingHttpHeaders): void => {
       if (judged) return;
       judged = true;
+      clearTimeout(late);
       restore();
       stream.off('close', onClose);
       let result: Promise<void> | void;
@@ -680,8 +685,14 @@ class Capture {
       else result.then(sendNow, sendNow);
     };
     const onClose = (): void => judge();
-    const restore = shadowOwn(stream, 'sendTrailers', assigned((headers: OutgoingHttpHeaders) => judge(headers)));
+    // Copied when node asks, as node's own sendTrailers copies them: what an app adds later (a 'wantTrailers'
+    // listener after node's) never goes, and must not go once a store made the real call wait.
+    const restore = shadowOwn(stream, 'sendTrailers', assigned((headers: OutgoingHttpHeaders) => judge(Object.assign(Object.create(null) as OutgoingHttpHeaders, headers))));
     stream.once('close', onClose);
+    // The window read above can shrink before node packs the body (the client's SETTINGS, another stream's DATA
+    // sent first), and node then asks only once this client reads: past TRAILERS_WAIT it is judged with what it
+    // holds, and node's ask, whenever it comes, sends the trailers itself.
+    const late = setTimeout(onClose, TRAILERS_WAIT_MS).unref();
     // The real end now, its trailers (END_STREAM) held: the hold on destroy() stays till they go.
     this.finishEnd();
     if (!judged) {
@@ -727,6 +738,14 @@ class Capture {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * How long an HTTP/2 answer judged at its trailers waits for node to ask for
+ * them. Where the body fits the client's window node asks as it packs the
+ * body, in the first turn after end(); a wait this long means the client
+ * holds it, and the store and the requests waiting on it must not wait on that.
+ */
+const TRAILERS_WAIT_MS = 50;
 
 /** What the client lets this HTTP/2 stream send before it reads: its initial stream window, within what is left of the session's. */
 function peerWindow(stream: ServerHttp2Stream): number {

@@ -12,7 +12,7 @@ import { swallow } from './capture.js';
 import { HttpCache } from './http-cache.js';
 import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
-import { DEFERRED_HIT, type DeferredHit } from './replay.js';
+import { DEFERRED_HIT, type DeferredHit, endStoredBody } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
 import { OUT_HEADERS } from './outgoing-field.js';
@@ -320,7 +320,7 @@ function bodyAfterHead(res: ServerResponse | undefined, pending: DeferredHit): v
   if (res === undefined || res.writableEnded || res.destroyed) return;
   const body = pending.body;
   if (body === undefined || body.length === 0 || pending.status === 304 || res.req.method === 'HEAD') res.end();
-  else res.end(body);
+  else endStoredBody(res.req, res, body);
   dropLaterWrites(res);
 }
 

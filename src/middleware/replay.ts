@@ -207,8 +207,13 @@ function replayNow(req: IncomingMessage, res: ServerResponse, response: Prepared
   // No body, no write of one: over HTTP/2 node ends the stream with the head of a 204, and a write after it,
   // even of no byte, is ERR_STREAM_WRITE_AFTER_END (Koa reported one on every such hit).
   if (req.method === 'HEAD' || response.body.length === 0) res.end();
-  else if (response.body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, response.body);
-  else res.end(response.body);
+  else endStoredBody(req, res, response.body);
+}
+
+/** Ends `res` with a stored body: over HTTP/2 a large one a slice at a time (see endInSlices). */
+export function endStoredBody(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  if (body.length > HTTP2_SLICE && req.httpVersionMajor >= 2) endInSlices(res, body, res.write, res.end);
+  else res.end(body);
 }
 
 /**
@@ -220,26 +225,30 @@ function replayNow(req: IncomingMessage, res: ServerResponse, response: Prepared
  * answered all. A large body goes a slice at a time, each once the one before
  * is written, as a stream piped to the response would.
  */
-const HTTP2_SLICE = 64 * 1024;
+export const HTTP2_SLICE = 64 * 1024;
 
-function endInSlices(res: ServerResponse, body: Buffer): void {
-  // Node's own, as they are now: what a Koa hit leaves on the response once written drops later writes (koa.ts).
-  const write = res.write as (this: ServerResponse, chunk: Buffer, cb: (err?: Error | null) => void) => boolean;
-  // The last slice by that write too, then end() with nothing: node's end(chunk) writes its chunk through
-  // res.write, which by then may be what drops it (a Koa layer in front answering by itself, ctx.respond = false).
-  const end = res.end as (this: ServerResponse) => ServerResponse;
+/**
+ * `write`, `end`: the response's own, as they are when it starts (what a Koa
+ * hit leaves on the response once written drops later writes, koa.ts), or
+ * those beneath a capture (its stale replacement, capture.ts).
+ */
+export function endInSlices(res: ServerResponse, body: Buffer, write: (...a: never[]) => unknown, end: (...a: never[]) => unknown): void {
+  const writeSlice = write as (this: ServerResponse, chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
+  const endBare = end as (this: ServerResponse) => ServerResponse;
   let at = 0;
   const next = (err?: Error | null): void => {
     // The stream closed under it (a reset, the session gone): nothing more can go.
     if (err) return;
     if (body.length - at <= HTTP2_SLICE) {
-      write.call(res, body.subarray(at), () => undefined);
-      end.call(res);
+      // Not end(chunk): HTTP/2's end() writes its chunk through res.write(), which drops it by then where the hit
+      // went after a head sent in front (koa.ts bodyAfterHead, then dropLaterWrites).
+      writeSlice.call(res, body.subarray(at));
+      endBare.call(res);
       return;
     }
     const from = at;
     at += HTTP2_SLICE;
-    write.call(res, body.subarray(from, at), next);
+    writeSlice.call(res, body.subarray(from, at), next);
   };
   next();
 }

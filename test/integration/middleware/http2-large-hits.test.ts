@@ -17,13 +17,28 @@ import { useCleanup } from '../../support/cache-context.js';
 let counter = 0;
 const SIZE = 2 * 1024 * 1024;
 
+/** `<status> <bytes received> rst=<code>` of one GET on `client`'s session. */
+function fetchLength(client: http2.ClientHttp2Session, path: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const stream = client.request({ ':path': path });
+    let length = 0;
+    let status: unknown;
+    stream.on('response', (h) => (status = h[':status']));
+    stream.on('data', (chunk: Buffer) => (length += chunk.length));
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
+  });
+}
+
 describe('middleware: HTTP/2 hits of a large entry, many at once on one session', () => {
   const cleanup = useCleanup();
 
   // 'koa, answering by itself in front': a middleware in front says before next() that it answers by itself
   // (ctx.respond = false), so the hit is written at once and what is written on the response after it is dropped
   // (koa.ts dropLaterWrites): the slices after the first must go by node's own write and end, not through those.
-  for (const via of ['koa', 'front door', 'koa, answering by itself in front'] as const) {
+  // 'koa, head flushed in front': a layer in front sends the head after next() (ctx.flushHeaders()), and the stored
+  // body follows at Koa's read of ctx.respond (koa.ts bodyAfterHead), which gave it whole (h173: 15 of 20 refused).
+  for (const via of ['koa', 'front door', 'koa, answering by itself in front', 'koa, head flushed in front'] as const) {
     it(`${via}: every hit is answered whole (none refused with ENHANCE_YOUR_CALM), as the app alone answers them`, async () => {
       const cache = cleanup.track(createCache({ namespace: `h2large-${process.pid}-${++counter}`, redis: false }));
       const app = new Koa();
@@ -32,6 +47,12 @@ describe('middleware: HTTP/2 hits of a large entry, many at once on one session'
         app.use(async (ctx, next) => {
           ctx.respond = false;
           await next();
+        });
+      }
+      if (via === 'koa, head flushed in front') {
+        app.use(async (ctx, next) => {
+          await next();
+          ctx.flushHeaders();
         });
       }
       app.use(koaCache(cache, { ttl: '1m', maxBodyBytes: 4 * SIZE }) as Koa.Middleware);
@@ -53,16 +74,7 @@ describe('middleware: HTTP/2 hits of a large entry, many at once on one session'
       server.on('session', (s) => sessions.add(s));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-      const get = () =>
-        new Promise<string>((resolve) => {
-          const stream = client.request({ ':path': '/big' });
-          let length = 0;
-          let status: unknown;
-          stream.on('response', (h) => (status = h[':status']));
-          stream.on('data', (chunk: Buffer) => (length += chunk.length));
-          stream.on('error', () => undefined);
-          stream.on('close', () => resolve(`${String(status)} ${length} rst=${stream.rstCode}`));
-        });
+      const get = () => fetchLength(client, '/big');
       try {
         assert.equal(await get(), `200 ${SIZE} rst=0`);
         const hits = await Promise.all(Array.from({ length: 20 }, get));
@@ -75,4 +87,42 @@ describe('middleware: HTTP/2 hits of a large entry, many at once on one session'
       }
     });
   }
+
+  // The stale entry that stands in for a failed handler's answer (staleIfError) was given to node whole
+  // (capture.ts's replacement; h173: 15 of 20 refused).
+  it('koa, staleIfError: every stale answer standing in for a failed handler is answered whole, none refused', async () => {
+    const KEYS = 20;
+    const cache = cleanup.track(createCache({ namespace: `h2large-${process.pid}-${++counter}`, redis: false, l1: { maxBytes: 4 * KEYS * SIZE } }));
+    const app = new Koa();
+    app.silent = true;
+    app.use(koaCache(cache, { ttl: 100, staleIfError: '1m', maxBodyBytes: 4 * SIZE }) as Koa.Middleware);
+    let failing = false;
+    let failed = 0;
+    app.use((ctx) => {
+      if (failing) {
+        failed++;
+        ctx.status = 503;
+        ctx.body = 'down';
+      } else ctx.body = Buffer.alloc(SIZE, 'a');
+    });
+    const server = http2.createServer(app.callback() as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => sessions.add(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const get = (path: string) => fetchLength(client, path);
+    const paths = Array.from({ length: KEYS }, (_, i) => `/big/${i}`);
+    try {
+      for (const path of paths) assert.equal(await get(path), `200 ${SIZE} rst=0`);
+      await new Promise((resolve) => setTimeout(resolve, 150)); // stale, within staleIfError
+      failing = true;
+      const answers = await Promise.all(paths.map(get));
+      assert.deepEqual(answers, paths.map(() => `200 ${SIZE} rst=0`));
+      assert.equal(failed, KEYS, 'premise: every handler ran and failed');
+    } finally {
+      client.destroy();
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
