@@ -14,7 +14,6 @@ import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http
 import { EntryCodecError, encodeOwn, ownBytes } from '../store/entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { PackedEntry } from '../store/packed-entry.js';
-import { headJson } from './head-json.js';
 import { sharedHeaderName } from './header-names.js';
 import { parseHttpDate } from './http-date.js';
 
@@ -565,7 +564,7 @@ export interface TieredEntry {
 function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body: Buffer, decodedBytes: number): TieredEntry {
   const { tags, versions } = stamp;
   const front = { kind: EntryKind.Http, createdAt: life.createdAt, freshUntil: life.freshUntil, staleUntil: life.staleUntil, epoch: stamp.epoch, tags, versions };
-  const head = headJson(stored);
+  const head = JSON.stringify(stored);
   let bytes: Buffer;
   try {
     bytes = encodeOwn(front, head, body);
