@@ -82,6 +82,10 @@ function component(text: string): string {
   return escaped.indexOf('&') === -1 ? escaped : escaped.replace(/&/g, '%26');
 }
 
+/** A lone parameter canonicalQuery keeps as it is: name and value of unreserved characters (RFC 3986), the name not empty. */
+const PLAIN_PARAM = /^[\w.~-]+=[\w.~-]*$/;
+const ACCESS_TOKEN_PARAM = `${ACCESS_TOKEN}=`;
+
 const byRoot = (x: Param, y: Param): number => (x.root < y.root ? -1 : x.root > y.root ? 1 : 0);
 
 // The canonical form is safe in a key as it is (no ':', '{', '}', '%' escapes of its own making):
@@ -104,6 +108,9 @@ const byRoot = (x: Param, y: Param): number => (x.root < y.root ? -1 : x.root > 
  */
 export function canonicalQuery(query: string, allow?: ReadonlySet<string>): string {
   if (query === '') return '';
+  // One name=value of characters no parser decodes and no key escapes (`?page=2`, most queries):
+  // its canonical form is itself, with no split, decoding or sorting to find that out.
+  if (PLAIN_PARAM.test(query)) return allow === undefined || allowedRoots(allow).has(query.slice(0, query.indexOf('='))) || query.startsWith(ACCESS_TOKEN_PARAM) ? query : '';
   const parts = query.split('&');
   if (parts.length > MAX_QUERY_PARTS) return '#' + component(query);
   const roots = allow === undefined ? undefined : allowedRoots(allow);

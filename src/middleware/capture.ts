@@ -114,7 +114,12 @@ function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null 
   if (chunk === undefined || chunk === null) return undefined;
   try {
     // An encoding that is not a string (write's callback in its place, null) is utf8 to Buffer.from, as to node's write().
-    if (typeof chunk === 'string') return Buffer.from(chunk, encoding as BufferEncoding);
+    if (typeof chunk === 'string') {
+      // ASCII (as long in UTF-8 as in UTF-16: anything else takes more bytes) is the same bytes in latin1, which
+      // node copies where UTF-8 is encoded a character at a time (a JSON body from Koa: most fills' body).
+      if ((encoding === undefined || encoding === 'utf8') && Buffer.byteLength(chunk) === chunk.length) return Buffer.from(chunk, 'latin1');
+      return Buffer.from(chunk, encoding as BufferEncoding);
+    }
     if (chunk instanceof Uint8Array) {
       const out = Buffer.allocUnsafe(chunk.byteLength);
       out.set(chunk);

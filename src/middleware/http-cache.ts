@@ -29,7 +29,7 @@ import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit }
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { hasOutgoingField, outgoingField, sendsTrailers } from './outgoing-field.js';
+import { hasOutgoingField, outgoingField, sendsTrailers, setOutgoingField } from './outgoing-field.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
@@ -323,7 +323,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     this.ttl = ttl;
     if (ttl === undefined) {
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, missStatus(reason!)));
+      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus(reason!)));
       return this.notModifiedUnstored(r, headers);
     }
     if (rawGroups !== undefined) {
@@ -332,20 +332,20 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       if (groups.length > 0) this.lateStamp = Promise.resolve(versions.stampLocally(groups) ?? versions.stamp(groups));
     }
     // The Date the stored copy replays is the one this answer carries.
-    if (r.sendDate && headers.date === undefined) r.setHeader('date', (headers.date = httpDateNow()));
+    if (r.sendDate && headers.date === undefined) setOutgoingField(r, 'date', (headers.date = httpDateNow()));
     // An origin's answers keep the validators it gave (none invented: the origin could not match them).
-    if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) r.setHeader('etag', (headers.etag = entityTag(body)));
+    if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) setOutgoingField(r, 'etag', (headers.etag = entityTag(body)));
     if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
       this.ttl = undefined;
       flight.settle(undefined);
-      if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, missStatus('too-large')));
+      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
       return this.notModifiedUnstored(r, headers);
     }
     // A streamed answer (body undefined) is matched on validators the handler set before its head left: the cache's own ETag needs the whole body.
     const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     // The snapshot (what is stored) keeps the upstream's Cache-Status alone: ours is said afresh on every answer.
-    if (cacheStatus) r.setHeader('cache-status', afterUpstream(upstream, this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
+    if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers };
     // HTTP/2 has no reason phrase (node warns at a mere read of it).
     if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
