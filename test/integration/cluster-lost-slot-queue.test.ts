@@ -39,6 +39,8 @@ describe('Redis Cluster with full coverage off: an invalidation stuck on a lost 
     if (lost.length === 0) return;
     await Promise.all(lost.map((s) => s.restart()));
     await eventually(async () => (await onEachNode(cluster, (r) => r.cluster('NODES'))).every((nodes) => !String(nodes).includes('fail')), 'the Cluster is whole again', 20_000);
+    // A restarted node starts from its config file: full coverage required again (it would answer CLUSTERDOWN).
+    await onEachNode(cluster, (node) => node.config('SET', 'cluster-require-full-coverage', 'no'));
   });
 
   /** A cache on a client of its own; a short cooldown so that probes (and the replays they start) come within the test. */
@@ -56,6 +58,8 @@ describe('Redis Cluster with full coverage off: an invalidation stuck on a lost 
   // a large one keeps trying past the command timeout (as the default 200 ms one does with the default budget),
   // paced so that its loop does not crowd out the client's other commands (the bus's among them).
   // The second case checks only what differs, the stuck invalidation's classification: the rest is the first's.
+  // (Run whole, it failed 2 runs in 3 after the set() step: B's L2 went down, B having touched a lost slot. Not
+  // explained yet: see h171's report.)
   const endings: Array<[string, ClusterOptions, boolean]> = [
     ['a spent redirection budget', {}, true],
     ['the command timeout', { maxRedirections: 100_000, retryDelayOnMoved: 50 }, false],
