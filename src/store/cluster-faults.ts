@@ -7,6 +7,7 @@ import type { Cluster, Redis } from 'ioredis';
 const BUDGET_SPENT = 'Too many Cluster redirections. Last error: ';
 const MOVED_LAST = /^ReplyError: MOVED \d+ (\S+)$/;
 const REDIRECTED_LAST = /^ReplyError: (?:MOVED|ASK|TRYAGAIN) /;
+const SLOT_NOT_SERVED = 'CLUSTERDOWN Hash slot not served';
 
 /**
  * A command whose node stayed unreachable until the client's redirection
@@ -62,6 +63,20 @@ export function redirectionSpent(error: Error): boolean {
 export function clusterDown(error: Error): boolean {
   const message = error.message;
   return message.startsWith('CLUSTERDOWN') || message.startsWith(`${BUDGET_SPENT}ReplyError: CLUSTERDOWN`);
+}
+
+/**
+ * A command that failed on its own slot while the Cluster may serve the
+ * others: the redirection budget spent on it (its master gone, or a move
+ * that outlasted it), or CLUSTERDOWN for that slot alone (a slot no master
+ * serves, with cluster-require-full-coverage no). Not a Cluster that says it
+ * is down as a whole.
+ */
+export function slotUnserved(error: Error): boolean {
+  const message = error.message;
+  const last = message.startsWith(BUDGET_SPENT) ? message.slice(BUDGET_SPENT.length) : undefined;
+  if (last === undefined) return message.startsWith(SLOT_NOT_SERVED);
+  return !last.startsWith('ReplyError: CLUSTERDOWN') || last.startsWith(SLOT_NOT_SERVED, 'ReplyError: '.length);
 }
 
 /**

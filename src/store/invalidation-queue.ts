@@ -5,9 +5,14 @@
 // again, so an invalidation made during a network blip still reaches L2 and
 // every other instance. The backlog is bounded: past MAX_QUEUED tags and keys
 // it becomes one clear(), which covers everything it held (over-invalidating).
-import { redirectionSpent } from './cluster-faults.js';
+// On a Cluster that keeps serving what it can, an invalidation whose bump its
+// slot's master cannot take (lost with no replica) holds back only the items
+// on its slots: the masters that answer take the rest, in order per slot, at
+// once (see next); a clear() made meanwhile takes its place, as in an outage.
+import { redirectionSpent, slotUnserved } from './cluster-faults.js';
+import { keySlot } from './hash-slot.js';
 import type { BusMessage, InvalidationBus, PublishProgress } from './invalidation-bus.js';
-import type { L2Store } from './l2-store.js';
+import { L2NotSentError, type L2Store } from './l2-store.js';
 import { counterValue, dropUnlessSetSince } from './redis-scripts.js';
 import type { TagVersions } from './tag-versions.js';
 
@@ -39,6 +44,8 @@ const MAX_BATCH_TAGS = 1_000;
 /** Tells a caller whether its invalidation reached Redis; shared when items merge. */
 interface Ticket {
   delivered: boolean;
+  /** Answers the caller: delivered, or not (its bump met a lost slot; it stays queued). */
+  readonly answer: (delivered: boolean) => void;
 }
 
 interface Item {
@@ -55,6 +62,10 @@ interface Item {
   readonly seq: number;
   /** A key's delete: the version a later set() of this instance moved its counter to (see supersede). */
   keepAt?: number;
+  /** Its bump failed on a slot the Cluster does not serve (see slotUnserved): it holds back its slots (see next). */
+  stuck?: boolean;
+  /** The slots of its counters, once asked (see slotsOf). */
+  slots?: readonly number[];
 }
 
 export interface InvalidationQueueOptions {
@@ -102,6 +113,10 @@ export class InvalidationQueue {
   /** How many queued items hold each tag (a key's delete: its key tag), and how many are clear()s (see settle). */
   private readonly holding = new Map<string, number>();
   private clears = 0;
+  /** The last failure was a lost slot's (see slotUnserved): items on other slots are still sent while L2 is down. */
+  private slotLost = false;
+  /** Lost slots' failures since the last delivery: from two, the masters that answer may be gone as well. */
+  private lostInARow = 0;
   /** Settles at the next item delivered, or the end of the drain under way (see delivery). */
   private progress: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -181,15 +196,21 @@ export class InvalidationQueue {
    * pull's second step): only the publish is left.
    */
   async submit(op: Invalidation, bumped?: BusMessage): Promise<Delivery> {
+    const item = this.enqueue(op, bumped);
     // The last try failed and L2 is still down: L2 coming back replays the queue; trying now would only wait.
-    if (this.failing && this.options.l2.state !== 'ok') {
-      this.enqueue(op, undefined, bumped);
+    // Unless what failed was a lost slot's (its master gone, the breaker open): an invalidation urgent enough goes
+    // through the breaker (see L2Store.run), and the masters that answer take one it does not hold back.
+    if (this.failing && this.options.l2.state !== 'ok' && !(this.slotLost && this.lostInARow < 2 && this.free(true) !== undefined)) {
       return { delivered: false, error: this.lastError };
     }
-    const ticket: Ticket = { delivered: false };
-    this.enqueue(op, ticket, bumped);
+    let answer!: (delivered: boolean) => void;
+    const answered = new Promise<boolean>((resolve) => (answer = resolve));
+    const ticket: Ticket = { delivered: false, answer };
+    item.tickets.push(ticket);
     for (;;) {
-      const emptied = await this.drain();
+      // Answered when its item is delivered or stuck, not only once the drain ends: one that goes on to retry
+      // a lost slot's items last waits a command timeout for them.
+      const emptied = await Promise.race([this.drain(), answered]);
       if (ticket.delivered) return { delivered: true };
       // Emptied without it: a drain that was just ending; go again.
       if (!emptied) return { delivered: false, error: this.lastError };
@@ -236,17 +257,19 @@ export class InvalidationQueue {
     return this.items.map((item) => item.op);
   }
 
-  private enqueue(op: Invalidation, ticket: Ticket | undefined, bumped: BusMessage | undefined): void {
+  /** Queues `op`; returns the item that holds it now (the clear() it collapsed into, if it did). */
+  private enqueue(op: Invalidation, bumped: BusMessage | undefined): Item {
     const versions = this.options.versions;
     if (op.kind === 'clear') versions.markPendingClear();
     else versions.markPending(op.kind === 'tags' ? op.tags : [op.tag]);
-    const item: Item = { op, tickets: ticket === undefined ? [] : [ticket], calls: 1, seq: this.enqueued++ };
+    const item: Item = { op, tickets: [], calls: 1, seq: this.enqueued++ };
     if (bumped !== undefined) item.message = bumped;
     this.items.push(item);
     this.hold(op, 1);
     this.size += weight(op);
     // While Redis fails, a clear() covers the whole backlog, and so does one past the bound.
     if (this.failing && (op.kind === 'clear' || this.size > MAX_QUEUED)) this.collapse();
+    return this.items[this.items.length - 1]!;
   }
 
   /** Replaces the backlog with one clear() that carries every caller's ticket. */
@@ -263,19 +286,45 @@ export class InvalidationQueue {
   private async run(): Promise<boolean> {
     /** When the head's delivery first met a moving slot (see movingSlot). */
     let redirected: number | undefined;
+    /** An item got stuck on a lost slot in this drain, and none was delivered since (see next). */
+    let stuckHere = false;
     while (this.items.length > 0) {
-      const item = this.head();
+      const item = this.next(stuckHere);
+      if (item === undefined) {
+        this.scheduleRetry(RETRY_MS);
+        return false;
+      }
       this.cameBack = false;
       try {
         await this.deliver(item);
         redirected = undefined;
+        stuckHere = false;
+        this.lostInARow = 0;
       } catch (err) {
         if (this.movingSlot(err, (redirected ??= performance.now()))) {
           await new Promise((resolve) => setTimeout(resolve, REDIRECTED_RETRY_MS));
           continue;
         }
-        this.lastError = err instanceof Error ? err : new Error(String(err));
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.lastError = error;
         this.failing = true;
+        this.slotLost = this.lostSlot(item, error);
+        if (this.slotLost) {
+          // A retry tells nothing new: that slot was lost already.
+          if (item.stuck !== true) this.lostInARow++;
+          item.stuck = true;
+          stuckHere = true;
+          for (const ticket of item.tickets) ticket.answer(false);
+          // A clear() queued behind it covers it, as one made now would (see enqueue): none waits behind a stuck
+          // item, where every set() would wait for it (see covers) for as long as the master stays lost.
+          if (this.clears > 0) this.collapse();
+          // The items it does not hold back go on. Unless a second slot was lost since the last delivery: it may
+          // be the whole Cluster gone, each try costing up to a command timeout; the probe, not a caller, finds out.
+          if (this.lostInARow <= 1) {
+            redirected = undefined;
+            continue;
+          }
+        }
         // L2 came back while it was out: its command went with the connection lost before (the client does not
         // send it again), and Redis answers now. Replayed at once, as onL2Up would have, not a retry period later.
         this.scheduleRetry(this.cameBack && this.options.l2.state === 'ok' ? 0 : RETRY_MS);
@@ -288,7 +337,10 @@ export class InvalidationQueue {
         this.size -= weight(item.op);
         this.hold(item.op, -1);
       }
-      for (const ticket of item.tickets) ticket.delivered = true;
+      for (const ticket of item.tickets) {
+        ticket.delivered = true;
+        ticket.answer(true);
+      }
       if (this.failing) this.replayed += item.calls;
       if (this.items.length > 0) {
         this.settle(item.op);
@@ -299,6 +351,8 @@ export class InvalidationQueue {
     this.options.versions.clearPending();
     if (this.failing) {
       this.failing = false;
+      this.slotLost = false;
+      this.lostInARow = 0;
       this.options.onReplayed(this.replayed);
       this.replayed = 0;
     }
@@ -346,22 +400,84 @@ export class InvalidationQueue {
     return err instanceof Error && redirectionSpent(err) && l2.state === 'ok' && performance.now() - since < l2.commandTimeout;
   }
 
-  /** The first item, merged with the tag invalidations right behind it (one bump, one message for them all). */
-  private head(): Item {
-    const first = this.items[0]!;
+  /**
+   * Whether `item` failed on a slot of its own that the Cluster does not
+   * serve while others may answer: its master lost (the client's slot map
+   * still names it), or the slot refused. Its bump, not its publish (every
+   * item's goes to the bus's one slot); not a clear() (it covers all), and
+   * not a command never sent (Redis not connected at all).
+   */
+  private lostSlot(item: Item, error: Error): boolean {
+    if (item.message !== undefined || item.op.kind === 'clear' || error instanceof L2NotSentError) return false;
+    return slotUnserved(error) || this.options.l2.servedByLost(this.slotsOf(item));
+  }
+
+  /**
+   * What to deliver next: the first item that no stuck one holds back (see
+   * free), merged; with none, the oldest, a stuck slot's retry, while L2 is
+   * up (its probe passed), unless one got stuck in this drain (`stuckHere`):
+   * L2 coming back or the retry timer tries again. The items of each slot
+   * keep their order, and what every other instance must hear is not held
+   * back by a master that is gone.
+   */
+  private next(stuckHere: boolean): Item | undefined {
+    const free = this.free(false);
+    if (free !== undefined) return this.head(free.at, free.held);
+    return stuckHere || this.options.l2.state !== 'ok' ? undefined : this.head(0, undefined);
+  }
+
+  /**
+   * The first item no stuck one holds back (`last`: the last item, if none
+   * holds it back), and the slots held back before it. An item is held back
+   * when stuck, or when it has a counter in a slot of one held back before
+   * it: two invalidations of one counter, or of one key, stay in order. (No
+   * clear() is queued with a stuck item: it took their place, see
+   * collapse.) Without a stuck item: the first.
+   */
+  private free(last: boolean): { at: number; held: ReadonlySet<number> | undefined } | undefined {
+    const items = this.items;
+    if (!items.some((item) => item.stuck === true)) return items.length === 0 ? undefined : { at: last ? items.length - 1 : 0, held: undefined };
+    const held = new Set<number>();
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (item.stuck === true || this.slotsOf(item).some((slot) => held.has(slot))) {
+        for (const slot of this.slotsOf(item)) held.add(slot);
+      } else if (!last || i === items.length - 1) {
+        return { at: i, held };
+      }
+    }
+    return undefined;
+  }
+
+  /** The slots of `item`'s counters (a key's delete: its key's, which its counter shares). */
+  private slotsOf(item: Item): readonly number[] {
+    const versions = this.options.versions;
+    item.slots ??= tagsOf(item.op).map((tag) => keySlot(versions.counterKeyOf(tag)));
+    return item.slots;
+  }
+
+  /**
+   * The item at `at`, merged with the tag invalidations right behind it (one
+   * bump, one message for them all) that are not held back: none stuck, none
+   * on a slot in `held`.
+   */
+  private head(at: number, held: ReadonlySet<number> | undefined): Item {
+    const first = this.items[at]!;
     if (first.op.kind !== 'tags' || first.message !== undefined) return first;
-    let end = 1;
+    let end = at + 1;
     const tags = new Set(first.op.tags);
     for (; end < this.items.length; end++) {
       const next = this.items[end]!;
       if (next.op.kind !== 'tags' || next.message !== undefined || tags.size + next.op.tags.length > MAX_BATCH_TAGS) break;
+      if (held !== undefined && (next.stuck === true || this.slotsOf(next).some((slot) => held.has(slot)))) break;
       for (const tag of next.op.tags) tags.add(tag);
     }
     // Stryker disable next-line ConditionalExpression: a merge of one item is that item (its tags deduplicated)
-    if (end === 1) return first;
-    const parts = this.items.slice(0, end);
-    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0), seq: parts[end - 1]!.seq };
-    const removed = this.items.splice(0, end, merged);
+    if (end === at + 1) return first;
+    const parts = this.items.slice(at, end);
+    const merged: Item = { op: { kind: 'tags', tags: [...tags] }, tickets: parts.flatMap((item) => item.tickets), calls: parts.reduce((sum, item) => sum + item.calls, 0), seq: parts[parts.length - 1]!.seq };
+    if (parts.some((item) => item.stuck === true)) merged.stuck = true;
+    const removed = this.items.splice(at, end - at, merged);
     for (const item of removed) this.hold(item.op, -1);
     this.hold(merged.op, 1);
     this.size += weight(merged.op) - removed.reduce((sum, item) => sum + weight(item.op), 0);

@@ -184,6 +184,22 @@ export class L2Store {
     this.settleWaiters(false);
   }
 
+  /**
+   * On a Cluster: whether one of `slots` is served, as the client's slot map
+   * has it, by a node whose connection it lost (see LostNodes). A command
+   * there fails on that slot alone, by a spent redirection budget or, with a
+   * short command timeout, a timeout.
+   */
+  servedByLost(slots: readonly number[]): boolean {
+    const lost = this.lostNodes;
+    if (lost === undefined) return false;
+    const map = (this.client as { slots?: ReadonlyArray<readonly string[] | undefined> }).slots;
+    return slots.some((slot) => {
+      const master = map?.[slot]?.[0];
+      return master !== undefined && lost.has(master);
+    });
+  }
+
   /** An entry's bytes, from the master even on a client that reads replicas (a lagging one has older bytes, or none). */
   get(key: string): Promise<Buffer | null> {
     return this.run(this.fromMaster ? (c) => getFromMaster(c, key) : (c) => c.getBuffer(key));
