@@ -106,6 +106,8 @@ export class InvalidationQueue {
   private lastError: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** close() has resolved what is left as undelivered: nothing more may go (see close). */
+  private givenUp = false;
   /** L2 came back while a delivery was out (see onL2Up). */
   private cameBack = false;
   /** How many items were ever enqueued (see mark). */
@@ -249,6 +251,9 @@ export class InvalidationQueue {
       const pause = Math.min(CLOSE_RETRY_MS, deadline - Date.now());
       if (this.items.length > 0 && pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
     }
+    // What is left is reported lost now: a drain still under way (the resends of a moving slot's bump, on a
+    // Cluster the caller keeps open) must not deliver it once the move ends, as if it had been told after all.
+    this.givenUp = true;
     return this.items.length;
   }
 
@@ -289,6 +294,7 @@ export class InvalidationQueue {
     /** An item got stuck on a lost slot in this drain, and none was delivered since (see next). */
     let stuckHere = false;
     while (this.items.length > 0) {
+      if (this.givenUp) return false;
       const item = this.next(stuckHere);
       if (item === undefined) {
         this.scheduleRetry(RETRY_MS);
