@@ -54,13 +54,17 @@ const SET_ON_CLUSTER_SUBSCRIBER: ReadonlyMap<string, string> = new Map([
  * @throws TierCacheConfigError naming `option` (`redis`, `TIERCACHE_REDIS_URL`) and the parameter.
  */
 export function refuseOwnSettingsInQuery(option: string, query: URLSearchParams, shown: string): void {
-  for (const name of query.keys()) {
+  for (const [name, value] of query) {
     const instead = SET_BY_TIERCACHE.get(name);
     if (instead !== undefined) throw new TierCacheConfigError(option, shown, `must not set ${name} in its query: tiercache sets it on the client it opens, and ioredis would let the URL's value win (${instead}, ${OR_OWN_CLIENT})`);
     if (name === 'monitor') throw new TierCacheConfigError(option, shown, `must not set monitor in its query: ioredis then turns the connection into a MONITOR stream, which refuses every command tiercache sends (L2 and the bus stayed down): remove it`);
+    if (name === 'tls' && TLS_OFF.test(value)) throw new TierCacheConfigError(option, shown, `must not set tls=${value} in its query: ioredis reads it as TLS with a profile named ${JSON.stringify(value)}, so TLS is on whatever the value says, and a server speaking plain text never answers (L2 and the bus stay down): remove it for plain text, or use rediss:// for TLS`);
     refuseNotFromAString(option, name, shown, `remove it, ${OR_OWN_CLIENT}`);
   }
 }
+
+/** A `tls` value that means "off" to a reader, which ioredis takes for the name of a TLS profile, turning TLS on. */
+const TLS_OFF = /^(?:false|0|no|off|)$/i;
 
 /**
  * Refuses a Cluster whose startup nodes set what tiercache sets on the

@@ -69,6 +69,13 @@ describe("a Redis URL's query options", () => {
     assertRefused(() => resolveOptions({ redis: `${BASE}?monitor=true` }, NO_ENV), 'redis', 'monitor', /MONITOR stream.*remove it/);
   });
 
+  it('tls with a value meaning off is refused: ioredis reads any tls value as a TLS profile and turns TLS on', () => {
+    for (const value of ['false', 'FALSE', '0', 'no', 'off', '']) {
+      assertRefused(() => resolveOptions({ redis: `${BASE}?tls=${value}` }, NO_ENV), 'redis', `tls=${value}`, /TLS is on whatever the value says.*remove it for plain text/);
+      assertRefused(() => resolveOptions({}, { TIERCACHE_REDIS_URL: `${BASE}?family=4&tls=${value}` }), 'TIERCACHE_REDIS_URL', `tls=${value}`, /rediss:\/\//);
+    }
+  });
+
   it('names are read as ioredis reads them: decoded, on rediss:// and in any scheme case', () => {
     assertRefused(() => resolveOptions({ redis: `${BASE}?enable%4FfflineQueue=true` }, NO_ENV), 'redis', 'enableOfflineQueue', /l2\.commandTimeout/);
     assertRefused(() => resolveOptions({ redis: 'rediss://h:6380?commandTimeout=9' }, NO_ENV), 'redis', 'commandTimeout', /l2\.commandTimeout/);
@@ -93,7 +100,7 @@ describe("a Redis URL's query options", () => {
   });
 
   it("others are kept: what tiercache does not set (ioredis reads a name only as written, so 'commandtimeout' sets nothing)", () => {
-    for (const query of ['family=6', 'connectionName=api', 'keyPrefix=app:', 'db=3', 'username=u&password=p', 'tls=RedisCloudFixed', 'stringNumbers=true', 'readOnly=true', 'enableReadyCheck=false', 'autoResubscribe=false', 'keepAlive=1000', 'noDelay=false', 'commandtimeout=5000', 'maxLoadingRetryTime=100']) {
+    for (const query of ['family=6', 'connectionName=api', 'keyPrefix=app:', 'db=3', 'username=u&password=p', 'tls=RedisCloudFixed', 'tls=true', 'stringNumbers=true', 'readOnly=true', 'enableReadyCheck=false', 'autoResubscribe=false', 'keepAlive=1000', 'noDelay=false', 'commandtimeout=5000', 'maxLoadingRetryTime=100']) {
       const url = `${BASE}?${query}`;
       assert.equal(resolveOptions({ redis: url }, NO_ENV).redis, url, query);
       assert.equal(resolveOptions({}, { TIERCACHE_REDIS_URL: url }).redis, url, query);
