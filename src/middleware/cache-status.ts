@@ -83,6 +83,11 @@ export function sayBeforeApp(res: ServerResponse, value: string): void {
   (res as unknown as Record<symbol, string | undefined>)[SAID_BEFORE_APP] = value;
 }
 
+/** What a layer of ours said before the app ran (sayBeforeApp), while it stands; else undefined. */
+export function saidBeforeApp(res: ServerResponse): string | undefined {
+  return (res as unknown as Record<symbol, string | undefined>)[SAID_BEFORE_APP];
+}
+
 /**
  * The Cache-Status the handler's answer came with (an upstream cache's
  * members, proxied through), as set on `res`, for the layer that fills. What

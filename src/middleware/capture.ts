@@ -16,6 +16,7 @@ import { endInSlices, HTTP2_SLICE, writeStoredHead } from './replay.js';
 import { readyResponse } from './slot-ready.js';
 import { assigned, shadowOwn } from './own-property.js';
 import { keepSaidAfterUpstream } from './cache-status.js';
+import { keepRawHeaderLists } from './raw-header-list.js';
 import { hasOutgoingField, outgoingField, sendsTrailers } from './outgoing-field.js';
 
 /** A different answer to send instead of the handler's (stale-if-error). */
@@ -1075,7 +1076,7 @@ function beforeHead(res: Http2ServerResponse, look: () => void): void {
  * bypassed requests): the Cache-Groups header is for the cache only and never
  * reaches the client. Removed at the last moment, after every writeHead hook;
  * then too, a Cache-Status the handler set over ours is followed by ours
- * (keepSaidAfterUpstream).
+ * (keepSaidAfterUpstream). Called once ours is said (see keepRawHeaderLists).
  */
 export function stripCacheGroups(res: ServerResponse): void {
   if (res instanceof Http2ServerResponse) {
@@ -1086,6 +1087,8 @@ export function stripCacheGroups(res: ServerResponse): void {
     return;
   }
   readyResponse(res);
+  // Ours is set already: a raw header list the app gives writeHead must still go as node sends it for the app alone.
+  keepRawHeaderLists(res);
   const target = res as unknown as { _storeHeader: StoreHeader };
   const original = target._storeHeader;
   target._storeHeader = function _storeHeader(this: ServerResponse, firstLine: string, headers: unknown) {

@@ -10,7 +10,7 @@ import { conditionsOf, isNotModified } from './conditional.js';
 import type { HeaderSet, PreparedResponse } from './http-entry.js';
 
 /** node's private slot for headers set with setHeader (null until the first one); undefined if node renames it. */
-const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
+export const OUT_HEADERS = Object.getOwnPropertySymbols(new ServerResponse(new IncomingMessage(null as never))).find((s) => s.description === 'kOutHeaders');
 /**
  * node's own, as writeHead: a layer that hooks a response's _storeHeader (ours do, capture.ts) runs while the
  * head is built. When it is not, writeHead counts as not node's either: no hit reaches the node form then.
@@ -24,7 +24,7 @@ const plainStoreHeader = nodeOwn((ServerResponse.prototype as unknown as { _stor
  * form every later hit of the entry shares, and its setHeader merged the flat array (repeated fields lost).
  * Told apart by node's source: a wrapper calls the writeHead beneath it, never _storeHeader.
  */
-const plainWriteHead = plainStoreHeader === undefined ? undefined : nodeOwn(ServerResponse.prototype.writeHead, 'function writeHead(', 'this._storeHeader(');
+export const plainWriteHead = plainStoreHeader === undefined ? undefined : nodeOwn(ServerResponse.prototype.writeHead, 'function writeHead(', 'this._storeHeader(');
 
 /** `fn` when its source is node's: it begins as node's (name, parameters) and calls what node's does; else undefined. */
 function nodeOwn<T>(fn: T, start: string, calls: string): T | undefined {

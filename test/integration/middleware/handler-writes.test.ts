@@ -456,6 +456,31 @@ describe('middleware: how the handler writes', function () {
           assert.match(answer.body, /private/);
         });
       }
+
+      for (const [form, headers] of [
+        ['a flat array', ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Cache-Status', 'Upstream; hit', 'Set-Cookie', 'b=2']],
+        ['an array of pairs', [['Content-Type', 'text/plain'], ['Set-Cookie', 'a=1'], ['Cache-Status', 'Upstream; hit'], ['Set-Cookie', 'b=2']]],
+      ] as const) {
+        it(`writeHead(status, ${form}) on answers the cache passes through (a bypass, a HEAD): every line of a repeated field, ours after the upstream's Cache-Status`, async () => {
+          const a = app(l1Only(), (io) => {
+            const res = rawRes(io);
+            res.writeHead(200, headers as unknown as string[]);
+            res.end('proxied');
+          });
+          // Nothing set before the list, so the app alone sends it as given (Express sets X-Powered-By unless told not to).
+          if (adapter.framework === 'express') (a.target as unknown as { disable(setting: string): void }).disable('x-powered-by');
+          const server = await redisCaches.serve(a.target);
+          const bypassed = await wireRequest(server, '/w', { Authorization: 'Bearer x' });
+          assert.equal(bypassed.status, 200, 'the handler met an error');
+          assert.deepEqual(valuesOf(bypassed, 'set-cookie'), ['a=1', 'b=2']);
+          assert.deepEqual(valuesOf(bypassed, 'cache-status'), ['Upstream; hit', 'tiercache; fwd=bypass; detail=authorization']);
+          assert.match(bypassed.body, /proxied/);
+          const head = await wireRequest(server, '/w', {}, { method: 'HEAD' });
+          assert.equal(head.status, 200, 'the handler met an error');
+          assert.deepEqual(valuesOf(head, 'set-cookie'), ['a=1', 'b=2']);
+          assert.deepEqual(valuesOf(head, 'cache-status'), ['Upstream; hit', 'tiercache; fwd=miss; detail=head']);
+        });
+      }
     });
   }
 });
