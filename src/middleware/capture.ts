@@ -95,6 +95,13 @@ export interface CaptureHooks {
   ending?(): void;
   /** end() was given something other than bytes (node throws it to the handler): nothing will be stored. */
   abort(): void;
+  /**
+   * The client stopped reading: a write met backpressure and no 'drain' came
+   * within STALL_MS. `stop` gives the capture up (nothing more is kept, nothing
+   * is stored; the answer still goes on whole); called with undefined once the
+   * client drains the response after all.
+   */
+  stalled?(stop: (() => void) | undefined): void;
 }
 
 type Callback = (err?: Error | null) => void;
@@ -350,6 +357,12 @@ class Capture {
   /** A destroy() of the socket held back while the end waits for the store, or while a hold runs (see holdSocket). */
   private heldDestroy = false;
   private releaseSocket: (() => void) | undefined = undefined;
+  /** Armed as a write meets backpressure, refreshed for the next time (see pressed): one per capture at most. */
+  private stallTimer: NodeJS.Timeout | undefined = undefined;
+  /** A write met backpressure and no 'drain' has come since. */
+  private awaitingDrain = false;
+  /** The hooks were told the client stopped reading (see CaptureHooks.stalled). */
+  private saidStalled = false;
 
   constructor(
     readonly res: ServerResponse,
@@ -360,6 +373,44 @@ class Capture {
     readonly end: (...a: unknown[]) => ServerResponse,
     readonly storeHeader: StoreHeader,
   ) {}
+
+  /**
+   * A write returned false: the client reads slower than the handler writes. Where
+   * the handler streams (a pipe waits for 'drain'), the end, and the store every
+   * request waiting on this fill waits for, then comes only as fast as this client
+   * reads: one that stops holds them. No 'drain' within STALL_MS tells the hooks.
+   * Per backpressure, not per write: one timer for the capture, one listener.
+   */
+  pressed(): void {
+    if (this.awaitingDrain || this.hooks.stalled === undefined) return;
+    this.awaitingDrain = true;
+    if (this.stallTimer !== undefined) {
+      this.stallTimer.refresh();
+      return;
+    }
+    this.stallTimer = setTimeout(noDrainInTime, STALL_MS, this).unref();
+    this.res.on('drain', () => {
+      this.awaitingDrain = false;
+      if (!this.saidStalled) return;
+      this.saidStalled = false;
+      this.tellStalled(undefined);
+    });
+  }
+
+  /** STALL_MS after backpressure began (see pressed). */
+  stallTimeUp(): void {
+    if (!this.awaitingDrain || this.saidStalled || this.ended || this.overflow || this.replaced || this.res.destroyed) return;
+    this.saidStalled = true;
+    this.tellStalled(() => this.giveUp());
+  }
+
+  private tellStalled(stop: (() => void) | undefined): void {
+    try {
+      this.hooks.stalled!(stop);
+    } catch {
+      // a cache bookkeeping failure must never break the response
+    }
+  }
 
   giveUp(): void {
     if (this.overflow) return;
@@ -753,6 +804,20 @@ const EMPTY = Buffer.alloc(0);
  */
 const TRAILERS_WAIT_MS = 50;
 
+/**
+ * How long a fill's response may stay backpressured (a write returned false,
+ * no 'drain' since) before its client counts as not reading (see
+ * Capture.pressed). Measured on loopback, 8 MiB piped to a client reading
+ * steadily: the longest wait for a 'drain' was 30 ms at full speed, ~200 ms
+ * at 10 MB/s (TCP's window opens in bursts), ~550 ms at 3 MB/s, whose body
+ * took 2.8 s: its waiters are better off running the handler than waiting.
+ */
+const STALL_MS = 500;
+
+function noDrainInTime(capture: Capture): void {
+  capture.stallTimeUp();
+}
+
 /** What the client lets this HTTP/2 stream send before it reads: its initial stream window, within what is left of the session's. */
 function peerWindow(stream: ServerHttp2Stream): number {
   const session = stream.session;
@@ -857,11 +922,12 @@ function wrappersAt(depth: number): Wrappers {
     // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
     if (c.overflow || pastRoom(chunk, encoding, c.maxBytes - c.size)) c.giveUp();
     else c.keep(toBuffer(chunk, encoding));
-    if (headLeft(this) !== false) return c.write.apply(this, arguments as unknown as unknown[]);
+    const before = headLeft(this);
     const result = c.write.apply(this, arguments as unknown as unknown[]);
+    if (!result) c.pressed();
     // This write carried the head, joined to it as UTF-8 whatever the HTTP version when the handler ruled
     // out chunks (a Content-Length, Transfer-Encoding removed); an empty string is joined even to a chunked head.
-    if (headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || noChunks(this)) && reachesNode(this, depth, 'write')) c.utf8Head = true;
+    if (before === false && headLeft(this) === true && utf8String(chunk, encoding) && (chunk === '' || noChunks(this)) && reachesNode(this, depth, 'write')) c.utf8Head = true;
     return result;
   }
 

@@ -620,6 +620,29 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   abort(): void {
     this.flight.settle(undefined);
   }
+
+  /**
+   * The client stopped reading a streamed answer, and the end (with the store)
+   * waits on it. Requests waiting on this fill must not: it gives up (nothing
+   * stored) and one of them fills in its place, as for a client that left: at
+   * once when some wait, else when one comes (see Flight.stall), so a slow
+   * client alone still stores its answer. `stop` undefined: it reads again.
+   */
+  stalled(stop: (() => void) | undefined): void {
+    const flight = this.flight;
+    if (flight.done) return;
+    if (stop === undefined) {
+      flight.stall = undefined;
+      return;
+    }
+    const giveUp = (): void => {
+      flight.abandoned = true;
+      // The capture gives up: unstorable() settles the flight, its waiters go on.
+      stop();
+    };
+    if (flight.awaited) giveUp();
+    else flight.stall = giveUp;
+  }
 }
 
 /**
@@ -835,6 +858,8 @@ class Flight {
   retrying = false;
   /** Ended because its client left before anything was stored: its waiters fill in its place (one runs the handler). */
   abandoned = false;
+  /** Its client stopped reading (FillCapture.stalled): a request that comes is not held by it, and this gives the fill up. */
+  stall: (() => void) | undefined = undefined;
   private resolve: ((outcome: Outcome) => void) | undefined;
   /** Made when the first waiter (or close()) asks: most fills have none. */
   private promise: Promise<Outcome> | undefined;
@@ -852,6 +877,11 @@ class Flight {
 
   get done(): boolean {
     return this.settled;
+  }
+
+  /** Some request waits on it (or close() does). */
+  get awaited(): boolean {
+    return this.promise !== undefined;
   }
 
   /** Called once, synchronously, when the fill settles. */
@@ -1478,6 +1508,8 @@ export class HttpCache<R> {
     const lock = this.cache.fillLock;
     const flight = new Flight(coarseNow(), COALESCE_WAIT_MS + (lock?.ttl ?? 0));
     const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, judging: false, lockedKey: key };
+    // A fill whose client stopped reading gives way to this one (its lock released, nothing stored).
+    this.flights.get(key)?.stall?.();
     this.flights.set(key, flight);
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
     // Not once its store is under way (a revalidation's refresh stores after its answer went out), nor once the
@@ -1505,7 +1537,7 @@ export class HttpCache<R> {
   /** Whether a request for `key` would wait on a fill under way here (a collapsed miss). */
   private joining(key: string): boolean {
     const running = this.flights.get(key);
-    return running !== undefined && !running.done && running.deadline > coarseNow();
+    return running !== undefined && !running.done && running.stall === undefined && running.deadline > coarseNow();
   }
 
   /** Why this request may be answered from an entry or a fill under way, but may not fill one itself. */
@@ -1519,7 +1551,7 @@ export class HttpCache<R> {
   private mayStartFill(c: HttpRequestContext<R>, plan: Plan): boolean {
     if (this.fillRefused(c, plan) !== undefined) return false;
     const running = this.flights.get(plan.key);
-    return running === undefined || running.done || running.deadline <= coarseNow();
+    return running === undefined || running.done || running.stall !== undefined || running.deadline <= coarseNow();
   }
 
   /**
@@ -1876,7 +1908,7 @@ export class HttpCache<R> {
     const reports = l1Noted !== undefined;
     const running = begun === undefined ? this.flights.get(plan.key) : undefined;
     // A retry's re-sent request is the one its flight waits for (isRefresh: known by now for our own).
-    if (running !== undefined && !running.done && running.deadline > coarseNow() && !(running.retrying && isRefresh(req))) {
+    if (running !== undefined && !running.done && running.stall === undefined && running.deadline > coarseNow() && !(running.retrying && isRefresh(req))) {
       // A waiter is reported as one once it is known that no layer further in decides for it (see outerMiss):
       // answered here, or passed on with nobody standing this one down.
       const waited = () => {
@@ -1929,7 +1961,8 @@ export class HttpCache<R> {
         // under the base key it ran beside that fill, and held up the refreshes of the URL's other variants.
         const names = refreshVary(req);
         const key = names === undefined ? plan.key : variantKey(plan.key, varyPairs(req.headers, names));
-        const lookup = await store.lookupForFill(key, tags, running === undefined ? lock?.request(key) : undefined, true);
+        // One that gave way (stalled) released its lock as it did.
+        const lookup = await store.lookupForFill(key, tags, running === undefined || running.done ? lock?.request(key) : undefined, true);
         this.hold(state, lookup.ticket);
         state.lockedKey = key;
         stamp = lookup.stamp;

@@ -1,0 +1,245 @@
+// A fill the handler streams (a pipe into res) ends only as fast as its client
+// reads: a client that stops reading held every request waiting on the fill for
+// the whole coalescing wait (3 s), after which each ran the handler itself,
+// storing nothing, where the app alone answers them at once (found by a hostile
+// review, h178 O2). Such a fill now gives up once its response stays
+// backpressured (capture.ts STALL_MS): one waiter fills in its place and the
+// others wait on that one, as for a client that left. The slow client's own
+// answer still goes out whole; nothing of it is stored.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import type { RequestListener } from 'node:http';
+import express from 'express';
+import Koa from 'koa';
+import request from 'supertest';
+import { createCache, type TierCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { koaCache } from '../../../src/koa.js';
+import { front } from '../../../src/node.js';
+import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { binaryParser } from '../../support/http-bytes.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const SLICE = 64 * 1024;
+/** Past what the loopback socket buffers take (send and receive) while the client reads nothing. */
+const SIZE = 8 * 1024 * 1024;
+/** Each slice its own byte, so a slice lost, doubled or moved shows. */
+const BODY = Buffer.alloc(SIZE);
+for (let i = 0; i < SIZE / SLICE; i++) BODY.fill(i % 251, i * SLICE, (i + 1) * SLICE);
+const stream = () => Readable.from((function* () {
+  for (let at = 0; at < SIZE; at += SLICE) yield BODY.subarray(at, at + SLICE);
+})());
+const bodyOpts = { maxBodyBytes: 2 * SIZE };
+let counter = 0;
+
+interface Case {
+  readonly name: string;
+  readonly build: (cache: TierCache, runs: { n: number }) => RequestListener;
+}
+
+const expressApp = (cache: TierCache, runs: { n: number }): express.Express => {
+  const app = express();
+  app.use(expressCache(cache, bodyOpts));
+  app.get('/big', (_req, res) => {
+    runs.n++;
+    res.type('application/octet-stream').setHeader('content-length', SIZE);
+    stream().pipe(res);
+  });
+  return app;
+};
+
+const koaApp = (cache: TierCache, runs: { n: number }): Koa => {
+  const app = new Koa();
+  app.silent = true;
+  app.use(koaCache(cache, bodyOpts) as Koa.Middleware);
+  app.use((ctx) => {
+    runs.n++;
+    ctx.type = 'application/octet-stream';
+    ctx.length = SIZE;
+    ctx.body = stream();
+  });
+  return app;
+};
+
+const cases: Case[] = [
+  { name: 'Express, a handler that pipes', build: (cache, runs) => expressApp(cache, runs) as unknown as RequestListener },
+  { name: 'Koa, a stream as the body', build: (cache, runs) => koaApp(cache, runs).callback() },
+  { name: 'the front door in front of Express', build: (cache, runs) => front(cache, expressApp(cache, runs) as unknown as RequestListener) },
+];
+
+/** A client that sends its request and reads nothing until told to: then it reads the whole answer (Connection: close). */
+function stoppedReader(port: number): { socket: Socket; readAll: () => Promise<Buffer> } {
+  const socket = connect(port, '127.0.0.1', () => socket.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+  socket.pause();
+  socket.on('error', () => undefined);
+  return {
+    socket,
+    readAll: () =>
+      new Promise((resolve) => {
+        const parts: Buffer[] = [];
+        socket.on('data', (b: Buffer) => parts.push(b));
+        socket.on('close', () => resolve(Buffer.concat(parts)));
+        socket.resume();
+      }),
+  };
+}
+
+function bodyOf(raw: Buffer): Buffer {
+  return raw.subarray(raw.indexOf('\r\n\r\n') + 4);
+}
+
+/** Waits for the handler's first run, then a little for its writes to fill the buffers. */
+async function filling(runs: { n: number }, settle = 300): Promise<void> {
+  for (let i = 0; i < 200 && runs.n === 0; i++) await sleep(10);
+  await sleep(settle);
+}
+
+function judge(statuses: string[], runs: number): void {
+  const all = statuses.join(' | ');
+  assert.equal(statuses.filter((s) => /detail=waited/.test(s)).length, 0, `a waiter waited out the fill of the client that stopped reading: ${all}`);
+  assert.equal(runs, 2, `the handler ran ${runs} times (the stopped fill and one in its place): ${all}`);
+  // A streamed fill says no more than fwd=miss (its head leaves before it is stored); the hit after it shows the store.
+  assert.equal(statuses.filter((s) => s === 'tiercache; fwd=miss').length, 1, all);
+  assert.equal(statuses.filter((s) => /collapsed/.test(s)).length, statuses.length - 1, all);
+}
+
+describe('middleware: a streamed fill whose client stops reading', function () {
+  this.timeout(20_000);
+  const cleanup = useCleanup();
+  const newCache = (extra: object = {}) => cleanup.track(createCache({ namespace: `filler-stops-${process.pid}-${++counter}`, redis: false, routes: { '/big': '1m' }, l1: { maxBytes: 8 * SIZE }, ...extra }));
+
+  for (const { name, build } of cases) {
+    it(`${name}: the requests waiting on it are not held by that client; one fills in its place and stores, the others get its answer; the stopped client still gets its whole answer`, async () => {
+      const runs = { n: 0 };
+      const server = await cleanup.serve(build(newCache(), runs));
+      const { port } = server.address() as AddressInfo;
+      const filler = stoppedReader(port);
+      await filling(runs);
+      const answers = await Promise.all([1, 2, 3].map(() => request(server).get('/big').buffer(true).parse(binaryParser)));
+      judge(answers.map((a) => String(a.headers['cache-status'])), runs.n);
+      for (const a of answers) assert.ok(BODY.equals(a.body as Buffer), `a waiter's body: ${(a.body as Buffer).length} bytes`);
+      const next = await request(server).get('/big').buffer(true).parse(binaryParser);
+      assert.match(String(next.headers['cache-status']), /hit/);
+      assert.ok(BODY.equals(next.body as Buffer));
+      const own = await filler.readAll();
+      assert.match(own.subarray(0, 200).toString('latin1'), /^HTTP\/1\.1 200 /);
+      assert.ok(BODY.equals(bodyOf(own)), `the stopped client's body: ${bodyOf(own).length} bytes`);
+      assert.equal(runs.n, 2);
+    });
+  }
+
+  it('a HEAD that comes while such a fill holds on is answered by the app at once, and does not end that fill', async () => {
+    const runs = { n: 0 };
+    const server = await cleanup.serve(build0(newCache(), runs));
+    const { port } = server.address() as AddressInfo;
+    const filler = stoppedReader(port);
+    await filling(runs);
+    await sleep(700); // past STALL_MS: the fill has said its client stopped
+    const head = await request(server).head('/big');
+    assert.equal(head.status, 200);
+    assert.match(String(head.headers['cache-status']), /detail=head/, String(head.headers['cache-status']));
+    // Nobody waited on it: the slow client alone still stores its answer once it reads.
+    const own = await filler.readAll();
+    assert.ok(BODY.equals(bodyOf(own)));
+    const next = await request(server).get('/big').buffer(true).parse(binaryParser);
+    assert.match(String(next.headers['cache-status']), /hit/, String(next.headers['cache-status']));
+  });
+
+  it('a client that reads slowly but steadily keeps its waiters: they get its answer, the handler runs once', async () => {
+    const runs = { n: 0 };
+    const server = await cleanup.serve(build0(newCache(), runs));
+    const { port } = server.address() as AddressInfo;
+    const filler = stoppedReader(port);
+    const parts: Buffer[] = [];
+    filler.socket.on('data', (b: Buffer) => {
+      parts.push(b);
+      filler.socket.pause();
+      // About 20 MB/s: a 'drain' comes every few ms, at worst a few tens (capture.ts STALL_MS).
+      setTimeout(() => filler.socket.resume(), 2);
+    });
+    filler.socket.resume();
+    await filling(runs, 20);
+    const answers = await Promise.all([1, 2].map(() => request(server).get('/big').buffer(true).parse(binaryParser)));
+    const statuses = answers.map((a) => String(a.headers['cache-status']));
+    assert.equal(runs.n, 1, statuses.join(' | '));
+    assert.deepEqual(statuses, ['tiercache; fwd=miss; collapsed', 'tiercache; fwd=miss; collapsed']);
+    await new Promise((resolve) => filler.socket.on('close', resolve));
+    assert.ok(BODY.equals(bodyOf(Buffer.concat(parts))));
+  });
+
+  describe('with L2 (a real redis-server)', () => {
+    let redis: RedisServerHandle | undefined;
+    before(async function () {
+      this.timeout(20_000);
+      redis = await startRedisServer();
+    });
+    after(async () => redis?.stop());
+
+    it('the fill in its place takes the lock and stores in both tiers: another instance hits L2', async () => {
+      const namespace = `filler-stops-l2-${process.pid}-${++counter}`;
+      const url = `redis://127.0.0.1:${redis!.port}`;
+      const l2 = { commandTimeout: '3s' };
+      const one = newCache({ namespace, redis: url, l2 });
+      const two = newCache({ namespace, redis: url, l2 });
+      await Promise.all([one.ready(), two.ready()]);
+      const runs = { n: 0 };
+      const server = await cleanup.serve(build0(one, runs));
+      const other = await cleanup.serve(build0(two, runs));
+      const filler = stoppedReader((server.address() as AddressInfo).port);
+      await filling(runs);
+      const answers = await Promise.all([1, 2, 3].map(() => request(server).get('/big').buffer(true).parse(binaryParser)));
+      judge(answers.map((a) => String(a.headers['cache-status'])), runs.n);
+      const there = await request(other).get('/big').buffer(true).parse(binaryParser);
+      assert.match(String(there.headers['cache-status']), /hit; detail=L2/, String(there.headers['cache-status']));
+      assert.ok(BODY.equals(there.body as Buffer));
+      assert.ok(BODY.equals(bodyOf(await filler.readAll())));
+      assert.equal(runs.n, 2);
+    });
+  });
+
+  it('HTTP/2 (Koa): a client whose stream stops reading does not hold the requests waiting on its fill', async () => {
+    const runs = { n: 0 };
+    const server = http2.createServer(koaApp(newCache(), runs).callback() as never);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => sessions.add(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const slow = http2.connect(url);
+    slow.on('error', () => undefined);
+    const others = [1, 2, 3].map(() => http2.connect(url));
+    const get = (session: http2.ClientHttp2Session, paused = false) => {
+      const s = session.request({ ':path': '/big' });
+      s.on('error', () => undefined);
+      const parts: Buffer[] = [];
+      let status = '';
+      s.on('response', (h) => (status = String(h['cache-status'])));
+      s.on('data', (b: Buffer) => parts.push(b));
+      if (paused) s.pause();
+      const done = new Promise<{ status: string; body: Buffer }>((resolve) => s.on('close', () => resolve({ status, body: Buffer.concat(parts) })));
+      return { s, done };
+    };
+    try {
+      const filler = get(slow, true);
+      await filling(runs);
+      const answers = await Promise.all(others.map((o) => get(o).done));
+      judge(answers.map((a) => a.status), runs.n);
+      for (const a of answers) assert.ok(BODY.equals(a.body), `a waiter's body: ${a.body.length} bytes`);
+      filler.s.resume();
+      const own = await filler.done;
+      assert.ok(BODY.equals(own.body), `the stopped client's body: ${own.body.length} bytes`);
+    } finally {
+      slow.destroy();
+      for (const o of others) o.close();
+      for (const s of sessions) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+function build0(cache: TierCache, runs: { n: number }): RequestListener {
+  return cases[0]!.build(cache, runs);
+}
+
