@@ -625,8 +625,9 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
    * The client stopped reading a streamed answer, and the end (with the store)
    * waits on it. Requests waiting on this fill must not: it gives up (nothing
    * stored) and one of them fills in its place, as for a client that left: at
-   * once when some wait, else when one comes (see Flight.stall), so a slow
-   * client alone still stores its answer. `stop` undefined: it reads again.
+   * once when some wait, here or (the fill holds the Redis lock) maybe on
+   * another instance, else when one comes (see Flight.stall), so a slow client
+   * alone still stores its answer. `stop` undefined: it reads again.
    */
   stalled(stop: (() => void) | undefined): void {
     const flight = this.flight;
@@ -640,7 +641,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       // The capture gives up: unstorable() settles the flight, its waiters go on.
       stop();
     };
-    if (flight.awaited) giveUp();
+    if (flight.awaited || this.fill.ticket.lock !== undefined) giveUp();
     else flight.stall = giveUp;
   }
 }

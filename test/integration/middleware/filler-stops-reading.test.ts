@@ -198,6 +198,34 @@ describe('middleware: a streamed fill whose client stops reading', function () {
       assert.ok(BODY.equals(bodyOf(await filler.readAll())));
       assert.equal(runs.n, 2);
     });
+
+    it('with nobody waiting on this instance, it gives up its lock at once: requests on another instance, which wait on that lock, are not held by it', async () => {
+      const namespace = `filler-stops-l2-${process.pid}-${++counter}`;
+      const url = `redis://127.0.0.1:${redis!.port}`;
+      const l2 = { commandTimeout: '3s' };
+      const one = newCache({ namespace, redis: url, l2 });
+      const two = newCache({ namespace, redis: url, l2 });
+      await Promise.all([one.ready(), two.ready()]);
+      const runs = { n: 0 };
+      let key = '';
+      const app = express();
+      app.use((req, _res, next) => {
+        key ||= one.keyFor(req);
+        next();
+      });
+      app.use(build0(one, runs) as unknown as express.RequestHandler);
+      const server = await cleanup.serve(app as unknown as RequestListener);
+      const other = await cleanup.serve(build0(two, runs));
+      const filler = stoppedReader((server.address() as AddressInfo).port);
+      await filling(runs);
+      await sleep(700); // past STALL_MS
+      assert.equal(await one.fillLock!.held(key), false, `the fill of the client that stopped reading still holds the lock on ${key}`);
+      const there = await request(other).get('/big').buffer(true).parse(binaryParser);
+      assert.equal(String(there.headers['cache-status']), 'tiercache; fwd=miss');
+      assert.ok(BODY.equals(there.body as Buffer));
+      assert.ok(BODY.equals(bodyOf(await filler.readAll())), 'the stopped client got its whole answer');
+      assert.equal(runs.n, 2);
+    });
   });
 
   it('HTTP/2 (Koa): a client whose stream stops reading does not hold the requests waiting on its fill', async () => {
