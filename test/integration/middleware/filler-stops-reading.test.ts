@@ -177,14 +177,17 @@ describe('middleware: a streamed fill whose client stops reading', function () {
       redis = await startRedisServer();
     });
     after(async () => redis?.stop());
+    /** Two instances on one namespace of the describe's redis-server, ready. */
+    const twoInstances = async (): Promise<[TierCache, TierCache]> => {
+      const namespace = `filler-stops-l2-${process.pid}-${++counter}`;
+      const options = { namespace, redis: `redis://127.0.0.1:${redis!.port}`, l2: { commandTimeout: '3s' } };
+      const both: [TierCache, TierCache] = [newCache(options), newCache(options)];
+      await Promise.all(both.map((c) => c.ready()));
+      return both;
+    };
 
     it('the fill in its place takes the lock and stores in both tiers: another instance hits L2', async () => {
-      const namespace = `filler-stops-l2-${process.pid}-${++counter}`;
-      const url = `redis://127.0.0.1:${redis!.port}`;
-      const l2 = { commandTimeout: '3s' };
-      const one = newCache({ namespace, redis: url, l2 });
-      const two = newCache({ namespace, redis: url, l2 });
-      await Promise.all([one.ready(), two.ready()]);
+      const [one, two] = await twoInstances();
       const runs = { n: 0 };
       const server = await cleanup.serve(build0(one, runs));
       const other = await cleanup.serve(build0(two, runs));
@@ -200,12 +203,7 @@ describe('middleware: a streamed fill whose client stops reading', function () {
     });
 
     it('with nobody waiting on this instance, it gives up its lock at once: requests on another instance, which wait on that lock, are not held by it', async () => {
-      const namespace = `filler-stops-l2-${process.pid}-${++counter}`;
-      const url = `redis://127.0.0.1:${redis!.port}`;
-      const l2 = { commandTimeout: '3s' };
-      const one = newCache({ namespace, redis: url, l2 });
-      const two = newCache({ namespace, redis: url, l2 });
-      await Promise.all([one.ready(), two.ready()]);
+      const [one, two] = await twoInstances();
       const runs = { n: 0 };
       let key = '';
       const app = express();
