@@ -1,0 +1,53 @@
+// stale-while-revalidate across instances: a stale L1 entry is checked when
+// the request arrives, but served only after the fill's lookup in Redis comes
+// back. An invalidation heard on the bus during that round trip must still
+// count: the entry it covers is not served (DESIGN §4 (2)), stale or fresh.
+import assert from 'node:assert/strict';
+import express from 'express';
+import request from 'supertest';
+import { expressCache } from '../../../src/express.js';
+import { useRedisCaches } from '../../support/cache-context.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Each way, on B's link: B's lookup takes two of these, the message one. */
+const LINK_DELAY_MS = 200;
+
+describe('stale-while-revalidate and an invalidation heard during the lookup', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'swrinv', defaults: { routes: { '/api/movies': { ttl: 300, staleWhileRevalidate: '1m' } } } });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('a stale entry whose tag another instance invalidates while the lookup is out is not served: the handler answers', async () => {
+    let version = 1;
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ l2: { commandTimeout: '3s' } });
+    const b = await ctx.open({ redis: proxy.url, l2: { commandTimeout: '3s' } });
+    const app = express();
+    app.use(expressCache(b, { tags: () => ['movie:9'] }));
+    app.get('/api/movies/9', (_req, res) => void res.type('text/plain').send(`v=${version}`));
+    const get = async () => {
+      const res = await request(app).get('/api/movies/9');
+      return { body: res.text, cacheStatus: String(res.headers['cache-status']) };
+    };
+    assert.equal((await get()).body, 'v=1');
+    assert.match((await get()).cacheStatus, /hit; detail=L1/);
+    await sleep(400); // past the TTL: stale, within stale-while-revalidate
+
+    proxy.setDelay(LINK_DELAY_MS);
+    let settled = false;
+    const pending = get().finally(() => (settled = true));
+    await sleep(10);
+    version = 2;
+    const heard = b.bus!.received;
+    assert.deepEqual(await a.invalidateTags(['movie:9']), { delivered: true });
+    while (b.bus!.received === heard) await sleep(1);
+    assert.equal(settled, false, 'the request was answered before B heard the invalidation: this test proves nothing');
+    const reply = await pending;
+    assert.equal(reply.body, 'v=2', `B served the entry invalidated during its lookup (${reply.cacheStatus})`);
+  });
+});
