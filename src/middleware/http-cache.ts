@@ -1390,6 +1390,12 @@ export class HttpCache<R> {
     } catch (err) {
       this.cache.reportError(err as Error, 'cache lookup failed; running the handler');
     }
+    // The entry found before the lookup was checked then, and is served (stale) only now: an invalidation heard
+    // during that round trip counts, and after a bus reset an L1 entry needs Redis's word, as on arrival.
+    if (found !== undefined && found.entry === local?.entry) {
+      const validity = this.cache.store.versions.check(found.entry);
+      if (validity === Validity.Invalid || (validity === Validity.Unknown && local.tier === 'L1')) found = undefined;
+    }
     if (found !== undefined && notOurs(plan, found)) {
       begun?.flight.settle(undefined);
       const start = begun?.start;
