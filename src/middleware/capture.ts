@@ -731,16 +731,10 @@ class Capture {
         this.end.call(res, this.endCallback);
         return;
       }
-      const args: unknown[] = [];
-      if (this.endBytes !== undefined && asciiHead(res)) args.push(this.endBytes);
-      else {
-        if (this.endChunk !== undefined) args.push(this.endChunk);
-        if (this.endEncoding !== undefined) args.push(this.endEncoding);
-      }
-      if (this.endCallback !== undefined) args.push(this.endCallback);
+      const bytes = this.endBytes !== undefined && asciiHead(res);
       this.finishing = true;
       try {
-        this.end.apply(res, args);
+        callGiven(this.end, res, bytes ? this.endBytes : this.endChunk, bytes ? undefined : this.endEncoding, this.endCallback);
       } finally {
         this.finishing = false;
       }
@@ -771,6 +765,24 @@ function peerWindow(stream: ServerHttp2Stream): number {
   } catch {
     return 0; // the session went: judged as before
   }
+}
+
+/**
+ * `fn` called on `self` with those of a, b, c that are defined, in that order: the arguments end()
+ * was given, and no more (a wrapper further on may count them), without an array for every fill.
+ */
+function callGiven(fn: (...a: unknown[]) => unknown, self: unknown, a: unknown, b: unknown, c: unknown): void {
+  if (a === undefined) {
+    if (b === undefined) {
+      if (c === undefined) fn.call(self);
+      else fn.call(self, c);
+    } else if (c === undefined) fn.call(self, b);
+    else fn.call(self, b, c);
+  } else if (b === undefined) {
+    if (c === undefined) fn.call(self, a);
+    else fn.call(self, a, c);
+  } else if (c === undefined) fn.call(self, a, b);
+  else fn.call(self, a, b, c);
 }
 
 /** Whether node has built the head and it is all ASCII (so latin1, UTF-8 alike). */
