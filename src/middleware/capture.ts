@@ -336,6 +336,13 @@ class Capture {
   endEncoding: unknown = undefined;
   endCallback: unknown = undefined;
   /**
+   * The bytes captured from a UTF-8 string given to end() that reaches node as it came. Given the
+   * string, node joins the head to it and counts and encodes both as UTF-8 a character at a time;
+   * given these bytes, it sends the head as latin1 before them. With an ASCII head those are the same
+   * bytes on the wire (see finishEnd); a head beyond ASCII goes with the string, as without the cache.
+   */
+  endBytes: Buffer | undefined = undefined;
+  /**
    * The app alone sends this answer's head as UTF-8, header values beyond
    * ASCII as other bytes than latin1 (é: c3 a9, not e9). node joins the head to
    * the first body chunk it sends when that is a utf8 string and sends both
@@ -776,13 +783,10 @@ class Capture {
         this.end.call(res, this.endCallback);
         return;
       }
-      const args: unknown[] = [];
-      if (this.endChunk !== undefined) args.push(this.endChunk);
-      if (this.endEncoding !== undefined) args.push(this.endEncoding);
-      if (this.endCallback !== undefined) args.push(this.endCallback);
+      const bytes = this.endBytes !== undefined && asciiHead(res);
       this.finishing = true;
       try {
-        this.end.apply(res, args);
+        callGiven(this.end, res, bytes ? this.endBytes : this.endChunk, bytes ? undefined : this.endEncoding, this.endCallback);
       } finally {
         this.finishing = false;
       }
@@ -827,6 +831,30 @@ function peerWindow(stream: ServerHttp2Stream): number {
   } catch {
     return 0; // the session went: judged as before
   }
+}
+
+/**
+ * `fn` called on `self` with those of a, b, c that are defined, in that order: the arguments end()
+ * was given, and no more (a wrapper further on may count them), without an array for every fill.
+ */
+function callGiven(fn: (...a: unknown[]) => unknown, self: unknown, a: unknown, b: unknown, c: unknown): void {
+  if (a === undefined) {
+    if (b === undefined) {
+      if (c === undefined) fn.call(self);
+      else fn.call(self, c);
+    } else if (c === undefined) fn.call(self, b);
+    else fn.call(self, b, c);
+  } else if (b === undefined) {
+    if (c === undefined) fn.call(self, a);
+    else fn.call(self, a, c);
+  } else if (c === undefined) fn.call(self, a, b);
+  else fn.call(self, a, b, c);
+}
+
+/** Whether node has built the head and it is all ASCII (so latin1, UTF-8 alike). */
+function asciiHead(res: ServerResponse): boolean {
+  const head = (res as unknown as { _header?: unknown })._header;
+  return typeof head === 'string' && Buffer.byteLength(head) === head.length;
 }
 
 /** node's end() and write() call the response's writeHead for a head not built: here, one a hook owes (see standAside). */
@@ -1004,6 +1032,7 @@ function wrappersAt(depth: number): Wrappers {
     c.endChunk = encoded ? last : chunk;
     c.endEncoding = encoded ? undefined : encoding;
     c.endCallback = cb;
+    c.endBytes = direct && last !== undefined && chunk !== '' && utf8String(chunk, encoding) ? last : undefined;
     // The whole body as a string: with the head built here (a Content-Length added, unless the handler
     // chose chunks) or by the handler with a Content-Length, the app alone joins them, for every request with a body.
     if (direct && !c.wrote && chunk !== '' && utf8String(chunk, encoding) && hasBody(this.statusCode) && (this.headersSent ? headLeft(this) !== true && this.hasHeader('content-length') && noChunks(this) : !endSendsChunks(this))) c.utf8Head = true;

@@ -91,6 +91,8 @@ interface Snapshot {
    * send it plain. Such an entry is not the front door's to serve.
    */
   readonly encodedOutside?: true | undefined;
+  /** `headers` as stored, where L1 alone sized the entry by them when the head was judged (fitsL1): the store takes these. */
+  readonly stored?: Array<[string, string]> | undefined;
 }
 
 interface ActiveFill {
@@ -335,18 +337,23 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     if (r.sendDate && headers.date === undefined) setOutgoingField(r, 'date', (headers.date = httpDateNow()));
     // An origin's answers keep the validators it gave (none invented: the origin could not match them).
     if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) setOutgoingField(r, 'etag', (headers.etag = entityTag(body)));
-    if (body !== undefined && !this.http.fitsL1(plan, r.statusCode, headers, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
-      this.ttl = undefined;
-      flight.settle(undefined);
-      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
-      return this.notModifiedUnstored(r, headers);
+    // With L1 alone the entry is sized now, by the fields it will hold: the store takes the same pairs.
+    let stored: Array<[string, string]> | undefined;
+    if (body !== undefined && this.http.l1Alone()) {
+      stored = storedHeaders(headers);
+      if (!this.http.fitsL1(plan, r.statusCode, stored, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
+        this.ttl = undefined;
+        flight.settle(undefined);
+        if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
+        return this.notModifiedUnstored(r, headers);
+      }
     }
     // A streamed answer (body undefined) is matched on validators the handler set before its head left: the cache's own ETag needs the whole body.
     const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     // The snapshot (what is stored) keeps the upstream's Cache-Status alone: ours is said afresh on every answer.
     if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
-    this.snapshot = { status: r.statusCode, headers };
+    this.snapshot = { status: r.statusCode, headers, stored };
     // HTTP/2 has no reason phrase (node warns at a mere read of it).
     if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
     return notModified ? NOT_MODIFIED : undefined;
@@ -392,7 +399,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     // again on every replay.
     const late = vary === before.vary ? undefined : lateVary(before.vary, vary);
     const headers = late === undefined ? before : ({ ...before, vary: late } as OutgoingHttpHeaders);
-    if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside };
+    if (own !== undefined || encodedOutside || headers !== before) this.snapshot = { status: snapshot.status, headers, reason: own, encodedOutside, stored: headers === before ? snapshot.stored : undefined };
     // Trailer fields given before the head: over HTTP/2 they follow any body (HTTP/1 sends them after chunks, which
     // it decides later: the capture's end asks again), and the head would say stored of what never is.
     if (sendsTrailers(r)) return this.drop(r, 'trailer');
@@ -703,16 +710,10 @@ function userId(raw: unknown): string {
   throw new TypeError(`tiercache: the user option returned ${what}, not a string or a finite number (return the id, e.g. req.user?.id); the request passed through uncached`);
 }
 
-/** Characters in header names and values (an array's values each), for fitsL1's shortcut: a few additions a header. */
-function headerChars(headers: OutgoingHttpHeaders): number {
+/** Characters in stored header names and values, for fitsL1's shortcut: two additions a field. */
+function fieldChars(fields: ReadonlyArray<readonly [string, string]>): number {
   let n = 0;
-  for (const name in headers) {
-    const value = headers[name];
-    n += name.length;
-    if (typeof value === 'string') n += value.length;
-    else if (Array.isArray(value)) for (const v of value) n += v.length;
-    else n += 24; // a number
-  }
+  for (const [name, value] of fields) n += name.length + value.length;
   return n;
 }
 
@@ -2086,14 +2087,19 @@ export class HttpCache<R> {
    * maxBytes, which the body's length alone does not tell near that bound. Only a
    * body that close is sized exactly, from the entry it will be.
    */
-  fitsL1(plan: Plan, status: number, headers: OutgoingHttpHeaders, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined, utf8Head: boolean): boolean {
-    const l1 = this.cache.options.l1;
-    if (this.l2Reachable() || l1 === undefined || body.length + 3 * headerChars(headers) + L1_SIZING_BAND < l1.maxBytes) return true;
+  fitsL1(plan: Plan, status: number, fields: Array<[string, string]>, body: Buffer, stamp: FillStamp, staleRules: StaleRules | undefined, reason: string | undefined, utf8Head: boolean): boolean {
+    const maxBytes = this.cache.options.l1!.maxBytes;
+    if (body.length + 3 * fieldChars(fields) + L1_SIZING_BAND < maxBytes) return true;
     const now = coarseNow();
     // Sized as it will be stored: its reason phrase and (public) route label are charged too.
     const route = plan.isPublic ? this.events.patternRouteOf(plan) : undefined;
-    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, storedHeaders(headers), body, plan.isPublic, staleRules, plan.scoped, reason, route, utf8Head, plan.perRoute);
-    return L1Store.sizeOf(plan.key, l1Entry) <= l1.maxBytes;
+    const { l1Entry } = responseEntry(stamp, { createdAt: now, freshUntil: now, staleUntil: now }, status, fields, body, plan.isPublic, staleRules, plan.scoped, reason, route, utf8Head, plan.perRoute);
+    return L1Store.sizeOf(plan.key, l1Entry) <= maxBytes;
+  }
+
+  /** Whether L1 alone keeps what fills store (no L2, or Redis known down): then fitsL1 sizes each. */
+  l1Alone(): boolean {
+    return this.cache.options.l1 !== undefined && !this.l2Reachable();
   }
 
   /** maxBodyBytes, or with L1 alone (or Redis down) what L1 can hold at all: a bigger body would say `stored` and be dropped. */
@@ -2233,7 +2239,7 @@ export class HttpCache<R> {
     if (varyOn === '*') return undefined;
     // Invalidated while the handler ran: never served, so do not push out a newer entry.
     if (!this.cache.store.versions.stillCurrent(stamp)) return undefined;
-    let headers = storedHeaders(outgoing);
+    let headers = sent.stored ?? storedHeaders(outgoing);
     let life: { createdAt: number; freshUntil: number; staleUntil: number };
     if (origin === undefined) {
       if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', entityTag(body)]);

@@ -526,9 +526,13 @@ export function httpValueOf(entry: StoredEntry): HttpEntryValue | undefined {
   return value;
 }
 
+// Regular expressions at module scope: a literal in a function body is a new RegExp object each time it runs.
+const SENDABLE_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+const BEYOND_ASCII = /[^\x00-\x7f]/;
+
 /** Whether node takes this reason phrase (no control characters but tab): a damaged one is left out, not a 500. */
 function isSendableReason(reason: string): boolean {
-  return /^[\t\x20-\x7e\x80-\xff]*$/.test(reason);
+  return SENDABLE_REASON.test(reason);
 }
 
 /** Whether node would write this header: foreign or damaged entries must be a miss, never a 500. */
@@ -581,7 +585,7 @@ function tieredEntry(stamp: FillStamp, life: Lifetimes, stored: StoredHead, body
 
 /** Whether a string has a character beyond ASCII, which latin1 and UTF-8 send as other bytes. */
 function beyondAscii(text: string): boolean {
-  return /[^\x00-\x7f]/.test(text);
+  return BEYOND_ASCII.test(text);
 }
 
 /** The bytes of `text` in UTF-8, one character a byte (a latin1 head sends them as they are). */

@@ -107,6 +107,14 @@ describe('middleware: a user option that returns no id, and a Vary added late', 
     assert.equal(again.body.feed, 'for Bearer alice');
     assert.match(String(again.headers['cache-status']), /hit/);
     assert.equal(runs, 2);
+    // The entry holds the Vary the fill sent, the late one included: served where no hook adds it again (the
+    // same cache and route without that hook), its hit still tells a shared cache further out to key on it.
+    const bare = express();
+    bare.get('/api/feed', expressCache(cache, { shared: true, ttl: '1m' }), () => assert.fail('the handler ran'));
+    const replayed = await request(bare).get('/api/feed').set('authorization', 'Bearer alice');
+    assert.match(String(replayed.headers['cache-status']), /hit/);
+    assert.equal(replayed.body.feed, 'for Bearer alice');
+    assert.equal(replayed.headers.vary, alice.headers.vary);
   });
 
   it('Express: the same with compression() in front encoding the answer (its own Vary: Accept-Encoding left out of the key)', async () => {
