@@ -379,6 +379,9 @@ return out`;
  * anything. An epoch found below ARGV[1] counts as another process too
  * (Redis went back in time). Run on the node that holds the slot, so INFO
  * names that node; without INFO (ACL) it only reads the epoch (and that rule).
+ * It always writes (PERSIST of the epoch when nothing else is written), so
+ * that a read-only replica fails it with READONLY: it is L2's connection
+ * check and probe (see L2Store), which must not pass where writes fail.
  * The reply's third element is the server's TIME (µs) (see ServerClock).
  */
 const SERVER_SCRIPT = `${INIT}${SERVING}
@@ -407,6 +410,13 @@ if same then
   if not epoch then
     redis.call('SET', KEYS[1], init)
     epoch = init
+  else
+    -- A write that changes nothing (the epoch has no TTL), so a read-only replica refuses this check as it
+    -- refuses every fill: a master demoted since it was recorded here still holds these keys until its sync,
+    -- or for good if its new master never answers, and reading them alone it passed for a master. Only that
+    -- refusal fails the check: an ACL without PERSIST leaves it as it was.
+    local r = redis.pcall('PERSIST', KEYS[1])
+    if type(r) == 'table' and r.err and string.find(r.err, '^READONLY') then return redis.error_reply(r.err) end
   end
   return {epoch, 0, init}
 end

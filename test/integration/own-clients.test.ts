@@ -62,6 +62,8 @@ describe("the app's own ioredis client", () => {
     });
     const client = (options: RedisOptions, port = ctx.redis.port) => {
       const c = new Redis(port, REDIS_HOST, options);
+      // A server a test stops before afterEach: its reconnect attempts are no news.
+      c.on('error', () => undefined);
       clients.push(c);
       return c;
     };
@@ -116,7 +118,7 @@ describe("the app's own ioredis client", () => {
     it('a client pointed at a replica (replica-read-only) is Redis down, said once, until the server is a master: not a refusal per call', async () => {
       const replica = await startRedisServer({ args: ['--replicaof', REDIS_HOST, String(ctx.redis.port)] });
       try {
-        const cache = ctx.track(createCache({ namespace: ctx.ns, redis: client({}, replica.port), l2: { breakerCooldown: 20 } }));
+        const cache = ctx.track(createCache({ namespace: ctx.ns, redis: client({}, replica.port), l2: { commandTimeout: '3s', breakerCooldown: 20 } }));
         const errors: Error[] = [];
         cache.on('error', ({ err }) => errors.push(err));
         await cache.ready();
@@ -144,6 +146,41 @@ describe("the app's own ioredis client", () => {
         assert.equal(again.length, 1, again.map((e) => e.message).join(' | '));
       } finally {
         await replica.stop();
+      }
+    });
+
+    it('a master demoted while it still holds what it recorded as master (its new master not reached yet) stays Redis down: the probe is refused as the writes are, L2 does not come up in between', async () => {
+      const server = await startRedisServer();
+      try {
+        const cache = ctx.track(createCache({ namespace: ctx.ns, redis: client({}, server.port), l2: { commandTimeout: '3s', breakerCooldown: 20 } }));
+        const errors: Error[] = [];
+        const states: string[] = [];
+        cache.on('error', ({ err }) => errors.push(err));
+        cache.on('l2', ({ state }) => states.push(state));
+        await cache.ready();
+        await cache.set('before', 1);
+        // Server checks answered from here on: the probes (and the bus's epoch checks), each refused or passed.
+        const versions = cache.store.versions;
+        const ask = versions.serverEpoch;
+        let answered = 0;
+        versions.serverEpoch = (...args) => {
+          const answer = ask.apply(versions, args);
+          const count = () => void answered++;
+          answer.then(count, count);
+          return answer;
+        };
+        // Nothing listens on port 1: no sync ever replaces the data, so the namespace's epoch and the record of
+        // this very process stay what the check wrote while the server was a master.
+        await client({}, server.port).replicaof(REDIS_HOST, '1');
+        await cache.set('demoted', 1);
+        assert.equal(cache.health().l2, 'down');
+        const from = answered;
+        await eventually(() => answered >= from + 3 || cache.health().l2 === 'ok', 'three server checks answered after the refusal');
+        assert.deepStrictEqual(states, ['down'], `L2 came up while the server was a read-only replica (${answered - from} checks)`);
+        const refusals = errors.filter((e) => e.message.startsWith('READONLY'));
+        assert.equal(refusals.length, 1, refusals.map((e) => e.message).join(' | '));
+      } finally {
+        await server.stop();
       }
     });
 
