@@ -1,9 +1,12 @@
 // Mocha config: TypeScript tests run through tsx (loaded with `node --import
 // tsx`, so ESM test files and CJS requires both go through it), a spec reporter
 // that ends with a `tests: N passed, N failed` line for CI, and a root hook
-// that kills any redis-server a test left running.
+// that kills any redis-server a test left running. The whole suite runs its
+// files in parallel worker processes (see PARALLEL below).
 'use strict';
 
+const { readdirSync } = require('node:fs');
+const { availableParallelism } = require('node:os');
 const { join } = require('node:path');
 
 // Absolute, so `npx mocha` also works from a subdirectory of the repo.
@@ -41,11 +44,46 @@ function namesSpecOnCommandLine(argv) {
   return false;
 }
 
+const wholeSuite = !namesSpecOnCommandLine(process.argv.slice(2));
+
+/**
+ * The whole suite waits about half its wall time (timers, timeouts, Redis
+ * restarts), so its files run side by side in worker processes, two per core
+ * (TIERCACHE_TEST_JOBS to change it; `--no-parallel` for one process). Only
+ * from mocha's own CLI: a file or glob named there runs in one process (it
+ * starts quicker, and `.only` works), and so does a tool that reads this file
+ * through mocha's API (Stryker's runner). Each worker runs the root hooks
+ * after every file, and redis-server.ts reserves ports across processes.
+ */
+const parallel = wholeSuite && /(^|[\\/])mocha(\.js)?$|[\\/]mocha[\\/]lib[\\/]cli[\\/]/.test(process.argv[1] ?? '');
+const jobs = Number(process.env.TIERCACHE_TEST_JOBS) || 2 * availableParallelism();
+
+/**
+ * Workers take files in spec order, so the longest files go first: one of
+ * them started last would run on alone at the end. Wall times in a serial run
+ * (see the per-file timings in notes): anything over ~15 s. A name that no
+ * longer exists is skipped.
+ */
+const LONGEST_FILES = [
+];
+
+/** Every test file, LONGEST_FILES first, then the rest in path order. */
+function filesLongestFirst() {
+  const testDir = join(__dirname, 'test');
+  const all = readdirSync(testDir, { recursive: true })
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => join('test', f).split('\\').join('/'))
+    .sort();
+  const first = LONGEST_FILES.filter((f) => all.includes(f));
+  return [...first, ...all.filter((f) => !first.includes(f))].map((f) => join(__dirname, f));
+}
+
 module.exports = {
   // `--import tsx` (Node >= 20.6); mocha re-runs itself in a child with these flags.
   'node-option': ['import=tsx'],
   extension: ['ts'],
-  ...(namesSpecOnCommandLine(process.argv.slice(2)) ? {} : { spec: DEFAULT_SPEC }),
+  ...(wholeSuite ? { spec: parallel ? filesLongestFirst() : DEFAULT_SPEC } : {}),
+  ...(parallel ? { parallel: true, jobs } : {}),
   require: [join(__dirname, 'test/support/root-hooks.ts')],
   reporter: join(__dirname, 'test/support/reporter.cjs'),
   timeout: 10_000,
