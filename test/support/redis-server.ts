@@ -364,3 +364,15 @@ export function freePort(): Promise<number> {
 process.on('exit', () => {
   for (const handle of [...live]) handle.killNow();
 });
+
+// A mocha --parallel worker (a forked child) has no SIGINT handler of mocha's:
+// Ctrl-C reaches the whole process group and would end it without 'exit',
+// leaving its servers running. Kill them, then let the signal do the rest.
+if (process.send !== undefined) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const handle of [...live]) handle.killNow();
+      process.kill(process.pid, signal);
+    });
+  }
+}
