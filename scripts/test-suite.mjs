@@ -23,11 +23,16 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mochaBin = join(root, 'node_modules/mocha/bin/mocha.js');
 
-/** CPU-bound files, run one at a time beside the workers (longest first). */
+/**
+ * Run one at a time beside the workers: the CPU-bound files, then data-api,
+ * whose memory tests are CPU-bound too (past their timeout beside the others)
+ * and whose ~2.5 minutes even out the two runs' wall times.
+ */
 const HEAVY = [
-  'test/unit/middleware/entry-heap-cost.test.ts', // V8 heap measured in two worker threads
+  'test/unit/middleware/entry-heap-cost.test.ts', // V8 heap measured in two processes of its own
   'test/unit/keys/canonical-query.test.ts', // fast-check properties
   'test/integration/resource-bounds.test.ts', // heap and time of big workloads, compared
+  'test/integration/data-api.test.ts',
 ];
 
 /**
@@ -38,7 +43,6 @@ const HEAVY = [
  */
 const LONGEST_FIRST = [
   'test/package/pack.test.ts',
-  'test/integration/data-api.test.ts',
   'test/integration/cluster-paths.test.ts',
   'test/integration/invalidation/set-during-long-replay.test.ts',
   'test/integration/invalidation/in-process.test.ts',
