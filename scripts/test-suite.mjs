@@ -5,7 +5,7 @@
 //
 // The suite waits most of its wall time (timers, timeouts, Redis restarts), so
 // most files run side by side in mocha --parallel workers. A few are CPU-bound
-// for a minute or more (HEAVY below); two of them at once, beside the workers,
+// for a minute or more (HEAVY below); started together beside the workers, they
 // starved the timing-sensitive files of a 2-core machine (commands past their
 // timeout, 10 s test timeouts: 15 failures in one run). They run one after the
 // other in a second, serial mocha beside the workers, so at most one of them
@@ -25,14 +25,17 @@ const mochaBin = join(root, 'node_modules/mocha/bin/mocha.js');
 
 /**
  * Run one at a time beside the workers: the CPU-bound files, then data-api,
- * whose memory tests are CPU-bound too (past their timeout beside the others)
- * and whose ~2.5 minutes even out the two runs' wall times.
+ * whose memory tests are CPU-bound too (past their timeout beside the others),
+ * and in-process invalidation: together about as long as the workers' share
+ * (two timed runs: the serial run ended ~130 s before the workers without the
+ * last two).
  */
 const HEAVY = [
   'test/unit/middleware/entry-heap-cost.test.ts', // V8 heap measured in two processes of its own
   'test/unit/keys/canonical-query.test.ts', // fast-check properties
   'test/integration/resource-bounds.test.ts', // heap and time of big workloads, compared
   'test/integration/data-api.test.ts',
+  'test/integration/invalidation/in-process.test.ts',
 ];
 
 /**
@@ -45,7 +48,6 @@ const LONGEST_FIRST = [
   'test/package/pack.test.ts',
   'test/integration/cluster-paths.test.ts',
   'test/integration/invalidation/set-during-long-replay.test.ts',
-  'test/integration/invalidation/in-process.test.ts',
   'test/integration/invalidation/blackholed-route.test.ts',
   'test/integration/middleware/storage-rules.test.ts',
   'test/integration/cluster-resharding.test.ts',
