@@ -18,7 +18,7 @@ const PORT_MIN = 20000;
 const PORT_MAX = 29999;
 const MAX_PORT_ATTEMPTS = 20;
 /** One file per port held by a test process, named for the port, holding that process's PID. */
-const PORT_LOCKS = join(tmpdir(), 'tiercache-redis-ports');
+export const PORT_LOCKS = join(tmpdir(), 'tiercache-redis-ports');
 /** How much of a server's own log each handle keeps, for error messages. */
 const MAX_LOG_CHARS = 64 * 1024;
 
