@@ -24,18 +24,19 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mochaBin = join(root, 'node_modules/mocha/bin/mocha.js');
 
 /**
- * Run one at a time beside the workers: the CPU-bound files, then data-api,
- * whose memory tests are CPU-bound too (past their timeout beside the others),
- * and in-process invalidation: together about as long as the workers' share
- * (two timed runs: the serial run ended ~130 s before the workers without the
- * last two).
+ * Run one at a time beside the workers: the CPU-bound files, data-api, whose
+ * memory tests are CPU-bound too (past their timeout beside the others), and
+ * in-process invalidation, which even out the two runs' wall times (without
+ * them this run ended ~130 s before the workers). entry-heap-cost goes last:
+ * started with the package test's npm and tsc (first of the workers' files),
+ * its 4 KB case passed even a 120 s timeout on a loaded machine.
  */
 const HEAVY = [
-  'test/unit/middleware/entry-heap-cost.test.ts', // V8 heap measured in two processes of its own
   'test/unit/keys/canonical-query.test.ts', // fast-check properties
   'test/integration/resource-bounds.test.ts', // heap and time of big workloads, compared
   'test/integration/data-api.test.ts',
   'test/integration/invalidation/in-process.test.ts',
+  'test/unit/middleware/entry-heap-cost.test.ts', // V8 heap measured in two processes of its own
 ];
 
 /**
