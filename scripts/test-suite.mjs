@@ -29,7 +29,7 @@ const mochaBin = join(root, 'node_modules/mocha/bin/mocha.js');
  * in-process invalidation, which even out the two runs' wall times (without
  * them this run ended ~130 s before the workers). entry-heap-cost goes last:
  * started with the package test's npm and tsc (first of the workers' files),
- * its 4 KB case passed even a 120 s timeout on a loaded machine.
+ * its 4 KB case went past even a 120 s timeout on a loaded machine.
  */
 const HEAVY = [
   'test/unit/keys/canonical-query.test.ts', // fast-check properties

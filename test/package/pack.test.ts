@@ -227,7 +227,7 @@ function asPublished(source: string): string {
 
 describe('npm package', function () {
   // Bounds on a hang, not on speed: npm and tsc share a loaded 2-core machine with the other test files
-  // (the before() hook passed 180 s once beside them, and npm pack 150 s once).
+  // (the before() hook went past 180 s once beside them, and npm pack past 150 s once).
   this.timeout(360_000);
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as PackageJson;
   const specifiers = Object.keys(pkg.exports)
