@@ -3,10 +3,11 @@
 // cluster forms and serves through the ioredis Cluster client.
 import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
-import { freePort, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { freePort, PORT_LOCKS, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 
 /** True when /proc says the process is gone or a zombie (`kill -0` lies while PID 1 is slow to reap). */
 function processGone(pid: number): boolean {
@@ -82,6 +83,18 @@ describe('test harness: redis-server', () => {
     const redis = client();
     await redis.connect();
     assert.equal(await redis.ping(), 'PONG');
+  });
+
+  // mocha --parallel workers draw ports from the same range: a port a test left free to play an outage
+  // (and will restart() on) must not go to another process's server, which would answer in its place.
+  it('a killed server keeps its port reserved across processes until stop()', async () => {
+    const lock = join(PORT_LOCKS, String(server.port));
+    assert.equal(readFileSync(lock, 'utf8'), String(process.pid), 'no reservation for a running server');
+    server.kill('SIGKILL');
+    await server.exited();
+    assert.equal(readFileSync(lock, 'utf8'), String(process.pid), 'the port of a killed server was given back');
+    await server.stop();
+    assert.equal(existsSync(lock), false, 'stop() kept the port reserved');
   });
 
   it('freeze() stops answering until thaw()', async () => {

@@ -1,9 +1,11 @@
 // Starts throwaway redis-server processes on random loopback ports for tests,
 // and gives each test a handle to stop, kill, restart, freeze and thaw them.
 // Every server started here is tracked so the root hook (root-hooks.ts) and a
-// process 'exit' handler can kill whatever a test forgot to stop.
+// process 'exit' handler can kill whatever a test forgot to stop. Test
+// processes running side by side (mocha --parallel workers) reserve their
+// ports through files in a shared directory (see reservePort).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +17,8 @@ const ADDRESS_IN_USE = 'Address already in use';
 const PORT_MIN = 20000;
 const PORT_MAX = 29999;
 const MAX_PORT_ATTEMPTS = 20;
+/** One file per port held by a test process, named for the port, holding that process's PID. */
+export const PORT_LOCKS = join(tmpdir(), 'tiercache-redis-ports');
 /** How much of a server's own log each handle keeps, for error messages. */
 const MAX_LOG_CHARS = 64 * 1024;
 
@@ -103,6 +107,7 @@ class ServerHandle implements RedisServerHandle {
     private readonly bin: string,
     private readonly readyTimeoutMs: number,
     private readonly readyLine: string = READY_LINE,
+    private readonly reserved = false,
   ) {
     this.url = `redis://${REDIS_HOST}:${port}`;
   }
@@ -204,8 +209,9 @@ class ServerHandle implements RedisServerHandle {
   }
 
   private release(): void {
-    live.delete(this);
+    if (!live.delete(this)) return;
     rmSync(this.dir, { recursive: true, force: true });
+    if (this.reserved) releasePort(this.port);
   }
 }
 
@@ -229,10 +235,59 @@ function isAlive(child: ChildProcess): boolean {
   return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
+/**
+ * A random port in 20000-29999 that no live server of any test process holds,
+ * reserved for this process until its handle is stopped. "Address already in
+ * use" alone cannot tell: a server a test killed to play an outage (and will
+ * restart() on its port) leaves its port free, and a server another process
+ * starts there meanwhile would answer in its place.
+ */
 function randomPort(): number {
+  mkdirSync(PORT_LOCKS, { recursive: true });
   for (;;) {
     const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
-    if (![...live].some((h) => h.port === port)) return port;
+    if (reservePort(port)) return port;
+  }
+}
+
+/** Creates the port's file exclusively (O_EXCL); false when another live process (or this one) holds it. */
+function reservePort(port: number): boolean {
+  const file = join(PORT_LOCKS, String(port));
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  // A holder killed before its exit handler ran leaves its file: remove it so
+  // the port comes back, but take another one now. (Two processes removing the
+  // same stale file at once could both reserve the port after it; the second
+  // server then fails with "Address already in use" and is retried elsewhere.)
+  let holder = 0;
+  try {
+    holder = Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    // released meanwhile: the next draw may find it free
+  }
+  if (holder > 0 && !processAlive(holder)) rmSync(file, { force: true });
+  return false;
+}
+
+function releasePort(port: number): void {
+  try {
+    unlinkSync(join(PORT_LOCKS, String(port)));
+  } catch {
+    // already removed (as stale, by another process)
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, owned by another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -267,7 +322,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       '--daemonize', 'no',
       ...extra,
     ];
-    const handle = new ServerHandle(port, dir, argv, bin, readyTimeoutMs, opts.readyLine);
+    const handle = new ServerHandle(port, dir, argv, bin, readyTimeoutMs, opts.readyLine, opts.port === undefined);
     live.add(handle);
     try {
       await handle.spawn();
@@ -309,3 +364,15 @@ export function freePort(): Promise<number> {
 process.on('exit', () => {
   for (const handle of [...live]) handle.killNow();
 });
+
+// A mocha --parallel worker (a forked child) has no SIGINT handler of mocha's:
+// Ctrl-C reaches the whole process group and would end it without 'exit',
+// leaving its servers running. Kill them, then let the signal do the rest.
+if (process.send !== undefined) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const handle of [...live]) handle.killNow();
+      process.kill(process.pid, signal);
+    });
+  }
+}

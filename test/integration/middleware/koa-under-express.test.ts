@@ -22,6 +22,10 @@ import { useCleanup } from '../../support/cache-context.js';
 import { valuesOf, wireRequest } from '../../support/http-wire.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+// The background-refresh tests' entries: long enough fresh that the request after the refresh's
+// store finds it fresh on a loaded machine (at 100 ms a slow request found it stale and ran a third refresh).
+const TTL_MS = 500;
+const STALE_AFTER_MS = TTL_MS + 50;
 
 describe('middleware: Koa apps mounted in Express', () => {
   const cleanup = useCleanup();
@@ -87,23 +91,21 @@ describe('middleware: Koa apps mounted in Express', () => {
   }
 
   it('a background refresh re-sends the target the Koa app was handed: the entry of /v1/items gets its answer for /items', async () => {
-    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr${process.pid}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr${process.pid}`, redis: false, routes: { '/': { ttl: TTL_MS, staleWhileRevalidate: '10s' } } }));
     const runs: string[] = [];
     const app = mountedAtV1(cache, (ctx) => {
       runs.push(ctx.path);
       ctx.body = `run ${runs.length} for ${ctx.path}`;
     });
     assert.equal((await request(app).get('/v1/items')).text, 'run 1 for /items');
-    await sleep(150);
+    await sleep(STALE_AFTER_MS);
+    // The refresh lands a moment after the stale answer. Asked once it is stored: a poll could go on
+    // past the refreshed entry's own TTL on a loaded machine, and its stale hit start a third run.
+    const stored = new Promise((resolve) => cache.once('store', resolve));
     const stale = await request(app).get('/v1/items');
     assert.match(String(stale.headers['cache-status']), /^tiercache; hit; ttl=-\d+; detail=L1$/);
-    // The refresh lands a moment after the stale answer: poll until the entry is fresh again.
-    const deadline = Date.now() + 3000;
-    let fresh = stale;
-    while (fresh.headers['cache-status'] !== 'tiercache; hit; detail=L1' && Date.now() < deadline) {
-      await sleep(5);
-      fresh = await request(app).get('/v1/items');
-    }
+    await Promise.race([stored, sleep(3000)]);
+    const fresh = await request(app).get('/v1/items');
     assert.equal(fresh.headers['cache-status'], 'tiercache; hit; detail=L1', 'no refreshed entry');
     assert.equal(fresh.text, 'run 2 for /items');
     assert.deepEqual(runs, ['/items', '/items']);
@@ -112,7 +114,7 @@ describe('middleware: Koa apps mounted in Express', () => {
   // A target holding a '#' fills nothing (the app reflects it as sent), so its refresh goes without it: as the
   // full target the cache keys, and as the mount-relative one the Koa app is handed (ctx.url).
   it("a background refresh started by a target holding a '#' re-sends it without: the entry gets the answer for /items", async () => {
-    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-hash${process.pid}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+    const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-hash${process.pid}`, redis: false, routes: { '/': { ttl: TTL_MS, staleWhileRevalidate: '10s' } } }));
     const runs: string[] = [];
     const app = mountedAtV1(cache, (ctx) => {
       runs.push(ctx.url);
@@ -120,7 +122,7 @@ describe('middleware: Koa apps mounted in Express', () => {
     });
     const server = await cleanup.serve(app);
     assert.equal((await wireRequest(server, '/v1/items')).body, 'run 1 for /items');
-    await sleep(150);
+    await sleep(STALE_AFTER_MS);
     const stored = new Promise((resolve) => cache.once('store', resolve));
     const stale = await wireRequest(server, '/v1/items#x');
     assert.match(valuesOf(stale, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
@@ -145,7 +147,7 @@ describe('middleware: Koa apps mounted in Express', () => {
     ['/v1//x@y/z#', '/v1//x@y/z'],
   ] as const) {
     it(`a background refresh started by ${odd} re-sends the origin form the entry is keyed by to the Koa app`, async () => {
-      const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-abs${process.pid}-${odd.length}`, redis: false, routes: { '/': { ttl: 100, staleWhileRevalidate: '10s' } } }));
+      const cache = cleanup.track(createCache({ namespace: `koa-in-express-swr-abs${process.pid}-${odd.length}`, redis: false, routes: { '/': { ttl: TTL_MS, staleWhileRevalidate: '10s' } } }));
       const runs: string[] = [];
       const app = mountedAtV1(cache, (ctx) => {
         runs.push(ctx.url);
@@ -155,7 +157,7 @@ describe('middleware: Koa apps mounted in Express', () => {
       const host = { Host: 'shop.example' };
       const relative = browser.slice('/v1'.length);
       assert.equal((await wireRequest(server, browser, host)).body, `run 1 for ${relative}`);
-      await sleep(150);
+      await sleep(STALE_AFTER_MS);
       const stored = new Promise((resolve) => cache.once('store', resolve));
       const stale = await wireRequest(server, odd, host);
       assert.match(valuesOf(stale, 'cache-status')[0] ?? '', /^tiercache; hit; ttl=-\d+; detail=L1$/);
