@@ -363,6 +363,8 @@ class Capture {
   private awaitingDrain = false;
   /** The hooks were told the client stopped reading (see CaptureHooks.stalled). */
   private saidStalled = false;
+  /** The handler wrote on while a write still waited for 'drain' (see pressed): this client does not hold its end. */
+  private heedless = false;
 
   constructor(
     readonly res: ServerResponse,
@@ -382,7 +384,18 @@ class Capture {
    * Per backpressure, not per write: one timer for the capture, one listener.
    */
   pressed(): void {
-    if (this.awaitingDrain || this.hooks.stalled === undefined) return;
+    if (this.heedless || this.hooks.stalled === undefined) return;
+    if (this.awaitingDrain) {
+      // A write with no 'drain' since the last one's false: this handler does not wait for 'drain' (it writes
+      // all it has, no pipe), so its end, and the store, come at its own pace however slowly this client reads.
+      // Its waiters lose nothing by waiting; giving up would run the handler again and, holding the Redis
+      // lock, store nothing at all for a slow client.
+      this.heedless = true;
+      if (!this.saidStalled) return;
+      this.saidStalled = false;
+      this.tellStalled(undefined);
+      return;
+    }
     this.awaitingDrain = true;
     if (this.stallTimer !== undefined) {
       this.stallTimer.refresh();
@@ -399,7 +412,7 @@ class Capture {
 
   /** STALL_MS after backpressure began (see pressed). */
   stallTimeUp(): void {
-    if (!this.awaitingDrain || this.saidStalled || this.ended || this.overflow || this.replaced || this.res.destroyed) return;
+    if (!this.awaitingDrain || this.saidStalled || this.heedless || this.ended || this.overflow || this.replaced || this.res.destroyed) return;
     this.saidStalled = true;
     this.tellStalled(() => this.giveUp());
   }
