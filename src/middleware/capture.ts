@@ -363,8 +363,6 @@ class Capture {
   private awaitingDrain = false;
   /** The hooks were told the client stopped reading (see CaptureHooks.stalled). */
   private saidStalled = false;
-  /** The handler wrote on while a write still waited for 'drain' (see pressed): this client does not hold its end. */
-  private heedless = false;
 
   constructor(
     readonly res: ServerResponse,
@@ -380,39 +378,39 @@ class Capture {
    * A write returned false: the client reads slower than the handler writes. Where
    * the handler streams (a pipe waits for 'drain'), the end, and the store every
    * request waiting on this fill waits for, then comes only as fast as this client
-   * reads: one that stops holds them. No 'drain' within STALL_MS tells the hooks.
+   * reads: one that stops holds them. No 'drain' within STALL_MS, with the handler
+   * waiting for one, tells the hooks.
    * Per backpressure, not per write: one timer for the capture, one listener.
    */
   pressed(): void {
-    if (this.heedless || this.hooks.stalled === undefined) return;
-    if (this.awaitingDrain) {
-      // A write with no 'drain' since the last one's false: this handler does not wait for 'drain' (it writes
-      // all it has, no pipe), so its end, and the store, come at its own pace however slowly this client reads.
-      // Its waiters lose nothing by waiting; giving up would run the handler again and, holding the Redis
-      // lock, store nothing at all for a slow client.
-      this.heedless = true;
-      if (!this.saidStalled) return;
-      this.saidStalled = false;
-      this.tellStalled(undefined);
-      return;
-    }
+    if (this.awaitingDrain || this.hooks.stalled === undefined) return;
     this.awaitingDrain = true;
     if (this.stallTimer !== undefined) {
       this.stallTimer.refresh();
       return;
     }
     this.stallTimer = setTimeout(noDrainInTime, STALL_MS, this).unref();
-    this.res.on('drain', () => {
+    const drained = (): void => {
       this.awaitingDrain = false;
       if (!this.saidStalled) return;
       this.saidStalled = false;
       this.tellStalled(undefined);
-    });
+    };
+    CAPTURE_DRAINS.add(drained);
+    this.res.on('drain', drained);
   }
 
   /** STALL_MS after backpressure began (see pressed). */
   stallTimeUp(): void {
-    if (!this.awaitingDrain || this.saidStalled || this.heedless || this.ended || this.overflow || this.replaced || this.res.destroyed) return;
+    if (!this.awaitingDrain || this.saidStalled || this.ended || this.overflow || this.replaced || this.res.destroyed) return;
+    // Only a handler that waits for 'drain' (a pipe, a Koa stream body, once(res, 'drain')) ends as slowly as its
+    // client reads. One that writes all it has (write()'s false ignored) or writes and ends later on its own
+    // (a query) ends, and stores, at its own pace: giving it up ran the handler again for its waiters and,
+    // holding the Redis lock, stored nothing for a slow client. Looked at again later: a pipe may begin.
+    if (!waitedForDrain(this.res)) {
+      this.stallTimer!.refresh();
+      return;
+    }
     this.saidStalled = true;
     this.tellStalled(() => this.giveUp());
   }
@@ -829,6 +827,15 @@ const STALL_MS = 500;
 
 function noDrainInTime(capture: Capture): void {
   capture.stallTimeUp();
+}
+
+/** The 'drain' listeners captures put on their responses (see Capture.pressed). */
+const CAPTURE_DRAINS = new WeakSet<(...a: unknown[]) => unknown>();
+
+/** Whether something other than a capture listens for `res`'s 'drain': a pipe adds its listener as it pauses for one. */
+function waitedForDrain(res: ServerResponse): boolean {
+  for (const listener of res.listeners('drain')) if (!CAPTURE_DRAINS.has(listener as (...a: unknown[]) => unknown)) return true;
+  return false;
 }
 
 /** What the client lets this HTTP/2 stream send before it reads: its initial stream window, within what is left of the session's. */

@@ -7,6 +7,7 @@
 // others wait on that one, as for a client that left. The slow client's own
 // answer still goes out whole; nothing of it is stored.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import http2 from 'node:http2';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -88,9 +89,36 @@ const heedlessApp = (cache: TierCache, runs: { n: number }, ended?: () => void):
   return app;
 };
 
+/** Writes its whole answer in one write (false: past the buffers), then ends ~800 ms later, at its own pace (a query, say): nothing waits for 'drain'. */
+const writeThenEndApp = (cache: TierCache, runs: { n: number }): express.Express => {
+  const app = express();
+  app.use(expressCache(cache, bodyOpts));
+  app.get('/big', (_req, res) => {
+    runs.n++;
+    res.type('application/octet-stream').setHeader('content-length', SIZE);
+    res.write(BODY);
+    setTimeout(() => res.end(), 800);
+  });
+  return app;
+};
+
+/** Writes slice by slice, waiting for 'drain' after a false (no pipe): its end comes as fast as its client reads, as a pipe's. */
+const awaitingDrainApp = (cache: TierCache, runs: { n: number }): express.Express => {
+  const app = express();
+  app.use(expressCache(cache, bodyOpts));
+  app.get('/big', async (_req, res) => {
+    runs.n++;
+    res.type('application/octet-stream').setHeader('content-length', SIZE);
+    for (let at = 0; at < SIZE; at += SLICE) if (!res.write(BODY.subarray(at, at + SLICE))) await once(res, 'drain');
+    res.end();
+  });
+  return app;
+};
+
 const cases: Case[] = [
   { name: 'Express, a handler that pipes', build: (cache, runs) => expressApp(cache, runs) as unknown as RequestListener },
   { name: 'Koa, a stream as the body', build: (cache, runs) => koaApp(cache, runs).callback() },
+  { name: "Express, a handler that awaits once(res, 'drain')", build: (cache, runs) => awaitingDrainApp(cache, runs) as unknown as RequestListener },
   { name: 'the front door in front of Express', build: (cache, runs) => front(cache, expressApp(cache, runs) as unknown as RequestListener) },
 ];
 
@@ -172,9 +200,13 @@ describe('middleware: a streamed fill whose client stops reading', function () {
     assert.match(String(next.headers['cache-status']), /hit/, String(next.headers['cache-status']));
   });
 
-  it('a handler that writes all it has, ignoring write()\'s false, is not held by that client: its waiters get its answer, it runs once', async () => {
+  for (const [how, app] of [
+    ['writes all it has, ignoring write()\'s false,', heedlessApp],
+    ['writes its answer at once and ends later, nothing waiting for \'drain\',', writeThenEndApp],
+  ] as const) {
+    it(`a handler that ${how} is not held by that client: its waiters get its answer, it runs once`, async () => {
     const runs = { n: 0 };
-    const server = await cleanup.serve(heedlessApp(newCache(), runs) as unknown as RequestListener);
+    const server = await cleanup.serve(app(newCache(), runs) as unknown as RequestListener);
     const filler = stoppedReader((server.address() as AddressInfo).port);
     await filling(runs);
     const answers = await Promise.all([1, 2, 3].map(() => request(server).get('/big').buffer(true).parse(binaryParser)));
@@ -183,7 +215,8 @@ describe('middleware: a streamed fill whose client stops reading', function () {
     assert.deepEqual([runs.n, ...statuses], [1, ...statuses.map(() => 'tiercache; fwd=miss; collapsed')], 'the fill gave up though its handler never waited on its client');
     for (const a of answers) assert.ok(BODY.equals(a.body as Buffer), `a waiter's body: ${(a.body as Buffer).length} bytes`);
     assert.ok(BODY.equals(bodyOf(await filler.readAll())));
-  });
+    });
+  }
 
   it('a client that reads slowly but steadily keeps its waiters: they get its answer, the handler runs once', async () => {
     const runs = { n: 0 };
