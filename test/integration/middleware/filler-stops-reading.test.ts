@@ -41,16 +41,21 @@ interface Case {
   readonly build: (cache: TierCache, runs: { n: number }) => RequestListener;
 }
 
-const expressApp = (cache: TierCache, runs: { n: number }): express.Express => {
-  const app = express();
-  app.use(expressCache(cache, bodyOpts));
-  app.get('/big', (_req, res) => {
-    runs.n++;
-    res.type('application/octet-stream').setHeader('content-length', SIZE);
-    stream().pipe(res);
-  });
-  return app;
-};
+/** An Express app whose route sends /big's 8 MiB as `send` does, counting its runs. */
+const expressWith =
+  (send: (res: express.Response) => unknown) =>
+  (cache: TierCache, runs: { n: number }): express.Express => {
+    const app = express();
+    app.use(expressCache(cache, bodyOpts));
+    app.get('/big', (_req, res) => {
+      runs.n++;
+      res.type('application/octet-stream').setHeader('content-length', SIZE);
+      void send(res);
+    });
+    return app;
+  };
+
+const expressApp = expressWith((res) => stream().pipe(res));
 
 const koaApp = (cache: TierCache, runs: { n: number }): Koa => {
   const app = new Koa();
@@ -68,14 +73,10 @@ const koaApp = (cache: TierCache, runs: { n: number }): Koa => {
 /**
  * Writes its slices a few ms apart, all it has, ignoring write()'s false (no
  * pipe, no 'drain' awaited), then ends: its end and the store come at its own
- * pace, whatever its client reads. `ended` settles once it has called end().
+ * pace, whatever its client reads. `ended` is called once it has called end().
  */
-const heedlessApp = (cache: TierCache, runs: { n: number }, ended?: () => void): express.Express => {
-  const app = express();
-  app.use(expressCache(cache, bodyOpts));
-  app.get('/big', (_req, res) => {
-    runs.n++;
-    res.type('application/octet-stream').setHeader('content-length', SIZE);
+const heedlessApp = (cache: TierCache, runs: { n: number }, ended?: () => void): express.Express =>
+  expressWith((res) => {
     let at = 0;
     const timer = setInterval(() => {
       res.write(BODY.subarray(at, at + SLICE));
@@ -85,35 +86,19 @@ const heedlessApp = (cache: TierCache, runs: { n: number }, ended?: () => void):
       res.end();
       ended?.();
     }, 6);
-  });
-  return app;
-};
+  })(cache, runs);
 
 /** Writes its whole answer in one write (false: past the buffers), then ends ~800 ms later, at its own pace (a query, say): nothing waits for 'drain'. */
-const writeThenEndApp = (cache: TierCache, runs: { n: number }): express.Express => {
-  const app = express();
-  app.use(expressCache(cache, bodyOpts));
-  app.get('/big', (_req, res) => {
-    runs.n++;
-    res.type('application/octet-stream').setHeader('content-length', SIZE);
-    res.write(BODY);
-    setTimeout(() => res.end(), 800);
-  });
-  return app;
-};
+const writeThenEndApp = expressWith((res) => {
+  res.write(BODY);
+  setTimeout(() => res.end(), 800);
+});
 
 /** Writes slice by slice, waiting for 'drain' after a false (no pipe): its end comes as fast as its client reads, as a pipe's. */
-const awaitingDrainApp = (cache: TierCache, runs: { n: number }): express.Express => {
-  const app = express();
-  app.use(expressCache(cache, bodyOpts));
-  app.get('/big', async (_req, res) => {
-    runs.n++;
-    res.type('application/octet-stream').setHeader('content-length', SIZE);
-    for (let at = 0; at < SIZE; at += SLICE) if (!res.write(BODY.subarray(at, at + SLICE))) await once(res, 'drain');
-    res.end();
-  });
-  return app;
-};
+const awaitingDrainApp = expressWith(async (res) => {
+  for (let at = 0; at < SIZE; at += SLICE) if (!res.write(BODY.subarray(at, at + SLICE))) await once(res, 'drain');
+  res.end();
+});
 
 const cases: Case[] = [
   { name: 'Express, a handler that pipes', build: (cache, runs) => expressApp(cache, runs) as unknown as RequestListener },
