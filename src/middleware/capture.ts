@@ -385,7 +385,8 @@ class Capture {
    * A write returned false: the client reads slower than the handler writes. Where
    * the handler streams (a pipe waits for 'drain'), the end, and the store every
    * request waiting on this fill waits for, then comes only as fast as this client
-   * reads: one that stops holds them. No 'drain' within STALL_MS tells the hooks.
+   * reads: one that stops holds them. No 'drain' within STALL_MS, with the handler
+   * waiting for one, tells the hooks.
    * Per backpressure, not per write: one timer for the capture, one listener.
    */
   pressed(): void {
@@ -396,17 +397,27 @@ class Capture {
       return;
     }
     this.stallTimer = setTimeout(noDrainInTime, STALL_MS, this).unref();
-    this.res.on('drain', () => {
+    const drained = (): void => {
       this.awaitingDrain = false;
       if (!this.saidStalled) return;
       this.saidStalled = false;
       this.tellStalled(undefined);
-    });
+    };
+    CAPTURE_DRAINS.add(drained);
+    this.res.on('drain', drained);
   }
 
   /** STALL_MS after backpressure began (see pressed). */
   stallTimeUp(): void {
     if (!this.awaitingDrain || this.saidStalled || this.ended || this.overflow || this.replaced || this.res.destroyed) return;
+    // Only a handler that waits for 'drain' (a pipe, a Koa stream body, once(res, 'drain')) ends as slowly as its
+    // client reads. One that writes all it has (write()'s false ignored) or writes and ends later on its own
+    // (a query) ends, and stores, at its own pace: giving it up ran the handler again for its waiters and,
+    // holding the Redis lock, stored nothing for a slow client. Looked at again later: a pipe may begin.
+    if (!waitedForDrain(this.res)) {
+      this.stallTimer!.refresh();
+      return;
+    }
     this.saidStalled = true;
     this.tellStalled(() => this.giveUp());
   }
@@ -820,6 +831,15 @@ const STALL_MS = 500;
 
 function noDrainInTime(capture: Capture): void {
   capture.stallTimeUp();
+}
+
+/** The 'drain' listeners captures put on their responses (see Capture.pressed). */
+const CAPTURE_DRAINS = new WeakSet<(...a: unknown[]) => unknown>();
+
+/** Whether something other than a capture listens for `res`'s 'drain': a pipe adds its listener as it pauses for one. */
+function waitedForDrain(res: ServerResponse): boolean {
+  for (const listener of res.listeners('drain')) if (!CAPTURE_DRAINS.has(listener as (...a: unknown[]) => unknown)) return true;
+  return false;
 }
 
 /** What the client lets this HTTP/2 stream send before it reads: its initial stream window, within what is left of the session's. */

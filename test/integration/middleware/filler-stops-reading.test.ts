@@ -7,6 +7,7 @@
 // others wait on that one, as for a client that left. The slow client's own
 // answer still goes out whole; nothing of it is stored.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import http2 from 'node:http2';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -40,16 +41,21 @@ interface Case {
   readonly build: (cache: TierCache, runs: { n: number }) => RequestListener;
 }
 
-const expressApp = (cache: TierCache, runs: { n: number }): express.Express => {
-  const app = express();
-  app.use(expressCache(cache, bodyOpts));
-  app.get('/big', (_req, res) => {
-    runs.n++;
-    res.type('application/octet-stream').setHeader('content-length', SIZE);
-    stream().pipe(res);
-  });
-  return app;
-};
+/** An Express app whose route sends /big's 8 MiB as `send` does, counting its runs. */
+const expressWith =
+  (send: (res: express.Response) => unknown) =>
+  (cache: TierCache, runs: { n: number }): express.Express => {
+    const app = express();
+    app.use(expressCache(cache, bodyOpts));
+    app.get('/big', (_req, res) => {
+      runs.n++;
+      res.type('application/octet-stream').setHeader('content-length', SIZE);
+      void send(res);
+    });
+    return app;
+  };
+
+const expressApp = expressWith((res) => stream().pipe(res));
 
 const koaApp = (cache: TierCache, runs: { n: number }): Koa => {
   const app = new Koa();
@@ -64,9 +70,40 @@ const koaApp = (cache: TierCache, runs: { n: number }): Koa => {
   return app;
 };
 
+/**
+ * Writes its slices a few ms apart, all it has, ignoring write()'s false (no
+ * pipe, no 'drain' awaited), then ends: its end and the store come at its own
+ * pace, whatever its client reads. `ended` is called once it has called end().
+ */
+const heedlessApp = (cache: TierCache, runs: { n: number }, ended?: () => void): express.Express =>
+  expressWith((res) => {
+    let at = 0;
+    const timer = setInterval(() => {
+      res.write(BODY.subarray(at, at + SLICE));
+      at += SLICE;
+      if (at < SIZE) return;
+      clearInterval(timer);
+      res.end();
+      ended?.();
+    }, 6);
+  })(cache, runs);
+
+/** Writes its whole answer in one write (false: past the buffers), then ends ~800 ms later, at its own pace (a query, say): nothing waits for 'drain'. */
+const writeThenEndApp = expressWith((res) => {
+  res.write(BODY);
+  setTimeout(() => res.end(), 800);
+});
+
+/** Writes slice by slice, waiting for 'drain' after a false (no pipe): its end comes as fast as its client reads, as a pipe's. */
+const awaitingDrainApp = expressWith(async (res) => {
+  for (let at = 0; at < SIZE; at += SLICE) if (!res.write(BODY.subarray(at, at + SLICE))) await once(res, 'drain');
+  res.end();
+});
+
 const cases: Case[] = [
   { name: 'Express, a handler that pipes', build: (cache, runs) => expressApp(cache, runs) as unknown as RequestListener },
   { name: 'Koa, a stream as the body', build: (cache, runs) => koaApp(cache, runs).callback() },
+  { name: "Express, a handler that awaits once(res, 'drain')", build: (cache, runs) => awaitingDrainApp(cache, runs) as unknown as RequestListener },
   { name: 'the front door in front of Express', build: (cache, runs) => front(cache, expressApp(cache, runs) as unknown as RequestListener) },
 ];
 
@@ -148,6 +185,24 @@ describe('middleware: a streamed fill whose client stops reading', function () {
     assert.match(String(next.headers['cache-status']), /hit/, String(next.headers['cache-status']));
   });
 
+  for (const [how, app] of [
+    ['writes all it has, ignoring write()\'s false,', heedlessApp],
+    ['writes its answer at once and ends later, nothing waiting for \'drain\',', writeThenEndApp],
+  ] as const) {
+    it(`a handler that ${how} is not held by that client: its waiters get its answer, it runs once`, async () => {
+    const runs = { n: 0 };
+    const server = await cleanup.serve(app(newCache(), runs) as unknown as RequestListener);
+    const filler = stoppedReader((server.address() as AddressInfo).port);
+    await filling(runs);
+    const answers = await Promise.all([1, 2, 3].map(() => request(server).get('/big').buffer(true).parse(binaryParser)));
+    const statuses = answers.map((a) => String(a.headers['cache-status']));
+    // Its writes go on past STALL_MS of backpressure (~800 ms of them): the client stopped, the handler did not.
+    assert.deepEqual([runs.n, ...statuses], [1, ...statuses.map(() => 'tiercache; fwd=miss; collapsed')], 'the fill gave up though its handler never waited on its client');
+    for (const a of answers) assert.ok(BODY.equals(a.body as Buffer), `a waiter's body: ${(a.body as Buffer).length} bytes`);
+    assert.ok(BODY.equals(bodyOf(await filler.readAll())));
+    });
+  }
+
   it('a client that reads slowly but steadily keeps its waiters: they get its answer, the handler runs once', async () => {
     const runs = { n: 0 };
     const server = await cleanup.serve(build0(newCache(), runs));
@@ -223,6 +278,24 @@ describe('middleware: a streamed fill whose client stops reading', function () {
       assert.ok(BODY.equals(there.body as Buffer));
       assert.ok(BODY.equals(bodyOf(await filler.readAll())), 'the stopped client got its whole answer');
       assert.equal(runs.n, 2);
+    });
+
+    it('a handler that writes all it has, ignoring write()\'s false, still stores its answer while holding the lock, its client stopped and nobody waiting', async () => {
+      const [one, two] = await twoInstances();
+      const runs = { n: 0 };
+      let ended = false;
+      const server = await cleanup.serve(heedlessApp(one, runs, () => (ended = true)) as unknown as RequestListener);
+      const filler = stoppedReader((server.address() as AddressInfo).port);
+      // The handler writes for ~800 ms, past STALL_MS of backpressure, its client reading nothing till it has ended.
+      for (let i = 0; i < 500 && !ended; i++) await sleep(10);
+      assert.ok(ended);
+      // The real end waits for the store (capture.ts finishEnd): once the client has it all, the store is done.
+      assert.ok(BODY.equals(bodyOf(await filler.readAll())), 'the stopped client got its whole answer');
+      const other = await cleanup.serve(build0(two, runs));
+      const there = await request(other).get('/big').buffer(true).parse(binaryParser);
+      assert.equal(String(there.headers['cache-status']), 'tiercache; hit; detail=L2', 'the fill gave up its store though its handler never waited on its client');
+      assert.ok(BODY.equals(there.body as Buffer));
+      assert.equal(runs.n, 1);
     });
   });
 
