@@ -340,7 +340,19 @@ describe('invalidation across two app processes, each behind its own proxy', fun
     try {
       const env = { NAMESPACE: ctx.ns, COMMAND_TIMEOUT: '3000' };
       const [A, B] = await Promise.all([startApp('A', { ...env, REDIS_URL: pa.url }), startApp('B', { ...env, REDIS_URL: pb.url })]);
+      // Both up before warming: after a cut, an instance's L2 stays down for its breaker's cooldown and its bus
+      // reconnects, and until then it neither fills L1 from the other's entry nor serves an L1 hit it cannot vouch for.
+      const bothUp = async () => {
+        const t0 = performance.now();
+        for (;;) {
+          const states = await Promise.all([A.health(), B.health()]);
+          if (states.every((s) => s.health.l2 === 'ok' && s.health.bus === 'ok')) return;
+          if (performance.now() - t0 > 15_000) assert.fail(`not both up within 15 s: ${JSON.stringify(states)}`);
+          await sleep(20);
+        }
+      };
       const warm2 = async (url: string) => {
+        await bothUp();
         const first = await A.get(url);
         await A.get(url);
         await B.get(url);
