@@ -2,7 +2,9 @@
 // instance takes a short Redis lock (SET NX PX) on the key; the others wait
 // for the entry to appear instead of running the handler too, up to the
 // lock's lifetime. A handler that finishes within it runs once across all
-// instances. Redis trouble never blocks a fill: it proceeds unlocked.
+// instances. Redis trouble never blocks a fill: it proceeds unlocked. Each
+// fill locks with a token of its own, so what one fill sends to release its
+// lock (late, or sent again) never releases another's.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LockRequest } from './fill-protocol.js';
@@ -20,8 +22,13 @@ const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return red
 const HELD_SCRIPT = "return redis.call('PTTL', KEYS[1])";
 
 export class FillLock {
-  /** This instance's lock value, so it only ever releases its own locks. A lookup takes over a lock key holding anything not shaped like one (fill-protocol.ts LOCK_TOKEN_SHAPE). */
-  private readonly token = randomUUID();
+  /**
+   * A UUID's first four groups, this instance's: a fill's token ends in a
+   * count of its own (see request). Still shaped as a UUID, which a lookup
+   * (fill-protocol.ts LOCK_TOKEN_SHAPE), on any version, takes for a lock.
+   */
+  private readonly instance = randomUUID().slice(0, 24);
+  private fills = 0;
   /** Whether held() must ask the master in a script (see HELD_SCRIPT). */
   private readonly heldOnMaster: boolean;
 
@@ -41,15 +48,24 @@ export class FillLock {
     return '{' + key + '}:lock';
   }
 
-  /** What a lookup needs to take this instance's lock on `key` (fill-protocol.ts). */
+  /**
+   * What a lookup needs to take a lock on `key` for one fill (fill-protocol.ts),
+   * with a token no other fill has, here or elsewhere: a release this fill
+   * sends again once Redis answers (FillProtocol.abandon), or one that runs
+   * late, finds another fill of the key (begun here since) holding the lock
+   * under another token, and leaves it. With one token per instance, it
+   * released that lock, and another instance ran the handler beside it.
+   */
   request(key: string): LockRequest {
-    return { key: this.lockKey(key), token: this.token, ttl: this.ttl };
+    // 48 bits of count (a UUID's last group), wrapping after 2^48 fills.
+    this.fills = (this.fills + 1) % 0x1000000000000;
+    return { key: this.lockKey(key), token: this.instance + this.fills.toString(16).padStart(12, '0'), ttl: this.ttl };
   }
 
-  /** true: ours; false: another instance holds it; undefined: Redis could not tell (fill unlocked). Fills take the lock in their lookup (fill-protocol.ts LOOKUP), which also takes over a lock key without a TTL. */
-  async acquire(key: string): Promise<boolean | undefined> {
+  /** Takes `lock` (from request()) by itself: true taken; false held by another; undefined: Redis could not tell. Fills take it in their lookup instead (fill-protocol.ts LOOKUP), which also takes over a lock key without a TTL. */
+  async acquire(lock: LockRequest): Promise<boolean | undefined> {
     try {
-      return (await this.l2.run((c) => c.set(this.lockKey(key), this.token, 'PX', this.ttl, 'NX'))) === 'OK';
+      return (await this.l2.run((c) => c.set(lock.key, lock.token, 'PX', lock.ttl, 'NX'))) === 'OK';
     } catch {
       return undefined;
     }
@@ -84,7 +100,8 @@ export class FillLock {
     return undefined;
   }
 
-  release(key: string): void {
-    this.l2.run((c) => c.eval(RELEASE_SCRIPT, 1, this.lockKey(key), this.token)).catch(() => undefined);
+  /** Releases `lock` while it is still held under its token. */
+  release(lock: LockRequest): void {
+    this.l2.run((c) => c.eval(RELEASE_SCRIPT, 1, lock.key, lock.token)).catch(() => undefined);
   }
 }

@@ -40,7 +40,7 @@ import { peekBySlot, readBySlot, TAG_COUNTER_TTL_MS } from './redis-versions.js'
  */
 export const LARGE_ENTRY_BYTES = 64 * 1024;
 
-/** A Lua pattern every fill lock's and pull claim's token matches (randomUUID()): a key there holding anything else is neither. */
+/** A Lua pattern every fill lock's and pull claim's token matches (UUID-shaped: FillLock.request, randomUUID()): a key there holding anything else is neither. */
 const LOCK_TOKEN_SHAPE = '^' + ['%x'.repeat(8), '%x'.repeat(4), '%x'.repeat(4), '%x'.repeat(4), '%x'.repeat(12)].join('%-') + '$';
 
 /**

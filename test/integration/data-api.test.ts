@@ -1089,6 +1089,31 @@ describe('data API: getOrSet across instances', () => {
     assert.ok(ms < 1_000, `B waited ${Math.round(ms)} ms for a lock released after ~100 ms (lockTimeout 3 s)`);
   });
 
+  it("a loader that outlives l2.lockTimeout and then fails leaves the lock of the run its instance began since: another instance waits on that run, its loader does not run", async () => {
+    const a = await ctx.open({ l2: { lockTimeout: 1_000, commandTimeout: '3s' } });
+    const b = await ctx.open({ l2: { lockTimeout: 1_000, commandTimeout: '3s' } });
+    const first = a
+      .getOrSet('late', async () => {
+        await sleep(1_700);
+        throw new Error('the query timed out');
+      })
+      .catch((err: Error) => err.message);
+    // Past the first run's lock and its callers' wait: a second run on A takes the lock afresh.
+    await sleep(1_300);
+    let finish!: () => void;
+    const second = a.getOrSet('late', () => new Promise<string>((resolve) => (finish = () => resolve('second'))));
+    assert.equal(await first, 'the query timed out');
+    // The first run's release went out as it failed: a PING behind it answers once Redis ran it.
+    await a.store.l2!.client.ping();
+    assert.equal(await ctx.admin.exists(`{${a.dataKey('late')}}:lock`), 1, "the first run's release took the lock of the run begun since");
+    let loadsB = 0;
+    const there = b.getOrSet('late', async () => (loadsB++, 'from B'));
+    await sleep(200);
+    finish();
+    assert.equal(await second, 'second');
+    assert.deepEqual([await there, loadsB], ['second', 0], "another instance ran its loader beside the run that held the key's lock");
+  });
+
   it('a loader that never settles holds later callers on its own instance no longer than l2.lockTimeout: they find the value another instance stored', async () => {
     const a = await ctx.open({ l2: { lockTimeout: 300 } });
     const b = await ctx.open({ l2: { lockTimeout: 300 } });

@@ -69,17 +69,38 @@ describe('FillLock', function () {
     const l2b = await openL2();
     const b = new FillLock(l2b, 5_000);
     const key = `${ctx.ns}:k`;
-    assert.equal(await a.acquire(key), true);
-    assert.equal(await b.acquire(key), false);
+    const ours = a.request(key);
+    const theirs = b.request(key);
+    assert.equal(await a.acquire(ours), true);
+    assert.equal(await b.acquire(theirs), false);
     assert.equal(await b.held(key), true);
     // Only the holder's release frees it. release() does not wait; a PING on
     // the same connection answers only once Redis has run the release before it.
-    b.release(key);
+    b.release(theirs);
     await l2b.client.ping();
     assert.equal(await a.held(key), true);
-    a.release(key);
+    a.release(ours);
     assert.equal(await settled(waitUntil(async () => !(await b.held(key)))), true);
-    assert.equal(await b.acquire(key), true);
+    assert.equal(await b.acquire(theirs), true);
+  });
+
+  it("gives each fill a token of its own, even on one instance: a fill's release leaves the lock another fill of the key took since", async () => {
+    const l2 = await openL2();
+    const lock = new FillLock(l2, 5_000);
+    const key = `${ctx.ns}:k`;
+    const first = lock.request(key);
+    const second = lock.request(key);
+    assert.notEqual(first.token, second.token);
+    // Shaped as a UUID: a lookup (any version's) takes a lock key holding anything else for no lock, and takes it over.
+    for (const { token } of [first, second]) assert.match(token, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.equal(await lock.acquire(second), true);
+    // The first fill's release, late or sent again, after the second took the lock.
+    lock.release(first);
+    await l2.client.ping();
+    assert.equal(await ctx.admin.get(second.key), second.token);
+    lock.release(second);
+    await l2.client.ping();
+    assert.equal(await ctx.admin.exists(second.key), 0);
   });
 
   it("ends a wait after the lock's lifetime when the holder neither stores nor releases", async () => {
@@ -147,7 +168,7 @@ describe('FillLock', function () {
     const l2 = await openL2();
     const lock = new FillLock(l2, 1_000);
     l2.detach();
-    assert.equal(await lock.acquire(`${ctx.ns}:k`), undefined);
+    assert.equal(await lock.acquire(lock.request(`${ctx.ns}:k`)), undefined);
     assert.equal(await lock.held(`${ctx.ns}:k`), false);
   });
 });

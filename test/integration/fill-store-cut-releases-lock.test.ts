@@ -5,6 +5,9 @@
 // running the loader itself, Redis answering again all along (sending again
 // had stored the value and released the lock within 0.1 s). Two caches on
 // one real redis-server; A goes through a TCP proxy cut as A's step is sent.
+// A release sent again must still release only its own fill's lock: with one
+// token per instance, it released the lock of a later fill of the key on the
+// same instance, and another instance ran its loader beside that fill.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useRedisCaches } from '../support/cache-context.js';
@@ -74,5 +77,60 @@ describe('a fill whose last step a connection cut took with it', function () {
     const waited = performance.now() - started;
     await failed;
     assert.ok(waited < 1_500, `B waited ${waited.toFixed(0)} ms on the lock of a fill that stored nothing`);
+  });
+
+  it("whose release is sent again once Redis answers leaves the lock another fill of the key on the same instance took since: another instance waits on that fill, its loader does not run", async () => {
+    // A's link turns slow as its first fill's release goes out: Redis runs it (the lock freed) but A hears
+    // back past its command timeout, so it sends it again once Redis answers, which the next fill's lookup
+    // (sent in between, answered in time) is the first to do; that lookup took the lock, for the second fill.
+    const timeout = 2_000;
+    const slow = 2_800;
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: timeout, breakerCooldown: '1m', lockTimeout: '10s' } });
+    a.on('error', () => undefined);
+    const b = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
+    const lockKey = `{${a.dataKey('k')}}:lock`;
+    const l2 = a.store.l2!;
+    const waitUp = l2.waitUp.bind(l2);
+    let sentAgain = 0;
+    l2.waitUp = async (ms: number) => {
+      const up = await waitUp(ms);
+      if (up) sentAgain++;
+      return up;
+    };
+    await assert.rejects(
+      a.getOrSet('k', async () => {
+        proxy!.setDelay(slow);
+        throw new Error('the database is down');
+      }),
+      /database is down/,
+    );
+    // The release alone is held up: what follows (the next fill's lookup, A's periodic checks) waits behind it.
+    await sleep(50);
+    proxy.setDelay(0);
+    // Sent before the release times out (A's L2 still up): it reaches Redis just after the release.
+    await sleep(timeout * 0.7);
+    let began!: () => void;
+    const loading = new Promise<void>((resolve) => (began = resolve));
+    let finish!: () => void;
+    const second = a.getOrSet('k', async () => {
+      began();
+      await new Promise<void>((resolve) => (finish = resolve));
+      return 'second';
+    });
+    await loading;
+    // The release was sent again as the lookup's answer brought L2 back: a PING behind it answers once it ran.
+    await l2.client.ping();
+    assert.equal(sentAgain, 1, 'the release was not sent again');
+    assert.equal(await ctx.admin.exists(lockKey), 1, 'the release sent again took the lock of the fill begun since');
+    let loadsB = 0;
+    const there = b.getOrSet('k', async () => {
+      loadsB++;
+      return 'b';
+    });
+    await sleep(300);
+    finish();
+    assert.equal(await second, 'second');
+    assert.deepEqual([await there, loadsB], ['second', 0], "another instance ran its loader beside the fill that held the key's lock");
   });
 });

@@ -90,14 +90,32 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       upstream.on('data', relayTo(client));
     }
   });
-  /** Writes each chunk to `to` `delay` ms after it came, never before one that came earlier. */
+  /**
+   * Writes each chunk to `to` `delay` ms after it came, never before one that came earlier: held chunks
+   * go out from one queue, as timers of different lengths that fall due in the same ms may fire in any order.
+   */
   function relayTo(to: Socket): (chunk: Buffer) => void {
+    const queue: Array<{ chunk: Buffer; due: number }> = [];
     let due = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const flush = (): void => {
+      timer = undefined;
+      const now = Date.now();
+      while (queue.length > 0 && queue[0]!.due <= now) {
+        const { chunk } = queue.shift()!;
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(flush, queue[0]!.due - now);
+    };
     return (chunk) => {
       const now = Date.now();
       due = Math.max(now + delay, due);
-      if (due <= now) to.destroyed || to.write(chunk);
-      else setTimeout(() => to.destroyed || to.write(chunk), due - now);
+      if (due <= now && queue.length === 0) {
+        if (!to.destroyed) to.write(chunk);
+        return;
+      }
+      queue.push({ chunk, due });
+      timer ??= setTimeout(flush, due - now);
     };
   }
   await new Promise<void>((resolve, reject) => {
