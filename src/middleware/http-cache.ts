@@ -632,9 +632,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
    * The client stopped reading a streamed answer, and the end (with the store)
    * waits on it. Requests waiting on this fill must not: it gives up (nothing
    * stored) and one of them fills in its place, as for a client that left: at
-   * once when some wait, here or (the fill holds the Redis lock) maybe on
-   * another instance, else when one comes (see Flight.stall), so a slow client
-   * alone still stores its answer. `stop` undefined: it reads again.
+   * once when one that may fill waits here, or (the fill holds the Redis lock)
+   * maybe on another instance, else when one comes (see Flight.stall), so a
+   * slow client alone still stores its answer. Waiters that may not fill (a
+   * HEAD) are let go instead. `stop` undefined: it reads again.
    */
   stalled(stop: (() => void) | undefined): void {
     const flight = this.flight;
@@ -648,8 +649,12 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       // The capture gives up: unstorable() settles the flight, its waiters go on.
       stop();
     };
-    if (flight.awaited || this.fill.ticket.lock !== undefined) giveUp();
-    else flight.stall = giveUp;
+    if (flight.fillerWaits || this.fill.ticket.lock !== undefined) giveUp();
+    else {
+      flight.stall = giveUp;
+      // Those waiting could not fill in its place (a HEAD): given up for them, the answer would only be lost.
+      flight.letGo();
+    }
   }
 }
 
@@ -846,6 +851,9 @@ interface FillState {
 const LOOK_AGAIN = Symbol('look again');
 type Outcome = FillOutcome | StaleOutcome | typeof LOOK_AGAIN | undefined;
 
+/** What Flight.wait() resolves for a waiter the fill let go (see Flight.letGo). */
+const LET_GO = Symbol('let go');
+
 /**
  * One fill under way for a key. It settles exactly once, however the fill
  * ends: stored (the response), not storable (undefined, as soon as that is
@@ -862,9 +870,14 @@ class Flight {
   abandoned = false;
   /** Its client stopped reading (FillCapture.stalled): a request that comes is not held by it, and this gives the fill up. */
   stall: (() => void) | undefined = undefined;
+  /** A request that may fill in its place has waited on it: a stall gives it up at once (FillCapture.stalled). */
+  fillerWaits = false;
   private resolve: ((outcome: Outcome) => void) | undefined;
   /** Made when the first waiter (or close()) asks: most fills have none. */
   private promise: Promise<Outcome> | undefined;
+  /** Made when the first waiter that may not fill asks; resolved by letGo(). */
+  private unheld: Promise<typeof LET_GO> | undefined;
+  private release: (() => void) | undefined;
 
   /** Waiters never wait past this. */
   readonly deadline: number;
@@ -879,11 +892,6 @@ class Flight {
 
   get done(): boolean {
     return this.settled;
-  }
-
-  /** Some request waits on it (or close() does). */
-  get awaited(): boolean {
-    return this.promise !== undefined;
   }
 
   /** Called once, synchronously, when the fill settles. */
@@ -905,14 +913,30 @@ class Flight {
     return this.promise;
   }
 
-  /** The outcome, or undefined once the deadline has passed. */
-  wait(): Promise<Outcome> {
+  /**
+   * The outcome, or undefined once the deadline has passed; for a waiter
+   * that may not fill in its place (`mayFill` false: a HEAD), LET_GO once
+   * letGo() says it goes on without it.
+   */
+  wait(mayFill: boolean): Promise<Outcome | typeof LET_GO> {
     const ms = this.deadline - coarseNow();
     if (ms <= 0) return Promise.resolve(undefined);
+    if (mayFill) this.fillerWaits = true;
     let timer: NodeJS.Timeout | undefined;
     // A deadline weeks away (a long l2.lockTimeout) would fire at once: cut to the longest timer, still weeks.
     const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, Math.min(ms, MAX_TIMER_MS), undefined)));
-    return Promise.race([this.outcome, timeout]).finally(() => clearTimeout(timer));
+    const waits: Array<Promise<Outcome | typeof LET_GO>> = [this.outcome, timeout];
+    if (!mayFill) waits.push((this.unheld ??= new Promise<typeof LET_GO>((r) => (this.release = () => r(LET_GO)))));
+    return Promise.race(waits).finally(() => clearTimeout(timer));
+  }
+
+  /** Its client stopped reading and nothing waits that could fill in its place: those waiting go on without it. */
+  letGo(): void {
+    const release = this.release;
+    // Waiters that come once its client reads again wait on it anew.
+    this.unheld = undefined;
+    this.release = undefined;
+    release?.();
   }
 }
 
@@ -1923,7 +1947,10 @@ export class HttpCache<R> {
         this.cache.coalesced++;
         if (reports) this.reportMiss(plan, true);
       };
-      if (await this.answerWaiter(req, res, plan, await running.wait())) {
+      const outcome = await running.wait(this.fillRefused(c, plan) === undefined);
+      // Let go by a fill whose client stopped reading, which goes on for that client: on as one that comes now.
+      if (outcome === LET_GO) return this.fill(c, plan, next, stale, undefined, l1Noted);
+      if (await this.answerWaiter(req, res, plan, outcome)) {
         this.late(waited);
         return true;
       }

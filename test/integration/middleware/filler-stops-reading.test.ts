@@ -185,6 +185,24 @@ describe('middleware: a streamed fill whose client stops reading', function () {
     assert.match(String(next.headers['cache-status']), /hit/, String(next.headers['cache-status']));
   });
 
+  it('a HEAD waiting on such a fill, nothing else waiting, is let go to the app as the fill stalls, and does not end that fill: the slow client\'s answer is still stored', async () => {
+    const runs = { n: 0 };
+    const server = await cleanup.serve(build0(newCache(), runs));
+    const filler = stoppedReader((server.address() as AddressInfo).port);
+    // Well before STALL_MS: the HEAD waits on the fill (a HEAD cannot fill in its place).
+    await filling(runs, 20);
+    const head = await request(server).head('/big');
+    assert.equal(head.status, 200);
+    // Not held for the whole wait (detail=waited): answered by the app, as one that came after the stall.
+    assert.match(String(head.headers['cache-status']), /detail=head/, String(head.headers['cache-status']));
+    assert.ok(BODY.equals(bodyOf(await filler.readAll())), 'the stopped client got its whole answer');
+    const next = await request(server).get('/big').buffer(true).parse(binaryParser);
+    assert.match(String(next.headers['cache-status']), /^tiercache; hit\b/, `the fill gave up its store for a HEAD, which cannot fill in its place: ${String(next.headers['cache-status'])}`);
+    assert.ok(BODY.equals(next.body as Buffer));
+    // The fill, and the app answering the HEAD.
+    assert.equal(runs.n, 2);
+  });
+
   for (const [how, app] of [
     ['writes all it has, ignoring write()\'s false,', heedlessApp],
     ['writes its answer at once and ends later, nothing waiting for \'drain\',', writeThenEndApp],
