@@ -80,8 +80,11 @@ export interface CaptureHooks {
   headers(res: ServerResponse, body: Buffer | undefined, problem?: BodyProblem, utf8Head?: boolean): Replacement | Handover | typeof NOT_MODIFIED | undefined | void;
   /** The head is being serialized, after every writeHead hook: the last look at what is really sent (may set headers). */
   sent(res: ServerResponse): void;
-  /** What the handler writes can no longer be stored (past the byte limit, or not bytes). */
-  unstorable(): void;
+  /**
+   * What the handler writes can no longer be stored: `pastLimit` when it went past the byte limit, else
+   * it was not bytes, or the capture gave up for a client that stopped reading (see stalled).
+   */
+  unstorable(pastLimit: boolean): void;
   /**
    * end() was called: `body` is everything written when it is complete and
    * storable, else undefined. The real end waits until the returned promise settles.
@@ -419,7 +422,7 @@ class Capture {
       return;
     }
     this.saidStalled = true;
-    this.tellStalled(() => this.giveUp());
+    this.tellStalled(() => this.giveUp(false));
   }
 
   private tellStalled(stop: (() => void) | undefined): void {
@@ -430,18 +433,18 @@ class Capture {
     }
   }
 
-  giveUp(): void {
+  giveUp(pastLimit: boolean): void {
     if (this.overflow) return;
     this.overflow = true;
     this.chunks = undefined;
     this.first = undefined;
-    this.hooks.unstorable();
+    this.hooks.unstorable(pastLimit);
   }
 
   keep(buf: Buffer | undefined | null): void {
-    if (buf === null) return this.giveUp(); // not storable: something other than bytes or a string
+    if (buf === null) return this.giveUp(false); // not storable: something other than bytes or a string
     if (buf === undefined || this.overflow || buf.length === 0) return;
-    if (this.size + buf.length > this.maxBytes) return this.giveUp();
+    if (this.size + buf.length > this.maxBytes) return this.giveUp(true);
     if (this.first === undefined) this.first = buf;
     else (this.chunks ??= [this.first]).push(buf);
     this.size += buf.length;
@@ -968,7 +971,7 @@ function wrappersAt(depth: number): Wrappers {
     c.wrote = true;
     // Past the limit (or a capture of nothing, maxBytes 0: StaleIfErrorGuard) no copy is kept: none is made.
     // Stryker disable next-line ConditionalExpression: keep() drops the copy past the limit anyway; this only spares making it
-    if (c.overflow || pastRoom(chunk, encoding, c.maxBytes - c.size)) c.giveUp();
+    if (c.overflow || pastRoom(chunk, encoding, c.maxBytes - c.size)) c.giveUp(true);
     else c.keep(toBuffer(chunk, encoding));
     const before = headLeft(this);
     const result = c.write.apply(this, arguments as unknown as unknown[]);
@@ -1029,7 +1032,7 @@ function wrappersAt(depth: number): Wrappers {
       return c.end.apply(this, arguments as unknown as unknown[]);
     }
     if (copy) c.keep(last);
-    else c.giveUp();
+    else c.giveUp(true);
     if (!this.headersSent && this.writeHead !== captureWriteHead && !c.wrote) {
       // A writeHead put on the response further in than this capture (on-headers mounted after the cache:
       // response-time): node's own end() calls the response's writeHead, so it runs here, before the head is

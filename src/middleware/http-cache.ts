@@ -33,6 +33,7 @@ import { hasOutgoingField, outgoingField, sendsTrailers, setOutgoingField } from
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
+import { OVERSIZED_FOR_MS, OversizedAnswers } from './oversized-answers.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
@@ -182,6 +183,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   private readonly conditions: Conditions | undefined;
   /** Their header values, given back to the request if a layer further in stands this one down. */
   private readonly setAside: readonly [string | undefined, string | undefined] | undefined = undefined;
+  /** The answer is known too large to store (see oversized-answers.ts): the conditionals stay, the app answers them. */
+  private readonly keptConditions: boolean = false;
+  /** The Vary of a 200 as its head was judged, for what is learned should its body outgrow the capture (see unstorable). */
+  private varyAtHead: OutgoingHttpHeader | undefined | typeof NOT_READ = NOT_READ;
   /** The reason phrase as the head was judged: a 304 of ours (NOT_MODIFIED) replaces it before it goes out. */
   private reasonAtHead: string | undefined = undefined;
   /** The Cache-Status the handler's answer came with (an upstream cache's), which ours follows. */
@@ -211,8 +216,13 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     this.conditions = conditionsOf(req.headers);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
-      delete req.headers['if-none-match'];
-      delete req.headers['if-modified-since'];
+      // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304.
+      // (A stale entry at hand was stored: this key's answers fit.)
+      if (stale === undefined && http.oversized.known(plan.key, req.headers, createdAt)) this.keptConditions = true;
+      else {
+        delete req.headers['if-none-match'];
+        delete req.headers['if-modified-since'];
+      }
     }
     if (plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response)) {
       addConditions(req.headers, stale.response);
@@ -300,7 +310,9 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     }
     let ttl: number | undefined;
     let reason: MissReason | undefined;
-    if (plan.origin === undefined) {
+    // The app answered the conditionals it was left (its own 304): why they were left is why nothing is stored.
+    if (this.keptConditions && r.statusCode === 304) reason = 'too-large';
+    else if (plan.origin === undefined) {
       ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
       reason = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped) ?? targetedForbidsStore(headers, this.http.options.targeted, plan.userScoped));
     } else {
@@ -323,6 +335,8 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     if (reason === undefined && this.life !== undefined && this.landsExpired(this.life, headers)) reason = 'expired';
     if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
+    if (r.statusCode === 200) this.varyAtHead = headers.vary;
+    if (reason === 'too-large') this.learnTooLarge(r.statusCode === 304 ? NOT_READ : headers.vary);
     if (ttl === undefined) {
       flight.settle(undefined);
       if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus(reason!)));
@@ -343,6 +357,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       stored = storedHeaders(headers);
       if (!this.http.fitsL1(plan, r.statusCode, stored, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
         this.ttl = undefined;
+        this.learnTooLarge(headers.vary);
         flight.settle(undefined);
         if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
         return this.notModifiedUnstored(r, headers);
@@ -587,8 +602,19 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     return forwardedStatus(this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale', status, stored);
   }
 
-  unstorable(): void {
+  unstorable(pastLimit: boolean): void {
+    if (pastLimit && this.varyAtHead !== NOT_READ && !this.stoodDown) this.learnTooLarge(this.varyAtHead);
     this.drop(undefined, 'too-large');
+  }
+
+  /**
+   * This answer is too large to store: the next conditional misses for its key (and variant) keep their
+   * conditionals (see the constructor), for the route's TTL at most. `vary`: the answer's; NOT_READ for the
+   * app's own 304, which tells nothing new about it (what was learned before holds, for longer).
+   */
+  private learnTooLarge(vary: OutgoingHttpHeader | undefined | typeof NOT_READ): void {
+    const on = vary === NOT_READ ? undefined : varyOf({ vary } as OutgoingHttpHeaders);
+    this.http.oversized.learn(this.plan.key, on === '*' ? [] : on, this.req.headers, this.createdAt + Math.min(this.plan.ttl, OVERSIZED_FOR_MS));
   }
 
   /** Not storable after all: release the waiters at once, and say why if the head has not gone out. */
@@ -607,6 +633,8 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       flight.settle(undefined);
       return;
     }
+    // It fits again (a shorter file): its conditional requests are the cache's to answer again.
+    this.http.oversized.forget(this.plan.key, this.req.headers);
     const failed = (err: unknown) => {
       flight.settle(undefined);
       this.http.cache.reportError(err as Error, 'could not store a response', 'store');
@@ -1050,6 +1078,8 @@ export class HttpCache<R> {
   private readonly removals = new Map<string, Promise<unknown>>();
   /** Origin mode: refreshes that requests forced, per key (rate limit). */
   private readonly forced = new ForcedRefreshes();
+  /** Keys whose answers were too large to store: their conditional misses keep their conditionals (see FillCapture). */
+  readonly oversized = new OversizedAnswers();
   /** Events and outcome counters (see observe/http-events.ts). */
   readonly events: HttpEvents<R>;
 

@@ -11,9 +11,53 @@ import { createCache } from '../../../src/index.js';
 import { useCleanup } from '../../support/cache-context.js';
 import express from 'express';
 import { expressCache } from '../../../src/express.js';
-import { adapters, buildApp } from './apps.js';
+import { adapters, buildApp, headerOf, type AnyMiddlewareOptions, type Handler, type HandlerIO } from './apps.js';
 
 let counter = 0;
+
+const FILE_DATE = 'Tue, 01 Dec 2026 10:00:00 GMT';
+
+/** A file as a handler streams it: its size and ETag can change; what the handler read and how often it ran are counted. */
+interface FileState {
+  size: number;
+  etag: string;
+  vary?: string;
+  written: number;
+  runs: number;
+}
+
+/** Whether the request's conditionals match the validators set, as express.static and koa-conditional-get judge them. */
+function fresh(io: HandlerIO): boolean {
+  const native = io.native;
+  if (native.framework === 'express') return native.req.fresh;
+  native.ctx.status = 200; // Koa starts at 404 and judges freshness on a 2xx only
+  return native.ctx.fresh;
+}
+
+async function* chunksOf(file: FileState): AsyncGenerator<Buffer> {
+  for (let left = file.size; left > 0; left -= 1024) {
+    const n = Math.min(1024, left);
+    file.written += n;
+    yield Buffer.alloc(n, 'f');
+  }
+}
+
+/** A handler that answers conditionals itself (its own 304) and streams the file otherwise, as express.static does. */
+function streamsFile(file: FileState): Handler {
+  return (io) => {
+    file.runs++;
+    io.set('ETag', file.etag);
+    io.set('Last-Modified', FILE_DATE);
+    io.set('Content-Type', 'text/plain');
+    if (file.vary !== undefined) io.set('Vary', file.vary);
+    if (fresh(io)) {
+      io.status(304);
+      if (io.native.framework === 'express') io.native.res.end();
+      return;
+    }
+    io.stream(chunksOf(file));
+  };
+}
 
 describe('middleware: conditional GETs of answers the cache does not store', () => {
   const cleanup = useCleanup();
@@ -74,6 +118,105 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
         assert.equal(hit.status, 304);
         assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
         assert.equal(runs(), 1);
+      });
+
+      describe('an answer streamed past maxBodyBytes (found by h178: each conditional request read the whole file for the 304 the app gives without reading it)', () => {
+        const KB64 = 64 * 1024;
+        const serve = (file: FileState, mw: AnyMiddlewareOptions = {}) => {
+          const cache = cleanup.track(createCache({ namespace: `cond-big${process.pid}-${++counter}`, redis: false }));
+          const app = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { ttl: '1m', maxBodyBytes: 1024, ...mw }, handler: streamsFile(file) }] });
+          return { cache, target: app.target };
+        };
+
+        it('the first conditional request reads it all for its 304; the next ones reach the app with their conditionals (If-None-Match, If-Modified-Since): its own 304, nothing read', async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
+          const { target } = serve(file);
+          const first = await request(target).get('/file').set('If-None-Match', '"f1"');
+          assert.equal(first.status, 304);
+          assert.equal(file.written, KB64);
+          file.written = 0;
+          const second = await request(target).get('/file').set('If-None-Match', '"f1"');
+          assert.equal(second.status, 304);
+          assert.equal(file.written, 0, 'bytes the handler read for the second conditional request');
+          assert.equal(second.headers['etag'], '"f1"');
+          assert.equal(second.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+          const dated = await request(target).get('/file').set('If-Modified-Since', FILE_DATE);
+          assert.equal(dated.status, 304);
+          assert.equal(file.written, 0, 'bytes the handler read for If-Modified-Since');
+          const other = await request(target).get('/file').set('If-None-Match', '"f0"');
+          assert.equal(other.status, 200);
+          assert.equal(other.text.length, KB64);
+          assert.equal(file.runs, 4);
+        });
+
+        it('a request without conditionals still fills; once the file fits, its fill is stored and the cache answers 304 again; past maxBodyBytes again, it is learned again', async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
+          const { cache, target } = serve(file);
+          await request(target).get('/file').set('If-None-Match', '"f1"');
+          file.written = 0;
+          const plain = await request(target).get('/file');
+          assert.equal(plain.text.length, KB64);
+          assert.equal((await request(target).get('/file').set('If-None-Match', '"f1"')).status, 304);
+          assert.equal(file.written, KB64, 'only the plain GET read the file');
+          // Shorter now: the app's 200 to the old tag is stored, and the cache answers the new tag.
+          Object.assign(file, { size: 100, etag: '"f2"', written: 0 });
+          const changed = await request(target).get('/file').set('If-None-Match', '"f1"');
+          assert.equal(changed.status, 200);
+          assert.equal(changed.text.length, 100);
+          const runs = file.runs;
+          const hit = await request(target).get('/file').set('If-None-Match', '"f2"');
+          assert.equal(hit.status, 304);
+          assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
+          assert.equal(file.runs, runs);
+          // Past maxBodyBytes again: the first conditional fill reads it all (the store forgot what was learned), the next does not.
+          await cache.clear();
+          Object.assign(file, { size: KB64, etag: '"f3"', written: 0 });
+          assert.equal((await request(target).get('/file').set('If-None-Match', '"f3"')).status, 304);
+          assert.equal(file.written, KB64);
+          assert.equal((await request(target).get('/file').set('If-None-Match', '"f3"')).status, 304);
+          assert.equal(file.written, KB64);
+        });
+
+        it('learned per variant (the answer varies on a request field): each is read once, then neither, in any order', async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', vary: 'Accept-Language', written: 0, runs: 0 };
+          const { target } = serve(file);
+          const ask = (lang: string) => request(target).get('/file').set('Accept-Language', lang).set('If-None-Match', '"f1"');
+          assert.equal((await ask('en')).status, 304);
+          assert.equal(file.written, KB64);
+          assert.equal((await ask('fr')).status, 304);
+          assert.equal(file.written, 2 * KB64, 'another variant is not known yet');
+          const answers = [];
+          for (const lang of ['en', 'fr', 'en', 'fr']) answers.push(await ask(lang));
+          assert.equal(file.written, 2 * KB64);
+          assert.deepEqual(
+            answers.map((a) => [a.status, a.headers['cache-status']]),
+            answers.map(() => [304, 'tiercache; fwd=miss; detail=too-large']),
+          );
+        });
+
+        it('learned per user on a user-scoped route', async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
+          const { target } = serve(file, { user: (arg: unknown) => headerOf(arg, 'x-user') });
+          const ask = (user: string) => request(target).get('/file').set('X-User', user).set('If-None-Match', '"f1"');
+          await ask('a');
+          await ask('a');
+          assert.equal(file.written, KB64);
+          await ask('b');
+          assert.equal(file.written, 2 * KB64, "another user's key is not known yet");
+          await ask('b');
+          await ask('a');
+          assert.equal(file.written, 2 * KB64);
+        });
+
+        it('requests that wait on such a fill: each gets its 304 from the app, nothing read', async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
+          const { target } = serve(file);
+          await request(target).get('/file').set('If-None-Match', '"f1"');
+          file.written = 0;
+          const answers = await Promise.all([0, 1, 2, 3].map(() => request(target).get('/file').set('If-None-Match', '"f1"')));
+          assert.deepEqual(answers.map((a) => a.status), [304, 304, 304, 304]);
+          assert.equal(file.written, 0);
+        });
       });
 
       it('an answer that sets a cookie goes whole, cookie and all (found by helper-69: a 304 of the cache keeps no Set-Cookie)', async () => {

@@ -186,6 +186,37 @@ describe('middleware: Koa over HTTP/2', () => {
     }
   });
 
+  for (const [name, Factory] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: a conditional fill streamed past maxBodyBytes goes whole once; the next conditional request reaches the app with its conditionals, which answers 304 without reading the body (found by h178)`, async () => {
+      const app = new Factory();
+      app.use(koaCache(newCache(), { ttl: '1m', maxBodyBytes: 1024 }));
+      let read = 0;
+      app.use((ctx) => {
+        ctx.set('ETag', '"e1"');
+        ctx.type = 'text/plain';
+        ctx.status = 200;
+        // What koa-conditional-get does in front of koa-static.
+        if (ctx.fresh) return void (ctx.status = 304);
+        ctx.body = Readable.from(
+          (function* () {
+            for (let i = 0; i < 64; i++) yield ((read += 1024), 'x'.repeat(1024));
+          })(),
+        );
+      });
+      const h2 = await overHttp2(app as Koa);
+      try {
+        const first = await h2.send('/big', { 'if-none-match': '"e1"' });
+        assert.deepEqual([first.status, first.body.length, read], [200, 64 * 1024, 64 * 1024]);
+        read = 0;
+        const second = await h2.send('/big', { 'if-none-match': '"e1"' });
+        assert.deepEqual([second.status, second.body.length, read], [304, 0, 0]);
+        assert.equal(second.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
   it('a body read by middleware before the cache: no byte in it, the GET is stored; bytes, it bypasses', async () => {
     const app = new Koa();
     const read = new Map<string, string>();
