@@ -203,6 +203,29 @@ describe('middleware: a streamed fill whose client stops reading', function () {
     assert.equal(runs.n, 2);
   });
 
+  it('a fill given up for its client teaches nothing about its size: a conditional request after it is filled with its conditionals set aside, stored, and answered by the cache (h187)', async () => {
+    const runs = { n: 0 };
+    const app = express();
+    app.use(expressCache(newCache(), bodyOpts));
+    app.get('/big', (req, res) => {
+      runs.n++;
+      res.type('application/octet-stream').set('ETag', '"big"');
+      // Answers conditionals itself, as express.static does: had the stall taught "too large", it would answer this one.
+      if (req.fresh) return void res.status(304).end();
+      res.setHeader('content-length', SIZE);
+      stream().pipe(res);
+    });
+    const server = await cleanup.serve(app as unknown as RequestListener);
+    const filler = stoppedReader((server.address() as AddressInfo).port);
+    await filling(runs);
+    await sleep(700); // past STALL_MS: the fill has said its client stopped, and gives up as the next request comes
+    const conditional = await request(server).get('/big').set('If-None-Match', '"big"');
+    assert.deepEqual([conditional.status, conditional.headers['cache-status'], runs.n], [304, 'tiercache; fwd=miss', 2]);
+    const next = await request(server).get('/big').buffer(true).parse(binaryParser);
+    assert.match(String(next.headers['cache-status']), /hit/, String(next.headers['cache-status']));
+    assert.ok(BODY.equals(bodyOf(await filler.readAll())));
+  });
+
   for (const [how, app] of [
     ['writes all it has, ignoring write()\'s false,', heedlessApp],
     ['writes its answer at once and ends later, nothing waiting for \'drain\',', writeThenEndApp],
