@@ -218,7 +218,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
       // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304.
       // (A stale entry at hand was stored: this key's answers fit.)
-      if (stale === undefined && http.oversized.known(plan.key, req.headers, createdAt)) this.keptConditions = true;
+      if (stale === undefined && http.oversized.known(plan.key, plan.routePath, req.headers, createdAt)) this.keptConditions = true;
       else {
         delete req.headers['if-none-match'];
         delete req.headers['if-modified-since'];
@@ -336,7 +336,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
     if (r.statusCode === 200) this.varyAtHead = headers.vary;
-    if (reason === 'too-large') this.learnTooLarge(r.statusCode === 304 ? NOT_READ : headers.vary);
+    if (reason === 'too-large') {
+      if (r.statusCode === 304) this.http.oversized.renew(plan.key, this.req.headers, this.oversizedUntil());
+      else this.learnTooLarge(headers.vary);
+    }
     if (ttl === undefined) {
       flight.settle(undefined);
       if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus(reason!)));
@@ -608,13 +611,17 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   }
 
   /**
-   * This answer is too large to store: the next conditional misses for its key (and variant) keep their
-   * conditionals (see the constructor), for the route's TTL at most. `vary`: the answer's; NOT_READ for the
-   * app's own 304, which tells nothing new about it (what was learned before holds, for longer).
+   * This answer (which varied on `vary`) is too large to store: the next conditional misses for its key
+   * (and variant), or its path, keep their conditionals (see the constructor).
    */
-  private learnTooLarge(vary: OutgoingHttpHeader | undefined | typeof NOT_READ): void {
-    const on = vary === NOT_READ ? undefined : varyOf({ vary } as OutgoingHttpHeaders);
-    this.http.oversized.learn(this.plan.key, on === '*' ? [] : on, this.req.headers, this.createdAt + Math.min(this.plan.ttl, OVERSIZED_FOR_MS));
+  private learnTooLarge(vary: OutgoingHttpHeader | undefined): void {
+    const on = varyOf({ vary } as OutgoingHttpHeaders);
+    this.http.oversized.learn(this.plan.key, this.plan.routePath, on === '*' ? [] : on, this.req.headers, this.oversizedUntil());
+  }
+
+  /** Until when what is learned of this answer's size holds: the route's TTL, an hour at most. */
+  private oversizedUntil(): number {
+    return this.createdAt + Math.min(this.plan.ttl, OVERSIZED_FOR_MS);
   }
 
   /** Not storable after all: release the waiters at once, and say why if the head has not gone out. */

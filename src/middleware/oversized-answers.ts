@@ -1,16 +1,21 @@
-// Keys (and variants) whose answer was last seen too large to store, as one
-// instance learned them. A fill sets a request's conditionals aside so the
-// app answers in full; for an answer that is never stored, that made every
-// revalidation produce the whole body (a file read at disk speed) for a 304
-// the app alone gives without it. A conditional miss for a key known here
-// keeps its conditionals instead (see FillCapture). Consulted on misses only,
-// never on a hit; bounded in count (the least recently learned go first) and
-// in time, so a key that fits again is tried again.
+// Keys (and variants) whose answer was last seen too large to store, and the
+// paths they are on, as one instance learned them. A fill sets a request's
+// conditionals aside so the app answers in full; for an answer that is never
+// stored, that made every revalidation produce the whole body (a file read at
+// disk speed) for a 304 the app alone gives without it. A conditional miss
+// for a key or path known here keeps its conditionals instead (see
+// FillCapture): the path too, since a query the app ignores (`?x=1`, `?x=2`)
+// makes a new key of the same file for every request. Consulted on misses
+// only, never on a hit; bounded in count (the least recently learned go
+// first) and in time, so an answer that fits again is tried again.
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyValue } from '../keys/request-key.js';
 
-/** Keys (and variants) known at most, per middleware: a client can make many distinct keys too large. */
+/** Keys (and variants), and paths, known at most, per middleware: a client can make many distinct keys too large. */
 export const OVERSIZED_KEYS = 1_024;
+
+/** Longest path learned (a key is bounded already, a path is not): 1,024 of them take ~0.5 MiB at most. */
+export const OVERSIZED_MAX_PATH = 512;
 
 /** What is learned holds this long at most (and the route's TTL at most): long enough to matter, short enough to retry. */
 export const OVERSIZED_FOR_MS = 60 * 60 * 1000;
@@ -20,36 +25,61 @@ export class OversizedAnswers {
   private readonly varyOn = new Map<string, readonly string[]>();
   /** By key, or by variant where the answer varied: until when it is known too large. */
   private readonly until = new Map<string, number>();
+  /** By route path (normalised): until when some answer on it was known too large. */
+  private readonly paths = new Map<string, number>();
 
-  /** Whether the answer to this request (its key, and its variant) was too large to store, as learned and still held at `now`. */
-  known(key: string, headers: IncomingHttpHeaders, now: number): boolean {
+  /**
+   * Whether the answer to this request was too large to store, as learned and still held at `now`: the
+   * answer on its path, or of its key (and variant).
+   */
+  known(key: string, path: string, headers: IncomingHttpHeaders, now: number): boolean {
+    if (held(this.paths, path, now)) return true;
     const names = this.varyOn.get(key);
-    if (names === undefined) return false;
+    return names !== undefined && held(this.until, variantOf(key, names, headers), now);
+  }
+
+  /** The answer to this request was too large to store. `names`: the request fields it varied on. */
+  learn(key: string, path: string, names: readonly string[], headers: IncomingHttpHeaders, until: number): void {
+    latest(this.varyOn, key, names);
+    latest(this.until, variantOf(key, names, headers), until);
+    if (path.length <= OVERSIZED_MAX_PATH) latest(this.paths, path, until);
+  }
+
+  /**
+   * The app answered this request's conditionals itself (a 304): nothing new about its size, but what was
+   * learned of its key (and variant) holds longer. What was learned of its path alone is not renewed: it
+   * runs out, and the next answer too large teaches it again.
+   */
+  renew(key: string, headers: IncomingHttpHeaders, until: number): void {
+    const names = this.varyOn.get(key);
+    if (names === undefined) return;
     const at = variantOf(key, names, headers);
-    const until = this.until.get(at);
-    if (until === undefined) return false;
-    if (until > now) return true;
-    this.until.delete(at);
-    return false;
+    if (this.until.has(at)) latest(this.until, at, until);
   }
 
-  /** The answer to this request was too large to store. `names`: the request fields it varied on; undefined: as learned before. */
-  learn(key: string, names: readonly string[] | undefined, headers: IncomingHttpHeaders, until: number): void {
-    const on = names ?? this.varyOn.get(key) ?? [];
-    latest(this.varyOn, key, on);
-    latest(this.until, variantOf(key, on, headers), until);
-  }
-
-  /** The answer to this request was stored: its variant is no longer known too large. */
+  /**
+   * The answer to this request was stored: its variant is no longer known too large. Its path still is,
+   * until its time is up (another key on it may be the large one; a conditional miss there meanwhile
+   * goes to the app, which answers it, and is stored when it answers 200).
+   */
   forget(key: string, headers: IncomingHttpHeaders): void {
     const names = this.varyOn.get(key);
     if (names !== undefined) this.until.delete(variantOf(key, names, headers));
   }
 
-  /** How many keys and variants are known (for tests of the bound). */
-  get size(): number {
-    return this.until.size;
+  /** How many keys (and variants) and paths are known (for tests of the bound). */
+  get size(): { readonly keys: number; readonly paths: number } {
+    return { keys: this.until.size, paths: this.paths.size };
   }
+}
+
+/** Whether `map` holds `key` past `now`; an entry whose time is up is dropped. */
+function held(map: Map<string, number>, key: string, now: number): boolean {
+  const until = map.get(key);
+  if (until === undefined) return false;
+  if (until > now) return true;
+  map.delete(key);
+  return false;
 }
 
 /** Sets `key` as the most recent in `map` (a Map keeps insertion order), dropping the oldest past the bound. */
