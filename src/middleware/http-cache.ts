@@ -218,7 +218,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
       // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304.
       // (A stale entry at hand was stored: this key's answers fit.)
-      if (stale === undefined && http.oversized.known(plan.key, plan.routePath, req.headers, createdAt)) this.keptConditions = true;
+      if (stale === undefined && http.oversized.known(plan.key, plan.routePath, plan.user, req.headers, createdAt)) this.keptConditions = true;
       else {
         delete req.headers['if-none-match'];
         delete req.headers['if-modified-since'];
@@ -616,7 +616,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
    */
   private learnTooLarge(vary: OutgoingHttpHeader | undefined): void {
     const on = varyOf({ vary } as OutgoingHttpHeaders);
-    this.http.oversized.learn(this.plan.key, this.plan.routePath, on === '*' ? [] : on, this.req.headers, this.oversizedUntil());
+    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, this.oversizedUntil());
   }
 
   /** Until when what is learned of this answer's size holds: the route's TTL, an hour at most. */

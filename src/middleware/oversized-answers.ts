@@ -5,9 +5,11 @@
 // disk speed) for a 304 the app alone gives without it. A conditional miss
 // for a key or path known here keeps its conditionals instead (see
 // FillCapture): the path too, since a query the app ignores (`?x=1`, `?x=2`)
-// makes a new key of the same file for every request. Consulted on misses
-// only, never on a hit; bounded in count (the least recently learned go
-// first) and in time, so an answer that fits again is tried again.
+// makes a new key of the same file for every request; per user on a
+// user-scoped route, as its keys are (what one user's answers are is not
+// told to another). Consulted on misses only, never on a hit; bounded in
+// count (the least recently learned go first) and in time, so an answer that
+// fits again is tried again.
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyValue } from '../keys/request-key.js';
 
@@ -25,24 +27,24 @@ export class OversizedAnswers {
   private readonly varyOn = new Map<string, readonly string[]>();
   /** By key, or by variant where the answer varied: until when it is known too large. */
   private readonly until = new Map<string, number>();
-  /** By route path (normalised): until when some answer on it was known too large. */
+  /** By route path (normalised), and user on a user-scoped route: until when some answer on it was known too large. */
   private readonly paths = new Map<string, number>();
 
   /**
    * Whether the answer to this request was too large to store, as learned and still held at `now`: the
-   * answer on its path, or of its key (and variant).
+   * answer on its path (for its user, `user` given), or of its key (and variant).
    */
-  known(key: string, path: string, headers: IncomingHttpHeaders, now: number): boolean {
-    if (held(this.paths, path, now)) return true;
+  known(key: string, path: string, user: string | undefined, headers: IncomingHttpHeaders, now: number): boolean {
+    if (path.length <= OVERSIZED_MAX_PATH && held(this.paths, pathOf(path, user), now)) return true;
     const names = this.varyOn.get(key);
     return names !== undefined && held(this.until, variantOf(key, names, headers), now);
   }
 
   /** The answer to this request was too large to store. `names`: the request fields it varied on. */
-  learn(key: string, path: string, names: readonly string[], headers: IncomingHttpHeaders, until: number): void {
+  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, until: number): void {
     latest(this.varyOn, key, names);
     latest(this.until, variantOf(key, names, headers), until);
-    if (path.length <= OVERSIZED_MAX_PATH) latest(this.paths, path, until);
+    if (path.length <= OVERSIZED_MAX_PATH) latest(this.paths, pathOf(path, user), until);
   }
 
   /**
@@ -87,6 +89,11 @@ function latest<V>(map: Map<string, V>, key: string, value: V): void {
   map.delete(key);
   map.set(key, value);
   if (map.size > OVERSIZED_KEYS) map.delete(map.keys().next().value!);
+}
+
+/** The path's entry: for a user, prefixed with the id and its length (any character may be in an id). */
+function pathOf(path: string, user: string | undefined): string {
+  return user === undefined ? path : `${user.length}:${user}${path}`;
 }
 
 function variantOf(key: string, names: readonly string[], headers: IncomingHttpHeaders): string {

@@ -175,21 +175,31 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.deepEqual([again.status, file.written], [304, 0]);
         });
 
-        it('learned for the path: another query (one the app ignores makes a new key for every request), another variant, another user keep their conditionals', async () => {
+        it('learned for the path: another query (one the app ignores makes a new key for every request), another variant, another spelling keep their conditionals', async () => {
           const file: FileState = { size: KB64, etag: '"f1"', vary: 'Accept-Language', written: 0, runs: 0 };
-          const { target } = serve(file, { user: (arg: unknown) => headerOf(arg, 'x-user') });
-          const ask = (path: string, lang: string, user?: string) => {
-            const req = request(target).get(path).set('Accept-Language', lang).set('If-None-Match', '"f1"');
-            return user === undefined ? req : req.set('X-User', user);
-          };
+          const { target } = serve(file);
+          const ask = (path: string, lang: string) => request(target).get(path).set('Accept-Language', lang).set('If-None-Match', '"f1"');
           assert.equal((await ask('/file', 'en')).status, 304);
           assert.equal(file.written, KB64);
-          const answers = [await ask('/file?x=1', 'en'), await ask('/file?x=2', 'en'), await ask('/file', 'fr'), await ask('/file', 'en', 'a'), await ask('/FILE/', 'de', 'b')];
+          const answers = [await ask('/file?x=1', 'en'), await ask('/file?x=2', 'en'), await ask('/file', 'fr'), await ask('/FILE/', 'de')];
           assert.equal(file.written, KB64, 'bytes the handler read after the first');
           assert.deepEqual(
             answers.map((a) => [a.status, a.headers['cache-status']]),
             answers.map(() => [304, 'tiercache; fwd=miss; detail=too-large']),
           );
+        });
+
+        it('on a user-scoped route, learned per user: what one user taught is not known for another', async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
+          const { target } = serve(file, { user: (arg: unknown) => headerOf(arg, 'x-user') });
+          const ask = (path: string, user: string) => request(target).get(path).set('X-User', user).set('If-None-Match', '"f1"');
+          await ask('/file', 'a');
+          await ask('/file?x=1', 'a');
+          assert.equal(file.written, KB64, "bytes the handler read for user a's two requests");
+          const first = await ask('/file?x=2', 'b');
+          assert.deepEqual([first.status, file.written], [304, 2 * KB64], "user b's first request is a fill of its own");
+          const later = await ask('/file?x=3', 'b');
+          assert.deepEqual([later.status, later.headers['cache-status'], file.written], [304, 'tiercache; fwd=miss; detail=too-large', 2 * KB64]);
         });
 
         it('requests that wait on such a fill: each gets its 304 from the app, nothing read', async () => {
