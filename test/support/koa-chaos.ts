@@ -50,6 +50,8 @@ export interface ChaosInstance {
 export interface ChaosResult {
   readonly failures: string[];
   readonly summary: string;
+  /** Answers the grace rule alone would fail that the outage fallback lets through (see `outage` in runKoaChaos). */
+  readonly outage: string[];
 }
 
 /**
@@ -114,16 +116,27 @@ export async function runKoaChaos(
   const heardFrom = (x: X, from: X) => (from === x ? Infinity : ((x.cache.bus as unknown as { lastSeq: Map<string, number> }).lastSeq.get(from.cache.bus!.instanceId) ?? -1));
   // Per db key: resolved invalidations: version, sender, sender's seq (Infinity when queued: only the sender is bound), when it resolved.
   const done = new Map<string, Array<{ version: number; from: X; seq: number; at: number }>>();
-  const required = (x: X, id: string): number => {
+  /** The version `x` must answer at least for `id` now, and why (which invalidation binds it: its own, heard, or past the grace). */
+  const required = (x: X, id: string): { min: number; why: string; rule: string } => {
     let min = 0;
+    let why = '';
+    let bound = '';
     const now = performance.now();
     for (const inv of done.get(id) ?? []) {
+      if (inv.version <= min) continue;
       // Delivered and GRACE_MS old: the message came, or its loss was found out (a gap, a heartbeat), whatever became of it.
-      if (inv.from === x || heardFrom(x, inv.from) >= inv.seq || (inv.seq !== Infinity && now - inv.at > GRACE_MS)) min = Math.max(min, inv.version);
+      const rule = inv.from === x ? 'own' : heardFrom(x, inv.from) >= inv.seq ? 'heard' : inv.seq !== Infinity && now - inv.at > GRACE_MS ? 'grace' : undefined;
+      if (rule === undefined) continue;
+      min = inv.version;
+      bound = rule;
+      why = `v${inv.version}: ${rule}, by ${inv.from.name} ${inv.seq === Infinity ? 'queued' : 'delivered'} ${Math.round(now - inv.at)} ms before`;
     }
-    return min;
+    return { min, why, rule: bound };
   };
   const failures: string[] = [];
+  // Older than the grace allows, from an instance cut off from Redis on both connections: what README's "When Redis
+  // is down" lets through (the data API's get() from L1, stale-if-error standing in for a 5xx), bounded by l1.ttl.
+  const outage: string[] = [];
   let stop = false;
   let checked = 0;
   let cachedAnswers = 0;
@@ -139,6 +152,7 @@ export async function runKoaChaos(
       const path = user ? '/api/me' : `/api/${ROUTES[kind]}/${id}`;
       const dbKey = user ? 'u:' + id : id;
       const need = required(x, dbKey);
+      const busAtStart = x.cache.health().bus;
       const headers: Record<string, string> = user ? { 'x-user': id } : {};
       // Half the time revalidating a version this reader had: a 304 vouches for it.
       const had = rnd(2) === 0 ? (x === xs[0] ? lastSeen : lastSeenOther).get(path + id) : undefined;
@@ -163,7 +177,8 @@ export async function runKoaChaos(
       // The app's own failure (no stale entry stood in) says no version.
       if (text.startsWith('failed by')) continue;
       if (status >= 500) failures.push(`${x.name} ${path}: ${status} ${text} (${cs}) during ${now()}`);
-      else if (!(v >= need)) failures.push(`${x.name} ${path}: ${text} (${cs}) needed v>=${need} during ${now()}; health ${JSON.stringify(x.cache.health())}`);
+      else if (!(v >= need.min) && need.rule === 'grace' && path.startsWith('/api/sie/') && /ttl=-/.test(cs) && (busAtStart !== 'ok' || x.cache.health().bus !== 'ok')) outage.push(`${x.name} ${path}: ${text} (${cs}) needed ${need.why}`);
+      else if (!(v >= need.min)) failures.push(`${x.name} ${path}: ${text} (${cs}) needed ${need.why}; during ${now()}; health ${JSON.stringify(x.cache.health())}`);
       await sleep(rnd(5));
     }
   };
@@ -172,6 +187,7 @@ export async function runKoaChaos(
     while (!stop) {
       const id = String(rnd(IDS));
       const need = required(x, id);
+      const busAtStart = x.cache.health().bus;
       try {
         const got = await x.cache.getOrSet(`d:${id}`, async () => {
           const v = db.get(id) ?? 0;
@@ -179,7 +195,8 @@ export async function runKoaChaos(
           return { v, by: x.name };
         }, { ttl: '1m', tags: ['movie:' + id] });
         dataChecked++;
-        if (!(got.v >= need)) failures.push(`${x.name} getOrSet d:${id}: v=${got.v} by ${got.by} needed v>=${need} during ${now()}; health ${JSON.stringify(x.cache.health())}`);
+        if (!(got.v >= need.min) && need.rule === 'grace' && (busAtStart !== 'ok' || x.cache.health().bus !== 'ok')) outage.push(`${x.name} getOrSet d:${id}: v=${got.v} by ${got.by} needed ${need.why}`);
+        else if (!(got.v >= need.min)) failures.push(`${x.name} getOrSet d:${id}: v=${got.v} by ${got.by} needed ${need.why}; during ${now()}; health ${JSON.stringify(x.cache.health())}`);
       } catch (err) {
         failures.push(`${x.name} getOrSet d:${id} rejected: ${(err as Error).message} during ${now()}`);
       }
@@ -247,11 +264,12 @@ export async function runKoaChaos(
   }
   return {
     failures,
-    summary: `${Math.round(performance.now() - t0)} ms: ${invs} invalidations (${queued} queued), ${checked} HTTP answers checked (${cachedAnswers} from the cache), ${dataChecked} getOrSet, ${failures.length} failures`,
+    outage,
+    summary: `${Math.round(performance.now() - t0)} ms: ${invs} invalidations (${queued} queued), ${checked} HTTP answers checked (${cachedAnswers} from the cache), ${dataChecked} getOrSet, ${outage.length} answers the outage fallback let through past the grace, ${failures.length} failures`,
   };
 }
 
-/** Link faults on one proxy-like link, until stopped: cut, cut briefly, blackholed, slowed, cut twice. */
+/** Link faults on one proxy-like link, until stopped: cut, cut briefly, blackholed, slowed, cut twice, stalled. */
 export async function linkFaults(
   link: { cut(mode?: 'refuse' | 'blackhole'): void; heal(): void; setDelay(ms: number): void },
   pause: number,
@@ -265,5 +283,7 @@ export async function linkFaults(
     else if (kind === 2) { link.cut('blackhole'); await sleep(rnd(3000)); link.heal(); }
     else if (kind === 3) { link.setDelay(rnd(500)); await sleep(rnd(2000)); link.setDelay(0); }
     else if (kind === 4) { link.cut(); await sleep(rnd(50)); link.heal(); await sleep(rnd(30)); link.cut(); await sleep(rnd(10)); link.heal(); }
+    // A stall: the connections stay up, silent for seconds (a congested route), then everything arrives.
+    else if (rnd(2) === 0) { link.setDelay(1000 + rnd(5000)); await sleep(rnd(5000)); link.setDelay(0); }
   }
 }
