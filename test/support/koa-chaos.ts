@@ -9,7 +9,7 @@
 // answer, the handler's included: its version is never older than an
 // invalidation that resolved before the request began on its own instance, or
 // whose message (by the sender's sequence number) the answering instance had
-// heard by then, or that was delivered GRACE_MS before (a 304 counts as the
+// heard by then, or that was delivered GRACE_MS (3.5 s) before (a 304 counts as the
 // version revalidated); no answer is a 5xx but the app's own, and no getOrSet
 // rejects.
 import { createServer, type Server } from 'node:http';
@@ -24,10 +24,11 @@ export const rnd = (n: number) => Math.floor(Math.random() * n);
 const IDS = 4;
 /**
  * How long after a delivered invalidation resolved another instance may still serve what it invalidated without
- * having heard its message: the message's way on a slowed link, or a lost one's discovery (a gap, or on a Cluster the
- * next heartbeat, about two epoch checks). GRACE_MS=Infinity leaves the rule out.
+ * having heard its message: the message's way on a slowed link, or a lost one's discovery (a gap; a route gone
+ * silent, found out in two to three seconds by the PING or, on a Cluster, the heartbeat), and room for timers late
+ * on a loaded machine. GRACE_MS=Infinity leaves the rule out.
  */
-const GRACE_MS = Number(process.env['GRACE_MS'] ?? 3_000);
+const GRACE_MS = Number(process.env['GRACE_MS'] ?? 3_500);
 
 /** The route table the workload needs on every cache. */
 export const CHAOS_ROUTES = {
