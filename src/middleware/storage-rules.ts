@@ -149,7 +149,13 @@ export function varyOf(headers: OutgoingHttpHeaders): string[] | '*' {
   return [...names].sort();
 }
 
-/** Response headers as stored: lower-case pairs, hop-by-hop and per-answer headers removed. */
+/**
+ * Response headers as stored: pairs, hop-by-hop and per-answer headers removed.
+ * `headers` is keyed by lower-case names, as getHeaders() gives them (node, and
+ * HTTP/2's compatibility API, lower-case a name as it is set) and as every
+ * storage rule reads them: a name is not lower-cased again (a new string per
+ * field of every fill, even of one already in lower case).
+ */
 export function storedHeaders(headers: OutgoingHttpHeaders): Array<[string, string]> {
   const connection = headers.connection;
   // Fields Connection names are hop-by-hop too; most answers have no Connection field (a Set per fill otherwise).
@@ -160,12 +166,11 @@ export function storedHeaders(headers: OutgoingHttpHeaders): Array<[string, stri
   }
   const out: Array<[string, string]> = [];
   for (const name of Object.keys(headers)) {
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || NOT_STORED.has(lower) || listed?.has(lower) === true) continue;
+    if (HOP_BY_HOP.has(name) || NOT_STORED.has(name) || listed?.has(name) === true) continue;
     const value = headers[name];
     if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.push([lower, String(v)]);
-    else out.push([lower, String(value)]);
+    if (Array.isArray(value)) for (const v of value) out.push([name, String(v)]);
+    else out.push([name, String(value)]);
   }
   return out;
 }

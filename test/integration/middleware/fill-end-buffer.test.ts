@@ -1,0 +1,68 @@
+// A fill whose handler ends with bytes (Express's res.send and res.json hand
+// node a Buffer): the capture keeps end()'s chunk as given, without a copy of
+// its own, and the store packs it. The bytes kept must be exactly those of the
+// chunk, whatever it is: a Buffer, a view into a larger buffer (an offset), a
+// Uint8Array that is not a Buffer, the last chunk after earlier writes; and
+// the handler's answer must leave as without the cache.
+import assert from 'node:assert/strict';
+import express from 'express';
+import { createCache } from '../../../src/index.js';
+import { expressCache } from '../../../src/express.js';
+import { useCleanup } from '../../support/cache-context.js';
+import { wireRequest, valuesOf } from '../../support/http-wire.js';
+
+/** Every byte value, twice, after a few bytes that must not be taken: binary-safe and offset-sensitive. */
+const BACKING = Buffer.concat([Buffer.from('skip'), Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256)), Buffer.from('tail')]);
+const BYTES = BACKING.subarray(4, 4 + 512);
+
+const handlers: Record<string, { body: Buffer; send: (res: express.Response) => void }> = {
+  'res.send(Buffer)': { body: Buffer.from(BYTES), send: (res) => res.send(Buffer.from(BYTES)) },
+  'res.end() of a Buffer view with an offset': {
+    body: Buffer.from(BYTES),
+    send: (res) => {
+      res.type('bin');
+      res.end(BYTES);
+    },
+  },
+  'res.end() of a Uint8Array (not a Buffer) with an offset': {
+    body: Buffer.from(BYTES),
+    send: (res) => {
+      res.type('bin');
+      res.end(new Uint8Array(BACKING.buffer, BACKING.byteOffset + 4, 512));
+    },
+  },
+  'res.write(string) then res.end(Buffer view)': {
+    body: Buffer.concat([Buffer.from('first '), BYTES]),
+    send: (res) => {
+      res.type('bin');
+      res.setHeader('content-length', 6 + 512);
+      res.write('first ');
+      res.end(BYTES);
+    },
+  },
+  'res.json(value)': { body: Buffer.from(JSON.stringify({ list: [1, 2, 3], name: 'café' })), send: (res) => res.json({ list: [1, 2, 3], name: 'café' }) },
+};
+
+describe('middleware: a fill ended with bytes stores exactly those bytes', () => {
+  const cleanup = useCleanup();
+
+  for (const [name, { body, send }] of Object.entries(handlers)) {
+    it(`${name}: the fill and its hit send the handler's bytes`, async () => {
+      const cache = cleanup.track(createCache({ redis: false, namespace: 'fill-end-buffer', routes: { '/v': '1m' } }));
+      await cache.ready();
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/v', (_req, res) => send(res));
+      const server = await cleanup.serve(app);
+      const fill = await wireRequest(server, '/v');
+      // (A head that left with a write() before the end says no more than the miss.)
+      assert.match(valuesOf(fill, 'cache-status')[0] ?? '', /fwd=miss/);
+      assert.equal(fill.body, body.toString('latin1'), 'the fill sent other bytes');
+      const hit = await wireRequest(server, '/v');
+      assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
+      assert.equal(hit.body, body.toString('latin1'), 'the hit sent other bytes than the handler gave');
+      // The handler's buffers are untouched by the cache.
+      assert.ok(BACKING.subarray(0, 4).equals(Buffer.from('skip')) && BYTES[1] === 1 && BYTES[511] === 255);
+    });
+  }
+});
