@@ -133,6 +133,13 @@ describe('test harness: redis-server', () => {
     });
     assert.equal(refused, 'ECONNREFUSED');
   });
+
+  it("freePort() keeps its port reserved across processes (no other test process's server or listen(0) can take it)", async () => {
+    const port = await freePort();
+    // Outside the kernel's ephemeral range, which listen(0) draws from.
+    assert.ok(port >= 20000 && port <= 29999, `port ${port}`);
+    assert.equal(readFileSync(join(PORT_LOCKS, String(port)), 'utf8'), String(process.pid), 'no reservation for the port');
+  });
 });
 
 describe('test harness: redis-server start failures', () => {
@@ -175,6 +182,9 @@ describe('test harness: redis cluster', function () {
     const perMaster = await Promise.all(masters.map((m) => m.dbsize()));
     assert.ok(perMaster.filter((n) => n > 0).length >= 2, `keys landed on one master only: ${perMaster.join(',')}`);
 
+    // A node's bus listens on its port + 10000: below the kernel's ephemeral range, where a listen(0) of another
+    // process could hold it when a test restarts the node.
+    for (const { port } of cluster.nodes) assert.ok(port + 10000 < 32768, `bus port ${port + 10000}`);
     const pids = cluster.servers.map((s) => s.pid);
     client.disconnect();
     client = undefined;
