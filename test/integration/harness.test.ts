@@ -1,13 +1,15 @@
 // Proves the test harness itself: throwaway redis-server processes start,
 // answer, restart on the same port, freeze and really go away; a 3-master
-// cluster forms and serves through the ioredis Cluster client.
+// cluster forms and serves through the ioredis Cluster client; the TCP proxy
+// keeps bytes in order when its delay changes.
 import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createConnection } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 import { freePort, PORT_LOCKS, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 /** True when /proc says the process is gone or a zombie (`kill -0` lies while PID 1 is slow to reap). */
 function processGone(pid: number): boolean {
@@ -191,5 +193,41 @@ describe('test harness: redis cluster', function () {
     await cluster.stop();
     cluster = undefined;
     for (const pid of pids) assert.ok(processGone(pid), `cluster node PID ${pid} still alive after stop()`);
+  });
+});
+
+describe('test harness: TCP proxy', () => {
+  it('a chunk sent after setDelay() lowered the delay never overtakes one held from before (20 rounds)', async () => {
+    let received = '';
+    const sockets: Socket[] = [];
+    const target = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', () => resolve()));
+    const proxy = await startTcpProxy((target.address() as { port: number }).port, '127.0.0.1', 30);
+    const client = createConnection({ host: '127.0.0.1', port: proxy.port, noDelay: true });
+    const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+    try {
+      await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+      let sent = '';
+      for (let i = 0; i < 20; i++) {
+        proxy.setDelay(30);
+        client.write(`a${i};`);
+        sent += `a${i};`;
+        await sleep(10);
+        // Lowered while a${i} is held: b${i} is due no sooner than a${i}, and must come after it.
+        proxy.setDelay(0);
+        client.write(`b${i};`);
+        sent += `b${i};`;
+        await sleep(40);
+      }
+      assert.equal(received, sent);
+    } finally {
+      client.destroy();
+      await proxy.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => target.close(() => resolve()));
+    }
   });
 });

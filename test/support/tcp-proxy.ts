@@ -90,14 +90,32 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       upstream.on('data', relayTo(client));
     }
   });
-  /** Writes each chunk to `to` `delay` ms after it came, never before one that came earlier. */
+  /**
+   * Writes each chunk to `to` `delay` ms after it came, never before one that came earlier: one queue and one
+   * timer per direction. (A timer per chunk let a chunk sent after setDelay() lowered the delay, due at the
+   * same moment as one held from before, fire first: bytes out of order, a RESP stream cut up.)
+   */
   function relayTo(to: Socket): (chunk: Buffer) => void {
-    let due = 0;
+    const queue: Array<{ due: number; chunk: Buffer }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      timer = undefined;
+      const now = Date.now();
+      while (queue.length > 0 && queue[0]!.due <= now) {
+        const { chunk } = queue.shift()!;
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(flush, queue[0]!.due - now);
+    };
     return (chunk) => {
       const now = Date.now();
-      due = Math.max(now + delay, due);
-      if (due <= now) to.destroyed || to.write(chunk);
-      else setTimeout(() => to.destroyed || to.write(chunk), due - now);
+      const due = Math.max(now + delay, queue.length > 0 ? queue[queue.length - 1]!.due : 0);
+      if (queue.length === 0 && due <= now) {
+        if (!to.destroyed) to.write(chunk);
+        return;
+      }
+      queue.push({ due, chunk });
+      timer ??= setTimeout(flush, due - now);
     };
   }
   await new Promise<void>((resolve, reject) => {
