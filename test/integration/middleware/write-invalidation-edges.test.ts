@@ -551,5 +551,43 @@ describe('middleware: invalidation by writes, edge cases', () => {
       assert.equal((await first).text, 'v1');
       assert.equal(after.text, 'v2', `a request after the write got ${after.text} (${String(after.headers['cache-status'])})`);
     });
+
+    it('Express: a request that arrives after a write was answered and waits on a fill from before it does not get that fill\'s answer', async function () {
+      this.timeout(10_000);
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
+      const link = proxy;
+      const cache = await ctx.open({ redis: link.url, l2: { commandTimeout: 5_000 } });
+      const state = { version: 1 };
+      let answered!: () => void;
+      const answeredV1 = new Promise<void>((resolve) => (answered = resolve));
+      let sentSince = () => 0;
+      const app = express();
+      app.use(expressCache(cache, { ttl: '1m' }));
+      app.get('/items', (_req, res) => {
+        if (state.version === 1) {
+          // The store this answer sends is held a second on its way to Redis...
+          link.setDelay(1_000);
+          sentSince = link.watch(['']);
+        }
+        res.send(`v${state.version}`);
+        answered();
+      });
+      app.post('/items', (_req, res) => {
+        state.version++;
+        res.sendStatus(200);
+      });
+      const server = await ctx.serve(app);
+      const first = request(server).get('/items').then((r) => r);
+      await answeredV1;
+      for (let i = 0; i < 200 && sentSince() === 0; i++) await sleep(5);
+      // ...and what comes after it on the link (the write's invalidation, the next request's lookup) reaches Redis
+      // with it: the next request finds the fill still under way, and waits on it (its L2 lookup answered with the
+      // store's). The store succeeds in Redis (it comes first), and the invalidation is known here only as pending.
+      link.setDelay(0);
+      assert.equal((await request(server).post('/items')).status, 200);
+      const after = await request(server).get('/items');
+      assert.equal((await first).text, 'v1');
+      assert.equal(after.text, 'v2', `a request after the write got ${after.text} (${String(after.headers['cache-status'])})`);
+    });
   });
 });
