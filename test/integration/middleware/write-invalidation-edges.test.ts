@@ -522,19 +522,21 @@ describe('middleware: invalidation by writes, edge cases', () => {
       proxy = undefined;
     });
 
-    it('Express: a request that arrives after a write was answered does not get the answer of a fill still storing from before it', async function () {
-      this.timeout(10_000);
-      // A slow link to Redis (100 ms each way): the fill's store is out for 200 ms.
-      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
-      const cache = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 5_000 } });
+    /**
+     * /items (v1, v2 once POSTed) on a cache whose Redis is behind `link`; GETs it and resolves once the fill has
+     * answered v1 (its store then out): the first answer to come, and what `onFill` returned as the fill answered.
+     */
+    async function fillBehind<T>(link: TcpProxy, onFill: () => T) {
+      const cache = await ctx.open({ redis: link.url, l2: { commandTimeout: 5_000 } });
       const state = { version: 1 };
-      let answered!: () => void;
-      const answeredV1 = new Promise<void>((resolve) => (answered = resolve));
+      let answered!: (value: T) => void;
+      const answeredV1 = new Promise<T>((resolve) => (answered = resolve));
       const app = express();
       app.use(expressCache(cache, { ttl: '1m' }));
       app.get('/items', (_req, res) => {
+        const value = state.version === 1 ? onFill() : undefined;
         res.send(`v${state.version}`);
-        answered();
+        if (value !== undefined) answered(value);
       });
       app.post('/items', (_req, res) => {
         state.version++;
@@ -542,52 +544,40 @@ describe('middleware: invalidation by writes, edge cases', () => {
       });
       const server = await ctx.serve(app);
       const first = request(server).get('/items').then((r) => r);
-      // The write once the fill has answered v1 and its store is out. (After a fixed 300 ms, a loaded machine
-      // could run the write first: the fill then answered v2, 'v2' !== 'v1' below. On a machine slow enough
-      // that the store lands before the next request arrives, that request must not get v1 from L2 either.)
-      await answeredV1;
+      return { server, first, filled: await answeredV1 };
+    }
+
+    /** The write, then a request after it: v1 for the fill from before the write, v2 for that request. */
+    async function writeThenRead(server: Server, first: Promise<request.Response>): Promise<void> {
       assert.equal((await request(server).post('/items')).status, 200);
       const after = await request(server).get('/items');
       assert.equal((await first).text, 'v1');
       assert.equal(after.text, 'v2', `a request after the write got ${after.text} (${String(after.headers['cache-status'])})`);
+    }
+
+    it('Express: a request that arrives after a write was answered does not get the answer of a fill still storing from before it', async function () {
+      this.timeout(10_000);
+      // A slow link to Redis (100 ms each way): the fill's store is out for 200 ms.
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
+      // The write once the fill has answered v1 and its store is out. (After a fixed 300 ms, a loaded machine
+      // could run the write first: the fill then answered v2, 'v2' !== 'v1' below. On a machine slow enough
+      // that the store lands before the next request arrives, that request must not get v1 from L2 either.)
+      const { server, first } = await fillBehind(proxy, () => true);
+      await writeThenRead(server, first);
     });
 
     it('Express: a request that arrives after a write was answered and waits on a fill from before it does not get that fill\'s answer', async function () {
       this.timeout(10_000);
       proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
       const link = proxy;
-      const cache = await ctx.open({ redis: link.url, l2: { commandTimeout: 5_000 } });
-      const state = { version: 1 };
-      let answered!: () => void;
-      const answeredV1 = new Promise<void>((resolve) => (answered = resolve));
-      let sentSince = () => 0;
-      const app = express();
-      app.use(expressCache(cache, { ttl: '1m' }));
-      app.get('/items', (_req, res) => {
-        if (state.version === 1) {
-          // The store this answer sends is held a second on its way to Redis...
-          link.setDelay(1_000);
-          sentSince = link.watch(['']);
-        }
-        res.send(`v${state.version}`);
-        answered();
-      });
-      app.post('/items', (_req, res) => {
-        state.version++;
-        res.sendStatus(200);
-      });
-      const server = await ctx.serve(app);
-      const first = request(server).get('/items').then((r) => r);
-      await answeredV1;
-      for (let i = 0; i < 200 && sentSince() === 0; i++) await sleep(5);
+      // The store the fill sends as it answers is held a second on its way to Redis...
+      const { server, first, filled } = await fillBehind(link, () => (link.setDelay(1_000), link.watch([''])));
+      for (let i = 0; i < 200 && filled() === 0; i++) await sleep(5);
       // ...and what comes after it on the link (the write's invalidation, the next request's lookup) reaches Redis
       // with it: the next request finds the fill still under way, and waits on it (its L2 lookup answered with the
       // store's). The store succeeds in Redis (it comes first), and the invalidation is known here only as pending.
       link.setDelay(0);
-      assert.equal((await request(server).post('/items')).status, 200);
-      const after = await request(server).get('/items');
-      assert.equal((await first).text, 'v1');
-      assert.equal(after.text, 'v2', `a request after the write got ${after.text} (${String(after.headers['cache-status'])})`);
+      await writeThenRead(server, first);
     });
   });
 });
