@@ -977,6 +977,12 @@ class Flight {
 
 /** How often a request waiting on another instance's fill looks for the entry. */
 const REMOTE_FILL_POLL_MS = 20;
+
+/** `found` if it may answer a request that waited for another instance's fill: checked and fresh. */
+function freshFound(found: Found | undefined): Found | undefined {
+  return found !== undefined && found.unchecked === undefined && found.entry.freshUntil > coarseNow() ? found : undefined;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 
@@ -2120,9 +2126,11 @@ export class HttpCache<R> {
     const deadline = coarseNow() + lock.ttl;
     for (let round = 1; coarseNow() < deadline && !flight.done; round++) {
       await sleep(REMOTE_FILL_POLL_MS);
-      const found = await this.find(key, req, true).catch(() => undefined);
-      if (found !== undefined && found.unchecked === undefined && found.entry.freshUntil > coarseNow()) return found;
-      if (round % 5 === 0 && !(await lock.held(lockedKey))) return undefined;
+      const found = freshFound(await this.find(key, req, true).catch(() => undefined));
+      if (found !== undefined) return found;
+      // The fill's store and its lock's release are one script: a lock gone by now may have gone with a store that
+      // landed just after the look above. Looked at once more, or this request runs the handler a second time.
+      if (round % 5 === 0 && !(await lock.held(lockedKey))) return freshFound(await this.find(key, req, true).catch(() => undefined));
     }
     return undefined;
   }

@@ -1,13 +1,15 @@
 // Proves the test harness itself: throwaway redis-server processes start,
 // answer, restart on the same port, freeze and really go away; a 3-master
-// cluster forms and serves through the ioredis Cluster client.
+// cluster forms and serves through the ioredis Cluster client; the TCP proxy
+// keeps bytes in order when its delay changes.
 import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createConnection } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 import { freePort, PORT_LOCKS, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 /** True when /proc says the process is gone or a zombie (`kill -0` lies while PID 1 is slow to reap). */
 function processGone(pid: number): boolean {
@@ -133,6 +135,13 @@ describe('test harness: redis-server', () => {
     });
     assert.equal(refused, 'ECONNREFUSED');
   });
+
+  it("freePort() keeps its port reserved across processes (no other test process's server or listen(0) can take it)", async () => {
+    const port = await freePort();
+    // Outside the kernel's ephemeral range, which listen(0) draws from.
+    assert.ok(port >= 20000 && port <= 29999, `port ${port}`);
+    assert.equal(readFileSync(join(PORT_LOCKS, String(port)), 'utf8'), String(process.pid), 'no reservation for the port');
+  });
 });
 
 describe('test harness: redis-server start failures', () => {
@@ -175,11 +184,50 @@ describe('test harness: redis cluster', function () {
     const perMaster = await Promise.all(masters.map((m) => m.dbsize()));
     assert.ok(perMaster.filter((n) => n > 0).length >= 2, `keys landed on one master only: ${perMaster.join(',')}`);
 
+    // A node's bus listens on its port + 10000: below the kernel's ephemeral range, where a listen(0) of another
+    // process could hold it when a test restarts the node.
+    for (const { port } of cluster.nodes) assert.ok(port + 10000 < 32768, `bus port ${port + 10000}`);
     const pids = cluster.servers.map((s) => s.pid);
     client.disconnect();
     client = undefined;
     await cluster.stop();
     cluster = undefined;
     for (const pid of pids) assert.ok(processGone(pid), `cluster node PID ${pid} still alive after stop()`);
+  });
+});
+
+describe('test harness: TCP proxy', () => {
+  it('a chunk sent after setDelay() lowered the delay never overtakes one held from before (20 rounds)', async () => {
+    let received = '';
+    const sockets: Socket[] = [];
+    const target = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', () => resolve()));
+    const proxy = await startTcpProxy((target.address() as { port: number }).port, '127.0.0.1', 30);
+    const client = createConnection({ host: '127.0.0.1', port: proxy.port, noDelay: true });
+    const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+    try {
+      await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+      let sent = '';
+      for (let i = 0; i < 20; i++) {
+        proxy.setDelay(30);
+        client.write(`a${i};`);
+        sent += `a${i};`;
+        await sleep(10);
+        // Lowered while a${i} is held: b${i} is due no sooner than a${i}, and must come after it.
+        proxy.setDelay(0);
+        client.write(`b${i};`);
+        sent += `b${i};`;
+        await sleep(40);
+      }
+      assert.equal(received, sent);
+    } finally {
+      client.destroy();
+      await proxy.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => target.close(() => resolve()));
+    }
   });
 });

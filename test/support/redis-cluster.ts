@@ -90,6 +90,7 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
 /** One cluster-enabled redis-server, in no cluster yet. */
 function startClusterNode(): Promise<RedisServerHandle> {
   return startRedisServer({
+    clusterBus: true,
     args: ({ port, dir }) => [
       '--cluster-enabled', 'yes',
       '--cluster-config-file', join(dir, `nodes-${port}.conf`),

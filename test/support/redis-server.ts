@@ -16,6 +16,13 @@ const READY_LINE = 'Ready to accept connections';
 const ADDRESS_IN_USE = 'Address already in use';
 const PORT_MIN = 20000;
 const PORT_MAX = 29999;
+/**
+ * The highest port of a cluster node: its bus listens on port + 10000, which
+ * must stay below the kernel's ephemeral range (Linux: 32768-60999 by
+ * default), where another process's listen(0) could hold it when a test
+ * restarts the node.
+ */
+const CLUSTER_PORT_MAX = 32767 - 10000;
 const MAX_PORT_ATTEMPTS = 20;
 /** One file per port held by a test process, named for the port, holding that process's PID. */
 export const PORT_LOCKS = join(tmpdir(), 'tiercache-redis-ports');
@@ -29,6 +36,12 @@ export interface RedisServerOptions {
    * @default random
    */
   port?: number;
+  /**
+   * A cluster node (its bus port is port + 10000): drawn from 20000-22767, so
+   * its bus port stays below the kernel's ephemeral range.
+   * @default false
+   */
+  clusterBus?: boolean;
   /**
    * Extra redis-server arguments, appended after the harness's own. A function
    * receives the chosen port and the server's private temp directory.
@@ -242,10 +255,10 @@ function isAlive(child: ChildProcess): boolean {
  * restart() on its port) leaves its port free, and a server another process
  * starts there meanwhile would answer in its place.
  */
-function randomPort(): number {
+function randomPort(max = PORT_MAX): number {
   mkdirSync(PORT_LOCKS, { recursive: true });
   for (;;) {
-    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
+    const port = PORT_MIN + Math.floor(Math.random() * (max - PORT_MIN + 1));
     if (reservePort(port)) return port;
   }
 }
@@ -302,7 +315,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   const attempts = opts.port === undefined ? MAX_PORT_ATTEMPTS : 1;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
-    const port = opts.port ?? randomPort();
+    const port = opts.port ?? randomPort(opts.clusterBus === true ? CLUSTER_PORT_MAX : PORT_MAX);
     const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
     const extra = typeof opts.args === 'function' ? opts.args({ port, dir }) : (opts.args ?? []);
     const config: string[] = [];
@@ -342,27 +355,51 @@ export async function stopAllRedisServers(): Promise<void> {
   await Promise.all([...live].map((h) => h.stop()));
 }
 
+/** Ports freePort() handed out: reserved until this process exits. */
+const heldFree = new Set<number>();
+
 /**
- * A loopback port where nothing listens (at the moment of the call): for
- * "Redis is down" tests. The kernel picks it from its ephemeral range, which
- * on Linux (32768-60999 by default) lies outside the servers' 20000-29999.
+ * A loopback port where nothing listens, for "Redis is down" tests and for a
+ * process a test starts to listen on (a sentinel, an example). Drawn from the
+ * servers' 20000-29999 and reserved across processes (see reservePort) until
+ * this process exits: a port from the kernel (listen(0), then closed) could be
+ * handed to another test process's listen(0) meanwhile, and a client meant to
+ * find nothing there would reach that process's HTTP server or TCP proxy.
+ * Outside the kernel's ephemeral range (32768-60999), no listen(0) draws it.
  */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < MAX_PORT_ATTEMPTS; i++) {
+    const port = randomPort();
+    // Something outside the test processes (they all reserve) may listen there.
+    if (await bindable(port)) {
+      heldFree.add(port);
+      return port;
+    }
+    releasePort(port);
+  }
+  throw new Error(`could not find a free loopback port after ${MAX_PORT_ATTEMPTS} attempts`);
+}
+
+/** Whether a listener can be bound to `port` on the loopback address now (it is closed again before this resolves). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, REDIS_HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('could not read the port of a loopback listener'))));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, REDIS_HOST, () => server.close(() => resolve(true)));
   });
+}
+
+/** Gives back every port freePort() reserved (at exit: tests hold them as long as they like). */
+function releaseFreePorts(): void {
+  for (const port of heldFree) releasePort(port);
+  heldFree.clear();
 }
 
 // Last resort if the run ends without the root hook (e.g. process.exit()):
 // only synchronous work is possible here.
 process.on('exit', () => {
   for (const handle of [...live]) handle.killNow();
+  releaseFreePorts();
 });
 
 // A mocha --parallel worker (a forked child) has no SIGINT handler of mocha's:
@@ -372,6 +409,7 @@ if (process.send !== undefined) {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       for (const handle of [...live]) handle.killNow();
+      releaseFreePorts();
       process.kill(process.pid, signal);
     });
   }

@@ -91,14 +91,14 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     }
   });
   /**
-   * Writes each chunk to `to` `delay` ms after it came, never before one that came earlier: held chunks
-   * go out from one queue, as timers of different lengths that fall due in the same ms may fire in any order.
+   * Writes each chunk to `to` `delay` ms after it came, never before one that came earlier: one queue and one
+   * timer per direction. (A timer per chunk let a chunk sent after setDelay() lowered the delay, due at the
+   * same moment as one held from before, fire first: bytes out of order, a RESP stream cut up.)
    */
   function relayTo(to: Socket): (chunk: Buffer) => void {
-    const queue: Array<{ chunk: Buffer; due: number }> = [];
-    let due = 0;
+    const queue: Array<{ due: number; chunk: Buffer }> = [];
     let timer: NodeJS.Timeout | undefined;
-    const flush = (): void => {
+    const flush = () => {
       timer = undefined;
       const now = Date.now();
       while (queue.length > 0 && queue[0]!.due <= now) {
@@ -109,12 +109,12 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     };
     return (chunk) => {
       const now = Date.now();
-      due = Math.max(now + delay, due);
-      if (due <= now && queue.length === 0) {
+      const due = Math.max(now + delay, queue.length > 0 ? queue[queue.length - 1]!.due : 0);
+      if (queue.length === 0 && due <= now) {
         if (!to.destroyed) to.write(chunk);
         return;
       }
-      queue.push({ chunk, due });
+      queue.push({ due, chunk });
       timer ??= setTimeout(flush, due - now);
     };
   }

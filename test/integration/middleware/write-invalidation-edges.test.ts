@@ -97,16 +97,53 @@ function abandonedPost(server: Server, path: string, ms: number): Promise<void> 
 }
 
 /**
- * Fills /items (v1), POSTs and leaves, then GETs /items `beforeMs` later,
- * before the write is made (v1 still), and once it is (v2).
+ * A write the app makes only once the test allows it, so that a request is
+ * "before the write" however slow the machine: with a sleep standing for it
+ * (150 ms), a loaded machine made the write before that request came, which
+ * then got v2 where the test wanted v1.
  */
-async function abandonedBeforeTheWrite(server: Server, state: { version: number }, beforeMs: number, what: string): Promise<void> {
+class HeldWrite {
+  version = 1;
+  /** The app makes the write once this resolves (make()). */
+  readonly allowed: Promise<void>;
+  /** Resolved by the app (reach()) once it is where a decision made too early would be made. */
+  readonly reached: Promise<void>;
+  readonly make: () => void;
+  readonly reach: () => void;
+
+  constructor() {
+    let make!: () => void;
+    let reach!: () => void;
+    this.allowed = new Promise<void>((resolve) => (make = resolve));
+    this.reached = new Promise<void>((resolve) => (reach = resolve));
+    this.make = make;
+    this.reach = reach;
+  }
+}
+
+/** Resolves once the response is closed: its client is gone (abandonedPost). */
+function closed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => (res.destroyed ? resolve() : res.once('close', () => resolve())));
+}
+
+/**
+ * Fills /items (v1), POSTs and leaves; once the app is where an early
+ * decision would be made, GETs /items (v1: the write is not made, and an
+ * invalidation made now would let this refill store v1 for good), then lets
+ * the write be made and, once the cache has invalidated (2 s at most), GETs v2.
+ */
+async function abandonedBeforeTheWrite(server: Server, cache: TierCache, write: HeldWrite, what: string): Promise<void> {
   assert.equal((await request(server).get('/items')).text, 'v1');
   await abandonedPost(server, '/items', 30);
-  await sleep(beforeMs);
+  await write.reached;
   assert.equal((await request(server).get('/items')).text, 'v1');
-  for (let i = 0; i < 100 && state.version === 1; i++) await sleep(10);
-  await sleep(30);
+  const invalidated = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2_000);
+    cache.once('invalidate', () => (clearTimeout(timer), resolve()));
+  });
+  write.make();
+  await invalidated;
+  assert.equal(write.version, 2, 'the handler did not make the write');
   assert.equal((await request(server).get('/items')).text, 'v2', what);
 }
 
@@ -168,43 +205,44 @@ describe('middleware: invalidation by writes, edge cases', () => {
 
   it('Express: a write whose client left after the head went out is decided when the handler ends, not at once (its write comes after the head)', async () => {
     const cache = newCache();
-    const state = { version: 1 };
+    const write = new HeldWrite();
     const app = express();
     app.use(expressCache(cache, { ttl: '1m' }));
-    app.get('/items', (_req, res) => void res.send(`v${state.version}`));
+    app.get('/items', (_req, res) => void res.send(`v${write.version}`));
     app.post('/items', async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('working');
-      await sleep(150);
-      state.version++;
+      await closed(res);
+      write.reach(); // the head out, the client gone: the write not made
+      await write.allowed;
+      write.version++;
       res.end(' done');
     });
-    // Before the write is made: an early invalidation would let a refill store v1 for good.
-    await abandonedBeforeTheWrite(await cleanup.serve(app), state, 30, 'the write was decided before it was made');
+    await abandonedBeforeTheWrite(await cleanup.serve(app), cache, write, 'the write was decided before it was made');
   });
 
   for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
     it(`${name}: a write committed by a middleware further out, after the handler, with the client gone, is decided after the commit`, async () => {
       const cache = newCache();
-      const state = { version: 1 };
+      const write = new HeldWrite();
       const app = new Factory();
       app.use(async (ctx, next) => {
         await next();
         if (ctx.method === 'POST') {
-          await sleep(150); // the transaction commits after the handler
-          state.version++;
+          await write.allowed; // the transaction commits after the handler
+          write.version++;
         }
       });
       app.use(koaCache(cache, { ttl: '1m' }));
       app.use(async (ctx) => {
-        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        if (ctx.method === 'GET') ctx.body = `v${write.version}`;
         else {
-          await sleep(60); // the handler ends after the client left
+          await closed(ctx.res); // the handler ends after the client left
           ctx.body = 'saved';
+          write.reach(); // handler done (the cache's next() settles before the test's next request): commit not made
         }
       });
-      // Handler done, commit not made: an invalidation now would let a refill store v1 for good.
-      await abandonedBeforeTheWrite(await cleanup.serve(app.callback()), state, 70, 'the write was decided before its commit');
+      await abandonedBeforeTheWrite(await cleanup.serve(app.callback()), cache, write, 'the write was decided before its commit');
     });
   }
 
@@ -244,25 +282,25 @@ describe('middleware: invalidation by writes, edge cases', () => {
   for (const [name, Factory] of [['Koa 3', Koa], ['Koa 2', Koa2]] as const) {
     it(`${name}: a write the app answers itself (ctx.respond = false), after Koa is done, with the client gone, is decided as it ends`, async () => {
       const cache = newCache();
-      const state = { version: 1 };
+      const write = new HeldWrite();
       const app = new Factory();
       app.use(koaCache(cache, { ttl: '1m' }));
       app.use(async (ctx) => {
-        if (ctx.method === 'GET') ctx.body = `v${state.version}`;
+        if (ctx.method === 'GET') ctx.body = `v${write.version}`;
         else {
           ctx.respond = false;
-          setTimeout(() => {
-            state.version++;
+          void closed(ctx.res).then(write.reach); // Koa done, the client gone: the write not made
+          void write.allowed.then(() => {
+            write.version++;
             ctx.res.writeHead(200).end('saved');
-          }, 150);
+          });
         }
       });
       const server = await cleanup.serve(app.callback());
       // A hit first: the cache then hears Koa's read of ctx.respond in this app (see koa.ts respondLater).
       assert.equal((await request(server).get('/items')).text, 'v1');
       assert.equal((await request(server).get('/items')).headers['cache-status'], HIT_L1);
-      // Koa done, write not made: an invalidation now would let a refill store v1 for good.
-      await abandonedBeforeTheWrite(server, state, 70, 'the write was decided before it was made');
+      await abandonedBeforeTheWrite(server, cache, write, 'the write was decided before it was made');
     });
   }
 
@@ -484,26 +522,62 @@ describe('middleware: invalidation by writes, edge cases', () => {
       proxy = undefined;
     });
 
-    it('Express: a request that arrives after a write was answered does not get the answer of a fill still storing from before it', async function () {
-      this.timeout(10_000);
-      // A slow link to Redis (100 ms each way): the fill's store is out for 200 ms.
-      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
-      const cache = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 5_000 } });
+    /**
+     * /items (v1, v2 once POSTed) on a cache whose Redis is behind `link`; GETs it and resolves once the fill has
+     * answered v1 (its store then out): the first answer to come, and what `onFill` returned as the fill answered.
+     */
+    async function fillBehind<T>(link: TcpProxy, onFill: () => T) {
+      const cache = await ctx.open({ redis: link.url, l2: { commandTimeout: 5_000 } });
       const state = { version: 1 };
+      let answered!: (value: T) => void;
+      const answeredV1 = new Promise<T>((resolve) => (answered = resolve));
       const app = express();
       app.use(expressCache(cache, { ttl: '1m' }));
-      app.get('/items', (_req, res) => void res.send(`v${state.version}`));
+      app.get('/items', (_req, res) => {
+        const value = state.version === 1 ? onFill() : undefined;
+        res.send(`v${state.version}`);
+        if (value !== undefined) answered(value);
+      });
       app.post('/items', (_req, res) => {
         state.version++;
         res.sendStatus(200);
       });
       const server = await ctx.serve(app);
       const first = request(server).get('/items').then((r) => r);
-      await sleep(300); // past the lookup (200 ms): the handler has answered v1 and its store is out
+      return { server, first, filled: await answeredV1 };
+    }
+
+    /** The write, then a request after it: v1 for the fill from before the write, v2 for that request. */
+    async function writeThenRead(server: Server, first: Promise<request.Response>): Promise<void> {
       assert.equal((await request(server).post('/items')).status, 200);
       const after = await request(server).get('/items');
       assert.equal((await first).text, 'v1');
       assert.equal(after.text, 'v2', `a request after the write got ${after.text} (${String(after.headers['cache-status'])})`);
+    }
+
+    it('Express: a request that arrives after a write was answered does not get the answer of a fill still storing from before it', async function () {
+      this.timeout(10_000);
+      // A slow link to Redis (100 ms each way): the fill's store is out for 200 ms.
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
+      // The write once the fill has answered v1 and its store is out. (After a fixed 300 ms, a loaded machine
+      // could run the write first: the fill then answered v2, 'v2' !== 'v1' below. On a machine slow enough
+      // that the store lands before the next request arrives, that request must not get v1 from L2 either.)
+      const { server, first } = await fillBehind(proxy, () => true);
+      await writeThenRead(server, first);
+    });
+
+    it('Express: a request that arrives after a write was answered and waits on a fill from before it does not get that fill\'s answer', async function () {
+      this.timeout(10_000);
+      proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 100);
+      const link = proxy;
+      // The store the fill sends as it answers is held a second on its way to Redis...
+      const { server, first, filled } = await fillBehind(link, () => (link.setDelay(1_000), link.watch([''])));
+      for (let i = 0; i < 200 && filled() === 0; i++) await sleep(5);
+      // ...and what comes after it on the link (the write's invalidation, the next request's lookup) reaches Redis
+      // with it: the next request finds the fill still under way, and waits on it (its L2 lookup answered with the
+      // store's). The store succeeds in Redis (it comes first), and the invalidation is known here only as pending.
+      link.setDelay(0);
+      await writeThenRead(server, first);
     });
   });
 });
