@@ -7,11 +7,34 @@
 // FillCapture): the path too, since a query the app ignores (`?x=1`, `?x=2`)
 // makes a new key of the same file for every request; per user on a
 // user-scoped route, as its keys are (what one user's answers are is not
-// told to another). Consulted on misses only, never on a hit; bounded in
+// told to another). A path is known only to requests whose conditionals the
+// large answer itself meets (its ETag, its Last-Modified): they revalidate
+// that answer, under whatever key, and set aside they would have the app read
+// it whole for the cache's 304. Others on the path (a small page of a list
+// with one page too large) are set aside and filled as before: kept, the app
+// answered them with its own 304, nothing was stored, and every revalidation
+// of them ran the app while one large answer an hour kept the path known.
+// Consulted on misses only, never on a hit; bounded in
 // count (the least recently learned go first) and in time, so an answer that
 // fits again is tried again.
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyValue } from '../keys/request-key.js';
+import { isNotModified, type Conditions } from './conditional.js';
+import { parseHttpDate } from './http-date.js';
+
+/** The validators of an answer too large to store, as its head gave them. */
+export interface Validators {
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+}
+
+/** What is known of a path: until when, and the validators of the answer too large on it. */
+interface PathMark {
+  readonly until: number;
+  readonly etag: string | undefined;
+  /** Last-Modified in ms (undefined: none; NaN: not a date, which meets no If-Modified-Since). */
+  readonly lastModified: number | undefined;
+}
 
 /** Keys (and variants), and paths, known at most, per middleware: a client can make many distinct keys too large. */
 export const OVERSIZED_KEYS = 1_024;
@@ -27,24 +50,36 @@ export class OversizedAnswers {
   private readonly varyOn = new Map<string, readonly string[]>();
   /** By key, or by variant where the answer varied: until when it is known too large. */
   private readonly until = new Map<string, number>();
-  /** By route path (normalised), and user on a user-scoped route: until when some answer on it was known too large. */
-  private readonly paths = new Map<string, number>();
+  /** By route path (normalised), and user on a user-scoped route: the last answer on it known too large. */
+  private readonly paths = new Map<string, PathMark>();
 
   /**
-   * Whether the answer to this request was too large to store, as learned and still held at `now`: the
-   * answer on its path (for its user, `user` given), or of its key (and variant).
+   * Whether the answer to this request was too large to store, as learned and still held at `now`: of its
+   * key (and variant), or the answer on its path (for its user, `user` given) that its `conditions` revalidate.
    */
-  known(key: string, path: string, user: string | undefined, headers: IncomingHttpHeaders, now: number): boolean {
-    if (path.length <= OVERSIZED_MAX_PATH && held(this.paths, pathOf(path, user), now)) return true;
+  known(key: string, path: string, user: string | undefined, headers: IncomingHttpHeaders, conditions: Conditions, now: number): boolean {
     const names = this.varyOn.get(key);
-    return names !== undefined && held(this.until, variantOf(key, names, headers), now);
+    if (names !== undefined && held(this.until, variantOf(key, names, headers), now)) return true;
+    if (path.length > OVERSIZED_MAX_PATH) return false;
+    const at = pathOf(path, user);
+    const mark = this.paths.get(at);
+    if (mark === undefined) return false;
+    if (mark.until <= now) {
+      this.paths.delete(at);
+      return false;
+    }
+    // Met (as the cache's 304 judges), set aside they would have the app read it whole for that 304; not
+    // met, its 200 goes whole to the client, at the client's pace, and a small answer on the path is stored.
+    return isNotModified(conditions, mark.etag, mark.lastModified);
   }
 
   /** The answer to this request was too large to store. `names`: the request fields it varied on. */
-  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, until: number): void {
+  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, validators: Validators, until: number): void {
     latest(this.varyOn, key, names);
     latest(this.until, variantOf(key, names, headers), until);
-    if (path.length <= OVERSIZED_MAX_PATH) latest(this.paths, pathOf(path, user), until);
+    if (path.length > OVERSIZED_MAX_PATH) return;
+    const lastModified = validators.lastModified === undefined ? undefined : parseHttpDate(validators.lastModified);
+    latest(this.paths, pathOf(path, user), { until, etag: validators.etag, lastModified });
   }
 
   /**
