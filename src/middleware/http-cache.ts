@@ -214,17 +214,20 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   ) {
     this.frontAnswers = answersItself(context.arg, true);
     this.conditions = conditionsOf(req.headers);
+    const revalidates = plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
       // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304.
-      // (A stale entry at hand was stored: this key's answers fit.)
-      if (stale === undefined && http.oversized.known(plan.key, plan.routePath, plan.user, req.headers, this.conditions, createdAt)) this.keptConditions = true;
+      // A stale copy at hand fitted once: learned since, the answer grew (kept for stale-if-error, it would
+      // otherwise be read whole for every revalidation while the copy is kept). An origin asked about that copy
+      // gets its validators instead.
+      if (!revalidates && http.oversized.known(plan.key, plan.routePath, plan.user, req.headers, this.conditions, createdAt)) this.keptConditions = true;
       else {
         delete req.headers['if-none-match'];
         delete req.headers['if-modified-since'];
       }
     }
-    if (plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response)) {
+    if (revalidates) {
       addConditions(req.headers, stale.response);
       this.revalidating = true;
     }

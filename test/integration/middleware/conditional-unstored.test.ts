@@ -231,6 +231,20 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.match(String(answers[2]!.headers['cache-status']), /^tiercache; hit\b/);
         });
 
+        it('an answer that grew too large while a stale copy of it is kept (stale-if-error): its next revalidations reach the app with their conditionals, nothing read (found by h189: each read it whole for as long as the stale copy was kept)', async () => {
+          const file: FileState = { size: 100, etag: '"s1"', written: 0, runs: 0 };
+          const { target } = serve(file, { ttl: 100, staleIfError: '1h' });
+          assert.equal((await request(target).get('/file')).text.length, 100);
+          await new Promise((r) => setTimeout(r, 250));
+          Object.assign(file, { size: KB64, etag: '"g1"', written: 0 });
+          const first = await request(target).get('/file').set('If-None-Match', '"g1"');
+          assert.deepEqual([first.status, file.written], [304, KB64]);
+          const next = await request(target).get('/file').set('If-None-Match', '"g1"');
+          assert.equal(next.status, 304);
+          assert.equal(file.written, KB64, 'bytes the handler read for the second conditional request, the stale copy at hand');
+          assert.equal(next.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+        });
+
         it('requests that wait on such a fill: each gets its 304 from the app, nothing read', async () => {
           const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
           const { target } = serve(file);
