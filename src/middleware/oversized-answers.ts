@@ -39,7 +39,7 @@ interface PathMark {
 /** Keys (and variants), and paths, known at most, per middleware: a client can make many distinct keys too large. */
 export const OVERSIZED_KEYS = 1_024;
 
-/** Longest path learned (a key is bounded already, a path is not): 1,024 of them take ~0.5 MiB at most. */
+/** Longest path learned, with its user's id (a key is bounded already, a path and an id are not): 1,024 of them take ~0.5 MiB at most. */
 export const OVERSIZED_MAX_PATH = 512;
 
 /** What is learned holds this long at most (and the route's TTL at most): long enough to matter, short enough to retry. */
@@ -60,8 +60,8 @@ export class OversizedAnswers {
   known(key: string, path: string, user: string | undefined, headers: IncomingHttpHeaders, conditions: Conditions, now: number): boolean {
     const names = this.varyOn.get(key);
     if (names !== undefined && held(this.until, variantOf(key, names, headers), now)) return true;
-    if (path.length > OVERSIZED_MAX_PATH) return false;
     const at = pathOf(path, user);
+    if (at === undefined) return false;
     const mark = this.paths.get(at);
     if (mark === undefined) return false;
     if (mark.until <= now) {
@@ -77,9 +77,10 @@ export class OversizedAnswers {
   learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, validators: Validators, until: number): void {
     latest(this.varyOn, key, names);
     latest(this.until, variantOf(key, names, headers), until);
-    if (path.length > OVERSIZED_MAX_PATH) return;
+    const at = pathOf(path, user);
+    if (at === undefined) return;
     const lastModified = validators.lastModified === undefined ? undefined : parseHttpDate(validators.lastModified);
-    latest(this.paths, pathOf(path, user), { until, etag: validators.etag, lastModified });
+    latest(this.paths, at, { until, etag: validators.etag, lastModified });
   }
 
   /**
@@ -126,8 +127,13 @@ function latest<V>(map: Map<string, V>, key: string, value: V): void {
   if (map.size > OVERSIZED_KEYS) map.delete(map.keys().next().value!);
 }
 
-/** The path's entry: for a user, prefixed with the id and its length (any character may be in an id). */
-function pathOf(path: string, user: string | undefined): string {
+/**
+ * The path's entry: for a user, prefixed with the id and its length (any character may be in an id).
+ * undefined past OVERSIZED_MAX_PATH with the id: an id is the app's (a token, a header's value) and as
+ * long as a request's head allows; 1,024 of those held 16 MiB.
+ */
+function pathOf(path: string, user: string | undefined): string | undefined {
+  if (path.length + (user === undefined ? 0 : user.length) > OVERSIZED_MAX_PATH) return undefined;
   return user === undefined ? path : `${user.length}:${user}${path}`;
 }
 

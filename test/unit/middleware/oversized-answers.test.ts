@@ -105,6 +105,17 @@ describe('middleware: answers known too large to store, unit', () => {
     assert.equal(known.known(`ns:GET:/f${last + 1}`, `/f${last + 1}`, undefined, {}, ASK, 0), false);
   });
 
+  it(`learns no path whose user's id makes it longer than ${OVERSIZED_MAX_PATH} characters: an id is the app's, as long as a request's head allows (found by h189: 1,024 ids of 16 KiB held 16 MiB)`, () => {
+    const known = new OversizedAnswers();
+    const long = 'u'.repeat(16 * 1024);
+    known.learn(`ns:GET:/file:u=#digest`, '/file', long, [], {}, TAG, 1_000);
+    assert.equal(known.size.paths, 0, 'paths held for a user whose id is 16 KiB long');
+    assert.equal(known.known('ns:GET:/file?x=1:u=#digest', '/file', long, {}, ASK, 0), false);
+    assert.equal(known.known('ns:GET:/file:u=#digest', '/file', long, {}, ASK, 0), true, 'its key is learned');
+    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000);
+    assert.equal(known.size.paths, 1, 'a short id is');
+  });
+
   it('holds as many variants of one key at most, and as many keys’ fields', () => {
     const known = new OversizedAnswers();
     for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': String(i) }, TAG, 1_000);
