@@ -7,8 +7,8 @@
 // FillCapture): the path too, since a query the app ignores (`?x=1`, `?x=2`)
 // makes a new key of the same file for every request; per user on a
 // user-scoped route, as its keys are (what one user's answers are is not
-// told to another). A path is known only to requests whose conditionals the
-// large answer itself meets (its ETag, its Last-Modified): they revalidate
+// told to another). A path is known only to requests whose conditionals one
+// of its large answers meets (its ETag, its Last-Modified): they revalidate
 // that answer, under whatever key, and set aside they would have the app read
 // it whole for the cache's 304. Others on the path (a small page of a list
 // with one page too large) are set aside and filled as before: kept, the app
@@ -19,7 +19,8 @@
 // fits again is tried again.
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyValue } from '../keys/request-key.js';
-import { isNotModified, type Conditions } from './conditional.js';
+import { splitList } from '../keys/header-list.js';
+import { isNotModified, opaqueTag, type Conditions } from './conditional.js';
 import { parseHttpDate } from './http-date.js';
 
 /** The validators of an answer too large to store, as its head gave them. */
@@ -28,11 +29,10 @@ export interface Validators {
   readonly lastModified: string | undefined;
 }
 
-/** What is known of a path: until when, and the validators of the answer too large on it. */
+/** What is known of a path: until when, and the earliest Last-Modified of its answers too large (their ETags: `tags`). */
 interface PathMark {
   readonly until: number;
-  readonly etag: string | undefined;
-  /** Last-Modified in ms (undefined: none; NaN: not a date, which meets no If-Modified-Since). */
+  /** In ms; undefined: none was a date. */
   readonly lastModified: number | undefined;
 }
 
@@ -50,8 +50,14 @@ export class OversizedAnswers {
   private readonly varyOn = new Map<string, readonly string[]>();
   /** By key, or by variant where the answer varied: until when it is known too large. */
   private readonly until = new Map<string, number>();
-  /** By route path (normalised), and user on a user-scoped route: the last answer on it known too large. */
+  /** By route path (normalised), and user on a user-scoped route: some answer on it known too large. */
   private readonly paths = new Map<string, PathMark>();
+  /**
+   * By path (as `paths`) and ETag (opaque part): until when an answer with it was too large there. Each
+   * one: a path with two large answers (two variants, two files chosen by query) keeps the revalidations
+   * of both; with the last one's alone, a client alternating them had every request read one whole.
+   */
+  private readonly tags = new Map<string, number>();
 
   /**
    * Whether the answer to this request was too large to store, as learned and still held at `now`: of its
@@ -68,9 +74,13 @@ export class OversizedAnswers {
       this.paths.delete(at);
       return false;
     }
-    // Met (as the cache's 304 judges), set aside they would have the app read it whole for that 304; not
-    // met, its 200 goes whole to the client, at the client's pace, and a small answer on the path is stored.
-    return isNotModified(conditions, mark.etag, mark.lastModified);
+    // Met (as the cache's 304 judges) by a large answer, set aside they would have the app read it whole for
+    // that 304; met by none, its 200 goes whole to the client at the client's pace, or a small one is stored.
+    if (conditions.ifNoneMatch === undefined) return isNotModified(conditions, undefined, mark.lastModified);
+    for (const tag of splitList(conditions.ifNoneMatch, false)) {
+      if (tag === '*' || held(this.tags, at + '\n' + opaqueTag(tag), now)) return true;
+    }
+    return false;
   }
 
   /** The answer to this request was too large to store. `names`: the request fields it varied on. */
@@ -79,8 +89,12 @@ export class OversizedAnswers {
     latest(this.until, variantOf(key, names, headers), until);
     const at = pathOf(path, user);
     if (at === undefined) return;
-    const lastModified = validators.lastModified === undefined ? undefined : parseHttpDate(validators.lastModified);
-    latest(this.paths, at, { until, etag: validators.etag, lastModified });
+    // The earliest while the path is held: a date between two answers' would have the earlier read whole.
+    const date = validators.lastModified === undefined ? NaN : parseHttpDate(validators.lastModified);
+    const earlier = this.paths.get(at)?.lastModified;
+    const lastModified = Number.isNaN(date) ? earlier : earlier === undefined ? date : Math.min(earlier, date);
+    latest(this.paths, at, { until, lastModified });
+    if (validators.etag !== undefined) latest(this.tags, at + '\n' + opaqueTag(validators.etag), until);
   }
 
   /**

@@ -43,6 +43,18 @@ describe('middleware: answers known too large to store, unit', () => {
     assert.equal(known.known('ns:GET:/bare?x=1', '/bare', undefined, {}, { ifNoneMatch: undefined, ifModifiedSince: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 0), false, 'an answer without validators');
   });
 
+  it('knows a path to revalidations of each of its large answers, not only of the last learned: two variants, two files by query (found by h189: alternating them, every request read one whole)', () => {
+    const known = new OversizedAnswers();
+    const ask = (ifNoneMatch: string | undefined, ifModifiedSince?: string) => known.known(`ns:GET:/file?x=${Math.random()}`, '/file', undefined, {}, { ifNoneMatch, ifModifiedSince }, 0);
+    known.learn('ns:GET:/file?f=en', '/file', undefined, [], {}, { etag: '"en"', lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 1_000);
+    known.learn('ns:GET:/file?f=fr', '/file', undefined, [], {}, { etag: 'W/"fr"', lastModified: 'Thu, 03 Dec 2026 10:00:00 GMT' }, 1_000);
+    assert.deepEqual([ask('"en"'), ask('"fr"'), ask('"de", W/"en"')], [true, true, true], 'revalidations of the first answer learned, of the second, in a list');
+    assert.equal(ask('"de"'), false);
+    assert.equal(ask(undefined, 'Wed, 02 Dec 2026 10:00:00 GMT'), true, 'a date the earlier answer meets');
+    assert.equal(ask(undefined, 'Mon, 30 Nov 2026 10:00:00 GMT'), false);
+    assert.equal(known.size.paths, 1, 'one path');
+  });
+
   it('tells a key’s variants apart by the fields its answer varied on', () => {
     const known = new OversizedAnswers();
     known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000);
@@ -95,6 +107,7 @@ describe('middleware: answers known too large to store, unit', () => {
     const known = new OversizedAnswers();
     for (let i = 0; i < 3 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/f${i}`, `/f${i}`, undefined, [], {}, TAG, 1_000);
     assert.deepEqual(known.size, { keys: OVERSIZED_KEYS, paths: OVERSIZED_KEYS });
+    assert.equal((known as unknown as { tags: Map<string, unknown> }).tags.size, OVERSIZED_KEYS, 'paths’ ETags');
     const last = 2 * OVERSIZED_KEYS;
     assert.equal(known.known(`ns:GET:/f${last - 1}`, `/f${last - 1}`, undefined, {}, ASK, 0), false);
     assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, ASK, 0), true);
