@@ -185,8 +185,8 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   private readonly setAside: readonly [string | undefined, string | undefined] | undefined = undefined;
   /** The answer is known too large to store (see oversized-answers.ts): the conditionals stay, the app answers them. */
   private readonly keptConditions: boolean = false;
-  /** The Vary of a 200 as its head was judged, for what is learned should its body outgrow the capture (see unstorable). */
-  private varyAtHead: OutgoingHttpHeader | undefined | typeof NOT_READ = NOT_READ;
+  /** A 200's head as it was judged (its Vary, its validators), for what is learned should its body outgrow the capture (see unstorable). */
+  private headAt200: OutgoingHttpHeaders | undefined = undefined;
   /** The reason phrase as the head was judged: a 304 of ours (NOT_MODIFIED) replaces it before it goes out. */
   private reasonAtHead: string | undefined = undefined;
   /** The Cache-Status the handler's answer came with (an upstream cache's), which ours follows. */
@@ -214,17 +214,20 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   ) {
     this.frontAnswers = answersItself(context.arg, true);
     this.conditions = conditionsOf(req.headers);
+    const revalidates = plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
       // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304.
-      // (A stale entry at hand was stored: this key's answers fit.)
-      if (stale === undefined && http.oversized.known(plan.key, plan.routePath, plan.user, req.headers, createdAt)) this.keptConditions = true;
+      // A stale copy at hand fitted once: learned since, the answer grew (kept for stale-if-error, it would
+      // otherwise be read whole for every revalidation while the copy is kept). An origin asked about that copy
+      // gets its validators instead.
+      if (!revalidates && http.oversized.known(plan.key, plan.routePath, plan.user, req.headers, this.conditions, createdAt)) this.keptConditions = true;
       else {
         delete req.headers['if-none-match'];
         delete req.headers['if-modified-since'];
       }
     }
-    if (plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response)) {
+    if (revalidates) {
       addConditions(req.headers, stale.response);
       this.revalidating = true;
     }
@@ -335,10 +338,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     if (reason === undefined && this.life !== undefined && this.landsExpired(this.life, headers)) reason = 'expired';
     if (reason !== undefined) ttl = undefined;
     this.ttl = ttl;
-    if (r.statusCode === 200) this.varyAtHead = headers.vary;
+    if (r.statusCode === 200) this.headAt200 = headers;
     if (reason === 'too-large') {
       if (r.statusCode === 304) this.http.oversized.renew(plan.key, this.req.headers, this.oversizedUntil());
-      else this.learnTooLarge(headers.vary);
+      else this.learnTooLarge(headers);
     }
     if (ttl === undefined) {
       flight.settle(undefined);
@@ -360,7 +363,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       stored = storedHeaders(headers);
       if (!this.http.fitsL1(plan, r.statusCode, stored, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
         this.ttl = undefined;
-        this.learnTooLarge(headers.vary);
+        this.learnTooLarge(headers);
         flight.settle(undefined);
         if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
         return this.notModifiedUnstored(r, headers);
@@ -606,17 +609,19 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   }
 
   unstorable(pastLimit: boolean): void {
-    if (pastLimit && this.varyAtHead !== NOT_READ && !this.stoodDown) this.learnTooLarge(this.varyAtHead);
+    if (pastLimit && this.headAt200 !== undefined && !this.stoodDown) this.learnTooLarge(this.headAt200);
     this.drop(undefined, 'too-large');
   }
 
   /**
-   * This answer (which varied on `vary`) is too large to store: the next conditional misses for its key
-   * (and variant), or its path, keep their conditionals (see the constructor).
+   * This answer (its head: `headers`) is too large to store: the next conditional misses for its key (and
+   * variant), or those on its path that revalidate it (its validators), keep their conditionals (see the constructor).
    */
-  private learnTooLarge(vary: OutgoingHttpHeader | undefined): void {
-    const on = varyOf({ vary } as OutgoingHttpHeaders);
-    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, this.oversizedUntil());
+  private learnTooLarge(headers: OutgoingHttpHeaders): void {
+    const on = varyOf(headers);
+    const { etag, 'last-modified': lastModified } = headers;
+    const validators = { etag: etag === undefined ? undefined : String(etag), lastModified: lastModified === undefined ? undefined : String(lastModified) };
+    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validators, this.oversizedUntil());
   }
 
   /** Until when what is learned of this answer's size holds: the route's TTL, an hour at most. */

@@ -7,16 +7,39 @@
 // FillCapture): the path too, since a query the app ignores (`?x=1`, `?x=2`)
 // makes a new key of the same file for every request; per user on a
 // user-scoped route, as its keys are (what one user's answers are is not
-// told to another). Consulted on misses only, never on a hit; bounded in
+// told to another). A path is known only to requests whose conditionals one
+// of its large answers meets (its ETag, its Last-Modified): they revalidate
+// that answer, under whatever key, and set aside they would have the app read
+// it whole for the cache's 304. Others on the path (a small page of a list
+// with one page too large) are set aside and filled as before: kept, the app
+// answered them with its own 304, nothing was stored, and every revalidation
+// of them ran the app while one large answer an hour kept the path known.
+// Consulted on misses only, never on a hit; bounded in
 // count (the least recently learned go first) and in time, so an answer that
 // fits again is tried again.
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyValue } from '../keys/request-key.js';
+import { splitList } from '../keys/header-list.js';
+import { isNotModified, opaqueTag, type Conditions } from './conditional.js';
+import { parseHttpDate } from './http-date.js';
+
+/** The validators of an answer too large to store, as its head gave them. */
+export interface Validators {
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+}
+
+/** What is known of a path: until when, and the earliest Last-Modified of its answers too large (their ETags: `tags`). */
+interface PathMark {
+  readonly until: number;
+  /** In ms; undefined: none was a date. */
+  readonly lastModified: number | undefined;
+}
 
 /** Keys (and variants), and paths, known at most, per middleware: a client can make many distinct keys too large. */
 export const OVERSIZED_KEYS = 1_024;
 
-/** Longest path learned (a key is bounded already, a path is not): 1,024 of them take ~0.5 MiB at most. */
+/** Longest path learned, with its user's id (a key is bounded already, a path and an id are not): 1,024 of them take ~0.5 MiB at most. */
 export const OVERSIZED_MAX_PATH = 512;
 
 /** What is learned holds this long at most (and the route's TTL at most): long enough to matter, short enough to retry. */
@@ -27,24 +50,51 @@ export class OversizedAnswers {
   private readonly varyOn = new Map<string, readonly string[]>();
   /** By key, or by variant where the answer varied: until when it is known too large. */
   private readonly until = new Map<string, number>();
-  /** By route path (normalised), and user on a user-scoped route: until when some answer on it was known too large. */
-  private readonly paths = new Map<string, number>();
+  /** By route path (normalised), and user on a user-scoped route: some answer on it known too large. */
+  private readonly paths = new Map<string, PathMark>();
+  /**
+   * By path (as `paths`) and ETag (opaque part): until when an answer with it was too large there. Each
+   * one: a path with two large answers (two variants, two files chosen by query) keeps the revalidations
+   * of both; with the last one's alone, a client alternating them had every request read one whole.
+   */
+  private readonly tags = new Map<string, number>();
 
   /**
-   * Whether the answer to this request was too large to store, as learned and still held at `now`: the
-   * answer on its path (for its user, `user` given), or of its key (and variant).
+   * Whether the answer to this request was too large to store, as learned and still held at `now`: of its
+   * key (and variant), or the answer on its path (for its user, `user` given) that its `conditions` revalidate.
    */
-  known(key: string, path: string, user: string | undefined, headers: IncomingHttpHeaders, now: number): boolean {
-    if (path.length <= OVERSIZED_MAX_PATH && held(this.paths, pathOf(path, user), now)) return true;
+  known(key: string, path: string, user: string | undefined, headers: IncomingHttpHeaders, conditions: Conditions, now: number): boolean {
     const names = this.varyOn.get(key);
-    return names !== undefined && held(this.until, variantOf(key, names, headers), now);
+    if (names !== undefined && held(this.until, variantOf(key, names, headers), now)) return true;
+    const at = pathOf(path, user);
+    if (at === undefined) return false;
+    const mark = this.paths.get(at);
+    if (mark === undefined) return false;
+    if (mark.until <= now) {
+      this.paths.delete(at);
+      return false;
+    }
+    // Met (as the cache's 304 judges) by a large answer, set aside they would have the app read it whole for
+    // that 304; met by none, its 200 goes whole to the client at the client's pace, or a small one is stored.
+    if (conditions.ifNoneMatch === undefined) return isNotModified(conditions, undefined, mark.lastModified);
+    for (const tag of splitList(conditions.ifNoneMatch, false)) {
+      if (tag === '*' || held(this.tags, at + '\n' + opaqueTag(tag), now)) return true;
+    }
+    return false;
   }
 
   /** The answer to this request was too large to store. `names`: the request fields it varied on. */
-  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, until: number): void {
+  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, validators: Validators, until: number): void {
     latest(this.varyOn, key, names);
     latest(this.until, variantOf(key, names, headers), until);
-    if (path.length <= OVERSIZED_MAX_PATH) latest(this.paths, pathOf(path, user), until);
+    const at = pathOf(path, user);
+    if (at === undefined) return;
+    // The earliest while the path is held: a date between two answers' would have the earlier read whole.
+    const date = validators.lastModified === undefined ? NaN : parseHttpDate(validators.lastModified);
+    const earlier = this.paths.get(at)?.lastModified;
+    const lastModified = Number.isNaN(date) ? earlier : earlier === undefined ? date : Math.min(earlier, date);
+    latest(this.paths, at, { until, lastModified });
+    if (validators.etag !== undefined) latest(this.tags, at + '\n' + opaqueTag(validators.etag), until);
   }
 
   /**
@@ -91,8 +141,13 @@ function latest<V>(map: Map<string, V>, key: string, value: V): void {
   if (map.size > OVERSIZED_KEYS) map.delete(map.keys().next().value!);
 }
 
-/** The path's entry: for a user, prefixed with the id and its length (any character may be in an id). */
-function pathOf(path: string, user: string | undefined): string {
+/**
+ * The path's entry: for a user, prefixed with the id and its length (any character may be in an id).
+ * undefined past OVERSIZED_MAX_PATH with the id: an id is the app's (a token, a header's value) and as
+ * long as a request's head allows; 1,024 of those held 16 MiB.
+ */
+function pathOf(path: string, user: string | undefined): string | undefined {
+  if (path.length + (user === undefined ? 0 : user.length) > OVERSIZED_MAX_PATH) return undefined;
   return user === undefined ? path : `${user.length}:${user}${path}`;
 }
 

@@ -168,11 +168,13 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.equal(hit.status, 304);
           assert.equal(hit.headers['cache-status'], 'tiercache; hit; detail=L1');
           assert.equal(file.runs, runs);
-          // Past maxBodyBytes again: its path is still known (the store forgot its key alone), the app answers.
+          // Past maxBodyBytes again: its path is still known (the store forgot its key alone), with the validators of the
+          // answer that was too large: a revalidation of the old one goes to the app, of the new one is learned once more.
           await cache.clear();
           Object.assign(file, { size: KB64, etag: '"f3"', written: 0 });
-          const again = await request(target).get('/file').set('If-None-Match', '"f3"');
-          assert.deepEqual([again.status, file.written], [304, 0]);
+          const old = await request(target).get('/file').set('If-None-Match', '"f1"');
+          assert.deepEqual([old.status, old.text.length, file.written], [200, KB64, KB64]);
+          assert.deepEqual([(await request(target).get('/file').set('If-None-Match', '"f3"')).status, file.written], [304, KB64]);
         });
 
         it('learned for the path: another query (one the app ignores makes a new key for every request), another variant, another spelling keep their conditionals', async () => {
@@ -200,6 +202,47 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.deepEqual([first.status, file.written], [304, 2 * KB64], "user b's first request is a fill of its own");
           const later = await ask('/file?x=3', 'b');
           assert.deepEqual([later.status, later.headers['cache-status'], file.written], [304, 'tiercache; fwd=miss; detail=too-large', 2 * KB64]);
+        });
+
+        it('one answer too large on a path does not keep the conditionals of revalidations of its other answers, which fit: their fill is stored and the next is a hit (found by h189: one large query an hour made every conditional miss on the path run the app and store nothing)', async () => {
+          const cache = cleanup.track(createCache({ namespace: `cond-page${process.pid}-${++counter}`, redis: false }));
+          const runs = new Map<string, number>();
+          // A JSON list whose ETag is its content's, as Express's res.json makes one: it answers its own 304.
+          const handler: Handler = (io) => {
+            const n = Number(new URL(io.native.framework === 'express' ? io.native.req.originalUrl : io.native.ctx.url, 'http://x').searchParams.get('n'));
+            runs.set(`n=${n}`, (runs.get(`n=${n}`) ?? 0) + 1);
+            io.set('ETag', `"items-${n}"`);
+            io.set('Content-Type', 'application/json');
+            if (fresh(io)) {
+              io.status(304);
+              if (io.native.framework === 'express') io.native.res.end();
+              return;
+            }
+            io.send(JSON.stringify(Array.from({ length: n }, (_, i) => i)));
+          };
+          const { target } = buildApp(adapter, cache, { routes: [{ path: '/items', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler }] });
+          // Anyone asks for a page too large to store, once.
+          assert.equal((await request(target).get('/items?n=5000')).status, 200);
+          // Clients revalidate a small page they got before (from another instance, or before its entry expired).
+          const answers = [];
+          for (let i = 0; i < 3; i++) answers.push(await request(target).get('/items?n=3').set('If-None-Match', '"items-3"'));
+          assert.deepEqual(answers.map((a) => a.status), [304, 304, 304]);
+          assert.equal(runs.get('n=3'), 1, 'the app ran for every revalidation of the small page: its conditionals were kept (path learned too large) and nothing was stored');
+          assert.match(String(answers[2]!.headers['cache-status']), /^tiercache; hit\b/);
+        });
+
+        it('an answer that grew too large while a stale copy of it is kept (stale-if-error): its next revalidations reach the app with their conditionals, nothing read (found by h189: each read it whole for as long as the stale copy was kept)', async () => {
+          const file: FileState = { size: 100, etag: '"s1"', written: 0, runs: 0 };
+          const { target } = serve(file, { ttl: 100, staleIfError: '1h' });
+          assert.equal((await request(target).get('/file')).text.length, 100);
+          await new Promise((r) => setTimeout(r, 250));
+          Object.assign(file, { size: KB64, etag: '"g1"', written: 0 });
+          const first = await request(target).get('/file').set('If-None-Match', '"g1"');
+          assert.deepEqual([first.status, file.written], [304, KB64]);
+          const next = await request(target).get('/file').set('If-None-Match', '"g1"');
+          assert.equal(next.status, 304);
+          assert.equal(file.written, KB64, 'bytes the handler read for the second conditional request, the stale copy at hand');
+          assert.equal(next.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
         });
 
         it('requests that wait on such a fill: each gets its 304 from the app, nothing read', async () => {

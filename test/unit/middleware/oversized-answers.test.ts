@@ -7,85 +7,132 @@ import { OVERSIZED_KEYS, OVERSIZED_MAX_PATH, OversizedAnswers } from '../../../s
 const KEY = 'ns:GET:/file';
 /** Paths no test learns, for what is known of keys alone. */
 const NO_PATH = '/'.padEnd(OVERSIZED_MAX_PATH + 1, 'p');
+/** The validators of the answers learned, and conditionals that revalidate them. */
+const TAG = { etag: '"f1"', lastModified: undefined };
+const ASK = { ifNoneMatch: '"f1"', ifModifiedSince: undefined };
 
 describe('middleware: answers known too large to store, unit', () => {
   it('knows a key learned, and its path (any key on it), until its time is up, and then no more', () => {
     const known = new OversizedAnswers();
-    assert.equal(known.known(KEY, '/file', undefined, {}, 0), false);
-    known.learn(KEY, '/file', undefined, [], {}, 1_000);
-    assert.equal(known.known(KEY, '/file', undefined, {}, 999), true);
-    assert.equal(known.known('ns:GET:/file?x=1', '/file', undefined, {}, 999), true, 'another key on its path');
-    assert.equal(known.known('ns:GET:/other', '/other', undefined, {}, 999), false);
-    assert.equal(known.known(KEY, '/file', undefined, {}, 1_000), false);
+    assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 0), false);
+    known.learn(KEY, '/file', undefined, [], {}, TAG, 1_000);
+    assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 999), true);
+    assert.equal(known.known('ns:GET:/file?x=1', '/file', undefined, {}, ASK, 999), true, 'another key on its path');
+    assert.equal(known.known('ns:GET:/other', '/other', undefined, {}, ASK, 999), false);
+    assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 1_000), false);
     assert.deepEqual(known.size, { keys: 0, paths: 0 }, 'what has run out is dropped as it is asked about');
+  });
+
+  it('knows a path only to conditionals its large answer meets: its ETag (weak, in a list, or *), else a Last-Modified no later than If-Modified-Since; its key to any (h189)', () => {
+    const known = new OversizedAnswers();
+    const DATE = 'Tue, 01 Dec 2026 10:00:00 GMT';
+    known.learn(KEY, '/file', undefined, [], {}, { etag: '"f1"', lastModified: DATE }, 1_000);
+    const ask = (ifNoneMatch: string | undefined, ifModifiedSince?: string) => known.known('ns:GET:/file?x=1', '/file', undefined, {}, { ifNoneMatch, ifModifiedSince }, 0);
+    assert.equal(ask('"f1"'), true);
+    assert.equal(ask('W/"a", W/"f1"'), true);
+    assert.equal(ask('*'), true);
+    assert.equal(ask('"small"'), false, 'a revalidation of another answer on the path');
+    assert.equal(ask('"small"', DATE), false, 'If-None-Match decides, as RFC 9110 §13.2.2 says');
+    assert.equal(ask(undefined, DATE), true);
+    // Set aside, it would have the app read the large answer whole for the cache's 304 (h178's attack, with any later date).
+    assert.equal(ask(undefined, 'Wed, 02 Dec 2026 10:00:00 GMT'), true, 'a later date, which the large answer meets');
+    assert.equal(ask(undefined, 'Mon, 30 Nov 2026 10:00:00 GMT'), false, 'an earlier date: its 200 goes whole to the client');
+    assert.equal(ask(undefined, 'not a date'), false);
+    assert.equal(known.known(KEY, '/file', undefined, {}, { ifNoneMatch: '"small"', ifModifiedSince: undefined }, 0), true, 'its own key, any validator');
+    known.learn('ns:GET:/bare', '/bare', undefined, [], {}, { etag: undefined, lastModified: undefined }, 1_000);
+    assert.equal(known.known('ns:GET:/bare?x=1', '/bare', undefined, {}, { ifNoneMatch: undefined, ifModifiedSince: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 0), false, 'an answer without validators');
+  });
+
+  it('knows a path to revalidations of each of its large answers, not only of the last learned: two variants, two files by query (found by h189: alternating them, every request read one whole)', () => {
+    const known = new OversizedAnswers();
+    const ask = (ifNoneMatch: string | undefined, ifModifiedSince?: string) => known.known(`ns:GET:/file?x=${Math.random()}`, '/file', undefined, {}, { ifNoneMatch, ifModifiedSince }, 0);
+    known.learn('ns:GET:/file?f=en', '/file', undefined, [], {}, { etag: '"en"', lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 1_000);
+    known.learn('ns:GET:/file?f=fr', '/file', undefined, [], {}, { etag: 'W/"fr"', lastModified: 'Thu, 03 Dec 2026 10:00:00 GMT' }, 1_000);
+    assert.deepEqual([ask('"en"'), ask('"fr"'), ask('"de", W/"en"')], [true, true, true], 'revalidations of the first answer learned, of the second, in a list');
+    assert.equal(ask('"de"'), false);
+    assert.equal(ask(undefined, 'Wed, 02 Dec 2026 10:00:00 GMT'), true, 'a date the earlier answer meets');
+    assert.equal(ask(undefined, 'Mon, 30 Nov 2026 10:00:00 GMT'), false);
+    assert.equal(known.size.paths, 1, 'one path');
   });
 
   it('tells a key’s variants apart by the fields its answer varied on', () => {
     const known = new OversizedAnswers();
-    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'en' }, 1_000);
-    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'en' }, 0), true);
-    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'fr' }, 0), false);
-    assert.equal(known.known(KEY, NO_PATH, undefined, {}, 0), false);
-    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'fr' }, 1_000);
-    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'en' }, 0), true, 'learning one variant keeps the other');
-    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'fr' }, 0), true);
+    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000);
+    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'en' }, ASK, 0), true);
+    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'fr' }, ASK, 0), false);
+    assert.equal(known.known(KEY, NO_PATH, undefined, {}, ASK, 0), false);
+    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'fr' }, TAG, 1_000);
+    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'en' }, ASK, 0), true, 'learning one variant keeps the other');
+    assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'fr' }, ASK, 0), true);
     assert.equal(known.size.paths, 0, `a path over ${OVERSIZED_MAX_PATH} characters is not learned`);
   });
 
   it('the app’s 304 renews what was learned of its key and variant, not of its path alone, and teaches nothing new', () => {
     const known = new OversizedAnswers();
-    known.learn(KEY, '/file', undefined, ['accept-language'], { 'accept-language': 'en' }, 1_000);
+    known.learn(KEY, '/file', undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000);
     known.renew(KEY, { 'accept-language': 'en' }, 5_000);
     known.renew(KEY, { 'accept-language': 'fr' }, 5_000);
     known.renew('ns:GET:/file?x=1', {}, 5_000);
-    assert.equal(known.known(KEY, '/file', undefined, { 'accept-language': 'en' }, 4_000), true);
-    assert.equal(known.known(KEY, '/file', undefined, { 'accept-language': 'fr' }, 4_000), false);
-    assert.equal(known.known('ns:GET:/file?x=1', '/file', undefined, {}, 4_000), false);
+    assert.equal(known.known(KEY, '/file', undefined, { 'accept-language': 'en' }, ASK, 4_000), true);
+    assert.equal(known.known(KEY, '/file', undefined, { 'accept-language': 'fr' }, ASK, 4_000), false);
+    assert.equal(known.known('ns:GET:/file?x=1', '/file', undefined, {}, ASK, 4_000), false);
   });
 
   it('forgets the variant of a request whose answer was stored, and only that one; its path stays known', () => {
     const known = new OversizedAnswers();
-    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'a' }, 1_000);
-    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'b' }, 1_000);
+    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'a' }, TAG, 1_000);
+    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'b' }, TAG, 1_000);
     known.forget(KEY, { 'x-v': 'a' });
-    assert.equal(known.known(KEY, NO_PATH, undefined, { 'x-v': 'a' }, 0), false);
-    assert.equal(known.known(KEY, NO_PATH, undefined, { 'x-v': 'b' }, 0), true);
-    assert.equal(known.known(KEY, '/file', undefined, { 'x-v': 'a' }, 0), true);
+    assert.equal(known.known(KEY, NO_PATH, undefined, { 'x-v': 'a' }, ASK, 0), false);
+    assert.equal(known.known(KEY, NO_PATH, undefined, { 'x-v': 'b' }, ASK, 0), true);
+    assert.equal(known.known(KEY, '/file', undefined, { 'x-v': 'a' }, ASK, 0), true);
     known.forget('ns:GET:/never', {});
   });
 
   it('a path learned for a user is known for that user alone; one learned for nobody (anonymous, or not user-scoped) for nobody', () => {
     const known = new OversizedAnswers();
-    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, 1_000);
-    assert.equal(known.known('ns:GET:/file?x=1:u=a', '/file', 'a', {}, 0), true);
-    assert.equal(known.known('ns:GET:/file:u=b', '/file', 'b', {}, 0), false);
-    assert.equal(known.known(KEY, '/file', undefined, {}, 0), false);
+    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000);
+    assert.equal(known.known('ns:GET:/file?x=1:u=a', '/file', 'a', {}, ASK, 0), true);
+    assert.equal(known.known('ns:GET:/file:u=b', '/file', 'b', {}, ASK, 0), false);
+    assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 0), false);
     // An id is told from the path after it by its length: no user's entry is another's, or nobody's.
-    known.learn('ns:GET:/x', '/file', '3:a/', [], {}, 1_000);
-    assert.equal(known.known('ns:GET:/y', '/file', '3:a', {}, 0), false);
-    known.learn('ns:GET:/z', '/file', undefined, [], {}, 1_000);
-    assert.equal(known.known(KEY, '/file', undefined, {}, 0), true);
-    assert.equal(known.known('ns:GET:/file:u=c', '/file', 'c', {}, 0), false);
+    known.learn('ns:GET:/x', '/file', '3:a/', [], {}, TAG, 1_000);
+    assert.equal(known.known('ns:GET:/y', '/file', '3:a', {}, ASK, 0), false);
+    known.learn('ns:GET:/z', '/file', undefined, [], {}, TAG, 1_000);
+    assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 0), true);
+    assert.equal(known.known('ns:GET:/file:u=c', '/file', 'c', {}, ASK, 0), false);
   });
 
   it(`holds ${OVERSIZED_KEYS} keys and paths at most, however many are learned: the least recently learned go first`, () => {
     const known = new OversizedAnswers();
-    for (let i = 0; i < 3 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/f${i}`, `/f${i}`, undefined, [], {}, 1_000);
+    for (let i = 0; i < 3 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/f${i}`, `/f${i}`, undefined, [], {}, TAG, 1_000);
     assert.deepEqual(known.size, { keys: OVERSIZED_KEYS, paths: OVERSIZED_KEYS });
+    assert.equal((known as unknown as { tags: Map<string, unknown> }).tags.size, OVERSIZED_KEYS, 'paths’ ETags');
     const last = 2 * OVERSIZED_KEYS;
-    assert.equal(known.known(`ns:GET:/f${last - 1}`, `/f${last - 1}`, undefined, {}, 0), false);
-    assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, 0), true);
+    assert.equal(known.known(`ns:GET:/f${last - 1}`, `/f${last - 1}`, undefined, {}, ASK, 0), false);
+    assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, ASK, 0), true);
     // Learned again, a key is the most recent: the next one learned pushes out another.
-    known.learn(`ns:GET:/f${last}`, `/f${last}`, undefined, [], {}, 1_000);
-    known.learn('ns:GET:/new', '/new', undefined, [], {}, 1_000);
-    assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, 0), true);
-    assert.equal(known.known(`ns:GET:/f${last + 1}`, `/f${last + 1}`, undefined, {}, 0), false);
+    known.learn(`ns:GET:/f${last}`, `/f${last}`, undefined, [], {}, TAG, 1_000);
+    known.learn('ns:GET:/new', '/new', undefined, [], {}, TAG, 1_000);
+    assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, ASK, 0), true);
+    assert.equal(known.known(`ns:GET:/f${last + 1}`, `/f${last + 1}`, undefined, {}, ASK, 0), false);
+  });
+
+  it(`learns no path whose user's id makes it longer than ${OVERSIZED_MAX_PATH} characters: an id is the app's, as long as a request's head allows (found by h189: 1,024 ids of 16 KiB held 16 MiB)`, () => {
+    const known = new OversizedAnswers();
+    const long = 'u'.repeat(16 * 1024);
+    known.learn(`ns:GET:/file:u=#digest`, '/file', long, [], {}, TAG, 1_000);
+    assert.equal(known.size.paths, 0, 'paths held for a user whose id is 16 KiB long');
+    assert.equal(known.known('ns:GET:/file?x=1:u=#digest', '/file', long, {}, ASK, 0), false);
+    assert.equal(known.known('ns:GET:/file:u=#digest', '/file', long, {}, ASK, 0), true, 'its key is learned');
+    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000);
+    assert.equal(known.size.paths, 1, 'a short id is');
   });
 
   it('holds as many variants of one key at most, and as many keys’ fields', () => {
     const known = new OversizedAnswers();
-    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': String(i) }, 1_000);
-    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/k${i}`, '/file', undefined, ['x-v'], { 'x-v': '1' }, 1_000);
+    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': String(i) }, TAG, 1_000);
+    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/k${i}`, '/file', undefined, ['x-v'], { 'x-v': '1' }, TAG, 1_000);
     assert.deepEqual(known.size, { keys: OVERSIZED_KEYS, paths: 1 });
     assert.equal((known as unknown as { varyOn: Map<string, unknown> }).varyOn.size, OVERSIZED_KEYS);
   });
