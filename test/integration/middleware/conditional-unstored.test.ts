@@ -158,11 +158,16 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.equal(plain.text.length, KB64);
           assert.equal((await request(target).get('/file').set('If-None-Match', '"f1"')).status, 304);
           assert.equal(file.written, KB64, 'only the plain GET read the file');
-          // Shorter now: the app's 200 to the old tag is stored, and the cache answers the new tag.
+          // Shorter now: the app's 200 to the old tag (made under the client's conditionals) is not stored, but its key is
+          // forgotten: the next conditional miss sets them aside and fills, and the cache answers the new tag from then on.
           Object.assign(file, { size: 100, etag: '"f2"', written: 0 });
           const changed = await request(target).get('/file').set('If-None-Match', '"f1"');
           assert.equal(changed.status, 200);
           assert.equal(changed.text.length, 100);
+          assert.equal(changed.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+          const filled = await request(target).get('/file').set('If-None-Match', '"f2"');
+          assert.equal(filled.status, 304);
+          assert.notEqual(filled.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
           const runs = file.runs;
           const hit = await request(target).get('/file').set('If-None-Match', '"f2"');
           assert.equal(hit.status, 304);
@@ -175,6 +180,28 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           const old = await request(target).get('/file').set('If-None-Match', '"f1"');
           assert.deepEqual([old.status, old.text.length, file.written], [200, KB64, KB64]);
           assert.deepEqual([(await request(target).get('/file').set('If-None-Match', '"f3"')).status, file.written], [304, KB64]);
+        });
+
+        it("an answer made under the conditionals it kept is not stored: an app that sends only what is newer than If-Modified-Since (a feed) cannot give one client's answer to everyone", async () => {
+          const file: FileState = { size: KB64, etag: '"f1"', written: 0, runs: 0 };
+          const cache = cleanup.track(createCache({ namespace: `cond-feed${process.pid}-${++counter}`, redis: false }));
+          const feed: Handler = (io) => {
+            file.runs++;
+            io.set('Content-Type', 'text/plain');
+            // Not HTTP: a 200 with only the items since the client's date (no validator: Express's send() would answer 304).
+            if (io.native.framework === 'express' ? io.native.req.headers['if-modified-since'] !== undefined : io.native.ctx.get('If-Modified-Since') !== '') return io.send('nothing new');
+            io.set('Last-Modified', FILE_DATE);
+            io.stream(chunksOf(file));
+          };
+          const { target } = buildApp(adapter, cache, { routes: [{ path: '/feed', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: feed }] });
+          // Learned too large: the fill set the date aside, the whole feed went out, nothing stored.
+          assert.equal((await request(target).get('/feed').set('If-Modified-Since', FILE_DATE)).status, 304);
+          const kept = await request(target).get('/feed').set('If-Modified-Since', 'Mon, 07 Dec 2026 10:00:00 GMT');
+          assert.deepEqual([kept.status, kept.text, kept.headers['cache-status']], [200, 'nothing new', 'tiercache; fwd=miss; detail=too-large']);
+          const runs = file.runs;
+          const plain = await request(target).get('/feed');
+          assert.equal(plain.text.length, KB64, "a plain GET got the answer made for another client's If-Modified-Since");
+          assert.equal(file.runs, runs + 1);
         });
 
         it('learned for the path: another query (one the app ignores makes a new key for every request), another variant, another spelling keep their conditionals', async () => {
