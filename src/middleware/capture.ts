@@ -142,19 +142,6 @@ function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined | null 
   return null;
 }
 
-/**
- * The bytes given to an HTTP/1 end(), as they are: no copy. The store packs
- * its own copy of them (http-entry's tieredEntry) before node is handed this
- * same chunk (the real end waits for the store, or runs after it in the same
- * call): what changes the chunk in between changes what node sends too. A
- * copy here cost an Express fill (res.send's Buffer) a second 1.5 KB copy and
- * a slice of node's pool, for bytes the store copies again. Not over HTTP/2,
- * where the real end may go before the answer is judged (judgeAtTrailers).
- */
-function asBuffer(chunk: Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}
-
 export function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
@@ -463,7 +450,7 @@ class Capture {
     this.size += buf.length;
   }
 
-  /** The bytes written so far, in one buffer (transient, like toBuffer's copies and end()'s bytes: the store packs its own). */
+  /** The bytes written so far, in one buffer (transient, like toBuffer's copies: the store packs its own). */
   body(): Buffer | undefined {
     if (this.overflow) return undefined;
     if (this.chunks === undefined) return this.first ?? EMPTY;
@@ -1038,7 +1025,7 @@ function wrappersAt(depth: number): Wrappers {
     // (Three bytes a character at most: most strings fit without asking.)
     const length = typeof chunk === 'string' && (c.overflow || chunk.length * 3 > c.maxBytes - c.size) ? exactByteLength(chunk, encoding) : undefined;
     const copy = length === undefined || (!c.overflow && c.size + length <= c.maxBytes);
-    const last = copy ? (chunk instanceof Uint8Array && !(this instanceof Http2ServerResponse) ? asBuffer(chunk) : toBuffer(chunk, encoding)) : undefined;
+    const last = copy ? toBuffer(chunk, encoding) : undefined;
     if (last === null) {
       // Not bytes: node throws to the handler, as it would without the cache; nothing is stored.
       c.hooks.abort();
@@ -1065,7 +1052,10 @@ function wrappersAt(depth: number): Wrappers {
     // always has here: the head then goes as latin1, as hits send it (see Capture.utf8Head).
     const direct = typeof chunk === 'string' && reachesNode(this, depth, 'end');
     const encoded = typeof chunk === 'string' && !direct && last !== undefined;
-    c.endChunk = encoded ? last : chunk;
+    // Bytes go to node as the copy kept: the real end may wait for the store (Redis, late tags), and a handler
+    // that reuses its buffer once end() returned (a pool) would have the waiting end send what it wrote since;
+    // the app alone hands node those bytes at once.
+    c.endChunk = (encoded || chunk instanceof Uint8Array) && last !== undefined ? last : chunk;
     c.endEncoding = encoded ? undefined : encoding;
     c.endCallback = cb;
     c.endBytes = direct && last !== undefined && chunk !== '' && utf8String(chunk, encoding) ? last : undefined;

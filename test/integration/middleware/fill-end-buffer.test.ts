@@ -1,14 +1,15 @@
 // A fill whose handler ends with bytes (Express's res.send and res.json hand
-// node a Buffer): the capture keeps end()'s chunk as given, without a copy of
-// its own, and the store packs it. The bytes kept must be exactly those of the
-// chunk, whatever it is: a Buffer, a view into a larger buffer (an offset), a
-// Uint8Array that is not a Buffer, the last chunk after earlier writes; and
-// the handler's answer must leave as without the cache.
+// node a Buffer). The bytes kept must be exactly those of the chunk, whatever
+// it is: a Buffer, a view into a larger buffer (an offset), a Uint8Array that
+// is not a Buffer, the last chunk after earlier writes; the handler's answer
+// must leave as without the cache, also when the handler reuses its buffer
+// once end() returned.
 import assert from 'node:assert/strict';
 import express from 'express';
 import { createCache } from '../../../src/index.js';
 import { expressCache } from '../../../src/express.js';
 import { useCleanup } from '../../support/cache-context.js';
+import { startRedisServer, type RedisServerHandle } from '../../support/redis-server.js';
 import { wireRequest, valuesOf } from '../../support/http-wire.js';
 
 /** Every byte value, twice, after a few bytes that must not be taken: binary-safe and offset-sensitive. */
@@ -65,4 +66,43 @@ describe('middleware: a fill ended with bytes stores exactly those bytes', () =>
       assert.ok(BACKING.subarray(0, 4).equals(Buffer.from('skip')) && BYTES[1] === 1 && BYTES[511] === 255);
     });
   }
+
+  describe('a handler that reuses its buffer once end() returned (a pool): the fill and its hits send the bytes it ended with, as the app alone', () => {
+    let redis: RedisServerHandle;
+    before(async () => {
+      redis = await startRedisServer();
+    });
+    after(async () => {
+      await redis?.stop();
+    });
+
+    const cases: Array<[string, () => string | false, Record<string, string>]> = [
+      ['L1 alone, tags from Cache-Groups (the store waits for their versions)', () => false, { 'cache-groups': 'pool' }],
+      ['L1 and L2 (the real end waits for the store in Redis)', () => redis.url, {}],
+    ];
+    for (const [name, url, fields] of cases) {
+      it(name, async () => {
+        const cache = cleanup.track(createCache({ redis: url(), namespace: `fill-end-reused${process.pid}`, routes: { '/p': '1m' }, l2: { commandTimeout: '3s' } }));
+        await cache.ready();
+        const app = express();
+        app.use(expressCache(cache));
+        app.get('/p', (_req, res) => {
+          const pooled = Buffer.from(BYTES);
+          res.type('bin');
+          for (const [k, v] of Object.entries(fields)) res.setHeader(k, v);
+          res.end(pooled);
+          // Reused at once, and again a moment later: the app alone has handed node its bytes by then.
+          pooled.fill(0x5a);
+          setImmediate(() => pooled.fill(0x59));
+        });
+        const server = await cleanup.serve(app);
+        const fill = await wireRequest(server, '/p');
+        assert.match(valuesOf(fill, 'cache-status')[0] ?? '', /fwd=miss; stored/);
+        assert.equal(fill.body, BYTES.toString('latin1'), 'the fill sent what the handler wrote into its buffer after end()');
+        const hit = await wireRequest(server, '/p');
+        assert.match(valuesOf(hit, 'cache-status')[0] ?? '', /hit/);
+        assert.equal(hit.body, BYTES.toString('latin1'), 'the hit sent what the handler wrote into its buffer after end()');
+      });
+    }
+  });
 });
