@@ -114,8 +114,9 @@ export class L1Store {
     let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length);
     if (entry instanceof PackedEntry) {
       // Sized from the bytes: decoding the tags to size them would keep them. Charged as decoded
-      // (a hit decodes them; a UTF-8 byte never makes more than one character). The view the
-      // decoded form keeps of the body is its own, charged with it.
+      // (a hit decodes them; a UTF-8 byte never makes more than one character), and with the
+      // view of the bytes L1 parks (a hit makes it again and keeps it). The view the decoded
+      // form keeps of the body is its own, charged with it.
       size += BUFFER_OVERHEAD_BYTES + entry.bytes.length + entry.tagCount * (TAG_OVERHEAD_BYTES + stringBytes(0)) + stringBytes(entry.tagBytes()) - stringBytes(0);
     } else {
       size += payloadBytes(entry.head, entry.body);
@@ -174,6 +175,8 @@ export class L1Store {
     this.append(slot);
     this.size += size;
     this.evictBeyondBounds(slot);
+    // Most entries a scan stores are never read: one parked keeps no view until it is (charged with one all the same).
+    if (entry instanceof PackedEntry) entry.parkView();
   }
 
   /**
