@@ -7,8 +7,11 @@
 // and the entry's remaining life) and checked on read with the cache's clock,
 // so an expired entry is never returned even before LRU evicts it.
 import type { StoredEntry } from './entry.js';
+import { L1Slot, REMOVED } from './l1-slot.js';
 import { PackedEntry } from './packed-entry.js';
 import { stringBytes } from './recent-map.js';
+
+export { L1Slot } from './l1-slot.js';
 
 export interface L1Options {
   readonly maxEntries: number;
@@ -57,23 +60,6 @@ let lastChar = 0;
 function flatten(s: string): string {
   lastChar = s.charCodeAt(0);
   return s;
-}
-
-/** Marks a slot no longer in L1 (a live slot's `until` is always in the future). */
-const REMOVED = 0;
-
-export class L1Slot {
-  /** Neighbours in LRU order: `prev` was used less recently. */
-  prev: L1Slot | undefined = undefined;
-  next: L1Slot | undefined = undefined;
-
-  constructor(
-    readonly key: string,
-    public entry: StoredEntry | undefined,
-    /** Served from L1 until this time (ms since the epoch); REMOVED once out of L1. */
-    public until: number,
-    public size: number,
-  ) {}
 }
 
 /**
@@ -170,13 +156,17 @@ export class L1Store {
     const current = this.slots.get(key);
     if (current !== undefined) this.remove(current);
     if (until <= now || size > this.maxBytes) return;
-    const slot = new L1Slot(flatten(key), entry, until, size);
+    let slot: L1Slot;
+    if (entry instanceof PackedEntry) {
+      // Most entries a scan stores are never read: one parked keeps no view until it is (charged with one all the same).
+      entry.parkView();
+      // Its own slot, unless it is one already (in another L1).
+      slot = entry.until === REMOVED ? entry.holdAs(flatten(key), until, size) : new L1Slot(flatten(key), entry, until, size);
+    } else slot = new L1Slot(flatten(key), entry, until, size);
     this.slots.set(slot.key, slot);
     this.append(slot);
     this.size += size;
     this.evictBeyondBounds(slot);
-    // Most entries a scan stores are never read: one parked keeps no view until it is (charged with one all the same).
-    if (entry instanceof PackedEntry) entry.parkView();
   }
 
   /**

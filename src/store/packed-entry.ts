@@ -9,10 +9,12 @@
 // keeps the ArrayBuffer alone: a view is 96 bytes of heap, a quarter of an
 // entry's, and an entry never read needs none. The first read makes one again
 // and keeps it, so a hit after the first allocates nothing.
+// L1 keeps a packed entry as its own slot (l1-slot.ts): one object per entry.
 import { OFFSETS } from './entry-codec.js';
 import type { EntryKind, StoredEntry } from './entry.js';
+import { L1Slot, REMOVED } from './l1-slot.js';
 
-export class PackedEntry implements StoredEntry {
+export class PackedEntry extends L1Slot implements StoredEntry {
   decoded: unknown = undefined;
   private decodedTags: readonly string[] | undefined;
   private decodedVersions: readonly number[] | undefined;
@@ -30,10 +32,20 @@ export class PackedEntry implements StoredEntry {
     tags?: readonly string[],
     versions?: readonly number[],
   ) {
+    super('', undefined, REMOVED, 0);
     this.decodedTags = tags;
     this.decodedVersions = versions;
     this.store = bytes.buffer as ArrayBuffer;
     this.view = bytes;
+  }
+
+  /** Makes this entry L1's slot for `key` (it is not one in any L1: `until` is REMOVED). */
+  holdAs(key: string, until: number, size: number): this {
+    this.key = key;
+    this.entry = this;
+    this.until = until;
+    this.size = size;
+    return this;
   }
 
   /** The entry as entry-codec.ts encodes it. */

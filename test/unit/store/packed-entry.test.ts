@@ -129,4 +129,31 @@ describe('store: packed entries', () => {
     assert.equal(entry.bytes, part);
     assert.equal(entry.body.toString(), 'hello');
   });
+
+  it('kept by L1 as its own slot, also under a second key and in a second L1, and stored again once removed', () => {
+    const now = () => front.createdAt;
+    const l1 = new L1Store({ maxEntries: 10, maxBytes: 1 << 20, ttl: undefined, now });
+    const other = new L1Store({ maxEntries: 10, maxBytes: 1 << 20, ttl: 1_000, now });
+    const entry = packed();
+    l1.set('a', entry);
+    l1.set('b', entry);
+    other.set('a', entry);
+    assert.equal(l1.get('a'), entry);
+    assert.equal(l1.get('b'), entry);
+    assert.equal(other.get('a'), entry);
+    assert.equal(l1.delete('a'), true);
+    assert.equal(l1.get('a'), undefined, 'removed under its first key');
+    assert.equal(l1.get('b'), entry, 'still kept under the second');
+    assert.equal(other.peek('a'), entry, 'and by the other L1, for its own life');
+    l1.set('c', entry);
+    assert.equal(l1.get('c'), entry, 'stored again after it was removed');
+    assert.equal(l1.entries, 2);
+    // Both L1s evict it by their own order and bounds.
+    for (let i = 0; i < 10; i++) l1.set(`x${i}`, packed());
+    assert.equal(l1.peek('b'), undefined);
+    assert.equal(l1.peek('c'), undefined);
+    assert.equal(other.peek('a'), entry);
+    l1.set('d', entry);
+    assert.equal(l1.peek('d'), entry, 'stored again once evicted');
+  });
 });
