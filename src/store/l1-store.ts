@@ -7,8 +7,11 @@
 // and the entry's remaining life) and checked on read with the cache's clock,
 // so an expired entry is never returned even before LRU evicts it.
 import type { StoredEntry } from './entry.js';
+import { L1Slot, REMOVED } from './l1-slot.js';
 import { PackedEntry } from './packed-entry.js';
 import { stringBytes } from './recent-map.js';
+
+export { L1Slot } from './l1-slot.js';
 
 export interface L1Options {
   readonly maxEntries: number;
@@ -59,23 +62,6 @@ function flatten(s: string): string {
   return s;
 }
 
-/** Marks a slot no longer in L1 (a live slot's `until` is always in the future). */
-const REMOVED = 0;
-
-export class L1Slot {
-  /** Neighbours in LRU order: `prev` was used less recently. */
-  prev: L1Slot | undefined = undefined;
-  next: L1Slot | undefined = undefined;
-
-  constructor(
-    readonly key: string,
-    public entry: StoredEntry | undefined,
-    /** Served from L1 until this time (ms since the epoch); REMOVED once out of L1. */
-    public until: number,
-    public size: number,
-  ) {}
-}
-
 /**
  * Where a caller that reads one key often (a data-API key) keeps its slot:
  * while the slot stays in L1, a read needs no Map lookup.
@@ -114,8 +100,9 @@ export class L1Store {
     let size = ENTRY_OVERHEAD_BYTES + stringBytes(key.length);
     if (entry instanceof PackedEntry) {
       // Sized from the bytes: decoding the tags to size them would keep them. Charged as decoded
-      // (a hit decodes them; a UTF-8 byte never makes more than one character). The view the
-      // decoded form keeps of the body is its own, charged with it.
+      // (a hit decodes them; a UTF-8 byte never makes more than one character), and with the
+      // view of the bytes L1 parks (a hit makes it again and keeps it). The view the decoded
+      // form keeps of the body is its own, charged with it.
       size += BUFFER_OVERHEAD_BYTES + entry.bytes.length + entry.tagCount * (TAG_OVERHEAD_BYTES + stringBytes(0)) + stringBytes(entry.tagBytes()) - stringBytes(0);
     } else {
       size += payloadBytes(entry.head, entry.body);
@@ -169,7 +156,13 @@ export class L1Store {
     const current = this.slots.get(key);
     if (current !== undefined) this.remove(current);
     if (until <= now || size > this.maxBytes) return;
-    const slot = new L1Slot(flatten(key), entry, until, size);
+    let slot: L1Slot;
+    if (entry instanceof PackedEntry) {
+      // Most entries a scan stores are never read: one parked keeps no view until it is (charged with one all the same).
+      entry.parkView();
+      // Its own slot, unless it is one already (in another L1).
+      slot = entry.until === REMOVED ? entry.holdAs(flatten(key), until, size) : new L1Slot(flatten(key), entry, until, size);
+    } else slot = new L1Slot(flatten(key), entry, until, size);
     this.slots.set(slot.key, slot);
     this.append(slot);
     this.size += size;

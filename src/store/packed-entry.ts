@@ -5,25 +5,65 @@
 // this object and its buffer: the times are read from the bytes when asked,
 // the tags and versions decoded on the first read and kept, the head and body
 // views made when asked. L2 is sent the same bytes, with no encoding.
+// Once L1 has stored it, an entry lets go of its Buffer view (parkView) and
+// keeps the ArrayBuffer alone: a view is 96 bytes of heap, a quarter of an
+// entry's, and an entry never read needs none. The first read makes one again
+// and keeps it, so a hit after the first allocates nothing.
+// L1 keeps a packed entry as its own slot (l1-slot.ts): one object per entry.
 import { OFFSETS } from './entry-codec.js';
 import type { EntryKind, StoredEntry } from './entry.js';
+import { L1Slot, REMOVED } from './l1-slot.js';
 
-export class PackedEntry implements StoredEntry {
+export class PackedEntry extends L1Slot implements StoredEntry {
   decoded: unknown = undefined;
   private decodedTags: readonly string[] | undefined;
   private decodedVersions: readonly number[] | undefined;
+  /** The bytes' own allocation, whole (own: see parkView). */
+  private readonly store: ArrayBuffer;
+  /** A view of `store`, while someone reads it; undefined once parked. */
+  private view: Buffer | undefined;
 
   constructor(
     /** The entry as entry-codec.ts encodes it; trusted (this process wrote it). */
-    readonly bytes: Buffer,
+    bytes: Buffer,
     /** What the decoded form will hold, when known (entry.ts); an entry read from L2 is charged again once decoded. */
     readonly decodedBytes: number | undefined,
     /** The tags and versions the bytes hold, when the caller has them at hand: they are not decoded again. */
     tags?: readonly string[],
     versions?: readonly number[],
   ) {
+    super('', undefined, REMOVED, 0);
     this.decodedTags = tags;
     this.decodedVersions = versions;
+    this.store = bytes.buffer as ArrayBuffer;
+    this.view = bytes;
+  }
+
+  /** Makes this entry L1's slot for `key` (it is not one in any L1: `until` is REMOVED). */
+  holdAs(key: string, until: number, size: number): this {
+    this.key = key;
+    this.entry = this;
+    this.until = until;
+    this.size = size;
+    return this;
+  }
+
+  /** The entry as entry-codec.ts encodes it. */
+  get bytes(): Buffer {
+    return this.view ?? this.viewAgain();
+  }
+
+  /**
+   * Drops the view until the next read, when the bytes are the whole of their
+   * allocation (a view of part of a larger one is kept: it could not be made again from the ArrayBuffer alone).
+   */
+  parkView(): void {
+    const view = this.view;
+    if (view !== undefined && view.byteOffset === 0 && view.length === this.store.byteLength) this.view = undefined;
+  }
+
+  private viewAgain(): Buffer {
+    return (this.view = Buffer.from(this.store));
   }
 
   get kind(): EntryKind {

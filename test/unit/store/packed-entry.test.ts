@@ -4,6 +4,8 @@
 // charges the same entry decoded (so keeping it packed never makes L1's byte
 // bound a lie).
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { decodeEntry, encodeOwn } from '../../../src/store/entry-codec.js';
 import { EntryKind } from '../../../src/store/entry.js';
@@ -20,6 +22,17 @@ const front = {
   versions: [3, 1_700_000_000_000_001, 0],
 };
 const HEAD = '{"s":200,"h":[["content-type","text/plain"]]}';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** A WeakRef's target is kept until the job that made or read it ends: collect after that. */
+async function collected(ref: WeakRef<object>): Promise<boolean> {
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  gc();
+  return ref.deref() === undefined;
+}
 
 function packed(f = front, head = HEAD, body = Buffer.from('hello')): PackedEntry {
   return new PackedEntry(encodeOwn(f, head, body), 500);
@@ -84,5 +97,63 @@ describe('store: packed entries', () => {
       assert.equal(entry.tags.length, tags.length);
       assert.equal(L1Store.sizeOf('tc:GET:/scan?k=1', entry), expected, `${tags.length} tags, read`);
     }
+  });
+
+  it('kept by L1, holds no Buffer view of its bytes until read; the first read makes one, which every later read gets', async () => {
+    const l1 = new L1Store({ maxEntries: 10, maxBytes: 1 << 20, ttl: undefined, now: () => front.createdAt });
+    // Made in a function of its own: no local of this test holds the view.
+    const stored = (): WeakRef<Buffer> => {
+      const entry = packed();
+      const ref = new WeakRef(entry.bytes);
+      l1.set('k', entry);
+      return ref;
+    };
+    const view = stored();
+    assert.ok(await collected(view), 'the view L1 was given is let go once stored');
+    const entry = l1.get('k') as PackedEntry;
+    const bytes = entry.bytes;
+    assert.equal(bytes.length, bytes.buffer.byteLength);
+    assert.equal(entry.freshUntil, front.freshUntil);
+    assert.equal(entry.body.toString(), 'hello');
+    assert.equal(entry.bytes, bytes, 'the view made on the first read is kept');
+  });
+
+  it('kept by L1, a view of part of a larger allocation stays held (the ArrayBuffer alone could not give it back)', async () => {
+    const l1 = new L1Store({ maxEntries: 10, maxBytes: 1 << 20, ttl: undefined, now: () => front.createdAt });
+    const whole = encodeOwn(front, HEAD, Buffer.from('hello'));
+    const larger = Buffer.allocUnsafeSlow(whole.length + 8);
+    whole.copy(larger, 8);
+    const part = larger.subarray(8);
+    l1.set('k', new PackedEntry(part, 500));
+    const entry = l1.get('k') as PackedEntry;
+    assert.equal(entry.bytes, part);
+    assert.equal(entry.body.toString(), 'hello');
+  });
+
+  it('kept by L1 as its own slot, also under a second key and in a second L1, and stored again once removed', () => {
+    const now = () => front.createdAt;
+    const l1 = new L1Store({ maxEntries: 10, maxBytes: 1 << 20, ttl: undefined, now });
+    const other = new L1Store({ maxEntries: 10, maxBytes: 1 << 20, ttl: 1_000, now });
+    const entry = packed();
+    l1.set('a', entry);
+    l1.set('b', entry);
+    other.set('a', entry);
+    assert.equal(l1.get('a'), entry);
+    assert.equal(l1.get('b'), entry);
+    assert.equal(other.get('a'), entry);
+    assert.equal(l1.delete('a'), true);
+    assert.equal(l1.get('a'), undefined, 'removed under its first key');
+    assert.equal(l1.get('b'), entry, 'still kept under the second');
+    assert.equal(other.peek('a'), entry, 'and by the other L1, for its own life');
+    l1.set('c', entry);
+    assert.equal(l1.get('c'), entry, 'stored again after it was removed');
+    assert.equal(l1.entries, 2);
+    // Both L1s evict it by their own order and bounds.
+    for (let i = 0; i < 10; i++) l1.set(`x${i}`, packed());
+    assert.equal(l1.peek('b'), undefined);
+    assert.equal(l1.peek('c'), undefined);
+    assert.equal(other.peek('a'), entry);
+    l1.set('d', entry);
+    assert.equal(l1.peek('d'), entry, 'stored again once evicted');
   });
 });
