@@ -627,7 +627,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const on = varyOf(headers);
     const { etag, 'last-modified': lastModified } = headers;
     const validators = { etag: etag === undefined ? undefined : String(etag), lastModified: lastModified === undefined ? undefined : String(lastModified) };
-    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validators, this.oversizedUntil());
+    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validators, this.oversizedUntil(), coarseNow());
   }
 
   /** Until when what is learned of this answer's size holds: the route's TTL, an hour at most. */
