@@ -1023,7 +1023,8 @@ function wrappersAt(depth: number): Wrappers {
     c.ended = true;
     // A string too big to keep is not copied (100 MB past maxBodyBytes doubled the memory it takes): its length will do.
     // (Three bytes a character at most: most strings fit without asking.)
-    const length = typeof chunk === 'string' && (c.overflow || chunk.length * 3 > c.maxBytes - c.size) ? exactByteLength(chunk, encoding) : undefined;
+    // Bytes too many to keep are not copied either: node is handed the handler's own (nothing waits for a store).
+    const length = chunk instanceof Uint8Array ? chunk.byteLength : typeof chunk === 'string' && (c.overflow || chunk.length * 3 > c.maxBytes - c.size) ? exactByteLength(chunk, encoding) : undefined;
     const copy = length === undefined || (!c.overflow && c.size + length <= c.maxBytes);
     const last = copy ? toBuffer(chunk, encoding) : undefined;
     if (last === null) {

@@ -316,10 +316,11 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     // The app answered the conditionals it was left: why they were left is why nothing is stored. Not its 200
     // either: an answer made under a client's conditionals may be made for that client (a feed that sends only
     // what is newer than If-Modified-Since), and stored it would go to everyone. Its key is no longer known too
-    // large (its validators changed): the next conditional miss there sets them aside, and fills.
+    // large (its validators changed): the next conditional miss there sets them aside, and fills. A 200 known too
+    // large already (sent whole) is learned instead: forgotten, its next revalidation would be made whole again.
     if (this.keptConditions) {
       reason = 'too-large';
-      if (r.statusCode !== 304) this.http.oversized.forget(plan.key, this.req.headers);
+      if (r.statusCode !== 304 && problem !== 'too-large') this.http.oversized.forget(plan.key, this.req.headers);
     } else if (plan.origin === undefined) {
       ttl = ttlForStatus(r.statusCode, plan.ttl, plan.negativeTtl);
       reason = ttl === undefined ? 'status' : (problem ?? responseForbidsStore(headers, plan.userScoped) ?? targetedForbidsStore(headers, this.http.options.targeted, plan.userScoped));
@@ -346,7 +347,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     if (r.statusCode === 200) this.headAt200 = headers;
     if (reason === 'too-large') {
       if (r.statusCode === 304) this.http.oversized.renew(plan.key, this.req.headers, this.oversizedUntil());
-      else if (!this.keptConditions) this.learnTooLarge(headers);
+      else if (!this.keptConditions || problem === 'too-large') this.learnTooLarge(headers);
     }
     if (ttl === undefined) {
       flight.settle(undefined);
@@ -626,7 +627,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const on = varyOf(headers);
     const { etag, 'last-modified': lastModified } = headers;
     const validators = { etag: etag === undefined ? undefined : String(etag), lastModified: lastModified === undefined ? undefined : String(lastModified) };
-    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validators, this.oversizedUntil());
+    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validators, this.oversizedUntil(), coarseNow());
   }
 
   /** Until when what is learned of this answer's size holds: the route's TTL, an hour at most. */

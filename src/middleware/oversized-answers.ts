@@ -83,15 +83,17 @@ export class OversizedAnswers {
     return false;
   }
 
-  /** The answer to this request was too large to store. `names`: the request fields it varied on. */
-  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, validators: Validators, until: number): void {
+  /** The answer to this request was too large to store, at `now`. `names`: the request fields it varied on. */
+  learn(key: string, path: string, user: string | undefined, names: readonly string[], headers: IncomingHttpHeaders, validators: Validators, until: number, now: number): void {
     latest(this.varyOn, key, names);
     latest(this.until, variantOf(key, names, headers), until);
     const at = pathOf(path, user);
     if (at === undefined) return;
-    // The earliest while the path is held: a date between two answers' would have the earlier read whole.
+    // The earliest while the path is held: a date between two answers' would have the earlier read whole. Not
+    // one whose time is up (a mark is dropped only when asked about): it would keep conditionals no answer held meets.
     const date = validators.lastModified === undefined ? NaN : parseHttpDate(validators.lastModified);
-    const earlier = this.paths.get(at)?.lastModified;
+    const held = this.paths.get(at);
+    const earlier = held !== undefined && held.until > now ? held.lastModified : undefined;
     const lastModified = Number.isNaN(date) ? earlier : earlier === undefined ? date : Math.min(earlier, date);
     latest(this.paths, at, { until, lastModified });
     if (validators.etag !== undefined) latest(this.tags, at + '\n' + opaqueTag(validators.etag), until);

@@ -204,6 +204,32 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.equal(file.runs, runs + 1);
         });
 
+        it('an answer sent whole that changed and is still too large is learned again from the 200 to the kept conditionals: the next revalidation, of its new tag, reaches the app with it, nothing made (found by h190: the key was forgotten and the new tag not learned, so it was made whole once more for the cache\'s 304)', async () => {
+          const file = { etag: '"w1"', made: 0 };
+          const cache = cleanup.track(createCache({ namespace: `cond-whole${process.pid}-${++counter}`, redis: false }));
+          const whole: Handler = (io) => {
+            io.set('ETag', file.etag);
+            io.set('Content-Type', 'text/plain');
+            if (fresh(io)) {
+              io.status(304);
+              if (io.native.framework === 'express') io.native.res.end();
+              return;
+            }
+            file.made++;
+            io.send(Buffer.alloc(4096, 'w'));
+          };
+          const { target } = buildApp(adapter, cache, { routes: [{ path: '/whole', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: whole }] });
+          assert.equal((await request(target).get('/whole').set('If-None-Match', '"w1"')).status, 304);
+          file.etag = '"w2"';
+          const changed = await request(target).get('/whole').set('If-None-Match', '"w1"');
+          assert.deepEqual([changed.status, changed.text.length, changed.headers['etag']], [200, 4096, '"w2"']);
+          const made = file.made;
+          const next = await request(target).get('/whole').set('If-None-Match', '"w2"');
+          assert.equal(next.status, 304);
+          assert.equal(file.made, made, 'the body made for the revalidation of the new tag');
+          assert.equal(next.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+        });
+
         it('learned for the path: another query (one the app ignores makes a new key for every request), another variant, another spelling keep their conditionals', async () => {
           const file: FileState = { size: KB64, etag: '"f1"', vary: 'Accept-Language', written: 0, runs: 0 };
           const { target } = serve(file);

@@ -67,6 +67,33 @@ describe('middleware: a fill ended with bytes stores exactly those bytes', () =>
     });
   }
 
+  it('a Buffer past maxBodyBytes is not copied: the layer in front is handed the handler\'s own (found by h190: each was copied whole, and since 3dfb1bf sent as the copy, for nothing kept)', async () => {
+    const cache = cleanup.track(createCache({ redis: false, namespace: 'fill-end-large', routes: { '/big': '1m' } }));
+    await cache.ready();
+    const big = Buffer.alloc(64 * 1024, 'b');
+    let handed: unknown;
+    const app = express();
+    // In front of the cache, as compression() or on-finished's wrappers are: it sees what the capture hands on.
+    app.use((_req, res, next) => {
+      const end = res.end;
+      res.end = function (this: express.Response, ...args: unknown[]) {
+        handed = args[0];
+        return (end as (...a: unknown[]) => express.Response).apply(this, args);
+      } as express.Response['end'];
+      next();
+    });
+    app.use(expressCache(cache, { maxBodyBytes: 1024 }));
+    app.get('/big', (_req, res) => {
+      res.type('bin');
+      res.end(big);
+    });
+    const server = await cleanup.serve(app);
+    const fill = await wireRequest(server, '/big');
+    assert.match(valuesOf(fill, 'cache-status')[0] ?? '', /detail=too-large/);
+    assert.equal(fill.body.length, big.length);
+    assert.equal(handed === big, true, 'the bytes handed on are a copy of the handler\'s Buffer');
+  });
+
   describe('a handler that reuses its buffer once end() returned (a pool): the fill and its hits send the bytes it ended with, as the app alone', () => {
     let redis: RedisServerHandle;
     before(async () => {

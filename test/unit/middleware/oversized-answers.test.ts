@@ -15,7 +15,7 @@ describe('middleware: answers known too large to store, unit', () => {
   it('knows a key learned, and its path (any key on it), until its time is up, and then no more', () => {
     const known = new OversizedAnswers();
     assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 0), false);
-    known.learn(KEY, '/file', undefined, [], {}, TAG, 1_000);
+    known.learn(KEY, '/file', undefined, [], {}, TAG, 1_000, 0);
     assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 999), true);
     assert.equal(known.known('ns:GET:/file?x=1', '/file', undefined, {}, ASK, 999), true, 'another key on its path');
     assert.equal(known.known('ns:GET:/other', '/other', undefined, {}, ASK, 999), false);
@@ -26,7 +26,7 @@ describe('middleware: answers known too large to store, unit', () => {
   it('knows a path only to conditionals its large answer meets: its ETag (weak, in a list, or *), else a Last-Modified no later than If-Modified-Since; its key to any (h189)', () => {
     const known = new OversizedAnswers();
     const DATE = 'Tue, 01 Dec 2026 10:00:00 GMT';
-    known.learn(KEY, '/file', undefined, [], {}, { etag: '"f1"', lastModified: DATE }, 1_000);
+    known.learn(KEY, '/file', undefined, [], {}, { etag: '"f1"', lastModified: DATE }, 1_000, 0);
     const ask = (ifNoneMatch: string | undefined, ifModifiedSince?: string) => known.known('ns:GET:/file?x=1', '/file', undefined, {}, { ifNoneMatch, ifModifiedSince }, 0);
     assert.equal(ask('"f1"'), true);
     assert.equal(ask('W/"a", W/"f1"'), true);
@@ -39,15 +39,15 @@ describe('middleware: answers known too large to store, unit', () => {
     assert.equal(ask(undefined, 'Mon, 30 Nov 2026 10:00:00 GMT'), false, 'an earlier date: its 200 goes whole to the client');
     assert.equal(ask(undefined, 'not a date'), false);
     assert.equal(known.known(KEY, '/file', undefined, {}, { ifNoneMatch: '"small"', ifModifiedSince: undefined }, 0), true, 'its own key, any validator');
-    known.learn('ns:GET:/bare', '/bare', undefined, [], {}, { etag: undefined, lastModified: undefined }, 1_000);
+    known.learn('ns:GET:/bare', '/bare', undefined, [], {}, { etag: undefined, lastModified: undefined }, 1_000, 0);
     assert.equal(known.known('ns:GET:/bare?x=1', '/bare', undefined, {}, { ifNoneMatch: undefined, ifModifiedSince: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 0), false, 'an answer without validators');
   });
 
   it('knows a path to revalidations of each of its large answers, not only of the last learned: two variants, two files by query (found by h189: alternating them, every request read one whole)', () => {
     const known = new OversizedAnswers();
     const ask = (ifNoneMatch: string | undefined, ifModifiedSince?: string) => known.known(`ns:GET:/file?x=${Math.random()}`, '/file', undefined, {}, { ifNoneMatch, ifModifiedSince }, 0);
-    known.learn('ns:GET:/file?f=en', '/file', undefined, [], {}, { etag: '"en"', lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 1_000);
-    known.learn('ns:GET:/file?f=fr', '/file', undefined, [], {}, { etag: 'W/"fr"', lastModified: 'Thu, 03 Dec 2026 10:00:00 GMT' }, 1_000);
+    known.learn('ns:GET:/file?f=en', '/file', undefined, [], {}, { etag: '"en"', lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 1_000, 0);
+    known.learn('ns:GET:/file?f=fr', '/file', undefined, [], {}, { etag: 'W/"fr"', lastModified: 'Thu, 03 Dec 2026 10:00:00 GMT' }, 1_000, 0);
     assert.deepEqual([ask('"en"'), ask('"fr"'), ask('"de", W/"en"')], [true, true, true], 'revalidations of the first answer learned, of the second, in a list');
     assert.equal(ask('"de"'), false);
     assert.equal(ask(undefined, 'Wed, 02 Dec 2026 10:00:00 GMT'), true, 'a date the earlier answer meets');
@@ -55,13 +55,23 @@ describe('middleware: answers known too large to store, unit', () => {
     assert.equal(known.size.paths, 1, 'one path');
   });
 
+  it('a path learned again once its time is up takes the Last-Modified of the answer learned now, not the earlier one of an answer whose time is up (found by h190: that date kept the conditionals of revalidations no held answer meets)', () => {
+    const known = new OversizedAnswers();
+    known.learn('ns:GET:/file?f=old', '/file', undefined, [], {}, { etag: undefined, lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' }, 1_000, 0);
+    // Learned at 2,000, past the first answer's time (no request on the path in between to drop it).
+    known.learn('ns:GET:/file?f=new', '/file', undefined, [], {}, { etag: undefined, lastModified: 'Thu, 03 Dec 2026 10:00:00 GMT' }, 3_000, 2_000);
+    const ask = (ifModifiedSince: string) => known.known(`ns:GET:/file?x=${Math.random()}`, '/file', undefined, {}, { ifNoneMatch: undefined, ifModifiedSince }, 2_500);
+    assert.equal(ask('Wed, 02 Dec 2026 10:00:00 GMT'), false, 'a date only the answer whose time is up meets');
+    assert.equal(ask('Fri, 04 Dec 2026 10:00:00 GMT'), true, 'a date the answer held meets');
+  });
+
   it('tells a key’s variants apart by the fields its answer varied on', () => {
     const known = new OversizedAnswers();
-    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000);
+    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000, 0);
     assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'en' }, ASK, 0), true);
     assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'fr' }, ASK, 0), false);
     assert.equal(known.known(KEY, NO_PATH, undefined, {}, ASK, 0), false);
-    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'fr' }, TAG, 1_000);
+    known.learn(KEY, NO_PATH, undefined, ['accept-language'], { 'accept-language': 'fr' }, TAG, 1_000, 0);
     assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'en' }, ASK, 0), true, 'learning one variant keeps the other');
     assert.equal(known.known(KEY, NO_PATH, undefined, { 'accept-language': 'fr' }, ASK, 0), true);
     assert.equal(known.size.paths, 0, `a path over ${OVERSIZED_MAX_PATH} characters is not learned`);
@@ -69,7 +79,7 @@ describe('middleware: answers known too large to store, unit', () => {
 
   it('the app’s 304 renews what was learned of its key and variant, not of its path alone, and teaches nothing new', () => {
     const known = new OversizedAnswers();
-    known.learn(KEY, '/file', undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000);
+    known.learn(KEY, '/file', undefined, ['accept-language'], { 'accept-language': 'en' }, TAG, 1_000, 0);
     known.renew(KEY, { 'accept-language': 'en' }, 5_000);
     known.renew(KEY, { 'accept-language': 'fr' }, 5_000);
     known.renew('ns:GET:/file?x=1', {}, 5_000);
@@ -80,8 +90,8 @@ describe('middleware: answers known too large to store, unit', () => {
 
   it('forgets the variant of a request whose answer was stored, and only that one; its path stays known', () => {
     const known = new OversizedAnswers();
-    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'a' }, TAG, 1_000);
-    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'b' }, TAG, 1_000);
+    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'a' }, TAG, 1_000, 0);
+    known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': 'b' }, TAG, 1_000, 0);
     known.forget(KEY, { 'x-v': 'a' });
     assert.equal(known.known(KEY, NO_PATH, undefined, { 'x-v': 'a' }, ASK, 0), false);
     assert.equal(known.known(KEY, NO_PATH, undefined, { 'x-v': 'b' }, ASK, 0), true);
@@ -91,29 +101,29 @@ describe('middleware: answers known too large to store, unit', () => {
 
   it('a path learned for a user is known for that user alone; one learned for nobody (anonymous, or not user-scoped) for nobody', () => {
     const known = new OversizedAnswers();
-    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000);
+    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000, 0);
     assert.equal(known.known('ns:GET:/file?x=1:u=a', '/file', 'a', {}, ASK, 0), true);
     assert.equal(known.known('ns:GET:/file:u=b', '/file', 'b', {}, ASK, 0), false);
     assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 0), false);
     // An id is told from the path after it by its length: no user's entry is another's, or nobody's.
-    known.learn('ns:GET:/x', '/file', '3:a/', [], {}, TAG, 1_000);
+    known.learn('ns:GET:/x', '/file', '3:a/', [], {}, TAG, 1_000, 0);
     assert.equal(known.known('ns:GET:/y', '/file', '3:a', {}, ASK, 0), false);
-    known.learn('ns:GET:/z', '/file', undefined, [], {}, TAG, 1_000);
+    known.learn('ns:GET:/z', '/file', undefined, [], {}, TAG, 1_000, 0);
     assert.equal(known.known(KEY, '/file', undefined, {}, ASK, 0), true);
     assert.equal(known.known('ns:GET:/file:u=c', '/file', 'c', {}, ASK, 0), false);
   });
 
   it(`holds ${OVERSIZED_KEYS} keys and paths at most, however many are learned: the least recently learned go first`, () => {
     const known = new OversizedAnswers();
-    for (let i = 0; i < 3 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/f${i}`, `/f${i}`, undefined, [], {}, TAG, 1_000);
+    for (let i = 0; i < 3 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/f${i}`, `/f${i}`, undefined, [], {}, TAG, 1_000, 0);
     assert.deepEqual(known.size, { keys: OVERSIZED_KEYS, paths: OVERSIZED_KEYS });
     assert.equal((known as unknown as { tags: Map<string, unknown> }).tags.size, OVERSIZED_KEYS, 'paths’ ETags');
     const last = 2 * OVERSIZED_KEYS;
     assert.equal(known.known(`ns:GET:/f${last - 1}`, `/f${last - 1}`, undefined, {}, ASK, 0), false);
     assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, ASK, 0), true);
     // Learned again, a key is the most recent: the next one learned pushes out another.
-    known.learn(`ns:GET:/f${last}`, `/f${last}`, undefined, [], {}, TAG, 1_000);
-    known.learn('ns:GET:/new', '/new', undefined, [], {}, TAG, 1_000);
+    known.learn(`ns:GET:/f${last}`, `/f${last}`, undefined, [], {}, TAG, 1_000, 0);
+    known.learn('ns:GET:/new', '/new', undefined, [], {}, TAG, 1_000, 0);
     assert.equal(known.known(`ns:GET:/f${last}`, `/f${last}`, undefined, {}, ASK, 0), true);
     assert.equal(known.known(`ns:GET:/f${last + 1}`, `/f${last + 1}`, undefined, {}, ASK, 0), false);
   });
@@ -121,18 +131,18 @@ describe('middleware: answers known too large to store, unit', () => {
   it(`learns no path whose user's id makes it longer than ${OVERSIZED_MAX_PATH} characters: an id is the app's, as long as a request's head allows (found by h189: 1,024 ids of 16 KiB held 16 MiB)`, () => {
     const known = new OversizedAnswers();
     const long = 'u'.repeat(16 * 1024);
-    known.learn(`ns:GET:/file:u=#digest`, '/file', long, [], {}, TAG, 1_000);
+    known.learn(`ns:GET:/file:u=#digest`, '/file', long, [], {}, TAG, 1_000, 0);
     assert.equal(known.size.paths, 0, 'paths held for a user whose id is 16 KiB long');
     assert.equal(known.known('ns:GET:/file?x=1:u=#digest', '/file', long, {}, ASK, 0), false);
     assert.equal(known.known('ns:GET:/file:u=#digest', '/file', long, {}, ASK, 0), true, 'its key is learned');
-    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000);
+    known.learn('ns:GET:/file:u=a', '/file', 'a', [], {}, TAG, 1_000, 0);
     assert.equal(known.size.paths, 1, 'a short id is');
   });
 
   it('holds as many variants of one key at most, and as many keys’ fields', () => {
     const known = new OversizedAnswers();
-    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': String(i) }, TAG, 1_000);
-    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/k${i}`, '/file', undefined, ['x-v'], { 'x-v': '1' }, TAG, 1_000);
+    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(KEY, '/file', undefined, ['x-v'], { 'x-v': String(i) }, TAG, 1_000, 0);
+    for (let i = 0; i < 2 * OVERSIZED_KEYS; i++) known.learn(`ns:GET:/k${i}`, '/file', undefined, ['x-v'], { 'x-v': '1' }, TAG, 1_000, 0);
     assert.deepEqual(known.size, { keys: OVERSIZED_KEYS, paths: 1 });
     assert.equal((known as unknown as { varyOn: Map<string, unknown> }).varyOn.size, OVERSIZED_KEYS);
   });
