@@ -213,7 +213,9 @@ describe('RFC 9110 §7.6 the proxy example as an intermediary', function () {
     for (let i = 0; i < 50; i++) {
       const now = await fetchOnce(proxy.base, path, client);
       if (now.body.endsWith('#2')) {
-        assert.equal(now.headers['cache-status'], 'tiercache; hit; detail=L1');
+        // From L1; maybe stale already: the origin's Date has whole seconds, so the refreshed copy's max-age=1 can
+        // be nearly spent as it is stored (CI at 3dfb1bf: 'tiercache; hit; ttl=-1; detail=L1').
+        assert.match(String(now.headers['cache-status']), /^tiercache; hit; (ttl=-\d+; )?detail=L1$/);
         break;
       }
       assert.ok(i < 49, `the variant was never refreshed: ${now.body} (${String(now.headers['cache-status'])})`);
