@@ -92,8 +92,8 @@ export class OversizedAnswers {
     // The earliest while the path is held: a date between two answers' would have the earlier read whole. Not
     // one whose time is up (a mark is dropped only when asked about): it would keep conditionals no answer held meets.
     const date = validators.lastModified === undefined ? NaN : parseHttpDate(validators.lastModified);
-    const held = this.paths.get(at);
-    const earlier = held !== undefined && held.until > now ? held.lastModified : undefined;
+    const mark = this.paths.get(at);
+    const earlier = mark !== undefined && mark.until > now ? mark.lastModified : undefined;
     const lastModified = Number.isNaN(date) ? earlier : earlier === undefined ? date : Math.min(earlier, date);
     latest(this.paths, at, { until, lastModified });
     if (validators.etag !== undefined) latest(this.tags, at + '\n' + opaqueTag(validators.etag), until);
