@@ -16,6 +16,7 @@ import { createCache, type TierCache } from '../../src/index.js';
 import { expressCache } from '../../src/express.js';
 import { EntryKind } from '../../src/store/entry.js';
 import { PROVISIONAL_COUNTER_TTL_MS } from '../../src/store/fill-protocol.js';
+import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
 import { keySlot } from '../../src/store/hash-slot.js';
 import { eventually } from '../support/eventually.js';
 import { clusterCaches } from '../support/cluster-caches.js';
@@ -558,6 +559,36 @@ describe('Redis Cluster paths of fills and of the bus', function () {
     await a.set('k2', 2, { tags: ['t2'] });
     await hear(b, a, 't2');
     assert.equal(await a.get('k2'), undefined);
+  });
+
+  // The epoch check's timer counts an interval from when the check began, the heartbeat's stamp is taken after it was
+  // sent: the second check after it finds a millisecond or so short of two intervals about half the time. A verdict
+  // wanting more than two then waited for a third check, and a route gone silent was trusted up to four seconds
+  // (h191: 2.4-3.9 s). Checks are placed here by the heartbeat's stamp, with the bus's own timer stopped.
+  it('a heartbeat that does not come back is overdue at the second check after it left, however close to two intervals that check runs; never at the first, however late (a blocked loop)', async function () {
+    const ns = nextNamespace();
+    const a = await open(ns);
+    const b = await open(ns);
+    await a.set('k', 1, { tags: ['t'] });
+    const bus = busOf(a) as BusInternals & { readonly heartbeat: number; heartbeatSent: number; readonly epochTimer: NodeJS.Timeout };
+    clearInterval(bus.epochTimer);
+    await eventually(() => bus.heartbeat === 0, 'the last heartbeat of the bus\'s own timer never came back', 3_000);
+    await bus.subscriber.sunsubscribe(bus.channel); // subscribed nowhere: no heartbeat comes back
+    await b.invalidateTags(['t']); // A does not hear it
+    assert.equal(await a.get('k'), 1, 'A knew of the invalidation without its bus');
+    bus.checkEpoch();
+    assert.notEqual(bus.heartbeat, 0, 'no heartbeat out: the test proves nothing');
+    await sleep(100); // one that came back would be read by now
+    const interval = EPOCH_CHECK_MS;
+    // First check, as after a loop blocked for ten intervals: not yet read what came meanwhile.
+    bus.heartbeatSent = performance.now() - 10 * interval;
+    bus.checkEpoch();
+    assert.equal(a.health().bus, 'ok', 'the first check after the heartbeat distrusted L1: a blocked loop would be taken for a silent route');
+    // Second check, a millisecond short of two intervals after the stamp, as the timer places it about half the time.
+    bus.heartbeatSent = performance.now() - 2 * interval + 1;
+    bus.checkEpoch();
+    assert.equal(a.health().bus, 'reconnecting', 'the second check after a heartbeat that never came back still trusted L1');
+    assert.equal(await a.get('k'), undefined, 'A served from L1 what B invalidated');
   });
 
   it('a subscription that went deaf just after bytes came on it while its heartbeat was out is distrusted all the same: bytes count for the interval they came in, not for good', async function () {
