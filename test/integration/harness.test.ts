@@ -1,10 +1,13 @@
 // Proves the test harness itself: throwaway redis-server processes start,
 // answer, restart on the same port, freeze and really go away; a 3-master
 // cluster forms and serves through the ioredis Cluster client; the TCP proxy
-// keeps bytes in order when its delay changes.
+// keeps bytes in order when its delay changes and holds nothing up after
+// close().
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
@@ -229,5 +232,41 @@ describe('test harness: TCP proxy', () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => target.close(() => resolve()));
     }
+  });
+
+  it('close() leaves nothing pending with chunks still held (setDelay(1e9)): a process that closed everything ends by itself', async function () {
+    this.timeout(30_000);
+    // In a process of its own: what keeps one alive is what mocha without --exit waited on forever.
+    const proxyModule = pathToFileURL(fileURLToPath(new URL('../support/tcp-proxy.ts', import.meta.url))).href;
+    const script = `
+      import { createConnection, createServer } from 'node:net';
+      import { startTcpProxy } from ${JSON.stringify(proxyModule)};
+      const target = createServer(() => undefined);
+      await new Promise((resolve) => target.listen(0, '127.0.0.1', resolve));
+      const proxy = await startTcpProxy(target.address().port, '127.0.0.1', 0, true);
+      const client = createConnection({ host: '127.0.0.1', port: proxy.port });
+      await new Promise((resolve) => client.once('connect', resolve));
+      proxy.setDelay(1e9);
+      client.write('held');
+      while (proxy.turns === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      client.destroy();
+      await proxy.close();
+      await new Promise((resolve) => target.close(resolve));
+      console.log('closed');
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const ended = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // Generous: the child starts tsx and then has nothing left to wait for.
+    const still = await Promise.race([ended.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 20_000).unref())]);
+    if (still) {
+      child.kill();
+      await ended;
+    }
+    assert.match(out, /closed/, `the script did not get through: ${out}`);
+    assert.equal(still, false, 'the process was still alive 20 s after closing everything: the proxy left something pending');
+    assert.equal(child.exitCode, 0, out);
   });
 });

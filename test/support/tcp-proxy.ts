@@ -98,6 +98,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   function relayTo(to: Socket): (chunk: Buffer) => void {
     const queue: Array<{ due: number; chunk: Buffer }> = [];
     let timer: NodeJS.Timeout | undefined;
+    // Held chunks have nowhere to go once `to` is gone: a timer left for them (setDelay(1e9)) kept a test
+    // process alive after close().
+    to.once('close', () => {
+      clearTimeout(timer);
+      timer = undefined;
+      queue.length = 0;
+    });
     const flush = () => {
       timer = undefined;
       const now = Date.now();
@@ -108,6 +115,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       if (queue.length > 0) timer = setTimeout(flush, queue[0]!.due - now);
     };
     return (chunk) => {
+      if (to.destroyed) return;
       const now = Date.now();
       const due = Math.max(now + delay, queue.length > 0 ? queue[queue.length - 1]!.due : 0);
       if (queue.length === 0 && due <= now) {
