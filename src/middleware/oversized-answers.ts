@@ -43,13 +43,11 @@ export function validatorsOf(headers: OutgoingHttpHeaders): Validators {
   return { etag: etag === undefined ? undefined : String(etag), lastModified: lastModified === undefined ? undefined : String(lastModified) };
 }
 
-/** What is known of a path: until when, and the Last-Modified of its answers too large (their ETags: `tags`). */
+/** What is known of a path: until when, and the earliest Last-Modified of its answers too large (their ETags: `tags`, their dates: `dates`). */
 interface PathMark {
   readonly until: number;
-  /** The earliest, in ms; undefined: none was a date. */
+  /** In ms; undefined: none was a date. */
   readonly lastModified: number | undefined;
-  /** The most recent OVERSIZED_DATES of them, in ms (to tell the app's 304 to one of them). */
-  readonly dates: readonly number[];
 }
 
 /** Keys (and variants), and paths, known at most, per middleware: a client can make many distinct keys too large. */
@@ -64,9 +62,6 @@ export const OVERSIZED_MAX_PATH = 512;
  * (Express's 30-40 characters, a quoted SHA-256 in hex 66).
  */
 export const OVERSIZED_MAX_TAG = 128;
-
-/** Last-Modified dates a path holds (besides its earliest): a path's large answers are few, files chosen by query. */
-export const OVERSIZED_DATES = 8;
 
 /** Most characters of Vary names held for a key; past it the key is held for all its variants, as for `Vary: *`. */
 export const OVERSIZED_MAX_VARY = 256;
@@ -87,6 +82,12 @@ export class OversizedAnswers {
    * of both; with the last one's alone, a client alternating them had every request read one whole.
    */
   private readonly tags = new Map<string, number>();
+  /**
+   * By path and Last-Modified (see dateOf), as `tags`: the app's 304 dated as one of them revalidates a large
+   * answer. (The path's earliest alone would take a later large answer's 304 for a small page's, and have
+   * it read whole, once per new query.)
+   */
+  private readonly dates = new Map<string, number>();
   /**
    * By key: until when its answer is known to be none of its path's large ones (the app's 304 said so): its
    * conditional misses are set aside and filled though the path's earliest date meets them.
@@ -130,14 +131,11 @@ export class OversizedAnswers {
     // one whose time is up (a mark is dropped only when asked about): it would keep conditionals no answer held meets.
     const date = validators.lastModified === undefined ? NaN : parseHttpDate(validators.lastModified);
     const mark = this.paths.get(at);
-    const live = mark !== undefined && mark.until > now ? mark : undefined;
-    const earlier = live?.lastModified;
+    const earlier = mark !== undefined && mark.until > now ? mark.lastModified : undefined;
     const lastModified = Number.isNaN(date) ? earlier : earlier === undefined ? date : Math.min(earlier, date);
-    const dates = live === undefined ? [] : live.dates.filter((d) => d !== date);
-    if (!Number.isNaN(date)) dates.push(date);
-    if (dates.length > OVERSIZED_DATES) dates.shift();
-    latest(this.paths, at, { until, lastModified, dates });
+    latest(this.paths, at, { until, lastModified });
     if (validators.etag !== undefined) latest(this.tags, tagOf(at, validators.etag), until);
+    if (!Number.isNaN(date)) latest(this.dates, dateOf(at, date), until);
   }
 
   /**
@@ -163,8 +161,7 @@ export class OversizedAnswers {
     // A 304 without a validator names no answer.
     if (etag === undefined && Number.isNaN(date)) return;
     if (etag !== undefined && held(this.tags, tagOf(at, etag), now)) return;
-    const mark = this.paths.get(at);
-    if (mark !== undefined && mark.until > now && mark.dates.includes(date)) return;
+    if (!Number.isNaN(date) && held(this.dates, dateOf(at, date), now)) return;
     latest(this.fits, key, until);
   }
 
@@ -192,6 +189,11 @@ export class OversizedAnswers {
 function tagOf(at: string, etag: string): string {
   const tag = opaqueTag(etag);
   return at + '\n' + (tag.length <= OVERSIZED_MAX_TAG ? tag : '#' + createHash('sha256').update(tag).digest('base64url'));
+}
+
+/** The entry of a Last-Modified (in ms) on a path (`at`). */
+function dateOf(at: string, date: number): string {
+  return at + '\n' + date;
 }
 
 /** Whether `map` holds `key` past `now`; an entry whose time is up is dropped. */

@@ -139,6 +139,15 @@ describe('middleware: answers known too large to store, unit', () => {
     assert.equal(known.size.paths, 1, 'a short id is');
   });
 
+  it("tells the app's 304 to any of a path's large answers dated alike, however many the path has (a download area of files chosen by query): none of them is read again under a new query", () => {
+    const known = new OversizedAnswers();
+    const day = (d: number) => new Date(Date.UTC(2026, 0, 1 + d)).toUTCString();
+    for (let d = 0; d < 40; d++) known.learn(`ns:GET:/dl?f=${d}`, '/dl', undefined, [], {}, { etag: undefined, lastModified: day(d) }, 1_000, 0);
+    for (let d = 0; d < 40; d++) known.notModified(`ns:GET:/dl?f=${d}&x=1`, '/dl', undefined, {}, { etag: undefined, lastModified: day(d) }, 1_000, 0);
+    const kept = Array.from({ length: 40 }, (_, d) => known.known(`ns:GET:/dl?f=${d}&x=1`, '/dl', undefined, {}, { ifNoneMatch: undefined, ifModifiedSince: day(d) }, 0));
+    assert.deepEqual(kept.map((k, d) => (k ? -1 : d)).filter((d) => d >= 0), [], 'files whose revalidation under a new query would be set aside (read whole)');
+  });
+
   it(`holds an entity tag longer than ${OVERSIZED_MAX_TAG} characters as its digest: 1,024 paths with 64 KiB tags hold no more than with short ones, and each is still told from the others (the app or an upstream chooses its tags: they were held whole, 64 MiB)`, () => {
     const known = new OversizedAnswers();
     const long = (i: number, last = 'x') => `W/"${String(i).padStart(64 * 1024, 'é')}${last}"`;
