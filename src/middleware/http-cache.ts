@@ -33,7 +33,7 @@ import { hasOutgoingField, outgoingField, sendsTrailers, setOutgoingField } from
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
-import { OVERSIZED_FOR_MS, OversizedAnswers } from './oversized-answers.js';
+import { OVERSIZED_FOR_MS, OversizedAnswers, validatorsOf } from './oversized-answers.js';
 import { originLife, type OriginLife } from './origin/freshness.js';
 import { ForcedRefreshes, originBypassReason, originLifetimes, originPlan, revalidatable, staleRulesOf, staleWindow, Use, useOf, type OriginPlan } from './origin/policy.js';
 import { addConditions, asOutgoing, refreshedFields, selectsStored } from './origin/revalidation.js';
@@ -346,7 +346,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     this.ttl = ttl;
     if (r.statusCode === 200) this.headAt200 = headers;
     if (reason === 'too-large') {
-      if (r.statusCode === 304) this.http.oversized.renew(plan.key, this.req.headers, this.oversizedUntil());
+      if (r.statusCode === 304) this.http.oversized.notModified(plan.key, plan.routePath, plan.user, this.req.headers, validatorsOf(headers), this.oversizedUntil(), coarseNow());
       else if (!this.keptConditions || problem === 'too-large') this.learnTooLarge(headers);
     }
     if (ttl === undefined) {
@@ -625,9 +625,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
    */
   private learnTooLarge(headers: OutgoingHttpHeaders): void {
     const on = varyOf(headers);
-    const { etag, 'last-modified': lastModified } = headers;
-    const validators = { etag: etag === undefined ? undefined : String(etag), lastModified: lastModified === undefined ? undefined : String(lastModified) };
-    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validators, this.oversizedUntil(), coarseNow());
+    this.http.oversized.learn(this.plan.key, this.plan.routePath, this.plan.user, on === '*' ? [] : on, this.req.headers, validatorsOf(headers), this.oversizedUntil(), coarseNow());
   }
 
   /** Until when what is learned of this answer's size holds: the route's TTL, an hour at most. */

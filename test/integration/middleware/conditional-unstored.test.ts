@@ -284,6 +284,73 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
           assert.match(String(answers[2]!.headers['cache-status']), /^tiercache; hit\b/);
         });
 
+        describe('a path whose answers carry only Last-Modified (koa-send, a list dated by its newest item)', () => {
+          const SMALL_DATE = 'Thu, 03 Dec 2026 10:00:00 GMT';
+          /** `/items?n=`: the large page dated FILE_DATE, the small ones SMALL_DATE; each streamed (no ETag made for it). */
+          const serveDated = () => {
+            const cache = cleanup.track(createCache({ namespace: `cond-dated${process.pid}-${++counter}`, redis: false }));
+            const seen = { runs: new Map<string, number>(), written: 0, largeDate: FILE_DATE };
+            const handler: Handler = (io) => {
+              const url = new URL(io.native.framework === 'express' ? io.native.req.originalUrl : io.native.ctx.url, 'http://x');
+              const n = Number(url.searchParams.get('n'));
+              seen.runs.set(`n=${n}`, (seen.runs.get(`n=${n}`) ?? 0) + 1);
+              io.set('Last-Modified', n > 100 ? seen.largeDate : SMALL_DATE);
+              io.set('Content-Type', 'text/plain');
+              if (fresh(io)) {
+                io.status(304);
+                if (io.native.framework === 'express') io.native.res.end();
+                return;
+              }
+              io.stream(chunksOf({ size: n > 100 ? KB64 : 100, etag: '', written: 0, runs: 0 })); // counted below
+              if (n > 100) seen.written += KB64;
+            };
+            const { target } = buildApp(adapter, cache, { routes: [{ path: '/items', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler }] });
+            return { target, seen };
+          };
+
+          it('revalidations of a small answer dated after the large one are filled and stored once the app\'s 304 shows they revalidate none of the large answers: the next is a hit (found by h189, left open: each ran the app and nothing was stored)', async () => {
+            const { target, seen } = serveDated();
+            assert.equal((await request(target).get('/items?n=5000')).status, 200);
+            const answers = [];
+            for (let i = 0; i < 3; i++) answers.push(await request(target).get('/items?n=3').set('If-Modified-Since', SMALL_DATE));
+            assert.deepEqual(answers.map((a) => a.status), [304, 304, 304]);
+            assert.deepEqual(
+              answers.map((a) => a.headers['cache-status']),
+              ['tiercache; fwd=miss; detail=too-large', 'tiercache; fwd=miss', 'tiercache; hit; detail=L1'],
+              'the app ran for every revalidation of the small page: its conditionals were kept (the path\'s large answer meets its date) and nothing was stored',
+            );
+            assert.equal(seen.runs.get('n=3'), 2);
+          });
+
+          it('revalidations of the large answer under new queries, with its date or any later one, keep their conditionals: its 304 teaches nothing, nothing is read (h178\'s attack stays closed)', async () => {
+            const { target, seen } = serveDated();
+            await request(target).get('/items?n=5000');
+            seen.written = 0;
+            for (const [i, date] of [FILE_DATE, 'Mon, 07 Dec 2026 10:00:00 GMT', 'Fri, 01 Jan 2100 00:00:00 GMT'].entries()) {
+              for (const again of [0, 1]) {
+                const res = await request(target).get(`/items?n=5000&x=${i}`).set('If-Modified-Since', date);
+                assert.deepEqual([res.status, res.headers['cache-status']], [304, 'tiercache; fwd=miss; detail=too-large'], `${date}, asked ${again + 1} times`);
+              }
+            }
+            assert.equal(seen.written, 0, 'bytes the handler read for revalidations of the large answer');
+          });
+
+          it('a large answer that changed (a later date, not learned on this instance) is read whole once at most, and learned: revalidations of it under new queries, each asked twice, read nothing', async () => {
+            const { target, seen } = serveDated();
+            await request(target).get('/items?n=5000');
+            seen.largeDate = 'Sat, 05 Dec 2026 10:00:00 GMT';
+            seen.written = 0;
+            // A client holding the new date from another instance: the app's 304 shows an answer this one has not learned.
+            const asks = [];
+            for (let i = 0; i < 3; i++) asks.push(await request(target).get('/items?n=5000&x=a').set('If-Modified-Since', seen.largeDate));
+            assert.ok(seen.written <= KB64, `bytes the handler read for one key: ${seen.written}`);
+            const once = seen.written;
+            for (let i = 0; i < 3; i++) for (const _again of [0, 1]) asks.push(await request(target).get(`/items?n=5000&x=b${i}`).set('If-Modified-Since', seen.largeDate));
+            assert.deepEqual(asks.map((a) => a.status), Array(9).fill(304));
+            assert.equal(seen.written, once, 'bytes the handler read for revalidations under new queries, each asked twice');
+          });
+        });
+
         it('an answer that grew too large while a stale copy of it is kept (stale-if-error): its next revalidations reach the app with their conditionals, nothing read (found by h189: each read it whole for as long as the stale copy was kept)', async () => {
           const file: FileState = { size: 100, etag: '"s1"', written: 0, runs: 0 };
           const { target } = serve(file, { ttl: 100, staleIfError: '1h' });

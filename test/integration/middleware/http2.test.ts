@@ -217,6 +217,37 @@ describe('middleware: Koa over HTTP/2', () => {
     });
   }
 
+  for (const [name, Factory] of [['koa3', Koa], ['koa2', Koa2]] as const) {
+    it(`${name}: an answer sent whole that changed and is still too large is learned again from the 200 to the kept conditionals: the next revalidation, of its new tag, reaches the app with it, nothing made (h190's fea2454 over HTTP/2)`, async () => {
+      const app = new Factory();
+      app.use(koaCache(newCache(), { ttl: '1m', maxBodyBytes: 1024 }));
+      const file = { etag: '"w1"', made: 0 };
+      app.use((ctx) => {
+        ctx.set('ETag', file.etag);
+        ctx.type = 'text/plain';
+        ctx.status = 200;
+        if (ctx.fresh) return void (ctx.status = 304);
+        file.made++;
+        ctx.body = Buffer.alloc(4096, 'w');
+      });
+      const h2 = await overHttp2(app as Koa);
+      try {
+        const first = await h2.send('/whole', { 'if-none-match': '"w1"' });
+        assert.deepEqual([first.status, first.body.length, file.made], [304, 0, 1], 'the first revalidation: made whole, learned, the cache\'s 304');
+        file.etag = '"w2"';
+        const changed = await h2.send('/whole', { 'if-none-match': '"w1"' });
+        assert.deepEqual([changed.status, changed.body.length, changed.headers['etag'], changed.headers['cache-status']], [200, 4096, '"w2"', 'tiercache; fwd=miss; detail=too-large']);
+        const made = file.made;
+        const next = await h2.send('/whole', { 'if-none-match': '"w2"' });
+        assert.deepEqual([next.status, next.body.length], [304, 0]);
+        assert.equal(file.made, made, 'the body made for the revalidation of the new tag');
+        assert.equal(next.headers['cache-status'], 'tiercache; fwd=miss; detail=too-large');
+      } finally {
+        await h2.close();
+      }
+    });
+  }
+
   it('a body read by middleware before the cache: no byte in it, the GET is stored; bytes, it bypasses', async () => {
     const app = new Koa();
     const read = new Map<string, string>();
