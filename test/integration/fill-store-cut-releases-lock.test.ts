@@ -187,12 +187,13 @@ describe('a fill whose lookup Redis ran but whose reply came too late', function
       stores.push(request.lock?.key);
       return store(request);
     };
+    const state = () => a.store.l2!.state;
     late(true);
     const filling = a.getOrSet('k', async () => {
       // Past the lookup's timeout (L2 out), then Redis answering again before the loader ends.
-      while (a.store.l2!.state !== 'down') await sleep(10);
+      while (state() !== 'down') await sleep(10);
       late(false);
-      while (a.store.l2!.state !== 'ok') await sleep(10);
+      while (state() !== 'ok') await sleep(10);
       return 'a';
     });
     // getOrSet resolves once its store step is answered.
