@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
-import { adapters, buildApp } from './apps.js';
+import { adapters, buildApp, type RouteSpec } from './apps.js';
 
 describe("middleware: a fill whose lookup's reply came too late", function () {
   this.timeout(20_000);
@@ -30,11 +30,11 @@ describe("middleware: a fill whose lookup's reply came too late", function () {
       const locks = () => ctx.admin.keys(`*${ctx.ns}*:lock`);
       let lockSeenByB: string | null | undefined;
       let lockKey = '';
-      const routes = (onB: boolean) => [
+      const routes = (onB: boolean): RouteSpec[] => [
         {
           path: '/page',
           mw: { ttl: '1m' },
-          handler: async (io: { send(body: string): void }) => {
+          handler: async (io) => {
             if (onB) lockSeenByB = await ctx.admin.get(lockKey);
             io.send(onB ? 'b' : 'a');
           },
