@@ -373,5 +373,33 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
       assert.deepEqual([other.status, other.text.length], [200, 4096]);
       assert.deepEqual(order, ['a begins', 'b runs', 'a ends'], "the other instance's request was held behind a fill that stores nothing");
     });
+
+    it(`${adapter.name}: origin mode, a stale copy found to revalidate: the fill sets them aside after all, and holds the lock while it may store`, async () => {
+      const file = { size: 100, etag: '"f1"' };
+      let locksSeen: string[] | undefined;
+      let watch = false;
+      const handler: Handler = async (io) => {
+        if (watch) locksSeen = await ctx.admin.keys(`*${ctx.ns}*:lock`);
+        io.set('ETag', file.etag);
+        io.set('Cache-Control', 'no-cache');
+        io.set('Content-Type', 'text/plain');
+        if (fresh(io)) {
+          io.status(304);
+          if (io.native.framework === 'express') io.native.res.end();
+          return;
+        }
+        io.send(Buffer.alloc(file.size, 'f'));
+      };
+      const cache = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
+      const a = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { freshness: 'origin', maxBodyBytes: 1024 }, handler }] }).target;
+      // Stored while it fits (no-cache: revalidated on every use), then grown past maxBodyBytes: learned too large, the copy kept.
+      assert.equal((await request(a).get('/file')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      Object.assign(file, { size: 4096, etag: '"f2"' });
+      assert.equal((await request(a).get('/file')).text.length, 4096);
+      watch = true;
+      const revalidated = await request(a).get('/file').set('If-None-Match', '"f2"');
+      assert.equal(revalidated.status, 304);
+      assert.equal(locksSeen?.length, 1, 'the fill that revalidates the stale copy ran without the lock');
+    });
   }
 });
