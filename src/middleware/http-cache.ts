@@ -2080,7 +2080,7 @@ export class HttpCache<R> {
       } else if (start !== undefined && state.keeps && lock !== undefined && revalidatesWith(plan, stale) && !flight.done) {
         // Its lookup took no lock, its conditionals known to be kept, but it found a stale copy to revalidate
         // (origin mode): it sets them aside after all, and may store. Locked now, as any fill that may store.
-        this.cache.store.abandonFill(state.ticket);
+        store.abandonFill(state.ticket);
         const lookup = await store.lookupForFill(state.lockedKey, tags, lock.request(state.lockedKey), true);
         this.hold(state, lookup.ticket);
         stamp = lookup.stamp;
