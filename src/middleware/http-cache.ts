@@ -214,14 +214,14 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   ) {
     this.frontAnswers = answersItself(context.arg, true);
     this.conditions = conditionsOf(req.headers);
-    const revalidates = plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response);
+    const revalidates = revalidatesWith(plan, stale);
     if (this.conditions !== undefined) {
       this.setAside = [req.headers['if-none-match'], req.headers['if-modified-since']];
-      // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304.
-      // A stale copy at hand fitted once: learned since, the answer grew (kept for stale-if-error, it would
-      // otherwise be read whole for every revalidation while the copy is kept). An origin asked about that copy
-      // gets its validators instead.
-      if (!revalidates && http.oversized.known(plan.key, plan.routePath, plan.user, req.headers, this.conditions, createdAt)) this.keptConditions = true;
+      // Set aside, they would have the app produce a whole body to be thrown away, never stored, for our 304
+      // (fill.keeps: see HttpCache.keepsConditionals). A stale copy at hand fitted once: learned since, the
+      // answer grew (kept for stale-if-error, it would otherwise be read whole for every revalidation while the
+      // copy is kept). An origin asked about that copy gets its validators instead.
+      if (!revalidates && fill.keeps) this.keptConditions = true;
       else {
         delete req.headers['if-none-match'];
         delete req.headers['if-modified-since'];
@@ -889,6 +889,11 @@ interface FillState {
   /** The handler ended its answer, which is judged a turn later (HTTP/2: see CaptureHooks.ending). */
   judging: boolean;
   lockedKey: string;
+  /**
+   * The request's answer is known too large to store: the fill keeps its conditionals and stores nothing
+   * (unless it revalidates a stale copy: FillCapture), so it takes no fill lock (see HttpCache.keepsConditionals).
+   */
+  readonly keeps: boolean;
 }
 
 /** The fill was done by another instance: waiters look the entry up themselves. */
@@ -986,6 +991,11 @@ class Flight {
 
 /** How often a request waiting on another instance's fill looks for the entry. */
 const REMOTE_FILL_POLL_MS = 20;
+
+/** Whether a fill with `stale` at hand revalidates it (origin mode): the origin is asked with its validators. */
+function revalidatesWith(plan: Plan, stale: Found | undefined): stale is Found {
+  return plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response);
+}
 
 /** `found` if it may answer a request that waited for another instance's fill: checked and fresh. */
 function freshFound(found: Found | undefined): Found | undefined {
@@ -1233,7 +1243,7 @@ export class HttpCache<R> {
       this.unstored(res, refused ?? 'request-no-store');
       return this.passOnReporting(c.req, next, this.outerMiss(plan, true));
     }
-    const { flight, state } = this.beginFill(plan.key, res);
+    const { flight, state } = this.beginFill(plan, req, res);
     let capture: FillCapture | undefined;
     try {
       const stamp = this.cache.store.versions.stampLocally(this.tagsOf(plan))!;
@@ -1449,7 +1459,7 @@ export class HttpCache<R> {
         }
         // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
         // stamp. The fill is registered first, so requests for the key on this instance wait on it.
-        begun = this.beginFill(plan.key, res);
+        begun = this.beginFill(plan, req, res);
         // A stale entry a layer further out read from L2 for this request (see passOver): what L2 holds was
         // just read and counted; only this layer's lock and stamp are wanted (its tags may differ).
         const read = local === undefined ? undefined : this.readFurtherOut(req, plan, local);
@@ -1588,10 +1598,11 @@ export class HttpCache<R> {
    * requests for the key on this instance wait on it from now on. However it
    * ends, its waiters go on and what its lookup took in Redis is released.
    */
-  private beginFill(key: string, res: ServerResponse): BegunFill {
+  private beginFill(plan: Plan, req: IncomingMessage, res: ServerResponse): BegunFill {
+    const key = plan.key;
     const lock = this.cache.fillLock;
     const flight = new Flight(coarseNow(), COALESCE_WAIT_MS + (lock?.ttl ?? 0));
-    const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, judging: false, lockedKey: key };
+    const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, judging: false, lockedKey: key, keeps: this.keepsConditionals(plan, req, flight.startedAt) };
     // A fill whose client stopped reading gives way to this one (its lock released, nothing stored).
     this.flights.get(key)?.stall?.();
     this.flights.set(key, flight);
@@ -1631,6 +1642,16 @@ export class HttpCache<R> {
     return this.requestNoStore(c.req, plan) ? 'request-no-store' : undefined;
   }
 
+  /**
+   * Whether a fill of this request keeps its conditionals (see FillCapture), its answer known too large to
+   * store at `at` (see oversized-answers.ts): the app answers them, nothing is stored. Such a fill takes no
+   * fill lock: held, another instance's request for the key waited for it and then ran its handler unlocked.
+   */
+  private keepsConditionals(plan: Plan, req: IncomingMessage, at: number): boolean {
+    const conditions = conditionsOf(req.headers);
+    return conditions !== undefined && this.oversized.known(plan.key, plan.routePath, plan.user, req.headers, conditions, at);
+  }
+
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
   private mayStartFill(c: HttpRequestContext<R>, plan: Plan): boolean {
     if (this.fillRefused(c, plan) !== undefined) return false;
@@ -1651,7 +1672,7 @@ export class HttpCache<R> {
 
   private async startFill(plan: Plan, req: IncomingMessage, state: FillState, readAt?: string): Promise<FillStart> {
     const store = this.cache.store;
-    const lock = this.cache.fillLock;
+    const lock = state.keeps ? undefined : this.cache.fillLock;
     const tags = this.tagsOf(plan);
     let key = readAt ?? plan.key;
     let vary: readonly string[] | undefined;
@@ -2034,7 +2055,7 @@ export class HttpCache<R> {
 
     const store = this.cache.store;
     const lock = this.cache.fillLock;
-    const { flight, state, start } = begun ?? this.beginFill(plan.key, res);
+    const { flight, state, start } = begun ?? this.beginFill(plan, req, res);
     const createdAt = flight.startedAt;
     let stamp: FillStamp | undefined = start?.lookup.stamp;
     let capture: FillCapture | undefined;
@@ -2049,9 +2070,17 @@ export class HttpCache<R> {
         const names = refreshVary(req);
         const key = names === undefined ? plan.key : variantKey(plan.key, varyPairs(req.headers, names));
         // One that gave way (stalled) released its lock as it did.
-        const lookup = await store.lookupForFill(key, tags, running === undefined || running.done ? lock?.request(key) : undefined, true);
+        const lookup = await store.lookupForFill(key, tags, (running === undefined || running.done) && !state.keeps ? lock?.request(key) : undefined, true);
         this.hold(state, lookup.ticket);
         state.lockedKey = key;
+        stamp = lookup.stamp;
+        theirs = lookup.lock === 'theirs';
+      } else if (start !== undefined && state.keeps && lock !== undefined && revalidatesWith(plan, stale) && !flight.done) {
+        // Its lookup took no lock, its conditionals known to be kept, but it found a stale copy to revalidate
+        // (origin mode): it sets them aside after all, and may store. Locked now, as any fill that may store.
+        store.abandonFill(state.ticket);
+        const lookup = await store.lookupForFill(state.lockedKey, tags, lock.request(state.lockedKey), true);
+        this.hold(state, lookup.ticket);
         stamp = lookup.stamp;
         theirs = lookup.lock === 'theirs';
       }

@@ -76,6 +76,11 @@ export type StoreResult = boolean | typeof UNREACHED | typeof UNSENT | typeof L1
 
 export const NO_TICKET: FillTicket = Object.freeze({ lock: undefined, created: Object.freeze([]), createdTags: Object.freeze([]) });
 
+/** Whether a fill step that failed with `err` may have reached Redis and run: all but one never sent. */
+function mayHaveRun(err: unknown): boolean {
+  return !(err instanceof L2NotSentError || err instanceof EntryUnfitError);
+}
+
 /** One round trip's worth of a fill's start (see lookupForFill). */
 export interface FillLookup {
   /** A valid entry in L2, fresh or stale; undefined when none. */
@@ -460,10 +465,13 @@ export class TieredStore {
     try {
       reply = await fills.lookup({ key, lock, counters: keys, epochFirst: needs.epoch, now, skipEntry, since });
     } catch (err) {
-      // A lookup its caller gave up on may still have run (sent, with Redis up, with what was left of the
-      // timeout): the ticket holds the lock it may have taken, so the store or abandon releases it (token-checked).
-      const sent = lock !== undefined && this.l2?.state === 'ok';
-      const ticket = since !== undefined && err instanceof L2UnavailableError ? { ...NO_TICKET, lock: sent ? { key: lock.key, token: lock.token } : undefined, since } : NO_TICKET;
+      // Redis may have run a lookup whose answer never came (past the command timeout, a connection cut after
+      // it went out) and taken the lock: the ticket holds it, so the fill's store or abandon releases it, later
+      // if need be (token-checked: this fill's alone). Left, other instances waited out l2.lockTimeout.
+      const taken = lock !== undefined && mayHaveRun(err) ? lock : undefined;
+      // A fill held until the first connection, whose wait ran out (see FillTicket.since).
+      const waited = since !== undefined && err instanceof L2UnavailableError ? since : undefined;
+      const ticket = taken === undefined && waited === undefined ? NO_TICKET : { ...NO_TICKET, lock: taken, since: waited };
       return { hit: undefined, stamp: await versions.stamp(tags, since), lock: 'none', ticket, unanswered: true };
     }
     const read = readOf(needs, reply.values);

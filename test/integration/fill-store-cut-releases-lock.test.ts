@@ -134,3 +134,71 @@ describe('a fill whose last step a connection cut took with it', function () {
     assert.deepEqual([await there, loadsB], ['second', 0], "another instance ran its loader beside the fill that held the key's lock");
   });
 });
+
+// Its lookup (which takes the lock with the entry's look, in one script) reached Redis and ran, but its
+// reply came past the command timeout: the fill went on unlocked, and nothing it sent carried the lock's
+// token, so the lock stayed for the whole of l2.lockTimeout, other instances waiting it out.
+describe('a fill whose lookup Redis ran but whose reply came too late', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'fslost' });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  /** A through a proxy whose replies come 600 ms late while `late` is on (past its 300 ms command timeout); B direct. */
+  async function twoCaches() {
+    proxy = await startTcpProxy(ctx.redis.port, '127.0.0.1', 0, true);
+    const a = await ctx.open({ redis: proxy.url, l2: { commandTimeout: 300, breakerCooldown: 100, lockTimeout: '15s' } });
+    a.on('error', () => undefined);
+    const b = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '15s' } });
+    const lockKey = `{${a.dataKey('k')}}:lock`;
+    return { a, b, lockKey, late: (on: boolean) => proxy!.setDelay(on ? 600 : 0, 'replies') };
+  }
+
+  /** Whether `lockKey` is gone within `ms` (the lock lives 15 s). */
+  async function goneWithin(lockKey: string, ms: number): Promise<boolean> {
+    for (const until = performance.now() + ms; performance.now() < until; await sleep(25)) {
+      if ((await ctx.admin.exists(lockKey)) === 0) return true;
+    }
+    return false;
+  }
+
+  it('releases the lock that lookup took once Redis answers again, its loader having ended while L2 was out: another instance runs its loader at once', async () => {
+    const { a, b, lockKey, late } = await twoCaches();
+    late(true);
+    assert.equal(await a.getOrSet('k', async () => 'a'), 'a');
+    assert.equal(a.store.l2!.state, 'down', 'the lookup did not time out');
+    assert.equal(await ctx.admin.exists(lockKey), 1, "the lookup did not take the lock in Redis (the test's premise)");
+    late(false);
+    assert.ok(await goneWithin(lockKey, 4_000), `the lock of A's fill stayed once Redis answered A again (PTTL ${await ctx.admin.pttl(lockKey)} ms)`);
+    let loadsB = 0;
+    assert.equal(await b.getOrSet('k', async () => (loadsB++, 'b')), 'b');
+    assert.equal(loadsB, 1);
+  });
+
+  it('that ends once Redis answers again releases that lock with its store, in one step', async () => {
+    const { a, lockKey, late } = await twoCaches();
+    const fills = (a.store as unknown as { fills: { store: (request: { lock?: { key: string } }) => Promise<unknown> } }).fills;
+    const store = fills.store.bind(fills);
+    const stores: Array<string | undefined> = [];
+    fills.store = (request) => {
+      stores.push(request.lock?.key);
+      return store(request);
+    };
+    const state = () => a.store.l2!.state;
+    late(true);
+    const filling = a.getOrSet('k', async () => {
+      // Past the lookup's timeout (L2 out), then Redis answering again before the loader ends.
+      while (state() !== 'down') await sleep(10);
+      late(false);
+      while (state() !== 'ok') await sleep(10);
+      return 'a';
+    });
+    // getOrSet resolves once its store step is answered.
+    assert.equal(await filling, 'a');
+    assert.deepEqual(stores, [lockKey], 'the store step did not carry the lock');
+    assert.equal(await ctx.admin.exists(lockKey), 0, `the lock of A's fill stayed after its store (PTTL ${await ctx.admin.pttl(lockKey)} ms)`);
+  });
+});

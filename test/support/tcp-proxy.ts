@@ -27,8 +27,11 @@ export interface TcpProxy {
   readonly attempts: number;
   /** Drops every connection; new ones are refused or blackholed until heal(). */
   cut(mode?: CutMode): void;
-  /** A proxy started adjustable: from now on every chunk is held `ms` (order kept), on open connections too. */
-  setDelay(ms: number): void;
+  /**
+   * A proxy started adjustable: from now on every chunk is held `ms` (order kept), on open connections too;
+   * with `only` 'replies', the target's chunks alone: a command reaches Redis and runs at once, its reply comes late.
+   */
+  setDelay(ms: number, only?: 'replies'): void;
   /** Lets connections through again (blackholed ones are dropped, so their clients reconnect). */
   heal(): void;
   close(): Promise<void>;
@@ -42,6 +45,8 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', delayMs = 0, adjustable = delayMs !== 0): Promise<TcpProxy> {
   let delay = delayMs;
+  /** What setDelay(ms, 'replies') held the target's chunks by (the client's still go at `delay`). */
+  let replyDelay: number | undefined;
   const piped = new Set<Socket>();
   const held = new Set<Socket>();
   let mode: CutMode | undefined;
@@ -86,8 +91,8 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       client.pipe(upstream);
       upstream.pipe(client);
     } else {
-      client.on('data', relayTo(upstream));
-      upstream.on('data', relayTo(client));
+      client.on('data', relayTo(upstream, () => delay));
+      upstream.on('data', relayTo(client, () => replyDelay ?? delay));
     }
   });
   /**
@@ -95,7 +100,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
    * timer per direction. (A timer per chunk let a chunk sent after setDelay() lowered the delay, due at the
    * same moment as one held from before, fire first: bytes out of order, a RESP stream cut up.)
    */
-  function relayTo(to: Socket): (chunk: Buffer) => void {
+  function relayTo(to: Socket, held: () => number): (chunk: Buffer) => void {
     const queue: Array<{ due: number; chunk: Buffer }> = [];
     let timer: NodeJS.Timeout | undefined;
     // Held chunks have nowhere to go once `to` is gone: a timer left for them (setDelay(1e9)) kept a test
@@ -117,7 +122,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     return (chunk) => {
       if (to.destroyed) return;
       const now = Date.now();
-      const due = Math.max(now + delay, queue.length > 0 ? queue[queue.length - 1]!.due : 0);
+      const due = Math.max(now + held(), queue.length > 0 ? queue[queue.length - 1]!.due : 0);
       if (queue.length === 0 && due <= now) {
         if (!to.destroyed) to.write(chunk);
         return;
@@ -153,9 +158,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       });
       return () => count;
     },
-    setDelay(ms: number) {
+    setDelay(ms: number, only?: 'replies') {
       if (!adjustable) throw new Error('setDelay() needs a proxy started adjustable');
-      delay = ms;
+      if (only === 'replies') replyDelay = ms;
+      else {
+        delay = ms;
+        replyDelay = undefined;
+      }
     },
     cut(how: CutMode = 'refuse') {
       mode = how;

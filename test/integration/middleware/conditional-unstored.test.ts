@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
-import { useCleanup } from '../../support/cache-context.js';
+import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
 import express from 'express';
 import { expressCache } from '../../../src/express.js';
 import { adapters, buildApp, headerOf, type AnyMiddlewareOptions, type Handler, type HandlerIO } from './apps.js';
@@ -396,4 +396,77 @@ describe('middleware: conditional GETs of answers the cache does not store', () 
     assert.equal(res.status, 304);
     assert.equal(res.headers['cache-status'], 'tiercache; fwd=miss; stored');
   });
+});
+
+// A fill that keeps its conditionals stores nothing, yet its lookup took the Redis fill lock: another
+// instance's request for the key waited for that fill, then ran its handler unlocked. Two caches on one
+// real redis-server; the kept fill's handler is held until the other instance's has run (3 s at most).
+describe('middleware: a fill that keeps the conditionals, with another instance on the same Redis', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'cond-kept-lock' });
+
+  for (const adapter of adapters) {
+    it(`${adapter.name}: takes no fill lock: a request for the key on the other instance fills at once, not held behind it`, async () => {
+      const file: FileState = { size: 4096, etag: '"f1"', written: 0, runs: 0 };
+      const order: string[] = [];
+      let released!: () => void;
+      let gate: Promise<void> | undefined;
+      const held = (name: string): Handler => {
+        const inner = streamsFile(file);
+        return async (io) => {
+          if (name === 'a' && gate !== undefined) {
+            order.push('a begins');
+            await Promise.race([gate, new Promise((resolve) => setTimeout(resolve, 3_000))]);
+            order.push('a ends');
+          } else if (name === 'b') {
+            order.push('b runs');
+            released?.();
+          }
+          return inner(io);
+        };
+      };
+      const open = (name: string) => ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } }).then((cache) => buildApp(adapter, cache, { routes: [{ path: '/file', mw: { ttl: '1m', maxBodyBytes: 1024 }, handler: held(name) }] }).target);
+      const a = await open('a');
+      const b = await open('b');
+      // A learns the answer too large (its fill set the conditionals aside, read it all, stored nothing).
+      assert.equal((await request(a).get('/file').set('If-None-Match', '"f1"')).status, 304);
+      gate = new Promise<void>((resolve) => (released = resolve));
+      const kept = request(a).get('/file').set('If-None-Match', '"f1"').then((r) => r);
+      while (!order.includes('a begins')) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.deepEqual(await ctx.admin.keys(`*${ctx.ns}*:lock`), [], 'the fill that keeps the conditionals holds the Redis fill lock');
+      const other = await request(b).get('/file');
+      const answered = await kept;
+      assert.deepEqual([answered.status, answered.headers['cache-status']], [304, 'tiercache; fwd=miss; detail=too-large']);
+      assert.deepEqual([other.status, other.text.length], [200, 4096]);
+      assert.deepEqual(order, ['a begins', 'b runs', 'a ends'], "the other instance's request was held behind a fill that stores nothing");
+    });
+
+    it(`${adapter.name}: origin mode, a stale copy found to revalidate: the fill sets them aside after all, and holds the lock while it may store`, async () => {
+      const file = { size: 100, etag: '"f1"' };
+      let locksSeen: string[] | undefined;
+      let watch = false;
+      const handler: Handler = async (io) => {
+        if (watch) locksSeen = await ctx.admin.keys(`*${ctx.ns}*:lock`);
+        io.set('ETag', file.etag);
+        io.set('Cache-Control', 'no-cache');
+        io.set('Content-Type', 'text/plain');
+        if (fresh(io)) {
+          io.status(304);
+          if (io.native.framework === 'express') io.native.res.end();
+          return;
+        }
+        io.send(Buffer.alloc(file.size, 'f'));
+      };
+      const cache = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
+      const a = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { freshness: 'origin', maxBodyBytes: 1024 }, handler }] }).target;
+      // Stored while it fits (no-cache: revalidated on every use), then grown past maxBodyBytes: learned too large, the copy kept.
+      assert.equal((await request(a).get('/file')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      Object.assign(file, { size: 4096, etag: '"f2"' });
+      assert.equal((await request(a).get('/file')).text.length, 4096);
+      watch = true;
+      const revalidated = await request(a).get('/file').set('If-None-Match', '"f2"');
+      assert.equal(revalidated.status, 304);
+      assert.equal(locksSeen?.length, 1, 'the fill that revalidates the stale copy ran without the lock');
+    });
+  }
 });
