@@ -997,6 +997,14 @@ function revalidatesWith(plan: Plan, stale: Found | undefined): stale is Found {
   return plan.origin !== undefined && stale !== undefined && stale.unchecked === undefined && revalidatable(stale.response);
 }
 
+/**
+ * Whether a fill may store, and so takes the fill lock: one that keeps its conditionals stores nothing,
+ * unless it revalidates `stale` after all (FillCapture sets them aside then).
+ */
+function mayStore(state: FillState, plan: Plan, stale: Found | undefined): boolean {
+  return !state.keeps || revalidatesWith(plan, stale);
+}
+
 /** `found` if it may answer a request that waited for another instance's fill: checked and fresh. */
 function freshFound(found: Found | undefined): Found | undefined {
   return found !== undefined && found.unchecked === undefined && found.entry.freshUntil > coarseNow() ? found : undefined;
@@ -2070,7 +2078,7 @@ export class HttpCache<R> {
         const names = refreshVary(req);
         const key = names === undefined ? plan.key : variantKey(plan.key, varyPairs(req.headers, names));
         // One that gave way (stalled) released its lock as it did.
-        const lookup = await store.lookupForFill(key, tags, (running === undefined || running.done) && !state.keeps ? lock?.request(key) : undefined, true);
+        const lookup = await store.lookupForFill(key, tags, (running === undefined || running.done) && mayStore(state, plan, stale) ? lock?.request(key) : undefined, true);
         this.hold(state, lookup.ticket);
         state.lockedKey = key;
         stamp = lookup.stamp;

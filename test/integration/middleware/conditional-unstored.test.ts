@@ -6,6 +6,8 @@
 // a cookie: it goes whole. A streamed answer with its own validator gets its
 // 304 too, and is stored (see filling-304-fields). Express 5 and 4, Koa 3 and 2.
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import request from 'supertest';
 import { createCache } from '../../../src/index.js';
 import { useCleanup, useRedisCaches } from '../../support/cache-context.js';
@@ -467,6 +469,63 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
       const revalidated = await request(a).get('/file').set('If-None-Match', '"f2"');
       assert.equal(revalidated.status, 304);
       assert.equal(locksSeen?.length, 1, 'the fill that revalidates the stale copy ran without the lock');
+    });
+
+    // A waiter whose fill's client left fills in its place (takeRefill), and a request let go by a stalled fill
+    // starts again (LET_GO): fill() looks up for them itself, with the stale copy at hand. One whose conditionals
+    // are kept but that revalidates that copy may store: it must take the lock in that lookup too.
+    it(`${adapter.name}: origin mode, a waiter that fills in place of a fill whose client left, a stale copy to revalidate: it holds its own lock while it may store`, async () => {
+      const file = { size: 100, etag: '"f1"' };
+      const lockOf = async () => {
+        const [key] = await ctx.admin.keys(`*${ctx.ns}*:lock`);
+        return key === undefined ? undefined : ((await ctx.admin.get(key)) ?? undefined);
+      };
+      const tokens: Array<string | undefined> = [];
+      let watch = false;
+      let leaving: (() => void) | undefined;
+      let began!: () => void;
+      const leaverIn = new Promise<void>((resolve) => (began = resolve));
+      const handler: Handler = async (io) => {
+        if (watch) {
+          tokens.push(await lockOf());
+          if (leaving === undefined) {
+            began();
+            // The first fill's handler outlives its client (who hangs up meanwhile).
+            await new Promise<void>((resolve) => (leaving = resolve));
+          }
+        }
+        io.set('ETag', file.etag);
+        io.set('Cache-Control', 'no-cache');
+        io.set('Content-Type', 'text/plain');
+        if (fresh(io)) {
+          io.status(304);
+          if (io.native.framework === 'express') io.native.res.end();
+          return;
+        }
+        io.send(Buffer.alloc(file.size, 'f'));
+      };
+      const cache = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
+      const a = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { freshness: 'origin', maxBodyBytes: 1024 }, handler }] }).target;
+      // Stored while it fits (no-cache), then grown past maxBodyBytes: learned too large ("f2"), the copy ("f1") kept.
+      assert.equal((await request(a).get('/file')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+      Object.assign(file, { size: 4096, etag: '"f2"' });
+      assert.equal((await request(a).get('/file')).text.length, 4096);
+      watch = true;
+      const server = await ctx.serve(a as never);
+      const { port } = server.address() as AddressInfo;
+      const leaver = connect(port, '127.0.0.1', () => leaver.write('GET /file HTTP/1.1\r\nHost: x\r\n\r\n'));
+      leaver.on('error', () => undefined);
+      await leaverIn;
+      // Known too large, its conditionals would be kept; it waits on the fill under way.
+      const waiter = request(server).get('/file').set('If-None-Match', '"f2"').then((r) => r);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      leaver.destroy();
+      const answered = await waiter;
+      leaving?.();
+      assert.equal(answered.status, 304);
+      assert.equal(tokens.length, 2, `the handler ran ${tokens.length} times`);
+      assert.ok(tokens[0] !== undefined, 'the first fill ran without the lock (premise)');
+      assert.ok(tokens[1] !== undefined && tokens[1] !== tokens[0], `the waiter that filled in place revalidated the stale copy without a lock of its own (lock: ${tokens[1] === undefined ? 'none' : 'the first fill\'s'})`);
     });
   }
 });
