@@ -518,11 +518,14 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
       await leaverIn;
       // Known too large, its conditionals would be kept; it waits on the fill under way.
       const waiter = request(server).get('/file').set('If-None-Match', '"f2"').then((r) => r);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      const connections = () => new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
+      while ((await connections()) < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 50));
       leaver.destroy();
       const answered = await waiter;
       leaving?.();
       assert.equal(answered.status, 304);
+      assert.equal(cache.stats().coalesced, 1, 'the second request did not wait on the first fill (premise: it fills in place of the one whose client left)');
       assert.equal(tokens.length, 2, `the handler ran ${tokens.length} times`);
       assert.ok(tokens[0] !== undefined, 'the first fill ran without the lock (premise)');
       assert.ok(tokens[1] !== undefined && tokens[1] !== tokens[0], `the waiter that filled in place revalidated the stale copy without a lock of its own (lock: ${tokens[1] === undefined ? 'none' : 'the first fill\'s'})`);
