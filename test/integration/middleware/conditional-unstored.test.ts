@@ -407,6 +407,32 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
   this.timeout(20_000);
   const ctx = useRedisCaches({ prefix: 'cond-kept-lock' });
 
+  /**
+   * Origin mode: /file answered no-cache by a handler that runs `before` first, stored while it fits ("f1"), then
+   * grown past maxBodyBytes ("f2", 4 KiB): learned too large, the stale copy kept to revalidate.
+   */
+  async function grownPastBound(adapter: (typeof adapters)[number], before: () => Promise<void>) {
+    const file = { size: 100, etag: '"f1"' };
+    const handler: Handler = async (io) => {
+      await before();
+      io.set('ETag', file.etag);
+      io.set('Cache-Control', 'no-cache');
+      io.set('Content-Type', 'text/plain');
+      if (fresh(io)) {
+        io.status(304);
+        if (io.native.framework === 'express') io.native.res.end();
+        return;
+      }
+      io.send(Buffer.alloc(file.size, 'f'));
+    };
+    const cache = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
+    const target = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { freshness: 'origin', maxBodyBytes: 1024 }, handler }] }).target;
+    assert.equal((await request(target).get('/file')).headers['cache-status'], 'tiercache; fwd=miss; stored');
+    Object.assign(file, { size: 4096, etag: '"f2"' });
+    assert.equal((await request(target).get('/file')).text.length, 4096);
+    return { cache, target };
+  }
+
   for (const adapter of adapters) {
     it(`${adapter.name}: takes no fill lock: a request for the key on the other instance fills at once, not held behind it`, async () => {
       const file: FileState = { size: 4096, etag: '"f1"', written: 0, runs: 0 };
@@ -444,29 +470,13 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
     });
 
     it(`${adapter.name}: origin mode, a stale copy found to revalidate: the fill sets them aside after all, and holds the lock while it may store`, async () => {
-      const file = { size: 100, etag: '"f1"' };
       let locksSeen: string[] | undefined;
       let watch = false;
-      const handler: Handler = async (io) => {
+      const a = await grownPastBound(adapter, async () => {
         if (watch) locksSeen = await ctx.admin.keys(`*${ctx.ns}*:lock`);
-        io.set('ETag', file.etag);
-        io.set('Cache-Control', 'no-cache');
-        io.set('Content-Type', 'text/plain');
-        if (fresh(io)) {
-          io.status(304);
-          if (io.native.framework === 'express') io.native.res.end();
-          return;
-        }
-        io.send(Buffer.alloc(file.size, 'f'));
-      };
-      const cache = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
-      const a = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { freshness: 'origin', maxBodyBytes: 1024 }, handler }] }).target;
-      // Stored while it fits (no-cache: revalidated on every use), then grown past maxBodyBytes: learned too large, the copy kept.
-      assert.equal((await request(a).get('/file')).headers['cache-status'], 'tiercache; fwd=miss; stored');
-      Object.assign(file, { size: 4096, etag: '"f2"' });
-      assert.equal((await request(a).get('/file')).text.length, 4096);
+      });
       watch = true;
-      const revalidated = await request(a).get('/file').set('If-None-Match', '"f2"');
+      const revalidated = await request(a.target).get('/file').set('If-None-Match', '"f2"');
       assert.equal(revalidated.status, 304);
       assert.equal(locksSeen?.length, 1, 'the fill that revalidates the stale copy ran without the lock');
     });
@@ -475,7 +485,6 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
     // starts again (LET_GO): fill() looks up for them itself, with the stale copy at hand. One whose conditionals
     // are kept but that revalidates that copy may store: it must take the lock in that lookup too.
     it(`${adapter.name}: origin mode, a waiter that fills in place of a fill whose client left, a stale copy to revalidate: it holds its own lock while it may store`, async () => {
-      const file = { size: 100, etag: '"f1"' };
       const lockOf = async () => {
         const [key] = await ctx.admin.keys(`*${ctx.ns}*:lock`);
         return key === undefined ? undefined : ((await ctx.admin.get(key)) ?? undefined);
@@ -485,33 +494,16 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
       let leaving: (() => void) | undefined;
       let began!: () => void;
       const leaverIn = new Promise<void>((resolve) => (began = resolve));
-      const handler: Handler = async (io) => {
-        if (watch) {
-          tokens.push(await lockOf());
-          if (leaving === undefined) {
-            began();
-            // The first fill's handler outlives its client (who hangs up meanwhile).
-            await new Promise<void>((resolve) => (leaving = resolve));
-          }
-        }
-        io.set('ETag', file.etag);
-        io.set('Cache-Control', 'no-cache');
-        io.set('Content-Type', 'text/plain');
-        if (fresh(io)) {
-          io.status(304);
-          if (io.native.framework === 'express') io.native.res.end();
-          return;
-        }
-        io.send(Buffer.alloc(file.size, 'f'));
-      };
-      const cache = await ctx.open({ l2: { commandTimeout: '3s', lockTimeout: '10s' } });
-      const a = buildApp(adapter, cache, { routes: [{ path: '/file', mw: { freshness: 'origin', maxBodyBytes: 1024 }, handler }] }).target;
-      // Stored while it fits (no-cache), then grown past maxBodyBytes: learned too large ("f2"), the copy ("f1") kept.
-      assert.equal((await request(a).get('/file')).headers['cache-status'], 'tiercache; fwd=miss; stored');
-      Object.assign(file, { size: 4096, etag: '"f2"' });
-      assert.equal((await request(a).get('/file')).text.length, 4096);
+      const a = await grownPastBound(adapter, async () => {
+        if (!watch) return;
+        tokens.push(await lockOf());
+        if (leaving !== undefined) return;
+        began();
+        // The first fill's handler outlives its client (who hangs up meanwhile).
+        await new Promise<void>((resolve) => (leaving = resolve));
+      });
       watch = true;
-      const server = await ctx.serve(a as never);
+      const server = await ctx.serve(a.target as never);
       const { port } = server.address() as AddressInfo;
       const leaver = connect(port, '127.0.0.1', () => leaver.write('GET /file HTTP/1.1\r\nHost: x\r\n\r\n'));
       leaver.on('error', () => undefined);
@@ -525,7 +517,7 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
       const answered = await waiter;
       leaving?.();
       assert.equal(answered.status, 304);
-      assert.equal(cache.stats().coalesced, 1, 'the second request did not wait on the first fill (premise: it fills in place of the one whose client left)');
+      assert.equal(a.cache.stats().coalesced, 1, 'the second request did not wait on the first fill (premise: it fills in place of the one whose client left)');
       assert.equal(tokens.length, 2, `the handler ran ${tokens.length} times`);
       assert.ok(tokens[0] !== undefined, 'the first fill ran without the lock (premise)');
       assert.ok(tokens[1] !== undefined && tokens[1] !== tokens[0], `the waiter that filled in place revalidated the stale copy without a lock of its own (lock: ${tokens[1] === undefined ? 'none' : 'the first fill\'s'})`);
