@@ -63,6 +63,13 @@ export const OVERSIZED_MAX_PATH = 512;
  */
 export const OVERSIZED_MAX_TAG = 128;
 
+/**
+ * Most entity tags of a revalidation looked up; a longer list is taken as met, as `*` is (its conditionals kept:
+ * the app answers them, nothing is stored). No client revalidates that many answers at once; each one looked up
+ * costs a key of the path (up to OVERSIZED_MAX_PATH) and the tag: a hostile list of thousands, milliseconds.
+ */
+export const OVERSIZED_TAGS_ASKED = 32;
+
 /** Most characters of Vary names held for a key; past it the key is held for all its variants, as for `Vary: *`. */
 export const OVERSIZED_MAX_VARY = 256;
 
@@ -113,7 +120,9 @@ export class OversizedAnswers {
     // Met (as the cache's 304 judges) by a large answer, set aside they would have the app read it whole for
     // that 304; met by none, its 200 goes whole to the client at the client's pace, or a small one is stored.
     if (conditions.ifNoneMatch === undefined) return isNotModified(conditions, undefined, mark.lastModified);
-    for (const tag of splitList(conditions.ifNoneMatch, false)) {
+    const tags = splitList(conditions.ifNoneMatch, false);
+    if (tags.length > OVERSIZED_TAGS_ASKED) return true;
+    for (const tag of tags) {
       if (tag === '*' || held(this.tags, tagOf(at, tag), now)) return true;
     }
     return false;

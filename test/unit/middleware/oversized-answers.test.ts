@@ -2,7 +2,7 @@
 // per variant of a key whose answer varied, and per path; for a time, and for
 // a bounded number of keys and paths however many a client makes too large.
 import assert from 'node:assert/strict';
-import { OVERSIZED_KEYS, OVERSIZED_MAX_PATH, OVERSIZED_MAX_TAG, OVERSIZED_MAX_VARY, OversizedAnswers } from '../../../src/middleware/oversized-answers.js';
+import { OVERSIZED_KEYS, OVERSIZED_MAX_PATH, OVERSIZED_MAX_TAG, OVERSIZED_MAX_VARY, OVERSIZED_TAGS_ASKED, OversizedAnswers } from '../../../src/middleware/oversized-answers.js';
 
 const KEY = 'ns:GET:/file';
 /** Paths no test learns, for what is known of keys alone. */
@@ -162,6 +162,24 @@ describe('middleware: answers known too large to store, unit', () => {
     assert.equal(ask(7, `"a", ${long(7)}`), true, 'in a list');
     assert.equal(ask(7, long(7, 'y')), false, 'a long tag that differs in its last character');
     assert.equal(ask(7, long(8)), false, "another path's");
+  });
+
+  it(`looks up ${OVERSIZED_TAGS_ASKED} of a revalidation's entity tags at most: a longer list keeps its conditionals, as \`*\` does (found by h198: each of a hostile list's thousands was looked up with the path, up to 512 characters, before it: milliseconds of CPU a request)`, () => {
+    const known = new OversizedAnswers();
+    const path = '/'.padEnd(OVERSIZED_MAX_PATH - 8, 'p');
+    known.learn(`ns:GET:${path}`, path, undefined, [], {}, TAG, 1_000, 0);
+    const tags = (known as unknown as { tags: Map<string, number> }).tags;
+    const get = tags.get.bind(tags);
+    let looked = 0;
+    tags.get = (key: string) => (looked++, get(key));
+    const list = (n: number, last = '"f1"') => [...Array.from({ length: n - 1 }, (_, i) => `"t${i}"`), last].join(', ');
+    const ask = (ifNoneMatch: string) => known.known(`ns:GET:${path}?x=1`, path, undefined, {}, { ifNoneMatch, ifModifiedSince: undefined }, 0);
+    assert.equal(ask(list(2_000)), true, "a list of 2,000 with the large answer's tag last");
+    assert.ok(looked <= OVERSIZED_TAGS_ASKED, `tags looked up for one revalidation: ${looked}`);
+    assert.equal(ask(list(2_000, '"t-none"')), true, "a list of 2,000 with none of the path's tags: the app answers it");
+    looked = 0;
+    assert.deepEqual([ask(list(OVERSIZED_TAGS_ASKED)), ask(list(OVERSIZED_TAGS_ASKED, '"t-none"'))], [true, false], 'lists up to the bound are looked up tag by tag');
+    assert.equal(looked, 2 * OVERSIZED_TAGS_ASKED);
   });
 
   it(`holds a key whose answer varied on more than ${OVERSIZED_MAX_VARY} characters of field names for all its variants, as for Vary: *`, () => {
