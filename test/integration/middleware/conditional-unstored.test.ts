@@ -481,9 +481,9 @@ describe('middleware: a fill that keeps the conditionals, with another instance 
       assert.equal(locksSeen?.length, 1, 'the fill that revalidates the stale copy ran without the lock');
     });
 
-    // A waiter whose fill's client left fills in its place (takeRefill), and a request let go by a stalled fill
-    // starts again (LET_GO): fill() looks up for them itself, with the stale copy at hand. One whose conditionals
-    // are kept but that revalidates that copy may store: it must take the lock in that lookup too.
+    // A waiter whose fill's client left (or stalled) fills in its place (takeRefill): fill() looks up for it
+    // itself, with the stale copy at hand. One whose conditionals are kept but that revalidates that copy may
+    // store: it must take the lock in that lookup too.
     it(`${adapter.name}: origin mode, a waiter that fills in place of a fill whose client left, a stale copy to revalidate: it holds its own lock while it may store`, async () => {
       const lockOf = async () => {
         const [key] = await ctx.admin.keys(`*${ctx.ns}*:lock`);
