@@ -25,7 +25,7 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, refreshVary, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
+import { ageOf, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
@@ -790,6 +790,12 @@ export interface HttpRequestContext<R> {
    * (express.static's directory redirect, Koa's ctx.href): served from entries, it never fills one.
    */
   readonly sentOdd?: boolean;
+  /**
+   * Koa: where the cache leaves its hit for the adapter to write later, once the middleware in front of it have run
+   * (see replay). Carried with the request, not put on the response: an Express app or the front door the Koa app
+   * hands the request to (`ctx.respond = false`) writes its hits at once, Koa will not.
+   */
+  readonly deferred?: DeferredHit | undefined;
 }
 
 interface Plan {
@@ -1122,8 +1128,6 @@ export class HttpCache<R> {
     readonly dispatchOf: (app: unknown, req: IncomingMessage, arg: R) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
-    /** The adapter writes hits later, from the DeferredHit it leaves on the response (Koa); the others' are written at once. */
-    private readonly defersHits = false,
     /** Koa: what the adapter does about ctx.respond for a fill. */
     readonly respondWatch?: RespondWatch,
   ) {
@@ -1221,8 +1225,8 @@ export class HttpCache<R> {
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
         const tier = readFromL2 ? 'L2' : 'L1';
-        if (this.cache.hitListened) this.reportServed(c.res, plan, tier, false);
-        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), this.defersHits);
+        if (this.cache.hitListened) this.reportServed(c.deferred, plan, tier, false);
+        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), c.deferred);
         return true;
       }
     } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
@@ -1538,8 +1542,8 @@ export class HttpCache<R> {
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
     // Requests that waited on this lookup find the entry themselves (L1 is warm now).
     begun?.flight.settle(LOOK_AGAIN);
-    if (this.cache.hitListened) this.reportServed(c.res, plan, found.tier, false);
-    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2), this.defersHits);
+    if (this.cache.hitListened) this.reportServed(c.deferred, plan, found.tier, false);
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2), c.deferred);
     return true;
   }
 
@@ -1556,8 +1560,8 @@ export class HttpCache<R> {
   }
 
   private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
-    this.reportServed(c.res, plan, found.tier, true);
-    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)), this.defersHits);
+    this.reportServed(c.deferred, plan, found.tier, true);
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)), c.deferred);
   }
 
   /**
@@ -1765,7 +1769,7 @@ export class HttpCache<R> {
     // destroys its request when the connection goes, so the request's 'close' is heard too.
     let waiting = false;
     let appDone = false;
-    const deferred = this.deferredHitOf(res);
+    const deferred = c.deferred;
     if (deferred !== undefined) {
       deferred.appDone = () => {
         appDone = true;
@@ -1792,15 +1796,9 @@ export class HttpCache<R> {
    * written: at once, or when an adapter that writes hits later (Koa) does
    * (see DeferredHit.report: one never written is no answer of the cache's).
    */
-  private reportServed(res: ServerResponse, plan: Plan, tier: Tier, stale: boolean): void {
-    const deferred = this.deferredHitOf(res);
+  private reportServed(deferred: DeferredHit | undefined, plan: Plan, tier: Tier, stale: boolean): void {
     if (deferred === undefined) this.events.served(plan, tier, stale);
     else deferred.report = () => this.events.served(plan, tier, stale);
-  }
-
-  /** The DeferredHit this core's adapter left on `res` (Koa), or undefined: this core's answers go at once (see DEFERRED_HIT). */
-  private deferredHitOf(res: ServerResponse): DeferredHit | undefined {
-    return this.defersHits ? deferredHitOf(res) : undefined;
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
@@ -1956,13 +1954,14 @@ export class HttpCache<R> {
   }
 
   /** Answers a request that waited on another's fill, if the outcome fits it; false = run the handler. */
-  private answerWaiter(req: IncomingMessage, res: ServerResponse, plan: Plan, outcome: Outcome): boolean | Promise<boolean> {
+  private answerWaiter(c: HttpRequestContext<R>, plan: Plan, outcome: Outcome): boolean | Promise<boolean> {
     if (outcome === undefined) return false;
+    const { req, res } = c;
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
           if (found === undefined || found.unchecked === true || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
+          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
           return true;
         },
         () => false,
@@ -1976,8 +1975,8 @@ export class HttpCache<R> {
       // stale answer another got without asking the origin (stale-while-revalidate) only where it accepts one
       // itself (max-stale): else it runs its own. One that stands in for a revalidation that failed answers it too.
       if (outcome.failed === undefined && plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
-      this.reportServed(res, plan, tier, true);
-      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)), this.defersHits);
+      this.reportServed(c.deferred, plan, tier, true);
+      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)), c.deferred);
       return true;
     }
     if (!this.reusable(outcome, req)) return false;
@@ -1991,13 +1990,13 @@ export class HttpCache<R> {
     // failed, the answer then kept in L1 alone). Redis vouches for it, as for an L1 hit; when it cannot, this
     // request runs the handler (README, When Redis is down: "nor to a request that waits on another's fill").
     if (validity === Validity.Unknown && !versions.trusted) {
-      return versions.vouch(outcome.entry).then((word) => word === true && this.replayCollapsed(req, res, response, outcome.createdAt));
+      return versions.vouch(outcome.entry).then((word) => word === true && this.replayCollapsed(c, response, outcome.createdAt));
     }
-    return this.replayCollapsed(req, res, response, outcome.createdAt);
+    return this.replayCollapsed(c, response, outcome.createdAt);
   }
 
-  private replayCollapsed(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number): true {
-    replay(req, res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
+  private replayCollapsed(c: HttpRequestContext<R>, response: PreparedResponse, createdAt: number): true {
+    replay(c.req, c.res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
     return true;
   }
 
@@ -2023,7 +2022,7 @@ export class HttpCache<R> {
       const outcome = await running.wait(this.fillRefused(c, plan) === undefined);
       // Let go by a fill whose client stopped reading, which goes on for that client: on as one that comes now.
       if (outcome === LET_GO) return this.fill(c, plan, next, stale, undefined, l1Noted);
-      if (await this.answerWaiter(req, res, plan, outcome)) {
+      if (await this.answerWaiter(c, plan, outcome)) {
         this.late(waited);
         return true;
       }
@@ -2138,7 +2137,7 @@ export class HttpCache<R> {
     const found = await this.awaitRemoteFill(plan.key, state.lockedKey, req, lock, flight);
     if (found !== undefined && !notOurs(plan, found)) {
       flight.settle(LOOK_AGAIN);
-      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
+      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
       return true;
     }
     let capture: FillCapture | undefined;

@@ -12,7 +12,7 @@ import { swallow } from './capture.js';
 import { HttpCache } from './http-cache.js';
 import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
-import { DEFERRED_HIT, type DeferredHit, endStoredBody } from './replay.js';
+import { type DeferredHit, endStoredBody } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
 import { OUT_HEADERS } from './outgoing-field.js';
@@ -84,7 +84,7 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true, KOA_RESPOND);
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, KOA_RESPOND);
   return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
     const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
     // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
@@ -92,18 +92,10 @@ export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheO
     const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
     // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
     const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
-    const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
-    const outer = res[DEFERRED_HIT];
     const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
-    res[DEFERRED_HIT] = deferred;
-    let answered: boolean;
-    try {
-      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app }, next);
-      // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
-      answered = typeof result === 'boolean' ? result : await result;
-    } finally {
-      res[DEFERRED_HIT] = outer;
-    }
+    const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app, deferred }, next);
+    // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
+    const answered = typeof result === 'boolean' ? result : await result;
     if (!answered) {
       // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
       if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
