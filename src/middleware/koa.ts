@@ -85,26 +85,45 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
   const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, KOA_RESPOND);
-  return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
-    const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
-    // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
-    // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
-    const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
-    // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
-    const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
-    const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app, deferred }, next);
-    // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
-    const answered = typeof result === 'boolean' ? result : await result;
-    if (!answered) {
-      // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
-      if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
-      return;
+  // Not an async function: a miss that fills pays for one promise reaction here instead of an async frame, its
+  // promise and the await's; an answer known at once (an L1 hit) returns a promise made once.
+  return function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
+    let deferred: DeferredHit;
+    let result: boolean | Promise<boolean>;
+    try {
+      const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
+      // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
+      // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
+      const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
+      // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
+      const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
+      deferred = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
+      result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app, deferred }, next);
+      if (typeof result === 'boolean') {
+        afterHandle(ctx, deferred, result);
+        return SETTLED;
+      }
+    } catch (err) {
+      // As an async middleware would: what is thrown is the returned promise's rejection.
+      return Promise.reject(err as Error);
     }
-    const write = deferred.write;
-    if (write === undefined) ctx.respond = false;
-    else respondLater(ctx, deferred, write);
+    return result.then((answered) => afterHandle(ctx, deferred, answered));
   };
+}
+
+/** Returned by a middleware that is done at once: one promise for every such request. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/** What the middleware does once the core has decided: `answered`, a hit to write (see respondLater), or the app ran. */
+function afterHandle(ctx: KoaRuntimeContext, deferred: DeferredHit, answered: boolean): void {
+  if (!answered) {
+    // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
+    if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
+    return;
+  }
+  const write = deferred.write;
+  if (write === undefined) ctx.respond = false;
+  else respondLater(ctx, deferred, write);
 }
 
 const NO_BODY = Buffer.alloc(0);
