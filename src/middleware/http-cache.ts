@@ -1256,7 +1256,7 @@ export class HttpCache<R> {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
-    return this.runHandler(res, next, flight, capture, undefined, this.outerMiss(plan, true));
+    return this.runHandler(res, next, flight, capture, undefined, plan, true);
   }
 
   /**
@@ -1323,7 +1323,17 @@ export class HttpCache<R> {
 
   /** unlessStoodDown for a miss that is no wait. */
   private outerMiss(plan: Plan, l1Noted: boolean): (stoodDown: boolean) => void {
-    return this.unlessStoodDown(l1Noted, () => this.reportMiss(plan, false));
+    return (stoodDown) => this.missOnceReached(plan, l1Noted, stoodDown);
+  }
+
+  /**
+   * outerMiss's report, given whether a layer further in stood this one down: made with no closure unless a 'miss'
+   * listener will be told (a fill makes one per request otherwise).
+   */
+  private missOnceReached(plan: Plan, l1Noted: boolean, stoodDown: boolean): void {
+    if (stoodDown) {
+      if (l1Noted) this.cache.store.unnoteL1Miss();
+    } else if (this.cache.listenerCount('miss') > 0) this.late(() => this.events.miss(plan, false));
   }
 
   /**
@@ -1613,7 +1623,8 @@ export class HttpCache<R> {
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
     // Not once its store is under way (a revalidation's refresh stores after its answer went out), nor once the
     // handler ended a whole answer that is judged a turn later (HTTP/2): the store, or that judging, settles it.
-    res.once('close', () => {
+    // on, not once: 'close' comes once, and once() would wrap the listener in a bound function and its state, per fill.
+    res.on('close', () => {
       if (state.storing || state.judging || flight.done) return;
       flight.abandoned = true;
       flight.settle(undefined);
@@ -2094,17 +2105,18 @@ export class HttpCache<R> {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
-    return this.runHandler(res, next, flight, capture, stale, reports ? this.outerMiss(plan, l1Noted) : undefined);
+    return this.runHandler(res, next, flight, capture, stale, reports ? plan : undefined, l1Noted === true);
   }
 
   /**
    * Runs the rest of the app for a fill: false ("the cache did not answer"),
-   * as passOn does. `after` gets, as next() returns, whether a layer further
-   * in stood this fill down: Express's router and Koa's compose call the
-   * route's middleware before next() returns, unless something between
-   * awaits first (then both layers report, as before).
+   * as passOn does. `missOf`: the miss reported here (see outerMiss) once
+   * next() returns, when it is known whether a layer further in stood this
+   * fill down: Express's router and Koa's compose call the route's
+   * middleware before next() returns, unless something between awaits first
+   * (then both layers report, as before).
    */
-  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capture: FillCapture | undefined, stale: Found | undefined, after?: (stoodDown: boolean) => void): boolean | Promise<boolean> {
+  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capture: FillCapture | undefined, stale: Found | undefined, missOf?: Plan, l1Noted = false): boolean | Promise<boolean> {
     const capturing = capture !== undefined;
     if (!capturing) stripCacheGroups(res);
     // With a stale entry to fall back on, the error answer (written by the framework) decides.
@@ -2116,10 +2128,10 @@ export class HttpCache<R> {
     try {
       result = next();
     } catch (err) {
-      after?.(capture?.stoodDown === true);
+      if (missOf !== undefined) this.missOnceReached(missOf, l1Noted, capture?.stoodDown === true);
       return failed(err);
     }
-    after?.(capture?.stoodDown === true);
+    if (missOf !== undefined) this.missOnceReached(missOf, l1Noted, capture?.stoodDown === true);
     if (!isThenable(result)) return false;
     return Promise.resolve(result).then(() => {
       // Koa: the layers further in are done; the head goes out once those in front are too.
