@@ -2363,34 +2363,53 @@ export class HttpCache<R> {
     let headers = sent.stored ?? storedHeaders(outgoing);
     let life: { createdAt: number; freshUntil: number; staleUntil: number };
     if (origin === undefined) {
-      if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', entityTag(body)]);
+      if (sent.status === 200 && !hasField(headers, 'etag')) headers.push(['etag', entityTag(body)]);
       life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
     } else {
       // no-cache="f" / private="f": stored without those fields (RFC 9111 §5.2.2.4, §5.2.2.7).
       if (origin.withoutFields.length > 0) headers = headers.filter(([n]) => !origin.withoutFields.includes(n));
-      const validator = headers.some(([n]) => n === 'etag' || n === 'last-modified');
+      const validator = hasField(headers, 'etag') || hasField(headers, 'last-modified');
       life = originEntryLifetimes(plan, origin, validator);
     }
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
     const isPublic = plan.isPublic && sent.encodedOutside === undefined;
     const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined, utf8Head, plan.perRoute);
-    const varyValues: Array<string | undefined> = [];
-    const writes: FillWrite[] = [];
-    if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
+    let varyValues: ReadonlyArray<string | undefined> = NO_VARY_VALUES;
+    let writes: FillWrite[];
+    if (varyOn.length === 0) writes = [{ key: plan.key, entry, l1Entry }];
     else {
       const pairs = varyPairs(req.headers, varyOn);
-      for (const [, v] of pairs) varyValues.push(v);
+      const values: Array<string | undefined> = [];
+      for (const [, v] of pairs) values.push(v);
+      varyValues = values;
       const manifest = manifestEntry(stamp, life, varyOn, isPublic, plan.scoped);
-      writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
+      writes = [
+        { key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry },
+        { key: variantKey(plan.key, pairs), entry, l1Entry },
+      ];
     }
     fill.storing = true;
     const stored = store.storeFill(writes, fill.ticket);
-    const outcome = (ok: StoreResult): FillOutcome | undefined => {
-      if (!ok) return undefined;
-      this.events.stored(plan, writes[writes.length - 1]!.key, body.length, createdAt, ok === L1_ONLY);
-      return { entry, createdAt: life.createdAt, varyOn, varyValues };
-    };
-    return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);
+    const outcome: FillOutcome = { entry, createdAt: life.createdAt, varyOn, varyValues };
+    // A store L1 alone takes at once (most fills of an L1-only cache) makes no closure for its outcome.
+    if (typeof stored === 'boolean') return this.storedAs(stored, plan, writes, body.length, createdAt, outcome);
+    return stored.then((ok) => this.storedAs(ok, plan, writes, body.length, createdAt, outcome));
   }
+
+  /** The fill's outcome once its store has answered `ok`: reported as stored, or none (nothing was). */
+  private storedAs(ok: StoreResult, plan: Plan, writes: FillWrite[], bytes: number, createdAt: number, outcome: FillOutcome): FillOutcome | undefined {
+    if (!ok) return undefined;
+    this.events.stored(plan, writes[writes.length - 1]!.key, bytes, createdAt, ok === L1_ONLY);
+    return outcome;
+  }
+}
+
+/** The Vary values of a fill whose answer varies on nothing: one array for all (FillOutcome's are read only). */
+const NO_VARY_VALUES: ReadonlyArray<string | undefined> = [];
+
+/** Whether stored fields hold one named `name` (lower case). */
+function hasField(fields: ReadonlyArray<readonly [string, string]>, name: string): boolean {
+  for (let i = 0; i < fields.length; i++) if (fields[i]![0] === name) return true;
+  return false;
 }
