@@ -29,7 +29,7 @@ import { ageOf, headersFor, reasonFor, replay, type DeferredHit } from './replay
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { hasOutgoingField, outgoingField, sendsTrailers, setOutgoingField } from './outgoing-field.js';
+import { hasOutgoingField, outgoingField, outgoingFields, sendsTrailers, setOutgoingField } from './outgoing-field.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
@@ -304,13 +304,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       if (r.sendDate && fields.date === undefined) fields.date = httpDateNow();
       return this.refresh(fields);
     }
-    const headers = r.getHeaders();
-    if (upstream === undefined) delete headers['cache-status'];
-    const rawGroups = headers['cache-groups'];
-    if (rawGroups !== undefined) {
-      r.removeHeader('cache-groups');
-      delete headers['cache-groups'];
-    }
+    const rawGroups = outgoingField(r, 'cache-groups');
+    if (rawGroups !== undefined) r.removeHeader('cache-groups');
+    // Only an upstream's Cache-Status is stored (see upstreamStatus).
+    const headers = outgoingFields(r, 'cache-groups', upstream === undefined ? 'cache-status' : undefined);
     let ttl: number | undefined;
     let reason: MissReason | undefined;
     // The app answered the conditionals it was left: why they were left is why nothing is stored. Not its 200
