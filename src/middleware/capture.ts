@@ -1151,10 +1151,7 @@ function reachesNode(res: ServerResponse & Captured, depth: number, method: 'wri
 export function captureResponse(res: ServerResponse, maxBytes: number, hooks: CaptureHooks): void {
   readyResponse(res);
   const target = res as ServerResponse & Captured;
-  const captures = (target[CAPTURES] ??= []);
-  const depth = captures.length;
-  const wrappers = WRAPPERS[depth] ?? wrappersAt(depth);
-  captures.push(new Capture(
+  const capture = new Capture(
     res,
     maxBytes,
     hooks,
@@ -1162,9 +1159,14 @@ export function captureResponse(res: ServerResponse, maxBytes: number, hooks: Ca
     res.write as unknown as (...a: unknown[]) => boolean,
     res.end as unknown as (...a: unknown[]) => ServerResponse,
     target._storeHeader,
-  ));
+  );
+  const captures = target[CAPTURES];
+  const depth = captures === undefined ? 0 : captures.length;
+  // Most responses are captured once: an array of one, not an empty one grown by push() to the size it takes first.
+  if (captures === undefined) target[CAPTURES] = [capture];
+  else captures.push(capture);
+  const wrappers = WRAPPERS[depth] ?? wrappersAt(depth);
   if (res instanceof Http2ServerResponse) {
-    const capture = captures[depth]!;
     beforeHead(res, () => {
       if (!capture.replaced) capture.hooks.sent(res);
     });

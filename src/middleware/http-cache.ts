@@ -25,11 +25,11 @@ import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, typ
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
 import { isRefresh, refreshRequest, refreshVary, REFRESH_HEADER, type Dispatch } from './refresh.js';
-import { ageOf, deferredHitOf, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
+import { ageOf, headersFor, reasonFor, replay, type DeferredHit } from './replay.js';
 import { ownOriginForm, routedOriginForm } from './request-target.js';
 import { http2BodyKnown, http2BodyUnknown, http2DataFollows } from './http2-body.js';
 import { conditionsOf, isNotModified, type Conditions } from './conditional.js';
-import { hasOutgoingField, outgoingField, sendsTrailers, setOutgoingField } from './outgoing-field.js';
+import { hasOutgoingField, outgoingField, outgoingFields, sendsTrailers, setOutgoingField } from './outgoing-field.js';
 import { asSent, httpValueOf, manifestEntry, ownReason, PreparedResponse, responseEntry, VaryManifest, type HttpEntryValue, type StaleRules } from './http-entry.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 import { hasDotSegment, requestBypassReason, requestForbidsStore, responseForbidsStore, storedHeaders, targetedForbidsStore, ttlForStatus, varyOf } from './storage-rules.js';
@@ -304,13 +304,10 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       if (r.sendDate && fields.date === undefined) fields.date = httpDateNow();
       return this.refresh(fields);
     }
-    const headers = r.getHeaders();
-    if (upstream === undefined) delete headers['cache-status'];
-    const rawGroups = headers['cache-groups'];
-    if (rawGroups !== undefined) {
-      r.removeHeader('cache-groups');
-      delete headers['cache-groups'];
-    }
+    const rawGroups = outgoingField(r, 'cache-groups');
+    if (rawGroups !== undefined) r.removeHeader('cache-groups');
+    // Only an upstream's Cache-Status is stored (see upstreamStatus).
+    const headers = outgoingFields(r, 'cache-groups', upstream === undefined ? 'cache-status' : undefined);
     let ttl: number | undefined;
     let reason: MissReason | undefined;
     // The app answered the conditionals it was left: why they were left is why nothing is stored. Not its 200
@@ -790,6 +787,12 @@ export interface HttpRequestContext<R> {
    * (express.static's directory redirect, Koa's ctx.href): served from entries, it never fills one.
    */
   readonly sentOdd?: boolean;
+  /**
+   * Koa: where the cache leaves its hit for the adapter to write later, once the middleware in front of it have run
+   * (see replay). Carried with the request, not put on the response: an Express app or the front door the Koa app
+   * hands the request to (`ctx.respond = false`) writes its hits at once, Koa will not.
+   */
+  readonly deferred?: DeferredHit | undefined;
 }
 
 interface Plan {
@@ -1130,8 +1133,6 @@ export class HttpCache<R> {
     readonly dispatchOf: (app: unknown, req: IncomingMessage, arg: R) => Dispatch | undefined = () => undefined,
     /** The framework's matched route pattern, for the route label of events. */
     routePatternOf?: RoutePatternOf<R>,
-    /** The adapter writes hits later, from the DeferredHit it leaves on the response (Koa); the others' are written at once. */
-    private readonly defersHits = false,
     /** Koa: what the adapter does about ctx.respond for a fill. */
     readonly respondWatch?: RespondWatch,
   ) {
@@ -1229,8 +1230,8 @@ export class HttpCache<R> {
       const now = coarseNow();
       if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
         const tier = readFromL2 ? 'L2' : 'L1';
-        if (this.cache.hitListened) this.reportServed(c.res, plan, tier, false);
-        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), this.defersHits);
+        if (this.cache.hitListened) this.reportServed(c.deferred, plan, tier, false);
+        replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), c.deferred);
         return true;
       }
     } else if (this.cache.store.l2 === undefined && plan.origin?.needs?.onlyIfCached !== true) {
@@ -1260,7 +1261,7 @@ export class HttpCache<R> {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
-    return this.runHandler(res, next, flight, capture, undefined, this.outerMiss(plan, true));
+    return this.runHandler(res, next, flight, capture, undefined, plan, true);
   }
 
   /**
@@ -1327,7 +1328,17 @@ export class HttpCache<R> {
 
   /** unlessStoodDown for a miss that is no wait. */
   private outerMiss(plan: Plan, l1Noted: boolean): (stoodDown: boolean) => void {
-    return this.unlessStoodDown(l1Noted, () => this.reportMiss(plan, false));
+    return (stoodDown) => this.missOnceReached(plan, l1Noted, stoodDown);
+  }
+
+  /**
+   * outerMiss's report, given whether a layer further in stood this one down: made with no closure unless a 'miss'
+   * listener will be told (a fill makes one per request otherwise).
+   */
+  private missOnceReached(plan: Plan, l1Noted: boolean, stoodDown: boolean): void {
+    if (stoodDown) {
+      if (l1Noted) this.cache.store.unnoteL1Miss();
+    } else if (this.cache.listenerCount('miss') > 0) this.late(() => this.events.miss(plan, false));
   }
 
   /**
@@ -1546,8 +1557,8 @@ export class HttpCache<R> {
   private serveFresh(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number, begun: BegunFill | undefined): true {
     // Requests that waited on this lookup find the entry themselves (L1 is warm now).
     begun?.flight.settle(LOOK_AGAIN);
-    if (this.cache.hitListened) this.reportServed(c.res, plan, found.tier, false);
-    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2), this.defersHits);
+    if (this.cache.hitListened) this.reportServed(c.deferred, plan, found.tier, false);
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(found.tier === 'L1' ? HIT_L1 : HIT_L2), c.deferred);
     return true;
   }
 
@@ -1564,8 +1575,8 @@ export class HttpCache<R> {
   }
 
   private serveStale(c: HttpRequestContext<R>, plan: Plan, found: Found, now: number): void {
-    this.reportServed(c.res, plan, found.tier, true);
-    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)), this.defersHits);
+    this.reportServed(c.deferred, plan, found.tier, true);
+    replay(c.req, c.res, found.response, found.entry.createdAt, now, this.status(staleHit(found.tier, (now - found.entry.freshUntil) / 1000)), c.deferred);
   }
 
   /**
@@ -1617,7 +1628,8 @@ export class HttpCache<R> {
     // A client gone while Redis is asked, or a handler that never calls end(): the fill ends with its request.
     // Not once its store is under way (a revalidation's refresh stores after its answer went out), nor once the
     // handler ended a whole answer that is judged a turn later (HTTP/2): the store, or that judging, settles it.
-    res.once('close', () => {
+    // on, not once: 'close' comes once, and once() would wrap the listener in a bound function and its state, per fill.
+    res.on('close', () => {
       if (state.storing || state.judging || flight.done) return;
       flight.abandoned = true;
       flight.settle(undefined);
@@ -1773,7 +1785,7 @@ export class HttpCache<R> {
     // destroys its request when the connection goes, so the request's 'close' is heard too.
     let waiting = false;
     let appDone = false;
-    const deferred = this.deferredHitOf(res);
+    const deferred = c.deferred;
     if (deferred !== undefined) {
       deferred.appDone = () => {
         appDone = true;
@@ -1800,15 +1812,9 @@ export class HttpCache<R> {
    * written: at once, or when an adapter that writes hits later (Koa) does
    * (see DeferredHit.report: one never written is no answer of the cache's).
    */
-  private reportServed(res: ServerResponse, plan: Plan, tier: Tier, stale: boolean): void {
-    const deferred = this.deferredHitOf(res);
+  private reportServed(deferred: DeferredHit | undefined, plan: Plan, tier: Tier, stale: boolean): void {
     if (deferred === undefined) this.events.served(plan, tier, stale);
     else deferred.report = () => this.events.served(plan, tier, stale);
-  }
-
-  /** The DeferredHit this core's adapter left on `res` (Koa), or undefined: this core's answers go at once (see DEFERRED_HIT). */
-  private deferredHitOf(res: ServerResponse): DeferredHit | undefined {
-    return this.defersHits ? deferredHitOf(res) : undefined;
   }
 
   /** Refreshes a stale entry in the background, at most one refresh per key at a time. */
@@ -1964,13 +1970,14 @@ export class HttpCache<R> {
   }
 
   /** Answers a request that waited on another's fill, if the outcome fits it; false = run the handler. */
-  private answerWaiter(req: IncomingMessage, res: ServerResponse, plan: Plan, outcome: Outcome): boolean | Promise<boolean> {
+  private answerWaiter(c: HttpRequestContext<R>, plan: Plan, outcome: Outcome): boolean | Promise<boolean> {
     if (outcome === undefined) return false;
+    const { req, res } = c;
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
           if (found === undefined || found.unchecked === true || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
+          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
           return true;
         },
         () => false,
@@ -1984,8 +1991,8 @@ export class HttpCache<R> {
       // stale answer another got without asking the origin (stale-while-revalidate) only where it accepts one
       // itself (max-stale): else it runs its own. One that stands in for a revalidation that failed answers it too.
       if (outcome.failed === undefined && plan.origin?.needs !== undefined && useOf(plan.origin, entry, response, now) !== Use.Stale) return false;
-      this.reportServed(res, plan, tier, true);
-      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)), this.defersHits);
+      this.reportServed(c.deferred, plan, tier, true);
+      replay(req, res, response, entry.createdAt, now, this.status(staleAnswerStatus(tier, entry.freshUntil - now, outcome.failed)), c.deferred);
       return true;
     }
     if (!this.reusable(outcome, req)) return false;
@@ -1999,13 +2006,13 @@ export class HttpCache<R> {
     // failed, the answer then kept in L1 alone). Redis vouches for it, as for an L1 hit; when it cannot, this
     // request runs the handler (README, When Redis is down: "nor to a request that waits on another's fill").
     if (validity === Validity.Unknown && !versions.trusted) {
-      return versions.vouch(outcome.entry).then((word) => word === true && this.replayCollapsed(req, res, response, outcome.createdAt));
+      return versions.vouch(outcome.entry).then((word) => word === true && this.replayCollapsed(c, response, outcome.createdAt));
     }
-    return this.replayCollapsed(req, res, response, outcome.createdAt);
+    return this.replayCollapsed(c, response, outcome.createdAt);
   }
 
-  private replayCollapsed(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number): true {
-    replay(req, res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
+  private replayCollapsed(c: HttpRequestContext<R>, response: PreparedResponse, createdAt: number): true {
+    replay(c.req, c.res, response, createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
     return true;
   }
 
@@ -2031,7 +2038,7 @@ export class HttpCache<R> {
       const outcome = await running.wait(this.fillRefused(c, plan) === undefined);
       // Let go by a fill whose client stopped reading, which goes on for that client: on as one that comes now.
       if (outcome === LET_GO) return this.fill(c, plan, next, stale, undefined, l1Noted);
-      if (await this.answerWaiter(req, res, plan, outcome)) {
+      if (await this.answerWaiter(c, plan, outcome)) {
         this.late(waited);
         return true;
       }
@@ -2103,17 +2110,18 @@ export class HttpCache<R> {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
     }
-    return this.runHandler(res, next, flight, capture, stale, reports ? this.outerMiss(plan, l1Noted) : undefined);
+    return this.runHandler(res, next, flight, capture, stale, reports ? plan : undefined, l1Noted === true);
   }
 
   /**
    * Runs the rest of the app for a fill: false ("the cache did not answer"),
-   * as passOn does. `after` gets, as next() returns, whether a layer further
-   * in stood this fill down: Express's router and Koa's compose call the
-   * route's middleware before next() returns, unless something between
-   * awaits first (then both layers report, as before).
+   * as passOn does. `missOf`: the miss reported here (see outerMiss) once
+   * next() returns, when it is known whether a layer further in stood this
+   * fill down: Express's router and Koa's compose call the route's
+   * middleware before next() returns, unless something between awaits first
+   * (then both layers report, as before).
    */
-  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capture: FillCapture | undefined, stale: Found | undefined, after?: (stoodDown: boolean) => void): boolean | Promise<boolean> {
+  private runHandler(res: ServerResponse, next: () => unknown, flight: Flight, capture: FillCapture | undefined, stale: Found | undefined, missOf?: Plan, l1Noted = false): boolean | Promise<boolean> {
     const capturing = capture !== undefined;
     if (!capturing) stripCacheGroups(res);
     // With a stale entry to fall back on, the error answer (written by the framework) decides.
@@ -2125,10 +2133,10 @@ export class HttpCache<R> {
     try {
       result = next();
     } catch (err) {
-      after?.(capture?.stoodDown === true);
+      if (missOf !== undefined) this.missOnceReached(missOf, l1Noted, capture?.stoodDown === true);
       return failed(err);
     }
-    after?.(capture?.stoodDown === true);
+    if (missOf !== undefined) this.missOnceReached(missOf, l1Noted, capture?.stoodDown === true);
     if (!isThenable(result)) return false;
     return Promise.resolve(result).then(() => {
       // Koa: the layers further in are done; the head goes out once those in front are too.
@@ -2146,7 +2154,7 @@ export class HttpCache<R> {
     const found = await this.awaitRemoteFill(plan.key, state.lockedKey, req, lock, flight);
     if (found !== undefined && !notOurs(plan, found)) {
       flight.settle(LOOK_AGAIN);
-      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), this.defersHits);
+      replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
       return true;
     }
     let capture: FillCapture | undefined;
@@ -2360,34 +2368,53 @@ export class HttpCache<R> {
     let headers = sent.stored ?? storedHeaders(outgoing);
     let life: { createdAt: number; freshUntil: number; staleUntil: number };
     if (origin === undefined) {
-      if (sent.status === 200 && !headers.some(([n]) => n === 'etag')) headers.push(['etag', entityTag(body)]);
+      if (sent.status === 200 && !hasField(headers, 'etag')) headers.push(['etag', entityTag(body)]);
       life = { createdAt, freshUntil: createdAt + ttl, staleUntil: createdAt + ttl + Math.max(plan.staleWhileRevalidate, plan.staleIfError) };
     } else {
       // no-cache="f" / private="f": stored without those fields (RFC 9111 §5.2.2.4, §5.2.2.7).
       if (origin.withoutFields.length > 0) headers = headers.filter(([n]) => !origin.withoutFields.includes(n));
-      const validator = headers.some(([n]) => n === 'etag' || n === 'last-modified');
+      const validator = hasField(headers, 'etag') || hasField(headers, 'last-modified');
       life = originEntryLifetimes(plan, origin, validator);
     }
     const store = this.cache.store;
     // Bytes alone (decoded on the first hit): see http-entry.ts.
     const isPublic = plan.isPublic && sent.encodedOutside === undefined;
     const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined, utf8Head, plan.perRoute);
-    const varyValues: Array<string | undefined> = [];
-    const writes: FillWrite[] = [];
-    if (varyOn.length === 0) writes.push({ key: plan.key, entry, l1Entry });
+    let varyValues: ReadonlyArray<string | undefined> = NO_VARY_VALUES;
+    let writes: FillWrite[];
+    if (varyOn.length === 0) writes = [{ key: plan.key, entry, l1Entry }];
     else {
       const pairs = varyPairs(req.headers, varyOn);
-      for (const [, v] of pairs) varyValues.push(v);
+      const values: Array<string | undefined> = [];
+      for (const [, v] of pairs) values.push(v);
+      varyValues = values;
       const manifest = manifestEntry(stamp, life, varyOn, isPublic, plan.scoped);
-      writes.push({ key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry }, { key: variantKey(plan.key, pairs), entry, l1Entry });
+      writes = [
+        { key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry },
+        { key: variantKey(plan.key, pairs), entry, l1Entry },
+      ];
     }
     fill.storing = true;
     const stored = store.storeFill(writes, fill.ticket);
-    const outcome = (ok: StoreResult): FillOutcome | undefined => {
-      if (!ok) return undefined;
-      this.events.stored(plan, writes[writes.length - 1]!.key, body.length, createdAt, ok === L1_ONLY);
-      return { entry, createdAt: life.createdAt, varyOn, varyValues };
-    };
-    return typeof stored === 'boolean' ? outcome(stored) : stored.then(outcome);
+    const outcome: FillOutcome = { entry, createdAt: life.createdAt, varyOn, varyValues };
+    // A store L1 alone takes at once (most fills of an L1-only cache) makes no closure for its outcome.
+    if (typeof stored === 'boolean') return this.storedAs(stored, plan, writes, body.length, createdAt, outcome);
+    return stored.then((ok) => this.storedAs(ok, plan, writes, body.length, createdAt, outcome));
   }
+
+  /** The fill's outcome once its store has answered `ok`: reported as stored, or none (nothing was). */
+  private storedAs(ok: StoreResult, plan: Plan, writes: FillWrite[], bytes: number, createdAt: number, outcome: FillOutcome): FillOutcome | undefined {
+    if (!ok) return undefined;
+    this.events.stored(plan, writes[writes.length - 1]!.key, bytes, createdAt, ok === L1_ONLY);
+    return outcome;
+  }
+}
+
+/** The Vary values of a fill whose answer varies on nothing: one array for all (FillOutcome's are read only). */
+const NO_VARY_VALUES: ReadonlyArray<string | undefined> = [];
+
+/** Whether stored fields hold one named `name` (lower case). */
+function hasField(fields: ReadonlyArray<readonly [string, string]>, name: string): boolean {
+  for (let i = 0; i < fields.length; i++) if (fields[i]![0] === name) return true;
+  return false;
 }

@@ -12,7 +12,7 @@ import { swallow } from './capture.js';
 import { HttpCache } from './http-cache.js';
 import { koaRoutePattern } from '../observe/route-label.js';
 import { dispatchFor, remounted, type Dispatch, type NodeHandler } from './refresh.js';
-import { DEFERRED_HIT, type DeferredHit, endStoredBody } from './replay.js';
+import { type DeferredHit, endStoredBody } from './replay.js';
 import { resolveMiddlewareOptions, type MiddlewareOptions } from './options.js';
 import { CTX_RESPOND, OWN_RESPOND, type ChainEnd, type RespondWatch } from './koa-respond.js';
 import { OUT_HEADERS } from './outgoing-field.js';
@@ -84,35 +84,46 @@ function mountedOnRoute(matched: unknown, fn: unknown): boolean {
  */
 export function koaCache<Ctx = KoaContext>(cache: TierCache, options?: KoaCacheOptions<Ctx>): KoaCacheMiddleware {
   assertCache('koaCache', cache);
-  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, true, KOA_RESPOND);
-  return async function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
-    const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
-    // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
-    // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
-    const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
-    // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
-    const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
-    const res = ctx.res as unknown as Record<symbol, DeferredHit | undefined>;
-    const outer = res[DEFERRED_HIT];
-    const deferred: DeferredHit = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
-    res[DEFERRED_HIT] = deferred;
-    let answered: boolean;
+  const core = new HttpCache<Ctx>(cache, resolveMiddlewareOptions('koaCache', options), koaDispatch, koaRoutePattern, KOA_RESPOND);
+  // Not an async function: a miss that fills pays for one promise reaction here instead of an async frame, its
+  // promise and the await's; an answer known at once (an L1 hit) returns a promise made once.
+  return function tiercache(ctx: KoaRuntimeContext, next: () => Promise<unknown>): Promise<void> {
+    let deferred: DeferredHit;
+    let result: boolean | Promise<boolean>;
     try {
-      const result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app }, next);
-      // Stryker disable next-line ConditionalExpression: awaiting a boolean gives the boolean (one microtask later)
-      answered = typeof result === 'boolean' ? result : await result;
-    } finally {
-      res[DEFERRED_HIT] = outer;
+      const perRoute = mountedOnRoute((ctx as { matched?: unknown }).matched, tiercache);
+      // Mounted in Express or Connect (expressApp.use('/v1', koa.callback())), ctx.originalUrl is the mount-relative
+      // req.url Koa was handed: keys and the route table take the full target, as under Express itself.
+      const url = (ctx.req as { originalUrl?: unknown }).originalUrl;
+      // koa-methodoverride (a port of method-override) keeps the method the client sent on ctx.request, as Express's does on req.
+      const originalMethod = (ctx as { request?: { originalMethod?: string } }).request?.originalMethod;
+      deferred = { status: 0, write: undefined, appDone: undefined, report: undefined, body: undefined, writeHead: undefined, storeHeader: undefined };
+      result = core.handle({ arg: ctx as Ctx, req: ctx.req, res: ctx.res, url: typeof url === 'string' ? url : ctx.originalUrl, perRoute, originalMethod, app: ctx.app, deferred }, next);
+      if (typeof result === 'boolean') {
+        afterHandle(ctx, deferred, result);
+        return SETTLED;
+      }
+    } catch (err) {
+      // As an async middleware would: what is thrown is the returned promise's rejection.
+      return Promise.reject(err as Error);
     }
-    if (!answered) {
-      // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
-      if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
-      return;
-    }
-    const write = deferred.write;
-    if (write === undefined) ctx.respond = false;
-    else respondLater(ctx, deferred, write);
+    return result.then((answered) => afterHandle(ctx, deferred, answered));
   };
+}
+
+/** Returned by a middleware that is done at once: one promise for every such request. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/** What the middleware does once the core has decided: `answered`, a hit to write (see respondLater), or the app ran. */
+function afterHandle(ctx: KoaRuntimeContext, deferred: DeferredHit, answered: boolean): void {
+  if (!answered) {
+    // A write whose invalidation waits: decided once Koa responds (an error thrown further in never gets here).
+    if (deferred.appDone !== undefined) whenKoaResponds(ctx, deferred.appDone);
+    return;
+  }
+  const write = deferred.write;
+  if (write === undefined) ctx.respond = false;
+  else respondLater(ctx, deferred, write);
 }
 
 const NO_BODY = Buffer.alloc(0);

@@ -149,7 +149,7 @@ function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit
     }
   }
   cache.store.noteL1Hits(hit.lookups);
-  replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus, false);
+  replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus, undefined);
   return true;
 }
 

@@ -112,20 +112,7 @@ export function ageOf(createdAt: number, now: number): number {
   return now > createdAt ? Math.floor((now - createdAt) / 1000) : 0;
 }
 
-/**
- * Set on a response while an adapter that writes hits later decides (Koa:
- * once the middleware in front of the cache have run, see koa.ts): replay()
- * leaves that adapter's hit there instead of writing it. Only its own: an
- * Express app or the front door that the Koa app hands the request to
- * (`ctx.respond = false`) writes its hits at once, Koa will not.
- */
-export const DEFERRED_HIT = Symbol('tiercache.deferredHit');
-
-/** The DeferredHit an adapter left on `res` (Koa), or undefined: hits are written at once. */
-export function deferredHitOf(res: ServerResponse): DeferredHit | undefined {
-  return (res as unknown as Record<symbol, DeferredHit | undefined>)[DEFERRED_HIT];
-}
-
+/** A hit the adapter writes later (Koa): left here by replay, written once the middleware in front of the cache have run. */
 export interface DeferredHit {
   /** The hit's status, as the answer will have it (200, or 304 for a request whose condition it meets). */
   status: number;
@@ -156,9 +143,11 @@ export interface DeferredHit {
   storeHeader: ((this: ServerResponse, firstLine: string, headers: unknown) => void) | undefined;
 }
 
-/** `defer`: the caller is the adapter that writes hits later (see DEFERRED_HIT); its hit is left on `res` then. */
-export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined, defer: boolean): void {
-  const deferred = defer ? deferredHitOf(res) : undefined;
+/**
+ * `deferred`: the adapter writes hits later (Koa, once the middleware in front of the cache have run, see koa.ts):
+ * the hit is left there instead of written.
+ */
+export function replay(req: IncomingMessage, res: ServerResponse, response: PreparedResponse, createdAt: number, now: number, cacheStatus: string | undefined, deferred: DeferredHit | undefined): void {
   if (deferred !== undefined) {
     deferred.status = response.status === 200 && notModified(req, response) ? 304 : response.status;
     deferred.body = response.body;
