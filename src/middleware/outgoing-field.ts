@@ -65,15 +65,6 @@ export function hasOutgoingField(res: ServerResponse, lower: string): boolean {
   return fields[lower] !== undefined;
 }
 
-/**
- * res.setHeader(lower, value) for a value of the cache's own making, valid as
- * a field value (a Date, an ETag, a Cache-Status): written where node keeps
- * it, as node's setHeader does once it has checked the name and value (two
- * regexes, a lower-casing: about a third of what a Koa fill spends on the
- * three fields it adds). Through setHeader itself wherever it would do more:
- * one that is not node's (a wrapper must see the call), a head already built
- * (node throws), fields kept another way.
- */
 /** getHeaders(), without the field named `skip` (and `skipToo`). */
 export function outgoingFields(res: ServerResponse, skip: string, skipToo: string | undefined): OutgoingHttpHeaders {
   const fields = OUT_HEADERS === undefined || res.getHeaders !== nodeGetHeaders ? undefined : (res as unknown as Slots)[OUT_HEADERS];
@@ -91,6 +82,15 @@ export function outgoingFields(res: ServerResponse, skip: string, skipToo: strin
   return copy;
 }
 
+/**
+ * res.setHeader(lower, value) for a value of the cache's own making, valid as
+ * a field value (a Date, an ETag, a Cache-Status): written where node keeps
+ * it, as node's setHeader does once it has checked the name and value (two
+ * regexes, a lower-casing: about a third of what a Koa fill spends on the
+ * three fields it adds). Through setHeader itself wherever it would do more:
+ * one that is not node's (a wrapper must see the call), a head already built
+ * (node throws), fields kept another way.
+ */
 export function setOutgoingField(res: ServerResponse, lower: string, value: string | string[]): void {
   const fields = OUT_HEADERS === undefined || res.setHeader !== nodeSetHeader || (res as unknown as { _header?: unknown })._header ? undefined : (res as unknown as Slots)[OUT_HEADERS];
   if (fields === undefined) res.setHeader(lower, value);
