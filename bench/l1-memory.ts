@@ -19,6 +19,7 @@
 //           absent keys and after set() of 50,000 keys.
 //   node --expose-gc --import tsx bench/l1-memory.ts [--rounds 3] [--only http,values,keys] [--keys 100000]
 //   BENCH_NO_CACHE=1 ...   the http scan with the cache switched off (the baseline)
+//   --baseline             each http round also runs the app with the cache off, beside it (see below)
 //   BENCH_MAXBYTES_MIB=n ... the http scan with L1's maxBytes n MiB instead of 32
 //   BENCH_FLOOR=1 ...      the http scan through a minimal hand-written cache instead of tiercache
 //                          (URL -> body bytes in lru-cache bounded to 32 MiB; no head, no tags):
@@ -139,9 +140,15 @@ async function httpScan(): Promise<object> {
   const mem0 = process.memoryUsage();
   const settled0 = await settledRss();
   let peakRss = mem0.rss;
+  // V8's heap and the buffers at their highest during the scan: the RSS peak is mostly these two.
+  let peakHeapTotal = mem0.heapTotal;
+  let peakArrayBuffers = mem0.arrayBuffers;
   let maxL1 = 0;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeapTotal = Math.max(peakHeapTotal, m.heapTotal);
+    peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers);
     maxL1 = Math.max(maxL1, cache.stats().l1.bytes);
   }, 10);
   const sampling = process.env.BENCH_SAMPLING === undefined ? undefined : await startSampling();
@@ -198,6 +205,8 @@ async function httpScan(): Promise<object> {
     arrayBuffersGrowthMiB: mib(mem1.arrayBuffers - mem0.arrayBuffers),
     rssGrowthMiB: mib(mem1.rss - mem0.rss),
     peakRssGrowthMiB: mib(Math.max(peakRss, mem1.rss) - mem0.rss),
+    peakHeapTotalGrowthMiB: mib(peakHeapTotal - mem0.heapTotal),
+    peakArrayBuffersGrowthMiB: mib(peakArrayBuffers - mem0.arrayBuffers),
     settledRssGrowthMiB: mib(settled1 - settled0),
   };
 }
@@ -311,21 +320,43 @@ if (process.argv[2] === '--worker') {
   const only = new Set((option('only') ?? 'http,values,keys').split(','));
   const self = fileURLToPath(import.meta.url);
   const extra = option('keys') === undefined ? [] : ['--keys', option('keys')!];
-  const run = <T>(which: string): T =>
-    JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', self, '--worker', which, ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as T;
+  const run = <T>(which: string, env: NodeJS.ProcessEnv = process.env): T =>
+    JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', self, '--worker', which, ...extra], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] })) as T;
+  // --baseline: each round also scans through the same app with the cache off, in a process of its own,
+  // the two in turn (which goes first alternates). Express promotes ~7 KB of every request's garbage to the
+  // old space with or without a cache, so the app alone peaks tens of MiB above its start, and by how much
+  // varies with when V8 collects: the round's baseline shows what of a round's figures is the app's.
+  const baseline = process.argv.includes('--baseline');
   console.log(`date ${new Date().toISOString()}, node ${process.version}, ${rounds} rounds, each in a fresh process; median (range)`);
   if (only.has('http')) {
-    type Http = { keys: number; l1MiB: number; l1Entries: number; evictions: number; tagVersionsMiB: number; heapUsedGrowthMiB: number; arrayBuffersGrowthMiB: number; rssGrowthMiB: number; peakRssGrowthMiB: number; settledRssGrowthMiB: number };
+    type Http = { keys: number; l1MiB: number; l1Entries: number; evictions: number; tagVersionsMiB: number; heapUsedGrowthMiB: number; heapTotalGrowthMiB: number; arrayBuffersGrowthMiB: number; rssGrowthMiB: number; peakRssGrowthMiB: number; peakHeapTotalGrowthMiB: number; settledRssGrowthMiB: number };
     const results: Http[] = [];
+    const apps: Http[] = [];
+    const appAlone = (r: number) => {
+      apps.push(run<Http>('http', { ...process.env, BENCH_NO_CACHE: '1' }));
+      console.log(`http round ${r + 1}, app alone (cache off): ${JSON.stringify(apps[r])}`);
+    };
     for (let r = 0; r < rounds; r++) {
+      if (baseline && r % 2 === 0) appAlone(r);
       results.push(run<Http>('http'));
       console.log(`http round ${r + 1}: ${JSON.stringify(results[r])}`);
+      if (baseline && r % 2 === 1) appAlone(r);
     }
     const col = (k: keyof Http) => results.map((x) => x[k]);
+    if (baseline) {
+      const app = (k: keyof Http) => apps.map((x) => x[k]);
+      const over = (k: keyof Http) => results.map((x, i) => +(x[k] - apps[i]![k]).toFixed(1));
+      console.log(
+        `the app alone (cache off), ${apps.length} rounds: RSS growth after a full GC ${range(app('rssGrowthMiB'))} MiB, peak ${range(app('peakRssGrowthMiB'))} MiB, ` +
+          `heapTotal growth ${range(app('heapTotalGrowthMiB'))} MiB, peak ${range(app('peakHeapTotalGrowthMiB'))} MiB; ` +
+          `the cache's rounds over their own round's app alone: after a full GC ${range(over('rssGrowthMiB'))} MiB, peak ${range(over('peakRssGrowthMiB'))} MiB`,
+      );
+    }
     console.log(
       `http scan of ${results[0]!.keys} URLs, maxBytes ${process.env.BENCH_MAXBYTES_MIB ?? 32} MiB${process.env.BENCH_NO_CACHE === '1' ? ' (cache off)' : process.env.BENCH_FLOOR === '1' ? ' (minimal hand-written cache)' : ''}: L1 ${range(col('l1MiB'))} MiB in ${range(col('l1Entries'))} entries; ` +
         `live heap +${range(col('heapUsedGrowthMiB'))} MiB, buffers +${range(col('arrayBuffersGrowthMiB'))} MiB (tag versions ${range(col('tagVersionsMiB'))} MiB); ` +
-        `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB); ` +
+        `RSS growth after a full GC ${range(col('rssGrowthMiB'))} MiB, peak during the scan ${range(col('peakRssGrowthMiB'))} MiB (target < 64 MiB: every round); ` +
+        `heapTotal growth ${range(col('heapTotalGrowthMiB'))} MiB, peak ${range(col('peakHeapTotalGrowthMiB'))} MiB; ` +
         `settled (both ends read 250 ms after their GC) ${range(col('settledRssGrowthMiB'))} MiB`,
     );
   }
