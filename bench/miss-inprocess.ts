@@ -15,6 +15,9 @@
 //   --cpu: CPU time per request instead of event-loop busy time (steadier while others load the machine)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
+//   --warm N: requests in each case's warm-up batch (default: --batch); --pause MS: after the warm-up, print
+//   `MEASURE <pid>` and wait MS ms before the rounds, so a profiler can start on the measured requests alone
+//   (bench/front-instructions.sh turns callgrind on there)
 //
 // --build: a compiled tiercache (its dist/esm directory); default `src=../src` (the
 // TypeScript sources through tsx). E.g. compare a branch against main:
@@ -160,8 +163,8 @@ for (const b of builds) {
   }
 }
 
-async function batch(handler: Handler): Promise<void> {
-  let left = batchSize;
+async function batch(handler: Handler, size = batchSize): Promise<void> {
+  let left = size;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       const socket = new Sink(LOOPBACK);
@@ -173,7 +176,13 @@ async function batch(handler: Handler): Promise<void> {
 // --cpu: the process's CPU time instead: on a machine others load, the time this process is
 // descheduled falls in the event loop's busy time but not in its CPU time.
 const cpu = process.argv.includes('--cpu');
-for (const c of cases) await batch(c.handler); // warm-up
+const warm = Number(option('warm', String(batchSize))[0]);
+for (const c of cases) await batch(c.handler, warm); // warm-up
+const pause = option('pause', '')[0];
+if (pause !== '') {
+  console.log(`MEASURE ${process.pid}`);
+  await new Promise((r) => setTimeout(r, Number(pause)));
+}
 for (let r = 0; r < rounds; r++) {
   for (const c of cases) {
     if (cpu) {

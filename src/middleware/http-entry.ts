@@ -350,6 +350,12 @@ export class HeaderSet {
    * once), one the object reorders (an array index comes first in a for-in),
    * `__proto__` or a field node would refuse (the array then throws as it did).
    * Shared by every hit of the entry; valid until the next call.
+   *
+   * node writes each entry as `name: value` and a line end, so an entry's
+   * value may hold the lines of the fields after it (see NodeHead): fields
+   * node does not look at go out joined to the entry before them, once per
+   * entry instead of once per hit. Age and Cache-Status join the last one,
+   * made again when the age changes (once a second at most).
    */
   nodeFormWith(age: string, cacheStatus: string | undefined): NodeForm | undefined {
     let forms = nodeForms.get(this);
@@ -359,35 +365,44 @@ export class HeaderSet {
       nodeForms.set(this, forms);
     }
     const withStatus = cacheStatus !== undefined;
-    const form = withStatus ? (forms.status ??= this.buildNodeForm(true)) : (forms.plain ??= this.buildNodeForm(false));
-    if (form === null) return undefined;
-    form['age']![1] = age;
-    if (withStatus) {
-      const status = form['cache-status']!;
-      if (status[1] !== cacheStatus) {
-        // A value seen first here is checked once, as the rest were.
-        if (!isValidField('cache-status', cacheStatus)) return undefined;
-        status[1] = cacheStatus;
-      }
+    const head = withStatus ? (forms.status ??= this.buildNodeHead(true)) : (forms.plain ??= this.buildNodeHead(false));
+    if (head === null) return undefined;
+    if (head.age !== age || head.status !== cacheStatus) {
+      // A value seen first here is checked once, as the rest were.
+      if (withStatus && head.status !== cacheStatus && !isValidField('cache-status', cacheStatus)) return undefined;
+      head.tail[1] = withStatus ? `${head.before}${age}\r\ncache-status: ${cacheStatus}` : head.before + age;
+      head.age = age;
+      head.status = cacheStatus;
     }
-    return form;
+    return head.form;
   }
 
-  private buildNodeForm(withStatus: boolean): NodeForm | null {
+  private buildNodeHead(withStatus: boolean): NodeHead | null {
     if (this.repeated) return null;
     const flat = this.flat;
     const form: NodeForm = {};
+    // The entry the next field may join: none after a field whose value node reads.
+    let carrier: [string, string] | undefined;
     for (let i = 0; i < this.count; i += 2) {
       const name = flat[i]!;
+      const value = flat[i + 1]!;
       // '__proto__' would set the literal's prototype, not a field (node's own object, made without one, holds it).
-      if (name === 'age' || (withStatus && name === 'cache-status') || name === '__proto__' || ARRAY_INDEX.test(name) || !isValidField(name, flat[i + 1]!)) return null;
-      form[name] = [name, flat[i + 1]!];
+      if (name === 'age' || (withStatus && name === 'cache-status') || name === '__proto__' || ARRAY_INDEX.test(name) || !isValidField(name, value)) return null;
+      const lower = name.toLowerCase();
+      if (carrier !== undefined && !NODE_READS_NAME.has(lower)) {
+        carrier[1] += `\r\n${name}: ${value}`;
+        continue;
+      }
+      const entry: [string, string] = [name, value];
+      form[name] = entry;
+      carrier = NODE_READS_VALUE.has(lower) ? undefined : entry;
     }
-    form['age'] = ['age', '0'];
-    if (withStatus) form['cache-status'] = ['cache-status', ''];
+    let before = '';
+    if (carrier === undefined) form['age'] = carrier = ['age', ''];
+    else before = `${carrier[1]}\r\nage: `;
     // No prototype, as node's own (nothing inherited enters its for-in), set after the fields: an object
     // made without one is a dictionary, which a for-in walks several times slower.
-    return Object.setPrototypeOf(form, null) as NodeForm;
+    return { form: Object.setPrototypeOf(form, null) as NodeForm, tail: carrier, before, age: undefined, status: undefined };
   }
 
   /**
@@ -445,6 +460,34 @@ export class HeaderSet {
 export type NodeForm = Record<string, [string, string]>;
 
 /**
+ * A HeaderSet's node form, in which an entry's value may carry the lines of
+ * the fields after it: `{ 'x-powered-by': ['x-powered-by', 'Express\r\ncontent-type: text/html'] }`
+ * goes out as the two fields. What node reads by name while it writes a head
+ * (its matchHeader and processHeader: the framing, the connection, Date)
+ * keeps an entry of its own, so node sees it as it would have; the rest
+ * costs node one string each per entry instead of per hit.
+ */
+interface NodeHead {
+  readonly form: NodeForm;
+  /** The entry whose value ends with Age (and Cache-Status): the last field's, or Age's own. */
+  readonly tail: [string, string];
+  /** The tail's value up to the age. */
+  readonly before: string;
+  /** What the tail holds now. */
+  age: string | undefined;
+  status: string | undefined;
+}
+
+/**
+ * Names node's _storeHeader looks at as it writes a head (matchHeader:
+ * Connection, Transfer-Encoding, Content-Length, Date, Expect, Trailer,
+ * Keep-Alive; processHeader: Content-Disposition): an entry of their own.
+ */
+const NODE_READS_NAME = new Set(['connection', 'transfer-encoding', 'content-length', 'date', 'expect', 'trailer', 'keep-alive', 'content-disposition']);
+/** Of those, the ones whose value node reads too (a length, a 'close', 'chunked', a latin1 re-encoding): no field may join it. */
+const NODE_READS_VALUE = new Set(['connection', 'transfer-encoding', 'content-length', 'content-disposition']);
+
+/**
  * nodeFormWith's objects of the HeaderSets hit lately, with and without
  * Cache-Status (undefined until built, null when those fields have none).
  * Kept beside the entries, not on them: an entry's L1 charge is fixed when it
@@ -453,7 +496,7 @@ export type NodeForm = Record<string, [string, string]>;
  * at most, whatever L1 holds; an entry dropped from L1 is held here until
  * the next emptying at most.
  */
-const nodeForms = new Map<HeaderSet, { status: NodeForm | null | undefined; plain: NodeForm | null | undefined }>();
+const nodeForms = new Map<HeaderSet, { status: NodeHead | null | undefined; plain: NodeHead | null | undefined }>();
 const NODE_FORMS_MAX = 1_024;
 
 /** A name a for-in visits before the others, whatever the order they were added in. */

@@ -169,8 +169,10 @@ export function replay(req: IncomingMessage, res: ServerResponse, response: Prep
 
 /** Whether a 200's request carries conditions the stored answer meets. */
 function notModified(req: IncomingMessage, response: PreparedResponse): boolean {
-  if (req.headers['if-none-match'] === undefined && req.headers['if-modified-since'] === undefined) return false;
-  const conditions = conditionsOf(req.headers);
+  // Read once: node's req.headers is a getter (IncomingMessage builds the object on the first read).
+  const headers = req.headers;
+  if (headers['if-none-match'] === undefined && headers['if-modified-since'] === undefined) return false;
+  const conditions = conditionsOf(headers);
   return conditions !== undefined && isNotModified(conditions, response.etag, response.lastModified);
 }
 

@@ -251,10 +251,12 @@ export class TagVersions {
   check(entry: FillStamp): Validity {
     if (this.pendingCount !== 0) return this.checkWhilePending(entry);
     const epoch = this.epoch;
+    // Read once: an L1 entry (packed-entry.ts) reads it from its bytes each time.
+    const recorded = entry.epoch;
     // Unknown (read again after a reset or a refused store), the epoch is still past every one known before.
-    if (entry.epoch < (epoch ?? this.highestEpoch)) return Validity.Invalid;
+    if (recorded < (epoch ?? this.highestEpoch)) return Validity.Invalid;
     // An entry's epoch is a number: equal to an unknown (undefined) epoch never.
-    const decided = this.trusted && entry.epoch === epoch;
+    const decided = this.trusted && recorded === epoch;
     return this.checkTags(entry, decided);
   }
 
@@ -279,12 +281,13 @@ export class TagVersions {
   /** The tag part of check(); pending tags were checked by the caller. */
   private checkTags(entry: FillStamp, decided: boolean): Validity {
     const tags = entry.tags;
+    const versions = entry.versions;
     // Stryker disable next-line ConditionalExpression: a shortcut: the pending map is empty when nothing is pending
     const pending = this.pendingCount !== 0;
     for (let i = 0; i < tags.length; i++) {
       if (pending && this.pendingTags.has(tags[i]!)) continue;
       const current = this.map.get(tags[i]!);
-      const recorded = entry.versions[i]!;
+      const recorded = versions[i]!;
       if (current === undefined) {
         if (this.source === undefined) {
           if (recorded < this.floor) return Validity.Invalid;

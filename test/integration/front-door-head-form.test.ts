@@ -35,6 +35,19 @@ async function fieldNames(server: Server, path: string): Promise<{ names: string
   return { names, cacheStatus: status?.slice(status.indexOf(':') + 1).trim() };
 }
 
+/** The bytes of two answers to `GET /` on one connection, the second asked with Connection: close (latin1). */
+async function twoAnswers(server: Server): Promise<string> {
+  const { port } = server.address() as AddressInfo;
+  const bytes = await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+  });
+  return bytes.toString('latin1');
+}
+
 /** An Express app whose answer carries a field named as a number between two others. */
 function appWithNumberedField(cache: TierCache) {
   const app = express();
@@ -107,6 +120,35 @@ describe('a hit head in the form node keeps set headers', () => {
       assert.deepEqual(stored(hit.names), ['x-first', '7', 'x-last', 'content-type']);
     }
   });
+
+  // The form joins the lines of fields node does not look at to the entry before them; what node reads by name as
+  // it writes a head (the framing, the connection, Date, Content-Disposition's re-encoding) keeps an entry of its own.
+  for (const [what, fields] of [
+    ['those node reads between others', [['x-a', '1'], ['date', 'Tue, 01 Dec 2026 10:00:00 GMT'], ['X-Mixed', '2'], ['content-length', '2'], ['x-c', '3'], ['content-disposition', 'attachment; filename="d.txt"'], ['x-d', '4'], ['keep-alive', 'timeout=9'], ['x-e', '5']]],
+    ['a Content-Length last', [['x-a', '1'], ['content-type', 'application/json'], ['content-length', '2']]],
+    ['none node reads', [['x-a', '1'], ['content-type', 'application/json']]],
+  ] as const) {
+    it(`sends the bytes node sends for the stored fields as a flat array: ${what}`, async () => {
+      const body = Buffer.from('{}');
+      const prepared = new PreparedResponse(200, fields.map(([n, v]) => [n, v] as [string, string]), body, true, undefined, false);
+      const status = 'tiercache; hit; detail=L1';
+      const form = await serve((_req, res) => {
+        writeStoredHead(res, 200, prepared.headers, 7, status);
+        res.end(body);
+      });
+      // node's own writeHead of the array (validating each field), as a hit sent it before the form existed.
+      const flat = await serve((_req, res) => {
+        res.writeHead(200, prepared.headers.rawWith('7', status));
+        res.end(body);
+      });
+      // Two requests on one connection: the first answer left it open (keep-alive as node decides it).
+      const [viaForm, viaFlat] = await Promise.all([twoAnswers(form), twoAnswers(flat)]);
+      assert.equal(viaForm.replace(/\r\nDate: [^\r]*/g, ''), viaFlat.replace(/\r\nDate: [^\r]*/g, ''));
+      assert.equal(viaForm.split('HTTP/1.1 200 OK').length, 3, viaForm);
+      assert.ok(!/transfer-encoding/i.test(viaForm), viaForm);
+      assert.equal(viaForm.split(/\r\ndate: /i).length, 3, `one Date per answer: ${viaForm}`);
+    });
+  }
 
   it('a hit whose response a layer of ours hooked (an outer bypass) says its own Cache-Status, and leaves the next hits theirs', async () => {
     const cache = newCache();
