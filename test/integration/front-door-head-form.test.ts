@@ -150,6 +150,47 @@ describe('a hit head in the form node keeps set headers', () => {
     });
   }
 
+  // node re-encodes a Content-Disposition that follows a Content-Length (its processHeader: the value as latin1
+  // bytes in a Buffer) and, on the path that validates (an array given to writeHead), then validates the Buffer's
+  // UTF-8 reading, where a byte past 0x7f is U+FFFD: ERR_INVALID_CHAR. The app's own head (set by name) is not
+  // validated again and goes out; a hit sent as the array failed on every request.
+  for (const [how, wrap] of [
+    ['the front door', (cache: TierCache, app: RequestListener) => front(cache, app)],
+    ['the middleware', (_cache: TierCache, app: RequestListener) => app],
+  ] as const) {
+    it(`${how}: a stored Content-Disposition past ASCII after its Content-Length, with a repeated field, is sent on hits as the app sent it`, async () => {
+      const cache = newCache();
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/api/file', (_req, res) => {
+        res.setHeader('link', ['<a.css>; rel=preload', '<b.js>; rel=preload']);
+        res.setHeader('content-length', '4');
+        res.setHeader('content-disposition', 'attachment; filename="caf\xe9.txt"');
+        res.end(Buffer.from('file'));
+      });
+      const server = await serve(wrap(cache, app as unknown as RequestListener));
+      const { port } = server.address() as AddressInfo;
+      const answer = () =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect(port, '127.0.0.1', () => socket.write('GET /api/file HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+          const chunks: Buffer[] = [];
+          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+          socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+          socket.on('error', reject);
+        });
+      const disposition = (text: string) => /^content-disposition: ([^\r]*)/im.exec(text)?.[1];
+      const fill = await answer();
+      assert.match(fill, /^HTTP\/1\.1 200 /, fill);
+      for (let i = 0; i < 2; i++) {
+        const hit = await answer();
+        assert.match(hit, /^HTTP\/1\.1 200 /, `hit ${i}: ${hit}`);
+        assert.match(hit, /cache-status: tiercache; hit; detail=L1/, hit);
+        assert.equal(disposition(hit), disposition(fill), 'the bytes the app sent');
+        assert.equal(hit.match(/^link: /gim)?.length, 2, hit);
+      }
+    });
+  }
+
   it('a hit whose response a layer of ours hooked (an outer bypass) says its own Cache-Status, and leaves the next hits theirs', async () => {
     const cache = newCache();
     const app = express();
