@@ -12,6 +12,7 @@ import { front } from '../../src/node.js';
 import { PreparedResponse } from '../../src/middleware/http-entry.js';
 import { writeStoredHead } from '../../src/middleware/replay.js';
 import { useCleanup } from '../support/cache-context.js';
+import { wireText } from '../support/http-wire.js';
 
 const { track, serve } = useCleanup();
 
@@ -169,15 +170,7 @@ describe('a hit head in the form node keeps set headers', () => {
         res.end(Buffer.from('file'));
       });
       const server = await serve(wrap(cache, app as unknown as RequestListener));
-      const { port } = server.address() as AddressInfo;
-      const answer = () =>
-        new Promise<string>((resolve, reject) => {
-          const socket = connect(port, '127.0.0.1', () => socket.write('GET /api/file HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
-          const chunks: Buffer[] = [];
-          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-          socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-          socket.on('error', reject);
-        });
+      const answer = () => wireText(server, '/api/file');
       const disposition = (text: string) => /^content-disposition: ([^\r]*)/im.exec(text)?.[1];
       const fill = await answer();
       assert.match(fill, /^HTTP\/1\.1 200 /, fill);
