@@ -16,6 +16,7 @@ import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { PackedEntry } from '../store/packed-entry.js';
 import { sharedHeaderName } from './header-names.js';
 import { parseHttpDate } from './http-date.js';
+import { HOP_BY_HOP } from './storage-rules.js';
 
 interface StoredHead {
   /** Status of a stored response. */
@@ -595,10 +596,15 @@ function isSendableReason(reason: string): boolean {
   return SENDABLE_REASON.test(reason);
 }
 
-/** Whether node would write this header: foreign or damaged entries must be a miss, never a 500. */
+/**
+ * Whether node would write this header, and tiercache would have stored it: foreign or damaged entries must be a
+ * miss, never a 500 (DESIGN §4). A hop-by-hop field is never stored (storage-rules), and replayed one frames or
+ * ends the answer in node's hands: Trailer made every hit throw (its body has a length, no chunks), out of the
+ * front door's request listener; Transfer-Encoding went beside the hit's Content-Length, the body chunked.
+ */
 function isWritableHeader(pair: unknown): pair is [string, string] {
   if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return false;
-  return isValidField(pair[0], pair[1]);
+  return !HOP_BY_HOP.has(pair[0].toLowerCase()) && isValidField(pair[0], pair[1]);
 }
 
 const EMPTY = Buffer.alloc(0);
