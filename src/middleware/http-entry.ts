@@ -16,6 +16,7 @@ import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
 import { PackedEntry } from '../store/packed-entry.js';
 import { sharedHeaderName } from './header-names.js';
 import { parseHttpDate } from './http-date.js';
+import { HOP_BY_HOP } from './storage-rules.js';
 
 interface StoredHead {
   /** Status of a stored response. */
@@ -345,11 +346,16 @@ export class HeaderSet {
    * writeHead sends without validating each field again: the array of
    * rawWith costs two regular expressions per field on every hit (about 1 µs
    * of the 2.5 µs a hit's head took, measured in process). Each field is
-   * validated once here instead, as node would. Undefined when the object
-   * cannot send what the array sends: a name repeated (an object holds it
-   * once), one the object reorders (an array index comes first in a for-in),
-   * `__proto__` or a field node would refuse (the array then throws as it did).
-   * Shared by every hit of the entry; valid until the next call.
+   * validated once here instead, as node would. The object sends what the
+   * array sends, entry by entry in its order (see keyFor). Undefined only for
+   * a field node would refuse: the array then throws as it did. Shared by
+   * every hit of the entry; valid until the next call.
+   *
+   * Not validating again is also what keeps a hit's bytes those the app sent:
+   * node re-encodes a Content-Disposition after a Content-Length (as latin1
+   * bytes in a Buffer), and the array's validation reads that Buffer as UTF-8,
+   * where a byte past 0x7f is U+FFFD: ERR_INVALID_CHAR on every hit of an
+   * entry the app's own head (set by name, not validated again) sent fine.
    *
    * node writes each entry as `name: value` and a line end, so an entry's
    * value may hold the lines of the fields after it (see NodeHead): fields
@@ -365,7 +371,7 @@ export class HeaderSet {
       nodeForms.set(this, forms);
     }
     const withStatus = cacheStatus !== undefined;
-    const head = withStatus ? (forms.status ??= this.buildNodeHead(true)) : (forms.plain ??= this.buildNodeHead(false));
+    const head = withStatus ? (forms.status ??= this.buildNodeHead()) : (forms.plain ??= this.buildNodeHead());
     if (head === null) return undefined;
     if (head.age !== age || head.status !== cacheStatus) {
       // A value seen first here is checked once, as the rest were.
@@ -377,8 +383,7 @@ export class HeaderSet {
     return head.form;
   }
 
-  private buildNodeHead(withStatus: boolean): NodeHead | null {
-    if (this.repeated) return null;
+  private buildNodeHead(): NodeHead | null {
     const flat = this.flat;
     const form: NodeForm = {};
     // The entry the next field may join: none after a field whose value node reads.
@@ -386,19 +391,18 @@ export class HeaderSet {
     for (let i = 0; i < this.count; i += 2) {
       const name = flat[i]!;
       const value = flat[i + 1]!;
-      // '__proto__' would set the literal's prototype, not a field (node's own object, made without one, holds it).
-      if (name === 'age' || (withStatus && name === 'cache-status') || name === '__proto__' || ARRAY_INDEX.test(name) || !isValidField(name, value)) return null;
+      if (!isValidField(name, value)) return null;
       const lower = name.toLowerCase();
       if (carrier !== undefined && !NODE_READS_NAME.has(lower)) {
         carrier[1] += `\r\n${name}: ${value}`;
         continue;
       }
       const entry: [string, string] = [name, value];
-      form[name] = entry;
+      form[keyFor(form, name, i)] = entry;
       carrier = NODE_READS_VALUE.has(lower) ? undefined : entry;
     }
     let before = '';
-    if (carrier === undefined) form['age'] = carrier = ['age', ''];
+    if (carrier === undefined) form[keyFor(form, 'age', this.count)] = carrier = ['age', ''];
     else before = `${carrier[1]}\r\nage: `;
     // No prototype, as node's own (nothing inherited enters its for-in), set after the fields: an object
     // made without one is a dictionary, which a for-in walks several times slower.
@@ -502,6 +506,20 @@ const NODE_FORMS_MAX = 1_024;
 /** A name a for-in visits before the others, whatever the order they were added in. */
 const ARRAY_INDEX = /^(?:0|[1-9]\d*)$/;
 
+/**
+ * The key an entry of `form` is filed under. node's _storeHeader sends an
+ * entry's own name (entry[0]) and reads the key only to walk the object, so a
+ * key need only be new and walked in its turn: the name itself when it is, else
+ * the name, a space and the field's index. No field name holds a space (a
+ * token), so that key is never a field's, nor an array index (which a for-in
+ * visits first), nor `__proto__` (which sets an object literal's prototype
+ * instead). A name repeated, an array index, `__proto__`: each sent where the
+ * stored fields have it, as the flat array sends it.
+ */
+function keyFor(form: NodeForm, name: string, index: number): string {
+  return name === '__proto__' || ARRAY_INDEX.test(name) || Object.hasOwn(form, name) ? `${name} ${index}` : name;
+}
+
 /** Whether node takes this field as it is (its writeHead would throw otherwise). */
 function isValidField(name: string, value: string): boolean {
   try {
@@ -578,10 +596,15 @@ function isSendableReason(reason: string): boolean {
   return SENDABLE_REASON.test(reason);
 }
 
-/** Whether node would write this header: foreign or damaged entries must be a miss, never a 500. */
+/**
+ * Whether node would write this header, and tiercache would have stored it: foreign or damaged entries must be a
+ * miss, never a 500 (DESIGN §4). A hop-by-hop field is never stored (storage-rules), and replayed one frames or
+ * ends the answer in node's hands: Trailer made every hit throw (its body has a length, no chunks), out of the
+ * front door's request listener; Transfer-Encoding went beside the hit's Content-Length, the body chunked.
+ */
 function isWritableHeader(pair: unknown): pair is [string, string] {
   if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return false;
-  return isValidField(pair[0], pair[1]);
+  return !HOP_BY_HOP.has(pair[0].toLowerCase()) && isValidField(pair[0], pair[1]);
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -13,7 +13,7 @@ import { CDN_CACHE_CONTROL, responseDirectives, SURROGATE_CONTROL, TIERCACHE_CAC
  * refuses it over HTTP/2, so an answer filled over HTTP/1.1 that kept it
  * threw at every HTTP/2 hit (out of the front door: an uncaught exception).
  */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 /**
  * Headers recomputed on every answer or never stored. Date is kept (Age is
  * computed against the origin's); Content-Length too, in its place, since only

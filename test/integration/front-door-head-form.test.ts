@@ -12,6 +12,7 @@ import { front } from '../../src/node.js';
 import { PreparedResponse } from '../../src/middleware/http-entry.js';
 import { writeStoredHead } from '../../src/middleware/replay.js';
 import { useCleanup } from '../support/cache-context.js';
+import { wireText } from '../support/http-wire.js';
 
 const { track, serve } = useCleanup();
 
@@ -147,6 +148,39 @@ describe('a hit head in the form node keeps set headers', () => {
       assert.equal(viaForm.split('HTTP/1.1 200 OK').length, 3, viaForm);
       assert.ok(!/transfer-encoding/i.test(viaForm), viaForm);
       assert.equal(viaForm.split(/\r\ndate: /i).length, 3, `one Date per answer: ${viaForm}`);
+    });
+  }
+
+  // node re-encodes a Content-Disposition that follows a Content-Length (its processHeader: the value as latin1
+  // bytes in a Buffer) and, on the path that validates (an array given to writeHead), then validates the Buffer's
+  // UTF-8 reading, where a byte past 0x7f is U+FFFD: ERR_INVALID_CHAR. The app's own head (set by name) is not
+  // validated again and goes out; a hit sent as the array failed on every request.
+  for (const [how, wrap] of [
+    ['the front door', (cache: TierCache, app: RequestListener) => front(cache, app)],
+    ['the middleware', (_cache: TierCache, app: RequestListener) => app],
+  ] as const) {
+    it(`${how}: a stored Content-Disposition past ASCII after its Content-Length, with a repeated field, is sent on hits as the app sent it`, async () => {
+      const cache = newCache();
+      const app = express();
+      app.use(expressCache(cache));
+      app.get('/api/file', (_req, res) => {
+        res.setHeader('link', ['<a.css>; rel=preload', '<b.js>; rel=preload']);
+        res.setHeader('content-length', '4');
+        res.setHeader('content-disposition', 'attachment; filename="caf\xe9.txt"');
+        res.end(Buffer.from('file'));
+      });
+      const server = await serve(wrap(cache, app as unknown as RequestListener));
+      const answer = () => wireText(server, '/api/file');
+      const disposition = (text: string) => /^content-disposition: ([^\r]*)/im.exec(text)?.[1];
+      const fill = await answer();
+      assert.match(fill, /^HTTP\/1\.1 200 /, fill);
+      for (let i = 0; i < 2; i++) {
+        const hit = await answer();
+        assert.match(hit, /^HTTP\/1\.1 200 /, `hit ${i}: ${hit}`);
+        assert.match(hit, /cache-status: tiercache; hit; detail=L1/, hit);
+        assert.equal(disposition(hit), disposition(fill), 'the bytes the app sent');
+        assert.equal(hit.match(/^link: /gim)?.length, 2, hit);
+      }
     });
   }
 

@@ -30,14 +30,22 @@ export function wireRequest(server: Server, target: string, headers: Record<stri
 
 /** What wireRequest reads, unparsed: every byte that came back, as latin1 text (an answer with no head too). */
 export function wireText(server: Server, target: string, headers: Record<string, string> = {}, options: { method?: string; ms?: number } = {}): Promise<string> {
+  const all: Record<string, string> = { Host: '127.0.0.1', Connection: 'close', ...headers };
+  const head = Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return wireRaw(server, `${options.method ?? 'GET'} ${target} HTTP/1.1\r\n${head}\r\n`, options.ms);
+}
+
+/**
+ * Sends `raw` as it is (requests pipelined on one connection, HTTP/1.0 ones)
+ * and resolves with every byte that came back, as latin1 text, once the
+ * server closed the connection or `ms` passed. `end`: half-close after `raw`,
+ * so node closes once it has answered what came, kept alive or not.
+ */
+export function wireRaw(server: Server, raw: string, ms = 5_000, end = false): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const all: Record<string, string> = { Host: '127.0.0.1', Connection: 'close', ...headers };
-    const socket = connect(portOf(server), '127.0.0.1', () => {
-      const head = Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      socket.write(`${options.method ?? 'GET'} ${target} HTTP/1.1\r\n${head}\r\n`);
-    });
-    const timer = setTimeout(() => socket.destroy(), options.ms ?? 5_000);
+    const socket = connect(portOf(server), '127.0.0.1', () => (end ? socket.end(raw) : socket.write(raw)));
+    const timer = setTimeout(() => socket.destroy(), ms);
     socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
     socket.on('error', reject);
     socket.on('close', () => {
