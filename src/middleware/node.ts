@@ -135,9 +135,10 @@ export function front(cache: TierCache, handler: NodeRequestHandler, options?: F
 }
 
 /**
- * Replays a hit; false (nothing written) when a 'hit' listener threw: the app
- * then answers, and its middleware meets the same listener, as it would have
- * without the front door (Express: a 500 from its error handler).
+ * Replays a hit; false (nothing written) when a 'hit' listener or the replay
+ * threw before the head went out: the app then answers, and its middleware
+ * meets the same failure if it is one, as without the front door (Express:
+ * a 500 from its error handler).
  */
 function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit: NonNullable<ReturnType<typeof publicHit>>, now: number, cacheStatus: string | undefined): boolean {
   // Stryker disable next-line ConditionalExpression: a shortcut: emit() with no listener does nothing
@@ -148,8 +149,24 @@ function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit
       return false;
     }
   }
+  try {
+    replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus, undefined);
+  } catch (err) {
+    // A throw here would leave the request listener and end the process (a writeHead hook that fails, say).
+    // Before the head is out the app answers, as without the front door: what the replay set goes first (the
+    // front door runs before anything else sets a field). After, the answer cannot be finished: cut it.
+    if (res.headersSent) {
+      cache.reportError(err as Error, 'the front door could not finish writing a hit; the response was cut');
+      cache.store.noteL1Hits(hit.lookups);
+      res.destroy();
+      return true;
+    }
+    // Counted as a 'hit' listener's throw is: the app's middleware counts what it finds.
+    cache.reportError(err as Error, 'the front door could not write a hit; passing the request to the app');
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    return false;
+  }
   cache.store.noteL1Hits(hit.lookups);
-  replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus, undefined);
   return true;
 }
 

@@ -3,7 +3,7 @@
 // options it does not use. Each of these once crashed the process, served
 // from a closed cache, or was silently ignored (found by a hostile review).
 import assert from 'node:assert/strict';
-import type { RequestListener } from 'node:http';
+import { createServer, ServerResponse, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import compression from 'compression';
@@ -85,6 +85,64 @@ describe('front door: failures around it', () => {
     const served = await fetch(`${base}/api/movies`);
     assert.equal(served.headers.get('cache-status'), 'tiercache; hit; detail=L1');
     assert.equal(reached.n, 2);
+  });
+
+  it('lets the app answer when writing a hit throws before its head is out (a writeHead hook that fails), instead of ending the process', async () => {
+    // A response class with a hook in writeHead (a server's ServerResponse option, as an APM agent may set)
+    // that fails on an answer the cache replays. Express gives the response a prototype of its own, without the
+    // hook: without the front door, the middleware's hit goes out. With it, so must it (the app answers).
+    class HookedResponse extends ServerResponse {
+      override writeHead(...args: unknown[]): this {
+        if (String(this.getHeader('cache-status') ?? '').includes('hit')) throw new Error('the hook failed');
+        return (super.writeHead as (...a: unknown[]) => this)(...args);
+      }
+    }
+    const cache = newCache();
+    const errors: string[] = [];
+    cache.on('error', ({ err }: { err: Error }) => errors.push(err.message));
+    const { app: a, reached } = app(cache);
+    const server = track(createServer({ ServerResponse: HookedResponse as typeof ServerResponse }, front(cache, a)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const filled = await fetch(`${base}/api/movies`);
+    assert.equal(filled.status, 200);
+    const body = await filled.text();
+    const failed = await fetch(`${base}/api/movies`);
+    assert.equal(failed.status, 200);
+    assert.equal(failed.headers.get('cache-status'), 'tiercache; hit; detail=L1', "the middleware's hit, as without the front door");
+    assert.equal(await failed.text(), body);
+    assert.equal(reached.n, 2, 'the app had the request');
+    assert.ok(errors.some((m) => m.includes('the hook failed')), `the front door reported the failure: ${JSON.stringify(errors)}`);
+    // The middleware's hit: two lookups (the Vary manifest, then the variant); the front door's gave up counts none.
+    assert.equal(cache.stats().l1.hits, 2);
+    // Still alive and serving.
+    const again = await fetch(`${base}/api/other`);
+    assert.equal(again.status, 404);
+    await again.text();
+  });
+
+  it('cuts the answer when writing a hit throws after its head is out, instead of ending the process', async () => {
+    class HookedResponse extends ServerResponse {
+      override end(...args: unknown[]): this {
+        // Express and the fill end with the head unsent (end writes it); a replay writes its head first.
+        if (this.headersSent) throw new Error('the end hook failed');
+        return (super.end as (...a: unknown[]) => this)(...args);
+      }
+    }
+    const cache = newCache();
+    const errors: string[] = [];
+    cache.on('error', ({ err }: { err: Error }) => errors.push(err.message));
+    const { app: a, reached } = app(cache);
+    const server = track(createServer({ ServerResponse: HookedResponse as typeof ServerResponse }, front(cache, a)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    assert.equal((await fetch(`${base}/api/movies`)).status, 200);
+    await assert.rejects(async () => (await fetch(`${base}/api/movies`)).text(), 'the half-written hit was cut, not left hanging');
+    assert.equal(reached.n, 1, 'nothing more reached the app: its head was out');
+    assert.ok(errors.includes('the end hook failed'), `the front door reported the failure: ${JSON.stringify(errors)}`);
+    const again = await fetch(`${base}/api/other`);
+    assert.equal(again.status, 404, 'still alive and serving');
+    await again.text();
   });
 
   it('serves nothing once close() was called, while close() still waits for a fill under way', async () => {
