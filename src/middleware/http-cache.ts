@@ -1976,8 +1976,13 @@ export class HttpCache<R> {
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
-          if (found === undefined || found.unchecked === true || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
+          const now = coarseNow();
+          if (found === undefined || found.unchecked === true || found.entry.freshUntil <= now || notOurs(plan, found)) return false;
+          // Origin mode: the fill may have ended by serving what its lookup found in L2 (stored by another instance),
+          // which no origin validated for this request: one that asks for validation or more freshness (no-cache,
+          // max-age, min-fresh) takes it only where it fits as it is, as it would a hit; else it runs its own.
+          if (plan.origin?.needs !== undefined && useOf(plan.origin, found.entry, found.response, now) !== Use.Hit) return false;
+          replay(req, res, found.response, found.entry.createdAt, now, this.status(MISS_COLLAPSED), c.deferred);
           return true;
         },
         () => false,

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 import { useRedisCaches } from '../../support/cache-context.js';
-import { adapters, buildApp } from './apps.js';
+import { adapters, buildApp, type HandlerIO } from './apps.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -59,6 +59,54 @@ describe('middleware: a waiter that asks for validation takes no stale answer ma
         } else {
           assert.equal(asking.text, 'version 1');
         }
+      });
+    }
+  }
+});
+
+// The same waiter, when the lookup it joined finds a fresh entry in L2 that another instance stored (its own L1
+// still holding the stale copy it revalidates by): it was handed that entry as a collapsed miss, never validated,
+// however old (max-age=0) or short-lived (min-fresh) it was.
+describe('middleware: a waiter that asks for validation takes no entry another request found in L2', function () {
+  this.timeout(20_000);
+  const redisCaches = useRedisCaches({ prefix: 'fresh-needs' });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const adapter of adapters.filter((a) => a.name === 'express5' || a.name === 'koa3')) {
+    for (const directive of ['no-cache', 'max-age=0', 'min-fresh=5']) {
+      it(`${adapter.name}: Cache-Control: ${directive} runs its own request`, async () => {
+        proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
+        const slow = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+        const other = await redisCaches.open({ namespace: redisCaches.ns, l2: { commandTimeout: 2000 } });
+        let version = 0;
+        const route = {
+          path: '/r',
+          mw: { ttl: '1m', freshness: 'origin' as const },
+          handler: (io: HandlerIO) => {
+            version++;
+            // An ETag keeps the stale copy in L1, so the asking request needs no lookup of its own and joins the plain one's.
+            io.set('Cache-Control', 'max-age=1');
+            io.set('ETag', `"v${version}"`);
+            io.end(`version ${version}`);
+          },
+        };
+        const app = buildApp(adapter, slow, { routes: [route] });
+        const otherApp = buildApp(adapter, other, { routes: [route] });
+        assert.equal((await request(app.target).get('/r')).text, 'version 1');
+        await sleep(1_100);
+        // The other instance refreshes the entry in L2; this one's L1 keeps version 1, stale.
+        assert.equal((await request(otherApp.target).get('/r')).text, 'version 2');
+        const plain = request(app.target).get('/r').then((r) => r);
+        await sleep(5); // the plain request's lookup is out (each Redis reply is held 20 ms each way)
+        const asking = await request(app.target).get('/r').set('Cache-Control', directive);
+        const first = await plain;
+        assert.equal(first.text, 'version 2', 'the plain request is answered from L2');
+        assert.equal(asking.text, 'version 3', `a ${directive} request was answered ${asking.text} (${asking.headers['cache-status']}) without asking the origin`);
+        assert.doesNotMatch(String(asking.headers['cache-status']), /collapsed|; hit/);
       });
     }
   }
