@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 import { useRedisCaches } from '../../support/cache-context.js';
-import { adapters, buildApp, type HandlerIO } from './apps.js';
+import { adapters, buildApp, type RouteSpec } from './apps.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -83,10 +83,10 @@ describe('middleware: a waiter that asks for validation takes no entry another r
         const slow = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
         const other = await redisCaches.open({ namespace: redisCaches.ns, l2: { commandTimeout: 2000 } });
         let version = 0;
-        const route = {
+        const route: RouteSpec = {
           path: '/r',
-          mw: { ttl: '1m', freshness: 'origin' as const },
-          handler: (io: HandlerIO) => {
+          mw: { ttl: '1m', freshness: 'origin' },
+          handler: (io) => {
             version++;
             // An ETag keeps the stale copy in L1, so the asking request needs no lookup of its own and joins the plain one's.
             io.set('Cache-Control', 'max-age=1');
