@@ -1228,7 +1228,8 @@ export class HttpCache<R> {
       const readFromL2 = passed !== undefined && passed.key === plan.key && passed.cache === this.cache;
       if (!readFromL2) this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
-      if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
+      // A refresh the request forces is decided here (the rate limit): refused, the fresh L1 entry is a hit, and Redis is not asked.
+      if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now, this.forced, plan.key) === Use.Hit) {
         const tier = readFromL2 ? 'L2' : 'L1';
         if (this.cache.hitListened) this.reportServed(c.deferred, plan, tier, false);
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), c.deferred);
@@ -1461,7 +1462,7 @@ export class HttpCache<R> {
       local = this.passedWithoutL1(req, plan);
       if (local !== undefined) {
         const now = coarseNow();
-        if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) return this.serveFresh(c, plan, local, now, undefined);
+        if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now, this.forced, plan.key) === Use.Hit) return this.serveFresh(c, plan, local, now, undefined);
       }
     }
     let found = local;
@@ -1588,7 +1589,7 @@ export class HttpCache<R> {
   private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number, l1Noted: boolean, standIn: Found | undefined): boolean | Promise<boolean> {
     const origin = plan.origin!;
     if (found !== undefined) {
-      const use = useOf(origin, found.entry, found.response, now, { limiter: this.forced, key: plan.key });
+      const use = useOf(origin, found.entry, found.response, now, this.forced, plan.key);
       if (use === Use.Hit) return this.serveFresh(c, plan, found, now, begun);
       if (use === Use.Stale) {
         begun?.flight.settle(undefined);
