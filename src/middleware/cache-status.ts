@@ -22,6 +22,14 @@ export function forwardedStatus(why: 'stale' | 'request', status: number, stored
   return `tiercache; fwd=${why}; fwd-status=${status}${stored ? '; stored' : ''}`;
 }
 
+/**
+ * Origin mode, a revalidation whose answer is not stored, and why: forwarded as any revalidation (a
+ * response was found, so no `fwd=miss`, RFC 9211 §2.2), with the `detail` a miss would give.
+ */
+export function forwardedUnstored(why: 'stale' | 'request', status: number, reason: MissReason): string {
+  return `${forwardedStatus(why, status, false)}; detail=${reason}`;
+}
+
 /** A stale entry revalidated with a 304 and served. */
 export const REVALIDATED = forwardedStatus('stale', 304, true);
 

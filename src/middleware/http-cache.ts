@@ -20,7 +20,7 @@ import { Validity } from '../store/tag-versions.js';
 
 import { L1_ONLY, NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
 import { respondAsSet, type ChainEnd, type RespondWatch } from './koa-respond.js';
-import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, forwardedUnstored, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -348,7 +348,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     }
     if (ttl === undefined) {
       flight.settle(undefined);
-      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus(reason!)));
+      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.unstoredStatus(r.statusCode, reason!)));
       return this.notModifiedUnstored(r, headers);
     }
     if (rawGroups !== undefined) {
@@ -368,7 +368,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
         this.ttl = undefined;
         this.learnTooLarge(headers);
         flight.settle(undefined);
-        if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
+        if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.unstoredStatus(r.statusCode, 'too-large')));
         return this.notModifiedUnstored(r, headers);
       }
     }
@@ -494,7 +494,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const sent = asSent(cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.headReason, before.utf8Head);
     const answer = new PreparedResponse(before.status, sent.headers, before.body, before.isPublic, undefined, false, sent.reason, before.route, sent.bytes);
     const age = ageOf(createdAt, now);
-    const cacheStatus = this.http.status(this.forwarded(304, kept));
+    const cacheStatus = this.http.status(kept ? this.forwarded(304, true) : forwardedUnstored(this.forwardedWhy(), 304, typeof life === 'string' ? life : 'invalidated'));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
@@ -608,7 +608,16 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
    * `fwd=request` when it was fresh and the request asked for it (no-cache, max-age=0).
    */
   private forwarded(status: number, stored: boolean): string {
-    return forwardedStatus(this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale', status, stored);
+    return forwardedStatus(this.forwardedWhy(), status, stored);
+  }
+
+  private forwardedWhy(): 'stale' | 'request' {
+    return this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale';
+  }
+
+  /** Cache-Status of an answer that is not stored, and why: a revalidation's says what it forwarded, as a stored one does. */
+  private unstoredStatus(status: number, reason: MissReason): string {
+    return this.revalidating ? forwardedUnstored(this.forwardedWhy(), status, reason) : missStatus(reason);
   }
 
   unstorable(pastLimit: boolean): void {
@@ -634,7 +643,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   private drop(r: ServerResponse | undefined, reason: MissReason): void {
     this.ttl = undefined;
     this.flight.settle(undefined);
-    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', afterUpstream(this.upstream, missStatus(reason)));
+    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', afterUpstream(this.upstream, this.unstoredStatus(r.statusCode, reason)));
   }
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
