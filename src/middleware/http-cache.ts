@@ -20,7 +20,7 @@ import { Validity } from '../store/tag-versions.js';
 
 import { L1_ONLY, NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
 import { respondAsSet, type ChainEnd, type RespondWatch } from './koa-respond.js';
-import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, forwardedUnstored, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, forwardedUnstored, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, ONLY_IF_CACHED, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -1614,7 +1614,7 @@ export class HttpCache<R> {
       begun?.flight.settle(undefined);
       // Answered here, not by the app: what an outer layer said before is not this answer's word.
       forgetSaid(c.res);
-      if (this.options.cacheStatus) c.res.setHeader('cache-status', missStatus('only-if-cached'));
+      if (this.options.cacheStatus) c.res.setHeader('cache-status', ONLY_IF_CACHED);
       c.res.statusCode = 504;
       c.res.end();
       return true;
