@@ -11,7 +11,7 @@ import { deltaSeconds, parseDirectives, type Directives } from './directives.js'
 export interface RequestDirectiveOptions {
   /** `no-store`: store nothing of this exchange. @default true */
   noStore?: boolean | undefined;
-  /** `no-cache` (and `max-age=0`): revalidate before answering. @default true */
+  /** `no-cache`: revalidate before answering (`max-age=0` asks the same, and is `maxAge`'s; `Pragma: no-cache` is `pragma`'s). @default true */
   noCache?: boolean | undefined;
   /** `max-age=N`: no answer older than N seconds. @default true */
   maxAge?: boolean | undefined;
