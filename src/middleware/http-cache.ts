@@ -927,7 +927,7 @@ class Flight {
   private result: Outcome = undefined;
   /** Its revalidation is being retried unconditionally (FillCapture.retry): that re-sent request must not wait on it. */
   retrying = false;
-  /** Ended because its client left before anything was stored: its waiters fill in its place (one runs the handler). */
+  /** Ended unrun (its client left before anything was stored, or took a stale answer): its waiters fill in its place (one runs the handler). */
   abandoned = false;
   /** Its client stopped reading (FillCapture.stalled): a request that comes is not held by it, and this gives the fill up. */
   stall: (() => void) | undefined = undefined;
@@ -1601,6 +1601,8 @@ export class HttpCache<R> {
       const use = useOf(origin, found.entry, found.response, now, this.forced, plan.key);
       if (use === Use.Hit) return this.serveFresh(c, plan, found, now, begun);
       if (use === Use.Stale) {
+        // Its fill ends unrun: a request that waited on it fills in its place (or it ran its own, storing nothing).
+        if (begun !== undefined) begun.flight.abandoned = true;
         begun?.flight.settle(undefined);
         this.serveStale(c, plan, found, now);
         return true;
@@ -1684,7 +1686,8 @@ export class HttpCache<R> {
 
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
   private mayStartFill(c: HttpRequestContext<R>, plan: Plan): boolean {
-    if (this.fillRefused(c, plan) !== undefined) return false;
+    // only-if-cached never asks the origin: a fill begun for it would end unrun, after its waiters and its lock waited on it.
+    if (this.fillRefused(c, plan) !== undefined || plan.origin?.needs?.onlyIfCached === true) return false;
     const running = this.flights.get(plan.key);
     return running === undefined || running.done || running.stall !== undefined || running.deadline <= coarseNow();
   }

@@ -111,3 +111,57 @@ describe('middleware: a waiter that asks for validation takes no entry another r
     }
   }
 });
+
+// The other way round: the request whose lookup a plain one joins asks for a stored answer only (only-if-cached:
+// a 504 when nothing fits) or takes a stale one (max-stale). Either way it ends its fill without running the
+// handler, and the plain request that waited on it ran its own without storing it ('waited'): the stale entry
+// stayed stale, and a client sending such requests for a stale key kept every request that came meanwhile from
+// refreshing it, each going to the origin.
+describe('middleware: a plain waiter on a request that answers without the origin fills in its place', function () {
+  this.timeout(20_000);
+  const redisCaches = useRedisCaches({ prefix: 'leader-needs' });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  for (const adapter of adapters.filter((a) => a.name === 'express5' || a.name === 'koa3')) {
+    for (const [directive, leaderStatus] of [
+      ['only-if-cached', 504],
+      ['max-stale', 200],
+    ] as const) {
+      it(`${adapter.name}: after Cache-Control: ${directive}, the plain request refreshes the stale entry and stores it`, async () => {
+        proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
+        const cache = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+        let version = 0;
+        const app = buildApp(adapter, cache, {
+          routes: [
+            {
+              path: '/r',
+              mw: { ttl: '1m', freshness: 'origin' },
+              handler: (io) => {
+                version++;
+                // Stale at once; the ETag keeps it for revalidation (in L1 too: neither request needs a lookup of its own).
+                io.set('Cache-Control', version === 1 ? 'max-age=0' : 'max-age=600');
+                io.set('ETag', `"v${version}"`);
+                io.end(`version ${version}`);
+              },
+            },
+          ],
+        });
+        assert.equal((await request(app.target).get('/r')).text, 'version 1');
+        const leader = request(app.target).get('/r').set('Cache-Control', directive).then((r) => r);
+        await sleep(5); // the leader's lookup is out (each Redis reply is held 20 ms each way)
+        const plain = await request(app.target).get('/r');
+        assert.equal((await leader).status, leaderStatus);
+        assert.equal(plain.text, 'version 2');
+        assert.match(String(plain.headers['cache-status']), /; stored$/, `the plain request's answer was not stored (${plain.headers['cache-status']})`);
+        const next = await request(app.target).get('/r');
+        assert.equal(next.text, 'version 2');
+        assert.match(String(next.headers['cache-status']), /^tiercache; hit/);
+        assert.equal(app.runs('/r'), 2);
+      });
+    }
+  }
+});
