@@ -4,7 +4,7 @@
 // used to be given the same stale answer, never validated (found by helper-67,
 // RFC 9111 §5.2.1.4). It runs its own request to the origin now; one that
 // accepts staleness (max-stale) still takes it. Redis is reached through a
-// proxy that holds every reply 40 ms, so the second request always arrives
+// proxy that holds every reply 20 ms each way, so the second request always arrives
 // while the first one's lookup is out.
 import assert from 'node:assert/strict';
 import request from 'supertest';
@@ -13,25 +13,41 @@ import { useRedisCaches } from '../../support/cache-context.js';
 import { adapters, buildApp, type RouteSpec } from './apps.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** The adapters each case runs under. */
+const ADAPTERS = adapters.filter((a) => a.name === 'express5' || a.name === 'koa3');
 
-describe('middleware: a waiter that asks for validation takes no stale answer made for another', function () {
-  this.timeout(20_000);
-  const redisCaches = useRedisCaches({ prefix: 'stale-needs' });
+/**
+ * A redis-server for the describe, and `slowCache()`: a cache that reaches it through a proxy holding every
+ * reply 20 ms each way (closed after each test), so a request sent 5 ms after another finds its lookup out.
+ */
+function useHeldReplies(prefix: string) {
+  const redisCaches = useRedisCaches({ prefix });
   let proxy: TcpProxy | undefined;
   afterEach(async () => {
     await proxy?.close();
     proxy = undefined;
   });
+  return {
+    redisCaches,
+    async slowCache() {
+      proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
+      return redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+    },
+  };
+}
 
-  for (const adapter of adapters.filter((a) => a.name === 'express5' || a.name === 'koa3')) {
+describe('middleware: a waiter that asks for validation takes no stale answer made for another', function () {
+  this.timeout(20_000);
+  const { slowCache } = useHeldReplies('stale-needs');
+
+  for (const adapter of ADAPTERS) {
     for (const [directive, expectsOwn] of [
       ['no-cache', true],
       ['max-age=0', true],
       ['max-stale=60', false],
     ] as const) {
       it(`${adapter.name}: Cache-Control: ${directive} ${expectsOwn ? 'runs its own request' : 'takes the stale answer'}`, async () => {
-        proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
-        const cache = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+        const cache = await slowCache();
         let version = 0;
         const app = buildApp(adapter, cache, {
           routes: [
@@ -69,18 +85,12 @@ describe('middleware: a waiter that asks for validation takes no stale answer ma
 // however old (max-age=0) or short-lived (min-fresh) it was.
 describe('middleware: a waiter that asks for validation takes no entry another request found in L2', function () {
   this.timeout(20_000);
-  const redisCaches = useRedisCaches({ prefix: 'fresh-needs' });
-  let proxy: TcpProxy | undefined;
-  afterEach(async () => {
-    await proxy?.close();
-    proxy = undefined;
-  });
+  const { redisCaches, slowCache } = useHeldReplies('fresh-needs');
 
-  for (const adapter of adapters.filter((a) => a.name === 'express5' || a.name === 'koa3')) {
+  for (const adapter of ADAPTERS) {
     for (const directive of ['no-cache', 'max-age=0', 'min-fresh=5']) {
       it(`${adapter.name}: Cache-Control: ${directive} runs its own request`, async () => {
-        proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
-        const slow = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+        const slow = await slowCache();
         const other = await redisCaches.open({ namespace: redisCaches.ns, l2: { commandTimeout: 2000 } });
         let version = 0;
         const route: RouteSpec = {
@@ -119,21 +129,15 @@ describe('middleware: a waiter that asks for validation takes no entry another r
 // refreshing it, each going to the origin.
 describe('middleware: a plain waiter on a request that answers without the origin fills in its place', function () {
   this.timeout(20_000);
-  const redisCaches = useRedisCaches({ prefix: 'leader-needs' });
-  let proxy: TcpProxy | undefined;
-  afterEach(async () => {
-    await proxy?.close();
-    proxy = undefined;
-  });
+  const { slowCache } = useHeldReplies('leader-needs');
 
-  for (const adapter of adapters.filter((a) => a.name === 'express5' || a.name === 'koa3')) {
+  for (const adapter of ADAPTERS) {
     for (const [directive, leaderStatus] of [
       ['only-if-cached', 504],
       ['max-stale', 200],
     ] as const) {
       it(`${adapter.name}: after Cache-Control: ${directive}, the plain request refreshes the stale entry and stores it`, async () => {
-        proxy = await startTcpProxy(redisCaches.redis.port, '127.0.0.1', 20);
-        const cache = await redisCaches.open({ namespace: redisCaches.ns, redis: proxy.url, l2: { commandTimeout: 2000 } });
+        const cache = await slowCache();
         let version = 0;
         const app = buildApp(adapter, cache, {
           routes: [
