@@ -22,6 +22,14 @@ export function forwardedStatus(why: 'stale' | 'request', status: number, stored
   return `tiercache; fwd=${why}; fwd-status=${status}${stored ? '; stored' : ''}`;
 }
 
+/**
+ * Origin mode, a revalidation whose answer is not stored, and why: forwarded as any revalidation (a
+ * response was found, so no `fwd=miss`, RFC 9211 §2.2), with the `detail` a miss would give.
+ */
+export function forwardedUnstored(why: 'stale' | 'request', status: number, reason: MissReason): string {
+  return `${forwardedStatus(why, status, false)}; detail=${reason}`;
+}
+
 /** A stale entry revalidated with a 304 and served. */
 export const REVALIDATED = forwardedStatus('stale', 304, true);
 
@@ -39,7 +47,7 @@ export type BypassReason = (typeof BYPASS_REASONS)[number];
 export const QUIET_BYPASS_REASONS: ReadonlySet<BypassReason> = new Set(['no-rule', 'method', 'disabled', 'closed']);
 
 /** Why an answer the handler produced (`fwd=miss`) was not stored. */
-export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'expired', 'head', 'request-no-store', 'waited', 'authorization', 'only-if-cached', 'trailer', 'unreachable', 'target'] as const;
+export const MISS_REASONS = ['set-cookie', 'no-store', 'private', 'no-cache', 'vary-star', 'status', 'too-large', 'truncated', 'invalidated', 'expired', 'head', 'request-no-store', 'waited', 'authorization', 'trailer', 'unreachable', 'target'] as const;
 export type MissReason = (typeof MISS_REASONS)[number];
 
 const bypassValues = new Map<string, string>(BYPASS_REASONS.map((r) => [r, `${BYPASS}; detail=${r}`]));
@@ -54,6 +62,12 @@ export function bypassStatus(reason: BypassReason): string {
 export function missStatus(reason: MissReason): string {
   return missValues.get(reason)!;
 }
+
+/**
+ * Origin mode, a request with `only-if-cached` that nothing stored fits: the cache answers 504 by itself.
+ * Nothing went forward (RFC 9211 §2.2: no `fwd`) and nothing was served from the cache (no `hit`).
+ */
+export const ONLY_IF_CACHED = 'tiercache; detail=only-if-cached';
 
 /** A stale answer: `ttl` is the negative remaining freshness in whole seconds (at least -1). */
 export function staleHit(tier: 'L1' | 'L2', secondsPastFresh: number): string {

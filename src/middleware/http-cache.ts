@@ -20,7 +20,7 @@ import { Validity } from '../store/tag-versions.js';
 
 import { L1_ONLY, NO_TICKET, UNDECIDED, type FillLookup, type FillTicket, type FillWrite, type StoreResult, type Tier, type TieredHit } from '../store/tiered-store.js';
 import { respondAsSet, type ChainEnd, type RespondWatch } from './koa-respond.js';
-import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
+import { afterUpstream, asTheAppAnsweredLate, asTheAppLeftIt, BYPASS, forgetSaid, bypassStatus, forwardedStatus, forwardedUnstored, freshAfterFailedRefresh, HIT_L1, HIT_L2, MISS, MISS_COLLAPSED, MISS_STORED, missStatus, NOT_READ, ONLY_IF_CACHED, QUIET_BYPASS_REASONS, sayBeforeApp, staleHit, upstreamStatus, type BypassReason, type MissReason } from './cache-status.js';
 import { captureResponse, NOT_MODIFIED, stripCacheGroups, type AnswerWriter, type BodyProblem, type CaptureHooks, type Handover, type Replacement } from './capture.js';
 import { entityTag } from './entity-tag.js';
 import { httpDateNow, parseHttpDate } from './http-date.js';
@@ -348,7 +348,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     }
     if (ttl === undefined) {
       flight.settle(undefined);
-      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus(reason!)));
+      if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.unstoredStatus(r.statusCode, reason!)));
       return this.notModifiedUnstored(r, headers);
     }
     if (rawGroups !== undefined) {
@@ -368,7 +368,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
         this.ttl = undefined;
         this.learnTooLarge(headers);
         flight.settle(undefined);
-        if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, missStatus('too-large')));
+        if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.unstoredStatus(r.statusCode, 'too-large')));
         return this.notModifiedUnstored(r, headers);
       }
     }
@@ -494,7 +494,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const sent = asSent(cookies === undefined ? fields : [...fields, ...[cookies].flat().map((c): [string, string] => ['set-cookie', String(c)])], before.headReason, before.utf8Head);
     const answer = new PreparedResponse(before.status, sent.headers, before.body, before.isPublic, undefined, false, sent.reason, before.route, sent.bytes);
     const age = ageOf(createdAt, now);
-    const cacheStatus = this.http.status(this.forwarded(304, kept));
+    const cacheStatus = this.http.status(kept ? this.forwarded(304, true) : forwardedUnstored(this.forwardedWhy(), 304, typeof life === 'string' ? life : 'invalidated'));
     // A 304 of ours keeps none of the cookies the handler's 304 set for this client: it gets the whole answer then.
     if (cookies === undefined && this.conditions !== undefined && answer.status === 200 && isNotModified(this.conditions, answer.etag, answer.lastModified)) {
       return { status: 304, headers: answer.notModifiedHeaders, age, cacheStatus, body: undefined };
@@ -608,7 +608,16 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
    * `fwd=request` when it was fresh and the request asked for it (no-cache, max-age=0).
    */
   private forwarded(status: number, stored: boolean): string {
-    return forwardedStatus(this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale', status, stored);
+    return forwardedStatus(this.forwardedWhy(), status, stored);
+  }
+
+  private forwardedWhy(): 'stale' | 'request' {
+    return this.stale!.entry.freshUntil > this.createdAt ? 'request' : 'stale';
+  }
+
+  /** Cache-Status of an answer that is not stored, and why: a revalidation's says what it forwarded, as a stored one does. */
+  private unstoredStatus(status: number, reason: MissReason): string {
+    return this.revalidating ? forwardedUnstored(this.forwardedWhy(), status, reason) : missStatus(reason);
   }
 
   unstorable(pastLimit: boolean): void {
@@ -634,7 +643,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   private drop(r: ServerResponse | undefined, reason: MissReason): void {
     this.ttl = undefined;
     this.flight.settle(undefined);
-    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', afterUpstream(this.upstream, missStatus(reason)));
+    if (r !== undefined && this.http.options.cacheStatus && !r.headersSent) r.setHeader('cache-status', afterUpstream(this.upstream, this.unstoredStatus(r.statusCode, reason)));
   }
 
   /** Stores a complete answer; returns a promise only when the store must wait (Redis, Cache-Groups versions). */
@@ -918,7 +927,7 @@ class Flight {
   private result: Outcome = undefined;
   /** Its revalidation is being retried unconditionally (FillCapture.retry): that re-sent request must not wait on it. */
   retrying = false;
-  /** Ended because its client left before anything was stored: its waiters fill in its place (one runs the handler). */
+  /** Ended unrun (its client left before anything was stored, or took a stale answer): its waiters fill in its place (one runs the handler). */
   abandoned = false;
   /** Its client stopped reading (FillCapture.stalled): a request that comes is not held by it, and this gives the fill up. */
   stall: (() => void) | undefined = undefined;
@@ -1228,7 +1237,8 @@ export class HttpCache<R> {
       const readFromL2 = passed !== undefined && passed.key === plan.key && passed.cache === this.cache;
       if (!readFromL2) this.cache.store.noteL1Hits(local.lookups!);
       const now = coarseNow();
-      if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) {
+      // A refresh the request forces is decided here (the rate limit): refused, the fresh L1 entry is a hit, and Redis is not asked.
+      if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now, this.forced, plan.key) === Use.Hit) {
         const tier = readFromL2 ? 'L2' : 'L1';
         if (this.cache.hitListened) this.reportServed(c.deferred, plan, tier, false);
         replay(req, c.res, local.response, local.entry.createdAt, now, this.status(readFromL2 ? HIT_L2 : HIT_L1), c.deferred);
@@ -1461,7 +1471,7 @@ export class HttpCache<R> {
       local = this.passedWithoutL1(req, plan);
       if (local !== undefined) {
         const now = coarseNow();
-        if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now) === Use.Hit) return this.serveFresh(c, plan, local, now, undefined);
+        if (plan.origin === undefined ? local.entry.freshUntil > now : useOf(plan.origin, local.entry, local.response, now, this.forced, plan.key) === Use.Hit) return this.serveFresh(c, plan, local, now, undefined);
       }
     }
     let found = local;
@@ -1588,9 +1598,11 @@ export class HttpCache<R> {
   private serveOrigin(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, found: Found | undefined, begun: BegunFill | undefined, now: number, l1Noted: boolean, standIn: Found | undefined): boolean | Promise<boolean> {
     const origin = plan.origin!;
     if (found !== undefined) {
-      const use = useOf(origin, found.entry, found.response, now, { limiter: this.forced, key: plan.key });
+      const use = useOf(origin, found.entry, found.response, now, this.forced, plan.key);
       if (use === Use.Hit) return this.serveFresh(c, plan, found, now, begun);
       if (use === Use.Stale) {
+        // Its fill ends unrun: a request that waited on it fills in its place (or it ran its own, storing nothing).
+        if (begun !== undefined) begun.flight.abandoned = true;
         begun?.flight.settle(undefined);
         this.serveStale(c, plan, found, now);
         return true;
@@ -1604,7 +1616,7 @@ export class HttpCache<R> {
       begun?.flight.settle(undefined);
       // Answered here, not by the app: what an outer layer said before is not this answer's word.
       forgetSaid(c.res);
-      if (this.options.cacheStatus) c.res.setHeader('cache-status', missStatus('only-if-cached'));
+      if (this.options.cacheStatus) c.res.setHeader('cache-status', ONLY_IF_CACHED);
       c.res.statusCode = 504;
       c.res.end();
       return true;
@@ -1674,7 +1686,8 @@ export class HttpCache<R> {
 
   /** Whether this request would run a fill of its own (so its lookup may take the lock and stamp too). */
   private mayStartFill(c: HttpRequestContext<R>, plan: Plan): boolean {
-    if (this.fillRefused(c, plan) !== undefined) return false;
+    // only-if-cached never asks the origin: a fill begun for it would end unrun, after its waiters and its lock waited on it.
+    if (this.fillRefused(c, plan) !== undefined || plan.origin?.needs?.onlyIfCached === true) return false;
     const running = this.flights.get(plan.key);
     return running === undefined || running.done || running.stall !== undefined || running.deadline <= coarseNow();
   }
@@ -1976,8 +1989,13 @@ export class HttpCache<R> {
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
         (found) => {
-          if (found === undefined || found.unchecked === true || found.entry.freshUntil <= coarseNow() || notOurs(plan, found)) return false;
-          replay(req, res, found.response, found.entry.createdAt, coarseNow(), this.status(MISS_COLLAPSED), c.deferred);
+          const now = coarseNow();
+          if (found === undefined || found.unchecked === true || found.entry.freshUntil <= now || notOurs(plan, found)) return false;
+          // Origin mode: the fill may have ended by serving what its lookup found in L2 (stored by another instance),
+          // which no origin validated for this request: one that asks for validation or more freshness (no-cache,
+          // max-age, min-fresh) takes it only where it fits as it is, as it would a hit; else it runs its own.
+          if (plan.origin?.needs !== undefined && useOf(plan.origin, found.entry, found.response, now) !== Use.Hit) return false;
+          replay(req, res, found.response, found.entry.createdAt, now, this.status(MISS_COLLAPSED), c.deferred);
           return true;
         },
         () => false,

@@ -314,10 +314,10 @@ describe('RFC 9111 origin mode in app middleware (every framework major)', funct
         const refreshed = await request(app.target).get('/cookie');
         assert.equal(refreshed.text, 'stored v1');
         assert.deepEqual(refreshed.headers['set-cookie'], ['sid=abc'], "the 304's cookie did not reach its client");
-        assert.equal(refreshed.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304');
+        assert.equal(refreshed.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304; detail=set-cookie');
         // Not stored: the next request revalidates the stale copy again (and gets the cookie of its own 304).
         const next = await request(app.target).get('/cookie');
-        assert.equal(next.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304');
+        assert.equal(next.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304; detail=set-cookie');
         assert.equal(app.runs('/cookie'), 3, 'the copy refreshed by a 304 with Set-Cookie was stored');
         // A client whose own condition matches gets its cookie too (the whole answer: our 304 would drop it).
         const conditional = await request(app.target).get('/cookie').set('If-None-Match', '"v1"');

@@ -86,6 +86,24 @@ describe('RFC 9111 request directives (origin mode, proxy example)', function ()
     }
   });
 
+  it('§5.2.1 a request whose Cache-Control asks nothing this cache honours is answered as one without it: stale-while-revalidate serves it stale', async () => {
+    const deaf = await startProxy(origin, {}, { cacheOptions: { requestDirectives: false } });
+    try {
+      // Turned off (a browser reload's max-age=0), or none that asks anything of a stored answer (no-transform, an extension).
+      for (const [via, cc] of [[deaf, 'max-age=0'], [deaf, 'no-cache'], [proxy, 'no-transform'], [proxy, 'x-ext=1']] as const) {
+        const path = freshPath('asks-nothing');
+        origin.script(path, { headers: [['Cache-Control', 'max-age=0, stale-while-revalidate=60']], delayMs: 50 });
+        await via.get(path);
+        const answer = await via.get(path, { 'cache-control': cc });
+        // Before, it waited for the origin's answer (the refresh ran in its path), or ran a request of its own.
+        assert.match(String(answer.headers['cache-status']), /^tiercache; hit; ttl=-\d+; detail=L1$/, `Cache-Control: ${cc} (${via === deaf ? 'requestDirectives: false' : 'default'}) was answered '${answer.headers['cache-status']}'`);
+        assert.equal(answer.body, `${path} #1`);
+      }
+    } finally {
+      await deaf.stop();
+    }
+  });
+
   it('§5.2.1 a single directive can be turned off ({ noCache: false })', async () => {
     const some = await startProxy(origin, {}, { cacheOptions: { requestDirectives: { noCache: false, forcedRefreshInterval: 0 } } });
     try {

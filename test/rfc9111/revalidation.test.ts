@@ -166,6 +166,21 @@ describe('RFC 9111 validation (origin mode, proxy example)', function () {
     assert.equal(second.body, 'good');
   });
 
+  it('RFC 9211 §2.2: a revalidation whose answer is not stored says fwd=stale, the status it got and why (not fwd=miss: a response was found)', async () => {
+    for (const [second, said] of [
+      [{ status: 500, body: 'broken' }, 'tiercache; fwd=stale; fwd-status=500; detail=status'],
+      [{ headers: [['Cache-Control', 'no-store']], body: 'secret' }, 'tiercache; fwd=stale; fwd-status=200; detail=no-store'],
+      [{ status: 404, headers: [['Cache-Control', 'private']] }, 'tiercache; fwd=stale; fwd-status=404; detail=private'],
+    ] as const) {
+      const path = freshPath('unstored-revalidation');
+      origin.script(path, (_req, n) => (n === 1 ? { headers: [['Cache-Control', 'max-age=0'], ['ETag', '"u"']], body: 'good' } : (second as Scripted)));
+      await proxy.get(path);
+      const answer = await proxy.get(path);
+      assert.equal(origin.last(path).headers['if-none-match'], '"u"', 'the stale entry was revalidated');
+      assert.equal(answer.headers['cache-status'], said);
+    }
+  });
+
   for (const directive of ['must-revalidate', 'proxy-revalidate', 's-maxage=0']) {
     it(`§5.2.2.2 / §5.2.2.8 / §5.2.2.10 ${directive} forbids serving stale, even where stale-if-error would allow it`, async () => {
       const path = freshPath('no-stale');

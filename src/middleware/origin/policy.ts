@@ -18,10 +18,15 @@ export interface OriginPlan {
   readonly targeted: TargetedFields;
   /** The table's TTL: caps heuristic lifetimes, and how long a stale entry with validators is kept for revalidation. */
   readonly keep: number;
+  /**
+   * The rate limit's verdict on a refresh this request forces, once asked: asked again (a later look at the
+   * same request), it would refuse the refresh it allowed a moment before.
+   */
+  forcedAllowed: boolean | undefined;
 }
 
 export function originPlan(headers: IncomingHttpHeaders, directives: ResolvedRequestDirectives, targeted: TargetedFields, keep: number): OriginPlan {
-  return { needs: requestNeeds(headers, directives), directives, targeted, keep };
+  return { needs: requestNeeds(headers, directives), directives, targeted, keep, forcedAllowed: undefined };
 }
 
 /** What to do with a stored answer. */
@@ -43,14 +48,15 @@ interface EntryTimes {
 /**
  * How a stored answer serves this request. A refresh the request forces on a
  * fresh entry is allowed once per key per `forcedRefreshInterval`; past that
- * the fresh entry is served.
+ * the fresh entry is served. The limit is asked once per request (see
+ * OriginPlan.forcedAllowed), on the first look that passes it.
  */
-export function useOf(plan: OriginPlan, entry: EntryTimes, response: PreparedResponse, now: number, forced?: { readonly limiter: ForcedRefreshes; readonly key: string }): Use {
+export function useOf(plan: OriginPlan, entry: EntryTimes, response: PreparedResponse, now: number, limiter?: ForcedRefreshes, key?: string): Use {
   const f = fit(plan.needs, entry.createdAt, entry.freshUntil, now, response.staleRules?.noStale === true);
   if (f === Fit.Fresh) return Use.Hit;
   if (f === Fit.StaleAccepted) return Use.Stale;
-  // Without a limiter (a first look that decides nothing yet), a forced refresh stays undecided.
-  if (f === Fit.Forced && forced !== undefined && !forced.limiter.allowed(forced.key, now, plan.directives.forcedRefreshInterval)) return Use.Hit;
+  // Without a limiter (a look that must not decide: a waiter judging another's answer), a forced refresh stays undecided.
+  if (f === Fit.Forced && limiter !== undefined && !(plan.forcedAllowed ??= limiter.allowed(key!, now, plan.directives.forcedRefreshInterval))) return Use.Hit;
   return Use.Refresh;
 }
 

@@ -11,7 +11,7 @@ import { deltaSeconds, parseDirectives, type Directives } from './directives.js'
 export interface RequestDirectiveOptions {
   /** `no-store`: store nothing of this exchange. @default true */
   noStore?: boolean | undefined;
-  /** `no-cache` (and `max-age=0`): revalidate before answering. @default true */
+  /** `no-cache`: revalidate before answering (`max-age=0` asks the same, and is `maxAge`'s; `Pragma: no-cache` is `pragma`'s). @default true */
   noCache?: boolean | undefined;
   /** `max-age=N`: no answer older than N seconds. @default true */
   maxAge?: boolean | undefined;
@@ -99,13 +99,15 @@ export function requestNeeds(headers: IncomingHttpHeaders, o: ResolvedRequestDir
   const v = d.values;
   let maxStale: number | undefined;
   if (o.maxStale && v.has('max-stale')) maxStale = v.get('max-stale') === '' ? Infinity : ms(d, 'max-stale');
-  return {
-    noCache: o.noCache && v.has('no-cache'),
-    maxAge: o.maxAge ? ms(d, 'max-age') : undefined,
-    maxStale,
-    minFresh: o.minFresh ? ms(d, 'min-fresh') : undefined,
-    onlyIfCached: o.onlyIfCached && v.has('only-if-cached'),
-  };
+  const noCache = o.noCache && v.has('no-cache');
+  const maxAge = o.maxAge ? ms(d, 'max-age') : undefined;
+  const minFresh = o.minFresh ? ms(d, 'min-fresh') : undefined;
+  const onlyIfCached = o.onlyIfCached && v.has('only-if-cached');
+  // Nothing honoured is asked (directives turned off, no-transform, extensions, invalid arguments): as a request
+  // without the field. Needs that ask nothing would still cost it stale-while-revalidate (answered only after the
+  // origin) and a stale answer made for another (it ran its own request: requestDirectives: false shielded nothing).
+  if (!noCache && maxAge === undefined && maxStale === undefined && minFresh === undefined && !onlyIfCached) return undefined;
+  return { noCache, maxAge, maxStale, minFresh, onlyIfCached };
 }
 
 /** How a stored answer fits a request. */

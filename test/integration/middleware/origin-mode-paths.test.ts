@@ -67,12 +67,30 @@ describe('middleware: origin-mode paths past the first L1 look', function () {
     assert.equal(runs(), 2);
   });
 
+  it('with Redis, a forced refresh over the rate limit is an L1 hit too: Redis is not asked', async () => {
+    const cache = await ctx.open({ namespace: ctx.ns, l2: { commandTimeout: '3s' } });
+    const { app: a, runs } = app(cache, (res) => res.set('Cache-Control', 'max-age=600'), { requestDirectives: { forcedRefreshInterval: '1m' } });
+    assert.equal((await request(a).get('/r')).text, 'run 1');
+    assert.equal((await request(a).get('/r').set('Cache-Control', 'no-cache')).text, 'run 2', 'the first forced refresh runs the handler');
+    const before = cache.stats().l2;
+    // Each used to look the key up in Redis, taking its fill lock, only to be answered with the entry L1 held.
+    for (const cc of ['no-cache', 'max-age=0', 'min-fresh=3600']) {
+      const limited = await request(a).get('/r').set('Cache-Control', cc);
+      assert.equal(limited.text, 'run 2');
+      assert.equal(limited.headers['cache-status'], HIT_L1, cc);
+    }
+    const after = cache.stats().l2;
+    assert.equal(after.hits + after.misses, before.hits + before.misses, 'a refresh the limit refused asked Redis');
+    assert.equal(runs(), 2);
+  });
+
   it('only-if-cached with nothing stored: 504, Cache-Status says why, and says nothing with cacheStatus: false', async () => {
     const cache = l1Only();
     const said = app(cache, (res) => res.set('Cache-Control', 'max-age=600'));
     const r = await request(said.app).get('/r').set('Cache-Control', 'only-if-cached');
     assert.equal(r.status, 504);
-    assert.equal(r.headers['cache-status'], 'tiercache; fwd=miss; detail=only-if-cached');
+    // Nothing went forward (RFC 9211 §2.2: no fwd), nor was anything served from the cache (no hit).
+    assert.equal(r.headers['cache-status'], 'tiercache; detail=only-if-cached');
     const quiet = app(cache, (res) => res.set('Cache-Control', 'max-age=600'), { cacheStatus: false });
     const q = await request(quiet.app).get('/r').set('Cache-Control', 'only-if-cached');
     assert.equal(q.status, 504);

@@ -3,7 +3,7 @@
 // store refuses it, as it refuses a 200 invalidated meanwhile). The client
 // still gets the stored answer the 304 validated, but its Cache-Status said
 // `fwd=stale; fwd-status=304; stored` (found by helper-88), a store that never
-// happened (RFC 9211 §2.5): it says `fwd=stale; fwd-status=304` now.
+// happened (RFC 9211 §2.5): it says `fwd=stale; fwd-status=304; detail=invalidated` now.
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { useRedisCaches } from '../../support/cache-context.js';
@@ -50,7 +50,7 @@ describe('middleware: origin-mode revalidation of an entry invalidated meanwhile
         const res = await pending;
         assert.equal(res.status, 200);
         assert.equal(res.text, 'body');
-        assert.equal(res.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304');
+        assert.equal(res.headers['cache-status'], 'tiercache; fwd=stale; fwd-status=304; detail=invalidated');
         // Nothing stored: the next request runs the handler in full.
         assert.equal((await request(app.target).get('/v')).headers['cache-status'], 'tiercache; fwd=miss; stored');
         assert.equal(app.runs('/v'), 3);

@@ -62,27 +62,40 @@ describe('middleware: origin policy, unit', () => {
       assert.equal(useOf(plan({ 'cache-control': 'no-cache' }), FRESH, response(RULES), NOW), Use.Refresh);
     });
 
+    // Each request has its own plan: `noCache()` is a new one.
+    const noCache = (interval?: number) => plan({ 'cache-control': 'no-cache' }, interval);
+
     it('allows one forced refresh per key per interval; past that the fresh entry is served', () => {
       const limiter = new ForcedRefreshes();
-      const p = plan({ 'cache-control': 'no-cache' });
-      assert.equal(useOf(p, FRESH, response(RULES), NOW, { limiter, key: 'k' }), Use.Refresh);
-      assert.equal(useOf(p, FRESH, response(RULES), NOW + 999, { limiter, key: 'k' }), Use.Hit);
-      assert.equal(useOf(p, FRESH, response(RULES), NOW + 999, { limiter, key: 'other' }), Use.Refresh);
-      assert.equal(useOf(p, FRESH, response(RULES), NOW + 1_000, { limiter, key: 'k' }), Use.Refresh);
+      assert.equal(useOf(noCache(), FRESH, response(RULES), NOW, limiter, 'k'), Use.Refresh);
+      assert.equal(useOf(noCache(), FRESH, response(RULES), NOW + 999, limiter, 'k'), Use.Hit);
+      assert.equal(useOf(noCache(), FRESH, response(RULES), NOW + 999, limiter, 'other'), Use.Refresh);
+      assert.equal(useOf(noCache(), FRESH, response(RULES), NOW + 1_000, limiter, 'k'), Use.Refresh);
+    });
+
+    it('asks the limit once per request: a second look at the same request keeps the verdict of the first', () => {
+      const limiter = new ForcedRefreshes();
+      const allowed = noCache();
+      assert.equal(useOf(allowed, FRESH, response(RULES), NOW, limiter, 'k'), Use.Refresh);
+      assert.equal(useOf(allowed, FRESH, response(RULES), NOW + 1, limiter, 'k'), Use.Refresh, 'the refresh allowed a moment before was refused');
+      const refused = noCache();
+      assert.equal(useOf(refused, FRESH, response(RULES), NOW + 2, limiter, 'k'), Use.Hit);
+      assert.equal(useOf(refused, FRESH, response(RULES), NOW + 1_000, limiter, 'k'), Use.Hit);
+      // Without a limiter (a waiter judging another's answer) nothing is decided, whatever was.
+      assert.equal(useOf(allowed, FRESH, response(RULES), NOW + 3), Use.Refresh);
     });
 
     it('a stale entry is refreshed whatever the limiter says, and does not use up its allowance', () => {
       const limiter = new ForcedRefreshes();
-      const p = plan({ 'cache-control': 'no-cache' });
-      assert.equal(useOf(p, STALE, response(RULES), NOW, { limiter, key: 'k' }), Use.Refresh);
-      assert.equal(useOf(p, FRESH, response(RULES), NOW, { limiter, key: 'k' }), Use.Refresh);
-      assert.equal(useOf(p, STALE, response(RULES), NOW, { limiter, key: 'k' }), Use.Refresh);
+      const p = noCache();
+      assert.equal(useOf(p, STALE, response(RULES), NOW, limiter, 'k'), Use.Refresh);
+      assert.equal(useOf(p, FRESH, response(RULES), NOW, limiter, 'k'), Use.Refresh);
+      assert.equal(useOf(noCache(), STALE, response(RULES), NOW, limiter, 'k'), Use.Refresh);
     });
 
     it('never limits with an interval of 0', () => {
       const limiter = new ForcedRefreshes();
-      const p = plan({ 'cache-control': 'no-cache' }, 0);
-      for (let i = 0; i < 3; i++) assert.equal(useOf(p, FRESH, response(RULES), NOW, { limiter, key: 'k' }), Use.Refresh);
+      for (let i = 0; i < 3; i++) assert.equal(useOf(noCache(0), FRESH, response(RULES), NOW, limiter, 'k'), Use.Refresh);
     });
   });
 

@@ -92,21 +92,22 @@ describe('middleware: origin request directives, unit', () => {
       assert.equal(needsOf('max-stale')!.maxStale, Infinity);
     });
 
-    it('ignores a directive whose argument is no delta-seconds', () => {
-      assert.deepEqual(needsOf('max-age=soon, min-fresh=-1, max-stale=1.5'), NONE);
+    it('ignores a directive whose argument is no delta-seconds: asking nothing else, the request asks nothing', () => {
+      assert.equal(needsOf('max-age=soon, min-fresh=-1, max-stale=1.5'), undefined);
+      assert.deepEqual(needsOf('max-age=soon, no-cache'), { ...NONE, noCache: true });
     });
 
-    it('asks nothing for directives it does not know', () => {
-      assert.deepEqual(needsOf('x-foo=1'), NONE);
+    it('asks nothing for directives it does not know, or does not read (no-transform, no-store)', () => {
+      assert.equal(needsOf('x-foo=1'), undefined);
+      assert.equal(needsOf('no-transform, no-store'), undefined);
     });
 
     it('drops each directive whose option is off', () => {
-      assert.equal(needsOf('no-cache', without('noCache'))!.noCache, false);
-      assert.equal(needsOf('max-age=5', without('maxAge'))!.maxAge, undefined);
-      assert.equal(needsOf('max-stale=5', without('maxStale'))!.maxStale, undefined);
-      assert.equal(needsOf('max-stale', without('maxStale'))!.maxStale, undefined);
-      assert.equal(needsOf('min-fresh=5', without('minFresh'))!.minFresh, undefined);
-      assert.equal(needsOf('only-if-cached', without('onlyIfCached'))!.onlyIfCached, false);
+      // Asking nothing else, the request asks nothing.
+      for (const [cc, flag] of [['no-cache', 'noCache'], ['max-age=5', 'maxAge'], ['max-stale=5', 'maxStale'], ['max-stale', 'maxStale'], ['min-fresh=5', 'minFresh'], ['only-if-cached', 'onlyIfCached']] as const) {
+        assert.equal(needsOf(cc, without(flag)), undefined, cc);
+      }
+      assert.deepEqual(needsOf('no-cache, max-age=5', without('noCache')), { ...NONE, maxAge: 5_000 });
     });
   });
 
