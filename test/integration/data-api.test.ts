@@ -882,7 +882,7 @@ describe('data API: getOrSet', () => {
     }
   });
 
-  it("a set() on the same instance while a loader of its key runs wins: the loader's callers get its value, which is stored nowhere; every read after the set() gets the set() value", async () => {
+  it("a set() on the same instance while a loader of its key runs wins: the loader's own caller gets its value, which is stored nowhere; a caller that joined the run and every read after the set() get the set() value", async () => {
     const a = await ctx.open();
     const b = await ctx.open();
     let row = 'old';
@@ -892,10 +892,12 @@ describe('data API: getOrSet', () => {
       return seen;
     });
     await sleep(30);
+    const joined = a.getOrSet('k', () => 'not run');
     row = 'new';
     await a.set('k', 'new');
     const after = a.getOrSet('k', () => 'not run');
     assert.equal(await filling, 'old');
+    assert.equal(await joined, 'new');
     assert.equal(await after, 'new');
     await sleep(20);
     assert.equal(await a.get('k'), 'new');
@@ -1835,6 +1837,47 @@ describe('data API: invalidation and clear', () => {
     assert.equal(await a.get('slow'), undefined);
     assert.equal(await b.get('slow'), undefined);
   });
+
+  // DESIGN §4(3): a loader still running when an invalidation resolves never has its value served afterwards. Its own
+  // caller asked before the invalidation and gets what it loaded; a caller that joined its run is served from the
+  // cache, as an HTTP request that waited on a fill is (which runs the handler itself in this case).
+  for (const by of ['this instance', 'another instance'] as const) {
+    it(`a getOrSet() that joined a loader's run is not handed its value when ${by} invalidated the value's tag while the loader ran: the joiners share one new run`, async () => {
+      const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+      const b = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+      let version = 1;
+      let runs = 0;
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => (started = resolve));
+      const load = async () => {
+        const mine = version;
+        runs++;
+        started();
+        await gate;
+        return `v${mine}`;
+      };
+      const first = a.getOrSet('item', load, { tags: ['item:1'] });
+      await running;
+      const joiners = [a.getOrSet('item', load, { tags: ['item:1'] }), a.getOrSet('item', load, { tags: ['item:1'] })];
+      await sleep(20);
+      assert.equal(runs, 1, 'the second and third callers joined the run');
+      version = 2;
+      if (by === 'this instance') assert.deepEqual(await a.invalidateTags(['item:1']), { delivered: true });
+      else {
+        const heard = new Promise<void>((resolve) => a.once('invalidate', () => resolve()));
+        assert.deepEqual(await b.invalidateTags(['item:1']), { delivered: true });
+        await heard;
+      }
+      open();
+      assert.equal(await first, 'v1', 'the caller whose loader ran gets what it loaded');
+      assert.deepEqual(await Promise.all(joiners), ['v2', 'v2'], 'a caller that joined the run was handed the value of a loader an invalidation overtook');
+      assert.equal(runs, 2, 'the joiners shared one run of their own');
+      assert.equal(await a.get('item'), 'v2');
+      assert.equal(await b.get('item'), 'v2');
+    });
+  }
 
   it('clear() empties the namespace on both instances but not another namespace on the same Redis', async () => {
     const a = await ctx.open();
