@@ -305,7 +305,9 @@ export class TierCache extends EventEmitter implements DataCache {
   private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
     // The tags every value of this key records (its own, its view's): read with it from L2 when not known here.
     const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey, ownTags(scope, storeKey));
-    const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
+    // An L1 value Redis could not vouch for is a miss, as in the middleware: this instance cannot tell an outage from
+    // being cut off alone while others invalidate (DESIGN §4: with the bus down it trusts neither L1 nor its versions).
+    const value = hit === undefined || hit.unverified === true ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
       if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
       return undefined;
