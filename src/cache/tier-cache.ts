@@ -302,14 +302,15 @@ export class TierCache extends EventEmitter implements DataCache {
     return value;
   }
 
-  private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
+  /** `reportMiss` false: the caller reports the lookup's outcome itself (a getOrSet() goes on to load). */
+  private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean, reportMiss = true): Promise<T | undefined> {
     // The tags every value of this key records (its own, its view's): read with it from L2 when not known here.
     const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey, ownTags(scope, storeKey));
     // An L1 value Redis could not vouch for is a miss, as in the middleware: this instance cannot tell an outage from
     // being cut off alone while others invalidate (DESIGN §4: with the bus down it trusts neither L1 nor its versions).
     const value = hit === undefined || hit.unverified === true ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
-      if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
+      if (reportMiss && this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
       return undefined;
     }
     if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, hit!.tier));
@@ -634,7 +635,7 @@ export class TierCache extends EventEmitter implements DataCache {
     const storeKey = handle.storeKey;
     if (undecided) {
       // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
-      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true);
+      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true, false);
       if (checked !== undefined) return checked;
     }
     const joined = joins === Joins.Alone ? undefined : this.joinFlight(storeKey);

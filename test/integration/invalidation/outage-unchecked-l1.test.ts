@@ -107,8 +107,11 @@ describe('a data-API value this instance cannot check, cut off from Redis while 
     assert.deepEqual(await a.invalidateTags(['item:1']), { delivered: true });
     assert.equal(await b.get('item'), undefined, 'get() answered from L1 the value A invalidated');
     let runs = 0;
+    let misses = 0;
+    b.on('miss', () => misses++);
     assert.equal(await b.getOrSet('item', () => (runs++, 'v2'), { tags: ['item:1'] }), 'v2', 'getOrSet() answered from L1 the value A invalidated');
     assert.equal(runs, 1);
+    assert.equal(misses, 1, "one getOrSet() reported more than one 'miss'");
     proxy.heal();
     await eventually(() => b.health().bus === 'ok', "B's bus is back", 8_000);
     assert.equal(await b.get('item'), undefined, 'B kept serving the invalidated value once its bus was back');
