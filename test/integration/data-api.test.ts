@@ -19,6 +19,7 @@ import { EntryKind } from '../../src/store/entry.js';
 import { MAX_ENTRY_TAGS } from '../../src/store/fill-protocol.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
 import { useCleanup, useRedisCaches } from '../support/cache-context.js';
+import { gatedLoader } from '../support/gated-loader.js';
 import { freePort } from '../support/redis-server.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -1845,35 +1846,23 @@ describe('data API: invalidation and clear', () => {
     it(`a getOrSet() that joined a loader's run is not handed its value when ${by} invalidated the value's tag while the loader ran: the joiners share one new run`, async () => {
       const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
       const b = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
-      let version = 1;
-      let runs = 0;
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => (open = resolve));
-      let started!: () => void;
-      const running = new Promise<void>((resolve) => (started = resolve));
-      const load = async () => {
-        const mine = version;
-        runs++;
-        started();
-        await gate;
-        return `v${mine}`;
-      };
-      const first = a.getOrSet('item', load, { tags: ['item:1'] });
-      await running;
-      const joiners = [a.getOrSet('item', load, { tags: ['item:1'] }), a.getOrSet('item', load, { tags: ['item:1'] })];
+      const loader = gatedLoader();
+      const first = a.getOrSet('item', loader.load, { tags: ['item:1'] });
+      await loader.started;
+      const joiners = [a.getOrSet('item', loader.load, { tags: ['item:1'] }), a.getOrSet('item', loader.load, { tags: ['item:1'] })];
       await sleep(20);
-      assert.equal(runs, 1, 'the second and third callers joined the run');
-      version = 2;
+      assert.equal(loader.runs, 1, 'the second and third callers joined the run');
+      loader.version = 2;
       if (by === 'this instance') assert.deepEqual(await a.invalidateTags(['item:1']), { delivered: true });
       else {
         const heard = new Promise<void>((resolve) => a.once('invalidate', () => resolve()));
         assert.deepEqual(await b.invalidateTags(['item:1']), { delivered: true });
         await heard;
       }
-      open();
+      loader.open();
       assert.equal(await first, 'v1', 'the caller whose loader ran gets what it loaded');
       assert.deepEqual(await Promise.all(joiners), ['v2', 'v2'], 'a caller that joined the run was handed the value of a loader an invalidation overtook');
-      assert.equal(runs, 2, 'the joiners shared one run of their own');
+      assert.equal(loader.runs, 2, 'the joiners shared one run of their own');
       assert.equal(await a.get('item'), 'v2');
       assert.equal(await b.get('item'), 'v2');
     });

@@ -16,6 +16,7 @@ import request from 'supertest';
 import { adapters, buildApp } from '../middleware/apps.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
+import { gatedLoader } from '../../support/gated-loader.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -119,31 +120,19 @@ describe('a data-API value this instance cannot check, cut off from Redis while 
 
   it('a loader that ran through the invalidation: its caller gets its value, a caller that joined it and every later one do not', async () => {
     const { a, b, proxy } = await cutB();
-    let version = 1;
-    let runs = 0;
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    let started!: () => void;
-    const running = new Promise<void>((resolve) => (started = resolve));
-    const slow = async () => {
-      const mine = version;
-      runs++;
-      started();
-      await gate;
-      return `v${mine}`;
-    };
-    const first = b.getOrSet('item', slow, { tags: ['item:1'] });
-    await running;
-    const joined = b.getOrSet('item', slow, { tags: ['item:1'] });
+    const loader = gatedLoader();
+    const first = b.getOrSet('item', loader.load, { tags: ['item:1'] });
+    await loader.started;
+    const joined = b.getOrSet('item', loader.load, { tags: ['item:1'] });
     proxy.cut('refuse');
     await eventually(() => b.health().l2 === 'down' && !b.store.versions.trusted, 'B reaches Redis on neither connection', 8_000);
-    version = 2;
+    loader.version = 2;
     assert.deepEqual(await a.invalidateTags(['item:1']), { delivered: true });
-    open();
+    loader.open();
     assert.equal(await first, 'v1', 'the caller whose loader ran gets what it loaded');
     assert.equal(await joined, 'v2', "a caller that joined the run got its value after A's invalidation");
     assert.equal(await b.get('item'), undefined, "get() answered from L1 the loader's value, overtaken by A's invalidation");
     assert.equal(await b.getOrSet('item', () => 'v2', { tags: ['item:1'] }), 'v2', "getOrSet() answered from L1 the loader's value");
-    assert.equal(runs, 2, 'the loader ran once for the caller that joined');
+    assert.equal(loader.runs, 2, 'the loader ran once for the caller that joined');
   });
 });
