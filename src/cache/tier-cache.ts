@@ -86,6 +86,17 @@ export interface InvalidateResult {
 const DELIVERED: InvalidateResult = Object.freeze({ delivered: true });
 const QUEUED: InvalidateResult = Object.freeze({ delivered: false });
 
+/** Whether a getOrSet() caller may join a loader's run under way (see TierCache.handedOver). */
+const Joins = {
+  /** May join; handed nothing by a run an invalidation overtook, it joins once more. */
+  Rejoin: 0,
+  /** May join once. */
+  Once: 1,
+  /** Loads on its own. */
+  Alone: 2,
+} as const;
+type Joins = (typeof Joins)[keyof typeof Joins];
+
 export interface SetOptions {
   /** How long the value lives; at least 1 ms once rounded to whole milliseconds (0 or 0.4 throws TierCacheConfigError). @default the cache's ttl, else 60 s */
   ttl?: Duration | undefined;
@@ -291,12 +302,15 @@ export class TierCache extends EventEmitter implements DataCache {
     return value;
   }
 
-  private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean): Promise<T | undefined> {
+  /** `reportMiss` false: the caller reports the lookup's outcome itself (a getOrSet() goes on to load). */
+  private async getBeyondL1<T>(scope: DataScope, key: string, storeKey: string, undecided: boolean, reportMiss = true): Promise<T | undefined> {
     // The tags every value of this key records (its own, its view's): read with it from L2 when not known here.
     const hit = undecided ? await this.store.get(storeKey) : await this.store.getL2(storeKey, ownTags(scope, storeKey));
-    const value = hit === undefined ? undefined : this.readHit<T>(storeKey, hit);
+    // An L1 value Redis could not vouch for is a miss, as in the middleware: this instance cannot tell an outage from
+    // being cut off alone while others invalidate (DESIGN §4: with the bus down it trusts neither L1 nor its versions).
+    const value = hit === undefined || hit.unverified === true ? undefined : this.readHit<T>(storeKey, hit);
     if (value === undefined) {
-      if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
+      if (reportMiss && this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key));
       return undefined;
     }
     if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, hit!.tier));
@@ -602,7 +616,7 @@ export class TierCache extends EventEmitter implements DataCache {
    * L1 first, even while a loader of the key runs here (a value stored since
    * is found, not waited for); then that loader's run, else a run of its own.
    */
-  private getOrLoadPastL1<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[]): T | Promise<T> {
+  private getOrLoadPastL1<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], joins: Joins = Joins.Rejoin): T | Promise<T> {
     const storeKey = handle.storeKey;
     const local = this.store.lookupL1(storeKey, true, handle);
     if (local !== undefined && local !== UNDECIDED) {
@@ -613,18 +627,18 @@ export class TierCache extends EventEmitter implements DataCache {
       }
       this.store.discard(storeKey, local);
     }
-    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags, local === UNDECIDED);
+    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags, local === UNDECIDED, joins);
   }
 
   /** Past L1: Redis when L1 could not vouch for its entry (`undecided`), then a loader run, joined or its own. */
-  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], undecided: boolean): Promise<T> {
+  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], undecided: boolean, joins: Joins): Promise<T> {
     const storeKey = handle.storeKey;
     if (undecided) {
       // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
-      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true);
+      const checked = await this.getBeyondL1<T>(scope, key, storeKey, true, false);
       if (checked !== undefined) return checked;
     }
-    const joined = this.joinFlight(storeKey);
+    const joined = joins === Joins.Alone ? undefined : this.joinFlight(storeKey);
     if (joined !== undefined) {
       // A caller that waited on the run reports what the run was: a hit where it found the value stored, else
       // a collapsed miss, whatever its end (as an HTTP waiter is); one that outlived its wait goes on and
@@ -634,14 +648,21 @@ export class TierCache extends EventEmitter implements DataCache {
         throw err;
       });
       if (result !== OVERDUE) {
-        this.reportWaited(scope, key, joined);
-        return result as T;
+        const handed = this.handedOver(joined);
+        if (handed === true || (handed !== false && (await handed))) {
+          this.reportWaited(scope, key, joined);
+          return result as T;
+        }
+        // Overtaken by an invalidation (its loader's own caller alone gets its value): the callers it leaves
+        // share one run of their own; one Redis cannot vouch for (this instance cut off) leaves them to load
+        // alone, as no run they could join would be vouched for either.
+        return this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags, handed === false && joins === Joins.Rejoin ? Joins.Once : Joins.Alone);
       }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
-      // without it, but takes its value if it still comes first. Not its failure: that belongs to
-      // the callers still waiting on it, and this one's own load may yet succeed.
-      const ownLoad = this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags);
-      return Promise.race([(joined.promise as Promise<T>).then(undefined, () => ownLoad), ownLoad]);
+      // without it, but takes its value if it still comes first (and may be handed it). Not its failure:
+      // that belongs to the callers still waiting on it, and this one's own load may yet succeed.
+      const ownLoad = this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags, joins);
+      return Promise.race([(joined.promise as Promise<T>).then(async (value) => ((await this.handedOver(joined)) ? value : ownLoad), () => ownLoad), ownLoad]);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);
@@ -751,6 +772,21 @@ export class TierCache extends EventEmitter implements DataCache {
     if (tier !== undefined) {
       if (this.hitListened) this.emitSafely('hit', hitEvent(scope, key, tier));
     } else if (this.listenerCount('miss') > 0) this.emitSafely('miss', missEvent(scope, key, true));
+  }
+
+  /**
+   * Whether a run's value may be handed to a caller that joined it: not when an invalidation known here
+   * overtook its loader (DESIGN §4(3): the loader's own caller alone gets that value), nor, while the bus
+   * is down and local state cannot tell, unless Redis vouches for it (as HttpCache.answerWaiter). A run
+   * that found its value stored, or took another instance's, loaded nothing (no stamp): handed over.
+   */
+  private handedOver(flight: Flight<unknown, FillStamp>): boolean | Promise<boolean> {
+    const stamp = flight.meta;
+    if (stamp === undefined) return true;
+    const versions = this.store.versions;
+    if (!versions.stillCurrent(stamp)) return stamp.generation === versions.currentGeneration() ? false : versions.vouch(stamp).then((word) => word === true);
+    if (versions.trusted) return true;
+    return versions.vouch(stamp).then((word) => word === true);
   }
 
   /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
@@ -1199,6 +1235,7 @@ export class TierCache extends EventEmitter implements DataCache {
     return QUEUED;
   }
 }
+
 
 /** How many of the tags close() could not deliver its error names: the backlog holds up to MAX_QUEUED. */
 const LOST_NAMED = 20;

@@ -1971,14 +1971,14 @@ export class HttpCache<R> {
     const store = this.cache.store;
     const local = store.lookupL1(key);
     // Not served here while Redis does not answer for it (an outage, or this instance cut off alone): see find().
-    if (local === UNDECIDED) return freshOnly ? this.freshFromEitherTier(key) : store.get(key, false);
+    if (local === UNDECIDED) return freshOnly ? this.freshFromEitherTier(key) : store.get(key);
     if (local !== undefined && !(freshOnly && local.freshUntil <= coarseNow())) return { entry: local, tier: 'L1' };
     return store.getL2(key);
   }
 
   /** lookup() with freshOnly when L1 cannot vouch for its entry here: Redis decides, and a stale L1 entry still gives way to L2's. */
   private async freshFromEitherTier(key: string): Promise<TieredHit | undefined> {
-    const hit = await this.cache.store.get(key, false);
+    const hit = await this.cache.store.get(key);
     return hit?.tier === 'L1' && hit.entry.freshUntil <= coarseNow() ? this.cache.store.getL2(key) : hit;
   }
 

@@ -20,7 +20,7 @@ export type Tier = 'L1' | 'L2';
 export interface TieredHit {
   readonly entry: StoredEntry;
   readonly tier: Tier;
-  /** get() with `inOutage` false: an L1 entry only Redis could vouch for, and Redis did not answer (not served). */
+  /** get(): an L1 entry only Redis could vouch for, and Redis did not answer (not served; the middleware's stand-in for a 5xx at most). */
   readonly unverified?: true;
 }
 
@@ -206,19 +206,20 @@ export class TieredStore {
 
   /**
    * L1, then L2. The entry may be past freshUntil (but not staleUntil); callers decide.
-   * An L1 entry only Redis could vouch for, while Redis does not answer, is a
-   * hit as servableInOutage says (an outage costs no availability: the data API); with
-   * `inOutage` false it comes back `unverified`, counted a miss, for a caller
-   * that serves no entry it cannot check (the middleware: see HttpCache.find).
+   * An L1 entry only Redis could vouch for, while Redis does not answer, comes
+   * back `unverified` (counted a miss) where servableInOutage allows it, else
+   * is dropped: no caller serves it (this instance cannot tell an outage from
+   * being cut off alone while others invalidate), the middleware keeps it as
+   * a stand-in for a 5xx (see HttpCache.find).
    */
-  async get(key: string, inOutage = true): Promise<TieredHit | undefined> {
+  async get(key: string): Promise<TieredHit | undefined> {
     const l1 = this.l1;
     if (l1 !== undefined) {
       const entry = l1.get(key);
       if (entry !== undefined) {
         const word = await this.versions.vouch(entry);
         if (word === true || (word === undefined && this.versions.servableInOutage(entry))) {
-          if (word === undefined && !inOutage) {
+          if (word === undefined) {
             this.l1Misses++;
             return { entry, tier: 'L1', unverified: true };
           }

@@ -19,6 +19,7 @@ import { EntryKind } from '../../src/store/entry.js';
 import { MAX_ENTRY_TAGS } from '../../src/store/fill-protocol.js';
 import { EPOCH_CHECK_MS } from '../../src/store/invalidation-bus.js';
 import { useCleanup, useRedisCaches } from '../support/cache-context.js';
+import { gatedLoader } from '../support/gated-loader.js';
 import { freePort } from '../support/redis-server.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -882,7 +883,7 @@ describe('data API: getOrSet', () => {
     }
   });
 
-  it("a set() on the same instance while a loader of its key runs wins: the loader's callers get its value, which is stored nowhere; every read after the set() gets the set() value", async () => {
+  it("a set() on the same instance while a loader of its key runs wins: the loader's own caller gets its value, which is stored nowhere; a caller that joined the run and every read after the set() get the set() value", async () => {
     const a = await ctx.open();
     const b = await ctx.open();
     let row = 'old';
@@ -892,10 +893,12 @@ describe('data API: getOrSet', () => {
       return seen;
     });
     await sleep(30);
+    const joined = a.getOrSet('k', () => 'not run');
     row = 'new';
     await a.set('k', 'new');
     const after = a.getOrSet('k', () => 'not run');
     assert.equal(await filling, 'old');
+    assert.equal(await joined, 'new');
     assert.equal(await after, 'new');
     await sleep(20);
     assert.equal(await a.get('k'), 'new');
@@ -1835,6 +1838,42 @@ describe('data API: invalidation and clear', () => {
     assert.equal(await a.get('slow'), undefined);
     assert.equal(await b.get('slow'), undefined);
   });
+
+  // DESIGN §4(3): a loader still running when an invalidation resolves never has its value served afterwards. Its own
+  // caller asked before the invalidation and gets what it loaded; a caller that joined its run is served from the
+  // cache, as an HTTP request that waited on a fill is (which runs the handler itself in this case).
+  const invalidations: Record<string, (cache: TierCache) => Promise<unknown>> = {
+    "invalidated the value's tag": (cache) => cache.invalidateTags(['item:1']),
+    'deleted its key': (cache) => cache.delete('item'),
+    'cleared the namespace': (cache) => cache.clear(),
+  };
+  for (const [what, invalidate] of Object.entries(invalidations)) {
+    for (const by of ['this instance', 'another instance'] as const) {
+      it(`a getOrSet() that joined a loader's run is not handed its value when ${by} ${what} while the loader ran: the joiners share one new run`, async () => {
+        const a = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+        const b = await ctx.open({ l2: { commandTimeout: HEALTHY_REDIS_MS } });
+        const loader = gatedLoader();
+        const first = a.getOrSet('item', loader.load, { tags: ['item:1'] });
+        await loader.started;
+        const joiners = [a.getOrSet('item', loader.load, { tags: ['item:1'] }), a.getOrSet('item', loader.load, { tags: ['item:1'] })];
+        await sleep(20);
+        assert.equal(loader.runs, 1, 'the second and third callers joined the run');
+        loader.version = 2;
+        if (by === 'this instance') assert.deepEqual(await invalidate(a), { delivered: true });
+        else {
+          const heard = new Promise<void>((resolve) => a.once('invalidate', () => resolve()));
+          assert.deepEqual(await invalidate(b), { delivered: true });
+          await heard;
+        }
+        loader.open();
+        assert.equal(await first, 'v1', 'the caller whose loader ran gets what it loaded');
+        assert.deepEqual(await Promise.all(joiners), ['v2', 'v2'], 'a caller that joined the run was handed the value of a loader an invalidation overtook');
+        assert.equal(loader.runs, 2, 'the joiners shared one run of their own');
+        assert.equal(await a.get('item'), 'v2');
+        assert.equal(await b.get('item'), 'v2');
+      });
+    }
+  }
 
   it('clear() empties the namespace on both instances but not another namespace on the same Redis', async () => {
     const a = await ctx.open();

@@ -136,7 +136,8 @@ export async function runKoaChaos(
   };
   const failures: string[] = [];
   // Older than the grace allows, from an instance cut off from Redis on both connections: what README's "When Redis
-  // is down" lets through (the data API's get() from L1, stale-if-error standing in for a 5xx), bounded by l1.ttl.
+  // is down" lets through (stale-if-error standing in for a 5xx), bounded by l1.ttl. Since h204 the data API serves
+  // no L1 value it cannot check: a getOrSet() here is a loader's own caller (its load ran through the invalidation).
   const outage: string[] = [];
   let stop = false;
   let checked = 0;

@@ -150,7 +150,7 @@ describe('an L2 entry whose tag counter lives on a Cluster master this instance 
       await eventually(async () => (await a.get('held')) === undefined, "B's delete reaches A's L1");
     });
 
-    // The data API's get() answers from L1 what it cannot check (README, When Redis is down); the middleware does not.
+    // The data API's get() serves no L1 value it cannot check either (outage-unchecked-l1.test.ts).
     it('is not trusted once cut off the master of its channel: the middleware does not answer what another instance invalidates meanwhile, then or after the heal', async () => {
       const namespace = `bus-cut-own-${process.pid}`;
       const b = await env.open(namespace);

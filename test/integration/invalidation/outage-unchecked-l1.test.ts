@@ -16,6 +16,7 @@ import request from 'supertest';
 import { adapters, buildApp } from '../middleware/apps.js';
 import { useRedisCaches } from '../../support/cache-context.js';
 import { eventually } from '../../support/eventually.js';
+import { gatedLoader } from '../../support/gated-loader.js';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -76,4 +77,62 @@ describe('an L1 entry the middleware cannot check, this instance cut off from Re
       assert.equal(second.text, 'version 2', `a GET that joined the fill got the invalidated copy [${second.headers['cache-status']}]`);
     });
   }
+});
+
+// The data API in the same state, for the same reason: it answered such an entry from L1 (bounded by l1.ttl only),
+// so a route handler reading through getOrSet() got the value the middleware had just refused to serve, and a
+// loader that ran through another instance's invalidation had its value served afterwards (DESIGN §4(3)).
+describe('a data-API value this instance cannot check, cut off from Redis while another instance invalidates', function () {
+  this.timeout(20_000);
+  const ctx = useRedisCaches({ prefix: 'unchecked-data', flush: true, defaults: { l2: { commandTimeout: 200 } } });
+  let proxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  const cutB = async () => {
+    proxy = await startTcpProxy(ctx.redis.port);
+    const a = await ctx.open();
+    const b = await ctx.open({ redis: proxy.url });
+    b.on('error', () => undefined);
+    return { a, b, proxy };
+  };
+
+  it('get() and getOrSet() miss an L1 value from before the invalidation: the loader runs', async () => {
+    const { a, b, proxy } = await cutB();
+    assert.equal(await b.getOrSet('item', () => 'v1', { tags: ['item:1'] }), 'v1');
+    assert.equal(await b.get('item'), 'v1');
+    proxy.cut('refuse');
+    await eventually(() => b.health().l2 === 'down' && !b.store.versions.trusted, 'B reaches Redis on neither connection', 8_000);
+    assert.deepEqual(await a.invalidateTags(['item:1']), { delivered: true });
+    assert.equal(await b.get('item'), undefined, 'get() answered from L1 the value A invalidated');
+    let runs = 0;
+    let misses = 0;
+    b.on('miss', () => misses++);
+    assert.equal(await b.getOrSet('item', () => (runs++, 'v2'), { tags: ['item:1'] }), 'v2', 'getOrSet() answered from L1 the value A invalidated');
+    assert.equal(runs, 1);
+    assert.equal(misses, 1, "one getOrSet() reported more than one 'miss'");
+    proxy.heal();
+    await eventually(() => b.health().bus === 'ok', "B's bus is back", 8_000);
+    assert.equal(await b.get('item'), undefined, 'B kept serving the invalidated value once its bus was back');
+  });
+
+  it('a loader that ran through the invalidation: its caller gets its value, a caller that joined it and every later one do not', async () => {
+    const { a, b, proxy } = await cutB();
+    const loader = gatedLoader();
+    const first = b.getOrSet('item', loader.load, { tags: ['item:1'] });
+    await loader.started;
+    const joined = b.getOrSet('item', loader.load, { tags: ['item:1'] });
+    proxy.cut('refuse');
+    await eventually(() => b.health().l2 === 'down' && !b.store.versions.trusted, 'B reaches Redis on neither connection', 8_000);
+    loader.version = 2;
+    assert.deepEqual(await a.invalidateTags(['item:1']), { delivered: true });
+    loader.open();
+    assert.equal(await first, 'v1', 'the caller whose loader ran gets what it loaded');
+    assert.equal(await joined, 'v2', "a caller that joined the run got its value after A's invalidation");
+    assert.equal(await b.get('item'), undefined, "get() answered from L1 the loader's value, overtaken by A's invalidation");
+    assert.equal(await b.getOrSet('item', () => 'v2', { tags: ['item:1'] }), 'v2', "getOrSet() answered from L1 the loader's value");
+    assert.equal(loader.runs, 2, 'the loader ran once for the caller that joined');
+  });
 });
