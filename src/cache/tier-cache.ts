@@ -1236,7 +1236,6 @@ export class TierCache extends EventEmitter implements DataCache {
   }
 }
 
-
 /** How many of the tags close() could not deliver its error names: the backlog holds up to MAX_QUEUED. */
 const LOST_NAMED = 20;
 
