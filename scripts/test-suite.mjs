@@ -11,14 +11,20 @@
 // other in a second, serial mocha beside the workers, so at most one of them
 // takes a core at a time.
 //
-// Options (`npm test -- --grep x`) go to both runs. For one file, use
+// Then the files that depend on node's and V8's internals run again on each
+// current LTS line the machine's node is not on (node 22 and 24: see
+// other-nodes.mjs), two mocha runs side by side once the others are done. A
+// binary that cannot be fetched is said in one line, and fails the run.
+//
+// Options (`npm test -- --grep x`) go to every run. For one file, use
 // `npx mocha test/path/file.test.ts`; `npx mocha` alone is the whole suite in
 // one process, as before.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetchNode, LINES, NODE_INTERNALS } from './other-nodes.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mochaBin = join(root, 'node_modules/mocha/bin/mocha.js');
@@ -81,12 +87,21 @@ if (namesSpecOnCommandLine(options)) {
 }
 const color = process.stdout.isTTY ? ['--color'] : [];
 
+// Fetched before anything runs: a download beside the suite would slow its timing-sensitive files.
+const ownLine = Number(process.versions.node.split('.')[0]);
+const otherNodes = LINES.filter((line) => line !== ownLine).map((line) => ({ line, ...fetchNode(line) }));
+for (const o of otherNodes) if (o.failure !== undefined) console.error(o.failure);
+const internals = NODE_INTERNALS.filter((f) => all.includes(f));
+
 /**
  * Runs mocha on `files`; its output is echoed as it comes (`live`) or kept
- * for later, less its summary line, which is parsed.
+ * for later, less its summary line, which is parsed. `node`: another node
+ * binary to run it (and what it spawns by name) on, and what to call the run.
  */
-function run(files, flags, live) {
-  const child = spawn(process.execPath, [mochaBin, ...flags, ...color, ...options, ...files], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(files, flags, live, node) {
+  const bin = node?.bin ?? process.execPath;
+  const env = node === undefined ? process.env : { ...process.env, PATH: `${dirname(bin)}${delimiter}${process.env.PATH ?? ''}` };
+  const child = spawn(bin, [mochaBin, ...flags, ...color, ...options, ...files], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const kept = [];
   let summary;
@@ -109,7 +124,8 @@ function run(files, flags, live) {
     child.once('close', (code, signal) => {
       children.delete(child);
       if (partial) kept.push(partial);
-      resolve({ code, signal, summary, kept: kept.join(''), what: flags.includes('--parallel') ? 'the parallel run' : `the serial run (${files.join(', ')})` });
+      const what = node !== undefined ? `node ${node.version}, the files that depend on node's internals (${files.length})` : flags.includes('--parallel') ? 'the parallel run' : `the serial run (${files.join(', ')})`;
+      resolve({ code, signal, summary, kept: kept.join(''), what });
     });
   });
 }
@@ -123,6 +139,8 @@ const runs = await Promise.all([
   run(parallel, ['--parallel', '--jobs', String(jobs)], true),
   heavy.length > 0 ? run(heavy, ['--no-parallel'], false) : undefined,
 ]);
+const ownWall = Date.now() - started;
+if (internals.length > 0) runs.push(...(await Promise.all(otherNodes.filter((o) => o.bin !== undefined).map((o) => run(internals, ['--no-parallel'], false, o)))));
 
 let passed = 0;
 let failed = 0;
@@ -141,6 +159,15 @@ for (const r of runs) {
   }
   if (r.code !== 0) broken = true;
 }
-console.log(`\nwall time ${Math.round((Date.now() - started) / 1000)} s, ${jobs} workers beside one serial run`);
+const fetched = otherNodes.filter((o) => o.bin !== undefined);
+console.log(
+  `\nwall time ${Math.round((Date.now() - started) / 1000)} s: ${Math.round(ownWall / 1000)} s on node ${process.versions.node} (${jobs} workers beside one serial run)` +
+    (fetched.length > 0 ? `, then ${internals.length} files on node ${fetched.map((o) => o.version).join(' and ')}` : ''),
+);
+for (const o of otherNodes) {
+  if (o.failure === undefined) continue;
+  broken = true;
+  console.error(o.failure);
+}
 process.stdout.write(`tests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`);
 process.exitCode = broken || failed > 0 ? 1 : 0;

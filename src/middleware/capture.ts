@@ -674,11 +674,15 @@ class Capture {
    * await, on setImmediate): no head is built now. The capture stands aside,
    * and the answer goes as node's would without the cache: the body with no
    * head before it (no status line), nothing stored, as no head was judged.
-   * The hook is not called again for this call (node's own end() or write()
-   * would: its second late call threw ERR_HTTP_HEADERS_SENT where nothing
-   * catches it, and the process went down where node alone goes on); its late
-   * call reaches node as it would have, which builds a head that never goes
-   * out. Later calls pass on untouched.
+   * The call made here stands for node's first: that one does not reach the
+   * hook again (one call more than node alone makes: its second late call
+   * threw ERR_HTTP_HEADERS_SENT where nothing catches it, and the process went
+   * down where node alone goes on). Any further call node makes reaches the
+   * hook, as without the cache: node 24's end() of a chunk asks twice (once to
+   * see whether the chunk can go as the last one, once to write it), so the app
+   * alone's second late call throws there, and must here too. Its late calls
+   * reach node as they would have, which builds a head that never goes out.
+   * Later calls pass on untouched.
    */
   standAside(method: (...a: unknown[]) => unknown, args: IArguments): unknown {
     this.headOwed = true;
@@ -688,11 +692,15 @@ class Capture {
     void Promise.resolve(this.hooks.finish(undefined)).catch(() => undefined);
     const res = this.res;
     const hook = res.writeHead;
-    res.writeHead = headLater as WriteHead;
+    const taken = function (this: ServerResponse): ServerResponse {
+      if (res.writeHead === (taken as WriteHead)) res.writeHead = hook;
+      return this;
+    };
+    res.writeHead = taken as WriteHead;
     try {
       return method.apply(res, args as unknown as unknown[]);
     } finally {
-      if (res.writeHead === (headLater as WriteHead)) res.writeHead = hook;
+      if (res.writeHead === (taken as WriteHead)) res.writeHead = hook;
     }
   }
 
@@ -878,11 +886,6 @@ function callGiven(fn: (...a: unknown[]) => unknown, self: unknown, a: unknown, 
 function asciiHead(res: ServerResponse): boolean {
   const head = (res as unknown as { _header?: unknown })._header;
   return typeof head === 'string' && Buffer.byteLength(head) === head.length;
-}
-
-/** node's end() and write() call the response's writeHead for a head not built: here, one a hook owes (see standAside). */
-function headLater(this: ServerResponse): ServerResponse {
-  return this;
 }
 
 /** A capture wrapper whose call is held back (see Capture.startHold). */

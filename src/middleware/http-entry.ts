@@ -13,7 +13,7 @@
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import { EntryCodecError, encodeOwn, ownBytes } from '../store/entry-codec.js';
 import { EntryKind, type FillStamp, type StoredEntry } from '../store/entry.js';
-import { PackedEntry } from '../store/packed-entry.js';
+import { PackedEntry, VIEW_BYTES } from '../store/packed-entry.js';
 import { sharedHeaderName } from './header-names.js';
 import { parseHttpDate } from './http-date.js';
 import { HOP_BY_HOP } from './storage-rules.js';
@@ -70,11 +70,9 @@ export interface StaleRules {
  */
 const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'cache-status']);
 
-// Heap sizes (64-bit V8, no pointer compression), for heapBytes.
+// Heap sizes (64-bit V8, no pointer compression), for heapBytes (its body, a view of its own: packed-entry.ts VIEW_BYTES).
 /** The PreparedResponse object's own words. */
 const PREPARED_BYTES = 136;
-/** Its body: a view of its own into the entry's bytes (packed-entry.ts makes one when asked). */
-const BODY_VIEW_BYTES = 96;
 /** The HeaderSet object and its array's header. */
 const HEADER_SET_BYTES = 72;
 /** The VaryManifest object and its array's own words. */
@@ -255,7 +253,7 @@ export class PreparedResponse {
   static heapBytesOf(status: number, stored: ReadonlyArray<readonly [string, string]>, bodyLength: number, staleRules: StaleRules | undefined, reason?: string, route?: string): number {
     const withLength = addsLength(status, stored);
     const length = String(bodyLength).length;
-    let size = PREPARED_BYTES + BODY_VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
+    let size = PREPARED_BYTES + VIEW_BYTES + HEADER_SET_BYTES + SLOT * (2 * stored.length + (withLength ? 2 : 0) + HeaderSet.SLOTS);
     if (staleRules !== undefined) size += STALE_RULES_BYTES;
     if (reason !== undefined) size += headerStringBytes(reason.length);
     if (route !== undefined) size += headerStringBytes(route.length);

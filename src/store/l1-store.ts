@@ -8,7 +8,7 @@
 // so an expired entry is never returned even before LRU evicts it.
 import type { StoredEntry } from './entry.js';
 import { L1Slot, REMOVED } from './l1-slot.js';
-import { PackedEntry } from './packed-entry.js';
+import { PackedEntry, VIEW_BYTES } from './packed-entry.js';
 import { stringBytes } from './recent-map.js';
 
 export { L1Slot } from './l1-slot.js';
@@ -38,9 +38,6 @@ const TAG_OVERHEAD_BYTES = 32;
 const BUFFER_OVERHEAD_BYTES = 320;
 /** Arrays and objects an undecoded entry will grow when it is decoded (its strings are charged by its head bytes). */
 const UNDECODED_OVERHEAD_BYTES = 256;
-
-/** A second view into the same bytes: a Uint8Array's own words, no allocation of its own. */
-const VIEW_BYTES = 96;
 
 function bufferBytes(buf: Buffer): number {
   return buf.length === 0 ? 0 : BUFFER_OVERHEAD_BYTES + buf.length;
