@@ -11,7 +11,8 @@
 //   (kind express-noop: Express with one app-wide middleware that only calls next();
 //   express-tc2 / koa-tc2: with L2 as well, on $REDIS_URL; express-tc-front: the front door
 //   before express-tc; express-route-tc: tiercache mounted on the route alone; node-raw: DESIGN.md's raw node:http answer;
-//   koa-minimal: bench/http's floor for what any Koa cache that keeps its bytes costs, miss-koa-minimal.ts)
+//   koa-minimal: bench/http's floor for what any Koa cache that keeps its bytes costs, miss-koa-minimal.ts;
+//   koa-floor: koa-minimal plus what DESIGN.md section 3 asks of every stored answer, miss-koa-floor.ts)
 //   --cpu: CPU time per request instead of event-loop busy time (steadier while others load the machine)
 //   --hit: every request the same URL instead (an L1 hit once the first has filled);
 //   kind express-bare is then DESIGN.md's bare route (an Express route sending prebuilt bytes)
@@ -34,7 +35,7 @@ import express from 'express';
 import Koa from 'koa';
 import { DiscardingSocket } from '../src/middleware/refresh.js';
 import { BENCH_PATH, BODY, CONTENT_TYPE, catalogFor } from './http/body.mjs';
-import { minimalKoaCache } from './http/miss-app.js';
+import { koaMandatedFloor, minimalKoaCache } from './http/miss-app.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -137,6 +138,8 @@ async function app(kind: string, build: Build): Promise<Handler> {
   if (kind.startsWith('koa-tc')) a.use(build.koaCache(cache));
   // bench/http/scenarios/miss-koa-minimal.ts's floor: the URL keys a byte-bounded LRU of the serialized body.
   if (kind === 'koa-minimal') a.use(minimalKoaCache());
+  // miss-koa-floor.ts: koa-minimal plus what DESIGN.md section 3 asks of every stored answer.
+  if (kind === 'koa-floor') a.use(koaMandatedFloor());
   a.use((ctx) => {
     if (ctx.path === BENCH_PATH) ctx.body = catalogFor(String(ctx.query['miss']));
   });

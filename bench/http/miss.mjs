@@ -38,6 +38,9 @@ const MISS_SCENARIOS = [
   { name: 'koa-cash', framework: 'koa', cache: 'koa-cash' },
   // Not a product: a floor for what keeping a Koa miss costs (see the scenario file).
   { name: 'koa-minimal', framework: 'koa', cache: 'minimal' },
+  // Not a product: koa-minimal plus what DESIGN.md section 3 asks of every stored answer (ETag, Date, Age,
+  // Cache-Status, the storage rules on the response's headers): the floor the contract itself sets.
+  { name: 'koa-floor', framework: 'koa', cache: 'floor' },
 ];
 const baselineOf = (s) => `${s.framework}-nocache`;
 

@@ -883,10 +883,9 @@ interface FillStart {
   readonly vary: readonly string[] | undefined;
 }
 
-/** A fill registered by beginFill, and what its first round trip found (once made). */
+/** A fill registered by beginFill (its flight is its FillState too), and what its first round trip found. */
 interface BegunFill {
   readonly flight: Flight;
-  readonly state: FillState;
   readonly start: FillStart | undefined;
 }
 
@@ -922,8 +921,15 @@ const LET_GO = Symbol('let go');
  * client gone. Waiters never wait past its deadline, fixed when it began, so a
  * handler that never answers holds later arrivals less, not longer.
  */
-class Flight {
+class Flight implements FillState {
   private settled = false;
+  // Its FillState (see there), on the flight itself: one object per fill where there were three (flight, state, and
+  // what beginFill returned) and a closure for onSettle.
+  ticket: FillTicket = NO_TICKET;
+  ended = false;
+  storing = false;
+  judging = false;
+  lockedKey: string;
   private result: Outcome = undefined;
   /** Its revalidation is being retried unconditionally (FillCapture.retry): that re-sent request must not wait on it. */
   retrying = false;
@@ -944,10 +950,16 @@ class Flight {
   readonly deadline: number;
 
   constructor(
+    /** The key it fills (the flights map's): lockedKey until a Vary manifest leads to a variant's. */
+    readonly key: string,
     /** When the fill began: Age and the TTL count from here. */
     readonly startedAt: number,
     wait: number,
+    readonly keeps: boolean,
+    /** Told once, synchronously, when the fill settles. */
+    private readonly owner: FlightOwner,
   ) {
+    this.lockedKey = key;
     this.deadline = startedAt + wait;
   }
 
@@ -955,14 +967,11 @@ class Flight {
     return this.settled;
   }
 
-  /** Called once, synchronously, when the fill settles. */
-  onSettle: (() => void) | undefined;
-
   settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
     this.result = outcome;
-    this.onSettle?.();
+    this.owner.flightSettled(this);
     this.resolve?.(outcome);
   }
 
@@ -999,6 +1008,11 @@ class Flight {
     this.release = undefined;
     release?.();
   }
+}
+
+/** Who registered a flight (HttpCache.beginFill), told when it settles. */
+interface FlightOwner {
+  flightSettled(flight: Flight): void;
 }
 
 /** How often a request waiting on another instance's fill looks for the entry. */
@@ -1262,11 +1276,11 @@ export class HttpCache<R> {
       this.unstored(res, refused ?? 'request-no-store');
       return this.passOnReporting(c.req, next, this.outerMiss(plan, true));
     }
-    const { flight, state } = this.beginFill(plan, req, res);
+    const flight = this.beginFill(plan, req, res);
     let capture: FillCapture | undefined;
     try {
       const stamp = this.cache.store.versions.stampLocally(this.tagsOf(plan))!;
-      capture = this.capture(c, plan, stamp, flight, undefined, flight.startedAt, state);
+      capture = this.capture(c, plan, stamp, flight, undefined, flight.startedAt, flight);
     } catch (err) {
       flight.settle(undefined);
       this.cache.reportError(err as Error, 'could not start a fill; running the handler uncached');
@@ -1488,12 +1502,12 @@ export class HttpCache<R> {
         }
         // One round trip: the L2 lookup and, on a miss (or a stale entry), the fill's lock and
         // stamp. The fill is registered first, so requests for the key on this instance wait on it.
-        begun = this.beginFill(plan, req, res);
+        begun = { flight: this.beginFill(plan, req, res), start: undefined };
         // A stale entry a layer further out read from L2 for this request (see passOver): what L2 holds was
         // just read and counted; only this layer's lock and stamp are wanted (its tags may differ).
         const read = local === undefined ? undefined : this.readFurtherOut(req, plan, local);
-        const start = await this.startFill(plan, req, begun.state, read);
-        begun = { ...begun, start };
+        const start = await this.startFill(plan, req, begun.flight, read);
+        begun = { flight: begun.flight, start };
         if (start.found !== undefined) found = start.found;
         else if (read !== undefined) found = { ...local!, tier: 'L2' };
         else if (found === undefined && start.lookup.unanswered === true) standIn = this.outageStandIn(plan, req);
@@ -1629,11 +1643,11 @@ export class HttpCache<R> {
    * requests for the key on this instance wait on it from now on. However it
    * ends, its waiters go on and what its lookup took in Redis is released.
    */
-  private beginFill(plan: Plan, req: IncomingMessage, res: ServerResponse): BegunFill {
+  private beginFill(plan: Plan, req: IncomingMessage, res: ServerResponse): Flight {
     const key = plan.key;
     const lock = this.cache.fillLock;
-    const flight = new Flight(coarseNow(), COALESCE_WAIT_MS + (lock?.ttl ?? 0));
-    const state: FillState = { ticket: NO_TICKET, ended: false, storing: false, judging: false, lockedKey: key, keeps: this.keepsConditionals(plan, req, flight.startedAt) };
+    const startedAt = coarseNow();
+    const flight = new Flight(key, startedAt, COALESCE_WAIT_MS + (lock?.ttl ?? 0), this.keepsConditionals(plan, req, startedAt), this);
     // A fill whose client stopped reading gives way to this one (its lock released, nothing stored).
     this.flights.get(key)?.stall?.();
     this.flights.set(key, flight);
@@ -1642,17 +1656,19 @@ export class HttpCache<R> {
     // handler ended a whole answer that is judged a turn later (HTTP/2): the store, or that judging, settles it.
     // on, not once: 'close' comes once, and once() would wrap the listener in a bound function and its state, per fill.
     res.on('close', () => {
-      if (state.storing || state.judging || flight.done) return;
+      if (flight.storing || flight.judging || flight.done) return;
       flight.abandoned = true;
       flight.settle(undefined);
     });
-    flight.onSettle = () => {
-      state.ended = true;
-      if (this.flights.get(key) === flight) this.flights.delete(key);
-      // Ended without a store (which releases the lock itself): release it, drop counters made for nothing.
-      if (!state.storing) this.cache.store.abandonFill(state.ticket);
-    };
-    return { flight, state, start: undefined };
+    return flight;
+  }
+
+  /** A flight of beginFill's settled (called by it, once, synchronously). */
+  flightSettled(flight: Flight): void {
+    flight.ended = true;
+    if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+    // Ended without a store (which releases the lock itself): release it, drop counters made for nothing.
+    if (!flight.storing) this.cache.store.abandonFill(flight.ticket);
   }
 
   /** The request's Cache-Control: no-store (origin mode may be told to ignore it). */
@@ -2088,7 +2104,9 @@ export class HttpCache<R> {
 
     const store = this.cache.store;
     const lock = this.cache.fillLock;
-    const { flight, state, start } = begun ?? this.beginFill(plan, req, res);
+    const flight = begun?.flight ?? this.beginFill(plan, req, res);
+    const state: FillState = flight;
+    const start = begun?.start;
     const createdAt = flight.startedAt;
     let stamp: FillStamp | undefined = start?.lookup.stamp;
     let capture: FillCapture | undefined;
