@@ -35,6 +35,8 @@ export class Flight<T, M> {
   constructor(
     run: (flight: Flight<T, M>) => Promise<T>,
     private readonly maxWait: number,
+    /** Its place among the runs its SingleFlight began (see SingleFlight.begun). */
+    readonly ordinal: number,
   ) {
     this.promise = Promise.resolve().then(() => run(this));
     const done = () => {
@@ -90,11 +92,20 @@ export class Flight<T, M> {
 
 export class SingleFlight<T, M = unknown> {
   private readonly inflight = new Map<string, Flight<T, M>>();
+  private started = 0;
 
   constructor(
     /** How long callers wait on a run once its clock started (ms). */
     private readonly maxWait: number,
   ) {}
+
+  /**
+   * How many runs have begun: a run whose ordinal is above what a caller read when it came began after it
+   * (its loader read the source after the caller asked).
+   */
+  get begun(): number {
+    return this.started;
+  }
 
   /** The run under way for `key` that callers still wait for, if any (never a superseded one). */
   current(key: string): Flight<T, M> | undefined {
@@ -104,7 +115,7 @@ export class SingleFlight<T, M = unknown> {
 
   /** Starts `run` for `key`, replacing any run under way (callers already waiting on it keep it). */
   start(key: string, run: (flight: Flight<T, M>) => Promise<T>): Promise<T> {
-    const flight = new Flight<T, M>(run, this.maxWait);
+    const flight = new Flight<T, M>(run, this.maxWait, ++this.started);
     const forget = () => {
       if (this.inflight.get(key) !== flight) return;
       // A run this one replaced may still be under way: supersede() must still find it.

@@ -88,9 +88,9 @@ const QUEUED: InvalidateResult = Object.freeze({ delivered: false });
 
 /** Whether a getOrSet() caller may join a loader's run under way (see TierCache.handedOver). */
 const Joins = {
-  /** May join; handed nothing by a run an invalidation overtook, it joins once more. */
+  /** May join; handed nothing by the run (an invalidation overtook it, or Redis could not vouch for it), it joins once more. */
   Rejoin: 0,
-  /** May join once. */
+  /** May join once, only a run begun since it came (handed over without Redis's word). */
   Once: 1,
   /** Loads on its own. */
   Alone: 2,
@@ -616,7 +616,7 @@ export class TierCache extends EventEmitter implements DataCache {
    * L1 first, even while a loader of the key runs here (a value stored since
    * is found, not waited for); then that loader's run, else a run of its own.
    */
-  private getOrLoadPastL1<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], joins: Joins = Joins.Rejoin): T | Promise<T> {
+  private getOrLoadPastL1<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], joins: Joins = Joins.Rejoin, since?: number): T | Promise<T> {
     const storeKey = handle.storeKey;
     const local = this.store.lookupL1(storeKey, true, handle);
     if (local !== undefined && local !== UNDECIDED) {
@@ -627,18 +627,21 @@ export class TierCache extends EventEmitter implements DataCache {
       }
       this.store.discard(storeKey, local);
     }
-    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags, local === UNDECIDED, joins);
+    return this.getOrLoad<T>(scope, key, handle, load, ttl, tags, local === UNDECIDED, joins, since ?? this.flights.begun);
   }
 
-  /** Past L1: Redis when L1 could not vouch for its entry (`undecided`), then a loader run, joined or its own. */
-  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], undecided: boolean, joins: Joins): Promise<T> {
+  /**
+   * Past L1: Redis when L1 could not vouch for its entry (`undecided`), then a loader run, joined or its own.
+   * `since`: SingleFlight.begun when the caller came (a run above it began after the caller asked).
+   */
+  private async getOrLoad<T>(scope: DataScope, key: string, handle: DataKeyHandle, load: Loader<T>, ttl: number, tags: readonly string[], undecided: boolean, joins: Joins, since: number): Promise<T> {
     const storeKey = handle.storeKey;
     if (undecided) {
       // The bus is down: the L1 entry is checked in Redis (L2 is asked again by the fill's lookup on a miss).
       const checked = await this.getBeyondL1<T>(scope, key, storeKey, true, false);
       if (checked !== undefined) return checked;
     }
-    const joined = joins === Joins.Alone ? undefined : this.joinFlight(storeKey);
+    const joined = joins === Joins.Alone ? undefined : this.joinFlight(storeKey, joins === Joins.Once ? since : 0);
     if (joined !== undefined) {
       // A caller that waited on the run reports what the run was: a hit where it found the value stored, else
       // a collapsed miss, whatever its end (as an HTTP waiter is); one that outlived its wait goes on and
@@ -648,21 +651,22 @@ export class TierCache extends EventEmitter implements DataCache {
         throw err;
       });
       if (result !== OVERDUE) {
-        const handed = this.handedOver(joined);
+        const handed = this.handedOver(joined, since);
         if (handed === true || (handed !== false && (await handed))) {
           this.reportWaited(scope, key, joined);
           return result as T;
         }
-        // Overtaken by an invalidation (its loader's own caller alone gets its value): the callers it leaves
-        // share one run of their own; one Redis cannot vouch for (this instance cut off) leaves them to load
-        // alone, as no run they could join would be vouched for either.
-        return this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags, handed === false && joins === Joins.Rejoin ? Joins.Once : Joins.Alone);
+        // Overtaken by an invalidation (its loader's own caller alone gets its value), or one Redis cannot vouch
+        // for (this instance cut off): the callers it leaves share one run begun after they came, whose value
+        // needs no word from Redis (see handedOver). Each loading alone instead would put every concurrent
+        // caller's load on the data source at once for as long as Redis is out of reach.
+        return this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags, joins === Joins.Rejoin ? Joins.Once : Joins.Alone, since);
       }
       // The run outlived the wait, as another instance's lock would have: this caller goes on
       // without it, but takes its value if it still comes first (and may be handed it). Not its failure:
       // that belongs to the callers still waiting on it, and this one's own load may yet succeed.
-      const ownLoad = this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags, joins);
-      return Promise.race([(joined.promise as Promise<T>).then(async (value) => ((await this.handedOver(joined)) ? value : ownLoad), () => ownLoad), ownLoad]);
+      const ownLoad = this.getOrLoadPastL1<T>(scope, key, handle, load, ttl, tags, joins, since);
+      return Promise.race([(joined.promise as Promise<T>).then(async (value) => ((await this.handedOver(joined, since)) ? value : ownLoad), () => ownLoad), ownLoad]);
     }
     const loading = this.flights.start(storeKey, (flight) => this.fillValue<T>(scope, key, storeKey, load, ttl, tags, flight)) as Promise<T>;
     return this.trackFill(loading);
@@ -777,22 +781,28 @@ export class TierCache extends EventEmitter implements DataCache {
   /**
    * Whether a run's value may be handed to a caller that joined it: not when an invalidation known here
    * overtook its loader (DESIGN §4(3): the loader's own caller alone gets that value), nor, while the bus
-   * is down and local state cannot tell, unless Redis vouches for it (as HttpCache.answerWaiter). A run
-   * that found its value stored, or took another instance's, loaded nothing (no stamp): handed over.
+   * is down and local state cannot tell, unless Redis vouches for it (as HttpCache.answerWaiter) or the
+   * run began after the caller came (`since`): its loader read the source after the caller asked, so no
+   * invalidation the caller could have been told of before asking is missing from it; one made while it ran
+   * is concurrent with the caller, as with the loader's own caller. A run that found its value stored, or
+   * took another instance's, loaded nothing (no stamp): handed over.
    */
-  private handedOver(flight: Flight<unknown, FillStamp>): boolean | Promise<boolean> {
+  private handedOver(flight: Flight<unknown, FillStamp>, since: number): boolean | Promise<boolean> {
     const stamp = flight.meta;
     if (stamp === undefined) return true;
     const versions = this.store.versions;
     if (!versions.stillCurrent(stamp)) return stamp.generation === versions.currentGeneration() ? false : versions.vouch(stamp).then((word) => word === true);
-    if (versions.trusted) return true;
+    if (versions.trusted || flight.ordinal > since) return true;
     return versions.vouch(stamp).then((word) => word === true);
   }
 
-  /** The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait is over. */
-  private joinFlight(storeKey: string): Flight<unknown, FillStamp> | undefined {
+  /**
+   * The loader run under way for a key, unless an invalidation has overtaken it since it began, or its wait
+   * is over; only one begun after `after` (a caller's second try: see Joins.Once).
+   */
+  private joinFlight(storeKey: string, after: number): Flight<unknown, FillStamp> | undefined {
     const flight = this.flights.current(storeKey);
-    if (flight === undefined) return undefined;
+    if (flight === undefined || flight.ordinal <= after) return undefined;
     if (flight.meta !== undefined && !this.store.versions.stillCurrent(flight.meta)) return undefined;
     this.coalesced++;
     return flight;

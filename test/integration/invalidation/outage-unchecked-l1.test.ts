@@ -135,4 +135,26 @@ describe('a data-API value this instance cannot check, cut off from Redis while 
     assert.equal(await b.getOrSet('item', () => 'v2', { tags: ['item:1'] }), 'v2', "getOrSet() answered from L1 the loader's value");
     assert.equal(loader.runs, 2, 'the loader ran once for the caller that joined');
   });
+
+  // Refusing joiners Redis cannot vouch for must not turn an outage into one load per caller on the data
+  // source: the callers a run leaves share one run begun after they came (its value needs no vouching).
+  for (const warm of [false, true]) {
+    it(`concurrent getOrSet() callers of ${warm ? 'a key held in L1' : 'a key not held here'}, B cut off: one run for the callers the first run leaves, not one each`, async () => {
+      const { b, proxy } = await cutB();
+      if (warm) await b.set('item', 'v0', { tags: ['item:1'] });
+      proxy.cut('refuse');
+      await eventually(() => b.health().l2 === 'down' && !b.store.versions.trusted, 'B reaches Redis on neither connection', 8_000);
+      const loader = gatedLoader();
+      const first = b.getOrSet('item', loader.load, { tags: ['item:1'] });
+      await loader.started;
+      const joined = Array.from({ length: 20 }, () => b.getOrSet('item', loader.load, { tags: ['item:1'] }));
+      await sleep(50); // every caller has joined the run
+      assert.equal(loader.runs, 1);
+      loader.version = 2;
+      loader.open();
+      assert.equal(await first, 'v1');
+      assert.deepEqual(new Set(await Promise.all(joined)), new Set(['v2']), 'a caller that joined the run was handed its value unvouched');
+      assert.equal(loader.runs, 2, `the 20 callers that joined the run loaded ${loader.runs - 1} times`);
+    });
+  }
 });
