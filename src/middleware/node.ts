@@ -5,7 +5,7 @@
 // neither (nor an access_token query parameter), computes the key the
 // middleware computes, and passes everything else through untouched; the
 // middleware still fills and serves the rest.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
 import type { TierCache } from '../cache/tier-cache.js';
 import { normalizeRoutePath, pathOf } from '../keys/path-normalize.js';
 import { buildRequestKey, requestHeader, variantKey, varyValue } from '../keys/request-key.js';
@@ -16,7 +16,7 @@ import { HIT_L1 } from './cache-status.js';
 import { assertCache } from './express.js';
 import { httpValueOf, PreparedResponse, VaryManifest } from './http-entry.js';
 import { resolveMiddlewareOptions } from './options.js';
-import { replay } from './replay.js';
+import { OUT_HEADERS, replay } from './replay.js';
 import { requestBypassReason } from './storage-rules.js';
 import { http2DataFollows } from './http2-body.js';
 import { routeLabel } from '../observe/route-label.js';
@@ -149,12 +149,13 @@ function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit
       return false;
     }
   }
+  const before = fieldsBefore(res);
   try {
     replay(req, res, hit.response, hit.entry.createdAt, now, cacheStatus, undefined);
   } catch (err) {
     // A throw here would leave the request listener and end the process (a writeHead hook that fails, say).
-    // Before the head is out the app answers, as without the front door: what the replay set goes first (the
-    // front door runs before anything else sets a field). After, the answer cannot be finished: cut it.
+    // Before the head is out the app answers, as without the front door: the response goes back to what it
+    // was (a server that wraps the front door may have set fields first). After, it cannot be finished: cut it.
     if (res.headersSent) {
       cache.reportError(err as Error, 'the front door could not finish writing a hit; the response was cut');
       cache.store.noteL1Hits(hit.lookups);
@@ -164,10 +165,26 @@ function answer(cache: TierCache, req: IncomingMessage, res: ServerResponse, hit
     // Counted as a 'hit' listener's throw is: the app's middleware counts what it finds.
     cache.reportError(err as Error, 'the front door could not write a hit; passing the request to the app');
     for (const name of res.getHeaderNames()) res.removeHeader(name);
+    if (before !== undefined) for (const [name, value] of before) res.setHeader(name, value);
     return false;
   }
   cache.store.noteL1Hits(hit.lookups);
   return true;
+}
+
+type SetField = [name: string, value: OutgoingHttpHeader];
+
+/**
+ * The fields set on `res` before the front door ran, to put back when its replay fails, which sets and drops
+ * fields: none (and no copy) on a response nothing touched yet, the usual case. node's slot holds one pair per
+ * field, replaced, not changed, by setHeader(): the pairs as they are now are a copy.
+ */
+function fieldsBefore(res: ServerResponse): SetField[] | undefined {
+  const set = OUT_HEADERS === undefined ? undefined : (res as unknown as Record<symbol, Record<string, SetField> | null | undefined>)[OUT_HEADERS];
+  if (set === null) return undefined;
+  // Not node's HTTP/1 response as this node version has it (HTTP/2's compatibility response): asked the public way.
+  if (set === undefined) return res.getHeaderNames().map((name): SetField => [name, res.getHeader(name)!]);
+  return Object.values(set);
 }
 
 const FRONT_OPTIONS = new Set(['cacheStatus', 'bypass']);

@@ -121,6 +121,36 @@ describe('front door: failures around it', () => {
     await again.text();
   });
 
+  it('keeps what was set on the response before it (a wrapper around it) when writing a hit throws before its head is out', async () => {
+    // A server that propagates the client's request id wraps the front door: the id is set before the front door
+    // runs. The fill had none, so the entry has none; a hit (the front door's or the middleware's) keeps it.
+    class HookedResponse extends ServerResponse {
+      override writeHead(...args: unknown[]): this {
+        if (String(this.getHeader('cache-status') ?? '').includes('hit')) throw new Error('the hook failed');
+        return (super.writeHead as (...a: unknown[]) => this)(...args);
+      }
+    }
+    const cache = newCache();
+    cache.on('error', () => undefined);
+    const { app: a, reached } = app(cache);
+    const door = front(cache, a);
+    const server = track(
+      createServer({ ServerResponse: HookedResponse as typeof ServerResponse }, (req, res) => {
+        const id = req.headers['x-request-id'];
+        if (typeof id === 'string') res.setHeader('X-Request-Id', id);
+        door(req, res);
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await (await fetch(`${base}/api/movies`)).text();
+    const failed = await fetch(`${base}/api/movies`, { headers: { 'x-request-id': 'r2' } });
+    await failed.text();
+    assert.equal(reached.n, 2, 'the app had the request');
+    assert.equal(failed.headers.get('cache-status'), 'tiercache; hit; detail=L1', "the middleware's hit");
+    assert.equal(failed.headers.get('x-request-id'), 'r2', 'the front door removed a field set on the response before it ran');
+  });
+
   it('cuts the answer when writing a hit throws after its head is out, instead of ending the process', async () => {
     class HookedResponse extends ServerResponse {
       override end(...args: unknown[]): this {
