@@ -46,6 +46,20 @@ function app(cache: TierCache) {
   return { app: a, reached, release };
 }
 
+/** A response class with a hook in writeHead (a server's ServerResponse option, as an APM agent may set) that fails on a hit. */
+class FailingOnHits extends ServerResponse {
+  override writeHead(...args: unknown[]): this {
+    if (String(this.getHeader('cache-status') ?? '').includes('hit')) throw new Error('the hook failed');
+    return (super.writeHead as (...a: unknown[]) => this)(...args);
+  }
+}
+
+async function listenFailingOnHits(handler: RequestListener): Promise<string> {
+  const server = track(createServer({ ServerResponse: FailingOnHits as typeof ServerResponse }, handler));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 describe('front door: failures around it', () => {
   it('passes the request to the app when its bypass(req) throws, and reports it, instead of ending the process', async () => {
     const cache = newCache();
@@ -91,19 +105,11 @@ describe('front door: failures around it', () => {
     // A response class with a hook in writeHead (a server's ServerResponse option, as an APM agent may set)
     // that fails on an answer the cache replays. Express gives the response a prototype of its own, without the
     // hook: without the front door, the middleware's hit goes out. With it, so must it (the app answers).
-    class HookedResponse extends ServerResponse {
-      override writeHead(...args: unknown[]): this {
-        if (String(this.getHeader('cache-status') ?? '').includes('hit')) throw new Error('the hook failed');
-        return (super.writeHead as (...a: unknown[]) => this)(...args);
-      }
-    }
     const cache = newCache();
     const errors: string[] = [];
     cache.on('error', ({ err }: { err: Error }) => errors.push(err.message));
     const { app: a, reached } = app(cache);
-    const server = track(createServer({ ServerResponse: HookedResponse as typeof ServerResponse }, front(cache, a)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const base = await listenFailingOnHits(front(cache, a));
     const filled = await fetch(`${base}/api/movies`);
     assert.equal(filled.status, 200);
     const body = await filled.text();
@@ -124,25 +130,15 @@ describe('front door: failures around it', () => {
   it('keeps what was set on the response before it (a wrapper around it) when writing a hit throws before its head is out', async () => {
     // A server that propagates the client's request id wraps the front door: the id is set before the front door
     // runs. The fill had none, so the entry has none; a hit (the front door's or the middleware's) keeps it.
-    class HookedResponse extends ServerResponse {
-      override writeHead(...args: unknown[]): this {
-        if (String(this.getHeader('cache-status') ?? '').includes('hit')) throw new Error('the hook failed');
-        return (super.writeHead as (...a: unknown[]) => this)(...args);
-      }
-    }
     const cache = newCache();
     cache.on('error', () => undefined);
     const { app: a, reached } = app(cache);
     const door = front(cache, a);
-    const server = track(
-      createServer({ ServerResponse: HookedResponse as typeof ServerResponse }, (req, res) => {
-        const id = req.headers['x-request-id'];
-        if (typeof id === 'string') res.setHeader('X-Request-Id', id);
-        door(req, res);
-      }),
-    );
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const base = await listenFailingOnHits((req, res) => {
+      const id = req.headers['x-request-id'];
+      if (typeof id === 'string') res.setHeader('X-Request-Id', id);
+      door(req, res);
+    });
     await (await fetch(`${base}/api/movies`)).text();
     const failed = await fetch(`${base}/api/movies`, { headers: { 'x-request-id': 'r2' } });
     await failed.text();
