@@ -12,6 +12,7 @@ import { TierCacheError } from '../errors.js';
 import { clusterDown, LostNodes, movedUnfollowed, nodeGone } from './cluster-faults.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
+import { leaveUnlessAt, sentinelMaster, sentinelWait } from './sentinel-master.js';
 import { ServerClock } from './server-clock.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
@@ -79,6 +80,8 @@ export class L2Store {
   private readonly deadlines: CommandDeadlines | undefined;
   /** The client may send a GET to a replica: get() asks the master (see getFromMaster). */
   private readonly fromMaster: boolean;
+  /** The sentinels are being asked where the master is (see followSentinels). */
+  private askingSentinels = false;
   /** Connections lost so far (see failed()). */
   private losses = 0;
   /** On a Cluster: the nodes whose connection the client lost (see nodeGone). */
@@ -331,10 +334,26 @@ export class L2Store {
    * keeps routing its slots to it after its replica took over, and the
    * breaker never closes: every slot's commands skip L2 for as long as the
    * old master stays stalled. Asking for the slot map again after a timeout
-   * moves those slots to whoever serves them now, before the next probe.
+   * moves those slots to whoever serves them now, before the next probe. A
+   * Sentinel client stays on such a master likewise: its sentinels are asked
+   * (see followSentinels).
    */
   private askRoutes(): void {
     if (isCluster(this.client)) this.client.refreshSlotsCache();
+    else void this.followSentinels();
+  }
+
+  /** One question to the sentinels at a time (see sentinel-master.ts); none for a client without them. */
+  private async followSentinels(): Promise<void> {
+    if (this.askingSentinels) return;
+    this.askingSentinels = true;
+    try {
+      const master = await sentinelMaster(this.client, sentinelWait(this.options.commandTimeout));
+      // Once detached, the caller's client is none of tiercache's business.
+      if (master !== undefined && this.phase !== 'detached') leaveUnlessAt(this.client, master);
+    } finally {
+      this.askingSentinels = false;
+    }
   }
 
   private unavailable(message: string, unsent = false): L2UnavailableError {

@@ -1,0 +1,65 @@
+// A Sentinel master that stops answering without closing its connections
+// (SIGSTOP: a hung VM, a long stall; the kernel keeps its sockets up) while
+// the sentinels promote its replica. ioredis asks the sentinels only when a
+// connection closes, and nothing closes: the caller's client and the bus's
+// subscriber would wait on the stalled master for as long as it stays stalled,
+// L2 down and every invalidation undelivered meanwhile, though another master
+// serves. A master, a replica and three sentinels on loopback (the harness's).
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { createCache, type TierCache } from '../../src/index.js';
+import { eventually } from '../support/eventually.js';
+import { REDIS_HOST } from '../support/redis-server.js';
+import { SENTINEL_MASTER_NAME, startRedisSentinel, type RedisSentinelHandle } from '../support/redis-sentinel.js';
+
+// The timeout is what finds the stall; short enough for the test, long enough for a loaded machine.
+const COMMAND_TIMEOUT_MS = 500;
+
+describe('Redis Sentinel: a master paused (SIGSTOP) and replaced by its replica', function () {
+  this.timeout(60_000);
+  let setup: RedisSentinelHandle | undefined;
+  const clients: Redis[] = [];
+  const caches: TierCache[] = [];
+
+  afterEach(async function () {
+    this.timeout(15_000);
+    setup?.master.thaw();
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+    await setup?.stop();
+    setup = undefined;
+  });
+
+  async function open(ns: string): Promise<TierCache> {
+    const client = new Redis({ sentinels: setup!.addresses, name: SENTINEL_MASTER_NAME });
+    clients.push(client);
+    const cache = createCache({ namespace: ns, redis: client, l2: { commandTimeout: COMMAND_TIMEOUT_MS } });
+    cache.on('error', () => undefined);
+    caches.push(cache);
+    await cache.ready();
+    return cache;
+  }
+
+  it('both instances follow the sentinels to the promoted replica while the old master stays paused, and an invalidation made then reaches the other', async function () {
+    setup = await startRedisSentinel();
+    const a = await open('spm');
+    const b = await open('spm');
+    await a.set('k', 'old', { tags: ['t'], ttl: '1m' });
+    assert.equal(await b.get('k'), 'old', 'in B, from L2 and now in its L1');
+    const paused = setup.master;
+    paused.freeze();
+    await eventually(async () => ![undefined, paused.port].includes(await setup!.masterPort()), 'the sentinels promote the replica', 20_000);
+
+    await eventually(() => [a, b].every((c) => c.health().l2 === 'ok' && c.health().bus === 'ok'), 'both instances reach the promoted replica, their buses subscribed there, the old master still paused', 10_000);
+    assert.deepEqual(await a.invalidateTags(['t']), { delivered: true });
+    await eventually(async () => (await b.get('k')) === undefined, 'B stops serving k, invalidated on A', 5000);
+    await a.set('n', 'new', { ttl: '1m' });
+    const promoted = new Redis(setup.replica.port, REDIS_HOST);
+    try {
+      assert.equal(await promoted.exists('spm:d:n'), 1, 'A stores in the promoted replica');
+    } finally {
+      promoted.disconnect();
+    }
+    assert.equal(paused.running, true, 'the old master was paused, not gone, throughout');
+  });
+});
