@@ -80,8 +80,8 @@ export class L2Store {
   private readonly deadlines: CommandDeadlines | undefined;
   /** The client may send a GET to a replica: get() asks the master (see getFromMaster). */
   private readonly fromMaster: boolean;
-  /** The sentinels are being asked where the master is (see followSentinels). */
-  private askingSentinels = false;
+  /** Ends the question out to the sentinels, if one is (see followSentinels). */
+  private askingSentinels: AbortController | undefined;
   /** Connections lost so far (see failed()). */
   private losses = 0;
   /** On a Cluster: the nodes whose connection the client lost (see nodeGone). */
@@ -184,6 +184,7 @@ export class L2Store {
     this.client.off('close', this.onClose);
     this.client.off('end', this.onClose);
     this.lostNodes?.close();
+    this.askingSentinels?.abort();
     this.settleWaiters(false);
   }
 
@@ -345,14 +346,15 @@ export class L2Store {
 
   /** One question to the sentinels at a time (see sentinel-master.ts); none for a client without them. */
   private async followSentinels(): Promise<void> {
-    if (this.askingSentinels) return;
-    this.askingSentinels = true;
+    if (this.askingSentinels !== undefined) return;
+    const asking = new AbortController();
+    this.askingSentinels = asking;
     try {
-      const master = await sentinelMaster(this.client, sentinelWait(this.options.commandTimeout));
+      const master = await sentinelMaster(this.client, sentinelWait(this.options.commandTimeout), asking.signal);
       // Once detached, the caller's client is none of tiercache's business.
       if (master !== undefined && this.phase !== 'detached') leaveUnlessAt(this.client, master);
     } finally {
-      this.askingSentinels = false;
+      this.askingSentinels = undefined;
     }
   }
 

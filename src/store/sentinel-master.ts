@@ -45,11 +45,11 @@ function sentinelOptions(client: RedisClient): SentinelClientOptions | undefined
 /**
  * Where `client`'s sentinels say its master is now: the first of them that
  * answers within `within` ms (tried in order) says. Undefined for a client
- * without sentinels, or when none answers.
+ * without sentinels, when none answers, or once `signal` aborts.
  */
-export async function sentinelMaster(client: RedisClient, within: number): Promise<MasterAddress | undefined> {
+export async function sentinelMaster(client: RedisClient, within: number, signal: AbortSignal): Promise<MasterAddress | undefined> {
   const options = sentinelOptions(client);
-  return options === undefined ? undefined : askMaster(options, within);
+  return options === undefined ? undefined : askMaster(options, within, signal);
 }
 
 /**
@@ -78,34 +78,42 @@ function unmapped(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
-/** The master the first sentinel that answers names (after `natMap`), or undefined when none does within `within` each. */
-async function askMaster(options: SentinelClientOptions, within: number): Promise<MasterAddress | undefined> {
+/**
+ * The master the first sentinel that answers names (after `natMap`), or
+ * undefined when none does within `within` each. `signal` ends the question
+ * at once (close(): its connection would otherwise outlive the cache).
+ */
+async function askMaster(options: SentinelClientOptions, within: number, signal: AbortSignal): Promise<MasterAddress | undefined> {
   for (const sentinel of options.sentinels!) {
+    if (signal.aborted) return undefined;
     let asked: Redis | undefined;
+    const abandon = () => asked?.disconnect();
+    signal.addEventListener('abort', abandon);
     try {
-    asked = new Redis({
-      host: sentinel.host ?? 'localhost',
-      port: sentinel.port ?? 26379,
-      ...(sentinel.family === undefined ? {} : { family: sentinel.family }),
-      username: options.sentinelUsername,
-      password: options.sentinelPassword,
-      tls: options.sentinelTLS,
-      lazyConnect: true,
-      enableReadyCheck: false,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      connectTimeout: within,
-      commandTimeout: within,
-      disconnectTimeout: DISCONNECT_AT_ONCE,
-    });
-    asked.on('error', () => undefined);
+      asked = new Redis({
+        host: sentinel.host ?? 'localhost',
+        port: sentinel.port ?? 26379,
+        ...(sentinel.family === undefined ? {} : { family: sentinel.family }),
+        username: options.sentinelUsername,
+        password: options.sentinelPassword,
+        tls: options.sentinelTLS,
+        lazyConnect: true,
+        enableReadyCheck: false,
+        enableOfflineQueue: false,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+        connectTimeout: within,
+        commandTimeout: within,
+        disconnectTimeout: DISCONNECT_AT_ONCE,
+      });
+      asked.on('error', () => undefined);
       await asked.connect();
       const reply = (await asked.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', options.name!)) as unknown;
       if (Array.isArray(reply) && typeof reply[0] === 'string') return natResolved(options, reply[0], Number(reply[1]));
     } catch {
       // this sentinel did not answer: the next one
     } finally {
+      signal.removeEventListener('abort', abandon);
       asked?.disconnect();
     }
   }

@@ -6,6 +6,7 @@
 // L2 down and every invalidation undelivered meanwhile, though another master
 // serves. A master, a replica and three sentinels on loopback (the harness's).
 import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { createCache, type TierCache } from '../../src/index.js';
 import { eventually } from '../support/eventually.js';
@@ -14,6 +15,7 @@ import { SENTINEL_MASTER_NAME, startRedisSentinel, type RedisSentinelHandle } fr
 
 // The timeout is what finds the stall; short enough for the test, long enough for a loaded machine.
 const COMMAND_TIMEOUT_MS = 500;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('Redis Sentinel: a master paused (SIGSTOP) and replaced by its replica', function () {
   this.timeout(60_000);
@@ -62,4 +64,30 @@ describe('Redis Sentinel: a master paused (SIGSTOP) and replaced by its replica'
     }
     assert.equal(paused.running, true, 'the old master was paused, not gone, throughout');
   });
+
+  it('close() ends a question to the sentinels still out: no connection to one outlives it', async function () {
+    setup = await startRedisSentinel();
+    const a = await open('spc');
+    const sentinelPorts = new Set(setup.sentinels.map((s) => s.port));
+    const toSentinels = () => openSockets().filter((port) => sentinelPorts.has(port)).length;
+    // Paused sentinels still accept connections (the kernel does), and answer nothing.
+    for (const s of setup.sentinels) s.freeze();
+    setup.master.freeze();
+    try {
+      assert.equal(await a.get('k'), undefined, 'a miss: the command timed out');
+      await eventually(() => toSentinels() > 0, 'tiercache asks a sentinel where the master is', 5000);
+      await a.close();
+      // A socket ended by disconnect() is destroyed a turn later; a question left out would hold it for seconds.
+      await sleep(100);
+      assert.equal(toSentinels(), 0, 'no connection to a sentinel left once close() resolved');
+    } finally {
+      for (const s of setup.sentinels) s.thaw();
+    }
+  });
 });
+
+/** Remote ports of this process's open TCP sockets. */
+function openSockets(): number[] {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles.flatMap((h) => (h instanceof Socket && !h.destroyed && h.remotePort !== undefined ? [h.remotePort] : []));
+}
