@@ -569,6 +569,10 @@ export class InvalidationBus {
     this.lagging = false;
     this.resetting = false;
     this.options.versions.trusted = false;
+    // A failover the sentinels announced ends this connection (see duplicateForSubscribing): the data client may
+    // still be on the old master, which stays one until the sentinels next look at it (up to 10 s), taking writes
+    // and publishing where no instance that followed them listens.
+    void this.options.l2.followSentinels();
     if (this.reportedDown || (this.state === 'connecting' && err === undefined)) return;
     if (this.state === 'connecting') this.state = 'reconnecting';
     this.reportedDown = true;
@@ -800,6 +804,10 @@ function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisCl
     return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true, stringNumbers: false, disconnectTimeout: DISCONNECT_AT_ONCE } });
   }
   // No command timeout here: a command a cut left unanswered is answered only by being sent again (the client
-  // tiercache opens does not send again: see openRedis).
-  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE });
+  // tiercache opens does not send again: see openRedis). On a Sentinel client, ioredis's failoverDetector (one
+  // subscription per sentinel to +switch-master) reconnects the subscriber as soon as they switch masters: a
+  // failover they make while the old master lives (SENTINEL FAILOVER, a master they cannot reach but the
+  // instances can) closes nothing until they next look at it, up to 10 s in which the old master still takes
+  // writes, and instances that reached the new one (started, or reconnected, meanwhile) hear none of them.
+  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE, failoverDetector: true });
 }

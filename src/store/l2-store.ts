@@ -344,9 +344,14 @@ export class L2Store {
     else void this.followSentinels();
   }
 
-  /** One question to the sentinels at a time (see sentinel-master.ts); none for a client without them. */
-  private async followSentinels(): Promise<void> {
-    if (this.askingSentinels !== undefined) return;
+  /**
+   * When the sentinels name another master than the one the client is
+   * connected to, drops that connection so that the client reconnects
+   * through them (see sentinel-master.ts). One question at a time; none for
+   * a client without sentinels, or not connected (it asks them as it reconnects).
+   */
+  async followSentinels(): Promise<void> {
+    if (this.askingSentinels !== undefined || this.client.status !== 'ready') return;
     const asking = new AbortController();
     this.askingSentinels = asking;
     try {

@@ -86,6 +86,65 @@ describe('Redis Sentinel: a master paused (SIGSTOP) and replaced by its replica'
   });
 });
 
+describe('Redis Sentinel: a failover the sentinels make while the old master lives (SENTINEL FAILOVER)', function () {
+  this.timeout(60_000);
+  let setup: RedisSentinelHandle | undefined;
+  const clients: Redis[] = [];
+  const caches: TierCache[] = [];
+
+  afterEach(async function () {
+    this.timeout(15_000);
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+    await setup?.stop();
+    setup = undefined;
+  });
+
+  async function open(ns: string): Promise<TierCache> {
+    const client = new Redis({ sentinels: setup!.addresses, name: SENTINEL_MASTER_NAME });
+    clients.push(client);
+    const cache = createCache({ namespace: ns, redis: client, l2: { commandTimeout: '3s' } });
+    cache.on('error', () => undefined);
+    caches.push(cache);
+    await cache.ready();
+    return cache;
+  }
+
+  it('instances on the old master follow the sentinels to the new one at once: invalidations between them and an instance started there are heard both ways', async function () {
+    // The sentinels turn an old master that lives into a replica when they next look at it (every 10 s here):
+    // refused that command, it stays a master, as one they cannot reach but the instances can, for the whole test.
+    setup = await startRedisSentinel({ masterArgs: ['--rename-command', 'SLAVEOF', ''] });
+    const a = await open('sgf');
+    const b = await open('sgf');
+    await a.set('x', 'old', { tags: ['t'], ttl: '1m' });
+    await a.set('y', 'old', { tags: ['u'], ttl: '1m' });
+    assert.equal(await b.get('x'), 'old', 'in B');
+    const old = setup.master.port;
+    const sentinel = new Redis(setup.sentinels[0]!.port, REDIS_HOST);
+    try {
+      assert.equal(await sentinel.call('SENTINEL', 'FAILOVER', SENTINEL_MASTER_NAME), 'OK');
+    } finally {
+      sentinel.disconnect();
+    }
+    await eventually(async () => ![undefined, old].includes(await setup!.masterPort()), 'the sentinels promote the replica', 20_000);
+    // An instance started now reaches the new master.
+    const c = await open('sgf');
+    await eventually(() => [a, b].every((x) => x.health().l2 === 'ok' && x.health().bus === 'ok'), 'A and B up', 10_000);
+    await c.set('z', 'c', { tags: ['v'], ttl: '1m' });
+    await eventually(async () => (await a.get('z')) === 'c', "A reads C's entry: both on the new master", 5000);
+    await c.invalidateTags(['t']);
+    await eventually(async () => (await b.get('x')) === undefined, 'B stops serving x, invalidated on C', 5000);
+    assert.deepEqual(await b.invalidateTags(['v']), { delivered: true });
+    await eventually(async () => (await c.get('z')) === undefined, 'C stops serving z, invalidated on B', 5000);
+    const oldMaster = new Redis(old, REDIS_HOST);
+    try {
+      assert.match(await oldMaster.info('replication'), /role:master/, 'the old master was still a master throughout');
+    } finally {
+      oldMaster.disconnect();
+    }
+  });
+});
+
 /** Remote ports of this process's open TCP sockets. */
 function openSockets(): number[] {
   const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
