@@ -369,6 +369,7 @@ export class InvalidationBus {
       // already gone
     }
     subscriber.disconnect();
+    dropFailoverDetector(subscriber);
   }
 
   private readonly onReady = (): void => {
@@ -781,6 +782,20 @@ function bytesRead(client: RedisClient | undefined): number {
 
 function streamBytes(client: RedisClient | null | undefined): number {
   return (client as { stream?: { bytesRead?: number } } | null | undefined)?.stream?.bytesRead ?? 0;
+}
+
+/**
+ * The subscriber's connections to the sentinels (its failoverDetector, on a
+ * Sentinel client), destroyed: ioredis ends them on disconnect() and destroys
+ * them only 2 s later unless the sentinel closes its side, which a stalled one
+ * never does, and they kept the process alive past close() meanwhile.
+ * (ioredis 6 internals; nothing where they differ.)
+ */
+function dropFailoverDetector(subscriber: RedisClient): void {
+  const detector = (subscriber as { connector?: { failoverDetector?: { sentinels?: unknown } | null } }).connector?.failoverDetector;
+  const sentinels = detector?.sentinels;
+  if (!Array.isArray(sentinels)) return;
+  for (const sentinel of sentinels as Array<{ client?: { stream?: { destroy?(): void } } }>) sentinel.client?.stream?.destroy?.();
 }
 
 /** How ioredis names a Cluster node (host:port, as its slot map does). */
