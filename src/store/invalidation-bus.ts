@@ -27,6 +27,7 @@ import type { L1Store } from './l1-store.js';
 import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
 import { keySlot } from './hash-slot.js';
 import { DISCONNECT_AT_ONCE, isCluster, keySpace, type RedisClient } from './redis-client.js';
+import { leaveUnlessAt, watchSwitches, type MasterAddress } from './sentinel-master.js';
 import type { TagVersions } from './tag-versions.js';
 
 /** What one invalidation tells other instances. */
@@ -164,6 +165,8 @@ export class InvalidationBus {
   private readonly modeChosen: Promise<void>;
   private settleMode!: () => void;
   private subscriber: RedisClient | undefined;
+  /** On a Sentinel client: the sentinels' announcements of a new master (see masterSwitched). */
+  private switches: { close(): void } | undefined;
   private state: BusState = 'connecting';
   /** Epoch checks in a row that got no answer (see checkEpoch). */
   private failedEpochChecks = 0;
@@ -269,6 +272,7 @@ export class InvalidationBus {
     subscriber.on('end', () => this.onLost(undefined));
     subscriber.on('error', (err: Error) => this.onLost(err));
     subscriber.on(mode === 'sharded' ? 'smessage' : 'message', this.onMessage);
+    this.switches = watchSwitches(this.options.l2.client, this.masterSwitched);
     if (isCluster(subscriber)) {
       subscriber.on('-node', this.nodeGone);
       subscriber.on('-subscriber', this.suspect);
@@ -355,6 +359,7 @@ export class InvalidationBus {
     clearInterval(this.epochTimer);
     clearTimeout(this.probeTimer);
     clearTimeout(this.resubscribeTimer);
+    this.switches?.close();
     this.options.l2.client.off('-node', this.nodeGone);
     this.options.l2.client.off('refresh', this.routesRead);
     this.options.versions.trusted = false;
@@ -369,7 +374,6 @@ export class InvalidationBus {
       // already gone
     }
     subscriber.disconnect();
-    dropFailoverDetector(subscriber);
   }
 
   private readonly onReady = (): void => {
@@ -560,6 +564,21 @@ export class InvalidationBus {
     else this.onReady();
   }
 
+  /**
+   * The sentinels switched masters (see watchSwitches). One they switch from
+   * while it lives (SENTINEL FAILOVER, or a master they cannot reach but the
+   * instances can) closes no connection until they next look at it (up to
+   * 10 s; never, if they cannot): it still takes writes and publishes, heard
+   * by no instance that reached the new master meanwhile (started, or
+   * reconnected), and it hears none of theirs. Both connections go there
+   * now; the subscriber's reconnect flushes L1, as any does.
+   */
+  private readonly masterSwitched = (master: MasterAddress): void => {
+    if (this.state === 'closed') return;
+    this.options.l2.follow(master);
+    if (this.subscriber !== undefined) leaveUnlessAt(this.subscriber, master);
+  };
+
   /** The subscriber connection dropped (or failed to connect): reported once, until it is live again. */
   private readonly onLost = (err: Error | undefined): void => {
     if (this.state === 'closed') return;
@@ -570,10 +589,6 @@ export class InvalidationBus {
     this.lagging = false;
     this.resetting = false;
     this.options.versions.trusted = false;
-    // A failover the sentinels announced ends this connection (see duplicateForSubscribing): the data client may
-    // still be on the old master, which stays one until the sentinels next look at it (up to 10 s), taking writes
-    // and publishing where no instance that followed them listens.
-    void this.options.l2.followSentinels();
     if (this.reportedDown || (this.state === 'connecting' && err === undefined)) return;
     if (this.state === 'connecting') this.state = 'reconnecting';
     this.reportedDown = true;
@@ -784,20 +799,6 @@ function streamBytes(client: RedisClient | null | undefined): number {
   return (client as { stream?: { bytesRead?: number } } | null | undefined)?.stream?.bytesRead ?? 0;
 }
 
-/**
- * The subscriber's connections to the sentinels (its failoverDetector, on a
- * Sentinel client), destroyed: ioredis ends them on disconnect() and destroys
- * them only 2 s later unless the sentinel closes its side, which a stalled one
- * never does, and they kept the process alive past close() meanwhile.
- * (ioredis 6 internals; nothing where they differ.)
- */
-function dropFailoverDetector(subscriber: RedisClient): void {
-  const detector = (subscriber as { connector?: { failoverDetector?: { sentinels?: unknown } | null } }).connector?.failoverDetector;
-  const sentinels = detector?.sentinels;
-  if (!Array.isArray(sentinels)) return;
-  for (const sentinel of sentinels as Array<{ client?: { stream?: { destroy?(): void } } }>) sentinel.client?.stream?.destroy?.();
-}
-
 /** How ioredis names a Cluster node (host:port, as its slot map does). */
 function nodeKey(node: { options?: { host?: string; port?: number } } | undefined): string | undefined {
   const options = node?.options;
@@ -819,10 +820,6 @@ function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisCl
     return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true, stringNumbers: false, disconnectTimeout: DISCONNECT_AT_ONCE } });
   }
   // No command timeout here: a command a cut left unanswered is answered only by being sent again (the client
-  // tiercache opens does not send again: see openRedis). On a Sentinel client, ioredis's failoverDetector (one
-  // subscription per sentinel to +switch-master) reconnects the subscriber as soon as they switch masters: a
-  // failover they make while the old master lives (SENTINEL FAILOVER, a master they cannot reach but the
-  // instances can) closes nothing until they next look at it, up to 10 s in which the old master still takes
-  // writes, and instances that reached the new one (started, or reconnected, meanwhile) hear none of them.
-  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE, failoverDetector: true });
+  // tiercache opens does not send again: see openRedis).
+  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE });
 }

@@ -12,7 +12,7 @@ import { TierCacheError } from '../errors.js';
 import { clusterDown, LostNodes, movedUnfollowed, nodeGone } from './cluster-faults.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
-import { leaveUnlessAt, sentinelMaster, sentinelWait } from './sentinel-master.js';
+import { leaveUnlessAt, sentinelMaster, sentinelWait, type MasterAddress } from './sentinel-master.js';
 import { ServerClock } from './server-clock.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
@@ -350,17 +350,22 @@ export class L2Store {
    * through them (see sentinel-master.ts). One question at a time; none for
    * a client without sentinels, or not connected (it asks them as it reconnects).
    */
-  async followSentinels(): Promise<void> {
+  private async followSentinels(): Promise<void> {
     if (this.askingSentinels !== undefined || this.client.status !== 'ready') return;
     const asking = new AbortController();
     this.askingSentinels = asking;
     try {
       const master = await sentinelMaster(this.client, sentinelWait(this.options.commandTimeout), asking.signal);
-      // Once detached, the caller's client is none of tiercache's business.
-      if (master !== undefined && this.phase !== 'detached') leaveUnlessAt(this.client, master);
+      if (master !== undefined) this.follow(master);
     } finally {
       this.askingSentinels = undefined;
     }
+  }
+
+  /** Drops the client's connection when it does not go to `master`, as the sentinels name it: it reconnects through them. */
+  follow(master: MasterAddress): void {
+    // Once detached, the caller's client is none of tiercache's business.
+    if (this.phase !== 'detached') leaveUnlessAt(this.client, master);
   }
 
   private unavailable(message: string, unsent = false): L2UnavailableError {

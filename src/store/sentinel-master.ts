@@ -90,23 +90,7 @@ async function askMaster(options: SentinelClientOptions, within: number, signal:
     const abandon = () => asked?.disconnect();
     signal.addEventListener('abort', abandon);
     try {
-      asked = new Redis({
-        host: sentinel.host ?? 'localhost',
-        port: sentinel.port ?? 26379,
-        ...(sentinel.family === undefined ? {} : { family: sentinel.family }),
-        username: options.sentinelUsername,
-        password: options.sentinelPassword,
-        tls: options.sentinelTLS,
-        lazyConnect: true,
-        enableReadyCheck: false,
-        enableOfflineQueue: false,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-        connectTimeout: within,
-        commandTimeout: within,
-        disconnectTimeout: DISCONNECT_AT_ONCE,
-      });
-      asked.on('error', () => undefined);
+      asked = sentinelConnection(options, sentinel, within);
       await asked.connect();
       const reply = (await asked.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', options.name!)) as unknown;
       if (Array.isArray(reply) && typeof reply[0] === 'string') return natResolved(options, reply[0], Number(reply[1]));
@@ -118,6 +102,78 @@ async function askMaster(options: SentinelClientOptions, within: number, signal:
     }
   }
   return undefined;
+}
+
+/** A connection to `sentinel` as the client would make one (its sentinel credentials and TLS), not yet opened, never reopened. */
+function sentinelConnection(options: SentinelClientOptions, sentinel: SentinelAddress, within: number): Redis {
+  const connection = new Redis({
+    host: sentinel.host ?? 'localhost',
+    port: sentinel.port ?? 26379,
+    ...(sentinel.family === undefined ? {} : { family: sentinel.family }),
+    username: options.sentinelUsername,
+    password: options.sentinelPassword,
+    tls: options.sentinelTLS,
+    lazyConnect: true,
+    enableReadyCheck: false,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: within,
+    commandTimeout: within,
+    disconnectTimeout: DISCONNECT_AT_ONCE,
+  });
+  connection.on('error', () => undefined);
+  return connection;
+}
+
+/** How long a lost watch waits before it tries the next sentinel. */
+const WATCH_RETRY_MS = 1_000;
+
+/**
+ * Calls `onSwitch` with the new master whenever `client`'s sentinels
+ * announce (`+switch-master`) that they switched its master (another
+ * master's switch is ignored). One connection, to one sentinel at a time:
+ * when it is lost (or refused), the next one is tried a second later. A
+ * sentinel that stalls without closing it announces nothing meanwhile; the
+ * timeouts of the client's own commands still make L2Store ask (see
+ * followSentinels). Undefined for a client without sentinels.
+ */
+export function watchSwitches(client: RedisClient, onSwitch: (master: MasterAddress) => void): { close(): void } | undefined {
+  const options = sentinelOptions(client);
+  if (options === undefined) return undefined;
+  const sentinels = options.sentinels!;
+  let next = 0;
+  let closed = false;
+  let watching: Redis | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const heard = (_channel: string, message: string) => {
+    // <master name> <old ip> <old port> <new ip> <new port>
+    const [name, , , host, port] = message.split(' ');
+    if (name === options.name && host !== undefined && port !== undefined) onSwitch(natResolved(options, host, Number(port)));
+  };
+  const watch = () => {
+    if (closed) return;
+    const connection = sentinelConnection(options, sentinels[next++ % sentinels.length]!, WATCH_RETRY_MS);
+    watching = connection;
+    connection.on('message', heard);
+    connection.once('end', () => {
+      if (closed || watching !== connection) return;
+      retry = setTimeout(watch, WATCH_RETRY_MS);
+      retry.unref();
+    });
+    connection
+      .connect()
+      .then(() => connection.subscribe('+switch-master'))
+      .catch(() => connection.disconnect());
+  };
+  watch();
+  return {
+    close() {
+      closed = true;
+      clearTimeout(retry);
+      watching?.disconnect();
+    },
+  };
 }
 
 function natResolved(options: SentinelClientOptions, host: string, port: number): MasterAddress {

@@ -75,7 +75,8 @@ describe('Redis Sentinel: a master paused (SIGSTOP) and replaced by its replica'
     setup.master.freeze();
     try {
       assert.equal(await a.get('k'), undefined, 'a miss: the command timed out');
-      await eventually(() => toSentinels() > 0, 'tiercache asks a sentinel where the master is', 5000);
+      // One connection watches the sentinels' announcements all along; a question makes a second.
+      await eventually(() => toSentinels() >= 2, 'tiercache asks a sentinel where the master is', 5000);
       await a.close();
       // A socket ended by disconnect() is destroyed a turn later; a question left out would hold it for seconds.
       await sleep(100);
@@ -137,6 +138,12 @@ describe('Redis Sentinel: a failover the sentinels make while the old master liv
     await eventually(async () => (await b.get('x')) === undefined, 'B stops serving x, invalidated on C', 5000);
     assert.deepEqual(await b.invalidateTags(['v']), { delivered: true });
     await eventually(async () => (await c.get('z')) === undefined, 'C stops serving z, invalidated on B', 5000);
+    // Past the epoch's move (another server: every instance flushed L1 once), messages alone tell.
+    await c.set('w', 'c', { tags: ['w'], ttl: '1m' });
+    await eventually(async () => (await b.get('w')) === 'c', "B reads C's entry w", 5000);
+    assert.equal(await b.get('w'), 'c', 'and holds it in L1');
+    await c.invalidateTags(['w']);
+    await eventually(async () => (await b.get('w')) === undefined, "B stops serving w, invalidated on C: B's invalidation channel listens on the new master", 5000);
     const oldMaster = new Redis(old, REDIS_HOST);
     try {
       assert.match(await oldMaster.info('replication'), /role:master/, 'the old master was still a master throughout');
