@@ -132,11 +132,10 @@ const WATCH_RETRY_MS = 1_000;
 /**
  * Calls `onSwitch` with the new master whenever `client`'s sentinels
  * announce (`+switch-master`) that they switched its master (another
- * master's switch is ignored). One connection, to one sentinel at a time:
- * when it is lost (or refused), the next one is tried a second later. A
- * sentinel that stalls without closing it announces nothing meanwhile; the
- * timeouts of the client's own commands still make L2Store ask (see
- * followSentinels). Undefined for a client without sentinels.
+ * master's switch is ignored), and with the master the watched sentinel
+ * names when the watch begins. One connection, to one sentinel at a time:
+ * when it is lost, refused, or its PING (once a second) goes unanswered, the
+ * next one is tried a second later. Undefined for a client without sentinels.
  */
 export function watchSwitches(client: RedisClient, onSwitch: (master: MasterAddress) => void): { close(): void } | undefined {
   const options = sentinelOptions(client);
@@ -146,6 +145,7 @@ export function watchSwitches(client: RedisClient, onSwitch: (master: MasterAddr
   let closed = false;
   let watching: Redis | undefined;
   let retry: NodeJS.Timeout | undefined;
+  let pinger: NodeJS.Timeout | undefined;
   const heard = (_channel: string, message: string) => {
     // <master name> <old ip> <old port> <new ip> <new port>
     const [name, , , host, port] = message.split(' ');
@@ -157,20 +157,34 @@ export function watchSwitches(client: RedisClient, onSwitch: (master: MasterAddr
     watching = connection;
     connection.on('message', heard);
     connection.once('end', () => {
+      clearInterval(pinger);
       if (closed || watching !== connection) return;
       retry = setTimeout(watch, WATCH_RETRY_MS);
       retry.unref();
     });
+    const lost = () => connection.disconnect();
     connection
       .connect()
-      .then(() => connection.subscribe('+switch-master'))
-      .catch(() => connection.disconnect());
+      // A switch announced while no sentinel was watched (the last one lost, or before the first) is heard
+      // from no one: what this one says now is followed as an announcement would be.
+      .then(() => connection.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', options.name!))
+      .then(async (reply) => {
+        await connection.subscribe('+switch-master');
+        if (Array.isArray(reply) && typeof reply[0] === 'string') onSwitch(natResolved(options, reply[0], Number(reply[1])));
+        // A sentinel that stalls without closing the connection announces nothing: one whose PING goes
+        // unanswered (within WATCH_RETRY_MS, the connection's command timeout) is left for the next.
+        clearInterval(pinger);
+        pinger = setInterval(() => void connection.ping().catch(lost), WATCH_RETRY_MS);
+        pinger.unref();
+      })
+      .catch(lost);
   };
   watch();
   return {
     close() {
       closed = true;
       clearTimeout(retry);
+      clearInterval(pinger);
       watching?.disconnect();
     },
   };

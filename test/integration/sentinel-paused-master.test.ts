@@ -138,6 +138,42 @@ describe('Redis Sentinel: failovers that close no connection', function () {
         oldMaster.disconnect();
       }
     });
+
+    it('the sentinel tiercache watches is paused: the instances follow the failover through the next one', async function () {
+      setup = await startRedisSentinel({ masterArgs: ['--rename-command', 'SLAVEOF', ''] });
+      const a = await open('sgp', 3000);
+      const b = await open('sgp', 3000);
+      await a.set('x', 'old', { tags: ['t'], ttl: '1m' });
+      assert.equal(await b.get('x'), 'old', 'in B');
+      const old = setup.master.port;
+      // The first sentinel is the one watched; it hears of the failover, once thawed, only from the others.
+      setup.sentinels[0]!.freeze();
+      const sentinel = new Redis(setup.sentinels[1]!.port, REDIS_HOST);
+      try {
+        await eventually(async () => (await sentinel.call('SENTINEL', 'FAILOVER', SENTINEL_MASTER_NAME).catch((err: Error) => err.message)) === 'OK', 'the sentinel starts a failover', 15_000);
+        await eventually(async () => ((await sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1] === String(setup!.replica.port), 'the replica is promoted', 20_000);
+      } finally {
+        sentinel.disconnect();
+      }
+      const promoted = new Redis(setup.replica.port, REDIS_HOST);
+      try {
+        for (const [name, cache] of [['a', a], ['b', b]] as const) {
+          const stored = async () => {
+            await cache.set(name, 'new', { ttl: '1m' });
+            return (await promoted.exists(`sgp:d:${name}`)) === 1;
+          };
+          await eventually(stored, `${name.toUpperCase()} stores in the promoted replica`, 10_000);
+        }
+      } finally {
+        promoted.disconnect();
+      }
+      const oldMaster = new Redis(old, REDIS_HOST);
+      try {
+        assert.match(await oldMaster.info('replication'), /role:master/, 'the old master was still a master throughout');
+      } finally {
+        oldMaster.disconnect();
+      }
+    });
   });
 });
 
