@@ -27,6 +27,7 @@ import type { L1Store } from './l1-store.js';
 import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
 import { keySlot } from './hash-slot.js';
 import { DISCONNECT_AT_ONCE, isCluster, keySpace, type RedisClient } from './redis-client.js';
+import { leaveUnlessAt, watchSwitches, type MasterAddress } from './sentinel-master.js';
 import type { TagVersions } from './tag-versions.js';
 
 /** What one invalidation tells other instances. */
@@ -164,6 +165,8 @@ export class InvalidationBus {
   private readonly modeChosen: Promise<void>;
   private settleMode!: () => void;
   private subscriber: RedisClient | undefined;
+  /** On a Sentinel client: the sentinels' announcements of a new master (see masterSwitched). */
+  private switches: { close(): void } | undefined;
   private state: BusState = 'connecting';
   /** Epoch checks in a row that got no answer (see checkEpoch). */
   private failedEpochChecks = 0;
@@ -269,6 +272,7 @@ export class InvalidationBus {
     subscriber.on('end', () => this.onLost(undefined));
     subscriber.on('error', (err: Error) => this.onLost(err));
     subscriber.on(mode === 'sharded' ? 'smessage' : 'message', this.onMessage);
+    this.switches = watchSwitches(this.options.l2.client, this.masterSwitched);
     if (isCluster(subscriber)) {
       subscriber.on('-node', this.nodeGone);
       subscriber.on('-subscriber', this.suspect);
@@ -355,6 +359,7 @@ export class InvalidationBus {
     clearInterval(this.epochTimer);
     clearTimeout(this.probeTimer);
     clearTimeout(this.resubscribeTimer);
+    this.switches?.close();
     this.options.l2.client.off('-node', this.nodeGone);
     this.options.l2.client.off('refresh', this.routesRead);
     this.options.versions.trusted = false;
@@ -558,6 +563,21 @@ export class InvalidationBus {
     if (subscriber !== undefined && isCluster(subscriber)) subscriber.refreshSlotsCache(() => this.onReady());
     else this.onReady();
   }
+
+  /**
+   * The sentinels switched masters (see watchSwitches). One they switch from
+   * while it lives (SENTINEL FAILOVER, or a master they cannot reach but the
+   * instances can) closes no connection until they next look at it (up to
+   * 10 s; never, if they cannot): it still takes writes and publishes, heard
+   * by no instance that reached the new master meanwhile (started, or
+   * reconnected), and it hears none of theirs. Both connections go there
+   * now; the subscriber's reconnect flushes L1, as any does.
+   */
+  private readonly masterSwitched = (master: MasterAddress): void => {
+    if (this.state === 'closed') return;
+    this.options.l2.follow(master);
+    if (this.subscriber !== undefined) leaveUnlessAt(this.subscriber, master);
+  };
 
   /** The subscriber connection dropped (or failed to connect): reported once, until it is live again. */
   private readonly onLost = (err: Error | undefined): void => {

@@ -12,6 +12,7 @@ import { TierCacheError } from '../errors.js';
 import { clusterDown, LostNodes, movedUnfollowed, nodeGone } from './cluster-faults.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { getFromMaster, isCluster, readsReplicas, type RedisClient } from './redis-client.js';
+import { leaveUnlessAt, sentinelMaster, sentinelWait, type MasterAddress } from './sentinel-master.js';
 import { ServerClock } from './server-clock.js';
 
 /** Thrown without touching Redis while the breaker is open or the client is down. */
@@ -79,6 +80,8 @@ export class L2Store {
   private readonly deadlines: CommandDeadlines | undefined;
   /** The client may send a GET to a replica: get() asks the master (see getFromMaster). */
   private readonly fromMaster: boolean;
+  /** Ends the question out to the sentinels, if one is (see followSentinels). */
+  private askingSentinels: AbortController | undefined;
   /** Connections lost so far (see failed()). */
   private losses = 0;
   /** On a Cluster: the nodes whose connection the client lost (see nodeGone). */
@@ -181,6 +184,7 @@ export class L2Store {
     this.client.off('close', this.onClose);
     this.client.off('end', this.onClose);
     this.lostNodes?.close();
+    this.askingSentinels?.abort();
     this.settleWaiters(false);
   }
 
@@ -331,10 +335,37 @@ export class L2Store {
    * keeps routing its slots to it after its replica took over, and the
    * breaker never closes: every slot's commands skip L2 for as long as the
    * old master stays stalled. Asking for the slot map again after a timeout
-   * moves those slots to whoever serves them now, before the next probe.
+   * moves those slots to whoever serves them now, before the next probe. A
+   * Sentinel client stays on such a master likewise: its sentinels are asked
+   * (see followSentinels).
    */
   private askRoutes(): void {
     if (isCluster(this.client)) this.client.refreshSlotsCache();
+    else void this.followSentinels();
+  }
+
+  /**
+   * When the sentinels name another master than the one the client is
+   * connected to, drops that connection so that the client reconnects
+   * through them (see sentinel-master.ts). One question at a time; none for
+   * a client without sentinels, or not connected (it asks them as it reconnects).
+   */
+  private async followSentinels(): Promise<void> {
+    if (this.askingSentinels !== undefined || this.client.status !== 'ready') return;
+    const asking = new AbortController();
+    this.askingSentinels = asking;
+    try {
+      const master = await sentinelMaster(this.client, sentinelWait(this.options.commandTimeout), asking.signal);
+      if (master !== undefined) this.follow(master);
+    } finally {
+      this.askingSentinels = undefined;
+    }
+  }
+
+  /** Drops the client's connection when it does not go to `master`, as the sentinels name it: it reconnects through them. */
+  follow(master: MasterAddress): void {
+    // Once detached, the caller's client is none of tiercache's business.
+    if (this.phase !== 'detached') leaveUnlessAt(this.client, master);
   }
 
   private unavailable(message: string, unsent = false): L2UnavailableError {

@@ -26,6 +26,8 @@ export interface RedisSentinelOptions {
   downAfterMs?: number;
   /** @default 15000 */
   readyTimeoutMs?: number;
+  /** More redis-server arguments for the master. */
+  masterArgs?: readonly string[];
 }
 
 export async function startRedisSentinel(opts: RedisSentinelOptions = {}): Promise<RedisSentinelHandle> {
@@ -36,7 +38,7 @@ export async function startRedisSentinel(opts: RedisSentinelOptions = {}): Promi
     await Promise.all(started.map((s) => s.stop()));
   };
   try {
-    const master = await startRedisServer({ args: ['--repl-diskless-sync-delay', '0'] });
+    const master = await startRedisServer({ args: ['--repl-diskless-sync-delay', '0', ...(opts.masterArgs ?? [])] });
     started.push(master);
     const sentinelConfig = () =>
       [
