@@ -173,6 +173,8 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
   /** A 304 refreshed the entry and its store is under way: the handler's own end stores nothing. */
   private refreshed = false;
   private lateStamp: Promise<FillStamp> | undefined = undefined;
+  /** Redis is out of reach, and a request that came before the fill began waits on it: its answer is handed over, not stored. */
+  private handOnly = false;
   /** A layer further in (per route) decides for this request (see HttpCache.handle). */
   stoodDown = false;
   /** Redis's word on the stale entry, when a 5xx had to ask it (see hold). */
@@ -331,8 +333,16 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       }
     }
     const versions = this.http.cache.store.versions;
-    // Redis known down, and no L1 that could serve it meanwhile: stored, it would never be hit.
-    if (reason === undefined && !this.http.canKeep()) reason = 'unreachable';
+    // Redis known down, and no L1 that could serve it meanwhile: stored, it would never be hit. The requests that
+    // came before this fill began and wait on it take it all the same (see HttpCache.answerWaiter).
+    let unkept = false;
+    if (reason === undefined && !this.http.canKeep()) {
+      if (flight.handsOver) this.handOnly = true;
+      else {
+        reason = 'unreachable';
+        unkept = true;
+      }
+    }
     // Invalidated while the handler ran: it will not be stored, so it must not say so.
     if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
     // Slower than its own life (table mode): it would land expired, and is not stored.
@@ -347,7 +357,8 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       else if (!this.keptConditions || problem === 'too-large') this.learnTooLarge(headers);
     }
     if (ttl === undefined) {
-      flight.settle(undefined);
+      // Those waiting could have had it but for Redis: they share one fill begun after they came instead (HttpCache.fill).
+      flight.settle(unkept ? UNKEPT : undefined);
       if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.unstoredStatus(r.statusCode, reason!)));
       return this.notModifiedUnstored(r, headers);
     }
@@ -362,7 +373,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     if (plan.origin === undefined && body !== undefined && r.statusCode === 200 && headers.etag === undefined) setOutgoingField(r, 'etag', (headers.etag = entityTag(body)));
     // With L1 alone the entry is sized now, by the fields it will hold: the store takes the same pairs.
     let stored: Array<[string, string]> | undefined;
-    if (body !== undefined && this.http.l1Alone()) {
+    if (body !== undefined && !this.handOnly && this.http.l1Alone()) {
       stored = storedHeaders(headers);
       if (!this.http.fitsL1(plan, r.statusCode, stored, body, this.stamp, this.life === undefined ? undefined : staleRulesOf(this.life), this.req.httpVersionMajor < 2 ? ownReason(r.statusCode, r.statusMessage) : undefined, utf8Head)) {
         this.ttl = undefined;
@@ -376,7 +387,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
     const notModified = this.conditionsMet(r, headers);
     // A streamed body is stored only if it ends complete and within maxBodyBytes, known after the head left.
     // The snapshot (what is stored) keeps the upstream's Cache-Status alone: ours is said afresh on every answer.
-    if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
+    if (cacheStatus) setOutgoingField(r, 'cache-status', afterUpstream(upstream, this.handOnly ? this.unstoredStatus(r.statusCode, 'unreachable') : this.revalidating ? this.forwarded(r.statusCode, body !== undefined) : body !== undefined ? MISS_STORED : MISS));
     this.snapshot = { status: r.statusCode, headers, stored };
     // HTTP/2 has no reason phrase (node warns at a mere read of it).
     if (this.req.httpVersionMajor < 2) this.reasonAtHead = r.statusMessage;
@@ -662,7 +673,7 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       this.http.cache.reportError(err as Error, 'could not store a response', 'store');
     };
     try {
-      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill, this.life, utf8Head);
+      const outcome = this.http.store(this.req, snapshot, this.plan, this.stamp, this.lateStamp, this.createdAt, ttl, body, this.fill, this.life, utf8Head, !this.handOnly);
       if (!(outcome instanceof Promise)) return flight.settle(outcome);
       return outcome.then((o) => flight.settle(o), failed);
     } catch (err) {
@@ -835,6 +846,8 @@ interface FillOutcome {
   /** Response Vary names and the values the filling request had for them. */
   readonly varyOn: readonly string[];
   readonly varyValues: ReadonlyArray<string | undefined>;
+  /** Not stored (Redis out of reach): only for the requests that came before its fill began (see HttpCache.answerWaiter). */
+  readonly unkept?: true;
 }
 
 /**
@@ -909,7 +922,15 @@ interface FillState {
 
 /** The fill was done by another instance: waiters look the entry up themselves. */
 const LOOK_AGAIN = Symbol('look again');
-type Outcome = FillOutcome | StaleOutcome | typeof LOOK_AGAIN | undefined;
+/**
+ * The answer could have been stored but Redis is out of reach (`unreachable`): no waiter can be vouched for it,
+ * and they share one fill begun after they came instead of running the handler each (see HttpCache.fill).
+ */
+const UNKEPT = Symbol('unkept');
+type Outcome = FillOutcome | StaleOutcome | typeof LOOK_AGAIN | typeof UNKEPT | undefined;
+
+/** What answerWaiter gives a waiter whose answer could not be vouched for: it may wait once more (see HttpCache.fill). */
+const UNVOUCHED = Symbol('unvouched');
 
 /** What Flight.wait() resolves for a waiter the fill let go (see Flight.letGo). */
 const LET_GO = Symbol('let go');
@@ -939,6 +960,11 @@ class Flight implements FillState {
   stall: (() => void) | undefined = undefined;
   /** A request that may fill in its place has waited on it: a stall gives it up at once (FillCapture.stalled). */
   fillerWaits = false;
+  /**
+   * A request that came before it began waits on it (one another fill left: see HttpCache.fill): its answer is
+   * handed over even where Redis is out of reach and it cannot be stored (FillCapture.headers).
+   */
+  handsOver = false;
   private resolve: ((outcome: Outcome) => void) | undefined;
   /** Made when the first waiter (or close()) asks: most fills have none. */
   private promise: Promise<Outcome> | undefined;
@@ -958,6 +984,8 @@ class Flight implements FillState {
     readonly keeps: boolean,
     /** Told once, synchronously, when the fill settles. */
     private readonly owner: FlightOwner,
+    /** Its place among the fills its owner began: a request that read a lower count when it came, came before it began. */
+    readonly ordinal: number,
   ) {
     this.lockedKey = key;
     this.deadline = startedAt + wait;
@@ -1138,6 +1166,8 @@ const PATH_TAG_CACHE_MAX_PATH = 256;
 
 export class HttpCache<R> {
   private readonly flights = new Map<string, Flight>();
+  /** How many fills beginFill began (see Flight.ordinal). */
+  private fillsBegun = 0;
   private readonly pathTagCache = new Map<string, readonly string[]>();
   private readonly refreshing = new Set<string>();
   /** Orphans being removed (see removeOrphan), by key: a fill of the key waits for its removal. */
@@ -1647,7 +1677,7 @@ export class HttpCache<R> {
     const key = plan.key;
     const lock = this.cache.fillLock;
     const startedAt = coarseNow();
-    const flight = new Flight(key, startedAt, COALESCE_WAIT_MS + (lock?.ttl ?? 0), this.keepsConditionals(plan, req, startedAt), this);
+    const flight = new Flight(key, startedAt, COALESCE_WAIT_MS + (lock?.ttl ?? 0), this.keepsConditionals(plan, req, startedAt), this, ++this.fillsBegun);
     // A fill whose client stopped reading gives way to this one (its lock released, nothing stored).
     this.flights.get(key)?.stall?.();
     this.flights.set(key, flight);
@@ -1998,9 +2028,14 @@ export class HttpCache<R> {
     return hit?.tier === 'L1' && hit.entry.freshUntil <= coarseNow() ? this.cache.store.getL2(key) : hit;
   }
 
-  /** Answers a request that waited on another's fill, if the outcome fits it; false = run the handler. */
-  private answerWaiter(c: HttpRequestContext<R>, plan: Plan, outcome: Outcome): boolean | Promise<boolean> {
+  /**
+   * Answers a request that waited on another's fill, if the outcome fits it; false = run the handler;
+   * UNVOUCHED: it fits, but could not be vouched for (Redis out of reach). `owed`: the fill began after the
+   * request came (see fill).
+   */
+  private answerWaiter(c: HttpRequestContext<R>, plan: Plan, outcome: Outcome, owed: boolean): boolean | typeof UNVOUCHED | Promise<boolean | typeof UNVOUCHED> {
     if (outcome === undefined) return false;
+    if (outcome === UNKEPT) return UNVOUCHED;
     const { req, res } = c;
     if (outcome === LOOK_AGAIN) {
       return this.find(plan.key, req).then(
@@ -2036,11 +2071,16 @@ export class HttpCache<R> {
     if (validity === Validity.Invalid) return false;
     const response = httpValueOf(outcome.entry);
     if (!(response instanceof PreparedResponse)) return false;
+    // A fill begun after this request came: its handler read the app's state after the request was sent, so an
+    // invalidation it may have run through is concurrent with this request, as with the fill's own request, which
+    // takes its answer (DESIGN §4 (3)). One known here refused it above; neither Redis's word nor a store is needed.
+    if (owed) return this.replayCollapsed(c, response, outcome.createdAt);
+    if (outcome.unkept === true) return UNVOUCHED;
     // The bus is down: another instance may have invalidated the answer since it was made (its store may have
     // failed, the answer then kept in L1 alone). Redis vouches for it, as for an L1 hit; when it cannot, this
-    // request runs the handler (README, When Redis is down: "nor to a request that waits on another's fill").
+    // request does not take it (README, When Redis is down: "nor to a request that waits on another's fill").
     if (validity === Validity.Unknown && !versions.trusted) {
-      return versions.vouch(outcome.entry).then((word) => word === true && this.replayCollapsed(c, response, outcome.createdAt));
+      return versions.vouch(outcome.entry).then((word) => (word === true ? this.replayCollapsed(c, response, outcome.createdAt) : UNVOUCHED));
     }
     return this.replayCollapsed(c, response, outcome.createdAt);
   }
@@ -2055,9 +2095,10 @@ export class HttpCache<R> {
    * store its answer. `begun`: the fill serveOrFill registered and started.
    * `l1Noted`: given when this request's miss is reported here (serveOrFill,
    * fillLocally), as the rest of the app is reached (see unlessStoodDown);
-   * whether the L1 miss was counted already.
+   * whether the L1 miss was counted already. `since`: fills begun (HttpCache.fillsBegun) when the request first
+   * waited on one, given once a fill it waited on left it: one begun later hands it its answer (see answerWaiter).
    */
-  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill, l1Noted?: boolean): Promise<boolean> {
+  private async fill(c: HttpRequestContext<R>, plan: Plan, next: () => unknown, stale: Found | undefined, begun?: BegunFill, l1Noted?: boolean, since?: number): Promise<boolean> {
     const { req, res } = c;
     const reports = l1Noted !== undefined;
     const running = begun === undefined ? this.flights.get(plan.key) : undefined;
@@ -2069,10 +2110,15 @@ export class HttpCache<R> {
         this.cache.coalesced++;
         if (reports) this.reportMiss(plan, true);
       };
+      // Fills begun from now on begin after this request came.
+      const came = since ?? this.fillsBegun;
+      const owed = running.ordinal > came;
+      if (owed) running.handsOver = true;
       const outcome = await running.wait(this.fillRefused(c, plan) === undefined);
       // Let go by a fill whose client stopped reading, which goes on for that client: on as one that comes now.
-      if (outcome === LET_GO) return this.fill(c, plan, next, stale, undefined, l1Noted);
-      if (await this.answerWaiter(c, plan, outcome)) {
+      if (outcome === LET_GO) return this.fill(c, plan, next, stale, undefined, l1Noted, since);
+      const answered = await this.answerWaiter(c, plan, outcome, owed);
+      if (answered === true) {
         this.late(waited);
         return true;
       }
@@ -2080,8 +2126,13 @@ export class HttpCache<R> {
       // running the handler (a client that keeps starting fills and leaving would defeat coalescing).
       if (running.abandoned && !res.destroyed && takeRefill(req)) {
         this.late(waited);
-        return this.fill(c, plan, next, stale);
+        return this.fill(c, plan, next, stale, undefined, undefined, came);
       }
+      // Its answer could not be vouched for (Redis out of reach): the requests it leaves share one fill begun after
+      // they came, whose answer needs no word from Redis (see answerWaiter). Each running the handler instead would
+      // put every concurrent request of the key on the app at once for as long as Redis is out of reach. Once: one
+      // that fill leaves too runs the handler, reported as this wait.
+      if (answered === UNVOUCHED && since === undefined) return this.fill(c, plan, next, stale, undefined, l1Noted, came);
       this.unstored(res, 'waited');
       await this.passOnReporting(req, next, this.unlessStoodDown(l1Noted === true, waited));
       return false;
@@ -2387,15 +2438,17 @@ export class HttpCache<R> {
     fill: FillState,
     origin?: OriginLife,
     utf8Head = false,
+    /** false: the entry is built for the fill's waiters alone, not stored (FillCapture.handOnly). */
+    keep = true,
   ): FillOutcome | undefined | Promise<FillOutcome | undefined> {
-    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill, origin, utf8Head);
+    if (lateStamp === undefined) return this.storeStamped(req, sent, plan, stamp, createdAt, ttl, body, fill, origin, utf8Head, keep);
     return lateStamp.then((late) => {
       const full = { epoch: stamp.epoch, tags: [...stamp.tags, ...late.tags], versions: [...stamp.versions, ...late.versions], generation: stamp.generation };
-      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill, origin, utf8Head);
+      return this.storeStamped(req, sent, plan, full, createdAt, ttl, body, fill, origin, utf8Head, keep);
     });
   }
 
-  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState, origin: OriginLife | undefined, utf8Head: boolean): FillOutcome | undefined | Promise<FillOutcome | undefined> {
+  private storeStamped(req: IncomingMessage, sent: Snapshot, plan: Plan, stamp: FillStamp, createdAt: number, ttl: number, body: Buffer, fill: FillState, origin: OriginLife | undefined, utf8Head: boolean, keep: boolean): FillOutcome | undefined | Promise<FillOutcome | undefined> {
     const outgoing = sent.headers;
     const varyOn = varyOf(outgoing);
     if (varyOn === '*') return undefined;
@@ -2417,13 +2470,18 @@ export class HttpCache<R> {
     const isPublic = plan.isPublic && sent.encodedOutside === undefined;
     const { entry, l1Entry } = responseEntry(stamp, life, sent.status, headers, body, isPublic, origin === undefined ? undefined : staleRulesOf(origin), plan.scoped, sent.reason, isPublic ? this.events.patternRouteOf(plan) : undefined, utf8Head, plan.perRoute);
     let varyValues: ReadonlyArray<string | undefined> = NO_VARY_VALUES;
-    let writes: FillWrite[];
-    if (varyOn.length === 0) writes = [{ key: plan.key, entry, l1Entry }];
-    else {
-      const pairs = varyPairs(req.headers, varyOn);
+    let pairs: Array<[string, string | undefined]> | undefined;
+    if (varyOn.length !== 0) {
+      pairs = varyPairs(req.headers, varyOn);
       const values: Array<string | undefined> = [];
       for (const [, v] of pairs) values.push(v);
       varyValues = values;
+    }
+    // Not stored (FillCapture.handOnly): the answer alone, for the requests that came before its fill began.
+    if (!keep) return { entry, createdAt: life.createdAt, varyOn, varyValues, unkept: true };
+    let writes: FillWrite[];
+    if (pairs === undefined) writes = [{ key: plan.key, entry, l1Entry }];
+    else {
       const manifest = manifestEntry(stamp, life, varyOn, isPublic, plan.scoped);
       writes = [
         { key: plan.key, entry: manifest.entry, l1Entry: manifest.l1Entry },
