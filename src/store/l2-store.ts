@@ -348,10 +348,11 @@ export class L2Store {
    * When the sentinels name another master than the one the client is
    * connected to, drops that connection so that the client reconnects
    * through them (see sentinel-master.ts). One question at a time; none for
-   * a client without sentinels, or not connected (it asks them as it reconnects).
+   * a client without sentinels, not connected (it asks them as it reconnects), or detached.
    */
   private async followSentinels(): Promise<void> {
-    if (this.askingSentinels !== undefined || this.client.status !== 'ready') return;
+    // Detached: a command that was out at close() times out later, and the question would outlive the cache.
+    if (this.askingSentinels !== undefined || this.phase === 'detached' || this.client.status !== 'ready') return;
     const asking = new AbortController();
     this.askingSentinels = asking;
     try {

@@ -1,0 +1,57 @@
+// The connections tiercache opens to a Sentinel client's sentinels, and the
+// ones it drops to follow them (sentinel-master.ts), against what the
+// caller's client asked for and against close(). A master, a replica and
+// three sentinels on loopback (the harness's).
+import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { createCache, type TierCache } from '../../src/index.js';
+import { eventually } from '../support/eventually.js';
+import { SENTINEL_MASTER_NAME, startRedisSentinel, type RedisSentinelHandle } from '../support/redis-sentinel.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('Redis Sentinel: the connections tiercache opens and drops on its own', function () {
+  this.timeout(60_000);
+  let setup: RedisSentinelHandle | undefined;
+  const clients: Redis[] = [];
+  const caches: TierCache[] = [];
+
+  afterEach(async function () {
+    this.timeout(15_000);
+    for (const server of setup === undefined ? [] : [setup.master, ...setup.sentinels]) server.thaw();
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+    await setup?.stop();
+    setup = undefined;
+  });
+
+  it('close() while a command to a paused master is out: its timeout, after close(), opens no connection to a sentinel', async function () {
+    setup = await startRedisSentinel();
+    const client = new Redis({ sentinels: setup.addresses, name: SENTINEL_MASTER_NAME });
+    clients.push(client);
+    // Longer than close() takes with the master paused (its QUITs wait half a second each at most).
+    const cache = createCache({ namespace: 'scl', redis: client, l2: { commandTimeout: 1500 } });
+    cache.on('error', () => undefined);
+    caches.push(cache);
+    await cache.ready();
+    await eventually(() => cache.health().bus === 'ok', 'the invalidation channel is subscribed', 10_000);
+    const sentinelPorts = new Set(setup.sentinels.map((s) => s.port));
+    const toSentinels = () => openSockets().filter((port) => sentinelPorts.has(port)).length;
+    // Paused sentinels accept connections and answer nothing: a question to them stays out for seconds.
+    for (const s of setup.sentinels) s.freeze();
+    setup.master.freeze();
+    const out = cache.get('k').catch(() => undefined);
+    await cache.close();
+    assert.equal(toSentinels(), 0, 'close() left no connection to a sentinel');
+    await out;
+    await sleep(200);
+    assert.equal(toSentinels(), 0, 'no connection to a sentinel opened after close()');
+  });
+});
+
+/** Remote ports of this process's open TCP sockets. */
+function openSockets(): number[] {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles.flatMap((h) => (h instanceof Socket && !h.destroyed && h.remotePort !== undefined ? [h.remotePort] : []));
+}
