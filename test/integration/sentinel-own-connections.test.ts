@@ -48,6 +48,33 @@ describe('Redis Sentinel: the connections tiercache opens and drops on its own',
     await sleep(200);
     assert.equal(toSentinels(), 0, 'no connection to a sentinel opened after close()');
   });
+
+  it("close() while the invalidation channel asks a paused sentinel for the master, on a client without sentinelCommandTimeout: the question ends within the sentinel wait, and the channel reaches the master through the next sentinel", async function () {
+    setup = await startRedisSentinel();
+    // ioredis's default: no sentinelCommandTimeout, so its own questions to a paused sentinel never end.
+    const client = new Redis({ sentinels: setup.addresses, name: SENTINEL_MASTER_NAME });
+    clients.push(client);
+    await new Promise((resolve) => client.once('ready', resolve));
+    const sentinelPorts = new Set(setup.sentinels.map((s) => s.port));
+    const toSentinels = () => openSockets().filter((port) => sentinelPorts.has(port)).length;
+    // The first sentinel, the one every connection asks first, hangs: it accepts connections and answers nothing.
+    setup.sentinels[0]!.freeze();
+    // A one-second sentinel wait (sentinelWait: five command timeouts, at least a second).
+    const open = () => {
+      const cache = createCache({ namespace: 'scs', redis: client, l2: { commandTimeout: 200 } });
+      cache.on('error', () => undefined);
+      caches.push(cache);
+      return cache;
+    };
+    const up = open();
+    await eventually(() => up.health().bus === 'ok', 'the invalidation channel subscribes through the next sentinel', 10_000);
+    const closed = open();
+    await sleep(100);
+    await closed.close();
+    // The first cache's +switch-master watch holds a connection to a sentinel until its close().
+    await up.close();
+    await eventually(() => toSentinels() === 0, "no connection to a sentinel outlives the closed cache's channel by more than the sentinel wait", 4000);
+  });
 });
 
 /** Remote ports of this process's open TCP sockets. */
