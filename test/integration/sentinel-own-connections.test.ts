@@ -75,6 +75,47 @@ describe('Redis Sentinel: the connections tiercache opens and drops on its own',
     await up.close();
     await eventually(() => toSentinels() === 0, "no connection to a sentinel outlives the closed cache's channel by more than the sentinel wait", 4000);
   });
+
+  it('a master that stalls with many commands out: their timeouts, one after another, ask the sentinels a few times, not once each', async function () {
+    setup = await startRedisSentinel({ downAfterMs: 60_000 });
+    const client = new Redis({ sentinels: setup.addresses, name: SENTINEL_MASTER_NAME });
+    clients.push(client);
+    const cache = createCache({ namespace: 'sst', redis: client, l2: { commandTimeout: 300 } });
+    cache.on('error', () => undefined);
+    caches.push(cache);
+    await cache.ready();
+    await eventually(() => cache.health().bus === 'ok', 'the invalidation channel is subscribed', 10_000);
+    const received = async () => {
+      let total = 0;
+      for (const s of setup!.sentinels) {
+        const c = new Redis(s.port, s.host, { lazyConnect: true, maxRetriesPerRequest: 0 });
+        try {
+          await c.connect();
+          total += Number(/total_connections_received:(\d+)/.exec(await c.info('stats'))![1]);
+        } finally {
+          c.disconnect();
+        }
+      }
+      return total;
+    };
+    const before = await received();
+    // The sentinels never call it down here (down-after a minute): each question finds it still the master.
+    setup.master.freeze();
+    // Commands sent one after another until the first times out (the breaker then sends none): their timeouts
+    // follow one another for as long, each a question if nothing holds them back.
+    const out: Promise<unknown>[] = [];
+    const until = performance.now() + 250;
+    while (performance.now() < until) {
+      out.push(cache.get(`k${out.length}`).catch(() => undefined));
+      await sleep(5);
+    }
+    await Promise.all(out);
+    await sleep(300);
+    // Less the four connections counting takes (this one's included).
+    const asked = (await received()) - before - setup.sentinels.length;
+    assert.ok(out.length >= 20, `${out.length} commands out`);
+    assert.ok(asked <= 3, `${asked} connections to the sentinels for ${out.length} timeouts in ${Math.round(250 + 300)} ms`);
+  });
 });
 
 /** Remote ports of this process's open TCP sockets. */
