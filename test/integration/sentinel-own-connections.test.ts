@@ -101,6 +101,7 @@ describe('Redis Sentinel: the connections tiercache opens and drops on its own',
     const before = await received();
     // The sentinels never call it down here (down-after a minute): each question finds it still the master.
     setup.master.freeze();
+    const frozenAt = performance.now();
     // Commands sent one after another until the first times out (the breaker then sends none): their timeouts
     // follow one another for as long, each a question if nothing holds them back.
     const out: Promise<unknown>[] = [];
@@ -111,10 +112,13 @@ describe('Redis Sentinel: the connections tiercache opens and drops on its own',
     }
     await Promise.all(out);
     await sleep(300);
-    // Less the four connections counting takes (this one's included).
+    // Less the connections counting takes (one to each sentinel).
     const asked = (await received()) - before - setup.sentinels.length;
+    const seconds = Math.ceil((performance.now() - frozenAt) / 1000);
     assert.ok(out.length >= 20, `${out.length} commands out`);
-    assert.ok(asked <= 3, `${asked} connections to the sentinels for ${out.length} timeouts in ${Math.round(250 + 300)} ms`);
+    // A question a second (the first timeout's, then the breaker's probes'); the rest are ioredis's own, the
+    // invalidation channel's reconnects asking where the master is (measured: 3 in all within the second).
+    assert.ok(asked * 4 <= out.length, `${asked} connections to the sentinels for ${out.length} timeouts in ${seconds} s`);
   });
 });
 
