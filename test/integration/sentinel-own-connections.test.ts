@@ -7,6 +7,7 @@ import { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { createCache, type TierCache } from '../../src/index.js';
 import { eventually } from '../support/eventually.js';
+import { REDIS_HOST, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 import { SENTINEL_MASTER_NAME, startRedisSentinel, type RedisSentinelHandle } from '../support/redis-sentinel.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -119,6 +120,45 @@ describe('Redis Sentinel: the connections tiercache opens and drops on its own',
     // A question a second (the first timeout's, then the breaker's probes'); the rest are ioredis's own, the
     // invalidation channel's reconnects asking where the master is (measured: 3 in all within the second).
     assert.ok(asked * 4 <= out.length, `${asked} connections to the sentinels for ${out.length} timeouts in ${seconds} s`);
+  });
+
+  it("another master's failover announced by the same sentinels moves neither the client's connection nor the invalidation channel's", async function () {
+    setup = await startRedisSentinel();
+    const other: RedisServerHandle[] = [];
+    try {
+      const master = await startRedisServer({ args: ['--repl-diskless-sync-delay', '0'] });
+      other.push(master);
+      other.push(await startRedisServer({ args: ['--replicaof', REDIS_HOST, String(master.port), '--repl-diskless-sync-delay', '0'] }));
+      const sentinels = setup.sentinels.map((s) => new Redis(s.port, s.host));
+      try {
+        for (const s of sentinels) {
+          await s.call('SENTINEL', 'MONITOR', 'other', REDIS_HOST, String(master.port), '2');
+          await s.call('SENTINEL', 'SET', 'other', 'failover-timeout', '2000');
+        }
+        const client = new Redis({ sentinels: setup.addresses, name: SENTINEL_MASTER_NAME });
+        clients.push(client);
+        let closes = 0;
+        client.on('close', () => closes++);
+        const cache = createCache({ namespace: 'som', redis: client, l2: { commandTimeout: '3s' } });
+        const errors: string[] = [];
+        cache.on('error', (event) => errors.push(event.err.message));
+        caches.push(cache);
+        await cache.ready();
+        await eventually(() => cache.health().bus === 'ok', 'the invalidation channel is subscribed', 10_000);
+        // Refused (NOGOODSLAVE) until the sentinel has read the replica's INFO.
+        await eventually(async () => (await sentinels[0]!.call('SENTINEL', 'FAILOVER', 'other').catch((err: Error) => err.message)) === 'OK', "a sentinel starts the other master's failover", 20_000);
+        await eventually(async () => ((await sentinels[1]!.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'other')) as string[])[1] === String(other[1]!.port), 'the other replica is promoted', 20_000);
+        // The +switch-master watch hears it within a turn; a second is plenty for a move to begin.
+        await sleep(1000);
+        assert.equal(closes, 0, "the client's connection was not dropped");
+        assert.deepEqual(errors, [], 'the invalidation channel did not reconnect');
+        assert.equal(cache.health().bus, 'ok');
+      } finally {
+        for (const s of sentinels) s.disconnect();
+      }
+    } finally {
+      await Promise.all(other.map((s) => s.stop()));
+    }
   });
 });
 
