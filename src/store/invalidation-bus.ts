@@ -810,8 +810,10 @@ export function pubSubModeFor(info: string): PubSubMode {
   return Number(/^redis_version:(\d+)/m.exec(info)?.[1] ?? 0) >= 7 ? 'sharded' : 'classic';
 }
 
-/** A second connection for SUBSCRIBE, with the main client's settings but a queue and quick reconnects. */
-/** `sentinelWait`: how long a sentinel is given to name the master, unless the client says (sentinelCommandTimeout). */
+/**
+ * A second connection for SUBSCRIBE, with the main client's settings but a queue and quick reconnects.
+ * `sentinelWait`: how long a sentinel is given to name the master, unless the client says (sentinelCommandTimeout).
+ */
 function duplicateForSubscribing(client: RedisClient, sharded: boolean, sentinelWait: number): RedisClient {
   const retryStrategy = (times: number) => Math.min(times * 50, 1000);
   if (isCluster(client)) {
