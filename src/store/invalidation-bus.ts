@@ -27,7 +27,7 @@ import type { L1Store } from './l1-store.js';
 import { L2UnavailableError, withTimeout, type L2Store } from './l2-store.js';
 import { keySlot } from './hash-slot.js';
 import { DISCONNECT_AT_ONCE, isCluster, keySpace, type RedisClient } from './redis-client.js';
-import { leaveUnlessAt, watchSwitches, type MasterAddress } from './sentinel-master.js';
+import { leaveUnlessAt, sentinelWait, watchSwitches, type MasterAddress } from './sentinel-master.js';
 import type { TagVersions } from './tag-versions.js';
 
 /** What one invalidation tells other instances. */
@@ -265,7 +265,7 @@ export class InvalidationBus {
   private attach(mode: PubSubMode): void {
     this.mode = mode;
     this.settleMode();
-    const subscriber = duplicateForSubscribing(this.options.l2.client, mode === 'sharded');
+    const subscriber = duplicateForSubscribing(this.options.l2.client, mode === 'sharded', sentinelWait(this.options.l2.commandTimeout));
     this.subscriber = subscriber;
     subscriber.on('ready', this.onReady);
     subscriber.on('close', () => this.onLost(undefined));
@@ -810,8 +810,11 @@ export function pubSubModeFor(info: string): PubSubMode {
   return Number(/^redis_version:(\d+)/m.exec(info)?.[1] ?? 0) >= 7 ? 'sharded' : 'classic';
 }
 
-/** A second connection for SUBSCRIBE, with the main client's settings but a queue and quick reconnects. */
-function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisClient {
+/**
+ * A second connection for SUBSCRIBE, with the main client's settings but a queue and quick reconnects.
+ * `sentinelWait`: how long a sentinel is given to name the master, unless the client says (sentinelCommandTimeout).
+ */
+function duplicateForSubscribing(client: RedisClient, sharded: boolean, sentinelWait: number): RedisClient {
   const retryStrategy = (times: number) => Math.min(times * 50, 1000);
   if (isCluster(client)) {
     // Without stringNumbers, which ioredis also applies to CLUSTER SLOTS: its ranges then compare as strings
@@ -820,6 +823,9 @@ function duplicateForSubscribing(client: RedisClient, sharded: boolean): RedisCl
     return client.duplicate([], { ...client.options, shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, enableOfflineQueue: true, stringNumbers: false, disconnectTimeout: DISCONNECT_AT_ONCE } });
   }
   // No command timeout here: a command a cut left unanswered is answered only by being sent again (the client
-  // tiercache opens does not send again: see openRedis).
-  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE });
+  // tiercache opens does not send again: see openRedis). Without a sentinelCommandTimeout (ioredis has no
+  // default) a Sentinel client waits for a sentinel's answer for ever: one that hangs (it accepts connections)
+  // kept the channel off the master however many others answered, and its connection open past close().
+  const sentinelCommandTimeout = (client as Redis).options.sentinelCommandTimeout ?? sentinelWait;
+  return (client as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, autoResendUnfulfilledCommands: true, retryStrategy, commandTimeout: undefined, sentinelCommandTimeout, lazyConnect: false, disconnectTimeout: DISCONNECT_AT_ONCE });
 }

@@ -126,6 +126,9 @@ function sentinelConnection(options: SentinelClientOptions, sentinel: SentinelAd
   return connection;
 }
 
+/** The least time between the end of one question to the sentinels after a timeout and the next (see L2Store.followSentinels). */
+export const SENTINEL_QUESTION_GAP_MS = 1_000;
+
 /** How long a lost watch waits before it tries the next sentinel. */
 const WATCH_RETRY_MS = 1_000;
 
