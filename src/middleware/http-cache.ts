@@ -344,7 +344,13 @@ class FillCapture implements CaptureHooks, ActiveFill, ChainEnd {
       }
     }
     // Invalidated while the handler ran: it will not be stored, so it must not say so.
-    if (reason === undefined && !versions.stillCurrent(this.stamp)) reason = 'invalidated';
+    if (reason === undefined && !versions.stillCurrent(this.stamp)) {
+      reason = 'invalidated';
+      // Version state reset while it ran (the bus came back, or missed a message): not known invalidated, and its
+      // answer goes to nobody (UNKEPT holds none). As for `unreachable`, those waiting share one fill begun after
+      // they came, or each would run the handler as Redis returns.
+      if (this.stamp.generation !== versions.currentGeneration()) unkept = true;
+    }
     // Slower than its own life (table mode): it would land expired, and is not stored.
     if (reason === undefined && plan.origin === undefined && this.createdAt + ttl! + Math.max(plan.staleWhileRevalidate, plan.staleIfError) <= coarseNow()) reason = 'expired';
     // Origin mode: stale on arrival (max-age=0, an Age past max-age, Expires in the past) with nothing to keep it for.
