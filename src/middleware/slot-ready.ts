@@ -36,25 +36,29 @@ function marked(): boolean {
   return true;
 }
 function unchanged(): void {}
-const MARK_AS_ACCESSOR: PropertyDescriptor = { get: marked, set: unchanged, enumerable: false };
+/**
+ * Up to V8 12 (node 22) changing the added property's attributes makes the dictionary: that way stays there,
+ * the one every hit and miss figure of node 20 was measured with (with the accessor's dictionary an app-level
+ * hit on node 20 took 196 and 196 µs of server CPU in two runs, this way 168 and 190: not told apart by
+ * 3 rounds of wrk, 2026-12-07). node 24's V8 (13.6) needs the accessor.
+ */
+const MARK_DESCRIPTOR: PropertyDescriptor = Number.parseInt(process.versions.v8, 10) < 13 ? { enumerable: false } : { get: marked, set: unchanged, enumerable: false };
 
 /**
  * Turns `target` into a dictionary-mode object when a framework has given it
- * a prototype of its own. V8 does that when a data property of its own is
- * made an accessor: ours, added, then so redefined (non-enumerable: hidden
- * from spreads and Object.assign). Changing only the added property's
- * attributes did it up to node 22 (V8 12.4), but node 24's V8 gives the object
- * another hidden class for that and keeps it fast; the accessor way makes a
- * dictionary on 20, 22 and 24 alike, and costs node 20 the same CPU (4.5 µs
- * an Express-like res, both ways, measured in one process with cpuUsage,
- * 2026-12-07). Deleting a property added before another also works everywhere,
+ * a prototype of its own. V8 does that when an own property's attributes
+ * change (ours, added, then made non-enumerable: hidden from spreads and
+ * Object.assign) up to node 22 (V8 12.4); node 24's V8 gives the object
+ * another hidden class for that and keeps it fast, and needs the property made
+ * an accessor (see MARK_DESCRIPTOR). Both ways cost about 4.5 µs an
+ * Express-like res on node 20 (cpuUsage, 2026-12-07). Deleting a property added before another also works everywhere,
  * but cost node 20 more. A second call on the same object is a few hash operations.
  */
 function ready(target: object, nodeProto: object): void {
   if (Object.getPrototypeOf(target) === nodeProto) return;
   // Stryker disable next-line BooleanLiteral: the value is never read; adding the property and making it an accessor is what counts
   (target as Record<symbol, unknown>)[MARK] = true;
-  Object.defineProperty(target, MARK, MARK_AS_ACCESSOR);
+  Object.defineProperty(target, MARK, MARK_DESCRIPTOR);
 }
 
 export function readyRequest(req: IncomingMessage): void {
