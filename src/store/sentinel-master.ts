@@ -173,6 +173,8 @@ export function watchSwitches(client: RedisClient, onSwitch: (master: MasterAddr
       .then(() => connection.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', options.name!))
       .then(async (reply) => {
         await connection.subscribe('+switch-master');
+        // Closed, or given up for the next sentinel, while it subscribed: no pinger for a connection left behind.
+        if (closed || watching !== connection) return;
         if (Array.isArray(reply) && typeof reply[0] === 'string') onSwitch(natResolved(options, reply[0], Number(reply[1])));
         // A sentinel that stalls without closing the connection announces nothing: one whose PING goes
         // unanswered (within WATCH_RETRY_MS, the connection's command timeout) is left for the next.
