@@ -54,8 +54,17 @@ class FailingOnHits extends ServerResponse {
   }
 }
 
-async function listenFailingOnHits(handler: RequestListener): Promise<string> {
-  const server = track(createServer({ ServerResponse: FailingOnHits as typeof ServerResponse }, handler));
+/** A response whose end fails once its head is out: a replay writes its head first; Express and a fill end with it unsent. */
+class FailingAfterHead extends ServerResponse {
+  override end(...args: unknown[]): this {
+    if (this.headersSent) throw new Error('the end hook failed');
+    return (super.end as (...a: unknown[]) => this)(...args);
+  }
+}
+
+/** `handler` on a server whose responses are `responses` (FailingOnHits unless said). */
+async function listenFailingOnHits(handler: RequestListener, responses: typeof ServerResponse = FailingOnHits as typeof ServerResponse): Promise<string> {
+  const server = track(createServer({ ServerResponse: responses }, handler));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
@@ -148,20 +157,11 @@ describe('front door: failures around it', () => {
   });
 
   it('cuts the answer when writing a hit throws after its head is out, instead of ending the process', async () => {
-    class HookedResponse extends ServerResponse {
-      override end(...args: unknown[]): this {
-        // Express and the fill end with the head unsent (end writes it); a replay writes its head first.
-        if (this.headersSent) throw new Error('the end hook failed');
-        return (super.end as (...a: unknown[]) => this)(...args);
-      }
-    }
     const cache = newCache();
     const errors: string[] = [];
     cache.on('error', ({ err }: { err: Error }) => errors.push(err.message));
     const { app: a, reached } = app(cache);
-    const server = track(createServer({ ServerResponse: HookedResponse as typeof ServerResponse }, front(cache, a)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const base = await listenFailingOnHits(front(cache, a), FailingAfterHead as typeof ServerResponse);
     assert.equal((await fetch(`${base}/api/movies`)).status, 200);
     await assert.rejects(async () => (await fetch(`${base}/api/movies`)).text(), 'the half-written hit was cut, not left hanging');
     assert.equal(reached.n, 1, 'nothing more reached the app: its head was out');
